@@ -1,0 +1,77 @@
+package cluster
+
+import (
+	"fmt"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// FromFlags builds a spec for the simple case, from --node flags of the
+// form NAME=IP[,IP|DNS...] (IPs and DNS names may be mixed after the "=").
+// The result is validated exactly like a spec file, so the same rules and
+// messages apply.
+func FromFlags(name string, nodes []string, o Options) (*Spec, error) {
+	if len(nodes) == 0 {
+		return nil, &Error{Field: "--node", Msg: "no nodes: give --spec FILE or at least one --node NAME=IP"}
+	}
+	r := map[string]any{}
+	if name != "" {
+		r["name"] = name
+	}
+	var list []map[string]any
+	for _, v := range nodes {
+		nodeName, hosts, ok := strings.Cut(v, "=")
+		if !ok || nodeName == "" || hosts == "" {
+			return nil, &Error{Field: "--node", Msg: fmt.Sprintf("%q must look like NAME=IP[,IP|DNS...]", v)}
+		}
+		n := map[string]any{"name": nodeName}
+		var ips, dns []string
+		for _, h := range strings.Split(hosts, ",") {
+			h = strings.TrimSpace(h)
+			if looksLikeIP(h) {
+				ips = append(ips, h)
+			} else {
+				dns = append(dns, h)
+			}
+		}
+		if len(ips) == 0 {
+			return nil, &Error{Field: "--node", Msg: fmt.Sprintf("%q has no IP address", v)}
+		}
+		n["ips"] = ips
+		if len(dns) > 0 {
+			n["dns"] = dns
+		}
+		list = append(list, n)
+	}
+	r["nodes"] = list
+	data, err := yaml.Marshal(r)
+	if err != nil {
+		return nil, err
+	}
+	s, err := Parse(data, "", o)
+	if err != nil {
+		// Point at the flag, not at a YAML line the user never wrote.
+		if se, ok := err.(*Error); ok {
+			se.Line = 0
+			se.Field = "--node " + se.Field
+		}
+		return nil, err
+	}
+	return s, nil
+}
+
+// looksLikeIP is deliberately loose: anything made of digits, dots and
+// colons is meant as an IP, so "10.0.0.300" is reported as a bad IP rather
+// than accepted as a DNS name.
+func looksLikeIP(h string) bool {
+	if h == "" {
+		return false
+	}
+	for _, r := range h {
+		if !(r >= '0' && r <= '9' || r == '.' || r == ':' || r >= 'a' && r <= 'f' && strings.Contains(h, ":")) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,599 @@
+package cluster
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"text/template"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Error is a spec problem, located at a file, line and field where known.
+// Callers treat it as bad input (exit code 2).
+type Error struct {
+	File  string
+	Line  int
+	Field string
+	Msg   string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString("spec")
+	if e.File != "" {
+		b.WriteString(" " + e.File)
+		if e.Line > 0 {
+			fmt.Fprintf(&b, ":%d", e.Line)
+		}
+	} else if e.Line > 0 {
+		fmt.Fprintf(&b, " line %d", e.Line)
+	}
+	if e.Field != "" {
+		b.WriteString(": " + e.Field)
+	}
+	b.WriteString(": " + e.Msg)
+	return b.String()
+}
+
+// Options adjust a spec as it is loaded.
+type Options struct {
+	// PKIDir overrides the spec's pkiDir (the --dir flag). Relative to the
+	// working directory.
+	PKIDir string
+}
+
+// raw mirrors the YAML file. Durations are strings so "365d" works.
+type raw struct {
+	Name   string    `yaml:"name"`
+	PKIDir string    `yaml:"pkiDir"`
+	Local  bool      `yaml:"local"`
+	CA     rawCA     `yaml:"ca"`
+	Certs  rawLeaf   `yaml:"certs"`
+	Nodes  []rawNode `yaml:"nodes"`
+	Client []rawCl   `yaml:"clients"`
+}
+
+type rawCA struct {
+	CommonName   string `yaml:"commonName"`
+	KeyAlgorithm string `yaml:"keyAlgorithm"`
+	KeySize      int    `yaml:"keySize"`
+	Validity     string `yaml:"validity"`
+}
+
+type rawLeaf struct {
+	KeyAlgorithm string `yaml:"keyAlgorithm"`
+	KeySize      int    `yaml:"keySize"`
+	Validity     string `yaml:"validity"`
+	RenewBefore  string `yaml:"renewBefore"`
+}
+
+type rawNode struct {
+	Name                string   `yaml:"name"`
+	IPs                 []string `yaml:"ips"`
+	DNS                 []string `yaml:"dns"`
+	ClientPort          int      `yaml:"clientPort"`
+	PeerPort            int      `yaml:"peerPort"`
+	ClientURLs          []string `yaml:"clientURLs"`
+	PeerURLs            []string `yaml:"peerURLs"`
+	Dir                 string   `yaml:"dir"`
+	DataDir             string   `yaml:"dataDir"`
+	InitialClusterState string   `yaml:"initialClusterState"`
+	Deploy              string   `yaml:"deploy"`
+	Restart             string   `yaml:"restart"`
+}
+
+type rawCl struct {
+	Name         string   `yaml:"name"`
+	CommonName   string   `yaml:"commonName"`
+	Organization []string `yaml:"organization"`
+	Dir          string   `yaml:"dir"`
+	Deploy       string   `yaml:"deploy"`
+	Restart      string   `yaml:"restart"`
+}
+
+// Load reads and validates the spec file at path.
+func Load(path string, o Options) (*Spec, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, &Error{File: path, Msg: "file does not exist"}
+		}
+		return nil, &Error{File: path, Msg: fmt.Sprintf("cannot read: %v", unwrapPath(err))}
+	}
+	return Parse(data, path, o)
+}
+
+// Parse validates spec YAML. file names it in errors and anchors relative
+// paths; it may be "".
+func Parse(data []byte, file string, o Options) (*Spec, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, yamlError(file, err)
+	}
+	if len(doc.Content) == 0 {
+		return nil, &Error{File: file, Msg: "file is empty"}
+	}
+	var r raw
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&r); err != nil {
+		return nil, yamlError(file, err)
+	}
+	base := "."
+	if file != "" {
+		base = filepath.Dir(file)
+	}
+	p := &parser{file: file, root: doc.Content[0], base: base}
+	return p.build(&r, o)
+}
+
+var yamlLine = regexp.MustCompile(`line (\d+): (.*)`)
+
+// yamlError turns yaml.v3's multi-line errors into one located line.
+func yamlError(file string, err error) error {
+	msg := err.Error()
+	msg = strings.TrimPrefix(msg, "yaml: unmarshal errors:\n")
+	msg = strings.TrimPrefix(msg, "yaml: ")
+	first := strings.TrimSpace(strings.SplitN(msg, "\n", 2)[0])
+	if m := yamlLine.FindStringSubmatch(first); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		text := m[2]
+		if f := regexp.MustCompile(`field (\S+) not found in type cluster\.(\w+)`).FindStringSubmatch(text); f != nil {
+			text = fmt.Sprintf("unknown key %q (in %s)", f[1], section(f[2]))
+		}
+		text = strings.ReplaceAll(text, "cluster.raw", "spec")
+		return &Error{File: file, Line: line, Msg: text}
+	}
+	return &Error{File: file, Msg: first}
+}
+
+func section(typ string) string {
+	switch typ {
+	case "rawCA":
+		return "ca"
+	case "rawLeaf":
+		return "certs"
+	case "rawNode":
+		return "a node"
+	case "rawCl":
+		return "a client"
+	}
+	return "the top level"
+}
+
+type parser struct {
+	file string
+	root *yaml.Node
+	base string
+}
+
+// line finds the line of a field by its path of mapping keys and sequence
+// indexes, falling back to the nearest enclosing node that exists.
+func (p *parser) line(path ...any) int {
+	n := p.root
+	line := n.Line
+	for _, step := range path {
+		switch s := step.(type) {
+		case string:
+			if n.Kind != yaml.MappingNode {
+				return line
+			}
+			found := false
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if n.Content[i].Value == s {
+					line = n.Content[i].Line
+					n = n.Content[i+1]
+					found = true
+					break
+				}
+			}
+			if !found {
+				return line
+			}
+		case int:
+			if n.Kind != yaml.SequenceNode || s >= len(n.Content) {
+				return line
+			}
+			n = n.Content[s]
+			line = n.Line
+		}
+	}
+	return line
+}
+
+func (p *parser) errf(field string, path []any, format string, args ...any) error {
+	return &Error{File: p.file, Line: p.line(path...), Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+var dnsName = regexp.MustCompile(`^(\*\.)?[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$`)
+var plainName = regexp.MustCompile(`^[a-zA-Z0-9]([a-zA-Z0-9._-]{0,61}[a-zA-Z0-9])?$`)
+
+func (p *parser) build(r *raw, o Options) (*Spec, error) {
+	s := &Spec{Name: r.Name, Local: r.Local, File: p.file}
+	if s.Name == "" {
+		s.Name = "etcd"
+	}
+	if !plainName.MatchString(s.Name) {
+		return nil, p.errf("name", []any{"name"}, "%q is not a valid cluster name (letters, digits, '-', '.', '_')", s.Name)
+	}
+	switch {
+	case o.PKIDir != "":
+		s.PKIDir = o.PKIDir
+	case r.PKIDir != "":
+		s.PKIDir = p.path(r.PKIDir)
+	default:
+		s.PKIDir = DefaultPKIDir
+	}
+	abs, err := filepath.Abs(s.PKIDir)
+	if err != nil {
+		return nil, p.errf("pkiDir", []any{"pkiDir"}, "%v", err)
+	}
+	s.PKIDir = abs
+
+	var err2 error
+	s.CA.CommonName = r.CA.CommonName
+	if s.CA.CommonName == "" {
+		s.CA.CommonName = DefaultCACommonName
+	}
+	if s.CA.Key, err2 = p.key("ca", r.CA.KeyAlgorithm, r.CA.KeySize, KeySpec{AlgECDSA, 256}); err2 != nil {
+		return nil, err2
+	}
+	if s.CA.Validity, err2 = p.duration("ca.validity", []any{"ca", "validity"}, r.CA.Validity, DefaultCAValidity); err2 != nil {
+		return nil, err2
+	}
+	if s.Leaf.Key, err2 = p.key("certs", r.Certs.KeyAlgorithm, r.Certs.KeySize, s.CA.Key); err2 != nil {
+		return nil, err2
+	}
+	if s.Leaf.Validity, err2 = p.duration("certs.validity", []any{"certs", "validity"}, r.Certs.Validity, DefaultLeafValidity); err2 != nil {
+		return nil, err2
+	}
+	if s.Leaf.RenewBefore, err2 = p.duration("certs.renewBefore", []any{"certs", "renewBefore"}, r.Certs.RenewBefore, min(DefaultRenewBefore, s.Leaf.Validity/3)); err2 != nil {
+		return nil, err2
+	}
+	if s.Leaf.Validity > s.CA.Validity {
+		return nil, p.errf("certs.validity", []any{"certs", "validity"}, "%s is longer than the CA's validity (%s): leaves would outlive their CA", FormatDuration(s.Leaf.Validity), FormatDuration(s.CA.Validity))
+	}
+	if s.Leaf.RenewBefore >= s.Leaf.Validity {
+		return nil, p.errf("certs.renewBefore", []any{"certs", "renewBefore"}, "%s is not shorter than the leaf validity (%s): every certificate would be due at once, forever", FormatDuration(s.Leaf.RenewBefore), FormatDuration(s.Leaf.Validity))
+	}
+
+	if len(r.Nodes) == 0 {
+		return nil, p.errf("nodes", []any{"nodes"}, "no nodes: an etcd cluster needs at least one member")
+	}
+	seen := map[string]int{}
+	listen := map[string]string{}
+	for i, rn := range r.Nodes {
+		n, err := p.node(s, i, rn)
+		if err != nil {
+			return nil, err
+		}
+		if prev, dup := seen[n.Name]; dup {
+			return nil, p.errf(fmt.Sprintf("nodes[%d].name", i), []any{"nodes", i, "name"}, "duplicate node name %q (first at nodes[%d])", n.Name, prev)
+		}
+		seen[n.Name] = i
+		for _, u := range append(n.ListenClientURLs(s.Local), n.ListenPeerURLs()...) {
+			if other, clash := listen[u]; clash && !strings.Contains(u, "127.0.0.1:") || clash && s.Local {
+				return nil, p.errf(fmt.Sprintf("nodes[%d]", i), []any{"nodes", i}, "node %q would listen on %s like node %q", n.Name, u, other)
+			}
+			listen[u] = n.Name
+		}
+		s.Nodes = append(s.Nodes, n)
+	}
+	if err := p.clients(s, r.Client); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (p *parser) path(v string) string {
+	if filepath.IsAbs(v) {
+		return v
+	}
+	return filepath.Join(p.base, v)
+}
+
+func (p *parser) key(section, alg string, size int, def KeySpec) (KeySpec, error) {
+	k := KeySpec{Algorithm: strings.ToLower(alg), Size: size}
+	if k.Algorithm == "" {
+		k.Algorithm = def.Algorithm
+		if k.Size == 0 && def.Algorithm == k.Algorithm {
+			k.Size = def.Size
+		}
+	}
+	switch k.Algorithm {
+	case AlgECDSA:
+		if k.Size == 0 {
+			k.Size = 256
+		}
+		if k.Size != 256 && k.Size != 384 {
+			return k, p.errf(section+".keySize", []any{section, "keySize"}, "ECDSA key size %d is not supported (use 256 or 384)", k.Size)
+		}
+	case AlgRSA:
+		if k.Size == 0 {
+			k.Size = 2048
+		}
+		if k.Size != 2048 && k.Size != 3072 && k.Size != 4096 {
+			return k, p.errf(section+".keySize", []any{section, "keySize"}, "RSA key size %d is not supported (use 2048, 3072 or 4096)", k.Size)
+		}
+	default:
+		return k, p.errf(section+".keyAlgorithm", []any{section, "keyAlgorithm"}, "unknown key algorithm %q (use ecdsa or rsa)", alg)
+	}
+	return k, nil
+}
+
+func (p *parser) duration(field string, path []any, v string, def time.Duration) (time.Duration, error) {
+	if v == "" {
+		return def, nil
+	}
+	d, err := ParseDuration(v)
+	if err != nil {
+		return 0, p.errf(field, path, "%v", err)
+	}
+	return d, nil
+}
+
+// ParseDuration accepts Go durations plus whole days ("90d") and years
+// ("10y", 365 days), which is how people think about certificates.
+func ParseDuration(v string) (time.Duration, error) {
+	var d time.Duration
+	var err error
+	switch {
+	case strings.HasSuffix(v, "d") || strings.HasSuffix(v, "y"):
+		n, perr := strconv.Atoi(strings.TrimRight(v, "dy"))
+		if perr != nil {
+			return 0, fmt.Errorf("%q is not a duration (examples: 8760h, 90d, 10y)", v)
+		}
+		unit := 24 * time.Hour
+		if strings.HasSuffix(v, "y") {
+			unit *= 365
+		}
+		if n > 1000*365 {
+			return 0, fmt.Errorf("%q is too long", v)
+		}
+		d = time.Duration(n) * unit
+	default:
+		d, err = time.ParseDuration(v)
+		if err != nil {
+			return 0, fmt.Errorf("%q is not a duration (examples: 8760h, 90d, 10y)", v)
+		}
+	}
+	if d <= 0 {
+		return 0, fmt.Errorf("%q must be positive", v)
+	}
+	return d, nil
+}
+
+// FormatDuration prints whole days as "365d" and anything else as Go does.
+func FormatDuration(d time.Duration) string {
+	if d >= 24*time.Hour && d%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%dd", d/(24*time.Hour))
+	}
+	return d.String()
+}
+
+func (p *parser) node(s *Spec, i int, rn rawNode) (Node, error) {
+	at := func(f string) (string, []any) {
+		return fmt.Sprintf("nodes[%d].%s", i, f), []any{"nodes", i, f}
+	}
+	n := Node{Name: rn.Name, ClientPort: rn.ClientPort, PeerPort: rn.PeerPort, Line: p.line("nodes", i),
+		Deploy: rn.Deploy, Restart: rn.Restart, InitialClusterState: rn.InitialClusterState}
+	if n.Name == "" {
+		f, pa := at("name")
+		return n, p.errf(f, pa, "missing")
+	}
+	if !plainName.MatchString(n.Name) {
+		f, pa := at("name")
+		return n, p.errf(f, pa, "%q is not a valid node name (letters, digits, '-', '.', '_')", n.Name)
+	}
+	if len(rn.IPs) == 0 {
+		f, pa := at("ips")
+		return n, p.errf(f, pa, "node %q has no IP address", n.Name)
+	}
+	for j, v := range rn.IPs {
+		ip := net.ParseIP(strings.TrimSpace(v))
+		if ip == nil {
+			return n, p.errf(fmt.Sprintf("nodes[%d].ips[%d]", i, j), []any{"nodes", i, "ips", j}, "%q is not an IP address", v)
+		}
+		if ip4 := ip.To4(); ip4 != nil {
+			ip = ip4
+		}
+		n.IPs = append(n.IPs, ip)
+	}
+	for j, v := range rn.DNS {
+		if !dnsName.MatchString(v) || len(v) > 253 {
+			return n, p.errf(fmt.Sprintf("nodes[%d].dns[%d]", i, j), []any{"nodes", i, "dns", j}, "%q is not a DNS name", v)
+		}
+		n.DNSNames = append(n.DNSNames, strings.ToLower(v))
+	}
+	if n.ClientPort == 0 {
+		n.ClientPort = DefaultClientPort
+	}
+	if n.PeerPort == 0 {
+		n.PeerPort = DefaultPeerPort
+	}
+	for _, pp := range []struct {
+		f string
+		v int
+	}{{"clientPort", n.ClientPort}, {"peerPort", n.PeerPort}} {
+		if pp.v < 1 || pp.v > 65535 {
+			f, pa := at(pp.f)
+			return n, p.errf(f, pa, "port %d is out of range 1-65535", pp.v)
+		}
+	}
+	if n.ClientPort == n.PeerPort {
+		f, pa := at("peerPort")
+		return n, p.errf(f, pa, "peer port %d is the same as the client port", n.PeerPort)
+	}
+	var err error
+	if n.ClientURLs, err = p.urls(i, "clientURLs", rn.ClientURLs, urlsFor(n.IPs[:1], n.ClientPort)); err != nil {
+		return n, err
+	}
+	if n.PeerURLs, err = p.urls(i, "peerURLs", rn.PeerURLs, urlsFor(n.IPs[:1], n.PeerPort)); err != nil {
+		return n, err
+	}
+	switch {
+	case s.Local && rn.Dir != "":
+		f, pa := at("dir")
+		return n, p.errf(f, pa, "a local spec runs members from their bundles; remove dir or set local: false")
+	case s.Local:
+		n.Dir = filepath.Join(s.PKIDir, "nodes", n.Name)
+	case rn.Dir == "":
+		n.Dir = DefaultNodeDir
+	case !filepath.IsAbs(rn.Dir):
+		f, pa := at("dir")
+		return n, p.errf(f, pa, "%q must be an absolute path on the node's host", rn.Dir)
+	default:
+		n.Dir = filepath.Clean(rn.Dir)
+	}
+	switch {
+	case rn.DataDir != "" && s.Local:
+		n.DataDir = p.path(rn.DataDir)
+	case rn.DataDir != "":
+		if !filepath.IsAbs(rn.DataDir) {
+			f, pa := at("dataDir")
+			return n, p.errf(f, pa, "%q must be an absolute path on the node's host", rn.DataDir)
+		}
+		n.DataDir = filepath.Clean(rn.DataDir)
+	case s.Local:
+		n.DataDir = filepath.Join(s.PKIDir, "data", n.Name)
+	default:
+		n.DataDir = DefaultDataDir
+	}
+	switch n.InitialClusterState {
+	case "", "new", "existing":
+	default:
+		f, pa := at("initialClusterState")
+		return n, p.errf(f, pa, "%q must be new or existing", n.InitialClusterState)
+	}
+	for _, t := range []struct{ f, v string }{{"deploy", n.Deploy}, {"restart", n.Restart}} {
+		if err := CheckTemplate(t.v); err != nil {
+			f, pa := at(t.f)
+			return n, p.errf(f, pa, "%v", err)
+		}
+	}
+	return n, nil
+}
+
+func (p *parser) urls(i int, field string, in, def []string) ([]string, error) {
+	if len(in) == 0 {
+		return def, nil
+	}
+	for j, v := range in {
+		u, err := url.Parse(v)
+		if err != nil || u.Scheme != "https" || u.Port() == "" || u.Path != "" && u.Path != "/" {
+			return nil, p.errf(fmt.Sprintf("nodes[%d].%s[%d]", i, field, j), []any{"nodes", i, field, j}, "%q must be an https URL with a port, like https://10.0.0.11:2379", v)
+		}
+	}
+	return in, nil
+}
+
+// TemplateData is what deploy and restart templates can use.
+type TemplateData struct {
+	Name       string // node or client name
+	IP         string // node's first IP ("" for clients)
+	Bundle     string // local bundle directory for this node or client
+	Dir        string // where the files live on the host
+	ConfigFile string // the node's etcd.conf.yml in the bundle
+	DataDir    string
+}
+
+// CheckTemplate reports whether a command template parses and only uses
+// TemplateData's fields.
+func CheckTemplate(v string) error {
+	if v == "" {
+		return nil
+	}
+	t, err := template.New("cmd").Option("missingkey=error").Parse(v)
+	if err != nil {
+		return fmt.Errorf("bad template: %v", strings.TrimPrefix(err.Error(), "template: cmd:"))
+	}
+	if err := t.Execute(&bytes.Buffer{}, TemplateData{}); err != nil {
+		return fmt.Errorf("bad template: %v", strings.TrimPrefix(err.Error(), "template: cmd:"))
+	}
+	return nil
+}
+
+func (p *parser) clients(s *Spec, in []rawCl) error {
+	api := Client{Name: ClientAPIServer, CommonName: "kube-apiserver-etcd-client", Dir: DefaultNodeDir}
+	hc := Client{Name: ClientHealthcheck, CommonName: "kube-etcd-healthcheck-client"}
+	var extra []Client
+	seen := map[string]int{}
+	for i, rc := range in {
+		at := func(f string) (string, []any) { return fmt.Sprintf("clients[%d].%s", i, f), []any{"clients", i, f} }
+		if !plainName.MatchString(rc.Name) {
+			f, pa := at("name")
+			return p.errf(f, pa, "%q is not a valid client name", rc.Name)
+		}
+		if prev, dup := seen[rc.Name]; dup {
+			f, pa := at("name")
+			return p.errf(f, pa, "duplicate client name %q (first at clients[%d])", rc.Name, prev)
+		}
+		seen[rc.Name] = i
+		if rc.Dir != "" && !filepath.IsAbs(rc.Dir) {
+			f, pa := at("dir")
+			return p.errf(f, pa, "%q must be an absolute path on the client's host", rc.Dir)
+		}
+		for _, t := range []struct{ f, v string }{{"deploy", rc.Deploy}, {"restart", rc.Restart}} {
+			if err := CheckTemplate(t.v); err != nil {
+				f, pa := at(t.f)
+				return p.errf(f, pa, "%v", err)
+			}
+		}
+		switch rc.Name {
+		case ClientAPIServer, ClientHealthcheck:
+			// The well-known clients keep kubeadm's names so that
+			// kube-apiserver and etcd's probes accept them unchanged.
+			if rc.CommonName != "" || len(rc.Organization) > 0 {
+				f, pa := at("commonName")
+				return p.errf(f, pa, "the %s client's subject is fixed by kubeadm; only dir, deploy and restart can be set", rc.Name)
+			}
+			c := &api
+			if rc.Name == ClientHealthcheck {
+				if rc.Dir != "" || rc.Deploy != "" || rc.Restart != "" {
+					f, pa := at("dir")
+					return p.errf(f, pa, "the healthcheck client lives in each node's bundle; it has no dir, deploy or restart of its own")
+				}
+				c = &hc
+			}
+			if rc.Dir != "" {
+				c.Dir = filepath.Clean(rc.Dir)
+			}
+			c.Deploy, c.Restart = rc.Deploy, rc.Restart
+		default:
+			c := Client{Name: rc.Name, CommonName: rc.CommonName, Organization: rc.Organization, Dir: rc.Dir, Deploy: rc.Deploy, Restart: rc.Restart}
+			if c.CommonName == "" {
+				c.CommonName = c.Name
+			}
+			if c.Dir == "" {
+				c.Dir = DefaultNodeDir
+			}
+			extra = append(extra, c)
+		}
+	}
+	if s.Local {
+		api.Dir = filepath.Join(s.PKIDir, "apiserver")
+		for i := range extra {
+			extra[i].Dir = filepath.Join(s.PKIDir, "clients", extra[i].Name)
+		}
+	}
+	s.Clients = append([]Client{api, hc}, extra...)
+	return nil
+}
+
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
