@@ -1,0 +1,79 @@
+package issue
+
+import "path/filepath"
+
+// Paths is the on-disk layout of a PKI directory. It follows kubeadm's file
+// names so that a node bundle drops into a host's /etc/kubernetes/pki:
+//
+//	PKI/etcd/ca.crt, ca.key                      the CA (the key stays here)
+//	PKI/nodes/NODE/etcd/{ca,server,peer,healthcheck-client}.{crt,key}
+//	PKI/nodes/NODE/etcd.conf.yml                 etcd --config-file
+//	PKI/apiserver/etcd/ca.crt
+//	PKI/apiserver/apiserver-etcd-client.{crt,key}
+//	PKI/apiserver/etcd-flags, kubeadm-etcd-external.yaml
+//	PKI/clients/NAME/etcd/ca.crt, PKI/clients/NAME/NAME.{crt,key}
+//
+// Every certificate directory is an atomic store: the names above are
+// symlinks into a versioned directory, so a cert and its key switch
+// together in one rename.
+type Paths struct{ PKI string }
+
+// CADir holds the CA certificate and key.
+func (p Paths) CADir() string { return filepath.Join(p.PKI, "etcd") }
+
+// CACert is the CA certificate.
+func (p Paths) CACert() string { return filepath.Join(p.CADir(), "ca.crt") }
+
+// CAKey is the CA private key; it never leaves the PKI directory.
+func (p Paths) CAKey() string { return filepath.Join(p.CADir(), "ca.key") }
+
+// NodeDir is a node's bundle: the contents of its /etc/kubernetes/pki.
+func (p Paths) NodeDir(node string) string { return filepath.Join(p.PKI, "nodes", node) }
+
+// NodeCertDir holds a node's ca.crt and its server, peer and healthcheck pairs.
+func (p Paths) NodeCertDir(node string) string { return filepath.Join(p.NodeDir(node), "etcd") }
+
+// NodeConfig is the node's etcd.conf.yml.
+func (p Paths) NodeConfig(node string) string { return filepath.Join(p.NodeDir(node), "etcd.conf.yml") }
+
+// NodeCert returns the certificate and key paths of a node's pair, where
+// base is "server", "peer" or "healthcheck-client".
+func (p Paths) NodeCert(node, base string) (crt, key string) {
+	d := p.NodeCertDir(node)
+	return filepath.Join(d, base+".crt"), filepath.Join(d, base+".key")
+}
+
+// APIServerDir is the kube-apiserver's bundle.
+func (p Paths) APIServerDir() string { return filepath.Join(p.PKI, "apiserver") }
+
+// APIServerCA is the CA the apiserver trusts for etcd (--etcd-cafile).
+func (p Paths) APIServerCA() string { return filepath.Join(p.APIServerDir(), "etcd", "ca.crt") }
+
+// APIServerCert returns --etcd-certfile and --etcd-keyfile.
+func (p Paths) APIServerCert() (crt, key string) {
+	d := p.APIServerDir()
+	return filepath.Join(d, "apiserver-etcd-client.crt"), filepath.Join(d, "apiserver-etcd-client.key")
+}
+
+// APIServerFlags is the file holding the kube-apiserver --etcd-* flags.
+func (p Paths) APIServerFlags() string { return filepath.Join(p.APIServerDir(), "etcd-flags") }
+
+// KubeadmExternal is the kubeadm ClusterConfiguration etcd.external block.
+func (p Paths) KubeadmExternal() string {
+	return filepath.Join(p.APIServerDir(), "kubeadm-etcd-external.yaml")
+}
+
+// ClientDir is an extra client's bundle.
+func (p Paths) ClientDir(name string) string { return filepath.Join(p.PKI, "clients", name) }
+
+// ClientCert returns an extra client's certificate and key paths.
+func (p Paths) ClientCert(name string) (crt, key string) {
+	d := p.ClientDir(name)
+	return filepath.Join(d, name+".crt"), filepath.Join(d, name+".key")
+}
+
+// ClientCA is the CA file in an extra client's bundle.
+func (p Paths) ClientCA(name string) string { return filepath.Join(p.ClientDir(name), "etcd", "ca.crt") }
+
+// Backups is where rotation keeps the pairs it replaced, by timestamp.
+func (p Paths) Backups() string { return filepath.Join(p.PKI, "backup") }
