@@ -1,0 +1,74 @@
+package ca
+
+import (
+	"crypto/x509"
+	"time"
+
+	"github.com/cloudflare/cfssl/config"
+)
+
+// Kind is one entry of the certificate catalogue: what a certificate is
+// for and which extended key usages it carries. The table below is the
+// single source of truth; the CLI help and the issue package are built
+// from it, as kubeadm's certlist is.
+type Kind struct {
+	// Name is the catalogue name used on the command line and in errors.
+	Name string
+	// LongName says what it is for, for help and listings.
+	LongName string
+	// BaseName is the kubeadm file name without extension.
+	BaseName string
+	// CommonName is fixed for well-known clients, "" where it is the node's
+	// or client's name.
+	CommonName string
+	// PerNode is true for certificates every member has.
+	PerNode bool
+	// ServerSANs is true when the certificate names the node's addresses.
+	ServerSANs bool
+	// Profile is the cfssl signing profile.
+	Profile string
+	// Usages are the extended key usages, the primary one first.
+	Usages []x509.ExtKeyUsage
+}
+
+// Signing profiles. Server and peer certificates are both serverAuth and
+// clientAuth, as kubeadm issues them: etcd members dial each other with
+// their peer certificate and etcd's own gateway/grpc-proxy dials with the
+// server one.
+const (
+	ProfileServer = "server"
+	ProfileClient = "client"
+)
+
+// The catalogue. Order matters: per-node kinds first, as the bundles are
+// laid out.
+var (
+	KindServer = Kind{Name: "etcd-server", LongName: "certificate for serving etcd's client port", BaseName: "server",
+		PerNode: true, ServerSANs: true, Profile: ProfileServer, Usages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
+	KindPeer = Kind{Name: "etcd-peer", LongName: "certificate for etcd members to talk to each other", BaseName: "peer",
+		PerNode: true, ServerSANs: true, Profile: ProfileServer, Usages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
+	KindHealthcheck = Kind{Name: "etcd-healthcheck-client", LongName: "client certificate for liveness probes to healthcheck etcd", BaseName: "healthcheck-client",
+		CommonName: "kube-etcd-healthcheck-client", PerNode: true, Profile: ProfileClient, Usages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	KindAPIServer = Kind{Name: "apiserver-etcd-client", LongName: "client certificate the apiserver uses to access etcd", BaseName: "apiserver-etcd-client",
+		CommonName: "kube-apiserver-etcd-client", Profile: ProfileClient, Usages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	KindClient = Kind{Name: "client", LongName: "client certificate for an extra etcd client", Profile: ProfileClient,
+		Usages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+)
+
+// Catalogue lists every kind of leaf certificate etcdpki issues.
+func Catalogue() []Kind { return []Kind{KindServer, KindPeer, KindHealthcheck, KindAPIServer, KindClient} }
+
+// kinds renders the profiles into cfssl policies, one policy per profile
+// so that a signer can't pick up another profile's usages by default.
+var kinds = map[string]*config.Signing{
+	ProfileServer: policy([]string{"signing", "key encipherment", "server auth", "client auth"}),
+	ProfileClient: policy([]string{"signing", "key encipherment", "client auth"}),
+}
+
+func policy(usages []string) *config.Signing {
+	p := &config.SigningProfile{Usage: usages, Expiry: 24 * time.Hour, ExpiryString: "24h"}
+	return &config.Signing{
+		Profiles: map[string]*config.SigningProfile{ProfileServer: p, ProfileClient: p},
+		Default:  p,
+	}
+}

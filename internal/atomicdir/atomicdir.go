@@ -1,0 +1,383 @@
+// Package atomicdir keeps a directory of certificates and keys whose
+// contents switch all at once.
+//
+// etcd (and kube-apiserver's etcd client) open the certificate file and the
+// key file separately at every TLS handshake, so renaming a new cert and
+// then a new key into place lets a handshake in between pair a new cert
+// with an old key. Instead, as Kubernetes' secret volumes and kubelet's
+// certificate store do, the real files live in a versioned directory and
+// the public names are symlinks through one "..data" link:
+//
+//	dir/server.crt -> ..data/server.crt
+//	dir/..data     -> ..2026_11_26_06_45_12.123456789
+//
+// A new version is written and fsynced in full, then "..data" is replaced
+// with a single rename. A crash at any point leaves either the old or the
+// new version in effect, never a mix.
+package atomicdir
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// File modes, enforced on every update even when the bytes are unchanged,
+// because os.WriteFile never fixes the mode of an existing file.
+const (
+	// DirMode keeps bundles private to their owner: they hold keys.
+	DirMode fs.FileMode = 0o700
+	// CertMode: certificates are public, but readable only through the
+	// 0700 directory anyway.
+	CertMode fs.FileMode = 0o644
+	// KeyMode: private keys are for the owner (etcd's user) only.
+	KeyMode fs.FileMode = 0o600
+	// CAKeyMode: the CA key is read-only even for its owner, so that no
+	// tool rewrites it by accident.
+	CAKeyMode fs.FileMode = 0o400
+)
+
+// DataLink is the symlink that names the current version.
+const DataLink = "..data"
+
+const versionPrefix = ".."
+
+// File is one file of a directory version.
+type File struct {
+	Name string
+	Data []byte
+	Mode fs.FileMode
+}
+
+// Result says what Update did.
+type Result struct {
+	// Changed is true when a new version was put in effect.
+	Changed bool
+	// ModesFixed lists files whose mode was corrected in place.
+	ModesFixed []string
+	// Previous is the version directory that was in effect before, ""
+	// if there was none. It is kept until the next update so that a
+	// reader that resolved the old path can finish.
+	Previous string
+}
+
+// Read returns the current contents of name in dir.
+func Read(dir, name string) ([]byte, error) {
+	return os.ReadFile(filepath.Join(dir, name))
+}
+
+// Current returns the path of the version directory in effect, or "" when
+// dir has no versions yet.
+func Current(dir string) (string, error) {
+	target, err := os.Readlink(filepath.Join(dir, DataLink))
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", filepath.Join(dir, DataLink), err)
+	}
+	return filepath.Join(dir, target), nil
+}
+
+// Update makes files part of dir's contents. Files already in dir and not
+// named in files are carried over unchanged. validate, if not nil, sees
+// the complete new contents (name to bytes) before anything is switched,
+// so a cert/key pair check can veto a mismatched pair. When every file is
+// already present with the same bytes, nothing is written; modes are
+// still enforced.
+func Update(dir string, files []File, validate func(map[string][]byte) error) (Result, error) {
+	var res Result
+	if err := os.MkdirAll(dir, DirMode); err != nil {
+		return res, fmt.Errorf("create %s: %w", dir, err)
+	}
+	if err := enforceMode(dir, DirMode|fs.ModeDir); err != nil {
+		return res, err
+	}
+	if err := migrateFlat(dir, files); err != nil {
+		return res, err
+	}
+	cur, err := Current(dir)
+	if err != nil {
+		return res, err
+	}
+	contents := map[string]File{}
+	if cur != "" {
+		entries, err := os.ReadDir(cur)
+		if err != nil {
+			return res, fmt.Errorf("read %s: %w", cur, err)
+		}
+		for _, e := range entries {
+			p := filepath.Join(cur, e.Name())
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return res, fmt.Errorf("read %s: %w", p, err)
+			}
+			info, err := e.Info()
+			if err != nil {
+				return res, err
+			}
+			contents[e.Name()] = File{Name: e.Name(), Data: data, Mode: info.Mode().Perm()}
+		}
+	}
+	same := cur != ""
+	for _, f := range files {
+		if strings.HasPrefix(f.Name, versionPrefix) || strings.ContainsRune(f.Name, os.PathSeparator) {
+			return res, fmt.Errorf("bad file name %q", f.Name)
+		}
+		old, ok := contents[f.Name]
+		if !ok || !bytes.Equal(old.Data, f.Data) || !isLinkToData(dir, f.Name) {
+			same = false
+		}
+		contents[f.Name] = f
+	}
+	if same {
+		// Nothing new: only make sure the modes are what they must be.
+		for _, f := range files {
+			p := filepath.Join(cur, f.Name)
+			info, err := os.Stat(p)
+			if err != nil {
+				return res, err
+			}
+			if info.Mode().Perm() != f.Mode {
+				if err := os.Chmod(p, f.Mode); err != nil {
+					return res, fmt.Errorf("fix mode of %s: %w", filepath.Join(dir, f.Name), err)
+				}
+				res.ModesFixed = append(res.ModesFixed, filepath.Join(dir, f.Name))
+			}
+		}
+		return res, nil
+	}
+	if validate != nil {
+		m := map[string][]byte{}
+		for n, f := range contents {
+			m[n] = f.Data
+		}
+		if err := validate(m); err != nil {
+			return res, err
+		}
+	}
+	if err := swap(dir, contents); err != nil {
+		return res, err
+	}
+	res.Changed = true
+	res.Previous = cur
+	return res, prune(dir, cur)
+}
+
+// swap writes a complete new version and switches "..data" to it.
+func swap(dir string, contents map[string]File) error {
+	name := versionPrefix + time.Now().UTC().Format("2006_01_02_15_04_05.000000000")
+	ver := filepath.Join(dir, name)
+	if err := os.Mkdir(ver, DirMode); err != nil {
+		return fmt.Errorf("create version in %s: %w", dir, err)
+	}
+	names := make([]string, 0, len(contents))
+	for n := range contents {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		f := contents[n]
+		if err := writeSynced(filepath.Join(ver, n), f.Data, f.Mode); err != nil {
+			os.RemoveAll(ver)
+			return err
+		}
+	}
+	if err := syncDir(ver); err != nil {
+		os.RemoveAll(ver)
+		return err
+	}
+	if err := replaceSymlink(dir, DataLink, name); err != nil {
+		os.RemoveAll(ver)
+		return err
+	}
+	// The public names only ever point through ..data, so creating any
+	// missing ones after the switch exposes complete contents only.
+	for _, n := range names {
+		if !isLinkToData(dir, n) {
+			if err := replaceSymlink(dir, n, filepath.Join(DataLink, n)); err != nil {
+				return err
+			}
+		}
+	}
+	return syncDir(dir)
+}
+
+// migrateFlat turns plain files that a previous tool (kubeadm, cfssl
+// recipes) left in dir into a first version with the same bytes, so the
+// update that follows switches them atomically like any other.
+func migrateFlat(dir string, files []File) error {
+	contents := map[string]File{}
+	cur, err := Current(dir)
+	if err != nil {
+		return err
+	}
+	for _, f := range files {
+		p := filepath.Join(dir, f.Name)
+		info, err := os.Lstat(p)
+		if err != nil || !info.Mode().IsRegular() {
+			continue
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", p, err)
+		}
+		contents[f.Name] = File{Name: f.Name, Data: data, Mode: info.Mode().Perm()}
+	}
+	if len(contents) == 0 {
+		return nil
+	}
+	if cur != "" {
+		entries, err := os.ReadDir(cur)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			if _, ok := contents[e.Name()]; ok {
+				continue
+			}
+			data, err := os.ReadFile(filepath.Join(cur, e.Name()))
+			if err != nil {
+				return err
+			}
+			info, _ := e.Info()
+			contents[e.Name()] = File{Name: e.Name(), Data: data, Mode: info.Mode().Perm()}
+		}
+	}
+	// Same bytes as the plain files, so replacing them one by one with
+	// links never shows a reader a mismatched pair.
+	return swap(dir, contents)
+}
+
+func isLinkToData(dir, name string) bool {
+	target, err := os.Readlink(filepath.Join(dir, name))
+	return err == nil && target == filepath.Join(DataLink, name)
+}
+
+// replaceSymlink points dir/name at target with one rename.
+func replaceSymlink(dir, name, target string) error {
+	tmp := filepath.Join(dir, fmt.Sprintf("%s.tmp%d", versionPrefix+"link", time.Now().UnixNano()))
+	if err := os.Symlink(target, tmp); err != nil {
+		return fmt.Errorf("link %s: %w", filepath.Join(dir, name), err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("switch %s: %w", filepath.Join(dir, name), err)
+	}
+	return nil
+}
+
+// prune removes versions older than the one just replaced.
+func prune(dir, keep string) error {
+	cur, err := Current(dir)
+	if err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		n := e.Name()
+		if !strings.HasPrefix(n, versionPrefix) || n == DataLink {
+			continue
+		}
+		p := filepath.Join(dir, n)
+		if p == cur || p == keep {
+			continue
+		}
+		if err := os.RemoveAll(p); err != nil {
+			return fmt.Errorf("remove old version %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// WriteFile replaces path with data in one rename, after fsync, and
+// enforces mode. It reports whether the bytes changed; an identical file
+// is left untouched apart from its mode.
+func WriteFile(path string, data []byte, mode fs.FileMode) (bool, error) {
+	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
+		return false, enforceMode(path, mode)
+	}
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, DirMode); err != nil {
+		return false, fmt.Errorf("create %s: %w", dir, err)
+	}
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return false, fmt.Errorf("write %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return false, fmt.Errorf("write %s: %w", path, err)
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return false, fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return false, fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return false, fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return false, fmt.Errorf("write %s: %w", path, err)
+	}
+	return true, syncDir(dir)
+}
+
+func writeSynced(path string, data []byte, mode fs.FileMode) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	// The umask may have narrowed the mode; make it exact.
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return f.Close()
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
+}
+
+func enforceMode(path string, mode fs.FileMode) error {
+	info, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if info.Mode() != mode {
+		if err := os.Chmod(path, mode.Perm()); err != nil {
+			return fmt.Errorf("fix mode of %s: %w", path, err)
+		}
+	}
+	return nil
+}
