@@ -1,0 +1,269 @@
+package probe
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Kind classifies a probe failure so that a program can act on it and a
+// person can be told what to fix.
+type Kind string
+
+// Failure kinds, from the network up to etcd.
+const (
+	KindBadEndpoint           Kind = "bad-endpoint"
+	KindRefused               Kind = "connection-refused"
+	KindUnreachable           Kind = "unreachable"
+	KindTimeout               Kind = "timeout"
+	KindNotTLS                Kind = "not-tls"
+	KindUnknownCA             Kind = "unknown-ca"
+	KindSANMismatch           Kind = "san-mismatch"
+	KindServerCertExpired     Kind = "server-cert-expired"
+	KindServerCertNotYetValid Kind = "server-cert-not-yet-valid"
+	KindServerCertInvalid     Kind = "server-cert-invalid"
+	KindClientCertRejected    Kind = "client-cert-rejected"
+	KindHandshake             Kind = "handshake"
+	KindNotEtcd               Kind = "not-etcd"
+	KindRPC                   Kind = "rpc"
+	KindAlarm                 Kind = "alarm"
+)
+
+// Error is one failed probe step: a Kind to switch on and a one-line
+// message that says what was seen and what it means.
+type Error struct {
+	Kind Kind   `json:"kind"`
+	Msg  string `json:"message"`
+	Err  error  `json:"-"`
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+func (e *Error) Unwrap() error { return e.Err }
+
+func newError(kind Kind, err error, format string, args ...any) *Error {
+	return &Error{Kind: kind, Msg: fmt.Sprintf(format, args...), Err: err}
+}
+
+// CertInfo is the part of a certificate an operator needs to recognise it.
+type CertInfo struct {
+	Subject   string    `json:"subject"`
+	Issuer    string    `json:"issuer"`
+	Serial    string    `json:"serial"`
+	NotBefore time.Time `json:"notBefore"`
+	NotAfter  time.Time `json:"notAfter"`
+	SANs      []string  `json:"sans,omitempty"`
+}
+
+// NewCertInfo summarises c.
+func NewCertInfo(c *x509.Certificate) *CertInfo {
+	return &CertInfo{
+		Subject:   c.Subject.String(),
+		Issuer:    c.Issuer.String(),
+		Serial:    c.SerialNumber.Text(16),
+		NotBefore: c.NotBefore,
+		NotAfter:  c.NotAfter,
+		SANs:      SANs(c),
+	}
+}
+
+// SANs lists a certificate's DNS and IP subject alternative names.
+func SANs(c *x509.Certificate) []string {
+	var out []string
+	out = append(out, c.DNSNames...)
+	for _, ip := range c.IPAddresses {
+		out = append(out, ip.String())
+	}
+	return out
+}
+
+// Conn is an established, verified TLS connection and how long each step
+// took.
+type Conn struct {
+	*tls.Conn
+	// Leaf is the server's certificate.
+	Leaf *x509.Certificate
+	// ConnectTook and HandshakeTook time the TCP connect and the TLS
+	// handshake (including the check that the client cert was accepted).
+	ConnectTook, HandshakeTook time.Duration
+}
+
+// Stage names the step at which Dial failed.
+type Stage string
+
+// Dial stages.
+const (
+	StageConnect   Stage = "connect"
+	StageHandshake Stage = "handshake"
+)
+
+// Dial opens a TCP connection to addr (host:port), completes a TLS
+// handshake with cfg, and makes sure the server accepted the client
+// certificate. On failure it returns the stage that failed and an *Error
+// whose Kind says why. cfg is not modified; its ServerName is set to addr's
+// host, as gRPC does, so SAN checks match what etcd clients see.
+func Dial(ctx context.Context, addr string, cfg *tls.Config) (*Conn, Stage, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, StageConnect, newError(KindBadEndpoint, err, "%q is not host:port: %v", addr, err)
+	}
+	start := time.Now()
+	var d net.Dialer
+	raw, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, StageConnect, classifyConnect(ctx, addr, err)
+	}
+	c := &Conn{ConnectTook: time.Since(start)}
+	start = time.Now()
+	cfg = cfg.Clone()
+	cfg.ServerName = host
+	// Offer h2 as gRPC does, so the server answers our preface below.
+	cfg.NextProtos = []string{"h2"}
+	tc := tls.Client(raw, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		raw.Close()
+		return nil, StageHandshake, classifyHandshake(ctx, addr, host, err)
+	}
+	if len(cfg.Certificates) > 0 {
+		if err := confirmAccepted(ctx, tc); err != nil {
+			tc.Close()
+			return nil, StageHandshake, classifyHandshake(ctx, addr, host, err)
+		}
+	}
+	c.Conn = tc
+	c.Leaf = tc.ConnectionState().PeerCertificates[0]
+	c.HandshakeTook = time.Since(start)
+	return c, "", nil
+}
+
+// http2Preface is the HTTP/2 client connection preface followed by an
+// empty SETTINGS frame: enough to make any HTTP/2 or gRPC server answer.
+var http2Preface = []byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+
+// confirmAccepted waits for the server's first bytes. In TLS 1.3 the
+// client's handshake completes before the server has checked the client
+// certificate, so a rejection only arrives as an alert on the first read;
+// without this, a rejected client cert would look like success until the
+// first RPC failed with a vaguer message.
+func confirmAccepted(ctx context.Context, tc *tls.Conn) error {
+	if tc.ConnectionState().Version < tls.VersionTLS13 {
+		return nil // TLS 1.2 checks the client cert inside the handshake
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		tc.SetDeadline(dl)
+		defer tc.SetDeadline(time.Time{})
+	}
+	stop := context.AfterFunc(ctx, func() { tc.SetDeadline(time.Now()) })
+	defer stop()
+	if _, err := tc.Write(http2Preface); err != nil {
+		return err
+	}
+	var b [1]byte
+	_, err := tc.Read(b[:])
+	return err
+}
+
+func classifyConnect(ctx context.Context, addr string, err error) *Error {
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return newError(KindRefused, err, "connection refused by %s: nothing listens there (member stopped, or wrong port)", addr)
+	case isTimeout(ctx, err):
+		return newError(KindTimeout, err, "TCP connect to %s timed out%s: host down or packets dropped by a firewall", addr, budget(ctx))
+	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
+		return newError(KindUnreachable, err, "%s is unreachable: no route to host", addr)
+	}
+	if dnsErr, ok := errors.AsType[*net.DNSError](err); ok {
+		return newError(KindUnreachable, err, "cannot resolve %q: %v", dnsErr.Name, dnsErr.Err)
+	}
+	return newError(KindUnreachable, err, "TCP connect to %s failed: %v", addr, err)
+}
+
+func classifyHandshake(ctx context.Context, addr, host string, err error) *Error {
+	if hn, ok := errors.AsType[x509.HostnameError](err); ok {
+		return newError(KindSANMismatch, err, "server certificate of %s is not valid for %q: it names %s", addr, host, sanList(hn.Certificate))
+	}
+	if ua, ok := errors.AsType[x509.UnknownAuthorityError](err); ok {
+		who := "?"
+		if ua.Cert != nil {
+			who = fmt.Sprintf("%q issued by %q", ua.Cert.Subject.CommonName, ua.Cert.Issuer.CommonName)
+		}
+		return newError(KindUnknownCA, err, "server certificate of %s (%s) is not signed by the given CA", addr, who)
+	}
+	if ci, ok := errors.AsType[x509.CertificateInvalidError](err); ok {
+		if ci.Reason == x509.Expired && ci.Cert != nil {
+			now := time.Now()
+			if now.Before(ci.Cert.NotBefore) {
+				return newError(KindServerCertNotYetValid, err, "server certificate of %s is not valid until %s (check the clocks)", addr, ci.Cert.NotBefore.UTC().Format(time.RFC3339))
+			}
+			return newError(KindServerCertExpired, err, "server certificate of %s expired at %s", addr, ci.Cert.NotAfter.UTC().Format(time.RFC3339))
+		}
+		return newError(KindServerCertInvalid, err, "server certificate of %s is not acceptable: %v", addr, ci)
+	}
+	if rh, ok := errors.AsType[tls.RecordHeaderError](err); ok {
+		first := strings.TrimSpace(strings.ToValidUTF8(string(rh.RecordHeader[:]), "?"))
+		if strings.HasPrefix(first, "HTTP") {
+			return newError(KindNotTLS, err, "%s answered in plain HTTP, not TLS: wrong port, or etcd serving without TLS", addr)
+		}
+		return newError(KindNotTLS, err, "%s does not speak TLS (first bytes %q)", addr, rh.RecordHeader[:])
+	}
+	if op, ok := errors.AsType[*net.OpError](err); ok && op.Op == "remote error" && strings.Contains(op.Err.Error(), "certificate") {
+		return newError(KindClientCertRejected, err, "%s rejected the client certificate (%v): is it signed by the CA etcd trusts (--trusted-ca-file), unexpired, with clientAuth?", addr, op.Err)
+	}
+	if isTimeout(ctx, err) {
+		return newError(KindTimeout, err, "%s accepted TCP but gave no TLS answer%s: not a TLS server, or hung", addr, budget(ctx))
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
+		return newError(KindNotTLS, err, "%s closed the connection during the TLS handshake: not a TLS server, or it refused us", addr)
+	}
+	return newError(KindHandshake, err, "TLS handshake with %s failed: %v", addr, err)
+}
+
+func sanList(c *x509.Certificate) string {
+	if c == nil {
+		return "nothing"
+	}
+	s := SANs(c)
+	if len(s) == 0 {
+		return "no SANs (CN " + c.Subject.CommonName + " is not used for names)"
+	}
+	return "[" + strings.Join(s, ", ") + "]"
+}
+
+func isTimeout(ctx context.Context, err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// budget renders the probe's time budget for messages, " (after 5s)".
+func budget(ctx context.Context) string {
+	if b, ok := ctx.Value(budgetKey{}).(time.Duration); ok {
+		return fmt.Sprintf(" within %s", b)
+	}
+	return ""
+}
+
+type budgetKey struct{}
+
+// ServingCert connects to addr (host:port) and returns the certificate the
+// server presents, after verifying it against cfg exactly as an etcd
+// client would. Use it on the client port with a client cert, and on the
+// peer port with a cert that has clientAuth (a node's peer cert or the
+// healthcheck cert), since etcd requires one there.
+func ServingCert(ctx context.Context, addr string, cfg *tls.Config) (*x509.Certificate, error) {
+	c, _, err := Dial(ctx, addr, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	return c.Leaf, nil
+}

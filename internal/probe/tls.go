@@ -1,0 +1,171 @@
+// Package probe checks etcd endpoints over real TLS, one endpoint at a time
+// or a whole cluster at once. It is shared by verify (which reports every
+// finding) and rotate (which gates each restart on it), so that "healthy"
+// means the same thing everywhere.
+//
+// Every probe is bounded by a timeout: an endpoint that accepts TCP and then
+// never answers costs one timeout, and endpoints are probed concurrently so
+// a cluster costs about as much as its slowest member.
+package probe
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+)
+
+// Sentinel errors for bad TLS input. They are wrapped in an *InputError
+// naming the file, so callers can both match the class and print the path.
+var (
+	// ErrNoCA means no CA file was given. There is deliberately no
+	// fallback to the system roots: an etcd cluster has its own CA, and a
+	// public CA vouching for an etcd server proves nothing.
+	ErrNoCA = errors.New("no CA file given")
+	// ErrNoCertificates means a file meant to hold certificates holds no
+	// PEM CERTIFICATE block.
+	ErrNoCertificates = errors.New("no PEM certificate found")
+	// ErrPairIncomplete means a client certificate was given without its
+	// key or the other way round.
+	ErrPairIncomplete = errors.New("client certificate and key must be given together")
+	// ErrKeyMismatch means the key does not belong to the certificate.
+	ErrKeyMismatch = errors.New("private key does not match the certificate")
+)
+
+// InputError is a TLS input file that cannot be used. It is always fatal.
+type InputError struct {
+	// What names the file's role: "CA file", "client certificate"...
+	What string
+	Path string
+	Err  error
+}
+
+func (e *InputError) Error() string {
+	if e.Path == "" {
+		return fmt.Sprintf("%s: %v", e.What, e.Err)
+	}
+	return fmt.Sprintf("%s %s: %v", e.What, e.Path, e.Err)
+}
+
+func (e *InputError) Unwrap() error { return e.Err }
+
+// minTLSVersion is TLS 1.2: etcd's own default minimum, and what
+// kube-apiserver negotiates with it.
+const minTLSVersion = tls.VersionTLS12
+
+// TLSConfig builds the client TLS configuration kube-apiserver would use
+// from --etcd-cafile, --etcd-certfile and --etcd-keyfile. caFile is
+// required; certFile and keyFile are optional but must come together. Every
+// problem is returned as an *InputError: nothing is ever skipped or
+// replaced by a default.
+func TLSConfig(caFile, certFile, keyFile string) (*tls.Config, error) {
+	if caFile == "" {
+		return nil, &InputError{What: "CA file", Err: ErrNoCA}
+	}
+	pool, err := LoadCertPool(caFile)
+	if err != nil {
+		return nil, err
+	}
+	cfg := &tls.Config{RootCAs: pool, MinVersion: minTLSVersion}
+	switch {
+	case certFile == "" && keyFile == "":
+		return cfg, nil
+	case certFile == "":
+		return nil, &InputError{What: "client key", Path: keyFile, Err: ErrPairIncomplete}
+	case keyFile == "":
+		return nil, &InputError{What: "client certificate", Path: certFile, Err: ErrPairIncomplete}
+	}
+	pair, err := LoadKeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Certificates = []tls.Certificate{pair}
+	return cfg, nil
+}
+
+// LoadCertPool reads a PEM file of CA certificates into a pool holding
+// only those certificates.
+func LoadCertPool(caFile string) (*x509.CertPool, error) {
+	certs, err := ReadCertificates(caFile)
+	if err != nil {
+		return nil, &InputError{What: "CA file", Path: caFile, Err: err}
+	}
+	pool := x509.NewCertPool()
+	for _, c := range certs {
+		pool.AddCert(c)
+	}
+	return pool, nil
+}
+
+// ReadCertificates parses every CERTIFICATE block of a PEM file. A file
+// with none, or with a block that does not parse, is an error.
+func ReadCertificates(path string) ([]*x509.Certificate, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read: %w", unwrapPath(err))
+	}
+	var certs []*x509.Certificate
+	for rest := data; ; {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			break
+		}
+		if b.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("parse certificate %d: %w", len(certs)+1, err)
+		}
+		certs = append(certs, c)
+	}
+	if len(certs) == 0 {
+		return nil, ErrNoCertificates
+	}
+	return certs, nil
+}
+
+// LoadKeyPair loads a certificate and its key, saying which file is at
+// fault when something is wrong.
+func LoadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
+	if _, err := ReadCertificates(certFile); err != nil {
+		return tls.Certificate{}, &InputError{What: "client certificate", Path: certFile, Err: err}
+	}
+	keyPEM, err := os.ReadFile(keyFile)
+	if err != nil {
+		return tls.Certificate{}, &InputError{What: "client key", Path: keyFile, Err: fmt.Errorf("read: %w", unwrapPath(err))}
+	}
+	certPEM, err := os.ReadFile(certFile)
+	if err != nil {
+		return tls.Certificate{}, &InputError{What: "client certificate", Path: certFile, Err: fmt.Errorf("read: %w", unwrapPath(err))}
+	}
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		if isMismatch(err) {
+			err = ErrKeyMismatch
+		}
+		return tls.Certificate{}, &InputError{What: "client key", Path: keyFile, Err: err}
+	}
+	return pair, nil
+}
+
+// isMismatch recognises crypto/tls's pair-mismatch errors, which are not
+// exported as values.
+func isMismatch(err error) bool {
+	switch err.Error() {
+	case "tls: private key does not match public key",
+		"tls: private key type does not match public key type":
+		return true
+	}
+	return false
+}
+
+func unwrapPath(err error) error {
+	if pe, ok := errors.AsType[*os.PathError](err); ok {
+		return pe.Err
+	}
+	return err
+}
