@@ -31,8 +31,8 @@ type Cluster struct {
 	Quorum bool `json:"quorum"`
 	// MinRaftIndex and MaxRaftIndex span the answering members' raft
 	// indexes.
-	MinRaftIndex uint64 `json:"minRaftIndex"`
-	MaxRaftIndex uint64 `json:"maxRaftIndex"`
+	MinRaftIndex uint64   `json:"minRaftIndex"`
+	MaxRaftIndex uint64   `json:"maxRaftIndex"`
 	Took         Duration `json:"took"`
 }
 
