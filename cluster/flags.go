@@ -75,3 +75,13 @@ func looksLikeIP(h string) bool {
 	}
 	return true
 }
+
+// Defaults returns a spec with no nodes and every default, for commands
+// that only need the PKI directory and certificate settings (issue).
+func Defaults(pkiDir string) *Spec {
+	s := &Spec{Name: "etcd", PKIDir: pkiDir,
+		CA:   CA{CommonName: DefaultCACommonName, Key: KeySpec{AlgECDSA, 256}, Validity: DefaultCAValidity},
+		Leaf: Leaf{Key: KeySpec{AlgECDSA, 256}, Validity: DefaultLeafValidity, RenewBefore: DefaultRenewBefore},
+	}
+	return s
+}

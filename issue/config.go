@@ -1,0 +1,134 @@
+package issue
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/etcdpki/etcdpki/cluster"
+)
+
+// EtcdConfig is the subset of etcd's --config-file that etcdpki owns. The
+// field names are etcd's own YAML keys.
+type EtcdConfig struct {
+	Name                     string            `yaml:"name"`
+	DataDir                  string            `yaml:"data-dir"`
+	ListenClientURLs         string            `yaml:"listen-client-urls"`
+	AdvertiseClientURLs      string            `yaml:"advertise-client-urls"`
+	ListenPeerURLs           string            `yaml:"listen-peer-urls"`
+	InitialAdvertisePeerURLs string            `yaml:"initial-advertise-peer-urls"`
+	InitialCluster           string            `yaml:"initial-cluster"`
+	InitialClusterState      string            `yaml:"initial-cluster-state"`
+	InitialClusterToken      string            `yaml:"initial-cluster-token"`
+	StrictReconfigCheck      bool              `yaml:"strict-reconfig-check"`
+	ClientTransportSecurity  TransportSecurity `yaml:"client-transport-security"`
+	PeerTransportSecurity    TransportSecurity `yaml:"peer-transport-security"`
+}
+
+// TransportSecurity is etcd's client- and peer-transport-security block.
+type TransportSecurity struct {
+	CertFile       string `yaml:"cert-file"`
+	KeyFile        string `yaml:"key-file"`
+	TrustedCAFile  string `yaml:"trusted-ca-file"`
+	ClientCertAuth bool   `yaml:"client-cert-auth"`
+}
+
+// NodeConfig renders a node's etcd.conf.yml. state is "new" or "existing".
+func NodeConfig(s *cluster.Spec, n cluster.Node, state string) EtcdConfig {
+	dir := n.CertDir()
+	ca := filepath.Join(dir, "ca.crt")
+	return EtcdConfig{
+		Name:                     n.Name,
+		DataDir:                  n.DataDir,
+		ListenClientURLs:         strings.Join(n.ListenClientURLs(s.Local), ","),
+		AdvertiseClientURLs:      strings.Join(n.ClientURLs, ","),
+		ListenPeerURLs:           strings.Join(n.ListenPeerURLs(), ","),
+		InitialAdvertisePeerURLs: strings.Join(n.PeerURLs, ","),
+		InitialCluster:           s.InitialCluster(),
+		InitialClusterState:      state,
+		InitialClusterToken:      s.Name,
+		// Refuse member changes that would lose quorum.
+		StrictReconfigCheck: true,
+		ClientTransportSecurity: TransportSecurity{
+			CertFile: filepath.Join(dir, "server.crt"), KeyFile: filepath.Join(dir, "server.key"),
+			TrustedCAFile: ca, ClientCertAuth: true,
+		},
+		PeerTransportSecurity: TransportSecurity{
+			CertFile: filepath.Join(dir, "peer.crt"), KeyFile: filepath.Join(dir, "peer.key"),
+			TrustedCAFile: ca, ClientCertAuth: true,
+		},
+	}
+}
+
+// Render returns the config as YAML with a header saying where it came from.
+func (c EtcdConfig) Render() ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteString("# etcd configuration for member " + c.Name + ", written by etcdpki.\n")
+	b.WriteString("# Run: etcd --config-file etcd.conf.yml\n")
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(c); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), enc.Close()
+}
+
+// ReadNodeConfig parses an etcd.conf.yml etcdpki wrote. Unknown keys are
+// allowed: operators add their own tuning.
+func ReadNodeConfig(path string) (EtcdConfig, error) {
+	var c EtcdConfig
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return c, err
+	}
+	if err := yaml.Unmarshal(data, &c); err != nil {
+		return c, fmt.Errorf("parse %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// APIServerFlags renders kube-apiserver's --etcd-* flags, one per line,
+// with paths where the apiserver host keeps its files.
+func APIServerFlags(s *cluster.Spec) []string {
+	api, _ := s.Client(cluster.ClientAPIServer)
+	return []string{
+		"--etcd-servers=" + strings.Join(s.ClientEndpoints(), ","),
+		"--etcd-cafile=" + filepath.Join(api.Dir, "etcd", "ca.crt"),
+		"--etcd-certfile=" + filepath.Join(api.Dir, "apiserver-etcd-client.crt"),
+		"--etcd-keyfile=" + filepath.Join(api.Dir, "apiserver-etcd-client.key"),
+	}
+}
+
+// KubeadmExternal renders the kubeadm ClusterConfiguration etcd.external
+// block for the same files.
+func KubeadmExternal(s *cluster.Spec) ([]byte, error) {
+	api, _ := s.Client(cluster.ClientAPIServer)
+	type external struct {
+		Endpoints []string `yaml:"endpoints"`
+		CAFile    string   `yaml:"caFile"`
+		CertFile  string   `yaml:"certFile"`
+		KeyFile   string   `yaml:"keyFile"`
+	}
+	doc := map[string]any{
+		"apiVersion": "kubeadm.k8s.io/v1beta4",
+		"kind":       "ClusterConfiguration",
+		"etcd": map[string]any{"external": external{
+			Endpoints: s.ClientEndpoints(),
+			CAFile:    filepath.Join(api.Dir, "etcd", "ca.crt"),
+			CertFile:  filepath.Join(api.Dir, "apiserver-etcd-client.crt"),
+			KeyFile:   filepath.Join(api.Dir, "apiserver-etcd-client.key"),
+		}},
+	}
+	var b bytes.Buffer
+	b.WriteString("# kubeadm ClusterConfiguration for an external etcd, written by etcdpki.\n")
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(doc); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), enc.Close()
+}

@@ -1,0 +1,151 @@
+package issue
+
+import (
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"time"
+
+	"github.com/etcdpki/etcdpki/ca"
+	"github.com/etcdpki/etcdpki/cluster"
+)
+
+// Certificate states, from good to bad.
+const (
+	StatusOK          = "ok"
+	StatusDue         = "due"          // inside renew-before or past 2/3 of its life
+	StatusSANMismatch = "san-mismatch" // the spec asks for other SANs
+	StatusExpired     = "expired"
+	StatusMissing     = "missing"
+	StatusInvalid     = "invalid" // unreadable, mismatched key, wrong CA
+)
+
+// RenewAtFraction is the share of a certificate's lifetime after which it
+// is due regardless of renew-before, as cert-manager does: short-lived
+// certificates then renew with a third of their life left.
+const RenewAtFraction = 2.0 / 3.0
+
+// CertInfo is one row of `etcdpki certs list`.
+type CertInfo struct {
+	Name      string    `json:"name"`
+	Subject   string    `json:"subject,omitempty"`
+	SANs      []string  `json:"sans,omitempty"`
+	NotBefore time.Time `json:"notBefore,omitzero"`
+	Expires   time.Time `json:"expires,omitzero"`
+	// Residual is the time left, rounded down to seconds.
+	Residual        string `json:"residual,omitempty"`
+	ResidualSeconds int64  `json:"residualSeconds"`
+	CA              string `json:"ca"`
+	Serial          string `json:"serial,omitempty"`
+	Status          string `json:"status"`
+	Reason          string `json:"reason,omitempty"`
+	Path            string `json:"path"`
+	// Target is the catalogue entry; nil for the CA itself.
+	Target *Target `json:"-"`
+	Cert   *x509.Certificate `json:"-"`
+}
+
+// Due reports whether the certificate needs renewing.
+func (c CertInfo) Due() bool { return c.Status != StatusOK }
+
+// List inspects the CA and every certificate the spec calls for.
+// renewBefore overrides the spec's threshold when positive.
+func List(s *cluster.Spec, renewBefore time.Duration, now time.Time) ([]CertInfo, error) {
+	if renewBefore <= 0 {
+		renewBefore = s.Leaf.RenewBefore
+	}
+	p := Paths{PKI: s.PKIDir}
+	authority, err := LoadCA(s.PKIDir)
+	if err != nil {
+		return nil, err
+	}
+	caInfo := CertInfo{Name: "etcd-ca", CA: "-", Path: p.CACert(), Status: StatusOK, Cert: authority.Cert}
+	fill(&caInfo, authority.Cert, now)
+	if now.After(authority.Cert.NotAfter) {
+		caInfo.Status, caInfo.Reason = StatusExpired, "CA expired"
+	} else if authority.Cert.NotAfter.Sub(now) < 365*24*time.Hour {
+		caInfo.Status, caInfo.Reason = StatusDue, "CA expires within a year: plan a staged CA rotation"
+	}
+	out := []CertInfo{caInfo}
+	for _, t := range Targets(s) {
+		t := t
+		out = append(out, Inspect(t, authority, renewBefore, now))
+	}
+	return out, nil
+}
+
+// Inspect reads one target's pair and says whether it is usable and due.
+func Inspect(t Target, authority *ca.CA, renewBefore time.Duration, now time.Time) CertInfo {
+	info := CertInfo{Name: t.ID, CA: authority.Cert.Subject.CommonName, Path: t.CertPath(), Target: &t}
+	certPEM, certErr := os.ReadFile(t.CertPath())
+	keyPEM, keyErr := os.ReadFile(t.KeyPath())
+	switch {
+	case errors.Is(certErr, fs.ErrNotExist) && errors.Is(keyErr, fs.ErrNotExist):
+		info.Status, info.Reason = StatusMissing, "not issued yet"
+		return info
+	case certErr != nil:
+		info.Status, info.Reason = StatusInvalid, certErr.Error()
+		return info
+	case keyErr != nil:
+		info.Status, info.Reason = StatusInvalid, keyErr.Error()
+		return info
+	}
+	if c, err := ca.ParseCert(certPEM); err == nil {
+		fill(&info, c, now)
+		info.Cert = c
+	}
+	cert, err := validatePair(t, authority, certPEM, keyPEM, now)
+	if err != nil {
+		info.Status, info.Reason = StatusInvalid, err.Error()
+		return info
+	}
+	life := cert.NotAfter.Sub(cert.NotBefore)
+	renewAt := cert.NotBefore.Add(time.Duration(float64(life) * RenewAtFraction))
+	switch {
+	case now.After(cert.NotAfter):
+		info.Status, info.Reason = StatusExpired, "expired"
+	case now.Before(cert.NotBefore):
+		info.Status, info.Reason = StatusInvalid, "not valid yet (clock skew?)"
+	case cert.NotAfter.Sub(now) <= renewBefore:
+		info.Status, info.Reason = StatusDue, fmt.Sprintf("expires within renew-before (%s)", cluster.FormatDuration(renewBefore))
+	case now.After(renewAt):
+		info.Status, info.Reason = StatusDue, "past 2/3 of its lifetime"
+	default:
+		info.Status = StatusOK
+	}
+	if info.Status == StatusOK {
+		if missing, extra := sanDiff(cert, t.Hosts); len(missing)+len(extra) > 0 {
+			info.Status, info.Reason = StatusSANMismatch, fmt.Sprintf("spec wants SANs %v more and %v fewer", missing, extra)
+		}
+	}
+	return info
+}
+
+func fill(info *CertInfo, c *x509.Certificate, now time.Time) {
+	info.Subject = c.Subject.CommonName
+	info.SANs = certHosts(c)
+	info.NotBefore = c.NotBefore
+	info.Expires = c.NotAfter
+	left := c.NotAfter.Sub(now)
+	info.ResidualSeconds = int64(left / time.Second)
+	info.Residual = Residual(left)
+	info.Serial = Serial(c)
+}
+
+// Residual renders time left like kubeadm: "364d", "23h", "<invalid>".
+func Residual(d time.Duration) string {
+	switch {
+	case d <= 0:
+		return "<invalid>"
+	case d >= 365*24*time.Hour:
+		return fmt.Sprintf("%dy", d/(365*24*time.Hour))
+	case d >= 48*time.Hour:
+		return fmt.Sprintf("%dd", d/(24*time.Hour))
+	case d >= time.Hour:
+		return fmt.Sprintf("%dh", d/time.Hour)
+	default:
+		return fmt.Sprintf("%dm", d/time.Minute)
+	}
+}
