@@ -224,9 +224,8 @@ func (c *CA) Sign(r Request) (certPEM, keyPEM []byte, err error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("sign %q: %w", r.CommonName, err)
 	}
-	// A client certificate must carry no SANs; cfssl would otherwise copy
-	// the CN in. Belt and braces: refuse anything that fails our own
-	// checks rather than hand etcd a certificate it will reject.
+	// Refuse anything that fails our own chain and usage check rather
+	// than hand etcd a certificate it would reject at the handshake.
 	cert, err := ParseCert(certPEM)
 	if err != nil {
 		return nil, nil, err

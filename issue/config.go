@@ -113,10 +113,17 @@ func KubeadmExternal(s *cluster.Spec) ([]byte, error) {
 		CertFile  string   `yaml:"certFile"`
 		KeyFile   string   `yaml:"keyFile"`
 	}
-	doc := map[string]any{
-		"apiVersion": "kubeadm.k8s.io/v1beta4",
-		"kind":       "ClusterConfiguration",
-		"etcd": map[string]any{"external": external{
+	type etcd struct {
+		External external `yaml:"external"`
+	}
+	doc := struct {
+		APIVersion string `yaml:"apiVersion"`
+		Kind       string `yaml:"kind"`
+		Etcd       etcd   `yaml:"etcd"`
+	}{
+		APIVersion: "kubeadm.k8s.io/v1beta4",
+		Kind:       "ClusterConfiguration",
+		Etcd: etcd{External: external{
 			Endpoints: s.ClientEndpoints(),
 			CAFile:    filepath.Join(api.Dir, "etcd", "ca.crt"),
 			CertFile:  filepath.Join(api.Dir, "apiserver-etcd-client.crt"),

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/etcdpki/etcdpki/ca"
+	"github.com/etcdpki/etcdpki/issue"
+)
+
+func certsCommand() *cli.Command {
+	var kinds []string
+	for _, k := range ca.Catalogue() {
+		kinds = append(kinds, fmt.Sprintf("   %-24s %s", k.Name, k.LongName))
+	}
+	return &cli.Command{
+		Name:  "certs",
+		Usage: "list certificates and their expiry, or renew them",
+		Subcommands: []*cli.Command{
+			{
+				Name:  "list",
+				Usage: "show every certificate of the spec: subject, SANs, expiry, residual time, CA, status",
+				Flags: append(specFlags(),
+					&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "table", Usage: "table or json"},
+				),
+				Action: certsList,
+			},
+			{
+				Name:      "renew",
+				Usage:     "re-issue certificates from the spec (picks up SAN changes); new key by default",
+				ArgsUsage: "[NAME...]",
+				Description: "NAME is a certificate (etcd-node-1/etcd-server), a node or client name (all of its\n" +
+					"certificates) or a catalogue kind (that kind on every node). Kinds:\n" + strings.Join(kinds, "\n") +
+					"\n\nThe previous pairs are kept in PKI/backup/<time>/. Members pick up new leaves at\n" +
+					"their next TLS handshake; `etcdpki rotate` also rolls them so the change is proven.",
+				Flags: append(specFlags(),
+					&cli.BoolFlag{Name: "all", Usage: "renew every certificate"},
+					&cli.BoolFlag{Name: "reuse-key", Usage: "sign the existing key again instead of a new one"},
+				),
+				Action: certsRenew,
+			},
+		},
+	}
+}
+
+func certsList(c *cli.Context) error {
+	if err := noArgs(c); err != nil {
+		return err
+	}
+	s, err := loadSpec(c, true)
+	if err != nil {
+		return err
+	}
+	infos, err := issue.List(s, 0, time.Now())
+	if err != nil {
+		return err
+	}
+	switch c.String("output") {
+	case "json":
+		enc := json.NewEncoder(c.App.Writer)
+		enc.SetIndent("", "  ")
+		return enc.Encode(infos)
+	case "table":
+	default:
+		return usagef("--output %q: use table or json", c.String("output"))
+	}
+	w := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "CERTIFICATE\tSUBJECT\tSANS\tEXPIRES\tRESIDUAL TIME\tCA\tSTATUS")
+	for _, i := range infos {
+		exp := "-"
+		if !i.Expires.IsZero() {
+			exp = i.Expires.UTC().Format("Jan 02, 2006 15:04 UTC")
+		}
+		sans := strings.Join(i.SANs, ",")
+		if sans == "" {
+			sans = "-"
+		}
+		status := i.Status
+		if i.Reason != "" && i.Status != issue.StatusOK {
+			status += ": " + i.Reason
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", i.Name, orDash(i.Subject), sans, exp, orDash(i.Residual), i.CA, status)
+	}
+	return w.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func certsRenew(c *cli.Context) error {
+	if err := checkArgs(c); err != nil {
+		return err
+	}
+	s, err := loadSpec(c, true)
+	if err != nil {
+		return err
+	}
+	all := issue.Targets(s)
+	var picked []issue.Target
+	switch {
+	case c.Bool("all") && c.Args().Len() > 0:
+		return usagef("certs renew: give NAMEs or --all, not both")
+	case c.Bool("all"):
+		picked = all
+	case c.Args().Len() == 0:
+		return usagef("certs renew: name the certificates to renew, or --all")
+	default:
+		var missing []string
+		picked, missing = issue.Select(all, c.Args().Slice())
+		if len(missing) > 0 {
+			return usagef("certs renew: unknown certificate %q (see etcdpki certs list)", missing[0])
+		}
+	}
+	_, err = issue.Renew(c.Context, s, picked, issue.RenewOptions{Options: issue.Options{Out: c.App.Writer}, ReuseKey: c.Bool("reuse-key")})
+	return err
+}

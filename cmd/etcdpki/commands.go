@@ -1,0 +1,12 @@
+package main
+
+import "github.com/urfave/cli/v2"
+
+// commands lists the subcommands. Each lives in its own file.
+func commands() []*cli.Command {
+	return []*cli.Command{
+		initCommand(),
+		issueCommand(),
+		certsCommand(),
+	}
+}

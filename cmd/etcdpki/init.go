@@ -1,0 +1,50 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/etcdpki/etcdpki/issue"
+)
+
+func initCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "init",
+		Usage: "create the etcd CA, node and client certificates, etcd.conf.yml per node and kube-apiserver flags",
+		Description: `Creates whatever is missing and reuses whatever exists and is valid; never overwrites a CA.
+Everything is checked before anything is written: bad input exits 2 and changes nothing.
+
+   etcdpki init --spec examples/three-node.yaml
+   etcdpki init --dir pki --node etcd-node-1=10.0.0.11 --node etcd-node-2=10.0.0.12,etcd-node-2.example.internal`,
+		Flags: append(specFlags(), nodeFlags()...),
+		Action: func(c *cli.Context) error {
+			if err := noArgs(c); err != nil {
+				return err
+			}
+			s, err := loadSpec(c, true)
+			if err != nil {
+				return err
+			}
+			res, err := issue.Init(c.Context, s, issue.Options{Out: c.App.Writer})
+			if err != nil {
+				return err
+			}
+			p := issue.Paths{PKI: s.PKIDir}
+			fmt.Fprintf(c.App.Writer, "\n%d created, %d reused. kube-apiserver flags (%s):\n", len(res.Created), len(res.Reused), p.APIServerFlags())
+			for _, f := range issue.APIServerFlags(s) {
+				fmt.Fprintf(c.App.Writer, "  %s\n", f)
+			}
+			return nil
+		},
+	}
+}
+
+func absPath(p string) string {
+	a, err := filepath.Abs(p)
+	if err != nil {
+		return p
+	}
+	return a
+}

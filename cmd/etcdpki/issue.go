@@ -1,0 +1,53 @@
+package main
+
+import (
+	"net"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/etcdpki/etcdpki/issue"
+)
+
+func issueCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "issue",
+		Usage:     "issue one server, peer or client certificate from the existing CA",
+		ArgsUsage: "server|peer|client NAME",
+		Description: `Writes ca.crt and the pair into --out (default PKI/issued/NAME), switched atomically.
+
+   etcdpki issue --dir pki --ip 10.0.0.21 --dns etcd-gw.example.internal server etcd-gw
+   etcdpki issue --dir pki --org system:masters client ops-admin`,
+		Flags: append(specFlags(),
+			&cli.StringSliceFlag{Name: "ip", Usage: "IP SAN (repeatable; server and peer only)"},
+			&cli.StringSliceFlag{Name: "dns", Usage: "DNS SAN (repeatable; server and peer only)"},
+			&cli.StringSliceFlag{Name: "org", Usage: "subject organization (client only)"},
+			&cli.StringFlag{Name: "out", Usage: "bundle `DIR` (default PKI/issued/NAME)"},
+		),
+		Action: func(c *cli.Context) error {
+			if err := checkArgs(c); err != nil {
+				return err
+			}
+			if c.Args().Len() != 2 {
+				return usagef("issue: want server|peer|client NAME, got %d arguments", c.Args().Len())
+			}
+			var hosts []string
+			for _, v := range c.StringSlice("ip") {
+				ip := net.ParseIP(v)
+				if ip == nil {
+					return usagef("--ip %q: not an IP address", v)
+				}
+				hosts = append(hosts, ip.String())
+			}
+			hosts = append(hosts, c.StringSlice("dns")...)
+			s, err := loadSpec(c, false)
+			if err != nil {
+				return err
+			}
+			_, err = issue.One(c.Context, s, issue.OneRequest{
+				Kind: c.Args().Get(0), Name: c.Args().Get(1), Hosts: hosts,
+				Organization: c.StringSlice("org"), Out: c.String("out"),
+			}, issue.Options{Out: c.App.Writer})
+			return err
+		},
+	}
+}

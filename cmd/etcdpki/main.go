@@ -1,0 +1,127 @@
+// Command etcdpki bootstraps, rotates and verifies the PKI of an external
+// etcd cluster behind Kubernetes.
+//
+// Exit codes: 0 success, 1 a check or operation failed, 2 usage or input
+// error (nothing was changed).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/etcdpki/etcdpki/ca"
+	"github.com/etcdpki/etcdpki/cluster"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// Exit codes are part of the contract; scripts and cron rely on them.
+const (
+	exitOK    = 0
+	exitFail  = 1
+	exitUsage = 2
+)
+
+// usageError is bad input from the command line.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
+
+// exitCoder lets a package's error pick its own exit code.
+type exitCoder interface{ ExitCode() int }
+
+// exitCode maps an error to the documented exit codes.
+func exitCode(err error) int {
+	var ue *usageError
+	var ie *ca.InputError
+	var se *cluster.Error
+	var ec exitCoder
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &ec):
+		return ec.ExitCode()
+	case errors.As(err, &ue), errors.As(err, &ie), errors.As(err, &se):
+		return exitUsage
+	}
+	return exitFail
+}
+
+const exitHelp = `EXIT CODES:
+   0  success (or nothing to do)
+   1  a check or an operation failed
+   2  usage or input error; nothing was changed`
+
+func newApp(stdout, stderr io.Writer) *cli.App {
+	cli.AppHelpTemplate = cli.AppHelpTemplate + "\n" + exitHelp + "\n"
+	return &cli.App{
+		Name:  "etcdpki",
+		Usage: "PKI for an external etcd cluster behind Kubernetes",
+		Description: "init bootstraps the etcd CA, node and client certificates and the configs that use them;\n" +
+			"rotate renews what is due and rolls the members; verify proves the apiserver's TLS material works.",
+		Writer:          stdout,
+		ErrWriter:       stderr,
+		HideHelpCommand: true,
+		Commands:        commands(),
+		// Errors are printed once, by run, with the exit code it chooses.
+		ExitErrHandler: func(*cli.Context, error) {},
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
+			return &usageError{err.Error()}
+		},
+	}
+}
+
+// run is main without the process: testable with injected writers.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	app := newApp(stdout, stderr)
+	err := app.RunContext(ctx, args)
+	if err == nil {
+		return exitOK
+	}
+	code := exitCode(err)
+	msg := err.Error()
+	if strings.HasPrefix(msg, "flag provided but not defined") || strings.HasPrefix(msg, "No help topic") {
+		code = exitUsage
+	}
+	fmt.Fprintf(stderr, "etcdpki: %s\n", firstLine(msg))
+	return code
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
+	return s
+}
+
+// noArgs rejects positional arguments; urfave/cli stops parsing flags at
+// the first one, so a flag after it would be silently ignored.
+func noArgs(c *cli.Context) error {
+	if c.Args().Len() > 0 {
+		return usagef("%s: unexpected argument %q (flags go before arguments)", c.Command.FullName(), c.Args().First())
+	}
+	return nil
+}
+
+// checkArgs rejects positional arguments that look like flags.
+func checkArgs(c *cli.Context) error {
+	for _, a := range c.Args().Slice() {
+		if strings.HasPrefix(a, "-") {
+			return usagef("%s: flag %s must come before the arguments", c.Command.FullName(), a)
+		}
+	}
+	return nil
+}
