@@ -126,16 +126,23 @@ func Dial(ctx context.Context, addr string, cfg *tls.Config) (*Conn, Stage, erro
 	cfg.ServerName = host
 	// Offer h2 as gRPC does, so the server answers our preface below.
 	cfg.NextProtos = []string{"h2"}
-	tc := tls.Client(raw, cfg)
-	if err := tc.HandshakeContext(ctx); err != nil {
-		raw.Close()
-		return nil, StageHandshake, classifyHandshake(ctx, addr, host, err)
-	}
 	if len(cfg.Certificates) > 0 {
-		if err := confirmAccepted(ctx, tc); err != nil {
-			tc.Close()
-			return nil, StageHandshake, classifyHandshake(ctx, addr, host, err)
+		own := cfg.Certificates[0]
+		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			// crypto/tls would quietly send no certificate when ours is not
+			// from a CA the server lists, and the server would only say
+			// "handshake failure"; send it anyway so the server says why.
+			return &own, nil
 		}
+	}
+	tc := tls.Client(raw, cfg)
+	err = tc.HandshakeContext(ctx)
+	if err == nil && len(cfg.Certificates) > 0 {
+		err = confirmAccepted(ctx, tc)
+	}
+	if err != nil {
+		tc.Close()
+		return nil, StageHandshake, classifyHandshake(ctx, addr, host, err)
 	}
 	c.Conn = tc
 	c.Leaf = tc.ConnectionState().PeerCertificates[0]
@@ -213,8 +220,22 @@ func classifyHandshake(ctx context.Context, addr, host string, err error) *Error
 		}
 		return newError(KindNotTLS, err, "%s does not speak TLS (first bytes %q)", addr, rh.RecordHeader[:])
 	}
-	if op, ok := errors.AsType[*net.OpError](err); ok && op.Op == "remote error" && strings.Contains(op.Err.Error(), "certificate") {
-		return newError(KindClientCertRejected, err, "%s rejected the client certificate (%v): is it signed by the CA etcd trusts (--trusted-ca-file), unexpired, with clientAuth?", addr, op.Err)
+	if op, ok := errors.AsType[*net.OpError](err); ok && op.Op == "remote error" {
+		alert := op.Err.Error()
+		var why string
+		switch {
+		case strings.Contains(alert, "unknown certificate authority"):
+			why = "it is not signed by a CA the server trusts (etcd's --trusted-ca-file)"
+		case strings.Contains(alert, "expired certificate"):
+			why = "it is expired or not yet valid"
+		case strings.Contains(alert, "certificate required"):
+			why = "the server requires one and none was sent"
+		case strings.Contains(alert, "certificate"):
+			why = "the server finds it unfit for client authentication (most often: no clientAuth extended key usage)"
+		default:
+			return newError(KindHandshake, err, "%s refused the TLS handshake (%s)", addr, alert)
+		}
+		return newError(KindClientCertRejected, err, "%s rejected the client certificate: %s (%s)", addr, why, alert)
 	}
 	if isTimeout(ctx, err) {
 		return newError(KindTimeout, err, "%s accepted TCP but gave no TLS answer%s: not a TLS server, or hung", addr, budget(ctx))

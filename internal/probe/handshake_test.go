@@ -1,0 +1,271 @@
+package probe
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// tlsServer serves TLS on a loopback port with the given certificate,
+// requiring client certs from clientCA, and answers one byte to anyone it
+// accepts. It returns the address.
+func tlsServer(t *testing.T, cert tls.Certificate, clientCA *testCA, maxVersion uint16) string {
+	t.Helper()
+	cfg := &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+		ClientCAs:    clientCA.pool(),
+		MaxVersion:   maxVersion,
+	}
+	l, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				if err := c.(*tls.Conn).Handshake(); err != nil {
+					return
+				}
+				c.Write([]byte{0})
+				c.SetReadDeadline(time.Now().Add(2 * time.Second))
+				c.Read(make([]byte, 64))
+			}()
+		}
+	}()
+	return l.Addr().String()
+}
+
+// blackHole accepts TCP connections and never answers, like a host whose
+// etcd is wedged or a firewall that lets SYNs through.
+func blackHole(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns []net.Conn
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				break
+			}
+			conns = append(conns, c)
+		}
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	t.Cleanup(func() { l.Close(); <-done })
+	return l.Addr().String()
+}
+
+// closedPort returns a loopback address nothing listens on.
+func closedPort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+func httpServer(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.NotFoundHandler(), ReadHeaderTimeout: time.Second}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	return l.Addr().String()
+}
+
+func TestDialClassifies(t *testing.T) {
+	ca := newCA(t, "etcd-ca")
+	other := newCA(t, "other-ca")
+	serverEKU := []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
+	clientEKU := []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+	good := ca.leaf(t, leafOpts{cn: "etcd-1", hosts: []string{"127.0.0.1", "localhost"}, eku: serverEKU})
+	client := ca.leaf(t, leafOpts{cn: "kube-apiserver-etcd-client", eku: clientEKU})
+
+	for _, v := range []struct {
+		name string
+		ver  uint16
+	}{{"tls12", tls.VersionTLS12}, {"tls13", tls.VersionTLS13}} {
+		tests := []struct {
+			name     string
+			addr     func(t *testing.T) string
+			client   tls.Certificate
+			wantKind Kind
+			wantMsg  []string
+		}{
+			{name: "ok", addr: func(t *testing.T) string { return tlsServer(t, good, ca, v.ver) }, client: client},
+			{
+				name:     "server cert from another CA",
+				addr:     func(t *testing.T) string { return tlsServer(t, other.leaf(t, leafOpts{cn: "etcd-1", hosts: []string{"127.0.0.1"}, eku: serverEKU}), ca, v.ver) },
+				client:   client,
+				wantKind: KindUnknownCA, wantMsg: []string{"other-ca", "not signed by the given CA"},
+			},
+			{
+				name:     "server cert without the IP",
+				addr:     func(t *testing.T) string { return tlsServer(t, ca.leaf(t, leafOpts{cn: "etcd-1", hosts: []string{"10.9.9.9", "etcd-1.example"}, eku: serverEKU}), ca, v.ver) },
+				client:   client,
+				wantKind: KindSANMismatch, wantMsg: []string{`"127.0.0.1"`, "10.9.9.9", "etcd-1.example"},
+			},
+			{
+				name: "server cert expired",
+				addr: func(t *testing.T) string {
+					return tlsServer(t, ca.leaf(t, leafOpts{cn: "etcd-1", hosts: []string{"127.0.0.1"}, eku: serverEKU, notAfter: time.Now().Add(-time.Minute)}), ca, v.ver)
+				},
+				client:   client,
+				wantKind: KindServerCertExpired, wantMsg: []string{"expired at"},
+			},
+			{
+				name:     "client cert from another CA",
+				addr:     func(t *testing.T) string { return tlsServer(t, good, ca, v.ver) },
+				client:   other.leaf(t, leafOpts{cn: "kube-apiserver-etcd-client", eku: clientEKU}),
+				wantKind: KindClientCertRejected, wantMsg: []string{"rejected the client certificate", "unknown certificate authority"},
+			},
+			{
+				name:     "client cert without clientAuth",
+				addr:     func(t *testing.T) string { return tlsServer(t, good, ca, v.ver) },
+				client:   ca.leaf(t, leafOpts{cn: "kube-apiserver-etcd-client", eku: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}),
+				wantKind: KindClientCertRejected, wantMsg: []string{"rejected the client certificate"},
+			},
+			{
+				name:     "client cert expired",
+				addr:     func(t *testing.T) string { return tlsServer(t, good, ca, v.ver) },
+				client:   ca.leaf(t, leafOpts{cn: "kube-apiserver-etcd-client", eku: clientEKU, notAfter: time.Now().Add(-time.Minute)}),
+				wantKind: KindClientCertRejected, wantMsg: []string{"expired certificate"},
+			},
+			{name: "plain HTTP", addr: httpServer, client: client, wantKind: KindNotTLS, wantMsg: []string{"plain HTTP"}},
+			{name: "black hole", addr: blackHole, client: client, wantKind: KindTimeout, wantMsg: []string{"accepted TCP but gave no TLS answer"}},
+			{name: "refused", addr: closedPort, client: client, wantKind: KindRefused, wantMsg: []string{"connection refused"}},
+		}
+		for _, tc := range tests {
+			t.Run(v.name+"/"+tc.name, func(t *testing.T) {
+				addr := tc.addr(t)
+				ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+				defer cancel()
+				cfg := &tls.Config{RootCAs: ca.pool(), Certificates: []tls.Certificate{tc.client}}
+				start := time.Now()
+				c, _, err := Dial(ctx, addr, cfg)
+				if took := time.Since(start); took > 2*time.Second {
+					t.Errorf("Dial took %s, want it bounded by the 500ms context", took)
+				}
+				if tc.wantKind == "" {
+					if err != nil {
+						t.Fatalf("Dial: %v", err)
+					}
+					defer c.Close()
+					if c.Leaf.Subject.CommonName != "etcd-1" {
+						t.Errorf("leaf CN %q", c.Leaf.Subject.CommonName)
+					}
+					return
+				}
+				var pe *Error
+				if !errors.As(err, &pe) {
+					t.Fatalf("Dial error %v (%T), want *probe.Error", err, err)
+				}
+				t.Log(pe)
+				if pe.Kind != tc.wantKind {
+					t.Errorf("kind %s, want %s (%v)", pe.Kind, tc.wantKind, pe)
+				}
+				for _, m := range tc.wantMsg {
+					if !strings.Contains(pe.Error(), m) {
+						t.Errorf("message %q does not mention %q", pe.Error(), m)
+					}
+				}
+			})
+		}
+	}
+}
+
+func TestServingCert(t *testing.T) {
+	ca := newCA(t, "etcd-ca")
+	eku := []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
+	srv := ca.leaf(t, leafOpts{cn: "etcd-1", hosts: []string{"127.0.0.1"}, eku: eku})
+	addr := tlsServer(t, srv, ca, 0)
+	// A node's peer cert has both usages, so it works as the client cert
+	// on the peer port too.
+	cfg := &tls.Config{RootCAs: ca.pool(), Certificates: []tls.Certificate{ca.leaf(t, leafOpts{cn: "etcd-2", eku: eku})}}
+	got, err := ServingCert(context.Background(), addr, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.SerialNumber.Cmp(srv.Leaf.SerialNumber) != 0 {
+		t.Errorf("serial %s, want %s", got.SerialNumber, srv.Leaf.SerialNumber)
+	}
+}
+
+func TestTLSConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	ca := newCA(t, "etcd-ca")
+	caFile := ca.write(t, dir)
+	crt, key := writePair(t, dir, "client", ca.leaf(t, leafOpts{cn: "c", eku: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}))
+	_, otherKey := writePair(t, dir, "other", ca.leaf(t, leafOpts{cn: "o"}))
+	tests := []struct {
+		name           string
+		ca, cert, key  string
+		want           error
+		wantPathInText string
+	}{
+		{"ok", caFile, crt, key, nil, ""},
+		{"ok without client cert", caFile, "", "", nil, ""},
+		{"no CA", "", crt, key, ErrNoCA, ""},
+		{"missing CA file", dir + "/nope.crt", crt, key, errNotExist, "nope.crt"},
+		{"CA file is a key", key, crt, key, ErrNoCertificates, key},
+		{"cert without key", caFile, crt, "", ErrPairIncomplete, crt},
+		{"key without cert", caFile, "", key, ErrPairIncomplete, key},
+		{"key of another cert", caFile, crt, otherKey, ErrKeyMismatch, otherKey},
+		{"missing key", caFile, crt, dir + "/gone.key", errNotExist, "gone.key"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := TLSConfig(tc.ca, tc.cert, tc.key)
+			if tc.want == nil {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if cfg.RootCAs == nil || cfg.MinVersion != tls.VersionTLS12 {
+					t.Errorf("config %+v", cfg)
+				}
+				return
+			}
+			var ie *InputError
+			if !errors.As(err, &ie) {
+				t.Fatalf("error %v (%T), want *InputError", err, err)
+			}
+			if tc.want != errNotExist && !errors.Is(err, tc.want) {
+				t.Errorf("error %v, want %v", err, tc.want)
+			}
+			if tc.want == errNotExist && !strings.Contains(err.Error(), "no such file") {
+				t.Errorf("error %v does not say the file is missing", err)
+			}
+			if !strings.Contains(err.Error(), tc.wantPathInText) {
+				t.Errorf("error %v does not name %s", err, tc.wantPathInText)
+			}
+		})
+	}
+}
+
+var errNotExist = errors.New("not exist")
