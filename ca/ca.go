@@ -261,4 +261,3 @@ func KeyDescription(pub crypto.PublicKey) string {
 
 // SameBytes reports whether two PEM files hold the same certificate.
 func SameBytes(a, b []byte) bool { return bytes.Equal(bytes.TrimSpace(a), bytes.TrimSpace(b)) }
-

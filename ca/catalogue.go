@@ -56,7 +56,9 @@ var (
 )
 
 // Catalogue lists every kind of leaf certificate etcdpki issues.
-func Catalogue() []Kind { return []Kind{KindServer, KindPeer, KindHealthcheck, KindAPIServer, KindClient} }
+func Catalogue() []Kind {
+	return []Kind{KindServer, KindPeer, KindHealthcheck, KindAPIServer, KindClient}
+}
 
 // kinds renders the profiles into cfssl policies, one policy per profile
 // so that a signer can't pick up another profile's usages by default.

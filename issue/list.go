@@ -43,7 +43,7 @@ type CertInfo struct {
 	Reason          string `json:"reason,omitempty"`
 	Path            string `json:"path"`
 	// Target is the catalogue entry; nil for the CA itself.
-	Target *Target `json:"-"`
+	Target *Target           `json:"-"`
 	Cert   *x509.Certificate `json:"-"`
 }
 

@@ -73,7 +73,9 @@ func (p Paths) ClientCert(name string) (crt, key string) {
 }
 
 // ClientCA is the CA file in an extra client's bundle.
-func (p Paths) ClientCA(name string) string { return filepath.Join(p.ClientDir(name), "etcd", "ca.crt") }
+func (p Paths) ClientCA(name string) string {
+	return filepath.Join(p.ClientDir(name), "etcd", "ca.crt")
+}
 
 // Backups is where rotation keeps the pairs it replaced, by timestamp.
 func (p Paths) Backups() string { return filepath.Join(p.PKI, "backup") }
