@@ -120,14 +120,18 @@ func TestDialClassifies(t *testing.T) {
 		}{
 			{name: "ok", addr: func(t *testing.T) string { return tlsServer(t, good, ca, v.ver) }, client: client},
 			{
-				name:     "server cert from another CA",
-				addr:     func(t *testing.T) string { return tlsServer(t, other.leaf(t, leafOpts{cn: "etcd-1", hosts: []string{"127.0.0.1"}, eku: serverEKU}), ca, v.ver) },
+				name: "server cert from another CA",
+				addr: func(t *testing.T) string {
+					return tlsServer(t, other.leaf(t, leafOpts{cn: "etcd-1", hosts: []string{"127.0.0.1"}, eku: serverEKU}), ca, v.ver)
+				},
 				client:   client,
 				wantKind: KindUnknownCA, wantMsg: []string{"other-ca", "not signed by the given CA"},
 			},
 			{
-				name:     "server cert without the IP",
-				addr:     func(t *testing.T) string { return tlsServer(t, ca.leaf(t, leafOpts{cn: "etcd-1", hosts: []string{"10.9.9.9", "etcd-1.example"}, eku: serverEKU}), ca, v.ver) },
+				name: "server cert without the IP",
+				addr: func(t *testing.T) string {
+					return tlsServer(t, ca.leaf(t, leafOpts{cn: "etcd-1", hosts: []string{"10.9.9.9", "etcd-1.example"}, eku: serverEKU}), ca, v.ver)
+				},
 				client:   client,
 				wantKind: KindSANMismatch, wantMsg: []string{`"127.0.0.1"`, "10.9.9.9", "etcd-1.example"},
 			},
