@@ -1,0 +1,97 @@
+package etcdtest
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// Integration marks t as a test that runs real etcd processes. Under
+// `go test -short` it skips t; otherwise it checks that the etcd and
+// etcdctl binaries exist and fails t, saying to run `make etcd`, when they
+// do not. A missing binary is a failure rather than a skip on purpose: CI
+// must never pass because it quietly ran nothing.
+func Integration(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("integration test: starts real etcd processes (skipped with -short)")
+	}
+	EtcdBin(t)
+	EtcdctlBin(t)
+}
+
+// EtcdBin returns the etcd binary the tests run: $ETCD_BIN, or bin/etcd at
+// the module root. It fails t with a clear message when the binary is
+// missing.
+func EtcdBin(t testing.TB) string {
+	t.Helper()
+	return binary(t, "ETCD_BIN", "etcd")
+}
+
+// EtcdctlBin returns the etcdctl binary: $ETCDCTL_BIN, or bin/etcdctl at the
+// module root. It fails t with a clear message when the binary is missing.
+func EtcdctlBin(t testing.TB) string {
+	t.Helper()
+	return binary(t, "ETCDCTL_BIN", "etcdctl")
+}
+
+func binary(t testing.TB, env, name string) string {
+	t.Helper()
+	path, err := findBinary(env, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// findBinary resolves $env, falling back to bin/NAME at the module root so
+// that a plain `go test ./...` after `make etcd` works without the
+// Makefile's environment.
+func findBinary(env, name string) (string, error) {
+	path := os.Getenv(env)
+	from := "$" + env
+	if path == "" {
+		root, err := moduleRoot()
+		if err != nil {
+			return "", fmt.Errorf("find the %s binary: %v; set %s or run `make etcd`", name, err, env)
+		}
+		path = filepath.Join(root, "bin", name)
+		from = "the default location (set " + env + " to use another)"
+	}
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "", fmt.Errorf("%s binary %s from %s does not exist: run `make etcd` at the repository root to build etcd v3.6.16 (or set %s)", name, path, from, env)
+	case err != nil:
+		return "", fmt.Errorf("%s binary %s: %w", name, path, err)
+	case fi.IsDir() || fi.Mode()&0o111 == 0:
+		return "", fmt.Errorf("%s binary %s from %s is not an executable file: run `make etcd` (or fix %s)", name, path, from, env)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", fmt.Errorf("%s binary %s: %w", name, path, err)
+	}
+	return abs, nil
+}
+
+// moduleRoot walks up from the working directory (a test runs in its
+// package directory) to the directory holding go.mod.
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.mod above the working directory")
+		}
+		dir = parent
+	}
+}
