@@ -1,0 +1,161 @@
+package atomicdir
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func files(kv ...string) []File {
+	var fs []File
+	for i := 0; i < len(kv); i += 2 {
+		mode := CertMode
+		if strings.HasSuffix(kv[i], ".key") {
+			mode = KeyMode
+		}
+		fs = append(fs, File{Name: kv[i], Data: []byte(kv[i+1]), Mode: mode})
+	}
+	return fs
+}
+
+func read(t *testing.T, dir, name string) string {
+	t.Helper()
+	b, err := Read(dir, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestUpdateSwitchesTogether(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "etcd")
+	res, err := Update(dir, files("server.crt", "c1", "server.key", "k1", "ca.crt", "ca"), nil)
+	if err != nil || !res.Changed || res.Previous != "" {
+		t.Fatalf("first update: %+v %v", res, err)
+	}
+	first, _ := Current(dir)
+	res, err = Update(dir, files("server.crt", "c2", "server.key", "k2"), nil)
+	if err != nil || !res.Changed || res.Previous != first {
+		t.Fatalf("second update: %+v %v", res, err)
+	}
+	if read(t, dir, "server.crt") != "c2" || read(t, dir, "server.key") != "k2" || read(t, dir, "ca.crt") != "ca" {
+		t.Error("new pair not in effect, or ca.crt not carried over")
+	}
+	// The public names are links through ..data, so one rename switched them.
+	for _, n := range []string{"server.crt", "server.key", "ca.crt"} {
+		target, err := os.Readlink(filepath.Join(dir, n))
+		if err != nil || target != filepath.Join(DataLink, n) {
+			t.Errorf("%s -> %q, %v", n, target, err)
+		}
+	}
+	// The version before last is pruned; the one just replaced is kept for
+	// readers that resolved it before the switch.
+	Update(dir, files("server.crt", "c3", "server.key", "k3"), nil)
+	if _, err := os.Stat(first); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("oldest version %s not pruned", first)
+	}
+}
+
+func TestUpdateUnchangedWritesNothingButFixesModes(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "etcd")
+	in := files("peer.crt", "c", "peer.key", "k")
+	if _, err := Update(dir, in, nil); err != nil {
+		t.Fatal(err)
+	}
+	cur, _ := Current(dir)
+	os.Chmod(filepath.Join(cur, "peer.key"), 0o644)
+	os.Chmod(dir, 0o755)
+	res, err := Update(dir, in, nil)
+	if err != nil || res.Changed {
+		t.Fatalf("unchanged update: %+v %v", res, err)
+	}
+	if now, _ := Current(dir); now != cur {
+		t.Error("an identical update made a new version")
+	}
+	if len(res.ModesFixed) != 1 {
+		t.Errorf("ModesFixed = %v", res.ModesFixed)
+	}
+	for p, want := range map[string]os.FileMode{filepath.Join(cur, "peer.key"): KeyMode, dir: DirMode} {
+		info, _ := os.Stat(p)
+		if info.Mode().Perm() != want {
+			t.Errorf("%s mode %o, want %o", p, info.Mode().Perm(), want)
+		}
+	}
+}
+
+func TestValidateVetoChangesNothing(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "etcd")
+	Update(dir, files("server.crt", "c1", "server.key", "k1"), nil)
+	before, _ := Current(dir)
+	_, err := Update(dir, files("server.crt", "c2"), func(m map[string][]byte) error {
+		if string(m["server.key"]) != "k1" {
+			t.Errorf("validate did not see the carried-over key")
+		}
+		return errors.New("mismatch")
+	})
+	if err == nil || err.Error() != "mismatch" {
+		t.Fatalf("err = %v", err)
+	}
+	after, _ := Current(dir)
+	entries, _ := os.ReadDir(dir)
+	if before != after || read(t, dir, "server.crt") != "c1" || len(entries) != 4 {
+		t.Errorf("a vetoed update left traces: %v", entries)
+	}
+}
+
+func TestMigratesFlatFiles(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "server.crt"), []byte("old-c"), 0o644)
+	os.WriteFile(filepath.Join(dir, "server.key"), []byte("old-k"), 0o644)
+	if _, err := Update(dir, files("server.crt", "new-c", "server.key", "new-k"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if read(t, dir, "server.crt") != "new-c" || read(t, dir, "server.key") != "new-k" {
+		t.Error("flat files not replaced")
+	}
+	if !isLinkToData(dir, "server.key") {
+		t.Error("flat file not turned into a link")
+	}
+}
+
+// A crash after a version was written but before the switch leaves a
+// stray version directory; the old contents stay in effect and the next
+// update proceeds.
+func TestCrashBeforeSwitch(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "etcd")
+	Update(dir, files("server.crt", "c1", "server.key", "k1"), nil)
+	stray := filepath.Join(dir, "..2000_01_01_00_00_00.000000000")
+	os.Mkdir(stray, DirMode)
+	os.WriteFile(filepath.Join(stray, "server.crt"), []byte("half"), CertMode)
+	if read(t, dir, "server.crt") != "c1" {
+		t.Fatal("stray version took effect")
+	}
+	if _, err := Update(dir, files("server.crt", "c2", "server.key", "k2"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if read(t, dir, "server.crt") != "c2" {
+		t.Error("update after crash failed")
+	}
+	if _, err := os.Stat(stray); !errors.Is(err, os.ErrNotExist) {
+		t.Error("stray version not cleaned up")
+	}
+}
+
+func TestWriteFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "sub", "etcd.conf.yml")
+	if changed, err := WriteFile(p, []byte("a"), 0o644); err != nil || !changed {
+		t.Fatalf("%v %v", changed, err)
+	}
+	os.Chmod(p, 0o666)
+	if changed, err := WriteFile(p, []byte("a"), 0o644); err != nil || changed {
+		t.Fatalf("identical write: %v %v", changed, err)
+	}
+	if info, _ := os.Stat(p); info.Mode().Perm() != 0o644 {
+		t.Errorf("mode %o not enforced", info.Mode().Perm())
+	}
+	if _, err := Update(t.TempDir(), files("../x", "y"), nil); err == nil {
+		t.Error("path traversal in a file name accepted")
+	}
+}
