@@ -210,6 +210,10 @@ func (c *CA) Sign(r Request) (certPEM, keyPEM []byte, err error) {
 		return nil, nil, fmt.Errorf("signer: %w", err)
 	}
 	notBefore := now.Add(-Backdate).UTC().Truncate(time.Second)
+	if notBefore.Before(c.Cert.NotBefore) {
+		// A leaf valid before its CA would fail verification in that gap.
+		notBefore = c.Cert.NotBefore
+	}
 	notAfter := notBefore.Add(r.Validity)
 	if notAfter.After(c.Cert.NotAfter) {
 		notAfter = c.Cert.NotAfter

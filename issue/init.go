@@ -283,7 +283,11 @@ func validatePair(t Target, a *ca.CA, certPEM, keyPEM []byte, now time.Time) (*x
 	}
 	// Verify at a time the certificate is valid, so that expiry is
 	// reported as expiry and not as a chain error.
-	at := cert.NotBefore.Add(time.Second)
+	at := cert.NotBefore
+	if a.Cert.NotBefore.After(at) {
+		at = a.Cert.NotBefore
+	}
+	at = at.Add(time.Second)
 	if err := a.Verify(cert, t.Usage(), at); err != nil {
 		return nil, inputError("%s: not a valid %s certificate from this PKI's CA: %v", t.CertPath(), t.Kind.Name, err)
 	}
