@@ -1,0 +1,276 @@
+package verify
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/probe"
+	"github.com/etcdpki/etcdpki/issue"
+)
+
+// UsageError is bad input: a missing or contradictory option, or a spec or
+// manifest that cannot be read. Nothing was probed. It maps to exit code 2.
+type UsageError struct {
+	Msg string
+	Err error
+}
+
+func (e *UsageError) Error() string {
+	if e.Err != nil {
+		return e.Msg + ": " + e.Err.Error()
+	}
+	return e.Msg
+}
+
+func (e *UsageError) Unwrap() error { return e.Err }
+
+// ExitCode is 2: the command line or its files were wrong, not the cluster.
+func (e *UsageError) ExitCode() int { return 2 }
+
+func usagef(format string, args ...any) error {
+	return &UsageError{Msg: fmt.Sprintf(format, args...)}
+}
+
+// Options are verify's inputs, as plain values. Sources fill in what is
+// left empty, in order: explicit values (Endpoints, CAFile...), then the
+// kube-apiserver manifest, then the spec. So "--spec x --endpoints a" checks
+// the spec's apiserver bundle against endpoint a only.
+type Options struct {
+	// SpecFile and PKIDir locate the cluster spec: its endpoints, its
+	// apiserver bundle and its renew-before threshold.
+	SpecFile string
+	PKIDir   string
+	// Manifest is a kube-apiserver static Pod manifest whose --etcd-*
+	// flags are checked, so the operator tests exactly what it will use.
+	Manifest string
+	// Endpoints, CAFile, CertFile and KeyFile are kube-apiserver's
+	// --etcd-servers, --etcd-cafile, --etcd-certfile and --etcd-keyfile.
+	Endpoints []string
+	CAFile    string
+	CertFile  string
+	KeyFile   string
+
+	// Timeout bounds each endpoint's probe; 0 means probe.DefaultTimeout.
+	Timeout time.Duration
+	// RenewBefore is how close to expiry a certificate must be to warn;
+	// 0 means the spec's renewBefore, else cluster.DefaultRenewBefore.
+	RenewBefore time.Duration
+	// Strict turns warnings into failures.
+	Strict bool
+	// JSON selects JSON output instead of the table.
+	JSON bool
+	// PrintFlags prints the kube-apiserver flags and the kubeadm
+	// etcd.external block after a passing run.
+	PrintFlags bool
+	// Now is the clock for expiry checks; nil means time.Now.
+	Now func() time.Time
+}
+
+// Inputs are the resolved values verify checked, and where each came from.
+type Inputs struct {
+	Endpoints   []string       `json:"endpoints"`
+	CAFile      string         `json:"caFile"`
+	CertFile    string         `json:"certFile"`
+	KeyFile     string         `json:"keyFile"`
+	Sources     map[string]any `json:"sources"`
+	RenewBefore string         `json:"renewBefore"`
+	Timeout     string         `json:"timeout"`
+
+	spec        *cluster.Spec
+	renewBefore time.Duration
+	timeout     time.Duration
+}
+
+// resolve turns options into the values to check, or a *UsageError.
+func resolve(o Options) (*Inputs, error) {
+	in := &Inputs{Sources: map[string]any{}}
+	set := func(dst *string, name, v, src string) {
+		if *dst == "" && v != "" {
+			*dst = v
+			in.Sources[name] = src
+		}
+	}
+	set(&in.CAFile, "caFile", o.CAFile, "flag")
+	set(&in.CertFile, "certFile", o.CertFile, "flag")
+	set(&in.KeyFile, "keyFile", o.KeyFile, "flag")
+	if len(o.Endpoints) > 0 {
+		in.Endpoints, in.Sources["endpoints"] = splitList(o.Endpoints), "flag"
+	}
+
+	if o.Manifest != "" {
+		m, err := ReadManifest(o.Manifest)
+		if err != nil {
+			return nil, err
+		}
+		src := "manifest " + o.Manifest
+		set(&in.CAFile, "caFile", m.CAFile, src)
+		set(&in.CertFile, "certFile", m.CertFile, src)
+		set(&in.KeyFile, "keyFile", m.KeyFile, src)
+		if len(in.Endpoints) == 0 && len(m.Endpoints) > 0 {
+			in.Endpoints, in.Sources["endpoints"] = m.Endpoints, src
+		}
+	}
+
+	if o.SpecFile != "" {
+		s, err := cluster.Load(o.SpecFile, cluster.Options{PKIDir: o.PKIDir})
+		if err != nil {
+			return nil, err
+		}
+		in.spec = s
+		p := issue.Paths{PKI: s.PKIDir}
+		crt, key := p.APIServerCert()
+		src := "spec " + o.SpecFile
+		set(&in.CAFile, "caFile", p.APIServerCA(), src)
+		set(&in.CertFile, "certFile", crt, src)
+		set(&in.KeyFile, "keyFile", key, src)
+		if len(in.Endpoints) == 0 {
+			in.Endpoints, in.Sources["endpoints"] = s.ClientEndpoints(), src
+		}
+	} else if o.PKIDir != "" {
+		return nil, usagef("--dir needs --spec: the spec says which endpoints to check")
+	}
+
+	switch {
+	case len(in.Endpoints) == 0:
+		return nil, usagef("no etcd endpoints: give --spec FILE, --apiserver-manifest FILE or --endpoints (--etcd-servers)")
+	case in.CAFile == "":
+		return nil, usagef("no CA file: give --cacert (--etcd-cafile); verify never falls back to the system roots")
+	case in.CertFile == "" || in.KeyFile == "":
+		return nil, usagef("no client certificate and key: give --cert and --key (--etcd-certfile, --etcd-keyfile), as kube-apiserver needs both for etcd")
+	}
+	for _, ep := range in.Endpoints {
+		if strings.HasPrefix(ep, "-") {
+			return nil, usagef("endpoint %q looks like a flag", ep)
+		}
+	}
+
+	in.renewBefore = o.RenewBefore
+	if in.renewBefore == 0 && in.spec != nil {
+		in.renewBefore = in.spec.Leaf.RenewBefore
+	}
+	if in.renewBefore == 0 {
+		in.renewBefore = cluster.DefaultRenewBefore
+	}
+	if in.renewBefore < 0 {
+		return nil, usagef("--renew-before must be positive")
+	}
+	in.timeout = o.Timeout
+	if in.timeout == 0 {
+		in.timeout = probe.DefaultTimeout
+	}
+	if in.timeout < 0 {
+		return nil, usagef("--timeout must be positive")
+	}
+	in.RenewBefore = cluster.FormatDuration(in.renewBefore)
+	in.Timeout = in.timeout.String()
+	return in, nil
+}
+
+// splitList accepts repeated flags and comma-separated values alike, as
+// --etcd-servers=a,b does.
+func splitList(vs []string) []string {
+	var out []string
+	for _, v := range vs {
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+// APIServerEtcd is what kube-apiserver is told about etcd.
+type APIServerEtcd struct {
+	Endpoints []string
+	CAFile    string
+	CertFile  string
+	KeyFile   string
+}
+
+// ReadManifest reads the --etcd-* flags of the kube-apiserver container
+// in a static Pod manifest (its command and args, in both --flag=value and
+// --flag value forms). A manifest with no kube-apiserver container or no
+// --etcd-servers is a *UsageError.
+func ReadManifest(path string) (*APIServerEtcd, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &UsageError{Msg: "read apiserver manifest " + path, Err: unwrapPath(err)}
+	}
+	var pod struct {
+		Kind string `yaml:"kind"`
+		Spec struct {
+			Containers []struct {
+				Name    string   `yaml:"name"`
+				Command []string `yaml:"command"`
+				Args    []string `yaml:"args"`
+			} `yaml:"containers"`
+		} `yaml:"spec"`
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&pod); err != nil {
+		return nil, &UsageError{Msg: "parse apiserver manifest " + path, Err: err}
+	}
+	if pod.Kind != "Pod" {
+		return nil, usagef("apiserver manifest %s: kind is %q, want a Pod", path, pod.Kind)
+	}
+	var args []string
+	found := false
+	for _, c := range pod.Spec.Containers {
+		if c.Name == "kube-apiserver" || len(pod.Spec.Containers) == 1 {
+			args = append(append(args, c.Command...), c.Args...)
+			found = true
+			break
+		}
+	}
+	if !found {
+		return nil, usagef("apiserver manifest %s: no container named kube-apiserver", path)
+	}
+	m := &APIServerEtcd{}
+	flags := map[string]*string{"--etcd-cafile": &m.CAFile, "--etcd-certfile": &m.CertFile, "--etcd-keyfile": &m.KeyFile}
+	var servers string
+	flags["--etcd-servers"] = &servers
+	for i := 0; i < len(args); i++ {
+		name, val, hasVal := strings.Cut(args[i], "=")
+		dst, ok := flags[name]
+		if !ok {
+			continue
+		}
+		if !hasVal {
+			if i+1 >= len(args) {
+				return nil, usagef("apiserver manifest %s: %s has no value", path, name)
+			}
+			i++
+			val = args[i]
+		}
+		*dst = val
+	}
+	if servers == "" {
+		return nil, usagef("apiserver manifest %s: kube-apiserver has no --etcd-servers flag", path)
+	}
+	m.Endpoints = splitList([]string{servers})
+	return m, nil
+}
+
+func unwrapPath(err error) error {
+	if pe, ok := errors.AsType[*os.PathError](err); ok {
+		return pe.Err
+	}
+	return err
+}
+
+// absOr makes p absolute for printing flags, keeping it if that fails.
+func absOr(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
+}

@@ -1,0 +1,191 @@
+package verify
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/probe"
+)
+
+// Local check names.
+const (
+	CheckCAFile         = "ca-file"
+	CheckCAExpiry       = "ca-expiry"
+	CheckClientCertFile = "client-cert-file"
+	CheckClientKeyFile  = "client-key-file"
+	CheckKeyMatchesCert = "key-matches-cert"
+	CheckClientChain    = "client-cert-chain"
+	CheckClientAuth     = "client-cert-usage"
+	CheckClientExpiry   = "client-cert-expiry"
+	CheckKeyPermissions = "key-permissions"
+)
+
+// keyModeMask: a private key readable or writable by anyone but its owner
+// is as good as leaked; kubeadm writes keys 0600.
+const keyModeMask fs.FileMode = 0o077
+
+// localChecks checks the TLS material on disk and returns the client TLS
+// config when it is usable (nil when it is not, and endpoints cannot be
+// probed).
+func localChecks(in *Inputs, now time.Time) ([]Check, *tls.Config) {
+	var checks []Check
+	add := func(name, target string, st Status, format string, args ...any) {
+		checks = append(checks, Check{Name: name, Target: target, Status: st, Reason: fmt.Sprintf(format, args...)})
+	}
+
+	cas, caErr := probe.ReadCertificates(in.CAFile)
+	if caErr != nil {
+		add(CheckCAFile, in.CAFile, Fail, "cannot use the CA file: %v", caErr)
+	} else {
+		add(CheckCAFile, in.CAFile, OK, "%d CA certificate(s): %s", len(cas), cas[0].Subject.CommonName)
+		for _, c := range cas {
+			checks = append(checks, expiryCheck(CheckCAExpiry, in.CAFile, "CA "+c.Subject.CommonName, c, now, in.renewBefore))
+		}
+	}
+
+	certs, certErr := probe.ReadCertificates(in.CertFile)
+	if certErr != nil {
+		add(CheckClientCertFile, in.CertFile, Fail, "cannot use the client certificate: %v", certErr)
+	} else {
+		add(CheckClientCertFile, in.CertFile, OK, "CN %q issued by %q", certs[0].Subject.CommonName, certs[0].Issuer.CommonName)
+	}
+
+	keyOK := true
+	if fi, err := os.Stat(in.KeyFile); err != nil {
+		add(CheckClientKeyFile, in.KeyFile, Fail, "cannot read the client key: %v", unwrapPath(err))
+		keyOK = false
+	} else if f, err := os.Open(in.KeyFile); err != nil {
+		add(CheckClientKeyFile, in.KeyFile, Fail, "cannot read the client key: %v", unwrapPath(err))
+		keyOK = false
+	} else {
+		f.Close()
+		add(CheckClientKeyFile, in.KeyFile, OK, "readable")
+		if m := fi.Mode().Perm(); m&keyModeMask != 0 {
+			add(CheckKeyPermissions, in.KeyFile, Fail, "mode %04o lets group or others read it; chmod 600 %s", m, in.KeyFile)
+		} else {
+			add(CheckKeyPermissions, in.KeyFile, OK, "mode %04o", m)
+		}
+	}
+
+	var pair *tls.Certificate
+	if certErr == nil && keyOK {
+		p, err := probe.LoadKeyPair(in.CertFile, in.KeyFile)
+		switch {
+		case errors.Is(err, probe.ErrKeyMismatch):
+			add(CheckKeyMatchesCert, in.KeyFile, Fail, "the key does not belong to %s: a half-replaced pair?", in.CertFile)
+		case err != nil:
+			add(CheckKeyMatchesCert, in.KeyFile, Fail, "cannot load the pair: %v", err)
+		default:
+			add(CheckKeyMatchesCert, in.KeyFile, OK, "key matches the certificate")
+			pair = &p
+		}
+	}
+
+	if certErr == nil {
+		leaf := certs[0]
+		if caErr == nil {
+			checks = append(checks, chainCheck(in, cas, certs))
+		}
+		switch {
+		case len(leaf.ExtKeyUsage) == 0:
+			add(CheckClientAuth, in.CertFile, Warn, "no extended key usage: accepted as any usage, but kubeadm's client certs carry clientAuth")
+		case slices.Contains(leaf.ExtKeyUsage, x509.ExtKeyUsageClientAuth) || slices.Contains(leaf.ExtKeyUsage, x509.ExtKeyUsageAny):
+			add(CheckClientAuth, in.CertFile, OK, "has clientAuth")
+		default:
+			add(CheckClientAuth, in.CertFile, Fail, "no clientAuth extended key usage (has %s): etcd will reject it as a client certificate", ekuNames(leaf.ExtKeyUsage))
+		}
+		checks = append(checks, expiryCheck(CheckClientExpiry, in.CertFile, "client certificate", leaf, now, in.renewBefore))
+	}
+
+	if caErr != nil || pair == nil {
+		return checks, nil
+	}
+	pool := x509.NewCertPool()
+	for _, c := range cas {
+		pool.AddCert(c)
+	}
+	return checks, &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{*pair}, MinVersion: tls.VersionTLS12}
+}
+
+// chainCheck verifies the client cert against the CA file at a moment it
+// is valid, so that an expired cert is reported once, by the expiry check,
+// rather than as a broken chain too.
+func chainCheck(in *Inputs, cas, certs []*x509.Certificate) Check {
+	pool := x509.NewCertPool()
+	for _, c := range cas {
+		pool.AddCert(c)
+	}
+	inter := x509.NewCertPool()
+	for _, c := range certs[1:] {
+		inter.AddCert(c)
+	}
+	leaf := certs[0]
+	_, err := leaf.Verify(x509.VerifyOptions{
+		Roots: pool, Intermediates: inter,
+		CurrentTime: leaf.NotBefore.Add(time.Second),
+		KeyUsages:   []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
+	})
+	c := Check{Name: CheckClientChain, Target: in.CertFile}
+	if err != nil {
+		c.Status = Fail
+		c.Reason = fmt.Sprintf("not signed by the CA in %s (issuer %q): %v", in.CAFile, leaf.Issuer.CommonName, err)
+		return c
+	}
+	c.Status, c.Reason = OK, fmt.Sprintf("chains to %q", leaf.Issuer.CommonName)
+	return c
+}
+
+// expiryCheck fails a certificate outside its validity and warns inside
+// the renew-before window.
+func expiryCheck(name, target, what string, c *x509.Certificate, now time.Time, renewBefore time.Duration) Check {
+	ch := Check{Name: name, Target: target, Status: OK}
+	left := c.NotAfter.Sub(now)
+	switch {
+	case now.Before(c.NotBefore):
+		ch.Status = Fail
+		ch.Reason = fmt.Sprintf("%s is not valid until %s (in %s): check the clocks", what, c.NotBefore.UTC().Format(time.RFC3339), roundDur(c.NotBefore.Sub(now)))
+	case left <= 0:
+		ch.Status = Fail
+		ch.Reason = fmt.Sprintf("%s expired %s ago, at %s", what, roundDur(-left), c.NotAfter.UTC().Format(time.RFC3339))
+	case left < renewBefore:
+		ch.Status = Warn
+		ch.Reason = fmt.Sprintf("%s expires in %s (%s), inside renew-before %s: run etcdpki rotate", what, roundDur(left), c.NotAfter.UTC().Format(time.RFC3339), cluster.FormatDuration(renewBefore))
+	default:
+		ch.Reason = fmt.Sprintf("%s valid until %s (%s left)", what, c.NotAfter.UTC().Format(time.RFC3339), roundDur(left))
+	}
+	return ch
+}
+
+// roundDur prints durations as a person reads them: days when long.
+func roundDur(d time.Duration) string {
+	switch {
+	case d >= 48*time.Hour:
+		return fmt.Sprintf("%dd", d/(24*time.Hour))
+	case d >= time.Minute:
+		return d.Round(time.Minute).String()
+	}
+	return d.Round(time.Second).String()
+}
+
+func ekuNames(ekus []x509.ExtKeyUsage) string {
+	names := map[x509.ExtKeyUsage]string{
+		x509.ExtKeyUsageServerAuth: "serverAuth", x509.ExtKeyUsageClientAuth: "clientAuth",
+		x509.ExtKeyUsageCodeSigning: "codeSigning", x509.ExtKeyUsageEmailProtection: "emailProtection",
+	}
+	var out []string
+	for _, e := range ekus {
+		if n, ok := names[e]; ok {
+			out = append(out, n)
+		} else {
+			out = append(out, fmt.Sprintf("eku-%d", e))
+		}
+	}
+	return fmt.Sprint(out)
+}

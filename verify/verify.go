@@ -1,0 +1,228 @@
+// Package verify answers the operator's question before a kube-apiserver
+// cutover: "if I start the apiserver with these --etcd-* flags, will it
+// work, and if not, exactly why?". It checks the TLS material on disk,
+// then every endpoint over real TLS (all at once, each within a timeout),
+// then what the endpoints must agree on, and reports each check as ok,
+// warn or fail with a one-line reason.
+package verify
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/etcdpki/etcdpki/internal/probe"
+	"github.com/etcdpki/etcdpki/issue"
+)
+
+// ErrChecksFailed is returned by Run when a check failed (or warned, with
+// Strict). It maps to exit code 1.
+var ErrChecksFailed = errors.New("verify: checks failed")
+
+// Status is a check's outcome.
+type Status string
+
+// Check outcomes. Skip marks a check that could not run because an
+// earlier one failed; the failure is reported there.
+const (
+	OK   Status = "ok"
+	Warn Status = "warn"
+	Fail Status = "fail"
+	Skip Status = "skip"
+)
+
+// Check is one row of the report.
+type Check struct {
+	// Name is stable, for scripts: "tls-handshake", "client-cert-expiry"...
+	Name string `json:"check"`
+	// Target is a file, an endpoint, or "cluster".
+	Target string `json:"target"`
+	Status Status `json:"status"`
+	Reason string `json:"reason"`
+	// Kind classifies endpoint failures (see probe.Kind).
+	Kind probe.Kind `json:"kind,omitempty"`
+}
+
+// Report is everything verify found. The table and -o json render it.
+type Report struct {
+	Inputs  *Inputs        `json:"inputs"`
+	Checks  []Check        `json:"checks"`
+	Cluster *probe.Cluster `json:"cluster,omitempty"`
+	// Passed is the verdict: no failure, and no warning under Strict.
+	Passed bool           `json:"passed"`
+	Counts map[Status]int `json:"counts"`
+	Took   probe.Duration `json:"took"`
+}
+
+// Find returns the first check with that name and target ("" matches any
+// target).
+func (r *Report) Find(name, target string) (Check, bool) {
+	for _, c := range r.Checks {
+		if c.Name == name && (target == "" || c.Target == target) {
+			return c, true
+		}
+	}
+	return Check{}, false
+}
+
+// Evaluate runs every check and returns the report. The error is a
+// *UsageError (or a *cluster.Error from the spec) when the options are
+// unusable; failed checks are not errors here, see Report.Passed.
+func Evaluate(ctx context.Context, o Options) (*Report, error) {
+	start := time.Now()
+	in, err := resolve(o)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	if o.Now != nil {
+		now = o.Now()
+	}
+	rep := &Report{Inputs: in}
+	checks, tlsCfg := localChecks(in, now)
+	rep.Checks = checks
+	if tlsCfg == nil {
+		for _, ep := range in.Endpoints {
+			rep.Checks = append(rep.Checks, Check{Name: CheckTCP, Target: ep, Status: Skip,
+				Reason: "not run: the CA, client certificate or key above cannot be used"})
+		}
+	} else {
+		rep.Cluster = probe.Health(ctx, in.Endpoints, tlsCfg, in.timeout)
+		for i := range rep.Cluster.Endpoints {
+			rep.Checks = append(rep.Checks, endpointChecks(&rep.Cluster.Endpoints[i], now, in.renewBefore)...)
+		}
+		rep.Checks = append(rep.Checks, clusterChecks(rep.Cluster, o.Strict)...)
+	}
+	rep.Counts = map[Status]int{}
+	for _, c := range rep.Checks {
+		rep.Counts[c.Status]++
+	}
+	rep.Passed = rep.Counts[Fail] == 0 && (!o.Strict || rep.Counts[Warn] == 0)
+	rep.Took = probe.Duration(time.Since(start))
+	return rep, nil
+}
+
+// Run checks, writes the report to w (a table, or JSON with o.JSON), and
+// with o.PrintFlags and a passing verdict, the kube-apiserver flags and the
+// kubeadm etcd.external block. It returns ErrChecksFailed when the verdict
+// is a failure and a *UsageError for bad options.
+func Run(ctx context.Context, o Options, w io.Writer) (*Report, error) {
+	rep, err := Evaluate(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	if o.JSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			return rep, fmt.Errorf("write report: %w", err)
+		}
+	} else if err := rep.WriteTable(w); err != nil {
+		return rep, fmt.Errorf("write report: %w", err)
+	}
+	if !rep.Passed {
+		return rep, ErrChecksFailed
+	}
+	if o.PrintFlags && !o.JSON {
+		if err := rep.WriteFlags(w); err != nil {
+			return rep, fmt.Errorf("write flags: %w", err)
+		}
+	}
+	return rep, nil
+}
+
+// WriteTable renders one row per check and a verdict line.
+func (r *Report) WriteTable(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CHECK\tTARGET\tSTATUS\tREASON")
+	for _, c := range r.Checks {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", c.Name, c.Target, strings.ToUpper(string(c.Status)), c.Reason)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	verdict := "PASS"
+	if !r.Passed {
+		verdict = "FAIL"
+	}
+	_, err := fmt.Fprintf(w, "\n%s: %d ok, %d warn, %d fail, %d skipped (%d endpoints in %s)\n",
+		verdict, r.Counts[OK], r.Counts[Warn], r.Counts[Fail], r.Counts[Skip], len(r.Inputs.Endpoints), r.Took)
+	return err
+}
+
+// WriteFlags prints the flags that were just verified. From a spec they
+// are the paths on the apiserver's host, as etcdpki init wrote them; from
+// flags or a manifest, the very paths that were checked.
+func (r *Report) WriteFlags(w io.Writer) error {
+	var flags []string
+	var kubeadm []byte
+	if s := r.Inputs.spec; s != nil && r.Inputs.Sources["endpoints"] == "spec "+s.File && fromSpecOnly(r.Inputs) {
+		flags = issue.APIServerFlags(s)
+		var err error
+		if kubeadm, err = issue.KubeadmExternal(s); err != nil {
+			return err
+		}
+	} else {
+		in := r.Inputs
+		flags = []string{
+			"--etcd-servers=" + strings.Join(in.Endpoints, ","),
+			"--etcd-cafile=" + absOr(in.CAFile),
+			"--etcd-certfile=" + absOr(in.CertFile),
+			"--etcd-keyfile=" + absOr(in.KeyFile),
+		}
+		var err error
+		if kubeadm, err = kubeadmExternal(in); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintln(w, "\nkube-apiserver flags:")
+	for _, f := range flags {
+		fmt.Fprintln(w, "  "+f)
+	}
+	fmt.Fprintln(w, "\nkubeadm ClusterConfiguration:")
+	_, err := w.Write(kubeadm)
+	return err
+}
+
+func fromSpecOnly(in *Inputs) bool {
+	for _, k := range []string{"endpoints", "caFile", "certFile", "keyFile"} {
+		if src, _ := in.Sources[k].(string); !strings.HasPrefix(src, "spec ") {
+			return false
+		}
+	}
+	return true
+}
+
+// kubeadmExternal renders the etcd.external block for explicit inputs, in
+// the same shape as issue.KubeadmExternal.
+func kubeadmExternal(in *Inputs) ([]byte, error) {
+	type external struct {
+		Endpoints []string `yaml:"endpoints"`
+		CAFile    string   `yaml:"caFile"`
+		CertFile  string   `yaml:"certFile"`
+		KeyFile   string   `yaml:"keyFile"`
+	}
+	doc := struct {
+		APIVersion string `yaml:"apiVersion"`
+		Kind       string `yaml:"kind"`
+		Etcd       struct {
+			External external `yaml:"external"`
+		} `yaml:"etcd"`
+	}{APIVersion: "kubeadm.k8s.io/v1beta4", Kind: "ClusterConfiguration"}
+	doc.Etcd.External = external{Endpoints: in.Endpoints, CAFile: absOr(in.CAFile), CertFile: absOr(in.CertFile), KeyFile: absOr(in.KeyFile)}
+	var b bytes.Buffer
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(doc); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), enc.Close()
+}
