@@ -1,0 +1,91 @@
+package rotate
+
+import (
+	"bytes"
+	"crypto/x509"
+	"fmt"
+	"io/fs"
+	"os"
+	"time"
+
+	"github.com/etcdpki/etcdpki/ca"
+	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/atomicdir"
+	"github.com/etcdpki/etcdpki/issue"
+)
+
+// metricsMode: node_exporter's textfile collector runs as another user
+// and must be able to read the file.
+const metricsMode fs.FileMode = 0o644
+
+// writeMetrics writes a Prometheus textfile (for node_exporter's textfile
+// collector) with every certificate's expiry and the rotation times. It
+// replaces the file in one rename, as the collector requires.
+func writeMetrics(path string, s *cluster.Spec, st *State, ok bool, now time.Time) error {
+	var b bytes.Buffer
+	b.WriteString("# HELP etcdpki_cert_expiry_timestamp_seconds When the certificate expires (Unix time).\n")
+	b.WriteString("# TYPE etcdpki_cert_expiry_timestamp_seconds gauge\n")
+	if c, err := readCert(issue.Paths{PKI: s.PKIDir}.CACert()); err == nil {
+		fmt.Fprintf(&b, "etcdpki_cert_expiry_timestamp_seconds{cluster=%q,cert=%q} %d\n", s.Name, "etcd-ca", c.NotAfter.Unix())
+	}
+	for _, t := range issue.Targets(s) {
+		c, err := readCert(t.CertPath())
+		if err != nil {
+			continue
+		}
+		fmt.Fprintf(&b, "etcdpki_cert_expiry_timestamp_seconds{cluster=%q,cert=%q} %d\n", s.Name, t.ID, c.NotAfter.Unix())
+	}
+	b.WriteString("# HELP etcdpki_rotate_last_success_timestamp_seconds When a rotation last ended with everything in effect (Unix time).\n")
+	b.WriteString("# TYPE etcdpki_rotate_last_success_timestamp_seconds gauge\n")
+	last := int64(0)
+	if !st.LastSuccess.IsZero() {
+		last = st.LastSuccess.Unix()
+	}
+	fmt.Fprintf(&b, "etcdpki_rotate_last_success_timestamp_seconds{cluster=%q} %d\n", s.Name, last)
+	b.WriteString("# HELP etcdpki_rotate_last_run_success Whether the last rotation run succeeded (1) or failed (0).\n")
+	b.WriteString("# TYPE etcdpki_rotate_last_run_success gauge\n")
+	v := 0
+	if ok {
+		v = 1
+	}
+	fmt.Fprintf(&b, "etcdpki_rotate_last_run_success{cluster=%q} %d\n", s.Name, v)
+	b.WriteString("# HELP etcdpki_rotate_last_run_timestamp_seconds When the last rotation run ended (Unix time).\n")
+	b.WriteString("# TYPE etcdpki_rotate_last_run_timestamp_seconds gauge\n")
+	fmt.Fprintf(&b, "etcdpki_rotate_last_run_timestamp_seconds{cluster=%q} %d\n", s.Name, now.Unix())
+	if _, err := atomicdir.WriteFile(path, b.Bytes(), metricsMode); err != nil {
+		return fmt.Errorf("write metrics file: %w", err)
+	}
+	return nil
+}
+
+func readCert(path string) (*x509.Certificate, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return ca.ParseCert(data)
+}
+
+// nextExpiry says which certificate expires first and when it is due,
+// for the one line a run with nothing to do prints.
+func nextExpiry(s *cluster.Spec, renewBefore time.Duration, now time.Time) string {
+	if renewBefore <= 0 {
+		renewBefore = s.Leaf.RenewBefore
+	}
+	var first *x509.Certificate
+	name := ""
+	for _, t := range issue.Targets(s) {
+		c, err := readCert(t.CertPath())
+		if err != nil {
+			continue
+		}
+		if first == nil || c.NotAfter.Before(first.NotAfter) {
+			first, name = c, t.ID
+		}
+	}
+	if first == nil {
+		return "no certificates"
+	}
+	return fmt.Sprintf("%d certificates valid and in effect; next to expire %s on %s (%s left)",
+		len(issue.Targets(s)), name, first.NotAfter.UTC().Format(time.RFC3339), issue.Residual(first.NotAfter.Sub(now)))
+}

@@ -1,0 +1,306 @@
+package rotate
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"strings"
+	"text/template"
+	"time"
+
+	"github.com/etcdpki/etcdpki/ca"
+	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/issue"
+	"github.com/etcdpki/etcdpki/internal/probe"
+)
+
+// Plan is what one run will do: the certificates to renew, the hosts
+// whose files changed and must be deployed, and the members to restart
+// in order.
+type Plan struct {
+	// Due are the certificates to renew now, with the reason.
+	Due []issue.CertInfo
+	// Nodes are the nodes whose files are (or will be) new, in spec order.
+	Nodes []*NodePlan
+	// Clients are the clients whose certificate is (or will be) new.
+	Clients []*ClientPlan
+	// Order lists the nodes to restart: followers first, the leader last.
+	Order []string
+	// Leader is the member that led when the plan was made, "" if unknown.
+	Leader string
+	// OrderNote explains an order made without a view of the cluster.
+	OrderNote string
+	// Baseline are certificates recorded as in effect for the first time.
+	Baseline map[string]string
+	// Warnings are things the operator should know but that do not stop
+	// the run (a CA nearing its end, which rotate does not replace).
+	Warnings []string
+}
+
+// NodePlan is one node whose files changed.
+type NodePlan struct {
+	Node cluster.Node
+	// Targets are the node's certificates whose files differ from what
+	// is in effect; Renew lists those renewed by this run.
+	Targets []issue.Target
+	Renew   []issue.Target
+	// All are all of the node's certificates: a restart proves the
+	// serving pairs whatever triggered it.
+	All []issue.Target
+	// Restart is true when the serving or peer certificate changed: only
+	// a restart puts it into effect on connections already open.
+	Restart bool
+	// DeployCmd and RestartCmd are the rendered templates; "" for none.
+	DeployCmd, RestartCmd string
+}
+
+// ClientPlan is one client whose certificate changed.
+type ClientPlan struct {
+	Client                cluster.Client
+	Target                issue.Target
+	Renew                 bool
+	DeployCmd, RestartCmd string
+}
+
+// Empty reports whether there is nothing to do.
+func (p *Plan) Empty() bool { return len(p.Due) == 0 && len(p.Nodes) == 0 && len(p.Clients) == 0 }
+
+// restarts counts the nodes that need a restart.
+func (p *Plan) restarts() int {
+	n := 0
+	for _, np := range p.Nodes {
+		if np.Restart {
+			n++
+		}
+	}
+	return n
+}
+
+func (p *Plan) node(name string) *NodePlan {
+	for _, np := range p.Nodes {
+		if np.Node.Name == name {
+			return np
+		}
+	}
+	return nil
+}
+
+// makePlan compares the PKI directory with the spec (what is due) and
+// with the journal (what is not in effect yet). It changes nothing.
+func makePlan(s *cluster.Spec, st *State, renewBefore time.Duration, now time.Time) (*Plan, error) {
+	infos, err := issue.List(s, renewBefore, now)
+	if err != nil {
+		return nil, err
+	}
+	p := &Plan{Baseline: map[string]string{}}
+	due := map[string]bool{}
+	changed := map[string]bool{}
+	var invalid []string
+	for _, info := range infos {
+		if info.Target == nil {
+			if info.Status != issue.StatusOK {
+				p.Warnings = append(p.Warnings, fmt.Sprintf("CA %s: %s (rotate renews leaves only)", info.Path, info.Reason))
+			}
+			continue
+		}
+		t := *info.Target
+		switch info.Status {
+		case issue.StatusOK:
+			prev, known := st.InEffect[t.ID]
+			switch {
+			case !known:
+				// First sight of this certificate: whatever is on disk is
+				// what its member was started with.
+				p.Baseline[t.ID] = info.Serial
+			case prev != info.Serial:
+				// Replaced from outside since the last run, and valid
+				// (pair, chain and SANs: Inspect said ok).
+				changed[t.ID] = true
+			}
+		case issue.StatusInvalid:
+			invalid = append(invalid, fmt.Sprintf("%s (%s): %s", t.ID, info.Path, info.Reason))
+		default:
+			p.Due = append(p.Due, info)
+			due[t.ID] = true
+		}
+	}
+	if len(invalid) > 0 {
+		// Renewing would overwrite files someone put there on purpose;
+		// rolling would put broken files into effect. Neither is ours to
+		// decide at 3 a.m.
+		return nil, &ca.InputError{Err: fmt.Errorf("refusing to rotate: invalid certificate files: %s", strings.Join(invalid, "; "))}
+	}
+	for _, t := range issue.Targets(s) {
+		if !due[t.ID] && !changed[t.ID] {
+			continue
+		}
+		if n, ok := s.Node(t.Owner); ok {
+			np := p.node(n.Name)
+			if np == nil {
+				np = &NodePlan{Node: n}
+				p.Nodes = append(p.Nodes, np)
+			}
+			np.Targets = append(np.Targets, t)
+			if due[t.ID] {
+				np.Renew = append(np.Renew, t)
+			}
+			if t.Kind.Name == ca.KindServer.Name || t.Kind.Name == ca.KindPeer.Name {
+				np.Restart = true
+			}
+			continue
+		}
+		if c, ok := s.Client(t.Owner); ok {
+			p.Clients = append(p.Clients, &ClientPlan{Client: c, Target: t, Renew: due[t.ID]})
+		}
+	}
+	for _, t := range issue.Targets(s) {
+		if np := p.node(t.Owner); np != nil {
+			np.All = append(np.All, t)
+		}
+	}
+	paths := issue.Paths{PKI: s.PKIDir}
+	for _, np := range p.Nodes {
+		data := cluster.TemplateData{Name: np.Node.Name, IP: np.Node.IP().String(), Bundle: paths.NodeDir(np.Node.Name),
+			Dir: np.Node.Dir, ConfigFile: paths.NodeConfig(np.Node.Name), DataDir: np.Node.DataDir}
+		if np.DeployCmd, err = render(np.Node.Deploy, data); err != nil {
+			return nil, &ca.InputError{Err: fmt.Errorf("node %s deploy template: %w", np.Node.Name, err)}
+		}
+		if np.RestartCmd, err = render(np.Node.Restart, data); err != nil {
+			return nil, &ca.InputError{Err: fmt.Errorf("node %s restart template: %w", np.Node.Name, err)}
+		}
+	}
+	for _, cp := range p.Clients {
+		data := cluster.TemplateData{Name: cp.Client.Name, Bundle: cp.Target.Dir, Dir: cp.Client.Dir}
+		if cp.DeployCmd, err = render(cp.Client.Deploy, data); err != nil {
+			return nil, &ca.InputError{Err: fmt.Errorf("client %s deploy template: %w", cp.Client.Name, err)}
+		}
+		if cp.RestartCmd, err = render(cp.Client.Restart, data); err != nil {
+			return nil, &ca.InputError{Err: fmt.Errorf("client %s restart template: %w", cp.Client.Name, err)}
+		}
+	}
+	return p, nil
+}
+
+// check refuses a plan that cannot work before anything is changed.
+func (p *Plan) check(s *cluster.Spec, mode RestartMode) error {
+	for _, np := range p.Nodes {
+		if !s.Local && np.DeployCmd == "" {
+			return &ca.InputError{Err: fmt.Errorf("node %s: its certificates change but the spec has no deploy command to copy them to %s (set nodes[].deploy)", np.Node.Name, np.Node.Dir)}
+		}
+		if mode == RestartAlways && np.Restart && np.RestartCmd == "" {
+			return &ca.InputError{Err: fmt.Errorf("node %s: its serving certificates change but the spec has no restart command (set nodes[].restart, or use --restart=never)", np.Node.Name)}
+		}
+	}
+	return nil
+}
+
+// order sets the restart order from a health probe: followers in spec
+// order, then the leader, whose restart is preceded by a hand-off.
+func (p *Plan) order(s *cluster.Spec, h *probe.Cluster) {
+	p.Order = nil
+	leader := ""
+	if h != nil {
+		leader = memberName(s, h, h.Leader)
+	}
+	p.Leader = leader
+	if leader == "" {
+		p.OrderNote = "leader unknown: spec order; the leader is still handed off when its turn comes"
+	}
+	for _, np := range p.Nodes {
+		if np.Restart && np.Node.Name != leader {
+			p.Order = append(p.Order, np.Node.Name)
+		}
+	}
+	if np := p.node(leader); np != nil && np.Restart {
+		p.Order = append(p.Order, leader)
+	}
+}
+
+// Print writes the plan for --dry-run: certificates, restart order and
+// the commands that would run.
+func (p *Plan) Print(w io.Writer, mode RestartMode) {
+	for _, warn := range p.Warnings {
+		fmt.Fprintf(w, "warning: %s\n", warn)
+	}
+	if p.Empty() {
+		fmt.Fprintln(w, "nothing due: every certificate is valid and in effect")
+		return
+	}
+	fmt.Fprintln(w, "certificates to renew:")
+	if len(p.Due) == 0 {
+		fmt.Fprintln(w, "  (none)")
+	}
+	for _, d := range p.Due {
+		exp := "-"
+		if !d.Expires.IsZero() {
+			exp = d.Expires.UTC().Format(time.RFC3339)
+		}
+		fmt.Fprintf(w, "  %-36s %-12s expires %s  %s\n", d.Name, d.Status, exp, d.Reason)
+	}
+	fmt.Fprintln(w, "hosts to update:")
+	for _, np := range p.Nodes {
+		fmt.Fprintf(w, "  node %s: %s\n", np.Node.Name, strings.Join(issue.IDs(np.Targets), ", "))
+		if np.DeployCmd != "" {
+			fmt.Fprintf(w, "    deploy:  %s\n", np.DeployCmd)
+		}
+	}
+	for _, cp := range p.Clients {
+		fmt.Fprintf(w, "  client %s: %s\n", cp.Client.Name, cp.Target.ID)
+		if cp.DeployCmd != "" {
+			fmt.Fprintf(w, "    deploy:  %s\n", cp.DeployCmd)
+		}
+		if cp.RestartCmd != "" && mode == RestartAlways {
+			fmt.Fprintf(w, "    restart: %s\n", cp.RestartCmd)
+		}
+	}
+	if mode == RestartNever {
+		fmt.Fprintln(w, "restart order: none (--restart=never: files are swapped only)")
+		return
+	}
+	if len(p.Order) == 0 {
+		fmt.Fprintln(w, "restart order: none (no serving certificate changes)")
+		return
+	}
+	fmt.Fprintln(w, "restart order (followers first, leader last):")
+	if p.OrderNote != "" {
+		fmt.Fprintf(w, "  (%s)\n", p.OrderNote)
+	}
+	for i, name := range p.Order {
+		np := p.node(name)
+		role := "follower"
+		if name == p.Leader {
+			role = "leader: hand leadership to a rotated member first (MoveLeader)"
+		}
+		fmt.Fprintf(w, "  [%d/%d] %s (%s)\n        restart: %s\n", i+1, len(p.Order), name, role, np.RestartCmd)
+	}
+}
+
+func render(tmpl string, data cluster.TemplateData) (string, error) {
+	if tmpl == "" {
+		return "", nil
+	}
+	t, err := template.New("cmd").Option("missingkey=error").Parse(tmpl)
+	if err != nil {
+		return "", err
+	}
+	var b bytes.Buffer
+	if err := t.Execute(&b, data); err != nil {
+		return "", err
+	}
+	return b.String(), nil
+}
+
+// memberName maps a member ID to the spec node whose endpoint answered
+// with it. Endpoints are probed in spec order.
+func memberName(s *cluster.Spec, h *probe.Cluster, id probe.ID) string {
+	if id == 0 {
+		return ""
+	}
+	for i, r := range h.Endpoints {
+		if r.Status != nil && r.Status.MemberID == id && i < len(s.Nodes) {
+			return s.Nodes[i].Name
+		}
+	}
+	return ""
+}
+

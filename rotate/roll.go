@@ -1,0 +1,246 @@
+package rotate
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/issue"
+	"github.com/etcdpki/etcdpki/internal/probe"
+)
+
+// pollInterval is how often a restarted member is probed. A tenth of a
+// second keeps the wait within a poll of the real restart time, which is
+// what the total rotation time is measured against, at the cost of a few
+// cheap TLS handshakes.
+const pollInterval = 100 * time.Millisecond
+
+// probeTimeout bounds one health probe of one endpoint while waiting.
+const probeTimeout = 2 * time.Second
+
+// caughtUpSlack is how many raft entries a member may trail the leader
+// and still count as caught up: the two are probed concurrently, and
+// under client load the leader commits a few entries in between.
+const caughtUpSlack = 50
+
+// cluster talks to the running members with the kube-apiserver's client
+// certificate, the one whose view matters.
+type etcdCluster struct {
+	spec  *cluster.Spec
+	paths issue.Paths
+}
+
+// tls reads the TLS material afresh: the apiserver's pair may just have
+// been renewed.
+func (c *etcdCluster) tls() (*tls.Config, error) {
+	crt, key := c.paths.APIServerCert()
+	return probe.TLSConfig(c.paths.CACert(), crt, key)
+}
+
+func (c *etcdCluster) endpoints() []string { return c.spec.ClientEndpoints() }
+
+func (c *etcdCluster) health(ctx context.Context) (*probe.Cluster, error) {
+	cfg, err := c.tls()
+	if err != nil {
+		return nil, err
+	}
+	return probe.Health(ctx, c.endpoints(), cfg, probeTimeout), nil
+}
+
+// UnhealthyError is the precondition of a rolling restart failing: some
+// member is not healthy, so restarting another could lose quorum.
+type UnhealthyError struct {
+	// Members names each unhealthy member with its reason.
+	Members []string
+	// Reason is a cluster-wide problem (no leader, members disagree).
+	Reason string
+}
+
+func (e *UnhealthyError) Error() string {
+	msg := "cluster is not healthy, refusing to restart any member"
+	if len(e.Members) > 0 {
+		msg += ": " + strings.Join(e.Members, "; ")
+	}
+	if e.Reason != "" {
+		msg += ": " + e.Reason
+	}
+	return msg
+}
+
+// ExitCode makes the CLI exit 1: a failed check, not bad input.
+func (e *UnhealthyError) ExitCode() int { return 1 }
+
+// healthyOrError says why a probe is not a healthy cluster.
+func healthyOrError(s *cluster.Spec, h *probe.Cluster) error {
+	if h.Healthy() {
+		return nil
+	}
+	e := &UnhealthyError{}
+	for i, r := range h.Endpoints {
+		if r.Healthy {
+			continue
+		}
+		name := r.Endpoint
+		if i < len(s.Nodes) {
+			name = s.Nodes[i].Name + " (" + r.Endpoint + ")"
+		}
+		e.Members = append(e.Members, fmt.Sprintf("%s: %v", name, r.Err()))
+	}
+	if len(e.Members) == 0 {
+		switch {
+		case h.ClusterID == 0:
+			e.Reason = "the endpoints report different cluster IDs"
+		case h.Leader == 0:
+			e.Reason = "the members do not agree on one leader"
+		case !h.MembersAgree:
+			e.Reason = "the members' member lists disagree"
+		}
+	}
+	return e
+}
+
+// moveLeader hands leadership from the member at fromURL to member to.
+// The request must reach the current leader, so the client is pinned to
+// its endpoint; etcd answers once the transferee leads.
+func (c *etcdCluster) moveLeader(ctx context.Context, fromURL string, to probe.ID) error {
+	cfg, err := c.tls()
+	if err != nil {
+		return err
+	}
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{fromURL}, TLS: cfg, DialTimeout: probeTimeout, Logger: zap.NewNop()})
+	if err != nil {
+		return fmt.Errorf("etcd client for %s: %w", fromURL, err)
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := cli.MoveLeader(ctx, uint64(to)); err != nil {
+		return fmt.Errorf("move leader from %s to member %s: %w", fromURL, to, err)
+	}
+	return nil
+}
+
+// servingSerial returns the serial of the certificate presented on url's
+// host:port, verified against the etcd CA like any client would.
+func servingSerial(ctx context.Context, addr string, cfg *tls.Config) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	c, err := probe.ServingCert(ctx, addr, cfg)
+	if err != nil {
+		return "", err
+	}
+	return issue.Serial(c), nil
+}
+
+func hostPort(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return rawURL
+	}
+	return u.Host
+}
+
+// waitServing waits until node serves the wanted serials on its client
+// and peer ports, answers a linearizable read and has caught up with the
+// leader. It returns the last reason for waiting when the time is up.
+func (c *etcdCluster) waitServing(ctx context.Context, n cluster.Node, wantServer, wantPeer string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	clientAddr, peerAddr := hostPort(n.ClientURLs[0]), hostPort(n.PeerURLs[0])
+	idx := -1
+	for i, m := range c.spec.Nodes {
+		if m.Name == n.Name {
+			idx = i
+		}
+	}
+	last := errors.New("not probed yet")
+	for {
+		last = c.gates(ctx, idx, clientAddr, peerAddr, wantServer, wantPeer)
+		if last == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("member %s not back within %s: %w", n.Name, timeout, last)
+		case <-time.After(pollInterval):
+		}
+	}
+}
+
+func (c *etcdCluster) gates(ctx context.Context, idx int, clientAddr, peerAddr, wantServer, wantPeer string) error {
+	cfg, err := c.tls()
+	if err != nil {
+		return err
+	}
+	got, err := servingSerial(ctx, clientAddr, cfg)
+	if err != nil {
+		return fmt.Errorf("client port %s: %w", clientAddr, err)
+	}
+	if got != wantServer {
+		return fmt.Errorf("client port %s serves serial %s, want %s", clientAddr, got, wantServer)
+	}
+	if got, err = servingSerial(ctx, peerAddr, cfg); err != nil {
+		return fmt.Errorf("peer port %s: %w", peerAddr, err)
+	}
+	if got != wantPeer {
+		return fmt.Errorf("peer port %s serves serial %s, want %s", peerAddr, got, wantPeer)
+	}
+	h := probe.Health(ctx, c.endpoints(), cfg, probeTimeout)
+	r := h.Endpoints[idx]
+	if !r.Healthy {
+		return fmt.Errorf("not healthy: %w", r.Err())
+	}
+	if !h.CaughtUp(r.Status.MemberID, caughtUpSlack) {
+		l, ok := h.LeaderResult()
+		if !ok {
+			return errors.New("no agreed leader to catch up with")
+		}
+		return fmt.Errorf("applied raft index %d trails the leader's %d", r.Status.RaftAppliedIndex, l.Status.RaftIndex)
+	}
+	return nil
+}
+
+// runCommand runs a rendered template with sh -c, bounded by timeout. The
+// command gets its own process group so a timeout kills what it started
+// (an ssh, a script's children), not just the shell.
+func runCommand(ctx context.Context, what, command string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", command)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+	cmd.Env = os.Environ()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		if ctx.Err() != nil {
+			err = fmt.Errorf("%w after %s", ctx.Err(), timeout)
+		}
+		return fmt.Errorf("%s: `%s`: %w%s", what, command, err, tail(out))
+	}
+	return nil
+}
+
+func tail(out []byte) string {
+	s := strings.TrimSpace(string(out))
+	if s == "" {
+		return ""
+	}
+	lines := strings.Split(s, "\n")
+	if len(lines) > 5 {
+		lines = lines[len(lines)-5:]
+	}
+	return ": " + strings.Join(lines, " | ")
+}
+

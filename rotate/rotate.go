@@ -1,0 +1,562 @@
+// Package rotate renews the etcd certificates that are due and puts them
+// into effect without losing quorum or failing a client request: plan
+// (what is due, in which order), renew (atomic pair swaps, old pairs kept
+// in PKI/backup), deploy (per-node command templates), and a rolling
+// restart gated on health — followers first, the leader last after an
+// explicit leadership hand-off, each member proven to serve its new
+// certificate on both ports, to answer a linearizable read and to have
+// caught up before the next one goes.
+//
+// A run is safe from cron: an flock keeps two runs apart, and a journal
+// in the PKI directory (see State) lets a run killed at any point resume
+// without redoing finished members. Watch keeps running, rotating on a
+// timer and whenever certificate files or the spec change.
+package rotate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/etcdpki/etcdpki/ca"
+	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/probe"
+	"github.com/etcdpki/etcdpki/issue"
+)
+
+// RestartMode says whether members are restarted after their files change.
+type RestartMode string
+
+// Restart modes.
+const (
+	// RestartAlways rolls the members: the only way to prove the new
+	// certificate works and to put it on connections already open.
+	RestartAlways RestartMode = "always"
+	// RestartNever swaps the files only: etcd picks new leaves up at its
+	// next TLS handshake, but open peer connections keep the old ones.
+	RestartNever RestartMode = "never"
+)
+
+// Defaults for the timeouts, chosen for a real host rather than a laptop.
+const (
+	// DefaultMemberTimeout bounds the wait for a restarted member: etcd
+	// may replay a large WAL, but two minutes without serving means
+	// something is wrong, and the other members must stay untouched.
+	DefaultMemberTimeout = 2 * time.Minute
+	// DefaultCommandTimeout bounds one deploy or restart command: an ssh
+	// to a host that went away must not hold the lock forever.
+	DefaultCommandTimeout = 5 * time.Minute
+)
+
+// Options control a rotation. The zero value of every field but Spec is
+// a sensible default.
+type Options struct {
+	Spec *cluster.Spec
+	// RenewBefore overrides the spec's renew-before threshold when > 0.
+	RenewBefore time.Duration
+	// DryRun prints the plan and changes nothing.
+	DryRun bool
+	// Restart is RestartAlways ("" means always) or RestartNever.
+	Restart RestartMode
+	// Out receives the timestamped progress lines.
+	Out io.Writer
+	// MetricsFile, when set, is a Prometheus textfile written after
+	// every run.
+	MetricsFile string
+	// MemberTimeout and CommandTimeout; 0 means the defaults.
+	MemberTimeout  time.Duration
+	CommandTimeout time.Duration
+	// Now is the clock; nil means time.Now. Tests move it.
+	Now func() time.Time
+}
+
+func (o *Options) defaults() error {
+	if o.Spec == nil {
+		return &ca.InputError{Err: errors.New("rotate: no cluster spec")}
+	}
+	switch o.Restart {
+	case "":
+		o.Restart = RestartAlways
+	case RestartAlways, RestartNever:
+	default:
+		return &ca.InputError{Err: fmt.Errorf("--restart %q: use always or never", o.Restart)}
+	}
+	if o.MemberTimeout <= 0 {
+		o.MemberTimeout = DefaultMemberTimeout
+	}
+	if o.CommandTimeout <= 0 {
+		o.CommandTimeout = DefaultCommandTimeout
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Out == nil {
+		o.Out = io.Discard
+	}
+	return nil
+}
+
+// Result says what a run did and how long each part took.
+type Result struct {
+	Plan    *Plan
+	Renewed []issue.Renewed
+	// Members are the restarted members, in order.
+	Members []MemberResult
+	// Took is the whole run.
+	Took time.Duration
+}
+
+// MemberResult is one restarted member.
+type MemberResult struct {
+	Name string
+	// HandOff is the MoveLeader before the restart, 0 when the member
+	// did not lead.
+	HandOff time.Duration
+	// Restart is from running its restart command until it passed every
+	// health gate: the floor a rotation cannot beat.
+	Restart      time.Duration
+	ServerSerial string
+	PeerSerial   string
+}
+
+// Floor is the sum of the members' restart-to-healthy times.
+func (r *Result) Floor() time.Duration {
+	var d time.Duration
+	for _, m := range r.Members {
+		d += m.Restart
+	}
+	return d
+}
+
+// InterruptedError is a run stopped by its context (SIGTERM) between two
+// steps. Nothing is half done: the next run resumes.
+type InterruptedError struct{ Step string }
+
+func (e *InterruptedError) Error() string {
+	return fmt.Sprintf("interrupted before %s; the next run resumes from the journal", e.Step)
+}
+
+// ExitCode is 1: the rotation did not finish.
+func (e *InterruptedError) ExitCode() int { return 1 }
+
+// MemberError is a member that did not come back as it should.
+type MemberError struct {
+	Member string
+	Err    error
+}
+
+func (e *MemberError) Error() string {
+	return fmt.Sprintf("member %s: %v; stopped, the other members are untouched", e.Member, e.Err)
+}
+
+func (e *MemberError) Unwrap() error { return e.Err }
+
+// ExitCode is 1: a failed operation.
+func (e *MemberError) ExitCode() int { return 1 }
+
+// Run does one rotation: plan, renew, deploy, rolling restart, clients.
+// Cancelling ctx stops it at the next step boundary (a member being
+// restarted is still waited for), so SIGTERM never leaves a member half
+// rolled.
+func Run(ctx context.Context, o Options) (*Result, error) {
+	if err := o.defaults(); err != nil {
+		return nil, err
+	}
+	r := &runner{o: o, log: newLogger(o.Out, o.Now), etcd: &etcdCluster{spec: o.Spec, paths: issue.Paths{PKI: o.Spec.PKIDir}}}
+	return r.run(ctx)
+}
+
+type runner struct {
+	o    Options
+	log  *logger
+	etcd *etcdCluster
+	st   *State
+	// quiet drops the "nothing due" line: --watch checks often.
+	quiet bool
+}
+
+func (r *runner) run(ctx context.Context) (*Result, error) {
+	start := time.Now()
+	s := r.o.Spec
+	res := &Result{}
+	if !r.o.DryRun {
+		l, err := acquire(s.PKIDir)
+		if err != nil {
+			return nil, err
+		}
+		defer l.release()
+	}
+	st, err := LoadState(s.PKIDir)
+	if err != nil {
+		return nil, err
+	}
+	r.st = st
+	err = r.rotate(ctx, res)
+	res.Took = time.Since(start)
+	if r.o.DryRun {
+		return res, err
+	}
+	st.LastRun = r.o.Now().UTC()
+	if err != nil {
+		st.LastError = err.Error()
+	} else {
+		st.LastError = ""
+		st.LastSuccess = st.LastRun
+	}
+	if serr := st.save(s.PKIDir, r.o.Now()); serr != nil && err == nil {
+		err = serr
+	}
+	if r.o.MetricsFile != "" {
+		if merr := writeMetrics(r.o.MetricsFile, s, st, err == nil, r.o.Now()); merr != nil {
+			r.log.printf("warning: metrics file: %v", merr)
+		}
+	}
+	return res, err
+}
+
+func (r *runner) rotate(ctx context.Context, res *Result) error {
+	s := r.o.Spec
+	now := r.o.Now()
+	p, err := makePlan(s, r.st, r.o.RenewBefore, now)
+	if err != nil {
+		return err
+	}
+	res.Plan = p
+	for _, w := range p.Warnings {
+		r.log.printf("warning: %s", w)
+	}
+	if !r.o.DryRun && len(p.Baseline) > 0 {
+		for id, serial := range p.Baseline {
+			r.st.InEffect[id] = serial
+		}
+		if err := r.st.save(s.PKIDir, now); err != nil {
+			return err
+		}
+	}
+	if p.Empty() {
+		if !r.quiet || r.o.DryRun {
+			r.log.printf("nothing due: %s", nextExpiry(s, r.o.RenewBefore, now))
+		}
+		return nil
+	}
+	if err := p.check(s, r.o.Restart); err != nil {
+		return err
+	}
+	// The precondition comes before the first change: a cluster that is
+	// not healthy gets nothing renewed, deployed or restarted.
+	var h *probe.Cluster
+	if r.o.Restart == RestartAlways && p.restarts() > 0 {
+		if h, err = r.etcd.health(context.WithoutCancel(ctx)); err != nil {
+			return err
+		}
+		if herr := healthyOrError(s, h); herr != nil {
+			if r.o.DryRun {
+				p.OrderNote = herr.Error()
+			} else {
+				return herr
+			}
+		}
+	}
+	p.order(s, h)
+	if r.o.DryRun {
+		p.Print(r.o.Out, r.o.Restart)
+		return nil
+	}
+	if err := r.renew(ctx, p, res); err != nil {
+		return err
+	}
+	if err := r.deploy(ctx, p); err != nil {
+		return err
+	}
+	if r.o.Restart == RestartAlways {
+		if err := r.roll(ctx, p, res); err != nil {
+			return err
+		}
+	}
+	if err := r.clients(ctx, p); err != nil {
+		return err
+	}
+	r.log.printf("done: %d certificates renewed, %d members restarted in %s (restart-to-healthy %s)",
+		len(res.Renewed), len(res.Members), round(time.Since(r.log.start)), round(res.Floor()))
+	return nil
+}
+
+func (r *runner) renew(ctx context.Context, p *Plan, res *Result) error {
+	if len(p.Due) == 0 {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return &InterruptedError{Step: "renewing"}
+	}
+	var ts []issue.Target
+	for _, d := range p.Due {
+		ts = append(ts, *d.Target)
+	}
+	renewed, err := issue.Renew(context.WithoutCancel(ctx), r.o.Spec, ts, issue.RenewOptions{Options: issue.Options{Out: r.log, Now: r.o.Now}})
+	if err != nil {
+		return fmt.Errorf("renew: %w", err)
+	}
+	res.Renewed = renewed
+	if len(renewed) > 0 {
+		r.log.printf("renewed %d certificates; previous pairs in %s", len(renewed), backupDir(r.o.Spec.PKIDir, renewed))
+	}
+	return nil
+}
+
+// backupDir is the run's backup directory: each Renewed.Backup is it
+// joined with the store's path below the PKI directory.
+func backupDir(pki string, rs []issue.Renewed) string {
+	for _, r := range rs {
+		if r.Backup == "" {
+			continue
+		}
+		if rel, err := filepath.Rel(pki, r.Target.Dir); err == nil {
+			return strings.TrimSuffix(r.Backup, string(filepath.Separator)+rel)
+		}
+	}
+	return "(none: nothing was replaced)"
+}
+
+// deploy runs each changed node's deploy command. Nodes whose only change
+// does not need a restart (the healthcheck client) are in effect once
+// deployed.
+func (r *runner) deploy(ctx context.Context, p *Plan) error {
+	for _, np := range p.Nodes {
+		if np.DeployCmd == "" {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return &InterruptedError{Step: "deploying to " + np.Node.Name}
+		}
+		t0 := time.Now()
+		if err := runCommand(context.WithoutCancel(ctx), "deploy to node "+np.Node.Name, np.DeployCmd, r.o.CommandTimeout); err != nil {
+			return &MemberError{Member: np.Node.Name, Err: err}
+		}
+		r.log.printf("%s: deployed in %s", np.Node.Name, round(time.Since(t0)))
+	}
+	for _, np := range p.Nodes {
+		if !np.Restart || r.o.Restart == RestartNever {
+			if err := r.inEffect(np.Targets); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// inEffect records the targets' current serials in the journal.
+func (r *runner) inEffect(ts []issue.Target) error {
+	for _, t := range ts {
+		serial, err := diskSerial(t)
+		if err != nil {
+			return err
+		}
+		r.st.InEffect[t.ID] = serial
+	}
+	return r.st.save(r.o.Spec.PKIDir, r.o.Now())
+}
+
+func diskSerial(t issue.Target) (string, error) {
+	c, err := readCert(t.CertPath())
+	if err != nil {
+		return "", fmt.Errorf("certificate %s: %w", t.ID, err)
+	}
+	return issue.Serial(c), nil
+}
+
+func targetOf(ts []issue.Target, kind string) (issue.Target, bool) {
+	for _, t := range ts {
+		if t.Kind.Name == kind {
+			return t, true
+		}
+	}
+	return issue.Target{}, false
+}
+
+// roll restarts the planned members one at a time.
+func (r *runner) roll(ctx context.Context, p *Plan, res *Result) error {
+	s := r.o.Spec
+	var rotated []string
+	for i, name := range p.Order {
+		np := p.node(name)
+		if err := ctx.Err(); err != nil {
+			return &InterruptedError{Step: "restarting " + name}
+		}
+		bg := context.WithoutCancel(ctx)
+		// Every restart starts from a healthy cluster: a member that fell
+		// over since the last step must not be joined by a second one.
+		h, err := r.etcd.health(bg)
+		if err != nil {
+			return err
+		}
+		if err := healthyOrError(s, h); err != nil {
+			return err
+		}
+		mr := MemberResult{Name: name}
+		if memberName(s, h, h.Leader) == name {
+			to, toName := transferee(s, h, name, rotated)
+			if to == 0 {
+				return &MemberError{Member: name, Err: errors.New("leads and no other healthy, caught-up member can take over")}
+			}
+			t0 := time.Now()
+			if err := r.etcd.moveLeader(bg, np.Node.ClientURLs[0], to); err != nil {
+				return &MemberError{Member: name, Err: err}
+			}
+			mr.HandOff = time.Since(t0)
+			r.log.printf("[%d/%d] %s: leader; handed leadership to %s in %s", i+1, len(p.Order), name, toName, round(mr.HandOff))
+		}
+		serverT, _ := targetOf(np.All, ca.KindServer.Name)
+		peerT, _ := targetOf(np.All, ca.KindPeer.Name)
+		wantServer, err := diskSerial(serverT)
+		if err != nil {
+			return err
+		}
+		wantPeer, err := diskSerial(peerT)
+		if err != nil {
+			return err
+		}
+		t0 := time.Now()
+		if err := runCommand(bg, "restart node "+name, np.RestartCmd, r.o.CommandTimeout); err != nil {
+			return &MemberError{Member: name, Err: err}
+		}
+		if err := r.etcd.waitServing(bg, np.Node, wantServer, wantPeer, r.o.MemberTimeout); err != nil {
+			return &MemberError{Member: name, Err: err}
+		}
+		mr.Restart = time.Since(t0)
+		mr.ServerSerial, mr.PeerSerial = wantServer, wantPeer
+		// Journal first, then the line: a run killed after printing it
+		// never restarts this member again.
+		if err := r.inEffect(np.Targets); err != nil {
+			return err
+		}
+		res.Members = append(res.Members, mr)
+		rotated = append(rotated, name)
+		r.log.printf("[%d/%d] %s: restarted, serving serial %s, caught up in %s", i+1, len(p.Order), name, short(wantServer), round(mr.Restart))
+	}
+	return nil
+}
+
+// transferee picks who takes over from leader: preferably a member
+// already restarted in this run (it will not go down again), else any
+// healthy member, the most caught up first.
+func transferee(s *cluster.Spec, h *probe.Cluster, leader string, rotated []string) (probe.ID, string) {
+	var best probe.ID
+	bestName := ""
+	var bestIdx uint64
+	bestRotated := false
+	for i, e := range h.Endpoints {
+		if i >= len(s.Nodes) || !e.Healthy || e.Status == nil || s.Nodes[i].Name == leader || e.Status.IsLearner {
+			continue
+		}
+		isRotated := slices.Contains(rotated, s.Nodes[i].Name)
+		better := best == 0 ||
+			isRotated && !bestRotated ||
+			isRotated == bestRotated && e.Status.RaftAppliedIndex > bestIdx
+		if better {
+			best, bestName, bestIdx, bestRotated = e.Status.MemberID, s.Nodes[i].Name, e.Status.RaftAppliedIndex, isRotated
+		}
+	}
+	return best, bestName
+}
+
+// clients deploys and restarts clients whose certificate changed.
+func (r *runner) clients(ctx context.Context, p *Plan) error {
+	for _, cp := range p.Clients {
+		if err := ctx.Err(); err != nil {
+			return &InterruptedError{Step: "updating client " + cp.Client.Name}
+		}
+		bg := context.WithoutCancel(ctx)
+		did := []string{}
+		if cp.DeployCmd != "" {
+			if err := runCommand(bg, "deploy to client "+cp.Client.Name, cp.DeployCmd, r.o.CommandTimeout); err != nil {
+				return err
+			}
+			did = append(did, "deployed")
+		}
+		if cp.RestartCmd != "" && r.o.Restart == RestartAlways {
+			if err := runCommand(bg, "restart client "+cp.Client.Name, cp.RestartCmd, r.o.CommandTimeout); err != nil {
+				return err
+			}
+			did = append(did, "restarted")
+		}
+		if err := r.inEffect([]issue.Target{cp.Target}); err != nil {
+			return err
+		}
+		serial := r.st.InEffect[cp.Target.ID]
+		if len(did) == 0 {
+			did = append(did, "new pair in place")
+		}
+		r.log.printf("client %s: %s, serial %s", cp.Client.Name, joinWords(did), short(serial))
+	}
+	return nil
+}
+
+func joinWords(w []string) string {
+	switch len(w) {
+	case 0:
+		return ""
+	case 1:
+		return w[0]
+	}
+	return fmt.Sprintf("%s and %s", w[0], w[1])
+}
+
+func short(serial string) string {
+	if len(serial) > 12 {
+		return serial[:12] + "..."
+	}
+	return serial
+}
+
+func round(d time.Duration) time.Duration {
+	if d > time.Second {
+		return d.Round(100 * time.Millisecond)
+	}
+	return d.Round(time.Millisecond)
+}
+
+// logger writes timestamped lines; it is also an io.Writer so that
+// issue.Renew's lines get the same stamp.
+type logger struct {
+	mu    sync.Mutex
+	out   io.Writer
+	now   func() time.Time
+	start time.Time
+	buf   []byte
+}
+
+func newLogger(out io.Writer, now func() time.Time) *logger {
+	return &logger{out: out, now: now, start: time.Now()}
+}
+
+func (l *logger) printf(format string, args ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	fmt.Fprintf(l.out, "%s %s\n", time.Now().Format("2006-01-02T15:04:05.000Z07:00"), fmt.Sprintf(format, args...))
+}
+
+// Write stamps each complete line.
+func (l *logger) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	l.buf = append(l.buf, b...)
+	var lines []string
+	for {
+		i := slices.Index(l.buf, '\n')
+		if i < 0 {
+			break
+		}
+		lines = append(lines, string(l.buf[:i]))
+		l.buf = l.buf[i+1:]
+	}
+	l.mu.Unlock()
+	for _, line := range lines {
+		l.printf("%s", line)
+	}
+	return len(b), nil
+}

@@ -1,0 +1,80 @@
+package rotate
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/etcdpki/etcdpki/internal/atomicdir"
+)
+
+// StateFile is the journal's name inside the PKI directory.
+const StateFile = "rotate-state.json"
+
+// stateMode: the journal holds serials and times, nothing secret, but it
+// lives next to keys and is only ever read by the operator's own tools.
+const stateMode fs.FileMode = 0o600
+
+// State is rotate's journal. It records, per certificate, the serial that
+// is known to be in effect: deployed to its host and, for serving certs,
+// presented by a member that was restarted with it and proved healthy.
+// A certificate whose file serial differs from its recorded serial still
+// has to be deployed and rolled, whoever replaced the file (this run, a
+// run killed halfway, `etcdpki certs renew`, another tool), so a run that
+// dies at any point is resumed by the next one without redoing finished
+// members: their serials are already recorded.
+//
+// The file is replaced in one rename after fsync, so a kill -9 leaves
+// either the previous journal or the new one.
+type State struct {
+	// InEffect maps a certificate ID (issue.Target.ID) to its serial in
+	// effect.
+	InEffect map[string]string `json:"inEffect"`
+	// LastSuccess is when a run last ended with everything in effect.
+	LastSuccess time.Time `json:"lastSuccess,omitzero"`
+	// LastRun is when a run last ended, successful or not.
+	LastRun time.Time `json:"lastRun,omitzero"`
+	// LastError is the error that ended the last failed run.
+	LastError string `json:"lastError,omitempty"`
+	// Updated is when the journal was last written.
+	Updated time.Time `json:"updated"`
+}
+
+func statePath(pki string) string { return filepath.Join(pki, StateFile) }
+
+// LoadState reads the journal of the PKI directory pki. A missing journal
+// is an empty state: the first run records what is on disk as in effect.
+func LoadState(pki string) (*State, error) {
+	st := &State{InEffect: map[string]string{}}
+	data, err := os.ReadFile(statePath(pki))
+	if errors.Is(err, fs.ErrNotExist) {
+		return st, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read rotation journal: %w", err)
+	}
+	if err := json.Unmarshal(data, st); err != nil {
+		return nil, fmt.Errorf("rotation journal %s is corrupt (move it away to start afresh): %w", statePath(pki), err)
+	}
+	if st.InEffect == nil {
+		st.InEffect = map[string]string{}
+	}
+	return st, nil
+}
+
+// save writes the journal atomically.
+func (st *State) save(pki string, now time.Time) error {
+	st.Updated = now.UTC()
+	data, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode rotation journal: %w", err)
+	}
+	if _, err := atomicdir.WriteFile(statePath(pki), append(data, '\n'), stateMode); err != nil {
+		return fmt.Errorf("write rotation journal: %w", err)
+	}
+	return nil
+}
