@@ -112,7 +112,7 @@ func (m *Member) signal(sig syscall.Signal, timeout time.Duration) error {
 	pid, exited := m.cmd.Process.Pid, m.exited
 	m.mu.Unlock()
 
-	m.log.mark(fmt.Sprintf("sending %v to pid %d", sig, pid))
+	m.log.mark(fmt.Sprintf("sending %s to pid %d", sigName(sig), pid))
 	if err := signalGroup(pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
 		return fmt.Errorf("signal member %s (pid %d): %w", m.Name, pid, err)
 	}
@@ -123,7 +123,17 @@ func (m *Member) signal(sig syscall.Signal, timeout time.Duration) error {
 	}
 	_ = signalGroup(pid, syscall.SIGKILL)
 	<-exited
-	return fmt.Errorf("member %s (pid %d) still running %v after %v; killed it", m.Name, pid, timeout, sig)
+	return fmt.Errorf("member %s (pid %d) still running %v after %s; killed it", m.Name, pid, timeout, sigName(sig))
+}
+
+func sigName(sig syscall.Signal) string {
+	switch sig {
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	case syscall.SIGKILL:
+		return "SIGKILL"
+	}
+	return sig.String()
 }
 
 // Running reports whether the member's process is alive.
