@@ -202,15 +202,18 @@ func ParseEndpoint(ep string) (string, string, error) {
 // linearizable read, the alarm list and the member list. It never returns
 // an error: every failure is recorded in the Result.
 func Endpoint(ctx context.Context, endpoint string, tlsCfg *tls.Config, timeout time.Duration) Result {
+	start := time.Now()
+	r := endpoint1(ctx, endpoint, tlsCfg, timeout)
+	r.Took = Duration(time.Since(start))
+	r.Healthy = r.Err() == nil
+	return r
+}
+
+func endpoint1(ctx context.Context, endpoint string, tlsCfg *tls.Config, timeout time.Duration) Result {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	start := time.Now()
 	r := Result{Endpoint: endpoint}
-	defer func() {
-		r.Took = Duration(time.Since(start))
-		r.Healthy = r.Err() == nil
-	}()
 	u, addr, err := ParseEndpoint(endpoint)
 	if err != nil {
 		r.Connect = err.(*Error)
