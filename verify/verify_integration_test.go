@@ -1,0 +1,303 @@
+package verify
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/etcdpki/etcdpki/internal/etcdtest"
+	"github.com/etcdpki/etcdpki/internal/probe"
+)
+
+var (
+	serverEKU = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
+	clientEKU = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+)
+
+// testTimeout keeps the black-holed cases short; healthy loopback members
+// answer in milliseconds.
+const testTimeout = 2 * time.Second
+
+// want is what a scenario must produce.
+type want struct {
+	pass  bool
+	check string     // a check that must be present with status
+	st    Status     // ...this status
+	kind  probe.Kind // ...and, for endpoint checks, this kind
+	// target is the check's target ("" for any); reason must contain all
+	// of these.
+	target string
+	reason []string
+}
+
+func runVerify(t *testing.T, o Options) (*Report, string, error) {
+	t.Helper()
+	var out bytes.Buffer
+	if o.Timeout == 0 {
+		o.Timeout = testTimeout
+	}
+	rep, err := Run(context.Background(), o, &out)
+	t.Logf("verify output:\n%s", out.String())
+	return rep, out.String(), err
+}
+
+func assertReport(t *testing.T, rep *Report, out string, err error, w want) {
+	t.Helper()
+	if w.pass && err != nil {
+		t.Fatalf("verify failed, want pass: %v", err)
+	}
+	if !w.pass && !errors.Is(err, ErrChecksFailed) {
+		t.Fatalf("verify error %v, want ErrChecksFailed (exit 1)", err)
+	}
+	if rep.Passed != w.pass {
+		t.Errorf("Passed = %v, want %v", rep.Passed, w.pass)
+	}
+	if w.check == "" {
+		return
+	}
+	for _, c := range rep.Checks {
+		if c.Name != w.check || (w.target != "" && c.Target != w.target) || c.Status != w.st || (w.kind != "" && c.Kind != w.kind) {
+			continue
+		}
+		for _, r := range w.reason {
+			if !strings.Contains(c.Reason, r) {
+				t.Errorf("check %s %s: reason %q does not mention %q", c.Name, c.Target, c.Reason, r)
+			}
+			// The table shows the reason too, not just the JSON.
+			if !strings.Contains(out, r) {
+				t.Errorf("output does not show %q", r)
+			}
+		}
+		return
+	}
+	t.Errorf("no check %s target %q with status %s kind %q", w.check, w.target, w.st, w.kind)
+}
+
+// etcdctlHealthy runs the real `etcdctl endpoint health` with the same
+// inputs, so verify's verdict can be compared with it.
+func etcdctlHealthy(t *testing.T, endpoints []string, caFile, certFile, keyFile string) bool {
+	t.Helper()
+	cmd := exec.Command(etcdtest.EtcdctlBin(t), "endpoint", "health",
+		"--endpoints="+strings.Join(endpoints, ","), "--cacert="+caFile, "--cert="+certFile, "--key="+keyFile,
+		"--dial-timeout=2s", "--command-timeout=3s")
+	for _, kv := range os.Environ() {
+		// The operator's ETCDCTL_* settings must not leak into the test.
+		if !strings.HasPrefix(kv, "ETCDCTL_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	out, err := cmd.CombinedOutput()
+	t.Logf("etcdctl endpoint health: %v\n%s", err, out)
+	return err == nil
+}
+
+// swapServerCert replaces a member's serving certificate in place; etcd
+// reads it again at every handshake, so the next client sees it. The
+// original pair is put back when the test ends.
+func swapServerCert(t *testing.T, c *etcdtest.Cluster, node string, s *signer, hosts []string) {
+	t.Helper()
+	crt, key := c.Paths.NodeCert(node, "server")
+	origCrt, err := os.ReadFile(crt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	origKey, err := os.ReadFile(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Dir(crt)
+	nc, nk := s.sign(t, t.TempDir(), "server", leaf{cn: node, hosts: hosts, eku: serverEKU})
+	replace := func(dst string, data []byte) {
+		tmp := filepath.Join(dir, ".swap-"+filepath.Base(dst))
+		writeFile(t, tmp, data, 0o600)
+		if err := os.Rename(tmp, dst); err != nil {
+			t.Fatal(err)
+		}
+	}
+	newCrt, _ := os.ReadFile(nc)
+	newKey, _ := os.ReadFile(nk)
+	replace(key, newKey)
+	replace(crt, newCrt)
+	t.Cleanup(func() {
+		replace(key, origKey)
+		replace(crt, origCrt)
+	})
+}
+
+func TestVerifyCluster(t *testing.T) {
+	c := etcdtest.Start(t, etcdtest.Options{})
+	caFile := c.Paths.APIServerCA()
+	apiCrt, apiKey := c.Paths.APIServerCert()
+	etcdCA := loadSigner(t, c.Paths.CACert(), c.Paths.CAKey())
+	eps := c.Endpoints()
+	spec := Options{SpecFile: c.SpecPath}
+
+	t.Run("healthy cluster passes and prints flags", func(t *testing.T) {
+		o := spec
+		o.PrintFlags = true
+		rep, out, err := runVerify(t, o)
+		assertReport(t, rep, out, err, want{pass: true, check: CheckQuorum, st: OK, reason: []string{"3 of 3 voting members healthy"}})
+		if rep.Counts[Fail] != 0 || rep.Counts[Warn] != 0 || rep.Counts[Skip] != 0 {
+			t.Errorf("counts %v, want only ok", rep.Counts)
+		}
+		for _, f := range []string{"--etcd-servers=" + strings.Join(eps, ","), "--etcd-cafile=", "etcd:\n  external:\n    endpoints:"} {
+			if !strings.Contains(out, f) {
+				t.Errorf("--print-flags output lacks %q", f)
+			}
+		}
+		if !etcdctlHealthy(t, eps, caFile, apiCrt, apiKey) {
+			t.Error("etcdctl says unhealthy, verify says healthy")
+		}
+	})
+
+	t.Run("json output", func(t *testing.T) {
+		o := spec
+		o.JSON = true
+		_, out, err := runVerify(t, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range []string{`"check": "linearizable-read"`, `"passed": true`, `"clusterID":`, `"raftIndex":`} {
+			if !strings.Contains(out, s) {
+				t.Errorf("JSON lacks %s", s)
+			}
+		}
+	})
+
+	t.Run("apiserver manifest", func(t *testing.T) {
+		m := filepath.Join(t.TempDir(), "kube-apiserver.yaml")
+		writeFile(t, m, []byte(`apiVersion: v1
+kind: Pod
+metadata: {name: kube-apiserver, namespace: kube-system}
+spec:
+  containers:
+  - name: kube-apiserver
+    image: registry.k8s.io/kube-apiserver:v1.34.0
+    command:
+    - kube-apiserver
+    - --advertise-address=10.0.0.1
+    - --etcd-servers=`+strings.Join(eps, ",")+`
+    - --etcd-cafile
+    - `+caFile+`
+    - --etcd-certfile=`+apiCrt+`
+    - --etcd-keyfile=`+apiKey+`
+`), 0o644)
+		rep, out, err := runVerify(t, Options{Manifest: m})
+		assertReport(t, rep, out, err, want{pass: true})
+		if len(rep.Inputs.Endpoints) != 3 || rep.Inputs.CAFile != caFile {
+			t.Errorf("inputs from manifest: %+v", rep.Inputs)
+		}
+	})
+
+	type scenario struct {
+		name      string
+		setup     func(t *testing.T) Options
+		want      want
+		etcdctl   bool // etcdctl endpoint health applies to the same inputs
+		strictToo *want
+	}
+	explicit := func(endpoints []string, crt, key string) Options {
+		return Options{Endpoints: endpoints, CAFile: caFile, CertFile: crt, KeyFile: key}
+	}
+	scenarios := []scenario{
+		{
+			name: "server cert without the endpoint's IP",
+			setup: func(t *testing.T) Options {
+				swapServerCert(t, c, etcdtest.NodeName(2), etcdCA, []string{"10.0.0.99", "localhost"})
+				return explicit(eps, apiCrt, apiKey)
+			},
+			want:    want{check: CheckTLS, target: eps[1], st: Fail, kind: probe.KindSANMismatch, reason: []string{`"127.0.0.2"`, "10.0.0.99"}},
+			etcdctl: true,
+		},
+		{
+			name: "server cert from another CA",
+			setup: func(t *testing.T) Options {
+				swapServerCert(t, c, etcdtest.NodeName(3), newSigner(t, "rogue-ca"), []string{"127.0.0.3"})
+				return explicit(eps, apiCrt, apiKey)
+			},
+			want:    want{check: CheckTLS, target: eps[2], st: Fail, kind: probe.KindUnknownCA, reason: []string{"rogue-ca", "not signed by the given CA"}},
+			etcdctl: true,
+		},
+		{
+			name: "expired client cert",
+			setup: func(t *testing.T) Options {
+				crt, key := etcdCA.sign(t, t.TempDir(), "client", leaf{cn: "kube-apiserver-etcd-client", eku: clientEKU,
+					notBefore: time.Now().Add(-48 * time.Hour), notAfter: time.Now().Add(-time.Hour)})
+				return explicit(eps, crt, key)
+			},
+			want:    want{check: CheckTLS, target: eps[0], st: Fail, kind: probe.KindClientCertRejected, reason: []string{"rejected the client certificate", "expired"}},
+			etcdctl: true,
+		},
+		{
+			name: "client cert without clientAuth",
+			setup: func(t *testing.T) Options {
+				crt, key := etcdCA.sign(t, t.TempDir(), "client", leaf{cn: "kube-apiserver-etcd-client", eku: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+				return explicit(eps, crt, key)
+			},
+			want:    want{check: CheckTLS, target: eps[0], st: Fail, kind: probe.KindClientCertRejected, reason: []string{"rejected the client certificate"}},
+			etcdctl: true,
+		},
+		{
+			name: "endpoint that accepts TCP and never answers",
+			setup: func(t *testing.T) Options {
+				return explicit(append(append([]string{}, eps...), blackHole(t)), apiCrt, apiKey)
+			},
+			want:    want{check: CheckTLS, st: Fail, kind: probe.KindTimeout, reason: []string{"accepted TCP but gave no TLS answer"}},
+			etcdctl: true,
+		},
+		{
+			name: "endpoint that speaks plain HTTP",
+			setup: func(t *testing.T) Options {
+				return explicit(append(append([]string{}, eps...), plainHTTP(t)), apiCrt, apiKey)
+			},
+			want:    want{check: CheckTLS, st: Fail, kind: probe.KindNotTLS, reason: []string{"plain HTTP, not TLS"}},
+			etcdctl: true,
+		},
+		{
+			name:      "member missing from the endpoint list",
+			setup:     func(t *testing.T) Options { return explicit(eps[:2], apiCrt, apiKey) },
+			want:      want{pass: true, check: CheckCoverage, st: Warn, reason: []string{etcdtest.NodeName(3), eps[2], "never use"}},
+			etcdctl:   true,
+			strictToo: &want{check: CheckCoverage, st: Fail, reason: []string{etcdtest.NodeName(3)}},
+		},
+	}
+	for _, sc := range scenarios {
+		t.Run(sc.name, func(t *testing.T) {
+			o := sc.setup(t)
+			rep, out, err := runVerify(t, o)
+			assertReport(t, rep, out, err, sc.want)
+			if sc.etcdctl {
+				if got := etcdctlHealthy(t, rep.Inputs.Endpoints, rep.Inputs.CAFile, rep.Inputs.CertFile, rep.Inputs.KeyFile); got != rep.Passed {
+					t.Errorf("etcdctl endpoint health says healthy=%v, verify says passed=%v", got, rep.Passed)
+				}
+			}
+			if sc.strictToo != nil {
+				o.Strict = true
+				rep, out, err := runVerify(t, o)
+				assertReport(t, rep, out, err, *sc.strictToo)
+			}
+		})
+	}
+
+	// Last: it changes the cluster for good.
+	t.Run("stopped member", func(t *testing.T) {
+		if err := c.Member(etcdtest.NodeName(3)).Stop(); err != nil {
+			t.Fatal(err)
+		}
+		rep, out, err := runVerify(t, spec)
+		assertReport(t, rep, out, err, want{check: CheckTCP, target: eps[2], st: Fail, kind: probe.KindRefused, reason: []string{"connection refused", "127.0.0.3"}})
+		if q, _ := rep.Find(CheckQuorum, ""); q.Status != OK {
+			t.Errorf("quorum check %+v, want ok with 2 of 3 up", q)
+		}
+		if etcdctlHealthy(t, eps, caFile, apiCrt, apiKey) {
+			t.Error("etcdctl says healthy with a member stopped")
+		}
+	})
+}
