@@ -9,9 +9,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -101,35 +103,61 @@ func Init(ctx context.Context, s *cluster.Spec, o Options) (*Result, error) {
 	pl.add(p.CADir(), atomicdir.File{Name: "ca.crt", Data: authority.CertPEM, Mode: atomicdir.CertMode})
 	pl.add(p.CADir(), atomicdir.File{Name: "ca.key", Data: authority.KeyPEM, Mode: atomicdir.CAKeyMode})
 
-	caAdded := map[string]bool{}
-	for _, t := range Targets(s) {
-		if err := ctx.Err(); err != nil {
+	targets := Targets(s)
+	type pair struct {
+		cert, key []byte
+		warn      string
+	}
+	pairs := make([]pair, len(targets))
+	var toSign []int
+	for i, t := range targets {
+		if err := checkBundleCA(t.CADir, authority); err != nil {
 			return nil, err
-		}
-		if !caAdded[t.CADir] {
-			if err := checkBundleCA(t.CADir, authority); err != nil {
-				return nil, err
-			}
-			pl.add(t.CADir, atomicdir.File{Name: "ca.crt", Data: authority.CertPEM, Mode: atomicdir.CertMode})
-			caAdded[t.CADir] = true
 		}
 		certPEM, keyPEM, warn, err := existingPair(t, authority, now)
 		if err != nil {
 			return nil, err
 		}
+		pairs[i] = pair{certPEM, keyPEM, warn}
 		if certPEM == nil {
-			certPEM, keyPEM, err = signTarget(authority, s, t, nil, now)
-			if err != nil {
-				return nil, err
-			}
+			toSign = append(toSign, i)
+		}
+	}
+	// Key generation and signing are CPU-bound and independent: use every
+	// core.
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	errs := make([]error, len(targets))
+	for _, i := range toSign {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			pairs[i].cert, pairs[i].key, errs[i] = signTarget(authority, s, targets[i], nil, now)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	caAdded := map[string]bool{}
+	for i, t := range targets {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if !caAdded[t.CADir] {
+			pl.add(t.CADir, atomicdir.File{Name: "ca.crt", Data: authority.CertPEM, Mode: atomicdir.CertMode})
+			caAdded[t.CADir] = true
+		}
+		if slices.Contains(toSign, i) {
 			o.printf("[certs] created %s%s", t.ID, describeHosts(t.Hosts))
 			res.Created = append(res.Created, t.ID)
 		} else {
-			o.printf("[certs] reused %s%s", t.ID, warn)
+			o.printf("[certs] reused %s%s", t.ID, pairs[i].warn)
 			res.Reused = append(res.Reused, t.ID)
 		}
-		pl.add(t.Dir, atomicdir.File{Name: t.CertName, Data: certPEM, Mode: atomicdir.CertMode})
-		pl.add(t.Dir, atomicdir.File{Name: t.KeyName, Data: keyPEM, Mode: atomicdir.KeyMode})
+		pl.add(t.Dir, atomicdir.File{Name: t.CertName, Data: pairs[i].cert, Mode: atomicdir.CertMode})
+		pl.add(t.Dir, atomicdir.File{Name: t.KeyName, Data: pairs[i].key, Mode: atomicdir.KeyMode})
 	}
 
 	if err := planConfigs(s, p, pl); err != nil {
@@ -141,25 +169,45 @@ func Init(ctx context.Context, s *cluster.Spec, o Options) (*Result, error) {
 
 	// Everything is known good: write. The CA goes first so that a crash
 	// never leaves leaves whose issuer is missing.
+	if err := pl.write(s.PKIDir, o, res); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// write puts the plan on disk as one batch: every new version is written,
+// the filesystem is synced once, then each store switches (the CA's
+// first, so no leaf is ever in effect without its issuer) and the switches
+// are synced.
+func (pl *plan) write(pki string, o Options, res *Result) error {
+	var b atomicdir.Batch
 	for _, st := range pl.stores {
-		if _, err := atomicdir.Update(st.dir, st.files, checkPairs); err != nil {
-			return nil, fmt.Errorf("write %s: %w", st.dir, err)
+		if _, err := b.Update(st.dir, st.files, checkPairs); err != nil {
+			b.Abort()
+			return fmt.Errorf("write %s: %w", st.dir, err)
 		}
 	}
-	for _, f := range pl.configs {
-		changed, err := atomicdir.WriteFile(f.Name, f.Data, f.Mode)
-		if err != nil {
-			return nil, err
+	changed := make([]bool, len(pl.configs))
+	for i, f := range pl.configs {
+		var err error
+		if changed[i], err = b.WriteFile(f.Name, f.Data, f.Mode); err != nil {
+			b.Abort()
+			return err
 		}
-		rel, _ := filepath.Rel(s.PKIDir, f.Name)
-		if changed {
+	}
+	if err := b.Commit(); err != nil {
+		return err
+	}
+	for i, f := range pl.configs {
+		rel, _ := filepath.Rel(pki, f.Name)
+		if changed[i] {
 			o.printf("[config] wrote %s", rel)
 			res.Written = append(res.Written, f.Name)
 		} else {
 			o.printf("[config] unchanged %s", rel)
 		}
 	}
-	return res, nil
+	return nil
 }
 
 func describeHosts(hosts []string) string {

@@ -106,10 +106,15 @@ func Renew(ctx context.Context, s *cluster.Spec, targets []Target, o RenewOption
 			return nil, fmt.Errorf("back up %s: %w", r.Target.ID, err)
 		}
 	}
+	var b atomicdir.Batch
 	for _, st := range pl.stores {
-		if _, err := atomicdir.Update(st.dir, st.files, checkPairs); err != nil {
+		if _, err := b.Update(st.dir, st.files, checkPairs); err != nil {
+			b.Abort()
 			return nil, fmt.Errorf("renew in %s: %w", st.dir, err)
 		}
+	}
+	if err := b.Commit(); err != nil {
+		return nil, fmt.Errorf("renew: %w", err)
 	}
 	for _, r := range out {
 		o.printf("[renew] %s: serial %s -> %s, valid until %s", r.Target.ID, short(r.OldSerial), short(r.NewSerial), r.NotAfter.Format(time.DateOnly))

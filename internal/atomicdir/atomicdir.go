@@ -26,6 +26,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // File modes, enforced on every update even when the bytes are unchanged,
@@ -92,7 +94,41 @@ func Current(dir string) (string, error) {
 // already present with the same bytes, nothing is written; modes are
 // still enforced.
 func Update(dir string, files []File, validate func(map[string][]byte) error) (Result, error) {
-	var res Result
+	var b Batch
+	if _, err := b.Update(dir, files, validate); err != nil {
+		b.Abort()
+		return Result{}, err
+	}
+	if err := b.Commit(); err != nil {
+		return Result{}, err
+	}
+	return b.Results()[0], nil
+}
+
+// Batch prepares updates of several directories and puts them in effect
+// together, syncing each filesystem twice in all (once for the new
+// versions, once for the switches) instead of once per file: a bootstrap
+// writes dozens of small files and fsync latency would dominate it. Each
+// directory still switches in one rename, and only after its new version
+// is durable.
+type Batch struct {
+	pending []*prepared
+	writes  []pendingWrite
+	results []*Result
+}
+
+type prepared struct {
+	dir, version string
+	names        []string
+	result       *Result
+}
+
+type pendingWrite struct{ tmp, path string }
+
+// Update prepares dir's new version (see the package function Update);
+// nothing is in effect until Commit.
+func (b *Batch) Update(dir string, files []File, validate func(map[string][]byte) error) (*Result, error) {
+	res := &Result{}
 	if err := os.MkdirAll(dir, DirMode); err != nil {
 		return res, fmt.Errorf("create %s: %w", dir, err)
 	}
@@ -136,6 +172,7 @@ func Update(dir string, files []File, validate func(map[string][]byte) error) (R
 		}
 		contents[f.Name] = f
 	}
+	b.results = append(b.results, res)
 	if same {
 		// Nothing new: only make sure the modes are what they must be.
 		for _, f := range files {
@@ -162,20 +199,123 @@ func Update(dir string, files []File, validate func(map[string][]byte) error) (R
 			return res, err
 		}
 	}
-	if err := swap(dir, contents); err != nil {
+	version, names, err := writeVersion(dir, contents, false)
+	if err != nil {
 		return res, err
 	}
-	res.Changed = true
-	res.Previous = cur
-	return res, prune(dir, cur)
+	res.Changed, res.Previous = true, cur
+	b.pending = append(b.pending, &prepared{dir: dir, version: version, names: names, result: res})
+	return res, nil
 }
 
-// swap writes a complete new version and switches "..data" to it.
-func swap(dir string, contents map[string]File) error {
+// WriteFile prepares replacing path with data (see the package function
+// WriteFile) and reports whether the bytes will change.
+func (b *Batch) WriteFile(path string, data []byte, mode fs.FileMode) (bool, error) {
+	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
+		return false, enforceMode(path, mode)
+	}
+	tmp, err := writeTemp(path, data, mode, false)
+	if err != nil {
+		return false, err
+	}
+	b.writes = append(b.writes, pendingWrite{tmp: tmp, path: path})
+	return true, nil
+}
+
+// Abort removes whatever the batch prepared; none of it was in effect.
+func (b *Batch) Abort() {
+	for _, p := range b.pending {
+		os.RemoveAll(filepath.Join(p.dir, p.version))
+	}
+	for _, w := range b.writes {
+		os.Remove(w.tmp)
+	}
+	b.pending, b.writes = nil, nil
+}
+
+// Results lists each Update's result in call order.
+func (b *Batch) Results() []Result {
+	out := make([]Result, len(b.results))
+	for i, r := range b.results {
+		out[i] = *r
+	}
+	return out
+}
+
+// Commit makes every prepared version durable, then switches each
+// directory's "..data" (and renames each prepared file) into place, then
+// makes the switches durable and prunes old versions.
+func (b *Batch) Commit() error {
+	if len(b.pending) == 0 && len(b.writes) == 0 {
+		return nil
+	}
+	var dirs []string
+	for _, p := range b.pending {
+		dirs = append(dirs, p.dir)
+	}
+	for _, w := range b.writes {
+		dirs = append(dirs, filepath.Dir(w.path))
+	}
+	if err := syncFilesystems(dirs); err != nil {
+		b.Abort()
+		return err
+	}
+	for _, p := range b.pending {
+		if err := switchVersion(p.dir, p.version, p.names); err != nil {
+			return err
+		}
+	}
+	for _, w := range b.writes {
+		if err := os.Rename(w.tmp, w.path); err != nil {
+			os.Remove(w.tmp)
+			return fmt.Errorf("write %s: %w", w.path, err)
+		}
+	}
+	if err := syncFilesystems(dirs); err != nil {
+		return err
+	}
+	for _, p := range b.pending {
+		if err := prune(p.dir, p.result.Previous); err != nil {
+			return err
+		}
+	}
+	b.pending, b.writes = nil, nil
+	return nil
+}
+
+// syncFilesystems flushes each distinct filesystem holding dirs.
+func syncFilesystems(dirs []string) error {
+	seen := map[uint64]bool{}
+	for _, d := range dirs {
+		var st unix.Stat_t
+		if err := unix.Stat(d, &st); err != nil {
+			return fmt.Errorf("stat %s: %w", d, err)
+		}
+		if seen[st.Dev] {
+			continue
+		}
+		seen[st.Dev] = true
+		f, err := os.Open(d)
+		if err != nil {
+			return err
+		}
+		err = unix.Syncfs(int(f.Fd()))
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("sync filesystem of %s: %w", d, err)
+		}
+	}
+	return nil
+}
+
+// writeVersion writes a complete new version directory. With fsync set,
+// every file and the directory are synced here (for one-off use, such as
+// migration); a batch syncs whole filesystems instead.
+func writeVersion(dir string, contents map[string]File, fsync bool) (string, []string, error) {
 	name := versionPrefix + time.Now().UTC().Format("2006_01_02_15_04_05.000000000")
 	ver := filepath.Join(dir, name)
 	if err := os.Mkdir(ver, DirMode); err != nil {
-		return fmt.Errorf("create version in %s: %w", dir, err)
+		return "", nil, fmt.Errorf("create version in %s: %w", dir, err)
 	}
 	names := make([]string, 0, len(contents))
 	for n := range contents {
@@ -184,21 +324,28 @@ func swap(dir string, contents map[string]File) error {
 	sort.Strings(names)
 	for _, n := range names {
 		f := contents[n]
-		if err := writeSynced(filepath.Join(ver, n), f.Data, f.Mode); err != nil {
+		if err := writeNew(filepath.Join(ver, n), f.Data, f.Mode, fsync); err != nil {
 			os.RemoveAll(ver)
-			return err
+			return "", nil, err
 		}
 	}
-	if err := syncDir(ver); err != nil {
-		os.RemoveAll(ver)
+	if fsync {
+		if err := syncDir(ver); err != nil {
+			os.RemoveAll(ver)
+			return "", nil, err
+		}
+	}
+	return name, names, nil
+}
+
+// switchVersion points "..data" at version with one rename, then creates
+// any missing public links. The links only ever point through ..data, so
+// creating them after the switch exposes complete contents only.
+func switchVersion(dir, version string, names []string) error {
+	if err := replaceSymlink(dir, DataLink, version); err != nil {
+		os.RemoveAll(filepath.Join(dir, version))
 		return err
 	}
-	if err := replaceSymlink(dir, DataLink, name); err != nil {
-		os.RemoveAll(ver)
-		return err
-	}
-	// The public names only ever point through ..data, so creating any
-	// missing ones after the switch exposes complete contents only.
 	for _, n := range names {
 		if !isLinkToData(dir, n) {
 			if err := replaceSymlink(dir, n, filepath.Join(DataLink, n)); err != nil {
@@ -206,7 +353,7 @@ func swap(dir string, contents map[string]File) error {
 			}
 		}
 	}
-	return syncDir(dir)
+	return nil
 }
 
 // migrateFlat turns plain files that a previous tool (kubeadm, cfssl
@@ -252,7 +399,14 @@ func migrateFlat(dir string, files []File) error {
 	}
 	// Same bytes as the plain files, so replacing them one by one with
 	// links never shows a reader a mismatched pair.
-	return swap(dir, contents)
+	version, names, err := writeVersion(dir, contents, true)
+	if err != nil {
+		return err
+	}
+	if err := switchVersion(dir, version, names); err != nil {
+		return err
+	}
+	return syncDir(dir)
 }
 
 func isLinkToData(dir, name string) bool {
@@ -302,41 +456,59 @@ func prune(dir, keep string) error {
 // WriteFile replaces path with data in one rename, after fsync, and
 // enforces mode. It reports whether the bytes changed; an identical file
 // is left untouched apart from its mode.
+// WriteFile replaces path with data in one rename, after fsync, and
+// enforces mode. It reports whether the bytes changed; an identical file
+// is left untouched apart from its mode.
 func WriteFile(path string, data []byte, mode fs.FileMode) (bool, error) {
 	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
 		return false, enforceMode(path, mode)
 	}
+	tmp, err := writeTemp(path, data, mode, true)
+	if err != nil {
+		return false, err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return false, fmt.Errorf("write %s: %w", path, err)
+	}
+	return true, syncDir(filepath.Dir(path))
+}
+
+// writeTemp writes data to a temporary file beside path, to be renamed
+// over it.
+func writeTemp(path string, data []byte, mode fs.FileMode, fsync bool) (string, error) {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, DirMode); err != nil {
-		return false, fmt.Errorf("create %s: %w", dir, err)
+		return "", fmt.Errorf("create %s: %w", dir, err)
 	}
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
 	if err != nil {
-		return false, fmt.Errorf("write %s: %w", path, err)
+		return "", fmt.Errorf("write %s: %w", path, err)
 	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(mode); err != nil {
+	name := tmp.Name()
+	fail := func(err error) (string, error) {
 		tmp.Close()
-		return false, fmt.Errorf("write %s: %w", path, err)
+		os.Remove(name)
+		return "", fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		return fail(err)
 	}
 	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return false, fmt.Errorf("write %s: %w", path, err)
+		return fail(err)
 	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return false, fmt.Errorf("write %s: %w", path, err)
+	if fsync {
+		if err := tmp.Sync(); err != nil {
+			return fail(err)
+		}
 	}
 	if err := tmp.Close(); err != nil {
-		return false, fmt.Errorf("write %s: %w", path, err)
+		return fail(err)
 	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return false, fmt.Errorf("write %s: %w", path, err)
-	}
-	return true, syncDir(dir)
+	return name, nil
 }
 
-func writeSynced(path string, data []byte, mode fs.FileMode) error {
+func writeNew(path string, data []byte, mode fs.FileMode, fsync bool) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
@@ -350,9 +522,11 @@ func writeSynced(path string, data []byte, mode fs.FileMode) error {
 		f.Close()
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
+	if fsync {
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return fmt.Errorf("write %s: %w", path, err)
+		}
 	}
 	return f.Close()
 }
