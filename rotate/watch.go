@@ -1,0 +1,236 @@
+package rotate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+
+	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/atomicdir"
+	"github.com/etcdpki/etcdpki/issue"
+)
+
+// Defaults for Watch.
+const (
+	// DefaultInterval is how often --watch checks expiry without an
+	// event. Hourly is plenty for certificates that live for months and
+	// are due a month early; file events trigger a check at once anyway.
+	DefaultInterval = time.Hour
+	// DefaultDebounce gathers the burst of events one renewal makes (a
+	// versioned directory, a symlink swap per store, a backup) into one
+	// check.
+	DefaultDebounce = time.Second
+)
+
+// WatchOptions control Watch.
+type WatchOptions struct {
+	Options
+	// Interval between checks when nothing happens; 0 means DefaultInterval.
+	Interval time.Duration
+	// Debounce is the quiet time after a file event before checking; 0
+	// means DefaultDebounce.
+	Debounce time.Duration
+}
+
+// Watch runs until ctx is cancelled: a rotation pass at start, every
+// Interval, and whenever certificate files in the PKI directory or the
+// spec file change. Files replaced from outside are validated (pair,
+// chain, SANs) and their members rolled; a node added to the spec gets
+// its certificates issued. A failed pass is logged and retried at the
+// next event or tick. Cancelling ctx lets the current step finish, then
+// Watch returns nil.
+func Watch(ctx context.Context, o WatchOptions) error {
+	if err := o.defaults(); err != nil {
+		return err
+	}
+	if o.DryRun {
+		return &inputErr{errors.New("--watch and --dry-run do not go together")}
+	}
+	if o.Interval <= 0 {
+		o.Interval = DefaultInterval
+	}
+	if o.Debounce <= 0 {
+		o.Debounce = DefaultDebounce
+	}
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return fmt.Errorf("watch: %w", err)
+	}
+	defer w.Close()
+	wt := &watcher{o: o, w: w, log: newLogger(o.Out, o.Now)}
+	wt.addWatches()
+	wt.pass(ctx)
+	wt.log.printf("watching %s and %s; checking every %s", o.Spec.PKIDir, orNone(o.Spec.File), o.Interval)
+
+	tick := time.NewTicker(o.Interval)
+	defer tick.Stop()
+	var debounce <-chan time.Time
+	specChanged := false
+	for {
+		select {
+		case <-ctx.Done():
+			wt.log.printf("stopping: %v", context.Cause(ctx))
+			return nil
+		case <-tick.C:
+			wt.pass(ctx)
+		case ev, ok := <-w.Events:
+			if !ok {
+				return errors.New("watch: file watcher closed")
+			}
+			switch wt.classify(ev) {
+			case evSpec:
+				specChanged = true
+			case evCert:
+			default:
+				continue
+			}
+			debounce = time.After(o.Debounce)
+		case err, ok := <-w.Errors:
+			if !ok {
+				return errors.New("watch: file watcher closed")
+			}
+			// An overflow means lost events: check everything now.
+			wt.log.printf("warning: file watcher: %v", err)
+			debounce = time.After(o.Debounce)
+		case <-debounce:
+			debounce = nil
+			if specChanged {
+				specChanged = false
+				wt.reloadSpec(ctx)
+			}
+			wt.pass(ctx)
+			wt.addWatches()
+		}
+	}
+}
+
+type inputErr struct{ error }
+
+func (e *inputErr) ExitCode() int { return 2 }
+
+func orNone(s string) string {
+	if s == "" {
+		return "(no spec file)"
+	}
+	return s
+}
+
+type watcher struct {
+	o   WatchOptions
+	w   *fsnotify.Watcher
+	log *logger
+}
+
+// pass runs one rotation. Its own writes cause events that bring the
+// watcher back for a check that finds everything in effect and says
+// nothing, so they never trigger a second rotation.
+func (wt *watcher) pass(ctx context.Context) {
+	if ctx.Err() != nil {
+		return
+	}
+	r := &runner{o: wt.o.Options, log: wt.log, quiet: true,
+		etcd: &etcdCluster{spec: wt.o.Spec, paths: issue.Paths{PKI: wt.o.Spec.PKIDir}}}
+	r.log.start = time.Now()
+	if _, err := r.run(ctx); err != nil {
+		var ie *InterruptedError
+		if errors.As(err, &ie) {
+			wt.log.printf("%v", err)
+			return
+		}
+		wt.log.printf("rotation failed, retrying at the next change or in %s: %v", wt.o.Interval, err)
+	}
+}
+
+// reloadSpec picks up an edited spec; nodes new to it get their
+// certificates and configs. A spec that does not load keeps the old one.
+func (wt *watcher) reloadSpec(ctx context.Context) {
+	old := wt.o.Spec
+	s, err := cluster.Load(old.File, cluster.Options{PKIDir: old.PKIDir})
+	if err != nil {
+		wt.log.printf("spec changed but does not load, keeping the previous one: %v", err)
+		return
+	}
+	var added []string
+	for _, n := range s.Nodes {
+		if _, ok := old.Node(n.Name); !ok {
+			added = append(added, n.Name)
+		}
+	}
+	wt.o.Spec = s
+	if len(added) == 0 {
+		wt.log.printf("spec reloaded")
+		return
+	}
+	wt.log.printf("spec adds node(s) %s: issuing their certificates", strings.Join(added, ", "))
+	if _, err := issue.Init(context.WithoutCancel(ctx), s, issue.Options{Out: wt.log, Now: wt.o.Now}); err != nil {
+		wt.log.printf("issue certificates for %s: %v", strings.Join(added, ", "), err)
+	}
+}
+
+// addWatches watches every directory a certificate can change in: the
+// stores (where atomic swaps rename ..data), their current version
+// directories (a tool writing through the symlinks), the directories
+// above them (new nodes) and the spec's directory (editors replace the
+// file). Adding an already watched directory is harmless.
+func (wt *watcher) addWatches() {
+	s := wt.o.Spec
+	p := issue.Paths{PKI: s.PKIDir}
+	dirs := []string{s.PKIDir, filepath.Join(s.PKIDir, "nodes"), filepath.Join(s.PKIDir, "clients"), p.CADir()}
+	for _, t := range issue.Targets(s) {
+		dirs = append(dirs, filepath.Dir(t.Dir), t.Dir)
+		if cur, err := atomicdir.Current(t.Dir); err == nil && cur != "" {
+			dirs = append(dirs, cur)
+		}
+	}
+	if s.File != "" {
+		dirs = append(dirs, filepath.Dir(s.File))
+	}
+	slices.Sort(dirs)
+	for _, d := range slices.Compact(dirs) {
+		if fi, err := os.Stat(d); err != nil || !fi.IsDir() {
+			continue
+		}
+		if err := wt.w.Add(d); err != nil {
+			wt.log.printf("warning: cannot watch %s: %v", d, err)
+		}
+	}
+}
+
+type eventKind int
+
+const (
+	evIgnore eventKind = iota
+	evCert
+	evSpec
+)
+
+func (wt *watcher) classify(ev fsnotify.Event) eventKind {
+	if ev.Op == fsnotify.Chmod {
+		return evIgnore
+	}
+	s := wt.o.Spec
+	if s.File != "" && filepath.Clean(ev.Name) == filepath.Clean(s.File) {
+		return evSpec
+	}
+	if !strings.HasPrefix(ev.Name, s.PKIDir+string(filepath.Separator)) {
+		return evIgnore
+	}
+	base := filepath.Base(ev.Name)
+	switch {
+	case base == atomicdir.DataLink, strings.HasSuffix(base, ".crt"), strings.HasSuffix(base, ".key"):
+		return evCert
+	case ev.Has(fsnotify.Create) && !strings.HasPrefix(base, "."):
+		// A new node or client directory: watch it too.
+		if fi, err := os.Stat(ev.Name); err == nil && fi.IsDir() {
+			return evCert
+		}
+	}
+	return evIgnore
+}
