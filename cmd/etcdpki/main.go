@@ -77,6 +77,8 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Writer:          stdout,
 		ErrWriter:       stderr,
 		HideHelpCommand: true,
+		// --node NAME=IP,DNS carries commas; don't split flag values on them.
+		DisableSliceFlagSeparator: true,
 		Commands:        commands(),
 		// Errors are printed once, by run, with the exit code it chooses.
 		ExitErrHandler: func(*cli.Context, error) {},

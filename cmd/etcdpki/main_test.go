@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+// TestMain lets the test binary act as etcdpki inside scripts, so the
+// CLI is tested end to end: real argument parsing, real exit codes.
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"etcdpki": func() { os.Exit(run(context.Background(), os.Args, os.Stdout, os.Stderr)) },
+	})
+}
+
+// TestScripts runs testdata/script/*.txtar. Extra commands:
+//
+//	exits CODE PROG ARGS...  run PROG and require that exit code
+//	tree DIR                 print every path, mode, link and content hash
+func TestScripts(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir: "testdata/script",
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"exits": func(ts *testscript.TestScript, neg bool, args []string) {
+				if len(args) < 2 || neg {
+					ts.Fatalf("usage: exits CODE PROG ARGS...")
+				}
+				err := ts.Exec(args[1], args[2:]...)
+				got := "0"
+				if err != nil {
+					got = strings.TrimPrefix(err.Error(), "exit status ")
+				}
+				if got != args[0] {
+					ts.Fatalf("%s exited %s, want %s", args[1], got, args[0])
+				}
+			},
+			"tree": func(ts *testscript.TestScript, neg bool, args []string) {
+				root := ts.MkAbs(args[0])
+				filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+					if err != nil {
+						ts.Fatalf("%v", err)
+					}
+					info, _ := os.Lstat(p)
+					rel, _ := filepath.Rel(root, p)
+					line := fmt.Sprintf("%s %v", rel, info.Mode())
+					if info.Mode()&fs.ModeSymlink != 0 {
+						target, _ := os.Readlink(p)
+						line += " -> " + target
+					} else if info.Mode().IsRegular() {
+						data, _ := os.ReadFile(p)
+						line += fmt.Sprintf(" %x", sha256.Sum256(data))
+					}
+					fmt.Fprintln(ts.Stdout(), line)
+					return nil
+				})
+			},
+		},
+	})
+}
