@@ -8,5 +8,6 @@ func commands() []*cli.Command {
 		initCommand(),
 		issueCommand(),
 		certsCommand(),
+		verifyCommand(),
 	}
 }

@@ -79,7 +79,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		HideHelpCommand: true,
 		// --node NAME=IP,DNS carries commas; don't split flag values on them.
 		DisableSliceFlagSeparator: true,
-		Commands:        commands(),
+		Commands:                  commands(),
 		// Errors are printed once, by run, with the exit code it chooses.
 		ExitErrHandler: func(*cli.Context, error) {},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
