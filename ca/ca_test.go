@@ -1,0 +1,139 @@
+package ca
+
+import (
+	"crypto/x509"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/etcdpki/etcdpki/cluster"
+)
+
+var p256 = cluster.KeySpec{Algorithm: cluster.AlgECDSA, Size: 256}
+
+func newCA(t *testing.T, validity time.Duration) *CA {
+	t.Helper()
+	a, err := Create(cluster.CA{CommonName: "etcd-ca", Key: p256, Validity: validity}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func TestCatalogue(t *testing.T) {
+	seen := map[string]bool{}
+	for _, k := range Catalogue() {
+		if seen[k.Name] {
+			t.Errorf("duplicate kind %q", k.Name)
+		}
+		seen[k.Name] = true
+		if _, ok := kinds[k.Profile]; !ok {
+			t.Errorf("%s: profile %q has no signing policy", k.Name, k.Profile)
+		}
+		if len(k.Usages) == 0 || k.LongName == "" {
+			t.Errorf("%s: incomplete entry", k.Name)
+		}
+		if k.ServerSANs != (k.Usages[0] == x509.ExtKeyUsageServerAuth) {
+			t.Errorf("%s: server certificates and only they carry SANs", k.Name)
+		}
+	}
+}
+
+func TestSignEveryKind(t *testing.T) {
+	a := newCA(t, 24*time.Hour*365)
+	for _, k := range Catalogue() {
+		var hosts []string
+		if k.ServerSANs {
+			hosts = []string{"10.0.0.1", "node.example"}
+		}
+		certPEM, keyPEM, err := a.Sign(Request{Kind: k, CommonName: "x", Hosts: hosts, Key: p256, Validity: time.Hour})
+		if err != nil {
+			t.Fatalf("%s: %v", k.Name, err)
+		}
+		if err := CheckPair(certPEM, keyPEM); err != nil {
+			t.Errorf("%s: %v", k.Name, err)
+		}
+		c, _ := ParseCert(certPEM)
+		for _, u := range k.Usages {
+			if err := a.Verify(c, u, time.Now()); err != nil {
+				t.Errorf("%s: usage %v: %v", k.Name, u, err)
+			}
+		}
+		if !k.ServerSANs {
+			if err := a.Verify(c, x509.ExtKeyUsageServerAuth, time.Now()); err == nil {
+				t.Errorf("%s: a client certificate verifies as a server", k.Name)
+			}
+			if len(c.DNSNames)+len(c.IPAddresses) != 0 {
+				t.Errorf("%s: client certificate has SANs", k.Name)
+			}
+		}
+	}
+}
+
+func TestLeafNeverOutlivesCA(t *testing.T) {
+	a := newCA(t, 48*time.Hour)
+	certPEM, _, err := a.Sign(Request{Kind: KindPeer, CommonName: "n", Hosts: []string{"10.0.0.1"}, Key: p256, Validity: 365 * 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := ParseCert(certPEM)
+	if c.NotAfter.After(a.Cert.NotAfter) {
+		t.Errorf("leaf notAfter %v is after CA's %v", c.NotAfter, a.Cert.NotAfter)
+	}
+	if c.NotBefore.Before(a.Cert.NotBefore) {
+		t.Errorf("leaf notBefore %v is before CA's %v", c.NotBefore, a.Cert.NotBefore)
+	}
+}
+
+func TestReuseKey(t *testing.T) {
+	a := newCA(t, 24*time.Hour)
+	_, key, _ := a.Sign(Request{Kind: KindAPIServer, CommonName: "c", Key: p256, Validity: time.Hour})
+	cert2, key2, err := a.Sign(Request{Kind: KindAPIServer, CommonName: "c", Key: p256, Validity: time.Hour, ReuseKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(key2) != string(key) || CheckPair(cert2, key) != nil {
+		t.Error("reused key not used")
+	}
+}
+
+func TestParseRejects(t *testing.T) {
+	a := newCA(t, 24*time.Hour)
+	b := newCA(t, 24*time.Hour)
+	leaf, leafKey, _ := a.Sign(Request{Kind: KindServer, CommonName: "n", Hosts: []string{"10.0.0.1"}, Key: p256, Validity: time.Hour})
+	for name, tc := range map[string]struct {
+		cert, key []byte
+		want      string
+	}{
+		"leaf as CA":     {leaf, leafKey, `certificate "n" is not a CA`},
+		"other CA's key": {a.CertPEM, b.KeyPEM, "CA key does not match"},
+		"garbage cert":   {[]byte("x"), a.KeyPEM, "no PEM certificate found"},
+		"garbage key":    {a.CertPEM, []byte("x"), "CA key"},
+	} {
+		_, err := Parse(tc.cert, tc.key, "ca.crt")
+		var ie *InputError
+		if err == nil || !errors.As(err, &ie) || !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), "ca.crt: ") {
+			t.Errorf("%s: err = %v, want input error containing %q", name, err, tc.want)
+		}
+	}
+}
+
+func TestUnsupportedKeys(t *testing.T) {
+	a := newCA(t, 24*time.Hour)
+	for _, k := range []cluster.KeySpec{{Algorithm: "rsa", Size: 1024}, {Algorithm: "ecdsa", Size: 521}, {Algorithm: "ed25519"}} {
+		if _, _, err := a.Sign(Request{Kind: KindClient, CommonName: "c", Key: k, Validity: time.Hour}); err == nil {
+			t.Errorf("key %s accepted", k)
+		}
+	}
+	for _, k := range []cluster.KeySpec{{Algorithm: "rsa", Size: 2048}, {Algorithm: "ecdsa", Size: 384}} {
+		c, _, err := a.Sign(Request{Kind: KindClient, CommonName: "c", Key: k, Validity: time.Hour})
+		if err != nil {
+			t.Fatalf("%s: %v", k, err)
+		}
+		cert, _ := ParseCert(c)
+		if KeyDescription(cert.PublicKey) != k.String() {
+			t.Errorf("got %s want %s", KeyDescription(cert.PublicKey), k)
+		}
+	}
+}
