@@ -39,6 +39,17 @@ test: etcd vet
 test-short: vet
 	$(GO) test -short -count=1 ./...
 
+# The README's first command: etcdpki init for examples/local.yaml into
+# demo/pki, then a 3-member TLS etcd cluster on 127.0.0.1-3 started from the
+# generated configs, checked with the kube-apiserver's certificate and left
+# running. `make demo-stop` stops exactly the processes it started (their
+# pids are in demo/*.pid).
+demo: build etcd
+	ETCDPKI_BIN=$(BIN)/etcdpki examples/demo.sh start
+
+demo-stop:
+	examples/demo.sh stop
+
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./...
 
