@@ -165,3 +165,7 @@ func plainHTTP(t testing.TB) string {
 	t.Cleanup(func() { srv.Close() })
 	return "https://" + l.Addr().String()
 }
+
+func pemCert(c *x509.Certificate) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
+}

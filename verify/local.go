@@ -91,7 +91,7 @@ func localChecks(in *Inputs, now time.Time) ([]Check, *tls.Config) {
 	if certErr == nil {
 		leaf := certs[0]
 		if caErr == nil {
-			checks = append(checks, chainCheck(in, cas, certs))
+			checks = append(checks, chainCheck(in, cas, certs, now))
 		}
 		switch {
 		case len(leaf.ExtKeyUsage) == 0:
@@ -114,10 +114,11 @@ func localChecks(in *Inputs, now time.Time) ([]Check, *tls.Config) {
 	return checks, &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{*pair}, MinVersion: tls.VersionTLS12}
 }
 
-// chainCheck verifies the client cert against the CA file at a moment it
-// is valid, so that an expired cert is reported once, by the expiry check,
-// rather than as a broken chain too.
-func chainCheck(in *Inputs, cas, certs []*x509.Certificate) Check {
+// chainCheck verifies the client cert against the CA file now, or, when
+// the cert itself is outside its validity, at the nearest moment inside
+// it: an expired cert is reported once, by the expiry check, rather than
+// as a broken chain too.
+func chainCheck(in *Inputs, cas, certs []*x509.Certificate, now time.Time) Check {
 	pool := x509.NewCertPool()
 	for _, c := range cas {
 		pool.AddCert(c)
@@ -127,9 +128,16 @@ func chainCheck(in *Inputs, cas, certs []*x509.Certificate) Check {
 		inter.AddCert(c)
 	}
 	leaf := certs[0]
+	at := now
+	switch {
+	case at.After(leaf.NotAfter):
+		at = leaf.NotAfter.Add(-time.Second)
+	case at.Before(leaf.NotBefore):
+		at = leaf.NotBefore.Add(time.Second)
+	}
 	_, err := leaf.Verify(x509.VerifyOptions{
 		Roots: pool, Intermediates: inter,
-		CurrentTime: leaf.NotBefore.Add(time.Second),
+		CurrentTime: at,
 		KeyUsages:   []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
 	})
 	c := Check{Name: CheckClientChain, Target: in.CertFile}

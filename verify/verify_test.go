@@ -1,0 +1,184 @@
+package verify
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/etcdpki/etcdpki/cluster"
+)
+
+func TestUsageErrors(t *testing.T) {
+	dir := t.TempDir()
+	manifest := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		writeFile(t, p, []byte(body), 0o644)
+		return p
+	}
+	noServers := manifest("no-servers.yaml", "apiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - name: kube-apiserver\n    command: [kube-apiserver, --etcd-cafile=/ca.crt]\n")
+	notPod := manifest("deploy.yaml", "apiVersion: apps/v1\nkind: Deployment\n")
+	dangling := manifest("dangling.yaml", "kind: Pod\nspec:\n  containers:\n  - name: kube-apiserver\n    command: [kube-apiserver, --etcd-servers]\n")
+	badSpec := manifest("spec.yaml", "nodes:\n- name: a\n  ips: [10.0.0.300]\n")
+
+	tests := []struct {
+		name string
+		o    Options
+		want string
+	}{
+		{"nothing", Options{}, "no etcd endpoints"},
+		{"no CA", Options{Endpoints: []string{"https://127.0.0.1:2379"}, CertFile: "c", KeyFile: "k"}, "never falls back to the system roots"},
+		{"cert without key", Options{Endpoints: []string{"https://127.0.0.1:2379"}, CAFile: "ca", CertFile: "c"}, "no client certificate and key"},
+		{"dir without spec", Options{PKIDir: dir, Endpoints: []string{"x:1"}}, "--dir needs --spec"},
+		{"endpoint looks like a flag", Options{Endpoints: []string{"--strict"}, CAFile: "ca", CertFile: "c", KeyFile: "k"}, "looks like a flag"},
+		{"manifest missing", Options{Manifest: filepath.Join(dir, "nope.yaml")}, "no such file"},
+		{"manifest not a Pod", Options{Manifest: notPod}, "want a Pod"},
+		{"manifest without --etcd-servers", Options{Manifest: noServers}, "no --etcd-servers"},
+		{"manifest flag without value", Options{Manifest: dangling}, "has no value"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Evaluate(context.Background(), tc.o)
+			var ue *UsageError
+			if !errors.As(err, &ue) {
+				t.Fatalf("error %v (%T), want *UsageError", err, err)
+			}
+			if ue.ExitCode() != 2 {
+				t.Errorf("exit code %d", ue.ExitCode())
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q does not say %q", err, tc.want)
+			}
+		})
+	}
+	t.Run("bad spec", func(t *testing.T) {
+		_, err := Evaluate(context.Background(), Options{SpecFile: badSpec})
+		var se *cluster.Error
+		if !errors.As(err, &se) || se.Line != 3 {
+			t.Fatalf("error %v, want a *cluster.Error at line 3", err)
+		}
+	})
+}
+
+func TestReadManifest(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "kube-apiserver.yaml")
+	writeFile(t, p, []byte(`apiVersion: v1
+kind: Pod
+spec:
+  containers:
+  - name: sidecar
+    command: [sleep, --etcd-servers=https://wrong:1]
+  - name: kube-apiserver
+    command: [kube-apiserver]
+    args:
+    - --etcd-servers=https://10.0.0.11:2379,https://10.0.0.12:2379
+    - --etcd-cafile
+    - /etc/kubernetes/pki/etcd/ca.crt
+    - --etcd-certfile=/etc/kubernetes/pki/apiserver-etcd-client.crt
+    - --etcd-keyfile=/etc/kubernetes/pki/apiserver-etcd-client.key
+    - --etcd-prefix=/registry
+`), 0o644)
+	m, err := ReadManifest(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(m.Endpoints, " ") != "https://10.0.0.11:2379 https://10.0.0.12:2379" ||
+		m.CAFile != "/etc/kubernetes/pki/etcd/ca.crt" ||
+		m.CertFile != "/etc/kubernetes/pki/apiserver-etcd-client.crt" ||
+		m.KeyFile != "/etc/kubernetes/pki/apiserver-etcd-client.key" {
+		t.Errorf("read %+v", m)
+	}
+}
+
+func TestLocalChecks(t *testing.T) {
+	etcdCA := newSigner(t, "etcd-ca")
+	now := time.Now()
+	type files struct{ ca, crt, key string }
+	good := func(t *testing.T) files {
+		dir := t.TempDir()
+		ca := filepath.Join(dir, "ca.crt")
+		writeFile(t, ca, pemCert(etcdCA.cert), 0o644)
+		crt, key := etcdCA.sign(t, dir, "client", leaf{cn: "kube-apiserver-etcd-client", eku: clientEKU})
+		return files{ca, crt, key}
+	}
+	tests := []struct {
+		name    string
+		setup   func(t *testing.T) files
+		check   string
+		st      Status
+		reason  string
+		usable  bool
+		renewIn time.Duration
+	}{
+		{name: "all good", setup: good, check: CheckKeyMatchesCert, st: OK, usable: true},
+		{name: "key readable by others", setup: func(t *testing.T) files {
+			f := good(t)
+			if err := os.Chmod(f.key, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return f
+		}, check: CheckKeyPermissions, st: Fail, reason: "mode 0644", usable: true},
+		{name: "key of another pair", setup: func(t *testing.T) files {
+			f := good(t)
+			_, other := etcdCA.sign(t, t.TempDir(), "other", leaf{cn: "x", eku: clientEKU})
+			f.key = other
+			return f
+		}, check: CheckKeyMatchesCert, st: Fail, reason: "does not belong"},
+		{name: "missing key", setup: func(t *testing.T) files {
+			f := good(t)
+			f.key += ".gone"
+			return f
+		}, check: CheckClientKeyFile, st: Fail, reason: "no such file"},
+		{name: "CA file holds no certificate", setup: func(t *testing.T) files {
+			f := good(t)
+			f.ca = f.key
+			return f
+		}, check: CheckCAFile, st: Fail, reason: "no PEM certificate"},
+		{name: "client cert from another CA", setup: func(t *testing.T) files {
+			f := good(t)
+			f.crt, f.key = newSigner(t, "rogue-ca").sign(t, t.TempDir(), "c", leaf{cn: "x", eku: clientEKU})
+			return f
+		}, check: CheckClientChain, st: Fail, reason: `issuer "rogue-ca"`, usable: true},
+		{name: "client cert expiring soon", setup: func(t *testing.T) files {
+			f := good(t)
+			f.crt, f.key = etcdCA.sign(t, t.TempDir(), "c", leaf{cn: "x", eku: clientEKU, notAfter: now.Add(10 * 24 * time.Hour)})
+			return f
+		}, check: CheckClientExpiry, st: Warn, reason: "inside renew-before 30d", usable: true},
+		{name: "client cert not yet valid", setup: func(t *testing.T) files {
+			f := good(t)
+			f.crt, f.key = etcdCA.sign(t, t.TempDir(), "c", leaf{cn: "x", eku: clientEKU, notBefore: now.Add(2 * time.Hour)})
+			return f
+		}, check: CheckClientExpiry, st: Fail, reason: "check the clocks", usable: true},
+		{name: "client cert with serverAuth only", setup: func(t *testing.T) files {
+			f := good(t)
+			f.crt, f.key = etcdCA.sign(t, t.TempDir(), "c", leaf{cn: "x", eku: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+			return f
+		}, check: CheckClientAuth, st: Fail, reason: "no clientAuth", usable: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := tc.setup(t)
+			in := &Inputs{CAFile: f.ca, CertFile: f.crt, KeyFile: f.key, renewBefore: cluster.DefaultRenewBefore}
+			checks, cfg := localChecks(in, now)
+			if (cfg != nil) != tc.usable {
+				t.Errorf("TLS config usable = %v, want %v", cfg != nil, tc.usable)
+			}
+			for _, c := range checks {
+				t.Logf("%s %s %s", c.Name, c.Status, c.Reason)
+			}
+			for _, c := range checks {
+				if c.Name == tc.check {
+					if c.Status != tc.st || !strings.Contains(c.Reason, tc.reason) {
+						t.Errorf("%s = %s %q, want %s mentioning %q", c.Name, c.Status, c.Reason, tc.st, tc.reason)
+					}
+					return
+				}
+			}
+			t.Errorf("no %s check", tc.check)
+		})
+	}
+}
