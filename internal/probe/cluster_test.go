@@ -1,0 +1,143 @@
+package probe
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"net/url"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/etcdpki/etcdpki/internal/etcdtest"
+)
+
+func apiserverTLS(t testing.TB, c *etcdtest.Cluster) *tls.Config {
+	t.Helper()
+	crt, key := c.Paths.APIServerCert()
+	cfg, err := TLSConfig(c.Paths.APIServerCA(), crt, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func hostPort(t testing.TB, u string) string {
+	t.Helper()
+	p, err := url.Parse(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.Host
+}
+
+func readCert(t testing.TB, path string) *x509.Certificate {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := pem.Decode(data)
+	c, err := x509.ParseCertificate(b.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestHealthRealCluster(t *testing.T) {
+	c := etcdtest.Start(t, etcdtest.Options{})
+	cfg := apiserverTLS(t, c)
+	ctx := context.Background()
+
+	h := Health(ctx, c.Endpoints(), cfg, 5*time.Second)
+	if !h.Healthy() {
+		t.Fatalf("cluster not healthy: %+v", h)
+	}
+	if len(h.Members) != 3 || !h.MembersAgree || h.ClusterID == 0 || !h.Quorum {
+		t.Errorf("cluster view %+v", h)
+	}
+	l, ok := h.LeaderResult()
+	if !ok || l.Status.MemberID != h.Leader {
+		t.Fatalf("leader %s not among the results", h.Leader)
+	}
+	want, err := c.Leader(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Endpoint != want.ClientURL {
+		t.Errorf("leader endpoint %s, harness says %s", l.Endpoint, want.ClientURL)
+	}
+	for _, r := range h.Endpoints {
+		if !h.CaughtUp(r.Status.MemberID, 10) {
+			t.Errorf("member %s not caught up on an idle cluster", r.Status.MemberID)
+		}
+		if r.ServerCert == nil || len(r.Members) != 3 || r.Status.Version == "" {
+			t.Errorf("result %+v", r)
+		}
+	}
+
+	t.Run("serving certs on the client and peer ports", func(t *testing.T) {
+		m := c.Members[1]
+		crt, key := c.Paths.NodeCert(m.Name, "peer")
+		// The peer port demands a client cert: the node's own peer pair
+		// has clientAuth, as rotate will use it.
+		peerCfg, err := TLSConfig(c.Paths.CACert(), crt, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := ServingCert(ctx, hostPort(t, m.PeerURL), peerCfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := readCert(t, crt); got.SerialNumber.Cmp(want.SerialNumber) != 0 {
+			t.Errorf("peer port serves serial %x, peer.crt has %x", got.SerialNumber, want.SerialNumber)
+		}
+		srvCrt, _ := c.Paths.NodeCert(m.Name, "server")
+		got, err = ServingCert(ctx, hostPort(t, m.ClientURL), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := readCert(t, srvCrt); got.SerialNumber.Cmp(want.SerialNumber) != 0 {
+			t.Errorf("client port serves serial %x, server.crt has %x", got.SerialNumber, want.SerialNumber)
+		}
+	})
+
+	t.Run("black-holed endpoint costs one timeout", func(t *testing.T) {
+		eps := append(c.Endpoints(), "https://"+blackHole(t), "https://"+blackHole(t))
+		start := time.Now()
+		h := Health(ctx, eps, cfg, time.Second)
+		took := time.Since(start)
+		if took > 1500*time.Millisecond {
+			t.Errorf("Health took %s with two black holes and a 1s timeout", took)
+		}
+		if h.Healthy() {
+			t.Error("healthy with black holes")
+		}
+		for _, r := range h.Endpoints[3:] {
+			if r.Handshake == nil || r.Handshake.Kind != KindTimeout {
+				t.Errorf("black hole %s: %+v", r.Endpoint, r.Handshake)
+			}
+		}
+		if h.Leader == 0 || !h.Quorum {
+			t.Errorf("the real members still agree on a leader: %+v", h)
+		}
+	})
+
+	t.Run("stopped member", func(t *testing.T) {
+		m := c.Members[2]
+		if err := m.Stop(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Start() })
+		h := Health(ctx, c.Endpoints(), cfg, 2*time.Second)
+		r := h.Endpoints[2]
+		if r.Healthy || r.Connect == nil || r.Connect.Kind != KindRefused {
+			t.Errorf("stopped member: %+v", r.Connect)
+		}
+		if h.Healthy() || !h.Quorum || h.Leader == 0 {
+			t.Errorf("two of three up: healthy=%v quorum=%v leader=%s", h.Healthy(), h.Quorum, h.Leader)
+		}
+	})
+}
