@@ -10,8 +10,8 @@ import (
 
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
-	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/internal/probe"
+	"github.com/etcdpki/etcdpki/issue"
 )
 
 // Plan is what one run will do: the certificates to renew, the hosts
@@ -303,4 +303,3 @@ func memberName(s *cluster.Spec, h *probe.Cluster, id probe.ID) string {
 	}
 	return ""
 }
-

@@ -16,8 +16,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/etcdpki/etcdpki/cluster"
-	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/internal/probe"
+	"github.com/etcdpki/etcdpki/issue"
 )
 
 // pollInterval is how often a restarted member is probed. A tenth of a
@@ -243,4 +243,3 @@ func tail(out []byte) string {
 	}
 	return ": " + strings.Join(lines, " | ")
 }
-

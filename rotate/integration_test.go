@@ -1,0 +1,488 @@
+package rotate_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/etcdpki/etcdpki/ca"
+	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/etcdtest"
+	"github.com/etcdpki/etcdpki/internal/probe"
+	"github.com/etcdpki/etcdpki/issue"
+	"github.com/etcdpki/etcdpki/rotate"
+)
+
+// everythingDue is a renew-before longer than any leaf's life.
+const everythingDue = 87600 * time.Hour
+
+// childEnv makes the test binary run one rotation of the spec it names
+// and exit, so a test can kill -9 a real rotate process.
+const childEnv = "ROTATE_TEST_CHILD_SPEC"
+
+func TestMain(m *testing.M) {
+	if spec := os.Getenv(childEnv); spec != "" {
+		os.Exit(child(spec))
+	}
+	os.Exit(m.Run())
+}
+
+func child(specPath string) int {
+	s, err := cluster.Load(specPath, cluster.Options{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	_, err = rotate.Run(context.Background(), rotate.Options{Spec: s, RenewBefore: everythingDue, Out: os.Stdout})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// TestRotate runs every acceptance scenario on one real cluster, in
+// order: each leaves the cluster healthy for the next.
+func TestRotate(t *testing.T) {
+	c := etcdtest.Start(t, etcdtest.Options{Edit: func(f *etcdtest.SpecFile) {
+		// Short-lived leaves, as a cluster that rotates often would have.
+		f.Certs.Validity = "2h"
+	}})
+	t.Run("RefusesWhenAMemberIsDown", func(t *testing.T) { testRefuses(t, c) })
+	t.Run("RollsUnderLoad", func(t *testing.T) { testRollsUnderLoad(t, c) })
+	t.Run("ResumesAfterKill", func(t *testing.T) { testResumes(t, c) })
+	t.Run("Watch", func(t *testing.T) { testWatch(t, c) })
+}
+
+func testRefuses(t *testing.T, c *etcdtest.Cluster) {
+	down := c.Members[2]
+	if err := down.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := c.StartAll(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+	pids := pids(c)
+	before := serials(t, c.Spec)
+	var out bytes.Buffer
+	_, err := rotate.Run(context.Background(), rotate.Options{Spec: c.Spec, RenewBefore: everythingDue, Out: &out})
+	t.Logf("rotate output:\n%s", out.String())
+	if err == nil {
+		t.Fatal("rotate succeeded with a member down")
+	}
+	var ec interface{ ExitCode() int }
+	if !errors.As(err, &ec) || ec.ExitCode() != 1 {
+		t.Errorf("error %v: want exit code 1", err)
+	}
+	if !strings.Contains(err.Error(), down.Name) {
+		t.Errorf("error does not name member %s: %v", down.Name, err)
+	}
+	for name, pid := range pids {
+		if name != down.Name && c.Member(name).PID() != pid {
+			t.Errorf("member %s was restarted", name)
+		}
+	}
+	if after := serials(t, c.Spec); !mapsEqual(before, after) {
+		t.Errorf("certificates changed although rotate refused")
+	}
+}
+
+func testRollsUnderLoad(t *testing.T, c *etcdtest.Cluster) {
+	ctx := context.Background()
+	before := serials(t, c.Spec)
+	termBefore := raftTerm(t, c)
+	pidsBefore := pids(c)
+	ld := startLoad(t, c)
+	var out bytes.Buffer
+	res, err := rotate.Run(ctx, rotate.Options{Spec: c.Spec, RenewBefore: everythingDue, Out: &out})
+	st := ld.stop()
+	t.Logf("rotate output:\n%s", out.String())
+	if err != nil {
+		t.Fatalf("rotate: %v", err)
+	}
+	t.Logf("load: %d requests in %s (%.0f/s), %d failed, worst latency %s", st.ops, st.took.Round(time.Millisecond), float64(st.ops)/st.took.Seconds(), st.fails, st.worst)
+	t.Logf("rotation: total %s, floor (sum of restart-to-healthy) %s, ratio %.2f", res.Took.Round(time.Millisecond), res.Floor().Round(time.Millisecond), float64(res.Took)/float64(res.Floor()))
+	for _, m := range res.Members {
+		t.Logf("  %s: hand-off %s, restart-to-healthy %s", m.Name, m.HandOff, m.Restart.Round(time.Millisecond))
+	}
+	if st.fails > 0 {
+		t.Errorf("%d client requests failed during the rotation; first: %v", st.fails, st.firstErr)
+	}
+	if rate := float64(st.ops) / st.took.Seconds(); rate < 100 {
+		t.Errorf("load was only %.0f requests/s, want >= 100", rate)
+	}
+	if len(res.Members) != 3 {
+		t.Errorf("restarted %d members, want 3", len(res.Members))
+	}
+	for name, pid := range pidsBefore {
+		if c.Member(name).PID() == pid {
+			t.Errorf("member %s still runs as pid %d: not restarted", name, pid)
+		}
+	}
+	for _, s := range st.slow {
+		t.Logf("slow request: %s", s)
+	}
+	if os.Getenv("ROTATE_TEST_MEMBER_LOGS") != "" {
+		for _, m := range c.Members {
+			t.Logf("log of %s:\n%s", m.Name, m.LogTail(400))
+		}
+	}
+	if d := raftTerm(t, c) - termBefore; d > 1 {
+		t.Errorf("raft term went up by %d: more than one leader change", d)
+	}
+	after := serials(t, c.Spec)
+	for id, s := range after {
+		if before[id] == s {
+			t.Errorf("certificate %s was not renewed", id)
+		}
+	}
+	checkServing(t, c)
+	checkHealthy(t, c)
+	// The previous pairs are in the backup directory.
+	for _, t0 := range issue.Targets(c.Spec) {
+		if !strings.HasSuffix(t0.ID, "etcd-server") {
+			continue
+		}
+		matches, _ := filepath.Glob(filepath.Join(c.Paths.Backups(), "*", "nodes", t0.Owner, "etcd", "server.crt"))
+		found := false
+		for _, m := range matches {
+			if b, err := os.ReadFile(m); err == nil && strings.Contains(serialOfPEM(t, b), before[t0.ID]) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("old %s (serial %s) not found in the backup directory", t0.ID, before[t0.ID])
+		}
+	}
+}
+
+func testResumes(t *testing.T, c *etcdtest.Cluster) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"="+c.SpecPath)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	first := ""
+	var log strings.Builder
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		line := sc.Text()
+		log.WriteString(line + "\n")
+		if strings.Contains(line, "[1/3]") && strings.Contains(line, ": restarted") {
+			// The first member is done: kill the run right there.
+			_ = cmd.Process.Signal(syscall.SIGKILL)
+			f := strings.Fields(line[strings.Index(line, "[1/3]"):])
+			first = strings.TrimSuffix(f[1], ":")
+			break
+		}
+	}
+	_ = cmd.Wait()
+	t.Logf("killed run's output:\n%s%s", log.String(), stderr.String())
+	if first == "" {
+		t.Fatal("the child rotate never finished a member")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	// The kill may have come while the next member was being restarted
+	// by the harness; let it come back before the next run checks health.
+	if err := c.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pids := pids(c)
+	var out bytes.Buffer
+	res, err := rotate.Run(ctx, rotate.Options{Spec: c.Spec, Out: &out})
+	t.Logf("resumed run's output:\n%s", out.String())
+	if err != nil {
+		t.Fatalf("resumed rotate: %v", err)
+	}
+	if c.Member(first).PID() != pids[first] {
+		t.Errorf("member %s, done before the kill, was restarted again", first)
+	}
+	for _, m := range res.Members {
+		if m.Name == first {
+			t.Errorf("resumed run restarted %s", first)
+		}
+	}
+	if len(res.Renewed) != 0 {
+		t.Errorf("resumed run renewed %d certificates again", len(res.Renewed))
+	}
+	checkServing(t, c)
+	checkHealthy(t, c)
+}
+
+func testWatch(t *testing.T, c *etcdtest.Cluster) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- rotate.Watch(ctx, rotate.WatchOptions{Options: rotate.Options{Spec: c.Spec, Out: &out}, Interval: time.Hour})
+	}()
+	// Let the first pass find nothing to do.
+	waitFor(t, 30*time.Second, func() bool { return strings.Contains(out.String(), "watching") })
+	m := c.Members[1]
+	pid := m.PID()
+	targets, _ := issue.Select(issue.Targets(c.Spec), []string{m.Name + "/etcd-server", m.Name + "/etcd-peer"})
+	renewed, err := issue.Renew(ctx, c.Spec, targets, issue.RenewOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	waitFor(t, 60*time.Second, func() bool { return m.PID() != pid && served(c, m.Name, renewed) })
+	t.Logf("watch rolled %s %s after its files were replaced", m.Name, time.Since(start).Round(time.Millisecond))
+	waitFor(t, 30*time.Second, func() bool { return strings.Contains(out.String(), "[1/1] "+m.Name+": restarted") })
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("watch ended with %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("watch did not stop after its context was cancelled")
+	}
+	t.Logf("watch output:\n%s", out.String())
+	checkHealthy(t, c)
+}
+
+// load is a kube-apiserver stand-in: writes and reads through all three
+// endpoints with the apiserver's certificate, as fast as a paced loop
+// goes, recording every error returned to the caller.
+type load struct {
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	start  time.Time
+
+	ops, fails atomic.Int64
+	mu         sync.Mutex
+	worst      time.Duration
+	firstErr   error
+	slow       []string
+}
+
+// slowRequest is logged with its time, to line it up with rotate's steps.
+const slowRequest = 100 * time.Millisecond
+
+type loadStats struct {
+	ops, fails int64
+	worst      time.Duration
+	took       time.Duration
+	firstErr   error
+	slow       []string
+}
+
+// requestTimeout is the apiserver's own etcd request timeout is 5s; the
+// same here, so that "failed" means what it would mean to Kubernetes.
+const requestTimeout = 5 * time.Second
+
+func startLoad(t *testing.T, c *etcdtest.Cluster) *load {
+	t.Helper()
+	cli := c.Client(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &load{cancel: cancel, start: time.Now()}
+	const workers = 3
+	for w := range workers {
+		l.wg.Go(func() {
+			tick := time.NewTicker(15 * time.Millisecond)
+			defer tick.Stop()
+			for i := 0; ; i++ {
+				select {
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+				}
+				key := fmt.Sprintf("load/%d/%d", w, i%100)
+				l.do("put", func(rctx context.Context) error {
+					_, err := cli.Put(rctx, key, fmt.Sprint(i))
+					return err
+				})
+				l.do("get", func(rctx context.Context) error {
+					_, err := cli.Get(rctx, key)
+					return err
+				})
+			}
+		})
+	}
+	return l
+}
+
+func (l *load) do(what string, op func(context.Context) error) {
+	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+	defer cancel()
+	t0 := time.Now()
+	err := op(ctx)
+	d := time.Since(t0)
+	l.ops.Add(1)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.worst = max(l.worst, d)
+	if d > slowRequest {
+		l.slow = append(l.slow, fmt.Sprintf("%s at %s took %s (err %v)", what, t0.Format("15:04:05.000"), d.Round(time.Millisecond), err))
+	}
+	if err != nil {
+		l.fails.Add(1)
+		if l.firstErr == nil {
+			l.firstErr = fmt.Errorf("at %s after %s: %w", t0.Format("15:04:05.000"), d, err)
+		}
+	}
+}
+
+func (l *load) stop() loadStats {
+	l.cancel()
+	l.wg.Wait()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return loadStats{ops: l.ops.Load(), fails: l.fails.Load(), worst: l.worst, took: time.Since(l.start), firstErr: l.firstErr, slow: l.slow}
+}
+
+func pids(c *etcdtest.Cluster) map[string]int {
+	out := map[string]int{}
+	for _, m := range c.Members {
+		out[m.Name] = m.PID()
+	}
+	return out
+}
+
+func serials(t *testing.T, s *cluster.Spec) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, tg := range issue.Targets(s) {
+		b, err := os.ReadFile(tg.CertPath())
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[tg.ID] = serialOfPEM(t, b)
+	}
+	return out
+}
+
+func serialOfPEM(t *testing.T, b []byte) string {
+	t.Helper()
+	certs, err := ca.ParseCert(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return issue.Serial(certs)
+}
+
+func mapsEqual(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func raftTerm(t *testing.T, c *etcdtest.Cluster) uint64 {
+	t.Helper()
+	h := probe.Health(context.Background(), c.Endpoints(), c.APIServerTLS(), 5*time.Second)
+	l, ok := h.LeaderResult()
+	if !ok {
+		t.Fatalf("no leader: %+v", h)
+	}
+	return l.Status.RaftTerm
+}
+
+// checkServing asserts that every member presents the certificates on
+// disk on both ports.
+func checkServing(t *testing.T, c *etcdtest.Cluster) {
+	t.Helper()
+	s := serials(t, c.Spec)
+	for _, n := range c.Spec.Nodes {
+		for _, p := range []struct{ url, id string }{{n.ClientURLs[0], n.Name + "/etcd-server"}, {n.PeerURLs[0], n.Name + "/etcd-peer"}} {
+			_, addr, _ := probe.ParseEndpoint(p.url)
+			cert, err := probe.ServingCert(context.Background(), addr, c.APIServerTLS())
+			if err != nil {
+				t.Errorf("%s: %v", addr, err)
+				continue
+			}
+			if got := issue.Serial(cert); got != s[p.id] {
+				t.Errorf("%s serves serial %s, want %s (%s)", addr, got, s[p.id], p.id)
+			}
+		}
+	}
+}
+
+func served(c *etcdtest.Cluster, node string, renewed []issue.Renewed) bool {
+	n, _ := c.Spec.Node(node)
+	for _, r := range renewed {
+		u := n.ClientURLs[0]
+		if strings.HasSuffix(r.Target.ID, "etcd-peer") {
+			u = n.PeerURLs[0]
+		}
+		_, addr, _ := probe.ParseEndpoint(u)
+		cert, err := probe.ServingCert(context.Background(), addr, c.APIServerTLS())
+		if err != nil || issue.Serial(cert) != r.NewSerial {
+			return false
+		}
+	}
+	return true
+}
+
+func checkHealthy(t *testing.T, c *etcdtest.Cluster) {
+	t.Helper()
+	h := probe.Health(context.Background(), c.Endpoints(), c.APIServerTLS(), 5*time.Second)
+	if !h.Healthy() {
+		for _, r := range h.Endpoints {
+			t.Errorf("%s: healthy=%v %v", r.Endpoint, r.Healthy, r.Err())
+		}
+	}
+}
+
+func waitFor(t *testing.T, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %s", timeout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
