@@ -126,7 +126,7 @@ func Dial(ctx context.Context, addr string, cfg *tls.Config) (*Conn, Stage, erro
 	cfg.ServerName = host
 	// Offer h2 as gRPC does, so the server answers our preface below.
 	cfg.NextProtos = []string{"h2"}
-	if len(cfg.Certificates) > 0 {
+	if len(cfg.Certificates) > 0 && cfg.GetClientCertificate == nil {
 		own := cfg.Certificates[0]
 		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
 			// crypto/tls would quietly send no certificate when ours is not
@@ -137,7 +137,7 @@ func Dial(ctx context.Context, addr string, cfg *tls.Config) (*Conn, Stage, erro
 	}
 	tc := tls.Client(raw, cfg)
 	err = tc.HandshakeContext(ctx)
-	if err == nil && len(cfg.Certificates) > 0 {
+	if err == nil && (len(cfg.Certificates) > 0 || cfg.GetClientCertificate != nil) {
 		err = confirmAccepted(ctx, tc)
 	}
 	if err != nil {
@@ -163,10 +163,12 @@ func confirmAccepted(ctx context.Context, tc *tls.Conn) error {
 	if tc.ConnectionState().Version < tls.VersionTLS13 {
 		return nil // TLS 1.2 checks the client cert inside the handshake
 	}
-	if dl, ok := ctx.Deadline(); ok {
-		tc.SetDeadline(dl)
-		defer tc.SetDeadline(time.Time{})
+	dl := time.Now().Add(confirmWait)
+	if d, ok := ctx.Deadline(); ok && d.Before(dl) {
+		dl = d
 	}
+	tc.SetDeadline(dl)
+	defer tc.SetDeadline(time.Time{})
 	stop := context.AfterFunc(ctx, func() { tc.SetDeadline(time.Now()) })
 	defer stop()
 	if _, err := tc.Write(http2Preface); err != nil {
@@ -174,8 +176,17 @@ func confirmAccepted(ctx context.Context, tc *tls.Conn) error {
 	}
 	var b [1]byte
 	_, err := tc.Read(b[:])
+	if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() && ctx.Err() == nil {
+		// No alert within confirmWait: a rejection would have come at
+		// once, so the server took the certificate and is just quiet.
+		return nil
+	}
 	return err
 }
+
+// confirmWait bounds the wait for a TLS 1.3 rejection alert, which a
+// server sends right after reading our Finished message: one round trip.
+const confirmWait = time.Second
 
 func classifyConnect(ctx context.Context, addr string, err error) *Error {
 	switch {

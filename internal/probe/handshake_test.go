@@ -273,3 +273,56 @@ func TestTLSConfigErrors(t *testing.T) {
 }
 
 var errNotExist = errors.New("not exist")
+
+// A config that picks its client cert per handshake (as clients that
+// follow rotation do) gets the same TLS 1.3 rejection check.
+func TestDialGetClientCertificate(t *testing.T) {
+	ca := newCA(t, "etcd-ca")
+	eku := []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
+	addr := tlsServer(t, ca.leaf(t, leafOpts{cn: "etcd-1", hosts: []string{"127.0.0.1"}, eku: eku}), ca, tls.VersionTLS13)
+	rogue := newCA(t, "rogue").leaf(t, leafOpts{cn: "c", eku: eku})
+	cfg := &tls.Config{RootCAs: ca.pool(), GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &rogue, nil }}
+	_, _, err := Dial(context.Background(), addr, cfg)
+	var pe *Error
+	if !errors.As(err, &pe) || pe.Kind != KindClientCertRejected {
+		t.Fatalf("error %v, want client-cert-rejected", err)
+	}
+}
+
+// A TLS server that takes our certificate and then says nothing is not a
+// failure of the handshake, and costs at most confirmWait.
+func TestDialQuietServer(t *testing.T) {
+	ca := newCA(t, "etcd-ca")
+	eku := []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
+	l, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{
+		Certificates: []tls.Certificate{ca.leaf(t, leafOpts{cn: "quiet", hosts: []string{"127.0.0.1"}, eku: eku})},
+		ClientAuth:   tls.RequireAndVerifyClientCert, ClientCAs: ca.pool(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				c.(*tls.Conn).Handshake()
+				time.Sleep(3 * time.Second)
+				c.Close()
+			}()
+		}
+	}()
+	cfg := &tls.Config{RootCAs: ca.pool(), Certificates: []tls.Certificate{ca.leaf(t, leafOpts{cn: "c", eku: eku})}}
+	start := time.Now()
+	c, _, err := Dial(context.Background(), l.Addr().String(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if took := time.Since(start); took > confirmWait+500*time.Millisecond {
+		t.Errorf("took %s", took)
+	}
+}
