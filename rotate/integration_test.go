@@ -105,6 +105,17 @@ func testRefuses(t *testing.T, c *etcdtest.Cluster) {
 func testRollsUnderLoad(t *testing.T, c *etcdtest.Cluster) {
 	ctx := context.Background()
 	before := serials(t, c.Spec)
+	var plan bytes.Buffer
+	if _, err := rotate.Run(ctx, rotate.Options{Spec: c.Spec, RenewBefore: everythingDue, DryRun: true, Out: &plan}); err != nil {
+		t.Fatalf("dry run: %v", err)
+	}
+	t.Logf("dry run:\n%s", plan.String())
+	if !strings.Contains(plan.String(), "[3/3]") || !strings.Contains(plan.String(), "MoveLeader") {
+		t.Errorf("dry run does not show three restarts ending with the leader:\n%s", plan.String())
+	}
+	if !mapsEqual(before, serials(t, c.Spec)) {
+		t.Fatal("dry run changed certificates")
+	}
 	termBefore := raftTerm(t, c)
 	pidsBefore := pids(c)
 	ld := startLoad(t, c)
@@ -485,4 +496,3 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
-

@@ -203,7 +203,7 @@ func (p *Plan) order(s *cluster.Spec, h *probe.Cluster) {
 		leader = memberName(s, h, h.Leader)
 	}
 	p.Leader = leader
-	if leader == "" {
+	if leader == "" && p.OrderNote == "" {
 		p.OrderNote = "leader unknown: spec order; the leader is still handed off when its turn comes"
 	}
 	for _, np := range p.Nodes {

@@ -8,6 +8,7 @@ func commands() []*cli.Command {
 		initCommand(),
 		issueCommand(),
 		certsCommand(),
+		rotateCommand(),
 		verifyCommand(),
 	}
 }

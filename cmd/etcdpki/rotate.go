@@ -1,0 +1,91 @@
+package main
+
+import (
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/rotate"
+)
+
+func rotateCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "rotate",
+		Usage: "renew the certificates that are due and roll the etcd members one at a time",
+		Description: `One run: plan what is due (inside renew-before, past 2/3 of its life, SANs changed, or
+replaced from outside since the last run), renew it (previous pairs kept in PKI/backup/<time>/),
+run each changed node's deploy command, then restart the members with their restart command:
+followers first, the leader last after handing leadership to a member already restarted. Before
+the first restart the whole cluster must be healthy; after each one the member must serve the
+new serial on its client and peer ports, answer a linearizable read and catch up with the
+leader before the next one goes. The first failure stops the run.
+
+Safe from cron: a lock (PKI/rotate.lock) keeps runs apart and a journal (PKI/rotate-state.json)
+makes a run killed at any point resume without restarting finished members again.
+
+   etcdpki rotate --spec /etc/etcdpki/cluster.yaml --dry-run
+   etcdpki rotate --spec /etc/etcdpki/cluster.yaml --metrics-file /var/lib/node_exporter/etcdpki.prom
+   etcdpki rotate --spec /etc/etcdpki/cluster.yaml --watch --interval 1h
+
+Exit codes: 0 done or nothing due, 1 a member or check failed (or another run holds the lock),
+2 usage or input error (nothing changed).`,
+		Flags: append(specFlags(),
+			&cli.StringFlag{Name: "renew-before", Usage: "renew certificates expiring within `DURATION` (overrides the spec; 87600h makes everything due)"},
+			&cli.BoolFlag{Name: "dry-run", Usage: "print the plan (certificates, restart order, commands) and change nothing"},
+			&cli.StringFlag{Name: "restart", Value: string(rotate.RestartAlways), Usage: "`always` roll the members, or never (swap files only)"},
+			&cli.StringFlag{Name: "metrics-file", Usage: "write a Prometheus textfile to `FILE` after each run"},
+			&cli.DurationFlag{Name: "member-timeout", Value: rotate.DefaultMemberTimeout, Usage: "how long a restarted member may take to serve its new certificate and catch up"},
+			&cli.DurationFlag{Name: "command-timeout", Value: rotate.DefaultCommandTimeout, Usage: "bound on one deploy or restart command"},
+			&cli.BoolFlag{Name: "watch", Usage: "keep running: rotate when due and whenever certificate files or the spec change"},
+			&cli.DurationFlag{Name: "interval", Value: rotate.DefaultInterval, Usage: "with --watch, how often to check expiry"},
+		),
+		Action: runRotate,
+	}
+}
+
+func runRotate(c *cli.Context) error {
+	if err := noArgs(c); err != nil {
+		return err
+	}
+	var renewBefore time.Duration
+	if v := c.String("renew-before"); v != "" {
+		d, err := cluster.ParseDuration(v)
+		if err != nil {
+			return usagef("--renew-before: %v", err)
+		}
+		renewBefore = d
+	}
+	mode := rotate.RestartMode(c.String("restart"))
+	if mode != rotate.RestartAlways && mode != rotate.RestartNever {
+		return usagef("--restart %q: use always or never", mode)
+	}
+	if c.Bool("watch") && c.Bool("dry-run") {
+		return usagef("--watch and --dry-run do not go together")
+	}
+	if c.IsSet("interval") && !c.Bool("watch") {
+		return usagef("--interval only applies with --watch")
+	}
+	if c.Duration("interval") <= 0 {
+		return usagef("--interval must be positive")
+	}
+	s, err := loadSpec(c, true)
+	if err != nil {
+		return err
+	}
+	o := rotate.Options{
+		Spec:           s,
+		RenewBefore:    renewBefore,
+		DryRun:         c.Bool("dry-run"),
+		Restart:        mode,
+		Out:            c.App.Writer,
+		MetricsFile:    c.String("metrics-file"),
+		MemberTimeout:  c.Duration("member-timeout"),
+		CommandTimeout: c.Duration("command-timeout"),
+	}
+	if c.Bool("watch") {
+		return rotate.Watch(c.Context, rotate.WatchOptions{Options: o, Interval: c.Duration("interval")})
+	}
+	_, err = rotate.Run(c.Context, o)
+	return err
+}
