@@ -223,6 +223,12 @@ func endpoint1(ctx context.Context, endpoint string, tlsCfg *tls.Config, timeout
 	ctx, cancel := context.WithTimeout(context.WithValue(ctx, budgetKey{}, timeout), timeout)
 	defer cancel()
 
+	// One session cache per probe: the etcd client's handshake resumes the
+	// one Dial just verified instead of repeating the signature work,
+	// which is most of a healthy probe's CPU. It is never shared between
+	// probes, so a probe always sees the certificate served right now.
+	tlsCfg = tlsCfg.Clone()
+	tlsCfg.ClientSessionCache = tls.NewLRUClientSessionCache(1)
 	conn, stage, err := Dial(ctx, addr, tlsCfg)
 	if err != nil {
 		if stage == StageConnect {

@@ -50,7 +50,7 @@ func tlsServer(t *testing.T, cert tls.Certificate, clientCA *testCA, maxVersion 
 
 // blackHole accepts TCP connections and never answers, like a host whose
 // etcd is wedged or a firewall that lets SYNs through.
-func blackHole(t *testing.T) string {
+func blackHole(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -162,7 +162,7 @@ func TestDialClassifies(t *testing.T) {
 				wantKind: KindClientCertRejected, wantMsg: []string{"expired certificate"},
 			},
 			{name: "plain HTTP", addr: httpServer, client: client, wantKind: KindNotTLS, wantMsg: []string{"plain HTTP"}},
-			{name: "black hole", addr: blackHole, client: client, wantKind: KindTimeout, wantMsg: []string{"accepted TCP but gave no TLS answer"}},
+			{name: "black hole", addr: func(t *testing.T) string { return blackHole(t) }, client: client, wantKind: KindTimeout, wantMsg: []string{"accepted TCP but gave no TLS answer"}},
 			{name: "refused", addr: closedPort, client: client, wantKind: KindRefused, wantMsg: []string{"connection refused"}},
 		}
 		for _, tc := range tests {

@@ -1,0 +1,75 @@
+package probe
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/etcdpki/etcdpki/internal/etcdtest"
+)
+
+// BenchmarkHealth shows that probing a cluster costs about as much as its
+// slowest endpoint, and that a black-holed endpoint costs one timeout, not
+// one per endpoint. Compare single/* with three-healthy, and
+// one-black-holed with the 1s timeout it runs under.
+func BenchmarkHealth(b *testing.B) {
+	c := etcdtest.Start(b, etcdtest.Options{})
+	cfg := apiserverTLS(b, c)
+	ctx := context.Background()
+	eps := c.Endpoints()
+	for i, ep := range eps {
+		b.Run("single/"+etcdtest.NodeName(i+1), func(b *testing.B) {
+			for b.Loop() {
+				if r := Endpoint(ctx, ep, cfg, DefaultTimeout); !r.Healthy {
+					b.Fatal(r.Err())
+				}
+			}
+		})
+	}
+	// Interleaved, so both figures see the same machine load: a
+	// concurrent run of all three, and each endpoint on its own.
+	b.Run("three-vs-each-alone", func(b *testing.B) {
+		var concurrent, slowest, sum time.Duration
+		for b.Loop() {
+			start := time.Now()
+			if h := Health(ctx, eps, cfg, DefaultTimeout); !h.Healthy() {
+				b.Fatal("unhealthy")
+			}
+			concurrent += time.Since(start)
+			var worst time.Duration
+			for _, ep := range eps {
+				start := time.Now()
+				Endpoint(ctx, ep, cfg, DefaultTimeout)
+				d := time.Since(start)
+				worst = max(worst, d)
+				sum += d
+			}
+			slowest += worst
+		}
+		n := float64(b.N) * float64(time.Millisecond)
+		b.ReportMetric(float64(concurrent)/n, "concurrent-ms")
+		b.ReportMetric(float64(slowest)/n, "slowest-alone-ms")
+		b.ReportMetric(float64(sum)/n, "sum-alone-ms")
+	})
+	b.Run("three-healthy", func(b *testing.B) {
+		for b.Loop() {
+			if h := Health(ctx, eps, cfg, DefaultTimeout); !h.Healthy() {
+				b.Fatal("unhealthy")
+			}
+		}
+	})
+	b.Run("three-plus-one-black-holed/timeout=1s", func(b *testing.B) {
+		hole := "https://" + blackHole(b)
+		all := append(append([]string{}, eps...), hole)
+		for b.Loop() {
+			start := time.Now()
+			h := Health(ctx, all, cfg, time.Second)
+			if h.Endpoints[3].Handshake == nil || h.Endpoints[3].Handshake.Kind != KindTimeout {
+				b.Fatalf("black hole: %+v", h.Endpoints[3])
+			}
+			if took := time.Since(start); took > 2*time.Second {
+				b.Fatalf("took %s: more than one timeout", took)
+			}
+		}
+	})
+}
