@@ -239,16 +239,35 @@ func (c *Cluster) StartAll(ctx context.Context) error {
 }
 
 // WaitReady waits until every member answers a linearizable read through
-// its own endpoint with the kube-apiserver's certificate.
+// its own endpoint with the kube-apiserver's certificate. It returns as
+// soon as one member fails for good (its process exited), rather than
+// letting the others wait out ctx for a quorum that will not come.
 func (c *Cluster) WaitReady(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	ms := c.members()
 	errs := make([]error, len(ms))
 	var wg sync.WaitGroup
 	for i, m := range ms {
-		wg.Go(func() { errs[i] = m.WaitReady(ctx) })
+		wg.Go(func() {
+			if errs[i] = m.WaitReady(ctx); errs[i] != nil {
+				cancel()
+			}
+		})
 	}
 	wg.Wait()
-	return errors.Join(errs...)
+	// Report the members that failed, not the ones cancelled because of
+	// them; if all were cancelled, ctx itself ended.
+	var failed []error
+	for _, err := range errs {
+		if err != nil && !errors.Is(err, context.Canceled) {
+			failed = append(failed, err)
+		}
+	}
+	if len(failed) == 0 {
+		failed = errs
+	}
+	return errors.Join(failed...)
 }
 
 // Member returns the member named name, or nil.

@@ -12,6 +12,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"math/big"
+	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -354,6 +355,36 @@ func memberAdd(ctx context.Context, t *testing.T, cli *clientv3.Client, m *etcdt
 			t.Fatalf("member add %s: %v", m.Name, err)
 		}
 		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// TestStartRetriesTakenPort takes a member's client port before etcd can
+// bind it, as a parallel test package might: Start must throw the attempt
+// away and succeed with new ports, without waiting out its ready timeout.
+func TestStartRetriesTakenPort(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", net.JoinHostPort(etcdtest.NodeIP(2), "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	taken := l.Addr().(*net.TCPAddr).Port
+	edits := 0
+	start := time.Now()
+	c := etcdtest.Start(t, etcdtest.Options{Edit: func(f *etcdtest.SpecFile) {
+		edits++
+		if edits == 1 {
+			f.Nodes[1].ClientPort = taken
+		}
+	}})
+	if edits != 2 {
+		t.Errorf("spec written %d times, want 2 (one retry)", edits)
+	}
+	if got := c.File.Nodes[1].ClientPort; got == taken {
+		t.Errorf("the retry kept the taken port %d", got)
+	}
+	if took := time.Since(start); took > 45*time.Second {
+		t.Errorf("Start took %v: the failed attempt waited for its timeout", took)
 	}
 }
 
