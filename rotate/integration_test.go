@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/etcdtest"
@@ -267,6 +269,20 @@ func testWatch(t *testing.T, c *etcdtest.Cluster) {
 	waitFor(t, 60*time.Second, func() bool { return m.PID() != pid && served(c, m.Name, renewed) })
 	t.Logf("watch rolled %s %s after its files were replaced", m.Name, time.Since(start).Round(time.Millisecond))
 	waitFor(t, 30*time.Second, func() bool { return strings.Contains(out.String(), "[1/1] "+m.Name+": restarted") })
+
+	// A node added to the spec gets its certificates. It is not started:
+	// joining it is the operator's move (etcdctl member add).
+	f := c.File
+	f.Nodes = append(append([]etcdtest.SpecNode(nil), f.Nodes...), etcdtest.SpecNode{Name: "etcd-4", IPs: []string{etcdtest.NodeIP(4)}, ClientPort: 40001, PeerPort: 40002})
+	data, err := yaml.Marshal(&f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(c.SpecPath, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	crt, _ := c.Paths.NodeCert("etcd-4", "server")
+	waitFor(t, 30*time.Second, func() bool { _, err := os.Stat(crt); return err == nil })
 	cancel()
 	select {
 	case err := <-done:

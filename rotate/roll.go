@@ -131,6 +131,36 @@ func (c *etcdCluster) moveLeader(ctx context.Context, fromURL string, to probe.I
 	return nil
 }
 
+// waitLeader waits until every member names to as leader and to has
+// applied an entry of its own term, so that the member about to be
+// stopped is no longer on anyone's path to a commit: followers forward
+// to the new leader, and the new leader has a working quorum without it.
+func (c *etcdCluster) waitLeader(ctx context.Context, to probe.ID, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cfg, err := c.tls()
+	if err != nil {
+		return err
+	}
+	var startIdx uint64
+	for {
+		h := probe.Health(ctx, c.endpoints(), cfg, probeTimeout)
+		l, ok := h.LeaderResult()
+		switch {
+		case !ok || h.Leader != to:
+		case startIdx == 0:
+			startIdx = l.Status.RaftIndex
+		case h.Healthy() && h.MinRaftIndex > startIdx:
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("member %s did not settle as leader: %w", to, ctx.Err())
+		case <-time.After(pollInterval / 4):
+		}
+	}
+}
+
 // servingSerial returns the serial of the certificate presented on url's
 // host:port, verified against the etcd CA like any client would.
 func servingSerial(ctx context.Context, addr string, cfg *tls.Config) (string, error) {
