@@ -52,23 +52,23 @@ func binary(t testing.TB, env, name string) string {
 // Makefile's environment.
 func findBinary(env, name string) (string, error) {
 	path := os.Getenv(env)
-	from := "$" + env
+	from, alt := "$"+env, "or point "+env+" at an existing "+name+" binary"
 	if path == "" {
 		root, err := moduleRoot()
 		if err != nil {
 			return "", fmt.Errorf("find the %s binary: %v; set %s or run `make etcd`", name, err, env)
 		}
 		path = filepath.Join(root, "bin", name)
-		from = "the default location (set " + env + " to use another)"
+		from, alt = "the default location", "or set "+env+" to use another "+name
 	}
 	fi, err := os.Stat(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return "", fmt.Errorf("%s binary %s from %s does not exist: run `make etcd` at the repository root to build etcd v3.6.16 (or set %s)", name, path, from, env)
+		return "", fmt.Errorf("%s binary %s (%s) does not exist: run `make etcd` at the repository root to build etcd v3.6.16, %s", name, path, from, alt)
 	case err != nil:
 		return "", fmt.Errorf("%s binary %s: %w", name, path, err)
 	case fi.IsDir() || fi.Mode()&0o111 == 0:
-		return "", fmt.Errorf("%s binary %s from %s is not an executable file: run `make etcd` (or fix %s)", name, path, from, env)
+		return "", fmt.Errorf("%s binary %s (%s) is not an executable file: run `make etcd`, %s", name, path, from, alt)
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
