@@ -88,12 +88,12 @@ func endpointChecks(r *probe.Result, now time.Time, renewBefore time.Duration) [
 	default:
 		leader := "no leader"
 		if s.Leader != 0 {
-			leader = "leader " + s.Leader.String()
+			leader = "leader " + memberName(r.Members, s.Leader)
 			if s.Leader == s.MemberID {
 				leader = "is leader"
 			}
 		}
-		row(CheckStatus, OK, "", "etcd %s, member %s, %s, term %d, index %d, db %s", s.Version, s.MemberID, leader, s.RaftTerm, s.RaftIndex, bytesize(s.DBSize))
+		row(CheckStatus, OK, "", "etcd %s, member %s, %s, term %d, index %d, db %s", s.Version, memberName(r.Members, s.MemberID), leader, s.RaftTerm, s.RaftIndex, bytesize(s.DBSize))
 	}
 	if r.ReadError != nil {
 		fail(CheckRead, r.ReadError)
@@ -156,13 +156,7 @@ func clusterChecks(c *probe.Cluster, strict bool) []Check {
 	case c.Leader == 0:
 		row(CheckLeader, Fail, "no leader: the cluster cannot serve writes or linearizable reads")
 	default:
-		name := c.Leader.String()
-		for _, m := range c.Members {
-			if m.ID == c.Leader {
-				name = fmt.Sprintf("%s (%s)", m.Name, m.ID)
-			}
-		}
-		row(CheckLeader, OK, "all answering endpoints agree: %s", name)
+		row(CheckLeader, OK, "all answering endpoints agree: %s", memberName(c.Members, c.Leader))
 	}
 
 	// A member whose client URL is not in --etcd-servers is never used by
@@ -251,6 +245,17 @@ func groups(m map[probe.ID][]string) string {
 	}
 	sort.Strings(parts)
 	return strings.Join(parts, "; ")
+}
+
+// memberName renders "etcd-1 (8e9e05c52164694d)", or the bare ID when the
+// member list does not name it.
+func memberName(ms []probe.Member, id probe.ID) string {
+	for _, m := range ms {
+		if m.ID == id && m.Name != "" {
+			return fmt.Sprintf("%s (%s)", m.Name, id)
+		}
+	}
+	return id.String()
 }
 
 func memberNames(ms []probe.Member) string {

@@ -62,7 +62,14 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	return err
 }
 
-func (d Duration) String() string { return time.Duration(d).Round(100 * time.Microsecond).String() }
+// String rounds to what a person compares: 10µs steps under a
+// millisecond, 100µs steps above.
+func (d Duration) String() string {
+	if time.Duration(d) < time.Millisecond {
+		return time.Duration(d).Round(10 * time.Microsecond).String()
+	}
+	return time.Duration(d).Round(100 * time.Microsecond).String()
+}
 
 // Status is a member's answer to the Status RPC.
 type Status struct {
