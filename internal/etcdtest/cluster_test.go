@@ -143,7 +143,7 @@ func TestCluster(t *testing.T) {
 			}
 			// And a real etcd client with that material gets nothing.
 			cli := c.ClientTLS(t, cfg, m.ClientURL)
-			gctx, gcancel := context.WithTimeout(ctx, 2*time.Second)
+			gctx, gcancel := context.WithTimeout(ctx, time.Second)
 			defer gcancel()
 			if _, err := cli.Get(gctx, "/registry/etcdtest/"+m.Name); err == nil {
 				t.Errorf("get with %s succeeded", tc.name)

@@ -18,6 +18,13 @@
 //		err = c.Member("etcd-2").Restart() // SIGTERM, then re-exec
 //	}
 //
+// Options.Edit changes the spec before issue.Init sees it (validities, key
+// algorithms, clients, restart templates). Cluster.AddNode adds a node to
+// the spec and runs issue.Init again, as an operator growing the cluster
+// would. Cluster.Client, ClientTLS and TLSConfig build real etcd clients
+// with any certificate; Cluster.Etcdctl runs the real etcdctl; Leader,
+// Member.ID and Member.Log answer what a test needs to know about members.
+//
 // Under `go test -short` the tests that use the harness skip; otherwise a
 // missing etcd binary fails them with a message saying to run `make etcd`.
 //
