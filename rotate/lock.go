@@ -20,6 +20,23 @@ const lockMode fs.FileMode = 0o600
 // ErrLocked means another rotate run holds the PKI directory's lock.
 var ErrLocked = errors.New("another etcdpki rotate is running")
 
+// Lock takes the PKI directory's rotation lock, as Run does, for tools
+// that must not change the PKI while a rotation runs. It fails with
+// ErrLocked at once when another holder has it.
+func Lock(pki string) (*Held, error) {
+	l, err := acquire(pki)
+	if err != nil {
+		return nil, err
+	}
+	return &Held{l: l}, nil
+}
+
+// Held is a taken rotation lock.
+type Held struct{ l *lock }
+
+// Release drops the lock.
+func (h *Held) Release() { h.l.release() }
+
 // lock is an flock(2) on PKI/rotate.lock. The kernel drops it when the
 // holder dies, even by kill -9, so a crashed run never wedges cron.
 type lock struct{ f *os.File }

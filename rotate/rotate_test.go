@@ -1,0 +1,139 @@
+package rotate_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/etcdpki/etcdpki/ca"
+	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/issue"
+	"github.com/etcdpki/etcdpki/rotate"
+)
+
+// localSpec writes a two-node local spec and issues its PKI. Nothing
+// listens on its ports: these tests never get to a restart.
+func localSpec(t *testing.T) *cluster.Spec {
+	t.Helper()
+	dir := t.TempDir()
+	spec := `name: unit
+pkiDir: pki
+local: true
+certs:
+  validity: 2h
+nodes:
+  - {name: etcd-1, ips: [127.0.0.1], clientPort: 52479, peerPort: 52480, restart: "true"}
+  - {name: etcd-2, ips: [127.0.0.2], clientPort: 52479, peerPort: 52480, restart: "true"}
+`
+	path := filepath.Join(dir, "spec.yaml")
+	if err := os.WriteFile(path, []byte(spec), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := cluster.Load(path, cluster.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := issue.Init(context.Background(), s, issue.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func dryRun(t *testing.T, s *cluster.Spec) *rotate.Plan {
+	t.Helper()
+	var out bytes.Buffer
+	res, err := rotate.Run(context.Background(), rotate.Options{Spec: s, DryRun: true, Restart: rotate.RestartNever, Out: &out})
+	if err != nil {
+		t.Fatalf("dry run: %v\n%s", err, out.String())
+	}
+	return res.Plan
+}
+
+func TestExternalReplacementIsRolled(t *testing.T) {
+	s := localSpec(t)
+	// The first run records what is on disk as in effect.
+	if _, err := rotate.Run(context.Background(), rotate.Options{Spec: s, Restart: rotate.RestartNever}); err != nil {
+		t.Fatal(err)
+	}
+	if p := dryRun(t, s); !p.Empty() {
+		t.Fatalf("fresh PKI has a plan: %+v", p)
+	}
+	ts, _ := issue.Select(issue.Targets(s), []string{"etcd-2/etcd-peer"})
+	if _, err := issue.Renew(context.Background(), s, ts, issue.RenewOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	p := dryRun(t, s)
+	if len(p.Due) != 0 {
+		t.Errorf("renewed certificate is due: %v", p.Due)
+	}
+	if len(p.Nodes) != 1 || p.Nodes[0].Node.Name != "etcd-2" || !p.Nodes[0].Restart {
+		t.Fatalf("plan does not restart exactly etcd-2: %+v", p.Nodes)
+	}
+	if len(p.Clients) != 0 {
+		t.Errorf("plan touches clients: %+v", p.Clients)
+	}
+}
+
+func TestInvalidFilesAreRefused(t *testing.T) {
+	s := localSpec(t)
+	// A key that belongs to another certificate, as a botched manual
+	// copy would leave it.
+	p := issue.Paths{PKI: s.PKIDir}
+	crt, _ := p.NodeCert("etcd-1", "server")
+	_, otherKey := p.NodeCert("etcd-2", "server")
+	key, err := os.ReadFile(otherKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur, err := filepath.EvalSymlinks(crt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(filepath.Dir(cur), "server.key"), key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(crt)
+	_, err = rotate.Run(context.Background(), rotate.Options{Spec: s, RenewBefore: 87600 * time.Hour, Restart: rotate.RestartNever})
+	var ie *ca.InputError
+	if !errors.As(err, &ie) || !strings.Contains(err.Error(), "etcd-1/etcd-server") {
+		t.Fatalf("got %v, want an input error naming etcd-1/etcd-server", err)
+	}
+	if after, _ := os.ReadFile(crt); !bytes.Equal(before, after) {
+		t.Error("the certificate was replaced although the run was refused")
+	}
+}
+
+func TestLockKeepsRunsApart(t *testing.T) {
+	s := localSpec(t)
+	// Another process holding the flock is simulated by a second open
+	// file description in this one: flock locks are per description.
+	holder, err := rotate.Lock(s.PKIDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = rotate.Run(context.Background(), rotate.Options{Spec: s, Restart: rotate.RestartNever})
+	if !errors.Is(err, rotate.ErrLocked) {
+		t.Fatalf("got %v, want ErrLocked", err)
+	}
+	holder.Release()
+	if _, err := rotate.Run(context.Background(), rotate.Options{Spec: s, Restart: rotate.RestartNever}); err != nil {
+		t.Fatalf("after release: %v", err)
+	}
+}
+
+func TestCorruptJournalIsNamed(t *testing.T) {
+	s := localSpec(t)
+	path := filepath.Join(s.PKIDir, rotate.StateFile)
+	if err := os.WriteFile(path, []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := rotate.Run(context.Background(), rotate.Options{Spec: s, Restart: rotate.RestartNever})
+	if err == nil || !strings.Contains(err.Error(), path) {
+		t.Fatalf("got %v, want an error naming %s", err, path)
+	}
+}
