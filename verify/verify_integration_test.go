@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/etcdpki/etcdpki/internal/etcdtest"
 	"github.com/etcdpki/etcdpki/internal/probe"
 )
@@ -285,6 +288,32 @@ spec:
 			}
 		})
 	}
+
+	t.Run("active NOSPACE alarm", func(t *testing.T) {
+		ctx := context.Background()
+		cli := c.Client(t)
+		id, err := c.Members[0].ID(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// etcd raises NOSPACE itself when the backend quota is hit; raising
+		// it by hand is the same alarm without filling a disk.
+		if _, err := pb.NewMaintenanceClient(cli.ActiveConnection()).Alarm(ctx, &pb.AlarmRequest{
+			Action: pb.AlarmRequest_ACTIVATE, MemberID: id, Alarm: pb.AlarmType_NOSPACE,
+		}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if _, err := cli.AlarmDisarm(ctx, &clientv3.AlarmMember{MemberID: id, Alarm: pb.AlarmType_NOSPACE}); err != nil {
+				t.Errorf("disarm: %v", err)
+			}
+		})
+		rep, out, err := runVerify(t, spec)
+		assertReport(t, rep, out, err, want{check: CheckAlarms, target: eps[1], st: Fail, kind: probe.KindAlarm, reason: []string{"NOSPACE on member " + probe.ID(id).String()}})
+		if etcdctlHealthy(t, eps, caFile, apiCrt, apiKey) {
+			t.Error("etcdctl says healthy with an active alarm")
+		}
+	})
 
 	// Last: it changes the cluster for good.
 	t.Run("stopped member", func(t *testing.T) {
