@@ -326,7 +326,7 @@ type loadStats struct {
 // same here, so that "failed" means what it would mean to Kubernetes.
 const requestTimeout = 5 * time.Second
 
-func startLoad(t *testing.T, c *etcdtest.Cluster) *load {
+func startLoad(t testing.TB, c *etcdtest.Cluster) *load {
 	t.Helper()
 	cli := c.Client(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -428,7 +428,7 @@ func mapsEqual(a, b map[string]string) bool {
 	return true
 }
 
-func raftTerm(t *testing.T, c *etcdtest.Cluster) uint64 {
+func raftTerm(t testing.TB, c *etcdtest.Cluster) uint64 {
 	t.Helper()
 	h := probe.Health(context.Background(), c.Endpoints(), c.APIServerTLS(), 5*time.Second)
 	l, ok := h.LeaderResult()
