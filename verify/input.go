@@ -76,13 +76,13 @@ type Options struct {
 
 // Inputs are the resolved values verify checked, and where each came from.
 type Inputs struct {
-	Endpoints   []string       `json:"endpoints"`
-	CAFile      string         `json:"caFile"`
-	CertFile    string         `json:"certFile"`
-	KeyFile     string         `json:"keyFile"`
-	Sources     map[string]any `json:"sources"`
-	RenewBefore string         `json:"renewBefore"`
-	Timeout     string         `json:"timeout"`
+	Endpoints   []string          `json:"endpoints"`
+	CAFile      string            `json:"caFile"`
+	CertFile    string            `json:"certFile"`
+	KeyFile     string            `json:"keyFile"`
+	Sources     map[string]string `json:"sources"`
+	RenewBefore string            `json:"renewBefore"`
+	Timeout     string            `json:"timeout"`
 
 	spec        *cluster.Spec
 	renewBefore time.Duration
@@ -91,7 +91,7 @@ type Inputs struct {
 
 // resolve turns options into the values to check, or a *UsageError.
 func resolve(o Options) (*Inputs, error) {
-	in := &Inputs{Sources: map[string]any{}}
+	in := &Inputs{Sources: map[string]string{}}
 	set := func(dst *string, name, v, src string) {
 		if *dst == "" && v != "" {
 			*dst = v

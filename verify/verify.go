@@ -194,7 +194,7 @@ func (r *Report) WriteFlags(w io.Writer) error {
 
 func fromSpecOnly(in *Inputs) bool {
 	for _, k := range []string{"endpoints", "caFile", "certFile", "keyFile"} {
-		if src, _ := in.Sources[k].(string); !strings.HasPrefix(src, "spec ") {
+		if !strings.HasPrefix(in.Sources[k], "spec ") {
 			return false
 		}
 	}

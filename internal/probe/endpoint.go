@@ -234,6 +234,10 @@ func endpoint1(ctx context.Context, endpoint string, tlsCfg *tls.Config, timeout
 	// one Dial just verified instead of repeating the signature work,
 	// which is most of a healthy probe's CPU. It is never shared between
 	// probes, so a probe always sees the certificate served right now.
+	if tlsCfg == nil {
+		r.Connect = newError(KindBadEndpoint, nil, "no TLS configuration for %s", endpoint)
+		return r
+	}
 	tlsCfg = tlsCfg.Clone()
 	tlsCfg.ClientSessionCache = tls.NewLRUClientSessionCache(1)
 	conn, stage, err := Dial(ctx, addr, tlsCfg)

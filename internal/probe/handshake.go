@@ -110,6 +110,11 @@ const (
 // whose Kind says why. cfg is not modified; its ServerName is set to addr's
 // host, as gRPC does, so SAN checks match what etcd clients see.
 func Dial(ctx context.Context, addr string, cfg *tls.Config) (*Conn, Stage, error) {
+	if cfg == nil {
+		// Never fall back to a default config: that would trust the
+		// system roots and send no client certificate.
+		return nil, StageConnect, newError(KindBadEndpoint, nil, "no TLS configuration for %s", addr)
+	}
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, StageConnect, newError(KindBadEndpoint, err, "%q is not host:port: %v", addr, err)
