@@ -53,6 +53,14 @@ func Health(ctx context.Context, endpoints []string, tlsCfg *tls.Config, timeout
 	return c
 }
 
+// Analyse works out what already-probed endpoints agree on. Health calls
+// it; it is exported for callers that probe endpoints one by one.
+func Analyse(results []Result) *Cluster {
+	c := &Cluster{Endpoints: results}
+	c.analyse()
+	return c
+}
+
 func (c *Cluster) analyse() {
 	c.ClusterIDs = map[ID][]string{}
 	c.Leaders = map[ID][]string{}
