@@ -17,6 +17,10 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/peer"
 
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
@@ -328,9 +332,28 @@ const requestTimeout = 5 * time.Second
 
 func startLoad(t testing.TB, c *etcdtest.Cluster) *load {
 	t.Helper()
-	cli := c.Client(t)
+	l := &load{start: time.Now()}
+	// Each attempt the client makes is traced with the member that
+	// answered it, so a slow request can be put next to rotate's steps.
+	trace := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		var p peer.Peer
+		t0 := time.Now()
+		err := invoker(ctx, method, req, reply, cc, append(opts, grpc.Peer(&p))...)
+		if d := time.Since(t0); d > slowRequest {
+			l.mu.Lock()
+			l.slow = append(l.slow, fmt.Sprintf("attempt %s at %s on %v took %s err %v", method, t0.Format("15:04:05.000"), p.Addr, d.Round(time.Millisecond), err))
+			l.mu.Unlock()
+		}
+		return err
+	}
+	cli, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), TLS: c.APIServerTLS(), DialTimeout: 5 * time.Second, Logger: zap.NewNop(),
+		DialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(trace)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
 	ctx, cancel := context.WithCancel(context.Background())
-	l := &load{cancel: cancel, start: time.Now()}
+	l.cancel = cancel
 	const workers = 3
 	for w := range workers {
 		l.wg.Go(func() {
