@@ -16,9 +16,9 @@ import (
 	"testing"
 	"time"
 
-	"go.yaml.in/yaml/v3"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"go.yaml.in/yaml/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/peer"
 
