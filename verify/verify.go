@@ -60,6 +60,10 @@ type Report struct {
 	Passed bool           `json:"passed"`
 	Counts map[Status]int `json:"counts"`
 	Took   probe.Duration `json:"took"`
+	// APIServerFlags and Kubeadm are filled by Run with
+	// Options.PrintFlags when the verdict passes.
+	APIServerFlags []string `json:"apiserverFlags,omitempty"`
+	Kubeadm        string   `json:"kubeadmExternal,omitempty"`
 }
 
 // Find returns the first check with that name and target ("" matches any
@@ -119,22 +123,32 @@ func Run(ctx context.Context, o Options, w io.Writer) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.PrintFlags && rep.Passed {
+		if rep.APIServerFlags, rep.Kubeadm, err = rep.apiserverConfig(); err != nil {
+			return rep, fmt.Errorf("render kube-apiserver flags: %w", err)
+		}
+	}
 	if o.JSON {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(rep); err != nil {
 			return rep, fmt.Errorf("write report: %w", err)
 		}
-	} else if err := rep.WriteTable(w); err != nil {
-		return rep, fmt.Errorf("write report: %w", err)
+	} else {
+		if err := rep.WriteTable(w); err != nil {
+			return rep, fmt.Errorf("write report: %w", err)
+		}
+		switch {
+		case o.PrintFlags && !rep.Passed:
+			fmt.Fprintln(w, "\nkube-apiserver flags not printed: fix the failures above first")
+		case o.PrintFlags:
+			if err := rep.WriteFlags(w); err != nil {
+				return rep, fmt.Errorf("write flags: %w", err)
+			}
+		}
 	}
 	if !rep.Passed {
 		return rep, ErrChecksFailed
-	}
-	if o.PrintFlags && !o.JSON {
-		if err := rep.WriteFlags(w); err != nil {
-			return rep, fmt.Errorf("write flags: %w", err)
-		}
 	}
 	return rep, nil
 }
@@ -158,38 +172,35 @@ func (r *Report) WriteTable(w io.Writer) error {
 	return err
 }
 
-// WriteFlags prints the flags that were just verified. From a spec they
-// are the paths on the apiserver's host, as etcdpki init wrote them; from
-// flags or a manifest, the very paths that were checked.
+// WriteFlags prints the kube-apiserver flags and the kubeadm block that
+// Run filled in (with Options.PrintFlags and a passing verdict).
 func (r *Report) WriteFlags(w io.Writer) error {
-	var flags []string
-	var kubeadm []byte
-	if s := r.Inputs.spec; s != nil && r.Inputs.Sources["endpoints"] == "spec "+s.File && fromSpecOnly(r.Inputs) {
-		flags = issue.APIServerFlags(s)
-		var err error
-		if kubeadm, err = issue.KubeadmExternal(s); err != nil {
-			return err
-		}
-	} else {
-		in := r.Inputs
-		flags = []string{
-			"--etcd-servers=" + strings.Join(in.Endpoints, ","),
-			"--etcd-cafile=" + absOr(in.CAFile),
-			"--etcd-certfile=" + absOr(in.CertFile),
-			"--etcd-keyfile=" + absOr(in.KeyFile),
-		}
-		var err error
-		if kubeadm, err = kubeadmExternal(in); err != nil {
-			return err
-		}
-	}
 	fmt.Fprintln(w, "\nkube-apiserver flags:")
-	for _, f := range flags {
+	for _, f := range r.APIServerFlags {
 		fmt.Fprintln(w, "  "+f)
 	}
 	fmt.Fprintln(w, "\nkubeadm ClusterConfiguration:")
-	_, err := w.Write(kubeadm)
+	_, err := io.WriteString(w, r.Kubeadm)
 	return err
+}
+
+// apiserverConfig renders the flags that were just verified. From a spec
+// alone they are the paths on the apiserver's host, as etcdpki init wrote
+// them; from flags or a manifest, the very paths that were checked.
+func (r *Report) apiserverConfig() ([]string, string, error) {
+	in := r.Inputs
+	if s := in.spec; s != nil && fromSpecOnly(in) {
+		kubeadm, err := issue.KubeadmExternal(s)
+		return issue.APIServerFlags(s), string(kubeadm), err
+	}
+	flags := []string{
+		"--etcd-servers=" + strings.Join(in.Endpoints, ","),
+		"--etcd-cafile=" + absOr(in.CAFile),
+		"--etcd-certfile=" + absOr(in.CertFile),
+		"--etcd-keyfile=" + absOr(in.KeyFile),
+	}
+	kubeadm, err := kubeadmExternal(in)
+	return flags, string(kubeadm), err
 }
 
 func fromSpecOnly(in *Inputs) bool {

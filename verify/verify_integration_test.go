@@ -163,11 +163,12 @@ func TestVerifyCluster(t *testing.T) {
 	t.Run("json output", func(t *testing.T) {
 		o := spec
 		o.JSON = true
+		o.PrintFlags = true
 		_, out, err := runVerify(t, o)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, s := range []string{`"check": "linearizable-read"`, `"passed": true`, `"clusterID":`, `"raftIndex":`} {
+		for _, s := range []string{`"check": "linearizable-read"`, `"passed": true`, `"clusterID":`, `"raftIndex":`, `"apiserverFlags": [`, `"--etcd-servers=`} {
 			if !strings.Contains(out, s) {
 				t.Errorf("JSON lacks %s", s)
 			}
@@ -320,8 +321,13 @@ spec:
 		if err := c.Member(etcdtest.NodeName(3)).Stop(); err != nil {
 			t.Fatal(err)
 		}
-		rep, out, err := runVerify(t, spec)
+		o := spec
+		o.PrintFlags = true
+		rep, out, err := runVerify(t, o)
 		assertReport(t, rep, out, err, want{check: CheckTCP, target: eps[2], st: Fail, kind: probe.KindRefused, reason: []string{"connection refused", "127.0.0.3"}})
+		if !strings.Contains(out, "flags not printed") || strings.Contains(out, "--etcd-servers=") {
+			t.Error("--print-flags printed flags for a failing cluster")
+		}
 		if q, _ := rep.Find(CheckQuorum, ""); q.Status != OK {
 			t.Errorf("quorum check %+v, want ok with 2 of 3 up", q)
 		}
