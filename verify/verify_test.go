@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/probe"
 )
 
 func TestUsageErrors(t *testing.T) {
@@ -181,4 +182,47 @@ func TestLocalChecks(t *testing.T) {
 			t.Errorf("no %s check", tc.check)
 		})
 	}
+}
+
+// Endpoints that cannot work are findings about the endpoint, reported on
+// its row, not usage errors: the manifest may be what is wrong.
+func TestBadEndpoints(t *testing.T) {
+	etcdCA := newSigner(t, "etcd-ca")
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca.crt")
+	writeFile(t, ca, pemCert(etcdCA.cert), 0o644)
+	crt, key := etcdCA.sign(t, dir, "client", leaf{cn: "kube-apiserver-etcd-client", eku: clientEKU})
+	tests := []struct{ ep, reason string }{
+		{"http://127.0.0.1:2379", "uses http"},
+		{"https://127.0.0.1", "has no port"},
+		{"unix:///run/etcd.sock", `scheme "unix"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.ep, func(t *testing.T) {
+			rep, err := Evaluate(context.Background(), Options{Endpoints: []string{tc.ep}, CAFile: ca, CertFile: crt, KeyFile: key, Timeout: time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, ok := rep.Find(CheckTCP, tc.ep)
+			if !ok || c.Status != Fail || !strings.Contains(c.Reason, tc.reason) || rep.Passed {
+				t.Errorf("%s: %+v (passed %v)", tc.ep, c, rep.Passed)
+			}
+		})
+	}
+}
+
+func TestServerCertExpiryWarns(t *testing.T) {
+	now := time.Now()
+	r := &probe.Result{Endpoint: "https://10.0.0.1:2379", Addr: "10.0.0.1:2379",
+		ServerCert: &probe.CertInfo{Subject: "CN=etcd-1", Issuer: "CN=etcd-ca", NotAfter: now.Add(10 * 24 * time.Hour)},
+		Status:     &probe.Status{MemberID: 1, Leader: 1}}
+	for _, c := range endpointChecks(r, now, cluster.DefaultRenewBefore) {
+		if c.Name == CheckServerExpiry {
+			if c.Status != Warn || !strings.Contains(c.Reason, "expires in 10d") {
+				t.Errorf("%+v", c)
+			}
+			return
+		}
+	}
+	t.Error("no server-cert-expiry check")
 }
