@@ -210,13 +210,13 @@ func ParseEndpoint(ep string) (string, string, error) {
 // an error: every failure is recorded in the Result.
 func Endpoint(ctx context.Context, endpoint string, tlsCfg *tls.Config, timeout time.Duration) Result {
 	start := time.Now()
-	r := endpoint1(ctx, endpoint, tlsCfg, timeout)
+	r := probeEndpoint(ctx, endpoint, tlsCfg, timeout)
 	r.Took = Duration(time.Since(start))
 	r.Healthy = r.Err() == nil
 	return r
 }
 
-func endpoint1(ctx context.Context, endpoint string, tlsCfg *tls.Config, timeout time.Duration) Result {
+func probeEndpoint(ctx context.Context, endpoint string, tlsCfg *tls.Config, timeout time.Duration) Result {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
@@ -230,14 +230,14 @@ func endpoint1(ctx context.Context, endpoint string, tlsCfg *tls.Config, timeout
 	ctx, cancel := context.WithTimeout(context.WithValue(ctx, budgetKey{}, timeout), timeout)
 	defer cancel()
 
-	// One session cache per probe: the etcd client's handshake resumes the
-	// one Dial just verified instead of repeating the signature work,
-	// which is most of a healthy probe's CPU. It is never shared between
-	// probes, so a probe always sees the certificate served right now.
 	if tlsCfg == nil {
 		r.Connect = newError(KindBadEndpoint, nil, "no TLS configuration for %s", endpoint)
 		return r
 	}
+	// One session cache per probe: the etcd client's handshake resumes the
+	// session Dial just verified instead of doing a second full handshake.
+	// Dial itself never resumes, so the certificate it reports is the one
+	// served right now.
 	tlsCfg = tlsCfg.Clone()
 	tlsCfg.ClientSessionCache = tls.NewLRUClientSessionCache(1)
 	conn, stage, err := Dial(ctx, addr, tlsCfg)

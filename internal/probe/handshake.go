@@ -129,6 +129,12 @@ func Dial(ctx context.Context, addr string, cfg *tls.Config) (*Conn, Stage, erro
 	start = time.Now()
 	cfg = cfg.Clone()
 	cfg.ServerName = host
+	if cfg.ClientSessionCache != nil {
+		// A resumed session reports the certificate of the session it
+		// resumes, which may have been replaced since: rotate compares
+		// serials with this. Fill the cache, never read it.
+		cfg.ClientSessionCache = putOnlyCache{cfg.ClientSessionCache}
+	}
 	// Offer h2 as gRPC does, so the server answers our preface below.
 	cfg.NextProtos = []string{"h2"}
 	if len(cfg.Certificates) > 0 && cfg.GetClientCertificate == nil {
@@ -304,3 +310,9 @@ func ServingCert(ctx context.Context, addr string, cfg *tls.Config) (*x509.Certi
 	defer c.Close()
 	return c.Leaf, nil
 }
+
+// putOnlyCache stores sessions for later connections but never offers one
+// to resume.
+type putOnlyCache struct{ tls.ClientSessionCache }
+
+func (putOnlyCache) Get(string) (*tls.ClientSessionState, bool) { return nil, false }

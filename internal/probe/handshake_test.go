@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -324,5 +325,53 @@ func TestDialQuietServer(t *testing.T) {
 	c.Close()
 	if took := time.Since(start); took > confirmWait+500*time.Millisecond {
 		t.Errorf("took %s", took)
+	}
+}
+
+// rotate compares serials with ServingCert after a swap: a session cache
+// in the caller's config must not make it report the old certificate.
+func TestServingCertNeverResumes(t *testing.T) {
+	ca := newCA(t, "etcd-ca")
+	eku := []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
+	certs := []tls.Certificate{
+		ca.leaf(t, leafOpts{cn: "old", hosts: []string{"127.0.0.1"}, eku: eku}),
+		ca.leaf(t, leafOpts{cn: "new", hosts: []string{"127.0.0.1"}, eku: eku}),
+	}
+	var current atomic.Int32
+	l, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{
+		// Like etcd: the pair is looked up again at every handshake.
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &certs[current.Load()], nil },
+		ClientAuth:     tls.RequireAndVerifyClientCert, ClientCAs: ca.pool(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				if c.(*tls.Conn).Handshake() == nil {
+					c.Write([]byte{0})
+					c.Read(make([]byte, 64))
+				}
+			}()
+		}
+	}()
+	cfg := &tls.Config{RootCAs: ca.pool(), Certificates: []tls.Certificate{ca.leaf(t, leafOpts{cn: "c", eku: eku})},
+		ClientSessionCache: tls.NewLRUClientSessionCache(8)}
+	for i, want := range []string{"old", "new"} {
+		current.Store(int32(i))
+		got, err := ServingCert(context.Background(), l.Addr().String(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Subject.CommonName != want {
+			t.Errorf("serving cert %q, want %q", got.Subject.CommonName, want)
+		}
 	}
 }
