@@ -116,8 +116,9 @@ type Result struct {
 type MemberResult struct {
 	Name string
 	// HandOff is the MoveLeader before the restart, 0 when the member
-	// did not lead.
-	HandOff time.Duration
+	// did not lead; HandOffStart is when it was sent.
+	HandOff      time.Duration
+	HandOffStart time.Time
 	// Restart is from running its restart command until it passed every
 	// health gate: the floor a rotation cannot beat.
 	Restart      time.Duration
@@ -405,6 +406,7 @@ func (r *runner) roll(ctx context.Context, p *Plan, res *Result) error {
 				return &MemberError{Member: name, Err: errors.New("leads and no other healthy, caught-up member can take over")}
 			}
 			t0 := time.Now()
+			mr.HandOffStart = t0
 			if err := r.etcd.moveLeader(bg, np.Node.ClientURLs[0], to); err != nil {
 				return &MemberError{Member: name, Err: err}
 			}
