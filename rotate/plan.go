@@ -20,6 +20,10 @@ import (
 type Plan struct {
 	// Due are the certificates to renew now, with the reason.
 	Due []issue.CertInfo
+	// Missing are certificates the spec calls for that were never issued
+	// (a node just added to the spec). They are issued and recorded as in
+	// effect without a restart: no member runs with them yet.
+	Missing []issue.CertInfo
 	// Nodes are the nodes whose files are (or will be) new, in spec order.
 	Nodes []*NodePlan
 	// Clients are the clients whose certificate is (or will be) new.
@@ -63,7 +67,9 @@ type ClientPlan struct {
 }
 
 // Empty reports whether there is nothing to do.
-func (p *Plan) Empty() bool { return len(p.Due) == 0 && len(p.Nodes) == 0 && len(p.Clients) == 0 }
+func (p *Plan) Empty() bool {
+	return len(p.Due) == 0 && len(p.Missing) == 0 && len(p.Nodes) == 0 && len(p.Clients) == 0
+}
 
 // restarts counts the nodes that need a restart.
 func (p *Plan) restarts() int {
@@ -119,6 +125,8 @@ func makePlan(s *cluster.Spec, st *State, renewBefore time.Duration, now time.Ti
 			}
 		case issue.StatusInvalid:
 			invalid = append(invalid, fmt.Sprintf("%s (%s): %s", t.ID, info.Path, info.Reason))
+		case issue.StatusMissing:
+			p.Missing = append(p.Missing, info)
 		default:
 			p.Due = append(p.Due, info)
 			due[t.ID] = true
@@ -236,6 +244,12 @@ func (p *Plan) Print(w io.Writer, mode RestartMode) {
 			exp = d.Expires.UTC().Format(time.RFC3339)
 		}
 		fmt.Fprintf(w, "  %-36s %-12s expires %s  %s\n", d.Name, d.Status, exp, d.Reason)
+	}
+	if len(p.Missing) > 0 {
+		fmt.Fprintln(w, "certificates to issue (never issued; no member runs with them yet, so no restart):")
+		for _, m := range p.Missing {
+			fmt.Fprintf(w, "  %s\n", m.Name)
+		}
 	}
 	fmt.Fprintln(w, "hosts to update:")
 	for _, np := range p.Nodes {

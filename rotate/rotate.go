@@ -289,23 +289,31 @@ func (r *runner) rotate(ctx context.Context, res *Result) error {
 }
 
 func (r *runner) renew(ctx context.Context, p *Plan, res *Result) error {
-	if len(p.Due) == 0 {
+	if len(p.Due)+len(p.Missing) == 0 {
 		return nil
 	}
 	if err := ctx.Err(); err != nil {
 		return &InterruptedError{Step: "renewing"}
 	}
-	var ts []issue.Target
+	var ts, missing []issue.Target
 	for _, d := range p.Due {
 		ts = append(ts, *d.Target)
 	}
+	for _, m := range p.Missing {
+		missing = append(missing, *m.Target)
+	}
+	ts = append(ts, missing...)
 	renewed, err := issue.Renew(context.WithoutCancel(ctx), r.o.Spec, ts, issue.RenewOptions{Options: issue.Options{Out: r.log, Now: r.o.Now}})
 	if err != nil {
 		return fmt.Errorf("renew: %w", err)
 	}
 	res.Renewed = renewed
-	if len(renewed) > 0 {
-		r.log.printf("renewed %d certificates; previous pairs in %s", len(renewed), backupDir(r.o.Spec.PKIDir, renewed))
+	if len(renewed) > len(missing) {
+		r.log.printf("renewed %d certificates; previous pairs in %s", len(renewed)-len(missing), backupDir(r.o.Spec.PKIDir, renewed))
+	}
+	if len(missing) > 0 {
+		r.log.printf("issued %d missing certificates: %s", len(missing), strings.Join(issue.IDs(missing), ", "))
+		return r.inEffect(missing)
 	}
 	return nil
 }
@@ -500,6 +508,9 @@ func (r *runner) clients(ctx context.Context, p *Plan) error {
 		serial := r.st.InEffect[cp.Target.ID]
 		if len(did) == 0 {
 			did = append(did, "new pair in place")
+			if !r.o.Spec.Local {
+				did[0] += fmt.Sprintf(" (no deploy command: copy %s to its hosts)", cp.Target.Dir)
+			}
 		}
 		r.log.printf("client %s: %s, serial %s", cp.Client.Name, joinWords(did), short(serial))
 	}

@@ -137,3 +137,35 @@ func TestCorruptJournalIsNamed(t *testing.T) {
 		t.Fatalf("got %v, want an error naming %s", err, path)
 	}
 }
+
+func TestNodeAddedToSpecGetsCertificates(t *testing.T) {
+	s := localSpec(t)
+	data, err := os.ReadFile(s.File)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data = append(data, []byte("  - {name: etcd-3, ips: [127.0.0.3], clientPort: 52479, peerPort: 52480, restart: \"true\"}\n")...)
+	if err := os.WriteFile(s.File, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	grown, err := cluster.Load(s.File, cluster.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	// The default restart mode: nothing is restarted (nothing listens on
+	// these ports), because the new node's certificates are not in use.
+	if _, err := rotate.Run(context.Background(), rotate.Options{Spec: grown, Out: &out}); err != nil {
+		t.Fatalf("rotate: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "issued 3 missing certificates") {
+		t.Errorf("output does not say the certificates were issued:\n%s", out.String())
+	}
+	crt, _ := issue.Paths{PKI: grown.PKIDir}.NodeCert("etcd-3", "peer")
+	if _, err := os.Stat(crt); err != nil {
+		t.Error(err)
+	}
+	if p := dryRun(t, grown); !p.Empty() {
+		t.Errorf("after issuing, the plan is not empty: %+v", p)
+	}
+}

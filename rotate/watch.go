@@ -23,6 +23,11 @@ const (
 	// event. Hourly is plenty for certificates that live for months and
 	// are due a month early; file events trigger a check at once anyway.
 	DefaultInterval = time.Hour
+	// retryDelay is how soon a failed pass is tried again (a cron run
+	// holding the lock, a member that was down): soon enough that a
+	// replaced certificate is rolled within minutes, slow enough not to
+	// hammer a cluster that is in trouble.
+	retryDelay = time.Minute
 	// DefaultDebounce gathers the burst of events one renewal makes (a
 	// versioned directory, a symlink swap per store, a backup) into one
 	// check.
@@ -66,7 +71,10 @@ func Watch(ctx context.Context, o WatchOptions) error {
 	defer w.Close()
 	wt := &watcher{o: o, w: w, log: newLogger(o.Out, o.Now)}
 	wt.addWatches()
-	wt.pass(ctx)
+	var retry <-chan time.Time
+	if !wt.pass(ctx) {
+		retry = time.After(min(retryDelay, o.Interval))
+	}
 	wt.log.printf("watching %s and %s; checking every %s", o.Spec.PKIDir, orNone(o.Spec.File), o.Interval)
 
 	tick := time.NewTicker(o.Interval)
@@ -79,7 +87,15 @@ func Watch(ctx context.Context, o WatchOptions) error {
 			wt.log.printf("stopping: %v", context.Cause(ctx))
 			return nil
 		case <-tick.C:
-			wt.pass(ctx)
+			retry = nil
+			if !wt.pass(ctx) {
+				retry = time.After(min(retryDelay, o.Interval))
+			}
+		case <-retry:
+			retry = nil
+			if !wt.pass(ctx) {
+				retry = time.After(min(retryDelay, o.Interval))
+			}
 		case ev, ok := <-w.Events:
 			if !ok {
 				return errors.New("watch: file watcher closed")
@@ -105,7 +121,10 @@ func Watch(ctx context.Context, o WatchOptions) error {
 				specChanged = false
 				wt.reloadSpec(ctx)
 			}
-			wt.pass(ctx)
+			retry = nil
+			if !wt.pass(ctx) {
+				retry = time.After(min(retryDelay, o.Interval))
+			}
 			wt.addWatches()
 		}
 	}
@@ -128,12 +147,12 @@ type watcher struct {
 	log *logger
 }
 
-// pass runs one rotation. Its own writes cause events that bring the
+// pass runs one rotation and reports whether it succeeded. Its own writes cause events that bring the
 // watcher back for a check that finds everything in effect and says
 // nothing, so they never trigger a second rotation.
-func (wt *watcher) pass(ctx context.Context) {
+func (wt *watcher) pass(ctx context.Context) bool {
 	if ctx.Err() != nil {
-		return
+		return true
 	}
 	r := &runner{o: wt.o.Options, log: wt.log, quiet: true,
 		etcd: &etcdCluster{spec: wt.o.Spec, paths: issue.Paths{PKI: wt.o.Spec.PKIDir}}}
@@ -142,10 +161,12 @@ func (wt *watcher) pass(ctx context.Context) {
 		var ie *InterruptedError
 		if errors.As(err, &ie) {
 			wt.log.printf("%v", err)
-			return
+			return true
 		}
-		wt.log.printf("rotation failed, retrying at the next change or in %s: %v", wt.o.Interval, err)
+		wt.log.printf("rotation failed, retrying in %s or at the next change: %v", min(retryDelay, wt.o.Interval), err)
+		return false
 	}
+	return true
 }
 
 // reloadSpec picks up an edited spec; nodes new to it get their
