@@ -23,6 +23,7 @@ type UsageError struct {
 	Err error
 }
 
+// Error renders the problem and its cause on one line.
 func (e *UsageError) Error() string {
 	if e.Err != nil {
 		return e.Msg + ": " + e.Err.Error()
@@ -30,6 +31,7 @@ func (e *UsageError) Error() string {
 	return e.Msg
 }
 
+// Unwrap returns the cause, if any.
 func (e *UsageError) Unwrap() error { return e.Err }
 
 // ExitCode is 2: the command line or its files were wrong, not the cluster.

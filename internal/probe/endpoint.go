@@ -33,6 +33,7 @@ const healthKey = "health"
 // ID is an etcd member or cluster ID. It prints in hex, as etcdctl does.
 type ID uint64
 
+// String renders the ID in hex, as etcdctl does.
 func (id ID) String() string { return strconv.FormatUint(uint64(id), 16) }
 
 // MarshalText renders the ID as hex so JSON matches the table.

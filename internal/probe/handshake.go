@@ -44,8 +44,10 @@ type Error struct {
 	Err  error  `json:"-"`
 }
 
+// Error returns the one-line message.
 func (e *Error) Error() string { return e.Msg }
 
+// Unwrap returns the underlying network, TLS or gRPC error.
 func (e *Error) Unwrap() error { return e.Err }
 
 func newError(kind Kind, err error, format string, args ...any) *Error {
@@ -315,4 +317,5 @@ func ServingCert(ctx context.Context, addr string, cfg *tls.Config) (*x509.Certi
 // to resume.
 type putOnlyCache struct{ tls.ClientSessionCache }
 
+// Get never finds a session.
 func (putOnlyCache) Get(string) (*tls.ClientSessionState, bool) { return nil, false }

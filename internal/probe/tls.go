@@ -42,6 +42,7 @@ type InputError struct {
 	Err  error
 }
 
+// Error names the file, its role and the problem.
 func (e *InputError) Error() string {
 	if e.Path == "" {
 		return fmt.Sprintf("%s: %v", e.What, e.Err)
@@ -49,6 +50,7 @@ func (e *InputError) Error() string {
 	return fmt.Sprintf("%s %s: %v", e.What, e.Path, e.Err)
 }
 
+// Unwrap returns the sentinel or I/O error.
 func (e *InputError) Unwrap() error { return e.Err }
 
 // minTLSVersion is TLS 1.2: etcd's own default minimum, and what
