@@ -145,7 +145,8 @@ cmd_start() {
 The cluster is running: members etcd-1..3 on 127.0.0.1-3, pids in $demo/*.pid, logs in $demo/*.log.
 Try:
   bin/etcdpki verify --spec $spec --dir $pki
-  bin/etcdpki rotate --spec $spec --dir $pki    (restarts members through examples/demo.sh restart NODE)
+  bin/etcdpki rotate --spec $spec --dir $pki --renew-before 87600h
+      (renews everything now and rolls the members, restarting each with examples/demo.sh restart NODE)
   bin/etcdctl --endpoints=$endpoints \\
     --cacert=$pki/apiserver/etcd/ca.crt --cert=$pki/apiserver/apiserver-etcd-client.crt \\
     --key=$pki/apiserver/apiserver-etcd-client.key member list -w table
