@@ -48,7 +48,9 @@ start_member() {
 	# terminal or ^C in it does not stop the cluster. The inner shell writes
 	# its own pid, which exec hands to etcd, so the pid file is exact
 	# whether or not setsid had to fork.
-	setsid "${clean_env[@]}" bash -c 'echo $$ >"$1"; exec "$2" --config-file "$3"' \
+	local detach=()
+	command -v setsid >/dev/null && detach=(setsid) # util-linux; without it, nohup-like enough
+	"${detach[@]}" "${clean_env[@]}" bash -c 'echo $$ >"$1"; exec "$2" --config-file "$3"' \
 		_ "$demo/$n.pid" "$etcd" "$cfg" >>"$demo/$n.log" 2>&1 </dev/null &
 	local i
 	for i in $(seq 50); do
