@@ -169,3 +169,20 @@ func plainHTTP(t testing.TB) string {
 func pemCert(c *x509.Certificate) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
 }
+
+// otherTLSService serves HTTPS (HTTP/2 included) on loopback with a
+// certificate from the given CA: a TLS endpoint that is not etcd, such as
+// another service's port typed by mistake.
+func otherTLSService(t *testing.T, s *signer) string {
+	t.Helper()
+	dir := t.TempDir()
+	crt, key := s.sign(t, dir, "web", leaf{cn: "web", hosts: []string{"127.0.0.1"}, eku: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.NotFoundHandler(), ReadHeaderTimeout: time.Second}
+	go srv.ServeTLS(l, crt, key)
+	t.Cleanup(func() { srv.Close() })
+	return "https://" + l.Addr().String()
+}

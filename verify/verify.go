@@ -158,7 +158,10 @@ func (r *Report) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "CHECK\tTARGET\tSTATUS\tREASON")
 	for _, c := range r.Checks {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", c.Name, c.Target, strings.ToUpper(string(c.Status)), c.Reason)
+		// One line per row whatever a server put in its error text, or
+		// the columns fall apart.
+		reason := strings.Join(strings.Fields(c.Reason), " ")
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", c.Name, c.Target, strings.ToUpper(string(c.Status)), reason)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

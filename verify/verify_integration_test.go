@@ -265,6 +265,14 @@ spec:
 			etcdctl: true,
 		},
 		{
+			name: "TLS endpoint that is not etcd",
+			setup: func(t *testing.T) Options {
+				return explicit(append(append([]string{}, eps...), otherTLSService(t, etcdCA)), apiCrt, apiKey)
+			},
+			want:    want{check: CheckStatus, st: Fail, kind: probe.KindNotEtcd, reason: []string{"not an etcd gRPC server"}},
+			etcdctl: true,
+		},
+		{
 			name:      "member missing from the endpoint list",
 			setup:     func(t *testing.T) Options { return explicit(eps[:2], apiCrt, apiKey) },
 			want:      want{pass: true, check: CheckCoverage, st: Warn, reason: []string{etcdtest.NodeName(3), eps[2], "never use"}},

@@ -341,12 +341,17 @@ func rpcError(ctx context.Context, what, addr string, err error) *Error {
 	if st != nil {
 		msg = st.Message()
 	}
+	// gRPC messages can span lines; a report row is one line.
+	msg = strings.Join(strings.Fields(msg), " ")
 	switch {
 	case st != nil && st.Code() == codes.Unimplemented,
 		strings.Contains(msg, "unexpected HTTP status code"),
 		strings.Contains(msg, "content-type"),
 		strings.Contains(msg, "http2: frame too large"):
-		return newError(KindNotEtcd, err, "%s answered TLS but is not an etcd gRPC server (%s: %s)", addr, what, msg)
+		// The HTTP status says it all; the content-type detail after it
+		// only makes the line longer.
+		short, _, _ := strings.Cut(msg, "; transport:")
+		return newError(KindNotEtcd, err, "%s answered TLS but is not an etcd gRPC server (%s: %s)", addr, what, short)
 	case errors.Is(err, rpctypes.ErrNoLeader), errors.Is(err, rpctypes.ErrGRPCNoLeader):
 		return newError(KindRPC, err, "%s on %s failed: the member has no leader (quorum lost?)", what, addr)
 	case isTimeout(ctx, err) || st != nil && st.Code() == codes.DeadlineExceeded:
