@@ -49,7 +49,8 @@ start_member() {
 	# its own pid, which exec hands to etcd, so the pid file is exact
 	# whether or not setsid had to fork.
 	local detach=()
-	command -v setsid >/dev/null && detach=(setsid) # util-linux; without it, nohup-like enough
+	# setsid is util-linux; where it is missing the member stays in this session.
+	command -v setsid >/dev/null && detach=(setsid)
 	"${detach[@]}" "${clean_env[@]}" bash -c 'echo $$ >"$1"; exec "$2" --config-file "$3"' \
 		_ "$demo/$n.pid" "$etcd" "$cfg" >>"$demo/$n.log" 2>&1 </dev/null &
 	local i
