@@ -51,7 +51,7 @@ start_member() {
 	local detach=()
 	# setsid is util-linux; where it is missing the member stays in this session.
 	command -v setsid >/dev/null && detach=(setsid)
-	"${detach[@]}" "${clean_env[@]}" bash -c 'echo $$ >"$1"; exec "$2" --config-file "$3"' \
+	${detach[@]+"${detach[@]}"} "${clean_env[@]}" bash -c 'echo $$ >"$1"; exec "$2" --config-file "$3"' \
 		_ "$demo/$n.pid" "$etcd" "$cfg" >>"$demo/$n.log" 2>&1 </dev/null &
 	local i
 	for i in $(seq 50); do
