@@ -104,7 +104,7 @@ func etcdctlHealthy(t *testing.T, endpoints []string, caFile, certFile, keyFile 
 // swapServerCert replaces a member's serving certificate in place; etcd
 // reads it again at every handshake, so the next client sees it. The
 // original pair is put back when the test ends.
-func swapServerCert(t *testing.T, c *etcdtest.Cluster, node string, s *signer, hosts []string) {
+func swapServerCert(t *testing.T, c *etcdtest.Cluster, node string, s *signer, l leaf) {
 	t.Helper()
 	crt, key := c.Paths.NodeCert(node, "server")
 	origCrt, err := os.ReadFile(crt)
@@ -116,7 +116,8 @@ func swapServerCert(t *testing.T, c *etcdtest.Cluster, node string, s *signer, h
 		t.Fatal(err)
 	}
 	dir := filepath.Dir(crt)
-	nc, nk := s.sign(t, t.TempDir(), "server", leaf{cn: node, hosts: hosts, eku: serverEKU})
+	l.cn, l.eku = node, serverEKU
+	nc, nk := s.sign(t, t.TempDir(), "server", l)
 	replace := func(dst string, data []byte) {
 		tmp := filepath.Join(dir, ".swap-"+filepath.Base(dst))
 		writeFile(t, tmp, data, 0o600)
@@ -214,7 +215,7 @@ spec:
 		{
 			name: "server cert without the endpoint's IP",
 			setup: func(t *testing.T) Options {
-				swapServerCert(t, c, etcdtest.NodeName(2), etcdCA, []string{"10.0.0.99", "localhost"})
+				swapServerCert(t, c, etcdtest.NodeName(2), etcdCA, leaf{hosts: []string{"10.0.0.99", "localhost"}})
 				return explicit(eps, apiCrt, apiKey)
 			},
 			want:    want{check: CheckTLS, target: eps[1], st: Fail, kind: probe.KindSANMismatch, reason: []string{`"127.0.0.2"`, "10.0.0.99"}},
@@ -223,10 +224,20 @@ spec:
 		{
 			name: "server cert from another CA",
 			setup: func(t *testing.T) Options {
-				swapServerCert(t, c, etcdtest.NodeName(3), newSigner(t, "rogue-ca"), []string{"127.0.0.3"})
+				swapServerCert(t, c, etcdtest.NodeName(3), newSigner(t, "rogue-ca"), leaf{hosts: []string{"127.0.0.3"}})
 				return explicit(eps, apiCrt, apiKey)
 			},
 			want:    want{check: CheckTLS, target: eps[2], st: Fail, kind: probe.KindUnknownCA, reason: []string{"rogue-ca", "not signed by the given CA"}},
+			etcdctl: true,
+		},
+		{
+			name: "server cert expired",
+			setup: func(t *testing.T) Options {
+				swapServerCert(t, c, etcdtest.NodeName(1), etcdCA, leaf{hosts: []string{"127.0.0.1"},
+					notBefore: time.Now().Add(-48 * time.Hour), notAfter: time.Now().Add(-time.Hour)})
+				return explicit(eps, apiCrt, apiKey)
+			},
+			want:    want{check: CheckServerExpiry, target: eps[0], st: Fail, kind: probe.KindServerCertExpired, reason: []string{"server certificate of 127.0.0.1", "expired at"}},
 			etcdctl: true,
 		},
 		{
