@@ -135,17 +135,26 @@ func testRollsUnderLoad(t *testing.T, c *etcdtest.Cluster) {
 	t.Logf("load: %d requests in %s (%.0f/s), %d failed, worst latency %s", st.ops, st.took.Round(time.Millisecond), float64(st.ops)/st.took.Seconds(), st.fails, st.worst)
 	t.Logf("rotation: total %s, floor (sum of restart-to-healthy) %s, ratio %.2f", res.Took.Round(time.Millisecond), res.Floor().Round(time.Millisecond), float64(res.Took)/float64(res.Floor()))
 	for _, m := range res.Members {
-		t.Logf("  %s: hand-off %s, restart-to-healthy %s", m.Name, m.HandOff, m.Restart.Round(time.Millisecond))
+		t.Logf("  %s: restart-to-healthy %s", m.Name, m.Restart.Round(time.Millisecond))
 	}
-	// etcd drops proposals while leadership moves (the old leader while
-	// the transfer is pending, every member until the new leader is
-	// known) and returns "raft proposal dropped" with code Unknown, which
-	// clientv3 does not retry. The window is a few milliseconds of the
-	// hand-off; a request that fails inside it is reported, not failed,
-	// because no rotation order can avoid it. Any other failure fails.
+	for _, h := range res.HandOffs {
+		t.Logf("  hand-off %s -> %s: %s", h.From, h.To, h.Took.Round(time.Millisecond))
+	}
+	// etcd drops proposals while leadership moves, for about 3 ms (seen
+	// in the members' raft logs): the old leader while the transfer is
+	// pending, and every member until it knows the new leader. A client
+	// of the member doing the dropping gets "raft proposal dropped"
+	// (code Unknown, which clientv3 does not retry); a proposal another
+	// member forwarded into that window is dropped silently and its client
+	// waits for its deadline. No order of restarts avoids the one leader
+	// change a rotation needs, so requests that fail this way inside the
+	// hand-off are reported as a known etcd limitation, not failed; any
+	// other failure fails the test.
 	var dropped, other []string
 	for _, f := range st.failures {
-		if strings.Contains(f.err.Error(), "raft proposal dropped") && inHandOff(res, f.at) {
+		known := strings.Contains(f.err.Error(), "raft proposal dropped") ||
+			f.what == "put" && errors.Is(f.err, context.DeadlineExceeded)
+		if known && inHandOff(res, f.at) {
 			dropped = append(dropped, f.String())
 		} else {
 			other = append(other, f.String())
@@ -348,8 +357,8 @@ func (f failure) String() string {
 // inHandOff reports whether t falls in a leadership hand-off of res,
 // from MoveLeader until the new leader had settled.
 func inHandOff(res *rotate.Result, t time.Time) bool {
-	for _, m := range res.Members {
-		if !m.HandOffStart.IsZero() && !t.Before(m.HandOffStart.Add(-10*time.Millisecond)) && !t.After(m.HandOffStart.Add(m.HandOff+10*time.Millisecond)) {
+	for _, h := range res.HandOffs {
+		if !t.Before(h.Start.Add(-10*time.Millisecond)) && !t.After(h.Start.Add(h.Took+10*time.Millisecond)) {
 			return true
 		}
 	}

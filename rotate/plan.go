@@ -283,7 +283,7 @@ func (p *Plan) Print(w io.Writer, mode RestartMode) {
 		np := p.node(name)
 		role := "follower"
 		if name == p.Leader {
-			role = "leader: hand leadership to a rotated member first (MoveLeader)"
+			role = "leader: after the first restart it hands leadership to that member (MoveLeader), then goes last as a follower"
 		}
 		fmt.Fprintf(w, "  [%d/%d] %s (%s)\n        restart: %s\n", i+1, len(p.Order), name, role, np.RestartCmd)
 	}
