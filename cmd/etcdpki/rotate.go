@@ -36,6 +36,7 @@ Exit codes: 0 done or nothing due, 1 a member or check failed (or another run ho
 			&cli.StringFlag{Name: "restart", Value: string(rotate.RestartAlways), Usage: "`always` roll the members, or never (swap files only)"},
 			&cli.StringFlag{Name: "metrics-file", Usage: "write a Prometheus textfile to `FILE` after each run"},
 			&cli.DurationFlag{Name: "member-timeout", Value: rotate.DefaultMemberTimeout, Usage: "how long a restarted member may take to serve its new certificate and catch up"},
+			&cli.DurationFlag{Name: "hand-off-settle", Value: rotate.DefaultHandOffSettle, Usage: "pause after moving leadership before the next member goes down (0s: none)"},
 			&cli.DurationFlag{Name: "command-timeout", Value: rotate.DefaultCommandTimeout, Usage: "bound on one deploy or restart command"},
 			&cli.BoolFlag{Name: "watch", Usage: "keep running: rotate when due and whenever certificate files or the spec change"},
 			&cli.DurationFlag{Name: "interval", Value: rotate.DefaultInterval, Usage: "with --watch, how often to check expiry"},
@@ -81,6 +82,7 @@ func runRotate(c *cli.Context) error {
 		Out:            c.App.Writer,
 		MetricsFile:    c.String("metrics-file"),
 		MemberTimeout:  c.Duration("member-timeout"),
+		HandOffSettle:  settle(c.Duration("hand-off-settle")),
 		CommandTimeout: c.Duration("command-timeout"),
 	}
 	if c.Bool("watch") {
@@ -88,4 +90,13 @@ func runRotate(c *cli.Context) error {
 	}
 	_, err = rotate.Run(c.Context, o)
 	return err
+}
+
+// settle maps the flag's 0 ("none") to the option's "none", which is
+// negative because the option's zero value means the default.
+func settle(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
 }
