@@ -69,6 +69,7 @@ func TestRotate(t *testing.T) {
 	t.Run("RollsUnderLoad", func(t *testing.T) { testRollsUnderLoad(t, c) })
 	t.Run("ResumesAfterKill", func(t *testing.T) { testResumes(t, c) })
 	t.Run("Watch", func(t *testing.T) { testWatch(t, c) })
+	t.Run("WatchStopsBetweenMembers", func(t *testing.T) { testWatchStops(t, c) })
 }
 
 func testRefuses(t *testing.T, c *etcdtest.Cluster) {
@@ -323,6 +324,70 @@ func testWatch(t *testing.T, c *etcdtest.Cluster) {
 		t.Fatal("watch did not stop after its context was cancelled")
 	}
 	t.Logf("watch output:\n%s", out.String())
+	checkHealthy(t, c)
+}
+
+// testWatchStops cancels --watch (SIGTERM) while it rolls the members:
+// the member being restarted is finished, the others are left for the
+// next run, which restarts only them.
+func testWatchStops(t *testing.T, c *etcdtest.Cluster) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- rotate.Watch(ctx, rotate.WatchOptions{Options: rotate.Options{Spec: c.Spec, Out: &out}, Interval: time.Hour})
+	}()
+	waitFor(t, 30*time.Second, func() bool { return strings.Contains(out.String(), "watching") })
+	var targets []issue.Target
+	for _, m := range c.Members {
+		ts, _ := issue.Select(issue.Targets(c.Spec), []string{m.Name + "/etcd-server", m.Name + "/etcd-peer"})
+		targets = append(targets, ts...)
+	}
+	if _, err := issue.Renew(ctx, c.Spec, targets, issue.RenewOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 60*time.Second, func() bool { return strings.Contains(out.String(), "[1/3]") })
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("watch ended with %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("watch did not stop after its context was cancelled")
+	}
+	t.Logf("watch output:\n%s", out.String())
+	if !strings.Contains(out.String(), "interrupted before restarting") {
+		t.Errorf("watch did not say it stopped between members")
+	}
+	// The cancel may land while the watch already works on the second
+	// member; whatever it finished must not be restarted again.
+	var finished []string
+	for _, line := range strings.Split(out.String(), "\n") {
+		if i := strings.Index(line, "/3] "); i >= 0 && strings.Contains(line, ": restarted") {
+			finished = append(finished, strings.TrimSuffix(strings.Fields(line[i+4:])[0], ":"))
+		}
+	}
+	if len(finished) == 0 || len(finished) == 3 {
+		t.Fatalf("watch finished %d members before stopping; want some but not all", len(finished))
+	}
+	pids := pids(c)
+	var rest bytes.Buffer
+	res, err := rotate.Run(context.Background(), rotate.Options{Spec: c.Spec, Out: &rest})
+	t.Logf("next run:\n%s", rest.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Members) != 3-len(finished) {
+		t.Errorf("next run restarted %d members, want the %d left", len(res.Members), 3-len(finished))
+	}
+	for _, name := range finished {
+		if c.Member(name).PID() != pids[name] {
+			t.Errorf("member %s, finished by the watch, was restarted again", name)
+		}
+	}
+	checkServing(t, c)
 	checkHealthy(t, c)
 }
 

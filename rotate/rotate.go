@@ -439,6 +439,9 @@ func (r *runner) roll(ctx context.Context, p *Plan, res *Result) error {
 			if err := r.handOff(bg, h, leader, rotated, res); err != nil {
 				return err
 			}
+			if err := ctx.Err(); err != nil {
+				return &InterruptedError{Step: "restarting " + name}
+			}
 		}
 		serverT, _ := targetOf(np.All, ca.KindServer.Name)
 		peerT, _ := targetOf(np.All, ca.KindPeer.Name)
