@@ -68,6 +68,7 @@ func TestRotate(t *testing.T) {
 	t.Run("RefusesWhenAMemberIsDown", func(t *testing.T) { testRefuses(t, c) })
 	t.Run("RollsUnderLoad", func(t *testing.T) { testRollsUnderLoad(t, c) })
 	t.Run("ResumesAfterKill", func(t *testing.T) { testResumes(t, c) })
+	t.Run("StopsWhenAMemberDoesNotComeBack", func(t *testing.T) { testStopsOnDeadMember(t, c) })
 	t.Run("Watch", func(t *testing.T) { testWatch(t, c) })
 	t.Run("WatchStopsBetweenMembers", func(t *testing.T) { testWatchStops(t, c) })
 }
@@ -274,6 +275,58 @@ func testResumes(t *testing.T, c *etcdtest.Cluster) {
 	}
 	if len(res.Renewed) != 0 {
 		t.Errorf("resumed run renewed %d certificates again", len(res.Renewed))
+	}
+	checkServing(t, c)
+	checkHealthy(t, c)
+}
+
+// testStopsOnDeadMember gives the first member to restart a restart
+// command that kills it: rotate waits out its member timeout, exits 1
+// naming it, and touches no other member; once the member is back the
+// next run finishes the job.
+func testStopsOnDeadMember(t *testing.T, c *etcdtest.Cluster) {
+	ctx := context.Background()
+	leader, err := c.Leader(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Followers go first, in spec order.
+	victim := ""
+	broken := *c.Spec
+	broken.Nodes = append([]cluster.Node(nil), c.Spec.Nodes...)
+	for i, n := range broken.Nodes {
+		if n.Name != leader.Name && victim == "" {
+			victim = n.Name
+			broken.Nodes[i].Restart = strings.ReplaceAll(c.ControlCommand("kill"), "{{.Name}}", n.Name)
+		}
+	}
+	pids := pids(c)
+	var out bytes.Buffer
+	_, err = rotate.Run(ctx, rotate.Options{Spec: &broken, RenewBefore: everythingDue, Out: &out, MemberTimeout: 3 * time.Second})
+	t.Logf("rotate output:\n%s", out.String())
+	var me *rotate.MemberError
+	if !errors.As(err, &me) || me.Member != victim || me.ExitCode() != 1 {
+		t.Fatalf("got %v, want a MemberError for %s with exit code 1", err, victim)
+	}
+	t.Logf("error: %v", err)
+	for name, pid := range pids {
+		if name != victim && c.Member(name).PID() != pid {
+			t.Errorf("member %s was touched after %s failed", name, victim)
+		}
+	}
+	rctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := c.StartAll(rctx); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	res, err := rotate.Run(ctx, rotate.Options{Spec: c.Spec, Out: &out})
+	t.Logf("next run:\n%s", out.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Members) != 3 || len(res.Renewed) != 0 {
+		t.Errorf("next run restarted %d members and renewed %d certificates; want 3 and 0", len(res.Members), len(res.Renewed))
 	}
 	checkServing(t, c)
 	checkHealthy(t, c)

@@ -130,6 +130,13 @@ func makePlan(s *cluster.Spec, st *State, renewBefore time.Duration, now time.Ti
 		default:
 			p.Due = append(p.Due, info)
 			due[t.ID] = true
+			if _, known := st.InEffect[t.ID]; !known && info.Serial != "" {
+				// Recorded before it is renewed, so that a run dying
+				// after the renewal leaves a difference for the next
+				// run to roll, rather than a new serial that looks as
+				// if it had always been in effect.
+				p.Baseline[t.ID] = info.Serial
+			}
 		}
 	}
 	if len(invalid) > 0 {

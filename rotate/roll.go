@@ -202,7 +202,7 @@ func (c *etcdCluster) waitServing(ctx context.Context, n cluster.Node, wantServe
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("member %s not back within %s: %w", n.Name, timeout, last)
+			return fmt.Errorf("not back within %s: %w", timeout, last)
 		case <-time.After(pollInterval):
 		}
 	}
