@@ -19,7 +19,8 @@ import (
 //
 // Reported per run: total time, the floor (sum of each member's
 // restart-to-healthy time; rotate only), their ratio, the worst client
-// request latency, failed client requests and leader changes. Goals (not
+// request latency, failed client requests (for rotate, also how many of
+// them etcd dropped inside the leadership hand-off) and leader changes. Goals (not
 // asserted): ratio <= 1.2, worst latency < 250ms, zero failures.
 //
 //	go test -run '^$' -bench Roll -benchtime 3x ./rotate/
@@ -27,7 +28,7 @@ func BenchmarkRoll(b *testing.B) {
 	c := etcdtest.Start(b, etcdtest.Options{Edit: func(f *etcdtest.SpecFile) { f.Certs.Validity = "2h" }})
 	b.Run("rotate", func(b *testing.B) {
 		var worsts []time.Duration
-		var fails, changes int64
+		var fails, changes, handOffDrops int64
 		var total, floor time.Duration
 		for b.Loop() {
 			term := raftTerm(b, c)
@@ -40,6 +41,8 @@ func BenchmarkRoll(b *testing.B) {
 			}
 			total += res.Took
 			floor += res.Floor()
+			dropped, _ := classify(res, st.failures)
+			handOffDrops += int64(len(dropped))
 			worsts = append(worsts, st.worst)
 			fails += st.fails
 			changes += int64(raftTerm(b, c) - term)
@@ -50,6 +53,7 @@ func BenchmarkRoll(b *testing.B) {
 		b.ReportMetric(float64(total)/float64(floor), "total/floor")
 		reportWorst(b, worsts)
 		b.ReportMetric(float64(fails)/n, "failed-requests/op")
+		b.ReportMetric(float64(handOffDrops)/n, "failed-in-hand-off/op")
 		b.ReportMetric(float64(changes)/n, "leader-changes/op")
 	})
 	b.Run("naive", func(b *testing.B) {

@@ -152,16 +152,7 @@ func testRollsUnderLoad(t *testing.T, c *etcdtest.Cluster) {
 	// change a rotation needs, so requests that fail this way inside the
 	// hand-off are reported as a known etcd limitation, not failed; any
 	// other failure fails the test.
-	var dropped, other []string
-	for _, f := range st.failures {
-		known := strings.Contains(f.err.Error(), "raft proposal dropped") ||
-			f.what == "put" && errors.Is(f.err, context.DeadlineExceeded)
-		if known && inHandOff(res, f.at) {
-			dropped = append(dropped, f.String())
-		} else {
-			other = append(other, f.String())
-		}
-	}
+	dropped, other := classify(res, st.failures)
 	if len(dropped) > 0 {
 		t.Logf("KNOWN etcd limitation: %d proposals dropped during the leader hand-off:\n  %s", len(dropped), strings.Join(dropped, "\n  "))
 	}
@@ -470,6 +461,21 @@ type failure struct {
 
 func (f failure) String() string {
 	return fmt.Sprintf("%s at %s after %s: %v", f.what, f.at.Format("15:04:05.000"), f.took.Round(time.Microsecond), f.err)
+}
+
+// classify splits failures into proposals etcd dropped inside a
+// leadership hand-off and everything else.
+func classify(res *rotate.Result, failures []failure) (dropped, other []string) {
+	for _, f := range failures {
+		known := strings.Contains(f.err.Error(), "raft proposal dropped") ||
+			f.what == "put" && errors.Is(f.err, context.DeadlineExceeded)
+		if known && inHandOff(res, f.at) {
+			dropped = append(dropped, f.String())
+		} else {
+			other = append(other, f.String())
+		}
+	}
+	return dropped, other
 }
 
 // inHandOff reports whether t falls in a leadership hand-off of res,
