@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/etcdpki/etcdpki/internal/etcdtest"
+	"github.com/etcdpki/etcdpki/internal/testpki"
 )
 
 // BenchmarkVerify times a whole `etcdpki verify` (local checks, every
@@ -27,7 +28,7 @@ func BenchmarkVerify(b *testing.B) {
 	})
 	b.Run("three-plus-one-black-holed/timeout=1s", func(b *testing.B) {
 		o := base
-		o.Endpoints = append(append([]string{}, base.Endpoints...), blackHole(b))
+		o.Endpoints = append(append([]string{}, base.Endpoints...), "https://"+testpki.BlackHole(b))
 		o.Timeout = time.Second
 		for b.Loop() {
 			start := time.Now()

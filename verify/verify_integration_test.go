@@ -17,6 +17,7 @@ import (
 
 	"github.com/etcdpki/etcdpki/internal/etcdtest"
 	"github.com/etcdpki/etcdpki/internal/probe"
+	"github.com/etcdpki/etcdpki/internal/testpki"
 )
 
 var (
@@ -104,7 +105,7 @@ func etcdctlHealthy(t *testing.T, endpoints []string, caFile, certFile, keyFile 
 // swapServerCert replaces a member's serving certificate in place; etcd
 // reads it again at every handshake, so the next client sees it. The
 // original pair is put back when the test ends.
-func swapServerCert(t *testing.T, c *etcdtest.Cluster, node string, s *signer, l leaf) {
+func swapServerCert(t *testing.T, c *etcdtest.Cluster, node string, s *testpki.CA, l testpki.LeafOptions) {
 	t.Helper()
 	crt, key := c.Paths.NodeCert(node, "server")
 	origCrt, err := os.ReadFile(crt)
@@ -116,19 +117,17 @@ func swapServerCert(t *testing.T, c *etcdtest.Cluster, node string, s *signer, l
 		t.Fatal(err)
 	}
 	dir := filepath.Dir(crt)
-	l.cn, l.eku = node, serverEKU
-	nc, nk := s.sign(t, t.TempDir(), "server", l)
+	l.CN, l.EKU = node, serverEKU
+	cert := s.Leaf(t, l)
 	replace := func(dst string, data []byte) {
 		tmp := filepath.Join(dir, ".swap-"+filepath.Base(dst))
-		writeFile(t, tmp, data, 0o600)
+		testpki.WriteFile(t, tmp, data, 0o600)
 		if err := os.Rename(tmp, dst); err != nil {
 			t.Fatal(err)
 		}
 	}
-	newCrt, _ := os.ReadFile(nc)
-	newKey, _ := os.ReadFile(nk)
-	replace(key, newKey)
-	replace(crt, newCrt)
+	replace(key, testpki.KeyPEM(t, cert.PrivateKey))
+	replace(crt, testpki.CertPEM(cert.Certificate[0]))
 	t.Cleanup(func() {
 		replace(key, origKey)
 		replace(crt, origCrt)
@@ -139,7 +138,7 @@ func TestVerifyCluster(t *testing.T) {
 	c := etcdtest.Start(t, etcdtest.Options{})
 	caFile := c.Paths.APIServerCA()
 	apiCrt, apiKey := c.Paths.APIServerCert()
-	etcdCA := loadSigner(t, c.Paths.CACert(), c.Paths.CAKey())
+	etcdCA := testpki.LoadCA(t, c.Paths.CACert(), c.Paths.CAKey())
 	eps := c.Endpoints()
 	spec := Options{SpecFile: c.SpecPath}
 
@@ -178,7 +177,7 @@ func TestVerifyCluster(t *testing.T) {
 
 	t.Run("apiserver manifest", func(t *testing.T) {
 		m := filepath.Join(t.TempDir(), "kube-apiserver.yaml")
-		writeFile(t, m, []byte(`apiVersion: v1
+		testpki.WriteFile(t, m, []byte(`apiVersion: v1
 kind: Pod
 metadata: {name: kube-apiserver, namespace: kube-system}
 spec:
@@ -215,7 +214,7 @@ spec:
 		{
 			name: "server cert without the endpoint's IP",
 			setup: func(t *testing.T) Options {
-				swapServerCert(t, c, etcdtest.NodeName(2), etcdCA, leaf{hosts: []string{"10.0.0.99", "localhost"}})
+				swapServerCert(t, c, etcdtest.NodeName(2), etcdCA, testpki.LeafOptions{Hosts: []string{"10.0.0.99", "localhost"}})
 				return explicit(eps, apiCrt, apiKey)
 			},
 			want:    want{check: CheckTLS, target: eps[1], st: Fail, kind: probe.KindSANMismatch, reason: []string{`"127.0.0.2"`, "10.0.0.99"}},
@@ -224,7 +223,7 @@ spec:
 		{
 			name: "server cert from another CA",
 			setup: func(t *testing.T) Options {
-				swapServerCert(t, c, etcdtest.NodeName(3), newSigner(t, "rogue-ca"), leaf{hosts: []string{"127.0.0.3"}})
+				swapServerCert(t, c, etcdtest.NodeName(3), testpki.NewCA(t, "rogue-ca"), testpki.LeafOptions{Hosts: []string{"127.0.0.3"}})
 				return explicit(eps, apiCrt, apiKey)
 			},
 			want:    want{check: CheckTLS, target: eps[2], st: Fail, kind: probe.KindUnknownCA, reason: []string{"rogue-ca", "not signed by the given CA"}},
@@ -233,8 +232,8 @@ spec:
 		{
 			name: "server cert expired",
 			setup: func(t *testing.T) Options {
-				swapServerCert(t, c, etcdtest.NodeName(1), etcdCA, leaf{hosts: []string{"127.0.0.1"},
-					notBefore: time.Now().Add(-48 * time.Hour), notAfter: time.Now().Add(-time.Hour)})
+				swapServerCert(t, c, etcdtest.NodeName(1), etcdCA, testpki.LeafOptions{Hosts: []string{"127.0.0.1"},
+					NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-time.Hour)})
 				return explicit(eps, apiCrt, apiKey)
 			},
 			want:    want{check: CheckServerExpiry, target: eps[0], st: Fail, kind: probe.KindServerCertExpired, reason: []string{"server certificate of 127.0.0.1", "expired at"}},
@@ -243,8 +242,8 @@ spec:
 		{
 			name: "expired client cert",
 			setup: func(t *testing.T) Options {
-				crt, key := etcdCA.sign(t, t.TempDir(), "client", leaf{cn: "kube-apiserver-etcd-client", eku: clientEKU,
-					notBefore: time.Now().Add(-48 * time.Hour), notAfter: time.Now().Add(-time.Hour)})
+				crt, key := testpki.WritePair(t, t.TempDir(), "client", etcdCA.Leaf(t, testpki.LeafOptions{CN: "kube-apiserver-etcd-client", EKU: clientEKU,
+					NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-time.Hour)}))
 				return explicit(eps, crt, key)
 			},
 			want:    want{check: CheckTLS, target: eps[0], st: Fail, kind: probe.KindClientCertRejected, reason: []string{"rejected the client certificate", "expired"}},
@@ -253,7 +252,7 @@ spec:
 		{
 			name: "client cert without clientAuth",
 			setup: func(t *testing.T) Options {
-				crt, key := etcdCA.sign(t, t.TempDir(), "client", leaf{cn: "kube-apiserver-etcd-client", eku: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+				crt, key := testpki.WritePair(t, t.TempDir(), "client", etcdCA.Leaf(t, testpki.LeafOptions{CN: "kube-apiserver-etcd-client", EKU: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}))
 				return explicit(eps, crt, key)
 			},
 			want:    want{check: CheckTLS, target: eps[0], st: Fail, kind: probe.KindClientCertRejected, reason: []string{"rejected the client certificate"}},
@@ -262,7 +261,7 @@ spec:
 		{
 			name: "endpoint that accepts TCP and never answers",
 			setup: func(t *testing.T) Options {
-				return explicit(append(append([]string{}, eps...), blackHole(t)), apiCrt, apiKey)
+				return explicit(append(append([]string{}, eps...), "https://"+testpki.BlackHole(t)), apiCrt, apiKey)
 			},
 			want:    want{check: CheckTLS, st: Fail, kind: probe.KindTimeout, reason: []string{"accepted TCP but gave no TLS answer"}},
 			etcdctl: true,
@@ -270,7 +269,7 @@ spec:
 		{
 			name: "endpoint that speaks plain HTTP",
 			setup: func(t *testing.T) Options {
-				return explicit(append(append([]string{}, eps...), plainHTTP(t)), apiCrt, apiKey)
+				return explicit(append(append([]string{}, eps...), "https://"+testpki.PlainHTTP(t)), apiCrt, apiKey)
 			},
 			want:    want{check: CheckTLS, st: Fail, kind: probe.KindNotTLS, reason: []string{"plain HTTP, not TLS"}},
 			etcdctl: true,

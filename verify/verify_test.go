@@ -12,13 +12,14 @@ import (
 
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/probe"
+	"github.com/etcdpki/etcdpki/internal/testpki"
 )
 
 func TestUsageErrors(t *testing.T) {
 	dir := t.TempDir()
 	manifest := func(name, body string) string {
 		p := filepath.Join(dir, name)
-		writeFile(t, p, []byte(body), 0o644)
+		testpki.WriteFile(t, p, []byte(body), 0o644)
 		return p
 	}
 	noServers := manifest("no-servers.yaml", "apiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - name: kube-apiserver\n    command: [kube-apiserver, --etcd-cafile=/ca.crt]\n")
@@ -67,7 +68,7 @@ func TestUsageErrors(t *testing.T) {
 
 func TestReadManifest(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "kube-apiserver.yaml")
-	writeFile(t, p, []byte(`apiVersion: v1
+	testpki.WriteFile(t, p, []byte(`apiVersion: v1
 kind: Pod
 spec:
   containers:
@@ -96,14 +97,13 @@ spec:
 }
 
 func TestLocalChecks(t *testing.T) {
-	etcdCA := newSigner(t, "etcd-ca")
+	etcdCA := testpki.NewCA(t, "etcd-ca")
 	now := time.Now()
 	type files struct{ ca, crt, key string }
 	good := func(t *testing.T) files {
 		dir := t.TempDir()
-		ca := filepath.Join(dir, "ca.crt")
-		writeFile(t, ca, pemCert(etcdCA.cert), 0o644)
-		crt, key := etcdCA.sign(t, dir, "client", leaf{cn: "kube-apiserver-etcd-client", eku: clientEKU})
+		ca := etcdCA.WriteCert(t, dir, "ca")
+		crt, key := testpki.WritePair(t, dir, "client", etcdCA.Leaf(t, testpki.LeafOptions{CN: "kube-apiserver-etcd-client", EKU: clientEKU}))
 		return files{ca, crt, key}
 	}
 	tests := []struct {
@@ -125,7 +125,7 @@ func TestLocalChecks(t *testing.T) {
 		}, check: CheckKeyPermissions, st: Fail, reason: "mode 0644", usable: true},
 		{name: "key of another pair", setup: func(t *testing.T) files {
 			f := good(t)
-			_, other := etcdCA.sign(t, t.TempDir(), "other", leaf{cn: "x", eku: clientEKU})
+			_, other := testpki.WritePair(t, t.TempDir(), "other", etcdCA.Leaf(t, testpki.LeafOptions{CN: "x", EKU: clientEKU}))
 			f.key = other
 			return f
 		}, check: CheckKeyMatchesCert, st: Fail, reason: "does not belong"},
@@ -141,22 +141,22 @@ func TestLocalChecks(t *testing.T) {
 		}, check: CheckCAFile, st: Fail, reason: "no PEM certificate"},
 		{name: "client cert from another CA", setup: func(t *testing.T) files {
 			f := good(t)
-			f.crt, f.key = newSigner(t, "rogue-ca").sign(t, t.TempDir(), "c", leaf{cn: "x", eku: clientEKU})
+			f.crt, f.key = testpki.WritePair(t, t.TempDir(), "c", testpki.NewCA(t, "rogue-ca").Leaf(t, testpki.LeafOptions{CN: "x", EKU: clientEKU}))
 			return f
 		}, check: CheckClientChain, st: Fail, reason: `issuer "rogue-ca"`, usable: true},
 		{name: "client cert expiring soon", setup: func(t *testing.T) files {
 			f := good(t)
-			f.crt, f.key = etcdCA.sign(t, t.TempDir(), "c", leaf{cn: "x", eku: clientEKU, notAfter: now.Add(10 * 24 * time.Hour)})
+			f.crt, f.key = testpki.WritePair(t, t.TempDir(), "c", etcdCA.Leaf(t, testpki.LeafOptions{CN: "x", EKU: clientEKU, NotAfter: now.Add(10 * 24 * time.Hour)}))
 			return f
 		}, check: CheckClientExpiry, st: Warn, reason: "inside renew-before 30d", usable: true},
 		{name: "client cert not yet valid", setup: func(t *testing.T) files {
 			f := good(t)
-			f.crt, f.key = etcdCA.sign(t, t.TempDir(), "c", leaf{cn: "x", eku: clientEKU, notBefore: now.Add(2 * time.Hour)})
+			f.crt, f.key = testpki.WritePair(t, t.TempDir(), "c", etcdCA.Leaf(t, testpki.LeafOptions{CN: "x", EKU: clientEKU, NotBefore: now.Add(2 * time.Hour)}))
 			return f
 		}, check: CheckClientExpiry, st: Fail, reason: "check the clocks", usable: true},
 		{name: "client cert with serverAuth only", setup: func(t *testing.T) files {
 			f := good(t)
-			f.crt, f.key = etcdCA.sign(t, t.TempDir(), "c", leaf{cn: "x", eku: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+			f.crt, f.key = testpki.WritePair(t, t.TempDir(), "c", etcdCA.Leaf(t, testpki.LeafOptions{CN: "x", EKU: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}))
 			return f
 		}, check: CheckClientAuth, st: Fail, reason: "no clientAuth", usable: true},
 	}
@@ -187,11 +187,10 @@ func TestLocalChecks(t *testing.T) {
 // Endpoints that cannot work are findings about the endpoint, reported on
 // its row, not usage errors: the manifest may be what is wrong.
 func TestBadEndpoints(t *testing.T) {
-	etcdCA := newSigner(t, "etcd-ca")
+	etcdCA := testpki.NewCA(t, "etcd-ca")
 	dir := t.TempDir()
-	ca := filepath.Join(dir, "ca.crt")
-	writeFile(t, ca, pemCert(etcdCA.cert), 0o644)
-	crt, key := etcdCA.sign(t, dir, "client", leaf{cn: "kube-apiserver-etcd-client", eku: clientEKU})
+	ca := etcdCA.WriteCert(t, dir, "ca")
+	crt, key := testpki.WritePair(t, dir, "client", etcdCA.Leaf(t, testpki.LeafOptions{CN: "kube-apiserver-etcd-client", EKU: clientEKU}))
 	tests := []struct{ ep, reason string }{
 		{"http://127.0.0.1:2379", "uses http"},
 		{"https://127.0.0.1", "has no port"},

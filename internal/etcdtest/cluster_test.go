@@ -3,15 +3,9 @@ package etcdtest_test
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
-	"math/big"
 	"net"
 	"net/url"
 	"os"
@@ -26,9 +20,9 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/etcdtest"
+	"github.com/etcdpki/etcdpki/internal/testpki"
 	"github.com/etcdpki/etcdpki/issue"
 )
 
@@ -460,47 +454,11 @@ func foreignPKI(t *testing.T, f etcdtest.SpecFile) issue.Paths {
 // extended key usage is serverAuth: valid, trusted, and not a client cert.
 func serverOnlyCert(t *testing.T, p issue.Paths) (crtFile, keyFile string) {
 	t.Helper()
-	caPEM, err := os.ReadFile(p.CACert())
-	if err != nil {
-		t.Fatal(err)
-	}
-	caKeyPEM, err := os.ReadFile(p.CAKey())
-	if err != nil {
-		t.Fatal(err)
-	}
-	caCert, err := ca.ParseCert(caPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caKey, err := ca.ParseKey(caKeyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: "kube-apiserver-etcd-client"},
-		NotBefore:    time.Now().Add(-time.Minute),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	crtFile, keyFile = filepath.Join(dir, "server-only.crt"), filepath.Join(dir, "server-only.key")
-	writeFile(t, crtFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
-	writeFile(t, keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}))
-	return crtFile, keyFile
+	cert := testpki.LoadCA(t, p.CACert(), p.CAKey()).Leaf(t, testpki.LeafOptions{
+		CN:  "kube-apiserver-etcd-client",
+		EKU: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	})
+	return testpki.WritePair(t, t.TempDir(), "server-only", cert)
 }
 
 // replaceFile puts src's content at dst, replacing the symlink into the
@@ -514,14 +472,7 @@ func replaceFile(t *testing.T, dst, src string) {
 	if err := os.Remove(dst); err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, dst, data)
-}
-
-func writeFile(t *testing.T, path string, data []byte) {
-	t.Helper()
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	testpki.WriteFile(t, dst, data, 0o600)
 }
 
 // runTemplate renders a restart template for a node as rotate would and

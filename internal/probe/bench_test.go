@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/etcdpki/etcdpki/internal/etcdtest"
+	"github.com/etcdpki/etcdpki/internal/testpki"
 )
 
 // BenchmarkHealth shows that probing a cluster costs about as much as its
@@ -89,7 +90,7 @@ func BenchmarkHealth(b *testing.B) {
 		}
 	})
 	b.Run("three-plus-one-black-holed/timeout=1s", func(b *testing.B) {
-		hole := "https://" + blackHole(b)
+		hole := "https://" + testpki.BlackHole(b)
 		all := append(append([]string{}, eps...), hole)
 		for b.Loop() {
 			start := time.Now()

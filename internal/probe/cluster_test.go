@@ -3,14 +3,12 @@ package probe
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
-	"encoding/pem"
 	"net/url"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/etcdpki/etcdpki/internal/etcdtest"
+	"github.com/etcdpki/etcdpki/internal/testpki"
 )
 
 func apiserverTLS(t testing.TB, c *etcdtest.Cluster) *tls.Config {
@@ -30,20 +28,6 @@ func hostPort(t testing.TB, u string) string {
 		t.Fatal(err)
 	}
 	return p.Host
-}
-
-func readCert(t testing.TB, path string) *x509.Certificate {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := pem.Decode(data)
-	c, err := x509.ParseCertificate(b.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
 }
 
 func TestHealthRealCluster(t *testing.T) {
@@ -91,7 +75,7 @@ func TestHealthRealCluster(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := readCert(t, crt); got.SerialNumber.Cmp(want.SerialNumber) != 0 {
+		if want := testpki.ReadCert(t, crt); got.SerialNumber.Cmp(want.SerialNumber) != 0 {
 			t.Errorf("peer port serves serial %x, peer.crt has %x", got.SerialNumber, want.SerialNumber)
 		}
 		srvCrt, _ := c.Paths.NodeCert(m.Name, "server")
@@ -99,13 +83,13 @@ func TestHealthRealCluster(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := readCert(t, srvCrt); got.SerialNumber.Cmp(want.SerialNumber) != 0 {
+		if want := testpki.ReadCert(t, srvCrt); got.SerialNumber.Cmp(want.SerialNumber) != 0 {
 			t.Errorf("client port serves serial %x, server.crt has %x", got.SerialNumber, want.SerialNumber)
 		}
 	})
 
 	t.Run("black-holed endpoint costs one timeout", func(t *testing.T) {
-		eps := append(c.Endpoints(), "https://"+blackHole(t), "https://"+blackHole(t))
+		eps := append(c.Endpoints(), "https://"+testpki.BlackHole(t), "https://"+testpki.BlackHole(t))
 		start := time.Now()
 		h := Health(ctx, eps, cfg, time.Second)
 		took := time.Since(start)

@@ -5,25 +5,41 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"net"
-	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/etcdpki/etcdpki/internal/testpki"
 )
 
 // tlsServer serves TLS on a loopback port with the given certificate,
 // requiring client certs from clientCA, and answers one byte to anyone it
 // accepts. It returns the address.
-func tlsServer(t *testing.T, cert tls.Certificate, clientCA *testCA, maxVersion uint16) string {
+func tlsServer(t *testing.T, cert tls.Certificate, clientCA *testpki.CA, maxVersion uint16) string {
 	t.Helper()
 	cfg := &tls.Config{
 		Certificates: []tls.Certificate{cert},
 		ClientAuth:   tls.RequireAndVerifyClientCert,
-		ClientCAs:    clientCA.pool(),
+		ClientCAs:    clientCA.Pool(),
 		MaxVersion:   maxVersion,
 	}
+	return serveTLS(t, cfg, func(c *tls.Conn) {
+		defer c.Close()
+		if err := c.Handshake(); err != nil {
+			return
+		}
+		c.Write([]byte{0})
+		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		c.Read(make([]byte, 64))
+	})
+}
+
+// serveTLS accepts TLS connections on a loopback port with cfg until the
+// test ends and hands each to handle in a goroutine of its own. It returns
+// the address.
+func serveTLS(t *testing.T, cfg *tls.Config, handle func(*tls.Conn)) string {
+	t.Helper()
 	l, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -35,78 +51,19 @@ func tlsServer(t *testing.T, cert tls.Certificate, clientCA *testCA, maxVersion 
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				if err := c.(*tls.Conn).Handshake(); err != nil {
-					return
-				}
-				c.Write([]byte{0})
-				c.SetReadDeadline(time.Now().Add(2 * time.Second))
-				c.Read(make([]byte, 64))
-			}()
+			go handle(c.(*tls.Conn))
 		}
 	}()
-	return l.Addr().String()
-}
-
-// blackHole accepts TCP connections and never answers, like a host whose
-// etcd is wedged or a firewall that lets SYNs through.
-func blackHole(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var conns []net.Conn
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				break
-			}
-			conns = append(conns, c)
-		}
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
-	t.Cleanup(func() { l.Close(); <-done })
-	return l.Addr().String()
-}
-
-// closedPort returns a loopback address nothing listens on.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
-
-func httpServer(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.NotFoundHandler(), ReadHeaderTimeout: time.Second}
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Close() })
 	return l.Addr().String()
 }
 
 func TestDialClassifies(t *testing.T) {
-	ca := newCA(t, "etcd-ca")
-	other := newCA(t, "other-ca")
+	ca := testpki.NewCA(t, "etcd-ca")
+	other := testpki.NewCA(t, "other-ca")
 	serverEKU := []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
 	clientEKU := []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
-	good := ca.leaf(t, leafOpts{cn: "etcd-1", hosts: []string{"127.0.0.1", "localhost"}, eku: serverEKU})
-	client := ca.leaf(t, leafOpts{cn: "kube-apiserver-etcd-client", eku: clientEKU})
+	good := ca.Leaf(t, testpki.LeafOptions{CN: "etcd-1", Hosts: []string{"127.0.0.1", "localhost"}, EKU: serverEKU})
+	client := ca.Leaf(t, testpki.LeafOptions{CN: "kube-apiserver-etcd-client", EKU: clientEKU})
 
 	for _, v := range []struct {
 		name string
@@ -123,7 +80,7 @@ func TestDialClassifies(t *testing.T) {
 			{
 				name: "server cert from another CA",
 				addr: func(t *testing.T) string {
-					return tlsServer(t, other.leaf(t, leafOpts{cn: "etcd-1", hosts: []string{"127.0.0.1"}, eku: serverEKU}), ca, v.ver)
+					return tlsServer(t, other.Leaf(t, testpki.LeafOptions{CN: "etcd-1", Hosts: []string{"127.0.0.1"}, EKU: serverEKU}), ca, v.ver)
 				},
 				client:   client,
 				wantKind: KindUnknownCA, wantMsg: []string{"other-ca", "not signed by the given CA"},
@@ -131,7 +88,7 @@ func TestDialClassifies(t *testing.T) {
 			{
 				name: "server cert without the IP",
 				addr: func(t *testing.T) string {
-					return tlsServer(t, ca.leaf(t, leafOpts{cn: "etcd-1", hosts: []string{"10.9.9.9", "etcd-1.example"}, eku: serverEKU}), ca, v.ver)
+					return tlsServer(t, ca.Leaf(t, testpki.LeafOptions{CN: "etcd-1", Hosts: []string{"10.9.9.9", "etcd-1.example"}, EKU: serverEKU}), ca, v.ver)
 				},
 				client:   client,
 				wantKind: KindSANMismatch, wantMsg: []string{`"127.0.0.1"`, "10.9.9.9", "etcd-1.example"},
@@ -139,7 +96,7 @@ func TestDialClassifies(t *testing.T) {
 			{
 				name: "server cert expired",
 				addr: func(t *testing.T) string {
-					return tlsServer(t, ca.leaf(t, leafOpts{cn: "etcd-1", hosts: []string{"127.0.0.1"}, eku: serverEKU, notAfter: time.Now().Add(-time.Minute)}), ca, v.ver)
+					return tlsServer(t, ca.Leaf(t, testpki.LeafOptions{CN: "etcd-1", Hosts: []string{"127.0.0.1"}, EKU: serverEKU, NotAfter: time.Now().Add(-time.Minute)}), ca, v.ver)
 				},
 				client:   client,
 				wantKind: KindServerCertExpired, wantMsg: []string{"expired at"},
@@ -147,31 +104,31 @@ func TestDialClassifies(t *testing.T) {
 			{
 				name:     "client cert from another CA",
 				addr:     func(t *testing.T) string { return tlsServer(t, good, ca, v.ver) },
-				client:   other.leaf(t, leafOpts{cn: "kube-apiserver-etcd-client", eku: clientEKU}),
+				client:   other.Leaf(t, testpki.LeafOptions{CN: "kube-apiserver-etcd-client", EKU: clientEKU}),
 				wantKind: KindClientCertRejected, wantMsg: []string{"rejected the client certificate", "unknown certificate authority"},
 			},
 			{
 				name:     "client cert without clientAuth",
 				addr:     func(t *testing.T) string { return tlsServer(t, good, ca, v.ver) },
-				client:   ca.leaf(t, leafOpts{cn: "kube-apiserver-etcd-client", eku: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}),
+				client:   ca.Leaf(t, testpki.LeafOptions{CN: "kube-apiserver-etcd-client", EKU: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}),
 				wantKind: KindClientCertRejected, wantMsg: []string{"rejected the client certificate"},
 			},
 			{
 				name:     "client cert expired",
 				addr:     func(t *testing.T) string { return tlsServer(t, good, ca, v.ver) },
-				client:   ca.leaf(t, leafOpts{cn: "kube-apiserver-etcd-client", eku: clientEKU, notAfter: time.Now().Add(-time.Minute)}),
+				client:   ca.Leaf(t, testpki.LeafOptions{CN: "kube-apiserver-etcd-client", EKU: clientEKU, NotAfter: time.Now().Add(-time.Minute)}),
 				wantKind: KindClientCertRejected, wantMsg: []string{"expired certificate"},
 			},
-			{name: "plain HTTP", addr: httpServer, client: client, wantKind: KindNotTLS, wantMsg: []string{"plain HTTP"}},
-			{name: "black hole", addr: func(t *testing.T) string { return blackHole(t) }, client: client, wantKind: KindTimeout, wantMsg: []string{"accepted TCP but gave no TLS answer"}},
-			{name: "refused", addr: closedPort, client: client, wantKind: KindRefused, wantMsg: []string{"connection refused"}},
+			{name: "plain HTTP", addr: func(t *testing.T) string { return testpki.PlainHTTP(t) }, client: client, wantKind: KindNotTLS, wantMsg: []string{"plain HTTP"}},
+			{name: "black hole", addr: func(t *testing.T) string { return testpki.BlackHole(t) }, client: client, wantKind: KindTimeout, wantMsg: []string{"accepted TCP but gave no TLS answer"}},
+			{name: "refused", addr: func(t *testing.T) string { return testpki.ClosedPort(t) }, client: client, wantKind: KindRefused, wantMsg: []string{"connection refused"}},
 		}
 		for _, tc := range tests {
 			t.Run(v.name+"/"+tc.name, func(t *testing.T) {
 				addr := tc.addr(t)
 				ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 				defer cancel()
-				cfg := &tls.Config{RootCAs: ca.pool(), Certificates: []tls.Certificate{tc.client}}
+				cfg := &tls.Config{RootCAs: ca.Pool(), Certificates: []tls.Certificate{tc.client}}
 				start := time.Now()
 				c, _, err := Dial(ctx, addr, cfg)
 				if took := time.Since(start); took > 2*time.Second {
@@ -206,13 +163,13 @@ func TestDialClassifies(t *testing.T) {
 }
 
 func TestServingCert(t *testing.T) {
-	ca := newCA(t, "etcd-ca")
+	ca := testpki.NewCA(t, "etcd-ca")
 	eku := []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
-	srv := ca.leaf(t, leafOpts{cn: "etcd-1", hosts: []string{"127.0.0.1"}, eku: eku})
+	srv := ca.Leaf(t, testpki.LeafOptions{CN: "etcd-1", Hosts: []string{"127.0.0.1"}, EKU: eku})
 	addr := tlsServer(t, srv, ca, 0)
 	// A node's peer cert has both usages, so it works as the client cert
 	// on the peer port too.
-	cfg := &tls.Config{RootCAs: ca.pool(), Certificates: []tls.Certificate{ca.leaf(t, leafOpts{cn: "etcd-2", eku: eku})}}
+	cfg := &tls.Config{RootCAs: ca.Pool(), Certificates: []tls.Certificate{ca.Leaf(t, testpki.LeafOptions{CN: "etcd-2", EKU: eku})}}
 	got, err := ServingCert(context.Background(), addr, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -224,10 +181,10 @@ func TestServingCert(t *testing.T) {
 
 func TestTLSConfigErrors(t *testing.T) {
 	dir := t.TempDir()
-	ca := newCA(t, "etcd-ca")
-	caFile := ca.write(t, dir)
-	crt, key := writePair(t, dir, "client", ca.leaf(t, leafOpts{cn: "c", eku: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}))
-	_, otherKey := writePair(t, dir, "other", ca.leaf(t, leafOpts{cn: "o"}))
+	ca := testpki.NewCA(t, "etcd-ca")
+	caFile := ca.WriteCert(t, dir, "etcd-ca")
+	crt, key := testpki.WritePair(t, dir, "client", ca.Leaf(t, testpki.LeafOptions{CN: "c", EKU: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}))
+	_, otherKey := testpki.WritePair(t, dir, "other", ca.Leaf(t, testpki.LeafOptions{CN: "o"}))
 	tests := []struct {
 		name           string
 		ca, cert, key  string
@@ -278,11 +235,11 @@ var errNotExist = errors.New("not exist")
 // A config that picks its client cert per handshake (as clients that
 // follow rotation do) gets the same TLS 1.3 rejection check.
 func TestDialGetClientCertificate(t *testing.T) {
-	ca := newCA(t, "etcd-ca")
+	ca := testpki.NewCA(t, "etcd-ca")
 	eku := []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
-	addr := tlsServer(t, ca.leaf(t, leafOpts{cn: "etcd-1", hosts: []string{"127.0.0.1"}, eku: eku}), ca, tls.VersionTLS13)
-	rogue := newCA(t, "rogue").leaf(t, leafOpts{cn: "c", eku: eku})
-	cfg := &tls.Config{RootCAs: ca.pool(), GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &rogue, nil }}
+	addr := tlsServer(t, ca.Leaf(t, testpki.LeafOptions{CN: "etcd-1", Hosts: []string{"127.0.0.1"}, EKU: eku}), ca, tls.VersionTLS13)
+	rogue := testpki.NewCA(t, "rogue").Leaf(t, testpki.LeafOptions{CN: "c", EKU: eku})
+	cfg := &tls.Config{RootCAs: ca.Pool(), GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &rogue, nil }}
 	_, _, err := Dial(context.Background(), addr, cfg)
 	var pe *Error
 	if !errors.As(err, &pe) || pe.Kind != KindClientCertRejected {
@@ -293,32 +250,19 @@ func TestDialGetClientCertificate(t *testing.T) {
 // A TLS server that takes our certificate and then says nothing is not a
 // failure of the handshake, and costs at most confirmWait.
 func TestDialQuietServer(t *testing.T) {
-	ca := newCA(t, "etcd-ca")
+	ca := testpki.NewCA(t, "etcd-ca")
 	eku := []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
-	l, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{
-		Certificates: []tls.Certificate{ca.leaf(t, leafOpts{cn: "quiet", hosts: []string{"127.0.0.1"}, eku: eku})},
-		ClientAuth:   tls.RequireAndVerifyClientCert, ClientCAs: ca.pool(),
+	addr := serveTLS(t, &tls.Config{
+		Certificates: []tls.Certificate{ca.Leaf(t, testpki.LeafOptions{CN: "quiet", Hosts: []string{"127.0.0.1"}, EKU: eku})},
+		ClientAuth:   tls.RequireAndVerifyClientCert, ClientCAs: ca.Pool(),
+	}, func(c *tls.Conn) {
+		c.Handshake()
+		time.Sleep(3 * time.Second)
+		c.Close()
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				c.(*tls.Conn).Handshake()
-				time.Sleep(3 * time.Second)
-				c.Close()
-			}()
-		}
-	}()
-	cfg := &tls.Config{RootCAs: ca.pool(), Certificates: []tls.Certificate{ca.leaf(t, leafOpts{cn: "c", eku: eku})}}
+	cfg := &tls.Config{RootCAs: ca.Pool(), Certificates: []tls.Certificate{ca.Leaf(t, testpki.LeafOptions{CN: "c", EKU: eku})}}
 	start := time.Now()
-	c, _, err := Dial(context.Background(), l.Addr().String(), cfg)
+	c, _, err := Dial(context.Background(), addr, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,42 +275,29 @@ func TestDialQuietServer(t *testing.T) {
 // rotate compares serials with ServingCert after a swap: a session cache
 // in the caller's config must not make it report the old certificate.
 func TestServingCertNeverResumes(t *testing.T) {
-	ca := newCA(t, "etcd-ca")
+	ca := testpki.NewCA(t, "etcd-ca")
 	eku := []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
 	certs := []tls.Certificate{
-		ca.leaf(t, leafOpts{cn: "old", hosts: []string{"127.0.0.1"}, eku: eku}),
-		ca.leaf(t, leafOpts{cn: "new", hosts: []string{"127.0.0.1"}, eku: eku}),
+		ca.Leaf(t, testpki.LeafOptions{CN: "old", Hosts: []string{"127.0.0.1"}, EKU: eku}),
+		ca.Leaf(t, testpki.LeafOptions{CN: "new", Hosts: []string{"127.0.0.1"}, EKU: eku}),
 	}
 	var current atomic.Int32
-	l, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{
+	addr := serveTLS(t, &tls.Config{
 		// Like etcd: the pair is looked up again at every handshake.
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &certs[current.Load()], nil },
-		ClientAuth:     tls.RequireAndVerifyClientCert, ClientCAs: ca.pool(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				if c.(*tls.Conn).Handshake() == nil {
-					c.Write([]byte{0})
-					c.Read(make([]byte, 64))
-				}
-			}()
+		ClientAuth:     tls.RequireAndVerifyClientCert, ClientCAs: ca.Pool(),
+	}, func(c *tls.Conn) {
+		defer c.Close()
+		if c.Handshake() == nil {
+			c.Write([]byte{0})
+			c.Read(make([]byte, 64))
 		}
-	}()
-	cfg := &tls.Config{RootCAs: ca.pool(), Certificates: []tls.Certificate{ca.leaf(t, leafOpts{cn: "c", eku: eku})},
+	})
+	cfg := &tls.Config{RootCAs: ca.Pool(), Certificates: []tls.Certificate{ca.Leaf(t, testpki.LeafOptions{CN: "c", EKU: eku})},
 		ClientSessionCache: tls.NewLRUClientSessionCache(8)}
 	for i, want := range []string{"old", "new"} {
 		current.Store(int32(i))
-		got, err := ServingCert(context.Background(), l.Addr().String(), cfg)
+		got, err := ServingCert(context.Background(), addr, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
