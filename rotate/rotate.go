@@ -2,10 +2,13 @@
 // into effect without losing quorum or failing a client request: plan
 // (what is due, in which order), renew (atomic pair swaps, old pairs kept
 // in PKI/backup), deploy (per-node command templates), and a rolling
-// restart gated on health — followers first, the leader last after an
-// explicit leadership hand-off, each member proven to serve its new
-// certificate on both ports, to answer a linearizable read and to have
-// caught up before the next one goes.
+// restart gated on health — followers first, the leader last; as soon as
+// the first member is back with its new certificate the leader hands
+// leadership to it (MoveLeader, while the old leader still fully serves),
+// so the old leader goes down as a plain follower and the cluster sees
+// exactly one leader change. Each member must serve its new certificate
+// on both ports, answer a linearizable read and have caught up before
+// the next one goes.
 //
 // A run is safe from cron: an flock keeps two runs apart, and a journal
 // in the PKI directory (see State) lets a run killed at any point resume
