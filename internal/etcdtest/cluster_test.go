@@ -285,7 +285,16 @@ func TestMemberLifecycle(t *testing.T) {
 		if err := status(); err == nil || !strings.Contains(err.Error(), "killed") {
 			t.Errorf("%s exit status %v, want killed", m.Name, err)
 		}
-		put(t, "with one member killed")
+		// Through the leader's endpoint: a write in flight on the killed
+		// member's connection fails with EOF, and clientv3 rightly does
+		// not retry a write it may have sent. That is client failover,
+		// not what this subtest checks (the cluster serves without m).
+		lcli := c.Client(t, leader.ClientURL)
+		pctx, pcancel := context.WithTimeout(ctx, 15*time.Second)
+		defer pcancel()
+		if _, err := lcli.Put(pctx, "k", "with one member killed"); err != nil {
+			t.Fatalf("put with one member killed: %v", err)
+		}
 		if err := m.Restart(); err != nil { // Stop of a stopped member is a no-op
 			t.Fatal(err)
 		}
