@@ -154,7 +154,13 @@ func testRollsUnderLoad(t *testing.T, c *etcdtest.Cluster) {
 	// other failure fails the test.
 	dropped, other := classify(res, st.failures)
 	if len(dropped) > 0 {
-		t.Logf("KNOWN etcd limitation: %d proposals dropped during the leader hand-off:\n  %s", len(dropped), strings.Join(dropped, "\n  "))
+		// These are failed requests, and the goal is zero; they
+		// are logged loudly and counted in BenchmarkRoll, and more than
+		// one hand-off window's worth fails the test.
+		t.Logf("FAILED inside the leader hand-off (etcd drops proposals while leadership moves): %d:\n  %s", len(dropped), strings.Join(dropped, "\n  "))
+	}
+	if len(dropped) > 2 {
+		t.Errorf("%d requests failed inside the hand-off; one ~3 ms window should cost at most a couple", len(dropped))
 	}
 	if len(other) > 0 {
 		t.Errorf("%d client requests failed during the rotation:\n  %s", len(other), strings.Join(other, "\n  "))
