@@ -25,9 +25,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // File modes, enforced on every update even when the bytes are unchanged,
@@ -106,11 +105,13 @@ func Update(dir string, files []File, validate func(map[string][]byte) error) (R
 }
 
 // Batch prepares updates of several directories and puts them in effect
-// together, syncing each filesystem twice in all (once for the new
-// versions, once for the switches) instead of once per file: a bootstrap
-// writes dozens of small files and fsync latency would dominate it. Each
-// directory still switches in one rename, and only after its new version
-// is durable.
+// together. Its fsyncs run concurrently, in two rounds (the new files,
+// then the directories that were switched), so the filesystem commits
+// them together instead of one after another: a bootstrap writes dozens
+// of small files and serial fsync latency would dominate it. Only our own
+// files are synced (not the whole filesystem, which could hold unrelated
+// dirty data). Each directory still switches in one rename, and only
+// after its new version is durable.
 type Batch struct {
 	pending []*prepared
 	writes  []pendingWrite
@@ -249,14 +250,28 @@ func (b *Batch) Commit() error {
 	if len(b.pending) == 0 && len(b.writes) == 0 {
 		return nil
 	}
-	var dirs []string
+	// Round one: every new file and version directory.
+	var fresh, parents []string
+	seen := map[string]bool{}
 	for _, p := range b.pending {
-		dirs = append(dirs, p.dir)
+		ver := filepath.Join(p.dir, p.version)
+		for _, n := range p.names {
+			fresh = append(fresh, filepath.Join(ver, n))
+		}
+		fresh = append(fresh, ver)
+		if !seen[p.dir] {
+			seen[p.dir] = true
+			parents = append(parents, p.dir)
+		}
 	}
 	for _, w := range b.writes {
-		dirs = append(dirs, filepath.Dir(w.path))
+		fresh = append(fresh, w.tmp)
+		if d := filepath.Dir(w.path); !seen[d] {
+			seen[d] = true
+			parents = append(parents, d)
+		}
 	}
-	if err := syncFilesystems(dirs); err != nil {
+	if err := syncAll(fresh); err != nil {
 		b.Abort()
 		return err
 	}
@@ -271,7 +286,8 @@ func (b *Batch) Commit() error {
 			return fmt.Errorf("write %s: %w", w.path, err)
 		}
 	}
-	if err := syncFilesystems(dirs); err != nil {
+	// Round two: the directories whose entries were switched.
+	if err := syncAll(parents); err != nil {
 		return err
 	}
 	for _, p := range b.pending {
@@ -283,27 +299,31 @@ func (b *Batch) Commit() error {
 	return nil
 }
 
-// syncFilesystems flushes each distinct filesystem holding dirs.
-func syncFilesystems(dirs []string) error {
-	seen := map[uint64]bool{}
-	for _, d := range dirs {
-		var st unix.Stat_t
-		if err := unix.Stat(d, &st); err != nil {
-			return fmt.Errorf("stat %s: %w", d, err)
-		}
-		if seen[st.Dev] {
-			continue
-		}
-		seen[st.Dev] = true
-		f, err := os.Open(d)
-		if err != nil {
-			return err
-		}
-		err = unix.Syncfs(int(f.Fd()))
-		f.Close()
-		if err != nil {
-			return fmt.Errorf("sync filesystem of %s: %w", d, err)
-		}
+// syncAll fsyncs paths (files or directories) concurrently.
+func syncAll(paths []string) error {
+	errs := make([]error, len(paths))
+	sem := make(chan struct{}, 16)
+	var wg sync.WaitGroup
+	for i, p := range paths {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			errs[i] = syncPath(p)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func syncPath(p string) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", p, err)
 	}
 	return nil
 }
