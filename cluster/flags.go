@@ -15,17 +15,12 @@ func FromFlags(name string, nodes []string, o Options) (*Spec, error) {
 	if len(nodes) == 0 {
 		return nil, &Error{Field: "--node", Msg: "no nodes: give --spec FILE or at least one --node NAME=IP"}
 	}
-	r := map[string]any{}
-	if name != "" {
-		r["name"] = name
-	}
-	var list []map[string]any
+	r := File{Name: name}
 	for _, v := range nodes {
 		nodeName, hosts, ok := strings.Cut(v, "=")
 		if !ok || nodeName == "" || hosts == "" {
 			return nil, &Error{Field: "--node", Msg: fmt.Sprintf("%q must look like NAME=IP[,IP|DNS...]", v)}
 		}
-		n := map[string]any{"name": nodeName}
 		var ips, dns []string
 		for _, h := range strings.Split(hosts, ",") {
 			h = strings.TrimSpace(h)
@@ -38,13 +33,8 @@ func FromFlags(name string, nodes []string, o Options) (*Spec, error) {
 		if len(ips) == 0 {
 			return nil, &Error{Field: "--node", Msg: fmt.Sprintf("%q has no IP address", v)}
 		}
-		n["ips"] = ips
-		if len(dns) > 0 {
-			n["dns"] = dns
-		}
-		list = append(list, n)
+		r.Nodes = append(r.Nodes, FileNode{Name: nodeName, IPs: ips, DNS: dns})
 	}
-	r["nodes"] = list
 	data, err := yaml.Marshal(r)
 	if err != nil {
 		return nil, err

@@ -52,53 +52,60 @@ type Options struct {
 	PKIDir string
 }
 
-// raw mirrors the YAML file. Durations are strings so "365d" works.
-type raw struct {
-	Name   string    `yaml:"name"`
-	PKIDir string    `yaml:"pkiDir"`
-	Local  bool      `yaml:"local"`
-	CA     rawCA     `yaml:"ca"`
-	Certs  rawLeaf   `yaml:"certs"`
-	Nodes  []rawNode `yaml:"nodes"`
-	Client []rawCl   `yaml:"clients"`
+// File is the spec's YAML schema, as an operator writes it. Durations are
+// strings so "365d" works. It is exported so that tools (and the test
+// harness) can write specs that Parse reads back; empty fields keep the
+// defaults.
+type File struct {
+	Name    string       `yaml:"name,omitempty"`
+	PKIDir  string       `yaml:"pkiDir,omitempty"`
+	Local   bool         `yaml:"local,omitempty"`
+	CA      FileCA       `yaml:"ca,omitempty"`
+	Certs   FileCerts    `yaml:"certs,omitempty"`
+	Nodes   []FileNode   `yaml:"nodes"`
+	Clients []FileClient `yaml:"clients,omitempty"`
 }
 
-type rawCA struct {
-	CommonName   string `yaml:"commonName"`
-	KeyAlgorithm string `yaml:"keyAlgorithm"`
-	KeySize      int    `yaml:"keySize"`
-	Validity     string `yaml:"validity"`
+// FileCA is the spec's ca section.
+type FileCA struct {
+	CommonName   string `yaml:"commonName,omitempty"`
+	KeyAlgorithm string `yaml:"keyAlgorithm,omitempty"`
+	KeySize      int    `yaml:"keySize,omitempty"`
+	Validity     string `yaml:"validity,omitempty"`
 }
 
-type rawLeaf struct {
-	KeyAlgorithm string `yaml:"keyAlgorithm"`
-	KeySize      int    `yaml:"keySize"`
-	Validity     string `yaml:"validity"`
-	RenewBefore  string `yaml:"renewBefore"`
+// FileCerts is the spec's certs section: settings for every leaf.
+type FileCerts struct {
+	KeyAlgorithm string `yaml:"keyAlgorithm,omitempty"`
+	KeySize      int    `yaml:"keySize,omitempty"`
+	Validity     string `yaml:"validity,omitempty"`
+	RenewBefore  string `yaml:"renewBefore,omitempty"`
 }
 
-type rawNode struct {
+// FileNode is one entry of the spec's nodes section.
+type FileNode struct {
 	Name                string   `yaml:"name"`
 	IPs                 []string `yaml:"ips"`
-	DNS                 []string `yaml:"dns"`
-	ClientPort          int      `yaml:"clientPort"`
-	PeerPort            int      `yaml:"peerPort"`
-	ClientURLs          []string `yaml:"clientURLs"`
-	PeerURLs            []string `yaml:"peerURLs"`
-	Dir                 string   `yaml:"dir"`
-	DataDir             string   `yaml:"dataDir"`
-	InitialClusterState string   `yaml:"initialClusterState"`
-	Deploy              string   `yaml:"deploy"`
-	Restart             string   `yaml:"restart"`
+	DNS                 []string `yaml:"dns,omitempty"`
+	ClientPort          int      `yaml:"clientPort,omitempty"`
+	PeerPort            int      `yaml:"peerPort,omitempty"`
+	ClientURLs          []string `yaml:"clientURLs,omitempty"`
+	PeerURLs            []string `yaml:"peerURLs,omitempty"`
+	Dir                 string   `yaml:"dir,omitempty"`
+	DataDir             string   `yaml:"dataDir,omitempty"`
+	InitialClusterState string   `yaml:"initialClusterState,omitempty"`
+	Deploy              string   `yaml:"deploy,omitempty"`
+	Restart             string   `yaml:"restart,omitempty"`
 }
 
-type rawCl struct {
+// FileClient is one entry of the spec's clients section.
+type FileClient struct {
 	Name         string   `yaml:"name"`
-	CommonName   string   `yaml:"commonName"`
-	Organization []string `yaml:"organization"`
-	Dir          string   `yaml:"dir"`
-	Deploy       string   `yaml:"deploy"`
-	Restart      string   `yaml:"restart"`
+	CommonName   string   `yaml:"commonName,omitempty"`
+	Organization []string `yaml:"organization,omitempty"`
+	Dir          string   `yaml:"dir,omitempty"`
+	Deploy       string   `yaml:"deploy,omitempty"`
+	Restart      string   `yaml:"restart,omitempty"`
 }
 
 // Load reads and validates the spec file at path.
@@ -123,7 +130,7 @@ func Parse(data []byte, file string, o Options) (*Spec, error) {
 	if len(doc.Content) == 0 {
 		return nil, &Error{File: file, Msg: "file is empty"}
 	}
-	var r raw
+	var r File
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&r); err != nil {
@@ -151,7 +158,7 @@ func yamlError(file string, err error) error {
 		if f := regexp.MustCompile(`field (\S+) not found in type cluster\.(\w+)`).FindStringSubmatch(text); f != nil {
 			text = fmt.Sprintf("unknown key %q (in %s)", f[1], section(f[2]))
 		}
-		text = strings.ReplaceAll(text, "cluster.raw", "spec")
+		text = strings.ReplaceAll(text, "cluster.File", "spec")
 		return &Error{File: file, Line: line, Msg: text}
 	}
 	return &Error{File: file, Msg: first}
@@ -159,13 +166,13 @@ func yamlError(file string, err error) error {
 
 func section(typ string) string {
 	switch typ {
-	case "rawCA":
+	case "FileCA":
 		return "ca"
-	case "rawLeaf":
+	case "FileCerts":
 		return "certs"
-	case "rawNode":
+	case "FileNode":
 		return "a node"
-	case "rawCl":
+	case "FileClient":
 		return "a client"
 	}
 	return "the top level"
@@ -218,7 +225,7 @@ func (p *parser) errf(field string, path []any, format string, args ...any) erro
 var dnsName = regexp.MustCompile(`^(\*\.)?[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$`)
 var plainName = regexp.MustCompile(`^[a-zA-Z0-9]([a-zA-Z0-9._-]{0,61}[a-zA-Z0-9])?$`)
 
-func (p *parser) build(r *raw, o Options) (*Spec, error) {
+func (p *parser) build(r *File, o Options) (*Spec, error) {
 	s := &Spec{Name: r.Name, Local: r.Local, File: p.file}
 	if s.Name == "" {
 		s.Name = "etcd"
@@ -289,7 +296,7 @@ func (p *parser) build(r *raw, o Options) (*Spec, error) {
 		}
 		s.Nodes = append(s.Nodes, n)
 	}
-	if err := p.clients(s, r.Client); err != nil {
+	if err := p.clients(s, r.Clients); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -381,7 +388,7 @@ func FormatDuration(d time.Duration) string {
 	return d.String()
 }
 
-func (p *parser) node(s *Spec, i int, rn rawNode) (Node, error) {
+func (p *parser) node(s *Spec, i int, rn FileNode) (Node, error) {
 	at := func(f string) (string, []any) {
 		return fmt.Sprintf("nodes[%d].%s", i, f), []any{"nodes", i, f}
 	}
@@ -523,7 +530,7 @@ func CheckTemplate(v string) error {
 	return nil
 }
 
-func (p *parser) clients(s *Spec, in []rawCl) error {
+func (p *parser) clients(s *Spec, in []FileClient) error {
 	api := Client{Name: ClientAPIServer, CommonName: "kube-apiserver-etcd-client", Dir: DefaultNodeDir}
 	hc := Client{Name: ClientHealthcheck, CommonName: "kube-etcd-healthcheck-client"}
 	var extra []Client

@@ -4,60 +4,24 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+
+	"github.com/etcdpki/etcdpki/cluster"
 )
 
 // SpecFile is the cluster spec YAML the harness writes and hands to
 // cluster.Parse and issue.Init, exactly as an operator's file would be.
 // Options.Edit may change it before it is written; fields left empty keep
-// etcdpki's defaults.
-type SpecFile struct {
-	Name    string       `yaml:"name"`
-	PKIDir  string       `yaml:"pkiDir,omitempty"`
-	Local   bool         `yaml:"local"`
-	CA      SpecCA       `yaml:"ca,omitempty"`
-	Certs   SpecCerts    `yaml:"certs,omitempty"`
-	Nodes   []SpecNode   `yaml:"nodes"`
-	Clients []SpecClient `yaml:"clients,omitempty"`
-}
+// etcdpki's defaults. The harness fills each node's Name, IPs, ports and
+// Restart (the cluster's control command).
+type SpecFile = cluster.File
 
-// SpecCA is the spec's ca section.
-type SpecCA struct {
-	CommonName   string `yaml:"commonName,omitempty"`
-	KeyAlgorithm string `yaml:"keyAlgorithm,omitempty"`
-	KeySize      int    `yaml:"keySize,omitempty"`
-	Validity     string `yaml:"validity,omitempty"`
-}
-
-// SpecCerts is the spec's certs section (leaf settings).
-type SpecCerts struct {
-	KeyAlgorithm string `yaml:"keyAlgorithm,omitempty"`
-	KeySize      int    `yaml:"keySize,omitempty"`
-	Validity     string `yaml:"validity,omitempty"`
-	RenewBefore  string `yaml:"renewBefore,omitempty"`
-}
-
-// SpecNode is one node of the spec. The harness fills Name, IPs, the ports
-// and Restart (the cluster's control command).
-type SpecNode struct {
-	Name                string   `yaml:"name"`
-	IPs                 []string `yaml:"ips"`
-	DNS                 []string `yaml:"dns,omitempty"`
-	ClientPort          int      `yaml:"clientPort,omitempty"`
-	PeerPort            int      `yaml:"peerPort,omitempty"`
-	DataDir             string   `yaml:"dataDir,omitempty"`
-	InitialClusterState string   `yaml:"initialClusterState,omitempty"`
-	Deploy              string   `yaml:"deploy,omitempty"`
-	Restart             string   `yaml:"restart,omitempty"`
-}
-
-// SpecClient is an entry of the spec's clients section.
-type SpecClient struct {
-	Name         string   `yaml:"name"`
-	CommonName   string   `yaml:"commonName,omitempty"`
-	Organization []string `yaml:"organization,omitempty"`
-	Deploy       string   `yaml:"deploy,omitempty"`
-	Restart      string   `yaml:"restart,omitempty"`
-}
+// SpecCA, SpecCerts, SpecNode and SpecClient are the spec's sections.
+type (
+	SpecCA     = cluster.FileCA
+	SpecCerts  = cluster.FileCerts
+	SpecNode   = cluster.FileNode
+	SpecClient = cluster.FileClient
+)
 
 // NodeName is the name the harness gives the i-th member (1-based).
 func NodeName(i int) string { return fmt.Sprintf("etcd-%d", i) }
