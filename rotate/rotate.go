@@ -1,5 +1,7 @@
 // Package rotate renews the etcd certificates that are due and puts them
-// into effect without losing quorum or failing a client request: plan
+// into effect without losing quorum, keeping client impact to the one
+// leader change a rotation needs (etcd drops proposals for a few
+// milliseconds while leadership moves; see the README): plan
 // (what is due, in which order), renew (atomic pair swaps, old pairs kept
 // in PKI/backup), deploy (per-node command templates), and a rolling
 // restart gated on health — followers first, the leader last; as soon as
