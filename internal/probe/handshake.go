@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -131,13 +132,14 @@ func Dial(ctx context.Context, addr string, cfg *tls.Config) (*Conn, Stage, erro
 	start = time.Now()
 	cfg = cfg.Clone()
 	cfg.ServerName = host
-	if cfg.ClientSessionCache != nil {
-		// A resumed session reports the certificate of the session it
-		// resumes, which may have been replaced since: rotate compares
-		// serials with this. Fill the cache, never read it.
-		cfg.ClientSessionCache = putOnlyCache{cfg.ClientSessionCache}
-	}
-	// Offer h2 as gRPC does, so the server answers our preface below.
+	// A resumed session reports the certificate of the session it
+	// resumes, which may have been replaced since: rotate compares serials
+	// with this. Fill the caller's cache, never read it; the session
+	// ticket's arrival also tells confirmAccepted that the server took our
+	// certificate.
+	tickets := &ticketWatch{ClientSessionCache: cfg.ClientSessionCache}
+	cfg.ClientSessionCache = tickets
+	// Offer h2 as gRPC does: a gRPC server may refuse a client without it.
 	cfg.NextProtos = []string{"h2"}
 	if len(cfg.Certificates) > 0 && cfg.GetClientCertificate == nil {
 		own := cfg.Certificates[0]
@@ -151,7 +153,7 @@ func Dial(ctx context.Context, addr string, cfg *tls.Config) (*Conn, Stage, erro
 	tc := tls.Client(raw, cfg)
 	err = tc.HandshakeContext(ctx)
 	if err == nil && (len(cfg.Certificates) > 0 || cfg.GetClientCertificate != nil) {
-		err = confirmAccepted(ctx, tc)
+		err = confirmAccepted(ctx, tc, tickets)
 	}
 	if err != nil {
 		tc.Close()
@@ -163,32 +165,41 @@ func Dial(ctx context.Context, addr string, cfg *tls.Config) (*Conn, Stage, erro
 	return c, "", nil
 }
 
-// http2Preface is the HTTP/2 client connection preface followed by an
-// empty SETTINGS frame: enough to make any HTTP/2 or gRPC server answer.
-var http2Preface = []byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
-
-// confirmAccepted waits for the server's first bytes. In TLS 1.3 the
-// client's handshake completes before the server has checked the client
-// certificate, so a rejection only arrives as an alert on the first read;
-// without this, a rejected client cert would look like success until the
-// first RPC failed with a vaguer message.
-func confirmAccepted(ctx context.Context, tc *tls.Conn) error {
+// confirmAccepted waits for the server's verdict on our certificate. In
+// TLS 1.3 the client's handshake completes before the server has checked
+// the client certificate, so a rejection only arrives as an alert on the
+// first read; without this, a rejected client cert would look like success
+// until the first RPC failed with a vaguer message.
+//
+// Acceptance is the first session ticket: a server that asked for a client
+// certificate sends its tickets only once it has verified it (Go's
+// crypto/tls, and so every etcd, does; so do OpenSSL and BoringSSL), with
+// no application data needed. Nothing is written: bytes of an application
+// protocol could be routed anywhere (etcd 3.4's peer port hands an HTTP/2
+// preface to a gRPC server that expects a second TLS handshake and drops
+// the connection). Application data from the server also counts as
+// acceptance; silence for confirmWait counts too, for servers that send no
+// tickets, since a rejection would have come at once.
+func confirmAccepted(ctx context.Context, tc *tls.Conn, tickets *ticketWatch) error {
 	if tc.ConnectionState().Version < tls.VersionTLS13 {
 		return nil // TLS 1.2 checks the client cert inside the handshake
 	}
+	tickets.conn.Store(tc)
 	dl := time.Now().Add(confirmWait)
 	if d, ok := ctx.Deadline(); ok && d.Before(dl) {
 		dl = d
 	}
-	tc.SetDeadline(dl)
-	defer tc.SetDeadline(time.Time{})
-	stop := context.AfterFunc(ctx, func() { tc.SetDeadline(time.Now()) })
+	tc.SetReadDeadline(dl)
+	defer tc.SetReadDeadline(time.Time{})
+	stop := context.AfterFunc(ctx, func() { tc.SetReadDeadline(time.Now()) })
 	defer stop()
-	if _, err := tc.Write(http2Preface); err != nil {
-		return err
-	}
 	var b [1]byte
 	_, err := tc.Read(b[:])
+	if tickets.seen.Load() {
+		// The ticket came first: accepted, whatever the server did next
+		// (ticketWatch cut the read short, or it closed the connection).
+		return nil
+	}
 	if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() && ctx.Err() == nil {
 		// No alert within confirmWait: a rejection would have come at
 		// once, so the server took the certificate and is just quiet.
@@ -197,9 +208,33 @@ func confirmAccepted(ctx context.Context, tc *tls.Conn) error {
 	return err
 }
 
-// confirmWait bounds the wait for a TLS 1.3 rejection alert, which a
-// server sends right after reading our Finished message: one round trip.
+// confirmWait bounds the wait for a TLS 1.3 verdict from a server that
+// sends no session tickets; a rejection alert comes right after the server
+// reads our Finished message: one round trip.
 const confirmWait = time.Second
+
+// ticketWatch is the session cache Dial hands crypto/tls. It never offers
+// a session to resume, passes tickets on to the caller's cache if there is
+// one, and notes that a ticket arrived, cutting short the read in
+// confirmAccepted that is waiting for the verdict.
+type ticketWatch struct {
+	tls.ClientSessionCache                          // the caller's; may be nil
+	conn                   atomic.Pointer[tls.Conn] // set while confirmAccepted reads
+	seen                   atomic.Bool
+}
+
+// Get never finds a session.
+func (*ticketWatch) Get(string) (*tls.ClientSessionState, bool) { return nil, false }
+
+// Put is called by crypto/tls, inside a Read, for each ticket received.
+func (w *ticketWatch) Put(key string, s *tls.ClientSessionState) {
+	if w.ClientSessionCache != nil {
+		w.ClientSessionCache.Put(key, s)
+	}
+	if tc := w.conn.Load(); tc != nil && s != nil && !w.seen.Swap(true) {
+		tc.SetReadDeadline(time.Now())
+	}
+}
 
 func classifyConnect(ctx context.Context, addr string, err error) *Error {
 	switch {
@@ -312,10 +347,3 @@ func ServingCert(ctx context.Context, addr string, cfg *tls.Config) (*x509.Certi
 	defer c.Close()
 	return c.Leaf, nil
 }
-
-// putOnlyCache stores sessions for later connections but never offers one
-// to resume.
-type putOnlyCache struct{ tls.ClientSessionCache }
-
-// Get never finds a session.
-func (putOnlyCache) Get(string) (*tls.ClientSessionState, bool) { return nil, false }

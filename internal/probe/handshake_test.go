@@ -306,3 +306,80 @@ func TestServingCertNeverResumes(t *testing.T) {
 		}
 	}
 }
+
+// etcd 3.4's peer port, once TLS is done, hands an HTTP/2 preface to a
+// gRPC server that expects a second TLS handshake, and so drops the
+// connection. Dial must write nothing an application could misroute: the
+// server's verdict on the client certificate is read, not provoked. The
+// server here requires a client certificate, records the one it got, and
+// drops the connection at the first byte it reads, under TLS 1.2 and 1.3,
+// with and without session tickets.
+func TestServingCertServerDropsOnData(t *testing.T) {
+	ca := testpki.NewCA(t, "etcd-ca")
+	eku := []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
+	srv := ca.Leaf(t, testpki.LeafOptions{CN: "etcd-1", Hosts: []string{"127.0.0.1"}, EKU: eku})
+	client := ca.Leaf(t, testpki.LeafOptions{CN: "etcd-1-peer-client", EKU: eku})
+	for _, tc := range []struct {
+		name       string
+		version    uint16
+		noTickets  bool
+		within     time.Duration
+		byCallback bool
+	}{
+		{"TLS1.2", tls.VersionTLS12, false, confirmWait / 2, false},
+		{"TLS1.2/GetClientCertificate", tls.VersionTLS12, false, confirmWait / 2, true},
+		{"TLS1.3", tls.VersionTLS13, false, confirmWait / 2, false},
+		{"TLS1.3/GetClientCertificate", tls.VersionTLS13, false, confirmWait / 2, true},
+		// A server without tickets costs the quiet wait, and passes.
+		{"TLS1.3/no-tickets", tls.VersionTLS13, true, confirmWait + 500*time.Millisecond, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := make(chan string, 1)
+			addr := serveTLS(t, &tls.Config{
+				Certificates: []tls.Certificate{srv},
+				ClientAuth:   tls.RequireAndVerifyClientCert, ClientCAs: ca.Pool(),
+				MaxVersion: tc.version, SessionTicketsDisabled: tc.noTickets,
+				NextProtos: []string{"h2", "http/1.1"},
+			}, func(c *tls.Conn) {
+				defer c.Close()
+				if err := c.Handshake(); err != nil {
+					got <- "handshake: " + err.Error()
+					return
+				}
+				if pc := c.ConnectionState().PeerCertificates; len(pc) > 0 {
+					got <- pc[0].Subject.CommonName
+				} else {
+					got <- "no client certificate"
+				}
+				c.SetReadDeadline(time.Now().Add(3 * time.Second))
+				c.Read(make([]byte, 1)) // any byte: drop the connection
+			})
+			cfg := &tls.Config{RootCAs: ca.Pool(), MinVersion: tls.VersionTLS12}
+			if tc.byCallback {
+				cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &client, nil }
+			} else {
+				cfg.Certificates = []tls.Certificate{client}
+			}
+			start := time.Now()
+			cert, err := ServingCert(context.Background(), addr, cfg)
+			took := time.Since(start)
+			if err != nil {
+				t.Fatalf("ServingCert: %v", err)
+			}
+			if cert.Subject.CommonName != "etcd-1" {
+				t.Errorf("serving cert %q", cert.Subject.CommonName)
+			}
+			select {
+			case cn := <-got:
+				if cn != "etcd-1-peer-client" {
+					t.Errorf("server got %q, want our client certificate", cn)
+				}
+			case <-time.After(time.Second):
+				t.Error("server never finished the handshake")
+			}
+			if took > tc.within {
+				t.Errorf("took %s, want at most %s", took, tc.within)
+			}
+		})
+	}
+}
