@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -141,12 +142,23 @@ func Dial(ctx context.Context, addr string, cfg *tls.Config) (*Conn, Stage, erro
 	cfg.ClientSessionCache = tickets
 	// Offer h2 as gRPC does: a gRPC server may refuse a client without it.
 	cfg.NextProtos = []string{"h2"}
-	if len(cfg.Certificates) > 0 && cfg.GetClientCertificate == nil {
+	// Note what we send, so that a server's generic "bad certificate" can
+	// be explained from our side.
+	var sent sentCert
+	switch get := cfg.GetClientCertificate; {
+	case get != nil:
+		cfg.GetClientCertificate = func(cri *tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			c, err := get(cri)
+			sent.record(c)
+			return c, err
+		}
+	case len(cfg.Certificates) > 0:
 		own := cfg.Certificates[0]
 		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
 			// crypto/tls would quietly send no certificate when ours is not
 			// from a CA the server lists, and the server would only say
 			// "handshake failure"; send it anyway so the server says why.
+			sent.record(&own)
 			return &own, nil
 		}
 	}
@@ -157,7 +169,7 @@ func Dial(ctx context.Context, addr string, cfg *tls.Config) (*Conn, Stage, erro
 	}
 	if err != nil {
 		tc.Close()
-		return nil, StageHandshake, classifyHandshake(ctx, addr, host, err)
+		return nil, StageHandshake, classifyHandshake(ctx, addr, host, err, &sent)
 	}
 	c.Conn = tc
 	c.Leaf = tc.ConnectionState().PeerCertificates[0]
@@ -251,7 +263,7 @@ func classifyConnect(ctx context.Context, addr string, err error) *Error {
 	return newError(KindUnreachable, err, "TCP connect to %s failed: %v", addr, err)
 }
 
-func classifyHandshake(ctx context.Context, addr, host string, err error) *Error {
+func classifyHandshake(ctx context.Context, addr, host string, err error, sent *sentCert) *Error {
 	if hn, ok := errors.AsType[x509.HostnameError](err); ok {
 		return newError(KindSANMismatch, err, "server certificate of %s is not valid for %q: it names %s", addr, host, sanList(hn.Certificate))
 	}
@@ -290,7 +302,10 @@ func classifyHandshake(ctx context.Context, addr, host string, err error) *Error
 		case strings.Contains(alert, "certificate required"):
 			why = "the server requires one and none was sent"
 		case strings.Contains(alert, "certificate"):
-			why = "the server finds it unfit for client authentication (most often: no clientAuth extended key usage)"
+			// "bad certificate" is all a server built with Go before 1.21
+			// (etcd 3.4) sends for any refusal, and what newer ones send
+			// for what has no alert of its own: say what we can see.
+			why = sent.explain()
 		default:
 			return newError(KindHandshake, err, "%s refused the TLS handshake (%s)", addr, alert)
 		}
@@ -303,6 +318,47 @@ func classifyHandshake(ctx context.Context, addr, host string, err error) *Error
 		return newError(KindNotTLS, err, "%s closed the connection during the TLS handshake: not a TLS server, or it refused us", addr)
 	}
 	return newError(KindHandshake, err, "TLS handshake with %s failed: %v", addr, err)
+}
+
+// sentCert is what Dial answered the server's certificate request with.
+type sentCert struct {
+	requested bool
+	leaf      *x509.Certificate // nil: no certificate sent
+}
+
+func (s *sentCert) record(c *tls.Certificate) {
+	s.requested = true
+	if c == nil || len(c.Certificate) == 0 {
+		return
+	}
+	s.leaf = c.Leaf
+	if s.leaf == nil {
+		s.leaf, _ = x509.ParseCertificate(c.Certificate[0])
+	}
+}
+
+// explain says why a server would refuse the certificate sent, as far as
+// the client can tell without the server's CA.
+func (s *sentCert) explain() string {
+	const generic = "the server does not accept it: most often it is not signed by a CA the server trusts (etcd's --trusted-ca-file)"
+	switch {
+	case s.requested && s.leaf == nil:
+		return "the server requires one and none was sent"
+	case s.leaf == nil:
+		return generic
+	}
+	now := time.Now()
+	switch {
+	case now.After(s.leaf.NotAfter):
+		return fmt.Sprintf("it expired at %s", s.leaf.NotAfter.UTC().Format(time.RFC3339))
+	case now.Before(s.leaf.NotBefore):
+		return fmt.Sprintf("it is not valid until %s (check the clocks)", s.leaf.NotBefore.UTC().Format(time.RFC3339))
+	case len(s.leaf.ExtKeyUsage) > 0 &&
+		!slices.Contains(s.leaf.ExtKeyUsage, x509.ExtKeyUsageClientAuth) &&
+		!slices.Contains(s.leaf.ExtKeyUsage, x509.ExtKeyUsageAny):
+		return "it has no clientAuth extended key usage, so it is unfit for client authentication"
+	}
+	return generic
 }
 
 func sanList(c *x509.Certificate) string {

@@ -111,7 +111,7 @@ func TestDialClassifies(t *testing.T) {
 				name:     "client cert without clientAuth",
 				addr:     func(t *testing.T) string { return tlsServer(t, good, ca, v.ver) },
 				client:   ca.Leaf(t, testpki.LeafOptions{CN: "kube-apiserver-etcd-client", EKU: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}),
-				wantKind: KindClientCertRejected, wantMsg: []string{"rejected the client certificate"},
+				wantKind: KindClientCertRejected, wantMsg: []string{"rejected the client certificate", "no clientAuth"},
 			},
 			{
 				name:     "client cert expired",
@@ -381,5 +381,91 @@ func TestServingCertServerDropsOnData(t *testing.T) {
 				t.Errorf("took %s, want at most %s", took, tc.within)
 			}
 		})
+	}
+}
+
+// legacyAlertServer refuses client certificates the way a server built
+// with Go before 1.21 (etcd 3.4) does: with a "bad certificate" alert,
+// whatever the reason.
+func legacyAlertServer(t *testing.T, cert tls.Certificate, clientCA *testpki.CA, maxVersion uint16) string {
+	t.Helper()
+	cfg := &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		// crypto/tls answers any VerifyPeerCertificate error with "bad
+		// certificate", also for a missing certificate.
+		ClientAuth: tls.RequestClientCert,
+		MaxVersion: maxVersion,
+		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
+			if len(raw) == 0 {
+				return errors.New("tls: client didn't provide a certificate")
+			}
+			c, err := x509.ParseCertificate(raw[0])
+			if err != nil {
+				return err
+			}
+			_, err = c.Verify(x509.VerifyOptions{Roots: clientCA.Pool(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+			return err
+		},
+	}
+	return serveTLS(t, cfg, func(c *tls.Conn) {
+		defer c.Close()
+		if c.Handshake() == nil {
+			c.Write([]byte{0})
+		}
+	})
+}
+
+// Against a server that says "bad certificate" for every refusal, the
+// reason comes from what we sent.
+func TestDialClassifiesLegacyAlerts(t *testing.T) {
+	ca := testpki.NewCA(t, "etcd-ca")
+	other := testpki.NewCA(t, "other-ca")
+	eku := []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
+	clientEKU := []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+	srv := ca.Leaf(t, testpki.LeafOptions{CN: "etcd-1", Hosts: []string{"127.0.0.1"}, EKU: eku})
+	for _, ver := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+		addr := legacyAlertServer(t, srv, ca, ver)
+		for _, tc := range []struct {
+			name    string
+			client  *tls.Certificate
+			wantMsg []string // empty: accepted
+		}{
+			{"ok", new(ca.Leaf(t, testpki.LeafOptions{CN: "c", EKU: clientEKU})), nil},
+			{"no client cert", nil, []string{"rejected the client certificate", "none was sent", "bad certificate"}},
+			{"client cert from another CA", new(other.Leaf(t, testpki.LeafOptions{CN: "c", EKU: clientEKU})),
+				[]string{"rejected the client certificate", "not signed by a CA the server trusts", "bad certificate"}},
+			{"client cert expired", new(ca.Leaf(t, testpki.LeafOptions{CN: "c", EKU: clientEKU, NotAfter: time.Now().Add(-time.Minute)})),
+				[]string{"rejected the client certificate", "expired at", "bad certificate"}},
+			{"client cert without clientAuth", new(ca.Leaf(t, testpki.LeafOptions{CN: "c", EKU: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})),
+				[]string{"rejected the client certificate", "no clientAuth", "bad certificate"}},
+		} {
+			t.Run(tls.VersionName(ver)+"/"+tc.name, func(t *testing.T) {
+				cfg := &tls.Config{RootCAs: ca.Pool()}
+				if tc.client != nil {
+					cfg.Certificates = []tls.Certificate{*tc.client}
+				} else {
+					// No certificate of our own: the callback answers the
+					// request with none, as a misconfigured client would.
+					cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &tls.Certificate{}, nil }
+				}
+				c, _, err := Dial(context.Background(), addr, cfg)
+				if tc.wantMsg == nil {
+					if err != nil {
+						t.Fatal(err)
+					}
+					c.Close()
+					return
+				}
+				pe, ok := errors.AsType[*Error](err)
+				if !ok || pe.Kind != KindClientCertRejected {
+					t.Fatalf("error %v, want %s", err, KindClientCertRejected)
+				}
+				for _, w := range tc.wantMsg {
+					if !strings.Contains(pe.Msg, w) {
+						t.Errorf("message %q does not mention %q", pe.Msg, w)
+					}
+				}
+			})
+		}
 	}
 }
