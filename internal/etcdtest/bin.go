@@ -3,9 +3,13 @@ package etcdtest
 import (
 	"errors"
 	"fmt"
+	"go/version"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
+	"sync"
 	"testing"
 )
 
@@ -36,6 +40,49 @@ func EtcdBin(t testing.TB) string {
 func EtcdctlBin(t testing.TB) string {
 	t.Helper()
 	return binary(t, "ETCDCTL_BIN", "etcdctl")
+}
+
+// RefusalAlert returns the TLS alert, as a Go client prints it ("tls:
+// ..."), that the etcd under test sends when it refuses a client
+// certificate for a reason that has an alert of its own: modern, one of
+// "tls: certificate required", "tls: unknown certificate authority" or
+// "tls: expired certificate". That is what etcd built with Go 1.21 or later
+// sends; an etcd built with an older Go (etcd 3.4, such as Debian's, built
+// with Go 1.19) sends "tls: bad certificate" for every refusal. The Go
+// version is read from `etcd --version`.
+func RefusalAlert(t testing.TB, modern string) string {
+	t.Helper()
+	gov, err := etcdGoVersion(EtcdBin(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if version.Compare(gov, "go1.21") < 0 {
+		return "tls: bad certificate"
+	}
+	return modern
+}
+
+var (
+	goVersionLine = regexp.MustCompile(`(?m)^Go Version: (go\S+)`)
+	goVersions    sync.Map // binary path -> Go version
+)
+
+// etcdGoVersion returns the Go version the etcd binary says it was built
+// with.
+func etcdGoVersion(bin string) (string, error) {
+	if v, ok := goVersions.Load(bin); ok {
+		return v.(string), nil
+	}
+	out, err := exec.Command(bin, "--version").Output()
+	if err != nil {
+		return "", fmt.Errorf("%s --version: %v", bin, err)
+	}
+	m := goVersionLine.FindSubmatch(out)
+	if m == nil || !version.IsValid(string(m[1])) {
+		return "", fmt.Errorf("%s --version names no Go version:\n%s", bin, out)
+	}
+	goVersions.Store(bin, string(m[1]))
+	return string(m[1]), nil
 }
 
 func binary(t testing.TB, env, name string) string {

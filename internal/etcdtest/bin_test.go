@@ -1,6 +1,7 @@
 package etcdtest
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -24,5 +25,26 @@ func TestMissingBinary(t *testing.T) {
 	t.Setenv("ETCD_BIN", t.TempDir())
 	if _, err := findBinary("ETCD_BIN", "etcd"); err == nil || !strings.Contains(err.Error(), "not an executable file") {
 		t.Errorf("a directory as ETCD_BIN: %v", err)
+	}
+}
+
+func TestRefusalAlert(t *testing.T) {
+	for _, tc := range []struct{ goVersion, want string }{
+		{"go1.19.8", "tls: bad certificate"}, // Debian's etcd 3.4.23
+		{"go1.20.14", "tls: bad certificate"},
+		{"go1.21.0", "tls: certificate required"},
+		{"go1.26.8", "tls: certificate required"},
+	} {
+		t.Run(tc.goVersion, func(t *testing.T) {
+			bin := filepath.Join(t.TempDir(), "etcd")
+			script := "#!/bin/sh\necho 'etcd Version: 3.x'\necho 'Go Version: " + tc.goVersion + "'\n"
+			if err := os.WriteFile(bin, []byte(script), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			t.Setenv("ETCD_BIN", bin)
+			if got := RefusalAlert(t, "tls: certificate required"); got != tc.want {
+				t.Errorf("RefusalAlert = %q, want %q", got, tc.want)
+			}
+		})
 	}
 }

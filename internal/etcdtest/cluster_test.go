@@ -68,10 +68,11 @@ func TestCluster(t *testing.T) {
 		}
 		// The peer port is mTLS too: without a peer certificate a
 		// connection is refused.
+		want := etcdtest.RefusalAlert(t, "tls: certificate required")
 		for _, m := range c.Members {
 			err := handshake(t, m.PeerURL, tlsConfig(t, c.CAFile(), "", ""))
-			if err == nil || !strings.Contains(err.Error(), "certificate required") {
-				t.Errorf("peer port of %s without a certificate: %v, want a 'certificate required' alert", m.Name, err)
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("peer port of %s without a certificate: %v, want a %q alert", m.Name, err, want)
 			}
 		}
 	})
@@ -105,16 +106,17 @@ func TestCluster(t *testing.T) {
 	refused := []struct {
 		name string
 		cfg  func(t *testing.T) *tls.Config
-		// alert is what the client reads; logged is the server's reason.
+		// alert is what the client reads (it depends on the Go etcd was
+		// built with: see RefusalAlert); logged is the server's reason.
 		alert, logged string
 	}{
 		{"no client cert", func(t *testing.T) *tls.Config {
 			return tlsConfig(t, c.CAFile(), "", "")
-		}, "tls: certificate required", "didn't provide a certificate"},
+		}, etcdtest.RefusalAlert(t, "tls: certificate required"), "didn't provide a certificate"},
 		{"client cert from another CA", func(t *testing.T) *tls.Config {
 			crt, key := foreign.APIServerCert()
 			return tlsConfig(t, c.CAFile(), crt, key)
-		}, "tls: unknown certificate authority", "certificate signed by unknown authority"},
+		}, etcdtest.RefusalAlert(t, "tls: unknown certificate authority"), "certificate signed by unknown authority"},
 		{"server-only cert as client", func(t *testing.T) *tls.Config {
 			crt, key := serverOnlyCert(t, c.Paths)
 			return tlsConfig(t, c.CAFile(), crt, key)
@@ -202,8 +204,8 @@ func TestCluster(t *testing.T) {
 		if status() == nil {
 			t.Errorf("%s exited successfully", m5.Name)
 		}
-		if log := m5.Log(); !strings.Contains(log, "unknown certificate authority") {
-			t.Errorf("%s's log does not say its peer cert was refused:\n%s", m5.Name, m5.LogTail(40))
+		if want, log := etcdtest.RefusalAlert(t, "tls: unknown certificate authority"), m5.Log(); !strings.Contains(log, want) {
+			t.Errorf("%s's log does not say its peer cert was refused (%q):\n%s", m5.Name, want, m5.LogTail(40))
 		}
 		if _, err := c.Client(t, c.Endpoints()[:4]...).MemberRemove(ctx, add.Member.ID); err != nil {
 			t.Fatalf("member remove %s: %v", m5.Name, err)
