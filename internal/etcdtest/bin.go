@@ -62,9 +62,32 @@ func RefusalAlert(t testing.TB, modern string) string {
 	return modern
 }
 
+// EtcdctlAtLeast reports whether the etcdctl under test is version
+// major.minor or later, for behaviour that changed between releases (from
+// 3.5, `etcdctl endpoint health` reports a member with an active alarm as
+// unhealthy; 3.4 does not look at alarms). The version is read from
+// `etcdctl version`.
+func EtcdctlAtLeast(t testing.TB, major, minor int) bool {
+	t.Helper()
+	bin := EtcdctlBin(t)
+	out, err := exec.Command(bin, "version").Output()
+	if err != nil {
+		t.Fatalf("%s version: %v", bin, err)
+	}
+	m := etcdctlVersionLine.FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("%s version names no version:\n%s", bin, out)
+	}
+	var maj, min int
+	fmt.Sscan(string(m[1]), &maj)
+	fmt.Sscan(string(m[2]), &min)
+	return maj > major || maj == major && min >= minor
+}
+
 var (
-	goVersionLine = regexp.MustCompile(`(?m)^Go Version: (go\S+)`)
-	goVersions    sync.Map // binary path -> Go version
+	etcdctlVersionLine = regexp.MustCompile(`(?m)^etcdctl version: (\d+)\.(\d+)\.`)
+	goVersionLine      = regexp.MustCompile(`(?m)^Go Version: (go\S+)`)
+	goVersions         sync.Map // binary path -> Go version
 )
 
 // etcdGoVersion returns the Go version the etcd binary says it was built

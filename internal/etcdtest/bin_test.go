@@ -48,3 +48,22 @@ func TestRefusalAlert(t *testing.T) {
 		})
 	}
 }
+
+func TestEtcdctlAtLeast(t *testing.T) {
+	for _, tc := range []struct {
+		version string
+		want    bool
+	}{{"3.4.23", false}, {"3.5.0", true}, {"3.6.16", true}, {"4.0.0", true}, {"2.9.9", false}} {
+		t.Run(tc.version, func(t *testing.T) {
+			bin := filepath.Join(t.TempDir(), "etcdctl")
+			script := "#!/bin/sh\necho 'etcdctl version: " + tc.version + "'\necho 'API version: 3.x'\n"
+			if err := os.WriteFile(bin, []byte(script), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			t.Setenv("ETCDCTL_BIN", bin)
+			if got := EtcdctlAtLeast(t, 3, 5); got != tc.want {
+				t.Errorf("EtcdctlAtLeast(3, 5) = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
