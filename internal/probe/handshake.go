@@ -185,8 +185,7 @@ func Dial(ctx context.Context, addr string, cfg *tls.Config) (*Conn, Stage, erro
 //
 // Acceptance is the first session ticket: a server that asked for a client
 // certificate sends its tickets only once it has verified it (Go's
-// crypto/tls, and so every etcd, does; so do OpenSSL and BoringSSL), with
-// no application data needed. Nothing is written: bytes of an application
+// crypto/tls, and so every etcd, does), with no application data needed. Nothing is written: bytes of an application
 // protocol could be routed anywhere (etcd 3.4's peer port hands an HTTP/2
 // preface to a gRPC server that expects a second TLS handshake and drops
 // the connection). Application data from the server also counts as
