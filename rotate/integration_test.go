@@ -159,8 +159,11 @@ func testRollsUnderLoad(t *testing.T, c *etcdtest.Cluster) {
 		// one hand-off window's worth fails the test.
 		t.Logf("FAILED inside the leader hand-off (etcd drops proposals while leadership moves): %d:\n  %s", len(dropped), strings.Join(dropped, "\n  "))
 	}
-	if len(dropped) > 2 {
-		t.Errorf("%d requests failed inside the hand-off; one ~3 ms window should cost at most a couple", len(dropped))
+	// One window can catch at most the request each load worker has in
+	// flight; more means rotate moved leadership more than once, or the
+	// window was far longer than etcd's few milliseconds.
+	if len(dropped) > loadWorkers {
+		t.Errorf("%d requests failed inside the hand-off; one window can cost at most %d (one per client worker)", len(dropped), loadWorkers)
 	}
 	if len(other) > 0 {
 		t.Errorf("%d client requests failed during the rotation:\n  %s", len(other), strings.Join(other, "\n  "))
@@ -507,6 +510,10 @@ type loadStats struct {
 	failures   []failure
 }
 
+// loadWorkers is how many goroutines drive the load, each with one
+// request in flight at a time.
+const loadWorkers = 3
+
 // requestTimeout is the apiserver's own etcd request timeout is 5s; the
 // same here, so that "failed" means what it would mean to Kubernetes.
 const requestTimeout = 5 * time.Second
@@ -535,8 +542,7 @@ func startLoad(t testing.TB, c *etcdtest.Cluster) *load {
 	t.Cleanup(func() { cli.Close() })
 	ctx, cancel := context.WithCancel(context.Background())
 	l.cancel = cancel
-	const workers = 3
-	for w := range workers {
+	for w := range loadWorkers {
 		l.wg.Go(func() {
 			tick := time.NewTicker(15 * time.Millisecond)
 			defer tick.Stop()
