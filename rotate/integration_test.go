@@ -333,15 +333,8 @@ func testStopsOnDeadMember(t *testing.T, c *etcdtest.Cluster) {
 }
 
 func testWatch(t *testing.T, c *etcdtest.Cluster) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var out syncBuffer
-	done := make(chan error, 1)
-	go func() {
-		done <- rotate.Watch(ctx, rotate.WatchOptions{Options: rotate.Options{Spec: c.Spec, Out: &out}, Interval: time.Hour})
-	}()
-	// Let the first pass find nothing to do.
-	waitFor(t, 30*time.Second, func() bool { return strings.Contains(out.String(), "watching") })
+	w := startWatch(t, c) // its first pass finds nothing to do
+	ctx, out := w.ctx, w.out
 	m := c.Members[1]
 	pid := m.PID()
 	targets, _ := issue.Select(issue.Targets(c.Spec), []string{m.Name + "/etcd-server", m.Name + "/etcd-peer"})
@@ -367,31 +360,53 @@ func testWatch(t *testing.T, c *etcdtest.Cluster) {
 	}
 	crt, _ := c.Paths.NodeCert("etcd-4", "server")
 	waitFor(t, 30*time.Second, func() bool { _, err := os.Stat(crt); return err == nil })
-	cancel()
+	w.stop(t)
+	t.Logf("watch output:\n%s", out.String())
+	checkHealthy(t, c)
+}
+
+// watching is a running rotate.Watch.
+type watching struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	out    *syncBuffer
+	done   chan error
+}
+
+// startWatch starts rotate.Watch on the cluster and waits until it
+// watches; the test stops it with stop (or it is stopped at cleanup).
+func startWatch(t *testing.T, c *etcdtest.Cluster) *watching {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &watching{ctx: ctx, cancel: cancel, out: &syncBuffer{}, done: make(chan error, 1)}
+	t.Cleanup(cancel)
+	go func() {
+		w.done <- rotate.Watch(ctx, rotate.WatchOptions{Options: rotate.Options{Spec: c.Spec, Out: w.out}, Interval: time.Hour})
+	}()
+	waitFor(t, 30*time.Second, func() bool { return strings.Contains(w.out.String(), "watching") })
+	return w
+}
+
+// stop cancels the watch (as SIGTERM does) and requires a clean exit.
+func (w *watching) stop(t *testing.T) {
+	t.Helper()
+	w.cancel()
 	select {
-	case err := <-done:
+	case err := <-w.done:
 		if err != nil {
 			t.Errorf("watch ended with %v", err)
 		}
-	case <-time.After(30 * time.Second):
+	case <-time.After(time.Minute):
 		t.Fatal("watch did not stop after its context was cancelled")
 	}
-	t.Logf("watch output:\n%s", out.String())
-	checkHealthy(t, c)
 }
 
 // testWatchStops cancels --watch (SIGTERM) while it rolls the members:
 // the member being restarted is finished, the others are left for the
 // next run, which restarts only them.
 func testWatchStops(t *testing.T, c *etcdtest.Cluster) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var out syncBuffer
-	done := make(chan error, 1)
-	go func() {
-		done <- rotate.Watch(ctx, rotate.WatchOptions{Options: rotate.Options{Spec: c.Spec, Out: &out}, Interval: time.Hour})
-	}()
-	waitFor(t, 30*time.Second, func() bool { return strings.Contains(out.String(), "watching") })
+	w := startWatch(t, c)
+	ctx, out := w.ctx, w.out
 	var targets []issue.Target
 	for _, m := range c.Members {
 		ts, _ := issue.Select(issue.Targets(c.Spec), []string{m.Name + "/etcd-server", m.Name + "/etcd-peer"})
@@ -401,15 +416,7 @@ func testWatchStops(t *testing.T, c *etcdtest.Cluster) {
 		t.Fatal(err)
 	}
 	waitFor(t, 60*time.Second, func() bool { return strings.Contains(out.String(), "[1/3]") })
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("watch ended with %v", err)
-		}
-	case <-time.After(time.Minute):
-		t.Fatal("watch did not stop after its context was cancelled")
-	}
+	w.stop(t)
 	t.Logf("watch output:\n%s", out.String())
 	if !strings.Contains(out.String(), "interrupted before restarting") {
 		t.Errorf("watch did not say it stopped between members")
