@@ -4,7 +4,6 @@
 package ca
 
 import (
-	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/rsa"
@@ -262,6 +261,3 @@ func KeyDescription(pub crypto.PublicKey) string {
 	}
 	return fmt.Sprintf("%T", pub)
 }
-
-// SameBytes reports whether two PEM files hold the same certificate.
-func SameBytes(a, b []byte) bool { return bytes.Equal(bytes.TrimSpace(a), bytes.TrimSpace(b)) }

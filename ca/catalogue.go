@@ -61,16 +61,15 @@ func Catalogue() []Kind {
 }
 
 // kinds renders the profiles into cfssl policies, one policy per profile
-// so that a signer can't pick up another profile's usages by default.
+// holding only that profile, so a signer can never fall back to another
+// profile's usages.
 var kinds = map[string]*config.Signing{
-	ProfileServer: policy([]string{"signing", "key encipherment", "server auth", "client auth"}),
-	ProfileClient: policy([]string{"signing", "key encipherment", "client auth"}),
+	ProfileServer: policy(ProfileServer, []string{"signing", "key encipherment", "server auth", "client auth"}),
+	ProfileClient: policy(ProfileClient, []string{"signing", "key encipherment", "client auth"}),
 }
 
-func policy(usages []string) *config.Signing {
+// policy's expiry is a placeholder: Sign always sets notBefore/notAfter.
+func policy(name string, usages []string) *config.Signing {
 	p := &config.SigningProfile{Usage: usages, Expiry: 24 * time.Hour, ExpiryString: "24h"}
-	return &config.Signing{
-		Profiles: map[string]*config.SigningProfile{ProfileServer: p, ProfileClient: p},
-		Default:  p,
-	}
+	return &config.Signing{Profiles: map[string]*config.SigningProfile{name: p}, Default: p}
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 )
@@ -198,16 +197,6 @@ func (n Node) ServerSANs() []string {
 	hosts = append(hosts, n.DNSNames...)
 	hosts = append(hosts, n.Name, "localhost", "127.0.0.1", "::1")
 	return dedupe(hosts)
-}
-
-// NodeNames lists node names sorted, for stable output.
-func (s *Spec) NodeNames() []string {
-	var names []string
-	for _, n := range s.Nodes {
-		names = append(names, n.Name)
-	}
-	sort.Strings(names)
-	return names
 }
 
 func urlsFor(ips []net.IP, port int) []string {

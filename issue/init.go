@@ -68,12 +68,20 @@ type plan struct {
 	configs []atomicdir.File // Name is a full path here
 }
 
+// add puts f into dir's next version; a file of the same name added
+// before (a bundle's ca.crt, once per certificate in it) is replaced.
 func (pl *plan) add(dir string, f atomicdir.File) {
 	st := pl.byDir[dir]
 	if st == nil {
 		st = &pending{dir: dir}
 		pl.byDir[dir] = st
 		pl.stores = append(pl.stores, st)
+	}
+	for i := range st.files {
+		if st.files[i].Name == f.Name {
+			st.files[i] = f
+			return
+		}
 	}
 	st.files = append(st.files, f)
 }
@@ -107,28 +115,32 @@ func Init(ctx context.Context, s *cluster.Spec, o Options) (*Result, error) {
 	type pair struct {
 		cert, key []byte
 		warn      string
+		created   bool
 	}
 	pairs := make([]pair, len(targets))
-	var toSign []int
+	bundleCA := map[string]bool{}
 	for i, t := range targets {
-		if err := checkBundleCA(t.CADir, authority); err != nil {
-			return nil, err
+		if !bundleCA[t.CADir] {
+			if err := checkBundleCA(t.CADir, authority); err != nil {
+				return nil, err
+			}
+			bundleCA[t.CADir] = true
 		}
 		certPEM, keyPEM, warn, err := existingPair(t, authority, now)
 		if err != nil {
 			return nil, err
 		}
-		pairs[i] = pair{certPEM, keyPEM, warn}
-		if certPEM == nil {
-			toSign = append(toSign, i)
-		}
+		pairs[i] = pair{cert: certPEM, key: keyPEM, warn: warn, created: certPEM == nil}
 	}
 	// Key generation and signing are CPU-bound and independent: use every
 	// core.
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
 	errs := make([]error, len(targets))
-	for _, i := range toSign {
+	for i := range pairs {
+		if !pairs[i].created {
+			continue
+		}
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
@@ -140,16 +152,12 @@ func Init(ctx context.Context, s *cluster.Spec, o Options) (*Result, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	caAdded := map[string]bool{}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	for i, t := range targets {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		if !caAdded[t.CADir] {
-			pl.add(t.CADir, atomicdir.File{Name: "ca.crt", Data: authority.CertPEM, Mode: atomicdir.CertMode})
-			caAdded[t.CADir] = true
-		}
-		if slices.Contains(toSign, i) {
+		pl.add(t.CADir, atomicdir.File{Name: "ca.crt", Data: authority.CertPEM, Mode: atomicdir.CertMode})
+		if pairs[i].created {
 			o.printf("[certs] created %s%s", t.ID, describeHosts(t.Hosts))
 			res.Created = append(res.Created, t.ID)
 		} else {
@@ -175,10 +183,9 @@ func Init(ctx context.Context, s *cluster.Spec, o Options) (*Result, error) {
 	return res, nil
 }
 
-// write puts the plan on disk as one batch: every new version is written,
-// the filesystem is synced once, then each store switches (the CA's
-// first, so no leaf is ever in effect without its issuer) and the switches
-// are synced.
+// write puts the plan on disk as one batch: every new version is written
+// and synced, then each store switches (the CA's first, so no leaf is ever
+// in effect without its issuer) and the switches are synced.
 func (pl *plan) write(pki string, o Options, res *Result) error {
 	var b atomicdir.Batch
 	for _, st := range pl.stores {
@@ -290,34 +297,28 @@ func checkBundleCA(dir string, a *ca.CA) error {
 }
 
 // existingPair returns an existing valid pair, nil when there is none, or
-// an input error when what is there can't be used.
+// an input error when what is there can't be used. A pair that is merely
+// due is reused: renewing is `certs renew`'s and rotate's job.
 func existingPair(t Target, a *ca.CA, now time.Time) (certPEM, keyPEM []byte, warn string, err error) {
-	certPEM, certErr := os.ReadFile(t.CertPath())
-	keyPEM, keyErr := os.ReadFile(t.KeyPath())
-	switch {
-	case errors.Is(certErr, fs.ErrNotExist) && errors.Is(keyErr, fs.ErrNotExist):
+	certPEM, keyPEM, err = readPair(t)
+	info, pc := inspect(t, a, certPEM, keyPEM, err, 0, now)
+	switch info.Status {
+	case StatusMissing:
 		return nil, nil, "", nil
-	case certErr != nil:
-		return nil, nil, "", readError(t.CertPath(), certErr)
-	case keyErr != nil:
-		return nil, nil, "", readError(t.KeyPath(), keyErr)
+	case StatusInvalid:
+		return nil, nil, "", pc.err
+	case StatusExpired:
+		return nil, nil, "", inputError("%s: expired on %s; run: etcdpki certs renew %s", t.CertPath(), info.Expires.Format(time.DateOnly), t.ID)
 	}
-	cert, err := validatePair(t, a, certPEM, keyPEM, now)
-	if err != nil {
-		return nil, nil, "", err
-	}
-	if now.After(cert.NotAfter) {
-		return nil, nil, "", inputError("%s: expired on %s; run: etcdpki certs renew %s", t.CertPath(), cert.NotAfter.Format(time.DateOnly), t.ID)
-	}
-	if missing, extra := sanDiff(cert, t.Hosts); len(missing)+len(extra) > 0 {
-		warn = fmt.Sprintf(" (SANs differ from the spec: missing %v, extra %v; run: etcdpki certs renew %s)", missing, extra, t.ID)
+	if pc.sanNote != "" {
+		warn = fmt.Sprintf(" (SANs differ from the spec: %s; run: etcdpki certs renew %s)", pc.sanNote, t.ID)
 	}
 	return certPEM, keyPEM, warn, nil
 }
 
 // validatePair checks that a pair belongs together and was issued by a
 // for the target's usage. Expiry is the caller's business.
-func validatePair(t Target, a *ca.CA, certPEM, keyPEM []byte, now time.Time) (*x509.Certificate, error) {
+func validatePair(t Target, a *ca.CA, certPEM, keyPEM []byte) (*x509.Certificate, error) {
 	cert, err := ca.ParseCert(certPEM)
 	if err != nil {
 		return nil, inputError("%s: %v", t.CertPath(), err)

@@ -47,9 +47,6 @@ type CertInfo struct {
 	Cert   *x509.Certificate `json:"-"`
 }
 
-// Due reports whether the certificate needs renewing.
-func (c CertInfo) Due() bool { return c.Status != StatusOK }
-
 // List inspects the CA and every certificate the spec calls for.
 // renewBefore overrides the spec's threshold when positive.
 func List(s *cluster.Spec, renewBefore time.Duration, now time.Time) ([]CertInfo, error) {
@@ -78,28 +75,44 @@ func List(s *cluster.Spec, renewBefore time.Duration, now time.Time) ([]CertInfo
 
 // Inspect reads one target's pair and says whether it is usable and due.
 func Inspect(t Target, authority *ca.CA, renewBefore time.Duration, now time.Time) CertInfo {
+	certPEM, keyPEM, err := readPair(t)
+	info, _ := inspect(t, authority, certPEM, keyPEM, err, renewBefore, now)
+	return info
+}
+
+// pairCheck is what inspect found beyond the listing: the error behind an
+// invalid pair, and a note when the SANs differ from the spec (also for
+// pairs that are due for another reason).
+type pairCheck struct {
+	err     error
+	sanNote string
+}
+
+// inspect classifies a pair read by readPair (readErr is its error).
+func inspect(t Target, authority *ca.CA, certPEM, keyPEM []byte, readErr error, renewBefore time.Duration, now time.Time) (CertInfo, pairCheck) {
 	info := CertInfo{Name: t.ID, CA: authority.Cert.Subject.CommonName, Path: t.CertPath(), Target: &t}
-	certPEM, certErr := os.ReadFile(t.CertPath())
-	keyPEM, keyErr := os.ReadFile(t.KeyPath())
+	var pc pairCheck
 	switch {
-	case errors.Is(certErr, fs.ErrNotExist) && errors.Is(keyErr, fs.ErrNotExist):
+	case readErr != nil:
+		pc.err = readErr
+		info.Status, info.Reason = StatusInvalid, readErr.Error()
+		return info, pc
+	case certPEM == nil:
 		info.Status, info.Reason = StatusMissing, "not issued yet"
-		return info
-	case certErr != nil:
-		info.Status, info.Reason = StatusInvalid, certErr.Error()
-		return info
-	case keyErr != nil:
-		info.Status, info.Reason = StatusInvalid, keyErr.Error()
-		return info
+		return info, pc
 	}
 	if c, err := ca.ParseCert(certPEM); err == nil {
 		fill(&info, c, now)
 		info.Cert = c
 	}
-	cert, err := validatePair(t, authority, certPEM, keyPEM, now)
+	cert, err := validatePair(t, authority, certPEM, keyPEM)
 	if err != nil {
+		pc.err = err
 		info.Status, info.Reason = StatusInvalid, err.Error()
-		return info
+		return info, pc
+	}
+	if missing, extra := sanDiff(cert, t.Hosts); len(missing)+len(extra) > 0 {
+		pc.sanNote = fmt.Sprintf("spec wants SANs %v more and %v fewer", missing, extra)
 	}
 	life := cert.NotAfter.Sub(cert.NotBefore)
 	renewAt := cert.NotBefore.Add(time.Duration(float64(life) * RenewAtFraction))
@@ -108,19 +121,34 @@ func Inspect(t Target, authority *ca.CA, renewBefore time.Duration, now time.Tim
 		info.Status, info.Reason = StatusExpired, "expired"
 	case now.Before(cert.NotBefore):
 		info.Status, info.Reason = StatusInvalid, "not valid yet (clock skew?)"
+		pc.err = inputError("%s: not valid until %s (clock skew?)", t.CertPath(), cert.NotBefore.Format(time.RFC3339))
 	case cert.NotAfter.Sub(now) <= renewBefore:
 		info.Status, info.Reason = StatusDue, fmt.Sprintf("expires within renew-before (%s)", cluster.FormatDuration(renewBefore))
 	case now.After(renewAt):
 		info.Status, info.Reason = StatusDue, "past 2/3 of its lifetime"
+	case pc.sanNote != "":
+		info.Status, info.Reason = StatusSANMismatch, pc.sanNote
 	default:
 		info.Status = StatusOK
 	}
-	if info.Status == StatusOK {
-		if missing, extra := sanDiff(cert, t.Hosts); len(missing)+len(extra) > 0 {
-			info.Status, info.Reason = StatusSANMismatch, fmt.Sprintf("spec wants SANs %v more and %v fewer", missing, extra)
-		}
+	return info, pc
+}
+
+// readPair reads a target's certificate and key. Neither present is not an
+// error (both nil); one without the other, or an unreadable file, is an
+// input error naming the file.
+func readPair(t Target) (certPEM, keyPEM []byte, err error) {
+	certPEM, certErr := os.ReadFile(t.CertPath())
+	keyPEM, keyErr := os.ReadFile(t.KeyPath())
+	switch {
+	case errors.Is(certErr, fs.ErrNotExist) && errors.Is(keyErr, fs.ErrNotExist):
+		return nil, nil, nil
+	case certErr != nil:
+		return nil, nil, readError(t.CertPath(), certErr)
+	case keyErr != nil:
+		return nil, nil, readError(t.KeyPath(), keyErr)
 	}
-	return info
+	return certPEM, keyPEM, nil
 }
 
 func fill(info *CertInfo, c *x509.Certificate, now time.Time) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -60,10 +59,14 @@ func Renew(ctx context.Context, s *cluster.Spec, targets []Target, o RenewOption
 			return nil, err
 		}
 		r := Renewed{Target: t}
-		certPEM, certErr := os.ReadFile(t.CertPath())
-		keyPEM, keyErr := os.ReadFile(t.KeyPath())
+		// An unreadable or half pair is replaced, and there is nothing
+		// to back up; only --reuse-key needs the old key.
+		certPEM, keyPEM, readErr := readPair(t)
+		if readErr != nil && o.ReuseKey {
+			return nil, inputError("%s: cannot reuse key: %v", t.KeyPath(), readErr)
+		}
 		var reuse []byte
-		if certErr == nil && keyErr == nil {
+		if readErr == nil && certPEM != nil {
 			if c, err := ca.ParseCert(certPEM); err == nil {
 				r.OldSerial = Serial(c)
 			}
@@ -82,7 +85,7 @@ func Renew(ctx context.Context, s *cluster.Spec, targets []Target, o RenewOption
 		c, _ := ca.ParseCert(newCert)
 		r.NewSerial = Serial(c)
 		r.NotAfter = c.NotAfter
-		if certErr == nil {
+		if _, ok := olds[t.ID]; ok {
 			r.Backup = filepath.Join(backup, rel(s.PKIDir, t.Dir))
 		}
 		pl.add(t.Dir, atomicdir.File{Name: t.CertName, Data: newCert, Mode: atomicdir.CertMode})

@@ -79,6 +79,14 @@ func TestRenewReuseKeyAndSANChange(t *testing.T) {
 	if strings.Join(stale, " ") != "etcd-node-2/etcd-server etcd-node-2/etcd-peer" {
 		t.Errorf("SAN mismatch reported for %v", stale)
 	}
+	// init reuses such a certificate but says how to fix it.
+	var out bytes.Buffer
+	if _, err := Init(context.Background(), moved, Options{Out: &out}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "reused etcd-node-2/etcd-peer (SANs differ from the spec: spec wants SANs [10.0.0.22] more and [] fewer; run: etcdpki certs renew etcd-node-2/etcd-peer)") {
+		t.Errorf("init does not warn about the SAN change:\n%s", out.String())
+	}
 	picked, _ := Select(Targets(moved), []string{"etcd-node-2/etcd-server"})
 	key := mustRead(t, picked[0].KeyPath())
 	if _, err := Renew(context.Background(), moved, picked, RenewOptions{ReuseKey: true}); err != nil {
