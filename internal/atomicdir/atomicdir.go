@@ -143,24 +143,9 @@ func (b *Batch) Update(dir string, files []File, validate func(map[string][]byte
 	if err != nil {
 		return res, err
 	}
-	contents := map[string]File{}
-	if cur != "" {
-		entries, err := os.ReadDir(cur)
-		if err != nil {
-			return res, fmt.Errorf("read %s: %w", cur, err)
-		}
-		for _, e := range entries {
-			p := filepath.Join(cur, e.Name())
-			data, err := os.ReadFile(p)
-			if err != nil {
-				return res, fmt.Errorf("read %s: %w", p, err)
-			}
-			info, err := e.Info()
-			if err != nil {
-				return res, err
-			}
-			contents[e.Name()] = File{Name: e.Name(), Data: data, Mode: info.Mode().Perm()}
-		}
+	contents, err := readVersion(cur)
+	if err != nil {
+		return res, err
 	}
 	same := cur != ""
 	for _, f := range files {
@@ -316,16 +301,29 @@ func syncAll(paths []string) error {
 	return errors.Join(errs...)
 }
 
-func syncPath(p string) error {
-	f, err := os.Open(p)
+// readVersion reads every file of a version directory ("" reads as empty).
+func readVersion(ver string) (map[string]File, error) {
+	contents := map[string]File{}
+	if ver == "" {
+		return contents, nil
+	}
+	entries, err := os.ReadDir(ver)
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("read %s: %w", ver, err)
 	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", p, err)
+	for _, e := range entries {
+		p := filepath.Join(ver, e.Name())
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", p, err)
+		}
+		info, err := e.Info()
+		if err != nil {
+			return nil, err
+		}
+		contents[e.Name()] = File{Name: e.Name(), Data: data, Mode: info.Mode().Perm()}
 	}
-	return nil
+	return contents, nil
 }
 
 // writeVersion writes a complete new version directory. With fsync set,
@@ -350,7 +348,7 @@ func writeVersion(dir string, contents map[string]File, fsync bool) (string, []s
 		}
 	}
 	if fsync {
-		if err := syncDir(ver); err != nil {
+		if err := syncPath(ver); err != nil {
 			os.RemoveAll(ver)
 			return "", nil, err
 		}
@@ -400,21 +398,13 @@ func migrateFlat(dir string, files []File) error {
 	if len(contents) == 0 {
 		return nil
 	}
-	if cur != "" {
-		entries, err := os.ReadDir(cur)
-		if err != nil {
-			return err
-		}
-		for _, e := range entries {
-			if _, ok := contents[e.Name()]; ok {
-				continue
-			}
-			data, err := os.ReadFile(filepath.Join(cur, e.Name()))
-			if err != nil {
-				return err
-			}
-			info, _ := e.Info()
-			contents[e.Name()] = File{Name: e.Name(), Data: data, Mode: info.Mode().Perm()}
+	carried, err := readVersion(cur)
+	if err != nil {
+		return err
+	}
+	for n, f := range carried {
+		if _, ok := contents[n]; !ok {
+			contents[n] = f
 		}
 	}
 	// Same bytes as the plain files, so replacing them one by one with
@@ -426,7 +416,7 @@ func migrateFlat(dir string, files []File) error {
 	if err := switchVersion(dir, version, names); err != nil {
 		return err
 	}
-	return syncDir(dir)
+	return syncPath(dir)
 }
 
 func isLinkToData(dir, name string) bool {
@@ -491,7 +481,7 @@ func WriteFile(path string, data []byte, mode fs.FileMode) (bool, error) {
 		os.Remove(tmp)
 		return false, fmt.Errorf("write %s: %w", path, err)
 	}
-	return true, syncDir(filepath.Dir(path))
+	return true, syncPath(filepath.Dir(path))
 }
 
 // writeTemp writes data to a temporary file beside path, to be renamed
@@ -551,14 +541,15 @@ func writeNew(path string, data []byte, mode fs.FileMode, fsync bool) error {
 	return f.Close()
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
+// syncPath fsyncs a file or a directory.
+func syncPath(p string) error {
+	f, err := os.Open(p)
 	if err != nil {
 		return err
 	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", p, err)
 	}
 	return nil
 }
