@@ -69,6 +69,8 @@ const exitHelp = `EXIT CODES:
 
 func newApp(stdout, stderr io.Writer) *cli.App {
 	cli.AppHelpTemplate = cli.AppHelpTemplate + "\n" + exitHelp + "\n"
+	cmds := commands()
+	markUsageErrors(cmds)
 	return &cli.App{
 		Name:  "etcdpki",
 		Usage: "PKI for an external etcd cluster behind Kubernetes",
@@ -79,12 +81,33 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		HideHelpCommand: true,
 		// --node NAME=IP,DNS carries commas; don't split flag values on them.
 		DisableSliceFlagSeparator: true,
-		Commands:                  commands(),
+		Commands:                  cmds,
 		// Errors are printed once, by run, with the exit code it chooses.
 		ExitErrHandler: func(*cli.Context, error) {},
-		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
-			return &usageError{err.Error()}
+		OnUsageError:   onUsageError,
+		// Without an action, urfave/cli answers an unknown command with
+		// its help command's exit code 3.
+		Action: func(c *cli.Context) error {
+			if c.Args().Present() {
+				return usagef("unknown command %q (see etcdpki --help)", c.Args().First())
+			}
+			return cli.ShowAppHelp(c)
 		},
+	}
+}
+
+// onUsageError turns urfave/cli's flag parsing errors into usage errors
+// (exit 2).
+func onUsageError(_ *cli.Context, err error, _ bool) error { return &usageError{err.Error()} }
+
+// markUsageErrors installs onUsageError on every command and subcommand:
+// urfave/cli consults only the command's own hook, not the app's.
+func markUsageErrors(cmds []*cli.Command) {
+	for _, c := range cmds {
+		if c.OnUsageError == nil {
+			c.OnUsageError = onUsageError
+		}
+		markUsageErrors(c.Subcommands)
 	}
 }
 
@@ -95,13 +118,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return exitOK
 	}
-	code := exitCode(err)
-	msg := err.Error()
-	if strings.HasPrefix(msg, "flag provided but not defined") || strings.HasPrefix(msg, "No help topic") {
-		code = exitUsage
-	}
-	fmt.Fprintf(stderr, "etcdpki: %s\n", firstLine(msg))
-	return code
+	fmt.Fprintf(stderr, "etcdpki: %s\n", firstLine(err.Error()))
+	return exitCode(err)
 }
 
 func firstLine(s string) string {
