@@ -148,7 +148,9 @@ type MemberResult struct {
 type HandOff struct {
 	From, To string
 	Start    time.Time
-	Took     time.Duration
+	// Took runs from MoveLeader until every member follows the new
+	// leader; it excludes the settle pause that follows.
+	Took time.Duration
 }
 
 // Floor is the sum of the members' restart-to-healthy times.
@@ -499,10 +501,12 @@ func (r *runner) handOff(ctx context.Context, h *probe.Cluster, leader string, r
 	if err := r.etcd.waitLeader(ctx, to, r.o.MemberTimeout); err != nil {
 		return &MemberError{Member: leader, Err: err}
 	}
+	// Took ends here: leadership has moved. The settle pause below is not
+	// part of the hand-off.
+	ho := HandOff{From: leader, To: toName, Start: t0, Took: time.Since(t0)}
 	if r.o.HandOffSettle > 0 {
 		time.Sleep(r.o.HandOffSettle)
 	}
-	ho := HandOff{From: leader, To: toName, Start: t0, Took: time.Since(t0)}
 	res.HandOffs = append(res.HandOffs, ho)
 	r.log.printf("%s: leader; handed leadership to %s in %s (settled %s)", leader, toName, round(ho.Took), r.o.HandOffSettle)
 	return nil
