@@ -65,6 +65,7 @@ type Cluster struct {
 	etcdctlBin string
 	ctl        net.Listener
 	token      string
+	apiTLS     *tls.Config
 
 	mu     sync.Mutex
 	closed bool
@@ -140,6 +141,14 @@ func New(t testing.TB, o Options) *Cluster {
 	if err := c.writeAndInit(); err != nil {
 		t.Fatalf("etcdtest: %v", err)
 	}
+	// The CA never changes in a test cluster, so the apiserver's config is
+	// built once; its pair is read again at every handshake.
+	crt, key := c.Paths.APIServerCert()
+	cfg, err := TLSConfig(c.Paths.APIServerCA(), crt, key)
+	if err != nil {
+		t.Fatalf("etcdtest: kube-apiserver TLS material: %v", err)
+	}
+	c.apiTLS = cfg
 	return c
 }
 
@@ -329,18 +338,7 @@ func TLSConfig(caFile, certFile, keyFile string) (*tls.Config, error) {
 
 // APIServerTLS is the kube-apiserver's view: --etcd-cafile,
 // --etcd-certfile and --etcd-keyfile from its bundle.
-func (c *Cluster) APIServerTLS() *tls.Config {
-	crt, key := c.Paths.APIServerCert()
-	cfg, err := TLSConfig(c.Paths.APIServerCA(), crt, key)
-	if err != nil {
-		// The files were just written by issue.Init; a failure here is a
-		// broken PKI directory, which every caller would report the same way.
-		cfg = &tls.Config{GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-			return nil, fmt.Errorf("kube-apiserver TLS material: %w", err)
-		}}
-	}
-	return cfg
-}
+func (c *Cluster) APIServerTLS() *tls.Config { return c.apiTLS }
 
 // Client returns a client of the given endpoints (every member's when none
 // are given) with the kube-apiserver's certificate, closed when the test

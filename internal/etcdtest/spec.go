@@ -15,13 +15,8 @@ import (
 // Restart (the cluster's control command).
 type SpecFile = cluster.File
 
-// SpecCA, SpecCerts, SpecNode and SpecClient are the spec's sections.
-type (
-	SpecCA     = cluster.FileCA
-	SpecCerts  = cluster.FileCerts
-	SpecNode   = cluster.FileNode
-	SpecClient = cluster.FileClient
-)
+// SpecNode is one node of the spec.
+type SpecNode = cluster.FileNode
 
 // NodeName is the name the harness gives the i-th member (1-based).
 func NodeName(i int) string { return fmt.Sprintf("etcd-%d", i) }
