@@ -53,7 +53,7 @@ demo: build etcd
 demo-stop:
 	examples/demo.sh stop
 
-bench:
+bench: $(TEST_ETCD)
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./...
 
 clean:
