@@ -3,13 +3,14 @@ package verify
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"slices"
 	"time"
 
+	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/probe"
 )
@@ -57,17 +58,12 @@ func localChecks(in *Inputs, now time.Time) ([]Check, *tls.Config) {
 		add(CheckClientCertFile, in.CertFile, OK, "CN %q issued by %q", certs[0].Subject.CommonName, certs[0].Issuer.CommonName)
 	}
 
-	keyOK := true
-	if fi, err := os.Stat(in.KeyFile); err != nil {
-		add(CheckClientKeyFile, in.KeyFile, Fail, "cannot read the client key: %v", unwrapPath(err))
-		keyOK = false
-	} else if f, err := os.Open(in.KeyFile); err != nil {
-		add(CheckClientKeyFile, in.KeyFile, Fail, "cannot read the client key: %v", unwrapPath(err))
-		keyOK = false
+	keyPEM, mode, keyErr := readKey(in.KeyFile)
+	if keyErr != nil {
+		add(CheckClientKeyFile, in.KeyFile, Fail, "cannot read the client key: %v", keyErr)
 	} else {
-		f.Close()
 		add(CheckClientKeyFile, in.KeyFile, OK, "readable")
-		if m := fi.Mode().Perm(); m&keyModeMask != 0 {
+		if m := mode.Perm(); m&keyModeMask != 0 {
 			add(CheckKeyPermissions, in.KeyFile, Fail, "mode %04o lets group or others read it; chmod 600 %s", m, in.KeyFile)
 		} else {
 			add(CheckKeyPermissions, in.KeyFile, OK, "mode %04o", m)
@@ -75,23 +71,28 @@ func localChecks(in *Inputs, now time.Time) ([]Check, *tls.Config) {
 	}
 
 	var pair *tls.Certificate
-	if certErr == nil && keyOK {
-		p, err := probe.LoadKeyPair(in.CertFile, in.KeyFile)
+	if certErr == nil && keyErr == nil {
+		key, err := ca.ParseKey(keyPEM)
 		switch {
-		case errors.Is(err, probe.ErrKeyMismatch):
-			add(CheckKeyMatchesCert, in.KeyFile, Fail, "the key does not belong to %s: a half-replaced pair?", in.CertFile)
 		case err != nil:
 			add(CheckKeyMatchesCert, in.KeyFile, Fail, "cannot load the pair: %v", err)
+		case !ca.KeyMatches(certs[0], key.Public()):
+			add(CheckKeyMatchesCert, in.KeyFile, Fail, "the key does not belong to %s: a half-replaced pair?", in.CertFile)
 		default:
 			add(CheckKeyMatchesCert, in.KeyFile, OK, "key matches the certificate")
+			p := probe.KeyPair(certs, key)
 			pair = &p
 		}
 	}
 
+	var pool *x509.CertPool
+	if caErr == nil {
+		pool = probe.CertPool(cas)
+	}
 	if certErr == nil {
 		leaf := certs[0]
 		if caErr == nil {
-			checks = append(checks, chainCheck(in, cas, certs, now))
+			checks = append(checks, chainCheck(in, pool, certs, now))
 		}
 		switch {
 		case len(leaf.ExtKeyUsage) == 0:
@@ -107,22 +108,32 @@ func localChecks(in *Inputs, now time.Time) ([]Check, *tls.Config) {
 	if caErr != nil || pair == nil {
 		return checks, nil
 	}
-	pool := x509.NewCertPool()
-	for _, c := range cas {
-		pool.AddCert(c)
+	return checks, probe.ClientConfig(pool, pair)
+}
+
+// readKey reads a key file once, with its mode from the same open file.
+func readKey(path string) ([]byte, fs.FileMode, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, unwrapPath(err)
 	}
-	return checks, &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{*pair}, MinVersion: tls.VersionTLS12}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, 0, unwrapPath(err)
+	}
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return nil, 0, unwrapPath(err)
+	}
+	return data, fi.Mode(), nil
 }
 
 // chainCheck verifies the client cert against the CA file now, or, when
 // the cert itself is outside its validity, at the nearest moment inside
 // it: an expired cert is reported once, by the expiry check, rather than
 // as a broken chain too.
-func chainCheck(in *Inputs, cas, certs []*x509.Certificate, now time.Time) Check {
-	pool := x509.NewCertPool()
-	for _, c := range cas {
-		pool.AddCert(c)
-	}
+func chainCheck(in *Inputs, pool *x509.CertPool, certs []*x509.Certificate, now time.Time) Check {
 	inter := x509.NewCertPool()
 	for _, c := range certs[1:] {
 		inter.AddCert(c)

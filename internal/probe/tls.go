@@ -9,12 +9,15 @@
 package probe
 
 import (
+	"crypto"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
+
+	"github.com/etcdpki/etcdpki/ca"
 )
 
 // Sentinel errors for bad TLS input. They are wrapped in an *InputError
@@ -70,10 +73,9 @@ func TLSConfig(caFile, certFile, keyFile string) (*tls.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg := &tls.Config{RootCAs: pool, MinVersion: minTLSVersion}
 	switch {
 	case certFile == "" && keyFile == "":
-		return cfg, nil
+		return ClientConfig(pool, nil), nil
 	case certFile == "":
 		return nil, &InputError{What: "client key", Path: keyFile, Err: ErrPairIncomplete}
 	case keyFile == "":
@@ -83,8 +85,17 @@ func TLSConfig(caFile, certFile, keyFile string) (*tls.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg.Certificates = []tls.Certificate{pair}
-	return cfg, nil
+	return ClientConfig(pool, &pair), nil
+}
+
+// ClientConfig is the client TLS configuration for an etcd cluster whose
+// CA certificates are in pool, presenting pair when it is not nil.
+func ClientConfig(pool *x509.CertPool, pair *tls.Certificate) *tls.Config {
+	cfg := &tls.Config{RootCAs: pool, MinVersion: minTLSVersion}
+	if pair != nil {
+		cfg.Certificates = []tls.Certificate{*pair}
+	}
+	return cfg
 }
 
 // LoadCertPool reads a PEM file of CA certificates into a pool holding
@@ -94,11 +105,16 @@ func LoadCertPool(caFile string) (*x509.CertPool, error) {
 	if err != nil {
 		return nil, &InputError{What: "CA file", Path: caFile, Err: err}
 	}
+	return CertPool(certs), nil
+}
+
+// CertPool is a pool holding exactly certs.
+func CertPool(certs []*x509.Certificate) *x509.CertPool {
 	pool := x509.NewCertPool()
 	for _, c := range certs {
 		pool.AddCert(c)
 	}
-	return pool, nil
+	return pool
 }
 
 // ReadCertificates parses every CERTIFICATE block of a PEM file. A file
@@ -130,39 +146,35 @@ func ReadCertificates(path string) ([]*x509.Certificate, error) {
 	return certs, nil
 }
 
-// LoadKeyPair loads a certificate and its key, saying which file is at
-// fault when something is wrong.
+// LoadKeyPair loads a certificate and its key, reading each file once and
+// saying which file is at fault when something is wrong.
 func LoadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
-	if _, err := ReadCertificates(certFile); err != nil {
+	certs, err := ReadCertificates(certFile)
+	if err != nil {
 		return tls.Certificate{}, &InputError{What: "client certificate", Path: certFile, Err: err}
 	}
 	keyPEM, err := os.ReadFile(keyFile)
 	if err != nil {
 		return tls.Certificate{}, &InputError{What: "client key", Path: keyFile, Err: fmt.Errorf("read: %w", unwrapPath(err))}
 	}
-	certPEM, err := os.ReadFile(certFile)
+	key, err := ca.ParseKey(keyPEM)
 	if err != nil {
-		return tls.Certificate{}, &InputError{What: "client certificate", Path: certFile, Err: fmt.Errorf("read: %w", unwrapPath(err))}
-	}
-	pair, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		if isMismatch(err) {
-			err = ErrKeyMismatch
-		}
 		return tls.Certificate{}, &InputError{What: "client key", Path: keyFile, Err: err}
 	}
-	return pair, nil
+	if !ca.KeyMatches(certs[0], key.Public()) {
+		return tls.Certificate{}, &InputError{What: "client key", Path: keyFile, Err: ErrKeyMismatch}
+	}
+	return KeyPair(certs, key), nil
 }
 
-// isMismatch recognises crypto/tls's pair-mismatch errors, which are not
-// exported as values.
-func isMismatch(err error) bool {
-	switch err.Error() {
-	case "tls: private key does not match public key",
-		"tls: private key type does not match public key type":
-		return true
+// KeyPair assembles a TLS certificate from a parsed chain (leaf first) and
+// the leaf's private key; the caller has checked that they match.
+func KeyPair(certs []*x509.Certificate, key crypto.Signer) tls.Certificate {
+	pair := tls.Certificate{PrivateKey: key, Leaf: certs[0]}
+	for _, c := range certs {
+		pair.Certificate = append(pair.Certificate, c.Raw)
 	}
-	return false
+	return pair
 }
 
 func unwrapPath(err error) error {
