@@ -94,19 +94,40 @@ func ReadNodeConfig(path string) (EtcdConfig, error) {
 // APIServerFlags renders kube-apiserver's --etcd-* flags, one per line,
 // with paths where the apiserver host keeps its files.
 func APIServerFlags(s *cluster.Spec) []string {
-	api, _ := s.Client(cluster.ClientAPIServer)
+	ca, crt, key := apiServerFiles(s)
+	return APIServerFlagsFor(s.ClientEndpoints(), ca, crt, key)
+}
+
+// APIServerFlagsFor renders kube-apiserver's --etcd-* flags for explicit
+// endpoints and files.
+func APIServerFlagsFor(endpoints []string, caFile, certFile, keyFile string) []string {
 	return []string{
-		"--etcd-servers=" + strings.Join(s.ClientEndpoints(), ","),
-		"--etcd-cafile=" + filepath.Join(api.Dir, "etcd", "ca.crt"),
-		"--etcd-certfile=" + filepath.Join(api.Dir, "apiserver-etcd-client.crt"),
-		"--etcd-keyfile=" + filepath.Join(api.Dir, "apiserver-etcd-client.key"),
+		"--etcd-servers=" + strings.Join(endpoints, ","),
+		"--etcd-cafile=" + caFile,
+		"--etcd-certfile=" + certFile,
+		"--etcd-keyfile=" + keyFile,
 	}
 }
 
 // KubeadmExternal renders the kubeadm ClusterConfiguration etcd.external
 // block for the same files.
 func KubeadmExternal(s *cluster.Spec) ([]byte, error) {
+	ca, crt, key := apiServerFiles(s)
+	return KubeadmExternalFor(s.ClientEndpoints(), ca, crt, key)
+}
+
+// apiServerFiles are the CA, certificate and key paths on the apiserver's
+// host, as etcdpki init writes them.
+func apiServerFiles(s *cluster.Spec) (caFile, certFile, keyFile string) {
 	api, _ := s.Client(cluster.ClientAPIServer)
+	return filepath.Join(api.Dir, "etcd", "ca.crt"),
+		filepath.Join(api.Dir, "apiserver-etcd-client.crt"),
+		filepath.Join(api.Dir, "apiserver-etcd-client.key")
+}
+
+// KubeadmExternalFor renders the etcd.external block for explicit
+// endpoints and files.
+func KubeadmExternalFor(endpoints []string, caFile, certFile, keyFile string) ([]byte, error) {
 	type external struct {
 		Endpoints []string `yaml:"endpoints"`
 		CAFile    string   `yaml:"caFile"`
@@ -124,10 +145,10 @@ func KubeadmExternal(s *cluster.Spec) ([]byte, error) {
 		APIVersion: "kubeadm.k8s.io/v1beta4",
 		Kind:       "ClusterConfiguration",
 		Etcd: etcd{External: external{
-			Endpoints: s.ClientEndpoints(),
-			CAFile:    filepath.Join(api.Dir, "etcd", "ca.crt"),
-			CertFile:  filepath.Join(api.Dir, "apiserver-etcd-client.crt"),
-			KeyFile:   filepath.Join(api.Dir, "apiserver-etcd-client.key"),
+			Endpoints: endpoints,
+			CAFile:    caFile,
+			CertFile:  certFile,
+			KeyFile:   keyFile,
 		}},
 	}
 	var b bytes.Buffer

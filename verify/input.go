@@ -86,7 +86,9 @@ type Inputs struct {
 	RenewBefore string            `json:"renewBefore"`
 	Timeout     string            `json:"timeout"`
 
-	spec        *cluster.Spec
+	spec *cluster.Spec
+	// specOnly: the spec supplied the endpoints and all three files.
+	specOnly    bool
 	renewBefore time.Duration
 	timeout     time.Duration
 }
@@ -94,11 +96,13 @@ type Inputs struct {
 // resolve turns options into the values to check, or a *UsageError.
 func resolve(o Options) (*Inputs, error) {
 	in := &Inputs{Sources: map[string]string{}}
-	set := func(dst *string, name, v, src string) {
+	set := func(dst *string, name, v, src string) bool {
 		if *dst == "" && v != "" {
 			*dst = v
 			in.Sources[name] = src
+			return true
 		}
+		return false
 	}
 	set(&in.CAFile, "caFile", o.CAFile, "flag")
 	set(&in.CertFile, "certFile", o.CertFile, "flag")
@@ -130,12 +134,14 @@ func resolve(o Options) (*Inputs, error) {
 		p := issue.Paths{PKI: s.PKIDir}
 		crt, key := p.APIServerCert()
 		src := "spec " + o.SpecFile
-		set(&in.CAFile, "caFile", p.APIServerCA(), src)
-		set(&in.CertFile, "certFile", crt, src)
-		set(&in.KeyFile, "keyFile", key, src)
-		if len(in.Endpoints) == 0 {
+		caSet := set(&in.CAFile, "caFile", p.APIServerCA(), src)
+		crtSet := set(&in.CertFile, "certFile", crt, src)
+		keySet := set(&in.KeyFile, "keyFile", key, src)
+		epsSet := len(in.Endpoints) == 0
+		if epsSet {
 			in.Endpoints, in.Sources["endpoints"] = s.ClientEndpoints(), src
 		}
+		in.specOnly = caSet && crtSet && keySet && epsSet
 	} else if o.PKIDir != "" {
 		return nil, usagef("--dir needs --spec: the spec says which endpoints to check")
 	}

@@ -7,7 +7,6 @@
 package verify
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,8 +15,6 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
-
-	"go.yaml.in/yaml/v3"
 
 	"github.com/etcdpki/etcdpki/internal/probe"
 	"github.com/etcdpki/etcdpki/issue"
@@ -192,51 +189,11 @@ func (r *Report) WriteFlags(w io.Writer) error {
 // them; from flags or a manifest, the very paths that were checked.
 func (r *Report) apiserverConfig() ([]string, string, error) {
 	in := r.Inputs
-	if s := in.spec; s != nil && fromSpecOnly(in) {
+	if s := in.spec; s != nil && in.specOnly {
 		kubeadm, err := issue.KubeadmExternal(s)
 		return issue.APIServerFlags(s), string(kubeadm), err
 	}
-	flags := []string{
-		"--etcd-servers=" + strings.Join(in.Endpoints, ","),
-		"--etcd-cafile=" + absOr(in.CAFile),
-		"--etcd-certfile=" + absOr(in.CertFile),
-		"--etcd-keyfile=" + absOr(in.KeyFile),
-	}
-	kubeadm, err := kubeadmExternal(in)
-	return flags, string(kubeadm), err
-}
-
-func fromSpecOnly(in *Inputs) bool {
-	for _, k := range []string{"endpoints", "caFile", "certFile", "keyFile"} {
-		if !strings.HasPrefix(in.Sources[k], "spec ") {
-			return false
-		}
-	}
-	return true
-}
-
-// kubeadmExternal renders the etcd.external block for explicit inputs, in
-// the same shape as issue.KubeadmExternal.
-func kubeadmExternal(in *Inputs) ([]byte, error) {
-	type external struct {
-		Endpoints []string `yaml:"endpoints"`
-		CAFile    string   `yaml:"caFile"`
-		CertFile  string   `yaml:"certFile"`
-		KeyFile   string   `yaml:"keyFile"`
-	}
-	doc := struct {
-		APIVersion string `yaml:"apiVersion"`
-		Kind       string `yaml:"kind"`
-		Etcd       struct {
-			External external `yaml:"external"`
-		} `yaml:"etcd"`
-	}{APIVersion: "kubeadm.k8s.io/v1beta4", Kind: "ClusterConfiguration"}
-	doc.Etcd.External = external{Endpoints: in.Endpoints, CAFile: absOr(in.CAFile), CertFile: absOr(in.CertFile), KeyFile: absOr(in.KeyFile)}
-	var b bytes.Buffer
-	enc := yaml.NewEncoder(&b)
-	enc.SetIndent(2)
-	if err := enc.Encode(doc); err != nil {
-		return nil, err
-	}
-	return b.Bytes(), enc.Close()
+	ca, crt, key := absOr(in.CAFile), absOr(in.CertFile), absOr(in.KeyFile)
+	kubeadm, err := issue.KubeadmExternalFor(in.Endpoints, ca, crt, key)
+	return issue.APIServerFlagsFor(in.Endpoints, ca, crt, key), string(kubeadm), err
 }
