@@ -56,7 +56,11 @@ func TestClusterChecks(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			for _, c := range clusterChecks(tc.c, tc.strict) {
+			checks := clusterChecks(tc.c)
+			if tc.strict {
+				strict(checks)
+			}
+			for _, c := range checks {
 				if c.Name != tc.check {
 					continue
 				}

@@ -112,7 +112,7 @@ func endpointChecks(r *probe.Result, now time.Time, renewBefore time.Duration) [
 }
 
 // clusterChecks checks what the endpoints must agree on.
-func clusterChecks(c *probe.Cluster, strict bool) []Check {
+func clusterChecks(c *probe.Cluster) []Check {
 	var out []Check
 	row := func(name string, st Status, format string, args ...any) {
 		out = append(out, Check{Name: name, Target: "cluster", Status: st, Reason: fmt.Sprintf(format, args...)})
@@ -194,11 +194,7 @@ func clusterChecks(c *probe.Cluster, strict bool) []Check {
 	case len(missing) == 0:
 		row(CheckCoverage, OK, "every member's client URL is among the endpoints")
 	default:
-		st := Warn
-		if strict {
-			st = Fail
-		}
-		row(CheckCoverage, st, "not among the endpoints, so the apiserver would never use them: %s", strings.Join(missing, ", "))
+		row(CheckCoverage, Warn, "not among the endpoints, so the apiserver would never use them: %s", strings.Join(missing, ", "))
 	}
 
 	voters, healthy := 0, 0

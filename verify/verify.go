@@ -20,8 +20,8 @@ import (
 	"github.com/etcdpki/etcdpki/issue"
 )
 
-// ErrChecksFailed is returned by Run when a check failed (or warned, with
-// Strict). It maps to exit code 1.
+// ErrChecksFailed is returned by Run when a check failed (warnings count
+// as failures with Strict). It maps to exit code 1.
 var ErrChecksFailed = errors.New("verify: checks failed")
 
 // Status is a check's outcome.
@@ -53,7 +53,8 @@ type Report struct {
 	Inputs  *Inputs        `json:"inputs"`
 	Checks  []Check        `json:"checks"`
 	Cluster *probe.Cluster `json:"cluster,omitempty"`
-	// Passed is the verdict: no failure, and no warning under Strict.
+	// Passed is the verdict: no failure (under Strict, every warning
+	// has already become one).
 	Passed bool           `json:"passed"`
 	Counts map[Status]int `json:"counts"`
 	Took   probe.Duration `json:"took"`
@@ -100,15 +101,29 @@ func Evaluate(ctx context.Context, o Options) (*Report, error) {
 		for i := range rep.Cluster.Endpoints {
 			rep.Checks = append(rep.Checks, endpointChecks(&rep.Cluster.Endpoints[i], now, in.renewBefore)...)
 		}
-		rep.Checks = append(rep.Checks, clusterChecks(rep.Cluster, o.Strict)...)
+		rep.Checks = append(rep.Checks, clusterChecks(rep.Cluster)...)
+	}
+	if o.Strict {
+		strict(rep.Checks)
 	}
 	rep.Counts = map[Status]int{}
 	for _, c := range rep.Checks {
 		rep.Counts[c.Status]++
 	}
-	rep.Passed = rep.Counts[Fail] == 0 && (!o.Strict || rep.Counts[Warn] == 0)
+	rep.Passed = rep.Counts[Fail] == 0
 	rep.Took = probe.Duration(time.Since(start))
 	return rep, nil
+}
+
+// strict turns every warning into a failure, in place, so the rows, the
+// counts and the verdict all say the same thing.
+func strict(checks []Check) {
+	for i := range checks {
+		if checks[i].Status == Warn {
+			checks[i].Status = Fail
+			checks[i].Reason += " (--strict)"
+		}
+	}
 }
 
 // Run checks, writes the report to w (a table, or JSON with o.JSON), and

@@ -304,6 +304,12 @@ spec:
 				o.Strict = true
 				rep, out, err := runVerify(t, o)
 				assertReport(t, rep, out, err, *sc.strictToo)
+				if rep.Counts[Warn] != 0 || rep.Counts[Fail] == 0 {
+					t.Errorf("--strict counts %v: a warning left as a warning, or no failure", rep.Counts)
+				}
+				if c, _ := rep.Find(sc.strictToo.check, ""); !strings.HasSuffix(c.Reason, "(--strict)") {
+					t.Errorf("--strict row %q does not say why it failed", c.Reason)
+				}
 			}
 		})
 	}
