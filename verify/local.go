@@ -47,7 +47,7 @@ func localChecks(in *Inputs, now time.Time) ([]Check, *tls.Config) {
 	} else {
 		add(CheckCAFile, in.CAFile, OK, "%d CA certificate(s): %s", len(cas), cas[0].Subject.CommonName)
 		for _, c := range cas {
-			checks = append(checks, expiryCheck(CheckCAExpiry, in.CAFile, "CA "+c.Subject.CommonName, c, now, in.renewBefore))
+			checks = append(checks, expiryCheck(CheckCAExpiry, in.CAFile, "CA "+c.Subject.CommonName, c.NotBefore, c.NotAfter, now, in.renewBefore))
 		}
 	}
 
@@ -102,7 +102,7 @@ func localChecks(in *Inputs, now time.Time) ([]Check, *tls.Config) {
 		default:
 			add(CheckClientAuth, in.CertFile, Fail, "no clientAuth extended key usage (has %s): etcd will reject it as a client certificate", ekuNames(leaf.ExtKeyUsage))
 		}
-		checks = append(checks, expiryCheck(CheckClientExpiry, in.CertFile, "client certificate", leaf, now, in.renewBefore))
+		checks = append(checks, expiryCheck(CheckClientExpiry, in.CertFile, "client certificate", leaf.NotBefore, leaf.NotAfter, now, in.renewBefore))
 	}
 
 	if caErr != nil || pair == nil {
@@ -161,23 +161,23 @@ func chainCheck(in *Inputs, pool *x509.CertPool, certs []*x509.Certificate, now 
 	return c
 }
 
-// expiryCheck fails a certificate outside its validity and warns inside
-// the renew-before window.
-func expiryCheck(name, target, what string, c *x509.Certificate, now time.Time, renewBefore time.Duration) Check {
+// expiryCheck fails a certificate outside its validity (notBefore to
+// notAfter) and warns inside the renew-before window.
+func expiryCheck(name, target, what string, notBefore, notAfter, now time.Time, renewBefore time.Duration) Check {
 	ch := Check{Name: name, Target: target, Status: OK}
-	left := c.NotAfter.Sub(now)
+	left := notAfter.Sub(now)
 	switch {
-	case now.Before(c.NotBefore):
+	case now.Before(notBefore):
 		ch.Status = Fail
-		ch.Reason = fmt.Sprintf("%s is not valid until %s (in %s): check the clocks", what, c.NotBefore.UTC().Format(time.RFC3339), roundDur(c.NotBefore.Sub(now)))
+		ch.Reason = fmt.Sprintf("%s is not valid until %s (in %s): check the clocks", what, notBefore.UTC().Format(time.RFC3339), roundDur(notBefore.Sub(now)))
 	case left <= 0:
 		ch.Status = Fail
-		ch.Reason = fmt.Sprintf("%s expired %s ago, at %s", what, roundDur(-left), c.NotAfter.UTC().Format(time.RFC3339))
+		ch.Reason = fmt.Sprintf("%s expired %s ago, at %s", what, roundDur(-left), notAfter.UTC().Format(time.RFC3339))
 	case left < renewBefore:
 		ch.Status = Warn
-		ch.Reason = fmt.Sprintf("%s expires in %s (%s), inside renew-before %s: run etcdpki rotate", what, roundDur(left), c.NotAfter.UTC().Format(time.RFC3339), cluster.FormatDuration(renewBefore))
+		ch.Reason = fmt.Sprintf("%s expires in %s (%s), inside renew-before %s: run etcdpki rotate", what, roundDur(left), notAfter.UTC().Format(time.RFC3339), cluster.FormatDuration(renewBefore))
 	default:
-		ch.Reason = fmt.Sprintf("%s valid until %s (%s left)", what, c.NotAfter.UTC().Format(time.RFC3339), roundDur(left))
+		ch.Reason = fmt.Sprintf("%s valid until %s (%s left)", what, notAfter.UTC().Format(time.RFC3339), roundDur(left))
 	}
 	return ch
 }

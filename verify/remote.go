@@ -69,16 +69,7 @@ func endpointChecks(r *probe.Result, now time.Time, renewBefore time.Duration) [
 	}
 	sc := r.ServerCert
 	row(CheckTLS, OK, "", "server cert %q from %q accepted, and it accepted ours (%s)", cn(sc.Subject), cn(sc.Issuer), r.HandshakeTook)
-	exp := Check{Name: CheckServerExpiry, Target: ep, Status: OK}
-	left := sc.NotAfter.Sub(now)
-	switch {
-	case left < renewBefore:
-		exp.Status = Warn
-		exp.Reason = fmt.Sprintf("server certificate expires in %s (%s), inside renew-before: run etcdpki rotate", roundDur(left), sc.NotAfter.UTC().Format(time.RFC3339))
-	default:
-		exp.Reason = fmt.Sprintf("valid until %s (%s left)", sc.NotAfter.UTC().Format(time.RFC3339), roundDur(left))
-	}
-	out = append(out, exp)
+	out = append(out, expiryCheck(CheckServerExpiry, ep, "server certificate", sc.NotBefore, sc.NotAfter, now, renewBefore))
 
 	switch s := r.Status; {
 	case r.StatusError != nil:
