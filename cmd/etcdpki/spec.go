@@ -14,6 +14,17 @@ import (
 // an operator can cd into a cluster's directory and just run etcdpki.
 const defaultSpec = "etcdpki.yaml"
 
+// defaultSpecIfPresent returns defaultSpec when it exists, "" when it does
+// not, and a usage error when it cannot be checked.
+func defaultSpecIfPresent() (string, error) {
+	if _, err := os.Stat(defaultSpec); err == nil {
+		return defaultSpec, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", usagef("%s: %v", defaultSpec, err)
+	}
+	return "", nil
+}
+
 // specFlags are shared by every command that reads the cluster spec.
 func specFlags() []cli.Flag {
 	return []cli.Flag{
@@ -43,10 +54,9 @@ func loadSpec(c *cli.Context, needNodes bool) (*cluster.Spec, error) {
 		return nil, usagef("give either --spec or --node, not both")
 	}
 	if path == "" && len(nodes) == 0 {
-		if _, err := os.Stat(defaultSpec); err == nil {
-			path = defaultSpec
-		} else if !errors.Is(err, fs.ErrNotExist) {
-			return nil, usagef("%s: %v", defaultSpec, err)
+		var err error
+		if path, err = defaultSpecIfPresent(); err != nil {
+			return nil, err
 		}
 	}
 	switch {

@@ -1,10 +1,6 @@
 package main
 
 import (
-	"errors"
-	"io/fs"
-	"os"
-
 	"github.com/urfave/cli/v2"
 
 	"github.com/etcdpki/etcdpki/cluster"
@@ -79,9 +75,6 @@ func verifyOptions(c *cli.Context) (verify.Options, error) {
 	default:
 		return o, usagef("--output %q: use table or json", c.String("output"))
 	}
-	if o.Timeout <= 0 {
-		return o, usagef("--timeout must be positive")
-	}
 	if v := c.String("renew-before"); v != "" {
 		d, err := cluster.ParseDuration(v)
 		if err != nil {
@@ -91,10 +84,9 @@ func verifyOptions(c *cli.Context) (verify.Options, error) {
 	}
 	nothing := o.SpecFile == "" && o.Manifest == "" && len(o.Endpoints) == 0 && o.CAFile == "" && o.CertFile == "" && o.KeyFile == ""
 	if nothing {
-		if _, err := os.Stat(defaultSpec); err == nil {
-			o.SpecFile = defaultSpec
-		} else if !errors.Is(err, fs.ErrNotExist) {
-			return o, usagef("%s: %v", defaultSpec, err)
+		var err error
+		if o.SpecFile, err = defaultSpecIfPresent(); err != nil {
+			return o, err
 		}
 	}
 	return o, nil
