@@ -28,8 +28,9 @@ const (
 	CheckKeyPermissions = "key-permissions"
 )
 
-// keyModeMask: a private key readable or writable by anyone but its owner
-// is as good as leaked; kubeadm writes keys 0600.
+// keyModeMask: a private key that grants group or others any access (read,
+// write or execute) is as good as leaked, or replaceable; kubeadm writes
+// keys 0600.
 const keyModeMask fs.FileMode = 0o077
 
 // localChecks checks the TLS material on disk and returns the client TLS
@@ -64,7 +65,7 @@ func localChecks(in *Inputs, now time.Time) ([]Check, *tls.Config) {
 	} else {
 		add(CheckClientKeyFile, in.KeyFile, OK, "readable")
 		if m := mode.Perm(); m&keyModeMask != 0 {
-			add(CheckKeyPermissions, in.KeyFile, Fail, "mode %04o lets group or others read it; chmod 600 %s", m, in.KeyFile)
+			add(CheckKeyPermissions, in.KeyFile, Fail, "mode %04o gives group or others access to it; chmod 600 %s", m, in.KeyFile)
 		} else {
 			add(CheckKeyPermissions, in.KeyFile, OK, "mode %04o", m)
 		}

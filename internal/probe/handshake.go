@@ -185,12 +185,13 @@ func Dial(ctx context.Context, addr string, cfg *tls.Config) (*Conn, Stage, erro
 //
 // Acceptance is the first session ticket: a server that asked for a client
 // certificate sends its tickets only once it has verified it (Go's
-// crypto/tls, and so every etcd, does), with no application data needed. Nothing is written: bytes of an application
-// protocol could be routed anywhere (etcd 3.4's peer port hands an HTTP/2
-// preface to a gRPC server that expects a second TLS handshake and drops
-// the connection). Application data from the server also counts as
-// acceptance; silence for confirmWait counts too, for servers that send no
-// tickets, since a rejection would have come at once.
+// crypto/tls, and so every etcd, does), with no application data needed.
+// Nothing is written: bytes of an application protocol could be routed
+// anywhere (etcd 3.4's peer port hands an HTTP/2 preface to a gRPC server
+// that expects a second TLS handshake and drops the connection).
+// Application data from the server also counts as acceptance; silence for
+// confirmWait counts too, for servers that send no tickets, since a
+// rejection would have come at once.
 func confirmAccepted(ctx context.Context, tc *tls.Conn, tickets *ticketWatch) error {
 	if tc.ConnectionState().Version < tls.VersionTLS13 {
 		return nil // TLS 1.2 checks the client cert inside the handshake
@@ -379,7 +380,8 @@ func isTimeout(ctx context.Context, err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// budget renders the probe's time budget for messages, " (after 5s)".
+// budget renders the probe's time budget for messages, " within 5s", or
+// "" when ctx carries none.
 func budget(ctx context.Context) string {
 	if b, ok := ctx.Value(budgetKey{}).(time.Duration); ok {
 		return fmt.Sprintf(" within %s", b)
