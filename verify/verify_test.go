@@ -107,15 +107,19 @@ func TestLocalChecks(t *testing.T) {
 		return files{ca, crt, key}
 	}
 	tests := []struct {
-		name    string
-		setup   func(t *testing.T) files
-		check   string
-		st      Status
-		reason  string
-		usable  bool
+		name   string
+		setup  func(t *testing.T) files
+		check  string
+		st     Status
+		reason string
+		usable bool
+		// renewIn overrides cluster.DefaultRenewBefore.
 		renewIn time.Duration
+		// clean: no row may warn or fail.
+		clean bool
 	}{
-		{name: "all good", setup: good, check: CheckKeyMatchesCert, st: OK, usable: true},
+		// testpki's CA lives 24h: inside the default renew-before.
+		{name: "all good", setup: good, check: CheckKeyMatchesCert, st: OK, usable: true, clean: true, renewIn: time.Hour},
 		{name: "key readable by others", setup: func(t *testing.T) files {
 			f := good(t)
 			if err := os.Chmod(f.key, 0o644); err != nil {
@@ -164,12 +168,18 @@ func TestLocalChecks(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := tc.setup(t)
 			in := &Inputs{CAFile: f.ca, CertFile: f.crt, KeyFile: f.key, renewBefore: cluster.DefaultRenewBefore}
+			if tc.renewIn != 0 {
+				in.renewBefore = tc.renewIn
+			}
 			checks, cfg := localChecks(in, now)
 			if (cfg != nil) != tc.usable {
 				t.Errorf("TLS config usable = %v, want %v", cfg != nil, tc.usable)
 			}
 			for _, c := range checks {
 				t.Logf("%s %s %s", c.Name, c.Status, c.Reason)
+				if tc.clean && (c.Status == Fail || c.Status == Warn) {
+					t.Errorf("%s on %s: %s %q, want no warning or failure", c.Name, c.Target, c.Status, c.Reason)
+				}
 			}
 			for _, c := range checks {
 				if c.Name == tc.check {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"net/url"
+	"slices"
 	"testing"
 	"time"
 
@@ -43,8 +44,16 @@ func TestHealthRealCluster(t *testing.T) {
 		t.Errorf("cluster view %+v", h)
 	}
 	l, ok := h.LeaderResult()
-	if !ok || l.Status.MemberID != h.Leader {
+	if !ok {
 		t.Fatalf("leader %s not among the results", h.Leader)
+	}
+	for _, r := range h.Endpoints {
+		if r.Status == nil || r.Status.Leader != h.Leader {
+			t.Errorf("%s does not report leader %s: %+v", r.Endpoint, h.Leader, r.Status)
+		}
+	}
+	if !slices.ContainsFunc(h.Members, func(m Member) bool { return m.ID == h.Leader }) {
+		t.Errorf("leader %s is not in the member list %+v", h.Leader, h.Members)
 	}
 	want, err := c.Leader(ctx)
 	if err != nil {
