@@ -127,6 +127,16 @@ func KeyMatches(cert *x509.Certificate, pub crypto.PublicKey) bool {
 	return ok && e.Equal(pub)
 }
 
+// SANs lists a certificate's IP and DNS subject alternative names as
+// strings: IPs first, then DNS names, each in certificate order.
+func SANs(c *x509.Certificate) []string {
+	var out []string
+	for _, ip := range c.IPAddresses {
+		out = append(out, ip.String())
+	}
+	return append(out, c.DNSNames...)
+}
+
 // CheckPair verifies that a PEM cert and key belong together.
 func CheckPair(certPEM, keyPEM []byte) error {
 	cert, err := ParseCert(certPEM)

@@ -345,7 +345,7 @@ func validatePair(t Target, a *ca.CA, certPEM, keyPEM []byte) (*x509.Certificate
 
 // sanDiff compares a certificate's SANs with the wanted hosts.
 func sanDiff(cert *x509.Certificate, want []string) (missing, extra []string) {
-	have := certHosts(cert)
+	have := ca.SANs(cert)
 	for _, h := range want {
 		if !slices.Contains(have, h) {
 			missing = append(missing, h)
@@ -357,16 +357,6 @@ func sanDiff(cert *x509.Certificate, want []string) (missing, extra []string) {
 		}
 	}
 	return missing, extra
-}
-
-// certHosts lists a certificate's IP and DNS SANs as strings.
-func certHosts(cert *x509.Certificate) []string {
-	var hosts []string
-	for _, ip := range cert.IPAddresses {
-		hosts = append(hosts, ip.String())
-	}
-	hosts = append(hosts, cert.DNSNames...)
-	return hosts
 }
 
 func signTarget(a *ca.CA, s *cluster.Spec, t Target, reuseKey []byte, now time.Time) ([]byte, []byte, error) {

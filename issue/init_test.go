@@ -137,7 +137,7 @@ func TestInitCertificates(t *testing.T) {
 		if err := ca.CheckPair(mustRead(t, tg.CertPath()), keyData); err != nil {
 			t.Errorf("%s: %v", tg.ID, err)
 		}
-		if got := certHosts(c); !sameSet(got, tg.Hosts) {
+		if got := ca.SANs(c); !sameSet(got, tg.Hosts) {
 			t.Errorf("%s SANs %v, want %v", tg.ID, got, tg.Hosts)
 		}
 		if c.Subject.CommonName != tg.CommonName {
@@ -146,11 +146,11 @@ func TestInitCertificates(t *testing.T) {
 	}
 	// kubeadm's subjects and SANs, checked literally.
 	srv := readCert(t, filepath.Join(p.NodeCertDir("etcd-node-1"), "server.crt"))
-	if got := strings.Join(certHosts(srv), ","); got != "10.0.0.11,127.0.0.1,::1,etcd-node-1.example.internal,etcd-node-1,localhost" {
+	if got := strings.Join(ca.SANs(srv), ","); got != "10.0.0.11,127.0.0.1,::1,etcd-node-1.example.internal,etcd-node-1,localhost" {
 		t.Errorf("server SANs %s", got)
 	}
-	if c := readCert(t, filepath.Join(p.NodeCertDir("etcd-node-2"), "healthcheck-client.crt")); c.Subject.CommonName != "kube-etcd-healthcheck-client" || len(certHosts(c)) != 0 {
-		t.Errorf("healthcheck CN %q SANs %v", c.Subject.CommonName, certHosts(c))
+	if c := readCert(t, filepath.Join(p.NodeCertDir("etcd-node-2"), "healthcheck-client.crt")); c.Subject.CommonName != "kube-etcd-healthcheck-client" || len(ca.SANs(c)) != 0 {
+		t.Errorf("healthcheck CN %q SANs %v", c.Subject.CommonName, ca.SANs(c))
 	}
 	crt, _ := p.APIServerCert()
 	if c := readCert(t, crt); c.Subject.CommonName != "kube-apiserver-etcd-client" {

@@ -153,7 +153,7 @@ func readPair(t Target) (certPEM, keyPEM []byte, err error) {
 
 func fill(info *CertInfo, c *x509.Certificate, now time.Time) {
 	info.Subject = c.Subject.CommonName
-	info.SANs = certHosts(c)
+	info.SANs = ca.SANs(c)
 	info.NotBefore = c.NotBefore
 	info.Expires = c.NotAfter
 	left := c.NotAfter.Sub(now)

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/etcdpki/etcdpki/ca"
 )
 
 func TestRenew(t *testing.T) {
@@ -96,8 +98,8 @@ func TestRenewReuseKeyAndSANChange(t *testing.T) {
 		t.Error("--reuse-key replaced the key")
 	}
 	c := readCert(t, picked[0].CertPath())
-	if !strings.Contains(strings.Join(certHosts(c), ","), "10.0.0.22") {
-		t.Errorf("renewed SANs %v lack the new IP", certHosts(c))
+	if !strings.Contains(strings.Join(ca.SANs(c), ","), "10.0.0.22") {
+		t.Errorf("renewed SANs %v lack the new IP", ca.SANs(c))
 	}
 }
 
@@ -141,8 +143,8 @@ func TestOne(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := readCert(t, tg.CertPath())
-	if c.Subject.CommonName != "etcd-gw" || !sameSet(certHosts(c), []string{"10.0.0.21", "gw.example.internal"}) {
-		t.Errorf("issued %v %v", c.Subject, certHosts(c))
+	if c.Subject.CommonName != "etcd-gw" || !sameSet(ca.SANs(c), []string{"10.0.0.21", "gw.example.internal"}) {
+		t.Errorf("issued %v %v", c.Subject, ca.SANs(c))
 	}
 	if filepath.Dir(tg.CertPath()) != filepath.Join(s.PKIDir, "issued", "etcd-gw") {
 		t.Errorf("written to %s", tg.CertPath())

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/etcdpki/etcdpki/ca"
 )
 
 // Kind classifies a probe failure so that a program can act on it and a
@@ -74,18 +76,8 @@ func NewCertInfo(c *x509.Certificate) *CertInfo {
 		Serial:    c.SerialNumber.Text(16),
 		NotBefore: c.NotBefore,
 		NotAfter:  c.NotAfter,
-		SANs:      SANs(c),
+		SANs:      ca.SANs(c),
 	}
-}
-
-// SANs lists a certificate's DNS and IP subject alternative names.
-func SANs(c *x509.Certificate) []string {
-	var out []string
-	out = append(out, c.DNSNames...)
-	for _, ip := range c.IPAddresses {
-		out = append(out, ip.String())
-	}
-	return out
 }
 
 // Conn is an established, verified TLS connection and how long each step
@@ -365,7 +357,7 @@ func sanList(c *x509.Certificate) string {
 	if c == nil {
 		return "nothing"
 	}
-	s := SANs(c)
+	s := ca.SANs(c)
 	if len(s) == 0 {
 		return "no SANs (CN " + c.Subject.CommonName + " is not used for names)"
 	}
