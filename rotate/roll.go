@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"os/exec"
 	"strings"
@@ -161,8 +160,8 @@ func (c *etcdCluster) waitLeader(ctx context.Context, to probe.ID, timeout time.
 	}
 }
 
-// servingSerial returns the serial of the certificate presented on url's
-// host:port, verified against the etcd CA like any client would.
+// servingSerial returns the serial of the certificate presented on
+// addr (host:port), verified against the etcd CA like any client would.
 func servingSerial(ctx context.Context, addr string, cfg *tls.Config) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
@@ -173,30 +172,31 @@ func servingSerial(ctx context.Context, addr string, cfg *tls.Config) (string, e
 	return issue.Serial(c), nil
 }
 
-func hostPort(rawURL string) string {
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return rawURL
-	}
-	return u.Host
-}
-
 // waitServing waits until node serves the wanted serials on its client
 // and peer ports, answers a linearizable read and has caught up with the
 // leader. It returns the last reason for waiting when the time is up.
 func (c *etcdCluster) waitServing(ctx context.Context, n cluster.Node, wantServer, wantPeer string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	clientAddr, peerAddr := hostPort(n.ClientURLs[0]), hostPort(n.PeerURLs[0])
+	_, peerAddr, err := probe.ParseEndpoint(n.PeerURLs[0])
+	if err != nil {
+		return err
+	}
 	idx := -1
 	for i, m := range c.spec.Nodes {
 		if m.Name == n.Name {
 			idx = i
 		}
 	}
+	// Read once per wait: the apiserver's pair does not change while a
+	// member restarts (renewal is over, and the lock keeps others out).
+	cfg, err := c.tls()
+	if err != nil {
+		return err
+	}
 	last := errors.New("not probed yet")
 	for {
-		last = c.gates(ctx, idx, clientAddr, peerAddr, wantServer, wantPeer)
+		last = c.gates(ctx, cfg, idx, peerAddr, wantServer, wantPeer)
 		if last == nil {
 			return nil
 		}
@@ -208,26 +208,25 @@ func (c *etcdCluster) waitServing(ctx context.Context, n cluster.Node, wantServe
 	}
 }
 
-func (c *etcdCluster) gates(ctx context.Context, idx int, clientAddr, peerAddr, wantServer, wantPeer string) error {
-	cfg, err := c.tls()
+// gates probes the cluster once. The client port's serial comes from the
+// health probe's own handshake; only the peer port needs a dial of its
+// own.
+func (c *etcdCluster) gates(ctx context.Context, cfg *tls.Config, idx int, peerAddr, wantServer, wantPeer string) error {
+	h := probe.Health(ctx, c.endpoints(), cfg, probeTimeout)
+	r := h.Endpoints[idx]
+	if r.ServerCert == nil {
+		return fmt.Errorf("client port %s: %w", r.Endpoint, r.Err())
+	}
+	if got := r.ServerCert.Serial; got != wantServer {
+		return fmt.Errorf("client port %s serves serial %s, want %s", r.Addr, got, wantServer)
+	}
+	got, err := servingSerial(ctx, peerAddr, cfg)
 	if err != nil {
-		return err
-	}
-	got, err := servingSerial(ctx, clientAddr, cfg)
-	if err != nil {
-		return fmt.Errorf("client port %s: %w", clientAddr, err)
-	}
-	if got != wantServer {
-		return fmt.Errorf("client port %s serves serial %s, want %s", clientAddr, got, wantServer)
-	}
-	if got, err = servingSerial(ctx, peerAddr, cfg); err != nil {
 		return fmt.Errorf("peer port %s: %w", peerAddr, err)
 	}
 	if got != wantPeer {
 		return fmt.Errorf("peer port %s serves serial %s, want %s", peerAddr, got, wantPeer)
 	}
-	h := probe.Health(ctx, c.endpoints(), cfg, probeTimeout)
-	r := h.Endpoints[idx]
 	if !r.Healthy {
 		return fmt.Errorf("not healthy: %w", r.Err())
 	}
