@@ -398,6 +398,19 @@ func (r *runner) inEffect(ts []issue.Target) error {
 	return r.st.save(r.o.Spec.PKIDir, r.o.Now())
 }
 
+// diskSerials reads the targets' current serials, by ID.
+func diskSerials(ts []issue.Target) (map[string]string, error) {
+	m := make(map[string]string, len(ts))
+	for _, t := range ts {
+		serial, err := diskSerial(t)
+		if err != nil {
+			return nil, err
+		}
+		m[t.ID] = serial
+	}
+	return m, nil
+}
+
 func diskSerial(t issue.Target) (string, error) {
 	c, err := readCert(t.CertPath())
 	if err != nil {
@@ -450,16 +463,16 @@ func (r *runner) roll(ctx context.Context, p *Plan, res *Result) error {
 				return &InterruptedError{Step: "restarting " + name}
 			}
 		}
+		// The serials are read once, before the restart: the member is
+		// verified to serve these, and these are what the journal
+		// records, even if the files change again meanwhile.
+		serials, err := diskSerials(np.All)
+		if err != nil {
+			return err
+		}
 		serverT, _ := targetOf(np.All, ca.KindServer.Name)
 		peerT, _ := targetOf(np.All, ca.KindPeer.Name)
-		wantServer, err := diskSerial(serverT)
-		if err != nil {
-			return err
-		}
-		wantPeer, err := diskSerial(peerT)
-		if err != nil {
-			return err
-		}
+		wantServer, wantPeer := serials[serverT.ID], serials[peerT.ID]
 		t0 := time.Now()
 		if err := runCommand(bg, "restart node "+name, np.RestartCmd, r.o.CommandTimeout); err != nil {
 			return &MemberError{Member: name, Err: err}
@@ -471,7 +484,10 @@ func (r *runner) roll(ctx context.Context, p *Plan, res *Result) error {
 		mr.ServerSerial, mr.PeerSerial = wantServer, wantPeer
 		// Journal first, then the line: a run killed after printing it
 		// never restarts this member again.
-		if err := r.inEffect(np.Targets); err != nil {
+		for _, t := range np.Targets {
+			r.st.InEffect[t.ID] = serials[t.ID]
+		}
+		if err := r.st.save(s.PKIDir, r.o.Now()); err != nil {
 			return err
 		}
 		res.Members = append(res.Members, mr)
