@@ -361,7 +361,12 @@ func testWatch(t *testing.T, c *etcdtest.Cluster) {
 	}
 	crt, _ := c.Paths.NodeCert("etcd-4", "server")
 	waitFor(t, 30*time.Second, func() bool { _, err := os.Stat(crt); return err == nil })
+	// The config is written by the same pass, after the certificates.
+	waitFor(t, 10*time.Second, func() bool { _, err := os.Stat(c.Paths.NodeConfig("etcd-4")); return err == nil })
 	w.stop(t)
+	if _, err := os.Stat(c.Paths.NodeConfig("etcd-4")); err != nil {
+		t.Errorf("the new node has no etcd.conf.yml: %v", err)
+	}
 	t.Logf("watch output:\n%s", out.String())
 	checkHealthy(t, c)
 }

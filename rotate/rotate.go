@@ -322,23 +322,32 @@ func (r *runner) renew(ctx context.Context, p *Plan, res *Result) error {
 	if err := ctx.Err(); err != nil {
 		return &InterruptedError{Step: "renewing"}
 	}
-	var ts, missing []issue.Target
+	var due, missing []issue.Target
 	for _, d := range p.Due {
-		ts = append(ts, *d.Target)
+		due = append(due, *d.Target)
 	}
 	for _, m := range p.Missing {
 		missing = append(missing, *m.Target)
 	}
-	ts = append(ts, missing...)
-	renewed, err := issue.Renew(context.WithoutCancel(ctx), r.o.Spec, ts, issue.RenewOptions{Options: issue.Options{Out: r.log, Now: r.o.Now}})
-	if err != nil {
-		return fmt.Errorf("renew: %w", err)
-	}
-	res.Renewed = renewed
-	if len(renewed) > len(missing) {
-		r.log.printf("renewed %d certificates; previous pairs in %s", len(renewed)-len(missing), backupDir(r.o.Spec.PKIDir, renewed))
+	opts := issue.Options{Out: r.log, Now: r.o.Now}
+	if len(due) > 0 {
+		renewed, err := issue.Renew(context.WithoutCancel(ctx), r.o.Spec, due, issue.RenewOptions{Options: opts})
+		if err != nil {
+			return fmt.Errorf("renew: %w", err)
+		}
+		res.Renewed = renewed
+		r.log.printf("renewed %d certificates; previous pairs in %s", len(renewed), backupDir(r.o.Spec.PKIDir, renewed))
 	}
 	if len(missing) > 0 {
+		// Init, not Renew: a node new to the spec needs its etcd.conf.yml
+		// too. Init reuses everything that exists, but it would create a
+		// CA, and rotate never does.
+		if _, err := issue.LoadCA(r.o.Spec.PKIDir); err != nil {
+			return fmt.Errorf("issue missing certificates: %w", err)
+		}
+		if _, err := issue.Init(context.WithoutCancel(ctx), r.o.Spec, opts); err != nil {
+			return fmt.Errorf("issue missing certificates: %w", err)
+		}
 		r.log.printf("issued %d missing certificates: %s", len(missing), strings.Join(issue.IDs(missing), ", "))
 		return r.inEffect(missing)
 	}

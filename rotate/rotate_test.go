@@ -165,6 +165,9 @@ func TestNodeAddedToSpecGetsCertificates(t *testing.T) {
 	if _, err := os.Stat(crt); err != nil {
 		t.Error(err)
 	}
+	if _, err := os.Stat(issue.Paths{PKI: grown.PKIDir}.NodeConfig("etcd-3")); err != nil {
+		t.Errorf("the new node has no etcd.conf.yml: %v", err)
+	}
 	if p := dryRun(t, grown); !p.Empty() {
 		t.Errorf("after issuing, the plan is not empty: %+v", p)
 	}

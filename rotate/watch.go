@@ -119,7 +119,7 @@ func Watch(ctx context.Context, o WatchOptions) error {
 			debounce = nil
 			if specChanged {
 				specChanged = false
-				wt.reloadSpec(ctx)
+				wt.reloadSpec()
 			}
 			retry = nil
 			if !wt.pass(ctx) {
@@ -169,30 +169,18 @@ func (wt *watcher) pass(ctx context.Context) bool {
 	return true
 }
 
-// reloadSpec picks up an edited spec; nodes new to it get their
-// certificates and configs. A spec that does not load keeps the old one.
-func (wt *watcher) reloadSpec(ctx context.Context) {
+// reloadSpec picks up an edited spec; the pass that follows issues the
+// certificates and configs of nodes new to it. A spec that does not load
+// keeps the old one.
+func (wt *watcher) reloadSpec() {
 	old := wt.o.Spec
 	s, err := cluster.Load(old.File, cluster.Options{PKIDir: old.PKIDir})
 	if err != nil {
 		wt.log.printf("spec changed but does not load, keeping the previous one: %v", err)
 		return
 	}
-	var added []string
-	for _, n := range s.Nodes {
-		if _, ok := old.Node(n.Name); !ok {
-			added = append(added, n.Name)
-		}
-	}
 	wt.o.Spec = s
-	if len(added) == 0 {
-		wt.log.printf("spec reloaded")
-		return
-	}
-	wt.log.printf("spec adds node(s) %s: issuing their certificates", strings.Join(added, ", "))
-	if _, err := issue.Init(context.WithoutCancel(ctx), s, issue.Options{Out: wt.log, Now: wt.o.Now}); err != nil {
-		wt.log.printf("issue certificates for %s: %v", strings.Join(added, ", "), err)
-	}
+	wt.log.printf("spec reloaded")
 }
 
 // addWatches watches every directory a certificate can change in: the
