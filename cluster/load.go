@@ -517,17 +517,25 @@ type TemplateData struct {
 // CheckTemplate reports whether a command template parses and only uses
 // TemplateData's fields.
 func CheckTemplate(v string) error {
-	if v == "" {
-		return nil
+	_, err := RenderTemplate(v, TemplateData{})
+	return err
+}
+
+// RenderTemplate renders a deploy or restart command template with d; ""
+// renders as "". A field TemplateData does not have is an error.
+func RenderTemplate(tmpl string, d TemplateData) (string, error) {
+	if tmpl == "" {
+		return "", nil
 	}
-	t, err := template.New("cmd").Option("missingkey=error").Parse(v)
+	t, err := template.New("cmd").Option("missingkey=error").Parse(tmpl)
 	if err != nil {
-		return fmt.Errorf("bad template: %v", strings.TrimPrefix(err.Error(), "template: cmd:"))
+		return "", fmt.Errorf("bad template: %v", strings.TrimPrefix(err.Error(), "template: cmd:"))
 	}
-	if err := t.Execute(&bytes.Buffer{}, TemplateData{}); err != nil {
-		return fmt.Errorf("bad template: %v", strings.TrimPrefix(err.Error(), "template: cmd:"))
+	var b bytes.Buffer
+	if err := t.Execute(&b, d); err != nil {
+		return "", fmt.Errorf("bad template: %v", strings.TrimPrefix(err.Error(), "template: cmd:"))
 	}
-	return nil
+	return b.String(), nil
 }
 
 func (p *parser) clients(s *Spec, in []FileClient) error {

@@ -1,11 +1,9 @@
 package rotate
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"strings"
-	"text/template"
 	"time"
 
 	"github.com/etcdpki/etcdpki/ca"
@@ -177,19 +175,19 @@ func makePlan(s *cluster.Spec, st *State, renewBefore time.Duration, now time.Ti
 	for _, np := range p.Nodes {
 		data := cluster.TemplateData{Name: np.Node.Name, IP: np.Node.IP().String(), Bundle: paths.NodeDir(np.Node.Name),
 			Dir: np.Node.Dir, ConfigFile: paths.NodeConfig(np.Node.Name), DataDir: np.Node.DataDir}
-		if np.DeployCmd, err = render(np.Node.Deploy, data); err != nil {
+		if np.DeployCmd, err = cluster.RenderTemplate(np.Node.Deploy, data); err != nil {
 			return nil, &ca.InputError{Err: fmt.Errorf("node %s deploy template: %w", np.Node.Name, err)}
 		}
-		if np.RestartCmd, err = render(np.Node.Restart, data); err != nil {
+		if np.RestartCmd, err = cluster.RenderTemplate(np.Node.Restart, data); err != nil {
 			return nil, &ca.InputError{Err: fmt.Errorf("node %s restart template: %w", np.Node.Name, err)}
 		}
 	}
 	for _, cp := range p.Clients {
 		data := cluster.TemplateData{Name: cp.Client.Name, Bundle: cp.Target.Dir, Dir: cp.Client.Dir}
-		if cp.DeployCmd, err = render(cp.Client.Deploy, data); err != nil {
+		if cp.DeployCmd, err = cluster.RenderTemplate(cp.Client.Deploy, data); err != nil {
 			return nil, &ca.InputError{Err: fmt.Errorf("client %s deploy template: %w", cp.Client.Name, err)}
 		}
-		if cp.RestartCmd, err = render(cp.Client.Restart, data); err != nil {
+		if cp.RestartCmd, err = cluster.RenderTemplate(cp.Client.Restart, data); err != nil {
 			return nil, &ca.InputError{Err: fmt.Errorf("client %s restart template: %w", cp.Client.Name, err)}
 		}
 	}
@@ -294,21 +292,6 @@ func (p *Plan) Print(w io.Writer, mode RestartMode) {
 		}
 		fmt.Fprintf(w, "  [%d/%d] %s (%s)\n        restart: %s\n", i+1, len(p.Order), name, role, np.RestartCmd)
 	}
-}
-
-func render(tmpl string, data cluster.TemplateData) (string, error) {
-	if tmpl == "" {
-		return "", nil
-	}
-	t, err := template.New("cmd").Option("missingkey=error").Parse(tmpl)
-	if err != nil {
-		return "", err
-	}
-	var b bytes.Buffer
-	if err := t.Execute(&b, data); err != nil {
-		return "", err
-	}
-	return b.String(), nil
 }
 
 // memberName maps a member ID to the spec node whose endpoint answered
