@@ -12,6 +12,7 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 
+	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/issue"
@@ -56,7 +57,7 @@ func Watch(ctx context.Context, o WatchOptions) error {
 		return err
 	}
 	if o.DryRun {
-		return &inputErr{errors.New("--watch and --dry-run do not go together")}
+		return &ca.InputError{Err: errors.New("--watch and --dry-run do not go together")}
 	}
 	if o.Interval <= 0 {
 		o.Interval = DefaultInterval
@@ -129,10 +130,6 @@ func Watch(ctx context.Context, o WatchOptions) error {
 		}
 	}
 }
-
-type inputErr struct{ error }
-
-func (e *inputErr) ExitCode() int { return 2 }
 
 func orNone(s string) string {
 	if s == "" {

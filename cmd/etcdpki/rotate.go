@@ -57,13 +57,6 @@ func runRotate(c *cli.Context) error {
 		}
 		renewBefore = d
 	}
-	mode := rotate.RestartMode(c.String("restart"))
-	if mode != rotate.RestartAlways && mode != rotate.RestartNever {
-		return usagef("--restart %q: use always or never", mode)
-	}
-	if c.Bool("watch") && c.Bool("dry-run") {
-		return usagef("--watch and --dry-run do not go together")
-	}
 	if c.IsSet("interval") && !c.Bool("watch") {
 		return usagef("--interval only applies with --watch")
 	}
@@ -78,7 +71,7 @@ func runRotate(c *cli.Context) error {
 		Spec:           s,
 		RenewBefore:    renewBefore,
 		DryRun:         c.Bool("dry-run"),
-		Restart:        mode,
+		Restart:        rotate.RestartMode(c.String("restart")),
 		Out:            c.App.Writer,
 		MetricsFile:    c.String("metrics-file"),
 		MemberTimeout:  c.Duration("member-timeout"),
