@@ -468,7 +468,6 @@ type load struct {
 	ops, fails atomic.Int64
 	mu         sync.Mutex
 	worst      time.Duration
-	firstErr   error
 	slow       []string
 	failures   []failure
 }
@@ -518,7 +517,6 @@ type loadStats struct {
 	ops, fails int64
 	worst      time.Duration
 	took       time.Duration
-	firstErr   error
 	slow       []string
 	failures   []failure
 }
@@ -596,9 +594,6 @@ func (l *load) do(what string, op func(context.Context) error) {
 	if err != nil {
 		l.fails.Add(1)
 		l.failures = append(l.failures, failure{at: t0, took: d, what: what, err: err})
-		if l.firstErr == nil {
-			l.firstErr = fmt.Errorf("at %s after %s: %w", t0.Format("15:04:05.000"), d, err)
-		}
 	}
 }
 
@@ -607,7 +602,7 @@ func (l *load) stop() loadStats {
 	l.wg.Wait()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return loadStats{ops: l.ops.Load(), fails: l.fails.Load(), worst: l.worst, took: time.Since(l.start), firstErr: l.firstErr, slow: l.slow, failures: l.failures}
+	return loadStats{ops: l.ops.Load(), fails: l.fails.Load(), worst: l.worst, took: time.Since(l.start), slow: l.slow, failures: l.failures}
 }
 
 func pids(c *etcdtest.Cluster) map[string]int {

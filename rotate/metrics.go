@@ -66,12 +66,9 @@ func readCert(path string) (*x509.Certificate, error) {
 	return ca.ParseCert(data)
 }
 
-// nextExpiry says which certificate expires first and when it is due,
-// for the one line a run with nothing to do prints.
-func nextExpiry(s *cluster.Spec, renewBefore time.Duration, now time.Time) string {
-	if renewBefore <= 0 {
-		renewBefore = s.Leaf.RenewBefore
-	}
+// nextExpiry says which certificate expires first and how long it has
+// left, for the one line a run with nothing to do prints.
+func nextExpiry(s *cluster.Spec, now time.Time) string {
 	var first *x509.Certificate
 	name := ""
 	for _, t := range issue.Targets(s) {

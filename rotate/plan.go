@@ -43,9 +43,8 @@ type Plan struct {
 type NodePlan struct {
 	Node cluster.Node
 	// Targets are the node's certificates whose files differ from what
-	// is in effect; Renew lists those renewed by this run.
+	// is in effect.
 	Targets []issue.Target
-	Renew   []issue.Target
 	// All are all of the node's certificates: a restart proves the
 	// serving pairs whatever triggered it.
 	All []issue.Target
@@ -60,7 +59,6 @@ type NodePlan struct {
 type ClientPlan struct {
 	Client                cluster.Client
 	Target                issue.Target
-	Renew                 bool
 	DeployCmd, RestartCmd string
 }
 
@@ -154,16 +152,13 @@ func makePlan(s *cluster.Spec, st *State, renewBefore time.Duration, now time.Ti
 				p.Nodes = append(p.Nodes, np)
 			}
 			np.Targets = append(np.Targets, t)
-			if due[t.ID] {
-				np.Renew = append(np.Renew, t)
-			}
 			if t.Kind.Name == ca.KindServer.Name || t.Kind.Name == ca.KindPeer.Name {
 				np.Restart = true
 			}
 			continue
 		}
 		if c, ok := s.Client(t.Owner); ok {
-			p.Clients = append(p.Clients, &ClientPlan{Client: c, Target: t, Renew: due[t.ID]})
+			p.Clients = append(p.Clients, &ClientPlan{Client: c, Target: t})
 		}
 	}
 	for _, t := range issue.Targets(s) {
@@ -234,10 +229,6 @@ func (p *Plan) order(s *cluster.Spec, h *probe.Cluster) {
 func (p *Plan) Print(w io.Writer, mode RestartMode) {
 	for _, warn := range p.Warnings {
 		fmt.Fprintf(w, "warning: %s\n", warn)
-	}
-	if p.Empty() {
-		fmt.Fprintln(w, "nothing due: every certificate is valid and in effect")
-		return
 	}
 	fmt.Fprintln(w, "certificates to renew:")
 	if len(p.Due) == 0 {

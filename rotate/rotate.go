@@ -196,7 +196,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err := o.defaults(); err != nil {
 		return nil, err
 	}
-	r := &runner{o: o, log: newLogger(o.Out, o.Now), etcd: &etcdCluster{spec: o.Spec, paths: issue.Paths{PKI: o.Spec.PKIDir}}}
+	r := &runner{o: o, log: newLogger(o.Out), etcd: &etcdCluster{spec: o.Spec, paths: issue.Paths{PKI: o.Spec.PKIDir}}}
 	return r.run(ctx)
 }
 
@@ -269,7 +269,7 @@ func (r *runner) rotate(ctx context.Context, res *Result) error {
 	}
 	if p.Empty() {
 		if !r.quiet || r.o.DryRun {
-			r.log.printf("nothing due: %s", nextExpiry(s, r.o.RenewBefore, now))
+			r.log.printf("nothing due: %s", nextExpiry(s, now))
 		}
 		return nil
 	}
@@ -624,13 +624,12 @@ func round(d time.Duration) time.Duration {
 type logger struct {
 	mu    sync.Mutex
 	out   io.Writer
-	now   func() time.Time
 	start time.Time
 	buf   []byte
 }
 
-func newLogger(out io.Writer, now func() time.Time) *logger {
-	return &logger{out: out, now: now, start: time.Now()}
+func newLogger(out io.Writer) *logger {
+	return &logger{out: out, start: time.Now()}
 }
 
 func (l *logger) printf(format string, args ...any) {

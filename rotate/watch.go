@@ -70,7 +70,7 @@ func Watch(ctx context.Context, o WatchOptions) error {
 		return fmt.Errorf("watch: %w", err)
 	}
 	defer w.Close()
-	wt := &watcher{o: o, w: w, log: newLogger(o.Out, o.Now)}
+	wt := &watcher{o: o, w: w, log: newLogger(o.Out)}
 	wt.addWatches()
 	var retry <-chan time.Time
 	if !wt.pass(ctx) {
