@@ -225,11 +225,9 @@ func (p *Plan) order(s *cluster.Spec, h *probe.Cluster) {
 }
 
 // Print writes the plan for --dry-run: certificates, restart order and
-// the commands that would run.
+// the commands that would run. The warnings are not repeated: a run logs
+// them, dry or not.
 func (p *Plan) Print(w io.Writer, mode RestartMode) {
-	for _, warn := range p.Warnings {
-		fmt.Fprintf(w, "warning: %s\n", warn)
-	}
 	fmt.Fprintln(w, "certificates to renew:")
 	if len(p.Due) == 0 {
 		fmt.Fprintln(w, "  (none)")

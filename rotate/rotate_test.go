@@ -172,3 +172,22 @@ func TestNodeAddedToSpecGetsCertificates(t *testing.T) {
 		t.Errorf("after issuing, the plan is not empty: %+v", p)
 	}
 }
+
+func TestDryRunWarnsOnce(t *testing.T) {
+	s := localSpec(t)
+	var out bytes.Buffer
+	// Half a year before the CA ends: rotate renews leaves only and warns.
+	later := func() time.Time { return time.Now().AddDate(9, 6, 0) }
+	res, err := rotate.Run(context.Background(), rotate.Options{Spec: s, DryRun: true, Now: later, Restart: rotate.RestartNever, Out: &out})
+	if err != nil {
+		t.Fatalf("dry run: %v\n%s", err, out.String())
+	}
+	if len(res.Plan.Warnings) == 0 {
+		t.Fatalf("no warning about the CA:\n%s", out.String())
+	}
+	for _, w := range res.Plan.Warnings {
+		if n := strings.Count(out.String(), w); n != 1 {
+			t.Errorf("warning %q printed %d times, want once:\n%s", w, n, out.String())
+		}
+	}
+}
