@@ -67,22 +67,23 @@ func readCert(path string) (*x509.Certificate, error) {
 }
 
 // nextExpiry says which certificate expires first and how long it has
-// left, for the one line a run with nothing to do prints.
-func nextExpiry(s *cluster.Spec, now time.Time) string {
-	var first *x509.Certificate
-	name := ""
-	for _, t := range issue.Targets(s) {
-		c, err := readCert(t.CertPath())
-		if err != nil {
+// left, for the one line a run with nothing to do prints. It takes the
+// plan's view of the files rather than reading them again.
+func nextExpiry(infos []issue.CertInfo, now time.Time) string {
+	var first *issue.CertInfo
+	n := 0
+	for i, info := range infos {
+		if info.Target == nil || info.Expires.IsZero() {
 			continue
 		}
-		if first == nil || c.NotAfter.Before(first.NotAfter) {
-			first, name = c, t.ID
+		n++
+		if first == nil || info.Expires.Before(first.Expires) {
+			first = &infos[i]
 		}
 	}
 	if first == nil {
 		return "no certificates"
 	}
 	return fmt.Sprintf("%d certificates valid and in effect; next to expire %s on %s (%s left)",
-		len(issue.Targets(s)), name, first.NotAfter.UTC().Format(time.RFC3339), issue.Residual(first.NotAfter.Sub(now)))
+		n, first.Target.ID, first.Expires.UTC().Format(time.RFC3339), issue.Residual(first.Expires.Sub(now)))
 }

@@ -37,6 +37,8 @@ type Plan struct {
 	// Warnings are things the operator should know but that do not stop
 	// the run (a CA nearing its end, which rotate does not replace).
 	Warnings []string
+	// Certs are the CA and every certificate as the plan found them.
+	Certs []issue.CertInfo
 }
 
 // NodePlan is one node whose files changed.
@@ -94,7 +96,7 @@ func makePlan(s *cluster.Spec, st *State, renewBefore time.Duration, now time.Ti
 	if err != nil {
 		return nil, err
 	}
-	p := &Plan{Baseline: map[string]string{}}
+	p := &Plan{Baseline: map[string]string{}, Certs: infos}
 	due := map[string]bool{}
 	changed := map[string]bool{}
 	var invalid []string

@@ -269,7 +269,7 @@ func (r *runner) rotate(ctx context.Context, res *Result) error {
 	}
 	if p.Empty() {
 		if !r.quiet || r.o.DryRun {
-			r.log.printf("nothing due: %s", nextExpiry(s, now))
+			r.log.printf("nothing due: %s", nextExpiry(p.Certs, now))
 		}
 		return nil
 	}
