@@ -6,9 +6,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -105,7 +107,7 @@ func testRefuses(t *testing.T, c *etcdtest.Cluster) {
 			t.Errorf("member %s was restarted", name)
 		}
 	}
-	if after := serials(t, c.Spec); !mapsEqual(before, after) {
+	if after := serials(t, c.Spec); !maps.Equal(before, after) {
 		t.Errorf("certificates changed although rotate refused")
 	}
 }
@@ -121,7 +123,7 @@ func testRollsUnderLoad(t *testing.T, c *etcdtest.Cluster) {
 	if !strings.Contains(plan.String(), "[3/3]") || !strings.Contains(plan.String(), "MoveLeader") {
 		t.Errorf("dry run does not show three restarts ending with the leader:\n%s", plan.String())
 	}
-	if !mapsEqual(before, serials(t, c.Spec)) {
+	if !maps.Equal(before, serials(t, c.Spec)) {
 		t.Fatal("dry run changed certificates")
 	}
 	termBefore := raftTerm(t, c)
@@ -199,20 +201,33 @@ func testRollsUnderLoad(t *testing.T, c *etcdtest.Cluster) {
 	}
 	checkServing(t, c)
 	checkHealthy(t, c)
-	// The previous pairs are in the backup directory.
+	// The previous pairs are in the run's backup directory, one
+	// PKI/backup/<time> for the whole run, each under its own path.
+	root := ""
 	for _, t0 := range issue.Targets(c.Spec) {
 		if !strings.HasSuffix(t0.ID, "etcd-server") {
 			continue
 		}
-		matches, _ := filepath.Glob(filepath.Join(c.Paths.Backups(), "*", "nodes", t0.Owner, "etcd", "server.crt"))
-		found := false
-		for _, m := range matches {
-			if b, err := os.ReadFile(m); err == nil && strings.Contains(serialOfPEM(t, b), before[t0.ID]) {
-				found = true
-			}
+		i := slices.IndexFunc(res.Renewed, func(r issue.Renewed) bool { return r.Target.ID == t0.ID })
+		if i < 0 {
+			t.Errorf("%s is not among the run's renewals", t0.ID)
+			continue
 		}
-		if !found {
-			t.Errorf("old %s (serial %s) not found in the backup directory", t0.ID, before[t0.ID])
+		rel, err := filepath.Rel(c.Spec.PKIDir, t0.Dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := res.Renewed[i].Backup
+		r, ok := strings.CutSuffix(dir, string(filepath.Separator)+rel)
+		if !ok || filepath.Dir(r) != c.Paths.Backups() || root != "" && r != root {
+			t.Errorf("old %s backed up in %s, want %s/<time>/%s in the run's one backup directory", t0.ID, dir, c.Paths.Backups(), rel)
+		}
+		root = r
+		b, err := os.ReadFile(filepath.Join(dir, t0.CertName))
+		if err != nil {
+			t.Errorf("old %s not in the backup directory: %v", t0.ID, err)
+		} else if got := serialOfPEM(t, b); got != before[t0.ID] {
+			t.Errorf("backup of %s has serial %s, want the old serial %s", t0.ID, got, before[t0.ID])
 		}
 	}
 }
@@ -633,18 +648,6 @@ func serialOfPEM(t *testing.T, b []byte) string {
 		t.Fatal(err)
 	}
 	return issue.Serial(certs)
-}
-
-func mapsEqual(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
 }
 
 func raftTerm(t testing.TB, c *etcdtest.Cluster) uint64 {

@@ -3,6 +3,7 @@ package rotate
 import (
 	"net"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/etcdpki/etcdpki/cluster"
@@ -81,6 +82,30 @@ func TestTransfereePrefersRotatedThenCaughtUp(t *testing.T) {
 		}
 		if name != tc.want {
 			t.Errorf("%s: picked %q, want %q", tc.name, name, tc.want)
+		}
+	}
+}
+
+// The dry run says when the leader hands off: after the first restart,
+// or, when it is the only member to restart, before its own.
+func TestPrintSaysWhenTheLeaderHandsOff(t *testing.T) {
+	s := threeNodes()
+	for _, tc := range []struct {
+		restart []string
+		want    string
+	}{
+		{[]string{"a", "b", "c"}, "after the first restart it hands leadership to that member"},
+		{[]string{"a"}, "the only member to restart; it first hands leadership to another member"},
+	} {
+		p := &Plan{}
+		for _, n := range s.Nodes {
+			p.Nodes = append(p.Nodes, &NodePlan{Node: n, Restart: slices.Contains(tc.restart, n.Name)})
+		}
+		p.order(s, view(1, [3]uint64{10, 10, 10}))
+		var b strings.Builder
+		p.Print(&b, RestartAlways)
+		if !strings.Contains(b.String(), tc.want) {
+			t.Errorf("restarting %v with a leading: plan does not say %q:\n%s", tc.restart, tc.want, b.String())
 		}
 	}
 }

@@ -278,8 +278,11 @@ func (p *Plan) Print(w io.Writer, mode RestartMode) {
 	for i, name := range p.Order {
 		np := p.node(name)
 		role := "follower"
-		if name == p.Leader {
+		switch {
+		case name == p.Leader && len(p.Order) > 1:
 			role = "leader: after the first restart it hands leadership to that member (MoveLeader), then goes last as a follower"
+		case name == p.Leader:
+			role = "leader: the only member to restart; it first hands leadership to another member (MoveLeader), then goes as a follower"
 		}
 		fmt.Fprintf(w, "  [%d/%d] %s (%s)\n        restart: %s\n", i+1, len(p.Order), name, role, np.RestartCmd)
 	}

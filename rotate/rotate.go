@@ -8,9 +8,10 @@
 // the first member is back with its new certificate the leader hands
 // leadership to it (MoveLeader, while the old leader still fully serves),
 // so the old leader goes down as a plain follower and the cluster sees
-// exactly one leader change. Each member must serve its new certificate
-// on both ports, answer a linearizable read and have caught up before
-// the next one goes.
+// exactly one leader change (a leader that is the only member to restart
+// hands off to a member not restarted, just before its own turn). Each
+// member must serve its new certificate on both ports, answer a
+// linearizable read and have caught up before the next one goes.
 //
 // A run is safe from cron: an flock keeps two runs apart, and a journal
 // in the PKI directory (see State) lets a run killed at any point resume

@@ -20,8 +20,11 @@ const StateFile = "rotate-state.json"
 const stateMode fs.FileMode = 0o600
 
 // State is rotate's journal. It records, per certificate, the serial that
-// is known to be in effect: deployed to its host and, for serving certs,
-// presented by a member that was restarted with it and proved healthy.
+// is known to be in effect: deployed to its host and, for serving and
+// peer certificates rolled with --restart=always, presented by its member
+// after the restart, which then proved healthy. With --restart=never, and
+// for certificates no restart puts into effect (a node's healthcheck
+// client), deployed is all the journal knows.
 // A certificate whose file serial differs from its recorded serial still
 // has to be deployed and rolled, whoever replaced the file (this run, a
 // run killed halfway, `etcdpki certs renew`, another tool), so a run that

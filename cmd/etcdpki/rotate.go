@@ -16,7 +16,8 @@ func rotateCommand() *cli.Command {
 		Description: `One run: plan what is due (inside renew-before, past 2/3 of its life, SANs changed, or
 replaced from outside since the last run), renew it (previous pairs kept in PKI/backup/<time>/),
 run each changed node's deploy command, then restart the members with their restart command:
-followers first, the leader last (it hands leadership to the first member restarted). Before
+followers first, the leader last (it hands leadership to the first member restarted, or, when it
+is the only member to restart, to another member just before its own restart). Before
 the first restart the whole cluster must be healthy; after each one the member must serve the
 new serial on its client and peer ports, answer a linearizable read and catch up with the
 leader before the next one goes. The first failure stops the run.
