@@ -4,14 +4,15 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"text/template"
 	"time"
 
@@ -108,16 +109,66 @@ type FileClient struct {
 	Restart      string   `yaml:"restart,omitempty"`
 }
 
-// Load reads and validates the spec file at path.
+// MaxSpecSize caps how much of a spec file is read: a real spec is a few
+// kilobytes, and a path that names /dev/zero or a huge file by mistake
+// must fail at once instead of filling memory.
+const MaxSpecSize = 1 << 20
+
+// Load reads and validates the spec file at path. It must be a regular
+// file (a FIFO would block forever, a device never end) of at most
+// MaxSpecSize bytes.
 func Load(path string, o Options) (*Spec, error) {
-	data, err := os.ReadFile(path)
+	data, err := readSpec(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(data, path, o)
+}
+
+func readSpec(path string) ([]byte, error) {
+	// Stat before opening: opening a FIFO for reading blocks until a
+	// writer comes.
+	info, err := os.Stat(path)
+	if err == nil && !info.Mode().IsRegular() {
+		return nil, &Error{File: path, Msg: fmt.Sprintf("not a regular file (%s)", fileType(info.Mode()))}
+	}
+	var f *os.File
+	if err == nil {
+		f, err = os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	}
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, &Error{File: path, Msg: "file does not exist"}
 		}
 		return nil, &Error{File: path, Msg: fmt.Sprintf("cannot read: %v", unwrapPath(err))}
 	}
-	return Parse(data, path, o)
+	defer f.Close()
+	// Check again on what was opened: the path may have been swapped.
+	if info, err := f.Stat(); err != nil || !info.Mode().IsRegular() {
+		return nil, &Error{File: path, Msg: "not a regular file"}
+	}
+	data, err := io.ReadAll(io.LimitReader(f, MaxSpecSize+1))
+	if err != nil {
+		return nil, &Error{File: path, Msg: fmt.Sprintf("cannot read: %v", unwrapPath(err))}
+	}
+	if len(data) > MaxSpecSize {
+		return nil, &Error{File: path, Msg: fmt.Sprintf("larger than %d KiB; is this the cluster spec?", MaxSpecSize>>10)}
+	}
+	return data, nil
+}
+
+func fileType(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&fs.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&fs.ModeDevice != 0 || m&fs.ModeCharDevice != 0:
+		return "a device"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	}
+	return m.Type().String()
 }
 
 // Parse validates spec YAML. file names it in errors and anchors relative
@@ -129,6 +180,9 @@ func Parse(data []byte, file string, o Options) (*Spec, error) {
 	}
 	if len(doc.Content) == 0 {
 		return nil, &Error{File: file, Msg: "file is empty"}
+	}
+	if err := checkWholeNumbers(file, doc.Content[0], ""); err != nil {
+		return nil, err
 	}
 	var r File
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -222,16 +276,45 @@ func (p *parser) errf(field string, path []any, format string, args ...any) erro
 	return &Error{File: p.file, Line: p.line(path...), Field: field, Msg: fmt.Sprintf(format, args...)}
 }
 
-var dnsName = regexp.MustCompile(`^(\*\.)?[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$`)
-var plainName = regexp.MustCompile(`^[a-zA-Z0-9]([a-zA-Z0-9._-]{0,61}[a-zA-Z0-9])?$`)
+// intKeys are the spec's integer fields. yaml.v3 silently truncates a
+// float into an int ("peerPort: 2380.5" became 2380), so they are checked
+// on the YAML tree before decoding.
+var intKeys = map[string]bool{"clientPort": true, "peerPort": true, "keySize": true}
+
+// checkWholeNumbers refuses a non-integer scalar under an integer key.
+func checkWholeNumbers(file string, n *yaml.Node, path string) error {
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			field := k.Value
+			if path != "" {
+				field = path + "." + k.Value
+			}
+			if intKeys[k.Value] && v.Kind == yaml.ScalarNode && v.Tag != "!!int" {
+				return &Error{File: file, Line: v.Line, Field: field, Msg: fmt.Sprintf("%q is not a whole number", v.Value)}
+			}
+			if err := checkWholeNumbers(file, v, field); err != nil {
+				return err
+			}
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			if err := checkWholeNumbers(file, c, fmt.Sprintf("%s[%d]", path, i)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
 
 func (p *parser) build(r *File, o Options) (*Spec, error) {
 	s := &Spec{Name: r.Name, Local: r.Local, File: p.file}
 	if s.Name == "" {
 		s.Name = "etcd"
 	}
-	if !plainName.MatchString(s.Name) {
-		return nil, p.errf("name", []any{"name"}, "%q is not a valid cluster name (letters, digits, '-', '.', '_')", s.Name)
+	if err := CheckName(s.Name); err != nil {
+		return nil, p.errf("name", []any{"name"}, "%v", err)
 	}
 	switch {
 	case o.PKIDir != "":
@@ -252,6 +335,9 @@ func (p *parser) build(r *File, o Options) (*Spec, error) {
 	if s.CA.CommonName == "" {
 		s.CA.CommonName = DefaultCACommonName
 	}
+	if err := CheckSubjectValue(s.CA.CommonName); err != nil {
+		return nil, p.errf("ca.commonName", []any{"ca", "commonName"}, "%v", err)
+	}
 	if s.CA.Key, err2 = p.key("ca", r.CA.KeyAlgorithm, r.CA.KeySize, KeySpec{AlgECDSA, 256}); err2 != nil {
 		return nil, err2
 	}
@@ -267,6 +353,14 @@ func (p *parser) build(r *File, o Options) (*Spec, error) {
 	if s.Leaf.RenewBefore, err2 = p.duration("certs.renewBefore", []any{"certs", "renewBefore"}, r.Certs.RenewBefore, min(DefaultRenewBefore, s.Leaf.Validity/3)); err2 != nil {
 		return nil, err2
 	}
+	// Certificates count in whole seconds: anything shorter would be
+	// expired when issued. Seconds stay allowed, for tests of expiry.
+	if s.CA.Validity < time.Second {
+		return nil, p.errf("ca.validity", []any{"ca", "validity"}, "%s is shorter than a second", s.CA.Validity)
+	}
+	if s.Leaf.Validity < time.Second {
+		return nil, p.errf("certs.validity", []any{"certs", "validity"}, "%s is shorter than a second", s.Leaf.Validity)
+	}
 	if s.Leaf.Validity > s.CA.Validity {
 		return nil, p.errf("certs.validity", []any{"certs", "validity"}, "%s is longer than the CA's validity (%s): leaves would outlive their CA", FormatDuration(s.Leaf.Validity), FormatDuration(s.CA.Validity))
 	}
@@ -278,7 +372,12 @@ func (p *parser) build(r *File, o Options) (*Spec, error) {
 		return nil, p.errf("nodes", []any{"nodes"}, "no nodes: an etcd cluster needs at least one member")
 	}
 	seen := map[string]int{}
+	// listen maps "IP:port" to the node listening there. The 127.0.0.1
+	// listener a non-local member gets for its own healthchecks is on its
+	// own host's loopback and is left out; every address the spec names
+	// is in, so two members can never claim one address and port.
 	listen := map[string]string{}
+	advertised := map[string]string{}
 	for i, rn := range r.Nodes {
 		n, err := p.node(s, i, rn)
 		if err != nil {
@@ -288,11 +387,26 @@ func (p *parser) build(r *File, o Options) (*Spec, error) {
 			return nil, p.errf(fmt.Sprintf("nodes[%d].name", i), []any{"nodes", i, "name"}, "duplicate node name %q (first at nodes[%d])", n.Name, prev)
 		}
 		seen[n.Name] = i
-		for _, u := range append(n.ListenClientURLs(s.Local), n.ListenPeerURLs()...) {
-			if other, clash := listen[u]; clash && !strings.Contains(u, "127.0.0.1:") || clash && s.Local {
-				return nil, p.errf(fmt.Sprintf("nodes[%d]", i), []any{"nodes", i}, "node %q would listen on %s like node %q", n.Name, u, other)
+		for _, ip := range n.IPs {
+			for _, port := range []int{n.ClientPort, n.PeerPort} {
+				addr := net.JoinHostPort(ip.String(), fmt.Sprint(port))
+				if other, clash := listen[addr]; clash {
+					return nil, p.errf(fmt.Sprintf("nodes[%d]", i), []any{"nodes", i}, "node %q would listen on %s like node %q", n.Name, addr, other)
+				}
+				listen[addr] = n.Name
 			}
-			listen[u] = n.Name
+		}
+		for _, f := range []struct {
+			field string
+			urls  []string
+		}{{"clientURLs", n.ClientURLs}, {"peerURLs", n.PeerURLs}} {
+			for j, u := range f.urls {
+				key := strings.TrimSuffix(strings.ToLower(u), "/")
+				if other, dup := advertised[key]; dup {
+					return nil, p.errf(fmt.Sprintf("nodes[%d].%s[%d]", i, f.field, j), []any{"nodes", i, f.field, j}, "%s is already advertised by node %q", u, other)
+				}
+				advertised[key] = n.Name
+			}
 		}
 		s.Nodes = append(s.Nodes, n)
 	}
@@ -349,37 +463,6 @@ func (p *parser) duration(field string, path []any, v string, def time.Duration)
 	return d, nil
 }
 
-// ParseDuration accepts Go durations plus whole days ("90d") and years
-// ("10y", 365 days), which is how people think about certificates.
-func ParseDuration(v string) (time.Duration, error) {
-	var d time.Duration
-	var err error
-	switch {
-	case strings.HasSuffix(v, "d") || strings.HasSuffix(v, "y"):
-		n, perr := strconv.Atoi(strings.TrimRight(v, "dy"))
-		if perr != nil {
-			return 0, fmt.Errorf("%q is not a duration (examples: 8760h, 90d, 10y)", v)
-		}
-		unit := 24 * time.Hour
-		if strings.HasSuffix(v, "y") {
-			unit *= 365
-		}
-		if n > 1000*365 {
-			return 0, fmt.Errorf("%q is too long", v)
-		}
-		d = time.Duration(n) * unit
-	default:
-		d, err = time.ParseDuration(v)
-		if err != nil {
-			return 0, fmt.Errorf("%q is not a duration (examples: 8760h, 90d, 10y)", v)
-		}
-	}
-	if d <= 0 {
-		return 0, fmt.Errorf("%q must be positive", v)
-	}
-	return d, nil
-}
-
 // FormatDuration prints whole days as "365d" and anything else as Go does.
 func FormatDuration(d time.Duration) string {
 	if d >= 24*time.Hour && d%(24*time.Hour) == 0 {
@@ -398,9 +481,17 @@ func (p *parser) node(s *Spec, i int, rn FileNode) (Node, error) {
 		f, pa := at("name")
 		return n, p.errf(f, pa, "missing")
 	}
-	if !plainName.MatchString(n.Name) {
+	if err := CheckName(n.Name); err != nil {
 		f, pa := at("name")
-		return n, p.errf(f, pa, "%q is not a valid node name (letters, digits, '-', '.', '_')", n.Name)
+		return n, p.errf(f, pa, "node name %v", err)
+	}
+	if err := CheckNotReserved(n.Name); err != nil {
+		f, pa := at("name")
+		return n, p.errf(f, pa, "node name %v", err)
+	}
+	if n.Name == ClientAPIServer || n.Name == ClientHealthcheck {
+		f, pa := at("name")
+		return n, p.errf(f, pa, "node name %q is the name of a built-in client", n.Name)
 	}
 	if len(rn.IPs) == 0 {
 		f, pa := at("ips")
@@ -414,11 +505,19 @@ func (p *parser) node(s *Spec, i int, rn FileNode) (Node, error) {
 		if ip4 := ip.To4(); ip4 != nil {
 			ip = ip4
 		}
+		if ip.IsUnspecified() || ip.IsMulticast() {
+			return n, p.errf(fmt.Sprintf("nodes[%d].ips[%d]", i, j), []any{"nodes", i, "ips", j}, "%s cannot be a member's address (it is advertised and a certificate SAN)", ip)
+		}
+		for _, prev := range n.IPs {
+			if prev.Equal(ip) {
+				return n, p.errf(fmt.Sprintf("nodes[%d].ips[%d]", i, j), []any{"nodes", i, "ips", j}, "%s is listed twice", ip)
+			}
+		}
 		n.IPs = append(n.IPs, ip)
 	}
 	for j, v := range rn.DNS {
-		if !dnsName.MatchString(v) || len(v) > 253 {
-			return n, p.errf(fmt.Sprintf("nodes[%d].dns[%d]", i, j), []any{"nodes", i, "dns", j}, "%q is not a DNS name", v)
+		if err := CheckDNSName(v); err != nil {
+			return n, p.errf(fmt.Sprintf("nodes[%d].dns[%d]", i, j), []any{"nodes", i, "dns", j}, "%v", err)
 		}
 		n.DNSNames = append(n.DNSNames, strings.ToLower(v))
 	}
@@ -442,10 +541,10 @@ func (p *parser) node(s *Spec, i int, rn FileNode) (Node, error) {
 		return n, p.errf(f, pa, "peer port %d is the same as the client port", n.PeerPort)
 	}
 	var err error
-	if n.ClientURLs, err = p.urls(i, "clientURLs", rn.ClientURLs, urlsFor(n.IPs[:1], n.ClientPort)); err != nil {
+	if n.ClientURLs, err = p.urls(n, i, "clientURLs", rn.ClientURLs, urlsFor(n.IPs[:1], n.ClientPort)); err != nil {
 		return n, err
 	}
-	if n.PeerURLs, err = p.urls(i, "peerURLs", rn.PeerURLs, urlsFor(n.IPs[:1], n.PeerPort)); err != nil {
+	if n.PeerURLs, err = p.urls(n, i, "peerURLs", rn.PeerURLs, urlsFor(n.IPs[:1], n.PeerPort)); err != nil {
 		return n, err
 	}
 	switch {
@@ -491,20 +590,28 @@ func (p *parser) node(s *Spec, i int, rn FileNode) (Node, error) {
 	return n, nil
 }
 
-func (p *parser) urls(i int, field string, in, def []string) ([]string, error) {
+// urls checks a node's advertised URLs. Each host must be one of the
+// node's certificate SANs: a client or peer dialling it would otherwise
+// fail the handshake on a name mismatch.
+func (p *parser) urls(n Node, i int, field string, in, def []string) ([]string, error) {
 	if len(in) == 0 {
 		return def, nil
 	}
+	sans := n.ServerSANs()
 	for j, v := range in {
-		u, err := url.Parse(v)
-		if err != nil || u.Scheme != "https" || u.Port() == "" || u.Path != "" && u.Path != "/" {
-			return nil, p.errf(fmt.Sprintf("nodes[%d].%s[%d]", i, field, j), []any{"nodes", i, field, j}, "%q must be an https URL with a port, like https://10.0.0.11:2379", v)
+		host, err := checkURL(v)
+		if err == nil && !hostInSANs(host, sans) {
+			err = fmt.Errorf("%q: host %s is not among the node's certificate SANs (%s); add it to ips or dns", v, host, strings.Join(sans, ", "))
+		}
+		if err != nil {
+			return nil, p.errf(fmt.Sprintf("nodes[%d].%s[%d]", i, field, j), []any{"nodes", i, field, j}, "%v", err)
 		}
 	}
 	return in, nil
 }
 
-// TemplateData is what deploy and restart templates can use.
+// TemplateData is what deploy and restart templates can use. Each value
+// is rendered shell-quoted (see RenderTemplate).
 type TemplateData struct {
 	Name       string // node or client name
 	IP         string // node's first IP ("" for clients)
@@ -523,6 +630,13 @@ func CheckTemplate(v string) error {
 
 // RenderTemplate renders a deploy or restart command template with d; ""
 // renders as "". A field TemplateData does not have is an error.
+//
+// The command runs with sh -c, so every value is inserted shell-quoted: a
+// path with a space stays one argument, and a dir holding "$(...)" or ";"
+// is a literal name, never run. Values made only of characters the shell
+// leaves alone (letters, digits, and @%+=:,./-_) are inserted as they are,
+// so `root@{{.IP}}:{{.Dir}}/` still reads naturally. A template must
+// therefore not put a value inside its own quotes.
 func RenderTemplate(tmpl string, d TemplateData) (string, error) {
 	if tmpl == "" {
 		return "", nil
@@ -531,11 +645,25 @@ func RenderTemplate(tmpl string, d TemplateData) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("bad template: %v", strings.TrimPrefix(err.Error(), "template: cmd:"))
 	}
+	q := TemplateData{Name: ShellQuote(d.Name), IP: ShellQuote(d.IP), Bundle: ShellQuote(d.Bundle), Dir: ShellQuote(d.Dir),
+		ConfigFile: ShellQuote(d.ConfigFile), DataDir: ShellQuote(d.DataDir)}
 	var b bytes.Buffer
-	if err := t.Execute(&b, d); err != nil {
+	if err := t.Execute(&b, q); err != nil {
 		return "", fmt.Errorf("bad template: %v", strings.TrimPrefix(err.Error(), "template: cmd:"))
 	}
 	return b.String(), nil
+}
+
+var shellSafe = regexp.MustCompile(`^[a-zA-Z0-9@%+=:,./_-]+$`)
+
+// ShellQuote returns v as one word for a POSIX shell: unchanged when it
+// holds only characters the shell does not interpret, otherwise in single
+// quotes (a single quote inside becomes '\'').
+func ShellQuote(v string) string {
+	if shellSafe.MatchString(v) {
+		return v
+	}
+	return "'" + strings.ReplaceAll(v, "'", `'\''`) + "'"
 }
 
 func (p *parser) clients(s *Spec, in []FileClient) error {
@@ -545,9 +673,29 @@ func (p *parser) clients(s *Spec, in []FileClient) error {
 	seen := map[string]int{}
 	for i, rc := range in {
 		at := func(f string) (string, []any) { return fmt.Sprintf("clients[%d].%s", i, f), []any{"clients", i, f} }
-		if !plainName.MatchString(rc.Name) {
+		if err := CheckName(rc.Name); err != nil {
 			f, pa := at("name")
-			return p.errf(f, pa, "%q is not a valid client name", rc.Name)
+			return p.errf(f, pa, "client name %v", err)
+		}
+		if err := CheckNotReserved(rc.Name); err != nil {
+			f, pa := at("name")
+			return p.errf(f, pa, "client name %v", err)
+		}
+		if _, clash := s.Node(rc.Name); clash {
+			// `certs renew NAME` selects by owner: one name, one owner.
+			f, pa := at("name")
+			return p.errf(f, pa, "client name %q is also a node's name", rc.Name)
+		}
+		if rc.CommonName != "" {
+			if err := CheckSubjectValue(rc.CommonName); err != nil {
+				f, pa := at("commonName")
+				return p.errf(f, pa, "%v", err)
+			}
+		}
+		for j, o := range rc.Organization {
+			if err := CheckSubjectValue(o); err != nil {
+				return p.errf(fmt.Sprintf("clients[%d].organization[%d]", i, j), []any{"clients", i, "organization", j}, "%v", err)
+			}
 		}
 		if prev, dup := seen[rc.Name]; dup {
 			f, pa := at("name")

@@ -1,8 +1,10 @@
 package cluster
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -100,15 +102,71 @@ func TestParseErrors(t *testing.T) {
 		{"bad key size", "ca:\n  keyAlgorithm: rsa\n  keySize: 1024\n" + node, "ca.keySize: RSA key size 1024 is not supported"},
 		{"bad algorithm", "ca:\n  keyAlgorithm: dsa\n" + node, `ca.keyAlgorithm: unknown key algorithm "dsa"`},
 		{"bad port", "nodes:\n  - name: n1\n    ips: [10.0.0.1]\n    clientPort: 70000\n", "nodes[0].clientPort: port 70000 is out of range"},
-		{"bad url", "nodes:\n  - name: n1\n    ips: [10.0.0.1]\n    clientURLs: [http://10.0.0.1:2379]\n", "must be an https URL"},
-		{"bad name", "nodes:\n  - name: ../evil\n    ips: [10.0.0.1]\n", "not a valid node name"},
+		{"bad url", "nodes:\n  - name: n1\n    ips: [10.0.0.1]\n    clientURLs: [http://10.0.0.1:2379]\n", "not an https URL"},
+		{"bad name", "nodes:\n  - name: ../evil\n    ips: [10.0.0.1]\n", `node name "../evil" is not a valid name`},
 		{"bad dns", "nodes:\n  - name: n1\n    ips: [10.0.0.1]\n    dns: [bad_name!]\n", `nodes[0].dns[0]: "bad_name!" is not a DNS name`},
 		{"bad template", "nodes:\n  - name: n1\n    ips: [10.0.0.1]\n    restart: ssh {{.Host}} true\n", "nodes[0].restart: bad template"},
 		{"relative node dir", "nodes:\n  - name: n1\n    ips: [10.0.0.1]\n    dir: etc/pki\n", "must be an absolute path"},
-		{"listen clash", "nodes:\n  - {name: a, ips: [10.0.0.1]}\n  - {name: b, ips: [10.0.0.1]}\n", `node "b" would listen on https://10.0.0.1:2379 like node "a"`},
+		{"listen clash", "nodes:\n  - {name: a, ips: [10.0.0.1]}\n  - {name: b, ips: [10.0.0.1]}\n", `node "b" would listen on 10.0.0.1:2379 like node "a"`},
 		{"bad state", "nodes:\n  - name: n1\n    ips: [10.0.0.1]\n    initialClusterState: old\n", "must be new or existing"},
 		{"fixed client subject", node + "clients:\n  - name: kube-apiserver\n    commonName: me\n", "subject is fixed by kubeadm"},
 		{"duplicate client", node + "clients:\n  - name: a\n  - name: a\n", `duplicate client name "a"`},
+
+		// Durations are exact: no stray units, signs or fractions, no overflow.
+		{"days then years", "certs:\n  validity: 10dy\n" + node, `certs.validity: "10dy" is not a duration`},
+		{"years then days", "certs:\n  validity: 10yd\n" + node, `certs.validity: "10yd" is not a duration`},
+		{"plus sign", "ca:\n  validity: +10y\n" + node, `ca.validity: "+10y" is not a duration`},
+		{"plus sign go form", "certs:\n  renewBefore: +10h\n" + node, `certs.renewBefore: "+10h" is not a duration`},
+		{"bare number", "certs:\n  validity: 2380.5\n" + node, `certs.validity: "2380.5" is not a duration`},
+		{"fraction of a day", "certs:\n  validity: 1.5d\n" + node, `certs.validity: "1.5d" is not a duration`},
+		{"space", "certs:\n  validity: 10 d\n" + node, `certs.validity: "10 d" is not a duration`},
+		{"CA overflows", "ca:\n  validity: 300y\n" + node, `spec s.yaml:2: ca.validity: "300y" is too long (at most 292y)`},
+		{"days overflow", "ca:\n  validity: 9999999999999999999d\n" + node, `ca.validity: "9999999999999999999d" is too long`},
+		{"hours overflow", "ca:\n  validity: 9999999h\n" + node, `ca.validity: "9999999h" is too long`},
+		{"zero", "certs:\n  validity: 0d\n" + node, `certs.validity: "0d" must be positive`},
+		{"under a second", "certs:\n  validity: 500ms\n" + node, `certs.validity: 500ms is shorter than a second`},
+
+		// Integer fields take whole numbers only (yaml.v3 used to truncate).
+		{"fractional port", "nodes:\n  - name: n1\n    ips: [10.0.0.1]\n    peerPort: 2380.5\n", `spec s.yaml:4: nodes[0].peerPort: "2380.5" is not a whole number`},
+		{"fractional key size", "ca:\n  keySize: 256.0\n" + node, `ca.keySize: "256.0" is not a whole number`},
+		{"port zero", "nodes:\n  - name: n1\n    ips: [10.0.0.1]\n    clientPort: -1\n", "nodes[0].clientPort: port -1 is out of range"},
+
+		// Names: one validator, reserved names, subjects.
+		{"underscore first", "nodes:\n  - name: _x\n    ips: [10.0.0.1]\n", `nodes[0].name: node name "_x" is not a valid name`},
+		{"node named like a kind", "nodes:\n  - name: etcd-server\n    ips: [10.0.0.1]\n", `nodes[0].name: node name "etcd-server" is reserved`},
+		{"node named ca", "nodes:\n  - name: ca\n    ips: [10.0.0.1]\n", `nodes[0].name: node name "ca" is reserved`},
+		{"node named like a client", "nodes:\n  - name: kube-apiserver\n    ips: [10.0.0.1]\n", `node name "kube-apiserver" is the name of a built-in client`},
+		{"client named like a kind", node + "clients:\n  - name: etcd-server\n", `clients[0].name: client name "etcd-server" is reserved`},
+		{"client named ca", node + "clients:\n  - name: ca\n", `clients[0].name: client name "ca" is reserved`},
+		{"client named like a node", node + "clients:\n  - name: n1\n", `clients[0].name: client name "n1" is also a node's name`},
+		{"client bad name", node + "clients:\n  - name: _x\n", `clients[0].name: client name "_x" is not a valid name`},
+		{"commonName newline", node + "clients:\n  - name: a\n    commonName: \"a\\nb\"\n", `clients[0].commonName: "a\nb" holds a non-printable character`},
+		{"commonName too long", node + "clients:\n  - name: a\n    commonName: " + strings.Repeat("x", 65) + "\n", "clients[0].commonName: \"" + strings.Repeat("x", 65) + "\" is longer than 64 bytes"},
+		{"organization control", node + "clients:\n  - name: a\n    organization: [\"o\\tp\"]\n", `clients[0].organization[0]: "o\tp" holds a non-printable character`},
+		{"CA commonName empty-ish", "ca:\n  commonName: \" x\"\n" + node, `ca.commonName: " x" starts or ends with a space`},
+
+		// DNS names.
+		{"dns space", "nodes:\n  - name: n1\n    ips: [10.0.0.1]\n    dns: [\"a b\"]\n", `nodes[0].dns[0]: "a b" is not a DNS name`},
+		{"dns empty", "nodes:\n  - name: n1\n    ips: [10.0.0.1]\n    dns: [\"\"]\n", `nodes[0].dns[0]: "" is not a DNS name`},
+		{"dns email", "nodes:\n  - name: n1\n    ips: [10.0.0.1]\n    dns: [ops@example.com]\n", `nodes[0].dns[0]: "ops@example.com" is not a DNS name`},
+		{"dns url", "nodes:\n  - name: n1\n    ips: [10.0.0.1]\n    dns: [\"https://a.example\"]\n", `nodes[0].dns[0]: "https://a.example" is not a DNS name`},
+		{"dns non-ascii", "nodes:\n  - name: n1\n    ips: [10.0.0.1]\n    dns: [bücher.example]\n", `nodes[0].dns[0]: "bücher.example" is not a DNS name`},
+		{"dns newline", "nodes:\n  - name: n1\n    ips: [10.0.0.1]\n    dns: [\"a\\nb\"]\n", `nodes[0].dns[0]: "a\nb" is not a DNS name`},
+
+		// URLs and addresses.
+		{"url port zero", "nodes:\n  - name: n1\n    ips: [10.0.0.1]\n    clientURLs: [\"https://10.0.0.1:0\"]\n", `nodes[0].clientURLs[0]: "https://10.0.0.1:0": port out of range 1-65535`},
+		{"url port too big", "nodes:\n  - name: n1\n    ips: [10.0.0.1]\n    peerURLs: [\"https://10.0.0.1:65536\"]\n", `nodes[0].peerURLs[0]: "https://10.0.0.1:65536": port out of range`},
+		{"url userinfo", "nodes:\n  - name: n1\n    ips: [10.0.0.1]\n    peerURLs: [\"https://u:p@10.0.0.1:2380\"]\n", `nodes[0].peerURLs[0]: "https://u:p@10.0.0.1:2380": has user info`},
+		{"url query", "nodes:\n  - name: n1\n    ips: [10.0.0.1]\n    clientURLs: [\"https://10.0.0.1:2379?x=1\"]\n", `has a query`},
+		{"url fragment", "nodes:\n  - name: n1\n    ips: [10.0.0.1]\n    clientURLs: [\"https://10.0.0.1:2379#x\"]\n", `has a fragment`},
+		{"url empty host", "nodes:\n  - name: n1\n    ips: [10.0.0.1]\n    clientURLs: [\"https://:2379\"]\n", `nodes[0].clientURLs[0]: "https://:2379": has no host`},
+		{"url host not a SAN", "nodes:\n  - name: n1\n    ips: [10.0.0.1]\n    clientURLs: [\"https://10.0.0.9:2379\"]\n", `nodes[0].clientURLs[0]: "https://10.0.0.9:2379": host 10.0.0.9 is not among the node's certificate SANs`},
+		{"url dns host not a SAN", "nodes:\n  - name: n1\n    ips: [10.0.0.1]\n    peerURLs: [\"https://n2.example:2380\"]\n", `host n2.example is not among the node's certificate SANs`},
+		{"same peer URL", "nodes:\n  - {name: a, ips: [10.0.0.1], dns: [etcd.example], peerURLs: [\"https://etcd.example:2380\"]}\n  - {name: b, ips: [10.0.0.2], dns: [etcd.example], peerURLs: [\"https://etcd.example:2380/\"]}\n", `spec s.yaml:3: nodes[1].peerURLs[0]: https://etcd.example:2380/ is already advertised by node "a"`},
+		{"same IP loopback", "nodes:\n  - {name: a, ips: [127.0.0.1]}\n  - {name: b, ips: [127.0.0.1]}\n", `node "b" would listen on 127.0.0.1:2379 like node "a"`},
+		{"port clash across kinds", "nodes:\n  - {name: a, ips: [10.0.0.1]}\n  - {name: b, ips: [10.0.0.1], clientPort: 2380, peerPort: 2381}\n", `node "b" would listen on 10.0.0.1:2380 like node "a"`},
+		{"unspecified IP", "nodes:\n  - {name: a, ips: [0.0.0.0]}\n", `nodes[0].ips[0]: 0.0.0.0 cannot be a member's address`},
+		{"IP twice", "nodes:\n  - {name: a, ips: [10.0.0.1, 10.0.0.1]}\n", `nodes[0].ips[1]: 10.0.0.1 is listed twice`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse([]byte(tc.spec), "s.yaml", Options{PKIDir: "/tmp/pki"})
@@ -160,9 +218,75 @@ func TestDurations(t *testing.T) {
 			t.Errorf("ParseDuration(%q) = %v, %v; want %v", in, got, err, want)
 		}
 	}
-	for _, bad := range []string{"", "0h", "d", "x5d", "-1d"} {
+	for _, bad := range []string{"", "0h", "d", "x5d", "-1d", "10dy", "10yd", "+10y", "+10h", "2380.5", "1.5d", "300y", "106752d", "2562048h", " 1h", "1H"} {
 		if _, err := ParseDuration(bad); err == nil {
 			t.Errorf("ParseDuration(%q) succeeded", bad)
 		}
+	}
+}
+
+func TestDurationsAtTheLimit(t *testing.T) {
+	// 292 years fit in a time.Duration; 293 used to wrap round to weeks.
+	d, err := ParseDuration("292y")
+	if err != nil || d != 292*365*24*time.Hour {
+		t.Errorf("292y = %v, %v", d, err)
+	}
+	if d, err := ParseDuration("293y"); err == nil {
+		t.Errorf("293y accepted as %v", d)
+	}
+}
+
+// A spec path that names a FIFO or a device must fail at once (a FIFO
+// would block the read forever, /dev/zero never end), and a huge file is
+// refused instead of read into memory.
+func TestLoadRefusesNonRegularAndHugeFiles(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "spec.fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	huge := filepath.Join(dir, "huge.yaml")
+	if err := os.WriteFile(huge, []byte("# "+strings.Repeat("x", MaxSpecSize)+"\n"+good), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]string{
+		fifo:        "spec.fifo: not a regular file (a FIFO)",
+		"/dev/zero": "/dev/zero: not a regular file (a device)",
+		dir:         "not a regular file (a directory)",
+		huge:        "huge.yaml: larger than 1024 KiB",
+	} {
+		done := make(chan error, 1)
+		go func() {
+			_, err := Load(path, Options{})
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("%s: err = %v, want %q", path, err, want)
+			}
+			if _, ok := err.(*Error); !ok {
+				t.Errorf("%s: error is %T, want *cluster.Error (exit code 2)", path, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: Load still blocked after 10s", path)
+		}
+	}
+}
+
+// Template values are shell-quoted: sh -c sees one literal word per value.
+func TestRenderTemplateQuotesValues(t *testing.T) {
+	d := TemplateData{Name: "etcd-1", IP: "10.0.0.11", Bundle: "/srv/pki/nodes/etcd-1",
+		Dir: "/srv/my pki/$(touch pwned)", ConfigFile: "/a/it's.yml", DataDir: "/var/lib/etcd"}
+	got, err := RenderTemplate("rsync -a {{.Bundle}}/ root@{{.IP}}:{{.Dir}}/ {{.ConfigFile}} {{.DataDir}} {{.Name}}", d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `rsync -a /srv/pki/nodes/etcd-1/ root@10.0.0.11:'/srv/my pki/$(touch pwned)'/ '/a/it'\''s.yml' /var/lib/etcd etcd-1`
+	if got != want {
+		t.Errorf("rendered\n%s\nwant\n%s", got, want)
+	}
+	if got := ShellQuote(""); got != "''" {
+		t.Errorf("empty value renders as %s, want ''", got)
 	}
 }

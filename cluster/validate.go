@@ -1,0 +1,207 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// The validators below are shared by the spec and by `etcdpki issue`, so a
+// name, a DNS name or a subject is accepted or refused the same way
+// wherever it comes from.
+
+var plainName = regexp.MustCompile(`^[a-zA-Z0-9]([a-zA-Z0-9._-]{0,61}[a-zA-Z0-9])?$`)
+
+// CheckName reports whether v can name a cluster, node or client: it
+// becomes a directory and file name in the PKI tree and a certificate's
+// subject, so only letters, digits, '-', '.' and '_', starting and ending
+// with a letter or digit, at most 63 characters.
+func CheckName(v string) error {
+	if !plainName.MatchString(v) {
+		return fmt.Errorf("%q is not a valid name (letters, digits, '-', '.', '_'; starts and ends with a letter or digit; at most 63)", v)
+	}
+	return nil
+}
+
+// ReservedNames are names no node, client or issued certificate may take:
+// "ca" would put a ca.crt/ca.key over a bundle's CA file; the catalogue's
+// kind names (and their file base names) would make `certs renew NAME`
+// ambiguous between one owner and every node. ca's TestCatalogueNamesReserved
+// keeps this list in step with the catalogue.
+var ReservedNames = []string{
+	"ca",
+	"etcd-server", "etcd-peer", "etcd-healthcheck-client", "apiserver-etcd-client", "client",
+	"server", "peer", "healthcheck-client",
+}
+
+// CheckNotReserved refuses the names in ReservedNames.
+func CheckNotReserved(v string) error {
+	if slices.Contains(ReservedNames, strings.ToLower(v)) {
+		return fmt.Errorf("%q is reserved (it names the CA or a kind of certificate: %s)", v, strings.Join(ReservedNames, ", "))
+	}
+	return nil
+}
+
+var dnsName = regexp.MustCompile(`^(\*\.)?[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$`)
+
+// CheckDNSName reports whether v is a DNS name a certificate can carry:
+// ASCII labels of letters, digits and '-', an optional leading "*.", at
+// most 253 characters. Anything else (spaces, e-mail addresses, URLs,
+// non-ASCII names) is refused here rather than passed to cfssl, which
+// turns some into other SAN types and panics on others.
+func CheckDNSName(v string) error {
+	if len(v) > 253 || !dnsName.MatchString(v) {
+		return fmt.Errorf("%q is not a DNS name", v)
+	}
+	return nil
+}
+
+// MaxCommonNameLen is X.509's upper bound for a commonName (RFC 5280, ub-common-name).
+const MaxCommonNameLen = 64
+
+// CheckSubjectValue reports whether v can be a commonName or organization:
+// printable characters only (no control characters or newlines, which
+// would forge lines in logs and listings), no leading or trailing space,
+// at most 64 bytes.
+func CheckSubjectValue(v string) error {
+	switch {
+	case v == "":
+		return errors.New("is empty")
+	case len(v) > MaxCommonNameLen:
+		return fmt.Errorf("%q is longer than %d bytes", v, MaxCommonNameLen)
+	case !utf8.ValidString(v):
+		return fmt.Errorf("%q is not valid UTF-8", v)
+	case strings.TrimSpace(v) != v:
+		return fmt.Errorf("%q starts or ends with a space", v)
+	}
+	for _, r := range v {
+		if !unicode.IsPrint(r) {
+			return fmt.Errorf("%q holds a non-printable character", v)
+		}
+	}
+	return nil
+}
+
+var (
+	// daysOrYears is the whole-number form ("90d", "10y"), nothing else.
+	daysOrYears = regexp.MustCompile(`^([0-9]+)([dy])$`)
+	// goDuration is time.ParseDuration's grammar without a sign: a sign
+	// only ever means a mistake here.
+	goDuration = regexp.MustCompile(`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`)
+)
+
+// MaxDuration is the longest duration etcdpki accepts: what time.Duration
+// holds, about 292 years. Longer ones used to wrap round silently.
+const MaxDuration = time.Duration(math.MaxInt64)
+
+// ParseDuration accepts Go durations ("8760h", "1h30m") plus whole days
+// ("90d") and years ("10y", 365 days), which is how people think about
+// certificates. Anything else, a sign, a fraction of a day, or a value
+// that does not fit in a time.Duration (about 292 years) is an error.
+func ParseDuration(v string) (time.Duration, error) {
+	bad := fmt.Errorf("%q is not a duration (examples: 8760h, 90d, 10y)", v)
+	if strings.HasPrefix(v, "-") {
+		return 0, fmt.Errorf("%q must be positive", v)
+	}
+	var d time.Duration
+	if m := daysOrYears.FindStringSubmatch(v); m != nil {
+		unit := 24 * time.Hour
+		if m[2] == "y" {
+			unit *= 365
+		}
+		n, err := strconv.ParseInt(m[1], 10, 64)
+		if err != nil || n > int64(MaxDuration/unit) {
+			return 0, fmt.Errorf("%q is too long (at most %dy)", v, MaxDuration/(365*24*time.Hour))
+		}
+		d = time.Duration(n) * unit
+	} else {
+		if !goDuration.MatchString(v) {
+			return 0, bad
+		}
+		var err error
+		if d, err = time.ParseDuration(v); err != nil {
+			// The grammar matched, so only an overflow is left.
+			return 0, fmt.Errorf("%q is too long (at most %dy)", v, MaxDuration/(365*24*time.Hour))
+		}
+	}
+	if d <= 0 {
+		return 0, fmt.Errorf("%q must be positive", v)
+	}
+	return d, nil
+}
+
+// checkURL validates an advertised client or peer URL: https, a host, a
+// port in 1-65535, and nothing etcd would ignore or misread (userinfo, a
+// query, a fragment, a path). It returns the host.
+func checkURL(v string) (string, error) {
+	bad := func(why string) (string, error) {
+		return "", fmt.Errorf("%q: %s (want https://HOST:PORT, like https://10.0.0.11:2379)", v, why)
+	}
+	u, err := url.Parse(v)
+	switch {
+	case err != nil:
+		return bad("not a URL")
+	case u.Scheme != "https":
+		return bad("not an https URL")
+	case u.Opaque != "":
+		return bad("not an https URL")
+	case u.User != nil:
+		return bad("has user info")
+	case u.RawQuery != "" || u.ForceQuery:
+		return bad("has a query")
+	case u.Fragment != "" || strings.Contains(v, "#"):
+		return bad("has a fragment")
+	case u.Path != "" && u.Path != "/":
+		return bad("has a path")
+	case u.Hostname() == "":
+		return bad("has no host")
+	case u.Port() == "":
+		return bad("has no port")
+	}
+	port, err := strconv.Atoi(u.Port())
+	if err != nil || port < 1 || port > 65535 {
+		return bad("port out of range 1-65535")
+	}
+	host := u.Hostname()
+	if net.ParseIP(host) == nil {
+		if err := CheckDNSName(host); err != nil {
+			return bad("host is neither an IP address nor a DNS name")
+		}
+	}
+	return host, nil
+}
+
+// hostInSANs reports whether host (an IP or DNS name) is covered by sans,
+// as a TLS client checking the certificate would decide.
+func hostInSANs(host string, sans []string) bool {
+	if ip := net.ParseIP(host); ip != nil {
+		for _, s := range sans {
+			if sip := net.ParseIP(s); sip != nil && sip.Equal(ip) {
+				return true
+			}
+		}
+		return false
+	}
+	host = strings.ToLower(host)
+	for _, s := range sans {
+		s = strings.ToLower(s)
+		if s == host {
+			return true
+		}
+		if rest, ok := strings.CutPrefix(s, "*."); ok {
+			if _, after, found := strings.Cut(host, "."); found && after == rest {
+				return true
+			}
+		}
+	}
+	return false
+}
