@@ -658,7 +658,7 @@ var shellSafe = regexp.MustCompile(`^[a-zA-Z0-9@%+=:,./_-]+$`)
 
 // ShellQuote returns v as one word for a POSIX shell: unchanged when it
 // holds only characters the shell does not interpret, otherwise in single
-// quotes (a single quote inside becomes '\'').
+// quotes (a single quote inside becomes '\”).
 func ShellQuote(v string) string {
 	if shellSafe.MatchString(v) {
 		return v
