@@ -658,7 +658,8 @@ var shellSafe = regexp.MustCompile(`^[a-zA-Z0-9@%+=:,./_-]+$`)
 
 // ShellQuote returns v as one word for a POSIX shell: unchanged when it
 // holds only characters the shell does not interpret, otherwise in single
-// quotes (a single quote inside becomes '\”).
+// quotes, where a single quote is written as quote, backslash-quote,
+// quote.
 func ShellQuote(v string) string {
 	if shellSafe.MatchString(v) {
 		return v
