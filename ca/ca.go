@@ -11,10 +11,11 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"net"
+	"strings"
 	"time"
 
 	"github.com/cloudflare/cfssl/csr"
-	"github.com/cloudflare/cfssl/helpers"
 	"github.com/cloudflare/cfssl/initca"
 	cflog "github.com/cloudflare/cfssl/log"
 	"github.com/cloudflare/cfssl/signer"
@@ -52,43 +53,83 @@ type CA struct {
 	key     crypto.Signer
 }
 
-// Create makes a new self-signed CA per the spec. now anchors validity.
+// Create makes a new self-signed CA per the spec. Its validity counts from
+// now (notAfter = now + validity, as kubeadm does); notBefore is back-dated
+// by Backdate for clock skew.
 func Create(spec cluster.CA, now time.Time) (*CA, error) {
 	if err := checkKey(spec.Key); err != nil {
 		return nil, err
 	}
+	if spec.Validity < time.Second {
+		return nil, inputErrorf("CA %q: validity %s is shorter than a second", spec.CommonName, spec.Validity)
+	}
+	if err := cluster.CheckSubjectValue(spec.CommonName); err != nil {
+		return nil, inputErrorf("CA commonName %v", err)
+	}
 	req := &csr.CertificateRequest{
 		CN:         spec.CommonName,
 		KeyRequest: &csr.KeyRequest{A: spec.Key.Algorithm, S: spec.Key.Size},
-		CA:         &csr.CAConfig{Expiry: spec.Validity.String(), Backdate: Backdate.String()},
+		CA:         &csr.CAConfig{Expiry: spec.Validity.String()},
 	}
-	certPEM, _, keyPEM, err := initca.New(req)
+	// initca.New would count validity from a notBefore rounded to the
+	// minute and back-dated: do what it does, with the dates set here.
+	g := &csr.Generator{Validator: func(*csr.CertificateRequest) error { return nil }}
+	csrPEM, keyPEM, err := g.ProcessRequest(req)
+	if err != nil {
+		return nil, fmt.Errorf("create CA %q: key and request: %w", spec.CommonName, err)
+	}
+	key, err := ParseKey(keyPEM)
 	if err != nil {
 		return nil, fmt.Errorf("create CA %q: %w", spec.CommonName, err)
 	}
+	policy := initca.CAPolicy()
+	policy.Default.Expiry, policy.Default.ExpiryString = spec.Validity, spec.Validity.String()
+	s, err := local.NewSigner(key, nil, signer.DefaultSigAlgo(key), policy)
+	if err != nil {
+		return nil, fmt.Errorf("create CA %q: signer: %w", spec.CommonName, err)
+	}
+	notBefore, notAfter := validityWindow(now, spec.Validity)
+	certPEM, err := s.Sign(signer.SignRequest{Request: string(csrPEM), NotBefore: notBefore, NotAfter: notAfter})
+	if err != nil {
+		return nil, fmt.Errorf("create CA %q: sign: %w", spec.CommonName, err)
+	}
 	return Parse(certPEM, keyPEM, "new CA")
+}
+
+// validityWindow is [now - Backdate, now + validity] in whole seconds, as
+// certificates store them. notAfter is rounded down: with a validity of at
+// least a second it is still after now.
+func validityWindow(now time.Time, validity time.Duration) (notBefore, notAfter time.Time) {
+	return now.Add(-Backdate).UTC().Truncate(time.Second), now.Add(validity).UTC().Truncate(time.Second)
 }
 
 // Parse loads a CA from PEM, checking that the certificate is a CA that
 // may sign certificates and that the key belongs to it. where names the
 // source in errors.
 func Parse(certPEM, keyPEM []byte, where string) (*CA, error) {
+	return ParseFiles(certPEM, keyPEM, where, where+": CA key")
+}
+
+// ParseFiles is Parse for a CA read from two files: each problem is
+// reported against the file that has it (a corrupt key against the key
+// file, not the certificate).
+func ParseFiles(certPEM, keyPEM []byte, certPath, keyPath string) (*CA, error) {
 	cert, err := ParseCert(certPEM)
 	if err != nil {
-		return nil, inputErrorf("%s: %v", where, err)
+		return nil, inputErrorf("%s: %v", certPath, err)
 	}
 	if !cert.IsCA || !cert.BasicConstraintsValid {
-		return nil, inputErrorf("%s: certificate %q is not a CA (basicConstraints CA:FALSE)", where, cert.Subject.CommonName)
+		return nil, inputErrorf("%s: certificate %q is not a CA (basicConstraints CA:FALSE)", certPath, cert.Subject.CommonName)
 	}
 	if cert.KeyUsage != 0 && cert.KeyUsage&x509.KeyUsageCertSign == 0 {
-		return nil, inputErrorf("%s: CA %q may not sign certificates (no keyCertSign usage)", where, cert.Subject.CommonName)
+		return nil, inputErrorf("%s: CA %q may not sign certificates (no keyCertSign usage)", certPath, cert.Subject.CommonName)
 	}
-	key, err := helpers.ParsePrivateKeyPEM(keyPEM)
+	key, err := ParseKey(keyPEM)
 	if err != nil {
-		return nil, inputErrorf("%s: CA key: %v", where, err)
+		return nil, inputErrorf("%s: %v", keyPath, err)
 	}
 	if !KeyMatches(cert, key.Public()) {
-		return nil, inputErrorf("%s: CA key does not match the CA certificate", where)
+		return nil, inputErrorf("%s: CA key does not match the CA certificate %s", keyPath, certPath)
 	}
 	return &CA{Cert: cert, CertPEM: certPEM, KeyPEM: keyPEM, key: key}, nil
 }
@@ -111,13 +152,42 @@ func ParseCert(data []byte) (*x509.Certificate, error) {
 	}
 }
 
-// ParseKey parses a PEM private key (PKCS#1, PKCS#8 or SEC 1).
+// ParseKey parses the first PEM private key in data (PKCS#1, PKCS#8 or
+// SEC 1), skipping the "EC PARAMETERS" block openssl writes before one.
+// It uses the standard library rather than cfssl, whose errors are JSON
+// documents that make no sense on a terminal.
 func ParseKey(data []byte) (crypto.Signer, error) {
-	k, err := helpers.ParsePrivateKeyPEM(data)
-	if err != nil {
-		return nil, fmt.Errorf("parse private key: %w", err)
+	for {
+		var b *pem.Block
+		b, data = pem.Decode(data)
+		if b == nil {
+			return nil, errors.New("no PEM private key found")
+		}
+		var k any
+		var err error
+		switch b.Type {
+		case "PRIVATE KEY":
+			k, err = x509.ParsePKCS8PrivateKey(b.Bytes)
+		case "RSA PRIVATE KEY":
+			k, err = x509.ParsePKCS1PrivateKey(b.Bytes)
+		case "EC PRIVATE KEY":
+			k, err = x509.ParseECPrivateKey(b.Bytes)
+		case "ENCRYPTED PRIVATE KEY":
+			return nil, errors.New("encrypted private keys are not supported")
+		default:
+			continue
+		}
+		if err != nil {
+			// The ASN.1 detail means nothing to an operator, and some of
+			// it is a Go struct dump.
+			return nil, fmt.Errorf("malformed %s (the PEM block does not decode)", strings.ToLower(b.Type))
+		}
+		signer, ok := k.(crypto.Signer)
+		if !ok {
+			return nil, fmt.Errorf("parse private key: %T cannot sign", k)
+		}
+		return signer, nil
 	}
-	return k, nil
 }
 
 // KeyMatches reports whether pub is the certificate's public key.
@@ -183,15 +253,35 @@ func (c *CA) Sign(r Request) (certPEM, keyPEM []byte, err error) {
 	if !ok {
 		return nil, nil, fmt.Errorf("unknown certificate profile %q", r.Kind.Profile)
 	}
-	if r.Validity <= 0 {
-		return nil, nil, fmt.Errorf("certificate %q: validity must be positive", r.CommonName)
+	if r.Validity < time.Second {
+		return nil, nil, inputErrorf("certificate %q: validity %s is shorter than a second", r.CommonName, r.Validity)
 	}
 	if err := checkKey(r.Key); err != nil {
 		return nil, nil, err
 	}
+	// Checked here too, not only in the spec: cfssl turns some bad hosts
+	// into other SAN types and panics on non-ASCII names.
+	if err := cluster.CheckSubjectValue(r.CommonName); err != nil {
+		return nil, nil, inputErrorf("commonName %v", err)
+	}
+	for _, o := range r.Organization {
+		if err := cluster.CheckSubjectValue(o); err != nil {
+			return nil, nil, inputErrorf("certificate %q: organization %v", r.CommonName, err)
+		}
+	}
+	for _, h := range r.Hosts {
+		if net.ParseIP(h) == nil {
+			if err := cluster.CheckDNSName(h); err != nil {
+				return nil, nil, inputErrorf("certificate %q: SAN %v", r.CommonName, err)
+			}
+		}
+	}
 	now := r.Now
 	if now.IsZero() {
 		now = time.Now()
+	}
+	if !now.Before(c.Cert.NotAfter) {
+		return nil, nil, inputErrorf("CA %q expired on %s: it can sign nothing usable; a new CA must be rolled out in stages", c.Cert.Subject.CommonName, c.Cert.NotAfter.Format(time.RFC3339))
 	}
 	creq := &csr.CertificateRequest{CN: r.CommonName, Hosts: r.Hosts, KeyRequest: &csr.KeyRequest{A: r.Key.Algorithm, S: r.Key.Size}}
 	for _, o := range r.Organization {
@@ -218,12 +308,14 @@ func (c *CA) Sign(r Request) (certPEM, keyPEM []byte, err error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("signer: %w", err)
 	}
-	notBefore := now.Add(-Backdate).UTC().Truncate(time.Second)
+	// Validity counts from now, as kubeadm's does: the back-dating is for
+	// clock skew and must not eat into it (a 1m validity back-dated 5m
+	// would be born expired).
+	notBefore, notAfter := validityWindow(now, r.Validity)
 	if notBefore.Before(c.Cert.NotBefore) {
 		// A leaf valid before its CA would fail verification in that gap.
 		notBefore = c.Cert.NotBefore
 	}
-	notAfter := notBefore.Add(r.Validity)
 	if notAfter.After(c.Cert.NotAfter) {
 		notAfter = c.Cert.NotAfter
 	}

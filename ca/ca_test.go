@@ -3,6 +3,7 @@ package ca
 import (
 	"crypto/x509"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -135,5 +136,98 @@ func TestUnsupportedKeys(t *testing.T) {
 		if KeyDescription(cert.PublicKey) != k.String() {
 			t.Errorf("got %s want %s", KeyDescription(cert.PublicKey), k)
 		}
+	}
+}
+
+// Validity counts from now, not from the back-dated notBefore, for the CA
+// and for leaves: a validity shorter than the back-dating used to give a
+// certificate that was expired when issued.
+func TestValidityCountsFromNow(t *testing.T) {
+	now := time.Now()
+	a, err := Create(cluster.CA{CommonName: "etcd-ca", Key: p256, Validity: 48 * time.Hour}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := now.Add(48 * time.Hour).Truncate(time.Second); !a.Cert.NotAfter.Equal(want) {
+		t.Errorf("CA notAfter %v, want now+48h = %v", a.Cert.NotAfter, want)
+	}
+	if want := now.Add(-Backdate).Truncate(time.Second); !a.Cert.NotBefore.Equal(want) {
+		t.Errorf("CA notBefore %v, want now-%v = %v", a.Cert.NotBefore, Backdate, want)
+	}
+	for _, v := range []time.Duration{2 * time.Second, time.Minute, time.Hour} {
+		certPEM, _, err := a.Sign(Request{Kind: KindClient, CommonName: "c", Key: p256, Validity: v, Now: now})
+		if err != nil {
+			t.Fatalf("validity %v: %v", v, err)
+		}
+		c, _ := ParseCert(certPEM)
+		if want := now.Add(v).Truncate(time.Second); !c.NotAfter.Equal(want) {
+			t.Errorf("validity %v: notAfter %v, want %v", v, c.NotAfter, want)
+		}
+		if err := a.Verify(c, x509.ExtKeyUsageClientAuth, now); err != nil {
+			t.Errorf("validity %v: not valid when issued: %v", v, err)
+		}
+	}
+}
+
+// Only a validity that leaves nothing usable is refused, as an input
+// error: zero, negative, under a second, or a CA with no life left.
+func TestSignRefusesUnusableValidity(t *testing.T) {
+	a := newCA(t, time.Hour)
+	for _, v := range []time.Duration{0, -time.Hour, 500 * time.Millisecond} {
+		_, _, err := a.Sign(Request{Kind: KindClient, CommonName: "c", Key: p256, Validity: v})
+		var ie *InputError
+		if !errors.As(err, &ie) || !strings.Contains(err.Error(), "shorter than a second") {
+			t.Errorf("validity %v: err = %v, want an input error", v, err)
+		}
+	}
+	_, _, err := a.Sign(Request{Kind: KindClient, CommonName: "c", Key: p256, Validity: time.Minute, Now: a.Cert.NotAfter.Add(time.Second)})
+	var ie *InputError
+	if !errors.As(err, &ie) || !strings.Contains(err.Error(), "expired") {
+		t.Errorf("expired CA: err = %v, want an input error saying it expired", err)
+	}
+	for name, r := range map[string]Request{
+		"non-ascii SAN": {Kind: KindServer, CommonName: "n", Hosts: []string{"bücher.example"}},
+		"e-mail SAN":    {Kind: KindServer, CommonName: "n", Hosts: []string{"a@b.example"}},
+		"URL SAN":       {Kind: KindServer, CommonName: "n", Hosts: []string{"https://a.example"}},
+		"newline in CN": {Kind: KindClient, CommonName: "a\nb"},
+		"long CN":       {Kind: KindClient, CommonName: strings.Repeat("x", 65)},
+		"bad org":       {Kind: KindClient, CommonName: "c", Organization: []string{""}},
+	} {
+		r.Key, r.Validity = p256, time.Hour
+		_, _, err := a.Sign(r)
+		if !errors.As(err, &ie) {
+			t.Errorf("%s: err = %v, want an input error", name, err)
+		}
+	}
+}
+
+// A corrupt key is reported against the key file, in words: cfssl's
+// errors are JSON documents.
+func TestParseFilesNamesTheFile(t *testing.T) {
+	a := newCA(t, time.Hour)
+	for name, key := range map[string][]byte{
+		"garbage":   []byte("x"),
+		"bad DER":   []byte("-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n"),
+		"truncated": a.KeyPEM[:len(a.KeyPEM)/2],
+	} {
+		_, err := ParseFiles(a.CertPEM, key, "pki/etcd/ca.crt", "pki/etcd/ca.key")
+		if err == nil || !strings.HasPrefix(err.Error(), "pki/etcd/ca.key: ") || strings.ContainsAny(err.Error(), "{}\n") {
+			t.Errorf("%s: err = %v, want one line against ca.key without JSON", name, err)
+		}
+	}
+}
+
+// The names the spec and `issue` refuse include every catalogue kind and
+// its file name, so `certs renew KIND` can never also mean a client.
+func TestCatalogueNamesReserved(t *testing.T) {
+	for _, k := range Catalogue() {
+		for _, n := range []string{k.Name, k.BaseName} {
+			if n != "" && !slices.Contains(cluster.ReservedNames, n) {
+				t.Errorf("catalogue name %q is not in cluster.ReservedNames", n)
+			}
+		}
+	}
+	if !slices.Contains(cluster.ReservedNames, "ca") {
+		t.Error(`"ca" is not reserved`)
 	}
 }
