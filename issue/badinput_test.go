@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/etcdpki/etcdpki/ca"
+	"github.com/etcdpki/etcdpki/cluster"
 )
 
 // Every bad input must give one clear line naming the file, be an input
@@ -145,4 +146,116 @@ func mode(t *testing.T, p string) os.FileMode {
 		t.Fatal(err)
 	}
 	return info.Mode().Perm()
+}
+
+// `issue` can never write over the CA or a member's pair, and checks names,
+// SANs and subjects with the spec's validators: every refusal is an input
+// error naming the field, and the PKI tree (and any --out) is unchanged.
+func TestIssueBadInputChangesNothing(t *testing.T) {
+	s, _ := initTree(t, threeNodes)
+	p := Paths{PKI: s.PKIDir}
+	outside := t.TempDir()
+	link := filepath.Join(outside, "link-to-ca")
+	if err := os.Symlink(p.CADir(), link); err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(t.TempDir(), "pki")
+	if _, err := Init(context.Background(), spec(t, threeNodes, other), Options{}); err != nil {
+		t.Fatal(err)
+	}
+	foreign := filepath.Join(outside, "foreign")
+	os.Mkdir(foreign, 0o700)
+	os.WriteFile(filepath.Join(foreign, "ca.crt"), mustRead(t, Paths{PKI: other}.CACert()), 0o644)
+	someoneElse := filepath.Join(outside, "kubeadm-etcd")
+	os.Mkdir(someoneElse, 0o700)
+	os.WriteFile(filepath.Join(someoneElse, "server.crt"), mustRead(t, filepath.Join(p.NodeCertDir("etcd-node-1"), "server.crt")), 0o644)
+	os.WriteFile(filepath.Join(someoneElse, "server.key"), mustRead(t, filepath.Join(p.NodeCertDir("etcd-node-1"), "server.key")), 0o600)
+	flagsOnly := cluster.Defaults(s.PKIDir) // issue --dir PKI, no spec
+
+	gw := []string{"10.0.0.21"}
+	for _, tc := range []struct {
+		name string
+		s    *cluster.Spec
+		r    OneRequest
+		want string
+	}{
+		{"client named ca", s, OneRequest{Kind: "client", Name: "ca"}, `name "ca" is reserved`},
+		{"client named ca into the CA dir", s, OneRequest{Kind: "client", Name: "ca", Out: p.CADir()}, `name "ca" is reserved`},
+		{"client named like a kind", s, OneRequest{Kind: "client", Name: "etcd-server"}, `name "etcd-server" is reserved`},
+		{"server named like a node", s, OneRequest{Kind: "server", Name: "etcd-node-1", Hosts: gw}, `name "etcd-node-1" is a node of the cluster`},
+		{"server named like a node, --dir only", flagsOnly, OneRequest{Kind: "server", Name: "etcd-node-2", Hosts: gw}, `name "etcd-node-2" already has a bundle`},
+		{"client named like a spec client", s, OneRequest{Kind: "client", Name: "etcd-admin"}, `name "etcd-admin" is a client of the cluster`},
+		{"client named like the apiserver", flagsOnly, OneRequest{Kind: "client", Name: "kube-apiserver"}, `name "kube-apiserver" is a client of the cluster`},
+		{"leading underscore", s, OneRequest{Kind: "client", Name: "_x"}, `name "_x" is not a valid name`},
+		{"out into the CA", s, OneRequest{Kind: "client", Name: "ops", Out: p.CADir()}, "--out " + p.CADir() + " is inside the PKI directory's managed tree (etcd)"},
+		{"out into a node bundle", s, OneRequest{Kind: "server", Name: "gw", Hosts: gw, Out: p.NodeCertDir("etcd-node-1")}, "is inside the PKI directory's managed tree (nodes/etcd-node-1/etcd)"},
+		{"out into the PKI root", s, OneRequest{Kind: "client", Name: "ops", Out: s.PKIDir}, "is inside the PKI directory's managed tree (.)"},
+		{"out into the issued dir itself", s, OneRequest{Kind: "client", Name: "ops", Out: filepath.Join(s.PKIDir, "issued")}, "managed tree (issued)"},
+		{"out through a symlink into the CA", s, OneRequest{Kind: "client", Name: "ops", Out: link}, "is inside the PKI directory's managed tree (etcd)"},
+		{"out with another CA", s, OneRequest{Kind: "client", Name: "ops", Out: foreign}, "foreign/ca.crt: holds CA"},
+		{"out holding another server", s, OneRequest{Kind: "server", Name: "gw", Hosts: gw, Out: someoneElse}, `kubeadm-etcd/server.crt: holds the certificate of "etcd-node-1", not "gw"`},
+		{"dns with a space", s, OneRequest{Kind: "server", Name: "gw", Hosts: []string{"a b"}}, `--dns "a b" is not a DNS name`},
+		{"dns empty", s, OneRequest{Kind: "server", Name: "gw", Hosts: []string{""}}, `--dns "" is not a DNS name`},
+		{"dns newline", s, OneRequest{Kind: "server", Name: "gw", Hosts: []string{"a\nb"}}, `--dns "a\nb" is not a DNS name`},
+		{"dns e-mail", s, OneRequest{Kind: "server", Name: "gw", Hosts: []string{"ops@example.com"}}, `--dns "ops@example.com" is not a DNS name`},
+		{"dns URL", s, OneRequest{Kind: "server", Name: "gw", Hosts: []string{"https://gw.example"}}, `--dns "https://gw.example" is not a DNS name`},
+		{"dns non-ASCII", s, OneRequest{Kind: "server", Name: "gw", Hosts: []string{"bücher.example"}}, `--dns "bücher.example" is not a DNS name`},
+		{"org with a newline", s, OneRequest{Kind: "client", Name: "ops", Organization: []string{"a\nb"}}, `--org "a\nb" holds a non-printable character`},
+		{"org too long", s, OneRequest{Kind: "client", Name: "ops", Organization: []string{strings.Repeat("o", 65)}}, "is longer than 64 bytes"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before, beforeOut := snapshot(t, s.PKIDir), snapshot(t, outside)
+			_, err := One(context.Background(), tc.s, tc.r, Options{})
+			checkInputError(t, err, tc.want)
+			if snapshot(t, s.PKIDir) != before || snapshot(t, outside) != beforeOut {
+				t.Error("a refused issue changed the tree")
+			}
+		})
+	}
+}
+
+// A bundle whose ca.crt is another CA's is invalid in certs list (and so
+// for rotate), not ok: its owner would trust the wrong CA.
+func TestListFlagsForeignBundleCA(t *testing.T) {
+	s, _ := initTree(t, threeNodes)
+	other := filepath.Join(t.TempDir(), "pki")
+	if _, err := Init(context.Background(), spec(t, threeNodes, other), Options{}); err != nil {
+		t.Fatal(err)
+	}
+	p := Paths{PKI: s.PKIDir}
+	overwrite(t, filepath.Join(p.NodeCertDir("etcd-node-2"), "ca.crt"), mustRead(t, Paths{PKI: other}.CACert()))
+	infos, err := List(s, 0, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range infos[1:] {
+		want := StatusOK
+		if strings.HasPrefix(i.Name, "etcd-node-2/") {
+			want = StatusInvalid
+		}
+		if i.Status != want {
+			t.Errorf("%s is %s (%s), want %s", i.Name, i.Status, i.Reason, want)
+		}
+		if want == StatusInvalid && !strings.Contains(i.Reason, "nodes/etcd-node-2/etcd/ca.crt: holds CA") {
+			t.Errorf("%s: reason %q does not name the bundle's ca.crt", i.Name, i.Reason)
+		}
+	}
+}
+
+// A corrupt ca.key is reported against ca.key, in one line of words.
+func TestCorruptCAKeyNamesTheKeyFile(t *testing.T) {
+	s, _ := initTree(t, threeNodes)
+	p := Paths{PKI: s.PKIDir}
+	overwrite(t, p.CAKey(), []byte("-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n"))
+	for name, run := range map[string]func() error{
+		"init":  func() error { _, err := Init(context.Background(), s, Options{}); return err },
+		"list":  func() error { _, err := List(s, 0, time.Now()); return err },
+		"issue": func() error { _, err := One(context.Background(), s, OneRequest{Kind: "client", Name: "ops"}, Options{}); return err },
+	} {
+		err := run()
+		checkInputError(t, err, p.CAKey()+": malformed ec private key")
+		if err != nil && strings.ContainsAny(err.Error(), "{}") {
+			t.Errorf("%s: error carries JSON: %v", name, err)
+		}
+	}
 }

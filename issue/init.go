@@ -241,7 +241,7 @@ func loadOrCreateCA(s *cluster.Spec, p Paths, now time.Time) (*ca.CA, bool, erro
 	case keyErr != nil:
 		return nil, false, readError(p.CAKey(), keyErr)
 	}
-	a, err := ca.Parse(certPEM, keyPEM, p.CACert())
+	a, err := ca.ParseFiles(certPEM, keyPEM, p.CACert(), p.CAKey())
 	if err != nil {
 		return nil, false, err
 	}
@@ -262,7 +262,7 @@ func LoadCA(pki string) (*ca.CA, error) {
 	if err != nil {
 		return nil, readError(p.CAKey(), err)
 	}
-	return ca.Parse(certPEM, keyPEM, p.CACert())
+	return ca.ParseFiles(certPEM, keyPEM, p.CACert(), p.CAKey())
 }
 
 func readError(path string, err error) error {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/etcdpki/etcdpki/ca"
@@ -74,9 +75,21 @@ func List(s *cluster.Spec, renewBefore time.Duration, now time.Time) ([]CertInfo
 }
 
 // Inspect reads one target's pair and says whether it is usable and due.
+// A pair is only usable with its bundle's ca.crt: a bundle that trusts
+// another CA (or none) is invalid however good the pair is, since the
+// member or client holding it would refuse every peer.
 func Inspect(t Target, authority *ca.CA, renewBefore time.Duration, now time.Time) CertInfo {
 	certPEM, keyPEM, err := readPair(t)
 	info, _ := inspect(t, authority, certPEM, keyPEM, err, renewBefore, now)
+	if info.Status == StatusInvalid || info.Status == StatusMissing {
+		return info
+	}
+	caPath := filepath.Join(t.CADir, "ca.crt")
+	if _, err := os.Stat(caPath); errors.Is(err, fs.ErrNotExist) {
+		info.Status, info.Reason = StatusInvalid, caPath+": missing (etcdpki init restores it)"
+	} else if err := checkBundleCA(t.CADir, authority); err != nil {
+		info.Status, info.Reason = StatusInvalid, err.Error()
+	}
 	return info
 }
 

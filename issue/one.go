@@ -2,8 +2,13 @@ package issue
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
+	"net"
+	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
@@ -37,8 +42,25 @@ func One(ctx context.Context, s *cluster.Spec, r OneRequest, o Options) (Target,
 	default:
 		return Target{}, inputError("kind %q: must be server, peer or client", r.Kind)
 	}
-	if !validName(r.Name) {
-		return Target{}, inputError("name %q: use letters, digits, '-', '.', '_'", r.Name)
+	if err := checkIssueName(s, r.Name); err != nil {
+		return Target{}, err
+	}
+	var hosts []string
+	for _, h := range r.Hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			hosts = append(hosts, ip.String())
+			continue
+		}
+		if err := cluster.CheckDNSName(h); err != nil {
+			return Target{}, inputError("--dns %v", err)
+		}
+		hosts = append(hosts, strings.ToLower(h))
+	}
+	r.Hosts = hosts
+	for _, o := range r.Organization {
+		if err := cluster.CheckSubjectValue(o); err != nil {
+			return Target{}, inputError("--org %v", err)
+		}
 	}
 	if k.ServerSANs && len(r.Hosts) == 0 {
 		return Target{}, inputError("a %s certificate needs at least one --ip or --dns", r.Kind)
@@ -49,6 +71,8 @@ func One(ctx context.Context, s *cluster.Spec, r OneRequest, o Options) (Target,
 	out := r.Out
 	if out == "" {
 		out = filepath.Join(s.PKIDir, "issued", r.Name)
+	} else if err := checkOut(s.PKIDir, out); err != nil {
+		return Target{}, err
 	}
 	out, _ = filepath.Abs(out)
 	base := k.BaseName
@@ -59,6 +83,12 @@ func One(ctx context.Context, s *cluster.Spec, r OneRequest, o Options) (Target,
 		Hosts: r.Hosts, Dir: out, CertName: base + ".crt", KeyName: base + ".key", CADir: out}
 	authority, err := LoadCA(s.PKIDir)
 	if err != nil {
+		return t, err
+	}
+	if err := checkBundleCA(out, authority); err != nil {
+		return t, err
+	}
+	if err := checkNotAnotherCert(t); err != nil {
 		return t, err
 	}
 	pl := &plan{byDir: map[string]*pending{}}
@@ -85,14 +115,97 @@ func One(ctx context.Context, s *cluster.Spec, r OneRequest, o Options) (Target,
 	return t, nil
 }
 
-func validName(n string) bool {
-	if n == "" || len(n) > 64 || n[0] == '.' || n[0] == '-' {
-		return false
+// checkIssueName refuses a name that is not valid as a spec name, is
+// reserved (it would write ca.crt/ca.key over the bundle's CA file, or
+// name a kind of certificate), or already names a node or client of the
+// cluster: a second certificate with a member's name is a second identity
+// for it.
+func checkIssueName(s *cluster.Spec, name string) error {
+	if err := cluster.CheckName(name); err != nil {
+		return inputError("name %v", err)
 	}
-	for _, c := range n {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_') {
-			return false
+	if err := cluster.CheckNotReserved(name); err != nil {
+		return inputError("name %v", err)
+	}
+	if _, ok := s.Node(name); ok {
+		return inputError("name %q is a node of the cluster; its certificates are renewed with etcdpki certs renew %s", name, name)
+	}
+	if _, ok := s.Client(name); ok || name == cluster.ClientAPIServer || name == cluster.ClientHealthcheck {
+		return inputError("name %q is a client of the cluster; its certificate is renewed with etcdpki certs renew %s", name, name)
+	}
+	// With --dir alone there is no spec: the PKI tree still knows them.
+	p := Paths{PKI: s.PKIDir}
+	for _, d := range []string{filepath.Dir(p.NodeDir(name)), filepath.Dir(p.ClientDir(name))} {
+		if info, err := os.Stat(filepath.Join(d, name)); err == nil && info.IsDir() {
+			return inputError("name %q already has a bundle in %s", name, filepath.Join(d, name))
 		}
 	}
-	return true
+	return nil
+}
+
+// checkOut refuses an --out inside the PKI directory other than under
+// PKI/issued/: everything else there (the CA, node, apiserver and client
+// bundles, backups) is managed, and a pair written into it would replace
+// a CA or a member's key. Symbolic links are resolved on both sides.
+func checkOut(pki, out string) error {
+	rp, err1 := resolve(pki)
+	ro, err2 := resolve(out)
+	if err1 != nil || err2 != nil {
+		return inputError("--out %s: %v", out, errors.Join(err1, err2))
+	}
+	rel, err := filepath.Rel(rp, ro)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return nil // outside the PKI directory
+	}
+	parts := strings.Split(rel, string(filepath.Separator))
+	if len(parts) >= 2 && parts[0] == "issued" {
+		return nil
+	}
+	return inputError("--out %s is inside the PKI directory's managed tree (%s); use PKI/issued/NAME (the default) or a directory outside %s", out, rel, pki)
+}
+
+// resolve makes p absolute and resolves symbolic links in the part of it
+// that exists.
+func resolve(p string) (string, error) {
+	p, err := filepath.Abs(p)
+	if err != nil {
+		return "", err
+	}
+	var rest []string
+	for {
+		r, err := filepath.EvalSymlinks(p)
+		if err == nil {
+			return filepath.Join(append([]string{r}, rest...)...), nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return "", err
+		}
+		parent := filepath.Dir(p)
+		if parent == p {
+			return filepath.Join(append([]string{p}, rest...)...), nil
+		}
+		rest = append([]string{filepath.Base(p)}, rest...)
+		p = parent
+	}
+}
+
+// checkNotAnotherCert refuses to replace a certificate in the bundle that
+// belongs to someone else: re-issuing NAME into its own bundle is fine,
+// writing server.crt over another server's is not.
+func checkNotAnotherCert(t Target) error {
+	data, err := os.ReadFile(t.CertPath())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return readError(t.CertPath(), err)
+	}
+	c, err := ca.ParseCert(data)
+	if err != nil {
+		return inputError("%s: %v; refusing to replace what is not a certificate", t.CertPath(), err)
+	}
+	if c.Subject.CommonName != t.CommonName {
+		return inputError("%s: holds the certificate of %q, not %q; refusing to replace it", t.CertPath(), c.Subject.CommonName, t.CommonName)
+	}
+	return nil
 }
