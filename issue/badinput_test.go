@@ -248,9 +248,12 @@ func TestCorruptCAKeyNamesTheKeyFile(t *testing.T) {
 	p := Paths{PKI: s.PKIDir}
 	overwrite(t, p.CAKey(), []byte("-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n"))
 	for name, run := range map[string]func() error{
-		"init":  func() error { _, err := Init(context.Background(), s, Options{}); return err },
-		"list":  func() error { _, err := List(s, 0, time.Now()); return err },
-		"issue": func() error { _, err := One(context.Background(), s, OneRequest{Kind: "client", Name: "ops"}, Options{}); return err },
+		"init": func() error { _, err := Init(context.Background(), s, Options{}); return err },
+		"list": func() error { _, err := List(s, 0, time.Now()); return err },
+		"issue": func() error {
+			_, err := One(context.Background(), s, OneRequest{Kind: "client", Name: "ops"}, Options{})
+			return err
+		},
 	} {
 		err := run()
 		checkInputError(t, err, p.CAKey()+": malformed ec private key")
