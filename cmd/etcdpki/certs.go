@@ -24,6 +24,14 @@ func certsCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "certs",
 		Usage: "list certificates and their expiry, or renew them",
+		// Without an action, urfave/cli answers an unknown subcommand with
+		// its help and exit code 3; it is a usage error.
+		Action: func(c *cli.Context) error {
+			if c.Args().Present() {
+				return usagef("unknown command \"certs %s\" (see etcdpki certs --help)", c.Args().First())
+			}
+			return cli.ShowSubcommandHelp(c)
+		},
 		Subcommands: []*cli.Command{
 			{
 				Name:  "list",

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto/sha256"
 	"fmt"
 	"io/fs"
@@ -17,7 +16,8 @@ import (
 // CLI is tested end to end: real argument parsing, real exit codes.
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
-		"etcdpki": func() { os.Exit(run(context.Background(), os.Args, os.Stdout, os.Stderr)) },
+		// main itself, signal handling included, as the real binary runs.
+		"etcdpki": main,
 	})
 }
 

@@ -1,0 +1,132 @@
+package main
+
+import (
+	"bytes"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// etcdpkiBinary returns a path that runs this test binary as etcdpki's
+// main (TestMain dispatches on the program name), signal handling included.
+func etcdpkiBinary(t *testing.T) string {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(t.TempDir(), "etcdpki")
+	if err := os.Symlink(self, bin); err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
+// started runs etcdpki in dir and returns it with its stderr.
+func started(t *testing.T, dir string, args ...string) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	cmd := exec.Command(etcdpkiBinary(t), args...)
+	cmd.Dir = dir
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cmd, &stderr
+}
+
+// exitWithin waits for cmd to end, failing the test if it is still
+// running after d (a generous bound: the point is that it ends at all).
+func exitWithin(t *testing.T, cmd *exec.Cmd, d time.Duration) int {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+		return cmd.ProcessState.ExitCode()
+	case <-time.After(d):
+		t.Fatalf("%v still running %v after SIGTERM", cmd.Args, d)
+		return 0
+	}
+}
+
+// initPKI makes a one-node PKI in dir with flags only.
+func initPKI(t *testing.T, dir string) {
+	t.Helper()
+	var out bytes.Buffer
+	if code := run(t.Context(), []string{"etcdpki", "init", "--dir", filepath.Join(dir, "pki"), "--node", "n1=127.0.0.1"}, &out, &out); code != 0 {
+		t.Fatalf("init: exit %d: %s", code, out.String())
+	}
+}
+
+// verify against an endpoint that accepts the connection and never
+// answers ends on SIGTERM, not after its hour-long --timeout.
+func TestSIGTERMEndsVerifyAgainstASilentEndpoint(t *testing.T) {
+	dir := t.TempDir()
+	initPKI(t, dir)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	accepted := make(chan net.Conn, 4)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c // held open, never answered
+		}
+	}()
+	cmd, stderr := started(t, dir, "verify", "--timeout", "1h", "--etcd-servers", "https://"+l.Addr().String(),
+		"--etcd-cafile", "pki/apiserver/etcd/ca.crt", "--etcd-certfile", "pki/apiserver/apiserver-etcd-client.crt",
+		"--etcd-keyfile", "pki/apiserver/apiserver-etcd-client.key")
+	select {
+	case c := <-accepted:
+		defer c.Close()
+	case <-time.After(30 * time.Second):
+		t.Fatal("verify never connected")
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if code := exitWithin(t, cmd, signalGrace-time.Second); code != exitFail {
+		t.Errorf("exit code %d, want %d; stderr: %s", code, exitFail, stderr)
+	}
+}
+
+// A step blocked where no context reaches (opening a FIFO named as a key
+// file) used to swallow every SIGTERM and never end. Now the grace ends
+// it, and a second signal ends it at once.
+func TestSIGTERMEndsABlockedCommand(t *testing.T) {
+	for _, twice := range []bool{false, true} {
+		dir := t.TempDir()
+		initPKI(t, dir)
+		fifo := filepath.Join(dir, "key.fifo")
+		if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cmd, stderr := started(t, dir, "verify", "--etcd-servers", "https://127.0.0.1:1",
+			"--etcd-cafile", "pki/apiserver/etcd/ca.crt", "--etcd-certfile", "pki/apiserver/apiserver-etcd-client.crt",
+			"--etcd-keyfile", fifo)
+		time.Sleep(500 * time.Millisecond) // let it reach the FIFO
+		cmd.Process.Signal(syscall.SIGTERM)
+		limit, want := signalGrace+10*time.Second, "still running"
+		if twice {
+			time.Sleep(100 * time.Millisecond)
+			cmd.Process.Signal(syscall.SIGTERM)
+			limit, want = signalGrace-time.Second, "received again: exiting now"
+		}
+		if code := exitWithin(t, cmd, limit); code != exitFail {
+			t.Errorf("twice=%v: exit code %d, want %d", twice, code, exitFail)
+		}
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("twice=%v: stderr %q does not say %q", twice, stderr, want)
+		}
+	}
+}
