@@ -25,6 +25,7 @@ func TestMain(m *testing.M) {
 //
 //	exits CODE PROG ARGS...  run PROG and require that exit code
 //	tree DIR                 print every path, mode, link and content hash
+//	oneline                  the last command's stderr is exactly one line
 func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir: "testdata/script",
@@ -40,6 +41,12 @@ func TestScripts(t *testing.T) {
 				}
 				if got != args[0] {
 					ts.Fatalf("%s exited %s, want %s", args[1], got, args[0])
+				}
+			},
+			"oneline": func(ts *testscript.TestScript, neg bool, args []string) {
+				stderr := ts.ReadFile("stderr")
+				if one := strings.Count(stderr, "\n") == 1 && strings.HasSuffix(stderr, "\n"); one == neg {
+					ts.Fatalf("stderr is not one line: %q", stderr)
 				}
 			},
 			"tree": func(ts *testscript.TestScript, neg bool, args []string) {
