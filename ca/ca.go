@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cloudflare/cfssl/csr"
+	cferr "github.com/cloudflare/cfssl/errors"
 	"github.com/cloudflare/cfssl/initca"
 	cflog "github.com/cloudflare/cfssl/log"
 	"github.com/cloudflare/cfssl/signer"
@@ -76,7 +77,7 @@ func Create(spec cluster.CA, now time.Time) (*CA, error) {
 	g := &csr.Generator{Validator: func(*csr.CertificateRequest) error { return nil }}
 	csrPEM, keyPEM, err := g.ProcessRequest(req)
 	if err != nil {
-		return nil, fmt.Errorf("create CA %q: key and request: %w", spec.CommonName, err)
+		return nil, fmt.Errorf("create CA %q: key and request: %w", spec.CommonName, plain(err))
 	}
 	key, err := ParseKey(keyPEM)
 	if err != nil {
@@ -86,12 +87,12 @@ func Create(spec cluster.CA, now time.Time) (*CA, error) {
 	policy.Default.Expiry, policy.Default.ExpiryString = spec.Validity, spec.Validity.String()
 	s, err := local.NewSigner(key, nil, signer.DefaultSigAlgo(key), policy)
 	if err != nil {
-		return nil, fmt.Errorf("create CA %q: signer: %w", spec.CommonName, err)
+		return nil, fmt.Errorf("create CA %q: signer: %w", spec.CommonName, plain(err))
 	}
 	notBefore, notAfter := validityWindow(now, spec.Validity)
 	certPEM, err := s.Sign(signer.SignRequest{Request: string(csrPEM), NotBefore: notBefore, NotAfter: notAfter})
 	if err != nil {
-		return nil, fmt.Errorf("create CA %q: sign: %w", spec.CommonName, err)
+		return nil, fmt.Errorf("create CA %q: sign: %w", spec.CommonName, plain(err))
 	}
 	return Parse(certPEM, keyPEM, "new CA")
 }
@@ -295,18 +296,18 @@ func (c *CA) Sign(r Request) (certPEM, keyPEM []byte, err error) {
 		}
 		csrPEM, err = csr.Generate(key, creq)
 		if err != nil {
-			return nil, nil, fmt.Errorf("certificate request for %q: %w", r.CommonName, err)
+			return nil, nil, fmt.Errorf("certificate request for %q: %w", r.CommonName, plain(err))
 		}
 		keyPEM = r.ReuseKey
 	} else {
 		csrPEM, keyPEM, err = csr.ParseRequest(creq)
 		if err != nil {
-			return nil, nil, fmt.Errorf("key and request for %q: %w", r.CommonName, err)
+			return nil, nil, fmt.Errorf("key and request for %q: %w", r.CommonName, plain(err))
 		}
 	}
 	s, err := local.NewSigner(c.key, c.Cert, signer.DefaultSigAlgo(c.key), kind)
 	if err != nil {
-		return nil, nil, fmt.Errorf("signer: %w", err)
+		return nil, nil, fmt.Errorf("signer: %w", plain(err))
 	}
 	// Validity counts from now, as kubeadm's does: the back-dating is for
 	// clock skew and must not eat into it (a 1m validity back-dated 5m
@@ -327,7 +328,7 @@ func (c *CA) Sign(r Request) (certPEM, keyPEM []byte, err error) {
 		NotAfter:  notAfter,
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("sign %q: %w", r.CommonName, err)
+		return nil, nil, fmt.Errorf("sign %q: %w", r.CommonName, plain(err))
 	}
 	// Refuse anything that fails our own chain and usage check rather
 	// than hand etcd a certificate it would reject at the handshake.
@@ -339,6 +340,16 @@ func (c *CA) Sign(r Request) (certPEM, keyPEM []byte, err error) {
 		return nil, nil, fmt.Errorf("issued %q does not verify: %w", r.CommonName, err)
 	}
 	return certPEM, keyPEM, nil
+}
+
+// plain turns cfssl's errors, whose text is a JSON document, into their
+// message, so that what an operator reads is one line of words.
+func plain(err error) error {
+	var ce *cferr.Error
+	if errors.As(err, &ce) {
+		return errors.New(ce.Message)
+	}
+	return err
 }
 
 func checkKey(k cluster.KeySpec) error {

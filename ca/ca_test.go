@@ -3,10 +3,13 @@ package ca
 import (
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	cferr "github.com/cloudflare/cfssl/errors"
 
 	"github.com/etcdpki/etcdpki/cluster"
 )
@@ -229,5 +232,17 @@ func TestCatalogueNamesReserved(t *testing.T) {
 	}
 	if !slices.Contains(cluster.ReservedNames, "ca") {
 		t.Error(`"ca" is not reserved`)
+	}
+}
+
+// cfssl's errors print as JSON documents; what reaches an operator is the
+// message alone.
+func TestPlainStripsCfsslJSON(t *testing.T) {
+	err := fmt.Errorf("sign %q: %w", "n", plain(cferr.New(cferr.PrivateKeyError, cferr.ParseFailed)))
+	if strings.ContainsAny(err.Error(), "{}") {
+		t.Errorf("error carries JSON: %v", err)
+	}
+	if !strings.Contains(err.Error(), "Failed to parse private key") {
+		t.Errorf("error lost cfssl's message: %v", err)
 	}
 }
