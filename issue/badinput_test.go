@@ -192,7 +192,7 @@ func TestIssueBadInputChangesNothing(t *testing.T) {
 		{"out into the PKI root", s, OneRequest{Kind: "client", Name: "ops", Out: s.PKIDir}, "is inside the PKI directory's managed tree (.)"},
 		{"out into the issued dir itself", s, OneRequest{Kind: "client", Name: "ops", Out: filepath.Join(s.PKIDir, "issued")}, "managed tree (issued)"},
 		{"out through a symlink into the CA", s, OneRequest{Kind: "client", Name: "ops", Out: link}, "is inside the PKI directory's managed tree (etcd)"},
-		{"out with another CA", s, OneRequest{Kind: "client", Name: "ops", Out: foreign}, "foreign/ca.crt: holds CA"},
+		{"out with another CA", s, OneRequest{Kind: "client", Name: "ops", Out: foreign}, "foreign/ca.crt: holds another CA (\"etcd-ca\", serial "},
 		{"out holding another server", s, OneRequest{Kind: "server", Name: "gw", Hosts: gw, Out: someoneElse}, `kubeadm-etcd/server.crt: holds the certificate of "etcd-node-1", not "gw"`},
 		{"dns with a space", s, OneRequest{Kind: "server", Name: "gw", Hosts: []string{"a b"}}, `--dns "a b" is not a DNS name`},
 		{"dns empty", s, OneRequest{Kind: "server", Name: "gw", Hosts: []string{""}}, `--dns "" is not a DNS name`},
@@ -236,7 +236,7 @@ func TestListFlagsForeignBundleCA(t *testing.T) {
 		if i.Status != want {
 			t.Errorf("%s is %s (%s), want %s", i.Name, i.Status, i.Reason, want)
 		}
-		if want == StatusInvalid && !strings.Contains(i.Reason, "nodes/etcd-node-2/etcd/ca.crt: holds CA") {
+		if want == StatusInvalid && !strings.Contains(i.Reason, "nodes/etcd-node-2/etcd/ca.crt: holds another CA") {
 			t.Errorf("%s: reason %q does not name the bundle's ca.crt", i.Name, i.Reason)
 		}
 	}

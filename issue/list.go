@@ -87,10 +87,32 @@ func Inspect(t Target, authority *ca.CA, renewBefore time.Duration, now time.Tim
 	caPath := filepath.Join(t.CADir, "ca.crt")
 	if _, err := os.Stat(caPath); errors.Is(err, fs.ErrNotExist) {
 		info.Status, info.Reason = StatusInvalid, caPath+": missing (etcdpki init restores it)"
-	} else if err := checkBundleCA(t.CADir, authority); err != nil {
+	} else if err := checkSameCA(t.CADir, authority); err != nil {
 		info.Status, info.Reason = StatusInvalid, err.Error()
 	}
 	return info
+}
+
+// checkSameCA makes sure a bundle's ca.crt, if present, is our CA. Two CAs
+// usually share a name (etcd-ca), so the message tells them apart by serial.
+func checkSameCA(dir string, a *ca.CA) error {
+	path := filepath.Join(dir, "ca.crt")
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return readError(path, err)
+	}
+	c, err := ca.ParseCert(data)
+	if err != nil {
+		return inputError("%s: %v", path, err)
+	}
+	if !c.Equal(a.Cert) {
+		return inputError("%s: holds another CA (%q, serial %s), not this PKI's (%q, serial %s); refusing to mix CAs",
+			path, c.Subject.CommonName, short(Serial(c)), a.Cert.Subject.CommonName, short(Serial(a.Cert)))
+	}
+	return nil
 }
 
 // pairCheck is what inspect found beyond the listing: the error behind an

@@ -85,7 +85,7 @@ func One(ctx context.Context, s *cluster.Spec, r OneRequest, o Options) (Target,
 	if err != nil {
 		return t, err
 	}
-	if err := checkBundleCA(out, authority); err != nil {
+	if err := checkSameCA(out, authority); err != nil {
 		return t, err
 	}
 	if err := checkNotAnotherCert(t); err != nil {
