@@ -505,8 +505,8 @@ func (p *parser) node(s *Spec, i int, rn FileNode) (Node, error) {
 		if ip4 := ip.To4(); ip4 != nil {
 			ip = ip4
 		}
-		if ip.IsUnspecified() || ip.IsMulticast() {
-			return n, p.errf(fmt.Sprintf("nodes[%d].ips[%d]", i, j), []any{"nodes", i, "ips", j}, "%s cannot be a member's address (it is advertised and a certificate SAN)", ip)
+		if err := CheckIP(ip); err != nil {
+			return n, p.errf(fmt.Sprintf("nodes[%d].ips[%d]", i, j), []any{"nodes", i, "ips", j}, "%v", err)
 		}
 		for _, prev := range n.IPs {
 			if prev.Equal(ip) {

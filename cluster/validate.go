@@ -65,6 +65,15 @@ func CheckDNSName(v string) error {
 	return nil
 }
 
+// CheckIP reports whether ip can be a certificate's IP SAN and a member's
+// address: not unspecified (0.0.0.0, ::) and not multicast.
+func CheckIP(ip net.IP) error {
+	if ip.IsUnspecified() || ip.IsMulticast() {
+		return fmt.Errorf("%s cannot be a member's address or a certificate SAN", ip)
+	}
+	return nil
+}
+
 // MaxCommonNameLen is X.509's upper bound for a commonName (RFC 5280, ub-common-name).
 const MaxCommonNameLen = 64
 

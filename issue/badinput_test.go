@@ -200,6 +200,7 @@ func TestIssueBadInputChangesNothing(t *testing.T) {
 		{"dns e-mail", s, OneRequest{Kind: "server", Name: "gw", Hosts: []string{"ops@example.com"}}, `--dns "ops@example.com" is not a DNS name`},
 		{"dns URL", s, OneRequest{Kind: "server", Name: "gw", Hosts: []string{"https://gw.example"}}, `--dns "https://gw.example" is not a DNS name`},
 		{"dns non-ASCII", s, OneRequest{Kind: "server", Name: "gw", Hosts: []string{"bücher.example"}}, `--dns "bücher.example" is not a DNS name`},
+		{"unspecified IP", s, OneRequest{Kind: "server", Name: "gw", Hosts: []string{"0.0.0.0"}}, "--ip 0.0.0.0 cannot be a member's address or a certificate SAN"},
 		{"org with a newline", s, OneRequest{Kind: "client", Name: "ops", Organization: []string{"a\nb"}}, `--org "a\nb" holds a non-printable character`},
 		{"org too long", s, OneRequest{Kind: "client", Name: "ops", Organization: []string{strings.Repeat("o", 65)}}, "is longer than 64 bytes"},
 	} {

@@ -48,6 +48,9 @@ func One(ctx context.Context, s *cluster.Spec, r OneRequest, o Options) (Target,
 	var hosts []string
 	for _, h := range r.Hosts {
 		if ip := net.ParseIP(h); ip != nil {
+			if err := cluster.CheckIP(ip); err != nil {
+				return Target{}, inputError("--ip %v", err)
+			}
 			hosts = append(hosts, ip.String())
 			continue
 		}
