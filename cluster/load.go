@@ -291,7 +291,7 @@ func checkWholeNumbers(file string, n *yaml.Node, path string) error {
 			if path != "" {
 				field = path + "." + k.Value
 			}
-			if intKeys[k.Value] && v.Kind == yaml.ScalarNode && v.Tag != "!!int" {
+			if intKeys[k.Value] && v.Kind == yaml.ScalarNode && v.Tag != "!!int" && v.Tag != "!!null" {
 				return &Error{File: file, Line: v.Line, Field: field, Msg: fmt.Sprintf("%q is not a whole number", v.Value)}
 			}
 			if err := checkWholeNumbers(file, v, field); err != nil {
