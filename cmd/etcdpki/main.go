@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -38,6 +39,13 @@ func main() {
 // every SIGTERM and never end.
 const signalGrace = 5 * time.Second
 
+// stepsFinish is set by commands whose steps deliberately run to their
+// end after a signal: rotate finishes a member's restart or a deploy
+// (each bounded by --member-timeout or --command-timeout) rather than
+// leave a member half restarted. The grace does not cut those short; a
+// second signal still does.
+var stepsFinish atomic.Bool
+
 // stopOnSignal cancels the command's context at the first signal, so it
 // finishes its step and exits; a second signal, or the grace running out,
 // ends the process at once. Every write etcdpki makes is atomic, so an
@@ -45,13 +53,21 @@ const signalGrace = 5 * time.Second
 func stopOnSignal(sigs <-chan os.Signal, cancel context.CancelCauseFunc, stderr io.Writer, exit func(int)) {
 	sig := <-sigs
 	cancel(fmt.Errorf("%v signal received", sig))
-	select {
-	case again := <-sigs:
-		fmt.Fprintf(stderr, "etcdpki: %v signal received again: exiting now\n", again)
-	case <-time.After(signalGrace):
-		fmt.Fprintf(stderr, "etcdpki: still running %s after the %v signal: exiting now\n", signalGrace, sig)
+	grace := time.After(signalGrace)
+	for {
+		select {
+		case again := <-sigs:
+			fmt.Fprintf(stderr, "etcdpki: %v signal received again: exiting now\n", again)
+		case <-grace:
+			if stepsFinish.Load() {
+				grace = nil // wait for the step, or a second signal
+				continue
+			}
+			fmt.Fprintf(stderr, "etcdpki: still running %s after the %v signal: exiting now\n", signalGrace, sig)
+		}
+		exit(exitFail)
+		return
 	}
-	exit(exitFail)
 }
 
 // Exit codes are part of the contract; scripts and cron rely on them.

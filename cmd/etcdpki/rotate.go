@@ -50,6 +50,8 @@ func runRotate(c *cli.Context) error {
 	if err := noArgs(c); err != nil {
 		return err
 	}
+	// A signal lets the current restart or deploy finish (see stepsFinish).
+	stepsFinish.Store(true)
 	var renewBefore time.Duration
 	if v := c.String("renew-before"); v != "" {
 		d, err := cluster.ParseDuration(v)

@@ -130,3 +130,32 @@ func TestSIGTERMEndsABlockedCommand(t *testing.T) {
 		}
 	}
 }
+
+// rotate's steps (a member's restart, a deploy) run to their end after a
+// signal, as the README promises: the grace does not cut them short, and
+// only a second signal does.
+func TestGraceSparesRotateSteps(t *testing.T) {
+	stepsFinish.Store(true)
+	defer stepsFinish.Store(false)
+	sigs := make(chan os.Signal, 2)
+	exited := make(chan int, 1)
+	var stderr bytes.Buffer
+	cancelled := make(chan struct{})
+	go stopOnSignal(sigs, func(error) { close(cancelled) }, &stderr, func(code int) { exited <- code })
+	sigs <- syscall.SIGTERM
+	<-cancelled
+	select {
+	case <-exited:
+		t.Fatalf("exited during a rotate step, %v after SIGTERM", signalGrace)
+	case <-time.After(signalGrace + 500*time.Millisecond):
+	}
+	sigs <- syscall.SIGTERM
+	select {
+	case code := <-exited:
+		if code != exitFail {
+			t.Errorf("exit code %d, want %d", code, exitFail)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a second signal did not end it")
+	}
+}
