@@ -683,7 +683,7 @@ func isTemp(name string) bool {
 // removeStaleTemps removes the temporary files a crashed run left beside
 // path (".NAME.tmpN"), so they neither pile up nor travel with a bundle.
 func removeStaleTemps(path string) error {
-	dir, base := filepath.Split(path)
+	dir, base := filepath.Dir(path), filepath.Base(path)
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", dir, err)
