@@ -138,30 +138,37 @@ func Init(ctx context.Context, s *cluster.Spec, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	var b atomicdir.Batch
+	// The lock lives in the PKI directory, so a first init makes it first
+	// (and removes it again, lock and all, if the run fails).
+	var pkiDir atomicdir.Batch
 	if _, err := os.Stat(s.PKIDir); errors.Is(err, fs.ErrNotExist) {
-		if err := b.Dir(s.PKIDir); err != nil {
+		if err := pkiDir.Dir(s.PKIDir); err != nil {
+			pkiDir.Abort()
 			return nil, err
 		}
 	}
+	fail := func(err error) (*Result, error) {
+		if pkiDir.Created(s.PKIDir) {
+			os.Remove(filepath.Join(s.PKIDir, pkilock.File))
+		}
+		pkiDir.Abort()
+		return nil, err
+	}
 	held, err := o.lock(s.PKIDir)
 	if err != nil {
-		b.Abort()
-		return nil, err
+		return fail(err)
 	}
 	defer held.Release()
 	ip, err := planInit(ctx, s, o, pre)
-	if err == nil {
-		err = ip.pl.write(&b, s.PKIDir, ip.res)
-	}
 	if err != nil {
-		if b.Created(s.PKIDir) {
-			// Nothing else is in it: the PKI directory goes, lock and all.
-			os.Remove(filepath.Join(s.PKIDir, pkilock.File))
-		}
-		b.Abort()
-		return nil, err
+		return fail(err)
 	}
+	var b atomicdir.Batch
+	if err := ip.pl.write(&b, s.PKIDir, ip.res); err != nil {
+		b.Abort()
+		return fail(err)
+	}
+	pkiDir.Commit()
 	for _, l := range ip.lines {
 		o.printf("%s", l)
 	}

@@ -72,27 +72,26 @@ func Renew(ctx context.Context, s *cluster.Spec, targets []Target, o RenewOption
 			out[i].Backup = filepath.Join(backup, rel(s.PKIDir, out[i].Target.Dir))
 		}
 	}
-	// Back up first: once the backup is durable, the swap may happen.
-	var bb atomicdir.Batch
+	// Back up first: once the backup is durable, the swap may happen. The
+	// backup appears whole or not at all.
+	var saved []atomicdir.File
 	for _, r := range out {
-		o, ok := rp.olds[r.Target.ID]
+		old, ok := rp.olds[r.Target.ID]
 		if !ok {
 			continue
 		}
-		if _, err := bb.WriteFile(filepath.Join(r.Backup, r.Target.CertName), o.cert, atomicdir.CertMode); err != nil {
-			bb.Abort()
-			return nil, fmt.Errorf("back up %s: %w", r.Target.ID, err)
-		}
-		if _, err := bb.WriteFile(filepath.Join(r.Backup, r.Target.KeyName), o.key, atomicdir.KeyMode); err != nil {
-			bb.Abort()
-			return nil, fmt.Errorf("back up %s: %w", r.Target.ID, err)
-		}
+		dir := rel(backup, r.Backup)
+		saved = append(saved,
+			atomicdir.File{Name: filepath.Join(dir, r.Target.CertName), Data: old.cert, Mode: atomicdir.CertMode},
+			atomicdir.File{Name: filepath.Join(dir, r.Target.KeyName), Data: old.key, Mode: atomicdir.KeyMode})
 	}
-	if err := bb.Commit(); err != nil {
-		return nil, fmt.Errorf("back up: %w", err)
+	undoBackup := func() {}
+	if len(saved) > 0 {
+		if undoBackup, err = atomicdir.NewDir(backup, saved); err != nil {
+			return nil, fmt.Errorf("back up: %w", err)
+		}
 	}
 	var b atomicdir.Batch
-	err = nil
 	for _, st := range rp.pl.stores {
 		if _, err = b.Update(st.dir, st.files, checkPairs); err != nil {
 			err = fmt.Errorf("renew in %s: %w", st.dir, err)
@@ -107,9 +106,7 @@ func Renew(ctx context.Context, s *cluster.Spec, targets []Target, o RenewOption
 	}
 	if err != nil {
 		// Nothing was switched: the backup of this run backs up nothing.
-		if o.BackupDir == "" {
-			os.RemoveAll(backup)
-		}
+		undoBackup()
 		return nil, err
 	}
 	for _, r := range out {
