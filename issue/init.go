@@ -156,7 +156,8 @@ func Init(ctx context.Context, s *cluster.Spec, o Options) (*Result, error) {
 	}
 	held, err := o.lock(s.PKIDir)
 	if err != nil {
-		return fail(err)
+		// The holder works in the directory we made: leave it be.
+		return nil, err
 	}
 	defer held.Release()
 	ip, err := planInit(ctx, s, o, pre)
@@ -628,6 +629,9 @@ func readStoredPair(t Target) (certPEM, keyPEM []byte, err error) {
 	switch {
 	case errors.Is(certErr, fs.ErrNotExist) && errors.Is(keyErr, fs.ErrNotExist):
 		return nil, nil, nil
+	case keyErr != nil && !errors.Is(keyErr, fs.ErrNotExist):
+		// Say what is wrong with the key before that the cert is missing.
+		return nil, nil, readError(t.KeyPath(), keyErr)
 	case certErr != nil:
 		return nil, nil, readError(t.CertPath(), certErr)
 	case keyErr != nil:

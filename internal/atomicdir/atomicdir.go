@@ -199,6 +199,9 @@ func (b *Batch) mkdirAll(dir string) error {
 		return fmt.Errorf("create %s: %w", dir, err)
 	}
 	if err := os.Mkdir(dir, DirMode); err != nil {
+		if info, serr := os.Stat(dir); serr == nil && info.IsDir() {
+			return nil // made meanwhile by another run, which owns it
+		}
 		return fmt.Errorf("create %s: %w", dir, err)
 	}
 	b.created = append(b.created, dir)
