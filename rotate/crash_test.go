@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/etcdpki/etcdpki/ca"
-	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
+	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/rotate"
 )
 
