@@ -426,3 +426,38 @@ func copyTree(t *testing.T, from, to string) {
 		t.Fatal(err)
 	}
 }
+
+// TestIssueCrashAtEveryStepConverges kills `etcdpki issue` at each step;
+// issuing again leaves a whole bundle: the pair matching, the one CA, no
+// temporary files.
+func TestIssueCrashAtEveryStepConverges(t *testing.T) {
+	ctx := context.Background()
+	base, _ := initTree(t, threeNodes)
+	req := OneRequest{Kind: "server", Name: "gw", Hosts: []string{"10.0.0.21"}}
+	steps := 0
+	for n := 1; ; n++ {
+		pki := filepath.Join(t.TempDir(), "pki")
+		copyTree(t, base.PKIDir, pki)
+		s := spec(t, threeNodes, pki)
+		stopped := runUntilStep(t, n, func() error { _, err := One(ctx, s, req, Options{}); return err })
+		if stopped == "" {
+			break
+		}
+		steps++
+		tg, err := One(ctx, s, req, Options{})
+		if err != nil {
+			t.Fatalf("killed at step %s; issue again: %v", stopped, err)
+		}
+		c, k := mustRead(t, tg.CertPath()), mustRead(t, tg.KeyPath())
+		if err := checkPairs(map[string][]byte{"x.crt": c, "x.key": k}); err != nil {
+			t.Errorf("killed at step %s: %v", stopped, err)
+		}
+		if !bytes.Equal(mustRead(t, filepath.Join(tg.Dir, "ca.crt")), mustRead(t, Paths{PKI: pki}.CACert())) {
+			t.Errorf("killed at step %s: the bundle holds another CA", stopped)
+		}
+		checkConverged(t, s, stopped)
+	}
+	if steps < 5 {
+		t.Fatalf("only %d steps: the hook does not see issue's writes", steps)
+	}
+}
