@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -197,19 +198,23 @@ func TestConcurrentInitsShareOneCA(t *testing.T) {
 		s := spec(t, threeNodes, pki)
 		var wg sync.WaitGroup
 		errs := make([]error, 2)
+		results := make([]*Result, 2)
 		for i := range errs {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				_, errs[i] = Init(context.Background(), s, Options{})
+				results[i], errs[i] = Init(context.Background(), s, Options{})
 			}()
 		}
 		wg.Wait()
-		ok := 0
-		for _, err := range errs {
+		ok, minted := 0, 0
+		for i, err := range errs {
 			switch {
 			case err == nil:
 				ok++
+				if slices.Contains(results[i].Created, "etcd-ca") {
+					minted++
+				}
 			case errors.Is(err, pkilock.ErrLocked):
 				if !strings.Contains(err.Error(), filepath.Join(pki, pkilock.File)) {
 					t.Errorf("lock error does not name the lock: %v", err)
@@ -220,6 +225,9 @@ func TestConcurrentInitsShareOneCA(t *testing.T) {
 		}
 		if ok == 0 {
 			t.Fatalf("round %d: neither init succeeded", round)
+		}
+		if minted > 1 {
+			t.Fatalf("round %d: both inits succeeded, each creating a CA", round)
 		}
 		checkConverged(t, s, "concurrent inits")
 	}
