@@ -116,7 +116,10 @@ func flagsSpec(c *cli.Context, s *cluster.Spec) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := "etcdpki init --dir " + c.String("dir")
+	cmd := "etcdpki init"
+	if c.String("dir") != "" {
+		cmd += " --dir " + c.String("dir")
+	}
 	if c.String("name") != "" {
 		cmd += " --name " + c.String("name")
 	}
