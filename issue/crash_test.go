@@ -72,6 +72,7 @@ func failAtStep(n int, f func() error) (failed string, err error) {
 // each of its filesystem steps in turn, as a kill would, then runs init
 // again: the tree it ends with must be whole.
 func TestInitCrashAtEveryStepConverges(t *testing.T) {
+	skipShort(t)
 	ctx := context.Background()
 	steps := 0
 	for n := 1; ; n++ {
@@ -100,6 +101,7 @@ func TestInitCrashAtEveryStepConverges(t *testing.T) {
 // fourth member at each step; the re-run must still mark only it
 // "existing".
 func TestInitAddNodeCrashAtEveryStepConverges(t *testing.T) {
+	skipShort(t)
 	ctx := context.Background()
 	base, _ := initTree(t, threeNodes)
 	grownYAML := strings.Replace(threeNodes, "clients:", "  - name: etcd-node-4\n    ips: [10.0.0.14]\nclients:", 1)
@@ -125,6 +127,7 @@ func TestInitAddNodeCrashAtEveryStepConverges(t *testing.T) {
 // step: right after the kill every pair in effect is whole (the old or
 // the new one), and renewing again converges.
 func TestRenewCrashAtEveryStepConverges(t *testing.T) {
+	skipShort(t)
 	ctx := context.Background()
 	base, _ := initTree(t, threeNodes)
 	steps := 0
@@ -162,6 +165,7 @@ func TestRenewCrashAtEveryStepConverges(t *testing.T) {
 // first init, and of an init that adds a node, fail in turn: init must
 // return the error and leave the tree as it found it.
 func TestInitFailureAtEveryStepRollsBack(t *testing.T) {
+	skipShort(t)
 	ctx := context.Background()
 	base, _ := initTree(t, threeNodes)
 	grownYAML := strings.Replace(threeNodes, "clients:", "  - name: etcd-node-4\n    ips: [10.0.0.14]\nclients:", 1)
@@ -205,6 +209,7 @@ func TestInitFailureAtEveryStepRollsBack(t *testing.T) {
 // step leaves every pair as it was, and no backup of a renewal that did
 // not happen.
 func TestRenewFailureAtEveryStepRollsBack(t *testing.T) {
+	skipShort(t)
 	ctx := context.Background()
 	base, _ := initTree(t, threeNodes)
 	for n := 1; ; n++ {
@@ -431,6 +436,7 @@ func copyTree(t *testing.T, from, to string) {
 // issuing again leaves a whole bundle: the pair matching, the one CA, no
 // temporary files.
 func TestIssueCrashAtEveryStepConverges(t *testing.T) {
+	skipShort(t)
 	ctx := context.Background()
 	base, _ := initTree(t, threeNodes)
 	req := OneRequest{Kind: "server", Name: "gw", Hosts: []string{"10.0.0.21"}}
@@ -459,5 +465,13 @@ func TestIssueCrashAtEveryStepConverges(t *testing.T) {
 	}
 	if steps < 5 {
 		t.Fatalf("only %d steps: the hook does not see issue's writes", steps)
+	}
+}
+
+// skipShort: a run killed at each of its steps in turn takes seconds;
+// make test-short (the fast local loop) skips it, CI never does.
+func skipShort(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash-point harness: not in -short")
 	}
 }

@@ -22,6 +22,9 @@ type killed struct{ step string }
 // journal writes included; the next run must finish, and then the
 // journal, the files and the CA agree.
 func TestRotateCrashAtEveryStepConverges(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash-point harness: not in -short")
+	}
 	ctx := context.Background()
 	all := rotate.Options{RenewBefore: 87600 * time.Hour, Restart: rotate.RestartNever}
 	steps := 0
