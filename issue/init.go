@@ -165,11 +165,11 @@ func Init(ctx context.Context, s *cluster.Spec, o Options) (*Result, error) {
 		return fail(err)
 	}
 	var b atomicdir.Batch
-	if err := ip.pl.write(&b, s.PKIDir, ip.res); err != nil {
+	if err := ip.pl.write(&b, ip.res); err != nil {
 		b.Abort()
 		return fail(err)
 	}
-	pkiDir.Commit()
+	_ = pkiDir.Commit() // the PKI directory stays: the run succeeded
 	for _, l := range ip.lines {
 		o.printf("%s", l)
 	}
@@ -324,7 +324,7 @@ func ownedDirs(s *cluster.Spec, p Paths) []string {
 // in effect without its issuer), then the files are renamed into place
 // in plan order, and the switches are synced. The caller aborts b when
 // write fails, which takes back whatever it did.
-func (pl *plan) write(b *atomicdir.Batch, pki string, res *Result) error {
+func (pl *plan) write(b *atomicdir.Batch, res *Result) error {
 	for _, d := range pl.dirs {
 		if err := b.Dir(d); err != nil {
 			return err
