@@ -35,11 +35,13 @@ func TestInitBadInputChangesNothing(t *testing.T) {
 			p := Paths{PKI: pki}
 			overwrite(t, p.CAKey(), mustRead(t, filepath.Join(p.NodeCertDir("etcd-node-1"), "server.key")))
 		}, "CA key does not match the CA certificate"},
+		// A missing link alone is what a crash leaves, and is repaired
+		// (TestInitRecoversMissingLink); these files are gone for good.
 		{"CA key missing", func(t *testing.T, pki string) {
-			os.Remove(Paths{PKI: pki}.CAKey())
+			removeStored(t, Paths{PKI: pki}.CAKey())
 		}, "etcd/ca.key: does not exist"},
 		{"cert without its key", func(t *testing.T, pki string) {
-			os.Remove(filepath.Join(Paths{PKI: pki}.NodeCertDir("etcd-node-3"), "peer.key"))
+			removeStored(t, filepath.Join(Paths{PKI: pki}.NodeCertDir("etcd-node-3"), "peer.key"))
 		}, "nodes/etcd-node-3/etcd/peer.key: does not exist"},
 		{"cert from another CA", func(t *testing.T, pki string) {
 			other := filepath.Join(t.TempDir(), "pki")
@@ -261,5 +263,21 @@ func TestCorruptCAKeyNamesTheKeyFile(t *testing.T) {
 		if err != nil && strings.ContainsAny(err.Error(), "{}") {
 			t.Errorf("%s: error carries JSON: %v", name, err)
 		}
+	}
+}
+
+// removeStored removes a store's file for good: its link and the file in
+// the version in effect.
+func removeStored(t *testing.T, path string) {
+	t.Helper()
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(real); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -102,6 +102,11 @@ func One(ctx context.Context, s *cluster.Spec, r OneRequest, o Options) (Target,
 	if err := ctx.Err(); err != nil {
 		return t, err
 	}
+	held, err := o.lock(s.PKIDir)
+	if err != nil {
+		return t, err
+	}
+	defer held.Release()
 	certPEM, keyPEM, err := signTarget(authority, s, t, nil, o.now())
 	if err != nil {
 		return t, err

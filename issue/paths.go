@@ -77,5 +77,15 @@ func (p Paths) ClientCA(name string) string {
 	return filepath.Join(p.ClientDir(name), "etcd", "ca.crt")
 }
 
+// InitialCluster records the members the cluster was bootstrapped with,
+// which decides each node's initial-cluster-state.
+func (p Paths) InitialCluster() string { return filepath.Join(p.PKI, "initial-cluster.json") }
+
+// Spec is where init keeps the spec of a PKI made from flags alone.
+func (p Paths) Spec() string { return filepath.Join(p.PKI, SpecFile) }
+
+// SpecFile is the spec's name inside the PKI directory.
+const SpecFile = "etcdpki.yaml"
+
 // Backups is where rotation keeps the pairs it replaced, by timestamp.
 func (p Paths) Backups() string { return filepath.Join(p.PKI, "backup") }

@@ -1,9 +1,13 @@
 package issue
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -35,25 +39,118 @@ type Renewed struct {
 
 // Renew re-issues the given targets from the spec (picking up SAN
 // changes) and switches each store's pairs atomically, keeping the old
-// pairs in a timestamped backup directory. Targets sharing a directory
+// pairs in a backup directory of their own. Targets sharing a directory
 // switch together.
+//
+// Like Init it plans before taking the PKI directory's lock (bad input
+// changes nothing) and again under it, reusing what it signed; a failure
+// while writing takes back the switches and the backup.
 func Renew(ctx context.Context, s *cluster.Spec, targets []Target, o RenewOptions) ([]Renewed, error) {
 	if len(targets) == 0 {
 		return nil, nil
 	}
-	now := o.now()
-	authority, err := LoadCA(s.PKIDir)
+	pre, err := planRenew(ctx, s, targets, o, nil)
+	if err != nil {
+		return nil, err
+	}
+	held, err := o.lock(s.PKIDir)
+	if err != nil {
+		return nil, err
+	}
+	defer held.Release()
+	rp, err := planRenew(ctx, s, targets, o, pre)
 	if err != nil {
 		return nil, err
 	}
 	backup := o.BackupDir
 	if backup == "" {
-		backup = filepath.Join(Paths{PKI: s.PKIDir}.Backups(), now.UTC().Format("20060102T150405Z"))
+		backup = newBackupDir(Paths{PKI: s.PKIDir}.Backups(), o.now())
 	}
-	pl := &plan{byDir: map[string]*pending{}}
-	var out []Renewed
-	type old struct{ cert, key []byte }
-	olds := map[string]old{}
+	out := rp.out
+	for i := range out {
+		if _, ok := rp.olds[out[i].Target.ID]; ok {
+			out[i].Backup = filepath.Join(backup, rel(s.PKIDir, out[i].Target.Dir))
+		}
+	}
+	// Back up first: once the backup is durable, the swap may happen. The
+	// backup appears whole or not at all.
+	var saved []atomicdir.File
+	for _, r := range out {
+		old, ok := rp.olds[r.Target.ID]
+		if !ok {
+			continue
+		}
+		dir := rel(backup, r.Backup)
+		saved = append(saved,
+			atomicdir.File{Name: filepath.Join(dir, r.Target.CertName), Data: old.cert, Mode: atomicdir.CertMode},
+			atomicdir.File{Name: filepath.Join(dir, r.Target.KeyName), Data: old.key, Mode: atomicdir.KeyMode})
+	}
+	undoBackup := func() {}
+	if len(saved) > 0 {
+		if undoBackup, err = atomicdir.NewDir(backup, saved); err != nil {
+			return nil, fmt.Errorf("back up: %w", err)
+		}
+	}
+	var b atomicdir.Batch
+	for _, st := range rp.pl.stores {
+		if _, err = b.Update(st.dir, st.files, checkPairs); err != nil {
+			err = fmt.Errorf("renew in %s: %w", st.dir, err)
+			b.Abort()
+			break
+		}
+	}
+	if err == nil {
+		if err = b.Commit(); err != nil {
+			err = fmt.Errorf("renew: %w", err)
+		}
+	}
+	if err != nil {
+		// Nothing was switched: the backup of this run backs up nothing.
+		undoBackup()
+		return nil, err
+	}
+	for _, r := range out {
+		o.printf("[renew] %s: serial %s -> %s, valid until %s", r.Target.ID, short(r.OldSerial), short(r.NewSerial), r.NotAfter.Format(time.DateOnly))
+	}
+	return out, nil
+}
+
+// newBackupDir names this run's backup directory: PKI/backup/<time>, with
+// a suffix when a run in the same second has one already, so a backup is
+// never written over. The caller holds the lock, so no other run picks
+// the same name.
+func newBackupDir(root string, now time.Time) string {
+	base := filepath.Join(root, now.UTC().Format("20060102T150405Z"))
+	dir := base
+	for i := 2; ; i++ {
+		if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
+			return dir
+		}
+		dir = fmt.Sprintf("%s-%d", base, i)
+	}
+}
+
+type oldPair struct{ cert, key []byte }
+
+// renewPlan is what Renew writes, worked out without writing.
+type renewPlan struct {
+	authority *ca.CA
+	pl        *plan
+	out       []Renewed
+	olds      map[string]oldPair
+	fresh     map[string]signed
+}
+
+// planRenew reads the pairs to replace and signs their successors. pre,
+// when set, is the plan made before the lock: its pairs are reused when
+// the CA and, with --reuse-key, the old key are still the same.
+func planRenew(ctx context.Context, s *cluster.Spec, targets []Target, o RenewOptions, pre *renewPlan) (*renewPlan, error) {
+	now := o.now()
+	authority, err := LoadCA(s.PKIDir)
+	if err != nil {
+		return nil, err
+	}
+	rp := &renewPlan{authority: authority, pl: &plan{byDir: map[string]*pending{}}, olds: map[string]oldPair{}, fresh: map[string]signed{}}
 	for _, t := range targets {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -61,7 +158,7 @@ func Renew(ctx context.Context, s *cluster.Spec, targets []Target, o RenewOption
 		r := Renewed{Target: t}
 		// An unreadable or half pair is replaced, and there is nothing
 		// to back up; only --reuse-key needs the old key.
-		certPEM, keyPEM, readErr := readPair(t)
+		certPEM, keyPEM, readErr := readStoredPair(t)
 		if readErr != nil && o.ReuseKey {
 			return nil, inputError("%s: cannot reuse key: %v", t.KeyPath(), readErr)
 		}
@@ -70,7 +167,7 @@ func Renew(ctx context.Context, s *cluster.Spec, targets []Target, o RenewOption
 			if c, err := ca.ParseCert(certPEM); err == nil {
 				r.OldSerial = Serial(c)
 			}
-			olds[t.ID] = old{certPEM, keyPEM}
+			rp.olds[t.ID] = oldPair{certPEM, keyPEM}
 			if o.ReuseKey {
 				if err := ca.CheckPair(certPEM, keyPEM); err != nil {
 					return nil, inputError("%s: cannot reuse key: %v", t.KeyPath(), err)
@@ -78,51 +175,38 @@ func Renew(ctx context.Context, s *cluster.Spec, targets []Target, o RenewOption
 				reuse = keyPEM
 			}
 		}
-		newCert, newKey, err := signTarget(authority, s, t, reuse, now)
-		if err != nil {
+		var newCert, newKey []byte
+		if f, ok := pre.freshFor(t.ID, authority, reuse); ok {
+			newCert, newKey = f.cert, f.key
+		} else if newCert, newKey, err = signTarget(authority, s, t, reuse, now); err != nil {
 			return nil, err
 		}
+		rp.fresh[t.ID] = signed{newCert, newKey}
 		c, _ := ca.ParseCert(newCert)
 		r.NewSerial = Serial(c)
 		r.NotAfter = c.NotAfter
-		if _, ok := olds[t.ID]; ok {
-			r.Backup = filepath.Join(backup, rel(s.PKIDir, t.Dir))
-		}
-		pl.add(t.Dir, atomicdir.File{Name: t.CertName, Data: newCert, Mode: atomicdir.CertMode})
-		pl.add(t.Dir, atomicdir.File{Name: t.KeyName, Data: newKey, Mode: atomicdir.KeyMode})
-		pl.add(t.CADir, atomicdir.File{Name: "ca.crt", Data: authority.CertPEM, Mode: atomicdir.CertMode})
-		out = append(out, r)
+		rp.pl.add(t.Dir, atomicdir.File{Name: t.CertName, Data: newCert, Mode: atomicdir.CertMode})
+		rp.pl.add(t.Dir, atomicdir.File{Name: t.KeyName, Data: newKey, Mode: atomicdir.KeyMode})
+		rp.pl.add(t.CADir, atomicdir.File{Name: "ca.crt", Data: authority.CertPEM, Mode: atomicdir.CertMode})
+		rp.out = append(rp.out, r)
 	}
-	if err := checkWritable(s.PKIDir, pl); err != nil {
+	if err := checkWritable(s.PKIDir, rp.pl); err != nil {
 		return nil, err
 	}
-	// Back up first: once the backup is durable, the swap may happen.
-	for _, r := range out {
-		o, ok := olds[r.Target.ID]
-		if !ok {
-			continue
-		}
-		if _, err := atomicdir.WriteFile(filepath.Join(r.Backup, r.Target.CertName), o.cert, atomicdir.CertMode); err != nil {
-			return nil, fmt.Errorf("back up %s: %w", r.Target.ID, err)
-		}
-		if _, err := atomicdir.WriteFile(filepath.Join(r.Backup, r.Target.KeyName), o.key, atomicdir.KeyMode); err != nil {
-			return nil, fmt.Errorf("back up %s: %w", r.Target.ID, err)
-		}
+	return rp, nil
+}
+
+// freshFor returns the pair the earlier plan signed for id, if the CA is
+// the same and, when the key is reused, so is the key.
+func (rp *renewPlan) freshFor(id string, authority *ca.CA, reuse []byte) (signed, bool) {
+	if rp == nil || !rp.authority.Cert.Equal(authority.Cert) {
+		return signed{}, false
 	}
-	var b atomicdir.Batch
-	for _, st := range pl.stores {
-		if _, err := b.Update(st.dir, st.files, checkPairs); err != nil {
-			b.Abort()
-			return nil, fmt.Errorf("renew in %s: %w", st.dir, err)
-		}
+	if reuse != nil && !bytes.Equal(rp.olds[id].key, reuse) {
+		return signed{}, false
 	}
-	if err := b.Commit(); err != nil {
-		return nil, fmt.Errorf("renew: %w", err)
-	}
-	for _, r := range out {
-		o.printf("[renew] %s: serial %s -> %s, valid until %s", r.Target.ID, short(r.OldSerial), short(r.NewSerial), r.NotAfter.Format(time.DateOnly))
-	}
-	return out, nil
+	f, ok := rp.fresh[id]
+	return f, ok
 }
 
 // Serial renders a certificate serial as lower-case hex, as openssl does.

@@ -330,7 +330,8 @@ func (r *runner) renew(ctx context.Context, p *Plan, res *Result) error {
 	for _, m := range p.Missing {
 		missing = append(missing, *m.Target)
 	}
-	opts := issue.Options{Out: r.log, Now: r.o.Now}
+	// run holds the PKI directory's lock already.
+	opts := issue.Options{Out: r.log, Now: r.o.Now, LockHeld: true}
 	if len(due) > 0 {
 		renewed, err := issue.Renew(context.WithoutCancel(ctx), r.o.Spec, due, issue.RenewOptions{Options: opts})
 		if err != nil {

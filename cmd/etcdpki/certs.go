@@ -2,9 +2,7 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -13,7 +11,6 @@ import (
 
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/issue"
-	"github.com/etcdpki/etcdpki/rotate"
 )
 
 func certsCommand() *cli.Command {
@@ -131,19 +128,9 @@ func certsRenew(c *cli.Context) error {
 			return usagef("certs renew: unknown certificate %q (see etcdpki certs list)", missing[0])
 		}
 	}
-	// A rotation in progress must not see its files change under it: it
-	// records the serials it verified, and would roll these next.
-	held, err := rotate.Lock(s.PKIDir)
-	switch {
-	case errors.Is(err, rotate.ErrLocked):
-		return fmt.Errorf("certs renew: a rotation is running on %s; renew after it has finished: %w", s.PKIDir, err)
-	case errors.Is(err, fs.ErrNotExist):
-		// No PKI directory: nothing to protect, and Renew says what is missing.
-	case err != nil:
-		return err
-	default:
-		defer held.Release()
-	}
+	// Renew takes the PKI directory's lock: a rotation in progress must
+	// not see its files change under it (it records the serials it
+	// verified, and would roll these next).
 	_, err = issue.Renew(c.Context, s, picked, issue.RenewOptions{Options: issue.Options{Out: c.App.Writer}, ReuseKey: c.Bool("reuse-key")})
 	return err
 }

@@ -27,7 +27,13 @@ Everything is checked before anything is written: bad input exits 2 and changes 
 			if err != nil {
 				return err
 			}
-			res, err := issue.Init(c.Context, s, issue.Options{Out: c.App.Writer})
+			o := issue.Options{Out: c.App.Writer}
+			if len(c.StringSlice("node")) > 0 {
+				if o.SpecYAML, err = flagsSpec(c, s); err != nil {
+					return err
+				}
+			}
+			res, err := issue.Init(c.Context, s, o)
 			if err != nil {
 				return err
 			}

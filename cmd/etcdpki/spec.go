@@ -4,10 +4,15 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/issue"
 )
 
 // defaultSpec is read when --spec is not given and the file exists, so
@@ -21,6 +26,21 @@ func defaultSpecIfPresent() (string, error) {
 		return defaultSpec, nil
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return "", usagef("%s: %v", defaultSpec, err)
+	}
+	return "", nil
+}
+
+// pkiSpecIfPresent returns DIR/etcdpki.yaml when it exists: the spec init
+// wrote for a PKI made from flags. "" when dir is "" or it does not exist.
+func pkiSpecIfPresent(dir string) (string, error) {
+	if dir == "" {
+		return "", nil
+	}
+	p := filepath.Join(dir, issue.SpecFile)
+	if _, err := os.Stat(p); err == nil {
+		return p, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", usagef("%s: %v", p, err)
 	}
 	return "", nil
 }
@@ -41,7 +61,9 @@ func nodeFlags() []cli.Flag {
 	}
 }
 
-// loadSpec reads the spec from --spec, ./etcdpki.yaml, or --node flags.
+// loadSpec reads the spec from --spec, --node flags, DIR/etcdpki.yaml for
+// --dir DIR (the spec init wrote for a PKI made from flags), or
+// ./etcdpki.yaml, in that order.
 // needNodes=false allows a bare --dir for commands that only sign.
 func loadSpec(c *cli.Context, needNodes bool) (*cluster.Spec, error) {
 	o := cluster.Options{PKIDir: c.String("dir")}
@@ -52,6 +74,12 @@ func loadSpec(c *cli.Context, needNodes bool) (*cluster.Spec, error) {
 	}
 	if path != "" && len(nodes) > 0 {
 		return nil, usagef("give either --spec or --node, not both")
+	}
+	if path == "" && len(nodes) == 0 {
+		var err error
+		if path, err = pkiSpecIfPresent(o.PKIDir); err != nil {
+			return nil, err
+		}
 	}
 	if path == "" && len(nodes) == 0 {
 		var err error
@@ -70,4 +98,35 @@ func loadSpec(c *cli.Context, needNodes bool) (*cluster.Spec, error) {
 		return nil, usagef("no cluster spec: give --spec FILE, or --dir DIR with --node NAME=IP for each member")
 	}
 	return nil, usagef("no cluster spec: give --spec FILE (or run where %s is)", defaultSpec)
+}
+
+// flagsSpec renders the spec init built from --node flags as a spec file
+// for PKI/etcdpki.yaml, with the command that made it in a comment, so
+// that every later command given --dir finds the cluster there.
+func flagsSpec(c *cli.Context, s *cluster.Spec) ([]byte, error) {
+	f := cluster.File{Name: s.Name, PKIDir: "."}
+	for _, n := range s.Nodes {
+		fn := cluster.FileNode{Name: n.Name, DNS: n.DNSNames}
+		for _, ip := range n.IPs {
+			fn.IPs = append(fn.IPs, ip.String())
+		}
+		f.Nodes = append(f.Nodes, fn)
+	}
+	data, err := yaml.Marshal(f)
+	if err != nil {
+		return nil, err
+	}
+	cmd := "etcdpki init"
+	if c.String("dir") != "" {
+		cmd += " --dir " + c.String("dir")
+	}
+	if c.String("name") != "" {
+		cmd += " --name " + c.String("name")
+	}
+	for _, v := range c.StringSlice("node") {
+		cmd += " --node " + v
+	}
+	head := "# Written by etcdpki init from flags:\n#   " + strings.ReplaceAll(cmd, "\n", " ") +
+		"\n# Commands given --dir and no --spec read this file; pkiDir is this directory.\n"
+	return append([]byte(head), data...), nil
 }

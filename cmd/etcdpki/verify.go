@@ -85,8 +85,13 @@ func verifyOptions(c *cli.Context) (verify.Options, error) {
 	nothing := o.SpecFile == "" && o.Manifest == "" && len(o.Endpoints) == 0 && o.CAFile == "" && o.CertFile == "" && o.KeyFile == ""
 	if nothing {
 		var err error
-		if o.SpecFile, err = defaultSpecIfPresent(); err != nil {
+		if o.SpecFile, err = pkiSpecIfPresent(o.PKIDir); err != nil {
 			return o, err
+		}
+		if o.SpecFile == "" {
+			if o.SpecFile, err = defaultSpecIfPresent(); err != nil {
+				return o, err
+			}
 		}
 	}
 	return o, nil

@@ -23,6 +23,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -68,9 +69,24 @@ type Result struct {
 	Previous string
 }
 
-// Read returns the current contents of name in dir.
+// Read returns the contents of name in dir as the next update will see
+// them: through its public link, or, when a crash left that link missing
+// or "..data" naming a version that is gone, from the version the next
+// update repairs the directory to (see Update). It changes nothing, so a
+// run can plan, and refuse bad input, before it writes anything.
 func Read(dir, name string) ([]byte, error) {
-	return os.ReadFile(filepath.Join(dir, name))
+	data, err := os.ReadFile(filepath.Join(dir, name))
+	if !errors.Is(err, fs.ErrNotExist) {
+		return data, err
+	}
+	ver, _, verr := effective(dir)
+	if verr != nil || ver == "" {
+		return nil, err
+	}
+	if data, verr := os.ReadFile(filepath.Join(dir, ver, name)); verr == nil {
+		return data, nil
+	}
+	return nil, err
 }
 
 // Current returns the path of the version directory in effect, or "" when
@@ -92,6 +108,13 @@ func Current(dir string) (string, error) {
 // so a cert/key pair check can veto a mismatched pair. When every file is
 // already present with the same bytes, nothing is written; modes are
 // still enforced.
+//
+// Before anything else, Update repairs what a crash (kill -9, power loss)
+// of an earlier update can leave in dir: temporary files and links, a
+// version written but never switched to, public links not yet created,
+// and "..data" naming a version that is gone (it then falls back to the
+// version before, which was complete when it was in effect). Callers
+// hold the PKI directory's lock, so nobody else is writing those files.
 func Update(dir string, files []File, validate func(map[string][]byte) error) (Result, error) {
 	var b Batch
 	if _, err := b.Update(dir, files, validate); err != nil {
@@ -112,10 +135,19 @@ func Update(dir string, files []File, validate func(map[string][]byte) error) (R
 // files are synced (not the whole filesystem, which could hold unrelated
 // dirty data). Each directory still switches in one rename, and only
 // after its new version is durable.
+//
+// A batch that fails takes back what it did: Abort (before Commit) and a
+// failed Commit remove every version, file and directory the batch
+// created and switch every directory it had switched back to the version
+// before, so an error leaves the tree as it found it.
 type Batch struct {
 	pending []*prepared
-	writes  []pendingWrite
+	writes  []*pendingWrite
 	results []*Result
+	// created lists the directories this batch made, parents first.
+	created []string
+	// undo takes back each switch and rename of a Commit, in order.
+	undo []func()
 }
 
 type prepared struct {
@@ -124,16 +156,67 @@ type prepared struct {
 	result       *Result
 }
 
-type pendingWrite struct{ tmp, path string }
+type pendingWrite struct {
+	tmp, path string
+	// old is what path held before (nil when it did not exist), to put
+	// back if the batch fails after renaming over it.
+	old     []byte
+	oldMode fs.FileMode
+}
+
+// Dir makes sure dir exists and has DirMode, creating it and its missing
+// parents (0700: every directory etcdpki makes holds keys or leads to
+// them). Directories it creates are removed again if the batch fails.
+func (b *Batch) Dir(dir string) error {
+	if err := b.mkdirAll(filepath.Clean(dir)); err != nil {
+		return err
+	}
+	return enforceMode(dir, DirMode|fs.ModeDir)
+}
+
+// Created reports whether this batch created dir.
+func (b *Batch) Created(dir string) bool {
+	return slices.Contains(b.created, filepath.Clean(dir))
+}
+
+func (b *Batch) mkdirAll(dir string) error {
+	info, err := os.Stat(dir)
+	if err == nil {
+		if !info.IsDir() {
+			return fmt.Errorf("create %s: not a directory", dir)
+		}
+		return nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("create %s: %w", dir, err)
+	}
+	if parent := filepath.Dir(dir); parent != dir {
+		if err := b.mkdirAll(parent); err != nil {
+			return err
+		}
+	}
+	if err := step("mkdir", dir); err != nil {
+		return fmt.Errorf("create %s: %w", dir, err)
+	}
+	if err := os.Mkdir(dir, DirMode); err != nil {
+		if info, serr := os.Stat(dir); serr == nil && info.IsDir() {
+			return nil // made meanwhile by another run, which owns it
+		}
+		return fmt.Errorf("create %s: %w", dir, err)
+	}
+	b.created = append(b.created, dir)
+	return nil
+}
 
 // Update prepares dir's new version (see the package function Update);
 // nothing is in effect until Commit.
 func (b *Batch) Update(dir string, files []File, validate func(map[string][]byte) error) (*Result, error) {
 	res := &Result{}
-	if err := os.MkdirAll(dir, DirMode); err != nil {
-		return res, fmt.Errorf("create %s: %w", dir, err)
+	b.results = append(b.results, res)
+	if err := b.Dir(dir); err != nil {
+		return res, err
 	}
-	if err := enforceMode(dir, DirMode|fs.ModeDir); err != nil {
+	if err := repair(dir); err != nil {
 		return res, err
 	}
 	if err := migrateFlat(dir, files); err != nil {
@@ -143,13 +226,18 @@ func (b *Batch) Update(dir string, files []File, validate func(map[string][]byte
 	if err != nil {
 		return res, err
 	}
+	if cur != "" {
+		if err := enforceMode(cur, DirMode|fs.ModeDir); err != nil {
+			return res, err
+		}
+	}
 	contents, err := readVersion(cur)
 	if err != nil {
 		return res, err
 	}
 	same := cur != ""
 	for _, f := range files {
-		if strings.HasPrefix(f.Name, versionPrefix) || strings.ContainsRune(f.Name, os.PathSeparator) {
+		if strings.HasPrefix(f.Name, versionPrefix) || strings.ContainsRune(f.Name, os.PathSeparator) || isTemp(f.Name) {
 			return res, fmt.Errorf("bad file name %q", f.Name)
 		}
 		old, ok := contents[f.Name]
@@ -158,7 +246,6 @@ func (b *Batch) Update(dir string, files []File, validate func(map[string][]byte
 		}
 		contents[f.Name] = f
 	}
-	b.results = append(b.results, res)
 	if same {
 		// Nothing new: only make sure the modes are what they must be.
 		for _, f := range files {
@@ -168,7 +255,7 @@ func (b *Batch) Update(dir string, files []File, validate func(map[string][]byte
 				return res, err
 			}
 			if info.Mode().Perm() != f.Mode {
-				if err := os.Chmod(p, f.Mode); err != nil {
+				if err := chmod(p, f.Mode); err != nil {
 					return res, fmt.Errorf("fix mode of %s: %w", filepath.Join(dir, f.Name), err)
 				}
 				res.ModesFixed = append(res.ModesFixed, filepath.Join(dir, f.Name))
@@ -197,18 +284,37 @@ func (b *Batch) Update(dir string, files []File, validate func(map[string][]byte
 // WriteFile prepares replacing path with data (see the package function
 // WriteFile) and reports whether the bytes will change.
 func (b *Batch) WriteFile(path string, data []byte, mode fs.FileMode) (bool, error) {
-	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
+	if err := b.mkdirAll(filepath.Dir(path)); err != nil {
+		return false, err
+	}
+	if err := removeStaleTemps(path); err != nil {
+		return false, err
+	}
+	w := &pendingWrite{path: path}
+	old, err := os.ReadFile(path)
+	switch {
+	case err == nil && bytes.Equal(old, data):
 		return false, enforceMode(path, mode)
+	case err == nil:
+		info, err := os.Stat(path)
+		if err != nil {
+			return false, err
+		}
+		w.old, w.oldMode = old, info.Mode().Perm()
+	case !errors.Is(err, fs.ErrNotExist):
+		return false, fmt.Errorf("write %s: %w", path, err)
 	}
 	tmp, err := writeTemp(path, data, mode, false)
 	if err != nil {
 		return false, err
 	}
-	b.writes = append(b.writes, pendingWrite{tmp: tmp, path: path})
+	w.tmp = tmp
+	b.writes = append(b.writes, w)
 	return true, nil
 }
 
-// Abort removes whatever the batch prepared; none of it was in effect.
+// Abort removes whatever the batch prepared, none of it in effect, and
+// the directories it created.
 func (b *Batch) Abort() {
 	for _, p := range b.pending {
 		os.RemoveAll(filepath.Join(p.dir, p.version))
@@ -216,7 +322,21 @@ func (b *Batch) Abort() {
 	for _, w := range b.writes {
 		os.Remove(w.tmp)
 	}
-	b.pending, b.writes = nil, nil
+	for i := len(b.created) - 1; i >= 0; i-- {
+		// Only if empty: the caller may have put its own files there.
+		os.Remove(b.created[i])
+	}
+	b.pending, b.writes, b.created, b.undo = nil, nil, nil, nil
+}
+
+// rollback takes back a Commit that failed halfway: every directory it
+// switched goes back to its previous version, every file it replaced
+// gets its old bytes back, then Abort removes the rest.
+func (b *Batch) rollback() {
+	for i := len(b.undo) - 1; i >= 0; i-- {
+		b.undo[i]()
+	}
+	b.Abort()
 }
 
 // Results lists each Update's result in call order.
@@ -230,9 +350,11 @@ func (b *Batch) Results() []Result {
 
 // Commit makes every prepared version durable, then switches each
 // directory's "..data" (and renames each prepared file) into place, then
-// makes the switches durable and prunes old versions.
+// makes the switches durable and prunes old versions. If any of that
+// fails, Commit takes back what it did (see Batch) and returns the error.
 func (b *Batch) Commit() error {
 	if len(b.pending) == 0 && len(b.writes) == 0 {
+		b.created = nil
 		return nil
 	}
 	// Round one: every new file and version directory.
@@ -261,27 +383,77 @@ func (b *Batch) Commit() error {
 		return err
 	}
 	for _, p := range b.pending {
-		if err := switchVersion(p.dir, p.version, p.names); err != nil {
+		if err := b.switchVersion(p); err != nil {
+			b.rollback()
 			return err
 		}
 	}
 	for _, w := range b.writes {
-		if err := os.Rename(w.tmp, w.path); err != nil {
-			os.Remove(w.tmp)
+		if err := rename(w.tmp, w.path); err != nil {
+			b.rollback()
 			return fmt.Errorf("write %s: %w", w.path, err)
 		}
+		b.undo = append(b.undo, func() { restore(w) })
 	}
 	// Round two: the directories whose entries were switched.
 	if err := syncAll(parents); err != nil {
+		b.rollback()
 		return err
 	}
+	// In effect and durable. Pruning is housekeeping: a failure leaves an
+	// extra old version, which the next update prunes.
 	for _, p := range b.pending {
-		if err := prune(p.dir, p.result.Previous); err != nil {
-			return err
+		_ = prune(p.dir, p.result.Previous)
+	}
+	b.pending, b.writes, b.created, b.undo = nil, nil, nil, nil
+	return nil
+}
+
+// switchVersion points p.dir's "..data" at its new version with one
+// rename, then creates any missing public links, and records how to take
+// both back.
+func (b *Batch) switchVersion(p *prepared) error {
+	if err := replaceSymlink(p.dir, DataLink, p.version); err != nil {
+		return err
+	}
+	var made []string
+	prev := p.result.Previous
+	b.undo = append(b.undo, func() {
+		if prev != "" {
+			_ = replaceSymlink(p.dir, DataLink, filepath.Base(prev))
+		} else {
+			os.Remove(filepath.Join(p.dir, DataLink))
+		}
+		for _, n := range made {
+			os.Remove(filepath.Join(p.dir, n))
+		}
+	})
+	// The links only ever point through ..data, so creating them after
+	// the switch exposes complete contents only.
+	for _, n := range p.names {
+		if !isLinkToData(p.dir, n) {
+			if err := replaceSymlink(p.dir, n, filepath.Join(DataLink, n)); err != nil {
+				return err
+			}
+			made = append(made, n)
 		}
 	}
-	b.pending, b.writes = nil, nil
 	return nil
+}
+
+// restore puts back what w.path held before the batch renamed over it.
+func restore(w *pendingWrite) {
+	if w.old == nil {
+		os.Remove(w.path)
+		return
+	}
+	tmp, err := writeTemp(w.path, w.old, w.oldMode, true)
+	if err != nil {
+		return
+	}
+	if err := os.Rename(tmp, w.path); err != nil {
+		os.Remove(tmp)
+	}
 }
 
 // syncAll fsyncs paths (files or directories) concurrently.
@@ -328,10 +500,13 @@ func readVersion(ver string) (map[string]File, error) {
 
 // writeVersion writes a complete new version directory. With fsync set,
 // every file and the directory are synced here (for one-off use, such as
-// migration); a batch syncs whole filesystems instead.
+// migration); a batch syncs them all at once in Commit.
 func writeVersion(dir string, contents map[string]File, fsync bool) (string, []string, error) {
 	name := versionPrefix + time.Now().UTC().Format("2006_01_02_15_04_05.000000000")
 	ver := filepath.Join(dir, name)
+	if err := step("mkdir", ver); err != nil {
+		return "", nil, fmt.Errorf("create version in %s: %w", dir, err)
+	}
 	if err := os.Mkdir(ver, DirMode); err != nil {
 		return "", nil, fmt.Errorf("create version in %s: %w", dir, err)
 	}
@@ -357,8 +532,8 @@ func writeVersion(dir string, contents map[string]File, fsync bool) (string, []s
 }
 
 // switchVersion points "..data" at version with one rename, then creates
-// any missing public links. The links only ever point through ..data, so
-// creating them after the switch exposes complete contents only.
+// any missing public links (for migrateFlat, whose new version holds the
+// same bytes as the old files: nothing to take back).
 func switchVersion(dir, version string, names []string) error {
 	if err := replaceSymlink(dir, DataLink, version); err != nil {
 		os.RemoveAll(filepath.Join(dir, version))
@@ -367,6 +542,159 @@ func switchVersion(dir, version string, names []string) error {
 	for _, n := range names {
 		if !isLinkToData(dir, n) {
 			if err := replaceSymlink(dir, n, filepath.Join(DataLink, n)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// effective names the version dir's contents are, or after repair will
+// be: the one "..data" points at, or, when that version is gone, the
+// newest one older than it (every older version was in effect once, so
+// it is complete; a newer one may be a version a crash left half
+// written). ok is false when "..data" must be changed to get there.
+func effective(dir string) (ver string, ok bool, err error) {
+	target, err := os.Readlink(filepath.Join(dir, DataLink))
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", true, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("read %s: %w", filepath.Join(dir, DataLink), err)
+	}
+	vs, err := versions(dir)
+	if err != nil {
+		return "", false, err
+	}
+	if slices.Contains(vs, target) {
+		return target, true, nil
+	}
+	for _, v := range vs {
+		if v < target {
+			ver = v
+		}
+	}
+	return ver, false, nil
+}
+
+// versions lists dir's version directories, oldest first (their names
+// are timestamps).
+func versions(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", dir, err)
+	}
+	var vs []string
+	for _, e := range entries {
+		n := e.Name()
+		if strings.HasPrefix(n, versionPrefix) && n != DataLink && !isTemp(n) && e.IsDir() {
+			vs = append(vs, n)
+		}
+	}
+	sort.Strings(vs)
+	return vs, nil
+}
+
+// repair brings dir back to a consistent state after a crash of an
+// earlier update: see Update.
+func repair(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", dir, err)
+	}
+	for _, e := range entries {
+		if isTemp(e.Name()) {
+			if err := remove(filepath.Join(dir, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	eff, ok, err := effective(dir)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		if eff != "" {
+			if err := replaceSymlink(dir, DataLink, eff); err != nil {
+				return err
+			}
+		} else if err := remove(filepath.Join(dir, DataLink)); err != nil {
+			return err
+		}
+	}
+	vs, err := versions(dir)
+	if err != nil {
+		return err
+	}
+	for _, v := range vs {
+		if eff == "" || v > eff {
+			// Never in effect: written by a run that died before its switch.
+			if err := remove(filepath.Join(dir, v)); err != nil {
+				return err
+			}
+		}
+	}
+	inEffect := map[string]bool{}
+	if eff != "" {
+		es, err := os.ReadDir(filepath.Join(dir, eff))
+		if err != nil {
+			return fmt.Errorf("read %s: %w", filepath.Join(dir, eff), err)
+		}
+		for _, e := range es {
+			inEffect[e.Name()] = true
+			if _, err := os.Lstat(filepath.Join(dir, e.Name())); errors.Is(err, fs.ErrNotExist) {
+				if err := replaceSymlink(dir, e.Name(), filepath.Join(DataLink, e.Name())); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	// Links into a version no longer in effect lead nowhere: a reader
+	// must see "missing", and the next update recreates them.
+	for _, e := range entries {
+		if e.Type()&fs.ModeSymlink != 0 && !inEffect[e.Name()] && isLinkToData(dir, e.Name()) {
+			if err := remove(filepath.Join(dir, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// isTemp matches the temporary names atomicdir creates: links being
+// switched ("..link.tmpN") and files being replaced (".NAME.tmpN").
+func isTemp(name string) bool {
+	if strings.HasPrefix(name, versionPrefix+"link.tmp") {
+		return true
+	}
+	i := strings.LastIndex(name, ".tmp")
+	if !strings.HasPrefix(name, ".") || i <= 0 {
+		return false
+	}
+	digits := name[i+len(".tmp"):]
+	if digits == "" {
+		return false
+	}
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// removeStaleTemps removes the temporary files a crashed run left beside
+// path (".NAME.tmpN"), so they neither pile up nor travel with a bundle.
+func removeStaleTemps(path string) error {
+	dir, base := filepath.Dir(path), filepath.Base(path)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", dir, err)
+	}
+	for _, e := range entries {
+		n := e.Name()
+		if isTemp(n) && strings.HasPrefix(n, "."+base+".tmp") && e.Type().IsRegular() {
+			if err := remove(filepath.Join(dir, n)); err != nil {
 				return err
 			}
 		}
@@ -427,10 +755,13 @@ func isLinkToData(dir, name string) bool {
 // replaceSymlink points dir/name at target with one rename.
 func replaceSymlink(dir, name, target string) error {
 	tmp := filepath.Join(dir, fmt.Sprintf("%s.tmp%d", versionPrefix+"link", time.Now().UnixNano()))
+	if err := step("symlink", tmp); err != nil {
+		return fmt.Errorf("link %s: %w", filepath.Join(dir, name), err)
+	}
 	if err := os.Symlink(target, tmp); err != nil {
 		return fmt.Errorf("link %s: %w", filepath.Join(dir, name), err)
 	}
-	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+	if err := rename(tmp, filepath.Join(dir, name)); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("switch %s: %w", filepath.Join(dir, name), err)
 	}
@@ -443,20 +774,16 @@ func prune(dir, keep string) error {
 	if err != nil {
 		return err
 	}
-	entries, err := os.ReadDir(dir)
+	vs, err := versions(dir)
 	if err != nil {
 		return err
 	}
-	for _, e := range entries {
-		n := e.Name()
-		if !strings.HasPrefix(n, versionPrefix) || n == DataLink {
-			continue
-		}
+	for _, n := range vs {
 		p := filepath.Join(dir, n)
 		if p == cur || p == keep {
 			continue
 		}
-		if err := os.RemoveAll(p); err != nil {
+		if err := remove(p); err != nil {
 			return fmt.Errorf("remove old version %s: %w", p, err)
 		}
 	}
@@ -465,31 +792,24 @@ func prune(dir, keep string) error {
 
 // WriteFile replaces path with data in one rename, after fsync, and
 // enforces mode. It reports whether the bytes changed; an identical file
-// is left untouched apart from its mode.
-// WriteFile replaces path with data in one rename, after fsync, and
-// enforces mode. It reports whether the bytes changed; an identical file
-// is left untouched apart from its mode.
+// is left untouched apart from its mode. Temporary files a crashed
+// earlier write left beside path are removed.
 func WriteFile(path string, data []byte, mode fs.FileMode) (bool, error) {
-	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
-		return false, enforceMode(path, mode)
-	}
-	tmp, err := writeTemp(path, data, mode, true)
+	var b Batch
+	changed, err := b.WriteFile(path, data, mode)
 	if err != nil {
+		b.Abort()
 		return false, err
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return false, fmt.Errorf("write %s: %w", path, err)
-	}
-	return true, syncPath(filepath.Dir(path))
+	return changed, b.Commit()
 }
 
 // writeTemp writes data to a temporary file beside path, to be renamed
 // over it.
 func writeTemp(path string, data []byte, mode fs.FileMode, fsync bool) (string, error) {
 	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, DirMode); err != nil {
-		return "", fmt.Errorf("create %s: %w", dir, err)
+	if err := step("create", filepath.Join(dir, "."+filepath.Base(path)+".tmp")); err != nil {
+		return "", fmt.Errorf("write %s: %w", path, err)
 	}
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
 	if err != nil {
@@ -519,6 +839,9 @@ func writeTemp(path string, data []byte, mode fs.FileMode, fsync bool) (string, 
 }
 
 func writeNew(path string, data []byte, mode fs.FileMode, fsync bool) error {
+	if err := step("create", path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
@@ -560,9 +883,103 @@ func enforceMode(path string, mode fs.FileMode) error {
 		return err
 	}
 	if info.Mode() != mode {
-		if err := os.Chmod(path, mode.Perm()); err != nil {
+		if err := chmod(path, mode.Perm()); err != nil {
 			return fmt.Errorf("fix mode of %s: %w", path, err)
 		}
 	}
 	return nil
+}
+
+// The filesystem steps below are the ones a crash can fall between; each
+// goes through step so that tests can stop the sequence at any of them.
+
+func chmod(path string, mode fs.FileMode) error {
+	if err := step("chmod", path); err != nil {
+		return err
+	}
+	return os.Chmod(path, mode)
+}
+
+func rename(from, to string) error {
+	if err := step("rename", to); err != nil {
+		return err
+	}
+	return os.Rename(from, to)
+}
+
+func remove(path string) error {
+	if err := step("remove", path); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(path); err != nil {
+		return fmt.Errorf("remove %s: %w", path, err)
+	}
+	return nil
+}
+
+// NewDir creates dir holding files (whose names may contain slashes) in
+// one rename: they are written and synced in a staging directory beside
+// dir, which is then renamed to dir. A crash therefore leaves no dir or a
+// whole one, never a half-written one; the staging directory a crash
+// leaves is removed by the next NewDir beside it. dir must not exist.
+// undo removes dir again, with the parents NewDir created.
+func NewDir(dir string, files []File) (undo func(), err error) {
+	var b Batch
+	parent := filepath.Dir(dir)
+	if err := b.mkdirAll(parent); err != nil {
+		b.Abort()
+		return nil, err
+	}
+	entries, err := os.ReadDir(parent)
+	if err != nil {
+		b.Abort()
+		return nil, fmt.Errorf("read %s: %w", parent, err)
+	}
+	for _, e := range entries {
+		if e.IsDir() && isTemp(e.Name()) {
+			if err := remove(filepath.Join(parent, e.Name())); err != nil {
+				b.Abort()
+				return nil, err
+			}
+		}
+	}
+	stage := filepath.Join(parent, fmt.Sprintf(".%s.tmp%d", filepath.Base(dir), time.Now().UnixNano()))
+	fail := func(err error) (func(), error) {
+		os.RemoveAll(stage)
+		b.Abort()
+		return nil, err
+	}
+	if _, err := os.Lstat(dir); err == nil {
+		return fail(fmt.Errorf("create %s: already exists", dir))
+	}
+	var sb Batch // the directories inside stage
+	if err := sb.mkdirAll(stage); err != nil {
+		return fail(err)
+	}
+	var synced []string
+	for _, f := range files {
+		p := filepath.Join(stage, f.Name)
+		if err := sb.mkdirAll(filepath.Dir(p)); err != nil {
+			return fail(err)
+		}
+		if err := writeNew(p, f.Data, f.Mode, false); err != nil {
+			return fail(err)
+		}
+		synced = append(synced, p)
+	}
+	synced = append(synced, sb.created...)
+	if err := syncAll(synced); err != nil {
+		return fail(err)
+	}
+	if err := rename(stage, dir); err != nil {
+		return fail(fmt.Errorf("create %s: %w", dir, err))
+	}
+	if err := syncPath(parent); err != nil {
+		os.RemoveAll(dir)
+		return fail(err)
+	}
+	return func() {
+		os.RemoveAll(dir)
+		b.Abort()
+	}, nil
 }

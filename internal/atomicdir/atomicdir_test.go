@@ -159,3 +159,125 @@ func TestWriteFile(t *testing.T) {
 		t.Error("path traversal in a file name accepted")
 	}
 }
+
+// What a kill can leave in a store, and what the next Update makes of it.
+func TestUpdateRepairsWhatACrashLeft(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "etcd")
+	if _, err := Update(dir, files("server.crt", "c1", "server.key", "k1"), nil); err != nil {
+		t.Fatal(err)
+	}
+	first, _ := Current(dir)
+	if _, err := Update(dir, files("server.crt", "c2", "server.key", "k2"), nil); err != nil {
+		t.Fatal(err)
+	}
+	// The public key link was never made, a link and a file being
+	// replaced were left half done, a version was never switched to.
+	os.Remove(filepath.Join(dir, "server.key"))
+	os.Symlink("..data/server.key", filepath.Join(dir, "..link.tmp123"))
+	os.WriteFile(filepath.Join(dir, ".server.key.tmp456"), []byte("half"), 0o600)
+	orphan := filepath.Join(dir, "..9999_01_01_00_00_00.000000000")
+	os.Mkdir(orphan, DirMode)
+	os.WriteFile(filepath.Join(orphan, "server.crt"), []byte("c3"), 0o644)
+	if got, err := Read(dir, "server.key"); err != nil || string(got) != "k2" {
+		t.Fatalf("Read through ..data: %q, %v; want k2", got, err)
+	}
+	res, err := Update(dir, files("server.crt", "c2", "server.key", "k2"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Changed {
+		t.Error("repair made a new version of unchanged files")
+	}
+	if read(t, dir, "server.key") != "k2" {
+		t.Error("the missing link was not recreated")
+	}
+	for _, p := range []string{filepath.Join(dir, "..link.tmp123"), filepath.Join(dir, ".server.key.tmp456"), orphan} {
+		if _, err := os.Lstat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s left behind", p)
+		}
+	}
+	// "..data" naming a version that is gone falls back to the one before.
+	cur, _ := Current(dir)
+	os.RemoveAll(cur)
+	if got, err := Read(dir, "server.crt"); err != nil || string(got) != "c1" {
+		t.Fatalf("Read with ..data dangling: %q, %v; want the previous version's c1", got, err)
+	}
+	if _, err := Update(dir, files("ca.crt", "ca"), nil); err != nil {
+		t.Fatalf("update with ..data dangling: %v", err)
+	}
+	if now, _ := Current(dir); now == first {
+		t.Error("no new version")
+	}
+	if read(t, dir, "server.crt") != "c1" || read(t, dir, "server.key") != "k1" || read(t, dir, "ca.crt") != "ca" {
+		t.Error("the previous version's pair was not carried over")
+	}
+}
+
+// A failed Commit takes every switch back.
+func TestFailedCommitRollsBack(t *testing.T) {
+	base := t.TempDir()
+	a, b := filepath.Join(base, "a"), filepath.Join(base, "b")
+	Update(a, files("x.crt", "a1"), nil)
+	Update(b, files("x.crt", "b1"), nil)
+	for n := 1; n < 20; n++ {
+		count := 0
+		restore := SetHook(func(op, path string) error {
+			if count++; count == n {
+				return errors.New("injected")
+			}
+			return nil
+		})
+		var bt Batch
+		_, err := bt.Update(a, files("x.crt", "a2"), nil)
+		if err == nil {
+			_, err = bt.Update(b, files("x.crt", "b2"), nil)
+		}
+		if err == nil {
+			_, err = bt.WriteFile(filepath.Join(base, "new", "conf"), []byte("c"), 0o644)
+		}
+		if err != nil {
+			bt.Abort()
+		} else {
+			err = bt.Commit()
+		}
+		restore()
+		if count < n {
+			break // every step passed
+		}
+		if err == nil {
+			continue // failed while pruning, after the switch
+		}
+		if read(t, a, "x.crt") != "a1" || read(t, b, "x.crt") != "b1" {
+			t.Errorf("failure at step %d: a=%q b=%q, want a1 b1", n, read(t, a, "x.crt"), read(t, b, "x.crt"))
+		}
+		if _, err := os.Stat(filepath.Join(base, "new")); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("failure at step %d: the directory it made is still there", n)
+		}
+	}
+}
+
+// NewDir makes a directory appear whole, and cleans up after a crash.
+func TestNewDirAppearsWhole(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "backup")
+	os.MkdirAll(root, DirMode)
+	stale := filepath.Join(root, ".20260101T000000Z.tmp1")
+	os.Mkdir(stale, DirMode)
+	dir := filepath.Join(root, "20260101T000000Z")
+	undo, err := NewDir(dir, []File{{Name: "nodes/n1/etcd/server.key", Data: []byte("k"), Mode: KeyMode}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "nodes/n1/etcd/server.key")); string(b) != "k" {
+		t.Error("file not in the new directory")
+	}
+	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Error("a crashed run's staging directory is left")
+	}
+	if _, err := NewDir(dir, nil); err == nil {
+		t.Error("NewDir over an existing directory")
+	}
+	undo()
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Error("undo left the directory")
+	}
+}
