@@ -356,8 +356,15 @@ func (r *runner) rotate(ctx context.Context, res *Result) error {
 	if err := r.clients(ctx, p); err != nil {
 		return err
 	}
-	r.log.printf("done: %d certificates renewed, %d members in effect without restart (proofs %s), %d members restarted in %s (restart-to-healthy %s)",
-		len(res.Renewed), len(res.Proofs), round(res.ProofTime()), len(res.Members), round(time.Since(r.log.start)), round(res.Floor()))
+	done := fmt.Sprintf("done: %d certificates renewed", len(res.Renewed))
+	if len(res.Proofs) > 0 {
+		done += fmt.Sprintf(", %d members in effect without restart (proofs %s)", len(res.Proofs), round(res.ProofTime()))
+	}
+	done += fmt.Sprintf(", %d members restarted", len(res.Members))
+	if len(res.Members) > 0 {
+		done += fmt.Sprintf(" (restart-to-healthy %s)", round(res.Floor()))
+	}
+	r.log.printf("%s, in %s", done, round(time.Since(r.log.start)))
 	return nil
 }
 
