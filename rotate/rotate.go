@@ -212,7 +212,7 @@ func (e *MemberError) Unwrap() error { return e.Err }
 // ExitCode is 1: a failed operation.
 func (e *MemberError) ExitCode() int { return 1 }
 
-// Run does one rotation: plan, renew, deploy, rolling restart, clients.
+// Run does one rotation: plan, renew, deploy, proofs and restarts, clients.
 // Cancelling ctx stops it at the next step boundary (a member being
 // restarted is still waited for), so SIGTERM never leaves a member half
 // rolled.

@@ -28,7 +28,7 @@ const stateMode fs.FileMode = 0o600
 // puts into effect (a node's healthcheck client), deployed is all the
 // journal knows.
 // A certificate whose file serial differs from its recorded serial still
-// has to be deployed and rolled, whoever replaced the file (this run, a
+// has to be deployed and put into effect, whoever replaced the file (this run, a
 // run killed halfway, `etcdpki certs renew`, another tool), so a run that
 // dies at any point is resumed by the next one without redoing finished
 // members: their serials are already recorded.
