@@ -45,6 +45,9 @@ type Plan struct {
 	Members []string
 	// NoVerify is --no-verify: nothing is proven (set by decide).
 	NoVerify bool
+	// Refusal is why a real run would refuse to change anything (the
+	// cluster is not healthy), for the dry run to say; "" if it would not.
+	Refusal string
 	// Warnings are things the operator should know but that do not stop
 	// the run (a CA nearing its end, which rotate does not replace).
 	Warnings []string
@@ -394,6 +397,9 @@ func (p *Plan) Print(w io.Writer, mode RestartMode) {
 		}
 	}
 	fmt.Fprintf(w, "members (--restart=%s):\n", mode)
+	if p.Refusal != "" {
+		fmt.Fprintf(w, "  (a run would stop here, changing nothing: %s)\n", p.Refusal)
+	}
 	members := p.Members
 	if len(members) == 0 {
 		for _, np := range p.Nodes {

@@ -318,7 +318,7 @@ func (r *runner) rotate(ctx context.Context, res *Result) error {
 			if !r.o.DryRun {
 				return herr
 			}
-			p.OrderNote = herr.Error()
+			p.OrderNote, p.Refusal = herr.Error(), herr.Error()
 		}
 		p.decide(s, r.o.Restart, r.o.NoVerify, h)
 		if err := p.check(s, r.o.Restart); err != nil {
