@@ -36,7 +36,7 @@ client and peer ports, answer a linearizable read and catch up with the leader b
 one goes. The first failure stops the run.
 
 Safe from cron: a lock (PKI/rotate.lock) keeps runs apart and a journal (PKI/rotate-state.json)
-makes a run killed at any point resume without restarting finished members again.
+makes a run killed at any point resume without proving or restarting finished members again.
 
    etcdpki rotate --spec /etc/etcdpki/cluster.yaml --dry-run
    etcdpki rotate --spec /etc/etcdpki/cluster.yaml --metrics-file /var/lib/node_exporter/etcdpki.prom
@@ -46,8 +46,8 @@ Exit codes: 0 done or nothing due, 1 a member, a proof or a check failed (or ano
 the lock), 2 usage or input error (nothing changed).`,
 		Flags: append(specFlags(),
 			&cli.StringFlag{Name: "renew-before", Usage: "renew certificates expiring within `DURATION` (overrides the spec; 87600h makes everything due)"},
-			&cli.BoolFlag{Name: "dry-run", Usage: "print the plan (certificates, restart order, commands) and change nothing"},
-			&cli.StringFlag{Name: "restart", Value: string(rotate.RestartAuto), Usage: "`MODE`: auto (restart only for a changed CA bundle or config), always (roll every changed member), or never"},
+			&cli.BoolFlag{Name: "dry-run", Usage: "print the plan (certificates, each member's restart or proof, commands) and change nothing"},
+			&cli.StringFlag{Name: "restart", Value: string(rotate.RestartAuto), Usage: "`MODE`: auto (restart only for a changed CA bundle or config, prove the rest), always (roll every changed member), or never"},
 			&cli.BoolFlag{Name: "no-verify", Usage: "with --restart=never, skip the proof that the new certificates are served"},
 			&cli.StringFlag{Name: "metrics-file", Usage: "write a Prometheus textfile to `FILE` after each run"},
 			&cli.DurationFlag{Name: "member-timeout", Value: rotate.DefaultMemberTimeout, Usage: "how long a restarted member may take to serve its new certificate and catch up"},
