@@ -149,7 +149,8 @@ The cluster is running: members etcd-1..3 on 127.0.0.1-3, pids in $demo/*.pid, l
 Try:
   bin/etcdpki verify --spec $spec --dir $pki
   bin/etcdpki rotate --spec $spec --dir $pki --renew-before 87600h
-      (renews everything now and rolls the members, restarting each with examples/demo.sh restart NODE)
+      (renews everything now and proves it in effect without restarting a member;
+       add --restart=always to roll them with examples/demo.sh restart NODE)
   bin/etcdctl --endpoints=$endpoints \\
     --cacert=$pki/apiserver/etcd/ca.crt --cert=$pki/apiserver/apiserver-etcd-client.crt \\
     --key=$pki/apiserver/apiserver-etcd-client.key member list -w table

@@ -52,7 +52,7 @@ func child(specPath string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	_, err = rotate.Run(context.Background(), rotate.Options{Spec: s, RenewBefore: everythingDue, Out: os.Stdout})
+	_, err = rotate.Run(context.Background(), rotate.Options{Spec: s, RenewBefore: everythingDue, Restart: rotate.RestartAlways, Out: os.Stdout})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -116,7 +116,7 @@ func testRollsUnderLoad(t *testing.T, c *etcdtest.Cluster) {
 	ctx := context.Background()
 	before := serials(t, c.Spec)
 	var plan bytes.Buffer
-	if _, err := rotate.Run(ctx, rotate.Options{Spec: c.Spec, RenewBefore: everythingDue, DryRun: true, Out: &plan}); err != nil {
+	if _, err := rotate.Run(ctx, rotate.Options{Spec: c.Spec, RenewBefore: everythingDue, Restart: rotate.RestartAlways, DryRun: true, Out: &plan}); err != nil {
 		t.Fatalf("dry run: %v", err)
 	}
 	t.Logf("dry run:\n%s", plan.String())
@@ -130,7 +130,7 @@ func testRollsUnderLoad(t *testing.T, c *etcdtest.Cluster) {
 	pidsBefore := pids(c)
 	ld := startLoad(t, c)
 	var out bytes.Buffer
-	res, err := rotate.Run(ctx, rotate.Options{Spec: c.Spec, RenewBefore: everythingDue, Out: &out})
+	res, err := rotate.Run(ctx, rotate.Options{Spec: c.Spec, RenewBefore: everythingDue, Restart: rotate.RestartAlways, Out: &out})
 	st := ld.stop()
 	t.Logf("rotate output:\n%s", out.String())
 	if err != nil {
@@ -276,7 +276,7 @@ func testResumes(t *testing.T, c *etcdtest.Cluster) {
 	}
 	pids := pids(c)
 	var out bytes.Buffer
-	res, err := rotate.Run(ctx, rotate.Options{Spec: c.Spec, Out: &out})
+	res, err := rotate.Run(ctx, rotate.Options{Spec: c.Spec, Restart: rotate.RestartAlways, Out: &out})
 	t.Logf("resumed run's output:\n%s", out.String())
 	if err != nil {
 		t.Fatalf("resumed rotate: %v", err)
@@ -318,7 +318,7 @@ func testStopsOnDeadMember(t *testing.T, c *etcdtest.Cluster) {
 	}
 	pids := pids(c)
 	var out bytes.Buffer
-	_, err = rotate.Run(ctx, rotate.Options{Spec: &broken, RenewBefore: everythingDue, Out: &out, MemberTimeout: 3 * time.Second})
+	_, err = rotate.Run(ctx, rotate.Options{Spec: &broken, RenewBefore: everythingDue, Restart: rotate.RestartAlways, Out: &out, MemberTimeout: 3 * time.Second})
 	t.Logf("rotate output:\n%s", out.String())
 	var me *rotate.MemberError
 	if !errors.As(err, &me) || me.Member != victim || me.ExitCode() != 1 {
@@ -336,7 +336,7 @@ func testStopsOnDeadMember(t *testing.T, c *etcdtest.Cluster) {
 		t.Fatal(err)
 	}
 	out.Reset()
-	res, err := rotate.Run(ctx, rotate.Options{Spec: c.Spec, Out: &out})
+	res, err := rotate.Run(ctx, rotate.Options{Spec: c.Spec, Restart: rotate.RestartAlways, Out: &out})
 	t.Logf("next run:\n%s", out.String())
 	if err != nil {
 		t.Fatal(err)
@@ -349,7 +349,7 @@ func testStopsOnDeadMember(t *testing.T, c *etcdtest.Cluster) {
 }
 
 func testWatch(t *testing.T, c *etcdtest.Cluster) {
-	w := startWatch(t, c) // its first pass finds nothing to do
+	w := startWatch(t, c, rotate.RestartAlways) // its first pass finds nothing to do
 	ctx, out := w.ctx, w.out
 	m := c.Members[1]
 	pid := m.PID()
@@ -396,13 +396,13 @@ type watching struct {
 
 // startWatch starts rotate.Watch on the cluster and waits until it
 // watches; the test stops it with stop (or it is stopped at cleanup).
-func startWatch(t *testing.T, c *etcdtest.Cluster) *watching {
+func startWatch(t *testing.T, c *etcdtest.Cluster, mode rotate.RestartMode) *watching {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &watching{ctx: ctx, cancel: cancel, out: &syncBuffer{}, done: make(chan error, 1)}
 	t.Cleanup(cancel)
 	go func() {
-		w.done <- rotate.Watch(ctx, rotate.WatchOptions{Options: rotate.Options{Spec: c.Spec, Out: w.out}, Interval: time.Hour})
+		w.done <- rotate.Watch(ctx, rotate.WatchOptions{Options: rotate.Options{Spec: c.Spec, Restart: mode, Out: w.out}, Interval: time.Hour})
 	}()
 	waitFor(t, 30*time.Second, func() bool { return strings.Contains(w.out.String(), "watching") })
 	return w
@@ -426,7 +426,7 @@ func (w *watching) stop(t *testing.T) {
 // the member being restarted is finished, the others are left for the
 // next run, which restarts only them.
 func testWatchStops(t *testing.T, c *etcdtest.Cluster) {
-	w := startWatch(t, c)
+	w := startWatch(t, c, rotate.RestartAlways)
 	ctx, out := w.ctx, w.out
 	var targets []issue.Target
 	for _, m := range c.Members {
@@ -455,7 +455,7 @@ func testWatchStops(t *testing.T, c *etcdtest.Cluster) {
 	}
 	pids := pids(c)
 	var rest bytes.Buffer
-	res, err := rotate.Run(context.Background(), rotate.Options{Spec: c.Spec, Out: &rest})
+	res, err := rotate.Run(context.Background(), rotate.Options{Spec: c.Spec, Restart: rotate.RestartAlways, Out: &rest})
 	t.Logf("next run:\n%s", rest.String())
 	if err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package rotate
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -13,8 +14,9 @@ import (
 )
 
 // Plan is what one run will do: the certificates to renew, the hosts
-// whose files changed and must be deployed, and the members to restart
-// in order.
+// whose files changed and must be deployed, the members whose renewed
+// certificates are proven in effect without a restart, and the members
+// to restart, in order.
 type Plan struct {
 	// Due are the certificates to renew now, with the reason.
 	Due []issue.CertInfo
@@ -34,6 +36,18 @@ type Plan struct {
 	OrderNote string
 	// Baseline are certificates recorded as in effect for the first time.
 	Baseline map[string]string
+	// StartedBaseline are nodes seen for the first time, with the files
+	// their members are taken to have been started with: those in their
+	// bundles now.
+	StartedBaseline map[string]Started
+	// Members are every node of the spec, in spec order, for the dry
+	// run's verdict on each.
+	Members []string
+	// NoVerify is --no-verify: nothing is proven (set by decide).
+	NoVerify bool
+	// Refusal is why a real run would refuse to change anything (the
+	// cluster is not healthy), for the dry run to say; "" if it would not.
+	Refusal string
 	// Warnings are things the operator should know but that do not stop
 	// the run (a CA nearing its end, which rotate does not replace).
 	Warnings []string
@@ -47,12 +61,24 @@ type NodePlan struct {
 	// Targets are the node's certificates whose files differ from what
 	// is in effect.
 	Targets []issue.Target
-	// All are all of the node's certificates: a restart proves the
-	// serving pairs whatever triggered it.
+	// All are all of the node's certificates: a restart or a proof
+	// checks the serving pairs whatever triggered it.
 	All []issue.Target
-	// Restart is true when the serving or peer certificate changed: only
-	// a restart puts it into effect on connections already open.
+	// Leaves is true when the serving or peer certificate changed. etcd
+	// (3.2 and later) loads them at its next TLS handshake, so they
+	// alone need no restart, only a proof that they are served.
+	Leaves bool
+	// StartChanges lists what changed among the files etcd reads only
+	// at start (reasonCA, reasonConfig) since the member was last
+	// started, as recorded in the journal.
+	StartChanges []string
+	// Restart is true when the member is restarted in this run, and
+	// Reasons say why (set by decide).
 	Restart bool
+	Reasons []string
+	// Prove is true when, instead of a restart, fresh TLS handshakes
+	// must show its renewed certificates in effect (set by decide).
+	Prove bool
 	// DeployCmd and RestartCmd are the rendered templates; "" for none.
 	DeployCmd, RestartCmd string
 }
@@ -69,7 +95,7 @@ func (p *Plan) Empty() bool {
 	return len(p.Due) == 0 && len(p.Missing) == 0 && len(p.Nodes) == 0 && len(p.Clients) == 0
 }
 
-// restarts counts the nodes that need a restart.
+// restarts counts the nodes to restart.
 func (p *Plan) restarts() int {
 	n := 0
 	for _, np := range p.Nodes {
@@ -78,6 +104,22 @@ func (p *Plan) restarts() int {
 		}
 	}
 	return n
+}
+
+// proofs counts the nodes to prove.
+func (p *Plan) proofs() int {
+	n := 0
+	for _, np := range p.Nodes {
+		if np.Prove {
+			n++
+		}
+	}
+	return n
+}
+
+// leaves reports whether any node's serving or peer certificate changes.
+func (p *Plan) leaves() bool {
+	return slices.ContainsFunc(p.Nodes, func(np *NodePlan) bool { return np.Leaves })
 }
 
 func (p *Plan) node(name string) *NodePlan {
@@ -96,7 +138,7 @@ func makePlan(s *cluster.Spec, st *State, renewBefore time.Duration, now time.Ti
 	if err != nil {
 		return nil, err
 	}
-	p := &Plan{Baseline: map[string]string{}, Certs: infos}
+	p := &Plan{Baseline: map[string]string{}, StartedBaseline: map[string]Started{}, Certs: infos}
 	due := map[string]bool{}
 	changed := map[string]bool{}
 	var invalid []string
@@ -155,7 +197,7 @@ func makePlan(s *cluster.Spec, st *State, renewBefore time.Duration, now time.Ti
 			}
 			np.Targets = append(np.Targets, t)
 			if t.Kind.Name == ca.KindServer.Name || t.Kind.Name == ca.KindPeer.Name {
-				np.Restart = true
+				np.Leaves = true
 			}
 			continue
 		}
@@ -163,12 +205,49 @@ func makePlan(s *cluster.Spec, st *State, renewBefore time.Duration, now time.Ti
 			p.Clients = append(p.Clients, &ClientPlan{Client: c, Target: t})
 		}
 	}
+	paths := issue.Paths{PKI: s.PKIDir}
+	for _, n := range s.Nodes {
+		p.Members = append(p.Members, n.Name)
+		now, ok, err := startedNow(paths, n)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			continue
+		}
+		prev, known := st.Started[n.Name]
+		if !known {
+			// First sight: the member was started with what is in its
+			// bundle (what init wrote). A change made before this run
+			// cannot be told from that; every later one can.
+			p.StartedBaseline[n.Name] = now
+			continue
+		}
+		var changes []string
+		if prev.CA != now.CA {
+			changes = append(changes, reasonCA)
+		}
+		if prev.Config != now.Config {
+			changes = append(changes, reasonConfig)
+		}
+		if len(changes) == 0 {
+			continue
+		}
+		np := p.node(n.Name)
+		if np == nil {
+			np = &NodePlan{Node: n}
+			p.Nodes = append(p.Nodes, np)
+		}
+		np.StartChanges = changes
+	}
+	slices.SortStableFunc(p.Nodes, func(a, b *NodePlan) int {
+		return slices.Index(p.Members, a.Node.Name) - slices.Index(p.Members, b.Node.Name)
+	})
 	for _, t := range issue.Targets(s) {
 		if np := p.node(t.Owner); np != nil {
 			np.All = append(np.All, t)
 		}
 	}
-	paths := issue.Paths{PKI: s.PKIDir}
 	for _, np := range p.Nodes {
 		data := cluster.TemplateData{Name: np.Node.Name, IP: np.Node.IP().String(), Bundle: paths.NodeDir(np.Node.Name),
 			Dir: np.Node.Dir, ConfigFile: paths.NodeConfig(np.Node.Name), DataDir: np.Node.DataDir}
@@ -191,14 +270,63 @@ func makePlan(s *cluster.Spec, st *State, renewBefore time.Duration, now time.Ti
 	return p, nil
 }
 
+// decide says, per node, whether its member is restarted (and why) or
+// its renewed certificates are proven in effect without a restart. h is
+// a view of the cluster, nil when there is none yet; with one, members
+// older than etcd 3.2 are restarted in auto mode too.
+func (p *Plan) decide(s *cluster.Spec, mode RestartMode, noVerify bool, h *probe.Cluster) {
+	p.NoVerify = noVerify
+	for _, np := range p.Nodes {
+		np.Reasons = slices.Clone(np.StartChanges)
+		if v := memberVersion(s, h, np.Node.Name); mode == RestartAuto && np.Leaves && v != "" && !loadsLeavesAtHandshake(v) {
+			np.Reasons = append(np.Reasons, reasonOldEtcd(v))
+		}
+		if mode == RestartAlways && np.Leaves && len(np.Reasons) == 0 {
+			np.Reasons = []string{reasonAlways}
+		}
+		np.Restart = mode != RestartNever && len(np.Reasons) > 0
+		np.Prove = !np.Restart && mode != RestartAlways && !noVerify
+	}
+}
+
+// memberVersion is the etcd version node reported in h, "" if unknown.
+func memberVersion(s *cluster.Spec, h *probe.Cluster, node string) string {
+	if h == nil {
+		return ""
+	}
+	for i, r := range h.Endpoints {
+		if i < len(s.Nodes) && s.Nodes[i].Name == node && r.Status != nil {
+			return r.Status.Version
+		}
+	}
+	return ""
+}
+
+// verdict is the dry run's one line on a member of the plan.
+func (np *NodePlan) verdict(mode RestartMode) string {
+	switch {
+	case np.Restart:
+		return "restart: " + strings.Join(np.Reasons, ", ")
+	case len(np.Reasons) > 0:
+		return fmt.Sprintf("no restart (--restart=never) although %s: that takes effect at the member's next restart", strings.Join(np.Reasons, ", "))
+	case !np.Leaves && mode == RestartAlways:
+		return "no restart: only its healthcheck client certificate changes, which etcd does not use"
+	}
+	return "no restart: etcd loads renewed leaves at its next handshake"
+}
+
 // check refuses a plan that cannot work before anything is changed.
 func (p *Plan) check(s *cluster.Spec, mode RestartMode) error {
 	for _, np := range p.Nodes {
 		if !s.Local && np.DeployCmd == "" {
-			return &ca.InputError{Err: fmt.Errorf("node %s: its certificates change but the spec has no deploy command to copy them to %s (set nodes[].deploy)", np.Node.Name, np.Node.Dir)}
+			return &ca.InputError{Err: fmt.Errorf("node %s: its files change but the spec has no deploy command to copy them to %s (set nodes[].deploy)", np.Node.Name, np.Node.Dir)}
 		}
-		if mode == RestartAlways && np.Restart && np.RestartCmd == "" {
-			return &ca.InputError{Err: fmt.Errorf("node %s: its serving certificates change but the spec has no restart command (set nodes[].restart, or use --restart=never)", np.Node.Name)}
+		if np.Restart && np.RestartCmd == "" {
+			hint := "set nodes[].restart"
+			if mode == RestartAlways && slices.Equal(np.Reasons, []string{reasonAlways}) {
+				hint += ", or use --restart=auto: renewed leaves need no restart"
+			}
+			return &ca.InputError{Err: fmt.Errorf("node %s: must restart (%s) but the spec has no restart command (%s)", np.Node.Name, strings.Join(np.Reasons, ", "), hint)}
 		}
 	}
 	return nil
@@ -226,9 +354,10 @@ func (p *Plan) order(s *cluster.Spec, h *probe.Cluster) {
 	}
 }
 
-// Print writes the plan for --dry-run: certificates, restart order and
-// the commands that would run. The warnings are not repeated: a run logs
-// them, dry or not.
+// Print writes the plan for --dry-run: certificates, the verdict on
+// every member (restart, and why, or none), the proof, the restart order
+// and the commands that would run. The warnings are not repeated: a run
+// logs them, dry or not.
 func (p *Plan) Print(w io.Writer, mode RestartMode) {
 	fmt.Fprintln(w, "certificates to renew:")
 	if len(p.Due) == 0 {
@@ -249,7 +378,11 @@ func (p *Plan) Print(w io.Writer, mode RestartMode) {
 	}
 	fmt.Fprintln(w, "hosts to update:")
 	for _, np := range p.Nodes {
-		fmt.Fprintf(w, "  node %s: %s\n", np.Node.Name, strings.Join(issue.IDs(np.Targets), ", "))
+		what := strings.Join(issue.IDs(np.Targets), ", ")
+		if len(np.Targets) == 0 {
+			what = "no certificate; " + strings.Join(np.StartChanges, ", ")
+		}
+		fmt.Fprintf(w, "  node %s: %s\n", np.Node.Name, what)
 		if np.DeployCmd != "" {
 			fmt.Fprintf(w, "    deploy:  %s\n", np.DeployCmd)
 		}
@@ -263,12 +396,47 @@ func (p *Plan) Print(w io.Writer, mode RestartMode) {
 			fmt.Fprintf(w, "    restart: %s\n", cp.RestartCmd)
 		}
 	}
-	if mode == RestartNever {
-		fmt.Fprintln(w, "restart order: none (--restart=never: files are swapped only)")
-		return
+	fmt.Fprintf(w, "members (--restart=%s):\n", mode)
+	if p.Refusal != "" {
+		fmt.Fprintf(w, "  (a run would stop here, changing nothing: %s)\n", p.Refusal)
 	}
-	if len(p.Order) == 0 {
-		fmt.Fprintln(w, "restart order: none (no serving certificate changes)")
+	members := p.Members
+	if len(members) == 0 {
+		for _, np := range p.Nodes {
+			members = append(members, np.Node.Name)
+		}
+	}
+	for _, name := range members {
+		np := p.node(name)
+		if np == nil {
+			fmt.Fprintf(w, "  %s: nothing changes\n", name)
+			continue
+		}
+		fmt.Fprintf(w, "  %s: %s\n", name, np.verdict(mode))
+	}
+	switch {
+	case p.proofs() > 0:
+		fmt.Fprintln(w, "proof, after each member's files switch and its deploy ran (fresh TLS handshakes, no session resumption):")
+		fmt.Fprintln(w, "  its client and peer ports serve the new serials; its new peer certificate is accepted by another member's")
+		fmt.Fprintln(w, "  peer port; its new healthcheck client certificate answers a linearizable read on every client port;")
+		fmt.Fprintln(w, "  the cluster stays healthy under the same leader")
+		for _, np := range p.Nodes {
+			if np.Prove {
+				fmt.Fprintf(w, "    %s\n", np.Node.Name)
+			}
+		}
+	case mode != RestartAlways && p.NoVerify && len(p.Nodes) > 0:
+		fmt.Fprintln(w, "proof: none (--no-verify): nothing shows that the deploy reached the hosts")
+	}
+	if p.restarts() == 0 {
+		switch {
+		case mode == RestartNever && p.NoVerify:
+			fmt.Fprintln(w, "restart order: none (--restart=never: files are swapped only)")
+		case mode == RestartNever:
+			fmt.Fprintln(w, "restart order: none (--restart=never: files are swapped, then proven in effect)")
+		default:
+			fmt.Fprintln(w, "restart order: none (nothing etcd reads only at start changes)")
+		}
 		return
 	}
 	fmt.Fprintln(w, "restart order (followers first, leader last):")
@@ -284,7 +452,7 @@ func (p *Plan) Print(w io.Writer, mode RestartMode) {
 		case name == p.Leader:
 			role = "leader: the only member to restart; it first hands leadership to another member (MoveLeader), then goes as a follower"
 		}
-		fmt.Fprintf(w, "  [%d/%d] %s (%s)\n        restart: %s\n", i+1, len(p.Order), name, role, np.RestartCmd)
+		fmt.Fprintf(w, "  [%d/%d] %s (%s; %s)\n        restart: %s\n", i+1, len(p.Order), name, role, strings.Join(np.Reasons, ", "), np.RestartCmd)
 	}
 }
 

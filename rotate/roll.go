@@ -64,10 +64,12 @@ type UnhealthyError struct {
 	Members []string
 	// Reason is a cluster-wide problem (no leader, members disagree).
 	Reason string
+	// When says when it was found: "refusing to change anything".
+	When string
 }
 
 func (e *UnhealthyError) Error() string {
-	msg := "cluster is not healthy, refusing to restart any member"
+	msg := "cluster is not healthy, " + e.When
 	if len(e.Members) > 0 {
 		msg += ": " + strings.Join(e.Members, "; ")
 	}
@@ -80,12 +82,13 @@ func (e *UnhealthyError) Error() string {
 // ExitCode makes the CLI exit 1: a failed check, not bad input.
 func (e *UnhealthyError) ExitCode() int { return 1 }
 
-// healthyOrError says why a probe is not a healthy cluster.
-func healthyOrError(s *cluster.Spec, h *probe.Cluster) error {
+// healthyOrError says why a probe is not a healthy cluster; when says
+// what that means for the run.
+func healthyOrError(s *cluster.Spec, h *probe.Cluster, when string) error {
 	if h.Healthy() {
 		return nil
 	}
-	e := &UnhealthyError{}
+	e := &UnhealthyError{When: when}
 	for i, r := range h.Endpoints {
 		if r.Healthy {
 			continue

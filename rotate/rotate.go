@@ -1,17 +1,23 @@
 // Package rotate renews the etcd certificates that are due and puts them
-// into effect without losing quorum, keeping client impact to the one
-// leader change a rotation needs (etcd drops proposals for a few
-// milliseconds while leadership moves; see the README): plan
-// (what is due, in which order), renew (atomic pair swaps, old pairs kept
-// in PKI/backup), deploy (per-node command templates), and a rolling
-// restart gated on health — followers first, the leader last; as soon as
-// the first member is back with its new certificate the leader hands
-// leadership to it (MoveLeader, while the old leader still fully serves),
-// so the old leader goes down as a plain follower and the cluster sees
-// exactly one leader change (a leader that is the only member to restart
-// hands off to a member not restarted, just before its own turn). Each
-// member must serve its new certificate on both ports, answer a
-// linearizable read and have caught up before the next one goes.
+// into effect without losing quorum: plan (what is due, which members
+// need a restart, in which order), renew (atomic pair swaps, old pairs
+// kept in PKI/backup), deploy (per-node command templates), then, per
+// member, either a proof or a restart.
+//
+// etcd (3.2 and later) reads its certificate and key files at every new
+// TLS handshake and an established connection is never verified again, so
+// a renewed leaf needs no restart: in the default mode (RestartAuto) fresh
+// handshakes prove it in effect instead (see prove.go), and no leader
+// changes. Only what etcd reads once at start (its CA bundle, its
+// etcd.conf.yml) or an explicit --restart=always makes a member restart.
+// Restarts are rolled, gated on health — followers first, the leader
+// last; as soon as the first member is back with its new certificate the
+// leader hands leadership to it (MoveLeader, while the old leader still
+// fully serves), so the old leader goes down as a plain follower and the
+// cluster sees exactly one leader change (a leader that is the only member
+// to restart hands off to a member not restarted, just before its own
+// turn). Each member must serve its new certificate on both ports, answer
+// a linearizable read and have caught up before the next one goes.
 //
 // A run is safe from cron: an flock keeps two runs apart, and a journal
 // in the PKI directory (see State) lets a run killed at any point resume
@@ -41,11 +47,17 @@ type RestartMode string
 
 // Restart modes.
 const (
-	// RestartAlways rolls the members: the only way to prove the new
-	// certificate works and to put it on connections already open.
+	// RestartAuto, the default, restarts a member only when something
+	// etcd reads only at start changed (the bytes of ca.crt in its
+	// bundle, its etcd.conf.yml) or it runs an etcd older than 3.2;
+	// renewed leaves are proven in effect by fresh handshakes instead.
+	RestartAuto RestartMode = "auto"
+	// RestartAlways rolls every member whose certificates changed. It is
+	// the choice after a key compromise: connections already open, which
+	// were authenticated with the old key, are only cut by a restart.
 	RestartAlways RestartMode = "always"
-	// RestartNever swaps the files only: etcd picks new leaves up at its
-	// next TLS handshake, but open peer connections keep the old ones.
+	// RestartNever restarts nothing and proves the renewed leaves in
+	// effect (with NoVerify, it swaps the files only).
 	RestartNever RestartMode = "never"
 )
 
@@ -76,8 +88,13 @@ type Options struct {
 	RenewBefore time.Duration
 	// DryRun prints the plan and changes nothing.
 	DryRun bool
-	// Restart is RestartAlways ("" means always) or RestartNever.
+	// Restart is RestartAuto ("" means auto), RestartAlways or
+	// RestartNever.
 	Restart RestartMode
+	// NoVerify skips the proof that renewed certificates are in effect,
+	// for hosts the rotating machine cannot reach. Only with RestartNever:
+	// the other modes must see the new certificates served.
+	NoVerify bool
 	// Out receives the timestamped progress lines.
 	Out io.Writer
 	// MetricsFile, when set, is a Prometheus textfile written after
@@ -99,10 +116,13 @@ func (o *Options) defaults() error {
 	}
 	switch o.Restart {
 	case "":
-		o.Restart = RestartAlways
-	case RestartAlways, RestartNever:
+		o.Restart = RestartAuto
+	case RestartAuto, RestartAlways, RestartNever:
 	default:
-		return &ca.InputError{Err: fmt.Errorf("--restart %q: use always or never", o.Restart)}
+		return &ca.InputError{Err: fmt.Errorf("--restart %q: use auto, always or never", o.Restart)}
+	}
+	if o.NoVerify && o.Restart != RestartNever {
+		return &ca.InputError{Err: fmt.Errorf("--no-verify only goes with --restart=never: --restart=%s must see the new certificates in effect", o.Restart)}
 	}
 	if o.MemberTimeout <= 0 {
 		o.MemberTimeout = DefaultMemberTimeout
@@ -128,6 +148,9 @@ type Result struct {
 	Renewed []issue.Renewed
 	// Members are the restarted members, in order.
 	Members []MemberResult
+	// Proofs are the members whose renewed certificates were proven in
+	// effect without a restart, in order.
+	Proofs []ProofResult
 	// HandOffs are the leadership transfers the run made.
 	HandOffs []HandOff
 	// Took is the whole run.
@@ -189,7 +212,7 @@ func (e *MemberError) Unwrap() error { return e.Err }
 // ExitCode is 1: a failed operation.
 func (e *MemberError) ExitCode() int { return 1 }
 
-// Run does one rotation: plan, renew, deploy, rolling restart, clients.
+// Run does one rotation: plan, renew, deploy, proofs and restarts, clients.
 // Cancelling ctx stops it at the next step boundary (a member being
 // restarted is still waited for), so SIGTERM never leaves a member half
 // rolled.
@@ -260,9 +283,12 @@ func (r *runner) rotate(ctx context.Context, res *Result) error {
 	for _, w := range p.Warnings {
 		r.log.printf("warning: %s", w)
 	}
-	if !r.o.DryRun && len(p.Baseline) > 0 {
+	if !r.o.DryRun && len(p.Baseline)+len(p.StartedBaseline) > 0 {
 		for id, serial := range p.Baseline {
 			r.st.InEffect[id] = serial
+		}
+		for node, started := range p.StartedBaseline {
+			r.st.Started[node] = started
 		}
 		if err := r.st.save(s.PKIDir, now); err != nil {
 			return err
@@ -274,25 +300,37 @@ func (r *runner) rotate(ctx context.Context, res *Result) error {
 		}
 		return nil
 	}
+	// What is known without the cluster is checked first, so that a plan
+	// that cannot work says so (exit 2) even when no member answers.
+	p.decide(s, r.o.Restart, r.o.NoVerify, nil)
 	if err := p.check(s, r.o.Restart); err != nil {
 		return err
 	}
 	// The precondition comes before the first change: a cluster that is
-	// not healthy gets nothing renewed, deployed or restarted.
+	// not healthy gets nothing renewed, deployed, proven or restarted. In
+	// auto mode the probe also tells each member's etcd version.
 	var h *probe.Cluster
-	if r.o.Restart == RestartAlways && p.restarts() > 0 {
+	if p.restarts() > 0 || p.proofs() > 0 || r.proving() && len(p.Clients) > 0 || r.o.Restart == RestartAuto && p.leaves() {
 		if h, err = r.etcd.health(context.WithoutCancel(ctx)); err != nil {
 			return err
 		}
-		if herr := healthyOrError(s, h); herr != nil {
-			if r.o.DryRun {
-				p.OrderNote = herr.Error()
-			} else {
+		if herr := healthyOrError(s, h, "refusing to change anything"); herr != nil {
+			if !r.o.DryRun {
 				return herr
 			}
+			p.OrderNote, p.Refusal = herr.Error(), herr.Error()
+		}
+		p.decide(s, r.o.Restart, r.o.NoVerify, h)
+		if err := p.check(s, r.o.Restart); err != nil {
+			return err
 		}
 	}
 	p.order(s, h)
+	for _, np := range p.Nodes {
+		if r.o.Restart == RestartNever && len(np.Reasons) > 0 {
+			r.log.printf("warning: %s: %s", np.Node.Name, np.verdict(r.o.Restart))
+		}
+	}
 	if r.o.DryRun {
 		p.Print(r.o.Out, r.o.Restart)
 		return nil
@@ -303,17 +341,37 @@ func (r *runner) rotate(ctx context.Context, res *Result) error {
 	if err := r.deploy(ctx, p); err != nil {
 		return err
 	}
-	if r.o.Restart == RestartAlways {
-		if err := r.roll(ctx, p, res); err != nil {
-			return err
-		}
+	// Proofs first: they change nothing, so the members still to restart
+	// are restarted from a cluster just shown healthy under its leader.
+	var leader probe.ID
+	if h != nil {
+		leader = h.Leader
+	}
+	if err := r.prove(ctx, p, res, leader); err != nil {
+		return err
+	}
+	if err := r.roll(ctx, p, res); err != nil {
+		return err
 	}
 	if err := r.clients(ctx, p); err != nil {
 		return err
 	}
-	r.log.printf("done: %d certificates renewed, %d members restarted in %s (restart-to-healthy %s)",
-		len(res.Renewed), len(res.Members), round(time.Since(r.log.start)), round(res.Floor()))
+	done := fmt.Sprintf("done: %d certificates renewed", len(res.Renewed))
+	if len(res.Proofs) > 0 {
+		done += fmt.Sprintf(", %d members in effect without restart (proofs %s)", len(res.Proofs), round(res.ProofTime()))
+	}
+	done += fmt.Sprintf(", %d members restarted", len(res.Members))
+	if len(res.Members) > 0 {
+		done += fmt.Sprintf(" (restart-to-healthy %s)", round(res.Floor()))
+	}
+	r.log.printf("%s, in %s", done, round(time.Since(r.log.start)))
 	return nil
+}
+
+// proving reports whether renewed certificates are proven in effect
+// rather than restarted into it (auto, and never without --no-verify).
+func (r *runner) proving() bool {
+	return r.o.Restart != RestartAlways && !r.o.NoVerify
 }
 
 func (r *runner) renew(ctx context.Context, p *Plan, res *Result) error {
@@ -370,9 +428,9 @@ func backupDir(pki string, rs []issue.Renewed) string {
 	return "(none: nothing was replaced)"
 }
 
-// deploy runs each changed node's deploy command. Nodes whose only change
-// does not need a restart (the healthcheck client) are in effect once
-// deployed.
+// deploy runs each changed node's deploy command. Nodes neither restarted
+// nor proven (--restart=never --no-verify, or a healthcheck client
+// renewed under --restart=always) are in effect once deployed.
 func (r *runner) deploy(ctx context.Context, p *Plan) error {
 	for _, np := range p.Nodes {
 		if np.DeployCmd == "" {
@@ -388,7 +446,7 @@ func (r *runner) deploy(ctx context.Context, p *Plan) error {
 		r.log.printf("%s: deployed in %s", np.Node.Name, round(time.Since(t0)))
 	}
 	for _, np := range p.Nodes {
-		if !np.Restart || r.o.Restart == RestartNever {
+		if !np.Restart && !np.Prove {
 			if err := r.inEffect(np.Targets); err != nil {
 				return err
 			}
@@ -455,7 +513,7 @@ func (r *runner) roll(ctx context.Context, p *Plan, res *Result) error {
 		if err != nil {
 			return err
 		}
-		if err := healthyOrError(s, h); err != nil {
+		if err := healthyOrError(s, h, "refusing to restart "+name); err != nil {
 			return err
 		}
 		mr := MemberResult{Name: name}
@@ -481,6 +539,10 @@ func (r *runner) roll(ctx context.Context, p *Plan, res *Result) error {
 		if err != nil {
 			return err
 		}
+		started, _, err := startedNow(r.etcd.paths, np.Node)
+		if err != nil {
+			return err
+		}
 		serverT, _ := targetOf(np.All, ca.KindServer.Name)
 		peerT, _ := targetOf(np.All, ca.KindPeer.Name)
 		wantServer, wantPeer := serials[serverT.ID], serials[peerT.ID]
@@ -498,12 +560,13 @@ func (r *runner) roll(ctx context.Context, p *Plan, res *Result) error {
 		for _, t := range np.Targets {
 			r.st.InEffect[t.ID] = serials[t.ID]
 		}
+		r.st.Started[name] = started
 		if err := r.st.save(s.PKIDir, r.o.Now()); err != nil {
 			return err
 		}
 		res.Members = append(res.Members, mr)
 		rotated = append(rotated, name)
-		r.log.printf("[%d/%d] %s: restarted, serving serial %s, caught up in %s", i+1, len(p.Order), name, short(wantServer), round(mr.Restart))
+		r.log.printf("[%d/%d] %s: restarted (%s), serving serial %s, caught up in %s", i+1, len(p.Order), name, strings.Join(np.Reasons, ", "), short(wantServer), round(mr.Restart))
 	}
 	return nil
 }
@@ -582,15 +645,29 @@ func (r *runner) clients(ctx context.Context, p *Plan) error {
 			}
 			did = append(did, "restarted")
 		}
-		if err := r.inEffect([]issue.Target{cp.Target}); err != nil {
-			return err
-		}
-		serial := r.st.InEffect[cp.Target.ID]
 		if len(did) == 0 {
 			did = append(did, "new pair in place")
 			if !r.o.Spec.Local {
 				did[0] += fmt.Sprintf(" (no deploy command: copy %s to its hosts)", cp.Target.Dir)
 			}
+		}
+		serial, err := diskSerial(cp.Target)
+		if err != nil {
+			return err
+		}
+		// A client loads a renewed pair at its next handshake too (the
+		// apiserver's etcd client is built from the same TLSInfo as etcd);
+		// what can be proven from here is that etcd accepts it.
+		if r.proving() {
+			took, err := r.etcd.proveClient(bg, cp, serial)
+			if err != nil {
+				return err
+			}
+			did = append(did, fmt.Sprintf("accepted with a linearizable read on every client port (%d ms)", took.Milliseconds()))
+		}
+		r.st.InEffect[cp.Target.ID] = serial
+		if err := r.st.save(r.o.Spec.PKIDir, r.o.Now()); err != nil {
+			return err
 		}
 		r.log.printf("client %s: %s, serial %s", cp.Client.Name, joinWords(did), short(serial))
 	}
@@ -604,7 +681,7 @@ func joinWords(w []string) string {
 	case 1:
 		return w[0]
 	}
-	return fmt.Sprintf("%s and %s", w[0], w[1])
+	return strings.Join(w[:len(w)-1], ", ") + " and " + w[len(w)-1]
 }
 
 func short(serial string) string {

@@ -6,12 +6,15 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/atomicdir"
+	"github.com/etcdpki/etcdpki/internal/testpki"
 	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/rotate"
 )
@@ -54,7 +57,7 @@ func dryRun(t *testing.T, s *cluster.Spec) *rotate.Plan {
 	return res.Plan
 }
 
-func TestExternalReplacementIsRolled(t *testing.T) {
+func TestExternalReplacementIsPlanned(t *testing.T) {
 	s := localSpec(t)
 	// The first run records what is on disk as in effect.
 	if _, err := rotate.Run(context.Background(), rotate.Options{Spec: s, Restart: rotate.RestartNever}); err != nil {
@@ -71,8 +74,12 @@ func TestExternalReplacementIsRolled(t *testing.T) {
 	if len(p.Due) != 0 {
 		t.Errorf("renewed certificate is due: %v", p.Due)
 	}
-	if len(p.Nodes) != 1 || p.Nodes[0].Node.Name != "etcd-2" || !p.Nodes[0].Restart {
-		t.Fatalf("plan does not restart exactly etcd-2: %+v", p.Nodes)
+	if len(p.Nodes) != 1 || p.Nodes[0].Node.Name != "etcd-2" || !p.Nodes[0].Leaves {
+		t.Fatalf("plan does not put exactly etcd-2's new leaf into effect: %+v", p.Nodes)
+	}
+	// A renewed leaf alone restarts nothing; under never it is proven.
+	if np := p.Nodes[0]; np.Restart || !np.Prove {
+		t.Errorf("etcd-2: restart %v (%v), prove %v; want no restart and a proof", np.Restart, np.Reasons, np.Prove)
 	}
 	if len(p.Clients) != 0 {
 		t.Errorf("plan touches clients: %+v", p.Clients)
@@ -189,5 +196,110 @@ func TestDryRunWarnsOnce(t *testing.T) {
 		if n := strings.Count(out.String(), w); n != 1 {
 			t.Errorf("warning %q printed %d times, want once:\n%s", w, n, out.String())
 		}
+	}
+}
+
+// appendCA writes node's bundle ca.crt as its CA plus another one, as the
+// first stage of a CA rotation would: the bytes etcd reads at start
+// change.
+func appendCA(t *testing.T, s *cluster.Spec, node string) {
+	t.Helper()
+	dir := issue.Paths{PKI: s.PKIDir}.NodeCertDir(node)
+	cur, err := os.ReadFile(filepath.Join(dir, "ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := testpki.NewCA(t, "next-etcd-ca")
+	data := append(append([]byte(nil), cur...), other.CertPEM()...)
+	if _, err := atomicdir.Update(dir, []atomicdir.File{{Name: "ca.crt", Data: data, Mode: atomicdir.CertMode}}, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The first run records what each member was started with; a later
+// change to a node's CA bundle or to what etcd reads in its config makes
+// the default mode restart that member and no other, and the dry run
+// says why for every member.
+func TestStartOnlyFilesDecideRestarts(t *testing.T) {
+	s := localSpec(t)
+	if _, err := rotate.Run(context.Background(), rotate.Options{Spec: s, Restart: rotate.RestartNever}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := rotate.LoadState(s.PKIDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Started) != 2 || st.Started["etcd-1"].CA == "" || st.Started["etcd-1"].Config == "" {
+		t.Fatalf("first run did not record what the members run with: %+v", st.Started)
+	}
+
+	// init rewrites initial-cluster on every member when a node is added:
+	// etcd reads it only to bootstrap, so that is no reason to restart.
+	cfgPath := issue.Paths{PKI: s.PKIDir}.NodeConfig("etcd-2")
+	cfg, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bootstrapOnly := strings.Replace(string(cfg), "initial-cluster-state: new", "initial-cluster-state: existing", 1)
+	if bootstrapOnly == string(cfg) {
+		t.Fatalf("config has no initial-cluster-state: new:\n%s", cfg)
+	}
+	if err := os.WriteFile(cfgPath, []byte("# edited\n"+bootstrapOnly), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if p := dryRun(t, s); !p.Empty() {
+		t.Errorf("a change to initial-* keys and comments only makes a plan: %+v", p.Nodes)
+	}
+
+	appendCA(t, s, "etcd-1")
+	if err := os.WriteFile(cfgPath, []byte(bootstrapOnly+"snapshot-count: 5000\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	res, err := rotate.Run(context.Background(), rotate.Options{Spec: s, DryRun: true, Out: &out})
+	if err != nil {
+		t.Fatalf("dry run: %v\n%s", err, out.String())
+	}
+	t.Logf("dry run:\n%s", out.String())
+	want := map[string]string{"etcd-1": "CA bundle changed", "etcd-2": "config changed"}
+	if len(res.Plan.Nodes) != 2 {
+		t.Fatalf("plan has %d nodes, want 2", len(res.Plan.Nodes))
+	}
+	for _, np := range res.Plan.Nodes {
+		if !np.Restart || !slices.Equal(np.Reasons, []string{want[np.Node.Name]}) || np.Prove || len(np.Targets) != 0 {
+			t.Errorf("%s: restart %v for %v (prove %v, targets %v); want a restart for %q only", np.Node.Name, np.Restart, np.Reasons, np.Prove, issue.IDs(np.Targets), want[np.Node.Name])
+		}
+		if line := np.Node.Name + ": restart: " + want[np.Node.Name]; !strings.Contains(out.String(), line) {
+			t.Errorf("dry run does not say %q", line)
+		}
+	}
+	// Under never nothing restarts, and the run says what is left.
+	out.Reset()
+	res, err = rotate.Run(context.Background(), rotate.Options{Spec: s, DryRun: true, Restart: rotate.RestartNever, NoVerify: true, Out: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(res.Plan.Order); n != 0 || !strings.Contains(out.String(), "etcd-1: no restart (--restart=never) although CA bundle changed") {
+		t.Errorf("--restart=never: %d restarts; output:\n%s", n, out.String())
+	}
+}
+
+// --no-verify is for --restart=never only; both mistakes are input errors
+// (exit 2) that change nothing.
+func TestRestartFlagsAreChecked(t *testing.T) {
+	s := localSpec(t)
+	for _, o := range []rotate.Options{
+		{Spec: s, NoVerify: true},
+		{Spec: s, NoVerify: true, Restart: rotate.RestartAlways},
+		{Spec: s, Restart: "sometimes"},
+	} {
+		_, err := rotate.Run(context.Background(), o)
+		var ie *ca.InputError
+		if !errors.As(err, &ie) {
+			t.Errorf("restart %q no-verify %v: got %v, want an input error", o.Restart, o.NoVerify, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(s.PKIDir, rotate.StateFile)); err == nil {
+		t.Error("a refused run wrote the journal")
 	}
 }

@@ -20,13 +20,15 @@ const StateFile = "rotate-state.json"
 const stateMode fs.FileMode = 0o600
 
 // State is rotate's journal. It records, per certificate, the serial that
-// is known to be in effect: deployed to its host and, for serving and
-// peer certificates rolled with --restart=always, presented by its member
-// after the restart, which then proved healthy. With --restart=never, and
-// for certificates no restart puts into effect (a node's healthcheck
-// client), deployed is all the journal knows.
+// is known to be in effect: deployed to its host and, for a node's
+// certificates, proven on the wire (fresh handshakes show the member
+// serving them and accepting them, see Proof) or presented by its member
+// after a restart, which then proved healthy. With --restart=never
+// --no-verify, and under --restart=always for certificates no restart
+// puts into effect (a node's healthcheck client), deployed is all the
+// journal knows.
 // A certificate whose file serial differs from its recorded serial still
-// has to be deployed and rolled, whoever replaced the file (this run, a
+// has to be deployed and put into effect, whoever replaced the file (this run, a
 // run killed halfway, `etcdpki certs renew`, another tool), so a run that
 // dies at any point is resumed by the next one without redoing finished
 // members: their serials are already recorded.
@@ -37,6 +39,13 @@ type State struct {
 	// InEffect maps a certificate ID (issue.Target.ID) to its serial in
 	// effect.
 	InEffect map[string]string `json:"inEffect"`
+	// Started maps a node name to what its member was last started with:
+	// the files etcd reads only at start. A difference from the bundle
+	// is what makes --restart=auto restart a member.
+	Started map[string]Started `json:"started,omitempty"`
+	// Proofs maps a node name to the last proof that its renewed
+	// certificates are in effect without a restart.
+	Proofs map[string]Proof `json:"proofs,omitempty"`
 	// LastSuccess is when a run last ended with everything in effect.
 	LastSuccess time.Time `json:"lastSuccess,omitzero"`
 	// LastRun is when a run last ended, successful or not.
@@ -52,7 +61,7 @@ func statePath(pki string) string { return filepath.Join(pki, StateFile) }
 // LoadState reads the journal of the PKI directory pki. A missing journal
 // is an empty state: the first run records what is on disk as in effect.
 func LoadState(pki string) (*State, error) {
-	st := &State{InEffect: map[string]string{}}
+	st := &State{InEffect: map[string]string{}, Started: map[string]Started{}, Proofs: map[string]Proof{}}
 	data, err := os.ReadFile(statePath(pki))
 	if errors.Is(err, fs.ErrNotExist) {
 		return st, nil
@@ -66,7 +75,39 @@ func LoadState(pki string) (*State, error) {
 	if st.InEffect == nil {
 		st.InEffect = map[string]string{}
 	}
+	if st.Started == nil {
+		st.Started = map[string]Started{}
+	}
+	if st.Proofs == nil {
+		st.Proofs = map[string]Proof{}
+	}
 	return st, nil
+}
+
+// Started is what a member was last started with: SHA-256 digests of the
+// files etcd reads only at start. The first run that sees a node takes
+// its bundle as what the member runs with (etcdpki init wrote it, and the
+// member was started from it); after that only a restart by rotate
+// records new digests.
+type Started struct {
+	// CA is the digest of the bytes of ca.crt in the node's bundle: etcd
+	// builds its trusted pool from it once.
+	CA string `json:"caSHA256"`
+	// Config is the digest of etcd.conf.yml without the initial-* keys,
+	// which etcd reads only to bootstrap an empty data directory (see
+	// configDigest); "" when the bundle has no config file.
+	Config string `json:"configSHA256,omitempty"`
+}
+
+// Proof is what fresh TLS handshakes showed for one member after its
+// files switched: the serials its ports served, the member whose peer
+// port accepted its new peer certificate, and how long the proof took.
+type Proof struct {
+	ServerSerial string    `json:"serverSerial"`
+	PeerSerial   string    `json:"peerSerial"`
+	AcceptedBy   string    `json:"peerCertAcceptedBy,omitempty"`
+	At           time.Time `json:"at"`
+	Took         string    `json:"took"`
 }
 
 // save writes the journal atomically.

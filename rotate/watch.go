@@ -26,7 +26,7 @@ const (
 	DefaultInterval = time.Hour
 	// retryDelay is how soon a failed pass is tried again (a cron run
 	// holding the lock, a member that was down): soon enough that a
-	// replaced certificate is rolled within minutes, slow enough not to
+	// replaced certificate is in effect within minutes, slow enough not to
 	// hammer a cluster that is in trouble.
 	retryDelay = time.Minute
 	// DefaultDebounce gathers the burst of events one renewal makes (a
@@ -48,7 +48,7 @@ type WatchOptions struct {
 // Watch runs until ctx is cancelled: a rotation pass at start, every
 // Interval, and whenever certificate files in the PKI directory or the
 // spec file change. Files replaced from outside are validated (pair,
-// chain, SANs) and their members rolled; a node added to the spec gets
+// chain, SANs) and put into effect as Run does; a node added to the spec gets
 // its certificates issued. A failed pass is logged and retried at the
 // next event or tick. Cancelling ctx lets the current step finish, then
 // Watch returns nil.

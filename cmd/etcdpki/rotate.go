@@ -12,29 +12,43 @@ import (
 func rotateCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "rotate",
-		Usage: "renew the certificates that are due and roll the etcd members one at a time",
+		Usage: "renew the certificates that are due, deploy them and prove them in effect (restarting members only when needed)",
 		Description: `One run: plan what is due (inside renew-before, past 2/3 of its life, SANs changed, or
 replaced from outside since the last run), renew it (previous pairs kept in PKI/backup/<time>/),
-run each changed node's deploy command, then restart the members with their restart command:
-followers first, the leader last (it hands leadership to the first member restarted, or, when it
-is the only member to restart, to another member just before its own restart). Before
-the first restart the whole cluster must be healthy; after each one the member must serve the
-new serial on its client and peer ports, answer a linearizable read and catch up with the
-leader before the next one goes. The first failure stops the run.
+run each changed node's deploy command, then put it into effect. The whole cluster must be
+healthy first.
+
+--restart=auto (the default): etcd 3.2+ loads renewed certificates at its next TLS handshake, so
+no member restarts for them. Instead, fresh handshakes prove each member in effect: its client and
+peer ports serve the new serials, another member's peer port accepts its new peer certificate,
+its new healthcheck certificate (and the apiserver's) answers a linearizable read on every client
+port, and the cluster stays healthy under the same leader. A member is restarted only when what
+etcd reads once at start changed (the ca.crt in its bundle, its etcd.conf.yml) or it runs etcd
+older than 3.2. --restart=always restarts every member whose certificates changed: the choice
+after a key compromise, since only a restart cuts connections authenticated with the old key.
+--restart=never restarts nothing (and proves; add --no-verify to skip the proof for hosts this
+machine cannot reach).
+
+Restarts are rolled with their restart command: followers first, the leader last (it hands
+leadership to the first member restarted, or, when it is the only member to restart, to another
+member just before its own restart); after each one the member must serve the new serial on its
+client and peer ports, answer a linearizable read and catch up with the leader before the next
+one goes. The first failure stops the run.
 
 Safe from cron: a lock (PKI/rotate.lock) keeps runs apart and a journal (PKI/rotate-state.json)
-makes a run killed at any point resume without restarting finished members again.
+makes a run killed at any point resume without proving or restarting finished members again.
 
    etcdpki rotate --spec /etc/etcdpki/cluster.yaml --dry-run
    etcdpki rotate --spec /etc/etcdpki/cluster.yaml --metrics-file /var/lib/node_exporter/etcdpki.prom
    etcdpki rotate --spec /etc/etcdpki/cluster.yaml --watch --interval 1h
 
-Exit codes: 0 done or nothing due, 1 a member or check failed (or another run holds the lock),
-2 usage or input error (nothing changed).`,
+Exit codes: 0 done or nothing due, 1 a member, a proof or a check failed (or another run holds
+the lock), 2 usage or input error (nothing changed).`,
 		Flags: append(specFlags(),
 			&cli.StringFlag{Name: "renew-before", Usage: "renew certificates expiring within `DURATION` (overrides the spec; 87600h makes everything due)"},
-			&cli.BoolFlag{Name: "dry-run", Usage: "print the plan (certificates, restart order, commands) and change nothing"},
-			&cli.StringFlag{Name: "restart", Value: string(rotate.RestartAlways), Usage: "`always` roll the members, or never (swap files only)"},
+			&cli.BoolFlag{Name: "dry-run", Usage: "print the plan (certificates, each member's restart or proof, commands) and change nothing"},
+			&cli.StringFlag{Name: "restart", Value: string(rotate.RestartAuto), Usage: "`MODE`: auto (restart only for a changed CA bundle or config, prove the rest), always (roll every changed member), or never"},
+			&cli.BoolFlag{Name: "no-verify", Usage: "with --restart=never, skip the proof that the new certificates are served"},
 			&cli.StringFlag{Name: "metrics-file", Usage: "write a Prometheus textfile to `FILE` after each run"},
 			&cli.DurationFlag{Name: "member-timeout", Value: rotate.DefaultMemberTimeout, Usage: "how long a restarted member may take to serve its new certificate and catch up"},
 			&cli.DurationFlag{Name: "hand-off-settle", Value: rotate.DefaultHandOffSettle, Usage: "pause after moving leadership before the next member goes down (0s: none)"},
@@ -75,6 +89,7 @@ func runRotate(c *cli.Context) error {
 		RenewBefore:    renewBefore,
 		DryRun:         c.Bool("dry-run"),
 		Restart:        rotate.RestartMode(c.String("restart")),
+		NoVerify:       c.Bool("no-verify"),
 		Out:            c.App.Writer,
 		MetricsFile:    c.String("metrics-file"),
 		MemberTimeout:  c.Duration("member-timeout"),

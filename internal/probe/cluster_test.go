@@ -3,6 +3,9 @@ package probe
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"net"
 	"net/url"
 	"slices"
 	"testing"
@@ -20,6 +23,16 @@ func apiserverTLS(t testing.TB, c *etcdtest.Cluster) *tls.Config {
 		t.Fatal(err)
 	}
 	return cfg
+}
+
+// LoadCertPoolOrFail reads a CA file into a pool.
+func LoadCertPoolOrFail(t testing.TB, caFile string) *x509.CertPool {
+	t.Helper()
+	pool, err := LoadCertPool(caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pool
 }
 
 func hostPort(t testing.TB, u string) string {
@@ -94,6 +107,48 @@ func TestHealthRealCluster(t *testing.T) {
 		}
 		if want := testpki.ReadCert(t, srvCrt); got.SerialNumber.Cmp(want.SerialNumber) != 0 {
 			t.Errorf("client port serves serial %x, server.crt has %x", got.SerialNumber, want.SerialNumber)
+		}
+	})
+
+	// rotate proves that a member's new peer certificate would be
+	// accepted when the member dials its peers by presenting it to
+	// another member's peer port. etcd checks a peer certificate's IP
+	// SANs against the connection's source address after the handshake
+	// and closes the connection when none matches; from the rotating
+	// host the completed handshake (Dial's verdict, from the server's
+	// session ticket) is therefore the proof.
+	t.Run("peer port verdict on a client certificate", func(t *testing.T) {
+		peerAddr := hostPort(t, c.Members[0].PeerURL)
+		pool := LoadCertPoolOrFail(t, c.Paths.CACert())
+		both := []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
+		etcdCA := testpki.LoadCA(t, c.Paths.CACert(), c.Paths.CAKey())
+		// Signed by the cluster's CA, but naming an address we do not
+		// dial from: accepted by the handshake, then cut by etcd.
+		elsewhere := etcdCA.Leaf(t, testpki.LeafOptions{CN: "etcd-9", Hosts: []string{"127.0.0.9"}, EKU: both})
+		conn, _, err := Dial(ctx, peerAddr, ClientConfig(pool, &elsewhere))
+		if err != nil {
+			t.Fatalf("a peer certificate from the cluster's CA was refused: %v", err)
+		}
+		if v := conn.ConnectionState().Version; v != tls.VersionTLS13 {
+			t.Logf("negotiated TLS version %x: the verdict came inside the handshake", v)
+		}
+		conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+		var b [1]byte
+		_, rerr := conn.Read(b[:])
+		conn.Close()
+		if ne, ok := errors.AsType[net.Error](rerr); ok && ne.Timeout() {
+			t.Errorf("etcd kept a peer connection whose certificate does not name its source address open")
+		}
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if err := c.Members[0].WaitLog(wctx, "rejected connection"); err != nil {
+			t.Errorf("etcd did not say why it closed the connection: %v", err)
+		}
+		// A peer certificate from another CA: refused, and Dial says so.
+		rogue := testpki.NewCA(t, "rogue").Leaf(t, testpki.LeafOptions{CN: "etcd-9", Hosts: []string{"127.0.0.1"}, EKU: both})
+		_, stage, err := Dial(ctx, peerAddr, ClientConfig(pool, &rogue))
+		if pe, ok := errors.AsType[*Error](err); !ok || stage != StageHandshake || pe.Kind != KindClientCertRejected {
+			t.Errorf("rogue peer certificate: stage %q, %v; want a client-cert-rejected handshake error", stage, err)
 		}
 	})
 

@@ -1,0 +1,107 @@
+package rotate
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/issue"
+)
+
+// Reasons a member is restarted, as the plan and the progress lines say
+// them.
+const (
+	reasonCA     = "CA bundle changed"
+	reasonConfig = "config changed"
+	reasonAlways = "--restart=always"
+)
+
+// startedNow digests the files of node n's bundle that etcd reads only at
+// start. ok is false when the bundle has no ca.crt yet (a node whose
+// certificates are still to be issued): there is nothing to compare.
+func startedNow(paths issue.Paths, n cluster.Node) (st Started, ok bool, err error) {
+	ca, err := os.ReadFile(filepath.Join(paths.NodeCertDir(n.Name), "ca.crt"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return Started{}, false, nil
+	}
+	if err != nil {
+		return Started{}, false, fmt.Errorf("node %s: read its CA bundle: %w", n.Name, err)
+	}
+	st.CA = digest(ca)
+	cfg, err := os.ReadFile(paths.NodeConfig(n.Name))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return Started{}, false, fmt.Errorf("node %s: read its config: %w", n.Name, err)
+	default:
+		st.Config = configDigest(cfg)
+	}
+	return st, true, nil
+}
+
+// configDigest digests what a running member's etcd.conf.yml means: the
+// YAML without comments and without the initial-* keys. etcd reads
+// initial-cluster, initial-cluster-state, initial-cluster-token and
+// initial-advertise-peer-urls only when it bootstraps an empty data
+// directory, so a change there (init rewrites initial-cluster on every
+// member when a node is added to the spec) changes nothing for a member
+// that runs, and restarting it for that would cost a leader change for
+// nothing. Every other key counts. A file that does not parse is digested
+// as bytes: any edit then counts as a change.
+func configDigest(data []byte) string {
+	var m map[string]any
+	if err := yaml.Unmarshal(data, &m); err != nil || m == nil {
+		return digest(data)
+	}
+	for k := range m {
+		if strings.HasPrefix(k, "initial-") {
+			delete(m, k)
+		}
+	}
+	// yaml.v3 writes map keys sorted: the same meaning, the same bytes.
+	norm, err := yaml.Marshal(m)
+	if err != nil {
+		return digest(data)
+	}
+	return digest(norm)
+}
+
+func digest(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}
+
+// loadsLeavesAtHandshake reports whether an etcd of the given version
+// (from its Status answer, "3.6.16") reads its certificate and key files
+// at every new TLS handshake. etcd 3.2 made transport.TLSInfo set
+// GetCertificate and GetClientCertificate to re-read them; before it,
+// etcd read them once at start, so only a restart puts a renewed leaf
+// into effect. A version that does not parse is assumed modern: every
+// etcd that answers the v3 Status RPC with a version string this tool
+// can talk to is 3.x.
+func loadsLeavesAtHandshake(version string) bool {
+	parts := strings.SplitN(strings.TrimPrefix(version, "v"), ".", 3)
+	if len(parts) < 2 {
+		return true
+	}
+	major, err1 := strconv.Atoi(parts[0])
+	minor, err2 := strconv.Atoi(parts[1])
+	if err1 != nil || err2 != nil {
+		return true
+	}
+	return major > 3 || major == 3 && minor >= 2
+}
+
+// reasonOldEtcd is the restart reason for an etcd older than 3.2.
+func reasonOldEtcd(version string) string {
+	return fmt.Sprintf("etcd %s reads its certificates only at start (before 3.2)", version)
+}
