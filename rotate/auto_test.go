@@ -20,9 +20,8 @@ import (
 )
 
 // shortValidity makes the harness's leaves expire about 35 s after init:
-// notBefore is back-dated ca.Backdate (5 minutes), and a leaf's validity
-// counts from notBefore.
-const shortValidity = "335s"
+// a validity counts from the moment of issue (notAfter = now + validity).
+const shortValidity = "35s"
 
 // TestRotateWithoutRestart is the default mode on one real cluster whose
 // original leaves expire about half a minute after the rotation: no
