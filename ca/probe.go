@@ -1,0 +1,42 @@
+package ca
+
+import (
+	"crypto/tls"
+	"fmt"
+	"time"
+
+	"github.com/etcdpki/etcdpki/cluster"
+)
+
+// ProbeCommonName is the subject of the client certificates etcdpki mints
+// for its own probes, so that an etcd audit or log line tells them apart
+// from the apiserver's and the healthcheck's.
+const ProbeCommonName = "etcdpki-probe"
+
+// ProbeValidity is how long a probe certificate lives. A TLS handshake is
+// the only moment its validity matters, so it needs to outlast only one
+// command's handshakes: an hour covers a rolling restart of a five-member
+// cluster with slow members, and leaves little worth stealing from memory.
+const ProbeValidity = time.Hour
+
+// probeKey is the probe's key: ECDSA P-256 signs fastest, and every etcd
+// since 3.0 accepts it whatever the CA's own algorithm is.
+var probeKey = cluster.KeySpec{Algorithm: cluster.AlgECDSA, Size: 256}
+
+// ProbeClient issues a short-lived client certificate from this CA for a
+// command's own probes. It is held in memory and never written to disk or
+// into a bundle, so a probe never depends on a client certificate on disk
+// still being valid (an expired healthcheck or apiserver certificate is
+// refused at the handshake), and a probe signed by a given CA shows
+// whether a member trusts that CA (the CA rotation's proof).
+func (c *CA) ProbeClient(validity time.Duration, now time.Time) (tls.Certificate, error) {
+	certPEM, keyPEM, err := c.Sign(Request{Kind: KindClient, CommonName: ProbeCommonName, Key: probeKey, Validity: validity, Now: now})
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("probe client certificate from CA %q: %w", c.Cert.Subject.CommonName, err)
+	}
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("probe client certificate from CA %q: %w", c.Cert.Subject.CommonName, err)
+	}
+	return pair, nil
+}
