@@ -193,6 +193,9 @@ func planInit(ctx context.Context, s *cluster.Spec, o Options, pre *initPlan) (*
 	res, pl := ip.res, ip.pl
 	printf := func(format string, args ...any) { ip.lines = append(ip.lines, fmt.Sprintf(format, args...)) }
 
+	if err := refuseDuringCARotation(s.PKIDir, "init"); err != nil {
+		return nil, err
+	}
 	var reuseCA *ca.CA
 	if pre != nil && pre.caCreated {
 		reuseCA = pre.authority

@@ -55,23 +55,75 @@ func List(s *cluster.Spec, renewBefore time.Duration, now time.Time) ([]CertInfo
 		renewBefore = s.Leaf.RenewBefore
 	}
 	p := Paths{PKI: s.PKIDir}
-	authority, err := LoadCA(s.PKIDir)
+	rot, err := ReadCARotation(s)
 	if err != nil {
 		return nil, err
 	}
+	authority := rot.Old
 	caInfo := CertInfo{Name: "etcd-ca", CA: "-", Path: p.CACert(), Status: StatusOK, Cert: authority.Cert}
 	fill(&caInfo, authority.Cert, now)
 	if now.After(authority.Cert.NotAfter) {
 		caInfo.Status, caInfo.Reason = StatusExpired, "CA expired"
-	} else if authority.Cert.NotAfter.Sub(now) < 365*24*time.Hour {
-		caInfo.Status, caInfo.Reason = StatusDue, "CA expires within a year: plan a staged CA rotation"
+	} else if why, due := caDue(authority.Cert, renewBefore, now); due && !rot.InProgress() {
+		caInfo.Status, caInfo.Reason = StatusDue, why
 	}
 	out := []CertInfo{caInfo}
+	if rot.InProgress() {
+		caInfo.Reason = rot.Note() + ": being replaced"
+		out[0] = caInfo
+		next := CertInfo{Name: "etcd-ca (next)", CA: "-", Path: p.NextCACert(), Status: StatusOK, Cert: rot.Next.Cert, Reason: rot.Note()}
+		fill(&next, rot.Next.Cert, now)
+		out = append(out, next)
+	}
 	for _, t := range Targets(s) {
-		t := t
-		out = append(out, Inspect(t, authority, renewBefore, now))
+		out = append(out, inspectIn(t, rot, renewBefore, now))
 	}
 	return out, nil
+}
+
+// inspectIn is Inspect during a CA rotation as well: a leaf may come from
+// either CA and a bundle may trust either or both, as long as it trusts
+// the CA that issued its own leaf. Outside a rotation a bundle holding
+// more than one CA is usable (the first is ours) but worth a warning.
+func inspectIn(t Target, rot *CARotation, renewBefore time.Duration, now time.Time) CertInfo {
+	if !rot.InProgress() {
+		info := Inspect(t, rot.Old, renewBefore, now)
+		if info.Status == StatusOK {
+			if certs, err := BundleCAs(t.CADir); err == nil && len(certs) > 1 {
+				info.Reason = fmt.Sprintf("warning: %s holds %d CAs outside a CA rotation", filepath.Join(t.CADir, "ca.crt"), len(certs))
+			}
+		}
+		return info
+	}
+	authority, signer := rot.Old, "old"
+	if data, err := os.ReadFile(t.CertPath()); err == nil {
+		if c, err := ca.ParseCert(data); err == nil && rot.SignedBy(c) == "next" {
+			authority, signer = rot.Next, "next"
+		}
+	}
+	certPEM, keyPEM, err := readPair(t)
+	info, _ := inspect(t, authority, certPEM, keyPEM, err, renewBefore, now)
+	if signer == "next" {
+		info.CA += " (next)"
+	}
+	if info.Status == StatusInvalid || info.Status == StatusMissing {
+		return info
+	}
+	caPath := filepath.Join(t.CADir, "ca.crt")
+	certs, err := BundleCAs(t.CADir)
+	switch holds := rot.Holds(certs); {
+	case err != nil:
+		info.Status, info.Reason = StatusInvalid, err.Error()
+	case certs == nil:
+		info.Status, info.Reason = StatusInvalid, caPath+": missing (etcdpki ca rotate restores it)"
+	case holds == "other":
+		info.Status, info.Reason = StatusInvalid, caPath+": holds a CA that is neither the CA in effect nor the next one; refusing to mix CAs"
+	case holds != "both" && holds != signer:
+		info.Status, info.Reason = StatusInvalid, fmt.Sprintf("%s: trusts the %s CA only, but the certificate is from the %s CA", caPath, holds, signer)
+	case info.Status == StatusOK:
+		info.Reason = rot.Note()
+	}
+	return info
 }
 
 // Inspect reads one target's pair and says whether it is usable and due.

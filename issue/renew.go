@@ -25,6 +25,12 @@ type RenewOptions struct {
 	// BackupDir, when set, receives a copy of every replaced pair under
 	// its path relative to the PKI directory. "" means PKI/backup/<time>.
 	BackupDir string
+	// Authority, when set, signs instead of the PKI directory's CA, and
+	// BundleCA is then the ca.crt written beside each pair: the CA
+	// rotation's reissue stage signs from the next CA while bundles trust
+	// both. Without Authority, Renew refuses to run during a CA rotation.
+	Authority *ca.CA
+	BundleCA  []byte
 }
 
 // Renewed is one certificate that Renew replaced.
@@ -146,10 +152,20 @@ type renewPlan struct {
 // the CA and, with --reuse-key, the old key are still the same.
 func planRenew(ctx context.Context, s *cluster.Spec, targets []Target, o RenewOptions, pre *renewPlan) (*renewPlan, error) {
 	now := o.now()
-	authority, err := LoadCA(s.PKIDir)
-	if err != nil {
-		return nil, err
+	authority, bundleCA := o.Authority, o.BundleCA
+	if authority == nil {
+		if err := refuseDuringCARotation(s.PKIDir, "renew"); err != nil {
+			return nil, err
+		}
+		var err error
+		if authority, err = LoadCA(s.PKIDir); err != nil {
+			return nil, err
+		}
 	}
+	if bundleCA == nil {
+		bundleCA = authority.CertPEM
+	}
+	var err error
 	rp := &renewPlan{authority: authority, pl: &plan{byDir: map[string]*pending{}}, olds: map[string]oldPair{}, fresh: map[string]signed{}}
 	for _, t := range targets {
 		if err := ctx.Err(); err != nil {
@@ -187,7 +203,7 @@ func planRenew(ctx context.Context, s *cluster.Spec, targets []Target, o RenewOp
 		r.NotAfter = c.NotAfter
 		rp.pl.add(t.Dir, atomicdir.File{Name: t.CertName, Data: newCert, Mode: atomicdir.CertMode})
 		rp.pl.add(t.Dir, atomicdir.File{Name: t.KeyName, Data: newKey, Mode: atomicdir.KeyMode})
-		rp.pl.add(t.CADir, atomicdir.File{Name: "ca.crt", Data: authority.CertPEM, Mode: atomicdir.CertMode})
+		rp.pl.add(t.CADir, atomicdir.File{Name: "ca.crt", Data: bundleCA, Mode: atomicdir.CertMode})
 		rp.out = append(rp.out, r)
 	}
 	if err := checkWritable(s.PKIDir, rp.pl); err != nil {

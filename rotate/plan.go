@@ -139,6 +139,14 @@ func makePlan(s *cluster.Spec, st *State, renewBefore time.Duration, now time.Ti
 		return nil, err
 	}
 	p := &Plan{Baseline: map[string]string{}, StartedBaseline: map[string]Started{}, Certs: infos}
+	// During a CA rotation a renewal from the old CA would undo its
+	// stages: leaves wait for etcdpki ca rotate, which re-issues them all.
+	next, err := issue.LoadNextCA(s.PKIDir)
+	if err != nil {
+		return nil, err
+	}
+	caRotation := next != nil
+	held := 0
 	due := map[string]bool{}
 	changed := map[string]bool{}
 	var invalid []string
@@ -165,8 +173,16 @@ func makePlan(s *cluster.Spec, st *State, renewBefore time.Duration, now time.Ti
 			}
 		case issue.StatusInvalid:
 			invalid = append(invalid, fmt.Sprintf("%s (%s): %s", t.ID, info.Path, info.Reason))
-		case issue.StatusMissing:
-			p.Missing = append(p.Missing, info)
+		case issue.StatusMissing, issue.StatusDue, issue.StatusExpired, issue.StatusSANMismatch:
+			if caRotation {
+				held++
+				continue
+			}
+			if info.Status == issue.StatusMissing {
+				p.Missing = append(p.Missing, info)
+				continue
+			}
+			fallthrough
 		default:
 			p.Due = append(p.Due, info)
 			due[t.ID] = true
@@ -178,6 +194,10 @@ func makePlan(s *cluster.Spec, st *State, renewBefore time.Duration, now time.Ti
 				p.Baseline[t.ID] = info.Serial
 			}
 		}
+	}
+	if held > 0 {
+		p.Warnings = append(p.Warnings, fmt.Sprintf("%d certificates due or missing are left alone: a CA rotation is in progress (%s); etcdpki ca rotate re-issues every leaf from the new CA",
+			held, issue.Paths{PKI: s.PKIDir}.NextCADir()))
 	}
 	if len(invalid) > 0 {
 		// Renewing would overwrite files someone put there on purpose;
@@ -307,6 +327,8 @@ func (np *NodePlan) verdict(mode RestartMode) string {
 	switch {
 	case np.Restart:
 		return "restart: " + strings.Join(np.Reasons, ", ")
+	case slices.Contains(np.Reasons, reasonCA):
+		return fmt.Sprintf("no restart (--restart=never) although %s: the new trust is not in effect until the member restarts", strings.Join(np.Reasons, ", "))
 	case len(np.Reasons) > 0:
 		return fmt.Sprintf("no restart (--restart=never) although %s: that takes effect at the member's next restart", strings.Join(np.Reasons, ", "))
 	case !np.Leaves && mode == RestartAlways:

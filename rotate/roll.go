@@ -41,10 +41,11 @@ type etcdCluster struct {
 }
 
 // tls reads the TLS material afresh: the apiserver's pair may just have
-// been renewed.
+// been renewed. The CAs are the apiserver bundle's (its --etcd-cafile),
+// which during a CA rotation trusts the old and the new CA.
 func (c *etcdCluster) tls() (*tls.Config, error) {
 	crt, key := c.paths.APIServerCert()
-	return probe.TLSConfig(c.paths.CACert(), crt, key)
+	return probe.TLSConfig(c.paths.APIServerCA(), crt, key)
 }
 
 func (c *etcdCluster) endpoints() []string { return c.spec.ClientEndpoints() }

@@ -231,6 +231,10 @@ type runner struct {
 	st   *State
 	// quiet drops the "nothing due" line: --watch checks often.
 	quiet bool
+	// afterRestart, when set, runs once a restarted member passed every
+	// health gate and before the journal records it: the CA rotation's
+	// proof that the member loaded the trust it was restarted for.
+	afterRestart func(ctx context.Context, np *NodePlan) error
 }
 
 func (r *runner) run(ctx context.Context) (*Result, error) {
@@ -554,6 +558,11 @@ func (r *runner) roll(ctx context.Context, p *Plan, res *Result) error {
 			return &MemberError{Member: name, Err: err}
 		}
 		mr.Restart = time.Since(t0)
+		if r.afterRestart != nil {
+			if err := r.afterRestart(bg, np); err != nil {
+				return &MemberError{Member: name, Err: err}
+			}
+		}
 		mr.ServerSerial, mr.PeerSerial = wantServer, wantPeer
 		// Journal first, then the line: a run killed after printing it
 		// never restarts this member again.

@@ -46,6 +46,9 @@ type State struct {
 	// Proofs maps a node name to the last proof that its renewed
 	// certificates are in effect without a restart.
 	Proofs map[string]Proof `json:"proofs,omitempty"`
+	// CA is the CA rotation in progress (etcdpki ca rotate): the proofs
+	// of its stages, so that a resumed run restarts no member twice.
+	CA *CAJournal `json:"caRotation,omitempty"`
 	// LastSuccess is when a run last ended with everything in effect.
 	LastSuccess time.Time `json:"lastSuccess,omitzero"`
 	// LastRun is when a run last ended, successful or not.

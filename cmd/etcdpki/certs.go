@@ -89,7 +89,9 @@ func certsList(c *cli.Context) error {
 			sans = "-"
 		}
 		status := i.Status
-		if i.Reason != "" && i.Status != issue.StatusOK {
+		// An ok row's reason is a note: the stage of a CA rotation, or a
+		// bundle holding two CAs outside one.
+		if i.Reason != "" {
 			status += ": " + i.Reason
 		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", i.Name, orDash(i.Subject), sans, exp, orDash(i.Residual), i.CA, status)

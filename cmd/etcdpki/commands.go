@@ -9,6 +9,7 @@ func commands() []*cli.Command {
 		issueCommand(),
 		certsCommand(),
 		rotateCommand(),
+		caCommand(),
 		verifyCommand(),
 	}
 }

@@ -1,0 +1,14 @@
+package atomicdir
+
+// DropOld removes every version of dir but the one in effect. Update keeps
+// the previous version until the next change so that a reader that
+// resolved the old path can finish; when the previous version holds a
+// secret that must leave the directory now (a retired CA key), the caller
+// drops it explicitly. Each removal goes through the crash hook.
+func DropOld(dir string) error {
+	cur, err := Current(dir)
+	if err != nil {
+		return err
+	}
+	return prune(dir, cur)
+}

@@ -1,0 +1,224 @@
+package issue
+
+import (
+	"bytes"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/etcdpki/etcdpki/ca"
+	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/atomicdir"
+)
+
+// The stages of a CA rotation (etcdpki ca rotate), in order. Each one
+// starts only after the one before is proven on the wire.
+const (
+	// CAStagePrepare creates the next CA beside the current one.
+	CAStagePrepare = "prepare"
+	// CAStageTrustBoth makes every bundle trust the old and the new CA.
+	CAStageTrustBoth = "trust-both"
+	// CAStageReissue issues every leaf again from the new CA.
+	CAStageReissue = "reissue"
+	// CAStageFinish makes every bundle trust the new CA only and retires
+	// the old one.
+	CAStageFinish = "finish"
+)
+
+// CAStages lists the stages in order.
+var CAStages = []string{CAStagePrepare, CAStageTrustBoth, CAStageReissue, CAStageFinish}
+
+// NextCADir is where the CA being rolled out waits, stored like the CA (an
+// atomic store holding ca.crt and ca.key, the key 0400). It exists only
+// while a CA rotation is in progress.
+func (p Paths) NextCADir() string { return filepath.Join(p.PKI, "etcd-next") }
+
+// NextCACert is the next CA's certificate.
+func (p Paths) NextCACert() string { return filepath.Join(p.NextCADir(), "ca.crt") }
+
+// LoadNextCA loads the CA a rotation is rolling out; nil and no error when
+// no CA rotation is in progress.
+func LoadNextCA(pki string) (*ca.CA, error) {
+	p := Paths{PKI: pki}
+	dir := p.NextCADir()
+	certPEM, certErr := atomicdir.Read(dir, "ca.crt")
+	keyPEM, keyErr := atomicdir.Read(dir, "ca.key")
+	switch {
+	case errors.Is(certErr, fs.ErrNotExist) && errors.Is(keyErr, fs.ErrNotExist):
+		return nil, nil
+	case certErr != nil:
+		return nil, readError(p.NextCACert(), certErr)
+	case keyErr != nil:
+		return nil, readError(filepath.Join(dir, "ca.key"), keyErr)
+	}
+	return ca.ParseFiles(certPEM, keyPEM, p.NextCACert(), filepath.Join(dir, "ca.key"))
+}
+
+// CARotation is where a CA rotation stands, as the files say: which CAs
+// each bundle's ca.crt holds and which CA signed each leaf.
+type CARotation struct {
+	// Old is PKI/etcd, the CA in effect; Next is PKI/etcd-next, nil when
+	// no rotation is in progress.
+	Old, Next *ca.CA
+	// Stage is the furthest stage the files have reached ("" when no
+	// rotation is in progress). Whether that stage is proven is the
+	// journal's business (package rotate).
+	Stage string
+}
+
+// InProgress reports whether a next CA exists.
+func (r *CARotation) InProgress() bool { return r != nil && r.Next != nil }
+
+// Note is the line certs list and verify show for a rotation in progress.
+func (r *CARotation) Note() string {
+	if !r.InProgress() {
+		return ""
+	}
+	return "CA rotation in progress, stage " + r.Stage
+}
+
+// BundlePEM is the ca.crt a bundle holds in the given stage: the old CA,
+// both (old first, so that tools reading only the first certificate keep
+// seeing the CA in effect), or the new one.
+func (r *CARotation) BundlePEM(stage string) []byte {
+	switch stage {
+	case CAStagePrepare:
+		return r.Old.CertPEM
+	case CAStageTrustBoth, CAStageReissue:
+		return append(append(bytes.TrimRight(slices.Clone(r.Old.CertPEM), "\n"), '\n'), r.Next.CertPEM...)
+	}
+	return r.Next.CertPEM
+}
+
+// SignedBy says which CA of the rotation issued c: "old", "next" or "".
+func (r *CARotation) SignedBy(c *x509.Certificate) string {
+	if r.Next != nil && issuedBy(c, r.Next) {
+		return "next"
+	}
+	if issuedBy(c, r.Old) {
+		return "old"
+	}
+	return ""
+}
+
+func issuedBy(c *x509.Certificate, a *ca.CA) bool {
+	return bytes.Equal(c.RawIssuer, a.Cert.RawSubject) && c.CheckSignatureFrom(a.Cert) == nil
+}
+
+// BundleCAs reads every certificate of a bundle's ca.crt (dir is the
+// store holding it); nil when it has none.
+func BundleCAs(dir string) ([]*x509.Certificate, error) {
+	data, err := os.ReadFile(filepath.Join(dir, "ca.crt"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, readError(filepath.Join(dir, "ca.crt"), err)
+	}
+	return ca.ParseCerts(data)
+}
+
+// Holds names what a bundle trusts within the rotation: "old", "both",
+// "next", or "other" for anything else (a foreign CA, none).
+func (r *CARotation) Holds(certs []*x509.Certificate) string {
+	var old, next, other bool
+	for _, c := range certs {
+		switch {
+		case c.Equal(r.Old.Cert):
+			old = true
+		case r.Next != nil && c.Equal(r.Next.Cert):
+			next = true
+		default:
+			other = true
+		}
+	}
+	switch {
+	case other || !old && !next:
+		return "other"
+	case old && next:
+		return "both"
+	case next:
+		return "next"
+	}
+	return "old"
+}
+
+// ReadCARotation derives the stage of a CA rotation from the files: a
+// next CA with every bundle on the old CA is "prepare"; a bundle trusting
+// both, "trust-both"; a leaf from the next CA, "reissue"; a bundle
+// trusting the next CA only, or PKI/etcd already switched to it,
+// "finish".
+func ReadCARotation(s *cluster.Spec) (*CARotation, error) {
+	old, err := LoadCA(s.PKIDir)
+	if err != nil {
+		return nil, err
+	}
+	next, err := LoadNextCA(s.PKIDir)
+	if err != nil {
+		return nil, err
+	}
+	r := &CARotation{Old: old, Next: next}
+	if next == nil {
+		return r, nil
+	}
+	if old.Cert.Equal(next.Cert) {
+		// The last step of finish switched PKI/etcd and died before
+		// removing PKI/etcd-next.
+		r.Stage = CAStageFinish
+		return r, nil
+	}
+	rank := 0
+	seen := map[string]bool{}
+	for _, t := range Targets(s) {
+		if !seen[t.CADir] {
+			seen[t.CADir] = true
+			certs, err := BundleCAs(t.CADir)
+			if err != nil {
+				return nil, err
+			}
+			switch r.Holds(certs) {
+			case "both":
+				rank = max(rank, 1)
+			case "next":
+				rank = max(rank, 3)
+			}
+		}
+		if data, err := os.ReadFile(t.CertPath()); err == nil {
+			if c, err := ca.ParseCert(data); err == nil && r.SignedBy(c) == "next" {
+				rank = max(rank, 2)
+			}
+		}
+	}
+	r.Stage = CAStages[rank]
+	return r, nil
+}
+
+// refuseDuringCARotation keeps init and certs renew from writing a bundle
+// with the old CA alone in the middle of a CA rotation, which would undo
+// its trust-both stage; etcdpki ca rotate re-issues from the right CA.
+func refuseDuringCARotation(pki, what string) error {
+	next, err := LoadNextCA(pki)
+	if err != nil || next == nil {
+		return err
+	}
+	return inputError("%s: a CA rotation is in progress (%s holds the next CA); finish it with etcdpki ca rotate first", what, Paths{PKI: pki}.NextCADir())
+}
+
+// caDue says whether a CA should be replaced: inside a year of its end, or
+// inside renewBefore. A CA is replaced with etcdpki ca rotate, never by
+// rotate's cron runs.
+func caDue(c *x509.Certificate, renewBefore time.Duration, now time.Time) (string, bool) {
+	left := c.NotAfter.Sub(now)
+	switch {
+	case left < renewBefore:
+		return fmt.Sprintf("CA expires within renew-before (%s): replace it with etcdpki ca rotate", cluster.FormatDuration(renewBefore)), true
+	case left < 365*24*time.Hour:
+		return "CA expires within a year: replace it with etcdpki ca rotate", true
+	}
+	return "", false
+}
