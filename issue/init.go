@@ -193,15 +193,15 @@ func planInit(ctx context.Context, s *cluster.Spec, o Options, pre *initPlan) (*
 	res, pl := ip.res, ip.pl
 	printf := func(format string, args ...any) { ip.lines = append(ip.lines, fmt.Sprintf(format, args...)) }
 
-	if err := refuseDuringCARotation(s.PKIDir, "init"); err != nil {
-		return nil, err
-	}
 	var reuseCA *ca.CA
 	if pre != nil && pre.caCreated {
 		reuseCA = pre.authority
 	}
 	authority, created, err := loadOrCreateCA(s, p, now, reuseCA)
 	if err != nil {
+		return nil, err
+	}
+	if err := refuseDuringCARotation(s.PKIDir, "init"); err != nil {
 		return nil, err
 	}
 	ip.authority, ip.caCreated = authority, created

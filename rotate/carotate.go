@@ -411,25 +411,29 @@ func (cr *caRun) restartStage(ctx context.Context, stage string, sr *CAStageResu
 	if err := cr.deploy(ctx, p); err != nil {
 		return false, false, err
 	}
-	// A member already running with its bundle (a plain rotate restarted
-	// it for its changed CA bundle) is proven, not restarted again.
+	// A member that already shows what the stage wants (a plain rotate
+	// restarted it for its changed CA bundle, or a killed run did just
+	// before it died) is proven, not restarted again. For the others the
+	// probe is refused at once.
 	for _, np := range p.Nodes {
-		now, ok, err := startedNow(cr.paths, np.Node)
+		shown, perr := cr.proveTrust(bg, np.Node, stage)
+		if perr != nil {
+			continue
+		}
+		started, ok, err := startedNow(cr.paths, np.Node)
 		if err != nil {
 			return false, false, err
 		}
-		if prev, known := cr.r.st.Started[np.Node.Name]; ok && known && prev.CA == now.CA {
-			shown, perr := cr.proveTrust(bg, np.Node, stage)
-			if perr == nil {
-				cr.record(stage, np.Node.Name, CAProof{Shown: shown})
-				if err := cr.save(); err != nil {
-					return false, false, err
-				}
-				sr.Proven = append(sr.Proven, np.Node.Name)
-				cr.log("%s: %s: already runs with its bundle, no restart: %s", stage, np.Node.Name, strings.Join(shown, "; "))
-				np.Restart = false
-			}
+		if ok {
+			cr.r.st.Started[np.Node.Name] = started
 		}
+		cr.record(stage, np.Node.Name, CAProof{Shown: shown})
+		if err := cr.save(); err != nil {
+			return false, false, err
+		}
+		sr.Proven = append(sr.Proven, np.Node.Name)
+		cr.log("%s: %s: already runs with its new bundle, no restart: %s", stage, np.Node.Name, strings.Join(shown, "; "))
+		np.Restart = false
 	}
 	p.Nodes = slices.DeleteFunc(p.Nodes, func(np *NodePlan) bool { return !np.Restart })
 	p.order(s, h)

@@ -43,6 +43,9 @@ func TestMain(m *testing.M) {
 	if spec := os.Getenv(childEnv); spec != "" {
 		os.Exit(child(spec))
 	}
+	if spec := os.Getenv(caChildEnv); spec != "" {
+		os.Exit(caChild(spec))
+	}
 	os.Exit(m.Run())
 }
 

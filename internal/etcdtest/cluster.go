@@ -338,7 +338,11 @@ func TLSConfig(caFile, certFile, keyFile string) (*tls.Config, error) {
 
 // APIServerTLS is the kube-apiserver's view: --etcd-cafile,
 // --etcd-certfile and --etcd-keyfile from its bundle.
-func (c *Cluster) APIServerTLS() *tls.Config { return c.apiTLS }
+func (c *Cluster) APIServerTLS() *tls.Config {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.apiTLS
+}
 
 // Client returns a client of the given endpoints (every member's when none
 // are given) with the kube-apiserver's certificate, closed when the test

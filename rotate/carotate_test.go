@@ -1,0 +1,482 @@
+package rotate_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/etcdpki/etcdpki/ca"
+	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/etcdtest"
+	"github.com/etcdpki/etcdpki/internal/probe"
+	"github.com/etcdpki/etcdpki/issue"
+	"github.com/etcdpki/etcdpki/rotate"
+)
+
+// caChildEnv makes the test binary run one `ca rotate` of the spec it
+// names and exit, so a test can kill -9 a real CA rotation.
+const caChildEnv = "ROTATE_TEST_CA_CHILD_SPEC"
+
+// caChildNewEnv passes --new to the child.
+const caChildNewEnv = "ROTATE_TEST_CA_CHILD_NEW"
+
+func caChild(specPath string) int {
+	s, err := cluster.Load(specPath, cluster.Options{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	_, err = rotate.RunCA(context.Background(), rotate.CAOptions{Spec: s, Out: os.Stdout, New: os.Getenv(caChildNewEnv) != ""})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// TestCARotate runs the CA rotation's acceptance scenarios on one real
+// cluster: stage by stage with --until under load, then a second rotation
+// killed once in each stage.
+func TestCARotate(t *testing.T) {
+	restarts := filepath.Join(t.TempDir(), "apiserver-restarts")
+	c := etcdtest.Start(t, etcdtest.Options{Edit: func(f *etcdtest.SpecFile) {
+		f.Certs.Validity = "2h"
+		// kube-apiserver reads its --etcd-cafile only at start: its
+		// restart template is what the rotation runs for it.
+		f.Clients = append(f.Clients, cluster.FileClient{Name: cluster.ClientAPIServer, Restart: "echo restarted >> " + restarts})
+	}})
+	t.Run("StagesUnderLoad", func(t *testing.T) { testCAStagesUnderLoad(t, c, restarts) })
+	t.Run("ResumesAfterKillInEachStage", func(t *testing.T) { testCAResumes(t, c) })
+}
+
+// apiTLS is what a freshly started kube-apiserver would use: its bundle's
+// CA file, read now.
+func apiTLS(t testing.TB, c *etcdtest.Cluster) *tls.Config {
+	t.Helper()
+	crt, key := c.Paths.APIServerCert()
+	cfg, err := etcdtest.TLSConfig(c.Paths.APIServerCA(), crt, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func caTerm(t testing.TB, c *etcdtest.Cluster) uint64 {
+	t.Helper()
+	h := probe.Health(context.Background(), c.Endpoints(), apiTLS(t, c), 5*time.Second)
+	l, ok := h.LeaderResult()
+	if !ok || !h.Healthy() {
+		t.Fatalf("cluster not healthy: %+v", h)
+	}
+	return l.Status.RaftTerm
+}
+
+func bundleCAs(t *testing.T, s *cluster.Spec) map[string][]*x509.Certificate {
+	t.Helper()
+	out := map[string][]*x509.Certificate{}
+	for _, tg := range issue.Targets(s) {
+		certs, err := issue.BundleCAs(tg.CADir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[tg.CADir] = certs
+	}
+	return out
+}
+
+// leavesFrom asserts which CA issued every leaf on disk.
+func leavesFrom(t *testing.T, s *cluster.Spec, authority *x509.Certificate, what string) {
+	t.Helper()
+	for _, tg := range issue.Targets(s) {
+		b, err := os.ReadFile(tg.CertPath())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := ca.ParseCert(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.CheckSignatureFrom(authority); err != nil {
+			t.Errorf("%s: not issued by the %s CA: %v", tg.ID, what, err)
+		}
+	}
+}
+
+func stage(t *testing.T, s *cluster.Spec) string {
+	t.Helper()
+	r, err := issue.ReadCARotation(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.Stage
+}
+
+func runCA(t *testing.T, o rotate.CAOptions) *rotate.CAResult {
+	t.Helper()
+	var out bytes.Buffer
+	o.Out = &out
+	res, err := rotate.RunCA(context.Background(), o)
+	t.Logf("ca rotate --until %q:\n%s", o.Until, out.String())
+	if err != nil {
+		t.Fatalf("ca rotate --until %q: %v", o.Until, err)
+	}
+	return res
+}
+
+// probeRefused reports whether a handshake presenting a probe certificate
+// from authority is refused at addr.
+func probeRefused(t *testing.T, authority *ca.CA, roots *x509.CertPool, addr string) error {
+	t.Helper()
+	pair, err := authority.ProbeClient(time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, _, err := probe.Dial(ctx, addr, probe.ClientConfig(roots, &pair))
+	if err == nil {
+		conn.Close()
+	}
+	return err
+}
+
+func testCAStagesUnderLoad(t *testing.T, c *etcdtest.Cluster, restarts string) {
+	ctx := context.Background()
+	s := c.Spec
+	cli := c.Client(t)
+	if _, err := cli.Put(ctx, "ca-rotation/marker", "before"); err != nil {
+		t.Fatal(err)
+	}
+	oldCA, err := issue.LoadCA(s.PKIDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := bundleCAs(t, s)
+
+	var dry bytes.Buffer
+	if _, err := rotate.RunCA(ctx, rotate.CAOptions{Spec: s, DryRun: true, Out: &dry}); err != nil {
+		t.Fatalf("dry run: %v", err)
+	}
+	t.Logf("dry run:\n%s", dry.String())
+	for _, want := range []string{"1. prepare (to do)", "2. trust-both (to do)", "3. reissue (to do)", "4. finish (to do)", "client kube-apiserver: restart: echo restarted"} {
+		if !strings.Contains(dry.String(), want) {
+			t.Errorf("dry run does not say %q", want)
+		}
+	}
+	if _, err := os.Stat(c.Paths.NextCADir()); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("dry run created %s", c.Paths.NextCADir())
+	}
+
+	start := time.Now()
+	ld := startLoad(t, c)
+	pids0, term0 := pids(c), caTerm(t, c)
+
+	// prepare: the next CA exists, nothing else changed.
+	runCA(t, rotate.CAOptions{Spec: s, Until: issue.CAStagePrepare})
+	next, err := issue.LoadNextCA(s.PKIDir)
+	if err != nil || next == nil {
+		t.Fatalf("no next CA after prepare: %v", err)
+	}
+	if info, err := os.Stat(filepath.Join(c.Paths.NextCADir(), "ca.key")); err != nil || info.Mode().Perm() != 0o400 {
+		t.Errorf("next CA key: %v, mode %v; want 0400", err, info.Mode().Perm())
+	}
+	if got := stage(t, s); got != issue.CAStagePrepare {
+		t.Errorf("stage after --until prepare: %q", got)
+	}
+	if !maps.EqualFunc(before, bundleCAs(t, s), func(a, b []*x509.Certificate) bool { return len(a) == 1 && len(b) == 1 && a[0].Equal(b[0]) }) {
+		t.Error("prepare changed a bundle")
+	}
+	if !maps.Equal(pids0, pids(c)) {
+		t.Error("prepare restarted a member")
+	}
+
+	// trust-both: every bundle trusts both, every member restarted once,
+	// one leader change, the apiserver restarted, leaves untouched.
+	res := runCA(t, rotate.CAOptions{Spec: s, Until: issue.CAStageTrustBoth})
+	trust := res.Stages[len(res.Stages)-1]
+	if trust.Stage != issue.CAStageTrustBoth || len(trust.Restarted) != 3 || len(trust.HandOffs) != 1 {
+		t.Errorf("trust-both: stage %s restarted %d, %d hand-offs; want 3 and 1", trust.Stage, len(trust.Restarted), len(trust.HandOffs))
+	}
+	for dir, certs := range bundleCAs(t, s) {
+		if len(certs) != 2 || !certs[0].Equal(oldCA.Cert) || !certs[1].Equal(next.Cert) {
+			t.Errorf("%s/ca.crt holds %d CAs, want the old and the new one", dir, len(certs))
+		}
+	}
+	for name, pid := range pids0 {
+		if c.Member(name).PID() == pid {
+			t.Errorf("trust-both did not restart %s", name)
+		}
+	}
+	if d := caTerm(t, c) - term0; d != 1 {
+		t.Errorf("trust-both: raft term went up by %d, want exactly one leader change", d)
+	}
+	if b, _ := os.ReadFile(restarts); strings.Count(string(b), "restarted") != 1 {
+		t.Errorf("kube-apiserver restarted %d times in trust-both, want 1", strings.Count(string(b), "restarted"))
+	}
+	leavesFrom(t, s, oldCA.Cert, "old")
+	if got := stage(t, s); got != issue.CAStageTrustBoth {
+		t.Errorf("stage after --until trust-both: %q", got)
+	}
+	for _, n := range s.Nodes {
+		for _, u := range []string{n.ClientURLs[0], n.PeerURLs[0]} {
+			_, addr, _ := probe.ParseEndpoint(u)
+			if err := probeRefused(t, next, probe.CertPool([]*x509.Certificate{oldCA.Cert, next.Cert}), addr); err != nil {
+				t.Errorf("%s refuses a client certificate from the new CA after trust-both: %v", addr, err)
+			}
+		}
+	}
+	// The load client read its CA file at start: restart it, as the
+	// rotation restarted the apiserver.
+	st1 := ld.stop()
+	if err := c.ReloadAPIServerTLS(); err != nil {
+		t.Fatal(err)
+	}
+	ld = startLoad(t, c)
+
+	// reissue: every leaf from the new CA, no restart, no leader change.
+	pids1, term1 := pids(c), caTerm(t, c)
+	res = runCA(t, rotate.CAOptions{Spec: s, Until: issue.CAStageReissue})
+	reissueTook := res.Stages[len(res.Stages)-1].Took
+	if !maps.Equal(pids1, pids(c)) {
+		t.Error("reissue restarted a member")
+	}
+	if d := caTerm(t, c) - term1; d != 0 {
+		t.Errorf("reissue: raft term went up by %d, want no leader change", d)
+	}
+	leavesFrom(t, s, next.Cert, "new")
+	if got := stage(t, s); got != issue.CAStageReissue {
+		t.Errorf("stage after --until reissue: %q", got)
+	}
+	infos, err := issue.List(s, 0, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range infos {
+		if in.Status != issue.StatusOK || in.Target != nil && in.Reason != "CA rotation in progress, stage reissue" {
+			t.Errorf("certs list during reissue: %s: %s: %s", in.Name, in.Status, in.Reason)
+		}
+	}
+
+	// finish: the new CA only, every member restarted once more, one
+	// leader change, the old CA refused everywhere and retired.
+	term2 := caTerm(t, c)
+	res = runCA(t, rotate.CAOptions{Spec: s})
+	fin := res.Stages[len(res.Stages)-1]
+	st2 := ld.stop()
+	if fin.Stage != issue.CAStageFinish || len(fin.Restarted) != 3 || len(fin.HandOffs) != 1 {
+		t.Errorf("finish: stage %s restarted %d, %d hand-offs; want 3 and 1", fin.Stage, len(fin.Restarted), len(fin.HandOffs))
+	}
+	if d := caTerm(t, c) - term2; d != 1 {
+		t.Errorf("finish: raft term went up by %d, want exactly one leader change", d)
+	}
+	for name, pid := range pids1 {
+		if c.Member(name).PID() == pid {
+			t.Errorf("finish did not restart %s", name)
+		}
+	}
+	for dir, certs := range bundleCAs(t, s) {
+		if len(certs) != 1 || !certs[0].Equal(next.Cert) {
+			t.Errorf("%s/ca.crt does not hold the new CA alone", dir)
+		}
+	}
+	if got := stage(t, s); got != "" {
+		t.Errorf("stage after finish: %q, want none", got)
+	}
+	nowCA, err := issue.LoadCA(s.PKIDir)
+	if err != nil || !nowCA.Cert.Equal(next.Cert) {
+		t.Fatalf("PKI/etcd is not the new CA: %v", err)
+	}
+	if _, err := os.Stat(c.Paths.NextCADir()); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("%s still exists after finish", c.Paths.NextCADir())
+	}
+	backup := filepath.Join(c.Paths.Backups(), "ca-"+issue.Serial(oldCA.Cert))
+	if info, err := os.Stat(filepath.Join(backup, "ca.key")); err != nil || info.Mode().Perm() != 0o400 {
+		t.Errorf("old CA key not in %s with mode 0400: %v", backup, err)
+	}
+	// The old key is nowhere in the active PKI (backup/ aside).
+	filepath.WalkDir(s.PKIDir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() && p == c.Paths.Backups() {
+			return fs.SkipDir
+		}
+		if d.Type().IsRegular() {
+			if b, _ := os.ReadFile(p); bytes.Equal(b, oldCA.KeyPEM) {
+				t.Errorf("the old CA key is still at %s", p)
+			}
+		}
+		return nil
+	})
+	leavesFrom(t, s, next.Cert, "new")
+	newOnly := probe.CertPool([]*x509.Certificate{next.Cert})
+	for _, n := range s.Nodes {
+		for _, u := range []string{n.ClientURLs[0], n.PeerURLs[0]} {
+			_, addr, _ := probe.ParseEndpoint(u)
+			err := probeRefused(t, oldCA, newOnly, addr)
+			var pe *probe.Error
+			if !errors.As(err, &pe) || pe.Kind != probe.KindClientCertRejected {
+				t.Errorf("%s: a client certificate from the old CA: %v; want it refused", addr, err)
+			}
+			if cert, err := probe.ServingCert(context.Background(), addr, probe.ClientConfig(newOnly, nil)); err != nil {
+				t.Errorf("%s does not serve a certificate from the new CA: %v", addr, err)
+			} else if cert.CheckSignatureFrom(next.Cert) != nil {
+				t.Errorf("%s serves a certificate not from the new CA", addr)
+			}
+		}
+	}
+	if b, _ := os.ReadFile(restarts); strings.Count(string(b), "restarted") != 2 {
+		t.Errorf("kube-apiserver restarted %d times in all, want 2", strings.Count(string(b), "restarted"))
+	}
+	// Data intact, on every member.
+	fresh := apiTLS(t, c)
+	for _, ep := range c.Endpoints() {
+		cl, err := clientv3.New(clientv3.Config{Endpoints: []string{ep}, TLS: fresh, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := cl.Get(ctx, "ca-rotation/marker", clientv3.WithSerializable())
+		cl.Close()
+		if err != nil || len(r.Kvs) != 1 || string(r.Kvs[0].Value) != "before" {
+			t.Errorf("%s: marker: %v %v", ep, r, err)
+		}
+	}
+	infos, err = issue.List(s, 0, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range infos {
+		if in.Status != issue.StatusOK || in.Reason != "" {
+			t.Errorf("certs list after finish: %s: %s: %s", in.Name, in.Status, in.Reason)
+		}
+	}
+
+	// Failed requests: only inside the two hand-offs, at most one per
+	// load worker each.
+	for i, ls := range []struct {
+		st  loadStats
+		hos []rotate.HandOff
+	}{{st1, trust.HandOffs}, {st2, fin.HandOffs}} {
+		dropped, other := classify(&rotate.Result{HandOffs: ls.hos}, ls.st.failures)
+		t.Logf("load %d: %d requests, %d failed, %d inside the hand-off, worst %s", i+1, ls.st.ops, ls.st.fails, len(dropped), ls.st.worst)
+		if len(dropped) > loadWorkers {
+			t.Errorf("%d requests failed inside the hand-off; one window can cost at most %d", len(dropped), loadWorkers)
+		}
+		if len(other) > 0 {
+			t.Errorf("%d requests failed outside the hand-offs:\n  %s", len(other), strings.Join(other, "\n  "))
+		}
+	}
+	t.Logf("FIGURES ca rotate: total %s; trust-both %s, reissue %s, finish %s",
+		time.Since(start).Round(time.Millisecond), trust.Took.Round(time.Millisecond), reissueTook.Round(time.Millisecond), fin.Took.Round(time.Millisecond))
+	checkHealthyWith(t, c)
+}
+
+func checkHealthyWith(t *testing.T, c *etcdtest.Cluster) {
+	t.Helper()
+	h := probe.Health(context.Background(), c.Endpoints(), apiTLS(t, c), 5*time.Second)
+	if !h.Healthy() {
+		for _, r := range h.Endpoints {
+			t.Errorf("%s: healthy=%v %v", r.Endpoint, r.Healthy, r.Err())
+		}
+	}
+}
+
+// waitHealthy waits until the cluster answers with the apiserver's
+// material as it is now on disk (a killed run may have left a member
+// restarting under the harness).
+func waitHealthy(t *testing.T, c *etcdtest.Cluster) {
+	t.Helper()
+	waitFor(t, time.Minute, func() bool {
+		return probe.Health(context.Background(), c.Endpoints(), apiTLS(t, c), 2*time.Second).Healthy()
+	})
+}
+
+// testCAResumes runs a second CA rotation as a real process and kills it
+// once in each stage, right after the first member (or the new CA) is
+// done; each next run resumes. Across all runs, every member goes through
+// each restart stage exactly once: restarted, or found already running
+// with its new bundle (the member a killed run was restarting).
+func testCAResumes(t *testing.T, c *etcdtest.Cluster) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ReloadAPIServerTLS(); err != nil {
+		t.Fatal(err)
+	}
+	killAt := []struct{ stage, marker string }{
+		{issue.CAStagePrepare, "prepare: created the next CA"},
+		{issue.CAStageTrustBoth, "[1/3]"},
+		{issue.CAStageReissue, "reissue [1/3]"},
+		{issue.CAStageFinish, "[1/3]"},
+	}
+	var all strings.Builder
+	for i := 0; i <= len(killAt); i++ {
+		cmd := exec.Command(exe, "-test.run=^$")
+		cmd.Env = append(os.Environ(), caChildEnv+"="+c.SpecPath)
+		if i == 0 {
+			cmd.Env = append(cmd.Env, caChildNewEnv+"=1")
+		}
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		current, killed := "", false
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			line := sc.Text()
+			all.WriteString(line + "\n")
+			for _, st := range issue.CAStages {
+				if strings.Contains(line, " "+st+": ") || strings.Contains(line, " "+st+" [") {
+					current = st
+				}
+			}
+			if i < len(killAt) && current == killAt[i].stage && strings.Contains(line, killAt[i].marker) {
+				_ = cmd.Process.Signal(syscall.SIGKILL)
+				killed = true
+				break
+			}
+		}
+		err = cmd.Wait()
+		all.WriteString(fmt.Sprintf("--- run %d ended: %v %s\n", i+1, err, stderr.String()))
+		if i < len(killAt) && !killed {
+			t.Fatalf("run %d was to be killed in stage %s but ended: %v\n%s", i+1, killAt[i].stage, err, all.String())
+		}
+		if i == len(killAt) && err != nil {
+			t.Fatalf("last run: %v\n%s", err, all.String())
+		}
+		waitHealthy(t, c)
+	}
+	t.Logf("runs:\n%s", all.String())
+	for _, st := range []string{issue.CAStageTrustBoth, issue.CAStageFinish} {
+		for _, n := range c.Spec.Nodes {
+			restarted := strings.Count(all.String(), n.Name+": restarted (CA rotation, stage "+st+":")
+			already := strings.Count(all.String(), st+": "+n.Name+": already runs with its new bundle")
+			if restarted > 1 || restarted+already != 1 {
+				t.Errorf("stage %s: %s restarted %d times, found running with its new bundle %d times; want once in all", st, n.Name, restarted, already)
+			}
+		}
+	}
+	if got := stage(t, c.Spec); got != "" {
+		t.Errorf("stage after the last run: %q", got)
+	}
+	checkHealthyWith(t, c)
+}
