@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/etcdpki/etcdpki/ca"
+	"github.com/etcdpki/etcdpki/internal/atomicdir"
 )
 
 func TestRenew(t *testing.T) {
@@ -157,5 +158,34 @@ func TestOne(t *testing.T) {
 	} {
 		_, err := One(context.Background(), s, bad, Options{})
 		checkInputError(t, err, "")
+	}
+}
+
+// TestListNotesTwoCAsOutsideARotation: a bundle trusting a second CA
+// that no CA rotation put there stays usable (the first CA is this PKI's)
+// but certs list says so.
+func TestListNotesTwoCAsOutsideARotation(t *testing.T) {
+	s, _ := initTree(t, threeNodes)
+	other, err := ca.Create(s.CA, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := Paths{PKI: s.PKIDir}.NodeCertDir("etcd-node-2")
+	cur, err := os.ReadFile(filepath.Join(dir, "ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := atomicdir.Update(dir, []atomicdir.File{{Name: "ca.crt", Data: append(cur, other.CertPEM...), Mode: atomicdir.CertMode}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	infos, err := List(s, 0, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range infos {
+		two := strings.HasPrefix(in.Name, "etcd-node-2/")
+		if in.Status != StatusOK || two != strings.Contains(in.Reason, "holds 2 CAs outside a CA rotation") {
+			t.Errorf("%s: %s: %q", in.Name, in.Status, in.Reason)
+		}
 	}
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/etcdpki/etcdpki/internal/probe"
 	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/rotate"
+	"github.com/etcdpki/etcdpki/verify"
 )
 
 // caChildEnv makes the test binary run one `ca rotate` of the spec it
@@ -63,6 +64,7 @@ func TestCARotate(t *testing.T) {
 	}})
 	t.Run("StagesUnderLoad", func(t *testing.T) { testCAStagesUnderLoad(t, c, restarts) })
 	t.Run("ResumesAfterKillInEachStage", func(t *testing.T) { testCAResumes(t, c) })
+	t.Run("PlainRotateAndAChangedCASet", func(t *testing.T) { testPlainRotateCASet(t, c) })
 }
 
 // apiTLS is what a freshly started kube-apiserver would use: its bundle's
@@ -240,6 +242,19 @@ func testCAStagesUnderLoad(t *testing.T, c *etcdtest.Cluster, restarts string) {
 				t.Errorf("%s refuses a client certificate from the new CA after trust-both: %v", addr, err)
 			}
 		}
+	}
+	// verify, as before an apiserver cutover, says where the rotation is.
+	rep, err := verify.Evaluate(ctx, verify.Options{SpecFile: c.SpecPath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ch := range rep.Checks {
+		if ch.Name == verify.CheckCAFile && (ch.Status != verify.OK || !strings.Contains(ch.Reason, "CA rotation in progress, stage trust-both")) {
+			t.Errorf("verify during trust-both: %s %s: %s", ch.Name, ch.Status, ch.Reason)
+		}
+	}
+	if !rep.Passed {
+		t.Errorf("verify does not pass during trust-both: %+v", rep.Checks)
 	}
 	// The load client read its CA file at start: restart it, as the
 	// rotation restarted the apiserver.
@@ -477,6 +492,45 @@ func testCAResumes(t *testing.T, c *etcdtest.Cluster) {
 	}
 	if got := stage(t, c.Spec); got != "" {
 		t.Errorf("stage after the last run: %q", got)
+	}
+	checkHealthyWith(t, c)
+}
+
+// testPlainRotateCASet changes one member's CA set outside a CA rotation:
+// a plain rotate with --restart=never restarts nothing and says, in one
+// warning line, that the new trust is not in effect (exit 0); the default
+// mode then restarts that member alone.
+func testPlainRotateCASet(t *testing.T, c *etcdtest.Cluster) {
+	if err := c.ReloadAPIServerTLS(); err != nil {
+		t.Fatal(err)
+	}
+	m := c.Members[1]
+	appendCA(t, c.Spec, m.Name)
+	pidsBefore := pids(c)
+	var out bytes.Buffer
+	if _, err := rotate.Run(context.Background(), rotate.Options{Spec: c.Spec, Restart: rotate.RestartNever, Out: &out}); err != nil {
+		t.Fatalf("rotate --restart=never: %v\n%s", err, out.String())
+	}
+	t.Logf("rotate --restart=never:\n%s", out.String())
+	if n := strings.Count(out.String(), "warning:"); n != 1 || !strings.Contains(out.String(), "warning: "+m.Name+": no restart (--restart=never) although CA bundle changed: the new trust is not in effect until the member restarts") {
+		t.Errorf("want one warning line saying the new trust of %s is not in effect, got %d", m.Name, n)
+	}
+	if !maps.Equal(pidsBefore, pids(c)) {
+		t.Error("--restart=never restarted a member")
+	}
+	out.Reset()
+	res, err := rotate.Run(context.Background(), rotate.Options{Spec: c.Spec, Out: &out})
+	t.Logf("rotate:\n%s", out.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Members) != 1 || res.Members[0].Name != m.Name {
+		t.Errorf("restarted %v, want %s alone", res.Members, m.Name)
+	}
+	for name, pid := range pidsBefore {
+		if restarted := c.Member(name).PID() != pid; restarted != (name == m.Name) {
+			t.Errorf("member %s: restarted %v", name, restarted)
+		}
 	}
 	checkHealthyWith(t, c)
 }

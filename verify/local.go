@@ -46,7 +46,8 @@ func localChecks(in *Inputs, now time.Time) ([]Check, *tls.Config) {
 	if caErr != nil {
 		add(CheckCAFile, in.CAFile, Fail, "cannot use the CA file: %v", caErr)
 	} else {
-		add(CheckCAFile, in.CAFile, OK, "%d CA certificate(s): %s", len(cas), cas[0].Subject.CommonName)
+		st, note := caFileNote(in, cas)
+		add(CheckCAFile, in.CAFile, st, "%d CA certificate(s): %s%s", len(cas), cas[0].Subject.CommonName, note)
 		for _, c := range cas {
 			checks = append(checks, expiryCheck(CheckCAExpiry, in.CAFile, "CA "+c.Subject.CommonName, c.NotBefore, c.NotAfter, now, in.renewBefore))
 		}

@@ -138,6 +138,14 @@ func TestLocalChecks(t *testing.T) {
 			f.key += ".gone"
 			return f
 		}, check: CheckClientKeyFile, st: Fail, reason: "no such file"},
+		{name: "two CAs outside a CA rotation", setup: func(t *testing.T) files {
+			f := good(t)
+			other := testpki.NewCA(t, "other-ca").WriteCert(t, t.TempDir(), "ca")
+			a, _ := os.ReadFile(f.ca)
+			b, _ := os.ReadFile(other)
+			testpki.WriteFile(t, f.ca, append(a, b...), 0o644)
+			return f
+		}, check: CheckCAFile, st: Warn, reason: "2 CAs trusted outside a CA rotation", usable: true, renewIn: time.Hour},
 		{name: "CA file holds no certificate", setup: func(t *testing.T) files {
 			f := good(t)
 			f.ca = f.key
