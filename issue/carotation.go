@@ -128,11 +128,14 @@ func BundleCAs(dir string) ([]*x509.Certificate, error) {
 func (r *CARotation) Holds(certs []*x509.Certificate) string {
 	var old, next, other bool
 	for _, c := range certs {
+		// The next CA first: after finish switched PKI/etcd (and before
+		// PKI/etcd-next is gone) the two are the same CA, and bundles and
+		// leaves must then agree that it is the next one.
 		switch {
-		case c.Equal(r.Old.Cert):
-			old = true
 		case r.Next != nil && c.Equal(r.Next.Cert):
 			next = true
+		case c.Equal(r.Old.Cert):
+			old = true
 		default:
 			other = true
 		}

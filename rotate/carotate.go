@@ -375,6 +375,10 @@ func (cr *caRun) restartStage(ctx context.Context, stage string, sr *CAStageResu
 		return false, false, cr.retire()
 	}
 	if cr.stageDone(stage) {
+		if stage == issue.CAStageFinish {
+			// Proven, but killed before (or while) the old CA retired.
+			return false, false, cr.retire()
+		}
 		cr.log("%s: done", stage)
 		return true, false, nil
 	}

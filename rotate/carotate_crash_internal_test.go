@@ -1,0 +1,154 @@
+package rotate
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/atomicdir"
+	"github.com/etcdpki/etcdpki/issue"
+)
+
+type crashed struct{ step string }
+
+// TestRetireCrashAtEveryStepConverges kills the last step of a CA
+// rotation (the old CA to backup/, PKI/etcd switched to the new CA, the old
+// version and PKI/etcd-next removed) at every filesystem step, then runs
+// it again: each time PKI/etcd ends as the new CA with its key 0400, the
+// old CA is in backup/ca-SERIAL with its key 0400, and the old key is
+// nowhere else in the PKI directory. A crash before the switch leaves the
+// old CA in effect; after it, the new one; never a mix.
+func TestRetireCrashAtEveryStepConverges(t *testing.T) {
+	steps := 0
+	for n := 1; ; n++ {
+		s := crashSpec(t)
+		cr := newCARun(t, s)
+		if _, err := cr.prepare(); err != nil {
+			t.Fatal(err)
+		}
+		old, next := cr.rot.Old, cr.rot.Next
+		i, stopped := 0, ""
+		restore := atomicdir.SetHook(func(op, path string) error {
+			i++
+			if i == n {
+				panic(crashed{fmt.Sprintf("%d: %s %s", n, op, path)})
+			}
+			return nil
+		})
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					stopped = r.(crashed).step
+				}
+			}()
+			if err := cr.retire(); err != nil {
+				t.Fatalf("retire: %v", err)
+			}
+		}()
+		restore()
+		if stopped == "" {
+			steps = n - 1
+			break
+		}
+		// What a crash left is a CA in effect, whole: the old one or the new one.
+		in, err := issue.LoadCA(s.PKIDir)
+		if err != nil {
+			t.Fatalf("killed at %s: PKI/etcd: %v", stopped, err)
+		}
+		if !in.Cert.Equal(old.Cert) && !in.Cert.Equal(next.Cert) {
+			t.Fatalf("killed at %s: PKI/etcd holds neither CA", stopped)
+		}
+		rot, err := issue.ReadCARotation(s)
+		if err != nil {
+			t.Fatalf("killed at %s: %v", stopped, err)
+		}
+		if !rot.InProgress() {
+			// Only the removal of PKI/etcd-next itself was interrupted
+			// after it took effect: the rotation is over.
+			checkRetired(t, s, old.KeyPEM, next.CertPEM, stopped)
+			continue
+		}
+		again := newCARun(t, s)
+		again.rot = rot
+		if err := again.retire(); err != nil {
+			t.Fatalf("killed at %s: next run: %v", stopped, err)
+		}
+		checkRetired(t, s, old.KeyPEM, next.CertPEM, stopped)
+	}
+	if steps < 5 {
+		t.Fatalf("retire made only %d filesystem steps", steps)
+	}
+	t.Logf("retire: killed at each of %d steps, every next run converged", steps)
+}
+
+func checkRetired(t *testing.T, s *cluster.Spec, oldKey, nextCert []byte, stopped string) {
+	t.Helper()
+	p := issue.Paths{PKI: s.PKIDir}
+	in, err := issue.LoadCA(s.PKIDir)
+	if err != nil || !bytes.Equal(in.CertPEM, nextCert) {
+		t.Fatalf("killed at %s: PKI/etcd is not the new CA: %v", stopped, err)
+	}
+	if info, err := os.Stat(p.CAKey()); err != nil || info.Mode().Perm() != 0o400 {
+		t.Errorf("killed at %s: CA key mode: %v %v", stopped, info.Mode().Perm(), err)
+	}
+	if _, err := os.Stat(p.NextCADir()); err == nil {
+		t.Errorf("killed at %s: %s still there", stopped, p.NextCADir())
+	}
+	found := false
+	filepath.WalkDir(s.PKIDir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return nil
+		}
+		if b, _ := os.ReadFile(path); bytes.Equal(b, oldKey) {
+			rel, _ := filepath.Rel(p.Backups(), path)
+			if filepath.IsLocal(rel) && filepath.Base(path) == "ca.key" {
+				found = true
+				if info, _ := os.Stat(path); info.Mode().Perm() != 0o400 {
+					t.Errorf("killed at %s: backup %s has mode %v", stopped, path, info.Mode().Perm())
+				}
+				return nil
+			}
+			t.Errorf("killed at %s: the old CA key is still at %s", stopped, path)
+		}
+		return nil
+	})
+	if !found {
+		t.Errorf("killed at %s: the old CA key is not in %s", stopped, p.Backups())
+	}
+}
+
+func crashSpec(t *testing.T) *cluster.Spec {
+	t.Helper()
+	s, err := cluster.Parse([]byte("name: crash\nlocal: true\nnodes:\n  - {name: etcd-1, ips: [127.0.0.1], restart: \"true\"}\n"), "", cluster.Options{PKIDir: filepath.Join(t.TempDir(), "pki")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := issue.Init(context.Background(), s, issue.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func newCARun(t *testing.T, s *cluster.Spec) *caRun {
+	t.Helper()
+	ro := Options{Spec: s, Restart: RestartAlways}
+	if err := ro.defaults(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := LoadState(s.PKIDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rot, err := issue.ReadCARotation(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &caRun{o: CAOptions{Spec: s, Now: time.Now}, r: &runner{o: ro, log: newLogger(io.Discard), st: st}, rot: rot, res: &CAResult{}, paths: issue.Paths{PKI: s.PKIDir}}
+}
