@@ -212,10 +212,10 @@ func refuseDuringCARotation(pki, what string) error {
 	return inputError("%s: a CA rotation is in progress (%s holds the next CA); finish it with etcdpki ca rotate first", what, Paths{PKI: pki}.NextCADir())
 }
 
-// caDue says whether a CA should be replaced: inside a year of its end, or
-// inside renewBefore. A CA is replaced with etcdpki ca rotate, never by
-// rotate's cron runs.
-func caDue(c *x509.Certificate, renewBefore time.Duration, now time.Time) (string, bool) {
+// CADue says whether a CA should be replaced, and why: inside a year of
+// its end, or inside renewBefore. A CA is replaced with etcdpki ca rotate,
+// never by rotate's cron runs, which only warn.
+func CADue(c *x509.Certificate, renewBefore time.Duration, now time.Time) (string, bool) {
 	left := c.NotAfter.Sub(now)
 	switch {
 	case left < renewBefore:

@@ -64,7 +64,7 @@ func List(s *cluster.Spec, renewBefore time.Duration, now time.Time) ([]CertInfo
 	fill(&caInfo, authority.Cert, now)
 	if now.After(authority.Cert.NotAfter) {
 		caInfo.Status, caInfo.Reason = StatusExpired, "CA expired"
-	} else if why, due := caDue(authority.Cert, renewBefore, now); due && !rot.InProgress() {
+	} else if why, due := CADue(authority.Cert, renewBefore, now); due && !rot.InProgress() {
 		caInfo.Status, caInfo.Reason = StatusDue, why
 	}
 	out := []CertInfo{caInfo}

@@ -65,6 +65,7 @@ func TestCARotate(t *testing.T) {
 	t.Run("StagesUnderLoad", func(t *testing.T) { testCAStagesUnderLoad(t, c, restarts) })
 	t.Run("ResumesAfterKillInEachStage", func(t *testing.T) { testCAResumes(t, c) })
 	t.Run("PlainRotateAndAChangedCASet", func(t *testing.T) { testPlainRotateCASet(t, c) })
+	t.Run("PlainRollForComparison", func(t *testing.T) { testPlainRoll(t, c) })
 }
 
 // apiTLS is what a freshly started kube-apiserver would use: its bundle's
@@ -533,4 +534,30 @@ func testPlainRotateCASet(t *testing.T, c *etcdtest.Cluster) {
 		}
 	}
 	checkHealthyWith(t, c)
+}
+
+// testPlainRoll rolls the same cluster once with --restart=always under
+// the same load, for the README's comparison: a CA rotation costs two
+// such rolls plus its proofs.
+func testPlainRoll(t *testing.T, c *etcdtest.Cluster) {
+	if err := c.ReloadAPIServerTLS(); err != nil {
+		t.Fatal(err)
+	}
+	ld := startLoad(t, c)
+	term := caTerm(t, c)
+	var out bytes.Buffer
+	res, err := rotate.Run(context.Background(), rotate.Options{Spec: c.Spec, RenewBefore: everythingDue, Restart: rotate.RestartAlways, Out: &out})
+	st := ld.stop()
+	if err != nil {
+		t.Fatalf("rotate --restart=always: %v\n%s", err, out.String())
+	}
+	if len(res.Members) != 3 {
+		t.Errorf("restarted %d members, want 3", len(res.Members))
+	}
+	dropped, other := classify(res, st.failures)
+	t.Logf("FIGURES plain roll (--restart=always): %s, %d requests, %d failed (%d inside the hand-off), leader changes %d",
+		res.Took.Round(time.Millisecond), st.ops, st.fails, len(dropped), caTerm(t, c)-term)
+	if len(other) > 0 {
+		t.Errorf("%d requests failed outside the hand-off:\n  %s", len(other), strings.Join(other, "\n  "))
+	}
 }

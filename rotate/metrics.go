@@ -35,6 +35,18 @@ func writeMetrics(path string, s *cluster.Spec, st *State, ok bool, now time.Tim
 		}
 		fmt.Fprintf(&b, "etcdpki_cert_expiry_timestamp_seconds{cluster=%q,cert=%q} %d\n", s.Name, t.ID, c.NotAfter.Unix())
 	}
+	// A CA is due like a leaf (inside renew-before, or within a year of
+	// its end), but rotate never replaces it: this is the alert that
+	// someone must run etcdpki ca rotate.
+	b.WriteString("# HELP etcdpki_ca_due Whether the etcd CA is due for replacement with etcdpki ca rotate (1) or not (0).\n")
+	b.WriteString("# TYPE etcdpki_ca_due gauge\n")
+	if c, err := readCert(issue.Paths{PKI: s.PKIDir}.CACert()); err == nil {
+		due := 0
+		if _, ok := issue.CADue(c, s.Leaf.RenewBefore, now); ok {
+			due = 1
+		}
+		fmt.Fprintf(&b, "etcdpki_ca_due{cluster=%q,cert=%q} %d\n", s.Name, "etcd-ca", due)
+	}
 	b.WriteString("# HELP etcdpki_rotate_last_success_timestamp_seconds When a rotation last ended with everything in effect (Unix time).\n")
 	b.WriteString("# TYPE etcdpki_rotate_last_success_timestamp_seconds gauge\n")
 	last := int64(0)
