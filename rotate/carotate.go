@@ -600,18 +600,19 @@ func (cr *caRun) restartClients(ctx context.Context, stage string) ([]string, er
 		return nil, cr.save()
 	}
 	for _, name := range waiting {
+		// Where the client keeps its files on its hosts (clients[].dir),
+		// else its bundle here, which is what has to reach them.
 		c, _ := cr.o.Spec.Client(name)
-		where := c.Dir
-		if where == "" {
-			where = filepath.Dir(issue.Targets(cr.o.Spec)[0].Dir)
+		caFile := filepath.Join(c.Dir, "etcd", "ca.crt")
+		if c.Dir == "" {
 			for _, t := range issue.Targets(cr.o.Spec) {
 				if t.Owner == name {
-					where = t.CADir
+					caFile = filepath.Join(t.CADir, "ca.crt")
 				}
 			}
 		}
-		cr.log("%s: restart client %s on its hosts now (it reads its CA file, %s/etcd/ca.crt there, only at start; the spec has no clients[].restart for it)",
-			stage, name, strings.TrimSuffix(where, "/etcd"))
+		cr.log("%s: restart client %s on its hosts now (it reads its CA file, %s there, only at start; the spec has no clients[].restart for it)",
+			stage, name, caFile)
 	}
 	cr.log("%s: waiting for those restarts: run etcdpki ca rotate again with --clients-restarted once they are done", stage)
 	return waiting, nil

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -64,6 +65,7 @@ func TestCARotate(t *testing.T) {
 	}})
 	t.Run("StagesUnderLoad", func(t *testing.T) { testCAStagesUnderLoad(t, c, restarts) })
 	t.Run("ResumesAfterKillInEachStage", func(t *testing.T) { testCAResumes(t, c) })
+	t.Run("WaitsForClientsWithoutRestart", func(t *testing.T) { testCAWaitsForClients(t, c, restarts) })
 	t.Run("PlainRotateAndAChangedCASet", func(t *testing.T) { testPlainRotateCASet(t, c) })
 	t.Run("PlainRollForComparison", func(t *testing.T) { testPlainRoll(t, c) })
 }
@@ -560,4 +562,57 @@ func testPlainRoll(t *testing.T, c *etcdtest.Cluster) {
 	if len(other) > 0 {
 		t.Errorf("%d requests failed outside the hand-off:\n  %s", len(other), strings.Join(other, "\n  "))
 	}
+}
+
+// testCAWaitsForClients rotates with a spec whose kube-apiserver has no
+// restart template: after the members, trust-both stops with exit 0 and
+// says what to restart where; a run without --clients-restarted still
+// waits (and restarts no member again); --clients-restarted lets the stage
+// end, and only that one stage.
+func testCAWaitsForClients(t *testing.T, c *etcdtest.Cluster, restarts string) {
+	if err := c.ReloadAPIServerTLS(); err != nil {
+		t.Fatal(err)
+	}
+	manual := *c.Spec
+	manual.Clients = slices.Clone(c.Spec.Clients)
+	for i := range manual.Clients {
+		manual.Clients[i].Restart = ""
+	}
+	before, _ := os.ReadFile(restarts)
+	res := runCA(t, rotate.CAOptions{Spec: &manual, New: true})
+	if len(res.WaitingForClients) != 1 || res.WaitingForClients[0] != cluster.ClientAPIServer || res.Stage != issue.CAStageTrustBoth {
+		t.Fatalf("waiting for %v at stage %s; want kube-apiserver at trust-both", res.WaitingForClients, res.Stage)
+	}
+	if n := len(res.Stages[len(res.Stages)-1].Restarted); n != 3 {
+		t.Errorf("trust-both restarted %d members before waiting, want 3", n)
+	}
+	p := pids(c)
+	var out bytes.Buffer
+	res, err := rotate.RunCA(context.Background(), rotate.CAOptions{Spec: &manual, Out: &out})
+	t.Logf("run without --clients-restarted:\n%s", out.String())
+	if err != nil || len(res.WaitingForClients) != 1 {
+		t.Fatalf("run without --clients-restarted: %v, waiting for %v", err, res.WaitingForClients)
+	}
+	if !strings.Contains(out.String(), "restart client kube-apiserver on its hosts now") {
+		t.Error("the run does not say which client to restart")
+	}
+	if !maps.Equal(p, pids(c)) {
+		t.Error("a member was restarted again while the run waited for clients")
+	}
+	// --clients-restarted ends trust-both only: finish waits again.
+	res = runCA(t, rotate.CAOptions{Spec: &manual, ClientsRestarted: true})
+	if len(res.WaitingForClients) != 1 || res.Stage != issue.CAStageFinish {
+		t.Fatalf("with --clients-restarted: waiting for %v at stage %s; want kube-apiserver at finish", res.WaitingForClients, res.Stage)
+	}
+	res = runCA(t, rotate.CAOptions{Spec: &manual, ClientsRestarted: true})
+	if len(res.WaitingForClients) != 0 || res.Stage != "" {
+		t.Fatalf("last run: waiting for %v at stage %q; want done", res.WaitingForClients, res.Stage)
+	}
+	if after, _ := os.ReadFile(restarts); !bytes.Equal(before, after) {
+		t.Error("a restart template ran although the spec has none")
+	}
+	if err := c.ReloadAPIServerTLS(); err != nil {
+		t.Fatal(err)
+	}
+	checkHealthyWith(t, c)
 }
