@@ -88,6 +88,11 @@ func One(ctx context.Context, s *cluster.Spec, r OneRequest, o Options) (Target,
 	if err != nil {
 		return t, err
 	}
+	// A certificate from the old CA would stop working at the rotation's
+	// finish; issue it once the new CA is in effect.
+	if err := refuseDuringCARotation(s.PKIDir, "issue"); err != nil {
+		return t, err
+	}
 	if err := checkSameCA(out, authority); err != nil {
 		return t, err
 	}
