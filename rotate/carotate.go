@@ -113,7 +113,7 @@ type CAProof struct {
 	At    time.Time `json:"at"`
 }
 
-// CAStageError is an unknown stage name (exit 2).
+// checkStage refuses an unknown stage name (an input error: exit 2).
 func checkStage(name string) error {
 	if name == "" || slices.Contains(issue.CAStages, name) {
 		return nil
