@@ -163,10 +163,8 @@ func RunCA(ctx context.Context, o CAOptions) (*CAResult, error) {
 	if rot, rerr := issue.ReadCARotation(s); rerr == nil {
 		cr.res.Stage = rot.Stage
 	}
-	st.LastRun = ro.Now().UTC()
-	if err != nil {
-		st.LastError = err.Error()
-	}
+	// LastRun, LastSuccess and LastError are about leaf rotations (the
+	// metrics say when one last succeeded): a CA rotation leaves them be.
 	if serr := st.save(s.PKIDir, ro.Now()); serr != nil && err == nil {
 		err = serr
 	}
@@ -709,7 +707,7 @@ func (cr *caRun) reissue(ctx context.Context, sr *CAStageResult) (bool, error) {
 		cr.log("%s: done", stage)
 		return true, nil
 	}
-	if cr.journal().Done[issue.CAStageTrustBoth].IsZero() {
+	if cr.journal().Done[issue.CAStageTrustBoth].IsZero() && cr.rot.Stage != stage {
 		return false, fmt.Errorf("%s: stage trust-both is not proven yet", stage)
 	}
 	var due []issue.Target
