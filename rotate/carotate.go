@@ -862,11 +862,8 @@ func (cr *caRun) retire() error {
 	if err := atomicdir.DropOld(caDir); err != nil {
 		return fmt.Errorf("finish: remove the old CA key from %s: %w", caDir, err)
 	}
-	if err := atomicdir.Step("remove", cr.paths.NextCADir()); err != nil {
-		return err
-	}
-	if err := os.RemoveAll(cr.paths.NextCADir()); err != nil {
-		return fmt.Errorf("finish: remove %s: %w", cr.paths.NextCADir(), err)
+	if err := atomicdir.RemoveAll(cr.paths.NextCADir()); err != nil {
+		return fmt.Errorf("finish: %w", err)
 	}
 	j := cr.journal()
 	if j.Done[issue.CAStageFinish].IsZero() {

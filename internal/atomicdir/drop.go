@@ -12,3 +12,7 @@ func DropOld(dir string) error {
 	}
 	return prune(dir, cur)
 }
+
+// RemoveAll removes path and everything below it, through the crash hook:
+// a store that is no longer needed (the next CA's, once it is the CA).
+func RemoveAll(path string) error { return remove(path) }
