@@ -400,6 +400,15 @@ func testCAStagesUnderLoad(t *testing.T, c *etcdtest.Cluster, restarts string) {
 	t.Logf("FIGURES ca rotate: total %s; trust-both %s, reissue %s, finish %s",
 		time.Since(start).Round(time.Millisecond), trust.Took.Round(time.Millisecond), reissueTook.Round(time.Millisecond), fin.Took.Round(time.Millisecond))
 	checkHealthyWith(t, c)
+	// Run again: the rotation is over, and nothing starts without --new.
+	again := pids(c)
+	var out bytes.Buffer
+	if _, err := rotate.RunCA(ctx, rotate.CAOptions{Spec: s, Out: &out}); err != nil || !strings.Contains(out.String(), "nothing to do: the CA rotation to") {
+		t.Errorf("a finished rotation run again: %v\n%s", err, out.String())
+	}
+	if _, err := os.Stat(c.Paths.NextCADir()); !errors.Is(err, fs.ErrNotExist) || !maps.Equal(again, pids(c)) {
+		t.Error("a finished rotation run again started another one")
+	}
 }
 
 func checkHealthyWith(t *testing.T, c *etcdtest.Cluster) {
