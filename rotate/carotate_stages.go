@@ -1,0 +1,426 @@
+package rotate
+
+// The stages that change the cluster: trust-both and finish (restarts),
+// reissue (proofs only), and the clients around them.
+
+import (
+	"context"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/etcdpki/etcdpki/ca"
+	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/probe"
+	"github.com/etcdpki/etcdpki/issue"
+)
+
+// restartStage runs trust-both or finish: bundles, deploy, a rolling
+// restart with one hand-off and a proof per member, then the clients.
+// stop is true when the run must wait for clients to be restarted by hand.
+func (cr *caRun) restartStage(ctx context.Context, stage string, sr *CAStageResult) (done, stop bool, err error) {
+	s := cr.o.Spec
+	if stage == issue.CAStageFinish && cr.rot.Old.Cert.Equal(cr.rot.Next.Cert) {
+		// Only the switch of PKI/etcd was left to finish.
+		return false, false, cr.retire()
+	}
+	if cr.stageDone(stage) {
+		if stage == issue.CAStageFinish {
+			// Proven, but killed before (or while) the old CA retired.
+			return false, false, cr.retire()
+		}
+		cr.log("%s: done", stage)
+		return true, false, nil
+	}
+	if stage == issue.CAStageFinish {
+		if err := cr.allLeavesFromNext(); err != nil {
+			return false, false, err
+		}
+	}
+	bg := context.WithoutCancel(ctx)
+	h, err := cr.r.etcd.health(bg)
+	if err != nil {
+		return false, false, err
+	}
+	if err := healthyOrError(s, h, "refusing to change anything for stage "+stage); err != nil {
+		return false, false, err
+	}
+	changed, err := cr.writeBundles(cr.rot.BundlePEM(stage))
+	if err != nil {
+		return false, false, err
+	}
+	if stage == issue.CAStageTrustBoth {
+		cr.log("%s: every bundle's ca.crt holds the old CA (serial %s) and the new one (serial %s); %d bundles changed", stage,
+			short(issue.Serial(cr.rot.Old.Cert)), short(issue.Serial(cr.rot.Next.Cert)), changed)
+	} else {
+		cr.log("%s: every bundle's ca.crt holds the new CA (serial %s) only; %d bundles changed", stage, short(issue.Serial(cr.rot.Next.Cert)), changed)
+	}
+	if cr.rot.Stage == issue.CAStagePrepare || stage == issue.CAStageFinish {
+		cr.rot.Stage = stage
+	}
+	p, err := cr.memberPlan(stage)
+	if err != nil {
+		return false, false, err
+	}
+	if err := cr.deploy(ctx, p); err != nil {
+		return false, false, err
+	}
+	// A member that already shows what the stage wants (a plain rotate
+	// restarted it for its changed CA bundle, or a killed run did just
+	// before it died) is proven, not restarted again. For the others the
+	// probe is refused at once.
+	for _, np := range p.Nodes {
+		shown, perr := cr.proveTrust(bg, np.Node, stage)
+		if perr != nil {
+			continue
+		}
+		started, ok, err := startedNow(cr.paths, np.Node)
+		if err != nil {
+			return false, false, err
+		}
+		if ok {
+			cr.r.st.Started[np.Node.Name] = started
+		}
+		cr.record(stage, np.Node.Name, CAProof{Shown: shown})
+		if err := cr.save(); err != nil {
+			return false, false, err
+		}
+		sr.Proven = append(sr.Proven, np.Node.Name)
+		cr.log("%s: %s: already runs with its new bundle, no restart: %s", stage, np.Node.Name, strings.Join(shown, "; "))
+		np.Restart = false
+	}
+	p.Nodes = slices.DeleteFunc(p.Nodes, func(np *NodePlan) bool { return !np.Restart })
+	p.order(s, h)
+	res := &Result{}
+	cr.r.afterRestart = func(ctx context.Context, np *NodePlan) error {
+		shown, err := cr.proveTrust(ctx, np.Node, stage)
+		if err != nil {
+			return err
+		}
+		cr.record(stage, np.Node.Name, CAProof{Restarted: true, Shown: shown})
+		cr.log("%s: %s: %s", stage, np.Node.Name, strings.Join(shown, "; "))
+		return nil
+	}
+	defer func() { cr.r.afterRestart = nil }()
+	err = cr.r.roll(ctx, p, res)
+	sr.Restarted, sr.HandOffs = res.Members, res.HandOffs
+	if err != nil {
+		return false, false, err
+	}
+	waiting, err := cr.restartClients(ctx, stage)
+	if err != nil {
+		return false, false, err
+	}
+	if len(waiting) > 0 {
+		cr.res.WaitingForClients = waiting
+		return false, true, nil
+	}
+	cr.journal().Done[stage] = cr.r.o.Now().UTC()
+	if err := cr.save(); err != nil {
+		return false, false, err
+	}
+	cr.log("%s: proven on every member (%d restarted, %d hand-offs)", stage, len(res.Members), len(res.HandOffs))
+	if stage == issue.CAStageFinish {
+		return false, false, cr.retire()
+	}
+	return false, false, nil
+}
+
+// memberPlan lists the members still to go through stage, each to be
+// restarted, with its rendered commands.
+func (cr *caRun) memberPlan(stage string) (*Plan, error) {
+	s := cr.o.Spec
+	p := &Plan{}
+	targets := issue.Targets(s)
+	for _, n := range s.Nodes {
+		p.Members = append(p.Members, n.Name)
+		if cr.proven(stage, n.Name) {
+			continue
+		}
+		np := &NodePlan{Node: n, Restart: true, Reasons: []string{"CA rotation, stage " + stage + ": its CA bundle changed"}}
+		for _, t := range targets {
+			if t.Owner == n.Name {
+				np.All = append(np.All, t)
+			}
+		}
+		np.Targets = np.All
+		data := cluster.TemplateData{Name: n.Name, IP: n.IP().String(), Bundle: cr.paths.NodeDir(n.Name),
+			Dir: n.Dir, ConfigFile: cr.paths.NodeConfig(n.Name), DataDir: n.DataDir}
+		var err error
+		if np.DeployCmd, err = cluster.RenderTemplate(n.Deploy, data); err != nil {
+			return nil, &ca.InputError{Err: fmt.Errorf("node %s deploy template: %w", n.Name, err)}
+		}
+		if np.RestartCmd, err = cluster.RenderTemplate(n.Restart, data); err != nil {
+			return nil, &ca.InputError{Err: fmt.Errorf("node %s restart template: %w", n.Name, err)}
+		}
+		p.Nodes = append(p.Nodes, np)
+	}
+	return p, nil
+}
+
+// deploy runs the deploy command of every member still to go through the
+// stage.
+func (cr *caRun) deploy(ctx context.Context, p *Plan) error {
+	for _, np := range p.Nodes {
+		if np.DeployCmd == "" {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return &InterruptedError{Step: "deploying to " + np.Node.Name}
+		}
+		t0 := time.Now()
+		if err := runCommand(context.WithoutCancel(ctx), "deploy to node "+np.Node.Name, np.DeployCmd, cr.r.o.CommandTimeout); err != nil {
+			return &MemberError{Member: np.Node.Name, Err: err}
+		}
+		cr.log("%s: deployed in %s", np.Node.Name, round(time.Since(t0)))
+	}
+	return nil
+}
+
+// clientPlans are the clients with a bundle of their own (the apiserver
+// and extra clients; the healthcheck client lives in the node bundles).
+func (cr *caRun) clientPlans() ([]*ClientPlan, error) {
+	s := cr.o.Spec
+	var out []*ClientPlan
+	for _, t := range issue.Targets(s) {
+		c, ok := s.Client(t.Owner)
+		if !ok {
+			continue
+		}
+		cp := &ClientPlan{Client: c, Target: t}
+		data := cluster.TemplateData{Name: c.Name, Bundle: t.Dir, Dir: c.Dir}
+		var err error
+		if cp.DeployCmd, err = cluster.RenderTemplate(c.Deploy, data); err != nil {
+			return nil, &ca.InputError{Err: fmt.Errorf("client %s deploy template: %w", c.Name, err)}
+		}
+		if cp.RestartCmd, err = cluster.RenderTemplate(c.Restart, data); err != nil {
+			return nil, &ca.InputError{Err: fmt.Errorf("client %s restart template: %w", c.Name, err)}
+		}
+		out = append(out, cp)
+	}
+	return out, nil
+}
+
+// restartClients deploys each client's bundle and runs its restart
+// template: a client reads its CA file only at start (kube-apiserver's
+// --etcd-cafile, any clientv3 user of TLSInfo), and the apiserver's trust
+// pool cannot be probed from outside, so its restart is the step. Clients
+// without a restart template are returned: the operator restarts them and
+// runs again with --clients-restarted.
+func (cr *caRun) restartClients(ctx context.Context, stage string) ([]string, error) {
+	cps, err := cr.clientPlans()
+	if err != nil {
+		return nil, err
+	}
+	var waiting []string
+	for _, cp := range cps {
+		who := "client/" + cp.Client.Name
+		if cr.proven(stage, who) {
+			continue
+		}
+		bg := context.WithoutCancel(ctx)
+		if cp.DeployCmd != "" {
+			if err := runCommand(bg, "deploy to client "+cp.Client.Name, cp.DeployCmd, cr.r.o.CommandTimeout); err != nil {
+				return nil, err
+			}
+		}
+		if cp.RestartCmd == "" {
+			waiting = append(waiting, cp.Client.Name)
+			continue
+		}
+		t0 := time.Now()
+		if err := runCommand(bg, "restart client "+cp.Client.Name, cp.RestartCmd, cr.r.o.CommandTimeout); err != nil {
+			return nil, err
+		}
+		cr.record(stage, who, CAProof{Restarted: true, Shown: []string{"restart command ran"}})
+		if err := cr.save(); err != nil {
+			return nil, err
+		}
+		cr.log("%s: client %s restarted (%s) in %s", stage, cp.Client.Name, cp.RestartCmd, round(time.Since(t0)))
+	}
+	if len(waiting) == 0 {
+		return nil, nil
+	}
+	if cr.o.ClientsRestarted && !cr.clientsUsed {
+		cr.clientsUsed = true
+		for _, name := range waiting {
+			cr.record(stage, "client/"+name, CAProof{Shown: []string{"restarted by the operator (--clients-restarted)"}})
+		}
+		cr.log("%s: clients %s restarted by the operator (--clients-restarted)", stage, strings.Join(waiting, ", "))
+		return nil, cr.save()
+	}
+	for _, name := range waiting {
+		// Where the client keeps its files on its hosts (clients[].dir),
+		// else its bundle here, which is what has to reach them.
+		c, _ := cr.o.Spec.Client(name)
+		caFile := filepath.Join(c.Dir, "etcd", "ca.crt")
+		if c.Dir == "" {
+			for _, t := range issue.Targets(cr.o.Spec) {
+				if t.Owner == name {
+					caFile = filepath.Join(t.CADir, "ca.crt")
+				}
+			}
+		}
+		cr.log("%s: restart client %s on its hosts now (it reads its CA file, %s there, only at start; the spec has no clients[].restart for it)",
+			stage, name, caFile)
+	}
+	cr.log("%s: waiting for those restarts: run etcdpki ca rotate again with --clients-restarted once they are done", stage)
+	return waiting, nil
+}
+
+// allLeavesFromNext refuses to drop the old CA from the bundles while a
+// leaf still comes from it.
+func (cr *caRun) allLeavesFromNext() error {
+	for _, t := range issue.Targets(cr.o.Spec) {
+		data, err := os.ReadFile(t.CertPath())
+		if err != nil {
+			return fmt.Errorf("finish: %s: %w", t.ID, err)
+		}
+		c, err := ca.ParseCert(data)
+		if err != nil {
+			return fmt.Errorf("finish: %s: %w", t.CertPath(), err)
+		}
+		if cr.rot.SignedBy(c) != "next" {
+			return fmt.Errorf("finish: %s is not from the new CA; run stage reissue first", t.ID)
+		}
+	}
+	return nil
+}
+
+// reissue issues every leaf again from the new CA and proves each member
+// serving its new leaves, without a restart: every member trusts both
+// CAs since trust-both, and etcd loads renewed leaves at its next
+// handshake.
+func (cr *caRun) reissue(ctx context.Context, sr *CAStageResult) (bool, error) {
+	const stage = issue.CAStageReissue
+	s := cr.o.Spec
+	if cr.stageDone(stage) {
+		cr.log("%s: done", stage)
+		return true, nil
+	}
+	if cr.journal().Done[issue.CAStageTrustBoth].IsZero() && cr.rot.Stage != stage {
+		return false, fmt.Errorf("%s: stage trust-both is not proven yet", stage)
+	}
+	var due []issue.Target
+	for _, t := range issue.Targets(s) {
+		data, err := os.ReadFile(t.CertPath())
+		if err == nil {
+			if c, err := ca.ParseCert(data); err == nil && cr.rot.SignedBy(c) == "next" {
+				continue
+			}
+		}
+		due = append(due, t)
+	}
+	if len(due) > 0 {
+		renewed, err := issue.Renew(context.WithoutCancel(ctx), s, due, issue.RenewOptions{
+			Options:   issue.Options{Out: io.Discard, Now: cr.r.o.Now, LockHeld: true},
+			Authority: cr.rot.Next, BundleCA: cr.rot.BundlePEM(stage)})
+		if err != nil {
+			return false, fmt.Errorf("%s: %w", stage, err)
+		}
+		cr.log("%s: re-issued %d certificates from the new CA; previous pairs in %s", stage, len(renewed), backupDir(s.PKIDir, renewed))
+	}
+	cr.rot.Stage = stage
+	p, err := cr.memberPlan(stage)
+	if err != nil {
+		return false, err
+	}
+	if err := cr.deploy(ctx, p); err != nil {
+		return false, err
+	}
+	bg := context.WithoutCancel(ctx)
+	h, err := cr.r.etcd.health(bg)
+	if err != nil {
+		return false, err
+	}
+	if err := healthyOrError(s, h, "refusing to go on with stage "+stage); err != nil {
+		return false, err
+	}
+	nextOnly := probe.CertPool([]*x509.Certificate{cr.rot.Next.Cert})
+	for i, np := range p.Nodes {
+		if err := ctx.Err(); err != nil {
+			return false, &InterruptedError{Step: "proving " + np.Node.Name}
+		}
+		serials, err := diskSerials(np.All)
+		if err != nil {
+			return false, err
+		}
+		pr, err := cr.r.etcd.prove(bg, np, serials, h.Leader)
+		if err != nil {
+			return false, err
+		}
+		// The issuer, on the wire: each port's leaf verifies against the
+		// new CA alone.
+		issuer := []string{}
+		for _, u := range []struct{ name, url string }{{"client port", np.Node.ClientURLs[0]}, {"peer port", np.Node.PeerURLs[0]}} {
+			_, addr, _ := probe.ParseEndpoint(u.url)
+			pctx, cancel := context.WithTimeout(bg, probeTimeout)
+			_, err := probe.ServingCert(pctx, addr, probe.ClientConfig(nextOnly, nil))
+			cancel()
+			if err != nil {
+				return false, &ProofError{Member: np.Node.Name, Port: u.name + " " + addr, Err: fmt.Errorf("does not serve a leaf from the new CA: %w", err)}
+			}
+			issuer = append(issuer, u.name+" "+addr+" serves a leaf from the new CA")
+		}
+		for _, t := range np.Targets {
+			cr.r.st.InEffect[t.ID] = serials[t.ID]
+		}
+		cr.r.st.Proofs[np.Node.Name] = Proof{ServerSerial: pr.ServerSerial, PeerSerial: pr.PeerSerial, AcceptedBy: pr.AcceptedBy,
+			At: cr.r.o.Now().UTC(), Took: round(pr.Took).String()}
+		cr.record(stage, np.Node.Name, CAProof{Shown: append([]string{fmt.Sprintf("client port serves %s, peer port serves %s, peer cert accepted by %s",
+			short(pr.ServerSerial), short(pr.PeerSerial), pr.AcceptedBy)}, issuer...)})
+		if err := cr.save(); err != nil {
+			return false, err
+		}
+		sr.Proven = append(sr.Proven, np.Node.Name)
+		cr.log("%s [%d/%d] %s: in effect without restart: client port serves %s, peer port serves %s (both from the new CA), its peer cert accepted by %s (%d ms)",
+			stage, i+1, len(p.Nodes), np.Node.Name, short(pr.ServerSerial), short(pr.PeerSerial), noMember(pr.AcceptedBy), pr.Took.Milliseconds())
+	}
+	cps, err := cr.clientPlans()
+	if err != nil {
+		return false, err
+	}
+	for _, cp := range cps {
+		who := "client/" + cp.Client.Name
+		if cr.proven(stage, who) {
+			continue
+		}
+		if cp.DeployCmd != "" {
+			if err := runCommand(bg, "deploy to client "+cp.Client.Name, cp.DeployCmd, cr.r.o.CommandTimeout); err != nil {
+				return false, err
+			}
+		}
+		serial, err := diskSerial(cp.Target)
+		if err != nil {
+			return false, err
+		}
+		took, err := cr.r.etcd.proveClient(bg, cp, serial)
+		if err != nil {
+			return false, err
+		}
+		cr.r.st.InEffect[cp.Target.ID] = serial
+		cr.record(stage, who, CAProof{Shown: []string{"new certificate " + short(serial) + " accepted with a linearizable read on every client port"}})
+		if err := cr.save(); err != nil {
+			return false, err
+		}
+		cr.log("%s: client %s: new certificate %s from the new CA accepted with a linearizable read on every client port (%d ms)", stage, cp.Client.Name, short(serial), took.Milliseconds())
+	}
+	cr.journal().Done[stage] = cr.r.o.Now().UTC()
+	if err := cr.save(); err != nil {
+		return false, err
+	}
+	cr.log("%s: proven on every member, no restart", stage)
+	return false, nil
+}
+
+func noMember(s string) string {
+	if s == "" {
+		return "(no other member)"
+	}
+	return s
+}
