@@ -22,6 +22,7 @@ import (
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/internal/pkilock"
+	"github.com/etcdpki/etcdpki/pki"
 )
 
 // Options control Init.
@@ -188,7 +189,7 @@ func Init(ctx context.Context, s *cluster.Spec, o Options) (*Result, error) {
 // before the lock: its new CA and pairs are reused where they still fit.
 func planInit(ctx context.Context, s *cluster.Spec, o Options, pre *initPlan) (*initPlan, error) {
 	now := o.now()
-	p := Paths{PKI: s.PKIDir}
+	p := pki.Paths{PKI: s.PKIDir}
 	ip := &initPlan{res: &Result{}, pl: &plan{byDir: map[string]*pending{}}, fresh: map[string]signed{}}
 	res, pl := ip.res, ip.pl
 	printf := func(format string, args ...any) { ip.lines = append(ip.lines, fmt.Sprintf(format, args...)) }
@@ -212,7 +213,7 @@ func planInit(ctx context.Context, s *cluster.Spec, o Options, pre *initPlan) (*
 	pl.add(p.CADir(), atomicdir.File{Name: "ca.crt", Data: authority.CertPEM, Mode: atomicdir.CertMode})
 	pl.add(p.CADir(), atomicdir.File{Name: "ca.key", Data: authority.KeyPEM, Mode: atomicdir.CAKeyMode})
 
-	targets := Targets(s)
+	targets := pki.New(s).Targets
 	type pair struct {
 		cert, key []byte
 		warn      string
@@ -299,7 +300,7 @@ func (ip *initPlan) freshFor(id string, authority *ca.CA) (signed, bool) {
 // ownedDirs are the directories above the stores that hold bundles: the
 // PKI directory, nodes/ and each node's, the apiserver's, clients/ and
 // each client's.
-func ownedDirs(s *cluster.Spec, p Paths) []string {
+func ownedDirs(s *cluster.Spec, p pki.Paths) []string {
 	dirs := []string{s.PKIDir}
 	if len(s.Nodes) > 0 {
 		dirs = append(dirs, filepath.Join(s.PKIDir, "nodes"))
@@ -365,7 +366,7 @@ func describeHosts(hosts []string) string {
 // without the other is an error: never guess. The files are read as the
 // next write will see them, so a crash that left the CA's version
 // complete but a link missing reads as the CA, not as no CA.
-func loadOrCreateCA(s *cluster.Spec, p Paths, now time.Time, fresh *ca.CA) (*ca.CA, bool, error) {
+func loadOrCreateCA(s *cluster.Spec, p pki.Paths, now time.Time, fresh *ca.CA) (*ca.CA, bool, error) {
 	if err := checkPKIDir(s.PKIDir); err != nil {
 		return nil, false, err
 	}
@@ -394,8 +395,8 @@ func loadOrCreateCA(s *cluster.Spec, p Paths, now time.Time, fresh *ca.CA) (*ca.
 }
 
 // LoadCA loads the PKI directory's CA for signing.
-func LoadCA(pki string) (*ca.CA, error) {
-	p := Paths{PKI: pki}
+func LoadCA(dir string) (*ca.CA, error) {
+	p := pki.Paths{PKI: dir}
 	certPEM, err := atomicdir.Read(p.CADir(), "ca.crt")
 	if err != nil {
 		return nil, readError(p.CACert(), err)
@@ -441,7 +442,7 @@ func checkBundleCA(dir string, a *ca.CA) error {
 // existingPair returns an existing valid pair, nil when there is none, or
 // an input error when what is there can't be used. A pair that is merely
 // due is reused: renewing is `certs renew`'s and rotate's job.
-func existingPair(t Target, a *ca.CA, now time.Time) (certPEM, keyPEM []byte, warn string, err error) {
+func existingPair(t pki.Target, a *ca.CA, now time.Time) (certPEM, keyPEM []byte, warn string, err error) {
 	certPEM, keyPEM, err = readStoredPair(t)
 	info, pc := inspect(t, a, certPEM, keyPEM, err, 0, now)
 	switch info.Status {
@@ -460,7 +461,7 @@ func existingPair(t Target, a *ca.CA, now time.Time) (certPEM, keyPEM []byte, wa
 
 // validatePair checks that a pair belongs together and was issued by a
 // for the target's usage. Expiry is the caller's business.
-func validatePair(t Target, a *ca.CA, certPEM, keyPEM []byte) (*x509.Certificate, error) {
+func validatePair(t pki.Target, a *ca.CA, certPEM, keyPEM []byte) (*x509.Certificate, error) {
 	cert, err := ca.ParseCert(certPEM)
 	if err != nil {
 		return nil, inputError("%s: %v", t.CertPath(), err)
@@ -501,7 +502,7 @@ func sanDiff(cert *x509.Certificate, want []string) (missing, extra []string) {
 	return missing, extra
 }
 
-func signTarget(a *ca.CA, s *cluster.Spec, t Target, reuseKey []byte, now time.Time) ([]byte, []byte, error) {
+func signTarget(a *ca.CA, s *cluster.Spec, t pki.Target, reuseKey []byte, now time.Time) ([]byte, []byte, error) {
 	certPEM, keyPEM, err := a.Sign(ca.Request{
 		Kind: t.Kind, CommonName: t.CommonName, Organization: t.Organization, Hosts: t.Hosts,
 		Key: s.Leaf.Key, Validity: s.Leaf.Validity, ReuseKey: reuseKey, Now: now,
@@ -543,7 +544,7 @@ func checkPairs(files map[string][]byte) error {
 // and renamed into place before any of them, not from which configs
 // exist: a run killed between two nodes' configs must not leave members
 // of a cluster that never started marked "existing".
-func planConfigs(s *cluster.Spec, p Paths, pl *plan) error {
+func planConfigs(s *cluster.Spec, p pki.Paths, pl *plan) error {
 	rec, err := readInitialCluster(p)
 	if err != nil {
 		return err
@@ -606,7 +607,7 @@ type initialCluster struct {
 	Members []string `json:"members"`
 }
 
-func readInitialCluster(p Paths) (*initialCluster, error) {
+func readInitialCluster(p pki.Paths) (*initialCluster, error) {
 	data, err := os.ReadFile(p.InitialCluster())
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -623,7 +624,7 @@ func readInitialCluster(p Paths) (*initialCluster, error) {
 
 // readStoredPair is readPair through atomicdir.Read: the pair as the next
 // write will see it, even where a crash left a link missing.
-func readStoredPair(t Target) (certPEM, keyPEM []byte, err error) {
+func readStoredPair(t pki.Target) (certPEM, keyPEM []byte, err error) {
 	certPEM, certErr := atomicdir.Read(t.Dir, t.CertName)
 	keyPEM, keyErr := atomicdir.Read(t.Dir, t.KeyName)
 	switch {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/pki"
 )
 
 const threeNodes = `name: test
@@ -96,7 +97,7 @@ func snapshot(t testing.TB, root string) string {
 
 func TestInitCertificates(t *testing.T) {
 	s, res := initTree(t, threeNodes)
-	p := Paths{PKI: s.PKIDir}
+	p := pki.Paths{PKI: s.PKIDir}
 	if len(res.Created) != 1+3*3+1+1 || len(res.Reused) != 0 {
 		t.Errorf("created %v, reused %v", res.Created, res.Reused)
 	}
@@ -110,7 +111,7 @@ func TestInitCertificates(t *testing.T) {
 	roots := x509.NewCertPool()
 	roots.AddCert(caCert)
 	now := time.Now()
-	for _, tg := range Targets(s) {
+	for _, tg := range pki.New(s).Targets {
 		c := readCert(t, tg.CertPath())
 		for _, u := range tg.Kind.Usages {
 			if _, err := c.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{u}}); err != nil {
@@ -165,7 +166,7 @@ func TestInitCertificates(t *testing.T) {
 
 func TestInitModesAndCAKeyConfinement(t *testing.T) {
 	s, _ := initTree(t, threeNodes)
-	p := Paths{PKI: s.PKIDir}
+	p := pki.Paths{PKI: s.PKIDir}
 	check := func(path string, want fs.FileMode) {
 		t.Helper()
 		info, err := os.Stat(path)
@@ -178,7 +179,7 @@ func TestInitModesAndCAKeyConfinement(t *testing.T) {
 	}
 	check(p.CAKey(), 0o400)
 	check(p.CADir(), 0o700)
-	for _, tg := range Targets(s) {
+	for _, tg := range pki.New(s).Targets {
 		check(tg.KeyPath(), 0o600)
 		check(tg.Dir, 0o700)
 	}
@@ -213,7 +214,7 @@ func TestInitIdempotent(t *testing.T) {
 
 func TestInitAddNode(t *testing.T) {
 	s, _ := initTree(t, threeNodes)
-	p := Paths{PKI: s.PKIDir}
+	p := pki.Paths{PKI: s.PKIDir}
 	old := map[string][]byte{}
 	for _, n := range []string{"etcd-node-1", "etcd-node-2", "etcd-node-3"} {
 		old[n] = mustRead(t, filepath.Join(p.NodeCertDir(n), "server.crt"))
@@ -249,7 +250,7 @@ func TestInitAddNode(t *testing.T) {
 
 func TestNodeConfig(t *testing.T) {
 	s, _ := initTree(t, threeNodes)
-	c, err := ReadNodeConfig(Paths{PKI: s.PKIDir}.NodeConfig("etcd-node-2"))
+	c, err := ReadNodeConfig(pki.Paths{PKI: s.PKIDir}.NodeConfig("etcd-node-2"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,11 +280,11 @@ func TestInitKeyAlgorithms(t *testing.T) {
 				y += "certs:\n  " + tc.leaf + "\n"
 			}
 			s, _ := initTree(t, y+"nodes:\n  - name: n1\n    ips: [10.0.0.1]\n")
-			c := readCert(t, filepath.Join(Paths{PKI: s.PKIDir}.NodeCertDir("n1"), "peer.crt"))
+			c := readCert(t, filepath.Join(pki.Paths{PKI: s.PKIDir}.NodeCertDir("n1"), "peer.crt"))
 			if got := ca.KeyDescription(c.PublicKey); got != tc.want {
 				t.Errorf("leaf key %s, want %s", got, tc.want)
 			}
-			if _, rsaCA := readCert(t, Paths{PKI: s.PKIDir}.CACert()).PublicKey.(*rsa.PublicKey); rsaCA != strings.Contains(tc.ca, "rsa") {
+			if _, rsaCA := readCert(t, pki.Paths{PKI: s.PKIDir}.CACert()).PublicKey.(*rsa.PublicKey); rsaCA != strings.Contains(tc.ca, "rsa") {
 				t.Errorf("CA key type wrong")
 			}
 		})

@@ -11,6 +11,7 @@ import (
 
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/pki"
 )
 
 // Certificate states, from good to bad.
@@ -44,7 +45,7 @@ type CertInfo struct {
 	Reason          string `json:"reason,omitempty"`
 	Path            string `json:"path"`
 	// Target is the catalogue entry; nil for the CA itself.
-	Target *Target           `json:"-"`
+	Target *pki.Target       `json:"-"`
 	Cert   *x509.Certificate `json:"-"`
 }
 
@@ -54,7 +55,7 @@ func List(s *cluster.Spec, renewBefore time.Duration, now time.Time) ([]CertInfo
 	if renewBefore <= 0 {
 		renewBefore = s.Leaf.RenewBefore
 	}
-	p := Paths{PKI: s.PKIDir}
+	p := pki.Paths{PKI: s.PKIDir}
 	authority, err := LoadCA(s.PKIDir)
 	if err != nil {
 		return nil, err
@@ -67,7 +68,7 @@ func List(s *cluster.Spec, renewBefore time.Duration, now time.Time) ([]CertInfo
 		caInfo.Status, caInfo.Reason = StatusDue, "CA expires within a year: plan a staged CA rotation"
 	}
 	out := []CertInfo{caInfo}
-	for _, t := range Targets(s) {
+	for _, t := range pki.New(s).Targets {
 		t := t
 		out = append(out, Inspect(t, authority, renewBefore, now))
 	}
@@ -78,7 +79,7 @@ func List(s *cluster.Spec, renewBefore time.Duration, now time.Time) ([]CertInfo
 // A pair is only usable with its bundle's ca.crt: a bundle that trusts
 // another CA (or none) is invalid however good the pair is, since the
 // member or client holding it would refuse every peer.
-func Inspect(t Target, authority *ca.CA, renewBefore time.Duration, now time.Time) CertInfo {
+func Inspect(t pki.Target, authority *ca.CA, renewBefore time.Duration, now time.Time) CertInfo {
 	certPEM, keyPEM, err := readPair(t)
 	info, _ := inspect(t, authority, certPEM, keyPEM, err, renewBefore, now)
 	if info.Status == StatusInvalid || info.Status == StatusMissing {
@@ -124,7 +125,7 @@ type pairCheck struct {
 }
 
 // inspect classifies a pair read by readPair (readErr is its error).
-func inspect(t Target, authority *ca.CA, certPEM, keyPEM []byte, readErr error, renewBefore time.Duration, now time.Time) (CertInfo, pairCheck) {
+func inspect(t pki.Target, authority *ca.CA, certPEM, keyPEM []byte, readErr error, renewBefore time.Duration, now time.Time) (CertInfo, pairCheck) {
 	info := CertInfo{Name: t.ID, CA: authority.Cert.Subject.CommonName, Path: t.CertPath(), Target: &t}
 	var pc pairCheck
 	switch {
@@ -172,7 +173,7 @@ func inspect(t Target, authority *ca.CA, certPEM, keyPEM []byte, readErr error, 
 // readPair reads a target's certificate and key. Neither present is not an
 // error (both nil); one without the other, or an unreadable file, is an
 // input error naming the file.
-func readPair(t Target) (certPEM, keyPEM []byte, err error) {
+func readPair(t pki.Target) (certPEM, keyPEM []byte, err error) {
 	certPEM, certErr := os.ReadFile(t.CertPath())
 	keyPEM, keyErr := os.ReadFile(t.KeyPath())
 	switch {

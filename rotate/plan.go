@@ -11,6 +11,7 @@ import (
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/probe"
 	"github.com/etcdpki/etcdpki/issue"
+	"github.com/etcdpki/etcdpki/pki"
 )
 
 // Plan is what one run will do: the certificates to renew, the hosts
@@ -60,10 +61,10 @@ type NodePlan struct {
 	Node cluster.Node
 	// Targets are the node's certificates whose files differ from what
 	// is in effect.
-	Targets []issue.Target
+	Targets []pki.Target
 	// All are all of the node's certificates: a restart or a proof
 	// checks the serving pairs whatever triggered it.
-	All []issue.Target
+	All []pki.Target
 	// Leaves is true when the serving or peer certificate changed. etcd
 	// (3.2 and later) loads them at its next TLS handshake, so they
 	// alone need no restart, only a proof that they are served.
@@ -86,7 +87,7 @@ type NodePlan struct {
 // ClientPlan is one client whose certificate changed.
 type ClientPlan struct {
 	Client                cluster.Client
-	Target                issue.Target
+	Target                pki.Target
 	DeployCmd, RestartCmd string
 }
 
@@ -185,7 +186,7 @@ func makePlan(s *cluster.Spec, st *State, renewBefore time.Duration, now time.Ti
 		// decide at 3 a.m.
 		return nil, &ca.InputError{Err: fmt.Errorf("refusing to rotate: invalid certificate files: %s", strings.Join(invalid, "; "))}
 	}
-	for _, t := range issue.Targets(s) {
+	for _, t := range pki.New(s).Targets {
 		if !due[t.ID] && !changed[t.ID] {
 			continue
 		}
@@ -205,7 +206,7 @@ func makePlan(s *cluster.Spec, st *State, renewBefore time.Duration, now time.Ti
 			p.Clients = append(p.Clients, &ClientPlan{Client: c, Target: t})
 		}
 	}
-	paths := issue.Paths{PKI: s.PKIDir}
+	paths := pki.Paths{PKI: s.PKIDir}
 	for _, n := range s.Nodes {
 		p.Members = append(p.Members, n.Name)
 		now, ok, err := startedNow(paths, n)
@@ -243,7 +244,7 @@ func makePlan(s *cluster.Spec, st *State, renewBefore time.Duration, now time.Ti
 	slices.SortStableFunc(p.Nodes, func(a, b *NodePlan) int {
 		return slices.Index(p.Members, a.Node.Name) - slices.Index(p.Members, b.Node.Name)
 	})
-	for _, t := range issue.Targets(s) {
+	for _, t := range pki.New(s).Targets {
 		if np := p.node(t.Owner); np != nil {
 			np.All = append(np.All, t)
 		}
@@ -378,7 +379,7 @@ func (p *Plan) Print(w io.Writer, mode RestartMode) {
 	}
 	fmt.Fprintln(w, "hosts to update:")
 	for _, np := range p.Nodes {
-		what := strings.Join(issue.IDs(np.Targets), ", ")
+		what := strings.Join(pki.IDs(np.Targets), ", ")
 		if len(np.Targets) == 0 {
 			what = "no certificate; " + strings.Join(np.StartChanges, ", ")
 		}

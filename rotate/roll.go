@@ -17,6 +17,7 @@ import (
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/probe"
 	"github.com/etcdpki/etcdpki/issue"
+	"github.com/etcdpki/etcdpki/pki"
 )
 
 // pollInterval is how often a restarted member is probed. A tenth of a
@@ -37,7 +38,7 @@ const caughtUpSlack = 50
 // certificate, the one whose view matters.
 type etcdCluster struct {
 	spec  *cluster.Spec
-	paths issue.Paths
+	paths pki.Paths
 }
 
 // tls reads the TLS material afresh: the apiserver's pair may just have

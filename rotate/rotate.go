@@ -40,6 +40,7 @@ import (
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/probe"
 	"github.com/etcdpki/etcdpki/issue"
+	"github.com/etcdpki/etcdpki/pki"
 )
 
 // RestartMode says whether members are restarted after their files change.
@@ -220,7 +221,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err := o.defaults(); err != nil {
 		return nil, err
 	}
-	r := &runner{o: o, log: newLogger(o.Out), etcd: &etcdCluster{spec: o.Spec, paths: issue.Paths{PKI: o.Spec.PKIDir}}}
+	r := &runner{o: o, log: newLogger(o.Out), etcd: &etcdCluster{spec: o.Spec, paths: pki.Paths{PKI: o.Spec.PKIDir}}}
 	return r.run(ctx)
 }
 
@@ -381,7 +382,7 @@ func (r *runner) renew(ctx context.Context, p *Plan, res *Result) error {
 	if err := ctx.Err(); err != nil {
 		return &InterruptedError{Step: "renewing"}
 	}
-	var due, missing []issue.Target
+	var due, missing []pki.Target
 	for _, d := range p.Due {
 		due = append(due, *d.Target)
 	}
@@ -408,7 +409,7 @@ func (r *runner) renew(ctx context.Context, p *Plan, res *Result) error {
 		if _, err := issue.Init(context.WithoutCancel(ctx), r.o.Spec, opts); err != nil {
 			return fmt.Errorf("issue missing certificates: %w", err)
 		}
-		r.log.printf("issued %d missing certificates: %s", len(missing), strings.Join(issue.IDs(missing), ", "))
+		r.log.printf("issued %d missing certificates: %s", len(missing), strings.Join(pki.IDs(missing), ", "))
 		return r.inEffect(missing)
 	}
 	return nil
@@ -456,7 +457,7 @@ func (r *runner) deploy(ctx context.Context, p *Plan) error {
 }
 
 // inEffect records the targets' current serials in the journal.
-func (r *runner) inEffect(ts []issue.Target) error {
+func (r *runner) inEffect(ts []pki.Target) error {
 	for _, t := range ts {
 		serial, err := diskSerial(t)
 		if err != nil {
@@ -468,7 +469,7 @@ func (r *runner) inEffect(ts []issue.Target) error {
 }
 
 // diskSerials reads the targets' current serials, by ID.
-func diskSerials(ts []issue.Target) (map[string]string, error) {
+func diskSerials(ts []pki.Target) (map[string]string, error) {
 	m := make(map[string]string, len(ts))
 	for _, t := range ts {
 		serial, err := diskSerial(t)
@@ -480,7 +481,7 @@ func diskSerials(ts []issue.Target) (map[string]string, error) {
 	return m, nil
 }
 
-func diskSerial(t issue.Target) (string, error) {
+func diskSerial(t pki.Target) (string, error) {
 	c, err := readCert(t.CertPath())
 	if err != nil {
 		return "", fmt.Errorf("certificate %s: %w", t.ID, err)
@@ -488,13 +489,13 @@ func diskSerial(t issue.Target) (string, error) {
 	return issue.Serial(c), nil
 }
 
-func targetOf(ts []issue.Target, kind string) (issue.Target, bool) {
+func targetOf(ts []pki.Target, kind string) (pki.Target, bool) {
 	for _, t := range ts {
 		if t.Kind.Name == kind {
 			return t, true
 		}
 	}
-	return issue.Target{}, false
+	return pki.Target{}, false
 }
 
 // roll restarts the planned members one at a time.

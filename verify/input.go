@@ -13,7 +13,7 @@ import (
 
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/probe"
-	"github.com/etcdpki/etcdpki/issue"
+	"github.com/etcdpki/etcdpki/pki"
 )
 
 // UsageError is bad input: a missing or contradictory option, or a spec or
@@ -131,7 +131,7 @@ func resolve(o Options) (*Inputs, error) {
 			return nil, err
 		}
 		in.spec = s
-		p := issue.Paths{PKI: s.PKIDir}
+		p := pki.Paths{PKI: s.PKIDir}
 		crt, key := p.APIServerCert()
 		src := "spec " + o.SpecFile
 		caSet := set(&in.CAFile, "caFile", p.APIServerCA(), src)

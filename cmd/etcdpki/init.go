@@ -7,6 +7,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/etcdpki/etcdpki/issue"
+	"github.com/etcdpki/etcdpki/pki"
 )
 
 func initCommand() *cli.Command {
@@ -37,7 +38,7 @@ Everything is checked before anything is written: bad input exits 2 and changes 
 			if err != nil {
 				return err
 			}
-			p := issue.Paths{PKI: s.PKIDir}
+			p := pki.Paths{PKI: s.PKIDir}
 			fmt.Fprintf(c.App.Writer, "\n%d created, %d reused. kube-apiserver flags (%s):\n", len(res.Created), len(res.Reused), p.APIServerFlags())
 			for _, f := range issue.APIServerFlags(s) {
 				fmt.Fprintf(c.App.Writer, "  %s\n", f)

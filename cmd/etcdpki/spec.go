@@ -12,7 +12,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/etcdpki/etcdpki/cluster"
-	"github.com/etcdpki/etcdpki/issue"
+	"github.com/etcdpki/etcdpki/pki"
 )
 
 // defaultSpec is read when --spec is not given and the file exists, so
@@ -36,7 +36,7 @@ func pkiSpecIfPresent(dir string) (string, error) {
 	if dir == "" {
 		return "", nil
 	}
-	p := filepath.Join(dir, issue.SpecFile)
+	p := filepath.Join(dir, pki.SpecFile)
 	if _, err := os.Stat(p); err == nil {
 		return p, nil
 	} else if !errors.Is(err, fs.ErrNotExist) {
