@@ -135,6 +135,7 @@ func (p *Plan) node(name string) *NodePlan {
 // makePlan compares the PKI directory with the spec (what is due) and
 // with the journal (what is not in effect yet). It changes nothing.
 func makePlan(s *cluster.Spec, st *State, renewBefore time.Duration, now time.Time) (*Plan, error) {
+	inv := pki.New(s)
 	infos, err := issue.List(s, renewBefore, now)
 	if err != nil {
 		return nil, err
@@ -186,7 +187,7 @@ func makePlan(s *cluster.Spec, st *State, renewBefore time.Duration, now time.Ti
 		// decide at 3 a.m.
 		return nil, &ca.InputError{Err: fmt.Errorf("refusing to rotate: invalid certificate files: %s", strings.Join(invalid, "; "))}
 	}
-	for _, t := range pki.New(s).Targets {
+	for _, t := range inv.Targets {
 		if !due[t.ID] && !changed[t.ID] {
 			continue
 		}
@@ -206,7 +207,7 @@ func makePlan(s *cluster.Spec, st *State, renewBefore time.Duration, now time.Ti
 			p.Clients = append(p.Clients, &ClientPlan{Client: c, Target: t})
 		}
 	}
-	paths := pki.Paths{PKI: s.PKIDir}
+	paths := inv.Paths
 	for _, n := range s.Nodes {
 		p.Members = append(p.Members, n.Name)
 		now, ok, err := startedNow(paths, n)
@@ -244,7 +245,7 @@ func makePlan(s *cluster.Spec, st *State, renewBefore time.Duration, now time.Ti
 	slices.SortStableFunc(p.Nodes, func(a, b *NodePlan) int {
 		return slices.Index(p.Members, a.Node.Name) - slices.Index(p.Members, b.Node.Name)
 	})
-	for _, t := range pki.New(s).Targets {
+	for _, t := range inv.Targets {
 		if np := p.node(t.Owner); np != nil {
 			np.All = append(np.All, t)
 		}

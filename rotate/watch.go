@@ -187,9 +187,9 @@ func (wt *watcher) reloadSpec() {
 // file). Adding an already watched directory is harmless.
 func (wt *watcher) addWatches() {
 	s := wt.o.Spec
-	p := pki.Paths{PKI: s.PKIDir}
-	dirs := []string{s.PKIDir, filepath.Join(s.PKIDir, "nodes"), filepath.Join(s.PKIDir, "clients"), p.CADir()}
-	for _, t := range pki.New(s).Targets {
+	inv := pki.New(s)
+	dirs := []string{s.PKIDir, filepath.Join(s.PKIDir, "nodes"), filepath.Join(s.PKIDir, "clients"), inv.Paths.CADir()}
+	for _, t := range inv.Targets {
 		dirs = append(dirs, filepath.Dir(t.Dir), t.Dir)
 		if cur, err := atomicdir.Current(t.Dir); err == nil && cur != "" {
 			dirs = append(dirs, cur)
