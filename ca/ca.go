@@ -23,6 +23,7 @@ import (
 	"github.com/cloudflare/cfssl/signer/local"
 
 	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/input"
 )
 
 func init() {
@@ -35,16 +36,9 @@ func init() {
 // clock runs a little behind still accepts a certificate issued just now.
 const Backdate = 5 * time.Minute
 
-// InputError marks a problem with the operator's files or settings (as
-// opposed to a failed operation); the CLI exits 2 for it.
-type InputError struct{ Err error }
-
-func (e *InputError) Error() string { return e.Err.Error() }
-func (e *InputError) Unwrap() error { return e.Err }
-
-func inputErrorf(format string, args ...any) error {
-	return &InputError{Err: fmt.Errorf(format, args...)}
-}
+// inputErrorf is a problem with the operator's CA settings or files (as
+// opposed to a failed operation): an input.Error, exit code 2.
+func inputErrorf(format string, args ...any) error { return input.Errorf(format, args...) }
 
 // CA is a loaded certificate authority, ready to sign.
 type CA struct {

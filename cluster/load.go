@@ -16,6 +16,7 @@ import (
 	"text/template"
 	"time"
 
+	"github.com/etcdpki/etcdpki/internal/input"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -27,6 +28,9 @@ type Error struct {
 	Field string
 	Msg   string
 }
+
+// ExitCode is input.ExitCode: a spec problem is bad input.
+func (e *Error) ExitCode() int { return input.ExitCode }
 
 func (e *Error) Error() string {
 	var b strings.Builder

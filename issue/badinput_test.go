@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -117,7 +117,7 @@ func checkInputError(t *testing.T, err error, want string) {
 	if err == nil {
 		t.Fatalf("no error, want %q", want)
 	}
-	var ie *ca.InputError
+	var ie *input.Error
 	if !errors.As(err, &ie) {
 		t.Errorf("error %q is %T, not an input error (exit 2)", err, err)
 	}

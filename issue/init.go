@@ -21,6 +21,7 @@ import (
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
+	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/internal/pkilock"
 	"github.com/etcdpki/etcdpki/pki"
 )
@@ -70,10 +71,10 @@ type Result struct {
 	Written []string
 }
 
-// inputError wraps errors about the operator's files as ca.InputError, so
-// the CLI exits 2 for them.
+// inputError is a problem with the operator's files or settings: an
+// input.Error, so the CLI exits 2 for it and nothing is changed.
 func inputError(format string, args ...any) error {
-	return &ca.InputError{Err: fmt.Errorf(format, args...)}
+	return &input.Error{Err: fmt.Errorf(format, args...)}
 }
 
 // pending collects the files to put into one atomic store.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/internal/probe"
 	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
@@ -185,7 +186,7 @@ func makePlan(s *cluster.Spec, st *State, renewBefore time.Duration, now time.Ti
 		// Renewing would overwrite files someone put there on purpose;
 		// rolling would put broken files into effect. Neither is ours to
 		// decide at 3 a.m.
-		return nil, &ca.InputError{Err: fmt.Errorf("refusing to rotate: invalid certificate files: %s", strings.Join(invalid, "; "))}
+		return nil, &input.Error{Err: fmt.Errorf("refusing to rotate: invalid certificate files: %s", strings.Join(invalid, "; "))}
 	}
 	for _, t := range inv.Targets {
 		if !due[t.ID] && !changed[t.ID] {
@@ -254,19 +255,19 @@ func makePlan(s *cluster.Spec, st *State, renewBefore time.Duration, now time.Ti
 		data := cluster.TemplateData{Name: np.Node.Name, IP: np.Node.IP().String(), Bundle: paths.NodeDir(np.Node.Name),
 			Dir: np.Node.Dir, ConfigFile: paths.NodeConfig(np.Node.Name), DataDir: np.Node.DataDir}
 		if np.DeployCmd, err = cluster.RenderTemplate(np.Node.Deploy, data); err != nil {
-			return nil, &ca.InputError{Err: fmt.Errorf("node %s deploy template: %w", np.Node.Name, err)}
+			return nil, &input.Error{Err: fmt.Errorf("node %s deploy template: %w", np.Node.Name, err)}
 		}
 		if np.RestartCmd, err = cluster.RenderTemplate(np.Node.Restart, data); err != nil {
-			return nil, &ca.InputError{Err: fmt.Errorf("node %s restart template: %w", np.Node.Name, err)}
+			return nil, &input.Error{Err: fmt.Errorf("node %s restart template: %w", np.Node.Name, err)}
 		}
 	}
 	for _, cp := range p.Clients {
 		data := cluster.TemplateData{Name: cp.Client.Name, Bundle: cp.Target.Dir, Dir: cp.Client.Dir}
 		if cp.DeployCmd, err = cluster.RenderTemplate(cp.Client.Deploy, data); err != nil {
-			return nil, &ca.InputError{Err: fmt.Errorf("client %s deploy template: %w", cp.Client.Name, err)}
+			return nil, &input.Error{Err: fmt.Errorf("client %s deploy template: %w", cp.Client.Name, err)}
 		}
 		if cp.RestartCmd, err = cluster.RenderTemplate(cp.Client.Restart, data); err != nil {
-			return nil, &ca.InputError{Err: fmt.Errorf("client %s restart template: %w", cp.Client.Name, err)}
+			return nil, &input.Error{Err: fmt.Errorf("client %s restart template: %w", cp.Client.Name, err)}
 		}
 	}
 	return p, nil
@@ -321,14 +322,14 @@ func (np *NodePlan) verdict(mode RestartMode) string {
 func (p *Plan) check(s *cluster.Spec, mode RestartMode) error {
 	for _, np := range p.Nodes {
 		if !s.Local && np.DeployCmd == "" {
-			return &ca.InputError{Err: fmt.Errorf("node %s: its files change but the spec has no deploy command to copy them to %s (set nodes[].deploy)", np.Node.Name, np.Node.Dir)}
+			return &input.Error{Err: fmt.Errorf("node %s: its files change but the spec has no deploy command to copy them to %s (set nodes[].deploy)", np.Node.Name, np.Node.Dir)}
 		}
 		if np.Restart && np.RestartCmd == "" {
 			hint := "set nodes[].restart"
 			if mode == RestartAlways && slices.Equal(np.Reasons, []string{reasonAlways}) {
 				hint += ", or use --restart=auto: renewed leaves need no restart"
 			}
-			return &ca.InputError{Err: fmt.Errorf("node %s: must restart (%s) but the spec has no restart command (%s)", np.Node.Name, strings.Join(np.Reasons, ", "), hint)}
+			return &input.Error{Err: fmt.Errorf("node %s: must restart (%s) but the spec has no restart command (%s)", np.Node.Name, strings.Join(np.Reasons, ", "), hint)}
 		}
 	}
 	return nil

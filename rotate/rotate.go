@@ -38,6 +38,7 @@ import (
 
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/internal/probe"
 	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
@@ -113,17 +114,17 @@ type Options struct {
 
 func (o *Options) defaults() error {
 	if o.Spec == nil {
-		return &ca.InputError{Err: errors.New("rotate: no cluster spec")}
+		return &input.Error{Err: errors.New("rotate: no cluster spec")}
 	}
 	switch o.Restart {
 	case "":
 		o.Restart = RestartAuto
 	case RestartAuto, RestartAlways, RestartNever:
 	default:
-		return &ca.InputError{Err: fmt.Errorf("--restart %q: use auto, always or never", o.Restart)}
+		return &input.Error{Err: fmt.Errorf("--restart %q: use auto, always or never", o.Restart)}
 	}
 	if o.NoVerify && o.Restart != RestartNever {
-		return &ca.InputError{Err: fmt.Errorf("--no-verify only goes with --restart=never: --restart=%s must see the new certificates in effect", o.Restart)}
+		return &input.Error{Err: fmt.Errorf("--no-verify only goes with --restart=never: --restart=%s must see the new certificates in effect", o.Restart)}
 	}
 	if o.MemberTimeout <= 0 {
 		o.MemberTimeout = DefaultMemberTimeout

@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
+	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/internal/testpki"
 	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
@@ -107,7 +107,7 @@ func TestInvalidFilesAreRefused(t *testing.T) {
 	}
 	before, _ := os.ReadFile(crt)
 	_, err = rotate.Run(context.Background(), rotate.Options{Spec: s, RenewBefore: 87600 * time.Hour, Restart: rotate.RestartNever})
-	var ie *ca.InputError
+	var ie *input.Error
 	if !errors.As(err, &ie) || !strings.Contains(err.Error(), "etcd-1/etcd-server") {
 		t.Fatalf("got %v, want an input error naming etcd-1/etcd-server", err)
 	}
@@ -295,7 +295,7 @@ func TestRestartFlagsAreChecked(t *testing.T) {
 		{Spec: s, Restart: "sometimes"},
 	} {
 		_, err := rotate.Run(context.Background(), o)
-		var ie *ca.InputError
+		var ie *input.Error
 		if !errors.As(err, &ie) {
 			t.Errorf("restart %q no-verify %v: got %v, want an input error", o.Restart, o.NoVerify, err)
 		}

@@ -12,9 +12,9 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 
-	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
+	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -57,7 +57,7 @@ func Watch(ctx context.Context, o WatchOptions) error {
 		return err
 	}
 	if o.DryRun {
-		return &ca.InputError{Err: errors.New("--watch and --dry-run do not go together")}
+		return &input.Error{Err: errors.New("--watch and --dry-run do not go together")}
 	}
 	if o.Interval <= 0 {
 		o.Interval = DefaultInterval

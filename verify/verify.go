@@ -76,7 +76,7 @@ func (r *Report) Find(name, target string) (Check, bool) {
 }
 
 // Evaluate runs every check and returns the report. The error is a
-// *UsageError (or a *cluster.Error from the spec) when the options are
+// *input.Error (or a *cluster.Error from the spec) when the options are
 // unusable; failed checks are not errors here, see Report.Passed.
 func Evaluate(ctx context.Context, o Options) (*Report, error) {
 	start := time.Now()
@@ -129,7 +129,7 @@ func strict(checks []Check) {
 // Run checks, writes the report to w (a table, or JSON with o.JSON), and
 // with o.PrintFlags and a passing verdict, the kube-apiserver flags and the
 // kubeadm etcd.external block. It returns ErrChecksFailed when the verdict
-// is a failure and a *UsageError for bad options.
+// is a failure and a *input.Error for bad options.
 func Run(ctx context.Context, o Options, w io.Writer) (*Report, error) {
 	rep, err := Evaluate(ctx, o)
 	if err != nil {

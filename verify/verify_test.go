@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/internal/probe"
 	"github.com/etcdpki/etcdpki/internal/testpki"
 )
@@ -45,9 +46,9 @@ func TestUsageErrors(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Evaluate(context.Background(), tc.o)
-			var ue *UsageError
+			var ue *input.Error
 			if !errors.As(err, &ue) {
-				t.Fatalf("error %v (%T), want *UsageError", err, err)
+				t.Fatalf("error %v (%T), want *input.Error", err, err)
 			}
 			if ue.ExitCode() != 2 {
 				t.Errorf("exit code %d", ue.ExitCode())

@@ -170,3 +170,17 @@ func checkGolden(t *testing.T, name, got string) {
 		t.Errorf("%s differs from the golden file (rerun with -update only for an intended change)\ngot:\n%s\nwant:\n%s", name, got, want)
 	}
 }
+
+// TestHelpExitCodesOnce runs --help three times in one process: each run
+// prints the EXIT CODES block once, not once more per earlier run.
+func TestHelpExitCodesOnce(t *testing.T) {
+	for i := 0; i < 3; i++ {
+		var out, errb bytes.Buffer
+		if code := run(context.Background(), []string{"etcdpki", "--help"}, &out, &errb); code != 0 {
+			t.Fatalf("run %d: --help exited %d: %s", i, code, errb.String())
+		}
+		if n := strings.Count(out.String(), "EXIT CODES:"); n != 1 {
+			t.Fatalf("run %d: EXIT CODES printed %d times:\n%s", i, n, out.String())
+		}
+	}
+}

@@ -213,9 +213,9 @@ func TestTLSConfigErrors(t *testing.T) {
 				}
 				return
 			}
-			var ie *InputError
+			var ie *FileError
 			if !errors.As(err, &ie) {
-				t.Fatalf("error %v (%T), want *InputError", err, err)
+				t.Fatalf("error %v (%T), want *FileError", err, err)
 			}
 			if tc.want != errNotExist && !errors.Is(err, tc.want) {
 				t.Errorf("error %v, want %v", err, tc.want)
