@@ -13,7 +13,7 @@ import (
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/internal/probe"
-	"github.com/etcdpki/etcdpki/internal/testpki"
+	"github.com/etcdpki/etcdpki/internal/testharness/testpki"
 )
 
 func TestUsageErrors(t *testing.T) {

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/etcdpki/etcdpki/internal/testpki"
+	"github.com/etcdpki/etcdpki/internal/testharness/testpki"
 )
 
 // tlsServer serves TLS on a loopback port with the given certificate,
