@@ -347,13 +347,11 @@ func plain(err error) error {
 }
 
 func checkKey(k cluster.KeySpec) error {
-	switch {
-	case k.Algorithm == cluster.AlgECDSA && (k.Size == 256 || k.Size == 384):
-	case k.Algorithm == cluster.AlgRSA && (k.Size == 2048 || k.Size == 3072 || k.Size == 4096):
-	default:
+	if !k.Supported() {
 		// cfssl accepts some sizes we don't want and panics on others;
-		// only pass it what we have tested.
-		return inputErrorf("key %s is not supported (ecdsa-256, ecdsa-384, rsa-2048, rsa-3072, rsa-4096)", k)
+		// only pass it what we have tested (cluster's one set of key
+		// rules).
+		return inputErrorf("key %s is not supported (%s)", k, cluster.SupportedKeysText())
 	}
 	return nil
 }

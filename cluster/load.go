@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/etcdpki/etcdpki/internal/pathx"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -51,7 +52,7 @@ func readSpec(path string) ([]byte, error) {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, &Error{File: path, Msg: "file does not exist"}
 		}
-		return nil, &Error{File: path, Msg: fmt.Sprintf("cannot read: %v", unwrapPath(err))}
+		return nil, &Error{File: path, Msg: fmt.Sprintf("cannot read: %v", pathx.UnwrapPath(err))}
 	}
 	defer f.Close()
 	// Check again on what was opened: the path may have been swapped.
@@ -60,7 +61,7 @@ func readSpec(path string) ([]byte, error) {
 	}
 	data, err := io.ReadAll(io.LimitReader(f, MaxSpecSize+1))
 	if err != nil {
-		return nil, &Error{File: path, Msg: fmt.Sprintf("cannot read: %v", unwrapPath(err))}
+		return nil, &Error{File: path, Msg: fmt.Sprintf("cannot read: %v", pathx.UnwrapPath(err))}
 	}
 	if len(data) > MaxSpecSize {
 		return nil, &Error{File: path, Msg: fmt.Sprintf("larger than %d KiB; is this the cluster spec?", MaxSpecSize>>10)}
@@ -343,19 +344,12 @@ func (p *parser) key(section, alg string, size int, def KeySpec) (KeySpec, error
 		}
 	}
 	switch k.Algorithm {
-	case AlgECDSA:
+	case AlgECDSA, AlgRSA:
 		if k.Size == 0 {
-			k.Size = 256
+			k.Size = DefaultKeySize(k.Algorithm)
 		}
-		if k.Size != 256 && k.Size != 384 {
-			return k, p.errf(section+".keySize", []any{section, "keySize"}, "ECDSA key size %d is not supported (use 256 or 384)", k.Size)
-		}
-	case AlgRSA:
-		if k.Size == 0 {
-			k.Size = 2048
-		}
-		if k.Size != 2048 && k.Size != 3072 && k.Size != 4096 {
-			return k, p.errf(section+".keySize", []any{section, "keySize"}, "RSA key size %d is not supported (use 2048, 3072 or 4096)", k.Size)
+		if !k.Supported() {
+			return k, p.errf(section+".keySize", []any{section, "keySize"}, "%s key size %d is not supported (use %s)", strings.ToUpper(k.Algorithm), k.Size, KeySizesText(k.Algorithm))
 		}
 	default:
 		return k, p.errf(section+".keyAlgorithm", []any{section, "keyAlgorithm"}, "unknown key algorithm %q (use ecdsa or rsa)", alg)
@@ -372,12 +366,4 @@ func (p *parser) duration(field string, path []any, v string, def time.Duration)
 		return 0, p.errf(field, path, "%v", err)
 	}
 	return d, nil
-}
-
-func unwrapPath(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }

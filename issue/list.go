@@ -111,7 +111,7 @@ func checkSameCA(dir string, a *ca.CA) error {
 	}
 	if !c.Equal(a.Cert) {
 		return inputError("%s: holds another CA (%q, serial %s), not this PKI's (%q, serial %s); refusing to mix CAs",
-			path, c.Subject.CommonName, short(Serial(c)), a.Cert.Subject.CommonName, short(Serial(a.Cert)))
+			path, c.Subject.CommonName, pki.ShortSerial(Serial(c)), a.Cert.Subject.CommonName, pki.ShortSerial(Serial(a.Cert)))
 	}
 	return nil
 }

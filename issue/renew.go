@@ -111,7 +111,7 @@ func Renew(ctx context.Context, s *cluster.Spec, targets []pki.Target, o RenewOp
 		return nil, err
 	}
 	for _, r := range out {
-		o.printf("[renew] %s: serial %s -> %s, valid until %s", r.Target.ID, short(r.OldSerial), short(r.NewSerial), r.NotAfter.Format(time.DateOnly))
+		o.printf("[renew] %s: serial %s -> %s, valid until %s", r.Target.ID, pki.ShortSerial(r.OldSerial), pki.ShortSerial(r.NewSerial), r.NotAfter.Format(time.DateOnly))
 	}
 	return out, nil
 }
@@ -212,16 +212,6 @@ func (rp *renewPlan) freshFor(id string, authority *ca.CA, reuse []byte) (signed
 
 // Serial renders a certificate serial as lower-case hex, as openssl does.
 func Serial(c *x509.Certificate) string { return fmt.Sprintf("%x", c.SerialNumber) }
-
-func short(serial string) string {
-	if serial == "" {
-		return "(none)"
-	}
-	if len(serial) > 12 {
-		return serial[:12]
-	}
-	return serial
-}
 
 func rel(base, path string) string {
 	r, err := filepath.Rel(base, path)

@@ -262,3 +262,15 @@ func IDs(ts []Target) []string {
 	sort.Strings(ids)
 	return ids
 }
+
+// ShortSerial abbreviates a hex serial for one-line messages: its first
+// 12 digits (enough to tell two apart), "(none)" when there is none.
+func ShortSerial(serial string) string {
+	switch {
+	case serial == "":
+		return "(none)"
+	case len(serial) > 12:
+		return serial[:12]
+	}
+	return serial
+}

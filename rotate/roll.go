@@ -10,6 +10,7 @@ import (
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/probe"
+	"github.com/etcdpki/etcdpki/pki"
 )
 
 // roll restarts the planned members one at a time.
@@ -81,7 +82,7 @@ func (r *runner) roll(ctx context.Context, p *Plan, res *Result) error {
 		}
 		res.Members = append(res.Members, mr)
 		rotated = append(rotated, name)
-		r.log.printf("[%d/%d] %s: restarted (%s), serving serial %s, caught up in %s", i+1, len(p.Order), name, strings.Join(np.Reasons, ", "), short(wantServer), round(mr.Restart))
+		r.log.printf("[%d/%d] %s: restarted (%s), serving serial %s, caught up in %s", i+1, len(p.Order), name, strings.Join(np.Reasons, ", "), pki.ShortSerial(wantServer), round(mr.Restart))
 	}
 	return nil
 }

@@ -344,7 +344,7 @@ func (r *runner) clients(ctx context.Context, p *Plan) error {
 		if err := r.st.save(r.o.Spec.PKIDir, r.o.Now()); err != nil {
 			return err
 		}
-		r.log.printf("client %s: %s, serial %s", cp.Client.Name, joinWords(did), short(serial))
+		r.log.printf("client %s: %s, serial %s", cp.Client.Name, joinWords(did), pki.ShortSerial(serial))
 	}
 	return nil
 }
@@ -357,13 +357,6 @@ func joinWords(w []string) string {
 		return w[0]
 	}
 	return strings.Join(w[:len(w)-1], ", ") + " and " + w[len(w)-1]
-}
-
-func short(serial string) string {
-	if len(serial) > 12 {
-		return serial[:12] + "..."
-	}
-	return serial
 }
 
 func round(d time.Duration) time.Duration {

@@ -2,9 +2,7 @@ package verify
 
 import (
 	"bytes"
-	"errors"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -12,6 +10,7 @@ import (
 
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/input"
+	"github.com/etcdpki/etcdpki/internal/pathx"
 	"github.com/etcdpki/etcdpki/internal/probe"
 	"github.com/etcdpki/etcdpki/pki"
 )
@@ -191,7 +190,7 @@ type APIServerEtcd struct {
 func ReadManifest(path string) (*APIServerEtcd, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, input.Errorf("read apiserver manifest %s: %w", path, unwrapPath(err))
+		return nil, input.Errorf("read apiserver manifest %s: %w", path, pathx.UnwrapPath(err))
 	}
 	var pod struct {
 		Kind string `yaml:"kind"`
@@ -246,19 +245,4 @@ func ReadManifest(path string) (*APIServerEtcd, error) {
 	}
 	m.Endpoints = splitList([]string{servers})
 	return m, nil
-}
-
-func unwrapPath(err error) error {
-	if pe, ok := errors.AsType[*os.PathError](err); ok {
-		return pe.Err
-	}
-	return err
-}
-
-// absOr makes p absolute for printing flags, keeping it if that fails.
-func absOr(p string) string {
-	if a, err := filepath.Abs(p); err == nil {
-		return a
-	}
-	return p
 }

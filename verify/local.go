@@ -12,6 +12,7 @@ import (
 
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/pathx"
 	"github.com/etcdpki/etcdpki/internal/probe"
 )
 
@@ -116,16 +117,16 @@ func localChecks(in *Inputs, now time.Time) ([]Check, *tls.Config) {
 func readKey(path string) ([]byte, fs.FileMode, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, 0, unwrapPath(err)
+		return nil, 0, pathx.UnwrapPath(err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, 0, unwrapPath(err)
+		return nil, 0, pathx.UnwrapPath(err)
 	}
 	data, err := io.ReadAll(f)
 	if err != nil {
-		return nil, 0, unwrapPath(err)
+		return nil, 0, pathx.UnwrapPath(err)
 	}
 	return data, fi.Mode(), nil
 }

@@ -16,6 +16,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/etcdpki/etcdpki/internal/pathx"
 	"github.com/etcdpki/etcdpki/internal/probe"
 	"github.com/etcdpki/etcdpki/issue"
 )
@@ -208,7 +209,7 @@ func (r *Report) apiserverConfig() ([]string, string, error) {
 		kubeadm, err := issue.KubeadmExternal(s)
 		return issue.APIServerFlags(s), string(kubeadm), err
 	}
-	ca, crt, key := absOr(in.CAFile), absOr(in.CertFile), absOr(in.KeyFile)
+	ca, crt, key := pathx.Abs(in.CAFile), pathx.Abs(in.CertFile), pathx.Abs(in.KeyFile)
 	kubeadm, err := issue.KubeadmExternalFor(in.Endpoints, ca, crt, key)
 	return issue.APIServerFlagsFor(in.Endpoints, ca, crt, key), string(kubeadm), err
 }

@@ -15,8 +15,8 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/etcdpki/etcdpki/internal/testharness/etcdtest"
 	"github.com/etcdpki/etcdpki/internal/probe"
+	"github.com/etcdpki/etcdpki/internal/testharness/etcdtest"
 	"github.com/etcdpki/etcdpki/internal/testharness/testpki"
 )
 

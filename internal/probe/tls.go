@@ -18,6 +18,7 @@ import (
 	"os"
 
 	"github.com/etcdpki/etcdpki/ca"
+	"github.com/etcdpki/etcdpki/internal/pathx"
 )
 
 // Sentinel errors for bad TLS input. They are wrapped in an *FileError
@@ -126,7 +127,7 @@ func CertPool(certs []*x509.Certificate) *x509.CertPool {
 func ReadCertificates(path string) ([]*x509.Certificate, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read: %w", unwrapPath(err))
+		return nil, fmt.Errorf("read: %w", pathx.UnwrapPath(err))
 	}
 	var certs []*x509.Certificate
 	for rest := data; ; {
@@ -159,7 +160,7 @@ func LoadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
 	}
 	keyPEM, err := os.ReadFile(keyFile)
 	if err != nil {
-		return tls.Certificate{}, &FileError{What: "client key", Path: keyFile, Err: fmt.Errorf("read: %w", unwrapPath(err))}
+		return tls.Certificate{}, &FileError{What: "client key", Path: keyFile, Err: fmt.Errorf("read: %w", pathx.UnwrapPath(err))}
 	}
 	key, err := ca.ParseKey(keyPEM)
 	if err != nil {
@@ -179,11 +180,4 @@ func KeyPair(certs []*x509.Certificate, key crypto.Signer) tls.Certificate {
 		pair.Certificate = append(pair.Certificate, c.Raw)
 	}
 	return pair
-}
-
-func unwrapPath(err error) error {
-	if pe, ok := errors.AsType[*os.PathError](err); ok {
-		return pe.Err
-	}
-	return err
 }
