@@ -150,8 +150,11 @@ func (p *parser) urls(n Node, i int, field string, in, def []string) ([]string, 
 }
 
 func (p *parser) clients(s *Spec, in []FileClient) error {
-	api := Client{Name: ClientAPIServer, CommonName: "kube-apiserver-etcd-client", Dir: DefaultNodeDir}
-	hc := Client{Name: ClientHealthcheck, CommonName: "kube-etcd-healthcheck-client"}
+	// The built-in clients' subjects are fixed by the certificate
+	// catalogue (package ca), which package pki reads; the spec only
+	// says where their files go and how to deploy them.
+	api := Client{Name: ClientAPIServer, Dir: DefaultNodeDir}
+	hc := Client{Name: ClientHealthcheck}
 	var extra []Client
 	seen := map[string]int{}
 	for i, rc := range in {

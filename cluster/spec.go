@@ -117,7 +117,9 @@ type Node struct {
 
 // Client is a named client certificate holder.
 type Client struct {
-	Name         string
+	Name string
+	// CommonName is an extra client's subject (its name by default); ""
+	// for the built-in clients, whose subjects the catalogue fixes.
 	CommonName   string
 	Organization []string
 	// Dir is where the client's files live on its host.
