@@ -8,11 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"syscall"
 
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/pki"
+	"golang.org/x/sys/unix"
 )
 
 // pending collects the files to put into one atomic store.
@@ -131,6 +131,16 @@ func readInitialCluster(p pki.Paths) (*initialCluster, error) {
 // configMode: configs hold paths, not secrets, but live in 0700 bundles.
 const configMode fs.FileMode = 0o644
 
+// Permission bits checked on the PKI directory and the directories
+// above what init writes.
+const (
+	// ownerReadSearch lets the owner list the directory and open what
+	// is in it.
+	ownerReadSearch fs.FileMode = 0o500
+	// ownerWrite lets the owner create and rename entries.
+	ownerWrite fs.FileMode = 0o200
+)
+
 // checkPKIDir rejects a PKI directory that is not a directory, or that we
 // could read but not write, before anything is created.
 func checkPKIDir(dir string) error {
@@ -144,7 +154,7 @@ func checkPKIDir(dir string) error {
 	if !info.IsDir() {
 		return inputError("pki dir %s: not a directory", dir)
 	}
-	if info.Mode().Perm()&0o500 != 0o500 {
+	if info.Mode().Perm()&ownerReadSearch != ownerReadSearch {
 		// Root ignores permission bits, but an operator who took the
 		// bits away meant it.
 		return inputError("pki dir %s: not readable (mode %04o)", dir, info.Mode().Perm())
@@ -200,7 +210,7 @@ func checkWritable(pki string, pl *plan) error {
 		if err != nil {
 			return readError(existing, err)
 		}
-		if info.Mode().Perm()&0o200 == 0 || syscall.Access(existing, 2 /* W_OK */) != nil || immutable(existing) {
+		if info.Mode().Perm()&ownerWrite == 0 || unix.Access(existing, unix.W_OK) != nil || immutable(existing) {
 			what := "directory"
 			if existing == pki {
 				what = "pki dir"

@@ -61,8 +61,6 @@ type File struct {
 type Result struct {
 	// Changed is true when a new version was put in effect.
 	Changed bool
-	// ModesFixed lists files whose mode was corrected in place.
-	ModesFixed []string
 	// Previous is the version directory that was in effect before, ""
 	// if there was none. It is kept until the next update so that a
 	// reader that resolved the old path can finish.
@@ -258,7 +256,6 @@ func (b *Batch) Update(dir string, files []File, validate func(map[string][]byte
 				if err := chmod(p, f.Mode); err != nil {
 					return res, fmt.Errorf("fix mode of %s: %w", filepath.Join(dir, f.Name), err)
 				}
-				res.ModesFixed = append(res.ModesFixed, filepath.Join(dir, f.Name))
 			}
 		}
 		return res, nil
