@@ -86,11 +86,6 @@ func (p Paths) ClientCert(name string) (crt, key string) {
 	return filepath.Join(d, name+".crt"), filepath.Join(d, name+".key")
 }
 
-// ClientCA is the CA file in an extra client's bundle.
-func (p Paths) ClientCA(name string) string {
-	return filepath.Join(p.ClientDir(name), "etcd", CAFile)
-}
-
 // InitialCluster records the members the cluster was bootstrapped with,
 // which decides each node's initial-cluster-state.
 func (p Paths) InitialCluster() string { return filepath.Join(p.PKI, "initial-cluster.json") }
