@@ -1,3 +1,9 @@
+// atomicdir.go is long on purpose (about 1000 lines): the versioned
+// store, the batch that switches several stores together, and its
+// rollback and crash repair share one set of invariants about which
+// version is in effect, and reading them in one file is how a reviewer
+// checks that no path breaks them.
+
 // Package atomicdir keeps a directory of certificates and keys whose
 // contents switch all at once.
 //

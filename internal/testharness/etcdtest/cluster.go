@@ -1,3 +1,7 @@
+// cluster.go is a little over 400 lines: a Cluster's whole life (spec,
+// init, start, readiness, clients, growth) stays together because tests
+// read it as one recipe. Members are in member.go.
+
 package etcdtest
 
 import (
