@@ -1,6 +1,9 @@
 // Package ca creates and loads the etcd certificate authority and signs
-// leaf certificates with it through cfssl, following the catalogue of
-// certificate kinds in catalogue.go.
+// leaf certificates with it through cfssl. It owns the certificate
+// catalogue (catalogue.go): every kind of leaf, its kubeadm file name,
+// subject, usages and whether it is per node or per client, which
+// package pki expands over a spec. Its bad-input errors are
+// input.Errors like every other package's.
 package ca
 
 import (

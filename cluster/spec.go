@@ -1,6 +1,13 @@
 // Package cluster reads and validates the cluster spec: the one YAML file
 // that describes an external etcd cluster, its CA, its members and the
 // clients that talk to it. Every etcdpki command starts from a Spec.
+//
+// It owns the spec types (spec.go), the YAML schema (file.go) and its
+// parser (load.go, members.go), spec errors with file, line and field
+// (error.go), the one validator for names, DNS names, IPs and subjects
+// shared with issue (validate.go), the one set of key rules (keys.go),
+// durations (duration.go), deploy and restart templates (template.go)
+// and the spec made from flags (flags.go).
 package cluster
 
 import (

@@ -23,4 +23,12 @@
 // in the PKI directory (see State) lets a run killed at any point resume
 // without redoing finished members. Watch keeps running, rotating on a
 // timer and whenever certificate files or the spec change.
+//
+// Files: options.go (the API: Options, Result, errors), rotate.go (Run
+// and its steps), plan.go and planprint.go (the plan), prove.go (proofs
+// on the wire), roll.go (the rolling restart, the hand-off and its
+// transferee), etcd.go (the etcd client: health, leader moves, serving
+// serials), command.go (the deploy/restart command runner), log.go,
+// state.go (the journal), started.go, lock.go, metrics.go and watch.go.
+// It reads names and paths from package pki and writes through issue.
 package rotate

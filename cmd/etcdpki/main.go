@@ -2,7 +2,11 @@
 // etcd cluster behind Kubernetes.
 //
 // Exit codes: 0 success, 1 a check or operation failed, 2 usage or input
-// error (nothing was changed).
+// error (nothing was changed): any error with an ExitCode method picks its
+// own (package internal/input's convention), every other error is 1.
+//
+// It owns the command line only: flags into plain option structs, one
+// call into rotate, verify or issue, errors mapped to exit codes.
 package main
 
 import (
