@@ -12,6 +12,7 @@ import (
 	cferr "github.com/cloudflare/cfssl/errors"
 
 	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/certx"
 	"github.com/etcdpki/etcdpki/internal/input"
 )
 
@@ -137,8 +138,8 @@ func TestUnsupportedKeys(t *testing.T) {
 			t.Fatalf("%s: %v", k, err)
 		}
 		cert, _ := ParseCert(c)
-		if KeyDescription(cert.PublicKey) != k.String() {
-			t.Errorf("got %s want %s", KeyDescription(cert.PublicKey), k)
+		if certx.KeyDescription(cert.PublicKey) != k.String() {
+			t.Errorf("got %s want %s", certx.KeyDescription(cert.PublicKey), k)
 		}
 	}
 }

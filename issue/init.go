@@ -18,6 +18,7 @@ import (
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
+	"github.com/etcdpki/etcdpki/internal/certx"
 	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/internal/pkilock"
 	"github.com/etcdpki/etcdpki/pki"
@@ -169,7 +170,7 @@ func planInit(ctx context.Context, s *cluster.Spec, o Options, pre *initPlan) (*
 	}
 	ip.authority, ip.caCreated = authority, created
 	if created {
-		printf("[ca] created %s (%s, valid until %s)", authority.Cert.Subject.CommonName, ca.KeyDescription(authority.Cert.PublicKey), authority.Cert.NotAfter.Format(time.DateOnly))
+		printf("[ca] created %s (%s, valid until %s)", authority.Cert.Subject.CommonName, certx.KeyDescription(authority.Cert.PublicKey), authority.Cert.NotAfter.Format(time.DateOnly))
 		res.Created = append(res.Created, "etcd-ca")
 	} else {
 		printf("[ca] reused %s (%s)", authority.Cert.Subject.CommonName, p.CACert())

@@ -19,6 +19,7 @@ import (
 
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/certx"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -133,13 +134,13 @@ func TestInitCertificates(t *testing.T) {
 		}
 		k, ok := c.PublicKey.(*ecdsa.PublicKey)
 		if !ok || k.Curve != elliptic.P256() {
-			t.Errorf("%s key is %s, want ecdsa-256", tg.ID, ca.KeyDescription(c.PublicKey))
+			t.Errorf("%s key is %s, want ecdsa-256", tg.ID, certx.KeyDescription(c.PublicKey))
 		}
 		keyData, _ := os.ReadFile(tg.KeyPath())
 		if err := ca.CheckPair(mustRead(t, tg.CertPath()), keyData); err != nil {
 			t.Errorf("%s: %v", tg.ID, err)
 		}
-		if got := ca.SANs(c); !sameSet(got, tg.Hosts) {
+		if got := certx.SANs(c); !sameSet(got, tg.Hosts) {
 			t.Errorf("%s SANs %v, want %v", tg.ID, got, tg.Hosts)
 		}
 		if c.Subject.CommonName != tg.CommonName {
@@ -148,11 +149,11 @@ func TestInitCertificates(t *testing.T) {
 	}
 	// kubeadm's subjects and SANs, checked literally.
 	srv := readCert(t, filepath.Join(p.NodeCertDir("etcd-node-1"), "server.crt"))
-	if got := strings.Join(ca.SANs(srv), ","); got != "10.0.0.11,127.0.0.1,::1,etcd-node-1.example.internal,etcd-node-1,localhost" {
+	if got := strings.Join(certx.SANs(srv), ","); got != "10.0.0.11,127.0.0.1,::1,etcd-node-1.example.internal,etcd-node-1,localhost" {
 		t.Errorf("server SANs %s", got)
 	}
-	if c := readCert(t, filepath.Join(p.NodeCertDir("etcd-node-2"), "healthcheck-client.crt")); c.Subject.CommonName != "kube-etcd-healthcheck-client" || len(ca.SANs(c)) != 0 {
-		t.Errorf("healthcheck CN %q SANs %v", c.Subject.CommonName, ca.SANs(c))
+	if c := readCert(t, filepath.Join(p.NodeCertDir("etcd-node-2"), "healthcheck-client.crt")); c.Subject.CommonName != "kube-etcd-healthcheck-client" || len(certx.SANs(c)) != 0 {
+		t.Errorf("healthcheck CN %q SANs %v", c.Subject.CommonName, certx.SANs(c))
 	}
 	crt, _ := p.APIServerCert()
 	if c := readCert(t, crt); c.Subject.CommonName != "kube-apiserver-etcd-client" {
@@ -281,7 +282,7 @@ func TestInitKeyAlgorithms(t *testing.T) {
 			}
 			s, _ := initTree(t, y+"nodes:\n  - name: n1\n    ips: [10.0.0.1]\n")
 			c := readCert(t, filepath.Join(pki.Paths{PKI: s.PKIDir}.NodeCertDir("n1"), "peer.crt"))
-			if got := ca.KeyDescription(c.PublicKey); got != tc.want {
+			if got := certx.KeyDescription(c.PublicKey); got != tc.want {
 				t.Errorf("leaf key %s, want %s", got, tc.want)
 			}
 			if _, rsaCA := readCert(t, pki.Paths{PKI: s.PKIDir}.CACert()).PublicKey.(*rsa.PublicKey); rsaCA != strings.Contains(tc.ca, "rsa") {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
+	"github.com/etcdpki/etcdpki/internal/certx"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -42,11 +43,11 @@ func validatePair(t pki.Target, a *ca.CA, certPEM, keyPEM []byte) (*x509.Certifi
 	if err != nil {
 		return nil, inputError("%s: %v", t.CertPath(), err)
 	}
-	key, err := ca.ParseKey(keyPEM)
+	key, err := certx.ParseKey(keyPEM)
 	if err != nil {
 		return nil, inputError("%s: %v", t.KeyPath(), err)
 	}
-	if !ca.KeyMatches(cert, key.Public()) {
+	if !certx.KeyMatches(cert, key.Public()) {
 		return nil, inputError("%s: key does not match certificate %s", t.KeyPath(), t.CertPath())
 	}
 	// Verify at a time the certificate is valid, so that expiry is
@@ -64,7 +65,7 @@ func validatePair(t pki.Target, a *ca.CA, certPEM, keyPEM []byte) (*x509.Certifi
 
 // sanDiff compares a certificate's SANs with the wanted hosts.
 func sanDiff(cert *x509.Certificate, want []string) (missing, extra []string) {
-	have := ca.SANs(cert)
+	have := certx.SANs(cert)
 	for _, h := range want {
 		if !slices.Contains(have, h) {
 			missing = append(missing, h)

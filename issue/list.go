@@ -11,6 +11,7 @@ import (
 
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/certx"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -189,7 +190,7 @@ func readPair(t pki.Target) (certPEM, keyPEM []byte, err error) {
 
 func fill(info *CertInfo, c *x509.Certificate, now time.Time) {
 	info.Subject = c.Subject.CommonName
-	info.SANs = ca.SANs(c)
+	info.SANs = certx.SANs(c)
 	info.NotBefore = c.NotBefore
 	info.Expires = c.NotAfter
 	left := c.NotAfter.Sub(now)

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/etcdpki/etcdpki/ca"
+	"github.com/etcdpki/etcdpki/internal/certx"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -99,8 +99,8 @@ func TestRenewReuseKeyAndSANChange(t *testing.T) {
 		t.Error("--reuse-key replaced the key")
 	}
 	c := readCert(t, picked[0].CertPath())
-	if !strings.Contains(strings.Join(ca.SANs(c), ","), "10.0.0.22") {
-		t.Errorf("renewed SANs %v lack the new IP", ca.SANs(c))
+	if !strings.Contains(strings.Join(certx.SANs(c), ","), "10.0.0.22") {
+		t.Errorf("renewed SANs %v lack the new IP", certx.SANs(c))
 	}
 }
 
@@ -144,8 +144,8 @@ func TestOne(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := readCert(t, tg.CertPath())
-	if c.Subject.CommonName != "etcd-gw" || !sameSet(ca.SANs(c), []string{"10.0.0.21", "gw.example.internal"}) {
-		t.Errorf("issued %v %v", c.Subject, ca.SANs(c))
+	if c.Subject.CommonName != "etcd-gw" || !sameSet(certx.SANs(c), []string{"10.0.0.21", "gw.example.internal"}) {
+		t.Errorf("issued %v %v", c.Subject, certx.SANs(c))
 	}
 	if filepath.Dir(tg.CertPath()) != filepath.Join(s.PKIDir, "issued", "etcd-gw") {
 		t.Errorf("written to %s", tg.CertPath())

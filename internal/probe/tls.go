@@ -17,7 +17,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/etcdpki/etcdpki/ca"
+	"github.com/etcdpki/etcdpki/internal/certx"
 	"github.com/etcdpki/etcdpki/internal/pathx"
 )
 
@@ -162,11 +162,11 @@ func LoadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
 	if err != nil {
 		return tls.Certificate{}, &FileError{What: "client key", Path: keyFile, Err: fmt.Errorf("read: %w", pathx.UnwrapPath(err))}
 	}
-	key, err := ca.ParseKey(keyPEM)
+	key, err := certx.ParseKey(keyPEM)
 	if err != nil {
 		return tls.Certificate{}, &FileError{What: "client key", Path: keyFile, Err: err}
 	}
-	if !ca.KeyMatches(certs[0], key.Public()) {
+	if !certx.KeyMatches(certs[0], key.Public()) {
 		return tls.Certificate{}, &FileError{What: "client key", Path: keyFile, Err: ErrKeyMismatch}
 	}
 	return KeyPair(certs, key), nil
