@@ -8,6 +8,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/internal/pathx"
@@ -110,12 +111,12 @@ func resolve(o Options) (*Inputs, error) {
 			return nil, err
 		}
 		in.spec = s
-		p := pki.Paths{PKI: s.PKIDir}
-		crt, key := p.APIServerCert()
+		// The files the apiserver is given, from the inventory.
+		api, _ := pki.New(s).Target(ca.KindAPIServer.Name)
 		src := "spec " + o.SpecFile
-		caSet := set(&in.CAFile, "caFile", p.APIServerCA(), src)
-		crtSet := set(&in.CertFile, "certFile", crt, src)
-		keySet := set(&in.KeyFile, "keyFile", key, src)
+		caSet := set(&in.CAFile, "caFile", api.CAPath(), src)
+		crtSet := set(&in.CertFile, "certFile", api.CertPath(), src)
+		keySet := set(&in.KeyFile, "keyFile", api.KeyPath(), src)
 		epsSet := len(in.Endpoints) == 0
 		if epsSet {
 			in.Endpoints, in.Sources["endpoints"] = s.ClientEndpoints(), src
