@@ -53,10 +53,17 @@ type CertInfo struct {
 // List inspects the CA and every certificate the spec calls for.
 // renewBefore overrides the spec's threshold when positive.
 func List(s *cluster.Spec, renewBefore time.Duration, now time.Time) ([]CertInfo, error) {
+	return ListInventory(pki.New(s), renewBefore, now)
+}
+
+// ListInventory is List for a spec already expanded, so a caller that
+// reads the inventory again (rotate's plan) expands it once.
+func ListInventory(inv *pki.Inventory, renewBefore time.Duration, now time.Time) ([]CertInfo, error) {
+	s := inv.Spec
 	if renewBefore <= 0 {
 		renewBefore = s.Leaf.RenewBefore
 	}
-	p := pki.Paths{PKI: s.PKIDir}
+	p := inv.Paths
 	authority, err := LoadCA(s.PKIDir)
 	if err != nil {
 		return nil, err
@@ -69,8 +76,7 @@ func List(s *cluster.Spec, renewBefore time.Duration, now time.Time) ([]CertInfo
 		caInfo.Status, caInfo.Reason = StatusDue, "CA expires within a year: plan a staged CA rotation"
 	}
 	out := []CertInfo{caInfo}
-	for _, t := range pki.New(s).Targets {
-		t := t
+	for _, t := range inv.Targets {
 		out = append(out, Inspect(t, authority, renewBefore, now))
 	}
 	return out, nil

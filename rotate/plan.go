@@ -136,7 +136,7 @@ func (p *Plan) node(name string) *NodePlan {
 // with the journal (what is not in effect yet). It changes nothing.
 func makePlan(s *cluster.Spec, st *State, renewBefore time.Duration, now time.Time) (*Plan, error) {
 	inv := pki.New(s)
-	infos, err := issue.List(s, renewBefore, now)
+	infos, err := issue.ListInventory(inv, renewBefore, now)
 	if err != nil {
 		return nil, err
 	}
