@@ -5,8 +5,10 @@
 // each takes effect without a restart. Every command reads names and paths
 // from here; none derives them again.
 //
-// It owns the on-disk layout (Paths) and the inventory (Inventory, Target,
-// Bundle, File). It sits below issue and above ca and cluster:
+// It owns the on-disk layout (Paths), the inventory (Inventory, Target,
+// Bundle, File) and reading trust from the files (trust.go: which CAs a
+// bundle holds, which CA signed a leaf), which CA rotation and recovery
+// derive their state from. It sits below issue and above ca and cluster:
 // issue, rotate, verify and cmd import it; it imports ca and cluster
 // only.
 package pki
