@@ -5,11 +5,13 @@ package rotate
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/internal/probe"
 	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
@@ -54,7 +56,10 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	r.st = st
 	err = r.rotate(ctx, res)
 	res.Took = time.Since(start)
-	if r.o.DryRun {
+	// Bad input changes nothing on disk, the journal and the metrics
+	// included: a refusal is not a run.
+	var ic input.Coder
+	if r.o.DryRun || errors.As(err, &ic) && ic.ExitCode() == input.ExitCode {
 		return res, err
 	}
 	st.LastRun = r.o.Now().UTC()
