@@ -14,6 +14,7 @@ import (
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
+	"github.com/etcdpki/etcdpki/pki"
 )
 
 // The stages of a CA rotation (etcdpki ca rotate), in order. Each one
@@ -33,18 +34,10 @@ const (
 // CAStages lists the stages in order.
 var CAStages = []string{CAStagePrepare, CAStageTrustBoth, CAStageReissue, CAStageFinish}
 
-// NextCADir is where the CA being rolled out waits, stored like the CA (an
-// atomic store holding ca.crt and ca.key, the key 0400). It exists only
-// while a CA rotation is in progress.
-func (p Paths) NextCADir() string { return filepath.Join(p.PKI, "etcd-next") }
-
-// NextCACert is the next CA's certificate.
-func (p Paths) NextCACert() string { return filepath.Join(p.NextCADir(), "ca.crt") }
-
 // LoadNextCA loads the CA a rotation is rolling out; nil and no error when
 // no CA rotation is in progress.
-func LoadNextCA(pki string) (*ca.CA, error) {
-	p := Paths{PKI: pki}
+func LoadNextCA(pkiDir string) (*ca.CA, error) {
+	p := pki.Paths{PKI: pkiDir}
 	dir := p.NextCADir()
 	certPEM, certErr := atomicdir.Read(dir, "ca.crt")
 	keyPEM, keyErr := atomicdir.Read(dir, "ca.key")
@@ -107,20 +100,22 @@ func (r *CARotation) SignedBy(c *x509.Certificate) string {
 }
 
 func issuedBy(c *x509.Certificate, a *ca.CA) bool {
-	return bytes.Equal(c.RawIssuer, a.Cert.RawSubject) && c.CheckSignatureFrom(a.Cert) == nil
+	_, err := pki.SignedBy(c, []*x509.Certificate{a.Cert})
+	return err == nil
 }
 
 // BundleCAs reads every certificate of a bundle's ca.crt (dir is the
 // store holding it); nil when it has none.
 func BundleCAs(dir string) ([]*x509.Certificate, error) {
-	data, err := os.ReadFile(filepath.Join(dir, "ca.crt"))
+	path := filepath.Join(dir, pki.CAFile)
+	certs, err := pki.ReadCAs(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, readError(filepath.Join(dir, "ca.crt"), err)
+		return nil, inputError("%v", err)
 	}
-	return ca.ParseCerts(data)
+	return certs, nil
 }
 
 // Holds names what a bundle trusts within the rotation: "old", "both",
@@ -157,6 +152,12 @@ func (r *CARotation) Holds(certs []*x509.Certificate) string {
 // trusting the next CA only, or PKI/etcd already switched to it,
 // "finish".
 func ReadCARotation(s *cluster.Spec) (*CARotation, error) {
+	return readCARotation(pki.New(s))
+}
+
+// readCARotation is ReadCARotation for a spec already expanded.
+func readCARotation(inv *pki.Inventory) (*CARotation, error) {
+	s := inv.Spec
 	old, err := LoadCA(s.PKIDir)
 	if err != nil {
 		return nil, err
@@ -176,21 +177,19 @@ func ReadCARotation(s *cluster.Spec) (*CARotation, error) {
 		return r, nil
 	}
 	rank := 0
-	seen := map[string]bool{}
-	for _, t := range Targets(s) {
-		if !seen[t.CADir] {
-			seen[t.CADir] = true
-			certs, err := BundleCAs(t.CADir)
-			if err != nil {
-				return nil, err
-			}
-			switch r.Holds(certs) {
-			case "both":
-				rank = max(rank, 1)
-			case "next":
-				rank = max(rank, 3)
-			}
+	for _, b := range inv.Bundles {
+		certs, err := BundleCAs(b.CADir)
+		if err != nil {
+			return nil, err
 		}
+		switch r.Holds(certs) {
+		case "both":
+			rank = max(rank, 1)
+		case "next":
+			rank = max(rank, 3)
+		}
+	}
+	for _, t := range inv.Targets {
 		if data, err := os.ReadFile(t.CertPath()); err == nil {
 			if c, err := ca.ParseCert(data); err == nil && r.SignedBy(c) == "next" {
 				rank = max(rank, 2)
@@ -204,12 +203,12 @@ func ReadCARotation(s *cluster.Spec) (*CARotation, error) {
 // refuseDuringCARotation keeps init and certs renew from writing a bundle
 // with the old CA alone in the middle of a CA rotation, which would undo
 // its trust-both stage; etcdpki ca rotate re-issues from the right CA.
-func refuseDuringCARotation(pki, what string) error {
-	next, err := LoadNextCA(pki)
+func refuseDuringCARotation(pkiDir, what string) error {
+	next, err := LoadNextCA(pkiDir)
 	if err != nil || next == nil {
 		return err
 	}
-	return inputError("%s: a CA rotation is in progress (%s holds the next CA); finish it with etcdpki ca rotate first", what, Paths{PKI: pki}.NextCADir())
+	return inputError("%s: a CA rotation is in progress (%s holds the next CA); finish it with etcdpki ca rotate first", what, pki.Paths{PKI: pkiDir}.NextCADir())
 }
 
 // CADue says whether a CA should be replaced, and why: inside a year of

@@ -7,6 +7,7 @@ import (
 
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
+	"github.com/etcdpki/etcdpki/pki"
 )
 
 // TestCARotationStageFromTheFiles walks a tree through the stages of a CA
@@ -15,7 +16,7 @@ import (
 // and that certs list stays usable at every step, saying the stage.
 func TestCARotationStageFromTheFiles(t *testing.T) {
 	s, _ := initTree(t, threeNodes)
-	p := Paths{PKI: s.PKIDir}
+	p := pki.Paths{PKI: s.PKIDir}
 	stage := func(want string) *CARotation {
 		t.Helper()
 		r, err := ReadCARotation(s)
@@ -42,7 +43,7 @@ func TestCARotationStageFromTheFiles(t *testing.T) {
 	bundles := func(data []byte) {
 		t.Helper()
 		seen := map[string]bool{}
-		for _, tg := range Targets(s) {
+		for _, tg := range pki.New(s).Targets {
 			if seen[tg.CADir] {
 				continue
 			}
@@ -64,7 +65,7 @@ func TestCARotationStageFromTheFiles(t *testing.T) {
 	r := stage(CAStagePrepare)
 	// Without the rotation's authority, renew and init refuse: they would
 	// write bundles with the old CA alone.
-	if _, err := Renew(context.Background(), s, Targets(s), RenewOptions{}); err == nil {
+	if _, err := Renew(context.Background(), s, pki.New(s).Targets, RenewOptions{}); err == nil {
 		t.Error("certs renew ran during a CA rotation")
 	}
 	if _, err := Init(context.Background(), s, Options{}); err == nil {
@@ -74,11 +75,11 @@ func TestCARotationStageFromTheFiles(t *testing.T) {
 	stage(CAStageTrustBoth)
 	// One leaf from the new CA is enough to be in reissue; a bundle
 	// trusting only the old CA beside it would be invalid.
-	if _, err := Renew(context.Background(), s, Targets(s)[:1], RenewOptions{Authority: next, BundleCA: r.BundlePEM(CAStageReissue)}); err != nil {
+	if _, err := Renew(context.Background(), s, pki.New(s).Targets[:1], RenewOptions{Authority: next, BundleCA: r.BundlePEM(CAStageReissue)}); err != nil {
 		t.Fatal(err)
 	}
 	stage(CAStageReissue)
-	if _, err := Renew(context.Background(), s, Targets(s)[1:], RenewOptions{Authority: next, BundleCA: r.BundlePEM(CAStageReissue)}); err != nil {
+	if _, err := Renew(context.Background(), s, pki.New(s).Targets[1:], RenewOptions{Authority: next, BundleCA: r.BundlePEM(CAStageReissue)}); err != nil {
 		t.Fatal(err)
 	}
 	stage(CAStageReissue)

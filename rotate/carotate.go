@@ -33,7 +33,10 @@ import (
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
+	"github.com/etcdpki/etcdpki/internal/certx"
+	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/issue"
+	"github.com/etcdpki/etcdpki/pki"
 )
 
 // CAOptions control a CA rotation.
@@ -114,7 +117,7 @@ func checkStage(name string) error {
 	if name == "" || slices.Contains(issue.CAStages, name) {
 		return nil
 	}
-	return &ca.InputError{Err: fmt.Errorf("--until %q: unknown stage; the stages are %s", name, strings.Join(issue.CAStages, ", "))}
+	return &input.Error{Err: fmt.Errorf("--until %q: unknown stage; the stages are %s", name, strings.Join(issue.CAStages, ", "))}
 }
 
 // RunCA rotates the etcd CA, stage by stage, resuming where the files and
@@ -129,8 +132,8 @@ func RunCA(ctx context.Context, o CAOptions) (*CAResult, error) {
 		return nil, err
 	}
 	s := o.Spec
-	cr := &caRun{o: o, r: &runner{o: ro, log: newLogger(ro.Out), etcd: &etcdCluster{spec: s, paths: issue.Paths{PKI: s.PKIDir}}},
-		res: &CAResult{}, paths: issue.Paths{PKI: s.PKIDir}}
+	cr := &caRun{o: o, r: &runner{o: ro, log: newLogger(ro.Out), etcd: &etcdCluster{spec: s, paths: pki.Paths{PKI: s.PKIDir}}},
+		res: &CAResult{}, paths: pki.Paths{PKI: s.PKIDir}}
 	if err := cr.checkSpec(); err != nil {
 		return nil, err
 	}
@@ -172,7 +175,7 @@ type caRun struct {
 	r     *runner
 	rot   *issue.CARotation
 	res   *CAResult
-	paths issue.Paths
+	paths pki.Paths
 	// clientsUsed is set once --clients-restarted let a stage go on.
 	clientsUsed bool
 }
@@ -186,10 +189,10 @@ func (cr *caRun) checkSpec() error {
 	s := cr.o.Spec
 	for _, n := range s.Nodes {
 		if n.Restart == "" {
-			return &ca.InputError{Err: fmt.Errorf("node %s: a CA rotation restarts every member, but the spec has no restart command (set nodes[].restart)", n.Name)}
+			return &input.Error{Err: fmt.Errorf("node %s: a CA rotation restarts every member, but the spec has no restart command (set nodes[].restart)", n.Name)}
 		}
 		if !s.Local && n.Deploy == "" {
-			return &ca.InputError{Err: fmt.Errorf("node %s: a CA rotation changes its bundle, but the spec has no deploy command to copy it to %s (set nodes[].deploy)", n.Name, n.Dir)}
+			return &input.Error{Err: fmt.Errorf("node %s: a CA rotation changes its bundle, but the spec has no deploy command to copy it to %s (set nodes[].deploy)", n.Name, n.Dir)}
 		}
 	}
 	return nil
@@ -239,7 +242,7 @@ func (cr *caRun) run(ctx context.Context) error {
 		st := cr.r.st.CA
 		if st != nil && st.Next == issue.Serial(cr.rot.Old.Cert) && !st.Done[issue.CAStageFinish].IsZero() && !cr.o.New {
 			cr.log("nothing to do: the CA rotation to %s (serial %s) finished at %s; to replace this CA too, run again with --new",
-				cr.rot.Old.Cert.Subject.CommonName, short(st.Next), st.Done[issue.CAStageFinish].Format(time.RFC3339))
+				cr.rot.Old.Cert.Subject.CommonName, pki.ShortSerial(st.Next), st.Done[issue.CAStageFinish].Format(time.RFC3339))
 			return nil
 		}
 	}
@@ -284,7 +287,7 @@ func (cr *caRun) run(ctx context.Context) error {
 func (cr *caRun) prepare() (bool, error) {
 	if cr.rot.InProgress() {
 		cr.log("prepare: done: next CA %q (%s, serial %s) in %s", cr.rot.Next.Cert.Subject.CommonName,
-			ca.KeyDescription(cr.rot.Next.Cert.PublicKey), short(issue.Serial(cr.rot.Next.Cert)), cr.paths.NextCADir())
+			certx.KeyDescription(cr.rot.Next.Cert.PublicKey), pki.ShortSerial(issue.Serial(cr.rot.Next.Cert)), cr.paths.NextCADir())
 		return true, nil
 	}
 	next, err := ca.Create(cr.o.Spec.CA, cr.r.o.Now())
@@ -303,7 +306,7 @@ func (cr *caRun) prepare() (bool, error) {
 		return false, err
 	}
 	cr.log("prepare: created the next CA %q (%s, serial %s, valid until %s) in %s; nothing deployed", next.Cert.Subject.CommonName,
-		ca.KeyDescription(next.Cert.PublicKey), short(issue.Serial(next.Cert)), next.Cert.NotAfter.Format(time.DateOnly), cr.paths.NextCADir())
+		certx.KeyDescription(next.Cert.PublicKey), pki.ShortSerial(issue.Serial(next.Cert)), next.Cert.NotAfter.Format(time.DateOnly), cr.paths.NextCADir())
 	return false, nil
 }
 
@@ -318,10 +321,8 @@ func checkCAFiles(files map[string][]byte) error {
 // apiserver's, every extra client's.
 func (cr *caRun) bundleDirs() []string {
 	var dirs []string
-	for _, t := range issue.Targets(cr.o.Spec) {
-		if !slices.Contains(dirs, t.CADir) {
-			dirs = append(dirs, t.CADir)
-		}
+	for _, b := range pki.New(cr.o.Spec).Bundles {
+		dirs = append(dirs, b.CADir)
 	}
 	return dirs
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/issue"
+	"github.com/etcdpki/etcdpki/pki"
 )
 
 type crashed struct{ step string }
@@ -99,7 +100,7 @@ func TestRetireCrashAtEveryStepConverges(t *testing.T) {
 
 func checkRetired(t *testing.T, s *cluster.Spec, oldKey, nextCert []byte, stopped string) {
 	t.Helper()
-	p := issue.Paths{PKI: s.PKIDir}
+	p := pki.Paths{PKI: s.PKIDir}
 	in, err := issue.LoadCA(s.PKIDir)
 	if err != nil || !bytes.Equal(in.CertPEM, nextCert) {
 		t.Fatalf("killed at %s: PKI/etcd is not the new CA: %v", stopped, err)
@@ -159,5 +160,5 @@ func newCARun(t *testing.T, s *cluster.Spec) *caRun {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &caRun{o: CAOptions{Spec: s, Now: time.Now}, r: &runner{o: ro, log: newLogger(io.Discard), st: st}, rot: rot, res: &CAResult{}, paths: issue.Paths{PKI: s.PKIDir}}
+	return &caRun{o: CAOptions{Spec: s, Now: time.Now}, r: &runner{o: ro, log: newLogger(io.Discard), st: st}, rot: rot, res: &CAResult{}, paths: pki.Paths{PKI: s.PKIDir}}
 }

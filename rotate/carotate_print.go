@@ -5,9 +5,10 @@ import (
 	"io"
 	"time"
 
-	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/certx"
 	"github.com/etcdpki/etcdpki/issue"
+	"github.com/etcdpki/etcdpki/pki"
 )
 
 // printPlan is --dry-run: the four stages, where the files stand, what
@@ -20,12 +21,12 @@ func (cr *caRun) printPlan(w io.Writer) {
 		stage = "none (no CA rotation in progress)"
 	}
 	fmt.Fprintf(w, "CA rotation of %s: files at stage %s\n", s.PKIDir, stage)
-	fmt.Fprintf(w, "  CA in effect: %q %s, serial %s, valid until %s\n", rot.Old.Cert.Subject.CommonName, ca.KeyDescription(rot.Old.Cert.PublicKey),
-		short(issue.Serial(rot.Old.Cert)), rot.Old.Cert.NotAfter.Format(time.DateOnly))
+	fmt.Fprintf(w, "  CA in effect: %q %s, serial %s, valid until %s\n", rot.Old.Cert.Subject.CommonName, certx.KeyDescription(rot.Old.Cert.PublicKey),
+		pki.ShortSerial(issue.Serial(rot.Old.Cert)), rot.Old.Cert.NotAfter.Format(time.DateOnly))
 	var j *CAJournal
 	if rot.InProgress() {
-		fmt.Fprintf(w, "  next CA:      %q %s, serial %s, valid until %s\n", rot.Next.Cert.Subject.CommonName, ca.KeyDescription(rot.Next.Cert.PublicKey),
-			short(issue.Serial(rot.Next.Cert)), rot.Next.Cert.NotAfter.Format(time.DateOnly))
+		fmt.Fprintf(w, "  next CA:      %q %s, serial %s, valid until %s\n", rot.Next.Cert.Subject.CommonName, certx.KeyDescription(rot.Next.Cert.PublicKey),
+			pki.ShortSerial(issue.Serial(rot.Next.Cert)), rot.Next.Cert.NotAfter.Format(time.DateOnly))
 		if st := cr.r.st.CA; st != nil && st.Next == issue.Serial(rot.Next.Cert) {
 			j = st
 		}
@@ -75,7 +76,7 @@ func (cr *caRun) printPlan(w io.Writer) {
 	}
 	fmt.Fprintln(w, "   then every client restarts (it reads its CA file only at start):")
 	clients(issue.CAStageTrustBoth)
-	fmt.Fprintf(w, "3. reissue (%s): every leaf (%d) issued again from the new CA; no restart\n", status(issue.CAStageReissue), len(issue.Targets(s)))
+	fmt.Fprintf(w, "3. reissue (%s): every leaf (%d) issued again from the new CA; no restart\n", status(issue.CAStageReissue), len(pki.New(s).Targets))
 	fmt.Fprintln(w, "   proof per member: both ports serve the new leaves, from the new CA; its new peer cert accepted by another member; clients' new certs accepted")
 	for _, n := range nodes {
 		fmt.Fprintf(w, "       %s (%s)\n", n, member(issue.CAStageReissue, n))

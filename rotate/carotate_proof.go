@@ -10,6 +10,7 @@ import (
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/probe"
 	"github.com/etcdpki/etcdpki/issue"
+	"github.com/etcdpki/etcdpki/pki"
 )
 
 // probeRoots trusts both CAs: a member serves a leaf of either while the
@@ -45,7 +46,7 @@ func (cr *caRun) proveTrust(ctx context.Context, n cluster.Node, stage string) (
 			return nil, &ProofError{Member: n.Name, Port: port.name + " " + port.addr, Err: fmt.Errorf(
 				"refused a probe client certificate from the new CA (serial %s): %w; the member does not trust the new CA, so its restart did not load the new ca.crt "+
 					"(check that the deploy copied the bundle to nodes[].dir and that its etcd.conf.yml's trusted-ca-file is that ca.crt), then run etcdpki ca rotate again",
-				short(issue.Serial(cr.rot.Next.Cert)), err)}
+				pki.ShortSerial(issue.Serial(cr.rot.Next.Cert)), err)}
 		}
 		shown = append(shown, port.name+" "+port.addr+" accepts the new CA")
 	}
@@ -64,7 +65,7 @@ func (cr *caRun) proveTrust(ctx context.Context, n cluster.Node, stage string) (
 		case err == nil:
 			return nil, &ProofError{Member: n.Name, Port: port.name + " " + port.addr, Err: fmt.Errorf(
 				"accepted a probe client certificate from the old CA (serial %s): the member still trusts it, so its restart did not load the new ca.crt; "+
-					"check the deploy, then run etcdpki ca rotate again", short(issue.Serial(cr.rot.Old.Cert)))}
+					"check the deploy, then run etcdpki ca rotate again", pki.ShortSerial(issue.Serial(cr.rot.Old.Cert)))}
 		case !errors.As(err, &pe) || pe.Kind != probe.KindClientCertRejected:
 			return nil, &ProofError{Member: n.Name, Port: port.name + " " + port.addr, Err: fmt.Errorf("probe with a certificate from the old CA: %w", err)}
 		}

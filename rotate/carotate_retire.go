@@ -8,6 +8,7 @@ import (
 
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/issue"
+	"github.com/etcdpki/etcdpki/pki"
 )
 
 // retire makes the new CA the CA in effect, in an order a crash at any
@@ -38,7 +39,7 @@ func (cr *caRun) retire() error {
 		}, checkCAFiles); err != nil {
 			return fmt.Errorf("finish: switch %s to the new CA: %w", caDir, err)
 		}
-		cr.log("finish: the old CA (serial %s) is in %s (key 0400); %s is the new CA (serial %s)", short(issue.Serial(old.Cert)), backup, caDir, short(issue.Serial(next.Cert)))
+		cr.log("finish: the old CA (serial %s) is in %s (key 0400); %s is the new CA (serial %s)", pki.ShortSerial(issue.Serial(old.Cert)), backup, caDir, pki.ShortSerial(issue.Serial(next.Cert)))
 	}
 	if err := atomicdir.DropOld(caDir); err != nil {
 		return fmt.Errorf("finish: remove the old CA key from %s: %w", caDir, err)

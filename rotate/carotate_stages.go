@@ -16,8 +16,10 @@ import (
 
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/internal/probe"
 	"github.com/etcdpki/etcdpki/issue"
+	"github.com/etcdpki/etcdpki/pki"
 )
 
 // restartStage runs trust-both or finish: bundles, deploy, a rolling
@@ -56,9 +58,9 @@ func (cr *caRun) restartStage(ctx context.Context, stage string, sr *CAStageResu
 	}
 	if stage == issue.CAStageTrustBoth {
 		cr.log("%s: every bundle's ca.crt holds the old CA (serial %s) and the new one (serial %s); %d bundles changed", stage,
-			short(issue.Serial(cr.rot.Old.Cert)), short(issue.Serial(cr.rot.Next.Cert)), changed)
+			pki.ShortSerial(issue.Serial(cr.rot.Old.Cert)), pki.ShortSerial(issue.Serial(cr.rot.Next.Cert)), changed)
 	} else {
-		cr.log("%s: every bundle's ca.crt holds the new CA (serial %s) only; %d bundles changed", stage, short(issue.Serial(cr.rot.Next.Cert)), changed)
+		cr.log("%s: every bundle's ca.crt holds the new CA (serial %s) only; %d bundles changed", stage, pki.ShortSerial(issue.Serial(cr.rot.Next.Cert)), changed)
 	}
 	if cr.rot.Stage == issue.CAStagePrepare || stage == issue.CAStageFinish {
 		cr.rot.Stage = stage
@@ -136,7 +138,7 @@ func (cr *caRun) restartStage(ctx context.Context, stage string, sr *CAStageResu
 func (cr *caRun) memberPlan(stage string) (*Plan, error) {
 	s := cr.o.Spec
 	p := &Plan{}
-	targets := issue.Targets(s)
+	targets := pki.New(s).Targets
 	for _, n := range s.Nodes {
 		p.Members = append(p.Members, n.Name)
 		if cr.proven(stage, n.Name) {
@@ -153,10 +155,10 @@ func (cr *caRun) memberPlan(stage string) (*Plan, error) {
 			Dir: n.Dir, ConfigFile: cr.paths.NodeConfig(n.Name), DataDir: n.DataDir}
 		var err error
 		if np.DeployCmd, err = cluster.RenderTemplate(n.Deploy, data); err != nil {
-			return nil, &ca.InputError{Err: fmt.Errorf("node %s deploy template: %w", n.Name, err)}
+			return nil, &input.Error{Err: fmt.Errorf("node %s deploy template: %w", n.Name, err)}
 		}
 		if np.RestartCmd, err = cluster.RenderTemplate(n.Restart, data); err != nil {
-			return nil, &ca.InputError{Err: fmt.Errorf("node %s restart template: %w", n.Name, err)}
+			return nil, &input.Error{Err: fmt.Errorf("node %s restart template: %w", n.Name, err)}
 		}
 		p.Nodes = append(p.Nodes, np)
 	}
@@ -187,7 +189,7 @@ func (cr *caRun) deploy(ctx context.Context, p *Plan) error {
 func (cr *caRun) clientPlans() ([]*ClientPlan, error) {
 	s := cr.o.Spec
 	var out []*ClientPlan
-	for _, t := range issue.Targets(s) {
+	for _, t := range pki.New(s).Targets {
 		c, ok := s.Client(t.Owner)
 		if !ok {
 			continue
@@ -196,10 +198,10 @@ func (cr *caRun) clientPlans() ([]*ClientPlan, error) {
 		data := cluster.TemplateData{Name: c.Name, Bundle: t.Dir, Dir: c.Dir}
 		var err error
 		if cp.DeployCmd, err = cluster.RenderTemplate(c.Deploy, data); err != nil {
-			return nil, &ca.InputError{Err: fmt.Errorf("client %s deploy template: %w", c.Name, err)}
+			return nil, &input.Error{Err: fmt.Errorf("client %s deploy template: %w", c.Name, err)}
 		}
 		if cp.RestartCmd, err = cluster.RenderTemplate(c.Restart, data); err != nil {
-			return nil, &ca.InputError{Err: fmt.Errorf("client %s restart template: %w", c.Name, err)}
+			return nil, &input.Error{Err: fmt.Errorf("client %s restart template: %w", c.Name, err)}
 		}
 		out = append(out, cp)
 	}
@@ -260,7 +262,7 @@ func (cr *caRun) restartClients(ctx context.Context, stage string) ([]string, er
 		c, _ := cr.o.Spec.Client(name)
 		caFile := filepath.Join(c.Dir, "etcd", "ca.crt")
 		if c.Dir == "" {
-			for _, t := range issue.Targets(cr.o.Spec) {
+			for _, t := range pki.New(cr.o.Spec).Targets {
 				if t.Owner == name {
 					caFile = filepath.Join(t.CADir, "ca.crt")
 				}
@@ -276,7 +278,7 @@ func (cr *caRun) restartClients(ctx context.Context, stage string) ([]string, er
 // allLeavesFromNext refuses to drop the old CA from the bundles while a
 // leaf still comes from it.
 func (cr *caRun) allLeavesFromNext() error {
-	for _, t := range issue.Targets(cr.o.Spec) {
+	for _, t := range pki.New(cr.o.Spec).Targets {
 		data, err := os.ReadFile(t.CertPath())
 		if err != nil {
 			return fmt.Errorf("finish: %s: %w", t.ID, err)
@@ -306,8 +308,8 @@ func (cr *caRun) reissue(ctx context.Context, sr *CAStageResult) (bool, error) {
 	if cr.journal().Done[issue.CAStageTrustBoth].IsZero() && cr.rot.Stage != stage {
 		return false, fmt.Errorf("%s: stage trust-both is not proven yet", stage)
 	}
-	var due []issue.Target
-	for _, t := range issue.Targets(s) {
+	var due []pki.Target
+	for _, t := range pki.New(s).Targets {
 		data, err := os.ReadFile(t.CertPath())
 		if err == nil {
 			if c, err := ca.ParseCert(data); err == nil && cr.rot.SignedBy(c) == "next" {
@@ -373,13 +375,13 @@ func (cr *caRun) reissue(ctx context.Context, sr *CAStageResult) (bool, error) {
 		cr.r.st.Proofs[np.Node.Name] = Proof{ServerSerial: pr.ServerSerial, PeerSerial: pr.PeerSerial, AcceptedBy: pr.AcceptedBy,
 			At: cr.r.o.Now().UTC(), Took: round(pr.Took).String()}
 		cr.record(stage, np.Node.Name, CAProof{Shown: append([]string{fmt.Sprintf("client port serves %s, peer port serves %s, peer cert accepted by %s",
-			short(pr.ServerSerial), short(pr.PeerSerial), pr.AcceptedBy)}, issuer...)})
+			pki.ShortSerial(pr.ServerSerial), pki.ShortSerial(pr.PeerSerial), pr.AcceptedBy)}, issuer...)})
 		if err := cr.save(); err != nil {
 			return false, err
 		}
 		sr.Proven = append(sr.Proven, np.Node.Name)
 		cr.log("%s [%d/%d] %s: in effect without restart: client port serves %s, peer port serves %s (both from the new CA), its peer cert accepted by %s (%d ms)",
-			stage, i+1, len(p.Nodes), np.Node.Name, short(pr.ServerSerial), short(pr.PeerSerial), noMember(pr.AcceptedBy), pr.Took.Milliseconds())
+			stage, i+1, len(p.Nodes), np.Node.Name, pki.ShortSerial(pr.ServerSerial), pki.ShortSerial(pr.PeerSerial), noMember(pr.AcceptedBy), pr.Took.Milliseconds())
 	}
 	cps, err := cr.clientPlans()
 	if err != nil {
@@ -404,11 +406,11 @@ func (cr *caRun) reissue(ctx context.Context, sr *CAStageResult) (bool, error) {
 			return false, err
 		}
 		cr.r.st.InEffect[cp.Target.ID] = serial
-		cr.record(stage, who, CAProof{Shown: []string{"new certificate " + short(serial) + " accepted with a linearizable read on every client port"}})
+		cr.record(stage, who, CAProof{Shown: []string{"new certificate " + pki.ShortSerial(serial) + " accepted with a linearizable read on every client port"}})
 		if err := cr.save(); err != nil {
 			return false, err
 		}
-		cr.log("%s: client %s: new certificate %s from the new CA accepted with a linearizable read on every client port (%d ms)", stage, cp.Client.Name, short(serial), took.Milliseconds())
+		cr.log("%s: client %s: new certificate %s from the new CA accepted with a linearizable read on every client port (%d ms)", stage, cp.Client.Name, pki.ShortSerial(serial), took.Milliseconds())
 	}
 	cr.journal().Done[stage] = cr.r.o.Now().UTC()
 	if err := cr.save(); err != nil {

@@ -24,9 +24,10 @@ import (
 
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
-	"github.com/etcdpki/etcdpki/internal/etcdtest"
 	"github.com/etcdpki/etcdpki/internal/probe"
+	"github.com/etcdpki/etcdpki/internal/testharness/etcdtest"
 	"github.com/etcdpki/etcdpki/issue"
+	"github.com/etcdpki/etcdpki/pki"
 	"github.com/etcdpki/etcdpki/rotate"
 	"github.com/etcdpki/etcdpki/verify"
 )
@@ -95,7 +96,7 @@ func caTerm(t testing.TB, c *etcdtest.Cluster) uint64 {
 func bundleCAs(t *testing.T, s *cluster.Spec) map[string][]*x509.Certificate {
 	t.Helper()
 	out := map[string][]*x509.Certificate{}
-	for _, tg := range issue.Targets(s) {
+	for _, tg := range pki.New(s).Targets {
 		certs, err := issue.BundleCAs(tg.CADir)
 		if err != nil {
 			t.Fatal(err)
@@ -108,7 +109,7 @@ func bundleCAs(t *testing.T, s *cluster.Spec) map[string][]*x509.Certificate {
 // leavesFrom asserts which CA issued every leaf on disk.
 func leavesFrom(t *testing.T, s *cluster.Spec, authority *x509.Certificate, what string) {
 	t.Helper()
-	for _, tg := range issue.Targets(s) {
+	for _, tg := range pki.New(s).Targets {
 		b, err := os.ReadFile(tg.CertPath())
 		if err != nil {
 			t.Fatal(err)

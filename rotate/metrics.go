@@ -12,6 +12,7 @@ import (
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/issue"
+	"github.com/etcdpki/etcdpki/pki"
 )
 
 // metricsMode: node_exporter's textfile collector runs as another user
@@ -25,10 +26,11 @@ func writeMetrics(path string, s *cluster.Spec, st *State, ok bool, now time.Tim
 	var b bytes.Buffer
 	b.WriteString("# HELP etcdpki_cert_expiry_timestamp_seconds When the certificate expires (Unix time).\n")
 	b.WriteString("# TYPE etcdpki_cert_expiry_timestamp_seconds gauge\n")
-	if c, err := readCert(issue.Paths{PKI: s.PKIDir}.CACert()); err == nil {
+	inv := pki.New(s)
+	if c, err := readCert(inv.Paths.CACert()); err == nil {
 		fmt.Fprintf(&b, "etcdpki_cert_expiry_timestamp_seconds{cluster=%q,cert=%q} %d\n", s.Name, "etcd-ca", c.NotAfter.Unix())
 	}
-	for _, t := range issue.Targets(s) {
+	for _, t := range inv.Targets {
 		c, err := readCert(t.CertPath())
 		if err != nil {
 			continue
@@ -40,7 +42,7 @@ func writeMetrics(path string, s *cluster.Spec, st *State, ok bool, now time.Tim
 	// someone must run etcdpki ca rotate.
 	b.WriteString("# HELP etcdpki_ca_due Whether the etcd CA is due for replacement with etcdpki ca rotate (1) or not (0).\n")
 	b.WriteString("# TYPE etcdpki_ca_due gauge\n")
-	if c, err := readCert(issue.Paths{PKI: s.PKIDir}.CACert()); err == nil {
+	if c, err := readCert(pki.Paths{PKI: s.PKIDir}.CACert()); err == nil {
 		due := 0
 		if _, ok := issue.CADue(c, s.Leaf.RenewBefore, now); ok {
 			due = 1
