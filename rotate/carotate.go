@@ -133,7 +133,7 @@ func RunCA(ctx context.Context, o CAOptions) (*CAResult, error) {
 	}
 	s := o.Spec
 	cr := &caRun{o: o, r: &runner{o: ro, log: newLogger(ro.Out), etcd: &etcdCluster{spec: s, paths: pki.Paths{PKI: s.PKIDir}}},
-		res: &CAResult{}, paths: pki.Paths{PKI: s.PKIDir}}
+		res: &CAResult{}, paths: pki.Paths{PKI: s.PKIDir}, inv: pki.New(s)}
 	if err := cr.checkSpec(); err != nil {
 		return nil, err
 	}
@@ -171,9 +171,11 @@ func RunCA(ctx context.Context, o CAOptions) (*CAResult, error) {
 }
 
 type caRun struct {
-	o     CAOptions
-	r     *runner
-	rot   *issue.CARotation
+	o   CAOptions
+	r   *runner
+	rot *issue.CARotation
+	// inv is the spec expanded once: every certificate and bundle.
+	inv   *pki.Inventory
 	res   *CAResult
 	paths pki.Paths
 	// clientsUsed is set once --clients-restarted let a stage go on.
@@ -321,7 +323,7 @@ func checkCAFiles(files map[string][]byte) error {
 // apiserver's, every extra client's.
 func (cr *caRun) bundleDirs() []string {
 	var dirs []string
-	for _, b := range pki.New(cr.o.Spec).Bundles {
+	for _, b := range cr.inv.Bundles {
 		dirs = append(dirs, b.CADir)
 	}
 	return dirs

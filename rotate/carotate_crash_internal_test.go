@@ -160,5 +160,5 @@ func newCARun(t *testing.T, s *cluster.Spec) *caRun {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &caRun{o: CAOptions{Spec: s, Now: time.Now}, r: &runner{o: ro, log: newLogger(io.Discard), st: st}, rot: rot, res: &CAResult{}, paths: pki.Paths{PKI: s.PKIDir}}
+	return &caRun{o: CAOptions{Spec: s, Now: time.Now}, r: &runner{o: ro, log: newLogger(io.Discard), st: st}, rot: rot, res: &CAResult{}, paths: pki.Paths{PKI: s.PKIDir}, inv: pki.New(s)}
 }

@@ -76,7 +76,7 @@ func (cr *caRun) printPlan(w io.Writer) {
 	}
 	fmt.Fprintln(w, "   then every client restarts (it reads its CA file only at start):")
 	clients(issue.CAStageTrustBoth)
-	fmt.Fprintf(w, "3. reissue (%s): every leaf (%d) issued again from the new CA; no restart\n", status(issue.CAStageReissue), len(pki.New(s).Targets))
+	fmt.Fprintf(w, "3. reissue (%s): every leaf (%d) issued again from the new CA; no restart\n", status(issue.CAStageReissue), len(cr.inv.Targets))
 	fmt.Fprintln(w, "   proof per member: both ports serve the new leaves, from the new CA; its new peer cert accepted by another member; clients' new certs accepted")
 	for _, n := range nodes {
 		fmt.Fprintf(w, "       %s (%s)\n", n, member(issue.CAStageReissue, n))

@@ -138,7 +138,7 @@ func (cr *caRun) restartStage(ctx context.Context, stage string, sr *CAStageResu
 func (cr *caRun) memberPlan(stage string) (*Plan, error) {
 	s := cr.o.Spec
 	p := &Plan{}
-	targets := pki.New(s).Targets
+	targets := cr.inv.Targets
 	for _, n := range s.Nodes {
 		p.Members = append(p.Members, n.Name)
 		if cr.proven(stage, n.Name) {
@@ -189,7 +189,7 @@ func (cr *caRun) deploy(ctx context.Context, p *Plan) error {
 func (cr *caRun) clientPlans() ([]*ClientPlan, error) {
 	s := cr.o.Spec
 	var out []*ClientPlan
-	for _, t := range pki.New(s).Targets {
+	for _, t := range cr.inv.Targets {
 		c, ok := s.Client(t.Owner)
 		if !ok {
 			continue
@@ -262,7 +262,7 @@ func (cr *caRun) restartClients(ctx context.Context, stage string) ([]string, er
 		c, _ := cr.o.Spec.Client(name)
 		caFile := filepath.Join(c.Dir, "etcd", "ca.crt")
 		if c.Dir == "" {
-			for _, t := range pki.New(cr.o.Spec).Targets {
+			for _, t := range cr.inv.Targets {
 				if t.Owner == name {
 					caFile = filepath.Join(t.CADir, "ca.crt")
 				}
@@ -278,7 +278,7 @@ func (cr *caRun) restartClients(ctx context.Context, stage string) ([]string, er
 // allLeavesFromNext refuses to drop the old CA from the bundles while a
 // leaf still comes from it.
 func (cr *caRun) allLeavesFromNext() error {
-	for _, t := range pki.New(cr.o.Spec).Targets {
+	for _, t := range cr.inv.Targets {
 		data, err := os.ReadFile(t.CertPath())
 		if err != nil {
 			return fmt.Errorf("finish: %s: %w", t.ID, err)
@@ -309,7 +309,7 @@ func (cr *caRun) reissue(ctx context.Context, sr *CAStageResult) (bool, error) {
 		return false, fmt.Errorf("%s: stage trust-both is not proven yet", stage)
 	}
 	var due []pki.Target
-	for _, t := range pki.New(s).Targets {
+	for _, t := range cr.inv.Targets {
 		data, err := os.ReadFile(t.CertPath())
 		if err == nil {
 			if c, err := ca.ParseCert(data); err == nil && cr.rot.SignedBy(c) == "next" {
