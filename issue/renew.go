@@ -25,6 +25,12 @@ type RenewOptions struct {
 	// BackupDir, when set, receives a copy of every replaced pair under
 	// its path relative to the PKI directory. "" means PKI/backup/<time>.
 	BackupDir string
+	// NewCA, when set, replaces the PKI directory's CA: the targets are
+	// signed by it, it is written with them (the old CA's files go into
+	// the backup too), and every bundle renewed gets it as ca.crt. Only
+	// a recovery from an expired CA sets it (see Reissue); a CA that
+	// still works is rotated in stages instead.
+	NewCA *ca.CA
 }
 
 // Renewed is one certificate that Renew replaced.
@@ -85,6 +91,12 @@ func Renew(ctx context.Context, s *cluster.Spec, targets []Target, o RenewOption
 			atomicdir.File{Name: filepath.Join(dir, r.Target.CertName), Data: old.cert, Mode: atomicdir.CertMode},
 			atomicdir.File{Name: filepath.Join(dir, r.Target.KeyName), Data: old.key, Mode: atomicdir.KeyMode})
 	}
+	if rp.oldCA != nil {
+		dir := rel(s.PKIDir, Paths{PKI: s.PKIDir}.CADir())
+		saved = append(saved,
+			atomicdir.File{Name: filepath.Join(dir, "ca.crt"), Data: rp.oldCA.cert, Mode: atomicdir.CertMode},
+			atomicdir.File{Name: filepath.Join(dir, "ca.key"), Data: rp.oldCA.key, Mode: atomicdir.CAKeyMode})
+	}
 	undoBackup := func() {}
 	if len(saved) > 0 {
 		if undoBackup, err = atomicdir.NewDir(backup, saved); err != nil {
@@ -139,6 +151,8 @@ type renewPlan struct {
 	out       []Renewed
 	olds      map[string]oldPair
 	fresh     map[string]signed
+	// oldCA is the CA that NewCA replaces, for the backup.
+	oldCA *oldPair
 }
 
 // planRenew reads the pairs to replace and signs their successors. pre,
@@ -146,10 +160,14 @@ type renewPlan struct {
 // the CA and, with --reuse-key, the old key are still the same.
 func planRenew(ctx context.Context, s *cluster.Spec, targets []Target, o RenewOptions, pre *renewPlan) (*renewPlan, error) {
 	now := o.now()
-	authority, err := LoadCA(s.PKIDir)
-	if err != nil {
-		return nil, err
+	authority := o.NewCA
+	if authority == nil {
+		var err error
+		if authority, err = LoadCA(s.PKIDir); err != nil {
+			return nil, err
+		}
 	}
+	var err error
 	rp := &renewPlan{authority: authority, pl: &plan{byDir: map[string]*pending{}}, olds: map[string]oldPair{}, fresh: map[string]signed{}}
 	for _, t := range targets {
 		if err := ctx.Err(); err != nil {
@@ -189,6 +207,19 @@ func planRenew(ctx context.Context, s *cluster.Spec, targets []Target, o RenewOp
 		rp.pl.add(t.Dir, atomicdir.File{Name: t.KeyName, Data: newKey, Mode: atomicdir.KeyMode})
 		rp.pl.add(t.CADir, atomicdir.File{Name: "ca.crt", Data: authority.CertPEM, Mode: atomicdir.CertMode})
 		rp.out = append(rp.out, r)
+	}
+	if o.NewCA != nil {
+		// Added last, so the CA's store switches after the bundles that
+		// trust it: a crash in between leaves an expired CA with some
+		// leaves it did not sign, which the next recovery replaces again.
+		p := Paths{PKI: s.PKIDir}
+		oldCert, certErr := atomicdir.Read(p.CADir(), "ca.crt")
+		oldKey, keyErr := atomicdir.Read(p.CADir(), "ca.key")
+		if certErr == nil && keyErr == nil {
+			rp.oldCA = &oldPair{oldCert, oldKey}
+		}
+		rp.pl.add(p.CADir(), atomicdir.File{Name: "ca.crt", Data: o.NewCA.CertPEM, Mode: atomicdir.CertMode})
+		rp.pl.add(p.CADir(), atomicdir.File{Name: "ca.key", Data: o.NewCA.KeyPEM, Mode: atomicdir.CAKeyMode})
 	}
 	if err := checkWritable(s.PKIDir, rp.pl); err != nil {
 		return nil, err

@@ -108,6 +108,16 @@ type Options struct {
 	CommandTimeout time.Duration
 	// Now is the clock; nil means time.Now. Tests move it.
 	Now func() time.Time
+	// Recover is --recover: for a cluster whose certificates (or CA)
+	// expired and that has no quorum. It renews what is expired or
+	// invalid (re-issuing everything from a new CA when the CA expired),
+	// deploys to every node and restarts every member at once (see
+	// recover.go). It refuses a cluster that has a quorum.
+	Recover bool
+	// RecoverCommand is the exact command line an operator runs to
+	// recover this cluster, quoted in the error that sends them there;
+	// "" means "etcdpki rotate --recover".
+	RecoverCommand string
 }
 
 func (o *Options) defaults() error {
@@ -120,6 +130,12 @@ func (o *Options) defaults() error {
 	case RestartAuto, RestartAlways, RestartNever:
 	default:
 		return &ca.InputError{Err: fmt.Errorf("--restart %q: use auto, always or never", o.Restart)}
+	}
+	if o.Recover && o.Restart != RestartAuto {
+		return &ca.InputError{Err: fmt.Errorf("--recover restarts every member at once: --restart=%s does not apply to it", o.Restart)}
+	}
+	if o.RecoverCommand == "" {
+		o.RecoverCommand = "etcdpki rotate --recover"
 	}
 	if o.NoVerify && o.Restart != RestartNever {
 		return &ca.InputError{Err: fmt.Errorf("--no-verify only goes with --restart=never: --restart=%s must see the new certificates in effect", o.Restart)}
@@ -229,6 +245,8 @@ type runner struct {
 	log  *logger
 	etcd *etcdCluster
 	st   *State
+	// expired reports the expired server certificates probes accepted.
+	expired *expiredServed
 	// quiet drops the "nothing due" line: --watch checks often.
 	quiet bool
 }
@@ -249,7 +267,16 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 	r.st = st
-	err = r.rotate(ctx, res)
+	// Probes accept an expired server certificate from the etcd CA, each
+	// reported as a warning: a cluster running on expired certificates
+	// is still to be checked and rotated (see expired.go).
+	r.expired = &expiredServed{seen: map[string]bool{}, log: r.log}
+	ctx = probe.TolerateExpired(ctx, r.expired.note)
+	if r.o.Recover {
+		err = r.recover(ctx, res)
+	} else {
+		err = r.rotate(ctx, res)
+	}
 	res.Took = time.Since(start)
 	if r.o.DryRun {
 		return res, err
@@ -283,6 +310,14 @@ func (r *runner) rotate(ctx context.Context, res *Result) error {
 	for _, w := range p.Warnings {
 		r.log.printf("warning: %s", w)
 	}
+	if err := r.caExpired(p); err != nil {
+		return err
+	}
+	expired := expiredCerts(p.Certs)
+	if len(expired) > 0 {
+		r.log.printf("warning: certificates already expired: %s; a member or client restarted now could not connect. Renewing them in this run, without restarts where the cluster still serves",
+			describeExpired(expired))
+	}
 	if !r.o.DryRun && len(p.Baseline)+len(p.StartedBaseline) > 0 {
 		for id, serial := range p.Baseline {
 			r.st.InEffect[id] = serial
@@ -315,6 +350,9 @@ func (r *runner) rotate(ctx context.Context, res *Result) error {
 			return err
 		}
 		if herr := healthyOrError(s, h, "refusing to change anything"); herr != nil {
+			if rerr := r.recoverNeeded(p, h); rerr != nil {
+				return rerr
+			}
 			if !r.o.DryRun {
 				return herr
 			}
@@ -355,6 +393,14 @@ func (r *runner) rotate(ctx context.Context, res *Result) error {
 	}
 	if err := r.clients(ctx, p); err != nil {
 		return err
+	}
+	if len(expired) > 0 || r.expired.any() {
+		lines, err := r.etcd.proveUnexpired(context.WithoutCancel(ctx))
+		if err != nil {
+			return err
+		}
+		r.log.printf("the cluster was running on expired certificates and is no longer: every client and peer port serves an unexpired certificate (fresh handshakes, expired ones refused): %s",
+			strings.Join(lines, "; "))
 	}
 	done := fmt.Sprintf("done: %d certificates renewed", len(res.Renewed))
 	if len(res.Proofs) > 0 {
