@@ -21,6 +21,7 @@ import (
 	"github.com/etcdpki/etcdpki/internal/probe"
 	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/rotate"
+	"github.com/etcdpki/etcdpki/verify"
 )
 
 // expiringLeaves is the harness's leaf validity for the expiry tests: a
@@ -93,6 +94,7 @@ func TestRotateRunningOnExpiredCertificates(t *testing.T) {
 	pidsBefore := pids(c)
 	before := serials(t, spec)
 	waitPastExpiry(t, spec, false)
+	checkNamedState(t, c, verify.StateServing)
 
 	var out bytes.Buffer
 	res, err := rotate.Run(context.Background(), rotate.Options{Spec: spec, Out: &out})
@@ -152,6 +154,7 @@ func TestRecoverDownWithExpiredCertificates(t *testing.T) {
 	c, spec, keys := expiring(t, "")
 	waitPastExpiry(t, spec, false)
 	stopAll(t, c)
+	checkNamedState(t, c, verify.StateDown)
 	testRecover(t, c, spec, keys, false)
 }
 
@@ -170,6 +173,7 @@ func TestRecoverExpiredCA(t *testing.T) {
 	oldClient := clientCertFrom(t, old)
 	waitPastExpiry(t, spec, true)
 	stopAll(t, c)
+	checkNamedState(t, c, verify.StateCAExpired)
 	testRecover(t, c, spec, keys, true)
 
 	now, err := issue.LoadCA(spec.PKIDir)
@@ -306,6 +310,21 @@ func checkUnexpiredOnTheWire(t *testing.T, s *cluster.Spec, cfg *tls.Config) {
 			}
 		}
 	}
+}
+
+// checkNamedState asserts what verify (and certs list, through the same
+// verify.ExpiredState) says about the cluster's expired certificates.
+func checkNamedState(t *testing.T, c *etcdtest.Cluster, want string) {
+	t.Helper()
+	rep, err := verify.Evaluate(context.Background(), verify.Options{SpecFile: c.SpecPath, Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, ok := rep.Find(verify.CheckExpired, "cluster")
+	if !ok || ch.Status != verify.Fail || !strings.HasPrefix(ch.Reason, want) || rep.Expired == nil || rep.Expired.State != want {
+		t.Errorf("verify says %+v (%+v); want %q", ch, rep.Expired, want)
+	}
+	t.Logf("verify: %s: %s", ch.Name, ch.Reason)
 }
 
 func stopAll(t *testing.T, c *etcdtest.Cluster) {
