@@ -27,6 +27,18 @@ func (e *RecoverRefusedError) Error() string {
 // ExitCode is 2: the wrong command for this cluster, nothing changed.
 func (e *RecoverRefusedError) ExitCode() int { return 2 }
 
+// RecoverUselessError is --recover on a cluster without a quorum whose
+// certificates are all valid: new certificates would not bring it back.
+type RecoverUselessError struct{}
+
+func (e *RecoverUselessError) Error() string {
+	return "--recover: the cluster has no quorum, but no certificate has expired or is invalid and none awaits a restart: " +
+		"recovering certificates would not bring it back; the members' logs say why they cannot form a quorum"
+}
+
+// ExitCode is 1: a failed check, nothing changed.
+func (e *RecoverUselessError) ExitCode() int { return 1 }
+
 // recoverPlan is what a recovery does.
 type recoverPlan struct {
 	caExpired time.Time
@@ -75,8 +87,7 @@ func (r *runner) recover(ctx context.Context, res *Result) error {
 		}
 	}
 	if rp.caExpired.IsZero() && len(rp.renew) == 0 && len(rp.pending) == 0 {
-		return errors.New("--recover: the cluster has no quorum, but no certificate has expired or is invalid and none awaits a restart: " +
-			"recovering certificates would not bring it back; the members' logs say why they cannot form a quorum")
+		return &RecoverUselessError{}
 	}
 	if r.o.DryRun {
 		rp.print(r.o.Out, s)

@@ -1,0 +1,91 @@
+package rotate_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/etcdpki/etcdpki/ca"
+	"github.com/etcdpki/etcdpki/rotate"
+)
+
+// TestMetricsCountExpiredCertificates: the textfile says, per
+// certificate, whether it has expired, and how many have, so an alert
+// need not compare timestamps. Moving the clock past the leaves' end
+// (nothing listens on the spec's ports) also shows a plain rotate of a
+// cluster that answers nothing, with expired certificates, sending the
+// operator to --recover with exit code 1.
+func TestMetricsCountExpiredCertificates(t *testing.T) {
+	s := localSpec(t)
+	metrics := filepath.Join(t.TempDir(), "etcdpki.prom")
+	if _, err := rotate.Run(context.Background(), rotate.Options{Spec: s, MetricsFile: metrics}); err != nil {
+		t.Fatal(err)
+	}
+	text := readFile(t, metrics)
+	for _, want := range []string{
+		"# TYPE etcdpki_cert_expired gauge\n",
+		`etcdpki_cert_expired{cluster="unit",cert="etcd-ca"} 0`,
+		`etcdpki_cert_expired{cluster="unit",cert="etcd-1/etcd-server"} 0`,
+		`etcdpki_certs_expired{cluster="unit"} 0`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("metrics lack %q:\n%s", want, text)
+		}
+	}
+
+	later := func() time.Time { return time.Now().Add(3 * time.Hour) }
+	_, err := rotate.Run(context.Background(), rotate.Options{Spec: s, MetricsFile: metrics, Now: later, RecoverCommand: "etcdpki rotate --spec X --recover"})
+	var rn *rotate.RecoverNeededError
+	if !errors.As(err, &rn) || rn.ExitCode() != 1 || !strings.Contains(err.Error(), "etcdpki rotate --spec X --recover") {
+		t.Errorf("rotate with expired certificates and no member answering: %v; want exit 1 naming the --recover command", err)
+	}
+	text = readFile(t, metrics)
+	for _, want := range []string{
+		`etcdpki_cert_expired{cluster="unit",cert="etcd-ca"} 0`,
+		`etcdpki_cert_expired{cluster="unit",cert="etcd-2/etcd-peer"} 1`,
+		`etcdpki_cert_expired{cluster="unit",cert="apiserver-etcd-client"} 1`,
+		`etcdpki_certs_expired{cluster="unit"} 7`, // 2 nodes x 3, and the apiserver's
+		`etcdpki_rotate_last_run_success{cluster="unit"} 0`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("metrics lack %q:\n%s", want, text)
+		}
+	}
+}
+
+// TestRecoverRefusals: --recover changes nothing when it cannot help (no
+// member answers, but nothing expired: exit 1) or does not apply
+// (--restart, exit 2).
+func TestRecoverRefusals(t *testing.T) {
+	s := localSpec(t)
+	before := serials(t, s)
+	_, err := rotate.Run(context.Background(), rotate.Options{Spec: s, Recover: true})
+	var ec interface{ ExitCode() int }
+	if !errors.As(err, &ec) || ec.ExitCode() != 1 || !strings.Contains(err.Error(), "no certificate has expired") {
+		t.Errorf("--recover with nothing expired: %v; want exit 1 saying nothing expired", err)
+	}
+	_, err = rotate.Run(context.Background(), rotate.Options{Spec: s, Recover: true, Restart: rotate.RestartAlways})
+	var ie *ca.InputError // exit code 2
+	if !errors.As(err, &ie) || !strings.Contains(err.Error(), "--restart") {
+		t.Errorf("--recover --restart=always: %v; want exit 2 naming --restart", err)
+	}
+	after := serials(t, s)
+	for id := range before {
+		if before[id] != after[id] {
+			t.Errorf("%s changed", id)
+		}
+	}
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
