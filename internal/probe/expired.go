@@ -98,7 +98,9 @@ func verifyTolerant(certs []*x509.Certificate, roots *x509.CertPool, host, addr 
 	opts.CurrentTime = leaf.NotAfter
 	chains, verr := leaf.Verify(opts)
 	if verr != nil {
-		return err
+		// Wrong CA, wrong host, wrong usage: what a strict probe would
+		// say of it once the expiry is set aside.
+		return verr
 	}
 	for _, chain := range chains {
 		// Every certificate above the leaf must be valid now: an expired
