@@ -1,6 +1,7 @@
 package rotate_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -42,6 +43,14 @@ func TestMetricsCountExpiredCertificates(t *testing.T) {
 	var rn *rotate.RecoverNeededError
 	if !errors.As(err, &rn) || rn.ExitCode() != 1 || !strings.Contains(err.Error(), "etcdpki rotate --spec X --recover") {
 		t.Errorf("rotate with expired certificates and no member answering: %v; want exit 1 naming the --recover command", err)
+	}
+	// The dry run prints its plan and says what a real run would refuse.
+	var out bytes.Buffer
+	if _, err := rotate.Run(context.Background(), rotate.Options{Spec: s, DryRun: true, Now: later, Out: &out}); err != nil {
+		t.Errorf("dry run: %v", err)
+	}
+	if !strings.Contains(out.String(), "a run would stop here, changing nothing: the cluster cannot be rotated") || !strings.Contains(out.String(), "etcdpki rotate --recover") {
+		t.Errorf("dry run does not say a real run would send the operator to --recover:\n%s", out.String())
 	}
 	text = readFile(t, metrics)
 	for _, want := range []string{

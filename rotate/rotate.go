@@ -351,7 +351,10 @@ func (r *runner) rotate(ctx context.Context, res *Result) error {
 		}
 		if herr := healthyOrError(s, h, "refusing to change anything"); herr != nil {
 			if rerr := r.recoverNeeded(p, h); rerr != nil {
-				return rerr
+				if !r.o.DryRun {
+					return rerr
+				}
+				herr = rerr // the dry run's plan says it
 			}
 			if !r.o.DryRun {
 				return herr
