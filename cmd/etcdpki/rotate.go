@@ -56,7 +56,8 @@ makes a run killed at any point resume without proving or restarting finished me
    etcdpki rotate --spec /etc/etcdpki/cluster.yaml --watch --interval 1h
 
 Exit codes: 0 done or nothing due, 1 a member, a proof or a check failed (or another run holds
-the lock), 2 usage or input error (nothing changed).`,
+the lock, or the cluster is down with expired certificates: the error names the --recover command),
+2 usage or input error, or --recover on a cluster that has a quorum (nothing changed).`,
 		Flags: append(specFlags(),
 			&cli.StringFlag{Name: "renew-before", Usage: "renew certificates expiring within `DURATION` (overrides the spec; 87600h makes everything due)"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "print the plan (certificates, each member's restart or proof, commands) and change nothing"},
