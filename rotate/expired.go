@@ -117,18 +117,21 @@ type RecoverNeededError struct {
 	Command string
 }
 
+// Error is one line (the CLI prints one), the command to run first.
 func (e *RecoverNeededError) Error() string {
-	what := "its certificates expired: " + e.Expired
+	head := "the cluster is down with expired certificates"
+	what := "expired: " + e.Expired
 	if e.CAExpired {
-		what = "its CA expired, so no member accepts a new TLS handshake and no certificate it signed can be renewed: " + e.Expired
+		head = "the cluster's CA expired"
+		what = "no member accepts a new TLS handshake and nothing the CA signed can be renewed; expired: " + e.Expired
 	}
 	why := ""
 	if e.Why != "" {
 		why = "; " + e.Why
 	}
-	return fmt.Sprintf("the cluster cannot be rotated: %s%s. Members restarted after expiry cannot reach one another, and no rolling procedure applies. Run:\n\n    %s\n\n"+
-		"It renews every expired or invalid certificate (with a new CA if the CA expired), deploys to every node and restarts every member at once; data directories and membership are untouched",
-		what, why, e.Command)
+	return fmt.Sprintf("%s; run: %s (it renews every expired or invalid certificate, with a new CA if the CA expired, deploys to every node and restarts every member at once, "+
+		"since members restarted after expiry cannot reach one another and no rolling order exists; data directories and membership are untouched); %s%s",
+		head, e.Command, what, why)
 }
 
 // ExitCode is 1: the cluster is in a state this command does not fix.

@@ -49,7 +49,7 @@ func TestMetricsCountExpiredCertificates(t *testing.T) {
 	if _, err := rotate.Run(context.Background(), rotate.Options{Spec: s, DryRun: true, Now: later, Out: &out}); err != nil {
 		t.Errorf("dry run: %v", err)
 	}
-	if !strings.Contains(out.String(), "a run would stop here, changing nothing: the cluster cannot be rotated") || !strings.Contains(out.String(), "etcdpki rotate --recover") {
+	if !strings.Contains(out.String(), "a run would stop here, changing nothing: the cluster is down with expired certificates; run: etcdpki rotate --recover") || !strings.Contains(out.String(), "etcdpki rotate --recover") {
 		t.Errorf("dry run does not say a real run would send the operator to --recover:\n%s", out.String())
 	}
 	text = readFile(t, metrics)
