@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/etcdpki/etcdpki/ca"
+	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/rotate"
 )
 
@@ -97,4 +98,27 @@ func readFile(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestRecoverResumesAfterRenewal: a recovery killed after renewing (and
+// before its restarts) left valid certificates that no member runs with
+// yet; the next --recover puts them into effect instead of refusing
+// because nothing has expired any more.
+func TestRecoverResumesAfterRenewal(t *testing.T) {
+	s := localSpec(t)
+	// The journal learns what the members run with.
+	if _, err := rotate.Run(context.Background(), rotate.Options{Spec: s}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := issue.Renew(context.Background(), s, issue.Targets(s), issue.RenewOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if _, err := rotate.Run(context.Background(), rotate.Options{Spec: s, Recover: true, DryRun: true, Out: &out}); err != nil {
+		t.Fatalf("--recover --dry-run after a renewal: %v", err)
+	}
+	if !strings.Contains(out.String(), "renewed by an earlier run, to put into effect: etcd-1/etcd-server") ||
+		!strings.Contains(out.String(), "certificates to renew:\n  (none)") {
+		t.Errorf("dry run does not resume with the renewed certificates:\n%s", out.String())
+	}
 }
