@@ -34,7 +34,7 @@ const probeTimeout = 2 * time.Second
 const caughtUpSlack = 50
 
 // etcdCluster talks to the running members with a probe client
-// certificate minted from the CA for this run (see probeClient): no client
+// certificate minted from the CA for this run (see probeTLS): no client
 // certificate on disk has to be valid for rotate to see the cluster.
 type etcdCluster struct {
 	spec  *cluster.Spec
