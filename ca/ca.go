@@ -1,18 +1,18 @@
 // Package ca creates and loads the etcd certificate authority and signs
-// leaf certificates with it through cfssl, following the catalogue of
-// certificate kinds in catalogue.go.
+// leaf certificates with it through cfssl. It owns the certificate
+// catalogue (catalogue.go): every kind of leaf, its kubeadm file name,
+// subject, usages and whether it is per node or per client, which
+// package pki expands over a spec. Its bad-input errors are
+// input.Errors like every other package's.
 package ca
 
 import (
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
-	"strings"
 	"time"
 
 	"github.com/cloudflare/cfssl/csr"
@@ -23,6 +23,8 @@ import (
 	"github.com/cloudflare/cfssl/signer/local"
 
 	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/certx"
+	"github.com/etcdpki/etcdpki/internal/input"
 )
 
 func init() {
@@ -35,16 +37,9 @@ func init() {
 // clock runs a little behind still accepts a certificate issued just now.
 const Backdate = 5 * time.Minute
 
-// InputError marks a problem with the operator's files or settings (as
-// opposed to a failed operation); the CLI exits 2 for it.
-type InputError struct{ Err error }
-
-func (e *InputError) Error() string { return e.Err.Error() }
-func (e *InputError) Unwrap() error { return e.Err }
-
-func inputErrorf(format string, args ...any) error {
-	return &InputError{Err: fmt.Errorf(format, args...)}
-}
+// inputErrorf is a problem with the operator's CA settings or files (as
+// opposed to a failed operation): an input.Error, exit code 2.
+func inputErrorf(format string, args ...any) error { return input.Errorf(format, args...) }
 
 // CA is a loaded certificate authority, ready to sign.
 type CA struct {
@@ -79,7 +74,7 @@ func Create(spec cluster.CA, now time.Time) (*CA, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create CA %q: key and request: %w", spec.CommonName, plain(err))
 	}
-	key, err := ParseKey(keyPEM)
+	key, err := certx.ParseKey(keyPEM)
 	if err != nil {
 		return nil, fmt.Errorf("create CA %q: %w", spec.CommonName, err)
 	}
@@ -125,11 +120,11 @@ func ParseFiles(certPEM, keyPEM []byte, certPath, keyPath string) (*CA, error) {
 	if cert.KeyUsage != 0 && cert.KeyUsage&x509.KeyUsageCertSign == 0 {
 		return nil, inputErrorf("%s: CA %q may not sign certificates (no keyCertSign usage)", certPath, cert.Subject.CommonName)
 	}
-	key, err := ParseKey(keyPEM)
+	key, err := certx.ParseKey(keyPEM)
 	if err != nil {
 		return nil, inputErrorf("%s: %v", keyPath, err)
 	}
-	if !KeyMatches(cert, key.Public()) {
+	if !certx.KeyMatches(cert, key.Public()) {
 		return nil, inputErrorf("%s: CA key does not match the CA certificate %s", keyPath, certPath)
 	}
 	return &CA{Cert: cert, CertPEM: certPEM, KeyPEM: keyPEM, key: key}, nil
@@ -153,72 +148,17 @@ func ParseCert(data []byte) (*x509.Certificate, error) {
 	}
 }
 
-// ParseKey parses the first PEM private key in data (PKCS#1, PKCS#8 or
-// SEC 1), skipping the "EC PARAMETERS" block openssl writes before one.
-// It uses the standard library rather than cfssl, whose errors are JSON
-// documents that make no sense on a terminal.
-func ParseKey(data []byte) (crypto.Signer, error) {
-	for {
-		var b *pem.Block
-		b, data = pem.Decode(data)
-		if b == nil {
-			return nil, errors.New("no PEM private key found")
-		}
-		var k any
-		var err error
-		switch b.Type {
-		case "PRIVATE KEY":
-			k, err = x509.ParsePKCS8PrivateKey(b.Bytes)
-		case "RSA PRIVATE KEY":
-			k, err = x509.ParsePKCS1PrivateKey(b.Bytes)
-		case "EC PRIVATE KEY":
-			k, err = x509.ParseECPrivateKey(b.Bytes)
-		case "ENCRYPTED PRIVATE KEY":
-			return nil, errors.New("encrypted private keys are not supported")
-		default:
-			continue
-		}
-		if err != nil {
-			// The ASN.1 detail means nothing to an operator, and some of
-			// it is a Go struct dump.
-			return nil, fmt.Errorf("malformed %s (the PEM block does not decode)", strings.ToLower(b.Type))
-		}
-		signer, ok := k.(crypto.Signer)
-		if !ok {
-			return nil, fmt.Errorf("parse private key: %T cannot sign", k)
-		}
-		return signer, nil
-	}
-}
-
-// KeyMatches reports whether pub is the certificate's public key.
-func KeyMatches(cert *x509.Certificate, pub crypto.PublicKey) bool {
-	type equaler interface{ Equal(crypto.PublicKey) bool }
-	e, ok := cert.PublicKey.(equaler)
-	return ok && e.Equal(pub)
-}
-
-// SANs lists a certificate's IP and DNS subject alternative names as
-// strings: IPs first, then DNS names, each in certificate order.
-func SANs(c *x509.Certificate) []string {
-	var out []string
-	for _, ip := range c.IPAddresses {
-		out = append(out, ip.String())
-	}
-	return append(out, c.DNSNames...)
-}
-
 // CheckPair verifies that a PEM cert and key belong together.
 func CheckPair(certPEM, keyPEM []byte) error {
 	cert, err := ParseCert(certPEM)
 	if err != nil {
 		return err
 	}
-	key, err := ParseKey(keyPEM)
+	key, err := certx.ParseKey(keyPEM)
 	if err != nil {
 		return err
 	}
-	if !KeyMatches(cert, key.Public()) {
+	if !certx.KeyMatches(cert, key.Public()) {
 		return errors.New("private key does not match the certificate")
 	}
 	return nil
@@ -290,7 +230,7 @@ func (c *CA) Sign(r Request) (certPEM, keyPEM []byte, err error) {
 	}
 	var csrPEM []byte
 	if r.ReuseKey != nil {
-		key, err := ParseKey(r.ReuseKey)
+		key, err := certx.ParseKey(r.ReuseKey)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -353,24 +293,11 @@ func plain(err error) error {
 }
 
 func checkKey(k cluster.KeySpec) error {
-	switch {
-	case k.Algorithm == cluster.AlgECDSA && (k.Size == 256 || k.Size == 384):
-	case k.Algorithm == cluster.AlgRSA && (k.Size == 2048 || k.Size == 3072 || k.Size == 4096):
-	default:
+	if !k.Supported() {
 		// cfssl accepts some sizes we don't want and panics on others;
-		// only pass it what we have tested.
-		return inputErrorf("key %s is not supported (ecdsa-256, ecdsa-384, rsa-2048, rsa-3072, rsa-4096)", k)
+		// only pass it what we have tested (cluster's one set of key
+		// rules).
+		return inputErrorf("key %s is not supported (%s)", k, cluster.SupportedKeysText())
 	}
 	return nil
-}
-
-// KeyDescription renders a public key as "ecdsa-256" or "rsa-2048".
-func KeyDescription(pub crypto.PublicKey) string {
-	switch k := pub.(type) {
-	case *ecdsa.PublicKey:
-		return fmt.Sprintf("ecdsa-%d", k.Curve.Params().BitSize)
-	case *rsa.PublicKey:
-		return fmt.Sprintf("rsa-%d", k.N.BitLen())
-	}
-	return fmt.Sprintf("%T", pub)
 }

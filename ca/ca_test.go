@@ -12,6 +12,8 @@ import (
 	cferr "github.com/cloudflare/cfssl/errors"
 
 	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/certx"
+	"github.com/etcdpki/etcdpki/internal/input"
 )
 
 var p256 = cluster.KeySpec{Algorithm: cluster.AlgECDSA, Size: 256}
@@ -116,7 +118,7 @@ func TestParseRejects(t *testing.T) {
 		"garbage key":    {a.CertPEM, []byte("x"), "CA key"},
 	} {
 		_, err := Parse(tc.cert, tc.key, "ca.crt")
-		var ie *InputError
+		var ie *input.Error
 		if err == nil || !errors.As(err, &ie) || !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), "ca.crt: ") {
 			t.Errorf("%s: err = %v, want input error containing %q", name, err, tc.want)
 		}
@@ -136,8 +138,8 @@ func TestUnsupportedKeys(t *testing.T) {
 			t.Fatalf("%s: %v", k, err)
 		}
 		cert, _ := ParseCert(c)
-		if KeyDescription(cert.PublicKey) != k.String() {
-			t.Errorf("got %s want %s", KeyDescription(cert.PublicKey), k)
+		if certx.KeyDescription(cert.PublicKey) != k.String() {
+			t.Errorf("got %s want %s", certx.KeyDescription(cert.PublicKey), k)
 		}
 	}
 }
@@ -178,13 +180,13 @@ func TestSignRefusesUnusableValidity(t *testing.T) {
 	a := newCA(t, time.Hour)
 	for _, v := range []time.Duration{0, -time.Hour, 500 * time.Millisecond} {
 		_, _, err := a.Sign(Request{Kind: KindClient, CommonName: "c", Key: p256, Validity: v})
-		var ie *InputError
+		var ie *input.Error
 		if !errors.As(err, &ie) || !strings.Contains(err.Error(), "shorter than a second") {
 			t.Errorf("validity %v: err = %v, want an input error", v, err)
 		}
 	}
 	_, _, err := a.Sign(Request{Kind: KindClient, CommonName: "c", Key: p256, Validity: time.Minute, Now: a.Cert.NotAfter.Add(time.Second)})
-	var ie *InputError
+	var ie *input.Error
 	if !errors.As(err, &ie) || !strings.Contains(err.Error(), "expired") {
 		t.Errorf("expired CA: err = %v, want an input error saying it expired", err)
 	}

@@ -5,12 +5,15 @@ import (
 	"time"
 
 	"github.com/cloudflare/cfssl/config"
+
+	"github.com/etcdpki/etcdpki/cluster"
 )
 
 // Kind is one entry of the certificate catalogue: what a certificate is
 // for and which extended key usages it carries. The table below is the
-// single source of truth; the CLI help and the issue package are built
-// from it, as kubeadm's certlist is.
+// single source of truth; package pki expands it over a spec into every
+// certificate and file of a cluster, as kubeadm's certlist is, and the
+// CLI help is built from it.
 type Kind struct {
 	// Name is the catalogue name used on the command line and in errors.
 	Name string
@@ -21,8 +24,18 @@ type Kind struct {
 	// CommonName is fixed for well-known clients, "" where it is the node's
 	// or client's name.
 	CommonName string
-	// PerNode is true for certificates every member has.
+	// PerNode is true for certificates every member has: one per node,
+	// in the node's bundle.
 	PerNode bool
+	// Client names the spec client (cluster.ClientAPIServer, ...) this
+	// kind is issued for. A PerNode kind with a Client is that client's
+	// certificate, held in every node bundle instead of a bundle of its
+	// own (the healthcheck client); a kind with a Client and no PerNode
+	// is one certificate in that client's bundle.
+	Client string
+	// PerClient is true for the kind every other spec client gets, one
+	// each in its own bundle, named after the client.
+	PerClient bool
 	// ServerSANs is true when the certificate names the node's addresses.
 	ServerSANs bool
 	// Profile is the cfssl signing profile.
@@ -48,10 +61,10 @@ var (
 	KindPeer = Kind{Name: "etcd-peer", LongName: "certificate for etcd members to talk to each other", BaseName: "peer",
 		PerNode: true, ServerSANs: true, Profile: ProfileServer, Usages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
 	KindHealthcheck = Kind{Name: "etcd-healthcheck-client", LongName: "client certificate for liveness probes to healthcheck etcd", BaseName: "healthcheck-client",
-		CommonName: "kube-etcd-healthcheck-client", PerNode: true, Profile: ProfileClient, Usages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+		CommonName: "kube-etcd-healthcheck-client", PerNode: true, Client: cluster.ClientHealthcheck, Profile: ProfileClient, Usages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
 	KindAPIServer = Kind{Name: "apiserver-etcd-client", LongName: "client certificate the apiserver uses to access etcd", BaseName: "apiserver-etcd-client",
-		CommonName: "kube-apiserver-etcd-client", Profile: ProfileClient, Usages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
-	KindClient = Kind{Name: "client", LongName: "client certificate for an extra etcd client", Profile: ProfileClient,
+		CommonName: "kube-apiserver-etcd-client", Client: cluster.ClientAPIServer, Profile: ProfileClient, Usages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	KindClient = Kind{Name: "client", LongName: "client certificate for an extra etcd client", PerClient: true, Profile: ProfileClient,
 		Usages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
 )
 

@@ -1,6 +1,13 @@
 // Package cluster reads and validates the cluster spec: the one YAML file
 // that describes an external etcd cluster, its CA, its members and the
 // clients that talk to it. Every etcdpki command starts from a Spec.
+//
+// It owns the spec types (spec.go), the YAML schema (file.go) and its
+// parser (load.go, members.go), spec errors with file, line and field
+// (error.go), the one validator for names, DNS names, IPs and subjects
+// shared with issue (validate.go), the one set of key rules (keys.go),
+// durations (duration.go), deploy and restart templates (template.go)
+// and the spec made from flags (flags.go).
 package cluster
 
 import (
@@ -117,7 +124,9 @@ type Node struct {
 
 // Client is a named client certificate holder.
 type Client struct {
-	Name         string
+	Name string
+	// CommonName is an extra client's subject (its name by default); ""
+	// for the built-in clients, whose subjects the catalogue fixes.
 	CommonName   string
 	Organization []string
 	// Dir is where the client's files live on its host.

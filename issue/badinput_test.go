@@ -9,8 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/input"
+	"github.com/etcdpki/etcdpki/pki"
 )
 
 // Every bad input must give one clear line naming the file, be an input
@@ -18,57 +19,57 @@ import (
 func TestInitBadInputChangesNothing(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
-		setup func(t *testing.T, pki string) // breaks a good tree
+		setup func(t *testing.T, pkiDir string) // breaks a good tree
 		want  string
 	}{
-		{"key does not match its cert", func(t *testing.T, pki string) {
-			p := Paths{PKI: pki}
+		{"key does not match its cert", func(t *testing.T, pkiDir string) {
+			p := pki.Paths{PKI: pkiDir}
 			other := mustRead(t, filepath.Join(p.NodeCertDir("etcd-node-2"), "server.key"))
 			overwrite(t, filepath.Join(p.NodeCertDir("etcd-node-1"), "server.key"), other)
 		}, "nodes/etcd-node-1/etcd/server.key: key does not match certificate"},
-		{"CA file that is not a CA", func(t *testing.T, pki string) {
-			p := Paths{PKI: pki}
+		{"CA file that is not a CA", func(t *testing.T, pkiDir string) {
+			p := pki.Paths{PKI: pkiDir}
 			overwrite(t, p.CACert(), mustRead(t, filepath.Join(p.NodeCertDir("etcd-node-1"), "server.crt")))
 			overwrite(t, p.CAKey(), mustRead(t, filepath.Join(p.NodeCertDir("etcd-node-1"), "server.key")))
 		}, `etcd/ca.crt: certificate "etcd-node-1" is not a CA`},
-		{"CA key that does not match", func(t *testing.T, pki string) {
-			p := Paths{PKI: pki}
+		{"CA key that does not match", func(t *testing.T, pkiDir string) {
+			p := pki.Paths{PKI: pkiDir}
 			overwrite(t, p.CAKey(), mustRead(t, filepath.Join(p.NodeCertDir("etcd-node-1"), "server.key")))
 		}, "CA key does not match the CA certificate"},
 		// A missing link alone is what a crash leaves, and is repaired
 		// (TestInitRecoversMissingLink); these files are gone for good.
-		{"CA key missing", func(t *testing.T, pki string) {
-			removeStored(t, Paths{PKI: pki}.CAKey())
+		{"CA key missing", func(t *testing.T, pkiDir string) {
+			removeStored(t, pki.Paths{PKI: pkiDir}.CAKey())
 		}, "etcd/ca.key: does not exist"},
-		{"cert without its key", func(t *testing.T, pki string) {
-			removeStored(t, filepath.Join(Paths{PKI: pki}.NodeCertDir("etcd-node-3"), "peer.key"))
+		{"cert without its key", func(t *testing.T, pkiDir string) {
+			removeStored(t, filepath.Join(pki.Paths{PKI: pkiDir}.NodeCertDir("etcd-node-3"), "peer.key"))
 		}, "nodes/etcd-node-3/etcd/peer.key: does not exist"},
-		{"cert from another CA", func(t *testing.T, pki string) {
+		{"cert from another CA", func(t *testing.T, pkiDir string) {
 			other := filepath.Join(t.TempDir(), "pki")
 			if _, err := Init(context.Background(), spec(t, threeNodes, other), Options{}); err != nil {
 				t.Fatal(err)
 			}
-			p, o := Paths{PKI: pki}, Paths{PKI: other}
+			p, o := pki.Paths{PKI: pkiDir}, pki.Paths{PKI: other}
 			for _, f := range []string{"peer.crt", "peer.key"} {
 				overwrite(t, filepath.Join(p.NodeCertDir("etcd-node-2"), f), mustRead(t, filepath.Join(o.NodeCertDir("etcd-node-2"), f)))
 			}
 		}, "nodes/etcd-node-2/etcd/peer.crt: not a valid etcd-peer certificate from this PKI's CA"},
-		{"bundle ca.crt from another CA", func(t *testing.T, pki string) {
+		{"bundle ca.crt from another CA", func(t *testing.T, pkiDir string) {
 			other := filepath.Join(t.TempDir(), "pki")
 			Init(context.Background(), spec(t, threeNodes, other), Options{})
-			overwrite(t, filepath.Join(Paths{PKI: pki}.NodeCertDir("etcd-node-1"), "ca.crt"), mustRead(t, Paths{PKI: other}.CACert()))
+			overwrite(t, filepath.Join(pki.Paths{PKI: pkiDir}.NodeCertDir("etcd-node-1"), "ca.crt"), mustRead(t, pki.Paths{PKI: other}.CACert()))
 		}, "nodes/etcd-node-1/etcd/ca.crt: holds CA"},
-		{"garbage certificate", func(t *testing.T, pki string) {
-			overwrite(t, filepath.Join(Paths{PKI: pki}.NodeCertDir("etcd-node-1"), "healthcheck-client.crt"), []byte("not pem"))
+		{"garbage certificate", func(t *testing.T, pkiDir string) {
+			overwrite(t, filepath.Join(pki.Paths{PKI: pkiDir}.NodeCertDir("etcd-node-1"), "healthcheck-client.crt"), []byte("not pem"))
 		}, "healthcheck-client.crt: no PEM certificate found"},
-		{"read-only PKI dir", func(t *testing.T, pki string) {
-			os.RemoveAll(Paths{PKI: pki}.NodeDir("etcd-node-3")) // something to write
-			os.Chmod(filepath.Join(pki, "nodes"), 0o500)
-			t.Cleanup(func() { os.Chmod(filepath.Join(pki, "nodes"), 0o700) })
+		{"read-only PKI dir", func(t *testing.T, pkiDir string) {
+			os.RemoveAll(pki.Paths{PKI: pkiDir}.NodeDir("etcd-node-3")) // something to write
+			os.Chmod(filepath.Join(pkiDir, "nodes"), 0o500)
+			t.Cleanup(func() { os.Chmod(filepath.Join(pkiDir, "nodes"), 0o700) })
 		}, "nodes: read-only (mode 0500); nothing was written"},
-		{"unreadable PKI dir", func(t *testing.T, pki string) {
-			os.Chmod(pki, 0)
-			t.Cleanup(func() { os.Chmod(pki, 0o700) })
+		{"unreadable PKI dir", func(t *testing.T, pkiDir string) {
+			os.Chmod(pkiDir, 0)
+			t.Cleanup(func() { os.Chmod(pkiDir, 0o700) })
 		}, "not readable (mode 0000)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -116,7 +117,7 @@ func checkInputError(t *testing.T, err error, want string) {
 	if err == nil {
 		t.Fatalf("no error, want %q", want)
 	}
-	var ie *ca.InputError
+	var ie *input.Error
 	if !errors.As(err, &ie) {
 		t.Errorf("error %q is %T, not an input error (exit 2)", err, err)
 	}
@@ -155,7 +156,7 @@ func mode(t *testing.T, p string) os.FileMode {
 // error naming the field, and the PKI tree (and any --out) is unchanged.
 func TestIssueBadInputChangesNothing(t *testing.T) {
 	s, _ := initTree(t, threeNodes)
-	p := Paths{PKI: s.PKIDir}
+	p := pki.Paths{PKI: s.PKIDir}
 	outside := t.TempDir()
 	link := filepath.Join(outside, "link-to-ca")
 	if err := os.Symlink(p.CADir(), link); err != nil {
@@ -167,7 +168,7 @@ func TestIssueBadInputChangesNothing(t *testing.T) {
 	}
 	foreign := filepath.Join(outside, "foreign")
 	os.Mkdir(foreign, 0o700)
-	os.WriteFile(filepath.Join(foreign, "ca.crt"), mustRead(t, Paths{PKI: other}.CACert()), 0o644)
+	os.WriteFile(filepath.Join(foreign, "ca.crt"), mustRead(t, pki.Paths{PKI: other}.CACert()), 0o644)
 	someoneElse := filepath.Join(outside, "kubeadm-etcd")
 	os.Mkdir(someoneElse, 0o700)
 	os.WriteFile(filepath.Join(someoneElse, "server.crt"), mustRead(t, filepath.Join(p.NodeCertDir("etcd-node-1"), "server.crt")), 0o644)
@@ -225,8 +226,8 @@ func TestListFlagsForeignBundleCA(t *testing.T) {
 	if _, err := Init(context.Background(), spec(t, threeNodes, other), Options{}); err != nil {
 		t.Fatal(err)
 	}
-	p := Paths{PKI: s.PKIDir}
-	overwrite(t, filepath.Join(p.NodeCertDir("etcd-node-2"), "ca.crt"), mustRead(t, Paths{PKI: other}.CACert()))
+	p := pki.Paths{PKI: s.PKIDir}
+	overwrite(t, filepath.Join(p.NodeCertDir("etcd-node-2"), "ca.crt"), mustRead(t, pki.Paths{PKI: other}.CACert()))
 	infos, err := List(s, 0, time.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -248,7 +249,7 @@ func TestListFlagsForeignBundleCA(t *testing.T) {
 // A corrupt ca.key is reported against ca.key, in one line of words.
 func TestCorruptCAKeyNamesTheKeyFile(t *testing.T) {
 	s, _ := initTree(t, threeNodes)
-	p := Paths{PKI: s.PKIDir}
+	p := pki.Paths{PKI: s.PKIDir}
 	overwrite(t, p.CAKey(), []byte("-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n"))
 	for name, run := range map[string]func() error{
 		"init": func() error { _, err := Init(context.Background(), s, Options{}); return err },

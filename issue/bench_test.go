@@ -18,11 +18,11 @@ func BenchmarkInitThreeNode(b *testing.B) {
 		b.StopTimer()
 		// One tree at a time, removed after each run, so that runs don't
 		// pile up dirty files for the next one's fsyncs to wait on.
-		pki := filepath.Join(base, "pki")
-		if err := os.RemoveAll(pki); err != nil {
+		pkiDir := filepath.Join(base, "pki")
+		if err := os.RemoveAll(pkiDir); err != nil {
 			b.Fatal(err)
 		}
-		s, err := cluster.Load("../examples/three-node.yaml", cluster.Options{PKIDir: pki})
+		s, err := cluster.Load("../examples/three-node.yaml", cluster.Options{PKIDir: pkiDir})
 		if err != nil {
 			b.Fatal(err)
 		}

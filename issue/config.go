@@ -9,7 +9,9 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/pki"
 )
 
 // EtcdConfig is the subset of etcd's --config-file that etcdpki owns. The
@@ -120,9 +122,10 @@ func KubeadmExternal(s *cluster.Spec) ([]byte, error) {
 // host, as etcdpki init writes them.
 func apiServerFiles(s *cluster.Spec) (caFile, certFile, keyFile string) {
 	api, _ := s.Client(cluster.ClientAPIServer)
-	return filepath.Join(api.Dir, "etcd", "ca.crt"),
-		filepath.Join(api.Dir, "apiserver-etcd-client.crt"),
-		filepath.Join(api.Dir, "apiserver-etcd-client.key")
+	inv := pki.New(s)
+	b, _ := inv.Bundle(cluster.ClientAPIServer)
+	t, _ := inv.Target(ca.KindAPIServer.Name)
+	return b.OnHost(api.Dir, b.CAPath()), b.OnHost(api.Dir, t.CertPath()), b.OnHost(api.Dir, t.KeyPath())
 }
 
 // KubeadmExternalFor renders the etcd.external block for explicit

@@ -17,6 +17,7 @@ import (
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/internal/pkilock"
+	"github.com/etcdpki/etcdpki/pki"
 )
 
 // killed is what the crash hook panics with: the run stops at that step
@@ -106,9 +107,9 @@ func TestInitAddNodeCrashAtEveryStepConverges(t *testing.T) {
 	base, _ := initTree(t, threeNodes)
 	grownYAML := strings.Replace(threeNodes, "clients:", "  - name: etcd-node-4\n    ips: [10.0.0.14]\nclients:", 1)
 	for n := 1; ; n++ {
-		pki := filepath.Join(t.TempDir(), "pki")
-		copyTree(t, base.PKIDir, pki)
-		s := spec(t, grownYAML, pki)
+		pkiDir := filepath.Join(t.TempDir(), "pki")
+		copyTree(t, base.PKIDir, pkiDir)
+		s := spec(t, grownYAML, pkiDir)
 		stopped := runUntilStep(t, n, func() error { _, err := Init(ctx, s, Options{}); return err })
 		if stopped == "" {
 			break
@@ -132,10 +133,10 @@ func TestRenewCrashAtEveryStepConverges(t *testing.T) {
 	base, _ := initTree(t, threeNodes)
 	steps := 0
 	for n := 1; ; n++ {
-		pki := filepath.Join(t.TempDir(), "pki")
-		copyTree(t, base.PKIDir, pki)
-		s := spec(t, threeNodes, pki)
-		stopped := runUntilStep(t, n, func() error { _, err := Renew(ctx, s, Targets(s), RenewOptions{}); return err })
+		pkiDir := filepath.Join(t.TempDir(), "pki")
+		copyTree(t, base.PKIDir, pkiDir)
+		s := spec(t, threeNodes, pkiDir)
+		stopped := runUntilStep(t, n, func() error { _, err := Renew(ctx, s, pki.New(s).Targets, RenewOptions{}); return err })
 		if stopped == "" {
 			break
 		}
@@ -147,7 +148,7 @@ func TestRenewCrashAtEveryStepConverges(t *testing.T) {
 			}
 		}
 		checkPairsConsistent(t, s, stopped)
-		if _, err := Renew(ctx, s, Targets(s), RenewOptions{}); err != nil {
+		if _, err := Renew(ctx, s, pki.New(s).Targets, RenewOptions{}); err != nil {
 			t.Fatalf("killed at step %s; renew again: %v", stopped, err)
 		}
 		checkConverged(t, s, stopped)
@@ -176,12 +177,12 @@ func TestInitFailureAtEveryStepRollsBack(t *testing.T) {
 	}{{"first init", threeNodes, false}, {"adding a node", grownYAML, true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			for n := 1; ; n++ {
-				pki := filepath.Join(t.TempDir(), "pki")
+				pkiDir := filepath.Join(t.TempDir(), "pki")
 				if tc.seed {
-					copyTree(t, base.PKIDir, pki)
+					copyTree(t, base.PKIDir, pkiDir)
 				}
-				before := contents(t, pki)
-				s := spec(t, tc.yaml, pki)
+				before := contents(t, pkiDir)
+				s := spec(t, tc.yaml, pkiDir)
 				failed, err := failAtStep(n, func() error { _, err := Init(ctx, s, Options{}); return err })
 				if failed == "" {
 					if err != nil {
@@ -197,7 +198,7 @@ func TestInitFailureAtEveryStepRollsBack(t *testing.T) {
 				if !errors.Is(err, fs.ErrInvalid) {
 					t.Errorf("failure at step %s: error %v does not wrap the cause", failed, err)
 				}
-				if after := contents(t, pki); after != before {
+				if after := contents(t, pkiDir); after != before {
 					t.Fatalf("failure at step %s: the tree changed:\n%s", failed, diffLines(before, after))
 				}
 			}
@@ -213,11 +214,11 @@ func TestRenewFailureAtEveryStepRollsBack(t *testing.T) {
 	ctx := context.Background()
 	base, _ := initTree(t, threeNodes)
 	for n := 1; ; n++ {
-		pki := filepath.Join(t.TempDir(), "pki")
-		copyTree(t, base.PKIDir, pki)
-		before := contents(t, pki)
-		s := spec(t, threeNodes, pki)
-		failed, err := failAtStep(n, func() error { _, err := Renew(ctx, s, Targets(s), RenewOptions{}); return err })
+		pkiDir := filepath.Join(t.TempDir(), "pki")
+		copyTree(t, base.PKIDir, pkiDir)
+		before := contents(t, pkiDir)
+		s := spec(t, threeNodes, pkiDir)
+		failed, err := failAtStep(n, func() error { _, err := Renew(ctx, s, pki.New(s).Targets, RenewOptions{}); return err })
 		if failed == "" {
 			if err != nil {
 				t.Fatal(err)
@@ -228,7 +229,7 @@ func TestRenewFailureAtEveryStepRollsBack(t *testing.T) {
 			checkConverged(t, s, failed)
 			continue
 		}
-		if after := contents(t, pki); after != before {
+		if after := contents(t, pkiDir); after != before {
 			t.Fatalf("failure at step %s: the tree changed:\n%s", failed, diffLines(before, after))
 		}
 	}
@@ -240,7 +241,7 @@ func TestRenewFailureAtEveryStepRollsBack(t *testing.T) {
 func pairsInEffect(t *testing.T, s *cluster.Spec) map[string]string {
 	t.Helper()
 	out := map[string]string{}
-	for _, tg := range Targets(s) {
+	for _, tg := range pki.New(s).Targets {
 		c, cerr := os.ReadFile(tg.CertPath())
 		k, kerr := os.ReadFile(tg.KeyPath())
 		if cerr != nil || kerr != nil || checkPairs(map[string][]byte{"x.crt": c, "x.key": k}) != nil {
@@ -256,7 +257,7 @@ func pairsInEffect(t *testing.T, s *cluster.Spec) map[string]string {
 // names, its certificate and key belong together.
 func checkPairsConsistent(t *testing.T, s *cluster.Spec, stopped string) {
 	t.Helper()
-	for _, tg := range Targets(s) {
+	for _, tg := range pki.New(s).Targets {
 		c, cerr := os.ReadFile(tg.CertPath())
 		k, kerr := os.ReadFile(tg.KeyPath())
 		if cerr == nil && kerr == nil {
@@ -275,7 +276,7 @@ var tempName = regexp.MustCompile(`\.tmp[0-9]+$`)
 // every directory 0700.
 func checkConverged(t *testing.T, s *cluster.Spec, stopped string) {
 	t.Helper()
-	p := Paths{PKI: s.PKIDir}
+	p := pki.Paths{PKI: s.PKIDir}
 	infos, err := List(s, 0, time.Now())
 	if err != nil {
 		t.Fatalf("after step %s: list: %v", stopped, err)
@@ -286,7 +287,7 @@ func checkConverged(t *testing.T, s *cluster.Spec, stopped string) {
 		}
 	}
 	caPEM := mustRead(t, p.CACert())
-	for _, tg := range Targets(s) {
+	for _, tg := range pki.New(s).Targets {
 		if got := mustRead(t, filepath.Join(tg.CADir, "ca.crt")); !bytes.Equal(got, caPEM) {
 			t.Errorf("after step %s: %s holds another CA", stopped, filepath.Join(tg.CADir, "ca.crt"))
 		}
@@ -442,9 +443,9 @@ func TestIssueCrashAtEveryStepConverges(t *testing.T) {
 	req := OneRequest{Kind: "server", Name: "gw", Hosts: []string{"10.0.0.21"}}
 	steps := 0
 	for n := 1; ; n++ {
-		pki := filepath.Join(t.TempDir(), "pki")
-		copyTree(t, base.PKIDir, pki)
-		s := spec(t, threeNodes, pki)
+		pkiDir := filepath.Join(t.TempDir(), "pki")
+		copyTree(t, base.PKIDir, pkiDir)
+		s := spec(t, threeNodes, pkiDir)
 		stopped := runUntilStep(t, n, func() error { _, err := One(ctx, s, req, Options{}); return err })
 		if stopped == "" {
 			break
@@ -458,7 +459,7 @@ func TestIssueCrashAtEveryStepConverges(t *testing.T) {
 		if err := checkPairs(map[string][]byte{"x.crt": c, "x.key": k}); err != nil {
 			t.Errorf("killed at step %s: %v", stopped, err)
 		}
-		if !bytes.Equal(mustRead(t, filepath.Join(tg.Dir, "ca.crt")), mustRead(t, Paths{PKI: pki}.CACert())) {
+		if !bytes.Equal(mustRead(t, filepath.Join(tg.Dir, "ca.crt")), mustRead(t, pki.Paths{PKI: pkiDir}.CACert())) {
 			t.Errorf("killed at step %s: the bundle holds another CA", stopped)
 		}
 		checkConverged(t, s, stopped)

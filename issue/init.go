@@ -2,7 +2,6 @@ package issue
 
 import (
 	"context"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,16 +11,17 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
+	"github.com/etcdpki/etcdpki/internal/certx"
+	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/internal/pkilock"
+	"github.com/etcdpki/etcdpki/pki"
 )
 
 // Options control Init.
@@ -69,43 +69,10 @@ type Result struct {
 	Written []string
 }
 
-// inputError wraps errors about the operator's files as ca.InputError, so
-// the CLI exits 2 for them.
+// inputError is a problem with the operator's files or settings: an
+// input.Error, so the CLI exits 2 for it and nothing is changed.
 func inputError(format string, args ...any) error {
-	return &ca.InputError{Err: fmt.Errorf(format, args...)}
-}
-
-// pending collects the files to put into one atomic store.
-type pending struct {
-	dir   string
-	files []atomicdir.File
-}
-
-type plan struct {
-	stores  []*pending
-	byDir   map[string]*pending
-	configs []atomicdir.File // Name is a full path here
-	// dirs are the directories above the stores that etcdpki owns: made
-	// or forced to 0700 (they hold keys, or lead to them).
-	dirs []string
-}
-
-// add puts f into dir's next version; a file of the same name added
-// before (a bundle's ca.crt, once per certificate in it) is replaced.
-func (pl *plan) add(dir string, f atomicdir.File) {
-	st := pl.byDir[dir]
-	if st == nil {
-		st = &pending{dir: dir}
-		pl.byDir[dir] = st
-		pl.stores = append(pl.stores, st)
-	}
-	for i := range st.files {
-		if st.files[i].Name == f.Name {
-			st.files[i] = f
-			return
-		}
-	}
-	st.files = append(st.files, f)
+	return &input.Error{Err: fmt.Errorf(format, args...)}
 }
 
 // initPlan is everything Init will write, worked out without writing.
@@ -188,7 +155,7 @@ func Init(ctx context.Context, s *cluster.Spec, o Options) (*Result, error) {
 // before the lock: its new CA and pairs are reused where they still fit.
 func planInit(ctx context.Context, s *cluster.Spec, o Options, pre *initPlan) (*initPlan, error) {
 	now := o.now()
-	p := Paths{PKI: s.PKIDir}
+	p := pki.Paths{PKI: s.PKIDir}
 	ip := &initPlan{res: &Result{}, pl: &plan{byDir: map[string]*pending{}}, fresh: map[string]signed{}}
 	res, pl := ip.res, ip.pl
 	printf := func(format string, args ...any) { ip.lines = append(ip.lines, fmt.Sprintf(format, args...)) }
@@ -203,7 +170,7 @@ func planInit(ctx context.Context, s *cluster.Spec, o Options, pre *initPlan) (*
 	}
 	ip.authority, ip.caCreated = authority, created
 	if created {
-		printf("[ca] created %s (%s, valid until %s)", authority.Cert.Subject.CommonName, ca.KeyDescription(authority.Cert.PublicKey), authority.Cert.NotAfter.Format(time.DateOnly))
+		printf("[ca] created %s (%s, valid until %s)", authority.Cert.Subject.CommonName, certx.KeyDescription(authority.Cert.PublicKey), authority.Cert.NotAfter.Format(time.DateOnly))
 		res.Created = append(res.Created, "etcd-ca")
 	} else {
 		printf("[ca] reused %s (%s)", authority.Cert.Subject.CommonName, p.CACert())
@@ -212,7 +179,7 @@ func planInit(ctx context.Context, s *cluster.Spec, o Options, pre *initPlan) (*
 	pl.add(p.CADir(), atomicdir.File{Name: "ca.crt", Data: authority.CertPEM, Mode: atomicdir.CertMode})
 	pl.add(p.CADir(), atomicdir.File{Name: "ca.key", Data: authority.KeyPEM, Mode: atomicdir.CAKeyMode})
 
-	targets := Targets(s)
+	targets := pki.New(s).Targets
 	type pair struct {
 		cert, key []byte
 		warn      string
@@ -296,63 +263,6 @@ func (ip *initPlan) freshFor(id string, authority *ca.CA) (signed, bool) {
 	return f, ok
 }
 
-// ownedDirs are the directories above the stores that hold bundles: the
-// PKI directory, nodes/ and each node's, the apiserver's, clients/ and
-// each client's.
-func ownedDirs(s *cluster.Spec, p Paths) []string {
-	dirs := []string{s.PKIDir}
-	if len(s.Nodes) > 0 {
-		dirs = append(dirs, filepath.Join(s.PKIDir, "nodes"))
-	}
-	for _, n := range s.Nodes {
-		dirs = append(dirs, p.NodeDir(n.Name))
-	}
-	for _, c := range s.Clients {
-		switch c.Name {
-		case cluster.ClientHealthcheck:
-		case cluster.ClientAPIServer:
-			dirs = append(dirs, p.APIServerDir())
-		default:
-			dirs = append(dirs, filepath.Join(s.PKIDir, "clients"), p.ClientDir(c.Name))
-		}
-	}
-	return dirs
-}
-
-// write puts the plan on disk as one batch: every new version is written
-// and synced, then each store switches (the CA's first, so no leaf is ever
-// in effect without its issuer), then the files are renamed into place
-// in plan order, and the switches are synced. The caller aborts b when
-// write fails, which takes back whatever it did.
-func (pl *plan) write(b *atomicdir.Batch, res *Result) error {
-	for _, d := range pl.dirs {
-		if err := b.Dir(d); err != nil {
-			return err
-		}
-	}
-	for _, st := range pl.stores {
-		if _, err := b.Update(st.dir, st.files, checkPairs); err != nil {
-			return fmt.Errorf("write %s: %w", st.dir, err)
-		}
-	}
-	changed := make([]bool, len(pl.configs))
-	for i, f := range pl.configs {
-		var err error
-		if changed[i], err = b.WriteFile(f.Name, f.Data, f.Mode); err != nil {
-			return err
-		}
-	}
-	if err := b.Commit(); err != nil {
-		return err
-	}
-	for i, f := range pl.configs {
-		if changed[i] {
-			res.Written = append(res.Written, f.Name)
-		}
-	}
-	return nil
-}
-
 func describeHosts(hosts []string) string {
 	if len(hosts) == 0 {
 		return ""
@@ -360,148 +270,7 @@ func describeHosts(hosts []string) string {
 	return " (SANs " + strings.Join(hosts, ", ") + ")"
 }
 
-// loadOrCreateCA loads PKI/etcd/ca.{crt,key}, or creates a CA in memory
-// when neither exists (fresh, when set, is the one to use then). One
-// without the other is an error: never guess. The files are read as the
-// next write will see them, so a crash that left the CA's version
-// complete but a link missing reads as the CA, not as no CA.
-func loadOrCreateCA(s *cluster.Spec, p Paths, now time.Time, fresh *ca.CA) (*ca.CA, bool, error) {
-	if err := checkPKIDir(s.PKIDir); err != nil {
-		return nil, false, err
-	}
-	certPEM, certErr := atomicdir.Read(p.CADir(), "ca.crt")
-	keyPEM, keyErr := atomicdir.Read(p.CADir(), "ca.key")
-	switch {
-	case errors.Is(certErr, fs.ErrNotExist) && errors.Is(keyErr, fs.ErrNotExist):
-		if fresh != nil {
-			return fresh, true, nil
-		}
-		a, err := ca.Create(s.CA, now)
-		return a, true, err
-	case certErr != nil:
-		return nil, false, readError(p.CACert(), certErr)
-	case keyErr != nil:
-		return nil, false, readError(p.CAKey(), keyErr)
-	}
-	a, err := ca.ParseFiles(certPEM, keyPEM, p.CACert(), p.CAKey())
-	if err != nil {
-		return nil, false, err
-	}
-	if now.After(a.Cert.NotAfter) {
-		return nil, false, inputError("%s: CA expired on %s; a new CA must be rolled out in stages", p.CACert(), a.Cert.NotAfter.Format(time.DateOnly))
-	}
-	return a, false, nil
-}
-
-// LoadCA loads the PKI directory's CA for signing.
-func LoadCA(pki string) (*ca.CA, error) {
-	p := Paths{PKI: pki}
-	certPEM, err := atomicdir.Read(p.CADir(), "ca.crt")
-	if err != nil {
-		return nil, readError(p.CACert(), err)
-	}
-	keyPEM, err := atomicdir.Read(p.CADir(), "ca.key")
-	if err != nil {
-		return nil, readError(p.CAKey(), err)
-	}
-	return ca.ParseFiles(certPEM, keyPEM, p.CACert(), p.CAKey())
-}
-
-func readError(path string, err error) error {
-	if errors.Is(err, fs.ErrNotExist) {
-		return inputError("%s: does not exist (run etcdpki init first)", path)
-	}
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		err = pe.Err
-	}
-	return inputError("%s: cannot read: %v", path, err)
-}
-
-// checkBundleCA makes sure a bundle's ca.crt, if present, is our CA.
-func checkBundleCA(dir string, a *ca.CA) error {
-	path := filepath.Join(dir, "ca.crt")
-	data, err := atomicdir.Read(dir, "ca.crt")
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return readError(path, err)
-	}
-	c, err := ca.ParseCert(data)
-	if err != nil {
-		return inputError("%s: %v", path, err)
-	}
-	if !c.Equal(a.Cert) {
-		return inputError("%s: holds CA %q, not this PKI's CA %q; refusing to mix CAs", path, c.Subject.CommonName, a.Cert.Subject.CommonName)
-	}
-	return nil
-}
-
-// existingPair returns an existing valid pair, nil when there is none, or
-// an input error when what is there can't be used. A pair that is merely
-// due is reused: renewing is `certs renew`'s and rotate's job.
-func existingPair(t Target, a *ca.CA, now time.Time) (certPEM, keyPEM []byte, warn string, err error) {
-	certPEM, keyPEM, err = readStoredPair(t)
-	info, pc := inspect(t, a, certPEM, keyPEM, err, 0, now)
-	switch info.Status {
-	case StatusMissing:
-		return nil, nil, "", nil
-	case StatusInvalid:
-		return nil, nil, "", pc.err
-	case StatusExpired:
-		return nil, nil, "", inputError("%s: expired on %s; run: etcdpki certs renew %s", t.CertPath(), info.Expires.Format(time.DateOnly), t.ID)
-	}
-	if pc.sanNote != "" {
-		warn = fmt.Sprintf(" (SANs differ from the spec: %s; run: etcdpki certs renew %s)", pc.sanNote, t.ID)
-	}
-	return certPEM, keyPEM, warn, nil
-}
-
-// validatePair checks that a pair belongs together and was issued by a
-// for the target's usage. Expiry is the caller's business.
-func validatePair(t Target, a *ca.CA, certPEM, keyPEM []byte) (*x509.Certificate, error) {
-	cert, err := ca.ParseCert(certPEM)
-	if err != nil {
-		return nil, inputError("%s: %v", t.CertPath(), err)
-	}
-	key, err := ca.ParseKey(keyPEM)
-	if err != nil {
-		return nil, inputError("%s: %v", t.KeyPath(), err)
-	}
-	if !ca.KeyMatches(cert, key.Public()) {
-		return nil, inputError("%s: key does not match certificate %s", t.KeyPath(), t.CertPath())
-	}
-	// Verify at a time the certificate is valid, so that expiry is
-	// reported as expiry and not as a chain error.
-	at := cert.NotBefore
-	if a.Cert.NotBefore.After(at) {
-		at = a.Cert.NotBefore
-	}
-	at = at.Add(time.Second)
-	if err := a.Verify(cert, t.Usage(), at); err != nil {
-		return nil, inputError("%s: not a valid %s certificate from this PKI's CA: %v", t.CertPath(), t.Kind.Name, err)
-	}
-	return cert, nil
-}
-
-// sanDiff compares a certificate's SANs with the wanted hosts.
-func sanDiff(cert *x509.Certificate, want []string) (missing, extra []string) {
-	have := ca.SANs(cert)
-	for _, h := range want {
-		if !slices.Contains(have, h) {
-			missing = append(missing, h)
-		}
-	}
-	for _, h := range have {
-		if !slices.Contains(want, h) {
-			extra = append(extra, h)
-		}
-	}
-	return missing, extra
-}
-
-func signTarget(a *ca.CA, s *cluster.Spec, t Target, reuseKey []byte, now time.Time) ([]byte, []byte, error) {
+func signTarget(a *ca.CA, s *cluster.Spec, t pki.Target, reuseKey []byte, now time.Time) ([]byte, []byte, error) {
 	certPEM, keyPEM, err := a.Sign(ca.Request{
 		Kind: t.Kind, CommonName: t.CommonName, Organization: t.Organization, Hosts: t.Hosts,
 		Key: s.Leaf.Key, Validity: s.Leaf.Validity, ReuseKey: reuseKey, Now: now,
@@ -512,29 +281,6 @@ func signTarget(a *ca.CA, s *cluster.Spec, t Target, reuseKey []byte, now time.T
 	return certPEM, keyPEM, nil
 }
 
-// checkPairs is the last check before a store switches: every NAME.crt
-// with a NAME.key beside it must match it.
-func checkPairs(files map[string][]byte) error {
-	var names []string
-	for n := range files {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		if !strings.HasSuffix(n, ".crt") {
-			continue
-		}
-		key, ok := files[strings.TrimSuffix(n, ".crt")+".key"]
-		if !ok {
-			continue
-		}
-		if err := ca.CheckPair(files[n], key); err != nil {
-			return fmt.Errorf("pair %s: %w", n, err)
-		}
-	}
-	return nil
-}
-
 // planConfigs renders every node's etcd.conf.yml and the apiserver files.
 //
 // A node's initial-cluster-state is "new" for the members the cluster was
@@ -543,7 +289,7 @@ func checkPairs(files map[string][]byte) error {
 // and renamed into place before any of them, not from which configs
 // exist: a run killed between two nodes' configs must not leave members
 // of a cluster that never started marked "existing".
-func planConfigs(s *cluster.Spec, p Paths, pl *plan) error {
+func planConfigs(s *cluster.Spec, p pki.Paths, pl *plan) error {
 	rec, err := readInitialCluster(p)
 	if err != nil {
 		return err
@@ -595,142 +341,5 @@ func planConfigs(s *cluster.Spec, p Paths, pl *plan) error {
 		return err
 	}
 	pl.configs = append(pl.configs, atomicdir.File{Name: p.KubeadmExternal(), Data: kubeadm, Mode: configMode})
-	return nil
-}
-
-// initialCluster is PKI/initial-cluster.json: the members the cluster was
-// bootstrapped with. etcd ignores initial-cluster-state once a member has
-// data, so these stay "new" for good; every member added later gets
-// "existing".
-type initialCluster struct {
-	Members []string `json:"members"`
-}
-
-func readInitialCluster(p Paths) (*initialCluster, error) {
-	data, err := os.ReadFile(p.InitialCluster())
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, readError(p.InitialCluster(), err)
-	}
-	var rec initialCluster
-	if err := json.Unmarshal(data, &rec); err != nil {
-		return nil, inputError("%s: %v (it lists the members the cluster was first started with)", p.InitialCluster(), err)
-	}
-	return &rec, nil
-}
-
-// readStoredPair is readPair through atomicdir.Read: the pair as the next
-// write will see it, even where a crash left a link missing.
-func readStoredPair(t Target) (certPEM, keyPEM []byte, err error) {
-	certPEM, certErr := atomicdir.Read(t.Dir, t.CertName)
-	keyPEM, keyErr := atomicdir.Read(t.Dir, t.KeyName)
-	switch {
-	case errors.Is(certErr, fs.ErrNotExist) && errors.Is(keyErr, fs.ErrNotExist):
-		return nil, nil, nil
-	case keyErr != nil && !errors.Is(keyErr, fs.ErrNotExist):
-		// Say what is wrong with the key before that the cert is missing.
-		return nil, nil, readError(t.KeyPath(), keyErr)
-	case certErr != nil:
-		return nil, nil, readError(t.CertPath(), certErr)
-	case keyErr != nil:
-		return nil, nil, readError(t.KeyPath(), keyErr)
-	}
-	return certPEM, keyPEM, nil
-}
-
-// configMode: configs hold paths, not secrets, but live in 0700 bundles.
-const configMode fs.FileMode = 0o644
-
-// checkPKIDir rejects a PKI directory that is not a directory, or that we
-// could read but not write, before anything is created.
-func checkPKIDir(dir string) error {
-	info, err := os.Stat(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil // checkWritable looks at the parent.
-	}
-	if err != nil {
-		return readError(dir, err)
-	}
-	if !info.IsDir() {
-		return inputError("pki dir %s: not a directory", dir)
-	}
-	if info.Mode().Perm()&0o500 != 0o500 {
-		// Root ignores permission bits, but an operator who took the
-		// bits away meant it.
-		return inputError("pki dir %s: not readable (mode %04o)", dir, info.Mode().Perm())
-	}
-	if _, err := os.ReadDir(dir); err != nil {
-		return readError(dir, err)
-	}
-	return nil
-}
-
-// checkWritable makes sure every directory the plan writes into (or its
-// nearest existing ancestor) can be written, and that no file it writes
-// is in the way (a directory, an immutable or append-only file), so a
-// bad tree fails before the first write rather than halfway.
-func checkWritable(pki string, pl *plan) error {
-	dirs := map[string]bool{pki: true}
-	var files []string
-	for _, d := range pl.dirs {
-		dirs[d] = true
-	}
-	for _, st := range pl.stores {
-		dirs[st.dir] = true
-		for _, f := range st.files {
-			files = append(files, filepath.Join(st.dir, f.Name))
-		}
-	}
-	for _, f := range pl.configs {
-		dirs[filepath.Dir(f.Name)] = true
-		files = append(files, f.Name)
-	}
-	var list []string
-	for d := range dirs {
-		list = append(list, d)
-	}
-	sort.Strings(list)
-	for _, d := range list {
-		existing := d
-		for {
-			info, err := os.Stat(existing)
-			if err == nil {
-				if !info.IsDir() {
-					return inputError("%s: not a directory", existing)
-				}
-				break
-			}
-			parent := filepath.Dir(existing)
-			if parent == existing {
-				break
-			}
-			existing = parent
-		}
-		info, err := os.Stat(existing)
-		if err != nil {
-			return readError(existing, err)
-		}
-		if info.Mode().Perm()&0o200 == 0 || syscall.Access(existing, 2 /* W_OK */) != nil || immutable(existing) {
-			what := "directory"
-			if existing == pki {
-				what = "pki dir"
-			}
-			return inputError("%s %s: read-only (mode %04o); nothing was written", what, existing, info.Mode().Perm())
-		}
-	}
-	for _, f := range files {
-		info, err := os.Lstat(f)
-		if err != nil {
-			continue // missing: created; unreadable: the directory check said
-		}
-		if info.IsDir() {
-			return inputError("%s: is a directory, where etcdpki writes a file; nothing was written", f)
-		}
-		if info.Mode().IsRegular() && immutable(f) {
-			return inputError("%s: immutable or append-only (chattr); nothing was written", f)
-		}
-	}
 	return nil
 }

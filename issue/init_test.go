@@ -19,6 +19,8 @@ import (
 
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/certx"
+	"github.com/etcdpki/etcdpki/pki"
 )
 
 const threeNodes = `name: test
@@ -96,7 +98,7 @@ func snapshot(t testing.TB, root string) string {
 
 func TestInitCertificates(t *testing.T) {
 	s, res := initTree(t, threeNodes)
-	p := Paths{PKI: s.PKIDir}
+	p := pki.Paths{PKI: s.PKIDir}
 	if len(res.Created) != 1+3*3+1+1 || len(res.Reused) != 0 {
 		t.Errorf("created %v, reused %v", res.Created, res.Reused)
 	}
@@ -110,7 +112,7 @@ func TestInitCertificates(t *testing.T) {
 	roots := x509.NewCertPool()
 	roots.AddCert(caCert)
 	now := time.Now()
-	for _, tg := range Targets(s) {
+	for _, tg := range pki.New(s).Targets {
 		c := readCert(t, tg.CertPath())
 		for _, u := range tg.Kind.Usages {
 			if _, err := c.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{u}}); err != nil {
@@ -132,13 +134,13 @@ func TestInitCertificates(t *testing.T) {
 		}
 		k, ok := c.PublicKey.(*ecdsa.PublicKey)
 		if !ok || k.Curve != elliptic.P256() {
-			t.Errorf("%s key is %s, want ecdsa-256", tg.ID, ca.KeyDescription(c.PublicKey))
+			t.Errorf("%s key is %s, want ecdsa-256", tg.ID, certx.KeyDescription(c.PublicKey))
 		}
 		keyData, _ := os.ReadFile(tg.KeyPath())
 		if err := ca.CheckPair(mustRead(t, tg.CertPath()), keyData); err != nil {
 			t.Errorf("%s: %v", tg.ID, err)
 		}
-		if got := ca.SANs(c); !sameSet(got, tg.Hosts) {
+		if got := certx.SANs(c); !sameSet(got, tg.Hosts) {
 			t.Errorf("%s SANs %v, want %v", tg.ID, got, tg.Hosts)
 		}
 		if c.Subject.CommonName != tg.CommonName {
@@ -147,11 +149,11 @@ func TestInitCertificates(t *testing.T) {
 	}
 	// kubeadm's subjects and SANs, checked literally.
 	srv := readCert(t, filepath.Join(p.NodeCertDir("etcd-node-1"), "server.crt"))
-	if got := strings.Join(ca.SANs(srv), ","); got != "10.0.0.11,127.0.0.1,::1,etcd-node-1.example.internal,etcd-node-1,localhost" {
+	if got := strings.Join(certx.SANs(srv), ","); got != "10.0.0.11,127.0.0.1,::1,etcd-node-1.example.internal,etcd-node-1,localhost" {
 		t.Errorf("server SANs %s", got)
 	}
-	if c := readCert(t, filepath.Join(p.NodeCertDir("etcd-node-2"), "healthcheck-client.crt")); c.Subject.CommonName != "kube-etcd-healthcheck-client" || len(ca.SANs(c)) != 0 {
-		t.Errorf("healthcheck CN %q SANs %v", c.Subject.CommonName, ca.SANs(c))
+	if c := readCert(t, filepath.Join(p.NodeCertDir("etcd-node-2"), "healthcheck-client.crt")); c.Subject.CommonName != "kube-etcd-healthcheck-client" || len(certx.SANs(c)) != 0 {
+		t.Errorf("healthcheck CN %q SANs %v", c.Subject.CommonName, certx.SANs(c))
 	}
 	crt, _ := p.APIServerCert()
 	if c := readCert(t, crt); c.Subject.CommonName != "kube-apiserver-etcd-client" {
@@ -165,7 +167,7 @@ func TestInitCertificates(t *testing.T) {
 
 func TestInitModesAndCAKeyConfinement(t *testing.T) {
 	s, _ := initTree(t, threeNodes)
-	p := Paths{PKI: s.PKIDir}
+	p := pki.Paths{PKI: s.PKIDir}
 	check := func(path string, want fs.FileMode) {
 		t.Helper()
 		info, err := os.Stat(path)
@@ -178,7 +180,7 @@ func TestInitModesAndCAKeyConfinement(t *testing.T) {
 	}
 	check(p.CAKey(), 0o400)
 	check(p.CADir(), 0o700)
-	for _, tg := range Targets(s) {
+	for _, tg := range pki.New(s).Targets {
 		check(tg.KeyPath(), 0o600)
 		check(tg.Dir, 0o700)
 	}
@@ -213,7 +215,7 @@ func TestInitIdempotent(t *testing.T) {
 
 func TestInitAddNode(t *testing.T) {
 	s, _ := initTree(t, threeNodes)
-	p := Paths{PKI: s.PKIDir}
+	p := pki.Paths{PKI: s.PKIDir}
 	old := map[string][]byte{}
 	for _, n := range []string{"etcd-node-1", "etcd-node-2", "etcd-node-3"} {
 		old[n] = mustRead(t, filepath.Join(p.NodeCertDir(n), "server.crt"))
@@ -249,7 +251,7 @@ func TestInitAddNode(t *testing.T) {
 
 func TestNodeConfig(t *testing.T) {
 	s, _ := initTree(t, threeNodes)
-	c, err := ReadNodeConfig(Paths{PKI: s.PKIDir}.NodeConfig("etcd-node-2"))
+	c, err := ReadNodeConfig(pki.Paths{PKI: s.PKIDir}.NodeConfig("etcd-node-2"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,11 +281,11 @@ func TestInitKeyAlgorithms(t *testing.T) {
 				y += "certs:\n  " + tc.leaf + "\n"
 			}
 			s, _ := initTree(t, y+"nodes:\n  - name: n1\n    ips: [10.0.0.1]\n")
-			c := readCert(t, filepath.Join(Paths{PKI: s.PKIDir}.NodeCertDir("n1"), "peer.crt"))
-			if got := ca.KeyDescription(c.PublicKey); got != tc.want {
+			c := readCert(t, filepath.Join(pki.Paths{PKI: s.PKIDir}.NodeCertDir("n1"), "peer.crt"))
+			if got := certx.KeyDescription(c.PublicKey); got != tc.want {
 				t.Errorf("leaf key %s, want %s", got, tc.want)
 			}
-			if _, rsaCA := readCert(t, Paths{PKI: s.PKIDir}.CACert()).PublicKey.(*rsa.PublicKey); rsaCA != strings.Contains(tc.ca, "rsa") {
+			if _, rsaCA := readCert(t, pki.Paths{PKI: s.PKIDir}.CACert()).PublicKey.(*rsa.PublicKey); rsaCA != strings.Contains(tc.ca, "rsa") {
 				t.Errorf("CA key type wrong")
 			}
 		})

@@ -11,6 +11,8 @@ import (
 
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/certx"
+	"github.com/etcdpki/etcdpki/pki"
 )
 
 // Certificate states, from good to bad.
@@ -44,17 +46,24 @@ type CertInfo struct {
 	Reason          string `json:"reason,omitempty"`
 	Path            string `json:"path"`
 	// Target is the catalogue entry; nil for the CA itself.
-	Target *Target           `json:"-"`
+	Target *pki.Target       `json:"-"`
 	Cert   *x509.Certificate `json:"-"`
 }
 
 // List inspects the CA and every certificate the spec calls for.
 // renewBefore overrides the spec's threshold when positive.
 func List(s *cluster.Spec, renewBefore time.Duration, now time.Time) ([]CertInfo, error) {
+	return ListInventory(pki.New(s), renewBefore, now)
+}
+
+// ListInventory is List for a spec already expanded, so a caller that
+// reads the inventory again (rotate's plan) expands it once.
+func ListInventory(inv *pki.Inventory, renewBefore time.Duration, now time.Time) ([]CertInfo, error) {
+	s := inv.Spec
 	if renewBefore <= 0 {
 		renewBefore = s.Leaf.RenewBefore
 	}
-	p := Paths{PKI: s.PKIDir}
+	p := inv.Paths
 	authority, err := LoadCA(s.PKIDir)
 	if err != nil {
 		return nil, err
@@ -67,8 +76,7 @@ func List(s *cluster.Spec, renewBefore time.Duration, now time.Time) ([]CertInfo
 		caInfo.Status, caInfo.Reason = StatusDue, "CA expires within a year: plan a staged CA rotation"
 	}
 	out := []CertInfo{caInfo}
-	for _, t := range Targets(s) {
-		t := t
+	for _, t := range inv.Targets {
 		out = append(out, Inspect(t, authority, renewBefore, now))
 	}
 	return out, nil
@@ -78,7 +86,7 @@ func List(s *cluster.Spec, renewBefore time.Duration, now time.Time) ([]CertInfo
 // A pair is only usable with its bundle's ca.crt: a bundle that trusts
 // another CA (or none) is invalid however good the pair is, since the
 // member or client holding it would refuse every peer.
-func Inspect(t Target, authority *ca.CA, renewBefore time.Duration, now time.Time) CertInfo {
+func Inspect(t pki.Target, authority *ca.CA, renewBefore time.Duration, now time.Time) CertInfo {
 	certPEM, keyPEM, err := readPair(t)
 	info, _ := inspect(t, authority, certPEM, keyPEM, err, renewBefore, now)
 	if info.Status == StatusInvalid || info.Status == StatusMissing {
@@ -110,7 +118,7 @@ func checkSameCA(dir string, a *ca.CA) error {
 	}
 	if !c.Equal(a.Cert) {
 		return inputError("%s: holds another CA (%q, serial %s), not this PKI's (%q, serial %s); refusing to mix CAs",
-			path, c.Subject.CommonName, short(Serial(c)), a.Cert.Subject.CommonName, short(Serial(a.Cert)))
+			path, c.Subject.CommonName, pki.ShortSerial(Serial(c)), a.Cert.Subject.CommonName, pki.ShortSerial(Serial(a.Cert)))
 	}
 	return nil
 }
@@ -124,7 +132,7 @@ type pairCheck struct {
 }
 
 // inspect classifies a pair read by readPair (readErr is its error).
-func inspect(t Target, authority *ca.CA, certPEM, keyPEM []byte, readErr error, renewBefore time.Duration, now time.Time) (CertInfo, pairCheck) {
+func inspect(t pki.Target, authority *ca.CA, certPEM, keyPEM []byte, readErr error, renewBefore time.Duration, now time.Time) (CertInfo, pairCheck) {
 	info := CertInfo{Name: t.ID, CA: authority.Cert.Subject.CommonName, Path: t.CertPath(), Target: &t}
 	var pc pairCheck
 	switch {
@@ -172,7 +180,7 @@ func inspect(t Target, authority *ca.CA, certPEM, keyPEM []byte, readErr error, 
 // readPair reads a target's certificate and key. Neither present is not an
 // error (both nil); one without the other, or an unreadable file, is an
 // input error naming the file.
-func readPair(t Target) (certPEM, keyPEM []byte, err error) {
+func readPair(t pki.Target) (certPEM, keyPEM []byte, err error) {
 	certPEM, certErr := os.ReadFile(t.CertPath())
 	keyPEM, keyErr := os.ReadFile(t.KeyPath())
 	switch {
@@ -188,7 +196,7 @@ func readPair(t Target) (certPEM, keyPEM []byte, err error) {
 
 func fill(info *CertInfo, c *x509.Certificate, now time.Time) {
 	info.Subject = c.Subject.CommonName
-	info.SANs = ca.SANs(c)
+	info.SANs = certx.SANs(c)
 	info.NotBefore = c.NotBefore
 	info.Expires = c.NotAfter
 	left := c.NotAfter.Sub(now)

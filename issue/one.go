@@ -13,6 +13,7 @@ import (
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
+	"github.com/etcdpki/etcdpki/pki"
 )
 
 // OneRequest asks for a single certificate outside the spec's catalogue
@@ -30,7 +31,7 @@ type OneRequest struct {
 
 // One issues one certificate from the PKI's existing CA into its own
 // bundle (ca.crt plus the pair), switched atomically.
-func One(ctx context.Context, s *cluster.Spec, r OneRequest, o Options) (Target, error) {
+func One(ctx context.Context, s *cluster.Spec, r OneRequest, o Options) (pki.Target, error) {
 	var k ca.Kind
 	switch r.Kind {
 	case "server":
@@ -40,49 +41,49 @@ func One(ctx context.Context, s *cluster.Spec, r OneRequest, o Options) (Target,
 	case "client":
 		k = ca.KindClient
 	default:
-		return Target{}, inputError("kind %q: must be server, peer or client", r.Kind)
+		return pki.Target{}, inputError("kind %q: must be server, peer or client", r.Kind)
 	}
 	if err := checkIssueName(s, r.Name); err != nil {
-		return Target{}, err
+		return pki.Target{}, err
 	}
 	var hosts []string
 	for _, h := range r.Hosts {
 		if ip := net.ParseIP(h); ip != nil {
 			if err := cluster.CheckIP(ip); err != nil {
-				return Target{}, inputError("--ip %v", err)
+				return pki.Target{}, inputError("--ip %v", err)
 			}
 			hosts = append(hosts, ip.String())
 			continue
 		}
 		if err := cluster.CheckDNSName(h); err != nil {
-			return Target{}, inputError("--dns %v", err)
+			return pki.Target{}, inputError("--dns %v", err)
 		}
 		hosts = append(hosts, strings.ToLower(h))
 	}
 	r.Hosts = hosts
 	for _, o := range r.Organization {
 		if err := cluster.CheckSubjectValue(o); err != nil {
-			return Target{}, inputError("--org %v", err)
+			return pki.Target{}, inputError("--org %v", err)
 		}
 	}
 	if k.ServerSANs && len(r.Hosts) == 0 {
-		return Target{}, inputError("a %s certificate needs at least one --ip or --dns", r.Kind)
+		return pki.Target{}, inputError("a %s certificate needs at least one --ip or --dns", r.Kind)
 	}
 	if !k.ServerSANs && len(r.Hosts) > 0 {
-		return Target{}, inputError("a client certificate carries no SANs; drop --ip/--dns")
+		return pki.Target{}, inputError("a client certificate carries no SANs; drop --ip/--dns")
 	}
 	out := r.Out
 	if out == "" {
 		out = filepath.Join(s.PKIDir, "issued", r.Name)
 	} else if err := checkOut(s.PKIDir, out); err != nil {
-		return Target{}, err
+		return pki.Target{}, err
 	}
 	out, _ = filepath.Abs(out)
 	base := k.BaseName
 	if base == "" {
 		base = r.Name
 	}
-	t := Target{ID: r.Kind + "/" + r.Name, Kind: k, Owner: r.Name, CommonName: r.Name, Organization: r.Organization,
+	t := pki.Target{ID: r.Kind + "/" + r.Name, Kind: k, Owner: r.Name, CommonName: r.Name, Organization: r.Organization,
 		Hosts: r.Hosts, Dir: out, CertName: base + ".crt", KeyName: base + ".key", CADir: out}
 	authority, err := LoadCA(s.PKIDir)
 	if err != nil {
@@ -142,7 +143,7 @@ func checkIssueName(s *cluster.Spec, name string) error {
 		return inputError("name %q is a client of the cluster; its certificate is renewed with etcdpki certs renew %s", name, name)
 	}
 	// With --dir alone there is no spec: the PKI tree still knows them.
-	p := Paths{PKI: s.PKIDir}
+	p := pki.Paths{PKI: s.PKIDir}
 	for _, d := range []string{filepath.Dir(p.NodeDir(name)), filepath.Dir(p.ClientDir(name))} {
 		if info, err := os.Stat(filepath.Join(d, name)); err == nil && info.IsDir() {
 			return inputError("name %q already has a bundle in %s", name, filepath.Join(d, name))
@@ -200,7 +201,7 @@ func resolve(p string) (string, error) {
 // checkNotAnotherCert refuses to replace a certificate in the bundle that
 // belongs to someone else: re-issuing NAME into its own bundle is fine,
 // writing server.crt over another server's is not.
-func checkNotAnotherCert(t Target) error {
+func checkNotAnotherCert(t pki.Target) error {
 	data, err := os.ReadFile(t.CertPath())
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil

@@ -15,6 +15,7 @@ import (
 
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/internal/pkilock"
+	"github.com/etcdpki/etcdpki/pki"
 )
 
 // A kill between creating a store's .crt link and its .key link leaves
@@ -22,7 +23,7 @@ import (
 // the missing link back, instead of refusing ("does not exist").
 func TestInitRecoversMissingLink(t *testing.T) {
 	s, _ := initTree(t, threeNodes)
-	p := Paths{PKI: s.PKIDir}
+	p := pki.Paths{PKI: s.PKIDir}
 	caKey := mustRead(t, p.CAKey())
 	serverKey := filepath.Join(p.NodeCertDir("etcd-node-2"), "server.key")
 	serverKeyPEM := mustRead(t, serverKey)
@@ -32,7 +33,10 @@ func TestInitRecoversMissingLink(t *testing.T) {
 		}
 	}
 	for _, run := range []func() error{
-		func() error { _, err := Renew(context.Background(), s, Targets(s)[:1], RenewOptions{}); return err },
+		func() error {
+			_, err := Renew(context.Background(), s, pki.New(s).Targets[:1], RenewOptions{})
+			return err
+		},
 		func() error { _, err := Init(context.Background(), s, Options{}); return err },
 	} {
 		if err := run(); err != nil {
@@ -52,10 +56,10 @@ func TestInitRecoversMissingLink(t *testing.T) {
 // before it; with none left, the pairs are issued again.
 func TestInitRepairsDanglingData(t *testing.T) {
 	s, _ := initTree(t, threeNodes)
-	p := Paths{PKI: s.PKIDir}
+	p := pki.Paths{PKI: s.PKIDir}
 	// Two versions of node 1's store: the previous one is kept.
-	node1 := Targets(s)[0]
-	if _, err := Renew(context.Background(), s, []Target{node1}, RenewOptions{}); err != nil {
+	node1 := pki.New(s).Targets[0]
+	if _, err := Renew(context.Background(), s, []pki.Target{node1}, RenewOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	prev := filepath.Join(p.NodeCertDir("etcd-node-1"))
@@ -68,7 +72,7 @@ func TestInitRepairsDanglingData(t *testing.T) {
 		t.Fatalf("init with ..data pointing at nothing: %v", err)
 	}
 	checkConverged(t, s, "version removed")
-	if _, err := Renew(context.Background(), s, Targets(s), RenewOptions{}); err != nil {
+	if _, err := Renew(context.Background(), s, pki.New(s).Targets, RenewOptions{}); err != nil {
 		t.Fatalf("renew afterwards: %v", err)
 	}
 }
@@ -77,7 +81,7 @@ func TestInitRepairsDanglingData(t *testing.T) {
 // bundle.
 func TestInitRemovesStaleTemporaryFiles(t *testing.T) {
 	s, _ := initTree(t, threeNodes)
-	p := Paths{PKI: s.PKIDir}
+	p := pki.Paths{PKI: s.PKIDir}
 	stale := []string{
 		filepath.Join(p.NodeDir("etcd-node-1"), ".etcd.conf.yml.tmp123456"),
 		filepath.Join(p.APIServerDir(), ".etcd-flags.tmp42"),
@@ -107,7 +111,7 @@ func TestInitRemovesStaleTemporaryFiles(t *testing.T) {
 // exist.
 func TestInitialClusterStateSurvivesACrashBetweenConfigs(t *testing.T) {
 	s, _ := initTree(t, threeNodes)
-	p := Paths{PKI: s.PKIDir}
+	p := pki.Paths{PKI: s.PKIDir}
 	// What the kill leaves: node 1's config written, the others' not.
 	os.Remove(p.NodeConfig("etcd-node-2"))
 	os.Remove(p.NodeConfig("etcd-node-3"))
@@ -125,7 +129,7 @@ func TestInitialClusterStateSurvivesACrashBetweenConfigs(t *testing.T) {
 // A PKI made before initial-cluster.json existed keeps its members' states.
 func TestInitialClusterStateOfAnOlderPKI(t *testing.T) {
 	s, _ := initTree(t, threeNodes)
-	p := Paths{PKI: s.PKIDir}
+	p := pki.Paths{PKI: s.PKIDir}
 	grown := spec(t, strings.Replace(threeNodes, "clients:", "  - name: etcd-node-4\n    ips: [10.0.0.14]\nclients:", 1), s.PKIDir)
 	if _, err := Init(context.Background(), grown, Options{}); err != nil {
 		t.Fatal(err)
@@ -143,26 +147,26 @@ func TestInitialClusterStateOfAnOlderPKI(t *testing.T) {
 func TestInitChecksEveryTargetBeforeWriting(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
-		setup func(t *testing.T, pki string) string
+		setup func(t *testing.T, pkiDir string) string
 		want  string
 	}{
-		{"config path is a directory", func(t *testing.T, pki string) string {
-			d := Paths{PKI: pki}.APIServerFlags()
+		{"config path is a directory", func(t *testing.T, pkiDir string) string {
+			d := pki.Paths{PKI: pkiDir}.APIServerFlags()
 			os.MkdirAll(d, 0o700)
 			return d
 		}, "apiserver/etcd-flags: is a directory"},
-		{"node config path is a directory", func(t *testing.T, pki string) string {
-			d := Paths{PKI: pki}.NodeConfig("etcd-node-3")
+		{"node config path is a directory", func(t *testing.T, pkiDir string) string {
+			d := pki.Paths{PKI: pkiDir}.NodeConfig("etcd-node-3")
 			os.MkdirAll(d, 0o700)
 			return d
 		}, "etcd-node-3/etcd.conf.yml: is a directory"},
-		{"certificate path is a directory", func(t *testing.T, pki string) string {
-			d := filepath.Join(Paths{PKI: pki}.NodeCertDir("etcd-node-2"), "peer.key")
+		{"certificate path is a directory", func(t *testing.T, pkiDir string) string {
+			d := filepath.Join(pki.Paths{PKI: pkiDir}.NodeCertDir("etcd-node-2"), "peer.key")
 			os.MkdirAll(d, 0o700)
 			return d
 		}, "etcd-node-2/etcd/peer.key: cannot read: is a directory"},
-		{"immutable config", func(t *testing.T, pki string) string {
-			f := Paths{PKI: pki}.KubeadmExternal()
+		{"immutable config", func(t *testing.T, pkiDir string) string {
+			f := pki.Paths{PKI: pkiDir}.KubeadmExternal()
 			os.MkdirAll(filepath.Dir(f), 0o700)
 			os.WriteFile(f, []byte("old"), 0o644)
 			if !chattr(t, "+i", f) {
@@ -173,12 +177,12 @@ func TestInitChecksEveryTargetBeforeWriting(t *testing.T) {
 		}, "kubeadm-etcd-external.yaml: immutable"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			pki := filepath.Join(t.TempDir(), "pki")
-			tc.setup(t, pki)
-			before := contents(t, pki)
-			_, err := Init(context.Background(), spec(t, threeNodes, pki), Options{})
+			pkiDir := filepath.Join(t.TempDir(), "pki")
+			tc.setup(t, pkiDir)
+			before := contents(t, pkiDir)
+			_, err := Init(context.Background(), spec(t, threeNodes, pkiDir), Options{})
 			checkInputError(t, err, tc.want)
-			if after := contents(t, pki); after != before {
+			if after := contents(t, pkiDir); after != before {
 				t.Errorf("init wrote before failing:\n%s", diffLines(before, after))
 			}
 		})
@@ -194,8 +198,8 @@ func chattr(t *testing.T, flag, path string) bool {
 // second either finds the first's CA or fails naming the lock.
 func TestConcurrentInitsShareOneCA(t *testing.T) {
 	for round := 0; round < 5; round++ {
-		pki := filepath.Join(t.TempDir(), "pki")
-		s := spec(t, threeNodes, pki)
+		pkiDir := filepath.Join(t.TempDir(), "pki")
+		s := spec(t, threeNodes, pkiDir)
 		var wg sync.WaitGroup
 		errs := make([]error, 2)
 		results := make([]*Result, 2)
@@ -216,7 +220,7 @@ func TestConcurrentInitsShareOneCA(t *testing.T) {
 					minted++
 				}
 			case errors.Is(err, pkilock.ErrLocked):
-				if !strings.Contains(err.Error(), filepath.Join(pki, pkilock.File)) {
+				if !strings.Contains(err.Error(), filepath.Join(pkiDir, pkilock.File)) {
 					t.Errorf("lock error does not name the lock: %v", err)
 				}
 			default:
@@ -242,10 +246,10 @@ func TestWritersRefuseWhileLocked(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer held.Release()
-	os.Remove(Paths{PKI: s.PKIDir}.NodeConfig("etcd-node-1")) // init has work to do
+	os.Remove(pki.Paths{PKI: s.PKIDir}.NodeConfig("etcd-node-1")) // init has work to do
 	before := contents(t, s.PKIDir)
 	_, ierr := Init(context.Background(), s, Options{})
-	_, rerr := Renew(context.Background(), s, Targets(s), RenewOptions{})
+	_, rerr := Renew(context.Background(), s, pki.New(s).Targets, RenewOptions{})
 	_, oerr := One(context.Background(), s, OneRequest{Kind: "client", Name: "ops"}, Options{})
 	for name, err := range map[string]error{"init": ierr, "renew": rerr, "issue": oerr} {
 		if !errors.Is(err, pkilock.ErrLocked) {
@@ -263,7 +267,7 @@ func TestRenewBackupsAreNeverShared(t *testing.T) {
 	// Both runs in the same second, whatever the clock does.
 	now := time.Now().Truncate(time.Second)
 	o := RenewOptions{Options: Options{Now: func() time.Time { return now }}}
-	ts := Targets(s)[:1]
+	ts := pki.New(s).Targets[:1]
 	first := mustRead(t, ts[0].KeyPath())
 	r1, err := Renew(context.Background(), s, ts, o)
 	if err != nil {
@@ -287,7 +291,7 @@ func TestRenewBackupsAreNeverShared(t *testing.T) {
 // is not.
 func TestInitEnforcesDirectoryModes(t *testing.T) {
 	s, _ := initTree(t, threeNodes)
-	p := Paths{PKI: s.PKIDir}
+	p := pki.Paths{PKI: s.PKIDir}
 	cur, _ := atomicdir.Current(p.NodeCertDir("etcd-node-1"))
 	loose := []string{s.PKIDir, filepath.Join(s.PKIDir, "nodes"), p.NodeDir("etcd-node-1"), p.NodeCertDir("etcd-node-1"), cur, p.APIServerDir(), p.ClientDir("etcd-admin")}
 	for _, d := range loose {

@@ -7,6 +7,8 @@ import (
 
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/certx"
+	"github.com/etcdpki/etcdpki/pki"
 )
 
 // Reissued is what Reissue did.
@@ -29,7 +31,7 @@ type Reissued struct {
 // (expired, invalid, due or with other SANs than the spec's), or
 // when the CA is replaced, since nothing the old CA signed will be
 // trusted any more.
-func ReissueNeeds(s *cluster.Spec, now time.Time) (caExpired time.Time, targets []Target, reasons map[string]string, err error) {
+func ReissueNeeds(s *cluster.Spec, now time.Time) (caExpired time.Time, targets []pki.Target, reasons map[string]string, err error) {
 	authority, err := LoadCA(s.PKIDir)
 	if err != nil {
 		return time.Time{}, nil, nil, err
@@ -39,7 +41,7 @@ func ReissueNeeds(s *cluster.Spec, now time.Time) (caExpired time.Time, targets 
 	if newCA {
 		caExpired = authority.Cert.NotAfter
 	}
-	for _, t := range Targets(s) {
+	for _, t := range pki.New(s).Targets {
 		info := Inspect(t, authority, s.Leaf.RenewBefore, now)
 		switch {
 		case info.Status == StatusMissing:
@@ -92,7 +94,7 @@ func Reissue(ctx context.Context, s *cluster.Spec, o Options) (*Reissued, error)
 		}
 		ro.NewCA = out.NewCA
 		o.printf("[ca] created %s (%s, valid until %s) to replace the CA that expired on %s",
-			out.NewCA.Cert.Subject.CommonName, ca.KeyDescription(out.NewCA.Cert.PublicKey), out.NewCA.Cert.NotAfter.Format(time.DateOnly),
+			out.NewCA.Cert.Subject.CommonName, certx.KeyDescription(out.NewCA.Cert.PublicKey), out.NewCA.Cert.NotAfter.Format(time.DateOnly),
 			caExpired.UTC().Format(time.RFC3339))
 	}
 	if len(targets) == 0 {

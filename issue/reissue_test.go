@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/pki"
 )
 
 // expiredCATree issues threeNodes with a CA and leaves that live two
@@ -20,7 +21,7 @@ func expiredCATree(t *testing.T) (*cluster.Spec, []byte) {
 	t.Helper()
 	short := strings.Replace(threeNodes, "certs:\n  validity: 365d", "ca:\n  validity: 2s\ncerts:\n  validity: 2s\n  renewBefore: 1s", 1)
 	s, _ := initTree(t, short)
-	oldCA := mustRead(t, Paths{PKI: s.PKIDir}.CACert())
+	oldCA := mustRead(t, pki.Paths{PKI: s.PKIDir}.CACert())
 	time.Sleep(3 * time.Second) // past both: certificates store whole seconds
 	return spec(t, threeNodes, s.PKIDir), oldCA
 }
@@ -31,15 +32,15 @@ func expiredCATree(t *testing.T) (*cluster.Spec, []byte) {
 func TestReissueReplacesAnExpiredCA(t *testing.T) {
 	s, oldCA := expiredCATree(t)
 	caExpired, targets, _, err := ReissueNeeds(s, time.Now())
-	if err != nil || caExpired.IsZero() || len(targets) != len(Targets(s)) {
-		t.Fatalf("ReissueNeeds: CA expired %v, %d of %d targets, %v; want the CA expired and every target", caExpired, len(targets), len(Targets(s)), err)
+	if err != nil || caExpired.IsZero() || len(targets) != len(pki.New(s).Targets) {
+		t.Fatalf("ReissueNeeds: CA expired %v, %d of %d targets, %v; want the CA expired and every target", caExpired, len(targets), len(pki.New(s).Targets), err)
 	}
 	out, err := Reissue(context.Background(), s, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := Paths{PKI: s.PKIDir}
-	if out.NewCA == nil || bytes.Equal(mustRead(t, p.CACert()), oldCA) || len(out.Renewed) != len(Targets(s)) {
+	p := pki.Paths{PKI: s.PKIDir}
+	if out.NewCA == nil || bytes.Equal(mustRead(t, p.CACert()), oldCA) || len(out.Renewed) != len(pki.New(s).Targets) {
 		t.Fatalf("new CA %v, %d renewed; want a new CA on disk and every target renewed", out.NewCA != nil, len(out.Renewed))
 	}
 	checkConverged(t, s, "none")
@@ -70,9 +71,9 @@ func TestReissueCrashAtEveryStepConverges(t *testing.T) {
 	base, oldCA := expiredCATree(t)
 	steps := 0
 	for n := 1; ; n++ {
-		pki := filepath.Join(t.TempDir(), "pki")
-		copyTree(t, base.PKIDir, pki)
-		s := spec(t, threeNodes, pki)
+		dir := filepath.Join(t.TempDir(), "pki")
+		copyTree(t, base.PKIDir, dir)
+		s := spec(t, threeNodes, dir)
 		stopped := runUntilStep(t, n, func() error { _, err := Reissue(ctx, s, Options{}); return err })
 		if stopped == "" {
 			break
@@ -83,7 +84,7 @@ func TestReissueCrashAtEveryStepConverges(t *testing.T) {
 			t.Fatalf("killed at step %s; reissue again: %v", stopped, err)
 		}
 		checkConverged(t, s, stopped)
-		if bytes.Equal(mustRead(t, Paths{PKI: pki}.CACert()), oldCA) {
+		if bytes.Equal(mustRead(t, pki.Paths{PKI: dir}.CACert()), oldCA) {
 			t.Errorf("killed at step %s: the expired CA is still in place", stopped)
 		}
 		if t.Failed() {

@@ -14,6 +14,7 @@ import (
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
+	"github.com/etcdpki/etcdpki/pki"
 )
 
 // RenewOptions control Renew.
@@ -35,7 +36,7 @@ type RenewOptions struct {
 
 // Renewed is one certificate that Renew replaced.
 type Renewed struct {
-	Target    Target
+	Target    pki.Target
 	OldSerial string
 	NewSerial string
 	NotAfter  time.Time
@@ -51,7 +52,7 @@ type Renewed struct {
 // Like Init it plans before taking the PKI directory's lock (bad input
 // changes nothing) and again under it, reusing what it signed; a failure
 // while writing takes back the switches and the backup.
-func Renew(ctx context.Context, s *cluster.Spec, targets []Target, o RenewOptions) ([]Renewed, error) {
+func Renew(ctx context.Context, s *cluster.Spec, targets []pki.Target, o RenewOptions) ([]Renewed, error) {
 	if len(targets) == 0 {
 		return nil, nil
 	}
@@ -70,7 +71,7 @@ func Renew(ctx context.Context, s *cluster.Spec, targets []Target, o RenewOption
 	}
 	backup := o.BackupDir
 	if backup == "" {
-		backup = newBackupDir(Paths{PKI: s.PKIDir}.Backups(), o.now())
+		backup = newBackupDir(pki.Paths{PKI: s.PKIDir}.Backups(), o.now())
 	}
 	out := rp.out
 	for i := range out {
@@ -92,7 +93,7 @@ func Renew(ctx context.Context, s *cluster.Spec, targets []Target, o RenewOption
 			atomicdir.File{Name: filepath.Join(dir, r.Target.KeyName), Data: old.key, Mode: atomicdir.KeyMode})
 	}
 	if rp.oldCA != nil {
-		dir := rel(s.PKIDir, Paths{PKI: s.PKIDir}.CADir())
+		dir := rel(s.PKIDir, pki.Paths{PKI: s.PKIDir}.CADir())
 		saved = append(saved,
 			atomicdir.File{Name: filepath.Join(dir, "ca.crt"), Data: rp.oldCA.cert, Mode: atomicdir.CertMode},
 			atomicdir.File{Name: filepath.Join(dir, "ca.key"), Data: rp.oldCA.key, Mode: atomicdir.CAKeyMode})
@@ -122,7 +123,7 @@ func Renew(ctx context.Context, s *cluster.Spec, targets []Target, o RenewOption
 		return nil, err
 	}
 	for _, r := range out {
-		o.printf("[renew] %s: serial %s -> %s, valid until %s", r.Target.ID, short(r.OldSerial), short(r.NewSerial), r.NotAfter.Format(time.DateOnly))
+		o.printf("[renew] %s: serial %s -> %s, valid until %s", r.Target.ID, pki.ShortSerial(r.OldSerial), pki.ShortSerial(r.NewSerial), r.NotAfter.Format(time.DateOnly))
 	}
 	return out, nil
 }
@@ -158,7 +159,7 @@ type renewPlan struct {
 // planRenew reads the pairs to replace and signs their successors. pre,
 // when set, is the plan made before the lock: its pairs are reused when
 // the CA and, with --reuse-key, the old key are still the same.
-func planRenew(ctx context.Context, s *cluster.Spec, targets []Target, o RenewOptions, pre *renewPlan) (*renewPlan, error) {
+func planRenew(ctx context.Context, s *cluster.Spec, targets []pki.Target, o RenewOptions, pre *renewPlan) (*renewPlan, error) {
 	now := o.now()
 	authority := o.NewCA
 	if authority == nil {
@@ -212,7 +213,7 @@ func planRenew(ctx context.Context, s *cluster.Spec, targets []Target, o RenewOp
 		// Added last, so the CA's store switches after the bundles that
 		// trust it: a crash in between leaves an expired CA with some
 		// leaves it did not sign, which the next recovery replaces again.
-		p := Paths{PKI: s.PKIDir}
+		p := pki.Paths{PKI: s.PKIDir}
 		oldCert, certErr := atomicdir.Read(p.CADir(), "ca.crt")
 		oldKey, keyErr := atomicdir.Read(p.CADir(), "ca.key")
 		if certErr == nil && keyErr == nil {
@@ -242,16 +243,6 @@ func (rp *renewPlan) freshFor(id string, authority *ca.CA, reuse []byte) (signed
 
 // Serial renders a certificate serial as lower-case hex, as openssl does.
 func Serial(c *x509.Certificate) string { return fmt.Sprintf("%x", c.SerialNumber) }
-
-func short(serial string) string {
-	if serial == "" {
-		return "(none)"
-	}
-	if len(serial) > 12 {
-		return serial[:12]
-	}
-	return serial
-}
 
 func rel(base, path string) string {
 	r, err := filepath.Rel(base, path)

@@ -9,15 +9,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/etcdpki/etcdpki/ca"
+	"github.com/etcdpki/etcdpki/internal/certx"
+	"github.com/etcdpki/etcdpki/pki"
 )
 
 func TestRenew(t *testing.T) {
 	s, _ := initTree(t, threeNodes)
-	p := Paths{PKI: s.PKIDir}
-	picked, missing := Select(Targets(s), []string{"etcd-node-1", "apiserver-etcd-client"})
+	p := pki.Paths{PKI: s.PKIDir}
+	picked, missing := pki.Select(pki.New(s).Targets, []string{"etcd-node-1", "apiserver-etcd-client"})
 	if len(missing) != 0 || len(picked) != 4 {
-		t.Fatalf("select: %v missing %v", IDs(picked), missing)
+		t.Fatalf("select: %v missing %v", pki.IDs(picked), missing)
 	}
 	srv := filepath.Join(p.NodeCertDir("etcd-node-1"), "server.crt")
 	oldCert, oldKey := mustRead(t, srv), mustRead(t, filepath.Join(p.NodeCertDir("etcd-node-1"), "server.key"))
@@ -89,7 +90,7 @@ func TestRenewReuseKeyAndSANChange(t *testing.T) {
 	if !strings.Contains(out.String(), "reused etcd-node-2/etcd-peer (SANs differ from the spec: spec wants SANs [10.0.0.22] more and [] fewer; run: etcdpki certs renew etcd-node-2/etcd-peer)") {
 		t.Errorf("init does not warn about the SAN change:\n%s", out.String())
 	}
-	picked, _ := Select(Targets(moved), []string{"etcd-node-2/etcd-server"})
+	picked, _ := pki.Select(pki.New(moved).Targets, []string{"etcd-node-2/etcd-server"})
 	key := mustRead(t, picked[0].KeyPath())
 	if _, err := Renew(context.Background(), moved, picked, RenewOptions{ReuseKey: true}); err != nil {
 		t.Fatal(err)
@@ -98,8 +99,8 @@ func TestRenewReuseKeyAndSANChange(t *testing.T) {
 		t.Error("--reuse-key replaced the key")
 	}
 	c := readCert(t, picked[0].CertPath())
-	if !strings.Contains(strings.Join(ca.SANs(c), ","), "10.0.0.22") {
-		t.Errorf("renewed SANs %v lack the new IP", ca.SANs(c))
+	if !strings.Contains(strings.Join(certx.SANs(c), ","), "10.0.0.22") {
+		t.Errorf("renewed SANs %v lack the new IP", certx.SANs(c))
 	}
 }
 
@@ -126,7 +127,7 @@ func TestListStatuses(t *testing.T) {
 	check(now.Add(250*24*time.Hour), 0, StatusDue)     // past 2/3 of a year
 	check(now, 87600*time.Hour, StatusDue)             // --renew-before 87600h: everything now
 	check(now.Add(400*24*time.Hour), 0, StatusExpired) // past notAfter
-	os.Remove(filepath.Join(Paths{PKI: s.PKIDir}.NodeCertDir("etcd-node-1"), "..data"))
+	os.Remove(filepath.Join(pki.Paths{PKI: s.PKIDir}.NodeCertDir("etcd-node-1"), "..data"))
 	infos, _ := List(s, 0, now)
 	if infos[1].Status != StatusMissing {
 		t.Errorf("%s is %s, want missing", infos[1].Name, infos[1].Status)
@@ -143,8 +144,8 @@ func TestOne(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := readCert(t, tg.CertPath())
-	if c.Subject.CommonName != "etcd-gw" || !sameSet(ca.SANs(c), []string{"10.0.0.21", "gw.example.internal"}) {
-		t.Errorf("issued %v %v", c.Subject, ca.SANs(c))
+	if c.Subject.CommonName != "etcd-gw" || !sameSet(certx.SANs(c), []string{"10.0.0.21", "gw.example.internal"}) {
+		t.Errorf("issued %v %v", c.Subject, certx.SANs(c))
 	}
 	if filepath.Dir(tg.CertPath()) != filepath.Join(s.PKIDir, "issued", "etcd-gw") {
 		t.Errorf("written to %s", tg.CertPath())

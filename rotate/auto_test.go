@@ -14,8 +14,9 @@ import (
 	"time"
 
 	"github.com/etcdpki/etcdpki/cluster"
-	"github.com/etcdpki/etcdpki/internal/etcdtest"
+	"github.com/etcdpki/etcdpki/internal/testharness/etcdtest"
 	"github.com/etcdpki/etcdpki/issue"
+	"github.com/etcdpki/etcdpki/pki"
 	"github.com/etcdpki/etcdpki/rotate"
 )
 
@@ -210,7 +211,7 @@ func TestProofFailsWhenTheDeployMissesAMember(t *testing.T) {
 			f.Nodes[i].Deploy = "mkdir -p {{.Dir}} && cp -a {{.Bundle}}/. {{.Dir}}/"
 		}
 	}})
-	paths := issue.Paths{PKI: c.Spec.PKIDir}
+	paths := pki.Paths{PKI: c.Spec.PKIDir}
 	for _, n := range c.Spec.Nodes {
 		// What an operator does once after init: copy each bundle to its host.
 		data := cluster.TemplateData{Name: n.Name, Bundle: paths.NodeDir(n.Name), Dir: n.Dir}

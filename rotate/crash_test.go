@@ -12,6 +12,7 @@ import (
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/issue"
+	"github.com/etcdpki/etcdpki/pki"
 	"github.com/etcdpki/etcdpki/rotate"
 )
 
@@ -71,7 +72,7 @@ func TestRotateCrashAtEveryStepConverges(t *testing.T) {
 		if err != nil {
 			t.Fatalf("killed at step %s: journal: %v", stopped, err)
 		}
-		caPEM, _ := os.ReadFile(issue.Paths{PKI: s.PKIDir}.CACert())
+		caPEM, _ := os.ReadFile(pki.Paths{PKI: s.PKIDir}.CACert())
 		for _, i := range infos {
 			if i.Status != issue.StatusOK {
 				t.Errorf("killed at step %s: %s is %s: %s", stopped, i.Name, i.Status, i.Reason)

@@ -13,6 +13,7 @@ import (
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/internal/probe"
 	"github.com/etcdpki/etcdpki/issue"
+	"github.com/etcdpki/etcdpki/pki"
 )
 
 // probeCert is the run's own client certificate, minted in memory from
@@ -67,7 +68,7 @@ func (e *expiredServed) note(addr string, leaf *x509.Certificate) {
 	e.mu.Unlock()
 	if first {
 		e.log.printf("warning: %s serves certificate %q (serial %s) that expired at %s: accepted for this run's probes because it chains to the etcd CA; the cluster serves on connections opened before then, and every new handshake to it fails until it is renewed",
-			addr, leaf.Subject.CommonName, short(issue.Serial(leaf)), leaf.NotAfter.UTC().Format(time.RFC3339))
+			addr, leaf.Subject.CommonName, pki.ShortSerial(issue.Serial(leaf)), leaf.NotAfter.UTC().Format(time.RFC3339))
 	}
 }
 
@@ -197,7 +198,7 @@ func (c *etcdCluster) proveUnexpired(ctx context.Context) ([]string, error) {
 					errs[i] = &ProofError{Member: n.Name, Port: port.what + " " + addr, Err: fmt.Errorf("no fresh handshake with an unexpired certificate: %w", err)}
 					return
 				}
-				got = append(got, fmt.Sprintf("%s %s until %s", port.what, short(issue.Serial(leaf)), leaf.NotAfter.UTC().Format(time.RFC3339)))
+				got = append(got, fmt.Sprintf("%s %s until %s", port.what, pki.ShortSerial(issue.Serial(leaf)), leaf.NotAfter.UTC().Format(time.RFC3339)))
 			}
 			lines[i] = n.Name + ": " + strings.Join(got, ", ")
 		})

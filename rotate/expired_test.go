@@ -17,8 +17,9 @@ import (
 
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
-	"github.com/etcdpki/etcdpki/internal/etcdtest"
+	"github.com/etcdpki/etcdpki/internal/certx"
 	"github.com/etcdpki/etcdpki/internal/probe"
+	"github.com/etcdpki/etcdpki/internal/testharness/etcdtest"
 	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/rotate"
 	"github.com/etcdpki/etcdpki/verify"
@@ -344,7 +345,7 @@ func clientCertFrom(t *testing.T, a *ca.CA) tls.Certificate {
 	if err != nil {
 		t.Fatal(err)
 	}
-	caKey, err := ca.ParseKey(a.KeyPEM)
+	caKey, err := certx.ParseKey(a.KeyPEM)
 	if err != nil {
 		t.Fatal(err)
 	}

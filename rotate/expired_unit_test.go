@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/issue"
+	"github.com/etcdpki/etcdpki/pki"
 	"github.com/etcdpki/etcdpki/rotate"
 )
 
@@ -79,8 +79,7 @@ func TestRecoverRefusals(t *testing.T) {
 		t.Errorf("--recover with nothing expired: %v; want exit 1 saying nothing expired", err)
 	}
 	_, err = rotate.Run(context.Background(), rotate.Options{Spec: s, Recover: true, Restart: rotate.RestartAlways})
-	var ie *ca.InputError // exit code 2
-	if !errors.As(err, &ie) || !strings.Contains(err.Error(), "--restart") {
+	if !errors.As(err, &ec) || ec.ExitCode() != 2 || !strings.Contains(err.Error(), "--restart") {
 		t.Errorf("--recover --restart=always: %v; want exit 2 naming --restart", err)
 	}
 	after := serials(t, s)
@@ -110,7 +109,7 @@ func TestRecoverResumesAfterRenewal(t *testing.T) {
 	if _, err := rotate.Run(context.Background(), rotate.Options{Spec: s}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := issue.Renew(context.Background(), s, issue.Targets(s), issue.RenewOptions{}); err != nil {
+	if _, err := issue.Renew(context.Background(), s, pki.New(s).Targets, issue.RenewOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer

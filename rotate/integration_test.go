@@ -26,9 +26,10 @@ import (
 
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
-	"github.com/etcdpki/etcdpki/internal/etcdtest"
 	"github.com/etcdpki/etcdpki/internal/probe"
+	"github.com/etcdpki/etcdpki/internal/testharness/etcdtest"
 	"github.com/etcdpki/etcdpki/issue"
+	"github.com/etcdpki/etcdpki/pki"
 	"github.com/etcdpki/etcdpki/rotate"
 )
 
@@ -204,7 +205,7 @@ func testRollsUnderLoad(t *testing.T, c *etcdtest.Cluster) {
 	// The previous pairs are in the run's backup directory, one
 	// PKI/backup/<time> for the whole run, each under its own path.
 	root := ""
-	for _, t0 := range issue.Targets(c.Spec) {
+	for _, t0 := range pki.New(c.Spec).Targets {
 		if !strings.HasSuffix(t0.ID, "etcd-server") {
 			continue
 		}
@@ -353,7 +354,7 @@ func testWatch(t *testing.T, c *etcdtest.Cluster) {
 	ctx, out := w.ctx, w.out
 	m := c.Members[1]
 	pid := m.PID()
-	targets, _ := issue.Select(issue.Targets(c.Spec), []string{m.Name + "/etcd-server", m.Name + "/etcd-peer"})
+	targets, _ := pki.Select(pki.New(c.Spec).Targets, []string{m.Name + "/etcd-server", m.Name + "/etcd-peer"})
 	renewed, err := issue.Renew(ctx, c.Spec, targets, issue.RenewOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -428,9 +429,9 @@ func (w *watching) stop(t *testing.T) {
 func testWatchStops(t *testing.T, c *etcdtest.Cluster) {
 	w := startWatch(t, c, rotate.RestartAlways)
 	ctx, out := w.ctx, w.out
-	var targets []issue.Target
+	var targets []pki.Target
 	for _, m := range c.Members {
-		ts, _ := issue.Select(issue.Targets(c.Spec), []string{m.Name + "/etcd-server", m.Name + "/etcd-peer"})
+		ts, _ := pki.Select(pki.New(c.Spec).Targets, []string{m.Name + "/etcd-server", m.Name + "/etcd-peer"})
 		targets = append(targets, ts...)
 	}
 	if _, err := issue.Renew(ctx, c.Spec, targets, issue.RenewOptions{}); err != nil {
@@ -631,7 +632,7 @@ func pids(c *etcdtest.Cluster) map[string]int {
 func serials(t *testing.T, s *cluster.Spec) map[string]string {
 	t.Helper()
 	out := map[string]string{}
-	for _, tg := range issue.Targets(s) {
+	for _, tg := range pki.New(s).Targets {
 		b, err := os.ReadFile(tg.CertPath())
 		if err != nil {
 			t.Fatal(err)

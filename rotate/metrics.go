@@ -12,6 +12,7 @@ import (
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/issue"
+	"github.com/etcdpki/etcdpki/pki"
 )
 
 // metricsMode: node_exporter's textfile collector runs as another user
@@ -26,17 +27,18 @@ func writeMetrics(path string, s *cluster.Spec, st *State, ok bool, now time.Tim
 	var b bytes.Buffer
 	b.WriteString("# HELP etcdpki_cert_expiry_timestamp_seconds When the certificate expires (Unix time).\n")
 	b.WriteString("# TYPE etcdpki_cert_expiry_timestamp_seconds gauge\n")
-	if c, err := readCert(issue.Paths{PKI: s.PKIDir}.CACert()); err == nil {
+	inv := pki.New(s)
+	if c, err := readCert(inv.Paths.CACert()); err == nil {
 		fmt.Fprintf(&b, "etcdpki_cert_expiry_timestamp_seconds{cluster=%q,cert=%q} %d\n", s.Name, "etcd-ca", c.NotAfter.Unix())
 	}
-	for _, t := range issue.Targets(s) {
+	for _, t := range inv.Targets {
 		c, err := readCert(t.CertPath())
 		if err != nil {
 			continue
 		}
 		fmt.Fprintf(&b, "etcdpki_cert_expiry_timestamp_seconds{cluster=%q,cert=%q} %d\n", s.Name, t.ID, c.NotAfter.Unix())
 	}
-	writeExpired(&b, s, now)
+	writeExpired(&b, inv, now)
 	b.WriteString("# HELP etcdpki_rotate_last_success_timestamp_seconds When a rotation last ended with everything in effect (Unix time).\n")
 	b.WriteString("# TYPE etcdpki_rotate_last_success_timestamp_seconds gauge\n")
 	last := int64(0)
@@ -94,7 +96,8 @@ func nextExpiry(infos []issue.CertInfo, now time.Time) string {
 // (1) or not (0), and how many have, so that an alert on expired
 // certificates is a plain comparison and does not rely on a "time left"
 // going negative (or on a scrape landing after the expiry timestamp).
-func writeExpired(b *bytes.Buffer, s *cluster.Spec, now time.Time) {
+func writeExpired(b *bytes.Buffer, inv *pki.Inventory, now time.Time) {
+	s := inv.Spec
 	b.WriteString("# HELP etcdpki_cert_expired Whether the certificate has already expired (1) or not (0).\n")
 	b.WriteString("# TYPE etcdpki_cert_expired gauge\n")
 	n := 0
@@ -110,8 +113,8 @@ func writeExpired(b *bytes.Buffer, s *cluster.Spec, now time.Time) {
 		}
 		fmt.Fprintf(b, "etcdpki_cert_expired{cluster=%q,cert=%q} %d\n", s.Name, name, v)
 	}
-	one("etcd-ca", issue.Paths{PKI: s.PKIDir}.CACert())
-	for _, t := range issue.Targets(s) {
+	one("etcd-ca", inv.Paths.CACert())
+	for _, t := range inv.Targets {
 		one(t.ID, t.CertPath())
 	}
 	b.WriteString("# HELP etcdpki_certs_expired How many of the cluster's certificates (the CA included) have already expired.\n")

@@ -2,15 +2,16 @@ package rotate
 
 import (
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/internal/probe"
 	"github.com/etcdpki/etcdpki/issue"
+	"github.com/etcdpki/etcdpki/pki"
 )
 
 // Plan is what one run will do: the certificates to renew, the hosts
@@ -60,10 +61,10 @@ type NodePlan struct {
 	Node cluster.Node
 	// Targets are the node's certificates whose files differ from what
 	// is in effect.
-	Targets []issue.Target
+	Targets []pki.Target
 	// All are all of the node's certificates: a restart or a proof
 	// checks the serving pairs whatever triggered it.
-	All []issue.Target
+	All []pki.Target
 	// Leaves is true when the serving or peer certificate changed. etcd
 	// (3.2 and later) loads them at its next TLS handshake, so they
 	// alone need no restart, only a proof that they are served.
@@ -86,7 +87,7 @@ type NodePlan struct {
 // ClientPlan is one client whose certificate changed.
 type ClientPlan struct {
 	Client                cluster.Client
-	Target                issue.Target
+	Target                pki.Target
 	DeployCmd, RestartCmd string
 }
 
@@ -134,7 +135,8 @@ func (p *Plan) node(name string) *NodePlan {
 // makePlan compares the PKI directory with the spec (what is due) and
 // with the journal (what is not in effect yet). It changes nothing.
 func makePlan(s *cluster.Spec, st *State, renewBefore time.Duration, now time.Time) (*Plan, error) {
-	infos, err := issue.List(s, renewBefore, now)
+	inv := pki.New(s)
+	infos, err := issue.ListInventory(inv, renewBefore, now)
 	if err != nil {
 		return nil, err
 	}
@@ -183,9 +185,9 @@ func makePlan(s *cluster.Spec, st *State, renewBefore time.Duration, now time.Ti
 		// Renewing would overwrite files someone put there on purpose;
 		// rolling would put broken files into effect. Neither is ours to
 		// decide at 3 a.m.
-		return nil, &ca.InputError{Err: fmt.Errorf("refusing to rotate: invalid certificate files: %s", strings.Join(invalid, "; "))}
+		return nil, &input.Error{Err: fmt.Errorf("refusing to rotate: invalid certificate files: %s", strings.Join(invalid, "; "))}
 	}
-	for _, t := range issue.Targets(s) {
+	for _, t := range inv.Targets {
 		if !due[t.ID] && !changed[t.ID] {
 			continue
 		}
@@ -205,7 +207,7 @@ func makePlan(s *cluster.Spec, st *State, renewBefore time.Duration, now time.Ti
 			p.Clients = append(p.Clients, &ClientPlan{Client: c, Target: t})
 		}
 	}
-	paths := issue.Paths{PKI: s.PKIDir}
+	paths := inv.Paths
 	for _, n := range s.Nodes {
 		p.Members = append(p.Members, n.Name)
 		now, ok, err := startedNow(paths, n)
@@ -243,7 +245,7 @@ func makePlan(s *cluster.Spec, st *State, renewBefore time.Duration, now time.Ti
 	slices.SortStableFunc(p.Nodes, func(a, b *NodePlan) int {
 		return slices.Index(p.Members, a.Node.Name) - slices.Index(p.Members, b.Node.Name)
 	})
-	for _, t := range issue.Targets(s) {
+	for _, t := range inv.Targets {
 		if np := p.node(t.Owner); np != nil {
 			np.All = append(np.All, t)
 		}
@@ -252,19 +254,19 @@ func makePlan(s *cluster.Spec, st *State, renewBefore time.Duration, now time.Ti
 		data := cluster.TemplateData{Name: np.Node.Name, IP: np.Node.IP().String(), Bundle: paths.NodeDir(np.Node.Name),
 			Dir: np.Node.Dir, ConfigFile: paths.NodeConfig(np.Node.Name), DataDir: np.Node.DataDir}
 		if np.DeployCmd, err = cluster.RenderTemplate(np.Node.Deploy, data); err != nil {
-			return nil, &ca.InputError{Err: fmt.Errorf("node %s deploy template: %w", np.Node.Name, err)}
+			return nil, &input.Error{Err: fmt.Errorf("node %s deploy template: %w", np.Node.Name, err)}
 		}
 		if np.RestartCmd, err = cluster.RenderTemplate(np.Node.Restart, data); err != nil {
-			return nil, &ca.InputError{Err: fmt.Errorf("node %s restart template: %w", np.Node.Name, err)}
+			return nil, &input.Error{Err: fmt.Errorf("node %s restart template: %w", np.Node.Name, err)}
 		}
 	}
 	for _, cp := range p.Clients {
 		data := cluster.TemplateData{Name: cp.Client.Name, Bundle: cp.Target.Dir, Dir: cp.Client.Dir}
 		if cp.DeployCmd, err = cluster.RenderTemplate(cp.Client.Deploy, data); err != nil {
-			return nil, &ca.InputError{Err: fmt.Errorf("client %s deploy template: %w", cp.Client.Name, err)}
+			return nil, &input.Error{Err: fmt.Errorf("client %s deploy template: %w", cp.Client.Name, err)}
 		}
 		if cp.RestartCmd, err = cluster.RenderTemplate(cp.Client.Restart, data); err != nil {
-			return nil, &ca.InputError{Err: fmt.Errorf("client %s restart template: %w", cp.Client.Name, err)}
+			return nil, &input.Error{Err: fmt.Errorf("client %s restart template: %w", cp.Client.Name, err)}
 		}
 	}
 	return p, nil
@@ -319,14 +321,14 @@ func (np *NodePlan) verdict(mode RestartMode) string {
 func (p *Plan) check(s *cluster.Spec, mode RestartMode) error {
 	for _, np := range p.Nodes {
 		if !s.Local && np.DeployCmd == "" {
-			return &ca.InputError{Err: fmt.Errorf("node %s: its files change but the spec has no deploy command to copy them to %s (set nodes[].deploy)", np.Node.Name, np.Node.Dir)}
+			return &input.Error{Err: fmt.Errorf("node %s: its files change but the spec has no deploy command to copy them to %s (set nodes[].deploy)", np.Node.Name, np.Node.Dir)}
 		}
 		if np.Restart && np.RestartCmd == "" {
 			hint := "set nodes[].restart"
 			if mode == RestartAlways && slices.Equal(np.Reasons, []string{reasonAlways}) {
 				hint += ", or use --restart=auto: renewed leaves need no restart"
 			}
-			return &ca.InputError{Err: fmt.Errorf("node %s: must restart (%s) but the spec has no restart command (%s)", np.Node.Name, strings.Join(np.Reasons, ", "), hint)}
+			return &input.Error{Err: fmt.Errorf("node %s: must restart (%s) but the spec has no restart command (%s)", np.Node.Name, strings.Join(np.Reasons, ", "), hint)}
 		}
 	}
 	return nil
@@ -352,120 +354,4 @@ func (p *Plan) order(s *cluster.Spec, h *probe.Cluster) {
 	if np := p.node(leader); np != nil && np.Restart {
 		p.Order = append(p.Order, leader)
 	}
-}
-
-// Print writes the plan for --dry-run: certificates, the verdict on
-// every member (restart, and why, or none), the proof, the restart order
-// and the commands that would run. The warnings are not repeated: a run
-// logs them, dry or not.
-func (p *Plan) Print(w io.Writer, mode RestartMode) {
-	fmt.Fprintln(w, "certificates to renew:")
-	if len(p.Due) == 0 {
-		fmt.Fprintln(w, "  (none)")
-	}
-	for _, d := range p.Due {
-		exp := "-"
-		if !d.Expires.IsZero() {
-			exp = d.Expires.UTC().Format(time.RFC3339)
-		}
-		fmt.Fprintf(w, "  %-36s %-12s expires %s  %s\n", d.Name, d.Status, exp, d.Reason)
-	}
-	if len(p.Missing) > 0 {
-		fmt.Fprintln(w, "certificates to issue (never issued; no member runs with them yet, so no restart):")
-		for _, m := range p.Missing {
-			fmt.Fprintf(w, "  %s\n", m.Name)
-		}
-	}
-	fmt.Fprintln(w, "hosts to update:")
-	for _, np := range p.Nodes {
-		what := strings.Join(issue.IDs(np.Targets), ", ")
-		if len(np.Targets) == 0 {
-			what = "no certificate; " + strings.Join(np.StartChanges, ", ")
-		}
-		fmt.Fprintf(w, "  node %s: %s\n", np.Node.Name, what)
-		if np.DeployCmd != "" {
-			fmt.Fprintf(w, "    deploy:  %s\n", np.DeployCmd)
-		}
-	}
-	for _, cp := range p.Clients {
-		fmt.Fprintf(w, "  client %s: %s\n", cp.Client.Name, cp.Target.ID)
-		if cp.DeployCmd != "" {
-			fmt.Fprintf(w, "    deploy:  %s\n", cp.DeployCmd)
-		}
-		if cp.RestartCmd != "" && mode == RestartAlways {
-			fmt.Fprintf(w, "    restart: %s\n", cp.RestartCmd)
-		}
-	}
-	fmt.Fprintf(w, "members (--restart=%s):\n", mode)
-	if p.Refusal != "" {
-		fmt.Fprintf(w, "  (a run would stop here, changing nothing: %s)\n", p.Refusal)
-	}
-	members := p.Members
-	if len(members) == 0 {
-		for _, np := range p.Nodes {
-			members = append(members, np.Node.Name)
-		}
-	}
-	for _, name := range members {
-		np := p.node(name)
-		if np == nil {
-			fmt.Fprintf(w, "  %s: nothing changes\n", name)
-			continue
-		}
-		fmt.Fprintf(w, "  %s: %s\n", name, np.verdict(mode))
-	}
-	switch {
-	case p.proofs() > 0:
-		fmt.Fprintln(w, "proof, after each member's files switch and its deploy ran (fresh TLS handshakes, no session resumption):")
-		fmt.Fprintln(w, "  its client and peer ports serve the new serials; its new peer certificate is accepted by another member's")
-		fmt.Fprintln(w, "  peer port; its new healthcheck client certificate answers a linearizable read on every client port;")
-		fmt.Fprintln(w, "  the cluster stays healthy under the same leader")
-		for _, np := range p.Nodes {
-			if np.Prove {
-				fmt.Fprintf(w, "    %s\n", np.Node.Name)
-			}
-		}
-	case mode != RestartAlways && p.NoVerify && len(p.Nodes) > 0:
-		fmt.Fprintln(w, "proof: none (--no-verify): nothing shows that the deploy reached the hosts")
-	}
-	if p.restarts() == 0 {
-		switch {
-		case mode == RestartNever && p.NoVerify:
-			fmt.Fprintln(w, "restart order: none (--restart=never: files are swapped only)")
-		case mode == RestartNever:
-			fmt.Fprintln(w, "restart order: none (--restart=never: files are swapped, then proven in effect)")
-		default:
-			fmt.Fprintln(w, "restart order: none (nothing etcd reads only at start changes)")
-		}
-		return
-	}
-	fmt.Fprintln(w, "restart order (followers first, leader last):")
-	if p.OrderNote != "" {
-		fmt.Fprintf(w, "  (%s)\n", p.OrderNote)
-	}
-	for i, name := range p.Order {
-		np := p.node(name)
-		role := "follower"
-		switch {
-		case name == p.Leader && len(p.Order) > 1:
-			role = "leader: after the first restart it hands leadership to that member (MoveLeader), then goes last as a follower"
-		case name == p.Leader:
-			role = "leader: the only member to restart; it first hands leadership to another member (MoveLeader), then goes as a follower"
-		}
-		fmt.Fprintf(w, "  [%d/%d] %s (%s; %s)\n        restart: %s\n", i+1, len(p.Order), name, role, strings.Join(np.Reasons, ", "), np.RestartCmd)
-	}
-}
-
-// memberName maps a member ID to the spec node whose endpoint answered
-// with it. Endpoints are probed in spec order.
-func memberName(s *cluster.Spec, h *probe.Cluster, id probe.ID) string {
-	if id == 0 {
-		return ""
-	}
-	for i, r := range h.Endpoints {
-		if r.Status != nil && r.Status.MemberID == id && i < len(s.Nodes) {
-			return s.Nodes[i].Name
-		}
-	}
-	return ""
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/probe"
+	"github.com/etcdpki/etcdpki/pki"
 )
 
 // ProofResult is one member whose renewed certificates were shown in
@@ -125,7 +126,7 @@ func (r *runner) prove(ctx context.Context, p *Plan, res *Result, leader probe.I
 			accepted = "its peer cert accepted by " + pr.AcceptedBy
 		}
 		r.log.printf("[%d/%d] %s: in effect without restart: client port serves %s, peer port serves %s, %s (%d ms)",
-			i, total, name, short(pr.ServerSerial), short(pr.PeerSerial), accepted, pr.Took.Milliseconds())
+			i, total, name, pki.ShortSerial(pr.ServerSerial), pki.ShortSerial(pr.PeerSerial), accepted, pr.Took.Milliseconds())
 	}
 	return nil
 }
@@ -212,7 +213,7 @@ func (c *etcdCluster) prove(ctx context.Context, np *NodePlan, serials map[strin
 			if i < len(c.spec.Nodes) {
 				who = c.spec.Nodes[i].Name + "'s client port " + r.Addr
 			}
-			return fail(who, serials[hcT.ID], "", fmt.Errorf("the new healthcheck client certificate %s got no linearizable read: %w", short(serials[hcT.ID]), r.Err()))
+			return fail(who, serials[hcT.ID], "", fmt.Errorf("the new healthcheck client certificate %s got no linearizable read: %w", pki.ShortSerial(serials[hcT.ID]), r.Err()))
 		}
 	}
 	if err := healthyOrError(c.spec, h, "after its certificates switched"); err != nil {
@@ -275,7 +276,7 @@ func (c *etcdCluster) proveClient(ctx context.Context, cp *ClientPlan, serial st
 	}
 	if len(bad) > 0 {
 		return took, &ProofError{Member: cp.Client.Name, Port: "client ports", Want: serial, Client: true,
-			Err: fmt.Errorf("its renewed certificate %s got no linearizable read on %s", short(serial), strings.Join(bad, "; "))}
+			Err: fmt.Errorf("its renewed certificate %s got no linearizable read on %s", pki.ShortSerial(serial), strings.Join(bad, "; "))}
 	}
 	if err := healthyOrError(c.spec, h, "after client "+cp.Client.Name+"'s certificate switched"); err != nil {
 		return took, err

@@ -12,7 +12,9 @@ import (
 
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/issue"
+	"github.com/etcdpki/etcdpki/pki"
 )
 
 // RecoverRefusedError is --recover on a cluster that has a quorum: the
@@ -42,7 +44,7 @@ func (e *RecoverUselessError) ExitCode() int { return 1 }
 // recoverPlan is what a recovery does.
 type recoverPlan struct {
 	caExpired time.Time
-	renew     []issue.Target
+	renew     []pki.Target
 	reasons   map[string]string
 	// pending are certificates renewed by an earlier recovery that
 	// stopped before its restarts: their files differ from the journal.
@@ -98,7 +100,7 @@ func (r *runner) recover(ctx context.Context, res *Result) error {
 	// with, so a recovery killed after renewing leaves a difference for
 	// the next one to restart, rather than new serials that look in
 	// effect.
-	for _, t := range issue.Targets(s) {
+	for _, t := range pki.New(s).Targets {
 		if _, known := r.st.InEffect[t.ID]; known {
 			continue
 		}
@@ -155,32 +157,32 @@ func (r *runner) planRecover(now time.Time) (*recoverPlan, error) {
 		return nil, err
 	}
 	rp := &recoverPlan{caExpired: caExpired, renew: renew, reasons: reasons, deploy: map[string]string{}, restart: map[string]string{}}
-	for _, t := range issue.Targets(s) {
+	for _, t := range pki.New(s).Targets {
 		serial, err := diskSerial(t)
 		if prev, known := r.st.InEffect[t.ID]; err == nil && known && prev != serial && reasons[t.ID] == "" {
 			rp.pending = append(rp.pending, t.ID)
 		}
 	}
-	paths := issue.Paths{PKI: s.PKIDir}
+	paths := pki.Paths{PKI: s.PKIDir}
 	for _, n := range s.Nodes {
 		data := cluster.TemplateData{Name: n.Name, IP: n.IP().String(), Bundle: paths.NodeDir(n.Name),
 			Dir: n.Dir, ConfigFile: paths.NodeConfig(n.Name), DataDir: n.DataDir}
 		if rp.deploy[n.Name], err = cluster.RenderTemplate(n.Deploy, data); err != nil {
-			return nil, &ca.InputError{Err: fmt.Errorf("node %s deploy template: %w", n.Name, err)}
+			return nil, &input.Error{Err: fmt.Errorf("node %s deploy template: %w", n.Name, err)}
 		}
 		if rp.restart[n.Name], err = cluster.RenderTemplate(n.Restart, data); err != nil {
-			return nil, &ca.InputError{Err: fmt.Errorf("node %s restart template: %w", n.Name, err)}
+			return nil, &input.Error{Err: fmt.Errorf("node %s restart template: %w", n.Name, err)}
 		}
 		if rp.restart[n.Name] == "" {
-			return nil, &ca.InputError{Err: fmt.Errorf("node %s: --recover restarts every member, but the spec has no restart command for it (set nodes[].restart)", n.Name)}
+			return nil, &input.Error{Err: fmt.Errorf("node %s: --recover restarts every member, but the spec has no restart command for it (set nodes[].restart)", n.Name)}
 		}
 		if !s.Local && rp.deploy[n.Name] == "" {
-			return nil, &ca.InputError{Err: fmt.Errorf("node %s: --recover deploys to every node, but the spec has no deploy command to copy its files to %s (set nodes[].deploy)", n.Name, n.Dir)}
+			return nil, &input.Error{Err: fmt.Errorf("node %s: --recover deploys to every node, but the spec has no deploy command to copy its files to %s (set nodes[].deploy)", n.Name, n.Dir)}
 		}
 	}
 	// Every client whose certificate or CA changes: with a new CA, each
 	// one's --etcd-cafile changes, which it reads only at start.
-	for _, t := range issue.Targets(s) {
+	for _, t := range pki.New(s).Targets {
 		c, ok := s.Client(t.Owner)
 		if !ok || reasons[t.ID] == "" && !slices.Contains(rp.pending, t.ID) {
 			continue
@@ -188,10 +190,10 @@ func (r *runner) planRecover(now time.Time) (*recoverPlan, error) {
 		cp := &ClientPlan{Client: c, Target: t}
 		data := cluster.TemplateData{Name: c.Name, Bundle: t.Dir, Dir: c.Dir}
 		if cp.DeployCmd, err = cluster.RenderTemplate(c.Deploy, data); err != nil {
-			return nil, &ca.InputError{Err: fmt.Errorf("client %s deploy template: %w", c.Name, err)}
+			return nil, &input.Error{Err: fmt.Errorf("client %s deploy template: %w", c.Name, err)}
 		}
 		if cp.RestartCmd, err = cluster.RenderTemplate(c.Restart, data); err != nil {
-			return nil, &ca.InputError{Err: fmt.Errorf("client %s restart template: %w", c.Name, err)}
+			return nil, &input.Error{Err: fmt.Errorf("client %s restart template: %w", c.Name, err)}
 		}
 		rp.clients = append(rp.clients, cp)
 	}
@@ -203,7 +205,7 @@ func (rp *recoverPlan) summary() string {
 	if !rp.caExpired.IsZero() {
 		parts = append(parts, fmt.Sprintf("the CA expired at %s: a new CA replaces it and every certificate is re-issued from it", rp.caExpired.UTC().Format(time.RFC3339)))
 	} else if len(rp.renew) > 0 {
-		parts = append(parts, fmt.Sprintf("%d certificates are expired or invalid: %s", len(rp.renew), strings.Join(issue.IDs(rp.renew), ", ")))
+		parts = append(parts, fmt.Sprintf("%d certificates are expired or invalid: %s", len(rp.renew), strings.Join(pki.IDs(rp.renew), ", ")))
 	}
 	if len(rp.pending) > 0 {
 		parts = append(parts, fmt.Sprintf("%d renewed certificates await a restart: %s", len(rp.pending), strings.Join(rp.pending, ", ")))
@@ -262,8 +264,8 @@ func (r *runner) restartAll(ctx context.Context, rp *recoverPlan, res *Result) e
 	wants := map[string]want{}
 	all := map[string]map[string]string{}
 	for _, n := range s.Nodes {
-		var ts []issue.Target
-		for _, t := range issue.Targets(s) {
+		var ts []pki.Target
+		for _, t := range pki.New(s).Targets {
 			if t.Owner == n.Name {
 				ts = append(ts, t)
 			}
@@ -306,7 +308,7 @@ func (r *runner) restartAll(ctx context.Context, rp *recoverPlan, res *Result) e
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	paths := issue.Paths{PKI: s.PKIDir}
+	paths := pki.Paths{PKI: s.PKIDir}
 	for i, n := range s.Nodes {
 		maps := all[n.Name]
 		for id, serial := range maps {
@@ -328,7 +330,7 @@ func (r *runner) restartAll(ctx context.Context, rp *recoverPlan, res *Result) e
 	for i, n := range s.Nodes {
 		w := wants[n.Name]
 		r.log.printf("[%d/%d] %s: restarted, healthy and caught up in %s: client port serves %s, peer port serves %s",
-			i+1, len(s.Nodes), n.Name, round(took[i]), short(w.server), short(w.peer))
+			i+1, len(s.Nodes), n.Name, round(took[i]), pki.ShortSerial(w.server), pki.ShortSerial(w.peer))
 	}
 	return nil
 }
@@ -366,6 +368,6 @@ func (r *runner) recoverClient(ctx context.Context, cp *ClientPlan) error {
 	if err := r.st.save(r.o.Spec.PKIDir, r.o.Now()); err != nil {
 		return err
 	}
-	r.log.printf("client %s: %s, serial %s", cp.Client.Name, joinWords(did), short(serial))
+	r.log.printf("client %s: %s, serial %s", cp.Client.Name, joinWords(did), pki.ShortSerial(serial))
 	return nil
 }

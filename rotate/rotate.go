@@ -1,242 +1,21 @@
-// Package rotate renews the etcd certificates that are due and puts them
-// into effect without losing quorum: plan (what is due, which members
-// need a restart, in which order), renew (atomic pair swaps, old pairs
-// kept in PKI/backup), deploy (per-node command templates), then, per
-// member, either a proof or a restart.
-//
-// etcd (3.2 and later) reads its certificate and key files at every new
-// TLS handshake and an established connection is never verified again, so
-// a renewed leaf needs no restart: in the default mode (RestartAuto) fresh
-// handshakes prove it in effect instead (see prove.go), and no leader
-// changes. Only what etcd reads once at start (its CA bundle, its
-// etcd.conf.yml) or an explicit --restart=always makes a member restart.
-// Restarts are rolled, gated on health — followers first, the leader
-// last; as soon as the first member is back with its new certificate the
-// leader hands leadership to it (MoveLeader, while the old leader still
-// fully serves), so the old leader goes down as a plain follower and the
-// cluster sees exactly one leader change (a leader that is the only member
-// to restart hands off to a member not restarted, just before its own
-// turn). Each member must serve its new certificate on both ports, answer
-// a linearizable read and have caught up before the next one goes.
-//
-// Expired certificates (see expired.go and recover.go): probes present a
-// client certificate minted in memory from the CA and accept an expired
-// server certificate from it (each one a warning), so a cluster still
-// serving on connections opened before expiry is rotated like any other,
-// without restarts, and the run ends proving every port serves an
-// unexpired certificate. A cluster with no quorum because its
-// certificates (or CA) expired is refused with the command to run:
-// Options.Recover renews (a new CA when it expired) and restarts every
-// member at once.
-//
-// A run is safe from cron: an flock keeps two runs apart, and a journal
-// in the PKI directory (see State) lets a run killed at any point resume
-// without redoing finished members. Watch keeps running, rotating on a
-// timer and whenever certificate files or the spec change.
+// rotate.go holds Run and the run's steps in order: plan, renew,
+// deploy, proofs or the roll (roll.go), then the clients.
+
 package rotate
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"path/filepath"
-	"slices"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/etcdpki/etcdpki/ca"
-	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/internal/probe"
 	"github.com/etcdpki/etcdpki/issue"
+	"github.com/etcdpki/etcdpki/pki"
 )
-
-// RestartMode says whether members are restarted after their files change.
-type RestartMode string
-
-// Restart modes.
-const (
-	// RestartAuto, the default, restarts a member only when something
-	// etcd reads only at start changed (the bytes of ca.crt in its
-	// bundle, its etcd.conf.yml) or it runs an etcd older than 3.2;
-	// renewed leaves are proven in effect by fresh handshakes instead.
-	RestartAuto RestartMode = "auto"
-	// RestartAlways rolls every member whose certificates changed. It is
-	// the choice after a key compromise: connections already open, which
-	// were authenticated with the old key, are only cut by a restart.
-	RestartAlways RestartMode = "always"
-	// RestartNever restarts nothing and proves the renewed leaves in
-	// effect (with NoVerify, it swaps the files only).
-	RestartNever RestartMode = "never"
-)
-
-// Defaults for the timeouts, chosen for a real host rather than a laptop.
-const (
-	// DefaultMemberTimeout bounds the wait for a restarted member: etcd
-	// may replay a large WAL, but two minutes without serving means
-	// something is wrong, and the other members must stay untouched.
-	DefaultMemberTimeout = 2 * time.Minute
-	// DefaultHandOffSettle is the pause between a leadership transfer
-	// and stopping the next member. Measured on loopback under client
-	// load: stopping a member right after the transfer stalled client
-	// requests for 150-750 ms in most runs (the new leader's commits
-	// waited on something etcd does not expose); 300 ms still showed
-	// 130-230 ms stalls, 500 ms none above 15 ms. Against real restarts
-	// of several seconds each, half a second is noise.
-	DefaultHandOffSettle = 500 * time.Millisecond
-	// DefaultCommandTimeout bounds one deploy or restart command: an ssh
-	// to a host that went away must not hold the lock forever.
-	DefaultCommandTimeout = 5 * time.Minute
-)
-
-// Options control a rotation. The zero value of every field but Spec is
-// a sensible default.
-type Options struct {
-	Spec *cluster.Spec
-	// RenewBefore overrides the spec's renew-before threshold when > 0.
-	RenewBefore time.Duration
-	// DryRun prints the plan and changes nothing.
-	DryRun bool
-	// Restart is RestartAuto ("" means auto), RestartAlways or
-	// RestartNever.
-	Restart RestartMode
-	// NoVerify skips the proof that renewed certificates are in effect,
-	// for hosts the rotating machine cannot reach. Only with RestartNever:
-	// the other modes must see the new certificates served.
-	NoVerify bool
-	// Out receives the timestamped progress lines.
-	Out io.Writer
-	// MetricsFile, when set, is a Prometheus textfile written after
-	// every run.
-	MetricsFile string
-	// HandOffSettle is how long to leave a new leader alone before the
-	// next member goes down; 0 means DefaultHandOffSettle, < 0 none.
-	HandOffSettle time.Duration
-	// MemberTimeout and CommandTimeout; 0 means the defaults.
-	MemberTimeout  time.Duration
-	CommandTimeout time.Duration
-	// Now is the clock; nil means time.Now. Tests move it.
-	Now func() time.Time
-	// Recover is --recover: for a cluster whose certificates (or CA)
-	// expired and that has no quorum. It renews what is expired or
-	// invalid (re-issuing everything from a new CA when the CA expired),
-	// deploys to every node and restarts every member at once (see
-	// recover.go). It refuses a cluster that has a quorum.
-	Recover bool
-	// RecoverCommand is the exact command line an operator runs to
-	// recover this cluster, quoted in the error that sends them there;
-	// "" means "etcdpki rotate --recover".
-	RecoverCommand string
-}
-
-func (o *Options) defaults() error {
-	if o.Spec == nil {
-		return &ca.InputError{Err: errors.New("rotate: no cluster spec")}
-	}
-	switch o.Restart {
-	case "":
-		o.Restart = RestartAuto
-	case RestartAuto, RestartAlways, RestartNever:
-	default:
-		return &ca.InputError{Err: fmt.Errorf("--restart %q: use auto, always or never", o.Restart)}
-	}
-	if o.Recover && o.Restart != RestartAuto {
-		return &ca.InputError{Err: fmt.Errorf("--recover restarts every member at once: --restart=%s does not apply to it", o.Restart)}
-	}
-	if o.RecoverCommand == "" {
-		o.RecoverCommand = "etcdpki rotate --recover"
-	}
-	if o.NoVerify && o.Restart != RestartNever {
-		return &ca.InputError{Err: fmt.Errorf("--no-verify only goes with --restart=never: --restart=%s must see the new certificates in effect", o.Restart)}
-	}
-	if o.MemberTimeout <= 0 {
-		o.MemberTimeout = DefaultMemberTimeout
-	}
-	if o.HandOffSettle == 0 {
-		o.HandOffSettle = DefaultHandOffSettle
-	}
-	if o.CommandTimeout <= 0 {
-		o.CommandTimeout = DefaultCommandTimeout
-	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	if o.Out == nil {
-		o.Out = io.Discard
-	}
-	return nil
-}
-
-// Result says what a run did and how long each part took.
-type Result struct {
-	Plan    *Plan
-	Renewed []issue.Renewed
-	// Members are the restarted members, in order.
-	Members []MemberResult
-	// Proofs are the members whose renewed certificates were proven in
-	// effect without a restart, in order.
-	Proofs []ProofResult
-	// HandOffs are the leadership transfers the run made.
-	HandOffs []HandOff
-	// Took is the whole run.
-	Took time.Duration
-}
-
-// MemberResult is one restarted member.
-type MemberResult struct {
-	Name string
-	// Restart is from running its restart command until it passed every
-	// health gate: the floor a rotation cannot beat.
-	Restart      time.Duration
-	ServerSerial string
-	PeerSerial   string
-}
-
-// HandOff is one leadership transfer: MoveLeader, the wait until every
-// member follows the new leader, and the settle time after it.
-type HandOff struct {
-	From, To string
-	Start    time.Time
-	// Took runs from MoveLeader until every member follows the new
-	// leader; it excludes the settle pause that follows.
-	Took time.Duration
-}
-
-// Floor is the sum of the members' restart-to-healthy times.
-func (r *Result) Floor() time.Duration {
-	var d time.Duration
-	for _, m := range r.Members {
-		d += m.Restart
-	}
-	return d
-}
-
-// InterruptedError is a run stopped by its context (SIGTERM) between two
-// steps. Nothing is half done: the next run resumes.
-type InterruptedError struct{ Step string }
-
-func (e *InterruptedError) Error() string {
-	return fmt.Sprintf("interrupted before %s; the next run resumes from the journal", e.Step)
-}
-
-// ExitCode is 1: the rotation did not finish.
-func (e *InterruptedError) ExitCode() int { return 1 }
-
-// MemberError is a member that did not come back as it should.
-type MemberError struct {
-	Member string
-	Err    error
-}
-
-func (e *MemberError) Error() string {
-	return fmt.Sprintf("member %s: %v; stopped, the other members are untouched", e.Member, e.Err)
-}
-
-func (e *MemberError) Unwrap() error { return e.Err }
-
-// ExitCode is 1: a failed operation.
-func (e *MemberError) ExitCode() int { return 1 }
 
 // Run does one rotation: plan, renew, deploy, proofs and restarts, clients.
 // Cancelling ctx stops it at the next step boundary (a member being
@@ -246,7 +25,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err := o.defaults(); err != nil {
 		return nil, err
 	}
-	r := &runner{o: o, log: newLogger(o.Out), etcd: &etcdCluster{spec: o.Spec, paths: issue.Paths{PKI: o.Spec.PKIDir}}}
+	r := &runner{o: o, log: newLogger(o.Out), etcd: &etcdCluster{spec: o.Spec, paths: pki.Paths{PKI: o.Spec.PKIDir}}}
 	return r.run(ctx)
 }
 
@@ -288,7 +67,10 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 		err = r.rotate(ctx, res)
 	}
 	res.Took = time.Since(start)
-	if r.o.DryRun {
+	// Bad input changes nothing on disk, the journal and the metrics
+	// included: a refusal is not a run.
+	var ic input.Coder
+	if r.o.DryRun || errors.As(err, &ic) && ic.ExitCode() == input.ExitCode {
 		return res, err
 	}
 	st.LastRun = r.o.Now().UTC()
@@ -440,7 +222,7 @@ func (r *runner) renew(ctx context.Context, p *Plan, res *Result) error {
 	if err := ctx.Err(); err != nil {
 		return &InterruptedError{Step: "renewing"}
 	}
-	var due, missing []issue.Target
+	var due, missing []pki.Target
 	for _, d := range p.Due {
 		due = append(due, *d.Target)
 	}
@@ -467,7 +249,7 @@ func (r *runner) renew(ctx context.Context, p *Plan, res *Result) error {
 		if _, err := issue.Init(context.WithoutCancel(ctx), r.o.Spec, opts); err != nil {
 			return fmt.Errorf("issue missing certificates: %w", err)
 		}
-		r.log.printf("issued %d missing certificates: %s", len(missing), strings.Join(issue.IDs(missing), ", "))
+		r.log.printf("issued %d missing certificates: %s", len(missing), strings.Join(pki.IDs(missing), ", "))
 		return r.inEffect(missing)
 	}
 	return nil
@@ -515,7 +297,7 @@ func (r *runner) deploy(ctx context.Context, p *Plan) error {
 }
 
 // inEffect records the targets' current serials in the journal.
-func (r *runner) inEffect(ts []issue.Target) error {
+func (r *runner) inEffect(ts []pki.Target) error {
 	for _, t := range ts {
 		serial, err := diskSerial(t)
 		if err != nil {
@@ -527,7 +309,7 @@ func (r *runner) inEffect(ts []issue.Target) error {
 }
 
 // diskSerials reads the targets' current serials, by ID.
-func diskSerials(ts []issue.Target) (map[string]string, error) {
+func diskSerials(ts []pki.Target) (map[string]string, error) {
 	m := make(map[string]string, len(ts))
 	for _, t := range ts {
 		serial, err := diskSerial(t)
@@ -539,7 +321,7 @@ func diskSerials(ts []issue.Target) (map[string]string, error) {
 	return m, nil
 }
 
-func diskSerial(t issue.Target) (string, error) {
+func diskSerial(t pki.Target) (string, error) {
 	c, err := readCert(t.CertPath())
 	if err != nil {
 		return "", fmt.Errorf("certificate %s: %w", t.ID, err)
@@ -547,141 +329,13 @@ func diskSerial(t issue.Target) (string, error) {
 	return issue.Serial(c), nil
 }
 
-func targetOf(ts []issue.Target, kind string) (issue.Target, bool) {
+func targetOf(ts []pki.Target, kind string) (pki.Target, bool) {
 	for _, t := range ts {
 		if t.Kind.Name == kind {
 			return t, true
 		}
 	}
-	return issue.Target{}, false
-}
-
-// roll restarts the planned members one at a time.
-func (r *runner) roll(ctx context.Context, p *Plan, res *Result) error {
-	s := r.o.Spec
-	var rotated []string
-	for i, name := range p.Order {
-		np := p.node(name)
-		if err := ctx.Err(); err != nil {
-			return &InterruptedError{Step: "restarting " + name}
-		}
-		bg := context.WithoutCancel(ctx)
-		// Every restart starts from a healthy cluster: a member that fell
-		// over since the last step must not be joined by a second one.
-		h, err := r.etcd.health(bg)
-		if err != nil {
-			return err
-		}
-		if err := healthyOrError(s, h, "refusing to restart "+name); err != nil {
-			return err
-		}
-		mr := MemberResult{Name: name}
-		// Leadership goes to a rotated member as soon as there is one
-		// (after the first restart), not just before the leader's own
-		// turn: the settle time after the transfer then precedes a
-		// follower's restart, and the old leader is restarted last as a
-		// plain follower. Only when the leader is the first or only
-		// member to restart does it hand off to a member not rotated.
-		leader := memberName(s, h, h.Leader)
-		if leader == name || len(rotated) > 0 && slices.Contains(p.Order[i+1:], leader) {
-			if err := r.handOff(bg, h, leader, rotated, res); err != nil {
-				return err
-			}
-			if err := ctx.Err(); err != nil {
-				return &InterruptedError{Step: "restarting " + name}
-			}
-		}
-		// The serials are read once, before the restart: the member is
-		// verified to serve these, and these are what the journal
-		// records, even if the files change again meanwhile.
-		serials, err := diskSerials(np.All)
-		if err != nil {
-			return err
-		}
-		started, _, err := startedNow(r.etcd.paths, np.Node)
-		if err != nil {
-			return err
-		}
-		serverT, _ := targetOf(np.All, ca.KindServer.Name)
-		peerT, _ := targetOf(np.All, ca.KindPeer.Name)
-		wantServer, wantPeer := serials[serverT.ID], serials[peerT.ID]
-		t0 := time.Now()
-		if err := runCommand(bg, "restart node "+name, np.RestartCmd, r.o.CommandTimeout); err != nil {
-			return &MemberError{Member: name, Err: err}
-		}
-		if err := r.etcd.waitServing(bg, np.Node, wantServer, wantPeer, r.o.MemberTimeout); err != nil {
-			return &MemberError{Member: name, Err: err}
-		}
-		mr.Restart = time.Since(t0)
-		mr.ServerSerial, mr.PeerSerial = wantServer, wantPeer
-		// Journal first, then the line: a run killed after printing it
-		// never restarts this member again.
-		for _, t := range np.Targets {
-			r.st.InEffect[t.ID] = serials[t.ID]
-		}
-		r.st.Started[name] = started
-		if err := r.st.save(s.PKIDir, r.o.Now()); err != nil {
-			return err
-		}
-		res.Members = append(res.Members, mr)
-		rotated = append(rotated, name)
-		r.log.printf("[%d/%d] %s: restarted (%s), serving serial %s, caught up in %s", i+1, len(p.Order), name, strings.Join(np.Reasons, ", "), short(wantServer), round(mr.Restart))
-	}
-	return nil
-}
-
-// handOff moves leadership away from leader to a healthy member,
-// preferably one already rotated.
-func (r *runner) handOff(ctx context.Context, h *probe.Cluster, leader string, rotated []string, res *Result) error {
-	s := r.o.Spec
-	to, toName := transferee(s, h, leader, rotated)
-	if to == 0 {
-		return &MemberError{Member: leader, Err: errors.New("leads and no other healthy, caught-up member can take over")}
-	}
-	n, _ := s.Node(leader)
-	t0 := time.Now()
-	if err := r.etcd.moveLeader(ctx, n.ClientURLs[0], to); err != nil {
-		return &MemberError{Member: leader, Err: err}
-	}
-	// Measured on loopback under load: stopping the old leader as soon as
-	// MoveLeader returned stalled clients for 0.5-0.75 s in most runs;
-	// waiting until every member follows the new leader and it has
-	// committed in its own term made the stalls rarer and shorter.
-	if err := r.etcd.waitLeader(ctx, to, r.o.MemberTimeout); err != nil {
-		return &MemberError{Member: leader, Err: err}
-	}
-	// Took ends here: leadership has moved. The settle pause below is not
-	// part of the hand-off.
-	ho := HandOff{From: leader, To: toName, Start: t0, Took: time.Since(t0)}
-	if r.o.HandOffSettle > 0 {
-		time.Sleep(r.o.HandOffSettle)
-	}
-	res.HandOffs = append(res.HandOffs, ho)
-	r.log.printf("%s: leader; handed leadership to %s in %s (settled %s)", leader, toName, round(ho.Took), r.o.HandOffSettle)
-	return nil
-}
-
-// transferee picks who takes over from leader: preferably a member
-// already restarted in this run (it will not go down again), else any
-// healthy member, the most caught up first.
-func transferee(s *cluster.Spec, h *probe.Cluster, leader string, rotated []string) (probe.ID, string) {
-	var best probe.ID
-	bestName := ""
-	var bestIdx uint64
-	bestRotated := false
-	for i, e := range h.Endpoints {
-		if i >= len(s.Nodes) || !e.Healthy || e.Status == nil || s.Nodes[i].Name == leader || e.Status.IsLearner {
-			continue
-		}
-		isRotated := slices.Contains(rotated, s.Nodes[i].Name)
-		better := best == 0 ||
-			isRotated && !bestRotated ||
-			isRotated == bestRotated && e.Status.RaftAppliedIndex > bestIdx
-		if better {
-			best, bestName, bestIdx, bestRotated = e.Status.MemberID, s.Nodes[i].Name, e.Status.RaftAppliedIndex, isRotated
-		}
-	}
-	return best, bestName
+	return pki.Target{}, false
 }
 
 // clients deploys and restarts clients whose certificate changed.
@@ -728,7 +382,7 @@ func (r *runner) clients(ctx context.Context, p *Plan) error {
 		if err := r.st.save(r.o.Spec.PKIDir, r.o.Now()); err != nil {
 			return err
 		}
-		r.log.printf("client %s: %s, serial %s", cp.Client.Name, joinWords(did), short(serial))
+		r.log.printf("client %s: %s, serial %s", cp.Client.Name, joinWords(did), pki.ShortSerial(serial))
 	}
 	return nil
 }
@@ -743,55 +397,9 @@ func joinWords(w []string) string {
 	return strings.Join(w[:len(w)-1], ", ") + " and " + w[len(w)-1]
 }
 
-func short(serial string) string {
-	if len(serial) > 12 {
-		return serial[:12] + "..."
-	}
-	return serial
-}
-
 func round(d time.Duration) time.Duration {
 	if d > time.Second {
 		return d.Round(100 * time.Millisecond)
 	}
 	return d.Round(time.Millisecond)
-}
-
-// logger writes timestamped lines; it is also an io.Writer so that
-// issue.Renew's lines get the same stamp.
-type logger struct {
-	mu    sync.Mutex
-	out   io.Writer
-	start time.Time
-	buf   []byte
-}
-
-func newLogger(out io.Writer) *logger {
-	return &logger{out: out, start: time.Now()}
-}
-
-func (l *logger) printf(format string, args ...any) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	fmt.Fprintf(l.out, "%s %s\n", time.Now().Format("2006-01-02T15:04:05.000Z07:00"), fmt.Sprintf(format, args...))
-}
-
-// Write stamps each complete line.
-func (l *logger) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	l.buf = append(l.buf, b...)
-	var lines []string
-	for {
-		i := slices.Index(l.buf, '\n')
-		if i < 0 {
-			break
-		}
-		lines = append(lines, string(l.buf[:i]))
-		l.buf = l.buf[i+1:]
-	}
-	l.mu.Unlock()
-	for _, line := range lines {
-		l.printf("%s", line)
-	}
-	return len(b), nil
 }

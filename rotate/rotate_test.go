@@ -11,11 +11,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
-	"github.com/etcdpki/etcdpki/internal/testpki"
+	"github.com/etcdpki/etcdpki/internal/input"
+	"github.com/etcdpki/etcdpki/internal/testharness/testpki"
 	"github.com/etcdpki/etcdpki/issue"
+	"github.com/etcdpki/etcdpki/pki"
 	"github.com/etcdpki/etcdpki/rotate"
 )
 
@@ -66,7 +67,7 @@ func TestExternalReplacementIsPlanned(t *testing.T) {
 	if p := dryRun(t, s); !p.Empty() {
 		t.Fatalf("fresh PKI has a plan: %+v", p)
 	}
-	ts, _ := issue.Select(issue.Targets(s), []string{"etcd-2/etcd-peer"})
+	ts, _ := pki.Select(pki.New(s).Targets, []string{"etcd-2/etcd-peer"})
 	if _, err := issue.Renew(context.Background(), s, ts, issue.RenewOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +91,7 @@ func TestInvalidFilesAreRefused(t *testing.T) {
 	s := localSpec(t)
 	// A key that belongs to another certificate, as a botched manual
 	// copy would leave it.
-	p := issue.Paths{PKI: s.PKIDir}
+	p := pki.Paths{PKI: s.PKIDir}
 	crt, _ := p.NodeCert("etcd-1", "server")
 	_, otherKey := p.NodeCert("etcd-2", "server")
 	key, err := os.ReadFile(otherKey)
@@ -106,7 +107,7 @@ func TestInvalidFilesAreRefused(t *testing.T) {
 	}
 	before, _ := os.ReadFile(crt)
 	_, err = rotate.Run(context.Background(), rotate.Options{Spec: s, RenewBefore: 87600 * time.Hour, Restart: rotate.RestartNever})
-	var ie *ca.InputError
+	var ie *input.Error
 	if !errors.As(err, &ie) || !strings.Contains(err.Error(), "etcd-1/etcd-server") {
 		t.Fatalf("got %v, want an input error naming etcd-1/etcd-server", err)
 	}
@@ -168,11 +169,11 @@ func TestNodeAddedToSpecGetsCertificates(t *testing.T) {
 	if !strings.Contains(out.String(), "issued 3 missing certificates") {
 		t.Errorf("output does not say the certificates were issued:\n%s", out.String())
 	}
-	crt, _ := issue.Paths{PKI: grown.PKIDir}.NodeCert("etcd-3", "peer")
+	crt, _ := pki.Paths{PKI: grown.PKIDir}.NodeCert("etcd-3", "peer")
 	if _, err := os.Stat(crt); err != nil {
 		t.Error(err)
 	}
-	if _, err := os.Stat(issue.Paths{PKI: grown.PKIDir}.NodeConfig("etcd-3")); err != nil {
+	if _, err := os.Stat(pki.Paths{PKI: grown.PKIDir}.NodeConfig("etcd-3")); err != nil {
 		t.Errorf("the new node has no etcd.conf.yml: %v", err)
 	}
 	if p := dryRun(t, grown); !p.Empty() {
@@ -204,7 +205,7 @@ func TestDryRunWarnsOnce(t *testing.T) {
 // change.
 func appendCA(t *testing.T, s *cluster.Spec, node string) {
 	t.Helper()
-	dir := issue.Paths{PKI: s.PKIDir}.NodeCertDir(node)
+	dir := pki.Paths{PKI: s.PKIDir}.NodeCertDir(node)
 	cur, err := os.ReadFile(filepath.Join(dir, "ca.crt"))
 	if err != nil {
 		t.Fatal(err)
@@ -235,7 +236,7 @@ func TestStartOnlyFilesDecideRestarts(t *testing.T) {
 
 	// init rewrites initial-cluster on every member when a node is added:
 	// etcd reads it only to bootstrap, so that is no reason to restart.
-	cfgPath := issue.Paths{PKI: s.PKIDir}.NodeConfig("etcd-2")
+	cfgPath := pki.Paths{PKI: s.PKIDir}.NodeConfig("etcd-2")
 	cfg, err := os.ReadFile(cfgPath)
 	if err != nil {
 		t.Fatal(err)
@@ -267,7 +268,7 @@ func TestStartOnlyFilesDecideRestarts(t *testing.T) {
 	}
 	for _, np := range res.Plan.Nodes {
 		if !np.Restart || !slices.Equal(np.Reasons, []string{want[np.Node.Name]}) || np.Prove || len(np.Targets) != 0 {
-			t.Errorf("%s: restart %v for %v (prove %v, targets %v); want a restart for %q only", np.Node.Name, np.Restart, np.Reasons, np.Prove, issue.IDs(np.Targets), want[np.Node.Name])
+			t.Errorf("%s: restart %v for %v (prove %v, targets %v); want a restart for %q only", np.Node.Name, np.Restart, np.Reasons, np.Prove, pki.IDs(np.Targets), want[np.Node.Name])
 		}
 		if line := np.Node.Name + ": restart: " + want[np.Node.Name]; !strings.Contains(out.String(), line) {
 			t.Errorf("dry run does not say %q", line)
@@ -294,7 +295,7 @@ func TestRestartFlagsAreChecked(t *testing.T) {
 		{Spec: s, Restart: "sometimes"},
 	} {
 		_, err := rotate.Run(context.Background(), o)
-		var ie *ca.InputError
+		var ie *input.Error
 		if !errors.As(err, &ie) {
 			t.Errorf("restart %q no-verify %v: got %v, want an input error", o.Restart, o.NoVerify, err)
 		}

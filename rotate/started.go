@@ -14,7 +14,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/etcdpki/etcdpki/cluster"
-	"github.com/etcdpki/etcdpki/issue"
+	"github.com/etcdpki/etcdpki/pki"
 )
 
 // Reasons a member is restarted, as the plan and the progress lines say
@@ -28,7 +28,7 @@ const (
 // startedNow digests the files of node n's bundle that etcd reads only at
 // start. ok is false when the bundle has no ca.crt yet (a node whose
 // certificates are still to be issued): there is nothing to compare.
-func startedNow(paths issue.Paths, n cluster.Node) (st Started, ok bool, err error) {
+func startedNow(paths pki.Paths, n cluster.Node) (st Started, ok bool, err error) {
 	ca, err := os.ReadFile(filepath.Join(paths.NodeCertDir(n.Name), "ca.crt"))
 	if errors.Is(err, fs.ErrNotExist) {
 		return Started{}, false, nil

@@ -36,7 +36,7 @@ const stateMode fs.FileMode = 0o600
 // The file is replaced in one rename after fsync, so a kill -9 leaves
 // either the previous journal or the new one.
 type State struct {
-	// InEffect maps a certificate ID (issue.Target.ID) to its serial in
+	// InEffect maps a certificate ID (pki.Target.ID) to its serial in
 	// effect.
 	InEffect map[string]string `json:"inEffect"`
 	// Started maps a node name to what its member was last started with:

@@ -10,6 +10,7 @@ import (
 
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/issue"
+	"github.com/etcdpki/etcdpki/pki"
 )
 
 // A deploy command rendered from the spec reaches sh -c with each value as
@@ -18,7 +19,7 @@ import (
 // runCommand, exactly as a rotation runs it.
 func TestTemplateValuesReachTheCommandLiterally(t *testing.T) {
 	tmp := t.TempDir()
-	pki := filepath.Join(tmp, "my pki")
+	pkiDir := filepath.Join(tmp, "my pki")
 	pwned := filepath.Join(tmp, "pwned")
 	argv := filepath.Join(tmp, "argv")
 	dir := "/srv/etcd $(touch " + pwned + ")/it's"
@@ -29,7 +30,7 @@ func TestTemplateValuesReachTheCommandLiterally(t *testing.T) {
     dataDir: "/var/lib/etcd; touch ` + pwned + `"
     deploy: printf '%s\n' {{.Name}} {{.IP}} {{.Bundle}} {{.Dir}} {{.ConfigFile}} {{.DataDir}} > ` + argv + `
 `
-	s, err := cluster.Parse([]byte(spec), "", cluster.Options{PKIDir: pki})
+	s, err := cluster.Parse([]byte(spec), "", cluster.Options{PKIDir: pkiDir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +51,7 @@ func TestTemplateValuesReachTheCommandLiterally(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	paths := issue.Paths{PKI: pki}
+	paths := pki.Paths{PKI: pkiDir}
 	want := strings.Join([]string{"etcd-1", "10.0.0.11", paths.NodeDir("etcd-1"), dir, paths.NodeConfig("etcd-1"),
 		"/var/lib/etcd; touch " + pwned}, "\n") + "\n"
 	if string(got) != want {

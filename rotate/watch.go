@@ -12,10 +12,10 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 
-	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
-	"github.com/etcdpki/etcdpki/issue"
+	"github.com/etcdpki/etcdpki/internal/input"
+	"github.com/etcdpki/etcdpki/pki"
 )
 
 // Defaults for Watch.
@@ -57,7 +57,7 @@ func Watch(ctx context.Context, o WatchOptions) error {
 		return err
 	}
 	if o.DryRun {
-		return &ca.InputError{Err: errors.New("--watch and --dry-run do not go together")}
+		return &input.Error{Err: errors.New("--watch and --dry-run do not go together")}
 	}
 	if o.Interval <= 0 {
 		o.Interval = DefaultInterval
@@ -152,7 +152,7 @@ func (wt *watcher) pass(ctx context.Context) bool {
 		return true
 	}
 	r := &runner{o: wt.o.Options, log: wt.log, quiet: true,
-		etcd: &etcdCluster{spec: wt.o.Spec, paths: issue.Paths{PKI: wt.o.Spec.PKIDir}}}
+		etcd: &etcdCluster{spec: wt.o.Spec, paths: pki.Paths{PKI: wt.o.Spec.PKIDir}}}
 	r.log.start = time.Now()
 	if _, err := r.run(ctx); err != nil {
 		var ie *InterruptedError
@@ -187,9 +187,9 @@ func (wt *watcher) reloadSpec() {
 // file). Adding an already watched directory is harmless.
 func (wt *watcher) addWatches() {
 	s := wt.o.Spec
-	p := issue.Paths{PKI: s.PKIDir}
-	dirs := []string{s.PKIDir, filepath.Join(s.PKIDir, "nodes"), filepath.Join(s.PKIDir, "clients"), p.CADir()}
-	for _, t := range issue.Targets(s) {
+	inv := pki.New(s)
+	dirs := []string{s.PKIDir, filepath.Join(s.PKIDir, "nodes"), filepath.Join(s.PKIDir, "clients"), inv.Paths.CADir()}
+	for _, t := range inv.Targets {
 		dirs = append(dirs, filepath.Dir(t.Dir), t.Dir)
 		if cur, err := atomicdir.Current(t.Dir); err == nil && cur != "" {
 			dirs = append(dirs, cur)

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/etcdpki/etcdpki/internal/testpki"
+	"github.com/etcdpki/etcdpki/internal/testharness/testpki"
 )
 
 // otherTLSService serves HTTPS (HTTP/2 included) on loopback with a

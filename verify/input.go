@@ -2,44 +2,24 @@ package verify
 
 import (
 	"bytes"
-	"errors"
-	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/input"
+	"github.com/etcdpki/etcdpki/internal/pathx"
 	"github.com/etcdpki/etcdpki/internal/probe"
-	"github.com/etcdpki/etcdpki/issue"
+	"github.com/etcdpki/etcdpki/pki"
 )
 
-// UsageError is bad input: a missing or contradictory option, or a spec or
-// manifest that cannot be read. Nothing was probed. It maps to exit code 2.
-type UsageError struct {
-	Msg string
-	Err error
-}
-
-// Error renders the problem and its cause on one line.
-func (e *UsageError) Error() string {
-	if e.Err != nil {
-		return e.Msg + ": " + e.Err.Error()
-	}
-	return e.Msg
-}
-
-// Unwrap returns the cause, if any.
-func (e *UsageError) Unwrap() error { return e.Err }
-
-// ExitCode is 2: the command line or its files were wrong, not the cluster.
-func (e *UsageError) ExitCode() int { return 2 }
-
-func usagef(format string, args ...any) error {
-	return &UsageError{Msg: fmt.Sprintf(format, args...)}
-}
+// usagef is bad input: a missing or contradictory option, or a spec or
+// manifest that cannot be read. Nothing was probed. It is an input.Error,
+// exit code 2.
+func usagef(format string, args ...any) error { return input.Errorf(format, args...) }
 
 // Options are verify's inputs, as plain values. Sources fill in what is
 // left empty, in order: explicit values (Endpoints, CAFile...), then the
@@ -93,7 +73,7 @@ type Inputs struct {
 	timeout     time.Duration
 }
 
-// resolve turns options into the values to check, or a *UsageError.
+// resolve turns options into the values to check, or a *input.Error.
 func resolve(o Options) (*Inputs, error) {
 	in := &Inputs{Sources: map[string]string{}}
 	set := func(dst *string, name, v, src string) bool {
@@ -131,12 +111,12 @@ func resolve(o Options) (*Inputs, error) {
 			return nil, err
 		}
 		in.spec = s
-		p := issue.Paths{PKI: s.PKIDir}
-		crt, key := p.APIServerCert()
+		// The files the apiserver is given, from the inventory.
+		api, _ := pki.New(s).Target(ca.KindAPIServer.Name)
 		src := "spec " + o.SpecFile
-		caSet := set(&in.CAFile, "caFile", p.APIServerCA(), src)
-		crtSet := set(&in.CertFile, "certFile", crt, src)
-		keySet := set(&in.KeyFile, "keyFile", key, src)
+		caSet := set(&in.CAFile, "caFile", api.CAPath(), src)
+		crtSet := set(&in.CertFile, "certFile", api.CertPath(), src)
+		keySet := set(&in.KeyFile, "keyFile", api.KeyPath(), src)
 		epsSet := len(in.Endpoints) == 0
 		if epsSet {
 			in.Endpoints, in.Sources["endpoints"] = s.ClientEndpoints(), src
@@ -207,11 +187,11 @@ type APIServerEtcd struct {
 // ReadManifest reads the --etcd-* flags of the kube-apiserver container
 // in a static Pod manifest (its command and args, in both --flag=value and
 // --flag value forms). A manifest with no kube-apiserver container or no
-// --etcd-servers is a *UsageError.
+// --etcd-servers is a *input.Error.
 func ReadManifest(path string) (*APIServerEtcd, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, &UsageError{Msg: "read apiserver manifest " + path, Err: unwrapPath(err)}
+		return nil, input.Errorf("read apiserver manifest %s: %w", path, pathx.UnwrapPath(err))
 	}
 	var pod struct {
 		Kind string `yaml:"kind"`
@@ -225,7 +205,7 @@ func ReadManifest(path string) (*APIServerEtcd, error) {
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&pod); err != nil {
-		return nil, &UsageError{Msg: "parse apiserver manifest " + path, Err: err}
+		return nil, input.Errorf("parse apiserver manifest %s: %w", path, err)
 	}
 	if pod.Kind != "Pod" {
 		return nil, usagef("apiserver manifest %s: kind is %q, want a Pod", path, pod.Kind)
@@ -266,19 +246,4 @@ func ReadManifest(path string) (*APIServerEtcd, error) {
 	}
 	m.Endpoints = splitList([]string{servers})
 	return m, nil
-}
-
-func unwrapPath(err error) error {
-	if pe, ok := errors.AsType[*os.PathError](err); ok {
-		return pe.Err
-	}
-	return err
-}
-
-// absOr makes p absolute for printing flags, keeping it if that fails.
-func absOr(p string) string {
-	if a, err := filepath.Abs(p); err == nil {
-		return a
-	}
-	return p
 }

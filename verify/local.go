@@ -10,8 +10,9 @@ import (
 	"slices"
 	"time"
 
-	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/certx"
+	"github.com/etcdpki/etcdpki/internal/pathx"
 	"github.com/etcdpki/etcdpki/internal/probe"
 )
 
@@ -73,11 +74,11 @@ func localChecks(in *Inputs, now time.Time) ([]Check, *tls.Config) {
 
 	var pair *tls.Certificate
 	if certErr == nil && keyErr == nil {
-		key, err := ca.ParseKey(keyPEM)
+		key, err := certx.ParseKey(keyPEM)
 		switch {
 		case err != nil:
 			add(CheckKeyMatchesCert, in.KeyFile, Fail, "cannot load the pair: %v", err)
-		case !ca.KeyMatches(certs[0], key.Public()):
+		case !certx.KeyMatches(certs[0], key.Public()):
 			add(CheckKeyMatchesCert, in.KeyFile, Fail, "the key does not belong to %s: a half-replaced pair?", in.CertFile)
 		default:
 			add(CheckKeyMatchesCert, in.KeyFile, OK, "key matches the certificate")
@@ -116,16 +117,16 @@ func localChecks(in *Inputs, now time.Time) ([]Check, *tls.Config) {
 func readKey(path string) ([]byte, fs.FileMode, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, 0, unwrapPath(err)
+		return nil, 0, pathx.UnwrapPath(err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, 0, unwrapPath(err)
+		return nil, 0, pathx.UnwrapPath(err)
 	}
 	data, err := io.ReadAll(f)
 	if err != nil {
-		return nil, 0, unwrapPath(err)
+		return nil, 0, pathx.UnwrapPath(err)
 	}
 	return data, fi.Mode(), nil
 }

@@ -16,6 +16,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/etcdpki/etcdpki/internal/pathx"
 	"github.com/etcdpki/etcdpki/internal/probe"
 	"github.com/etcdpki/etcdpki/issue"
 )
@@ -79,7 +80,7 @@ func (r *Report) Find(name, target string) (Check, bool) {
 }
 
 // Evaluate runs every check and returns the report. The error is a
-// *UsageError (or a *cluster.Error from the spec) when the options are
+// *input.Error (or a *cluster.Error from the spec) when the options are
 // unusable; failed checks are not errors here, see Report.Passed.
 func Evaluate(ctx context.Context, o Options) (*Report, error) {
 	start := time.Now()
@@ -142,7 +143,7 @@ func strict(checks []Check) {
 // Run checks, writes the report to w (a table, or JSON with o.JSON), and
 // with o.PrintFlags and a passing verdict, the kube-apiserver flags and the
 // kubeadm etcd.external block. It returns ErrChecksFailed when the verdict
-// is a failure and a *UsageError for bad options.
+// is a failure and a *input.Error for bad options.
 func Run(ctx context.Context, o Options, w io.Writer) (*Report, error) {
 	rep, err := Evaluate(ctx, o)
 	if err != nil {
@@ -221,7 +222,7 @@ func (r *Report) apiserverConfig() ([]string, string, error) {
 		kubeadm, err := issue.KubeadmExternal(s)
 		return issue.APIServerFlags(s), string(kubeadm), err
 	}
-	ca, crt, key := absOr(in.CAFile), absOr(in.CertFile), absOr(in.KeyFile)
+	ca, crt, key := pathx.Abs(in.CAFile), pathx.Abs(in.CertFile), pathx.Abs(in.KeyFile)
 	kubeadm, err := issue.KubeadmExternalFor(in.Endpoints, ca, crt, key)
 	return issue.APIServerFlagsFor(in.Endpoints, ca, crt, key), string(kubeadm), err
 }

@@ -11,8 +11,9 @@ import (
 	"time"
 
 	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/internal/probe"
-	"github.com/etcdpki/etcdpki/internal/testpki"
+	"github.com/etcdpki/etcdpki/internal/testharness/testpki"
 )
 
 func TestUsageErrors(t *testing.T) {
@@ -45,9 +46,9 @@ func TestUsageErrors(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Evaluate(context.Background(), tc.o)
-			var ue *UsageError
+			var ue *input.Error
 			if !errors.As(err, &ue) {
-				t.Fatalf("error %v (%T), want *UsageError", err, err)
+				t.Fatalf("error %v (%T), want *input.Error", err, err)
 			}
 			if ue.ExitCode() != 2 {
 				t.Errorf("exit code %d", ue.ExitCode())

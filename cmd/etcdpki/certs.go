@@ -11,6 +11,7 @@ import (
 
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/issue"
+	"github.com/etcdpki/etcdpki/pki"
 	"github.com/etcdpki/etcdpki/verify"
 )
 
@@ -134,8 +135,8 @@ func certsRenew(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	all := issue.Targets(s)
-	var picked []issue.Target
+	all := pki.New(s).Targets
+	var picked []pki.Target
 	switch {
 	case c.Bool("all") && c.Args().Len() > 0:
 		return usagef("certs renew: give NAMEs or --all, not both")
@@ -145,7 +146,7 @@ func certsRenew(c *cli.Context) error {
 		return usagef("certs renew: name the certificates to renew, or --all")
 	default:
 		var missing []string
-		picked, missing = issue.Select(all, c.Args().Slice())
+		picked, missing = pki.Select(all, c.Args().Slice())
 		if len(missing) > 0 {
 			return usagef("certs renew: unknown certificate %q (see etcdpki certs list)", missing[0])
 		}

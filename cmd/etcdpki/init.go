@@ -2,11 +2,11 @@ package main
 
 import (
 	"fmt"
-	"path/filepath"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/etcdpki/etcdpki/issue"
+	"github.com/etcdpki/etcdpki/pki"
 )
 
 func initCommand() *cli.Command {
@@ -37,7 +37,7 @@ Everything is checked before anything is written: bad input exits 2 and changes 
 			if err != nil {
 				return err
 			}
-			p := issue.Paths{PKI: s.PKIDir}
+			p := pki.Paths{PKI: s.PKIDir}
 			fmt.Fprintf(c.App.Writer, "\n%d created, %d reused. kube-apiserver flags (%s):\n", len(res.Created), len(res.Reused), p.APIServerFlags())
 			for _, f := range issue.APIServerFlags(s) {
 				fmt.Fprintf(c.App.Writer, "  %s\n", f)
@@ -45,12 +45,4 @@ Everything is checked before anything is written: bad input exits 2 and changes 
 			return nil
 		},
 	}
-}
-
-func absPath(p string) string {
-	a, err := filepath.Abs(p)
-	if err != nil {
-		return p
-	}
-	return a
 }

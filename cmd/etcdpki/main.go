@@ -2,7 +2,11 @@
 // etcd cluster behind Kubernetes.
 //
 // Exit codes: 0 success, 1 a check or operation failed, 2 usage or input
-// error (nothing was changed).
+// error (nothing was changed): any error with an ExitCode method picks its
+// own (package internal/input's convention), every other error is 1.
+//
+// It owns the command line only: flags into plain option structs, one
+// call into rotate, verify or issue, errors mapped to exit codes.
 package main
 
 import (
@@ -17,10 +21,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/urfave/cli/v2"
-
-	"github.com/etcdpki/etcdpki/ca"
-	"github.com/etcdpki/etcdpki/cluster"
 )
 
 func main() {
@@ -72,34 +74,22 @@ func stopOnSignal(sigs <-chan os.Signal, cancel context.CancelCauseFunc, stderr 
 
 // Exit codes are part of the contract; scripts and cron rely on them.
 const (
-	exitOK    = 0
-	exitFail  = 1
-	exitUsage = 2
+	exitOK   = 0
+	exitFail = 1
 )
 
-// usageError is bad input from the command line.
-type usageError struct{ msg string }
+// usagef is bad input from the command line: an input.Error, exit 2.
+func usagef(format string, args ...any) error { return input.Errorf(format, args...) }
 
-func (e *usageError) Error() string { return e.msg }
-
-func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
-
-// exitCoder lets a package's error pick its own exit code.
-type exitCoder interface{ ExitCode() int }
-
-// exitCode maps an error to the documented exit codes.
+// exitCode maps an error to the documented exit codes: an error that
+// picks its own (bad input is input.ExitCode, 2; see package input) or 1.
 func exitCode(err error) int {
-	var ue *usageError
-	var ie *ca.InputError
-	var se *cluster.Error
-	var ec exitCoder
+	var ec input.Coder
 	switch {
 	case err == nil:
 		return exitOK
 	case errors.As(err, &ec):
 		return ec.ExitCode()
-	case errors.As(err, &ue), errors.As(err, &ie), errors.As(err, &se):
-		return exitUsage
 	}
 	return exitFail
 }
@@ -109,13 +99,19 @@ const exitHelp = `EXIT CODES:
    1  a check or an operation failed
    2  usage or input error; nothing was changed`
 
+// appHelpTemplate is urfave's default with the exit codes appended, built
+// once.
+var appHelpTemplate = cli.AppHelpTemplate + "\n" + exitHelp + "\n"
+
 func newApp(stdout, stderr io.Writer) *cli.App {
-	cli.AppHelpTemplate = cli.AppHelpTemplate + "\n" + exitHelp + "\n"
 	cmds := commands()
 	markUsageErrors(cmds)
 	return &cli.App{
-		Name:  "etcdpki",
-		Usage: "PKI for an external etcd cluster behind Kubernetes",
+		Name: "etcdpki",
+		// The app's own template, so that each run (tests run many in one
+		// process) prints the exit codes once; urfave's global stays as is.
+		CustomAppHelpTemplate: appHelpTemplate,
+		Usage:                 "PKI for an external etcd cluster behind Kubernetes",
 		Description: "init bootstraps the etcd CA, node and client certificates and the configs that use them;\n" +
 			"rotate renews what is due and rolls the members; verify proves the apiserver's TLS material works.",
 		Writer:          stdout,
@@ -140,7 +136,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 
 // onUsageError turns urfave/cli's flag parsing errors into usage errors
 // (exit 2).
-func onUsageError(_ *cli.Context, err error, _ bool) error { return &usageError{err.Error()} }
+func onUsageError(_ *cli.Context, err error, _ bool) error { return &input.Error{Err: err} }
 
 // markUsageErrors installs onUsageError on every command and subcommand:
 // urfave/cli consults only the command's own hook, not the app's.

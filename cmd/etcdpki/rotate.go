@@ -7,6 +7,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/pathx"
 	"github.com/etcdpki/etcdpki/rotate"
 )
 
@@ -147,10 +148,10 @@ func recoverCommand(c *cli.Context) string {
 		}
 	}
 	if spec != "" {
-		cmd += " --spec " + shellQuote(absPath(spec))
+		cmd += " --spec " + shellQuote(pathx.Abs(spec))
 	}
 	if d := c.String("dir"); d != "" {
-		cmd += " --dir " + shellQuote(absPath(d))
+		cmd += " --dir " + shellQuote(pathx.Abs(d))
 	}
 	return cmd + " --recover"
 }

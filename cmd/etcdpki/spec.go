@@ -12,7 +12,8 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/etcdpki/etcdpki/cluster"
-	"github.com/etcdpki/etcdpki/issue"
+	"github.com/etcdpki/etcdpki/internal/pathx"
+	"github.com/etcdpki/etcdpki/pki"
 )
 
 // defaultSpec is read when --spec is not given and the file exists, so
@@ -36,7 +37,7 @@ func pkiSpecIfPresent(dir string) (string, error) {
 	if dir == "" {
 		return "", nil
 	}
-	p := filepath.Join(dir, issue.SpecFile)
+	p := filepath.Join(dir, pki.SpecFile)
 	if _, err := os.Stat(p); err == nil {
 		return p, nil
 	} else if !errors.Is(err, fs.ErrNotExist) {
@@ -93,7 +94,7 @@ func loadSpec(c *cli.Context, needNodes bool) (*cluster.Spec, error) {
 	case len(nodes) > 0:
 		return cluster.FromFlags(c.String("name"), nodes, o)
 	case !needNodes && o.PKIDir != "":
-		return cluster.Defaults(absPath(o.PKIDir)), nil
+		return cluster.Defaults(pathx.Abs(o.PKIDir)), nil
 	case needNodes && c.Command.HasName("init"):
 		return nil, usagef("no cluster spec: give --spec FILE, or --dir DIR with --node NAME=IP for each member")
 	}

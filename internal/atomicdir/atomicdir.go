@@ -1,3 +1,9 @@
+// atomicdir.go is long on purpose (about 1000 lines): the versioned
+// store, the batch that switches several stores together, and its
+// rollback and crash repair share one set of invariants about which
+// version is in effect, and reading them in one file is how a reviewer
+// checks that no path breaks them.
+
 // Package atomicdir keeps a directory of certificates and keys whose
 // contents switch all at once.
 //
@@ -61,8 +67,6 @@ type File struct {
 type Result struct {
 	// Changed is true when a new version was put in effect.
 	Changed bool
-	// ModesFixed lists files whose mode was corrected in place.
-	ModesFixed []string
 	// Previous is the version directory that was in effect before, ""
 	// if there was none. It is kept until the next update so that a
 	// reader that resolved the old path can finish.
@@ -258,7 +262,6 @@ func (b *Batch) Update(dir string, files []File, validate func(map[string][]byte
 				if err := chmod(p, f.Mode); err != nil {
 					return res, fmt.Errorf("fix mode of %s: %w", filepath.Join(dir, f.Name), err)
 				}
-				res.ModesFixed = append(res.ModesFixed, filepath.Join(dir, f.Name))
 			}
 		}
 		return res, nil

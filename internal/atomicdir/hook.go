@@ -26,10 +26,6 @@ func SetHook(h func(op, path string) error) (restore func()) {
 	}
 }
 
-// Step runs the hook for a filesystem change made outside this package
-// by a caller that wants it covered by crash tests.
-func Step(op, path string) error { return step(op, path) }
-
 func step(op, path string) error {
 	hookMu.Lock()
 	h := hook

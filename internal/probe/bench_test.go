@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/etcdpki/etcdpki/internal/etcdtest"
-	"github.com/etcdpki/etcdpki/internal/testpki"
+	"github.com/etcdpki/etcdpki/internal/testharness/etcdtest"
+	"github.com/etcdpki/etcdpki/internal/testharness/testpki"
 )
 
 // BenchmarkHealth shows that probing a cluster costs about as much as its

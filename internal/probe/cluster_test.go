@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/etcdpki/etcdpki/internal/etcdtest"
-	"github.com/etcdpki/etcdpki/internal/testpki"
+	"github.com/etcdpki/etcdpki/internal/testharness/etcdtest"
+	"github.com/etcdpki/etcdpki/internal/testharness/testpki"
 )
 
 func apiserverTLS(t testing.TB, c *etcdtest.Cluster) *tls.Config {

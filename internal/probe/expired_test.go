@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/etcdpki/etcdpki/internal/testpki"
+	"github.com/etcdpki/etcdpki/internal/testharness/testpki"
 )
 
 // TestTolerateExpiredAcceptsOnlyOurExpiredServer: under TolerateExpired

@@ -14,7 +14,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/etcdpki/etcdpki/ca"
+	"github.com/etcdpki/etcdpki/internal/certx"
 )
 
 // Kind classifies a probe failure so that a program can act on it and a
@@ -76,7 +76,7 @@ func NewCertInfo(c *x509.Certificate) *CertInfo {
 		Serial:    c.SerialNumber.Text(16),
 		NotBefore: c.NotBefore,
 		NotAfter:  c.NotAfter,
-		SANs:      ca.SANs(c),
+		SANs:      certx.SANs(c),
 	}
 }
 
@@ -359,7 +359,7 @@ func sanList(c *x509.Certificate) string {
 	if c == nil {
 		return "nothing"
 	}
-	s := ca.SANs(c)
+	s := certx.SANs(c)
 	if len(s) == 0 {
 		return "no SANs (CN " + c.Subject.CommonName + " is not used for names)"
 	}

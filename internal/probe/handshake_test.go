@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/etcdpki/etcdpki/internal/testpki"
+	"github.com/etcdpki/etcdpki/internal/testharness/testpki"
 )
 
 // tlsServer serves TLS on a loopback port with the given certificate,
@@ -213,9 +213,9 @@ func TestTLSConfigErrors(t *testing.T) {
 				}
 				return
 			}
-			var ie *InputError
+			var ie *FileError
 			if !errors.As(err, &ie) {
-				t.Fatalf("error %v (%T), want *InputError", err, err)
+				t.Fatalf("error %v (%T), want *FileError", err, err)
 			}
 			if tc.want != errNotExist && !errors.Is(err, tc.want) {
 				t.Errorf("error %v, want %v", err, tc.want)

@@ -17,10 +17,11 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/etcdpki/etcdpki/ca"
+	"github.com/etcdpki/etcdpki/internal/certx"
+	"github.com/etcdpki/etcdpki/internal/pathx"
 )
 
-// Sentinel errors for bad TLS input. They are wrapped in an *InputError
+// Sentinel errors for bad TLS input. They are wrapped in an *FileError
 // naming the file, so callers can both match the class and print the path.
 var (
 	// ErrNoCA means no CA file was given. There is deliberately no
@@ -37,8 +38,12 @@ var (
 	ErrKeyMismatch = errors.New("private key does not match the certificate")
 )
 
-// InputError is a TLS input file that cannot be used. It is always fatal.
-type InputError struct {
+// FileError is a TLS input file that cannot be used. It is always fatal
+// to the probe, but it is not an exit-code marker (see package input):
+// verify reports it as a failed check and rotate as a failed step, both
+// exit 1, because the file is the cluster's material, not the command
+// line's.
+type FileError struct {
 	// What names the file's role: "CA file", "client certificate"...
 	What string
 	Path string
@@ -46,7 +51,7 @@ type InputError struct {
 }
 
 // Error names the file, its role and the problem.
-func (e *InputError) Error() string {
+func (e *FileError) Error() string {
 	if e.Path == "" {
 		return fmt.Sprintf("%s: %v", e.What, e.Err)
 	}
@@ -54,7 +59,7 @@ func (e *InputError) Error() string {
 }
 
 // Unwrap returns the sentinel or I/O error.
-func (e *InputError) Unwrap() error { return e.Err }
+func (e *FileError) Unwrap() error { return e.Err }
 
 // minTLSVersion is TLS 1.2: etcd's own default minimum, and what
 // kube-apiserver negotiates with it.
@@ -63,11 +68,11 @@ const minTLSVersion = tls.VersionTLS12
 // TLSConfig builds the client TLS configuration kube-apiserver would use
 // from --etcd-cafile, --etcd-certfile and --etcd-keyfile. caFile is
 // required; certFile and keyFile are optional but must come together. Every
-// problem is returned as an *InputError: nothing is ever skipped or
+// problem is returned as an *FileError: nothing is ever skipped or
 // replaced by a default.
 func TLSConfig(caFile, certFile, keyFile string) (*tls.Config, error) {
 	if caFile == "" {
-		return nil, &InputError{What: "CA file", Err: ErrNoCA}
+		return nil, &FileError{What: "CA file", Err: ErrNoCA}
 	}
 	pool, err := LoadCertPool(caFile)
 	if err != nil {
@@ -77,9 +82,9 @@ func TLSConfig(caFile, certFile, keyFile string) (*tls.Config, error) {
 	case certFile == "" && keyFile == "":
 		return ClientConfig(pool, nil), nil
 	case certFile == "":
-		return nil, &InputError{What: "client key", Path: keyFile, Err: ErrPairIncomplete}
+		return nil, &FileError{What: "client key", Path: keyFile, Err: ErrPairIncomplete}
 	case keyFile == "":
-		return nil, &InputError{What: "client certificate", Path: certFile, Err: ErrPairIncomplete}
+		return nil, &FileError{What: "client certificate", Path: certFile, Err: ErrPairIncomplete}
 	}
 	pair, err := LoadKeyPair(certFile, keyFile)
 	if err != nil {
@@ -103,7 +108,7 @@ func ClientConfig(pool *x509.CertPool, pair *tls.Certificate) *tls.Config {
 func LoadCertPool(caFile string) (*x509.CertPool, error) {
 	certs, err := ReadCertificates(caFile)
 	if err != nil {
-		return nil, &InputError{What: "CA file", Path: caFile, Err: err}
+		return nil, &FileError{What: "CA file", Path: caFile, Err: err}
 	}
 	return CertPool(certs), nil
 }
@@ -122,7 +127,7 @@ func CertPool(certs []*x509.Certificate) *x509.CertPool {
 func ReadCertificates(path string) ([]*x509.Certificate, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read: %w", unwrapPath(err))
+		return nil, fmt.Errorf("read: %w", pathx.UnwrapPath(err))
 	}
 	var certs []*x509.Certificate
 	for rest := data; ; {
@@ -151,18 +156,18 @@ func ReadCertificates(path string) ([]*x509.Certificate, error) {
 func LoadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
 	certs, err := ReadCertificates(certFile)
 	if err != nil {
-		return tls.Certificate{}, &InputError{What: "client certificate", Path: certFile, Err: err}
+		return tls.Certificate{}, &FileError{What: "client certificate", Path: certFile, Err: err}
 	}
 	keyPEM, err := os.ReadFile(keyFile)
 	if err != nil {
-		return tls.Certificate{}, &InputError{What: "client key", Path: keyFile, Err: fmt.Errorf("read: %w", unwrapPath(err))}
+		return tls.Certificate{}, &FileError{What: "client key", Path: keyFile, Err: fmt.Errorf("read: %w", pathx.UnwrapPath(err))}
 	}
-	key, err := ca.ParseKey(keyPEM)
+	key, err := certx.ParseKey(keyPEM)
 	if err != nil {
-		return tls.Certificate{}, &InputError{What: "client key", Path: keyFile, Err: err}
+		return tls.Certificate{}, &FileError{What: "client key", Path: keyFile, Err: err}
 	}
-	if !ca.KeyMatches(certs[0], key.Public()) {
-		return tls.Certificate{}, &InputError{What: "client key", Path: keyFile, Err: ErrKeyMismatch}
+	if !certx.KeyMatches(certs[0], key.Public()) {
+		return tls.Certificate{}, &FileError{What: "client key", Path: keyFile, Err: ErrKeyMismatch}
 	}
 	return KeyPair(certs, key), nil
 }
@@ -175,11 +180,4 @@ func KeyPair(certs []*x509.Certificate, key crypto.Signer) tls.Certificate {
 		pair.Certificate = append(pair.Certificate, c.Raw)
 	}
 	return pair
-}
-
-func unwrapPath(err error) error {
-	if pe, ok := errors.AsType[*os.PathError](err); ok {
-		return pe.Err
-	}
-	return err
 }

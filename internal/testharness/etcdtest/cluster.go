@@ -1,3 +1,7 @@
+// cluster.go is a little over 400 lines: a Cluster's whole life (spec,
+// init, start, readiness, clients, growth) stays together because tests
+// read it as one recipe. Members are in member.go.
+
 package etcdtest
 
 import (
@@ -22,6 +26,7 @@ import (
 
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/issue"
+	"github.com/etcdpki/etcdpki/pki"
 )
 
 // Options shape a test cluster. The zero value is a 3-member cluster with
@@ -51,7 +56,7 @@ type Cluster struct {
 	File     SpecFile
 	SpecPath string
 	// Paths is the PKI directory's layout (Spec.PKIDir).
-	Paths issue.Paths
+	Paths pki.Paths
 	// Members are in spec order: Members[i] is NodeName(i+1) on NodeIP(i+1).
 	Members []*Member
 	// Control is the path of the cluster's control script; see
@@ -118,7 +123,7 @@ func New(t testing.TB, o Options) *Cluster {
 		etcdctlBin: EtcdctlBin(t),
 		SpecPath:   filepath.Join(dir, "spec.yaml"),
 		Control:    filepath.Join(dir, "etcdtest-ctl"),
-		Paths:      issue.Paths{PKI: filepath.Join(dir, "pki")},
+		Paths:      pki.Paths{PKI: filepath.Join(dir, "pki")},
 	}
 	if err := c.startControl(); err != nil {
 		t.Fatalf("etcdtest: %v", err)

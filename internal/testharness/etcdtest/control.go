@@ -50,7 +50,7 @@ func (c *Cluster) startControl() error {
 	c.ctl = l
 	_, port, _ := net.SplitHostPort(l.Addr().String())
 	script := fmt.Sprintf(`#!/usr/bin/env bash
-# Control script of one etcdtest cluster (internal/etcdtest): asks the Go
+# Control script of one etcdtest cluster (internal/testharness/etcdtest): asks the Go
 # test that owns the cluster to act on a member, so that the member stays
 # the test's child process.
 # Usage: %[1]s start|stop|kill|restart NODE

@@ -56,4 +56,11 @@
 // Verbs start, stop and kill work the same way, so a test can write
 // templates such as ControlCommand("kill") to simulate a restart that
 // leaves the member down.
+//
+// It imports issue, the one import from below issue back up to it, on
+// purpose: the clusters it starts run on exactly the files `etcdpki init`
+// writes, so every test of probe, verify and rotate also checks init's
+// output, and no second writer of the layout exists to drift from it.
+// Only tests import this package (it lives under internal/testharness),
+// so production code keeps its one-way imports.
 package etcdtest

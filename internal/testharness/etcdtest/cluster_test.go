@@ -21,9 +21,10 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/etcdpki/etcdpki/cluster"
-	"github.com/etcdpki/etcdpki/internal/etcdtest"
-	"github.com/etcdpki/etcdpki/internal/testpki"
+	"github.com/etcdpki/etcdpki/internal/testharness/etcdtest"
+	"github.com/etcdpki/etcdpki/internal/testharness/testpki"
 	"github.com/etcdpki/etcdpki/issue"
+	"github.com/etcdpki/etcdpki/pki"
 )
 
 // TestCluster runs one 3-member cluster from etcdpki's own files and checks,
@@ -442,7 +443,7 @@ func tlsConfig(t *testing.T, caFile, crt, key string) *tls.Config {
 }
 
 // foreignPKI issues a second PKI, with its own CA, for the same spec.
-func foreignPKI(t *testing.T, f etcdtest.SpecFile) issue.Paths {
+func foreignPKI(t *testing.T, f etcdtest.SpecFile) pki.Paths {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "pki")
 	f.PKIDir = dir
@@ -458,12 +459,12 @@ func foreignPKI(t *testing.T, f etcdtest.SpecFile) issue.Paths {
 	if _, err := issue.Init(context.Background(), s, issue.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	return issue.Paths{PKI: dir}
+	return pki.Paths{PKI: dir}
 }
 
 // serverOnlyCert signs, with the cluster's own CA, a certificate whose only
 // extended key usage is serverAuth: valid, trusted, and not a client cert.
-func serverOnlyCert(t *testing.T, p issue.Paths) (crtFile, keyFile string) {
+func serverOnlyCert(t *testing.T, p pki.Paths) (crtFile, keyFile string) {
 	t.Helper()
 	cert := testpki.LoadCA(t, p.CACert(), p.CAKey()).Leaf(t, testpki.LeafOptions{
 		CN:  "kube-apiserver-etcd-client",

@@ -1,6 +1,11 @@
-package issue
+package pki
 
-import "path/filepath"
+import (
+	"path/filepath"
+
+	"github.com/etcdpki/etcdpki/ca"
+	"github.com/etcdpki/etcdpki/cluster"
+)
 
 // Paths is the on-disk layout of a PKI directory. It follows kubeadm's file
 // names so that a node bundle drops into a host's /etc/kubernetes/pki:
@@ -22,7 +27,7 @@ type Paths struct{ PKI string }
 func (p Paths) CADir() string { return filepath.Join(p.PKI, "etcd") }
 
 // CACert is the CA certificate.
-func (p Paths) CACert() string { return filepath.Join(p.CADir(), "ca.crt") }
+func (p Paths) CACert() string { return filepath.Join(p.CADir(), CAFile) }
 
 // CAKey is the CA private key; it never leaves the PKI directory.
 func (p Paths) CAKey() string { return filepath.Join(p.CADir(), "ca.key") }
@@ -47,12 +52,12 @@ func (p Paths) NodeCert(node, base string) (crt, key string) {
 func (p Paths) APIServerDir() string { return filepath.Join(p.PKI, "apiserver") }
 
 // APIServerCA is the CA the apiserver trusts for etcd (--etcd-cafile).
-func (p Paths) APIServerCA() string { return filepath.Join(p.APIServerDir(), "etcd", "ca.crt") }
+func (p Paths) APIServerCA() string { return filepath.Join(p.APIServerDir(), "etcd", CAFile) }
 
 // APIServerCert returns --etcd-certfile and --etcd-keyfile.
 func (p Paths) APIServerCert() (crt, key string) {
-	d := p.APIServerDir()
-	return filepath.Join(d, "apiserver-etcd-client.crt"), filepath.Join(d, "apiserver-etcd-client.key")
+	d, base := p.APIServerDir(), ca.KindAPIServer.BaseName
+	return filepath.Join(d, base+".crt"), filepath.Join(d, base+".key")
 }
 
 // APIServerFlags is the file holding the kube-apiserver --etcd-* flags.
@@ -63,6 +68,15 @@ func (p Paths) KubeadmExternal() string {
 	return filepath.Join(p.APIServerDir(), "kubeadm-etcd-external.yaml")
 }
 
+// ClientBundle is a client's bundle directory: the apiserver's own, or an
+// extra client's.
+func (p Paths) ClientBundle(name string) string {
+	if name == cluster.ClientAPIServer {
+		return p.APIServerDir()
+	}
+	return p.ClientDir(name)
+}
+
 // ClientDir is an extra client's bundle.
 func (p Paths) ClientDir(name string) string { return filepath.Join(p.PKI, "clients", name) }
 
@@ -70,11 +84,6 @@ func (p Paths) ClientDir(name string) string { return filepath.Join(p.PKI, "clie
 func (p Paths) ClientCert(name string) (crt, key string) {
 	d := p.ClientDir(name)
 	return filepath.Join(d, name+".crt"), filepath.Join(d, name+".key")
-}
-
-// ClientCA is the CA file in an extra client's bundle.
-func (p Paths) ClientCA(name string) string {
-	return filepath.Join(p.ClientDir(name), "etcd", "ca.crt")
 }
 
 // InitialCluster records the members the cluster was bootstrapped with,

@@ -1,0 +1,29 @@
+// Package pathx owns the two path helpers every layer needs for messages:
+// one way to make a path absolute for printing, and one way to strip
+// os.PathError's "op path:" prefix when the message already names the
+// file.
+package pathx
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+)
+
+// Abs makes p absolute for printing, keeping p if that fails.
+func Abs(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
+}
+
+// UnwrapPath returns the cause of an *os.PathError ("no such file or
+// directory"), for messages that name the file themselves; any other
+// error is returned as is.
+func UnwrapPath(err error) error {
+	if pe, ok := errors.AsType[*os.PathError](err); ok {
+		return pe.Err
+	}
+	return err
+}

@@ -1,0 +1,234 @@
+package issue
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/atomicdir"
+	"github.com/etcdpki/etcdpki/pki"
+	"golang.org/x/sys/unix"
+)
+
+// pending collects the files to put into one atomic store.
+type pending struct {
+	dir   string
+	files []atomicdir.File
+}
+
+type plan struct {
+	stores  []*pending
+	byDir   map[string]*pending
+	configs []atomicdir.File // Name is a full path here
+	// dirs are the directories above the stores that etcdpki owns: made
+	// or forced to 0700 (they hold keys, or lead to them).
+	dirs []string
+}
+
+// add puts f into dir's next version; a file of the same name added
+// before (a bundle's ca.crt, once per certificate in it) is replaced.
+func (pl *plan) add(dir string, f atomicdir.File) {
+	st := pl.byDir[dir]
+	if st == nil {
+		st = &pending{dir: dir}
+		pl.byDir[dir] = st
+		pl.stores = append(pl.stores, st)
+	}
+	for i := range st.files {
+		if st.files[i].Name == f.Name {
+			st.files[i] = f
+			return
+		}
+	}
+	st.files = append(st.files, f)
+}
+
+// ownedDirs are the directories above the stores that hold bundles: the
+// PKI directory, nodes/ and each node's, the apiserver's, clients/ and
+// each client's.
+func ownedDirs(s *cluster.Spec, p pki.Paths) []string {
+	dirs := []string{s.PKIDir}
+	if len(s.Nodes) > 0 {
+		dirs = append(dirs, filepath.Join(s.PKIDir, "nodes"))
+	}
+	for _, n := range s.Nodes {
+		dirs = append(dirs, p.NodeDir(n.Name))
+	}
+	for _, c := range s.Clients {
+		switch c.Name {
+		case cluster.ClientHealthcheck:
+		case cluster.ClientAPIServer:
+			dirs = append(dirs, p.APIServerDir())
+		default:
+			dirs = append(dirs, filepath.Join(s.PKIDir, "clients"), p.ClientDir(c.Name))
+		}
+	}
+	return dirs
+}
+
+// write puts the plan on disk as one batch: every new version is written
+// and synced, then each store switches (the CA's first, so no leaf is ever
+// in effect without its issuer), then the files are renamed into place
+// in plan order, and the switches are synced. The caller aborts b when
+// write fails, which takes back whatever it did.
+func (pl *plan) write(b *atomicdir.Batch, res *Result) error {
+	for _, d := range pl.dirs {
+		if err := b.Dir(d); err != nil {
+			return err
+		}
+	}
+	for _, st := range pl.stores {
+		if _, err := b.Update(st.dir, st.files, checkPairs); err != nil {
+			return fmt.Errorf("write %s: %w", st.dir, err)
+		}
+	}
+	changed := make([]bool, len(pl.configs))
+	for i, f := range pl.configs {
+		var err error
+		if changed[i], err = b.WriteFile(f.Name, f.Data, f.Mode); err != nil {
+			return err
+		}
+	}
+	if err := b.Commit(); err != nil {
+		return err
+	}
+	for i, f := range pl.configs {
+		if changed[i] {
+			res.Written = append(res.Written, f.Name)
+		}
+	}
+	return nil
+}
+
+// initialCluster is PKI/initial-cluster.json: the members the cluster was
+// bootstrapped with. etcd ignores initial-cluster-state once a member has
+// data, so these stay "new" for good; every member added later gets
+// "existing".
+type initialCluster struct {
+	Members []string `json:"members"`
+}
+
+func readInitialCluster(p pki.Paths) (*initialCluster, error) {
+	data, err := os.ReadFile(p.InitialCluster())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, readError(p.InitialCluster(), err)
+	}
+	var rec initialCluster
+	if err := json.Unmarshal(data, &rec); err != nil {
+		return nil, inputError("%s: %v (it lists the members the cluster was first started with)", p.InitialCluster(), err)
+	}
+	return &rec, nil
+}
+
+// configMode: configs hold paths, not secrets, but live in 0700 bundles.
+const configMode fs.FileMode = 0o644
+
+// Permission bits checked on the PKI directory and the directories
+// above what init writes.
+const (
+	// ownerReadSearch lets the owner list the directory and open what
+	// is in it.
+	ownerReadSearch fs.FileMode = 0o500
+	// ownerWrite lets the owner create and rename entries.
+	ownerWrite fs.FileMode = 0o200
+)
+
+// checkPKIDir rejects a PKI directory that is not a directory, or that we
+// could read but not write, before anything is created.
+func checkPKIDir(dir string) error {
+	info, err := os.Stat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // checkWritable looks at the parent.
+	}
+	if err != nil {
+		return readError(dir, err)
+	}
+	if !info.IsDir() {
+		return inputError("pki dir %s: not a directory", dir)
+	}
+	if info.Mode().Perm()&ownerReadSearch != ownerReadSearch {
+		// Root ignores permission bits, but an operator who took the
+		// bits away meant it.
+		return inputError("pki dir %s: not readable (mode %04o)", dir, info.Mode().Perm())
+	}
+	if _, err := os.ReadDir(dir); err != nil {
+		return readError(dir, err)
+	}
+	return nil
+}
+
+// checkWritable makes sure every directory the plan writes into (or its
+// nearest existing ancestor) can be written, and that no file it writes
+// is in the way (a directory, an immutable or append-only file), so a
+// bad tree fails before the first write rather than halfway.
+func checkWritable(pki string, pl *plan) error {
+	dirs := map[string]bool{pki: true}
+	var files []string
+	for _, d := range pl.dirs {
+		dirs[d] = true
+	}
+	for _, st := range pl.stores {
+		dirs[st.dir] = true
+		for _, f := range st.files {
+			files = append(files, filepath.Join(st.dir, f.Name))
+		}
+	}
+	for _, f := range pl.configs {
+		dirs[filepath.Dir(f.Name)] = true
+		files = append(files, f.Name)
+	}
+	var list []string
+	for d := range dirs {
+		list = append(list, d)
+	}
+	sort.Strings(list)
+	for _, d := range list {
+		existing := d
+		for {
+			info, err := os.Stat(existing)
+			if err == nil {
+				if !info.IsDir() {
+					return inputError("%s: not a directory", existing)
+				}
+				break
+			}
+			parent := filepath.Dir(existing)
+			if parent == existing {
+				break
+			}
+			existing = parent
+		}
+		info, err := os.Stat(existing)
+		if err != nil {
+			return readError(existing, err)
+		}
+		if info.Mode().Perm()&ownerWrite == 0 || unix.Access(existing, unix.W_OK) != nil || immutable(existing) {
+			what := "directory"
+			if existing == pki {
+				what = "pki dir"
+			}
+			return inputError("%s %s: read-only (mode %04o); nothing was written", what, existing, info.Mode().Perm())
+		}
+	}
+	for _, f := range files {
+		info, err := os.Lstat(f)
+		if err != nil {
+			continue // missing: created; unreadable: the directory check said
+		}
+		if info.IsDir() {
+			return inputError("%s: is a directory, where etcdpki writes a file; nothing was written", f)
+		}
+		if info.Mode().IsRegular() && immutable(f) {
+			return inputError("%s: immutable or append-only (chattr); nothing was written", f)
+		}
+	}
+	return nil
+}

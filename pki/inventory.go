@@ -1,0 +1,278 @@
+// Package pki is the inventory of a cluster's PKI: it expands a spec once,
+// driven by the certificate catalogue in package ca, into every
+// certificate, bundle and file the cluster has, with their paths on disk
+// (kubeadm's file names), their subjects and SANs, and whether a change to
+// each takes effect without a restart. Every command reads names and paths
+// from here; none derives them again.
+//
+// It owns the on-disk layout (Paths), the inventory (Inventory, Target,
+// Bundle, File) and reading trust from the files (trust.go: which CAs a
+// bundle holds, which CA signed a leaf), which CA rotation and recovery
+// derive their state from. It sits below issue and above ca and cluster:
+// issue, rotate, verify and cmd import it; it imports ca and cluster
+// only.
+package pki
+
+import (
+	"crypto/x509"
+	"path/filepath"
+	"sort"
+
+	"github.com/etcdpki/etcdpki/ca"
+	"github.com/etcdpki/etcdpki/cluster"
+)
+
+// Target is one concrete certificate of a cluster: a catalogue kind
+// applied to a node or client.
+type Target struct {
+	// ID names the certificate on the command line and in output:
+	// "etcd-node-1/etcd-server", "apiserver-etcd-client", "client/NAME".
+	ID   string
+	Kind ca.Kind
+	// Owner is the node or client this certificate belongs to; OwnerNode
+	// says which.
+	Owner        string
+	OwnerNode    bool
+	CommonName   string
+	Organization []string
+	// Hosts are the SANs the spec asks for (none for clients).
+	Hosts []string
+	// Dir is the atomic store holding the pair; CertName and KeyName are
+	// the file names in it.
+	Dir      string
+	CertName string
+	KeyName  string
+	// CADir is the store that carries this bundle's ca.crt.
+	CADir string
+	// Restart is false for every leaf: etcd reads its serving and peer
+	// pairs, and clientv3 (the apiserver's etcd client included) its
+	// client pair, at each handshake, so a renewed pair is in effect
+	// without a restart.
+	Restart bool
+}
+
+// CertPath and KeyPath are where the pair can be read.
+func (t Target) CertPath() string { return filepath.Join(t.Dir, t.CertName) }
+
+// KeyPath is the private key's path.
+func (t Target) KeyPath() string { return filepath.Join(t.Dir, t.KeyName) }
+
+// CAPath is the CA bundle this certificate's holder trusts.
+func (t Target) CAPath() string { return filepath.Join(t.CADir, CAFile) }
+
+// Usage is the extended key usage the certificate must verify for.
+func (t Target) Usage() x509.ExtKeyUsage { return t.Kind.Usages[0] }
+
+// CAFile is the name of the CA bundle in every bundle's CA store.
+const CAFile = "ca.crt"
+
+// Bundle is what is deployed to one node or client: its directory, and
+// the CA file in it that says which CAs the holder trusts.
+type Bundle struct {
+	// Owner is the node or client; Node says which.
+	Owner string
+	Node  bool
+	// Root is the directory a deploy template copies ({{.Bundle}}).
+	Root string
+	// CADir is the atomic store holding CAFile.
+	CADir string
+	// Targets are the IDs of the certificates in the bundle.
+	Targets []string
+}
+
+// CAPath is the bundle's CA file. Which CAs it holds is read from the
+// file with ReadCAs: during a CA rotation it holds the old and new CA.
+func (b Bundle) CAPath() string { return filepath.Join(b.CADir, CAFile) }
+
+// File is one file the cluster's PKI directory holds, for listings and
+// for deciding what a change needs.
+type File struct {
+	Path string
+	// Owner is the bundle's node or client, "" for the PKI's own files.
+	Owner string
+	// What it is: "ca", "ca-key", "ca-bundle", "cert", "key", "config".
+	Role string
+	// Restart is true when the reader loads the file only at start: etcd
+	// and clientv3 build their CA pool once, and etcd and kube-apiserver
+	// read their configuration once.
+	Restart bool
+}
+
+// Inventory is a spec expanded: every certificate, bundle and file.
+type Inventory struct {
+	Spec    *cluster.Spec
+	Paths   Paths
+	Targets []Target
+	Bundles []Bundle
+}
+
+// New expands the catalogue over the spec: for each node the PerNode
+// kinds, then for each client the kind issued for it by name or, for any
+// other client, the PerClient kind. A new kind of certificate is one
+// catalogue entry.
+func New(s *cluster.Spec) *Inventory {
+	p := Paths{PKI: s.PKIDir}
+	inv := &Inventory{Spec: s, Paths: p}
+	cat := ca.Catalogue()
+	for _, n := range s.Nodes {
+		b := Bundle{Owner: n.Name, Node: true, Root: p.NodeDir(n.Name), CADir: p.NodeCertDir(n.Name)}
+		for _, k := range cat {
+			if !k.PerNode {
+				continue
+			}
+			t := Target{ID: n.Name + "/" + k.Name, Kind: k, Owner: n.Name, OwnerNode: true, CommonName: n.Name,
+				Dir: p.NodeCertDir(n.Name), CertName: k.BaseName + ".crt", KeyName: k.BaseName + ".key",
+				CADir: b.CADir}
+			if k.CommonName != "" {
+				t.CommonName = k.CommonName
+			}
+			if k.ServerSANs {
+				t.Hosts = n.ServerSANs()
+			}
+			inv.Targets = append(inv.Targets, t)
+			b.Targets = append(b.Targets, t.ID)
+		}
+		inv.Bundles = append(inv.Bundles, b)
+	}
+	for _, c := range s.Clients {
+		k, ok := clientKind(cat, c.Name)
+		if !ok || k.PerNode {
+			// No kind, or its certificate lives in each node bundle, above.
+			continue
+		}
+		t := Target{Kind: k, Owner: c.Name, CommonName: c.CommonName, Organization: c.Organization}
+		if k.CommonName != "" {
+			t.CommonName = k.CommonName
+		}
+		base := k.BaseName
+		if k.PerClient {
+			t.ID = k.Name + "/" + c.Name
+			base = c.Name
+		} else {
+			t.ID = k.Name
+		}
+		t.Dir = p.ClientBundle(c.Name)
+		t.CertName, t.KeyName = base+".crt", base+".key"
+		t.CADir = filepath.Join(t.Dir, "etcd")
+		inv.Targets = append(inv.Targets, t)
+		inv.Bundles = append(inv.Bundles, Bundle{Owner: c.Name, Root: t.Dir, CADir: t.CADir, Targets: []string{t.ID}})
+	}
+	return inv
+}
+
+// clientKind is the kind issued for the named client: the one that names
+// it, else the PerClient kind.
+func clientKind(cat []ca.Kind, client string) (ca.Kind, bool) {
+	for _, k := range cat {
+		if k.Client == client {
+			return k, true
+		}
+	}
+	for _, k := range cat {
+		if k.PerClient {
+			return k, true
+		}
+	}
+	return ca.Kind{}, false
+}
+
+// Files lists every file of the PKI directory the inventory accounts
+// for: the CA, each bundle's CA file and pairs, and the configuration
+// files that use them.
+func (inv *Inventory) Files() []File {
+	p := inv.Paths
+	fs := []File{{Path: p.CACert(), Role: "ca"}, {Path: p.CAKey(), Role: "ca-key"}}
+	for _, b := range inv.Bundles {
+		fs = append(fs, File{Path: b.CAPath(), Owner: b.Owner, Role: "ca-bundle", Restart: true})
+		for _, t := range inv.Targets {
+			if t.Owner == b.Owner {
+				fs = append(fs, File{Path: t.CertPath(), Owner: b.Owner, Role: "cert", Restart: t.Restart},
+					File{Path: t.KeyPath(), Owner: b.Owner, Role: "key", Restart: t.Restart})
+			}
+		}
+		if b.Node {
+			fs = append(fs, File{Path: p.NodeConfig(b.Owner), Owner: b.Owner, Role: "config", Restart: true})
+		} else if b.Owner == cluster.ClientAPIServer {
+			fs = append(fs, File{Path: p.APIServerFlags(), Owner: b.Owner, Role: "config", Restart: true},
+				File{Path: p.KubeadmExternal(), Owner: b.Owner, Role: "config", Restart: true})
+		}
+	}
+	return append(fs, File{Path: p.InitialCluster(), Role: "config"})
+}
+
+// Bundle returns the bundle of a node or client.
+func (inv *Inventory) Bundle(owner string) (Bundle, bool) {
+	for _, b := range inv.Bundles {
+		if b.Owner == owner {
+			return b, true
+		}
+	}
+	return Bundle{}, false
+}
+
+// Target returns the certificate with the given ID.
+func (inv *Inventory) Target(id string) (Target, bool) {
+	for _, t := range inv.Targets {
+		if t.ID == id {
+			return t, true
+		}
+	}
+	return Target{}, false
+}
+
+// OnHost is where a file of the bundle lands on its host, when the
+// bundle is deployed to hostDir (kubeadm's /etc/kubernetes/pki).
+func (b Bundle) OnHost(hostDir, path string) string {
+	rel, err := filepath.Rel(b.Root, path)
+	if err != nil {
+		return path
+	}
+	return filepath.Join(hostDir, rel)
+}
+
+// Select picks targets by ID, by owner (a node or client name: all of its
+// certificates) or by catalogue kind name (that kind on every node).
+// Unknown names are returned in missing.
+func Select(all []Target, names []string) (picked []Target, missing []string) {
+	want := map[string]bool{}
+	for _, n := range names {
+		hit := false
+		for _, t := range all {
+			if t.ID == n || t.Owner == n || t.Kind.Name == n {
+				want[t.ID] = true
+				hit = true
+			}
+		}
+		if !hit {
+			missing = append(missing, n)
+		}
+	}
+	for _, t := range all {
+		if want[t.ID] {
+			picked = append(picked, t)
+		}
+	}
+	return picked, missing
+}
+
+// IDs lists target IDs, sorted.
+func IDs(ts []Target) []string {
+	var ids []string
+	for _, t := range ts {
+		ids = append(ids, t.ID)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// ShortSerial abbreviates a hex serial for one-line messages: its first
+// 12 digits (enough to tell two apart), "(none)" when there is none.
+func ShortSerial(serial string) string {
+	switch {
+	case serial == "":
+		return "(none)"
+	case len(serial) > 12:
+		return serial[:12]
+	}
+	return serial
+}
