@@ -43,6 +43,8 @@ func (e *RecoverUselessError) ExitCode() int { return 1 }
 
 // recoverPlan is what a recovery does.
 type recoverPlan struct {
+	// inv is the spec expanded once: every certificate and bundle.
+	inv       *pki.Inventory
 	caExpired time.Time
 	renew     []pki.Target
 	reasons   map[string]string
@@ -100,7 +102,7 @@ func (r *runner) recover(ctx context.Context, res *Result) error {
 	// with, so a recovery killed after renewing leaves a difference for
 	// the next one to restart, rather than new serials that look in
 	// effect.
-	for _, t := range pki.New(s).Targets {
+	for _, t := range rp.inv.Targets {
 		if _, known := r.st.InEffect[t.ID]; known {
 			continue
 		}
@@ -156,14 +158,14 @@ func (r *runner) planRecover(now time.Time) (*recoverPlan, error) {
 	if err != nil {
 		return nil, err
 	}
-	rp := &recoverPlan{caExpired: caExpired, renew: renew, reasons: reasons, deploy: map[string]string{}, restart: map[string]string{}}
-	for _, t := range pki.New(s).Targets {
+	rp := &recoverPlan{inv: pki.New(s), caExpired: caExpired, renew: renew, reasons: reasons, deploy: map[string]string{}, restart: map[string]string{}}
+	for _, t := range rp.inv.Targets {
 		serial, err := diskSerial(t)
 		if prev, known := r.st.InEffect[t.ID]; err == nil && known && prev != serial && reasons[t.ID] == "" {
 			rp.pending = append(rp.pending, t.ID)
 		}
 	}
-	paths := pki.Paths{PKI: s.PKIDir}
+	paths := rp.inv.Paths
 	for _, n := range s.Nodes {
 		data := cluster.TemplateData{Name: n.Name, IP: n.IP().String(), Bundle: paths.NodeDir(n.Name),
 			Dir: n.Dir, ConfigFile: paths.NodeConfig(n.Name), DataDir: n.DataDir}
@@ -182,7 +184,7 @@ func (r *runner) planRecover(now time.Time) (*recoverPlan, error) {
 	}
 	// Every client whose certificate or CA changes: with a new CA, each
 	// one's --etcd-cafile changes, which it reads only at start.
-	for _, t := range pki.New(s).Targets {
+	for _, t := range rp.inv.Targets {
 		c, ok := s.Client(t.Owner)
 		if !ok || reasons[t.ID] == "" && !slices.Contains(rp.pending, t.ID) {
 			continue
@@ -265,7 +267,7 @@ func (r *runner) restartAll(ctx context.Context, rp *recoverPlan, res *Result) e
 	all := map[string]map[string]string{}
 	for _, n := range s.Nodes {
 		var ts []pki.Target
-		for _, t := range pki.New(s).Targets {
+		for _, t := range rp.inv.Targets {
 			if t.Owner == n.Name {
 				ts = append(ts, t)
 			}
@@ -308,10 +310,9 @@ func (r *runner) restartAll(ctx context.Context, rp *recoverPlan, res *Result) e
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	paths := pki.Paths{PKI: s.PKIDir}
+	paths := rp.inv.Paths
 	for i, n := range s.Nodes {
-		maps := all[n.Name]
-		for id, serial := range maps {
+		for id, serial := range all[n.Name] {
 			r.st.InEffect[id] = serial
 		}
 		if started, ok, err := startedNow(paths, n); err != nil {
