@@ -5,7 +5,8 @@
 // It owns init (init.go), the write plan and its checks on the PKI
 // directory (store.go), loading and checking the CA on disk
 // (authority.go), checking existing pairs (inspect.go), listing and
-// renewing (list.go, renew.go), one-off certificates outside the spec
+// renewing (list.go, renew.go), the recovery from expired certificates
+// or an expired CA (reissue.go), one-off certificates outside the spec
 // (one.go) and the etcd and kube-apiserver configuration files
 // (config.go). It imports pki, ca and cluster; rotate and cmd import it.
 package issue

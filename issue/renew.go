@@ -26,6 +26,12 @@ type RenewOptions struct {
 	// BackupDir, when set, receives a copy of every replaced pair under
 	// its path relative to the PKI directory. "" means PKI/backup/<time>.
 	BackupDir string
+	// NewCA, when set, replaces the PKI directory's CA: the targets are
+	// signed by it, it is written with them (the old CA's files go into
+	// the backup too), and every bundle renewed gets it as ca.crt. Only
+	// a recovery from an expired CA sets it (see Reissue); a CA that
+	// still works is rotated in stages instead.
+	NewCA *ca.CA
 	// Authority, when set, signs instead of the PKI directory's CA, and
 	// BundleCA is then the ca.crt written beside each pair: the CA
 	// rotation's reissue stage signs from the next CA while bundles trust
@@ -92,6 +98,12 @@ func Renew(ctx context.Context, s *cluster.Spec, targets []pki.Target, o RenewOp
 			atomicdir.File{Name: filepath.Join(dir, r.Target.CertName), Data: old.cert, Mode: atomicdir.CertMode},
 			atomicdir.File{Name: filepath.Join(dir, r.Target.KeyName), Data: old.key, Mode: atomicdir.KeyMode})
 	}
+	if rp.oldCA != nil {
+		dir := rel(s.PKIDir, pki.Paths{PKI: s.PKIDir}.CADir())
+		saved = append(saved,
+			atomicdir.File{Name: filepath.Join(dir, "ca.crt"), Data: rp.oldCA.cert, Mode: atomicdir.CertMode},
+			atomicdir.File{Name: filepath.Join(dir, "ca.key"), Data: rp.oldCA.key, Mode: atomicdir.CAKeyMode})
+	}
 	undoBackup := func() {}
 	if len(saved) > 0 {
 		if undoBackup, err = atomicdir.NewDir(backup, saved); err != nil {
@@ -146,6 +158,8 @@ type renewPlan struct {
 	out       []Renewed
 	olds      map[string]oldPair
 	fresh     map[string]signed
+	// oldCA is the CA that NewCA replaces, for the backup.
+	oldCA *oldPair
 }
 
 // planRenew reads the pairs to replace and signs their successors. pre,
@@ -153,7 +167,10 @@ type renewPlan struct {
 // the CA and, with --reuse-key, the old key are still the same.
 func planRenew(ctx context.Context, s *cluster.Spec, targets []pki.Target, o RenewOptions, pre *renewPlan) (*renewPlan, error) {
 	now := o.now()
-	authority, bundleCA := o.Authority, o.BundleCA
+	authority, bundleCA := o.NewCA, o.BundleCA
+	if o.Authority != nil {
+		authority = o.Authority
+	}
 	if authority == nil {
 		if err := refuseDuringCARotation(s.PKIDir, "renew"); err != nil {
 			return nil, err
@@ -206,6 +223,19 @@ func planRenew(ctx context.Context, s *cluster.Spec, targets []pki.Target, o Ren
 		rp.pl.add(t.Dir, atomicdir.File{Name: t.KeyName, Data: newKey, Mode: atomicdir.KeyMode})
 		rp.pl.add(t.CADir, atomicdir.File{Name: "ca.crt", Data: bundleCA, Mode: atomicdir.CertMode})
 		rp.out = append(rp.out, r)
+	}
+	if o.NewCA != nil {
+		// Added last, so the CA's store switches after the bundles that
+		// trust it: a crash in between leaves an expired CA with some
+		// leaves it did not sign, which the next recovery replaces again.
+		p := pki.Paths{PKI: s.PKIDir}
+		oldCert, certErr := atomicdir.Read(p.CADir(), "ca.crt")
+		oldKey, keyErr := atomicdir.Read(p.CADir(), "ca.key")
+		if certErr == nil && keyErr == nil {
+			rp.oldCA = &oldPair{oldCert, oldKey}
+		}
+		rp.pl.add(p.CADir(), atomicdir.File{Name: "ca.crt", Data: o.NewCA.CertPEM, Mode: atomicdir.CertMode})
+		rp.pl.add(p.CADir(), atomicdir.File{Name: "ca.key", Data: o.NewCA.KeyPEM, Mode: atomicdir.CAKeyMode})
 	}
 	if err := checkWritable(s.PKIDir, rp.pl); err != nil {
 		return nil, err

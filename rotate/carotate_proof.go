@@ -73,3 +73,29 @@ func (cr *caRun) proveTrust(ctx context.Context, n cluster.Node, stage string) (
 	}
 	return shown, nil
 }
+
+// probeAuthority says which CA signs the run's probe certificate and which
+// CAs verify what the members serve, for every probe of rotate and ca
+// rotate (see probeTLS). Outside a CA rotation it is the CA alone. During
+// one the members serve leaves of either CA, so both verify; the probe is
+// signed by the old CA until the files reach reissue, which starts only
+// once every member is proven to trust the new one, and from then on by
+// the new CA, which finish leaves as the only one the members accept.
+func probeAuthority(s *cluster.Spec) (*ca.CA, []*x509.Certificate, error) {
+	old, err := issue.LoadCA(s.PKIDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	if next, err := issue.LoadNextCA(s.PKIDir); err != nil || next == nil {
+		return old, []*x509.Certificate{old.Cert}, nil
+	}
+	rot, err := issue.ReadCARotation(s)
+	if err != nil {
+		return nil, nil, err
+	}
+	roots := []*x509.Certificate{rot.Old.Cert, rot.Next.Cert}
+	if stageIndex(rot.Stage) >= stageIndex(issue.CAStageReissue) {
+		return rot.Next, roots, nil
+	}
+	return rot.Old, roots, nil
+}

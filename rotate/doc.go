@@ -19,6 +19,16 @@
 // turn). Each member must serve its new certificate on both ports, answer
 // a linearizable read and have caught up before the next one goes.
 //
+// Expired certificates (see expired.go and recover.go): probes present a
+// client certificate minted in memory from the CA and accept an expired
+// server certificate from it (each one a warning), so a cluster still
+// serving on connections opened before expiry is rotated like any other,
+// without restarts, and the run ends proving every port serves an
+// unexpired certificate. A cluster with no quorum because its
+// certificates (or CA) expired is refused with the command to run:
+// Options.Recover renews (a new CA when it expired) and restarts every
+// member at once.
+//
 // A run is safe from cron: an flock keeps two runs apart, and a journal
 // in the PKI directory (see State) lets a run killed at any point resume
 // without redoing finished members. Watch keeps running, rotating on a
@@ -29,6 +39,8 @@
 // on the wire), roll.go (the rolling restart, the hand-off and its
 // transferee), etcd.go (the etcd client: health, leader moves, serving
 // serials), command.go (the deploy/restart command runner), log.go,
-// state.go (the journal), started.go, lock.go, metrics.go and watch.go.
+// state.go (the journal), started.go, lock.go, metrics.go and watch.go;
+// expired.go (probes on expired certificates, the refusal that names
+// --recover) and recover.go (--recover).
 // It reads names and paths from package pki and writes through issue.
 package rotate

@@ -31,19 +31,19 @@ const probeTimeout = 2 * time.Second
 // under client load the leader commits a few entries in between.
 const caughtUpSlack = 50
 
-// cluster talks to the running members with the kube-apiserver's client
-// certificate, the one whose view matters.
+// etcdCluster talks to the running members with a probe client
+// certificate minted from the CA for this run (see probeTLS): no client
+// certificate on disk has to be valid for rotate to see the cluster.
 type etcdCluster struct {
 	spec  *cluster.Spec
 	paths pki.Paths
+	probe probeCert
 }
 
-// tls reads the TLS material afresh: the apiserver's pair may just have
-// been renewed. The CAs are the apiserver bundle's (its --etcd-cafile),
-// which during a CA rotation trusts the old and the new CA.
+// tls reads the CA afresh (a recovery may have replaced it) and presents
+// the run's probe certificate.
 func (c *etcdCluster) tls() (*tls.Config, error) {
-	crt, key := c.paths.APIServerCert()
-	return probe.TLSConfig(c.paths.APIServerCA(), crt, key)
+	return c.probeTLS()
 }
 
 func (c *etcdCluster) endpoints() []string { return c.spec.ClientEndpoints() }

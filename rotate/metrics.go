@@ -20,7 +20,8 @@ import (
 const metricsMode fs.FileMode = 0o644
 
 // writeMetrics writes a Prometheus textfile (for node_exporter's textfile
-// collector) with every certificate's expiry and the rotation times. It
+// collector) with every certificate's expiry, whether it has already
+// expired, and the rotation times. It
 // replaces the file in one rename, as the collector requires.
 func writeMetrics(path string, s *cluster.Spec, st *State, ok bool, now time.Time) error {
 	var b bytes.Buffer
@@ -42,13 +43,14 @@ func writeMetrics(path string, s *cluster.Spec, st *State, ok bool, now time.Tim
 	// someone must run etcdpki ca rotate.
 	b.WriteString("# HELP etcdpki_ca_due Whether the etcd CA is due for replacement with etcdpki ca rotate (1) or not (0).\n")
 	b.WriteString("# TYPE etcdpki_ca_due gauge\n")
-	if c, err := readCert(pki.Paths{PKI: s.PKIDir}.CACert()); err == nil {
+	if c, err := readCert(inv.Paths.CACert()); err == nil {
 		due := 0
 		if _, ok := issue.CADue(c, s.Leaf.RenewBefore, now); ok {
 			due = 1
 		}
 		fmt.Fprintf(&b, "etcdpki_ca_due{cluster=%q,cert=%q} %d\n", s.Name, "etcd-ca", due)
 	}
+	writeExpired(&b, inv, now)
 	b.WriteString("# HELP etcdpki_rotate_last_success_timestamp_seconds When a rotation last ended with everything in effect (Unix time).\n")
 	b.WriteString("# TYPE etcdpki_rotate_last_success_timestamp_seconds gauge\n")
 	last := int64(0)
@@ -100,4 +102,34 @@ func nextExpiry(infos []issue.CertInfo, now time.Time) string {
 	}
 	return fmt.Sprintf("%d certificates valid and in effect; next to expire %s on %s (%s left)",
 		n, first.Target.ID, first.Expires.UTC().Format(time.RFC3339), issue.Residual(first.Expires.Sub(now)))
+}
+
+// writeExpired writes, per certificate, whether it has already expired
+// (1) or not (0), and how many have, so that an alert on expired
+// certificates is a plain comparison and does not rely on a "time left"
+// going negative (or on a scrape landing after the expiry timestamp).
+func writeExpired(b *bytes.Buffer, inv *pki.Inventory, now time.Time) {
+	s := inv.Spec
+	b.WriteString("# HELP etcdpki_cert_expired Whether the certificate has already expired (1) or not (0).\n")
+	b.WriteString("# TYPE etcdpki_cert_expired gauge\n")
+	n := 0
+	one := func(name, path string) {
+		c, err := readCert(path)
+		if err != nil {
+			return
+		}
+		v := 0
+		if now.After(c.NotAfter) {
+			v = 1
+			n++
+		}
+		fmt.Fprintf(b, "etcdpki_cert_expired{cluster=%q,cert=%q} %d\n", s.Name, name, v)
+	}
+	one("etcd-ca", inv.Paths.CACert())
+	for _, t := range inv.Targets {
+		one(t.ID, t.CertPath())
+	}
+	b.WriteString("# HELP etcdpki_certs_expired How many of the cluster's certificates (the CA included) have already expired.\n")
+	b.WriteString("# TYPE etcdpki_certs_expired gauge\n")
+	fmt.Fprintf(b, "etcdpki_certs_expired{cluster=%q} %d\n", s.Name, n)
 }

@@ -77,6 +77,16 @@ type Options struct {
 	CommandTimeout time.Duration
 	// Now is the clock; nil means time.Now. Tests move it.
 	Now func() time.Time
+	// Recover is --recover: for a cluster whose certificates (or CA)
+	// expired and that has no quorum. It renews what is expired or
+	// invalid (re-issuing everything from a new CA when the CA expired),
+	// deploys to every node and restarts every member at once (see
+	// recover.go). It refuses a cluster that has a quorum.
+	Recover bool
+	// RecoverCommand is the exact command line an operator runs to
+	// recover this cluster, quoted in the error that sends them there;
+	// "" means "etcdpki rotate --recover".
+	RecoverCommand string
 }
 
 func (o *Options) defaults() error {
@@ -89,6 +99,12 @@ func (o *Options) defaults() error {
 	case RestartAuto, RestartAlways, RestartNever:
 	default:
 		return &input.Error{Err: fmt.Errorf("--restart %q: use auto, always or never", o.Restart)}
+	}
+	if o.Recover && o.Restart != RestartAuto {
+		return &input.Error{Err: fmt.Errorf("--recover restarts every member at once: --restart=%s does not apply to it", o.Restart)}
+	}
+	if o.RecoverCommand == "" {
+		o.RecoverCommand = "etcdpki rotate --recover"
 	}
 	if o.NoVerify && o.Restart != RestartNever {
 		return &input.Error{Err: fmt.Errorf("--no-verify only goes with --restart=never: --restart=%s must see the new certificates in effect", o.Restart)}

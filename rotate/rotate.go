@@ -34,6 +34,8 @@ type runner struct {
 	log  *logger
 	etcd *etcdCluster
 	st   *State
+	// expired reports the expired server certificates probes accepted.
+	expired *expiredServed
 	// quiet drops the "nothing due" line: --watch checks often.
 	quiet bool
 	// afterRestart, when set, runs once a restarted member passed every
@@ -58,7 +60,16 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 	r.st = st
-	err = r.rotate(ctx, res)
+	// Probes accept an expired server certificate from the etcd CA, each
+	// reported as a warning: a cluster running on expired certificates
+	// is still to be checked and rotated (see expired.go).
+	r.expired = &expiredServed{seen: map[string]bool{}, log: r.log}
+	ctx = probe.TolerateExpired(ctx, r.expired.note)
+	if r.o.Recover {
+		err = r.recover(ctx, res)
+	} else {
+		err = r.rotate(ctx, res)
+	}
 	res.Took = time.Since(start)
 	// Bad input changes nothing on disk, the journal and the metrics
 	// included: a refusal is not a run.
@@ -95,6 +106,14 @@ func (r *runner) rotate(ctx context.Context, res *Result) error {
 	for _, w := range p.Warnings {
 		r.log.printf("warning: %s", w)
 	}
+	if err := r.caExpired(p); err != nil {
+		return err
+	}
+	expired := expiredCerts(p.Certs)
+	if len(expired) > 0 {
+		r.log.printf("warning: certificates already expired: %s; a member or client restarted now could not connect. Renewing them in this run, without restarts where the cluster still serves",
+			describeExpired(expired))
+	}
 	if !r.o.DryRun && len(p.Baseline)+len(p.StartedBaseline) > 0 {
 		for id, serial := range p.Baseline {
 			r.st.InEffect[id] = serial
@@ -127,6 +146,12 @@ func (r *runner) rotate(ctx context.Context, res *Result) error {
 			return err
 		}
 		if herr := healthyOrError(s, h, "refusing to change anything"); herr != nil {
+			if rerr := r.recoverNeeded(p, h); rerr != nil {
+				if !r.o.DryRun {
+					return rerr
+				}
+				herr = rerr // the dry run's plan says it
+			}
 			if !r.o.DryRun {
 				return herr
 			}
@@ -167,6 +192,14 @@ func (r *runner) rotate(ctx context.Context, res *Result) error {
 	}
 	if err := r.clients(ctx, p); err != nil {
 		return err
+	}
+	if len(expired) > 0 || r.expired.any() {
+		lines, err := r.etcd.proveUnexpired(context.WithoutCancel(ctx))
+		if err != nil {
+			return err
+		}
+		r.log.printf("the cluster was running on expired certificates and is no longer: every client and peer port serves an unexpired certificate (fresh handshakes, expired ones refused): %s",
+			strings.Join(lines, "; "))
 	}
 	done := fmt.Sprintf("done: %d certificates renewed", len(res.Renewed))
 	if len(res.Proofs) > 0 {

@@ -63,6 +63,9 @@ type Report struct {
 	// Options.PrintFlags when the verdict passes.
 	APIServerFlags []string `json:"apiserverFlags,omitempty"`
 	Kubeadm        string   `json:"kubeadmExternal,omitempty"`
+	// Expired says what the spec's expired certificates mean for the
+	// cluster now; nil when none has expired or there is no spec.
+	Expired *ExpiryState `json:"expired,omitempty"`
 }
 
 // Find returns the first check with that name and target ("" matches any
@@ -103,6 +106,16 @@ func Evaluate(ctx context.Context, o Options) (*Report, error) {
 			rep.Checks = append(rep.Checks, endpointChecks(&rep.Cluster.Endpoints[i], now, in.renewBefore)...)
 		}
 		rep.Checks = append(rep.Checks, clusterChecks(rep.Cluster)...)
+	}
+	// With the spec's PKI directory at hand, an expired certificate is
+	// named with what it means for the cluster now and the command that
+	// fixes it (see ExpiredState).
+	if in.spec != nil {
+		if infos, err := issue.List(in.spec, 0, now); err == nil {
+			if rep.Expired = ExpiredState(ctx, in.spec, infos, in.timeout); rep.Expired != nil {
+				rep.Checks = append(rep.Checks, rep.Expired.check())
+			}
+		}
 	}
 	if o.Strict {
 		strict(rep.Checks)

@@ -12,6 +12,7 @@ import (
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
+	"github.com/etcdpki/etcdpki/verify"
 )
 
 func certsCommand() *cli.Command {
@@ -34,6 +35,9 @@ func certsCommand() *cli.Command {
 			{
 				Name:  "list",
 				Usage: "show every certificate of the spec: subject, SANs, expiry, residual time, CA, status",
+				Description: "When a certificate has expired, the cluster is probed (each member within 2s, with a client\n" +
+					"certificate minted in memory from the CA) and the status says what to do: \"" + verify.StateServing + "\"\n" +
+					"when a quorum still answers, \"" + verify.StateDown + "\" when none does.",
 				Flags: append(specFlags(),
 					&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "table", Usage: "table or json"},
 				),
@@ -69,6 +73,16 @@ func certsList(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	// An expired certificate is named with the cluster's state and the
+	// command that fixes it, which takes a probe of the cluster: made only
+	// then, bounded by listProbeTimeout.
+	if st := verify.ExpiredState(c.Context, s, infos, listProbeTimeout); st != nil {
+		for i := range infos {
+			if infos[i].Status == issue.StatusExpired {
+				infos[i].Reason = st.State
+			}
+		}
+	}
 	switch c.String("output") {
 	case "json":
 		enc := json.NewEncoder(c.App.Writer)
@@ -90,15 +104,23 @@ func certsList(c *cli.Context) error {
 			sans = "-"
 		}
 		status := i.Status
-		// An ok row's reason is a note: the stage of a CA rotation, or a
-		// bundle holding two CAs outside one.
-		if i.Reason != "" {
+		switch {
+		case strings.HasPrefix(i.Reason, i.Status):
+			status = i.Reason // "expired, cluster still serving..."
+		case i.Reason != "":
+			// An ok row's reason is a note: the stage of a CA rotation,
+			// or a bundle holding two CAs outside one.
 			status += ": " + i.Reason
 		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", i.Name, orDash(i.Subject), sans, exp, orDash(i.Residual), i.CA, status)
 	}
 	return w.Flush()
 }
+
+// listProbeTimeout bounds certs list's probe of each member when a
+// certificate has expired: a listing must stay quick when the cluster is
+// down, and a member that answers at all answers a read well within it.
+const listProbeTimeout = 2 * time.Second
 
 func orDash(s string) string {
 	if s == "" {

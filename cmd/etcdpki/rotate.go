@@ -1,11 +1,13 @@
 package main
 
 import (
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/pathx"
 	"github.com/etcdpki/etcdpki/rotate"
 )
 
@@ -35,6 +37,18 @@ member just before its own restart); after each one the member must serve the ne
 client and peer ports, answer a linearizable read and catch up with the leader before the next
 one goes. The first failure stops the run.
 
+Expired certificates. A cluster still serving on connections opened before its certificates
+expired is rotated by the plain command: probes accept an expired server certificate from the etcd
+CA (each one printed as a warning) and present a short-lived client certificate minted in memory
+from the CA, so no client certificate on disk has to be valid; renewed leaves go into effect
+without restarts as above, and the run ends proving every port serves an unexpired certificate.
+A cluster that cannot form a quorum because its certificates (or its CA) expired needs --recover:
+it renews every expired or invalid certificate (with a new CA, re-issuing everything, when the CA
+expired), deploys to every node, restarts every member at once, waits for a quorum and full
+health, then deploys to and restarts the clients. It refuses (exit 2) a cluster that has a quorum.
+
+   etcdpki rotate --spec /etc/etcdpki/cluster.yaml --recover --dry-run
+
 Safe from cron: a lock (PKI/rotate.lock) keeps runs apart and a journal (PKI/rotate-state.json)
 makes a run killed at any point resume without proving or restarting finished members again.
 
@@ -43,11 +57,13 @@ makes a run killed at any point resume without proving or restarting finished me
    etcdpki rotate --spec /etc/etcdpki/cluster.yaml --watch --interval 1h
 
 Exit codes: 0 done or nothing due, 1 a member, a proof or a check failed (or another run holds
-the lock), 2 usage or input error (nothing changed).`,
+the lock, or the cluster is down with expired certificates: the error names the --recover command),
+2 usage or input error, or --recover on a cluster that has a quorum (nothing changed).`,
 		Flags: append(specFlags(),
 			&cli.StringFlag{Name: "renew-before", Usage: "renew certificates expiring within `DURATION` (overrides the spec; 87600h makes everything due)"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "print the plan (certificates, each member's restart or proof, commands) and change nothing"},
 			&cli.StringFlag{Name: "restart", Value: string(rotate.RestartAuto), Usage: "`MODE`: auto (restart only for a changed CA bundle or config, prove the rest), always (roll every changed member), or never"},
+			&cli.BoolFlag{Name: "recover", Usage: "for a cluster down because its certificates or CA expired: renew, deploy everywhere, restart every member at once"},
 			&cli.BoolFlag{Name: "no-verify", Usage: "with --restart=never, skip the proof that the new certificates are served"},
 			&cli.StringFlag{Name: "metrics-file", Usage: "write a Prometheus textfile to `FILE` after each run"},
 			&cli.DurationFlag{Name: "member-timeout", Value: rotate.DefaultMemberTimeout, Usage: "how long a restarted member may take to serve its new certificate and catch up"},
@@ -77,6 +93,12 @@ func runRotate(c *cli.Context) error {
 	if c.IsSet("interval") && !c.Bool("watch") {
 		return usagef("--interval only applies with --watch")
 	}
+	if c.Bool("recover") && c.Bool("watch") {
+		return usagef("--recover is a one-off for a cluster that is down: it does not go with --watch")
+	}
+	if c.Bool("recover") && c.IsSet("restart") {
+		return usagef("--recover restarts every member at once: --restart does not apply to it")
+	}
 	if c.Duration("interval") <= 0 {
 		return usagef("--interval must be positive")
 	}
@@ -95,6 +117,8 @@ func runRotate(c *cli.Context) error {
 		MemberTimeout:  c.Duration("member-timeout"),
 		HandOffSettle:  settle(c.Duration("hand-off-settle")),
 		CommandTimeout: c.Duration("command-timeout"),
+		Recover:        c.Bool("recover"),
+		RecoverCommand: recoverCommand(c),
 	}
 	if c.Bool("watch") {
 		return rotate.Watch(c.Context, rotate.WatchOptions{Options: o, Interval: c.Duration("interval")})
@@ -110,4 +134,34 @@ func settle(d time.Duration) time.Duration {
 		return -1
 	}
 	return d
+}
+
+// recoverCommand is the command line that recovers this cluster, for the
+// error that tells an operator to run it: this command's spec and PKI
+// directory, as absolute paths, so it can be pasted anywhere.
+func recoverCommand(c *cli.Context) string {
+	cmd := "etcdpki rotate"
+	spec := c.String("spec")
+	if spec == "" && c.String("dir") == "" {
+		if p, err := defaultSpecIfPresent(); err == nil {
+			spec = p
+		}
+	}
+	if spec != "" {
+		cmd += " --spec " + shellQuote(pathx.Abs(spec))
+	}
+	if d := c.String("dir"); d != "" {
+		cmd += " --dir " + shellQuote(pathx.Abs(d))
+	}
+	return cmd + " --recover"
+}
+
+// shellQuote quotes s for sh when it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("/._-+=:,@", r))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

@@ -239,7 +239,9 @@ func probeEndpoint(ctx context.Context, endpoint string, tlsCfg *tls.Config, tim
 	// session Dial just verified instead of doing a second full handshake.
 	// Dial itself never resumes, so the certificate it reports is the one
 	// served right now.
-	tlsCfg = tlsCfg.Clone()
+	// The etcd client verifies the server with the same config, so it
+	// tolerates what Dial tolerates.
+	tlsCfg = tolerate(ctx, tlsCfg, addr).Clone()
 	tlsCfg.ClientSessionCache = tls.NewLRUClientSessionCache(1)
 	conn, stage, err := Dial(ctx, addr, tlsCfg)
 	if err != nil {

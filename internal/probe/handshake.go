@@ -104,7 +104,9 @@ const (
 // handshake with cfg, and makes sure the server accepted the client
 // certificate. On failure it returns the stage that failed and an *Error
 // whose Kind says why. cfg is not modified; its ServerName is set to addr's
-// host, as gRPC does, so SAN checks match what etcd clients see.
+// host, as gRPC does, so SAN checks match what etcd clients see. Under a
+// context from TolerateExpired an expired server certificate is accepted
+// (and reported).
 func Dial(ctx context.Context, addr string, cfg *tls.Config) (*Conn, Stage, error) {
 	if cfg == nil {
 		// Never fall back to a default config: that would trust the
@@ -123,7 +125,7 @@ func Dial(ctx context.Context, addr string, cfg *tls.Config) (*Conn, Stage, erro
 	}
 	c := &Conn{ConnectTook: time.Since(start)}
 	start = time.Now()
-	cfg = cfg.Clone()
+	cfg = tolerate(ctx, cfg, addr).Clone()
 	cfg.ServerName = host
 	// A resumed session reports the certificate of the session it
 	// resumes, which may have been replaced since: rotate compares serials

@@ -1,0 +1,374 @@
+package rotate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/etcdpki/etcdpki/ca"
+	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/input"
+	"github.com/etcdpki/etcdpki/issue"
+	"github.com/etcdpki/etcdpki/pki"
+)
+
+// RecoverRefusedError is --recover on a cluster that has a quorum: the
+// plain rotation is the right command there, and it restarts nothing.
+type RecoverRefusedError struct{ Quorum string }
+
+func (e *RecoverRefusedError) Error() string {
+	return fmt.Sprintf("--recover: the cluster has a quorum (%s): --recover restarts every member at once and is only for a cluster that cannot form one; "+
+		"run etcdpki rotate without --recover: it renews expired certificates on a running cluster without restarting anything", e.Quorum)
+}
+
+// ExitCode is 2: the wrong command for this cluster, nothing changed.
+func (e *RecoverRefusedError) ExitCode() int { return 2 }
+
+// RecoverUselessError is --recover on a cluster without a quorum whose
+// certificates are all valid: new certificates would not bring it back.
+type RecoverUselessError struct{}
+
+func (e *RecoverUselessError) Error() string {
+	return "--recover: the cluster has no quorum, but no certificate has expired or is invalid and none awaits a restart: " +
+		"recovering certificates would not bring it back; the members' logs say why they cannot form a quorum"
+}
+
+// ExitCode is 1: a failed check, nothing changed.
+func (e *RecoverUselessError) ExitCode() int { return 1 }
+
+// recoverPlan is what a recovery does.
+type recoverPlan struct {
+	// inv is the spec expanded once: every certificate and bundle.
+	inv       *pki.Inventory
+	caExpired time.Time
+	renew     []pki.Target
+	reasons   map[string]string
+	// pending are certificates renewed by an earlier recovery that
+	// stopped before its restarts: their files differ from the journal.
+	pending []string
+	deploy  map[string]string // node name -> rendered deploy command
+	restart map[string]string // node name -> rendered restart command
+	clients []*ClientPlan
+}
+
+// recover brings back a cluster that is down because its certificates (or
+// its CA) expired: members restarted after expiry cannot reach one
+// another, so there is no quorum and no rolling order. It renews what is
+// expired or invalid (everything, from a new CA, when the CA expired),
+// deploys to every node, runs every member's restart at once, waits for a
+// quorum and full health with every member serving its new serials, then
+// deploys to and restarts the clients. It never touches a data directory
+// and never adds or removes a member.
+func (r *runner) recover(ctx context.Context, res *Result) error {
+	s := r.o.Spec
+	now := r.o.Now()
+	rp, err := r.planRecover(now)
+	if err != nil {
+		return err
+	}
+	// Only a cluster that cannot form a quorum: with one, a plain rotate
+	// renews on the running cluster without restarting anything. With an
+	// expired CA no member accepts any new handshake, so there is nothing
+	// to probe.
+	if rp.caExpired.IsZero() {
+		h, err := r.etcd.health(context.WithoutCancel(ctx))
+		if err != nil {
+			return err
+		}
+		if h.Quorum {
+			var up []string
+			for i, e := range h.Endpoints {
+				if e.Healthy && i < len(s.Nodes) {
+					up = append(up, s.Nodes[i].Name)
+				}
+			}
+			return &RecoverRefusedError{Quorum: fmt.Sprintf("%d of %d members answer a linearizable read: %s", len(up), len(s.Nodes), strings.Join(up, ", "))}
+		}
+	}
+	if rp.caExpired.IsZero() && len(rp.renew) == 0 && len(rp.pending) == 0 {
+		return &RecoverUselessError{}
+	}
+	if r.o.DryRun {
+		rp.print(r.o.Out, s)
+		return nil
+	}
+	r.log.printf("recovering: no quorum answers, and %s", rp.summary())
+	// Journal first: the serials on disk now are what the members ran
+	// with, so a recovery killed after renewing leaves a difference for
+	// the next one to restart, rather than new serials that look in
+	// effect.
+	for _, t := range rp.inv.Targets {
+		if _, known := r.st.InEffect[t.ID]; known {
+			continue
+		}
+		if serial, err := diskSerial(t); err == nil {
+			r.st.InEffect[t.ID] = serial
+		}
+	}
+	if err := r.st.save(s.PKIDir, now); err != nil {
+		return err
+	}
+	if !rp.caExpired.IsZero() || len(rp.renew) > 0 {
+		out, err := issue.Reissue(context.WithoutCancel(ctx), s, issue.Options{Out: r.log, Now: r.o.Now, LockHeld: true})
+		if err != nil {
+			return fmt.Errorf("recover: %w", err)
+		}
+		res.Renewed = out.Renewed
+		r.log.printf("renewed %d certificates; previous files in %s", len(out.Renewed), backupDir(s.PKIDir, out.Renewed))
+	}
+	if err := ctx.Err(); err != nil {
+		return &InterruptedError{Step: "deploying"}
+	}
+	bg := context.WithoutCancel(ctx)
+	for _, n := range s.Nodes {
+		if cmd := rp.deploy[n.Name]; cmd != "" {
+			t0 := time.Now()
+			if err := runCommand(bg, "deploy to node "+n.Name, cmd, r.o.CommandTimeout); err != nil {
+				return &MemberError{Member: n.Name, Err: err}
+			}
+			r.log.printf("%s: deployed in %s", n.Name, round(time.Since(t0)))
+		}
+	}
+	if err := r.restartAll(bg, rp, res); err != nil {
+		return err
+	}
+	for _, cp := range rp.clients {
+		if err := r.recoverClient(bg, cp); err != nil {
+			return err
+		}
+	}
+	what := "its certificates expired"
+	if !rp.caExpired.IsZero() {
+		what = "its CA expired"
+	}
+	r.log.printf("recovered: the cluster was down because %s and is healthy again: %d certificates renewed, %d members restarted at once, every member serving its new certificates, in %s",
+		what, len(res.Renewed), len(res.Members), round(time.Since(r.log.start)))
+	return nil
+}
+
+// planRecover works out the recovery without writing.
+func (r *runner) planRecover(now time.Time) (*recoverPlan, error) {
+	s := r.o.Spec
+	caExpired, renew, reasons, err := issue.ReissueNeeds(s, now)
+	if err != nil {
+		return nil, err
+	}
+	rp := &recoverPlan{inv: pki.New(s), caExpired: caExpired, renew: renew, reasons: reasons, deploy: map[string]string{}, restart: map[string]string{}}
+	for _, t := range rp.inv.Targets {
+		serial, err := diskSerial(t)
+		if prev, known := r.st.InEffect[t.ID]; err == nil && known && prev != serial && reasons[t.ID] == "" {
+			rp.pending = append(rp.pending, t.ID)
+		}
+	}
+	paths := rp.inv.Paths
+	for _, n := range s.Nodes {
+		data := cluster.TemplateData{Name: n.Name, IP: n.IP().String(), Bundle: paths.NodeDir(n.Name),
+			Dir: n.Dir, ConfigFile: paths.NodeConfig(n.Name), DataDir: n.DataDir}
+		if rp.deploy[n.Name], err = cluster.RenderTemplate(n.Deploy, data); err != nil {
+			return nil, &input.Error{Err: fmt.Errorf("node %s deploy template: %w", n.Name, err)}
+		}
+		if rp.restart[n.Name], err = cluster.RenderTemplate(n.Restart, data); err != nil {
+			return nil, &input.Error{Err: fmt.Errorf("node %s restart template: %w", n.Name, err)}
+		}
+		if rp.restart[n.Name] == "" {
+			return nil, &input.Error{Err: fmt.Errorf("node %s: --recover restarts every member, but the spec has no restart command for it (set nodes[].restart)", n.Name)}
+		}
+		if !s.Local && rp.deploy[n.Name] == "" {
+			return nil, &input.Error{Err: fmt.Errorf("node %s: --recover deploys to every node, but the spec has no deploy command to copy its files to %s (set nodes[].deploy)", n.Name, n.Dir)}
+		}
+	}
+	// Every client whose certificate or CA changes: with a new CA, each
+	// one's --etcd-cafile changes, which it reads only at start.
+	for _, t := range rp.inv.Targets {
+		c, ok := s.Client(t.Owner)
+		if !ok || reasons[t.ID] == "" && !slices.Contains(rp.pending, t.ID) {
+			continue
+		}
+		cp := &ClientPlan{Client: c, Target: t}
+		data := cluster.TemplateData{Name: c.Name, Bundle: t.Dir, Dir: c.Dir}
+		if cp.DeployCmd, err = cluster.RenderTemplate(c.Deploy, data); err != nil {
+			return nil, &input.Error{Err: fmt.Errorf("client %s deploy template: %w", c.Name, err)}
+		}
+		if cp.RestartCmd, err = cluster.RenderTemplate(c.Restart, data); err != nil {
+			return nil, &input.Error{Err: fmt.Errorf("client %s restart template: %w", c.Name, err)}
+		}
+		rp.clients = append(rp.clients, cp)
+	}
+	return rp, nil
+}
+
+func (rp *recoverPlan) summary() string {
+	var parts []string
+	if !rp.caExpired.IsZero() {
+		parts = append(parts, fmt.Sprintf("the CA expired at %s: a new CA replaces it and every certificate is re-issued from it", rp.caExpired.UTC().Format(time.RFC3339)))
+	} else if len(rp.renew) > 0 {
+		parts = append(parts, fmt.Sprintf("%d certificates are expired or invalid: %s", len(rp.renew), strings.Join(pki.IDs(rp.renew), ", ")))
+	}
+	if len(rp.pending) > 0 {
+		parts = append(parts, fmt.Sprintf("%d renewed certificates await a restart: %s", len(rp.pending), strings.Join(rp.pending, ", ")))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// print writes the recovery plan for --recover --dry-run.
+func (rp *recoverPlan) print(w io.Writer, s *cluster.Spec) {
+	fmt.Fprintln(w, "recovery (--recover): the cluster has no quorum with the current certificates")
+	if !rp.caExpired.IsZero() {
+		fmt.Fprintf(w, "CA: expired at %s; a new CA (%s, valid %s) replaces it; the old one goes to the backup\n",
+			rp.caExpired.UTC().Format(time.RFC3339), s.CA.CommonName, cluster.FormatDuration(s.CA.Validity))
+	}
+	fmt.Fprintln(w, "certificates to renew:")
+	if len(rp.renew) == 0 {
+		fmt.Fprintln(w, "  (none)")
+	}
+	for _, t := range rp.renew {
+		fmt.Fprintf(w, "  %-36s %s\n", t.ID, rp.reasons[t.ID])
+	}
+	if len(rp.pending) > 0 {
+		fmt.Fprintf(w, "renewed by an earlier run, to put into effect: %s\n", strings.Join(rp.pending, ", "))
+	}
+	fmt.Fprintln(w, "then, on every node (data directories and membership untouched):")
+	for _, n := range s.Nodes {
+		fmt.Fprintf(w, "  %s\n", n.Name)
+		if rp.deploy[n.Name] != "" {
+			fmt.Fprintf(w, "    deploy:  %s\n", rp.deploy[n.Name])
+		}
+		fmt.Fprintf(w, "    restart: %s\n", rp.restart[n.Name])
+	}
+	fmt.Fprintln(w, "restarts: every member at once (no quorum, so no rolling order exists); then wait for a quorum and full health,")
+	fmt.Fprintln(w, "  with every member serving its new serials on its client and peer ports")
+	if len(rp.clients) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "then the clients:")
+	for _, cp := range rp.clients {
+		fmt.Fprintf(w, "  client %s: %s\n", cp.Client.Name, cp.Target.ID)
+		if cp.DeployCmd != "" {
+			fmt.Fprintf(w, "    deploy:  %s\n", cp.DeployCmd)
+		}
+		if cp.RestartCmd != "" {
+			fmt.Fprintf(w, "    restart: %s\n", cp.RestartCmd)
+		}
+	}
+}
+
+// restartAll runs every member's restart command at once, then waits
+// until every member serves its new serials on both ports, is healthy
+// and has caught up, and records what each now runs with.
+func (r *runner) restartAll(ctx context.Context, rp *recoverPlan, res *Result) error {
+	s := r.o.Spec
+	type want struct{ server, peer string }
+	wants := map[string]want{}
+	all := map[string]map[string]string{}
+	for _, n := range s.Nodes {
+		var ts []pki.Target
+		for _, t := range rp.inv.Targets {
+			if t.Owner == n.Name {
+				ts = append(ts, t)
+			}
+		}
+		serials, err := diskSerials(ts)
+		if err != nil {
+			return err
+		}
+		serverT, _ := targetOf(ts, ca.KindServer.Name)
+		peerT, _ := targetOf(ts, ca.KindPeer.Name)
+		wants[n.Name] = want{serials[serverT.ID], serials[peerT.ID]}
+		all[n.Name] = serials
+	}
+	t0 := time.Now()
+	errs := make([]error, len(s.Nodes))
+	var wg sync.WaitGroup
+	for i, n := range s.Nodes {
+		wg.Go(func() {
+			if err := runCommand(ctx, "restart node "+n.Name, rp.restart[n.Name], r.o.CommandTimeout); err != nil {
+				errs[i] = &MemberError{Member: n.Name, Err: err}
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	r.log.printf("restarted every member at once (%d) in %s; waiting for a quorum", len(s.Nodes), round(time.Since(t0)))
+	took := make([]time.Duration, len(s.Nodes))
+	for i, n := range s.Nodes {
+		wg.Go(func() {
+			w := wants[n.Name]
+			if err := r.etcd.waitServing(ctx, n, w.server, w.peer, r.o.MemberTimeout); err != nil {
+				errs[i] = &MemberError{Member: n.Name, Err: err}
+			}
+			took[i] = time.Since(t0)
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	paths := rp.inv.Paths
+	for i, n := range s.Nodes {
+		for id, serial := range all[n.Name] {
+			r.st.InEffect[id] = serial
+		}
+		if started, ok, err := startedNow(paths, n); err != nil {
+			return err
+		} else if ok {
+			r.st.Started[n.Name] = started
+		}
+		w := wants[n.Name]
+		res.Members = append(res.Members, MemberResult{Name: n.Name, Restart: took[i], ServerSerial: w.server, PeerSerial: w.peer})
+	}
+	// Journal first, then the lines: a run killed after printing them
+	// never restarts these members again.
+	if err := r.st.save(s.PKIDir, r.o.Now()); err != nil {
+		return err
+	}
+	for i, n := range s.Nodes {
+		w := wants[n.Name]
+		r.log.printf("[%d/%d] %s: restarted, healthy and caught up in %s: client port serves %s, peer port serves %s",
+			i+1, len(s.Nodes), n.Name, round(took[i]), pki.ShortSerial(w.server), pki.ShortSerial(w.peer))
+	}
+	return nil
+}
+
+// recoverClient deploys a client's renewed files and runs its restart
+// command (a new CA changes its --etcd-cafile, which it reads only at
+// start), then shows the members accept its certificate.
+func (r *runner) recoverClient(ctx context.Context, cp *ClientPlan) error {
+	did := []string{}
+	if cp.DeployCmd != "" {
+		if err := runCommand(ctx, "deploy to client "+cp.Client.Name, cp.DeployCmd, r.o.CommandTimeout); err != nil {
+			return err
+		}
+		did = append(did, "deployed")
+	}
+	if cp.RestartCmd != "" {
+		if err := runCommand(ctx, "restart client "+cp.Client.Name, cp.RestartCmd, r.o.CommandTimeout); err != nil {
+			return err
+		}
+		did = append(did, "restarted")
+	}
+	if len(did) == 0 && !r.o.Spec.Local {
+		did = append(did, fmt.Sprintf("new files in place (no deploy command: copy %s to its hosts, and restart it)", cp.Target.Dir))
+	}
+	serial, err := diskSerial(cp.Target)
+	if err != nil {
+		return err
+	}
+	took, err := r.etcd.proveClient(ctx, cp, serial)
+	if err != nil {
+		return err
+	}
+	did = append(did, fmt.Sprintf("accepted with a linearizable read on every client port (%d ms)", took.Milliseconds()))
+	r.st.InEffect[cp.Target.ID] = serial
+	if err := r.st.save(r.o.Spec.PKIDir, r.o.Now()); err != nil {
+		return err
+	}
+	r.log.printf("client %s: %s, serial %s", cp.Client.Name, joinWords(did), pki.ShortSerial(serial))
+	return nil
+}
