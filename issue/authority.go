@@ -3,7 +3,6 @@ package issue
 import (
 	"errors"
 	"io/fs"
-	"path/filepath"
 	"time"
 
 	"github.com/etcdpki/etcdpki/ca"
@@ -68,24 +67,4 @@ func readError(path string, err error) error {
 		err = pe.Err
 	}
 	return inputError("%s: cannot read: %v", path, err)
-}
-
-// checkBundleCA makes sure a bundle's ca.crt, if present, is our CA.
-func checkBundleCA(dir string, a *ca.CA) error {
-	path := filepath.Join(dir, "ca.crt")
-	data, err := atomicdir.Read(dir, "ca.crt")
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return readError(path, err)
-	}
-	c, err := ca.ParseCert(data)
-	if err != nil {
-		return inputError("%s: %v", path, err)
-	}
-	if !c.Equal(a.Cert) {
-		return inputError("%s: holds CA %q, not this PKI's CA %q; refusing to mix CAs", path, c.Subject.CommonName, a.Cert.Subject.CommonName)
-	}
-	return nil
 }

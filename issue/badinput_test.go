@@ -58,7 +58,7 @@ func TestInitBadInputChangesNothing(t *testing.T) {
 			other := filepath.Join(t.TempDir(), "pki")
 			Init(context.Background(), spec(t, threeNodes, other), Options{})
 			overwrite(t, filepath.Join(pki.Paths{PKI: pkiDir}.NodeCertDir("etcd-node-1"), "ca.crt"), mustRead(t, pki.Paths{PKI: other}.CACert()))
-		}, "nodes/etcd-node-1/etcd/ca.crt: holds CA"},
+		}, "nodes/etcd-node-1/etcd/ca.crt: holds another CA"},
 		{"garbage certificate", func(t *testing.T, pkiDir string) {
 			overwrite(t, filepath.Join(pki.Paths{PKI: pkiDir}.NodeCertDir("etcd-node-1"), "healthcheck-client.crt"), []byte("not pem"))
 		}, "healthcheck-client.crt: no PEM certificate found"},

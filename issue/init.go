@@ -192,7 +192,7 @@ func planInit(ctx context.Context, s *cluster.Spec, o Options, pre *initPlan) (*
 	bundleCA := map[string]bool{}
 	for i, t := range targets {
 		if !bundleCA[t.CADir] {
-			if err := checkBundleCA(t.CADir, authority); err != nil {
+			if err := checkSameCA(t.CADir, authority); err != nil {
 				return nil, err
 			}
 			bundleCA[t.CADir] = true

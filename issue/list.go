@@ -11,6 +11,7 @@ import (
 
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/internal/certx"
 	"github.com/etcdpki/etcdpki/pki"
 )
@@ -156,9 +157,11 @@ func Inspect(t pki.Target, authority *ca.CA, renewBefore time.Duration, now time
 
 // checkSameCA makes sure a bundle's ca.crt, if present, is our CA. Two CAs
 // usually share a name (etcd-ca), so the message tells them apart by serial.
+// It reads as the next update will (atomicdir.Read), so a bundle whose link
+// a crash left missing is judged by the version that update repairs it to.
 func checkSameCA(dir string, a *ca.CA) error {
 	path := filepath.Join(dir, "ca.crt")
-	data, err := os.ReadFile(path)
+	data, err := atomicdir.Read(dir, "ca.crt")
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}

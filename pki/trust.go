@@ -2,10 +2,11 @@ package pki
 
 import (
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
+
+	"github.com/etcdpki/etcdpki/internal/certx"
 )
 
 // ReadCAs reads every certificate in a CA file, in file order. A bundle's
@@ -17,24 +18,9 @@ func ReadCAs(path string) ([]*x509.Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
-	var cas []*x509.Certificate
-	for {
-		var b *pem.Block
-		b, data = pem.Decode(data)
-		if b == nil {
-			break
-		}
-		if b.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(b.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		cas = append(cas, c)
-	}
-	if len(cas) == 0 {
-		return nil, fmt.Errorf("%s: no certificate", path)
+	cas, err := certx.ParseCertificates(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return cas, nil
 }

@@ -81,3 +81,34 @@ func KeyDescription(pub crypto.PublicKey) string {
 	}
 	return fmt.Sprintf("%T", pub)
 }
+
+// ErrNoCertificates means data meant to hold certificates holds no PEM
+// certificate.
+var ErrNoCertificates = errors.New("no PEM certificate found")
+
+// ParseCertificates parses every CERTIFICATE block of PEM data, in order,
+// skipping other blocks. Data with none, or with a block that does not
+// parse, is an error. A CA file holds one CA, or two during a staged CA
+// rotation; a chain file holds a leaf and its issuers.
+func ParseCertificates(data []byte) ([]*x509.Certificate, error) {
+	var certs []*x509.Certificate
+	for rest := data; ; {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			break
+		}
+		if b.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("parse certificate %d: %w", len(certs)+1, err)
+		}
+		certs = append(certs, c)
+	}
+	if len(certs) == 0 {
+		return nil, ErrNoCertificates
+	}
+	return certs, nil
+}

@@ -12,7 +12,6 @@ import (
 	"crypto"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
@@ -30,7 +29,7 @@ var (
 	ErrNoCA = errors.New("no CA file given")
 	// ErrNoCertificates means a file meant to hold certificates holds no
 	// PEM CERTIFICATE block.
-	ErrNoCertificates = errors.New("no PEM certificate found")
+	ErrNoCertificates = certx.ErrNoCertificates
 	// ErrPairIncomplete means a client certificate was given without its
 	// key or the other way round.
 	ErrPairIncomplete = errors.New("client certificate and key must be given together")
@@ -129,26 +128,7 @@ func ReadCertificates(path string) ([]*x509.Certificate, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read: %w", pathx.UnwrapPath(err))
 	}
-	var certs []*x509.Certificate
-	for rest := data; ; {
-		var b *pem.Block
-		b, rest = pem.Decode(rest)
-		if b == nil {
-			break
-		}
-		if b.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(b.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("parse certificate %d: %w", len(certs)+1, err)
-		}
-		certs = append(certs, c)
-	}
-	if len(certs) == 0 {
-		return nil, ErrNoCertificates
-	}
-	return certs, nil
+	return certx.ParseCertificates(data)
 }
 
 // LoadKeyPair loads a certificate and its key, reading each file once and
