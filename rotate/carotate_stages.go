@@ -168,20 +168,7 @@ func (cr *caRun) memberPlan(stage string) (*Plan, error) {
 // deploy runs the deploy command of every member still to go through the
 // stage.
 func (cr *caRun) deploy(ctx context.Context, p *Plan) error {
-	for _, np := range p.Nodes {
-		if np.DeployCmd == "" {
-			continue
-		}
-		if err := ctx.Err(); err != nil {
-			return &InterruptedError{Step: "deploying to " + np.Node.Name}
-		}
-		t0 := time.Now()
-		if err := runCommand(context.WithoutCancel(ctx), "deploy to node "+np.Node.Name, np.DeployCmd, cr.r.o.CommandTimeout); err != nil {
-			return &MemberError{Member: np.Node.Name, Err: err}
-		}
-		cr.log("%s: deployed in %s", np.Node.Name, round(time.Since(t0)))
-	}
-	return nil
+	return cr.r.deployNodes(ctx, p.Nodes)
 }
 
 // clientPlans are the clients with a bundle of their own (the apiserver

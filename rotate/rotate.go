@@ -277,7 +277,24 @@ func backupDir(pki string, rs []issue.Renewed) string {
 // nor proven (--restart=never --no-verify, or a healthcheck client
 // renewed under --restart=always) are in effect once deployed.
 func (r *runner) deploy(ctx context.Context, p *Plan) error {
+	if err := r.deployNodes(ctx, p.Nodes); err != nil {
+		return err
+	}
 	for _, np := range p.Nodes {
+		if !np.Restart && !np.Prove {
+			if err := r.inEffect(np.Targets); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// deployNodes runs each node's deploy command in order, stopping at the
+// first failure. A deploy, once started, runs to its end (bounded by
+// --command-timeout): a cancelled context stops the run between nodes.
+func (r *runner) deployNodes(ctx context.Context, nodes []*NodePlan) error {
+	for _, np := range nodes {
 		if np.DeployCmd == "" {
 			continue
 		}
@@ -289,13 +306,6 @@ func (r *runner) deploy(ctx context.Context, p *Plan) error {
 			return &MemberError{Member: np.Node.Name, Err: err}
 		}
 		r.log.printf("%s: deployed in %s", np.Node.Name, round(time.Since(t0)))
-	}
-	for _, np := range p.Nodes {
-		if !np.Restart && !np.Prove {
-			if err := r.inEffect(np.Targets); err != nil {
-				return err
-			}
-		}
 	}
 	return nil
 }
