@@ -99,8 +99,13 @@ func runRotate(c *cli.Context) error {
 	if c.Bool("recover") && c.IsSet("restart") {
 		return usagef("--recover restarts every member at once: --restart does not apply to it")
 	}
-	if c.Duration("interval") <= 0 {
-		return usagef("--interval must be positive")
+	for _, name := range []string{"interval", "member-timeout", "command-timeout"} {
+		if c.Duration(name) <= 0 {
+			return usagef("--%s must be positive", name)
+		}
+	}
+	if c.Duration("hand-off-settle") < 0 {
+		return usagef("--hand-off-settle must not be negative (0s: no pause)")
 	}
 	s, err := loadSpec(c, true)
 	if err != nil {
