@@ -137,8 +137,10 @@ func (r *runner) recover(ctx context.Context, res *Result) error {
 	if err := r.restartAll(bg, rp, res); err != nil {
 		return err
 	}
+	// Clients restart too: a new CA changes their CA file, which they
+	// read only at start.
 	for _, cp := range rp.clients {
-		if err := r.recoverClient(bg, cp); err != nil {
+		if err := r.updateClient(bg, cp, true, true); err != nil {
 			return err
 		}
 	}
@@ -333,42 +335,5 @@ func (r *runner) restartAll(ctx context.Context, rp *recoverPlan, res *Result) e
 		r.log.printf("[%d/%d] %s: restarted, healthy and caught up in %s: client port serves %s, peer port serves %s",
 			i+1, len(s.Nodes), n.Name, round(took[i]), pki.ShortSerial(w.server), pki.ShortSerial(w.peer))
 	}
-	return nil
-}
-
-// recoverClient deploys a client's renewed files and runs its restart
-// command (a new CA changes its --etcd-cafile, which it reads only at
-// start), then shows the members accept its certificate.
-func (r *runner) recoverClient(ctx context.Context, cp *ClientPlan) error {
-	did := []string{}
-	if cp.DeployCmd != "" {
-		if err := runCommand(ctx, "deploy to client "+cp.Client.Name, cp.DeployCmd, r.o.CommandTimeout); err != nil {
-			return err
-		}
-		did = append(did, "deployed")
-	}
-	if cp.RestartCmd != "" {
-		if err := runCommand(ctx, "restart client "+cp.Client.Name, cp.RestartCmd, r.o.CommandTimeout); err != nil {
-			return err
-		}
-		did = append(did, "restarted")
-	}
-	if len(did) == 0 && !r.o.Spec.Local {
-		did = append(did, fmt.Sprintf("new files in place (no deploy command: copy %s to its hosts, and restart it)", cp.Target.Dir))
-	}
-	serial, err := diskSerial(cp.Target)
-	if err != nil {
-		return err
-	}
-	took, err := r.etcd.proveClient(ctx, cp, serial)
-	if err != nil {
-		return err
-	}
-	did = append(did, fmt.Sprintf("accepted with a linearizable read on every client port (%d ms)", took.Milliseconds()))
-	r.st.InEffect[cp.Target.ID] = serial
-	if err := r.st.save(r.o.Spec.PKIDir, r.o.Now()); err != nil {
-		return err
-	}
-	r.log.printf("client %s: %s, serial %s", cp.Client.Name, joinWords(did), pki.ShortSerial(serial))
 	return nil
 }

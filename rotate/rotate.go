@@ -358,46 +358,55 @@ func (r *runner) clients(ctx context.Context, p *Plan) error {
 		if err := ctx.Err(); err != nil {
 			return &InterruptedError{Step: "updating client " + cp.Client.Name}
 		}
-		bg := context.WithoutCancel(ctx)
-		did := []string{}
-		if cp.DeployCmd != "" {
-			if err := runCommand(bg, "deploy to client "+cp.Client.Name, cp.DeployCmd, r.o.CommandTimeout); err != nil {
-				return err
-			}
-			did = append(did, "deployed")
-		}
-		if cp.RestartCmd != "" && r.o.Restart == RestartAlways {
-			if err := runCommand(bg, "restart client "+cp.Client.Name, cp.RestartCmd, r.o.CommandTimeout); err != nil {
-				return err
-			}
-			did = append(did, "restarted")
-		}
-		if len(did) == 0 {
-			did = append(did, "new pair in place")
-			if !r.o.Spec.Local {
-				did[0] += fmt.Sprintf(" (no deploy command: copy %s to its hosts)", cp.Target.Dir)
-			}
-		}
-		serial, err := diskSerial(cp.Target)
-		if err != nil {
-			return err
-		}
 		// A client loads a renewed pair at its next handshake too (the
 		// apiserver's etcd client is built from the same TLSInfo as etcd);
 		// what can be proven from here is that etcd accepts it.
-		if r.proving() {
-			took, err := r.etcd.proveClient(bg, cp, serial)
-			if err != nil {
-				return err
-			}
-			did = append(did, fmt.Sprintf("accepted with a linearizable read on every client port (%d ms)", took.Milliseconds()))
-		}
-		r.st.InEffect[cp.Target.ID] = serial
-		if err := r.st.save(r.o.Spec.PKIDir, r.o.Now()); err != nil {
+		if err := r.updateClient(context.WithoutCancel(ctx), cp, r.o.Restart == RestartAlways, r.proving()); err != nil {
 			return err
 		}
-		r.log.printf("client %s: %s, serial %s", cp.Client.Name, joinWords(did), pki.ShortSerial(serial))
 	}
+	return nil
+}
+
+// updateClient deploys a client's renewed files, runs its restart
+// command when restart is set, shows the members accept its certificate
+// when prove is set, then records the certificate in effect.
+func (r *runner) updateClient(ctx context.Context, cp *ClientPlan, restart, prove bool) error {
+	did := []string{}
+	if cp.DeployCmd != "" {
+		if err := runCommand(ctx, "deploy to client "+cp.Client.Name, cp.DeployCmd, r.o.CommandTimeout); err != nil {
+			return err
+		}
+		did = append(did, "deployed")
+	}
+	if restart && cp.RestartCmd != "" {
+		if err := runCommand(ctx, "restart client "+cp.Client.Name, cp.RestartCmd, r.o.CommandTimeout); err != nil {
+			return err
+		}
+		did = append(did, "restarted")
+	}
+	if len(did) == 0 {
+		did = append(did, "new pair in place")
+		if !r.o.Spec.Local {
+			did[0] += fmt.Sprintf(" (no deploy command: copy %s to its hosts)", cp.Target.Dir)
+		}
+	}
+	serial, err := diskSerial(cp.Target)
+	if err != nil {
+		return err
+	}
+	if prove {
+		took, err := r.etcd.proveClient(ctx, cp, serial)
+		if err != nil {
+			return err
+		}
+		did = append(did, fmt.Sprintf("accepted with a linearizable read on every client port (%d ms)", took.Milliseconds()))
+	}
+	r.st.InEffect[cp.Target.ID] = serial
+	if err := r.st.save(r.o.Spec.PKIDir, r.o.Now()); err != nil {
+		return err
+	}
+	r.log.printf("client %s: %s, serial %s", cp.Client.Name, joinWords(did), pki.ShortSerial(serial))
 	return nil
 }
 
