@@ -138,18 +138,11 @@ func RunCA(ctx context.Context, o CAOptions) (*CAResult, error) {
 		return nil, err
 	}
 	start := time.Now()
-	if !o.DryRun {
-		l, err := acquire(s.PKIDir)
-		if err != nil {
-			return nil, err
-		}
-		defer l.release()
-	}
-	st, err := LoadState(s.PKIDir)
+	release, err := cr.r.begin()
 	if err != nil {
 		return nil, err
 	}
-	cr.r.st = st
+	defer release()
 	if cr.rot, err = issue.ReadCARotation(s); err != nil {
 		return nil, err
 	}
@@ -164,7 +157,7 @@ func RunCA(ctx context.Context, o CAOptions) (*CAResult, error) {
 	}
 	// LastRun, LastSuccess and LastError are about leaf rotations (the
 	// metrics say when one last succeeded): a CA rotation leaves them be.
-	if serr := st.save(s.PKIDir, ro.Now()); serr != nil && err == nil {
+	if serr := cr.r.st.save(s.PKIDir, ro.Now()); serr != nil && err == nil {
 		err = serr
 	}
 	return cr.res, err

@@ -1,7 +1,6 @@
 package rotate_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -11,7 +10,6 @@ import (
 	"io/fs"
 	"maps"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -438,10 +436,6 @@ func waitHealthy(t *testing.T, c *etcdtest.Cluster) {
 // each restart stage exactly once: restarted, or found already running
 // with its new bundle (the member a killed run was restarting).
 func testCAResumes(t *testing.T, c *etcdtest.Cluster) {
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	if err := c.ReloadAPIServerTLS(); err != nil {
 		t.Fatal(err)
 	}
@@ -453,22 +447,12 @@ func testCAResumes(t *testing.T, c *etcdtest.Cluster) {
 	}
 	var all strings.Builder
 	for i := 0; i <= len(killAt); i++ {
-		cmd := exec.Command(exe, "-test.run=^$")
-		cmd.Env = append(os.Environ(), caChildEnv+"="+c.SpecPath)
+		env := []string{caChildEnv + "=" + c.SpecPath}
 		if i == 0 {
-			cmd.Env = append(cmd.Env, caChildNewEnv+"=1")
+			env = append(env, caChildNewEnv+"=1")
 		}
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		cmd, sc, stderr := startChild(t, env...)
 		current, killed := "", false
-		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
 			line := sc.Text()
 			all.WriteString(line + "\n")
@@ -483,7 +467,7 @@ func testCAResumes(t *testing.T, c *etcdtest.Cluster) {
 				break
 			}
 		}
-		err = cmd.Wait()
+		err := cmd.Wait()
 		all.WriteString(fmt.Sprintf("--- run %d ended: %v %s\n", i+1, err, stderr.String()))
 		if i < len(killAt) && !killed {
 			t.Fatalf("run %d was to be killed in stage %s but ended: %v\n%s", i+1, killAt[i].stage, err, all.String())

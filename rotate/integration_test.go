@@ -236,25 +236,34 @@ func testRollsUnderLoad(t *testing.T, c *etcdtest.Cluster) {
 	}
 }
 
-func testResumes(t *testing.T, c *etcdtest.Cluster) {
+// startChild runs this test binary as a real child process (a rotation
+// to kill -9), with env added to its environment: TestMain sees the
+// variable and runs the rotation instead of the tests. It returns the
+// started command, a scanner over its stdout and its stderr.
+func startChild(t *testing.T, env ...string) (*exec.Cmd, *bufio.Scanner, *bytes.Buffer) {
+	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(exe, "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"="+c.SpecPath)
+	cmd.Env = append(os.Environ(), env...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	stderr := &bytes.Buffer{}
+	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	return cmd, bufio.NewScanner(stdout), stderr
+}
+
+func testResumes(t *testing.T, c *etcdtest.Cluster) {
+	cmd, sc, stderr := startChild(t, childEnv+"="+c.SpecPath)
 	first := ""
 	var log strings.Builder
-	sc := bufio.NewScanner(stdout)
 	for sc.Scan() {
 		line := sc.Text()
 		log.WriteString(line + "\n")

@@ -44,22 +44,35 @@ type runner struct {
 	afterRestart func(ctx context.Context, np *NodePlan) error
 }
 
+// begin takes the PKI directory's lock (a dry run changes nothing and
+// takes none) and loads the journal into r.st. The leaf rotation and the
+// CA rotation start alike; release drops the lock.
+func (r *runner) begin() (release func(), err error) {
+	release = func() {}
+	if !r.o.DryRun {
+		l, err := acquire(r.o.Spec.PKIDir)
+		if err != nil {
+			return nil, err
+		}
+		release = l.release
+	}
+	if r.st, err = LoadState(r.o.Spec.PKIDir); err != nil {
+		release()
+		return nil, err
+	}
+	return release, nil
+}
+
 func (r *runner) run(ctx context.Context) (*Result, error) {
 	start := time.Now()
 	s := r.o.Spec
 	res := &Result{}
-	if !r.o.DryRun {
-		l, err := acquire(s.PKIDir)
-		if err != nil {
-			return nil, err
-		}
-		defer l.release()
-	}
-	st, err := LoadState(s.PKIDir)
+	release, err := r.begin()
 	if err != nil {
 		return nil, err
 	}
-	r.st = st
+	defer release()
+	st := r.st
 	// Probes accept an expired server certificate from the etcd CA, each
 	// reported as a warning: a cluster running on expired certificates
 	// is still to be checked and rotated (see expired.go).
