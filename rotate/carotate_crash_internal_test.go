@@ -162,3 +162,78 @@ func newCARun(t *testing.T, s *cluster.Spec) *caRun {
 	}
 	return &caRun{o: CAOptions{Spec: s, Now: time.Now}, r: &runner{o: ro, log: newLogger(io.Discard), st: st}, rot: rot, res: &CAResult{}, paths: pki.Paths{PKI: s.PKIDir}, inv: pki.New(s)}
 }
+
+// TestTrustBothBundlesCrashAtEveryStepConverge kills the trust-both
+// stage's bundle writes (every bundle's ca.crt becomes old CA + new CA, in
+// one batch) at every filesystem step. What a crash leaves is readable
+// (each bundle holds the old CA alone, or both), the stage read from the
+// files is prepare or trust-both, never another, and writing the bundles
+// again, as the re-run does before any restart, leaves every bundle
+// holding both CAs.
+func TestTrustBothBundlesCrashAtEveryStepConverge(t *testing.T) {
+	steps := 0
+	for n := 1; ; n++ {
+		s := crashSpec(t)
+		cr := newCARun(t, s)
+		if _, err := cr.prepare(); err != nil {
+			t.Fatal(err)
+		}
+		both := cr.rot.BundlePEM(issue.CAStageTrustBoth)
+		old := cr.rot.Old.CertPEM
+		i, stopped := 0, ""
+		restore := atomicdir.SetHook(func(op, path string) error {
+			i++
+			if i == n {
+				panic(crashed{fmt.Sprintf("%d: %s %s", n, op, path)})
+			}
+			return nil
+		})
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					stopped = r.(crashed).step
+				}
+			}()
+			if _, err := cr.writeBundles(both); err != nil {
+				t.Fatalf("write bundles: %v", err)
+			}
+		}()
+		restore()
+		if stopped == "" {
+			steps = n - 1
+			break
+		}
+		for _, d := range cr.bundleDirs() {
+			got, err := atomicdir.Read(d, "ca.crt")
+			if err != nil {
+				t.Fatalf("killed at %s: %s: %v", stopped, d, err)
+			}
+			if !bytes.Equal(got, old) && !bytes.Equal(got, both) {
+				t.Fatalf("killed at %s: %s/ca.crt holds neither the old CA nor both", stopped, d)
+			}
+		}
+		rot, err := issue.ReadCARotation(s)
+		if err != nil {
+			t.Fatalf("killed at %s: %v", stopped, err)
+		}
+		if rot.Stage != issue.CAStagePrepare && rot.Stage != issue.CAStageTrustBoth {
+			t.Fatalf("killed at %s: stage %q, want prepare or trust-both", stopped, rot.Stage)
+		}
+		again := newCARun(t, s)
+		if _, err := again.writeBundles(again.rot.BundlePEM(issue.CAStageTrustBoth)); err != nil {
+			t.Fatalf("killed at %s: next run: %v", stopped, err)
+		}
+		for _, d := range cr.bundleDirs() {
+			if got, _ := os.ReadFile(filepath.Join(d, "ca.crt")); !bytes.Equal(got, both) {
+				t.Errorf("killed at %s: after the next run %s/ca.crt does not hold both CAs", stopped, d)
+			}
+		}
+		if rot, err := issue.ReadCARotation(s); err != nil || rot.Stage != issue.CAStageTrustBoth {
+			t.Errorf("killed at %s: after the next run the stage is %v (%v), want trust-both", stopped, rot, err)
+		}
+	}
+	if steps < 5 {
+		t.Fatalf("the bundle writes made only %d filesystem steps", steps)
+	}
+	t.Logf("trust-both bundles: killed at each of %d steps, every next run converged", steps)
+}
