@@ -10,6 +10,7 @@ type File struct {
 	Local   bool         `yaml:"local,omitempty"`
 	CA      FileCA       `yaml:"ca,omitempty"`
 	Certs   FileCerts    `yaml:"certs,omitempty"`
+	CRL     FileCRL      `yaml:"crl,omitempty"`
 	Nodes   []FileNode   `yaml:"nodes"`
 	Clients []FileClient `yaml:"clients,omitempty"`
 }
@@ -28,6 +29,12 @@ type FileCerts struct {
 	KeySize      int    `yaml:"keySize,omitempty"`
 	Validity     string `yaml:"validity,omitempty"`
 	RenewBefore  string `yaml:"renewBefore,omitempty"`
+}
+
+// FileCRL is the spec's crl section: the certificate revocation list
+// every member enforces.
+type FileCRL struct {
+	Validity string `yaml:"validity,omitempty"`
 }
 
 // FileNode is one entry of the spec's nodes section.

@@ -136,6 +136,8 @@ func section(typ string) string {
 		return "ca"
 	case "FileCerts":
 		return "certs"
+	case "FileCRL":
+		return "crl"
 	case "FileNode":
 		return "a node"
 	case "FileClient":
@@ -264,6 +266,12 @@ func (p *parser) build(r *File, o Options) (*Spec, error) {
 	}
 	if s.Leaf.RenewBefore, err2 = p.duration("certs.renewBefore", []any{"certs", "renewBefore"}, r.Certs.RenewBefore, min(DefaultRenewBefore, s.Leaf.Validity/3)); err2 != nil {
 		return nil, err2
+	}
+	if s.CRL.Validity, err2 = p.duration("crl.validity", []any{"crl", "validity"}, r.CRL.Validity, DefaultCRLValidity); err2 != nil {
+		return nil, err2
+	}
+	if s.CRL.Validity < time.Minute {
+		return nil, p.errf("crl.validity", []any{"crl", "validity"}, "%s is shorter than a minute: the CRL would be stale before it reached the members", s.CRL.Validity)
 	}
 	// Certificates count in whole seconds: anything shorter would be
 	// expired when issued. Seconds stay allowed, for tests of expiry.

@@ -181,6 +181,11 @@ func planInit(ctx context.Context, s *cluster.Spec, o Options, pre *initPlan) (*
 	}
 	pl.add(p.CADir(), atomicdir.File{Name: "ca.crt", Data: authority.CertPEM, Mode: atomicdir.CertMode})
 	pl.add(p.CADir(), atomicdir.File{Name: "ca.key", Data: authority.KeyPEM, Mode: atomicdir.CAKeyMode})
+	crl, err := initCRL(s, p, authority, now)
+	if err != nil {
+		return nil, err
+	}
+	pl.addCRL(p, s, crl)
 
 	targets := pki.New(s).Targets
 	type pair struct {
@@ -336,6 +341,7 @@ func planConfigs(s *cluster.Spec, p pki.Paths, pl *plan) error {
 			return err
 		}
 		pl.configs = append(pl.configs, atomicdir.File{Name: p.NodeConfig(n.Name), Data: data, Mode: configMode})
+		pl.configs = append(pl.configs, atomicdir.File{Name: p.NodeEnv(n.Name), Data: NodeEnv(s, n, state), Mode: configMode})
 	}
 	flags := strings.Join(APIServerFlags(s), "\n") + "\n"
 	pl.configs = append(pl.configs, atomicdir.File{Name: p.APIServerFlags(), Data: []byte(flags), Mode: configMode})

@@ -112,7 +112,7 @@ func Renew(ctx context.Context, s *cluster.Spec, targets []pki.Target, o RenewOp
 	}
 	var b atomicdir.Batch
 	for _, st := range rp.pl.stores {
-		if _, err = b.Update(st.dir, st.files, checkPairs); err != nil {
+		if _, err = b.Update(st.dir, st.files, checkStore); err != nil {
 			err = fmt.Errorf("renew in %s: %w", st.dir, err)
 			b.Abort()
 			break
