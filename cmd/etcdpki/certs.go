@@ -57,6 +57,7 @@ func certsCommand() *cli.Command {
 				),
 				Action: certsRenew,
 			},
+			certsRevokeCommand(),
 		},
 	}
 }
