@@ -26,14 +26,14 @@ type Verdict struct {
 	How string
 }
 
-// present opens a fresh TLS connection to addr presenting pair and asks
+// Present opens a fresh TLS connection to addr presenting pair and asks
 // for /version. etcd checks its CRL after the handshake (or, on a gRPC-only
 // listener, inside it) and closes a connection whose certificate's serial
 // is revoked without reading from it, so the request is what tells
 // refusal from acceptance: an answer is acceptance, a close or an alert
 // is refusal. /version is served on both the client and the peer port. An
 // error is neither: the port could not be reached or did not say.
-func present(ctx context.Context, addr string, roots *x509.CertPool, pair tls.Certificate) (Verdict, error) {
+func Present(ctx context.Context, addr string, roots *x509.CertPool, pair tls.Certificate) (Verdict, error) {
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
 	var d net.Dialer
@@ -117,8 +117,8 @@ func refusedEverywhere(ctx context.Context, ports []memberPort, roots *x509.Cert
 		wg.Go(func() {
 			var cerr error
 			var inner sync.WaitGroup
-			inner.Go(func() { out[i].Control, cerr = present(ctx, p.addr, roots, control) })
-			v, err := present(ctx, p.addr, roots, revoked)
+			inner.Go(func() { out[i].Control, cerr = Present(ctx, p.addr, roots, control) })
+			v, err := Present(ctx, p.addr, roots, revoked)
 			inner.Wait()
 			out[i].Revoked = v
 			out[i].Err = errors.Join(err, cerr)
