@@ -45,7 +45,8 @@ type RevokeOptions struct {
 	// certificate once the CRL is deployed; 0 means 30 seconds.
 	RefuseTimeout time.Duration
 	// crashAt, in tests, ends the run with errCrash right after the named
-	// step was journaled, as a kill would.
+	// step was journaled, as a kill would ("STEP unjournaled": after the
+	// step, before the journal says so).
 	crashAt string
 }
 
@@ -78,9 +79,12 @@ type RevokeResult struct {
 	Unchanged bool
 	// Verdicts are every port's verdict on each revoked certificate.
 	Verdicts []PortVerdict
-	// Refused is the time from the CRL's publication (its write in the
-	// PKI directory) until every port refused; Took the whole run.
-	Refused, Took time.Duration
+	// Refused is how long the proof took, until every port refused;
+	// Effect runs from the start of the CRL's publication (its write into
+	// the PKI directory and the bundles) through the deploys until every
+	// port refused; Took is the whole run.
+	Refused, Effect, Took time.Duration
+	published             time.Time
 }
 
 var errCrash = errors.New("simulated crash")
@@ -170,6 +174,9 @@ func (r *runner) revoke(ctx context.Context, o RevokeOptions, res *RevokeResult)
 		}
 		if err := s.do(context.WithoutCancel(ctx), j, o, res); err != nil {
 			return err
+		}
+		if o.crashAt == s.name+" unjournaled" {
+			return errCrash
 		}
 		if i+1 < len(steps) {
 			j.Step = steps[i+1].name
@@ -378,6 +385,7 @@ func renderCommands(s *cluster.Spec, paths pki.Paths, p *Plan) error {
 // revokePublish writes the CRL with the old serials into the PKI
 // directory and every node bundle.
 func (r *runner) revokePublish(ctx context.Context, j *RevokeJournal, _ RevokeOptions, res *RevokeResult) error {
+	res.published = time.Now()
 	var add []pki.Revoked
 	for _, id := range j.Targets {
 		add = append(add, pki.Revoked{Name: id, Serial: j.Old[id], Reason: j.Reason, When: j.Started})
@@ -467,6 +475,9 @@ func (r *runner) revokeRefused(ctx context.Context, j *RevokeJournal, o RevokeOp
 		}
 		r.log.printf("%s: serial %s refused on every client and peer port (%s, presenting %s), %d ms after the checks began; no member restarted",
 			it.name, pki.ShortSerial(it.serial), plural(len(ports), "port"), how, took.Milliseconds())
+	}
+	if !res.published.IsZero() {
+		res.Effect = time.Since(res.published)
 	}
 	if r.st.Replaced == nil {
 		r.st.Replaced = map[string]string{}
