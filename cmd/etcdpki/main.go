@@ -106,6 +106,7 @@ var appHelpTemplate = cli.AppHelpTemplate + "\n" + exitHelp + "\n"
 func newApp(stdout, stderr io.Writer) *cli.App {
 	cmds := commands()
 	markUsageErrors(cmds)
+	checkedActions(cmds)
 	return &cli.App{
 		Name: "etcdpki",
 		// The app's own template, so that each run (tests run many in one
