@@ -83,12 +83,15 @@ func usagef(format string, args ...any) error { return input.Errorf(format, args
 
 // exitCode maps an error to the documented exit codes: an error that
 // picks its own (bad input is input.ExitCode, 2; see package input) or 1.
+// A code outside the documented ones (an *exec.ExitError's, a library's)
+// is 1: scripts and cron read the code, and only 0, 1 and 2 mean
+// something to them.
 func exitCode(err error) int {
 	var ec input.Coder
 	switch {
 	case err == nil:
 		return exitOK
-	case errors.As(err, &ec):
+	case errors.As(err, &ec) && (ec.ExitCode() == exitFail || ec.ExitCode() == input.ExitCode):
 		return ec.ExitCode()
 	}
 	return exitFail
