@@ -67,28 +67,3 @@ func envQuote(v string) string {
 	}
 	return "'" + strings.ReplaceAll(v, "'", `'\''`) + "'"
 }
-
-// ParseEnv reads an etcd.env back into variables (for the tests' members
-// and for verify): KEY=VALUE lines, # comments, values single-quoted as
-// NodeEnv writes them.
-func ParseEnv(data []byte) (map[string]string, error) {
-	m := map[string]string{}
-	for i, line := range strings.Split(string(data), "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		k, v, ok := strings.Cut(line, "=")
-		if !ok || k == "" {
-			return nil, fmt.Errorf("line %d: not KEY=VALUE", i+1)
-		}
-		if strings.HasPrefix(v, "'") {
-			if len(v) < 2 || !strings.HasSuffix(v, "'") {
-				return nil, fmt.Errorf("line %d: unterminated quote", i+1)
-			}
-			v = strings.ReplaceAll(v[1:len(v)-1], `'\''`, "'")
-		}
-		m[k] = v
-	}
-	return m, nil
-}

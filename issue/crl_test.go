@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -29,7 +30,7 @@ func checkNoConfigNamesABadCRL(t *testing.T, s *cluster.Spec, when string) {
 		if err != nil {
 			t.Fatalf("%s: %v", when, err)
 		}
-		env, err := ParseEnv(data)
+		env, err := pki.ParseEnv(data)
 		if err != nil {
 			t.Fatalf("%s: %s: %v", when, p.NodeEnv(n.Name), err)
 		}
@@ -163,5 +164,63 @@ func TestCRLInABundleNeverUnparsable(t *testing.T) {
 		if got, _ := os.ReadFile(p.NodeCRL(n.Name)); !bytes.Equal(got, good) {
 			t.Errorf("%s changed", p.NodeCRL(n.Name))
 		}
+	}
+}
+
+// TestListShowsRevokedAndFailsOnABadBundleCRL: certs list's rows name a
+// revoked certificate in place invalid, list each revoked serial with its
+// name, reason and time, and a bundle whose config names a CRL that is
+// gone is an invalid row and an error.
+func TestListShowsRevokedAndFailsOnABadBundleCRL(t *testing.T) {
+	s, _ := initTree(t, threeNodes)
+	now := time.Now()
+	inv := pki.New(s)
+	infos, err := ListInventory(inv, 0, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var peer CertInfo
+	for _, i := range infos {
+		if i.Name == "etcd-node-2/etcd-peer" {
+			peer = i
+		}
+	}
+	add := []pki.Revoked{{Name: peer.Name, Serial: peer.Serial, Reason: "keyCompromise", When: now}}
+	if _, err := RevokeSerials(context.Background(), s, add, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	infos, _ = ListInventory(inv, 0, now)
+	rows, err := WithCRL(inv, infos, now)
+	if err != nil {
+		t.Fatalf("WithCRL: %v", err)
+	}
+	seen := map[string]CertInfo{}
+	for _, r := range rows {
+		seen[r.Name] = r
+	}
+	if r := seen["etcd-node-2/etcd-peer"]; r.Status != StatusInvalid || !strings.HasPrefix(r.Reason, "revoked (keyCompromise") {
+		t.Errorf("revoked peer certificate in place: %s %q", r.Status, r.Reason)
+	}
+	if r := seen["revoked etcd-node-2/etcd-peer"]; r.Status != StatusRevoked || r.Serial != peer.Serial || !strings.HasPrefix(r.Reason, "keyCompromise, revoked ") {
+		t.Errorf("revoked row: %+v", r)
+	}
+	if r := seen[CRLRow]; r.Status != StatusOK || r.Reason != "1 revoked" {
+		t.Errorf("crl row: %+v", r)
+	}
+	p := pki.Paths{PKI: s.PKIDir}
+	if err := os.Remove(p.NodeCRL("etcd-node-3")); err != nil {
+		t.Fatal(err)
+	}
+	rows, err = WithCRL(inv, infos, now)
+	var be *BundleCRLError
+	if !errors.As(err, &be) || len(be.Problems) != 1 || !strings.Contains(be.Problems[0], "etcd-node-3") {
+		t.Fatalf("a bundle whose etcd.env names a missing CRL: %v", err)
+	}
+	found := false
+	for _, r := range rows {
+		found = found || r.Name == "etcd-node-3/"+CRLRow && r.Status == StatusInvalid
+	}
+	if !found {
+		t.Error("no invalid row for etcd-node-3's missing CRL")
 	}
 }

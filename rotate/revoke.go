@@ -460,7 +460,11 @@ func (r *runner) revokeRefused(ctx context.Context, j *RevokeJournal, o RevokeOp
 		res.Verdicts = append(res.Verdicts, vs...)
 		res.Refused = max(res.Refused, took)
 		if err != nil {
-			return fmt.Errorf("%s (serial %s) is revoked in the CRL but not refused everywhere: %w", it.name, pki.ShortSerial(it.serial), err)
+			what := it.name
+			if !strings.HasPrefix(what, "serial ") {
+				what += " (serial " + pki.ShortSerial(it.serial) + ")"
+			}
+			return fmt.Errorf("%s is revoked in the CRL but not refused everywhere: %w", what, err)
 		}
 		byMember := map[string][]string{}
 		var order []string
@@ -473,8 +477,12 @@ func (r *runner) revokeRefused(ctx context.Context, j *RevokeJournal, o RevokeOp
 		for _, m := range order {
 			r.log.printf("%s: %s: %s; a fresh certificate of the same CA accepted", m, it.name, strings.Join(byMember[m], ", "))
 		}
-		r.log.printf("%s: serial %s refused on every client and peer port (%s, presenting %s), %d ms after the checks began; no member restarted",
-			it.name, pki.ShortSerial(it.serial), plural(len(ports), "port"), how, took.Milliseconds())
+		label := it.name
+		if !strings.HasPrefix(label, "serial ") {
+			label += ": serial " + pki.ShortSerial(it.serial)
+		}
+		r.log.printf("%s refused on every client and peer port (%s, presenting %s), %d ms after the checks began; no member restarted",
+			label, plural(len(ports), "port"), how, took.Milliseconds())
 	}
 	if !res.published.IsZero() {
 		res.Effect = time.Since(res.published)

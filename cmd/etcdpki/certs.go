@@ -74,6 +74,9 @@ func certsList(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	// The CRL's rows, and an error (exit 1, after the listing) when a
+	// bundle's config names a CRL its member could not read.
+	infos, crlErr := issue.WithCRL(pki.New(s), infos, time.Now())
 	// An expired certificate is named with the cluster's state and the
 	// command that fixes it, which takes a probe of the cluster: made only
 	// then, bounded by listProbeTimeout.
@@ -88,7 +91,10 @@ func certsList(c *cli.Context) error {
 	case "json":
 		enc := json.NewEncoder(c.App.Writer)
 		enc.SetIndent("", "  ")
-		return enc.Encode(infos)
+		if err := enc.Encode(infos); err != nil {
+			return err
+		}
+		return crlErr
 	case "table":
 	default:
 		return usagef("--output %q: use table or json", c.String("output"))
@@ -115,7 +121,10 @@ func certsList(c *cli.Context) error {
 		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", i.Name, orDash(i.Subject), sans, exp, orDash(i.Residual), i.CA, status)
 	}
-	return w.Flush()
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	return crlErr
 }
 
 // listProbeTimeout bounds certs list's probe of each member when a

@@ -19,6 +19,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/etcdpki/etcdpki/issue"
+	"github.com/etcdpki/etcdpki/pki"
 )
 
 // StopTimeout bounds a graceful stop. etcd hands leadership away and
@@ -70,7 +71,7 @@ func (m *Member) Start() error {
 		if err != nil {
 			return fmt.Errorf("start member %s: %w", m.Name, err)
 		}
-		vars, err := issue.ParseEnv(data)
+		vars, err := pki.ParseEnv(data)
 		if err != nil {
 			return fmt.Errorf("start member %s: %s: %w", m.Name, envFile, err)
 		}
