@@ -252,6 +252,9 @@ func makePlan(s *cluster.Spec, st *State, renewBefore time.Duration, now time.Ti
 		if prev.Config != now.Config {
 			changes = append(changes, reasonConfig)
 		}
+		if prev.Env != now.Env {
+			changes = append(changes, reasonEnv)
+		}
 		if len(changes) == 0 {
 			continue
 		}

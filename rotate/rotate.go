@@ -111,6 +111,9 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 func (r *runner) rotate(ctx context.Context, res *Result) error {
 	s := r.o.Spec
 	now := r.o.Now()
+	if err := r.keepCRL(ctx); err != nil {
+		return err
+	}
 	p, err := makePlan(s, r.st, r.o.RenewBefore, now)
 	if err != nil {
 		return err
@@ -313,6 +316,11 @@ func (r *runner) deployNodes(ctx context.Context, nodes []*NodePlan) error {
 		}
 		if err := ctx.Err(); err != nil {
 			return &InterruptedError{Step: "deploying to " + np.Node.Name}
+		}
+		// The CRL its etcd.env names is parsed back before it leaves:
+		// a member that cannot read it refuses every connection.
+		if prob := (pki.Paths{PKI: r.o.Spec.PKIDir}).BundleCRLProblem(np.Node.Name); prob != "" {
+			return &MemberError{Member: np.Node.Name, Err: fmt.Errorf("not deployed: %s", prob)}
 		}
 		t0 := time.Now()
 		if err := runCommand(context.WithoutCancel(ctx), "deploy to node "+np.Node.Name, np.DeployCmd, r.o.CommandTimeout); err != nil {

@@ -106,6 +106,9 @@ type Started struct {
 	// which etcd reads only to bootstrap an empty data directory (see
 	// configDigest); "" when the bundle has no config file.
 	Config string `json:"configSHA256,omitempty"`
+	// Env is the digest of etcd.env without its ETCD_INITIAL_* lines;
+	// "" when the bundle has none (or the journal predates it).
+	Env string `json:"envSHA256,omitempty"`
 }
 
 // Proof is what fresh TLS handshakes showed for one member after its
