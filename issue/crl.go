@@ -175,9 +175,12 @@ func RevokeSerials(ctx context.Context, s *cluster.Spec, add []pki.Revoked, o Op
 
 // ResignCRL signs the CRL again with its entries and a new nextUpdate,
 // with authority when set (a CA rotation's new CA) or the PKI directory's
-// CA, and writes it like RevokeSerials.
+// CA, and writes it like RevokeSerials; unless authority signed it
+// already and every bundle holds it, when nothing is written. Serials are
+// random and stay unique across CAs, so the entries carry over: every
+// revocation survives a new CA.
 func ResignCRL(ctx context.Context, s *cluster.Spec, authority *ca.CA, o Options) (*CRLResult, error) {
-	return writeCRL(ctx, s, nil, authority, true, o)
+	return writeCRL(ctx, s, nil, authority, false, o)
 }
 
 func writeCRL(ctx context.Context, s *cluster.Spec, add []pki.Revoked, authority *ca.CA, always bool, o Options) (*CRLResult, error) {

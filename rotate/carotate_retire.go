@@ -1,6 +1,7 @@
 package rotate
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
@@ -46,6 +47,9 @@ func (cr *caRun) retire() error {
 	}
 	if err := atomicdir.DropOld(caDir); err != nil {
 		return fmt.Errorf("finish: remove the old CA key from %s: %w", caDir, err)
+	}
+	if err := cr.resignCRL(context.Background(), issue.CAStageFinish); err != nil {
+		return err
 	}
 	if err := atomicdir.RemoveAll(cr.paths.NextCADir()); err != nil {
 		return fmt.Errorf("finish: %w", err)

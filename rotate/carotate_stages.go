@@ -314,6 +314,9 @@ func (cr *caRun) reissue(ctx context.Context, sr *CAStageResult) (bool, error) {
 		}
 		cr.log("%s: re-issued %d certificates from the new CA; previous pairs in %s", stage, len(renewed), backupDir(s.PKIDir, renewed))
 	}
+	if err := cr.resignCRL(ctx, stage); err != nil {
+		return false, err
+	}
 	cr.rot.Stage = stage
 	p, err := cr.memberPlan(stage)
 	if err != nil {

@@ -78,10 +78,10 @@ func TestRevokeCrashAtEveryStepConverges(t *testing.T) {
 			for _, n := range c.Spec.Nodes {
 				for _, u := range []string{n.ClientURLs[0], n.PeerURLs[0]} {
 					_, addr, _ := probe.ParseEndpoint(u)
-					if v, err := Present(ctx, addr, pool, old); err != nil || v.Accepted {
+					if v, err := probe.Present(ctx, addr, pool, old, probeTimeout); err != nil || v.Accepted {
 						t.Errorf("crash after %s: %s: revoked pair %+v %v", when, addr, v, err)
 					}
-					if v, err := Present(ctx, addr, pool, newPair); err != nil || !v.Accepted {
+					if v, err := probe.Present(ctx, addr, pool, newPair, probeTimeout); err != nil || !v.Accepted {
 						t.Errorf("crash after %s: %s: replacement %+v %v", when, addr, v, err)
 					}
 				}

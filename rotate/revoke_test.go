@@ -94,7 +94,7 @@ func checkVerdicts(t *testing.T, c *etcdtest.Cluster, what string, pair tls.Cert
 	t.Helper()
 	pool := caPool(t, c)
 	for _, addr := range allPorts(t, c.Spec) {
-		v, err := rotate.Present(context.Background(), addr, pool, pair)
+		v, err := probe.Present(context.Background(), addr, pool, pair, 5*time.Second)
 		if err != nil {
 			t.Errorf("%s on %s: %v", what, addr, err)
 			continue
@@ -188,7 +188,7 @@ func testRevokePeer(t *testing.T, c *etcdtest.Cluster) {
 	other := c.Spec.Nodes[1]
 	_, otherPeer, _ := probe.ParseEndpoint(other.PeerURLs[0])
 	pool := caPool(t, c)
-	if v, err := rotate.Present(ctx, otherPeer, pool, old.pair); err != nil || !v.Accepted {
+	if v, err := probe.Present(ctx, otherPeer, pool, old.pair, 5*time.Second); err != nil || !v.Accepted {
 		t.Fatalf("before: %s's peer port did not accept %s: %+v %v", other.Name, id, v, err)
 	}
 	termBefore := raftTerm(t, c)
@@ -198,7 +198,7 @@ func testRevokePeer(t *testing.T, c *etcdtest.Cluster) {
 		t.Fatalf("revoke: %v\n%s", err, out.String())
 	}
 	t.Logf("revoke output:\n%s", out.String())
-	v, err := rotate.Present(ctx, otherPeer, pool, old.pair)
+	v, err := probe.Present(ctx, otherPeer, pool, old.pair, 5*time.Second)
 	if err != nil || v.Accepted {
 		t.Errorf("after: %s's peer port: %+v %v, want the revoked peer certificate refused", other.Name, v, err)
 	}

@@ -117,6 +117,9 @@ func Evaluate(ctx context.Context, o Options) (*Report, error) {
 			}
 		}
 	}
+	if in.spec != nil {
+		rep.Checks = append(rep.Checks, crlChecks(ctx, in.spec, rep.Cluster, in.timeout, now)...)
+	}
 	if o.Strict {
 		strict(rep.Checks)
 	}
