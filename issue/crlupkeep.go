@@ -52,6 +52,11 @@ func KeepCRL(ctx context.Context, s *cluster.Spec, now time.Time, dryRun bool) (
 		return nil, err
 	}
 	up := &CRLUpkeep{CRL: st.list}
+	if !now.Before(authority.Cert.NotAfter) {
+		// An expired CA signs nothing usable; the recovery replaces it,
+		// and the next run signs the CRL with the new one.
+		return up, nil
+	}
 	switch {
 	case st.list == nil:
 		up.Resigned = "there was none"
