@@ -60,12 +60,12 @@ func crlChecks(ctx context.Context, s *cluster.Spec, h *probe.Cluster, timeout t
 	if crl == nil || len(crl.Revoked) == 0 || h == nil {
 		return out
 	}
-	return append(out, enforcedChecks(ctx, s, crl.Revoked[len(crl.Revoked)-1], timeout)...)
+	return append(out, enforcedChecks(ctx, s, h, crl.Revoked[len(crl.Revoked)-1], timeout)...)
 }
 
 // enforcedChecks present a probe certificate with a revoked serial, and a
 // control with a fresh one, on every member's client and peer port.
-func enforcedChecks(ctx context.Context, s *cluster.Spec, r pki.Revoked, timeout time.Duration) []Check {
+func enforcedChecks(ctx context.Context, s *cluster.Spec, h *probe.Cluster, r pki.Revoked, timeout time.Duration) []Check {
 	authority, err := issue.LoadCA(s.PKIDir)
 	if err != nil {
 		return []Check{{Name: CheckCRLEnforced, Target: "cluster", Status: Fail, Reason: err.Error()}}
@@ -93,6 +93,11 @@ func enforcedChecks(ctx context.Context, s *cluster.Spec, r pki.Revoked, timeout
 			}
 			target := fmt.Sprintf("%s %s port %s", n.Name, u.kind, addr)
 			c := Check{Name: CheckCRLEnforced, Target: target}
+			if !memberAnswered(h, n.ClientURLs[0]) {
+				c.Status, c.Reason = Skip, "not run: the member did not answer (see its endpoint checks)"
+				out = append(out, c)
+				continue
+			}
 			ctl, cerr := probe.Present(ctx, addr, pool, control, timeout)
 			v, err := probe.Present(ctx, addr, pool, revoked, timeout)
 			switch {
@@ -109,6 +114,21 @@ func enforcedChecks(ctx context.Context, s *cluster.Spec, r pki.Revoked, timeout
 		}
 	}
 	return out
+}
+
+// memberAnswered reports whether the member at clientURL answered the health
+// probe (verify's endpoints may be the spec's, or others given).
+func memberAnswered(h *probe.Cluster, clientURL string) bool {
+	_, addr, err := probe.ParseEndpoint(clientURL)
+	if err != nil {
+		return false
+	}
+	for _, r := range h.Endpoints {
+		if r.Addr == addr {
+			return r.Healthy
+		}
+	}
+	return false
 }
 
 func firstErr(errs ...error) error {
@@ -129,11 +149,11 @@ func grpcListenerChecks(s *cluster.Spec, h *probe.Cluster) []Check {
 	}
 	p := pki.Paths{PKI: s.PKIDir}
 	var out []Check
-	for i, n := range s.Nodes {
-		if i >= len(h.Endpoints) || h.Endpoints[i].Status == nil || !grpcOnlyListener(p, n.Name) {
+	for _, n := range s.Nodes {
+		v := memberVersion(h, n.ClientURLs[0])
+		if v == "" || !grpcOnlyListener(p, n.Name) {
 			continue
 		}
-		v := h.Endpoints[i].Status.Version
 		if crlOnGRPCListener(v) {
 			continue
 		}
@@ -141,6 +161,21 @@ func grpcListenerChecks(s *cluster.Spec, h *probe.Cluster) []Check {
 			Reason: fmt.Sprintf("etcd %s ignores the CRL on the gRPC-only listener that listen-client-http-urls makes: upgrade to 3.5.32 / 3.6.13 or later", v)})
 	}
 	return out
+}
+
+// memberVersion is the etcd version the member at clientURL reported,
+// "" if it did not answer.
+func memberVersion(h *probe.Cluster, clientURL string) string {
+	_, addr, err := probe.ParseEndpoint(clientURL)
+	if err != nil {
+		return ""
+	}
+	for _, r := range h.Endpoints {
+		if r.Addr == addr && r.Status != nil {
+			return r.Status.Version
+		}
+	}
+	return ""
 }
 
 // grpcOnlyListener reports whether node's etcd.conf.yml or etcd.env sets
