@@ -56,7 +56,9 @@ func caChild(specPath string) int {
 // killed once in each stage.
 func TestCARotate(t *testing.T) {
 	restarts := filepath.Join(t.TempDir(), "apiserver-restarts")
-	c := etcdtest.Start(t, etcdtest.Options{Edit: func(f *etcdtest.SpecFile) {
+	// Members run from etcd.env, so the CRL (and a revocation made before
+	// the rotation) is enforced throughout, and verify checks it.
+	c := etcdtest.Start(t, etcdtest.Options{FromEnv: true, Edit: func(f *etcdtest.SpecFile) {
 		f.Certs.Validity = "2h"
 		// kube-apiserver reads its --etcd-cafile only at start: its
 		// restart template is what the rotation runs for it.
