@@ -202,6 +202,14 @@ func (r *runner) newRevoke(o RevokeOptions, j *RevokeJournal, res *RevokeResult)
 	if err != nil {
 		return nil, err
 	}
+	if !s.Local {
+		// The CRL changes in every bundle: each must reach its host.
+		for _, n := range s.Nodes {
+			if n.Deploy == "" {
+				return nil, &input.Error{Err: fmt.Errorf("node %s: the CRL changes in its bundle but the spec has no deploy command to copy it to %s (set nodes[].deploy)", n.Name, n.Dir)}
+			}
+		}
+	}
 	j.Started, j.Old = r.o.Now().UTC(), map[string]string{}
 	if len(o.Targets) > 0 {
 		var keep []string
