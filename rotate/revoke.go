@@ -52,6 +52,11 @@ type RevokeOptions struct {
 
 // RevokeJournal is a revocation in progress.
 type RevokeJournal struct {
+	// Request is what the command named (targets, or serials), to tell a
+	// re-run of the same revoke from another one.
+	Request []string `json:"request"`
+	// Targets and Serials are what is being revoked: the request less
+	// what was revoked before.
 	Targets []string `json:"targets,omitempty"`
 	Serials []string `json:"serials,omitempty"`
 	Reason  string   `json:"reason"`
@@ -142,11 +147,11 @@ func checkRevoke(o *RevokeOptions) error {
 func (r *runner) revoke(ctx context.Context, o RevokeOptions, res *RevokeResult) error {
 	st := r.st
 	want := &RevokeJournal{Targets: pki.IDs(o.Targets), Serials: o.Serials, Reason: o.Reason}
+	want.Request = slices.Sorted(slices.Values(append(slices.Clone(want.Targets), want.Serials...)))
 	j := st.Revoke
 	switch {
-	case j != nil && (!slices.Equal(j.Targets, want.Targets) || !slices.Equal(j.Serials, want.Serials)):
-		what := strings.Join(append(slices.Clone(j.Targets), j.Serials...), ", ")
-		return &input.Error{Err: fmt.Errorf("an earlier revoke of %s is unfinished (step %s): run that revoke again to finish it first", what, j.Step)}
+	case j != nil && !slices.Equal(j.Request, want.Request):
+		return &input.Error{Err: fmt.Errorf("an earlier revoke of %s is unfinished (step %s): run that revoke again to finish it first", strings.Join(j.Request, " "), j.Step)}
 	case j != nil:
 		r.log.printf("resuming the revoke of %s at step %s", strings.Join(append(slices.Clone(j.Targets), j.Serials...), ", "), j.Step)
 	default:

@@ -6,9 +6,11 @@ import (
 	"crypto/tls"
 	"errors"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/internal/probe"
 	"github.com/etcdpki/etcdpki/internal/testharness/etcdtest"
 	"github.com/etcdpki/etcdpki/pki"
@@ -49,6 +51,19 @@ func TestRevokeCrashAtEveryStepConverges(t *testing.T) {
 			}
 			if when != stepRefused && st.Revoke == nil {
 				t.Fatalf("crash after %s: the journal holds no revocation", when)
+			}
+			if when == stepPublish {
+				// Another revoke must wait for this one: exit 2, nothing written.
+				other, _ := pki.Select(pki.New(c.Spec).Targets, []string{"apiserver-etcd-client"})
+				before, _ := os.ReadFile(c.Paths.CRL())
+				_, err := Revoke(ctx, RevokeOptions{Spec: c.Spec, Targets: other, Out: &out})
+				var ie *input.Error
+				if !errors.As(err, &ie) || !strings.Contains(err.Error(), "an earlier revoke of client/etcd-admin is unfinished (step deploy)") {
+					t.Errorf("another revoke during an unfinished one: %v", err)
+				}
+				if after, _ := os.ReadFile(c.Paths.CRL()); !bytes.Equal(before, after) {
+					t.Error("the refused revoke changed the CRL")
+				}
 			}
 			o.crashAt = ""
 			out.Reset()
