@@ -25,7 +25,11 @@ const EnvFile = "etcd.env"
 // NodeEnv renders node n's etcd.env: the settings of NodeConfig as ETCD_*
 // variables, and the CRL its member reads on every accepted connection.
 func NodeEnv(s *cluster.Spec, n cluster.Node, state string) []byte {
-	c := NodeConfig(s, n, state)
+	return nodeEnvOf(NodeConfig(s, n, state), n)
+}
+
+// nodeEnvOf renders the etcd.env of config c for node n.
+func nodeEnvOf(c EtcdConfig, n cluster.Node) []byte {
 	crl := filepath.Join(n.CertDir(), pki.CRLFile)
 	vars := [][2]string{
 		{"NAME", c.Name},

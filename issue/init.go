@@ -38,6 +38,13 @@ type Options struct {
 	// files, so that a PKI made from flags alone can be managed later:
 	// every command given --dir and no --spec reads it there.
 	SpecYAML []byte
+	// Join, when set, writes that node's configs for joining a running
+	// cluster (see Join).
+	Join *Join
+	// APIServerEndpoints, when set, are the endpoints of the apiserver's
+	// files instead of every spec node's: a member being added serves
+	// clients only once promoted.
+	APIServerEndpoints []string
 }
 
 func (o Options) now() time.Time {
@@ -248,7 +255,7 @@ func planInit(ctx context.Context, s *cluster.Spec, o Options, pre *initPlan) (*
 		pl.add(t.Dir, atomicdir.File{Name: t.KeyName, Data: pairs[i].key, Mode: atomicdir.KeyMode})
 	}
 
-	if err := planConfigs(s, p, pl); err != nil {
+	if err := planConfigs(s, p, pl, o); err != nil {
 		return nil, err
 	}
 	if o.SpecYAML != nil {
@@ -297,7 +304,7 @@ func signTarget(a *ca.CA, s *cluster.Spec, t pki.Target, reuseKey []byte, now ti
 // and renamed into place before any of them, not from which configs
 // exist: a run killed between two nodes' configs must not leave members
 // of a cluster that never started marked "existing".
-func planConfigs(s *cluster.Spec, p pki.Paths, pl *plan) error {
+func planConfigs(s *cluster.Spec, p pki.Paths, pl *plan, o Options) error {
 	rec, err := readInitialCluster(p)
 	if err != nil {
 		return err
@@ -336,16 +343,20 @@ func planConfigs(s *cluster.Spec, p pki.Paths, pl *plan) error {
 				state = "new"
 			}
 		}
-		data, err := NodeConfig(s, n, state).Render()
+		c := NodeConfig(s, n, state)
+		if j := o.Join; j != nil && j.Name == n.Name {
+			c.InitialCluster, c.InitialClusterState = j.InitialCluster, "existing"
+		}
+		data, err := c.Render()
 		if err != nil {
 			return err
 		}
 		pl.configs = append(pl.configs, atomicdir.File{Name: p.NodeConfig(n.Name), Data: data, Mode: configMode})
-		pl.configs = append(pl.configs, atomicdir.File{Name: p.NodeEnv(n.Name), Data: NodeEnv(s, n, state), Mode: configMode})
+		pl.configs = append(pl.configs, atomicdir.File{Name: p.NodeEnv(n.Name), Data: nodeEnvOf(c, n), Mode: configMode})
 	}
-	flags := strings.Join(APIServerFlags(s), "\n") + "\n"
+	flags := strings.Join(apiServerFlags(s, o), "\n") + "\n"
 	pl.configs = append(pl.configs, atomicdir.File{Name: p.APIServerFlags(), Data: []byte(flags), Mode: configMode})
-	kubeadm, err := KubeadmExternal(s)
+	kubeadm, err := kubeadmExternal(s, o)
 	if err != nil {
 		return err
 	}
