@@ -70,8 +70,8 @@ type MembershipResult struct {
 	// CatchUp is how long the learner took to catch up (add); Took is the
 	// whole run.
 	CatchUp, Took time.Duration
-	// LeaderMoved is true when remove handed leadership away from NAME.
-	LeaderMoved bool
+	// HandOff is the leadership transfer away from a removed leader.
+	HandOff *HandOff
 	// Steps are the steps a dry run would take.
 	Steps []string
 }

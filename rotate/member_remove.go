@@ -197,14 +197,20 @@ func (m *memberRun) moveAway(ctx context.Context, j *MemberJournal, res *Members
 	if to == 0 {
 		return fmt.Errorf("no healthy remaining member to hand leadership to")
 	}
+	t0 := time.Now()
 	if err := m.etcd.moveLeader(ctx, j.ClientURL, to); err != nil {
 		return err
 	}
 	if err := m.etcd.waitLeader(ctx, to, m.mo.MemberTimeout); err != nil {
 		return err
 	}
-	res.LeaderMoved = true
-	m.log.printf("[leader] %s led: leadership moved to member %s", m.mo.Name, to)
+	res.HandOff = &HandOff{From: m.mo.Name, To: to.String(), Start: t0, Took: time.Since(t0)}
+	// As in a rolling restart: the new leader is left alone for a moment
+	// before the old one goes.
+	if m.o.HandOffSettle > 0 {
+		time.Sleep(m.o.HandOffSettle)
+	}
+	m.log.printf("[leader] %s led: leadership moved to member %s in %s (settled %s)", m.mo.Name, to, round(res.HandOff.Took), m.o.HandOffSettle)
 	return nil
 }
 

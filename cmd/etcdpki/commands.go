@@ -11,5 +11,6 @@ func commands() []*cli.Command {
 		rotateCommand(),
 		caCommand(),
 		verifyCommand(),
+		memberCommand(),
 	}
 }
