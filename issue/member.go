@@ -79,10 +79,13 @@ func ArchiveBundle(p pki.Paths, name string, now time.Time) (string, error) {
 			return err
 		}
 		rel, _ := filepath.Rel(src, path)
-		// Versioned stores are reached through their links; the store
-		// directories themselves (dot names) are not copied twice.
-		if d.IsDir() && path != src && strings.HasPrefix(d.Name(), ".") {
-			return filepath.SkipDir
+		// Versioned stores (dot names) are reached through the links
+		// beside them: the files as the member reads them, once each.
+		if path != src && strings.HasPrefix(d.Name(), ".") {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
 		}
 		if d.IsDir() {
 			return nil
