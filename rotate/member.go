@@ -181,3 +181,20 @@ func parseID(s string) uint64 {
 	fmt.Sscanf(s, "%x", &id)
 	return id
 }
+
+// PendingMember says what the journal's unfinished membership change is,
+// for certs list: the node, and a note naming the command that continues
+// it (and, for an add that got as far as a learner, how to remove it
+// instead). name is "" when there is none.
+func PendingMember(pkiDir string) (name, note string) {
+	st, err := LoadState(pkiDir)
+	if err != nil || st.Member == nil {
+		return "", ""
+	}
+	j := st.Member
+	note = fmt.Sprintf("member %s unfinished at step %s: run `etcdpki member %s %s` to continue it", j.Op, j.Step, j.Op, j.Name)
+	if j.Op == "add" && j.ID != "" {
+		note += fmt.Sprintf(" (learner %s pending; `etcdctl member remove %s` drops it)", j.ID, j.ID)
+	}
+	return j.Name, note
+}

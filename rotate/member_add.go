@@ -60,8 +60,22 @@ func (m *memberRun) add(ctx context.Context, n cluster.Node, res *MembershipResu
 	if err != nil {
 		return err
 	}
-	// The running members, without the node being added.
-	others := &etcdCluster{spec: withoutNode(m.o.Spec, n.Name), paths: m.etcd.paths}
+	// The members, without the node being added (others), and with it
+	// (all): spec nodes not yet members are no part of this change.
+	base := &etcdCluster{spec: withoutNode(m.o.Spec, n.Name), paths: m.etcd.paths}
+	othersSpec, err := base.memberedSpec(ctx, "", n.Name)
+	if err != nil {
+		return err
+	}
+	others := &etcdCluster{spec: othersSpec, paths: m.etcd.paths}
+	allSpec := *othersSpec
+	allSpec.Nodes = nil
+	for _, x := range m.o.Spec.Nodes {
+		if x.Name == n.Name || slices.ContainsFunc(othersSpec.Nodes, func(y cluster.Node) bool { return y.Name == x.Name }) {
+			allSpec.Nodes = append(allSpec.Nodes, x)
+		}
+	}
+	all := &etcdCluster{spec: &allSpec, paths: m.etcd.paths}
 	if !resumed {
 		done, err := m.preflightAdd(ctx, others, n, j)
 		if err != nil || done {
@@ -71,11 +85,13 @@ func (m *memberRun) add(ctx context.Context, n cluster.Node, res *MembershipResu
 		if err := m.save(j); err != nil {
 			return err
 		}
-		m.log.printf("adding member %s (%s); journal %s", n.Name, j.PeerURL, statePath(m.o.Spec.PKIDir))
+		if !m.mo.DryRun {
+			m.log.printf("adding member %s (%s); journal %s", n.Name, j.PeerURL, statePath(m.o.Spec.PKIDir))
+		}
 	}
 	steps := []memberStep{
 		{stepCerts, "issue " + n.Name + "'s certificates if missing (as init does)", func(ctx context.Context, j *MemberJournal, _ *MembershipResult) error {
-			return m.writeFiles(ctx, others, n, "", false)
+			return m.writeFiles(ctx, others, n, "")
 		}},
 		{stepLearner, "etcd member add --learner " + j.PeerURL, func(ctx context.Context, j *MemberJournal, res *MembershipResult) error {
 			return m.addLearner(ctx, others, j)
@@ -86,7 +102,7 @@ func (m *memberRun) add(ctx context.Context, n cluster.Node, res *MembershipResu
 				return err
 			}
 			m.log.printf("[config] %s: initial-cluster %s, initial-cluster-state existing", n.Name, ic)
-			return m.writeFiles(ctx, others, n, ic, false)
+			return m.writeFiles(ctx, others, n, ic)
 		}},
 		{stepStart, "deploy " + n.Name + "'s bundle and start it (restart template)", func(ctx context.Context, j *MemberJournal, _ *MembershipResult) error {
 			return m.startNode(ctx, n)
@@ -95,14 +111,14 @@ func (m *memberRun) add(ctx context.Context, n cluster.Node, res *MembershipResu
 			return m.promoteLearner(ctx, others, n, j, res)
 		}},
 		{stepProveNew, "prove " + n.Name + " serves its serials on its client and peer ports, votes, the cluster is healthy and the raft term unchanged", func(ctx context.Context, j *MemberJournal, res *MembershipResult) error {
-			return m.proveAdded(ctx, n, j)
+			return m.proveAdded(ctx, all, n, j)
 		}},
 		{stepAPIServer, "regenerate apiserver/etcd-flags and the kubeadm etcd.external block with " + n.Name + "; run the kube-apiserver client's deploy and restart templates", func(ctx context.Context, j *MemberJournal, _ *MembershipResult) error {
-			ic, err := joinCluster(ctx, m.etcd, j)
+			ic, err := joinCluster(ctx, all, j)
 			if err != nil {
 				return err
 			}
-			if err := m.writeFiles(ctx, m.etcd, n, ic, true); err != nil {
+			if err := m.writeFiles(ctx, all, n, ic); err != nil {
 				return err
 			}
 			return m.updateAPIServer(ctx)
@@ -144,6 +160,11 @@ func (m *memberRun) preflightAdd(ctx context.Context, others *etcdCluster, n clu
 			return true, nil
 		case mb.Name == n.Name:
 			return false, &input.Error{Err: fmt.Errorf("member add %s: etcd has a member of that name already (%x, peer URLs %s): remove it first (etcdpki member remove %s after deleting it from the spec, or etcdctl member remove %x)", n.Name, mb.ID, strings.Join(mb.PeerURLs, ","), n.Name, mb.ID)}
+		case slices.Contains(mb.PeerURLs, j.PeerURL) && mb.IsLearner && mb.Name == "":
+			// A learner added for this node and never started (an add
+			// killed before its journal, or made by hand): continued.
+			m.log.printf("learner %x has %s's peer URL and never started: continuing it", mb.ID, n.Name)
+			return false, nil
 		case slices.Contains(mb.PeerURLs, j.PeerURL):
 			return false, &input.Error{Err: fmt.Errorf("member add %s: peer URL %s belongs to member %q (%x) already", n.Name, j.PeerURL, mb.Name, mb.ID)}
 		case mb.IsLearner:
@@ -160,15 +181,15 @@ func (m *memberRun) preflightAdd(ctx context.Context, others *etcdCluster, n clu
 
 // writeFiles runs init's writer for the spec: n's certificates when
 // missing, its configs joining initialCluster (when set), and the
-// apiserver's files naming the running members only until full is set.
-func (m *memberRun) writeFiles(ctx context.Context, running *etcdCluster, n cluster.Node, initialCluster string, full bool) error {
+// apiserver's files naming the members of running.
+func (m *memberRun) writeFiles(ctx context.Context, running *etcdCluster, n cluster.Node, initialCluster string) error {
 	o := issue.Options{Out: io.Discard, Now: m.o.Now, LockHeld: true}
 	if initialCluster != "" {
 		o.Join = &issue.Join{Name: n.Name, InitialCluster: initialCluster}
 	}
-	if !full {
-		o.APIServerEndpoints = running.endpoints()
-	}
+	// The apiserver's files name the members only: not the node being
+	// added until it votes and serves, nor spec nodes yet to be added.
+	o.APIServerEndpoints = running.endpoints()
 	out, err := issue.Init(ctx, m.o.Spec, o)
 	if err != nil {
 		return err
@@ -303,7 +324,7 @@ func (m *memberRun) promoteLearner(ctx context.Context, others *etcdCluster, n c
 // proveAdded shows the new member serving its own serials on both ports,
 // voting, caught up, with the cluster healthy and the term unchanged, and
 // records its certificates and start files in the journal.
-func (m *memberRun) proveAdded(ctx context.Context, n cluster.Node, j *MemberJournal) error {
+func (m *memberRun) proveAdded(ctx context.Context, all *etcdCluster, n cluster.Node, j *MemberJournal) error {
 	inv := pki.New(m.o.Spec)
 	var mine []pki.Target
 	for _, t := range inv.Targets {
@@ -317,21 +338,21 @@ func (m *memberRun) proveAdded(ctx context.Context, n cluster.Node, j *MemberJou
 	}
 	serverT, _ := targetOf(mine, ca.KindServer.Name)
 	peerT, _ := targetOf(mine, ca.KindPeer.Name)
-	if err := m.etcd.waitServing(ctx, n, serials[serverT.ID], serials[peerT.ID], m.mo.MemberTimeout); err != nil {
+	if err := all.waitServing(ctx, n, serials[serverT.ID], serials[peerT.ID], m.mo.MemberTimeout); err != nil {
 		return &MemberError{Member: n.Name, Err: err}
 	}
-	ms, err := m.etcd.memberList(ctx)
+	ms, err := all.memberList(ctx)
 	if err != nil {
 		return err
 	}
 	if mb := byPeerURL(ms, j.PeerURL); mb == nil || mb.IsLearner {
 		return &MemberError{Member: n.Name, Err: errors.New("not a voting member")}
 	}
-	h, err := m.etcd.health(ctx)
+	h, err := all.health(ctx)
 	if err != nil {
 		return err
 	}
-	if err := healthyOrError(m.o.Spec, h, "after the add"); err != nil {
+	if err := healthyOrError(all.spec, h, "after the add"); err != nil {
 		return err
 	}
 	l, _ := h.LeaderResult()

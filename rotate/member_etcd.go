@@ -44,6 +44,17 @@ func (c *etcdCluster) membershipClient(endpoints []string) (*clientv3.Client, er
 
 // memberList is etcd's member list, linearizable.
 func (c *etcdCluster) memberList(ctx context.Context) ([]*etcdserverpb.Member, error) {
+	return c.listMembers(ctx)
+}
+
+// localMemberList is the member list as any one reachable member knows
+// it (serializable): it answers without a quorum, which is what a
+// pre-flight check must be able to describe.
+func (c *etcdCluster) localMemberList(ctx context.Context) ([]*etcdserverpb.Member, error) {
+	return c.listMembers(ctx, clientv3.WithSerializable())
+}
+
+func (c *etcdCluster) listMembers(ctx context.Context, opts ...clientv3.OpOption) ([]*etcdserverpb.Member, error) {
 	cli, err := c.membershipClient(nil)
 	if err != nil {
 		return nil, err
@@ -51,7 +62,7 @@ func (c *etcdCluster) memberList(ctx context.Context) ([]*etcdserverpb.Member, e
 	defer cli.Close()
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	resp, err := cli.MemberList(ctx)
+	resp, err := cli.MemberList(ctx, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("etcd member list from %s: %w", strings.Join(c.endpoints(), ","), err)
 	}
@@ -180,4 +191,30 @@ func retryUnhealthy(ctx context.Context, op func(context.Context) error) error {
 		}
 		time.Sleep(pollInterval * 5)
 	}
+}
+
+// memberedSpec is the spec less its nodes that are not voting members of
+// the cluster (matched by peer URL or name), keeping keep (the node being
+// added) and dropping drop: probes and proofs look only at members, so a
+// spec node yet to be added does not count as an unhealthy member.
+func (c *etcdCluster) memberedSpec(ctx context.Context, keep, drop string) (*cluster.Spec, error) {
+	ms, err := c.localMemberList(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := *c.spec
+	out.Nodes = slices.DeleteFunc(slices.Clone(c.spec.Nodes), func(n cluster.Node) bool {
+		switch n.Name {
+		case keep:
+			return false
+		case drop:
+			return true
+		}
+		mb := byPeerURL(ms, n.PeerURLs[0])
+		if mb == nil {
+			mb = byName(ms, n.Name)
+		}
+		return mb == nil || mb.IsLearner
+	})
+	return &out, nil
 }

@@ -54,6 +54,13 @@ func (m *memberRun) remove(ctx context.Context, res *MembershipResult) error {
 	if err != nil {
 		return err
 	}
+	// Probes, the hand-off and the proof of refusal look at the members
+	// only: spec nodes yet to be added are no part of this change.
+	members, err := m.etcd.memberedSpec(ctx, "", name)
+	if err != nil {
+		return err
+	}
+	m.etcd = &etcdCluster{spec: members, paths: m.etcd.paths}
 	if !resumed {
 		done, err := m.preflightRemove(ctx, j)
 		if err != nil || done {
@@ -63,11 +70,14 @@ func (m *memberRun) remove(ctx context.Context, res *MembershipResult) error {
 		if err := m.save(j); err != nil {
 			return err
 		}
-		m.log.printf("removing member %s (%s); journal %s", name, j.ID, statePath(m.o.Spec.PKIDir))
+		if !m.mo.DryRun {
+			m.log.printf("removing member %s (%s); journal %s", name, j.ID, statePath(m.o.Spec.PKIDir))
+		}
 	}
 	steps := []memberStep{
 		{stepRMAPIServer, "regenerate apiserver/etcd-flags and the remaining configs without " + name + "; run the kube-apiserver client's deploy and restart templates", func(ctx context.Context, _ *MemberJournal, _ *MembershipResult) error {
-			if _, err := issue.Init(ctx, m.o.Spec, issue.Options{Now: m.o.Now, LockHeld: true}); err != nil {
+			o := issue.Options{Now: m.o.Now, LockHeld: true, APIServerEndpoints: m.etcd.endpoints()}
+			if _, err := issue.Init(ctx, m.o.Spec, o); err != nil {
 				return err
 			}
 			return m.updateAPIServer(ctx)
@@ -89,10 +99,15 @@ func (m *memberRun) remove(ctx context.Context, res *MembershipResult) error {
 			if len(j.Serials) == 0 {
 				return nil
 			}
-			ro := RevokeOptions{Spec: m.o.Spec, Serials: j.Serials, Reason: "cessationOfOperation"}
+			ro := RevokeOptions{Spec: members, Serials: j.Serials, Reason: "cessationOfOperation"}
 			if err := checkRevoke(&ro); err != nil {
 				return err
 			}
+			// The CRL goes to the members' bundles and is proven on
+			// their ports.
+			full := m.o.Spec
+			m.o.Spec = members
+			defer func() { m.o.Spec = full }()
 			return m.revoke(ctx, ro, &RevokeResult{})
 		}},
 		{stepCleanup, "move " + name + "'s bundle to " + pki.Paths{PKI: m.o.Spec.PKIDir}.Backups() + " (verified) and forget it", func(ctx context.Context, j *MemberJournal, _ *MembershipResult) error {
@@ -113,7 +128,7 @@ func (m *memberRun) remove(ctx context.Context, res *MembershipResult) error {
 // voting members. A dead NAME is fine: that is the failed-host case.
 func (m *memberRun) preflightRemove(ctx context.Context, j *MemberJournal) (done bool, err error) {
 	name := m.mo.Name
-	ms, err := m.etcd.memberList(ctx)
+	ms, err := m.etcd.localMemberList(ctx)
 	if err != nil {
 		return false, err
 	}

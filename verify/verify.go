@@ -119,6 +119,7 @@ func Evaluate(ctx context.Context, o Options) (*Report, error) {
 	}
 	if in.spec != nil {
 		rep.Checks = append(rep.Checks, crlChecks(ctx, in.spec, rep.Cluster, in.timeout, now)...)
+		rep.Checks = append(rep.Checks, membershipChecks(in.spec, rep.Cluster)...)
 	}
 	if o.Strict {
 		strict(rep.Checks)
