@@ -394,7 +394,11 @@ func (m *memberRun) updateAPIServer(ctx context.Context) error {
 	}
 	flags, _ := os.ReadFile(m.etcd.paths.APIServerFlags())
 	first, _, _ := strings.Cut(string(flags), "\n")
-	if len(did) == 0 {
+	switch {
+	case len(did) > 0:
+	case m.o.Spec.Local:
+		did = []string{"files rewritten in place"}
+	default:
 		did = []string{"no deploy or restart template: copy " + m.etcd.paths.APIServerDir() + " to the apiserver hosts"}
 	}
 	m.log.printf("[apiserver] %s (%s)", strings.Join(did, ", "), first)
