@@ -34,7 +34,7 @@ func memberCommand() *cli.Command {
 					"configs (nothing restarts: initial-cluster is read only at bootstrap).\n\n" +
 					"Exit codes: 0 added (or a voting member already), 1 a check or step failed (run it again to resume), 2 bad input.",
 				Flags:  flags(),
-				Action: func(c *cli.Context) error { return memberAction(c, rotate.AddMember) },
+				Action: func(c *cli.Context) error { return memberAction(c, "member add", rotate.AddMember) },
 			},
 			{
 				Name:      "remove",
@@ -47,22 +47,22 @@ func memberCommand() *cli.Command {
 					"PKI/backup (verified).\n\n" +
 					"Exit codes: 0 removed, 1 a check or step failed (run it again to resume), 2 bad input.",
 				Flags:  flags(),
-				Action: func(c *cli.Context) error { return memberAction(c, rotate.RemoveMember) },
+				Action: func(c *cli.Context) error { return memberAction(c, "member remove", rotate.RemoveMember) },
 			},
 		},
 	}
 }
 
-func memberAction(c *cli.Context, run func(context.Context, rotate.MemberOptions) (*rotate.MembershipResult, error)) error {
+func memberAction(c *cli.Context, what string, run func(context.Context, rotate.MemberOptions) (*rotate.MembershipResult, error)) error {
 	if err := checkArgs(c); err != nil {
 		return err
 	}
 	if c.Args().Len() != 1 {
-		return usagef("%s: name one node (%s NAME)", c.Command.FullName(), c.Command.FullName())
+		return usagef("%s: name one node (%s NAME)", what, what)
 	}
 	for _, f := range []string{"member-timeout", "command-timeout"} {
 		if c.Duration(f) <= 0 {
-			return usagef("%s: --%s must be positive", c.Command.FullName(), f)
+			return usagef("%s: --%s must be positive", what, f)
 		}
 	}
 	s, err := loadSpec(c, true)
