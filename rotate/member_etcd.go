@@ -150,8 +150,18 @@ func (c *etcdCluster) promote(ctx context.Context, id uint64, timeout time.Durat
 }
 
 // learnerStatus is the learner's applied raft index and the leader's
-// index, asked of each over its own endpoint.
+// index. The leader is asked first: under client load its index grows
+// while the learner is asked, so the other order would count entries
+// committed in between as the learner's lag.
 func (c *etcdCluster) learnerStatus(ctx context.Context, learnerURL string) (applied, leaderIdx uint64, err error) {
+	h, err := c.health(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	l, ok := h.LeaderResult()
+	if !ok {
+		return 0, 0, errors.New("no agreed leader among the voting members")
+	}
 	cli, err := c.membershipClient([]string{learnerURL})
 	if err != nil {
 		return 0, 0, err
@@ -162,14 +172,6 @@ func (c *etcdCluster) learnerStatus(ctx context.Context, learnerURL string) (app
 	st, err := cli.Status(ctx, learnerURL)
 	if err != nil {
 		return 0, 0, fmt.Errorf("status of the learner at %s: %w", learnerURL, err)
-	}
-	h, err := c.health(ctx)
-	if err != nil {
-		return 0, 0, err
-	}
-	l, ok := h.LeaderResult()
-	if !ok {
-		return 0, 0, errors.New("no agreed leader among the voting members")
 	}
 	return st.RaftAppliedIndex, l.Status.RaftIndex, nil
 }
