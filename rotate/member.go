@@ -22,6 +22,9 @@ type MemberOptions struct {
 	Spec *cluster.Spec
 	// Name is the node to add (in the spec) or remove (gone from it).
 	Name string
+	// SpecYAML, when set, is written to PKI/etcdpki.yaml by the first
+	// write (a PKI made from flags, whose spec lives there).
+	SpecYAML []byte
 	// Out receives one timestamped line per step.
 	Out io.Writer
 	// Now is the clock; nil means time.Now.

@@ -183,7 +183,7 @@ func (m *memberRun) preflightAdd(ctx context.Context, others *etcdCluster, n clu
 // missing, its configs joining initialCluster (when set), and the
 // apiserver's files naming the members of running.
 func (m *memberRun) writeFiles(ctx context.Context, running *etcdCluster, n cluster.Node, initialCluster string) error {
-	o := issue.Options{Out: io.Discard, Now: m.o.Now, LockHeld: true}
+	o := issue.Options{Out: io.Discard, Now: m.o.Now, LockHeld: true, SpecYAML: m.mo.SpecYAML}
 	if initialCluster != "" {
 		o.Join = &issue.Join{Name: n.Name, InitialCluster: initialCluster}
 	}

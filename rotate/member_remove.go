@@ -31,9 +31,6 @@ func RemoveMember(ctx context.Context, o MemberOptions) (*MembershipResult, erro
 	}
 	if _, ok := o.Spec.Node(o.Name); ok {
 		where := "the spec " + o.Spec.File
-		if o.Spec.File == "" {
-			where = pki.Paths{PKI: o.Spec.PKIDir}.Spec()
-		}
 		return nil, &input.Error{Err: fmt.Errorf("member remove %s: %s still names it: delete it there first", o.Name, where)}
 	}
 	release, err := m.begin()
@@ -76,7 +73,7 @@ func (m *memberRun) remove(ctx context.Context, res *MembershipResult) error {
 	}
 	steps := []memberStep{
 		{stepRMAPIServer, "regenerate apiserver/etcd-flags and the remaining configs without " + name + "; run the kube-apiserver client's deploy and restart templates", func(ctx context.Context, _ *MemberJournal, _ *MembershipResult) error {
-			o := issue.Options{Now: m.o.Now, LockHeld: true, APIServerEndpoints: m.etcd.endpoints()}
+			o := issue.Options{Now: m.o.Now, LockHeld: true, APIServerEndpoints: m.etcd.endpoints(), SpecYAML: m.mo.SpecYAML}
 			if _, err := issue.Init(ctx, m.o.Spec, o); err != nil {
 				return err
 			}
@@ -110,7 +107,7 @@ func (m *memberRun) remove(ctx context.Context, res *MembershipResult) error {
 			defer func() { m.o.Spec = full }()
 			return m.revoke(ctx, ro, &RevokeResult{})
 		}},
-		{stepCleanup, "move " + name + "'s bundle to " + pki.Paths{PKI: m.o.Spec.PKIDir}.Backups() + " (verified) and forget it", func(ctx context.Context, j *MemberJournal, _ *MembershipResult) error {
+		{stepCleanup, "move " + name + "'s bundle to " + pki.Paths{PKI: m.o.Spec.PKIDir}.Backups() + " (verified), forget it, regenerate the remaining configs", func(ctx context.Context, j *MemberJournal, _ *MembershipResult) error {
 			return m.cleanup(ctx, name)
 		}},
 	}
@@ -231,10 +228,17 @@ func (m *memberRun) moveAway(ctx context.Context, j *MemberJournal, res *Members
 
 // cleanup archives the bundle and forgets the member in the journal and
 // in the record of the bootstrap members.
-func (m *memberRun) cleanup(_ context.Context, name string) error {
+func (m *memberRun) cleanup(ctx context.Context, name string) error {
 	paths := pki.Paths{PKI: m.o.Spec.PKIDir}
 	dir, err := issue.ArchiveBundle(paths, name, m.o.Now())
 	if err != nil {
+		return err
+	}
+	// The remaining configs once more (a run that started at the
+	// revocation, for a member already gone, wrote none yet); nothing
+	// restarts for them.
+	o := issue.Options{Now: m.o.Now, LockHeld: true, APIServerEndpoints: m.etcd.endpoints(), SpecYAML: m.mo.SpecYAML}
+	if _, err := issue.Init(ctx, m.o.Spec, o); err != nil {
 		return err
 	}
 	if err := issue.ForgetMember(paths, name); err != nil {

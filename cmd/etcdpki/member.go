@@ -33,7 +33,8 @@ func memberCommand() *cli.Command {
 					"apiserver (etcd-flags, kubeadm block, its deploy and restart templates) and the other members'\n" +
 					"configs (nothing restarts: initial-cluster is read only at bootstrap).\n\n" +
 					"Exit codes: 0 added (or a voting member already), 1 a check or step failed (run it again to resume), 2 bad input.",
-				Flags:  flags(),
+				Flags: append(flags(),
+					&cli.StringFlag{Name: "node", Usage: "a PKI made from flags: the node as `NAME=IP[,IP|DNS...]`, added to PKI/etcdpki.yaml"}),
 				Action: func(c *cli.Context) error { return memberAction(c, "member add", rotate.AddMember) },
 			},
 			{
@@ -69,8 +70,12 @@ func memberAction(c *cli.Context, what string, run func(context.Context, rotate.
 	if err != nil {
 		return err
 	}
+	s, specYAML, err := flagsMadeSpec(c, s, what, c.Args().First())
+	if err != nil {
+		return err
+	}
 	res, err := run(c.Context, rotate.MemberOptions{
-		Spec: s, Name: c.Args().First(), Out: c.App.Writer, DryRun: c.Bool("dry-run"),
+		Spec: s, SpecYAML: specYAML, Name: c.Args().First(), Out: c.App.Writer, DryRun: c.Bool("dry-run"),
 		MemberTimeout: c.Duration("member-timeout"), CommandTimeout: c.Duration("command-timeout"),
 	})
 	if err != nil {
