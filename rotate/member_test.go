@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -91,6 +92,17 @@ func TestMember(t *testing.T) {
 	flags, _ := os.ReadFile(c.Paths.APIServerFlags())
 	if !strings.Contains(string(flags), strings.TrimPrefix(m4.ClientURL, "https://")) {
 		t.Errorf("etcd-flags lack %s:\n%s", m4.ClientURL, flags)
+	}
+	// The other members' configs changed only in initial-cluster, read
+	// only at bootstrap: a rotation restarts no member for them.
+	pidsBefore := pids(c)
+	var rot bytes.Buffer
+	rres, err := rotate.Run(ctx, rotate.Options{Spec: c.Spec, Out: &rot})
+	if err != nil {
+		t.Fatalf("rotate after the add: %v\n%s", err, rot.String())
+	}
+	if len(rres.Members) != 0 || !maps.Equal(pids(c), pidsBefore) {
+		t.Errorf("rotate after the add restarted %v (pids %v -> %v):\n%s", rres.Members, pidsBefore, pids(c), rot.String())
 	}
 	// Again: nothing to do.
 	if res, err := rotate.AddMember(ctx, rotate.MemberOptions{Spec: c.Spec, Name: m4.Name, Out: &out}); err != nil || !res.Unchanged {
