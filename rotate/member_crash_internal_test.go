@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -32,6 +33,17 @@ func TestMemberCrashAtEveryStepConverges(t *testing.T) {
 		o := MemberOptions{Spec: c.Spec, Name: name, Out: &out, crashAt: addAt}
 		if _, err := AddMember(ctx, o); !errors.Is(err, errCrash) {
 			t.Fatalf("add, crash after %s: %v\n%s", addAt, err, out.String())
+		}
+		// certs list names the unfinished change on the node's rows.
+		pn, note := PendingMember(c.Spec.PKIDir)
+		wantLearner := addAt != stepCerts && addAt != stepLearner+" unjournaled"
+		switch {
+		case addAt == stepConfigs: // the last step: the journal is clear
+			if pn != "" {
+				t.Errorf("add crashed after its last step: pending %q %q", pn, note)
+			}
+		case pn != name || !strings.Contains(note, "run `etcdpki member add "+name+"` to continue it") || strings.Contains(note, "learner") != wantLearner:
+			t.Errorf("add crashed after %s: pending %q %q", addAt, pn, note)
 		}
 		o.crashAt = ""
 		if _, err := AddMember(ctx, o); err != nil {
