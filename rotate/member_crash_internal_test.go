@@ -42,7 +42,7 @@ func TestMemberCrashAtEveryStepConverges(t *testing.T) {
 			if pn != "" {
 				t.Errorf("add crashed after its last step: pending %q %q", pn, note)
 			}
-		case pn != name || !strings.Contains(note, "run `etcdpki member add "+name+"` to continue it") || strings.Contains(note, "learner") != wantLearner:
+		case pn != name || !strings.Contains(note, "run `etcdpki member add "+name+"` to continue it") || strings.Contains(note, "pending;") != wantLearner:
 			t.Errorf("add crashed after %s: pending %q %q", addAt, pn, note)
 		}
 		o.crashAt = ""
