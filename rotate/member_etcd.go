@@ -99,6 +99,12 @@ func (c *etcdCluster) addLearner(ctx context.Context, peerURLs []string) (uint64
 	var resp *clientv3.MemberAddResponse
 	err = retryUnhealthy(ctx, func(ctx context.Context) (err error) {
 		resp, err = cli.MemberAddAsLearner(ctx, peerURLs)
+		// Seen on etcd 3.6.16 right after a member was removed: the add
+		// is refused with "member not found" for a moment; a later
+		// attempt succeeds. Taken as transient, like "unhealthy".
+		if errors.Is(err, rpctypes.ErrMemberNotFound) {
+			err = rpctypes.ErrUnhealthy
+		}
 		return err
 	})
 	if err != nil {
