@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/pki"
 )
@@ -157,14 +158,17 @@ func TestCRLInABundleNeverUnparsable(t *testing.T) {
 	}
 	// A CA CRL that does not parse is an input error, and init writes
 	// nothing over it.
-	cur, _ := os.Readlink(filepath.Join(p.CADir(), "..data"))
-	if err := os.Chmod(filepath.Join(p.CADir(), cur), 0o700); err != nil {
+	cur, err := atomicdir.Current(p.CADir())
+	if err != nil || cur == "" {
+		t.Fatalf("the CA's store has no version in effect: %v", err)
+	}
+	if err := os.Chmod(cur, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(p.CADir(), cur, pki.CRLFile), []byte("garbage"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(cur, pki.CRLFile), []byte("garbage"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err := Init(context.Background(), s, Options{})
+	_, err = Init(context.Background(), s, Options{})
 	var ie *input.Error
 	if !errors.As(err, &ie) {
 		t.Fatalf("init over an unparsable CRL: %v, want an input error", err)
