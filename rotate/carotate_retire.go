@@ -33,7 +33,7 @@ func (cr *caRun) retire() error {
 		} else if err != nil {
 			return fmt.Errorf("finish: %w", err)
 		}
-		if _, err := atomicdir.Update(caDir, []atomicdir.File{
+		if _, err := atomicdir.Update(cr.paths.CAStore(), []atomicdir.File{
 			{Name: "ca.crt", Data: next.CertPEM, Mode: atomicdir.CertMode},
 			{Name: "ca.key", Data: next.KeyPEM, Mode: atomicdir.CAKeyMode},
 		}, checkCAFiles); err != nil {

@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -49,6 +51,10 @@ type runner struct {
 // CA rotation start alike; release drops the lock.
 func (r *runner) begin() (release func(), err error) {
 	release = func() {}
+	// Without this, the lock's open names a lock file, not the mistake.
+	if _, err := os.Stat(r.o.Spec.PKIDir); errors.Is(err, fs.ErrNotExist) {
+		return nil, input.Errorf("there is no PKI at %s: run etcdpki init first", r.o.Spec.PKIDir)
+	}
 	if !r.o.DryRun {
 		l, err := acquire(r.o.Spec.PKIDir)
 		if err != nil {
