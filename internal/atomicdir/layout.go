@@ -123,6 +123,25 @@ func Resolve(dir string) (string, error) {
 	return filepath.Join(v.sd, ver), nil
 }
 
+// Versions lists the version directories of dir's store (see Resolve
+// for which store), oldest first, the one in effect among them: for a
+// caller that must save what an old version holds before DropOld removes
+// it.
+func Versions(dir string) ([]string, error) {
+	v, err := find(dir)
+	if err != nil || v == nil {
+		return nil, err
+	}
+	vs, err := versions(v.sd)
+	if err != nil {
+		return nil, err
+	}
+	for i := range vs {
+		vs[i] = filepath.Join(v.sd, vs[i])
+	}
+	return vs, nil
+}
+
 // find returns the view the next update of dir works on: the layout
 // before named stores while it is still in effect (the update migrates
 // it, with the same bytes), else dir's one store; nil when dir holds no

@@ -218,3 +218,24 @@ func TestLegacyMigrationKeepsTheBytes(t *testing.T) {
 		t.Error("the old ..data is left")
 	}
 }
+
+// DropOld leaves the store with only the version in effect.
+func TestDropOldLeavesOnlyTheVersionInEffect(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "etcd")
+	s := Store{Dir: dir, Name: "ca"}
+	Update(s, files("ca.crt", "1", "ca.key", "k1"), nil)
+	Update(s, files("ca.crt", "2", "ca.key", "k2"), nil)
+	if vs, _ := Versions(dir); len(vs) != 2 {
+		t.Fatalf("versions before: %v", vs)
+	}
+	if err := DropOld(dir); err != nil {
+		t.Fatal(err)
+	}
+	cur, _ := Current(dir)
+	if vs, _ := Versions(dir); len(vs) != 1 || vs[0] != cur {
+		t.Errorf("versions after DropOld: %v, want only %s", vs, cur)
+	}
+	if read(t, dir, "ca.key") != "k2" {
+		t.Error("the key in effect changed")
+	}
+}
