@@ -21,12 +21,13 @@ import (
 	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
 	"github.com/etcdpki/etcdpki/rotate"
+	"github.com/etcdpki/etcdpki/verify"
 )
 
 // colocated is a cluster whose members run as on kubeadm control-plane
 // hosts: member i runs from hosts[i] (that host's /etc/kubernetes/pki),
 // which receives its node bundle and kube-apiserver's bundle, both
-// copied with rsync -a by rotate's deploy templates. The kube-apiserver's
+// copied with rsync by rotate's deploy templates (liveDeploy). The kube-apiserver's
 // dir is member 1's, the co-located case the spec allows.
 func colocated(t *testing.T) (*etcdtest.Cluster, []string) {
 	t.Helper()
@@ -37,18 +38,28 @@ func colocated(t *testing.T) (*etcdtest.Cluster, []string) {
 	}
 	var toAll []string
 	for _, h := range hosts {
-		toAll = append(toAll, fmt.Sprintf("mkdir -p '%s' && rsync -a {{.Bundle}}/ '%s'/", h, h))
+		toAll = append(toAll, fmt.Sprintf("mkdir -p '%s' && ", h)+liveDeploy("{{.Bundle}}", "'"+h+"'"))
 	}
 	c := etcdtest.New(t, etcdtest.Options{Edit: func(f *etcdtest.SpecFile) {
 		f.Local = false
 		for i := range f.Nodes {
 			f.Nodes[i].Dir = hosts[i]
 			f.Nodes[i].DataDir = filepath.Join(base, fmt.Sprintf("host%d", i+1), "data")
-			f.Nodes[i].Deploy = "rsync -a {{.Bundle}}/ {{.Dir}}/"
+			f.Nodes[i].Deploy = liveDeploy("{{.Bundle}}", "{{.Dir}}")
 		}
 		f.Clients = append(f.Clients, cluster.FileClient{Name: cluster.ClientAPIServer, Dir: hosts[0], Deploy: strings.Join(toAll, " && ")})
 	}})
 	return c, hosts
+}
+
+// liveDeploy is the README's deploy for a host whose member runs: rsync
+// in three passes, so that every new version is whole before a store's
+// ..data names it, and every store's ..data exists before a name points
+// through it (one rsync -a writes a directory's links before its
+// subdirectories' files).
+func liveDeploy(bundle, dir string) string {
+	return fmt.Sprintf("rsync -a --exclude=..data --include='*/' --include='..*/**' --exclude='*' %[1]s/ %[2]s/ && "+
+		"rsync -a --include='*/' --include=..data --exclude='*' %[1]s/ %[2]s/ && rsync -a %[1]s/ %[2]s/", bundle, dir)
 }
 
 // copyBundle copies a bundle's contents into dir as an operator would.
@@ -243,6 +254,23 @@ func TestBundlesShareAHostDirectory(t *testing.T) {
 			checkServesFromHost(t, c, i, h)
 		}
 		t.Logf("%d requests, 0 failed, worst %s, rotation %s", st.ops, st.worst, res.Took)
+		// verify --spec, run on member 1's host, checks its shared directory.
+		rep, err := verify.Evaluate(context.Background(), verify.Options{SpecFile: c.SpecPath, PKIDir: c.Paths.PKI})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows := 0
+		for _, ch := range rep.Checks {
+			if ch.Name == verify.CheckColocated {
+				rows++
+				if ch.Status != verify.OK || ch.Target != hosts[0] {
+					t.Errorf("verify: %+v", ch)
+				}
+			}
+		}
+		if rows != 1 {
+			t.Errorf("verify gave %d co-located rows, want 1 (member 1's host)", rows)
+		}
 	})
 
 	t.Run("DeployingOnlyTheAPIServerBundle", func(t *testing.T) {
