@@ -7,7 +7,6 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
-	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/testharness/etcdtest"
+	"github.com/etcdpki/etcdpki/internal/testharness/oldlayout"
 	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
 	"github.com/etcdpki/etcdpki/rotate"
@@ -309,55 +309,13 @@ func equalPIDs(a, b map[string]int) bool {
 	return true
 }
 
-// toLegacy rewrites every store under root into the layout etcdpki wrote
-// before named stores, with the same bytes: the store's versions and
-// "..data" in the bundle directory itself, each name a link through it.
-func toLegacy(t *testing.T, root string) {
-	t.Helper()
-	var stores []string
-	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.IsDir() && strings.HasPrefix(d.Name(), "..") && strings.HasSuffix(d.Name(), ".store") {
-			stores = append(stores, p)
-			return filepath.SkipDir
-		}
-		return nil
-	})
-	if len(stores) == 0 {
-		t.Fatalf("no store under %s", root)
-	}
-	for _, sd := range stores {
-		dir := filepath.Dir(sd)
-		entries, _ := os.ReadDir(sd)
-		for _, e := range entries {
-			if err := os.Rename(filepath.Join(sd, e.Name()), filepath.Join(dir, e.Name())); err != nil {
-				t.Fatal(err)
-			}
-		}
-		links, _ := os.ReadDir(dir)
-		for _, e := range links {
-			target, err := os.Readlink(filepath.Join(dir, e.Name()))
-			if err != nil || !strings.HasPrefix(target, filepath.Base(sd)+"/") {
-				continue
-			}
-			p := filepath.Join(dir, e.Name())
-			os.Remove(p)
-			if err := os.Symlink(strings.TrimPrefix(target, filepath.Base(sd)+"/"), p); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := os.Remove(sd); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
 // A host running from a PKI made before named stores (the old layout on
 // the host and in the PKI) is updated in place: the next rotation
 // migrates the PKI, renews everything and deploys the new layout over the
 // old one under load, and every member keeps serving without a restart.
 func TestOldLayoutHostUpdatedInPlace(t *testing.T) {
 	c, hosts := colocated(t)
-	toLegacy(t, c.Paths.PKI)
+	oldlayout.Write(t, c.Paths.PKI)
 	for i, h := range hosts {
 		// What worked before: the apiserver's bundle, then the node's.
 		copyBoth(t, c, "rsync -a", false, i, h)
@@ -380,6 +338,9 @@ func TestOldLayoutHostUpdatedInPlace(t *testing.T) {
 	}
 	if len(res.Proofs) != len(c.Members) {
 		t.Errorf("proved %d members, want %d:\n%s", len(res.Proofs), len(c.Members), out.String())
+	}
+	if !strings.Contains(out.String(), "to the named-store layout (same bytes)") {
+		t.Errorf("rotate did not say it moved the stores:\n%s", out.String())
 	}
 	if st.fails != 0 {
 		t.Errorf("%d of %d requests failed: %v", st.fails, st.ops, st.failures)

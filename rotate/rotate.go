@@ -47,7 +47,8 @@ type runner struct {
 }
 
 // begin takes the PKI directory's lock (a dry run changes nothing and
-// takes none) and loads the journal into r.st. The leaf rotation and the
+// takes none), loads the journal into r.st and moves stores of the
+// layout before named stores into theirs (issue.MigrateLayout). The leaf rotation and the
 // CA rotation start alike; release drops the lock.
 func (r *runner) begin() (release func(), err error) {
 	release = func() {}
@@ -65,6 +66,17 @@ func (r *runner) begin() (release func(), err error) {
 	if r.st, err = LoadState(r.o.Spec.PKIDir); err != nil {
 		release()
 		return nil, err
+	}
+	if !r.o.DryRun {
+		// Same bytes, new layout: nothing to deploy or prove for it.
+		moved, err := issue.MigrateLayout(r.o.Spec)
+		if err != nil {
+			release()
+			return nil, err
+		}
+		if len(moved) > 0 {
+			r.log.printf("moved %d stores to the named-store layout (same bytes): %s", len(moved), strings.Join(moved, ", "))
+		}
 	}
 	return release, nil
 }

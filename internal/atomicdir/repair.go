@@ -100,19 +100,10 @@ func repair(v view) error {
 // any step is resumed by the next update (the old "..data" goes only
 // after no name points through it).
 func migrateLegacy(st Store) error {
+	if found, err := hasLegacy(st.Dir); err != nil || !found {
+		return err
+	}
 	lv := legacyView(st.Dir)
-	old, err := lv.linksInto()
-	if err != nil {
-		return err
-	}
-	vs, err := versions(st.Dir)
-	if err != nil {
-		return err
-	}
-	_, lerr := os.Lstat(filepath.Join(st.Dir, DataLink))
-	if len(old) == 0 && len(vs) == 0 && errors.Is(lerr, fs.ErrNotExist) {
-		return nil
-	}
 	if err := repair(lv); err != nil {
 		return err
 	}
@@ -129,7 +120,8 @@ func migrateLegacy(st Store) error {
 	if err := remove(filepath.Join(st.Dir, DataLink)); err != nil {
 		return err
 	}
-	if vs, err = versions(st.Dir); err != nil {
+	vs, err := versions(st.Dir)
+	if err != nil {
 		return err
 	}
 	for _, v := range vs {
@@ -138,6 +130,47 @@ func migrateLegacy(st Store) error {
 		}
 	}
 	return syncPath(st.Dir)
+}
+
+// hasLegacy reports whether dir holds anything of the layout before
+// named stores: its "..data", a version, or a name linked through
+// "..data".
+func hasLegacy(dir string) (bool, error) {
+	old, err := legacyView(dir).linksInto()
+	if err != nil {
+		return false, err
+	}
+	vs, err := versions(dir)
+	if err != nil {
+		return false, err
+	}
+	_, lerr := os.Lstat(filepath.Join(dir, DataLink))
+	return len(old) > 0 || len(vs) > 0 || !errors.Is(lerr, fs.ErrNotExist), nil
+}
+
+// Migrate moves what st.Dir holds of the layout before named stores into
+// st, with the same bytes (see Update), and reports whether there was
+// anything to move. A directory that is missing or already in the new
+// layout is left as it is.
+func Migrate(st Store) (bool, error) {
+	if err := st.check(); err != nil {
+		return false, err
+	}
+	found, err := hasLegacy(st.Dir)
+	if errors.Is(err, fs.ErrNotExist) || err == nil && !found {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	var b Batch
+	if err := b.Dir(st.Path()); err != nil {
+		return false, err
+	}
+	if err := repair(st.view()); err != nil {
+		return false, err
+	}
+	return true, migrateLegacy(st)
 }
 
 // moveInto makes st hold the files of the old layout's version ver, then
