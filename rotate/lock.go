@@ -1,7 +1,10 @@
 package rotate
 
 import (
+	"strings"
+
 	"github.com/etcdpki/etcdpki/internal/pkilock"
+	"github.com/etcdpki/etcdpki/issue"
 )
 
 // LockFile is the lock's name inside the PKI directory. Every writer of
@@ -46,4 +49,21 @@ func (l *lock) release() {
 	if l != nil {
 		l.h.Release()
 	}
+}
+
+// migrateLayout moves the PKI's stores of the layout before named stores
+// into theirs, right after the lock is taken (a dry run changes nothing).
+// Same bytes, new layout: nothing to deploy or prove for it.
+func (r *runner) migrateLayout() error {
+	if r.o.DryRun {
+		return nil
+	}
+	moved, err := issue.MigrateLayout(r.o.Spec)
+	if err != nil {
+		return err
+	}
+	if len(moved) > 0 {
+		r.log.printf("moved %d stores to the named-store layout (same bytes): %s", len(moved), strings.Join(moved, ", "))
+	}
+	return nil
 }

@@ -67,16 +67,9 @@ func (r *runner) begin() (release func(), err error) {
 		release()
 		return nil, err
 	}
-	if !r.o.DryRun {
-		// Same bytes, new layout: nothing to deploy or prove for it.
-		moved, err := issue.MigrateLayout(r.o.Spec)
-		if err != nil {
-			release()
-			return nil, err
-		}
-		if len(moved) > 0 {
-			r.log.printf("moved %d stores to the named-store layout (same bytes): %s", len(moved), strings.Join(moved, ", "))
-		}
+	if err := r.migrateLayout(); err != nil {
+		release()
+		return nil, err
 	}
 	return release, nil
 }
