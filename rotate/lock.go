@@ -1,8 +1,12 @@
 package rotate
 
 import (
+	"errors"
+	"io/fs"
+	"os"
 	"strings"
 
+	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/internal/pkilock"
 	"github.com/etcdpki/etcdpki/issue"
 )
@@ -64,6 +68,16 @@ func (r *runner) migrateLayout() error {
 	}
 	if len(moved) > 0 {
 		r.log.printf("moved %d stores to the named-store layout (same bytes): %s", len(moved), strings.Join(moved, ", "))
+	}
+	return nil
+}
+
+// checkPKIExists refuses a PKI directory that does not exist before the
+// lock is opened in it: the lock's error would name a lock file, not the
+// mistake.
+func checkPKIExists(dir string) error {
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		return input.Errorf("there is no PKI at %s: run etcdpki init first", dir)
 	}
 	return nil
 }

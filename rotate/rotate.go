@@ -7,8 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -52,9 +50,8 @@ type runner struct {
 // CA rotation start alike; release drops the lock.
 func (r *runner) begin() (release func(), err error) {
 	release = func() {}
-	// Without this, the lock's open names a lock file, not the mistake.
-	if _, err := os.Stat(r.o.Spec.PKIDir); errors.Is(err, fs.ErrNotExist) {
-		return nil, input.Errorf("there is no PKI at %s: run etcdpki init first", r.o.Spec.PKIDir)
+	if err := checkPKIExists(r.o.Spec.PKIDir); err != nil {
+		return nil, err
 	}
 	if !r.o.DryRun {
 		l, err := acquire(r.o.Spec.PKIDir)
