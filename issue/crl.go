@@ -130,12 +130,12 @@ func (st *crlState) sign(a *ca.CA, add []pki.Revoked, validity time.Duration, no
 // node bundle of the plan, so that the crl.der a member's config names is
 // in effect before the config is (stores switch before files are renamed).
 func (pl *plan) addCRL(p pki.Paths, s *cluster.Spec, st *crlState) {
-	pl.add(p.CADir(), atomicdir.File{Name: pki.CRLFile, Data: st.pem, Mode: atomicdir.CertMode})
+	pl.add(p.CAStore(), atomicdir.File{Name: pki.CRLFile, Data: st.pem, Mode: atomicdir.CertMode})
 	if st.names != nil {
-		pl.add(p.CADir(), atomicdir.File{Name: pki.RevokedFile, Data: st.names, Mode: atomicdir.CertMode})
+		pl.add(p.CAStore(), atomicdir.File{Name: pki.RevokedFile, Data: st.names, Mode: atomicdir.CertMode})
 	}
 	for _, n := range s.Nodes {
-		pl.add(p.NodeCertDir(n.Name), atomicdir.File{Name: pki.CRLFile, Data: st.pem, Mode: atomicdir.CertMode})
+		pl.add(p.NodeStore(n.Name), atomicdir.File{Name: pki.CRLFile, Data: st.pem, Mode: atomicdir.CertMode})
 	}
 }
 
@@ -228,7 +228,7 @@ func writeCRL(ctx context.Context, s *cluster.Spec, add []pki.Revoked, authority
 	}
 	var b atomicdir.Batch
 	for _, stp := range stores {
-		if _, err := b.Update(stp.dir, stp.files, checkStore); err != nil {
+		if _, err := b.Update(stp.st, stp.files, checkStore); err != nil {
 			b.Abort()
 			return nil, fmt.Errorf("write CRL in %s: %w", stp.dir, err)
 		}

@@ -75,8 +75,8 @@ func KeepCRL(ctx context.Context, s *cluster.Spec, now time.Time, dryRun bool) (
 	}
 	pl := &plan{byDir: map[string]*pending{}}
 	if up.Resigned != "" {
-		pl.add(p.CADir(), atomicdir.File{Name: pki.CRLFile, Data: next.pem, Mode: atomicdir.CertMode})
-		pl.add(p.CADir(), atomicdir.File{Name: pki.RevokedFile, Data: next.names, Mode: atomicdir.CertMode})
+		pl.add(p.CAStore(), atomicdir.File{Name: pki.CRLFile, Data: next.pem, Mode: atomicdir.CertMode})
+		pl.add(p.CAStore(), atomicdir.File{Name: pki.RevokedFile, Data: next.names, Mode: atomicdir.CertMode})
 	}
 	for _, n := range s.Nodes {
 		if !exists(p.NodeCertDir(n.Name)) {
@@ -84,7 +84,7 @@ func KeepCRL(ctx context.Context, s *cluster.Spec, now time.Time, dryRun bool) (
 		}
 		// What etcd would read: through the public link.
 		if cur, err := os.ReadFile(p.NodeCRL(n.Name)); err != nil || !bytes.Equal(cur, next.pem) {
-			pl.add(p.NodeCertDir(n.Name), atomicdir.File{Name: pki.CRLFile, Data: next.pem, Mode: atomicdir.CertMode})
+			pl.add(p.NodeStore(n.Name), atomicdir.File{Name: pki.CRLFile, Data: next.pem, Mode: atomicdir.CertMode})
 			up.Bundles = append(up.Bundles, n.Name)
 		}
 		if _, err := os.Stat(p.NodeEnv(n.Name)); !errors.Is(err, fs.ErrNotExist) {
@@ -112,7 +112,7 @@ func KeepCRL(ctx context.Context, s *cluster.Spec, now time.Time, dryRun bool) (
 	}
 	var b atomicdir.Batch
 	for _, stp := range pl.stores {
-		if _, err := b.Update(stp.dir, stp.files, checkStore); err != nil {
+		if _, err := b.Update(stp.st, stp.files, checkStore); err != nil {
 			b.Abort()
 			return nil, fmt.Errorf("write CRL in %s: %w", stp.dir, err)
 		}

@@ -12,6 +12,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/etcdpki/etcdpki/internal/atomicdir"
 )
 
 // CRL file names. The CRL lives in the CA's store (PKI/etcd/crl.der) and
@@ -182,3 +184,9 @@ func CRLStale(c *CRL, now time.Time) bool {
 
 // NodeEnv returns the path of node's etcd.env.
 func (p Paths) NodeEnv(node string) string { return filepath.Join(p.NodeDir(node), "etcd.env") }
+
+// NodeStore is the atomic store of node's etcd/ directory: its ca.crt,
+// pairs and CRL (the store of each of its targets' CAStore).
+func (p Paths) NodeStore(node string) atomicdir.Store {
+	return atomicdir.Store{Dir: p.NodeCertDir(node), Name: node}
+}
