@@ -84,24 +84,24 @@ func One(ctx context.Context, s *cluster.Spec, r OneRequest, o Options) (pki.Tar
 		base = r.Name
 	}
 	t := pki.Target{ID: r.Kind + "/" + r.Name, Kind: k, Owner: r.Name, CommonName: r.Name, Organization: r.Organization,
-		Hosts: r.Hosts, Dir: out, CertName: base + ".crt", KeyName: base + ".key", CADir: out}
-	authority, err := LoadCA(s.PKIDir)
+		Hosts: r.Hosts, Dir: out, CertName: base + pki.CertExt, KeyName: base + pki.KeyExt, CADir: out}
+	authority, err := pki.LoadCA(pki.Paths{PKI: s.PKIDir})
 	if err != nil {
 		return t, err
 	}
 	// A certificate from the old CA would stop working at the rotation's
 	// finish; issue it once the new CA is in effect.
-	if err := refuseDuringCARotation(s.PKIDir, "issue"); err != nil {
+	if err := refuseDuringCARotation(pki.Paths{PKI: s.PKIDir}, "issue"); err != nil {
 		return t, err
 	}
-	if err := checkSameCA(out, authority); err != nil {
+	if _, err := pki.CheckBundleCA(out, authority); err != nil {
 		return t, err
 	}
 	if err := checkNotAnotherCert(t); err != nil {
 		return t, err
 	}
 	pl := &plan{byDir: map[string]*pending{}}
-	pl.add(out, atomicdir.File{Name: "ca.crt", Data: authority.CertPEM, Mode: atomicdir.CertMode})
+	pl.add(out, atomicdir.File{Name: pki.CAFile, Data: authority.CertPEM, Mode: atomicdir.CertMode})
 	if err := checkWritable(s.PKIDir, pl); err != nil {
 		return t, err
 	}
@@ -118,7 +118,7 @@ func One(ctx context.Context, s *cluster.Spec, r OneRequest, o Options) (pki.Tar
 		return t, err
 	}
 	files := []atomicdir.File{
-		{Name: "ca.crt", Data: authority.CertPEM, Mode: atomicdir.CertMode},
+		{Name: pki.CAFile, Data: authority.CertPEM, Mode: atomicdir.CertMode},
 		{Name: t.CertName, Data: certPEM, Mode: atomicdir.CertMode},
 		{Name: t.KeyName, Data: keyPEM, Mode: atomicdir.KeyMode},
 	}
@@ -212,7 +212,7 @@ func checkNotAnotherCert(t pki.Target) error {
 		return nil
 	}
 	if err != nil {
-		return readError(t.CertPath(), err)
+		return pki.ReadError(t.CertPath(), err)
 	}
 	c, err := ca.ParseCert(data)
 	if err != nil {

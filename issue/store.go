@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"sort"
 
-	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/pki"
 	"golang.org/x/sys/unix"
@@ -46,29 +45,6 @@ func (pl *plan) add(dir string, f atomicdir.File) {
 		}
 	}
 	st.files = append(st.files, f)
-}
-
-// ownedDirs are the directories above the stores that hold bundles: the
-// PKI directory, nodes/ and each node's, the apiserver's, clients/ and
-// each client's.
-func ownedDirs(s *cluster.Spec, p pki.Paths) []string {
-	dirs := []string{s.PKIDir}
-	if len(s.Nodes) > 0 {
-		dirs = append(dirs, filepath.Join(s.PKIDir, "nodes"))
-	}
-	for _, n := range s.Nodes {
-		dirs = append(dirs, p.NodeDir(n.Name))
-	}
-	for _, c := range s.Clients {
-		switch c.Name {
-		case cluster.ClientHealthcheck:
-		case cluster.ClientAPIServer:
-			dirs = append(dirs, p.APIServerDir())
-		default:
-			dirs = append(dirs, filepath.Join(s.PKIDir, "clients"), p.ClientDir(c.Name))
-		}
-	}
-	return dirs
 }
 
 // write puts the plan on disk as one batch: every new version is written
@@ -119,7 +95,7 @@ func readInitialCluster(p pki.Paths) (*initialCluster, error) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, readError(p.InitialCluster(), err)
+		return nil, pki.ReadError(p.InitialCluster(), err)
 	}
 	var rec initialCluster
 	if err := json.Unmarshal(data, &rec); err != nil {
@@ -149,7 +125,7 @@ func checkPKIDir(dir string) error {
 		return nil // checkWritable looks at the parent.
 	}
 	if err != nil {
-		return readError(dir, err)
+		return pki.ReadError(dir, err)
 	}
 	if !info.IsDir() {
 		return inputError("pki dir %s: not a directory", dir)
@@ -160,7 +136,7 @@ func checkPKIDir(dir string) error {
 		return inputError("pki dir %s: not readable (mode %04o)", dir, info.Mode().Perm())
 	}
 	if _, err := os.ReadDir(dir); err != nil {
-		return readError(dir, err)
+		return pki.ReadError(dir, err)
 	}
 	return nil
 }
@@ -169,8 +145,8 @@ func checkPKIDir(dir string) error {
 // nearest existing ancestor) can be written, and that no file it writes
 // is in the way (a directory, an immutable or append-only file), so a
 // bad tree fails before the first write rather than halfway.
-func checkWritable(pki string, pl *plan) error {
-	dirs := map[string]bool{pki: true}
+func checkWritable(pkiDir string, pl *plan) error {
+	dirs := map[string]bool{pkiDir: true}
 	var files []string
 	for _, d := range pl.dirs {
 		dirs[d] = true
@@ -208,11 +184,11 @@ func checkWritable(pki string, pl *plan) error {
 		}
 		info, err := os.Stat(existing)
 		if err != nil {
-			return readError(existing, err)
+			return pki.ReadError(existing, err)
 		}
 		if info.Mode().Perm()&ownerWrite == 0 || unix.Access(existing, unix.W_OK) != nil || immutable(existing) {
 			what := "directory"
-			if existing == pki {
+			if existing == pkiDir {
 				what = "pki dir"
 			}
 			return inputError("%s %s: read-only (mode %04o); nothing was written", what, existing, info.Mode().Perm())

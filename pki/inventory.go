@@ -63,9 +63,6 @@ func (t Target) CAPath() string { return filepath.Join(t.CADir, CAFile) }
 // Usage is the extended key usage the certificate must verify for.
 func (t Target) Usage() x509.ExtKeyUsage { return t.Kind.Usages[0] }
 
-// CAFile is the name of the CA bundle in every bundle's CA store.
-const CAFile = "ca.crt"
-
 // Bundle is what is deployed to one node or client: its directory, and
 // the CA file in it that says which CAs the holder trusts.
 type Bundle struct {
@@ -121,7 +118,7 @@ func New(s *cluster.Spec) *Inventory {
 				continue
 			}
 			t := Target{ID: n.Name + "/" + k.Name, Kind: k, Owner: n.Name, OwnerNode: true, CommonName: n.Name,
-				Dir: p.NodeCertDir(n.Name), CertName: k.BaseName + ".crt", KeyName: k.BaseName + ".key",
+				Dir: p.NodeCertDir(n.Name), CertName: k.BaseName + CertExt, KeyName: k.BaseName + KeyExt,
 				CADir: b.CADir}
 			if k.CommonName != "" {
 				t.CommonName = k.CommonName
@@ -152,7 +149,7 @@ func New(s *cluster.Spec) *Inventory {
 			t.ID = k.Name
 		}
 		t.Dir = p.ClientBundle(c.Name)
-		t.CertName, t.KeyName = base+".crt", base+".key"
+		t.CertName, t.KeyName = base+CertExt, base+KeyExt
 		t.CADir = filepath.Join(t.Dir, "etcd")
 		inv.Targets = append(inv.Targets, t)
 		inv.Bundles = append(inv.Bundles, Bundle{Owner: c.Name, Root: t.Dir, CADir: t.CADir, Targets: []string{t.ID}})

@@ -23,6 +23,16 @@ import (
 // together in one rename.
 type Paths struct{ PKI string }
 
+// The file names every store uses: a certificate is BASE.crt with its key
+// BASE.key beside it (kubeadm's names); every bundle's CA store holds
+// CAFile, and the CA's store CAFile and CAKeyFile.
+const (
+	CertExt   = ".crt"
+	KeyExt    = ".key"
+	CAFile    = "ca.crt"
+	CAKeyFile = "ca.key"
+)
+
 // CADir holds the CA certificate and key.
 func (p Paths) CADir() string { return filepath.Join(p.PKI, "etcd") }
 
@@ -30,7 +40,7 @@ func (p Paths) CADir() string { return filepath.Join(p.PKI, "etcd") }
 func (p Paths) CACert() string { return filepath.Join(p.CADir(), CAFile) }
 
 // CAKey is the CA private key; it never leaves the PKI directory.
-func (p Paths) CAKey() string { return filepath.Join(p.CADir(), "ca.key") }
+func (p Paths) CAKey() string { return filepath.Join(p.CADir(), CAKeyFile) }
 
 // NodeDir is a node's bundle: the contents of its /etc/kubernetes/pki.
 func (p Paths) NodeDir(node string) string { return filepath.Join(p.PKI, "nodes", node) }
@@ -45,7 +55,7 @@ func (p Paths) NodeConfig(node string) string { return filepath.Join(p.NodeDir(n
 // base is "server", "peer" or "healthcheck-client".
 func (p Paths) NodeCert(node, base string) (crt, key string) {
 	d := p.NodeCertDir(node)
-	return filepath.Join(d, base+".crt"), filepath.Join(d, base+".key")
+	return filepath.Join(d, base+CertExt), filepath.Join(d, base+KeyExt)
 }
 
 // APIServerDir is the kube-apiserver's bundle.
@@ -57,7 +67,7 @@ func (p Paths) APIServerCA() string { return filepath.Join(p.APIServerDir(), "et
 // APIServerCert returns --etcd-certfile and --etcd-keyfile.
 func (p Paths) APIServerCert() (crt, key string) {
 	d, base := p.APIServerDir(), ca.KindAPIServer.BaseName
-	return filepath.Join(d, base+".crt"), filepath.Join(d, base+".key")
+	return filepath.Join(d, base+CertExt), filepath.Join(d, base+KeyExt)
 }
 
 // APIServerFlags is the file holding the kube-apiserver --etcd-* flags.
@@ -83,7 +93,7 @@ func (p Paths) ClientDir(name string) string { return filepath.Join(p.PKI, "clie
 // ClientCert returns an extra client's certificate and key paths.
 func (p Paths) ClientCert(name string) (crt, key string) {
 	d := p.ClientDir(name)
-	return filepath.Join(d, name+".crt"), filepath.Join(d, name+".key")
+	return filepath.Join(d, name+CertExt), filepath.Join(d, name+KeyExt)
 }
 
 // InitialCluster records the members the cluster was bootstrapped with,

@@ -12,8 +12,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/certx"
 	"github.com/etcdpki/etcdpki/internal/probe"
-	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -37,6 +37,7 @@ const caughtUpSlack = 50
 type etcdCluster struct {
 	spec  *cluster.Spec
 	paths pki.Paths
+	inv   *pki.Inventory
 	probe probeCert
 }
 
@@ -171,7 +172,7 @@ func servingSerial(ctx context.Context, addr string, cfg *tls.Config) (string, e
 	if err != nil {
 		return "", err
 	}
-	return issue.Serial(c), nil
+	return certx.Serial(c), nil
 }
 
 // waitServing waits until node serves the wanted serials on its client

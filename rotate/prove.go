@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -159,7 +158,7 @@ func (c *etcdCluster) prove(ctx context.Context, np *NodePlan, serials map[strin
 	wantServer, wantPeer := serials[serverT.ID], serials[peerT.ID]
 	// The member's own bundle says which CAs to trust: during a CA
 	// rotation that is the old and the new one.
-	bundleCA := filepath.Join(hcT.CADir, "ca.crt")
+	bundleCA := hcT.CAPath()
 	hcCfg, err := probe.TLSConfig(bundleCA, hcT.CertPath(), hcT.KeyPath())
 	if err != nil {
 		return pr, err
@@ -260,7 +259,7 @@ func acceptedAsClient(ctx context.Context, addr string, cfg *tls.Config) error {
 // proveClient shows a renewed client certificate accepted on every client
 // port, each with a linearizable read, under a healthy cluster.
 func (c *etcdCluster) proveClient(ctx context.Context, cp *ClientPlan, serial string) (time.Duration, error) {
-	cfg, err := probe.TLSConfig(filepath.Join(cp.Target.CADir, "ca.crt"), cp.Target.CertPath(), cp.Target.KeyPath())
+	cfg, err := probe.TLSConfig(cp.Target.CAPath(), cp.Target.CertPath(), cp.Target.KeyPath())
 	if err != nil {
 		return 0, err
 	}

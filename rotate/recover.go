@@ -114,7 +114,7 @@ func (r *runner) recover(ctx context.Context, res *Result) error {
 		return err
 	}
 	if !rp.caExpired.IsZero() || len(rp.renew) > 0 {
-		out, err := issue.Reissue(context.WithoutCancel(ctx), s, issue.Options{Out: r.log, Now: r.o.Now, LockHeld: true})
+		out, err := issue.Reissue(context.WithoutCancel(ctx), r.inv, issue.Options{Out: r.log, Now: r.o.Now, LockHeld: true})
 		if err != nil {
 			return fmt.Errorf("recover: %w", err)
 		}
@@ -156,11 +156,11 @@ func (r *runner) recover(ctx context.Context, res *Result) error {
 // planRecover works out the recovery without writing.
 func (r *runner) planRecover(now time.Time) (*recoverPlan, error) {
 	s := r.o.Spec
-	caExpired, renew, reasons, err := issue.ReissueNeeds(s, now)
+	caExpired, renew, reasons, err := issue.ReissueNeeds(r.inv, now)
 	if err != nil {
 		return nil, err
 	}
-	rp := &recoverPlan{inv: pki.New(s), caExpired: caExpired, renew: renew, reasons: reasons, deploy: map[string]string{}, restart: map[string]string{}}
+	rp := &recoverPlan{inv: r.inv, caExpired: caExpired, renew: renew, reasons: reasons, deploy: map[string]string{}, restart: map[string]string{}}
 	for _, t := range rp.inv.Targets {
 		serial, err := diskSerial(t)
 		if prev, known := r.st.InEffect[t.ID]; err == nil && known && prev != serial && reasons[t.ID] == "" {
@@ -169,13 +169,8 @@ func (r *runner) planRecover(now time.Time) (*recoverPlan, error) {
 	}
 	paths := rp.inv.Paths
 	for _, n := range s.Nodes {
-		data := cluster.TemplateData{Name: n.Name, IP: n.IP().String(), Bundle: paths.NodeDir(n.Name),
-			Dir: n.Dir, ConfigFile: paths.NodeConfig(n.Name), DataDir: n.DataDir}
-		if rp.deploy[n.Name], err = cluster.RenderTemplate(n.Deploy, data); err != nil {
-			return nil, &input.Error{Err: fmt.Errorf("node %s deploy template: %w", n.Name, err)}
-		}
-		if rp.restart[n.Name], err = cluster.RenderTemplate(n.Restart, data); err != nil {
-			return nil, &input.Error{Err: fmt.Errorf("node %s restart template: %w", n.Name, err)}
+		if rp.deploy[n.Name], rp.restart[n.Name], err = nodeCommands(paths, n); err != nil {
+			return nil, err
 		}
 		if rp.restart[n.Name] == "" {
 			return nil, &input.Error{Err: fmt.Errorf("node %s: --recover restarts every member, but the spec has no restart command for it (set nodes[].restart)", n.Name)}
@@ -192,12 +187,8 @@ func (r *runner) planRecover(now time.Time) (*recoverPlan, error) {
 			continue
 		}
 		cp := &ClientPlan{Client: c, Target: t}
-		data := cluster.TemplateData{Name: c.Name, Bundle: t.Dir, Dir: c.Dir}
-		if cp.DeployCmd, err = cluster.RenderTemplate(c.Deploy, data); err != nil {
-			return nil, &input.Error{Err: fmt.Errorf("client %s deploy template: %w", c.Name, err)}
-		}
-		if cp.RestartCmd, err = cluster.RenderTemplate(c.Restart, data); err != nil {
-			return nil, &input.Error{Err: fmt.Errorf("client %s restart template: %w", c.Name, err)}
+		if cp.DeployCmd, cp.RestartCmd, err = clientCommands(c, t.Dir); err != nil {
+			return nil, err
 		}
 		rp.clients = append(rp.clients, cp)
 	}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/etcdpki/etcdpki/internal/certx"
 	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/internal/probe"
 	"github.com/etcdpki/etcdpki/issue"
@@ -25,23 +26,26 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err := o.defaults(); err != nil {
 		return nil, err
 	}
-	r := &runner{o: o, log: newLogger(o.Out), etcd: &etcdCluster{spec: o.Spec, paths: pki.Paths{PKI: o.Spec.PKIDir}}}
-	return r.run(ctx)
+	return newRunner(o, newLogger(o.Out)).run(ctx)
+}
+
+// newRunner expands the spec once for the whole run: every step reads
+// names and paths from r.inv.
+func newRunner(o Options, log *logger) *runner {
+	inv := pki.New(o.Spec)
+	return &runner{o: o, log: log, inv: inv, etcd: &etcdCluster{spec: inv.Spec, paths: inv.Paths, inv: inv}}
 }
 
 type runner struct {
 	o    Options
 	log  *logger
+	inv  *pki.Inventory
 	etcd *etcdCluster
 	st   *State
 	// expired reports the expired server certificates probes accepted.
 	expired *expiredServed
 	// quiet drops the "nothing due" line: --watch checks often.
 	quiet bool
-	// afterRestart, when set, runs once a restarted member passed every
-	// health gate and before the journal records it: the CA rotation's
-	// proof that the member loaded the trust it was restarted for.
-	afterRestart func(ctx context.Context, np *NodePlan) error
 }
 
 // begin takes the PKI directory's lock (a dry run changes nothing and
@@ -101,7 +105,7 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 		err = serr
 	}
 	if r.o.MetricsFile != "" {
-		if merr := writeMetrics(r.o.MetricsFile, s, st, err == nil, r.o.Now()); merr != nil {
+		if merr := writeMetrics(r.o.MetricsFile, r.inv, st, err == nil, r.o.Now()); merr != nil {
 			r.log.printf("warning: metrics file: %v", merr)
 		}
 	}
@@ -111,7 +115,7 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 func (r *runner) rotate(ctx context.Context, res *Result) error {
 	s := r.o.Spec
 	now := r.o.Now()
-	p, err := makePlan(s, r.st, r.o.RenewBefore, now)
+	p, err := makePlan(r.inv, r.st, r.o.RenewBefore, now)
 	if err != nil {
 		return err
 	}
@@ -200,7 +204,7 @@ func (r *runner) rotate(ctx context.Context, res *Result) error {
 	if err := r.prove(ctx, p, res, leader); err != nil {
 		return err
 	}
-	if err := r.roll(ctx, p, res); err != nil {
+	if err := r.roll(ctx, p, res, nil); err != nil {
 		return err
 	}
 	if err := r.clients(ctx, p); err != nil {
@@ -249,7 +253,7 @@ func (r *runner) renew(ctx context.Context, p *Plan, res *Result) error {
 	// run holds the PKI directory's lock already.
 	opts := issue.Options{Out: r.log, Now: r.o.Now, LockHeld: true}
 	if len(due) > 0 {
-		renewed, err := issue.Renew(context.WithoutCancel(ctx), r.o.Spec, due, issue.RenewOptions{Options: opts})
+		renewed, err := issue.Renew(context.WithoutCancel(ctx), r.inv, due, issue.RenewOptions{Options: opts})
 		if err != nil {
 			return fmt.Errorf("renew: %w", err)
 		}
@@ -260,10 +264,10 @@ func (r *runner) renew(ctx context.Context, p *Plan, res *Result) error {
 		// Init, not Renew: a node new to the spec needs its etcd.conf.yml
 		// too. Init reuses everything that exists, but it would create a
 		// CA, and rotate never does.
-		if _, err := issue.LoadCA(r.o.Spec.PKIDir); err != nil {
+		if _, err := pki.LoadCA(r.inv.Paths); err != nil {
 			return fmt.Errorf("issue missing certificates: %w", err)
 		}
-		if _, err := issue.Init(context.WithoutCancel(ctx), r.o.Spec, opts); err != nil {
+		if _, err := issue.Init(context.WithoutCancel(ctx), r.inv, opts); err != nil {
 			return fmt.Errorf("issue missing certificates: %w", err)
 		}
 		r.log.printf("issued %d missing certificates: %s", len(missing), strings.Join(pki.IDs(missing), ", "))
@@ -353,7 +357,7 @@ func diskSerial(t pki.Target) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("certificate %s: %w", t.ID, err)
 	}
-	return issue.Serial(c), nil
+	return certx.Serial(c), nil
 }
 
 func targetOf(ts []pki.Target, kind string) (pki.Target, bool) {

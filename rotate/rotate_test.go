@@ -42,7 +42,7 @@ nodes:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := issue.Init(context.Background(), s, issue.Options{}); err != nil {
+	if _, err := issue.Init(context.Background(), pki.New(s), issue.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	return s
@@ -68,7 +68,7 @@ func TestExternalReplacementIsPlanned(t *testing.T) {
 		t.Fatalf("fresh PKI has a plan: %+v", p)
 	}
 	ts, _ := pki.Select(pki.New(s).Targets, []string{"etcd-2/etcd-peer"})
-	if _, err := issue.Renew(context.Background(), s, ts, issue.RenewOptions{}); err != nil {
+	if _, err := issue.Renew(context.Background(), pki.New(s), ts, issue.RenewOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	p := dryRun(t, s)

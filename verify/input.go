@@ -66,7 +66,9 @@ type Inputs struct {
 	RenewBefore string            `json:"renewBefore"`
 	Timeout     string            `json:"timeout"`
 
-	spec *cluster.Spec
+	// inv is the spec expanded, once for the whole run; nil without
+	// --spec.
+	inv *pki.Inventory
 	// specOnly: the spec supplied the endpoints and all three files.
 	specOnly    bool
 	renewBefore time.Duration
@@ -110,9 +112,9 @@ func resolve(o Options) (*Inputs, error) {
 		if err != nil {
 			return nil, err
 		}
-		in.spec = s
+		in.inv = pki.New(s)
 		// The files the apiserver is given, from the inventory.
-		api, _ := pki.New(s).Target(ca.KindAPIServer.Name)
+		api, _ := in.inv.Target(ca.KindAPIServer.Name)
 		src := "spec " + o.SpecFile
 		caSet := set(&in.CAFile, "caFile", api.CAPath(), src)
 		crtSet := set(&in.CertFile, "certFile", api.CertPath(), src)
@@ -141,8 +143,8 @@ func resolve(o Options) (*Inputs, error) {
 	}
 
 	in.renewBefore = o.RenewBefore
-	if in.renewBefore == 0 && in.spec != nil {
-		in.renewBefore = in.spec.Leaf.RenewBefore
+	if in.renewBefore == 0 && in.inv != nil {
+		in.renewBefore = in.inv.Spec.Leaf.RenewBefore
 	}
 	if in.renewBefore == 0 {
 		in.renewBefore = cluster.DefaultRenewBefore

@@ -18,7 +18,7 @@ import (
 
 	"github.com/etcdpki/etcdpki/internal/pathx"
 	"github.com/etcdpki/etcdpki/internal/probe"
-	"github.com/etcdpki/etcdpki/issue"
+	"github.com/etcdpki/etcdpki/pki"
 )
 
 // ErrChecksFailed is returned by Run when a check failed (warnings count
@@ -110,9 +110,9 @@ func Evaluate(ctx context.Context, o Options) (*Report, error) {
 	// With the spec's PKI directory at hand, an expired certificate is
 	// named with what it means for the cluster now and the command that
 	// fixes it (see ExpiredState).
-	if in.spec != nil {
-		if infos, err := issue.List(in.spec, 0, now); err == nil {
-			if rep.Expired = ExpiredState(ctx, in.spec, infos, in.timeout); rep.Expired != nil {
+	if in.inv != nil {
+		if infos, err := pki.List(in.inv, 0, now); err == nil {
+			if rep.Expired = ExpiredState(ctx, in.inv, infos, in.timeout); rep.Expired != nil {
 				rep.Checks = append(rep.Checks, rep.Expired.check())
 			}
 		}
@@ -218,11 +218,11 @@ func (r *Report) WriteFlags(w io.Writer) error {
 // them; from flags or a manifest, the very paths that were checked.
 func (r *Report) apiserverConfig() ([]string, string, error) {
 	in := r.Inputs
-	if s := in.spec; s != nil && in.specOnly {
-		kubeadm, err := issue.KubeadmExternal(s)
-		return issue.APIServerFlags(s), string(kubeadm), err
+	if in.inv != nil && in.specOnly {
+		kubeadm, err := pki.KubeadmExternal(in.inv)
+		return pki.APIServerFlags(in.inv), string(kubeadm), err
 	}
 	ca, crt, key := pathx.Abs(in.CAFile), pathx.Abs(in.CertFile), pathx.Abs(in.KeyFile)
-	kubeadm, err := issue.KubeadmExternalFor(in.Endpoints, ca, crt, key)
-	return issue.APIServerFlagsFor(in.Endpoints, ca, crt, key), string(kubeadm), err
+	kubeadm, err := pki.KubeadmExternalFor(in.Endpoints, ca, crt, key)
+	return pki.APIServerFlagsFor(in.Endpoints, ca, crt, key), string(kubeadm), err
 }

@@ -69,16 +69,17 @@ func certsList(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	infos, err := issue.List(s, 0, time.Now())
+	inv := pki.New(s)
+	infos, err := pki.List(inv, 0, time.Now())
 	if err != nil {
 		return err
 	}
 	// An expired certificate is named with the cluster's state and the
 	// command that fixes it, which takes a probe of the cluster: made only
 	// then, bounded by listProbeTimeout.
-	if st := verify.ExpiredState(c.Context, s, infos, listProbeTimeout); st != nil {
+	if st := verify.ExpiredState(c.Context, inv, infos, listProbeTimeout); st != nil {
 		for i := range infos {
-			if infos[i].Status == issue.StatusExpired {
+			if infos[i].Status == pki.StatusExpired {
 				infos[i].Reason = st.State
 			}
 		}
@@ -137,7 +138,8 @@ func certsRenew(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	all := pki.New(s).Targets
+	inv := pki.New(s)
+	all := inv.Targets
 	var picked []pki.Target
 	switch {
 	case c.Bool("all") && c.Args().Len() > 0:
@@ -156,6 +158,6 @@ func certsRenew(c *cli.Context) error {
 	// Renew takes the PKI directory's lock: a rotation in progress must
 	// not see its files change under it (it records the serials it
 	// verified, and would roll these next).
-	_, err = issue.Renew(c.Context, s, picked, issue.RenewOptions{Options: issue.Options{Out: c.App.Writer}, ReuseKey: c.Bool("reuse-key")})
+	_, err = issue.Renew(c.Context, inv, picked, issue.RenewOptions{Options: issue.Options{Out: c.App.Writer}, ReuseKey: c.Bool("reuse-key")})
 	return err
 }

@@ -73,7 +73,7 @@ func NewCertInfo(c *x509.Certificate) *CertInfo {
 	return &CertInfo{
 		Subject:   c.Subject.String(),
 		Issuer:    c.Issuer.String(),
-		Serial:    c.SerialNumber.Text(16),
+		Serial:    certx.Serial(c),
 		NotBefore: c.NotBefore,
 		NotAfter:  c.NotAfter,
 		SANs:      certx.SANs(c),

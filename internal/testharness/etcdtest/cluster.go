@@ -198,7 +198,7 @@ func (c *Cluster) writeAndInit() error {
 	var out bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if _, err := issue.Init(ctx, spec, issue.Options{Out: &out}); err != nil {
+	if _, err := issue.Init(ctx, pki.New(spec), issue.Options{Out: &out}); err != nil {
 		return fmt.Errorf("issue.Init:\n%s\n%w", out.String(), err)
 	}
 

@@ -55,7 +55,7 @@ func TestCluster(t *testing.T) {
 			if len(m.PeerURLs) != 1 || m.PeerURLs[0] != want.PeerURL {
 				t.Errorf("member %s peer URLs %v, want [%s]", m.Name, m.PeerURLs, want.PeerURL)
 			}
-			cfg, err := issue.ReadNodeConfig(want.ConfigFile)
+			cfg, err := pki.ReadNodeConfig(want.ConfigFile)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -150,7 +150,7 @@ func TestCluster(t *testing.T) {
 
 	t.Run("grows to four members", func(t *testing.T) {
 		m4 := c.AddNode(t, nil)
-		cfg, err := issue.ReadNodeConfig(m4.ConfigFile)
+		cfg, err := pki.ReadNodeConfig(m4.ConfigFile)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -456,7 +456,7 @@ func foreignPKI(t *testing.T, f etcdtest.SpecFile) pki.Paths {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := issue.Init(context.Background(), s, issue.Options{}); err != nil {
+	if _, err := issue.Init(context.Background(), pki.New(s), issue.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	return pki.Paths{PKI: dir}
