@@ -3,10 +3,7 @@ package issue
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -75,25 +72,17 @@ func Renew(ctx context.Context, inv *pki.Inventory, targets []pki.Target, o Rene
 	if err != nil {
 		return nil, err
 	}
-	backup := o.BackupDir
-	if backup == "" {
-		backup = newBackupDir(inv.Paths.Backups(), o.now())
-	}
-	out := rp.out
-	for i := range out {
-		if _, ok := rp.olds[out[i].Target.ID]; ok {
-			out[i].Backup = filepath.Join(backup, rel(s.PKIDir, out[i].Target.Dir))
-		}
-	}
-	// Back up first: once the backup is durable, the swap may happen. The
-	// backup appears whole or not at all.
+	root, base := o.backupName(s.PKIDir)
+	// Back up first: once the backup is durable and verified, the swap
+	// may happen. The backup appears whole or not at all.
 	var saved []atomicdir.File
+	out := rp.out
 	for _, r := range out {
 		old, ok := rp.olds[r.Target.ID]
 		if !ok {
 			continue
 		}
-		dir := rel(backup, r.Backup)
+		dir := rel(s.PKIDir, r.Target.Dir)
 		saved = append(saved,
 			atomicdir.File{Name: filepath.Join(dir, r.Target.CertName), Data: old.cert, Mode: atomicdir.CertMode},
 			atomicdir.File{Name: filepath.Join(dir, r.Target.KeyName), Data: old.key, Mode: atomicdir.KeyMode})
@@ -106,8 +95,14 @@ func Renew(ctx context.Context, inv *pki.Inventory, targets []pki.Target, o Rene
 	}
 	undoBackup := func() {}
 	if len(saved) > 0 {
-		if undoBackup, err = atomicdir.NewDir(backup, saved); err != nil {
+		var backup string
+		if backup, undoBackup, err = WriteBackup(root, base, saved, false); err != nil {
 			return nil, fmt.Errorf("back up: %w", err)
+		}
+		for i := range out {
+			if _, ok := rp.olds[out[i].Target.ID]; ok {
+				out[i].Backup = filepath.Join(backup, rel(s.PKIDir, out[i].Target.Dir))
+			}
 		}
 	}
 	var b atomicdir.Batch
@@ -134,19 +129,14 @@ func Renew(ctx context.Context, inv *pki.Inventory, targets []pki.Target, o Rene
 	return out, nil
 }
 
-// newBackupDir names this run's backup directory: PKI/backup/<time>, with
-// a suffix when a run in the same second has one already, so a backup is
-// never written over. The caller holds the lock, so no other run picks
-// the same name.
-func newBackupDir(root string, now time.Time) string {
-	base := filepath.Join(root, now.UTC().Format("20060102T150405Z"))
-	dir := base
-	for i := 2; ; i++ {
-		if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
-			return dir
-		}
-		dir = fmt.Sprintf("%s-%d", base, i)
+// backupName is where this run's backup goes: BackupDir, or
+// PKI/backup/<time> (WriteBackup adds a suffix when a run in the same
+// second has taken the name, so a backup is never written over).
+func (o RenewOptions) backupName(pkiDir string) (root, base string) {
+	if o.BackupDir != "" {
+		return filepath.Dir(o.BackupDir), filepath.Base(o.BackupDir)
 	}
+	return pki.Paths{PKI: pkiDir}.Backups(), o.now().UTC().Format("20060102T150405Z")
 }
 
 type oldPair struct{ cert, key []byte }
@@ -237,6 +227,12 @@ func planRenew(ctx context.Context, inv *pki.Inventory, targets []pki.Target, o 
 	}
 	if err := checkWritable(s.PKIDir, rp.pl); err != nil {
 		return nil, err
+	}
+	if len(rp.olds) > 0 || rp.oldCA != nil {
+		root, _ := o.backupName(s.PKIDir)
+		if err := CheckBackupRoot(root); err != nil {
+			return nil, err
+		}
 	}
 	return rp, nil
 }

@@ -1,16 +1,3 @@
-// Package pki is the inventory of a cluster's PKI: it expands a spec once,
-// driven by the certificate catalogue in package ca, into every
-// certificate, bundle and file the cluster has, with their paths on disk
-// (kubeadm's file names), their subjects and SANs, and whether a change to
-// each takes effect without a restart. Every command reads names and paths
-// from here; none derives them again.
-//
-// It owns the on-disk layout (Paths), the inventory (Inventory, Target,
-// Bundle, File) and reading trust from the files (trust.go: which CAs a
-// bundle holds, which CA signed a leaf), which CA rotation and recovery
-// derive their state from. It sits below issue and above ca and cluster:
-// issue, rotate, verify and cmd import it; it imports ca and cluster
-// only.
 package pki
 
 import (
@@ -44,11 +31,6 @@ type Target struct {
 	KeyName  string
 	// CADir is the store that carries this bundle's ca.crt.
 	CADir string
-	// Restart is false for every leaf: etcd reads its serving and peer
-	// pairs, and clientv3 (the apiserver's etcd client included) its
-	// client pair, at each handshake, so a renewed pair is in effect
-	// without a restart.
-	Restart bool
 }
 
 // CertPath and KeyPath are where the pair can be read.
@@ -81,21 +63,7 @@ type Bundle struct {
 // file with ReadCAs: during a CA rotation it holds the old and new CA.
 func (b Bundle) CAPath() string { return filepath.Join(b.CADir, CAFile) }
 
-// File is one file the cluster's PKI directory holds, for listings and
-// for deciding what a change needs.
-type File struct {
-	Path string
-	// Owner is the bundle's node or client, "" for the PKI's own files.
-	Owner string
-	// What it is: "ca", "ca-key", "ca-bundle", "cert", "key", "config".
-	Role string
-	// Restart is true when the reader loads the file only at start: etcd
-	// and clientv3 build their CA pool once, and etcd and kube-apiserver
-	// read their configuration once.
-	Restart bool
-}
-
-// Inventory is a spec expanded: every certificate, bundle and file.
+// Inventory is a spec expanded: every certificate and bundle.
 type Inventory struct {
 	Spec    *cluster.Spec
 	Paths   Paths
@@ -171,30 +139,6 @@ func clientKind(cat []ca.Kind, client string) (ca.Kind, bool) {
 		}
 	}
 	return ca.Kind{}, false
-}
-
-// Files lists every file of the PKI directory the inventory accounts
-// for: the CA, each bundle's CA file and pairs, and the configuration
-// files that use them.
-func (inv *Inventory) Files() []File {
-	p := inv.Paths
-	fs := []File{{Path: p.CACert(), Role: "ca"}, {Path: p.CAKey(), Role: "ca-key"}}
-	for _, b := range inv.Bundles {
-		fs = append(fs, File{Path: b.CAPath(), Owner: b.Owner, Role: "ca-bundle", Restart: true})
-		for _, t := range inv.Targets {
-			if t.Owner == b.Owner {
-				fs = append(fs, File{Path: t.CertPath(), Owner: b.Owner, Role: "cert", Restart: t.Restart},
-					File{Path: t.KeyPath(), Owner: b.Owner, Role: "key", Restart: t.Restart})
-			}
-		}
-		if b.Node {
-			fs = append(fs, File{Path: p.NodeConfig(b.Owner), Owner: b.Owner, Role: "config", Restart: true})
-		} else if b.Owner == cluster.ClientAPIServer {
-			fs = append(fs, File{Path: p.APIServerFlags(), Owner: b.Owner, Role: "config", Restart: true},
-				File{Path: p.KubeadmExternal(), Owner: b.Owner, Role: "config", Restart: true})
-		}
-	}
-	return append(fs, File{Path: p.InitialCluster(), Role: "config"})
 }
 
 // Bundle returns the bundle of a node or client.

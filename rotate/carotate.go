@@ -10,7 +10,9 @@ package rotate
 //	            proof: a probe certificate from the NEW CA is accepted on
 //	            each member's client and peer ports; clients restart
 //	reissue     every leaf is issued again from the new CA; no restart;
-//	            proof: issue 8's proof plus the issuer on both ports
+//	            proof: the renewal's proof (fresh handshakes show the new
+//	            serials, the peer certificate accepted) plus the issuer,
+//	            the new CA alone, on both ports
 //	finish      every bundle's ca.crt = new CA; rolling restart; proof: a
 //	            probe from the OLD CA is refused on both ports, one from
 //	            the new CA accepted; clients restart; the old CA key goes

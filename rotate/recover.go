@@ -27,7 +27,7 @@ func (e *RecoverRefusedError) Error() string {
 }
 
 // ExitCode is 2: the wrong command for this cluster, nothing changed.
-func (e *RecoverRefusedError) ExitCode() int { return 2 }
+func (e *RecoverRefusedError) ExitCode() int { return input.ExitCode }
 
 // RecoverUselessError is --recover on a cluster without a quorum whose
 // certificates are all valid: new certificates would not bring it back.

@@ -45,7 +45,7 @@ type ExpiryState struct {
 }
 
 // ExpiredState probes the cluster of s when some certificate in infos
-// (from issue.List) has expired, and says which state it is in; nil when
+// (from pki.List) has expired, and says which state it is in; nil when
 // nothing has expired. The probe presents a client certificate minted in
 // memory from the CA (the certificates on disk may all be expired, and
 // etcd refuses an expired client certificate) and accepts expired server
