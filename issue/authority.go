@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/etcdpki/etcdpki/ca"
+	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -28,7 +29,7 @@ func loadOrCreateCA(inv *pki.Inventory, now time.Time, fresh *ca.CA) (*ca.CA, bo
 		return a, true, err
 	}
 	if now.After(a.Cert.NotAfter) {
-		return nil, false, inputError("%s: CA expired on %s; a new CA must be rolled out in stages", p.CACert(), a.Cert.NotAfter.Format(time.DateOnly))
+		return nil, false, input.Errorf("%s: CA expired on %s; a new CA must be rolled out in stages", p.CACert(), a.Cert.NotAfter.Format(time.DateOnly))
 	}
 	return a, false, nil
 }
@@ -41,5 +42,5 @@ func refuseDuringCARotation(p pki.Paths, what string) error {
 	if err != nil || next == nil {
 		return err
 	}
-	return inputError("%s: a CA rotation is in progress (%s holds the next CA); finish it with etcdpki ca rotate first", what, p.NextCADir())
+	return input.Errorf("%s: a CA rotation is in progress (%s holds the next CA); finish it with etcdpki ca rotate first", what, p.NextCADir())
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/internal/certx"
+	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -32,9 +33,9 @@ func CheckBackupRoot(root string) error {
 	case err != nil:
 		return pki.ReadError(root, err)
 	case info.Mode()&fs.ModeSymlink != 0:
-		return inputError("%s is a symbolic link; etcdpki keeps its backups (old keys included) in a plain directory there: move it away", root)
+		return input.Errorf("%s is a symbolic link; etcdpki keeps its backups (old keys included) in a plain directory there: move it away", root)
 	case !info.IsDir():
-		return inputError("%s is %s, not a directory; etcdpki keeps its backups there: move it away", root, describeFileType(info.Mode()))
+		return input.Errorf("%s is %s, not a directory; etcdpki keeps its backups there: move it away", root, describeFileType(info.Mode()))
 	}
 	return nil
 }

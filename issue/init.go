@@ -19,7 +19,6 @@ import (
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/internal/certx"
-	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/internal/pkilock"
 	"github.com/etcdpki/etcdpki/pki"
 )
@@ -67,12 +66,6 @@ type Result struct {
 	Created []string
 	Reused  []string
 	Written []string
-}
-
-// inputError is a problem with the operator's files or settings: an
-// input.Error, so the CLI exits 2 for it and nothing is changed.
-func inputError(format string, args ...any) error {
-	return &input.Error{Err: fmt.Errorf(format, args...)}
 }
 
 // initPlan is everything Init will write, worked out without writing.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/etcdpki/etcdpki/ca"
+	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -30,7 +31,7 @@ func existingPair(t pki.Target, a *ca.CA, now time.Time) (p pki.Pair, warn, repa
 	case pki.StatusInvalid:
 		return pki.Pair{}, "", "", pc.Err
 	case pki.StatusExpired:
-		return pki.Pair{}, "", "", inputError("%s: expired on %s; run: etcdpki certs renew %s", t.CertPath(), info.Expires.Format(time.DateOnly), t.ID)
+		return pki.Pair{}, "", "", input.Errorf("%s: expired on %s; run: etcdpki certs renew %s", t.CertPath(), info.Expires.Format(time.DateOnly), t.ID)
 	}
 	if pc.SANNote != "" {
 		warn = fmt.Sprintf(" (SANs differ from the spec: %s; run: etcdpki certs renew %s)", pc.SANNote, t.ID)

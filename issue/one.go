@@ -13,6 +13,7 @@ import (
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
+	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -41,7 +42,7 @@ func One(ctx context.Context, s *cluster.Spec, r OneRequest, o Options) (pki.Tar
 	case "client":
 		k = ca.KindClient
 	default:
-		return pki.Target{}, inputError("kind %q: must be server, peer or client", r.Kind)
+		return pki.Target{}, input.Errorf("kind %q: must be server, peer or client", r.Kind)
 	}
 	if err := checkIssueName(s, r.Name); err != nil {
 		return pki.Target{}, err
@@ -50,27 +51,27 @@ func One(ctx context.Context, s *cluster.Spec, r OneRequest, o Options) (pki.Tar
 	for _, h := range r.Hosts {
 		if ip := net.ParseIP(h); ip != nil {
 			if err := cluster.CheckIP(ip); err != nil {
-				return pki.Target{}, inputError("--ip %v", err)
+				return pki.Target{}, input.Errorf("--ip %v", err)
 			}
 			hosts = append(hosts, ip.String())
 			continue
 		}
 		if err := cluster.CheckDNSName(h); err != nil {
-			return pki.Target{}, inputError("--dns %v", err)
+			return pki.Target{}, input.Errorf("--dns %v", err)
 		}
 		hosts = append(hosts, strings.ToLower(h))
 	}
 	r.Hosts = hosts
 	for _, o := range r.Organization {
 		if err := cluster.CheckSubjectValue(o); err != nil {
-			return pki.Target{}, inputError("--org %v", err)
+			return pki.Target{}, input.Errorf("--org %v", err)
 		}
 	}
 	if k.ServerSANs && len(r.Hosts) == 0 {
-		return pki.Target{}, inputError("a %s certificate needs at least one --ip or --dns", r.Kind)
+		return pki.Target{}, input.Errorf("a %s certificate needs at least one --ip or --dns", r.Kind)
 	}
 	if !k.ServerSANs && len(r.Hosts) > 0 {
-		return pki.Target{}, inputError("a client certificate carries no SANs; drop --ip/--dns")
+		return pki.Target{}, input.Errorf("a client certificate carries no SANs; drop --ip/--dns")
 	}
 	out := r.Out
 	if out == "" {
@@ -136,22 +137,22 @@ func One(ctx context.Context, s *cluster.Spec, r OneRequest, o Options) (pki.Tar
 // for it.
 func checkIssueName(s *cluster.Spec, name string) error {
 	if err := cluster.CheckName(name); err != nil {
-		return inputError("name %v", err)
+		return input.Errorf("name %v", err)
 	}
 	if err := cluster.CheckNotReserved(name); err != nil {
-		return inputError("name %v", err)
+		return input.Errorf("name %v", err)
 	}
 	if _, ok := s.Node(name); ok {
-		return inputError("name %q is a node of the cluster; its certificates are renewed with etcdpki certs renew %s", name, name)
+		return input.Errorf("name %q is a node of the cluster; its certificates are renewed with etcdpki certs renew %s", name, name)
 	}
 	if _, ok := s.Client(name); ok || name == cluster.ClientAPIServer || name == cluster.ClientHealthcheck {
-		return inputError("name %q is a client of the cluster; its certificate is renewed with etcdpki certs renew %s", name, name)
+		return input.Errorf("name %q is a client of the cluster; its certificate is renewed with etcdpki certs renew %s", name, name)
 	}
 	// With --dir alone there is no spec: the PKI tree still knows them.
 	p := pki.Paths{PKI: s.PKIDir}
 	for _, d := range []string{filepath.Dir(p.NodeDir(name)), filepath.Dir(p.ClientDir(name))} {
 		if info, err := os.Stat(filepath.Join(d, name)); err == nil && info.IsDir() {
-			return inputError("name %q already has a bundle in %s", name, filepath.Join(d, name))
+			return input.Errorf("name %q already has a bundle in %s", name, filepath.Join(d, name))
 		}
 	}
 	return nil
@@ -165,7 +166,7 @@ func checkOut(pki, out string) error {
 	rp, err1 := resolve(pki)
 	ro, err2 := resolve(out)
 	if err1 != nil || err2 != nil {
-		return inputError("--out %s: %v", out, errors.Join(err1, err2))
+		return input.Errorf("--out %s: %v", out, errors.Join(err1, err2))
 	}
 	rel, err := filepath.Rel(rp, ro)
 	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
@@ -175,7 +176,7 @@ func checkOut(pki, out string) error {
 	if len(parts) >= 2 && parts[0] == "issued" {
 		return nil
 	}
-	return inputError("--out %s is inside the PKI directory's managed tree (%s); use PKI/issued/NAME (the default) or a directory outside %s", out, rel, pki)
+	return input.Errorf("--out %s is inside the PKI directory's managed tree (%s); use PKI/issued/NAME (the default) or a directory outside %s", out, rel, pki)
 }
 
 // resolve makes p absolute and resolves symbolic links in the part of it
@@ -216,10 +217,10 @@ func checkNotAnotherCert(t pki.Target) error {
 	}
 	c, err := ca.ParseCert(data)
 	if err != nil {
-		return inputError("%s: %v; refusing to replace what is not a certificate", t.CertPath(), err)
+		return input.Errorf("%s: %v; refusing to replace what is not a certificate", t.CertPath(), err)
 	}
 	if c.Subject.CommonName != t.CommonName {
-		return inputError("%s: holds the certificate of %q, not %q; refusing to replace it", t.CertPath(), c.Subject.CommonName, t.CommonName)
+		return input.Errorf("%s: holds the certificate of %q, not %q; refusing to replace it", t.CertPath(), c.Subject.CommonName, t.CommonName)
 	}
 	return nil
 }

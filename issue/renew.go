@@ -10,6 +10,7 @@ import (
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/internal/certx"
+	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -185,7 +186,7 @@ func planRenew(ctx context.Context, inv *pki.Inventory, targets []pki.Target, o 
 		// to back up; only --reuse-key needs the old key.
 		certPEM, keyPEM, readErr := pki.ReadTargetPair(t)
 		if readErr != nil && o.ReuseKey {
-			return nil, inputError("%s: cannot reuse key: %v", t.KeyPath(), readErr)
+			return nil, input.Errorf("%s: cannot reuse key: %v", t.KeyPath(), readErr)
 		}
 		var reuse []byte
 		if readErr == nil && certPEM != nil {
@@ -255,10 +256,10 @@ func (rp *renewPlan) freshFor(id string, authority *ca.CA, reuse []byte) (signed
 // member's would hand whoever holds that bundle the power to sign.
 func checkReusable(t pki.Target, authority *ca.CA, certPEM, keyPEM []byte) error {
 	if err := ca.CheckPair(certPEM, keyPEM); err != nil {
-		return inputError("%s: cannot reuse key: %v", t.KeyPath(), err)
+		return input.Errorf("%s: cannot reuse key: %v", t.KeyPath(), err)
 	}
 	if key, err := certx.ParseKey(keyPEM); err == nil && certx.KeyMatches(authority.Cert, key.Public()) {
-		return inputError("%s: cannot reuse key: %w", t.KeyPath(), pki.ErrCAKey)
+		return input.Errorf("%s: cannot reuse key: %w", t.KeyPath(), pki.ErrCAKey)
 	}
 	return nil
 }

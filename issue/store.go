@@ -10,6 +10,7 @@ import (
 	"sort"
 
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
+	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/pki"
 	"golang.org/x/sys/unix"
 )
@@ -99,7 +100,7 @@ func readInitialCluster(p pki.Paths) (*initialCluster, error) {
 	}
 	var rec initialCluster
 	if err := json.Unmarshal(data, &rec); err != nil {
-		return nil, inputError("%s: %v (it lists the members the cluster was first started with)", p.InitialCluster(), err)
+		return nil, input.Errorf("%s: %v (it lists the members the cluster was first started with)", p.InitialCluster(), err)
 	}
 	return &rec, nil
 }
@@ -128,12 +129,12 @@ func checkPKIDir(dir string) error {
 		return pki.ReadError(dir, err)
 	}
 	if !info.IsDir() {
-		return inputError("pki dir %s: not a directory", dir)
+		return input.Errorf("pki dir %s: not a directory", dir)
 	}
 	if info.Mode().Perm()&ownerReadSearch != ownerReadSearch {
 		// Root ignores permission bits, but an operator who took the
 		// bits away meant it.
-		return inputError("pki dir %s: not readable (mode %04o)", dir, info.Mode().Perm())
+		return input.Errorf("pki dir %s: not readable (mode %04o)", dir, info.Mode().Perm())
 	}
 	if _, err := os.ReadDir(dir); err != nil {
 		return pki.ReadError(dir, err)
@@ -172,7 +173,7 @@ func checkWritable(pkiDir string, pl *plan) error {
 			info, err := os.Stat(existing)
 			if err == nil {
 				if !info.IsDir() {
-					return inputError("%s: not a directory", existing)
+					return input.Errorf("%s: not a directory", existing)
 				}
 				break
 			}
@@ -191,7 +192,7 @@ func checkWritable(pkiDir string, pl *plan) error {
 			if existing == pkiDir {
 				what = "pki dir"
 			}
-			return inputError("%s %s: read-only (mode %04o); nothing was written", what, existing, info.Mode().Perm())
+			return input.Errorf("%s %s: read-only (mode %04o); nothing was written", what, existing, info.Mode().Perm())
 		}
 	}
 	for _, f := range files {
@@ -200,10 +201,10 @@ func checkWritable(pkiDir string, pl *plan) error {
 			continue // missing: created; unreadable: the directory check said
 		}
 		if info.IsDir() {
-			return inputError("%s: is a directory, where etcdpki writes a file; nothing was written", f)
+			return input.Errorf("%s: is a directory, where etcdpki writes a file; nothing was written", f)
 		}
 		if info.Mode().IsRegular() && immutable(f) {
-			return inputError("%s: immutable or append-only (chattr); nothing was written", f)
+			return input.Errorf("%s: immutable or append-only (chattr); nothing was written", f)
 		}
 	}
 	return nil

@@ -118,7 +118,7 @@ func checkStage(name string) error {
 	if name == "" || slices.Contains(pki.CAStages, name) {
 		return nil
 	}
-	return &input.Error{Err: fmt.Errorf("--until %q: unknown stage; the stages are %s", name, strings.Join(pki.CAStages, ", "))}
+	return input.Errorf("--until %q: unknown stage; the stages are %s", name, strings.Join(pki.CAStages, ", "))
 }
 
 // RunCA rotates the etcd CA, stage by stage, resuming where the files and
@@ -185,10 +185,10 @@ func (cr *caRun) checkSpec() error {
 	s := cr.o.Spec
 	for _, n := range s.Nodes {
 		if n.Restart == "" {
-			return &input.Error{Err: fmt.Errorf("node %s: a CA rotation restarts every member, but the spec has no restart command (set nodes[].restart)", n.Name)}
+			return input.Errorf("node %s: a CA rotation restarts every member, but the spec has no restart command (set nodes[].restart)", n.Name)
 		}
 		if !s.Local && n.Deploy == "" {
-			return &input.Error{Err: fmt.Errorf("node %s: a CA rotation changes its bundle, but the spec has no deploy command to copy it to %s (set nodes[].deploy)", n.Name, n.Dir)}
+			return input.Errorf("node %s: a CA rotation changes its bundle, but the spec has no deploy command to copy it to %s (set nodes[].deploy)", n.Name, n.Dir)
 		}
 	}
 	return nil

@@ -371,14 +371,14 @@ func (np *NodePlan) verdict(mode RestartMode) string {
 func (p *Plan) check(s *cluster.Spec, mode RestartMode) error {
 	for _, np := range p.Nodes {
 		if !s.Local && np.DeployCmd == "" {
-			return &input.Error{Err: fmt.Errorf("node %s: its files change but the spec has no deploy command to copy them to %s (set nodes[].deploy)", np.Node.Name, np.Node.Dir)}
+			return input.Errorf("node %s: its files change but the spec has no deploy command to copy them to %s (set nodes[].deploy)", np.Node.Name, np.Node.Dir)
 		}
 		if np.Restart && np.RestartCmd == "" {
 			hint := "set nodes[].restart"
 			if mode == RestartAlways && slices.Equal(np.Reasons, []string{reasonAlways}) {
 				hint += ", or use --restart=auto: renewed leaves need no restart"
 			}
-			return &input.Error{Err: fmt.Errorf("node %s: must restart (%s) but the spec has no restart command (%s)", np.Node.Name, strings.Join(np.Reasons, ", "), hint)}
+			return input.Errorf("node %s: must restart (%s) but the spec has no restart command (%s)", np.Node.Name, strings.Join(np.Reasons, ", "), hint)
 		}
 	}
 	return nil

@@ -173,10 +173,10 @@ func (r *runner) planRecover(now time.Time) (*recoverPlan, error) {
 			return nil, err
 		}
 		if rp.restart[n.Name] == "" {
-			return nil, &input.Error{Err: fmt.Errorf("node %s: --recover restarts every member, but the spec has no restart command for it (set nodes[].restart)", n.Name)}
+			return nil, input.Errorf("node %s: --recover restarts every member, but the spec has no restart command for it (set nodes[].restart)", n.Name)
 		}
 		if !s.Local && rp.deploy[n.Name] == "" {
-			return nil, &input.Error{Err: fmt.Errorf("node %s: --recover deploys to every node, but the spec has no deploy command to copy its files to %s (set nodes[].deploy)", n.Name, n.Dir)}
+			return nil, input.Errorf("node %s: --recover deploys to every node, but the spec has no deploy command to copy its files to %s (set nodes[].deploy)", n.Name, n.Dir)
 		}
 	}
 	// Every client whose certificate or CA changes: with a new CA, each

@@ -5,6 +5,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/pki"
 	"github.com/etcdpki/etcdpki/rotate"
 )
@@ -16,7 +17,7 @@ func caCommand() *cli.Command {
 		// An unknown subcommand is a usage error, as for certs.
 		Action: func(c *cli.Context) error {
 			if c.Args().Present() {
-				return usagef("unknown command \"ca %s\" (see etcdpki ca --help)", c.Args().First())
+				return input.Errorf("unknown command \"ca %s\" (see etcdpki ca --help)", c.Args().First())
 			}
 			return cli.ShowSubcommandHelp(c)
 		},

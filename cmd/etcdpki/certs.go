@@ -10,6 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/etcdpki/etcdpki/ca"
+	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
 	"github.com/etcdpki/etcdpki/verify"
@@ -27,7 +28,7 @@ func certsCommand() *cli.Command {
 		// its help and exit code 3; it is a usage error.
 		Action: func(c *cli.Context) error {
 			if c.Args().Present() {
-				return usagef("unknown command \"certs %s\" (see etcdpki certs --help)", c.Args().First())
+				return input.Errorf("unknown command \"certs %s\" (see etcdpki certs --help)", c.Args().First())
 			}
 			return cli.ShowSubcommandHelp(c)
 		},
@@ -91,7 +92,7 @@ func certsList(c *cli.Context) error {
 		return enc.Encode(infos)
 	case "table":
 	default:
-		return usagef("--output %q: use table or json", c.String("output"))
+		return input.Errorf("--output %q: use table or json", c.String("output"))
 	}
 	w := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "CERTIFICATE\tSUBJECT\tSANS\tEXPIRES\tRESIDUAL TIME\tCA\tSTATUS")
@@ -143,16 +144,16 @@ func certsRenew(c *cli.Context) error {
 	var picked []pki.Target
 	switch {
 	case c.Bool("all") && c.Args().Len() > 0:
-		return usagef("certs renew: give NAMEs or --all, not both")
+		return input.Errorf("certs renew: give NAMEs or --all, not both")
 	case c.Bool("all"):
 		picked = all
 	case c.Args().Len() == 0:
-		return usagef("certs renew: name the certificates to renew, or --all")
+		return input.Errorf("certs renew: name the certificates to renew, or --all")
 	default:
 		var missing []string
 		picked, missing = pki.Select(all, c.Args().Slice())
 		if len(missing) > 0 {
-			return usagef("certs renew: unknown certificate %q (see etcdpki certs list)", missing[0])
+			return input.Errorf("certs renew: unknown certificate %q (see etcdpki certs list)", missing[0])
 		}
 	}
 	// Renew takes the PKI directory's lock: a rotation in progress must

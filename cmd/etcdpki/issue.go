@@ -6,6 +6,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/issue"
 )
 
@@ -29,13 +30,13 @@ func issueCommand() *cli.Command {
 				return err
 			}
 			if c.Args().Len() != 2 {
-				return usagef("issue: want server|peer|client NAME, got %d arguments", c.Args().Len())
+				return input.Errorf("issue: want server|peer|client NAME, got %d arguments", c.Args().Len())
 			}
 			var hosts []string
 			for _, v := range c.StringSlice("ip") {
 				ip := net.ParseIP(v)
 				if ip == nil {
-					return usagef("--ip %q: not an IP address", v)
+					return input.Errorf("--ip %q: not an IP address", v)
 				}
 				hosts = append(hosts, ip.String())
 			}
@@ -44,7 +45,7 @@ func issueCommand() *cli.Command {
 			// an IP SAN.
 			for _, v := range c.StringSlice("dns") {
 				if err := cluster.CheckDNSName(v); err != nil {
-					return usagef("--dns %v", err)
+					return input.Errorf("--dns %v", err)
 				}
 				hosts = append(hosts, v)
 			}
