@@ -262,8 +262,8 @@ func testRecover(t *testing.T, c *etcdtest.Cluster, spec *cluster.Spec, keys map
 	}
 	// The apiserver's view, from its bundle as it is now (its CA file
 	// changed with a new CA).
-	crt, key := c.Paths.APIServerCert()
-	api, err := etcdtest.TLSConfig(c.Paths.APIServerCA(), crt, key)
+	_, crt, key := etcdtest.APIServerFiles(c.Paths)
+	api, err := etcdtest.TLSConfig(etcdtest.APIServerCA(c.Paths), crt, key)
 	if err != nil {
 		t.Fatal(err)
 	}

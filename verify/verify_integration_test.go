@@ -107,7 +107,7 @@ func etcdctlHealthy(t *testing.T, endpoints []string, caFile, certFile, keyFile 
 // original pair is put back when the test ends.
 func swapServerCert(t *testing.T, c *etcdtest.Cluster, node string, s *testpki.CA, l testpki.LeafOptions) {
 	t.Helper()
-	crt, key := c.Paths.NodeCert(node, "server")
+	crt, key := etcdtest.NodePair(c.Paths, node, "server")
 	origCrt, err := os.ReadFile(crt)
 	if err != nil {
 		t.Fatal(err)
@@ -136,8 +136,8 @@ func swapServerCert(t *testing.T, c *etcdtest.Cluster, node string, s *testpki.C
 
 func TestVerifyCluster(t *testing.T) {
 	c := etcdtest.Start(t, etcdtest.Options{})
-	caFile := c.Paths.APIServerCA()
-	apiCrt, apiKey := c.Paths.APIServerCert()
+	caFile := etcdtest.APIServerCA(c.Paths)
+	_, apiCrt, apiKey := etcdtest.APIServerFiles(c.Paths)
 	etcdCA := testpki.LoadCA(t, c.Paths.CACert(), c.Paths.CAKey())
 	eps := c.Endpoints()
 	spec := Options{SpecFile: c.SpecPath}
