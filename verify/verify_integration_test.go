@@ -307,7 +307,7 @@ spec:
 				if rep.Counts[Warn] != 0 || rep.Counts[Fail] == 0 {
 					t.Errorf("--strict counts %v: a warning left as a warning, or no failure", rep.Counts)
 				}
-				if c, _ := rep.Find(sc.strictToo.check, ""); !strings.HasSuffix(c.Reason, "(--strict)") {
+				if c, _ := rep.find(sc.strictToo.check, ""); !strings.HasSuffix(c.Reason, "(--strict)") {
 					t.Errorf("--strict row %q does not say why it failed", c.Reason)
 				}
 			}
@@ -353,7 +353,7 @@ spec:
 		if !strings.Contains(out, "flags not printed") || strings.Contains(out, "--etcd-servers=") {
 			t.Error("--print-flags printed flags for a failing cluster")
 		}
-		if q, _ := rep.Find(CheckQuorum, ""); q.Status != OK {
+		if q, _ := rep.find(CheckQuorum, ""); q.Status != OK {
 			t.Errorf("quorum check %+v, want ok with 2 of 3 up", q)
 		}
 		if etcdctlHealthy(t, eps, caFile, apiCrt, apiKey) {
