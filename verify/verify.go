@@ -4,6 +4,10 @@
 // then every endpoint over real TLS (all at once, each within a timeout),
 // then what the endpoints must agree on, and reports each check as ok,
 // warn or fail with a one-line reason.
+//
+// It only reads: with a spec it expands the inventory once (input.go)
+// and reads the PKI's status, CA and CA-rotation state through package
+// pki, never through issue, the writer.
 package verify
 
 import (
