@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"math/big"
 	"time"
+
+	"github.com/etcdpki/etcdpki/internal/input"
 )
 
 // Revocation is one entry of a CRL: a serial this CA issued, why and when
@@ -29,10 +31,10 @@ type Revocation struct {
 // which must grow with every CRL the CA signs.
 func (c *CA) SignCRL(entries []Revocation, number *big.Int, validity time.Duration, now time.Time) ([]byte, error) {
 	if validity < time.Second {
-		return nil, inputErrorf("CRL validity %s is shorter than a second", validity)
+		return nil, input.Errorf("CRL validity %s is shorter than a second", validity)
 	}
 	if c.Cert.KeyUsage != 0 && c.Cert.KeyUsage&x509.KeyUsageCRLSign == 0 {
-		return nil, inputErrorf("CA %q may not sign CRLs (no cRLSign key usage)", c.Cert.Subject.CommonName)
+		return nil, input.Errorf("CA %q may not sign CRLs (no cRLSign key usage)", c.Cert.Subject.CommonName)
 	}
 	thisUpdate, nextUpdate := validityWindow(now, validity)
 	if thisUpdate.Before(c.Cert.NotBefore) {

@@ -9,7 +9,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/pki"
 )
@@ -41,9 +40,9 @@ func (u *CRLUpkeep) Changed() bool {
 // bundles switch before any etcd.env appears, so no config ever names a
 // CRL that is not there. With dryRun it writes nothing. The caller holds
 // the lock, and no CA rotation is in progress (it re-signs the CRL itself).
-func KeepCRL(ctx context.Context, s *cluster.Spec, now time.Time, dryRun bool) (*CRLUpkeep, error) {
-	p := pki.Paths{PKI: s.PKIDir}
-	authority, err := LoadCA(s.PKIDir)
+func KeepCRL(ctx context.Context, inv *pki.Inventory, now time.Time, dryRun bool) (*CRLUpkeep, error) {
+	s, p := inv.Spec, inv.Paths
+	authority, err := pki.LoadCA(p)
 	if err != nil {
 		return nil, err
 	}
@@ -90,7 +89,7 @@ func KeepCRL(ctx context.Context, s *cluster.Spec, now time.Time, dryRun bool) (
 		if _, err := os.Stat(p.NodeEnv(n.Name)); !errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
-		old, err := ReadNodeConfig(p.NodeConfig(n.Name))
+		old, err := pki.ReadNodeConfig(p.NodeConfig(n.Name))
 		if err != nil {
 			continue // no config of ours to follow: init writes both
 		}
@@ -98,7 +97,7 @@ func KeepCRL(ctx context.Context, s *cluster.Spec, now time.Time, dryRun bool) (
 		if state == "" {
 			state = "existing"
 		}
-		pl.configs = append(pl.configs, atomicdir.File{Name: p.NodeEnv(n.Name), Data: NodeEnv(s, n, state), Mode: configMode})
+		pl.configs = append(pl.configs, atomicdir.File{Name: p.NodeEnv(n.Name), Data: pki.NodeEnv(s, n, state), Mode: configMode})
 		up.Envs = append(up.Envs, n.Name)
 	}
 	if dryRun || !up.Changed() {

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/etcdpki/etcdpki/cluster"
-	"github.com/etcdpki/etcdpki/issue"
+	"github.com/etcdpki/etcdpki/pki"
 )
 
 // writeCRLMetrics adds the CRL's gauges: seconds until its nextUpdate
@@ -14,7 +14,7 @@ import (
 // its life) and how many serials it revokes. A PKI with no CRL, or one
 // that does not parse, gets neither, which an absent() alert catches.
 func writeCRLMetrics(b *bytes.Buffer, s *cluster.Spec, now time.Time) {
-	crl, err := issue.ReadCRL(s.PKIDir)
+	crl, err := pki.LoadCRL(pki.Paths{PKI: s.PKIDir})
 	if err != nil || crl == nil {
 		return
 	}

@@ -17,7 +17,6 @@ import (
 
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/input"
-	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -203,7 +202,7 @@ func (r *runner) revoke(ctx context.Context, o RevokeOptions, res *RevokeResult)
 func (r *runner) newRevoke(o RevokeOptions, j *RevokeJournal, res *RevokeResult) (*RevokeJournal, error) {
 	s := r.o.Spec
 	inv := pki.New(s)
-	crl, err := issue.ReadCRL(s.PKIDir)
+	crl, err := pki.LoadCRL(pki.Paths{PKI: s.PKIDir})
 	if err != nil {
 		return nil, err
 	}
@@ -242,7 +241,7 @@ func (r *runner) newRevoke(o RevokeOptions, j *RevokeJournal, res *RevokeResult)
 				inUse[serial] = t.ID
 			}
 		}
-		authority, err := issue.LoadCA(s.PKIDir)
+		authority, err := pki.LoadCA(pki.Paths{PKI: s.PKIDir})
 		if err != nil {
 			return nil, err
 		}

@@ -14,7 +14,6 @@ import (
 
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/probe"
-	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -40,7 +39,7 @@ const (
 func crlChecks(ctx context.Context, s *cluster.Spec, h *probe.Cluster, timeout time.Duration, now time.Time) []Check {
 	p := pki.Paths{PKI: s.PKIDir}
 	var out []Check
-	crl, err := issue.ReadCRL(s.PKIDir)
+	crl, err := pki.LoadCRL(pki.Paths{PKI: s.PKIDir})
 	switch {
 	case err != nil:
 		out = append(out, Check{Name: CheckCRL, Target: p.CRL(), Status: Fail, Reason: err.Error()})
@@ -66,7 +65,7 @@ func crlChecks(ctx context.Context, s *cluster.Spec, h *probe.Cluster, timeout t
 // enforcedChecks present a probe certificate with a revoked serial, and a
 // control with a fresh one, on every member's client and peer port.
 func enforcedChecks(ctx context.Context, s *cluster.Spec, h *probe.Cluster, r pki.Revoked, timeout time.Duration) []Check {
-	authority, err := issue.LoadCA(s.PKIDir)
+	authority, err := pki.LoadCA(pki.Paths{PKI: s.PKIDir})
 	if err != nil {
 		return []Check{{Name: CheckCRLEnforced, Target: "cluster", Status: Fail, Reason: err.Error()}}
 	}
@@ -80,7 +79,7 @@ func enforcedChecks(ctx context.Context, s *cluster.Spec, h *probe.Cluster, r pk
 		return []Check{{Name: CheckCRLEnforced, Target: "cluster", Status: Fail, Reason: err.Error()}}
 	}
 	roots := []*x509.Certificate{authority.Cert}
-	if next, err := issue.LoadNextCA(s.PKIDir); err == nil && next != nil {
+	if next, err := pki.LoadNextCA(pki.Paths{PKI: s.PKIDir}); err == nil && next != nil {
 		roots = append(roots, next.Cert) // during a CA rotation members may serve either
 	}
 	pool := probe.CertPool(roots)

@@ -1,4 +1,4 @@
-package issue
+package pki
 
 import (
 	"bytes"
@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/etcdpki/etcdpki/cluster"
-	"github.com/etcdpki/etcdpki/pki"
 )
 
 // EnvFile is the name of a member's configuration as environment
@@ -26,7 +25,7 @@ const EnvFile = "etcd.env"
 // variables, and the CRL its member reads on every accepted connection.
 func NodeEnv(s *cluster.Spec, n cluster.Node, state string) []byte {
 	c := NodeConfig(s, n, state)
-	crl := filepath.Join(n.CertDir(), pki.CRLFile)
+	crl := filepath.Join(n.CertDir(), CRLFile)
 	vars := [][2]string{
 		{"NAME", c.Name},
 		{"DATA_DIR", c.DataDir},
@@ -50,7 +49,7 @@ func NodeEnv(s *cluster.Spec, n cluster.Node, state string) []byte {
 		{"PEER_CRL_FILE", crl},
 	}
 	var b bytes.Buffer
-	b.WriteString("# etcd configuration for member " + c.Name + " as environment variables, written by etcdpki.\n")
+	b.WriteString("# etcd configuration for member " + c.Name + " as environment variables, written by etcd\n")
 	b.WriteString("# Unlike etcd.conf.yml it names the CRL (etcd reads CRL files from flags and ETCD_* only).\n")
 	b.WriteString("# Run etcd with these variables and without --config-file (systemd: EnvironmentFile=).\n")
 	for _, v := range vars {
