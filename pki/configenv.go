@@ -49,7 +49,7 @@ func NodeEnv(s *cluster.Spec, n cluster.Node, state string) []byte {
 		{"PEER_CRL_FILE", crl},
 	}
 	var b bytes.Buffer
-	b.WriteString("# etcd configuration for member " + c.Name + " as environment variables, written by etcd\n")
+	b.WriteString("# etcd configuration for member " + c.Name + " as environment variables, written by etcdpki.\n")
 	b.WriteString("# Unlike etcd.conf.yml it names the CRL (etcd reads CRL files from flags and ETCD_* only).\n")
 	b.WriteString("# Run etcd with these variables and without --config-file (systemd: EnvironmentFile=).\n")
 	for _, v := range vars {
