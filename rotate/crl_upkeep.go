@@ -20,7 +20,7 @@ const reasonEnv = "etcd.env changed (it names the CRL; etcd reads it only at sta
 // CA rotation re-signs the CRL itself, so nothing is done during one.
 func (r *runner) keepCRL(ctx context.Context) error {
 	s := r.o.Spec
-	if next, err := pki.LoadNextCA(pki.Paths{PKI: s.PKIDir}); err != nil || next != nil {
+	if next, err := pki.LoadNextCA(r.inv.Paths); err != nil || next != nil {
 		return nil // the plan reports what is wrong, or ca rotate owns the CRL
 	}
 	up, err := issue.KeepCRL(ctx, r.inv, r.o.Now(), r.o.DryRun)

@@ -49,7 +49,7 @@ func writeMetrics(path string, inv *pki.Inventory, st *State, ok bool, now time.
 		fmt.Fprintf(&b, "etcdpki_ca_due{cluster=%q,cert=%q} %d\n", s.Name, "etcd-ca", due)
 	}
 	writeExpired(&b, inv, now)
-	writeCRLMetrics(&b, s, now)
+	writeCRLMetrics(&b, inv, now)
 	b.WriteString("# HELP etcdpki_rotate_last_success_timestamp_seconds When a rotation last ended with everything in effect (Unix time).\n")
 	b.WriteString("# TYPE etcdpki_rotate_last_success_timestamp_seconds gauge\n")
 	last := int64(0)

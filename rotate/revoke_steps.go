@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
 )
@@ -57,7 +56,7 @@ func (r *runner) revokeProveNew(ctx context.Context, j *RevokeJournal, _ RevokeO
 	if err := healthyOrError(r.o.Spec, h, "refusing to revoke before the replacement is proven"); err != nil {
 		return err
 	}
-	p, err := revokePlan(r.o.Spec, ts)
+	p, err := revokePlan(r.inv, ts)
 	if err != nil {
 		return err
 	}
@@ -78,8 +77,8 @@ func (r *runner) revokeProveNew(ctx context.Context, j *RevokeJournal, _ RevokeO
 
 // revokePlan is the rotation plan that puts the targets' replacements in
 // effect without a restart.
-func revokePlan(s *cluster.Spec, ts []pki.Target) (*Plan, error) {
-	inv := pki.New(s)
+func revokePlan(inv *pki.Inventory, ts []pki.Target) (*Plan, error) {
+	s := inv.Spec
 	p := &Plan{}
 	for _, t := range ts {
 		if n, ok := s.Node(t.Owner); ok {
@@ -137,7 +136,7 @@ func (r *runner) revokePublish(ctx context.Context, j *RevokeJournal, _ RevokeOp
 	}
 	res.Revoked = out.Added
 	r.log.printf("[crl] published CRL number %v with %d revoked serials (new: %s) in %s and every node bundle; next update %s",
-		out.CRL.Number, len(out.CRL.Revoked), strings.Join(serialsOf(add), ", "), pki.Paths{PKI: r.o.Spec.PKIDir}.CRL(), out.CRL.NextUpdate.UTC().Format(time.RFC3339))
+		out.CRL.Number, len(out.CRL.Revoked), strings.Join(serialsOf(add), ", "), r.inv.Paths.CRL(), out.CRL.NextUpdate.UTC().Format(time.RFC3339))
 	return nil
 }
 

@@ -112,7 +112,7 @@ func Evaluate(ctx context.Context, o Options) (*Report, error) {
 		}
 	}
 	if in.inv != nil {
-		rep.Checks = append(rep.Checks, crlChecks(ctx, in.inv.Spec, rep.Cluster, in.timeout, now)...)
+		rep.Checks = append(rep.Checks, crlChecks(ctx, in.inv, rep.Cluster, in.timeout, now)...)
 	}
 	if o.Strict {
 		strict(rep.Checks)
