@@ -13,7 +13,6 @@ import (
 
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
-	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -37,19 +36,7 @@ var CAStages = []string{CAStagePrepare, CAStageTrustBoth, CAStageReissue, CAStag
 // LoadNextCA loads the CA a rotation is rolling out; nil and no error when
 // no CA rotation is in progress.
 func LoadNextCA(pkiDir string) (*ca.CA, error) {
-	p := pki.Paths{PKI: pkiDir}
-	dir := p.NextCADir()
-	certPEM, certErr := atomicdir.Read(dir, "ca.crt")
-	keyPEM, keyErr := atomicdir.Read(dir, "ca.key")
-	switch {
-	case errors.Is(certErr, fs.ErrNotExist) && errors.Is(keyErr, fs.ErrNotExist):
-		return nil, nil
-	case certErr != nil:
-		return nil, readError(p.NextCACert(), certErr)
-	case keyErr != nil:
-		return nil, readError(filepath.Join(dir, "ca.key"), keyErr)
-	}
-	return ca.ParseFiles(certPEM, keyPEM, p.NextCACert(), filepath.Join(dir, "ca.key"))
+	return loadCAStore(pki.Paths{PKI: pkiDir}.NextCADir())
 }
 
 // CARotation is where a CA rotation stands, as the files say: which CAs

@@ -180,7 +180,9 @@ func planInit(ctx context.Context, s *cluster.Spec, o Options, pre *initPlan) (*
 		res.Reused = append(res.Reused, "etcd-ca")
 	}
 	pl.add(p.CADir(), atomicdir.File{Name: "ca.crt", Data: authority.CertPEM, Mode: atomicdir.CertMode})
-	pl.add(p.CADir(), atomicdir.File{Name: "ca.key", Data: authority.KeyPEM, Mode: atomicdir.CAKeyMode})
+	for _, f := range authority.StoreFiles() {
+		pl.add(p.CADir(), f)
+	}
 
 	targets := pki.New(s).Targets
 	type pair struct {
