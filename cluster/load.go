@@ -374,13 +374,22 @@ func (p *parser) caKey(v, flag string) (*PKCS11URI, error) {
 		return nil, nil
 	}
 	if !IsPKCS11URI(v) {
-		return nil, p.errf(field, path, "%q is not a pkcs11: URI (a file CA key is always PKI/etcd/ca.key; leave ca.key out for it)", v)
+		return nil, p.fieldErr(field, path, "%q is not a pkcs11: URI (a file CA key is always PKI/etcd/ca.key; leave ca.key out for it)", v)
 	}
 	u, err := ParsePKCS11URI(v, os.Getenv(AllowPINValueEnv) == "1")
 	if err != nil {
-		return nil, p.errf(field, path, "pkcs11 URI: %v", err)
+		return nil, p.fieldErr(field, path, "pkcs11 URI: %v", err)
 	}
 	return u, nil
+}
+
+// fieldErr is errf for a field that may come from a flag (path nil),
+// which has no line in the spec.
+func (p *parser) fieldErr(field string, path []any, format string, args ...any) error {
+	if path == nil {
+		return &Error{File: p.file, Field: field, Msg: fmt.Sprintf(format, args...)}
+	}
+	return p.errf(field, path, format, args...)
 }
 
 func (p *parser) duration(field string, path []any, v string, def time.Duration) (time.Duration, error) {

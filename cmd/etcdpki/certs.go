@@ -114,7 +114,16 @@ func certsList(c *cli.Context) error {
 		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", i.Name, orDash(i.Subject), sans, exp, orDash(i.Residual), i.CA, status)
 	}
-	return w.Flush()
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	// Where the CA key is: a file on this host, or a token object.
+	for _, i := range infos {
+		if i.Key != "" {
+			fmt.Fprintf(c.App.Writer, "\n%s key: %s\n", i.Name, i.Key)
+		}
+	}
+	return nil
 }
 
 // listProbeTimeout bounds certs list's probe of each member when a

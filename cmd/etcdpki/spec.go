@@ -72,6 +72,7 @@ func loadSpec(c *cli.Context, needNodes bool) (*cluster.Spec, error) {
 	var nodes []string
 	if c.Command.HasName("init") {
 		nodes = c.StringSlice("node")
+		o.CAKey = c.String("ca-key")
 	}
 	if path != "" && len(nodes) > 0 {
 		return nil, usagef("give either --spec or --node, not both")
@@ -106,6 +107,9 @@ func loadSpec(c *cli.Context, needNodes bool) (*cluster.Spec, error) {
 // that every later command given --dir finds the cluster there.
 func flagsSpec(c *cli.Context, s *cluster.Spec) ([]byte, error) {
 	f := cluster.File{Name: s.Name, PKIDir: "."}
+	if s.CA.Token != nil {
+		f.CA.Key = s.CA.Token.String()
+	}
 	for _, n := range s.Nodes {
 		fn := cluster.FileNode{Name: n.Name, DNS: n.DNSNames}
 		for _, ip := range n.IPs {
