@@ -306,3 +306,17 @@ func describeTokenKey(u *cluster.PKCS11URI, pin string, pub crypto.PublicKey) (T
 	}
 	return TokenKey{Label: string(attrs[crypto11.CkaLabel].Value), Extractable: flag(crypto11.CkaExtractable), Sensitive: flag(crypto11.CkaSensitive)}, nil
 }
+
+// labelPublicKey is the public key under u's label, nil when none.
+func labelPublicKey(u *cluster.PKCS11URI, pin string) (crypto.PublicKey, error) {
+	ctx, err := session(u, pin)
+	if err != nil {
+		return nil, err
+	}
+	defer ctx.Close()
+	k, err := findKey(ctx, u, nil)
+	if err != nil || k == nil {
+		return nil, err
+	}
+	return k.Public(), nil
+}

@@ -28,3 +28,7 @@ func relabelTokenKey(u *cluster.PKCS11URI, _ string, _ crypto.PublicKey, _ strin
 func describeTokenKey(u *cluster.PKCS11URI, _ string, _ crypto.PublicKey) (TokenKey, error) {
 	return TokenKey{}, notCompiled(u)
 }
+
+func labelPublicKey(u *cluster.PKCS11URI, _ string) (crypto.PublicKey, error) {
+	return nil, notCompiled(u)
+}

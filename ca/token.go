@@ -167,6 +167,20 @@ func DescribeTokenKey(c *CA) (TokenKey, error) {
 	return describeTokenKey(c.Token, pin, c.Cert.PublicKey)
 }
 
+// TokenPublicKey is the public key of the key pair under u's label, nil
+// when the token holds none: what a killed init left, read without
+// making anything.
+func TokenPublicKey(u *cluster.PKCS11URI) (crypto.PublicKey, error) {
+	if !PKCS11Compiled {
+		return nil, notCompiled(u)
+	}
+	pin, err := readPIN(u)
+	if err != nil {
+		return nil, err
+	}
+	return labelPublicKey(u, pin)
+}
+
 // readPIN reads the token's PIN from the URI's pin-source file, or from
 // the PINEnv variable. A PIN file others may read is refused, as ssh
 // refuses such a key.
