@@ -28,7 +28,7 @@ type caKeyHome struct {
 	name string
 	// yaml is the spec's ca section for it (a fresh token per test for
 	// the token).
-	yaml func(t *testing.T) string
+	yaml    func(t *testing.T) string
 	inToken bool
 }
 
