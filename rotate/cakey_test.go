@@ -1,0 +1,155 @@
+//go:build cgo && !nopkcs11
+
+package rotate_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/etcdpki/etcdpki/ca"
+	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/certx"
+	"github.com/etcdpki/etcdpki/internal/input"
+	"github.com/etcdpki/etcdpki/internal/testharness/etcdtest"
+	"github.com/etcdpki/etcdpki/internal/testharness/softhsm"
+	"github.com/etcdpki/etcdpki/rotate"
+)
+
+// TestRotateWithTheCAKeyInAToken rotates every leaf of a real cluster
+// under load with the CA key in a file and in a SoftHSM2 token: no request
+// fails, the new leaves are proven on the wire, and with the token no file
+// under the PKI ever holds the CA's key. Then the token becomes
+// unavailable (a wrong PIN): the next rotation stops before writing a
+// certificate, exits 1, and the metrics file says the run failed.
+func TestRotateWithTheCAKeyInAToken(t *testing.T) {
+	for _, home := range []string{"file", "token"} {
+		t.Run(home, func(t *testing.T) {
+			var tk *softhsm.Token
+			if home == "token" {
+				tk = softhsm.New(t, "etcd")
+			}
+			c := etcdtest.Start(t, etcdtest.Options{Edit: func(f *etcdtest.SpecFile) {
+				if tk != nil {
+					f.CA.Key = tk.URI("etcd-ca")
+				}
+			}})
+			spec := c.Spec
+			if (spec.CA.Token != nil) != (home == "token") {
+				t.Fatalf("spec's CA key home is not %s", home)
+			}
+			ctx := context.Background()
+			before := serials(t, spec)
+			ld := startLoad(t, c)
+			var out bytes.Buffer
+			res, err := rotate.Run(ctx, rotate.Options{Spec: spec, Out: &out, RenewBefore: 87600 * time.Hour})
+			st := ld.stop()
+			t.Logf("rotate output:\n%s", out.String())
+			if err != nil {
+				t.Fatalf("rotate: %v", err)
+			}
+			t.Logf("load: %d requests, %d failed, worst %s", st.ops, st.fails, st.worst)
+			for _, f := range st.failures {
+				t.Errorf("failed request: %s", f)
+			}
+			if st.ops == 0 {
+				t.Error("no request ran during the rotation")
+			}
+			if len(res.Proofs) != len(spec.Nodes) || len(res.Members) != 0 {
+				t.Errorf("%d members proven and %d restarted; want %d proven, none restarted", len(res.Proofs), len(res.Members), len(spec.Nodes))
+			}
+			after := serials(t, spec)
+			for id, s := range after {
+				if before[id] == s {
+					t.Errorf("%s was not renewed", id)
+				}
+			}
+			checkServing(t, c)
+			checkHealthy(t, c)
+			if holders := caKeyHolders(t, spec); home == "token" && len(holders) != 0 {
+				t.Errorf("files under the PKI hold the CA key that is in the token: %v", holders)
+			} else if home == "file" && len(holders) != 1 {
+				t.Errorf("files holding the file CA key: %v, want ca.key alone", holders)
+			}
+			if home == "file" {
+				return
+			}
+
+			// The token is unavailable at the next rotation.
+			if err := os.WriteFile(tk.PINFile, []byte("0000\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			metrics := filepath.Join(t.TempDir(), "etcdpki.prom")
+			out.Reset()
+			_, err = rotate.Run(ctx, rotate.Options{Spec: spec, Out: &out, RenewBefore: 87600 * time.Hour, MetricsFile: metrics})
+			want := "CA key pkcs11: token etcd, object etcd-ca: wrong PIN (pin-source " + tk.PINFile + ")"
+			var ic input.Coder
+			if err == nil || !strings.Contains(err.Error(), want) || errors.As(err, &ic) {
+				t.Fatalf("rotate with the token unavailable: %v; want a failed run (exit 1) saying %q", err, want)
+			}
+			if got := serials(t, spec); fmt.Sprint(got) != fmt.Sprint(after) {
+				t.Errorf("a certificate changed although the token was unavailable:\n%v\n%v", after, got)
+			}
+			m, err := os.ReadFile(metrics)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if line := fmt.Sprintf("etcdpki_rotate_last_run_success{cluster=%q} 0", spec.Name); !strings.Contains(string(m), line) {
+				t.Errorf("metrics file has no %q:\n%s", line, m)
+			}
+			journal, err := rotate.LoadState(spec.PKIDir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(journal.LastError, "wrong PIN") {
+				t.Errorf("journal's last error %q does not name the token", journal.LastError)
+			}
+		})
+	}
+}
+
+// caKeyHolders lists the files under the PKI that hold the private key
+// matching ca.crt.
+func caKeyHolders(t *testing.T, s *cluster.Spec) []string {
+	t.Helper()
+	caPEM, err := os.ReadFile(filepath.Join(s.PKIDir, "etcd", "ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCert, err := ca.ParseCert(caPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var holders []string
+	err = filepath.WalkDir(s.PKIDir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for rest := data; ; {
+			var b *pem.Block
+			if b, rest = pem.Decode(rest); b == nil {
+				break
+			}
+			if key, err := certx.ParseKey(pem.EncodeToMemory(b)); err == nil && certx.KeyMatches(caCert, key.Public()) {
+				holders = append(holders, path)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return holders
+}
