@@ -22,6 +22,7 @@ import (
 	"github.com/etcdpki/etcdpki/internal/testharness/etcdtest"
 	"github.com/etcdpki/etcdpki/internal/testharness/softhsm"
 	"github.com/etcdpki/etcdpki/rotate"
+	"github.com/etcdpki/etcdpki/verify"
 )
 
 // TestRotateWithTheCAKeyInAToken rotates every leaf of a real cluster
@@ -79,6 +80,10 @@ func TestRotateWithTheCAKeyInAToken(t *testing.T) {
 			} else if home == "file" && len(holders) != 1 {
 				t.Errorf("files holding the file CA key: %v, want ca.key alone", holders)
 			}
+			wantKey := map[string]string{"file": "file " + filepath.Join(spec.PKIDir, "etcd", "ca.key"), "token": "pkcs11: token etcd, object etcd-ca (sensitive, not extractable)"}[home]
+			if got := caKeyRow(t, c); got.Status != verify.OK || got.Reason != wantKey {
+				t.Errorf("verify's ca-key row: %s %q, want ok %q", got.Status, got.Reason, wantKey)
+			}
 			if home == "file" {
 				return
 			}
@@ -105,6 +110,9 @@ func TestRotateWithTheCAKeyInAToken(t *testing.T) {
 			if line := fmt.Sprintf("etcdpki_rotate_last_run_success{cluster=%q} 0", spec.Name); !strings.Contains(string(m), line) {
 				t.Errorf("metrics file has no %q:\n%s", line, m)
 			}
+			if got := caKeyRow(t, c); got.Status != verify.Fail || !strings.Contains(got.Reason, want) {
+				t.Errorf("verify's ca-key row with the token unavailable: %s %q, want fail %q", got.Status, got.Reason, want)
+			}
 			journal, err := rotate.LoadState(spec.PKIDir)
 			if err != nil {
 				t.Fatal(err)
@@ -114,6 +122,22 @@ func TestRotateWithTheCAKeyInAToken(t *testing.T) {
 			}
 		})
 	}
+}
+
+// caKeyRow is verify's ca-key check for the cluster's spec.
+func caKeyRow(t *testing.T, c *etcdtest.Cluster) verify.Check {
+	t.Helper()
+	rep, err := verify.Evaluate(context.Background(), verify.Options{SpecFile: c.SpecPath, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ch := range rep.Checks {
+		if ch.Name == verify.CheckCAKey {
+			return ch
+		}
+	}
+	t.Fatal("verify --spec has no ca-key check")
+	return verify.Check{}
 }
 
 // caKeyHolders lists the files under the PKI that hold the private key
