@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
@@ -57,20 +58,9 @@ func (c *CA) WithLabel(label string) *CA {
 	return &cp
 }
 
-// NextSpec is the CA settings for the CA that replaces this spec's one (a
-// CA rotation, or a recovery from an expired CA): for a token key, the
-// same token under the label NextLabel, so that the key in effect is
-// never reused or overwritten.
-func NextSpec(s cluster.CA) cluster.CA {
-	if s.Token != nil {
-		s.Token = s.Token.WithObject(NextLabel(s.Token.Object))
-	}
-	return s
-}
-
-// NextLabel is the label a next CA's key is generated under; once that CA
-// is in effect the key takes the spec's label (Promote).
-func NextLabel(label string) string { return label + "-next" }
+// nextSuffix marks the label a next CA's key is made under, until that
+// CA is in effect.
+const nextSuffix = "-next"
 
 // RetiredLabel is the label a replaced CA key keeps in the token: it is
 // relabelled, never deleted, so the old CA stays restorable.
@@ -79,6 +69,71 @@ func RetiredLabel(label, serial string) string {
 		serial = serial[:16]
 	}
 	return label + "-retired-" + serial
+}
+
+// CreateNext makes the CA that replaces current (a CA rotation, or a
+// recovery from an expired CA) from the spec's CA settings. With a token
+// (the spec's, else current's) its key is made under the label
+// LABEL-next, so the key in effect is never reused or overwritten; a key
+// already under that label, left by a run that died before writing the
+// next CA, is used. current's own key is first given its label back, in
+// case a run died between a switch and Settle.
+func CreateNext(spec cluster.CA, current *CA, now time.Time) (*CA, error) {
+	if current != nil && current.Token != nil {
+		if err := Settle(current); err != nil {
+			return nil, err
+		}
+		if spec.Token == nil {
+			spec.Token = current.Token
+		}
+	}
+	if spec.Token != nil {
+		spec.Token = spec.Token.WithObject(spec.Token.Object + nextSuffix)
+	}
+	return Create(spec, now)
+}
+
+// InEffect is next as it is named once it is the CA in effect: for a
+// token key, under the label it replaced (LABEL-next becomes LABEL), so
+// that the spec's URI always names the CA in effect.
+func InEffect(next *CA) *CA {
+	if next.Token == nil || !strings.HasSuffix(next.Token.Object, nextSuffix) {
+		return next
+	}
+	return next.WithLabel(strings.TrimSuffix(next.Token.Object, nextSuffix))
+}
+
+// Retire gives a replaced CA's token key its retired label and returns
+// the CA as its backup names it; a file CA is returned as it is (its key
+// file goes to the backup). Run before the switch: until then the key is
+// found by its public key whatever its label.
+func Retire(old *CA) (*CA, error) {
+	if old.Token == nil {
+		return old, nil
+	}
+	retired := old.WithLabel(RetiredLabel(strings.TrimSuffix(old.Token.Object, nextSuffix), fmt.Sprintf("%x", old.Cert.SerialNumber)))
+	if err := Settle(retired); err != nil {
+		return nil, fmt.Errorf("retire the old CA key: %w", err)
+	}
+	return retired, nil
+}
+
+// Settle gives the CA's token key the label its URI names, if it has
+// another: after a switch to a new CA, whose key still carries its
+// LABEL-next. Idempotent, so a run killed around a switch is finished by
+// the next one.
+func Settle(c *CA) error {
+	if c.Token == nil {
+		return nil
+	}
+	if !PKCS11Compiled {
+		return notCompiled(c.Token)
+	}
+	pin, err := readPIN(c.Token)
+	if err != nil {
+		return err
+	}
+	return relabelTokenKey(c.Token, pin, c.Cert.PublicKey, c.Token.Object)
 }
 
 // ParseStore loads a CA from its store's files: certPEM and either keyPEM
@@ -116,32 +171,6 @@ func OpenToken(certPEM []byte, certPath string, u *cluster.PKCS11URI) (*CA, erro
 		return nil, err
 	}
 	return &CA{Cert: cert, CertPEM: certPEM, Token: u, key: key}, nil
-}
-
-// Promote gives the token key of a CA that has just replaced another the
-// label of the key it replaced (the spec's), after the replaced key took
-// its retired label: the spec's URI then always names the CA in effect.
-// Both steps find the keys by their public keys, so a run killed between
-// them is finished by the next one. A file CA has nothing to do.
-func Promote(old, next *CA) error {
-	if old.Token == nil || next.Token == nil {
-		return nil
-	}
-	if !PKCS11Compiled {
-		return notCompiled(next.Token)
-	}
-	pin, err := readPIN(next.Token)
-	if err != nil {
-		return err
-	}
-	label := old.Token.Object
-	if err := relabelTokenKey(next.Token, pin, old.Cert.PublicKey, RetiredLabel(label, fmt.Sprintf("%x", old.Cert.SerialNumber))); err != nil {
-		return fmt.Errorf("retire the old CA key in %s: %w", old.Token.Where(), err)
-	}
-	if err := relabelTokenKey(next.Token, pin, next.Cert.PublicKey, label); err != nil {
-		return fmt.Errorf("label the new CA key %q in %s: %w", label, next.Token.Where(), err)
-	}
-	return nil
 }
 
 // TokenKey describes the private key object a token holds for a CA: what

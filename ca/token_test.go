@@ -147,32 +147,43 @@ func TestTokenFailures(t *testing.T) {
 	}
 }
 
-// A CA rotation's next key is made under its own label; Promote retires
-// the old key by relabelling it (never deleting it) and gives the new one
-// the spec's label, twice over without harm.
-func TestPromoteRelabels(t *testing.T) {
+// A CA rotation's next key is made under its own label; the old key is
+// retired by relabelling (never deleted) and the new one takes the
+// spec's label once in effect, each step idempotent.
+func TestNextCARelabels(t *testing.T) {
 	tk := softhsm.New(t, "etcd")
 	spec := tokenSpec(t, tk, "etcd-ca", p256)
 	old, err := Create(spec, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	next, err := Create(NextSpec(spec), time.Now())
+	next, err := CreateNext(spec, old, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if publicEqual(old.Cert.PublicKey, next.Cert.PublicKey) {
 		t.Fatal("the next CA reused the old key")
 	}
+	if again, err := CreateNext(spec, old, time.Now()); err != nil || !publicEqual(again.Cert.PublicKey, next.Cert.PublicKey) {
+		t.Fatalf("a second CreateNext made another key (%v)", err)
+	}
+	var retired, current *CA
 	for range 2 {
-		if err := Promote(old, next); err != nil {
+		if retired, err = Retire(old); err != nil {
+			t.Fatal(err)
+		}
+		current = InEffect(next)
+		if err := Settle(current); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for _, c := range []struct {
 		a    *CA
 		want string
-	}{{old, RetiredLabel("etcd-ca", old.Cert.SerialNumber.Text(16))}, {next, "etcd-ca"}} {
+	}{{retired, RetiredLabel("etcd-ca", old.Cert.SerialNumber.Text(16))}, {current, "etcd-ca"}} {
+		if c.a.Token.Object != c.want {
+			t.Errorf("URI names %q, want %q", c.a.Token.Object, c.want)
+		}
 		d, err := DescribeTokenKey(c.a)
 		if err != nil {
 			t.Fatal(err)
@@ -180,5 +191,13 @@ func TestPromoteRelabels(t *testing.T) {
 		if d.Label != c.want || d.Extractable {
 			t.Errorf("key = %+v, want label %q", d, c.want)
 		}
+	}
+	// The next rotation makes a new key again, the current one untouched.
+	third, err := CreateNext(spec, current, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if publicEqual(third.Cert.PublicKey, current.Cert.PublicKey) || publicEqual(third.Cert.PublicKey, old.Cert.PublicKey) {
+		t.Error("the third CA reused a key")
 	}
 }
