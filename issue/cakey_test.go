@@ -223,3 +223,50 @@ func tokenKeys(t *testing.T, s *cluster.Spec) crypto.PublicKey {
 	}
 	return pub
 }
+
+// TestReissueReplacesAnExpiredTokenCA: the recovery from an expired CA
+// whose key is in a token makes the new CA's key in the same token, gives
+// the old key its retired label (the backup names it so; nothing is
+// deleted) and the new key the spec's label.
+func TestReissueReplacesAnExpiredTokenCA(t *testing.T) {
+	key := "ca:\n  key: " + softhsm.New(t, "etcd").URI("etcd-ca") + "\n"
+	short := strings.Replace(threeNodes, "certs:\n  validity: 365d", "certs:\n  validity: 2s\n  renewBefore: 1s", 1)
+	s := spec(t, strings.Replace(key, "ca:\n", "ca:\n  validity: 2s\n", 1)+short, filepath.Join(t.TempDir(), "pki"))
+	if _, err := Init(context.Background(), s, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	old, err := LoadCA(s.PKIDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second) // past both: certificates store whole seconds
+	s = spec(t, key+threeNodes, s.PKIDir)
+	out, err := Reissue(context.Background(), s, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.NewCA == nil || certx.KeyMatches(out.NewCA.Cert, old.Cert.PublicKey) {
+		t.Fatal("no new CA, or one with the expired CA's key")
+	}
+	checkConverged(t, s, "none")
+	checkCAKeyHome(t, s, true)
+	uris, err := filepath.Glob(filepath.Join(pki.Paths{PKI: s.PKIDir}.Backups(), "*", "etcd", ca.KeyURIFile))
+	if err != nil || len(uris) != 1 {
+		t.Fatalf("backup of the old CA's key URI: %v %v", uris, err)
+	}
+	retired, err := ca.ParseStore(mustRead(t, filepath.Join(filepath.Dir(uris[0]), "ca.crt")), nil, mustRead(t, uris[0]), "ca.crt", "", uris[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := ca.DescribeTokenKey(retired)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := ca.RetiredLabel("etcd-ca", old.Cert.SerialNumber.Text(16)); d.Label != want || retired.Token.Object != want || !retired.Cert.Equal(old.Cert) {
+		t.Errorf("retired key labelled %q, backup names %q; want %q for the old CA", d.Label, retired.Token.Object, want)
+	}
+	out, err = Reissue(context.Background(), s, Options{})
+	if err != nil || out.NewCA != nil || len(out.Renewed) != 0 {
+		t.Errorf("second Reissue: %v, new CA %v, %d renewed; want nothing", err, out.NewCA != nil, len(out.Renewed))
+	}
+}

@@ -101,8 +101,11 @@ func Renew(ctx context.Context, s *cluster.Spec, targets []pki.Target, o RenewOp
 	if rp.oldCA != nil {
 		dir := rel(s.PKIDir, pki.Paths{PKI: s.PKIDir}.CADir())
 		saved = append(saved,
-			atomicdir.File{Name: filepath.Join(dir, "ca.crt"), Data: rp.oldCA.cert, Mode: atomicdir.CertMode},
-			atomicdir.File{Name: filepath.Join(dir, "ca.key"), Data: rp.oldCA.key, Mode: atomicdir.CAKeyMode})
+			atomicdir.File{Name: filepath.Join(dir, "ca.crt"), Data: rp.oldCA.cert, Mode: atomicdir.CertMode})
+		for _, f := range rp.oldCA.keyFiles {
+			f.Name = filepath.Join(dir, f.Name)
+			saved = append(saved, f)
+		}
 	}
 	undoBackup := func() {}
 	if len(saved) > 0 {
@@ -131,6 +134,13 @@ func Renew(ctx context.Context, s *cluster.Spec, targets []pki.Target, o RenewOp
 	for _, r := range out {
 		o.printf("[renew] %s: serial %s -> %s, valid until %s", r.Target.ID, pki.ShortSerial(r.OldSerial), pki.ShortSerial(r.NewSerial), r.NotAfter.Format(time.DateOnly))
 	}
+	if o.NewCA != nil {
+		// The new CA's token key takes the label the spec names; a run
+		// killed before this leaves it to the next CreateNext.
+		if err := ca.Settle(ca.InEffect(o.NewCA)); err != nil {
+			return out, err
+		}
+	}
 	return out, nil
 }
 
@@ -151,6 +161,14 @@ func newBackupDir(root string, now time.Time) string {
 
 type oldPair struct{ cert, key []byte }
 
+// oldCAStore is the CA a recovery replaces, for the backup: its
+// certificate and its key file, or the ca.key.uri naming its token key by
+// its retired label.
+type oldCAStore struct {
+	cert     []byte
+	keyFiles []atomicdir.File
+}
+
 // renewPlan is what Renew writes, worked out without writing.
 type renewPlan struct {
 	authority *ca.CA
@@ -159,7 +177,7 @@ type renewPlan struct {
 	olds      map[string]oldPair
 	fresh     map[string]signed
 	// oldCA is the CA that NewCA replaces, for the backup.
-	oldCA *oldPair
+	oldCA *oldCAStore
 }
 
 // planRenew reads the pairs to replace and signs their successors. pre,
@@ -230,12 +248,29 @@ func planRenew(ctx context.Context, s *cluster.Spec, targets []pki.Target, o Ren
 		// leaves it did not sign, which the next recovery replaces again.
 		p := pki.Paths{PKI: s.PKIDir}
 		oldCert, certErr := atomicdir.Read(p.CADir(), "ca.crt")
-		oldKey, keyErr := atomicdir.Read(p.CADir(), "ca.key")
-		if certErr == nil && keyErr == nil {
-			rp.oldCA = &oldPair{oldCert, oldKey}
+		oldKey, keyErr := atomicdir.Read(p.CADir(), ca.KeyFile)
+		_, uriErr := atomicdir.Read(p.CADir(), ca.KeyURIFile)
+		switch {
+		case certErr == nil && keyErr == nil:
+			rp.oldCA = &oldCAStore{oldCert, []atomicdir.File{{Name: ca.KeyFile, Data: oldKey, Mode: atomicdir.CAKeyMode}}}
+		case certErr == nil && uriErr == nil:
+			// A token key is never deleted: it takes its retired label
+			// now (until the switch it is found by its public key) and
+			// the backup names it so.
+			old, err := LoadCA(s.PKIDir)
+			if err != nil {
+				return nil, err
+			}
+			retired, err := ca.Retire(old)
+			if err != nil {
+				return nil, err
+			}
+			rp.oldCA = &oldCAStore{oldCert, retired.StoreFiles()}
 		}
 		rp.pl.add(p.CADir(), atomicdir.File{Name: "ca.crt", Data: o.NewCA.CertPEM, Mode: atomicdir.CertMode})
-		rp.pl.add(p.CADir(), atomicdir.File{Name: "ca.key", Data: o.NewCA.KeyPEM, Mode: atomicdir.CAKeyMode})
+		for _, f := range ca.InEffect(o.NewCA).StoreFiles() {
+			rp.pl.add(p.CADir(), f)
+		}
 	}
 	if err := checkWritable(s.PKIDir, rp.pl); err != nil {
 		return nil, err
