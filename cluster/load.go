@@ -95,6 +95,12 @@ func Parse(data []byte, file string, o Options) (*Spec, error) {
 	if len(doc.Content) == 0 {
 		return nil, &Error{File: file, Msg: "file is empty"}
 	}
+	if err := oneDocument(file, data); err != nil {
+		return nil, err
+	}
+	if err := checkTextTree(file, doc.Content[0], ""); err != nil {
+		return nil, err
+	}
 	if err := checkWholeNumbers(file, doc.Content[0], ""); err != nil {
 		return nil, err
 	}
@@ -110,6 +116,25 @@ func Parse(data []byte, file string, o Options) (*Spec, error) {
 	}
 	p := &parser{file: file, root: doc.Content[0], base: base}
 	return p.build(&r, o)
+}
+
+// oneDocument refuses a spec with a second YAML document: yaml.Unmarshal
+// reads the first and silently drops the rest, so nodes listed after a
+// "---" would be ignored.
+func oneDocument(file string, data []byte) error {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var first, second yaml.Node
+	if err := dec.Decode(&first); err != nil {
+		return yamlError(file, err)
+	}
+	err := dec.Decode(&second)
+	if errors.Is(err, io.EOF) {
+		return nil
+	}
+	if err != nil {
+		return yamlError(file, err)
+	}
+	return &Error{File: file, Line: second.Line, Msg: "a second YAML document (after ---): the spec is one document"}
 }
 
 var yamlLine = regexp.MustCompile(`line (\d+): (.*)`)

@@ -140,9 +140,9 @@ func TestParseErrors(t *testing.T) {
 		{"client named ca", node + "clients:\n  - name: ca\n", `clients[0].name: client name "ca" is reserved`},
 		{"client named like a node", node + "clients:\n  - name: n1\n", `clients[0].name: client name "n1" is also a node's name`},
 		{"client bad name", node + "clients:\n  - name: _x\n", `clients[0].name: client name "_x" is not a valid name`},
-		{"commonName newline", node + "clients:\n  - name: a\n    commonName: \"a\\nb\"\n", `clients[0].commonName: "a\nb" holds a non-printable character`},
+		{"commonName newline", node + "clients:\n  - name: a\n    commonName: \"a\\nb\"\n", `clients[0].commonName: "a\nb" holds a control character (U+000A)`},
 		{"commonName too long", node + "clients:\n  - name: a\n    commonName: " + strings.Repeat("x", 65) + "\n", "clients[0].commonName: \"" + strings.Repeat("x", 65) + "\" is longer than 64 bytes"},
-		{"organization control", node + "clients:\n  - name: a\n    organization: [\"o\\tp\"]\n", `clients[0].organization[0]: "o\tp" holds a non-printable character`},
+		{"organization control", node + "clients:\n  - name: a\n    organization: [\"o\\tp\"]\n", `clients[0].organization[0]: "o\tp" holds a control character (U+0009)`},
 		{"CA commonName empty-ish", "ca:\n  commonName: \" x\"\n" + node, `ca.commonName: " x" starts or ends with a space`},
 
 		// DNS names.
@@ -151,7 +151,18 @@ func TestParseErrors(t *testing.T) {
 		{"dns email", "nodes:\n  - name: n1\n    ips: [10.0.0.1]\n    dns: [ops@example.com]\n", `nodes[0].dns[0]: "ops@example.com" is not a DNS name`},
 		{"dns url", "nodes:\n  - name: n1\n    ips: [10.0.0.1]\n    dns: [\"https://a.example\"]\n", `nodes[0].dns[0]: "https://a.example" is not a DNS name`},
 		{"dns non-ascii", "nodes:\n  - name: n1\n    ips: [10.0.0.1]\n    dns: [bücher.example]\n", `nodes[0].dns[0]: "bücher.example" is not a DNS name`},
-		{"dns newline", "nodes:\n  - name: n1\n    ips: [10.0.0.1]\n    dns: [\"a\\nb\"]\n", `nodes[0].dns[0]: "a\nb" is not a DNS name`},
+		{"dns newline", "nodes:\n  - name: n1\n    ips: [10.0.0.1]\n    dns: [\"a\\nb\"]\n", `nodes[0].dns[0]: "a\nb" holds a control character (U+000A)`},
+		// One rule for control characters, in every field and key.
+		{"node dir newline", "nodes:\n  - name: n1\n    ips: [10.0.0.1]\n    dir: \"/srv/a\\n--x\"\n", `spec s.yaml:4: nodes[0].dir: "/srv/a\n--x" holds a control character (U+000A)`},
+		{"client dir newline", node + "clients:\n  - name: kube-apiserver\n    dir: \"/srv/a\\r\"\n", `clients[0].dir: "/srv/a\r" holds a control character (U+000D)`},
+		{"data dir DEL", "nodes:\n  - name: n1\n    ips: [10.0.0.1]\n    dataDir: \"/var/a\\x7f\"\n", `nodes[0].dataDir: "/var/a\x7f" holds a control character (U+007F)`},
+		{"pkiDir line separator", "pkiDir: \"a\\Lb\"\n" + node, `pkiDir: "a\u2028b" holds a control character (U+2028)`},
+		{"url escape", "nodes:\n  - name: n1\n    ips: [10.0.0.1]\n    clientURLs: [\"https://10.0.0.1:2379\\e\"]\n", `nodes[0].clientURLs[0]: "https://10.0.0.1:2379\x1b" holds a control character (U+001B)`},
+		{"template control", "nodes:\n  - name: n1\n    ips: [10.0.0.1]\n    restart: \"true\\x01\"\n", `nodes[0].restart: "true\x01" holds a control character (U+0001)`},
+		{"key control", "nodes:\n  - name: n1\n    ips: [10.0.0.1]\n    \"di\\tr\": x\n", `nodes[0]: key "di\tr" holds a control character (U+0009)`},
+		{"second document", node + "---\n" + node, `a second YAML document (after ---): the spec is one document`},
+		{"dns is an IP", "nodes:\n  - name: n1\n    ips: [10.0.0.1]\n    dns: [\"10.0.0.2\"]\n", `nodes[0].dns[0]: "10.0.0.2" is not a DNS name: its last label is a number`},
+		{"dns wildcard public suffix", "nodes:\n  - name: n1\n    ips: [10.0.0.1]\n    dns: [\"*.co.uk\"]\n", `nodes[0].dns[0]: "*.co.uk" is a wildcard over the public suffix "co.uk"`},
 
 		// URLs and addresses.
 		{"url port zero", "nodes:\n  - name: n1\n    ips: [10.0.0.1]\n    clientURLs: [\"https://10.0.0.1:0\"]\n", `nodes[0].clientURLs[0]: "https://10.0.0.1:0": port out of range 1-65535`},

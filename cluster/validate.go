@@ -11,6 +11,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/net/publicsuffix"
 )
 
 // The validators below are shared by the spec and by `etcdpki issue`, so a
@@ -56,9 +58,22 @@ var dnsName = regexp.MustCompile(`^(\*\.)?[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0
 // most 253 characters. Anything else (spaces, e-mail addresses, URLs,
 // non-ASCII names) is refused here rather than passed to cfssl, which
 // turns some into other SAN types and panics on others.
+//
+// A name whose last label is all digits is an IP address written where a
+// DNS name belongs (1.2.3.4 would become a DNS SAN no client ever
+// matches), and a wildcard must sit below a registrable domain: "*.com"
+// or "*.co.uk" would claim every name under a public suffix.
 func CheckDNSName(v string) error {
 	if len(v) > 253 || !dnsName.MatchString(v) {
 		return fmt.Errorf("%q is not a DNS name", v)
+	}
+	if last := v[strings.LastIndex(v, ".")+1:]; strings.Trim(last, "0123456789") == "" {
+		return fmt.Errorf("%q is not a DNS name: its last label is a number (an IP address goes in ips, or --ip)", v)
+	}
+	if rest, ok := strings.CutPrefix(v, "*."); ok {
+		if suffix, _ := publicsuffix.PublicSuffix(strings.ToLower(rest)); suffix == strings.ToLower(rest) {
+			return fmt.Errorf("%q is a wildcard over the public suffix %q; a wildcard must sit below a domain of your own (*.etcd.example.com)", v, rest)
+		}
 	}
 	return nil
 }

@@ -4,10 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -75,25 +72,17 @@ func Renew(ctx context.Context, s *cluster.Spec, targets []pki.Target, o RenewOp
 	if err != nil {
 		return nil, err
 	}
-	backup := o.BackupDir
-	if backup == "" {
-		backup = newBackupDir(pki.Paths{PKI: s.PKIDir}.Backups(), o.now())
-	}
-	out := rp.out
-	for i := range out {
-		if _, ok := rp.olds[out[i].Target.ID]; ok {
-			out[i].Backup = filepath.Join(backup, rel(s.PKIDir, out[i].Target.Dir))
-		}
-	}
-	// Back up first: once the backup is durable, the swap may happen. The
-	// backup appears whole or not at all.
+	root, base := o.backupName(s.PKIDir)
+	// Back up first: once the backup is durable and verified, the swap
+	// may happen. The backup appears whole or not at all.
 	var saved []atomicdir.File
+	out := rp.out
 	for _, r := range out {
 		old, ok := rp.olds[r.Target.ID]
 		if !ok {
 			continue
 		}
-		dir := rel(backup, r.Backup)
+		dir := rel(s.PKIDir, r.Target.Dir)
 		saved = append(saved,
 			atomicdir.File{Name: filepath.Join(dir, r.Target.CertName), Data: old.cert, Mode: atomicdir.CertMode},
 			atomicdir.File{Name: filepath.Join(dir, r.Target.KeyName), Data: old.key, Mode: atomicdir.KeyMode})
@@ -109,8 +98,14 @@ func Renew(ctx context.Context, s *cluster.Spec, targets []pki.Target, o RenewOp
 	}
 	undoBackup := func() {}
 	if len(saved) > 0 {
-		if undoBackup, err = atomicdir.NewDir(backup, saved); err != nil {
+		var backup string
+		if backup, undoBackup, err = WriteBackup(root, base, saved, false); err != nil {
 			return nil, fmt.Errorf("back up: %w", err)
+		}
+		for i := range out {
+			if _, ok := rp.olds[out[i].Target.ID]; ok {
+				out[i].Backup = filepath.Join(backup, rel(s.PKIDir, out[i].Target.Dir))
+			}
 		}
 	}
 	var b atomicdir.Batch
@@ -144,19 +139,14 @@ func Renew(ctx context.Context, s *cluster.Spec, targets []pki.Target, o RenewOp
 	return out, nil
 }
 
-// newBackupDir names this run's backup directory: PKI/backup/<time>, with
-// a suffix when a run in the same second has one already, so a backup is
-// never written over. The caller holds the lock, so no other run picks
-// the same name.
-func newBackupDir(root string, now time.Time) string {
-	base := filepath.Join(root, now.UTC().Format("20060102T150405Z"))
-	dir := base
-	for i := 2; ; i++ {
-		if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
-			return dir
-		}
-		dir = fmt.Sprintf("%s-%d", base, i)
+// backupName is where this run's backup goes: BackupDir, or
+// PKI/backup/<time> (WriteBackup adds a suffix when a run in the same
+// second has taken the name, so a backup is never written over).
+func (o RenewOptions) backupName(pkiDir string) (root, base string) {
+	if o.BackupDir != "" {
+		return filepath.Dir(o.BackupDir), filepath.Base(o.BackupDir)
 	}
+	return pki.Paths{PKI: pkiDir}.Backups(), o.now().UTC().Format("20060102T150405Z")
 }
 
 type oldPair struct{ cert, key []byte }
@@ -274,6 +264,12 @@ func planRenew(ctx context.Context, s *cluster.Spec, targets []pki.Target, o Ren
 	}
 	if err := checkWritable(s.PKIDir, rp.pl); err != nil {
 		return nil, err
+	}
+	if len(rp.olds) > 0 || rp.oldCA != nil {
+		root, _ := o.backupName(s.PKIDir)
+		if err := CheckBackupRoot(root); err != nil {
+			return nil, err
+		}
 	}
 	return rp, nil
 }

@@ -1,10 +1,7 @@
 package rotate
 
 import (
-	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
@@ -14,9 +11,12 @@ import (
 
 // retire makes the new CA the CA in effect, in an order a crash at any
 // point leaves resumable: (1) the old CA goes to PKI/backup/ca-SERIAL/
-// (written whole or not at all, key 0400); (2) PKI/etcd switches to the
+// (written whole or not at all, key 0400, read back and compared before
+// anything else happens; ca-SERIAL-2 and so on when the name is taken by
+// anything else); (2) PKI/etcd switches to the
 // new CA in one rename; (3) the version of PKI/etcd holding the old key is
-// removed, so the old key is out of the active PKI; (4) PKI/etcd-next is
+// removed, so the old key is out of the active PKI, once a verified backup
+// of it exists; (4) PKI/etcd-next is
 // removed. A re-run after (2) finds PKI/etcd equal to PKI/etcd-next and
 // does (3) and (4) only. A token key is never deleted: before (2) the old
 // key takes its retired label (the backup's ca.key.uri names it), and
@@ -27,21 +27,17 @@ func (cr *caRun) retire() error {
 	old, next := cr.rot.Old, cr.rot.Next
 	caDir := cr.paths.CADir()
 	if !old.Cert.Equal(next.Cert) {
-		backup := filepath.Join(cr.paths.Backups(), "ca-"+issue.Serial(old.Cert))
 		// A token key is relabelled, never deleted: the backup names it
 		// by its retired label.
 		retired, err := ca.Retire(old)
 		if err != nil {
 			return fmt.Errorf("finish: %w", err)
 		}
-		if _, err := os.Stat(backup); errors.Is(err, os.ErrNotExist) {
-			if _, err := atomicdir.NewDir(backup, append([]atomicdir.File{
-				{Name: "ca.crt", Data: old.CertPEM, Mode: atomicdir.CertMode},
-			}, retired.StoreFiles()...)); err != nil {
-				return fmt.Errorf("finish: back up the old CA: %w", err)
-			}
-		} else if err != nil {
-			return fmt.Errorf("finish: %w", err)
+		backup, _, err := issue.WriteBackup(cr.paths.Backups(), "ca-"+issue.Serial(old.Cert), append([]atomicdir.File{
+			{Name: "ca.crt", Data: old.CertPEM, Mode: atomicdir.CertMode},
+		}, retired.StoreFiles()...), true)
+		if err != nil {
+			return fmt.Errorf("finish: back up the old CA: %w", err)
 		}
 		next = ca.InEffect(next)
 		if _, err := atomicdir.Update(caDir, append([]atomicdir.File{
@@ -58,6 +54,13 @@ func (cr *caRun) retire() error {
 	// The new CA's token key takes the label the spec names (a re-run
 	// after the switch finds it here, next loaded from PKI/etcd).
 	if err := ca.Settle(ca.InEffect(next)); err != nil {
+		return fmt.Errorf("finish: %w", err)
+	}
+	// A re-run after the switch no longer knows the old CA from the
+	// rotation: it is in the version being dropped. Back up whatever key
+	// is there (the backup above is reused when it still holds it) so that
+	// a retired CA key exists somewhere at every instant.
+	if _, err := issue.BackupRetiredCAs(cr.paths.Backups(), caDir); err != nil {
 		return fmt.Errorf("finish: %w", err)
 	}
 	if err := atomicdir.DropOld(caDir); err != nil {

@@ -2,6 +2,7 @@ package rotate
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -23,13 +24,50 @@ func runCommand(ctx context.Context, what, command string, timeout time.Duration
 	cmd.Env = os.Environ()
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		if ctx.Err() != nil {
-			err = fmt.Errorf("%w after %s", ctx.Err(), timeout)
+		ce := &CommandError{What: what, Command: command, Output: tail(out), Err: err}
+		if ee, ok := errors.AsType[*exec.ExitError](err); ok {
+			ce.Status, ce.Err = ee.ExitCode(), nil
 		}
-		return fmt.Errorf("%s: `%s`: %w%s", what, command, err, tail(out))
+		if ctx.Err() != nil {
+			ce.Err = fmt.Errorf("%w after %s", ctx.Err(), timeout)
+		}
+		return ce
 	}
 	return nil
 }
+
+// CommandError is a deploy or restart template that failed. Whatever
+// status the template exited with, etcdpki's is 1 (an operation failed):
+// a template's 2 would otherwise read as "bad input, nothing changed"
+// after a run that may have changed files, and any other status as a
+// code etcdpki does not document. The template's status is in the
+// message instead. *exec.ExitError, which has an ExitCode method of its
+// own, is deliberately not in the chain.
+type CommandError struct {
+	What, Command string
+	// Status is the template's exit status (-1 when a signal ended it),
+	// or 0 when it did not run to an exit (Err says why).
+	Status int
+	Err    error
+	Output string
+}
+
+func (e *CommandError) Error() string {
+	why := fmt.Sprintf("exited with status %d", e.Status)
+	if e.Err != nil {
+		why = e.Err.Error()
+	} else if e.Status < 0 {
+		why = "ended by a signal"
+	}
+	return fmt.Sprintf("%s: `%s`: %s%s", e.What, e.Command, why, e.Output)
+}
+
+// Unwrap returns why the command did not run to an exit (a timeout, a
+// cancelled context), or nil.
+func (e *CommandError) Unwrap() error { return e.Err }
+
+// ExitCode is 1: a template's failure is a failed operation.
+func (e *CommandError) ExitCode() int { return 1 }
 
 func tail(out []byte) string {
 	s := strings.TrimSpace(string(out))

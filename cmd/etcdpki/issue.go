@@ -5,6 +5,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/issue"
 )
 
@@ -38,7 +39,15 @@ func issueCommand() *cli.Command {
 				}
 				hosts = append(hosts, ip.String())
 			}
-			hosts = append(hosts, c.StringSlice("dns")...)
+			// Checked here, while it is known which flag a value came
+			// from: issue.One takes anything that parses as an IP for
+			// an IP SAN.
+			for _, v := range c.StringSlice("dns") {
+				if err := cluster.CheckDNSName(v); err != nil {
+					return usagef("--dns %v", err)
+				}
+				hosts = append(hosts, v)
+			}
 			s, err := loadSpec(c, false)
 			if err != nil {
 				return err

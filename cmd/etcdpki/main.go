@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
 	"strings"
 	"sync/atomic"
@@ -83,13 +84,22 @@ func usagef(format string, args ...any) error { return input.Errorf(format, args
 
 // exitCode maps an error to the documented exit codes: an error that
 // picks its own (bad input is input.ExitCode, 2; see package input) or 1.
+// A child process's status (an *exec.ExitError, whose ExitCode method is
+// not this convention) and any code outside the documented ones are 1:
+// scripts and cron read the code, and only 0, 1 and 2 mean something to
+// them.
 func exitCode(err error) int {
 	var ec input.Coder
 	switch {
 	case err == nil:
 		return exitOK
 	case errors.As(err, &ec):
-		return ec.ExitCode()
+		if _, child := ec.(*exec.ExitError); child {
+			return exitFail
+		}
+		if c := ec.ExitCode(); c == exitFail || c == input.ExitCode {
+			return c
+		}
 	}
 	return exitFail
 }
@@ -106,6 +116,7 @@ var appHelpTemplate = cli.AppHelpTemplate + "\n" + exitHelp + "\n"
 func newApp(stdout, stderr io.Writer) *cli.App {
 	cmds := commands()
 	markUsageErrors(cmds)
+	checkedActions(cmds)
 	return &cli.App{
 		Name: "etcdpki",
 		// The app's own template, so that each run (tests run many in one

@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"github.com/etcdpki/etcdpki/internal/input"
 )
 
 // File is the lock's name inside the PKI directory. It keeps the name it
@@ -37,9 +39,27 @@ type Held struct{ f *os.File }
 // bytes never change, so a run that only takes the lock changes nothing.
 func Acquire(pki string) (*Held, error) {
 	path := filepath.Join(pki, File)
-	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE, mode)
+	// Only a regular file is a lock: opening a FIFO blocks until a writer
+	// comes, a device may do anything, and a link could make the lock
+	// another file's. Checked before opening, opened without following a
+	// link or blocking, and checked again on what was opened, in case
+	// the name was swapped in between.
+	if info, err := os.Lstat(path); err == nil && !info.Mode().IsRegular() {
+		return nil, notRegular(path, info.Mode())
+	}
+	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, mode)
 	if err != nil {
+		if info, lerr := os.Lstat(path); lerr == nil && !info.Mode().IsRegular() {
+			return nil, notRegular(path, info.Mode())
+		}
 		return nil, fmt.Errorf("open lock %s: %w", path, err)
+	}
+	if info, err := f.Stat(); err != nil || !info.Mode().IsRegular() {
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("open lock %s: %w", path, err)
+		}
+		return nil, notRegular(path, info.Mode())
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
@@ -49,6 +69,25 @@ func Acquire(pki string) (*Held, error) {
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
 	return &Held{f: f}, nil
+}
+
+// notRegular refuses a lock path holding something other than a regular
+// file: bad input (exit 2), for the operator to move away.
+func notRegular(path string, m fs.FileMode) error {
+	what := "not a regular file"
+	switch {
+	case m&fs.ModeSymlink != 0:
+		what = "a symbolic link"
+	case m&fs.ModeNamedPipe != 0:
+		what = "a FIFO"
+	case m.IsDir():
+		what = "a directory"
+	case m&fs.ModeSocket != 0:
+		what = "a socket"
+	case m&fs.ModeDevice != 0:
+		what = "a device"
+	}
+	return input.Errorf("lock %s is %s, not a regular file; remove it (etcdpki creates the lock itself)", path, what)
 }
 
 // Release drops the lock. A nil Held is released already.

@@ -1,0 +1,82 @@
+package cluster
+
+import (
+	"fmt"
+	"unicode"
+	"unicode/utf8"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// CheckText is the one check for control characters, applied to every
+// path, name, address and template value, whether it comes from the spec
+// or from a flag: a newline in a directory would inject a line into
+// apiserver/etcd-flags or etcd.conf.yml (an extra --etcd-servers), a
+// carriage return or an escape sequence would forge what an operator
+// reads in a listing.
+func CheckText(v string) error {
+	if !utf8.ValidString(v) {
+		return fmt.Errorf("%q is not valid UTF-8", v)
+	}
+	for _, r := range v {
+		// U+2028 and U+2029 end a line for some readers of YAML and logs.
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
+			return fmt.Errorf("%q holds a control character (%U); names, paths and addresses are one line of printable text", v, r)
+		}
+	}
+	return nil
+}
+
+// templateKeys may span lines: a deploy or restart command written as a
+// YAML block is run with sh -c, where a newline separates commands. The
+// values inserted into them still may not.
+var templateKeys = map[string]bool{"deploy": true, "restart": true}
+
+// checkTextTree applies CheckText to every key and scalar of the spec's
+// YAML tree, so no field, present or future, escapes it.
+func checkTextTree(file string, n *yaml.Node, path string) error {
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			field := k.Value
+			if path != "" {
+				field = path + "." + k.Value
+			}
+			if err := CheckText(k.Value); err != nil {
+				return &Error{File: file, Line: k.Line, Field: path, Msg: "key " + err.Error()}
+			}
+			if templateKeys[k.Value] && v.Kind == yaml.ScalarNode {
+				if err := checkTemplateText(v.Value); err != nil {
+					return &Error{File: file, Line: v.Line, Field: field, Msg: err.Error()}
+				}
+				continue
+			}
+			if err := checkTextTree(file, v, field); err != nil {
+				return err
+			}
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			if err := checkTextTree(file, c, fmt.Sprintf("%s[%d]", path, i)); err != nil {
+				return err
+			}
+		}
+	case yaml.ScalarNode:
+		if err := CheckText(n.Value); err != nil {
+			return &Error{File: file, Line: n.Line, Field: path, Msg: err.Error()}
+		}
+	}
+	return nil
+}
+
+// checkTemplateText is CheckText with newlines and tabs allowed between
+// commands.
+func checkTemplateText(v string) error {
+	for _, r := range v {
+		if r != '\n' && r != '\t' && unicode.IsControl(r) {
+			return fmt.Errorf("%q holds a control character (%U)", v, r)
+		}
+	}
+	return nil
+}
