@@ -35,10 +35,10 @@ $(BIN)/etcdctl: tools/etcd/go.mod tools/etcd/go.sum tools/etcd/etcdctl/main.go
 deps:
 	@command -v softhsm2-util >/dev/null || (apt-get update && apt-get install -y softhsm2)
 
+# vet also checks the build without cgo (no PKCS#11: file CA keys only).
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
-	# Without cgo (no PKCS#11: file CA keys only) it must build and vet too.
 	CGO_ENABLED=0 $(GO) vet ./...
 
 # The README's test command: vet, then every package with the race
