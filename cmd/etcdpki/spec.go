@@ -131,6 +131,9 @@ func flagsSpec(c *cli.Context, s *cluster.Spec) ([]byte, error) {
 	for _, v := range c.StringSlice("node") {
 		cmd += " --node " + v
 	}
+	if s.CA.Token != nil {
+		cmd += " --ca-key '" + s.CA.Token.String() + "'"
+	}
 	head := "# Written by etcdpki init from flags:\n#   " + strings.ReplaceAll(cmd, "\n", " ") +
 		"\n# Commands given --dir and no --spec read this file; pkiDir is this directory.\n"
 	return append([]byte(head), data...), nil
