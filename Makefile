@@ -41,6 +41,11 @@ vet:
 	$(GO) vet ./...
 	CGO_ENABLED=0 $(GO) vet ./...
 
+# What the tests run besides etcd: Debian's rsync, which the bundle
+# coexistence tests copy bundles with (as a deploy template would).
+deps:
+	command -v rsync >/dev/null || (apt-get update && apt-get install -y rsync)
+
 # The README's test command: vet, then every package with the race
 # detector, integration tests against real etcd included.
 test: deps $(TEST_ETCD) vet

@@ -40,7 +40,7 @@ func (cr *caRun) retire() error {
 			return fmt.Errorf("finish: back up the old CA: %w", err)
 		}
 		next = ca.InEffect(next)
-		if _, err := atomicdir.Update(caDir, append([]atomicdir.File{
+		if _, err := atomicdir.Update(cr.paths.CAStore(), append([]atomicdir.File{
 			{Name: "ca.crt", Data: next.CertPEM, Mode: atomicdir.CertMode},
 		}, next.StoreFiles()...), checkCAFiles); err != nil {
 			return fmt.Errorf("finish: switch %s to the new CA: %w", caDir, err)

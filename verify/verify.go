@@ -112,6 +112,7 @@ func Evaluate(ctx context.Context, o Options) (*Report, error) {
 	// fixes it (see ExpiredState).
 	if in.spec != nil {
 		rep.Checks = append(rep.Checks, caKeyCheck(in.spec.PKIDir))
+		rep.Checks = append(rep.Checks, colocatedChecks(in.spec)...)
 		if infos, err := issue.List(in.spec, 0, now); err == nil {
 			if rep.Expired = ExpiredState(ctx, in.spec, infos, in.timeout); rep.Expired != nil {
 				rep.Checks = append(rep.Checks, rep.Expired.check())
