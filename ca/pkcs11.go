@@ -15,6 +15,7 @@ import (
 	"github.com/miekg/pkcs11"
 
 	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/input"
 )
 
 // PKCS11Compiled says whether this build can use a CA key in a PKCS#11
@@ -191,7 +192,7 @@ func createTokenKey(u *cluster.PKCS11URI, spec cluster.KeySpec) (crypto.Signer, 
 	case cluster.AlgRSA:
 		k, err = ctx.GenerateRSAKeyPairWithAttributes(pubAttrs, privAttrs, spec.Size)
 	default:
-		return nil, inputErrorf("key %s is not supported in a token", spec)
+		return nil, input.Errorf("key %s is not supported in a token", spec)
 	}
 	if err != nil {
 		return nil, tokenFailure(u, "generate a %s key: %s", spec, oneLine(err.Error()))

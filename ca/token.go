@@ -11,6 +11,7 @@ import (
 
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
+	"github.com/etcdpki/etcdpki/internal/input"
 )
 
 // KeyURIFile is what a CA store holds instead of ca.key when the CA key is
@@ -147,7 +148,7 @@ func ParseStore(certPEM, keyPEM, uriData []byte, certPath, keyPath, uriPath stri
 	}
 	u, err := cluster.ParsePKCS11URI(strings.TrimSpace(string(uriData)), false)
 	if err != nil {
-		return nil, inputErrorf("%s: %v", uriPath, err)
+		return nil, input.Errorf("%s: %v", uriPath, err)
 	}
 	return OpenToken(certPEM, certPath, u)
 }
@@ -220,35 +221,35 @@ func readPIN(u *cluster.PKCS11URI) (string, error) {
 	if u.PINSource == "" {
 		pin, ok := os.LookupEnv(cluster.PINEnv)
 		if !ok || pin == "" {
-			return "", inputErrorf("%s: no PIN: give pin-source=file:/PATH in the URI or set %s", u.Where(), cluster.PINEnv)
+			return "", input.Errorf("%s: no PIN: give pin-source=file:/PATH in the URI or set %s", u.Where(), cluster.PINEnv)
 		}
 		return pin, nil
 	}
 	f, err := os.Open(u.PINSource)
 	if err != nil {
-		return "", inputErrorf("pin-source %s: %v", u.PINSource, unwrapPath(err))
+		return "", input.Errorf("pin-source %s: %v", u.PINSource, unwrapPath(err))
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return "", inputErrorf("pin-source %s: %v", u.PINSource, unwrapPath(err))
+		return "", input.Errorf("pin-source %s: %v", u.PINSource, unwrapPath(err))
 	}
 	if !st.Mode().IsRegular() {
-		return "", inputErrorf("pin-source %s: not a regular file", u.PINSource)
+		return "", input.Errorf("pin-source %s: not a regular file", u.PINSource)
 	}
 	if st.Mode().Perm()&0o077 != 0 {
-		return "", inputErrorf("pin-source %s: mode %04o lets others read the PIN (chmod 0600 or 0400)", u.PINSource, st.Mode().Perm())
+		return "", input.Errorf("pin-source %s: mode %04o lets others read the PIN (chmod 0600 or 0400)", u.PINSource, st.Mode().Perm())
 	}
 	data, err := io.ReadAll(io.LimitReader(f, maxPINFile+1))
 	if err != nil {
-		return "", inputErrorf("pin-source %s: %v", u.PINSource, unwrapPath(err))
+		return "", input.Errorf("pin-source %s: %v", u.PINSource, unwrapPath(err))
 	}
 	if len(data) > maxPINFile {
-		return "", inputErrorf("pin-source %s: larger than %d bytes: not a PIN", u.PINSource, maxPINFile)
+		return "", input.Errorf("pin-source %s: larger than %d bytes: not a PIN", u.PINSource, maxPINFile)
 	}
 	pin := strings.TrimRight(string(data), "\r\n")
 	if pin == "" {
-		return "", inputErrorf("pin-source %s: empty", u.PINSource)
+		return "", input.Errorf("pin-source %s: empty", u.PINSource)
 	}
 	return pin, nil
 }
@@ -265,7 +266,7 @@ func unwrapPath(err error) error {
 // PKCS#11: the operator's URI may be right, this binary cannot use it
 // (exit 2, before anything is written).
 func notCompiled(u *cluster.PKCS11URI) error {
-	return inputErrorf("CA key %s: PKCS#11 is not compiled into this etcdpki (built without cgo or with the nopkcs11 tag); use a build with cgo", u.Where())
+	return input.Errorf("CA key %s: PKCS#11 is not compiled into this etcdpki (built without cgo or with the nopkcs11 tag); use a build with cgo", u.Where())
 }
 
 // tokenFailure is a token that cannot be used (absent, wrong PIN, module

@@ -44,7 +44,7 @@ func BenchmarkCAKeyInit(b *testing.B) {
 				}
 				s := benchSpec(b, home, pkiDir)
 				b.StartTimer()
-				if _, err := Init(context.Background(), s, Options{}); err != nil {
+				if _, err := Init(context.Background(), pki.New(s), Options{}); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -59,13 +59,13 @@ func BenchmarkCAKeyRenewAll(b *testing.B) {
 	for _, home := range []string{"file", "token"} {
 		b.Run(home, func(b *testing.B) {
 			s := benchSpec(b, home, filepath.Join(b.TempDir(), "pki"))
-			if _, err := Init(context.Background(), s, Options{}); err != nil {
+			if _, err := Init(context.Background(), pki.New(s), Options{}); err != nil {
 				b.Fatal(err)
 			}
 			targets := pki.New(s).Targets
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				if _, err := Renew(context.Background(), s, targets, RenewOptions{}); err != nil {
+				if _, err := Renew(context.Background(), pki.New(s), targets, RenewOptions{}); err != nil {
 					b.Fatal(err)
 				}
 			}

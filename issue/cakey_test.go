@@ -18,6 +18,7 @@ import (
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/certx"
+	"github.com/etcdpki/etcdpki/internal/testharness/crashpoint"
 	"github.com/etcdpki/etcdpki/internal/testharness/softhsm"
 	"github.com/etcdpki/etcdpki/pki"
 )
@@ -83,7 +84,7 @@ func checkCAKeyHome(t *testing.T, s *cluster.Spec, inToken bool) {
 		}
 		return nil
 	})
-	authority, err := LoadCA(s.PKIDir)
+	authority, err := pki.LoadCA(pki.Paths{PKI: s.PKIDir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,12 +116,12 @@ func TestCAKeyHomes(t *testing.T) {
 	for _, h := range caKeyHomes {
 		t.Run(h.name, func(t *testing.T) {
 			s := spec(t, h.yaml(t)+threeNodes, filepath.Join(t.TempDir(), "pki"))
-			if _, err := Init(ctx, s, Options{}); err != nil {
+			if _, err := Init(ctx, pki.New(s), Options{}); err != nil {
 				t.Fatal(err)
 			}
 			checkCAKeyHome(t, s, h.inToken)
 
-			infos, err := List(s, 0, time.Now())
+			infos, err := pki.List(pki.New(s), 0, time.Now())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -135,7 +136,7 @@ func TestCAKeyHomes(t *testing.T) {
 			// Running init again reuses the CA (and the token key) and
 			// changes no byte.
 			before := snapshot(t, s.PKIDir)
-			if _, err := Init(ctx, s, Options{}); err != nil {
+			if _, err := Init(ctx, pki.New(s), Options{}); err != nil {
 				t.Fatal(err)
 			}
 			if snapshot(t, s.PKIDir) != before {
@@ -146,7 +147,7 @@ func TestCAKeyHomes(t *testing.T) {
 			for _, tg := range pki.New(s).Targets {
 				old[tg.ID] = mustRead(t, tg.CertPath())
 			}
-			got, err := Renew(ctx, s, pki.New(s).Targets, RenewOptions{})
+			got, err := Renew(ctx, pki.New(s), pki.New(s).Targets, RenewOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -178,7 +179,7 @@ func TestInitTokenCrashAtEveryStepConverges(t *testing.T) {
 		// run.
 		yaml := "ca:\n  key: " + softhsm.New(t, "etcd").URI("etcd-ca") + "\n" + threeNodes
 		s := spec(t, yaml, filepath.Join(t.TempDir(), "pki"))
-		stopped := runUntilStep(t, n, func() error { _, err := Init(ctx, s, Options{}); return err })
+		stopped := crashpoint.RunUntilStep(t, n, func() error { _, err := Init(ctx, pki.New(s), Options{}); return err })
 		if stopped == "" {
 			break
 		}
@@ -188,12 +189,12 @@ func TestInitTokenCrashAtEveryStepConverges(t *testing.T) {
 		_, uriErr := os.Stat(filepath.Join(p.CADir(), ca.KeyURIFile))
 		caWhole = certErr == nil && uriErr == nil
 		keyBefore := tokenKeys(t, s)
-		if _, err := Init(ctx, s, Options{}); err != nil {
+		if _, err := Init(ctx, pki.New(s), Options{}); err != nil {
 			t.Fatalf("killed at step %s; init again: %v", stopped, err)
 		}
 		checkConverged(t, s, stopped)
 		checkCAKeyHome(t, s, true)
-		authority, err := LoadCA(s.PKIDir)
+		authority, err := pki.LoadCA(pki.Paths{PKI: s.PKIDir})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -232,16 +233,16 @@ func TestReissueReplacesAnExpiredTokenCA(t *testing.T) {
 	key := "ca:\n  key: " + softhsm.New(t, "etcd").URI("etcd-ca") + "\n"
 	short := strings.Replace(threeNodes, "certs:\n  validity: 365d", "certs:\n  validity: 2s\n  renewBefore: 1s", 1)
 	s := spec(t, strings.Replace(key, "ca:\n", "ca:\n  validity: 2s\n", 1)+short, filepath.Join(t.TempDir(), "pki"))
-	if _, err := Init(context.Background(), s, Options{}); err != nil {
+	if _, err := Init(context.Background(), pki.New(s), Options{}); err != nil {
 		t.Fatal(err)
 	}
-	old, err := LoadCA(s.PKIDir)
+	old, err := pki.LoadCA(pki.Paths{PKI: s.PKIDir})
 	if err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(3 * time.Second) // past both: certificates store whole seconds
 	s = spec(t, key+threeNodes, s.PKIDir)
-	out, err := Reissue(context.Background(), s, Options{})
+	out, err := Reissue(context.Background(), pki.New(s), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,7 +266,7 @@ func TestReissueReplacesAnExpiredTokenCA(t *testing.T) {
 	if want := ca.RetiredLabel("etcd-ca", old.Cert.SerialNumber.Text(16)); d.Label != want || retired.Token.Object != want || !retired.Cert.Equal(old.Cert) {
 		t.Errorf("retired key labelled %q, backup names %q; want %q for the old CA", d.Label, retired.Token.Object, want)
 	}
-	out, err = Reissue(context.Background(), s, Options{})
+	out, err = Reissue(context.Background(), pki.New(s), Options{})
 	if err != nil || out.NewCA != nil || len(out.Renewed) != 0 {
 		t.Errorf("second Reissue: %v, new CA %v, %d renewed; want nothing", err, out.NewCA != nil, len(out.Renewed))
 	}

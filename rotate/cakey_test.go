@@ -22,7 +22,7 @@ import (
 	"github.com/etcdpki/etcdpki/internal/probe"
 	"github.com/etcdpki/etcdpki/internal/testharness/etcdtest"
 	"github.com/etcdpki/etcdpki/internal/testharness/softhsm"
-	"github.com/etcdpki/etcdpki/issue"
+	"github.com/etcdpki/etcdpki/pki"
 	"github.com/etcdpki/etcdpki/rotate"
 	"github.com/etcdpki/etcdpki/verify"
 )
@@ -193,12 +193,12 @@ func TestCARotateWithTheCAKeyInAToken(t *testing.T) {
 		f.Clients = append(f.Clients, cluster.FileClient{Name: cluster.ClientAPIServer, Restart: "true"})
 	}})
 	spec := c.Spec
-	old, err := issue.LoadCA(spec.PKIDir)
+	old, err := pki.LoadCA(pki.Paths{PKI: spec.PKIDir})
 	if err != nil {
 		t.Fatal(err)
 	}
 	runCA(t, rotate.CAOptions{Spec: spec})
-	now, err := issue.LoadCA(spec.PKIDir)
+	now, err := pki.LoadCA(pki.Paths{PKI: spec.PKIDir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +215,7 @@ func TestCARotateWithTheCAKeyInAToken(t *testing.T) {
 	if d.Label != "etcd-ca" || d.Extractable || !d.Sensitive {
 		t.Errorf("new CA key in the token: %+v", d)
 	}
-	backup := filepath.Join(spec.PKIDir, "backup", "ca-"+issue.Serial(old.Cert))
+	backup := filepath.Join(spec.PKIDir, "backup", "ca-"+certx.Serial(old.Cert))
 	certPEM, err := os.ReadFile(filepath.Join(backup, "ca.crt"))
 	if err != nil {
 		t.Fatal(err)
@@ -238,12 +238,12 @@ func TestCARotateWithTheCAKeyInAToken(t *testing.T) {
 	if holders := caKeyHolders(t, spec); len(holders) != 0 {
 		t.Errorf("files under the PKI hold the new CA's key: %v", holders)
 	}
-	infos, err := issue.List(spec, 0, time.Now())
+	infos, err := pki.List(pki.New(spec), 0, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, i := range infos {
-		if i.Status != issue.StatusOK || (i.Name != "etcd-ca" && i.CA != now.Cert.Subject.CommonName) {
+		if i.Status != pki.StatusOK || (i.Name != "etcd-ca" && i.CA != now.Cert.Subject.CommonName) {
 			t.Errorf("%s: %s %s (CA %s)", i.Name, i.Status, i.Reason, i.CA)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
+	"github.com/etcdpki/etcdpki/internal/certx"
 	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
 )
@@ -33,15 +34,15 @@ func (cr *caRun) retire() error {
 		if err != nil {
 			return fmt.Errorf("finish: %w", err)
 		}
-		backup, _, err := issue.WriteBackup(cr.paths.Backups(), "ca-"+issue.Serial(old.Cert), append([]atomicdir.File{
-			{Name: "ca.crt", Data: old.CertPEM, Mode: atomicdir.CertMode},
+		backup, _, err := issue.WriteBackup(cr.paths.Backups(), "ca-"+certx.Serial(old.Cert), append([]atomicdir.File{
+			{Name: pki.CAFile, Data: old.CertPEM, Mode: atomicdir.CertMode},
 		}, retired.StoreFiles()...), true)
 		if err != nil {
 			return fmt.Errorf("finish: back up the old CA: %w", err)
 		}
 		next = ca.InEffect(next)
 		if _, err := atomicdir.Update(cr.paths.CAStore(), append([]atomicdir.File{
-			{Name: "ca.crt", Data: next.CertPEM, Mode: atomicdir.CertMode},
+			{Name: pki.CAFile, Data: next.CertPEM, Mode: atomicdir.CertMode},
 		}, next.StoreFiles()...), checkCAFiles); err != nil {
 			return fmt.Errorf("finish: switch %s to the new CA: %w", caDir, err)
 		}
@@ -49,7 +50,7 @@ func (cr *caRun) retire() error {
 		if retired.InToken() {
 			keyNote = "its key stays in the token as " + retired.Token.Object
 		}
-		cr.log("finish: the old CA (serial %s) is in %s (%s); %s is the new CA (serial %s)", pki.ShortSerial(issue.Serial(old.Cert)), backup, keyNote, caDir, pki.ShortSerial(issue.Serial(next.Cert)))
+		cr.log("finish: the old CA (serial %s) is in %s (%s); %s is the new CA (serial %s)", pki.ShortSerial(certx.Serial(old.Cert)), backup, keyNote, caDir, pki.ShortSerial(certx.Serial(next.Cert)))
 	}
 	// The new CA's token key takes the label the spec names (a re-run
 	// after the switch finds it here, next loaded from PKI/etcd).
@@ -70,8 +71,8 @@ func (cr *caRun) retire() error {
 		return fmt.Errorf("finish: %w", err)
 	}
 	j := cr.journal()
-	if j.Done[issue.CAStageFinish].IsZero() {
-		j.Done[issue.CAStageFinish] = cr.r.o.Now().UTC()
+	if j.Done[pki.CAStageFinish].IsZero() {
+		j.Done[pki.CAStageFinish] = cr.r.o.Now().UTC()
 	}
 	cr.rot.Old, cr.rot.Stage = next, ""
 	if err := cr.save(); err != nil {

@@ -4,7 +4,6 @@ package rotate
 
 import (
 	"context"
-	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -14,9 +13,11 @@ import (
 
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
-	"github.com/etcdpki/etcdpki/internal/atomicdir"
+	"github.com/etcdpki/etcdpki/internal/certx"
+	"github.com/etcdpki/etcdpki/internal/testharness/crashpoint"
 	"github.com/etcdpki/etcdpki/internal/testharness/softhsm"
 	"github.com/etcdpki/etcdpki/issue"
+	"github.com/etcdpki/etcdpki/pki"
 )
 
 // TestRetireTokenCrashAtEveryStepConverges is the retirement's crash test
@@ -33,7 +34,7 @@ func TestRetireTokenCrashAtEveryStepConverges(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := issue.Init(context.Background(), s, issue.Options{}); err != nil {
+		if _, err := issue.Init(context.Background(), pki.New(s), issue.Options{}); err != nil {
 			t.Fatal(err)
 		}
 		cr := newCARun(t, s)
@@ -41,47 +42,29 @@ func TestRetireTokenCrashAtEveryStepConverges(t *testing.T) {
 			t.Fatal(err)
 		}
 		old, next := cr.rot.Old, cr.rot.Next
-		cr.journal().Done[issue.CAStageFinish] = time.Now()
+		cr.journal().Done[pki.CAStageFinish] = time.Now()
 		if err := cr.save(); err != nil {
 			t.Fatal(err)
 		}
-		i, stopped := 0, ""
-		restore := atomicdir.SetHook(func(op, path string) error {
-			i++
-			if i == n {
-				panic(crashed{fmt.Sprintf("%d: %s %s", n, op, path)})
-			}
-			return nil
-		})
-		func() {
-			defer func() {
-				if r := recover(); r != nil {
-					stopped = r.(crashed).step
-				}
-			}()
-			if err := cr.retire(); err != nil {
-				t.Fatalf("retire: %v", err)
-			}
-		}()
-		restore()
+		stopped := crashpoint.RunUntilStep(t, n, cr.retire)
 		if stopped == "" {
 			steps = n - 1
 			break
 		}
-		in, err := issue.LoadCA(s.PKIDir)
+		in, err := pki.LoadCA(pki.Paths{PKI: s.PKIDir})
 		if err != nil {
 			t.Fatalf("killed at %s: the CA in effect does not open: %v", stopped, err)
 		}
 		if !in.Cert.Equal(old.Cert) && !in.Cert.Equal(next.Cert) {
 			t.Fatalf("killed at %s: PKI/etcd holds neither CA", stopped)
 		}
-		rot, err := issue.ReadCARotation(s)
+		rot, err := pki.ReadCARotation(pki.New(s))
 		if err != nil {
 			t.Fatalf("killed at %s: %v", stopped, err)
 		}
 		if rot.InProgress() {
 			again := newCARun(t, s)
-			if _, _, err := again.restartStage(context.Background(), issue.CAStageFinish, &CAStageResult{}); err != nil {
+			if _, _, err := again.restartStage(context.Background(), pki.CAStageFinish, &CAStageResult{}); err != nil {
 				t.Fatalf("killed at %s: next run: %v", stopped, err)
 			}
 		}
@@ -98,14 +81,14 @@ func TestRetireTokenCrashAtEveryStepConverges(t *testing.T) {
 
 func checkTokenRetired(t *testing.T, s *cluster.Spec, old, next *ca.CA, stopped string) {
 	t.Helper()
-	in, err := issue.LoadCA(s.PKIDir)
+	in, err := pki.LoadCA(pki.Paths{PKI: s.PKIDir})
 	if err != nil || !in.Cert.Equal(next.Cert) {
 		t.Fatalf("killed at %s: PKI/etcd is not the new CA: %v", stopped, err)
 	}
 	if d, err := ca.DescribeTokenKey(in); err != nil || d.Label != "etcd-ca" || in.Token.Object != "etcd-ca" {
 		t.Errorf("killed at %s: the new CA's key is labelled %q (%v), its URI names %q; want etcd-ca", stopped, d.Label, err, in.Token.Object)
 	}
-	uri, err := os.ReadFile(filepath.Join(s.PKIDir, "backup", "ca-"+issue.Serial(old.Cert), ca.KeyURIFile))
+	uri, err := os.ReadFile(filepath.Join(s.PKIDir, "backup", "ca-"+certx.Serial(old.Cert), ca.KeyURIFile))
 	if err != nil {
 		t.Fatalf("killed at %s: the old CA's backup: %v", stopped, err)
 	}

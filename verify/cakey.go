@@ -2,7 +2,6 @@ package verify
 
 import (
 	"github.com/etcdpki/etcdpki/ca"
-	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -13,10 +12,9 @@ const CheckCAKey = "ca-key"
 
 // caKeyCheck opens the CA's key as every signing command would: a token
 // that is absent, a wrong PIN or a module that does not load fail it.
-func caKeyCheck(pkiDir string) Check {
-	p := pki.Paths{PKI: pkiDir}
+func caKeyCheck(p pki.Paths) Check {
 	c := Check{Name: CheckCAKey, Target: p.CACert(), Status: OK}
-	authority, err := issue.LoadCA(pkiDir)
+	authority, err := pki.LoadCA(p)
 	if err != nil {
 		c.Status, c.Reason = Fail, err.Error()
 		return c
