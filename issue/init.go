@@ -203,7 +203,9 @@ func (ip *initPlan) planCA(inv *pki.Inventory, now time.Time, pre *initPlan) err
 		ip.res.Reused = append(ip.res.Reused, "etcd-ca")
 	}
 	ip.pl.add(p.CAStore(), atomicdir.File{Name: pki.CAFile, Data: authority.CertPEM, Mode: atomicdir.CertMode})
-	ip.pl.add(p.CAStore(), atomicdir.File{Name: pki.CAKeyFile, Data: authority.KeyPEM, Mode: atomicdir.CAKeyMode})
+	for _, f := range authority.StoreFiles() {
+		ip.pl.add(p.CAStore(), f)
+	}
 	crl, err := initCRL(inv.Spec, p, authority, now)
 	if err != nil {
 		return err

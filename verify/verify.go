@@ -104,6 +104,7 @@ func Evaluate(ctx context.Context, o Options) (*Report, error) {
 	// named with what it means for the cluster now and the command that
 	// fixes it (see ExpiredState).
 	if in.inv != nil {
+		rep.Checks = append(rep.Checks, caKeyCheck(in.inv.Paths))
 		rep.Checks = append(rep.Checks, colocatedChecks(in.inv)...)
 		if infos, err := pki.List(in.inv, 0, now); err == nil {
 			if rep.Expired = ExpiredState(ctx, in.inv, infos, in.timeout); rep.Expired != nil {

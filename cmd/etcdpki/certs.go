@@ -126,6 +126,12 @@ func certsList(c *cli.Context) error {
 	if err := w.Flush(); err != nil {
 		return err
 	}
+	// Where the CA key is: a file on this host, or a token object.
+	for _, i := range infos {
+		if i.Key != "" {
+			fmt.Fprintf(c.App.Writer, "\n%s key: %s\n", i.Name, i.Key)
+		}
+	}
 	return crlErr
 }
 
