@@ -68,7 +68,7 @@ type Report struct {
 type MismatchError struct{ Mismatches []string }
 
 func (e *MismatchError) Error() string {
-	return fmt.Sprintf("adopt: the cluster differs from the spec in %d ways (above); nothing written: fix the spec, or take the certificates as they are with --accept-mismatch (their first renewal follows the spec)", len(e.Mismatches))
+	return fmt.Sprintf("adopt: %d mismatches between the cluster and the spec (above); nothing written: fix the spec, or take the certificates as they are with --accept-mismatch (their first renewal follows the spec)", len(e.Mismatches))
 }
 
 // Run checks the CA, observes the cluster, compares it with the spec,
