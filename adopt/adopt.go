@@ -94,6 +94,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	inv := pki.New(s)
+	if err := issue.CheckAdoptable(inv, authority); err != nil {
+		return nil, err
+	}
 	sources, err := readSources(inv, o.NodeDirs, o.ClientDirs, authority)
 	if err != nil {
 		return nil, err

@@ -37,10 +37,7 @@ type Adoption struct {
 // back everything it wrote.
 func Adopt(ctx context.Context, inv *pki.Inventory, a Adoption, o Options) (*Result, error) {
 	s, p := inv.Spec, inv.Paths
-	if err := checkPKIDir(s.PKIDir); err != nil {
-		return nil, err
-	}
-	if err := checkAdoptCA(p, a.CA); err != nil {
+	if err := CheckAdoptable(inv, a.CA); err != nil {
 		return nil, err
 	}
 	var pkiDir atomicdir.Batch
@@ -108,6 +105,19 @@ func Adopt(ctx context.Context, inv *pki.Inventory, a Adoption, o Options) (*Res
 	_ = pkiDir.Commit()
 	slices.Sort(res.Reused)
 	return res, nil
+}
+
+// CheckAdoptable refuses, before adopt looks at the cluster, a PKI
+// directory it could not write the adoption into: not a directory,
+// holding another CA, or in the middle of a CA rotation.
+func CheckAdoptable(inv *pki.Inventory, a *ca.CA) error {
+	if err := checkPKIDir(inv.Spec.PKIDir); err != nil {
+		return err
+	}
+	if err := checkAdoptCA(inv.Paths, a); err != nil {
+		return err
+	}
+	return refuseDuringCARotation(inv.Paths, "adopt")
 }
 
 // checkAdoptCA refuses a PKI directory that already has a CA other than
