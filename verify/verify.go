@@ -94,7 +94,7 @@ func Evaluate(ctx context.Context, o Options) (*Report, error) {
 	}
 	rep := &Report{Inputs: in}
 	checks, tlsCfg := localChecks(in, now)
-	rep.Checks = checks
+	rep.Checks = append(in.manifestChecks, checks...)
 	if tlsCfg == nil {
 		for _, ep := range in.Endpoints {
 			rep.Checks = append(rep.Checks, Check{Name: CheckTCP, Target: ep, Status: Skip,
