@@ -69,11 +69,11 @@ type Inputs struct {
 	// --spec.
 	inv *pki.Inventory
 	// specOnly: the spec supplied the endpoints and all three files.
-	specOnly    bool
+	specOnly bool
 	// manifestChecks are --manifests-dir's checks of the control plane.
 	manifestChecks []Check
-	renewBefore time.Duration
-	timeout     time.Duration
+	renewBefore    time.Duration
+	timeout        time.Duration
 }
 
 // resolve turns options into the values to check, or a *input.Error.
