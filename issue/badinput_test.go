@@ -209,7 +209,7 @@ func TestIssueBadInputChangesNothing(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before, beforeOut := snapshot(t, s.PKIDir), snapshot(t, outside)
-			_, err := One(context.Background(), tc.s, tc.r, Options{})
+			_, err := One(context.Background(), pki.New(tc.s), tc.r, Options{})
 			checkInputError(t, err, tc.want)
 			if snapshot(t, s.PKIDir) != before || snapshot(t, outside) != beforeOut {
 				t.Error("a refused issue changed the tree")
@@ -255,7 +255,7 @@ func TestCorruptCAKeyNamesTheKeyFile(t *testing.T) {
 		"init": func() error { _, err := Init(context.Background(), pki.New(s), Options{}); return err },
 		"list": func() error { _, err := pki.List(pki.New(s), 0, time.Now()); return err },
 		"issue": func() error {
-			_, err := One(context.Background(), s, OneRequest{Kind: "client", Name: "ops"}, Options{})
+			_, err := One(context.Background(), pki.New(s), OneRequest{Kind: "client", Name: "ops"}, Options{})
 			return err
 		},
 	} {

@@ -393,12 +393,12 @@ func TestIssueCrashAtEveryStepConverges(t *testing.T) {
 		pkiDir := filepath.Join(t.TempDir(), "pki")
 		copyTree(t, base.PKIDir, pkiDir)
 		s := spec(t, threeNodes, pkiDir)
-		stopped := crashpoint.RunUntilStep(t, n, func() error { _, err := One(ctx, s, req, Options{}); return err })
+		stopped := crashpoint.RunUntilStep(t, n, func() error { _, err := One(ctx, pki.New(s), req, Options{}); return err })
 		if stopped == "" {
 			break
 		}
 		steps++
-		tg, err := One(ctx, s, req, Options{})
+		tg, err := One(ctx, pki.New(s), req, Options{})
 		if err != nil {
 			t.Fatalf("killed at step %s; issue again: %v", stopped, err)
 		}

@@ -155,12 +155,12 @@ func TestInitCertificates(t *testing.T) {
 	if c := readCert(t, filepath.Join(p.NodeCertDir("etcd-node-2"), "healthcheck-client.crt")); c.Subject.CommonName != "kube-etcd-healthcheck-client" || len(certx.SANs(c)) != 0 {
 		t.Errorf("healthcheck CN %q SANs %v", c.Subject.CommonName, certx.SANs(c))
 	}
-	crt, _ := p.APIServerCert()
-	if c := readCert(t, crt); c.Subject.CommonName != "kube-apiserver-etcd-client" {
+	api, _ := pki.New(s).Target("apiserver-etcd-client")
+	if c := readCert(t, api.CertPath()); c.Subject.CommonName != "kube-apiserver-etcd-client" {
 		t.Errorf("apiserver client CN %q", c.Subject.CommonName)
 	}
-	admin, _ := p.ClientCert("etcd-admin")
-	if c := readCert(t, admin); c.Subject.CommonName != "etcd-admin" || !slices.Equal(c.Subject.Organization, []string{"ops"}) {
+	admin, _ := pki.New(s).Target("client/etcd-admin")
+	if c := readCert(t, admin.CertPath()); c.Subject.CommonName != "etcd-admin" || !slices.Equal(c.Subject.Organization, []string{"ops"}) {
 		t.Errorf("admin subject %v", c.Subject)
 	}
 }

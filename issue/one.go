@@ -32,7 +32,8 @@ type OneRequest struct {
 
 // One issues one certificate from the PKI's existing CA into its own
 // bundle (ca.crt plus the pair), switched atomically.
-func One(ctx context.Context, s *cluster.Spec, r OneRequest, o Options) (pki.Target, error) {
+func One(ctx context.Context, inv *pki.Inventory, r OneRequest, o Options) (pki.Target, error) {
+	s := inv.Spec
 	var k ca.Kind
 	switch r.Kind {
 	case "server":
@@ -44,7 +45,7 @@ func One(ctx context.Context, s *cluster.Spec, r OneRequest, o Options) (pki.Tar
 	default:
 		return pki.Target{}, input.Errorf("kind %q: must be server, peer or client", r.Kind)
 	}
-	if err := checkIssueName(s, r.Name); err != nil {
+	if err := checkIssueName(inv, r.Name); err != nil {
 		return pki.Target{}, err
 	}
 	var hosts []string
@@ -86,13 +87,13 @@ func One(ctx context.Context, s *cluster.Spec, r OneRequest, o Options) (pki.Tar
 	}
 	t := pki.Target{ID: r.Kind + "/" + r.Name, Kind: k, Owner: r.Name, CommonName: r.Name, Organization: r.Organization,
 		Hosts: r.Hosts, Dir: out, CertName: base + pki.CertExt, KeyName: base + pki.KeyExt, CADir: out}
-	authority, err := pki.LoadCA(pki.Paths{PKI: s.PKIDir})
+	authority, err := pki.LoadCA(inv.Paths)
 	if err != nil {
 		return t, err
 	}
 	// A certificate from the old CA would stop working at the rotation's
 	// finish; issue it once the new CA is in effect.
-	if err := refuseDuringCARotation(pki.Paths{PKI: s.PKIDir}, "issue"); err != nil {
+	if err := refuseDuringCARotation(inv.Paths, "issue"); err != nil {
 		return t, err
 	}
 	if _, err := pki.CheckBundleCA(out, authority); err != nil {
@@ -135,7 +136,8 @@ func One(ctx context.Context, s *cluster.Spec, r OneRequest, o Options) (pki.Tar
 // name a kind of certificate), or already names a node or client of the
 // cluster: a second certificate with a member's name is a second identity
 // for it.
-func checkIssueName(s *cluster.Spec, name string) error {
+func checkIssueName(inv *pki.Inventory, name string) error {
+	s := inv.Spec
 	if err := cluster.CheckName(name); err != nil {
 		return input.Errorf("name %v", err)
 	}
@@ -149,7 +151,7 @@ func checkIssueName(s *cluster.Spec, name string) error {
 		return input.Errorf("name %q is a client of the cluster; its certificate is renewed with etcdpki certs renew %s", name, name)
 	}
 	// With --dir alone there is no spec: the PKI tree still knows them.
-	p := pki.Paths{PKI: s.PKIDir}
+	p := inv.Paths
 	for _, d := range []string{filepath.Dir(p.NodeDir(name)), filepath.Dir(p.ClientDir(name))} {
 		if info, err := os.Stat(filepath.Join(d, name)); err == nil && info.IsDir() {
 			return input.Errorf("name %q already has a bundle in %s", name, filepath.Join(d, name))

@@ -250,7 +250,7 @@ func TestWritersRefuseWhileLocked(t *testing.T) {
 	before := contents(t, s.PKIDir)
 	_, ierr := Init(context.Background(), pki.New(s), Options{})
 	_, rerr := Renew(context.Background(), pki.New(s), pki.New(s).Targets, RenewOptions{})
-	_, oerr := One(context.Background(), s, OneRequest{Kind: "client", Name: "ops"}, Options{})
+	_, oerr := One(context.Background(), pki.New(s), OneRequest{Kind: "client", Name: "ops"}, Options{})
 	for name, err := range map[string]error{"init": ierr, "renew": rerr, "issue": oerr} {
 		if !errors.Is(err, pkilock.ErrLocked) {
 			t.Errorf("%s while locked: %v, want ErrLocked", name, err)

@@ -255,11 +255,11 @@ func (rp *renewPlan) freshFor(id string, authority *ca.CA, reuse []byte) (signed
 // certificate, or that is the CA's own key: certifying the CA key as a
 // member's would hand whoever holds that bundle the power to sign.
 func checkReusable(t pki.Target, authority *ca.CA, certPEM, keyPEM []byte) error {
-	if err := ca.CheckPair(certPEM, keyPEM); err != nil {
-		return input.Errorf("%s: cannot reuse key: %v", t.KeyPath(), err)
-	}
 	if key, err := certx.ParseKey(keyPEM); err == nil && certx.KeyMatches(authority.Cert, key.Public()) {
 		return input.Errorf("%s: cannot reuse key: %w", t.KeyPath(), pki.ErrCAKey)
+	}
+	if err := ca.CheckPair(certPEM, keyPEM); err != nil {
+		return input.Errorf("%s: cannot reuse key: %v", t.KeyPath(), err)
 	}
 	return nil
 }

@@ -141,7 +141,7 @@ func TestListStatuses(t *testing.T) {
 
 func TestOne(t *testing.T) {
 	s, _ := initTree(t, threeNodes)
-	tg, err := One(context.Background(), s, OneRequest{Kind: "server", Name: "etcd-gw", Hosts: []string{"10.0.0.21", "gw.example.internal"}}, Options{})
+	tg, err := One(context.Background(), pki.New(s), OneRequest{Kind: "server", Name: "etcd-gw", Hosts: []string{"10.0.0.21", "gw.example.internal"}}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +158,7 @@ func TestOne(t *testing.T) {
 		{Kind: "root", Name: "x"},
 		{Kind: "client", Name: "../x"},
 	} {
-		_, err := One(context.Background(), s, bad, Options{})
+		_, err := One(context.Background(), pki.New(s), bad, Options{})
 		checkInputError(t, err, "")
 	}
 }

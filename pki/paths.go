@@ -3,7 +3,6 @@ package pki
 import (
 	"path/filepath"
 
-	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
 )
 
@@ -51,24 +50,8 @@ func (p Paths) NodeCertDir(node string) string { return filepath.Join(p.NodeDir(
 // NodeConfig is the node's etcd.conf.yml.
 func (p Paths) NodeConfig(node string) string { return filepath.Join(p.NodeDir(node), "etcd.conf.yml") }
 
-// NodeCert returns the certificate and key paths of a node's pair, where
-// base is "server", "peer" or "healthcheck-client".
-func (p Paths) NodeCert(node, base string) (crt, key string) {
-	d := p.NodeCertDir(node)
-	return filepath.Join(d, base+CertExt), filepath.Join(d, base+KeyExt)
-}
-
 // APIServerDir is the kube-apiserver's bundle.
 func (p Paths) APIServerDir() string { return filepath.Join(p.PKI, "apiserver") }
-
-// APIServerCA is the CA the apiserver trusts for etcd (--etcd-cafile).
-func (p Paths) APIServerCA() string { return filepath.Join(p.APIServerDir(), "etcd", CAFile) }
-
-// APIServerCert returns --etcd-certfile and --etcd-keyfile.
-func (p Paths) APIServerCert() (crt, key string) {
-	d, base := p.APIServerDir(), ca.KindAPIServer.BaseName
-	return filepath.Join(d, base+CertExt), filepath.Join(d, base+KeyExt)
-}
 
 // APIServerFlags is the file holding the kube-apiserver --etcd-* flags.
 func (p Paths) APIServerFlags() string { return filepath.Join(p.APIServerDir(), "etcd-flags") }
@@ -89,12 +72,6 @@ func (p Paths) ClientBundle(name string) string {
 
 // ClientDir is an extra client's bundle.
 func (p Paths) ClientDir(name string) string { return filepath.Join(p.PKI, "clients", name) }
-
-// ClientCert returns an extra client's certificate and key paths.
-func (p Paths) ClientCert(name string) (crt, key string) {
-	d := p.ClientDir(name)
-	return filepath.Join(d, name+CertExt), filepath.Join(d, name+KeyExt)
-}
 
 // InitialCluster records the members the cluster was bootstrapped with,
 // which decides each node's initial-cluster-state.

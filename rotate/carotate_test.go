@@ -73,8 +73,8 @@ func TestCARotate(t *testing.T) {
 // CA file, read now.
 func apiTLS(t testing.TB, c *etcdtest.Cluster) *tls.Config {
 	t.Helper()
-	crt, key := c.Paths.APIServerCert()
-	cfg, err := etcdtest.TLSConfig(c.Paths.APIServerCA(), crt, key)
+	_, crt, key := etcdtest.APIServerFiles(c.Paths)
+	cfg, err := etcdtest.TLSConfig(etcdtest.APIServerCA(c.Paths), crt, key)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -262,8 +262,8 @@ func testRecover(t *testing.T, c *etcdtest.Cluster, spec *cluster.Spec, keys map
 	}
 	// The apiserver's view, from its bundle as it is now (its CA file
 	// changed with a new CA).
-	crt, key := c.Paths.APIServerCert()
-	api, err := etcdtest.TLSConfig(c.Paths.APIServerCA(), crt, key)
+	_, crt, key := etcdtest.APIServerFiles(c.Paths)
+	api, err := etcdtest.TLSConfig(etcdtest.APIServerCA(c.Paths), crt, key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,7 +321,14 @@ func checkNamedState(t *testing.T, c *etcdtest.Cluster, want string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ch, ok := rep.Find(verify.CheckExpired, "cluster")
+	var ch verify.Check
+	ok := false
+	for _, c := range rep.Checks {
+		if c.Name == verify.CheckExpired && c.Target == "cluster" {
+			ch, ok = c, true
+			break
+		}
+	}
 	if !ok || ch.Status != verify.Fail || !strings.HasPrefix(ch.Reason, want) || rep.Expired == nil || rep.Expired.State != want {
 		t.Errorf("verify says %+v (%+v); want %q", ch, rep.Expired, want)
 	}

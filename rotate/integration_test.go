@@ -388,7 +388,7 @@ func testWatch(t *testing.T, c *etcdtest.Cluster) {
 	if err := os.WriteFile(c.SpecPath, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	crt, _ := c.Paths.NodeCert("etcd-4", "server")
+	crt, _ := etcdtest.NodePair(c.Paths, "etcd-4", "server")
 	waitFor(t, 30*time.Second, func() bool { _, err := os.Stat(crt); return err == nil })
 	// The config is written by the same pass, after the certificates.
 	waitFor(t, 10*time.Second, func() bool { _, err := os.Stat(c.Paths.NodeConfig("etcd-4")); return err == nil })

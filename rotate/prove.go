@@ -181,10 +181,10 @@ func (c *etcdCluster) prove(ctx context.Context, np *NodePlan, serials map[strin
 		ownLeaf          string
 		ownErr, otherErr error
 	)
-	wg.Go(func() { h = probe.Health(ctx, c.endpoints(), hcCfg, probeTimeout) })
-	wg.Go(func() { ownLeaf, ownErr = servingSerial(ctx, peerAddr, peerCfg) })
+	wg.Go(func() { h = probe.Health(ctx, c.endpoints(), hcCfg, probeTimeout, c.opts...) })
+	wg.Go(func() { ownLeaf, ownErr = servingSerial(ctx, peerAddr, peerCfg, c.opts...) })
 	if other != "" {
-		wg.Go(func() { otherErr = acceptedAsClient(ctx, otherAddr, peerCfg) })
+		wg.Go(func() { otherErr = acceptedAsClient(ctx, otherAddr, peerCfg, c.opts...) })
 	}
 	wg.Wait()
 	pr.Took = time.Since(start)
@@ -246,10 +246,10 @@ func (c *etcdCluster) otherPeer(name string) (string, string) {
 // acceptedAsClient completes a fresh handshake with addr presenting cfg's
 // certificate and returns nil once the server accepted it. The
 // connection is closed at once: nothing is sent over it.
-func acceptedAsClient(ctx context.Context, addr string, cfg *tls.Config) error {
+func acceptedAsClient(ctx context.Context, addr string, cfg *tls.Config, opts ...probe.Option) error {
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
-	conn, _, err := probe.Dial(ctx, addr, cfg)
+	conn, _, err := probe.Dial(ctx, addr, cfg, opts...)
 	if err != nil {
 		return err
 	}
@@ -264,7 +264,7 @@ func (c *etcdCluster) proveClient(ctx context.Context, cp *ClientPlan, serial st
 		return 0, err
 	}
 	start := time.Now()
-	h := probe.Health(ctx, c.endpoints(), cfg, probeTimeout)
+	h := probe.Health(ctx, c.endpoints(), cfg, probeTimeout, c.opts...)
 	took := time.Since(start)
 	var bad []string
 	for i, r := range h.Endpoints {

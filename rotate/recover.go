@@ -71,27 +71,8 @@ func (r *runner) recover(ctx context.Context, res *Result) error {
 	if err != nil {
 		return err
 	}
-	// Only a cluster that cannot form a quorum: with one, a plain rotate
-	// renews on the running cluster without restarting anything. With an
-	// expired CA no member accepts any new handshake, so there is nothing
-	// to probe.
-	if rp.caExpired.IsZero() {
-		h, err := r.etcd.health(context.WithoutCancel(ctx))
-		if err != nil {
-			return err
-		}
-		if h.Quorum {
-			var up []string
-			for i, e := range h.Endpoints {
-				if e.Healthy && i < len(s.Nodes) {
-					up = append(up, s.Nodes[i].Name)
-				}
-			}
-			return &RecoverRefusedError{Quorum: fmt.Sprintf("%d of %d members answer a linearizable read: %s", len(up), len(s.Nodes), strings.Join(up, ", "))}
-		}
-	}
-	if rp.caExpired.IsZero() && len(rp.renew) == 0 && len(rp.pending) == 0 {
-		return &RecoverUselessError{}
+	if err := r.refuseRecover(ctx, rp); err != nil {
+		return err
 	}
 	if r.o.DryRun {
 		rp.print(r.o.Out, s)
@@ -124,25 +105,8 @@ func (r *runner) recover(ctx context.Context, res *Result) error {
 	if err := ctx.Err(); err != nil {
 		return &InterruptedError{Step: "deploying"}
 	}
-	bg := context.WithoutCancel(ctx)
-	for _, n := range s.Nodes {
-		if cmd := rp.deploy[n.Name]; cmd != "" {
-			t0 := time.Now()
-			if err := runCommand(bg, "deploy to node "+n.Name, cmd, r.o.CommandTimeout); err != nil {
-				return &MemberError{Member: n.Name, Err: err}
-			}
-			r.log.printf("%s: deployed in %s", n.Name, round(time.Since(t0)))
-		}
-	}
-	if err := r.restartAll(bg, rp, res); err != nil {
+	if err := r.recoverMembersAndClients(context.WithoutCancel(ctx), rp, res); err != nil {
 		return err
-	}
-	// Clients restart too: a new CA changes their CA file, which they
-	// read only at start.
-	for _, cp := range rp.clients {
-		if err := r.updateClient(bg, cp, true, true); err != nil {
-			return err
-		}
 	}
 	what := "its certificates expired"
 	if !rp.caExpired.IsZero() {
@@ -150,6 +114,58 @@ func (r *runner) recover(ctx context.Context, res *Result) error {
 	}
 	r.log.printf("recovered: the cluster was down because %s and is healthy again: %d certificates renewed, %d members restarted at once, every member serving its new certificates, in %s",
 		what, len(res.Renewed), len(res.Members), round(time.Since(r.log.start)))
+	return nil
+}
+
+// refuseRecover refuses a recovery that is not needed: only a cluster
+// that cannot form a quorum is recovered (with one, a plain rotate renews
+// on the running cluster without restarting anything; with an expired CA
+// no member accepts any new handshake, so there is nothing to probe), and
+// only when something is to be renewed or restarted.
+func (r *runner) refuseRecover(ctx context.Context, rp *recoverPlan) error {
+	s := r.o.Spec
+	if rp.caExpired.IsZero() {
+		h, err := r.etcd.health(context.WithoutCancel(ctx))
+		if err != nil {
+			return err
+		}
+		if h.Quorum {
+			var up []string
+			for i, e := range h.Endpoints {
+				if e.Healthy && i < len(s.Nodes) {
+					up = append(up, s.Nodes[i].Name)
+				}
+			}
+			return &RecoverRefusedError{Quorum: fmt.Sprintf("%d of %d members answer a linearizable read: %s", len(up), len(s.Nodes), strings.Join(up, ", "))}
+		}
+	}
+	if rp.caExpired.IsZero() && len(rp.renew) == 0 && len(rp.pending) == 0 {
+		return &RecoverUselessError{}
+	}
+	return nil
+}
+
+// recoverMembersAndClients deploys every node's bundle, restarts every
+// member at once, then the clients: a new CA changes their CA file too,
+// which they read only at start.
+func (r *runner) recoverMembersAndClients(ctx context.Context, rp *recoverPlan, res *Result) error {
+	for _, n := range r.o.Spec.Nodes {
+		if cmd := rp.deploy[n.Name]; cmd != "" {
+			t0 := time.Now()
+			if err := runCommand(ctx, "deploy to node "+n.Name, cmd, r.o.CommandTimeout); err != nil {
+				return &MemberError{Member: n.Name, Err: err}
+			}
+			r.log.printf("%s: deployed in %s", n.Name, round(time.Since(t0)))
+		}
+	}
+	if err := r.restartAll(ctx, rp, res); err != nil {
+		return err
+	}
+	for _, cp := range rp.clients {
+		if err := r.updateClient(ctx, cp, true, true); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

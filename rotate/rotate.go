@@ -78,7 +78,7 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	// reported as a warning: a cluster running on expired certificates
 	// is still to be checked and rotated (see expired.go).
 	r.expired = &expiredServed{seen: map[string]bool{}, log: r.log}
-	ctx = probe.TolerateExpired(ctx, r.expired.note)
+	r.etcd.opts = []probe.Option{probe.TolerateExpired(r.expired.note)}
 	if r.o.Recover {
 		err = r.recover(ctx, res)
 	} else {

@@ -78,7 +78,7 @@ func ExpiredState(ctx context.Context, inv *pki.Inventory, infos []pki.CertInfo,
 		return st
 	}
 	cfg := probe.ClientConfig(probe.CertPool([]*x509.Certificate{authority.Cert}), &pair)
-	h := probe.Health(probe.TolerateExpired(ctx, nil), inv.Spec.ClientEndpoints(), cfg, timeout)
+	h := probe.Health(ctx, inv.Spec.ClientEndpoints(), cfg, timeout, probe.TolerateExpired(nil))
 	if st.Quorum = h.Quorum; st.Quorum {
 		st.State = StateServing
 	}

@@ -48,7 +48,7 @@ const keyModeMask fs.FileMode = 0o077
 func localChecks(in *Inputs, now time.Time) ([]Check, *tls.Config) {
 	var lc localRun
 	cas, caErr := lc.caFile(in, now)
-	certs, key, pairErr := lc.pair(in)
+	certs, key, pairErr := lc.pair(in, cas)
 	var pool *x509.CertPool
 	if caErr == nil {
 		pool = probe.CertPool(cas)
@@ -114,9 +114,10 @@ func parseCerts(data []byte) ([]*x509.Certificate, error) {
 
 // pair reads the client certificate and key from one version of their
 // store (a renewal switching it meanwhile is never seen half done) and
-// checks each file and that they belong together. certs is nil when the
+// checks each file, that they belong together and that the key is none
+// of the CAs' in cas. certs is nil when the
 // certificate cannot be used, err non-nil when the pair cannot.
-func (lc *localRun) pair(in *Inputs) (certs []*x509.Certificate, key crypto.Signer, err error) {
+func (lc *localRun) pair(in *Inputs, cas []*x509.Certificate) (certs []*x509.Certificate, key crypto.Signer, err error) {
 	data, errs := atomicdir.ReadTogether(in.CertFile, in.KeyFile)
 	certErr := errs[0]
 	if certErr == nil {
@@ -147,6 +148,11 @@ func (lc *localRun) pair(in *Inputs) (certs []*x509.Certificate, key crypto.Sign
 	switch {
 	case err != nil:
 		lc.add(CheckKeyMatchesCert, in.KeyFile, Fail, "cannot load the pair: %v", err)
+	case slices.ContainsFunc(cas, func(c *x509.Certificate) bool { return certx.KeyMatches(c, key.Public()) }):
+		// Whoever holds a client's bundle could sign certificates every
+		// member trusts.
+		err = pki.ErrCAKey
+		lc.add(CheckKeyMatchesCert, in.KeyFile, Fail, "the key is the CA key: a CA key is never a client's")
 	case !certx.KeyMatches(certs[0], key.Public()):
 		err = probe.ErrKeyMismatch
 		lc.add(CheckKeyMatchesCert, in.KeyFile, Fail, "the key does not belong to %s: a half-replaced pair?", in.CertFile)

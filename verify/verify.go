@@ -68,17 +68,6 @@ type Report struct {
 	Expired *ExpiryState `json:"expired,omitempty"`
 }
 
-// Find returns the first check with that name and target ("" matches any
-// target).
-func (r *Report) Find(name, target string) (Check, bool) {
-	for _, c := range r.Checks {
-		if c.Name == name && (target == "" || c.Target == target) {
-			return c, true
-		}
-	}
-	return Check{}, false
-}
-
 // Evaluate runs every check and returns the report. The error is a
 // *input.Error (or a *cluster.Error from the spec) when the options are
 // unusable; failed checks are not errors here, see Report.Passed.

@@ -8,6 +8,7 @@ import (
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/issue"
+	"github.com/etcdpki/etcdpki/pki"
 )
 
 func issueCommand() *cli.Command {
@@ -53,7 +54,7 @@ func issueCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			_, err = issue.One(c.Context, s, issue.OneRequest{
+			_, err = issue.One(c.Context, pki.New(s), issue.OneRequest{
 				Kind: c.Args().Get(0), Name: c.Args().Get(1), Hosts: hosts,
 				Organization: c.StringSlice("org"), Out: c.String("out"),
 			}, issue.Options{Out: c.App.Writer})

@@ -148,8 +148,8 @@ func New(t testing.TB, o Options) *Cluster {
 	}
 	// The CA never changes in a test cluster, so the apiserver's config is
 	// built once; its pair is read again at every handshake.
-	crt, key := c.Paths.APIServerCert()
-	cfg, err := TLSConfig(c.Paths.APIServerCA(), crt, key)
+	_, crt, key := APIServerFiles(c.Paths)
+	cfg, err := TLSConfig(APIServerCA(c.Paths), crt, key)
 	if err != nil {
 		t.Fatalf("etcdtest: kube-apiserver TLS material: %v", err)
 	}

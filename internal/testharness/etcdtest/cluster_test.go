@@ -115,7 +115,7 @@ func TestCluster(t *testing.T) {
 			return tlsConfig(t, c.CAFile(), "", "")
 		}, etcdtest.RefusalAlert(t, "tls: certificate required"), "didn't provide a certificate"},
 		{"client cert from another CA", func(t *testing.T) *tls.Config {
-			crt, key := foreign.APIServerCert()
+			_, crt, key := etcdtest.APIServerFiles(foreign)
 			return tlsConfig(t, c.CAFile(), crt, key)
 		}, etcdtest.RefusalAlert(t, "tls: unknown certificate authority"), "certificate signed by unknown authority"},
 		{"server-only cert as client", func(t *testing.T) *tls.Config {
@@ -185,8 +185,8 @@ func TestCluster(t *testing.T) {
 	t.Run("member with a peer cert from another CA cannot join", func(t *testing.T) {
 		m5 := c.AddNode(t, nil)
 		other := foreignPKI(t, c.File)
-		crt, key := c.Paths.NodeCert(m5.Name, "peer")
-		ocrt, okey := other.NodeCert(m5.Name, "peer")
+		crt, key := etcdtest.NodePair(c.Paths, m5.Name, "peer")
+		ocrt, okey := etcdtest.NodePair(other, m5.Name, "peer")
 		replaceFile(t, crt, ocrt)
 		replaceFile(t, key, okey)
 
@@ -399,7 +399,7 @@ func TestStartRetriesTakenPort(t *testing.T) {
 // one of n members healthy.
 func checkHealth(ctx context.Context, t *testing.T, c *etcdtest.Cluster, n int) {
 	t.Helper()
-	crt, key := c.Paths.NodeCert(c.Members[0].Name, "healthcheck-client")
+	crt, key := etcdtest.NodePair(c.Paths, c.Members[0].Name, "healthcheck-client")
 	out, err := c.Etcdctl(ctx, crt, key, "endpoint", "health", "--cluster")
 	if err != nil {
 		t.Fatal(err)
