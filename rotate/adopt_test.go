@@ -115,7 +115,7 @@ func TestRotateAfterAdoptRenewsAKubeadmCluster(t *testing.T) {
 
 	// The CA rotation's stages restart members (etcd reads its CA only at
 	// start), so the apiserver's view follows the PKI's bundle from here.
-	crt, key := inv.Paths.APIServerCert()
+	caFile, crt, key := etcdtest.APIServerFiles(inv.Paths)
 	out.Reset()
 	cres, err := rotate.RunCA(context.Background(), rotate.CAOptions{Spec: s, Out: &out})
 	t.Logf("ca rotate:\n%s", out.String())
@@ -125,7 +125,7 @@ func TestRotateAfterAdoptRenewsAKubeadmCluster(t *testing.T) {
 	if len(cres.Stages) == 0 || cres.Stages[len(cres.Stages)-1].Stage != pki.CAStageFinish {
 		t.Errorf("ca rotate stopped at %+v", cres.Stages)
 	}
-	cfg, err := etcdtest.TLSConfig(inv.Paths.APIServerCA(), crt, key)
+	cfg, err := etcdtest.TLSConfig(caFile, crt, key)
 	if err != nil {
 		t.Fatal(err)
 	}

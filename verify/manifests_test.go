@@ -113,9 +113,9 @@ spec:
 func TestManifestsDirChecksTheControlPlane(t *testing.T) {
 	c := etcdtest.Start(t, etcdtest.Options{})
 	p := pki.Paths{PKI: c.Spec.PKIDir}
-	crt, key := p.APIServerCert()
+	caFile, crt, key := etcdtest.APIServerFiles(p)
 	dir := t.TempDir()
-	kubeadmManifests(t, dir, c.Endpoints(), p.APIServerCA(), crt, key)
+	kubeadmManifests(t, dir, c.Endpoints(), caFile, crt, key)
 
 	rep, out, err := runVerify(t, Options{ManifestsDir: dir})
 	assertReport(t, rep, out, err, want{pass: true, check: CheckManifestEtcdFlags, st: OK, target: filepath.Join(dir, "kube-scheduler.yaml")})
