@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
+	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
@@ -73,6 +75,26 @@ func TestRotateAfterAdoptRenewsAKubeadmCluster(t *testing.T) {
 	}
 	before, pids0, term0 := servedSerials(t, s, c.APIServerTLS()), pids(c.Cluster), raftTerm(t, c.Cluster)
 
+	// Nothing is due yet: a routine run leaves the held certificates
+	// alone and exports their expiry with the others'.
+	metrics := filepath.Join(t.TempDir(), "etcdpki.prom")
+	out.Reset()
+	if _, err := rotate.Run(context.Background(), rotate.Options{Spec: s, Out: &out, MetricsFile: metrics}); err != nil {
+		t.Fatalf("routine rotate: %v\n%s", err, out.String())
+	}
+	prom, err := os.ReadFile(metrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	heldCert, _ := pki.New(s).Target("etcd-3/etcd-server")
+	want := fmt.Sprintf("etcdpki_cert_expiry_timestamp_seconds{cluster=%q,cert=%q} %d", s.Name, heldCert.ID, readCertFile(t, heldCert.Held).NotAfter.Unix())
+	if !strings.Contains(string(prom), want) {
+		t.Errorf("metrics lack the held certificate's expiry %q:\n%s", want, prom)
+	}
+	if got := servedSerials(t, s, c.APIServerTLS()); !maps.Equal(got, before) {
+		t.Errorf("a routine run changed served serials: %v, was %v", got, before)
+	}
+
 	out.Reset()
 	ld := startLoad(t, c.Cluster)
 	res, err := rotate.Run(context.Background(), rotate.Options{Spec: s, RenewBefore: everythingDue, Out: &out})
@@ -135,6 +157,19 @@ func TestRotateAfterAdoptRenewsAKubeadmCluster(t *testing.T) {
 	if err := c.WaitReady(ctx); err != nil {
 		t.Errorf("after the CA rotation, with the new CA's apiserver bundle: %v", err)
 	}
+}
+
+func readCertFile(t *testing.T, path string) *x509.Certificate {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := ca.ParseCert(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 func serialOf(t *testing.T, path string) string {

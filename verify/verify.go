@@ -100,6 +100,9 @@ func Evaluate(ctx context.Context, o Options) (*Report, error) {
 	// named with what it means for the cluster now and the command that
 	// fixes it (see ExpiredState).
 	if in.inv != nil {
+		rep.Checks = append(rep.Checks, peerChecks(ctx, in.inv, in.timeout, in.renewBefore, now)...)
+	}
+	if in.inv != nil {
 		if infos, err := pki.List(in.inv, 0, now); err == nil {
 			if rep.Expired = ExpiredState(ctx, in.inv, infos, in.timeout); rep.Expired != nil {
 				rep.Checks = append(rep.Checks, rep.Expired.check())
