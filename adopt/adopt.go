@@ -146,6 +146,9 @@ func readCA(certPath, keyPath string, now time.Time) (*ca.CA, error) {
 	if err != nil {
 		return nil, input.Errorf("--ca-key %s: %v", keyPath, pathx.UnwrapPath(err))
 	}
+	if err := checkPEM(certPath, certPEM, keyPath, keyPEM, true); err != nil {
+		return nil, err
+	}
 	a, err := ca.ParseFiles(certPEM, keyPEM, certPath, keyPath)
 	if err != nil {
 		return nil, err

@@ -2,6 +2,7 @@ package adopt
 
 import (
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"io/fs"
 	"os"
@@ -81,6 +82,9 @@ func findPair(dir string, t pki.Target, authority *ca.CA) (*source, error) {
 			}
 			return nil, pki.ReadError(keyPath, err)
 		}
+		if err := checkPEM(certPath, certPEM, keyPath, keyPEM, false); err != nil {
+			return nil, err
+		}
 		cert, err := ca.ParseCert(certPEM)
 		if err != nil {
 			return nil, input.Errorf("%s: %v", certPath, err)
@@ -129,6 +133,46 @@ func checkDir(flag, dir string) error {
 	}
 	if _, err := os.ReadDir(dir); err != nil {
 		return input.Errorf("%s%s: cannot read: %v", flag, dir, pathx.UnwrapPath(err))
+	}
+	return nil
+}
+
+// checkPEM refuses files that hold more than they should before a byte of
+// them is copied into the PKI: a private key in a certificate file would
+// travel with every bundle the certificate goes into (a CA file holding
+// the CA key would hand it to every host), more than one certificate in
+// the CA file would make every bundle trust them all, and a key file
+// holding more than its key leaves the choice of key to whichever TLS
+// library reads it.
+func checkPEM(certPath string, certPEM []byte, keyPath string, keyPEM []byte, oneCert bool) error {
+	certs := 0
+	for rest := certPEM; ; {
+		var b *pem.Block
+		if b, rest = pem.Decode(rest); b == nil {
+			break
+		}
+		if strings.Contains(b.Type, "PRIVATE KEY") {
+			return input.Errorf("%s: holds a private key (%s); a certificate file must hold certificates only", certPath, b.Type)
+		}
+		if b.Type == "CERTIFICATE" {
+			certs++
+		}
+	}
+	if oneCert && certs > 1 {
+		return input.Errorf("%s: holds %d certificates; adopt takes one CA (finish the other tool's CA rotation first)", certPath, certs)
+	}
+	keys := 0
+	for rest := keyPEM; ; {
+		var b *pem.Block
+		if b, rest = pem.Decode(rest); b == nil {
+			break
+		}
+		if b.Type != "EC PARAMETERS" {
+			keys++
+		}
+	}
+	if keys > 1 {
+		return input.Errorf("%s: holds %d PEM blocks; a key file must hold its one private key only", keyPath, keys)
 	}
 	return nil
 }
