@@ -1,6 +1,7 @@
 package issue
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io/fs"
@@ -73,6 +74,12 @@ func Adopt(ctx context.Context, inv *pki.Inventory, a Adoption, o Options) (*Res
 	for _, t := range inv.Targets {
 		pl.add(t.CADir, atomicdir.File{Name: pki.CAFile, Data: a.CA.CertPEM, Mode: atomicdir.CertMode})
 		if pair, ok := a.Pairs[t.ID]; ok {
+			if existing, _, err := pki.ReadTargetPair(t); err == nil && existing != nil && !bytes.Equal(existing, pair.Cert) {
+				// Adopt run again after a renewal: the copy is older than
+				// what the PKI issued since; never go back to it.
+				o.printf("[keep] %s: the PKI already holds another certificate for it; the copy is not imported", t.ID)
+				continue
+			}
 			pl.add(t.Dir, atomicdir.File{Name: t.CertName, Data: pair.Cert, Mode: atomicdir.CertMode})
 			pl.add(t.Dir, atomicdir.File{Name: t.KeyName, Data: pair.Key, Mode: atomicdir.KeyMode})
 			res.Reused = append(res.Reused, t.ID)

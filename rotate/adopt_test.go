@@ -135,6 +135,31 @@ func TestRotateAfterAdoptRenewsAKubeadmCluster(t *testing.T) {
 		}
 	}
 
+	// adopt run again never takes the PKI back: the hosts' directories
+	// now hold the renewed pairs (the deploy put them there), and the
+	// control plane's old copy of the apiserver's pair is kept out.
+	diskBefore := map[string]string{}
+	for _, tg := range inv.Targets {
+		diskBefore[tg.ID] = serialOf(t, tg.CertPath())
+	}
+	out.Reset()
+	if _, err := adopt.Run(context.Background(), adopt.Options{
+		Spec: s, CACert: filepath.Join(c.NodePKI(1), "etcd", "ca.crt"), CAKey: filepath.Join(c.NodePKI(1), "etcd", "ca.key"),
+		NodeDirs:   map[string]string{"etcd-1": c.NodePKI(1), "etcd-2": c.NodePKI(2)},
+		ClientDirs: map[string]string{cluster.ClientAPIServer: c.APIServerPKI},
+		Out:        &out,
+	}); err != nil {
+		t.Fatalf("adopt again: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "[keep] apiserver-etcd-client") {
+		t.Errorf("adopt again does not say it kept the renewed apiserver pair:\n%s", out.String())
+	}
+	for _, tg := range inv.Targets {
+		if got := serialOf(t, tg.CertPath()); got != diskBefore[tg.ID] {
+			t.Errorf("%s: adopt again replaced the renewed serial %s with %s", tg.ID, diskBefore[tg.ID], got)
+		}
+	}
+
 	// The CA rotation's stages restart members (etcd reads its CA only at
 	// start), so the apiserver's view follows the PKI's bundle from here.
 	caFile, crt, key := etcdtest.APIServerFiles(inv.Paths)
