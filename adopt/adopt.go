@@ -37,8 +37,10 @@ type Options struct {
 	AcceptMismatch bool
 	// Timeout bounds each port's handshake; 0 means probe.DefaultTimeout.
 	Timeout time.Duration
-	Out     io.Writer
-	Now     func() time.Time
+	// Out receives the report, one line per port, pair and certificate.
+	Out io.Writer
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
 }
 
 // Report is what adopt found.
@@ -67,6 +69,8 @@ type Report struct {
 // from the spec (exit 1: the input was fine, the check failed).
 type MismatchError struct{ Mismatches []string }
 
+// Error says how many mismatches there are and what to do; the report
+// above it names each.
 func (e *MismatchError) Error() string {
 	return fmt.Sprintf("adopt: %d mismatches between the cluster and the spec (above); nothing written: fix the spec, or take the certificates as they are with --accept-mismatch (their first renewal follows the spec)", len(e.Mismatches))
 }
