@@ -69,10 +69,10 @@ func Adopt(ctx context.Context, inv *pki.Inventory, a Adoption, o Options) (*Res
 	}
 	pl := &plan{byDir: map[string]*pending{}}
 	res := &Result{}
-	pl.add(p.CADir(), atomicdir.File{Name: pki.CAFile, Data: a.CA.CertPEM, Mode: atomicdir.CertMode})
-	pl.add(p.CADir(), atomicdir.File{Name: pki.CAKeyFile, Data: a.CA.KeyPEM, Mode: atomicdir.CAKeyMode})
+	pl.add(p.CAStore(), atomicdir.File{Name: pki.CAFile, Data: a.CA.CertPEM, Mode: atomicdir.CertMode})
+	pl.add(p.CAStore(), atomicdir.File{Name: pki.CAKeyFile, Data: a.CA.KeyPEM, Mode: atomicdir.CAKeyMode})
 	for _, t := range inv.Targets {
-		pl.add(t.CADir, atomicdir.File{Name: pki.CAFile, Data: a.CA.CertPEM, Mode: atomicdir.CertMode})
+		pl.add(t.CAStore(), atomicdir.File{Name: pki.CAFile, Data: a.CA.CertPEM, Mode: atomicdir.CertMode})
 		if pair, ok := a.Pairs[t.ID]; ok {
 			if existing, _, err := pki.ReadTargetPair(t); err == nil && existing != nil && !bytes.Equal(existing, pair.Cert) {
 				// Adopt run again after a renewal: the copy is older than
@@ -80,8 +80,8 @@ func Adopt(ctx context.Context, inv *pki.Inventory, a Adoption, o Options) (*Res
 				o.printf("[keep] %s: the PKI already holds another certificate for it; the copy is not imported", t.ID)
 				continue
 			}
-			pl.add(t.Dir, atomicdir.File{Name: t.CertName, Data: pair.Cert, Mode: atomicdir.CertMode})
-			pl.add(t.Dir, atomicdir.File{Name: t.KeyName, Data: pair.Key, Mode: atomicdir.KeyMode})
+			pl.add(t.Store(), atomicdir.File{Name: t.CertName, Data: pair.Cert, Mode: atomicdir.CertMode})
+			pl.add(t.Store(), atomicdir.File{Name: t.KeyName, Data: pair.Key, Mode: atomicdir.KeyMode})
 			res.Reused = append(res.Reused, t.ID)
 			continue
 		}

@@ -202,8 +202,8 @@ func (ip *initPlan) planCA(inv *pki.Inventory, now time.Time, pre *initPlan) err
 		ip.printf("[ca] reused %s (%s)", authority.Cert.Subject.CommonName, p.CACert())
 		ip.res.Reused = append(ip.res.Reused, "etcd-ca")
 	}
-	ip.pl.add(p.CADir(), atomicdir.File{Name: pki.CAFile, Data: authority.CertPEM, Mode: atomicdir.CertMode})
-	ip.pl.add(p.CADir(), atomicdir.File{Name: pki.CAKeyFile, Data: authority.KeyPEM, Mode: atomicdir.CAKeyMode})
+	ip.pl.add(p.CAStore(), atomicdir.File{Name: pki.CAFile, Data: authority.CertPEM, Mode: atomicdir.CertMode})
+	ip.pl.add(p.CAStore(), atomicdir.File{Name: pki.CAKeyFile, Data: authority.KeyPEM, Mode: atomicdir.CAKeyMode})
 	return nil
 }
 
@@ -276,7 +276,7 @@ func signMissing(ctx context.Context, authority *ca.CA, inv *pki.Inventory, pair
 // which pairs were created and which reused.
 func (ip *initPlan) planPairs(inv *pki.Inventory, pairs []initPair) {
 	for i, t := range inv.Targets {
-		ip.pl.add(t.CADir, atomicdir.File{Name: pki.CAFile, Data: ip.authority.CertPEM, Mode: atomicdir.CertMode})
+		ip.pl.add(t.CAStore(), atomicdir.File{Name: pki.CAFile, Data: ip.authority.CertPEM, Mode: atomicdir.CertMode})
 		if pairs[i].held {
 			ip.printf("[certs] held on the host %s (no key here; rotate renews it when due)", t.ID)
 			continue
@@ -289,8 +289,8 @@ func (ip *initPlan) planPairs(inv *pki.Inventory, pairs []initPair) {
 			ip.printf("[certs] reused %s%s", t.ID, pairs[i].warn)
 			ip.res.Reused = append(ip.res.Reused, t.ID)
 		}
-		ip.pl.add(t.Dir, atomicdir.File{Name: t.CertName, Data: pairs[i].Cert, Mode: atomicdir.CertMode})
-		ip.pl.add(t.Dir, atomicdir.File{Name: t.KeyName, Data: pairs[i].Key, Mode: atomicdir.KeyMode})
+		ip.pl.add(t.Store(), atomicdir.File{Name: t.CertName, Data: pairs[i].Cert, Mode: atomicdir.CertMode})
+		ip.pl.add(t.Store(), atomicdir.File{Name: t.KeyName, Data: pairs[i].Key, Mode: atomicdir.KeyMode})
 	}
 }
 

@@ -103,7 +103,7 @@ func One(ctx context.Context, inv *pki.Inventory, r OneRequest, o Options) (pki.
 		return t, err
 	}
 	pl := &plan{byDir: map[string]*pending{}}
-	pl.add(out, atomicdir.File{Name: pki.CAFile, Data: authority.CertPEM, Mode: atomicdir.CertMode})
+	pl.add(t.Store(), atomicdir.File{Name: pki.CAFile, Data: authority.CertPEM, Mode: atomicdir.CertMode})
 	if err := checkWritable(s.PKIDir, pl); err != nil {
 		return t, err
 	}
@@ -124,7 +124,7 @@ func One(ctx context.Context, inv *pki.Inventory, r OneRequest, o Options) (pki.
 		{Name: t.CertName, Data: certPEM, Mode: atomicdir.CertMode},
 		{Name: t.KeyName, Data: keyPEM, Mode: atomicdir.KeyMode},
 	}
-	if _, err := atomicdir.Update(out, files, checkPairs); err != nil {
+	if _, err := atomicdir.Update(t.Store(), files, checkPairs); err != nil {
 		return t, fmt.Errorf("write %s: %w", out, err)
 	}
 	o.printf("[issue] %s certificate %q%s -> %s", r.Kind, r.Name, describeHosts(r.Hosts), out)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/internal/certx"
 	"github.com/etcdpki/etcdpki/internal/input"
 )
@@ -38,6 +39,11 @@ var CAStages = []string{CAStagePrepare, CAStageTrustBoth, CAStageReissue, CAStag
 // stored like the CA (an atomic store holding ca.crt and ca.key, the key
 // 0400). It exists only while a CA rotation is in progress.
 func (p Paths) NextCADir() string { return filepath.Join(p.PKI, "etcd-next") }
+
+// NextCAStore is the next CA's atomic store.
+func (p Paths) NextCAStore() atomicdir.Store {
+	return atomicdir.Store{Dir: p.NextCADir(), Name: CAStoreName}
+}
 
 // NextCACert is the next CA's certificate.
 func (p Paths) NextCACert() string { return filepath.Join(p.NextCADir(), CAFile) }

@@ -98,7 +98,7 @@ func checkRetired(t *testing.T, s *cluster.Spec, oldKey, nextCert []byte, stoppe
 		}
 		if b, _ := os.ReadFile(path); bytes.Equal(b, oldKey) {
 			rel, _ := filepath.Rel(p.Backups(), path)
-			if filepath.IsLocal(rel) && filepath.Base(path) == "ca.key" {
+			if filepath.IsLocal(rel) && filepath.Base(path) == pki.CAKeyFile {
 				found = true
 				if info, _ := os.Stat(path); info.Mode().Perm() != 0o400 {
 					t.Errorf("killed at %s: backup %s has mode %v", stopped, path, info.Mode().Perm())
@@ -165,7 +165,8 @@ func TestTrustBothBundlesCrashAtEveryStepConverge(t *testing.T) {
 			steps = n - 1
 			break
 		}
-		for _, d := range cr.bundleDirs() {
+		for _, st := range cr.bundleStores() {
+			d := st.Dir
 			got, err := atomicdir.Read(d, pki.CAFile)
 			if err != nil {
 				t.Fatalf("killed at %s: %s: %v", stopped, d, err)
@@ -185,7 +186,8 @@ func TestTrustBothBundlesCrashAtEveryStepConverge(t *testing.T) {
 		if _, err := again.writeBundles(again.rot.BundlePEM(pki.CAStageTrustBoth)); err != nil {
 			t.Fatalf("killed at %s: next run: %v", stopped, err)
 		}
-		for _, d := range cr.bundleDirs() {
+		for _, st := range cr.bundleStores() {
+			d := st.Dir
 			if got, _ := os.ReadFile(filepath.Join(d, pki.CAFile)); !bytes.Equal(got, both) {
 				t.Errorf("killed at %s: after the next run %s/ca.crt does not hold both CAs", stopped, d)
 			}

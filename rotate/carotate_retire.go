@@ -30,7 +30,7 @@ func (cr *caRun) retire() error {
 		if err != nil {
 			return fmt.Errorf("finish: back up the old CA: %w", err)
 		}
-		if _, err := atomicdir.Update(caDir, []atomicdir.File{
+		if _, err := atomicdir.Update(cr.paths.CAStore(), []atomicdir.File{
 			{Name: pki.CAFile, Data: next.CertPEM, Mode: atomicdir.CertMode},
 			{Name: pki.CAKeyFile, Data: next.KeyPEM, Mode: atomicdir.CAKeyMode},
 		}, checkCAFiles); err != nil {

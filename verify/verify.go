@@ -4,6 +4,10 @@
 // then every endpoint over real TLS (all at once, each within a timeout),
 // then what the endpoints must agree on, and reports each check as ok,
 // warn or fail with a one-line reason.
+//
+// It only reads: with a spec it expands the inventory once (input.go)
+// and reads the PKI's status, CA and CA-rotation state through package
+// pki, never through issue, the writer.
 package verify
 
 import (
@@ -100,9 +104,8 @@ func Evaluate(ctx context.Context, o Options) (*Report, error) {
 	// named with what it means for the cluster now and the command that
 	// fixes it (see ExpiredState).
 	if in.inv != nil {
+		rep.Checks = append(rep.Checks, colocatedChecks(in.inv)...)
 		rep.Checks = append(rep.Checks, peerChecks(ctx, in.inv, in.timeout, in.renewBefore, now)...)
-	}
-	if in.inv != nil {
 		if infos, err := pki.List(in.inv, 0, now); err == nil {
 			if rep.Expired = ExpiredState(ctx, in.inv, infos, in.timeout); rep.Expired != nil {
 				rep.Checks = append(rep.Checks, rep.Expired.check())

@@ -34,29 +34,66 @@ func ReadSet(dir string, names ...string) (data [][]byte, errs []error) {
 	}
 }
 
-// readSetOnce is one attempt of ReadSet; vanished reports that the
-// version it resolved was removed under it.
+// readSetOnce is one attempt of ReadSet; vanished reports that a version
+// it resolved was removed under it. Each name's store is the one its
+// public link points into (a host directory may hold several bundles'
+// stores); each store is resolved once, so every name of one store is
+// read from the same version.
 func readSetOnce(dir string, names []string) (data [][]byte, errs []error, vanished bool) {
 	data, errs = make([][]byte, len(names)), make([]error, len(names))
-	ver, _, err := effective(dir)
-	if err != nil {
-		ver = ""
+	resolved := map[string]string{} // store directory -> version in effect
+	version := func(sd string) string {
+		if ver, ok := resolved[sd]; ok {
+			return ver
+		}
+		ver := ""
+		if e, _, err := effective(sd); err == nil && e != "" {
+			ver = filepath.Join(sd, e)
+		}
+		resolved[sd] = ver
+		return ver
 	}
 	for i, n := range names {
 		public := filepath.Join(dir, n)
-		if ver != "" && (isLinkToData(dir, n) || missing(public)) {
-			d, err := os.ReadFile(filepath.Join(dir, ver, n))
-			if err == nil {
-				data[i] = d
-				continue
-			}
-			if missing(filepath.Join(dir, ver)) {
-				return nil, nil, true
+		if sd := storeOf(dir, n); sd != "" {
+			if ver := version(sd); ver != "" {
+				d, err := os.ReadFile(filepath.Join(ver, n))
+				if err == nil {
+					data[i] = d
+					continue
+				}
+				if missing(ver) {
+					return nil, nil, true
+				}
 			}
 		}
 		data[i], errs[i] = os.ReadFile(public)
 	}
 	return data, errs, false
+}
+
+// storeOf is the directory holding the versions that dir/name shows: the
+// store its public link points into, or, when a crash left the link
+// missing, the store the next update repairs it in. "" when name is no
+// store's (a plain file, a link somewhere else).
+func storeOf(dir, name string) string {
+	public := filepath.Join(dir, name)
+	target, err := os.Readlink(public)
+	if err != nil {
+		if !missing(public) {
+			return ""
+		}
+		if v, err := find(dir); err == nil && v != nil {
+			return v.sd
+		}
+		return ""
+	}
+	sd := filepath.Dir(filepath.Dir(target))
+	if filepath.IsAbs(target) || filepath.Base(target) != name || filepath.Base(filepath.Dir(target)) != DataLink ||
+		sd != "." && !isStoreDirName(sd) {
+		return ""
+	}
+	return filepath.Join(dir, sd)
 }
 
 // missing reports whether nothing, not even a dangling link, is at path.
