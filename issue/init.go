@@ -219,6 +219,10 @@ type initPair struct {
 	pki.Pair
 	warn    string
 	created bool
+	// held is a certificate in use on its host without a key here
+	// (adopt recorded it): init leaves it to rotate, which renews it
+	// when due and deploys and proves the new pair.
+	held bool
 }
 
 // readPairs reads every target's existing pair and checks every bundle's
@@ -242,7 +246,8 @@ func (ip *initPlan) readPairs(inv *pki.Inventory, now time.Time, pre *initPlan) 
 		if repair != "" {
 			ip.printf("[repair] %s: rewritten without the extra PEM blocks", repair)
 		}
-		pairs[i] = initPair{Pair: pair, warn: warn, created: pair.Cert == nil}
+		held := pair.Cert == nil && pki.Held(t)
+		pairs[i] = initPair{Pair: pair, warn: warn, created: pair.Cert == nil && !held, held: held}
 		if f, ok := pre.freshFor(t.ID, ip.authority); ok && pairs[i].created {
 			pairs[i].Cert, pairs[i].Key = f.cert, f.key
 		}
@@ -279,6 +284,10 @@ func signMissing(ctx context.Context, authority *ca.CA, inv *pki.Inventory, pair
 func (ip *initPlan) planPairs(inv *pki.Inventory, pairs []initPair) {
 	for i, t := range inv.Targets {
 		ip.pl.add(t.CAStore(), atomicdir.File{Name: pki.CAFile, Data: ip.authority.CertPEM, Mode: atomicdir.CertMode})
+		if pairs[i].held {
+			ip.printf("[certs] held on the host %s (no key here; rotate renews it when due)", t.ID)
+			continue
+		}
 		if pairs[i].created {
 			ip.printf("[certs] created %s%s", t.ID, describeHosts(t.Hosts))
 			ip.res.Created = append(ip.res.Created, t.ID)

@@ -50,7 +50,7 @@ func ReissueNeeds(inv *pki.Inventory, now time.Time) (caExpired time.Time, targe
 			continue
 		case newCA:
 			reasons[t.ID] = "new CA"
-		case info.Status == pki.StatusOK:
+		case info.Status == pki.StatusOK, info.Status == pki.StatusHeld:
 			continue
 		default:
 			reasons[t.ID] = info.Status

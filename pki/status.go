@@ -115,6 +115,9 @@ func inspectIn(inv *Inventory, t Target, rot *CARotation, renewBefore time.Durat
 		authority, signer = rot.Next, "next"
 	}
 	info, _ := InspectPair(t, authority, certPEM, keyPEM, err, renewBefore, now)
+	if h, ok := InspectHeld(t, authority, renewBefore, now); ok && info.Status == StatusMissing {
+		info = h
+	}
 	if signer == "next" {
 		info.CA += " (next)"
 	}
@@ -145,6 +148,9 @@ func inspectIn(inv *Inventory, t Target, rot *CARotation, renewBefore time.Durat
 func Inspect(t Target, authority *ca.CA, renewBefore time.Duration, now time.Time) CertInfo {
 	certPEM, keyPEM, err := ReadTargetPair(t)
 	info, _ := InspectPair(t, authority, certPEM, keyPEM, err, renewBefore, now)
+	if h, ok := InspectHeld(t, authority, renewBefore, now); ok && info.Status == StatusMissing {
+		info = h
+	}
 	if info.Status == StatusInvalid || info.Status == StatusMissing {
 		return info
 	}

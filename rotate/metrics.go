@@ -31,6 +31,11 @@ func writeMetrics(path string, inv *pki.Inventory, st *State, ok bool, now time.
 	}
 	for _, t := range inv.Targets {
 		c, err := readCert(t.CertPath())
+		if err != nil && pki.Held(t) {
+			// In use on its host with no pair here (adopt): its expiry
+			// matters all the same.
+			c, err = readCert(t.Held)
+		}
 		if err != nil {
 			continue
 		}

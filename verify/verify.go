@@ -87,7 +87,7 @@ func Evaluate(ctx context.Context, o Options) (*Report, error) {
 	}
 	rep := &Report{Inputs: in}
 	checks, tlsCfg := localChecks(in, now)
-	rep.Checks = checks
+	rep.Checks = append(in.manifestChecks, checks...)
 	if tlsCfg == nil {
 		for _, ep := range in.Endpoints {
 			rep.Checks = append(rep.Checks, Check{Name: CheckTCP, Target: ep, Status: Skip,
@@ -106,6 +106,7 @@ func Evaluate(ctx context.Context, o Options) (*Report, error) {
 	if in.inv != nil {
 		rep.Checks = append(rep.Checks, caKeyCheck(in.inv.Paths))
 		rep.Checks = append(rep.Checks, colocatedChecks(in.inv)...)
+		rep.Checks = append(rep.Checks, peerChecks(ctx, in.inv, in.timeout, in.renewBefore, now)...)
 		if infos, err := pki.List(in.inv, 0, now); err == nil {
 			if rep.Expired = ExpiredState(ctx, in.inv, infos, in.timeout); rep.Expired != nil {
 				rep.Checks = append(rep.Checks, rep.Expired.check())
