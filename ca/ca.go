@@ -37,16 +37,17 @@ func init() {
 // clock runs a little behind still accepts a certificate issued just now.
 const Backdate = 5 * time.Minute
 
-// inputErrorf is a problem with the operator's CA settings or files (as
-// opposed to a failed operation): an input.Error, exit code 2.
-func inputErrorf(format string, args ...any) error { return input.Errorf(format, args...) }
-
 // CA is a loaded certificate authority, ready to sign.
 type CA struct {
 	Cert    *x509.Certificate
 	CertPEM []byte
-	KeyPEM  []byte
-	key     crypto.Signer
+	// KeyPEM is the key file's content; nil when the key is in a token.
+	KeyPEM []byte
+	// Token names the key when it is in a PKCS#11 token; nil for a file.
+	Token *cluster.PKCS11URI
+	// key signs everything this CA issues: the parsed file key, or the
+	// token's key, which never leaves the token.
+	key crypto.Signer
 }
 
 // Create makes a new self-signed CA per the spec. Its validity counts from
@@ -57,15 +58,40 @@ func Create(spec cluster.CA, now time.Time) (*CA, error) {
 		return nil, err
 	}
 	if spec.Validity < time.Second {
-		return nil, inputErrorf("CA %q: validity %s is shorter than a second", spec.CommonName, spec.Validity)
+		return nil, input.Errorf("CA %q: validity %s is shorter than a second", spec.CommonName, spec.Validity)
 	}
 	if err := cluster.CheckSubjectValue(spec.CommonName); err != nil {
-		return nil, inputErrorf("CA commonName %v", err)
+		return nil, input.Errorf("CA commonName %v", err)
 	}
 	req := &csr.CertificateRequest{
 		CN:         spec.CommonName,
 		KeyRequest: &csr.KeyRequest{A: spec.Key.Algorithm, S: spec.Key.Size},
 		CA:         &csr.CAConfig{Expiry: spec.Validity.String()},
+	}
+	if spec.Token != nil && !PKCS11Compiled {
+		return nil, notCompiled(spec.Token)
+	}
+	if spec.Token != nil {
+		// The key is made in the token (or is the one already there
+		// under the label: a run killed before ca.crt was written left
+		// it) and never leaves it.
+		key, err := createTokenKey(spec.Token, spec.Key)
+		if err != nil {
+			return nil, err
+		}
+		csrPEM, err := csr.Generate(key, req)
+		if err != nil {
+			return nil, fmt.Errorf("create CA %q: request: %w", spec.CommonName, plain(err))
+		}
+		certPEM, err := selfSign(spec, key, csrPEM, now)
+		if err != nil {
+			return nil, err
+		}
+		cert, err := checkCACert(certPEM, "new CA")
+		if err != nil {
+			return nil, err
+		}
+		return &CA{Cert: cert, CertPEM: certPEM, Token: spec.Token, key: key}, nil
 	}
 	// initca.New would count validity from a notBefore rounded to the
 	// minute and back-dated: do what it does, with the dates set here.
@@ -78,6 +104,15 @@ func Create(spec cluster.CA, now time.Time) (*CA, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create CA %q: %w", spec.CommonName, err)
 	}
+	certPEM, err := selfSign(spec, key, csrPEM, now)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(certPEM, keyPEM, "new CA")
+}
+
+// selfSign signs the CA's own certificate with its key.
+func selfSign(spec cluster.CA, key crypto.Signer, csrPEM []byte, now time.Time) ([]byte, error) {
 	policy := initca.CAPolicy()
 	policy.Default.Expiry, policy.Default.ExpiryString = spec.Validity, spec.Validity.String()
 	s, err := local.NewSigner(key, nil, signer.DefaultSigAlgo(key), policy)
@@ -89,7 +124,7 @@ func Create(spec cluster.CA, now time.Time) (*CA, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create CA %q: sign: %w", spec.CommonName, plain(err))
 	}
-	return Parse(certPEM, keyPEM, "new CA")
+	return certPEM, nil
 }
 
 // validityWindow is [now - Backdate, now + validity] in whole seconds, as
@@ -110,24 +145,34 @@ func Parse(certPEM, keyPEM []byte, where string) (*CA, error) {
 // reported against the file that has it (a corrupt key against the key
 // file, not the certificate).
 func ParseFiles(certPEM, keyPEM []byte, certPath, keyPath string) (*CA, error) {
-	cert, err := ParseCert(certPEM)
+	cert, err := checkCACert(certPEM, certPath)
 	if err != nil {
-		return nil, inputErrorf("%s: %v", certPath, err)
-	}
-	if !cert.IsCA || !cert.BasicConstraintsValid {
-		return nil, inputErrorf("%s: certificate %q is not a CA (basicConstraints CA:FALSE)", certPath, cert.Subject.CommonName)
-	}
-	if cert.KeyUsage != 0 && cert.KeyUsage&x509.KeyUsageCertSign == 0 {
-		return nil, inputErrorf("%s: CA %q may not sign certificates (no keyCertSign usage)", certPath, cert.Subject.CommonName)
+		return nil, err
 	}
 	key, err := certx.ParseKey(keyPEM)
 	if err != nil {
-		return nil, inputErrorf("%s: %v", keyPath, err)
+		return nil, input.Errorf("%s: %v", keyPath, err)
 	}
 	if !certx.KeyMatches(cert, key.Public()) {
-		return nil, inputErrorf("%s: CA key does not match the CA certificate %s", keyPath, certPath)
+		return nil, input.Errorf("%s: CA key does not match the CA certificate %s", keyPath, certPath)
 	}
 	return &CA{Cert: cert, CertPEM: certPEM, KeyPEM: keyPEM, key: key}, nil
+}
+
+// checkCACert parses a CA certificate and checks that it may sign
+// certificates.
+func checkCACert(certPEM []byte, certPath string) (*x509.Certificate, error) {
+	cert, err := ParseCert(certPEM)
+	if err != nil {
+		return nil, input.Errorf("%s: %v", certPath, err)
+	}
+	if !cert.IsCA || !cert.BasicConstraintsValid {
+		return nil, input.Errorf("%s: certificate %q is not a CA (basicConstraints CA:FALSE)", certPath, cert.Subject.CommonName)
+	}
+	if cert.KeyUsage != 0 && cert.KeyUsage&x509.KeyUsageCertSign == 0 {
+		return nil, input.Errorf("%s: CA %q may not sign certificates (no keyCertSign usage)", certPath, cert.Subject.CommonName)
+	}
+	return cert, nil
 }
 
 // ParseCert parses the first certificate in PEM data.
@@ -195,7 +240,7 @@ func (c *CA) Sign(r Request) (certPEM, keyPEM []byte, err error) {
 		return nil, nil, fmt.Errorf("unknown certificate profile %q", r.Kind.Profile)
 	}
 	if r.Validity < time.Second {
-		return nil, nil, inputErrorf("certificate %q: validity %s is shorter than a second", r.CommonName, r.Validity)
+		return nil, nil, input.Errorf("certificate %q: validity %s is shorter than a second", r.CommonName, r.Validity)
 	}
 	if err := checkKey(r.Key); err != nil {
 		return nil, nil, err
@@ -203,17 +248,17 @@ func (c *CA) Sign(r Request) (certPEM, keyPEM []byte, err error) {
 	// Checked here too, not only in the spec: cfssl turns some bad hosts
 	// into other SAN types and panics on non-ASCII names.
 	if err := cluster.CheckSubjectValue(r.CommonName); err != nil {
-		return nil, nil, inputErrorf("commonName %v", err)
+		return nil, nil, input.Errorf("commonName %v", err)
 	}
 	for _, o := range r.Organization {
 		if err := cluster.CheckSubjectValue(o); err != nil {
-			return nil, nil, inputErrorf("certificate %q: organization %v", r.CommonName, err)
+			return nil, nil, input.Errorf("certificate %q: organization %v", r.CommonName, err)
 		}
 	}
 	for _, h := range r.Hosts {
 		if net.ParseIP(h) == nil {
 			if err := cluster.CheckDNSName(h); err != nil {
-				return nil, nil, inputErrorf("certificate %q: SAN %v", r.CommonName, err)
+				return nil, nil, input.Errorf("certificate %q: SAN %v", r.CommonName, err)
 			}
 		}
 	}
@@ -222,7 +267,7 @@ func (c *CA) Sign(r Request) (certPEM, keyPEM []byte, err error) {
 		now = time.Now()
 	}
 	if !now.Before(c.Cert.NotAfter) {
-		return nil, nil, inputErrorf("CA %q expired on %s: it can sign nothing usable; a new CA must be rolled out in stages", c.Cert.Subject.CommonName, c.Cert.NotAfter.Format(time.RFC3339))
+		return nil, nil, input.Errorf("CA %q expired on %s: it can sign nothing usable; a new CA must be rolled out in stages", c.Cert.Subject.CommonName, c.Cert.NotAfter.Format(time.RFC3339))
 	}
 	creq := &csr.CertificateRequest{CN: r.CommonName, Hosts: r.Hosts, KeyRequest: &csr.KeyRequest{A: r.Key.Algorithm, S: r.Key.Size}}
 	for _, o := range r.Organization {
@@ -297,7 +342,7 @@ func checkKey(k cluster.KeySpec) error {
 		// cfssl accepts some sizes we don't want and panics on others;
 		// only pass it what we have tested (cluster's one set of key
 		// rules).
-		return inputErrorf("key %s is not supported (%s)", k, cluster.SupportedKeysText())
+		return input.Errorf("key %s is not supported (%s)", k, cluster.SupportedKeysText())
 	}
 	return nil
 }

@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"math/big"
 	"time"
+
+	"github.com/etcdpki/etcdpki/internal/input"
 )
 
 // Revocation is one entry of a CRL: a serial this CA issued, why and when
@@ -29,10 +31,7 @@ type Revocation struct {
 // which must grow with every CRL the CA signs.
 func (c *CA) SignCRL(entries []Revocation, number *big.Int, validity time.Duration, now time.Time) ([]byte, error) {
 	if validity < time.Second {
-		return nil, inputErrorf("CRL validity %s is shorter than a second", validity)
-	}
-	if c.Cert.KeyUsage != 0 && c.Cert.KeyUsage&x509.KeyUsageCRLSign == 0 {
-		return nil, inputErrorf("CA %q may not sign CRLs (no cRLSign key usage)", c.Cert.Subject.CommonName)
+		return nil, input.Errorf("CRL validity %s is shorter than a second", validity)
 	}
 	thisUpdate, nextUpdate := validityWindow(now, validity)
 	if thisUpdate.Before(c.Cert.NotBefore) {
@@ -47,7 +46,20 @@ func (c *CA) SignCRL(entries []Revocation, number *big.Int, validity time.Durati
 			SerialNumber: e.Serial, RevocationTime: e.When.UTC().Truncate(time.Second), ReasonCode: e.Reason,
 		})
 	}
-	der, err := x509.CreateRevocationList(rand.Reader, tmpl, c.Cert, c.key)
+	issuer := c.Cert
+	if !c.MaySignCRL() {
+		// A CA made by another tool may lack cRLSign: kubeadm's CAs carry
+		// only keyCertSign (with digitalSignature and keyEncipherment).
+		// crypto/x509 refuses such an issuer, but etcd compares serials only
+		// and checks no signature, so the CRL is still what the members
+		// enforce. It is signed by the CA's own key as if the bit were set;
+		// a strict RFC 5280 validator would refuse it, and certs list says
+		// so. ca rotate replaces the CA with one that has the bit.
+		cp := *c.Cert
+		cp.KeyUsage |= x509.KeyUsageCRLSign
+		issuer = &cp
+	}
+	der, err := x509.CreateRevocationList(rand.Reader, tmpl, issuer, c.key)
 	if err != nil {
 		return nil, fmt.Errorf("sign CRL with CA %q: %w", c.Cert.Subject.CommonName, err)
 	}
@@ -89,4 +101,11 @@ func (c *CA) ProbeWithSerial(serial *big.Int, now time.Time) (tls.Certificate, e
 		return tls.Certificate{}, err
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, nil
+}
+
+// MaySignCRL reports whether the CA certificate allows CRL signing
+// (RFC 5280: no key usage at all, or cRLSign among them). etcdpki's CAs
+// do; kubeadm's do not.
+func (c *CA) MaySignCRL() bool {
+	return c.Cert.KeyUsage == 0 || c.Cert.KeyUsage&x509.KeyUsageCRLSign != 0
 }

@@ -21,6 +21,9 @@ type FileCA struct {
 	KeyAlgorithm string `yaml:"keyAlgorithm,omitempty"`
 	KeySize      int    `yaml:"keySize,omitempty"`
 	Validity     string `yaml:"validity,omitempty"`
+	// Key is where the CA key is: "" for the file PKI/etcd/ca.key, or a
+	// pkcs11: URI (RFC 7512) naming a key in a token.
+	Key string `yaml:"key,omitempty"`
 }
 
 // FileCerts is the spec's certs section: settings for every leaf.

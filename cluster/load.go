@@ -24,6 +24,8 @@ type Options struct {
 	// PKIDir overrides the spec's pkiDir (the --dir flag). Relative to the
 	// working directory.
 	PKIDir string
+	// CAKey overrides the spec's ca.key (init's --ca-key flag).
+	CAKey string
 }
 
 // Load reads and validates the spec file at path. It must be a regular
@@ -280,6 +282,9 @@ func (p *parser) build(r *File, o Options) (*Spec, error) {
 	if s.CA.Key, err2 = p.key("ca", r.CA.KeyAlgorithm, r.CA.KeySize, KeySpec{AlgECDSA, 256}); err2 != nil {
 		return nil, err2
 	}
+	if s.CA.Token, err2 = p.caKey(r.CA.Key, o.CAKey); err2 != nil {
+		return nil, err2
+	}
 	if s.CA.Validity, err2 = p.duration("ca.validity", []any{"ca", "validity"}, r.CA.Validity, DefaultCAValidity); err2 != nil {
 		return nil, err2
 	}
@@ -323,6 +328,10 @@ func (p *parser) build(r *File, o Options) (*Spec, error) {
 	// is in, so two members can never claim one address and port.
 	listen := map[string]string{}
 	advertised := map[string]string{}
+	// hostDir maps "IP dir" to the node whose files go there: two members
+	// on one host cannot share a directory (their server.crt would be one
+	// file). A node and a client can: the co-located case.
+	hostDir := map[string]string{}
 	for i, rn := range r.Nodes {
 		n, err := p.node(s, i, rn)
 		if err != nil {
@@ -340,6 +349,13 @@ func (p *parser) build(r *File, o Options) (*Spec, error) {
 				}
 				listen[addr] = n.Name
 			}
+		}
+		for _, ip := range n.IPs {
+			key := ip.String() + " " + n.Dir
+			if other, clash := hostDir[key]; clash {
+				return nil, p.errf(fmt.Sprintf("nodes[%d].dir", i), []any{"nodes", i, "dir"}, "%s is also node %q's dir on %s: two members' files would overwrite each other", n.Dir, other, ip)
+			}
+			hostDir[key] = n.Name
 		}
 		for _, f := range []struct {
 			field string
@@ -388,6 +404,36 @@ func (p *parser) key(section, alg string, size int, def KeySpec) (KeySpec, error
 		return k, p.errf(section+".keyAlgorithm", []any{section, "keyAlgorithm"}, "unknown key algorithm %q (use ecdsa or rsa)", alg)
 	}
 	return k, nil
+}
+
+// caKey parses ca.key (or --ca-key, which wins): "" keeps the CA key in
+// its file, a pkcs11: URI puts it in a token; anything else is refused
+// rather than taken for a path the tool would never read.
+func (p *parser) caKey(v, flag string) (*PKCS11URI, error) {
+	field, path := "ca.key", []any{"ca", "key"}
+	if flag != "" {
+		v, field, path = flag, "--ca-key", nil
+	}
+	if v == "" {
+		return nil, nil
+	}
+	if !IsPKCS11URI(v) {
+		return nil, p.fieldErr(field, path, "%q is not a pkcs11: URI (a file CA key is always PKI/etcd/ca.key; leave ca.key out for it)", v)
+	}
+	u, err := ParsePKCS11URI(v, os.Getenv(AllowPINValueEnv) == "1")
+	if err != nil {
+		return nil, p.fieldErr(field, path, "pkcs11 URI: %v", err)
+	}
+	return u, nil
+}
+
+// fieldErr is errf for a field that may come from a flag (path nil),
+// which has no line in the spec.
+func (p *parser) fieldErr(field string, path []any, format string, args ...any) error {
+	if path == nil {
+		return &Error{File: p.file, Field: field, Msg: fmt.Sprintf(format, args...)}
+	}
+	return p.errf(field, path, format, args...)
 }
 
 func (p *parser) duration(field string, path []any, v string, def time.Duration) (time.Duration, error) {

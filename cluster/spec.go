@@ -87,6 +87,9 @@ type CA struct {
 	CommonName string
 	Key        KeySpec
 	Validity   time.Duration
+	// Token, when set, holds the CA key in a PKCS#11 token (the spec's
+	// ca.key URI); nil keeps it in the file PKI/etcd/ca.key.
+	Token *PKCS11URI
 }
 
 // KeySpec is a key algorithm and size (bits for RSA, curve size for ECDSA).

@@ -3,9 +3,7 @@ package issue
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"math/big"
 	"os"
 	"slices"
@@ -15,6 +13,7 @@ import (
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
+	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -38,40 +37,12 @@ type crlState struct {
 	names []byte   // revoked.json
 }
 
-// readCRLState reads the CA's CRL and its names through the store, so a
-// crash that left a link missing reads the version in effect. A CRL that
-// does not parse is an input error naming the file: etcdpki never copies
-// it anywhere.
+// readCRLState reads the CA's CRL and its names as the next write will
+// see them (pki.ReadCACRL).
 func readCRLState(p pki.Paths) (*crlState, error) {
-	data, err := atomicdir.Read(p.CADir(), pki.CRLFile)
-	if errors.Is(err, fs.ErrNotExist) {
-		return &crlState{}, nil
-	}
+	data, c, names, err := pki.ReadCACRL(p)
 	if err != nil {
-		return nil, readError(p.CRL(), err)
-	}
-	l, err := pki.ParseCRL(data)
-	if err != nil {
-		return nil, inputError("%s: %v", p.CRL(), err)
-	}
-	names, err := atomicdir.Read(p.CADir(), pki.RevokedFile)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, readError(p.Revoked(), err)
-	}
-	byName := map[string]string{}
-	if len(names) > 0 {
-		var list []pki.Revoked
-		if err := json.Unmarshal(names, &list); err != nil {
-			return nil, inputError("%s: %v", p.Revoked(), err)
-		}
-		for _, r := range list {
-			byName[r.Serial] = r.Name
-		}
-	}
-	c := &pki.CRL{Path: p.CRL(), Number: l.Number, ThisUpdate: l.ThisUpdate, NextUpdate: l.NextUpdate, List: l}
-	for _, e := range l.RevokedCertificateEntries {
-		s := fmt.Sprintf("%x", e.SerialNumber)
-		c.Revoked = append(c.Revoked, pki.Revoked{Name: byName[s], Serial: s, Reason: pki.ReasonName(e.ReasonCode), When: e.RevocationTime})
+		return nil, err
 	}
 	return &crlState{pem: data, list: c, names: names}, nil
 }
@@ -102,7 +73,7 @@ func (st *crlState) sign(a *ca.CA, add []pki.Revoked, validity time.Duration, no
 	for _, r := range all {
 		n, ok := new(big.Int).SetString(r.Serial, 16)
 		if !ok {
-			return nil, inputError("serial %q is not hexadecimal", r.Serial)
+			return nil, input.Errorf("serial %q is not hexadecimal", r.Serial)
 		}
 		code, ok := pki.Reasons[r.Reason]
 		if !ok {
@@ -130,12 +101,12 @@ func (st *crlState) sign(a *ca.CA, add []pki.Revoked, validity time.Duration, no
 // node bundle of the plan, so that the crl.der a member's config names is
 // in effect before the config is (stores switch before files are renamed).
 func (pl *plan) addCRL(p pki.Paths, s *cluster.Spec, st *crlState) {
-	pl.add(p.CADir(), atomicdir.File{Name: pki.CRLFile, Data: st.pem, Mode: atomicdir.CertMode})
+	pl.add(p.CAStore(), atomicdir.File{Name: pki.CRLFile, Data: st.pem, Mode: atomicdir.CertMode})
 	if st.names != nil {
-		pl.add(p.CADir(), atomicdir.File{Name: pki.RevokedFile, Data: st.names, Mode: atomicdir.CertMode})
+		pl.add(p.CAStore(), atomicdir.File{Name: pki.RevokedFile, Data: st.names, Mode: atomicdir.CertMode})
 	}
 	for _, n := range s.Nodes {
-		pl.add(p.NodeCertDir(n.Name), atomicdir.File{Name: pki.CRLFile, Data: st.pem, Mode: atomicdir.CertMode})
+		pl.add(p.NodeStore(n.Name), atomicdir.File{Name: pki.CRLFile, Data: st.pem, Mode: atomicdir.CertMode})
 	}
 }
 
@@ -169,8 +140,8 @@ type CRLResult struct {
 // back, so no member ever reads a missing or half-written CRL. Serials
 // already revoked are left as they are; with nothing new, nothing is
 // written.
-func RevokeSerials(ctx context.Context, s *cluster.Spec, add []pki.Revoked, o Options) (*CRLResult, error) {
-	return writeCRL(ctx, s, add, nil, false, o)
+func RevokeSerials(ctx context.Context, inv *pki.Inventory, add []pki.Revoked, o Options) (*CRLResult, error) {
+	return writeCRL(ctx, inv, add, nil, false, o)
 }
 
 // ResignCRL signs the CRL again with its entries and a new nextUpdate,
@@ -179,19 +150,19 @@ func RevokeSerials(ctx context.Context, s *cluster.Spec, add []pki.Revoked, o Op
 // already and every bundle holds it, when nothing is written. Serials are
 // random and stay unique across CAs, so the entries carry over: every
 // revocation survives a new CA.
-func ResignCRL(ctx context.Context, s *cluster.Spec, authority *ca.CA, o Options) (*CRLResult, error) {
-	return writeCRL(ctx, s, nil, authority, false, o)
+func ResignCRL(ctx context.Context, inv *pki.Inventory, authority *ca.CA, o Options) (*CRLResult, error) {
+	return writeCRL(ctx, inv, nil, authority, false, o)
 }
 
-func writeCRL(ctx context.Context, s *cluster.Spec, add []pki.Revoked, authority *ca.CA, always bool, o Options) (*CRLResult, error) {
-	p := pki.Paths{PKI: s.PKIDir}
+func writeCRL(ctx context.Context, inv *pki.Inventory, add []pki.Revoked, authority *ca.CA, always bool, o Options) (*CRLResult, error) {
+	s, p := inv.Spec, inv.Paths
 	held, err := o.lock(s.PKIDir)
 	if err != nil {
 		return nil, err
 	}
 	defer held.Release()
 	if authority == nil {
-		if authority, err = LoadCA(s.PKIDir); err != nil {
+		if authority, err = pki.LoadCA(p); err != nil {
 			return nil, err
 		}
 	}
@@ -228,7 +199,7 @@ func writeCRL(ctx context.Context, s *cluster.Spec, add []pki.Revoked, authority
 	}
 	var b atomicdir.Batch
 	for _, stp := range stores {
-		if _, err := b.Update(stp.dir, stp.files, checkStore); err != nil {
+		if _, err := b.Update(stp.st, stp.files, checkStore); err != nil {
 			b.Abort()
 			return nil, fmt.Errorf("write CRL in %s: %w", stp.dir, err)
 		}
@@ -257,14 +228,4 @@ func nodesHaveCRL(s *cluster.Spec, p pki.Paths, crl []byte) bool {
 func exists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
-}
-
-// ReadCRL reads the PKI directory's CRL as the next write sees it; nil
-// when there is none yet.
-func ReadCRL(pkiDir string) (*pki.CRL, error) {
-	st, err := readCRLState(pki.Paths{PKI: pkiDir})
-	if err != nil {
-		return nil, err
-	}
-	return st.list, nil
 }

@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/internal/input"
+	"github.com/etcdpki/etcdpki/internal/testharness/crashpoint"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -62,7 +64,7 @@ func TestCRLWriteInterruptedNeverNamesABadCRL(t *testing.T) {
 	// Two nodes: the guard is per node, and every step is one more init.
 	const twoNodes = "name: test\nnodes:\n  - {name: etcd-node-1, ips: [10.0.0.11]}\n  - {name: etcd-node-2, ips: [10.0.0.12]}\n"
 	template := spec(t, twoNodes, filepath.Join(t.TempDir(), "pki"))
-	if _, err := Init(ctx, template, Options{}); err != nil {
+	if _, err := Init(ctx, pki.New(template), Options{}); err != nil {
 		t.Fatal(err)
 	}
 	for _, phase := range []string{"init", "revoke"} {
@@ -76,12 +78,12 @@ func TestCRLWriteInterruptedNeverNamesABadCRL(t *testing.T) {
 					t.Fatalf("copy the PKI: %v: %s", err, out)
 				}
 			}
-			stopped := runUntilStep(t, n, func() error {
+			stopped := crashpoint.RunUntilStep(t, n, func() error {
 				if phase == "init" {
-					_, err := Init(ctx, s, Options{})
+					_, err := Init(ctx, pki.New(s), Options{})
 					return err
 				}
-				_, err := RevokeSerials(ctx, s, add, Options{})
+				_, err := RevokeSerials(ctx, pki.New(s), add, Options{})
 				return err
 			})
 			if stopped == "" {
@@ -89,11 +91,11 @@ func TestCRLWriteInterruptedNeverNamesABadCRL(t *testing.T) {
 			}
 			steps++
 			checkNoConfigNamesABadCRL(t, s, phase+" stopped at "+stopped)
-			if _, err := Init(ctx, s, Options{}); err != nil {
+			if _, err := Init(ctx, pki.New(s), Options{}); err != nil {
 				t.Fatalf("%s stopped at %s: init again: %v", phase, stopped, err)
 			}
 			checkNoConfigNamesABadCRL(t, s, phase+" stopped at "+stopped+", then init")
-			res, err := RevokeSerials(ctx, s, add, Options{})
+			res, err := RevokeSerials(ctx, pki.New(s), add, Options{})
 			if err != nil {
 				t.Fatalf("%s stopped at %s: revoke again: %v", phase, stopped, err)
 			}
@@ -125,13 +127,13 @@ func TestRevokeSerialsTwiceChangesNothing(t *testing.T) {
 	s, _ := initTree(t, threeNodes)
 	ctx := context.Background()
 	add := []pki.Revoked{{Serial: "abc", Reason: "superseded", When: time.Now()}}
-	first, err := RevokeSerials(ctx, s, add, Options{})
+	first, err := RevokeSerials(ctx, pki.New(s), add, Options{})
 	if err != nil || !first.Changed || len(first.Added) != 1 {
 		t.Fatalf("first revoke: %+v, %v", first, err)
 	}
 	p := pki.Paths{PKI: s.PKIDir}
 	before, _ := os.ReadFile(p.CRL())
-	second, err := RevokeSerials(ctx, s, add, Options{})
+	second, err := RevokeSerials(ctx, pki.New(s), add, Options{})
 	if err != nil || second.Changed || len(second.Added) != 0 {
 		t.Fatalf("second revoke: %+v, %v", second, err)
 	}
@@ -157,14 +159,17 @@ func TestCRLInABundleNeverUnparsable(t *testing.T) {
 	}
 	// A CA CRL that does not parse is an input error, and init writes
 	// nothing over it.
-	cur, _ := os.Readlink(filepath.Join(p.CADir(), "..data"))
-	if err := os.Chmod(filepath.Join(p.CADir(), cur), 0o700); err != nil {
+	cur, err := atomicdir.Current(p.CADir())
+	if err != nil || cur == "" {
+		t.Fatalf("the CA's store has no version in effect: %v", err)
+	}
+	if err := os.Chmod(cur, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(p.CADir(), cur, pki.CRLFile), []byte("garbage"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(cur, pki.CRLFile), []byte("garbage"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err := Init(context.Background(), s, Options{})
+	_, err = Init(context.Background(), pki.New(s), Options{})
 	var ie *input.Error
 	if !errors.As(err, &ie) {
 		t.Fatalf("init over an unparsable CRL: %v, want an input error", err)
@@ -184,50 +189,50 @@ func TestListShowsRevokedAndFailsOnABadBundleCRL(t *testing.T) {
 	s, _ := initTree(t, threeNodes)
 	now := time.Now()
 	inv := pki.New(s)
-	infos, err := ListInventory(inv, 0, now)
+	infos, err := pki.List(inv, 0, now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var peer CertInfo
+	var peer pki.CertInfo
 	for _, i := range infos {
 		if i.Name == "etcd-node-2/etcd-peer" {
 			peer = i
 		}
 	}
 	add := []pki.Revoked{{Name: peer.Name, Serial: peer.Serial, Reason: "keyCompromise", When: now}}
-	if _, err := RevokeSerials(context.Background(), s, add, Options{}); err != nil {
+	if _, err := RevokeSerials(context.Background(), pki.New(s), add, Options{}); err != nil {
 		t.Fatal(err)
 	}
-	infos, _ = ListInventory(inv, 0, now)
-	rows, err := WithCRL(inv, infos, now)
+	infos, _ = pki.List(inv, 0, now)
+	rows, err := pki.WithCRL(inv, infos, now)
 	if err != nil {
-		t.Fatalf("WithCRL: %v", err)
+		t.Fatalf("pki.WithCRL: %v", err)
 	}
-	seen := map[string]CertInfo{}
+	seen := map[string]pki.CertInfo{}
 	for _, r := range rows {
 		seen[r.Name] = r
 	}
-	if r := seen["etcd-node-2/etcd-peer"]; r.Status != StatusInvalid || !strings.HasPrefix(r.Reason, "revoked (keyCompromise") {
+	if r := seen["etcd-node-2/etcd-peer"]; r.Status != pki.StatusInvalid || !strings.HasPrefix(r.Reason, "revoked (keyCompromise") {
 		t.Errorf("revoked peer certificate in place: %s %q", r.Status, r.Reason)
 	}
-	if r := seen["revoked etcd-node-2/etcd-peer"]; r.Status != StatusRevoked || r.Serial != peer.Serial || !strings.HasPrefix(r.Reason, "keyCompromise, revoked ") {
+	if r := seen["revoked etcd-node-2/etcd-peer"]; r.Status != pki.StatusRevoked || r.Serial != peer.Serial || !strings.HasPrefix(r.Reason, "keyCompromise, revoked ") {
 		t.Errorf("revoked row: %+v", r)
 	}
-	if r := seen[CRLRow]; r.Status != StatusOK || r.Reason != "1 revoked" {
+	if r := seen[pki.CRLRow]; r.Status != pki.StatusOK || r.Reason != "1 revoked" {
 		t.Errorf("crl row: %+v", r)
 	}
 	p := pki.Paths{PKI: s.PKIDir}
 	if err := os.Remove(p.NodeCRL("etcd-node-3")); err != nil {
 		t.Fatal(err)
 	}
-	rows, err = WithCRL(inv, infos, now)
-	var be *BundleCRLError
+	rows, err = pki.WithCRL(inv, infos, now)
+	var be *pki.BundleCRLError
 	if !errors.As(err, &be) || len(be.Problems) != 1 || !strings.Contains(be.Problems[0], "etcd-node-3") {
 		t.Fatalf("a bundle whose etcd.env names a missing CRL: %v", err)
 	}
 	found := false
 	for _, r := range rows {
-		found = found || r.Name == "etcd-node-3/"+CRLRow && r.Status == StatusInvalid
+		found = found || r.Name == "etcd-node-3/"+pki.CRLRow && r.Status == pki.StatusInvalid
 	}
 	if !found {
 		t.Error("no invalid row for etcd-node-3's missing CRL")

@@ -9,7 +9,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/pki"
 )
@@ -41,9 +40,9 @@ func (u *CRLUpkeep) Changed() bool {
 // bundles switch before any etcd.env appears, so no config ever names a
 // CRL that is not there. With dryRun it writes nothing. The caller holds
 // the lock, and no CA rotation is in progress (it re-signs the CRL itself).
-func KeepCRL(ctx context.Context, s *cluster.Spec, now time.Time, dryRun bool) (*CRLUpkeep, error) {
-	p := pki.Paths{PKI: s.PKIDir}
-	authority, err := LoadCA(s.PKIDir)
+func KeepCRL(ctx context.Context, inv *pki.Inventory, now time.Time, dryRun bool) (*CRLUpkeep, error) {
+	s, p := inv.Spec, inv.Paths
+	authority, err := pki.LoadCA(p)
 	if err != nil {
 		return nil, err
 	}
@@ -75,8 +74,8 @@ func KeepCRL(ctx context.Context, s *cluster.Spec, now time.Time, dryRun bool) (
 	}
 	pl := &plan{byDir: map[string]*pending{}}
 	if up.Resigned != "" {
-		pl.add(p.CADir(), atomicdir.File{Name: pki.CRLFile, Data: next.pem, Mode: atomicdir.CertMode})
-		pl.add(p.CADir(), atomicdir.File{Name: pki.RevokedFile, Data: next.names, Mode: atomicdir.CertMode})
+		pl.add(p.CAStore(), atomicdir.File{Name: pki.CRLFile, Data: next.pem, Mode: atomicdir.CertMode})
+		pl.add(p.CAStore(), atomicdir.File{Name: pki.RevokedFile, Data: next.names, Mode: atomicdir.CertMode})
 	}
 	for _, n := range s.Nodes {
 		if !exists(p.NodeCertDir(n.Name)) {
@@ -84,13 +83,13 @@ func KeepCRL(ctx context.Context, s *cluster.Spec, now time.Time, dryRun bool) (
 		}
 		// What etcd would read: through the public link.
 		if cur, err := os.ReadFile(p.NodeCRL(n.Name)); err != nil || !bytes.Equal(cur, next.pem) {
-			pl.add(p.NodeCertDir(n.Name), atomicdir.File{Name: pki.CRLFile, Data: next.pem, Mode: atomicdir.CertMode})
+			pl.add(p.NodeStore(n.Name), atomicdir.File{Name: pki.CRLFile, Data: next.pem, Mode: atomicdir.CertMode})
 			up.Bundles = append(up.Bundles, n.Name)
 		}
 		if _, err := os.Stat(p.NodeEnv(n.Name)); !errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
-		old, err := ReadNodeConfig(p.NodeConfig(n.Name))
+		old, err := pki.ReadNodeConfig(p.NodeConfig(n.Name))
 		if err != nil {
 			continue // no config of ours to follow: init writes both
 		}
@@ -98,7 +97,7 @@ func KeepCRL(ctx context.Context, s *cluster.Spec, now time.Time, dryRun bool) (
 		if state == "" {
 			state = "existing"
 		}
-		pl.configs = append(pl.configs, atomicdir.File{Name: p.NodeEnv(n.Name), Data: NodeEnv(s, n, state), Mode: configMode})
+		pl.configs = append(pl.configs, atomicdir.File{Name: p.NodeEnv(n.Name), Data: pki.NodeEnv(s, n, state), Mode: configMode})
 		up.Envs = append(up.Envs, n.Name)
 	}
 	if dryRun || !up.Changed() {
@@ -112,7 +111,7 @@ func KeepCRL(ctx context.Context, s *cluster.Spec, now time.Time, dryRun bool) (
 	}
 	var b atomicdir.Batch
 	for _, stp := range pl.stores {
-		if _, err := b.Update(stp.dir, stp.files, checkStore); err != nil {
+		if _, err := b.Update(stp.st, stp.files, checkStore); err != nil {
 			b.Abort()
 			return nil, fmt.Errorf("write CRL in %s: %w", stp.dir, err)
 		}

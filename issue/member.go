@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/pki"
 )
@@ -27,20 +26,20 @@ type Join struct {
 	InitialCluster string
 }
 
-func apiServerFlags(s *cluster.Spec, o Options) []string {
+func apiServerFlags(inv *pki.Inventory, o Options) []string {
 	if o.APIServerEndpoints == nil {
-		return APIServerFlags(s)
+		return pki.APIServerFlags(inv)
 	}
-	ca, crt, key := apiServerFiles(s)
-	return APIServerFlagsFor(o.APIServerEndpoints, ca, crt, key)
+	ca, crt, key := pki.APIServerFiles(inv)
+	return pki.APIServerFlagsFor(o.APIServerEndpoints, ca, crt, key)
 }
 
-func kubeadmExternal(s *cluster.Spec, o Options) ([]byte, error) {
+func kubeadmExternal(inv *pki.Inventory, o Options) ([]byte, error) {
 	if o.APIServerEndpoints == nil {
-		return KubeadmExternal(s)
+		return pki.KubeadmExternal(inv)
 	}
-	ca, crt, key := apiServerFiles(s)
-	return KubeadmExternalFor(o.APIServerEndpoints, ca, crt, key)
+	ca, crt, key := pki.APIServerFiles(inv)
+	return pki.KubeadmExternalFor(o.APIServerEndpoints, ca, crt, key)
 }
 
 // ForgetMember takes a removed member off PKI/initial-cluster.json, the

@@ -12,6 +12,9 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/etcdpki/etcdpki/internal/atomicdir"
+	"github.com/etcdpki/etcdpki/internal/input"
 )
 
 // CRL file names. The CRL lives in the CA's store (PKI/etcd/crl.der) and
@@ -182,3 +185,53 @@ func CRLStale(c *CRL, now time.Time) bool {
 
 // NodeEnv returns the path of node's etcd.env.
 func (p Paths) NodeEnv(node string) string { return filepath.Join(p.NodeDir(node), "etcd.env") }
+
+// NodeStore is the atomic store of node's etcd/ directory: its ca.crt,
+// pairs and CRL (the store of each of its targets' CAStore).
+func (p Paths) NodeStore(node string) atomicdir.Store {
+	return atomicdir.Store{Dir: p.NodeCertDir(node), Name: node}
+}
+
+// ReadCACRL reads the CA's CRL and its names through the CA's store, so a
+// crash that left a link missing reads the version in effect: the DER
+// bytes, the parsed list (nil when there is none yet) and revoked.json.
+// A CRL that does not parse is an input error naming the file.
+func ReadCACRL(p Paths) (data []byte, c *CRL, names []byte, err error) {
+	data, err = atomicdir.Read(p.CADir(), CRLFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, nil, readError(p.CRL(), err)
+	}
+	l, err := ParseCRL(data)
+	if err != nil {
+		return nil, nil, nil, input.Errorf("%s: %v", p.CRL(), err)
+	}
+	names, err = atomicdir.Read(p.CADir(), RevokedFile)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, nil, readError(p.Revoked(), err)
+	}
+	byName := map[string]string{}
+	if len(names) > 0 {
+		var list []Revoked
+		if err := json.Unmarshal(names, &list); err != nil {
+			return nil, nil, nil, input.Errorf("%s: %v", p.Revoked(), err)
+		}
+		for _, r := range list {
+			byName[r.Serial] = r.Name
+		}
+	}
+	c = &CRL{Path: p.CRL(), Number: l.Number, ThisUpdate: l.ThisUpdate, NextUpdate: l.NextUpdate, List: l}
+	for _, e := range l.RevokedCertificateEntries {
+		s := fmt.Sprintf("%x", e.SerialNumber)
+		c.Revoked = append(c.Revoked, Revoked{Name: byName[s], Serial: s, Reason: ReasonName(e.ReasonCode), When: e.RevocationTime})
+	}
+	return data, c, names, nil
+}
+
+// LoadCRL is the CA's CRL as ReadCACRL reads it; nil when there is none yet.
+func LoadCRL(p Paths) (*CRL, error) {
+	_, c, _, err := ReadCACRL(p)
+	return c, err
+}

@@ -3,8 +3,8 @@ package pki
 import (
 	"path/filepath"
 
-	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/atomicdir"
 )
 
 // Paths is the on-disk layout of a PKI directory. It follows kubeadm's file
@@ -20,17 +20,38 @@ import (
 //
 // Every certificate directory is an atomic store: the names above are
 // symlinks into a versioned directory, so a cert and its key switch
-// together in one rename.
+// together in one rename. A bundle's stores are named after its owner
+// (the node or client), so that bundles copied into one host directory
+// never share a store (see atomicdir.Store).
 type Paths struct{ PKI string }
+
+// The file names every store uses: a certificate is BASE.crt with its key
+// BASE.key beside it (kubeadm's names); every bundle's CA store holds
+// CAFile, and the CA's store CAFile and CAKeyFile.
+const (
+	CertExt   = ".crt"
+	KeyExt    = ".key"
+	CAFile    = "ca.crt"
+	CAKeyFile = "ca.key"
+)
 
 // CADir holds the CA certificate and key.
 func (p Paths) CADir() string { return filepath.Join(p.PKI, "etcd") }
+
+// CAStoreName names the store of the CA (and of the next CA): "ca" is
+// reserved, so no node or client store is called that.
+const CAStoreName = "ca"
+
+// CAStore is the atomic store of the CA certificate and key.
+func (p Paths) CAStore() atomicdir.Store {
+	return atomicdir.Store{Dir: p.CADir(), Name: CAStoreName}
+}
 
 // CACert is the CA certificate.
 func (p Paths) CACert() string { return filepath.Join(p.CADir(), CAFile) }
 
 // CAKey is the CA private key; it never leaves the PKI directory.
-func (p Paths) CAKey() string { return filepath.Join(p.CADir(), "ca.key") }
+func (p Paths) CAKey() string { return filepath.Join(p.CADir(), CAKeyFile) }
 
 // NodeDir is a node's bundle: the contents of its /etc/kubernetes/pki.
 func (p Paths) NodeDir(node string) string { return filepath.Join(p.PKI, "nodes", node) }
@@ -41,24 +62,8 @@ func (p Paths) NodeCertDir(node string) string { return filepath.Join(p.NodeDir(
 // NodeConfig is the node's etcd.conf.yml.
 func (p Paths) NodeConfig(node string) string { return filepath.Join(p.NodeDir(node), "etcd.conf.yml") }
 
-// NodeCert returns the certificate and key paths of a node's pair, where
-// base is "server", "peer" or "healthcheck-client".
-func (p Paths) NodeCert(node, base string) (crt, key string) {
-	d := p.NodeCertDir(node)
-	return filepath.Join(d, base+".crt"), filepath.Join(d, base+".key")
-}
-
 // APIServerDir is the kube-apiserver's bundle.
 func (p Paths) APIServerDir() string { return filepath.Join(p.PKI, "apiserver") }
-
-// APIServerCA is the CA the apiserver trusts for etcd (--etcd-cafile).
-func (p Paths) APIServerCA() string { return filepath.Join(p.APIServerDir(), "etcd", CAFile) }
-
-// APIServerCert returns --etcd-certfile and --etcd-keyfile.
-func (p Paths) APIServerCert() (crt, key string) {
-	d, base := p.APIServerDir(), ca.KindAPIServer.BaseName
-	return filepath.Join(d, base+".crt"), filepath.Join(d, base+".key")
-}
 
 // APIServerFlags is the file holding the kube-apiserver --etcd-* flags.
 func (p Paths) APIServerFlags() string { return filepath.Join(p.APIServerDir(), "etcd-flags") }
@@ -79,12 +84,6 @@ func (p Paths) ClientBundle(name string) string {
 
 // ClientDir is an extra client's bundle.
 func (p Paths) ClientDir(name string) string { return filepath.Join(p.PKI, "clients", name) }
-
-// ClientCert returns an extra client's certificate and key paths.
-func (p Paths) ClientCert(name string) (crt, key string) {
-	d := p.ClientDir(name)
-	return filepath.Join(d, name+".crt"), filepath.Join(d, name+".key")
-}
 
 // InitialCluster records the members the cluster was bootstrapped with,
 // which decides each node's initial-cluster-state.

@@ -27,7 +27,7 @@ func crlSpec(t *testing.T) *cluster.Spec {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := issue.Init(context.Background(), s, issue.Options{}); err != nil {
+	if _, err := issue.Init(context.Background(), pki.New(s), issue.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	return s
@@ -40,7 +40,7 @@ func TestRotateKeepsTheCRLCurrent(t *testing.T) {
 	s := crlSpec(t)
 	ctx := context.Background()
 	metrics := filepath.Join(t.TempDir(), "etcdpki.prom")
-	if _, err := issue.RevokeSerials(ctx, s, []pki.Revoked{{Serial: "abc", Reason: "superseded", When: time.Now()}}, issue.Options{}); err != nil {
+	if _, err := issue.RevokeSerials(ctx, pki.New(s), []pki.Revoked{{Serial: "abc", Reason: "superseded", When: time.Now()}}, issue.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := rotate.Run(ctx, rotate.Options{Spec: s, MetricsFile: metrics}); err != nil {

@@ -20,10 +20,10 @@ const reasonEnv = "etcd.env changed (it names the CRL; etcd reads it only at sta
 // CA rotation re-signs the CRL itself, so nothing is done during one.
 func (r *runner) keepCRL(ctx context.Context) error {
 	s := r.o.Spec
-	if next, err := issue.LoadNextCA(s.PKIDir); err != nil || next != nil {
+	if next, err := pki.LoadNextCA(r.inv.Paths); err != nil || next != nil {
 		return nil // the plan reports what is wrong, or ca rotate owns the CRL
 	}
-	up, err := issue.KeepCRL(ctx, s, r.o.Now(), r.o.DryRun)
+	up, err := issue.KeepCRL(ctx, r.inv, r.o.Now(), r.o.DryRun)
 	if err != nil || !up.Changed() {
 		return err
 	}
@@ -51,7 +51,7 @@ func (r *runner) keepCRL(ctx context.Context) error {
 			p.Nodes = append(p.Nodes, &NodePlan{Node: n})
 		}
 	}
-	if err := renderCommands(s, pki.Paths{PKI: s.PKIDir}, p); err != nil {
+	if err := revokeCommands(r.inv.Paths, p); err != nil {
 		return err
 	}
 	return r.deployNodes(ctx, p.Nodes)

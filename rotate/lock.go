@@ -1,7 +1,14 @@
 package rotate
 
 import (
+	"errors"
+	"io/fs"
+	"os"
+	"strings"
+
+	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/internal/pkilock"
+	"github.com/etcdpki/etcdpki/issue"
 )
 
 // LockFile is the lock's name inside the PKI directory. Every writer of
@@ -12,38 +19,36 @@ const LockFile = pkilock.File
 var ErrLocked = pkilock.ErrLocked
 
 // Lock takes the PKI directory's lock, as Run does, for tools that must
-// not change the PKI while a rotation runs. It fails with ErrLocked at
-// once when another holder has it.
-func Lock(pki string) (*Held, error) {
-	l, err := acquire(pki)
-	if err != nil {
-		return nil, err
+// not change the PKI while a rotation runs. The kernel drops it when the
+// holder dies, even by kill -9, so a crashed run never wedges cron. It is
+// taken without waiting and fails with ErrLocked at once when another
+// holder has it: a cron run that finds another run still rolling members
+// must not queue behind it and then roll again.
+func Lock(pki string) (*pkilock.Held, error) { return pkilock.Acquire(pki) }
+
+// migrateLayout moves the PKI's stores of the layout before named stores
+// into theirs, right after the lock is taken (a dry run changes nothing).
+// Same bytes, new layout: nothing to deploy or prove for it.
+func (r *runner) migrateLayout() error {
+	if r.o.DryRun {
+		return nil
 	}
-	return &Held{l: l}, nil
+	moved, err := issue.MigrateLayout(r.o.Spec)
+	if err != nil {
+		return err
+	}
+	if len(moved) > 0 {
+		r.log.printf("moved %d stores to the named-store layout (same bytes): %s", len(moved), strings.Join(moved, ", "))
+	}
+	return nil
 }
 
-// Held is a taken lock.
-type Held struct{ l *lock }
-
-// Release drops the lock.
-func (h *Held) Release() { h.l.release() }
-
-// lock is the PKI directory's lock (package pkilock). The kernel drops it
-// when the holder dies, even by kill -9, so a crashed run never wedges
-// cron. It is taken without waiting: a cron run that finds another run
-// still rolling members must not queue behind it and then roll again.
-type lock struct{ h *pkilock.Held }
-
-func acquire(pki string) (*lock, error) {
-	h, err := pkilock.Acquire(pki)
-	if err != nil {
-		return nil, err
+// checkPKIExists refuses a PKI directory that does not exist before the
+// lock is opened in it: the lock's error would name a lock file, not the
+// mistake.
+func checkPKIExists(dir string) error {
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		return input.Errorf("there is no PKI at %s: run etcdpki init first", dir)
 	}
-	return &lock{h: h}, nil
-}
-
-func (l *lock) release() {
-	if l != nil {
-		l.h.Release()
-	}
+	return nil
 }

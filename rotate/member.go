@@ -6,7 +6,6 @@ package rotate
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/input"
-	"github.com/etcdpki/etcdpki/pki"
 )
 
 // MemberOptions control AddMember and RemoveMember.
@@ -93,10 +91,10 @@ type memberRun struct {
 
 func newMemberRun(o *MemberOptions) (*memberRun, error) {
 	if o.Spec == nil {
-		return nil, &input.Error{Err: errors.New("member: no cluster spec")}
+		return nil, input.Errorf("member: no cluster spec")
 	}
 	if o.Name == "" {
-		return nil, &input.Error{Err: errors.New("member: name the node")}
+		return nil, input.Errorf("member: name the node")
 	}
 	if o.MemberTimeout <= 0 {
 		o.MemberTimeout = DefaultMemberTimeout
@@ -105,8 +103,13 @@ func newMemberRun(o *MemberOptions) (*memberRun, error) {
 	if err := ro.defaults(); err != nil {
 		return nil, err
 	}
-	r := &runner{o: ro, log: newLogger(ro.Out), etcd: &etcdCluster{spec: o.Spec, paths: pki.Paths{PKI: o.Spec.PKIDir}}}
-	return &memberRun{runner: r, mo: *o}, nil
+	return &memberRun{runner: newRunner(ro, newLogger(ro.Out)), mo: *o}, nil
+}
+
+// cluster is the etcd cluster of s, a part of the command's spec (the
+// members that carry the change), probed with the command's inventory.
+func (m *memberRun) cluster(s *cluster.Spec) *etcdCluster {
+	return &etcdCluster{spec: s, paths: m.inv.Paths, inv: m.inv, opts: m.etcd.opts}
 }
 
 // steps runs the journal's steps from j.Step on, saving the journal after
@@ -158,13 +161,13 @@ func (m *memberRun) steps(ctx context.Context, j *MemberJournal, steps []memberS
 func (m *memberRun) journal(want *MemberJournal) (*MemberJournal, bool, error) {
 	if j := m.st.Member; j != nil {
 		if j.Op != want.Op || j.Name != want.Name {
-			return nil, false, &input.Error{Err: fmt.Errorf("an earlier member %s %s is unfinished (step %s): run `etcdpki member %s %s` again to finish it first", j.Op, j.Name, j.Step, j.Op, j.Name)}
+			return nil, false, input.Errorf("an earlier member %s %s is unfinished (step %s): run `etcdpki member %s %s` again to finish it first", j.Op, j.Name, j.Step, j.Op, j.Name)
 		}
 		m.log.printf("resuming member %s %s at step %s", j.Op, j.Name, j.Step)
 		return j, true, nil
 	}
 	if j := m.st.Revoke; j != nil {
-		return nil, false, &input.Error{Err: fmt.Errorf("an earlier revoke of %s is unfinished (step %s): run that revoke again to finish it first", strings.Join(j.Request, " "), j.Step)}
+		return nil, false, input.Errorf("an earlier revoke of %s is unfinished (step %s): run that revoke again to finish it first", strings.Join(j.Request, " "), j.Step)
 	}
 	return want, false, nil
 }

@@ -41,7 +41,7 @@ func AddMember(ctx context.Context, o MemberOptions) (*MembershipResult, error) 
 	}
 	n, ok := o.Spec.Node(o.Name)
 	if !ok {
-		return nil, &input.Error{Err: fmt.Errorf("member add %s: no such node in the spec (add it under nodes: first)", o.Name)}
+		return nil, input.Errorf("member add %s: no such node in the spec (add it under nodes: first)", o.Name)
 	}
 	release, err := m.begin()
 	if err != nil {
@@ -62,12 +62,12 @@ func (m *memberRun) add(ctx context.Context, n cluster.Node, res *MembershipResu
 	}
 	// The members, without the node being added (others), and with it
 	// (all): spec nodes not yet members are no part of this change.
-	base := &etcdCluster{spec: withoutNode(m.o.Spec, n.Name), paths: m.etcd.paths}
+	base := m.cluster(withoutNode(m.o.Spec, n.Name))
 	othersSpec, err := base.memberedSpec(ctx, "", n.Name)
 	if err != nil {
 		return err
 	}
-	others := &etcdCluster{spec: othersSpec, paths: m.etcd.paths}
+	others := m.cluster(othersSpec)
 	allSpec := *othersSpec
 	allSpec.Nodes = nil
 	for _, x := range m.o.Spec.Nodes {
@@ -75,7 +75,7 @@ func (m *memberRun) add(ctx context.Context, n cluster.Node, res *MembershipResu
 			allSpec.Nodes = append(allSpec.Nodes, x)
 		}
 	}
-	all := &etcdCluster{spec: &allSpec, paths: m.etcd.paths}
+	all := m.cluster(&allSpec)
 	if !resumed {
 		done, err := m.preflightAdd(ctx, others, n, j)
 		if err != nil || done {
@@ -159,21 +159,21 @@ func (m *memberRun) preflightAdd(ctx context.Context, others *etcdCluster, n clu
 			m.log.printf("%s is a voting member already (%x): nothing to do", n.Name, mb.ID)
 			return true, nil
 		case mb.Name == n.Name:
-			return false, &input.Error{Err: fmt.Errorf("member add %s: etcd has a member of that name already (%x, peer URLs %s): remove it first (etcdpki member remove %s after deleting it from the spec, or etcdctl member remove %x)", n.Name, mb.ID, strings.Join(mb.PeerURLs, ","), n.Name, mb.ID)}
+			return false, input.Errorf("member add %s: etcd has a member of that name already (%x, peer URLs %s): remove it first (etcdpki member remove %s after deleting it from the spec, or etcdctl member remove %x)", n.Name, mb.ID, strings.Join(mb.PeerURLs, ","), n.Name, mb.ID)
 		case slices.Contains(mb.PeerURLs, j.PeerURL) && mb.IsLearner && mb.Name == "":
 			// A learner added for this node and never started (an add
 			// killed before its journal, or made by hand): continued.
 			m.log.printf("learner %x has %s's peer URL and never started: continuing it", mb.ID, n.Name)
 			return false, nil
 		case slices.Contains(mb.PeerURLs, j.PeerURL):
-			return false, &input.Error{Err: fmt.Errorf("member add %s: peer URL %s belongs to member %q (%x) already", n.Name, j.PeerURL, mb.Name, mb.ID)}
+			return false, input.Errorf("member add %s: peer URL %s belongs to member %q (%x) already", n.Name, j.PeerURL, mb.Name, mb.ID)
 		case mb.IsLearner:
 			return false, &UnhealthyError{When: "refusing to add a member", Reason: fmt.Sprintf("learner %x (%s) is pending: etcd allows one learner at a time; finish it (etcdpki member add NAME) or remove it (etcdctl member remove %x)", mb.ID, strings.Join(mb.PeerURLs, ","), mb.ID)}
 		}
 	}
 	if m.o.Spec.Local && n.DataDir != "" {
 		if entries, err := os.ReadDir(n.DataDir); err == nil && len(entries) > 0 {
-			return false, &input.Error{Err: fmt.Errorf("member add %s: data directory %s is not empty: a new member must start from an empty one (move it away)", n.Name, n.DataDir)}
+			return false, input.Errorf("member add %s: data directory %s is not empty: a new member must start from an empty one (move it away)", n.Name, n.DataDir)
 		}
 	}
 	return false, nil
@@ -190,7 +190,7 @@ func (m *memberRun) writeFiles(ctx context.Context, running *etcdCluster, n clus
 	// The apiserver's files name the members only: not the node being
 	// added until it votes and serves, nor spec nodes yet to be added.
 	o.APIServerEndpoints = running.endpoints()
-	out, err := issue.Init(ctx, m.o.Spec, o)
+	out, err := issue.Init(ctx, m.inv, o)
 	if err != nil {
 		return err
 	}
@@ -249,18 +249,12 @@ func joinCluster(ctx context.Context, c *etcdCluster, j *MemberJournal) (string,
 
 // startNode deploys n's bundle and starts it with its restart template.
 func (m *memberRun) startNode(ctx context.Context, n cluster.Node) error {
-	p := &Plan{Nodes: []*NodePlan{{Node: n}}}
-	if err := renderCommands(m.o.Spec, m.etcd.paths, p); err != nil {
-		return err
-	}
-	if err := m.deployNodes(ctx, p.Nodes); err != nil {
-		return err
-	}
-	data := cluster.TemplateData{Name: n.Name, IP: n.IP().String(), Bundle: m.etcd.paths.NodeDir(n.Name),
-		Dir: n.Dir, ConfigFile: m.etcd.paths.NodeConfig(n.Name), DataDir: n.DataDir}
-	cmd, err := cluster.RenderTemplate(n.Restart, data)
+	deploy, cmd, err := nodeCommands(m.inv.Paths, n)
 	if err != nil {
-		return &input.Error{Err: fmt.Errorf("node %s restart template: %w", n.Name, err)}
+		return err
+	}
+	if err := m.deployNodes(ctx, []*NodePlan{{Node: n, DeployCmd: deploy}}); err != nil {
+		return err
 	}
 	if cmd == "" {
 		m.log.printf("[start] %s: the spec has no restart command: start etcd on its host from %s now", n.Name, n.Dir)
@@ -325,9 +319,8 @@ func (m *memberRun) promoteLearner(ctx context.Context, others *etcdCluster, n c
 // voting, caught up, with the cluster healthy and the term unchanged, and
 // records its certificates and start files in the journal.
 func (m *memberRun) proveAdded(ctx context.Context, all *etcdCluster, n cluster.Node, j *MemberJournal) error {
-	inv := pki.New(m.o.Spec)
 	var mine []pki.Target
-	for _, t := range inv.Targets {
+	for _, t := range m.inv.Targets {
 		if t.Owner == n.Name {
 			mine = append(mine, t)
 		}
@@ -362,7 +355,7 @@ func (m *memberRun) proveAdded(ctx context.Context, all *etcdCluster, n cluster.
 	for _, t := range mine {
 		m.st.InEffect[t.ID] = serials[t.ID]
 	}
-	if st, ok, err := startedNow(m.etcd.paths, n); err == nil && ok {
+	if st, ok, err := startedNow(m.inv.Paths, n); err == nil && ok {
 		m.st.Started[n.Name] = st
 	}
 	m.log.printf("[prove] %s: client port serves %s, peer port serves %s, voting, cluster healthy, raft term %d",

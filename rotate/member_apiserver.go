@@ -2,12 +2,10 @@ package rotate
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"strings"
 
 	"github.com/etcdpki/etcdpki/cluster"
-	"github.com/etcdpki/etcdpki/internal/input"
 )
 
 // updateAPIServer runs the kube-apiserver client's deploy and restart
@@ -17,29 +15,29 @@ func (m *memberRun) updateAPIServer(ctx context.Context) error {
 	if !ok {
 		return nil
 	}
-	data := cluster.TemplateData{Name: c.Name, Bundle: m.etcd.paths.APIServerDir(), Dir: c.Dir}
+	b, _ := m.inv.Bundle(c.Name)
+	deploy, restart, err := clientCommands(c, b.Root)
+	if err != nil {
+		return err
+	}
 	var did []string
-	for _, t := range []struct{ what, tmpl string }{{"deploy", c.Deploy}, {"restart", c.Restart}} {
-		cmd, err := cluster.RenderTemplate(t.tmpl, data)
-		if err != nil {
-			return &input.Error{Err: fmt.Errorf("client %s %s template: %w", c.Name, t.what, err)}
-		}
-		if cmd == "" {
+	for _, t := range []struct{ what, cmd string }{{"deploy", deploy}, {"restart", restart}} {
+		if t.cmd == "" {
 			continue
 		}
-		if err := runCommand(ctx, t.what+" client "+c.Name, cmd, m.o.CommandTimeout); err != nil {
+		if err := runCommand(ctx, t.what+" client "+c.Name, t.cmd, m.o.CommandTimeout); err != nil {
 			return err
 		}
 		did = append(did, t.what)
 	}
-	flags, _ := os.ReadFile(m.etcd.paths.APIServerFlags())
+	flags, _ := os.ReadFile(m.inv.Paths.APIServerFlags())
 	first, _, _ := strings.Cut(string(flags), "\n")
 	switch {
 	case len(did) > 0:
 	case m.o.Spec.Local:
 		did = []string{"files rewritten in place"}
 	default:
-		did = []string{"no deploy or restart template: copy " + m.etcd.paths.APIServerDir() + " to the apiserver hosts"}
+		did = []string{"no deploy or restart template: copy " + m.inv.Paths.APIServerDir() + " to the apiserver hosts"}
 	}
 	m.log.printf("[apiserver] %s (%s)", strings.Join(did, ", "), first)
 	return nil
@@ -53,7 +51,7 @@ func (m *memberRun) deployOthers(ctx context.Context, skip string) error {
 			p.Nodes = append(p.Nodes, &NodePlan{Node: n})
 		}
 	}
-	if err := renderCommands(m.o.Spec, m.etcd.paths, p); err != nil {
+	if err := revokeCommands(m.inv.Paths, p); err != nil {
 		return err
 	}
 	return m.deployNodes(ctx, p.Nodes)

@@ -5,12 +5,14 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/etcdpki/etcdpki/ca"
+	"github.com/etcdpki/etcdpki/internal/certx"
 	"github.com/etcdpki/etcdpki/internal/testharness/etcdtest"
-	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -90,13 +92,12 @@ func TestMemberCrashAtEveryStepConverges(t *testing.T) {
 func bundleSerials(t *testing.T, p pki.Paths, name string) []string {
 	t.Helper()
 	var out []string
-	for _, kind := range []string{"server", "peer"} {
-		crt, _ := p.NodeCert(name, kind)
-		c, err := readCert(crt)
+	for _, kind := range []ca.Kind{ca.KindServer, ca.KindPeer} {
+		c, err := readCert(filepath.Join(p.NodeCertDir(name), kind.BaseName+pki.CertExt))
 		if err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, issue.Serial(c))
+		out = append(out, certx.Serial(c))
 	}
 	return out
 }

@@ -3,9 +3,12 @@ package rotate
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/etcdpki/etcdpki/ca"
+	"github.com/etcdpki/etcdpki/internal/certx"
 	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/internal/probe"
 	"github.com/etcdpki/etcdpki/issue"
@@ -31,7 +34,7 @@ func RemoveMember(ctx context.Context, o MemberOptions) (*MembershipResult, erro
 	}
 	if _, ok := o.Spec.Node(o.Name); ok {
 		where := "the spec " + o.Spec.File
-		return nil, &input.Error{Err: fmt.Errorf("member remove %s: %s still names it: delete it there first", o.Name, where)}
+		return nil, input.Errorf("member remove %s: %s still names it: delete it there first", o.Name, where)
 	}
 	release, err := m.begin()
 	if err != nil {
@@ -57,7 +60,7 @@ func (m *memberRun) remove(ctx context.Context, res *MembershipResult) error {
 	if err != nil {
 		return err
 	}
-	m.etcd = &etcdCluster{spec: members, paths: m.etcd.paths}
+	m.etcd = m.cluster(members)
 	if !resumed {
 		done, err := m.preflightRemove(ctx, j)
 		if err != nil || done {
@@ -74,7 +77,7 @@ func (m *memberRun) remove(ctx context.Context, res *MembershipResult) error {
 	steps := []memberStep{
 		{stepRMAPIServer, "regenerate apiserver/etcd-flags and the remaining configs without " + name + "; run the kube-apiserver client's deploy and restart templates", func(ctx context.Context, _ *MemberJournal, _ *MembershipResult) error {
 			o := issue.Options{Now: m.o.Now, LockHeld: true, APIServerEndpoints: m.etcd.endpoints(), SpecYAML: m.mo.SpecYAML}
-			if _, err := issue.Init(ctx, m.o.Spec, o); err != nil {
+			if _, err := issue.Init(ctx, m.inv, o); err != nil {
 				return err
 			}
 			return m.updateAPIServer(ctx)
@@ -101,13 +104,13 @@ func (m *memberRun) remove(ctx context.Context, res *MembershipResult) error {
 				return err
 			}
 			// The CRL goes to the members' bundles and is proven on
-			// their ports.
-			full := m.o.Spec
-			m.o.Spec = members
-			defer func() { m.o.Spec = full }()
+			// their ports: the revoke runs on the members' inventory.
+			full, fullInv := m.o.Spec, m.inv
+			m.o.Spec, m.inv = members, pki.New(members)
+			defer func() { m.o.Spec, m.inv = full, fullInv }()
 			return m.revoke(ctx, ro, &RevokeResult{})
 		}},
-		{stepCleanup, "move " + name + "'s bundle to " + pki.Paths{PKI: m.o.Spec.PKIDir}.Backups() + " (verified), forget it, regenerate the remaining configs", func(ctx context.Context, j *MemberJournal, _ *MembershipResult) error {
+		{stepCleanup, "move " + name + "'s bundle to " + m.inv.Paths.Backups() + " (verified), forget it, regenerate the remaining configs", func(ctx context.Context, j *MemberJournal, _ *MembershipResult) error {
 			return m.cleanup(ctx, name)
 		}},
 	}
@@ -130,11 +133,13 @@ func (m *memberRun) preflightRemove(ctx context.Context, j *MemberJournal) (done
 		return false, err
 	}
 	mb := byName(ms, name)
-	paths := pki.Paths{PKI: m.o.Spec.PKIDir}
-	for _, kind := range []string{"server", "peer"} {
-		crt, _ := paths.NodeCert(name, kind)
+	paths := m.inv.Paths
+	// NAME is no longer in the spec, so its pairs are found where its
+	// bundle held them.
+	for _, kind := range []ca.Kind{ca.KindServer, ca.KindPeer} {
+		crt := filepath.Join(paths.NodeCertDir(name), kind.BaseName+pki.CertExt)
 		if c, err := readCert(crt); err == nil {
-			j.Serials = append(j.Serials, issue.Serial(c))
+			j.Serials = append(j.Serials, certx.Serial(c))
 		}
 	}
 	if mb == nil {
@@ -229,7 +234,7 @@ func (m *memberRun) moveAway(ctx context.Context, j *MemberJournal, res *Members
 // cleanup archives the bundle and forgets the member in the journal and
 // in the record of the bootstrap members.
 func (m *memberRun) cleanup(ctx context.Context, name string) error {
-	paths := pki.Paths{PKI: m.o.Spec.PKIDir}
+	paths := m.inv.Paths
 	dir, err := issue.ArchiveBundle(paths, name, m.o.Now())
 	if err != nil {
 		return err
@@ -238,7 +243,7 @@ func (m *memberRun) cleanup(ctx context.Context, name string) error {
 	// revocation, for a member already gone, wrote none yet); nothing
 	// restarts for them.
 	o := issue.Options{Now: m.o.Now, LockHeld: true, APIServerEndpoints: m.etcd.endpoints(), SpecYAML: m.mo.SpecYAML}
-	if _, err := issue.Init(ctx, m.o.Spec, o); err != nil {
+	if _, err := issue.Init(ctx, m.inv, o); err != nil {
 		return err
 	}
 	if err := issue.ForgetMember(paths, name); err != nil {

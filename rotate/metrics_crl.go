@@ -5,16 +5,16 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/etcdpki/etcdpki/cluster"
-	"github.com/etcdpki/etcdpki/issue"
+	"github.com/etcdpki/etcdpki/pki"
 )
 
 // writeCRLMetrics adds the CRL's gauges: seconds until its nextUpdate
 // (negative once past it: alert well before 0, rotate re-signs it at half
 // its life) and how many serials it revokes. A PKI with no CRL, or one
 // that does not parse, gets neither, which an absent() alert catches.
-func writeCRLMetrics(b *bytes.Buffer, s *cluster.Spec, now time.Time) {
-	crl, err := issue.ReadCRL(s.PKIDir)
+func writeCRLMetrics(b *bytes.Buffer, inv *pki.Inventory, now time.Time) {
+	s := inv.Spec
+	crl, err := pki.LoadCRL(inv.Paths)
 	if err != nil || crl == nil {
 		return
 	}

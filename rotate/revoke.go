@@ -17,7 +17,6 @@ import (
 
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/input"
-	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -105,7 +104,7 @@ func Revoke(ctx context.Context, o RevokeOptions) (*RevokeResult, error) {
 	if err := ro.defaults(); err != nil {
 		return nil, err
 	}
-	r := &runner{o: ro, log: newLogger(ro.Out), etcd: &etcdCluster{spec: o.Spec, paths: pki.Paths{PKI: o.Spec.PKIDir}}}
+	r := newRunner(ro, newLogger(ro.Out))
 	release, err := r.begin()
 	if err != nil {
 		return nil, err
@@ -201,9 +200,8 @@ func (r *runner) revoke(ctx context.Context, o RevokeOptions, res *RevokeResult)
 // newRevoke checks the request against the PKI directory and journals
 // it; nil when there is nothing to do.
 func (r *runner) newRevoke(o RevokeOptions, j *RevokeJournal, res *RevokeResult) (*RevokeJournal, error) {
-	s := r.o.Spec
-	inv := pki.New(s)
-	crl, err := issue.ReadCRL(s.PKIDir)
+	s, inv := r.o.Spec, r.inv
+	crl, err := pki.LoadCRL(inv.Paths)
 	if err != nil {
 		return nil, err
 	}
@@ -242,7 +240,7 @@ func (r *runner) newRevoke(o RevokeOptions, j *RevokeJournal, res *RevokeResult)
 				inUse[serial] = t.ID
 			}
 		}
-		authority, err := issue.LoadCA(s.PKIDir)
+		authority, err := pki.LoadCA(r.inv.Paths)
 		if err != nil {
 			return nil, err
 		}
@@ -277,8 +275,7 @@ func (r *runner) newRevoke(o RevokeOptions, j *RevokeJournal, res *RevokeResult)
 
 // revokeTargets are the journal's targets from the inventory.
 func (r *runner) revokeTargets(j *RevokeJournal) ([]pki.Target, error) {
-	inv := pki.New(r.o.Spec)
-	picked, missing := pki.Select(inv.Targets, j.Targets)
+	picked, missing := pki.Select(r.inv.Targets, j.Targets)
 	if len(missing) > 0 {
 		return nil, &input.Error{Err: fmt.Errorf("revoke: certificate %s is no longer in the spec", missing[0])}
 	}

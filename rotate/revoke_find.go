@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/etcdpki/etcdpki/ca"
-	"github.com/etcdpki/etcdpki/issue"
+	"github.com/etcdpki/etcdpki/internal/certx"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -43,7 +43,7 @@ func findSerial(pkiDir, serial string) (*found, error) {
 				return nil
 			}
 			c, err := readCert(path)
-			if err != nil || issue.Serial(c) != serial {
+			if err != nil || certx.Serial(c) != serial {
 				return nil
 			}
 			hit = &found{certPath: path, cert: c}

@@ -7,8 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/etcdpki/etcdpki/cluster"
-	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
 )
@@ -32,7 +30,7 @@ func (r *runner) revokeRenew(ctx context.Context, j *RevokeJournal, o RevokeOpti
 	}
 	if len(due) > 0 {
 		opts := issue.RenewOptions{Options: issue.Options{Out: io.Discard, Now: r.o.Now, LockHeld: true}}
-		renewed, err := issue.Renew(ctx, r.o.Spec, due, opts)
+		renewed, err := issue.Renew(ctx, r.inv, due, opts)
 		if err != nil {
 			return fmt.Errorf("renew: %w", err)
 		}
@@ -58,7 +56,7 @@ func (r *runner) revokeProveNew(ctx context.Context, j *RevokeJournal, _ RevokeO
 	if err := healthyOrError(r.o.Spec, h, "refusing to revoke before the replacement is proven"); err != nil {
 		return err
 	}
-	p, err := revokePlan(r.o.Spec, ts)
+	p, err := revokePlan(r.inv, ts)
 	if err != nil {
 		return err
 	}
@@ -79,8 +77,8 @@ func (r *runner) revokeProveNew(ctx context.Context, j *RevokeJournal, _ RevokeO
 
 // revokePlan is the rotation plan that puts the targets' replacements in
 // effect without a restart.
-func revokePlan(s *cluster.Spec, ts []pki.Target) (*Plan, error) {
-	inv := pki.New(s)
+func revokePlan(inv *pki.Inventory, ts []pki.Target) (*Plan, error) {
+	s := inv.Spec
 	p := &Plan{}
 	for _, t := range ts {
 		if n, ok := s.Node(t.Owner); ok {
@@ -101,23 +99,21 @@ func revokePlan(s *cluster.Spec, ts []pki.Target) (*Plan, error) {
 			p.Clients = append(p.Clients, &ClientPlan{Client: c, Target: t})
 		}
 	}
-	return p, renderCommands(s, inv.Paths, p)
+	return p, revokeCommands(inv.Paths, p)
 }
 
-// renderCommands fills in the deploy and restart commands of a plan.
-func renderCommands(s *cluster.Spec, paths pki.Paths, p *Plan) error {
+// revokeCommands fills in the deploy commands of a revocation's plan; it
+// restarts nothing.
+func revokeCommands(paths pki.Paths, p *Plan) error {
 	var err error
 	for _, np := range p.Nodes {
-		data := cluster.TemplateData{Name: np.Node.Name, IP: np.Node.IP().String(), Bundle: paths.NodeDir(np.Node.Name),
-			Dir: np.Node.Dir, ConfigFile: paths.NodeConfig(np.Node.Name), DataDir: np.Node.DataDir}
-		if np.DeployCmd, err = cluster.RenderTemplate(np.Node.Deploy, data); err != nil {
-			return &input.Error{Err: fmt.Errorf("node %s deploy template: %w", np.Node.Name, err)}
+		if np.DeployCmd, _, err = nodeCommands(paths, np.Node); err != nil {
+			return err
 		}
 	}
 	for _, cp := range p.Clients {
-		data := cluster.TemplateData{Name: cp.Client.Name, Bundle: cp.Target.Dir, Dir: cp.Client.Dir}
-		if cp.DeployCmd, err = cluster.RenderTemplate(cp.Client.Deploy, data); err != nil {
-			return &input.Error{Err: fmt.Errorf("client %s deploy template: %w", cp.Client.Name, err)}
+		if cp.DeployCmd, _, err = clientCommands(cp.Client, cp.Target.Dir); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -134,13 +130,13 @@ func (r *runner) revokePublish(ctx context.Context, j *RevokeJournal, _ RevokeOp
 	for _, s := range j.Serials {
 		add = append(add, pki.Revoked{Serial: s, Reason: j.Reason, When: j.Started})
 	}
-	out, err := issue.RevokeSerials(ctx, r.o.Spec, add, issue.Options{Now: r.o.Now, LockHeld: true})
+	out, err := issue.RevokeSerials(ctx, r.inv, add, issue.Options{Now: r.o.Now, LockHeld: true})
 	if err != nil {
 		return fmt.Errorf("publish the CRL: %w", err)
 	}
 	res.Revoked = out.Added
 	r.log.printf("[crl] published CRL number %v with %d revoked serials (new: %s) in %s and every node bundle; next update %s",
-		out.CRL.Number, len(out.CRL.Revoked), strings.Join(serialsOf(add), ", "), pki.Paths{PKI: r.o.Spec.PKIDir}.CRL(), out.CRL.NextUpdate.UTC().Format(time.RFC3339))
+		out.CRL.Number, len(out.CRL.Revoked), strings.Join(serialsOf(add), ", "), r.inv.Paths.CRL(), out.CRL.NextUpdate.UTC().Format(time.RFC3339))
 	return nil
 }
 
@@ -159,7 +155,7 @@ func (r *runner) revokeDeploy(ctx context.Context, _ *RevokeJournal, _ RevokeOpt
 	for _, n := range r.o.Spec.Nodes {
 		p.Nodes = append(p.Nodes, &NodePlan{Node: n})
 	}
-	if err := renderCommands(r.o.Spec, pki.Paths{PKI: r.o.Spec.PKIDir}, p); err != nil {
+	if err := revokeCommands(r.inv.Paths, p); err != nil {
 		return err
 	}
 	return r.deployNodes(ctx, p.Nodes)
@@ -171,7 +167,7 @@ func (r *runner) revokeDeploy(ctx context.Context, _ *RevokeJournal, _ RevokeOpt
 // certificate that must be accepted, and records the replacements.
 func (r *runner) revokeRefused(ctx context.Context, j *RevokeJournal, o RevokeOptions, res *RevokeResult) error {
 	s := r.o.Spec
-	authority, roots, err := probeAuthority(s)
+	authority, roots, err := probeAuthority(r.inv)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/certx"
 	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/internal/probe"
 	"github.com/etcdpki/etcdpki/internal/testharness/etcdtest"
@@ -58,7 +59,7 @@ func holdPairs(t testing.TB, s *cluster.Spec, ids ...string) []heldPair {
 			t.Fatal(err)
 		}
 		leaf, _ := x509.ParseCertificate(pair.Certificate[0])
-		out = append(out, heldPair{id: tg.ID, serial: issue.Serial(leaf), pair: pair})
+		out = append(out, heldPair{id: tg.ID, serial: certx.Serial(leaf), pair: pair})
 	}
 	return out
 }
@@ -213,7 +214,7 @@ func testRevokeSerial(t *testing.T, c *etcdtest.Cluster) {
 	// A serial no longer in use: the pair certs renew replaced, in the backup.
 	targets, _ := pki.Select(pki.New(c.Spec).Targets, []string{"apiserver-etcd-client"})
 	old := holdPairs(t, c.Spec, "apiserver-etcd-client")[0]
-	if _, err := issue.Renew(ctx, c.Spec, targets, issue.RenewOptions{}); err != nil {
+	if _, err := issue.Renew(ctx, pki.New(c.Spec), targets, issue.RenewOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer

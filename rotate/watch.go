@@ -151,8 +151,8 @@ func (wt *watcher) pass(ctx context.Context) bool {
 	if ctx.Err() != nil {
 		return true
 	}
-	r := &runner{o: wt.o.Options, log: wt.log, quiet: true,
-		etcd: &etcdCluster{spec: wt.o.Spec, paths: pki.Paths{PKI: wt.o.Spec.PKIDir}}}
+	r := newRunner(wt.o.Options, wt.log)
+	r.quiet = true
 	r.log.start = time.Now()
 	if _, err := r.run(ctx); err != nil {
 		var ie *InterruptedError
@@ -181,7 +181,8 @@ func (wt *watcher) reloadSpec() {
 }
 
 // addWatches watches every directory a certificate can change in: the
-// stores (where atomic swaps rename ..data), their current version
+// stores (where atomic swaps rename ..data, in the store's own
+// directory), their current version
 // directories (a tool writing through the symlinks), the directories
 // above them (new nodes) and the spec's directory (editors replace the
 // file). Adding an already watched directory is harmless.
@@ -192,7 +193,8 @@ func (wt *watcher) addWatches() {
 	for _, t := range inv.Targets {
 		dirs = append(dirs, filepath.Dir(t.Dir), t.Dir)
 		if cur, err := atomicdir.Current(t.Dir); err == nil && cur != "" {
-			dirs = append(dirs, cur)
+			// The version, and the store's own directory beside it.
+			dirs = append(dirs, cur, filepath.Dir(cur))
 		}
 	}
 	if s.File != "" {
@@ -230,7 +232,7 @@ func (wt *watcher) classify(ev fsnotify.Event) eventKind {
 	}
 	base := filepath.Base(ev.Name)
 	switch {
-	case base == atomicdir.DataLink, strings.HasSuffix(base, ".crt"), strings.HasSuffix(base, ".key"):
+	case base == atomicdir.DataLink, strings.HasSuffix(base, pki.CertExt), strings.HasSuffix(base, pki.KeyExt):
 		return evCert
 	case ev.Has(fsnotify.Create) && !strings.HasPrefix(base, "."):
 		// A new node or client directory: watch it too.

@@ -12,9 +12,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/probe"
-	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -37,10 +35,10 @@ const (
 // revoked serial on both ports (a probe certificate minted with that
 // serial: etcd compares serials only), and a warning for members whose
 // etcd ignores the CRL on a gRPC-only listener.
-func crlChecks(ctx context.Context, s *cluster.Spec, h *probe.Cluster, timeout time.Duration, now time.Time) []Check {
-	p := pki.Paths{PKI: s.PKIDir}
+func crlChecks(ctx context.Context, inv *pki.Inventory, h *probe.Cluster, timeout time.Duration, now time.Time) []Check {
+	s, p := inv.Spec, inv.Paths
 	var out []Check
-	crl, err := issue.ReadCRL(s.PKIDir)
+	crl, err := pki.LoadCRL(p)
 	switch {
 	case err != nil:
 		out = append(out, Check{Name: CheckCRL, Target: p.CRL(), Status: Fail, Reason: err.Error()})
@@ -56,17 +54,17 @@ func crlChecks(ctx context.Context, s *cluster.Spec, h *probe.Cluster, timeout t
 			out = append(out, Check{Name: CheckCRL, Target: p.NodeCRL(n.Name), Status: Fail, Reason: prob})
 		}
 	}
-	out = append(out, grpcListenerChecks(s, h)...)
+	out = append(out, grpcListenerChecks(inv, h)...)
 	if crl == nil || len(crl.Revoked) == 0 || h == nil {
 		return out
 	}
-	return append(out, enforcedChecks(ctx, s, h, crl.Revoked[len(crl.Revoked)-1], timeout)...)
+	return append(out, enforcedChecks(ctx, inv, h, crl.Revoked[len(crl.Revoked)-1], timeout)...)
 }
 
 // enforcedChecks present a probe certificate with a revoked serial, and a
 // control with a fresh one, on every member's client and peer port.
-func enforcedChecks(ctx context.Context, s *cluster.Spec, h *probe.Cluster, r pki.Revoked, timeout time.Duration) []Check {
-	authority, err := issue.LoadCA(s.PKIDir)
+func enforcedChecks(ctx context.Context, inv *pki.Inventory, h *probe.Cluster, r pki.Revoked, timeout time.Duration) []Check {
+	authority, err := pki.LoadCA(inv.Paths)
 	if err != nil {
 		return []Check{{Name: CheckCRLEnforced, Target: "cluster", Status: Fail, Reason: err.Error()}}
 	}
@@ -80,12 +78,12 @@ func enforcedChecks(ctx context.Context, s *cluster.Spec, h *probe.Cluster, r pk
 		return []Check{{Name: CheckCRLEnforced, Target: "cluster", Status: Fail, Reason: err.Error()}}
 	}
 	roots := []*x509.Certificate{authority.Cert}
-	if next, err := issue.LoadNextCA(s.PKIDir); err == nil && next != nil {
+	if next, err := pki.LoadNextCA(inv.Paths); err == nil && next != nil {
 		roots = append(roots, next.Cert) // during a CA rotation members may serve either
 	}
 	pool := probe.CertPool(roots)
 	var out []Check
-	for _, n := range s.Nodes {
+	for _, n := range inv.Spec.Nodes {
 		for _, u := range []struct{ kind, url string }{{"client", n.ClientURLs[0]}, {"peer", n.PeerURLs[0]}} {
 			_, addr, err := probe.ParseEndpoint(u.url)
 			if err != nil {
@@ -143,11 +141,11 @@ func firstErr(errs ...error) error {
 // grpcListenerChecks warn for members whose config sets a gRPC-only
 // listener (listen-client-http-urls) on an etcd from before 3.5.32 or
 // 3.6.13, whose gRPC-only listener ignored the client CRL.
-func grpcListenerChecks(s *cluster.Spec, h *probe.Cluster) []Check {
+func grpcListenerChecks(inv *pki.Inventory, h *probe.Cluster) []Check {
 	if h == nil {
 		return nil
 	}
-	p := pki.Paths{PKI: s.PKIDir}
+	s, p := inv.Spec, inv.Paths
 	var out []Check
 	for _, n := range s.Nodes {
 		v := memberVersion(h, n.ClientURLs[0])

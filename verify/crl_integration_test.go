@@ -20,7 +20,7 @@ func TestVerifyShowsWhetherMembersEnforceTheCRL(t *testing.T) {
 	for _, fromEnv := range []bool{true, false} {
 		c := etcdtest.Start(t, etcdtest.Options{Members: 1, FromEnv: fromEnv})
 		add := []pki.Revoked{{Serial: "5eed", Reason: "keyCompromise", When: time.Now()}}
-		if _, err := issue.RevokeSerials(context.Background(), c.Spec, add, issue.Options{}); err != nil {
+		if _, err := issue.RevokeSerials(context.Background(), pki.New(c.Spec), add, issue.Options{}); err != nil {
 			t.Fatal(err)
 		}
 		rep, err := Evaluate(context.Background(), Options{SpecFile: c.SpecPath})
@@ -47,7 +47,7 @@ func TestVerifyShowsWhetherMembersEnforceTheCRL(t *testing.T) {
 		if rep.Passed == !fromEnv {
 			t.Errorf("fromEnv=%v: passed=%v", fromEnv, rep.Passed)
 		}
-		if ch, ok := rep.Find(CheckCRL, c.Paths.CRL()); !ok || ch.Status != OK {
+		if ch, ok := rep.find(CheckCRL, c.Paths.CRL()); !ok || ch.Status != OK {
 			t.Errorf("crl check: %+v", ch)
 		}
 	}

@@ -16,11 +16,6 @@ import (
 	"github.com/etcdpki/etcdpki/pki"
 )
 
-// usagef is bad input: a missing or contradictory option, or a spec or
-// manifest that cannot be read. Nothing was probed. It is an input.Error,
-// exit code 2.
-func usagef(format string, args ...any) error { return input.Errorf(format, args...) }
-
 // Options are verify's inputs, as plain values. Sources fill in what is
 // left empty, in order: explicit values (Endpoints, CAFile...), then the
 // kube-apiserver manifest, then the spec. So "--spec x --endpoints a" checks
@@ -33,6 +28,10 @@ type Options struct {
 	// Manifest is a kube-apiserver static Pod manifest whose --etcd-*
 	// flags are checked, so the operator tests exactly what it will use.
 	Manifest string
+	// ManifestsDir is a directory of static Pod manifests (kubeadm's
+	// /etc/kubernetes/manifests): the whole control plane is checked,
+	// and its kube-apiserver manifest stands in for Manifest.
+	ManifestsDir string
 	// Endpoints, CAFile, CertFile and KeyFile are kube-apiserver's
 	// --etcd-servers, --etcd-cafile, --etcd-certfile and --etcd-keyfile.
 	Endpoints []string
@@ -66,11 +65,15 @@ type Inputs struct {
 	RenewBefore string            `json:"renewBefore"`
 	Timeout     string            `json:"timeout"`
 
-	spec *cluster.Spec
+	// inv is the spec expanded, once for the whole run; nil without
+	// --spec.
+	inv *pki.Inventory
 	// specOnly: the spec supplied the endpoints and all three files.
-	specOnly    bool
-	renewBefore time.Duration
-	timeout     time.Duration
+	specOnly bool
+	// manifestChecks are --manifests-dir's checks of the control plane.
+	manifestChecks []Check
+	renewBefore    time.Duration
+	timeout        time.Duration
 }
 
 // resolve turns options into the values to check, or a *input.Error.
@@ -91,6 +94,16 @@ func resolve(o Options) (*Inputs, error) {
 		in.Endpoints, in.Sources["endpoints"] = splitList(o.Endpoints), "flag"
 	}
 
+	if o.ManifestsDir != "" {
+		md, err := scanManifests(o.ManifestsDir)
+		if err != nil {
+			return nil, err
+		}
+		in.manifestChecks = md.checks
+		if o.Manifest == "" {
+			o.Manifest = md.apiserver
+		}
+	}
 	if o.Manifest != "" {
 		m, err := ReadManifest(o.Manifest)
 		if err != nil {
@@ -110,9 +123,9 @@ func resolve(o Options) (*Inputs, error) {
 		if err != nil {
 			return nil, err
 		}
-		in.spec = s
+		in.inv = pki.New(s)
 		// The files the apiserver is given, from the inventory.
-		api, _ := pki.New(s).Target(ca.KindAPIServer.Name)
+		api, _ := in.inv.Target(ca.KindAPIServer.Name)
 		src := "spec " + o.SpecFile
 		caSet := set(&in.CAFile, "caFile", api.CAPath(), src)
 		crtSet := set(&in.CertFile, "certFile", api.CertPath(), src)
@@ -123,39 +136,39 @@ func resolve(o Options) (*Inputs, error) {
 		}
 		in.specOnly = caSet && crtSet && keySet && epsSet
 	} else if o.PKIDir != "" {
-		return nil, usagef("--dir needs --spec: the spec says which endpoints to check")
+		return nil, input.Errorf("--dir needs --spec: the spec says which endpoints to check")
 	}
 
 	switch {
 	case len(in.Endpoints) == 0:
-		return nil, usagef("no etcd endpoints: give --spec FILE, --apiserver-manifest FILE or --endpoints (--etcd-servers)")
+		return nil, input.Errorf("no etcd endpoints: give --spec FILE, --apiserver-manifest FILE or --endpoints (--etcd-servers)")
 	case in.CAFile == "":
-		return nil, usagef("no CA file: give --cacert (--etcd-cafile); verify never falls back to the system roots")
+		return nil, input.Errorf("no CA file: give --cacert (--etcd-cafile); verify never falls back to the system roots")
 	case in.CertFile == "" || in.KeyFile == "":
-		return nil, usagef("no client certificate and key: give --cert and --key (--etcd-certfile, --etcd-keyfile), as kube-apiserver needs both for etcd")
+		return nil, input.Errorf("no client certificate and key: give --cert and --key (--etcd-certfile, --etcd-keyfile), as kube-apiserver needs both for etcd")
 	}
 	for _, ep := range in.Endpoints {
 		if strings.HasPrefix(ep, "-") {
-			return nil, usagef("endpoint %q looks like a flag", ep)
+			return nil, input.Errorf("endpoint %q looks like a flag", ep)
 		}
 	}
 
 	in.renewBefore = o.RenewBefore
-	if in.renewBefore == 0 && in.spec != nil {
-		in.renewBefore = in.spec.Leaf.RenewBefore
+	if in.renewBefore == 0 && in.inv != nil {
+		in.renewBefore = in.inv.Spec.Leaf.RenewBefore
 	}
 	if in.renewBefore == 0 {
 		in.renewBefore = cluster.DefaultRenewBefore
 	}
 	if in.renewBefore < 0 {
-		return nil, usagef("--renew-before must be positive")
+		return nil, input.Errorf("--renew-before must be positive")
 	}
 	in.timeout = o.Timeout
 	if in.timeout == 0 {
 		in.timeout = probe.DefaultTimeout
 	}
 	if in.timeout < 0 {
-		return nil, usagef("--timeout must be positive")
+		return nil, input.Errorf("--timeout must be positive")
 	}
 	in.RenewBefore = cluster.FormatDuration(in.renewBefore)
 	in.Timeout = in.timeout.String()
@@ -208,7 +221,7 @@ func ReadManifest(path string) (*APIServerEtcd, error) {
 		return nil, input.Errorf("parse apiserver manifest %s: %w", path, err)
 	}
 	if pod.Kind != "Pod" {
-		return nil, usagef("apiserver manifest %s: kind is %q, want a Pod", path, pod.Kind)
+		return nil, input.Errorf("apiserver manifest %s: kind is %q, want a Pod", path, pod.Kind)
 	}
 	var args []string
 	found := false
@@ -220,7 +233,7 @@ func ReadManifest(path string) (*APIServerEtcd, error) {
 		}
 	}
 	if !found {
-		return nil, usagef("apiserver manifest %s: no container named kube-apiserver", path)
+		return nil, input.Errorf("apiserver manifest %s: no container named kube-apiserver", path)
 	}
 	m := &APIServerEtcd{}
 	flags := map[string]*string{"--etcd-cafile": &m.CAFile, "--etcd-certfile": &m.CertFile, "--etcd-keyfile": &m.KeyFile}
@@ -234,7 +247,7 @@ func ReadManifest(path string) (*APIServerEtcd, error) {
 		}
 		if !hasVal {
 			if i+1 >= len(args) {
-				return nil, usagef("apiserver manifest %s: %s has no value", path, name)
+				return nil, input.Errorf("apiserver manifest %s: %s has no value", path, name)
 			}
 			i++
 			val = args[i]
@@ -242,7 +255,7 @@ func ReadManifest(path string) (*APIServerEtcd, error) {
 		*dst = val
 	}
 	if servers == "" {
-		return nil, usagef("apiserver manifest %s: kube-apiserver has no --etcd-servers flag", path)
+		return nil, input.Errorf("apiserver manifest %s: kube-apiserver has no --etcd-servers flag", path)
 	}
 	m.Endpoints = splitList([]string{servers})
 	return m, nil

@@ -6,6 +6,7 @@ import (
 
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/probe"
+	"github.com/etcdpki/etcdpki/pki"
 )
 
 // CheckMembership compares etcd's member list with the spec: the spec is
@@ -16,10 +17,11 @@ const CheckMembership = "membership"
 // membershipChecks warns, naming the command to run, on a member of the
 // cluster that is not in the spec, a learner left pending (an add that
 // failed or was killed) and a spec node that is not a member.
-func membershipChecks(s *cluster.Spec, c *probe.Cluster) []Check {
+func membershipChecks(inv *pki.Inventory, c *probe.Cluster) []Check {
 	if c == nil || len(c.Members) == 0 {
 		return nil
 	}
+	s := inv.Spec
 	var out []Check
 	warn := func(target, format string, args ...any) {
 		out = append(out, Check{Name: CheckMembership, Target: target, Status: Warn, Reason: fmt.Sprintf(format, args...)})

@@ -135,8 +135,10 @@ func normaliseList(t *testing.T, data []byte, dir string) string {
 				r[k] = "X"
 			}
 		}
-		if p, ok := r["path"].(string); ok {
-			r["path"] = strings.Replace(p, dir, "$DIR", 1)
+		for _, k := range []string{"path", "key"} {
+			if p, ok := r[k].(string); ok {
+				r[k] = strings.Replace(p, dir, "$DIR", 1)
+			}
 		}
 	}
 	keys := func(m map[string]any) []string {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/rotate"
 )
 
@@ -59,11 +60,11 @@ func memberAction(c *cli.Context, what string, run func(context.Context, rotate.
 		return err
 	}
 	if c.Args().Len() != 1 {
-		return usagef("%s: name one node (%s NAME)", what, what)
+		return input.Errorf("%s: name one node (%s NAME)", what, what)
 	}
 	for _, f := range []string{"member-timeout", "command-timeout"} {
 		if c.Duration(f) <= 0 {
-			return usagef("%s: --%s must be positive", what, f)
+			return input.Errorf("%s: --%s must be positive", what, f)
 		}
 	}
 	s, err := loadSpec(c, true)

@@ -10,6 +10,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/input"
 )
 
 // flagsMadeSpec edits the spec of a PKI made from flags (PKI/etcdpki.yaml,
@@ -29,17 +30,17 @@ func flagsMadeSpec(c *cli.Context, s *cluster.Spec, what, name string) (*cluster
 	}
 	if c.String("spec") != "" || path == "" {
 		if node != "" {
-			return nil, nil, usagef("%s: --node is for a PKI made from flags (init --node, read with --dir); with --spec, add %s to the spec file", what, name)
+			return nil, nil, input.Errorf("%s: --node is for a PKI made from flags (init --node, read with --dir); with --spec, add %s to the spec file", what, name)
 		}
 		return s, nil, nil
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, nil, usagef("%s: %v", path, err)
+		return nil, nil, input.Errorf("%s: %v", path, err)
 	}
 	var f cluster.File
 	if err := yaml.Unmarshal(data, &f); err != nil {
-		return nil, nil, usagef("%s: %v", path, err)
+		return nil, nil, input.Errorf("%s: %v", path, err)
 	}
 	_, inSpec := s.Node(name)
 	switch {
@@ -52,7 +53,7 @@ func flagsMadeSpec(c *cli.Context, s *cluster.Spec, what, name string) (*cluster
 		}
 		fn := n.Nodes[0]
 		if fn.Name != name {
-			return nil, nil, usagef("%s %s: --node %s names another node", what, name, node)
+			return nil, nil, input.Errorf("%s %s: --node %s names another node", what, name, node)
 		}
 		if inSpec {
 			// A re-run after the file was written: the same node again.

@@ -5,6 +5,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/pki"
 	"github.com/etcdpki/etcdpki/rotate"
 )
@@ -39,17 +40,17 @@ func certsRevoke(c *cli.Context) error {
 		return err
 	}
 	if _, ok := pki.Reasons[c.String("reason")]; !ok {
-		return usagef("certs revoke: --reason %q: use one of %s", c.String("reason"), pki.ReasonNames())
+		return input.Errorf("certs revoke: --reason %q: use one of %s", c.String("reason"), pki.ReasonNames())
 	}
 	serials := c.StringSlice("serial")
 	switch {
 	case len(serials) > 0 && c.Args().Len() > 0:
-		return usagef("certs revoke: give TARGETs or --serial, not both")
+		return input.Errorf("certs revoke: give TARGETs or --serial, not both")
 	case len(serials) == 0 && c.Args().Len() == 0:
-		return usagef("certs revoke: name the certificates to revoke, or give --serial")
+		return input.Errorf("certs revoke: name the certificates to revoke, or give --serial")
 	}
 	if c.Duration("command-timeout") <= 0 {
-		return usagef("certs revoke: --command-timeout must be positive")
+		return input.Errorf("certs revoke: --command-timeout must be positive")
 	}
 	s, err := loadSpec(c, true)
 	if err != nil {
@@ -60,7 +61,7 @@ func certsRevoke(c *cli.Context) error {
 		var missing []string
 		picked, missing = pki.Select(pki.New(s).Targets, c.Args().Slice())
 		if len(missing) > 0 {
-			return usagef("certs revoke: unknown certificate %q (see etcdpki certs list)", missing[0])
+			return input.Errorf("certs revoke: unknown certificate %q (see etcdpki certs list)", missing[0])
 		}
 	}
 	res, err := rotate.Revoke(c.Context, rotate.RevokeOptions{

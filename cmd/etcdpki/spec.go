@@ -12,6 +12,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/internal/pathx"
 	"github.com/etcdpki/etcdpki/pki"
 )
@@ -26,7 +27,7 @@ func defaultSpecIfPresent() (string, error) {
 	if _, err := os.Stat(defaultSpec); err == nil {
 		return defaultSpec, nil
 	} else if !errors.Is(err, fs.ErrNotExist) {
-		return "", usagef("%s: %v", defaultSpec, err)
+		return "", input.Errorf("%s: %v", defaultSpec, err)
 	}
 	return "", nil
 }
@@ -41,7 +42,7 @@ func pkiSpecIfPresent(dir string) (string, error) {
 	if _, err := os.Stat(p); err == nil {
 		return p, nil
 	} else if !errors.Is(err, fs.ErrNotExist) {
-		return "", usagef("%s: %v", p, err)
+		return "", input.Errorf("%s: %v", p, err)
 	}
 	return "", nil
 }
@@ -72,9 +73,10 @@ func loadSpec(c *cli.Context, needNodes bool) (*cluster.Spec, error) {
 	var nodes []string
 	if c.Command.HasName("init") {
 		nodes = c.StringSlice("node")
+		o.CAKey = c.String("ca-key")
 	}
 	if path != "" && len(nodes) > 0 {
-		return nil, usagef("give either --spec or --node, not both")
+		return nil, input.Errorf("give either --spec or --node, not both")
 	}
 	if path == "" && len(nodes) == 0 {
 		var err error
@@ -96,9 +98,9 @@ func loadSpec(c *cli.Context, needNodes bool) (*cluster.Spec, error) {
 	case !needNodes && o.PKIDir != "":
 		return cluster.Defaults(pathx.Abs(o.PKIDir)), nil
 	case needNodes && c.Command.HasName("init"):
-		return nil, usagef("no cluster spec: give --spec FILE, or --dir DIR with --node NAME=IP for each member")
+		return nil, input.Errorf("no cluster spec: give --spec FILE, or --dir DIR with --node NAME=IP for each member")
 	}
-	return nil, usagef("no cluster spec: give --spec FILE (or run where %s is)", defaultSpec)
+	return nil, input.Errorf("no cluster spec: give --spec FILE (or run where %s is)", defaultSpec)
 }
 
 // flagsSpec renders the spec init built from --node flags as a spec file
@@ -106,6 +108,9 @@ func loadSpec(c *cli.Context, needNodes bool) (*cluster.Spec, error) {
 // that every later command given --dir finds the cluster there.
 func flagsSpec(c *cli.Context, s *cluster.Spec) ([]byte, error) {
 	f := cluster.File{Name: s.Name, PKIDir: "."}
+	if s.CA.Token != nil {
+		f.CA.Key = s.CA.Token.String()
+	}
 	for _, n := range s.Nodes {
 		fn := cluster.FileNode{Name: n.Name, DNS: n.DNSNames}
 		for _, ip := range n.IPs {
@@ -126,6 +131,9 @@ func flagsSpec(c *cli.Context, s *cluster.Spec) ([]byte, error) {
 	}
 	for _, v := range c.StringSlice("node") {
 		cmd += " --node " + v
+	}
+	if s.CA.Token != nil {
+		cmd += " --ca-key '" + s.CA.Token.String() + "'"
 	}
 	head := "# Written by etcdpki init from flags:\n#   " + strings.ReplaceAll(cmd, "\n", " ") +
 		"\n# Commands given --dir and no --spec read this file; pkiDir is this directory.\n"

@@ -1,4 +1,4 @@
-package issue
+package pki
 
 import (
 	"bytes"
@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/etcdpki/etcdpki/cluster"
-	"github.com/etcdpki/etcdpki/pki"
 )
 
 // EnvFile is the name of a member's configuration as environment
@@ -25,12 +24,13 @@ const EnvFile = "etcd.env"
 // NodeEnv renders node n's etcd.env: the settings of NodeConfig as ETCD_*
 // variables, and the CRL its member reads on every accepted connection.
 func NodeEnv(s *cluster.Spec, n cluster.Node, state string) []byte {
-	return nodeEnvOf(NodeConfig(s, n, state), n)
+	return NodeEnvOf(NodeConfig(s, n, state), n)
 }
 
-// nodeEnvOf renders the etcd.env of config c for node n.
-func nodeEnvOf(c EtcdConfig, n cluster.Node) []byte {
-	crl := filepath.Join(n.CertDir(), pki.CRLFile)
+// NodeEnvOf renders the etcd.env of config c for node n: NodeEnv for a
+// config that is not the spec's own (a member joining a running cluster).
+func NodeEnvOf(c EtcdConfig, n cluster.Node) []byte {
+	crl := filepath.Join(n.CertDir(), CRLFile)
 	vars := [][2]string{
 		{"NAME", c.Name},
 		{"DATA_DIR", c.DataDir},

@@ -1,11 +1,9 @@
-package issue
+package pki
 
 import (
 	"fmt"
 	"strings"
 	"time"
-
-	"github.com/etcdpki/etcdpki/pki"
 )
 
 // StatusRevoked is the status of a row of certs list that is a revoked
@@ -32,9 +30,9 @@ func (e *BundleCRLError) ExitCode() int { return 1 }
 // and a row per revoked serial (name, serial, reason, when). A node
 // bundle whose config names a missing or unparsable CRL gets an invalid
 // row and a *BundleCRLError: the rows are still complete.
-func WithCRL(inv *pki.Inventory, infos []CertInfo, now time.Time) ([]CertInfo, error) {
+func WithCRL(inv *Inventory, infos []CertInfo, now time.Time) ([]CertInfo, error) {
 	p := inv.Paths
-	crl, err := ReadCRL(p.PKI)
+	_, crl, _, err := ReadCACRL(p)
 	row := CertInfo{Name: CRLRow, CA: "-", Path: p.CRL(), Status: StatusOK}
 	switch {
 	case err != nil:
@@ -52,7 +50,7 @@ func WithCRL(inv *pki.Inventory, infos []CertInfo, now time.Time) ([]CertInfo, e
 		switch {
 		case !now.Before(crl.NextUpdate):
 			row.Status, row.Reason = StatusExpired, row.Reason+"; past its next update (etcdpki rotate signs it again)"
-		case pki.CRLStale(crl, now):
+		case CRLStale(crl, now):
 			row.Status, row.Reason = StatusDue, row.Reason+"; past half its life (etcdpki rotate signs it again)"
 		}
 	}
@@ -74,9 +72,9 @@ func WithCRL(inv *pki.Inventory, infos []CertInfo, now time.Time) ([]CertInfo, e
 		for _, r := range crl.Revoked {
 			name := r.Name
 			if name == "" {
-				name = "serial " + pki.ShortSerial(r.Serial)
+				name = "serial " + ShortSerial(r.Serial)
 			}
-			out = append(out, CertInfo{Name: "revoked " + name, Subject: "serial " + pki.ShortSerial(r.Serial), CA: "-", Serial: r.Serial, Status: StatusRevoked,
+			out = append(out, CertInfo{Name: "revoked " + name, Subject: "serial " + ShortSerial(r.Serial), CA: "-", Serial: r.Serial, Status: StatusRevoked,
 				Reason: fmt.Sprintf("%s, revoked %s", r.Reason, r.When.UTC().Format(time.RFC3339)), Path: p.CRL()})
 		}
 	}
