@@ -132,6 +132,8 @@ func describeFileType(m fs.FileMode) string {
 	switch {
 	case m.IsRegular():
 		return "a regular file"
+	case m.IsDir():
+		return "a directory"
 	case m&fs.ModeNamedPipe != 0:
 		return "a FIFO"
 	case m&fs.ModeSocket != 0:

@@ -1,0 +1,124 @@
+package issue
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/etcdpki/etcdpki/internal/atomicdir"
+	"github.com/etcdpki/etcdpki/pki"
+)
+
+// checkOwnBundle decides whether `etcdpki issue` may write t's bundle
+// directory (t.Dir): it may create one that does not exist, and update
+// one that is an etcdpki store for the same name; anything else that
+// exists is bad input. An existing directory is never taken over: its
+// mode would be narrowed to 0700 and its files turned into links (a
+// kubeadm-style directory, /tmp, a system directory), which is not
+// etcdpki's to do. It reports whether the bundle exists.
+func checkOwnBundle(t pki.Target) (bool, error) {
+	dir := t.Dir
+	info, err := os.Stat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, readError(dir, err)
+	}
+	if !info.IsDir() {
+		return false, inputError("%s: %s, where etcdpki would create the bundle directory; give a path that does not exist", dir, describeFileType(info.Mode()))
+	}
+	notOurs := func(why string) (bool, error) {
+		return false, inputError("%s: exists and is not an etcdpki bundle for %q (%s); etcdpki issue writes only into a new directory or its own bundle for that name", dir, t.Owner, why)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return false, readError(dir, err)
+	}
+	// A run killed before its first switch leaves the directory it made
+	// (0700) with nothing in it but versions and temporary files; any
+	// other directory without ..data was made by someone else.
+	leftover := info.Mode().Perm() == atomicdir.DirMode
+	public := []string{"ca.crt", t.CertName, t.KeyName}
+	var foreign []string
+	for _, e := range entries {
+		n := e.Name()
+		switch {
+		case n == atomicdir.DataLink:
+			if e.Type()&fs.ModeSymlink == 0 {
+				return notOurs(atomicdir.DataLink + " is " + describeFileType(e.Type()) + ", not a link: a copy made with cp -r? copy bundles with rsync -a or cp -a, which keep links")
+			}
+		case slices.Contains(public, n):
+			leftover = false
+			if e.Type()&fs.ModeSymlink == 0 {
+				foreign = append(foreign, n+" (a plain file)")
+			} else if target, _ := os.Readlink(filepath.Join(dir, n)); target != filepath.Join(atomicdir.DataLink, n) {
+				foreign = append(foreign, n+" (a link elsewhere)")
+			}
+		case strings.HasPrefix(n, "."):
+			// Version directories and temporary files of the store.
+		default:
+			foreign = append(foreign, n)
+		}
+	}
+	if len(foreign) > 0 {
+		sort.Strings(foreign)
+		if len(foreign) > 3 {
+			foreign = append(foreign[:3], "...")
+		}
+		return notOurs("it holds " + strings.Join(foreign, ", "))
+	}
+	if _, err := os.Lstat(filepath.Join(dir, atomicdir.DataLink)); err != nil {
+		switch {
+		case len(entries) == 0 && !leftover:
+			return notOurs(fmt.Sprintf("an empty directory with mode %04o; etcdpki does not change the mode of a directory it did not create", info.Mode().Perm()))
+		case !leftover:
+			return notOurs("it has no " + atomicdir.DataLink + " link")
+		}
+		return false, nil // an earlier run's leftovers: written as new
+	}
+	return true, checkNotAnotherCert(t)
+}
+
+// keepOrBackUp decides what happens to the valid pair an existing bundle
+// holds: kept when it is what was asked for and not yet due (re-running
+// the same `etcdpki issue` changes nothing), otherwise backed up by the
+// one backup writer before it is replaced. It returns the backup to
+// take back if the write then fails, and a note for the output.
+func keepOrBackUp(pkiDir string, t pki.Target, info CertInfo, o Options) (keep bool, undo func(), note string, err error) {
+	if info.Status == StatusOK && sameOrganization(info, t) {
+		return true, nil, fmt.Sprintf("valid until %s, kept (renew it by issuing into a new --out, or remove %s first)", info.Expires.UTC().Format("2006-01-02"), t.Dir), nil
+	}
+	certPEM, keyPEM, rerr := readStoredPair(t)
+	if rerr != nil || certPEM == nil {
+		return false, func() {}, "", nil // nothing whole to keep
+	}
+	name := filepath.Join("issued", t.Owner)
+	if rel, err := filepath.Rel(pkiDir, t.Dir); err == nil && filepath.IsLocal(rel) {
+		name = rel
+	}
+	dir, undo, err := WriteBackup(pki.Paths{PKI: pkiDir}.Backups(), o.now().UTC().Format("20060102T150405Z"), []atomicdir.File{
+		{Name: filepath.Join(name, t.CertName), Data: certPEM, Mode: atomicdir.CertMode},
+		{Name: filepath.Join(name, t.KeyName), Data: keyPEM, Mode: atomicdir.KeyMode},
+	}, false)
+	if err != nil {
+		return false, nil, "", fmt.Errorf("back up %s: %w", t.Dir, err)
+	}
+	return false, undo, fmt.Sprintf("replaced a %s pair; previous pair in %s", info.Status, filepath.Join(dir, name)), nil
+}
+
+func sameOrganization(info CertInfo, t pki.Target) bool {
+	if info.Cert == nil {
+		return false
+	}
+	have := slices.Clone(info.Cert.Subject.Organization)
+	want := slices.Clone(t.Organization)
+	slices.Sort(have)
+	slices.Sort(want)
+	return slices.Equal(have, want)
+}
