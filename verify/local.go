@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"crypto"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -27,6 +28,7 @@ const (
 	CheckClientAuth     = "client-cert-usage"
 	CheckClientExpiry   = "client-cert-expiry"
 	CheckKeyPermissions = "key-permissions"
+	CheckClientNotCA    = "client-cert-not-ca"
 )
 
 // keyModeMask: a private key that grants group or others any access (read,
@@ -106,12 +108,36 @@ func localChecks(in *Inputs, now time.Time) ([]Check, *tls.Config) {
 			add(CheckClientAuth, in.CertFile, Fail, "no clientAuth extended key usage (has %s): etcd will reject it as a client certificate", ekuNames(leaf.ExtKeyUsage))
 		}
 		checks = append(checks, expiryCheck(CheckClientExpiry, in.CertFile, "client certificate", leaf.NotBefore, leaf.NotAfter, now, in.renewBefore))
+		checks = append(checks, notCACheck(in, leaf, cas, pair))
 	}
 
 	if caErr != nil || pair == nil {
 		return checks, nil
 	}
 	return checks, probe.ClientConfig(pool, pair)
+}
+
+// notCACheck fails a client certificate that is a CA (CA:TRUE) or whose
+// key is a CA's: handing kube-apiserver the CA's pair would put the CA
+// key on every apiserver host (and --print-flags would write its path
+// into the flags), where anyone who reads it can mint any identity.
+func notCACheck(in *Inputs, leaf *x509.Certificate, cas []*x509.Certificate, pair *tls.Certificate) Check {
+	ch := Check{Name: CheckClientNotCA, Target: in.CertFile, Status: Fail}
+	if leaf.BasicConstraintsValid && leaf.IsCA {
+		ch.Reason = fmt.Sprintf("%q is a CA certificate (CA:TRUE), never a client's: give kube-apiserver its own client pair (apiserver-etcd-client.crt/.key), and keep the CA key in the PKI directory", leaf.Subject.CommonName)
+		return ch
+	}
+	if pair != nil {
+		for _, c := range cas {
+			if certx.KeyMatches(c, pair.PrivateKey.(crypto.Signer).Public()) {
+				ch.Target = in.KeyFile
+				ch.Reason = fmt.Sprintf("the key is the key of CA %q, never a client's: give kube-apiserver its own client pair, and keep the CA key in the PKI directory", c.Subject.CommonName)
+				return ch
+			}
+		}
+	}
+	ch.Status, ch.Reason = OK, "not a CA certificate or key"
+	return ch
 }
 
 // readKey reads a key file once, with its mode from the same open file.

@@ -160,6 +160,22 @@ func TestVerifyCluster(t *testing.T) {
 		}
 	})
 
+	// The CA's own pair works on the wire (it chains to itself, and etcd
+	// accepts it), so only verify stands between it and every apiserver
+	// host: it fails, and --print-flags prints nothing naming ca.key.
+	t.Run("the CA's pair as the client's fails", func(t *testing.T) {
+		for _, tc := range []struct{ name, cert, key, target, reason string }{
+			{"CA cert and key", c.Paths.CACert(), c.Paths.CAKey(), c.Paths.CACert(), "is a CA certificate (CA:TRUE), never a client's"},
+		} {
+			o := Options{Endpoints: eps, CAFile: caFile, CertFile: tc.cert, KeyFile: tc.key, PrintFlags: true}
+			rep, out, err := runVerify(t, o)
+			assertReport(t, rep, out, err, want{check: CheckClientNotCA, st: Fail, target: tc.target, reason: []string{tc.reason}})
+			if strings.Contains(out, "ca.key") && strings.Contains(out, "keyFile") || strings.Contains(out, "--etcd-keyfile=") {
+				t.Errorf("%s: verify printed flags naming the CA key:\n%s", tc.name, out)
+			}
+		}
+	})
+
 	t.Run("json output", func(t *testing.T) {
 		o := spec
 		o.JSON = true
