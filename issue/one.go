@@ -147,13 +147,13 @@ func One(ctx context.Context, s *cluster.Spec, r OneRequest, o Options) (pki.Tar
 	}
 	if keep {
 		o.printf("[issue] %s certificate %q%s in %s: %s", r.Kind, r.Name, describeHosts(r.Hosts), out, note)
-		return t, nil
+		return t, o.tighten(s)
 	}
 	if note != "" {
 		note = " (" + note + ")"
 	}
 	o.printf("[issue] %s certificate %q%s -> %s%s", r.Kind, r.Name, describeHosts(r.Hosts), out, note)
-	return t, nil
+	return t, o.tighten(s)
 }
 
 // checkIssueName refuses a name that is not valid as a spec name, is

@@ -126,7 +126,7 @@ func Renew(ctx context.Context, s *cluster.Spec, targets []pki.Target, o RenewOp
 	for _, r := range out {
 		o.printf("[renew] %s: serial %s -> %s, valid until %s", r.Target.ID, pki.ShortSerial(r.OldSerial), pki.ShortSerial(r.NewSerial), r.NotAfter.Format(time.DateOnly))
 	}
-	return out, nil
+	return out, o.tighten(s)
 }
 
 // backupName is where this run's backup goes: BackupDir, or

@@ -90,6 +90,9 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	if r.o.DryRun || errors.As(err, &ic) && ic.ExitCode() == input.ExitCode {
 		return res, err
 	}
+	if terr := r.tighten(); terr != nil && err == nil {
+		err = terr
+	}
 	st.LastRun = r.o.Now().UTC()
 	if err != nil {
 		st.LastError = err.Error()
@@ -106,6 +109,17 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 		}
 	}
 	return res, err
+}
+
+// tighten re-tightens the modes of what the PKI directory's writers own
+// (see issue.Tighten) at the end of every run that was not refused: a
+// loose key in a store this run did not write would otherwise stay loose.
+func (r *runner) tighten() error {
+	fixed, err := issue.Tighten(r.o.Spec)
+	for _, f := range fixed {
+		r.log.printf("tightened %s", f)
+	}
+	return err
 }
 
 func (r *runner) rotate(ctx context.Context, res *Result) error {
