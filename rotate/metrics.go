@@ -100,7 +100,7 @@ func nextExpiry(infos []issue.CertInfo, now time.Time) string {
 	if first == nil {
 		return "no certificates"
 	}
-	return fmt.Sprintf("%d certificates valid and in effect; next to expire %s on %s (%s left)",
+	return fmt.Sprintf("%d certificates valid on disk, next to expire %s on %s (%s left)",
 		n, first.Target.ID, first.Expires.UTC().Format(time.RFC3339), issue.Residual(first.Expires.Sub(now)))
 }
 

@@ -154,7 +154,7 @@ func (r *runner) rotate(ctx context.Context, res *Result) error {
 	}
 	if p.Empty() {
 		if !r.quiet || r.o.DryRun {
-			r.log.printf("nothing due: %s", nextExpiry(p.Certs, now))
+			r.log.printf("nothing due: %s; %s", nextExpiry(p.Certs, now), r.provenInEffect(ctx, p))
 		}
 		return nil
 	}
