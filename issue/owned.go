@@ -51,7 +51,7 @@ func checkOwnBundle(t pki.Target) (bool, error) {
 		switch {
 		case n == atomicdir.DataLink:
 			if e.Type()&fs.ModeSymlink == 0 {
-				return notOurs(atomicdir.DataLink + " is " + describeFileType(e.Type()) + ", not a link: a copy made with cp -r? copy bundles with rsync -a or cp -a, which keep links")
+				return notOurs(atomicdir.DataLink + " is " + describeFileType(e.Type()) + ", not a link: a copy that followed the links (cp -rL, scp -r)? copy bundles with rsync -a or cp -a, which keep links")
 			}
 		case slices.Contains(public, n):
 			leftover = false

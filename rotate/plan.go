@@ -151,7 +151,7 @@ func makePlan(s *cluster.Spec, st *State, renewBefore time.Duration, now time.Ti
 	held := 0
 	due := map[string]bool{}
 	changed := map[string]bool{}
-	var invalid []string
+	var invalid, fix []string
 	for _, info := range infos {
 		if info.Target == nil {
 			if info.Status != issue.StatusOK {
@@ -175,6 +175,7 @@ func makePlan(s *cluster.Spec, st *State, renewBefore time.Duration, now time.Ti
 			}
 		case issue.StatusInvalid:
 			invalid = append(invalid, fmt.Sprintf("%s (%s): %s", t.ID, info.Path, info.Reason))
+			fix = append(fix, t.ID)
 		case issue.StatusMissing, issue.StatusDue, issue.StatusExpired, issue.StatusSANMismatch:
 			if caRotation {
 				held++
@@ -205,7 +206,8 @@ func makePlan(s *cluster.Spec, st *State, renewBefore time.Duration, now time.Ti
 		// Renewing would overwrite files someone put there on purpose;
 		// rolling would put broken files into effect. Neither is ours to
 		// decide at 3 a.m.
-		return nil, &input.Error{Err: fmt.Errorf("refusing to rotate: invalid certificate files: %s", strings.Join(invalid, "; "))}
+		return nil, &input.Error{Err: fmt.Errorf("refusing to rotate: invalid certificate files: %s; put the right files back, or replace them (the old ones kept in PKI/backup) with: etcdpki certs renew %s",
+			strings.Join(invalid, "; "), strings.Join(fix, " "))}
 	}
 	for _, t := range inv.Targets {
 		if !due[t.ID] && !changed[t.ID] {

@@ -2,6 +2,8 @@ package verify
 
 import (
 	"bytes"
+	"errors"
+	"io"
 	"os"
 	"strings"
 	"time"
@@ -203,8 +205,16 @@ func ReadManifest(path string) (*APIServerEtcd, error) {
 			} `yaml:"containers"`
 		} `yaml:"spec"`
 	}
+	// A file that is not a YAML mapping at all (a host name, a shell
+	// script) is named as such, not with yaml.v3's dump of the Go type.
+	var root yaml.Node
+	if err := yaml.NewDecoder(bytes.NewReader(data)).Decode(&root); err == nil && len(root.Content) > 0 && root.Content[0].Kind != yaml.MappingNode {
+		return nil, usagef("apiserver manifest %s: not a Kubernetes manifest (a YAML mapping with kind: Pod); give the kube-apiserver static Pod manifest, such as /etc/kubernetes/manifests/kube-apiserver.yaml", path)
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&pod); err != nil {
+	if err := dec.Decode(&pod); errors.Is(err, io.EOF) {
+		return nil, usagef("apiserver manifest %s: the file is empty", path)
+	} else if err != nil {
 		return nil, input.Errorf("parse apiserver manifest %s: %w", path, err)
 	}
 	if pod.Kind != "Pod" {
