@@ -16,21 +16,18 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"os/signal"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
+	"github.com/etcdpki/etcdpki/internal/earlysignal"
 	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/urfave/cli/v2"
 )
 
 func main() {
 	ctx, cancel := context.WithCancelCause(context.Background())
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	go stopOnSignal(sigs, cancel, os.Stderr, os.Exit)
+	go stopOnSignal(earlysignal.C, cancel, os.Stderr, os.Exit)
 	os.Exit(run(ctx, os.Args, os.Stdout, os.Stderr))
 }
 
