@@ -11,6 +11,7 @@ import (
 
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
+	"github.com/etcdpki/etcdpki/internal/regular"
 )
 
 // maxBackupNames bounds the search for a free backup name: base, base-2,
@@ -107,7 +108,7 @@ func VerifyBackup(dir string, files []atomicdir.File) error {
 		if !info.Mode().IsRegular() || info.Mode().Perm() != f.Mode.Perm() {
 			return fmt.Errorf("%s: %s, want a regular file with mode %04o", p, info.Mode(), f.Mode.Perm())
 		}
-		data, err := os.ReadFile(p)
+		data, err := regular.ReadFile(p)
 		if err != nil {
 			return err
 		}
@@ -167,19 +168,19 @@ func BackupRetiredCAs(root, caDir string) ([]string, error) {
 		if !e.IsDir() || !strings.HasPrefix(e.Name(), "..") || ver == cur {
 			continue
 		}
-		key, kerr := os.ReadFile(filepath.Join(ver, "ca.key"))
+		key, kerr := regular.ReadFile(filepath.Join(ver, "ca.key"))
 		if errors.Is(kerr, fs.ErrNotExist) {
 			continue // no key here: nothing that could be lost
 		}
 		if kerr != nil {
 			return nil, fmt.Errorf("back up the retired CA in %s: %w", ver, kerr)
 		}
-		crt, cerr := os.ReadFile(filepath.Join(ver, "ca.crt"))
+		crt, cerr := regular.ReadFile(filepath.Join(ver, "ca.crt"))
 		if cerr != nil && !errors.Is(cerr, fs.ErrNotExist) {
 			return nil, fmt.Errorf("back up the retired CA in %s: %w", ver, cerr)
 		}
 		if cur != "" {
-			if inEffect, err := os.ReadFile(filepath.Join(cur, "ca.key")); err == nil && bytes.Equal(inEffect, key) {
+			if inEffect, err := regular.ReadFile(filepath.Join(cur, "ca.key")); err == nil && bytes.Equal(inEffect, key) {
 				continue // the key in effect: not retired
 			}
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
+	"github.com/etcdpki/etcdpki/internal/regular"
 	"github.com/etcdpki/etcdpki/pki"
 	"golang.org/x/sys/unix"
 )
@@ -114,7 +115,7 @@ type initialCluster struct {
 }
 
 func readInitialCluster(p pki.Paths) (*initialCluster, error) {
-	data, err := os.ReadFile(p.InitialCluster())
+	data, err := regular.ReadFile(p.InitialCluster())
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/internal/pathx"
 	"github.com/etcdpki/etcdpki/internal/probe"
+	"github.com/etcdpki/etcdpki/internal/regular"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -191,7 +191,7 @@ type APIServerEtcd struct {
 // --flag value forms). A manifest with no kube-apiserver container or no
 // --etcd-servers is a *input.Error.
 func ReadManifest(path string) (*APIServerEtcd, error) {
-	data, err := os.ReadFile(path)
+	data, err := regular.ReadFile(path)
 	if err != nil {
 		return nil, input.Errorf("read apiserver manifest %s: %w", path, pathx.UnwrapPath(err))
 	}
