@@ -227,6 +227,11 @@ func checkWritable(pki string, pl *plan) error {
 		if info.IsDir() {
 			return inputError("%s: is a directory, where etcdpki writes a file; nothing was written", f)
 		}
+		// A FIFO or a device would block or misbehave when the old
+		// contents are read for comparison; a link is one etcdpki made.
+		if !info.Mode().IsRegular() && info.Mode()&fs.ModeSymlink == 0 {
+			return inputError("%s: is %s, where etcdpki writes a file; remove it; nothing was written", f, describeFileType(info.Mode()))
+		}
 		if info.Mode().IsRegular() && immutable(f) {
 			return inputError("%s: immutable or append-only (chattr); nothing was written", f)
 		}
