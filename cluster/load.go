@@ -247,6 +247,9 @@ func (p *parser) build(r *File, o Options) (*Spec, error) {
 		return nil, p.errf("pkiDir", []any{"pkiDir"}, "%v", err)
 	}
 	s.PKIDir = abs
+	if err := CheckText(abs); err != nil { // the working directory is part of it
+		return nil, p.errf("pkiDir", []any{"pkiDir"}, "%v", err)
+	}
 
 	var err2 error
 	s.CA.CommonName = r.CA.CommonName
