@@ -2,10 +2,10 @@
 // etcdpki's own code runs, before main: the program's other packages
 // (grpc, protobuf registrations, cfssl) take milliseconds to initialize,
 // and a SIGTERM in that window used to end the process by the signal
-// (exit status 143) instead of the documented exit code. Its import path
-// sorts before every third-party package the binary links apart from
-// github.com/cloudflare, and it depends only on the standard library, so
-// Go's initialization order runs its init as early as a package can.
+// (exit status 143) instead of the documented exit code. It depends only
+// on the standard library, and Go initializes packages in import-path
+// order as soon as their imports are ready, so its init runs before the
+// heavy ones (go.etcd.io, google.golang.org, go.uber.org, github.com/zmap).
 // main reads C; nothing else should import this package.
 package earlysignal
 
