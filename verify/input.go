@@ -249,6 +249,9 @@ func ReadManifest(path string) (*APIServerEtcd, error) {
 			i++
 			val = args[i]
 		}
+		if err := cluster.CheckText(val); err != nil {
+			return nil, usagef("apiserver manifest %s: %s %v", path, name, err)
+		}
 		*dst = val
 	}
 	if servers == "" {
