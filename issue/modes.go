@@ -54,8 +54,8 @@ func Tighten(s *cluster.Spec) ([]string, error) {
 		if err := fix(d, atomicdir.DirMode); err != nil {
 			return fixed, err
 		}
-		if !stores[d] {
-			continue
+		if info, err := os.Lstat(d); err != nil || !stores[d] || info.Mode()&fs.ModeSymlink != 0 {
+			continue // a link is followed nowhere: it may lead out of the PKI
 		}
 		entries, err := os.ReadDir(d)
 		if err != nil {
