@@ -12,7 +12,7 @@ export ETCD_BIN ETCDCTL_BIN
 # What the tests need built: our etcd binaries, unless overridden.
 TEST_ETCD := $(filter $(BIN)/%,$(ETCD_BIN) $(ETCDCTL_BIN))
 
-.PHONY: all build etcd test test-short vet bench demo demo-stop clean
+.PHONY: all build etcd deps test test-short vet bench demo demo-stop clean
 
 all: build
 
@@ -33,9 +33,14 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 
+# What the tests run besides etcd: Debian's rsync, which the bundle
+# coexistence tests copy bundles with (as a deploy template would).
+deps:
+	command -v rsync >/dev/null || (apt-get update && apt-get install -y rsync)
+
 # The README's test command: vet, then every package with the race
 # detector, integration tests against real etcd included.
-test: $(TEST_ETCD) vet
+test: deps $(TEST_ETCD) vet
 	$(GO) test -race -count=1 -timeout 20m ./...
 
 # Fast local loop: skips the tests that start etcd.

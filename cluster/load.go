@@ -305,6 +305,10 @@ func (p *parser) build(r *File, o Options) (*Spec, error) {
 	// is in, so two members can never claim one address and port.
 	listen := map[string]string{}
 	advertised := map[string]advertisedAt{}
+	// hostDir maps "IP dir" to the node whose files go there: two members
+	// on one host cannot share a directory (their server.crt would be one
+	// file). A node and a client can: the co-located case.
+	hostDir := map[string]string{}
 	for i, rn := range r.Nodes {
 		n, err := p.node(s, i, rn)
 		if err != nil {
@@ -322,6 +326,13 @@ func (p *parser) build(r *File, o Options) (*Spec, error) {
 				}
 				listen[addr] = n.Name
 			}
+		}
+		for _, ip := range n.IPs {
+			key := ip.String() + " " + n.Dir
+			if other, clash := hostDir[key]; clash {
+				return nil, p.errf(fmt.Sprintf("nodes[%d].dir", i), []any{"nodes", i, "dir"}, "%s is also node %q's dir on %s: two members' files would overwrite each other", n.Dir, other, ip)
+			}
+			hostDir[key] = n.Name
 		}
 		for _, f := range []struct {
 			field string

@@ -156,16 +156,13 @@ func BackupRetiredCAs(root, caDir string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	entries, err := os.ReadDir(caDir)
+	vers, err := atomicdir.Versions(caDir)
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", caDir, err)
+		return nil, err
 	}
 	var dirs []string
-	for _, e := range entries {
-		ver := filepath.Join(caDir, e.Name())
-		// Versions are the directories named "..<time>" beside the
-		// "..data" link (see package atomicdir).
-		if !e.IsDir() || !strings.HasPrefix(e.Name(), "..") || ver == cur {
+	for _, ver := range vers {
+		if ver == cur {
 			continue
 		}
 		key, kerr := regular.ReadFile(filepath.Join(ver, "ca.key"))

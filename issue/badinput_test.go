@@ -177,8 +177,8 @@ func TestIssueBadInputChangesNothing(t *testing.T) {
 	os.Mkdir(empty, 0o755)
 	copied := filepath.Join(outside, "copied") // cp -rL of a bundle: ..data a directory
 	copyTree(t, foreign, copied)
-	os.Remove(filepath.Join(copied, "..data"))
-	os.Mkdir(filepath.Join(copied, "..data"), 0o700)
+	os.Remove(filepath.Join(copied, "..ops.store", "..data"))
+	os.Mkdir(filepath.Join(copied, "..ops.store", "..data"), 0o700)
 	issuedEtcd := filepath.Join(s.PKIDir, "issued", "etcd")
 	os.MkdirAll(issuedEtcd, 0o700)
 	os.WriteFile(filepath.Join(issuedEtcd, "foo.crt"), []byte("x"), 0o644)
@@ -212,7 +212,7 @@ func TestIssueBadInputChangesNothing(t *testing.T) {
 		{"out holding another server", s, OneRequest{Kind: "server", Name: "gw", Hosts: gw, Out: someoneElse}, `kubeadm-etcd: exists and is not an etcdpki bundle for "gw" (it holds server.crt (a plain file), server.key (a plain file))`},
 		{"out into a directory of other files", s, OneRequest{Kind: "client", Name: "ops", Out: scratch}, `scratch: exists and is not an etcdpki bundle for "ops" (it holds hostname)`},
 		{"out into an empty directory", s, OneRequest{Kind: "client", Name: "ops", Out: empty}, `empty: exists and is not an etcdpki bundle for "ops" (an empty directory with mode 0755; etcdpki does not change the mode of a directory it did not create)`},
-		{"out into a bundle copied with its links followed", s, OneRequest{Kind: "client", Name: "ops", Out: copied}, `copied: exists and is not an etcdpki bundle for "ops" (..data is a directory, not a link: a copy that followed the links (cp -rL, scp -r)? copy bundles with rsync -a or cp -a, which keep links)`},
+		{"out into a bundle copied with its links followed", s, OneRequest{Kind: "client", Name: "ops", Out: copied}, `copied: exists and is not an etcdpki bundle for "ops" (..ops.store/..data is a directory, not a link: a copy that followed the links (cp -rL, scp -r)? copy bundles with rsync -a or cp -a, which keep links)`},
 		{"out onto a file", s, OneRequest{Kind: "client", Name: "ops", Out: filepath.Join(scratch, "hostname")}, `hostname: a regular file, where etcdpki would create the bundle directory`},
 		{"issued dir holding another name's files", s, OneRequest{Kind: "client", Name: "etcd"}, `issued/etcd: exists and is not an etcdpki bundle for "etcd" (it holds foo.crt)`},
 		{"dns with a space", s, OneRequest{Kind: "server", Name: "gw", Hosts: []string{"a b"}}, `--dns "a b" is not a DNS name`},

@@ -48,7 +48,7 @@ func TestCARotationStageFromTheFiles(t *testing.T) {
 				continue
 			}
 			seen[tg.CADir] = true
-			if _, err := atomicdir.Update(tg.CADir, []atomicdir.File{{Name: "ca.crt", Data: data, Mode: atomicdir.CertMode}}, nil); err != nil {
+			if _, err := atomicdir.Update(tg.CAStore(), []atomicdir.File{{Name: "ca.crt", Data: data, Mode: atomicdir.CertMode}}, nil); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -58,7 +58,7 @@ func TestCARotationStageFromTheFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := atomicdir.Update(p.NextCADir(), []atomicdir.File{{Name: "ca.crt", Data: next.CertPEM, Mode: atomicdir.CertMode},
+	if _, err := atomicdir.Update(p.NextCAStore(), []atomicdir.File{{Name: "ca.crt", Data: next.CertPEM, Mode: atomicdir.CertMode},
 		{Name: "ca.key", Data: next.KeyPEM, Mode: atomicdir.CAKeyMode}}, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func TestCARotationStageFromTheFiles(t *testing.T) {
 	bundles(r.BundlePEM(CAStageFinish))
 	stage(CAStageFinish)
 	// PKI/etcd switched, PKI/etcd-next not yet removed: still finish.
-	if _, err := atomicdir.Update(p.CADir(), []atomicdir.File{{Name: "ca.crt", Data: next.CertPEM, Mode: atomicdir.CertMode},
+	if _, err := atomicdir.Update(p.CAStore(), []atomicdir.File{{Name: "ca.crt", Data: next.CertPEM, Mode: atomicdir.CertMode},
 		{Name: "ca.key", Data: next.KeyPEM, Mode: atomicdir.CAKeyMode}}, nil); err != nil {
 		t.Fatal(err)
 	}

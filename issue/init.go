@@ -182,8 +182,8 @@ func planInit(ctx context.Context, s *cluster.Spec, o Options, pre *initPlan) (*
 		printf("[ca] reused %s (%s)", authority.Cert.Subject.CommonName, p.CACert())
 		res.Reused = append(res.Reused, "etcd-ca")
 	}
-	pl.add(p.CADir(), atomicdir.File{Name: "ca.crt", Data: authority.CertPEM, Mode: atomicdir.CertMode})
-	pl.add(p.CADir(), atomicdir.File{Name: "ca.key", Data: authority.KeyPEM, Mode: atomicdir.CAKeyMode})
+	pl.add(p.CAStore(), atomicdir.File{Name: "ca.crt", Data: authority.CertPEM, Mode: atomicdir.CertMode})
+	pl.add(p.CAStore(), atomicdir.File{Name: "ca.key", Data: authority.KeyPEM, Mode: atomicdir.CAKeyMode})
 
 	targets := pki.New(s).Targets
 	type pair struct {
@@ -233,7 +233,7 @@ func planInit(ctx context.Context, s *cluster.Spec, o Options, pre *initPlan) (*
 		return nil, err
 	}
 	for i, t := range targets {
-		pl.add(t.CADir, atomicdir.File{Name: "ca.crt", Data: authority.CertPEM, Mode: atomicdir.CertMode})
+		pl.add(t.CAStore(), atomicdir.File{Name: "ca.crt", Data: authority.CertPEM, Mode: atomicdir.CertMode})
 		if pairs[i].created {
 			printf("[certs] created %s%s", t.ID, describeHosts(t.Hosts))
 			res.Created = append(res.Created, t.ID)
@@ -242,8 +242,8 @@ func planInit(ctx context.Context, s *cluster.Spec, o Options, pre *initPlan) (*
 			printf("[certs] reused %s%s", t.ID, pairs[i].warn)
 			res.Reused = append(res.Reused, t.ID)
 		}
-		pl.add(t.Dir, atomicdir.File{Name: t.CertName, Data: pairs[i].cert, Mode: atomicdir.CertMode})
-		pl.add(t.Dir, atomicdir.File{Name: t.KeyName, Data: pairs[i].key, Mode: atomicdir.KeyMode})
+		pl.add(t.Store(), atomicdir.File{Name: t.CertName, Data: pairs[i].cert, Mode: atomicdir.CertMode})
+		pl.add(t.Store(), atomicdir.File{Name: t.KeyName, Data: pairs[i].key, Mode: atomicdir.KeyMode})
 	}
 
 	if err := planConfigs(s, p, pl); err != nil {

@@ -57,23 +57,8 @@ func Tighten(s *cluster.Spec) ([]string, error) {
 		if info, err := os.Lstat(d); err != nil || !stores[d] || info.Mode()&fs.ModeSymlink != 0 {
 			continue // a link is followed nowhere: it may lead out of the PKI
 		}
-		entries, err := os.ReadDir(d)
-		if err != nil {
-			continue // a store not written yet
-		}
-		for _, e := range entries {
-			// Versions are the directories named "..<time>" (see
-			// package atomicdir); the files live in them.
-			if !e.IsDir() || !strings.HasPrefix(e.Name(), "..") {
-				continue
-			}
-			ver := filepath.Join(d, e.Name())
-			if err := fix(ver, atomicdir.DirMode); err != nil {
-				return fixed, err
-			}
-			if err := tightenFiles(ver, fix); err != nil {
-				return fixed, err
-			}
+		if err := tightenStore(d, fix); err != nil {
+			return fixed, err
 		}
 	}
 	if err := filepath.WalkDir(p.Backups(), func(path string, d fs.DirEntry, err error) error {
@@ -90,6 +75,34 @@ func Tighten(s *cluster.Spec) ([]string, error) {
 		return fixed, err
 	}
 	return fixed, nil
+}
+
+// tightenStore fixes the modes of the store directories ("..NAME.store"),
+// versions ("..<time>") and files below a bundle directory dir, in the
+// named-store layout and the one before it (see package atomicdir).
+func tightenStore(dir string, fix func(string, fs.FileMode) error) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil // a store not written yet
+	}
+	for _, e := range entries {
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), "..") {
+			continue // links and files beside the stores are not ours to fix
+		}
+		sub := filepath.Join(dir, e.Name())
+		if err := fix(sub, atomicdir.DirMode); err != nil {
+			return err
+		}
+		if strings.HasSuffix(e.Name(), ".store") {
+			err = tightenStore(sub, fix)
+		} else {
+			err = tightenFiles(sub, fix)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // tightenFiles fixes the modes of the files directly in dir.

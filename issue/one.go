@@ -102,7 +102,7 @@ func One(ctx context.Context, s *cluster.Spec, r OneRequest, o Options) (pki.Tar
 		return t, err
 	}
 	pl := &plan{byDir: map[string]*pending{}}
-	pl.add(out, atomicdir.File{Name: "ca.crt", Data: authority.CertPEM, Mode: atomicdir.CertMode})
+	pl.add(t.Store(), atomicdir.File{Name: "ca.crt", Data: authority.CertPEM, Mode: atomicdir.CertMode})
 	if err := checkWritable(s.PKIDir, pl); err != nil {
 		return t, err
 	}
@@ -141,7 +141,7 @@ func One(ctx context.Context, s *cluster.Spec, r OneRequest, o Options) (pki.Tar
 		{Name: t.CertName, Data: certPEM, Mode: atomicdir.CertMode},
 		{Name: t.KeyName, Data: keyPEM, Mode: atomicdir.KeyMode},
 	}
-	if _, err := atomicdir.Update(out, files, checkPairs); err != nil {
+	if _, err := atomicdir.Update(t.Store(), files, checkPairs); err != nil {
 		undo()
 		return t, fmt.Errorf("write %s: %w", out, err)
 	}

@@ -40,28 +40,42 @@ func checkOwnBundle(t pki.Target) (bool, error) {
 	if err != nil {
 		return false, readError(dir, err)
 	}
+	// The store's ..data link: in its own ..OWNER.store directory, or,
+	// in the layout before named stores, in dir itself (see package
+	// atomicdir). A directory there is a copy that followed the links.
+	storeDir := filepath.Base(t.Store().Path())
+	hasData := false
+	for _, dl := range []string{filepath.Join(dir, storeDir, atomicdir.DataLink), filepath.Join(dir, atomicdir.DataLink)} {
+		info, err := os.Lstat(dl)
+		switch {
+		case err != nil:
+		case info.Mode()&fs.ModeSymlink == 0:
+			rel, _ := filepath.Rel(dir, dl)
+			return notOurs(rel + " is " + describeFileType(info.Mode()) + ", not a link: a copy that followed the links (cp -rL, scp -r)? copy bundles with rsync -a or cp -a, which keep links")
+		default:
+			hasData = true
+		}
+	}
 	// A run killed before its first switch leaves the directory it made
-	// (0700) with nothing in it but versions and temporary files; any
-	// other directory without ..data was made by someone else.
+	// (0700) with nothing in it but stores, versions and temporary files;
+	// any other directory without ..data was made by someone else.
 	leftover := info.Mode().Perm() == atomicdir.DirMode
 	public := []string{"ca.crt", t.CertName, t.KeyName}
 	var foreign []string
 	for _, e := range entries {
 		n := e.Name()
 		switch {
-		case n == atomicdir.DataLink:
-			if e.Type()&fs.ModeSymlink == 0 {
-				return notOurs(atomicdir.DataLink + " is " + describeFileType(e.Type()) + ", not a link: a copy that followed the links (cp -rL, scp -r)? copy bundles with rsync -a or cp -a, which keep links")
-			}
 		case slices.Contains(public, n):
 			leftover = false
-			if e.Type()&fs.ModeSymlink == 0 {
+			target, _ := os.Readlink(filepath.Join(dir, n))
+			switch {
+			case e.Type()&fs.ModeSymlink == 0:
 				foreign = append(foreign, n+" (a plain file)")
-			} else if target, _ := os.Readlink(filepath.Join(dir, n)); target != filepath.Join(atomicdir.DataLink, n) {
+			case target != filepath.Join(storeDir, atomicdir.DataLink, n) && target != filepath.Join(atomicdir.DataLink, n):
 				foreign = append(foreign, n+" (a link elsewhere)")
 			}
 		case strings.HasPrefix(n, "."):
-			// Version directories and temporary files of the store.
+			// Store directories, versions and temporary files.
 		default:
 			foreign = append(foreign, n)
 		}
@@ -73,7 +87,7 @@ func checkOwnBundle(t pki.Target) (bool, error) {
 		}
 		return notOurs("it holds " + strings.Join(foreign, ", "))
 	}
-	if _, err := os.Lstat(filepath.Join(dir, atomicdir.DataLink)); err != nil {
+	if !hasData {
 		switch {
 		case len(entries) == 0 && !leftover:
 			return notOurs(fmt.Sprintf("an empty directory with mode %04o; etcdpki does not change the mode of a directory it did not create", info.Mode().Perm()))

@@ -107,7 +107,7 @@ func Renew(ctx context.Context, s *cluster.Spec, targets []pki.Target, o RenewOp
 	}
 	var b atomicdir.Batch
 	for _, st := range rp.pl.stores {
-		if _, err = b.Update(st.dir, st.files, checkPairs); err != nil {
+		if _, err = b.Update(st.st, st.files, checkPairs); err != nil {
 			err = fmt.Errorf("renew in %s: %w", st.dir, err)
 			b.Abort()
 			break
@@ -209,9 +209,9 @@ func planRenew(ctx context.Context, s *cluster.Spec, targets []pki.Target, o Ren
 		c, _ := ca.ParseCert(newCert)
 		r.NewSerial = Serial(c)
 		r.NotAfter = c.NotAfter
-		rp.pl.add(t.Dir, atomicdir.File{Name: t.CertName, Data: newCert, Mode: atomicdir.CertMode})
-		rp.pl.add(t.Dir, atomicdir.File{Name: t.KeyName, Data: newKey, Mode: atomicdir.KeyMode})
-		rp.pl.add(t.CADir, atomicdir.File{Name: "ca.crt", Data: bundleCA, Mode: atomicdir.CertMode})
+		rp.pl.add(t.Store(), atomicdir.File{Name: t.CertName, Data: newCert, Mode: atomicdir.CertMode})
+		rp.pl.add(t.Store(), atomicdir.File{Name: t.KeyName, Data: newKey, Mode: atomicdir.KeyMode})
+		rp.pl.add(t.CAStore(), atomicdir.File{Name: "ca.crt", Data: bundleCA, Mode: atomicdir.CertMode})
 		rp.out = append(rp.out, r)
 	}
 	if o.NewCA != nil {
@@ -224,8 +224,8 @@ func planRenew(ctx context.Context, s *cluster.Spec, targets []pki.Target, o Ren
 		if certErr == nil && keyErr == nil {
 			rp.oldCA = &oldPair{oldCert, oldKey}
 		}
-		rp.pl.add(p.CADir(), atomicdir.File{Name: "ca.crt", Data: o.NewCA.CertPEM, Mode: atomicdir.CertMode})
-		rp.pl.add(p.CADir(), atomicdir.File{Name: "ca.key", Data: o.NewCA.KeyPEM, Mode: atomicdir.CAKeyMode})
+		rp.pl.add(p.CAStore(), atomicdir.File{Name: "ca.crt", Data: o.NewCA.CertPEM, Mode: atomicdir.CertMode})
+		rp.pl.add(p.CAStore(), atomicdir.File{Name: "ca.key", Data: o.NewCA.KeyPEM, Mode: atomicdir.CAKeyMode})
 	}
 	if err := checkWritable(s.PKIDir, rp.pl); err != nil {
 		return nil, err

@@ -129,7 +129,7 @@ func TestListStatuses(t *testing.T) {
 	check(now.Add(250*24*time.Hour), 0, StatusDue)     // past 2/3 of a year
 	check(now, 87600*time.Hour, StatusDue)             // --renew-before 87600h: everything now
 	check(now.Add(400*24*time.Hour), 0, StatusExpired) // past notAfter
-	os.Remove(filepath.Join(pki.Paths{PKI: s.PKIDir}.NodeCertDir("etcd-node-1"), "..data"))
+	os.Remove(filepath.Join(pki.Paths{PKI: s.PKIDir}.NodeCertDir("etcd-node-1"), "..etcd-node-1.store", "..data"))
 	infos, _ := List(s, 0, now)
 	if infos[1].Status != StatusMissing {
 		t.Errorf("%s is %s, want missing", infos[1].Name, infos[1].Status)
@@ -177,7 +177,7 @@ func TestListNotesTwoCAsOutsideARotation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := atomicdir.Update(dir, []atomicdir.File{{Name: "ca.crt", Data: append(cur, other.CertPEM...), Mode: atomicdir.CertMode}}, nil); err != nil {
+	if _, err := atomicdir.Update(atomicdir.Store{Dir: dir, Name: "etcd-node-2"}, []atomicdir.File{{Name: "ca.crt", Data: append(cur, other.CertPEM...), Mode: atomicdir.CertMode}}, nil); err != nil {
 		t.Fatal(err)
 	}
 	infos, err := List(s, 0, time.Now())

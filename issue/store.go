@@ -19,6 +19,7 @@ import (
 // pending collects the files to put into one atomic store.
 type pending struct {
 	dir   string
+	st    atomicdir.Store
 	files []atomicdir.File
 }
 
@@ -33,10 +34,11 @@ type plan struct {
 
 // add puts f into dir's next version; a file of the same name added
 // before (a bundle's ca.crt, once per certificate in it) is replaced.
-func (pl *plan) add(dir string, f atomicdir.File) {
+func (pl *plan) add(store atomicdir.Store, f atomicdir.File) {
+	dir := store.Dir
 	st := pl.byDir[dir]
 	if st == nil {
-		st = &pending{dir: dir}
+		st = &pending{dir: dir, st: store}
 		pl.byDir[dir] = st
 		pl.stores = append(pl.stores, st)
 	}
@@ -84,7 +86,7 @@ func (pl *plan) write(b *atomicdir.Batch, res *Result) error {
 		}
 	}
 	for _, st := range pl.stores {
-		if _, err := b.Update(st.dir, st.files, checkPairs); err != nil {
+		if _, err := b.Update(st.st, st.files, checkPairs); err != nil {
 			return fmt.Errorf("write %s: %w", st.dir, err)
 		}
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/atomicdir"
 )
 
 // Target is one concrete certificate of a cluster: a catalogue kind
@@ -57,6 +58,12 @@ func (t Target) CertPath() string { return filepath.Join(t.Dir, t.CertName) }
 // KeyPath is the private key's path.
 func (t Target) KeyPath() string { return filepath.Join(t.Dir, t.KeyName) }
 
+// Store is the atomic store holding the pair, named after its owner.
+func (t Target) Store() atomicdir.Store { return atomicdir.Store{Dir: t.Dir, Name: t.Owner} }
+
+// CAStore is the atomic store holding the bundle's CA file.
+func (t Target) CAStore() atomicdir.Store { return atomicdir.Store{Dir: t.CADir, Name: t.Owner} }
+
 // CAPath is the CA bundle this certificate's holder trusts.
 func (t Target) CAPath() string { return filepath.Join(t.CADir, CAFile) }
 
@@ -79,6 +86,9 @@ type Bundle struct {
 	// Targets are the IDs of the certificates in the bundle.
 	Targets []string
 }
+
+// CAStore is the atomic store holding the bundle's CA file.
+func (b Bundle) CAStore() atomicdir.Store { return atomicdir.Store{Dir: b.CADir, Name: b.Owner} }
 
 // CAPath is the bundle's CA file. Which CAs it holds is read from the
 // file with ReadCAs: during a CA rotation it holds the old and new CA.

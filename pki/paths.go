@@ -5,6 +5,7 @@ import (
 
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/atomicdir"
 )
 
 // Paths is the on-disk layout of a PKI directory. It follows kubeadm's file
@@ -20,11 +21,22 @@ import (
 //
 // Every certificate directory is an atomic store: the names above are
 // symlinks into a versioned directory, so a cert and its key switch
-// together in one rename.
+// together in one rename. A bundle's stores are named after its owner
+// (the node or client), so that bundles copied into one host directory
+// never share a store (see atomicdir.Store).
 type Paths struct{ PKI string }
 
 // CADir holds the CA certificate and key.
 func (p Paths) CADir() string { return filepath.Join(p.PKI, "etcd") }
+
+// CAStoreName names the store of the CA (and of the next CA): "ca" is
+// reserved, so no node or client store is called that.
+const CAStoreName = "ca"
+
+// CAStore is the atomic store of the CA certificate and key.
+func (p Paths) CAStore() atomicdir.Store {
+	return atomicdir.Store{Dir: p.CADir(), Name: CAStoreName}
+}
 
 // CACert is the CA certificate.
 func (p Paths) CACert() string { return filepath.Join(p.CADir(), CAFile) }

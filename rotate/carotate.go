@@ -296,7 +296,7 @@ func (cr *caRun) prepare() (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if _, err := atomicdir.Update(cr.paths.NextCADir(), []atomicdir.File{
+	if _, err := atomicdir.Update(cr.paths.NextCAStore(), []atomicdir.File{
 		{Name: "ca.crt", Data: next.CertPEM, Mode: atomicdir.CertMode},
 		{Name: "ca.key", Data: next.KeyPEM, Mode: atomicdir.CAKeyMode},
 	}, checkCAFiles); err != nil {
@@ -319,25 +319,25 @@ func checkCAFiles(files map[string][]byte) error {
 	return err
 }
 
-// bundleDirs are the stores holding a ca.crt: every node's, the
+// bundleStores are the stores holding a ca.crt: every node's, the
 // apiserver's, every extra client's.
-func (cr *caRun) bundleDirs() []string {
-	var dirs []string
+func (cr *caRun) bundleStores() []atomicdir.Store {
+	var sts []atomicdir.Store
 	for _, b := range cr.inv.Bundles {
-		dirs = append(dirs, b.CADir)
+		sts = append(sts, b.CAStore())
 	}
-	return dirs
+	return sts
 }
 
 // writeBundles puts data in every bundle's ca.crt, all in one batch.
 func (cr *caRun) writeBundles(data []byte) (int, error) {
 	var b atomicdir.Batch
 	var results []*atomicdir.Result
-	for _, d := range cr.bundleDirs() {
-		res, err := b.Update(d, []atomicdir.File{{Name: "ca.crt", Data: data, Mode: atomicdir.CertMode}}, nil)
+	for _, st := range cr.bundleStores() {
+		res, err := b.Update(st, []atomicdir.File{{Name: "ca.crt", Data: data, Mode: atomicdir.CertMode}}, nil)
 		if err != nil {
 			b.Abort()
-			return 0, fmt.Errorf("write %s: %w", filepath.Join(d, "ca.crt"), err)
+			return 0, fmt.Errorf("write %s: %w", filepath.Join(st.Dir, "ca.crt"), err)
 		}
 		results = append(results, res)
 	}

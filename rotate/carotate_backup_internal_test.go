@@ -93,7 +93,7 @@ func TestRetireBacksUpTheKeyAgainAfterACrash(t *testing.T) {
 	p := pki.Paths{PKI: s.PKIDir}
 	errStop := errors.New("stopped")
 	restore := atomicdir.SetHook(func(op, path string) error {
-		if op == "remove" && strings.HasPrefix(filepath.Base(path), "..") && filepath.Dir(path) == p.CADir() {
+		if op == "remove" && strings.HasPrefix(filepath.Base(path), "..") && filepath.Dir(path) == p.CAStore().Path() {
 			return errStop // the old version's removal: PKI/etcd has switched
 		}
 		return nil

@@ -203,7 +203,8 @@ func TestTrustBothBundlesCrashAtEveryStepConverge(t *testing.T) {
 			steps = n - 1
 			break
 		}
-		for _, d := range cr.bundleDirs() {
+		for _, st := range cr.bundleStores() {
+			d := st.Dir
 			got, err := atomicdir.Read(d, "ca.crt")
 			if err != nil {
 				t.Fatalf("killed at %s: %s: %v", stopped, d, err)
@@ -223,7 +224,8 @@ func TestTrustBothBundlesCrashAtEveryStepConverge(t *testing.T) {
 		if _, err := again.writeBundles(again.rot.BundlePEM(issue.CAStageTrustBoth)); err != nil {
 			t.Fatalf("killed at %s: next run: %v", stopped, err)
 		}
-		for _, d := range cr.bundleDirs() {
+		for _, st := range cr.bundleStores() {
+			d := st.Dir
 			if got, _ := os.ReadFile(filepath.Join(d, "ca.crt")); !bytes.Equal(got, both) {
 				t.Errorf("killed at %s: after the next run %s/ca.crt does not hold both CAs", stopped, d)
 			}

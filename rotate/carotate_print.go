@@ -69,7 +69,7 @@ func (cr *caRun) printPlan(w io.Writer) {
 	fmt.Fprintf(w, "1. prepare (%s): create the next CA from the spec's ca settings (%s %d, valid %s) in %s; nothing deployed\n",
 		status(issue.CAStagePrepare), s.CA.Key.Algorithm, s.CA.Key.Size, cluster.FormatDuration(s.CA.Validity), cr.paths.NextCADir())
 	fmt.Fprintf(w, "2. trust-both (%s): every bundle's ca.crt = old CA + new CA (%d bundles); deploy; rolling restart, followers first, one hand-off\n",
-		status(issue.CAStageTrustBoth), len(cr.bundleDirs()))
+		status(issue.CAStageTrustBoth), len(cr.bundleStores()))
 	fmt.Fprintln(w, "   proof per member: a probe client certificate from the NEW CA accepted on its client and peer ports")
 	for _, n := range nodes {
 		fmt.Fprintf(w, "       %s (%s)\n", n, member(issue.CAStageTrustBoth, n))

@@ -29,7 +29,7 @@ func (cr *caRun) retire() error {
 		if err != nil {
 			return fmt.Errorf("finish: back up the old CA: %w", err)
 		}
-		if _, err := atomicdir.Update(caDir, []atomicdir.File{
+		if _, err := atomicdir.Update(cr.paths.CAStore(), []atomicdir.File{
 			{Name: "ca.crt", Data: next.CertPEM, Mode: atomicdir.CertMode},
 			{Name: "ca.key", Data: next.KeyPEM, Mode: atomicdir.CAKeyMode},
 		}, checkCAFiles); err != nil {

@@ -1,7 +1,14 @@
 package rotate
 
 import (
+	"errors"
+	"io/fs"
+	"os"
+	"strings"
+
+	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/internal/pkilock"
+	"github.com/etcdpki/etcdpki/issue"
 )
 
 // LockFile is the lock's name inside the PKI directory. Every writer of
@@ -46,4 +53,31 @@ func (l *lock) release() {
 	if l != nil {
 		l.h.Release()
 	}
+}
+
+// migrateLayout moves the PKI's stores of the layout before named stores
+// into theirs, right after the lock is taken (a dry run changes nothing).
+// Same bytes, new layout: nothing to deploy or prove for it.
+func (r *runner) migrateLayout() error {
+	if r.o.DryRun {
+		return nil
+	}
+	moved, err := issue.MigrateLayout(r.o.Spec)
+	if err != nil {
+		return err
+	}
+	if len(moved) > 0 {
+		r.log.printf("moved %d stores to the named-store layout (same bytes): %s", len(moved), strings.Join(moved, ", "))
+	}
+	return nil
+}
+
+// checkPKIExists refuses a PKI directory that does not exist before the
+// lock is opened in it: the lock's error would name a lock file, not the
+// mistake.
+func checkPKIExists(dir string) error {
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		return input.Errorf("there is no PKI at %s: run etcdpki init first", dir)
+	}
+	return nil
 }

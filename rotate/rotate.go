@@ -45,10 +45,14 @@ type runner struct {
 }
 
 // begin takes the PKI directory's lock (a dry run changes nothing and
-// takes none) and loads the journal into r.st. The leaf rotation and the
+// takes none), loads the journal into r.st and moves stores of the
+// layout before named stores into theirs (issue.MigrateLayout). The leaf rotation and the
 // CA rotation start alike; release drops the lock.
 func (r *runner) begin() (release func(), err error) {
 	release = func() {}
+	if err := checkPKIExists(r.o.Spec.PKIDir); err != nil {
+		return nil, err
+	}
 	if !r.o.DryRun {
 		l, err := acquire(r.o.Spec.PKIDir)
 		if err != nil {
@@ -57,6 +61,10 @@ func (r *runner) begin() (release func(), err error) {
 		release = l.release
 	}
 	if r.st, err = LoadState(r.o.Spec.PKIDir); err != nil {
+		release()
+		return nil, err
+	}
+	if err := r.migrateLayout(); err != nil {
 		release()
 		return nil, err
 	}

@@ -212,7 +212,7 @@ func appendCA(t *testing.T, s *cluster.Spec, node string) {
 	}
 	other := testpki.NewCA(t, "next-etcd-ca")
 	data := append(append([]byte(nil), cur...), other.CertPEM()...)
-	if _, err := atomicdir.Update(dir, []atomicdir.File{{Name: "ca.crt", Data: data, Mode: atomicdir.CertMode}}, nil); err != nil {
+	if _, err := atomicdir.Update(atomicdir.Store{Dir: dir, Name: node}, []atomicdir.File{{Name: "ca.crt", Data: data, Mode: atomicdir.CertMode}}, nil); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -181,7 +181,8 @@ func (wt *watcher) reloadSpec() {
 }
 
 // addWatches watches every directory a certificate can change in: the
-// stores (where atomic swaps rename ..data), their current version
+// stores (where atomic swaps rename ..data, in the store's own
+// directory), their current version
 // directories (a tool writing through the symlinks), the directories
 // above them (new nodes) and the spec's directory (editors replace the
 // file). Adding an already watched directory is harmless.
@@ -192,7 +193,8 @@ func (wt *watcher) addWatches() {
 	for _, t := range inv.Targets {
 		dirs = append(dirs, filepath.Dir(t.Dir), t.Dir)
 		if cur, err := atomicdir.Current(t.Dir); err == nil && cur != "" {
-			dirs = append(dirs, cur)
+			// The version, and the store's own directory beside it.
+			dirs = append(dirs, cur, filepath.Dir(cur))
 		}
 	}
 	if s.File != "" {

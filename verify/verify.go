@@ -111,6 +111,7 @@ func Evaluate(ctx context.Context, o Options) (*Report, error) {
 	// named with what it means for the cluster now and the command that
 	// fixes it (see ExpiredState).
 	if in.spec != nil {
+		rep.Checks = append(rep.Checks, colocatedChecks(in.spec)...)
 		if infos, err := issue.List(in.spec, 0, now); err == nil {
 			if rep.Expired = ExpiredState(ctx, in.spec, infos, in.timeout); rep.Expired != nil {
 				rep.Checks = append(rep.Checks, rep.Expired.check())

@@ -6,10 +6,13 @@
 // then a new key into place lets a handshake in between pair a new cert
 // with an old key. Instead, as Kubernetes' secret volumes and kubelet's
 // certificate store do, the real files live in a versioned directory and
-// the public names are symlinks through one "..data" link:
+// the public names are symlinks through one "..data" link. Each store
+// keeps its versions and its "..data" in a directory of its own, named
+// after the store, so that the stores of several bundles can share one
+// directory (see Store):
 //
-//	dir/server.crt -> ..data/server.crt
-//	dir/..data     -> ..2026_11_26_06_45_12.123456789
+//	dir/server.crt                 -> ..etcd-node-1.store/..data/server.crt
+//	dir/..etcd-node-1.store/..data -> ..2026_11_26_06_45_12.123456789
 //
 // A new version is written and fsynced in full, then "..data" is replaced
 // with a single rename. A crash at any point leaves either the old or the
@@ -19,15 +22,14 @@
 // Update, WriteFile); layout.go the version layout (version names, the
 // link naming the one in effect, pruning); batch.go the batch that puts
 // several stores in effect together and takes them back on failure;
-// repair.go the repair of what a crash left and the migration of plain
-// files; fsops.go and hook.go the file-system steps a crash can fall
+// repair.go the repair of what a crash left and the migration of the
+// layout before named stores and of plain files; fsops.go and hook.go the file-system steps a crash can fall
 // between, each through the test hook; newdir.go a new directory in one
 // rename; drop.go dropping old versions and stores on purpose.
 package atomicdir
 
 import (
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -67,53 +69,56 @@ type Result struct {
 
 // Read returns the contents of name in dir as the next update will see
 // them: through its public link, or, when a crash left that link missing
-// or "..data" naming a version that is gone, from the version the next
-// update repairs the directory to (see Update). It changes nothing, so a
-// run can plan, and refuse bad input, before it writes anything.
+// or DataLink naming a version that is gone, from the version the next
+// update repairs the store to (see Update and Resolve). It changes
+// nothing, so a run can plan, and refuse bad input, before it writes
+// anything.
 func Read(dir, name string) ([]byte, error) {
 	data, err := os.ReadFile(filepath.Join(dir, name))
 	if !errors.Is(err, fs.ErrNotExist) {
 		return data, err
 	}
-	ver, _, verr := effective(dir)
+	ver, verr := Resolve(dir)
 	if verr != nil || ver == "" {
 		return nil, err
 	}
-	if data, verr := os.ReadFile(filepath.Join(dir, ver, name)); verr == nil {
+	if data, verr := os.ReadFile(filepath.Join(ver, name)); verr == nil {
 		return data, nil
 	}
 	return nil, err
 }
 
-// Current returns the path of the version directory in effect, or "" when
-// dir has no versions yet.
+// Current returns the path of the version directory in effect in dir's
+// store (see Resolve for which store), or "" when dir has no versions
+// yet.
 func Current(dir string) (string, error) {
-	target, err := os.Readlink(filepath.Join(dir, DataLink))
-	if errors.Is(err, fs.ErrNotExist) {
-		return "", nil
+	v, err := find(dir)
+	if err != nil || v == nil {
+		return "", err
 	}
-	if err != nil {
-		return "", fmt.Errorf("read %s: %w", filepath.Join(dir, DataLink), err)
-	}
-	return filepath.Join(dir, target), nil
+	return current(v.sd)
 }
 
-// Update makes files part of dir's contents. Files already in dir and not
-// named in files are carried over unchanged. validate, if not nil, sees
-// the complete new contents (name to bytes) before anything is switched,
-// so a cert/key pair check can veto a mismatched pair. When every file is
-// already present with the same bytes, nothing is written; modes are
-// still enforced.
+// Update makes files part of the store's contents. Files already in the
+// store and not named in files are carried over unchanged. validate, if
+// not nil, sees the complete new contents (name to bytes) before anything
+// is switched, so a cert/key pair check can veto a mismatched pair. When
+// every file is already present with the same bytes, nothing is written;
+// modes are still enforced.
 //
 // Before anything else, Update repairs what a crash (kill -9, power loss)
-// of an earlier update can leave in dir: temporary files and links, a
-// version written but never switched to, public links not yet created,
-// and "..data" naming a version that is gone (it then falls back to the
-// version before, which was complete when it was in effect). Callers
-// hold the PKI directory's lock, so nobody else is writing those files.
-func Update(dir string, files []File, validate func(map[string][]byte) error) (Result, error) {
+// of an earlier update can leave in the store: temporary files and links,
+// a version written but never switched to, public links not yet created,
+// and DataLink naming a version that is gone (it then falls back to the
+// version before, which was complete when it was in effect). It then
+// migrates what the store's directory holds from before named stores (a
+// "..data" link and versions in the directory itself) or from another
+// tool (plain files), with the same bytes, into the store (see
+// migrateLegacy and migrateFlat). Callers hold the PKI directory's lock,
+// so nobody else is writing those files.
+func Update(st Store, files []File, validate func(map[string][]byte) error) (Result, error) {
 	var b Batch
-	if _, err := b.Update(dir, files, validate); err != nil {
+	if _, err := b.Update(st, files, validate); err != nil {
 		b.Abort()
 		return Result{}, err
 	}

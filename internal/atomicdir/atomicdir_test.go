@@ -20,6 +20,9 @@ func files(kv ...string) []File {
 	return fs
 }
 
+// st is the store "s" in dir.
+func st(dir string) Store { return Store{Dir: dir, Name: "s"} }
+
 func read(t *testing.T, dir, name string) string {
 	t.Helper()
 	b, err := Read(dir, name)
@@ -31,12 +34,12 @@ func read(t *testing.T, dir, name string) string {
 
 func TestUpdateSwitchesTogether(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "etcd")
-	res, err := Update(dir, files("server.crt", "c1", "server.key", "k1", "ca.crt", "ca"), nil)
+	res, err := Update(st(dir), files("server.crt", "c1", "server.key", "k1", "ca.crt", "ca"), nil)
 	if err != nil || !res.Changed || res.Previous != "" {
 		t.Fatalf("first update: %+v %v", res, err)
 	}
 	first, _ := Current(dir)
-	res, err = Update(dir, files("server.crt", "c2", "server.key", "k2"), nil)
+	res, err = Update(st(dir), files("server.crt", "c2", "server.key", "k2"), nil)
 	if err != nil || !res.Changed || res.Previous != first {
 		t.Fatalf("second update: %+v %v", res, err)
 	}
@@ -46,13 +49,13 @@ func TestUpdateSwitchesTogether(t *testing.T) {
 	// The public names are links through ..data, so one rename switched them.
 	for _, n := range []string{"server.crt", "server.key", "ca.crt"} {
 		target, err := os.Readlink(filepath.Join(dir, n))
-		if err != nil || target != filepath.Join(DataLink, n) {
+		if err != nil || target != filepath.Join("..s.store", DataLink, n) {
 			t.Errorf("%s -> %q, %v", n, target, err)
 		}
 	}
 	// The version before last is pruned; the one just replaced is kept for
 	// readers that resolved it before the switch.
-	Update(dir, files("server.crt", "c3", "server.key", "k3"), nil)
+	Update(st(dir), files("server.crt", "c3", "server.key", "k3"), nil)
 	if _, err := os.Stat(first); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("oldest version %s not pruned", first)
 	}
@@ -61,13 +64,13 @@ func TestUpdateSwitchesTogether(t *testing.T) {
 func TestUpdateUnchangedWritesNothingButFixesModes(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "etcd")
 	in := files("peer.crt", "c", "peer.key", "k")
-	if _, err := Update(dir, in, nil); err != nil {
+	if _, err := Update(st(dir), in, nil); err != nil {
 		t.Fatal(err)
 	}
 	cur, _ := Current(dir)
 	os.Chmod(filepath.Join(cur, "peer.key"), 0o644)
 	os.Chmod(dir, 0o755)
-	res, err := Update(dir, in, nil)
+	res, err := Update(st(dir), in, nil)
 	if err != nil || res.Changed {
 		t.Fatalf("unchanged update: %+v %v", res, err)
 	}
@@ -84,9 +87,9 @@ func TestUpdateUnchangedWritesNothingButFixesModes(t *testing.T) {
 
 func TestValidateVetoChangesNothing(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "etcd")
-	Update(dir, files("server.crt", "c1", "server.key", "k1"), nil)
+	Update(st(dir), files("server.crt", "c1", "server.key", "k1"), nil)
 	before, _ := Current(dir)
-	_, err := Update(dir, files("server.crt", "c2"), func(m map[string][]byte) error {
+	_, err := Update(st(dir), files("server.crt", "c2"), func(m map[string][]byte) error {
 		if string(m["server.key"]) != "k1" {
 			t.Errorf("validate did not see the carried-over key")
 		}
@@ -97,7 +100,7 @@ func TestValidateVetoChangesNothing(t *testing.T) {
 	}
 	after, _ := Current(dir)
 	entries, _ := os.ReadDir(dir)
-	if before != after || read(t, dir, "server.crt") != "c1" || len(entries) != 4 {
+	if before != after || read(t, dir, "server.crt") != "c1" || len(entries) != 3 {
 		t.Errorf("a vetoed update left traces: %v", entries)
 	}
 }
@@ -106,13 +109,13 @@ func TestMigratesFlatFiles(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "server.crt"), []byte("old-c"), 0o644)
 	os.WriteFile(filepath.Join(dir, "server.key"), []byte("old-k"), 0o644)
-	if _, err := Update(dir, files("server.crt", "new-c", "server.key", "new-k"), nil); err != nil {
+	if _, err := Update(st(dir), files("server.crt", "new-c", "server.key", "new-k"), nil); err != nil {
 		t.Fatal(err)
 	}
 	if read(t, dir, "server.crt") != "new-c" || read(t, dir, "server.key") != "new-k" {
 		t.Error("flat files not replaced")
 	}
-	if !isLinkToData(dir, "server.key") {
+	if !st(dir).view().isLink("server.key") {
 		t.Error("flat file not turned into a link")
 	}
 }
@@ -122,14 +125,14 @@ func TestMigratesFlatFiles(t *testing.T) {
 // update proceeds.
 func TestCrashBeforeSwitch(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "etcd")
-	Update(dir, files("server.crt", "c1", "server.key", "k1"), nil)
-	stray := filepath.Join(dir, "..2000_01_01_00_00_00.000000000")
+	Update(st(dir), files("server.crt", "c1", "server.key", "k1"), nil)
+	stray := filepath.Join(st(dir).Path(), "..2000_01_01_00_00_00.000000000")
 	os.Mkdir(stray, DirMode)
 	os.WriteFile(filepath.Join(stray, "server.crt"), []byte("half"), CertMode)
 	if read(t, dir, "server.crt") != "c1" {
 		t.Fatal("stray version took effect")
 	}
-	if _, err := Update(dir, files("server.crt", "c2", "server.key", "k2"), nil); err != nil {
+	if _, err := Update(st(dir), files("server.crt", "c2", "server.key", "k2"), nil); err != nil {
 		t.Fatal(err)
 	}
 	if read(t, dir, "server.crt") != "c2" {
@@ -152,7 +155,7 @@ func TestWriteFile(t *testing.T) {
 	if info, _ := os.Stat(p); info.Mode().Perm() != 0o644 {
 		t.Errorf("mode %o not enforced", info.Mode().Perm())
 	}
-	if _, err := Update(t.TempDir(), files("../x", "y"), nil); err == nil {
+	if _, err := Update(st(t.TempDir()), files("../x", "y"), nil); err == nil {
 		t.Error("path traversal in a file name accepted")
 	}
 }
@@ -160,25 +163,25 @@ func TestWriteFile(t *testing.T) {
 // What a kill can leave in a store, and what the next Update makes of it.
 func TestUpdateRepairsWhatACrashLeft(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "etcd")
-	if _, err := Update(dir, files("server.crt", "c1", "server.key", "k1"), nil); err != nil {
+	if _, err := Update(st(dir), files("server.crt", "c1", "server.key", "k1"), nil); err != nil {
 		t.Fatal(err)
 	}
 	first, _ := Current(dir)
-	if _, err := Update(dir, files("server.crt", "c2", "server.key", "k2"), nil); err != nil {
+	if _, err := Update(st(dir), files("server.crt", "c2", "server.key", "k2"), nil); err != nil {
 		t.Fatal(err)
 	}
 	// The public key link was never made, a link and a file being
 	// replaced were left half done, a version was never switched to.
 	os.Remove(filepath.Join(dir, "server.key"))
-	os.Symlink("..data/server.key", filepath.Join(dir, "..link.tmp123"))
+	os.Symlink("..data/server.key", filepath.Join(st(dir).Path(), "..link.tmp123"))
 	os.WriteFile(filepath.Join(dir, ".server.key.tmp456"), []byte("half"), 0o600)
-	orphan := filepath.Join(dir, "..9999_01_01_00_00_00.000000000")
+	orphan := filepath.Join(st(dir).Path(), "..9999_01_01_00_00_00.000000000")
 	os.Mkdir(orphan, DirMode)
 	os.WriteFile(filepath.Join(orphan, "server.crt"), []byte("c3"), 0o644)
 	if got, err := Read(dir, "server.key"); err != nil || string(got) != "k2" {
 		t.Fatalf("Read through ..data: %q, %v; want k2", got, err)
 	}
-	res, err := Update(dir, files("server.crt", "c2", "server.key", "k2"), nil)
+	res, err := Update(st(dir), files("server.crt", "c2", "server.key", "k2"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +191,7 @@ func TestUpdateRepairsWhatACrashLeft(t *testing.T) {
 	if read(t, dir, "server.key") != "k2" {
 		t.Error("the missing link was not recreated")
 	}
-	for _, p := range []string{filepath.Join(dir, "..link.tmp123"), filepath.Join(dir, ".server.key.tmp456"), orphan} {
+	for _, p := range []string{filepath.Join(st(dir).Path(), "..link.tmp123"), filepath.Join(dir, ".server.key.tmp456"), orphan} {
 		if _, err := os.Lstat(p); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s left behind", p)
 		}
@@ -199,7 +202,7 @@ func TestUpdateRepairsWhatACrashLeft(t *testing.T) {
 	if got, err := Read(dir, "server.crt"); err != nil || string(got) != "c1" {
 		t.Fatalf("Read with ..data dangling: %q, %v; want the previous version's c1", got, err)
 	}
-	if _, err := Update(dir, files("ca.crt", "ca"), nil); err != nil {
+	if _, err := Update(st(dir), files("ca.crt", "ca"), nil); err != nil {
 		t.Fatalf("update with ..data dangling: %v", err)
 	}
 	if now, _ := Current(dir); now == first {
@@ -214,8 +217,8 @@ func TestUpdateRepairsWhatACrashLeft(t *testing.T) {
 func TestFailedCommitRollsBack(t *testing.T) {
 	base := t.TempDir()
 	a, b := filepath.Join(base, "a"), filepath.Join(base, "b")
-	Update(a, files("x.crt", "a1"), nil)
-	Update(b, files("x.crt", "b1"), nil)
+	Update(st(a), files("x.crt", "a1"), nil)
+	Update(st(b), files("x.crt", "b1"), nil)
 	for n := 1; n < 20; n++ {
 		count := 0
 		restore := SetHook(func(op, path string) error {
@@ -225,9 +228,9 @@ func TestFailedCommitRollsBack(t *testing.T) {
 			return nil
 		})
 		var bt Batch
-		_, err := bt.Update(a, files("x.crt", "a2"), nil)
+		_, err := bt.Update(st(a), files("x.crt", "a2"), nil)
 		if err == nil {
-			_, err = bt.Update(b, files("x.crt", "b2"), nil)
+			_, err = bt.Update(st(b), files("x.crt", "b2"), nil)
 		}
 		if err == nil {
 			_, err = bt.WriteFile(filepath.Join(base, "new", "conf"), []byte("c"), 0o644)

@@ -36,9 +36,10 @@ type Batch struct {
 }
 
 type prepared struct {
-	dir, version string
-	names        []string
-	result       *Result
+	st      Store
+	version string
+	names   []string
+	result  *Result
 }
 
 type pendingWrite struct {
@@ -95,19 +96,29 @@ func (b *Batch) mkdirAll(dir string) error {
 
 // Update prepares dir's new version (see the package function Update);
 // nothing is in effect until Commit.
-func (b *Batch) Update(dir string, files []File, validate func(map[string][]byte) error) (*Result, error) {
+func (b *Batch) Update(st Store, files []File, validate func(map[string][]byte) error) (*Result, error) {
 	res := &Result{}
 	b.results = append(b.results, res)
+	if err := st.check(); err != nil {
+		return res, err
+	}
+	dir, sv := st.Dir, st.view()
 	if err := b.Dir(dir); err != nil {
 		return res, err
 	}
-	if err := repair(dir); err != nil {
+	if err := b.Dir(sv.sd); err != nil {
 		return res, err
 	}
-	if err := migrateFlat(dir, files); err != nil {
+	if err := repair(sv); err != nil {
 		return res, err
 	}
-	cur, err := Current(dir)
+	if err := migrateLegacy(st); err != nil {
+		return res, err
+	}
+	if err := migrateFlat(st, files); err != nil {
+		return res, err
+	}
+	cur, err := current(sv.sd)
 	if err != nil {
 		return res, err
 	}
@@ -126,7 +137,7 @@ func (b *Batch) Update(dir string, files []File, validate func(map[string][]byte
 			return res, fmt.Errorf("bad file name %q", f.Name)
 		}
 		old, ok := contents[f.Name]
-		if !ok || !bytes.Equal(old.Data, f.Data) || !isLinkToData(dir, f.Name) {
+		if !ok || !bytes.Equal(old.Data, f.Data) || !sv.isLink(f.Name) {
 			same = false
 		}
 		contents[f.Name] = f
@@ -156,12 +167,12 @@ func (b *Batch) Update(dir string, files []File, validate func(map[string][]byte
 			return res, err
 		}
 	}
-	version, names, err := writeVersion(dir, contents, false)
+	version, names, err := writeVersion(sv.sd, contents, false)
 	if err != nil {
 		return res, err
 	}
 	res.Changed, res.Previous = true, cur
-	b.pending = append(b.pending, &prepared{dir: dir, version: version, names: names, result: res})
+	b.pending = append(b.pending, &prepared{st: st, version: version, names: names, result: res})
 	return res, nil
 }
 
@@ -201,7 +212,7 @@ func (b *Batch) WriteFile(path string, data []byte, mode fs.FileMode) (bool, err
 // the directories it created.
 func (b *Batch) Abort() {
 	for _, p := range b.pending {
-		os.RemoveAll(filepath.Join(p.dir, p.version))
+		os.RemoveAll(filepath.Join(p.st.Path(), p.version))
 	}
 	for _, w := range b.writes {
 		os.Remove(w.tmp)
@@ -245,14 +256,16 @@ func (b *Batch) Commit() error {
 	var fresh, parents []string
 	seen := map[string]bool{}
 	for _, p := range b.pending {
-		ver := filepath.Join(p.dir, p.version)
+		ver := filepath.Join(p.st.Path(), p.version)
 		for _, n := range p.names {
 			fresh = append(fresh, filepath.Join(ver, n))
 		}
 		fresh = append(fresh, ver)
-		if !seen[p.dir] {
-			seen[p.dir] = true
-			parents = append(parents, p.dir)
+		for _, d := range []string{p.st.Path(), p.st.Dir} {
+			if !seen[d] {
+				seen[d] = true
+				parents = append(parents, d)
+			}
 		}
 	}
 	for _, w := range b.writes {
@@ -287,39 +300,48 @@ func (b *Batch) Commit() error {
 	// In effect and durable. Pruning is housekeeping: a failure leaves an
 	// extra old version, which the next update prunes.
 	for _, p := range b.pending {
-		_ = prune(p.dir, p.result.Previous)
+		_ = prune(p.st.Path(), p.result.Previous)
 	}
 	b.pending, b.writes, b.created, b.undo = nil, nil, nil, nil
 	return nil
 }
 
-// switchVersion points p.dir's "..data" at its new version with one
-// rename, then creates any missing public links, and records how to take
-// both back.
+// switchVersion points the store's DataLink at its new version with one
+// rename, then points its public names at the store, and records how to
+// take both back. A name that pointed into another store sharing the
+// directory (a ca.crt both bundles carry) now points into this one, as a
+// copy of this bundle would leave it; undo points it back.
 func (b *Batch) switchVersion(p *prepared) error {
-	if err := replaceSymlink(p.dir, DataLink, p.version); err != nil {
+	sv := p.st.view()
+	if err := replaceSymlink(sv.sd, DataLink, p.version); err != nil {
 		return err
 	}
-	var made []string
+	type link struct{ name, old string }
+	var made []link
 	prev := p.result.Previous
 	b.undo = append(b.undo, func() {
 		if prev != "" {
-			_ = replaceSymlink(p.dir, DataLink, filepath.Base(prev))
+			_ = replaceSymlink(sv.sd, DataLink, filepath.Base(prev))
 		} else {
-			os.Remove(filepath.Join(p.dir, DataLink))
+			os.Remove(filepath.Join(sv.sd, DataLink))
 		}
-		for _, n := range made {
-			os.Remove(filepath.Join(p.dir, n))
+		for _, l := range made {
+			if l.old == "" {
+				os.Remove(filepath.Join(sv.dir, l.name))
+			} else {
+				_ = replaceSymlink(sv.dir, l.name, l.old)
+			}
 		}
 	})
-	// The links only ever point through ..data, so creating them after
+	// The links only ever point through DataLink, so creating them after
 	// the switch exposes complete contents only.
 	for _, n := range p.names {
-		if !isLinkToData(p.dir, n) {
-			if err := replaceSymlink(p.dir, n, filepath.Join(DataLink, n)); err != nil {
+		if !sv.isLink(n) {
+			old, _ := os.Readlink(filepath.Join(sv.dir, n))
+			if err := replaceSymlink(sv.dir, n, filepath.Join(sv.prefix, n)); err != nil {
 				return err
 			}
-			made = append(made, n)
+			made = append(made, link{n, old})
 		}
 	}
 	return nil

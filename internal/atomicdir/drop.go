@@ -6,11 +6,15 @@ package atomicdir
 // secret that must leave the directory now (a retired CA key), the caller
 // drops it explicitly. Each removal goes through the crash hook.
 func DropOld(dir string) error {
-	cur, err := Current(dir)
+	v, err := find(dir)
+	if err != nil || v == nil {
+		return err
+	}
+	cur, err := current(v.sd)
 	if err != nil {
 		return err
 	}
-	return prune(dir, cur)
+	return prune(v.sd, cur)
 }
 
 // RemoveAll removes path and everything below it, through the crash hook:
