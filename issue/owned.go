@@ -106,7 +106,7 @@ func checkOwnBundle(t pki.Target) (bool, error) {
 // take back if the write then fails, and a note for the output.
 func keepOrBackUp(pkiDir string, t pki.Target, info CertInfo, o Options) (keep bool, undo func(), note string, err error) {
 	if info.Status == StatusOK && sameOrganization(info, t) {
-		return true, nil, fmt.Sprintf("valid until %s, kept (renew it by issuing into a new --out, or remove %s first)", info.Expires.UTC().Format("2006-01-02"), t.Dir), nil
+		return true, nil, fmt.Sprintf("valid until %s, kept: the same request changes nothing (another --org, --ip or --dns replaces it, keeping a backup)", info.Expires.UTC().Format("2006-01-02")), nil
 	}
 	certPEM, keyPEM, rerr := readStoredPair(t)
 	if rerr != nil || certPEM == nil {
@@ -123,7 +123,16 @@ func keepOrBackUp(pkiDir string, t pki.Target, info CertInfo, o Options) (keep b
 	if err != nil {
 		return false, nil, "", fmt.Errorf("back up %s: %w", t.Dir, err)
 	}
-	return false, undo, fmt.Sprintf("replaced a %s pair; previous pair in %s", info.Status, filepath.Join(dir, name)), nil
+	was := "an " + info.Status + " pair"
+	switch info.Status {
+	case StatusOK:
+		was = "the pair for another subject"
+	case StatusDue:
+		was = "a pair due for renewal"
+	case StatusSANMismatch:
+		was = "the pair for other SANs"
+	}
+	return false, undo, fmt.Sprintf("replaced %s; previous pair in %s", was, filepath.Join(dir, name)), nil
 }
 
 func sameOrganization(info CertInfo, t pki.Target) bool {
