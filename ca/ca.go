@@ -37,10 +37,6 @@ func init() {
 // clock runs a little behind still accepts a certificate issued just now.
 const Backdate = 5 * time.Minute
 
-// inputErrorf is a problem with the operator's CA settings or files (as
-// opposed to a failed operation): an input.Error, exit code 2.
-func inputErrorf(format string, args ...any) error { return input.Errorf(format, args...) }
-
 // CA is a loaded certificate authority, ready to sign.
 type CA struct {
 	Cert    *x509.Certificate
@@ -57,10 +53,10 @@ func Create(spec cluster.CA, now time.Time) (*CA, error) {
 		return nil, err
 	}
 	if spec.Validity < time.Second {
-		return nil, inputErrorf("CA %q: validity %s is shorter than a second", spec.CommonName, spec.Validity)
+		return nil, input.Errorf("CA %q: validity %s is shorter than a second", spec.CommonName, spec.Validity)
 	}
 	if err := cluster.CheckSubjectValue(spec.CommonName); err != nil {
-		return nil, inputErrorf("CA commonName %v", err)
+		return nil, input.Errorf("CA commonName %v", err)
 	}
 	req := &csr.CertificateRequest{
 		CN:         spec.CommonName,
@@ -112,20 +108,20 @@ func Parse(certPEM, keyPEM []byte, where string) (*CA, error) {
 func ParseFiles(certPEM, keyPEM []byte, certPath, keyPath string) (*CA, error) {
 	cert, err := ParseCert(certPEM)
 	if err != nil {
-		return nil, inputErrorf("%s: %v", certPath, err)
+		return nil, input.Errorf("%s: %v", certPath, err)
 	}
 	if !cert.IsCA || !cert.BasicConstraintsValid {
-		return nil, inputErrorf("%s: certificate %q is not a CA (basicConstraints CA:FALSE)", certPath, cert.Subject.CommonName)
+		return nil, input.Errorf("%s: certificate %q is not a CA (basicConstraints CA:FALSE)", certPath, cert.Subject.CommonName)
 	}
 	if cert.KeyUsage != 0 && cert.KeyUsage&x509.KeyUsageCertSign == 0 {
-		return nil, inputErrorf("%s: CA %q may not sign certificates (no keyCertSign usage)", certPath, cert.Subject.CommonName)
+		return nil, input.Errorf("%s: CA %q may not sign certificates (no keyCertSign usage)", certPath, cert.Subject.CommonName)
 	}
 	key, err := certx.ParseKey(keyPEM)
 	if err != nil {
-		return nil, inputErrorf("%s: %v", keyPath, err)
+		return nil, input.Errorf("%s: %v", keyPath, err)
 	}
 	if !certx.KeyMatches(cert, key.Public()) {
-		return nil, inputErrorf("%s: CA key does not match the CA certificate %s", keyPath, certPath)
+		return nil, input.Errorf("%s: CA key does not match the CA certificate %s", keyPath, certPath)
 	}
 	return &CA{Cert: cert, CertPEM: certPEM, KeyPEM: keyPEM, key: key}, nil
 }
@@ -195,7 +191,7 @@ func (c *CA) Sign(r Request) (certPEM, keyPEM []byte, err error) {
 		return nil, nil, fmt.Errorf("unknown certificate profile %q", r.Kind.Profile)
 	}
 	if r.Validity < time.Second {
-		return nil, nil, inputErrorf("certificate %q: validity %s is shorter than a second", r.CommonName, r.Validity)
+		return nil, nil, input.Errorf("certificate %q: validity %s is shorter than a second", r.CommonName, r.Validity)
 	}
 	if err := checkKey(r.Key); err != nil {
 		return nil, nil, err
@@ -203,17 +199,17 @@ func (c *CA) Sign(r Request) (certPEM, keyPEM []byte, err error) {
 	// Checked here too, not only in the spec: cfssl turns some bad hosts
 	// into other SAN types and panics on non-ASCII names.
 	if err := cluster.CheckSubjectValue(r.CommonName); err != nil {
-		return nil, nil, inputErrorf("commonName %v", err)
+		return nil, nil, input.Errorf("commonName %v", err)
 	}
 	for _, o := range r.Organization {
 		if err := cluster.CheckSubjectValue(o); err != nil {
-			return nil, nil, inputErrorf("certificate %q: organization %v", r.CommonName, err)
+			return nil, nil, input.Errorf("certificate %q: organization %v", r.CommonName, err)
 		}
 	}
 	for _, h := range r.Hosts {
 		if net.ParseIP(h) == nil {
 			if err := cluster.CheckDNSName(h); err != nil {
-				return nil, nil, inputErrorf("certificate %q: SAN %v", r.CommonName, err)
+				return nil, nil, input.Errorf("certificate %q: SAN %v", r.CommonName, err)
 			}
 		}
 	}
@@ -222,7 +218,7 @@ func (c *CA) Sign(r Request) (certPEM, keyPEM []byte, err error) {
 		now = time.Now()
 	}
 	if !now.Before(c.Cert.NotAfter) {
-		return nil, nil, inputErrorf("CA %q expired on %s: it can sign nothing usable; a new CA must be rolled out in stages", c.Cert.Subject.CommonName, c.Cert.NotAfter.Format(time.RFC3339))
+		return nil, nil, input.Errorf("CA %q expired on %s: it can sign nothing usable; a new CA must be rolled out in stages", c.Cert.Subject.CommonName, c.Cert.NotAfter.Format(time.RFC3339))
 	}
 	creq := &csr.CertificateRequest{CN: r.CommonName, Hosts: r.Hosts, KeyRequest: &csr.KeyRequest{A: r.Key.Algorithm, S: r.Key.Size}}
 	for _, o := range r.Organization {
@@ -297,7 +293,7 @@ func checkKey(k cluster.KeySpec) error {
 		// cfssl accepts some sizes we don't want and panics on others;
 		// only pass it what we have tested (cluster's one set of key
 		// rules).
-		return inputErrorf("key %s is not supported (%s)", k, cluster.SupportedKeysText())
+		return input.Errorf("key %s is not supported (%s)", k, cluster.SupportedKeysText())
 	}
 	return nil
 }

@@ -11,7 +11,10 @@ import (
 
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
+	"github.com/etcdpki/etcdpki/internal/certx"
+	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/internal/regular"
+	"github.com/etcdpki/etcdpki/pki"
 )
 
 // maxBackupNames bounds the search for a free backup name: base, base-2,
@@ -29,11 +32,11 @@ func CheckBackupRoot(root string) error {
 	case errors.Is(err, fs.ErrNotExist):
 		return nil
 	case err != nil:
-		return readError(root, err)
+		return pki.ReadError(root, err)
 	case info.Mode()&fs.ModeSymlink != 0:
-		return inputError("%s is a symbolic link; etcdpki keeps its backups (old keys included) in a plain directory there: move it away", root)
+		return input.Errorf("%s is a symbolic link; etcdpki keeps its backups (old keys included) in a plain directory there: move it away", root)
 	case !info.IsDir():
-		return inputError("%s is %s, not a directory; etcdpki keeps its backups there: move it away", root, describeFileType(info.Mode()))
+		return input.Errorf("%s is %s, not a directory; etcdpki keeps its backups there: move it away", root, describeFileType(info.Mode()))
 	}
 	return nil
 }
@@ -165,28 +168,28 @@ func BackupRetiredCAs(root, caDir string) ([]string, error) {
 		if ver == cur {
 			continue
 		}
-		key, kerr := regular.ReadFile(filepath.Join(ver, "ca.key"))
+		key, kerr := regular.ReadFile(filepath.Join(ver, pki.CAKeyFile))
 		if errors.Is(kerr, fs.ErrNotExist) {
 			continue // no key here: nothing that could be lost
 		}
 		if kerr != nil {
 			return nil, fmt.Errorf("back up the retired CA in %s: %w", ver, kerr)
 		}
-		crt, cerr := regular.ReadFile(filepath.Join(ver, "ca.crt"))
+		crt, cerr := regular.ReadFile(filepath.Join(ver, pki.CAFile))
 		if cerr != nil && !errors.Is(cerr, fs.ErrNotExist) {
 			return nil, fmt.Errorf("back up the retired CA in %s: %w", ver, cerr)
 		}
 		if cur != "" {
-			if inEffect, err := regular.ReadFile(filepath.Join(cur, "ca.key")); err == nil && bytes.Equal(inEffect, key) {
+			if inEffect, err := regular.ReadFile(filepath.Join(cur, pki.CAKeyFile)); err == nil && bytes.Equal(inEffect, key) {
 				continue // the key in effect: not retired
 			}
 		}
 		base := "ca-unknown"
-		files := []atomicdir.File{{Name: "ca.key", Data: key, Mode: atomicdir.CAKeyMode}}
+		files := []atomicdir.File{{Name: pki.CAKeyFile, Data: key, Mode: atomicdir.CAKeyMode}}
 		if cerr == nil {
-			files = append(files, atomicdir.File{Name: "ca.crt", Data: crt, Mode: atomicdir.CertMode})
+			files = append(files, atomicdir.File{Name: pki.CAFile, Data: crt, Mode: atomicdir.CertMode})
 			if c, err := ca.ParseCert(crt); err == nil {
-				base = "ca-" + Serial(c)
+				base = "ca-" + certx.Serial(c)
 			}
 		}
 		dir, _, err := WriteBackup(root, base, files, true)

@@ -46,7 +46,7 @@ func TestInitBadInputChangesNothing(t *testing.T) {
 		}, "nodes/etcd-node-3/etcd/peer.key: does not exist"},
 		{"cert from another CA", func(t *testing.T, pkiDir string) {
 			other := filepath.Join(t.TempDir(), "pki")
-			if _, err := Init(context.Background(), spec(t, threeNodes, other), Options{}); err != nil {
+			if _, err := Init(context.Background(), pki.New(spec(t, threeNodes, other)), Options{}); err != nil {
 				t.Fatal(err)
 			}
 			p, o := pki.Paths{PKI: pkiDir}, pki.Paths{PKI: other}
@@ -56,7 +56,7 @@ func TestInitBadInputChangesNothing(t *testing.T) {
 		}, "nodes/etcd-node-2/etcd/peer.crt: not a valid etcd-peer certificate from this PKI's CA"},
 		{"bundle ca.crt from another CA", func(t *testing.T, pkiDir string) {
 			other := filepath.Join(t.TempDir(), "pki")
-			Init(context.Background(), spec(t, threeNodes, other), Options{})
+			Init(context.Background(), pki.New(spec(t, threeNodes, other)), Options{})
 			overwrite(t, filepath.Join(pki.Paths{PKI: pkiDir}.NodeCertDir("etcd-node-1"), "ca.crt"), mustRead(t, pki.Paths{PKI: other}.CACert()))
 		}, "nodes/etcd-node-1/etcd/ca.crt: holds another CA"},
 		{"garbage certificate", func(t *testing.T, pkiDir string) {
@@ -77,7 +77,7 @@ func TestInitBadInputChangesNothing(t *testing.T) {
 			tc.setup(t, s.PKIDir)
 			os.Chmod(s.PKIDir, mode(t, s.PKIDir)) // keep setup's mode
 			before := snapshot(t, s.PKIDir)
-			_, err := Init(context.Background(), s, Options{})
+			_, err := Init(context.Background(), pki.New(s), Options{})
 			checkInputError(t, err, tc.want)
 			if after := snapshot(t, s.PKIDir); after != before {
 				t.Error("a failed init changed the tree")
@@ -90,12 +90,12 @@ func TestInitFreshBadDirs(t *testing.T) {
 	base := t.TempDir()
 	file := filepath.Join(base, "file")
 	os.WriteFile(file, []byte("x"), 0o600)
-	_, err := Init(context.Background(), spec(t, threeNodes, file), Options{})
+	_, err := Init(context.Background(), pki.New(spec(t, threeNodes, file)), Options{})
 	checkInputError(t, err, "file: not a directory")
 
 	ro := filepath.Join(base, "ro")
 	os.Mkdir(ro, 0o500)
-	_, err = Init(context.Background(), spec(t, threeNodes, filepath.Join(ro, "pki")), Options{})
+	_, err = Init(context.Background(), pki.New(spec(t, threeNodes, filepath.Join(ro, "pki"))), Options{})
 	checkInputError(t, err, "ro: read-only")
 	if entries, _ := os.ReadDir(ro); len(entries) != 0 {
 		t.Errorf("wrote into a read-only dir: %v", entries)
@@ -105,7 +105,7 @@ func TestInitFreshBadDirs(t *testing.T) {
 func TestInitExpiredCertIsNotReplaced(t *testing.T) {
 	s, _ := initTree(t, threeNodes)
 	later := time.Now().Add(400 * 24 * time.Hour)
-	_, err := Init(context.Background(), s, Options{Now: func() time.Time { return later }})
+	_, err := Init(context.Background(), pki.New(s), Options{Now: func() time.Time { return later }})
 	checkInputError(t, err, "expired on")
 	if err != nil && !strings.Contains(err.Error(), "etcdpki certs renew") {
 		t.Errorf("error does not say how to fix it: %v", err)
@@ -163,11 +163,11 @@ func TestIssueBadInputChangesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	other := filepath.Join(t.TempDir(), "pki")
-	if _, err := Init(context.Background(), spec(t, threeNodes, other), Options{}); err != nil {
+	if _, err := Init(context.Background(), pki.New(spec(t, threeNodes, other)), Options{}); err != nil {
 		t.Fatal(err)
 	}
 	foreign := filepath.Join(outside, "foreign")
-	if _, err := One(context.Background(), spec(t, threeNodes, other), OneRequest{Kind: "client", Name: "ops", Out: foreign}, Options{}); err != nil {
+	if _, err := One(context.Background(), pki.New(spec(t, threeNodes, other)), OneRequest{Kind: "client", Name: "ops", Out: foreign}, Options{}); err != nil {
 		t.Fatal(err)
 	}
 	scratch := filepath.Join(outside, "scratch") // like /tmp or /etc
@@ -227,7 +227,7 @@ func TestIssueBadInputChangesNothing(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before, beforeOut := snapshot(t, s.PKIDir), snapshot(t, outside)
-			_, err := One(context.Background(), tc.s, tc.r, Options{})
+			_, err := One(context.Background(), pki.New(tc.s), tc.r, Options{})
 			checkInputError(t, err, tc.want)
 			if snapshot(t, s.PKIDir) != before || snapshot(t, outside) != beforeOut {
 				t.Error("a refused issue changed the tree")
@@ -241,24 +241,24 @@ func TestIssueBadInputChangesNothing(t *testing.T) {
 func TestListFlagsForeignBundleCA(t *testing.T) {
 	s, _ := initTree(t, threeNodes)
 	other := filepath.Join(t.TempDir(), "pki")
-	if _, err := Init(context.Background(), spec(t, threeNodes, other), Options{}); err != nil {
+	if _, err := Init(context.Background(), pki.New(spec(t, threeNodes, other)), Options{}); err != nil {
 		t.Fatal(err)
 	}
 	p := pki.Paths{PKI: s.PKIDir}
 	overwrite(t, filepath.Join(p.NodeCertDir("etcd-node-2"), "ca.crt"), mustRead(t, pki.Paths{PKI: other}.CACert()))
-	infos, err := List(s, 0, time.Now())
+	infos, err := pki.List(pki.New(s), 0, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, i := range infos[1:] {
-		want := StatusOK
+		want := pki.StatusOK
 		if strings.HasPrefix(i.Name, "etcd-node-2/") {
-			want = StatusInvalid
+			want = pki.StatusInvalid
 		}
 		if i.Status != want {
 			t.Errorf("%s is %s (%s), want %s", i.Name, i.Status, i.Reason, want)
 		}
-		if want == StatusInvalid && !strings.Contains(i.Reason, "nodes/etcd-node-2/etcd/ca.crt: holds another CA") {
+		if want == pki.StatusInvalid && !strings.Contains(i.Reason, "nodes/etcd-node-2/etcd/ca.crt: holds another CA") {
 			t.Errorf("%s: reason %q does not name the bundle's ca.crt", i.Name, i.Reason)
 		}
 	}
@@ -270,10 +270,10 @@ func TestCorruptCAKeyNamesTheKeyFile(t *testing.T) {
 	p := pki.Paths{PKI: s.PKIDir}
 	overwrite(t, p.CAKey(), []byte("-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n"))
 	for name, run := range map[string]func() error{
-		"init": func() error { _, err := Init(context.Background(), s, Options{}); return err },
-		"list": func() error { _, err := List(s, 0, time.Now()); return err },
+		"init": func() error { _, err := Init(context.Background(), pki.New(s), Options{}); return err },
+		"list": func() error { _, err := pki.List(pki.New(s), 0, time.Now()); return err },
 		"issue": func() error {
-			_, err := One(context.Background(), s, OneRequest{Kind: "client", Name: "ops"}, Options{})
+			_, err := One(context.Background(), pki.New(s), OneRequest{Kind: "client", Name: "ops"}, Options{})
 			return err
 		},
 	} {

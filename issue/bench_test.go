@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/pki"
 )
 
 // BenchmarkInitThreeNode measures a full bootstrap of the three-node
@@ -27,7 +28,7 @@ func BenchmarkInitThreeNode(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StartTimer()
-		if _, err := Init(context.Background(), s, Options{}); err != nil {
+		if _, err := Init(context.Background(), pki.New(s), Options{}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -39,12 +40,12 @@ func BenchmarkInitNoop(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, err := Init(context.Background(), s, Options{}); err != nil {
+	if _, err := Init(context.Background(), pki.New(s), Options{}); err != nil {
 		b.Fatal(err)
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if _, err := Init(context.Background(), s, Options{}); err != nil {
+		if _, err := Init(context.Background(), pki.New(s), Options{}); err != nil {
 			b.Fatal(err)
 		}
 	}

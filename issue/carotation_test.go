@@ -17,21 +17,21 @@ import (
 func TestCARotationStageFromTheFiles(t *testing.T) {
 	s, _ := initTree(t, threeNodes)
 	p := pki.Paths{PKI: s.PKIDir}
-	stage := func(want string) *CARotation {
+	stage := func(want string) *pki.CARotation {
 		t.Helper()
-		r, err := ReadCARotation(s)
+		r, err := pki.ReadCARotation(pki.New(s))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if r.Stage != want {
 			t.Fatalf("stage %q, want %q", r.Stage, want)
 		}
-		infos, err := List(s, 0, time.Now())
+		infos, err := pki.List(pki.New(s), 0, time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, in := range infos {
-			if in.Status != StatusOK {
+			if in.Status != pki.StatusOK {
 				t.Errorf("stage %q: %s is %s: %s", want, in.Name, in.Status, in.Reason)
 			}
 			if want != "" && in.Target != nil && in.Reason != "CA rotation in progress, stage "+want {
@@ -62,35 +62,35 @@ func TestCARotationStageFromTheFiles(t *testing.T) {
 		{Name: "ca.key", Data: next.KeyPEM, Mode: atomicdir.CAKeyMode}}, nil); err != nil {
 		t.Fatal(err)
 	}
-	r := stage(CAStagePrepare)
+	r := stage(pki.CAStagePrepare)
 	// Without the rotation's authority, renew and init refuse: they would
 	// write bundles with the old CA alone.
-	if _, err := Renew(context.Background(), s, pki.New(s).Targets, RenewOptions{}); err == nil {
+	if _, err := Renew(context.Background(), pki.New(s), pki.New(s).Targets, RenewOptions{}); err == nil {
 		t.Error("certs renew ran during a CA rotation")
 	}
-	if _, err := Init(context.Background(), s, Options{}); err == nil {
+	if _, err := Init(context.Background(), pki.New(s), Options{}); err == nil {
 		t.Error("init ran during a CA rotation")
 	}
-	bundles(r.BundlePEM(CAStageTrustBoth))
-	stage(CAStageTrustBoth)
+	bundles(r.BundlePEM(pki.CAStageTrustBoth))
+	stage(pki.CAStageTrustBoth)
 	// One leaf from the new CA is enough to be in reissue; a bundle
 	// trusting only the old CA beside it would be invalid.
-	if _, err := Renew(context.Background(), s, pki.New(s).Targets[:1], RenewOptions{Authority: next, BundleCA: r.BundlePEM(CAStageReissue)}); err != nil {
+	if _, err := Renew(context.Background(), pki.New(s), pki.New(s).Targets[:1], RenewOptions{Authority: next, BundleCA: r.BundlePEM(pki.CAStageReissue)}); err != nil {
 		t.Fatal(err)
 	}
-	stage(CAStageReissue)
-	if _, err := Renew(context.Background(), s, pki.New(s).Targets[1:], RenewOptions{Authority: next, BundleCA: r.BundlePEM(CAStageReissue)}); err != nil {
+	stage(pki.CAStageReissue)
+	if _, err := Renew(context.Background(), pki.New(s), pki.New(s).Targets[1:], RenewOptions{Authority: next, BundleCA: r.BundlePEM(pki.CAStageReissue)}); err != nil {
 		t.Fatal(err)
 	}
-	stage(CAStageReissue)
-	bundles(r.BundlePEM(CAStageFinish))
-	stage(CAStageFinish)
+	stage(pki.CAStageReissue)
+	bundles(r.BundlePEM(pki.CAStageFinish))
+	stage(pki.CAStageFinish)
 	// PKI/etcd switched, PKI/etcd-next not yet removed: still finish.
 	if _, err := atomicdir.Update(p.CAStore(), []atomicdir.File{{Name: "ca.crt", Data: next.CertPEM, Mode: atomicdir.CertMode},
 		{Name: "ca.key", Data: next.KeyPEM, Mode: atomicdir.CAKeyMode}}, nil); err != nil {
 		t.Fatal(err)
 	}
-	stage(CAStageFinish)
+	stage(pki.CAStageFinish)
 	if err := atomicdir.RemoveAll(p.NextCADir()); err != nil {
 		t.Fatal(err)
 	}

@@ -17,85 +17,70 @@ import (
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/internal/pkilock"
+	"github.com/etcdpki/etcdpki/internal/testharness/crashpoint"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
-// killed is what the crash hook panics with: the run stops at that step
-// as if killed, with no cleanup, and the test recovers it.
-type killed struct{ step string }
-
-// runUntilStep runs f with every filesystem step counted, and stops it
-// like a kill -9 just before step n. It reports the step it stopped at
-// ("" when f finished first, having made fewer than n steps).
-func runUntilStep(t *testing.T, n int, f func() error) (stopped string) {
-	t.Helper()
-	count := 0
-	restore := atomicdir.SetHook(func(op, path string) error {
-		count++
-		if count == n {
-			panic(killed{fmt.Sprintf("%d: %s %s", n, op, path)})
-		}
-		return nil
-	})
-	defer restore()
-	defer func() {
-		if r := recover(); r != nil {
-			k, ok := r.(killed)
-			if !ok {
-				panic(r)
-			}
-			stopped = k.step
-		}
-	}()
-	if err := f(); err != nil {
-		t.Fatalf("run with no crash before step %d: %v", n, err)
-	}
-	return ""
-}
-
-// failAtStep runs f with step n failing as the filesystem would (EIO).
-func failAtStep(n int, f func() error) (failed string, err error) {
-	count := 0
-	restore := atomicdir.SetHook(func(op, path string) error {
-		count++
-		if count == n {
-			failed = fmt.Sprintf("%d: %s %s", n, op, path)
-			return fmt.Errorf("injected failure at step %s: %w", failed, fs.ErrInvalid)
-		}
-		return nil
-	})
-	defer restore()
-	err = f()
-	return failed, err
-}
-
-// TestInitCrashAtEveryStepConverges stops a first init of three nodes at
-// each of its filesystem steps in turn, as a kill would, then runs init
-// again: the tree it ends with must be whole.
+// TestInitCrashAtEveryStepConverges stops a first init of three nodes,
+// and a `certs renew --all` of them, at each of its filesystem steps in
+// turn, as a kill would: right after the kill every pair in effect is
+// whole (for renew, the old or the new one, never a gap), and running it
+// again converges.
 func TestInitCrashAtEveryStepConverges(t *testing.T) {
 	skipShort(t)
 	ctx := context.Background()
-	steps := 0
-	for n := 1; ; n++ {
-		s := spec(t, threeNodes, filepath.Join(t.TempDir(), "pki"))
-		stopped := runUntilStep(t, n, func() error { _, err := Init(ctx, s, Options{SpecYAML: []byte("name: test\n")}); return err })
-		if stopped == "" {
-			break
-		}
-		steps++
-		checkPairsConsistent(t, s, stopped)
-		if _, err := Init(ctx, s, Options{SpecYAML: []byte("name: test\n")}); err != nil {
-			t.Fatalf("killed at step %s; init again: %v", stopped, err)
-		}
-		checkConverged(t, s, stopped)
-		if t.Failed() {
-			return
-		}
+	base, _ := initTree(t, threeNodes)
+	for _, tc := range []struct {
+		name     string
+		seed     bool // start from base's PKI
+		minSteps int
+		run      func(inv *pki.Inventory) error
+	}{
+		{"init", false, 50, func(inv *pki.Inventory) error {
+			_, err := Init(ctx, inv, Options{SpecYAML: []byte("name: test\n")})
+			return err
+		}},
+		{"renew --all", true, 30, func(inv *pki.Inventory) error {
+			_, err := Renew(ctx, inv, inv.Targets, RenewOptions{})
+			return err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			steps := 0
+			for n := 1; ; n++ {
+				pkiDir := filepath.Join(t.TempDir(), "pki")
+				if tc.seed {
+					copyTree(t, base.PKIDir, pkiDir)
+				}
+				s := spec(t, threeNodes, pkiDir)
+				inv := pki.New(s)
+				stopped := crashpoint.RunUntilStep(t, n, func() error { return tc.run(inv) })
+				if stopped == "" {
+					break
+				}
+				steps++
+				if tc.seed {
+					for id, p := range pairsInEffect(t, s) {
+						if p == "" {
+							t.Errorf("killed at step %s: %s has no pair in effect", stopped, id)
+						}
+					}
+				}
+				checkPairsConsistent(t, s, stopped)
+				if err := tc.run(inv); err != nil {
+					t.Fatalf("killed at step %s; %s again: %v", stopped, tc.name, err)
+				}
+				checkConverged(t, s, stopped)
+				if t.Failed() {
+					return
+				}
+			}
+			if steps < tc.minSteps {
+				t.Fatalf("only %d steps: the hook does not see %s's writes", steps, tc.name)
+			}
+			t.Logf("%s of 3 nodes: killed at each of %d steps, every re-run converged", tc.name, steps)
+		})
 	}
-	if steps < 50 {
-		t.Fatalf("only %d steps: the hook does not see init's writes", steps)
-	}
-	t.Logf("init of 3 nodes: killed at each of %d steps, every re-run converged", steps)
 }
 
 // TestInitAddNodeCrashAtEveryStepConverges kills the init that adds a
@@ -110,11 +95,11 @@ func TestInitAddNodeCrashAtEveryStepConverges(t *testing.T) {
 		pkiDir := filepath.Join(t.TempDir(), "pki")
 		copyTree(t, base.PKIDir, pkiDir)
 		s := spec(t, grownYAML, pkiDir)
-		stopped := runUntilStep(t, n, func() error { _, err := Init(ctx, s, Options{}); return err })
+		stopped := crashpoint.RunUntilStep(t, n, func() error { _, err := Init(ctx, pki.New(s), Options{}); return err })
 		if stopped == "" {
 			break
 		}
-		if _, err := Init(ctx, s, Options{}); err != nil {
+		if _, err := Init(ctx, pki.New(s), Options{}); err != nil {
 			t.Fatalf("killed at step %s; init again: %v", stopped, err)
 		}
 		checkConverged(t, s, stopped)
@@ -122,44 +107,6 @@ func TestInitAddNodeCrashAtEveryStepConverges(t *testing.T) {
 			return
 		}
 	}
-}
-
-// TestRenewCrashAtEveryStepConverges stops `certs renew --all` at each
-// step: right after the kill every pair in effect is whole (the old or
-// the new one), and renewing again converges.
-func TestRenewCrashAtEveryStepConverges(t *testing.T) {
-	skipShort(t)
-	ctx := context.Background()
-	base, _ := initTree(t, threeNodes)
-	steps := 0
-	for n := 1; ; n++ {
-		pkiDir := filepath.Join(t.TempDir(), "pki")
-		copyTree(t, base.PKIDir, pkiDir)
-		s := spec(t, threeNodes, pkiDir)
-		stopped := runUntilStep(t, n, func() error { _, err := Renew(ctx, s, pki.New(s).Targets, RenewOptions{}); return err })
-		if stopped == "" {
-			break
-		}
-		steps++
-		// A crash leaves each pair old or new, never a mix or a gap.
-		for id, p := range pairsInEffect(t, s) {
-			if p == "" {
-				t.Errorf("killed at step %s: %s has no pair in effect", stopped, id)
-			}
-		}
-		checkPairsConsistent(t, s, stopped)
-		if _, err := Renew(ctx, s, pki.New(s).Targets, RenewOptions{}); err != nil {
-			t.Fatalf("killed at step %s; renew again: %v", stopped, err)
-		}
-		checkConverged(t, s, stopped)
-		if t.Failed() {
-			return
-		}
-	}
-	if steps < 30 {
-		t.Fatalf("only %d steps: the hook does not see renew's writes", steps)
-	}
-	t.Logf("renew --all of 3 nodes: killed at each of %d steps, every re-run converged", steps)
 }
 
 // TestInitFailureAtEveryStepRollsBack makes each filesystem step of a
@@ -183,7 +130,7 @@ func TestInitFailureAtEveryStepRollsBack(t *testing.T) {
 				}
 				before := contents(t, pkiDir)
 				s := spec(t, tc.yaml, pkiDir)
-				failed, err := failAtStep(n, func() error { _, err := Init(ctx, s, Options{}); return err })
+				failed, err := crashpoint.FailAtStep(n, func() error { _, err := Init(ctx, pki.New(s), Options{}); return err })
 				if failed == "" {
 					if err != nil {
 						t.Fatal(err)
@@ -218,7 +165,7 @@ func TestRenewFailureAtEveryStepRollsBack(t *testing.T) {
 		copyTree(t, base.PKIDir, pkiDir)
 		before := contents(t, pkiDir)
 		s := spec(t, threeNodes, pkiDir)
-		failed, err := failAtStep(n, func() error { _, err := Renew(ctx, s, pki.New(s).Targets, RenewOptions{}); return err })
+		failed, err := crashpoint.FailAtStep(n, func() error { _, err := Renew(ctx, pki.New(s), pki.New(s).Targets, RenewOptions{}); return err })
 		if failed == "" {
 			if err != nil {
 				t.Fatal(err)
@@ -277,12 +224,12 @@ var tempName = regexp.MustCompile(`\.tmp[0-9]+$`)
 func checkConverged(t *testing.T, s *cluster.Spec, stopped string) {
 	t.Helper()
 	p := pki.Paths{PKI: s.PKIDir}
-	infos, err := List(s, 0, time.Now())
+	infos, err := pki.List(pki.New(s), 0, time.Now())
 	if err != nil {
 		t.Fatalf("after step %s: list: %v", stopped, err)
 	}
 	for _, i := range infos {
-		if i.Status != StatusOK {
+		if i.Status != pki.StatusOK {
 			t.Errorf("after step %s: %s is %s: %s", stopped, i.Name, i.Status, i.Reason)
 		}
 	}
@@ -293,7 +240,7 @@ func checkConverged(t *testing.T, s *cluster.Spec, stopped string) {
 		}
 	}
 	for _, n := range s.Nodes {
-		cfg, err := ReadNodeConfig(p.NodeConfig(n.Name))
+		cfg, err := pki.ReadNodeConfig(p.NodeConfig(n.Name))
 		if err != nil {
 			t.Errorf("after step %s: %v", stopped, err)
 			continue
@@ -446,12 +393,12 @@ func TestIssueCrashAtEveryStepConverges(t *testing.T) {
 		pkiDir := filepath.Join(t.TempDir(), "pki")
 		copyTree(t, base.PKIDir, pkiDir)
 		s := spec(t, threeNodes, pkiDir)
-		stopped := runUntilStep(t, n, func() error { _, err := One(ctx, s, req, Options{}); return err })
+		stopped := crashpoint.RunUntilStep(t, n, func() error { _, err := One(ctx, pki.New(s), req, Options{}); return err })
 		if stopped == "" {
 			break
 		}
 		steps++
-		tg, err := One(ctx, s, req, Options{})
+		tg, err := One(ctx, pki.New(s), req, Options{})
 		if err != nil {
 			t.Fatalf("killed at step %s; issue again: %v", stopped, err)
 		}

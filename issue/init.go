@@ -19,7 +19,6 @@ import (
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/internal/certx"
-	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/internal/pkilock"
 	"github.com/etcdpki/etcdpki/pki"
 )
@@ -69,12 +68,6 @@ type Result struct {
 	Written []string
 }
 
-// inputError is a problem with the operator's files or settings: an
-// input.Error, so the CLI exits 2 for it and nothing is changed.
-func inputError(format string, args ...any) error {
-	return &input.Error{Err: fmt.Errorf(format, args...)}
-}
-
 // initPlan is everything Init will write, worked out without writing.
 type initPlan struct {
 	pl        *plan
@@ -100,8 +93,9 @@ type signed struct{ cert, key []byte }
 // the lock (reusing the keys signed the first time), so that what it
 // writes is decided from the files as they are while no one else writes.
 // A failure while writing takes back everything this run wrote.
-func Init(ctx context.Context, s *cluster.Spec, o Options) (*Result, error) {
-	pre, err := planInit(ctx, s, o, nil)
+func Init(ctx context.Context, inv *pki.Inventory, o Options) (*Result, error) {
+	s := inv.Spec
+	pre, err := planInit(ctx, inv, o, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -127,7 +121,7 @@ func Init(ctx context.Context, s *cluster.Spec, o Options) (*Result, error) {
 		return nil, err
 	}
 	defer held.Release()
-	ip, err := planInit(ctx, s, o, pre)
+	ip, err := planInit(ctx, inv, o, pre)
 	if err != nil {
 		return fail(err)
 	}
@@ -156,107 +150,142 @@ func Init(ctx context.Context, s *cluster.Spec, o Options) (*Result, error) {
 
 // planInit works out what Init writes. pre, when set, is the plan made
 // before the lock: its new CA and pairs are reused where they still fit.
-func planInit(ctx context.Context, s *cluster.Spec, o Options, pre *initPlan) (*initPlan, error) {
+func planInit(ctx context.Context, inv *pki.Inventory, o Options, pre *initPlan) (*initPlan, error) {
 	now := o.now()
-	p := pki.Paths{PKI: s.PKIDir}
+	p := inv.Paths
 	ip := &initPlan{res: &Result{}, pl: &plan{byDir: map[string]*pending{}}, fresh: map[string]signed{}}
-	res, pl := ip.res, ip.pl
-	printf := func(format string, args ...any) { ip.lines = append(ip.lines, fmt.Sprintf(format, args...)) }
+	if err := ip.planCA(inv, now, pre); err != nil {
+		return nil, err
+	}
+	pairs, err := ip.readPairs(inv, now, pre)
+	if err != nil {
+		return nil, err
+	}
+	if err := signMissing(ctx, ip.authority, inv, pairs, now); err != nil {
+		return nil, err
+	}
+	ip.planPairs(inv, pairs)
+	if err := planConfigs(inv, ip.pl); err != nil {
+		return nil, err
+	}
+	if o.SpecYAML != nil {
+		ip.pl.configs = append(ip.pl.configs, atomicdir.File{Name: p.Spec(), Data: o.SpecYAML, Mode: configMode})
+	}
+	ip.pl.dirs = inv.OwnedDirs()
+	if err := checkWritable(inv.Spec.PKIDir, ip.pl); err != nil {
+		return nil, err
+	}
+	return ip, nil
+}
 
+func (ip *initPlan) printf(format string, args ...any) {
+	ip.lines = append(ip.lines, fmt.Sprintf(format, args...))
+}
+
+// planCA loads the CA, or creates it (reusing the one the earlier plan
+// created), and refuses to run in the middle of a CA rotation.
+func (ip *initPlan) planCA(inv *pki.Inventory, now time.Time, pre *initPlan) error {
+	p := inv.Paths
 	var reuseCA *ca.CA
 	if pre != nil && pre.caCreated {
 		reuseCA = pre.authority
 	}
-	authority, created, err := loadOrCreateCA(s, p, now, reuseCA)
+	authority, created, err := loadOrCreateCA(inv, now, reuseCA)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if err := refuseDuringCARotation(s.PKIDir, "init"); err != nil {
-		return nil, err
+	if err := refuseDuringCARotation(p, "init"); err != nil {
+		return err
 	}
 	ip.authority, ip.caCreated = authority, created
 	if created {
-		printf("[ca] created %s (%s, valid until %s)", authority.Cert.Subject.CommonName, certx.KeyDescription(authority.Cert.PublicKey), authority.Cert.NotAfter.Format(time.DateOnly))
-		res.Created = append(res.Created, "etcd-ca")
+		ip.printf("[ca] created %s (%s, valid until %s)", authority.Cert.Subject.CommonName, certx.KeyDescription(authority.Cert.PublicKey), authority.Cert.NotAfter.Format(time.DateOnly))
+		ip.res.Created = append(ip.res.Created, "etcd-ca")
 	} else {
-		printf("[ca] reused %s (%s)", authority.Cert.Subject.CommonName, p.CACert())
-		res.Reused = append(res.Reused, "etcd-ca")
+		ip.printf("[ca] reused %s (%s)", authority.Cert.Subject.CommonName, p.CACert())
+		ip.res.Reused = append(ip.res.Reused, "etcd-ca")
 	}
-	pl.add(p.CAStore(), atomicdir.File{Name: "ca.crt", Data: authority.CertPEM, Mode: atomicdir.CertMode})
-	pl.add(p.CAStore(), atomicdir.File{Name: "ca.key", Data: authority.KeyPEM, Mode: atomicdir.CAKeyMode})
+	ip.pl.add(p.CAStore(), atomicdir.File{Name: pki.CAFile, Data: authority.CertPEM, Mode: atomicdir.CertMode})
+	ip.pl.add(p.CAStore(), atomicdir.File{Name: pki.CAKeyFile, Data: authority.KeyPEM, Mode: atomicdir.CAKeyMode})
+	return nil
+}
 
-	targets := pki.New(s).Targets
-	type pair struct {
-		cert, key []byte
-		warn      string
-		created   bool
-	}
-	pairs := make([]pair, len(targets))
+// initPair is one target's pair as init will write it.
+type initPair struct {
+	pki.Pair
+	warn    string
+	created bool
+}
+
+// readPairs reads every target's existing pair and checks every bundle's
+// CA file; a good file holding more than it should is noted as repaired.
+func (ip *initPlan) readPairs(inv *pki.Inventory, now time.Time, pre *initPlan) ([]initPair, error) {
+	pairs := make([]initPair, len(inv.Targets))
 	bundleCA := map[string]bool{}
-	for i, t := range targets {
+	for i, t := range inv.Targets {
 		if !bundleCA[t.CADir] {
-			if err := checkSameCA(t.CADir, authority); err != nil {
+			if repaired, err := pki.CheckBundleCA(t.CADir, ip.authority); repaired != nil {
+				ip.printf("[repair] %v: rewritten with the CA certificate only", err)
+			} else if err != nil {
 				return nil, err
 			}
 			bundleCA[t.CADir] = true
 		}
-		certPEM, keyPEM, warn, err := existingPair(t, authority, now)
+		pair, warn, repair, err := existingPair(t, ip.authority, now)
 		if err != nil {
 			return nil, err
 		}
-		pairs[i] = pair{cert: certPEM, key: keyPEM, warn: warn, created: certPEM == nil}
-		if f, ok := pre.freshFor(t.ID, authority); ok && pairs[i].created {
-			pairs[i].cert, pairs[i].key = f.cert, f.key
+		if repair != "" {
+			ip.printf("[repair] %s: rewritten without the extra PEM blocks", repair)
+		}
+		pairs[i] = initPair{Pair: pair, warn: warn, created: pair.Cert == nil}
+		if f, ok := pre.freshFor(t.ID, ip.authority); ok && pairs[i].created {
+			pairs[i].Cert, pairs[i].Key = f.cert, f.key
 		}
 	}
-	// Key generation and signing are CPU-bound and independent: use every
-	// core.
+	return pairs, nil
+}
+
+// signMissing signs a pair for every target that has none. Key generation
+// and signing are CPU-bound and independent: it uses every core.
+func signMissing(ctx context.Context, authority *ca.CA, inv *pki.Inventory, pairs []initPair, now time.Time) error {
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
-	errs := make([]error, len(targets))
+	errs := make([]error, len(pairs))
 	for i := range pairs {
-		if !pairs[i].created || pairs[i].cert != nil {
+		if !pairs[i].created || pairs[i].Cert != nil {
 			continue
 		}
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			pairs[i].cert, pairs[i].key, errs[i] = signTarget(authority, s, targets[i], nil, now)
+			pairs[i].Cert, pairs[i].Key, errs[i] = signTarget(authority, inv.Spec, inv.Targets[i], nil, now)
 		}()
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		return nil, err
+		return err
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	for i, t := range targets {
-		pl.add(t.CAStore(), atomicdir.File{Name: "ca.crt", Data: authority.CertPEM, Mode: atomicdir.CertMode})
-		if pairs[i].created {
-			printf("[certs] created %s%s", t.ID, describeHosts(t.Hosts))
-			res.Created = append(res.Created, t.ID)
-			ip.fresh[t.ID] = signed{pairs[i].cert, pairs[i].key}
-		} else {
-			printf("[certs] reused %s%s", t.ID, pairs[i].warn)
-			res.Reused = append(res.Reused, t.ID)
-		}
-		pl.add(t.Store(), atomicdir.File{Name: t.CertName, Data: pairs[i].cert, Mode: atomicdir.CertMode})
-		pl.add(t.Store(), atomicdir.File{Name: t.KeyName, Data: pairs[i].key, Mode: atomicdir.KeyMode})
-	}
+	return ctx.Err()
+}
 
-	if err := planConfigs(s, p, pl); err != nil {
-		return nil, err
+// planPairs adds every pair and bundle CA file to the plan, and says
+// which pairs were created and which reused.
+func (ip *initPlan) planPairs(inv *pki.Inventory, pairs []initPair) {
+	for i, t := range inv.Targets {
+		ip.pl.add(t.CAStore(), atomicdir.File{Name: pki.CAFile, Data: ip.authority.CertPEM, Mode: atomicdir.CertMode})
+		if pairs[i].created {
+			ip.printf("[certs] created %s%s", t.ID, describeHosts(t.Hosts))
+			ip.res.Created = append(ip.res.Created, t.ID)
+			ip.fresh[t.ID] = signed{pairs[i].Cert, pairs[i].Key}
+		} else {
+			ip.printf("[certs] reused %s%s", t.ID, pairs[i].warn)
+			ip.res.Reused = append(ip.res.Reused, t.ID)
+		}
+		ip.pl.add(t.Store(), atomicdir.File{Name: t.CertName, Data: pairs[i].Cert, Mode: atomicdir.CertMode})
+		ip.pl.add(t.Store(), atomicdir.File{Name: t.KeyName, Data: pairs[i].Key, Mode: atomicdir.KeyMode})
 	}
-	if o.SpecYAML != nil {
-		pl.configs = append(pl.configs, atomicdir.File{Name: p.Spec(), Data: o.SpecYAML, Mode: configMode})
-	}
-	pl.dirs = ownedDirs(s, p)
-	if err := checkWritable(s.PKIDir, pl); err != nil {
-		return nil, err
-	}
-	return ip, nil
 }
 
 // freshFor returns the pair the earlier plan signed for id, if it was
@@ -295,7 +324,8 @@ func signTarget(a *ca.CA, s *cluster.Spec, t pki.Target, reuseKey []byte, now ti
 // and renamed into place before any of them, not from which configs
 // exist: a run killed between two nodes' configs must not leave members
 // of a cluster that never started marked "existing".
-func planConfigs(s *cluster.Spec, p pki.Paths, pl *plan) error {
+func planConfigs(inv *pki.Inventory, pl *plan) error {
+	s, p := inv.Spec, inv.Paths
 	rec, err := readInitialCluster(p)
 	if err != nil {
 		return err
@@ -313,7 +343,7 @@ func planConfigs(s *cluster.Spec, p pki.Paths, pl *plan) error {
 				// Configs but no record: a PKI from an etcdpki that kept
 				// no record. Its members are the ones whose config says
 				// "new"; the others joined later.
-				if old, err := ReadNodeConfig(p.NodeConfig(n.Name)); err != nil || old.InitialClusterState != "new" {
+				if old, err := pki.ReadNodeConfig(p.NodeConfig(n.Name)); err != nil || old.InitialClusterState != "new" {
 					continue
 				}
 			}
@@ -334,15 +364,15 @@ func planConfigs(s *cluster.Spec, p pki.Paths, pl *plan) error {
 				state = "new"
 			}
 		}
-		data, err := NodeConfig(s, n, state).Render()
+		data, err := pki.NodeConfig(s, n, state).Render()
 		if err != nil {
 			return err
 		}
 		pl.configs = append(pl.configs, atomicdir.File{Name: p.NodeConfig(n.Name), Data: data, Mode: configMode})
 	}
-	flags := strings.Join(APIServerFlags(s), "\n") + "\n"
+	flags := strings.Join(pki.APIServerFlags(inv), "\n") + "\n"
 	pl.configs = append(pl.configs, atomicdir.File{Name: p.APIServerFlags(), Data: []byte(flags), Mode: configMode})
-	kubeadm, err := KubeadmExternal(s)
+	kubeadm, err := pki.KubeadmExternal(inv)
 	if err != nil {
 		return err
 	}

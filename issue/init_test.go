@@ -51,7 +51,7 @@ func spec(t testing.TB, yaml, dir string) *cluster.Spec {
 func initTree(t testing.TB, yaml string) (*cluster.Spec, *Result) {
 	t.Helper()
 	s := spec(t, yaml, filepath.Join(t.TempDir(), "pki"))
-	res, err := Init(context.Background(), s, Options{})
+	res, err := Init(context.Background(), pki.New(s), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,12 +155,12 @@ func TestInitCertificates(t *testing.T) {
 	if c := readCert(t, filepath.Join(p.NodeCertDir("etcd-node-2"), "healthcheck-client.crt")); c.Subject.CommonName != "kube-etcd-healthcheck-client" || len(certx.SANs(c)) != 0 {
 		t.Errorf("healthcheck CN %q SANs %v", c.Subject.CommonName, certx.SANs(c))
 	}
-	crt, _ := p.APIServerCert()
-	if c := readCert(t, crt); c.Subject.CommonName != "kube-apiserver-etcd-client" {
+	api, _ := pki.New(s).Target("apiserver-etcd-client")
+	if c := readCert(t, api.CertPath()); c.Subject.CommonName != "kube-apiserver-etcd-client" {
 		t.Errorf("apiserver client CN %q", c.Subject.CommonName)
 	}
-	admin, _ := p.ClientCert("etcd-admin")
-	if c := readCert(t, admin); c.Subject.CommonName != "etcd-admin" || !slices.Equal(c.Subject.Organization, []string{"ops"}) {
+	admin, _ := pki.New(s).Target("client/etcd-admin")
+	if c := readCert(t, admin.CertPath()); c.Subject.CommonName != "etcd-admin" || !slices.Equal(c.Subject.Organization, []string{"ops"}) {
 		t.Errorf("admin subject %v", c.Subject)
 	}
 }
@@ -198,7 +198,7 @@ func TestInitIdempotent(t *testing.T) {
 	s, _ := initTree(t, threeNodes)
 	before := snapshot(t, s.PKIDir)
 	var out bytes.Buffer
-	res, err := Init(context.Background(), s, Options{Out: &out})
+	res, err := Init(context.Background(), pki.New(s), Options{Out: &out})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +221,7 @@ func TestInitAddNode(t *testing.T) {
 		old[n] = mustRead(t, filepath.Join(p.NodeCertDir(n), "server.crt"))
 	}
 	grown := spec(t, strings.Replace(threeNodes, "clients:", "  - name: etcd-node-4\n    ips: [10.0.0.14]\nclients:", 1), s.PKIDir)
-	res, err := Init(context.Background(), grown, Options{})
+	res, err := Init(context.Background(), pki.New(grown), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,12 +234,12 @@ func TestInitAddNode(t *testing.T) {
 			t.Errorf("%s's certificate changed", n)
 		}
 	}
-	cfg4, _ := ReadNodeConfig(p.NodeConfig("etcd-node-4"))
-	cfg1, _ := ReadNodeConfig(p.NodeConfig("etcd-node-1"))
+	cfg4, _ := pki.ReadNodeConfig(p.NodeConfig("etcd-node-4"))
+	cfg1, _ := pki.ReadNodeConfig(p.NodeConfig("etcd-node-1"))
 	if cfg4.InitialClusterState != "existing" || cfg1.InitialClusterState != "new" {
 		t.Errorf("states: node-4 %q node-1 %q", cfg4.InitialClusterState, cfg1.InitialClusterState)
 	}
-	for _, c := range []EtcdConfig{cfg1, cfg4} {
+	for _, c := range []pki.EtcdConfig{cfg1, cfg4} {
 		if !strings.Contains(c.InitialCluster, "etcd-node-4=https://10.0.0.14:2380") {
 			t.Errorf("%s initial-cluster lacks node 4: %s", c.Name, c.InitialCluster)
 		}
@@ -251,18 +251,18 @@ func TestInitAddNode(t *testing.T) {
 
 func TestNodeConfig(t *testing.T) {
 	s, _ := initTree(t, threeNodes)
-	c, err := ReadNodeConfig(pki.Paths{PKI: s.PKIDir}.NodeConfig("etcd-node-2"))
+	c, err := pki.ReadNodeConfig(pki.Paths{PKI: s.PKIDir}.NodeConfig("etcd-node-2"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := EtcdConfig{
+	want := pki.EtcdConfig{
 		Name: "etcd-node-2", DataDir: "/var/lib/etcd",
 		ListenClientURLs: "https://10.0.0.12:2379,https://127.0.0.1:2379", AdvertiseClientURLs: "https://10.0.0.12:2379",
 		ListenPeerURLs: "https://10.0.0.12:2380", InitialAdvertisePeerURLs: "https://10.0.0.12:2380",
 		InitialCluster:      "etcd-node-1=https://10.0.0.11:2380,etcd-node-2=https://10.0.0.12:2380,etcd-node-3=https://10.0.0.13:2380",
 		InitialClusterState: "new", InitialClusterToken: "test", StrictReconfigCheck: true,
-		ClientTransportSecurity: TransportSecurity{CertFile: "/etc/kubernetes/pki/etcd/server.crt", KeyFile: "/etc/kubernetes/pki/etcd/server.key", TrustedCAFile: "/etc/kubernetes/pki/etcd/ca.crt", ClientCertAuth: true},
-		PeerTransportSecurity:   TransportSecurity{CertFile: "/etc/kubernetes/pki/etcd/peer.crt", KeyFile: "/etc/kubernetes/pki/etcd/peer.key", TrustedCAFile: "/etc/kubernetes/pki/etcd/ca.crt", ClientCertAuth: true},
+		ClientTransportSecurity: pki.TransportSecurity{CertFile: "/etc/kubernetes/pki/etcd/server.crt", KeyFile: "/etc/kubernetes/pki/etcd/server.key", TrustedCAFile: "/etc/kubernetes/pki/etcd/ca.crt", ClientCertAuth: true},
+		PeerTransportSecurity:   pki.TransportSecurity{CertFile: "/etc/kubernetes/pki/etcd/peer.crt", KeyFile: "/etc/kubernetes/pki/etcd/peer.key", TrustedCAFile: "/etc/kubernetes/pki/etcd/ca.crt", ClientCertAuth: true},
 	}
 	if c != want {
 		t.Errorf("config\n got %+v\nwant %+v", c, want)

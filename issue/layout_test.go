@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
+	"github.com/etcdpki/etcdpki/internal/testharness/crashpoint"
 	"github.com/etcdpki/etcdpki/internal/testharness/oldlayout"
 	"github.com/etcdpki/etcdpki/pki"
 )
@@ -28,7 +29,7 @@ func TestMigrateLayoutCrashAtEveryStepConverges(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "pki")
 		copyTree(t, base.PKIDir, dir)
 		s := spec(t, oneNode, dir)
-		stopped := runUntilStep(t, n, func() error {
+		stopped := crashpoint.RunUntilStep(t, n, func() error {
 			_, err := MigrateLayout(s)
 			return err
 		})
@@ -75,7 +76,7 @@ func TestInitMigratesTheOldLayout(t *testing.T) {
 	s, _ := initTree(t, threeNodes)
 	want := pairsInEffect(t, s)
 	oldlayout.Write(t, s.PKIDir)
-	res, err := Init(t.Context(), s, Options{})
+	res, err := Init(t.Context(), pki.New(s), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

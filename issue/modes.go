@@ -30,7 +30,7 @@ func Tighten(s *cluster.Spec) ([]string, error) {
 	for _, t := range inv.Targets {
 		stores[t.Dir], stores[t.CADir] = true, true
 	}
-	dirs := ownedDirs(s, p)
+	dirs := inv.OwnedDirs()
 	for d := range stores {
 		dirs = append(dirs, d)
 	}

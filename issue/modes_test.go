@@ -22,7 +22,7 @@ func TestEveryWriterReTightensModes(t *testing.T) {
 		name string
 		run  func(s *cluster.Spec) error
 	}{
-		{"init", func(s *cluster.Spec) error { _, err := Init(ctx, s, Options{}); return err }},
+		{"init", func(s *cluster.Spec) error { _, err := Init(ctx, pki.New(s), Options{}); return err }},
 		{"certs renew of another pair", func(s *cluster.Spec) error {
 			var ts []pki.Target
 			for _, tg := range pki.New(s).Targets {
@@ -30,18 +30,18 @@ func TestEveryWriterReTightensModes(t *testing.T) {
 					ts = append(ts, tg)
 				}
 			}
-			_, err := Renew(ctx, s, ts, RenewOptions{})
+			_, err := Renew(ctx, pki.New(s), ts, RenewOptions{})
 			return err
 		}},
 		{"issue", func(s *cluster.Spec) error {
-			_, err := One(ctx, s, OneRequest{Kind: "client", Name: "ops"}, Options{Out: io.Discard})
+			_, err := One(ctx, pki.New(s), OneRequest{Kind: "client", Name: "ops"}, Options{Out: io.Discard})
 			return err
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, _ := initTree(t, threeNodes)
 			p := pki.Paths{PKI: s.PKIDir}
-			_, peerKey := p.NodeCert("etcd-node-1", "peer")
+			peerKey := filepath.Join(p.NodeCertDir("etcd-node-1"), "peer.key")
 			realPeerKey, _ := filepath.EvalSymlinks(peerKey)
 			realCAKey, _ := filepath.EvalSymlinks(p.CAKey())
 			backupKey := filepath.Join(p.Backups(), "x", "server.key")

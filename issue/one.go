@@ -13,6 +13,7 @@ import (
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
+	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -31,7 +32,8 @@ type OneRequest struct {
 
 // One issues one certificate from the PKI's existing CA into its own
 // bundle (ca.crt plus the pair), switched atomically.
-func One(ctx context.Context, s *cluster.Spec, r OneRequest, o Options) (pki.Target, error) {
+func One(ctx context.Context, inv *pki.Inventory, r OneRequest, o Options) (pki.Target, error) {
+	s := inv.Spec
 	var k ca.Kind
 	switch r.Kind {
 	case "server":
@@ -41,36 +43,36 @@ func One(ctx context.Context, s *cluster.Spec, r OneRequest, o Options) (pki.Tar
 	case "client":
 		k = ca.KindClient
 	default:
-		return pki.Target{}, inputError("kind %q: must be server, peer or client", r.Kind)
+		return pki.Target{}, input.Errorf("kind %q: must be server, peer or client", r.Kind)
 	}
-	if err := checkIssueName(s, r.Name); err != nil {
+	if err := checkIssueName(inv, r.Name); err != nil {
 		return pki.Target{}, err
 	}
 	var hosts []string
 	for _, h := range r.Hosts {
 		if ip := net.ParseIP(h); ip != nil {
 			if err := cluster.CheckIP(ip); err != nil {
-				return pki.Target{}, inputError("--ip %v", err)
+				return pki.Target{}, input.Errorf("--ip %v", err)
 			}
 			hosts = append(hosts, ip.String())
 			continue
 		}
 		if err := cluster.CheckDNSName(h); err != nil {
-			return pki.Target{}, inputError("--dns %v", err)
+			return pki.Target{}, input.Errorf("--dns %v", err)
 		}
 		hosts = append(hosts, strings.ToLower(h))
 	}
 	r.Hosts = hosts
 	for _, o := range r.Organization {
 		if err := cluster.CheckSubjectValue(o); err != nil {
-			return pki.Target{}, inputError("--org %v", err)
+			return pki.Target{}, input.Errorf("--org %v", err)
 		}
 	}
 	if k.ServerSANs && len(r.Hosts) == 0 {
-		return pki.Target{}, inputError("a %s certificate needs at least one --ip or --dns", r.Kind)
+		return pki.Target{}, input.Errorf("a %s certificate needs at least one --ip or --dns", r.Kind)
 	}
 	if !k.ServerSANs && len(r.Hosts) > 0 {
-		return pki.Target{}, inputError("a client certificate carries no SANs; drop --ip/--dns")
+		return pki.Target{}, input.Errorf("a client certificate carries no SANs; drop --ip/--dns")
 	}
 	out := r.Out
 	if out == "" {
@@ -84,25 +86,25 @@ func One(ctx context.Context, s *cluster.Spec, r OneRequest, o Options) (pki.Tar
 		base = r.Name
 	}
 	t := pki.Target{ID: r.Kind + "/" + r.Name, Kind: k, Owner: r.Name, CommonName: r.Name, Organization: r.Organization,
-		Hosts: r.Hosts, Dir: out, CertName: base + ".crt", KeyName: base + ".key", CADir: out}
-	authority, err := LoadCA(s.PKIDir)
+		Hosts: r.Hosts, Dir: out, CertName: base + pki.CertExt, KeyName: base + pki.KeyExt, CADir: out}
+	authority, err := pki.LoadCA(inv.Paths)
 	if err != nil {
 		return t, err
 	}
 	// A certificate from the old CA would stop working at the rotation's
 	// finish; issue it once the new CA is in effect.
-	if err := refuseDuringCARotation(s.PKIDir, "issue"); err != nil {
+	if err := refuseDuringCARotation(inv.Paths, "issue"); err != nil {
 		return t, err
 	}
 	exists, err := checkOwnBundle(t)
 	if err != nil {
 		return t, err
 	}
-	if err := checkSameCA(out, authority); err != nil {
+	if _, err := pki.CheckBundleCA(out, authority); err != nil {
 		return t, err
 	}
 	pl := &plan{byDir: map[string]*pending{}}
-	pl.add(t.Store(), atomicdir.File{Name: "ca.crt", Data: authority.CertPEM, Mode: atomicdir.CertMode})
+	pl.add(t.Store(), atomicdir.File{Name: pki.CAFile, Data: authority.CertPEM, Mode: atomicdir.CertMode})
 	if err := checkWritable(s.PKIDir, pl); err != nil {
 		return t, err
 	}
@@ -122,8 +124,8 @@ func One(ctx context.Context, s *cluster.Spec, r OneRequest, o Options) (pki.Tar
 			return t, err
 		}
 		var rerr error
-		certPEM, keyPEM, rerr = readStoredPair(t)
-		info, _ := inspect(t, authority, certPEM, keyPEM, rerr, s.Leaf.RenewBefore, o.now())
+		certPEM, keyPEM, rerr = pki.ReadTargetPair(t)
+		info, _ := pki.InspectPair(t, authority, certPEM, keyPEM, rerr, s.Leaf.RenewBefore, o.now())
 		if keep, undo, note, err = keepOrBackUp(s.PKIDir, t, info, o); err != nil {
 			return t, err
 		}
@@ -137,7 +139,7 @@ func One(ctx context.Context, s *cluster.Spec, r OneRequest, o Options) (pki.Tar
 		}
 	}
 	files := []atomicdir.File{
-		{Name: "ca.crt", Data: authority.CertPEM, Mode: atomicdir.CertMode},
+		{Name: pki.CAFile, Data: authority.CertPEM, Mode: atomicdir.CertMode},
 		{Name: t.CertName, Data: certPEM, Mode: atomicdir.CertMode},
 		{Name: t.KeyName, Data: keyPEM, Mode: atomicdir.KeyMode},
 	}
@@ -161,24 +163,25 @@ func One(ctx context.Context, s *cluster.Spec, r OneRequest, o Options) (pki.Tar
 // name a kind of certificate), or already names a node or client of the
 // cluster: a second certificate with a member's name is a second identity
 // for it.
-func checkIssueName(s *cluster.Spec, name string) error {
+func checkIssueName(inv *pki.Inventory, name string) error {
+	s := inv.Spec
 	if err := cluster.CheckName(name); err != nil {
-		return inputError("name %v", err)
+		return input.Errorf("name %v", err)
 	}
 	if err := cluster.CheckNotReserved(name); err != nil {
-		return inputError("name %v", err)
+		return input.Errorf("name %v", err)
 	}
 	if _, ok := s.Node(name); ok {
-		return inputError("name %q is a node of the cluster; its certificates are renewed with etcdpki certs renew %s", name, name)
+		return input.Errorf("name %q is a node of the cluster; its certificates are renewed with etcdpki certs renew %s", name, name)
 	}
 	if _, ok := s.Client(name); ok || name == cluster.ClientAPIServer || name == cluster.ClientHealthcheck {
-		return inputError("name %q is a client of the cluster; its certificate is renewed with etcdpki certs renew %s", name, name)
+		return input.Errorf("name %q is a client of the cluster; its certificate is renewed with etcdpki certs renew %s", name, name)
 	}
 	// With --dir alone there is no spec: the PKI tree still knows them.
-	p := pki.Paths{PKI: s.PKIDir}
+	p := inv.Paths
 	for _, d := range []string{filepath.Dir(p.NodeDir(name)), filepath.Dir(p.ClientDir(name))} {
 		if info, err := os.Stat(filepath.Join(d, name)); err == nil && info.IsDir() {
-			return inputError("name %q already has a bundle in %s", name, filepath.Join(d, name))
+			return input.Errorf("name %q already has a bundle in %s", name, filepath.Join(d, name))
 		}
 	}
 	return nil
@@ -192,7 +195,7 @@ func checkOut(pki, out string) error {
 	rp, err1 := resolve(pki)
 	ro, err2 := resolve(out)
 	if err1 != nil || err2 != nil {
-		return inputError("--out %s: %v", out, errors.Join(err1, err2))
+		return input.Errorf("--out %s: %v", out, errors.Join(err1, err2))
 	}
 	rel, err := filepath.Rel(rp, ro)
 	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
@@ -202,7 +205,7 @@ func checkOut(pki, out string) error {
 	if len(parts) >= 2 && parts[0] == "issued" {
 		return nil
 	}
-	return inputError("--out %s is inside the PKI directory's managed tree (%s); use PKI/issued/NAME (the default) or a directory outside %s", out, rel, pki)
+	return input.Errorf("--out %s is inside the PKI directory's managed tree (%s); use PKI/issued/NAME (the default) or a directory outside %s", out, rel, pki)
 }
 
 // resolve makes p absolute and resolves symbolic links in the part of it
@@ -239,14 +242,14 @@ func checkNotAnotherCert(t pki.Target) error {
 		return nil
 	}
 	if err != nil {
-		return readError(t.CertPath(), err)
+		return pki.ReadError(t.CertPath(), err)
 	}
 	c, err := ca.ParseCert(data)
 	if err != nil {
-		return inputError("%s: %v; refusing to replace what is not a certificate", t.CertPath(), err)
+		return input.Errorf("%s: %v; refusing to replace what is not a certificate", t.CertPath(), err)
 	}
 	if c.Subject.CommonName != t.CommonName {
-		return inputError("%s: holds the certificate of %q, not %q; refusing to replace it", t.CertPath(), c.Subject.CommonName, t.CommonName)
+		return input.Errorf("%s: holds the certificate of %q, not %q; refusing to replace it", t.CertPath(), c.Subject.CommonName, t.CommonName)
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
+	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -28,17 +29,17 @@ func checkOwnBundle(t pki.Target) (bool, error) {
 		return false, nil
 	}
 	if err != nil {
-		return false, readError(dir, err)
+		return false, pki.ReadError(dir, err)
 	}
 	if !info.IsDir() {
-		return false, inputError("%s: %s, where etcdpki would create the bundle directory; give a path that does not exist", dir, describeFileType(info.Mode()))
+		return false, input.Errorf("%s: %s, where etcdpki would create the bundle directory; give a path that does not exist", dir, describeFileType(info.Mode()))
 	}
 	notOurs := func(why string) (bool, error) {
-		return false, inputError("%s: exists and is not an etcdpki bundle for %q (%s); etcdpki issue writes only into a new directory or its own bundle for that name", dir, t.Owner, why)
+		return false, input.Errorf("%s: exists and is not an etcdpki bundle for %q (%s); etcdpki issue writes only into a new directory or its own bundle for that name", dir, t.Owner, why)
 	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return false, readError(dir, err)
+		return false, pki.ReadError(dir, err)
 	}
 	// The store's ..data link: in its own ..OWNER.store directory, or,
 	// in the layout before named stores, in dir itself (see package
@@ -104,11 +105,11 @@ func checkOwnBundle(t pki.Target) (bool, error) {
 // the same `etcdpki issue` changes nothing), otherwise backed up by the
 // one backup writer before it is replaced. It returns the backup to
 // take back if the write then fails, and a note for the output.
-func keepOrBackUp(pkiDir string, t pki.Target, info CertInfo, o Options) (keep bool, undo func(), note string, err error) {
-	if info.Status == StatusOK && sameOrganization(info, t) {
+func keepOrBackUp(pkiDir string, t pki.Target, info pki.CertInfo, o Options) (keep bool, undo func(), note string, err error) {
+	if info.Status == pki.StatusOK && sameOrganization(info, t) {
 		return true, nil, fmt.Sprintf("valid until %s, kept: the same request changes nothing (another --org, --ip or --dns replaces it, keeping a backup)", info.Expires.UTC().Format("2006-01-02")), nil
 	}
-	certPEM, keyPEM, rerr := readStoredPair(t)
+	certPEM, keyPEM, rerr := pki.ReadTargetPair(t)
 	if rerr != nil || certPEM == nil {
 		return false, func() {}, "", nil // nothing whole to keep
 	}
@@ -125,17 +126,17 @@ func keepOrBackUp(pkiDir string, t pki.Target, info CertInfo, o Options) (keep b
 	}
 	was := "an " + info.Status + " pair"
 	switch info.Status {
-	case StatusOK:
+	case pki.StatusOK:
 		was = "the pair for another subject"
-	case StatusDue:
+	case pki.StatusDue:
 		was = "a pair due for renewal"
-	case StatusSANMismatch:
+	case pki.StatusSANMismatch:
 		was = "the pair for other SANs"
 	}
 	return false, undo, fmt.Sprintf("replaced %s; previous pair in %s", was, filepath.Join(dir, name)), nil
 }
 
-func sameOrganization(info CertInfo, t pki.Target) bool {
+func sameOrganization(info pki.CertInfo, t pki.Target) bool {
 	if info.Cert == nil {
 		return false
 	}

@@ -19,14 +19,14 @@ func TestIssueKeepsAValidPairOrBacksItUp(t *testing.T) {
 	ctx := context.Background()
 	s, _ := initTree(t, threeNodes)
 	req := OneRequest{Kind: "client", Name: "ops", Organization: []string{"ops"}}
-	tg, err := One(ctx, s, req, Options{})
+	tg, err := One(ctx, pki.New(s), req, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	oldCert, oldKey := mustRead(t, tg.CertPath()), mustRead(t, tg.KeyPath())
 	before := snapshot(t, s.PKIDir)
 	var out bytes.Buffer
-	if _, err := One(ctx, s, req, Options{Out: &out}); err != nil {
+	if _, err := One(ctx, pki.New(s), req, Options{Out: &out}); err != nil {
 		t.Fatalf("issue again: %v", err)
 	}
 	if !strings.Contains(out.String(), "kept") {
@@ -38,7 +38,7 @@ func TestIssueKeepsAValidPairOrBacksItUp(t *testing.T) {
 
 	req.Organization = []string{"system:masters"}
 	out.Reset()
-	if _, err := One(ctx, s, req, Options{Out: &out}); err != nil {
+	if _, err := One(ctx, pki.New(s), req, Options{Out: &out}); err != nil {
 		t.Fatalf("issue with another org: %v", err)
 	}
 	if bytes.Equal(mustRead(t, tg.CertPath()), oldCert) {

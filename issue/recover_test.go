@@ -34,10 +34,10 @@ func TestInitRecoversMissingLink(t *testing.T) {
 	}
 	for _, run := range []func() error{
 		func() error {
-			_, err := Renew(context.Background(), s, pki.New(s).Targets[:1], RenewOptions{})
+			_, err := Renew(context.Background(), pki.New(s), pki.New(s).Targets[:1], RenewOptions{})
 			return err
 		},
-		func() error { _, err := Init(context.Background(), s, Options{}); return err },
+		func() error { _, err := Init(context.Background(), pki.New(s), Options{}); return err },
 	} {
 		if err := run(); err != nil {
 			t.Fatalf("after a crash between two links: %v", err)
@@ -59,7 +59,7 @@ func TestInitRepairsDanglingData(t *testing.T) {
 	p := pki.Paths{PKI: s.PKIDir}
 	// Two versions of node 1's store: the previous one is kept.
 	node1 := pki.New(s).Targets[0]
-	if _, err := Renew(context.Background(), s, []pki.Target{node1}, RenewOptions{}); err != nil {
+	if _, err := Renew(context.Background(), pki.New(s), []pki.Target{node1}, RenewOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	prev := filepath.Join(p.NodeCertDir("etcd-node-1"))
@@ -68,11 +68,11 @@ func TestInitRepairsDanglingData(t *testing.T) {
 	// Node 2's only version goes.
 	cur2, _ := atomicdir.Current(p.NodeCertDir("etcd-node-2"))
 	os.RemoveAll(cur2)
-	if _, err := Init(context.Background(), s, Options{}); err != nil {
+	if _, err := Init(context.Background(), pki.New(s), Options{}); err != nil {
 		t.Fatalf("init with ..data pointing at nothing: %v", err)
 	}
 	checkConverged(t, s, "version removed")
-	if _, err := Renew(context.Background(), s, pki.New(s).Targets, RenewOptions{}); err != nil {
+	if _, err := Renew(context.Background(), pki.New(s), pki.New(s).Targets, RenewOptions{}); err != nil {
 		t.Fatalf("renew afterwards: %v", err)
 	}
 }
@@ -94,7 +94,7 @@ func TestInitRemovesStaleTemporaryFiles(t *testing.T) {
 	}
 	link := filepath.Join(p.CADir(), "..link.tmp777")
 	os.Symlink("..data/ca.key", link)
-	if _, err := Init(context.Background(), s, Options{}); err != nil {
+	if _, err := Init(context.Background(), pki.New(s), Options{}); err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range append(stale, link) {
@@ -115,11 +115,11 @@ func TestInitialClusterStateSurvivesACrashBetweenConfigs(t *testing.T) {
 	// What the kill leaves: node 1's config written, the others' not.
 	os.Remove(p.NodeConfig("etcd-node-2"))
 	os.Remove(p.NodeConfig("etcd-node-3"))
-	if _, err := Init(context.Background(), s, Options{}); err != nil {
+	if _, err := Init(context.Background(), pki.New(s), Options{}); err != nil {
 		t.Fatal(err)
 	}
 	for _, n := range []string{"etcd-node-1", "etcd-node-2", "etcd-node-3"} {
-		cfg, err := ReadNodeConfig(p.NodeConfig(n))
+		cfg, err := pki.ReadNodeConfig(p.NodeConfig(n))
 		if err != nil || cfg.InitialClusterState != "new" {
 			t.Errorf("%s: initial-cluster-state %q (%v), want new", n, cfg.InitialClusterState, err)
 		}
@@ -131,11 +131,11 @@ func TestInitialClusterStateOfAnOlderPKI(t *testing.T) {
 	s, _ := initTree(t, threeNodes)
 	p := pki.Paths{PKI: s.PKIDir}
 	grown := spec(t, strings.Replace(threeNodes, "clients:", "  - name: etcd-node-4\n    ips: [10.0.0.14]\nclients:", 1), s.PKIDir)
-	if _, err := Init(context.Background(), grown, Options{}); err != nil {
+	if _, err := Init(context.Background(), pki.New(grown), Options{}); err != nil {
 		t.Fatal(err)
 	}
 	os.Remove(p.InitialCluster())
-	if _, err := Init(context.Background(), grown, Options{}); err != nil {
+	if _, err := Init(context.Background(), pki.New(grown), Options{}); err != nil {
 		t.Fatal(err)
 	}
 	checkConverged(t, grown, "record removed")
@@ -180,7 +180,7 @@ func TestInitChecksEveryTargetBeforeWriting(t *testing.T) {
 			pkiDir := filepath.Join(t.TempDir(), "pki")
 			tc.setup(t, pkiDir)
 			before := contents(t, pkiDir)
-			_, err := Init(context.Background(), spec(t, threeNodes, pkiDir), Options{})
+			_, err := Init(context.Background(), pki.New(spec(t, threeNodes, pkiDir)), Options{})
 			checkInputError(t, err, tc.want)
 			if after := contents(t, pkiDir); after != before {
 				t.Errorf("init wrote before failing:\n%s", diffLines(before, after))
@@ -207,7 +207,7 @@ func TestConcurrentInitsShareOneCA(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				results[i], errs[i] = Init(context.Background(), s, Options{})
+				results[i], errs[i] = Init(context.Background(), pki.New(s), Options{})
 			}()
 		}
 		wg.Wait()
@@ -248,9 +248,9 @@ func TestWritersRefuseWhileLocked(t *testing.T) {
 	defer held.Release()
 	os.Remove(pki.Paths{PKI: s.PKIDir}.NodeConfig("etcd-node-1")) // init has work to do
 	before := contents(t, s.PKIDir)
-	_, ierr := Init(context.Background(), s, Options{})
-	_, rerr := Renew(context.Background(), s, pki.New(s).Targets, RenewOptions{})
-	_, oerr := One(context.Background(), s, OneRequest{Kind: "client", Name: "ops"}, Options{})
+	_, ierr := Init(context.Background(), pki.New(s), Options{})
+	_, rerr := Renew(context.Background(), pki.New(s), pki.New(s).Targets, RenewOptions{})
+	_, oerr := One(context.Background(), pki.New(s), OneRequest{Kind: "client", Name: "ops"}, Options{})
 	for name, err := range map[string]error{"init": ierr, "renew": rerr, "issue": oerr} {
 		if !errors.Is(err, pkilock.ErrLocked) {
 			t.Errorf("%s while locked: %v, want ErrLocked", name, err)
@@ -269,12 +269,12 @@ func TestRenewBackupsAreNeverShared(t *testing.T) {
 	o := RenewOptions{Options: Options{Now: func() time.Time { return now }}}
 	ts := pki.New(s).Targets[:1]
 	first := mustRead(t, ts[0].KeyPath())
-	r1, err := Renew(context.Background(), s, ts, o)
+	r1, err := Renew(context.Background(), pki.New(s), ts, o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	second := mustRead(t, ts[0].KeyPath())
-	r2, err := Renew(context.Background(), s, ts, o)
+	r2, err := Renew(context.Background(), pki.New(s), ts, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,7 +297,7 @@ func TestInitEnforcesDirectoryModes(t *testing.T) {
 	for _, d := range loose {
 		os.Chmod(d, 0o755)
 	}
-	if _, err := Init(context.Background(), s, Options{}); err != nil {
+	if _, err := Init(context.Background(), pki.New(s), Options{}); err != nil {
 		t.Fatal(err)
 	}
 	for _, d := range loose {

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/etcdpki/etcdpki/ca"
-	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/certx"
 	"github.com/etcdpki/etcdpki/pki"
 )
@@ -31,8 +30,9 @@ type Reissued struct {
 // (expired, invalid, due or with other SANs than the spec's), or
 // when the CA is replaced, since nothing the old CA signed will be
 // trusted any more.
-func ReissueNeeds(s *cluster.Spec, now time.Time) (caExpired time.Time, targets []pki.Target, reasons map[string]string, err error) {
-	authority, err := LoadCA(s.PKIDir)
+func ReissueNeeds(inv *pki.Inventory, now time.Time) (caExpired time.Time, targets []pki.Target, reasons map[string]string, err error) {
+	s := inv.Spec
+	authority, err := pki.LoadCA(inv.Paths)
 	if err != nil {
 		return time.Time{}, nil, nil, err
 	}
@@ -41,16 +41,16 @@ func ReissueNeeds(s *cluster.Spec, now time.Time) (caExpired time.Time, targets 
 	if newCA {
 		caExpired = authority.Cert.NotAfter
 	}
-	for _, t := range pki.New(s).Targets {
-		info := Inspect(t, authority, s.Leaf.RenewBefore, now)
+	for _, t := range inv.Targets {
+		info := pki.Inspect(t, authority, s.Leaf.RenewBefore, now)
 		switch {
-		case info.Status == StatusMissing:
+		case info.Status == pki.StatusMissing:
 			// Never issued: no member runs with it, and issuing it with
 			// its bundle and config is init's job.
 			continue
 		case newCA:
 			reasons[t.ID] = "new CA"
-		case info.Status == StatusOK:
+		case info.Status == pki.StatusOK:
 			continue
 		default:
 			reasons[t.ID] = info.Status
@@ -74,14 +74,15 @@ func ReissueNeeds(s *cluster.Spec, now time.Time) (caExpired time.Time, targets 
 // It never rolls a CA out in stages: that is for a CA that still works.
 // An expired CA signs nothing any member would accept, so there is
 // nothing to stage.
-func Reissue(ctx context.Context, s *cluster.Spec, o Options) (*Reissued, error) {
+func Reissue(ctx context.Context, inv *pki.Inventory, o Options) (*Reissued, error) {
+	s := inv.Spec
 	held, err := o.lock(s.PKIDir)
 	if err != nil {
 		return nil, err
 	}
 	defer held.Release()
 	now := o.now()
-	caExpired, targets, reasons, err := ReissueNeeds(s, now)
+	caExpired, targets, reasons, err := ReissueNeeds(inv, now)
 	if err != nil {
 		return nil, err
 	}
@@ -100,7 +101,7 @@ func Reissue(ctx context.Context, s *cluster.Spec, o Options) (*Reissued, error)
 	if len(targets) == 0 {
 		return out, nil
 	}
-	if out.Renewed, err = Renew(ctx, s, targets, ro); err != nil {
+	if out.Renewed, err = Renew(ctx, inv, targets, ro); err != nil {
 		return nil, err
 	}
 	return out, nil

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/testharness/crashpoint"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -31,11 +32,11 @@ func expiredCATree(t *testing.T) (*cluster.Spec, []byte) {
 // ca.crt, and keeps the old CA (key included) in the backup.
 func TestReissueReplacesAnExpiredCA(t *testing.T) {
 	s, oldCA := expiredCATree(t)
-	caExpired, targets, _, err := ReissueNeeds(s, time.Now())
+	caExpired, targets, _, err := ReissueNeeds(pki.New(s), time.Now())
 	if err != nil || caExpired.IsZero() || len(targets) != len(pki.New(s).Targets) {
 		t.Fatalf("ReissueNeeds: CA expired %v, %d of %d targets, %v; want the CA expired and every target", caExpired, len(targets), len(pki.New(s).Targets), err)
 	}
-	out, err := Reissue(context.Background(), s, Options{})
+	out, err := Reissue(context.Background(), pki.New(s), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +56,7 @@ func TestReissueReplacesAnExpiredCA(t *testing.T) {
 		t.Errorf("backed-up CA key: %v, mode %v; want 0400", err, info.Mode().Perm())
 	}
 	// Nothing left to do: a second run changes nothing.
-	out, err = Reissue(context.Background(), s, Options{})
+	out, err = Reissue(context.Background(), pki.New(s), Options{})
 	if err != nil || out.NewCA != nil || len(out.Renewed) != 0 {
 		t.Errorf("second Reissue: %v, new CA %v, %d renewed; want nothing", err, out.NewCA != nil, len(out.Renewed))
 	}
@@ -74,13 +75,13 @@ func TestReissueCrashAtEveryStepConverges(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "pki")
 		copyTree(t, base.PKIDir, dir)
 		s := spec(t, threeNodes, dir)
-		stopped := runUntilStep(t, n, func() error { _, err := Reissue(ctx, s, Options{}); return err })
+		stopped := crashpoint.RunUntilStep(t, n, func() error { _, err := Reissue(ctx, pki.New(s), Options{}); return err })
 		if stopped == "" {
 			break
 		}
 		steps++
 		checkPairsConsistent(t, s, stopped)
-		if _, err := Reissue(ctx, s, Options{}); err != nil {
+		if _, err := Reissue(ctx, pki.New(s), Options{}); err != nil {
 			t.Fatalf("killed at step %s; reissue again: %v", stopped, err)
 		}
 		checkConverged(t, s, stopped)

@@ -3,14 +3,14 @@ package issue
 import (
 	"bytes"
 	"context"
-	"crypto/x509"
 	"fmt"
 	"path/filepath"
 	"time"
 
 	"github.com/etcdpki/etcdpki/ca"
-	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
+	"github.com/etcdpki/etcdpki/internal/certx"
+	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -55,11 +55,12 @@ type Renewed struct {
 // Like Init it plans before taking the PKI directory's lock (bad input
 // changes nothing) and again under it, reusing what it signed; a failure
 // while writing takes back the switches and the backup.
-func Renew(ctx context.Context, s *cluster.Spec, targets []pki.Target, o RenewOptions) ([]Renewed, error) {
+func Renew(ctx context.Context, inv *pki.Inventory, targets []pki.Target, o RenewOptions) ([]Renewed, error) {
+	s := inv.Spec
 	if len(targets) == 0 {
 		return nil, nil
 	}
-	pre, err := planRenew(ctx, s, targets, o, nil)
+	pre, err := planRenew(ctx, inv, targets, o, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -68,7 +69,7 @@ func Renew(ctx context.Context, s *cluster.Spec, targets []pki.Target, o RenewOp
 		return nil, err
 	}
 	defer held.Release()
-	rp, err := planRenew(ctx, s, targets, o, pre)
+	rp, err := planRenew(ctx, inv, targets, o, pre)
 	if err != nil {
 		return nil, err
 	}
@@ -88,10 +89,10 @@ func Renew(ctx context.Context, s *cluster.Spec, targets []pki.Target, o RenewOp
 			atomicdir.File{Name: filepath.Join(dir, r.Target.KeyName), Data: old.key, Mode: atomicdir.KeyMode})
 	}
 	if rp.oldCA != nil {
-		dir := rel(s.PKIDir, pki.Paths{PKI: s.PKIDir}.CADir())
+		dir := rel(s.PKIDir, inv.Paths.CADir())
 		saved = append(saved,
-			atomicdir.File{Name: filepath.Join(dir, "ca.crt"), Data: rp.oldCA.cert, Mode: atomicdir.CertMode},
-			atomicdir.File{Name: filepath.Join(dir, "ca.key"), Data: rp.oldCA.key, Mode: atomicdir.CAKeyMode})
+			atomicdir.File{Name: filepath.Join(dir, pki.CAFile), Data: rp.oldCA.cert, Mode: atomicdir.CertMode},
+			atomicdir.File{Name: filepath.Join(dir, pki.CAKeyFile), Data: rp.oldCA.key, Mode: atomicdir.CAKeyMode})
 	}
 	undoBackup := func() {}
 	if len(saved) > 0 {
@@ -155,18 +156,19 @@ type renewPlan struct {
 // planRenew reads the pairs to replace and signs their successors. pre,
 // when set, is the plan made before the lock: its pairs are reused when
 // the CA and, with --reuse-key, the old key are still the same.
-func planRenew(ctx context.Context, s *cluster.Spec, targets []pki.Target, o RenewOptions, pre *renewPlan) (*renewPlan, error) {
+func planRenew(ctx context.Context, inv *pki.Inventory, targets []pki.Target, o RenewOptions, pre *renewPlan) (*renewPlan, error) {
+	s, p := inv.Spec, inv.Paths
 	now := o.now()
 	authority, bundleCA := o.NewCA, o.BundleCA
 	if o.Authority != nil {
 		authority = o.Authority
 	}
 	if authority == nil {
-		if err := refuseDuringCARotation(s.PKIDir, "renew"); err != nil {
+		if err := refuseDuringCARotation(p, "renew"); err != nil {
 			return nil, err
 		}
 		var err error
-		if authority, err = LoadCA(s.PKIDir); err != nil {
+		if authority, err = pki.LoadCA(p); err != nil {
 			return nil, err
 		}
 	}
@@ -182,19 +184,19 @@ func planRenew(ctx context.Context, s *cluster.Spec, targets []pki.Target, o Ren
 		r := Renewed{Target: t}
 		// An unreadable or half pair is replaced, and there is nothing
 		// to back up; only --reuse-key needs the old key.
-		certPEM, keyPEM, readErr := readStoredPair(t)
+		certPEM, keyPEM, readErr := pki.ReadTargetPair(t)
 		if readErr != nil && o.ReuseKey {
-			return nil, inputError("%s: cannot reuse key: %v", t.KeyPath(), readErr)
+			return nil, input.Errorf("%s: cannot reuse key: %v", t.KeyPath(), readErr)
 		}
 		var reuse []byte
 		if readErr == nil && certPEM != nil {
 			if c, err := ca.ParseCert(certPEM); err == nil {
-				r.OldSerial = Serial(c)
+				r.OldSerial = certx.Serial(c)
 			}
 			rp.olds[t.ID] = oldPair{certPEM, keyPEM}
 			if o.ReuseKey {
-				if err := ca.CheckPair(certPEM, keyPEM); err != nil {
-					return nil, inputError("%s: cannot reuse key: %v", t.KeyPath(), err)
+				if err := checkReusable(t, authority, certPEM, keyPEM); err != nil {
+					return nil, err
 				}
 				reuse = keyPEM
 			}
@@ -207,25 +209,22 @@ func planRenew(ctx context.Context, s *cluster.Spec, targets []pki.Target, o Ren
 		}
 		rp.fresh[t.ID] = signed{newCert, newKey}
 		c, _ := ca.ParseCert(newCert)
-		r.NewSerial = Serial(c)
+		r.NewSerial = certx.Serial(c)
 		r.NotAfter = c.NotAfter
 		rp.pl.add(t.Store(), atomicdir.File{Name: t.CertName, Data: newCert, Mode: atomicdir.CertMode})
 		rp.pl.add(t.Store(), atomicdir.File{Name: t.KeyName, Data: newKey, Mode: atomicdir.KeyMode})
-		rp.pl.add(t.CAStore(), atomicdir.File{Name: "ca.crt", Data: bundleCA, Mode: atomicdir.CertMode})
+		rp.pl.add(t.CAStore(), atomicdir.File{Name: pki.CAFile, Data: bundleCA, Mode: atomicdir.CertMode})
 		rp.out = append(rp.out, r)
 	}
 	if o.NewCA != nil {
 		// Added last, so the CA's store switches after the bundles that
 		// trust it: a crash in between leaves an expired CA with some
 		// leaves it did not sign, which the next recovery replaces again.
-		p := pki.Paths{PKI: s.PKIDir}
-		oldCert, certErr := atomicdir.Read(p.CADir(), "ca.crt")
-		oldKey, keyErr := atomicdir.Read(p.CADir(), "ca.key")
-		if certErr == nil && keyErr == nil {
+		if oldCert, oldKey, err := pki.ReadPair(p.CADir(), pki.CAFile, pki.CAKeyFile); err == nil && oldCert != nil {
 			rp.oldCA = &oldPair{oldCert, oldKey}
 		}
-		rp.pl.add(p.CAStore(), atomicdir.File{Name: "ca.crt", Data: o.NewCA.CertPEM, Mode: atomicdir.CertMode})
-		rp.pl.add(p.CAStore(), atomicdir.File{Name: "ca.key", Data: o.NewCA.KeyPEM, Mode: atomicdir.CAKeyMode})
+		rp.pl.add(p.CAStore(), atomicdir.File{Name: pki.CAFile, Data: o.NewCA.CertPEM, Mode: atomicdir.CertMode})
+		rp.pl.add(p.CAStore(), atomicdir.File{Name: pki.CAKeyFile, Data: o.NewCA.KeyPEM, Mode: atomicdir.CAKeyMode})
 	}
 	if err := checkWritable(s.PKIDir, rp.pl); err != nil {
 		return nil, err
@@ -252,8 +251,18 @@ func (rp *renewPlan) freshFor(id string, authority *ca.CA, reuse []byte) (signed
 	return f, ok
 }
 
-// Serial renders a certificate serial as lower-case hex, as openssl does.
-func Serial(c *x509.Certificate) string { return fmt.Sprintf("%x", c.SerialNumber) }
+// checkReusable refuses to sign a key again that does not match its
+// certificate, or that is the CA's own key: certifying the CA key as a
+// member's would hand whoever holds that bundle the power to sign.
+func checkReusable(t pki.Target, authority *ca.CA, certPEM, keyPEM []byte) error {
+	if key, err := certx.ParseKey(keyPEM); err == nil && certx.KeyMatches(authority.Cert, key.Public()) {
+		return input.Errorf("%s: cannot reuse key: %w", t.KeyPath(), pki.ErrCAKey)
+	}
+	if err := ca.CheckPair(certPEM, keyPEM); err != nil {
+		return input.Errorf("%s: cannot reuse key: %v", t.KeyPath(), err)
+	}
+	return nil
+}
 
 func rel(base, path string) string {
 	r, err := filepath.Rel(base, path)

@@ -26,7 +26,7 @@ func TestRenew(t *testing.T) {
 	oldCert, oldKey := mustRead(t, srv), mustRead(t, filepath.Join(p.NodeCertDir("etcd-node-1"), "server.key"))
 	untouched := mustRead(t, filepath.Join(p.NodeCertDir("etcd-node-2"), "server.crt"))
 	var out bytes.Buffer
-	got, err := Renew(context.Background(), s, picked, RenewOptions{Options: Options{Out: &out}})
+	got, err := Renew(context.Background(), pki.New(s), picked, RenewOptions{Options: Options{Out: &out}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,8 +37,8 @@ func TestRenew(t *testing.T) {
 		if r.OldSerial == "" || r.NewSerial == r.OldSerial {
 			t.Errorf("%s serial %s -> %s", r.Target.ID, r.OldSerial, r.NewSerial)
 		}
-		if c := readCert(t, r.Target.CertPath()); Serial(c) != r.NewSerial {
-			t.Errorf("%s on disk has serial %s, want %s", r.Target.ID, Serial(c), r.NewSerial)
+		if c := readCert(t, r.Target.CertPath()); certx.Serial(c) != r.NewSerial {
+			t.Errorf("%s on disk has serial %s, want %s", r.Target.ID, certx.Serial(c), r.NewSerial)
 		}
 	}
 	if bytes.Equal(mustRead(t, filepath.Join(p.NodeCertDir("etcd-node-1"), "server.key")), oldKey) {
@@ -60,7 +60,7 @@ func TestRenew(t *testing.T) {
 	}
 	// Init afterwards reuses the renewed files and changes nothing.
 	before := snapshot(t, s.PKIDir)
-	if _, err := Init(context.Background(), s, Options{}); err != nil {
+	if _, err := Init(context.Background(), pki.New(s), Options{}); err != nil {
 		t.Fatal(err)
 	}
 	if snapshot(t, s.PKIDir) != before {
@@ -71,13 +71,13 @@ func TestRenew(t *testing.T) {
 func TestRenewReuseKeyAndSANChange(t *testing.T) {
 	s, _ := initTree(t, threeNodes)
 	moved := spec(t, strings.Replace(threeNodes, "ips: [10.0.0.12]", "ips: [10.0.0.12, 10.0.0.22]", 1), s.PKIDir)
-	infos, err := List(moved, 0, time.Now())
+	infos, err := pki.List(pki.New(moved), 0, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	var stale []string
 	for _, i := range infos {
-		if i.Status == StatusSANMismatch {
+		if i.Status == pki.StatusSANMismatch {
 			stale = append(stale, i.Name)
 		}
 	}
@@ -86,7 +86,7 @@ func TestRenewReuseKeyAndSANChange(t *testing.T) {
 	}
 	// init reuses such a certificate but says how to fix it.
 	var out bytes.Buffer
-	if _, err := Init(context.Background(), moved, Options{Out: &out}); err != nil {
+	if _, err := Init(context.Background(), pki.New(moved), Options{Out: &out}); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), "reused etcd-node-2/etcd-peer (SANs differ from the spec: spec wants SANs [10.0.0.22] more and [] fewer; run: etcdpki certs renew etcd-node-2/etcd-peer)") {
@@ -94,7 +94,7 @@ func TestRenewReuseKeyAndSANChange(t *testing.T) {
 	}
 	picked, _ := pki.Select(pki.New(moved).Targets, []string{"etcd-node-2/etcd-server"})
 	key := mustRead(t, picked[0].KeyPath())
-	if _, err := Renew(context.Background(), moved, picked, RenewOptions{ReuseKey: true}); err != nil {
+	if _, err := Renew(context.Background(), pki.New(moved), picked, RenewOptions{ReuseKey: true}); err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(key, mustRead(t, picked[0].KeyPath())) {
@@ -111,7 +111,7 @@ func TestListStatuses(t *testing.T) {
 	now := time.Now()
 	check := func(at time.Time, renewBefore time.Duration, want string) {
 		t.Helper()
-		infos, err := List(s, renewBefore, at)
+		infos, err := pki.List(pki.New(s), renewBefore, at)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -124,14 +124,14 @@ func TestListStatuses(t *testing.T) {
 			}
 		}
 	}
-	check(now, 0, StatusOK)
-	check(now.Add(340*24*time.Hour), 0, StatusDue)     // inside the 30d renew-before
-	check(now.Add(250*24*time.Hour), 0, StatusDue)     // past 2/3 of a year
-	check(now, 87600*time.Hour, StatusDue)             // --renew-before 87600h: everything now
-	check(now.Add(400*24*time.Hour), 0, StatusExpired) // past notAfter
+	check(now, 0, pki.StatusOK)
+	check(now.Add(340*24*time.Hour), 0, pki.StatusDue)     // inside the 30d renew-before
+	check(now.Add(250*24*time.Hour), 0, pki.StatusDue)     // past 2/3 of a year
+	check(now, 87600*time.Hour, pki.StatusDue)             // --renew-before 87600h: everything now
+	check(now.Add(400*24*time.Hour), 0, pki.StatusExpired) // past notAfter
 	os.Remove(filepath.Join(pki.Paths{PKI: s.PKIDir}.NodeCertDir("etcd-node-1"), "..etcd-node-1.store", "..data"))
-	infos, _ := List(s, 0, now)
-	if infos[1].Status != StatusMissing {
+	infos, _ := pki.List(pki.New(s), 0, now)
+	if infos[1].Status != pki.StatusMissing {
 		t.Errorf("%s is %s, want missing", infos[1].Name, infos[1].Status)
 	}
 	if infos[1].ResidualSeconds != 0 || infos[4].ResidualSeconds < 364*24*3600 {
@@ -141,7 +141,7 @@ func TestListStatuses(t *testing.T) {
 
 func TestOne(t *testing.T) {
 	s, _ := initTree(t, threeNodes)
-	tg, err := One(context.Background(), s, OneRequest{Kind: "server", Name: "etcd-gw", Hosts: []string{"10.0.0.21", "gw.example.internal"}}, Options{})
+	tg, err := One(context.Background(), pki.New(s), OneRequest{Kind: "server", Name: "etcd-gw", Hosts: []string{"10.0.0.21", "gw.example.internal"}}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +158,7 @@ func TestOne(t *testing.T) {
 		{Kind: "root", Name: "x"},
 		{Kind: "client", Name: "../x"},
 	} {
-		_, err := One(context.Background(), s, bad, Options{})
+		_, err := One(context.Background(), pki.New(s), bad, Options{})
 		checkInputError(t, err, "")
 	}
 }
@@ -180,13 +180,13 @@ func TestListNotesTwoCAsOutsideARotation(t *testing.T) {
 	if _, err := atomicdir.Update(atomicdir.Store{Dir: dir, Name: "etcd-node-2"}, []atomicdir.File{{Name: "ca.crt", Data: append(cur, other.CertPEM...), Mode: atomicdir.CertMode}}, nil); err != nil {
 		t.Fatal(err)
 	}
-	infos, err := List(s, 0, time.Now())
+	infos, err := pki.List(pki.New(s), 0, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, in := range infos {
 		two := strings.HasPrefix(in.Name, "etcd-node-2/")
-		if in.Status != StatusOK || two != strings.Contains(in.Reason, "holds 2 CAs outside a CA rotation") {
+		if in.Status != pki.StatusOK || two != strings.Contains(in.Reason, "holds 2 CAs outside a CA rotation") {
 			t.Errorf("%s: %s: %q", in.Name, in.Status, in.Reason)
 		}
 	}

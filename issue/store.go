@@ -9,8 +9,8 @@ import (
 	"path/filepath"
 	"sort"
 
-	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
+	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/internal/regular"
 	"github.com/etcdpki/etcdpki/pki"
 	"golang.org/x/sys/unix"
@@ -49,29 +49,6 @@ func (pl *plan) add(store atomicdir.Store, f atomicdir.File) {
 		}
 	}
 	st.files = append(st.files, f)
-}
-
-// ownedDirs are the directories above the stores that hold bundles: the
-// PKI directory, nodes/ and each node's, the apiserver's, clients/ and
-// each client's.
-func ownedDirs(s *cluster.Spec, p pki.Paths) []string {
-	dirs := []string{s.PKIDir}
-	if len(s.Nodes) > 0 {
-		dirs = append(dirs, filepath.Join(s.PKIDir, "nodes"))
-	}
-	for _, n := range s.Nodes {
-		dirs = append(dirs, p.NodeDir(n.Name))
-	}
-	for _, c := range s.Clients {
-		switch c.Name {
-		case cluster.ClientHealthcheck:
-		case cluster.ClientAPIServer:
-			dirs = append(dirs, p.APIServerDir())
-		default:
-			dirs = append(dirs, filepath.Join(s.PKIDir, "clients"), p.ClientDir(c.Name))
-		}
-	}
-	return dirs
 }
 
 // write puts the plan on disk as one batch: every new version is written
@@ -122,11 +99,11 @@ func readInitialCluster(p pki.Paths) (*initialCluster, error) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, readError(p.InitialCluster(), err)
+		return nil, pki.ReadError(p.InitialCluster(), err)
 	}
 	var rec initialCluster
 	if err := json.Unmarshal(data, &rec); err != nil {
-		return nil, inputError("%s: %v (it lists the members the cluster was first started with)", p.InitialCluster(), err)
+		return nil, input.Errorf("%s: %v (it lists the members the cluster was first started with)", p.InitialCluster(), err)
 	}
 	return &rec, nil
 }
@@ -152,18 +129,18 @@ func checkPKIDir(dir string) error {
 		return nil // checkWritable looks at the parent.
 	}
 	if err != nil {
-		return readError(dir, err)
+		return pki.ReadError(dir, err)
 	}
 	if !info.IsDir() {
-		return inputError("pki dir %s: not a directory", dir)
+		return input.Errorf("pki dir %s: not a directory", dir)
 	}
 	if info.Mode().Perm()&ownerReadSearch != ownerReadSearch {
 		// Root ignores permission bits, but an operator who took the
 		// bits away meant it.
-		return inputError("pki dir %s: not readable (mode %04o)", dir, info.Mode().Perm())
+		return input.Errorf("pki dir %s: not readable (mode %04o)", dir, info.Mode().Perm())
 	}
 	if _, err := os.ReadDir(dir); err != nil {
-		return readError(dir, err)
+		return pki.ReadError(dir, err)
 	}
 	return nil
 }
@@ -172,8 +149,8 @@ func checkPKIDir(dir string) error {
 // nearest existing ancestor) can be written, and that no file it writes
 // is in the way (a directory, an immutable or append-only file), so a
 // bad tree fails before the first write rather than halfway.
-func checkWritable(pki string, pl *plan) error {
-	dirs := map[string]bool{pki: true}
+func checkWritable(pkiDir string, pl *plan) error {
+	dirs := map[string]bool{pkiDir: true}
 	var files []string
 	for _, d := range pl.dirs {
 		dirs[d] = true
@@ -199,7 +176,7 @@ func checkWritable(pki string, pl *plan) error {
 			info, err := os.Stat(existing)
 			if err == nil {
 				if !info.IsDir() {
-					return inputError("%s: not a directory", existing)
+					return input.Errorf("%s: not a directory", existing)
 				}
 				break
 			}
@@ -211,14 +188,14 @@ func checkWritable(pki string, pl *plan) error {
 		}
 		info, err := os.Stat(existing)
 		if err != nil {
-			return readError(existing, err)
+			return pki.ReadError(existing, err)
 		}
 		if info.Mode().Perm()&ownerWrite == 0 || unix.Access(existing, unix.W_OK) != nil || immutable(existing) {
 			what := "directory"
-			if existing == pki {
+			if existing == pkiDir {
 				what = "pki dir"
 			}
-			return inputError("%s %s: read-only (mode %04o); nothing was written", what, existing, info.Mode().Perm())
+			return input.Errorf("%s %s: read-only (mode %04o); nothing was written", what, existing, info.Mode().Perm())
 		}
 	}
 	for _, f := range files {
@@ -227,15 +204,15 @@ func checkWritable(pki string, pl *plan) error {
 			continue // missing: created; unreadable: the directory check said
 		}
 		if info.IsDir() {
-			return inputError("%s: is a directory, where etcdpki writes a file; nothing was written", f)
+			return input.Errorf("%s: is a directory, where etcdpki writes a file; nothing was written", f)
 		}
 		// A FIFO or a device would block or misbehave when the old
 		// contents are read for comparison; a link is one etcdpki made.
 		if !info.Mode().IsRegular() && info.Mode()&fs.ModeSymlink == 0 {
-			return inputError("%s: is %s, where etcdpki writes a file; remove it; nothing was written", f, describeFileType(info.Mode()))
+			return input.Errorf("%s: is %s, where etcdpki writes a file; remove it; nothing was written", f, describeFileType(info.Mode()))
 		}
 		if info.Mode().IsRegular() && immutable(f) {
-			return inputError("%s: immutable or append-only (chattr); nothing was written", f)
+			return input.Errorf("%s: immutable or append-only (chattr); nothing was written", f)
 		}
 	}
 	return nil

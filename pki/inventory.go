@@ -1,16 +1,3 @@
-// Package pki is the inventory of a cluster's PKI: it expands a spec once,
-// driven by the certificate catalogue in package ca, into every
-// certificate, bundle and file the cluster has, with their paths on disk
-// (kubeadm's file names), their subjects and SANs, and whether a change to
-// each takes effect without a restart. Every command reads names and paths
-// from here; none derives them again.
-//
-// It owns the on-disk layout (Paths), the inventory (Inventory, Target,
-// Bundle, File) and reading trust from the files (trust.go: which CAs a
-// bundle holds, which CA signed a leaf), which CA rotation and recovery
-// derive their state from. It sits below issue and above ca and cluster:
-// issue, rotate, verify and cmd import it; it imports ca and cluster
-// only.
 package pki
 
 import (
@@ -45,11 +32,6 @@ type Target struct {
 	KeyName  string
 	// CADir is the store that carries this bundle's ca.crt.
 	CADir string
-	// Restart is false for every leaf: etcd reads its serving and peer
-	// pairs, and clientv3 (the apiserver's etcd client included) its
-	// client pair, at each handshake, so a renewed pair is in effect
-	// without a restart.
-	Restart bool
 }
 
 // CertPath and KeyPath are where the pair can be read.
@@ -69,9 +51,6 @@ func (t Target) CAPath() string { return filepath.Join(t.CADir, CAFile) }
 
 // Usage is the extended key usage the certificate must verify for.
 func (t Target) Usage() x509.ExtKeyUsage { return t.Kind.Usages[0] }
-
-// CAFile is the name of the CA bundle in every bundle's CA store.
-const CAFile = "ca.crt"
 
 // Bundle is what is deployed to one node or client: its directory, and
 // the CA file in it that says which CAs the holder trusts.
@@ -94,21 +73,7 @@ func (b Bundle) CAStore() atomicdir.Store { return atomicdir.Store{Dir: b.CADir,
 // file with ReadCAs: during a CA rotation it holds the old and new CA.
 func (b Bundle) CAPath() string { return filepath.Join(b.CADir, CAFile) }
 
-// File is one file the cluster's PKI directory holds, for listings and
-// for deciding what a change needs.
-type File struct {
-	Path string
-	// Owner is the bundle's node or client, "" for the PKI's own files.
-	Owner string
-	// What it is: "ca", "ca-key", "ca-bundle", "cert", "key", "config".
-	Role string
-	// Restart is true when the reader loads the file only at start: etcd
-	// and clientv3 build their CA pool once, and etcd and kube-apiserver
-	// read their configuration once.
-	Restart bool
-}
-
-// Inventory is a spec expanded: every certificate, bundle and file.
+// Inventory is a spec expanded: every certificate and bundle.
 type Inventory struct {
 	Spec    *cluster.Spec
 	Paths   Paths
@@ -131,7 +96,7 @@ func New(s *cluster.Spec) *Inventory {
 				continue
 			}
 			t := Target{ID: n.Name + "/" + k.Name, Kind: k, Owner: n.Name, OwnerNode: true, CommonName: n.Name,
-				Dir: p.NodeCertDir(n.Name), CertName: k.BaseName + ".crt", KeyName: k.BaseName + ".key",
+				Dir: p.NodeCertDir(n.Name), CertName: k.BaseName + CertExt, KeyName: k.BaseName + KeyExt,
 				CADir: b.CADir}
 			if k.CommonName != "" {
 				t.CommonName = k.CommonName
@@ -162,7 +127,7 @@ func New(s *cluster.Spec) *Inventory {
 			t.ID = k.Name
 		}
 		t.Dir = p.ClientBundle(c.Name)
-		t.CertName, t.KeyName = base+".crt", base+".key"
+		t.CertName, t.KeyName = base+CertExt, base+KeyExt
 		t.CADir = filepath.Join(t.Dir, "etcd")
 		inv.Targets = append(inv.Targets, t)
 		inv.Bundles = append(inv.Bundles, Bundle{Owner: c.Name, Root: t.Dir, CADir: t.CADir, Targets: []string{t.ID}})
@@ -184,30 +149,6 @@ func clientKind(cat []ca.Kind, client string) (ca.Kind, bool) {
 		}
 	}
 	return ca.Kind{}, false
-}
-
-// Files lists every file of the PKI directory the inventory accounts
-// for: the CA, each bundle's CA file and pairs, and the configuration
-// files that use them.
-func (inv *Inventory) Files() []File {
-	p := inv.Paths
-	fs := []File{{Path: p.CACert(), Role: "ca"}, {Path: p.CAKey(), Role: "ca-key"}}
-	for _, b := range inv.Bundles {
-		fs = append(fs, File{Path: b.CAPath(), Owner: b.Owner, Role: "ca-bundle", Restart: true})
-		for _, t := range inv.Targets {
-			if t.Owner == b.Owner {
-				fs = append(fs, File{Path: t.CertPath(), Owner: b.Owner, Role: "cert", Restart: t.Restart},
-					File{Path: t.KeyPath(), Owner: b.Owner, Role: "key", Restart: t.Restart})
-			}
-		}
-		if b.Node {
-			fs = append(fs, File{Path: p.NodeConfig(b.Owner), Owner: b.Owner, Role: "config", Restart: true})
-		} else if b.Owner == cluster.ClientAPIServer {
-			fs = append(fs, File{Path: p.APIServerFlags(), Owner: b.Owner, Role: "config", Restart: true},
-				File{Path: p.KubeadmExternal(), Owner: b.Owner, Role: "config", Restart: true})
-		}
-	}
-	return append(fs, File{Path: p.InitialCluster(), Role: "config"})
 }
 
 // Bundle returns the bundle of a node or client.

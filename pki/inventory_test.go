@@ -61,21 +61,18 @@ func TestInventoryFollowsCatalogue(t *testing.T) {
 		if tg.Kind.CommonName != "" && tg.CommonName != tg.Kind.CommonName {
 			t.Errorf("%s: CN %q, catalogue says %q", tg.ID, tg.CommonName, tg.Kind.CommonName)
 		}
-		if tg.Usage() != tg.Kind.Usages[0] || tg.Restart {
-			t.Errorf("%s: usage %v restart %v", tg.ID, tg.Usage(), tg.Restart)
+		if tg.Usage() != tg.Kind.Usages[0] {
+			t.Errorf("%s: usage %v", tg.ID, tg.Usage())
+		}
+		for _, p := range []string{tg.CertPath(), tg.KeyPath(), tg.CAPath()} {
+			if !strings.HasPrefix(p, s.PKIDir+string(filepath.Separator)) {
+				t.Errorf("%s: file %s outside %s", tg.ID, p, s.PKIDir)
+			}
 		}
 	}
 	for _, id := range []string{"etcd-node-2/etcd-peer", "apiserver-etcd-client", "client/etcd-admin"} {
 		if !seen[id] {
 			t.Errorf("no target %s in %v", id, IDs(inv.Targets))
-		}
-	}
-	for _, f := range inv.Files() {
-		if !strings.HasPrefix(f.Path, s.PKIDir+string(filepath.Separator)) {
-			t.Errorf("file %s outside %s", f.Path, s.PKIDir)
-		}
-		if f.Role == "ca-bundle" && !f.Restart {
-			t.Errorf("%s: a CA bundle is read only at start, must need a restart", f.Path)
 		}
 	}
 }

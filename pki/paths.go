@@ -3,7 +3,6 @@ package pki
 import (
 	"path/filepath"
 
-	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
 )
@@ -26,6 +25,16 @@ import (
 // never share a store (see atomicdir.Store).
 type Paths struct{ PKI string }
 
+// The file names every store uses: a certificate is BASE.crt with its key
+// BASE.key beside it (kubeadm's names); every bundle's CA store holds
+// CAFile, and the CA's store CAFile and CAKeyFile.
+const (
+	CertExt   = ".crt"
+	KeyExt    = ".key"
+	CAFile    = "ca.crt"
+	CAKeyFile = "ca.key"
+)
+
 // CADir holds the CA certificate and key.
 func (p Paths) CADir() string { return filepath.Join(p.PKI, "etcd") }
 
@@ -42,7 +51,7 @@ func (p Paths) CAStore() atomicdir.Store {
 func (p Paths) CACert() string { return filepath.Join(p.CADir(), CAFile) }
 
 // CAKey is the CA private key; it never leaves the PKI directory.
-func (p Paths) CAKey() string { return filepath.Join(p.CADir(), "ca.key") }
+func (p Paths) CAKey() string { return filepath.Join(p.CADir(), CAKeyFile) }
 
 // NodeDir is a node's bundle: the contents of its /etc/kubernetes/pki.
 func (p Paths) NodeDir(node string) string { return filepath.Join(p.PKI, "nodes", node) }
@@ -53,24 +62,8 @@ func (p Paths) NodeCertDir(node string) string { return filepath.Join(p.NodeDir(
 // NodeConfig is the node's etcd.conf.yml.
 func (p Paths) NodeConfig(node string) string { return filepath.Join(p.NodeDir(node), "etcd.conf.yml") }
 
-// NodeCert returns the certificate and key paths of a node's pair, where
-// base is "server", "peer" or "healthcheck-client".
-func (p Paths) NodeCert(node, base string) (crt, key string) {
-	d := p.NodeCertDir(node)
-	return filepath.Join(d, base+".crt"), filepath.Join(d, base+".key")
-}
-
 // APIServerDir is the kube-apiserver's bundle.
 func (p Paths) APIServerDir() string { return filepath.Join(p.PKI, "apiserver") }
-
-// APIServerCA is the CA the apiserver trusts for etcd (--etcd-cafile).
-func (p Paths) APIServerCA() string { return filepath.Join(p.APIServerDir(), "etcd", CAFile) }
-
-// APIServerCert returns --etcd-certfile and --etcd-keyfile.
-func (p Paths) APIServerCert() (crt, key string) {
-	d, base := p.APIServerDir(), ca.KindAPIServer.BaseName
-	return filepath.Join(d, base+".crt"), filepath.Join(d, base+".key")
-}
 
 // APIServerFlags is the file holding the kube-apiserver --etcd-* flags.
 func (p Paths) APIServerFlags() string { return filepath.Join(p.APIServerDir(), "etcd-flags") }
@@ -91,12 +84,6 @@ func (p Paths) ClientBundle(name string) string {
 
 // ClientDir is an extra client's bundle.
 func (p Paths) ClientDir(name string) string { return filepath.Join(p.PKI, "clients", name) }
-
-// ClientCert returns an extra client's certificate and key paths.
-func (p Paths) ClientCert(name string) (crt, key string) {
-	d := p.ClientDir(name)
-	return filepath.Join(d, name+".crt"), filepath.Join(d, name+".key")
-}
 
 // InitialCluster records the members the cluster was bootstrapped with,
 // which decides each node's initial-cluster-state.

@@ -15,7 +15,6 @@ import (
 
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/testharness/etcdtest"
-	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
 	"github.com/etcdpki/etcdpki/rotate"
 )
@@ -282,7 +281,7 @@ func TestProofFailsWhenTheDeployMissesAMember(t *testing.T) {
 // earliestExpiry is when the first of the spec's certificates expires.
 func earliestExpiry(t *testing.T, s *cluster.Spec) time.Time {
 	t.Helper()
-	infos, err := issue.List(s, 0, time.Now())
+	infos, err := pki.List(pki.New(s), 0, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,13 +10,15 @@ package rotate
 //	            proof: a probe certificate from the NEW CA is accepted on
 //	            each member's client and peer ports; clients restart
 //	reissue     every leaf is issued again from the new CA; no restart;
-//	            proof: issue 8's proof plus the issuer on both ports
+//	            proof: the renewal's proof (fresh handshakes show the new
+//	            serials, the peer certificate accepted) plus the issuer,
+//	            the new CA alone, on both ports
 //	finish      every bundle's ca.crt = new CA; rolling restart; proof: a
 //	            probe from the OLD CA is refused on both ports, one from
 //	            the new CA accepted; clients restart; the old CA key goes
 //	            to PKI/backup and the new CA becomes PKI/etcd
 //
-// Where a run stands is read from the files (issue.ReadCARotation: which
+// Where a run stands is read from the files (pki.ReadCARotation: which
 // CAs the bundles hold, which CA signed the leaves); the journal
 // (State.CA) records each member's proof in each stage, so a run killed at
 // any point resumes without restarting a member that finished its stage.
@@ -36,7 +38,6 @@ import (
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/internal/certx"
 	"github.com/etcdpki/etcdpki/internal/input"
-	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -115,10 +116,10 @@ type CAProof struct {
 
 // checkStage refuses an unknown stage name (an input error: exit 2).
 func checkStage(name string) error {
-	if name == "" || slices.Contains(issue.CAStages, name) {
+	if name == "" || slices.Contains(pki.CAStages, name) {
 		return nil
 	}
-	return &input.Error{Err: fmt.Errorf("--until %q: unknown stage; the stages are %s", name, strings.Join(issue.CAStages, ", "))}
+	return input.Errorf("--until %q: unknown stage; the stages are %s", name, strings.Join(pki.CAStages, ", "))
 }
 
 // RunCA rotates the etcd CA, stage by stage, resuming where the files and
@@ -133,8 +134,8 @@ func RunCA(ctx context.Context, o CAOptions) (*CAResult, error) {
 		return nil, err
 	}
 	s := o.Spec
-	cr := &caRun{o: o, r: &runner{o: ro, log: newLogger(ro.Out), etcd: &etcdCluster{spec: s, paths: pki.Paths{PKI: s.PKIDir}}},
-		res: &CAResult{}, paths: pki.Paths{PKI: s.PKIDir}, inv: pki.New(s)}
+	r := newRunner(ro, newLogger(ro.Out))
+	cr := &caRun{o: o, r: r, res: &CAResult{}, paths: r.inv.Paths, inv: r.inv}
 	if err := cr.checkSpec(); err != nil {
 		return nil, err
 	}
@@ -144,7 +145,7 @@ func RunCA(ctx context.Context, o CAOptions) (*CAResult, error) {
 		return nil, err
 	}
 	defer release()
-	if cr.rot, err = issue.ReadCARotation(s); err != nil {
+	if cr.rot, err = pki.ReadCARotation(cr.inv); err != nil {
 		return nil, err
 	}
 	if o.DryRun {
@@ -153,7 +154,7 @@ func RunCA(ctx context.Context, o CAOptions) (*CAResult, error) {
 	}
 	err = cr.run(ctx)
 	cr.res.Took = time.Since(start)
-	if rot, rerr := issue.ReadCARotation(s); rerr == nil {
+	if rot, rerr := pki.ReadCARotation(cr.inv); rerr == nil {
 		cr.res.Stage = rot.Stage
 	}
 	var ic input.Coder
@@ -173,7 +174,7 @@ func RunCA(ctx context.Context, o CAOptions) (*CAResult, error) {
 type caRun struct {
 	o   CAOptions
 	r   *runner
-	rot *issue.CARotation
+	rot *pki.CARotation
 	// inv is the spec expanded once: every certificate and bundle.
 	inv   *pki.Inventory
 	res   *CAResult
@@ -191,10 +192,10 @@ func (cr *caRun) checkSpec() error {
 	s := cr.o.Spec
 	for _, n := range s.Nodes {
 		if n.Restart == "" {
-			return &input.Error{Err: fmt.Errorf("node %s: a CA rotation restarts every member, but the spec has no restart command (set nodes[].restart)", n.Name)}
+			return input.Errorf("node %s: a CA rotation restarts every member, but the spec has no restart command (set nodes[].restart)", n.Name)
 		}
 		if !s.Local && n.Deploy == "" {
-			return &input.Error{Err: fmt.Errorf("node %s: a CA rotation changes its bundle, but the spec has no deploy command to copy it to %s (set nodes[].deploy)", n.Name, n.Dir)}
+			return input.Errorf("node %s: a CA rotation changes its bundle, but the spec has no deploy command to copy it to %s (set nodes[].deploy)", n.Name, n.Dir)
 		}
 	}
 	return nil
@@ -204,7 +205,7 @@ func (cr *caRun) checkSpec() error {
 // fresh one when it is about another CA.
 func (cr *caRun) journal() *CAJournal {
 	st := cr.r.st
-	serial := issue.Serial(cr.rot.Next.Cert)
+	serial := certx.Serial(cr.rot.Next.Cert)
 	if st.CA == nil || st.CA.Next != serial {
 		st.CA = &CAJournal{Next: serial}
 	}
@@ -233,22 +234,22 @@ func (cr *caRun) record(stage, who string, p CAProof) {
 
 func (cr *caRun) save() error { return cr.r.st.save(cr.o.Spec.PKIDir, cr.r.o.Now()) }
 
-func stageIndex(stage string) int { return slices.Index(issue.CAStages, stage) }
+func stageIndex(stage string) int { return slices.Index(pki.CAStages, stage) }
 
 func (cr *caRun) run(ctx context.Context) error {
 	until := cr.o.Until
 	if until == "" {
-		until = issue.CAStageFinish
+		until = pki.CAStageFinish
 	}
 	if !cr.rot.InProgress() {
 		st := cr.r.st.CA
-		if st != nil && st.Next == issue.Serial(cr.rot.Old.Cert) && !st.Done[issue.CAStageFinish].IsZero() && !cr.o.New {
+		if st != nil && st.Next == certx.Serial(cr.rot.Old.Cert) && !st.Done[pki.CAStageFinish].IsZero() && !cr.o.New {
 			cr.log("nothing to do: the CA rotation to %s (serial %s) finished at %s; to replace this CA too, run again with --new",
-				cr.rot.Old.Cert.Subject.CommonName, pki.ShortSerial(st.Next), st.Done[issue.CAStageFinish].Format(time.RFC3339))
+				cr.rot.Old.Cert.Subject.CommonName, pki.ShortSerial(st.Next), st.Done[pki.CAStageFinish].Format(time.RFC3339))
 			return nil
 		}
 	}
-	for _, stage := range issue.CAStages {
+	for _, stage := range pki.CAStages {
 		if err := ctx.Err(); err != nil {
 			return &InterruptedError{Step: "CA rotation stage " + stage}
 		}
@@ -258,11 +259,11 @@ func (cr *caRun) run(ctx context.Context) error {
 			err  error
 		)
 		switch stage {
-		case issue.CAStagePrepare:
+		case pki.CAStagePrepare:
 			sr.Done, err = cr.prepare()
-		case issue.CAStageTrustBoth, issue.CAStageFinish:
+		case pki.CAStageTrustBoth, pki.CAStageFinish:
 			sr.Done, stop, err = cr.restartStage(ctx, stage, &sr)
-		case issue.CAStageReissue:
+		case pki.CAStageReissue:
 			sr.Done, err = cr.reissue(ctx, &sr)
 		}
 		sr.Took = time.Since(sr.Start)
@@ -274,8 +275,8 @@ func (cr *caRun) run(ctx context.Context) error {
 			return nil
 		}
 		if stage == until {
-			if stage != issue.CAStageFinish {
-				cr.log("stopped after stage %s (--until); the next run goes on with stage %s", stage, issue.CAStages[stageIndex(stage)+1])
+			if stage != pki.CAStageFinish {
+				cr.log("stopped after stage %s (--until); the next run goes on with stage %s", stage, pki.CAStages[stageIndex(stage)+1])
 			}
 			return nil
 		}
@@ -289,7 +290,7 @@ func (cr *caRun) run(ctx context.Context) error {
 func (cr *caRun) prepare() (bool, error) {
 	if cr.rot.InProgress() {
 		cr.log("prepare: done: next CA %q (%s, serial %s) in %s", cr.rot.Next.Cert.Subject.CommonName,
-			certx.KeyDescription(cr.rot.Next.Cert.PublicKey), pki.ShortSerial(issue.Serial(cr.rot.Next.Cert)), cr.paths.NextCADir())
+			certx.KeyDescription(cr.rot.Next.Cert.PublicKey), pki.ShortSerial(certx.Serial(cr.rot.Next.Cert)), cr.paths.NextCADir())
 		return true, nil
 	}
 	next, err := ca.Create(cr.o.Spec.CA, cr.r.o.Now())
@@ -297,25 +298,25 @@ func (cr *caRun) prepare() (bool, error) {
 		return false, err
 	}
 	if _, err := atomicdir.Update(cr.paths.NextCAStore(), []atomicdir.File{
-		{Name: "ca.crt", Data: next.CertPEM, Mode: atomicdir.CertMode},
-		{Name: "ca.key", Data: next.KeyPEM, Mode: atomicdir.CAKeyMode},
+		{Name: pki.CAFile, Data: next.CertPEM, Mode: atomicdir.CertMode},
+		{Name: pki.CAKeyFile, Data: next.KeyPEM, Mode: atomicdir.CAKeyMode},
 	}, checkCAFiles); err != nil {
 		return false, fmt.Errorf("prepare: write the next CA: %w", err)
 	}
-	cr.rot.Next, cr.rot.Stage = next, issue.CAStagePrepare
+	cr.rot.Next, cr.rot.Stage = next, pki.CAStagePrepare
 	cr.journal()
 	if err := cr.save(); err != nil {
 		return false, err
 	}
 	cr.log("prepare: created the next CA %q (%s, serial %s, valid until %s) in %s; nothing deployed", next.Cert.Subject.CommonName,
-		certx.KeyDescription(next.Cert.PublicKey), pki.ShortSerial(issue.Serial(next.Cert)), next.Cert.NotAfter.Format(time.DateOnly), cr.paths.NextCADir())
+		certx.KeyDescription(next.Cert.PublicKey), pki.ShortSerial(certx.Serial(next.Cert)), next.Cert.NotAfter.Format(time.DateOnly), cr.paths.NextCADir())
 	return false, nil
 }
 
 // checkCAFiles vetoes a CA store whose certificate and key do not belong
 // together.
 func checkCAFiles(files map[string][]byte) error {
-	_, err := ca.Parse(files["ca.crt"], files["ca.key"], "CA store")
+	_, err := ca.Parse(files[pki.CAFile], files[pki.CAKeyFile], "CA store")
 	return err
 }
 
@@ -334,10 +335,10 @@ func (cr *caRun) writeBundles(data []byte) (int, error) {
 	var b atomicdir.Batch
 	var results []*atomicdir.Result
 	for _, st := range cr.bundleStores() {
-		res, err := b.Update(st, []atomicdir.File{{Name: "ca.crt", Data: data, Mode: atomicdir.CertMode}}, nil)
+		res, err := b.Update(st, []atomicdir.File{{Name: pki.CAFile, Data: data, Mode: atomicdir.CertMode}}, nil)
 		if err != nil {
 			b.Abort()
-			return 0, fmt.Errorf("write %s: %w", filepath.Join(st.Dir, "ca.crt"), err)
+			return 0, fmt.Errorf("write %s: %w", filepath.Join(st.Dir, pki.CAFile), err)
 		}
 		results = append(results, res)
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
+	"github.com/etcdpki/etcdpki/internal/certx"
 	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
@@ -56,7 +57,7 @@ func TestRetireNeverLosesTheOldCAKey(t *testing.T) {
 			}
 			old, next := cr.rot.Old, cr.rot.Next
 			p := pki.Paths{PKI: s.PKIDir}
-			taken := filepath.Join(p.Backups(), "ca-"+issue.Serial(old.Cert))
+			taken := filepath.Join(p.Backups(), "ca-"+certx.Serial(old.Cert))
 			mustMkdir(t, p.Backups())
 			tc.occupy(t, taken)
 			before := snapshot(t, taken)
@@ -67,7 +68,7 @@ func TestRetireNeverLosesTheOldCAKey(t *testing.T) {
 			if after := snapshot(t, taken); after != before {
 				t.Errorf("retire changed what was at %s:\n%s\nwant\n%s", taken, after, before)
 			}
-			got := filepath.Join(p.Backups(), "ca-"+issue.Serial(old.Cert)+"-2")
+			got := filepath.Join(p.Backups(), "ca-"+certx.Serial(old.Cert)+"-2")
 			if err := issue.VerifyBackup(got, []atomicdir.File{
 				{Name: "ca.crt", Data: old.CertPEM, Mode: atomicdir.CertMode},
 				{Name: "ca.key", Data: old.KeyPEM, Mode: atomicdir.CAKeyMode},
@@ -103,7 +104,7 @@ func TestRetireBacksUpTheKeyAgainAfterACrash(t *testing.T) {
 	if !errors.Is(err, errStop) {
 		t.Fatalf("retire: %v, want it stopped before the old version went", err)
 	}
-	if in, err := issue.LoadCA(s.PKIDir); err != nil || !in.Cert.Equal(next.Cert) {
+	if in, err := pki.LoadCA(pki.Paths{PKI: s.PKIDir}); err != nil || !in.Cert.Equal(next.Cert) {
 		t.Fatalf("PKI/etcd has not switched to the new CA: %v", err)
 	}
 	if err := os.RemoveAll(p.Backups()); err != nil {
@@ -133,7 +134,7 @@ func TestRetireRefusesABackupRootThatIsAFile(t *testing.T) {
 	if err == nil || !errors.As(err, &ic) || ic.ExitCode() != input.ExitCode || !strings.Contains(err.Error(), p.Backups()+" is a regular file, not a directory") {
 		t.Fatalf("retire: %v, want an input error naming %s", err, p.Backups())
 	}
-	if in, err := issue.LoadCA(s.PKIDir); err != nil || !bytes.Equal(in.KeyPEM, old.KeyPEM) {
+	if in, err := pki.LoadCA(pki.Paths{PKI: s.PKIDir}); err != nil || !bytes.Equal(in.KeyPEM, old.KeyPEM) {
 		t.Fatalf("the old CA is no longer in effect: %v", err)
 	}
 }

@@ -3,7 +3,6 @@ package rotate
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -13,11 +12,10 @@ import (
 
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
+	"github.com/etcdpki/etcdpki/internal/testharness/crashpoint"
 	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
 )
-
-type crashed struct{ step string }
 
 // TestRetireCrashAtEveryStepConverges kills the last step of a CA
 // rotation (the old CA to backup/, PKI/etcd switched to the new CA, the old
@@ -36,42 +34,24 @@ func TestRetireCrashAtEveryStepConverges(t *testing.T) {
 		}
 		old, next := cr.rot.Old, cr.rot.Next
 		// Every member proved the finish stage: only the retirement is left.
-		cr.journal().Done[issue.CAStageFinish] = time.Now()
+		cr.journal().Done[pki.CAStageFinish] = time.Now()
 		if err := cr.save(); err != nil {
 			t.Fatal(err)
 		}
-		i, stopped := 0, ""
-		restore := atomicdir.SetHook(func(op, path string) error {
-			i++
-			if i == n {
-				panic(crashed{fmt.Sprintf("%d: %s %s", n, op, path)})
-			}
-			return nil
-		})
-		func() {
-			defer func() {
-				if r := recover(); r != nil {
-					stopped = r.(crashed).step
-				}
-			}()
-			if err := cr.retire(); err != nil {
-				t.Fatalf("retire: %v", err)
-			}
-		}()
-		restore()
+		stopped := crashpoint.RunUntilStep(t, n, cr.retire)
 		if stopped == "" {
 			steps = n - 1
 			break
 		}
 		// What a crash left is a CA in effect, whole: the old one or the new one.
-		in, err := issue.LoadCA(s.PKIDir)
+		in, err := pki.LoadCA(pki.Paths{PKI: s.PKIDir})
 		if err != nil {
 			t.Fatalf("killed at %s: PKI/etcd: %v", stopped, err)
 		}
 		if !in.Cert.Equal(old.Cert) && !in.Cert.Equal(next.Cert) {
 			t.Fatalf("killed at %s: PKI/etcd holds neither CA", stopped)
 		}
-		rot, err := issue.ReadCARotation(s)
+		rot, err := pki.ReadCARotation(pki.New(s))
 		if err != nil {
 			t.Fatalf("killed at %s: %v", stopped, err)
 		}
@@ -84,10 +64,10 @@ func TestRetireCrashAtEveryStepConverges(t *testing.T) {
 		// The next run, as RunCA resumes it: the finish stage, proven in
 		// the journal, goes straight to the retirement.
 		again := newCARun(t, s)
-		if rot.Stage != issue.CAStageFinish && rot.Stage != issue.CAStagePrepare {
+		if rot.Stage != pki.CAStageFinish && rot.Stage != pki.CAStagePrepare {
 			t.Fatalf("killed at %s: stage %q", stopped, rot.Stage)
 		}
-		if _, _, err := again.restartStage(context.Background(), issue.CAStageFinish, &CAStageResult{}); err != nil {
+		if _, _, err := again.restartStage(context.Background(), pki.CAStageFinish, &CAStageResult{}); err != nil {
 			t.Fatalf("killed at %s: next run: %v", stopped, err)
 		}
 		checkRetired(t, s, old.KeyPEM, next.CertPEM, stopped)
@@ -101,7 +81,7 @@ func TestRetireCrashAtEveryStepConverges(t *testing.T) {
 func checkRetired(t *testing.T, s *cluster.Spec, oldKey, nextCert []byte, stopped string) {
 	t.Helper()
 	p := pki.Paths{PKI: s.PKIDir}
-	in, err := issue.LoadCA(s.PKIDir)
+	in, err := pki.LoadCA(pki.Paths{PKI: s.PKIDir})
 	if err != nil || !bytes.Equal(in.CertPEM, nextCert) {
 		t.Fatalf("killed at %s: PKI/etcd is not the new CA: %v", stopped, err)
 	}
@@ -118,7 +98,7 @@ func checkRetired(t *testing.T, s *cluster.Spec, oldKey, nextCert []byte, stoppe
 		}
 		if b, _ := os.ReadFile(path); bytes.Equal(b, oldKey) {
 			rel, _ := filepath.Rel(p.Backups(), path)
-			if filepath.IsLocal(rel) && filepath.Base(path) == "ca.key" {
+			if filepath.IsLocal(rel) && filepath.Base(path) == pki.CAKeyFile {
 				found = true
 				if info, _ := os.Stat(path); info.Mode().Perm() != 0o400 {
 					t.Errorf("killed at %s: backup %s has mode %v", stopped, path, info.Mode().Perm())
@@ -140,7 +120,7 @@ func crashSpec(t *testing.T) *cluster.Spec {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := issue.Init(context.Background(), s, issue.Options{}); err != nil {
+	if _, err := issue.Init(context.Background(), pki.New(s), issue.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	return s
@@ -156,7 +136,7 @@ func newCARun(t *testing.T, s *cluster.Spec) *caRun {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rot, err := issue.ReadCARotation(s)
+	rot, err := pki.ReadCARotation(pki.New(s))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,34 +158,16 @@ func TestTrustBothBundlesCrashAtEveryStepConverge(t *testing.T) {
 		if _, err := cr.prepare(); err != nil {
 			t.Fatal(err)
 		}
-		both := cr.rot.BundlePEM(issue.CAStageTrustBoth)
+		both := cr.rot.BundlePEM(pki.CAStageTrustBoth)
 		old := cr.rot.Old.CertPEM
-		i, stopped := 0, ""
-		restore := atomicdir.SetHook(func(op, path string) error {
-			i++
-			if i == n {
-				panic(crashed{fmt.Sprintf("%d: %s %s", n, op, path)})
-			}
-			return nil
-		})
-		func() {
-			defer func() {
-				if r := recover(); r != nil {
-					stopped = r.(crashed).step
-				}
-			}()
-			if _, err := cr.writeBundles(both); err != nil {
-				t.Fatalf("write bundles: %v", err)
-			}
-		}()
-		restore()
+		stopped := crashpoint.RunUntilStep(t, n, func() error { _, err := cr.writeBundles(both); return err })
 		if stopped == "" {
 			steps = n - 1
 			break
 		}
 		for _, st := range cr.bundleStores() {
 			d := st.Dir
-			got, err := atomicdir.Read(d, "ca.crt")
+			got, err := atomicdir.Read(d, pki.CAFile)
 			if err != nil {
 				t.Fatalf("killed at %s: %s: %v", stopped, d, err)
 			}
@@ -213,24 +175,24 @@ func TestTrustBothBundlesCrashAtEveryStepConverge(t *testing.T) {
 				t.Fatalf("killed at %s: %s/ca.crt holds neither the old CA nor both", stopped, d)
 			}
 		}
-		rot, err := issue.ReadCARotation(s)
+		rot, err := pki.ReadCARotation(pki.New(s))
 		if err != nil {
 			t.Fatalf("killed at %s: %v", stopped, err)
 		}
-		if rot.Stage != issue.CAStagePrepare && rot.Stage != issue.CAStageTrustBoth {
+		if rot.Stage != pki.CAStagePrepare && rot.Stage != pki.CAStageTrustBoth {
 			t.Fatalf("killed at %s: stage %q, want prepare or trust-both", stopped, rot.Stage)
 		}
 		again := newCARun(t, s)
-		if _, err := again.writeBundles(again.rot.BundlePEM(issue.CAStageTrustBoth)); err != nil {
+		if _, err := again.writeBundles(again.rot.BundlePEM(pki.CAStageTrustBoth)); err != nil {
 			t.Fatalf("killed at %s: next run: %v", stopped, err)
 		}
 		for _, st := range cr.bundleStores() {
 			d := st.Dir
-			if got, _ := os.ReadFile(filepath.Join(d, "ca.crt")); !bytes.Equal(got, both) {
+			if got, _ := os.ReadFile(filepath.Join(d, pki.CAFile)); !bytes.Equal(got, both) {
 				t.Errorf("killed at %s: after the next run %s/ca.crt does not hold both CAs", stopped, d)
 			}
 		}
-		if rot, err := issue.ReadCARotation(s); err != nil || rot.Stage != issue.CAStageTrustBoth {
+		if rot, err := pki.ReadCARotation(pki.New(s)); err != nil || rot.Stage != pki.CAStageTrustBoth {
 			t.Errorf("killed at %s: after the next run the stage is %v (%v), want trust-both", stopped, rot, err)
 		}
 	}

@@ -7,7 +7,6 @@ import (
 
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/certx"
-	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -22,18 +21,18 @@ func (cr *caRun) printPlan(w io.Writer) {
 	}
 	fmt.Fprintf(w, "CA rotation of %s: files at stage %s\n", s.PKIDir, stage)
 	fmt.Fprintf(w, "  CA in effect: %q %s, serial %s, valid until %s\n", rot.Old.Cert.Subject.CommonName, certx.KeyDescription(rot.Old.Cert.PublicKey),
-		pki.ShortSerial(issue.Serial(rot.Old.Cert)), rot.Old.Cert.NotAfter.Format(time.DateOnly))
+		pki.ShortSerial(certx.Serial(rot.Old.Cert)), rot.Old.Cert.NotAfter.Format(time.DateOnly))
 	var j *CAJournal
 	if rot.InProgress() {
 		fmt.Fprintf(w, "  next CA:      %q %s, serial %s, valid until %s\n", rot.Next.Cert.Subject.CommonName, certx.KeyDescription(rot.Next.Cert.PublicKey),
-			pki.ShortSerial(issue.Serial(rot.Next.Cert)), rot.Next.Cert.NotAfter.Format(time.DateOnly))
-		if st := cr.r.st.CA; st != nil && st.Next == issue.Serial(rot.Next.Cert) {
+			pki.ShortSerial(certx.Serial(rot.Next.Cert)), rot.Next.Cert.NotAfter.Format(time.DateOnly))
+		if st := cr.r.st.CA; st != nil && st.Next == certx.Serial(rot.Next.Cert) {
 			j = st
 		}
 	}
 	status := func(name string) string {
 		switch {
-		case name == issue.CAStagePrepare && rot.InProgress():
+		case name == pki.CAStagePrepare && rot.InProgress():
 			return "done"
 		case j != nil && !j.Done[name].IsZero():
 			return "done " + j.Done[name].Format(time.RFC3339)
@@ -67,27 +66,27 @@ func (cr *caRun) printPlan(w io.Writer) {
 		}
 	}
 	fmt.Fprintf(w, "1. prepare (%s): create the next CA from the spec's ca settings (%s %d, valid %s) in %s; nothing deployed\n",
-		status(issue.CAStagePrepare), s.CA.Key.Algorithm, s.CA.Key.Size, cluster.FormatDuration(s.CA.Validity), cr.paths.NextCADir())
+		status(pki.CAStagePrepare), s.CA.Key.Algorithm, s.CA.Key.Size, cluster.FormatDuration(s.CA.Validity), cr.paths.NextCADir())
 	fmt.Fprintf(w, "2. trust-both (%s): every bundle's ca.crt = old CA + new CA (%d bundles); deploy; rolling restart, followers first, one hand-off\n",
-		status(issue.CAStageTrustBoth), len(cr.bundleStores()))
+		status(pki.CAStageTrustBoth), len(cr.bundleStores()))
 	fmt.Fprintln(w, "   proof per member: a probe client certificate from the NEW CA accepted on its client and peer ports")
 	for _, n := range nodes {
-		fmt.Fprintf(w, "       %s (%s)\n", n, member(issue.CAStageTrustBoth, n))
+		fmt.Fprintf(w, "       %s (%s)\n", n, member(pki.CAStageTrustBoth, n))
 	}
 	fmt.Fprintln(w, "   then every client restarts (it reads its CA file only at start):")
-	clients(issue.CAStageTrustBoth)
-	fmt.Fprintf(w, "3. reissue (%s): every leaf (%d) issued again from the new CA; no restart\n", status(issue.CAStageReissue), len(cr.inv.Targets))
+	clients(pki.CAStageTrustBoth)
+	fmt.Fprintf(w, "3. reissue (%s): every leaf (%d) issued again from the new CA; no restart\n", status(pki.CAStageReissue), len(cr.inv.Targets))
 	fmt.Fprintln(w, "   proof per member: both ports serve the new leaves, from the new CA; its new peer cert accepted by another member; clients' new certs accepted")
 	for _, n := range nodes {
-		fmt.Fprintf(w, "       %s (%s)\n", n, member(issue.CAStageReissue, n))
+		fmt.Fprintf(w, "       %s (%s)\n", n, member(pki.CAStageReissue, n))
 	}
-	fmt.Fprintf(w, "4. finish (%s): every bundle's ca.crt = new CA only; deploy; rolling restart, one hand-off\n", status(issue.CAStageFinish))
+	fmt.Fprintf(w, "4. finish (%s): every bundle's ca.crt = new CA only; deploy; rolling restart, one hand-off\n", status(pki.CAStageFinish))
 	fmt.Fprintln(w, "   proof per member: a probe from the OLD CA refused and one from the NEW CA accepted, on its client and peer ports")
 	for _, n := range nodes {
-		fmt.Fprintf(w, "       %s (%s)\n", n, member(issue.CAStageFinish, n))
+		fmt.Fprintf(w, "       %s (%s)\n", n, member(pki.CAStageFinish, n))
 	}
 	fmt.Fprintln(w, "   then every client restarts:")
-	clients(issue.CAStageFinish)
+	clients(pki.CAStageFinish)
 	fmt.Fprintf(w, "   then the old CA goes to %s/ca-SERIAL (key 0400) and the new CA becomes %s\n", cr.paths.Backups(), cr.paths.CADir())
 	if cr.o.Until != "" {
 		fmt.Fprintf(w, "--until %s: the run stops after stage %s\n", cr.o.Until, cr.o.Until)

@@ -8,8 +8,8 @@ import (
 
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/certx"
 	"github.com/etcdpki/etcdpki/internal/probe"
-	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -46,11 +46,11 @@ func (cr *caRun) proveTrust(ctx context.Context, n cluster.Node, stage string) (
 			return nil, &ProofError{Member: n.Name, Port: port.name + " " + port.addr, Err: fmt.Errorf(
 				"refused a probe client certificate from the new CA (serial %s): %w; the member does not trust the new CA, so its restart did not load the new ca.crt "+
 					"(check that the deploy copied the bundle to nodes[].dir and that its etcd.conf.yml's trusted-ca-file is that ca.crt), then run etcdpki ca rotate again",
-				pki.ShortSerial(issue.Serial(cr.rot.Next.Cert)), err)}
+				pki.ShortSerial(certx.Serial(cr.rot.Next.Cert)), err)}
 		}
 		shown = append(shown, port.name+" "+port.addr+" accepts the new CA")
 	}
-	if stage != issue.CAStageFinish {
+	if stage != pki.CAStageFinish {
 		return shown, nil
 	}
 	oldPair, err := cr.rot.Old.ProbeClient(ca.ProbeValidity, now)
@@ -65,7 +65,7 @@ func (cr *caRun) proveTrust(ctx context.Context, n cluster.Node, stage string) (
 		case err == nil:
 			return nil, &ProofError{Member: n.Name, Port: port.name + " " + port.addr, Err: fmt.Errorf(
 				"accepted a probe client certificate from the old CA (serial %s): the member still trusts it, so its restart did not load the new ca.crt; "+
-					"check the deploy, then run etcdpki ca rotate again", pki.ShortSerial(issue.Serial(cr.rot.Old.Cert)))}
+					"check the deploy, then run etcdpki ca rotate again", pki.ShortSerial(certx.Serial(cr.rot.Old.Cert)))}
 		case !errors.As(err, &pe) || pe.Kind != probe.KindClientCertRejected:
 			return nil, &ProofError{Member: n.Name, Port: port.name + " " + port.addr, Err: fmt.Errorf("probe with a certificate from the old CA: %w", err)}
 		}
@@ -81,20 +81,20 @@ func (cr *caRun) proveTrust(ctx context.Context, n cluster.Node, stage string) (
 // signed by the old CA until the files reach reissue, which starts only
 // once every member is proven to trust the new one, and from then on by
 // the new CA, which finish leaves as the only one the members accept.
-func probeAuthority(s *cluster.Spec) (*ca.CA, []*x509.Certificate, error) {
-	old, err := issue.LoadCA(s.PKIDir)
+func probeAuthority(inv *pki.Inventory) (*ca.CA, []*x509.Certificate, error) {
+	old, err := pki.LoadCA(inv.Paths)
 	if err != nil {
 		return nil, nil, err
 	}
-	if next, err := issue.LoadNextCA(s.PKIDir); err != nil || next == nil {
+	if next, err := pki.LoadNextCA(inv.Paths); err != nil || next == nil {
 		return old, []*x509.Certificate{old.Cert}, nil
 	}
-	rot, err := issue.ReadCARotation(s)
+	rot, err := pki.ReadCARotation(inv)
 	if err != nil {
 		return nil, nil, err
 	}
 	roots := []*x509.Certificate{rot.Old.Cert, rot.Next.Cert}
-	if stageIndex(rot.Stage) >= stageIndex(issue.CAStageReissue) {
+	if stageIndex(rot.Stage) >= stageIndex(pki.CAStageReissue) {
 		return rot.Next, roots, nil
 	}
 	return rot.Old, roots, nil

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
+	"github.com/etcdpki/etcdpki/internal/certx"
 	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
 )
@@ -22,20 +23,20 @@ func (cr *caRun) retire() error {
 	old, next := cr.rot.Old, cr.rot.Next
 	caDir := cr.paths.CADir()
 	if !old.Cert.Equal(next.Cert) {
-		backup, _, err := issue.WriteBackup(cr.paths.Backups(), "ca-"+issue.Serial(old.Cert), []atomicdir.File{
-			{Name: "ca.crt", Data: old.CertPEM, Mode: atomicdir.CertMode},
-			{Name: "ca.key", Data: old.KeyPEM, Mode: atomicdir.CAKeyMode},
+		backup, _, err := issue.WriteBackup(cr.paths.Backups(), "ca-"+certx.Serial(old.Cert), []atomicdir.File{
+			{Name: pki.CAFile, Data: old.CertPEM, Mode: atomicdir.CertMode},
+			{Name: pki.CAKeyFile, Data: old.KeyPEM, Mode: atomicdir.CAKeyMode},
 		}, true)
 		if err != nil {
 			return fmt.Errorf("finish: back up the old CA: %w", err)
 		}
 		if _, err := atomicdir.Update(cr.paths.CAStore(), []atomicdir.File{
-			{Name: "ca.crt", Data: next.CertPEM, Mode: atomicdir.CertMode},
-			{Name: "ca.key", Data: next.KeyPEM, Mode: atomicdir.CAKeyMode},
+			{Name: pki.CAFile, Data: next.CertPEM, Mode: atomicdir.CertMode},
+			{Name: pki.CAKeyFile, Data: next.KeyPEM, Mode: atomicdir.CAKeyMode},
 		}, checkCAFiles); err != nil {
 			return fmt.Errorf("finish: switch %s to the new CA: %w", caDir, err)
 		}
-		cr.log("finish: the old CA (serial %s) is in %s (key 0400); %s is the new CA (serial %s)", pki.ShortSerial(issue.Serial(old.Cert)), backup, caDir, pki.ShortSerial(issue.Serial(next.Cert)))
+		cr.log("finish: the old CA (serial %s) is in %s (key 0400); %s is the new CA (serial %s)", pki.ShortSerial(certx.Serial(old.Cert)), backup, caDir, pki.ShortSerial(certx.Serial(next.Cert)))
 	}
 	// A re-run after the switch no longer knows the old CA from the
 	// rotation: it is in the version being dropped. Back up whatever key
@@ -51,8 +52,8 @@ func (cr *caRun) retire() error {
 		return fmt.Errorf("finish: %w", err)
 	}
 	j := cr.journal()
-	if j.Done[issue.CAStageFinish].IsZero() {
-		j.Done[issue.CAStageFinish] = cr.r.o.Now().UTC()
+	if j.Done[pki.CAStageFinish].IsZero() {
+		j.Done[pki.CAStageFinish] = cr.r.o.Now().UTC()
 	}
 	cr.rot.Old, cr.rot.Stage = next, ""
 	if err := cr.save(); err != nil {

@@ -1,24 +1,18 @@
 package rotate
 
-// The stages that change the cluster: trust-both and finish (restarts),
-// reissue (proofs only), and the clients around them.
+// The stages that restart the cluster, trust-both and finish, and the
+// clients around them; reissue is in carotate_reissue.go.
 
 import (
 	"context"
-	"crypto/x509"
 	"fmt"
-	"io"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/etcdpki/etcdpki/ca"
-	"github.com/etcdpki/etcdpki/cluster"
-	"github.com/etcdpki/etcdpki/internal/input"
-	"github.com/etcdpki/etcdpki/internal/probe"
-	"github.com/etcdpki/etcdpki/issue"
+	"github.com/etcdpki/etcdpki/internal/certx"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -26,44 +20,19 @@ import (
 // restart with one hand-off and a proof per member, then the clients.
 // stop is true when the run must wait for clients to be restarted by hand.
 func (cr *caRun) restartStage(ctx context.Context, stage string, sr *CAStageResult) (done, stop bool, err error) {
-	s := cr.o.Spec
-	if stage == issue.CAStageFinish && cr.rot.Old.Cert.Equal(cr.rot.Next.Cert) {
-		// Only the switch of PKI/etcd was left to finish.
-		return false, false, cr.retire()
-	}
-	if cr.stageDone(stage) {
-		if stage == issue.CAStageFinish {
-			// Proven, but killed before (or while) the old CA retired.
-			return false, false, cr.retire()
-		}
-		cr.log("%s: done", stage)
-		return true, false, nil
-	}
-	if stage == issue.CAStageFinish {
-		if err := cr.allLeavesFromNext(); err != nil {
-			return false, false, err
-		}
+	if finished, done, err := cr.stageLeft(stage); finished || done || err != nil {
+		return done, false, err
 	}
 	bg := context.WithoutCancel(ctx)
 	h, err := cr.r.etcd.health(bg)
 	if err != nil {
 		return false, false, err
 	}
-	if err := healthyOrError(s, h, "refusing to change anything for stage "+stage); err != nil {
+	if err := healthyOrError(cr.o.Spec, h, "refusing to change anything for stage "+stage); err != nil {
 		return false, false, err
 	}
-	changed, err := cr.writeBundles(cr.rot.BundlePEM(stage))
-	if err != nil {
+	if err := cr.writeStageBundles(stage); err != nil {
 		return false, false, err
-	}
-	if stage == issue.CAStageTrustBoth {
-		cr.log("%s: every bundle's ca.crt holds the old CA (serial %s) and the new one (serial %s); %d bundles changed", stage,
-			pki.ShortSerial(issue.Serial(cr.rot.Old.Cert)), pki.ShortSerial(issue.Serial(cr.rot.Next.Cert)), changed)
-	} else {
-		cr.log("%s: every bundle's ca.crt holds the new CA (serial %s) only; %d bundles changed", stage, pki.ShortSerial(issue.Serial(cr.rot.Next.Cert)), changed)
-	}
-	if cr.rot.Stage == issue.CAStagePrepare || stage == issue.CAStageFinish {
-		cr.rot.Stage = stage
 	}
 	p, err := cr.memberPlan(stage)
 	if err != nil {
@@ -72,34 +41,12 @@ func (cr *caRun) restartStage(ctx context.Context, stage string, sr *CAStageResu
 	if err := cr.deploy(ctx, p); err != nil {
 		return false, false, err
 	}
-	// A member that already shows what the stage wants (a plain rotate
-	// restarted it for its changed CA bundle, or a killed run did just
-	// before it died) is proven, not restarted again. For the others the
-	// probe is refused at once.
-	for _, np := range p.Nodes {
-		shown, perr := cr.proveTrust(bg, np.Node, stage)
-		if perr != nil {
-			continue
-		}
-		started, ok, err := startedNow(cr.paths, np.Node)
-		if err != nil {
-			return false, false, err
-		}
-		if ok {
-			cr.r.st.Started[np.Node.Name] = started
-		}
-		cr.record(stage, np.Node.Name, CAProof{Shown: shown})
-		if err := cr.save(); err != nil {
-			return false, false, err
-		}
-		sr.Proven = append(sr.Proven, np.Node.Name)
-		cr.log("%s: %s: already runs with its new bundle, no restart: %s", stage, np.Node.Name, strings.Join(shown, "; "))
-		np.Restart = false
+	if err := cr.provenWithoutRestart(bg, p, stage, sr); err != nil {
+		return false, false, err
 	}
-	p.Nodes = slices.DeleteFunc(p.Nodes, func(np *NodePlan) bool { return !np.Restart })
-	p.order(s, h)
+	p.order(cr.o.Spec, h)
 	res := &Result{}
-	cr.r.afterRestart = func(ctx context.Context, np *NodePlan) error {
+	err = cr.r.roll(ctx, p, res, func(ctx context.Context, np *NodePlan) error {
 		shown, err := cr.proveTrust(ctx, np.Node, stage)
 		if err != nil {
 			return err
@@ -107,9 +54,7 @@ func (cr *caRun) restartStage(ctx context.Context, stage string, sr *CAStageResu
 		cr.record(stage, np.Node.Name, CAProof{Restarted: true, Shown: shown})
 		cr.log("%s: %s: %s", stage, np.Node.Name, strings.Join(shown, "; "))
 		return nil
-	}
-	defer func() { cr.r.afterRestart = nil }()
-	err = cr.r.roll(ctx, p, res)
+	})
 	sr.Restarted, sr.HandOffs = res.Members, res.HandOffs
 	if err != nil {
 		return false, false, err
@@ -127,10 +72,80 @@ func (cr *caRun) restartStage(ctx context.Context, stage string, sr *CAStageResu
 		return false, false, err
 	}
 	cr.log("%s: proven on every member (%d restarted, %d hand-offs)", stage, len(res.Members), len(res.HandOffs))
-	if stage == issue.CAStageFinish {
+	if stage == pki.CAStageFinish {
 		return false, false, cr.retire()
 	}
 	return false, false, nil
+}
+
+// stageLeft handles a stage with nothing left to roll: finished is true
+// when only the old CA's retirement was left (and has now run), done
+// when the stage was proven before. Before finish it makes sure every
+// leaf is from the next CA.
+func (cr *caRun) stageLeft(stage string) (finished, done bool, err error) {
+	if stage == pki.CAStageFinish && cr.rot.Old.Cert.Equal(cr.rot.Next.Cert) {
+		// Only the switch of PKI/etcd was left to finish.
+		return true, false, cr.retire()
+	}
+	if cr.stageDone(stage) {
+		if stage == pki.CAStageFinish {
+			// Proven, but killed before (or while) the old CA retired.
+			return true, false, cr.retire()
+		}
+		cr.log("%s: done", stage)
+		return false, true, nil
+	}
+	if stage == pki.CAStageFinish {
+		return false, false, cr.allLeavesFromNext()
+	}
+	return false, false, nil
+}
+
+// writeStageBundles writes every bundle's ca.crt as the stage wants it.
+func (cr *caRun) writeStageBundles(stage string) error {
+	changed, err := cr.writeBundles(cr.rot.BundlePEM(stage))
+	if err != nil {
+		return err
+	}
+	if stage == pki.CAStageTrustBoth {
+		cr.log("%s: every bundle's ca.crt holds the old CA (serial %s) and the new one (serial %s); %d bundles changed", stage,
+			pki.ShortSerial(certx.Serial(cr.rot.Old.Cert)), pki.ShortSerial(certx.Serial(cr.rot.Next.Cert)), changed)
+	} else {
+		cr.log("%s: every bundle's ca.crt holds the new CA (serial %s) only; %d bundles changed", stage, pki.ShortSerial(certx.Serial(cr.rot.Next.Cert)), changed)
+	}
+	if cr.rot.Stage == pki.CAStagePrepare || stage == pki.CAStageFinish {
+		cr.rot.Stage = stage
+	}
+	return nil
+}
+
+// provenWithoutRestart takes out of the plan every member that already
+// shows what the stage wants (a plain rotate restarted it for its changed
+// CA bundle, or a killed run did just before it died): it is proven, not
+// restarted again. For the others the probe is refused at once.
+func (cr *caRun) provenWithoutRestart(ctx context.Context, p *Plan, stage string, sr *CAStageResult) error {
+	for _, np := range p.Nodes {
+		shown, perr := cr.proveTrust(ctx, np.Node, stage)
+		if perr != nil {
+			continue
+		}
+		started, ok, err := startedNow(cr.paths, np.Node)
+		if err != nil {
+			return err
+		}
+		if ok {
+			cr.r.st.Started[np.Node.Name] = started
+		}
+		cr.record(stage, np.Node.Name, CAProof{Shown: shown})
+		if err := cr.save(); err != nil {
+			return err
+		}
+		sr.Proven = append(sr.Proven, np.Node.Name)
+		cr.log("%s: %s: already runs with its new bundle, no restart: %s", stage, np.Node.Name, strings.Join(shown, "; "))
+		np.Restart = false
+	}
+	p.Nodes = slices.DeleteFunc(p.Nodes, func(np *NodePlan) bool { return !np.Restart })
+	return nil
 }
 
 // memberPlan lists the members still to go through stage, each to be
@@ -151,14 +166,9 @@ func (cr *caRun) memberPlan(stage string) (*Plan, error) {
 			}
 		}
 		np.Targets = np.All
-		data := cluster.TemplateData{Name: n.Name, IP: n.IP().String(), Bundle: cr.paths.NodeDir(n.Name),
-			Dir: n.Dir, ConfigFile: cr.paths.NodeConfig(n.Name), DataDir: n.DataDir}
 		var err error
-		if np.DeployCmd, err = cluster.RenderTemplate(n.Deploy, data); err != nil {
-			return nil, &input.Error{Err: fmt.Errorf("node %s deploy template: %w", n.Name, err)}
-		}
-		if np.RestartCmd, err = cluster.RenderTemplate(n.Restart, data); err != nil {
-			return nil, &input.Error{Err: fmt.Errorf("node %s restart template: %w", n.Name, err)}
+		if np.DeployCmd, np.RestartCmd, err = nodeCommands(cr.paths, n); err != nil {
+			return nil, err
 		}
 		p.Nodes = append(p.Nodes, np)
 	}
@@ -182,13 +192,9 @@ func (cr *caRun) clientPlans() ([]*ClientPlan, error) {
 			continue
 		}
 		cp := &ClientPlan{Client: c, Target: t}
-		data := cluster.TemplateData{Name: c.Name, Bundle: t.Dir, Dir: c.Dir}
 		var err error
-		if cp.DeployCmd, err = cluster.RenderTemplate(c.Deploy, data); err != nil {
-			return nil, &input.Error{Err: fmt.Errorf("client %s deploy template: %w", c.Name, err)}
-		}
-		if cp.RestartCmd, err = cluster.RenderTemplate(c.Restart, data); err != nil {
-			return nil, &input.Error{Err: fmt.Errorf("client %s restart template: %w", c.Name, err)}
+		if cp.DeployCmd, cp.RestartCmd, err = clientCommands(c, t.Dir); err != nil {
+			return nil, err
 		}
 		out = append(out, cp)
 	}
@@ -247,13 +253,10 @@ func (cr *caRun) restartClients(ctx context.Context, stage string) ([]string, er
 		// Where the client keeps its files on its hosts (clients[].dir),
 		// else its bundle here, which is what has to reach them.
 		c, _ := cr.o.Spec.Client(name)
-		caFile := filepath.Join(c.Dir, "etcd", "ca.crt")
-		if c.Dir == "" {
-			for _, t := range cr.inv.Targets {
-				if t.Owner == name {
-					caFile = filepath.Join(t.CADir, "ca.crt")
-				}
-			}
+		b, _ := cr.inv.Bundle(name)
+		caFile := b.CAPath()
+		if c.Dir != "" {
+			caFile = b.OnHost(c.Dir, caFile)
 		}
 		cr.log("%s: restart client %s on its hosts now (it reads its CA file, %s there, only at start; the spec has no clients[].restart for it)",
 			stage, name, caFile)
@@ -279,137 +282,4 @@ func (cr *caRun) allLeavesFromNext() error {
 		}
 	}
 	return nil
-}
-
-// reissue issues every leaf again from the new CA and proves each member
-// serving its new leaves, without a restart: every member trusts both
-// CAs since trust-both, and etcd loads renewed leaves at its next
-// handshake.
-func (cr *caRun) reissue(ctx context.Context, sr *CAStageResult) (bool, error) {
-	const stage = issue.CAStageReissue
-	s := cr.o.Spec
-	if cr.stageDone(stage) {
-		cr.log("%s: done", stage)
-		return true, nil
-	}
-	if cr.journal().Done[issue.CAStageTrustBoth].IsZero() && cr.rot.Stage != stage {
-		return false, fmt.Errorf("%s: stage trust-both is not proven yet", stage)
-	}
-	var due []pki.Target
-	for _, t := range cr.inv.Targets {
-		data, err := os.ReadFile(t.CertPath())
-		if err == nil {
-			if c, err := ca.ParseCert(data); err == nil && cr.rot.SignedBy(c) == "next" {
-				continue
-			}
-		}
-		due = append(due, t)
-	}
-	if len(due) > 0 {
-		renewed, err := issue.Renew(context.WithoutCancel(ctx), s, due, issue.RenewOptions{
-			Options:   issue.Options{Out: io.Discard, Now: cr.r.o.Now, LockHeld: true},
-			Authority: cr.rot.Next, BundleCA: cr.rot.BundlePEM(stage)})
-		if err != nil {
-			return false, fmt.Errorf("%s: %w", stage, err)
-		}
-		cr.log("%s: re-issued %d certificates from the new CA; previous pairs in %s", stage, len(renewed), backupDir(s.PKIDir, renewed))
-	}
-	cr.rot.Stage = stage
-	p, err := cr.memberPlan(stage)
-	if err != nil {
-		return false, err
-	}
-	if err := cr.deploy(ctx, p); err != nil {
-		return false, err
-	}
-	bg := context.WithoutCancel(ctx)
-	h, err := cr.r.etcd.health(bg)
-	if err != nil {
-		return false, err
-	}
-	if err := healthyOrError(s, h, "refusing to go on with stage "+stage); err != nil {
-		return false, err
-	}
-	nextOnly := probe.CertPool([]*x509.Certificate{cr.rot.Next.Cert})
-	for i, np := range p.Nodes {
-		if err := ctx.Err(); err != nil {
-			return false, &InterruptedError{Step: "proving " + np.Node.Name}
-		}
-		serials, err := diskSerials(np.All)
-		if err != nil {
-			return false, err
-		}
-		pr, err := cr.r.etcd.prove(bg, np, serials, h.Leader)
-		if err != nil {
-			return false, err
-		}
-		// The issuer, on the wire: each port's leaf verifies against the
-		// new CA alone.
-		issuer := []string{}
-		for _, u := range []struct{ name, url string }{{"client port", np.Node.ClientURLs[0]}, {"peer port", np.Node.PeerURLs[0]}} {
-			_, addr, _ := probe.ParseEndpoint(u.url)
-			pctx, cancel := context.WithTimeout(bg, probeTimeout)
-			_, err := probe.ServingCert(pctx, addr, probe.ClientConfig(nextOnly, nil))
-			cancel()
-			if err != nil {
-				return false, &ProofError{Member: np.Node.Name, Port: u.name + " " + addr, Err: fmt.Errorf("does not serve a leaf from the new CA: %w", err)}
-			}
-			issuer = append(issuer, u.name+" "+addr+" serves a leaf from the new CA")
-		}
-		for _, t := range np.Targets {
-			cr.r.st.InEffect[t.ID] = serials[t.ID]
-		}
-		cr.r.st.Proofs[np.Node.Name] = Proof{ServerSerial: pr.ServerSerial, PeerSerial: pr.PeerSerial, AcceptedBy: pr.AcceptedBy,
-			At: cr.r.o.Now().UTC(), Took: round(pr.Took).String()}
-		cr.record(stage, np.Node.Name, CAProof{Shown: append([]string{fmt.Sprintf("client port serves %s, peer port serves %s, peer cert accepted by %s",
-			pki.ShortSerial(pr.ServerSerial), pki.ShortSerial(pr.PeerSerial), pr.AcceptedBy)}, issuer...)})
-		if err := cr.save(); err != nil {
-			return false, err
-		}
-		sr.Proven = append(sr.Proven, np.Node.Name)
-		cr.log("%s [%d/%d] %s: in effect without restart: client port serves %s, peer port serves %s (both from the new CA), its peer cert accepted by %s (%d ms)",
-			stage, i+1, len(p.Nodes), np.Node.Name, pki.ShortSerial(pr.ServerSerial), pki.ShortSerial(pr.PeerSerial), noMember(pr.AcceptedBy), pr.Took.Milliseconds())
-	}
-	cps, err := cr.clientPlans()
-	if err != nil {
-		return false, err
-	}
-	for _, cp := range cps {
-		who := "client/" + cp.Client.Name
-		if cr.proven(stage, who) {
-			continue
-		}
-		if cp.DeployCmd != "" {
-			if err := runCommand(bg, "deploy to client "+cp.Client.Name, cp.DeployCmd, cr.r.o.CommandTimeout); err != nil {
-				return false, err
-			}
-		}
-		serial, err := diskSerial(cp.Target)
-		if err != nil {
-			return false, err
-		}
-		took, err := cr.r.etcd.proveClient(bg, cp, serial)
-		if err != nil {
-			return false, err
-		}
-		cr.r.st.InEffect[cp.Target.ID] = serial
-		cr.record(stage, who, CAProof{Shown: []string{"new certificate " + pki.ShortSerial(serial) + " accepted with a linearizable read on every client port"}})
-		if err := cr.save(); err != nil {
-			return false, err
-		}
-		cr.log("%s: client %s: new certificate %s from the new CA accepted with a linearizable read on every client port (%d ms)", stage, cp.Client.Name, pki.ShortSerial(serial), took.Milliseconds())
-	}
-	cr.journal().Done[stage] = cr.r.o.Now().UTC()
-	if err := cr.save(); err != nil {
-		return false, err
-	}
-	cr.log("%s: proven on every member, no restart", stage)
-	return false, nil
-}
-
-func noMember(s string) string {
-	if s == "" {
-		return "(no other member)"
-	}
-	return s
 }

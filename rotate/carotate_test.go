@@ -22,9 +22,9 @@ import (
 
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/certx"
 	"github.com/etcdpki/etcdpki/internal/probe"
 	"github.com/etcdpki/etcdpki/internal/testharness/etcdtest"
-	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
 	"github.com/etcdpki/etcdpki/rotate"
 	"github.com/etcdpki/etcdpki/verify"
@@ -73,8 +73,8 @@ func TestCARotate(t *testing.T) {
 // CA file, read now.
 func apiTLS(t testing.TB, c *etcdtest.Cluster) *tls.Config {
 	t.Helper()
-	crt, key := c.Paths.APIServerCert()
-	cfg, err := etcdtest.TLSConfig(c.Paths.APIServerCA(), crt, key)
+	_, crt, key := etcdtest.APIServerFiles(c.Paths)
+	cfg, err := etcdtest.TLSConfig(etcdtest.APIServerCA(c.Paths), crt, key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func bundleCAs(t *testing.T, s *cluster.Spec) map[string][]*x509.Certificate {
 	t.Helper()
 	out := map[string][]*x509.Certificate{}
 	for _, tg := range pki.New(s).Targets {
-		certs, err := issue.BundleCAs(tg.CADir)
+		certs, err := pki.BundleCAs(tg.CADir)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -124,7 +124,7 @@ func leavesFrom(t *testing.T, s *cluster.Spec, authority *x509.Certificate, what
 
 func stage(t *testing.T, s *cluster.Spec) string {
 	t.Helper()
-	r, err := issue.ReadCARotation(s)
+	r, err := pki.ReadCARotation(pki.New(s))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +167,7 @@ func testCAStagesUnderLoad(t *testing.T, c *etcdtest.Cluster, restarts string) {
 	if _, err := cli.Put(ctx, "ca-rotation/marker", "before"); err != nil {
 		t.Fatal(err)
 	}
-	oldCA, err := issue.LoadCA(s.PKIDir)
+	oldCA, err := pki.LoadCA(pki.Paths{PKI: s.PKIDir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,15 +192,15 @@ func testCAStagesUnderLoad(t *testing.T, c *etcdtest.Cluster, restarts string) {
 	pids0, term0 := pids(c), caTerm(t, c)
 
 	// prepare: the next CA exists, nothing else changed.
-	runCA(t, rotate.CAOptions{Spec: s, Until: issue.CAStagePrepare})
-	next, err := issue.LoadNextCA(s.PKIDir)
+	runCA(t, rotate.CAOptions{Spec: s, Until: pki.CAStagePrepare})
+	next, err := pki.LoadNextCA(pki.Paths{PKI: s.PKIDir})
 	if err != nil || next == nil {
 		t.Fatalf("no next CA after prepare: %v", err)
 	}
 	if info, err := os.Stat(filepath.Join(c.Paths.NextCADir(), "ca.key")); err != nil || info.Mode().Perm() != 0o400 {
 		t.Errorf("next CA key: %v, mode %v; want 0400", err, info.Mode().Perm())
 	}
-	if got := stage(t, s); got != issue.CAStagePrepare {
+	if got := stage(t, s); got != pki.CAStagePrepare {
 		t.Errorf("stage after --until prepare: %q", got)
 	}
 	if !maps.EqualFunc(before, bundleCAs(t, s), func(a, b []*x509.Certificate) bool { return len(a) == 1 && len(b) == 1 && a[0].Equal(b[0]) }) {
@@ -212,9 +212,9 @@ func testCAStagesUnderLoad(t *testing.T, c *etcdtest.Cluster, restarts string) {
 
 	// trust-both: every bundle trusts both, every member restarted once,
 	// one leader change, the apiserver restarted, leaves untouched.
-	res := runCA(t, rotate.CAOptions{Spec: s, Until: issue.CAStageTrustBoth})
+	res := runCA(t, rotate.CAOptions{Spec: s, Until: pki.CAStageTrustBoth})
 	trust := res.Stages[len(res.Stages)-1]
-	if trust.Stage != issue.CAStageTrustBoth || len(trust.Restarted) != 3 || len(trust.HandOffs) != 1 {
+	if trust.Stage != pki.CAStageTrustBoth || len(trust.Restarted) != 3 || len(trust.HandOffs) != 1 {
 		t.Errorf("trust-both: stage %s restarted %d, %d hand-offs; want 3 and 1", trust.Stage, len(trust.Restarted), len(trust.HandOffs))
 	}
 	for dir, certs := range bundleCAs(t, s) {
@@ -234,7 +234,7 @@ func testCAStagesUnderLoad(t *testing.T, c *etcdtest.Cluster, restarts string) {
 		t.Errorf("kube-apiserver restarted %d times in trust-both, want 1", strings.Count(string(b), "restarted"))
 	}
 	leavesFrom(t, s, oldCA.Cert, "old")
-	if got := stage(t, s); got != issue.CAStageTrustBoth {
+	if got := stage(t, s); got != pki.CAStageTrustBoth {
 		t.Errorf("stage after --until trust-both: %q", got)
 	}
 	for _, n := range s.Nodes {
@@ -268,7 +268,7 @@ func testCAStagesUnderLoad(t *testing.T, c *etcdtest.Cluster, restarts string) {
 
 	// reissue: every leaf from the new CA, no restart, no leader change.
 	pids1, term1 := pids(c), caTerm(t, c)
-	res = runCA(t, rotate.CAOptions{Spec: s, Until: issue.CAStageReissue})
+	res = runCA(t, rotate.CAOptions{Spec: s, Until: pki.CAStageReissue})
 	reissueTook := res.Stages[len(res.Stages)-1].Took
 	if !maps.Equal(pids1, pids(c)) {
 		t.Error("reissue restarted a member")
@@ -277,15 +277,15 @@ func testCAStagesUnderLoad(t *testing.T, c *etcdtest.Cluster, restarts string) {
 		t.Errorf("reissue: raft term went up by %d, want no leader change", d)
 	}
 	leavesFrom(t, s, next.Cert, "new")
-	if got := stage(t, s); got != issue.CAStageReissue {
+	if got := stage(t, s); got != pki.CAStageReissue {
 		t.Errorf("stage after --until reissue: %q", got)
 	}
-	infos, err := issue.List(s, 0, time.Now())
+	infos, err := pki.List(pki.New(s), 0, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, in := range infos {
-		if in.Status != issue.StatusOK || in.Target != nil && in.Reason != "CA rotation in progress, stage reissue" {
+		if in.Status != pki.StatusOK || in.Target != nil && in.Reason != "CA rotation in progress, stage reissue" {
 			t.Errorf("certs list during reissue: %s: %s: %s", in.Name, in.Status, in.Reason)
 		}
 	}
@@ -296,7 +296,7 @@ func testCAStagesUnderLoad(t *testing.T, c *etcdtest.Cluster, restarts string) {
 	res = runCA(t, rotate.CAOptions{Spec: s})
 	fin := res.Stages[len(res.Stages)-1]
 	st2 := ld.stop()
-	if fin.Stage != issue.CAStageFinish || len(fin.Restarted) != 3 || len(fin.HandOffs) != 1 {
+	if fin.Stage != pki.CAStageFinish || len(fin.Restarted) != 3 || len(fin.HandOffs) != 1 {
 		t.Errorf("finish: stage %s restarted %d, %d hand-offs; want 3 and 1", fin.Stage, len(fin.Restarted), len(fin.HandOffs))
 	}
 	if d := caTerm(t, c) - term2; d != 1 {
@@ -315,14 +315,14 @@ func testCAStagesUnderLoad(t *testing.T, c *etcdtest.Cluster, restarts string) {
 	if got := stage(t, s); got != "" {
 		t.Errorf("stage after finish: %q, want none", got)
 	}
-	nowCA, err := issue.LoadCA(s.PKIDir)
+	nowCA, err := pki.LoadCA(pki.Paths{PKI: s.PKIDir})
 	if err != nil || !nowCA.Cert.Equal(next.Cert) {
 		t.Fatalf("PKI/etcd is not the new CA: %v", err)
 	}
 	if _, err := os.Stat(c.Paths.NextCADir()); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("%s still exists after finish", c.Paths.NextCADir())
 	}
-	backup := filepath.Join(c.Paths.Backups(), "ca-"+issue.Serial(oldCA.Cert))
+	backup := filepath.Join(c.Paths.Backups(), "ca-"+certx.Serial(oldCA.Cert))
 	if info, err := os.Stat(filepath.Join(backup, "ca.key")); err != nil || info.Mode().Perm() != 0o400 {
 		t.Errorf("old CA key not in %s with mode 0400: %v", backup, err)
 	}
@@ -371,12 +371,12 @@ func testCAStagesUnderLoad(t *testing.T, c *etcdtest.Cluster, restarts string) {
 			t.Errorf("%s: marker: %v %v", ep, r, err)
 		}
 	}
-	infos, err = issue.List(s, 0, time.Now())
+	infos, err = pki.List(pki.New(s), 0, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, in := range infos {
-		if in.Status != issue.StatusOK || in.Reason != "" {
+		if in.Status != pki.StatusOK || in.Reason != "" {
 			t.Errorf("certs list after finish: %s: %s: %s", in.Name, in.Status, in.Reason)
 		}
 	}
@@ -440,10 +440,10 @@ func testCAResumes(t *testing.T, c *etcdtest.Cluster) {
 		t.Fatal(err)
 	}
 	killAt := []struct{ stage, marker string }{
-		{issue.CAStagePrepare, "prepare: created the next CA"},
-		{issue.CAStageTrustBoth, "[1/3]"},
-		{issue.CAStageReissue, "reissue [1/3]"},
-		{issue.CAStageFinish, "[1/3]"},
+		{pki.CAStagePrepare, "prepare: created the next CA"},
+		{pki.CAStageTrustBoth, "[1/3]"},
+		{pki.CAStageReissue, "reissue [1/3]"},
+		{pki.CAStageFinish, "[1/3]"},
 	}
 	var all strings.Builder
 	for i := 0; i <= len(killAt); i++ {
@@ -456,7 +456,7 @@ func testCAResumes(t *testing.T, c *etcdtest.Cluster) {
 		for sc.Scan() {
 			line := sc.Text()
 			all.WriteString(line + "\n")
-			for _, st := range issue.CAStages {
+			for _, st := range pki.CAStages {
 				if strings.Contains(line, " "+st+": ") || strings.Contains(line, " "+st+" [") {
 					current = st
 				}
@@ -478,7 +478,7 @@ func testCAResumes(t *testing.T, c *etcdtest.Cluster) {
 		waitHealthy(t, c)
 	}
 	t.Logf("runs:\n%s", all.String())
-	for _, st := range []string{issue.CAStageTrustBoth, issue.CAStageFinish} {
+	for _, st := range []string{pki.CAStageTrustBoth, pki.CAStageFinish} {
 		for _, n := range c.Spec.Nodes {
 			restarted := strings.Count(all.String(), n.Name+": restarted (CA rotation, stage "+st+":")
 			already := strings.Count(all.String(), st+": "+n.Name+": already runs with its new bundle")
@@ -574,7 +574,7 @@ func testCAWaitsForClients(t *testing.T, c *etcdtest.Cluster, restarts string) {
 	}
 	before, _ := os.ReadFile(restarts)
 	res := runCA(t, rotate.CAOptions{Spec: &manual, New: true})
-	if len(res.WaitingForClients) != 1 || res.WaitingForClients[0] != cluster.ClientAPIServer || res.Stage != issue.CAStageTrustBoth {
+	if len(res.WaitingForClients) != 1 || res.WaitingForClients[0] != cluster.ClientAPIServer || res.Stage != pki.CAStageTrustBoth {
 		t.Fatalf("waiting for %v at stage %s; want kube-apiserver at trust-both", res.WaitingForClients, res.Stage)
 	}
 	if n := len(res.Stages[len(res.Stages)-1].Restarted); n != 3 {
@@ -595,7 +595,7 @@ func testCAWaitsForClients(t *testing.T, c *etcdtest.Cluster, restarts string) {
 	}
 	// --clients-restarted ends trust-both only: finish waits again.
 	res = runCA(t, rotate.CAOptions{Spec: &manual, ClientsRestarted: true})
-	if len(res.WaitingForClients) != 1 || res.Stage != issue.CAStageFinish {
+	if len(res.WaitingForClients) != 1 || res.Stage != pki.CAStageFinish {
 		t.Fatalf("with --clients-restarted: waiting for %v at stage %s; want kube-apiserver at finish", res.WaitingForClients, res.Stage)
 	}
 	res = runCA(t, rotate.CAOptions{Spec: &manual, ClientsRestarted: true})

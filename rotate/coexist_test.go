@@ -277,7 +277,7 @@ func TestBundlesShareAHostDirectory(t *testing.T) {
 		inv := pki.New(c.Spec)
 		api, _ := inv.Target("apiserver-etcd-client")
 		peerBefore := readCert(t, filepath.Join(hosts[0], "etcd", "peer.crt"))
-		if _, err := issue.Renew(context.Background(), c.Spec, []pki.Target{api}, issue.RenewOptions{}); err != nil {
+		if _, err := issue.Renew(context.Background(), pki.New(c.Spec), []pki.Target{api}, issue.RenewOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		var out bytes.Buffer

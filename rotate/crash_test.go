@@ -11,7 +11,6 @@ import (
 
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
-	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
 	"github.com/etcdpki/etcdpki/rotate"
 )
@@ -64,7 +63,7 @@ func TestRotateCrashAtEveryStepConverges(t *testing.T) {
 		if p := dryRun(t, s); !p.Empty() {
 			t.Errorf("killed at step %s: after the next run something is still to do: due %d, missing %d, nodes %d", stopped, len(p.Due), len(p.Missing), len(p.Nodes))
 		}
-		infos, err := issue.List(s, 0, time.Now())
+		infos, err := pki.List(pki.New(s), 0, time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -74,7 +73,7 @@ func TestRotateCrashAtEveryStepConverges(t *testing.T) {
 		}
 		caPEM, _ := os.ReadFile(pki.Paths{PKI: s.PKIDir}.CACert())
 		for _, i := range infos {
-			if i.Status != issue.StatusOK {
+			if i.Status != pki.StatusOK {
 				t.Errorf("killed at step %s: %s is %s: %s", stopped, i.Name, i.Status, i.Reason)
 			}
 			if i.Target == nil {

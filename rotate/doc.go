@@ -35,12 +35,21 @@
 // timer and whenever certificate files or the spec change.
 //
 // Files: options.go (the API: Options, Result, errors), rotate.go (Run
-// and its steps), plan.go and planprint.go (the plan), prove.go (proofs
-// on the wire), roll.go (the rolling restart, the hand-off and its
-// transferee), etcd.go (the etcd client: health, leader moves, serving
-// serials), command.go (the deploy/restart command runner), log.go,
-// state.go (the journal), started.go, lock.go, metrics.go and watch.go;
-// expired.go (probes on expired certificates, the refusal that names
-// --recover) and recover.go (--recover).
-// It reads names and paths from package pki and writes through issue.
+// and its phases), steps.go (renew, deploy, clients), templates.go (the
+// deploy and restart templates, rendered once for every plan), plan.go
+// and planprint.go (the plan), prove.go (proofs on the wire), roll.go
+// (the rolling restart, the hand-off and its transferee), etcd.go (the
+// etcd client: health, leader moves, serving serials), command.go (the
+// deploy/restart command runner), log.go, state.go (the journal),
+// started.go, lock.go, metrics.go and watch.go; expired.go (probes on
+// expired certificates, the refusal that names --recover) and recover.go
+// (--recover). The CA rotation (etcdpki ca rotate): carotate.go (RunCA,
+// its stages in order, prepare), carotate_stages.go (trust-both and
+// finish: write, deploy, prove, restart), carotate_reissue.go (reissue:
+// every leaf from the new CA, proven without a restart), carotate_proof.go (the
+// trust each member shows on the wire), carotate_retire.go (the old CA
+// to backup/, the new one into PKI/etcd) and carotate_print.go (the dry
+// run's plan).
+// It reads names, paths, certificate status and CA-rotation state from
+// package pki (the read model) and writes only through package issue.
 package rotate

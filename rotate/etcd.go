@@ -12,8 +12,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/certx"
 	"github.com/etcdpki/etcdpki/internal/probe"
-	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -37,6 +37,11 @@ const caughtUpSlack = 50
 type etcdCluster struct {
 	spec  *cluster.Spec
 	paths pki.Paths
+	inv   *pki.Inventory
+	// opts are the probes' policy: a rotation tolerates expired server
+	// certificates (see expired.go); a CA rotation and the final proof
+	// of a run that found some do not.
+	opts  []probe.Option
 	probe probeCert
 }
 
@@ -53,7 +58,7 @@ func (c *etcdCluster) health(ctx context.Context) (*probe.Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	return probe.Health(ctx, c.endpoints(), cfg, probeTimeout), nil
+	return probe.Health(ctx, c.endpoints(), cfg, probeTimeout, c.opts...), nil
 }
 
 // UnhealthyError is the precondition of a rolling restart failing: some
@@ -145,7 +150,7 @@ func (c *etcdCluster) waitLeader(ctx context.Context, to probe.ID, timeout time.
 	}
 	var startIdx uint64
 	for {
-		h := probe.Health(ctx, c.endpoints(), cfg, probeTimeout)
+		h := probe.Health(ctx, c.endpoints(), cfg, probeTimeout, c.opts...)
 		l, ok := h.LeaderResult()
 		switch {
 		case !ok || h.Leader != to:
@@ -164,14 +169,14 @@ func (c *etcdCluster) waitLeader(ctx context.Context, to probe.ID, timeout time.
 
 // servingSerial returns the serial of the certificate presented on
 // addr (host:port), verified against the etcd CA like any client would.
-func servingSerial(ctx context.Context, addr string, cfg *tls.Config) (string, error) {
+func servingSerial(ctx context.Context, addr string, cfg *tls.Config, opts ...probe.Option) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
-	c, err := probe.ServingCert(ctx, addr, cfg)
+	c, err := probe.ServingCert(ctx, addr, cfg, opts...)
 	if err != nil {
 		return "", err
 	}
-	return issue.Serial(c), nil
+	return certx.Serial(c), nil
 }
 
 // waitServing waits until node serves the wanted serials on its client
@@ -214,7 +219,7 @@ func (c *etcdCluster) waitServing(ctx context.Context, n cluster.Node, wantServe
 // health probe's own handshake; only the peer port needs a dial of its
 // own.
 func (c *etcdCluster) gates(ctx context.Context, cfg *tls.Config, idx int, peerAddr, wantServer, wantPeer string) error {
-	h := probe.Health(ctx, c.endpoints(), cfg, probeTimeout)
+	h := probe.Health(ctx, c.endpoints(), cfg, probeTimeout, c.opts...)
 	r := h.Endpoints[idx]
 	if r.ServerCert == nil {
 		return fmt.Errorf("client port %s: %w", r.Endpoint, r.Err())
@@ -222,7 +227,7 @@ func (c *etcdCluster) gates(ctx context.Context, cfg *tls.Config, idx int, peerA
 	if got := r.ServerCert.Serial; got != wantServer {
 		return fmt.Errorf("client port %s serves serial %s, want %s", r.Addr, got, wantServer)
 	}
-	got, err := servingSerial(ctx, peerAddr, cfg)
+	got, err := servingSerial(ctx, peerAddr, cfg, c.opts...)
 	if err != nil {
 		return fmt.Errorf("peer port %s: %w", peerAddr, err)
 	}

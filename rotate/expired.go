@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/etcdpki/etcdpki/ca"
+	"github.com/etcdpki/etcdpki/internal/certx"
 	"github.com/etcdpki/etcdpki/internal/probe"
-	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -33,7 +33,7 @@ type probeCert struct {
 // from it (again when the CA changed, as a recovery from an expired CA
 // does).
 func (c *etcdCluster) probeTLS() (*tls.Config, error) {
-	authority, roots, err := probeAuthority(c.spec)
+	authority, roots, err := probeAuthority(c.inv)
 	if err != nil {
 		return nil, err
 	}
@@ -61,14 +61,14 @@ type expiredServed struct {
 }
 
 func (e *expiredServed) note(addr string, leaf *x509.Certificate) {
-	key := addr + "/" + issue.Serial(leaf)
+	key := addr + "/" + certx.Serial(leaf)
 	e.mu.Lock()
 	first := !e.seen[key]
 	e.seen[key] = true
 	e.mu.Unlock()
 	if first {
 		e.log.printf("warning: %s serves certificate %q (serial %s) that expired at %s: accepted for this run's probes because it chains to the etcd CA; the cluster serves on connections opened before then, and every new handshake to it fails until it is renewed",
-			addr, leaf.Subject.CommonName, pki.ShortSerial(issue.Serial(leaf)), leaf.NotAfter.UTC().Format(time.RFC3339))
+			addr, leaf.Subject.CommonName, pki.ShortSerial(certx.Serial(leaf)), leaf.NotAfter.UTC().Format(time.RFC3339))
 	}
 }
 
@@ -79,10 +79,10 @@ func (e *expiredServed) any() bool {
 }
 
 // expiredCerts lists the plan's certificates that have already expired.
-func expiredCerts(infos []issue.CertInfo) []issue.CertInfo {
-	var out []issue.CertInfo
+func expiredCerts(infos []pki.CertInfo) []pki.CertInfo {
+	var out []pki.CertInfo
 	for _, in := range infos {
-		if in.Status == issue.StatusExpired {
+		if in.Status == pki.StatusExpired {
 			out = append(out, in)
 		}
 	}
@@ -91,7 +91,7 @@ func expiredCerts(infos []issue.CertInfo) []issue.CertInfo {
 
 // describeExpired names expired certificates for one line: their names
 // and the earliest expiry.
-func describeExpired(infos []issue.CertInfo) string {
+func describeExpired(infos []pki.CertInfo) string {
 	var names []string
 	var first time.Time
 	for _, in := range infos {
@@ -161,7 +161,7 @@ func (r *runner) recoverNeeded(p *Plan, h *probe.Cluster) error {
 // caExpired returns a RecoverNeededError when the plan's CA expired.
 func (r *runner) caExpired(p *Plan) error {
 	for _, in := range p.Certs {
-		if in.Target == nil && in.Status == issue.StatusExpired {
+		if in.Target == nil && in.Status == pki.StatusExpired {
 			return &RecoverNeededError{CAExpired: true, Expired: describeExpired(expiredCerts(p.Certs)), Command: r.o.RecoverCommand}
 		}
 	}
@@ -178,7 +178,6 @@ func (c *etcdCluster) proveUnexpired(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	ctx = probe.Strict(ctx)
 	lines := make([]string, len(c.spec.Nodes))
 	errs := make([]error, len(c.spec.Nodes))
 	var wg sync.WaitGroup
@@ -198,7 +197,7 @@ func (c *etcdCluster) proveUnexpired(ctx context.Context) ([]string, error) {
 					errs[i] = &ProofError{Member: n.Name, Port: port.what + " " + addr, Err: fmt.Errorf("no fresh handshake with an unexpired certificate: %w", err)}
 					return
 				}
-				got = append(got, fmt.Sprintf("%s %s until %s", port.what, pki.ShortSerial(issue.Serial(leaf)), leaf.NotAfter.UTC().Format(time.RFC3339)))
+				got = append(got, fmt.Sprintf("%s %s until %s", port.what, pki.ShortSerial(certx.Serial(leaf)), leaf.NotAfter.UTC().Format(time.RFC3339)))
 			}
 			lines[i] = n.Name + ": " + strings.Join(got, ", ")
 		})

@@ -20,7 +20,7 @@ import (
 	"github.com/etcdpki/etcdpki/internal/certx"
 	"github.com/etcdpki/etcdpki/internal/probe"
 	"github.com/etcdpki/etcdpki/internal/testharness/etcdtest"
-	"github.com/etcdpki/etcdpki/issue"
+	"github.com/etcdpki/etcdpki/pki"
 	"github.com/etcdpki/etcdpki/rotate"
 	"github.com/etcdpki/etcdpki/verify"
 )
@@ -70,7 +70,7 @@ func expiring(t *testing.T, caValidity string) (*etcdtest.Cluster, *cluster.Spec
 // it is to expire) has expired, plus a margin.
 func waitPastExpiry(t *testing.T, s *cluster.Spec, withCA bool) {
 	t.Helper()
-	infos, err := issue.List(s, 0, time.Now())
+	infos, err := pki.List(pki.New(s), 0, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +165,7 @@ func TestRecoverDownWithExpiredCertificates(t *testing.T) {
 func TestRecoverExpiredCA(t *testing.T) {
 	t.Parallel()
 	c, spec, keys := expiring(t, "30s")
-	old, err := issue.LoadCA(spec.PKIDir)
+	old, err := pki.LoadCA(pki.Paths{PKI: spec.PKIDir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,19 +177,19 @@ func TestRecoverExpiredCA(t *testing.T) {
 	checkNamedState(t, c, verify.StateCAExpired)
 	testRecover(t, c, spec, keys, true)
 
-	now, err := issue.LoadCA(spec.PKIDir)
+	now, err := pki.LoadCA(pki.Paths{PKI: spec.PKIDir})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if now.Cert.Equal(old.Cert) || !now.Cert.NotAfter.After(time.Now().Add(24*time.Hour)) {
 		t.Fatalf("the CA was not replaced by a new one valid for 48h: now %s until %s", now.Cert.Subject, now.Cert.NotAfter)
 	}
-	infos, err := issue.List(spec, 0, time.Now())
+	infos, err := pki.List(pki.New(spec), 0, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, in := range infos[1:] {
-		if in.Status != issue.StatusOK {
+		if in.Status != pki.StatusOK {
 			t.Errorf("%s: %s %s after recovery; want ok (issued by the new CA, bundle trusting it)", in.Name, in.Status, in.Reason)
 		}
 		if err := now.Verify(in.Cert, in.Target.Usage(), time.Now()); err != nil {
@@ -262,8 +262,8 @@ func testRecover(t *testing.T, c *etcdtest.Cluster, spec *cluster.Spec, keys map
 	}
 	// The apiserver's view, from its bundle as it is now (its CA file
 	// changed with a new CA).
-	crt, key := c.Paths.APIServerCert()
-	api, err := etcdtest.TLSConfig(c.Paths.APIServerCA(), crt, key)
+	_, crt, key := etcdtest.APIServerFiles(c.Paths)
+	api, err := etcdtest.TLSConfig(etcdtest.APIServerCA(c.Paths), crt, key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,7 +306,7 @@ func checkUnexpiredOnTheWire(t *testing.T, s *cluster.Spec, cfg *tls.Config) {
 				t.Errorf("%s: %v", addr, err)
 				continue
 			}
-			if got := issue.Serial(leaf); got != want[p.id] || !time.Now().Before(leaf.NotAfter) {
+			if got := certx.Serial(leaf); got != want[p.id] || !time.Now().Before(leaf.NotAfter) {
 				t.Errorf("%s serves serial %s until %s; want %s, unexpired", addr, got, leaf.NotAfter, want[p.id])
 			}
 		}
@@ -321,7 +321,14 @@ func checkNamedState(t *testing.T, c *etcdtest.Cluster, want string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ch, ok := rep.Find(verify.CheckExpired, "cluster")
+	var ch verify.Check
+	ok := false
+	for _, c := range rep.Checks {
+		if c.Name == verify.CheckExpired && c.Target == "cluster" {
+			ch, ok = c, true
+			break
+		}
+	}
 	if !ok || ch.Status != verify.Fail || !strings.HasPrefix(ch.Reason, want) || rep.Expired == nil || rep.Expired.State != want {
 		t.Errorf("verify says %+v (%+v); want %q", ch, rep.Expired, want)
 	}

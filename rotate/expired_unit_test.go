@@ -109,7 +109,7 @@ func TestRecoverResumesAfterRenewal(t *testing.T) {
 	if _, err := rotate.Run(context.Background(), rotate.Options{Spec: s}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := issue.Renew(context.Background(), s, pki.New(s).Targets, issue.RenewOptions{}); err != nil {
+	if _, err := issue.Renew(context.Background(), pki.New(s), pki.New(s).Targets, issue.RenewOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer

@@ -7,8 +7,8 @@ import (
 	"sync"
 
 	"github.com/etcdpki/etcdpki/ca"
+	"github.com/etcdpki/etcdpki/internal/certx"
 	"github.com/etcdpki/etcdpki/internal/probe"
-	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -29,7 +29,7 @@ func (r *runner) provenInEffect(ctx context.Context, p *Plan) string {
 	onDisk := map[string]string{} // target ID -> serial
 	for _, info := range p.Certs {
 		if info.Target != nil && info.Cert != nil {
-			onDisk[info.Target.ID] = issue.Serial(info.Cert)
+			onDisk[info.Target.ID] = certx.Serial(info.Cert)
 		}
 	}
 	cfg, err := r.etcd.tls()

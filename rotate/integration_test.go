@@ -26,6 +26,7 @@ import (
 
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/certx"
 	"github.com/etcdpki/etcdpki/internal/probe"
 	"github.com/etcdpki/etcdpki/internal/testharness/etcdtest"
 	"github.com/etcdpki/etcdpki/issue"
@@ -367,7 +368,7 @@ func testWatch(t *testing.T, c *etcdtest.Cluster) {
 	m := c.Members[1]
 	pid := m.PID()
 	targets, _ := pki.Select(pki.New(c.Spec).Targets, []string{m.Name + "/etcd-server", m.Name + "/etcd-peer"})
-	renewed, err := issue.Renew(ctx, c.Spec, targets, issue.RenewOptions{})
+	renewed, err := issue.Renew(ctx, pki.New(c.Spec), targets, issue.RenewOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -387,7 +388,7 @@ func testWatch(t *testing.T, c *etcdtest.Cluster) {
 	if err := os.WriteFile(c.SpecPath, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	crt, _ := c.Paths.NodeCert("etcd-4", "server")
+	crt, _ := etcdtest.NodePair(c.Paths, "etcd-4", "server")
 	waitFor(t, 30*time.Second, func() bool { _, err := os.Stat(crt); return err == nil })
 	// The config is written by the same pass, after the certificates.
 	waitFor(t, 10*time.Second, func() bool { _, err := os.Stat(c.Paths.NodeConfig("etcd-4")); return err == nil })
@@ -403,7 +404,7 @@ func testWatch(t *testing.T, c *etcdtest.Cluster) {
 type watching struct {
 	ctx    context.Context
 	cancel context.CancelFunc
-	out    *syncBuffer
+	out    *etcdtest.Buffer
 	done   chan error
 }
 
@@ -412,7 +413,7 @@ type watching struct {
 func startWatch(t *testing.T, c *etcdtest.Cluster, mode rotate.RestartMode) *watching {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	w := &watching{ctx: ctx, cancel: cancel, out: &syncBuffer{}, done: make(chan error, 1)}
+	w := &watching{ctx: ctx, cancel: cancel, out: &etcdtest.Buffer{}, done: make(chan error, 1)}
 	t.Cleanup(cancel)
 	go func() {
 		w.done <- rotate.Watch(ctx, rotate.WatchOptions{Options: rotate.Options{Spec: c.Spec, Restart: mode, Out: w.out}, Interval: time.Hour})
@@ -446,7 +447,7 @@ func testWatchStops(t *testing.T, c *etcdtest.Cluster) {
 		ts, _ := pki.Select(pki.New(c.Spec).Targets, []string{m.Name + "/etcd-server", m.Name + "/etcd-peer"})
 		targets = append(targets, ts...)
 	}
-	if _, err := issue.Renew(ctx, c.Spec, targets, issue.RenewOptions{}); err != nil {
+	if _, err := issue.Renew(ctx, pki.New(c.Spec), targets, issue.RenewOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 60*time.Second, func() bool { return strings.Contains(out.String(), "[1/3]") })
@@ -660,7 +661,7 @@ func serialOfPEM(t *testing.T, b []byte) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return issue.Serial(certs)
+	return certx.Serial(certs)
 }
 
 func raftTerm(t testing.TB, c *etcdtest.Cluster) uint64 {
@@ -686,7 +687,7 @@ func checkServing(t *testing.T, c *etcdtest.Cluster) {
 				t.Errorf("%s: %v", addr, err)
 				continue
 			}
-			if got := issue.Serial(cert); got != s[p.id] {
+			if got := certx.Serial(cert); got != s[p.id] {
 				t.Errorf("%s serves serial %s, want %s (%s)", addr, got, s[p.id], p.id)
 			}
 		}
@@ -702,7 +703,7 @@ func served(c *etcdtest.Cluster, node string, renewed []issue.Renewed) bool {
 		}
 		_, addr, _ := probe.ParseEndpoint(u)
 		cert, err := probe.ServingCert(context.Background(), addr, c.APIServerTLS())
-		if err != nil || issue.Serial(cert) != r.NewSerial {
+		if err != nil || certx.Serial(cert) != r.NewSerial {
 			return false
 		}
 	}
@@ -728,22 +729,4 @@ func waitFor(t *testing.T, timeout time.Duration, cond func() bool) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a writer and a reader at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -19,41 +19,12 @@ const LockFile = pkilock.File
 var ErrLocked = pkilock.ErrLocked
 
 // Lock takes the PKI directory's lock, as Run does, for tools that must
-// not change the PKI while a rotation runs. It fails with ErrLocked at
-// once when another holder has it.
-func Lock(pki string) (*Held, error) {
-	l, err := acquire(pki)
-	if err != nil {
-		return nil, err
-	}
-	return &Held{l: l}, nil
-}
-
-// Held is a taken lock.
-type Held struct{ l *lock }
-
-// Release drops the lock.
-func (h *Held) Release() { h.l.release() }
-
-// lock is the PKI directory's lock (package pkilock). The kernel drops it
-// when the holder dies, even by kill -9, so a crashed run never wedges
-// cron. It is taken without waiting: a cron run that finds another run
-// still rolling members must not queue behind it and then roll again.
-type lock struct{ h *pkilock.Held }
-
-func acquire(pki string) (*lock, error) {
-	h, err := pkilock.Acquire(pki)
-	if err != nil {
-		return nil, err
-	}
-	return &lock{h: h}, nil
-}
-
-func (l *lock) release() {
-	if l != nil {
-		l.h.Release()
-	}
-}
+// not change the PKI while a rotation runs. The kernel drops it when the
+// holder dies, even by kill -9, so a crashed run never wedges cron. It is
+// taken without waiting and fails with ErrLocked at once when another
+// holder has it: a cron run that finds another run still rolling members
+// must not queue behind it and then roll again.
+func Lock(pki string) (*pkilock.Held, error) { return pkilock.Acquire(pki) }
 
 // migrateLayout moves the PKI's stores of the layout before named stores
 // into theirs, right after the lock is taken (a dry run changes nothing).

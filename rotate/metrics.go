@@ -8,10 +8,8 @@ import (
 	"time"
 
 	"github.com/etcdpki/etcdpki/ca"
-	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/internal/regular"
-	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -23,11 +21,11 @@ const metricsMode fs.FileMode = 0o644
 // collector) with every certificate's expiry, whether it has already
 // expired, and the rotation times. It
 // replaces the file in one rename, as the collector requires.
-func writeMetrics(path string, s *cluster.Spec, st *State, ok bool, now time.Time) error {
+func writeMetrics(path string, inv *pki.Inventory, st *State, ok bool, now time.Time) error {
 	var b bytes.Buffer
 	b.WriteString("# HELP etcdpki_cert_expiry_timestamp_seconds When the certificate expires (Unix time).\n")
 	b.WriteString("# TYPE etcdpki_cert_expiry_timestamp_seconds gauge\n")
-	inv := pki.New(s)
+	s := inv.Spec
 	if c, err := readCert(inv.Paths.CACert()); err == nil {
 		fmt.Fprintf(&b, "etcdpki_cert_expiry_timestamp_seconds{cluster=%q,cert=%q} %d\n", s.Name, "etcd-ca", c.NotAfter.Unix())
 	}
@@ -45,7 +43,7 @@ func writeMetrics(path string, s *cluster.Spec, st *State, ok bool, now time.Tim
 	b.WriteString("# TYPE etcdpki_ca_due gauge\n")
 	if c, err := readCert(inv.Paths.CACert()); err == nil {
 		due := 0
-		if _, ok := issue.CADue(c, s.Leaf.RenewBefore, now); ok {
+		if _, ok := pki.CADue(c, s.Leaf.RenewBefore, now); ok {
 			due = 1
 		}
 		fmt.Fprintf(&b, "etcdpki_ca_due{cluster=%q,cert=%q} %d\n", s.Name, "etcd-ca", due)
@@ -85,8 +83,8 @@ func readCert(path string) (*x509.Certificate, error) {
 // nextExpiry says which certificate expires first and how long it has
 // left, for the one line a run with nothing to do prints. It takes the
 // plan's view of the files rather than reading them again.
-func nextExpiry(infos []issue.CertInfo, now time.Time) string {
-	var first *issue.CertInfo
+func nextExpiry(infos []pki.CertInfo, now time.Time) string {
+	var first *pki.CertInfo
 	n := 0
 	for i, info := range infos {
 		if info.Target == nil || info.Expires.IsZero() {
@@ -101,7 +99,7 @@ func nextExpiry(infos []issue.CertInfo, now time.Time) string {
 		return "no certificates"
 	}
 	return fmt.Sprintf("%d certificates valid on disk, next to expire %s on %s (%s left)",
-		n, first.Target.ID, first.Expires.UTC().Format(time.RFC3339), issue.Residual(first.Expires.Sub(now)))
+		n, first.Target.ID, first.Expires.UTC().Format(time.RFC3339), pki.Residual(first.Expires.Sub(now)))
 }
 
 // writeExpired writes, per certificate, whether it has already expired

@@ -98,16 +98,16 @@ func (o *Options) defaults() error {
 		o.Restart = RestartAuto
 	case RestartAuto, RestartAlways, RestartNever:
 	default:
-		return &input.Error{Err: fmt.Errorf("--restart %q: use auto, always or never", o.Restart)}
+		return input.Errorf("--restart %q: use auto, always or never", o.Restart)
 	}
 	if o.Recover && o.Restart != RestartAuto {
-		return &input.Error{Err: fmt.Errorf("--recover restarts every member at once: --restart=%s does not apply to it", o.Restart)}
+		return input.Errorf("--recover restarts every member at once: --restart=%s does not apply to it", o.Restart)
 	}
 	if o.RecoverCommand == "" {
 		o.RecoverCommand = "etcdpki rotate --recover"
 	}
 	if o.NoVerify && o.Restart != RestartNever {
-		return &input.Error{Err: fmt.Errorf("--no-verify only goes with --restart=never: --restart=%s must see the new certificates in effect", o.Restart)}
+		return input.Errorf("--no-verify only goes with --restart=never: --restart=%s must see the new certificates in effect", o.Restart)
 	}
 	if o.MemberTimeout <= 0 {
 		o.MemberTimeout = DefaultMemberTimeout

@@ -10,7 +10,6 @@ import (
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/internal/probe"
-	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -20,11 +19,11 @@ import (
 // to restart, in order.
 type Plan struct {
 	// Due are the certificates to renew now, with the reason.
-	Due []issue.CertInfo
+	Due []pki.CertInfo
 	// Missing are certificates the spec calls for that were never issued
 	// (a node just added to the spec). They are issued and recorded as in
 	// effect without a restart: no member runs with them yet.
-	Missing []issue.CertInfo
+	Missing []pki.CertInfo
 	// Nodes are the nodes whose files are (or will be) new, in spec order.
 	Nodes []*NodePlan
 	// Clients are the clients whose certificate is (or will be) new.
@@ -53,7 +52,7 @@ type Plan struct {
 	// the run (a CA nearing its end, which rotate does not replace).
 	Warnings []string
 	// Certs are the CA and every certificate as the plan found them.
-	Certs []issue.CertInfo
+	Certs []pki.CertInfo
 }
 
 // NodePlan is one node whose files changed.
@@ -133,35 +132,65 @@ func (p *Plan) node(name string) *NodePlan {
 }
 
 // makePlan compares the PKI directory with the spec (what is due) and
-// with the journal (what is not in effect yet). It changes nothing.
-func makePlan(s *cluster.Spec, st *State, renewBefore time.Duration, now time.Time) (*Plan, error) {
-	inv := pki.New(s)
-	infos, err := issue.ListInventory(inv, renewBefore, now)
+// with the journal (what is not in effect yet). It changes nothing. Its
+// phases: classify every certificate, group what changes by node and
+// client, add members whose start-time files changed, render their
+// commands.
+func makePlan(inv *pki.Inventory, st *State, renewBefore time.Duration, now time.Time) (*Plan, error) {
+	infos, err := pki.List(inv, renewBefore, now)
 	if err != nil {
 		return nil, err
 	}
 	p := &Plan{Baseline: map[string]string{}, StartedBaseline: map[string]Started{}, Certs: infos}
 	// During a CA rotation a renewal from the old CA would undo its
 	// stages: leaves wait for etcdpki ca rotate, which re-issues them all.
-	next, err := issue.LoadNextCA(s.PKIDir)
+	next, err := pki.LoadNextCA(inv.Paths)
 	if err != nil {
 		return nil, err
 	}
-	caRotation := next != nil
+	cl, err := p.classify(inv, st, next != nil)
+	if err != nil {
+		return nil, err
+	}
+	p.group(inv, cl)
+	if err := p.startChanges(inv, st); err != nil {
+		return nil, err
+	}
+	slices.SortStableFunc(p.Nodes, func(a, b *NodePlan) int {
+		return slices.Index(p.Members, a.Node.Name) - slices.Index(p.Members, b.Node.Name)
+	})
+	for _, t := range inv.Targets {
+		if np := p.node(t.Owner); np != nil {
+			np.All = append(np.All, t)
+		}
+	}
+	if err := p.render(inv.Paths); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// classified is what classify found: the certificates to renew, and the
+// valid ones replaced from outside since the last run.
+type classified struct{ due, changed map[string]bool }
+
+// classify sorts every certificate of the listing into the plan: due,
+// missing, changed from outside, or invalid (which refuses the run).
+// During a CA rotation nothing is due: the rotation re-issues every leaf.
+func (p *Plan) classify(inv *pki.Inventory, st *State, caRotation bool) (classified, error) {
+	cl := classified{due: map[string]bool{}, changed: map[string]bool{}}
 	held := 0
-	due := map[string]bool{}
-	changed := map[string]bool{}
 	var invalid, fix []string
-	for _, info := range infos {
+	for _, info := range p.Certs {
 		if info.Target == nil {
-			if info.Status != issue.StatusOK {
+			if info.Status != pki.StatusOK {
 				p.Warnings = append(p.Warnings, fmt.Sprintf("CA %s: %s (rotate renews leaves only)", info.Path, info.Reason))
 			}
 			continue
 		}
 		t := *info.Target
 		switch info.Status {
-		case issue.StatusOK:
+		case pki.StatusOK:
 			prev, known := st.InEffect[t.ID]
 			switch {
 			case !known:
@@ -171,24 +200,24 @@ func makePlan(s *cluster.Spec, st *State, renewBefore time.Duration, now time.Ti
 			case prev != info.Serial:
 				// Replaced from outside since the last run, and valid
 				// (pair, chain and SANs: Inspect said ok).
-				changed[t.ID] = true
+				cl.changed[t.ID] = true
 			}
-		case issue.StatusInvalid:
+		case pki.StatusInvalid:
 			invalid = append(invalid, fmt.Sprintf("%s (%s): %s", t.ID, info.Path, info.Reason))
 			fix = append(fix, t.ID)
-		case issue.StatusMissing, issue.StatusDue, issue.StatusExpired, issue.StatusSANMismatch:
+		case pki.StatusMissing, pki.StatusDue, pki.StatusExpired, pki.StatusSANMismatch:
 			if caRotation {
 				held++
 				continue
 			}
-			if info.Status == issue.StatusMissing {
+			if info.Status == pki.StatusMissing {
 				p.Missing = append(p.Missing, info)
 				continue
 			}
 			fallthrough
 		default:
 			p.Due = append(p.Due, info)
-			due[t.ID] = true
+			cl.due[t.ID] = true
 			if _, known := st.InEffect[t.ID]; !known && info.Serial != "" {
 				// Recorded before it is renewed, so that a run dying
 				// after the renewal leaves a difference for the next
@@ -200,25 +229,27 @@ func makePlan(s *cluster.Spec, st *State, renewBefore time.Duration, now time.Ti
 	}
 	if held > 0 {
 		p.Warnings = append(p.Warnings, fmt.Sprintf("%d certificates due or missing are left alone: a CA rotation is in progress (%s); etcdpki ca rotate re-issues every leaf from the new CA",
-			held, pki.Paths{PKI: s.PKIDir}.NextCADir()))
+			held, inv.Paths.NextCADir()))
 	}
 	if len(invalid) > 0 {
 		// Renewing would overwrite files someone put there on purpose;
 		// rolling would put broken files into effect. Neither is ours to
 		// decide at 3 a.m.
-		return nil, &input.Error{Err: fmt.Errorf("refusing to rotate: invalid certificate files: %s; put the right files back, or replace them (the old ones kept in PKI/backup) with: etcdpki certs renew %s",
-			strings.Join(invalid, "; "), strings.Join(fix, " "))}
+		return cl, input.Errorf("refusing to rotate: invalid certificate files: %s; put the right files back, or replace them (the old ones kept in PKI/backup) with: etcdpki certs renew %s",
+			strings.Join(invalid, "; "), strings.Join(fix, " "))
 	}
+	return cl, nil
+}
+
+// group puts every due or changed certificate under its node or client.
+func (p *Plan) group(inv *pki.Inventory, cl classified) {
+	s := inv.Spec
 	for _, t := range inv.Targets {
-		if !due[t.ID] && !changed[t.ID] {
+		if !cl.due[t.ID] && !cl.changed[t.ID] {
 			continue
 		}
 		if n, ok := s.Node(t.Owner); ok {
-			np := p.node(n.Name)
-			if np == nil {
-				np = &NodePlan{Node: n}
-				p.Nodes = append(p.Nodes, np)
-			}
+			np := p.nodeFor(n)
 			np.Targets = append(np.Targets, t)
 			if t.Kind.Name == ca.KindServer.Name || t.Kind.Name == ca.KindPeer.Name {
 				np.Leaves = true
@@ -229,12 +260,26 @@ func makePlan(s *cluster.Spec, st *State, renewBefore time.Duration, now time.Ti
 			p.Clients = append(p.Clients, &ClientPlan{Client: c, Target: t})
 		}
 	}
-	paths := inv.Paths
-	for _, n := range s.Nodes {
+}
+
+// nodeFor is the node's plan, added when it has none yet.
+func (p *Plan) nodeFor(n cluster.Node) *NodePlan {
+	np := p.node(n.Name)
+	if np == nil {
+		np = &NodePlan{Node: n}
+		p.Nodes = append(p.Nodes, np)
+	}
+	return np
+}
+
+// startChanges adds every member whose CA bundle or etcd.conf.yml, the
+// files etcd reads only at start, changed since it was last started.
+func (p *Plan) startChanges(inv *pki.Inventory, st *State) error {
+	for _, n := range inv.Spec.Nodes {
 		p.Members = append(p.Members, n.Name)
-		now, ok, err := startedNow(paths, n)
+		cur, ok, err := startedNow(inv.Paths, n)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if !ok {
 			continue
@@ -244,54 +289,37 @@ func makePlan(s *cluster.Spec, st *State, renewBefore time.Duration, now time.Ti
 			// First sight: the member was started with what is in its
 			// bundle (what init wrote). A change made before this run
 			// cannot be told from that; every later one can.
-			p.StartedBaseline[n.Name] = now
+			p.StartedBaseline[n.Name] = cur
 			continue
 		}
 		var changes []string
-		if prev.CA != now.CA {
+		if prev.CA != cur.CA {
 			changes = append(changes, reasonCA)
 		}
-		if prev.Config != now.Config {
+		if prev.Config != cur.Config {
 			changes = append(changes, reasonConfig)
 		}
-		if len(changes) == 0 {
-			continue
-		}
-		np := p.node(n.Name)
-		if np == nil {
-			np = &NodePlan{Node: n}
-			p.Nodes = append(p.Nodes, np)
-		}
-		np.StartChanges = changes
-	}
-	slices.SortStableFunc(p.Nodes, func(a, b *NodePlan) int {
-		return slices.Index(p.Members, a.Node.Name) - slices.Index(p.Members, b.Node.Name)
-	})
-	for _, t := range inv.Targets {
-		if np := p.node(t.Owner); np != nil {
-			np.All = append(np.All, t)
+		if len(changes) > 0 {
+			p.nodeFor(n).StartChanges = changes
 		}
 	}
+	return nil
+}
+
+// render fills in every node's and client's deploy and restart commands.
+func (p *Plan) render(paths pki.Paths) error {
+	var err error
 	for _, np := range p.Nodes {
-		data := cluster.TemplateData{Name: np.Node.Name, IP: np.Node.IP().String(), Bundle: paths.NodeDir(np.Node.Name),
-			Dir: np.Node.Dir, ConfigFile: paths.NodeConfig(np.Node.Name), DataDir: np.Node.DataDir}
-		if np.DeployCmd, err = cluster.RenderTemplate(np.Node.Deploy, data); err != nil {
-			return nil, &input.Error{Err: fmt.Errorf("node %s deploy template: %w", np.Node.Name, err)}
-		}
-		if np.RestartCmd, err = cluster.RenderTemplate(np.Node.Restart, data); err != nil {
-			return nil, &input.Error{Err: fmt.Errorf("node %s restart template: %w", np.Node.Name, err)}
+		if np.DeployCmd, np.RestartCmd, err = nodeCommands(paths, np.Node); err != nil {
+			return err
 		}
 	}
 	for _, cp := range p.Clients {
-		data := cluster.TemplateData{Name: cp.Client.Name, Bundle: cp.Target.Dir, Dir: cp.Client.Dir}
-		if cp.DeployCmd, err = cluster.RenderTemplate(cp.Client.Deploy, data); err != nil {
-			return nil, &input.Error{Err: fmt.Errorf("client %s deploy template: %w", cp.Client.Name, err)}
-		}
-		if cp.RestartCmd, err = cluster.RenderTemplate(cp.Client.Restart, data); err != nil {
-			return nil, &input.Error{Err: fmt.Errorf("client %s restart template: %w", cp.Client.Name, err)}
+		if cp.DeployCmd, cp.RestartCmd, err = clientCommands(cp.Client, cp.Target.Dir); err != nil {
+			return err
 		}
 	}
-	return p, nil
+	return nil
 }
 
 // decide says, per node, whether its member is restarted (and why) or
@@ -345,14 +373,14 @@ func (np *NodePlan) verdict(mode RestartMode) string {
 func (p *Plan) check(s *cluster.Spec, mode RestartMode) error {
 	for _, np := range p.Nodes {
 		if !s.Local && np.DeployCmd == "" {
-			return &input.Error{Err: fmt.Errorf("node %s: its files change but the spec has no deploy command to copy them to %s (set nodes[].deploy)", np.Node.Name, np.Node.Dir)}
+			return input.Errorf("node %s: its files change but the spec has no deploy command to copy them to %s (set nodes[].deploy)", np.Node.Name, np.Node.Dir)
 		}
 		if np.Restart && np.RestartCmd == "" {
 			hint := "set nodes[].restart"
 			if mode == RestartAlways && slices.Equal(np.Reasons, []string{reasonAlways}) {
 				hint += ", or use --restart=auto: renewed leaves need no restart"
 			}
-			return &input.Error{Err: fmt.Errorf("node %s: must restart (%s) but the spec has no restart command (%s)", np.Node.Name, strings.Join(np.Reasons, ", "), hint)}
+			return input.Errorf("node %s: must restart (%s) but the spec has no restart command (%s)", np.Node.Name, strings.Join(np.Reasons, ", "), hint)
 		}
 	}
 	return nil

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -159,7 +158,7 @@ func (c *etcdCluster) prove(ctx context.Context, np *NodePlan, serials map[strin
 	wantServer, wantPeer := serials[serverT.ID], serials[peerT.ID]
 	// The member's own bundle says which CAs to trust: during a CA
 	// rotation that is the old and the new one.
-	bundleCA := filepath.Join(hcT.CADir, "ca.crt")
+	bundleCA := hcT.CAPath()
 	hcCfg, err := probe.TLSConfig(bundleCA, hcT.CertPath(), hcT.KeyPath())
 	if err != nil {
 		return pr, err
@@ -182,10 +181,10 @@ func (c *etcdCluster) prove(ctx context.Context, np *NodePlan, serials map[strin
 		ownLeaf          string
 		ownErr, otherErr error
 	)
-	wg.Go(func() { h = probe.Health(ctx, c.endpoints(), hcCfg, probeTimeout) })
-	wg.Go(func() { ownLeaf, ownErr = servingSerial(ctx, peerAddr, peerCfg) })
+	wg.Go(func() { h = probe.Health(ctx, c.endpoints(), hcCfg, probeTimeout, c.opts...) })
+	wg.Go(func() { ownLeaf, ownErr = servingSerial(ctx, peerAddr, peerCfg, c.opts...) })
 	if other != "" {
-		wg.Go(func() { otherErr = acceptedAsClient(ctx, otherAddr, peerCfg) })
+		wg.Go(func() { otherErr = acceptedAsClient(ctx, otherAddr, peerCfg, c.opts...) })
 	}
 	wg.Wait()
 	pr.Took = time.Since(start)
@@ -247,10 +246,10 @@ func (c *etcdCluster) otherPeer(name string) (string, string) {
 // acceptedAsClient completes a fresh handshake with addr presenting cfg's
 // certificate and returns nil once the server accepted it. The
 // connection is closed at once: nothing is sent over it.
-func acceptedAsClient(ctx context.Context, addr string, cfg *tls.Config) error {
+func acceptedAsClient(ctx context.Context, addr string, cfg *tls.Config, opts ...probe.Option) error {
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
-	conn, _, err := probe.Dial(ctx, addr, cfg)
+	conn, _, err := probe.Dial(ctx, addr, cfg, opts...)
 	if err != nil {
 		return err
 	}
@@ -260,12 +259,12 @@ func acceptedAsClient(ctx context.Context, addr string, cfg *tls.Config) error {
 // proveClient shows a renewed client certificate accepted on every client
 // port, each with a linearizable read, under a healthy cluster.
 func (c *etcdCluster) proveClient(ctx context.Context, cp *ClientPlan, serial string) (time.Duration, error) {
-	cfg, err := probe.TLSConfig(filepath.Join(cp.Target.CADir, "ca.crt"), cp.Target.CertPath(), cp.Target.KeyPath())
+	cfg, err := probe.TLSConfig(cp.Target.CAPath(), cp.Target.CertPath(), cp.Target.KeyPath())
 	if err != nil {
 		return 0, err
 	}
 	start := time.Now()
-	h := probe.Health(ctx, c.endpoints(), cfg, probeTimeout)
+	h := probe.Health(ctx, c.endpoints(), cfg, probeTimeout, c.opts...)
 	took := time.Since(start)
 	var bad []string
 	for i, r := range h.Endpoints {

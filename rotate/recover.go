@@ -27,7 +27,7 @@ func (e *RecoverRefusedError) Error() string {
 }
 
 // ExitCode is 2: the wrong command for this cluster, nothing changed.
-func (e *RecoverRefusedError) ExitCode() int { return 2 }
+func (e *RecoverRefusedError) ExitCode() int { return input.ExitCode }
 
 // RecoverUselessError is --recover on a cluster without a quorum whose
 // certificates are all valid: new certificates would not bring it back.
@@ -71,27 +71,8 @@ func (r *runner) recover(ctx context.Context, res *Result) error {
 	if err != nil {
 		return err
 	}
-	// Only a cluster that cannot form a quorum: with one, a plain rotate
-	// renews on the running cluster without restarting anything. With an
-	// expired CA no member accepts any new handshake, so there is nothing
-	// to probe.
-	if rp.caExpired.IsZero() {
-		h, err := r.etcd.health(context.WithoutCancel(ctx))
-		if err != nil {
-			return err
-		}
-		if h.Quorum {
-			var up []string
-			for i, e := range h.Endpoints {
-				if e.Healthy && i < len(s.Nodes) {
-					up = append(up, s.Nodes[i].Name)
-				}
-			}
-			return &RecoverRefusedError{Quorum: fmt.Sprintf("%d of %d members answer a linearizable read: %s", len(up), len(s.Nodes), strings.Join(up, ", "))}
-		}
-	}
-	if rp.caExpired.IsZero() && len(rp.renew) == 0 && len(rp.pending) == 0 {
-		return &RecoverUselessError{}
+	if err := r.refuseRecover(ctx, rp); err != nil {
+		return err
 	}
 	if r.o.DryRun {
 		rp.print(r.o.Out, s)
@@ -114,7 +95,7 @@ func (r *runner) recover(ctx context.Context, res *Result) error {
 		return err
 	}
 	if !rp.caExpired.IsZero() || len(rp.renew) > 0 {
-		out, err := issue.Reissue(context.WithoutCancel(ctx), s, issue.Options{Out: r.log, Now: r.o.Now, LockHeld: true})
+		out, err := issue.Reissue(context.WithoutCancel(ctx), r.inv, issue.Options{Out: r.log, Now: r.o.Now, LockHeld: true})
 		if err != nil {
 			return fmt.Errorf("recover: %w", err)
 		}
@@ -124,25 +105,8 @@ func (r *runner) recover(ctx context.Context, res *Result) error {
 	if err := ctx.Err(); err != nil {
 		return &InterruptedError{Step: "deploying"}
 	}
-	bg := context.WithoutCancel(ctx)
-	for _, n := range s.Nodes {
-		if cmd := rp.deploy[n.Name]; cmd != "" {
-			t0 := time.Now()
-			if err := runCommand(bg, "deploy to node "+n.Name, cmd, r.o.CommandTimeout); err != nil {
-				return &MemberError{Member: n.Name, Err: err}
-			}
-			r.log.printf("%s: deployed in %s", n.Name, round(time.Since(t0)))
-		}
-	}
-	if err := r.restartAll(bg, rp, res); err != nil {
+	if err := r.recoverMembersAndClients(context.WithoutCancel(ctx), rp, res); err != nil {
 		return err
-	}
-	// Clients restart too: a new CA changes their CA file, which they
-	// read only at start.
-	for _, cp := range rp.clients {
-		if err := r.updateClient(bg, cp, true, true); err != nil {
-			return err
-		}
 	}
 	what := "its certificates expired"
 	if !rp.caExpired.IsZero() {
@@ -153,14 +117,66 @@ func (r *runner) recover(ctx context.Context, res *Result) error {
 	return nil
 }
 
+// refuseRecover refuses a recovery that is not needed: only a cluster
+// that cannot form a quorum is recovered (with one, a plain rotate renews
+// on the running cluster without restarting anything; with an expired CA
+// no member accepts any new handshake, so there is nothing to probe), and
+// only when something is to be renewed or restarted.
+func (r *runner) refuseRecover(ctx context.Context, rp *recoverPlan) error {
+	s := r.o.Spec
+	if rp.caExpired.IsZero() {
+		h, err := r.etcd.health(context.WithoutCancel(ctx))
+		if err != nil {
+			return err
+		}
+		if h.Quorum {
+			var up []string
+			for i, e := range h.Endpoints {
+				if e.Healthy && i < len(s.Nodes) {
+					up = append(up, s.Nodes[i].Name)
+				}
+			}
+			return &RecoverRefusedError{Quorum: fmt.Sprintf("%d of %d members answer a linearizable read: %s", len(up), len(s.Nodes), strings.Join(up, ", "))}
+		}
+	}
+	if rp.caExpired.IsZero() && len(rp.renew) == 0 && len(rp.pending) == 0 {
+		return &RecoverUselessError{}
+	}
+	return nil
+}
+
+// recoverMembersAndClients deploys every node's bundle, restarts every
+// member at once, then the clients: a new CA changes their CA file too,
+// which they read only at start.
+func (r *runner) recoverMembersAndClients(ctx context.Context, rp *recoverPlan, res *Result) error {
+	for _, n := range r.o.Spec.Nodes {
+		if cmd := rp.deploy[n.Name]; cmd != "" {
+			t0 := time.Now()
+			if err := runCommand(ctx, "deploy to node "+n.Name, cmd, r.o.CommandTimeout); err != nil {
+				return &MemberError{Member: n.Name, Err: err}
+			}
+			r.log.printf("%s: deployed in %s", n.Name, round(time.Since(t0)))
+		}
+	}
+	if err := r.restartAll(ctx, rp, res); err != nil {
+		return err
+	}
+	for _, cp := range rp.clients {
+		if err := r.updateClient(ctx, cp, true, true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // planRecover works out the recovery without writing.
 func (r *runner) planRecover(now time.Time) (*recoverPlan, error) {
 	s := r.o.Spec
-	caExpired, renew, reasons, err := issue.ReissueNeeds(s, now)
+	caExpired, renew, reasons, err := issue.ReissueNeeds(r.inv, now)
 	if err != nil {
 		return nil, err
 	}
-	rp := &recoverPlan{inv: pki.New(s), caExpired: caExpired, renew: renew, reasons: reasons, deploy: map[string]string{}, restart: map[string]string{}}
+	rp := &recoverPlan{inv: r.inv, caExpired: caExpired, renew: renew, reasons: reasons, deploy: map[string]string{}, restart: map[string]string{}}
 	for _, t := range rp.inv.Targets {
 		serial, err := diskSerial(t)
 		if prev, known := r.st.InEffect[t.ID]; err == nil && known && prev != serial && reasons[t.ID] == "" {
@@ -169,19 +185,14 @@ func (r *runner) planRecover(now time.Time) (*recoverPlan, error) {
 	}
 	paths := rp.inv.Paths
 	for _, n := range s.Nodes {
-		data := cluster.TemplateData{Name: n.Name, IP: n.IP().String(), Bundle: paths.NodeDir(n.Name),
-			Dir: n.Dir, ConfigFile: paths.NodeConfig(n.Name), DataDir: n.DataDir}
-		if rp.deploy[n.Name], err = cluster.RenderTemplate(n.Deploy, data); err != nil {
-			return nil, &input.Error{Err: fmt.Errorf("node %s deploy template: %w", n.Name, err)}
-		}
-		if rp.restart[n.Name], err = cluster.RenderTemplate(n.Restart, data); err != nil {
-			return nil, &input.Error{Err: fmt.Errorf("node %s restart template: %w", n.Name, err)}
+		if rp.deploy[n.Name], rp.restart[n.Name], err = nodeCommands(paths, n); err != nil {
+			return nil, err
 		}
 		if rp.restart[n.Name] == "" {
-			return nil, &input.Error{Err: fmt.Errorf("node %s: --recover restarts every member, but the spec has no restart command for it (set nodes[].restart)", n.Name)}
+			return nil, input.Errorf("node %s: --recover restarts every member, but the spec has no restart command for it (set nodes[].restart)", n.Name)
 		}
 		if !s.Local && rp.deploy[n.Name] == "" {
-			return nil, &input.Error{Err: fmt.Errorf("node %s: --recover deploys to every node, but the spec has no deploy command to copy its files to %s (set nodes[].deploy)", n.Name, n.Dir)}
+			return nil, input.Errorf("node %s: --recover deploys to every node, but the spec has no deploy command to copy its files to %s (set nodes[].deploy)", n.Name, n.Dir)
 		}
 	}
 	// Every client whose certificate or CA changes: with a new CA, each
@@ -192,12 +203,8 @@ func (r *runner) planRecover(now time.Time) (*recoverPlan, error) {
 			continue
 		}
 		cp := &ClientPlan{Client: c, Target: t}
-		data := cluster.TemplateData{Name: c.Name, Bundle: t.Dir, Dir: c.Dir}
-		if cp.DeployCmd, err = cluster.RenderTemplate(c.Deploy, data); err != nil {
-			return nil, &input.Error{Err: fmt.Errorf("client %s deploy template: %w", c.Name, err)}
-		}
-		if cp.RestartCmd, err = cluster.RenderTemplate(c.Restart, data); err != nil {
-			return nil, &input.Error{Err: fmt.Errorf("client %s restart template: %w", c.Name, err)}
+		if cp.DeployCmd, cp.RestartCmd, err = clientCommands(c, t.Dir); err != nil {
+			return nil, err
 		}
 		rp.clients = append(rp.clients, cp)
 	}

@@ -14,7 +14,7 @@ import (
 )
 
 // roll restarts the planned members one at a time.
-func (r *runner) roll(ctx context.Context, p *Plan, res *Result) error {
+func (r *runner) roll(ctx context.Context, p *Plan, res *Result, after afterRestart) error {
 	s := r.o.Spec
 	var rotated []string
 	for i, name := range p.Order {
@@ -70,8 +70,8 @@ func (r *runner) roll(ctx context.Context, p *Plan, res *Result) error {
 			return &MemberError{Member: name, Err: err}
 		}
 		mr.Restart = time.Since(t0)
-		if r.afterRestart != nil {
-			if err := r.afterRestart(bg, np); err != nil {
+		if after != nil {
+			if err := after(bg, np); err != nil {
 				return &MemberError{Member: name, Err: err}
 			}
 		}
@@ -145,3 +145,8 @@ func transferee(s *cluster.Spec, h *probe.Cluster, leader string, rotated []stri
 	}
 	return best, bestName
 }
+
+// afterRestart, when not nil, runs once a restarted member passed every
+// health gate and before the journal records it: the CA rotation's proof
+// that the member loaded the trust it was restarted for.
+type afterRestart func(ctx context.Context, np *NodePlan) error

@@ -14,6 +14,7 @@ import (
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/internal/input"
+	"github.com/etcdpki/etcdpki/internal/testharness/etcdtest"
 	"github.com/etcdpki/etcdpki/internal/testharness/testpki"
 	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
@@ -42,7 +43,7 @@ nodes:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := issue.Init(context.Background(), s, issue.Options{}); err != nil {
+	if _, err := issue.Init(context.Background(), pki.New(s), issue.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	return s
@@ -68,7 +69,7 @@ func TestExternalReplacementIsPlanned(t *testing.T) {
 		t.Fatalf("fresh PKI has a plan: %+v", p)
 	}
 	ts, _ := pki.Select(pki.New(s).Targets, []string{"etcd-2/etcd-peer"})
-	if _, err := issue.Renew(context.Background(), s, ts, issue.RenewOptions{}); err != nil {
+	if _, err := issue.Renew(context.Background(), pki.New(s), ts, issue.RenewOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	p := dryRun(t, s)
@@ -92,8 +93,8 @@ func TestInvalidFilesAreRefused(t *testing.T) {
 	// A key that belongs to another certificate, as a botched manual
 	// copy would leave it.
 	p := pki.Paths{PKI: s.PKIDir}
-	crt, _ := p.NodeCert("etcd-1", "server")
-	_, otherKey := p.NodeCert("etcd-2", "server")
+	crt, _ := etcdtest.NodePair(p, "etcd-1", "server")
+	_, otherKey := etcdtest.NodePair(p, "etcd-2", "server")
 	key, err := os.ReadFile(otherKey)
 	if err != nil {
 		t.Fatal(err)
@@ -169,7 +170,7 @@ func TestNodeAddedToSpecGetsCertificates(t *testing.T) {
 	if !strings.Contains(out.String(), "issued 3 missing certificates") {
 		t.Errorf("output does not say the certificates were issued:\n%s", out.String())
 	}
-	crt, _ := pki.Paths{PKI: grown.PKIDir}.NodeCert("etcd-3", "peer")
+	crt, _ := etcdtest.NodePair(pki.Paths{PKI: grown.PKIDir}, "etcd-3", "peer")
 	if _, err := os.Stat(crt); err != nil {
 		t.Error(err)
 	}

@@ -29,7 +29,7 @@ const (
 // start. ok is false when the bundle has no ca.crt yet (a node whose
 // certificates are still to be issued): there is nothing to compare.
 func startedNow(paths pki.Paths, n cluster.Node) (st Started, ok bool, err error) {
-	ca, err := regular.ReadFile(filepath.Join(paths.NodeCertDir(n.Name), "ca.crt"))
+	ca, err := regular.ReadFile(filepath.Join(paths.NodeCertDir(n.Name), pki.CAFile))
 	if errors.Is(err, fs.ErrNotExist) {
 		return Started{}, false, nil
 	}

@@ -34,10 +34,10 @@ func TestTemplateValuesReachTheCommandLiterally(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := issue.Init(context.Background(), s, issue.Options{}); err != nil {
+	if _, err := issue.Init(context.Background(), pki.New(s), issue.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	p, err := makePlan(s, &State{}, 87600*time.Hour, time.Now())
+	p, err := makePlan(pki.New(s), &State{}, 87600*time.Hour, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

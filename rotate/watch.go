@@ -151,8 +151,8 @@ func (wt *watcher) pass(ctx context.Context) bool {
 	if ctx.Err() != nil {
 		return true
 	}
-	r := &runner{o: wt.o.Options, log: wt.log, quiet: true,
-		etcd: &etcdCluster{spec: wt.o.Spec, paths: pki.Paths{PKI: wt.o.Spec.PKIDir}}}
+	r := newRunner(wt.o.Options, wt.log)
+	r.quiet = true
 	r.log.start = time.Now()
 	if _, err := r.run(ctx); err != nil {
 		var ie *InterruptedError
@@ -232,7 +232,7 @@ func (wt *watcher) classify(ev fsnotify.Event) eventKind {
 	}
 	base := filepath.Base(ev.Name)
 	switch {
-	case base == atomicdir.DataLink, strings.HasSuffix(base, ".crt"), strings.HasSuffix(base, ".key"):
+	case base == atomicdir.DataLink, strings.HasSuffix(base, pki.CertExt), strings.HasSuffix(base, pki.KeyExt):
 		return evCert
 	case ev.Has(fsnotify.Create) && !strings.HasPrefix(base, "."):
 		// A new node or client directory: watch it too.

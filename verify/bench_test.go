@@ -15,8 +15,8 @@ import (
 // one timeout, not one per endpoint.
 func BenchmarkVerify(b *testing.B) {
 	c := etcdtest.Start(b, etcdtest.Options{})
-	crt, key := c.Paths.APIServerCert()
-	base := Options{Endpoints: c.Endpoints(), CAFile: c.Paths.APIServerCA(), CertFile: crt, KeyFile: key}
+	_, crt, key := etcdtest.APIServerFiles(c.Paths)
+	base := Options{Endpoints: c.Endpoints(), CAFile: etcdtest.APIServerCA(c.Paths), CertFile: crt, KeyFile: key}
 	ctx := context.Background()
 	b.Run("three-healthy", func(b *testing.B) {
 		for b.Loop() {

@@ -4,7 +4,7 @@ import (
 	"crypto/x509"
 	"fmt"
 
-	"github.com/etcdpki/etcdpki/issue"
+	"github.com/etcdpki/etcdpki/pki"
 )
 
 // caFileNote judges a CA file holding more than one CA. During a CA
@@ -15,8 +15,8 @@ func caFileNote(in *Inputs, cas []*x509.Certificate) (Status, string) {
 	if len(cas) < 2 {
 		return OK, ""
 	}
-	if in.spec != nil {
-		if rot, err := issue.ReadCARotation(in.spec); err == nil && rot.InProgress() {
+	if in.inv != nil {
+		if rot, err := pki.ReadCARotation(in.inv); err == nil && rot.InProgress() {
 			return OK, "; " + rot.Note()
 		}
 	}

@@ -7,7 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/internal/certx"
 	"github.com/etcdpki/etcdpki/pki"
 )
@@ -23,8 +23,8 @@ const CheckColocated = "co-located-files"
 // resolves, that each pair matches, and that each holds the bytes the PKI
 // holds (the last deploy arrived). Directories on other hosts get no row:
 // their files cannot be read from here.
-func colocatedChecks(s *cluster.Spec) []Check {
-	inv := pki.New(s)
+func colocatedChecks(inv *pki.Inventory) []Check {
+	s := inv.Spec
 	var checks []Check
 	for _, n := range s.Nodes {
 		if !onThisMachine(n.IPs) {
@@ -85,14 +85,15 @@ func checkSharedDir(inv *pki.Inventory, dir string, bundles ...pki.Bundle) (Stat
 		for _, id := range b.Targets {
 			t, _ := inv.Target(id)
 			crt, key := b.OnHost(dir, t.CertPath()), b.OnHost(dir, t.KeyPath())
-			crtPEM, err := os.ReadFile(crt)
-			if err != nil {
-				return Fail, fmt.Sprintf("%s does not resolve: %v", crt, err)
+			// One version of the store, as every reader of a pair reads.
+			data, errs := atomicdir.ReadTogether(crt, key)
+			if errs[0] != nil {
+				return Fail, fmt.Sprintf("%s does not resolve: %v", crt, errs[0])
 			}
-			keyPEM, err := os.ReadFile(key)
-			if err != nil {
-				return Fail, fmt.Sprintf("%s does not resolve: %v", key, err)
+			if errs[1] != nil {
+				return Fail, fmt.Sprintf("%s does not resolve: %v", key, errs[1])
 			}
+			crtPEM, keyPEM := data[0], data[1]
 			files += 2
 			if err := pairMatches(crtPEM, keyPEM); err != nil {
 				return Fail, fmt.Sprintf("%s and %s: %v", crt, filepath.Base(key), err)

@@ -31,7 +31,7 @@ clients:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := issue.Init(context.Background(), s, issue.Options{Out: io.Discard}); err != nil {
+	if _, err := issue.Init(context.Background(), pki.New(s), issue.Options{Out: io.Discard}); err != nil {
 		t.Fatal(err)
 	}
 	p := pki.Paths{PKI: s.PKIDir}
@@ -43,7 +43,7 @@ clients:
 	}
 	row := func() Check {
 		t.Helper()
-		cs := colocatedChecks(s)
+		cs := colocatedChecks(pki.New(s))
 		if len(cs) != 1 {
 			t.Fatalf("%d co-located rows, want 1 (etcd-2 is not on this machine): %v", len(cs), cs)
 		}
@@ -54,7 +54,7 @@ clients:
 	}
 	// A renewal not yet deployed: a warning naming the stale file.
 	api, _ := pki.New(s).Target("apiserver-etcd-client")
-	if _, err := issue.Renew(context.Background(), s, []pki.Target{api}, issue.RenewOptions{Options: issue.Options{Out: io.Discard}}); err != nil {
+	if _, err := issue.Renew(context.Background(), pki.New(s), []pki.Target{api}, issue.RenewOptions{Options: issue.Options{Out: io.Discard}}); err != nil {
 		t.Fatal(err)
 	}
 	if c := row(); c.Status != Warn || !strings.Contains(c.Reason, "apiserver-etcd-client.crt is not what the PKI holds") {

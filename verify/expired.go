@@ -8,9 +8,8 @@ import (
 	"time"
 
 	"github.com/etcdpki/etcdpki/ca"
-	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/probe"
-	"github.com/etcdpki/etcdpki/issue"
+	"github.com/etcdpki/etcdpki/pki"
 )
 
 // CheckExpired is the row that names what expired certificates mean for
@@ -46,15 +45,15 @@ type ExpiryState struct {
 }
 
 // ExpiredState probes the cluster of s when some certificate in infos
-// (from issue.List) has expired, and says which state it is in; nil when
+// (from pki.List) has expired, and says which state it is in; nil when
 // nothing has expired. The probe presents a client certificate minted in
 // memory from the CA (the certificates on disk may all be expired, and
 // etcd refuses an expired client certificate) and accepts expired server
 // certificates from the CA, each endpoint within timeout.
-func ExpiredState(ctx context.Context, s *cluster.Spec, infos []issue.CertInfo, timeout time.Duration) *ExpiryState {
+func ExpiredState(ctx context.Context, inv *pki.Inventory, infos []pki.CertInfo, timeout time.Duration) *ExpiryState {
 	st := &ExpiryState{}
 	for _, in := range infos {
-		if in.Status != issue.StatusExpired {
+		if in.Status != pki.StatusExpired {
 			continue
 		}
 		st.Expired = append(st.Expired, in.Name)
@@ -70,7 +69,7 @@ func ExpiredState(ctx context.Context, s *cluster.Spec, infos []issue.CertInfo, 
 		return st
 	}
 	st.State = StateDown
-	authority, err := issue.LoadCA(s.PKIDir)
+	authority, err := pki.LoadCA(inv.Paths)
 	if err != nil {
 		return st
 	}
@@ -79,7 +78,7 @@ func ExpiredState(ctx context.Context, s *cluster.Spec, infos []issue.CertInfo, 
 		return st
 	}
 	cfg := probe.ClientConfig(probe.CertPool([]*x509.Certificate{authority.Cert}), &pair)
-	h := probe.Health(probe.TolerateExpired(ctx, nil), s.ClientEndpoints(), cfg, timeout)
+	h := probe.Health(ctx, inv.Spec.ClientEndpoints(), cfg, timeout, probe.TolerateExpired(nil))
 	if st.Quorum = h.Quorum; st.Quorum {
 		st.State = StateServing
 	}

@@ -26,3 +26,14 @@ func otherTLSService(t *testing.T, ca *testpki.CA) string {
 	t.Cleanup(func() { srv.Close() })
 	return "https://" + l.Addr().String()
 }
+
+// find returns the first check with that name and target ("" matches any
+// target).
+func (r *Report) find(name, target string) (Check, bool) {
+	for _, c := range r.Checks {
+		if c.Name == name && (target == "" || c.Target == target) {
+			return c, true
+		}
+	}
+	return Check{}, false
+}

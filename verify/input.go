@@ -18,11 +18,6 @@ import (
 	"github.com/etcdpki/etcdpki/pki"
 )
 
-// usagef is bad input: a missing or contradictory option, or a spec or
-// manifest that cannot be read. Nothing was probed. It is an input.Error,
-// exit code 2.
-func usagef(format string, args ...any) error { return input.Errorf(format, args...) }
-
 // Options are verify's inputs, as plain values. Sources fill in what is
 // left empty, in order: explicit values (Endpoints, CAFile...), then the
 // kube-apiserver manifest, then the spec. So "--spec x --endpoints a" checks
@@ -68,7 +63,9 @@ type Inputs struct {
 	RenewBefore string            `json:"renewBefore"`
 	Timeout     string            `json:"timeout"`
 
-	spec *cluster.Spec
+	// inv is the spec expanded, once for the whole run; nil without
+	// --spec.
+	inv *pki.Inventory
 	// specOnly: the spec supplied the endpoints and all three files.
 	specOnly    bool
 	renewBefore time.Duration
@@ -112,9 +109,9 @@ func resolve(o Options) (*Inputs, error) {
 		if err != nil {
 			return nil, err
 		}
-		in.spec = s
+		in.inv = pki.New(s)
 		// The files the apiserver is given, from the inventory.
-		api, _ := pki.New(s).Target(ca.KindAPIServer.Name)
+		api, _ := in.inv.Target(ca.KindAPIServer.Name)
 		src := "spec " + o.SpecFile
 		caSet := set(&in.CAFile, "caFile", api.CAPath(), src)
 		crtSet := set(&in.CertFile, "certFile", api.CertPath(), src)
@@ -125,39 +122,39 @@ func resolve(o Options) (*Inputs, error) {
 		}
 		in.specOnly = caSet && crtSet && keySet && epsSet
 	} else if o.PKIDir != "" {
-		return nil, usagef("--dir needs --spec: the spec says which endpoints to check")
+		return nil, input.Errorf("--dir needs --spec: the spec says which endpoints to check")
 	}
 
 	switch {
 	case len(in.Endpoints) == 0:
-		return nil, usagef("no etcd endpoints: give --spec FILE, --apiserver-manifest FILE or --endpoints (--etcd-servers)")
+		return nil, input.Errorf("no etcd endpoints: give --spec FILE, --apiserver-manifest FILE or --endpoints (--etcd-servers)")
 	case in.CAFile == "":
-		return nil, usagef("no CA file: give --cacert (--etcd-cafile); verify never falls back to the system roots")
+		return nil, input.Errorf("no CA file: give --cacert (--etcd-cafile); verify never falls back to the system roots")
 	case in.CertFile == "" || in.KeyFile == "":
-		return nil, usagef("no client certificate and key: give --cert and --key (--etcd-certfile, --etcd-keyfile), as kube-apiserver needs both for etcd")
+		return nil, input.Errorf("no client certificate and key: give --cert and --key (--etcd-certfile, --etcd-keyfile), as kube-apiserver needs both for etcd")
 	}
 	for _, ep := range in.Endpoints {
 		if strings.HasPrefix(ep, "-") {
-			return nil, usagef("endpoint %q looks like a flag", ep)
+			return nil, input.Errorf("endpoint %q looks like a flag", ep)
 		}
 	}
 
 	in.renewBefore = o.RenewBefore
-	if in.renewBefore == 0 && in.spec != nil {
-		in.renewBefore = in.spec.Leaf.RenewBefore
+	if in.renewBefore == 0 && in.inv != nil {
+		in.renewBefore = in.inv.Spec.Leaf.RenewBefore
 	}
 	if in.renewBefore == 0 {
 		in.renewBefore = cluster.DefaultRenewBefore
 	}
 	if in.renewBefore < 0 {
-		return nil, usagef("--renew-before must be positive")
+		return nil, input.Errorf("--renew-before must be positive")
 	}
 	in.timeout = o.Timeout
 	if in.timeout == 0 {
 		in.timeout = probe.DefaultTimeout
 	}
 	if in.timeout < 0 {
-		return nil, usagef("--timeout must be positive")
+		return nil, input.Errorf("--timeout must be positive")
 	}
 	in.RenewBefore = cluster.FormatDuration(in.renewBefore)
 	in.Timeout = in.timeout.String()
@@ -209,16 +206,16 @@ func ReadManifest(path string) (*APIServerEtcd, error) {
 	// script) is named as such, not with yaml.v3's dump of the Go type.
 	var root yaml.Node
 	if err := yaml.NewDecoder(bytes.NewReader(data)).Decode(&root); err == nil && len(root.Content) > 0 && root.Content[0].Kind != yaml.MappingNode {
-		return nil, usagef("apiserver manifest %s: not a Kubernetes manifest (a YAML mapping with kind: Pod); give the kube-apiserver static Pod manifest, such as /etc/kubernetes/manifests/kube-apiserver.yaml", path)
+		return nil, input.Errorf("apiserver manifest %s: not a Kubernetes manifest (a YAML mapping with kind: Pod); give the kube-apiserver static Pod manifest, such as /etc/kubernetes/manifests/kube-apiserver.yaml", path)
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&pod); errors.Is(err, io.EOF) {
-		return nil, usagef("apiserver manifest %s: the file is empty", path)
+		return nil, input.Errorf("apiserver manifest %s: the file is empty", path)
 	} else if err != nil {
 		return nil, input.Errorf("parse apiserver manifest %s: %w", path, err)
 	}
 	if pod.Kind != "Pod" {
-		return nil, usagef("apiserver manifest %s: kind is %q, want a Pod", path, pod.Kind)
+		return nil, input.Errorf("apiserver manifest %s: kind is %q, want a Pod", path, pod.Kind)
 	}
 	var args []string
 	found := false
@@ -230,7 +227,7 @@ func ReadManifest(path string) (*APIServerEtcd, error) {
 		}
 	}
 	if !found {
-		return nil, usagef("apiserver manifest %s: no container named kube-apiserver", path)
+		return nil, input.Errorf("apiserver manifest %s: no container named kube-apiserver", path)
 	}
 	m := &APIServerEtcd{}
 	flags := map[string]*string{"--etcd-cafile": &m.CAFile, "--etcd-certfile": &m.CertFile, "--etcd-keyfile": &m.KeyFile}
@@ -244,18 +241,18 @@ func ReadManifest(path string) (*APIServerEtcd, error) {
 		}
 		if !hasVal {
 			if i+1 >= len(args) {
-				return nil, usagef("apiserver manifest %s: %s has no value", path, name)
+				return nil, input.Errorf("apiserver manifest %s: %s has no value", path, name)
 			}
 			i++
 			val = args[i]
 		}
 		if err := cluster.CheckText(val); err != nil {
-			return nil, usagef("apiserver manifest %s: %s %v", path, name, err)
+			return nil, input.Errorf("apiserver manifest %s: %s %v", path, name, err)
 		}
 		*dst = val
 	}
 	if servers == "" {
-		return nil, usagef("apiserver manifest %s: kube-apiserver has no --etcd-servers flag", path)
+		return nil, input.Errorf("apiserver manifest %s: kube-apiserver has no --etcd-servers flag", path)
 	}
 	m.Endpoints = splitList([]string{servers})
 	return m, nil

@@ -4,17 +4,21 @@ import (
 	"crypto"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
+	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/internal/certx"
 	"github.com/etcdpki/etcdpki/internal/pathx"
 	"github.com/etcdpki/etcdpki/internal/probe"
+	"github.com/etcdpki/etcdpki/pki"
 )
 
 // Local check names.
@@ -29,6 +33,9 @@ const (
 	CheckClientExpiry   = "client-cert-expiry"
 	CheckKeyPermissions = "key-permissions"
 	CheckClientNotCA    = "client-cert-not-ca"
+	// CheckFileMode is a key or directory of the spec's PKI looser than
+	// etcdpki keeps it (keys 0600, the CA key 0400, directories 0700).
+	CheckFileMode = "file-mode"
 )
 
 // keyModeMask: a private key that grants group or others any access (read,
@@ -40,96 +47,44 @@ const keyModeMask fs.FileMode = 0o077
 // config when it is usable (nil when it is not, and endpoints cannot be
 // probed).
 func localChecks(in *Inputs, now time.Time) ([]Check, *tls.Config) {
-	var checks []Check
-	add := func(name, target string, st Status, format string, args ...any) {
-		checks = append(checks, Check{Name: name, Target: target, Status: st, Reason: fmt.Sprintf(format, args...)})
-	}
-
-	cas, caErr := probe.ReadCertificates(in.CAFile)
-	if caErr != nil {
-		add(CheckCAFile, in.CAFile, Fail, "cannot use the CA file: %v", caErr)
-	} else {
-		st, note := caFileNote(in, cas)
-		add(CheckCAFile, in.CAFile, st, "%d CA certificate(s): %s%s", len(cas), cas[0].Subject.CommonName, note)
-		for _, c := range cas {
-			checks = append(checks, expiryCheck(CheckCAExpiry, in.CAFile, "CA "+c.Subject.CommonName, c.NotBefore, c.NotAfter, now, in.renewBefore))
-		}
-	}
-
-	certs, certErr := probe.ReadCertificates(in.CertFile)
-	if certErr != nil {
-		add(CheckClientCertFile, in.CertFile, Fail, "cannot use the client certificate: %v", certErr)
-	} else {
-		add(CheckClientCertFile, in.CertFile, OK, "CN %q issued by %q", certs[0].Subject.CommonName, certs[0].Issuer.CommonName)
-	}
-
-	keyPEM, mode, keyErr := readKey(in.KeyFile)
-	if keyErr != nil {
-		add(CheckClientKeyFile, in.KeyFile, Fail, "cannot read the client key: %v", keyErr)
-	} else {
-		add(CheckClientKeyFile, in.KeyFile, OK, "readable")
-		if m := mode.Perm(); m&keyModeMask != 0 {
-			add(CheckKeyPermissions, in.KeyFile, Fail, "mode %04o gives group or others access to it; chmod 600 %s", m, in.KeyFile)
-		} else {
-			add(CheckKeyPermissions, in.KeyFile, OK, "mode %04o", m)
-		}
-	}
-
-	var pair *tls.Certificate
-	if certErr == nil && keyErr == nil {
-		key, err := certx.ParseKey(keyPEM)
-		switch {
-		case err != nil:
-			add(CheckKeyMatchesCert, in.KeyFile, Fail, "cannot load the pair: %v", err)
-		case !certx.KeyMatches(certs[0], key.Public()):
-			add(CheckKeyMatchesCert, in.KeyFile, Fail, "the key does not belong to %s: a half-replaced pair?", in.CertFile)
-		default:
-			add(CheckKeyMatchesCert, in.KeyFile, OK, "key matches the certificate")
-			p := probe.KeyPair(certs, key)
-			pair = &p
-		}
-	}
-
+	var lc localRun
+	cas, caErr := lc.caFile(in, now)
+	certs, key, pairErr := lc.pair(in, cas)
 	var pool *x509.CertPool
 	if caErr == nil {
 		pool = probe.CertPool(cas)
 	}
-	if certErr == nil {
-		leaf := certs[0]
+	if certs != nil {
 		if caErr == nil {
-			checks = append(checks, chainCheck(in, pool, certs, now))
+			lc.checks = append(lc.checks, chainCheck(in, pool, certs, now))
 		}
-		switch {
-		case len(leaf.ExtKeyUsage) == 0:
-			add(CheckClientAuth, in.CertFile, Warn, "no extended key usage: accepted as any usage, but kubeadm's client certs carry clientAuth")
-		case slices.Contains(leaf.ExtKeyUsage, x509.ExtKeyUsageClientAuth) || slices.Contains(leaf.ExtKeyUsage, x509.ExtKeyUsageAny):
-			add(CheckClientAuth, in.CertFile, OK, "has clientAuth")
-		default:
-			add(CheckClientAuth, in.CertFile, Fail, "no clientAuth extended key usage (has %s): etcd will reject it as a client certificate", ekuNames(leaf.ExtKeyUsage))
-		}
-		checks = append(checks, expiryCheck(CheckClientExpiry, in.CertFile, "client certificate", leaf.NotBefore, leaf.NotAfter, now, in.renewBefore))
-		checks = append(checks, notCACheck(in, leaf, cas, pair))
+		lc.usage(in, certs[0])
+		lc.checks = append(lc.checks, expiryCheck(CheckClientExpiry, in.CertFile, "client certificate", certs[0].NotBefore, certs[0].NotAfter, now, in.renewBefore))
+		lc.checks = append(lc.checks, notCACheck(in, certs[0], cas, key))
 	}
-
-	if caErr != nil || pair == nil {
-		return checks, nil
+	if in.inv != nil {
+		lc.modes(in.inv)
 	}
-	return checks, probe.ClientConfig(pool, pair)
+	if caErr != nil || pairErr != nil {
+		return lc.checks, nil
+	}
+	pair := probe.KeyPair(certs, key)
+	return lc.checks, probe.ClientConfig(pool, &pair)
 }
 
 // notCACheck fails a client certificate that is a CA (CA:TRUE) or whose
 // key is a CA's: handing kube-apiserver the CA's pair would put the CA
 // key on every apiserver host (and --print-flags would write its path
 // into the flags), where anyone who reads it can mint any identity.
-func notCACheck(in *Inputs, leaf *x509.Certificate, cas []*x509.Certificate, pair *tls.Certificate) Check {
+func notCACheck(in *Inputs, leaf *x509.Certificate, cas []*x509.Certificate, key crypto.Signer) Check {
 	ch := Check{Name: CheckClientNotCA, Target: in.CertFile, Status: Fail}
 	if leaf.BasicConstraintsValid && leaf.IsCA {
 		ch.Reason = fmt.Sprintf("%q is a CA certificate (CA:TRUE), never a client's: give kube-apiserver its own client pair (apiserver-etcd-client.crt/.key), and keep the CA key in the PKI directory", leaf.Subject.CommonName)
 		return ch
 	}
-	if pair != nil {
+	if key != nil {
 		for _, c := range cas {
-			if certx.KeyMatches(c, pair.PrivateKey.(crypto.Signer).Public()) {
+			if certx.KeyMatches(c, key.Public()) {
 				ch.Target = in.KeyFile
 				ch.Reason = fmt.Sprintf("the key is the key of CA %q, never a client's: give kube-apiserver its own client pair, and keep the CA key in the PKI directory", c.Subject.CommonName)
 				return ch
@@ -140,23 +95,154 @@ func notCACheck(in *Inputs, leaf *x509.Certificate, cas []*x509.Certificate, pai
 	return ch
 }
 
-// readKey reads a key file once, with its mode from the same open file.
-func readKey(path string) ([]byte, fs.FileMode, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, 0, pathx.UnwrapPath(err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, 0, pathx.UnwrapPath(err)
-	}
-	data, err := io.ReadAll(f)
-	if err != nil {
-		return nil, 0, pathx.UnwrapPath(err)
-	}
-	return data, fi.Mode(), nil
+// localRun collects the local checks as they are made.
+type localRun struct{ checks []Check }
+
+func (lc *localRun) add(name, target string, st Status, format string, args ...any) {
+	lc.checks = append(lc.checks, Check{Name: name, Target: target, Status: st, Reason: fmt.Sprintf(format, args...)})
 }
+
+// caFile checks the CA file: it parses, holds certificates only (a
+// private key in it would go to every holder of the bundle), and each CA
+// in it is within its validity.
+func (lc *localRun) caFile(in *Inputs, now time.Time) ([]*x509.Certificate, error) {
+	cas, err := readCerts(in.CAFile)
+	if err != nil {
+		lc.add(CheckCAFile, in.CAFile, Fail, "cannot use the CA file: %v", err)
+		return nil, err
+	}
+	st, note := caFileNote(in, cas)
+	lc.add(CheckCAFile, in.CAFile, st, "%d CA certificate(s): %s%s", len(cas), cas[0].Subject.CommonName, note)
+	for _, c := range cas {
+		lc.checks = append(lc.checks, expiryCheck(CheckCAExpiry, in.CAFile, "CA "+c.Subject.CommonName, c.NotBefore, c.NotAfter, now, in.renewBefore))
+	}
+	return cas, nil
+}
+
+// readCerts reads a certificate file and refuses one that also holds a
+// private key.
+func readCerts(path string) ([]*x509.Certificate, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read: %w", pathx.UnwrapPath(err))
+	}
+	return parseCerts(data)
+}
+
+func parseCerts(data []byte) ([]*x509.Certificate, error) {
+	certs, err := certx.ParseCertificates(data)
+	if err == nil && pemBlocks(data, isPrivateKey) > 0 {
+		return nil, errors.New("holds a private key: a certificate file must hold certificates only")
+	}
+	return certs, err
+}
+
+// pair reads the client certificate and key from one version of their
+// store (a renewal switching it meanwhile is never seen half done) and
+// checks each file, that they belong together and that the key is none
+// of the CAs' in cas. certs is nil when the
+// certificate cannot be used, err non-nil when the pair cannot.
+func (lc *localRun) pair(in *Inputs, cas []*x509.Certificate) (certs []*x509.Certificate, key crypto.Signer, err error) {
+	data, errs := atomicdir.ReadTogether(in.CertFile, in.KeyFile)
+	certErr := errs[0]
+	if certErr == nil {
+		certs, certErr = parseCerts(data[0])
+	} else {
+		certErr = fmt.Errorf("read: %w", pathx.UnwrapPath(certErr))
+	}
+	if certErr != nil {
+		certs = nil
+		lc.add(CheckClientCertFile, in.CertFile, Fail, "cannot use the client certificate: %v", certErr)
+	} else {
+		lc.add(CheckClientCertFile, in.CertFile, OK, "CN %q issued by %q", certs[0].Subject.CommonName, certs[0].Issuer.CommonName)
+	}
+	keyErr := errs[1]
+	if keyErr != nil {
+		lc.add(CheckClientKeyFile, in.KeyFile, Fail, "cannot read the client key: %v", pathx.UnwrapPath(keyErr))
+	} else if n := pemBlocks(data[1], nil); n > 1 {
+		keyErr = fmt.Errorf("%d PEM blocks", n)
+		lc.add(CheckClientKeyFile, in.KeyFile, Fail, "holds %d PEM blocks: a key file must hold its one private key only", n)
+	} else {
+		lc.add(CheckClientKeyFile, in.KeyFile, OK, "readable")
+		lc.keyMode(in.KeyFile)
+	}
+	if certErr != nil || keyErr != nil {
+		return certs, nil, errors.Join(certErr, keyErr)
+	}
+	key, err = certx.ParseKey(data[1])
+	switch {
+	case err != nil:
+		lc.add(CheckKeyMatchesCert, in.KeyFile, Fail, "cannot load the pair: %v", err)
+	case slices.ContainsFunc(cas, func(c *x509.Certificate) bool { return certx.KeyMatches(c, key.Public()) }):
+		// Whoever holds a client's bundle could sign certificates every
+		// member trusts.
+		err = pki.ErrCAKey
+		lc.add(CheckKeyMatchesCert, in.KeyFile, Fail, "the key is the CA key: a CA key is never a client's")
+	case !certx.KeyMatches(certs[0], key.Public()):
+		err = probe.ErrKeyMismatch
+		lc.add(CheckKeyMatchesCert, in.KeyFile, Fail, "the key does not belong to %s: a half-replaced pair?", in.CertFile)
+	default:
+		lc.add(CheckKeyMatchesCert, in.KeyFile, OK, "key matches the certificate")
+	}
+	return certs, key, err
+}
+
+// keyMode fails a key that group or others can reach.
+func (lc *localRun) keyMode(path string) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return
+	}
+	if m := fi.Mode().Perm(); m&keyModeMask != 0 {
+		lc.add(CheckKeyPermissions, path, Fail, "mode %04o gives group or others access to it; chmod 600 %s", m, path)
+	} else {
+		lc.add(CheckKeyPermissions, path, OK, "mode %04o", m)
+	}
+}
+
+// usage checks the client certificate carries clientAuth.
+func (lc *localRun) usage(in *Inputs, leaf *x509.Certificate) {
+	switch {
+	case len(leaf.ExtKeyUsage) == 0:
+		lc.add(CheckClientAuth, in.CertFile, Warn, "no extended key usage: accepted as any usage, but kubeadm's client certs carry clientAuth")
+	case slices.Contains(leaf.ExtKeyUsage, x509.ExtKeyUsageClientAuth) || slices.Contains(leaf.ExtKeyUsage, x509.ExtKeyUsageAny):
+		lc.add(CheckClientAuth, in.CertFile, OK, "has clientAuth")
+	default:
+		lc.add(CheckClientAuth, in.CertFile, Fail, "no clientAuth extended key usage (has %s): etcd will reject it as a client certificate", ekuNames(leaf.ExtKeyUsage))
+	}
+}
+
+// modes reports, with a spec, every key and directory of its PKI looser
+// than etcdpki keeps them. A key that gives group or others access fails,
+// as the key-permissions check does; any other difference (a directory
+// 0755, a CA key 0600 that its owner can overwrite) warns.
+func (lc *localRun) modes(inv *pki.Inventory) {
+	for _, l := range inv.LooseModes() {
+		st := Warn
+		if l.Want != pki.DirMode && l.Have&keyModeMask != 0 {
+			st = Fail
+		}
+		lc.add(CheckFileMode, l.Path, st, "mode %04o, want %04o: etcdpki init tightens it", l.Have, l.Want)
+	}
+}
+
+// pemBlocks counts the PEM blocks of data that match (all when match is
+// nil), leaving out openssl's EC PARAMETERS block, which belongs to the
+// key after it.
+func pemBlocks(data []byte, match func(*pem.Block) bool) int {
+	n := 0
+	for rest := data; ; {
+		var b *pem.Block
+		if b, rest = pem.Decode(rest); b == nil {
+			return n
+		}
+		if b.Type != "EC PARAMETERS" && (match == nil || match(b)) {
+			n++
+		}
+	}
+}
+
+func isPrivateKey(b *pem.Block) bool { return strings.Contains(b.Type, "PRIVATE KEY") }
 
 // chainCheck verifies the client cert against the CA file now, or, when
 // the cert itself is outside its validity, at the nearest moment inside

@@ -104,10 +104,6 @@ func endpointChecks(r *probe.Result, now time.Time, renewBefore time.Duration) [
 
 // clusterChecks checks what the endpoints must agree on.
 func clusterChecks(c *probe.Cluster) []Check {
-	var out []Check
-	row := func(name string, st Status, format string, args ...any) {
-		out = append(out, Check{Name: name, Target: "cluster", Status: st, Reason: fmt.Sprintf(format, args...)})
-	}
 	answered := 0
 	for _, r := range c.Endpoints {
 		if r.Status != nil {
@@ -115,44 +111,59 @@ func clusterChecks(c *probe.Cluster) []Check {
 		}
 	}
 	if answered == 0 {
+		var out []Check
 		for _, n := range []string{CheckClusterID, CheckMembers, CheckLeader, CheckCoverage, CheckQuorum, CheckRaftIndex} {
 			// The endpoint rows already failed and say why; failing
 			// six more rows for the same cause would bury it.
-			row(n, Skip, "not run: no endpoint answered etcd's Status")
+			out = append(out, clusterRow(n, Skip, "not run: no endpoint answered etcd's Status"))
 		}
 		return out
 	}
+	return []Check{idCheck(c, answered), membersCheck(c), leaderCheck(c), coverageCheck(c), quorumCheck(c), raftIndexCheck(c, answered)}
+}
 
+func clusterRow(name string, st Status, format string, args ...any) Check {
+	return Check{Name: name, Target: "cluster", Status: st, Reason: fmt.Sprintf(format, args...)}
+}
+
+// idCheck: every answering endpoint is in one cluster.
+func idCheck(c *probe.Cluster, answered int) Check {
 	if len(c.ClusterIDs) == 1 {
-		row(CheckClusterID, OK, "all %d answering endpoints are in cluster %s", answered, c.ClusterID)
-	} else {
-		row(CheckClusterID, Fail, "endpoints belong to different clusters: %s", groups(c.ClusterIDs))
+		return clusterRow(CheckClusterID, OK, "all %d answering endpoints are in cluster %s", answered, c.ClusterID)
 	}
+	return clusterRow(CheckClusterID, Fail, "endpoints belong to different clusters: %s", groups(c.ClusterIDs))
+}
 
+// membersCheck: every endpoint sees the same member list.
+func membersCheck(c *probe.Cluster) Check {
 	if c.MembersAgree {
-		row(CheckMembers, OK, "%d members: %s", len(c.Members), memberNames(c.Members))
-	} else {
-		var views []string
-		for _, r := range c.Endpoints {
-			if r.Ran(probe.StepMembers) && r.MemberError == nil {
-				views = append(views, fmt.Sprintf("%s sees [%s]", r.Endpoint, memberNames(r.Members)))
-			}
-		}
-		row(CheckMembers, Fail, "member lists differ: %s", strings.Join(views, "; "))
+		return clusterRow(CheckMembers, OK, "%d members: %s", len(c.Members), memberNames(c.Members))
 	}
+	var views []string
+	for _, r := range c.Endpoints {
+		if r.Ran(probe.StepMembers) && r.MemberError == nil {
+			views = append(views, fmt.Sprintf("%s sees [%s]", r.Endpoint, memberNames(r.Members)))
+		}
+	}
+	return clusterRow(CheckMembers, Fail, "member lists differ: %s", strings.Join(views, "; "))
+}
 
+// leaderCheck: one leader, the same for every endpoint.
+func leaderCheck(c *probe.Cluster) Check {
 	switch {
 	case len(c.Leaders) > 1:
-		row(CheckLeader, Fail, "endpoints disagree on the leader: %s", groups(c.Leaders))
+		return clusterRow(CheckLeader, Fail, "endpoints disagree on the leader: %s", groups(c.Leaders))
 	case c.Leader == 0:
-		row(CheckLeader, Fail, "no leader: the cluster cannot serve writes or linearizable reads")
-	default:
-		row(CheckLeader, OK, "all answering endpoints agree: %s", memberName(c.Members, c.Leader))
+		return clusterRow(CheckLeader, Fail, "no leader: the cluster cannot serve writes or linearizable reads")
 	}
+	return clusterRow(CheckLeader, OK, "all answering endpoints agree: %s", memberName(c.Members, c.Leader))
+}
 
-	// A member whose client URL is not in --etcd-servers is never used by
-	// the apiserver: harmless while the others are up, but the apiserver
-	// has fewer places to go than the operator thinks.
+// coverageCheck warns of a member whose client URL is not in
+// --etcd-servers: the apiserver never uses it, harmless while the others
+// are up, but the apiserver has fewer places to go than the operator
+// thinks.
+func coverageCheck(c *probe.Cluster) Check {
 	listed := map[string]bool{}
 	for _, r := range c.Endpoints {
 		if u, _, err := probe.ParseEndpoint(r.Endpoint); err == nil {
@@ -181,13 +192,14 @@ func clusterChecks(c *probe.Cluster) []Check {
 			missing = append(missing, fmt.Sprintf("%s %v", name, m.ClientURLs))
 		}
 	}
-	switch {
-	case len(missing) == 0:
-		row(CheckCoverage, OK, "every member's client URL is among the endpoints")
-	default:
-		row(CheckCoverage, Warn, "not among the endpoints, so the apiserver would never use them: %s", strings.Join(missing, ", "))
+	if len(missing) == 0 {
+		return clusterRow(CheckCoverage, OK, "every member's client URL is among the endpoints")
 	}
+	return clusterRow(CheckCoverage, Warn, "not among the endpoints, so the apiserver would never use them: %s", strings.Join(missing, ", "))
+}
 
+// quorumCheck: enough voting members are healthy to serve.
+func quorumCheck(c *probe.Cluster) Check {
 	voters, healthy := 0, 0
 	for _, m := range c.Members {
 		if m.IsLearner {
@@ -201,24 +213,24 @@ func clusterChecks(c *probe.Cluster) []Check {
 	need := voters/2 + 1
 	switch {
 	case voters > 0 && healthy >= need:
-		row(CheckQuorum, OK, "%d of %d voting members healthy, %d needed", healthy, voters, need)
+		return clusterRow(CheckQuorum, OK, "%d of %d voting members healthy, %d needed", healthy, voters, need)
 	case c.Quorum:
 		// Members outside the endpoint list may make up the quorum.
-		row(CheckQuorum, OK, "a linearizable read succeeded, so a quorum exists (only %d of %d voting members reachable here)", healthy, voters)
-	default:
-		row(CheckQuorum, Fail, "only %d of %d voting members healthy, %d needed: the cluster cannot serve the apiserver", healthy, max(voters, 1), need)
+		return clusterRow(CheckQuorum, OK, "a linearizable read succeeded, so a quorum exists (only %d of %d voting members reachable here)", healthy, voters)
 	}
+	return clusterRow(CheckQuorum, Fail, "only %d of %d voting members healthy, %d needed: the cluster cannot serve the apiserver", healthy, max(voters, 1), need)
+}
 
+// raftIndexCheck warns of a member falling behind.
+func raftIndexCheck(c *probe.Cluster, answered int) Check {
 	spread := c.MaxRaftIndex - c.MinRaftIndex
 	switch {
 	case answered < 2:
-		row(CheckRaftIndex, OK, "only one member answered (index %d)", c.MaxRaftIndex)
+		return clusterRow(CheckRaftIndex, OK, "only one member answered (index %d)", c.MaxRaftIndex)
 	case spread > maxRaftSpread:
-		row(CheckRaftIndex, Warn, "raft indexes span %d..%d (%d apart): a member is falling behind", c.MinRaftIndex, c.MaxRaftIndex, spread)
-	default:
-		row(CheckRaftIndex, OK, "raft indexes within %d (%d..%d)", spread, c.MinRaftIndex, c.MaxRaftIndex)
+		return clusterRow(CheckRaftIndex, Warn, "raft indexes span %d..%d (%d apart): a member is falling behind", c.MinRaftIndex, c.MaxRaftIndex, spread)
 	}
-	return out
+	return clusterRow(CheckRaftIndex, OK, "raft indexes within %d (%d..%d)", spread, c.MinRaftIndex, c.MaxRaftIndex)
 }
 
 func groups(m map[probe.ID][]string) string {

@@ -4,6 +4,10 @@
 // then every endpoint over real TLS (all at once, each within a timeout),
 // then what the endpoints must agree on, and reports each check as ok,
 // warn or fail with a one-line reason.
+//
+// It only reads: with a spec it expands the inventory once (input.go)
+// and reads the PKI's status, CA and CA-rotation state through package
+// pki, never through issue, the writer.
 package verify
 
 import (
@@ -18,7 +22,7 @@ import (
 
 	"github.com/etcdpki/etcdpki/internal/pathx"
 	"github.com/etcdpki/etcdpki/internal/probe"
-	"github.com/etcdpki/etcdpki/issue"
+	"github.com/etcdpki/etcdpki/pki"
 )
 
 // ErrChecksFailed is returned by Run when a check failed (warnings count
@@ -68,17 +72,6 @@ type Report struct {
 	Expired *ExpiryState `json:"expired,omitempty"`
 }
 
-// Find returns the first check with that name and target ("" matches any
-// target).
-func (r *Report) Find(name, target string) (Check, bool) {
-	for _, c := range r.Checks {
-		if c.Name == name && (target == "" || c.Target == target) {
-			return c, true
-		}
-	}
-	return Check{}, false
-}
-
 // Evaluate runs every check and returns the report. The error is a
 // *input.Error (or a *cluster.Error from the spec) when the options are
 // unusable; failed checks are not errors here, see Report.Passed.
@@ -110,10 +103,10 @@ func Evaluate(ctx context.Context, o Options) (*Report, error) {
 	// With the spec's PKI directory at hand, an expired certificate is
 	// named with what it means for the cluster now and the command that
 	// fixes it (see ExpiredState).
-	if in.spec != nil {
-		rep.Checks = append(rep.Checks, colocatedChecks(in.spec)...)
-		if infos, err := issue.List(in.spec, 0, now); err == nil {
-			if rep.Expired = ExpiredState(ctx, in.spec, infos, in.timeout); rep.Expired != nil {
+	if in.inv != nil {
+		rep.Checks = append(rep.Checks, colocatedChecks(in.inv)...)
+		if infos, err := pki.List(in.inv, 0, now); err == nil {
+			if rep.Expired = ExpiredState(ctx, in.inv, infos, in.timeout); rep.Expired != nil {
 				rep.Checks = append(rep.Checks, rep.Expired.check())
 			}
 		}
@@ -219,11 +212,11 @@ func (r *Report) WriteFlags(w io.Writer) error {
 // them; from flags or a manifest, the very paths that were checked.
 func (r *Report) apiserverConfig() ([]string, string, error) {
 	in := r.Inputs
-	if s := in.spec; s != nil && in.specOnly {
-		kubeadm, err := issue.KubeadmExternal(s)
-		return issue.APIServerFlags(s), string(kubeadm), err
+	if in.inv != nil && in.specOnly {
+		kubeadm, err := pki.KubeadmExternal(in.inv)
+		return pki.APIServerFlags(in.inv), string(kubeadm), err
 	}
 	ca, crt, key := pathx.Abs(in.CAFile), pathx.Abs(in.CertFile), pathx.Abs(in.KeyFile)
-	kubeadm, err := issue.KubeadmExternalFor(in.Endpoints, ca, crt, key)
-	return issue.APIServerFlagsFor(in.Endpoints, ca, crt, key), string(kubeadm), err
+	kubeadm, err := pki.KubeadmExternalFor(in.Endpoints, ca, crt, key)
+	return pki.APIServerFlagsFor(in.Endpoints, ca, crt, key), string(kubeadm), err
 }

@@ -110,7 +110,7 @@ func etcdctlHealthy(t *testing.T, endpoints []string, caFile, certFile, keyFile 
 // original pair is put back when the test ends.
 func swapServerCert(t *testing.T, c *etcdtest.Cluster, node string, s *testpki.CA, l testpki.LeafOptions) {
 	t.Helper()
-	crt, key := c.Paths.NodeCert(node, "server")
+	crt, key := etcdtest.NodePair(c.Paths, node, "server")
 	origCrt, err := os.ReadFile(crt)
 	if err != nil {
 		t.Fatal(err)
@@ -139,8 +139,8 @@ func swapServerCert(t *testing.T, c *etcdtest.Cluster, node string, s *testpki.C
 
 func TestVerifyCluster(t *testing.T) {
 	c := etcdtest.Start(t, etcdtest.Options{})
-	caFile := c.Paths.APIServerCA()
-	apiCrt, apiKey := c.Paths.APIServerCert()
+	caFile := etcdtest.APIServerCA(c.Paths)
+	_, apiCrt, apiKey := etcdtest.APIServerFiles(c.Paths)
 	etcdCA := testpki.LoadCA(t, c.Paths.CACert(), c.Paths.CAKey())
 	eps := c.Endpoints()
 	spec := Options{SpecFile: c.SpecPath}
@@ -337,7 +337,7 @@ spec:
 				if rep.Counts[Warn] != 0 || rep.Counts[Fail] == 0 {
 					t.Errorf("--strict counts %v: a warning left as a warning, or no failure", rep.Counts)
 				}
-				if c, _ := rep.Find(sc.strictToo.check, ""); !strings.HasSuffix(c.Reason, "(--strict)") {
+				if c, _ := rep.find(sc.strictToo.check, ""); !strings.HasSuffix(c.Reason, "(--strict)") {
 					t.Errorf("--strict row %q does not say why it failed", c.Reason)
 				}
 			}
@@ -383,7 +383,7 @@ spec:
 		if !strings.Contains(out, "flags not printed") || strings.Contains(out, "--etcd-servers=") {
 			t.Error("--print-flags printed flags for a failing cluster")
 		}
-		if q, _ := rep.Find(CheckQuorum, ""); q.Status != OK {
+		if q, _ := rep.find(CheckQuorum, ""); q.Status != OK {
 			t.Errorf("quorum check %+v, want ok with 2 of 3 up", q)
 		}
 		if etcdctlHealthy(t, eps, caFile, apiCrt, apiKey) {

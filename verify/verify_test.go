@@ -221,7 +221,7 @@ func TestBadEndpoints(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			c, ok := rep.Find(CheckTCP, tc.ep)
+			c, ok := rep.find(CheckTCP, tc.ep)
 			if !ok || c.Status != Fail || !strings.Contains(c.Reason, tc.reason) || rep.Passed {
 				t.Errorf("%s: %+v (passed %v)", tc.ep, c, rep.Passed)
 			}

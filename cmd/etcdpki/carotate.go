@@ -5,7 +5,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/etcdpki/etcdpki/issue"
+	"github.com/etcdpki/etcdpki/internal/input"
+	"github.com/etcdpki/etcdpki/pki"
 	"github.com/etcdpki/etcdpki/rotate"
 )
 
@@ -16,7 +17,7 @@ func caCommand() *cli.Command {
 		// An unknown subcommand is a usage error, as for certs.
 		Action: func(c *cli.Context) error {
 			if c.Args().Present() {
-				return usagef("unknown command \"ca %s\" (see etcdpki ca --help)", c.Args().First())
+				return input.Errorf("unknown command \"ca %s\" (see etcdpki ca --help)", c.Args().First())
 			}
 			return cli.ShowSubcommandHelp(c)
 		},
@@ -55,7 +56,7 @@ says what to restart on which host; run again with --clients-restarted once that
 Exit codes: 0 done, stopped by --until, or waiting for clients to be restarted by hand; 1 a member,
 a proof or a check failed (or another run holds the lock); 2 usage or input error (nothing changed).`,
 		Flags: append(specFlags(),
-			&cli.StringFlag{Name: "until", Usage: "stop after `STAGE`: " + strings.Join(issue.CAStages, ", ")},
+			&cli.StringFlag{Name: "until", Usage: "stop after `STAGE`: " + strings.Join(pki.CAStages, ", ")},
 			&cli.BoolFlag{Name: "dry-run", Usage: "print the four stages, where the files stand and what each would do; change nothing"},
 			&cli.BoolFlag{Name: "clients-restarted", Usage: "the clients without a restart template have been restarted by hand: go on"},
 			&cli.BoolFlag{Name: "new", Usage: "start another rotation although the CA in effect is the one the last rotation put there"},

@@ -10,6 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/etcdpki/etcdpki/ca"
+	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
 	"github.com/etcdpki/etcdpki/verify"
@@ -27,7 +28,7 @@ func certsCommand() *cli.Command {
 		// its help and exit code 3; it is a usage error.
 		Action: func(c *cli.Context) error {
 			if c.Args().Present() {
-				return usagef("unknown command \"certs %s\" (see etcdpki certs --help)", c.Args().First())
+				return input.Errorf("unknown command \"certs %s\" (see etcdpki certs --help)", c.Args().First())
 			}
 			return cli.ShowSubcommandHelp(c)
 		},
@@ -69,16 +70,17 @@ func certsList(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	infos, err := issue.List(s, 0, time.Now())
+	inv := pki.New(s)
+	infos, err := pki.List(inv, 0, time.Now())
 	if err != nil {
 		return err
 	}
 	// An expired certificate is named with the cluster's state and the
 	// command that fixes it, which takes a probe of the cluster: made only
 	// then, bounded by listProbeTimeout.
-	if st := verify.ExpiredState(c.Context, s, infos, listProbeTimeout); st != nil {
+	if st := verify.ExpiredState(c.Context, inv, infos, listProbeTimeout); st != nil {
 		for i := range infos {
-			if infos[i].Status == issue.StatusExpired {
+			if infos[i].Status == pki.StatusExpired {
 				infos[i].Reason = st.State
 			}
 		}
@@ -90,7 +92,7 @@ func certsList(c *cli.Context) error {
 		return enc.Encode(infos)
 	case "table":
 	default:
-		return usagef("--output %q: use table or json", c.String("output"))
+		return input.Errorf("--output %q: use table or json", c.String("output"))
 	}
 	w := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "CERTIFICATE\tSUBJECT\tSANS\tEXPIRES\tRESIDUAL TIME\tCA\tSTATUS")
@@ -137,25 +139,26 @@ func certsRenew(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	all := pki.New(s).Targets
+	inv := pki.New(s)
+	all := inv.Targets
 	var picked []pki.Target
 	switch {
 	case c.Bool("all") && c.Args().Len() > 0:
-		return usagef("certs renew: give NAMEs or --all, not both")
+		return input.Errorf("certs renew: give NAMEs or --all, not both")
 	case c.Bool("all"):
 		picked = all
 	case c.Args().Len() == 0:
-		return usagef("certs renew: name the certificates to renew, or --all")
+		return input.Errorf("certs renew: name the certificates to renew, or --all")
 	default:
 		var missing []string
 		picked, missing = pki.Select(all, c.Args().Slice())
 		if len(missing) > 0 {
-			return usagef("certs renew: unknown certificate %q (see etcdpki certs list)", missing[0])
+			return input.Errorf("certs renew: unknown certificate %q (see etcdpki certs list)", missing[0])
 		}
 	}
 	// Renew takes the PKI directory's lock: a rotation in progress must
 	// not see its files change under it (it records the serials it
 	// verified, and would roll these next).
-	_, err = issue.Renew(c.Context, s, picked, issue.RenewOptions{Options: issue.Options{Out: c.App.Writer}, ReuseKey: c.Bool("reuse-key")})
+	_, err = issue.Renew(c.Context, inv, picked, issue.RenewOptions{Options: issue.Options{Out: c.App.Writer}, ReuseKey: c.Bool("reuse-key")})
 	return err
 }

@@ -4,6 +4,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/input"
 )
 
 // checkFlagText refuses, before a command runs, every string flag set to
@@ -31,16 +32,16 @@ func checkFlagText(c *cli.Context) error {
 		}
 		for _, v := range values {
 			if _, ok := f.(*cli.StringFlag); ok && v == "" {
-				return usagef("--%s: empty value", name)
+				return input.Errorf("--%s: empty value", name)
 			}
 			if err := cluster.CheckText(v); err != nil {
-				return usagef("--%s %v", name, err)
+				return input.Errorf("--%s %v", name, err)
 			}
 		}
 	}
 	for i, a := range c.Args().Slice() {
 		if err := cluster.CheckText(a); err != nil {
-			return usagef("%s: argument %d: %v", c.Command.FullName(), i+1, err)
+			return input.Errorf("%s: argument %d: %v", c.Command.FullName(), i+1, err)
 		}
 	}
 	return nil

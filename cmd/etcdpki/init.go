@@ -33,13 +33,13 @@ Everything is checked before anything is written: bad input exits 2 and changes 
 					return err
 				}
 			}
-			res, err := issue.Init(c.Context, s, o)
+			inv := pki.New(s)
+			res, err := issue.Init(c.Context, inv, o)
 			if err != nil {
 				return err
 			}
-			p := pki.Paths{PKI: s.PKIDir}
-			fmt.Fprintf(c.App.Writer, "\n%d created, %d reused. kube-apiserver flags (%s):\n", len(res.Created), len(res.Reused), p.APIServerFlags())
-			for _, f := range issue.APIServerFlags(s) {
+			fmt.Fprintf(c.App.Writer, "\n%d created, %d reused. kube-apiserver flags (%s):\n", len(res.Created), len(res.Reused), inv.Paths.APIServerFlags())
+			for _, f := range pki.APIServerFlags(inv) {
 				fmt.Fprintf(c.App.Writer, "  %s\n", f)
 			}
 			return nil

@@ -6,7 +6,9 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/issue"
+	"github.com/etcdpki/etcdpki/pki"
 )
 
 func issueCommand() *cli.Command {
@@ -29,13 +31,13 @@ func issueCommand() *cli.Command {
 				return err
 			}
 			if c.Args().Len() != 2 {
-				return usagef("issue: want server|peer|client NAME, got %d arguments", c.Args().Len())
+				return input.Errorf("issue: want server|peer|client NAME, got %d arguments", c.Args().Len())
 			}
 			var hosts []string
 			for _, v := range c.StringSlice("ip") {
 				ip := net.ParseIP(v)
 				if ip == nil {
-					return usagef("--ip %q: not an IP address", v)
+					return input.Errorf("--ip %q: not an IP address", v)
 				}
 				hosts = append(hosts, ip.String())
 			}
@@ -44,7 +46,7 @@ func issueCommand() *cli.Command {
 			// an IP SAN.
 			for _, v := range c.StringSlice("dns") {
 				if err := cluster.CheckDNSName(v); err != nil {
-					return usagef("--dns %v", err)
+					return input.Errorf("--dns %v", err)
 				}
 				hosts = append(hosts, v)
 			}
@@ -52,7 +54,7 @@ func issueCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			_, err = issue.One(c.Context, s, issue.OneRequest{
+			_, err = issue.One(c.Context, pki.New(s), issue.OneRequest{
 				Kind: c.Args().Get(0), Name: c.Args().Get(1), Hosts: hosts,
 				Organization: c.StringSlice("org"), Out: c.String("out"),
 			}, issue.Options{Out: c.App.Writer})

@@ -76,9 +76,6 @@ const (
 	exitFail = 1
 )
 
-// usagef is bad input from the command line: an input.Error, exit 2.
-func usagef(format string, args ...any) error { return input.Errorf(format, args...) }
-
 // exitCode maps an error to the documented exit codes: an error that
 // picks its own (bad input is input.ExitCode, 2; see package input) or 1.
 // A child process's status (an *exec.ExitError, whose ExitCode method is
@@ -135,7 +132,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		// its help command's exit code 3.
 		Action: func(c *cli.Context) error {
 			if c.Args().Present() {
-				return usagef("unknown command %q (see etcdpki --help)", c.Args().First())
+				return input.Errorf("unknown command %q (see etcdpki --help)", c.Args().First())
 			}
 			return cli.ShowAppHelp(c)
 		},
@@ -186,7 +183,7 @@ func oneLine(s string) string {
 // the first one, so a flag after it would be silently ignored.
 func noArgs(c *cli.Context) error {
 	if c.Args().Len() > 0 {
-		return usagef("%s: unexpected argument %q (flags go before arguments)", c.Command.FullName(), c.Args().First())
+		return input.Errorf("%s: unexpected argument %q (flags go before arguments)", c.Command.FullName(), c.Args().First())
 	}
 	return nil
 }
@@ -195,7 +192,7 @@ func noArgs(c *cli.Context) error {
 func checkArgs(c *cli.Context) error {
 	for _, a := range c.Args().Slice() {
 		if strings.HasPrefix(a, "-") {
-			return usagef("%s: flag %s must come before the arguments", c.Command.FullName(), a)
+			return input.Errorf("%s: flag %s must come before the arguments", c.Command.FullName(), a)
 		}
 	}
 	return nil

@@ -7,6 +7,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/internal/pathx"
 	"github.com/etcdpki/etcdpki/rotate"
 )
@@ -86,26 +87,26 @@ func runRotate(c *cli.Context) error {
 	if v := c.String("renew-before"); v != "" {
 		d, err := cluster.ParseDuration(v)
 		if err != nil {
-			return usagef("--renew-before: %v", err)
+			return input.Errorf("--renew-before: %v", err)
 		}
 		renewBefore = d
 	}
 	if c.IsSet("interval") && !c.Bool("watch") {
-		return usagef("--interval only applies with --watch")
+		return input.Errorf("--interval only applies with --watch")
 	}
 	if c.Bool("recover") && c.Bool("watch") {
-		return usagef("--recover is a one-off for a cluster that is down: it does not go with --watch")
+		return input.Errorf("--recover is a one-off for a cluster that is down: it does not go with --watch")
 	}
 	if c.Bool("recover") && c.IsSet("restart") {
-		return usagef("--recover restarts every member at once: --restart does not apply to it")
+		return input.Errorf("--recover restarts every member at once: --restart does not apply to it")
 	}
 	for _, name := range []string{"interval", "member-timeout", "command-timeout"} {
 		if c.Duration(name) <= 0 {
-			return usagef("--%s must be positive", name)
+			return input.Errorf("--%s must be positive", name)
 		}
 	}
 	if c.Duration("hand-off-settle") < 0 {
-		return usagef("--hand-off-settle must not be negative (0s: no pause)")
+		return input.Errorf("--hand-off-settle must not be negative (0s: no pause)")
 	}
 	s, err := loadSpec(c, true)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/internal/pathx"
 	"github.com/etcdpki/etcdpki/pki"
 )
@@ -26,7 +27,7 @@ func defaultSpecIfPresent() (string, error) {
 	if _, err := os.Stat(defaultSpec); err == nil {
 		return defaultSpec, nil
 	} else if !errors.Is(err, fs.ErrNotExist) {
-		return "", usagef("%s: %v", defaultSpec, err)
+		return "", input.Errorf("%s: %v", defaultSpec, err)
 	}
 	return "", nil
 }
@@ -41,7 +42,7 @@ func pkiSpecIfPresent(dir string) (string, error) {
 	if _, err := os.Stat(p); err == nil {
 		return p, nil
 	} else if !errors.Is(err, fs.ErrNotExist) {
-		return "", usagef("%s: %v", p, err)
+		return "", input.Errorf("%s: %v", p, err)
 	}
 	return "", nil
 }
@@ -74,7 +75,7 @@ func loadSpec(c *cli.Context, needNodes bool) (*cluster.Spec, error) {
 		nodes = c.StringSlice("node")
 	}
 	if path != "" && len(nodes) > 0 {
-		return nil, usagef("give either --spec or --node, not both")
+		return nil, input.Errorf("give either --spec or --node, not both")
 	}
 	if path == "" && len(nodes) == 0 {
 		var err error
@@ -96,9 +97,9 @@ func loadSpec(c *cli.Context, needNodes bool) (*cluster.Spec, error) {
 	case !needNodes && o.PKIDir != "":
 		return cluster.Defaults(pathx.Abs(o.PKIDir)), nil
 	case needNodes && c.Command.HasName("init"):
-		return nil, usagef("no cluster spec: give --spec FILE, or --dir DIR with --node NAME=IP for each member")
+		return nil, input.Errorf("no cluster spec: give --spec FILE, or --dir DIR with --node NAME=IP for each member")
 	}
-	return nil, usagef("no cluster spec: give --spec FILE (or run where %s is)", defaultSpec)
+	return nil, input.Errorf("no cluster spec: give --spec FILE (or run where %s is)", defaultSpec)
 }
 
 // flagsSpec renders the spec init built from --node flags as a spec file

@@ -4,6 +4,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/internal/probe"
 	"github.com/etcdpki/etcdpki/verify"
 )
@@ -73,12 +74,12 @@ func verifyOptions(c *cli.Context) (verify.Options, error) {
 	case "json":
 		o.JSON = true
 	default:
-		return o, usagef("--output %q: use table or json", c.String("output"))
+		return o, input.Errorf("--output %q: use table or json", c.String("output"))
 	}
 	if v := c.String("renew-before"); v != "" {
 		d, err := cluster.ParseDuration(v)
 		if err != nil {
-			return o, usagef("--renew-before: %v", err)
+			return o, input.Errorf("--renew-before: %v", err)
 		}
 		o.RenewBefore = d
 	}

@@ -112,3 +112,7 @@ func ParseCertificates(data []byte) ([]*x509.Certificate, error) {
 	}
 	return certs, nil
 }
+
+// Serial renders a certificate serial as lower-case hex, as openssl does:
+// the one form every message, journal and listing uses.
+func Serial(c *x509.Certificate) string { return fmt.Sprintf("%x", c.SerialNumber) }

@@ -40,12 +40,12 @@ type Cluster struct {
 // works out what they agree on. It returns once the slowest endpoint's
 // probe ends: at most about one timeout, however many endpoints hang.
 // Results are in the order of endpoints.
-func Health(ctx context.Context, endpoints []string, tlsCfg *tls.Config, timeout time.Duration) *Cluster {
+func Health(ctx context.Context, endpoints []string, tlsCfg *tls.Config, timeout time.Duration, opts ...Option) *Cluster {
 	start := time.Now()
 	c := &Cluster{Endpoints: make([]Result, len(endpoints))}
 	var wg sync.WaitGroup
 	for i, ep := range endpoints {
-		wg.Go(func() { c.Endpoints[i] = Endpoint(ctx, ep, tlsCfg, timeout) })
+		wg.Go(func() { c.Endpoints[i] = Endpoint(ctx, ep, tlsCfg, timeout, opts...) })
 	}
 	wg.Wait()
 	c.analyse()

@@ -17,8 +17,8 @@ import (
 
 func apiserverTLS(t testing.TB, c *etcdtest.Cluster) *tls.Config {
 	t.Helper()
-	crt, key := c.Paths.APIServerCert()
-	cfg, err := TLSConfig(c.Paths.APIServerCA(), crt, key)
+	_, crt, key := etcdtest.APIServerFiles(c.Paths)
+	cfg, err := TLSConfig(etcdtest.APIServerCA(c.Paths), crt, key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func TestHealthRealCluster(t *testing.T) {
 
 	t.Run("serving certs on the client and peer ports", func(t *testing.T) {
 		m := c.Members[1]
-		crt, key := c.Paths.NodeCert(m.Name, "peer")
+		crt, key := etcdtest.NodePair(c.Paths, m.Name, "peer")
 		// The peer port demands a client cert: the node's own peer pair
 		// has clientAuth, as rotate will use it.
 		peerCfg, err := TLSConfig(c.Paths.CACert(), crt, key)
@@ -100,7 +100,7 @@ func TestHealthRealCluster(t *testing.T) {
 		if want := testpki.ReadCert(t, crt); got.SerialNumber.Cmp(want.SerialNumber) != 0 {
 			t.Errorf("peer port serves serial %x, peer.crt has %x", got.SerialNumber, want.SerialNumber)
 		}
-		srvCrt, _ := c.Paths.NodeCert(m.Name, "server")
+		srvCrt, _ := etcdtest.NodePair(c.Paths, m.Name, "server")
 		got, err = ServingCert(ctx, hostPort(t, m.ClientURL), cfg)
 		if err != nil {
 			t.Fatal(err)

@@ -209,15 +209,15 @@ func ParseEndpoint(ep string) (string, string, error) {
 // TCP connect, TLS handshake (classified), then concurrently Status, a
 // linearizable read, the alarm list and the member list. It never returns
 // an error: every failure is recorded in the Result.
-func Endpoint(ctx context.Context, endpoint string, tlsCfg *tls.Config, timeout time.Duration) Result {
+func Endpoint(ctx context.Context, endpoint string, tlsCfg *tls.Config, timeout time.Duration, opts ...Option) Result {
 	start := time.Now()
-	r := probeEndpoint(ctx, endpoint, tlsCfg, timeout)
+	r := probeEndpoint(ctx, endpoint, tlsCfg, timeout, optionsOf(opts))
 	r.Took = Duration(time.Since(start))
 	r.Healthy = r.Err() == nil
 	return r
 }
 
-func probeEndpoint(ctx context.Context, endpoint string, tlsCfg *tls.Config, timeout time.Duration) Result {
+func probeEndpoint(ctx context.Context, endpoint string, tlsCfg *tls.Config, timeout time.Duration, o options) Result {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
@@ -241,7 +241,7 @@ func probeEndpoint(ctx context.Context, endpoint string, tlsCfg *tls.Config, tim
 	// served right now.
 	// The etcd client verifies the server with the same config, so it
 	// tolerates what Dial tolerates.
-	tlsCfg = tolerate(ctx, tlsCfg, addr).Clone()
+	tlsCfg = tolerate(o, tlsCfg, addr).Clone()
 	tlsCfg.ClientSessionCache = tls.NewLRUClientSessionCache(1)
 	conn, stage, err := Dial(ctx, addr, tlsCfg)
 	if err != nil {

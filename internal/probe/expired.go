@@ -1,7 +1,6 @@
 package probe
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -13,11 +12,24 @@ import (
 // accepted under TolerateExpired: the address dialled and the leaf.
 type ExpiredSeen func(addr string, leaf *x509.Certificate)
 
-type tolerateKey struct{}
+// Option is a policy for a probe, given explicitly to Dial, Endpoint,
+// Health and ServingCert: without one, a probe judges a server as any
+// etcd client does.
+type Option func(*options)
 
-// TolerateExpired returns a context under which Dial, Endpoint and Health
-// accept a server certificate that has expired but is otherwise what they
-// would accept: it chains to the configured roots, names the host dialled
+type options struct{ tolerate ExpiredSeen }
+
+func optionsOf(opts []Option) options {
+	var o options
+	for _, f := range opts {
+		f(&o)
+	}
+	return o
+}
+
+// TolerateExpired is the option under which Dial, Endpoint, Health and
+// ServingCert accept a server certificate that has expired but is
+// otherwise what they would accept: it chains to the configured roots, names the host dialled
 // and is fit for serverAuth, and the CA it chains to has not expired
 // itself. seen is called for every such certificate, so that a caller
 // reports it: an expired certificate is never accepted silently.
@@ -27,30 +39,19 @@ type tolerateKey struct{}
 // their certificates could neither check the cluster's health nor put
 // renewed certificates into effect. Everything else a handshake checks
 // still holds.
-func TolerateExpired(ctx context.Context, seen ExpiredSeen) context.Context {
+func TolerateExpired(seen ExpiredSeen) Option {
 	if seen == nil {
 		seen = func(string, *x509.Certificate) {}
 	}
-	return context.WithValue(ctx, tolerateKey{}, seen)
-}
-
-// Strict returns a context under which expired server certificates are
-// refused again, for a proof that every port serves a valid one.
-func Strict(ctx context.Context) context.Context {
-	return context.WithValue(ctx, tolerateKey{}, ExpiredSeen(nil))
-}
-
-func toleranceFrom(ctx context.Context) ExpiredSeen {
-	seen, _ := ctx.Value(tolerateKey{}).(ExpiredSeen)
-	return seen
+	return func(o *options) { o.tolerate = seen }
 }
 
 // tolerate returns cfg, cloned, verifying the server's certificate itself
-// for addr (host:port) when ctx tolerates expired certificates. A config
+// for addr (host:port) when o tolerates expired certificates. A config
 // that already skips verification is left alone: it was tolerant already,
 // or its owner chose so.
-func tolerate(ctx context.Context, cfg *tls.Config, addr string) *tls.Config {
-	seen := toleranceFrom(ctx)
+func tolerate(o options, cfg *tls.Config, addr string) *tls.Config {
+	seen := o.tolerate
 	if seen == nil || cfg == nil || cfg.InsecureSkipVerify {
 		return cfg
 	}

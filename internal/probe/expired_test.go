@@ -12,7 +12,7 @@ import (
 	"github.com/etcdpki/etcdpki/internal/testharness/testpki"
 )
 
-// TestTolerateExpiredAcceptsOnlyOurExpiredServer: under TolerateExpired
+// TestTolerateExpiredAcceptsOnlyOurExpiredServer: with TolerateExpired
 // an expired server certificate that chains to the CA and names the host
 // is accepted, and reported; one from another CA, one naming another
 // host, and one whose CA expired are refused as a strict probe refuses
@@ -44,9 +44,9 @@ func TestTolerateExpiredAcceptsOnlyOurExpiredServer(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			addr := tlsServer(t, tc.server, ours, 0)
 			var seen []string
-			ctx := TolerateExpired(context.Background(), func(a string, leaf *x509.Certificate) { seen = append(seen, a+" "+leaf.Subject.CommonName) })
+			tolerant := TolerateExpired(func(a string, leaf *x509.Certificate) { seen = append(seen, a+" "+leaf.Subject.CommonName) })
 			cfg := &tls.Config{RootCAs: tc.roots, Certificates: []tls.Certificate{client}}
-			_, err := ServingCert(ctx, addr, cfg)
+			_, err := ServingCert(context.Background(), addr, cfg, tolerant)
 			var pe *Error
 			switch {
 			case tc.kind == "" && err != nil:
@@ -60,7 +60,7 @@ func TestTolerateExpiredAcceptsOnlyOurExpiredServer(t *testing.T) {
 			}
 			if tc.kind == "" && isExpired {
 				// Strict again: the same server is refused for expiry.
-				_, err := ServingCert(Strict(ctx), addr, cfg)
+				_, err := ServingCert(context.Background(), addr, cfg)
 				if !errors.As(err, &pe) || pe.Kind != KindServerCertExpired {
 					t.Errorf("strict probe got %v, want %s", err, KindServerCertExpired)
 				}
@@ -70,8 +70,7 @@ func TestTolerateExpiredAcceptsOnlyOurExpiredServer(t *testing.T) {
 	t.Run("expired CA", func(t *testing.T) {
 		srv := oldCA.Leaf(t, testpki.LeafOptions{CN: "etcd-1", Hosts: []string{"127.0.0.1"}, EKU: eku, NotBefore: time.Now().Add(-time.Hour), NotAfter: past})
 		addr := tlsServer(t, srv, ours, 0)
-		ctx := TolerateExpired(context.Background(), nil)
-		_, err := ServingCert(ctx, addr, &tls.Config{RootCAs: oldCA.Pool(), Certificates: []tls.Certificate{client}})
+		_, err := ServingCert(context.Background(), addr, &tls.Config{RootCAs: oldCA.Pool(), Certificates: []tls.Certificate{client}}, TolerateExpired(nil))
 		var pe *Error
 		if !errors.As(err, &pe) || pe.Kind != KindServerCertExpired {
 			t.Fatalf("got %v; want the server certificate whose CA expired refused as expired", err)

@@ -73,7 +73,7 @@ func NewCertInfo(c *x509.Certificate) *CertInfo {
 	return &CertInfo{
 		Subject:   c.Subject.String(),
 		Issuer:    c.Issuer.String(),
-		Serial:    c.SerialNumber.Text(16),
+		Serial:    certx.Serial(c),
 		NotBefore: c.NotBefore,
 		NotAfter:  c.NotAfter,
 		SANs:      certx.SANs(c),
@@ -104,10 +104,10 @@ const (
 // handshake with cfg, and makes sure the server accepted the client
 // certificate. On failure it returns the stage that failed and an *Error
 // whose Kind says why. cfg is not modified; its ServerName is set to addr's
-// host, as gRPC does, so SAN checks match what etcd clients see. Under a
-// context from TolerateExpired an expired server certificate is accepted
-// (and reported).
-func Dial(ctx context.Context, addr string, cfg *tls.Config) (*Conn, Stage, error) {
+// host, as gRPC does, so SAN checks match what etcd clients see. With
+// TolerateExpired an expired server certificate is accepted (and
+// reported).
+func Dial(ctx context.Context, addr string, cfg *tls.Config, opts ...Option) (*Conn, Stage, error) {
 	if cfg == nil {
 		// Never fall back to a default config: that would trust the
 		// system roots and send no client certificate.
@@ -125,7 +125,7 @@ func Dial(ctx context.Context, addr string, cfg *tls.Config) (*Conn, Stage, erro
 	}
 	c := &Conn{ConnectTook: time.Since(start)}
 	start = time.Now()
-	cfg = tolerate(ctx, cfg, addr).Clone()
+	cfg = tolerate(optionsOf(opts), cfg, addr).Clone()
 	cfg.ServerName = host
 	// A resumed session reports the certificate of the session it
 	// resumes, which may have been replaced since: rotate compares serials
@@ -390,8 +390,8 @@ type budgetKey struct{}
 // client would. Use it on the client port with a client cert, and on the
 // peer port with a cert that has clientAuth (a node's peer cert or the
 // healthcheck cert), since etcd requires one there.
-func ServingCert(ctx context.Context, addr string, cfg *tls.Config) (*x509.Certificate, error) {
-	c, _, err := Dial(ctx, addr, cfg)
+func ServingCert(ctx context.Context, addr string, cfg *tls.Config, opts ...Option) (*x509.Certificate, error) {
+	c, _, err := Dial(ctx, addr, cfg, opts...)
 	if err != nil {
 		return nil, err
 	}

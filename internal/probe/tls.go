@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/internal/certx"
 	"github.com/etcdpki/etcdpki/internal/pathx"
 )
@@ -133,14 +134,22 @@ func ReadCertificates(path string) ([]*x509.Certificate, error) {
 
 // LoadKeyPair loads a certificate and its key, reading each file once and
 // saying which file is at fault when something is wrong.
+//
+// Both are read from one version of their store (atomicdir.ReadTogether),
+// so a pair read while a writer switches the store is never the new
+// certificate with the old key.
 func LoadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
-	certs, err := ReadCertificates(certFile)
+	data, errs := atomicdir.ReadTogether(certFile, keyFile)
+	if errs[0] != nil {
+		return tls.Certificate{}, &FileError{What: "client certificate", Path: certFile, Err: fmt.Errorf("read: %w", pathx.UnwrapPath(errs[0]))}
+	}
+	certs, err := certx.ParseCertificates(data[0])
 	if err != nil {
 		return tls.Certificate{}, &FileError{What: "client certificate", Path: certFile, Err: err}
 	}
-	keyPEM, err := os.ReadFile(keyFile)
-	if err != nil {
-		return tls.Certificate{}, &FileError{What: "client key", Path: keyFile, Err: fmt.Errorf("read: %w", pathx.UnwrapPath(err))}
+	keyPEM := data[1]
+	if errs[1] != nil {
+		return tls.Certificate{}, &FileError{What: "client key", Path: keyFile, Err: fmt.Errorf("read: %w", pathx.UnwrapPath(errs[1]))}
 	}
 	key, err := certx.ParseKey(keyPEM)
 	if err != nil {

@@ -148,8 +148,8 @@ func New(t testing.TB, o Options) *Cluster {
 	}
 	// The CA never changes in a test cluster, so the apiserver's config is
 	// built once; its pair is read again at every handshake.
-	crt, key := c.Paths.APIServerCert()
-	cfg, err := TLSConfig(c.Paths.APIServerCA(), crt, key)
+	_, crt, key := APIServerFiles(c.Paths)
+	cfg, err := TLSConfig(APIServerCA(c.Paths), crt, key)
 	if err != nil {
 		t.Fatalf("etcdtest: kube-apiserver TLS material: %v", err)
 	}
@@ -198,7 +198,7 @@ func (c *Cluster) writeAndInit() error {
 	var out bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if _, err := issue.Init(ctx, spec, issue.Options{Out: &out}); err != nil {
+	if _, err := issue.Init(ctx, pki.New(spec), issue.Options{Out: &out}); err != nil {
 		return fmt.Errorf("issue.Init:\n%s\n%w", out.String(), err)
 	}
 

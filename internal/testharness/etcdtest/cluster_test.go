@@ -55,7 +55,7 @@ func TestCluster(t *testing.T) {
 			if len(m.PeerURLs) != 1 || m.PeerURLs[0] != want.PeerURL {
 				t.Errorf("member %s peer URLs %v, want [%s]", m.Name, m.PeerURLs, want.PeerURL)
 			}
-			cfg, err := issue.ReadNodeConfig(want.ConfigFile)
+			cfg, err := pki.ReadNodeConfig(want.ConfigFile)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -115,7 +115,7 @@ func TestCluster(t *testing.T) {
 			return tlsConfig(t, c.CAFile(), "", "")
 		}, etcdtest.RefusalAlert(t, "tls: certificate required"), "didn't provide a certificate"},
 		{"client cert from another CA", func(t *testing.T) *tls.Config {
-			crt, key := foreign.APIServerCert()
+			_, crt, key := etcdtest.APIServerFiles(foreign)
 			return tlsConfig(t, c.CAFile(), crt, key)
 		}, etcdtest.RefusalAlert(t, "tls: unknown certificate authority"), "certificate signed by unknown authority"},
 		{"server-only cert as client", func(t *testing.T) *tls.Config {
@@ -150,7 +150,7 @@ func TestCluster(t *testing.T) {
 
 	t.Run("grows to four members", func(t *testing.T) {
 		m4 := c.AddNode(t, nil)
-		cfg, err := issue.ReadNodeConfig(m4.ConfigFile)
+		cfg, err := pki.ReadNodeConfig(m4.ConfigFile)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -185,8 +185,8 @@ func TestCluster(t *testing.T) {
 	t.Run("member with a peer cert from another CA cannot join", func(t *testing.T) {
 		m5 := c.AddNode(t, nil)
 		other := foreignPKI(t, c.File)
-		crt, key := c.Paths.NodeCert(m5.Name, "peer")
-		ocrt, okey := other.NodeCert(m5.Name, "peer")
+		crt, key := etcdtest.NodePair(c.Paths, m5.Name, "peer")
+		ocrt, okey := etcdtest.NodePair(other, m5.Name, "peer")
 		replaceFile(t, crt, ocrt)
 		replaceFile(t, key, okey)
 
@@ -399,7 +399,7 @@ func TestStartRetriesTakenPort(t *testing.T) {
 // one of n members healthy.
 func checkHealth(ctx context.Context, t *testing.T, c *etcdtest.Cluster, n int) {
 	t.Helper()
-	crt, key := c.Paths.NodeCert(c.Members[0].Name, "healthcheck-client")
+	crt, key := etcdtest.NodePair(c.Paths, c.Members[0].Name, "healthcheck-client")
 	out, err := c.Etcdctl(ctx, crt, key, "endpoint", "health", "--cluster")
 	if err != nil {
 		t.Fatal(err)
@@ -456,7 +456,7 @@ func foreignPKI(t *testing.T, f etcdtest.SpecFile) pki.Paths {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := issue.Init(context.Background(), s, issue.Options{}); err != nil {
+	if _, err := issue.Init(context.Background(), pki.New(s), issue.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	return pki.Paths{PKI: dir}

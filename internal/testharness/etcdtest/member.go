@@ -292,24 +292,31 @@ func exitStatus(err error) string {
 	return err.Error()
 }
 
-// logBuffer collects a member's output; the process writes it from the
-// exec package's copying goroutine while tests read it.
-type logBuffer struct {
+// Buffer is a bytes.Buffer safe for a writer and readers at once: a
+// process's output, written from the exec package's copying goroutine,
+// or a run's log, while a test reads it. It is the tests' one such
+// buffer.
+type Buffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *logBuffer) Write(p []byte) (int, error) {
+// Write appends p.
+func (b *Buffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *logBuffer) String() string {
+// String returns what was written so far.
+func (b *Buffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// logBuffer collects a member's output.
+type logBuffer struct{ Buffer }
 
 // mark writes a harness line, so a log read after a failure shows which
 // process said what.

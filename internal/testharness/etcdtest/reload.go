@@ -5,8 +5,8 @@ package etcdtest
 // changes the CAs it trusts, which a running client reads only at start.
 // Call it between steps, not while another goroutine uses the cluster.
 func (c *Cluster) ReloadAPIServerTLS() error {
-	crt, key := c.Paths.APIServerCert()
-	cfg, err := TLSConfig(c.Paths.APIServerCA(), crt, key)
+	_, crt, key := APIServerFiles(c.Paths)
+	cfg, err := TLSConfig(APIServerCA(c.Paths), crt, key)
 	if err != nil {
 		return err
 	}

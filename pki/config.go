@@ -1,4 +1,4 @@
-package issue
+package pki
 
 import (
 	"bytes"
@@ -11,7 +11,6 @@ import (
 
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
-	"github.com/etcdpki/etcdpki/pki"
 )
 
 // EtcdConfig is the subset of etcd's --config-file that etcdpki owns. The
@@ -39,10 +38,15 @@ type TransportSecurity struct {
 	ClientCertAuth bool   `yaml:"client-cert-auth"`
 }
 
+// The configuration files are rendered here, from the inventory, and
+// written by package issue: what they should say is part of the read
+// model, so verify and rotate compare against the same text.
+
 // NodeConfig renders a node's etcd.conf.yml. state is "new" or "existing".
 func NodeConfig(s *cluster.Spec, n cluster.Node, state string) EtcdConfig {
 	dir := n.CertDir()
-	ca := filepath.Join(dir, "ca.crt")
+	caFile := filepath.Join(dir, CAFile)
+	server, peer := ca.KindServer.BaseName, ca.KindPeer.BaseName
 	return EtcdConfig{
 		Name:                     n.Name,
 		DataDir:                  n.DataDir,
@@ -56,12 +60,12 @@ func NodeConfig(s *cluster.Spec, n cluster.Node, state string) EtcdConfig {
 		// Refuse member changes that would lose quorum.
 		StrictReconfigCheck: true,
 		ClientTransportSecurity: TransportSecurity{
-			CertFile: filepath.Join(dir, "server.crt"), KeyFile: filepath.Join(dir, "server.key"),
-			TrustedCAFile: ca, ClientCertAuth: true,
+			CertFile: filepath.Join(dir, server+CertExt), KeyFile: filepath.Join(dir, server+KeyExt),
+			TrustedCAFile: caFile, ClientCertAuth: true,
 		},
 		PeerTransportSecurity: TransportSecurity{
-			CertFile: filepath.Join(dir, "peer.crt"), KeyFile: filepath.Join(dir, "peer.key"),
-			TrustedCAFile: ca, ClientCertAuth: true,
+			CertFile: filepath.Join(dir, peer+CertExt), KeyFile: filepath.Join(dir, peer+KeyExt),
+			TrustedCAFile: caFile, ClientCertAuth: true,
 		},
 	}
 }
@@ -95,9 +99,9 @@ func ReadNodeConfig(path string) (EtcdConfig, error) {
 
 // APIServerFlags renders kube-apiserver's --etcd-* flags, one per line,
 // with paths where the apiserver host keeps its files.
-func APIServerFlags(s *cluster.Spec) []string {
-	ca, crt, key := apiServerFiles(s)
-	return APIServerFlagsFor(s.ClientEndpoints(), ca, crt, key)
+func APIServerFlags(inv *Inventory) []string {
+	caFile, crt, key := apiServerFiles(inv)
+	return APIServerFlagsFor(inv.Spec.ClientEndpoints(), caFile, crt, key)
 }
 
 // APIServerFlagsFor renders kube-apiserver's --etcd-* flags for explicit
@@ -113,16 +117,15 @@ func APIServerFlagsFor(endpoints []string, caFile, certFile, keyFile string) []s
 
 // KubeadmExternal renders the kubeadm ClusterConfiguration etcd.external
 // block for the same files.
-func KubeadmExternal(s *cluster.Spec) ([]byte, error) {
-	ca, crt, key := apiServerFiles(s)
-	return KubeadmExternalFor(s.ClientEndpoints(), ca, crt, key)
+func KubeadmExternal(inv *Inventory) ([]byte, error) {
+	caFile, crt, key := apiServerFiles(inv)
+	return KubeadmExternalFor(inv.Spec.ClientEndpoints(), caFile, crt, key)
 }
 
 // apiServerFiles are the CA, certificate and key paths on the apiserver's
 // host, as etcdpki init writes them.
-func apiServerFiles(s *cluster.Spec) (caFile, certFile, keyFile string) {
-	api, _ := s.Client(cluster.ClientAPIServer)
-	inv := pki.New(s)
+func apiServerFiles(inv *Inventory) (caFile, certFile, keyFile string) {
+	api, _ := inv.Spec.Client(cluster.ClientAPIServer)
 	b, _ := inv.Bundle(cluster.ClientAPIServer)
 	t, _ := inv.Target(ca.KindAPIServer.Name)
 	return b.OnHost(api.Dir, b.CAPath()), b.OnHost(api.Dir, t.CertPath()), b.OnHost(api.Dir, t.KeyPath())

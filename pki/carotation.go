@@ -1,4 +1,4 @@
-package issue
+package pki
 
 import (
 	"bytes"
@@ -14,7 +14,8 @@ import (
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
-	"github.com/etcdpki/etcdpki/pki"
+	"github.com/etcdpki/etcdpki/internal/certx"
+	"github.com/etcdpki/etcdpki/internal/input"
 )
 
 // The stages of a CA rotation (etcdpki ca rotate), in order. Each one
@@ -34,23 +35,18 @@ const (
 // CAStages lists the stages in order.
 var CAStages = []string{CAStagePrepare, CAStageTrustBoth, CAStageReissue, CAStageFinish}
 
-// LoadNextCA loads the CA a rotation is rolling out; nil and no error when
-// no CA rotation is in progress.
-func LoadNextCA(pkiDir string) (*ca.CA, error) {
-	p := pki.Paths{PKI: pkiDir}
-	dir := p.NextCADir()
-	certPEM, certErr := atomicdir.Read(dir, "ca.crt")
-	keyPEM, keyErr := atomicdir.Read(dir, "ca.key")
-	switch {
-	case errors.Is(certErr, fs.ErrNotExist) && errors.Is(keyErr, fs.ErrNotExist):
-		return nil, nil
-	case certErr != nil:
-		return nil, readError(p.NextCACert(), certErr)
-	case keyErr != nil:
-		return nil, readError(filepath.Join(dir, "ca.key"), keyErr)
-	}
-	return ca.ParseFiles(certPEM, keyPEM, p.NextCACert(), filepath.Join(dir, "ca.key"))
+// NextCADir is where the CA being rolled out by etcdpki ca rotate waits,
+// stored like the CA (an atomic store holding ca.crt and ca.key, the key
+// 0400). It exists only while a CA rotation is in progress.
+func (p Paths) NextCADir() string { return filepath.Join(p.PKI, "etcd-next") }
+
+// NextCAStore is the next CA's atomic store.
+func (p Paths) NextCAStore() atomicdir.Store {
+	return atomicdir.Store{Dir: p.NextCADir(), Name: CAStoreName}
 }
+
+// NextCACert is the next CA's certificate.
+func (p Paths) NextCACert() string { return filepath.Join(p.NextCADir(), CAFile) }
 
 // CARotation is where a CA rotation stands, as the files say: which CAs
 // each bundle's ca.crt holds and which CA signed each leaf.
@@ -100,22 +96,8 @@ func (r *CARotation) SignedBy(c *x509.Certificate) string {
 }
 
 func issuedBy(c *x509.Certificate, a *ca.CA) bool {
-	_, err := pki.SignedBy(c, []*x509.Certificate{a.Cert})
+	_, err := SignedBy(c, []*x509.Certificate{a.Cert})
 	return err == nil
-}
-
-// BundleCAs reads every certificate of a bundle's ca.crt (dir is the
-// store holding it); nil when it has none.
-func BundleCAs(dir string) ([]*x509.Certificate, error) {
-	path := filepath.Join(dir, pki.CAFile)
-	certs, err := pki.ReadCAs(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, inputError("%v", err)
-	}
-	return certs, nil
 }
 
 // Holds names what a bundle trusts within the rotation: "old", "both",
@@ -151,18 +133,12 @@ func (r *CARotation) Holds(certs []*x509.Certificate) string {
 // both, "trust-both"; a leaf from the next CA, "reissue"; a bundle
 // trusting the next CA only, or PKI/etcd already switched to it,
 // "finish".
-func ReadCARotation(s *cluster.Spec) (*CARotation, error) {
-	return readCARotation(pki.New(s))
-}
-
-// readCARotation is ReadCARotation for a spec already expanded.
-func readCARotation(inv *pki.Inventory) (*CARotation, error) {
-	s := inv.Spec
-	old, err := LoadCA(s.PKIDir)
+func ReadCARotation(inv *Inventory) (*CARotation, error) {
+	old, err := LoadCA(inv.Paths)
 	if err != nil {
 		return nil, err
 	}
-	next, err := LoadNextCA(s.PKIDir)
+	next, err := LoadNextCA(inv.Paths)
 	if err != nil {
 		return nil, err
 	}
@@ -200,17 +176,6 @@ func readCARotation(inv *pki.Inventory) (*CARotation, error) {
 	return r, nil
 }
 
-// refuseDuringCARotation keeps init and certs renew from writing a bundle
-// with the old CA alone in the middle of a CA rotation, which would undo
-// its trust-both stage; etcdpki ca rotate re-issues from the right CA.
-func refuseDuringCARotation(pkiDir, what string) error {
-	next, err := LoadNextCA(pkiDir)
-	if err != nil || next == nil {
-		return err
-	}
-	return inputError("%s: a CA rotation is in progress (%s holds the next CA); finish it with etcdpki ca rotate first", what, pki.Paths{PKI: pkiDir}.NextCADir())
-}
-
 // CADue says whether a CA should be replaced, and why: inside a year of
 // its end, or inside renewBefore. A CA is replaced with etcdpki ca rotate,
 // never by rotate's cron runs, which only warn.
@@ -223,4 +188,54 @@ func CADue(c *x509.Certificate, renewBefore time.Duration, now time.Time) (strin
 		return "CA expires within a year: replace it with etcdpki ca rotate", true
 	}
 	return "", false
+}
+
+// ReadCAs reads every certificate in a CA file, in file order. A bundle's
+// ca.crt holds one CA today; during a staged CA rotation it holds the old
+// and the new, and which of them it holds is how the stage is told from
+// the files. A CA file that also holds a private key is refused.
+func ReadCAs(path string) ([]*x509.Certificate, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	cas, err := certx.ParseCertificates(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := certsOnly(path, data); err != nil {
+		return nil, err
+	}
+	return cas, nil
+}
+
+// BundleCAs reads every certificate of a bundle's ca.crt (dir is the
+// store holding it); nil when it has none.
+func BundleCAs(dir string) ([]*x509.Certificate, error) {
+	certs, err := ReadCAs(filepath.Join(dir, CAFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	var in input.Coder
+	if err != nil && !errors.As(err, &in) {
+		return nil, input.Errorf("%w", err)
+	}
+	return certs, err
+}
+
+// CAs reads the CAs the bundle's holder trusts.
+func (b Bundle) CAs() ([]*x509.Certificate, error) { return ReadCAs(b.CAPath()) }
+
+// ErrNoSigner means none of the given CAs signed the certificate.
+var ErrNoSigner = errors.New("signed by none of the given CAs")
+
+// SignedBy returns which of cas signed leaf, by signature, not by name:
+// an old and a new CA may share a subject.
+func SignedBy(leaf *x509.Certificate, cas []*x509.Certificate) (*x509.Certificate, error) {
+	for _, c := range cas {
+		if leaf.CheckSignatureFrom(c) == nil {
+			return c, nil
+		}
+	}
+	return nil, ErrNoSigner
 }
