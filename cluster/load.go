@@ -366,19 +366,6 @@ func (p *parser) build(r *File, o Options) (*Spec, error) {
 	return s, nil
 }
 
-// advertisedAt is where an advertised URL came from; given is false for
-// a default the spec did not write.
-type advertisedAt struct {
-	node  string
-	i, j  int
-	field string
-	given bool
-	shown string
-}
-
-func (a advertisedAt) name() string { return fmt.Sprintf("nodes[%d].%s[%d]", a.i, a.field, a.j) }
-func (a advertisedAt) path() []any  { return []any{"nodes", a.i, a.field, a.j} }
-
 func (p *parser) path(v string) string {
 	if filepath.IsAbs(v) {
 		return v

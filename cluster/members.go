@@ -241,3 +241,16 @@ func (p *parser) clients(s *Spec, in []FileClient) error {
 	s.Clients = append([]Client{api, hc}, extra...)
 	return nil
 }
+
+// advertisedAt is where an advertised URL came from; given is false for
+// a default the spec did not write.
+type advertisedAt struct {
+	node  string
+	i, j  int
+	field string
+	given bool
+	shown string
+}
+
+func (a advertisedAt) name() string { return fmt.Sprintf("nodes[%d].%s[%d]", a.i, a.field, a.j) }
+func (a advertisedAt) path() []any  { return []any{"nodes", a.i, a.field, a.j} }
