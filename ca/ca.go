@@ -41,8 +41,13 @@ const Backdate = 5 * time.Minute
 type CA struct {
 	Cert    *x509.Certificate
 	CertPEM []byte
-	KeyPEM  []byte
-	key     crypto.Signer
+	// KeyPEM is the key file's content; nil when the key is in a token.
+	KeyPEM []byte
+	// Token names the key when it is in a PKCS#11 token; nil for a file.
+	Token *cluster.PKCS11URI
+	// key signs everything this CA issues: the parsed file key, or the
+	// token's key, which never leaves the token.
+	key crypto.Signer
 }
 
 // Create makes a new self-signed CA per the spec. Its validity counts from
@@ -63,6 +68,31 @@ func Create(spec cluster.CA, now time.Time) (*CA, error) {
 		KeyRequest: &csr.KeyRequest{A: spec.Key.Algorithm, S: spec.Key.Size},
 		CA:         &csr.CAConfig{Expiry: spec.Validity.String()},
 	}
+	if spec.Token != nil && !PKCS11Compiled {
+		return nil, notCompiled(spec.Token)
+	}
+	if spec.Token != nil {
+		// The key is made in the token (or is the one already there
+		// under the label: a run killed before ca.crt was written left
+		// it) and never leaves it.
+		key, err := createTokenKey(spec.Token, spec.Key)
+		if err != nil {
+			return nil, err
+		}
+		csrPEM, err := csr.Generate(key, req)
+		if err != nil {
+			return nil, fmt.Errorf("create CA %q: request: %w", spec.CommonName, plain(err))
+		}
+		certPEM, err := selfSign(spec, key, csrPEM, now)
+		if err != nil {
+			return nil, err
+		}
+		cert, err := checkCACert(certPEM, "new CA")
+		if err != nil {
+			return nil, err
+		}
+		return &CA{Cert: cert, CertPEM: certPEM, Token: spec.Token, key: key}, nil
+	}
 	// initca.New would count validity from a notBefore rounded to the
 	// minute and back-dated: do what it does, with the dates set here.
 	g := &csr.Generator{Validator: func(*csr.CertificateRequest) error { return nil }}
@@ -74,6 +104,15 @@ func Create(spec cluster.CA, now time.Time) (*CA, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create CA %q: %w", spec.CommonName, err)
 	}
+	certPEM, err := selfSign(spec, key, csrPEM, now)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(certPEM, keyPEM, "new CA")
+}
+
+// selfSign signs the CA's own certificate with its key.
+func selfSign(spec cluster.CA, key crypto.Signer, csrPEM []byte, now time.Time) ([]byte, error) {
 	policy := initca.CAPolicy()
 	policy.Default.Expiry, policy.Default.ExpiryString = spec.Validity, spec.Validity.String()
 	s, err := local.NewSigner(key, nil, signer.DefaultSigAlgo(key), policy)
@@ -85,7 +124,7 @@ func Create(spec cluster.CA, now time.Time) (*CA, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create CA %q: sign: %w", spec.CommonName, plain(err))
 	}
-	return Parse(certPEM, keyPEM, "new CA")
+	return certPEM, nil
 }
 
 // validityWindow is [now - Backdate, now + validity] in whole seconds, as
@@ -106,6 +145,23 @@ func Parse(certPEM, keyPEM []byte, where string) (*CA, error) {
 // reported against the file that has it (a corrupt key against the key
 // file, not the certificate).
 func ParseFiles(certPEM, keyPEM []byte, certPath, keyPath string) (*CA, error) {
+	cert, err := checkCACert(certPEM, certPath)
+	if err != nil {
+		return nil, err
+	}
+	key, err := certx.ParseKey(keyPEM)
+	if err != nil {
+		return nil, input.Errorf("%s: %v", keyPath, err)
+	}
+	if !certx.KeyMatches(cert, key.Public()) {
+		return nil, input.Errorf("%s: CA key does not match the CA certificate %s", keyPath, certPath)
+	}
+	return &CA{Cert: cert, CertPEM: certPEM, KeyPEM: keyPEM, key: key}, nil
+}
+
+// checkCACert parses a CA certificate and checks that it may sign
+// certificates.
+func checkCACert(certPEM []byte, certPath string) (*x509.Certificate, error) {
 	cert, err := ParseCert(certPEM)
 	if err != nil {
 		return nil, input.Errorf("%s: %v", certPath, err)
@@ -116,14 +172,7 @@ func ParseFiles(certPEM, keyPEM []byte, certPath, keyPath string) (*CA, error) {
 	if cert.KeyUsage != 0 && cert.KeyUsage&x509.KeyUsageCertSign == 0 {
 		return nil, input.Errorf("%s: CA %q may not sign certificates (no keyCertSign usage)", certPath, cert.Subject.CommonName)
 	}
-	key, err := certx.ParseKey(keyPEM)
-	if err != nil {
-		return nil, input.Errorf("%s: %v", keyPath, err)
-	}
-	if !certx.KeyMatches(cert, key.Public()) {
-		return nil, input.Errorf("%s: CA key does not match the CA certificate %s", keyPath, certPath)
-	}
-	return &CA{Cert: cert, CertPEM: certPEM, KeyPEM: keyPEM, key: key}, nil
+	return cert, nil
 }
 
 // ParseCert parses the first certificate in PEM data.

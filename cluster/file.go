@@ -10,6 +10,7 @@ type File struct {
 	Local   bool         `yaml:"local,omitempty"`
 	CA      FileCA       `yaml:"ca,omitempty"`
 	Certs   FileCerts    `yaml:"certs,omitempty"`
+	CRL     FileCRL      `yaml:"crl,omitempty"`
 	Nodes   []FileNode   `yaml:"nodes"`
 	Clients []FileClient `yaml:"clients,omitempty"`
 }
@@ -20,6 +21,9 @@ type FileCA struct {
 	KeyAlgorithm string `yaml:"keyAlgorithm,omitempty"`
 	KeySize      int    `yaml:"keySize,omitempty"`
 	Validity     string `yaml:"validity,omitempty"`
+	// Key is where the CA key is: "" for the file PKI/etcd/ca.key, or a
+	// pkcs11: URI (RFC 7512) naming a key in a token.
+	Key string `yaml:"key,omitempty"`
 }
 
 // FileCerts is the spec's certs section: settings for every leaf.
@@ -28,6 +32,12 @@ type FileCerts struct {
 	KeySize      int    `yaml:"keySize,omitempty"`
 	Validity     string `yaml:"validity,omitempty"`
 	RenewBefore  string `yaml:"renewBefore,omitempty"`
+}
+
+// FileCRL is the spec's crl section: the certificate revocation list
+// every member enforces.
+type FileCRL struct {
+	Validity string `yaml:"validity,omitempty"`
 }
 
 // FileNode is one entry of the spec's nodes section.

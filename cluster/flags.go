@@ -42,7 +42,7 @@ func FromFlags(name string, nodes []string, o Options) (*Spec, error) {
 	s, err := Parse(data, "", o)
 	if err != nil {
 		// Point at the flag, not at a YAML line the user never wrote.
-		if se, ok := err.(*Error); ok {
+		if se, ok := err.(*Error); ok && !strings.HasPrefix(se.Field, "--") {
 			se.Line = 0
 			if strings.HasPrefix(se.Field, "nodes") {
 				se.Field = "--node " + se.Field

@@ -24,6 +24,8 @@ type Options struct {
 	// PKIDir overrides the spec's pkiDir (the --dir flag). Relative to the
 	// working directory.
 	PKIDir string
+	// CAKey overrides the spec's ca.key (init's --ca-key flag).
+	CAKey string
 }
 
 // Load reads and validates the spec file at path. It must be a regular
@@ -142,6 +144,8 @@ func section(typ string) string {
 		return "ca"
 	case "FileCerts":
 		return "certs"
+	case "FileCRL":
+		return "crl"
 	case "FileNode":
 		return "a node"
 	case "FileClient":
@@ -262,6 +266,9 @@ func (p *parser) build(r *File, o Options) (*Spec, error) {
 	if s.CA.Key, err2 = p.key("ca", r.CA.KeyAlgorithm, r.CA.KeySize, KeySpec{AlgECDSA, 256}); err2 != nil {
 		return nil, err2
 	}
+	if s.CA.Token, err2 = p.caKey(r.CA.Key, o.CAKey); err2 != nil {
+		return nil, err2
+	}
 	if s.CA.Validity, err2 = p.duration("ca.validity", []any{"ca", "validity"}, r.CA.Validity, DefaultCAValidity); err2 != nil {
 		return nil, err2
 	}
@@ -273,6 +280,12 @@ func (p *parser) build(r *File, o Options) (*Spec, error) {
 	}
 	if s.Leaf.RenewBefore, err2 = p.duration("certs.renewBefore", []any{"certs", "renewBefore"}, r.Certs.RenewBefore, min(DefaultRenewBefore, s.Leaf.Validity/3)); err2 != nil {
 		return nil, err2
+	}
+	if s.CRL.Validity, err2 = p.duration("crl.validity", []any{"crl", "validity"}, r.CRL.Validity, DefaultCRLValidity); err2 != nil {
+		return nil, err2
+	}
+	if s.CRL.Validity < time.Minute {
+		return nil, p.errf("crl.validity", []any{"crl", "validity"}, "%s is shorter than a minute: the CRL would be stale before it reached the members", s.CRL.Validity)
 	}
 	// Certificates count in whole seconds: anything shorter would be
 	// expired when issued. Seconds stay allowed, for tests of expiry.
@@ -393,6 +406,36 @@ func (p *parser) key(section, alg string, size int, def KeySpec) (KeySpec, error
 		return k, p.errf(section+".keyAlgorithm", []any{section, "keyAlgorithm"}, "unknown key algorithm %q (use ecdsa or rsa)", alg)
 	}
 	return k, nil
+}
+
+// caKey parses ca.key (or --ca-key, which wins): "" keeps the CA key in
+// its file, a pkcs11: URI puts it in a token; anything else is refused
+// rather than taken for a path the tool would never read.
+func (p *parser) caKey(v, flag string) (*PKCS11URI, error) {
+	field, path := "ca.key", []any{"ca", "key"}
+	if flag != "" {
+		v, field, path = flag, "--ca-key", nil
+	}
+	if v == "" {
+		return nil, nil
+	}
+	if !IsPKCS11URI(v) {
+		return nil, p.fieldErr(field, path, "%q is not a pkcs11: URI (a file CA key is always PKI/etcd/ca.key; leave ca.key out for it)", v)
+	}
+	u, err := ParsePKCS11URI(v, os.Getenv(AllowPINValueEnv) == "1")
+	if err != nil {
+		return nil, p.fieldErr(field, path, "pkcs11 URI: %v", err)
+	}
+	return u, nil
+}
+
+// fieldErr is errf for a field that may come from a flag (path nil),
+// which has no line in the spec.
+func (p *parser) fieldErr(field string, path []any, format string, args ...any) error {
+	if path == nil {
+		return &Error{File: p.file, Field: field, Msg: fmt.Sprintf(format, args...)}
+	}
+	return p.errf(field, path, format, args...)
 }
 
 func (p *parser) duration(field string, path []any, v string, def time.Duration) (time.Duration, error) {

@@ -32,6 +32,10 @@ const (
 	// DefaultRenewBefore is 30 days: a month of cron runs that can fail
 	// before anything expires.
 	DefaultRenewBefore = 30 * 24 * time.Hour
+	// DefaultCRLValidity is the CRL's nextUpdate, a week after it is
+	// signed: rotate re-signs it at half of that, so a cron run that
+	// fails for three days still leaves a CRL that is current.
+	DefaultCRLValidity = 7 * 24 * time.Hour
 	// DefaultClientPort and DefaultPeerPort are etcd's IANA ports.
 	DefaultClientPort = 2379
 	DefaultPeerPort   = 2380
@@ -69,6 +73,8 @@ type Spec struct {
 	Local bool
 	CA    CA
 	Leaf  Leaf
+	// CRL holds the revocation list's settings.
+	CRL   CRL
 	Nodes []Node
 	// Clients always holds the apiserver and healthcheck clients first.
 	Clients []Client
@@ -81,6 +87,9 @@ type CA struct {
 	CommonName string
 	Key        KeySpec
 	Validity   time.Duration
+	// Token, when set, holds the CA key in a PKCS#11 token (the spec's
+	// ca.key URI); nil keeps it in the file PKI/etcd/ca.key.
+	Token *PKCS11URI
 }
 
 // KeySpec is a key algorithm and size (bits for RSA, curve size for ECDSA).
@@ -97,6 +106,21 @@ type Leaf struct {
 	Key         KeySpec
 	Validity    time.Duration
 	RenewBefore time.Duration
+}
+
+// CRL holds the settings of the certificate revocation list.
+type CRL struct {
+	// Validity is how long after signing the CRL's nextUpdate is; zero
+	// means DefaultCRLValidity.
+	Validity time.Duration
+}
+
+// CRLValidity is the CRL's validity, the default when the spec sets none.
+func (s *Spec) CRLValidity() time.Duration {
+	if s.CRL.Validity > 0 {
+		return s.CRL.Validity
+	}
+	return DefaultCRLValidity
 }
 
 // Node is one etcd member.

@@ -206,7 +206,14 @@ func (ip *initPlan) planCA(inv *pki.Inventory, now time.Time, pre *initPlan) err
 		ip.res.Reused = append(ip.res.Reused, "etcd-ca")
 	}
 	ip.pl.add(p.CAStore(), atomicdir.File{Name: pki.CAFile, Data: authority.CertPEM, Mode: atomicdir.CertMode})
-	ip.pl.add(p.CAStore(), atomicdir.File{Name: pki.CAKeyFile, Data: authority.KeyPEM, Mode: atomicdir.CAKeyMode})
+	for _, f := range authority.StoreFiles() {
+		ip.pl.add(p.CAStore(), f)
+	}
+	crl, err := initCRL(inv.Spec, p, authority, now)
+	if err != nil {
+		return err
+	}
+	ip.pl.addCRL(p, inv.Spec, crl)
 	return nil
 }
 
@@ -215,6 +222,10 @@ type initPair struct {
 	pki.Pair
 	warn    string
 	created bool
+	// held is a certificate in use on its host without a key here
+	// (adopt recorded it): init leaves it to rotate, which renews it
+	// when due and deploys and proves the new pair.
+	held bool
 }
 
 // readPairs reads every target's existing pair and checks every bundle's
@@ -238,7 +249,8 @@ func (ip *initPlan) readPairs(inv *pki.Inventory, now time.Time, pre *initPlan) 
 		if repair != "" {
 			ip.printf("[repair] %s: rewritten without the extra PEM blocks", repair)
 		}
-		pairs[i] = initPair{Pair: pair, warn: warn, created: pair.Cert == nil}
+		held := pair.Cert == nil && pki.Held(t)
+		pairs[i] = initPair{Pair: pair, warn: warn, created: pair.Cert == nil && !held, held: held}
 		if f, ok := pre.freshFor(t.ID, ip.authority); ok && pairs[i].created {
 			pairs[i].Cert, pairs[i].Key = f.cert, f.key
 		}
@@ -275,6 +287,10 @@ func signMissing(ctx context.Context, authority *ca.CA, inv *pki.Inventory, pair
 func (ip *initPlan) planPairs(inv *pki.Inventory, pairs []initPair) {
 	for i, t := range inv.Targets {
 		ip.pl.add(t.CAStore(), atomicdir.File{Name: pki.CAFile, Data: ip.authority.CertPEM, Mode: atomicdir.CertMode})
+		if pairs[i].held {
+			ip.printf("[certs] held on the host %s (no key here; rotate renews it when due)", t.ID)
+			continue
+		}
 		if pairs[i].created {
 			ip.printf("[certs] created %s%s", t.ID, describeHosts(t.Hosts))
 			ip.res.Created = append(ip.res.Created, t.ID)
@@ -369,6 +385,7 @@ func planConfigs(inv *pki.Inventory, pl *plan) error {
 			return err
 		}
 		pl.configs = append(pl.configs, atomicdir.File{Name: p.NodeConfig(n.Name), Data: data, Mode: configMode})
+		pl.configs = append(pl.configs, atomicdir.File{Name: p.NodeEnv(n.Name), Data: pki.NodeEnv(s, n, state), Mode: configMode})
 	}
 	flags := strings.Join(pki.APIServerFlags(inv), "\n") + "\n"
 	pl.configs = append(pl.configs, atomicdir.File{Name: p.APIServerFlags(), Data: []byte(flags), Mode: configMode})

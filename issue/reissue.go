@@ -50,7 +50,7 @@ func ReissueNeeds(inv *pki.Inventory, now time.Time) (caExpired time.Time, targe
 			continue
 		case newCA:
 			reasons[t.ID] = "new CA"
-		case info.Status == pki.StatusOK:
+		case info.Status == pki.StatusOK, info.Status == pki.StatusHeld:
 			continue
 		default:
 			reasons[t.ID] = info.Status
@@ -90,7 +90,11 @@ func Reissue(ctx context.Context, inv *pki.Inventory, o Options) (*Reissued, err
 	ro := RenewOptions{Options: o}
 	ro.LockHeld = true
 	if !caExpired.IsZero() {
-		if out.NewCA, err = ca.Create(s.CA, now); err != nil {
+		old, err := pki.LoadCA(inv.Paths)
+		if err != nil {
+			return nil, err
+		}
+		if out.NewCA, err = ca.CreateNext(s.CA, old, now); err != nil {
 			return nil, fmt.Errorf("create a new CA to replace the one that expired on %s: %w", caExpired.UTC().Format(time.RFC3339), err)
 		}
 		ro.NewCA = out.NewCA

@@ -91,8 +91,11 @@ func Renew(ctx context.Context, inv *pki.Inventory, targets []pki.Target, o Rene
 	if rp.oldCA != nil {
 		dir := rel(s.PKIDir, inv.Paths.CADir())
 		saved = append(saved,
-			atomicdir.File{Name: filepath.Join(dir, pki.CAFile), Data: rp.oldCA.cert, Mode: atomicdir.CertMode},
-			atomicdir.File{Name: filepath.Join(dir, pki.CAKeyFile), Data: rp.oldCA.key, Mode: atomicdir.CAKeyMode})
+			atomicdir.File{Name: filepath.Join(dir, pki.CAFile), Data: rp.oldCA.cert, Mode: atomicdir.CertMode})
+		for _, f := range rp.oldCA.keyFiles {
+			f.Name = filepath.Join(dir, f.Name)
+			saved = append(saved, f)
+		}
 	}
 	undoBackup := func() {}
 	if len(saved) > 0 {
@@ -108,7 +111,7 @@ func Renew(ctx context.Context, inv *pki.Inventory, targets []pki.Target, o Rene
 	}
 	var b atomicdir.Batch
 	for _, st := range rp.pl.stores {
-		if _, err = b.Update(st.st, st.files, checkPairs); err != nil {
+		if _, err = b.Update(st.st, st.files, checkStore); err != nil {
 			err = fmt.Errorf("renew in %s: %w", st.dir, err)
 			b.Abort()
 			break
@@ -127,6 +130,13 @@ func Renew(ctx context.Context, inv *pki.Inventory, targets []pki.Target, o Rene
 	for _, r := range out {
 		o.printf("[renew] %s: serial %s -> %s, valid until %s", r.Target.ID, pki.ShortSerial(r.OldSerial), pki.ShortSerial(r.NewSerial), r.NotAfter.Format(time.DateOnly))
 	}
+	if o.NewCA != nil {
+		// The new CA's token key takes the label the spec names; a run
+		// killed before this leaves it to the next CreateNext.
+		if err := ca.Settle(ca.InEffect(o.NewCA)); err != nil {
+			return out, err
+		}
+	}
 	return out, o.tighten(s)
 }
 
@@ -142,6 +152,14 @@ func (o RenewOptions) backupName(pkiDir string) (root, base string) {
 
 type oldPair struct{ cert, key []byte }
 
+// oldCAStore is the CA a recovery replaces, for the backup: its
+// certificate and its key file, or the ca.key.uri naming its token key by
+// its retired label.
+type oldCAStore struct {
+	cert     []byte
+	keyFiles []atomicdir.File
+}
+
 // renewPlan is what Renew writes, worked out without writing.
 type renewPlan struct {
 	authority *ca.CA
@@ -150,7 +168,7 @@ type renewPlan struct {
 	olds      map[string]oldPair
 	fresh     map[string]signed
 	// oldCA is the CA that NewCA replaces, for the backup.
-	oldCA *oldPair
+	oldCA *oldCAStore
 }
 
 // planRenew reads the pairs to replace and signs their successors. pre,
@@ -221,10 +239,25 @@ func planRenew(ctx context.Context, inv *pki.Inventory, targets []pki.Target, o 
 		// trust it: a crash in between leaves an expired CA with some
 		// leaves it did not sign, which the next recovery replaces again.
 		if oldCert, oldKey, err := pki.ReadPair(p.CADir(), pki.CAFile, pki.CAKeyFile); err == nil && oldCert != nil {
-			rp.oldCA = &oldPair{oldCert, oldKey}
+			rp.oldCA = &oldCAStore{oldCert, []atomicdir.File{{Name: pki.CAKeyFile, Data: oldKey, Mode: atomicdir.CAKeyMode}}}
+		} else if oldCert, uri, err := pki.ReadPair(p.CADir(), pki.CAFile, ca.KeyURIFile); err == nil && uri != nil {
+			// A token key is never deleted: it takes its retired label
+			// now (until the switch it is found by its public key) and
+			// the backup names it so.
+			old, err := pki.LoadCA(p)
+			if err != nil {
+				return nil, err
+			}
+			retired, err := ca.Retire(old)
+			if err != nil {
+				return nil, err
+			}
+			rp.oldCA = &oldCAStore{oldCert, retired.StoreFiles()}
 		}
 		rp.pl.add(p.CAStore(), atomicdir.File{Name: pki.CAFile, Data: o.NewCA.CertPEM, Mode: atomicdir.CertMode})
-		rp.pl.add(p.CAStore(), atomicdir.File{Name: pki.CAKeyFile, Data: o.NewCA.KeyPEM, Mode: atomicdir.CAKeyMode})
+		for _, f := range ca.InEffect(o.NewCA).StoreFiles() {
+			rp.pl.add(p.CAStore(), f)
+		}
 	}
 	if err := checkWritable(s.PKIDir, rp.pl); err != nil {
 		return nil, err

@@ -63,7 +63,7 @@ func (pl *plan) write(b *atomicdir.Batch, res *Result) error {
 		}
 	}
 	for _, st := range pl.stores {
-		if _, err := b.Update(st.st, st.files, checkPairs); err != nil {
+		if _, err := b.Update(st.st, st.files, checkStore); err != nil {
 			return fmt.Errorf("write %s: %w", st.dir, err)
 		}
 	}

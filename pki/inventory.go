@@ -32,6 +32,9 @@ type Target struct {
 	KeyName  string
 	// CADir is the store that carries this bundle's ca.crt.
 	CADir string
+	// Held is where adopt records the certificate when it is in use on
+	// its host without its key in the PKI (see InspectHeld).
+	Held string
 }
 
 // CertPath and KeyPath are where the pair can be read.
@@ -97,7 +100,7 @@ func New(s *cluster.Spec) *Inventory {
 			}
 			t := Target{ID: n.Name + "/" + k.Name, Kind: k, Owner: n.Name, OwnerNode: true, CommonName: n.Name,
 				Dir: p.NodeCertDir(n.Name), CertName: k.BaseName + CertExt, KeyName: k.BaseName + KeyExt,
-				CADir: b.CADir}
+				CADir: b.CADir, Held: p.HeldCert(n.Name + "/" + k.Name)}
 			if k.CommonName != "" {
 				t.CommonName = k.CommonName
 			}
@@ -129,6 +132,7 @@ func New(s *cluster.Spec) *Inventory {
 		t.Dir = p.ClientBundle(c.Name)
 		t.CertName, t.KeyName = base+CertExt, base+KeyExt
 		t.CADir = filepath.Join(t.Dir, "etcd")
+		t.Held = p.HeldCert(t.ID)
 		inv.Targets = append(inv.Targets, t)
 		inv.Bundles = append(inv.Bundles, Bundle{Owner: c.Name, Root: t.Dir, CADir: t.CADir, Targets: []string{t.ID}})
 	}

@@ -61,7 +61,18 @@ func LoadCAIfAny(p Paths) (*ca.CA, error) { return loadCAIn(p.CADir()) }
 func LoadNextCA(p Paths) (*ca.CA, error) { return loadCAIn(p.NextCADir()) }
 
 // loadCAIn loads the CA pair of a CA store, nil when neither file exists.
+// A store holding ca.key.uri instead of ca.key has its key in a PKCS#11
+// token: the certificate and the URI are read from one version, and the
+// token is opened and its key matched to the certificate.
 func loadCAIn(dir string) (*ca.CA, error) {
+	certPEM, uriData, err := ReadPair(dir, CAFile, ca.KeyURIFile)
+	if err == nil && uriData != nil {
+		certPath := filepath.Join(dir, CAFile)
+		if err := certsOnly(certPath, certPEM); err != nil {
+			return nil, err
+		}
+		return ca.ParseStore(certPEM, nil, uriData, certPath, filepath.Join(dir, CAKeyFile), filepath.Join(dir, ca.KeyURIFile))
+	}
 	certPEM, keyPEM, err := ReadPair(dir, CAFile, CAKeyFile)
 	if err != nil || certPEM == nil {
 		return nil, err

@@ -47,6 +47,9 @@ type CertInfo struct {
 	Status          string `json:"status"`
 	Reason          string `json:"reason,omitempty"`
 	Path            string `json:"path"`
+	// Key says where a CA's private key is ("file PATH", or "pkcs11:
+	// token etcd, object etcd-ca"); empty for leaves.
+	Key string `json:"key,omitempty"`
 	// Target is the catalogue entry; nil for the CA itself.
 	Target *Target           `json:"-"`
 	Cert   *x509.Certificate `json:"-"`
@@ -64,7 +67,7 @@ func List(inv *Inventory, renewBefore time.Duration, now time.Time) ([]CertInfo,
 		return nil, err
 	}
 	authority := rot.Old
-	caInfo := CertInfo{Name: "etcd-ca", CA: "-", Path: p.CACert(), Status: StatusOK, Cert: authority.Cert}
+	caInfo := CertInfo{Name: "etcd-ca", CA: "-", Path: p.CACert(), Status: StatusOK, Cert: authority.Cert, Key: authority.KeyWhere(p.CAKey())}
 	fill(&caInfo, authority.Cert, now)
 	if now.After(authority.Cert.NotAfter) {
 		caInfo.Status, caInfo.Reason = StatusExpired, "CA expired"
@@ -78,7 +81,8 @@ func List(inv *Inventory, renewBefore time.Duration, now time.Time) ([]CertInfo,
 	if rot.InProgress() {
 		caInfo.Reason = rot.Note() + ": being replaced"
 		out[0] = caInfo
-		next := CertInfo{Name: "etcd-ca (next)", CA: "-", Path: p.NextCACert(), Status: StatusOK, Cert: rot.Next.Cert, Reason: rot.Note()}
+		next := CertInfo{Name: "etcd-ca (next)", CA: "-", Path: p.NextCACert(), Status: StatusOK, Cert: rot.Next.Cert, Reason: rot.Note(),
+			Key: rot.Next.KeyWhere(filepath.Join(p.NextCADir(), ca.KeyFile))}
 		fill(&next, rot.Next.Cert, now)
 		out = append(out, next)
 	}
@@ -111,6 +115,9 @@ func inspectIn(inv *Inventory, t Target, rot *CARotation, renewBefore time.Durat
 		authority, signer = rot.Next, "next"
 	}
 	info, _ := InspectPair(t, authority, certPEM, keyPEM, err, renewBefore, now)
+	if h, ok := InspectHeld(t, authority, renewBefore, now); ok && info.Status == StatusMissing {
+		info = h
+	}
 	if signer == "next" {
 		info.CA += " (next)"
 	}
@@ -141,6 +148,9 @@ func inspectIn(inv *Inventory, t Target, rot *CARotation, renewBefore time.Durat
 func Inspect(t Target, authority *ca.CA, renewBefore time.Duration, now time.Time) CertInfo {
 	certPEM, keyPEM, err := ReadTargetPair(t)
 	info, _ := InspectPair(t, authority, certPEM, keyPEM, err, renewBefore, now)
+	if h, ok := InspectHeld(t, authority, renewBefore, now); ok && info.Status == StatusMissing {
+		info = h
+	}
 	if info.Status == StatusInvalid || info.Status == StatusMissing {
 		return info
 	}

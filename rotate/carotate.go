@@ -293,14 +293,12 @@ func (cr *caRun) prepare() (bool, error) {
 			certx.KeyDescription(cr.rot.Next.Cert.PublicKey), pki.ShortSerial(certx.Serial(cr.rot.Next.Cert)), cr.paths.NextCADir())
 		return true, nil
 	}
-	next, err := ca.Create(cr.o.Spec.CA, cr.r.o.Now())
+	next, err := ca.CreateNext(cr.o.Spec.CA, cr.rot.Old, cr.r.o.Now())
 	if err != nil {
 		return false, err
 	}
-	if _, err := atomicdir.Update(cr.paths.NextCAStore(), []atomicdir.File{
-		{Name: pki.CAFile, Data: next.CertPEM, Mode: atomicdir.CertMode},
-		{Name: pki.CAKeyFile, Data: next.KeyPEM, Mode: atomicdir.CAKeyMode},
-	}, checkCAFiles); err != nil {
+	files := append([]atomicdir.File{{Name: pki.CAFile, Data: next.CertPEM, Mode: atomicdir.CertMode}}, next.StoreFiles()...)
+	if _, err := atomicdir.Update(cr.paths.NextCAStore(), files, checkCAFiles); err != nil {
 		return false, fmt.Errorf("prepare: write the next CA: %w", err)
 	}
 	cr.rot.Next, cr.rot.Stage = next, pki.CAStagePrepare
@@ -314,9 +312,9 @@ func (cr *caRun) prepare() (bool, error) {
 }
 
 // checkCAFiles vetoes a CA store whose certificate and key do not belong
-// together.
+// together (for a token key: whose token holds no key for it).
 func checkCAFiles(files map[string][]byte) error {
-	_, err := ca.Parse(files[pki.CAFile], files[pki.CAKeyFile], "CA store")
+	_, err := ca.ParseStore(files[pki.CAFile], files[ca.KeyFile], files[ca.KeyURIFile], "CA store", "CA store: CA key", "CA store: CA key URI")
 	return err
 }
 

@@ -32,6 +32,9 @@ func (cr *caRun) reissue(ctx context.Context, sr *CAStageResult) (bool, error) {
 	if err := cr.reissueLeaves(ctx); err != nil {
 		return false, err
 	}
+	if err := cr.resignCRL(ctx, stage); err != nil {
+		return false, err
+	}
 	cr.rot.Stage = stage
 	p, err := cr.memberPlan(stage)
 	if err != nil {

@@ -1,8 +1,10 @@
 package rotate
 
 import (
+	"context"
 	"fmt"
 
+	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/internal/certx"
 	"github.com/etcdpki/etcdpki/issue"
@@ -18,25 +20,43 @@ import (
 // removed, so the old key is out of the active PKI, once a verified backup
 // of it exists; (4) PKI/etcd-next is
 // removed. A re-run after (2) finds PKI/etcd equal to PKI/etcd-next and
-// does (3) and (4) only.
+// does (3) and (4) only. A token key is never deleted: before (2) the old
+// key takes its retired label (the backup's ca.key.uri names it), and
+// after (2) the new key takes the spec's label; both are found by their
+// public keys whatever their labels, so a crash between any two of these
+// steps is finished by the next run.
 func (cr *caRun) retire() error {
 	old, next := cr.rot.Old, cr.rot.Next
 	caDir := cr.paths.CADir()
 	if !old.Cert.Equal(next.Cert) {
-		backup, _, err := issue.WriteBackup(cr.paths.Backups(), "ca-"+certx.Serial(old.Cert), []atomicdir.File{
+		// A token key is relabelled, never deleted: the backup names it
+		// by its retired label.
+		retired, err := ca.Retire(old)
+		if err != nil {
+			return fmt.Errorf("finish: %w", err)
+		}
+		backup, _, err := issue.WriteBackup(cr.paths.Backups(), "ca-"+certx.Serial(old.Cert), append([]atomicdir.File{
 			{Name: pki.CAFile, Data: old.CertPEM, Mode: atomicdir.CertMode},
-			{Name: pki.CAKeyFile, Data: old.KeyPEM, Mode: atomicdir.CAKeyMode},
-		}, true)
+		}, retired.StoreFiles()...), true)
 		if err != nil {
 			return fmt.Errorf("finish: back up the old CA: %w", err)
 		}
-		if _, err := atomicdir.Update(cr.paths.CAStore(), []atomicdir.File{
+		next = ca.InEffect(next)
+		if _, err := atomicdir.Update(cr.paths.CAStore(), append([]atomicdir.File{
 			{Name: pki.CAFile, Data: next.CertPEM, Mode: atomicdir.CertMode},
-			{Name: pki.CAKeyFile, Data: next.KeyPEM, Mode: atomicdir.CAKeyMode},
-		}, checkCAFiles); err != nil {
+		}, next.StoreFiles()...), checkCAFiles); err != nil {
 			return fmt.Errorf("finish: switch %s to the new CA: %w", caDir, err)
 		}
-		cr.log("finish: the old CA (serial %s) is in %s (key 0400); %s is the new CA (serial %s)", pki.ShortSerial(certx.Serial(old.Cert)), backup, caDir, pki.ShortSerial(certx.Serial(next.Cert)))
+		keyNote := "key 0400"
+		if retired.InToken() {
+			keyNote = "its key stays in the token as " + retired.Token.Object
+		}
+		cr.log("finish: the old CA (serial %s) is in %s (%s); %s is the new CA (serial %s)", pki.ShortSerial(certx.Serial(old.Cert)), backup, keyNote, caDir, pki.ShortSerial(certx.Serial(next.Cert)))
+	}
+	// The new CA's token key takes the label the spec names (a re-run
+	// after the switch finds it here, next loaded from PKI/etcd).
+	if err := ca.Settle(ca.InEffect(next)); err != nil {
+		return fmt.Errorf("finish: %w", err)
 	}
 	// A re-run after the switch no longer knows the old CA from the
 	// rotation: it is in the version being dropped. Back up whatever key
@@ -47,6 +67,9 @@ func (cr *caRun) retire() error {
 	}
 	if err := atomicdir.DropOld(caDir); err != nil {
 		return fmt.Errorf("finish: remove the old CA key from %s: %w", caDir, err)
+	}
+	if err := cr.resignCRL(context.Background(), pki.CAStageFinish); err != nil {
+		return err
 	}
 	if err := atomicdir.RemoveAll(cr.paths.NextCADir()); err != nil {
 		return fmt.Errorf("finish: %w", err)

@@ -25,6 +25,7 @@ import (
 	"github.com/etcdpki/etcdpki/internal/certx"
 	"github.com/etcdpki/etcdpki/internal/probe"
 	"github.com/etcdpki/etcdpki/internal/testharness/etcdtest"
+	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
 	"github.com/etcdpki/etcdpki/rotate"
 	"github.com/etcdpki/etcdpki/verify"
@@ -56,7 +57,9 @@ func caChild(specPath string) int {
 // killed once in each stage.
 func TestCARotate(t *testing.T) {
 	restarts := filepath.Join(t.TempDir(), "apiserver-restarts")
-	c := etcdtest.Start(t, etcdtest.Options{Edit: func(f *etcdtest.SpecFile) {
+	// Members run from etcd.env, so the CRL (and a revocation made before
+	// the rotation) is enforced throughout, and verify checks it.
+	c := etcdtest.Start(t, etcdtest.Options{FromEnv: true, Edit: func(f *etcdtest.SpecFile) {
 		f.Certs.Validity = "2h"
 		// kube-apiserver reads its --etcd-cafile only at start: its
 		// restart template is what the rotation runs for it.
@@ -172,6 +175,10 @@ func testCAStagesUnderLoad(t *testing.T, c *etcdtest.Cluster, restarts string) {
 		t.Fatal(err)
 	}
 	before := bundleCAs(t, s)
+	// A revocation made before the rotation must survive it.
+	if _, err := issue.RevokeSerials(ctx, pki.New(s), []pki.Revoked{{Serial: "c0ffee", Reason: "keyCompromise", When: time.Now()}}, issue.Options{}); err != nil {
+		t.Fatal(err)
+	}
 
 	var dry bytes.Buffer
 	if _, err := rotate.RunCA(ctx, rotate.CAOptions{Spec: s, DryRun: true, Out: &dry}); err != nil {
@@ -399,6 +406,24 @@ func testCAStagesUnderLoad(t *testing.T, c *etcdtest.Cluster, restarts string) {
 	t.Logf("FIGURES ca rotate: total %s; trust-both %s, reissue %s, finish %s",
 		time.Since(start).Round(time.Millisecond), trust.Took.Round(time.Millisecond), reissueTook.Round(time.Millisecond), fin.Took.Round(time.Millisecond))
 	checkHealthyWith(t, c)
+	newCA, err := pki.LoadCA(pki.Paths{PKI: s.PKIDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	crl, err := pki.ReadCRL(c.Paths.CRL())
+	switch {
+	case err != nil:
+		t.Errorf("CRL after finish: %v", err)
+	case !crl.Has("c0ffee"):
+		t.Error("the revocation made before the CA rotation is gone from the CRL")
+	case crl.List.CheckSignatureFrom(newCA.Cert) != nil:
+		t.Error("the CRL is not signed by the new CA after finish")
+	}
+	for _, n := range s.Nodes {
+		if got, want := readFile(t, c.Paths.NodeCRL(n.Name)), readFile(t, c.Paths.CRL()); got != want {
+			t.Errorf("%s's CRL differs from the CA's after finish", n.Name)
+		}
+	}
 	// Run again: the rotation is over, and nothing starts without --new.
 	again := pids(c)
 	var out bytes.Buffer

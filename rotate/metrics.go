@@ -31,6 +31,11 @@ func writeMetrics(path string, inv *pki.Inventory, st *State, ok bool, now time.
 	}
 	for _, t := range inv.Targets {
 		c, err := readCert(t.CertPath())
+		if err != nil && pki.Held(t) {
+			// In use on its host with no pair here (adopt): its expiry
+			// matters all the same.
+			c, err = readCert(t.Held)
+		}
 		if err != nil {
 			continue
 		}
@@ -49,6 +54,7 @@ func writeMetrics(path string, inv *pki.Inventory, st *State, ok bool, now time.
 		fmt.Fprintf(&b, "etcdpki_ca_due{cluster=%q,cert=%q} %d\n", s.Name, "etcd-ca", due)
 	}
 	writeExpired(&b, inv, now)
+	writeCRLMetrics(&b, inv, now)
 	b.WriteString("# HELP etcdpki_rotate_last_success_timestamp_seconds When a rotation last ended with everything in effect (Unix time).\n")
 	b.WriteString("# TYPE etcdpki_rotate_last_success_timestamp_seconds gauge\n")
 	last := int64(0)

@@ -202,6 +202,9 @@ func (p *Plan) classify(inv *pki.Inventory, st *State, caRotation bool) (classif
 				// (pair, chain and SANs: Inspect said ok).
 				cl.changed[t.ID] = true
 			}
+		case pki.StatusHeld:
+			// In use on its host with a key etcdpki never had, and not
+			// due: nothing to do until it is.
 		case pki.StatusInvalid:
 			invalid = append(invalid, fmt.Sprintf("%s (%s): %s", t.ID, info.Path, info.Reason))
 			fix = append(fix, t.ID)
@@ -298,6 +301,9 @@ func (p *Plan) startChanges(inv *pki.Inventory, st *State) error {
 		}
 		if prev.Config != cur.Config {
 			changes = append(changes, reasonConfig)
+		}
+		if prev.Env != cur.Env {
+			changes = append(changes, reasonEnv)
 		}
 		if len(changes) > 0 {
 			p.nodeFor(n).StartChanges = changes

@@ -122,6 +122,9 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 
 func (r *runner) rotate(ctx context.Context, res *Result) error {
 	now := r.o.Now()
+	if err := r.keepCRL(ctx); err != nil {
+		return err
+	}
 	p, err := makePlan(r.inv, r.st, r.o.RenewBefore, now)
 	if err != nil {
 		return err

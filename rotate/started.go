@@ -45,7 +45,30 @@ func startedNow(paths pki.Paths, n cluster.Node) (st Started, ok bool, err error
 	default:
 		st.Config = configDigest(cfg)
 	}
+	env, err := regular.ReadFile(paths.NodeEnv(n.Name))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return Started{}, false, fmt.Errorf("node %s: read its etcd.env: %w", n.Name, err)
+	default:
+		st.Env = envDigest(env)
+	}
 	return st, true, nil
+}
+
+// envDigest digests etcd.env as configDigest does etcd.conf.yml: without
+// comments and the ETCD_INITIAL_* variables, which a running member
+// ignores.
+func envDigest(data []byte) string {
+	var keep []string
+	for _, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") || strings.HasPrefix(line, "ETCD_INITIAL_") {
+			continue
+		}
+		keep = append(keep, line)
+	}
+	return digest([]byte(strings.Join(keep, "\n")))
 }
 
 // configDigest digests what a running member's etcd.conf.yml means: the

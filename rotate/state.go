@@ -49,6 +49,12 @@ type State struct {
 	// CA is the CA rotation in progress (etcdpki ca rotate): the proofs
 	// of its stages, so that a resumed run restarts no member twice.
 	CA *CAJournal `json:"caRotation,omitempty"`
+	// Revoke is the revocation in progress (etcdpki certs revoke), so
+	// that a run killed at any step is finished by the next one.
+	Revoke *RevokeJournal `json:"revoke,omitempty"`
+	// Replaced maps a certificate ID to the serial that replaced it when
+	// it was last revoked: revoking it again changes nothing.
+	Replaced map[string]string `json:"revokedAndReplacedBy,omitempty"`
 	// LastSuccess is when a run last ended with everything in effect.
 	LastSuccess time.Time `json:"lastSuccess,omitzero"`
 	// LastRun is when a run last ended, successful or not.
@@ -100,6 +106,9 @@ type Started struct {
 	// which etcd reads only to bootstrap an empty data directory (see
 	// configDigest); "" when the bundle has no config file.
 	Config string `json:"configSHA256,omitempty"`
+	// Env is the digest of etcd.env without its ETCD_INITIAL_* lines;
+	// "" when the bundle has none (or the journal predates it).
+	Env string `json:"envSHA256,omitempty"`
 }
 
 // Proof is what fresh TLS handshakes showed for one member after its

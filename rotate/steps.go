@@ -98,6 +98,11 @@ func (r *runner) deployNodes(ctx context.Context, nodes []*NodePlan) error {
 		if err := ctx.Err(); err != nil {
 			return &InterruptedError{Step: "deploying to " + np.Node.Name}
 		}
+		// The CRL its etcd.env names is parsed back before it leaves:
+		// a member that cannot read it refuses every connection.
+		if prob := r.inv.Paths.BundleCRLProblem(np.Node.Name); prob != "" {
+			return &MemberError{Member: np.Node.Name, Err: fmt.Errorf("not deployed: %s", prob)}
+		}
 		t0 := time.Now()
 		if err := runCommand(context.WithoutCancel(ctx), "deploy to node "+np.Node.Name, np.DeployCmd, r.o.CommandTimeout); err != nil {
 			return &MemberError{Member: np.Node.Name, Err: err}

@@ -30,6 +30,10 @@ type Options struct {
 	// Manifest is a kube-apiserver static Pod manifest whose --etcd-*
 	// flags are checked, so the operator tests exactly what it will use.
 	Manifest string
+	// ManifestsDir is a directory of static Pod manifests (kubeadm's
+	// /etc/kubernetes/manifests): the whole control plane is checked,
+	// and its kube-apiserver manifest stands in for Manifest.
+	ManifestsDir string
 	// Endpoints, CAFile, CertFile and KeyFile are kube-apiserver's
 	// --etcd-servers, --etcd-cafile, --etcd-certfile and --etcd-keyfile.
 	Endpoints []string
@@ -67,9 +71,11 @@ type Inputs struct {
 	// --spec.
 	inv *pki.Inventory
 	// specOnly: the spec supplied the endpoints and all three files.
-	specOnly    bool
-	renewBefore time.Duration
-	timeout     time.Duration
+	specOnly bool
+	// manifestChecks are --manifests-dir's checks of the control plane.
+	manifestChecks []Check
+	renewBefore    time.Duration
+	timeout        time.Duration
 }
 
 // resolve turns options into the values to check, or a *input.Error.
@@ -90,6 +96,16 @@ func resolve(o Options) (*Inputs, error) {
 		in.Endpoints, in.Sources["endpoints"] = splitList(o.Endpoints), "flag"
 	}
 
+	if o.ManifestsDir != "" {
+		md, err := scanManifests(o.ManifestsDir)
+		if err != nil {
+			return nil, err
+		}
+		in.manifestChecks = md.checks
+		if o.Manifest == "" {
+			o.Manifest = md.apiserver
+		}
+	}
 	if o.Manifest != "" {
 		m, err := ReadManifest(o.Manifest)
 		if err != nil {

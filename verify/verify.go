@@ -87,7 +87,7 @@ func Evaluate(ctx context.Context, o Options) (*Report, error) {
 	}
 	rep := &Report{Inputs: in}
 	checks, tlsCfg := localChecks(in, now)
-	rep.Checks = checks
+	rep.Checks = append(in.manifestChecks, checks...)
 	if tlsCfg == nil {
 		for _, ep := range in.Endpoints {
 			rep.Checks = append(rep.Checks, Check{Name: CheckTCP, Target: ep, Status: Skip,
@@ -104,12 +104,17 @@ func Evaluate(ctx context.Context, o Options) (*Report, error) {
 	// named with what it means for the cluster now and the command that
 	// fixes it (see ExpiredState).
 	if in.inv != nil {
+		rep.Checks = append(rep.Checks, caKeyCheck(in.inv.Paths))
 		rep.Checks = append(rep.Checks, colocatedChecks(in.inv)...)
+		rep.Checks = append(rep.Checks, peerChecks(ctx, in.inv, in.timeout, in.renewBefore, now)...)
 		if infos, err := pki.List(in.inv, 0, now); err == nil {
 			if rep.Expired = ExpiredState(ctx, in.inv, infos, in.timeout); rep.Expired != nil {
 				rep.Checks = append(rep.Checks, rep.Expired.check())
 			}
 		}
+	}
+	if in.inv != nil {
+		rep.Checks = append(rep.Checks, crlChecks(ctx, in.inv, rep.Cluster, in.timeout, now)...)
 	}
 	if o.Strict {
 		strict(rep.Checks)

@@ -58,6 +58,7 @@ func certsCommand() *cli.Command {
 				),
 				Action: certsRenew,
 			},
+			certsRevokeCommand(),
 		},
 	}
 }
@@ -75,6 +76,9 @@ func certsList(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	// The CRL's rows, and an error (exit 1, after the listing) when a
+	// bundle's config names a CRL its member could not read.
+	infos, crlErr := pki.WithCRL(inv, infos, time.Now())
 	// An expired certificate is named with the cluster's state and the
 	// command that fixes it, which takes a probe of the cluster: made only
 	// then, bounded by listProbeTimeout.
@@ -89,7 +93,10 @@ func certsList(c *cli.Context) error {
 	case "json":
 		enc := json.NewEncoder(c.App.Writer)
 		enc.SetIndent("", "  ")
-		return enc.Encode(infos)
+		if err := enc.Encode(infos); err != nil {
+			return err
+		}
+		return crlErr
 	case "table":
 	default:
 		return input.Errorf("--output %q: use table or json", c.String("output"))
@@ -116,7 +123,16 @@ func certsList(c *cli.Context) error {
 		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", i.Name, orDash(i.Subject), sans, exp, orDash(i.Residual), i.CA, status)
 	}
-	return w.Flush()
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	// Where the CA key is: a file on this host, or a token object.
+	for _, i := range infos {
+		if i.Key != "" {
+			fmt.Fprintf(c.App.Writer, "\n%s key: %s\n", i.Name, i.Key)
+		}
+	}
+	return crlErr
 }
 
 // listProbeTimeout bounds certs list's probe of each member when a

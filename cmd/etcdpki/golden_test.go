@@ -93,6 +93,10 @@ func describeTree(t *testing.T, root string) string {
 
 func describeFile(t *testing.T, data []byte, root string) string {
 	t.Helper()
+	if l, err := x509.ParseRevocationList(data); err == nil {
+		return fmt.Sprintf(" crl issuer=%s number=%v revoked=%d validity=%s\n", l.Issuer.CommonName, l.Number, len(l.RevokedCertificateEntries),
+			l.NextUpdate.Sub(l.ThisUpdate).Round(60*60*1e9))
+	}
 	blk, _ := pem.Decode(data)
 	switch {
 	case blk == nil:
@@ -131,8 +135,10 @@ func normaliseList(t *testing.T, data []byte, dir string) string {
 				r[k] = "X"
 			}
 		}
-		if p, ok := r["path"].(string); ok {
-			r["path"] = strings.Replace(p, dir, "$DIR", 1)
+		for _, k := range []string{"path", "key"} {
+			if p, ok := r[k].(string); ok {
+				r[k] = strings.Replace(p, dir, "$DIR", 1)
+			}
 		}
 	}
 	keys := func(m map[string]any) []string {

@@ -5,6 +5,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
 )
@@ -17,8 +18,10 @@ func initCommand() *cli.Command {
 Everything is checked before anything is written: bad input exits 2 and changes nothing.
 
    etcdpki init --spec examples/three-node.yaml
-   etcdpki init --dir pki --node etcd-node-1=10.0.0.11 --node etcd-node-2=10.0.0.12,etcd-node-2.example.internal`,
-		Flags: append(specFlags(), nodeFlags()...),
+   etcdpki init --dir pki --node etcd-node-1=10.0.0.11 --node etcd-node-2=10.0.0.12,etcd-node-2.example.internal
+   etcdpki init --spec cluster.yaml --ca-key 'pkcs11:token=etcd;object=etcd-ca?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/etc/etcdpki/pin'`,
+		Flags: append(append(specFlags(), nodeFlags()...),
+			&cli.StringFlag{Name: "ca-key", Usage: "the CA key in a PKCS#11 token: a pkcs11: `URI` (RFC 7512; PIN from its pin-source file or $" + cluster.PINEnv + "), overriding the spec's ca.key; default the file PKI/etcd/ca.key"}),
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c); err != nil {
 				return err

@@ -73,6 +73,7 @@ func loadSpec(c *cli.Context, needNodes bool) (*cluster.Spec, error) {
 	var nodes []string
 	if c.Command.HasName("init") {
 		nodes = c.StringSlice("node")
+		o.CAKey = c.String("ca-key")
 	}
 	if path != "" && len(nodes) > 0 {
 		return nil, input.Errorf("give either --spec or --node, not both")
@@ -107,6 +108,9 @@ func loadSpec(c *cli.Context, needNodes bool) (*cluster.Spec, error) {
 // that every later command given --dir finds the cluster there.
 func flagsSpec(c *cli.Context, s *cluster.Spec) ([]byte, error) {
 	f := cluster.File{Name: s.Name, PKIDir: "."}
+	if s.CA.Token != nil {
+		f.CA.Key = s.CA.Token.String()
+	}
 	for _, n := range s.Nodes {
 		fn := cluster.FileNode{Name: n.Name, DNS: n.DNSNames}
 		for _, ip := range n.IPs {
@@ -127,6 +131,9 @@ func flagsSpec(c *cli.Context, s *cluster.Spec) ([]byte, error) {
 	}
 	for _, v := range c.StringSlice("node") {
 		cmd += " --node " + v
+	}
+	if s.CA.Token != nil {
+		cmd += " --ca-key '" + s.CA.Token.String() + "'"
 	}
 	head := "# Written by etcdpki init from flags:\n#   " + strings.ReplaceAll(cmd, "\n", " ") +
 		"\n# Commands given --dir and no --spec read this file; pkiDir is this directory.\n"

@@ -21,16 +21,18 @@ then that the endpoints agree on one cluster, one leader and one member list. Ev
 ok, warn or fail with a one-line reason.
 
 Inputs, first one wins per value: explicit flags (kube-apiserver's own names work too), then
---apiserver-manifest, then --spec (./etcdpki.yaml if present and nothing else is given).
+--apiserver-manifest (or --manifests-dir), then --spec (./etcdpki.yaml if present and nothing else is given).
 
    etcdpki verify --spec etcdpki.yaml
    etcdpki verify --apiserver-manifest /etc/kubernetes/manifests/kube-apiserver.yaml
+   etcdpki verify --manifests-dir /etc/kubernetes/manifests
    etcdpki verify --etcd-servers=https://10.0.0.11:2379 --etcd-cafile=ca.crt \
        --etcd-certfile=apiserver-etcd-client.crt --etcd-keyfile=apiserver-etcd-client.key
 
 Exit codes: 0 all checks ok (warnings allowed unless --strict), 1 a check failed, 2 usage or input error.`,
 		Flags: append(specFlags(),
 			&cli.StringFlag{Name: "apiserver-manifest", Usage: "read --etcd-* flags from a kube-apiserver static Pod manifest `FILE`"},
+			&cli.StringFlag{Name: "manifests-dir", Usage: "check the whole control plane's static Pod manifests in `DIR` (/etc/kubernetes/manifests): its kube-apiserver manifest as --apiserver-manifest, no --etcd-* flag elsewhere, no stacked etcd left beside an external one"},
 			&cli.StringSliceFlag{Name: "endpoints", Aliases: []string{"etcd-servers"}, Usage: "etcd client `URLS` (https://host:port, comma-separated or repeated)"},
 			&cli.StringFlag{Name: "cacert", Aliases: []string{"etcd-cafile"}, Usage: "CA certificate `FILE` that signs the etcd servers"},
 			&cli.StringFlag{Name: "cert", Aliases: []string{"etcd-certfile"}, Usage: "client certificate `FILE`"},
@@ -58,16 +60,17 @@ Exit codes: 0 all checks ok (warnings allowed unless --strict), 1 a check failed
 // verifyOptions turns the flags into verify.Options.
 func verifyOptions(c *cli.Context) (verify.Options, error) {
 	o := verify.Options{
-		SpecFile:   c.String("spec"),
-		PKIDir:     c.String("dir"),
-		Manifest:   c.String("apiserver-manifest"),
-		Endpoints:  c.StringSlice("endpoints"),
-		CAFile:     c.String("cacert"),
-		CertFile:   c.String("cert"),
-		KeyFile:    c.String("key"),
-		Timeout:    c.Duration("timeout"),
-		Strict:     c.Bool("strict"),
-		PrintFlags: c.Bool("print-flags"),
+		SpecFile:     c.String("spec"),
+		PKIDir:       c.String("dir"),
+		Manifest:     c.String("apiserver-manifest"),
+		ManifestsDir: c.String("manifests-dir"),
+		Endpoints:    c.StringSlice("endpoints"),
+		CAFile:       c.String("cacert"),
+		CertFile:     c.String("cert"),
+		KeyFile:      c.String("key"),
+		Timeout:      c.Duration("timeout"),
+		Strict:       c.Bool("strict"),
+		PrintFlags:   c.Bool("print-flags"),
 	}
 	switch c.String("output") {
 	case "table":
@@ -83,7 +86,7 @@ func verifyOptions(c *cli.Context) (verify.Options, error) {
 		}
 		o.RenewBefore = d
 	}
-	nothing := o.SpecFile == "" && o.Manifest == "" && len(o.Endpoints) == 0 && o.CAFile == "" && o.CertFile == "" && o.KeyFile == ""
+	nothing := o.SpecFile == "" && o.Manifest == "" && o.ManifestsDir == "" && len(o.Endpoints) == 0 && o.CAFile == "" && o.CertFile == "" && o.KeyFile == ""
 	if nothing {
 		var err error
 		if o.SpecFile, err = pkiSpecIfPresent(o.PKIDir); err != nil {

@@ -45,6 +45,11 @@ type Options struct {
 	// 90 seconds, generous because several packages' clusters may elect
 	// leaders at once on a small CI machine under -race.
 	ReadyTimeout time.Duration
+	// FromEnv starts each member from the etcd.env beside its
+	// etcd.conf.yml (ETCD_* variables, no --config-file), as a member
+	// that enforces the CRL is run: etcd reads CRL files from flags and
+	// variables only.
+	FromEnv bool
 }
 
 // Cluster is a set of real etcd processes running from a PKI directory

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -16,6 +17,8 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/etcdpki/etcdpki/pki"
 )
 
 // StopTimeout bounds a graceful stop. etcd hands leadership away and
@@ -60,9 +63,27 @@ func (m *Member) Start() error {
 	}
 	cmd := exec.Command(m.c.etcdBin, "--config-file", m.ConfigFile)
 	cmd.Env = etcdEnv()
+	how := " --config-file " + m.ConfigFile
+	if m.c.opts.FromEnv {
+		envFile := filepath.Join(filepath.Dir(m.ConfigFile), pki.EnvFile)
+		data, err := os.ReadFile(envFile)
+		if err != nil {
+			return fmt.Errorf("start member %s: %w", m.Name, err)
+		}
+		vars, err := pki.ParseEnv(data)
+		if err != nil {
+			return fmt.Errorf("start member %s: %s: %w", m.Name, envFile, err)
+		}
+		cmd = exec.Command(m.c.etcdBin)
+		cmd.Env = etcdEnv()
+		for k, v := range vars {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+		how = " with the variables of " + envFile
+	}
 	cmd.Stdout = &m.log
 	cmd.Stderr = &m.log
-	m.log.mark("start " + m.c.etcdBin + " --config-file " + m.ConfigFile)
+	m.log.mark("start " + m.c.etcdBin + how)
 	if err := startProcess(cmd); err != nil {
 		return fmt.Errorf("start member %s: %w", m.Name, err)
 	}

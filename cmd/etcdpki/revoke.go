@@ -1,0 +1,78 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/etcdpki/etcdpki/internal/input"
+	"github.com/etcdpki/etcdpki/pki"
+	"github.com/etcdpki/etcdpki/rotate"
+)
+
+func certsRevokeCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "revoke",
+		Usage:     "revoke certificates: replace one in use, publish its serial in the CRL, prove every member refuses it",
+		ArgsUsage: "[TARGET...]",
+		Description: "TARGET names certificates as in certs renew (NODE/etcd-peer, apiserver-etcd-client,\n" +
+			"etcd-admin, or NODE for all of a node's). Each is renewed (new key), deployed and proven in\n" +
+			"effect, and only then is its old serial published in the CRL (PKI/etcd/crl.der and every node\n" +
+			"bundle's etcd/crl.der); fresh handshakes presenting the revoked certificate then show every\n" +
+			"member refusing it on its client and peer port. No member restarts: etcd reads its CRL on every\n" +
+			"accepted connection. Members must run from etcd.env (etcd ignores CRLs in --config-file).\n\n" +
+			"--serial revokes a serial no longer in use that this CA issued (found in PKI/backup, PKI/issued\n" +
+			"or a bundle); --force revokes one that cannot be tied to the CA.\n\n" +
+			"Reasons: " + pki.ReasonNames() + ".\n" +
+			"Exit codes: 0 revoked and proven (or nothing to do), 1 a step failed (run it again to resume), 2 bad input.",
+		Flags: append(specFlags(),
+			&cli.StringFlag{Name: "reason", Value: "unspecified", Usage: "RFC 5280 reason: " + pki.ReasonNames()},
+			&cli.StringSliceFlag{Name: "serial", Usage: "a serial (hex) to revoke that is no longer in use; repeatable"},
+			&cli.BoolFlag{Name: "force", Usage: "revoke a --serial not tied to this CA, or a TARGET whose certificate replaced one revoked before"},
+			&cli.DurationFlag{Name: "command-timeout", Value: rotate.DefaultCommandTimeout, Usage: "bound on one deploy command"},
+		),
+		Action: certsRevoke,
+	}
+}
+
+func certsRevoke(c *cli.Context) error {
+	if err := checkArgs(c); err != nil {
+		return err
+	}
+	if _, ok := pki.Reasons[c.String("reason")]; !ok {
+		return input.Errorf("certs revoke: --reason %q: use one of %s", c.String("reason"), pki.ReasonNames())
+	}
+	serials := c.StringSlice("serial")
+	switch {
+	case len(serials) > 0 && c.Args().Len() > 0:
+		return input.Errorf("certs revoke: give TARGETs or --serial, not both")
+	case len(serials) == 0 && c.Args().Len() == 0:
+		return input.Errorf("certs revoke: name the certificates to revoke, or give --serial")
+	}
+	if c.Duration("command-timeout") <= 0 {
+		return input.Errorf("certs revoke: --command-timeout must be positive")
+	}
+	s, err := loadSpec(c, true)
+	if err != nil {
+		return err
+	}
+	var picked []pki.Target
+	if c.Args().Len() > 0 {
+		var missing []string
+		picked, missing = pki.Select(pki.New(s).Targets, c.Args().Slice())
+		if len(missing) > 0 {
+			return input.Errorf("certs revoke: unknown certificate %q (see etcdpki certs list)", missing[0])
+		}
+	}
+	res, err := rotate.Revoke(c.Context, rotate.RevokeOptions{
+		Spec: s, Targets: picked, Serials: serials, Reason: c.String("reason"), Force: c.Bool("force"),
+		Out: c.App.Writer, CommandTimeout: c.Duration("command-timeout"),
+	})
+	if err != nil {
+		return err
+	}
+	if res.Unchanged {
+		fmt.Fprintln(c.App.Writer, "nothing changed")
+	}
+	return nil
+}

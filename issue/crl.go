@@ -1,0 +1,231 @@
+package issue
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/big"
+	"os"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/etcdpki/etcdpki/ca"
+	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/atomicdir"
+	"github.com/etcdpki/etcdpki/internal/input"
+	"github.com/etcdpki/etcdpki/pki"
+)
+
+// checkStore is the last check before a store switches: its pairs match
+// (checkPairs) and a crl.der in it parses as etcd parses it. A CRL etcd
+// cannot parse makes it refuse every new connection, so no such file is
+// ever put in effect.
+func checkStore(files map[string][]byte) error {
+	if data, ok := files[pki.CRLFile]; ok {
+		if _, err := pki.ParseCRL(data); err != nil {
+			return fmt.Errorf("%s: %w", pki.CRLFile, err)
+		}
+	}
+	return checkPairs(files)
+}
+
+// crlState is the CRL as the next write will see it.
+type crlState struct {
+	pem   []byte
+	list  *pki.CRL // nil when there is none yet
+	names []byte   // revoked.json
+}
+
+// readCRLState reads the CA's CRL and its names as the next write will
+// see them (pki.ReadCACRL).
+func readCRLState(p pki.Paths) (*crlState, error) {
+	data, c, names, err := pki.ReadCACRL(p)
+	if err != nil {
+		return nil, err
+	}
+	return &crlState{pem: data, list: c, names: names}, nil
+}
+
+// signedBy reports whether the CRL was signed by a.
+func (st *crlState) signedBy(a *ca.CA) bool {
+	return st.list != nil && st.list.List.CheckSignatureFrom(a.Cert) == nil
+}
+
+// sign makes the next CRL: the current entries plus add (a serial already
+// revoked keeps its first entry), with the next CRL number.
+func (st *crlState) sign(a *ca.CA, add []pki.Revoked, validity time.Duration, now time.Time) (*crlState, error) {
+	all := []pki.Revoked{}
+	number := big.NewInt(1)
+	if st.list != nil {
+		all = slices.Clone(st.list.Revoked)
+		if st.list.Number != nil {
+			number = new(big.Int).Add(st.list.Number, big.NewInt(1))
+		}
+	}
+	for _, r := range add {
+		if !slices.ContainsFunc(all, func(x pki.Revoked) bool { return x.Serial == r.Serial }) {
+			all = append(all, r)
+		}
+	}
+	sort.SliceStable(all, func(i, j int) bool { return all[i].When.Before(all[j].When) })
+	entries := make([]ca.Revocation, 0, len(all))
+	for _, r := range all {
+		n, ok := new(big.Int).SetString(r.Serial, 16)
+		if !ok {
+			return nil, input.Errorf("serial %q is not hexadecimal", r.Serial)
+		}
+		code, ok := pki.Reasons[r.Reason]
+		if !ok {
+			code = 0
+		}
+		entries = append(entries, ca.Revocation{Serial: n, Reason: code, When: r.When})
+	}
+	data, err := a.SignCRL(entries, number, validity, now)
+	if err != nil {
+		return nil, err
+	}
+	l, err := pki.ParseCRL(data)
+	if err != nil {
+		return nil, fmt.Errorf("the CRL just signed does not parse back: %w", err)
+	}
+	names, err := json.MarshalIndent(all, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	c := &pki.CRL{Number: l.Number, ThisUpdate: l.ThisUpdate, NextUpdate: l.NextUpdate, Revoked: all, List: l}
+	return &crlState{pem: data, list: c, names: append(names, '\n')}, nil
+}
+
+// addCRL puts the CRL into the CA's store and into the store of every
+// node bundle of the plan, so that the crl.der a member's config names is
+// in effect before the config is (stores switch before files are renamed).
+func (pl *plan) addCRL(p pki.Paths, s *cluster.Spec, st *crlState) {
+	pl.add(p.CAStore(), atomicdir.File{Name: pki.CRLFile, Data: st.pem, Mode: atomicdir.CertMode})
+	if st.names != nil {
+		pl.add(p.CAStore(), atomicdir.File{Name: pki.RevokedFile, Data: st.names, Mode: atomicdir.CertMode})
+	}
+	for _, n := range s.Nodes {
+		pl.add(p.NodeStore(n.Name), atomicdir.File{Name: pki.CRLFile, Data: st.pem, Mode: atomicdir.CertMode})
+	}
+}
+
+// initCRL is the CRL init writes: the one in place when the CA signed it,
+// else a new one (empty for a new PKI) signed by the CA.
+func initCRL(s *cluster.Spec, p pki.Paths, a *ca.CA, now time.Time) (*crlState, error) {
+	st, err := readCRLState(p)
+	if err != nil {
+		return nil, err
+	}
+	if st.signedBy(a) {
+		return st, nil
+	}
+	return st.sign(a, nil, s.CRLValidity(), now)
+}
+
+// CRLResult says what RevokeSerials or ResignCRL did.
+type CRLResult struct {
+	// Added are the entries new to the CRL.
+	Added []pki.Revoked
+	// CRL is the CRL now in effect in the PKI directory.
+	CRL *pki.CRL
+	// Changed is false when nothing was written: every serial was revoked
+	// already.
+	Changed bool
+}
+
+// RevokeSerials adds serials to the CA's CRL and writes it, signed by the
+// PKI directory's CA, into the CA's store and every node bundle in one
+// batch: each store switches in one rename, after the new CRL was parsed
+// back, so no member ever reads a missing or half-written CRL. Serials
+// already revoked are left as they are; with nothing new, nothing is
+// written.
+func RevokeSerials(ctx context.Context, inv *pki.Inventory, add []pki.Revoked, o Options) (*CRLResult, error) {
+	return writeCRL(ctx, inv, add, nil, false, o)
+}
+
+// ResignCRL signs the CRL again with its entries and a new nextUpdate,
+// with authority when set (a CA rotation's new CA) or the PKI directory's
+// CA, and writes it like RevokeSerials; unless authority signed it
+// already and every bundle holds it, when nothing is written. Serials are
+// random and stay unique across CAs, so the entries carry over: every
+// revocation survives a new CA.
+func ResignCRL(ctx context.Context, inv *pki.Inventory, authority *ca.CA, o Options) (*CRLResult, error) {
+	return writeCRL(ctx, inv, nil, authority, false, o)
+}
+
+func writeCRL(ctx context.Context, inv *pki.Inventory, add []pki.Revoked, authority *ca.CA, always bool, o Options) (*CRLResult, error) {
+	s, p := inv.Spec, inv.Paths
+	held, err := o.lock(s.PKIDir)
+	if err != nil {
+		return nil, err
+	}
+	defer held.Release()
+	if authority == nil {
+		if authority, err = pki.LoadCA(p); err != nil {
+			return nil, err
+		}
+	}
+	st, err := readCRLState(p)
+	if err != nil {
+		return nil, err
+	}
+	res := &CRLResult{CRL: st.list}
+	for _, r := range add {
+		if !st.list.Has(r.Serial) && !slices.ContainsFunc(res.Added, func(x pki.Revoked) bool { return x.Serial == r.Serial }) {
+			res.Added = append(res.Added, r)
+		}
+	}
+	if len(res.Added) == 0 && !always && st.signedBy(authority) && nodesHaveCRL(s, p, st.pem) {
+		return res, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	next, err := st.sign(authority, res.Added, s.CRLValidity(), o.now())
+	if err != nil {
+		return nil, err
+	}
+	next.list.Path = p.CRL()
+	pl := &plan{byDir: map[string]*pending{}}
+	pl.addCRL(p, s, next)
+	// Only bundles that exist: a node not issued yet gets the CRL with
+	// its certificates from init.
+	var stores []*pending
+	for _, stp := range pl.stores {
+		if stp.dir == p.CADir() || exists(stp.dir) {
+			stores = append(stores, stp)
+		}
+	}
+	var b atomicdir.Batch
+	for _, stp := range stores {
+		if _, err := b.Update(stp.st, stp.files, checkStore); err != nil {
+			b.Abort()
+			return nil, fmt.Errorf("write CRL in %s: %w", stp.dir, err)
+		}
+	}
+	if err := b.Commit(); err != nil {
+		return nil, fmt.Errorf("write CRL: %w", err)
+	}
+	res.CRL, res.Changed = next.list, true
+	return res, nil
+}
+
+// nodesHaveCRL reports whether every existing node bundle holds crl.
+func nodesHaveCRL(s *cluster.Spec, p pki.Paths, crl []byte) bool {
+	for _, n := range s.Nodes {
+		if !exists(p.NodeCertDir(n.Name)) {
+			continue
+		}
+		data, err := atomicdir.Read(p.NodeCertDir(n.Name), pki.CRLFile)
+		if err != nil || string(data) != string(crl) {
+			return false
+		}
+	}
+	return true
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}

@@ -1,0 +1,129 @@
+package issue
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"time"
+
+	"github.com/etcdpki/etcdpki/internal/atomicdir"
+	"github.com/etcdpki/etcdpki/pki"
+)
+
+// CRLUpkeep says what KeepCRL did (or, in a dry run, would do).
+type CRLUpkeep struct {
+	// Resigned is why the CRL was signed again ("" if it was not): there
+	// was none, another CA signed it, or it is past half its life.
+	Resigned string
+	// Bundles are the nodes whose bundle got the CRL (new or changed).
+	Bundles []string
+	// Envs are the nodes whose etcd.env was written for the first time
+	// (a PKI made before etcdpki wrote them).
+	Envs []string
+	// CRL is the CA's CRL after the upkeep.
+	CRL *pki.CRL
+}
+
+// Changed reports whether anything was (or would be) written.
+func (u *CRLUpkeep) Changed() bool {
+	return u != nil && (u.Resigned != "" || len(u.Bundles) > 0 || len(u.Envs) > 0)
+}
+
+// KeepCRL is rotate's upkeep of the CRL: it signs it again when there is
+// none, another CA signed it or it is past half its life (so that cron
+// keeps it current long before its nextUpdate), copies it into every
+// existing node bundle that lacks it or holds another, and writes the
+// etcd.env of a node that has an etcd.conf.yml but no etcd.env yet. The
+// bundles switch before any etcd.env appears, so no config ever names a
+// CRL that is not there. With dryRun it writes nothing. The caller holds
+// the lock, and no CA rotation is in progress (it re-signs the CRL itself).
+func KeepCRL(ctx context.Context, inv *pki.Inventory, now time.Time, dryRun bool) (*CRLUpkeep, error) {
+	s, p := inv.Spec, inv.Paths
+	authority, err := pki.LoadCA(p)
+	if err != nil {
+		return nil, err
+	}
+	st, err := readCRLState(p)
+	if err != nil {
+		return nil, err
+	}
+	up := &CRLUpkeep{CRL: st.list}
+	if !now.Before(authority.Cert.NotAfter) {
+		// An expired CA signs nothing usable; the recovery replaces it,
+		// and the next run signs the CRL with the new one.
+		return up, nil
+	}
+	switch {
+	case st.list == nil:
+		up.Resigned = "there was none"
+	case !st.signedBy(authority):
+		up.Resigned = "another CA signed it"
+	case pki.CRLStale(st.list, now):
+		up.Resigned = fmt.Sprintf("past half its life (next update %s)", st.list.NextUpdate.UTC().Format(time.RFC3339))
+	}
+	next := st
+	if up.Resigned != "" {
+		if next, err = st.sign(authority, nil, s.CRLValidity(), now); err != nil {
+			return nil, err
+		}
+		next.list.Path = p.CRL()
+		up.CRL = next.list
+	}
+	pl := &plan{byDir: map[string]*pending{}}
+	if up.Resigned != "" {
+		pl.add(p.CAStore(), atomicdir.File{Name: pki.CRLFile, Data: next.pem, Mode: atomicdir.CertMode})
+		pl.add(p.CAStore(), atomicdir.File{Name: pki.RevokedFile, Data: next.names, Mode: atomicdir.CertMode})
+	}
+	for _, n := range s.Nodes {
+		if !exists(p.NodeCertDir(n.Name)) {
+			continue // init writes it with the node's certificates
+		}
+		// What etcd would read: through the public link.
+		if cur, err := os.ReadFile(p.NodeCRL(n.Name)); err != nil || !bytes.Equal(cur, next.pem) {
+			pl.add(p.NodeStore(n.Name), atomicdir.File{Name: pki.CRLFile, Data: next.pem, Mode: atomicdir.CertMode})
+			up.Bundles = append(up.Bundles, n.Name)
+		}
+		if _, err := os.Stat(p.NodeEnv(n.Name)); !errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		old, err := pki.ReadNodeConfig(p.NodeConfig(n.Name))
+		if err != nil {
+			continue // no config of ours to follow: init writes both
+		}
+		state := old.InitialClusterState
+		if state == "" {
+			state = "existing"
+		}
+		pl.configs = append(pl.configs, atomicdir.File{Name: p.NodeEnv(n.Name), Data: pki.NodeEnv(s, n, state), Mode: configMode})
+		up.Envs = append(up.Envs, n.Name)
+	}
+	if dryRun || !up.Changed() {
+		return up, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := checkWritable(s.PKIDir, pl); err != nil {
+		return nil, err
+	}
+	var b atomicdir.Batch
+	for _, stp := range pl.stores {
+		if _, err := b.Update(stp.st, stp.files, checkStore); err != nil {
+			b.Abort()
+			return nil, fmt.Errorf("write CRL in %s: %w", stp.dir, err)
+		}
+	}
+	for _, f := range pl.configs {
+		if _, err := b.WriteFile(f.Name, f.Data, f.Mode); err != nil {
+			b.Abort()
+			return nil, err
+		}
+	}
+	if err := b.Commit(); err != nil {
+		return nil, fmt.Errorf("write CRL: %w", err)
+	}
+	return up, nil
+}

@@ -1,0 +1,58 @@
+package rotate
+
+import (
+	"context"
+	"strings"
+
+	"github.com/etcdpki/etcdpki/issue"
+	"github.com/etcdpki/etcdpki/pki"
+)
+
+// reasonEnv is the restart reason when a member's etcd.env changed: etcd
+// reads its variables, the CRL files among them, only at start.
+const reasonEnv = "etcd.env changed (it names the CRL; etcd reads it only at start)"
+
+// keepCRL is the run's upkeep of the CRL before its plan (issue.KeepCRL):
+// signed again before its nextUpdate, in every bundle, and named by every
+// node's etcd.env. Bundles whose CRL changed are deployed at once: etcd
+// reads the CRL on every accepted connection, so nothing restarts for it.
+// A new etcd.env shows in the plan as a change that needs a restart. The
+// CA rotation re-signs the CRL itself, so nothing is done during one.
+func (r *runner) keepCRL(ctx context.Context) error {
+	s := r.o.Spec
+	if next, err := pki.LoadNextCA(r.inv.Paths); err != nil || next != nil {
+		return nil // the plan reports what is wrong, or ca rotate owns the CRL
+	}
+	up, err := issue.KeepCRL(ctx, r.inv, r.o.Now(), r.o.DryRun)
+	if err != nil || !up.Changed() {
+		return err
+	}
+	would := ""
+	if r.o.DryRun {
+		would = "would be "
+	}
+	if up.Resigned != "" {
+		r.log.printf("[crl] CRL %ssigned again (%s): number %v, %d revoked, next update %s", would, up.Resigned,
+			up.CRL.Number, len(up.CRL.Revoked), up.CRL.NextUpdate.UTC().Format("2006-01-02T15:04:05Z"))
+	}
+	if len(up.Bundles) > 0 {
+		r.log.printf("[crl] CRL %scopied into the bundles of %s", would, strings.Join(up.Bundles, ", "))
+	}
+	if len(up.Envs) > 0 {
+		r.log.printf("[crl] etcd.env %swritten for %s: it names the CRL (etcd ignores CRLs in --config-file); start the members from it, and each is restarted once to read it",
+			would, strings.Join(up.Envs, ", "))
+	}
+	if r.o.DryRun || len(up.Bundles) == 0 {
+		return nil
+	}
+	p := &Plan{}
+	for _, name := range up.Bundles {
+		if n, ok := s.Node(name); ok {
+			p.Nodes = append(p.Nodes, &NodePlan{Node: n})
+		}
+	}
+	if err := revokeCommands(r.inv.Paths, p); err != nil {
+		return err
+	}
+	return r.deployNodes(ctx, p.Nodes)
+}

@@ -1,0 +1,119 @@
+package rotate
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/etcdpki/etcdpki/ca"
+	"github.com/etcdpki/etcdpki/internal/certx"
+	"github.com/etcdpki/etcdpki/pki"
+)
+
+// found is a certificate file etcdpki wrote, with its key when it is
+// beside it.
+type found struct {
+	certPath string
+	cert     *x509.Certificate
+	keyPath  string
+}
+
+// findSerial looks for a certificate with serial among what etcdpki
+// keeps: the backups of replaced pairs, the one-off certificates of
+// etcdpki issue, and the bundles.
+func findSerial(pkiDir, serial string) (*found, error) {
+	var hit *found
+	stop := errors.New("found")
+	for _, root := range []string{"backup", "issued", "nodes", "clients", "apiserver"} {
+		err := filepath.WalkDir(filepath.Join(pkiDir, root), func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				if errors.Is(err, fs.ErrNotExist) {
+					return nil
+				}
+				return err
+			}
+			if d.IsDir() || !strings.HasSuffix(path, ".crt") || strings.HasSuffix(path, pki.CAFile) {
+				return nil
+			}
+			c, err := readCert(path)
+			if err != nil || certx.Serial(c) != serial {
+				return nil
+			}
+			hit = &found{certPath: path, cert: c}
+			if key := strings.TrimSuffix(path, ".crt") + ".key"; fileExists(key) {
+				hit.keyPath = key
+			}
+			return stop
+		})
+		if errors.Is(err, stop) {
+			return hit, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return nil, nil
+}
+
+func fileExists(p string) bool {
+	info, err := os.Stat(p)
+	return err == nil && info.Mode().IsRegular()
+}
+
+// issuedHere ties serial to this CA: a certificate etcdpki kept with that
+// serial, signed by authority.
+func issuedHere(pkiDir, serial string, authority *ca.CA) (string, error) {
+	f, err := findSerial(pkiDir, serial)
+	if err != nil {
+		return "", err
+	}
+	if f == nil {
+		return "", fmt.Errorf("no certificate with this serial in %s (backups, issued, bundles): it cannot be tied to this CA", pkiDir)
+	}
+	if err := f.cert.CheckSignatureFrom(authority.Cert); err != nil {
+		return "", fmt.Errorf("%s has this serial but was not signed by this CA (%s)", f.certPath, authority.Cert.Subject.CommonName)
+	}
+	return f.certPath, nil
+}
+
+// revokedPair is what the proof presents for a revoked serial: the
+// revoked certificate itself with its key when etcdpki kept them (the
+// backup of the pair it replaced), else a probe certificate minted in
+// memory with the same serial (etcd compares serials only).
+func revokedPair(pkiDir, serial string, authority *ca.CA) (tls.Certificate, string, error) {
+	f, err := findSerial(pkiDir, serial)
+	if err != nil {
+		return tls.Certificate{}, "", err
+	}
+	if f != nil && f.keyPath != "" {
+		pair, err := tls.LoadX509KeyPair(f.certPath, f.keyPath)
+		if err == nil {
+			rel, _ := filepath.Rel(pkiDir, f.certPath)
+			return pair, "the revoked certificate itself, " + rel, nil
+		}
+	}
+	n, ok := new(big.Int).SetString(serial, 16)
+	if !ok {
+		return tls.Certificate{}, "", fmt.Errorf("serial %q is not hexadecimal", serial)
+	}
+	pair, err := authority.ProbeWithSerial(n, time.Now())
+	if err != nil {
+		return tls.Certificate{}, "", err
+	}
+	return pair, "a probe certificate minted with its serial", nil
+}
+
+func rootsPool(roots []*x509.Certificate) *x509.CertPool {
+	pool := x509.NewCertPool()
+	for _, c := range roots {
+		pool.AddCert(c)
+	}
+	return pool
+}

@@ -1,0 +1,249 @@
+package rotate
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/etcdpki/etcdpki/issue"
+	"github.com/etcdpki/etcdpki/pki"
+)
+
+// revokeRenew renews the targets whose files still hold the old serial (a
+// run killed after the renewal finds the new ones and goes on).
+func (r *runner) revokeRenew(ctx context.Context, j *RevokeJournal, o RevokeOptions, _ *RevokeResult) error {
+	ts, err := r.revokeTargets(j)
+	if err != nil {
+		return err
+	}
+	var due []pki.Target
+	for _, t := range ts {
+		serial, err := diskSerial(t)
+		if err != nil {
+			return err
+		}
+		if serial == j.Old[t.ID] {
+			due = append(due, t)
+		}
+	}
+	if len(due) > 0 {
+		opts := issue.RenewOptions{Options: issue.Options{Out: io.Discard, Now: r.o.Now, LockHeld: true}}
+		renewed, err := issue.Renew(ctx, r.inv, due, opts)
+		if err != nil {
+			return fmt.Errorf("renew: %w", err)
+		}
+		for _, rn := range renewed {
+			r.log.printf("[renew] %s: serial %s -> %s (new key); the old pair is kept in %s", rn.Target.ID, pki.ShortSerial(rn.OldSerial), pki.ShortSerial(rn.NewSerial), rn.Backup)
+		}
+	}
+	return nil
+}
+
+// revokeProveNew deploys the replacements and proves them in effect:
+// nodes as rotate proves renewed leaves, clients with a linearizable read
+// on every client port.
+func (r *runner) revokeProveNew(ctx context.Context, j *RevokeJournal, _ RevokeOptions, _ *RevokeResult) error {
+	ts, err := r.revokeTargets(j)
+	if err != nil {
+		return err
+	}
+	h, err := r.etcd.health(ctx)
+	if err != nil {
+		return err
+	}
+	if err := healthyOrError(r.o.Spec, h, "refusing to revoke before the replacement is proven"); err != nil {
+		return err
+	}
+	p, err := revokePlan(r.inv, ts)
+	if err != nil {
+		return err
+	}
+	if err := r.deployNodes(ctx, p.Nodes); err != nil {
+		return err
+	}
+	res := &Result{}
+	if err := r.prove(ctx, p, res, h.Leader); err != nil {
+		return err
+	}
+	for _, cp := range p.Clients {
+		if err := r.updateClient(ctx, cp, false, true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// revokePlan is the rotation plan that puts the targets' replacements in
+// effect without a restart.
+func revokePlan(inv *pki.Inventory, ts []pki.Target) (*Plan, error) {
+	s := inv.Spec
+	p := &Plan{}
+	for _, t := range ts {
+		if n, ok := s.Node(t.Owner); ok {
+			np := p.node(n.Name)
+			if np == nil {
+				np = &NodePlan{Node: n, Prove: true}
+				p.Nodes = append(p.Nodes, np)
+				for _, a := range inv.Targets {
+					if a.Owner == n.Name {
+						np.All = append(np.All, a)
+					}
+				}
+			}
+			np.Targets = append(np.Targets, t)
+			continue
+		}
+		if c, ok := s.Client(t.Owner); ok {
+			p.Clients = append(p.Clients, &ClientPlan{Client: c, Target: t})
+		}
+	}
+	return p, revokeCommands(inv.Paths, p)
+}
+
+// revokeCommands fills in the deploy commands of a revocation's plan; it
+// restarts nothing.
+func revokeCommands(paths pki.Paths, p *Plan) error {
+	var err error
+	for _, np := range p.Nodes {
+		if np.DeployCmd, _, err = nodeCommands(paths, np.Node); err != nil {
+			return err
+		}
+	}
+	for _, cp := range p.Clients {
+		if cp.DeployCmd, _, err = clientCommands(cp.Client, cp.Target.Dir); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// revokePublish writes the CRL with the old serials into the PKI
+// directory and every node bundle.
+func (r *runner) revokePublish(ctx context.Context, j *RevokeJournal, _ RevokeOptions, res *RevokeResult) error {
+	res.published = time.Now()
+	var add []pki.Revoked
+	for _, id := range j.Targets {
+		add = append(add, pki.Revoked{Name: id, Serial: j.Old[id], Reason: j.Reason, When: j.Started})
+	}
+	for _, s := range j.Serials {
+		add = append(add, pki.Revoked{Serial: s, Reason: j.Reason, When: j.Started})
+	}
+	out, err := issue.RevokeSerials(ctx, r.inv, add, issue.Options{Now: r.o.Now, LockHeld: true})
+	if err != nil {
+		return fmt.Errorf("publish the CRL: %w", err)
+	}
+	res.Revoked = out.Added
+	r.log.printf("[crl] published CRL number %v with %d revoked serials (new: %s) in %s and every node bundle; next update %s",
+		out.CRL.Number, len(out.CRL.Revoked), strings.Join(serialsOf(add), ", "), r.inv.Paths.CRL(), out.CRL.NextUpdate.UTC().Format(time.RFC3339))
+	return nil
+}
+
+func serialsOf(rs []pki.Revoked) []string {
+	var out []string
+	for _, r := range rs {
+		out = append(out, pki.ShortSerial(r.Serial))
+	}
+	return out
+}
+
+// revokeDeploy runs every node's deploy command: the CRL changed in every
+// bundle.
+func (r *runner) revokeDeploy(ctx context.Context, _ *RevokeJournal, _ RevokeOptions, _ *RevokeResult) error {
+	p := &Plan{}
+	for _, n := range r.o.Spec.Nodes {
+		p.Nodes = append(p.Nodes, &NodePlan{Node: n})
+	}
+	if err := revokeCommands(r.inv.Paths, p); err != nil {
+		return err
+	}
+	return r.deployNodes(ctx, p.Nodes)
+}
+
+// revokeRefused presents each revoked certificate (the old pair from the
+// backup, or a probe certificate with its serial when the key is not at
+// hand) on every member's client and peer port, with a control
+// certificate that must be accepted, and records the replacements.
+func (r *runner) revokeRefused(ctx context.Context, j *RevokeJournal, o RevokeOptions, res *RevokeResult) error {
+	s := r.o.Spec
+	authority, roots, err := probeAuthority(r.inv)
+	if err != nil {
+		return err
+	}
+	ports, err := r.etcd.ports()
+	if err != nil {
+		return err
+	}
+	control, err := authority.ProbeClient(time.Hour, time.Now())
+	if err != nil {
+		return err
+	}
+	type item struct{ name, serial string }
+	var items []item
+	for _, id := range j.Targets {
+		items = append(items, item{id, j.Old[id]})
+	}
+	for _, serial := range j.Serials {
+		items = append(items, item{"serial " + pki.ShortSerial(serial), serial})
+	}
+	pool := rootsPool(roots)
+	for _, it := range items {
+		pair, how, err := revokedPair(s.PKIDir, it.serial, authority)
+		if err != nil {
+			return err
+		}
+		vs, took, err := waitRefused(ctx, ports, pool, pair, control, o.RefuseTimeout)
+		res.Verdicts = append(res.Verdicts, vs...)
+		res.Refused = max(res.Refused, took)
+		if err != nil {
+			what := it.name
+			if !strings.HasPrefix(what, "serial ") {
+				what += " (serial " + pki.ShortSerial(it.serial) + ")"
+			}
+			return fmt.Errorf("%s is revoked in the CRL but not refused everywhere: %w", what, err)
+		}
+		byMember := map[string][]string{}
+		var order []string
+		for _, v := range vs {
+			if _, ok := byMember[v.Member]; !ok {
+				order = append(order, v.Member)
+			}
+			byMember[v.Member] = append(byMember[v.Member], fmt.Sprintf("%s refused it (%s)", v.Port, v.Revoked.How))
+		}
+		for _, m := range order {
+			r.log.printf("%s: %s: %s; a fresh certificate of the same CA accepted", m, it.name, strings.Join(byMember[m], ", "))
+		}
+		label := it.name
+		if !strings.HasPrefix(label, "serial ") {
+			label += ": serial " + pki.ShortSerial(it.serial)
+		}
+		r.log.printf("%s refused on every client and peer port (%s, presenting %s), %d ms after the checks began; no member restarted",
+			label, plural(len(ports), "port"), how, took.Milliseconds())
+	}
+	if !res.published.IsZero() {
+		res.Effect = time.Since(res.published)
+	}
+	if r.st.Replaced == nil {
+		r.st.Replaced = map[string]string{}
+	}
+	ts, err := r.revokeTargets(j)
+	if err != nil {
+		return err
+	}
+	for _, t := range ts {
+		serial, err := diskSerial(t)
+		if err != nil {
+			return err
+		}
+		r.st.Replaced[t.ID] = serial
+	}
+	return nil
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
+}
