@@ -44,7 +44,11 @@ func FromFlags(name string, nodes []string, o Options) (*Spec, error) {
 		// Point at the flag, not at a YAML line the user never wrote.
 		if se, ok := err.(*Error); ok && !strings.HasPrefix(se.Field, "--") {
 			se.Line = 0
-			se.Field = "--node " + se.Field
+			if strings.HasPrefix(se.Field, "nodes") {
+				se.Field = "--node " + se.Field
+			} else if se.Field == "pkiDir" {
+				se.Field = "--dir (with the working directory)"
+			}
 		}
 		return nil, err
 	}

@@ -118,25 +118,6 @@ func Parse(data []byte, file string, o Options) (*Spec, error) {
 	return p.build(&r, o)
 }
 
-// oneDocument refuses a spec with a second YAML document: yaml.Unmarshal
-// reads the first and silently drops the rest, so nodes listed after a
-// "---" would be ignored.
-func oneDocument(file string, data []byte) error {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var first, second yaml.Node
-	if err := dec.Decode(&first); err != nil {
-		return yamlError(file, err)
-	}
-	err := dec.Decode(&second)
-	if errors.Is(err, io.EOF) {
-		return nil
-	}
-	if err != nil {
-		return yamlError(file, err)
-	}
-	return &Error{File: file, Line: second.Line, Msg: "a second YAML document (after ---): the spec is one document"}
-}
-
 var yamlLine = regexp.MustCompile(`line (\d+): (.*)`)
 
 // yamlError turns yaml.v3's multi-line errors into one located line.
@@ -270,6 +251,9 @@ func (p *parser) build(r *File, o Options) (*Spec, error) {
 		return nil, p.errf("pkiDir", []any{"pkiDir"}, "%v", err)
 	}
 	s.PKIDir = abs
+	if err := CheckText(abs); err != nil { // the working directory is part of it
+		return nil, p.errf("pkiDir", []any{"pkiDir"}, "%v", err)
+	}
 
 	var err2 error
 	s.CA.CommonName = r.CA.CommonName
@@ -312,7 +296,13 @@ func (p *parser) build(r *File, o Options) (*Spec, error) {
 		return nil, p.errf("certs.validity", []any{"certs", "validity"}, "%s is shorter than a second", s.Leaf.Validity)
 	}
 	if s.Leaf.Validity > s.CA.Validity {
-		return nil, p.errf("certs.validity", []any{"certs", "validity"}, "%s is longer than the CA's validity (%s): leaves would outlive their CA", FormatDuration(s.Leaf.Validity), FormatDuration(s.CA.Validity))
+		// Cite the line that made the clash: certs.validity when the
+		// spec wrote it, else ca.validity, which undercut the default.
+		at, def := []any{"certs", "validity"}, ""
+		if r.Certs.Validity == "" {
+			at, def = []any{"ca", "validity"}, " (the default)"
+		}
+		return nil, p.errf("certs.validity", at, "%s%s is longer than the CA's validity (%s): leaves would outlive their CA", FormatDuration(s.Leaf.Validity), def, FormatDuration(s.CA.Validity))
 	}
 	if s.Leaf.RenewBefore >= s.Leaf.Validity {
 		return nil, p.errf("certs.renewBefore", []any{"certs", "renewBefore"}, "%s is not shorter than the leaf validity (%s): every certificate would be due at once, forever", FormatDuration(s.Leaf.RenewBefore), FormatDuration(s.Leaf.Validity))
@@ -327,7 +317,7 @@ func (p *parser) build(r *File, o Options) (*Spec, error) {
 	// own host's loopback and is left out; every address the spec names
 	// is in, so two members can never claim one address and port.
 	listen := map[string]string{}
-	advertised := map[string]string{}
+	advertised := map[string]advertisedAt{}
 	// hostDir maps "IP dir" to the node whose files go there: two members
 	// on one host cannot share a directory (their server.crt would be one
 	// file). A node and a client can: the co-located case.
@@ -360,13 +350,25 @@ func (p *parser) build(r *File, o Options) (*Spec, error) {
 		for _, f := range []struct {
 			field string
 			urls  []string
-		}{{"clientURLs", n.ClientURLs}, {"peerURLs", n.PeerURLs}} {
+			raw   []string
+		}{{"clientURLs", n.ClientURLs, rn.ClientURLs}, {"peerURLs", n.PeerURLs, rn.PeerURLs}} {
 			for j, u := range f.urls {
-				key := strings.TrimSuffix(strings.ToLower(u), "/")
-				if other, dup := advertised[key]; dup {
-					return nil, p.errf(fmt.Sprintf("nodes[%d].%s[%d]", i, f.field, j), []any{"nodes", i, f.field, j}, "%s is already advertised by node %q", u, other)
+				shown := u
+				if len(f.raw) > 0 {
+					shown = f.raw[j] // as the operator wrote it
 				}
-				advertised[key] = n.Name
+				at := advertisedAt{node: n.Name, i: i, field: f.field, j: j, given: len(f.raw) > 0, shown: shown}
+				other, dup := advertised[u]
+				switch {
+				case !dup:
+					advertised[u] = at
+					continue
+				case !at.given && other.given && other.node == n.Name:
+					// The clash is with a default the operator never
+					// wrote: point at the URL they did write.
+					return nil, p.errf(other.name(), other.path(), "%s is also this node's default %s URL (its first IP and %s); choose another port", other.shown, strings.TrimSuffix(f.field, "URLs"), strings.TrimSuffix(f.field, "URLs")+"Port")
+				}
+				return nil, p.errf(at.name(), at.path(), "%s is already advertised by node %q", shown, other.node)
 			}
 		}
 		s.Nodes = append(s.Nodes, n)

@@ -129,7 +129,8 @@ func (p *parser) node(s *Spec, i int, rn FileNode) (Node, error) {
 	return n, nil
 }
 
-// urls checks a node's advertised URLs. Each host must be one of the
+// urls checks a node's advertised URLs and returns them in the form etcd
+// accepts (see checkURL). Each host must be one of the
 // node's certificate SANs: a client or peer dialling it would otherwise
 // fail the handshake on a name mismatch.
 func (p *parser) urls(n Node, i int, field string, in, def []string) ([]string, error) {
@@ -137,16 +138,18 @@ func (p *parser) urls(n Node, i int, field string, in, def []string) ([]string, 
 		return def, nil
 	}
 	sans := n.ServerSANs()
+	var out []string
 	for j, v := range in {
-		host, err := checkURL(v)
+		host, norm, err := checkURL(v)
 		if err == nil && !hostInSANs(host, sans) {
 			err = fmt.Errorf("%q: host %s is not among the node's certificate SANs (%s); add it to ips or dns", v, host, strings.Join(sans, ", "))
 		}
 		if err != nil {
 			return nil, p.errf(fmt.Sprintf("nodes[%d].%s[%d]", i, field, j), []any{"nodes", i, field, j}, "%v", err)
 		}
+		out = append(out, norm)
 	}
-	return in, nil
+	return out, nil
 }
 
 func (p *parser) clients(s *Spec, in []FileClient) error {
@@ -238,3 +241,16 @@ func (p *parser) clients(s *Spec, in []FileClient) error {
 	s.Clients = append([]Client{api, hc}, extra...)
 	return nil
 }
+
+// advertisedAt is where an advertised URL came from; given is false for
+// a default the spec did not write.
+type advertisedAt struct {
+	node  string
+	i, j  int
+	field string
+	given bool
+	shown string
+}
+
+func (a advertisedAt) name() string { return fmt.Sprintf("nodes[%d].%s[%d]", a.i, a.field, a.j) }
+func (a advertisedAt) path() []any  { return []any{"nodes", a.i, a.field, a.j} }

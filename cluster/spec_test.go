@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"go.etcd.io/etcd/client/pkg/v3/types"
 )
 
 const good = `name: test
@@ -98,6 +100,7 @@ func TestParseErrors(t *testing.T) {
 		{"bad duration", "certs:\n  validity: soon\n" + node, `spec s.yaml:2: certs.validity: "soon" is not a duration`},
 		{"negative duration", "certs:\n  validity: -5h\n" + node, "must be positive"},
 		{"leaf longer than CA", "ca:\n  validity: 1y\ncerts:\n  validity: 2y\n" + node, "certs.validity: 730d is longer than the CA's validity (365d)"},
+		{"default leaf longer than CA", "name: x\nca:\n  validity: 100d\n" + node, "spec s.yaml:3: certs.validity: 365d (the default) is longer than the CA's validity (100d)"},
 		{"renew-before too long", "certs:\n  validity: 30d\n  renewBefore: 30d\n" + node, "certs.renewBefore: 30d is not shorter than the leaf validity"},
 		{"bad key size", "ca:\n  keyAlgorithm: rsa\n  keySize: 1024\n" + node, "ca.keySize: RSA key size 1024 is not supported"},
 		{"bad algorithm", "ca:\n  keyAlgorithm: dsa\n" + node, `ca.keyAlgorithm: unknown key algorithm "dsa"`},
@@ -174,6 +177,7 @@ func TestParseErrors(t *testing.T) {
 		{"url host not a SAN", "nodes:\n  - name: n1\n    ips: [10.0.0.1]\n    clientURLs: [\"https://10.0.0.9:2379\"]\n", `nodes[0].clientURLs[0]: "https://10.0.0.9:2379": host 10.0.0.9 is not among the node's certificate SANs`},
 		{"url dns host not a SAN", "nodes:\n  - name: n1\n    ips: [10.0.0.1]\n    peerURLs: [\"https://n2.example:2380\"]\n", `host n2.example is not among the node's certificate SANs`},
 		{"same peer URL", "nodes:\n  - {name: a, ips: [10.0.0.1], dns: [etcd.example], peerURLs: [\"https://etcd.example:2380\"]}\n  - {name: b, ips: [10.0.0.2], dns: [etcd.example], peerURLs: [\"https://etcd.example:2380/\"]}\n", `spec s.yaml:3: nodes[1].peerURLs[0]: https://etcd.example:2380/ is already advertised by node "a"`},
+		{"client URL on the default peer URL", "nodes:\n  - name: a\n    ips: [10.0.0.1]\n    clientURLs: [\"https://10.0.0.1:2380\"]\n", `spec s.yaml:4: nodes[0].clientURLs[0]: https://10.0.0.1:2380 is also this node's default peer URL (its first IP and peerPort); choose another port`},
 		{"same IP loopback", "nodes:\n  - {name: a, ips: [127.0.0.1]}\n  - {name: b, ips: [127.0.0.1]}\n", `node "b" would listen on 127.0.0.1:2379 like node "a"`},
 		{"port clash across kinds", "nodes:\n  - {name: a, ips: [10.0.0.1]}\n  - {name: b, ips: [10.0.0.1], clientPort: 2380, peerPort: 2381}\n", `node "b" would listen on 10.0.0.1:2380 like node "a"`},
 		{"unspecified IP", "nodes:\n  - {name: a, ips: [0.0.0.0]}\n", `nodes[0].ips[0]: 0.0.0.0 cannot be a member's address`},
@@ -299,5 +303,37 @@ func TestRenderTemplateQuotesValues(t *testing.T) {
 	}
 	if got := ShellQuote(""); got != "''" {
 		t.Errorf("empty value renders as %s, want ''", got)
+	}
+}
+
+// TestAdvertisedURLsInTheFormEtcdAccepts parses URLs etcd would refuse
+// or read differently if written verbatim ("URL must not contain a path"
+// for a trailing slash): each comes back in the one form written into
+// etcd.conf.yml and the apiserver's flags, and that form passes etcd's
+// own parser.
+func TestAdvertisedURLsInTheFormEtcdAccepts(t *testing.T) {
+	spec := `nodes:
+  - name: a
+    ips: [10.0.0.11, "fd00::11"]
+    dns: [A.Example.Internal]
+    clientURLs: ["HTTPS://10.0.0.11:02379/", "https://A.EXAMPLE.internal:2379", "https://[FD00:0::11]:2379/"]
+    peerURLs: ["https://10.0.0.11:2380/"]
+`
+	s, err := Parse([]byte(spec), "s.yaml", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := s.Nodes[0]
+	want := []string{"https://10.0.0.11:2379", "https://a.example.internal:2379", "https://[fd00::11]:2379"}
+	if strings.Join(n.ClientURLs, " ") != strings.Join(want, " ") {
+		t.Errorf("clientURLs = %q, want %q", n.ClientURLs, want)
+	}
+	if strings.Join(n.PeerURLs, " ") != "https://10.0.0.11:2380" {
+		t.Errorf("peerURLs = %q, want [https://10.0.0.11:2380]", n.PeerURLs)
+	}
+	for _, u := range append(n.ClientURLs, n.PeerURLs...) {
+		if _, err := types.NewURLs([]string{u}); err != nil {
+			t.Errorf("etcd refuses %s: %v", u, err)
+		}
 	}
 }

@@ -1,7 +1,10 @@
 package cluster
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"unicode"
 	"unicode/utf8"
 
@@ -79,4 +82,23 @@ func checkTemplateText(v string) error {
 		}
 	}
 	return nil
+}
+
+// oneDocument refuses a spec with a second YAML document: yaml.Unmarshal
+// reads the first and silently drops the rest, so nodes listed after a
+// "---" would be ignored.
+func oneDocument(file string, data []byte) error {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var first, second yaml.Node
+	if err := dec.Decode(&first); err != nil {
+		return yamlError(file, err)
+	}
+	err := dec.Decode(&second)
+	if errors.Is(err, io.EOF) {
+		return nil
+	}
+	if err != nil {
+		return yamlError(file, err)
+	}
+	return &Error{File: file, Line: second.Line, Msg: "a second YAML document (after ---): the spec is one document"}
 }

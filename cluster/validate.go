@@ -12,6 +12,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"go.etcd.io/etcd/client/pkg/v3/types"
 	"golang.org/x/net/publicsuffix"
 )
 
@@ -115,14 +116,19 @@ func CheckSubjectValue(v string) error {
 
 // checkURL validates an advertised client or peer URL: https, a host, a
 // port in 1-65535, and nothing etcd would ignore or misread (userinfo, a
-// query, a fragment, a path). It returns the host.
-func checkURL(v string) (string, error) {
-	bad := func(why string) (string, error) {
-		return "", fmt.Errorf("%q: %s (want https://HOST:PORT, like https://10.0.0.11:2379)", v, why)
+// query, a fragment, a path). It returns the host and the URL in the one
+// form written into etcd.conf.yml and the apiserver's flags: scheme in
+// lower case, no trailing "/", the port in plain decimal, an IP in its
+// canonical form, a DNS name in lower case. etcd refuses
+// "https://10.0.0.1:2379/" ("URL must not contain a path"), so the
+// written form is checked with etcd's own parser (types.NewURLs) as well.
+func checkURL(v string) (host, norm string, err error) {
+	bad := func(why string) (string, string, error) {
+		return "", "", fmt.Errorf("%q: %s (want https://HOST:PORT, like https://10.0.0.11:2379)", v, why)
 	}
-	u, err := url.Parse(v)
+	u, perr := url.Parse(v)
 	switch {
-	case err != nil:
+	case perr != nil:
 		return bad("not a URL")
 	case u.Scheme != "https":
 		return bad("not an https URL")
@@ -141,17 +147,27 @@ func checkURL(v string) (string, error) {
 	case u.Port() == "":
 		return bad("has no port")
 	}
-	port, err := strconv.Atoi(u.Port())
-	if err != nil || port < 1 || port > 65535 {
+	port, aerr := strconv.Atoi(u.Port())
+	if aerr != nil || port < 1 || port > 65535 {
 		return bad("port out of range 1-65535")
 	}
-	host := u.Hostname()
-	if net.ParseIP(host) == nil {
+	host = u.Hostname()
+	if ip := net.ParseIP(host); ip != nil {
+		if ip4 := ip.To4(); ip4 != nil && !strings.Contains(host, ":") {
+			ip = ip4
+		}
+		host = ip.String()
+	} else {
 		if err := CheckDNSName(host); err != nil {
 			return bad("host is neither an IP address nor a DNS name")
 		}
+		host = strings.ToLower(host)
 	}
-	return host, nil
+	norm = "https://" + net.JoinHostPort(host, strconv.Itoa(port))
+	if _, err := types.NewURLs([]string{norm}); err != nil {
+		return bad("etcd would refuse it: " + err.Error())
+	}
+	return host, norm, nil
 }
 
 // hostInSANs reports whether host (an IP or DNS name) is covered by sans,

@@ -13,6 +13,7 @@ import (
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/internal/certx"
 	"github.com/etcdpki/etcdpki/internal/input"
+	"github.com/etcdpki/etcdpki/internal/regular"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -110,7 +111,7 @@ func VerifyBackup(dir string, files []atomicdir.File) error {
 		if !info.Mode().IsRegular() || info.Mode().Perm() != f.Mode.Perm() {
 			return fmt.Errorf("%s: %s, want a regular file with mode %04o", p, info.Mode(), f.Mode.Perm())
 		}
-		data, err := os.ReadFile(p)
+		data, err := regular.ReadFile(p)
 		if err != nil {
 			return err
 		}
@@ -135,6 +136,8 @@ func describeFileType(m fs.FileMode) string {
 	switch {
 	case m.IsRegular():
 		return "a regular file"
+	case m.IsDir():
+		return "a directory"
 	case m&fs.ModeNamedPipe != 0:
 		return "a FIFO"
 	case m&fs.ModeSocket != 0:
@@ -165,19 +168,19 @@ func BackupRetiredCAs(root, caDir string) ([]string, error) {
 		if ver == cur {
 			continue
 		}
-		key, kerr := os.ReadFile(filepath.Join(ver, pki.CAKeyFile))
+		key, kerr := regular.ReadFile(filepath.Join(ver, pki.CAKeyFile))
 		if errors.Is(kerr, fs.ErrNotExist) {
 			continue // no key here: nothing that could be lost
 		}
 		if kerr != nil {
 			return nil, fmt.Errorf("back up the retired CA in %s: %w", ver, kerr)
 		}
-		crt, cerr := os.ReadFile(filepath.Join(ver, pki.CAFile))
+		crt, cerr := regular.ReadFile(filepath.Join(ver, pki.CAFile))
 		if cerr != nil && !errors.Is(cerr, fs.ErrNotExist) {
 			return nil, fmt.Errorf("back up the retired CA in %s: %w", ver, cerr)
 		}
 		if cur != "" {
-			if inEffect, err := os.ReadFile(filepath.Join(cur, pki.CAKeyFile)); err == nil && bytes.Equal(inEffect, key) {
+			if inEffect, err := regular.ReadFile(filepath.Join(cur, pki.CAKeyFile)); err == nil && bytes.Equal(inEffect, key) {
 				continue // the key in effect: not retired
 			}
 		}

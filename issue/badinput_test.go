@@ -167,8 +167,21 @@ func TestIssueBadInputChangesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	foreign := filepath.Join(outside, "foreign")
-	os.Mkdir(foreign, 0o700)
-	os.WriteFile(filepath.Join(foreign, "ca.crt"), mustRead(t, pki.Paths{PKI: other}.CACert()), 0o644)
+	if _, err := One(context.Background(), pki.New(spec(t, threeNodes, other)), OneRequest{Kind: "client", Name: "ops", Out: foreign}, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	scratch := filepath.Join(outside, "scratch") // like /tmp or /etc
+	os.Mkdir(scratch, 0o755)
+	os.WriteFile(filepath.Join(scratch, "hostname"), []byte("h\n"), 0o644)
+	empty := filepath.Join(outside, "empty")
+	os.Mkdir(empty, 0o755)
+	copied := filepath.Join(outside, "copied") // cp -rL of a bundle: ..data a directory
+	copyTree(t, foreign, copied)
+	os.Remove(filepath.Join(copied, "..ops.store", "..data"))
+	os.Mkdir(filepath.Join(copied, "..ops.store", "..data"), 0o700)
+	issuedEtcd := filepath.Join(s.PKIDir, "issued", "etcd")
+	os.MkdirAll(issuedEtcd, 0o700)
+	os.WriteFile(filepath.Join(issuedEtcd, "foo.crt"), []byte("x"), 0o644)
 	someoneElse := filepath.Join(outside, "kubeadm-etcd")
 	os.Mkdir(someoneElse, 0o700)
 	os.WriteFile(filepath.Join(someoneElse, "server.crt"), mustRead(t, filepath.Join(p.NodeCertDir("etcd-node-1"), "server.crt")), 0o644)
@@ -196,7 +209,12 @@ func TestIssueBadInputChangesNothing(t *testing.T) {
 		{"out into the issued dir itself", s, OneRequest{Kind: "client", Name: "ops", Out: filepath.Join(s.PKIDir, "issued")}, "managed tree (issued)"},
 		{"out through a symlink into the CA", s, OneRequest{Kind: "client", Name: "ops", Out: link}, "is inside the PKI directory's managed tree (etcd)"},
 		{"out with another CA", s, OneRequest{Kind: "client", Name: "ops", Out: foreign}, "foreign/ca.crt: holds another CA (\"etcd-ca\", serial "},
-		{"out holding another server", s, OneRequest{Kind: "server", Name: "gw", Hosts: gw, Out: someoneElse}, `kubeadm-etcd/server.crt: holds the certificate of "etcd-node-1", not "gw"`},
+		{"out holding another server", s, OneRequest{Kind: "server", Name: "gw", Hosts: gw, Out: someoneElse}, `kubeadm-etcd: exists and is not an etcdpki bundle for "gw" (it holds server.crt (a plain file), server.key (a plain file))`},
+		{"out into a directory of other files", s, OneRequest{Kind: "client", Name: "ops", Out: scratch}, `scratch: exists and is not an etcdpki bundle for "ops" (it holds hostname)`},
+		{"out into an empty directory", s, OneRequest{Kind: "client", Name: "ops", Out: empty}, `empty: exists and is not an etcdpki bundle for "ops" (an empty directory with mode 0755; etcdpki does not change the mode of a directory it did not create)`},
+		{"out into a bundle copied with its links followed", s, OneRequest{Kind: "client", Name: "ops", Out: copied}, `copied: exists and is not an etcdpki bundle for "ops" (..ops.store/..data is a directory, not a link: a copy that followed the links (cp -rL, scp -r)? copy bundles with rsync -a or cp -a, which keep links)`},
+		{"out onto a file", s, OneRequest{Kind: "client", Name: "ops", Out: filepath.Join(scratch, "hostname")}, `hostname: a regular file, where etcdpki would create the bundle directory`},
+		{"issued dir holding another name's files", s, OneRequest{Kind: "client", Name: "etcd"}, `issued/etcd: exists and is not an etcdpki bundle for "etcd" (it holds foo.crt)`},
 		{"dns with a space", s, OneRequest{Kind: "server", Name: "gw", Hosts: []string{"a b"}}, `--dns "a b" is not a DNS name`},
 		{"dns empty", s, OneRequest{Kind: "server", Name: "gw", Hosts: []string{""}}, `--dns "" is not a DNS name`},
 		{"dns newline", s, OneRequest{Kind: "server", Name: "gw", Hosts: []string{"a\nb"}}, `--dns "a\nb" is not a DNS name`},

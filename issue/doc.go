@@ -8,7 +8,9 @@
 // It owns init (init.go), the write plan and its checks on the PKI
 // directory (store.go), creating or loading the CA to sign with
 // (authority.go), the checks on existing pairs before a write (inspect.go),
-// renewing (renew.go), backups (backup.go), the recovery from expired
+// renewing (renew.go), the one backup writer every backup goes through
+// (backup.go), what `issue` may write into (owned.go), the modes every
+// writer re-tightens (modes.go), the recovery from expired
 // certificates or an expired CA (reissue.go) and one-off certificates
 // outside the spec (one.go). Every entry point takes the *pki.Inventory
 // its command expanded. It imports pki, ca and cluster; rotate and cmd

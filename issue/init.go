@@ -141,6 +141,9 @@ func Init(ctx context.Context, inv *pki.Inventory, o Options) (*Result, error) {
 	for _, l := range ip.lines {
 		o.printf("%s", l)
 	}
+	if err := o.tighten(s); err != nil {
+		return ip.res, err
+	}
 	for _, f := range ip.pl.configs {
 		rel, _ := filepath.Rel(s.PKIDir, f.Name)
 		if slices.Contains(ip.res.Written, f.Name) {

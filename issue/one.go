@@ -96,10 +96,11 @@ func One(ctx context.Context, inv *pki.Inventory, r OneRequest, o Options) (pki.
 	if err := refuseDuringCARotation(inv.Paths, "issue"); err != nil {
 		return t, err
 	}
-	if _, err := pki.CheckBundleCA(out, authority); err != nil {
+	exists, err := checkOwnBundle(t)
+	if err != nil {
 		return t, err
 	}
-	if err := checkNotAnotherCert(t); err != nil {
+	if _, err := pki.CheckBundleCA(out, authority); err != nil {
 		return t, err
 	}
 	pl := &plan{byDir: map[string]*pending{}}
@@ -115,9 +116,27 @@ func One(ctx context.Context, inv *pki.Inventory, r OneRequest, o Options) (pki.
 		return t, err
 	}
 	defer held.Release()
-	certPEM, keyPEM, err := signTarget(authority, s, t, nil, o.now())
-	if err != nil {
-		return t, err
+	undo, note, keep := func() {}, "", false
+	var certPEM, keyPEM []byte
+	if exists {
+		// Under the lock: what another run left there is what counts.
+		if _, err := checkOwnBundle(t); err != nil {
+			return t, err
+		}
+		var rerr error
+		certPEM, keyPEM, rerr = pki.ReadTargetPair(t)
+		info, _ := pki.InspectPair(t, authority, certPEM, keyPEM, rerr, s.Leaf.RenewBefore, o.now())
+		if keep, undo, note, err = keepOrBackUp(s.PKIDir, t, info, o); err != nil {
+			return t, err
+		}
+	}
+	if !keep {
+		// The kept pair is written again as it is: the update repairs
+		// links a crash left and re-tightens modes, and changes no byte.
+		if certPEM, keyPEM, err = signTarget(authority, s, t, nil, o.now()); err != nil {
+			undo()
+			return t, err
+		}
 	}
 	files := []atomicdir.File{
 		{Name: pki.CAFile, Data: authority.CertPEM, Mode: atomicdir.CertMode},
@@ -125,10 +144,18 @@ func One(ctx context.Context, inv *pki.Inventory, r OneRequest, o Options) (pki.
 		{Name: t.KeyName, Data: keyPEM, Mode: atomicdir.KeyMode},
 	}
 	if _, err := atomicdir.Update(t.Store(), files, checkPairs); err != nil {
+		undo()
 		return t, fmt.Errorf("write %s: %w", out, err)
 	}
-	o.printf("[issue] %s certificate %q%s -> %s", r.Kind, r.Name, describeHosts(r.Hosts), out)
-	return t, nil
+	if keep {
+		o.printf("[issue] %s certificate %q%s in %s: %s", r.Kind, r.Name, describeHosts(r.Hosts), out, note)
+		return t, o.tighten(s)
+	}
+	if note != "" {
+		note = " (" + note + ")"
+	}
+	o.printf("[issue] %s certificate %q%s -> %s%s", r.Kind, r.Name, describeHosts(r.Hosts), out, note)
+	return t, o.tighten(s)
 }
 
 // checkIssueName refuses a name that is not valid as a spec name, is

@@ -137,7 +137,7 @@ func Renew(ctx context.Context, inv *pki.Inventory, targets []pki.Target, o Rene
 			return out, err
 		}
 	}
-	return out, nil
+	return out, o.tighten(s)
 }
 
 // backupName is where this run's backup goes: BackupDir, or

@@ -11,6 +11,7 @@ import (
 
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/internal/input"
+	"github.com/etcdpki/etcdpki/internal/regular"
 	"github.com/etcdpki/etcdpki/pki"
 	"golang.org/x/sys/unix"
 )
@@ -93,7 +94,7 @@ type initialCluster struct {
 }
 
 func readInitialCluster(p pki.Paths) (*initialCluster, error) {
-	data, err := os.ReadFile(p.InitialCluster())
+	data, err := regular.ReadFile(p.InitialCluster())
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -204,6 +205,11 @@ func checkWritable(pkiDir string, pl *plan) error {
 		}
 		if info.IsDir() {
 			return input.Errorf("%s: is a directory, where etcdpki writes a file; nothing was written", f)
+		}
+		// A FIFO or a device would block or misbehave when the old
+		// contents are read for comparison; a link is one etcdpki made.
+		if !info.Mode().IsRegular() && info.Mode()&fs.ModeSymlink == 0 {
+			return input.Errorf("%s: is %s, where etcdpki writes a file; remove it; nothing was written", f, describeFileType(info.Mode()))
 		}
 		if info.Mode().IsRegular() && immutable(f) {
 			return input.Errorf("%s: immutable or append-only (chattr); nothing was written", f)

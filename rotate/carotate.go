@@ -25,6 +25,7 @@ package rotate
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -155,6 +156,12 @@ func RunCA(ctx context.Context, o CAOptions) (*CAResult, error) {
 	cr.res.Took = time.Since(start)
 	if rot, rerr := pki.ReadCARotation(cr.inv); rerr == nil {
 		cr.res.Stage = rot.Stage
+	}
+	var ic input.Coder
+	if !errors.As(err, &ic) || ic.ExitCode() != input.ExitCode {
+		if terr := cr.r.tighten(); terr != nil && err == nil {
+			err = terr
+		}
 	}
 	// LastRun, LastSuccess and LastError are about leaf rotations (the
 	// metrics say when one last succeeded): a CA rotation leaves them be.

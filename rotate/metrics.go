@@ -5,11 +5,11 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io/fs"
-	"os"
 	"time"
 
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
+	"github.com/etcdpki/etcdpki/internal/regular"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -79,7 +79,7 @@ func writeMetrics(path string, inv *pki.Inventory, st *State, ok bool, now time.
 }
 
 func readCert(path string) (*x509.Certificate, error) {
-	data, err := os.ReadFile(path)
+	data, err := regular.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
@@ -104,7 +104,7 @@ func nextExpiry(infos []pki.CertInfo, now time.Time) string {
 	if first == nil {
 		return "no certificates"
 	}
-	return fmt.Sprintf("%d certificates valid and in effect; next to expire %s on %s (%s left)",
+	return fmt.Sprintf("%d certificates valid on disk, next to expire %s on %s (%s left)",
 		n, first.Target.ID, first.Expires.UTC().Format(time.RFC3339), pki.Residual(first.Expires.Sub(now)))
 }
 

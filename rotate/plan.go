@@ -180,7 +180,7 @@ type classified struct{ due, changed map[string]bool }
 func (p *Plan) classify(inv *pki.Inventory, st *State, caRotation bool) (classified, error) {
 	cl := classified{due: map[string]bool{}, changed: map[string]bool{}}
 	held := 0
-	var invalid []string
+	var invalid, fix []string
 	for _, info := range p.Certs {
 		if info.Target == nil {
 			if info.Status != pki.StatusOK {
@@ -207,6 +207,7 @@ func (p *Plan) classify(inv *pki.Inventory, st *State, caRotation bool) (classif
 			// due: nothing to do until it is.
 		case pki.StatusInvalid:
 			invalid = append(invalid, fmt.Sprintf("%s (%s): %s", t.ID, info.Path, info.Reason))
+			fix = append(fix, t.ID)
 		case pki.StatusMissing, pki.StatusDue, pki.StatusExpired, pki.StatusSANMismatch:
 			if caRotation {
 				held++
@@ -237,7 +238,8 @@ func (p *Plan) classify(inv *pki.Inventory, st *State, caRotation bool) (classif
 		// Renewing would overwrite files someone put there on purpose;
 		// rolling would put broken files into effect. Neither is ours to
 		// decide at 3 a.m.
-		return cl, input.Errorf("refusing to rotate: invalid certificate files: %s", strings.Join(invalid, "; "))
+		return cl, input.Errorf("refusing to rotate: invalid certificate files: %s; put the right files back, or replace them (the old ones kept in PKI/backup) with: etcdpki certs renew %s",
+			strings.Join(invalid, "; "), strings.Join(fix, " "))
 	}
 	return cl, nil
 }

@@ -99,6 +99,9 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	if r.o.DryRun || errors.As(err, &ic) && ic.ExitCode() == input.ExitCode {
 		return res, err
 	}
+	if terr := r.tighten(); terr != nil && err == nil {
+		err = terr
+	}
 	st.LastRun = r.o.Now().UTC()
 	if err != nil {
 		st.LastError = err.Error()
@@ -143,7 +146,7 @@ func (r *runner) rotate(ctx context.Context, res *Result) error {
 	}
 	if p.Empty() {
 		if !r.quiet || r.o.DryRun {
-			r.log.printf("nothing due: %s", nextExpiry(p.Certs, now))
+			r.log.printf("nothing due: %s; %s", nextExpiry(p.Certs, now), r.provenInEffect(ctx, p))
 		}
 		return nil
 	}

@@ -109,7 +109,7 @@ func TestInvalidFilesAreRefused(t *testing.T) {
 	before, _ := os.ReadFile(crt)
 	_, err = rotate.Run(context.Background(), rotate.Options{Spec: s, RenewBefore: 87600 * time.Hour, Restart: rotate.RestartNever})
 	var ie *input.Error
-	if !errors.As(err, &ie) || !strings.Contains(err.Error(), "etcd-1/etcd-server") {
+	if !errors.As(err, &ie) || !strings.Contains(err.Error(), "etcd-1/etcd-server") || !strings.HasSuffix(err.Error(), "with: etcdpki certs renew etcd-1/etcd-server") {
 		t.Fatalf("got %v, want an input error naming etcd-1/etcd-server", err)
 	}
 	if after, _ := os.ReadFile(crt); !bytes.Equal(before, after) {

@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
+	"github.com/etcdpki/etcdpki/internal/regular"
 )
 
 // StateFile is the journal's name inside the PKI directory.
@@ -75,7 +75,7 @@ func statePath(pki string) string { return filepath.Join(pki, StateFile) }
 // is an empty state: the first run records what is on disk as in effect.
 func LoadState(pki string) (*State, error) {
 	st := &State{InEffect: map[string]string{}, Started: map[string]Started{}, Proofs: map[string]Proof{}}
-	data, err := os.ReadFile(statePath(pki))
+	data, err := regular.ReadFile(statePath(pki))
 	if errors.Is(err, fs.ErrNotExist) {
 		return st, nil
 	}

@@ -2,7 +2,8 @@ package verify
 
 import (
 	"bytes"
-	"os"
+	"errors"
+	"io"
 	"strings"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/internal/pathx"
 	"github.com/etcdpki/etcdpki/internal/probe"
+	"github.com/etcdpki/etcdpki/internal/regular"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -202,7 +204,7 @@ type APIServerEtcd struct {
 // --flag value forms). A manifest with no kube-apiserver container or no
 // --etcd-servers is a *input.Error.
 func ReadManifest(path string) (*APIServerEtcd, error) {
-	data, err := os.ReadFile(path)
+	data, err := regular.ReadFile(path)
 	if err != nil {
 		return nil, input.Errorf("read apiserver manifest %s: %w", path, pathx.UnwrapPath(err))
 	}
@@ -216,8 +218,16 @@ func ReadManifest(path string) (*APIServerEtcd, error) {
 			} `yaml:"containers"`
 		} `yaml:"spec"`
 	}
+	// A file that is not a YAML mapping at all (a host name, a shell
+	// script) is named as such, not with yaml.v3's dump of the Go type.
+	var root yaml.Node
+	if err := yaml.NewDecoder(bytes.NewReader(data)).Decode(&root); err == nil && len(root.Content) > 0 && root.Content[0].Kind != yaml.MappingNode {
+		return nil, input.Errorf("apiserver manifest %s: not a Kubernetes manifest (a YAML mapping with kind: Pod); give the kube-apiserver static Pod manifest, such as /etc/kubernetes/manifests/kube-apiserver.yaml", path)
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&pod); err != nil {
+	if err := dec.Decode(&pod); errors.Is(err, io.EOF) {
+		return nil, input.Errorf("apiserver manifest %s: the file is empty", path)
+	} else if err != nil {
 		return nil, input.Errorf("parse apiserver manifest %s: %w", path, err)
 	}
 	if pod.Kind != "Pod" {
@@ -251,6 +261,9 @@ func ReadManifest(path string) (*APIServerEtcd, error) {
 			}
 			i++
 			val = args[i]
+		}
+		if err := cluster.CheckText(val); err != nil {
+			return nil, input.Errorf("apiserver manifest %s: %s %v", path, name, err)
 		}
 		*dst = val
 	}

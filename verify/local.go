@@ -32,6 +32,7 @@ const (
 	CheckClientAuth     = "client-cert-usage"
 	CheckClientExpiry   = "client-cert-expiry"
 	CheckKeyPermissions = "key-permissions"
+	CheckClientNotCA    = "client-cert-not-ca"
 	// CheckFileMode is a key or directory of the spec's PKI looser than
 	// etcdpki keeps it (keys 0600, the CA key 0400, directories 0700).
 	CheckFileMode = "file-mode"
@@ -59,6 +60,7 @@ func localChecks(in *Inputs, now time.Time) ([]Check, *tls.Config) {
 		}
 		lc.usage(in, certs[0])
 		lc.checks = append(lc.checks, expiryCheck(CheckClientExpiry, in.CertFile, "client certificate", certs[0].NotBefore, certs[0].NotAfter, now, in.renewBefore))
+		lc.checks = append(lc.checks, notCACheck(in, certs[0], cas, key))
 	}
 	if in.inv != nil {
 		lc.modes(in.inv)
@@ -68,6 +70,29 @@ func localChecks(in *Inputs, now time.Time) ([]Check, *tls.Config) {
 	}
 	pair := probe.KeyPair(certs, key)
 	return lc.checks, probe.ClientConfig(pool, &pair)
+}
+
+// notCACheck fails a client certificate that is a CA (CA:TRUE) or whose
+// key is a CA's: handing kube-apiserver the CA's pair would put the CA
+// key on every apiserver host (and --print-flags would write its path
+// into the flags), where anyone who reads it can mint any identity.
+func notCACheck(in *Inputs, leaf *x509.Certificate, cas []*x509.Certificate, key crypto.Signer) Check {
+	ch := Check{Name: CheckClientNotCA, Target: in.CertFile, Status: Fail}
+	if leaf.BasicConstraintsValid && leaf.IsCA {
+		ch.Reason = fmt.Sprintf("%q is a CA certificate (CA:TRUE), never a client's: give kube-apiserver its own client pair (apiserver-etcd-client.crt/.key), and keep the CA key in the PKI directory", leaf.Subject.CommonName)
+		return ch
+	}
+	if key != nil {
+		for _, c := range cas {
+			if certx.KeyMatches(c, key.Public()) {
+				ch.Target = in.KeyFile
+				ch.Reason = fmt.Sprintf("the key is the key of CA %q, never a client's: give kube-apiserver its own client pair, and keep the CA key in the PKI directory", c.Subject.CommonName)
+				return ch
+			}
+		}
+	}
+	ch.Status, ch.Reason = OK, "not a CA certificate or key"
+	return ch
 }
 
 // localRun collects the local checks as they are made.

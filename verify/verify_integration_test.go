@@ -3,8 +3,11 @@ package verify
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
+	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -157,6 +160,33 @@ func TestVerifyCluster(t *testing.T) {
 		}
 		if !etcdctlHealthy(t, eps, caFile, apiCrt, apiKey) {
 			t.Error("etcdctl says unhealthy, verify says healthy")
+		}
+	})
+
+	// The CA's own pair works on the wire (it chains to itself, and etcd
+	// accepts it), so only verify stands between it and every apiserver
+	// host: it fails, and --print-flags prints nothing naming ca.key.
+	t.Run("the CA's pair as the client's fails", func(t *testing.T) {
+		// A clientAuth leaf (CA:FALSE) certifying the CA's own key.
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(77), Subject: pkix.Name{CommonName: "kube-apiserver-etcd-client"},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, etcdCA.Cert, etcdCA.Key.Public(), etcdCA.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		caKeyLeaf := filepath.Join(t.TempDir(), "client.crt")
+		testpki.WriteFile(t, caKeyLeaf, testpki.CertPEM(der), 0o644)
+		for _, tc := range []struct{ name, cert, key, target, reason string }{
+			{"CA cert and key", c.Paths.CACert(), c.Paths.CAKey(), c.Paths.CACert(), "is a CA certificate (CA:TRUE), never a client's"},
+			{"a leaf for the CA key", caKeyLeaf, c.Paths.CAKey(), c.Paths.CAKey(), `the key is the key of CA "etcd-ca", never a client's`},
+		} {
+			o := Options{Endpoints: eps, CAFile: caFile, CertFile: tc.cert, KeyFile: tc.key, PrintFlags: true}
+			rep, out, err := runVerify(t, o)
+			assertReport(t, rep, out, err, want{check: CheckClientNotCA, st: Fail, target: tc.target, reason: []string{tc.reason}})
+			if strings.Contains(out, "ca.key") && strings.Contains(out, "keyFile") || strings.Contains(out, "--etcd-keyfile=") {
+				t.Errorf("%s: verify printed flags naming the CA key:\n%s", tc.name, out)
+			}
 		}
 	})
 

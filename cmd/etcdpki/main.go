@@ -16,21 +16,18 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"os/signal"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
+	"github.com/etcdpki/etcdpki/internal/earlysignal"
 	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/urfave/cli/v2"
 )
 
 func main() {
 	ctx, cancel := context.WithCancelCause(context.Background())
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	go stopOnSignal(sigs, cancel, os.Stderr, os.Exit)
+	go stopOnSignal(earlysignal.C, cancel, os.Stderr, os.Exit)
 	os.Exit(run(ctx, os.Args, os.Stdout, os.Stderr))
 }
 
@@ -164,13 +161,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintf(stderr, "etcdpki: %s\n", firstLine(err.Error()))
+	fmt.Fprintf(stderr, "etcdpki: %s\n", oneLine(err.Error()))
 	return exitCode(err)
 }
 
-func firstLine(s string) string {
-	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
-	return s
+// oneLine joins a multi-line error (yaml.v3's "unmarshal errors:" list,
+// a command's output) into the one line every error is printed as,
+// rather than keeping a first line that may say nothing ("yaml:
+// unmarshal errors:").
+func oneLine(s string) string {
+	var parts []string
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			parts = append(parts, l)
+		}
+	}
+	return strings.Join(parts, " ")
 }
 
 // noArgs rejects positional arguments; urfave/cli stops parsing flags at
