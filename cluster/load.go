@@ -9,8 +9,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -118,42 +116,6 @@ func Parse(data []byte, file string, o Options) (*Spec, error) {
 	return p.build(&r, o)
 }
 
-var yamlLine = regexp.MustCompile(`line (\d+): (.*)`)
-
-// yamlError turns yaml.v3's multi-line errors into one located line.
-func yamlError(file string, err error) error {
-	msg := err.Error()
-	msg = strings.TrimPrefix(msg, "yaml: unmarshal errors:\n")
-	msg = strings.TrimPrefix(msg, "yaml: ")
-	first := strings.TrimSpace(strings.SplitN(msg, "\n", 2)[0])
-	if m := yamlLine.FindStringSubmatch(first); m != nil {
-		line, _ := strconv.Atoi(m[1])
-		text := m[2]
-		if f := regexp.MustCompile(`field (\S+) not found in type cluster\.(\w+)`).FindStringSubmatch(text); f != nil {
-			text = fmt.Sprintf("unknown key %q (in %s)", f[1], section(f[2]))
-		}
-		text = strings.ReplaceAll(text, "cluster.File", "spec")
-		return &Error{File: file, Line: line, Msg: text}
-	}
-	return &Error{File: file, Msg: first}
-}
-
-func section(typ string) string {
-	switch typ {
-	case "FileCA":
-		return "ca"
-	case "FileCerts":
-		return "certs"
-	case "FileCRL":
-		return "crl"
-	case "FileNode":
-		return "a node"
-	case "FileClient":
-		return "a client"
-	}
-	return "the top level"
-}
-
 type parser struct {
 	file string
 	root *yaml.Node
@@ -196,38 +158,6 @@ func (p *parser) line(path ...any) int {
 
 func (p *parser) errf(field string, path []any, format string, args ...any) error {
 	return &Error{File: p.file, Line: p.line(path...), Field: field, Msg: fmt.Sprintf(format, args...)}
-}
-
-// intKeys are the spec's integer fields. yaml.v3 silently truncates a
-// float into an int ("peerPort: 2380.5" became 2380), so they are checked
-// on the YAML tree before decoding.
-var intKeys = map[string]bool{"clientPort": true, "peerPort": true, "keySize": true}
-
-// checkWholeNumbers refuses a non-integer scalar under an integer key.
-func checkWholeNumbers(file string, n *yaml.Node, path string) error {
-	switch n.Kind {
-	case yaml.MappingNode:
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, v := n.Content[i], n.Content[i+1]
-			field := k.Value
-			if path != "" {
-				field = path + "." + k.Value
-			}
-			if intKeys[k.Value] && v.Kind == yaml.ScalarNode && v.Tag != "!!int" && v.Tag != "!!null" {
-				return &Error{File: file, Line: v.Line, Field: field, Msg: fmt.Sprintf("%q is not a whole number", v.Value)}
-			}
-			if err := checkWholeNumbers(file, v, field); err != nil {
-				return err
-			}
-		}
-	case yaml.SequenceNode:
-		for i, c := range n.Content {
-			if err := checkWholeNumbers(file, c, fmt.Sprintf("%s[%d]", path, i)); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
 }
 
 func (p *parser) build(r *File, o Options) (*Spec, error) {

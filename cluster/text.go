@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 
@@ -38,39 +39,24 @@ var templateKeys = map[string]bool{"deploy": true, "restart": true}
 // checkTextTree applies CheckText to every key and scalar of the spec's
 // YAML tree, so no field, present or future, escapes it.
 func checkTextTree(file string, n *yaml.Node, path string) error {
-	switch n.Kind {
-	case yaml.MappingNode:
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, v := n.Content[i], n.Content[i+1]
-			field := k.Value
-			if path != "" {
-				field = path + "." + k.Value
-			}
-			if err := CheckText(k.Value); err != nil {
-				return &Error{File: file, Line: k.Line, Field: path, Msg: "key " + err.Error()}
-			}
-			if templateKeys[k.Value] && v.Kind == yaml.ScalarNode {
-				if err := checkTemplateText(v.Value); err != nil {
-					return &Error{File: file, Line: v.Line, Field: field, Msg: err.Error()}
-				}
-				continue
-			}
-			if err := checkTextTree(file, v, field); err != nil {
-				return err
-			}
+	return walkYAML(n, path, func(field string, k, v *yaml.Node) (bool, error) {
+		parent := strings.TrimSuffix(strings.TrimSuffix(field, k.Value), ".")
+		if err := CheckText(k.Value); err != nil {
+			return false, &Error{File: file, Line: k.Line, Field: parent, Msg: "key " + err.Error()}
 		}
-	case yaml.SequenceNode:
-		for i, c := range n.Content {
-			if err := checkTextTree(file, c, fmt.Sprintf("%s[%d]", path, i)); err != nil {
-				return err
+		if templateKeys[k.Value] && v.Kind == yaml.ScalarNode {
+			if err := checkTemplateText(v.Value); err != nil {
+				return false, &Error{File: file, Line: v.Line, Field: field, Msg: err.Error()}
 			}
+			return false, nil
 		}
-	case yaml.ScalarNode:
+		return true, nil
+	}, func(field string, n *yaml.Node) error {
 		if err := CheckText(n.Value); err != nil {
-			return &Error{File: file, Line: n.Line, Field: path, Msg: err.Error()}
+			return &Error{File: file, Line: n.Line, Field: field, Msg: err.Error()}
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // checkTemplateText is CheckText with newlines and tabs allowed between
