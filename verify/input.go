@@ -1,20 +1,13 @@
 package verify
 
 import (
-	"bytes"
-	"errors"
-	"io"
 	"strings"
 	"time"
-
-	"go.yaml.in/yaml/v3"
 
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/input"
-	"github.com/etcdpki/etcdpki/internal/pathx"
 	"github.com/etcdpki/etcdpki/internal/probe"
-	"github.com/etcdpki/etcdpki/internal/regular"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -204,42 +197,14 @@ type APIServerEtcd struct {
 // --flag value forms). A manifest with no kube-apiserver container or no
 // --etcd-servers is a *input.Error.
 func ReadManifest(path string) (*APIServerEtcd, error) {
-	data, err := regular.ReadFile(path)
+	pod, err := readPod(path, "apiserver manifest")
 	if err != nil {
-		return nil, input.Errorf("read apiserver manifest %s: %w", path, pathx.UnwrapPath(err))
+		return nil, err
 	}
-	var pod struct {
-		Kind string `yaml:"kind"`
-		Spec struct {
-			Containers []struct {
-				Name    string   `yaml:"name"`
-				Command []string `yaml:"command"`
-				Args    []string `yaml:"args"`
-			} `yaml:"containers"`
-		} `yaml:"spec"`
-	}
-	// A file that is not a YAML mapping at all (a host name, a shell
-	// script) is named as such, not with yaml.v3's dump of the Go type.
-	var root yaml.Node
-	if err := yaml.NewDecoder(bytes.NewReader(data)).Decode(&root); err == nil && len(root.Content) > 0 && root.Content[0].Kind != yaml.MappingNode {
-		return nil, input.Errorf("apiserver manifest %s: not a Kubernetes manifest (a YAML mapping with kind: Pod); give the kube-apiserver static Pod manifest, such as /etc/kubernetes/manifests/kube-apiserver.yaml", path)
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&pod); errors.Is(err, io.EOF) {
-		return nil, input.Errorf("apiserver manifest %s: the file is empty", path)
-	} else if err != nil {
-		return nil, input.Errorf("parse apiserver manifest %s: %w", path, err)
-	}
-	if pod.Kind != "Pod" {
-		return nil, input.Errorf("apiserver manifest %s: kind is %q, want a Pod", path, pod.Kind)
-	}
-	var args []string
-	found := false
-	for _, c := range pod.Spec.Containers {
-		if c.Name == "kube-apiserver" || len(pod.Spec.Containers) == 1 {
-			args = append(append(args, c.Command...), c.Args...)
-			found = true
-			break
+	args, found := pod["kube-apiserver"]
+	if !found && len(pod) == 1 {
+		for _, a := range pod {
+			args, found = a, true
 		}
 	}
 	if !found {

@@ -1,7 +1,6 @@
 package verify
 
 import (
-	"bytes"
 	"fmt"
 	"net/url"
 	"os"
@@ -9,8 +8,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-
-	"go.yaml.in/yaml/v3"
 
 	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/internal/pathx"
@@ -32,38 +29,6 @@ const (
 // controller manager's went in 2014 (kubernetes#804, #821); guides
 // written by hand still add them.
 var noEtcdFlags = []string{"kube-controller-manager", "kube-scheduler"}
-
-// podArgs is a manifest's containers: name, then command and args.
-type podArgs map[string][]string
-
-// readPod reads a static Pod manifest's containers.
-func readPod(path string) (podArgs, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, input.Errorf("manifest %s: %v", path, pathx.UnwrapPath(err))
-	}
-	var pod struct {
-		Kind string `yaml:"kind"`
-		Spec struct {
-			Containers []struct {
-				Name    string   `yaml:"name"`
-				Command []string `yaml:"command"`
-				Args    []string `yaml:"args"`
-			} `yaml:"containers"`
-		} `yaml:"spec"`
-	}
-	if err := yaml.NewDecoder(bytes.NewReader(data)).Decode(&pod); err != nil {
-		return nil, input.Errorf("manifest %s: %v", path, err)
-	}
-	if pod.Kind != "Pod" {
-		return nil, input.Errorf("manifest %s: kind is %q, want a Pod", path, pod.Kind)
-	}
-	out := podArgs{}
-	for _, c := range pod.Spec.Containers {
-		out[c.Name] = append(slices.Clone(c.Command), c.Args...)
-	}
-	return out, nil
-}
 
 // flagValues are the values of one flag among args, in both --flag=value
 // and --flag value forms.
@@ -109,7 +74,7 @@ func scanManifests(dir string) (*manifestsDir, error) {
 			continue
 		}
 		path := filepath.Join(dir, e.Name())
-		p, err := readPod(path)
+		p, err := readPod(path, "manifest")
 		if err != nil {
 			return nil, err
 		}
