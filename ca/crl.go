@@ -33,9 +33,6 @@ func (c *CA) SignCRL(entries []Revocation, number *big.Int, validity time.Durati
 	if validity < time.Second {
 		return nil, input.Errorf("CRL validity %s is shorter than a second", validity)
 	}
-	if c.Cert.KeyUsage != 0 && c.Cert.KeyUsage&x509.KeyUsageCRLSign == 0 {
-		return nil, input.Errorf("CA %q may not sign CRLs (no cRLSign key usage)", c.Cert.Subject.CommonName)
-	}
 	thisUpdate, nextUpdate := validityWindow(now, validity)
 	if thisUpdate.Before(c.Cert.NotBefore) {
 		thisUpdate = c.Cert.NotBefore
@@ -49,7 +46,20 @@ func (c *CA) SignCRL(entries []Revocation, number *big.Int, validity time.Durati
 			SerialNumber: e.Serial, RevocationTime: e.When.UTC().Truncate(time.Second), ReasonCode: e.Reason,
 		})
 	}
-	der, err := x509.CreateRevocationList(rand.Reader, tmpl, c.Cert, c.key)
+	issuer := c.Cert
+	if !c.MaySignCRL() {
+		// A CA made by another tool may lack cRLSign: kubeadm's CAs carry
+		// only keyCertSign (with digitalSignature and keyEncipherment).
+		// crypto/x509 refuses such an issuer, but etcd compares serials only
+		// and checks no signature, so the CRL is still what the members
+		// enforce. It is signed by the CA's own key as if the bit were set;
+		// a strict RFC 5280 validator would refuse it, and certs list says
+		// so. ca rotate replaces the CA with one that has the bit.
+		cp := *c.Cert
+		cp.KeyUsage |= x509.KeyUsageCRLSign
+		issuer = &cp
+	}
+	der, err := x509.CreateRevocationList(rand.Reader, tmpl, issuer, c.key)
 	if err != nil {
 		return nil, fmt.Errorf("sign CRL with CA %q: %w", c.Cert.Subject.CommonName, err)
 	}
@@ -91,4 +101,11 @@ func (c *CA) ProbeWithSerial(serial *big.Int, now time.Time) (tls.Certificate, e
 		return tls.Certificate{}, err
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, nil
+}
+
+// MaySignCRL reports whether the CA certificate allows CRL signing
+// (RFC 5280: no key usage at all, or cRLSign among them). etcdpki's CAs
+// do; kubeadm's do not.
+func (c *CA) MaySignCRL() bool {
+	return c.Cert.KeyUsage == 0 || c.Cert.KeyUsage&x509.KeyUsageCRLSign != 0
 }

@@ -1,7 +1,12 @@
 package ca
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"math/big"
 	"testing"
 	"time"
@@ -54,5 +59,50 @@ func TestProbeWithSerialCarriesTheSerial(t *testing.T) {
 	}
 	if _, err := a.ProbeWithSerial(big.NewInt(0), time.Now()); err == nil {
 		t.Error("serial 0 was accepted")
+	}
+}
+
+// TestKubeadmCASignsACRLEtcdEnforces: a CA with kubeadm's key usages
+// (keyCertSign, digitalSignature, keyEncipherment; no cRLSign) still signs
+// a CRL that etcd parses, made with the CA's own key, so an adopted
+// cluster can revoke before its CA is rotated.
+func TestKubeadmCASignsACRLEtcdEnforces(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "etcd-ca"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageKeyEncipherment | x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := ParseFiles(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), "ca.crt", "ca.key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.MaySignCRL() {
+		t.Fatal("a CA without cRLSign reported as allowed to sign CRLs")
+	}
+	crl, err := a.SignCRL([]Revocation{{Serial: big.NewInt(0xbad), Reason: 1, When: now}}, big.NewInt(1), time.Hour, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := x509.ParseRevocationList(crl)
+	if err != nil {
+		t.Fatalf("etcd could not parse it: %v", err)
+	}
+	if err := a.Cert.CheckSignature(l.SignatureAlgorithm, l.RawTBSRevocationList, l.Signature); err != nil {
+		t.Errorf("not signed with the CA's key: %v", err)
+	}
+	if len(l.RevokedCertificateEntries) != 1 || l.RevokedCertificateEntries[0].SerialNumber.Int64() != 0xbad {
+		t.Errorf("entries %+v", l.RevokedCertificateEntries)
 	}
 }

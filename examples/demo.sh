@@ -28,7 +28,7 @@ die() { echo "demo: $*" >&2; exit 1; }
 
 nodes() {
 	local cfg
-	for cfg in "$pki"/nodes/*/etcd.conf.yml; do
+	for cfg in "$pki"/nodes/*/etcd.env; do
 		[ -e "$cfg" ] && basename "$(dirname "$cfg")"
 	done
 }
@@ -38,11 +38,15 @@ nodes() {
 ours() {
 	local cmd
 	cmd="$(ps -o args= -p "$1" 2>/dev/null)" || return 1
-	[[ "$cmd" == *etcd*"--config-file $root/$pki/nodes/$2/etcd.conf.yml"* ]]
+	[[ "$cmd" == *etcd* ]] || return 1
+	# Members run from etcd.env (ETCD_* variables, no flags): the one way
+	# etcd reads a CRL, which member remove's revocation needs. The
+	# process's environment says which member it is.
+	{ tr '\0' '\n' <"/proc/$1/environ"; } 2>/dev/null | grep -qx "ETCD_NAME=$2"
 }
 
 start_member() {
-	local n=$1 cfg="$root/$pki/nodes/$1/etcd.conf.yml"
+	local n=$1 cfg="$root/$pki/nodes/$1/etcd.env"
 	[ -f "$cfg" ] || die "no config for member $n ($cfg)"
 	# setsid: the member leaves the terminal's session, so closing the
 	# terminal or ^C in it does not stop the cluster. The inner shell writes
@@ -51,7 +55,7 @@ start_member() {
 	local detach=()
 	# setsid is util-linux; where it is missing the member stays in this session.
 	command -v setsid >/dev/null && detach=(setsid)
-	${detach[@]+"${detach[@]}"} "${clean_env[@]}" bash -c 'echo $$ >"$1"; exec "$2" --config-file "$3"' \
+	${detach[@]+"${detach[@]}"} "${clean_env[@]}" bash -c 'echo $$ >"$1"; set -a; . "$3"; set +a; exec "$2"' \
 		_ "$demo/$n.pid" "$etcd" "$cfg" >>"$demo/$n.log" 2>&1 </dev/null &
 	local i
 	for i in $(seq 50); do
@@ -111,6 +115,14 @@ cmd_start() {
 	rm -rf "$demo"
 	mkdir -p "$demo"
 
+	# The spec with a fourth member on 127.0.0.4, for member add.
+	cat "$spec" - >"$demo/with-etcd-4.yaml" <<'YAML'
+  - name: etcd-4
+    ips: [127.0.0.4]
+    clientPort: 12379
+    peerPort: 12380
+    restart: examples/demo.sh restart {{.Name}}
+YAML
 	echo "== etcdpki init --spec $spec --dir $pki"
 	"$etcdpki" init --spec "$spec" --dir "$pki"
 	echo
@@ -154,6 +166,11 @@ Try:
   bin/etcdctl --endpoints=$endpoints \\
     --cacert=$pki/apiserver/etcd/ca.crt --cert=$pki/apiserver/apiserver-etcd-client.crt \\
     --key=$pki/apiserver/apiserver-etcd-client.key member list -w table
+
+Grow it to 4 members and shrink it back (members run from etcd.env, so the removed member's
+certificates are refused everywhere once revoked). $demo/with-etcd-4.yaml is the spec plus etcd-4:
+  bin/etcdpki member add --spec $demo/with-etcd-4.yaml --dir $pki etcd-4
+  bin/etcdpki member remove --spec $spec --dir $pki etcd-4
 Stop it with: make demo-stop
 EOF
 }

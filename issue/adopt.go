@@ -94,7 +94,7 @@ func Adopt(ctx context.Context, inv *pki.Inventory, a Adoption, o Options) (*Res
 			pl.configs = append(pl.configs, atomicdir.File{Name: t.Held, Data: certPEM, Mode: atomicdir.CertMode})
 		}
 	}
-	if err := planConfigs(inv, pl); err != nil {
+	if err := planConfigs(inv, pl, o); err != nil {
 		return fail(err)
 	}
 	pl.dirs = append(inv.OwnedDirs(), p.HeldDir())

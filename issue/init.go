@@ -37,6 +37,13 @@ type Options struct {
 	// files, so that a PKI made from flags alone can be managed later:
 	// every command given --dir and no --spec reads it there.
 	SpecYAML []byte
+	// Join, when set, writes that node's configs for joining a running
+	// cluster (see Join).
+	Join *Join
+	// APIServerEndpoints, when set, are the endpoints of the apiserver's
+	// files instead of every spec node's: a member being added serves
+	// clients only once promoted.
+	APIServerEndpoints []string
 }
 
 func (o Options) now() time.Time {
@@ -165,7 +172,7 @@ func planInit(ctx context.Context, inv *pki.Inventory, o Options, pre *initPlan)
 		return nil, err
 	}
 	ip.planPairs(inv, pairs)
-	if err := planConfigs(inv, ip.pl); err != nil {
+	if err := planConfigs(inv, ip.pl, o); err != nil {
 		return nil, err
 	}
 	if o.SpecYAML != nil {
@@ -340,7 +347,7 @@ func signTarget(a *ca.CA, s *cluster.Spec, t pki.Target, reuseKey []byte, now ti
 // and renamed into place before any of them, not from which configs
 // exist: a run killed between two nodes' configs must not leave members
 // of a cluster that never started marked "existing".
-func planConfigs(inv *pki.Inventory, pl *plan) error {
+func planConfigs(inv *pki.Inventory, pl *plan, o Options) error {
 	s, p := inv.Spec, inv.Paths
 	rec, err := readInitialCluster(p)
 	if err != nil {
@@ -380,16 +387,20 @@ func planConfigs(inv *pki.Inventory, pl *plan) error {
 				state = "new"
 			}
 		}
-		data, err := pki.NodeConfig(s, n, state).Render()
+		c := pki.NodeConfig(s, n, state)
+		if j := o.Join; j != nil && j.Name == n.Name {
+			c.InitialCluster, c.InitialClusterState = j.InitialCluster, "existing"
+		}
+		data, err := c.Render()
 		if err != nil {
 			return err
 		}
 		pl.configs = append(pl.configs, atomicdir.File{Name: p.NodeConfig(n.Name), Data: data, Mode: configMode})
-		pl.configs = append(pl.configs, atomicdir.File{Name: p.NodeEnv(n.Name), Data: pki.NodeEnv(s, n, state), Mode: configMode})
+		pl.configs = append(pl.configs, atomicdir.File{Name: p.NodeEnv(n.Name), Data: pki.NodeEnvOf(c, n), Mode: configMode})
 	}
-	flags := strings.Join(pki.APIServerFlags(inv), "\n") + "\n"
+	flags := strings.Join(apiServerFlags(inv, o), "\n") + "\n"
 	pl.configs = append(pl.configs, atomicdir.File{Name: p.APIServerFlags(), Data: []byte(flags), Mode: configMode})
-	kubeadm, err := pki.KubeadmExternal(inv)
+	kubeadm, err := kubeadmExternal(inv, o)
 	if err != nil {
 		return err
 	}

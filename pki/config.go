@@ -100,7 +100,7 @@ func ReadNodeConfig(path string) (EtcdConfig, error) {
 // APIServerFlags renders kube-apiserver's --etcd-* flags, one per line,
 // with paths where the apiserver host keeps its files.
 func APIServerFlags(inv *Inventory) []string {
-	caFile, crt, key := apiServerFiles(inv)
+	caFile, crt, key := APIServerFiles(inv)
 	return APIServerFlagsFor(inv.Spec.ClientEndpoints(), caFile, crt, key)
 }
 
@@ -118,13 +118,13 @@ func APIServerFlagsFor(endpoints []string, caFile, certFile, keyFile string) []s
 // KubeadmExternal renders the kubeadm ClusterConfiguration etcd.external
 // block for the same files.
 func KubeadmExternal(inv *Inventory) ([]byte, error) {
-	caFile, crt, key := apiServerFiles(inv)
+	caFile, crt, key := APIServerFiles(inv)
 	return KubeadmExternalFor(inv.Spec.ClientEndpoints(), caFile, crt, key)
 }
 
-// apiServerFiles are the CA, certificate and key paths on the apiserver's
+// APIServerFiles are the CA, certificate and key paths on the apiserver's
 // host, as etcdpki init writes them.
-func apiServerFiles(inv *Inventory) (caFile, certFile, keyFile string) {
+func APIServerFiles(inv *Inventory) (caFile, certFile, keyFile string) {
 	api, _ := inv.Spec.Client(cluster.ClientAPIServer)
 	b, _ := inv.Bundle(cluster.ClientAPIServer)
 	t, _ := inv.Target(ca.KindAPIServer.Name)

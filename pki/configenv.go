@@ -24,7 +24,12 @@ const EnvFile = "etcd.env"
 // NodeEnv renders node n's etcd.env: the settings of NodeConfig as ETCD_*
 // variables, and the CRL its member reads on every accepted connection.
 func NodeEnv(s *cluster.Spec, n cluster.Node, state string) []byte {
-	c := NodeConfig(s, n, state)
+	return NodeEnvOf(NodeConfig(s, n, state), n)
+}
+
+// NodeEnvOf renders the etcd.env of config c for node n: NodeEnv for a
+// config that is not the spec's own (a member joining a running cluster).
+func NodeEnvOf(c EtcdConfig, n cluster.Node) []byte {
 	crl := filepath.Join(n.CertDir(), CRLFile)
 	vars := [][2]string{
 		{"NAME", c.Name},

@@ -52,6 +52,10 @@ type State struct {
 	// Revoke is the revocation in progress (etcdpki certs revoke), so
 	// that a run killed at any step is finished by the next one.
 	Revoke *RevokeJournal `json:"revoke,omitempty"`
+	// Member is the membership change in progress (etcdpki member add
+	// or remove), so that a run killed at any step is finished by the
+	// next one.
+	Member *MemberJournal `json:"member,omitempty"`
 	// Replaced maps a certificate ID to the serial that replaced it when
 	// it was last revoked: revoking it again changes nothing.
 	Replaced map[string]string `json:"revokedAndReplacedBy,omitempty"`

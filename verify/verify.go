@@ -115,6 +115,7 @@ func Evaluate(ctx context.Context, o Options) (*Report, error) {
 	}
 	if in.inv != nil {
 		rep.Checks = append(rep.Checks, crlChecks(ctx, in.inv, rep.Cluster, in.timeout, now)...)
+		rep.Checks = append(rep.Checks, membershipChecks(in.inv, rep.Cluster)...)
 	}
 	if o.Strict {
 		strict(rep.Checks)

@@ -13,6 +13,7 @@ import (
 	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
+	"github.com/etcdpki/etcdpki/rotate"
 	"github.com/etcdpki/etcdpki/verify"
 )
 
@@ -86,6 +87,15 @@ func certsList(c *cli.Context) error {
 		for i := range infos {
 			if infos[i].Status == pki.StatusExpired {
 				infos[i].Reason = st.State
+			}
+		}
+	}
+	// A membership change left unfinished (a stray learner) shows on
+	// the rows of its node, with the command that continues it.
+	if name, note := rotate.PendingMember(s.PKIDir); name != "" {
+		for i := range infos {
+			if infos[i].Target != nil && infos[i].Target.Owner == name {
+				infos[i].Reason = strings.TrimPrefix(infos[i].Reason+"; "+note, "; ")
 			}
 		}
 	}

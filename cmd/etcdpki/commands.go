@@ -12,5 +12,6 @@ func commands() []*cli.Command {
 		rotateCommand(),
 		caCommand(),
 		verifyCommand(),
+		memberCommand(),
 	}
 }

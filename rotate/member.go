@@ -1,0 +1,206 @@
+// member.go is etcdpki member add and member remove: each moves the live
+// cluster one member toward the spec, with a journal of steps so that a
+// run killed at any step is finished by running the same command again.
+
+package rotate
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/input"
+)
+
+// MemberOptions control AddMember and RemoveMember.
+type MemberOptions struct {
+	Spec *cluster.Spec
+	// Name is the node to add (in the spec) or remove (gone from it).
+	Name string
+	// SpecYAML, when set, is written to PKI/etcdpki.yaml by the first
+	// write (a PKI made from flags, whose spec lives there).
+	SpecYAML []byte
+	// Out receives one timestamped line per step.
+	Out io.Writer
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// DryRun prints every step against the live cluster and changes
+	// nothing.
+	DryRun bool
+	// MemberTimeout bounds the learner's catch-up and promotion; 0 means
+	// DefaultMemberTimeout.
+	MemberTimeout time.Duration
+	// CommandTimeout bounds one template command; 0 means the default.
+	CommandTimeout time.Duration
+	// crashAt, in tests, ends the run with errCrash right after the named
+	// step was journaled, as a kill would.
+	crashAt string
+}
+
+// MemberJournal is a membership change in progress.
+type MemberJournal struct {
+	// Op is "add" or "remove".
+	Op   string `json:"op"`
+	Name string `json:"name"`
+	// ID is etcd's member ID (hex) once known.
+	ID string `json:"id,omitempty"`
+	// PeerURL is the member's peer URL (add: from the spec).
+	PeerURL string `json:"peerURL,omitempty"`
+	// ClientURL is where the member serves (remove: from the member list,
+	// for the leadership hand-off).
+	ClientURL string `json:"clientURL,omitempty"`
+	// Term is the raft term when the change began (add proves it
+	// unchanged).
+	Term uint64 `json:"raftTerm"`
+	// Serials are the removed member's certificates to revoke.
+	Serials []string `json:"serials,omitempty"`
+	// Step is the next step.
+	Step    string    `json:"step"`
+	Started time.Time `json:"started"`
+}
+
+// MembershipResult says what a membership change did.
+type MembershipResult struct {
+	// Unchanged is true when the cluster was already there.
+	Unchanged bool
+	// ID is the member's etcd ID.
+	ID uint64
+	// CatchUp is how long the learner took to catch up (add); Took is the
+	// whole run.
+	CatchUp, Took time.Duration
+	// HandOff is the leadership transfer away from a removed leader.
+	HandOff *HandOff
+	// Steps are the steps a dry run would take.
+	Steps []string
+}
+
+type memberStep struct {
+	name string
+	what string
+	do   func(context.Context, *MemberJournal, *MembershipResult) error
+}
+
+// memberRun is one membership change under the lock.
+type memberRun struct {
+	*runner
+	mo MemberOptions
+}
+
+func newMemberRun(o *MemberOptions) (*memberRun, error) {
+	if o.Spec == nil {
+		return nil, input.Errorf("member: no cluster spec")
+	}
+	if o.Name == "" {
+		return nil, input.Errorf("member: name the node")
+	}
+	if o.MemberTimeout <= 0 {
+		o.MemberTimeout = DefaultMemberTimeout
+	}
+	ro := Options{Spec: o.Spec, Out: o.Out, Now: o.Now, CommandTimeout: o.CommandTimeout, DryRun: o.DryRun}
+	if err := ro.defaults(); err != nil {
+		return nil, err
+	}
+	return &memberRun{runner: newRunner(ro, newLogger(ro.Out)), mo: *o}, nil
+}
+
+// cluster is the etcd cluster of s, a part of the command's spec (the
+// members that carry the change), probed with the command's inventory.
+func (m *memberRun) cluster(s *cluster.Spec) *etcdCluster {
+	return &etcdCluster{spec: s, paths: m.inv.Paths, inv: m.inv, opts: m.etcd.opts}
+}
+
+// steps runs the journal's steps from j.Step on, saving the journal after
+// each; the last clears it.
+func (m *memberRun) steps(ctx context.Context, j *MemberJournal, steps []memberStep, res *MembershipResult) error {
+	if m.mo.DryRun {
+		on := false
+		for i, s := range steps {
+			on = on || s.name == j.Step
+			if on {
+				line := fmt.Sprintf("[dry-run] %d/%d %s: %s", i+1, len(steps), s.name, s.what)
+				res.Steps = append(res.Steps, line)
+				m.log.printf("%s", line)
+			}
+		}
+		m.log.printf("[dry-run] nothing changed")
+		return nil
+	}
+	for i, s := range steps {
+		if s.name != j.Step {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return &InterruptedError{Step: "member " + j.Op + " step " + s.name}
+		}
+		if err := s.do(context.WithoutCancel(ctx), j, res); err != nil {
+			return err
+		}
+		if m.mo.crashAt == s.name+" unjournaled" {
+			return errCrash
+		}
+		if i+1 < len(steps) {
+			j.Step = steps[i+1].name
+		} else {
+			m.st.Member = nil
+		}
+		if err := m.st.save(m.o.Spec.PKIDir, m.o.Now()); err != nil {
+			return err
+		}
+		if m.mo.crashAt == s.name {
+			return errCrash
+		}
+	}
+	return nil
+}
+
+// journal starts j, or resumes the journaled change when it is the same
+// one; another change in progress is an input error naming it.
+func (m *memberRun) journal(want *MemberJournal) (*MemberJournal, bool, error) {
+	if j := m.st.Member; j != nil {
+		if j.Op != want.Op || j.Name != want.Name {
+			return nil, false, input.Errorf("an earlier member %s %s is unfinished (step %s): run `etcdpki member %s %s` again to finish it first", j.Op, j.Name, j.Step, j.Op, j.Name)
+		}
+		m.log.printf("resuming member %s %s at step %s", j.Op, j.Name, j.Step)
+		return j, true, nil
+	}
+	if j := m.st.Revoke; j != nil {
+		return nil, false, input.Errorf("an earlier revoke of %s is unfinished (step %s): run that revoke again to finish it first", strings.Join(j.Request, " "), j.Step)
+	}
+	return want, false, nil
+}
+
+func (m *memberRun) save(j *MemberJournal) error {
+	if m.mo.DryRun {
+		return nil
+	}
+	m.st.Member = j
+	return m.st.save(m.o.Spec.PKIDir, m.o.Now())
+}
+
+func hexID(id uint64) string { return fmt.Sprintf("%x", id) }
+
+func parseID(s string) uint64 {
+	var id uint64
+	fmt.Sscanf(s, "%x", &id)
+	return id
+}
+
+// PendingMember says what the journal's unfinished membership change is,
+// for certs list: the node, and a note naming the command that continues
+// it (and, for an add that got as far as a learner, how to remove it
+// instead). name is "" when there is none.
+func PendingMember(pkiDir string) (name, note string) {
+	st, err := LoadState(pkiDir)
+	if err != nil || st.Member == nil {
+		return "", ""
+	}
+	j := st.Member
+	note = fmt.Sprintf("member %s unfinished at step %s: run `etcdpki member %s %s` to continue it", j.Op, j.Step, j.Op, j.Name)
+	if j.Op == "add" && j.ID != "" {
+		note += fmt.Sprintf(" (learner %s pending; `etcdctl member remove %s` drops it)", j.ID, j.ID)
+	}
+	return j.Name, note
+}

@@ -1,0 +1,364 @@
+package rotate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/etcdpki/etcdpki/ca"
+	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/input"
+	"github.com/etcdpki/etcdpki/issue"
+	"github.com/etcdpki/etcdpki/pki"
+)
+
+// Add steps, in order.
+const (
+	stepCerts     = "certs"
+	stepLearner   = "learner"
+	stepConfig    = "config"
+	stepStart     = "start"
+	stepPromote   = "promote"
+	stepProveNew  = "prove"
+	stepAPIServer = "apiserver"
+	stepConfigs   = "configs"
+)
+
+// AddMember adds spec node o.Name to the running cluster: its
+// certificates, a learner, its config (joining the member list as etcd
+// returns it), deploy and start, catch-up and promotion, the proof, and
+// only then the apiserver's --etcd-servers and the other members'
+// configs.
+func AddMember(ctx context.Context, o MemberOptions) (*MembershipResult, error) {
+	m, err := newMemberRun(&o)
+	if err != nil {
+		return nil, err
+	}
+	n, ok := o.Spec.Node(o.Name)
+	if !ok {
+		return nil, input.Errorf("member add %s: no such node in the spec (add it under nodes: first)", o.Name)
+	}
+	release, err := m.begin()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	start := time.Now()
+	res := &MembershipResult{}
+	err = m.add(ctx, n, res)
+	res.Took = time.Since(start)
+	return res, err
+}
+
+func (m *memberRun) add(ctx context.Context, n cluster.Node, res *MembershipResult) error {
+	j, resumed, err := m.journal(&MemberJournal{Op: "add", Name: n.Name, PeerURL: n.PeerURLs[0], Step: stepCerts, Started: m.o.Now().UTC()})
+	if err != nil {
+		return err
+	}
+	// The members, without the node being added (others), and with it
+	// (all): spec nodes not yet members are no part of this change.
+	base := m.cluster(withoutNode(m.o.Spec, n.Name))
+	othersSpec, err := base.memberedSpec(ctx, "", n.Name)
+	if err != nil {
+		return err
+	}
+	others := m.cluster(othersSpec)
+	allSpec := *othersSpec
+	allSpec.Nodes = nil
+	for _, x := range m.o.Spec.Nodes {
+		if x.Name == n.Name || slices.ContainsFunc(othersSpec.Nodes, func(y cluster.Node) bool { return y.Name == x.Name }) {
+			allSpec.Nodes = append(allSpec.Nodes, x)
+		}
+	}
+	all := m.cluster(&allSpec)
+	if !resumed {
+		done, err := m.preflightAdd(ctx, others, n, j)
+		if err != nil || done {
+			res.Unchanged = done
+			return err
+		}
+		if err := m.save(j); err != nil {
+			return err
+		}
+		if !m.mo.DryRun {
+			m.log.printf("adding member %s (%s); journal %s", n.Name, j.PeerURL, statePath(m.o.Spec.PKIDir))
+		}
+	}
+	steps := []memberStep{
+		{stepCerts, "issue " + n.Name + "'s certificates if missing (as init does)", func(ctx context.Context, j *MemberJournal, _ *MembershipResult) error {
+			return m.writeFiles(ctx, others, n, "")
+		}},
+		{stepLearner, "etcd member add --learner " + j.PeerURL, func(ctx context.Context, j *MemberJournal, res *MembershipResult) error {
+			return m.addLearner(ctx, others, j)
+		}},
+		{stepConfig, "write " + n.Name + "'s etcd.conf.yml and etcd.env: initial-cluster from etcd's member list plus " + n.Name + ", initial-cluster-state existing", func(ctx context.Context, j *MemberJournal, _ *MembershipResult) error {
+			ic, err := joinCluster(ctx, others, j)
+			if err != nil {
+				return err
+			}
+			m.log.printf("[config] %s: initial-cluster %s, initial-cluster-state existing", n.Name, ic)
+			return m.writeFiles(ctx, others, n, ic)
+		}},
+		{stepStart, "deploy " + n.Name + "'s bundle and start it (restart template)", func(ctx context.Context, j *MemberJournal, _ *MembershipResult) error {
+			return m.startNode(ctx, n)
+		}},
+		{stepPromote, "wait until the learner caught up, then etcd member promote (bounded by --member-timeout)", func(ctx context.Context, j *MemberJournal, res *MembershipResult) error {
+			return m.promoteLearner(ctx, others, n, j, res)
+		}},
+		{stepProveNew, "prove " + n.Name + " serves its serials on its client and peer ports, votes, the cluster is healthy and the raft term unchanged", func(ctx context.Context, j *MemberJournal, res *MembershipResult) error {
+			return m.proveAdded(ctx, all, n, j)
+		}},
+		{stepAPIServer, "regenerate apiserver/etcd-flags and the kubeadm etcd.external block with " + n.Name + "; run the kube-apiserver client's deploy and restart templates", func(ctx context.Context, j *MemberJournal, _ *MembershipResult) error {
+			ic, err := joinCluster(ctx, all, j)
+			if err != nil {
+				return err
+			}
+			if err := m.writeFiles(ctx, all, n, ic); err != nil {
+				return err
+			}
+			return m.updateAPIServer(ctx)
+		}},
+		{stepConfigs, "deploy the other members' regenerated configs (initial-cluster is read only at bootstrap: nothing restarts)", func(ctx context.Context, _ *MemberJournal, _ *MembershipResult) error {
+			return m.deployOthers(ctx, n.Name)
+		}},
+	}
+	if err := m.steps(ctx, j, steps, res); err != nil {
+		return err
+	}
+	res.ID = parseID(j.ID)
+	if !m.mo.DryRun {
+		m.log.printf("member %s (%s) added: voting and serving", n.Name, j.ID)
+	}
+	return nil
+}
+
+// preflightAdd refuses an add that etcd would refuse or that could hurt
+// the cluster. done is true when n is a voting member already.
+func (m *memberRun) preflightAdd(ctx context.Context, others *etcdCluster, n cluster.Node, j *MemberJournal) (done bool, err error) {
+	h, err := others.health(ctx)
+	if err != nil {
+		return false, err
+	}
+	if err := healthyOrError(others.spec, h, "refusing to add a member"); err != nil {
+		return false, err
+	}
+	l, _ := h.LeaderResult()
+	j.Term = l.Status.RaftTerm
+	ms, err := others.memberList(ctx)
+	if err != nil {
+		return false, err
+	}
+	for _, mb := range ms {
+		switch {
+		case mb.Name == n.Name && !mb.IsLearner && byPeerURL(ms, j.PeerURL) == mb:
+			m.log.printf("%s is a voting member already (%x): nothing to do", n.Name, mb.ID)
+			return true, nil
+		case mb.Name == n.Name:
+			return false, input.Errorf("member add %s: etcd has a member of that name already (%x, peer URLs %s): remove it first (etcdpki member remove %s after deleting it from the spec, or etcdctl member remove %x)", n.Name, mb.ID, strings.Join(mb.PeerURLs, ","), n.Name, mb.ID)
+		case slices.Contains(mb.PeerURLs, j.PeerURL) && mb.IsLearner && mb.Name == "":
+			// A learner added for this node and never started (an add
+			// killed before its journal, or made by hand): continued.
+			m.log.printf("learner %x has %s's peer URL and never started: continuing it", mb.ID, n.Name)
+			return false, nil
+		case slices.Contains(mb.PeerURLs, j.PeerURL):
+			return false, input.Errorf("member add %s: peer URL %s belongs to member %q (%x) already", n.Name, j.PeerURL, mb.Name, mb.ID)
+		case mb.IsLearner:
+			return false, &UnhealthyError{When: "refusing to add a member", Reason: fmt.Sprintf("learner %x (%s) is pending: etcd allows one learner at a time; finish it (etcdpki member add NAME) or remove it (etcdctl member remove %x)", mb.ID, strings.Join(mb.PeerURLs, ","), mb.ID)}
+		}
+	}
+	if m.o.Spec.Local && n.DataDir != "" {
+		if entries, err := os.ReadDir(n.DataDir); err == nil && len(entries) > 0 {
+			return false, input.Errorf("member add %s: data directory %s is not empty: a new member must start from an empty one (move it away)", n.Name, n.DataDir)
+		}
+	}
+	return false, nil
+}
+
+// writeFiles runs init's writer for the spec: n's certificates when
+// missing, its configs joining initialCluster (when set), and the
+// apiserver's files naming the members of running.
+func (m *memberRun) writeFiles(ctx context.Context, running *etcdCluster, n cluster.Node, initialCluster string) error {
+	o := issue.Options{Out: io.Discard, Now: m.o.Now, LockHeld: true, SpecYAML: m.mo.SpecYAML}
+	if initialCluster != "" {
+		o.Join = &issue.Join{Name: n.Name, InitialCluster: initialCluster}
+	}
+	// The apiserver's files name the members only: not the node being
+	// added until it votes and serves, nor spec nodes yet to be added.
+	o.APIServerEndpoints = running.endpoints()
+	out, err := issue.Init(ctx, m.inv, o)
+	if err != nil {
+		return err
+	}
+	for _, id := range out.Created {
+		m.log.printf("[certs] created %s", id)
+	}
+	return nil
+}
+
+func (m *memberRun) addLearner(ctx context.Context, others *etcdCluster, j *MemberJournal) error {
+	ms, err := others.memberList(ctx)
+	if err != nil {
+		return err
+	}
+	// A run killed after the add and before the journal: the learner is
+	// found by its peer URL.
+	if mb := byPeerURL(ms, j.PeerURL); mb != nil {
+		j.ID = hexID(mb.ID)
+		m.log.printf("[learner] %s is member %x already (learner %v): continuing", j.PeerURL, mb.ID, mb.IsLearner)
+		return nil
+	}
+	id, err := others.addLearner(ctx, []string{j.PeerURL})
+	if err != nil {
+		return err
+	}
+	j.ID = hexID(id)
+	m.log.printf("[learner] added %s as learner %x", j.PeerURL, id)
+	return nil
+}
+
+// joinCluster is etcd's member list as initial-cluster, naming the
+// joining member (which has no name until it starts) j.Name.
+func joinCluster(ctx context.Context, c *etcdCluster, j *MemberJournal) (string, error) {
+	ms, err := c.memberList(ctx)
+	if err != nil {
+		return "", err
+	}
+	var parts []string
+	for _, mb := range ms {
+		name := mb.Name
+		if hexID(mb.ID) == j.ID {
+			name = j.Name
+		}
+		if name == "" {
+			return "", fmt.Errorf("member %x (%s) has not started yet, so it has no name for initial-cluster: finish or remove it first", mb.ID, strings.Join(mb.PeerURLs, ","))
+		}
+		for _, u := range mb.PeerURLs {
+			parts = append(parts, name+"="+u)
+		}
+	}
+	if !strings.Contains(","+strings.Join(parts, ",")+",", ","+j.Name+"=") {
+		return "", fmt.Errorf("%s (%s) is not in etcd's member list", j.Name, j.ID)
+	}
+	return strings.Join(parts, ","), nil
+}
+
+// startNode deploys n's bundle and starts it with its restart template.
+func (m *memberRun) startNode(ctx context.Context, n cluster.Node) error {
+	deploy, cmd, err := nodeCommands(m.inv.Paths, n)
+	if err != nil {
+		return err
+	}
+	if err := m.deployNodes(ctx, []*NodePlan{{Node: n, DeployCmd: deploy}}); err != nil {
+		return err
+	}
+	if cmd == "" {
+		m.log.printf("[start] %s: the spec has no restart command: start etcd on its host from %s now", n.Name, n.Dir)
+		return nil
+	}
+	t0 := time.Now()
+	if err := runCommand(ctx, "start node "+n.Name, cmd, m.o.CommandTimeout); err != nil {
+		return &MemberError{Member: n.Name, Err: err}
+	}
+	m.log.printf("[start] %s: started in %s", n.Name, round(time.Since(t0)))
+	return nil
+}
+
+// promoteLearner waits for the learner to catch up with the leader, then
+// promotes it, all within --member-timeout.
+func (m *memberRun) promoteLearner(ctx context.Context, others *etcdCluster, n cluster.Node, j *MemberJournal, res *MembershipResult) error {
+	id := parseID(j.ID)
+	ms, err := others.memberList(ctx)
+	if err != nil {
+		return err
+	}
+	mb := byPeerURL(ms, j.PeerURL)
+	if mb == nil {
+		return fmt.Errorf("%s (%s) is no longer in etcd's member list: run etcdpki member add %s again", n.Name, j.ID, n.Name)
+	}
+	if !mb.IsLearner {
+		m.log.printf("[promote] %s is voting already", n.Name)
+		return nil
+	}
+	t0 := time.Now()
+	deadline := t0.Add(m.mo.MemberTimeout)
+	behind := func() string {
+		applied, leader, err := others.learnerStatus(ctx, n.ClientURLs[0])
+		if err != nil {
+			return err.Error()
+		}
+		if applied >= leader {
+			return "caught up"
+		}
+		return fmt.Sprintf("applied raft index %d, the leader's %d: %d entries behind", applied, leader, leader-applied)
+	}
+	for {
+		applied, leader, err := others.learnerStatus(ctx, n.ClientURLs[0])
+		if err == nil && applied+caughtUpSlack >= leader {
+			break
+		}
+		if time.Now().After(deadline) {
+			return &MemberError{Member: n.Name, Err: fmt.Errorf("learner not caught up after --member-timeout %s: %s", m.mo.MemberTimeout, behind())}
+		}
+		time.Sleep(pollInterval)
+	}
+	res.CatchUp = time.Since(t0)
+	m.log.printf("[promote] learner %s caught up in %s", n.Name, round(res.CatchUp))
+	if err := others.promote(ctx, id, time.Until(deadline), behind); err != nil {
+		return &MemberError{Member: n.Name, Err: err}
+	}
+	m.log.printf("[promote] %s (%x) is a voting member", n.Name, id)
+	return nil
+}
+
+// proveAdded shows the new member serving its own serials on both ports,
+// voting, caught up, with the cluster healthy and the term unchanged, and
+// records its certificates and start files in the journal.
+func (m *memberRun) proveAdded(ctx context.Context, all *etcdCluster, n cluster.Node, j *MemberJournal) error {
+	var mine []pki.Target
+	for _, t := range m.inv.Targets {
+		if t.Owner == n.Name {
+			mine = append(mine, t)
+		}
+	}
+	serials, err := diskSerials(mine)
+	if err != nil {
+		return err
+	}
+	serverT, _ := targetOf(mine, ca.KindServer.Name)
+	peerT, _ := targetOf(mine, ca.KindPeer.Name)
+	if err := all.waitServing(ctx, n, serials[serverT.ID], serials[peerT.ID], m.mo.MemberTimeout); err != nil {
+		return &MemberError{Member: n.Name, Err: err}
+	}
+	ms, err := all.memberList(ctx)
+	if err != nil {
+		return err
+	}
+	if mb := byPeerURL(ms, j.PeerURL); mb == nil || mb.IsLearner {
+		return &MemberError{Member: n.Name, Err: errors.New("not a voting member")}
+	}
+	h, err := all.health(ctx)
+	if err != nil {
+		return err
+	}
+	if err := healthyOrError(all.spec, h, "after the add"); err != nil {
+		return err
+	}
+	l, _ := h.LeaderResult()
+	if l.Status.RaftTerm != j.Term {
+		m.log.printf("[prove] warning: the raft term went from %d to %d during the add (a leader election)", j.Term, l.Status.RaftTerm)
+	}
+	for _, t := range mine {
+		m.st.InEffect[t.ID] = serials[t.ID]
+	}
+	if st, ok, err := startedNow(m.inv.Paths, n); err == nil && ok {
+		m.st.Started[n.Name] = st
+	}
+	m.log.printf("[prove] %s: client port serves %s, peer port serves %s, voting, cluster healthy, raft term %d",
+		n.Name, pki.ShortSerial(serials[serverT.ID]), pki.ShortSerial(serials[peerT.ID]), l.Status.RaftTerm)
+	return nil
+}

@@ -1,0 +1,228 @@
+package rotate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/etcdpki/etcdpki/cluster"
+)
+
+// withoutNode is the spec less one node: the running members while a
+// node is being added (it does not serve yet), so that health probes and
+// proofs look at the members that carry the cluster.
+func withoutNode(s *cluster.Spec, name string) *cluster.Spec {
+	c := *s
+	c.Nodes = slices.DeleteFunc(slices.Clone(s.Nodes), func(n cluster.Node) bool { return n.Name == name })
+	return &c
+}
+
+// membershipClient is an etcd client of endpoints with the run's probe
+// certificate, for the membership API.
+func (c *etcdCluster) membershipClient(endpoints []string) (*clientv3.Client, error) {
+	cfg, err := c.tls()
+	if err != nil {
+		return nil, err
+	}
+	if len(endpoints) == 0 {
+		endpoints = c.endpoints()
+	}
+	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, TLS: cfg, DialTimeout: probeTimeout, Logger: zap.NewNop()})
+	if err != nil {
+		return nil, fmt.Errorf("etcd client for %s: %w", strings.Join(endpoints, ","), err)
+	}
+	return cli, nil
+}
+
+// memberList is etcd's member list, linearizable.
+func (c *etcdCluster) memberList(ctx context.Context) ([]*etcdserverpb.Member, error) {
+	return c.listMembers(ctx)
+}
+
+// localMemberList is the member list as any one reachable member knows
+// it (serializable): it answers without a quorum, which is what a
+// pre-flight check must be able to describe.
+func (c *etcdCluster) localMemberList(ctx context.Context) ([]*etcdserverpb.Member, error) {
+	return c.listMembers(ctx, clientv3.WithSerializable())
+}
+
+func (c *etcdCluster) listMembers(ctx context.Context, opts ...clientv3.OpOption) ([]*etcdserverpb.Member, error) {
+	cli, err := c.membershipClient(nil)
+	if err != nil {
+		return nil, err
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	resp, err := cli.MemberList(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("etcd member list from %s: %w", strings.Join(c.endpoints(), ","), err)
+	}
+	return resp.Members, nil
+}
+
+// byPeerURL finds the member with peer URL u.
+func byPeerURL(ms []*etcdserverpb.Member, u string) *etcdserverpb.Member {
+	for _, m := range ms {
+		if slices.Contains(m.PeerURLs, u) {
+			return m
+		}
+	}
+	return nil
+}
+
+// byName finds the member named name (a member that never started has
+// no name yet).
+func byName(ms []*etcdserverpb.Member, name string) *etcdserverpb.Member {
+	for _, m := range ms {
+		if m.Name == name {
+			return m
+		}
+	}
+	return nil
+}
+
+func (c *etcdCluster) addLearner(ctx context.Context, peerURLs []string) (uint64, error) {
+	cli, err := c.membershipClient(nil)
+	if err != nil {
+		return 0, err
+	}
+	defer cli.Close()
+	var resp *clientv3.MemberAddResponse
+	err = retryUnhealthy(ctx, func(ctx context.Context) (err error) {
+		resp, err = cli.MemberAddAsLearner(ctx, peerURLs)
+		// Seen on etcd 3.6.16 right after a member was removed: the add
+		// is refused with "member not found" for a moment; a later
+		// attempt succeeds. Taken as transient, like "unhealthy".
+		if errors.Is(err, rpctypes.ErrMemberNotFound) {
+			err = rpctypes.ErrUnhealthy
+		}
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("etcd member add --learner %s: %w", strings.Join(peerURLs, ","), err)
+	}
+	return resp.Member.ID, nil
+}
+
+func (c *etcdCluster) removeMember(ctx context.Context, id uint64) error {
+	cli, err := c.membershipClient(nil)
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	err = retryUnhealthy(ctx, func(ctx context.Context) error {
+		_, err := cli.MemberRemove(ctx, id)
+		return err
+	})
+	if err != nil && !errors.Is(err, rpctypes.ErrMemberNotFound) {
+		return fmt.Errorf("etcd member remove %x: %w", id, err)
+	}
+	return nil
+}
+
+// promote promotes learner id, again while etcd answers that it is not
+// in sync with the leader, until timeout; behind says how far behind it
+// is for the message when the time is up.
+func (c *etcdCluster) promote(ctx context.Context, id uint64, timeout time.Duration, behind func() string) error {
+	cli, err := c.membershipClient(nil)
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	deadline := time.Now().Add(timeout)
+	for {
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err := cli.MemberPromote(rctx, id)
+		cancel()
+		switch {
+		case err == nil:
+			return nil
+		case !errors.Is(err, rpctypes.ErrMemberLearnerNotReady) && !strings.Contains(err.Error(), "in sync with leader"):
+			return fmt.Errorf("etcd member promote %x: %w", id, err)
+		case time.Now().After(deadline):
+			return fmt.Errorf("etcd member promote %x: the learner is still not in sync with the leader after --member-timeout %s (%s): %w", id, timeout, behind(), err)
+		}
+		time.Sleep(pollInterval)
+	}
+}
+
+// learnerStatus is the learner's applied raft index and the leader's
+// index. The leader is asked first: under client load its index grows
+// while the learner is asked, so the other order would count entries
+// committed in between as the learner's lag.
+func (c *etcdCluster) learnerStatus(ctx context.Context, learnerURL string) (applied, leaderIdx uint64, err error) {
+	h, err := c.health(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	l, ok := h.LeaderResult()
+	if !ok {
+		return 0, 0, errors.New("no agreed leader among the voting members")
+	}
+	cli, err := c.membershipClient([]string{learnerURL})
+	if err != nil {
+		return 0, 0, err
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	st, err := cli.Status(ctx, learnerURL)
+	if err != nil {
+		return 0, 0, fmt.Errorf("status of the learner at %s: %w", learnerURL, err)
+	}
+	return st.RaftAppliedIndex, l.Status.RaftIndex, nil
+}
+
+// unhealthyRetry bounds the retries of a membership change that etcd's
+// strict reconfiguration check refuses as "unhealthy cluster": it wants
+// every member connected for five seconds (etcd's HealthInterval), which
+// a cluster just started, or a member just restarted, is not yet.
+const unhealthyRetry = 20 * time.Second
+
+func retryUnhealthy(ctx context.Context, op func(context.Context) error) error {
+	deadline := time.Now().Add(unhealthyRetry)
+	for {
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := op(rctx)
+		cancel()
+		if err == nil || !errors.Is(err, rpctypes.ErrUnhealthy) || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(pollInterval * 5)
+	}
+}
+
+// memberedSpec is the spec less its nodes that are not voting members of
+// the cluster (matched by peer URL or name), keeping keep (the node being
+// added) and dropping drop: probes and proofs look only at members, so a
+// spec node yet to be added does not count as an unhealthy member.
+func (c *etcdCluster) memberedSpec(ctx context.Context, keep, drop string) (*cluster.Spec, error) {
+	ms, err := c.localMemberList(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := *c.spec
+	out.Nodes = slices.DeleteFunc(slices.Clone(c.spec.Nodes), func(n cluster.Node) bool {
+		switch n.Name {
+		case keep:
+			return false
+		case drop:
+			return true
+		}
+		mb := byPeerURL(ms, n.PeerURLs[0])
+		if mb == nil {
+			mb = byName(ms, n.Name)
+		}
+		return mb == nil || mb.IsLearner
+	})
+	return &out, nil
+}

@@ -1,0 +1,263 @@
+package rotate
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/etcdpki/etcdpki/ca"
+	"github.com/etcdpki/etcdpki/internal/certx"
+	"github.com/etcdpki/etcdpki/internal/input"
+	"github.com/etcdpki/etcdpki/internal/probe"
+	"github.com/etcdpki/etcdpki/issue"
+	"github.com/etcdpki/etcdpki/pki"
+)
+
+// Remove steps, in order.
+const (
+	stepRMAPIServer = "apiserver"
+	stepLeader      = "leader"
+	stepRemove      = "remove"
+	stepRevoke      = "revoke"
+	stepCleanup     = "cleanup"
+)
+
+// RemoveMember removes o.Name, no longer in the spec, from the running
+// cluster: the apiserver first, leadership away from it, MemberRemove,
+// its certificates revoked and proven refused, its bundle archived.
+func RemoveMember(ctx context.Context, o MemberOptions) (*MembershipResult, error) {
+	m, err := newMemberRun(&o)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := o.Spec.Node(o.Name); ok {
+		where := "the spec " + o.Spec.File
+		return nil, input.Errorf("member remove %s: %s still names it: delete it there first", o.Name, where)
+	}
+	release, err := m.begin()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	start := time.Now()
+	res := &MembershipResult{}
+	err = m.remove(ctx, res)
+	res.Took = time.Since(start)
+	return res, err
+}
+
+func (m *memberRun) remove(ctx context.Context, res *MembershipResult) error {
+	name := m.mo.Name
+	j, resumed, err := m.journal(&MemberJournal{Op: "remove", Name: name, Step: stepRMAPIServer, Started: m.o.Now().UTC()})
+	if err != nil {
+		return err
+	}
+	// Probes, the hand-off and the proof of refusal look at the members
+	// only: spec nodes yet to be added are no part of this change.
+	members, err := m.etcd.memberedSpec(ctx, "", name)
+	if err != nil {
+		return err
+	}
+	m.etcd = m.cluster(members)
+	if !resumed {
+		done, err := m.preflightRemove(ctx, j)
+		if err != nil || done {
+			res.Unchanged = done
+			return err
+		}
+		if err := m.save(j); err != nil {
+			return err
+		}
+		if !m.mo.DryRun {
+			m.log.printf("removing member %s (%s); journal %s", name, j.ID, statePath(m.o.Spec.PKIDir))
+		}
+	}
+	steps := []memberStep{
+		{stepRMAPIServer, "regenerate apiserver/etcd-flags and the remaining configs without " + name + "; run the kube-apiserver client's deploy and restart templates", func(ctx context.Context, _ *MemberJournal, _ *MembershipResult) error {
+			o := issue.Options{Now: m.o.Now, LockHeld: true, APIServerEndpoints: m.etcd.endpoints(), SpecYAML: m.mo.SpecYAML}
+			if _, err := issue.Init(ctx, m.inv, o); err != nil {
+				return err
+			}
+			return m.updateAPIServer(ctx)
+		}},
+		{stepLeader, "if " + name + " leads, move leadership to a caught-up member", func(ctx context.Context, j *MemberJournal, res *MembershipResult) error {
+			return m.moveAway(ctx, j, res)
+		}},
+		{stepRemove, "etcd member remove " + j.ID + " (the removed etcd stops by itself)", func(ctx context.Context, j *MemberJournal, _ *MembershipResult) error {
+			if j.ID == "" {
+				return nil
+			}
+			if err := m.etcd.removeMember(ctx, parseID(j.ID)); err != nil {
+				return err
+			}
+			m.log.printf("[remove] member %s (%s) removed", name, j.ID)
+			return nil
+		}},
+		{stepRevoke, "revoke " + name + "'s certificates (serials " + strings.Join(j.Serials, ", ") + ") and prove every remaining member refuses them on its client and peer ports", func(ctx context.Context, j *MemberJournal, _ *MembershipResult) error {
+			if len(j.Serials) == 0 {
+				return nil
+			}
+			ro := RevokeOptions{Spec: members, Serials: j.Serials, Reason: "cessationOfOperation"}
+			if err := checkRevoke(&ro); err != nil {
+				return err
+			}
+			// The CRL goes to the members' bundles and is proven on
+			// their ports: the revoke runs on the members' inventory.
+			full, fullInv := m.o.Spec, m.inv
+			m.o.Spec, m.inv = members, pki.New(members)
+			defer func() { m.o.Spec, m.inv = full, fullInv }()
+			return m.revoke(ctx, ro, &RevokeResult{})
+		}},
+		{stepCleanup, "move " + name + "'s bundle to " + m.inv.Paths.Backups() + " (verified), forget it, regenerate the remaining configs", func(ctx context.Context, j *MemberJournal, _ *MembershipResult) error {
+			return m.cleanup(ctx, name)
+		}},
+	}
+	if err := m.steps(ctx, j, steps, res); err != nil {
+		return err
+	}
+	res.ID = parseID(j.ID)
+	if !m.mo.DryRun {
+		m.log.printf("member %s removed, its certificates revoked", name)
+	}
+	return nil
+}
+
+// preflightRemove refuses a removal that would leave no quorum of healthy
+// voting members. A dead NAME is fine: that is the failed-host case.
+func (m *memberRun) preflightRemove(ctx context.Context, j *MemberJournal) (done bool, err error) {
+	name := m.mo.Name
+	ms, err := m.etcd.localMemberList(ctx)
+	if err != nil {
+		return false, err
+	}
+	mb := byName(ms, name)
+	paths := m.inv.Paths
+	// NAME is no longer in the spec, so its pairs are found where its
+	// bundle held them.
+	for _, kind := range []ca.Kind{ca.KindServer, ca.KindPeer} {
+		crt := filepath.Join(paths.NodeCertDir(name), kind.BaseName+pki.CertExt)
+		if c, err := readCert(crt); err == nil {
+			j.Serials = append(j.Serials, certx.Serial(c))
+		}
+	}
+	if mb == nil {
+		if len(j.Serials) == 0 {
+			m.log.printf("%s is neither a member of the cluster nor has a bundle in %s: nothing to do", name, paths.NodeDir(name))
+			return true, nil
+		}
+		m.log.printf("%s is not a member of the cluster; its certificates are still to be revoked and its bundle archived", name)
+		j.Step = stepRevoke
+		return false, nil
+	}
+	j.ID = hexID(mb.ID)
+	if len(mb.ClientURLs) > 0 {
+		j.ClientURL = mb.ClientURLs[0]
+	}
+	cfg, err := m.etcd.tls()
+	if err != nil {
+		return false, err
+	}
+	var urls []string
+	voters := 0
+	for _, o := range ms {
+		if o.ID == mb.ID || o.IsLearner {
+			continue
+		}
+		voters++
+		urls = append(urls, o.ClientURLs...)
+	}
+	h := probe.Health(ctx, urls, cfg, probeTimeout)
+	healthy := 0
+	var bad []string
+	for _, r := range h.Endpoints {
+		if r.Healthy {
+			healthy++
+		} else {
+			bad = append(bad, fmt.Sprintf("%s: %v", r.Endpoint, r.Err()))
+		}
+	}
+	if need := voters/2 + 1; healthy < need {
+		return false, &UnhealthyError{When: "refusing to remove " + name, Members: bad,
+			Reason: fmt.Sprintf("after the removal %d voting members would remain with %d healthy; quorum needs %d, so the cluster would stop serving", voters, healthy, need)}
+	}
+	if l, ok := h.LeaderResult(); ok {
+		j.Term = l.Status.RaftTerm
+	}
+	return false, nil
+}
+
+// moveAway hands leadership from the member being removed to the most
+// caught-up remaining member: one leader change, at a moment of our
+// choosing, instead of an election after MemberRemove.
+func (m *memberRun) moveAway(ctx context.Context, j *MemberJournal, res *MembershipResult) error {
+	if j.ID == "" || j.ClientURL == "" {
+		return nil
+	}
+	cfg, err := m.etcd.tls()
+	if err != nil {
+		return err
+	}
+	all := append(m.etcd.endpoints(), j.ClientURL)
+	h := probe.Health(ctx, all, cfg, probeTimeout)
+	if h.Leader != probe.ID(parseID(j.ID)) {
+		return nil
+	}
+	var to probe.ID
+	var best uint64
+	for _, r := range h.Endpoints[:len(all)-1] {
+		if r.Healthy && r.Status != nil && r.Status.RaftAppliedIndex >= best {
+			to, best = r.Status.MemberID, r.Status.RaftAppliedIndex
+		}
+	}
+	if to == 0 {
+		return fmt.Errorf("no healthy remaining member to hand leadership to")
+	}
+	t0 := time.Now()
+	if err := m.etcd.moveLeader(ctx, j.ClientURL, to); err != nil {
+		return err
+	}
+	if err := m.etcd.waitLeader(ctx, to, m.mo.MemberTimeout); err != nil {
+		return err
+	}
+	res.HandOff = &HandOff{From: m.mo.Name, To: to.String(), Start: t0, Took: time.Since(t0)}
+	// As in a rolling restart: the new leader is left alone for a moment
+	// before the old one goes.
+	if m.o.HandOffSettle > 0 {
+		time.Sleep(m.o.HandOffSettle)
+	}
+	m.log.printf("[leader] %s led: leadership moved to member %s in %s (settled %s)", m.mo.Name, to, round(res.HandOff.Took), m.o.HandOffSettle)
+	return nil
+}
+
+// cleanup archives the bundle and forgets the member in the journal and
+// in the record of the bootstrap members.
+func (m *memberRun) cleanup(ctx context.Context, name string) error {
+	paths := m.inv.Paths
+	dir, err := issue.ArchiveBundle(paths, name, m.o.Now())
+	if err != nil {
+		return err
+	}
+	// The remaining configs once more (a run that started at the
+	// revocation, for a member already gone, wrote none yet); nothing
+	// restarts for them.
+	o := issue.Options{Now: m.o.Now, LockHeld: true, APIServerEndpoints: m.etcd.endpoints(), SpecYAML: m.mo.SpecYAML}
+	if _, err := issue.Init(ctx, m.inv, o); err != nil {
+		return err
+	}
+	if err := issue.ForgetMember(paths, name); err != nil {
+		return err
+	}
+	delete(m.st.Started, name)
+	delete(m.st.Proofs, name)
+	for id := range m.st.InEffect {
+		if strings.HasPrefix(id, name+"/") {
+			delete(m.st.InEffect, id)
+		}
+	}
+	if dir != "" {
+		m.log.printf("[cleanup] %s's bundle moved to %s (verified)", name, dir)
+	}
+	return nil
+}

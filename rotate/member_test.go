@@ -1,0 +1,240 @@
+package rotate_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"maps"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/etcdpki/etcdpki/internal/input"
+	"github.com/etcdpki/etcdpki/internal/testharness/etcdtest"
+	"github.com/etcdpki/etcdpki/rotate"
+)
+
+// memberList is etcd's member list as the apiserver sees it: names by
+// voting and learner.
+func memberList(t testing.TB, c *etcdtest.Cluster) (voters, learners []string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := c.Client(t).MemberList(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range resp.Members {
+		if m.IsLearner {
+			learners = append(learners, m.Name)
+		} else {
+			voters = append(voters, m.Name)
+		}
+	}
+	return voters, learners
+}
+
+func leaderName(t testing.TB, c *etcdtest.Cluster) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	l, err := c.Leader(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l.Name
+}
+
+func waitExit(t *testing.T, m *etcdtest.Member) {
+	t.Helper()
+	exited, _ := m.Exited()
+	select {
+	case <-exited:
+	case <-time.After(30 * time.Second):
+		t.Errorf("removed member %s still running after 30s", m.Name)
+	}
+}
+
+// TestMember adds a 4th member and removes members (a follower, a killed
+// one and its replacement with the same name and IP, the leader) on a
+// cluster run from etcd.env, under the load client.
+func TestMember(t *testing.T) {
+	c := revokeCluster(t)
+	ctx := context.Background()
+
+	// Add etcd-4 on 127.0.0.4 while the apiserver stand-in uses 1-3.
+	ld := startLoad(t, c)
+	term := raftTerm(t, c)
+	m4 := c.AddNode(t, nil)
+	var out bytes.Buffer
+	res, err := rotate.AddMember(ctx, rotate.MemberOptions{Spec: c.Spec, Name: m4.Name, Out: &out})
+	st := ld.stop()
+	t.Logf("member add:\n%s", out.String())
+	if err != nil {
+		t.Fatalf("member add: %v", err)
+	}
+	for _, f := range st.failures {
+		t.Errorf("failed request during the add: %s", f)
+	}
+	if got := raftTerm(t, c); got != term {
+		t.Errorf("raft term went from %d to %d during the add", term, got)
+	}
+	if voters, learners := memberList(t, c); len(voters) != 4 || len(learners) != 0 {
+		t.Errorf("after the add: voters %v learners %v", voters, learners)
+	}
+	checkHealthy(t, c)
+	checkServing(t, c)
+	if res.CatchUp <= 0 {
+		t.Errorf("catch-up time %s", res.CatchUp)
+	}
+	flags, _ := os.ReadFile(c.Paths.APIServerFlags())
+	if !strings.Contains(string(flags), strings.TrimPrefix(m4.ClientURL, "https://")) {
+		t.Errorf("etcd-flags lack %s:\n%s", m4.ClientURL, flags)
+	}
+	// The other members' configs changed only in initial-cluster, read
+	// only at bootstrap: a rotation restarts no member for them.
+	pidsBefore := pids(c)
+	var rot bytes.Buffer
+	rres, err := rotate.Run(ctx, rotate.Options{Spec: c.Spec, Out: &rot})
+	if err != nil {
+		t.Fatalf("rotate after the add: %v\n%s", err, rot.String())
+	}
+	if len(rres.Members) != 0 || !maps.Equal(pids(c), pidsBefore) {
+		t.Errorf("rotate after the add restarted %v (pids %v -> %v):\n%s", rres.Members, pidsBefore, pids(c), rot.String())
+	}
+	// Again: nothing to do.
+	if res, err := rotate.AddMember(ctx, rotate.MemberOptions{Spec: c.Spec, Name: m4.Name, Out: &out}); err != nil || !res.Unchanged {
+		t.Errorf("second add: %+v %v", res, err)
+	}
+
+	t.Run("RemoveFollower", func(t *testing.T) {
+		name := etcdtest.NodeName(4)
+		if leaderName(t, c) == name {
+			name = etcdtest.NodeName(3)
+		}
+		testRemove(t, c, name, false)
+	})
+	t.Run("RemoveKilledThenReplace", func(t *testing.T) {
+		var name string
+		for _, m := range c.Members {
+			if m.Name != leaderName(t, c) {
+				name = m.Name
+			}
+		}
+		if err := c.Member(name).Kill(); err != nil {
+			t.Fatal(err)
+		}
+		node := testRemove(t, c, name, true)
+		// The replacement on the same name, IP and ports, whose host still
+		// has the old data directory: refused, naming it, nothing changed.
+		m := c.ReAddNode(t, node)
+		before, _ := os.ReadFile(filepath.Join(c.Paths.PKI, rotate.StateFile))
+		var out bytes.Buffer
+		_, err := rotate.AddMember(ctx, rotate.MemberOptions{Spec: c.Spec, Name: name, Out: &out})
+		var ie *input.Error
+		if !errors.As(err, &ie) || !strings.Contains(err.Error(), m.DataDir) {
+			t.Fatalf("add over a used data dir: %v, want an input error naming %s", err, m.DataDir)
+		}
+		if after, _ := os.ReadFile(filepath.Join(c.Paths.PKI, rotate.StateFile)); !bytes.Equal(before, after) {
+			t.Error("the refused add changed the journal")
+		}
+		if voters, learners := memberList(t, c); len(voters) != 2 || len(learners) != 0 {
+			t.Errorf("the refused add changed the membership: voters %v learners %v", voters, learners)
+		}
+		if err := os.RemoveAll(m.DataDir); err != nil {
+			t.Fatal(err)
+		}
+		ld := startLoad(t, c)
+		res, err := rotate.AddMember(ctx, rotate.MemberOptions{Spec: c.Spec, Name: name, Out: &out})
+		st := ld.stop()
+		t.Logf("member add (replacement):\n%s", out.String())
+		if err != nil {
+			t.Fatalf("add the replacement: %v", err)
+		}
+		for _, f := range st.failures {
+			t.Errorf("failed request during the replacement's add: %s", f)
+		}
+		if voters, _ := memberList(t, c); len(voters) != 3 {
+			t.Errorf("voters after the replacement: %v", voters)
+		}
+		_ = res
+		checkHealthy(t, c)
+		checkServing(t, c)
+	})
+	t.Run("RemoveLeader", func(t *testing.T) {
+		testRemove(t, c, leaderName(t, c), false)
+	})
+}
+
+// testRemove deletes name from the spec, points the load client (the
+// apiserver) at the remaining members, removes it and checks: no failed
+// request, the member gone and stopped, its certificates refused on every
+// remaining port, at most one leader change (exactly one for the leader).
+func testRemove(t *testing.T, c *etcdtest.Cluster, name string, dead bool) etcdtest.SpecNode {
+	t.Helper()
+	ctx := context.Background()
+	wasLeader := !dead && leaderName(t, c) == name
+	held := holdPairs(t, c.Spec, name+"/etcd-peer", name+"/etcd-server")
+	// Still in the spec: refused, exit 2.
+	if _, err := rotate.RemoveMember(ctx, rotate.MemberOptions{Spec: c.Spec, Name: name}); err == nil || !strings.Contains(err.Error(), "delete it there first") {
+		t.Fatalf("remove of a node still in the spec: %v", err)
+	}
+	var term uint64
+	if !dead {
+		term = raftTerm(t, c)
+	}
+	node, m := c.RemoveNode(t, name)
+	if dead {
+		term = raftTerm(t, c)
+	}
+	ld := startLoad(t, c)
+	var out bytes.Buffer
+	res, err := rotate.RemoveMember(ctx, rotate.MemberOptions{Spec: c.Spec, Name: name, Out: &out})
+	st := ld.stop()
+	t.Logf("member remove %s:\n%s", name, out.String())
+	if err != nil {
+		t.Fatalf("member remove: %v", err)
+	}
+	// The documented bound: failures only of requests sent inside the
+	// leadership hand-off (a proposal the old leader had not committed
+	// times out or is dropped), at most one per load worker.
+	var handOffs rotate.Result
+	if res.HandOff != nil {
+		handOffs.HandOffs = append(handOffs.HandOffs, *res.HandOff)
+	}
+	var dropped []string
+	for _, f := range st.failures {
+		if inHandOff(&handOffs, f.at) {
+			dropped = append(dropped, f.String())
+		} else {
+			t.Errorf("failed request outside a hand-off: %s", f)
+		}
+	}
+	if len(dropped) > loadWorkers {
+		t.Errorf("%d requests failed inside the hand-off, more than one per load worker: %v", len(dropped), dropped)
+	}
+	changes := raftTerm(t, c) - term
+	switch {
+	case wasLeader && (changes != 1 || res.HandOff == nil):
+		t.Errorf("removing the leader: %d leader changes (hand-off %+v), want 1", changes, res.HandOff)
+	case !wasLeader && changes != 0:
+		t.Errorf("removing a follower: %d leader changes", changes)
+	}
+	waitExit(t, m)
+	voters, _ := memberList(t, c)
+	for _, v := range voters {
+		if v == name {
+			t.Errorf("%s is still a member: %v", name, voters)
+		}
+	}
+	for _, h := range held {
+		checkVerdicts(t, c, h.id+" (removed member)", h.pair, false)
+	}
+	if _, err := os.Stat(c.Paths.NodeDir(name)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the bundle of %s is still in place: %v", name, err)
+	}
+	checkHealthy(t, c)
+	return node
+}
