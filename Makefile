@@ -29,22 +29,22 @@ $(BIN)/etcd: tools/etcd/go.mod tools/etcd/go.sum tools/etcd/etcd/main.go
 $(BIN)/etcdctl: tools/etcd/go.mod tools/etcd/go.sum tools/etcd/etcdctl/main.go
 	cd tools/etcd && $(GO) build -o $(BIN)/etcdctl ./etcdctl
 
-# SoftHSM2, the PKCS#11 token the CA-in-a-token tests run against (a
-# fresh token per test). CI runs as root on a fresh machine, so it is
-# installed here when missing rather than skipped.
-deps:
-	@command -v softhsm2-util >/dev/null || (apt-get update && apt-get install -y softhsm2)
-
 # vet also checks the build without cgo (no PKCS#11: file CA keys only).
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 	CGO_ENABLED=0 $(GO) vet ./...
 
-# What the tests run besides etcd: Debian's rsync, which the bundle
-# coexistence tests copy bundles with (as a deploy template would).
+# What the tests run besides etcd, from Debian's packages, installed when
+# missing rather than skipped (CI runs as root on a fresh machine): SoftHSM2,
+# the PKCS#11 token the CA-in-a-token tests run against (a fresh token per
+# test), and rsync, which the bundle coexistence tests copy bundles with (as
+# a deploy template would). One recipe: make keeps only the last of two.
 deps:
-	command -v rsync >/dev/null || (apt-get update && apt-get install -y rsync)
+	@missing=""; \
+	command -v softhsm2-util >/dev/null || missing="$$missing softhsm2"; \
+	command -v rsync >/dev/null || missing="$$missing rsync"; \
+	if [ -n "$$missing" ]; then apt-get update && apt-get install -y $$missing; fi
 
 # The README's test command: vet, then every package with the race
 # detector, integration tests against real etcd included.
