@@ -3,16 +3,11 @@ package issue
 import (
 	"bytes"
 	"context"
-	"errors"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"slices"
 
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/internal/input"
-	"github.com/etcdpki/etcdpki/internal/pkilock"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -41,25 +36,12 @@ func Adopt(ctx context.Context, inv *pki.Inventory, a Adoption, o Options) (*Res
 	if err := CheckAdoptable(inv, a.CA); err != nil {
 		return nil, err
 	}
-	var pkiDir atomicdir.Batch
-	if _, err := os.Stat(s.PKIDir); errors.Is(err, fs.ErrNotExist) {
-		if err := pkiDir.Dir(s.PKIDir); err != nil {
-			pkiDir.Abort()
-			return nil, err
-		}
-	}
-	fail := func(err error) (*Result, error) {
-		if pkiDir.Created(s.PKIDir) {
-			os.Remove(filepath.Join(s.PKIDir, pkilock.File))
-		}
-		pkiDir.Abort()
-		return nil, err
-	}
-	held, err := o.lock(s.PKIDir)
+	fr, held, err := lockNewPKIDir(s.PKIDir, o)
 	if err != nil {
 		return nil, err
 	}
 	defer held.Release()
+	fail := fr.fail
 	// Again under the lock: another command may have written meanwhile.
 	if err := checkAdoptCA(p, a.CA); err != nil {
 		return fail(err)
@@ -109,7 +91,7 @@ func Adopt(ctx context.Context, inv *pki.Inventory, a Adoption, o Options) (*Res
 		b.Abort()
 		return fail(err)
 	}
-	_ = pkiDir.Commit()
+	fr.keep()
 	slices.Sort(res.Reused)
 	return res, nil
 }

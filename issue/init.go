@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -106,28 +105,12 @@ func Init(ctx context.Context, inv *pki.Inventory, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The lock lives in the PKI directory, so a first init makes it first
-	// (and removes it again, lock and all, if the run fails).
-	var pkiDir atomicdir.Batch
-	if _, err := os.Stat(s.PKIDir); errors.Is(err, fs.ErrNotExist) {
-		if err := pkiDir.Dir(s.PKIDir); err != nil {
-			pkiDir.Abort()
-			return nil, err
-		}
-	}
-	fail := func(err error) (*Result, error) {
-		if pkiDir.Created(s.PKIDir) {
-			os.Remove(filepath.Join(s.PKIDir, pkilock.File))
-		}
-		pkiDir.Abort()
-		return nil, err
-	}
-	held, err := o.lock(s.PKIDir)
+	fr, held, err := lockNewPKIDir(s.PKIDir, o)
 	if err != nil {
-		// The holder works in the directory we made: leave it be.
 		return nil, err
 	}
 	defer held.Release()
+	fail := fr.fail
 	ip, err := planInit(ctx, inv, o, pre)
 	if err != nil {
 		return fail(err)
@@ -137,7 +120,7 @@ func Init(ctx context.Context, inv *pki.Inventory, o Options) (*Result, error) {
 		b.Abort()
 		return fail(err)
 	}
-	_ = pkiDir.Commit() // the PKI directory stays: the run succeeded
+	fr.keep()
 	for _, l := range ip.lines {
 		o.printf("%s", l)
 	}
