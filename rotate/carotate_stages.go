@@ -160,11 +160,7 @@ func (cr *caRun) memberPlan(stage string) (*Plan, error) {
 			continue
 		}
 		np := &NodePlan{Node: n, Restart: true, Reasons: []string{"CA rotation, stage " + stage + ": its CA bundle changed"}}
-		for _, t := range targets {
-			if t.Owner == n.Name {
-				np.All = append(np.All, t)
-			}
-		}
+		np.All = nodeTargets(targets, n.Name)
 		np.Targets = np.All
 		var err error
 		if np.DeployCmd, np.RestartCmd, err = nodeCommands(cr.paths, n); err != nil {

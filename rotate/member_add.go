@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/issue"
@@ -319,19 +318,12 @@ func (m *memberRun) promoteLearner(ctx context.Context, others *etcdCluster, n c
 // voting, caught up, with the cluster healthy and the term unchanged, and
 // records its certificates and start files in the journal.
 func (m *memberRun) proveAdded(ctx context.Context, all *etcdCluster, n cluster.Node, j *MemberJournal) error {
-	var mine []pki.Target
-	for _, t := range m.inv.Targets {
-		if t.Owner == n.Name {
-			mine = append(mine, t)
-		}
-	}
-	serials, err := diskSerials(mine)
+	mine := nodeTargets(m.inv.Targets, n.Name)
+	serials, server, peer, err := servingSerials(mine)
 	if err != nil {
 		return err
 	}
-	serverT, _ := targetOf(mine, ca.KindServer.Name)
-	peerT, _ := targetOf(mine, ca.KindPeer.Name)
-	if err := all.waitServing(ctx, n, serials[serverT.ID], serials[peerT.ID], m.mo.MemberTimeout); err != nil {
+	if err := all.waitServing(ctx, n, server, peer, m.mo.MemberTimeout); err != nil {
 		return &MemberError{Member: n.Name, Err: err}
 	}
 	ms, err := all.memberList(ctx)
@@ -359,6 +351,6 @@ func (m *memberRun) proveAdded(ctx context.Context, all *etcdCluster, n cluster.
 		m.st.Started[n.Name] = st
 	}
 	m.log.printf("[prove] %s: client port serves %s, peer port serves %s, voting, cluster healthy, raft term %d",
-		n.Name, pki.ShortSerial(serials[serverT.ID]), pki.ShortSerial(serials[peerT.ID]), l.Status.RaftTerm)
+		n.Name, pki.ShortSerial(server), pki.ShortSerial(peer), l.Status.RaftTerm)
 	return nil
 }

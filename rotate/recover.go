@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/issue"
@@ -275,19 +274,11 @@ func (r *runner) restartAll(ctx context.Context, rp *recoverPlan, res *Result) e
 	wants := map[string]want{}
 	all := map[string]map[string]string{}
 	for _, n := range s.Nodes {
-		var ts []pki.Target
-		for _, t := range rp.inv.Targets {
-			if t.Owner == n.Name {
-				ts = append(ts, t)
-			}
-		}
-		serials, err := diskSerials(ts)
+		serials, server, peer, err := servingSerials(nodeTargets(rp.inv.Targets, n.Name))
 		if err != nil {
 			return err
 		}
-		serverT, _ := targetOf(ts, ca.KindServer.Name)
-		peerT, _ := targetOf(ts, ca.KindPeer.Name)
-		wants[n.Name] = want{serials[serverT.ID], serials[peerT.ID]}
+		wants[n.Name] = want{server, peer}
 		all[n.Name] = serials
 	}
 	t0 := time.Now()

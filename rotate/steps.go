@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/internal/certx"
 	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
@@ -122,6 +123,29 @@ func (r *runner) inEffect(ts []pki.Target) error {
 		r.st.InEffect[t.ID] = serial
 	}
 	return r.st.save(r.o.Spec.PKIDir, r.o.Now())
+}
+
+// nodeTargets are the certificates node owns, in inventory order.
+func nodeTargets(ts []pki.Target, node string) []pki.Target {
+	var out []pki.Target
+	for _, t := range ts {
+		if t.Owner == node {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// servingSerials reads a node's certificates' serials on disk, by ID,
+// and the two its member serves: the server certificate's on the client
+// port and the peer certificate's on the peer port.
+func servingSerials(ts []pki.Target) (all map[string]string, server, peer string, err error) {
+	if all, err = diskSerials(ts); err != nil {
+		return nil, "", "", err
+	}
+	serverT, _ := targetOf(ts, ca.KindServer.Name)
+	peerT, _ := targetOf(ts, ca.KindPeer.Name)
+	return all, all[serverT.ID], all[peerT.ID], nil
 }
 
 // diskSerials reads the targets' current serials, by ID.
