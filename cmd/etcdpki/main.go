@@ -117,6 +117,9 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		// process) prints the exit codes once; urfave's global stays as is.
 		CustomAppHelpTemplate: appHelpTemplate,
 		Usage:                 "PKI for an external etcd cluster behind Kubernetes",
+		// urfave's own --version (and -v) prints "etcdpki version " and
+		// this through its default printer; no global is touched.
+		Version: buildVersion(),
 		Description: "init bootstraps the etcd CA, node and client certificates and the configs that use them;\n" +
 			"rotate renews what is due and rolls the members; verify proves the apiserver's TLS material works.",
 		Writer:          stdout,
