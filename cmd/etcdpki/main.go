@@ -108,7 +108,7 @@ const exitHelp = `EXIT CODES:
 var appHelpTemplate = cli.AppHelpTemplate + "\n" + exitHelp + "\n"
 
 func newApp(stdout, stderr io.Writer) *cli.App {
-	cmds := commands()
+	cmds := append(commands(), completionCommand())
 	markUsageErrors(cmds)
 	checkedActions(cmds)
 	return &cli.App{
@@ -125,6 +125,9 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Writer:          stdout,
 		ErrWriter:       stderr,
 		HideHelpCommand: true,
+		// urfave's completion protocol: --generate-bash-completion as the
+		// last argument prints the candidates (see completion.go).
+		EnableBashCompletion: true,
 		// --node NAME=IP,DNS carries commas; don't split flag values on them.
 		DisableSliceFlagSeparator: true,
 		Commands:                  cmds,
