@@ -145,14 +145,14 @@ func checkDir(flag, dir string) error {
 // holding more than its key leaves the choice of key to whichever TLS
 // library reads it.
 func checkPEM(certPath string, certPEM []byte, keyPath string, keyPEM []byte, oneCert bool) error {
+	if err := pki.CertsOnly(certPath, certPEM); err != nil {
+		return err
+	}
 	certs := 0
 	for rest := certPEM; ; {
 		var b *pem.Block
 		if b, rest = pem.Decode(rest); b == nil {
 			break
-		}
-		if strings.Contains(b.Type, "PRIVATE KEY") {
-			return input.Errorf("%s: holds a private key (%s); a certificate file must hold certificates only", certPath, b.Type)
 		}
 		if b.Type == "CERTIFICATE" {
 			certs++
@@ -161,18 +161,5 @@ func checkPEM(certPath string, certPEM []byte, keyPath string, keyPEM []byte, on
 	if oneCert && certs > 1 {
 		return input.Errorf("%s: holds %d certificates; adopt takes one CA (finish the other tool's CA rotation first)", certPath, certs)
 	}
-	keys := 0
-	for rest := keyPEM; ; {
-		var b *pem.Block
-		if b, rest = pem.Decode(rest); b == nil {
-			break
-		}
-		if b.Type != "EC PARAMETERS" {
-			keys++
-		}
-	}
-	if keys > 1 {
-		return input.Errorf("%s: holds %d PEM blocks; a key file must hold its one private key only", keyPath, keys)
-	}
-	return nil
+	return pki.OneKey(keyPath, keyPEM)
 }

@@ -239,28 +239,8 @@ func (c *CA) Sign(r Request) (certPEM, keyPEM []byte, err error) {
 	if !ok {
 		return nil, nil, fmt.Errorf("unknown certificate profile %q", r.Kind.Profile)
 	}
-	if r.Validity < time.Second {
-		return nil, nil, input.Errorf("certificate %q: validity %s is shorter than a second", r.CommonName, r.Validity)
-	}
-	if err := checkKey(r.Key); err != nil {
+	if err := r.check(); err != nil {
 		return nil, nil, err
-	}
-	// Checked here too, not only in the spec: cfssl turns some bad hosts
-	// into other SAN types and panics on non-ASCII names.
-	if err := cluster.CheckSubjectValue(r.CommonName); err != nil {
-		return nil, nil, input.Errorf("commonName %v", err)
-	}
-	for _, o := range r.Organization {
-		if err := cluster.CheckSubjectValue(o); err != nil {
-			return nil, nil, input.Errorf("certificate %q: organization %v", r.CommonName, err)
-		}
-	}
-	for _, h := range r.Hosts {
-		if net.ParseIP(h) == nil {
-			if err := cluster.CheckDNSName(h); err != nil {
-				return nil, nil, input.Errorf("certificate %q: SAN %v", r.CommonName, err)
-			}
-		}
 	}
 	now := r.Now
 	if now.IsZero() {
@@ -269,42 +249,15 @@ func (c *CA) Sign(r Request) (certPEM, keyPEM []byte, err error) {
 	if !now.Before(c.Cert.NotAfter) {
 		return nil, nil, input.Errorf("CA %q expired on %s: it can sign nothing usable; a new CA must be rolled out in stages", c.Cert.Subject.CommonName, c.Cert.NotAfter.Format(time.RFC3339))
 	}
-	creq := &csr.CertificateRequest{CN: r.CommonName, Hosts: r.Hosts, KeyRequest: &csr.KeyRequest{A: r.Key.Algorithm, S: r.Key.Size}}
-	for _, o := range r.Organization {
-		creq.Names = append(creq.Names, csr.Name{O: o})
-	}
-	var csrPEM []byte
-	if r.ReuseKey != nil {
-		key, err := certx.ParseKey(r.ReuseKey)
-		if err != nil {
-			return nil, nil, err
-		}
-		csrPEM, err = csr.Generate(key, creq)
-		if err != nil {
-			return nil, nil, fmt.Errorf("certificate request for %q: %w", r.CommonName, plain(err))
-		}
-		keyPEM = r.ReuseKey
-	} else {
-		csrPEM, keyPEM, err = csr.ParseRequest(creq)
-		if err != nil {
-			return nil, nil, fmt.Errorf("key and request for %q: %w", r.CommonName, plain(err))
-		}
+	csrPEM, keyPEM, err := r.csr()
+	if err != nil {
+		return nil, nil, err
 	}
 	s, err := local.NewSigner(c.key, c.Cert, signer.DefaultSigAlgo(c.key), kind)
 	if err != nil {
 		return nil, nil, fmt.Errorf("signer: %w", plain(err))
 	}
-	// Validity counts from now, as kubeadm's does: the back-dating is for
-	// clock skew and must not eat into it (a 1m validity back-dated 5m
-	// would be born expired).
-	notBefore, notAfter := validityWindow(now, r.Validity)
-	if notBefore.Before(c.Cert.NotBefore) {
-		// A leaf valid before its CA would fail verification in that gap.
-		notBefore = c.Cert.NotBefore
-	}
-	if notAfter.After(c.Cert.NotAfter) {
-		notAfter = c.Cert.NotAfter
-	}
+	notBefore, notAfter := c.window(now, r.Validity)
 	certPEM, err = s.Sign(signer.SignRequest{
 		Hosts:     r.Hosts,
 		Request:   string(csrPEM),
@@ -325,6 +278,76 @@ func (c *CA) Sign(r Request) (certPEM, keyPEM []byte, err error) {
 		return nil, nil, fmt.Errorf("issued %q does not verify: %w", r.CommonName, err)
 	}
 	return certPEM, keyPEM, nil
+}
+
+// check refuses a request cfssl should never see: a validity under a
+// second, an untested key, or a subject or SAN that is not plain text.
+func (r Request) check() error {
+	if r.Validity < time.Second {
+		return input.Errorf("certificate %q: validity %s is shorter than a second", r.CommonName, r.Validity)
+	}
+	if err := checkKey(r.Key); err != nil {
+		return err
+	}
+	// Checked here too, not only in the spec: cfssl turns some bad hosts
+	// into other SAN types and panics on non-ASCII names.
+	if err := cluster.CheckSubjectValue(r.CommonName); err != nil {
+		return input.Errorf("commonName %v", err)
+	}
+	for _, o := range r.Organization {
+		if err := cluster.CheckSubjectValue(o); err != nil {
+			return input.Errorf("certificate %q: organization %v", r.CommonName, err)
+		}
+	}
+	for _, h := range r.Hosts {
+		if net.ParseIP(h) == nil {
+			if err := cluster.CheckDNSName(h); err != nil {
+				return input.Errorf("certificate %q: SAN %v", r.CommonName, err)
+			}
+		}
+	}
+	return nil
+}
+
+// csr makes the certificate request to sign, and the key it is for: the
+// key to reuse, or a new one.
+func (r Request) csr() (csrPEM, keyPEM []byte, err error) {
+	creq := &csr.CertificateRequest{CN: r.CommonName, Hosts: r.Hosts, KeyRequest: &csr.KeyRequest{A: r.Key.Algorithm, S: r.Key.Size}}
+	for _, o := range r.Organization {
+		creq.Names = append(creq.Names, csr.Name{O: o})
+	}
+	if r.ReuseKey != nil {
+		key, err := certx.ParseKey(r.ReuseKey)
+		if err != nil {
+			return nil, nil, err
+		}
+		csrPEM, err = csr.Generate(key, creq)
+		if err != nil {
+			return nil, nil, fmt.Errorf("certificate request for %q: %w", r.CommonName, plain(err))
+		}
+		return csrPEM, r.ReuseKey, nil
+	}
+	csrPEM, keyPEM, err = csr.ParseRequest(creq)
+	if err != nil {
+		return nil, nil, fmt.Errorf("key and request for %q: %w", r.CommonName, plain(err))
+	}
+	return csrPEM, keyPEM, nil
+}
+
+// window decides a leaf's validity period, clipped to the CA's own.
+func (c *CA) window(now time.Time, validity time.Duration) (notBefore, notAfter time.Time) {
+	// Validity counts from now, as kubeadm's does: the back-dating is for
+	// clock skew and must not eat into it (a 1m validity back-dated 5m
+	// would be born expired).
+	notBefore, notAfter = validityWindow(now, validity)
+	if notBefore.Before(c.Cert.NotBefore) {
+		// A leaf valid before its CA would fail verification in that gap.
+		notBefore = c.Cert.NotBefore
+	}
+	if notAfter.After(c.Cert.NotAfter) {
+		notAfter = c.Cert.NotAfter
+	}
+	return notBefore, notAfter
 }
 
 // plain turns cfssl's errors, whose text is a JSON document, into their

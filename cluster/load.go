@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -168,6 +167,27 @@ func (p *parser) build(r *File, o Options) (*Spec, error) {
 	if err := CheckName(s.Name); err != nil {
 		return nil, p.errf("name", []any{"name"}, "%v", err)
 	}
+	if err := p.pkiDir(s, r, o); err != nil {
+		return nil, err
+	}
+	if err := p.certSettings(s, r, o); err != nil {
+		return nil, err
+	}
+	if err := p.checkLifetimes(s, r); err != nil {
+		return nil, err
+	}
+	if err := p.nodes(s, r.Nodes); err != nil {
+		return nil, err
+	}
+	if err := p.clients(s, r.Clients); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// pkiDir decides where the PKI lives: the flag, else the spec (relative
+// to the spec file), else the default; always absolute.
+func (p *parser) pkiDir(s *Spec, r *File, o Options) error {
 	switch {
 	case o.PKIDir != "":
 		s.PKIDir = o.PKIDir
@@ -178,52 +198,64 @@ func (p *parser) build(r *File, o Options) (*Spec, error) {
 	}
 	abs, err := filepath.Abs(s.PKIDir)
 	if err != nil {
-		return nil, p.errf("pkiDir", []any{"pkiDir"}, "%v", err)
+		return p.errf("pkiDir", []any{"pkiDir"}, "%v", err)
 	}
 	s.PKIDir = abs
 	if err := CheckText(abs); err != nil { // the working directory is part of it
-		return nil, p.errf("pkiDir", []any{"pkiDir"}, "%v", err)
+		return p.errf("pkiDir", []any{"pkiDir"}, "%v", err)
 	}
+	return nil
+}
 
+// certSettings reads the CA's, the leaves' and the CRL's settings, each
+// with its default, checking every value on its own.
+func (p *parser) certSettings(s *Spec, r *File, o Options) error {
 	var err2 error
 	s.CA.CommonName = r.CA.CommonName
 	if s.CA.CommonName == "" {
 		s.CA.CommonName = DefaultCACommonName
 	}
 	if err := CheckSubjectValue(s.CA.CommonName); err != nil {
-		return nil, p.errf("ca.commonName", []any{"ca", "commonName"}, "%v", err)
+		return p.errf("ca.commonName", []any{"ca", "commonName"}, "%v", err)
 	}
 	if s.CA.Key, err2 = p.key("ca", r.CA.KeyAlgorithm, r.CA.KeySize, KeySpec{AlgECDSA, 256}); err2 != nil {
-		return nil, err2
+		return err2
 	}
 	if s.CA.Token, err2 = p.caKey(r.CA.Key, o.CAKey); err2 != nil {
-		return nil, err2
+		return err2
 	}
 	if s.CA.Validity, err2 = p.duration("ca.validity", []any{"ca", "validity"}, r.CA.Validity, DefaultCAValidity); err2 != nil {
-		return nil, err2
+		return err2
 	}
 	if s.Leaf.Key, err2 = p.key("certs", r.Certs.KeyAlgorithm, r.Certs.KeySize, s.CA.Key); err2 != nil {
-		return nil, err2
+		return err2
 	}
 	if s.Leaf.Validity, err2 = p.duration("certs.validity", []any{"certs", "validity"}, r.Certs.Validity, DefaultLeafValidity); err2 != nil {
-		return nil, err2
+		return err2
 	}
 	if s.Leaf.RenewBefore, err2 = p.duration("certs.renewBefore", []any{"certs", "renewBefore"}, r.Certs.RenewBefore, min(DefaultRenewBefore, s.Leaf.Validity/3)); err2 != nil {
-		return nil, err2
+		return err2
 	}
 	if s.CRL.Validity, err2 = p.duration("crl.validity", []any{"crl", "validity"}, r.CRL.Validity, DefaultCRLValidity); err2 != nil {
-		return nil, err2
+		return err2
 	}
+	return nil
+}
+
+// checkLifetimes rejects validities that cannot work: too short to be
+// of use, or at odds with each other (a leaf outliving its CA, a leaf due
+// for renewal from birth).
+func (p *parser) checkLifetimes(s *Spec, r *File) error {
 	if s.CRL.Validity < time.Minute {
-		return nil, p.errf("crl.validity", []any{"crl", "validity"}, "%s is shorter than a minute: the CRL would be stale before it reached the members", s.CRL.Validity)
+		return p.errf("crl.validity", []any{"crl", "validity"}, "%s is shorter than a minute: the CRL would be stale before it reached the members", s.CRL.Validity)
 	}
 	// Certificates count in whole seconds: anything shorter would be
 	// expired when issued. Seconds stay allowed, for tests of expiry.
 	if s.CA.Validity < time.Second {
-		return nil, p.errf("ca.validity", []any{"ca", "validity"}, "%s is shorter than a second", s.CA.Validity)
+		return p.errf("ca.validity", []any{"ca", "validity"}, "%s is shorter than a second", s.CA.Validity)
 	}
 	if s.Leaf.Validity < time.Second {
-		return nil, p.errf("certs.validity", []any{"certs", "validity"}, "%s is shorter than a second", s.Leaf.Validity)
+		return p.errf("certs.validity", []any{"certs", "validity"}, "%s is shorter than a second", s.Leaf.Validity)
 	}
 	if s.Leaf.Validity > s.CA.Validity {
 		// Cite the line that made the clash: certs.validity when the
@@ -232,81 +264,12 @@ func (p *parser) build(r *File, o Options) (*Spec, error) {
 		if r.Certs.Validity == "" {
 			at, def = []any{"ca", "validity"}, " (the default)"
 		}
-		return nil, p.errf("certs.validity", at, "%s%s is longer than the CA's validity (%s): leaves would outlive their CA", FormatDuration(s.Leaf.Validity), def, FormatDuration(s.CA.Validity))
+		return p.errf("certs.validity", at, "%s%s is longer than the CA's validity (%s): leaves would outlive their CA", FormatDuration(s.Leaf.Validity), def, FormatDuration(s.CA.Validity))
 	}
 	if s.Leaf.RenewBefore >= s.Leaf.Validity {
-		return nil, p.errf("certs.renewBefore", []any{"certs", "renewBefore"}, "%s is not shorter than the leaf validity (%s): every certificate would be due at once, forever", FormatDuration(s.Leaf.RenewBefore), FormatDuration(s.Leaf.Validity))
+		return p.errf("certs.renewBefore", []any{"certs", "renewBefore"}, "%s is not shorter than the leaf validity (%s): every certificate would be due at once, forever", FormatDuration(s.Leaf.RenewBefore), FormatDuration(s.Leaf.Validity))
 	}
-
-	if len(r.Nodes) == 0 {
-		return nil, p.errf("nodes", []any{"nodes"}, "no nodes: an etcd cluster needs at least one member")
-	}
-	seen := map[string]int{}
-	// listen maps "IP:port" to the node listening there. The 127.0.0.1
-	// listener a non-local member gets for its own healthchecks is on its
-	// own host's loopback and is left out; every address the spec names
-	// is in, so two members can never claim one address and port.
-	listen := map[string]string{}
-	advertised := map[string]advertisedAt{}
-	// hostDir maps "IP dir" to the node whose files go there: two members
-	// on one host cannot share a directory (their server.crt would be one
-	// file). A node and a client can: the co-located case.
-	hostDir := map[string]string{}
-	for i, rn := range r.Nodes {
-		n, err := p.node(s, i, rn)
-		if err != nil {
-			return nil, err
-		}
-		if prev, dup := seen[n.Name]; dup {
-			return nil, p.errf(fmt.Sprintf("nodes[%d].name", i), []any{"nodes", i, "name"}, "duplicate node name %q (first at nodes[%d])", n.Name, prev)
-		}
-		seen[n.Name] = i
-		for _, ip := range n.IPs {
-			for _, port := range []int{n.ClientPort, n.PeerPort} {
-				addr := net.JoinHostPort(ip.String(), fmt.Sprint(port))
-				if other, clash := listen[addr]; clash {
-					return nil, p.errf(fmt.Sprintf("nodes[%d]", i), []any{"nodes", i}, "node %q would listen on %s like node %q", n.Name, addr, other)
-				}
-				listen[addr] = n.Name
-			}
-		}
-		for _, ip := range n.IPs {
-			key := ip.String() + " " + n.Dir
-			if other, clash := hostDir[key]; clash {
-				return nil, p.errf(fmt.Sprintf("nodes[%d].dir", i), []any{"nodes", i, "dir"}, "%s is also node %q's dir on %s: two members' files would overwrite each other", n.Dir, other, ip)
-			}
-			hostDir[key] = n.Name
-		}
-		for _, f := range []struct {
-			field string
-			urls  []string
-			raw   []string
-		}{{"clientURLs", n.ClientURLs, rn.ClientURLs}, {"peerURLs", n.PeerURLs, rn.PeerURLs}} {
-			for j, u := range f.urls {
-				shown := u
-				if len(f.raw) > 0 {
-					shown = f.raw[j] // as the operator wrote it
-				}
-				at := advertisedAt{node: n.Name, i: i, field: f.field, j: j, given: len(f.raw) > 0, shown: shown}
-				other, dup := advertised[u]
-				switch {
-				case !dup:
-					advertised[u] = at
-					continue
-				case !at.given && other.given && other.node == n.Name:
-					// The clash is with a default the operator never
-					// wrote: point at the URL they did write.
-					return nil, p.errf(other.name(), other.path(), "%s is also this node's default %s URL (its first IP and %s); choose another port", other.shown, strings.TrimSuffix(f.field, "URLs"), strings.TrimSuffix(f.field, "URLs")+"Port")
-				}
-				return nil, p.errf(at.name(), at.path(), "%s is already advertised by node %q", shown, other.node)
-			}
-		}
-		s.Nodes = append(s.Nodes, n)
-	}
-	if err := p.clients(s, r.Clients); err != nil {
-		return nil, err
-	}
-	return s, nil
+	return nil
 }
 
 func (p *parser) path(v string) string {

@@ -1,5 +1,5 @@
-// members.go parses the spec's nodes and clients sections; load.go the
-// rest of the file.
+// members.go parses the spec's nodes and clients sections; nodeclash.go
+// checks that no two nodes collide; load.go the rest of the file.
 
 package cluster
 
@@ -10,56 +10,87 @@ import (
 	"strings"
 )
 
+// node parses nodes[i] on its own; nodes checks it against the others.
 func (p *parser) node(s *Spec, i int, rn FileNode) (Node, error) {
-	at := func(f string) (string, []any) {
-		return fmt.Sprintf("nodes[%d].%s", i, f), []any{"nodes", i, f}
-	}
 	n := Node{Name: rn.Name, ClientPort: rn.ClientPort, PeerPort: rn.PeerPort, Line: p.line("nodes", i),
 		Deploy: rn.Deploy, Restart: rn.Restart, InitialClusterState: rn.InitialClusterState}
-	if n.Name == "" {
-		f, pa := at("name")
-		return n, p.errf(f, pa, "missing")
+	if err := p.nodeName(i, n.Name); err != nil {
+		return n, err
 	}
-	if err := CheckName(n.Name); err != nil {
-		f, pa := at("name")
-		return n, p.errf(f, pa, "node name %v", err)
+	if err := p.nodeAddresses(&n, i, rn); err != nil {
+		return n, err
 	}
-	if err := CheckNotReserved(n.Name); err != nil {
-		f, pa := at("name")
-		return n, p.errf(f, pa, "node name %v", err)
+	if err := p.nodeListeners(&n, i, rn); err != nil {
+		return n, err
 	}
-	if n.Name == ClientAPIServer || n.Name == ClientHealthcheck {
-		f, pa := at("name")
-		return n, p.errf(f, pa, "node name %q is the name of a built-in client", n.Name)
+	if err := p.nodeDirs(&n, s, i, rn); err != nil {
+		return n, err
 	}
+	if err := p.nodeCommands(n, i); err != nil {
+		return n, err
+	}
+	return n, nil
+}
+
+// nodeErrf is errf for field of nodes[i].
+func (p *parser) nodeErrf(i int, field, format string, args ...any) error {
+	return p.errf(fmt.Sprintf("nodes[%d].%s", i, field), []any{"nodes", i, field}, format, args...)
+}
+
+// nodeName decides whether name can name a member: present, a valid
+// name, and not taken by a reserved word or a built-in client.
+func (p *parser) nodeName(i int, name string) error {
+	if name == "" {
+		return p.nodeErrf(i, "name", "missing")
+	}
+	if err := CheckName(name); err != nil {
+		return p.nodeErrf(i, "name", "node name %v", err)
+	}
+	if err := CheckNotReserved(name); err != nil {
+		return p.nodeErrf(i, "name", "node name %v", err)
+	}
+	if name == ClientAPIServer || name == ClientHealthcheck {
+		return p.nodeErrf(i, "name", "node name %q is the name of a built-in client", name)
+	}
+	return nil
+}
+
+// nodeAddresses reads the node's IPs (at least one, each once, IPv4 in
+// its 4-byte form) and DNS names (lower case): its certificates' SANs.
+func (p *parser) nodeAddresses(n *Node, i int, rn FileNode) error {
 	if len(rn.IPs) == 0 {
-		f, pa := at("ips")
-		return n, p.errf(f, pa, "node %q has no IP address", n.Name)
+		return p.nodeErrf(i, "ips", "node %q has no IP address", n.Name)
 	}
 	for j, v := range rn.IPs {
 		ip := net.ParseIP(strings.TrimSpace(v))
 		if ip == nil {
-			return n, p.errf(fmt.Sprintf("nodes[%d].ips[%d]", i, j), []any{"nodes", i, "ips", j}, "%q is not an IP address", v)
+			return p.errf(fmt.Sprintf("nodes[%d].ips[%d]", i, j), []any{"nodes", i, "ips", j}, "%q is not an IP address", v)
 		}
 		if ip4 := ip.To4(); ip4 != nil {
 			ip = ip4
 		}
 		if err := CheckIP(ip); err != nil {
-			return n, p.errf(fmt.Sprintf("nodes[%d].ips[%d]", i, j), []any{"nodes", i, "ips", j}, "%v", err)
+			return p.errf(fmt.Sprintf("nodes[%d].ips[%d]", i, j), []any{"nodes", i, "ips", j}, "%v", err)
 		}
 		for _, prev := range n.IPs {
 			if prev.Equal(ip) {
-				return n, p.errf(fmt.Sprintf("nodes[%d].ips[%d]", i, j), []any{"nodes", i, "ips", j}, "%s is listed twice", ip)
+				return p.errf(fmt.Sprintf("nodes[%d].ips[%d]", i, j), []any{"nodes", i, "ips", j}, "%s is listed twice", ip)
 			}
 		}
 		n.IPs = append(n.IPs, ip)
 	}
 	for j, v := range rn.DNS {
 		if err := CheckDNSName(v); err != nil {
-			return n, p.errf(fmt.Sprintf("nodes[%d].dns[%d]", i, j), []any{"nodes", i, "dns", j}, "%v", err)
+			return p.errf(fmt.Sprintf("nodes[%d].dns[%d]", i, j), []any{"nodes", i, "dns", j}, "%v", err)
 		}
 		n.DNSNames = append(n.DNSNames, strings.ToLower(v))
 	}
+	return nil
+}
+
+// nodeListeners decides the node's client and peer ports (defaulted, in
+// range, distinct) and the URLs it advertises on them.
+func (p *parser) nodeListeners(n *Node, i int, rn FileNode) error {
 	if n.ClientPort == 0 {
 		n.ClientPort = DefaultClientPort
 	}
@@ -71,32 +102,34 @@ func (p *parser) node(s *Spec, i int, rn FileNode) (Node, error) {
 		v int
 	}{{"clientPort", n.ClientPort}, {"peerPort", n.PeerPort}} {
 		if pp.v < 1 || pp.v > 65535 {
-			f, pa := at(pp.f)
-			return n, p.errf(f, pa, "port %d is out of range 1-65535", pp.v)
+			return p.nodeErrf(i, pp.f, "port %d is out of range 1-65535", pp.v)
 		}
 	}
 	if n.ClientPort == n.PeerPort {
-		f, pa := at("peerPort")
-		return n, p.errf(f, pa, "peer port %d is the same as the client port", n.PeerPort)
+		return p.nodeErrf(i, "peerPort", "peer port %d is the same as the client port", n.PeerPort)
 	}
 	var err error
-	if n.ClientURLs, err = p.urls(n, i, "clientURLs", rn.ClientURLs, urlsFor(n.IPs[:1], n.ClientPort)); err != nil {
-		return n, err
+	if n.ClientURLs, err = p.urls(*n, i, "clientURLs", rn.ClientURLs, urlsFor(n.IPs[:1], n.ClientPort)); err != nil {
+		return err
 	}
-	if n.PeerURLs, err = p.urls(n, i, "peerURLs", rn.PeerURLs, urlsFor(n.IPs[:1], n.PeerPort)); err != nil {
-		return n, err
+	if n.PeerURLs, err = p.urls(*n, i, "peerURLs", rn.PeerURLs, urlsFor(n.IPs[:1], n.PeerPort)); err != nil {
+		return err
 	}
+	return nil
+}
+
+// nodeDirs decides where the node's files and its data go: under the PKI
+// directory for a local spec, else absolute paths on the node's host.
+func (p *parser) nodeDirs(n *Node, s *Spec, i int, rn FileNode) error {
 	switch {
 	case s.Local && rn.Dir != "":
-		f, pa := at("dir")
-		return n, p.errf(f, pa, "a local spec runs members from their bundles; remove dir or set local: false")
+		return p.nodeErrf(i, "dir", "a local spec runs members from their bundles; remove dir or set local: false")
 	case s.Local:
 		n.Dir = filepath.Join(s.PKIDir, "nodes", n.Name)
 	case rn.Dir == "":
 		n.Dir = DefaultNodeDir
 	case !filepath.IsAbs(rn.Dir):
-		f, pa := at("dir")
-		return n, p.errf(f, pa, "%q must be an absolute path on the node's host", rn.Dir)
+		return p.nodeErrf(i, "dir", "%q must be an absolute path on the node's host", rn.Dir)
 	default:
 		n.Dir = filepath.Clean(rn.Dir)
 	}
@@ -105,8 +138,7 @@ func (p *parser) node(s *Spec, i int, rn FileNode) (Node, error) {
 		n.DataDir = p.path(rn.DataDir)
 	case rn.DataDir != "":
 		if !filepath.IsAbs(rn.DataDir) {
-			f, pa := at("dataDir")
-			return n, p.errf(f, pa, "%q must be an absolute path on the node's host", rn.DataDir)
+			return p.nodeErrf(i, "dataDir", "%q must be an absolute path on the node's host", rn.DataDir)
 		}
 		n.DataDir = filepath.Clean(rn.DataDir)
 	case s.Local:
@@ -114,19 +146,23 @@ func (p *parser) node(s *Spec, i int, rn FileNode) (Node, error) {
 	default:
 		n.DataDir = DefaultDataDir
 	}
+	return nil
+}
+
+// nodeCommands checks how the node is started and changed: its initial
+// cluster state and its deploy and restart templates.
+func (p *parser) nodeCommands(n Node, i int) error {
 	switch n.InitialClusterState {
 	case "", "new", "existing":
 	default:
-		f, pa := at("initialClusterState")
-		return n, p.errf(f, pa, "%q must be new or existing", n.InitialClusterState)
+		return p.nodeErrf(i, "initialClusterState", "%q must be new or existing", n.InitialClusterState)
 	}
 	for _, t := range []struct{ f, v string }{{"deploy", n.Deploy}, {"restart", n.Restart}} {
 		if err := CheckTemplate(t.v); err != nil {
-			f, pa := at(t.f)
-			return n, p.errf(f, pa, "%v", err)
+			return p.nodeErrf(i, t.f, "%v", err)
 		}
 	}
-	return n, nil
+	return nil
 }
 
 // urls checks a node's advertised URLs and returns them in the form etcd
@@ -241,16 +277,3 @@ func (p *parser) clients(s *Spec, in []FileClient) error {
 	s.Clients = append([]Client{api, hc}, extra...)
 	return nil
 }
-
-// advertisedAt is where an advertised URL came from; given is false for
-// a default the spec did not write.
-type advertisedAt struct {
-	node  string
-	i, j  int
-	field string
-	given bool
-	shown string
-}
-
-func (a advertisedAt) name() string { return fmt.Sprintf("nodes[%d].%s[%d]", a.i, a.field, a.j) }
-func (a advertisedAt) path() []any  { return []any{"nodes", a.i, a.field, a.j} }

@@ -34,6 +34,30 @@ type OneRequest struct {
 // bundle (ca.crt plus the pair), switched atomically.
 func One(ctx context.Context, inv *pki.Inventory, r OneRequest, o Options) (pki.Target, error) {
 	s := inv.Spec
+	k, err := checkOneRequest(inv, &r)
+	if err != nil {
+		return pki.Target{}, err
+	}
+	t, err := oneTarget(s.PKIDir, r, k)
+	if err != nil {
+		return pki.Target{}, err
+	}
+	authority, exists, err := checkOneBundle(ctx, inv, t)
+	if err != nil {
+		return t, err
+	}
+	held, err := o.lock(s.PKIDir)
+	if err != nil {
+		return t, err
+	}
+	defer held.Release()
+	return t, writeOne(s, r, t, authority, exists, o)
+}
+
+// checkOneRequest decides the kind of certificate r asks for and checks
+// its name, SANs (normalised into r.Hosts) and organizations, and that
+// the SANs fit the kind.
+func checkOneRequest(inv *pki.Inventory, r *OneRequest) (ca.Kind, error) {
 	var k ca.Kind
 	switch r.Kind {
 	case "server":
@@ -43,41 +67,47 @@ func One(ctx context.Context, inv *pki.Inventory, r OneRequest, o Options) (pki.
 	case "client":
 		k = ca.KindClient
 	default:
-		return pki.Target{}, input.Errorf("kind %q: must be server, peer or client", r.Kind)
+		return k, input.Errorf("kind %q: must be server, peer or client", r.Kind)
 	}
 	if err := checkIssueName(inv, r.Name); err != nil {
-		return pki.Target{}, err
+		return k, err
 	}
 	var hosts []string
 	for _, h := range r.Hosts {
 		if ip := net.ParseIP(h); ip != nil {
 			if err := cluster.CheckIP(ip); err != nil {
-				return pki.Target{}, input.Errorf("--ip %v", err)
+				return k, input.Errorf("--ip %v", err)
 			}
 			hosts = append(hosts, ip.String())
 			continue
 		}
 		if err := cluster.CheckDNSName(h); err != nil {
-			return pki.Target{}, input.Errorf("--dns %v", err)
+			return k, input.Errorf("--dns %v", err)
 		}
 		hosts = append(hosts, strings.ToLower(h))
 	}
 	r.Hosts = hosts
 	for _, o := range r.Organization {
 		if err := cluster.CheckSubjectValue(o); err != nil {
-			return pki.Target{}, input.Errorf("--org %v", err)
+			return k, input.Errorf("--org %v", err)
 		}
 	}
 	if k.ServerSANs && len(r.Hosts) == 0 {
-		return pki.Target{}, input.Errorf("a %s certificate needs at least one --ip or --dns", r.Kind)
+		return k, input.Errorf("a %s certificate needs at least one --ip or --dns", r.Kind)
 	}
 	if !k.ServerSANs && len(r.Hosts) > 0 {
-		return pki.Target{}, input.Errorf("a client certificate carries no SANs; drop --ip/--dns")
+		return k, input.Errorf("a client certificate carries no SANs; drop --ip/--dns")
 	}
+	return k, nil
+}
+
+// oneTarget decides where the certificate goes (--out, checked, or
+// PKI/issued/NAME) and describes it as a target.
+func oneTarget(pkiDir string, r OneRequest, k ca.Kind) (pki.Target, error) {
 	out := r.Out
 	if out == "" {
-		out = filepath.Join(s.PKIDir, "issued", r.Name)
-	} else if err := checkOut(s.PKIDir, out); err != nil {
+		out = filepath.Join(pkiDir, "issued", r.Name)
+	} else if err := checkOut(pkiDir, out); err != nil {
 		return pki.Target{}, err
 	}
 	out, _ = filepath.Abs(out)
@@ -85,49 +115,58 @@ func One(ctx context.Context, inv *pki.Inventory, r OneRequest, o Options) (pki.
 	if base == "" {
 		base = r.Name
 	}
-	t := pki.Target{ID: r.Kind + "/" + r.Name, Kind: k, Owner: r.Name, CommonName: r.Name, Organization: r.Organization,
-		Hosts: r.Hosts, Dir: out, CertName: base + pki.CertExt, KeyName: base + pki.KeyExt, CADir: out}
+	return pki.Target{ID: r.Kind + "/" + r.Name, Kind: k, Owner: r.Name, CommonName: r.Name, Organization: r.Organization,
+		Hosts: r.Hosts, Dir: out, CertName: base + pki.CertExt, KeyName: base + pki.KeyExt, CADir: out}, nil
+}
+
+// checkOneBundle, before the lock, loads the CA and decides whether t's
+// bundle can be written: no CA rotation under way, the bundle t's own (and
+// whether it exists), from this CA, and its directory writable.
+func checkOneBundle(ctx context.Context, inv *pki.Inventory, t pki.Target) (*ca.CA, bool, error) {
 	authority, err := pki.LoadCA(inv.Paths)
 	if err != nil {
-		return t, err
+		return nil, false, err
 	}
 	// A certificate from the old CA would stop working at the rotation's
 	// finish; issue it once the new CA is in effect.
 	if err := refuseDuringCARotation(inv.Paths, "issue"); err != nil {
-		return t, err
+		return nil, false, err
 	}
 	exists, err := checkOwnBundle(t)
 	if err != nil {
-		return t, err
+		return nil, false, err
 	}
-	if _, err := pki.CheckBundleCA(out, authority); err != nil {
-		return t, err
+	if _, err := pki.CheckBundleCA(t.Dir, authority); err != nil {
+		return nil, false, err
 	}
 	pl := &plan{byDir: map[string]*pending{}}
 	pl.add(t.Store(), atomicdir.File{Name: pki.CAFile, Data: authority.CertPEM, Mode: atomicdir.CertMode})
-	if err := checkWritable(s.PKIDir, pl); err != nil {
-		return t, err
+	if err := checkWritable(inv.Spec.PKIDir, pl); err != nil {
+		return nil, false, err
 	}
 	if err := ctx.Err(); err != nil {
-		return t, err
+		return nil, false, err
 	}
-	held, err := o.lock(s.PKIDir)
-	if err != nil {
-		return t, err
-	}
-	defer held.Release()
+	return authority, exists, nil
+}
+
+// writeOne, under the lock, keeps the bundle's pair if it is still good
+// (else backs it up) or signs a new one, and switches the bundle to it.
+func writeOne(s *cluster.Spec, r OneRequest, t pki.Target, authority *ca.CA, exists bool, o Options) error {
+	out := t.Dir
 	undo, note, keep := func() {}, "", false
 	var certPEM, keyPEM []byte
+	var err error
 	if exists {
 		// Under the lock: what another run left there is what counts.
 		if _, err := checkOwnBundle(t); err != nil {
-			return t, err
+			return err
 		}
 		var rerr error
 		certPEM, keyPEM, rerr = pki.ReadTargetPair(t)
 		info, _ := pki.InspectPair(t, authority, certPEM, keyPEM, rerr, s.Leaf.RenewBefore, o.now())
 		if keep, undo, note, err = keepOrBackUp(s.PKIDir, t, info, o); err != nil {
-			return t, err
+			return err
 		}
 	}
 	if !keep {
@@ -135,7 +174,7 @@ func One(ctx context.Context, inv *pki.Inventory, r OneRequest, o Options) (pki.
 		// links a crash left and re-tightens modes, and changes no byte.
 		if certPEM, keyPEM, err = signTarget(authority, s, t, nil, o.now()); err != nil {
 			undo()
-			return t, err
+			return err
 		}
 	}
 	files := []atomicdir.File{
@@ -145,17 +184,17 @@ func One(ctx context.Context, inv *pki.Inventory, r OneRequest, o Options) (pki.
 	}
 	if _, err := atomicdir.Update(t.Store(), files, checkPairs); err != nil {
 		undo()
-		return t, fmt.Errorf("write %s: %w", out, err)
+		return fmt.Errorf("write %s: %w", out, err)
 	}
 	if keep {
 		o.printf("[issue] %s certificate %q%s in %s: %s", r.Kind, r.Name, describeHosts(r.Hosts), out, note)
-		return t, o.tighten(s)
+		return o.tighten(s)
 	}
 	if note != "" {
 		note = " (" + note + ")"
 	}
 	o.printf("[issue] %s certificate %q%s -> %s%s", r.Kind, r.Name, describeHosts(r.Hosts), out, note)
-	return t, o.tighten(s)
+	return o.tighten(s)
 }
 
 // checkIssueName refuses a name that is not valid as a spec name, is

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/etcdpki/etcdpki/ca"
+	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/internal/certx"
 	"github.com/etcdpki/etcdpki/internal/input"
@@ -177,86 +178,25 @@ type renewPlan struct {
 func planRenew(ctx context.Context, inv *pki.Inventory, targets []pki.Target, o RenewOptions, pre *renewPlan) (*renewPlan, error) {
 	s, p := inv.Spec, inv.Paths
 	now := o.now()
-	authority, bundleCA := o.NewCA, o.BundleCA
-	if o.Authority != nil {
-		authority = o.Authority
+	authority, bundleCA, err := o.signer(p)
+	if err != nil {
+		return nil, err
 	}
-	if authority == nil {
-		if err := refuseDuringCARotation(p, "renew"); err != nil {
-			return nil, err
-		}
-		var err error
-		if authority, err = pki.LoadCA(p); err != nil {
-			return nil, err
-		}
-	}
-	if bundleCA == nil {
-		bundleCA = authority.CertPEM
-	}
-	var err error
 	rp := &renewPlan{authority: authority, pl: &plan{byDir: map[string]*pending{}}, olds: map[string]oldPair{}, fresh: map[string]signed{}}
 	for _, t := range targets {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		r := Renewed{Target: t}
-		// An unreadable or half pair is replaced, and there is nothing
-		// to back up; only --reuse-key needs the old key.
-		certPEM, keyPEM, readErr := pki.ReadTargetPair(t)
-		if readErr != nil && o.ReuseKey {
-			return nil, input.Errorf("%s: cannot reuse key: %v", t.KeyPath(), readErr)
-		}
-		var reuse []byte
-		if readErr == nil && certPEM != nil {
-			if c, err := ca.ParseCert(certPEM); err == nil {
-				r.OldSerial = certx.Serial(c)
-			}
-			rp.olds[t.ID] = oldPair{certPEM, keyPEM}
-			if o.ReuseKey {
-				if err := checkReusable(t, authority, certPEM, keyPEM); err != nil {
-					return nil, err
-				}
-				reuse = keyPEM
-			}
-		}
-		var newCert, newKey []byte
-		if f, ok := pre.freshFor(t.ID, authority, reuse); ok {
-			newCert, newKey = f.cert, f.key
-		} else if newCert, newKey, err = signTarget(authority, s, t, reuse, now); err != nil {
+		if err := rp.addTarget(s, t, o, pre, bundleCA, now); err != nil {
 			return nil, err
 		}
-		rp.fresh[t.ID] = signed{newCert, newKey}
-		c, _ := ca.ParseCert(newCert)
-		r.NewSerial = certx.Serial(c)
-		r.NotAfter = c.NotAfter
-		rp.pl.add(t.Store(), atomicdir.File{Name: t.CertName, Data: newCert, Mode: atomicdir.CertMode})
-		rp.pl.add(t.Store(), atomicdir.File{Name: t.KeyName, Data: newKey, Mode: atomicdir.KeyMode})
-		rp.pl.add(t.CAStore(), atomicdir.File{Name: pki.CAFile, Data: bundleCA, Mode: atomicdir.CertMode})
-		rp.out = append(rp.out, r)
 	}
 	if o.NewCA != nil {
 		// Added last, so the CA's store switches after the bundles that
 		// trust it: a crash in between leaves an expired CA with some
 		// leaves it did not sign, which the next recovery replaces again.
-		if oldCert, oldKey, err := pki.ReadPair(p.CADir(), pki.CAFile, pki.CAKeyFile); err == nil && oldCert != nil {
-			rp.oldCA = &oldCAStore{oldCert, []atomicdir.File{{Name: pki.CAKeyFile, Data: oldKey, Mode: atomicdir.CAKeyMode}}}
-		} else if oldCert, uri, err := pki.ReadPair(p.CADir(), pki.CAFile, ca.KeyURIFile); err == nil && uri != nil {
-			// A token key is never deleted: it takes its retired label
-			// now (until the switch it is found by its public key) and
-			// the backup names it so.
-			old, err := pki.LoadCA(p)
-			if err != nil {
-				return nil, err
-			}
-			retired, err := ca.Retire(old)
-			if err != nil {
-				return nil, err
-			}
-			rp.oldCA = &oldCAStore{oldCert, retired.StoreFiles()}
-		}
-		rp.pl.add(p.CAStore(), atomicdir.File{Name: pki.CAFile, Data: o.NewCA.CertPEM, Mode: atomicdir.CertMode})
-		for _, f := range ca.InEffect(o.NewCA).StoreFiles() {
-			rp.pl.add(p.CAStore(), f)
+		if err := rp.replaceCA(p, o.NewCA); err != nil {
+			return nil, err
 		}
 	}
 	if err := checkWritable(s.PKIDir, rp.pl); err != nil {
@@ -269,6 +209,98 @@ func planRenew(ctx context.Context, inv *pki.Inventory, targets []pki.Target, o 
 		}
 	}
 	return rp, nil
+}
+
+// signer decides which CA signs the new pairs (Authority, else NewCA,
+// else the PKI's own, refused during a CA rotation) and which CA
+// certificate their bundles carry (BundleCA, else the signer's).
+func (o RenewOptions) signer(p pki.Paths) (*ca.CA, []byte, error) {
+	authority, bundleCA := o.NewCA, o.BundleCA
+	if o.Authority != nil {
+		authority = o.Authority
+	}
+	if authority == nil {
+		if err := refuseDuringCARotation(p, "renew"); err != nil {
+			return nil, nil, err
+		}
+		var err error
+		if authority, err = pki.LoadCA(p); err != nil {
+			return nil, nil, err
+		}
+	}
+	if bundleCA == nil {
+		bundleCA = authority.CertPEM
+	}
+	return authority, bundleCA, nil
+}
+
+// addTarget reads t's pair (to back up, and with --reuse-key to sign its
+// key again) and plans its successor: the pair pre signed when it still
+// fits, else a new one.
+func (rp *renewPlan) addTarget(s *cluster.Spec, t pki.Target, o RenewOptions, pre *renewPlan, bundleCA []byte, now time.Time) error {
+	authority := rp.authority
+	r := Renewed{Target: t}
+	// An unreadable or half pair is replaced, and there is nothing
+	// to back up; only --reuse-key needs the old key.
+	certPEM, keyPEM, readErr := pki.ReadTargetPair(t)
+	if readErr != nil && o.ReuseKey {
+		return input.Errorf("%s: cannot reuse key: %v", t.KeyPath(), readErr)
+	}
+	var reuse []byte
+	if readErr == nil && certPEM != nil {
+		if c, err := ca.ParseCert(certPEM); err == nil {
+			r.OldSerial = certx.Serial(c)
+		}
+		rp.olds[t.ID] = oldPair{certPEM, keyPEM}
+		if o.ReuseKey {
+			if err := checkReusable(t, authority, certPEM, keyPEM); err != nil {
+				return err
+			}
+			reuse = keyPEM
+		}
+	}
+	var newCert, newKey []byte
+	var err error
+	if f, ok := pre.freshFor(t.ID, authority, reuse); ok {
+		newCert, newKey = f.cert, f.key
+	} else if newCert, newKey, err = signTarget(authority, s, t, reuse, now); err != nil {
+		return err
+	}
+	rp.fresh[t.ID] = signed{newCert, newKey}
+	c, _ := ca.ParseCert(newCert)
+	r.NewSerial = certx.Serial(c)
+	r.NotAfter = c.NotAfter
+	rp.pl.add(t.Store(), atomicdir.File{Name: t.CertName, Data: newCert, Mode: atomicdir.CertMode})
+	rp.pl.add(t.Store(), atomicdir.File{Name: t.KeyName, Data: newKey, Mode: atomicdir.KeyMode})
+	rp.pl.add(t.CAStore(), atomicdir.File{Name: pki.CAFile, Data: bundleCA, Mode: atomicdir.CertMode})
+	rp.out = append(rp.out, r)
+	return nil
+}
+
+// replaceCA plans the switch of the PKI's CA to newCA, and keeps the CA
+// it replaces for the backup.
+func (rp *renewPlan) replaceCA(p pki.Paths, newCA *ca.CA) error {
+	if oldCert, oldKey, err := pki.ReadPair(p.CADir(), pki.CAFile, pki.CAKeyFile); err == nil && oldCert != nil {
+		rp.oldCA = &oldCAStore{oldCert, []atomicdir.File{{Name: pki.CAKeyFile, Data: oldKey, Mode: atomicdir.CAKeyMode}}}
+	} else if oldCert, uri, err := pki.ReadPair(p.CADir(), pki.CAFile, ca.KeyURIFile); err == nil && uri != nil {
+		// A token key is never deleted: it takes its retired label
+		// now (until the switch it is found by its public key) and
+		// the backup names it so.
+		old, err := pki.LoadCA(p)
+		if err != nil {
+			return err
+		}
+		retired, err := ca.Retire(old)
+		if err != nil {
+			return err
+		}
+		rp.oldCA = &oldCAStore{oldCert, retired.StoreFiles()}
+	}
+	rp.pl.add(p.CAStore(), atomicdir.File{Name: pki.CAFile, Data: newCA.CertPEM, Mode: atomicdir.CertMode})
+	for _, f := range ca.InEffect(newCA).StoreFiles() {
+		rp.pl.add(p.CAStore(), f)
+	}
+	return nil
 }
 
 // freshFor returns the pair the earlier plan signed for id, if the CA is

@@ -102,6 +102,14 @@ func readError(path string, err error) error {
 	return input.Errorf("%s: cannot read: %v", path, err)
 }
 
+// CertsOnly refuses a certificate file that also holds a private key (see
+// certsOnly): the one rule, for every reader of an operator's files.
+func CertsOnly(path string, data []byte) error { return certsOnly(path, data) }
+
+// OneKey refuses a key file holding more than its one key (see oneKey):
+// the one rule, for every reader of an operator's files.
+func OneKey(path string, data []byte) error { return oneKey(path, data) }
+
 // isPrivateKey reports whether a PEM block holds a private key of any
 // encoding.
 func isPrivateKey(b *pem.Block) bool { return strings.Contains(b.Type, "PRIVATE KEY") }

@@ -32,11 +32,11 @@ func (cr *caRun) proveTrust(ctx context.Context, n cluster.Node, stage string) (
 	}
 	roots := cr.probeRoots()
 	newCfg := probe.ClientConfig(roots, &newPair)
-	_, clientAddr, err := probe.ParseEndpoint(n.ClientURLs[0])
+	clientAddr, err := clientAddrOf(n)
 	if err != nil {
 		return nil, err
 	}
-	_, peerAddr, err := probe.ParseEndpoint(n.PeerURLs[0])
+	peerAddr, err := peerAddrOf(n)
 	if err != nil {
 		return nil, err
 	}

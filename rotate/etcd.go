@@ -185,7 +185,7 @@ func servingSerial(ctx context.Context, addr string, cfg *tls.Config, opts ...pr
 func (c *etcdCluster) waitServing(ctx context.Context, n cluster.Node, wantServer, wantPeer string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	_, peerAddr, err := probe.ParseEndpoint(n.PeerURLs[0])
+	peerAddr, err := peerAddrOf(n)
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,15 @@ import (
 // and the commands that would run. The warnings are not repeated: a run
 // logs them, dry or not.
 func (p *Plan) Print(w io.Writer, mode RestartMode) {
+	p.printCerts(w)
+	p.printHosts(w, mode)
+	p.printMembers(w, mode)
+	p.printProof(w, mode)
+	p.printRestartOrder(w, mode)
+}
+
+// printCerts lists the certificates to renew, and those to issue.
+func (p *Plan) printCerts(w io.Writer) {
 	fmt.Fprintln(w, "certificates to renew:")
 	if len(p.Due) == 0 {
 		fmt.Fprintln(w, "  (none)")
@@ -33,6 +42,11 @@ func (p *Plan) Print(w io.Writer, mode RestartMode) {
 			fmt.Fprintf(w, "  %s\n", m.Name)
 		}
 	}
+}
+
+// printHosts lists what each node and client receives, and the commands
+// that deliver it.
+func (p *Plan) printHosts(w io.Writer, mode RestartMode) {
 	fmt.Fprintln(w, "hosts to update:")
 	for _, np := range p.Nodes {
 		what := strings.Join(pki.IDs(np.Targets), ", ")
@@ -53,6 +67,11 @@ func (p *Plan) Print(w io.Writer, mode RestartMode) {
 			fmt.Fprintf(w, "    restart: %s\n", cp.RestartCmd)
 		}
 	}
+}
+
+// printMembers gives the verdict on every member: restart, and why, or
+// none.
+func (p *Plan) printMembers(w io.Writer, mode RestartMode) {
 	fmt.Fprintf(w, "members (--restart=%s):\n", mode)
 	if p.Refusal != "" {
 		fmt.Fprintf(w, "  (a run would stop here, changing nothing: %s)\n", p.Refusal)
@@ -71,6 +90,11 @@ func (p *Plan) Print(w io.Writer, mode RestartMode) {
 		}
 		fmt.Fprintf(w, "  %s: %s\n", name, np.verdict(mode))
 	}
+}
+
+// printProof says what will show that the new files are in effect, and
+// on which members, or that nothing will.
+func (p *Plan) printProof(w io.Writer, mode RestartMode) {
 	switch {
 	case p.proofs() > 0:
 		fmt.Fprintln(w, "proof, after each member's files switch and its deploy ran (fresh TLS handshakes, no session resumption):")
@@ -85,6 +109,11 @@ func (p *Plan) Print(w io.Writer, mode RestartMode) {
 	case mode != RestartAlways && p.NoVerify && len(p.Nodes) > 0:
 		fmt.Fprintln(w, "proof: none (--no-verify): nothing shows that the deploy reached the hosts")
 	}
+}
+
+// printRestartOrder gives the members to restart, in order, with their
+// role and command, or why none restarts.
+func (p *Plan) printRestartOrder(w io.Writer, mode RestartMode) {
 	if p.restarts() == 0 {
 		switch {
 		case mode == RestartNever && p.NoVerify:

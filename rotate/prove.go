@@ -168,7 +168,7 @@ func (c *etcdCluster) prove(ctx context.Context, np *NodePlan, serials map[strin
 		return pr, err
 	}
 	peerCert := peerCfg.Certificates[0].Leaf
-	_, peerAddr, err := probe.ParseEndpoint(n.PeerURLs[0])
+	peerAddr, err := peerAddrOf(n)
 	if err != nil {
 		return pr, err
 	}
@@ -229,6 +229,20 @@ func (c *etcdCluster) prove(ctx context.Context, np *NodePlan, serials map[strin
 	return pr, nil
 }
 
+// peerAddrOf is the host:port of node n's first peer URL: where its peer
+// port is dialled.
+func peerAddrOf(n cluster.Node) (string, error) {
+	_, addr, err := probe.ParseEndpoint(n.PeerURLs[0])
+	return addr, err
+}
+
+// clientAddrOf is the host:port of node n's first client URL: where its
+// client port is dialled.
+func clientAddrOf(n cluster.Node) (string, error) {
+	_, addr, err := probe.ParseEndpoint(n.ClientURLs[0])
+	return addr, err
+}
+
 // otherPeer picks the member whose peer port checks a member's new peer
 // certificate: the first other node in spec order.
 func (c *etcdCluster) otherPeer(name string) (string, string) {
@@ -236,7 +250,7 @@ func (c *etcdCluster) otherPeer(name string) (string, string) {
 		if m.Name == name {
 			continue
 		}
-		if _, addr, err := probe.ParseEndpoint(m.PeerURLs[0]); err == nil {
+		if addr, err := peerAddrOf(m); err == nil {
 			return m.Name, addr
 		}
 	}

@@ -74,25 +74,46 @@ type Inputs struct {
 // resolve turns options into the values to check, or a *input.Error.
 func resolve(o Options) (*Inputs, error) {
 	in := &Inputs{Sources: map[string]string{}}
-	set := func(dst *string, name, v, src string) bool {
-		if *dst == "" && v != "" {
-			*dst = v
-			in.Sources[name] = src
-			return true
-		}
-		return false
-	}
-	set(&in.CAFile, "caFile", o.CAFile, "flag")
-	set(&in.CertFile, "certFile", o.CertFile, "flag")
-	set(&in.KeyFile, "keyFile", o.KeyFile, "flag")
+	in.set(&in.CAFile, "caFile", o.CAFile, "flag")
+	in.set(&in.CertFile, "certFile", o.CertFile, "flag")
+	in.set(&in.KeyFile, "keyFile", o.KeyFile, "flag")
 	if len(o.Endpoints) > 0 {
 		in.Endpoints, in.Sources["endpoints"] = splitList(o.Endpoints), "flag"
 	}
+	if err := in.fromManifests(o); err != nil {
+		return nil, err
+	}
+	if err := in.fromSpec(o); err != nil {
+		return nil, err
+	}
+	if err := in.checkComplete(); err != nil {
+		return nil, err
+	}
+	if err := in.thresholds(o); err != nil {
+		return nil, err
+	}
+	return in, nil
+}
 
+// set fills *dst with v, taken from src, unless an earlier source filled
+// it; it reports whether it did.
+func (in *Inputs) set(dst *string, name, v, src string) bool {
+	if *dst == "" && v != "" {
+		*dst = v
+		in.Sources[name] = src
+		return true
+	}
+	return false
+}
+
+// fromManifests fills what the flags left empty from the kube-apiserver
+// manifest (--apiserver-manifest, or the one in --manifests-dir, whose
+// other checks it keeps).
+func (in *Inputs) fromManifests(o Options) error {
 	if o.ManifestsDir != "" {
 		md, err := scanManifests(o.ManifestsDir)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		in.manifestChecks = md.checks
 		if o.Manifest == "" {
@@ -102,52 +123,69 @@ func resolve(o Options) (*Inputs, error) {
 	if o.Manifest != "" {
 		m, err := ReadManifest(o.Manifest)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		src := "manifest " + o.Manifest
-		set(&in.CAFile, "caFile", m.CAFile, src)
-		set(&in.CertFile, "certFile", m.CertFile, src)
-		set(&in.KeyFile, "keyFile", m.KeyFile, src)
+		in.set(&in.CAFile, "caFile", m.CAFile, src)
+		in.set(&in.CertFile, "certFile", m.CertFile, src)
+		in.set(&in.KeyFile, "keyFile", m.KeyFile, src)
 		if len(in.Endpoints) == 0 && len(m.Endpoints) > 0 {
 			in.Endpoints, in.Sources["endpoints"] = m.Endpoints, src
 		}
 	}
+	return nil
+}
 
-	if o.SpecFile != "" {
-		s, err := cluster.Load(o.SpecFile, cluster.Options{PKIDir: o.PKIDir})
-		if err != nil {
-			return nil, err
+// fromSpec fills what is still empty from the spec: its endpoints and
+// its apiserver bundle.
+func (in *Inputs) fromSpec(o Options) error {
+	if o.SpecFile == "" {
+		if o.PKIDir != "" {
+			return input.Errorf("--dir needs --spec: the spec says which endpoints to check")
 		}
-		in.inv = pki.New(s)
-		// The files the apiserver is given, from the inventory.
-		api, _ := in.inv.Target(ca.KindAPIServer.Name)
-		src := "spec " + o.SpecFile
-		caSet := set(&in.CAFile, "caFile", api.CAPath(), src)
-		crtSet := set(&in.CertFile, "certFile", api.CertPath(), src)
-		keySet := set(&in.KeyFile, "keyFile", api.KeyPath(), src)
-		epsSet := len(in.Endpoints) == 0
-		if epsSet {
-			in.Endpoints, in.Sources["endpoints"] = s.ClientEndpoints(), src
-		}
-		in.specOnly = caSet && crtSet && keySet && epsSet
-	} else if o.PKIDir != "" {
-		return nil, input.Errorf("--dir needs --spec: the spec says which endpoints to check")
+		return nil
 	}
+	s, err := cluster.Load(o.SpecFile, cluster.Options{PKIDir: o.PKIDir})
+	if err != nil {
+		return err
+	}
+	in.inv = pki.New(s)
+	// The files the apiserver is given, from the inventory.
+	api, _ := in.inv.Target(ca.KindAPIServer.Name)
+	src := "spec " + o.SpecFile
+	caSet := in.set(&in.CAFile, "caFile", api.CAPath(), src)
+	crtSet := in.set(&in.CertFile, "certFile", api.CertPath(), src)
+	keySet := in.set(&in.KeyFile, "keyFile", api.KeyPath(), src)
+	epsSet := len(in.Endpoints) == 0
+	if epsSet {
+		in.Endpoints, in.Sources["endpoints"] = s.ClientEndpoints(), src
+	}
+	in.specOnly = caSet && crtSet && keySet && epsSet
+	return nil
+}
 
+// checkComplete refuses to probe without endpoints, a CA file, or a
+// client pair: verify never falls back to defaults for any of them.
+func (in *Inputs) checkComplete() error {
 	switch {
 	case len(in.Endpoints) == 0:
-		return nil, input.Errorf("no etcd endpoints: give --spec FILE, --apiserver-manifest FILE or --endpoints (--etcd-servers)")
+		return input.Errorf("no etcd endpoints: give --spec FILE, --apiserver-manifest FILE or --endpoints (--etcd-servers)")
 	case in.CAFile == "":
-		return nil, input.Errorf("no CA file: give --cacert (--etcd-cafile); verify never falls back to the system roots")
+		return input.Errorf("no CA file: give --cacert (--etcd-cafile); verify never falls back to the system roots")
 	case in.CertFile == "" || in.KeyFile == "":
-		return nil, input.Errorf("no client certificate and key: give --cert and --key (--etcd-certfile, --etcd-keyfile), as kube-apiserver needs both for etcd")
+		return input.Errorf("no client certificate and key: give --cert and --key (--etcd-certfile, --etcd-keyfile), as kube-apiserver needs both for etcd")
 	}
 	for _, ep := range in.Endpoints {
 		if strings.HasPrefix(ep, "-") {
-			return nil, input.Errorf("endpoint %q looks like a flag", ep)
+			return input.Errorf("endpoint %q looks like a flag", ep)
 		}
 	}
+	return nil
+}
 
+// thresholds decides the expiry warning threshold (the flag, else the
+// spec's renewBefore, else the default) and the probe timeout.
+func (in *Inputs) thresholds(o Options) error {
 	in.renewBefore = o.RenewBefore
 	if in.renewBefore == 0 && in.inv != nil {
 		in.renewBefore = in.inv.Spec.Leaf.RenewBefore
@@ -156,18 +194,18 @@ func resolve(o Options) (*Inputs, error) {
 		in.renewBefore = cluster.DefaultRenewBefore
 	}
 	if in.renewBefore < 0 {
-		return nil, input.Errorf("--renew-before must be positive")
+		return input.Errorf("--renew-before must be positive")
 	}
 	in.timeout = o.Timeout
 	if in.timeout == 0 {
 		in.timeout = probe.DefaultTimeout
 	}
 	if in.timeout < 0 {
-		return nil, input.Errorf("--timeout must be positive")
+		return input.Errorf("--timeout must be positive")
 	}
 	in.RenewBefore = cluster.FormatDuration(in.renewBefore)
 	in.Timeout = in.timeout.String()
-	return in, nil
+	return nil
 }
 
 // splitList accepts repeated flags and comma-separated values alike, as

@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/etcdpki/etcdpki/internal/input"
+	"github.com/etcdpki/etcdpki/internal/regular"
 )
 
 // File is the lock's name inside the PKI directory. It keeps the name it
@@ -74,20 +75,7 @@ func Acquire(pki string) (*Held, error) {
 // notRegular refuses a lock path holding something other than a regular
 // file: bad input (exit 2), for the operator to move away.
 func notRegular(path string, m fs.FileMode) error {
-	what := "not a regular file"
-	switch {
-	case m&fs.ModeSymlink != 0:
-		what = "a symbolic link"
-	case m&fs.ModeNamedPipe != 0:
-		what = "a FIFO"
-	case m.IsDir():
-		what = "a directory"
-	case m&fs.ModeSocket != 0:
-		what = "a socket"
-	case m&fs.ModeDevice != 0:
-		what = "a device"
-	}
-	return input.Errorf("lock %s is %s, not a regular file; remove it (etcdpki creates the lock itself)", path, what)
+	return input.Errorf("lock %s is %s, not a regular file; remove it (etcdpki creates the lock itself)", path, regular.Describe(m))
 }
 
 // Release drops the lock. A nil Held is released already.

@@ -45,16 +45,23 @@ func ReadFile(path string) ([]byte, error) {
 }
 
 func notRegular(path string, m fs.FileMode) error {
-	what := "not a regular file"
+	return input.Errorf("%s is %s, not a regular file", path, Describe(m))
+}
+
+// Describe names what a path that is not a regular file holds, for a
+// message: "a directory", "a FIFO", "a symbolic link" (from Lstat)...
+func Describe(m fs.FileMode) string {
 	switch {
+	case m&fs.ModeSymlink != 0:
+		return "a symbolic link"
 	case m.IsDir():
-		what = "a directory"
+		return "a directory"
 	case m&fs.ModeNamedPipe != 0:
-		what = "a FIFO"
+		return "a FIFO"
 	case m&fs.ModeSocket != 0:
-		what = "a socket"
+		return "a socket"
 	case m&fs.ModeDevice != 0:
-		what = "a device"
+		return "a device"
 	}
-	return input.Errorf("%s is %s, not a regular file", path, what)
+	return "not a regular file"
 }
