@@ -126,7 +126,7 @@ func One(ctx context.Context, inv *pki.Inventory, r OneRequest, o Options) (pki.
 		var rerr error
 		certPEM, keyPEM, rerr = pki.ReadTargetPair(t)
 		info, _ := pki.InspectPair(t, authority, certPEM, keyPEM, rerr, s.Leaf.RenewBefore, o.now())
-		if keep, undo, note, err = keepOrBackUp(s.PKIDir, t, info, o); err != nil {
+		if keep, undo, note, err = keepOrBackUp(inv.Paths, t, info, o); err != nil {
 			return t, err
 		}
 	}
@@ -149,13 +149,13 @@ func One(ctx context.Context, inv *pki.Inventory, r OneRequest, o Options) (pki.
 	}
 	if keep {
 		o.printf("[issue] %s certificate %q%s in %s: %s", r.Kind, r.Name, describeHosts(r.Hosts), out, note)
-		return t, o.tighten(s)
+		return t, o.tighten(inv)
 	}
 	if note != "" {
 		note = " (" + note + ")"
 	}
 	o.printf("[issue] %s certificate %q%s -> %s%s", r.Kind, r.Name, describeHosts(r.Hosts), out, note)
-	return t, o.tighten(s)
+	return t, o.tighten(inv)
 }
 
 // checkIssueName refuses a name that is not valid as a spec name, is
