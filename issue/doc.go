@@ -11,8 +11,10 @@
 // renewing (renew.go), the one backup writer every backup goes through
 // (backup.go), what `issue` may write into (owned.go), the modes every
 // writer re-tightens (modes.go), the recovery from expired
-// certificates or an expired CA (reissue.go) and one-off certificates
-// outside the spec (one.go). Every entry point takes the *pki.Inventory
+// certificates or an expired CA (reissue.go), one-off certificates
+// outside the spec (one.go), the CA rotation's writes (castore.go) and
+// the live operations' journal (journal.go): rotate decides when, issue
+// writes. Every entry point takes the *pki.Inventory
 // its command expanded. It imports pki, ca and cluster; rotate and cmd
 // import it, verify does not.
 package issue

@@ -124,7 +124,7 @@ func Init(ctx context.Context, inv *pki.Inventory, o Options) (*Result, error) {
 	for _, l := range ip.lines {
 		o.printf("%s", l)
 	}
-	if err := o.tighten(s); err != nil {
+	if err := o.tighten(inv); err != nil {
 		return ip.res, err
 	}
 	for _, f := range ip.pl.configs {

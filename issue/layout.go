@@ -3,7 +3,6 @@ package issue
 import (
 	"fmt"
 
-	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/pki"
 )
@@ -13,9 +12,9 @@ import (
 // directory itself) into its named store, with the same bytes, and
 // returns the directories it moved. Any write migrates the stores it
 // touches; rotate calls this first so that a run with nothing due
-// migrates too. The caller holds the PKI directory's lock.
-func MigrateLayout(s *cluster.Spec) ([]string, error) {
-	inv := pki.New(s)
+// migrates too. The caller holds the PKI directory's lock and passes the
+// inventory its command expanded.
+func MigrateLayout(inv *pki.Inventory) ([]string, error) {
 	stores := []atomicdir.Store{inv.Paths.CAStore(), inv.Paths.NextCAStore()}
 	for _, t := range inv.Targets {
 		stores = append(stores, t.Store(), t.CAStore())

@@ -30,13 +30,13 @@ func TestMigrateLayoutCrashAtEveryStepConverges(t *testing.T) {
 		copyTree(t, base.PKIDir, dir)
 		s := spec(t, oneNode, dir)
 		stopped := crashpoint.RunUntilStep(t, n, func() error {
-			_, err := MigrateLayout(s)
+			_, err := MigrateLayout(pki.New(s))
 			return err
 		})
 		if got := pairsInEffect(t, s); !maps.Equal(got, want) {
 			t.Fatalf("killed at step %s: the pairs a reader sees changed", stopped)
 		}
-		moved, err := MigrateLayout(s)
+		moved, err := MigrateLayout(pki.New(s))
 		if err != nil {
 			t.Fatalf("after step %s: %v", stopped, err)
 		}
@@ -53,7 +53,7 @@ func TestMigrateLayoutCrashAtEveryStepConverges(t *testing.T) {
 			}
 			return nil
 		})
-		if again, err := MigrateLayout(s); err != nil || len(again) != 0 {
+		if again, err := MigrateLayout(pki.New(s)); err != nil || len(again) != 0 {
 			t.Errorf("after step %s: a migrated PKI moved again: %v %v", stopped, again, err)
 		}
 		if stopped == "" {

@@ -8,7 +8,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/pki"
 )
@@ -21,11 +20,11 @@ import (
 // store would otherwise leave a loose key in the next (os.WriteFile and a
 // rename never fix the mode of a file they do not write). It follows no
 // link, so nothing outside the layout is changed, and it changes only a
-// mode that is looser or otherwise different. The caller holds the lock;
-// it returns what it changed, for the output.
-func Tighten(s *cluster.Spec) ([]string, error) {
-	p := pki.Paths{PKI: s.PKIDir}
-	inv := pki.New(s)
+// mode that is looser or otherwise different. The caller holds the lock
+// and passes the inventory its command expanded; it returns what it
+// changed, for the output.
+func Tighten(inv *pki.Inventory) ([]string, error) {
+	p := inv.Paths
 	stores := map[string]bool{p.CADir(): true, p.NextCADir(): true}
 	for _, t := range inv.Targets {
 		stores[t.Dir], stores[t.CADir] = true, true
@@ -147,8 +146,8 @@ func mustMode(d fs.DirEntry) fs.FileMode {
 
 // tighten runs Tighten for a writer of this package and says what it
 // changed.
-func (o Options) tighten(s *cluster.Spec) error {
-	fixed, err := Tighten(s)
+func (o Options) tighten(inv *pki.Inventory) error {
+	fixed, err := Tighten(inv)
 	for _, f := range fixed {
 		o.printf("[modes] tightened %s", f)
 	}

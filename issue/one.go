@@ -51,7 +51,7 @@ func One(ctx context.Context, inv *pki.Inventory, r OneRequest, o Options) (pki.
 		return t, err
 	}
 	defer held.Release()
-	return t, writeOne(s, r, t, authority, exists, o)
+	return t, writeOne(inv, r, t, authority, exists, o)
 }
 
 // checkOneRequest decides the kind of certificate r asks for and checks
@@ -152,8 +152,8 @@ func checkOneBundle(ctx context.Context, inv *pki.Inventory, t pki.Target) (*ca.
 
 // writeOne, under the lock, keeps the bundle's pair if it is still good
 // (else backs it up) or signs a new one, and switches the bundle to it.
-func writeOne(s *cluster.Spec, r OneRequest, t pki.Target, authority *ca.CA, exists bool, o Options) error {
-	out := t.Dir
+func writeOne(inv *pki.Inventory, r OneRequest, t pki.Target, authority *ca.CA, exists bool, o Options) error {
+	s, out := inv.Spec, t.Dir
 	undo, note, keep := func() {}, "", false
 	var certPEM, keyPEM []byte
 	var err error
@@ -165,7 +165,7 @@ func writeOne(s *cluster.Spec, r OneRequest, t pki.Target, authority *ca.CA, exi
 		var rerr error
 		certPEM, keyPEM, rerr = pki.ReadTargetPair(t)
 		info, _ := pki.InspectPair(t, authority, certPEM, keyPEM, rerr, s.Leaf.RenewBefore, o.now())
-		if keep, undo, note, err = keepOrBackUp(s.PKIDir, t, info, o); err != nil {
+		if keep, undo, note, err = keepOrBackUp(inv.Paths, t, info, o); err != nil {
 			return err
 		}
 	}
@@ -188,13 +188,13 @@ func writeOne(s *cluster.Spec, r OneRequest, t pki.Target, authority *ca.CA, exi
 	}
 	if keep {
 		o.printf("[issue] %s certificate %q%s in %s: %s", r.Kind, r.Name, describeHosts(r.Hosts), out, note)
-		return o.tighten(s)
+		return o.tighten(inv)
 	}
 	if note != "" {
 		note = " (" + note + ")"
 	}
 	o.printf("[issue] %s certificate %q%s -> %s%s", r.Kind, r.Name, describeHosts(r.Hosts), out, note)
-	return o.tighten(s)
+	return o.tighten(inv)
 }
 
 // checkIssueName refuses a name that is not valid as a spec name, is

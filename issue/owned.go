@@ -105,7 +105,7 @@ func checkOwnBundle(t pki.Target) (bool, error) {
 // the same `etcdpki issue` changes nothing), otherwise backed up by the
 // one backup writer before it is replaced. It returns the backup to
 // take back if the write then fails, and a note for the output.
-func keepOrBackUp(pkiDir string, t pki.Target, info pki.CertInfo, o Options) (keep bool, undo func(), note string, err error) {
+func keepOrBackUp(p pki.Paths, t pki.Target, info pki.CertInfo, o Options) (keep bool, undo func(), note string, err error) {
 	if info.Status == pki.StatusOK && sameOrganization(info, t) {
 		return true, nil, fmt.Sprintf("valid until %s, kept: the same request changes nothing (another --org, --ip or --dns replaces it, keeping a backup)", info.Expires.UTC().Format("2006-01-02")), nil
 	}
@@ -114,10 +114,10 @@ func keepOrBackUp(pkiDir string, t pki.Target, info pki.CertInfo, o Options) (ke
 		return false, func() {}, "", nil // nothing whole to keep
 	}
 	name := filepath.Join("issued", t.Owner)
-	if rel, err := filepath.Rel(pkiDir, t.Dir); err == nil && filepath.IsLocal(rel) {
+	if rel, err := filepath.Rel(p.PKI, t.Dir); err == nil && filepath.IsLocal(rel) {
 		name = rel
 	}
-	dir, undo, err := WriteBackup(pki.Paths{PKI: pkiDir}.Backups(), o.now().UTC().Format("20060102T150405Z"), []atomicdir.File{
+	dir, undo, err := WriteBackup(p.Backups(), o.now().UTC().Format("20060102T150405Z"), []atomicdir.File{
 		{Name: filepath.Join(name, t.CertName), Data: certPEM, Mode: atomicdir.CertMode},
 		{Name: filepath.Join(name, t.KeyName), Data: keyPEM, Mode: atomicdir.KeyMode},
 	}, false)

@@ -74,7 +74,7 @@ func Renew(ctx context.Context, inv *pki.Inventory, targets []pki.Target, o Rene
 	if err != nil {
 		return nil, err
 	}
-	root, base := o.backupName(s.PKIDir)
+	root, base := o.backupName(inv.Paths)
 	// Back up first: once the backup is durable and verified, the swap
 	// may happen. The backup appears whole or not at all.
 	var saved []atomicdir.File
@@ -138,17 +138,17 @@ func Renew(ctx context.Context, inv *pki.Inventory, targets []pki.Target, o Rene
 			return out, err
 		}
 	}
-	return out, o.tighten(s)
+	return out, o.tighten(inv)
 }
 
 // backupName is where this run's backup goes: BackupDir, or
 // PKI/backup/<time> (WriteBackup adds a suffix when a run in the same
 // second has taken the name, so a backup is never written over).
-func (o RenewOptions) backupName(pkiDir string) (root, base string) {
+func (o RenewOptions) backupName(p pki.Paths) (root, base string) {
 	if o.BackupDir != "" {
 		return filepath.Dir(o.BackupDir), filepath.Base(o.BackupDir)
 	}
-	return pki.Paths{PKI: pkiDir}.Backups(), o.now().UTC().Format("20060102T150405Z")
+	return p.Backups(), o.now().UTC().Format("20060102T150405Z")
 }
 
 type oldPair struct{ cert, key []byte }
@@ -203,7 +203,7 @@ func planRenew(ctx context.Context, inv *pki.Inventory, targets []pki.Target, o 
 		return nil, err
 	}
 	if len(rp.olds) > 0 || rp.oldCA != nil {
-		root, _ := o.backupName(s.PKIDir)
+		root, _ := o.backupName(inv.Paths)
 		if err := CheckBackupRoot(root); err != nil {
 			return nil, err
 		}

@@ -97,3 +97,10 @@ const SpecFile = "etcdpki.yaml"
 
 // Backups is where rotation keeps the pairs it replaced, by timestamp.
 func (p Paths) Backups() string { return filepath.Join(p.PKI, "backup") }
+
+// JournalFile is the name of the live operations' journal (rotate's
+// State) inside the PKI directory.
+const JournalFile = "rotate-state.json"
+
+// Journal is the journal the live operations resume from.
+func (p Paths) Journal() string { return filepath.Join(p.PKI, JournalFile) }

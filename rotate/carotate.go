@@ -28,7 +28,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -38,6 +37,7 @@ import (
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/internal/certx"
 	"github.com/etcdpki/etcdpki/internal/input"
+	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -297,9 +297,8 @@ func (cr *caRun) prepare() (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	files := append([]atomicdir.File{{Name: pki.CAFile, Data: next.CertPEM, Mode: atomicdir.CertMode}}, next.StoreFiles()...)
-	if _, err := atomicdir.Update(cr.paths.NextCAStore(), files, checkCAFiles); err != nil {
-		return false, fmt.Errorf("prepare: write the next CA: %w", err)
+	if err := issue.WriteNextCA(cr.paths, next); err != nil {
+		return false, fmt.Errorf("prepare: %w", err)
 	}
 	cr.rot.Next, cr.rot.Stage = next, pki.CAStagePrepare
 	cr.journal()
@@ -309,13 +308,6 @@ func (cr *caRun) prepare() (bool, error) {
 	cr.log("prepare: created the next CA %q (%s, serial %s, valid until %s) in %s; nothing deployed", next.Cert.Subject.CommonName,
 		certx.KeyDescription(next.Cert.PublicKey), pki.ShortSerial(certx.Serial(next.Cert)), next.Cert.NotAfter.Format(time.DateOnly), cr.paths.NextCADir())
 	return false, nil
-}
-
-// checkCAFiles vetoes a CA store whose certificate and key do not belong
-// together (for a token key: whose token holds no key for it).
-func checkCAFiles(files map[string][]byte) error {
-	_, err := ca.ParseStore(files[pki.CAFile], files[ca.KeyFile], files[ca.KeyURIFile], "CA store", "CA store: CA key", "CA store: CA key URI")
-	return err
 }
 
 // bundleStores are the stores holding a ca.crt: every node's, the
@@ -328,28 +320,10 @@ func (cr *caRun) bundleStores() []atomicdir.Store {
 	return sts
 }
 
-// writeBundles puts data in every bundle's ca.crt, all in one batch.
+// writeBundles puts data in every bundle's ca.crt, all in one batch
+// (issue.WriteCABundles), and returns how many changed.
 func (cr *caRun) writeBundles(data []byte) (int, error) {
-	var b atomicdir.Batch
-	var results []*atomicdir.Result
-	for _, st := range cr.bundleStores() {
-		res, err := b.Update(st, []atomicdir.File{{Name: pki.CAFile, Data: data, Mode: atomicdir.CertMode}}, nil)
-		if err != nil {
-			b.Abort()
-			return 0, fmt.Errorf("write %s: %w", filepath.Join(st.Dir, pki.CAFile), err)
-		}
-		results = append(results, res)
-	}
-	if err := b.Commit(); err != nil {
-		return 0, err
-	}
-	n := 0
-	for _, r := range results {
-		if r.Changed {
-			n++
-		}
-	}
-	return n, nil
+	return issue.WriteCABundles(cr.inv, data)
 }
 
 // stageDone reports whether the files have moved past stage, or the

@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/etcdpki/etcdpki/ca"
-	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/internal/certx"
 	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
@@ -35,17 +34,13 @@ func (cr *caRun) retire() error {
 		if err != nil {
 			return fmt.Errorf("finish: %w", err)
 		}
-		backup, _, err := issue.WriteBackup(cr.paths.Backups(), "ca-"+certx.Serial(old.Cert), append([]atomicdir.File{
-			{Name: pki.CAFile, Data: old.CertPEM, Mode: atomicdir.CertMode},
-		}, retired.StoreFiles()...), true)
+		backup, err := issue.BackupCA(cr.paths, retired)
 		if err != nil {
 			return fmt.Errorf("finish: back up the old CA: %w", err)
 		}
 		next = ca.InEffect(next)
-		if _, err := atomicdir.Update(cr.paths.CAStore(), append([]atomicdir.File{
-			{Name: pki.CAFile, Data: next.CertPEM, Mode: atomicdir.CertMode},
-		}, next.StoreFiles()...), checkCAFiles); err != nil {
-			return fmt.Errorf("finish: switch %s to the new CA: %w", caDir, err)
+		if err := issue.SwitchCA(cr.paths, next); err != nil {
+			return fmt.Errorf("finish: %w", err)
 		}
 		keyNote := "key 0400"
 		if retired.InToken() {
@@ -59,19 +54,17 @@ func (cr *caRun) retire() error {
 		return fmt.Errorf("finish: %w", err)
 	}
 	// A re-run after the switch no longer knows the old CA from the
-	// rotation: it is in the version being dropped. Back up whatever key
-	// is there (the backup above is reused when it still holds it) so that
-	// a retired CA key exists somewhere at every instant.
-	if _, err := issue.BackupRetiredCAs(cr.paths.Backups(), caDir); err != nil {
+	// rotation: it is in the version being dropped. DropRetiredCAs backs
+	// up whatever key is there (the backup above is reused when it still
+	// holds it) before it drops it, so that a retired CA key exists
+	// somewhere at every instant.
+	if err := issue.DropRetiredCAs(cr.paths); err != nil {
 		return fmt.Errorf("finish: %w", err)
-	}
-	if err := atomicdir.DropOld(caDir); err != nil {
-		return fmt.Errorf("finish: remove the old CA key from %s: %w", caDir, err)
 	}
 	if err := cr.resignCRL(context.Background(), pki.CAStageFinish); err != nil {
 		return err
 	}
-	if err := atomicdir.RemoveAll(cr.paths.NextCADir()); err != nil {
+	if err := issue.RemoveNextCA(cr.paths); err != nil {
 		return fmt.Errorf("finish: %w", err)
 	}
 	j := cr.journal()

@@ -41,15 +41,22 @@
 // (the rolling restart, the hand-off and its transferee), etcd.go (the
 // etcd client: health, leader moves, serving serials), command.go (the
 // deploy/restart command runner), log.go, state.go (the journal),
-// started.go, lock.go, metrics.go and watch.go; expired.go (probes on
+// started.go, lock.go, metrics.go and watch.go (which expands its spec
+// once per load and hands that inventory to every pass); expired.go (probes on
 // expired certificates, the refusal that names --recover) and recover.go
 // (--recover). The CA rotation (etcdpki ca rotate): carotate.go (RunCA,
 // its stages in order, prepare), carotate_stages.go (trust-both and
 // finish: write, deploy, prove, restart), carotate_reissue.go (reissue:
 // every leaf from the new CA, proven without a restart), carotate_proof.go (the
-// trust each member shows on the wire), carotate_retire.go (the old CA
-// to backup/, the new one into PKI/etcd) and carotate_print.go (the dry
-// run's plan).
+// trust each member shows on the wire), carotate_retire.go (the order in
+// which the old CA goes to backup/ and the new one into PKI/etcd) and
+// carotate_print.go (the dry run's plan).
+//
 // It reads names, paths, certificate status and CA-rotation state from
-// package pki (the read model) and writes only through package issue.
+// package pki (the read model) and writes the PKI directory only through
+// package issue: the renewed pairs, the CRL, the CA rotation's stores
+// (issue.WriteNextCA, WriteCABundles, BackupCA, SwitchCA, DropRetiredCAs,
+// RemoveNextCA) and the journal (issue.WriteJournal) alike. The only file
+// it writes itself is the operator's --metrics-file, outside the PKI
+// directory (internal/layering's test holds it to that).
 package rotate

@@ -40,7 +40,6 @@ func (r *runner) provenInEffect(ctx context.Context, p *Plan) string {
 		addr, want, problem string
 	}
 	var ports []*port
-	inv := pki.New(r.o.Spec)
 	for _, n := range r.o.Spec.Nodes {
 		for _, pp := range []struct {
 			url  string
@@ -51,7 +50,7 @@ func (r *runner) provenInEffect(ctx context.Context, p *Plan) string {
 				return fmt.Sprintf("not proven in effect: %v", err)
 			}
 			id := ""
-			for _, t := range inv.Targets {
+			for _, t := range r.inv.Targets {
 				if t.Owner == n.Name && t.OwnerNode && t.Kind.Name == pp.kind {
 					id = t.ID
 				}

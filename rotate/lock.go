@@ -33,7 +33,7 @@ func (r *runner) migrateLayout() error {
 	if r.o.DryRun {
 		return nil
 	}
-	moved, err := issue.MigrateLayout(r.o.Spec)
+	moved, err := issue.MigrateLayout(r.inv)
 	if err != nil {
 		return err
 	}

@@ -28,8 +28,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 
 // newRunner expands the spec once for the whole run: every step reads
 // names and paths from r.inv.
-func newRunner(o Options, log *logger) *runner {
-	inv := pki.New(o.Spec)
+func newRunner(o Options, log *logger) *runner { return runnerFor(o, pki.New(o.Spec), log) }
+
+// runnerFor is newRunner for a caller that has expanded o.Spec already
+// (Watch, once per spec it loads): inv.Spec must be o.Spec.
+func runnerFor(o Options, inv *pki.Inventory, log *logger) *runner {
 	return &runner{o: o, log: log, inv: inv, etcd: &etcdCluster{spec: inv.Spec, paths: inv.Paths, inv: inv}}
 }
 

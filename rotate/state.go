@@ -8,16 +8,13 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/internal/regular"
+	"github.com/etcdpki/etcdpki/issue"
+	"github.com/etcdpki/etcdpki/pki"
 )
 
 // StateFile is the journal's name inside the PKI directory.
-const StateFile = "rotate-state.json"
-
-// stateMode: the journal holds serials and times, nothing secret, but it
-// lives next to keys and is only ever read by the operator's own tools.
-const stateMode fs.FileMode = 0o600
+const StateFile = pki.JournalFile
 
 // State is rotate's journal. It records, per certificate, the serial that
 // is known to be in effect: deployed to its host and, for a node's
@@ -33,8 +30,8 @@ const stateMode fs.FileMode = 0o600
 // dies at any point is resumed by the next one without redoing finished
 // members: their serials are already recorded.
 //
-// The file is replaced in one rename after fsync, so a kill -9 leaves
-// either the previous journal or the new one.
+// The file is replaced in one rename after fsync (issue.WriteJournal), so
+// a kill -9 leaves either the previous journal or the new one.
 type State struct {
 	// InEffect maps a certificate ID (pki.Target.ID) to its serial in
 	// effect.
@@ -69,13 +66,13 @@ type State struct {
 	Updated time.Time `json:"updated"`
 }
 
-func statePath(pki string) string { return filepath.Join(pki, StateFile) }
+func statePath(dir string) string { return filepath.Join(dir, StateFile) }
 
-// LoadState reads the journal of the PKI directory pki. A missing journal
+// LoadState reads the journal of the PKI directory dir. A missing journal
 // is an empty state: the first run records what is on disk as in effect.
-func LoadState(pki string) (*State, error) {
+func LoadState(dir string) (*State, error) {
 	st := &State{InEffect: map[string]string{}, Started: map[string]Started{}, Proofs: map[string]Proof{}}
-	data, err := regular.ReadFile(statePath(pki))
+	data, err := regular.ReadFile(statePath(dir))
 	if errors.Is(err, fs.ErrNotExist) {
 		return st, nil
 	}
@@ -83,7 +80,7 @@ func LoadState(pki string) (*State, error) {
 		return nil, fmt.Errorf("read rotation journal: %w", err)
 	}
 	if err := json.Unmarshal(data, st); err != nil {
-		return nil, fmt.Errorf("rotation journal %s is corrupt (move it away to start afresh): %w", statePath(pki), err)
+		return nil, fmt.Errorf("rotation journal %s is corrupt (move it away to start afresh): %w", statePath(dir), err)
 	}
 	if st.InEffect == nil {
 		st.InEffect = map[string]string{}
@@ -126,14 +123,15 @@ type Proof struct {
 	Took         string    `json:"took"`
 }
 
-// save writes the journal atomically.
-func (st *State) save(pki string, now time.Time) error {
+// save writes the journal atomically, through package issue, the only
+// writer of the PKI directory.
+func (st *State) save(dir string, now time.Time) error {
 	st.Updated = now.UTC()
 	data, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode rotation journal: %w", err)
 	}
-	if _, err := atomicdir.WriteFile(statePath(pki), append(data, '\n'), stateMode); err != nil {
+	if err := issue.WriteJournal(dir, append(data, '\n')); err != nil {
 		return fmt.Errorf("write rotation journal: %w", err)
 	}
 	return nil

@@ -70,7 +70,9 @@ func Watch(ctx context.Context, o WatchOptions) error {
 		return fmt.Errorf("watch: %w", err)
 	}
 	defer w.Close()
-	wt := &watcher{o: o, w: w, log: newLogger(o.Out)}
+	// The spec is expanded once here and again only when it is reloaded:
+	// every pass and every watch list uses wt.inv.
+	wt := &watcher{o: o, inv: pki.New(o.Spec), w: w, log: newLogger(o.Out)}
 	wt.addWatches()
 	var retry <-chan time.Time
 	if !wt.pass(ctx) {
@@ -139,7 +141,9 @@ func orNone(s string) string {
 }
 
 type watcher struct {
-	o   WatchOptions
+	o WatchOptions
+	// inv is o.Spec expanded; reloadSpec replaces both together.
+	inv *pki.Inventory
 	w   *fsnotify.Watcher
 	log *logger
 }
@@ -151,7 +155,7 @@ func (wt *watcher) pass(ctx context.Context) bool {
 	if ctx.Err() != nil {
 		return true
 	}
-	r := newRunner(wt.o.Options, wt.log)
+	r := runnerFor(wt.o.Options, wt.inv, wt.log)
 	r.quiet = true
 	r.log.start = time.Now()
 	if _, err := r.run(ctx); err != nil {
@@ -176,7 +180,7 @@ func (wt *watcher) reloadSpec() {
 		wt.log.printf("spec changed but does not load, keeping the previous one: %v", err)
 		return
 	}
-	wt.o.Spec = s
+	wt.o.Spec, wt.inv = s, pki.New(s)
 	wt.log.printf("spec reloaded")
 }
 
@@ -187,8 +191,7 @@ func (wt *watcher) reloadSpec() {
 // above them (new nodes) and the spec's directory (editors replace the
 // file). Adding an already watched directory is harmless.
 func (wt *watcher) addWatches() {
-	s := wt.o.Spec
-	inv := pki.New(s)
+	s, inv := wt.o.Spec, wt.inv
 	dirs := []string{s.PKIDir, filepath.Join(s.PKIDir, "nodes"), filepath.Join(s.PKIDir, "clients"), inv.Paths.CADir()}
 	for _, t := range inv.Targets {
 		dirs = append(dirs, filepath.Dir(t.Dir), t.Dir)
