@@ -94,7 +94,7 @@ type initialCluster struct {
 }
 
 func readInitialCluster(p pki.Paths) (*initialCluster, error) {
-	data, err := regular.ReadFile(p.InitialCluster())
+	data, err := regular.ReadFile(p.InitialCluster(), regular.MaxState)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}

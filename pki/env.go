@@ -3,8 +3,8 @@ package pki
 import (
 	"errors"
 	"fmt"
+	"github.com/etcdpki/etcdpki/internal/regular"
 	"io/fs"
-	"os"
 	"strings"
 )
 
@@ -44,7 +44,7 @@ const (
 // it, would refuse every connection; "" when it is fine or no config
 // names one.
 func (p Paths) BundleCRLProblem(node string) string {
-	data, err := os.ReadFile(p.NodeEnv(node))
+	data, err := regular.ReadFile(p.NodeEnv(node), regular.MaxState)
 	if errors.Is(err, fs.ErrNotExist) {
 		return ""
 	}
@@ -58,7 +58,7 @@ func (p Paths) BundleCRLProblem(node string) string {
 	if env[EnvClientCRL] == "" && env[EnvPeerCRL] == "" {
 		return ""
 	}
-	crl, err := os.ReadFile(p.NodeCRL(node))
+	crl, err := regular.ReadFile(p.NodeCRL(node), regular.MaxCRL)
 	if err != nil {
 		return fmt.Sprintf("%s names a CRL but %s is unreadable (%v): the member would refuse every connection", p.NodeEnv(node), p.NodeCRL(node), err)
 	}

@@ -75,7 +75,7 @@ func statePath(pki string) string { return filepath.Join(pki, StateFile) }
 // is an empty state: the first run records what is on disk as in effect.
 func LoadState(pki string) (*State, error) {
 	st := &State{InEffect: map[string]string{}, Started: map[string]Started{}, Proofs: map[string]Proof{}}
-	data, err := regular.ReadFile(statePath(pki))
+	data, err := regular.ReadFile(statePath(pki), regular.MaxState)
 	if errors.Is(err, fs.ErrNotExist) {
 		return st, nil
 	}
