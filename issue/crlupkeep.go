@@ -110,6 +110,9 @@ func KeepCRL(ctx context.Context, inv *pki.Inventory, now time.Time, dryRun bool
 	if err := checkWritable(s.PKIDir, pl); err != nil {
 		return nil, err
 	}
+	if err := pl.checkCRLs(); err != nil {
+		return nil, err
+	}
 	var b atomicdir.Batch
 	for _, stp := range pl.stores {
 		if _, err := b.Update(stp.st, stp.files, checkStore); err != nil {

@@ -184,7 +184,16 @@ func CRLStale(c *CRL, now time.Time) bool {
 }
 
 // NodeEnv returns the path of node's etcd.env.
-func (p Paths) NodeEnv(node string) string { return filepath.Join(p.NodeDir(node), "etcd.env") }
+func (p Paths) NodeEnv(node string) string { return filepath.Join(p.NodeDir(node), EnvFile) }
+
+// EnvCertDir is the bundle directory whose crl.der the etcd.env at path
+// names: NodeCertDir beside NodeEnv. "" when path is no node's etcd.env.
+func EnvCertDir(path string) string {
+	if filepath.Base(path) != EnvFile {
+		return ""
+	}
+	return filepath.Join(filepath.Dir(path), "etcd")
+}
 
 // NodeStore is the atomic store of node's etcd/ directory: its ca.crt,
 // pairs and CRL (the store of each of its targets' CAStore).
