@@ -167,8 +167,8 @@ func ReadDir(path string) ([]fs.DirEntry, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !info.IsDir() {
-		return nil, &Error{Path: path, Problem: fmt.Sprintf("is %s, not a directory", kind(info.Mode()))}
+	if err := notDir(path, info); err != nil {
+		return nil, err
 	}
 	// O_DIRECTORY: a name swapped for anything else since the Stat fails
 	// to open instead of blocking.
@@ -183,4 +183,35 @@ func ReadDir(path string) ([]fs.DirEntry, error) {
 	}
 	slices.SortFunc(entries, func(a, b fs.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
 	return entries, nil
+}
+
+// Check refuses, without opening it, a path that ReadFile would refuse
+// for its type or size: for a command that reads the file later, or
+// writes it, and must say so before it changes anything. A path that
+// does not exist, or cannot be looked at, is left to the reader or writer
+// to report (nil).
+func Check(path string, max int64) error {
+	info, err := os.Stat(path)
+	if err != nil {
+		return nil
+	}
+	return check(path, info, max)
+}
+
+// CheckDir refuses a path that exists but is not a directory (after
+// following links), without opening it; nil when it is a directory or is
+// not there (to be made).
+func CheckDir(path string) error {
+	info, err := os.Stat(path)
+	if err != nil {
+		return nil
+	}
+	return notDir(path, info)
+}
+
+func notDir(path string, info fs.FileInfo) error {
+	if info.IsDir() {
+		return nil
+	}
+	return &Error{Path: path, Problem: fmt.Sprintf("is %s, not a directory", kind(info.Mode()))}
 }
