@@ -3,9 +3,10 @@ package pki
 import (
 	"errors"
 	"fmt"
-	"github.com/etcdpki/etcdpki/internal/regular"
 	"io/fs"
 	"strings"
+
+	"github.com/etcdpki/etcdpki/internal/regular"
 )
 
 // ParseEnv reads an etcd.env back into variables (for the tests' members
