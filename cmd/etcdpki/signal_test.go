@@ -105,6 +105,9 @@ func TestSIGTERMEndsVerifyAgainstASilentEndpoint(t *testing.T) {
 // input is now refused before it is opened, see inputs_test.go). The
 // grace ends it, and a second signal ends it at once.
 func TestSIGTERMEndsABlockedCommand(t *testing.T) {
+	// Another test may have run rotate in this process, which sets it.
+	prev := stepsFinish.Swap(false)
+	defer stepsFinish.Store(prev)
 	for _, twice := range []bool{false, true} {
 		sigs := make(chan os.Signal, 2)
 		exited := make(chan int, 1)
