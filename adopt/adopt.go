@@ -7,7 +7,6 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/internal/pathx"
 	"github.com/etcdpki/etcdpki/internal/probe"
+	"github.com/etcdpki/etcdpki/internal/regular"
 	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
 )
@@ -142,11 +142,11 @@ func readCA(certPath, keyPath string, now time.Time) (*ca.CA, error) {
 	if certPath == "" || keyPath == "" {
 		return nil, input.Errorf("adopt needs the cluster's CA: give --ca-cert FILE and --ca-key FILE")
 	}
-	certPEM, err := os.ReadFile(certPath)
+	certPEM, err := regular.ReadFile(certPath, regular.MaxPEM)
 	if err != nil {
 		return nil, input.Errorf("--ca-cert %s: %v", certPath, pathx.UnwrapPath(err))
 	}
-	keyPEM, err := os.ReadFile(keyPath)
+	keyPEM, err := regular.ReadFile(keyPath, regular.MaxPEM)
 	if err != nil {
 		return nil, input.Errorf("--ca-key %s: %v", keyPath, pathx.UnwrapPath(err))
 	}

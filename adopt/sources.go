@@ -5,7 +5,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -13,6 +12,7 @@ import (
 	"github.com/etcdpki/etcdpki/internal/certx"
 	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/internal/pathx"
+	"github.com/etcdpki/etcdpki/internal/regular"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -68,14 +68,14 @@ func findPair(dir string, t pki.Target, authority *ca.CA) (*source, error) {
 	for _, n := range names {
 		certPath := filepath.Join(dir, strings.ReplaceAll(n[0], "NODE", t.Owner))
 		keyPath := filepath.Join(dir, strings.ReplaceAll(n[1], "NODE", t.Owner))
-		certPEM, err := os.ReadFile(certPath)
+		certPEM, err := regular.ReadFile(certPath, regular.MaxPEM)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
 		if err != nil {
 			return nil, pki.ReadError(certPath, err)
 		}
-		keyPEM, err := os.ReadFile(keyPath)
+		keyPEM, err := regular.ReadFile(keyPath, regular.MaxPEM)
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				return nil, input.Errorf("%s: found for %s but its key %s is missing", certPath, t.ID, keyPath)
@@ -124,15 +124,8 @@ func kubesprayNodeCerts(dir string) [][2]string {
 
 // checkDir refuses a directory adopt cannot read.
 func checkDir(flag, dir string) error {
-	info, err := os.Stat(dir)
-	if err != nil {
+	if _, err := regular.ReadDir(dir); err != nil {
 		return input.Errorf("%s%s: %v", flag, dir, pathx.UnwrapPath(err))
-	}
-	if !info.IsDir() {
-		return input.Errorf("%s%s: not a directory", flag, dir)
-	}
-	if _, err := os.ReadDir(dir); err != nil {
-		return input.Errorf("%s%s: cannot read: %v", flag, dir, pathx.UnwrapPath(err))
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ package ca
 
 import (
 	"crypto"
+	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -172,8 +173,16 @@ func checkCACert(certPEM []byte, certPath string) (*x509.Certificate, error) {
 	if cert.KeyUsage != 0 && cert.KeyUsage&x509.KeyUsageCertSign == 0 {
 		return nil, input.Errorf("%s: CA %q may not sign certificates (no keyCertSign usage)", certPath, cert.Subject.CommonName)
 	}
+	if k, ok := cert.PublicKey.(*rsa.PublicKey); ok && k.N.BitLen() < MinRSABits {
+		return nil, input.Errorf("%s: the CA key is RSA-%d, too weak: etcdpki signs with RSA keys of at least %d bits (or ECDSA P-256/P-384)", certPath, k.N.BitLen(), MinRSABits)
+	}
 	return cert, nil
 }
+
+// MinRSABits is the smallest RSA CA key etcdpki signs with. cfssl picks
+// SHA-1 for a smaller key, which Go refuses to sign with; and NIST has
+// disallowed RSA under 2048 bits for signatures since 2013.
+const MinRSABits = 2048
 
 // ParseCert parses the first certificate in PEM data.
 func ParseCert(data []byte) (*x509.Certificate, error) {

@@ -4,7 +4,6 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 	"time"
@@ -12,6 +11,8 @@ import (
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/internal/input"
+	"github.com/etcdpki/etcdpki/internal/pathx"
+	"github.com/etcdpki/etcdpki/internal/regular"
 )
 
 // KeyURIFile is what a CA store holds instead of ca.key when the CA key is
@@ -225,27 +226,12 @@ func readPIN(u *cluster.PKCS11URI) (string, error) {
 		}
 		return pin, nil
 	}
-	f, err := os.Open(u.PINSource)
+	data, st, err := regular.Read(u.PINSource, maxPINFile)
 	if err != nil {
 		return "", input.Errorf("pin-source %s: %v", u.PINSource, unwrapPath(err))
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return "", input.Errorf("pin-source %s: %v", u.PINSource, unwrapPath(err))
-	}
-	if !st.Mode().IsRegular() {
-		return "", input.Errorf("pin-source %s: not a regular file", u.PINSource)
 	}
 	if st.Mode().Perm()&0o077 != 0 {
 		return "", input.Errorf("pin-source %s: mode %04o lets others read the PIN (chmod 0600 or 0400)", u.PINSource, st.Mode().Perm())
-	}
-	data, err := io.ReadAll(io.LimitReader(f, maxPINFile+1))
-	if err != nil {
-		return "", input.Errorf("pin-source %s: %v", u.PINSource, unwrapPath(err))
-	}
-	if len(data) > maxPINFile {
-		return "", input.Errorf("pin-source %s: larger than %d bytes: not a PIN", u.PINSource, maxPINFile)
 	}
 	pin := strings.TrimRight(string(data), "\r\n")
 	if pin == "" {
@@ -254,13 +240,9 @@ func readPIN(u *cluster.PKCS11URI) (string, error) {
 	return pin, nil
 }
 
-func unwrapPath(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
-}
+// unwrapPath is pathx.UnwrapPath: the cause, for messages that name
+// the file themselves.
+func unwrapPath(err error) error { return pathx.UnwrapPath(err) }
 
 // notCompiled is what every token operation answers in a build without
 // PKCS#11: the operator's URI may be right, this binary cannot use it

@@ -4,15 +4,14 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/etcdpki/etcdpki/internal/pathx"
+	"github.com/etcdpki/etcdpki/internal/regular"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -37,49 +36,17 @@ func Load(path string, o Options) (*Spec, error) {
 }
 
 func readSpec(path string) ([]byte, error) {
-	// Stat before opening: opening a FIFO for reading blocks until a
-	// writer comes.
-	info, err := os.Stat(path)
-	if err == nil && !info.Mode().IsRegular() {
-		return nil, &Error{File: path, Msg: fmt.Sprintf("not a regular file (%s)", fileType(info.Mode()))}
+	data, err := regular.ReadFile(path, MaxSpecSize)
+	if refused, ok := errors.AsType[*regular.Error](err); ok {
+		return nil, &Error{File: path, Msg: refused.Problem}
 	}
-	var f *os.File
-	if err == nil {
-		f, err = os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, &Error{File: path, Msg: "file does not exist"}
 	}
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, &Error{File: path, Msg: "file does not exist"}
-		}
 		return nil, &Error{File: path, Msg: fmt.Sprintf("cannot read: %v", pathx.UnwrapPath(err))}
-	}
-	defer f.Close()
-	// Check again on what was opened: the path may have been swapped.
-	if info, err := f.Stat(); err != nil || !info.Mode().IsRegular() {
-		return nil, &Error{File: path, Msg: "not a regular file"}
-	}
-	data, err := io.ReadAll(io.LimitReader(f, MaxSpecSize+1))
-	if err != nil {
-		return nil, &Error{File: path, Msg: fmt.Sprintf("cannot read: %v", pathx.UnwrapPath(err))}
-	}
-	if len(data) > MaxSpecSize {
-		return nil, &Error{File: path, Msg: fmt.Sprintf("larger than %d KiB; is this the cluster spec?", MaxSpecSize>>10)}
 	}
 	return data, nil
-}
-
-func fileType(m fs.FileMode) string {
-	switch {
-	case m.IsDir():
-		return "a directory"
-	case m&fs.ModeNamedPipe != 0:
-		return "a FIFO"
-	case m&fs.ModeDevice != 0 || m&fs.ModeCharDevice != 0:
-		return "a device"
-	case m&fs.ModeSocket != 0:
-		return "a socket"
-	}
-	return m.Type().String()
 }
 
 // Parse validates spec YAML. file names it in errors and anchors relative

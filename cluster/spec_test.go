@@ -265,10 +265,10 @@ func TestLoadRefusesNonRegularAndHugeFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	for path, want := range map[string]string{
-		fifo:        "spec.fifo: not a regular file (a FIFO)",
-		"/dev/zero": "/dev/zero: not a regular file (a device)",
-		dir:         "not a regular file (a directory)",
-		huge:        "huge.yaml: larger than 1024 KiB",
+		fifo:        "spec.fifo: is a FIFO, not a regular file",
+		"/dev/zero": "/dev/zero: is a device, not a regular file",
+		dir:         "is a directory, not a regular file",
+		huge:        "huge.yaml: is larger than 1 MiB",
 	} {
 		done := make(chan error, 1)
 		go func() {

@@ -53,6 +53,14 @@ func Adopt(ctx context.Context, inv *pki.Inventory, a Adoption, o Options) (*Res
 	res := &Result{}
 	pl.add(p.CAStore(), atomicdir.File{Name: pki.CAFile, Data: a.CA.CertPEM, Mode: atomicdir.CertMode})
 	pl.add(p.CAStore(), atomicdir.File{Name: pki.CAKeyFile, Data: a.CA.KeyPEM, Mode: atomicdir.CAKeyMode})
+	// The CRL with the configs that name it: a member restarted from its
+	// etcd.env before the first rotate must find it. Signed by the
+	// adopted CA (one another tool made may lack cRLSign; SignCRL copes).
+	crl, err := initCRL(s, p, a.CA, o.now())
+	if err != nil {
+		return fail(err)
+	}
+	pl.addCRL(p, s, crl)
 	for _, t := range inv.Targets {
 		pl.add(t.CAStore(), atomicdir.File{Name: pki.CAFile, Data: a.CA.CertPEM, Mode: atomicdir.CertMode})
 		if pair, ok := a.Pairs[t.ID]; ok {

@@ -111,7 +111,7 @@ func VerifyBackup(dir string, files []atomicdir.File) error {
 		if !info.Mode().IsRegular() || info.Mode().Perm() != f.Mode.Perm() {
 			return fmt.Errorf("%s: %s, want a regular file with mode %04o", p, info.Mode(), f.Mode.Perm())
 		}
-		data, err := regular.ReadFile(p)
+		data, err := regular.ReadFile(p, regular.MaxStored)
 		if err != nil {
 			return err
 		}
@@ -168,19 +168,19 @@ func BackupRetiredCAs(root, caDir string) ([]string, error) {
 		if ver == cur {
 			continue
 		}
-		key, kerr := regular.ReadFile(filepath.Join(ver, pki.CAKeyFile))
+		key, kerr := regular.ReadFile(filepath.Join(ver, pki.CAKeyFile), regular.MaxPEM)
 		if errors.Is(kerr, fs.ErrNotExist) {
 			continue // no key here: nothing that could be lost
 		}
 		if kerr != nil {
 			return nil, fmt.Errorf("back up the retired CA in %s: %w", ver, kerr)
 		}
-		crt, cerr := regular.ReadFile(filepath.Join(ver, pki.CAFile))
+		crt, cerr := regular.ReadFile(filepath.Join(ver, pki.CAFile), regular.MaxPEM)
 		if cerr != nil && !errors.Is(cerr, fs.ErrNotExist) {
 			return nil, fmt.Errorf("back up the retired CA in %s: %w", ver, cerr)
 		}
 		if cur != "" {
-			if inEffect, err := regular.ReadFile(filepath.Join(cur, pki.CAKeyFile)); err == nil && bytes.Equal(inEffect, key) {
+			if inEffect, err := regular.ReadFile(filepath.Join(cur, pki.CAKeyFile), regular.MaxPEM); err == nil && bytes.Equal(inEffect, key) {
 				continue // the key in effect: not retired
 			}
 		}

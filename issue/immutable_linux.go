@@ -10,7 +10,8 @@ import (
 // attribute (chattr +i / +a): such a file cannot be replaced nor such a
 // directory written, even by root, and W_OK says nothing about it.
 func immutable(path string) bool {
-	f, err := os.Open(path)
+	// O_NONBLOCK: open(2) of a FIFO would wait for a writer.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return false
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
+	"github.com/etcdpki/etcdpki/internal/regular"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -124,7 +125,7 @@ func addFile(files *[]atomicdir.File, rel, path string) error {
 	if !info.Mode().IsRegular() {
 		return nil
 	}
-	data, err := os.ReadFile(path)
+	data, err := regular.ReadFile(path, regular.MaxStored)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", path, err)
 	}

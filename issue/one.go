@@ -14,6 +14,7 @@ import (
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/internal/input"
+	"github.com/etcdpki/etcdpki/internal/regular"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -276,7 +277,7 @@ func resolve(p string) (string, error) {
 // belongs to someone else: re-issuing NAME into its own bundle is fine,
 // writing server.crt over another server's is not.
 func checkNotAnotherCert(t pki.Target) error {
-	data, err := os.ReadFile(t.CertPath())
+	data, err := regular.ReadFile(t.CertPath(), regular.MaxPEM)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}

@@ -164,7 +164,7 @@ func TestInitChecksEveryTargetBeforeWriting(t *testing.T) {
 			d := filepath.Join(pki.Paths{PKI: pkiDir}.NodeCertDir("etcd-node-2"), "peer.key")
 			os.MkdirAll(d, 0o700)
 			return d
-		}, "etcd-node-2/etcd/peer.key: cannot read: is a directory"},
+		}, "etcd-node-2/etcd/peer.key: is a directory, not a regular file"},
 		{"immutable config", func(t *testing.T, pkiDir string) string {
 			f := pki.Paths{PKI: pkiDir}.KubeadmExternal()
 			os.MkdirAll(filepath.Dir(f), 0o700)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/internal/input"
+	"github.com/etcdpki/etcdpki/internal/pathx"
 	"github.com/etcdpki/etcdpki/internal/regular"
 	"github.com/etcdpki/etcdpki/pki"
 	"golang.org/x/sys/unix"
@@ -57,6 +58,9 @@ func (pl *plan) add(store atomicdir.Store, f atomicdir.File) {
 // in plan order, and the switches are synced. The caller aborts b when
 // write fails, which takes back whatever it did.
 func (pl *plan) write(b *atomicdir.Batch, res *Result) error {
+	if err := pl.checkCRLs(); err != nil {
+		return err
+	}
 	for _, d := range pl.dirs {
 		if err := b.Dir(d); err != nil {
 			return err
@@ -85,6 +89,51 @@ func (pl *plan) write(b *atomicdir.Batch, res *Result) error {
 	return nil
 }
 
+// checkCRLs refuses a plan that would leave a node's etcd.env naming a
+// CRL its bundle would not hold: etcd opens the CRL on every accepted
+// connection, so a member started from that config refuses every client
+// and peer ("open .../crl.der: no such file or directory") until a CRL
+// comes. The CRL must be in the plan for that bundle, or in effect there
+// already, and parse as etcd parses it. Every config write of issue
+// passes here, so no command writes such a config.
+func (pl *plan) checkCRLs() error {
+	for _, f := range pl.configs {
+		certDir := pki.EnvCertDir(f.Name)
+		if certDir == "" {
+			continue
+		}
+		env, err := pki.ParseEnv(f.Data)
+		if err != nil {
+			return fmt.Errorf("%s as planned: %w", f.Name, err)
+		}
+		if env[pki.EnvClientCRL] == "" && env[pki.EnvPeerCRL] == "" {
+			continue
+		}
+		crl, planned := pl.file(certDir, pki.CRLFile)
+		if !planned {
+			if crl, err = atomicdir.Read(certDir, pki.CRLFile); err != nil {
+				return fmt.Errorf("%s names %s, which its bundle would not hold (%v): a member started from it would refuse every connection; nothing written", f.Name, filepath.Join(certDir, pki.CRLFile), pathx.UnwrapPath(err))
+			}
+		}
+		if _, err := pki.ParseCRL(crl); err != nil {
+			return fmt.Errorf("%s names %s, which would not parse (%v): a member started from it would refuse every connection; nothing written", f.Name, filepath.Join(certDir, pki.CRLFile), err)
+		}
+	}
+	return nil
+}
+
+// file is the data the plan puts into dir under name, if any.
+func (pl *plan) file(dir, name string) ([]byte, bool) {
+	if st := pl.byDir[dir]; st != nil {
+		for _, f := range st.files {
+			if f.Name == name {
+				return f.Data, true
+			}
+		}
+	}
+	return nil, false
+}
+
 // initialCluster is PKI/initial-cluster.json: the members the cluster was
 // bootstrapped with. etcd ignores initial-cluster-state once a member has
 // data, so these stay "new" for good; every member added later gets
@@ -94,7 +143,7 @@ type initialCluster struct {
 }
 
 func readInitialCluster(p pki.Paths) (*initialCluster, error) {
-	data, err := regular.ReadFile(p.InitialCluster())
+	data, err := regular.ReadFile(p.InitialCluster(), regular.MaxState)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}

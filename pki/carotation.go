@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"slices"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/internal/certx"
 	"github.com/etcdpki/etcdpki/internal/input"
+	"github.com/etcdpki/etcdpki/internal/regular"
 )
 
 // The stages of a CA rotation (etcdpki ca rotate), in order. Each one
@@ -166,7 +166,7 @@ func ReadCARotation(inv *Inventory) (*CARotation, error) {
 		}
 	}
 	for _, t := range inv.Targets {
-		if data, err := os.ReadFile(t.CertPath()); err == nil {
+		if data, err := regular.ReadFile(t.CertPath(), regular.MaxPEM); err == nil {
 			if c, err := ca.ParseCert(data); err == nil && r.SignedBy(c) == "next" {
 				rank = max(rank, 2)
 			}
@@ -195,7 +195,7 @@ func CADue(c *x509.Certificate, renewBefore time.Duration, now time.Time) (strin
 // and the new, and which of them it holds is how the stage is told from
 // the files. A CA file that also holds a private key is refused.
 func ReadCAs(path string) ([]*x509.Certificate, error) {
-	data, err := os.ReadFile(path)
+	data, err := regular.ReadFile(path, regular.MaxPEM)
 	if err != nil {
 		return nil, err
 	}

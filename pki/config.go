@@ -3,7 +3,6 @@ package pki
 import (
 	"bytes"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -11,6 +10,7 @@ import (
 
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/regular"
 )
 
 // EtcdConfig is the subset of etcd's --config-file that etcdpki owns. The
@@ -87,7 +87,7 @@ func (c EtcdConfig) Render() ([]byte, error) {
 // allowed: operators add their own tuning.
 func ReadNodeConfig(path string) (EtcdConfig, error) {
 	var c EtcdConfig
-	data, err := os.ReadFile(path)
+	data, err := regular.ReadFile(path, regular.MaxState)
 	if err != nil {
 		return c, err
 	}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"math/big"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/internal/input"
+	"github.com/etcdpki/etcdpki/internal/regular"
 )
 
 // CRL file names. The CRL lives in the CA's store (PKI/etcd/crl.der) and
@@ -134,7 +134,7 @@ func ParseCRL(data []byte) (*x509.RevocationList, error) {
 // revoked.json beside it when there is one. A missing file is
 // fs.ErrNotExist (wrapped).
 func ReadCRL(path string) (*CRL, error) {
-	data, err := os.ReadFile(path)
+	data, err := regular.ReadFile(path, regular.MaxCRL)
 	if err != nil {
 		return nil, err
 	}
@@ -157,7 +157,7 @@ func ReadCRL(path string) (*CRL, error) {
 // ReadNames reads revoked.json: serial to certificate name. A missing
 // file is an empty map.
 func readNames(path string) (map[string]string, error) {
-	data, err := os.ReadFile(path)
+	data, err := regular.ReadFile(path, regular.MaxCRL)
 	if errors.Is(err, fs.ErrNotExist) {
 		return map[string]string{}, nil
 	}
@@ -184,7 +184,16 @@ func CRLStale(c *CRL, now time.Time) bool {
 }
 
 // NodeEnv returns the path of node's etcd.env.
-func (p Paths) NodeEnv(node string) string { return filepath.Join(p.NodeDir(node), "etcd.env") }
+func (p Paths) NodeEnv(node string) string { return filepath.Join(p.NodeDir(node), EnvFile) }
+
+// EnvCertDir is the bundle directory whose crl.der the etcd.env at path
+// names: NodeCertDir beside NodeEnv. "" when path is no node's etcd.env.
+func EnvCertDir(path string) string {
+	if filepath.Base(path) != EnvFile {
+		return ""
+	}
+	return filepath.Join(filepath.Dir(path), "etcd")
+}
 
 // NodeStore is the atomic store of node's etcd/ directory: its ca.crt,
 // pairs and CRL (the store of each of its targets' CAStore).

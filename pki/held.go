@@ -12,6 +12,7 @@ import (
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/input"
+	"github.com/etcdpki/etcdpki/internal/regular"
 )
 
 // StatusHeld is a certificate in use on its host whose key etcdpki never
@@ -50,7 +51,7 @@ func InspectHeld(t Target, authority *ca.CA, renewBefore time.Duration, now time
 	if t.Held == "" {
 		return info, false
 	}
-	data, err := os.ReadFile(t.Held)
+	data, err := regular.ReadFile(t.Held, regular.MaxPEM)
 	if errors.Is(err, fs.ErrNotExist) {
 		return info, false
 	}

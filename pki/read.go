@@ -11,6 +11,8 @@ import (
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/internal/input"
+	"github.com/etcdpki/etcdpki/internal/pathx"
+	"github.com/etcdpki/etcdpki/internal/regular"
 )
 
 // ReadPair reads a certificate and its key from one version of their
@@ -95,11 +97,10 @@ func readError(path string, err error) error {
 	if errors.Is(err, fs.ErrNotExist) {
 		return input.Errorf("%s: does not exist (run etcdpki init first)", path)
 	}
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		err = pe.Err
+	if _, refused := errors.AsType[*regular.Error](err); refused {
+		return input.Errorf("%s: %v", path, pathx.UnwrapPath(err))
 	}
-	return input.Errorf("%s: cannot read: %v", path, err)
+	return input.Errorf("%s: cannot read: %v", path, pathx.UnwrapPath(err))
 }
 
 // CertsOnly refuses a certificate file that also holds a private key (see

@@ -8,10 +8,10 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/internal/probe"
+	"github.com/etcdpki/etcdpki/internal/regular"
 	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
 )
@@ -80,7 +80,7 @@ func (cr *caRun) reissueLeaves(ctx context.Context) error {
 	const stage = pki.CAStageReissue
 	var due []pki.Target
 	for _, t := range cr.inv.Targets {
-		data, err := os.ReadFile(t.CertPath())
+		data, err := regular.ReadFile(t.CertPath(), regular.MaxPEM)
 		if err == nil {
 			if c, err := ca.ParseCert(data); err == nil && cr.rot.SignedBy(c) == "next" {
 				continue

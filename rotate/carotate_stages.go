@@ -6,13 +6,13 @@ package rotate
 import (
 	"context"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/internal/certx"
+	"github.com/etcdpki/etcdpki/internal/regular"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -265,7 +265,7 @@ func (cr *caRun) restartClients(ctx context.Context, stage string) ([]string, er
 // leaf still comes from it.
 func (cr *caRun) allLeavesFromNext() error {
 	for _, t := range cr.inv.Targets {
-		data, err := os.ReadFile(t.CertPath())
+		data, err := regular.ReadFile(t.CertPath(), regular.MaxPEM)
 		if err != nil {
 			return fmt.Errorf("finish: %s: %w", t.ID, err)
 		}

@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/input"
+	"github.com/etcdpki/etcdpki/internal/regular"
 	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
 )
@@ -171,7 +171,7 @@ func (m *memberRun) preflightAdd(ctx context.Context, others *etcdCluster, n clu
 		}
 	}
 	if m.o.Spec.Local && n.DataDir != "" {
-		if entries, err := os.ReadDir(n.DataDir); err == nil && len(entries) > 0 {
+		if entries, err := regular.ReadDir(n.DataDir); err == nil && len(entries) > 0 {
 			return false, input.Errorf("member add %s: data directory %s is not empty: a new member must start from an empty one (move it away)", n.Name, n.DataDir)
 		}
 	}

@@ -2,10 +2,10 @@ package rotate
 
 import (
 	"context"
-	"os"
 	"strings"
 
 	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/regular"
 )
 
 // updateAPIServer runs the kube-apiserver client's deploy and restart
@@ -30,7 +30,7 @@ func (m *memberRun) updateAPIServer(ctx context.Context) error {
 		}
 		did = append(did, t.what)
 	}
-	flags, _ := os.ReadFile(m.inv.Paths.APIServerFlags())
+	flags, _ := regular.ReadFile(m.inv.Paths.APIServerFlags(), regular.MaxState)
 	first, _, _ := strings.Cut(string(flags), "\n")
 	switch {
 	case len(did) > 0:

@@ -79,7 +79,7 @@ func writeMetrics(path string, inv *pki.Inventory, st *State, ok bool, now time.
 }
 
 func readCert(path string) (*x509.Certificate, error) {
-	data, err := regular.ReadFile(path)
+	data, err := regular.ReadFile(path, regular.MaxPEM)
 	if err != nil {
 		return nil, err
 	}

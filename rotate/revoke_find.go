@@ -14,6 +14,7 @@ import (
 
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/internal/certx"
+	"github.com/etcdpki/etcdpki/internal/probe"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -93,7 +94,7 @@ func revokedPair(pkiDir, serial string, authority *ca.CA) (tls.Certificate, stri
 		return tls.Certificate{}, "", err
 	}
 	if f != nil && f.keyPath != "" {
-		pair, err := tls.LoadX509KeyPair(f.certPath, f.keyPath)
+		pair, err := probe.LoadKeyPair(f.certPath, f.keyPath)
 		if err == nil {
 			rel, _ := filepath.Rel(pkiDir, f.certPath)
 			return pair, "the revoked certificate itself, " + rel, nil

@@ -29,7 +29,7 @@ const (
 // start. ok is false when the bundle has no ca.crt yet (a node whose
 // certificates are still to be issued): there is nothing to compare.
 func startedNow(paths pki.Paths, n cluster.Node) (st Started, ok bool, err error) {
-	ca, err := regular.ReadFile(filepath.Join(paths.NodeCertDir(n.Name), pki.CAFile))
+	ca, err := regular.ReadFile(filepath.Join(paths.NodeCertDir(n.Name), pki.CAFile), regular.MaxPEM)
 	if errors.Is(err, fs.ErrNotExist) {
 		return Started{}, false, nil
 	}
@@ -37,7 +37,7 @@ func startedNow(paths pki.Paths, n cluster.Node) (st Started, ok bool, err error
 		return Started{}, false, fmt.Errorf("node %s: read its CA bundle: %w", n.Name, err)
 	}
 	st.CA = digest(ca)
-	cfg, err := regular.ReadFile(paths.NodeConfig(n.Name))
+	cfg, err := regular.ReadFile(paths.NodeConfig(n.Name), regular.MaxState)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
@@ -45,7 +45,7 @@ func startedNow(paths pki.Paths, n cluster.Node) (st Started, ok bool, err error
 	default:
 		st.Config = configDigest(cfg)
 	}
-	env, err := regular.ReadFile(paths.NodeEnv(n.Name))
+	env, err := regular.ReadFile(paths.NodeEnv(n.Name), regular.MaxState)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:

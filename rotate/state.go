@@ -72,7 +72,7 @@ func statePath(dir string) string { return filepath.Join(dir, StateFile) }
 // is an empty state: the first run records what is on disk as in effect.
 func LoadState(dir string) (*State, error) {
 	st := &State{InEffect: map[string]string{}, Started: map[string]Started{}, Proofs: map[string]Proof{}}
-	data, err := regular.ReadFile(statePath(dir))
+	data, err := regular.ReadFile(statePath(dir), regular.MaxState)
 	if errors.Is(err, fs.ErrNotExist) {
 		return st, nil
 	}

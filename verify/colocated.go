@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/internal/certx"
+	"github.com/etcdpki/etcdpki/internal/regular"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -65,7 +65,7 @@ func onThisMachine(ips []net.IP) bool {
 func checkSharedDir(inv *pki.Inventory, dir string, bundles ...pki.Bundle) (Status, string) {
 	var cas [][]byte
 	for _, b := range bundles {
-		data, err := os.ReadFile(b.CAPath())
+		data, err := regular.ReadFile(b.CAPath(), regular.MaxPEM)
 		if err != nil {
 			return Fail, fmt.Sprintf("cannot read %s in the PKI: %v", b.CAPath(), err)
 		}
@@ -74,7 +74,7 @@ func checkSharedDir(inv *pki.Inventory, dir string, bundles ...pki.Bundle) (Stat
 	files, stale := 0, ""
 	for _, b := range bundles {
 		onHost := b.OnHost(dir, b.CAPath())
-		got, err := os.ReadFile(onHost)
+		got, err := regular.ReadFile(onHost, regular.MaxPEM)
 		if err != nil {
 			return Fail, fmt.Sprintf("%s does not resolve: %v", onHost, err)
 		}
@@ -98,7 +98,7 @@ func checkSharedDir(inv *pki.Inventory, dir string, bundles ...pki.Bundle) (Stat
 			if err := pairMatches(crtPEM, keyPEM); err != nil {
 				return Fail, fmt.Sprintf("%s and %s: %v", crt, filepath.Base(key), err)
 			}
-			want, err := os.ReadFile(t.CertPath())
+			want, err := regular.ReadFile(t.CertPath(), regular.MaxPEM)
 			if err == nil && !bytes.Equal(want, crtPEM) {
 				stale = crt
 			}

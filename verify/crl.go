@@ -5,7 +5,6 @@ import (
 	"crypto/x509"
 	"fmt"
 	"math/big"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/etcdpki/etcdpki/internal/probe"
+	"github.com/etcdpki/etcdpki/internal/regular"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -179,13 +179,13 @@ func memberVersion(h *probe.Cluster, clientURL string) string {
 // grpcOnlyListener reports whether node's etcd.conf.yml or etcd.env sets
 // listen-client-http-urls.
 func grpcOnlyListener(p pki.Paths, node string) bool {
-	if data, err := os.ReadFile(p.NodeEnv(node)); err == nil {
+	if data, err := regular.ReadFile(p.NodeEnv(node), regular.MaxState); err == nil {
 		if env, err := pki.ParseEnv(data); err == nil && env["ETCD_LISTEN_CLIENT_HTTP_URLS"] != "" {
 			return true
 		}
 	}
 	var m map[string]any
-	if data, err := os.ReadFile(p.NodeConfig(node)); err == nil && yaml.Unmarshal(data, &m) == nil {
+	if data, err := regular.ReadFile(p.NodeConfig(node), regular.MaxState); err == nil && yaml.Unmarshal(data, &m) == nil {
 		if v, ok := m["listen-client-http-urls"].(string); ok && v != "" {
 			return true
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/etcdpki/etcdpki/internal/certx"
 	"github.com/etcdpki/etcdpki/internal/pathx"
 	"github.com/etcdpki/etcdpki/internal/probe"
+	"github.com/etcdpki/etcdpki/internal/regular"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -122,7 +123,7 @@ func (lc *localRun) caFile(in *Inputs, now time.Time) ([]*x509.Certificate, erro
 // readCerts reads a certificate file and refuses one that also holds a
 // private key.
 func readCerts(path string) ([]*x509.Certificate, error) {
-	data, err := os.ReadFile(path)
+	data, err := regular.ReadFile(path, regular.MaxPEM)
 	if err != nil {
 		return nil, fmt.Errorf("read: %w", pathx.UnwrapPath(err))
 	}

@@ -3,7 +3,6 @@ package verify
 import (
 	"fmt"
 	"net/url"
-	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/internal/pathx"
+	"github.com/etcdpki/etcdpki/internal/regular"
 )
 
 // Checks of a directory of static Pod manifests (--manifests-dir).
@@ -61,7 +61,7 @@ type manifestsDir struct {
 // the wire); a local etcd manifest that no apiserver uses is a stacked
 // etcd left running.
 func scanManifests(dir string) (*manifestsDir, error) {
-	entries, err := os.ReadDir(dir)
+	entries, err := regular.ReadDir(dir)
 	if err != nil {
 		return nil, input.Errorf("--manifests-dir %s: %v", dir, pathx.UnwrapPath(err))
 	}

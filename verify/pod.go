@@ -21,7 +21,7 @@ type podArgs map[string][]string
 // device (regular.ReadFile), and names what is wrong in one line: what
 // is the manifest's role in messages ("apiserver manifest", "manifest").
 func readPod(path, what string) (podArgs, error) {
-	data, err := regular.ReadFile(path)
+	data, err := regular.ReadFile(path, regular.MaxManifest)
 	if err != nil {
 		return nil, input.Errorf("read %s %s: %w", what, path, pathx.UnwrapPath(err))
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"os"
 	"slices"
 	"strings"
 
@@ -11,6 +10,8 @@ import (
 
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/input"
+	"github.com/etcdpki/etcdpki/internal/pathx"
+	"github.com/etcdpki/etcdpki/internal/regular"
 )
 
 // flagsMadeSpec edits the spec of a PKI made from flags (PKI/etcdpki.yaml,
@@ -34,9 +35,9 @@ func flagsMadeSpec(c *cli.Context, s *cluster.Spec, what, name string) (*cluster
 		}
 		return s, nil, nil
 	}
-	data, err := os.ReadFile(path)
+	data, err := regular.ReadFile(path, cluster.MaxSpecSize)
 	if err != nil {
-		return nil, nil, input.Errorf("%s: %v", path, err)
+		return nil, nil, input.Errorf("%s: %v", path, pathx.UnwrapPath(err))
 	}
 	var f cluster.File
 	if err := yaml.Unmarshal(data, &f); err != nil {

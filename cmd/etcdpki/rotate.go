@@ -9,6 +9,7 @@ import (
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/internal/pathx"
+	"github.com/etcdpki/etcdpki/internal/regular"
 	"github.com/etcdpki/etcdpki/rotate"
 )
 
@@ -107,6 +108,14 @@ func runRotate(c *cli.Context) error {
 	}
 	if c.Duration("hand-off-settle") < 0 {
 		return input.Errorf("--hand-off-settle must not be negative (0s: no pause)")
+	}
+	// The metrics file is replaced after the run: what is there now must
+	// be a file etcdpki may replace, or the run would end in a warning
+	// after changing the cluster.
+	if f := c.String("metrics-file"); f != "" {
+		if err := regular.Check(f, regular.MaxState); err != nil {
+			return input.Errorf("--metrics-file %s: %v", f, pathx.UnwrapPath(err))
+		}
 	}
 	s, err := loadSpec(c, true)
 	if err != nil {

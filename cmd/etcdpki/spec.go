@@ -14,6 +14,7 @@ import (
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/internal/pathx"
+	"github.com/etcdpki/etcdpki/internal/regular"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -68,6 +69,21 @@ func nodeFlags() []cli.Flag {
 // ./etcdpki.yaml, in that order.
 // needNodes=false allows a bare --dir for commands that only sign.
 func loadSpec(c *cli.Context, needNodes bool) (*cluster.Spec, error) {
+	s, err := readSpec(c, needNodes)
+	if err != nil {
+		return nil, err
+	}
+	// A PKI directory that is a file, a FIFO or a device is bad input,
+	// said before anything reads or writes under it.
+	if err := regular.CheckDir(s.PKIDir); err != nil {
+		return nil, input.Errorf("PKI directory %s: %v", s.PKIDir, pathx.UnwrapPath(err))
+	}
+	return s, nil
+}
+
+// readSpec is loadSpec's spec: the --spec file, the flags, the PKI's own
+// spec or the default file.
+func readSpec(c *cli.Context, needNodes bool) (*cluster.Spec, error) {
 	o := cluster.Options{PKIDir: c.String("dir")}
 	path := c.String("spec")
 	var nodes []string

@@ -5,7 +5,9 @@ import (
 
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/input"
+	"github.com/etcdpki/etcdpki/internal/pathx"
 	"github.com/etcdpki/etcdpki/internal/probe"
+	"github.com/etcdpki/etcdpki/internal/regular"
 	"github.com/etcdpki/etcdpki/verify"
 )
 
@@ -85,6 +87,16 @@ func verifyOptions(c *cli.Context) (verify.Options, error) {
 			return o, input.Errorf("--renew-before: %v", err)
 		}
 		o.RenewBefore = d
+	}
+	// The TLS files are checked here, before any check runs: a FIFO, a
+	// device or a huge file is bad input (exit 2), not a failed check.
+	if err := regular.CheckDir(o.PKIDir); err != nil {
+		return o, input.Errorf("--dir %s: %v", o.PKIDir, pathx.UnwrapPath(err))
+	}
+	for _, f := range [][2]string{{"--cacert", o.CAFile}, {"--cert", o.CertFile}, {"--key", o.KeyFile}} {
+		if err := regular.Check(f[1], regular.MaxPEM); err != nil {
+			return o, input.Errorf("%s %s: %v", f[0], f[1], pathx.UnwrapPath(err))
+		}
 	}
 	nothing := o.SpecFile == "" && o.Manifest == "" && o.ManifestsDir == "" && len(o.Endpoints) == 0 && o.CAFile == "" && o.CertFile == "" && o.KeyFile == ""
 	if nothing {

@@ -31,8 +31,9 @@ package atomicdir
 import (
 	"errors"
 	"io/fs"
-	"os"
 	"path/filepath"
+
+	"github.com/etcdpki/etcdpki/internal/regular"
 )
 
 // File modes, enforced on every update even when the bytes are unchanged,
@@ -74,7 +75,7 @@ type Result struct {
 // nothing, so a run can plan, and refuse bad input, before it writes
 // anything.
 func Read(dir, name string) ([]byte, error) {
-	data, err := os.ReadFile(filepath.Join(dir, name))
+	data, err := regular.ReadFile(filepath.Join(dir, name), regular.MaxStored)
 	if !errors.Is(err, fs.ErrNotExist) {
 		return data, err
 	}
@@ -82,7 +83,7 @@ func Read(dir, name string) ([]byte, error) {
 	if verr != nil || ver == "" {
 		return nil, err
 	}
-	if data, verr := os.ReadFile(filepath.Join(ver, name)); verr == nil {
+	if data, verr := regular.ReadFile(filepath.Join(ver, name), regular.MaxStored); verr == nil {
 		return data, nil
 	}
 	return nil, err

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/etcdpki/etcdpki/internal/regular"
 )
 
 // Batch prepares updates of several directories and puts them in effect
@@ -186,7 +188,7 @@ func (b *Batch) WriteFile(path string, data []byte, mode fs.FileMode) (bool, err
 		return false, err
 	}
 	w := &pendingWrite{path: path}
-	old, err := os.ReadFile(path)
+	old, err := regular.ReadFile(path, regular.MaxStored)
 	switch {
 	case err == nil && bytes.Equal(old, data):
 		return false, enforceMode(path, mode)

@@ -14,6 +14,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/etcdpki/etcdpki/internal/regular"
 )
 
 // DataLink is the symlink, inside a store's directory, that names the
@@ -189,7 +191,7 @@ func readVersion(ver string) (map[string]File, error) {
 	}
 	for _, e := range entries {
 		p := filepath.Join(ver, e.Name())
-		data, err := os.ReadFile(p)
+		data, err := regular.ReadFile(p, regular.MaxStored)
 		if err != nil {
 			return nil, fmt.Errorf("read %s: %w", p, err)
 		}

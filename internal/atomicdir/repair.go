@@ -12,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/etcdpki/etcdpki/internal/regular"
 )
 
 // repair brings v back to a consistent state after a crash of an earlier
@@ -268,7 +270,7 @@ func migrateFlat(st Store, files []File) error {
 		if err != nil || !info.Mode().IsRegular() {
 			continue
 		}
-		data, err := os.ReadFile(p)
+		data, err := regular.ReadFile(p, regular.MaxStored)
 		if err != nil {
 			return fmt.Errorf("read %s: %w", p, err)
 		}

@@ -5,6 +5,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/etcdpki/etcdpki/internal/regular"
 )
 
 // readSetAttempts bounds how often ReadSet resolves the store again when
@@ -24,7 +26,8 @@ const readSetAttempts = 10
 // as Read does.
 //
 // It is read-only and takes no lock. errs[i] is nil or the error
-// os.ReadFile gives for that name (fs.ErrNotExist when it is absent).
+// regular.ReadFile gives for that name (fs.ErrNotExist when it is absent;
+// an input error for a FIFO, a device or a file over regular.MaxStored).
 func ReadSet(dir string, names ...string) (data [][]byte, errs []error) {
 	for attempt := 1; ; attempt++ {
 		data, errs, vanished := readSetOnce(dir, names)
@@ -57,7 +60,7 @@ func readSetOnce(dir string, names []string) (data [][]byte, errs []error, vanis
 		public := filepath.Join(dir, n)
 		if sd := storeOf(dir, n); sd != "" {
 			if ver := version(sd); ver != "" {
-				d, err := os.ReadFile(filepath.Join(ver, n))
+				d, err := regular.ReadFile(filepath.Join(ver, n), regular.MaxStored)
 				if err == nil {
 					data[i] = d
 					continue
@@ -67,7 +70,7 @@ func readSetOnce(dir string, names []string) (data [][]byte, errs []error, vanis
 				}
 			}
 		}
-		data[i], errs[i] = os.ReadFile(public)
+		data[i], errs[i] = regular.ReadFile(public, regular.MaxStored)
 	}
 	return data, errs, false
 }
@@ -132,7 +135,7 @@ func ReadTogether(paths ...string) (data [][]byte, errs []error) {
 func readEach(paths []string) (data [][]byte, errs []error) {
 	data, errs = make([][]byte, len(paths)), make([]error, len(paths))
 	for i, p := range paths {
-		data[i], errs[i] = os.ReadFile(p)
+		data[i], errs[i] = regular.ReadFile(p, regular.MaxStored)
 	}
 	return data, errs
 }

@@ -20,10 +20,21 @@ func Abs(p string) string {
 
 // UnwrapPath returns the cause of an *os.PathError ("no such file or
 // directory"), for messages that name the file themselves; any other
-// error is returned as is.
+// error is returned as is. An error that names its path and can say its
+// cause without it (pathCauser) gives that cause.
 func UnwrapPath(err error) error {
 	if pe, ok := errors.AsType[*os.PathError](err); ok {
 		return pe.Err
 	}
+	if pc, ok := errors.AsType[pathCauser](err); ok {
+		return pc.PathCause()
+	}
 	return err
+}
+
+// pathCauser is an error naming a path that can say its cause without
+// it: internal/regular's refusal of a FIFO, a device or a huge file.
+type pathCauser interface {
+	error
+	PathCause() error
 }

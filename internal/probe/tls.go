@@ -14,11 +14,11 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"os"
 
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/internal/certx"
 	"github.com/etcdpki/etcdpki/internal/pathx"
+	"github.com/etcdpki/etcdpki/internal/regular"
 )
 
 // Sentinel errors for bad TLS input. They are wrapped in an *FileError
@@ -125,7 +125,7 @@ func CertPool(certs []*x509.Certificate) *x509.CertPool {
 // ReadCertificates parses every CERTIFICATE block of a PEM file. A file
 // with none, or with a block that does not parse, is an error.
 func ReadCertificates(path string) ([]*x509.Certificate, error) {
-	data, err := os.ReadFile(path)
+	data, err := regular.ReadFile(path, regular.MaxPEM)
 	if err != nil {
 		return nil, fmt.Errorf("read: %w", pathx.UnwrapPath(err))
 	}
