@@ -14,6 +14,7 @@ import (
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/internal/input"
+	"github.com/etcdpki/etcdpki/internal/pathx"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -77,6 +78,9 @@ func One(ctx context.Context, inv *pki.Inventory, r OneRequest, o Options) (pki.
 	out := r.Out
 	if out == "" {
 		out = filepath.Join(s.PKIDir, "issued", r.Name)
+		if err := inv.Paths.CheckOwnerDir(r.Name, out); err != nil {
+			return pki.Target{}, err
+		}
 	} else if err := checkOut(s.PKIDir, out); err != nil {
 		return pki.Target{}, err
 	}
@@ -192,8 +196,8 @@ func checkIssueName(inv *pki.Inventory, name string) error {
 // bundles, backups) is managed, and a pair written into it would replace
 // a CA or a member's key. Symbolic links are resolved on both sides.
 func checkOut(pki, out string) error {
-	rp, err1 := resolve(pki)
-	ro, err2 := resolve(out)
+	rp, err1 := pathx.Resolve(pki)
+	ro, err2 := pathx.Resolve(out)
 	if err1 != nil || err2 != nil {
 		return input.Errorf("--out %s: %v", out, errors.Join(err1, err2))
 	}
@@ -206,31 +210,6 @@ func checkOut(pki, out string) error {
 		return nil
 	}
 	return input.Errorf("--out %s is inside the PKI directory's managed tree (%s); use PKI/issued/NAME (the default) or a directory outside %s", out, rel, pki)
-}
-
-// resolve makes p absolute and resolves symbolic links in the part of it
-// that exists.
-func resolve(p string) (string, error) {
-	p, err := filepath.Abs(p)
-	if err != nil {
-		return "", err
-	}
-	var rest []string
-	for {
-		r, err := filepath.EvalSymlinks(p)
-		if err == nil {
-			return filepath.Join(append([]string{r}, rest...)...), nil
-		}
-		if !errors.Is(err, fs.ErrNotExist) {
-			return "", err
-		}
-		parent := filepath.Dir(p)
-		if parent == p {
-			return filepath.Join(append([]string{p}, rest...)...), nil
-		}
-		rest = append([]string{filepath.Base(p)}, rest...)
-		p = parent
-	}
 }
 
 // checkNotAnotherCert refuses to replace a certificate in the bundle that

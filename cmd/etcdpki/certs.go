@@ -161,6 +161,9 @@ func certsRenew(c *cli.Context) error {
 	if err := checkArgs(c); err != nil {
 		return err
 	}
+	if err := checkTargets("certs renew:", c.Args().Slice()); err != nil {
+		return err
+	}
 	s, err := loadSpec(c, true)
 	if err != nil {
 		return err

@@ -33,6 +33,9 @@ func issueCommand() *cli.Command {
 			if c.Args().Len() != 2 {
 				return input.Errorf("issue: want server|peer|client NAME, got %d arguments", c.Args().Len())
 			}
+			if err := checkName("name", c.Args().Get(1)); err != nil {
+				return err
+			}
 			var hosts []string
 			for _, v := range c.StringSlice("ip") {
 				ip := net.ParseIP(v)

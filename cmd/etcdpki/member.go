@@ -62,6 +62,14 @@ func memberAction(c *cli.Context, what string, run func(context.Context, rotate.
 	if c.Args().Len() != 1 {
 		return input.Errorf("%s: name one node (%s NAME)", what, what)
 	}
+	if err := checkName(what+" NAME", c.Args().First()); err != nil {
+		return err
+	}
+	if c.Command.Name == "add" && c.String("node") != "" {
+		if err := checkNodeFlags([]string{c.String("node")}); err != nil {
+			return err
+		}
+	}
 	for _, f := range []string{"member-timeout", "command-timeout"} {
 		if c.Duration(f) <= 0 {
 			return input.Errorf("%s: --%s must be positive", what, f)
