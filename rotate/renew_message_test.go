@@ -32,6 +32,6 @@ func TestRenewFailureSaysRenewOnce(t *testing.T) {
 		t.Fatalf("revoke with a failing rename: %v", err)
 	}
 	if n := strings.Count(err.Error(), "renew:"); n != 1 || !strings.HasPrefix(err.Error(), "renew: ") {
-		t.Errorf("%q says "renew:" %d times, want once, first", err, n)
+		t.Errorf("%q says renew: %d times, want once, first", err, n)
 	}
 }
