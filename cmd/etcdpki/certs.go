@@ -72,6 +72,9 @@ func certsList(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := warnCAKey(s, c.App.ErrWriter); err != nil {
+		return err
+	}
 	inv := pki.New(s)
 	infos, err := pki.List(inv, 0, time.Now())
 	if err != nil {
@@ -166,6 +169,9 @@ func certsRenew(c *cli.Context) error {
 	}
 	s, err := loadSpec(c, true)
 	if err != nil {
+		return err
+	}
+	if err := caKeyAgrees(s); err != nil {
 		return err
 	}
 	inv := pki.New(s)

@@ -57,6 +57,9 @@ func issueCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			if err := caKeyAgrees(s); err != nil {
+				return err
+			}
 			_, err = issue.One(c.Context, pki.New(s), issue.OneRequest{
 				Kind: c.Args().Get(0), Name: c.Args().Get(1), Hosts: hosts,
 				Organization: c.StringSlice("org"), Out: c.String("out"),

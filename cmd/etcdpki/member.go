@@ -79,6 +79,9 @@ func memberAction(c *cli.Context, what string, run func(context.Context, rotate.
 	if err != nil {
 		return err
 	}
+	if err := caKeyAgrees(s); err != nil {
+		return err
+	}
 	s, specYAML, err := flagsMadeSpec(c, s, what, c.Args().First())
 	if err != nil {
 		return err

@@ -59,6 +59,9 @@ func certsRevoke(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := caKeyAgrees(s); err != nil {
+		return err
+	}
 	var picked []pki.Target
 	if c.Args().Len() > 0 {
 		var missing []string
