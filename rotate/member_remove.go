@@ -134,7 +134,7 @@ func (m *memberRun) preflightRemove(ctx context.Context, j *MemberJournal) (done
 	// NAME is no longer in the spec, so its pairs are found where its
 	// bundle held them: every one of them, the healthcheck client's too
 	// (its key stays on the removed host), and what else was issued to it.
-	if j.Serials, err = removedSerials(paths, name, m.o.Now()); err != nil {
+	if j.Serials, err = removedSerials(paths, m.o.Spec, name, m.o.Now()); err != nil {
 		return false, err
 	}
 	if mb == nil {

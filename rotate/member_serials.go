@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/etcdpki/etcdpki/ca"
+	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/certx"
 	"github.com/etcdpki/etcdpki/pki"
 )
@@ -22,9 +23,10 @@ import (
 // was given), the pairs of its bundle that a renewal replaced (kept in
 // PKI/backup), and what `etcdpki issue` wrote into PKI/issued (and its
 // backups) for that host: a certificate with the node's name, or one that
-// names one of the node's own addresses. A certificate issued with --out
+// names one of the node's own addresses (one no node of others, the
+// remaining spec, also has). A certificate issued with --out
 // outside the PKI directory is not known here and is not found.
-func removedSerials(paths pki.Paths, name string, now time.Time) ([]string, error) {
+func removedSerials(paths pki.Paths, others *cluster.Spec, name string, now time.Time) ([]string, error) {
 	cas, err := pki.ReadCAs(paths.CACert())
 	if err != nil {
 		return nil, err
@@ -46,7 +48,13 @@ func removedSerials(paths pki.Paths, name string, now time.Time) ([]string, erro
 			own = append(own, c)
 		}
 	}
-	addrs := nodeAddresses(own)
+	// An address another node also has (a shared DNS name) names that
+	// node too: what names it is not this host's alone.
+	addrs := slices.DeleteFunc(nodeAddresses(own), func(a string) bool {
+		return slices.ContainsFunc(others.Nodes, func(n cluster.Node) bool {
+			return slices.ContainsFunc(n.ServerSANs(), func(h string) bool { return strings.EqualFold(h, a) })
+		})
+	})
 	nodeDir := filepath.Join("nodes", name) + string(filepath.Separator)
 	// The bundle of an earlier removal of a node of that name
 	// (issue.ArchiveBundle), revoked then only in part by older versions.
@@ -66,9 +74,15 @@ func removedSerials(paths pki.Paths, name string, now time.Time) ([]string, erro
 			if err != nil {
 				return nil // not a certificate: nothing to revoke
 			}
+			// In PKI/backup: the node's own pairs by where they were
+			// kept; what issue wrote (in PKI/issued, or its backups
+			// there) by what it names.
 			rel, _ := filepath.Rel(root, path)
-			if strings.Contains(string(filepath.Separator)+rel, string(filepath.Separator)+nodeDir) || archived.MatchString(rel) ||
-				c.Subject.CommonName == name || namesAny(c, addrs) {
+			sep := string(filepath.Separator)
+			inBackup := root == paths.Backups()
+			ownBundle := inBackup && (strings.Contains(sep+rel, sep+nodeDir) || archived.MatchString(rel))
+			fromIssue := !inBackup || strings.Contains(sep+rel, sep+"issued"+sep)
+			if ownBundle || fromIssue && (c.Subject.CommonName == name || namesAny(c, addrs)) {
 				add(c)
 			}
 			return nil
