@@ -20,7 +20,7 @@ import (
 // not a certificate for a DNS name every node shares (a load balancer's),
 // nor another holder's.
 func TestRemovedSerialsAreTheNodesAlone(t *testing.T) {
-	s, err := cluster.FromFlags("t", []string{"etcd-1=10.0.0.1,etcd.lb.example", "etcd-2=10.0.0.2,etcd.lb.example", "etcd-3=10.0.0.3,etcd.lb.example"},
+	s, err := cluster.FromFlags("t", []string{"etcd-1=127.0.0.11,etcd.lb.example", "etcd-2=127.0.0.12,etcd.lb.example", "etcd-3=127.0.0.13,etcd.lb.example"},
 		cluster.Options{PKIDir: filepath.Join(t.TempDir(), "pki")})
 	if err != nil {
 		t.Fatal(err)
@@ -51,7 +51,7 @@ func TestRemovedSerialsAreTheNodesAlone(t *testing.T) {
 		tg, _ := inv.Target(id)
 		want = append(want, serialOf(tg))
 	}
-	want = append(want, one("server", "gw-3", "10.0.0.3"))
+	want = append(want, one("server", "gw-3", "127.0.0.13"))
 	notWanted := []string{one("server", "gw-lb", "etcd.lb.example"), one("client", "ops")}
 	for _, id := range []string{"etcd-2/etcd-server", "etcd-2/etcd-healthcheck-client"} {
 		tg, _ := inv.Target(id)

@@ -24,7 +24,7 @@ func TestSpecCAKeyDisagreementIsReported(t *testing.T) {
 	pkiDir := filepath.Join(root, "pki")
 	writeSpec := func(name, uri string) string {
 		p := filepath.Join(root, name)
-		body := "name: t\nca:\n  key: \"" + uri + "\"\nnodes:\n  - name: n1\n    ips: [10.0.0.1]\n"
+		body := "name: t\nca:\n  key: \"" + uri + "\"\nnodes:\n  - name: n1\n    ips: [127.0.0.31]\n"
 		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
 			t.Fatal(err)
 		}
