@@ -75,16 +75,10 @@ func One(ctx context.Context, inv *pki.Inventory, r OneRequest, o Options) (pki.
 	if !k.ServerSANs && len(r.Hosts) > 0 {
 		return pki.Target{}, input.Errorf("a client certificate carries no SANs; drop --ip/--dns")
 	}
-	out := r.Out
-	if out == "" {
-		out = filepath.Join(s.PKIDir, "issued", r.Name)
-		if err := inv.Paths.CheckOwnerDir(r.Name, out); err != nil {
-			return pki.Target{}, err
-		}
-	} else if err := checkOut(s.PKIDir, out); err != nil {
+	out, err := bundleOut(inv, r)
+	if err != nil {
 		return pki.Target{}, err
 	}
-	out, _ = filepath.Abs(out)
 	base := k.BaseName
 	if base == "" {
 		base = r.Name
@@ -189,6 +183,21 @@ func checkIssueName(inv *pki.Inventory, name string) error {
 		}
 	}
 	return nil
+}
+
+// bundleOut is where One writes r's bundle, absolute: --out, checked,
+// or PKI/issued/NAME, which must stay inside the PKI directory.
+func bundleOut(inv *pki.Inventory, r OneRequest) (string, error) {
+	out := r.Out
+	if out == "" {
+		out = filepath.Join(inv.Spec.PKIDir, "issued", r.Name)
+		if err := inv.Paths.CheckOwnerDir(r.Name, out); err != nil {
+			return "", err
+		}
+	} else if err := checkOut(inv.Spec.PKIDir, out); err != nil {
+		return "", err
+	}
+	return filepath.Abs(out)
 }
 
 // checkOut refuses an --out inside the PKI directory other than under
