@@ -123,21 +123,47 @@ func (t *tokenSigner) Sign(r io.Reader, digest []byte, opts crypto.SignerOpts) (
 	return sig, nil
 }
 
+// afterSession, in tests, runs once a session of openTokenKey's is
+// open: a token pulled right then.
+var afterSession func()
+
 // openTokenKey finds the key matching a CA certificate's public key.
 func openTokenKey(u *cluster.PKCS11URI, pin string, pub crypto.PublicKey) (crypto.Signer, error) {
+	found, err := lookUpKey(u, pin, pub)
+	if err != nil {
+		return nil, err
+	}
+	if found == nil {
+		// A token pulled during the search lists no objects and says
+		// no error (SoftHSM does so): "no key" is taken as the truth
+		// only from a fresh session, which fails with the token's own
+		// error when the token is gone.
+		if found, err = lookUpKey(u, pin, pub); err != nil {
+			return nil, err
+		}
+	}
+	if found == nil {
+		return nil, tokenFailure(u, "the token holds no private key matching the CA certificate")
+	}
+	return &tokenSigner{u: u, pin: pin, pub: found}, nil
+}
+
+// lookUpKey is the public key of the token's key pair for pub, in a
+// session of its own; nil when the token answers and holds none.
+func lookUpKey(u *cluster.PKCS11URI, pin string, pub crypto.PublicKey) (crypto.PublicKey, error) {
 	ctx, err := session(u, pin)
 	if err != nil {
 		return nil, err
 	}
 	defer ctx.Close()
+	if afterSession != nil {
+		afterSession()
+	}
 	k, err := findKey(ctx, u, pub)
-	if err != nil {
+	if err != nil || k == nil {
 		return nil, err
 	}
-	if k == nil {
-		return nil, tokenFailure(u, "the token holds no private key matching the CA certificate")
-	}
-	return &tokenSigner{u: u, pin: pin, pub: k.Public()}, nil
+	return k.Public(), nil
 }
 
 // createTokenKey returns the key under the URI's label, generating it in

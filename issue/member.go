@@ -13,6 +13,8 @@ import (
 
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/internal/regular"
+	"github.com/etcdpki/etcdpki/internal/input"
+	"github.com/etcdpki/etcdpki/internal/pathx"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -70,6 +72,9 @@ func ForgetMember(p pki.Paths, name string) error {
 // directory's lock.
 func ArchiveBundle(p pki.Paths, name string, now time.Time) (string, error) {
 	src := p.NodeDir(name)
+	if err := p.CheckOwnerDir(name, src); err != nil {
+		return "", err
+	}
 	if _, err := os.Lstat(src); errors.Is(err, fs.ErrNotExist) {
 		return "", nil
 	}
@@ -89,6 +94,13 @@ func ArchiveBundle(p pki.Paths, name string, now time.Time) (string, error) {
 		}
 		if d.IsDir() {
 			return nil
+		}
+		// A link that leads out of the PKI directory is not the bundle's
+		// to copy into a backup (or to hide the removal of behind).
+		if d.Type()&fs.ModeSymlink != 0 {
+			if in, real, err := pathx.Inside(p.PKI, path); err != nil || !in {
+				return input.Errorf("%s leads to %s, outside the PKI directory: move the link away", path, real)
+			}
 		}
 		info, err := os.Stat(path)
 		if err != nil {

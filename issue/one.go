@@ -14,6 +14,7 @@ import (
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/internal/input"
+	"github.com/etcdpki/etcdpki/internal/pathx"
 	"github.com/etcdpki/etcdpki/internal/regular"
 	"github.com/etcdpki/etcdpki/pki"
 )
@@ -39,7 +40,7 @@ func One(ctx context.Context, inv *pki.Inventory, r OneRequest, o Options) (pki.
 	if err != nil {
 		return pki.Target{}, err
 	}
-	t, err := oneTarget(s.PKIDir, r, k)
+	t, err := oneTarget(inv, r, k)
 	if err != nil {
 		return pki.Target{}, err
 	}
@@ -103,15 +104,12 @@ func checkOneRequest(inv *pki.Inventory, r *OneRequest) (ca.Kind, error) {
 }
 
 // oneTarget decides where the certificate goes (--out, checked, or
-// PKI/issued/NAME) and describes it as a target.
-func oneTarget(pkiDir string, r OneRequest, k ca.Kind) (pki.Target, error) {
-	out := r.Out
-	if out == "" {
-		out = filepath.Join(pkiDir, "issued", r.Name)
-	} else if err := checkOut(pkiDir, out); err != nil {
+// PKI/issued/NAME, kept inside the PKI) and describes it as a target.
+func oneTarget(inv *pki.Inventory, r OneRequest, k ca.Kind) (pki.Target, error) {
+	out, err := bundleOut(inv, r)
+	if err != nil {
 		return pki.Target{}, err
 	}
-	out, _ = filepath.Abs(out)
 	base := k.BaseName
 	if base == "" {
 		base = r.Name
@@ -227,13 +225,28 @@ func checkIssueName(inv *pki.Inventory, name string) error {
 	return nil
 }
 
+// bundleOut is where One writes r's bundle, absolute: --out, checked,
+// or PKI/issued/NAME, which must stay inside the PKI directory.
+func bundleOut(inv *pki.Inventory, r OneRequest) (string, error) {
+	out := r.Out
+	if out == "" {
+		out = filepath.Join(inv.Spec.PKIDir, "issued", r.Name)
+		if err := inv.Paths.CheckOwnerDir(r.Name, out); err != nil {
+			return "", err
+		}
+	} else if err := checkOut(inv.Spec.PKIDir, out); err != nil {
+		return "", err
+	}
+	return filepath.Abs(out)
+}
+
 // checkOut refuses an --out inside the PKI directory other than under
 // PKI/issued/: everything else there (the CA, node, apiserver and client
 // bundles, backups) is managed, and a pair written into it would replace
 // a CA or a member's key. Symbolic links are resolved on both sides.
 func checkOut(pki, out string) error {
-	rp, err1 := resolve(pki)
-	ro, err2 := resolve(out)
+	rp, err1 := pathx.Resolve(pki)
+	ro, err2 := pathx.Resolve(out)
 	if err1 != nil || err2 != nil {
 		return input.Errorf("--out %s: %v", out, errors.Join(err1, err2))
 	}
@@ -246,31 +259,6 @@ func checkOut(pki, out string) error {
 		return nil
 	}
 	return input.Errorf("--out %s is inside the PKI directory's managed tree (%s); use PKI/issued/NAME (the default) or a directory outside %s", out, rel, pki)
-}
-
-// resolve makes p absolute and resolves symbolic links in the part of it
-// that exists.
-func resolve(p string) (string, error) {
-	p, err := filepath.Abs(p)
-	if err != nil {
-		return "", err
-	}
-	var rest []string
-	for {
-		r, err := filepath.EvalSymlinks(p)
-		if err == nil {
-			return filepath.Join(append([]string{r}, rest...)...), nil
-		}
-		if !errors.Is(err, fs.ErrNotExist) {
-			return "", err
-		}
-		parent := filepath.Dir(p)
-		if parent == p {
-			return filepath.Join(append([]string{p}, rest...)...), nil
-		}
-		rest = append([]string{filepath.Base(p)}, rest...)
-		p = parent
-	}
 }
 
 // checkNotAnotherCert refuses to replace a certificate in the bundle that

@@ -113,14 +113,16 @@ func Renew(ctx context.Context, inv *pki.Inventory, targets []pki.Target, o Rene
 	var b atomicdir.Batch
 	for _, st := range rp.pl.stores {
 		if _, err = b.Update(st.st, st.files, checkStore); err != nil {
-			err = fmt.Errorf("renew in %s: %w", st.dir, err)
+			// Callers say "renew:" (rotate, revoke): the message says
+			// what failed under it, not "renew" again.
+			err = fmt.Errorf("write %s: %w", st.dir, err)
 			b.Abort()
 			break
 		}
 	}
 	if err == nil {
 		if err = b.Commit(); err != nil {
-			err = fmt.Errorf("renew: %w", err)
+			err = fmt.Errorf("switch the renewed pairs: %w", err)
 		}
 	}
 	if err != nil {

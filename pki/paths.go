@@ -5,6 +5,8 @@ import (
 
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
+	"github.com/etcdpki/etcdpki/internal/input"
+	"github.com/etcdpki/etcdpki/internal/pathx"
 )
 
 // Paths is the on-disk layout of a PKI directory. It follows kubeadm's file
@@ -104,3 +106,24 @@ const JournalFile = "rotate-state.json"
 
 // Journal is the journal the live operations resume from.
 func (p Paths) Journal() string { return filepath.Join(p.PKI, JournalFile) }
+
+// CheckOwnerDir is the path-building layer's own check on a node's,
+// client's or issued certificate's directory, made from a name the
+// operator typed: the name follows the spec's name rule, and dir, with
+// the symbolic links of its existing part resolved, stays inside the PKI
+// directory. Commands check names first; this is the defence in depth
+// under every write and removal that a name leads to, and it catches a
+// link inside the PKI directory that points out of it.
+func (p Paths) CheckOwnerDir(name, dir string) error {
+	if err := cluster.CheckName(name); err != nil {
+		return input.Errorf("%v", err)
+	}
+	in, real, err := pathx.Inside(p.PKI, dir)
+	if err != nil {
+		return ReadError(dir, err)
+	}
+	if !in {
+		return input.Errorf("%s leads to %s, outside the PKI directory %s (a symbolic link?); etcdpki writes and removes only inside it: move the link away", dir, real, p.PKI)
+	}
+	return nil
+}

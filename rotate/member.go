@@ -96,6 +96,12 @@ func newMemberRun(o *MemberOptions) (*memberRun, error) {
 	if o.Name == "" {
 		return nil, input.Errorf("member: name the node")
 	}
+	// The name becomes PKI/nodes/NAME, whose bundle a removal archives
+	// and deletes: checked before anything else, and the directory it
+	// leads to must be inside the PKI directory (no link out of it).
+	if err := cluster.CheckName(o.Name); err != nil {
+		return nil, input.Errorf("member NAME %v", err)
+	}
 	if o.MemberTimeout <= 0 {
 		o.MemberTimeout = DefaultMemberTimeout
 	}
@@ -103,7 +109,11 @@ func newMemberRun(o *MemberOptions) (*memberRun, error) {
 	if err := ro.defaults(); err != nil {
 		return nil, err
 	}
-	return &memberRun{runner: newRunner(ro, newLogger(ro.Out)), mo: *o}, nil
+	r := newRunner(ro, newLogger(ro.Out))
+	if err := r.inv.Paths.CheckOwnerDir(o.Name, r.inv.Paths.NodeDir(o.Name)); err != nil {
+		return nil, err
+	}
+	return &memberRun{runner: r, mo: *o}, nil
 }
 
 // cluster is the etcd cluster of s, a part of the command's spec (the

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/input"
 )
 
 // withoutNode is the spec less one node: the running members while a
@@ -34,6 +35,11 @@ func (c *etcdCluster) membershipClient(endpoints []string) (*clientv3.Client, er
 	}
 	if len(endpoints) == 0 {
 		endpoints = c.endpoints()
+	}
+	if len(endpoints) == 0 {
+		// etcd's own word for this ("etcdclient: no available
+		// endpoints") names nothing the operator can act on.
+		return nil, input.Errorf("no etcd member to ask: the spec %s names no running member of the cluster besides the node being changed", specName(c.spec))
 	}
 	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, TLS: cfg, DialTimeout: probeTimeout, Logger: zap.NewNop()})
 	if err != nil {
@@ -211,6 +217,7 @@ func (c *etcdCluster) memberedSpec(ctx context.Context, keep, drop string) (*clu
 		return nil, err
 	}
 	out := *c.spec
+	voters := 0
 	out.Nodes = slices.DeleteFunc(slices.Clone(c.spec.Nodes), func(n cluster.Node) bool {
 		switch n.Name {
 		case keep:
@@ -222,7 +229,28 @@ func (c *etcdCluster) memberedSpec(ctx context.Context, keep, drop string) (*clu
 		if mb == nil {
 			mb = byName(ms, n.Name)
 		}
-		return mb == nil || mb.IsLearner
+		if mb == nil || mb.IsLearner {
+			return true
+		}
+		voters++
+		return false
 	})
+	if voters == 0 {
+		var names []string
+		for _, m := range ms {
+			if !m.IsLearner {
+				names = append(names, fmt.Sprintf("%s (%s)", m.Name, strings.Join(m.PeerURLs, ",")))
+			}
+		}
+		return nil, input.Errorf("no node in the spec %s is a voting member of the cluster at %s (its voting members: %s): the spec must name the running members", specName(c.spec), strings.Join(c.endpoints(), ","), strings.Join(names, ", "))
+	}
 	return &out, nil
+}
+
+// specName names the spec in messages: its file, or "made from flags".
+func specName(s *cluster.Spec) string {
+	if s.File == "" {
+		return "(made from flags)"
+	}
+	return s.File
 }

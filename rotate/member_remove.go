@@ -3,12 +3,9 @@ package rotate
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/etcdpki/etcdpki/ca"
-	"github.com/etcdpki/etcdpki/internal/certx"
 	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/internal/probe"
 	"github.com/etcdpki/etcdpki/issue"
@@ -95,7 +92,7 @@ func (m *memberRun) remove(ctx context.Context, res *MembershipResult) error {
 			m.log.printf("[remove] member %s (%s) removed", name, j.ID)
 			return nil
 		}},
-		{stepRevoke, "revoke " + name + "'s certificates (serials " + strings.Join(j.Serials, ", ") + ") and prove every remaining member refuses them on its client and peer ports", func(ctx context.Context, j *MemberJournal, _ *MembershipResult) error {
+		{stepRevoke, "revoke " + name + "'s certificates (serials " + strings.Join(j.Serials, ", ") + ") and prove every remaining member refuses them on their client and peer ports", func(ctx context.Context, j *MemberJournal, _ *MembershipResult) error {
 			if len(j.Serials) == 0 {
 				return nil
 			}
@@ -135,12 +132,10 @@ func (m *memberRun) preflightRemove(ctx context.Context, j *MemberJournal) (done
 	mb := byName(ms, name)
 	paths := m.inv.Paths
 	// NAME is no longer in the spec, so its pairs are found where its
-	// bundle held them.
-	for _, kind := range []ca.Kind{ca.KindServer, ca.KindPeer} {
-		crt := filepath.Join(paths.NodeCertDir(name), kind.BaseName+pki.CertExt)
-		if c, err := readCert(crt); err == nil {
-			j.Serials = append(j.Serials, certx.Serial(c))
-		}
+	// bundle held them: every one of them, the healthcheck client's too
+	// (its key stays on the removed host), and what else was issued to it.
+	if j.Serials, err = removedSerials(paths, m.o.Spec, name, m.o.Now()); err != nil {
+		return false, err
 	}
 	if mb == nil {
 		if len(j.Serials) == 0 {

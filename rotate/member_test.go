@@ -176,7 +176,7 @@ func testRemove(t *testing.T, c *etcdtest.Cluster, name string, dead bool) etcdt
 	t.Helper()
 	ctx := context.Background()
 	wasLeader := !dead && leaderName(t, c) == name
-	held := holdPairs(t, c.Spec, name+"/etcd-peer", name+"/etcd-server")
+	held := holdPairs(t, c.Spec, name+"/etcd-peer", name+"/etcd-server", name+"/etcd-healthcheck-client")
 	// Still in the spec: refused, exit 2.
 	if _, err := rotate.RemoveMember(ctx, rotate.MemberOptions{Spec: c.Spec, Name: name}); err == nil || !strings.Contains(err.Error(), "delete it there first") {
 		t.Fatalf("remove of a node still in the spec: %v", err)

@@ -76,6 +76,9 @@ func namedDirs(c *cli.Context, flag string) (map[string]string, error) {
 		if !ok || name == "" || dir == "" {
 			return nil, input.Errorf("--%s %q: want NAME=DIR", flag, v)
 		}
+		if err := checkName("--"+flag+" "+v+": NAME", name); err != nil {
+			return nil, err
+		}
 		if _, dup := out[name]; dup {
 			return nil, input.Errorf("--%s %s: given twice", flag, name)
 		}

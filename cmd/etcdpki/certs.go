@@ -72,6 +72,9 @@ func certsList(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := warnCAKey(s, c.App.ErrWriter); err != nil {
+		return err
+	}
 	inv := pki.New(s)
 	infos, err := pki.List(inv, 0, time.Now())
 	if err != nil {
@@ -161,8 +164,14 @@ func certsRenew(c *cli.Context) error {
 	if err := checkArgs(c); err != nil {
 		return err
 	}
+	if err := checkTargets("certs renew:", c.Args().Slice()); err != nil {
+		return err
+	}
 	s, err := loadSpec(c, true)
 	if err != nil {
+		return err
+	}
+	if err := caKeyAgrees(s); err != nil {
 		return err
 	}
 	inv := pki.New(s)

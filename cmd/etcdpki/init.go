@@ -26,6 +26,14 @@ Everything is checked before anything is written: bad input exits 2 and changes 
 			if err := noArgs(c); err != nil {
 				return err
 			}
+			if err := checkNodeFlags(c.StringSlice("node")); err != nil {
+				return err
+			}
+			if n := c.String("name"); n != "" {
+				if err := checkName("--name", n); err != nil {
+					return err
+				}
+			}
 			s, err := loadSpec(c, true)
 			if err != nil {
 				return err

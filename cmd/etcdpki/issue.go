@@ -33,6 +33,9 @@ func issueCommand() *cli.Command {
 			if c.Args().Len() != 2 {
 				return input.Errorf("issue: want server|peer|client NAME, got %d arguments", c.Args().Len())
 			}
+			if err := checkName("name", c.Args().Get(1)); err != nil {
+				return err
+			}
 			var hosts []string
 			for _, v := range c.StringSlice("ip") {
 				ip := net.ParseIP(v)
@@ -52,6 +55,9 @@ func issueCommand() *cli.Command {
 			}
 			s, err := loadSpec(c, false)
 			if err != nil {
+				return err
+			}
+			if err := caKeyAgrees(s); err != nil {
 				return err
 			}
 			_, err = issue.One(c.Context, pki.New(s), issue.OneRequest{

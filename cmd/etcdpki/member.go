@@ -44,9 +44,10 @@ func memberCommand() *cli.Command {
 				ArgsUsage: "NAME",
 				Description: "Delete NAME from the spec first. Steps: pre-flight (the remaining voting members keep a healthy\n" +
 					"quorum; a dead NAME is fine), the apiserver first (etcd-flags without NAME, its templates), leadership\n" +
-					"moved away if NAME leads, etcd member remove (the removed etcd stops by itself), NAME's server and peer\n" +
-					"certificates revoked and proven refused on every remaining member's ports, its bundle moved to\n" +
-					"PKI/backup (verified).\n\n" +
+					"moved away if NAME leads, etcd member remove (the removed etcd stops by itself), every certificate\n" +
+					"NAME's host holds a key for revoked and proven refused on every remaining member's ports (server,\n" +
+					"peer, healthcheck client, pairs a renewal replaced, and what etcdpki issue wrote into PKI/issued\n" +
+					"for NAME or one of its own addresses), its bundle moved to PKI/backup (verified).\n\n" +
 					"Exit codes: 0 removed, 1 a check or step failed (run it again to resume), 2 bad input.",
 				Flags:  flags(),
 				Action: func(c *cli.Context) error { return memberAction(c, "member remove", rotate.RemoveMember) },
@@ -62,6 +63,14 @@ func memberAction(c *cli.Context, what string, run func(context.Context, rotate.
 	if c.Args().Len() != 1 {
 		return input.Errorf("%s: name one node (%s NAME)", what, what)
 	}
+	if err := checkName(what+" NAME", c.Args().First()); err != nil {
+		return err
+	}
+	if c.Command.Name == "add" && c.String("node") != "" {
+		if err := checkNodeFlags([]string{c.String("node")}); err != nil {
+			return err
+		}
+	}
 	for _, f := range []string{"member-timeout", "command-timeout"} {
 		if c.Duration(f) <= 0 {
 			return input.Errorf("%s: --%s must be positive", what, f)
@@ -69,6 +78,9 @@ func memberAction(c *cli.Context, what string, run func(context.Context, rotate.
 	}
 	s, err := loadSpec(c, true)
 	if err != nil {
+		return err
+	}
+	if err := caKeyAgrees(s); err != nil {
 		return err
 	}
 	s, specYAML, err := flagsMadeSpec(c, s, what, c.Args().First())

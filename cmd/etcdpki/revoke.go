@@ -39,6 +39,9 @@ func certsRevoke(c *cli.Context) error {
 	if err := checkArgs(c); err != nil {
 		return err
 	}
+	if err := checkTargets("certs revoke:", c.Args().Slice()); err != nil {
+		return err
+	}
 	if _, ok := pki.Reasons[c.String("reason")]; !ok {
 		return input.Errorf("certs revoke: --reason %q: use one of %s", c.String("reason"), pki.ReasonNames())
 	}
@@ -54,6 +57,9 @@ func certsRevoke(c *cli.Context) error {
 	}
 	s, err := loadSpec(c, true)
 	if err != nil {
+		return err
+	}
+	if err := caKeyAgrees(s); err != nil {
 		return err
 	}
 	var picked []pki.Target

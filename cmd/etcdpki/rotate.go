@@ -121,6 +121,9 @@ func runRotate(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := caKeyAgrees(s); err != nil {
+		return err
+	}
 	o := rotate.Options{
 		Spec:           s,
 		RenewBefore:    renewBefore,

@@ -6,6 +6,7 @@ package pathx
 
 import (
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 )
@@ -37,4 +38,44 @@ func UnwrapPath(err error) error {
 type pathCauser interface {
 	error
 	PathCause() error
+}
+
+// Resolve makes p absolute and resolves the symbolic links in the part of
+// it that exists: where a write under p would really land.
+func Resolve(p string) (string, error) {
+	p, err := filepath.Abs(p)
+	if err != nil {
+		return "", err
+	}
+	var rest []string
+	for {
+		r, err := filepath.EvalSymlinks(p)
+		if err == nil {
+			return filepath.Join(append([]string{r}, rest...)...), nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return "", err
+		}
+		parent := filepath.Dir(p)
+		if parent == p {
+			return filepath.Join(append([]string{p}, rest...)...), nil
+		}
+		rest = append([]string{filepath.Base(p)}, rest...)
+		p = parent
+	}
+}
+
+// Inside reports whether p, resolved, lies inside root, resolved (root
+// itself counts), and where p really leads.
+func Inside(root, p string) (bool, string, error) {
+	rr, err := Resolve(root)
+	if err != nil {
+		return false, "", err
+	}
+	rp, err := Resolve(p)
+	if err != nil {
+		return false, "", err
+	}
+	rel, err := filepath.Rel(rr, rp)
+	return err == nil && filepath.IsLocal(rel) || rel == ".", rp, nil
 }
