@@ -46,7 +46,7 @@ func KeepCRL(ctx context.Context, inv *pki.Inventory, now time.Time, dryRun bool
 	if err != nil {
 		return nil, err
 	}
-	st, err := readCRLState(p)
+	st, err := readCRLState(inv)
 	if err != nil {
 		return nil, err
 	}
@@ -56,9 +56,19 @@ func KeepCRL(ctx context.Context, inv *pki.Inventory, now time.Time, dryRun bool
 		// and the next run signs the CRL with the new one.
 		return up, nil
 	}
+	lost := st.lost(s.CRLValidity(), now)
 	switch {
+	case st.list == nil && len(st.history) > 0:
+		// Never an empty CRL in place of a lost one: that would un-revoke
+		// every serial on every member.
+		up.Resigned = fmt.Sprintf("the CA's %s was missing: rebuilt from %s and the bundles' copies, %d revoked, numbered above %v",
+			pki.CRLFile, pki.RevokedFile, lost, st.number)
 	case st.list == nil:
 		up.Resigned = "there was none"
+	case lost > 0:
+		up.Resigned = fmt.Sprintf("%d revocations of %s or the bundles' copies were missing from it", lost, pki.RevokedFile)
+	case st.linkMissing:
+		up.Resigned = fmt.Sprintf("the link %s or %s was missing", p.CRL(), p.Revoked())
 	case !st.signedBy(authority):
 		up.Resigned = "another CA signed it"
 	case pki.CRLStale(st.list, now):

@@ -14,10 +14,7 @@ import (
 // revokeRenew renews the targets whose files still hold the old serial (a
 // run killed after the renewal finds the new ones and goes on).
 func (r *runner) revokeRenew(ctx context.Context, j *RevokeJournal, o RevokeOptions, _ *RevokeResult) error {
-	ts, err := r.revokeTargets(j)
-	if err != nil {
-		return err
-	}
+	ts := r.revokeTargets(j)
 	var due []pki.Target
 	for _, t := range ts {
 		serial, err := diskSerial(t)
@@ -45,9 +42,9 @@ func (r *runner) revokeRenew(ctx context.Context, j *RevokeJournal, o RevokeOpti
 // nodes as rotate proves renewed leaves, clients with a linearizable read
 // on every client port.
 func (r *runner) revokeProveNew(ctx context.Context, j *RevokeJournal, _ RevokeOptions, _ *RevokeResult) error {
-	ts, err := r.revokeTargets(j)
-	if err != nil {
-		return err
+	ts := r.revokeTargets(j)
+	if len(ts) == 0 {
+		return nil
 	}
 	h, err := r.etcd.health(ctx)
 	if err != nil {
@@ -123,12 +120,15 @@ func revokeCommands(paths pki.Paths, p *Plan) error {
 // directory and every node bundle.
 func (r *runner) revokePublish(ctx context.Context, j *RevokeJournal, _ RevokeOptions, res *RevokeResult) error {
 	res.published = time.Now()
-	var add []pki.Revoked
-	for _, id := range j.Targets {
-		add = append(add, pki.Revoked{Name: id, Serial: j.Old[id], Reason: j.Reason, When: j.Started})
-	}
-	for _, s := range j.Serials {
-		add = append(add, pki.Revoked{Serial: s, Reason: j.Reason, When: j.Started})
+	add := j.Entries
+	if len(add) == 0 {
+		// A journal from before the entries were journaled.
+		for _, id := range j.Targets {
+			add = append(add, pki.Revoked{Name: id, Serial: j.Old[id], Reason: j.Reason, When: j.Started})
+		}
+		for _, s := range j.Serials {
+			add = append(add, pki.Revoked{Serial: s, Reason: j.Reason, When: j.Started})
+		}
 	}
 	out, err := issue.RevokeSerials(ctx, r.inv, add, issue.Options{Now: r.o.Now, LockHeld: true})
 	if err != nil {
@@ -188,8 +188,12 @@ func (r *runner) revokeRefused(ctx context.Context, j *RevokeJournal, o RevokeOp
 		items = append(items, item{"serial " + pki.ShortSerial(serial), serial})
 	}
 	pool := rootsPool(roots)
+	idx, err := indexSerials(s.PKIDir)
+	if err != nil {
+		return err
+	}
 	for _, it := range items {
-		pair, how, err := revokedPair(s.PKIDir, it.serial, authority)
+		pair, how, err := idx.revokedPair(s.PKIDir, it.serial, authority)
 		if err != nil {
 			return err
 		}
@@ -227,11 +231,7 @@ func (r *runner) revokeRefused(ctx context.Context, j *RevokeJournal, o RevokeOp
 	if r.st.Replaced == nil {
 		r.st.Replaced = map[string]string{}
 	}
-	ts, err := r.revokeTargets(j)
-	if err != nil {
-		return err
-	}
-	for _, t := range ts {
+	for _, t := range r.revokeTargets(j) {
 		serial, err := diskSerial(t)
 		if err != nil {
 			return err
