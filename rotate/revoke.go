@@ -163,7 +163,7 @@ func (r *runner) revoke(ctx context.Context, o RevokeOptions, res *RevokeResult)
 	case len(o.Gone) > 0:
 		return input.Errorf("certs revoke: unknown certificate %q (see etcdpki certs list)", o.Gone[0])
 	default:
-		want.Targets = nil
+		want.Targets, want.Serials = nil, nil
 		var err error
 		if j, err = r.newRevoke(o, want, res); err != nil || j == nil {
 			return err

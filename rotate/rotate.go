@@ -82,6 +82,10 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	}
 	defer release()
 	st := r.st
+	if st.Revoke != nil {
+		// Its serials may not be refused everywhere yet.
+		r.log.printf("%s", st.Revoke.Note())
+	}
 	// Probes accept an expired server certificate from the etcd CA, each
 	// reported as a warning: a cluster running on expired certificates
 	// is still to be checked and rotated (see expired.go).

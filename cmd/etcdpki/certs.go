@@ -99,6 +99,15 @@ func certsList(c *cli.Context) error {
 			}
 		}
 	}
+	// An unfinished revoke shows on the CRL's row, with the command that
+	// finishes it: until then its serials may not be refused everywhere.
+	if j := rotate.PendingRevoke(s.PKIDir); j != nil {
+		for i := range infos {
+			if infos[i].Name == pki.CRLRow {
+				infos[i].Reason = strings.TrimPrefix(infos[i].Reason+"; "+j.Note(), "; ")
+			}
+		}
+	}
 	switch c.String("output") {
 	case "json":
 		enc := json.NewEncoder(c.App.Writer)

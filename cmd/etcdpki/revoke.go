@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/urfave/cli/v2"
 
@@ -57,15 +58,22 @@ func certsRevoke(c *cli.Context) error {
 		return err
 	}
 	var picked []pki.Target
+	var gone []string
 	if c.Args().Len() > 0 {
 		var missing []string
 		picked, missing = pki.Select(pki.New(s).Targets, c.Args().Slice())
-		if len(missing) > 0 {
-			return input.Errorf("certs revoke: unknown certificate %q (see etcdpki certs list)", missing[0])
+		// A name the spec no longer has may only finish the journaled
+		// revoke that names it (its node left the spec since).
+		j := rotate.PendingRevoke(s.PKIDir)
+		for _, m := range missing {
+			if j == nil || !slices.Contains(j.Targets, m) {
+				return input.Errorf("certs revoke: unknown certificate %q (see etcdpki certs list)", m)
+			}
+			gone = append(gone, m)
 		}
 	}
 	res, err := rotate.Revoke(c.Context, rotate.RevokeOptions{
-		Spec: s, Targets: picked, Serials: serials, Reason: c.String("reason"), Force: c.Bool("force"),
+		Spec: s, Targets: picked, Gone: gone, Serials: serials, Reason: c.String("reason"), Force: c.Bool("force"),
 		Out: c.App.Writer, CommandTimeout: c.Duration("command-timeout"),
 	})
 	if err != nil {
