@@ -129,6 +129,27 @@ func (st *crlState) lost(validity time.Duration, now time.Time) int {
 	return n
 }
 
+// expired counts the CRL's entries whose certificate expired long
+// enough ago to leave it (pki.CRLKeeps).
+func (st *crlState) expired(validity time.Duration, now time.Time) int {
+	n := 0
+	if st.list != nil {
+		for _, r := range st.list.Revoked {
+			if !pki.CRLKeeps(r, validity, now) {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// current reports whether the CA's CRL needs no new signature: a signs
+// it, its links are in place, it lacks no revocation of the history and
+// lists no entry due to leave.
+func (st *crlState) current(a *ca.CA, validity time.Duration, now time.Time) bool {
+	return st.signedBy(a) && !st.linkMissing && st.lost(validity, now) == 0 && st.expired(validity, now) == 0
+}
+
 // signedBy reports whether the CRL was signed by a.
 func (st *crlState) signedBy(a *ca.CA) bool {
 	return st.list != nil && st.list.List.CheckSignatureFrom(a.Cert) == nil
@@ -195,7 +216,7 @@ func initCRL(inv *pki.Inventory, a *ca.CA, now time.Time) (*crlState, error) {
 	if err != nil {
 		return nil, err
 	}
-	if st.signedBy(a) && st.lost(s.CRLValidity(), now) == 0 {
+	if st.current(a, s.CRLValidity(), now) {
 		return st, nil
 	}
 	return st.sign(a, nil, s.CRLValidity(), now)
@@ -257,13 +278,15 @@ func writeCRL(ctx context.Context, inv *pki.Inventory, add []pki.Revoked, author
 			res.Added = append(res.Added, r)
 		}
 	}
-	if len(res.Added) == 0 && !always && st.signedBy(authority) && !st.linkMissing && st.lost(s.CRLValidity(), o.now()) == 0 && nodesHaveCRL(s, p, st.pem) {
+	if len(res.Added) == 0 && !always && st.current(authority, s.CRLValidity(), o.now()) && nodesHaveCRL(s, p, st.pem) {
 		return res, nil
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	next, err := st.sign(authority, res.Added, s.CRLValidity(), o.now())
+	// All of add: an entry revoked before keeps its fields, and learns a
+	// name or notAfter it lacked.
+	next, err := st.sign(authority, add, s.CRLValidity(), o.now())
 	if err != nil {
 		return nil, err
 	}

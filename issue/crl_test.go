@@ -238,3 +238,54 @@ func TestListShowsRevokedAndFailsOnABadBundleCRL(t *testing.T) {
 		t.Error("no invalid row for etcd-node-3's missing CRL")
 	}
 }
+
+// TestCRLDropsExpiredEntriesAndKeepsTheirHistory: an entry whose
+// certificate expired leaves the CRL once a whole CRL validity passed
+// its notAfter (a CRL signed after its expiry listed it), and stays in
+// revoked.json; an entry whose notAfter is not known stays in the CRL.
+// Revoking a dropped serial again adds nothing back.
+func TestCRLDropsExpiredEntriesAndKeepsTheirHistory(t *testing.T) {
+	ctx := context.Background()
+	s, _ := initTree(t, "nodes:\n  - {name: etcd-node-1, ips: [10.0.0.11]}\n")
+	inv := pki.New(s)
+	now := time.Now()
+	add := []pki.Revoked{
+		{Name: "soon", Serial: "a1", Reason: "superseded", When: now, NotAfter: now.Add(time.Hour)},
+		{Name: "later", Serial: "b2", Reason: "superseded", When: now, NotAfter: now.Add(365 * 24 * time.Hour)},
+		{Serial: "c3", Reason: "keyCompromise", When: now},
+	}
+	first, err := RevokeSerials(ctx, inv, add, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(first.CRL.Revoked) != 3 {
+		t.Fatalf("CRL holds %d entries, want 3", len(first.CRL.Revoked))
+	}
+	// Past a1's notAfter plus a whole CRL validity.
+	later := now.Add(time.Hour + s.CRLValidity() + time.Minute)
+	res, err := ResignCRL(ctx, inv, nil, Options{Now: func() time.Time { return later }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	crl, err := pki.LoadCRL(inv.Paths)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if crl.Has("a1") || !crl.Has("b2") || !crl.Has("c3") || crl.Number.Cmp(first.CRL.Number) <= 0 {
+		t.Errorf("CRL after a1 expired: %+v number %v (was %v), want b2 and c3 only", crl.Revoked, crl.Number, first.CRL.Number)
+	}
+	if e, ok := crl.Ever("a1"); !ok || e.Name != "soon" || e.NotAfter.IsZero() {
+		t.Errorf("revoked.json lost a1's history: %+v %v", e, ok)
+	}
+	if len(res.CRL.History) != 3 {
+		t.Errorf("history holds %d entries, want 3", len(res.CRL.History))
+	}
+	again, err := RevokeSerials(ctx, inv, add[:1], Options{Now: func() time.Time { return later }})
+	if err != nil || again.Changed || len(again.Added) != 0 {
+		t.Errorf("revoking the expired a1 again: %+v, %v; want nothing written", again, err)
+	}
+	node, _ := os.ReadFile(inv.Paths.NodeCRL("etcd-node-1"))
+	if ca, _ := os.ReadFile(inv.Paths.CRL()); !bytes.Equal(node, ca) {
+		t.Error("the node's CRL differs from the CA's")
+	}
+}

@@ -67,6 +67,8 @@ func KeepCRL(ctx context.Context, inv *pki.Inventory, now time.Time, dryRun bool
 		up.Resigned = "there was none"
 	case lost > 0:
 		up.Resigned = fmt.Sprintf("%d revocations of %s or the bundles' copies were missing from it", lost, pki.RevokedFile)
+	case st.expired(s.CRLValidity(), now) > 0:
+		up.Resigned = fmt.Sprintf("%d of its entries are for certificates expired more than a CRL validity ago: they leave it, and stay in %s", st.expired(s.CRLValidity(), now), pki.RevokedFile)
 	case st.linkMissing:
 		up.Resigned = fmt.Sprintf("the link %s or %s was missing", p.CRL(), p.Revoked())
 	case !st.signedBy(authority):

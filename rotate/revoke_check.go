@@ -155,6 +155,17 @@ func (r *runner) checkSerials(o RevokeOptions, j *RevokeJournal, crl *pki.CRL) e
 		j.Serials = append(j.Serials, serial)
 		j.Entries = append(j.Entries, e)
 	}
+	if len(j.Entries) > 0 && crl != nil {
+		// Entries older than the notAfter field learn it from a kept
+		// certificate of this CA, so that they too leave the CRL once
+		// expired (pki.CRLKeeps); the CRL is signed anyway.
+		for _, e := range append(slices.Clone(crl.Revoked), crl.History...) {
+			if f := idx[e.Serial]; e.NotAfter.IsZero() && f != nil && f.cert.CheckSignatureFrom(authority.Cert) == nil {
+				e.NotAfter = f.cert.NotAfter.UTC()
+				j.Entries = append(j.Entries, e)
+			}
+		}
+	}
 	j.Step = stepPublish
 	return nil
 }
@@ -187,7 +198,9 @@ func caSerials(inv *pki.Inventory) (map[string]string, error) {
 			continue // a bundle not issued yet, or one verify reports
 		}
 		for _, c := range certs {
-			out[certx.Serial(c)] = path
+			if _, ok := out[certx.Serial(c)]; !ok {
+				out[certx.Serial(c)] = path
+			}
 		}
 	}
 	return out, nil

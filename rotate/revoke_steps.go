@@ -136,7 +136,7 @@ func (r *runner) revokePublish(ctx context.Context, j *RevokeJournal, _ RevokeOp
 	}
 	res.Revoked = out.Added
 	r.log.printf("[crl] published CRL number %v with %d revoked serials (new: %s) in %s and every node bundle; next update %s",
-		out.CRL.Number, len(out.CRL.Revoked), strings.Join(serialsOf(add), ", "), r.inv.Paths.CRL(), out.CRL.NextUpdate.UTC().Format(time.RFC3339))
+		out.CRL.Number, len(out.CRL.Revoked), strings.Join(serialsOf(out.Added), ", "), r.inv.Paths.CRL(), out.CRL.NextUpdate.UTC().Format(time.RFC3339))
 	return nil
 }
 
