@@ -160,7 +160,7 @@ func (st *crlState) signedBy(a *ca.CA) bool {
 // expired (pki.CRLKeeps), numbered above every CRL seen. revoked.json
 // keeps the whole history.
 func (st *crlState) sign(a *ca.CA, add []pki.Revoked, validity time.Duration, now time.Time) (*crlState, error) {
-	next := &crlState{history: slices.Clone(st.history)}
+	next := &crlState{history: append([]pki.Revoked{}, st.history...)}
 	next.merge(add)
 	all := next.history
 	sort.SliceStable(all, func(i, j int) bool { return all[i].When.Before(all[j].When) })

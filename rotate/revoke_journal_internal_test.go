@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -33,6 +34,7 @@ func TestRevokeJournal(t *testing.T) {
 	t.Run("StepFailsAfterJournalExitsOne", func(t *testing.T) { testRevokeStepFails(t, c) })
 	t.Run("FinishedAfterTheNodeLeftTheSpec", func(t *testing.T) { testRevokeNodeLeft(t, c) })
 	t.Run("LostCRLIsRebuiltNotEmptied", func(t *testing.T) { testLostCRL(t, c) })
+	t.Run("SeveralSerialsOneCRLOneProof", func(t *testing.T) { testSeveralSerials(t, c) })
 }
 
 // pairOf reads a target's pair as a thief of its key would hold it.
@@ -190,4 +192,42 @@ func mustRead(t *testing.T, p string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// testSeveralSerials revokes three serials no longer in use in one run:
+// one CRL (its number grows by one), one deploy, and every member refuses
+// each of them.
+func testSeveralSerials(t *testing.T, c *etcdtest.Cluster) {
+	ctx := context.Background()
+	var olds []tls.Certificate
+	var serials []string
+	for range 3 {
+		tg, pair, serial := pairOf(t, c.Spec, "apiserver-etcd-client")
+		if _, err := issue.Renew(ctx, pki.New(c.Spec), []pki.Target{tg}, issue.RenewOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		olds, serials = append(olds, pair), append(serials, serial)
+	}
+	before, err := pki.LoadCRL(c.Paths)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	res, err := Revoke(ctx, RevokeOptions{Spec: c.Spec, Serials: serials, Reason: "superseded", Out: &out})
+	if err != nil {
+		t.Fatalf("revoke: %v\n%s", err, out.String())
+	}
+	after, _ := pki.LoadCRL(c.Paths)
+	if want := new(big.Int).Add(before.Number, big.NewInt(1)); after.Number.Cmp(want) != 0 || len(res.Revoked) != 3 {
+		t.Errorf("CRL number %v (was %v), %d new entries: want one CRL with the 3\n%s", after.Number, before.Number, len(res.Revoked), out.String())
+	}
+	if n := strings.Count(out.String(), "[crl] published CRL number"); n != 1 {
+		t.Errorf("%d CRLs published, want 1\n%s", n, out.String())
+	}
+	for i, old := range olds {
+		if !after.Has(serials[i]) {
+			t.Errorf("CRL lacks %s", serials[i])
+		}
+		wantRefused(t, c, c.Spec, "replaced apiserver pair "+serials[i], old)
+	}
 }
