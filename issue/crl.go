@@ -73,7 +73,7 @@ func readCRLState(inv *pki.Inventory) (*crlState, error) {
 	for _, n := range inv.Spec.Nodes {
 		// A bundle's copy that is missing or does not parse adds nothing;
 		// the write replaces it.
-		b, err := atomicdir.Read(p.NodeCertDir(n.Name), pki.CRLFile)
+		b, err := pki.ReadStored(p.NodeCertDir(n.Name), pki.CRLFile)
 		if err != nil {
 			continue
 		}
@@ -321,7 +321,7 @@ func nodesHaveCRL(s *cluster.Spec, p pki.Paths, crl []byte) bool {
 		if !exists(p.NodeCertDir(n.Name)) {
 			continue
 		}
-		data, err := atomicdir.Read(p.NodeCertDir(n.Name), pki.CRLFile)
+		data, err := pki.ReadStored(p.NodeCertDir(n.Name), pki.CRLFile)
 		if err != nil || string(data) != string(crl) {
 			return false
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
+	"github.com/etcdpki/etcdpki/internal/regular"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -76,7 +77,7 @@ func KeepCRL(ctx context.Context, inv *pki.Inventory, now time.Time, dryRun bool
 			continue // init writes it with the node's certificates
 		}
 		// What etcd would read: through the public link.
-		if cur, err := os.ReadFile(p.NodeCRL(n.Name)); err != nil || !bytes.Equal(cur, next.pem) {
+		if cur, err := regular.ReadFile(p.NodeCRL(n.Name)); err != nil || !bytes.Equal(cur, next.pem) {
 			pl.add(p.NodeStore(n.Name), atomicdir.File{Name: pki.CRLFile, Data: next.pem, Mode: atomicdir.CertMode})
 			up.Bundles = append(up.Bundles, n.Name)
 		}

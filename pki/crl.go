@@ -15,6 +15,7 @@ import (
 
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/internal/input"
+	"github.com/etcdpki/etcdpki/internal/regular"
 )
 
 // CRL file names. The CRL lives in the CA's store (PKI/etcd/crl.der) and
@@ -234,20 +235,20 @@ func (p Paths) NodeStore(node string) atomicdir.Store {
 // file. Without a CRL, c is nil and names is still returned, for a
 // rebuild from the history.
 func ReadCACRL(p Paths) (data []byte, c *CRL, names []byte, err error) {
-	names, err = atomicdir.Read(p.CADir(), RevokedFile)
+	names, err = ReadStored(p.CADir(), RevokedFile)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, nil, readError(p.Revoked(), err)
+		return nil, nil, nil, storedError(p.Revoked(), err)
 	}
 	history, err := ParseRevokedList(names)
 	if err != nil {
 		return nil, nil, nil, input.Errorf("%s: %v", p.Revoked(), err)
 	}
-	data, err = atomicdir.Read(p.CADir(), CRLFile)
+	data, err = ReadStored(p.CADir(), CRLFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil, names, nil
 	}
 	if err != nil {
-		return nil, nil, nil, readError(p.CRL(), err)
+		return nil, nil, nil, storedError(p.CRL(), err)
 	}
 	l, err := ParseCRL(data)
 	if err != nil {
@@ -256,6 +257,35 @@ func ReadCACRL(p Paths) (data []byte, c *CRL, names []byte, err error) {
 	c = &CRL{Path: p.CRL(), Number: l.Number, ThisUpdate: l.ThisUpdate, NextUpdate: l.NextUpdate, List: l, History: history}
 	c.Revoked = entriesOf(l, history)
 	return data, c, names, nil
+}
+
+// ReadStored reads name in dir like atomicdir.Read (through its public
+// link, else from the store's version in effect), but never opens what
+// is not a regular file: a FIFO in place of a CRL is refused in one line
+// (exit 2), never a blocked read.
+func ReadStored(dir, name string) ([]byte, error) {
+	data, err := regular.ReadFile(filepath.Join(dir, name))
+	if !errors.Is(err, fs.ErrNotExist) {
+		return data, err
+	}
+	ver, verr := atomicdir.Resolve(dir)
+	if verr != nil || ver == "" {
+		return atomicdir.Read(dir, name)
+	}
+	if data, verr := regular.ReadFile(filepath.Join(ver, name)); verr == nil || !errors.Is(verr, fs.ErrNotExist) {
+		return data, verr
+	}
+	return nil, err
+}
+
+// storedError names path in a read error, unless the error is one
+// already (regular's refusal of a FIFO names the file).
+func storedError(path string, err error) error {
+	var ic input.Coder
+	if errors.As(err, &ic) {
+		return err
+	}
+	return readError(path, err)
 }
 
 // ParseRevokedList parses revoked.json; no bytes is an empty list.

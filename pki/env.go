@@ -4,8 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"strings"
+
+	"github.com/etcdpki/etcdpki/internal/regular"
 )
 
 // ParseEnv reads an etcd.env back into variables (for the tests' members
@@ -44,7 +45,7 @@ const (
 // it, would refuse every connection; "" when it is fine or no config
 // names one.
 func (p Paths) BundleCRLProblem(node string) string {
-	data, err := os.ReadFile(p.NodeEnv(node))
+	data, err := regular.ReadFile(p.NodeEnv(node))
 	if errors.Is(err, fs.ErrNotExist) {
 		return ""
 	}
@@ -58,7 +59,7 @@ func (p Paths) BundleCRLProblem(node string) string {
 	if env[EnvClientCRL] == "" && env[EnvPeerCRL] == "" {
 		return ""
 	}
-	crl, err := os.ReadFile(p.NodeCRL(node))
+	crl, err := regular.ReadFile(p.NodeCRL(node))
 	if err != nil {
 		return fmt.Sprintf("%s names a CRL but %s is unreadable (%v): the member would refuse every connection", p.NodeEnv(node), p.NodeCRL(node), err)
 	}
