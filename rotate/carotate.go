@@ -38,6 +38,7 @@ import (
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/internal/certx"
 	"github.com/etcdpki/etcdpki/internal/input"
+	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -146,6 +147,12 @@ func RunCA(ctx context.Context, o CAOptions) (*CAResult, error) {
 	}
 	defer release()
 	if cr.rot, err = pki.ReadCARotation(cr.inv); err != nil {
+		return nil, err
+	}
+	// Checked before the first stage writes anything: reissue backs up
+	// every pair and finish moves the old CA there, after members
+	// restarted; a refusal then would come too late to change nothing.
+	if err := issue.CheckBackupRoot(cr.paths.Backups()); err != nil {
 		return nil, err
 	}
 	if o.DryRun {
