@@ -31,8 +31,8 @@ type serialIndex map[string]*found
 // indexSerials reads every certificate etcdpki keeps, once: the backups
 // of replaced pairs, the one-off certificates of etcdpki issue, and the
 // bundles. A revoke looks every serial up in it, instead of walking the
-// tree twice per serial (0.135 s a serial among 2,000 certificates,
-// BenchmarkRevokeSerialLookups). The first file found for a serial wins,
+// tree twice per serial: among 2,000 certificates, 0.12 s a serial
+// before, 0.006 s after (BenchmarkRevokeSerialLookups). The first file found for a serial wins,
 // in that order: a backup holds the key beside the revoked certificate.
 func indexSerials(pkiDir string) (serialIndex, error) {
 	idx := serialIndex{}

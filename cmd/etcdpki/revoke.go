@@ -23,9 +23,14 @@ func certsRevokeCommand() *cli.Command {
 			"member refusing it on its client and peer port. No member restarts: etcd reads its CRL on every\n" +
 			"accepted connection. Members must run from etcd.env (etcd ignores CRLs in --config-file).\n\n" +
 			"--serial revokes a serial no longer in use that this CA issued (found in PKI/backup, PKI/issued\n" +
-			"or a bundle); --force revokes one that cannot be tied to the CA.\n\n" +
+			"or a bundle); --force revokes one that cannot be tied to the CA. A CA's own serial is refused,\n" +
+			"--force or not. Repeat --serial to revoke several in one run: one CRL, one deploy, one proof.\n\n" +
+			"An entry leaves the CRL a CRL validity after its certificate expired (revoked.json keeps it).\n" +
+			"Everything is checked before the journal is written; a run that stops later is finished by\n" +
+			"the command it names (certs list and rotate name it too), even once its node left the spec.\n\n" +
 			"Reasons: " + pki.ReasonNames() + ".\n" +
-			"Exit codes: 0 revoked and proven (or nothing to do), 1 a step failed (run it again to resume), 2 bad input.",
+			"Exit codes: 0 revoked and proven (or nothing to do), 1 a step failed after the journal (the message\n" +
+			"names the command that finishes it), 2 bad input (nothing written).",
 		Flags: append(specFlags(),
 			&cli.StringFlag{Name: "reason", Value: "unspecified", Usage: "RFC 5280 reason: " + pki.ReasonNames()},
 			&cli.StringSliceFlag{Name: "serial", Usage: "a serial (hex) to revoke that is no longer in use; repeatable"},
