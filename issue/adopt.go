@@ -56,7 +56,7 @@ func Adopt(ctx context.Context, inv *pki.Inventory, a Adoption, o Options) (*Res
 	// The CRL with the configs that name it: a member restarted from its
 	// etcd.env before the first rotate must find it. Signed by the
 	// adopted CA (one another tool made may lack cRLSign; SignCRL copes).
-	crl, err := initCRL(s, p, a.CA, o.now())
+	crl, err := initCRL(inv, a.CA, o.now())
 	if err != nil {
 		return fail(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/big"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"time"
@@ -35,16 +36,118 @@ type crlState struct {
 	pem   []byte
 	list  *pki.CRL // nil when there is none yet
 	names []byte   // revoked.json
+	// history is revoked.json's list, and what the bundles' copies of
+	// the CRL revoke besides: a CRL signed from it loses no revocation
+	// even when the CA's copy is gone.
+	history []pki.Revoked
+	// number is the highest CRL number seen, in the CA's copy or any
+	// bundle's: the next CRL takes a higher one, so it never goes back.
+	number *big.Int
+	// linkMissing: the CA's crl.der or revoked.json link is gone although
+	// the store holds the file (read through the store).
+	linkMissing bool
 }
 
 // readCRLState reads the CA's CRL and its names as the next write will
-// see them (pki.ReadCACRL).
-func readCRLState(p pki.Paths) (*crlState, error) {
+// see them (pki.ReadCACRL), with the history and the highest number from
+// revoked.json and every node bundle's copy.
+func readCRLState(inv *pki.Inventory) (*crlState, error) {
+	p := inv.Paths
 	data, c, names, err := pki.ReadCACRL(p)
 	if err != nil {
 		return nil, err
 	}
-	return &crlState{pem: data, list: c, names: names}, nil
+	st := &crlState{pem: data, list: c, names: names, number: new(big.Int)}
+	if st.history, err = pki.ParseRevokedList(names); err != nil {
+		return nil, input.Errorf("%s: %v", p.Revoked(), err)
+	}
+	if c != nil {
+		st.merge(c.Revoked)
+		st.number = maxNumber(st.number, c.Number)
+		for _, name := range []string{pki.CRLFile, pki.RevokedFile} {
+			if _, err := os.Lstat(filepath.Join(p.CADir(), name)); err != nil && (name == pki.CRLFile || names != nil) {
+				st.linkMissing = true
+			}
+		}
+	}
+	for _, n := range inv.Spec.Nodes {
+		// A bundle's copy that is missing or does not parse adds nothing;
+		// the write replaces it.
+		b, err := pki.ReadStored(p.NodeCertDir(n.Name), pki.CRLFile)
+		if err != nil {
+			continue
+		}
+		l, err := pki.ParseCRL(b)
+		if err != nil {
+			continue
+		}
+		st.number = maxNumber(st.number, l.Number)
+		var rs []pki.Revoked
+		for _, e := range l.RevokedCertificateEntries {
+			rs = append(rs, pki.Revoked{Serial: fmt.Sprintf("%x", e.SerialNumber), Reason: pki.ReasonName(e.ReasonCode), When: e.RevocationTime})
+		}
+		st.merge(rs)
+	}
+	return st, nil
+}
+
+func maxNumber(a, b *big.Int) *big.Int {
+	if b != nil && b.Cmp(a) > 0 {
+		return b
+	}
+	return a
+}
+
+// merge adds rs to the history: a serial already there keeps its entry,
+// completed with a name or notAfter it lacked.
+func (st *crlState) merge(rs []pki.Revoked) {
+	for _, r := range rs {
+		i := slices.IndexFunc(st.history, func(x pki.Revoked) bool { return x.Serial == r.Serial })
+		if i < 0 {
+			st.history = append(st.history, r)
+			continue
+		}
+		if st.history[i].Name == "" {
+			st.history[i].Name = r.Name
+		}
+		if st.history[i].NotAfter.IsZero() {
+			st.history[i].NotAfter = r.NotAfter
+		}
+	}
+}
+
+// lost are the revocations in the history that the CA's CRL lacks
+// although their certificates are still valid: the CA's copy was deleted
+// or replaced by hand.
+func (st *crlState) lost(validity time.Duration, now time.Time) int {
+	n := 0
+	for _, r := range st.history {
+		if pki.CRLKeeps(r, validity, now) && !st.list.Has(r.Serial) {
+			n++
+		}
+	}
+	return n
+}
+
+// expired counts the CRL's entries whose certificate expired long
+// enough ago to leave it (pki.CRLKeeps).
+func (st *crlState) expired(validity time.Duration, now time.Time) int {
+	n := 0
+	if st.list != nil {
+		for _, r := range st.list.Revoked {
+			if !pki.CRLKeeps(r, validity, now) {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// current reports whether the CA's CRL needs no new signature: a signs
+// it, its links are in place, it lacks no revocation of the history and
+// lists no entry due to leave.
+func (st *crlState) current(a *ca.CA, validity time.Duration, now time.Time) bool {
+	return st.signedBy(a) && !st.linkMissing && st.lost(validity, now) == 0 && st.expired(validity, now) == 0
 }
 
 // signedBy reports whether the CRL was signed by a.
@@ -52,34 +155,28 @@ func (st *crlState) signedBy(a *ca.CA) bool {
 	return st.list != nil && st.list.List.CheckSignatureFrom(a.Cert) == nil
 }
 
-// sign makes the next CRL: the current entries plus add (a serial already
-// revoked keeps its first entry), with the next CRL number.
+// sign makes the next CRL: the history plus add (a serial already
+// revoked keeps its first entry) less the entries whose certificate
+// expired (pki.CRLKeeps), numbered above every CRL seen. revoked.json
+// keeps the whole history.
 func (st *crlState) sign(a *ca.CA, add []pki.Revoked, validity time.Duration, now time.Time) (*crlState, error) {
-	all := []pki.Revoked{}
-	number := big.NewInt(1)
-	if st.list != nil {
-		all = slices.Clone(st.list.Revoked)
-		if st.list.Number != nil {
-			number = new(big.Int).Add(st.list.Number, big.NewInt(1))
-		}
-	}
-	for _, r := range add {
-		if !slices.ContainsFunc(all, func(x pki.Revoked) bool { return x.Serial == r.Serial }) {
-			all = append(all, r)
-		}
-	}
+	next := &crlState{history: append([]pki.Revoked{}, st.history...)}
+	next.merge(add)
+	all := next.history
 	sort.SliceStable(all, func(i, j int) bool { return all[i].When.Before(all[j].When) })
+	number := new(big.Int).Add(st.number, big.NewInt(1))
+	var kept []pki.Revoked
 	entries := make([]ca.Revocation, 0, len(all))
 	for _, r := range all {
 		n, ok := new(big.Int).SetString(r.Serial, 16)
 		if !ok {
 			return nil, input.Errorf("serial %q is not hexadecimal", r.Serial)
 		}
-		code, ok := pki.Reasons[r.Reason]
-		if !ok {
-			code = 0
+		if !pki.CRLKeeps(r, validity, now) {
+			continue
 		}
-		entries = append(entries, ca.Revocation{Serial: n, Reason: code, When: r.When})
+		kept = append(kept, r)
+		entries = append(entries, ca.Revocation{Serial: n, Reason: pki.Reasons[r.Reason], When: r.When})
 	}
 	data, err := a.SignCRL(entries, number, validity, now)
 	if err != nil {
@@ -93,8 +190,9 @@ func (st *crlState) sign(a *ca.CA, add []pki.Revoked, validity time.Duration, no
 	if err != nil {
 		return nil, err
 	}
-	c := &pki.CRL{Number: l.Number, ThisUpdate: l.ThisUpdate, NextUpdate: l.NextUpdate, Revoked: all, List: l}
-	return &crlState{pem: data, list: c, names: append(names, '\n')}, nil
+	next.pem, next.names, next.number = data, append(names, '\n'), l.Number
+	next.list = &pki.CRL{Number: l.Number, ThisUpdate: l.ThisUpdate, NextUpdate: l.NextUpdate, Revoked: kept, History: all, List: l}
+	return next, nil
 }
 
 // addCRL puts the CRL into the CA's store and into the store of every
@@ -112,12 +210,13 @@ func (pl *plan) addCRL(p pki.Paths, s *cluster.Spec, st *crlState) {
 
 // initCRL is the CRL init writes: the one in place when the CA signed it,
 // else a new one (empty for a new PKI) signed by the CA.
-func initCRL(s *cluster.Spec, p pki.Paths, a *ca.CA, now time.Time) (*crlState, error) {
-	st, err := readCRLState(p)
+func initCRL(inv *pki.Inventory, a *ca.CA, now time.Time) (*crlState, error) {
+	s := inv.Spec
+	st, err := readCRLState(inv)
 	if err != nil {
 		return nil, err
 	}
-	if st.signedBy(a) {
+	if st.current(a, s.CRLValidity(), now) {
 		return st, nil
 	}
 	return st.sign(a, nil, s.CRLValidity(), now)
@@ -166,23 +265,28 @@ func writeCRL(ctx context.Context, inv *pki.Inventory, add []pki.Revoked, author
 			return nil, err
 		}
 	}
-	st, err := readCRLState(p)
+	st, err := readCRLState(inv)
 	if err != nil {
 		return nil, err
 	}
 	res := &CRLResult{CRL: st.list}
 	for _, r := range add {
-		if !st.list.Has(r.Serial) && !slices.ContainsFunc(res.Added, func(x pki.Revoked) bool { return x.Serial == r.Serial }) {
+		// The history holds every serial revoked before, those dropped
+		// from the CRL since their certificate expired among them.
+		if !slices.ContainsFunc(st.history, func(x pki.Revoked) bool { return x.Serial == r.Serial }) &&
+			!slices.ContainsFunc(res.Added, func(x pki.Revoked) bool { return x.Serial == r.Serial }) {
 			res.Added = append(res.Added, r)
 		}
 	}
-	if len(res.Added) == 0 && !always && st.signedBy(authority) && nodesHaveCRL(s, p, st.pem) {
+	if len(res.Added) == 0 && !always && st.current(authority, s.CRLValidity(), o.now()) && nodesHaveCRL(s, p, st.pem) {
 		return res, nil
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	next, err := st.sign(authority, res.Added, s.CRLValidity(), o.now())
+	// All of add: an entry revoked before keeps its fields, and learns a
+	// name or notAfter it lacked.
+	next, err := st.sign(authority, add, s.CRLValidity(), o.now())
 	if err != nil {
 		return nil, err
 	}
@@ -217,7 +321,7 @@ func nodesHaveCRL(s *cluster.Spec, p pki.Paths, crl []byte) bool {
 		if !exists(p.NodeCertDir(n.Name)) {
 			continue
 		}
-		data, err := atomicdir.Read(p.NodeCertDir(n.Name), pki.CRLFile)
+		data, err := pki.ReadStored(p.NodeCertDir(n.Name), pki.CRLFile)
 		if err != nil || string(data) != string(crl) {
 			return false
 		}

@@ -238,3 +238,133 @@ func TestListShowsRevokedAndFailsOnABadBundleCRL(t *testing.T) {
 		t.Error("no invalid row for etcd-node-3's missing CRL")
 	}
 }
+
+// TestCRLDropsExpiredEntriesAndKeepsTheirHistory: an entry whose
+// certificate expired leaves the CRL once a whole CRL validity passed
+// its notAfter (a CRL signed after its expiry listed it), and stays in
+// revoked.json; an entry whose notAfter is not known stays in the CRL.
+// Revoking a dropped serial again adds nothing back.
+func TestCRLDropsExpiredEntriesAndKeepsTheirHistory(t *testing.T) {
+	ctx := context.Background()
+	s, _ := initTree(t, "nodes:\n  - {name: etcd-node-1, ips: [10.0.0.11]}\n")
+	inv := pki.New(s)
+	now := time.Now()
+	add := []pki.Revoked{
+		{Name: "soon", Serial: "a1", Reason: "superseded", When: now, NotAfter: now.Add(time.Hour)},
+		{Name: "later", Serial: "b2", Reason: "superseded", When: now, NotAfter: now.Add(365 * 24 * time.Hour)},
+		{Serial: "c3", Reason: "keyCompromise", When: now},
+	}
+	first, err := RevokeSerials(ctx, inv, add, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(first.CRL.Revoked) != 3 {
+		t.Fatalf("CRL holds %d entries, want 3", len(first.CRL.Revoked))
+	}
+	// Past a1's notAfter plus a whole CRL validity.
+	later := now.Add(time.Hour + s.CRLValidity() + time.Minute)
+	res, err := ResignCRL(ctx, inv, nil, Options{Now: func() time.Time { return later }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	crl, err := pki.LoadCRL(inv.Paths)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if crl.Has("a1") || !crl.Has("b2") || !crl.Has("c3") || crl.Number.Cmp(first.CRL.Number) <= 0 {
+		t.Errorf("CRL after a1 expired: %+v number %v (was %v), want b2 and c3 only", crl.Revoked, crl.Number, first.CRL.Number)
+	}
+	if e, ok := crl.Ever("a1"); !ok || e.Name != "soon" || e.NotAfter.IsZero() {
+		t.Errorf("revoked.json lost a1's history: %+v %v", e, ok)
+	}
+	if len(res.CRL.History) != 3 {
+		t.Errorf("history holds %d entries, want 3", len(res.CRL.History))
+	}
+	again, err := RevokeSerials(ctx, inv, add[:1], Options{Now: func() time.Time { return later }})
+	if err != nil || again.Changed || len(again.Added) != 0 {
+		t.Errorf("revoking the expired a1 again: %+v, %v; want nothing written", again, err)
+	}
+	node, _ := os.ReadFile(inv.Paths.NodeCRL("etcd-node-1"))
+	if ca, _ := os.ReadFile(inv.Paths.CRL()); !bytes.Equal(node, ca) {
+		t.Error("the node's CRL differs from the CA's")
+	}
+}
+
+// TestLostCRLRebuildInterruptedNeverUnrevokes deletes the CA's crl.der
+// (store and link), then stops rotate's upkeep (KeepCRL) at each of its
+// filesystem steps in turn, as a kill would: after every stop, every
+// bundle's CRL still revokes the serial and parses; the next upkeep
+// rebuilds the CA's CRL with the serial, numbered above every CRL seen,
+// the same in every bundle.
+func TestLostCRLRebuildInterruptedNeverUnrevokes(t *testing.T) {
+	skipShort(t)
+	ctx := context.Background()
+	const twoNodes = "name: test\nnodes:\n  - {name: etcd-node-1, ips: [10.0.0.11]}\n  - {name: etcd-node-2, ips: [10.0.0.12]}\n"
+	template := spec(t, twoNodes, filepath.Join(t.TempDir(), "pki"))
+	if _, err := Init(ctx, pki.New(template), Options{}); err != nil {
+		t.Fatal(err)
+	}
+	add := []pki.Revoked{{Name: "test", Serial: "1234abcd", Reason: "keyCompromise", When: time.Now()}}
+	first, err := RevokeSerials(ctx, pki.New(template), add, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p0 := pki.Paths{PKI: template.PKIDir}
+	for _, gone := range []string{filepath.Join(p0.CADir(), "..ca.store", "..data", pki.CRLFile), p0.CRL()} {
+		if err := os.Remove(gone); err != nil {
+			t.Fatal(err)
+		}
+	}
+	steps := 0
+	for n := 1; ; n++ {
+		s := spec(t, twoNodes, filepath.Join(t.TempDir(), "pki"))
+		if out, err := exec.Command("cp", "-a", template.PKIDir, s.PKIDir).CombinedOutput(); err != nil {
+			t.Fatalf("copy the PKI: %v: %s", err, out)
+		}
+		p := pki.Paths{PKI: s.PKIDir}
+		stopped := crashpoint.RunUntilStep(t, n, func() error {
+			_, err := KeepCRL(ctx, pki.New(s), time.Now(), false)
+			return err
+		})
+		if stopped == "" {
+			break
+		}
+		steps++
+		checkNoConfigNamesABadCRL(t, s, "upkeep stopped at "+stopped)
+		for _, nd := range s.Nodes {
+			l, err := pki.ParseCRL(mustReadFile(t, p.NodeCRL(nd.Name)))
+			if err != nil || len(l.RevokedCertificateEntries) != 1 || l.Number.Cmp(first.CRL.Number) < 0 {
+				t.Fatalf("upkeep stopped at %s: %s revokes %d serials, number %v (was %v): %v", stopped, nd.Name, len(l.RevokedCertificateEntries), l.Number, first.CRL.Number, err)
+			}
+		}
+		if _, err := KeepCRL(ctx, pki.New(s), time.Now(), false); err != nil {
+			t.Fatalf("upkeep stopped at %s, then again: %v", stopped, err)
+		}
+		crl, err := pki.LoadCRL(p)
+		if err != nil || crl == nil || !crl.Has("1234abcd") || crl.Number.Cmp(first.CRL.Number) <= 0 {
+			t.Fatalf("upkeep stopped at %s, then again: CRL %+v, %v: want the serial, numbered above %v", stopped, crl, err, first.CRL.Number)
+		}
+		if e, _ := crl.Entry("1234abcd"); e.Name != "test" {
+			t.Errorf("upkeep stopped at %s: entry %+v lost its name", stopped, e)
+		}
+		want := mustReadFile(t, p.CRL())
+		for _, nd := range s.Nodes {
+			if got := mustReadFile(t, p.NodeCRL(nd.Name)); !bytes.Equal(got, want) {
+				t.Fatalf("upkeep stopped at %s: %s differs from the CA's CRL", stopped, nd.Name)
+			}
+		}
+	}
+	if steps < 5 {
+		t.Fatalf("only %d crash points: the hook is not reached", steps)
+	}
+	t.Logf("%d crash points", steps)
+}
+
+func mustReadFile(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/internal/regular"
 	"github.com/etcdpki/etcdpki/pki"
@@ -47,7 +48,7 @@ func KeepCRL(ctx context.Context, inv *pki.Inventory, now time.Time, dryRun bool
 	if err != nil {
 		return nil, err
 	}
-	st, err := readCRLState(p)
+	st, err := readCRLState(inv)
 	if err != nil {
 		return nil, err
 	}
@@ -57,14 +58,7 @@ func KeepCRL(ctx context.Context, inv *pki.Inventory, now time.Time, dryRun bool
 		// and the next run signs the CRL with the new one.
 		return up, nil
 	}
-	switch {
-	case st.list == nil:
-		up.Resigned = "there was none"
-	case !st.signedBy(authority):
-		up.Resigned = "another CA signed it"
-	case pki.CRLStale(st.list, now):
-		up.Resigned = fmt.Sprintf("past half its life (next update %s)", st.list.NextUpdate.UTC().Format(time.RFC3339))
-	}
+	up.Resigned = st.resignReason(authority, s.CRLValidity(), now)
 	next := st
 	if up.Resigned != "" {
 		if next, err = st.sign(authority, nil, s.CRLValidity(), now); err != nil {
@@ -130,4 +124,31 @@ func KeepCRL(ctx context.Context, inv *pki.Inventory, now time.Time, dryRun bool
 		return nil, fmt.Errorf("write CRL: %w", err)
 	}
 	return up, nil
+}
+
+// resignReason is why the CA's CRL must be signed again by authority, ""
+// when it need not be: there is none, another CA signed it, it lacks a
+// revocation of the history (never an empty CRL in place of a lost one:
+// that would un-revoke every serial on every member), it lists entries
+// due to leave, a link is gone, or it is past half its life.
+func (st *crlState) resignReason(authority *ca.CA, validity time.Duration, now time.Time) string {
+	lost := st.lost(validity, now)
+	switch {
+	case st.list == nil && len(st.history) > 0:
+		return fmt.Sprintf("the CA's %s was missing: rebuilt from %s and the bundles' copies, %d revoked, numbered above %v",
+			pki.CRLFile, pki.RevokedFile, lost, st.number)
+	case st.list == nil:
+		return "there was none"
+	case lost > 0:
+		return fmt.Sprintf("%d revocations of %s or the bundles' copies were missing from it", lost, pki.RevokedFile)
+	case st.expired(validity, now) > 0:
+		return fmt.Sprintf("%d of its entries are for certificates expired more than a CRL validity ago: they leave it, and stay in %s", st.expired(validity, now), pki.RevokedFile)
+	case st.linkMissing:
+		return fmt.Sprintf("the link %s or %s was missing", pki.CRLFile, pki.RevokedFile)
+	case !st.signedBy(authority):
+		return "another CA signed it"
+	case pki.CRLStale(st.list, now):
+		return fmt.Sprintf("past half its life (next update %s)", st.list.NextUpdate.UTC().Format(time.RFC3339))
+	}
+	return ""
 }

@@ -199,7 +199,7 @@ func (ip *initPlan) planCA(inv *pki.Inventory, now time.Time, pre *initPlan) err
 	for _, f := range authority.StoreFiles() {
 		ip.pl.add(p.CAStore(), f)
 	}
-	crl, err := initCRL(inv.Spec, p, authority, now)
+	crl, err := initCRL(inv, authority, now)
 	if err != nil {
 		return err
 	}

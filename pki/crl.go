@@ -78,6 +78,22 @@ type Revoked struct {
 	Serial string    `json:"serial"`
 	Reason string    `json:"reason"`
 	When   time.Time `json:"revokedAt"`
+	// NotAfter is when the revoked certificate expires; zero when it is
+	// not known (a --force'd serial, or an entry older than the field).
+	// An entry whose certificate expired leaves the CRL (see CRLKeeps)
+	// and stays in revoked.json as history.
+	NotAfter time.Time `json:"notAfter,omitzero"`
+}
+
+// CRLKeeps reports whether a CRL signed at now with this validity still
+// lists e. RFC 5280 (3.3) lets a CRL drop an entry once its certificate
+// has expired, after one regularly scheduled CRL issued beyond its
+// notAfter listed it; a whole validity past notAfter, such a CRL was
+// signed (rotate signs again at half its life). An entry whose notAfter
+// is not known stays for good: etcd reads the whole CRL on every accepted
+// connection, so the list is kept short, but never by guessing.
+func CRLKeeps(e Revoked, validity time.Duration, now time.Time) bool {
+	return e.NotAfter.IsZero() || now.Before(e.NotAfter.Add(validity))
 }
 
 // CRL is a parsed revocation list with the names of its serials.
@@ -87,6 +103,9 @@ type CRL struct {
 	ThisUpdate time.Time `json:"thisUpdate"`
 	NextUpdate time.Time `json:"nextUpdate"`
 	Revoked    []Revoked `json:"revoked"`
+	// History is every revocation revoked.json records, those whose
+	// certificate expired and left the CRL among them.
+	History []Revoked `json:"history,omitempty"`
 	// List is the parsed CRL, for a signature check against a CA.
 	List *x509.RevocationList `json:"-"`
 }
@@ -102,6 +121,22 @@ func (c *CRL) Has(serial string) bool {
 		}
 	}
 	return false
+}
+
+// Ever reports whether serial was revoked: in the CRL, or in its
+// history after its certificate expired.
+func (c *CRL) Ever(serial string) (Revoked, bool) {
+	if e, ok := c.Entry(serial); ok {
+		return e, true
+	}
+	if c != nil {
+		for _, r := range c.History {
+			if r.Serial == serial {
+				return r, true
+			}
+		}
+	}
+	return Revoked{}, false
 }
 
 // Entry returns the entry for serial.
@@ -203,40 +238,95 @@ func (p Paths) NodeStore(node string) atomicdir.Store {
 
 // ReadCACRL reads the CA's CRL and its names through the CA's store, so a
 // crash that left a link missing reads the version in effect: the DER
-// bytes, the parsed list (nil when there is none yet) and revoked.json.
-// A CRL that does not parse is an input error naming the file.
+// bytes, the parsed list (nil when there is none) and revoked.json. A
+// CRL or revoked.json that does not parse is an input error naming the
+// file. Without a CRL, c is nil and names is still returned, for a
+// rebuild from the history.
 func ReadCACRL(p Paths) (data []byte, c *CRL, names []byte, err error) {
-	data, err = atomicdir.Read(p.CADir(), CRLFile)
+	names, err = ReadStored(p.CADir(), RevokedFile)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, nil, storedError(p.Revoked(), err)
+	}
+	history, err := ParseRevokedList(names)
+	if err != nil {
+		return nil, nil, nil, input.Errorf("%s: %v", p.Revoked(), err)
+	}
+	data, err = ReadStored(p.CADir(), CRLFile)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, nil, nil
+		return nil, nil, names, nil
 	}
 	if err != nil {
-		return nil, nil, nil, readError(p.CRL(), err)
+		return nil, nil, nil, storedError(p.CRL(), err)
 	}
 	l, err := ParseCRL(data)
 	if err != nil {
 		return nil, nil, nil, input.Errorf("%s: %v", p.CRL(), err)
 	}
-	names, err = atomicdir.Read(p.CADir(), RevokedFile)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, nil, readError(p.Revoked(), err)
+	c = &CRL{Path: p.CRL(), Number: l.Number, ThisUpdate: l.ThisUpdate, NextUpdate: l.NextUpdate, List: l, History: history}
+	c.Revoked = entriesOf(l, history)
+	return data, c, names, nil
+}
+
+// ReadStored reads name in dir like atomicdir.Read (through its public
+// link, else from the store's version in effect), but never opens what
+// is not a regular file: a FIFO in place of a CRL is refused in one line
+// (exit 2), never a blocked read.
+func ReadStored(dir, name string) ([]byte, error) {
+	data, err := regular.ReadFile(filepath.Join(dir, name), regular.MaxStored)
+	if !errors.Is(err, fs.ErrNotExist) {
+		return data, err
 	}
-	byName := map[string]string{}
-	if len(names) > 0 {
-		var list []Revoked
-		if err := json.Unmarshal(names, &list); err != nil {
-			return nil, nil, nil, input.Errorf("%s: %v", p.Revoked(), err)
-		}
-		for _, r := range list {
-			byName[r.Serial] = r.Name
+	ver, verr := atomicdir.Resolve(dir)
+	if verr != nil || ver == "" {
+		return atomicdir.Read(dir, name)
+	}
+	if data, verr := regular.ReadFile(filepath.Join(ver, name), regular.MaxStored); verr == nil || !errors.Is(verr, fs.ErrNotExist) {
+		return data, verr
+	}
+	return nil, err
+}
+
+// storedError names path in a read error, unless the error is one
+// already (regular's refusal of a FIFO names the file).
+func storedError(path string, err error) error {
+	var ic input.Coder
+	if errors.As(err, &ic) {
+		return err
+	}
+	return readError(path, err)
+}
+
+// ParseRevokedList parses revoked.json; no bytes is an empty list.
+func ParseRevokedList(data []byte) ([]Revoked, error) {
+	if len(data) == 0 {
+		return nil, nil
+	}
+	var list []Revoked
+	if err := json.Unmarshal(data, &list); err != nil {
+		return nil, err
+	}
+	for i, r := range list {
+		if _, ok := new(big.Int).SetString(r.Serial, 16); !ok {
+			return nil, fmt.Errorf("entry %d: serial %q is not hexadecimal", i+1, r.Serial)
 		}
 	}
-	c = &CRL{Path: p.CRL(), Number: l.Number, ThisUpdate: l.ThisUpdate, NextUpdate: l.NextUpdate, List: l}
+	return list, nil
+}
+
+// entriesOf are a parsed CRL's entries, completed (name, notAfter) from
+// the history in revoked.json.
+func entriesOf(l *x509.RevocationList, history []Revoked) []Revoked {
+	known := make(map[string]Revoked, len(history))
+	for _, r := range history {
+		known[r.Serial] = r
+	}
+	out := make([]Revoked, 0, len(l.RevokedCertificateEntries))
 	for _, e := range l.RevokedCertificateEntries {
 		s := fmt.Sprintf("%x", e.SerialNumber)
-		c.Revoked = append(c.Revoked, Revoked{Name: byName[s], Serial: s, Reason: ReasonName(e.ReasonCode), When: e.RevocationTime})
+		k := known[s]
+		out = append(out, Revoked{Name: k.Name, Serial: s, Reason: ReasonName(e.ReasonCode), When: e.RevocationTime, NotAfter: k.NotAfter})
 	}
-	return data, c, names, nil
+	return out
 }
 
 // LoadCRL is the CA's CRL as ReadCACRL reads it; nil when there is none yet.

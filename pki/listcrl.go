@@ -14,7 +14,8 @@ const StatusRevoked = "revoked"
 const CRLRow = "crl"
 
 // BundleCRLError is a node bundle whose etcd.env names a CRL that is
-// missing or does not parse: its member would refuse every connection.
+// missing or does not parse (its member would refuse every connection),
+// or a CA's crl.der or revoked.json that does not parse.
 type BundleCRLError struct{ Problems []string }
 
 func (e *BundleCRLError) Error() string {
@@ -34,9 +35,13 @@ func WithCRL(inv *Inventory, infos []CertInfo, now time.Time) ([]CertInfo, error
 	p := inv.Paths
 	_, crl, _, err := ReadCACRL(p)
 	row := CertInfo{Name: CRLRow, CA: "-", Path: p.CRL(), Status: StatusOK}
+	var problems []string
 	switch {
 	case err != nil:
+		// The CA's crl.der or revoked.json is corrupt: the next CRL is
+		// signed from them, so the listing fails (exit 1) naming the file.
 		row.Status, row.Reason = StatusInvalid, err.Error()
+		problems = append(problems, err.Error())
 	case crl == nil:
 		row.Status, row.Reason = StatusMissing, "no CRL yet (etcdpki init or rotate writes one)"
 	default:
@@ -61,7 +66,6 @@ func WithCRL(inv *Inventory, infos []CertInfo, now time.Time) ([]CertInfo, error
 		}
 	}
 	out := append(infos, row)
-	var problems []string
 	for _, n := range inv.Spec.Nodes {
 		if prob := p.BundleCRLProblem(n.Name); prob != "" {
 			problems = append(problems, n.Name+": "+prob)

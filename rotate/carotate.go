@@ -148,6 +148,12 @@ func RunCA(ctx context.Context, o CAOptions) (*CAResult, error) {
 	if cr.rot, err = pki.ReadCARotation(cr.inv); err != nil {
 		return nil, err
 	}
+	// Checked before the first stage writes anything: reissue backs up
+	// every pair and finish moves the old CA there, after members
+	// restarted; a refusal then would come too late to change nothing.
+	if err := issue.CheckBackupRoot(cr.paths.Backups()); err != nil {
+		return nil, err
+	}
 	if o.DryRun {
 		cr.printPlan(ro.Out)
 		return cr.res, nil

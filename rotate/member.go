@@ -8,7 +8,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/etcdpki/etcdpki/cluster"
@@ -177,7 +176,7 @@ func (m *memberRun) journal(want *MemberJournal) (*MemberJournal, bool, error) {
 		return j, true, nil
 	}
 	if j := m.st.Revoke; j != nil {
-		return nil, false, input.Errorf("an earlier revoke of %s is unfinished (step %s): run that revoke again to finish it first", strings.Join(j.Request, " "), j.Step)
+		return nil, false, input.Errorf("%s first", j.Note())
 	}
 	return want, false, nil
 }

@@ -28,6 +28,9 @@ type RevokeOptions struct {
 	Targets []pki.Target
 	// Serials (lower-case hex) are certificates no longer in use.
 	Serials []string
+	// Gone are target IDs the spec no longer has, accepted only to
+	// finish the journaled revoke that names them.
+	Gone []string
 	// Reason is an RFC 5280 reason name (pki.Reasons); "" means
 	// unspecified.
 	Reason string
@@ -61,6 +64,10 @@ type RevokeJournal struct {
 	Reason  string   `json:"reason"`
 	// Old maps each target to the serial being revoked.
 	Old map[string]string `json:"old,omitempty"`
+	// Entries are the CRL's new entries, complete (name, serial, reason,
+	// time, the certificate's notAfter): what publishing needs, so that
+	// a revoke finishes although its targets left the spec since.
+	Entries []pki.Revoked `json:"entries,omitempty"`
 	// Step is the next step: renew, prove, publish, deploy, refused.
 	Step    string    `json:"step"`
 	Started time.Time `json:"started"`
@@ -127,7 +134,7 @@ func checkRevoke(o *RevokeOptions) error {
 	if _, ok := pki.Reasons[o.Reason]; !ok {
 		return &input.Error{Err: fmt.Errorf("--reason %q: use one of %s", o.Reason, pki.ReasonNames())}
 	}
-	if (len(o.Targets) == 0) == (len(o.Serials) == 0) {
+	if (len(o.Targets)+len(o.Gone) == 0) == (len(o.Serials) == 0) {
 		return &input.Error{Err: errors.New("certs revoke: name the certificates (TARGET) or give --serial, one or the other")}
 	}
 	for i, s := range o.Serials {
@@ -145,15 +152,18 @@ func checkRevoke(o *RevokeOptions) error {
 
 func (r *runner) revoke(ctx context.Context, o RevokeOptions, res *RevokeResult) error {
 	st := r.st
-	want := &RevokeJournal{Targets: pki.IDs(o.Targets), Serials: o.Serials, Reason: o.Reason}
+	want := &RevokeJournal{Targets: append(pki.IDs(o.Targets), o.Gone...), Serials: o.Serials, Reason: o.Reason}
 	want.Request = slices.Sorted(slices.Values(append(slices.Clone(want.Targets), want.Serials...)))
 	j := st.Revoke
 	switch {
 	case j != nil && !slices.Equal(j.Request, want.Request):
-		return &input.Error{Err: fmt.Errorf("an earlier revoke of %s is unfinished (step %s): run that revoke again to finish it first", strings.Join(j.Request, " "), j.Step)}
+		return &input.Error{Err: errors.New(j.Note() + " first")}
 	case j != nil:
 		r.log.printf("resuming the revoke of %s at step %s", strings.Join(append(slices.Clone(j.Targets), j.Serials...), ", "), j.Step)
+	case len(o.Gone) > 0:
+		return input.Errorf("certs revoke: unknown certificate %q (see etcdpki certs list)", o.Gone[0])
 	default:
+		want.Targets, want.Serials = nil, nil
 		var err error
 		if j, err = r.newRevoke(o, want, res); err != nil || j == nil {
 			return err
@@ -177,7 +187,10 @@ func (r *runner) revoke(ctx context.Context, o RevokeOptions, res *RevokeResult)
 			return &InterruptedError{Step: "revoke step " + s.name}
 		}
 		if err := s.do(context.WithoutCancel(ctx), j, o, res); err != nil {
-			return err
+			if errors.Is(err, errCrash) {
+				return err
+			}
+			return &unfinishedError{err: err, j: j}
 		}
 		if o.crashAt == s.name+" unjournaled" {
 			return errCrash
@@ -197,87 +210,63 @@ func (r *runner) revoke(ctx context.Context, o RevokeOptions, res *RevokeResult)
 	return nil
 }
 
-// newRevoke checks the request against the PKI directory and journals
-// it; nil when there is nothing to do.
-func (r *runner) newRevoke(o RevokeOptions, j *RevokeJournal, res *RevokeResult) (*RevokeJournal, error) {
-	s, inv := r.o.Spec, r.inv
-	crl, err := pki.LoadCRL(inv.Paths)
-	if err != nil {
-		return nil, err
+// revokeTargets are the journal's targets that the spec still has. One
+// that left it (its node was taken out of the spec) is no longer in use
+// here: nothing renews or proves it, and its old serial is still revoked
+// from the journal's entries.
+func (r *runner) revokeTargets(j *RevokeJournal) []pki.Target {
+	var out []pki.Target
+	for _, id := range j.Targets {
+		picked, missing := pki.Select(r.inv.Targets, []string{id})
+		if len(missing) > 0 || len(picked) != 1 {
+			r.log.printf("%s is no longer in the spec: it is not replaced, and its serial %s is revoked", id, pki.ShortSerial(j.Old[id]))
+			continue
+		}
+		out = append(out, picked[0])
 	}
-	if !s.Local {
-		// The CRL changes in every bundle: each must reach its host.
-		for _, n := range s.Nodes {
-			if n.Deploy == "" {
-				return nil, &input.Error{Err: fmt.Errorf("node %s: the CRL changes in its bundle but the spec has no deploy command to copy it to %s (set nodes[].deploy)", n.Name, n.Dir)}
-			}
-		}
-	}
-	j.Started, j.Old = r.o.Now().UTC(), map[string]string{}
-	if len(o.Targets) > 0 {
-		var keep []string
-		for _, t := range o.Targets {
-			serial, err := diskSerial(t)
-			if err != nil {
-				return nil, &input.Error{Err: fmt.Errorf("certs revoke %s: %w", t.ID, err)}
-			}
-			if prev := r.st.Replaced[t.ID]; prev == serial && !o.Force {
-				r.log.printf("%s: already revoked; serial %s in effect replaced it: nothing changed (--force revokes this one too)", t.ID, pki.ShortSerial(serial))
-				continue
-			}
-			keep = append(keep, t.ID)
-			j.Old[t.ID] = serial
-		}
-		if len(keep) == 0 {
-			res.Unchanged = true
-			return nil, nil
-		}
-		j.Targets, j.Step = keep, stepRenew
-	} else {
-		inUse := map[string]string{}
-		for _, t := range inv.Targets {
-			if serial, err := diskSerial(t); err == nil {
-				inUse[serial] = t.ID
-			}
-		}
-		authority, err := pki.LoadCA(r.inv.Paths)
-		if err != nil {
-			return nil, err
-		}
-		var fresh []string
-		for _, serial := range o.Serials {
-			if id, ok := inUse[serial]; ok {
-				return nil, &input.Error{Err: fmt.Errorf("--serial %s: it is %s, in use: revoke it by name (etcdpki certs revoke %s), which replaces it first", serial, id, id)}
-			}
-			if crl.Has(serial) {
-				e, _ := crl.Entry(serial)
-				r.log.printf("serial %s: already revoked on %s (%s): nothing changed", serial, e.When.UTC().Format(time.RFC3339), e.Reason)
-				continue
-			}
-			if _, err := issuedHere(s.PKIDir, serial, authority); err != nil && !o.Force {
-				return nil, &input.Error{Err: fmt.Errorf("--serial %s: %v (--force revokes it anyway)", serial, err)}
-			}
-			fresh = append(fresh, serial)
-		}
-		if len(fresh) == 0 {
-			res.Unchanged = true
-			return nil, nil
-		}
-		j.Serials, j.Step = fresh, stepPublish
-	}
-	r.st.Revoke = j
-	if err := r.st.save(s.PKIDir, r.o.Now()); err != nil {
-		return nil, err
-	}
-	r.log.printf("revoking %s (reason %s); journal %s", strings.Join(append(slices.Clone(j.Targets), j.Serials...), ", "), j.Reason, statePath(s.PKIDir))
-	return j, nil
+	return out
 }
 
-// revokeTargets are the journal's targets from the inventory.
-func (r *runner) revokeTargets(j *RevokeJournal) ([]pki.Target, error) {
-	picked, missing := pki.Select(r.inv.Targets, j.Targets)
-	if len(missing) > 0 {
-		return nil, &input.Error{Err: fmt.Errorf("revoke: certificate %s is no longer in the spec", missing[0])}
+// FinishCommand is the command that finishes the journaled revoke.
+func (j *RevokeJournal) FinishCommand() string {
+	cmd := "etcdpki certs revoke --reason " + j.Reason
+	if len(j.Targets) > 0 || len(j.Serials) == 0 {
+		return cmd + " " + strings.Join(j.Request, " ")
 	}
-	return picked, nil
+	for _, s := range j.Request {
+		cmd += " --serial " + s
+	}
+	return cmd
 }
+
+// Note says what the unfinished revoke is and how to finish it.
+func (j *RevokeJournal) Note() string {
+	return fmt.Sprintf("an earlier revoke of %s is unfinished (step %s): run `%s` to finish it", strings.Join(j.Request, " "), j.Step, j.FinishCommand())
+}
+
+// PendingRevoke is the journal's unfinished revoke, nil when there is
+// none (or the journal cannot be read: the command that runs next says
+// why).
+func PendingRevoke(pkiDir string) *RevokeJournal {
+	st, err := LoadState(pkiDir)
+	if err != nil {
+		return nil
+	}
+	return st.Revoke
+}
+
+// unfinishedError is a revoke step that failed after the journal was
+// written: not bad input (exit 1), and the same command finishes it.
+type unfinishedError struct {
+	err error
+	j   *RevokeJournal
+}
+
+func (e *unfinishedError) Error() string {
+	return fmt.Sprintf("%v; the revoke is journaled at step %s: fix that and run `%s` again to finish it", e.err, e.j.Step, e.j.FinishCommand())
+}
+
+func (e *unfinishedError) Unwrap() error { return e.err }
+
+// ExitCode is 1: a step failed, after the journal was written.
+func (e *unfinishedError) ExitCode() int { return 1 }

@@ -2,11 +2,15 @@ package rotate
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
 )
@@ -14,10 +18,7 @@ import (
 // revokeRenew renews the targets whose files still hold the old serial (a
 // run killed after the renewal finds the new ones and goes on).
 func (r *runner) revokeRenew(ctx context.Context, j *RevokeJournal, o RevokeOptions, _ *RevokeResult) error {
-	ts, err := r.revokeTargets(j)
-	if err != nil {
-		return err
-	}
+	ts := r.revokeTargets(j)
 	var due []pki.Target
 	for _, t := range ts {
 		serial, err := diskSerial(t)
@@ -45,9 +46,9 @@ func (r *runner) revokeRenew(ctx context.Context, j *RevokeJournal, o RevokeOpti
 // nodes as rotate proves renewed leaves, clients with a linearizable read
 // on every client port.
 func (r *runner) revokeProveNew(ctx context.Context, j *RevokeJournal, _ RevokeOptions, _ *RevokeResult) error {
-	ts, err := r.revokeTargets(j)
-	if err != nil {
-		return err
+	ts := r.revokeTargets(j)
+	if len(ts) == 0 {
+		return nil
 	}
 	h, err := r.etcd.health(ctx)
 	if err != nil {
@@ -123,12 +124,15 @@ func revokeCommands(paths pki.Paths, p *Plan) error {
 // directory and every node bundle.
 func (r *runner) revokePublish(ctx context.Context, j *RevokeJournal, _ RevokeOptions, res *RevokeResult) error {
 	res.published = time.Now()
-	var add []pki.Revoked
-	for _, id := range j.Targets {
-		add = append(add, pki.Revoked{Name: id, Serial: j.Old[id], Reason: j.Reason, When: j.Started})
-	}
-	for _, s := range j.Serials {
-		add = append(add, pki.Revoked{Serial: s, Reason: j.Reason, When: j.Started})
+	add := j.Entries
+	if len(add) == 0 {
+		// A journal from before the entries were journaled.
+		for _, id := range j.Targets {
+			add = append(add, pki.Revoked{Name: id, Serial: j.Old[id], Reason: j.Reason, When: j.Started})
+		}
+		for _, s := range j.Serials {
+			add = append(add, pki.Revoked{Serial: s, Reason: j.Reason, When: j.Started})
+		}
 	}
 	out, err := issue.RevokeSerials(ctx, r.inv, add, issue.Options{Now: r.o.Now, LockHeld: true})
 	if err != nil {
@@ -136,7 +140,7 @@ func (r *runner) revokePublish(ctx context.Context, j *RevokeJournal, _ RevokeOp
 	}
 	res.Revoked = out.Added
 	r.log.printf("[crl] published CRL number %v with %d revoked serials (new: %s) in %s and every node bundle; next update %s",
-		out.CRL.Number, len(out.CRL.Revoked), strings.Join(serialsOf(add), ", "), r.inv.Paths.CRL(), out.CRL.NextUpdate.UTC().Format(time.RFC3339))
+		out.CRL.Number, len(out.CRL.Revoked), strings.Join(serialsOf(out.Added), ", "), r.inv.Paths.CRL(), out.CRL.NextUpdate.UTC().Format(time.RFC3339))
 	return nil
 }
 
@@ -166,7 +170,6 @@ func (r *runner) revokeDeploy(ctx context.Context, _ *RevokeJournal, _ RevokeOpt
 // hand) on every member's client and peer port, with a control
 // certificate that must be accepted, and records the replacements.
 func (r *runner) revokeRefused(ctx context.Context, j *RevokeJournal, o RevokeOptions, res *RevokeResult) error {
-	s := r.o.Spec
 	authority, roots, err := probeAuthority(r.inv)
 	if err != nil {
 		return err
@@ -179,47 +182,22 @@ func (r *runner) revokeRefused(ctx context.Context, j *RevokeJournal, o RevokeOp
 	if err != nil {
 		return err
 	}
-	type item struct{ name, serial string }
-	var items []item
-	for _, id := range j.Targets {
-		items = append(items, item{id, j.Old[id]})
+	items, err := r.proofItems(j, authority)
+	if err != nil {
+		return err
 	}
-	for _, serial := range j.Serials {
-		items = append(items, item{"serial " + pki.ShortSerial(serial), serial})
-	}
-	pool := rootsPool(roots)
+	provePresented(ctx, items, ports, rootsPool(roots), control, o.RefuseTimeout)
 	for _, it := range items {
-		pair, how, err := revokedPair(s.PKIDir, it.serial, authority)
-		if err != nil {
-			return err
-		}
-		vs, took, err := waitRefused(ctx, ports, pool, pair, control, o.RefuseTimeout)
-		res.Verdicts = append(res.Verdicts, vs...)
-		res.Refused = max(res.Refused, took)
-		if err != nil {
+		res.Verdicts = append(res.Verdicts, it.vs...)
+		res.Refused = max(res.Refused, it.took)
+		if it.err != nil {
 			what := it.name
 			if !strings.HasPrefix(what, "serial ") {
 				what += " (serial " + pki.ShortSerial(it.serial) + ")"
 			}
-			return fmt.Errorf("%s is revoked in the CRL but not refused everywhere: %w", what, err)
+			return fmt.Errorf("%s is revoked in the CRL but not refused everywhere: %w", what, it.err)
 		}
-		byMember := map[string][]string{}
-		var order []string
-		for _, v := range vs {
-			if _, ok := byMember[v.Member]; !ok {
-				order = append(order, v.Member)
-			}
-			byMember[v.Member] = append(byMember[v.Member], fmt.Sprintf("%s refused it (%s)", v.Port, v.Revoked.How))
-		}
-		for _, m := range order {
-			r.log.printf("%s: %s: %s; a fresh certificate of the same CA accepted", m, it.name, strings.Join(byMember[m], ", "))
-		}
-		label := it.name
-		if !strings.HasPrefix(label, "serial ") {
-			label += ": serial " + pki.ShortSerial(it.serial)
-		}
-		r.log.printf("%s refused on every client and peer port (%s, presenting %s), %d ms after the checks began; no member restarted",
-			label, plural(len(ports), "port"), how, took.Milliseconds())
+		r.logRefused(it, len(ports))
 	}
 	if !res.published.IsZero() {
 		res.Effect = time.Since(res.published)
@@ -227,11 +205,7 @@ func (r *runner) revokeRefused(ctx context.Context, j *RevokeJournal, o RevokeOp
 	if r.st.Replaced == nil {
 		r.st.Replaced = map[string]string{}
 	}
-	ts, err := r.revokeTargets(j)
-	if err != nil {
-		return err
-	}
-	for _, t := range ts {
+	for _, t := range r.revokeTargets(j) {
 		serial, err := diskSerial(t)
 		if err != nil {
 			return err
@@ -239,6 +213,81 @@ func (r *runner) revokeRefused(ctx context.Context, j *RevokeJournal, o RevokeOp
 		r.st.Replaced[t.ID] = serial
 	}
 	return nil
+}
+
+// proofItem is one revoked certificate to present, and what its proof
+// showed.
+type proofItem struct {
+	name, serial string
+	pair         tls.Certificate
+	how          string
+	vs           []PortVerdict
+	took         time.Duration
+	err          error
+}
+
+// proofItems are the journal's revoked certificates, each with the pair
+// that is presented for it (found in one walk of the PKI directory).
+func (r *runner) proofItems(j *RevokeJournal, authority *ca.CA) ([]*proofItem, error) {
+	var items []*proofItem
+	for _, id := range j.Targets {
+		items = append(items, &proofItem{name: id, serial: j.Old[id]})
+	}
+	for _, serial := range j.Serials {
+		items = append(items, &proofItem{name: "serial " + pki.ShortSerial(serial), serial: serial})
+	}
+	idx, err := indexSerials(r.o.Spec.PKIDir)
+	if err != nil {
+		return nil, err
+	}
+	for _, it := range items {
+		if it.pair, it.how, err = idx.revokedPair(r.o.Spec.PKIDir, it.serial, authority); err != nil {
+			return nil, err
+		}
+	}
+	return items, nil
+}
+
+// proofParallel bounds how many revoked certificates are presented at
+// once, each on every port with a control: a revoke of many serials is
+// one proof, not one after the other, without opening hundreds of
+// handshakes on the members at a time.
+const proofParallel = 4
+
+// provePresented runs every item's proof (waitRefused), proofParallel at
+// a time.
+func provePresented(ctx context.Context, items []*proofItem, ports []memberPort, pool *x509.CertPool, control tls.Certificate, timeout time.Duration) {
+	sem := make(chan struct{}, proofParallel)
+	var wg sync.WaitGroup
+	for _, it := range items {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			it.vs, it.took, it.err = waitRefused(ctx, ports, pool, it.pair, control, timeout)
+		})
+	}
+	wg.Wait()
+}
+
+// logRefused says, member by member, that it refused it.
+func (r *runner) logRefused(it *proofItem, ports int) {
+	byMember := map[string][]string{}
+	var order []string
+	for _, v := range it.vs {
+		if _, ok := byMember[v.Member]; !ok {
+			order = append(order, v.Member)
+		}
+		byMember[v.Member] = append(byMember[v.Member], fmt.Sprintf("%s refused it (%s)", v.Port, v.Revoked.How))
+	}
+	for _, m := range order {
+		r.log.printf("%s: %s: %s; a fresh certificate of the same CA accepted", m, it.name, strings.Join(byMember[m], ", "))
+	}
+	label := it.name
+	if !strings.HasPrefix(label, "serial ") {
+		label += ": serial " + pki.ShortSerial(it.serial)
+	}
+	r.log.printf("%s refused on every client and peer port (%s, presenting %s), %d ms after the checks began; no member restarted",
+		label, plural(ports, "port"), it.how, it.took.Milliseconds())
 }
 
 func plural(n int, what string) string {

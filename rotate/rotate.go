@@ -12,6 +12,7 @@ import (
 
 	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/internal/probe"
+	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -85,6 +86,10 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	}
 	defer release()
 	st := r.st
+	if st.Revoke != nil {
+		// Its serials may not be refused everywhere yet.
+		r.log.printf("%s", st.Revoke.Note())
+	}
 	// Probes accept an expired server certificate from the etcd CA, each
 	// reported as a warning: a cluster running on expired certificates
 	// is still to be checked and rotated (see expired.go).
@@ -125,6 +130,11 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 
 func (r *runner) rotate(ctx context.Context, res *Result) error {
 	now := r.o.Now()
+	// A renewal backs up the pairs it replaces: a PKI/backup it cannot
+	// use is refused before the CRL upkeep writes anything.
+	if err := issue.CheckBackupRoot(r.inv.Paths.Backups()); err != nil {
+		return err
+	}
 	if err := r.keepCRL(ctx); err != nil {
 		return err
 	}

@@ -93,15 +93,7 @@ func certsList(c *cli.Context) error {
 			}
 		}
 	}
-	// A membership change left unfinished (a stray learner) shows on
-	// the rows of its node, with the command that continues it.
-	if name, note := rotate.PendingMember(s.PKIDir); name != "" {
-		for i := range infos {
-			if infos[i].Target != nil && infos[i].Target.Owner == name {
-				infos[i].Reason = strings.TrimPrefix(infos[i].Reason+"; "+note, "; ")
-			}
-		}
-	}
+	pendingNotes(s.PKIDir, infos)
 	switch c.String("output") {
 	case "json":
 		enc := json.NewEncoder(c.App.Writer)
@@ -146,6 +138,23 @@ func certsList(c *cli.Context) error {
 		}
 	}
 	return crlErr
+}
+
+// pendingNotes adds to the rows what an unfinished command left, with the
+// command that finishes it: a membership change (a stray learner) on the
+// rows of its node, a revoke on the CRL's row (until it is finished its
+// serials may not be refused everywhere).
+func pendingNotes(pkiDir string, infos []pki.CertInfo) {
+	name, note := rotate.PendingMember(pkiDir)
+	j := rotate.PendingRevoke(pkiDir)
+	for i := range infos {
+		if name != "" && infos[i].Target != nil && infos[i].Target.Owner == name {
+			infos[i].Reason = strings.TrimPrefix(infos[i].Reason+"; "+note, "; ")
+		}
+		if j != nil && infos[i].Name == pki.CRLRow {
+			infos[i].Reason = strings.TrimPrefix(infos[i].Reason+"; "+j.Note(), "; ")
+		}
+	}
 }
 
 // listProbeTimeout bounds certs list's probe of each member when a

@@ -2,6 +2,8 @@ package main
 
 import (
 	"crypto/sha256"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"io/fs"
 	"os"
@@ -26,6 +28,7 @@ func TestMain(m *testing.M) {
 //	exits CODE PROG ARGS...  run PROG and require that exit code
 //	tree DIR                 print every path, mode, link and content hash
 //	oneline                  the last command's stderr is exactly one line
+//	certserial VAR FILE      set VAR to the serial (lower-case hex) of FILE's first certificate
 func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir: "testdata/script",
@@ -42,6 +45,18 @@ func TestScripts(t *testing.T) {
 				if got != args[0] {
 					ts.Fatalf("%s exited %s, want %s", args[1], got, args[0])
 				}
+			},
+			"certserial": func(ts *testscript.TestScript, neg bool, args []string) {
+				if len(args) != 2 || neg {
+					ts.Fatalf("usage: certserial VAR FILE")
+				}
+				block, _ := pem.Decode([]byte(ts.ReadFile(args[1])))
+				if block == nil {
+					ts.Fatalf("%s: no PEM certificate", args[1])
+				}
+				c, err := x509.ParseCertificate(block.Bytes)
+				ts.Check(err)
+				ts.Setenv(args[0], fmt.Sprintf("%x", c.SerialNumber))
 			},
 			"oneline": func(ts *testscript.TestScript, neg bool, args []string) {
 				stderr := ts.ReadFile("stderr")

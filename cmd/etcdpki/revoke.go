@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/urfave/cli/v2"
 
@@ -22,9 +23,14 @@ func certsRevokeCommand() *cli.Command {
 			"member refusing it on its client and peer port. No member restarts: etcd reads its CRL on every\n" +
 			"accepted connection. Members must run from etcd.env (etcd ignores CRLs in --config-file).\n\n" +
 			"--serial revokes a serial no longer in use that this CA issued (found in PKI/backup, PKI/issued\n" +
-			"or a bundle); --force revokes one that cannot be tied to the CA.\n\n" +
+			"or a bundle); --force revokes one that cannot be tied to the CA. A CA's own serial is refused,\n" +
+			"--force or not. Repeat --serial to revoke several in one run: one CRL, one deploy, one proof.\n\n" +
+			"An entry leaves the CRL a CRL validity after its certificate expired (revoked.json keeps it).\n" +
+			"Everything is checked before the journal is written; a run that stops later is finished by\n" +
+			"the command it names (certs list and rotate name it too), even once its node left the spec.\n\n" +
 			"Reasons: " + pki.ReasonNames() + ".\n" +
-			"Exit codes: 0 revoked and proven (or nothing to do), 1 a step failed (run it again to resume), 2 bad input.",
+			"Exit codes: 0 revoked and proven (or nothing to do), 1 a step failed after the journal (the message\n" +
+			"names the command that finishes it), 2 bad input (nothing written).",
 		Flags: append(specFlags(),
 			&cli.StringFlag{Name: "reason", Value: "unspecified", Usage: "RFC 5280 reason: " + pki.ReasonNames()},
 			&cli.StringSliceFlag{Name: "serial", Usage: "a serial (hex) to revoke that is no longer in use; repeatable"},
@@ -63,15 +69,22 @@ func certsRevoke(c *cli.Context) error {
 		return err
 	}
 	var picked []pki.Target
+	var gone []string
 	if c.Args().Len() > 0 {
 		var missing []string
 		picked, missing = pki.Select(pki.New(s).Targets, c.Args().Slice())
-		if len(missing) > 0 {
-			return input.Errorf("certs revoke: unknown certificate %q (see etcdpki certs list)", missing[0])
+		// A name the spec no longer has may only finish the journaled
+		// revoke that names it (its node left the spec since).
+		j := rotate.PendingRevoke(s.PKIDir)
+		for _, m := range missing {
+			if j == nil || !slices.Contains(j.Targets, m) {
+				return input.Errorf("certs revoke: unknown certificate %q (see etcdpki certs list)", m)
+			}
+			gone = append(gone, m)
 		}
 	}
 	res, err := rotate.Revoke(c.Context, rotate.RevokeOptions{
-		Spec: s, Targets: picked, Serials: serials, Reason: c.String("reason"), Force: c.Bool("force"),
+		Spec: s, Targets: picked, Gone: gone, Serials: serials, Reason: c.String("reason"), Force: c.Bool("force"),
 		Out: c.App.Writer, CommandTimeout: c.Duration("command-timeout"),
 	})
 	if err != nil {

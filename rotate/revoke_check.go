@@ -1,0 +1,207 @@
+package rotate
+
+import (
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/etcdpki/etcdpki/internal/certx"
+	"github.com/etcdpki/etcdpki/internal/input"
+	"github.com/etcdpki/etcdpki/issue"
+	"github.com/etcdpki/etcdpki/pki"
+)
+
+// newRevoke checks the request against the PKI directory and journals
+// it; nil when there is nothing to do. Every check that can refuse the
+// request runs before the journal is written: a refusal (exit 2) leaves
+// nothing behind, and what fails after the journal is a step to finish
+// (exit 1, see unfinishedError).
+func (r *runner) newRevoke(o RevokeOptions, j *RevokeJournal, res *RevokeResult) (*RevokeJournal, error) {
+	s := r.o.Spec
+	crl, err := pki.LoadCRL(r.inv.Paths)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.revokePreflight(o); err != nil {
+		return nil, err
+	}
+	j.Started, j.Old = r.o.Now().UTC(), map[string]string{}
+	if len(o.Targets) > 0 {
+		err = r.checkTargets(o, j)
+	} else {
+		err = r.checkSerials(o, j, crl)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(j.Entries) == 0 {
+		res.Unchanged = true
+		return nil, nil
+	}
+	r.st.Revoke = j
+	if err := r.st.save(s.PKIDir, r.o.Now()); err != nil {
+		return nil, err
+	}
+	r.log.printf("revoking %s (reason %s); journal %s", strings.Join(append(slices.Clone(j.Targets), j.Serials...), ", "), j.Reason, statePath(s.PKIDir))
+	return j, nil
+}
+
+// revokePreflight checks what the steps after the journal need: every
+// node's deploy command (the CRL changes in every bundle), the templates
+// of the deploys, and for targets a renewal that may happen (no CA
+// rotation in progress, a backup directory that can take the old pairs).
+func (r *runner) revokePreflight(o RevokeOptions) error {
+	s, p := r.o.Spec, r.inv.Paths
+	if !s.Local {
+		for _, n := range s.Nodes {
+			if n.Deploy == "" {
+				return &input.Error{Err: fmt.Errorf("node %s: the CRL changes in its bundle but the spec has no deploy command to copy it to %s (set nodes[].deploy)", n.Name, n.Dir)}
+			}
+		}
+	}
+	all := &Plan{}
+	for _, n := range s.Nodes {
+		all.Nodes = append(all.Nodes, &NodePlan{Node: n})
+	}
+	if err := revokeCommands(p, all); err != nil {
+		return &input.Error{Err: err}
+	}
+	if len(o.Targets) == 0 {
+		return nil
+	}
+	if next, err := pki.LoadNextCA(p); err != nil {
+		return err
+	} else if next != nil {
+		return input.Errorf("certs revoke: a CA rotation is in progress (%s holds the next CA), and a revoked certificate in use is replaced first: finish it with etcdpki ca rotate, or revoke a serial no longer in use (--serial)", p.NextCADir())
+	}
+	if err := issue.CheckBackupRoot(p.Backups()); err != nil {
+		return err
+	}
+	if _, err := revokePlan(r.inv, o.Targets); err != nil {
+		return &input.Error{Err: err}
+	}
+	return nil
+}
+
+// checkTargets fills j with the targets to revoke: each one's serial on
+// disk, unless it already replaced a revoked one (without --force).
+func (r *runner) checkTargets(o RevokeOptions, j *RevokeJournal) error {
+	for _, t := range o.Targets {
+		c, err := readCert(t.CertPath())
+		if err != nil {
+			return &input.Error{Err: fmt.Errorf("certs revoke %s: certificate %s: %w", t.ID, t.ID, err)}
+		}
+		serial := certx.Serial(c)
+		if prev := r.st.Replaced[t.ID]; prev == serial && !o.Force {
+			r.log.printf("%s: already revoked; serial %s in effect replaced it: nothing changed (--force revokes this one too)", t.ID, pki.ShortSerial(serial))
+			continue
+		}
+		j.Targets = append(j.Targets, t.ID)
+		j.Old[t.ID] = serial
+		j.Entries = append(j.Entries, pki.Revoked{Name: t.ID, Serial: serial, Reason: j.Reason, When: j.Started, NotAfter: c.NotAfter.UTC()})
+	}
+	j.Step = stepRenew
+	return nil
+}
+
+// checkSerials fills j with the serials to revoke. The PKI directory is
+// walked once for all of them (serialIndex). A CA's own serial is
+// refused even with --force: a CRL naming it makes every member refuse
+// every client that sends its chain, and nothing un-revokes.
+func (r *runner) checkSerials(o RevokeOptions, j *RevokeJournal, crl *pki.CRL) error {
+	s, inv := r.o.Spec, r.inv
+	authority, err := pki.LoadCA(inv.Paths)
+	if err != nil {
+		return err
+	}
+	cas, err := caSerials(inv)
+	if err != nil {
+		return err
+	}
+	inUse := map[string]string{}
+	for _, t := range inv.Targets {
+		if serial, err := diskSerial(t); err == nil {
+			inUse[serial] = t.ID
+		}
+	}
+	idx, err := indexSerials(s.PKIDir)
+	if err != nil {
+		return err
+	}
+	for _, serial := range o.Serials {
+		if where, ok := cas[serial]; ok {
+			return input.Errorf("--serial %s: it is the serial of a CA (%s): revoking it would make every member refuse every client that sends its chain, with no way back; a CA is retired by etcdpki ca rotate", serial, where)
+		}
+		if id, ok := inUse[serial]; ok {
+			return input.Errorf("--serial %s: it is %s, in use: revoke it by name (etcdpki certs revoke %s), which replaces it first", serial, id, id)
+		}
+		if e, ok := crl.Ever(serial); ok {
+			r.log.printf("serial %s: already revoked on %s (%s): nothing changed", serial, e.When.UTC().Format(time.RFC3339), e.Reason)
+			continue
+		}
+		if slices.Contains(j.Serials, serial) {
+			continue
+		}
+		e := pki.Revoked{Serial: serial, Reason: j.Reason, When: j.Started}
+		f, err := idx.issuedHere(s.PKIDir, serial, authority)
+		switch {
+		case err != nil && !o.Force:
+			return input.Errorf("--serial %s: %v (--force revokes it anyway)", serial, err)
+		case err == nil:
+			e.NotAfter = f.cert.NotAfter.UTC()
+		}
+		j.Serials = append(j.Serials, serial)
+		j.Entries = append(j.Entries, e)
+	}
+	if len(j.Entries) > 0 && crl != nil {
+		// Entries older than the notAfter field learn it from a kept
+		// certificate of this CA, so that they too leave the CRL once
+		// expired (pki.CRLKeeps); the CRL is signed anyway.
+		for _, e := range append(slices.Clone(crl.Revoked), crl.History...) {
+			if f := idx[e.Serial]; e.NotAfter.IsZero() && f != nil && f.cert.CheckSignatureFrom(authority.Cert) == nil {
+				e.NotAfter = f.cert.NotAfter.UTC()
+				j.Entries = append(j.Entries, e)
+			}
+		}
+	}
+	j.Step = stepPublish
+	return nil
+}
+
+// caSerials are the serials of every CA this PKI holds or trusts: the
+// CA's ca.crt (old and new during a CA rotation), the next CA, and the CA
+// bundle of every node, each with the file it is in.
+func caSerials(inv *pki.Inventory) (map[string]string, error) {
+	p := inv.Paths
+	out := map[string]string{}
+	authority, err := pki.LoadCA(p)
+	if err != nil {
+		return nil, err
+	}
+	out[certx.Serial(authority.Cert)] = p.CACert()
+	next, err := pki.LoadNextCA(p)
+	if err != nil {
+		return nil, err
+	}
+	if next != nil {
+		out[certx.Serial(next.Cert)] = p.NextCACert()
+	}
+	paths := []string{p.CACert()}
+	for _, n := range inv.Spec.Nodes {
+		paths = append(paths, filepath.Join(p.NodeCertDir(n.Name), pki.CAFile))
+	}
+	for _, path := range paths {
+		certs, err := pki.ReadCAs(path)
+		if err != nil {
+			continue // a bundle not issued yet, or one verify reports
+		}
+		for _, c := range certs {
+			if _, ok := out[certx.Serial(c)]; !ok {
+				out[certx.Serial(c)] = path
+			}
+		}
+	}
+	return out, nil
+}
