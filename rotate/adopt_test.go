@@ -107,6 +107,7 @@ func TestRotateAfterAdoptRenewsAKubeadmCluster(t *testing.T) {
 	if st.fails != 0 {
 		t.Errorf("%d requests failed under load: %v", st.fails, st.failures)
 	}
+	checkAcked(t, c.Cluster, c.APIServerTLS(), st)
 	if len(res.Members) != 0 || !maps.Equal(pids0, pids(c.Cluster)) {
 		t.Errorf("restarted %v; pids before %v, after %v", res.Members, pids0, pids(c.Cluster))
 	}

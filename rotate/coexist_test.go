@@ -246,6 +246,7 @@ func TestBundlesShareAHostDirectory(t *testing.T) {
 		if st.fails != 0 {
 			t.Errorf("%d of %d requests failed: %v", st.fails, st.ops, st.failures)
 		}
+		checkAcked(t, c, c.APIServerTLS(), st)
 		if now := pids(c); !equalPIDs(now, before) {
 			t.Errorf("members restarted: pids %v, were %v", now, before)
 		}
@@ -345,6 +346,7 @@ func TestOldLayoutHostUpdatedInPlace(t *testing.T) {
 	if st.fails != 0 {
 		t.Errorf("%d of %d requests failed: %v", st.fails, st.ops, st.failures)
 	}
+	checkAcked(t, c, c.APIServerTLS(), st)
 	if now := pids(c); !equalPIDs(now, before) {
 		t.Errorf("members restarted: pids %v, were %v", now, before)
 	}

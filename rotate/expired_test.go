@@ -105,6 +105,7 @@ func TestRotateRunningOnExpiredCertificates(t *testing.T) {
 	if err != nil {
 		t.Fatalf("rotate on a cluster running on expired certificates: %v", err)
 	}
+	checkAcked(t, c, c.APIServerTLS(), st)
 	for _, f := range st.failures {
 		t.Errorf("failed request: %s", f)
 	}

@@ -136,6 +136,7 @@ func testRevokeUnderLoad(t *testing.T, c *etcdtest.Cluster) {
 	for _, f := range st.failures {
 		t.Errorf("failed request: %s", f)
 	}
+	checkAcked(t, c, c.APIServerTLS(), st)
 	if !maps.Equal(pids(c), pidsBefore) {
 		t.Errorf("pids changed from %v to %v: a member was restarted", pidsBefore, pids(c))
 	}
