@@ -18,6 +18,7 @@ import (
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/internal/pkilock"
 	"github.com/etcdpki/etcdpki/internal/testharness/crashpoint"
+	"github.com/etcdpki/etcdpki/internal/testharness/ramdir"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -48,7 +49,7 @@ func TestInitCrashAtEveryStepConverges(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			steps := 0
 			for n := 1; ; n++ {
-				pkiDir := filepath.Join(t.TempDir(), "pki")
+				pkiDir := filepath.Join(ramdir.TempDir(t), "pki")
 				if tc.seed {
 					copyTree(t, base.PKIDir, pkiDir)
 				}
@@ -92,7 +93,7 @@ func TestInitAddNodeCrashAtEveryStepConverges(t *testing.T) {
 	base, _ := initTree(t, threeNodes)
 	grownYAML := strings.Replace(threeNodes, "clients:", "  - name: etcd-node-4\n    ips: [10.0.0.14]\nclients:", 1)
 	for n := 1; ; n++ {
-		pkiDir := filepath.Join(t.TempDir(), "pki")
+		pkiDir := filepath.Join(ramdir.TempDir(t), "pki")
 		copyTree(t, base.PKIDir, pkiDir)
 		s := spec(t, grownYAML, pkiDir)
 		stopped := crashpoint.RunUntilStep(t, n, func() error { _, err := Init(ctx, pki.New(s), Options{}); return err })
@@ -124,7 +125,7 @@ func TestInitFailureAtEveryStepRollsBack(t *testing.T) {
 	}{{"first init", threeNodes, false}, {"adding a node", grownYAML, true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			for n := 1; ; n++ {
-				pkiDir := filepath.Join(t.TempDir(), "pki")
+				pkiDir := filepath.Join(ramdir.TempDir(t), "pki")
 				if tc.seed {
 					copyTree(t, base.PKIDir, pkiDir)
 				}
@@ -161,7 +162,7 @@ func TestRenewFailureAtEveryStepRollsBack(t *testing.T) {
 	ctx := context.Background()
 	base, _ := initTree(t, threeNodes)
 	for n := 1; ; n++ {
-		pkiDir := filepath.Join(t.TempDir(), "pki")
+		pkiDir := filepath.Join(ramdir.TempDir(t), "pki")
 		copyTree(t, base.PKIDir, pkiDir)
 		before := contents(t, pkiDir)
 		s := spec(t, threeNodes, pkiDir)
@@ -390,7 +391,7 @@ func TestIssueCrashAtEveryStepConverges(t *testing.T) {
 	req := OneRequest{Kind: "server", Name: "gw", Hosts: []string{"10.0.0.21"}}
 	steps := 0
 	for n := 1; ; n++ {
-		pkiDir := filepath.Join(t.TempDir(), "pki")
+		pkiDir := filepath.Join(ramdir.TempDir(t), "pki")
 		copyTree(t, base.PKIDir, pkiDir)
 		s := spec(t, threeNodes, pkiDir)
 		stopped := crashpoint.RunUntilStep(t, n, func() error { _, err := One(ctx, pki.New(s), req, Options{}); return err })

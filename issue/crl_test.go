@@ -16,6 +16,7 @@ import (
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/internal/testharness/crashpoint"
+	"github.com/etcdpki/etcdpki/internal/testharness/ramdir"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -63,14 +64,14 @@ func TestCRLWriteInterruptedNeverNamesABadCRL(t *testing.T) {
 	add := []pki.Revoked{{Name: "test", Serial: "1234abcd", Reason: "keyCompromise", When: time.Now()}}
 	// Two nodes: the guard is per node, and every step is one more init.
 	const twoNodes = "name: test\nnodes:\n  - {name: etcd-node-1, ips: [10.0.0.11]}\n  - {name: etcd-node-2, ips: [10.0.0.12]}\n"
-	template := spec(t, twoNodes, filepath.Join(t.TempDir(), "pki"))
+	template := spec(t, twoNodes, filepath.Join(ramdir.TempDir(t), "pki"))
 	if _, err := Init(ctx, pki.New(template), Options{}); err != nil {
 		t.Fatal(err)
 	}
 	for _, phase := range []string{"init", "revoke"} {
 		steps := 0
 		for n := 1; ; n++ {
-			s := spec(t, twoNodes, filepath.Join(t.TempDir(), "pki"))
+			s := spec(t, twoNodes, filepath.Join(ramdir.TempDir(t), "pki"))
 			if phase == "revoke" {
 				// A copy of one initialised tree (links and modes kept):
 				// no key is generated per crash point.

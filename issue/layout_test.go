@@ -11,6 +11,7 @@ import (
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/internal/testharness/crashpoint"
 	"github.com/etcdpki/etcdpki/internal/testharness/oldlayout"
+	"github.com/etcdpki/etcdpki/internal/testharness/ramdir"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -26,7 +27,7 @@ func TestMigrateLayoutCrashAtEveryStepConverges(t *testing.T) {
 	want := pairsInEffect(t, base)
 	steps := 0
 	for n := 1; ; n++ {
-		dir := filepath.Join(t.TempDir(), "pki")
+		dir := filepath.Join(ramdir.TempDir(t), "pki")
 		copyTree(t, base.PKIDir, dir)
 		s := spec(t, oneNode, dir)
 		stopped := crashpoint.RunUntilStep(t, n, func() error {

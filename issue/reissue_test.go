@@ -11,6 +11,7 @@ import (
 
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/testharness/crashpoint"
+	"github.com/etcdpki/etcdpki/internal/testharness/ramdir"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -72,7 +73,7 @@ func TestReissueCrashAtEveryStepConverges(t *testing.T) {
 	base, oldCA := expiredCATree(t)
 	steps := 0
 	for n := 1; ; n++ {
-		dir := filepath.Join(t.TempDir(), "pki")
+		dir := filepath.Join(ramdir.TempDir(t), "pki")
 		copyTree(t, base.PKIDir, dir)
 		s := spec(t, threeNodes, dir)
 		stopped := crashpoint.RunUntilStep(t, n, func() error { _, err := Reissue(ctx, pki.New(s), Options{}); return err })

@@ -53,6 +53,7 @@ func servedSerials(t *testing.T, s *cluster.Spec, cfg *tls.Config) map[string]st
 // on the wire, with no restart and no failed request under load. A CA
 // rotation then completes on the adopted PKI.
 func TestRotateAfterAdoptRenewsAKubeadmCluster(t *testing.T) {
+	t.Parallel() // its own cluster, no process-wide state: see TestMain
 	c := kubeadmcerts.Start(t, kubeadmcerts.Options{})
 	s := c.Spec
 	// The operator's template for restarting kube-apiserver, which reads

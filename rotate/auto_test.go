@@ -28,6 +28,7 @@ const shortValidity = "35s"
 // member restarts, no request fails, and the cluster outlives its old
 // certificates on the connections it already had.
 func TestRotateWithoutRestart(t *testing.T) {
+	t.Parallel() // its own cluster, no process-wide state: see TestMain
 	c := etcdtest.Start(t, etcdtest.Options{Edit: func(f *etcdtest.SpecFile) { f.Certs.Validity = shortValidity }})
 	// The renewed leaves get a normal life: this run's spec, as an
 	// operator who lengthened the validity would have it.
@@ -198,6 +199,7 @@ func testCABundleChange(t *testing.T, c *etcdtest.Cluster, spec *cluster.Spec) {
 // serials, and restarts nothing. With the deploy fixed, the next run
 // resumes with that member and does not prove the first one again.
 func TestProofFailsWhenTheDeployMissesAMember(t *testing.T) {
+	t.Parallel() // its own cluster, no process-wide state: see TestMain
 	hosts := t.TempDir()
 	c := etcdtest.New(t, etcdtest.Options{Edit: func(f *etcdtest.SpecFile) {
 		f.Local = false

@@ -56,6 +56,7 @@ func caChild(specPath string) int {
 // cluster: stage by stage with --until under load, then a second rotation
 // killed once in each stage.
 func TestCARotate(t *testing.T) {
+	t.Parallel() // its own cluster, no process-wide state: see TestMain
 	restarts := filepath.Join(t.TempDir(), "apiserver-restarts")
 	// Members run from etcd.env, so the CRL (and a revocation made before
 	// the rotation) is enforced throughout, and verify checks it.

@@ -191,6 +191,7 @@ func readCert(t *testing.T, path string) *x509.Certificate {
 // restart, and one that deploys only kube-apiserver's bundle leaves the
 // member's files as they were.
 func TestBundlesShareAHostDirectory(t *testing.T) {
+	t.Parallel() // its own cluster, no process-wide state: see TestMain
 	c, hosts := colocated(t)
 	// The copy the issue reported: the node's bundle, then the
 	// apiserver's, with cp -a. Every member starts from it.
@@ -315,6 +316,7 @@ func equalPIDs(a, b map[string]int) bool {
 // migrates the PKI, renews everything and deploys the new layout over the
 // old one under load, and every member keeps serving without a restart.
 func TestOldLayoutHostUpdatedInPlace(t *testing.T) {
+	t.Parallel() // its own cluster, no process-wide state: see TestMain
 	c, hosts := colocated(t)
 	oldlayout.Write(t, c.Paths.PKI)
 	for i, h := range hosts {

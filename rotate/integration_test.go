@@ -42,6 +42,17 @@ const everythingDue = 87600 * time.Hour
 // and exit, so a test can kill -9 a real rotate process.
 const childEnv = "ROTATE_TEST_CHILD_SPEC"
 
+// TestMain runs the child processes the kill tests start (see
+// startChild), or the tests.
+//
+// Every test that runs on a cluster of its own and touches no
+// process-wide state calls t.Parallel: most of its time is waiting (for
+// etcd to start, restart and elect, for certificates to expire), so such
+// tests overlap well, and each cluster has free ports of its own. Tests
+// that set process-wide state stay sequential: atomicdir.SetHook (the
+// crash-at-every-step tests) and SOFTHSM2_CONF (the CA-key-in-a-token
+// tests). Go runs every sequential test of a package before its parallel
+// ones, so the two kinds never overlap. `make test` passes -parallel 4.
 func TestMain(m *testing.M) {
 	if spec := os.Getenv(childEnv); spec != "" {
 		os.Exit(child(spec))
@@ -69,6 +80,7 @@ func child(specPath string) int {
 // TestRotate runs every acceptance scenario on one real cluster, in
 // order: each leaves the cluster healthy for the next.
 func TestRotate(t *testing.T) {
+	t.Parallel() // its own cluster, no process-wide state: see TestMain
 	c := etcdtest.Start(t, etcdtest.Options{Edit: func(f *etcdtest.SpecFile) {
 		// Short-lived leaves, as a cluster that rotates often would have.
 		f.Certs.Validity = "2h"

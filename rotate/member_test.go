@@ -61,6 +61,7 @@ func waitExit(t *testing.T, m *etcdtest.Member) {
 // one and its replacement with the same name and IP, the leader) on a
 // cluster run from etcd.env, under the load client.
 func TestMember(t *testing.T) {
+	t.Parallel() // its own cluster, no process-wide state: see TestMain
 	c := revokeCluster(t)
 	ctx := context.Background()
 

@@ -107,6 +107,7 @@ func checkVerdicts(t *testing.T, c *etcdtest.Cluster, what string, pair tls.Cert
 }
 
 func TestRevoke(t *testing.T) {
+	t.Parallel() // its own cluster, no process-wide state: see TestMain
 	c := revokeCluster(t)
 	t.Run("ClientAndHealthcheckUnderLoad", func(t *testing.T) { testRevokeUnderLoad(t, c) })
 	t.Run("PeerCertRefusedOnAnotherMembersPeerPort", func(t *testing.T) { testRevokePeer(t, c) })
