@@ -1,6 +1,7 @@
 // Package ramdir gives tests that write a PKI tree hundreds of times (the
-// crash-at-every-step and failure-at-every-step tests) a temporary
-// directory on a RAM file system.
+// crash-at-every-step and failure-at-every-step tests, and the SoftHSM
+// tokens they make one per step) a temporary directory on a RAM file
+// system.
 //
 // Those tests stop a run at each of its file-system steps through
 // atomicdir's hook and check what the next run makes of the tree: they
