@@ -60,6 +60,7 @@ func checkNoConfigNamesABadCRL(t *testing.T, s *cluster.Spec, when string) {
 // every bundle, holding the serial.
 func TestCRLWriteInterruptedNeverNamesABadCRL(t *testing.T) {
 	skipShort(t)
+	t.Parallel() // steps counted under its own directories: see crashpoint.RunUntilStepIn
 	ctx := context.Background()
 	add := []pki.Revoked{{Name: "test", Serial: "1234abcd", Reason: "keyCompromise", When: time.Now()}}
 	// Two nodes: the guard is per node, and every step is one more init.
@@ -79,7 +80,7 @@ func TestCRLWriteInterruptedNeverNamesABadCRL(t *testing.T) {
 					t.Fatalf("copy the PKI: %v: %s", err, out)
 				}
 			}
-			stopped := crashpoint.RunUntilStep(t, n, func() error {
+			stopped := crashpoint.RunUntilStepIn(t, s.PKIDir, n, func() error {
 				if phase == "init" {
 					_, err := Init(ctx, pki.New(s), Options{})
 					return err

@@ -22,6 +22,7 @@ import (
 // bytes and nothing of the old one left.
 func TestMigrateLayoutCrashAtEveryStepConverges(t *testing.T) {
 	skipShort(t)
+	t.Parallel() // steps counted under its own directories: see crashpoint.RunUntilStepIn
 	base, _ := initTree(t, oneNode)
 	oldlayout.Write(t, base.PKIDir)
 	want := pairsInEffect(t, base)
@@ -30,7 +31,7 @@ func TestMigrateLayoutCrashAtEveryStepConverges(t *testing.T) {
 		dir := filepath.Join(ramdir.TempDir(t), "pki")
 		copyTree(t, base.PKIDir, dir)
 		s := spec(t, oneNode, dir)
-		stopped := crashpoint.RunUntilStep(t, n, func() error {
+		stopped := crashpoint.RunUntilStepIn(t, dir, n, func() error {
 			_, err := MigrateLayout(s)
 			return err
 		})

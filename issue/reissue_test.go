@@ -69,6 +69,7 @@ func TestReissueReplacesAnExpiredCA(t *testing.T) {
 // certificate chains to.
 func TestReissueCrashAtEveryStepConverges(t *testing.T) {
 	skipShort(t)
+	t.Parallel() // steps counted under its own directories: see crashpoint.RunUntilStepIn
 	ctx := context.Background()
 	base, oldCA := expiredCATree(t)
 	steps := 0
@@ -76,7 +77,7 @@ func TestReissueCrashAtEveryStepConverges(t *testing.T) {
 		dir := filepath.Join(ramdir.TempDir(t), "pki")
 		copyTree(t, base.PKIDir, dir)
 		s := spec(t, threeNodes, dir)
-		stopped := crashpoint.RunUntilStep(t, n, func() error { _, err := Reissue(ctx, pki.New(s), Options{}); return err })
+		stopped := crashpoint.RunUntilStepIn(t, dir, n, func() error { _, err := Reissue(ctx, pki.New(s), Options{}); return err })
 		if stopped == "" {
 			break
 		}
