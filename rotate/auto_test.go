@@ -29,7 +29,7 @@ const shortValidity = "35s"
 // certificates on the connections it already had.
 func TestRotateWithoutRestart(t *testing.T) {
 	t.Parallel() // its own cluster, no process-wide state: see TestMain
-	c := etcdtest.Start(t, etcdtest.Options{Edit: func(f *etcdtest.SpecFile) { f.Certs.Validity = shortValidity }})
+	c := startExpiring(t, 10*time.Second, func(f *etcdtest.SpecFile) { f.Certs.Validity = shortValidity })
 	// The renewed leaves get a normal life: this run's spec, as an
 	// operator who lengthened the validity would have it.
 	spec := *c.Spec
@@ -55,8 +55,8 @@ func testProvesUnderLoad(t *testing.T, c *etcdtest.Cluster, spec *cluster.Spec) 
 	}
 	termBefore := raftTerm(t, c)
 	pidsBefore := pids(c)
-	if left := time.Until(oldExpiry); left < 10*time.Second {
-		t.Fatalf("the original certificates expire in %s, before the rotation could be shown to outlive them (slow start?)", left)
+	if left := time.Until(oldExpiry); left < 5*time.Second {
+		t.Fatalf("the original certificates expire in %s, before the rotation could be shown to outlive them", left)
 	}
 	ld := startLoad(t, c)
 	var out bytes.Buffer
