@@ -57,7 +57,7 @@ deps:
 # The README's test command: vet, then every package with the race
 # detector, integration tests against real etcd included.
 test: deps $(TEST_ETCD) vet
-	$(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) test -race -count=1 -parallel 4 -timeout 20m ./...
 
 # Fast local loop: skips the tests that start etcd.
 test-short: vet

@@ -19,6 +19,7 @@ import (
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/certx"
 	"github.com/etcdpki/etcdpki/internal/testharness/crashpoint"
+	"github.com/etcdpki/etcdpki/internal/testharness/ramdir"
 	"github.com/etcdpki/etcdpki/internal/testharness/softhsm"
 	"github.com/etcdpki/etcdpki/pki"
 )
@@ -178,7 +179,7 @@ func TestInitTokenCrashAtEveryStepConverges(t *testing.T) {
 		// A token per attempt: each one's key is made by its own first
 		// run.
 		yaml := "ca:\n  key: " + softhsm.New(t, "etcd").URI("etcd-ca") + "\n" + threeNodes
-		s := spec(t, yaml, filepath.Join(t.TempDir(), "pki"))
+		s := spec(t, yaml, filepath.Join(ramdir.TempDir(t), "pki"))
 		stopped := crashpoint.RunUntilStep(t, n, func() error { _, err := Init(ctx, pki.New(s), Options{}); return err })
 		if stopped == "" {
 			break

@@ -18,6 +18,7 @@ import (
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/internal/pkilock"
 	"github.com/etcdpki/etcdpki/internal/testharness/crashpoint"
+	"github.com/etcdpki/etcdpki/internal/testharness/ramdir"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -28,6 +29,7 @@ import (
 // again converges.
 func TestInitCrashAtEveryStepConverges(t *testing.T) {
 	skipShort(t)
+	t.Parallel() // steps counted under its own directories: see crashpoint.RunUntilStepIn
 	ctx := context.Background()
 	base, _ := initTree(t, threeNodes)
 	for _, tc := range []struct {
@@ -46,15 +48,16 @@ func TestInitCrashAtEveryStepConverges(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			steps := 0
 			for n := 1; ; n++ {
-				pkiDir := filepath.Join(t.TempDir(), "pki")
+				pkiDir := filepath.Join(ramdir.TempDir(t), "pki")
 				if tc.seed {
 					copyTree(t, base.PKIDir, pkiDir)
 				}
 				s := spec(t, threeNodes, pkiDir)
 				inv := pki.New(s)
-				stopped := crashpoint.RunUntilStep(t, n, func() error { return tc.run(inv) })
+				stopped := crashpoint.RunUntilStepIn(t, pkiDir, n, func() error { return tc.run(inv) })
 				if stopped == "" {
 					break
 				}
@@ -88,14 +91,15 @@ func TestInitCrashAtEveryStepConverges(t *testing.T) {
 // "existing".
 func TestInitAddNodeCrashAtEveryStepConverges(t *testing.T) {
 	skipShort(t)
+	t.Parallel() // steps counted under its own directories: see crashpoint.RunUntilStepIn
 	ctx := context.Background()
 	base, _ := initTree(t, threeNodes)
 	grownYAML := strings.Replace(threeNodes, "clients:", "  - name: etcd-node-4\n    ips: [10.0.0.14]\nclients:", 1)
 	for n := 1; ; n++ {
-		pkiDir := filepath.Join(t.TempDir(), "pki")
+		pkiDir := filepath.Join(ramdir.TempDir(t), "pki")
 		copyTree(t, base.PKIDir, pkiDir)
 		s := spec(t, grownYAML, pkiDir)
-		stopped := crashpoint.RunUntilStep(t, n, func() error { _, err := Init(ctx, pki.New(s), Options{}); return err })
+		stopped := crashpoint.RunUntilStepIn(t, pkiDir, n, func() error { _, err := Init(ctx, pki.New(s), Options{}); return err })
 		if stopped == "" {
 			break
 		}
@@ -114,6 +118,7 @@ func TestInitAddNodeCrashAtEveryStepConverges(t *testing.T) {
 // return the error and leave the tree as it found it.
 func TestInitFailureAtEveryStepRollsBack(t *testing.T) {
 	skipShort(t)
+	t.Parallel() // steps counted under its own directories: see crashpoint.RunUntilStepIn
 	ctx := context.Background()
 	base, _ := initTree(t, threeNodes)
 	grownYAML := strings.Replace(threeNodes, "clients:", "  - name: etcd-node-4\n    ips: [10.0.0.14]\nclients:", 1)
@@ -123,14 +128,15 @@ func TestInitFailureAtEveryStepRollsBack(t *testing.T) {
 		seed bool
 	}{{"first init", threeNodes, false}, {"adding a node", grownYAML, true}} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			for n := 1; ; n++ {
-				pkiDir := filepath.Join(t.TempDir(), "pki")
+				pkiDir := filepath.Join(ramdir.TempDir(t), "pki")
 				if tc.seed {
 					copyTree(t, base.PKIDir, pkiDir)
 				}
 				before := contents(t, pkiDir)
 				s := spec(t, tc.yaml, pkiDir)
-				failed, err := crashpoint.FailAtStep(n, func() error { _, err := Init(ctx, pki.New(s), Options{}); return err })
+				failed, err := crashpoint.FailAtStepIn(t, pkiDir, n, func() error { _, err := Init(ctx, pki.New(s), Options{}); return err })
 				if failed == "" {
 					if err != nil {
 						t.Fatal(err)
@@ -158,14 +164,15 @@ func TestInitFailureAtEveryStepRollsBack(t *testing.T) {
 // not happen.
 func TestRenewFailureAtEveryStepRollsBack(t *testing.T) {
 	skipShort(t)
+	t.Parallel() // steps counted under its own directories: see crashpoint.RunUntilStepIn
 	ctx := context.Background()
 	base, _ := initTree(t, threeNodes)
 	for n := 1; ; n++ {
-		pkiDir := filepath.Join(t.TempDir(), "pki")
+		pkiDir := filepath.Join(ramdir.TempDir(t), "pki")
 		copyTree(t, base.PKIDir, pkiDir)
 		before := contents(t, pkiDir)
 		s := spec(t, threeNodes, pkiDir)
-		failed, err := crashpoint.FailAtStep(n, func() error { _, err := Renew(ctx, pki.New(s), pki.New(s).Targets, RenewOptions{}); return err })
+		failed, err := crashpoint.FailAtStepIn(t, pkiDir, n, func() error { _, err := Renew(ctx, pki.New(s), pki.New(s).Targets, RenewOptions{}); return err })
 		if failed == "" {
 			if err != nil {
 				t.Fatal(err)
@@ -385,15 +392,16 @@ func copyTree(t *testing.T, from, to string) {
 // temporary files.
 func TestIssueCrashAtEveryStepConverges(t *testing.T) {
 	skipShort(t)
+	t.Parallel() // steps counted under its own directories: see crashpoint.RunUntilStepIn
 	ctx := context.Background()
 	base, _ := initTree(t, threeNodes)
 	req := OneRequest{Kind: "server", Name: "gw", Hosts: []string{"10.0.0.21"}}
 	steps := 0
 	for n := 1; ; n++ {
-		pkiDir := filepath.Join(t.TempDir(), "pki")
+		pkiDir := filepath.Join(ramdir.TempDir(t), "pki")
 		copyTree(t, base.PKIDir, pkiDir)
 		s := spec(t, threeNodes, pkiDir)
-		stopped := crashpoint.RunUntilStep(t, n, func() error { _, err := One(ctx, pki.New(s), req, Options{}); return err })
+		stopped := crashpoint.RunUntilStepIn(t, pkiDir, n, func() error { _, err := One(ctx, pki.New(s), req, Options{}); return err })
 		if stopped == "" {
 			break
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/internal/testharness/crashpoint"
+	"github.com/etcdpki/etcdpki/internal/testharness/ramdir"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -59,18 +60,19 @@ func checkNoConfigNamesABadCRL(t *testing.T, s *cluster.Spec, when string) {
 // every bundle, holding the serial.
 func TestCRLWriteInterruptedNeverNamesABadCRL(t *testing.T) {
 	skipShort(t)
+	t.Parallel() // steps counted under its own directories: see crashpoint.RunUntilStepIn
 	ctx := context.Background()
 	add := []pki.Revoked{{Name: "test", Serial: "1234abcd", Reason: "keyCompromise", When: time.Now()}}
 	// Two nodes: the guard is per node, and every step is one more init.
 	const twoNodes = "name: test\nnodes:\n  - {name: etcd-node-1, ips: [10.0.0.11]}\n  - {name: etcd-node-2, ips: [10.0.0.12]}\n"
-	template := spec(t, twoNodes, filepath.Join(t.TempDir(), "pki"))
+	template := spec(t, twoNodes, filepath.Join(ramdir.TempDir(t), "pki"))
 	if _, err := Init(ctx, pki.New(template), Options{}); err != nil {
 		t.Fatal(err)
 	}
 	for _, phase := range []string{"init", "revoke"} {
 		steps := 0
 		for n := 1; ; n++ {
-			s := spec(t, twoNodes, filepath.Join(t.TempDir(), "pki"))
+			s := spec(t, twoNodes, filepath.Join(ramdir.TempDir(t), "pki"))
 			if phase == "revoke" {
 				// A copy of one initialised tree (links and modes kept):
 				// no key is generated per crash point.
@@ -78,7 +80,7 @@ func TestCRLWriteInterruptedNeverNamesABadCRL(t *testing.T) {
 					t.Fatalf("copy the PKI: %v: %s", err, out)
 				}
 			}
-			stopped := crashpoint.RunUntilStep(t, n, func() error {
+			stopped := crashpoint.RunUntilStepIn(t, s.PKIDir, n, func() error {
 				if phase == "init" {
 					_, err := Init(ctx, pki.New(s), Options{})
 					return err

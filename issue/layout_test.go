@@ -11,6 +11,7 @@ import (
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/internal/testharness/crashpoint"
 	"github.com/etcdpki/etcdpki/internal/testharness/oldlayout"
+	"github.com/etcdpki/etcdpki/internal/testharness/ramdir"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -21,15 +22,16 @@ import (
 // bytes and nothing of the old one left.
 func TestMigrateLayoutCrashAtEveryStepConverges(t *testing.T) {
 	skipShort(t)
+	t.Parallel() // steps counted under its own directories: see crashpoint.RunUntilStepIn
 	base, _ := initTree(t, oneNode)
 	oldlayout.Write(t, base.PKIDir)
 	want := pairsInEffect(t, base)
 	steps := 0
 	for n := 1; ; n++ {
-		dir := filepath.Join(t.TempDir(), "pki")
+		dir := filepath.Join(ramdir.TempDir(t), "pki")
 		copyTree(t, base.PKIDir, dir)
 		s := spec(t, oneNode, dir)
-		stopped := crashpoint.RunUntilStep(t, n, func() error {
+		stopped := crashpoint.RunUntilStepIn(t, dir, n, func() error {
 			_, err := MigrateLayout(pki.New(s))
 			return err
 		})

@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
-	"github.com/etcdpki/etcdpki/internal/regular"
 	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/internal/pathx"
+	"github.com/etcdpki/etcdpki/internal/regular"
 	"github.com/etcdpki/etcdpki/pki"
 )
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/testharness/crashpoint"
+	"github.com/etcdpki/etcdpki/internal/testharness/ramdir"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -68,14 +69,15 @@ func TestReissueReplacesAnExpiredCA(t *testing.T) {
 // certificate chains to.
 func TestReissueCrashAtEveryStepConverges(t *testing.T) {
 	skipShort(t)
+	t.Parallel() // steps counted under its own directories: see crashpoint.RunUntilStepIn
 	ctx := context.Background()
 	base, oldCA := expiredCATree(t)
 	steps := 0
 	for n := 1; ; n++ {
-		dir := filepath.Join(t.TempDir(), "pki")
+		dir := filepath.Join(ramdir.TempDir(t), "pki")
 		copyTree(t, base.PKIDir, dir)
 		s := spec(t, threeNodes, dir)
-		stopped := crashpoint.RunUntilStep(t, n, func() error { _, err := Reissue(ctx, pki.New(s), Options{}); return err })
+		stopped := crashpoint.RunUntilStepIn(t, dir, n, func() error { _, err := Reissue(ctx, pki.New(s), Options{}); return err })
 		if stopped == "" {
 			break
 		}

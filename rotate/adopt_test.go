@@ -53,6 +53,7 @@ func servedSerials(t *testing.T, s *cluster.Spec, cfg *tls.Config) map[string]st
 // on the wire, with no restart and no failed request under load. A CA
 // rotation then completes on the adopted PKI.
 func TestRotateAfterAdoptRenewsAKubeadmCluster(t *testing.T) {
+	t.Parallel() // its own cluster, no process-wide state: see TestMain
 	c := kubeadmcerts.Start(t, kubeadmcerts.Options{})
 	s := c.Spec
 	// The operator's template for restarting kube-apiserver, which reads
@@ -107,6 +108,7 @@ func TestRotateAfterAdoptRenewsAKubeadmCluster(t *testing.T) {
 	if st.fails != 0 {
 		t.Errorf("%d requests failed under load: %v", st.fails, st.failures)
 	}
+	checkAcked(t, c.Cluster, c.APIServerTLS(), st)
 	if len(res.Members) != 0 || !maps.Equal(pids0, pids(c.Cluster)) {
 		t.Errorf("restarted %v; pids before %v, after %v", res.Members, pids0, pids(c.Cluster))
 	}

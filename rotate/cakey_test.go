@@ -63,9 +63,7 @@ func TestRotateWithTheCAKeyInAToken(t *testing.T) {
 			for _, f := range st.failures {
 				t.Errorf("failed request: %s", f)
 			}
-			if st.ops == 0 {
-				t.Error("no request ran during the rotation")
-			}
+			checkAcked(t, c, c.APIServerTLS(), st)
 			if len(res.Proofs) != len(spec.Nodes) || len(res.Members) != 0 {
 				t.Errorf("%d members proven and %d restarted; want %d proven, none restarted", len(res.Proofs), len(res.Members), len(spec.Nodes))
 			}

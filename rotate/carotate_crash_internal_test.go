@@ -13,6 +13,7 @@ import (
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/internal/testharness/crashpoint"
+	"github.com/etcdpki/etcdpki/internal/testharness/ramdir"
 	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
 )
@@ -116,7 +117,7 @@ func checkRetired(t *testing.T, s *cluster.Spec, oldKey, nextCert []byte, stoppe
 
 func crashSpec(t *testing.T) *cluster.Spec {
 	t.Helper()
-	s, err := cluster.Parse([]byte("name: crash\nlocal: true\nnodes:\n  - {name: etcd-1, ips: [127.0.0.1], restart: \"true\"}\n"), "", cluster.Options{PKIDir: filepath.Join(t.TempDir(), "pki")})
+	s, err := cluster.Parse([]byte("name: crash\nlocal: true\nnodes:\n  - {name: etcd-1, ips: [127.0.0.1], restart: \"true\"}\n"), "", cluster.Options{PKIDir: filepath.Join(ramdir.TempDir(t), "pki")})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/certx"
 	"github.com/etcdpki/etcdpki/internal/testharness/crashpoint"
+	"github.com/etcdpki/etcdpki/internal/testharness/ramdir"
 	"github.com/etcdpki/etcdpki/internal/testharness/softhsm"
 	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
@@ -30,7 +31,7 @@ func TestRetireTokenCrashAtEveryStepConverges(t *testing.T) {
 	steps := 0
 	for n := 1; ; n++ {
 		tk := softhsm.New(t, "etcd")
-		s, err := cluster.Parse([]byte("name: crash\nlocal: true\nca:\n  key: "+tk.URI("etcd-ca")+"\nnodes:\n  - {name: etcd-1, ips: [127.0.0.1], restart: \"true\"}\n"), "", cluster.Options{PKIDir: filepath.Join(t.TempDir(), "pki")})
+		s, err := cluster.Parse([]byte("name: crash\nlocal: true\nca:\n  key: "+tk.URI("etcd-ca")+"\nnodes:\n  - {name: etcd-1, ips: [127.0.0.1], restart: \"true\"}\n"), "", cluster.Options{PKIDir: filepath.Join(ramdir.TempDir(t), "pki")})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -191,6 +191,7 @@ func readCert(t *testing.T, path string) *x509.Certificate {
 // restart, and one that deploys only kube-apiserver's bundle leaves the
 // member's files as they were.
 func TestBundlesShareAHostDirectory(t *testing.T) {
+	t.Parallel() // its own cluster, no process-wide state: see TestMain
 	c, hosts := colocated(t)
 	// The copy the issue reported: the node's bundle, then the
 	// apiserver's, with cp -a. Every member starts from it.
@@ -246,6 +247,7 @@ func TestBundlesShareAHostDirectory(t *testing.T) {
 		if st.fails != 0 {
 			t.Errorf("%d of %d requests failed: %v", st.fails, st.ops, st.failures)
 		}
+		checkAcked(t, c, c.APIServerTLS(), st)
 		if now := pids(c); !equalPIDs(now, before) {
 			t.Errorf("members restarted: pids %v, were %v", now, before)
 		}
@@ -314,6 +316,7 @@ func equalPIDs(a, b map[string]int) bool {
 // migrates the PKI, renews everything and deploys the new layout over the
 // old one under load, and every member keeps serving without a restart.
 func TestOldLayoutHostUpdatedInPlace(t *testing.T) {
+	t.Parallel() // its own cluster, no process-wide state: see TestMain
 	c, hosts := colocated(t)
 	oldlayout.Write(t, c.Paths.PKI)
 	for i, h := range hosts {
@@ -345,6 +348,7 @@ func TestOldLayoutHostUpdatedInPlace(t *testing.T) {
 	if st.fails != 0 {
 		t.Errorf("%d of %d requests failed: %v", st.fails, st.ops, st.failures)
 	}
+	checkAcked(t, c, c.APIServerTLS(), st)
 	if now := pids(c); !equalPIDs(now, before) {
 		t.Errorf("members restarted: pids %v, were %v", now, before)
 	}

@@ -16,6 +16,7 @@ import (
 // with a member down, the line says valid on disk and names the port that
 // could not show it.
 func TestNothingDueClaimsInEffectOnlyWhenShown(t *testing.T) {
+	t.Parallel() // its own cluster, no process-wide state: see TestMain
 	c := etcdtest.Start(t, etcdtest.Options{Members: 1})
 	ctx := context.Background()
 	var out bytes.Buffer

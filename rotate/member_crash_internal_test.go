@@ -23,6 +23,7 @@ import (
 // member per name, no learner left, and the removed member's
 // certificates in the CRL.
 func TestMemberCrashAtEveryStepConverges(t *testing.T) {
+	t.Parallel() // its own cluster, no process-wide state: see TestMain
 	c := etcdtest.Start(t, etcdtest.Options{FromEnv: true})
 	ctx := context.Background()
 	addCrashes := []string{stepCerts, stepLearner + " unjournaled", stepLearner, stepConfig, stepStart, stepPromote, stepProveNew, stepAPIServer, stepConfigs}

@@ -44,6 +44,7 @@ func membershipWarnings(t *testing.T, c *etcdtest.Cluster) []string {
 // changed; the stray learner of the spec's node is continued by member
 // add.
 func TestMemberRefusalsAndDryRun(t *testing.T) {
+	t.Parallel() // its own cluster, no process-wide state: see TestMain
 	c := etcdtest.Start(t, etcdtest.Options{})
 	ctx := context.Background()
 	m4 := c.AddNode(t, nil)

@@ -22,6 +22,7 @@ import (
 // serial in the CRL and refused on every port and the replacement
 // accepted, and the journal clear.
 func TestRevokeCrashAtEveryStepConverges(t *testing.T) {
+	t.Parallel() // its own cluster, no process-wide state: see TestMain
 	c := etcdtest.Start(t, etcdtest.Options{FromEnv: true, Edit: func(f *etcdtest.SpecFile) {
 		f.Clients = append(f.Clients, cluster.FileClient{Name: "etcd-admin"})
 	}})

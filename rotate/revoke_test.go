@@ -107,6 +107,7 @@ func checkVerdicts(t *testing.T, c *etcdtest.Cluster, what string, pair tls.Cert
 }
 
 func TestRevoke(t *testing.T) {
+	t.Parallel() // its own cluster, no process-wide state: see TestMain
 	c := revokeCluster(t)
 	t.Run("ClientAndHealthcheckUnderLoad", func(t *testing.T) { testRevokeUnderLoad(t, c) })
 	t.Run("PeerCertRefusedOnAnotherMembersPeerPort", func(t *testing.T) { testRevokePeer(t, c) })
@@ -136,6 +137,7 @@ func testRevokeUnderLoad(t *testing.T, c *etcdtest.Cluster) {
 	for _, f := range st.failures {
 		t.Errorf("failed request: %s", f)
 	}
+	checkAcked(t, c, c.APIServerTLS(), st)
 	if !maps.Equal(pids(c), pidsBefore) {
 		t.Errorf("pids changed from %v to %v: a member was restarted", pidsBefore, pids(c))
 	}

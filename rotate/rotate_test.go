@@ -15,6 +15,7 @@ import (
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/internal/testharness/etcdtest"
+	"github.com/etcdpki/etcdpki/internal/testharness/ramdir"
 	"github.com/etcdpki/etcdpki/internal/testharness/testpki"
 	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
@@ -25,7 +26,7 @@ import (
 // listens on its ports: these tests never get to a restart.
 func localSpec(t *testing.T) *cluster.Spec {
 	t.Helper()
-	dir := t.TempDir()
+	dir := ramdir.TempDir(t)
 	spec := `name: unit
 pkiDir: pki
 local: true

@@ -38,7 +38,7 @@ func tlsServer(t *testing.T, cert tls.Certificate, clientCA *testpki.CA, maxVers
 // serveTLS accepts TLS connections on a loopback port with cfg until the
 // test ends and hands each to handle in a goroutine of its own. It returns
 // the address.
-func serveTLS(t *testing.T, cfg *tls.Config, handle func(*tls.Conn)) string {
+func serveTLS(t testing.TB, cfg *tls.Config, handle func(*tls.Conn)) string {
 	t.Helper()
 	l, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
 	if err != nil {
@@ -129,11 +129,7 @@ func TestDialClassifies(t *testing.T) {
 				ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 				defer cancel()
 				cfg := &tls.Config{RootCAs: ca.Pool(), Certificates: []tls.Certificate{tc.client}}
-				start := time.Now()
-				c, _, err := Dial(ctx, addr, cfg)
-				if took := time.Since(start); took > 2*time.Second {
-					t.Errorf("Dial took %s, want it bounded by the 500ms context", took)
-				}
+				c, err := dialReturns(t, ctx, addr, cfg)
 				if tc.wantKind == "" {
 					if err != nil {
 						t.Fatalf("Dial: %v", err)
@@ -247,29 +243,58 @@ func TestDialGetClientCertificate(t *testing.T) {
 	}
 }
 
+// dialReturns runs Dial and waits for it to return. A Dial bounded by
+// its context returns soon after the context ends; one that is not hangs
+// on a black hole for as long as the black hole lasts. The watchdog
+// tells the two apart without measuring how soon: 30 s after a 500 ms
+// context is a hang on any machine, however busy. (What a Dial costs is
+// BenchmarkHealth's.)
+func dialReturns(t *testing.T, ctx context.Context, addr string, cfg *tls.Config) (*Conn, error) {
+	t.Helper()
+	type result struct {
+		c   *Conn
+		err error
+	}
+	done := make(chan result, 1)
+	start := time.Now()
+	go func() {
+		c, _, err := Dial(ctx, addr, cfg)
+		done <- result{c, err}
+	}()
+	select {
+	case r := <-done:
+		t.Logf("Dial returned after %s", time.Since(start).Round(time.Millisecond))
+		return r.c, r.err
+	case <-time.After(30 * time.Second):
+		t.Fatalf("Dial has not returned 30s after it started: not bounded by its context")
+		return nil, nil
+	}
+}
+
 // A TLS server that takes our certificate and then says nothing is not a
-// failure of the handshake, and costs at most confirmWait.
+// failure of the handshake: Dial ends by itself (after confirmWait)
+// while the server still holds the connection.
 func TestDialQuietServer(t *testing.T) {
 	ca := testpki.NewCA(t, "etcd-ca")
 	eku := []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
+	quiet := make(chan struct{})
+	t.Cleanup(func() { close(quiet) })
 	addr := serveTLS(t, &tls.Config{
 		Certificates: []tls.Certificate{ca.Leaf(t, testpki.LeafOptions{CN: "quiet", Hosts: []string{"127.0.0.1"}, EKU: eku})},
 		ClientAuth:   tls.RequireAndVerifyClientCert, ClientCAs: ca.Pool(),
 	}, func(c *tls.Conn) {
+		// Quiet until the test ends: a Dial that waited for the server
+		// would not return before the watchdog.
 		c.Handshake()
-		time.Sleep(3 * time.Second)
+		<-quiet
 		c.Close()
 	})
 	cfg := &tls.Config{RootCAs: ca.Pool(), Certificates: []tls.Certificate{ca.Leaf(t, testpki.LeafOptions{CN: "c", EKU: eku})}}
-	start := time.Now()
-	c, _, err := Dial(context.Background(), addr, cfg)
+	c, err := dialReturns(t, context.Background(), addr, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c.Close()
-	if took := time.Since(start); took > confirmWait+500*time.Millisecond {
-		t.Errorf("took %s", took)
-	}
 }
 
 // rotate compares serials with ServingCert after a swap: a session cache
@@ -319,22 +344,24 @@ func TestServingCertServerDropsOnData(t *testing.T) {
 	eku := []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
 	srv := ca.Leaf(t, testpki.LeafOptions{CN: "etcd-1", Hosts: []string{"127.0.0.1"}, EKU: eku})
 	client := ca.Leaf(t, testpki.LeafOptions{CN: "etcd-1-peer-client", EKU: eku})
+	// How long each takes (the verdict read at once, or the quiet wait of
+	// a server without tickets) is BenchmarkServingCertVerdict's.
 	for _, tc := range []struct {
 		name       string
 		version    uint16
 		noTickets  bool
-		within     time.Duration
 		byCallback bool
 	}{
-		{"TLS1.2", tls.VersionTLS12, false, confirmWait / 2, false},
-		{"TLS1.2/GetClientCertificate", tls.VersionTLS12, false, confirmWait / 2, true},
-		{"TLS1.3", tls.VersionTLS13, false, confirmWait / 2, false},
-		{"TLS1.3/GetClientCertificate", tls.VersionTLS13, false, confirmWait / 2, true},
+		{"TLS1.2", tls.VersionTLS12, false, false},
+		{"TLS1.2/GetClientCertificate", tls.VersionTLS12, false, true},
+		{"TLS1.3", tls.VersionTLS13, false, false},
+		{"TLS1.3/GetClientCertificate", tls.VersionTLS13, false, true},
 		// A server without tickets costs the quiet wait, and passes.
-		{"TLS1.3/no-tickets", tls.VersionTLS13, true, confirmWait + 500*time.Millisecond, false},
+		{"TLS1.3/no-tickets", tls.VersionTLS13, true, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := make(chan string, 1)
+			wrote := make(chan int, 1)
 			addr := serveTLS(t, &tls.Config{
 				Certificates: []tls.Certificate{srv},
 				ClientAuth:   tls.RequireAndVerifyClientCert, ClientCAs: ca.Pool(),
@@ -352,7 +379,8 @@ func TestServingCertServerDropsOnData(t *testing.T) {
 					got <- "no client certificate"
 				}
 				c.SetReadDeadline(time.Now().Add(3 * time.Second))
-				c.Read(make([]byte, 1)) // any byte: drop the connection
+				n, _ := c.Read(make([]byte, 1)) // any byte: drop the connection
+				wrote <- n
 			})
 			cfg := &tls.Config{RootCAs: ca.Pool(), MinVersion: tls.VersionTLS12}
 			if tc.byCallback {
@@ -362,7 +390,7 @@ func TestServingCertServerDropsOnData(t *testing.T) {
 			}
 			start := time.Now()
 			cert, err := ServingCert(context.Background(), addr, cfg)
-			took := time.Since(start)
+			t.Logf("ServingCert took %s", time.Since(start).Round(time.Millisecond))
 			if err != nil {
 				t.Fatalf("ServingCert: %v", err)
 			}
@@ -374,11 +402,18 @@ func TestServingCertServerDropsOnData(t *testing.T) {
 				if cn != "etcd-1-peer-client" {
 					t.Errorf("server got %q, want our client certificate", cn)
 				}
-			case <-time.After(time.Second):
+			case <-time.After(30 * time.Second):
 				t.Error("server never finished the handshake")
 			}
-			if took > tc.within {
-				t.Errorf("took %s, want at most %s", took, tc.within)
+			// The connection ends (our close, or the server's 3 s read
+			// deadline) with no byte of ours read: nothing to misroute.
+			select {
+			case n := <-wrote:
+				if n > 0 {
+					t.Errorf("ServingCert wrote %d byte(s) of application data after the handshake", n)
+				}
+			case <-time.After(30 * time.Second):
+				t.Error("the server's read never ended")
 			}
 		})
 	}

@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/etcdpki/etcdpki/internal/testharness/ramdir"
 )
 
 // ModuleEnv overrides where the SoftHSM2 module is looked for.
@@ -54,7 +56,9 @@ func New(t testing.TB, label string) *Token {
 	if module == "" {
 		t.Fatalf("SoftHSM2 module not found in %v: install SoftHSM2 (make deps) or set %s", modulePaths, ModuleEnv)
 	}
-	dir := t.TempDir()
+	// The token's files on a RAM file system, as the crash tests' trees:
+	// the crash-at-every-step tests with a token make one per step.
+	dir := ramdir.TempDir(t)
 	tokens := filepath.Join(dir, "tokens")
 	if err := os.Mkdir(tokens, 0o700); err != nil {
 		t.Fatal(err)
