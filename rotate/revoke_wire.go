@@ -91,9 +91,10 @@ func verdictProblem(v PortVerdict) string {
 	return ""
 }
 
-// waitRefused presents the item's certificate and its control until every port
-// refuses the certificate and accepts the control, or until timeout: a
-// deploy command that copies the CRL asynchronously gets a moment. A port
+// waitRefused presents the item's certificate and its control until
+// every port refuses the certificate and accepts the control, or until
+// timeout: a deploy command that copies the CRL asynchronously gets a
+// moment. A port
 // that refuses the revoked certificate's twin shows that it refuses the
 // certificate for more than its serial, so that certificate proves
 // nothing there: the item falls back to a probe minted with the serial
