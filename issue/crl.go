@@ -40,8 +40,10 @@ type crlState struct {
 	// the CRL revoke besides: a CRL signed from it loses no revocation
 	// even when the CA's copy is gone.
 	history []pki.Revoked
-	// number is the highest CRL number seen, in the CA's copy or any
-	// bundle's: the next CRL takes a higher one, so it never goes back.
+	// number is the highest CRL number seen, in revoked.json (the last
+	// one signed), the CA's copy or any bundle's: the next CRL takes a
+	// higher one, so it never goes back (RFC 5280 5.2.3), even when every
+	// crl.der is gone.
 	number *big.Int
 	// linkMissing: the CA's crl.der or revoked.json link is gone although
 	// the store holds the file (read through the store).
@@ -58,9 +60,12 @@ func readCRLState(inv *pki.Inventory) (*crlState, error) {
 		return nil, err
 	}
 	st := &crlState{pem: data, list: c, names: names, number: new(big.Int)}
-	if st.history, err = pki.ParseRevokedList(names); err != nil {
+	h, err := pki.ParseRevokedHistory(names)
+	if err != nil {
 		return nil, input.Errorf("%s: %v", p.Revoked(), err)
 	}
+	st.history = h.Revoked
+	st.number = maxNumber(st.number, h.CRLNumber)
 	if c != nil {
 		st.merge(c.Revoked)
 		st.number = maxNumber(st.number, c.Number)
@@ -158,7 +163,7 @@ func (st *crlState) signedBy(a *ca.CA) bool {
 // sign makes the next CRL: the history plus add (a serial already
 // revoked keeps its first entry) less the entries whose certificate
 // expired (pki.CRLKeeps), numbered above every CRL seen. revoked.json
-// keeps the whole history.
+// keeps the whole history, and the new number.
 func (st *crlState) sign(a *ca.CA, add []pki.Revoked, validity time.Duration, now time.Time) (*crlState, error) {
 	next := &crlState{history: append([]pki.Revoked{}, st.history...)}
 	next.merge(add)
@@ -186,7 +191,10 @@ func (st *crlState) sign(a *ca.CA, add []pki.Revoked, validity time.Duration, no
 	if err != nil {
 		return nil, fmt.Errorf("the CRL just signed does not parse back: %w", err)
 	}
-	names, err := json.MarshalIndent(all, "", "  ")
+	if all == nil {
+		all = []pki.Revoked{}
+	}
+	names, err := json.MarshalIndent(pki.RevokedHistory{CRLNumber: l.Number, Revoked: all}, "", "  ")
 	if err != nil {
 		return nil, err
 	}

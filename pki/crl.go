@@ -1,6 +1,7 @@
 package pki
 
 import (
+	"bytes"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
@@ -199,8 +200,8 @@ func readNames(path string) (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	var list []Revoked
-	if err := json.Unmarshal(data, &list); err != nil {
+	list, err := ParseRevokedList(data)
+	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	m := make(map[string]string, len(list))
@@ -296,21 +297,62 @@ func storedError(path string, err error) error {
 	return readError(path, err)
 }
 
-// ParseRevokedList parses revoked.json; no bytes is an empty list.
-func ParseRevokedList(data []byte) ([]Revoked, error) {
-	if len(data) == 0 {
-		return nil, nil
+// RevokedHistory is revoked.json: every serial ever revoked, and the
+// number of the last CRL signed.
+type RevokedHistory struct {
+	// CRLNumber is the number of the last CRL signed. RFC 5280 (5.2.3)
+	// wants a CA's CRL numbers to only ever grow: a member or a relying
+	// party that saw number 7 may take a later CRL numbered 2 for an old
+	// one. The next CRL takes a number above this one, the CA's crl.der's
+	// and every bundle's copy's, so it never goes back, even when every
+	// crl.der is lost. Absent from files written before the field.
+	CRLNumber *big.Int  `json:"crlNumber,omitempty"`
+	Revoked   []Revoked `json:"revoked"`
+}
+
+// ParseRevokedHistory parses revoked.json, as an object or, as written
+// before the CRL number was kept in it, a bare list of entries; no bytes
+// is an empty history.
+func ParseRevokedHistory(data []byte) (RevokedHistory, error) {
+	var h RevokedHistory
+	data = bytes.TrimSpace(data)
+	var err error
+	switch {
+	case len(data) == 0:
+		return h, nil
+	case data[0] == '{':
+		var raw struct {
+			CRLNumber json.RawMessage `json:"crlNumber"`
+			Revoked   []Revoked       `json:"revoked"`
+		}
+		if err = json.Unmarshal(data, &raw); err == nil && raw.CRLNumber != nil {
+			h.CRLNumber = new(big.Int)
+			if json.Unmarshal(raw.CRLNumber, h.CRLNumber) != nil {
+				return RevokedHistory{}, fmt.Errorf("crlNumber %s is not an integer", raw.CRLNumber)
+			}
+		}
+		h.Revoked = raw.Revoked
+	default:
+		err = json.Unmarshal(data, &h.Revoked)
 	}
-	var list []Revoked
-	if err := json.Unmarshal(data, &list); err != nil {
-		return nil, err
+	if err != nil {
+		return RevokedHistory{}, err
 	}
-	for i, r := range list {
+	if h.CRLNumber != nil && h.CRLNumber.Sign() < 0 {
+		return RevokedHistory{}, fmt.Errorf("crlNumber %v is negative", h.CRLNumber)
+	}
+	for i, r := range h.Revoked {
 		if _, ok := new(big.Int).SetString(r.Serial, 16); !ok {
-			return nil, fmt.Errorf("entry %d: serial %q is not hexadecimal", i+1, r.Serial)
+			return RevokedHistory{}, fmt.Errorf("entry %d: serial %q is not hexadecimal", i+1, r.Serial)
 		}
 	}
-	return list, nil
+	return h, nil
+}
+
+// ParseRevokedList parses revoked.json's entries (ParseRevokedHistory).
+func ParseRevokedList(data []byte) ([]Revoked, error) {
+	h, err := ParseRevokedHistory(data)
+	return h.Revoked, err
 }
 
 // entriesOf are a parsed CRL's entries, completed (name, notAfter) from

@@ -88,27 +88,58 @@ func (idx serialIndex) issuedHere(pkiDir, serial string, authority *ca.CA) (*fou
 	return f, nil
 }
 
+// presented is what the proof presents for a revoked serial, and its
+// control: the same certificate but for its serial and key (ca.Twin), so
+// that a port accepting the control and refusing the pair refuses the
+// pair for its serial, which only the CRL does.
+type presented struct {
+	pair, control tls.Certificate
+	// how says what pair is, for the log and each port's verdict.
+	how string
+	// probe is true when pair is a probe minted with the serial, false
+	// when it is the revoked certificate itself.
+	probe bool
+}
+
 // revokedPair is what the proof presents for a revoked serial: the
 // revoked certificate itself with its key when etcdpki kept them (the
-// backup of the pair it replaced), else a probe certificate minted in
-// memory with the same serial (etcd compares serials only).
-func (idx serialIndex) revokedPair(pkiDir, serial string, authority *ca.CA) (tls.Certificate, string, error) {
-	if f := idx[serial]; f != nil && f.keyPath != "" {
+// backup of the pair it replaced) and this CA signed it, else a probe
+// certificate minted in memory with the same serial (etcd compares
+// serials only). A certificate of another CA (a pair replaced before a CA
+// rotation) is not presented: the control, signed by this CA, would then
+// differ from it by more than its serial.
+func (idx serialIndex) revokedPair(pkiDir, serial string, authority *ca.CA) (presented, error) {
+	if f := idx[serial]; f != nil && f.keyPath != "" && f.cert.CheckSignatureFrom(authority.Cert) == nil {
 		pair, err := probe.LoadKeyPair(f.certPath, f.keyPath)
 		if err == nil {
+			control, err := authority.Twin(f.cert)
+			if err != nil {
+				return presented{}, err
+			}
 			rel, _ := filepath.Rel(pkiDir, f.certPath)
-			return pair, "the revoked certificate itself, " + rel, nil
+			return presented{pair: pair, control: control, how: "the revoked certificate itself, " + rel}, nil
 		}
 	}
+	return serialProbe(serial, authority)
+}
+
+// serialProbe is a probe certificate minted with serial, without SANs, and
+// its twin: what is presented when the revoked certificate itself is not
+// at hand, or cannot prove anything on a port that refuses its twin too.
+func serialProbe(serial string, authority *ca.CA) (presented, error) {
 	n, ok := new(big.Int).SetString(serial, 16)
 	if !ok {
-		return tls.Certificate{}, "", fmt.Errorf("serial %q is not hexadecimal", serial)
+		return presented{}, fmt.Errorf("serial %q is not hexadecimal", serial)
 	}
 	pair, err := authority.ProbeWithSerial(n, time.Now())
 	if err != nil {
-		return tls.Certificate{}, "", err
+		return presented{}, err
 	}
-	return pair, "a probe certificate minted with its serial", nil
+	control, err := authority.Twin(pair.Leaf)
+	if err != nil {
+		return presented{}, err
+	}
+	return presented{pair: pair, control: control, how: "a probe certificate minted with its serial", probe: true}, nil
 }
 
 func rootsPool(roots []*x509.Certificate) *x509.CertPool {

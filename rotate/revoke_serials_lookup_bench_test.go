@@ -23,7 +23,7 @@ func BenchmarkRevokeSerialLookups(b *testing.B) {
 			if _, err := idx.issuedHere(inv.Spec.PKIDir, s, authority); err != nil {
 				b.Fatal(err)
 			}
-			if _, _, err := idx.revokedPair(inv.Spec.PKIDir, s, authority); err != nil {
+			if _, err := idx.revokedPair(inv.Spec.PKIDir, s, authority); err != nil {
 				b.Fatal(err)
 			}
 		}

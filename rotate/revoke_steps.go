@@ -2,7 +2,6 @@ package rotate
 
 import (
 	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"io"
@@ -168,7 +167,8 @@ func (r *runner) revokeDeploy(ctx context.Context, _ *RevokeJournal, _ RevokeOpt
 // revokeRefused presents each revoked certificate (the old pair from the
 // backup, or a probe certificate with its serial when the key is not at
 // hand) on every member's client and peer port, with a control
-// certificate that must be accepted, and records the replacements.
+// certificate, its twin, that must be accepted, and records the
+// replacements.
 func (r *runner) revokeRefused(ctx context.Context, j *RevokeJournal, o RevokeOptions, res *RevokeResult) error {
 	authority, roots, err := probeAuthority(r.inv)
 	if err != nil {
@@ -178,15 +178,11 @@ func (r *runner) revokeRefused(ctx context.Context, j *RevokeJournal, o RevokeOp
 	if err != nil {
 		return err
 	}
-	control, err := authority.ProbeClient(time.Hour, time.Now())
-	if err != nil {
-		return err
-	}
 	items, err := r.proofItems(j, authority)
 	if err != nil {
 		return err
 	}
-	provePresented(ctx, items, ports, rootsPool(roots), control, o.RefuseTimeout)
+	provePresented(ctx, items, ports, rootsPool(roots), authority, o.RefuseTimeout)
 	for _, it := range items {
 		res.Verdicts = append(res.Verdicts, it.vs...)
 		res.Refused = max(res.Refused, it.took)
@@ -215,15 +211,14 @@ func (r *runner) revokeRefused(ctx context.Context, j *RevokeJournal, o RevokeOp
 	return nil
 }
 
-// proofItem is one revoked certificate to present, and what its proof
-// showed.
+// proofItem is one revoked certificate to present, with its control,
+// and what its proof showed.
 type proofItem struct {
 	name, serial string
-	pair         tls.Certificate
-	how          string
-	vs           []PortVerdict
-	took         time.Duration
-	err          error
+	presented
+	vs   []PortVerdict
+	took time.Duration
+	err  error
 }
 
 // proofItems are the journal's revoked certificates, each with the pair
@@ -241,7 +236,7 @@ func (r *runner) proofItems(j *RevokeJournal, authority *ca.CA) ([]*proofItem, e
 		return nil, err
 	}
 	for _, it := range items {
-		if it.pair, it.how, err = idx.revokedPair(r.o.Spec.PKIDir, it.serial, authority); err != nil {
+		if it.presented, err = idx.revokedPair(r.o.Spec.PKIDir, it.serial, authority); err != nil {
 			return nil, err
 		}
 	}
@@ -256,14 +251,14 @@ const proofParallel = 4
 
 // provePresented runs every item's proof (waitRefused), proofParallel at
 // a time.
-func provePresented(ctx context.Context, items []*proofItem, ports []memberPort, pool *x509.CertPool, control tls.Certificate, timeout time.Duration) {
+func provePresented(ctx context.Context, items []*proofItem, ports []memberPort, pool *x509.CertPool, authority *ca.CA, timeout time.Duration) {
 	sem := make(chan struct{}, proofParallel)
 	var wg sync.WaitGroup
 	for _, it := range items {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			it.vs, it.took, it.err = waitRefused(ctx, ports, pool, it.pair, control, timeout)
+			waitRefused(ctx, ports, pool, authority, it, timeout)
 		})
 	}
 	wg.Wait()
@@ -280,7 +275,7 @@ func (r *runner) logRefused(it *proofItem, ports int) {
 		byMember[v.Member] = append(byMember[v.Member], fmt.Sprintf("%s refused it (%s)", v.Port, v.Revoked.How))
 	}
 	for _, m := range order {
-		r.log.printf("%s: %s: %s; a fresh certificate of the same CA accepted", m, it.name, strings.Join(byMember[m], ", "))
+		r.log.printf("%s: %s: %s; its twin (another serial) accepted", m, it.name, strings.Join(byMember[m], ", "))
 	}
 	label := it.name
 	if !strings.HasPrefix(label, "serial ") {
