@@ -556,7 +556,7 @@ func testPlainRotateCASet(t *testing.T, c *etcdtest.Cluster) {
 }
 
 // testPlainRoll rolls the same cluster once with --restart=always under
-// the same load, for the README's comparison: a CA rotation costs two
+// the same load, for docs/ca-rotate.md's comparison: a CA rotation costs two
 // such rolls plus its proofs.
 func testPlainRoll(t *testing.T, c *etcdtest.Cluster) {
 	if err := c.ReloadAPIServerTLS(); err != nil {

@@ -52,7 +52,7 @@ func colocated(t *testing.T) (*etcdtest.Cluster, []string) {
 	return c, hosts
 }
 
-// liveDeploy is the README's deploy for a host whose member runs: rsync
+// liveDeploy is docs/files.md's deploy for a host whose member runs: rsync
 // in three passes, so that every new version is whole before a store's
 // ..data names it, and every store's ..data exists before a name points
 // through it (one rsync -a writes a directory's links before its

@@ -146,7 +146,7 @@ func TestSIGTERMEndsABlockedCommand(t *testing.T) {
 }
 
 // rotate's steps (a member's restart, a deploy) run to their end after a
-// signal, as the README promises: the grace does not cut them short, and
+// signal, as docs/exit-codes.md promises: the grace does not cut them short, and
 // only a second signal does.
 func TestGraceSparesRotateSteps(t *testing.T) {
 	stepsFinish.Store(true)
