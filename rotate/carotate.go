@@ -134,13 +134,13 @@ func RunCA(ctx context.Context, o CAOptions) (*CAResult, error) {
 		return nil, err
 	}
 	s := o.Spec
-	r := newRunner(ro, newLogger(ro.Out))
-	cr := &caRun{o: o, r: r, res: &CAResult{}, paths: r.inv.Paths, inv: r.inv}
+	r := NewRunner(ro, NewLogger(ro.Out))
+	cr := &caRun{o: o, r: r, res: &CAResult{}, paths: r.Inv.Paths, inv: r.Inv}
 	if err := cr.checkSpec(); err != nil {
 		return nil, err
 	}
 	start := time.Now()
-	release, err := cr.r.begin()
+	release, err := cr.r.Begin()
 	if err != nil {
 		return nil, err
 	}
@@ -165,13 +165,13 @@ func RunCA(ctx context.Context, o CAOptions) (*CAResult, error) {
 	}
 	var ic input.Coder
 	if !errors.As(err, &ic) || ic.ExitCode() != input.ExitCode {
-		if terr := cr.r.tighten(); terr != nil && err == nil {
+		if terr := cr.r.Tighten(); terr != nil && err == nil {
 			err = terr
 		}
 	}
 	// LastRun, LastSuccess and LastError are about leaf rotations (the
 	// metrics say when one last succeeded): a CA rotation leaves them be.
-	if serr := cr.r.st.save(s.PKIDir, ro.Now()); serr != nil && err == nil {
+	if serr := cr.r.Journal.Save(s.PKIDir, ro.Now()); serr != nil && err == nil {
 		err = serr
 	}
 	return cr.res, err
@@ -179,7 +179,7 @@ func RunCA(ctx context.Context, o CAOptions) (*CAResult, error) {
 
 type caRun struct {
 	o   CAOptions
-	r   *runner
+	r   *Runner
 	rot *pki.CARotation
 	// inv is the spec expanded once: every certificate and bundle.
 	inv   *pki.Inventory
@@ -189,7 +189,7 @@ type caRun struct {
 	clientsUsed bool
 }
 
-func (cr *caRun) log(format string, args ...any) { cr.r.log.printf(format, args...) }
+func (cr *caRun) log(format string, args ...any) { cr.r.Log.Printf(format, args...) }
 
 // checkSpec refuses, before anything changes, a spec a CA rotation cannot
 // work with: every member must be restarted twice, and every changed
@@ -210,7 +210,7 @@ func (cr *caRun) checkSpec() error {
 // journal returns the CA rotation's journal for the next CA, starting a
 // fresh one when it is about another CA.
 func (cr *caRun) journal() *CAJournal {
-	st := cr.r.st
+	st := cr.r.Journal
 	serial := certx.Serial(cr.rot.Next.Cert)
 	if st.CA == nil || st.CA.Next != serial {
 		st.CA = &CAJournal{Next: serial}
@@ -234,11 +234,11 @@ func (cr *caRun) record(stage, who string, p CAProof) {
 	if j.Proofs[stage] == nil {
 		j.Proofs[stage] = map[string]CAProof{}
 	}
-	p.At = cr.r.o.Now().UTC()
+	p.At = cr.r.Cfg.Now().UTC()
 	j.Proofs[stage][who] = p
 }
 
-func (cr *caRun) save() error { return cr.r.st.save(cr.o.Spec.PKIDir, cr.r.o.Now()) }
+func (cr *caRun) save() error { return cr.r.Journal.Save(cr.o.Spec.PKIDir, cr.r.Cfg.Now()) }
 
 func stageIndex(stage string) int { return slices.Index(pki.CAStages, stage) }
 
@@ -248,7 +248,7 @@ func (cr *caRun) run(ctx context.Context) error {
 		until = pki.CAStageFinish
 	}
 	if !cr.rot.InProgress() {
-		st := cr.r.st.CA
+		st := cr.r.Journal.CA
 		if st != nil && st.Next == certx.Serial(cr.rot.Old.Cert) && !st.Done[pki.CAStageFinish].IsZero() && !cr.o.New {
 			cr.log("nothing to do: the CA rotation to %s (serial %s) finished at %s; to replace this CA too, run again with --new",
 				cr.rot.Old.Cert.Subject.CommonName, pki.ShortSerial(st.Next), st.Done[pki.CAStageFinish].Format(time.RFC3339))
@@ -299,7 +299,7 @@ func (cr *caRun) prepare() (bool, error) {
 			certx.KeyDescription(cr.rot.Next.Cert.PublicKey), pki.ShortSerial(certx.Serial(cr.rot.Next.Cert)), cr.paths.NextCADir())
 		return true, nil
 	}
-	next, err := ca.CreateNext(cr.o.Spec.CA, cr.rot.Old, cr.r.o.Now())
+	next, err := ca.CreateNext(cr.o.Spec.CA, cr.rot.Old, cr.r.Cfg.Now())
 	if err != nil {
 		return false, err
 	}

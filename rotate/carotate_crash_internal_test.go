@@ -141,7 +141,7 @@ func newCARun(t *testing.T, s *cluster.Spec) *caRun {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &caRun{o: CAOptions{Spec: s, Now: time.Now}, r: &runner{o: ro, log: newLogger(io.Discard), st: st}, rot: rot, res: &CAResult{}, paths: pki.Paths{PKI: s.PKIDir}, inv: pki.New(s)}
+	return &caRun{o: CAOptions{Spec: s, Now: time.Now}, r: &Runner{Cfg: ro, Log: NewLogger(io.Discard), Journal: st}, rot: rot, res: &CAResult{}, paths: pki.Paths{PKI: s.PKIDir}, inv: pki.New(s)}
 }
 
 // TestTrustBothBundlesCrashAtEveryStepConverge kills the trust-both

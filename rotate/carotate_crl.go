@@ -13,7 +13,7 @@ import (
 // revocation survives the rotation. A CRL the new CA signed already is
 // left as it is.
 func (cr *caRun) resignCRL(ctx context.Context, stage string) error {
-	res, err := issue.ResignCRL(context.WithoutCancel(ctx), cr.inv, cr.rot.Next, issue.Options{Now: cr.r.o.Now, LockHeld: true})
+	res, err := issue.ResignCRL(context.WithoutCancel(ctx), cr.inv, cr.rot.Next, issue.Options{Now: cr.r.Cfg.Now, LockHeld: true})
 	if err != nil {
 		return fmt.Errorf("%s: sign the CRL with the new CA: %w", stage, err)
 	}

@@ -26,7 +26,7 @@ func (cr *caRun) printPlan(w io.Writer) {
 	if rot.InProgress() {
 		fmt.Fprintf(w, "  next CA:      %q %s, serial %s, valid until %s\n", rot.Next.Cert.Subject.CommonName, certx.KeyDescription(rot.Next.Cert.PublicKey),
 			pki.ShortSerial(certx.Serial(rot.Next.Cert)), rot.Next.Cert.NotAfter.Format(time.DateOnly))
-		if st := cr.r.st.CA; st != nil && st.Next == certx.Serial(rot.Next.Cert) {
+		if st := cr.r.Journal.CA; st != nil && st.Next == certx.Serial(rot.Next.Cert) {
 			j = st
 		}
 	}

@@ -25,24 +25,24 @@ func (cr *caRun) probeRoots() *x509.CertPool {
 // be accepted; in finish one from the new CA accepted and one from the old
 // CA refused.
 func (cr *caRun) proveTrust(ctx context.Context, n cluster.Node, stage string) ([]string, error) {
-	now := cr.r.o.Now()
+	now := cr.r.Cfg.Now()
 	newPair, err := cr.rot.Next.ProbeClient(ca.ProbeValidity, now)
 	if err != nil {
 		return nil, err
 	}
 	roots := cr.probeRoots()
 	newCfg := probe.ClientConfig(roots, &newPair)
-	clientAddr, err := clientAddrOf(n)
+	clientAddr, err := ClientAddr(n)
 	if err != nil {
 		return nil, err
 	}
-	peerAddr, err := peerAddrOf(n)
+	peerAddr, err := PeerAddr(n)
 	if err != nil {
 		return nil, err
 	}
 	var shown []string
 	for _, port := range []struct{ name, addr string }{{"client port", clientAddr}, {"peer port", peerAddr}} {
-		if err := acceptedAsClient(ctx, port.addr, newCfg); err != nil {
+		if err := AcceptedAsClient(ctx, port.addr, newCfg); err != nil {
 			return nil, &ProofError{Member: n.Name, Port: port.name + " " + port.addr, Err: fmt.Errorf(
 				"refused a probe client certificate from the new CA (serial %s): %w; the member does not trust the new CA, so its restart did not load the new ca.crt "+
 					"(check that the deploy copied the bundle to nodes[].dir and that its etcd.conf.yml's trusted-ca-file is that ca.crt), then run etcdpki ca rotate again",
@@ -59,7 +59,7 @@ func (cr *caRun) proveTrust(ctx context.Context, n cluster.Node, stage string) (
 	}
 	oldCfg := probe.ClientConfig(roots, &oldPair)
 	for _, port := range []struct{ name, addr string }{{"client port", clientAddr}, {"peer port", peerAddr}} {
-		err := acceptedAsClient(ctx, port.addr, oldCfg)
+		err := AcceptedAsClient(ctx, port.addr, oldCfg)
 		var pe *probe.Error
 		switch {
 		case err == nil:

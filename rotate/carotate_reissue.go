@@ -44,11 +44,11 @@ func (cr *caRun) reissue(ctx context.Context, sr *CAStageResult) (bool, error) {
 		return false, err
 	}
 	bg := context.WithoutCancel(ctx)
-	h, err := cr.r.etcd.health(bg)
+	h, err := cr.r.Etcd.Health(bg)
 	if err != nil {
 		return false, err
 	}
-	if err := healthyOrError(cr.o.Spec, h, "refusing to go on with stage "+stage); err != nil {
+	if err := HealthyOrError(cr.o.Spec, h, "refusing to go on with stage "+stage); err != nil {
 		return false, err
 	}
 	for i, np := range p.Nodes {
@@ -66,7 +66,7 @@ func (cr *caRun) reissue(ctx context.Context, sr *CAStageResult) (bool, error) {
 	if err := cr.proveClientsReissued(bg); err != nil {
 		return false, err
 	}
-	cr.journal().Done[stage] = cr.r.o.Now().UTC()
+	cr.journal().Done[stage] = cr.r.Cfg.Now().UTC()
 	if err := cr.save(); err != nil {
 		return false, err
 	}
@@ -92,12 +92,12 @@ func (cr *caRun) reissueLeaves(ctx context.Context) error {
 		return nil
 	}
 	renewed, err := issue.Renew(context.WithoutCancel(ctx), cr.inv, due, issue.RenewOptions{
-		Options:   issue.Options{Out: io.Discard, Now: cr.r.o.Now, LockHeld: true},
+		Options:   issue.Options{Out: io.Discard, Now: cr.r.Cfg.Now, LockHeld: true},
 		Authority: cr.rot.Next, BundleCA: cr.rot.BundlePEM(stage)})
 	if err != nil {
 		return fmt.Errorf("%s: %w", stage, err)
 	}
-	cr.log("%s: re-issued %d certificates from the new CA; previous pairs in %s", stage, len(renewed), backupDir(cr.o.Spec.PKIDir, renewed))
+	cr.log("%s: re-issued %d certificates from the new CA; previous pairs in %s", stage, len(renewed), BackupDir(cr.o.Spec.PKIDir, renewed))
 	return nil
 }
 
@@ -107,11 +107,11 @@ func (cr *caRun) reissueLeaves(ctx context.Context) error {
 // against the new CA alone; then records the proof.
 func (cr *caRun) proveReissued(ctx context.Context, np *NodePlan, leader probe.ID) (ProofResult, error) {
 	const stage = pki.CAStageReissue
-	serials, err := diskSerials(np.All)
+	serials, err := DiskSerials(np.All)
 	if err != nil {
 		return ProofResult{}, err
 	}
-	pr, err := cr.r.etcd.prove(ctx, np, serials, leader)
+	pr, err := cr.r.Etcd.ProveMember(ctx, np, serials, leader)
 	if err != nil {
 		return ProofResult{}, err
 	}
@@ -119,7 +119,7 @@ func (cr *caRun) proveReissued(ctx context.Context, np *NodePlan, leader probe.I
 	issuer := []string{}
 	for _, u := range []struct{ name, url string }{{"client port", np.Node.ClientURLs[0]}, {"peer port", np.Node.PeerURLs[0]}} {
 		_, addr, _ := probe.ParseEndpoint(u.url)
-		pctx, cancel := context.WithTimeout(ctx, probeTimeout)
+		pctx, cancel := context.WithTimeout(ctx, ProbeTimeout)
 		_, err := probe.ServingCert(pctx, addr, probe.ClientConfig(nextOnly, nil))
 		cancel()
 		if err != nil {
@@ -128,10 +128,10 @@ func (cr *caRun) proveReissued(ctx context.Context, np *NodePlan, leader probe.I
 		issuer = append(issuer, u.name+" "+addr+" serves a leaf from the new CA")
 	}
 	for _, t := range np.Targets {
-		cr.r.st.InEffect[t.ID] = serials[t.ID]
+		cr.r.Journal.InEffect[t.ID] = serials[t.ID]
 	}
-	cr.r.st.Proofs[np.Node.Name] = Proof{ServerSerial: pr.ServerSerial, PeerSerial: pr.PeerSerial, AcceptedBy: pr.AcceptedBy,
-		At: cr.r.o.Now().UTC(), Took: round(pr.Took).String()}
+	cr.r.Journal.Proofs[np.Node.Name] = Proof{ServerSerial: pr.ServerSerial, PeerSerial: pr.PeerSerial, AcceptedBy: pr.AcceptedBy,
+		At: cr.r.Cfg.Now().UTC(), Took: Round(pr.Took).String()}
 	cr.record(stage, np.Node.Name, CAProof{Shown: append([]string{fmt.Sprintf("client port serves %s, peer port serves %s, peer cert accepted by %s",
 		pki.ShortSerial(pr.ServerSerial), pki.ShortSerial(pr.PeerSerial), pr.AcceptedBy)}, issuer...)})
 	return pr, cr.save()
@@ -152,19 +152,19 @@ func (cr *caRun) proveClientsReissued(ctx context.Context) error {
 			continue
 		}
 		if cp.DeployCmd != "" {
-			if err := runCommand(ctx, "deploy to client "+cp.Client.Name, cp.DeployCmd, cr.r.o.CommandTimeout); err != nil {
+			if err := RunCommand(ctx, "deploy to client "+cp.Client.Name, cp.DeployCmd, cr.r.Cfg.CommandTimeout); err != nil {
 				return err
 			}
 		}
-		serial, err := diskSerial(cp.Target)
+		serial, err := DiskSerial(cp.Target)
 		if err != nil {
 			return err
 		}
-		took, err := cr.r.etcd.proveClient(ctx, cp, serial)
+		took, err := cr.r.Etcd.ProveClient(ctx, cp, serial)
 		if err != nil {
 			return err
 		}
-		cr.r.st.InEffect[cp.Target.ID] = serial
+		cr.r.Journal.InEffect[cp.Target.ID] = serial
 		cr.record(stage, who, CAProof{Shown: []string{"new certificate " + pki.ShortSerial(serial) + " accepted with a linearizable read on every client port"}})
 		if err := cr.save(); err != nil {
 			return err

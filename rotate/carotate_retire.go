@@ -69,7 +69,7 @@ func (cr *caRun) retire() error {
 	}
 	j := cr.journal()
 	if j.Done[pki.CAStageFinish].IsZero() {
-		j.Done[pki.CAStageFinish] = cr.r.o.Now().UTC()
+		j.Done[pki.CAStageFinish] = cr.r.Cfg.Now().UTC()
 	}
 	cr.rot.Old, cr.rot.Stage = next, ""
 	if err := cr.save(); err != nil {

@@ -24,11 +24,11 @@ func (cr *caRun) restartStage(ctx context.Context, stage string, sr *CAStageResu
 		return done, false, err
 	}
 	bg := context.WithoutCancel(ctx)
-	h, err := cr.r.etcd.health(bg)
+	h, err := cr.r.Etcd.Health(bg)
 	if err != nil {
 		return false, false, err
 	}
-	if err := healthyOrError(cr.o.Spec, h, "refusing to change anything for stage "+stage); err != nil {
+	if err := HealthyOrError(cr.o.Spec, h, "refusing to change anything for stage "+stage); err != nil {
 		return false, false, err
 	}
 	if err := cr.writeStageBundles(stage); err != nil {
@@ -44,9 +44,9 @@ func (cr *caRun) restartStage(ctx context.Context, stage string, sr *CAStageResu
 	if err := cr.provenWithoutRestart(bg, p, stage, sr); err != nil {
 		return false, false, err
 	}
-	p.order(cr.o.Spec, h)
+	p.SetOrder(cr.o.Spec, h)
 	res := &Result{}
-	err = cr.r.roll(ctx, p, res, func(ctx context.Context, np *NodePlan) error {
+	err = cr.r.Roll(ctx, p, res, func(ctx context.Context, np *NodePlan) error {
 		shown, err := cr.proveTrust(ctx, np.Node, stage)
 		if err != nil {
 			return err
@@ -67,7 +67,7 @@ func (cr *caRun) restartStage(ctx context.Context, stage string, sr *CAStageResu
 		cr.res.WaitingForClients = waiting
 		return false, true, nil
 	}
-	cr.journal().Done[stage] = cr.r.o.Now().UTC()
+	cr.journal().Done[stage] = cr.r.Cfg.Now().UTC()
 	if err := cr.save(); err != nil {
 		return false, false, err
 	}
@@ -129,12 +129,12 @@ func (cr *caRun) provenWithoutRestart(ctx context.Context, p *Plan, stage string
 		if perr != nil {
 			continue
 		}
-		started, ok, err := startedNow(cr.paths, np.Node)
+		started, ok, err := StartedNow(cr.paths, np.Node)
 		if err != nil {
 			return err
 		}
 		if ok {
-			cr.r.st.Started[np.Node.Name] = started
+			cr.r.Journal.Started[np.Node.Name] = started
 		}
 		cr.record(stage, np.Node.Name, CAProof{Shown: shown})
 		if err := cr.save(); err != nil {
@@ -160,10 +160,10 @@ func (cr *caRun) memberPlan(stage string) (*Plan, error) {
 			continue
 		}
 		np := &NodePlan{Node: n, Restart: true, Reasons: []string{"CA rotation, stage " + stage + ": its CA bundle changed"}}
-		np.All = nodeTargets(targets, n.Name)
+		np.All = NodeTargets(targets, n.Name)
 		np.Targets = np.All
 		var err error
-		if np.DeployCmd, np.RestartCmd, err = nodeCommands(cr.paths, n); err != nil {
+		if np.DeployCmd, np.RestartCmd, err = NodeCommands(cr.paths, n); err != nil {
 			return nil, err
 		}
 		p.Nodes = append(p.Nodes, np)
@@ -174,7 +174,7 @@ func (cr *caRun) memberPlan(stage string) (*Plan, error) {
 // deploy runs the deploy command of every member still to go through the
 // stage.
 func (cr *caRun) deploy(ctx context.Context, p *Plan) error {
-	return cr.r.deployNodes(ctx, p.Nodes)
+	return cr.r.DeployNodes(ctx, p.Nodes)
 }
 
 // clientPlans are the clients with a bundle of their own (the apiserver
@@ -189,7 +189,7 @@ func (cr *caRun) clientPlans() ([]*ClientPlan, error) {
 		}
 		cp := &ClientPlan{Client: c, Target: t}
 		var err error
-		if cp.DeployCmd, cp.RestartCmd, err = clientCommands(c, t.Dir); err != nil {
+		if cp.DeployCmd, cp.RestartCmd, err = ClientCommands(c, t.Dir); err != nil {
 			return nil, err
 		}
 		out = append(out, cp)
@@ -216,7 +216,7 @@ func (cr *caRun) restartClients(ctx context.Context, stage string) ([]string, er
 		}
 		bg := context.WithoutCancel(ctx)
 		if cp.DeployCmd != "" {
-			if err := runCommand(bg, "deploy to client "+cp.Client.Name, cp.DeployCmd, cr.r.o.CommandTimeout); err != nil {
+			if err := RunCommand(bg, "deploy to client "+cp.Client.Name, cp.DeployCmd, cr.r.Cfg.CommandTimeout); err != nil {
 				return nil, err
 			}
 		}
@@ -225,14 +225,14 @@ func (cr *caRun) restartClients(ctx context.Context, stage string) ([]string, er
 			continue
 		}
 		t0 := time.Now()
-		if err := runCommand(bg, "restart client "+cp.Client.Name, cp.RestartCmd, cr.r.o.CommandTimeout); err != nil {
+		if err := RunCommand(bg, "restart client "+cp.Client.Name, cp.RestartCmd, cr.r.Cfg.CommandTimeout); err != nil {
 			return nil, err
 		}
 		cr.record(stage, who, CAProof{Restarted: true, Shown: []string{"restart command ran"}})
 		if err := cr.save(); err != nil {
 			return nil, err
 		}
-		cr.log("%s: client %s restarted (%s) in %s", stage, cp.Client.Name, cp.RestartCmd, round(time.Since(t0)))
+		cr.log("%s: client %s restarted (%s) in %s", stage, cp.Client.Name, cp.RestartCmd, Round(time.Since(t0)))
 	}
 	if len(waiting) == 0 {
 		return nil, nil

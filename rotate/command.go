@@ -11,10 +11,10 @@ import (
 	"time"
 )
 
-// runCommand runs a rendered template with sh -c, bounded by timeout. The
+// RunCommand runs a rendered template with sh -c, bounded by timeout. The
 // command gets its own process group so a timeout kills what it started
 // (an ssh, a script's children), not just the shell.
-func runCommand(ctx context.Context, what, command string, timeout time.Duration) error {
+func RunCommand(ctx context.Context, what, command string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", command)

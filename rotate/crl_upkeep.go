@@ -12,37 +12,37 @@ import (
 // reads its variables, the CRL files among them, only at start.
 const reasonEnv = "etcd.env changed (it names the CRL; etcd reads it only at start)"
 
-// keepCRL is the run's upkeep of the CRL before its plan (issue.KeepCRL):
+// KeepCRL is the run's upkeep of the CRL before its plan (issue.KeepCRL):
 // signed again before its nextUpdate, in every bundle, and named by every
 // node's etcd.env. Bundles whose CRL changed are deployed at once: etcd
 // reads the CRL on every accepted connection, so nothing restarts for it.
 // A new etcd.env shows in the plan as a change that needs a restart. The
 // CA rotation re-signs the CRL itself, so nothing is done during one.
-func (r *runner) keepCRL(ctx context.Context) error {
-	s := r.o.Spec
-	if next, err := pki.LoadNextCA(r.inv.Paths); err != nil || next != nil {
+func (r *Runner) KeepCRL(ctx context.Context) error {
+	s := r.Cfg.Spec
+	if next, err := pki.LoadNextCA(r.Inv.Paths); err != nil || next != nil {
 		return nil // the plan reports what is wrong, or ca rotate owns the CRL
 	}
-	up, err := issue.KeepCRL(ctx, r.inv, r.o.Now(), r.o.DryRun)
+	up, err := issue.KeepCRL(ctx, r.Inv, r.Cfg.Now(), r.Cfg.DryRun)
 	if err != nil || !up.Changed() {
 		return err
 	}
 	would := ""
-	if r.o.DryRun {
+	if r.Cfg.DryRun {
 		would = "would be "
 	}
 	if up.Resigned != "" {
-		r.log.printf("[crl] CRL %ssigned again (%s): number %v, %d revoked, next update %s", would, up.Resigned,
+		r.Log.Printf("[crl] CRL %ssigned again (%s): number %v, %d revoked, next update %s", would, up.Resigned,
 			up.CRL.Number, len(up.CRL.Revoked), up.CRL.NextUpdate.UTC().Format("2006-01-02T15:04:05Z"))
 	}
 	if len(up.Bundles) > 0 {
-		r.log.printf("[crl] CRL %scopied into the bundles of %s", would, strings.Join(up.Bundles, ", "))
+		r.Log.Printf("[crl] CRL %scopied into the bundles of %s", would, strings.Join(up.Bundles, ", "))
 	}
 	if len(up.Envs) > 0 {
-		r.log.printf("[crl] etcd.env %swritten for %s: it names the CRL (etcd ignores CRLs in --config-file); start the members from it, and each is restarted once to read it",
+		r.Log.Printf("[crl] etcd.env %swritten for %s: it names the CRL (etcd ignores CRLs in --config-file); start the members from it, and each is restarted once to read it",
 			would, strings.Join(up.Envs, ", "))
 	}
-	if r.o.DryRun || len(up.Bundles) == 0 {
+	if r.Cfg.DryRun || len(up.Bundles) == 0 {
 		return nil
 	}
 	p := &Plan{}
@@ -51,8 +51,8 @@ func (r *runner) keepCRL(ctx context.Context) error {
 			p.Nodes = append(p.Nodes, &NodePlan{Node: n})
 		}
 	}
-	if err := revokeCommands(r.inv.Paths, p); err != nil {
+	if err := DeployCommands(r.Inv.Paths, p); err != nil {
 		return err
 	}
-	return r.deployNodes(ctx, p.Nodes)
+	return r.DeployNodes(ctx, p.Nodes)
 }

@@ -21,44 +21,44 @@ import (
 // second keeps the wait within a poll of the real restart time, which is
 // what the total rotation time is measured against, at the cost of a few
 // cheap TLS handshakes.
-const pollInterval = 100 * time.Millisecond
+const PollInterval = 100 * time.Millisecond
 
 // probeTimeout bounds one health probe of one endpoint while waiting.
-const probeTimeout = 2 * time.Second
+const ProbeTimeout = 2 * time.Second
 
 // caughtUpSlack is how many raft entries a member may trail the leader
 // and still count as caught up: the two are probed concurrently, and
 // under client load the leader commits a few entries in between.
-const caughtUpSlack = 50
+const CaughtUpSlack = 50
 
-// etcdCluster talks to the running members with a probe client
+// Cluster talks to the running members with a probe client
 // certificate minted from the CA for this run (see probeTLS): no client
 // certificate on disk has to be valid for rotate to see the cluster.
-type etcdCluster struct {
-	spec  *cluster.Spec
+type Cluster struct {
+	Spec  *cluster.Spec
 	paths pki.Paths
 	inv   *pki.Inventory
-	// opts are the probes' policy: a rotation tolerates expired server
+	// ProbeOpts are the probes' policy: a rotation tolerates expired server
 	// certificates (see expired.go); a CA rotation and the final proof
 	// of a run that found some do not.
-	opts  []probe.Option
-	probe probeCert
+	ProbeOpts []probe.Option
+	probe     probeCert
 }
 
-// tls reads the CA afresh (a recovery may have replaced it) and presents
+// TLS reads the CA afresh (a recovery may have replaced it) and presents
 // the run's probe certificate.
-func (c *etcdCluster) tls() (*tls.Config, error) {
+func (c *Cluster) TLS() (*tls.Config, error) {
 	return c.probeTLS()
 }
 
-func (c *etcdCluster) endpoints() []string { return c.spec.ClientEndpoints() }
+func (c *Cluster) Endpoints() []string { return c.Spec.ClientEndpoints() }
 
-func (c *etcdCluster) health(ctx context.Context) (*probe.Cluster, error) {
-	cfg, err := c.tls()
+func (c *Cluster) Health(ctx context.Context) (*probe.Cluster, error) {
+	cfg, err := c.TLS()
 	if err != nil {
 		return nil, err
 	}
-	return probe.Health(ctx, c.endpoints(), cfg, probeTimeout, c.opts...), nil
+	return probe.Health(ctx, c.Endpoints(), cfg, ProbeTimeout, c.ProbeOpts...), nil
 }
 
 // UnhealthyError is the precondition of a rolling restart failing: some
@@ -86,9 +86,9 @@ func (e *UnhealthyError) Error() string {
 // ExitCode makes the CLI exit 1: a failed check, not bad input.
 func (e *UnhealthyError) ExitCode() int { return 1 }
 
-// healthyOrError says why a probe is not a healthy cluster; when says
+// HealthyOrError says why a probe is not a healthy cluster; when says
 // what that means for the run.
-func healthyOrError(s *cluster.Spec, h *probe.Cluster, when string) error {
+func HealthyOrError(s *cluster.Spec, h *probe.Cluster, when string) error {
 	if h.Healthy() {
 		return nil
 	}
@@ -116,15 +116,15 @@ func healthyOrError(s *cluster.Spec, h *probe.Cluster, when string) error {
 	return e
 }
 
-// moveLeader hands leadership from the member at fromURL to member to.
+// MoveLeader hands leadership from the member at fromURL to member to.
 // The request must reach the current leader, so the client is pinned to
 // its endpoint; etcd answers once the transferee leads.
-func (c *etcdCluster) moveLeader(ctx context.Context, fromURL string, to probe.ID) error {
-	cfg, err := c.tls()
+func (c *Cluster) MoveLeader(ctx context.Context, fromURL string, to probe.ID) error {
+	cfg, err := c.TLS()
 	if err != nil {
 		return err
 	}
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{fromURL}, TLS: cfg, DialTimeout: probeTimeout, Logger: zap.NewNop()})
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{fromURL}, TLS: cfg, DialTimeout: ProbeTimeout, Logger: zap.NewNop()})
 	if err != nil {
 		return fmt.Errorf("etcd client for %s: %w", fromURL, err)
 	}
@@ -137,20 +137,20 @@ func (c *etcdCluster) moveLeader(ctx context.Context, fromURL string, to probe.I
 	return nil
 }
 
-// waitLeader waits until every member names to as leader and to has
+// WaitLeader waits until every member names to as leader and to has
 // applied an entry of its own term, so that the member about to be
 // stopped is no longer on anyone's path to a commit: followers forward
 // to the new leader, and the new leader has a working quorum without it.
-func (c *etcdCluster) waitLeader(ctx context.Context, to probe.ID, timeout time.Duration) error {
+func (c *Cluster) WaitLeader(ctx context.Context, to probe.ID, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	cfg, err := c.tls()
+	cfg, err := c.TLS()
 	if err != nil {
 		return err
 	}
 	var startIdx uint64
 	for {
-		h := probe.Health(ctx, c.endpoints(), cfg, probeTimeout, c.opts...)
+		h := probe.Health(ctx, c.Endpoints(), cfg, ProbeTimeout, c.ProbeOpts...)
 		l, ok := h.LeaderResult()
 		switch {
 		case !ok || h.Leader != to:
@@ -162,15 +162,15 @@ func (c *etcdCluster) waitLeader(ctx context.Context, to probe.ID, timeout time.
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("member %s did not settle as leader: %w", to, ctx.Err())
-		case <-time.After(pollInterval / 4):
+		case <-time.After(PollInterval / 4):
 		}
 	}
 }
 
-// servingSerial returns the serial of the certificate presented on
+// ServingSerial returns the serial of the certificate presented on
 // addr (host:port), verified against the etcd CA like any client would.
-func servingSerial(ctx context.Context, addr string, cfg *tls.Config, opts ...probe.Option) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+func ServingSerial(ctx context.Context, addr string, cfg *tls.Config, opts ...probe.Option) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, ProbeTimeout)
 	defer cancel()
 	c, err := probe.ServingCert(ctx, addr, cfg, opts...)
 	if err != nil {
@@ -179,25 +179,25 @@ func servingSerial(ctx context.Context, addr string, cfg *tls.Config, opts ...pr
 	return certx.Serial(c), nil
 }
 
-// waitServing waits until node serves the wanted serials on its client
+// WaitServing waits until node serves the wanted serials on its client
 // and peer ports, answers a linearizable read and has caught up with the
 // leader. It returns the last reason for waiting when the time is up.
-func (c *etcdCluster) waitServing(ctx context.Context, n cluster.Node, wantServer, wantPeer string, timeout time.Duration) error {
+func (c *Cluster) WaitServing(ctx context.Context, n cluster.Node, wantServer, wantPeer string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	peerAddr, err := peerAddrOf(n)
+	peerAddr, err := PeerAddr(n)
 	if err != nil {
 		return err
 	}
 	idx := -1
-	for i, m := range c.spec.Nodes {
+	for i, m := range c.Spec.Nodes {
 		if m.Name == n.Name {
 			idx = i
 		}
 	}
 	// Read once per wait: the apiserver's pair does not change while a
 	// member restarts (renewal is over, and the lock keeps others out).
-	cfg, err := c.tls()
+	cfg, err := c.TLS()
 	if err != nil {
 		return err
 	}
@@ -210,7 +210,7 @@ func (c *etcdCluster) waitServing(ctx context.Context, n cluster.Node, wantServe
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("not back within %s: %w", timeout, last)
-		case <-time.After(pollInterval):
+		case <-time.After(PollInterval):
 		}
 	}
 }
@@ -218,8 +218,8 @@ func (c *etcdCluster) waitServing(ctx context.Context, n cluster.Node, wantServe
 // gates probes the cluster once. The client port's serial comes from the
 // health probe's own handshake; only the peer port needs a dial of its
 // own.
-func (c *etcdCluster) gates(ctx context.Context, cfg *tls.Config, idx int, peerAddr, wantServer, wantPeer string) error {
-	h := probe.Health(ctx, c.endpoints(), cfg, probeTimeout, c.opts...)
+func (c *Cluster) gates(ctx context.Context, cfg *tls.Config, idx int, peerAddr, wantServer, wantPeer string) error {
+	h := probe.Health(ctx, c.Endpoints(), cfg, ProbeTimeout, c.ProbeOpts...)
 	r := h.Endpoints[idx]
 	if r.ServerCert == nil {
 		return fmt.Errorf("client port %s: %w", r.Endpoint, r.Err())
@@ -227,7 +227,7 @@ func (c *etcdCluster) gates(ctx context.Context, cfg *tls.Config, idx int, peerA
 	if got := r.ServerCert.Serial; got != wantServer {
 		return fmt.Errorf("client port %s serves serial %s, want %s", r.Addr, got, wantServer)
 	}
-	got, err := servingSerial(ctx, peerAddr, cfg, c.opts...)
+	got, err := ServingSerial(ctx, peerAddr, cfg, c.ProbeOpts...)
 	if err != nil {
 		return fmt.Errorf("peer port %s: %w", peerAddr, err)
 	}
@@ -237,7 +237,7 @@ func (c *etcdCluster) gates(ctx context.Context, cfg *tls.Config, idx int, peerA
 	if !r.Healthy {
 		return fmt.Errorf("not healthy: %w", r.Err())
 	}
-	if !h.CaughtUp(r.Status.MemberID, caughtUpSlack) {
+	if !h.CaughtUp(r.Status.MemberID, CaughtUpSlack) {
 		l, ok := h.LeaderResult()
 		if !ok {
 			return errors.New("no agreed leader to catch up with")

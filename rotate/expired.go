@@ -32,7 +32,7 @@ type probeCert struct {
 // in the PKI directory as the only root, and a probe certificate minted
 // from it (again when the CA changed, as a recovery from an expired CA
 // does).
-func (c *etcdCluster) probeTLS() (*tls.Config, error) {
+func (c *Cluster) probeTLS() (*tls.Config, error) {
 	authority, roots, err := probeAuthority(c.inv)
 	if err != nil {
 		return nil, err
@@ -57,7 +57,7 @@ func (c *etcdCluster) probeTLS() (*tls.Config, error) {
 type expiredServed struct {
 	mu   sync.Mutex
 	seen map[string]bool // addr + serial
-	log  *logger
+	log  *Logger
 }
 
 func (e *expiredServed) note(addr string, leaf *x509.Certificate) {
@@ -67,7 +67,7 @@ func (e *expiredServed) note(addr string, leaf *x509.Certificate) {
 	e.seen[key] = true
 	e.mu.Unlock()
 	if first {
-		e.log.printf("warning: %s serves certificate %q (serial %s) that expired at %s: accepted for this run's probes because it chains to the etcd CA; the cluster serves on connections opened before then, and every new handshake to it fails until it is renewed",
+		e.log.Printf("warning: %s serves certificate %q (serial %s) that expired at %s: accepted for this run's probes because it chains to the etcd CA; the cluster serves on connections opened before then, and every new handshake to it fails until it is renewed",
 			addr, leaf.Subject.CommonName, pki.ShortSerial(certx.Serial(leaf)), leaf.NotAfter.UTC().Format(time.RFC3339))
 	}
 }
@@ -140,7 +140,7 @@ func (e *RecoverNeededError) ExitCode() int { return 1 }
 
 // recoverNeeded returns a RecoverNeededError when the cluster h shows no
 // quorum and some certificate in the plan expired; nil otherwise.
-func (r *runner) recoverNeeded(p *Plan, h *probe.Cluster) error {
+func (r *Runner) recoverNeeded(p *Plan, h *probe.Cluster) error {
 	exp := expiredCerts(p.Certs)
 	if len(exp) == 0 || h.Quorum {
 		return nil
@@ -148,40 +148,40 @@ func (r *runner) recoverNeeded(p *Plan, h *probe.Cluster) error {
 	var why []string
 	for i, e := range h.Endpoints {
 		name := e.Endpoint
-		if i < len(r.o.Spec.Nodes) {
-			name = r.o.Spec.Nodes[i].Name
+		if i < len(r.Cfg.Spec.Nodes) {
+			name = r.Cfg.Spec.Nodes[i].Name
 		}
 		if err := e.Err(); err != nil {
 			why = append(why, fmt.Sprintf("%s: %v", name, err))
 		}
 	}
-	return &RecoverNeededError{Expired: describeExpired(exp), Why: "no quorum answers: " + strings.Join(why, "; "), Command: r.o.RecoverCommand}
+	return &RecoverNeededError{Expired: describeExpired(exp), Why: "no quorum answers: " + strings.Join(why, "; "), Command: r.Cfg.RecoverCommand}
 }
 
 // caExpired returns a RecoverNeededError when the plan's CA expired.
-func (r *runner) caExpired(p *Plan) error {
+func (r *Runner) caExpired(p *Plan) error {
 	for _, in := range p.Certs {
 		if in.Target == nil && in.Status == pki.StatusExpired {
-			return &RecoverNeededError{CAExpired: true, Expired: describeExpired(expiredCerts(p.Certs)), Command: r.o.RecoverCommand}
+			return &RecoverNeededError{CAExpired: true, Expired: describeExpired(expiredCerts(p.Certs)), Command: r.Cfg.RecoverCommand}
 		}
 	}
 	return nil
 }
 
-// proveUnexpired shows with fresh, strict handshakes (an expired
+// ProveUnexpired shows with fresh, strict handshakes (an expired
 // certificate refused, as any client refuses it) that every member's
 // client and peer ports serve an unexpired certificate from the CA: the
 // end of a run that found the cluster running on expired ones. It
 // returns one summary per member.
-func (c *etcdCluster) proveUnexpired(ctx context.Context) ([]string, error) {
-	cfg, err := c.tls()
+func (c *Cluster) ProveUnexpired(ctx context.Context) ([]string, error) {
+	cfg, err := c.TLS()
 	if err != nil {
 		return nil, err
 	}
-	lines := make([]string, len(c.spec.Nodes))
-	errs := make([]error, len(c.spec.Nodes))
+	lines := make([]string, len(c.Spec.Nodes))
+	errs := make([]error, len(c.Spec.Nodes))
 	var wg sync.WaitGroup
-	for i, n := range c.spec.Nodes {
+	for i, n := range c.Spec.Nodes {
 		wg.Go(func() {
 			var got []string
 			for _, port := range []struct{ what, url string }{{"client port", n.ClientURLs[0]}, {"peer port", n.PeerURLs[0]}} {
@@ -190,7 +190,7 @@ func (c *etcdCluster) proveUnexpired(ctx context.Context) ([]string, error) {
 					errs[i] = err
 					return
 				}
-				dctx, cancel := context.WithTimeout(ctx, probeTimeout)
+				dctx, cancel := context.WithTimeout(ctx, ProbeTimeout)
 				leaf, err := probe.ServingCert(dctx, addr, cfg)
 				cancel()
 				if err != nil {

@@ -19,11 +19,11 @@ import (
 // handshake just showed serving the serial on disk; anything else is
 // named as not proven, with the reason. Client certificates cannot be
 // seen from here: they are said to be valid on disk only.
-func (r *runner) provenInEffect(ctx context.Context, p *Plan) string {
+func (r *Runner) provenInEffect(ctx context.Context, p *Plan) string {
 	switch {
-	case r.o.NoVerify:
+	case r.Cfg.NoVerify:
 		return "not checked in effect (--no-verify)"
-	case r.o.DryRun:
+	case r.Cfg.DryRun:
 		return "not checked in effect (--dry-run)"
 	}
 	onDisk := map[string]string{} // target ID -> serial
@@ -32,7 +32,7 @@ func (r *runner) provenInEffect(ctx context.Context, p *Plan) string {
 			onDisk[info.Target.ID] = certx.Serial(info.Cert)
 		}
 	}
-	cfg, err := r.etcd.tls()
+	cfg, err := r.Etcd.TLS()
 	if err != nil {
 		return fmt.Sprintf("not proven in effect: %v", err)
 	}
@@ -40,7 +40,7 @@ func (r *runner) provenInEffect(ctx context.Context, p *Plan) string {
 		addr, want, problem string
 	}
 	var ports []*port
-	for _, n := range r.o.Spec.Nodes {
+	for _, n := range r.Cfg.Spec.Nodes {
 		for _, pp := range []struct {
 			url  string
 			kind string
@@ -50,7 +50,7 @@ func (r *runner) provenInEffect(ctx context.Context, p *Plan) string {
 				return fmt.Sprintf("not proven in effect: %v", err)
 			}
 			id := ""
-			for _, t := range r.inv.Targets {
+			for _, t := range r.Inv.Targets {
 				if t.Owner == n.Name && t.OwnerNode && t.Kind.Name == pp.kind {
 					id = t.ID
 				}
@@ -61,7 +61,7 @@ func (r *runner) provenInEffect(ctx context.Context, p *Plan) string {
 	var wg sync.WaitGroup
 	for _, pt := range ports {
 		wg.Go(func() {
-			got, err := servingSerial(ctx, pt.addr, cfg)
+			got, err := ServingSerial(ctx, pt.addr, cfg)
 			switch {
 			case err != nil:
 				pt.problem = err.Error() // it names the address

@@ -29,16 +29,16 @@ func Lock(pki string) (*pkilock.Held, error) { return pkilock.Acquire(pki) }
 // migrateLayout moves the PKI's stores of the layout before named stores
 // into theirs, right after the lock is taken (a dry run changes nothing).
 // Same bytes, new layout: nothing to deploy or prove for it.
-func (r *runner) migrateLayout() error {
-	if r.o.DryRun {
+func (r *Runner) migrateLayout() error {
+	if r.Cfg.DryRun {
 		return nil
 	}
-	moved, err := issue.MigrateLayout(r.inv)
+	moved, err := issue.MigrateLayout(r.Inv)
 	if err != nil {
 		return err
 	}
 	if len(moved) > 0 {
-		r.log.printf("moved %d stores to the named-store layout (same bytes): %s", len(moved), strings.Join(moved, ", "))
+		r.Log.Printf("moved %d stores to the named-store layout (same bytes): %s", len(moved), strings.Join(moved, ", "))
 	}
 	return nil
 }

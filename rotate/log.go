@@ -10,25 +10,25 @@ import (
 
 // logger writes timestamped lines; it is also an io.Writer so that
 // issue.Renew's lines get the same stamp.
-type logger struct {
+type Logger struct {
 	mu    sync.Mutex
 	out   io.Writer
-	start time.Time
+	Start time.Time
 	buf   []byte
 }
 
-func newLogger(out io.Writer) *logger {
-	return &logger{out: out, start: time.Now()}
+func NewLogger(out io.Writer) *Logger {
+	return &Logger{out: out, Start: time.Now()}
 }
 
-func (l *logger) printf(format string, args ...any) {
+func (l *Logger) Printf(format string, args ...any) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	fmt.Fprintf(l.out, "%s %s\n", time.Now().Format("2006-01-02T15:04:05.000Z07:00"), fmt.Sprintf(format, args...))
 }
 
 // Write stamps each complete line.
-func (l *logger) Write(b []byte) (int, error) {
+func (l *Logger) Write(b []byte) (int, error) {
 	l.mu.Lock()
 	l.buf = append(l.buf, b...)
 	var lines []string
@@ -42,7 +42,7 @@ func (l *logger) Write(b []byte) (int, error) {
 	}
 	l.mu.Unlock()
 	for _, line := range lines {
-		l.printf("%s", line)
+		l.Printf("%s", line)
 	}
 	return len(b), nil
 }

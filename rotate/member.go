@@ -84,7 +84,7 @@ type memberStep struct {
 
 // memberRun is one membership change under the lock.
 type memberRun struct {
-	*runner
+	*Runner
 	mo MemberOptions
 }
 
@@ -108,17 +108,17 @@ func newMemberRun(o *MemberOptions) (*memberRun, error) {
 	if err := ro.defaults(); err != nil {
 		return nil, err
 	}
-	r := newRunner(ro, newLogger(ro.Out))
-	if err := r.inv.Paths.CheckOwnerDir(o.Name, r.inv.Paths.NodeDir(o.Name)); err != nil {
+	r := NewRunner(ro, NewLogger(ro.Out))
+	if err := r.Inv.Paths.CheckOwnerDir(o.Name, r.Inv.Paths.NodeDir(o.Name)); err != nil {
 		return nil, err
 	}
-	return &memberRun{runner: r, mo: *o}, nil
+	return &memberRun{Runner: r, mo: *o}, nil
 }
 
 // cluster is the etcd cluster of s, a part of the command's spec (the
 // members that carry the change), probed with the command's inventory.
-func (m *memberRun) cluster(s *cluster.Spec) *etcdCluster {
-	return &etcdCluster{spec: s, paths: m.inv.Paths, inv: m.inv, opts: m.etcd.opts}
+func (m *memberRun) cluster(s *cluster.Spec) *Cluster {
+	return &Cluster{Spec: s, paths: m.Inv.Paths, inv: m.Inv, ProbeOpts: m.Etcd.ProbeOpts}
 }
 
 // steps runs the journal's steps from j.Step on, saving the journal after
@@ -131,10 +131,10 @@ func (m *memberRun) steps(ctx context.Context, j *MemberJournal, steps []memberS
 			if on {
 				line := fmt.Sprintf("[dry-run] %d/%d %s: %s", i+1, len(steps), s.name, s.what)
 				res.Steps = append(res.Steps, line)
-				m.log.printf("%s", line)
+				m.Log.Printf("%s", line)
 			}
 		}
-		m.log.printf("[dry-run] nothing changed")
+		m.Log.Printf("[dry-run] nothing changed")
 		return nil
 	}
 	for i, s := range steps {
@@ -153,9 +153,9 @@ func (m *memberRun) steps(ctx context.Context, j *MemberJournal, steps []memberS
 		if i+1 < len(steps) {
 			j.Step = steps[i+1].name
 		} else {
-			m.st.Member = nil
+			m.Journal.Member = nil
 		}
-		if err := m.st.save(m.o.Spec.PKIDir, m.o.Now()); err != nil {
+		if err := m.Journal.Save(m.Cfg.Spec.PKIDir, m.Cfg.Now()); err != nil {
 			return err
 		}
 		if m.mo.crashAt == s.name {
@@ -168,14 +168,14 @@ func (m *memberRun) steps(ctx context.Context, j *MemberJournal, steps []memberS
 // journal starts j, or resumes the journaled change when it is the same
 // one; another change in progress is an input error naming it.
 func (m *memberRun) journal(want *MemberJournal) (*MemberJournal, bool, error) {
-	if j := m.st.Member; j != nil {
+	if j := m.Journal.Member; j != nil {
 		if j.Op != want.Op || j.Name != want.Name {
 			return nil, false, input.Errorf("an earlier member %s %s is unfinished (step %s): run `etcdpki member %s %s` again to finish it first", j.Op, j.Name, j.Step, j.Op, j.Name)
 		}
-		m.log.printf("resuming member %s %s at step %s", j.Op, j.Name, j.Step)
+		m.Log.Printf("resuming member %s %s at step %s", j.Op, j.Name, j.Step)
 		return j, true, nil
 	}
-	if j := m.st.Revoke; j != nil {
+	if j := m.Journal.Revoke; j != nil {
 		return nil, false, input.Errorf("%s first", j.Note())
 	}
 	return want, false, nil
@@ -185,8 +185,8 @@ func (m *memberRun) save(j *MemberJournal) error {
 	if m.mo.DryRun {
 		return nil
 	}
-	m.st.Member = j
-	return m.st.save(m.o.Spec.PKIDir, m.o.Now())
+	m.Journal.Member = j
+	return m.Journal.Save(m.Cfg.Spec.PKIDir, m.Cfg.Now())
 }
 
 func hexID(id uint64) string { return fmt.Sprintf("%x", id) }

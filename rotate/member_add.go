@@ -42,7 +42,7 @@ func AddMember(ctx context.Context, o MemberOptions) (*MembershipResult, error) 
 	if !ok {
 		return nil, input.Errorf("member add %s: no such node in the spec (add it under nodes: first)", o.Name)
 	}
-	release, err := m.begin()
+	release, err := m.Begin()
 	if err != nil {
 		return nil, err
 	}
@@ -55,21 +55,21 @@ func AddMember(ctx context.Context, o MemberOptions) (*MembershipResult, error) 
 }
 
 func (m *memberRun) add(ctx context.Context, n cluster.Node, res *MembershipResult) error {
-	j, resumed, err := m.journal(&MemberJournal{Op: "add", Name: n.Name, PeerURL: n.PeerURLs[0], Step: stepCerts, Started: m.o.Now().UTC()})
+	j, resumed, err := m.journal(&MemberJournal{Op: "add", Name: n.Name, PeerURL: n.PeerURLs[0], Step: stepCerts, Started: m.Cfg.Now().UTC()})
 	if err != nil {
 		return err
 	}
 	// The members, without the node being added (others), and with it
 	// (all): spec nodes not yet members are no part of this change.
-	base := m.cluster(withoutNode(m.o.Spec, n.Name))
-	othersSpec, err := base.memberedSpec(ctx, "", n.Name)
+	base := m.cluster(withoutNode(m.Cfg.Spec, n.Name))
+	othersSpec, err := base.MemberedSpec(ctx, "", n.Name)
 	if err != nil {
 		return err
 	}
 	others := m.cluster(othersSpec)
 	allSpec := *othersSpec
 	allSpec.Nodes = nil
-	for _, x := range m.o.Spec.Nodes {
+	for _, x := range m.Cfg.Spec.Nodes {
 		if x.Name == n.Name || slices.ContainsFunc(othersSpec.Nodes, func(y cluster.Node) bool { return y.Name == x.Name }) {
 			allSpec.Nodes = append(allSpec.Nodes, x)
 		}
@@ -85,7 +85,7 @@ func (m *memberRun) add(ctx context.Context, n cluster.Node, res *MembershipResu
 			return err
 		}
 		if !m.mo.DryRun {
-			m.log.printf("adding member %s (%s); journal %s", n.Name, j.PeerURL, statePath(m.o.Spec.PKIDir))
+			m.Log.Printf("adding member %s (%s); journal %s", n.Name, j.PeerURL, StatePath(m.Cfg.Spec.PKIDir))
 		}
 	}
 	steps := []memberStep{
@@ -100,7 +100,7 @@ func (m *memberRun) add(ctx context.Context, n cluster.Node, res *MembershipResu
 			if err != nil {
 				return err
 			}
-			m.log.printf("[config] %s: initial-cluster %s, initial-cluster-state existing", n.Name, ic)
+			m.Log.Printf("[config] %s: initial-cluster %s, initial-cluster-state existing", n.Name, ic)
 			return m.writeFiles(ctx, others, n, ic)
 		}},
 		{stepStart, "deploy " + n.Name + "'s bundle and start it (restart template)", func(ctx context.Context, j *MemberJournal, _ *MembershipResult) error {
@@ -131,38 +131,38 @@ func (m *memberRun) add(ctx context.Context, n cluster.Node, res *MembershipResu
 	}
 	res.ID = parseID(j.ID)
 	if !m.mo.DryRun {
-		m.log.printf("member %s (%s) added: voting and serving", n.Name, j.ID)
+		m.Log.Printf("member %s (%s) added: voting and serving", n.Name, j.ID)
 	}
 	return nil
 }
 
 // preflightAdd refuses an add that etcd would refuse or that could hurt
 // the cluster. done is true when n is a voting member already.
-func (m *memberRun) preflightAdd(ctx context.Context, others *etcdCluster, n cluster.Node, j *MemberJournal) (done bool, err error) {
-	h, err := others.health(ctx)
+func (m *memberRun) preflightAdd(ctx context.Context, others *Cluster, n cluster.Node, j *MemberJournal) (done bool, err error) {
+	h, err := others.Health(ctx)
 	if err != nil {
 		return false, err
 	}
-	if err := healthyOrError(others.spec, h, "refusing to add a member"); err != nil {
+	if err := HealthyOrError(others.Spec, h, "refusing to add a member"); err != nil {
 		return false, err
 	}
 	l, _ := h.LeaderResult()
 	j.Term = l.Status.RaftTerm
-	ms, err := others.memberList(ctx)
+	ms, err := others.MemberList(ctx)
 	if err != nil {
 		return false, err
 	}
 	for _, mb := range ms {
 		switch {
-		case mb.Name == n.Name && !mb.IsLearner && byPeerURL(ms, j.PeerURL) == mb:
-			m.log.printf("%s is a voting member already (%x): nothing to do", n.Name, mb.ID)
+		case mb.Name == n.Name && !mb.IsLearner && MemberByPeerURL(ms, j.PeerURL) == mb:
+			m.Log.Printf("%s is a voting member already (%x): nothing to do", n.Name, mb.ID)
 			return true, nil
 		case mb.Name == n.Name:
 			return false, input.Errorf("member add %s: etcd has a member of that name already (%x, peer URLs %s): remove it first (etcdpki member remove %s after deleting it from the spec, or etcdctl member remove %x)", n.Name, mb.ID, strings.Join(mb.PeerURLs, ","), n.Name, mb.ID)
 		case slices.Contains(mb.PeerURLs, j.PeerURL) && mb.IsLearner && mb.Name == "":
 			// A learner added for this node and never started (an add
 			// killed before its journal, or made by hand): continued.
-			m.log.printf("learner %x has %s's peer URL and never started: continuing it", mb.ID, n.Name)
+			m.Log.Printf("learner %x has %s's peer URL and never started: continuing it", mb.ID, n.Name)
 			return false, nil
 		case slices.Contains(mb.PeerURLs, j.PeerURL):
 			return false, input.Errorf("member add %s: peer URL %s belongs to member %q (%x) already", n.Name, j.PeerURL, mb.Name, mb.ID)
@@ -170,7 +170,7 @@ func (m *memberRun) preflightAdd(ctx context.Context, others *etcdCluster, n clu
 			return false, &UnhealthyError{When: "refusing to add a member", Reason: fmt.Sprintf("learner %x (%s) is pending: etcd allows one learner at a time; finish it (etcdpki member add NAME) or remove it (etcdctl member remove %x)", mb.ID, strings.Join(mb.PeerURLs, ","), mb.ID)}
 		}
 	}
-	if m.o.Spec.Local && n.DataDir != "" {
+	if m.Cfg.Spec.Local && n.DataDir != "" {
 		if entries, err := regular.ReadDir(n.DataDir); err == nil && len(entries) > 0 {
 			return false, input.Errorf("member add %s: data directory %s is not empty: a new member must start from an empty one (move it away)", n.Name, n.DataDir)
 		}
@@ -181,49 +181,49 @@ func (m *memberRun) preflightAdd(ctx context.Context, others *etcdCluster, n clu
 // writeFiles runs init's writer for the spec: n's certificates when
 // missing, its configs joining initialCluster (when set), and the
 // apiserver's files naming the members of running.
-func (m *memberRun) writeFiles(ctx context.Context, running *etcdCluster, n cluster.Node, initialCluster string) error {
-	o := issue.Options{Out: io.Discard, Now: m.o.Now, LockHeld: true, SpecYAML: m.mo.SpecYAML}
+func (m *memberRun) writeFiles(ctx context.Context, running *Cluster, n cluster.Node, initialCluster string) error {
+	o := issue.Options{Out: io.Discard, Now: m.Cfg.Now, LockHeld: true, SpecYAML: m.mo.SpecYAML}
 	if initialCluster != "" {
 		o.Join = &issue.Join{Name: n.Name, InitialCluster: initialCluster}
 	}
 	// The apiserver's files name the members only: not the node being
 	// added until it votes and serves, nor spec nodes yet to be added.
-	o.APIServerEndpoints = running.endpoints()
-	out, err := issue.Init(ctx, m.inv, o)
+	o.APIServerEndpoints = running.Endpoints()
+	out, err := issue.Init(ctx, m.Inv, o)
 	if err != nil {
 		return err
 	}
 	for _, id := range out.Created {
-		m.log.printf("[certs] created %s", id)
+		m.Log.Printf("[certs] created %s", id)
 	}
 	return nil
 }
 
-func (m *memberRun) addLearner(ctx context.Context, others *etcdCluster, j *MemberJournal) error {
-	ms, err := others.memberList(ctx)
+func (m *memberRun) addLearner(ctx context.Context, others *Cluster, j *MemberJournal) error {
+	ms, err := others.MemberList(ctx)
 	if err != nil {
 		return err
 	}
 	// A run killed after the add and before the journal: the learner is
 	// found by its peer URL.
-	if mb := byPeerURL(ms, j.PeerURL); mb != nil {
+	if mb := MemberByPeerURL(ms, j.PeerURL); mb != nil {
 		j.ID = hexID(mb.ID)
-		m.log.printf("[learner] %s is member %x already (learner %v): continuing", j.PeerURL, mb.ID, mb.IsLearner)
+		m.Log.Printf("[learner] %s is member %x already (learner %v): continuing", j.PeerURL, mb.ID, mb.IsLearner)
 		return nil
 	}
-	id, err := others.addLearner(ctx, []string{j.PeerURL})
+	id, err := others.AddLearner(ctx, []string{j.PeerURL})
 	if err != nil {
 		return err
 	}
 	j.ID = hexID(id)
-	m.log.printf("[learner] added %s as learner %x", j.PeerURL, id)
+	m.Log.Printf("[learner] added %s as learner %x", j.PeerURL, id)
 	return nil
 }
 
 // joinCluster is etcd's member list as initial-cluster, naming the
 // joining member (which has no name until it starts) j.Name.
-func joinCluster(ctx context.Context, c *etcdCluster, j *MemberJournal) (string, error) {
-	ms, err := c.memberList(ctx)
+func joinCluster(ctx context.Context, c *Cluster, j *MemberJournal) (string, error) {
+	ms, err := c.MemberList(ctx)
 	if err != nil {
 		return "", err
 	}
@@ -248,45 +248,45 @@ func joinCluster(ctx context.Context, c *etcdCluster, j *MemberJournal) (string,
 
 // startNode deploys n's bundle and starts it with its restart template.
 func (m *memberRun) startNode(ctx context.Context, n cluster.Node) error {
-	deploy, cmd, err := nodeCommands(m.inv.Paths, n)
+	deploy, cmd, err := NodeCommands(m.Inv.Paths, n)
 	if err != nil {
 		return err
 	}
-	if err := m.deployNodes(ctx, []*NodePlan{{Node: n, DeployCmd: deploy}}); err != nil {
+	if err := m.DeployNodes(ctx, []*NodePlan{{Node: n, DeployCmd: deploy}}); err != nil {
 		return err
 	}
 	if cmd == "" {
-		m.log.printf("[start] %s: the spec has no restart command: start etcd on its host from %s now", n.Name, n.Dir)
+		m.Log.Printf("[start] %s: the spec has no restart command: start etcd on its host from %s now", n.Name, n.Dir)
 		return nil
 	}
 	t0 := time.Now()
-	if err := runCommand(ctx, "start node "+n.Name, cmd, m.o.CommandTimeout); err != nil {
+	if err := RunCommand(ctx, "start node "+n.Name, cmd, m.Cfg.CommandTimeout); err != nil {
 		return &MemberError{Member: n.Name, Err: err}
 	}
-	m.log.printf("[start] %s: started in %s", n.Name, round(time.Since(t0)))
+	m.Log.Printf("[start] %s: started in %s", n.Name, Round(time.Since(t0)))
 	return nil
 }
 
 // promoteLearner waits for the learner to catch up with the leader, then
 // promotes it, all within --member-timeout.
-func (m *memberRun) promoteLearner(ctx context.Context, others *etcdCluster, n cluster.Node, j *MemberJournal, res *MembershipResult) error {
+func (m *memberRun) promoteLearner(ctx context.Context, others *Cluster, n cluster.Node, j *MemberJournal, res *MembershipResult) error {
 	id := parseID(j.ID)
-	ms, err := others.memberList(ctx)
+	ms, err := others.MemberList(ctx)
 	if err != nil {
 		return err
 	}
-	mb := byPeerURL(ms, j.PeerURL)
+	mb := MemberByPeerURL(ms, j.PeerURL)
 	if mb == nil {
 		return fmt.Errorf("%s (%s) is no longer in etcd's member list: run etcdpki member add %s again", n.Name, j.ID, n.Name)
 	}
 	if !mb.IsLearner {
-		m.log.printf("[promote] %s is voting already", n.Name)
+		m.Log.Printf("[promote] %s is voting already", n.Name)
 		return nil
 	}
 	t0 := time.Now()
 	deadline := t0.Add(m.mo.MemberTimeout)
 	behind := func() string {
-		applied, leader, err := others.learnerStatus(ctx, n.ClientURLs[0])
+		applied, leader, err := others.LearnerStatus(ctx, n.ClientURLs[0])
 		if err != nil {
 			return err.Error()
 		}
@@ -296,61 +296,61 @@ func (m *memberRun) promoteLearner(ctx context.Context, others *etcdCluster, n c
 		return fmt.Sprintf("applied raft index %d, the leader's %d: %d entries behind", applied, leader, leader-applied)
 	}
 	for {
-		applied, leader, err := others.learnerStatus(ctx, n.ClientURLs[0])
-		if err == nil && applied+caughtUpSlack >= leader {
+		applied, leader, err := others.LearnerStatus(ctx, n.ClientURLs[0])
+		if err == nil && applied+CaughtUpSlack >= leader {
 			break
 		}
 		if time.Now().After(deadline) {
 			return &MemberError{Member: n.Name, Err: fmt.Errorf("learner not caught up after --member-timeout %s: %s", m.mo.MemberTimeout, behind())}
 		}
-		time.Sleep(pollInterval)
+		time.Sleep(PollInterval)
 	}
 	res.CatchUp = time.Since(t0)
-	m.log.printf("[promote] learner %s caught up in %s", n.Name, round(res.CatchUp))
-	if err := others.promote(ctx, id, time.Until(deadline), behind); err != nil {
+	m.Log.Printf("[promote] learner %s caught up in %s", n.Name, Round(res.CatchUp))
+	if err := others.Promote(ctx, id, time.Until(deadline), behind); err != nil {
 		return &MemberError{Member: n.Name, Err: err}
 	}
-	m.log.printf("[promote] %s (%x) is a voting member", n.Name, id)
+	m.Log.Printf("[promote] %s (%x) is a voting member", n.Name, id)
 	return nil
 }
 
 // proveAdded shows the new member serving its own serials on both ports,
 // voting, caught up, with the cluster healthy and the term unchanged, and
 // records its certificates and start files in the journal.
-func (m *memberRun) proveAdded(ctx context.Context, all *etcdCluster, n cluster.Node, j *MemberJournal) error {
-	mine := nodeTargets(m.inv.Targets, n.Name)
-	serials, server, peer, err := servingSerials(mine)
+func (m *memberRun) proveAdded(ctx context.Context, all *Cluster, n cluster.Node, j *MemberJournal) error {
+	mine := NodeTargets(m.Inv.Targets, n.Name)
+	serials, server, peer, err := ServingSerials(mine)
 	if err != nil {
 		return err
 	}
-	if err := all.waitServing(ctx, n, server, peer, m.mo.MemberTimeout); err != nil {
+	if err := all.WaitServing(ctx, n, server, peer, m.mo.MemberTimeout); err != nil {
 		return &MemberError{Member: n.Name, Err: err}
 	}
-	ms, err := all.memberList(ctx)
+	ms, err := all.MemberList(ctx)
 	if err != nil {
 		return err
 	}
-	if mb := byPeerURL(ms, j.PeerURL); mb == nil || mb.IsLearner {
+	if mb := MemberByPeerURL(ms, j.PeerURL); mb == nil || mb.IsLearner {
 		return &MemberError{Member: n.Name, Err: errors.New("not a voting member")}
 	}
-	h, err := all.health(ctx)
+	h, err := all.Health(ctx)
 	if err != nil {
 		return err
 	}
-	if err := healthyOrError(all.spec, h, "after the add"); err != nil {
+	if err := HealthyOrError(all.Spec, h, "after the add"); err != nil {
 		return err
 	}
 	l, _ := h.LeaderResult()
 	if l.Status.RaftTerm != j.Term {
-		m.log.printf("[prove] warning: the raft term went from %d to %d during the add (a leader election)", j.Term, l.Status.RaftTerm)
+		m.Log.Printf("[prove] warning: the raft term went from %d to %d during the add (a leader election)", j.Term, l.Status.RaftTerm)
 	}
 	for _, t := range mine {
-		m.st.InEffect[t.ID] = serials[t.ID]
+		m.Journal.InEffect[t.ID] = serials[t.ID]
 	}
-	if st, ok, err := startedNow(m.inv.Paths, n); err == nil && ok {
-		m.st.Started[n.Name] = st
+	if st, ok, err := StartedNow(m.Inv.Paths, n); err == nil && ok {
+		m.Journal.Started[n.Name] = st
 	}
-	m.log.printf("[prove] %s: client port serves %s, peer port serves %s, voting, cluster healthy, raft term %d",
+	m.Log.Printf("[prove] %s: client port serves %s, peer port serves %s, voting, cluster healthy, raft term %d",
 		n.Name, pki.ShortSerial(server), pki.ShortSerial(peer), l.Status.RaftTerm)
 	return nil
 }

@@ -11,12 +11,12 @@ import (
 // updateAPIServer runs the kube-apiserver client's deploy and restart
 // templates: its --etcd-servers changed.
 func (m *memberRun) updateAPIServer(ctx context.Context) error {
-	c, ok := m.o.Spec.Client(cluster.ClientAPIServer)
+	c, ok := m.Cfg.Spec.Client(cluster.ClientAPIServer)
 	if !ok {
 		return nil
 	}
-	b, _ := m.inv.Bundle(c.Name)
-	deploy, restart, err := clientCommands(c, b.Root)
+	b, _ := m.Inv.Bundle(c.Name)
+	deploy, restart, err := ClientCommands(c, b.Root)
 	if err != nil {
 		return err
 	}
@@ -25,34 +25,34 @@ func (m *memberRun) updateAPIServer(ctx context.Context) error {
 		if t.cmd == "" {
 			continue
 		}
-		if err := runCommand(ctx, t.what+" client "+c.Name, t.cmd, m.o.CommandTimeout); err != nil {
+		if err := RunCommand(ctx, t.what+" client "+c.Name, t.cmd, m.Cfg.CommandTimeout); err != nil {
 			return err
 		}
 		did = append(did, t.what)
 	}
-	flags, _ := regular.ReadFile(m.inv.Paths.APIServerFlags(), regular.MaxState)
+	flags, _ := regular.ReadFile(m.Inv.Paths.APIServerFlags(), regular.MaxState)
 	first, _, _ := strings.Cut(string(flags), "\n")
 	switch {
 	case len(did) > 0:
-	case m.o.Spec.Local:
+	case m.Cfg.Spec.Local:
 		did = []string{"files rewritten in place"}
 	default:
-		did = []string{"no deploy or restart template: copy " + m.inv.Paths.APIServerDir() + " to the apiserver hosts"}
+		did = []string{"no deploy or restart template: copy " + m.Inv.Paths.APIServerDir() + " to the apiserver hosts"}
 	}
-	m.log.printf("[apiserver] %s (%s)", strings.Join(did, ", "), first)
+	m.Log.Printf("[apiserver] %s (%s)", strings.Join(did, ", "), first)
 	return nil
 }
 
 // deployOthers runs the deploy template of every node but skip.
 func (m *memberRun) deployOthers(ctx context.Context, skip string) error {
 	p := &Plan{}
-	for _, n := range m.o.Spec.Nodes {
+	for _, n := range m.Cfg.Spec.Nodes {
 		if n.Name != skip {
 			p.Nodes = append(p.Nodes, &NodePlan{Node: n})
 		}
 	}
-	if err := revokeCommands(m.inv.Paths, p); err != nil {
+	if err := DeployCommands(m.Inv.Paths, p); err != nil {
 		return err
 	}
-	return m.deployNodes(ctx, p.Nodes)
+	return m.DeployNodes(ctx, p.Nodes)
 }

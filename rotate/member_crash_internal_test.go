@@ -94,7 +94,7 @@ func bundleSerials(t *testing.T, p pki.Paths, name string) []string {
 	t.Helper()
 	var out []string
 	for _, kind := range []ca.Kind{ca.KindServer, ca.KindPeer} {
-		c, err := readCert(filepath.Join(p.NodeCertDir(name), kind.BaseName+pki.CertExt))
+		c, err := ReadCert(filepath.Join(p.NodeCertDir(name), kind.BaseName+pki.CertExt))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -28,39 +28,39 @@ func withoutNode(s *cluster.Spec, name string) *cluster.Spec {
 
 // membershipClient is an etcd client of endpoints with the run's probe
 // certificate, for the membership API.
-func (c *etcdCluster) membershipClient(endpoints []string) (*clientv3.Client, error) {
-	cfg, err := c.tls()
+func (c *Cluster) membershipClient(endpoints []string) (*clientv3.Client, error) {
+	cfg, err := c.TLS()
 	if err != nil {
 		return nil, err
 	}
 	if len(endpoints) == 0 {
-		endpoints = c.endpoints()
+		endpoints = c.Endpoints()
 	}
 	if len(endpoints) == 0 {
 		// etcd's own word for this ("etcdclient: no available
 		// endpoints") names nothing the operator can act on.
-		return nil, input.Errorf("no etcd member to ask: the spec %s names no running member of the cluster besides the node being changed", specName(c.spec))
+		return nil, input.Errorf("no etcd member to ask: the spec %s names no running member of the cluster besides the node being changed", specName(c.Spec))
 	}
-	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, TLS: cfg, DialTimeout: probeTimeout, Logger: zap.NewNop()})
+	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, TLS: cfg, DialTimeout: ProbeTimeout, Logger: zap.NewNop()})
 	if err != nil {
 		return nil, fmt.Errorf("etcd client for %s: %w", strings.Join(endpoints, ","), err)
 	}
 	return cli, nil
 }
 
-// memberList is etcd's member list, linearizable.
-func (c *etcdCluster) memberList(ctx context.Context) ([]*etcdserverpb.Member, error) {
+// MemberList is etcd's member list, linearizable.
+func (c *Cluster) MemberList(ctx context.Context) ([]*etcdserverpb.Member, error) {
 	return c.listMembers(ctx)
 }
 
-// localMemberList is the member list as any one reachable member knows
+// LocalMemberList is the member list as any one reachable member knows
 // it (serializable): it answers without a quorum, which is what a
 // pre-flight check must be able to describe.
-func (c *etcdCluster) localMemberList(ctx context.Context) ([]*etcdserverpb.Member, error) {
+func (c *Cluster) LocalMemberList(ctx context.Context) ([]*etcdserverpb.Member, error) {
 	return c.listMembers(ctx, clientv3.WithSerializable())
 }
 
-func (c *etcdCluster) listMembers(ctx context.Context, opts ...clientv3.OpOption) ([]*etcdserverpb.Member, error) {
+func (c *Cluster) listMembers(ctx context.Context, opts ...clientv3.OpOption) ([]*etcdserverpb.Member, error) {
 	cli, err := c.membershipClient(nil)
 	if err != nil {
 		return nil, err
@@ -70,13 +70,13 @@ func (c *etcdCluster) listMembers(ctx context.Context, opts ...clientv3.OpOption
 	defer cancel()
 	resp, err := cli.MemberList(ctx, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("etcd member list from %s: %w", strings.Join(c.endpoints(), ","), err)
+		return nil, fmt.Errorf("etcd member list from %s: %w", strings.Join(c.Endpoints(), ","), err)
 	}
 	return resp.Members, nil
 }
 
-// byPeerURL finds the member with peer URL u.
-func byPeerURL(ms []*etcdserverpb.Member, u string) *etcdserverpb.Member {
+// MemberByPeerURL finds the member with peer URL u.
+func MemberByPeerURL(ms []*etcdserverpb.Member, u string) *etcdserverpb.Member {
 	for _, m := range ms {
 		if slices.Contains(m.PeerURLs, u) {
 			return m
@@ -85,9 +85,9 @@ func byPeerURL(ms []*etcdserverpb.Member, u string) *etcdserverpb.Member {
 	return nil
 }
 
-// byName finds the member named name (a member that never started has
+// MemberByName finds the member named name (a member that never started has
 // no name yet).
-func byName(ms []*etcdserverpb.Member, name string) *etcdserverpb.Member {
+func MemberByName(ms []*etcdserverpb.Member, name string) *etcdserverpb.Member {
 	for _, m := range ms {
 		if m.Name == name {
 			return m
@@ -96,7 +96,7 @@ func byName(ms []*etcdserverpb.Member, name string) *etcdserverpb.Member {
 	return nil
 }
 
-func (c *etcdCluster) addLearner(ctx context.Context, peerURLs []string) (uint64, error) {
+func (c *Cluster) AddLearner(ctx context.Context, peerURLs []string) (uint64, error) {
 	cli, err := c.membershipClient(nil)
 	if err != nil {
 		return 0, err
@@ -119,7 +119,7 @@ func (c *etcdCluster) addLearner(ctx context.Context, peerURLs []string) (uint64
 	return resp.Member.ID, nil
 }
 
-func (c *etcdCluster) removeMember(ctx context.Context, id uint64) error {
+func (c *Cluster) RemoveMember(ctx context.Context, id uint64) error {
 	cli, err := c.membershipClient(nil)
 	if err != nil {
 		return err
@@ -135,10 +135,10 @@ func (c *etcdCluster) removeMember(ctx context.Context, id uint64) error {
 	return nil
 }
 
-// promote promotes learner id, again while etcd answers that it is not
+// Promote promotes learner id, again while etcd answers that it is not
 // in sync with the leader, until timeout; behind says how far behind it
 // is for the message when the time is up.
-func (c *etcdCluster) promote(ctx context.Context, id uint64, timeout time.Duration, behind func() string) error {
+func (c *Cluster) Promote(ctx context.Context, id uint64, timeout time.Duration, behind func() string) error {
 	cli, err := c.membershipClient(nil)
 	if err != nil {
 		return err
@@ -157,16 +157,16 @@ func (c *etcdCluster) promote(ctx context.Context, id uint64, timeout time.Durat
 		case time.Now().After(deadline):
 			return fmt.Errorf("etcd member promote %x: the learner is still not in sync with the leader after --member-timeout %s (%s): %w", id, timeout, behind(), err)
 		}
-		time.Sleep(pollInterval)
+		time.Sleep(PollInterval)
 	}
 }
 
-// learnerStatus is the learner's applied raft index and the leader's
+// LearnerStatus is the learner's applied raft index and the leader's
 // index. The leader is asked first: under client load its index grows
 // while the learner is asked, so the other order would count entries
 // committed in between as the learner's lag.
-func (c *etcdCluster) learnerStatus(ctx context.Context, learnerURL string) (applied, leaderIdx uint64, err error) {
-	h, err := c.health(ctx)
+func (c *Cluster) LearnerStatus(ctx context.Context, learnerURL string) (applied, leaderIdx uint64, err error) {
+	h, err := c.Health(ctx)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -179,7 +179,7 @@ func (c *etcdCluster) learnerStatus(ctx context.Context, learnerURL string) (app
 		return 0, 0, err
 	}
 	defer cli.Close()
-	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	ctx, cancel := context.WithTimeout(ctx, ProbeTimeout)
 	defer cancel()
 	st, err := cli.Status(ctx, learnerURL)
 	if err != nil {
@@ -203,31 +203,31 @@ func retryUnhealthy(ctx context.Context, op func(context.Context) error) error {
 		if err == nil || !errors.Is(err, rpctypes.ErrUnhealthy) || time.Now().After(deadline) {
 			return err
 		}
-		time.Sleep(pollInterval * 5)
+		time.Sleep(PollInterval * 5)
 	}
 }
 
-// memberedSpec is the spec less its nodes that are not voting members of
+// MemberedSpec is the spec less its nodes that are not voting members of
 // the cluster (matched by peer URL or name), keeping keep (the node being
 // added) and dropping drop: probes and proofs look only at members, so a
 // spec node yet to be added does not count as an unhealthy member.
-func (c *etcdCluster) memberedSpec(ctx context.Context, keep, drop string) (*cluster.Spec, error) {
-	ms, err := c.localMemberList(ctx)
+func (c *Cluster) MemberedSpec(ctx context.Context, keep, drop string) (*cluster.Spec, error) {
+	ms, err := c.LocalMemberList(ctx)
 	if err != nil {
 		return nil, err
 	}
-	out := *c.spec
+	out := *c.Spec
 	voters := 0
-	out.Nodes = slices.DeleteFunc(slices.Clone(c.spec.Nodes), func(n cluster.Node) bool {
+	out.Nodes = slices.DeleteFunc(slices.Clone(c.Spec.Nodes), func(n cluster.Node) bool {
 		switch n.Name {
 		case keep:
 			return false
 		case drop:
 			return true
 		}
-		mb := byPeerURL(ms, n.PeerURLs[0])
+		mb := MemberByPeerURL(ms, n.PeerURLs[0])
 		if mb == nil {
-			mb = byName(ms, n.Name)
+			mb = MemberByName(ms, n.Name)
 		}
 		if mb == nil || mb.IsLearner {
 			return true
@@ -242,7 +242,7 @@ func (c *etcdCluster) memberedSpec(ctx context.Context, keep, drop string) (*clu
 				names = append(names, fmt.Sprintf("%s (%s)", m.Name, strings.Join(m.PeerURLs, ",")))
 			}
 		}
-		return nil, input.Errorf("no node in the spec %s is a voting member of the cluster at %s (its voting members: %s): the spec must name the running members", specName(c.spec), strings.Join(c.endpoints(), ","), strings.Join(names, ", "))
+		return nil, input.Errorf("no node in the spec %s is a voting member of the cluster at %s (its voting members: %s): the spec must name the running members", specName(c.Spec), strings.Join(c.Endpoints(), ","), strings.Join(names, ", "))
 	}
 	return &out, nil
 }

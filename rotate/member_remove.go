@@ -33,7 +33,7 @@ func RemoveMember(ctx context.Context, o MemberOptions) (*MembershipResult, erro
 		where := "the spec " + o.Spec.File
 		return nil, input.Errorf("member remove %s: %s still names it: delete it there first", o.Name, where)
 	}
-	release, err := m.begin()
+	release, err := m.Begin()
 	if err != nil {
 		return nil, err
 	}
@@ -47,17 +47,17 @@ func RemoveMember(ctx context.Context, o MemberOptions) (*MembershipResult, erro
 
 func (m *memberRun) remove(ctx context.Context, res *MembershipResult) error {
 	name := m.mo.Name
-	j, resumed, err := m.journal(&MemberJournal{Op: "remove", Name: name, Step: stepRMAPIServer, Started: m.o.Now().UTC()})
+	j, resumed, err := m.journal(&MemberJournal{Op: "remove", Name: name, Step: stepRMAPIServer, Started: m.Cfg.Now().UTC()})
 	if err != nil {
 		return err
 	}
 	// Probes, the hand-off and the proof of refusal look at the members
 	// only: spec nodes yet to be added are no part of this change.
-	members, err := m.etcd.memberedSpec(ctx, "", name)
+	members, err := m.Etcd.MemberedSpec(ctx, "", name)
 	if err != nil {
 		return err
 	}
-	m.etcd = m.cluster(members)
+	m.Etcd = m.cluster(members)
 	if !resumed {
 		done, err := m.preflightRemove(ctx, j)
 		if err != nil || done {
@@ -68,13 +68,13 @@ func (m *memberRun) remove(ctx context.Context, res *MembershipResult) error {
 			return err
 		}
 		if !m.mo.DryRun {
-			m.log.printf("removing member %s (%s); journal %s", name, j.ID, statePath(m.o.Spec.PKIDir))
+			m.Log.Printf("removing member %s (%s); journal %s", name, j.ID, StatePath(m.Cfg.Spec.PKIDir))
 		}
 	}
 	steps := []memberStep{
 		{stepRMAPIServer, "regenerate apiserver/etcd-flags and the remaining configs without " + name + "; run the kube-apiserver client's deploy and restart templates", func(ctx context.Context, _ *MemberJournal, _ *MembershipResult) error {
-			o := issue.Options{Now: m.o.Now, LockHeld: true, APIServerEndpoints: m.etcd.endpoints(), SpecYAML: m.mo.SpecYAML}
-			if _, err := issue.Init(ctx, m.inv, o); err != nil {
+			o := issue.Options{Now: m.Cfg.Now, LockHeld: true, APIServerEndpoints: m.Etcd.Endpoints(), SpecYAML: m.mo.SpecYAML}
+			if _, err := issue.Init(ctx, m.Inv, o); err != nil {
 				return err
 			}
 			return m.updateAPIServer(ctx)
@@ -86,10 +86,10 @@ func (m *memberRun) remove(ctx context.Context, res *MembershipResult) error {
 			if j.ID == "" {
 				return nil
 			}
-			if err := m.etcd.removeMember(ctx, parseID(j.ID)); err != nil {
+			if err := m.Etcd.RemoveMember(ctx, parseID(j.ID)); err != nil {
 				return err
 			}
-			m.log.printf("[remove] member %s (%s) removed", name, j.ID)
+			m.Log.Printf("[remove] member %s (%s) removed", name, j.ID)
 			return nil
 		}},
 		{stepRevoke, "revoke " + name + "'s certificates (serials " + strings.Join(j.Serials, ", ") + ") and prove every remaining member refuses them on their client and peer ports", func(ctx context.Context, j *MemberJournal, _ *MembershipResult) error {
@@ -102,12 +102,12 @@ func (m *memberRun) remove(ctx context.Context, res *MembershipResult) error {
 			}
 			// The CRL goes to the members' bundles and is proven on
 			// their ports: the revoke runs on the members' inventory.
-			full, fullInv := m.o.Spec, m.inv
-			m.o.Spec, m.inv = members, pki.New(members)
-			defer func() { m.o.Spec, m.inv = full, fullInv }()
-			return m.revoke(ctx, ro, &RevokeResult{})
+			full, fullInv := m.Cfg.Spec, m.Inv
+			m.Cfg.Spec, m.Inv = members, pki.New(members)
+			defer func() { m.Cfg.Spec, m.Inv = full, fullInv }()
+			return m.Revoke(ctx, ro, &RevokeResult{})
 		}},
-		{stepCleanup, "move " + name + "'s bundle to " + m.inv.Paths.Backups() + " (verified), forget it, regenerate the remaining configs", func(ctx context.Context, j *MemberJournal, _ *MembershipResult) error {
+		{stepCleanup, "move " + name + "'s bundle to " + m.Inv.Paths.Backups() + " (verified), forget it, regenerate the remaining configs", func(ctx context.Context, j *MemberJournal, _ *MembershipResult) error {
 			return m.cleanup(ctx, name)
 		}},
 	}
@@ -116,7 +116,7 @@ func (m *memberRun) remove(ctx context.Context, res *MembershipResult) error {
 	}
 	res.ID = parseID(j.ID)
 	if !m.mo.DryRun {
-		m.log.printf("member %s removed, its certificates revoked", name)
+		m.Log.Printf("member %s removed, its certificates revoked", name)
 	}
 	return nil
 }
@@ -125,24 +125,24 @@ func (m *memberRun) remove(ctx context.Context, res *MembershipResult) error {
 // voting members. A dead NAME is fine: that is the failed-host case.
 func (m *memberRun) preflightRemove(ctx context.Context, j *MemberJournal) (done bool, err error) {
 	name := m.mo.Name
-	ms, err := m.etcd.localMemberList(ctx)
+	ms, err := m.Etcd.LocalMemberList(ctx)
 	if err != nil {
 		return false, err
 	}
-	mb := byName(ms, name)
-	paths := m.inv.Paths
+	mb := MemberByName(ms, name)
+	paths := m.Inv.Paths
 	// NAME is no longer in the spec, so its pairs are found where its
 	// bundle held them: every one of them, the healthcheck client's too
 	// (its key stays on the removed host), and what else was issued to it.
-	if j.Serials, err = removedSerials(paths, m.o.Spec, name, m.o.Now()); err != nil {
+	if j.Serials, err = removedSerials(paths, m.Cfg.Spec, name, m.Cfg.Now()); err != nil {
 		return false, err
 	}
 	if mb == nil {
 		if len(j.Serials) == 0 {
-			m.log.printf("%s is neither a member of the cluster nor has a bundle in %s: nothing to do", name, paths.NodeDir(name))
+			m.Log.Printf("%s is neither a member of the cluster nor has a bundle in %s: nothing to do", name, paths.NodeDir(name))
 			return true, nil
 		}
-		m.log.printf("%s is not a member of the cluster; its certificates are still to be revoked and its bundle archived", name)
+		m.Log.Printf("%s is not a member of the cluster; its certificates are still to be revoked and its bundle archived", name)
 		j.Step = stepRevoke
 		return false, nil
 	}
@@ -150,7 +150,7 @@ func (m *memberRun) preflightRemove(ctx context.Context, j *MemberJournal) (done
 	if len(mb.ClientURLs) > 0 {
 		j.ClientURL = mb.ClientURLs[0]
 	}
-	cfg, err := m.etcd.tls()
+	cfg, err := m.Etcd.TLS()
 	if err != nil {
 		return false, err
 	}
@@ -163,7 +163,7 @@ func (m *memberRun) preflightRemove(ctx context.Context, j *MemberJournal) (done
 		voters++
 		urls = append(urls, o.ClientURLs...)
 	}
-	h := probe.Health(ctx, urls, cfg, probeTimeout)
+	h := probe.Health(ctx, urls, cfg, ProbeTimeout)
 	healthy := 0
 	var bad []string
 	for _, r := range h.Endpoints {
@@ -190,12 +190,12 @@ func (m *memberRun) moveAway(ctx context.Context, j *MemberJournal, res *Members
 	if j.ID == "" || j.ClientURL == "" {
 		return nil
 	}
-	cfg, err := m.etcd.tls()
+	cfg, err := m.Etcd.TLS()
 	if err != nil {
 		return err
 	}
-	all := append(m.etcd.endpoints(), j.ClientURL)
-	h := probe.Health(ctx, all, cfg, probeTimeout)
+	all := append(m.Etcd.Endpoints(), j.ClientURL)
+	h := probe.Health(ctx, all, cfg, ProbeTimeout)
 	if h.Leader != probe.ID(parseID(j.ID)) {
 		return nil
 	}
@@ -210,49 +210,49 @@ func (m *memberRun) moveAway(ctx context.Context, j *MemberJournal, res *Members
 		return fmt.Errorf("no healthy remaining member to hand leadership to")
 	}
 	t0 := time.Now()
-	if err := m.etcd.moveLeader(ctx, j.ClientURL, to); err != nil {
+	if err := m.Etcd.MoveLeader(ctx, j.ClientURL, to); err != nil {
 		return err
 	}
-	if err := m.etcd.waitLeader(ctx, to, m.mo.MemberTimeout); err != nil {
+	if err := m.Etcd.WaitLeader(ctx, to, m.mo.MemberTimeout); err != nil {
 		return err
 	}
 	res.HandOff = &HandOff{From: m.mo.Name, To: to.String(), Start: t0, Took: time.Since(t0)}
 	// As in a rolling restart: the new leader is left alone for a moment
 	// before the old one goes.
-	if m.o.HandOffSettle > 0 {
-		time.Sleep(m.o.HandOffSettle)
+	if m.Cfg.HandOffSettle > 0 {
+		time.Sleep(m.Cfg.HandOffSettle)
 	}
-	m.log.printf("[leader] %s led: leadership moved to member %s in %s (settled %s)", m.mo.Name, to, round(res.HandOff.Took), m.o.HandOffSettle)
+	m.Log.Printf("[leader] %s led: leadership moved to member %s in %s (settled %s)", m.mo.Name, to, Round(res.HandOff.Took), m.Cfg.HandOffSettle)
 	return nil
 }
 
 // cleanup archives the bundle and forgets the member in the journal and
 // in the record of the bootstrap members.
 func (m *memberRun) cleanup(ctx context.Context, name string) error {
-	paths := m.inv.Paths
-	dir, err := issue.ArchiveBundle(paths, name, m.o.Now())
+	paths := m.Inv.Paths
+	dir, err := issue.ArchiveBundle(paths, name, m.Cfg.Now())
 	if err != nil {
 		return err
 	}
 	// The remaining configs once more (a run that started at the
 	// revocation, for a member already gone, wrote none yet); nothing
 	// restarts for them.
-	o := issue.Options{Now: m.o.Now, LockHeld: true, APIServerEndpoints: m.etcd.endpoints(), SpecYAML: m.mo.SpecYAML}
-	if _, err := issue.Init(ctx, m.inv, o); err != nil {
+	o := issue.Options{Now: m.Cfg.Now, LockHeld: true, APIServerEndpoints: m.Etcd.Endpoints(), SpecYAML: m.mo.SpecYAML}
+	if _, err := issue.Init(ctx, m.Inv, o); err != nil {
 		return err
 	}
 	if err := issue.ForgetMember(paths, name); err != nil {
 		return err
 	}
-	delete(m.st.Started, name)
-	delete(m.st.Proofs, name)
-	for id := range m.st.InEffect {
+	delete(m.Journal.Started, name)
+	delete(m.Journal.Proofs, name)
+	for id := range m.Journal.InEffect {
 		if strings.HasPrefix(id, name+"/") {
-			delete(m.st.InEffect, id)
+			delete(m.Journal.InEffect, id)
 		}
 	}
 	if dir != "" {
-		m.log.printf("[cleanup] %s's bundle moved to %s (verified)", name, dir)
+		m.Log.Printf("[cleanup] %s's bundle moved to %s (verified)", name, dir)
 	}
 	return nil
 }

@@ -43,7 +43,7 @@ func removedSerials(paths pki.Paths, others *cluster.Spec, name string, now time
 		if !k.PerNode {
 			continue
 		}
-		if c, err := readCert(filepath.Join(paths.NodeCertDir(name), k.BaseName+pki.CertExt)); err == nil {
+		if c, err := ReadCert(filepath.Join(paths.NodeCertDir(name), k.BaseName+pki.CertExt)); err == nil {
 			add(c)
 			own = append(own, c)
 		}
@@ -70,7 +70,7 @@ func removedSerials(paths pki.Paths, others *cluster.Spec, name string, now time
 			if d.IsDir() || !strings.HasSuffix(path, pki.CertExt) || filepath.Base(path) == pki.CAFile {
 				return nil
 			}
-			c, err := readCert(path)
+			c, err := ReadCert(path)
 			if err != nil {
 				return nil // not a certificate: nothing to revoke
 			}

@@ -17,24 +17,24 @@ import (
 // and must be able to read the file.
 const metricsMode fs.FileMode = 0o644
 
-// writeMetrics writes a Prometheus textfile (for node_exporter's textfile
+// WriteMetrics writes a Prometheus textfile (for node_exporter's textfile
 // collector) with every certificate's expiry, whether it has already
 // expired, and the rotation times. It
 // replaces the file in one rename, as the collector requires.
-func writeMetrics(path string, inv *pki.Inventory, st *State, ok bool, now time.Time) error {
+func WriteMetrics(path string, inv *pki.Inventory, st *State, ok bool, now time.Time) error {
 	var b bytes.Buffer
 	b.WriteString("# HELP etcdpki_cert_expiry_timestamp_seconds When the certificate expires (Unix time).\n")
 	b.WriteString("# TYPE etcdpki_cert_expiry_timestamp_seconds gauge\n")
 	s := inv.Spec
-	if c, err := readCert(inv.Paths.CACert()); err == nil {
+	if c, err := ReadCert(inv.Paths.CACert()); err == nil {
 		fmt.Fprintf(&b, "etcdpki_cert_expiry_timestamp_seconds{cluster=%q,cert=%q} %d\n", s.Name, "etcd-ca", c.NotAfter.Unix())
 	}
 	for _, t := range inv.Targets {
-		c, err := readCert(t.CertPath())
+		c, err := ReadCert(t.CertPath())
 		if err != nil && pki.Held(t) {
 			// In use on its host with no pair here (adopt): its expiry
 			// matters all the same.
-			c, err = readCert(t.Held)
+			c, err = ReadCert(t.Held)
 		}
 		if err != nil {
 			continue
@@ -46,7 +46,7 @@ func writeMetrics(path string, inv *pki.Inventory, st *State, ok bool, now time.
 	// someone must run etcdpki ca rotate.
 	b.WriteString("# HELP etcdpki_ca_due Whether the etcd CA is due for replacement with etcdpki ca rotate (1) or not (0).\n")
 	b.WriteString("# TYPE etcdpki_ca_due gauge\n")
-	if c, err := readCert(inv.Paths.CACert()); err == nil {
+	if c, err := ReadCert(inv.Paths.CACert()); err == nil {
 		due := 0
 		if _, ok := pki.CADue(c, s.Leaf.RenewBefore, now); ok {
 			due = 1
@@ -78,7 +78,7 @@ func writeMetrics(path string, inv *pki.Inventory, st *State, ok bool, now time.
 	return nil
 }
 
-func readCert(path string) (*x509.Certificate, error) {
+func ReadCert(path string) (*x509.Certificate, error) {
 	data, err := regular.ReadFile(path, regular.MaxPEM)
 	if err != nil {
 		return nil, err
@@ -118,7 +118,7 @@ func writeExpired(b *bytes.Buffer, inv *pki.Inventory, now time.Time) {
 	b.WriteString("# TYPE etcdpki_cert_expired gauge\n")
 	n := 0
 	one := func(name, path string) {
-		c, err := readCert(path)
+		c, err := ReadCert(path)
 		if err != nil {
 			return
 		}

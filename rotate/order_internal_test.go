@@ -51,7 +51,7 @@ func TestOrderPutsTheLeaderLast(t *testing.T) {
 		if tc.leader != 0 {
 			h = view(tc.leader, [3]uint64{10, 10, 10})
 		}
-		p.order(s, h)
+		p.SetOrder(s, h)
 		if !slices.Equal(p.Order, tc.want) {
 			t.Errorf("leader %d, restarting %v: order %v, want %v", tc.leader, tc.restart, p.Order, tc.want)
 		}
@@ -101,7 +101,7 @@ func TestPrintSaysWhenTheLeaderHandsOff(t *testing.T) {
 		for _, n := range s.Nodes {
 			p.Nodes = append(p.Nodes, &NodePlan{Node: n, Restart: slices.Contains(tc.restart, n.Name)})
 		}
-		p.order(s, view(1, [3]uint64{10, 10, 10}))
+		p.SetOrder(s, view(1, [3]uint64{10, 10, 10}))
 		var b strings.Builder
 		p.Print(&b, RestartAlways)
 		if !strings.Contains(b.String(), tc.want) {

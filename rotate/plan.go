@@ -95,8 +95,8 @@ func (p *Plan) Empty() bool {
 	return len(p.Due) == 0 && len(p.Missing) == 0 && len(p.Nodes) == 0 && len(p.Clients) == 0
 }
 
-// restarts counts the nodes to restart.
-func (p *Plan) restarts() int {
+// Restarts counts the nodes to restart.
+func (p *Plan) Restarts() int {
 	n := 0
 	for _, np := range p.Nodes {
 		if np.Restart {
@@ -106,8 +106,8 @@ func (p *Plan) restarts() int {
 	return n
 }
 
-// proofs counts the nodes to prove.
-func (p *Plan) proofs() int {
+// Proofs counts the nodes to prove.
+func (p *Plan) Proofs() int {
 	n := 0
 	for _, np := range p.Nodes {
 		if np.Prove {
@@ -122,7 +122,7 @@ func (p *Plan) leaves() bool {
 	return slices.ContainsFunc(p.Nodes, func(np *NodePlan) bool { return np.Leaves })
 }
 
-func (p *Plan) node(name string) *NodePlan {
+func (p *Plan) Node(name string) *NodePlan {
 	for _, np := range p.Nodes {
 		if np.Node.Name == name {
 			return np
@@ -160,7 +160,7 @@ func makePlan(inv *pki.Inventory, st *State, renewBefore time.Duration, now time
 		return slices.Index(p.Members, a.Node.Name) - slices.Index(p.Members, b.Node.Name)
 	})
 	for _, t := range inv.Targets {
-		if np := p.node(t.Owner); np != nil {
+		if np := p.Node(t.Owner); np != nil {
 			np.All = append(np.All, t)
 		}
 	}
@@ -267,7 +267,7 @@ func (p *Plan) group(inv *pki.Inventory, cl classified) {
 
 // nodeFor is the node's plan, added when it has none yet.
 func (p *Plan) nodeFor(n cluster.Node) *NodePlan {
-	np := p.node(n.Name)
+	np := p.Node(n.Name)
 	if np == nil {
 		np = &NodePlan{Node: n}
 		p.Nodes = append(p.Nodes, np)
@@ -280,7 +280,7 @@ func (p *Plan) nodeFor(n cluster.Node) *NodePlan {
 func (p *Plan) startChanges(inv *pki.Inventory, st *State) error {
 	for _, n := range inv.Spec.Nodes {
 		p.Members = append(p.Members, n.Name)
-		cur, ok, err := startedNow(inv.Paths, n)
+		cur, ok, err := StartedNow(inv.Paths, n)
 		if err != nil {
 			return err
 		}
@@ -316,12 +316,12 @@ func (p *Plan) startChanges(inv *pki.Inventory, st *State) error {
 func (p *Plan) render(paths pki.Paths) error {
 	var err error
 	for _, np := range p.Nodes {
-		if np.DeployCmd, np.RestartCmd, err = nodeCommands(paths, np.Node); err != nil {
+		if np.DeployCmd, np.RestartCmd, err = NodeCommands(paths, np.Node); err != nil {
 			return err
 		}
 	}
 	for _, cp := range p.Clients {
-		if cp.DeployCmd, cp.RestartCmd, err = clientCommands(cp.Client, cp.Target.Dir); err != nil {
+		if cp.DeployCmd, cp.RestartCmd, err = ClientCommands(cp.Client, cp.Target.Dir); err != nil {
 			return err
 		}
 	}
@@ -392,9 +392,9 @@ func (p *Plan) check(s *cluster.Spec, mode RestartMode) error {
 	return nil
 }
 
-// order sets the restart order from a health probe: followers in spec
+// SetOrder sets the restart order from a health probe: followers in spec
 // order, then the leader, whose restart is preceded by a hand-off.
-func (p *Plan) order(s *cluster.Spec, h *probe.Cluster) {
+func (p *Plan) SetOrder(s *cluster.Spec, h *probe.Cluster) {
 	p.Order = nil
 	leader := ""
 	if h != nil {
@@ -409,7 +409,7 @@ func (p *Plan) order(s *cluster.Spec, h *probe.Cluster) {
 			p.Order = append(p.Order, np.Node.Name)
 		}
 	}
-	if np := p.node(leader); np != nil && np.Restart {
+	if np := p.Node(leader); np != nil && np.Restart {
 		p.Order = append(p.Order, leader)
 	}
 }

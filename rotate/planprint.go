@@ -83,7 +83,7 @@ func (p *Plan) printMembers(w io.Writer, mode RestartMode) {
 		}
 	}
 	for _, name := range members {
-		np := p.node(name)
+		np := p.Node(name)
 		if np == nil {
 			fmt.Fprintf(w, "  %s: nothing changes\n", name)
 			continue
@@ -96,7 +96,7 @@ func (p *Plan) printMembers(w io.Writer, mode RestartMode) {
 // on which members, or that nothing will.
 func (p *Plan) printProof(w io.Writer, mode RestartMode) {
 	switch {
-	case p.proofs() > 0:
+	case p.Proofs() > 0:
 		fmt.Fprintln(w, "proof, after each member's files switch and its deploy ran (fresh TLS handshakes, no session resumption):")
 		fmt.Fprintln(w, "  its client and peer ports serve the new serials; its new peer certificate is accepted by another member's")
 		fmt.Fprintln(w, "  peer port; its new healthcheck client certificate answers a linearizable read on every client port;")
@@ -114,7 +114,7 @@ func (p *Plan) printProof(w io.Writer, mode RestartMode) {
 // printRestartOrder gives the members to restart, in order, with their
 // role and command, or why none restarts.
 func (p *Plan) printRestartOrder(w io.Writer, mode RestartMode) {
-	if p.restarts() == 0 {
+	if p.Restarts() == 0 {
 		switch {
 		case mode == RestartNever && p.NoVerify:
 			fmt.Fprintln(w, "restart order: none (--restart=never: files are swapped only)")
@@ -130,7 +130,7 @@ func (p *Plan) printRestartOrder(w io.Writer, mode RestartMode) {
 		fmt.Fprintf(w, "  (%s)\n", p.OrderNote)
 	}
 	for i, name := range p.Order {
-		np := p.node(name)
+		np := p.Node(name)
 		role := "follower"
 		switch {
 		case name == p.Leader && len(p.Order) > 1:

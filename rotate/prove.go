@@ -89,8 +89,8 @@ func (e *ProofError) ExitCode() int { return 1 }
 // not restarted, that the new ones are in effect, one member at a time
 // in spec order. The journal records each proof with the serials, so a
 // run killed after a proof never proves that member again.
-func (r *runner) prove(ctx context.Context, p *Plan, res *Result, leader probe.ID) error {
-	total, i := p.proofs(), 0
+func (r *Runner) ProveNodes(ctx context.Context, p *Plan, res *Result, leader probe.ID) error {
+	total, i := p.Proofs(), 0
 	for _, np := range p.Nodes {
 		if !np.Prove {
 			continue
@@ -102,22 +102,22 @@ func (r *runner) prove(ctx context.Context, p *Plan, res *Result, leader probe.I
 		}
 		// Read once, like the restart path: these serials are proven and
 		// these are what the journal records.
-		serials, err := diskSerials(np.All)
+		serials, err := DiskSerials(np.All)
 		if err != nil {
 			return err
 		}
-		pr, err := r.etcd.prove(context.WithoutCancel(ctx), np, serials, leader)
+		pr, err := r.Etcd.ProveMember(context.WithoutCancel(ctx), np, serials, leader)
 		if err != nil {
 			return err
 		}
 		for _, t := range np.Targets {
-			r.st.InEffect[t.ID] = serials[t.ID]
+			r.Journal.InEffect[t.ID] = serials[t.ID]
 		}
-		r.st.Proofs[name] = Proof{ServerSerial: pr.ServerSerial, PeerSerial: pr.PeerSerial, AcceptedBy: pr.AcceptedBy,
-			At: r.o.Now().UTC(), Took: round(pr.Took).String()}
+		r.Journal.Proofs[name] = Proof{ServerSerial: pr.ServerSerial, PeerSerial: pr.PeerSerial, AcceptedBy: pr.AcceptedBy,
+			At: r.Cfg.Now().UTC(), Took: Round(pr.Took).String()}
 		// Journal first, then the line: a run killed after printing it
 		// never proves this member again.
-		if err := r.st.save(r.o.Spec.PKIDir, r.o.Now()); err != nil {
+		if err := r.Journal.Save(r.Cfg.Spec.PKIDir, r.Cfg.Now()); err != nil {
 			return err
 		}
 		res.Proofs = append(res.Proofs, pr)
@@ -125,13 +125,13 @@ func (r *runner) prove(ctx context.Context, p *Plan, res *Result, leader probe.I
 		if pr.AcceptedBy != "" {
 			accepted = "its peer cert accepted by " + pr.AcceptedBy
 		}
-		r.log.printf("[%d/%d] %s: in effect without restart: client port serves %s, peer port serves %s, %s (%d ms)",
+		r.Log.Printf("[%d/%d] %s: in effect without restart: client port serves %s, peer port serves %s, %s (%d ms)",
 			i, total, name, pki.ShortSerial(pr.ServerSerial), pki.ShortSerial(pr.PeerSerial), accepted, pr.Took.Milliseconds())
 	}
 	return nil
 }
 
-// prove checks one member with fresh TLS handshakes (probe.Dial never
+// ProveMember checks one member with fresh TLS handshakes (probe.Dial never
 // resumes a session, so each one loads the files etcd serves now), all at
 // once:
 //   - its client port serves the new server serial (the handshake of a
@@ -148,10 +148,10 @@ func (r *runner) prove(ctx context.Context, p *Plan, res *Result, leader probe.I
 //   - the new peer certificate names the member's first IP, the address
 //     it dials its peers from;
 //   - the cluster is healthy and leader still leads.
-func (c *etcdCluster) prove(ctx context.Context, np *NodePlan, serials map[string]string, leader probe.ID) (ProofResult, error) {
+func (c *Cluster) ProveMember(ctx context.Context, np *NodePlan, serials map[string]string, leader probe.ID) (ProofResult, error) {
 	n := np.Node
 	pr := ProofResult{Name: n.Name}
-	idx := slices.IndexFunc(c.spec.Nodes, func(m cluster.Node) bool { return m.Name == n.Name })
+	idx := slices.IndexFunc(c.Spec.Nodes, func(m cluster.Node) bool { return m.Name == n.Name })
 	serverT, _ := targetOf(np.All, ca.KindServer.Name)
 	peerT, _ := targetOf(np.All, ca.KindPeer.Name)
 	hcT, _ := targetOf(np.All, ca.KindHealthcheck.Name)
@@ -168,7 +168,7 @@ func (c *etcdCluster) prove(ctx context.Context, np *NodePlan, serials map[strin
 		return pr, err
 	}
 	peerCert := peerCfg.Certificates[0].Leaf
-	peerAddr, err := peerAddrOf(n)
+	peerAddr, err := PeerAddr(n)
 	if err != nil {
 		return pr, err
 	}
@@ -181,10 +181,10 @@ func (c *etcdCluster) prove(ctx context.Context, np *NodePlan, serials map[strin
 		ownLeaf          string
 		ownErr, otherErr error
 	)
-	wg.Go(func() { h = probe.Health(ctx, c.endpoints(), hcCfg, probeTimeout, c.opts...) })
-	wg.Go(func() { ownLeaf, ownErr = servingSerial(ctx, peerAddr, peerCfg, c.opts...) })
+	wg.Go(func() { h = probe.Health(ctx, c.Endpoints(), hcCfg, ProbeTimeout, c.ProbeOpts...) })
+	wg.Go(func() { ownLeaf, ownErr = ServingSerial(ctx, peerAddr, peerCfg, c.ProbeOpts...) })
 	if other != "" {
-		wg.Go(func() { otherErr = acceptedAsClient(ctx, otherAddr, peerCfg, c.opts...) })
+		wg.Go(func() { otherErr = AcceptedAsClient(ctx, otherAddr, peerCfg, c.ProbeOpts...) })
 	}
 	wg.Wait()
 	pr.Took = time.Since(start)
@@ -213,13 +213,13 @@ func (c *etcdCluster) prove(ctx context.Context, np *NodePlan, serials map[strin
 	for i, r := range h.Endpoints {
 		if !r.Healthy {
 			who := r.Endpoint
-			if i < len(c.spec.Nodes) {
-				who = c.spec.Nodes[i].Name + "'s client port " + r.Addr
+			if i < len(c.Spec.Nodes) {
+				who = c.Spec.Nodes[i].Name + "'s client port " + r.Addr
 			}
 			return fail(who, serials[hcT.ID], "", fmt.Errorf("the new healthcheck client certificate %s got no linearizable read: %w", pki.ShortSerial(serials[hcT.ID]), r.Err()))
 		}
 	}
-	if err := healthyOrError(c.spec, h, "after its certificates switched"); err != nil {
+	if err := HealthyOrError(c.Spec, h, "after its certificates switched"); err != nil {
 		return pr, &MemberError{Member: n.Name, Err: err}
 	}
 	if h.Leader != leader {
@@ -229,39 +229,39 @@ func (c *etcdCluster) prove(ctx context.Context, np *NodePlan, serials map[strin
 	return pr, nil
 }
 
-// peerAddrOf is the host:port of node n's first peer URL: where its peer
+// PeerAddr is the host:port of node n's first peer URL: where its peer
 // port is dialled.
-func peerAddrOf(n cluster.Node) (string, error) {
+func PeerAddr(n cluster.Node) (string, error) {
 	_, addr, err := probe.ParseEndpoint(n.PeerURLs[0])
 	return addr, err
 }
 
-// clientAddrOf is the host:port of node n's first client URL: where its
+// ClientAddr is the host:port of node n's first client URL: where its
 // client port is dialled.
-func clientAddrOf(n cluster.Node) (string, error) {
+func ClientAddr(n cluster.Node) (string, error) {
 	_, addr, err := probe.ParseEndpoint(n.ClientURLs[0])
 	return addr, err
 }
 
 // otherPeer picks the member whose peer port checks a member's new peer
 // certificate: the first other node in spec order.
-func (c *etcdCluster) otherPeer(name string) (string, string) {
-	for _, m := range c.spec.Nodes {
+func (c *Cluster) otherPeer(name string) (string, string) {
+	for _, m := range c.Spec.Nodes {
 		if m.Name == name {
 			continue
 		}
-		if addr, err := peerAddrOf(m); err == nil {
+		if addr, err := PeerAddr(m); err == nil {
 			return m.Name, addr
 		}
 	}
 	return "", ""
 }
 
-// acceptedAsClient completes a fresh handshake with addr presenting cfg's
+// AcceptedAsClient completes a fresh handshake with addr presenting cfg's
 // certificate and returns nil once the server accepted it. The
 // connection is closed at once: nothing is sent over it.
-func acceptedAsClient(ctx context.Context, addr string, cfg *tls.Config, opts ...probe.Option) error {
-	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+func AcceptedAsClient(ctx context.Context, addr string, cfg *tls.Config, opts ...probe.Option) error {
+	ctx, cancel := context.WithTimeout(ctx, ProbeTimeout)
 	defer cancel()
 	conn, _, err := probe.Dial(ctx, addr, cfg, opts...)
 	if err != nil {
@@ -270,15 +270,15 @@ func acceptedAsClient(ctx context.Context, addr string, cfg *tls.Config, opts ..
 	return conn.Close()
 }
 
-// proveClient shows a renewed client certificate accepted on every client
+// ProveClient shows a renewed client certificate accepted on every client
 // port, each with a linearizable read, under a healthy cluster.
-func (c *etcdCluster) proveClient(ctx context.Context, cp *ClientPlan, serial string) (time.Duration, error) {
+func (c *Cluster) ProveClient(ctx context.Context, cp *ClientPlan, serial string) (time.Duration, error) {
 	cfg, err := probe.TLSConfig(cp.Target.CAPath(), cp.Target.CertPath(), cp.Target.KeyPath())
 	if err != nil {
 		return 0, err
 	}
 	start := time.Now()
-	h := probe.Health(ctx, c.endpoints(), cfg, probeTimeout, c.opts...)
+	h := probe.Health(ctx, c.Endpoints(), cfg, ProbeTimeout, c.ProbeOpts...)
 	took := time.Since(start)
 	var bad []string
 	for i, r := range h.Endpoints {
@@ -286,8 +286,8 @@ func (c *etcdCluster) proveClient(ctx context.Context, cp *ClientPlan, serial st
 			continue
 		}
 		who := r.Endpoint
-		if i < len(c.spec.Nodes) {
-			who = c.spec.Nodes[i].Name + " (" + r.Addr + ")"
+		if i < len(c.Spec.Nodes) {
+			who = c.Spec.Nodes[i].Name + " (" + r.Addr + ")"
 		}
 		bad = append(bad, fmt.Sprintf("%s: %v", who, r.Err()))
 	}
@@ -295,7 +295,7 @@ func (c *etcdCluster) proveClient(ctx context.Context, cp *ClientPlan, serial st
 		return took, &ProofError{Member: cp.Client.Name, Port: "client ports", Want: serial, Client: true,
 			Err: fmt.Errorf("its renewed certificate %s got no linearizable read on %s", pki.ShortSerial(serial), strings.Join(bad, "; "))}
 	}
-	if err := healthyOrError(c.spec, h, "after client "+cp.Client.Name+"'s certificate switched"); err != nil {
+	if err := HealthyOrError(c.Spec, h, "after client "+cp.Client.Name+"'s certificate switched"); err != nil {
 		return took, err
 	}
 	return took, nil

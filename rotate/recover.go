@@ -63,9 +63,9 @@ type recoverPlan struct {
 // quorum and full health with every member serving its new serials, then
 // deploys to and restarts the clients. It never touches a data directory
 // and never adds or removes a member.
-func (r *runner) recover(ctx context.Context, res *Result) error {
-	s := r.o.Spec
-	now := r.o.Now()
+func (r *Runner) recover(ctx context.Context, res *Result) error {
+	s := r.Cfg.Spec
+	now := r.Cfg.Now()
 	rp, err := r.planRecover(now)
 	if err != nil {
 		return err
@@ -73,33 +73,33 @@ func (r *runner) recover(ctx context.Context, res *Result) error {
 	if err := r.refuseRecover(ctx, rp); err != nil {
 		return err
 	}
-	if r.o.DryRun {
-		rp.print(r.o.Out, s)
+	if r.Cfg.DryRun {
+		rp.print(r.Cfg.Out, s)
 		return nil
 	}
-	r.log.printf("recovering: no quorum answers, and %s", rp.summary())
+	r.Log.Printf("recovering: no quorum answers, and %s", rp.summary())
 	// Journal first: the serials on disk now are what the members ran
 	// with, so a recovery killed after renewing leaves a difference for
 	// the next one to restart, rather than new serials that look in
 	// effect.
 	for _, t := range rp.inv.Targets {
-		if _, known := r.st.InEffect[t.ID]; known {
+		if _, known := r.Journal.InEffect[t.ID]; known {
 			continue
 		}
-		if serial, err := diskSerial(t); err == nil {
-			r.st.InEffect[t.ID] = serial
+		if serial, err := DiskSerial(t); err == nil {
+			r.Journal.InEffect[t.ID] = serial
 		}
 	}
-	if err := r.st.save(s.PKIDir, now); err != nil {
+	if err := r.Journal.Save(s.PKIDir, now); err != nil {
 		return err
 	}
 	if !rp.caExpired.IsZero() || len(rp.renew) > 0 {
-		out, err := issue.Reissue(context.WithoutCancel(ctx), r.inv, issue.Options{Out: r.log, Now: r.o.Now, LockHeld: true})
+		out, err := issue.Reissue(context.WithoutCancel(ctx), r.Inv, issue.Options{Out: r.Log, Now: r.Cfg.Now, LockHeld: true})
 		if err != nil {
 			return fmt.Errorf("recover: %w", err)
 		}
 		res.Renewed = out.Renewed
-		r.log.printf("renewed %d certificates; previous files in %s", len(out.Renewed), backupDir(s.PKIDir, out.Renewed))
+		r.Log.Printf("renewed %d certificates; previous files in %s", len(out.Renewed), BackupDir(s.PKIDir, out.Renewed))
 	}
 	if err := ctx.Err(); err != nil {
 		return &InterruptedError{Step: "deploying"}
@@ -111,8 +111,8 @@ func (r *runner) recover(ctx context.Context, res *Result) error {
 	if !rp.caExpired.IsZero() {
 		what = "its CA expired"
 	}
-	r.log.printf("recovered: the cluster was down because %s and is healthy again: %d certificates renewed, %d members restarted at once, every member serving its new certificates, in %s",
-		what, len(res.Renewed), len(res.Members), round(time.Since(r.log.start)))
+	r.Log.Printf("recovered: the cluster was down because %s and is healthy again: %d certificates renewed, %d members restarted at once, every member serving its new certificates, in %s",
+		what, len(res.Renewed), len(res.Members), Round(time.Since(r.Log.Start)))
 	return nil
 }
 
@@ -121,10 +121,10 @@ func (r *runner) recover(ctx context.Context, res *Result) error {
 // on the running cluster without restarting anything; with an expired CA
 // no member accepts any new handshake, so there is nothing to probe), and
 // only when something is to be renewed or restarted.
-func (r *runner) refuseRecover(ctx context.Context, rp *recoverPlan) error {
-	s := r.o.Spec
+func (r *Runner) refuseRecover(ctx context.Context, rp *recoverPlan) error {
+	s := r.Cfg.Spec
 	if rp.caExpired.IsZero() {
-		h, err := r.etcd.health(context.WithoutCancel(ctx))
+		h, err := r.Etcd.Health(context.WithoutCancel(ctx))
 		if err != nil {
 			return err
 		}
@@ -147,21 +147,21 @@ func (r *runner) refuseRecover(ctx context.Context, rp *recoverPlan) error {
 // recoverMembersAndClients deploys every node's bundle, restarts every
 // member at once, then the clients: a new CA changes their CA file too,
 // which they read only at start.
-func (r *runner) recoverMembersAndClients(ctx context.Context, rp *recoverPlan, res *Result) error {
-	for _, n := range r.o.Spec.Nodes {
+func (r *Runner) recoverMembersAndClients(ctx context.Context, rp *recoverPlan, res *Result) error {
+	for _, n := range r.Cfg.Spec.Nodes {
 		if cmd := rp.deploy[n.Name]; cmd != "" {
 			t0 := time.Now()
-			if err := runCommand(ctx, "deploy to node "+n.Name, cmd, r.o.CommandTimeout); err != nil {
+			if err := RunCommand(ctx, "deploy to node "+n.Name, cmd, r.Cfg.CommandTimeout); err != nil {
 				return &MemberError{Member: n.Name, Err: err}
 			}
-			r.log.printf("%s: deployed in %s", n.Name, round(time.Since(t0)))
+			r.Log.Printf("%s: deployed in %s", n.Name, Round(time.Since(t0)))
 		}
 	}
 	if err := r.restartAll(ctx, rp, res); err != nil {
 		return err
 	}
 	for _, cp := range rp.clients {
-		if err := r.updateClient(ctx, cp, true, true); err != nil {
+		if err := r.UpdateClient(ctx, cp, true, true); err != nil {
 			return err
 		}
 	}
@@ -169,22 +169,22 @@ func (r *runner) recoverMembersAndClients(ctx context.Context, rp *recoverPlan, 
 }
 
 // planRecover works out the recovery without writing.
-func (r *runner) planRecover(now time.Time) (*recoverPlan, error) {
-	s := r.o.Spec
-	caExpired, renew, reasons, err := issue.ReissueNeeds(r.inv, now)
+func (r *Runner) planRecover(now time.Time) (*recoverPlan, error) {
+	s := r.Cfg.Spec
+	caExpired, renew, reasons, err := issue.ReissueNeeds(r.Inv, now)
 	if err != nil {
 		return nil, err
 	}
-	rp := &recoverPlan{inv: r.inv, caExpired: caExpired, renew: renew, reasons: reasons, deploy: map[string]string{}, restart: map[string]string{}}
+	rp := &recoverPlan{inv: r.Inv, caExpired: caExpired, renew: renew, reasons: reasons, deploy: map[string]string{}, restart: map[string]string{}}
 	for _, t := range rp.inv.Targets {
-		serial, err := diskSerial(t)
-		if prev, known := r.st.InEffect[t.ID]; err == nil && known && prev != serial && reasons[t.ID] == "" {
+		serial, err := DiskSerial(t)
+		if prev, known := r.Journal.InEffect[t.ID]; err == nil && known && prev != serial && reasons[t.ID] == "" {
 			rp.pending = append(rp.pending, t.ID)
 		}
 	}
 	paths := rp.inv.Paths
 	for _, n := range s.Nodes {
-		if rp.deploy[n.Name], rp.restart[n.Name], err = nodeCommands(paths, n); err != nil {
+		if rp.deploy[n.Name], rp.restart[n.Name], err = NodeCommands(paths, n); err != nil {
 			return nil, err
 		}
 		if rp.restart[n.Name] == "" {
@@ -202,7 +202,7 @@ func (r *runner) planRecover(now time.Time) (*recoverPlan, error) {
 			continue
 		}
 		cp := &ClientPlan{Client: c, Target: t}
-		if cp.DeployCmd, cp.RestartCmd, err = clientCommands(c, t.Dir); err != nil {
+		if cp.DeployCmd, cp.RestartCmd, err = ClientCommands(c, t.Dir); err != nil {
 			return nil, err
 		}
 		rp.clients = append(rp.clients, cp)
@@ -268,13 +268,13 @@ func (rp *recoverPlan) print(w io.Writer, s *cluster.Spec) {
 // restartAll runs every member's restart command at once, then waits
 // until every member serves its new serials on both ports, is healthy
 // and has caught up, and records what each now runs with.
-func (r *runner) restartAll(ctx context.Context, rp *recoverPlan, res *Result) error {
-	s := r.o.Spec
+func (r *Runner) restartAll(ctx context.Context, rp *recoverPlan, res *Result) error {
+	s := r.Cfg.Spec
 	type want struct{ server, peer string }
 	wants := map[string]want{}
 	all := map[string]map[string]string{}
 	for _, n := range s.Nodes {
-		serials, server, peer, err := servingSerials(nodeTargets(rp.inv.Targets, n.Name))
+		serials, server, peer, err := ServingSerials(NodeTargets(rp.inv.Targets, n.Name))
 		if err != nil {
 			return err
 		}
@@ -286,7 +286,7 @@ func (r *runner) restartAll(ctx context.Context, rp *recoverPlan, res *Result) e
 	var wg sync.WaitGroup
 	for i, n := range s.Nodes {
 		wg.Go(func() {
-			if err := runCommand(ctx, "restart node "+n.Name, rp.restart[n.Name], r.o.CommandTimeout); err != nil {
+			if err := RunCommand(ctx, "restart node "+n.Name, rp.restart[n.Name], r.Cfg.CommandTimeout); err != nil {
 				errs[i] = &MemberError{Member: n.Name, Err: err}
 			}
 		})
@@ -295,12 +295,12 @@ func (r *runner) restartAll(ctx context.Context, rp *recoverPlan, res *Result) e
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	r.log.printf("restarted every member at once (%d) in %s; waiting for a quorum", len(s.Nodes), round(time.Since(t0)))
+	r.Log.Printf("restarted every member at once (%d) in %s; waiting for a quorum", len(s.Nodes), Round(time.Since(t0)))
 	took := make([]time.Duration, len(s.Nodes))
 	for i, n := range s.Nodes {
 		wg.Go(func() {
 			w := wants[n.Name]
-			if err := r.etcd.waitServing(ctx, n, w.server, w.peer, r.o.MemberTimeout); err != nil {
+			if err := r.Etcd.WaitServing(ctx, n, w.server, w.peer, r.Cfg.MemberTimeout); err != nil {
 				errs[i] = &MemberError{Member: n.Name, Err: err}
 			}
 			took[i] = time.Since(t0)
@@ -313,25 +313,25 @@ func (r *runner) restartAll(ctx context.Context, rp *recoverPlan, res *Result) e
 	paths := rp.inv.Paths
 	for i, n := range s.Nodes {
 		for id, serial := range all[n.Name] {
-			r.st.InEffect[id] = serial
+			r.Journal.InEffect[id] = serial
 		}
-		if started, ok, err := startedNow(paths, n); err != nil {
+		if started, ok, err := StartedNow(paths, n); err != nil {
 			return err
 		} else if ok {
-			r.st.Started[n.Name] = started
+			r.Journal.Started[n.Name] = started
 		}
 		w := wants[n.Name]
 		res.Members = append(res.Members, MemberResult{Name: n.Name, Restart: took[i], ServerSerial: w.server, PeerSerial: w.peer})
 	}
 	// Journal first, then the lines: a run killed after printing them
 	// never restarts these members again.
-	if err := r.st.save(s.PKIDir, r.o.Now()); err != nil {
+	if err := r.Journal.Save(s.PKIDir, r.Cfg.Now()); err != nil {
 		return err
 	}
 	for i, n := range s.Nodes {
 		w := wants[n.Name]
-		r.log.printf("[%d/%d] %s: restarted, healthy and caught up in %s: client port serves %s, peer port serves %s",
-			i+1, len(s.Nodes), n.Name, round(took[i]), pki.ShortSerial(w.server), pki.ShortSerial(w.peer))
+		r.Log.Printf("[%d/%d] %s: restarted, healthy and caught up in %s: client port serves %s, peer port serves %s",
+			i+1, len(s.Nodes), n.Name, Round(took[i]), pki.ShortSerial(w.server), pki.ShortSerial(w.peer))
 	}
 	return nil
 }

@@ -75,11 +75,11 @@ type RevokeJournal struct {
 
 // Revoke steps, in order.
 const (
-	stepRenew   = "renew"
-	stepProve   = "prove"
-	stepPublish = "publish"
-	stepDeploy  = "deploy"
-	stepRefused = "refused"
+	StepRenew   = "renew"
+	StepProve   = "prove"
+	StepPublish = "publish"
+	StepDeploy  = "deploy"
+	StepRefused = "refused"
 )
 
 // RevokeResult says what Revoke did.
@@ -111,15 +111,15 @@ func Revoke(ctx context.Context, o RevokeOptions) (*RevokeResult, error) {
 	if err := ro.defaults(); err != nil {
 		return nil, err
 	}
-	r := newRunner(ro, newLogger(ro.Out))
-	release, err := r.begin()
+	r := NewRunner(ro, NewLogger(ro.Out))
+	release, err := r.Begin()
 	if err != nil {
 		return nil, err
 	}
 	defer release()
 	start := time.Now()
 	res := &RevokeResult{}
-	err = r.revoke(ctx, o, res)
+	err = r.Revoke(ctx, o, res)
 	res.Took = time.Since(start)
 	return res, err
 }
@@ -150,8 +150,8 @@ func checkRevoke(o *RevokeOptions) error {
 	return nil
 }
 
-func (r *runner) revoke(ctx context.Context, o RevokeOptions, res *RevokeResult) error {
-	st := r.st
+func (r *Runner) Revoke(ctx context.Context, o RevokeOptions, res *RevokeResult) error {
+	st := r.Journal
 	want := &RevokeJournal{Targets: append(pki.IDs(o.Targets), o.Gone...), Serials: o.Serials, Reason: o.Reason}
 	want.Request = slices.Sorted(slices.Values(append(slices.Clone(want.Targets), want.Serials...)))
 	j := st.Revoke
@@ -159,7 +159,7 @@ func (r *runner) revoke(ctx context.Context, o RevokeOptions, res *RevokeResult)
 	case j != nil && !slices.Equal(j.Request, want.Request):
 		return &input.Error{Err: errors.New(j.Note() + " first")}
 	case j != nil:
-		r.log.printf("resuming the revoke of %s at step %s", strings.Join(append(slices.Clone(j.Targets), j.Serials...), ", "), j.Step)
+		r.Log.Printf("resuming the revoke of %s at step %s", strings.Join(append(slices.Clone(j.Targets), j.Serials...), ", "), j.Step)
 	case len(o.Gone) > 0:
 		return input.Errorf("certs revoke: unknown certificate %q (see etcdpki certs list)", o.Gone[0])
 	default:
@@ -173,11 +173,11 @@ func (r *runner) revoke(ctx context.Context, o RevokeOptions, res *RevokeResult)
 		name string
 		do   func(context.Context, *RevokeJournal, RevokeOptions, *RevokeResult) error
 	}{
-		{stepRenew, r.revokeRenew},
-		{stepProve, r.revokeProveNew},
-		{stepPublish, r.revokePublish},
-		{stepDeploy, r.revokeDeploy},
-		{stepRefused, r.revokeRefused},
+		{StepRenew, r.revokeRenew},
+		{StepProve, r.revokeProveNew},
+		{StepPublish, r.revokePublish},
+		{StepDeploy, r.revokeDeploy},
+		{StepRefused, r.revokeRefused},
 	}
 	for i, s := range steps {
 		if s.name != j.Step {
@@ -200,7 +200,7 @@ func (r *runner) revoke(ctx context.Context, o RevokeOptions, res *RevokeResult)
 		} else {
 			st.Revoke = nil
 		}
-		if err := st.save(r.o.Spec.PKIDir, r.o.Now()); err != nil {
+		if err := st.Save(r.Cfg.Spec.PKIDir, r.Cfg.Now()); err != nil {
 			return err
 		}
 		if o.crashAt == s.name {
@@ -214,12 +214,12 @@ func (r *runner) revoke(ctx context.Context, o RevokeOptions, res *RevokeResult)
 // that left it (its node was taken out of the spec) is no longer in use
 // here: nothing renews or proves it, and its old serial is still revoked
 // from the journal's entries.
-func (r *runner) revokeTargets(j *RevokeJournal) []pki.Target {
+func (r *Runner) revokeTargets(j *RevokeJournal) []pki.Target {
 	var out []pki.Target
 	for _, id := range j.Targets {
-		picked, missing := pki.Select(r.inv.Targets, []string{id})
+		picked, missing := pki.Select(r.Inv.Targets, []string{id})
 		if len(missing) > 0 || len(picked) != 1 {
-			r.log.printf("%s is no longer in the spec: it is not replaced, and its serial %s is revoked", id, pki.ShortSerial(j.Old[id]))
+			r.Log.Printf("%s is no longer in the spec: it is not replaced, and its serial %s is revoked", id, pki.ShortSerial(j.Old[id]))
 			continue
 		}
 		out = append(out, picked[0])

@@ -18,16 +18,16 @@ import (
 // request runs before the journal is written: a refusal (exit 2) leaves
 // nothing behind, and what fails after the journal is a step to finish
 // (exit 1, see unfinishedError).
-func (r *runner) newRevoke(o RevokeOptions, j *RevokeJournal, res *RevokeResult) (*RevokeJournal, error) {
-	s := r.o.Spec
-	crl, err := pki.LoadCRL(r.inv.Paths)
+func (r *Runner) newRevoke(o RevokeOptions, j *RevokeJournal, res *RevokeResult) (*RevokeJournal, error) {
+	s := r.Cfg.Spec
+	crl, err := pki.LoadCRL(r.Inv.Paths)
 	if err != nil {
 		return nil, err
 	}
 	if err := r.revokePreflight(o); err != nil {
 		return nil, err
 	}
-	j.Started, j.Old = r.o.Now().UTC(), map[string]string{}
+	j.Started, j.Old = r.Cfg.Now().UTC(), map[string]string{}
 	if len(o.Targets) > 0 {
 		err = r.checkTargets(o, j)
 	} else {
@@ -40,11 +40,11 @@ func (r *runner) newRevoke(o RevokeOptions, j *RevokeJournal, res *RevokeResult)
 		res.Unchanged = true
 		return nil, nil
 	}
-	r.st.Revoke = j
-	if err := r.st.save(s.PKIDir, r.o.Now()); err != nil {
+	r.Journal.Revoke = j
+	if err := r.Journal.Save(s.PKIDir, r.Cfg.Now()); err != nil {
 		return nil, err
 	}
-	r.log.printf("revoking %s (reason %s); journal %s", strings.Join(append(slices.Clone(j.Targets), j.Serials...), ", "), j.Reason, statePath(s.PKIDir))
+	r.Log.Printf("revoking %s (reason %s); journal %s", strings.Join(append(slices.Clone(j.Targets), j.Serials...), ", "), j.Reason, StatePath(s.PKIDir))
 	return j, nil
 }
 
@@ -52,8 +52,8 @@ func (r *runner) newRevoke(o RevokeOptions, j *RevokeJournal, res *RevokeResult)
 // node's deploy command (the CRL changes in every bundle), the templates
 // of the deploys, and for targets a renewal that may happen (no CA
 // rotation in progress, a backup directory that can take the old pairs).
-func (r *runner) revokePreflight(o RevokeOptions) error {
-	s, p := r.o.Spec, r.inv.Paths
+func (r *Runner) revokePreflight(o RevokeOptions) error {
+	s, p := r.Cfg.Spec, r.Inv.Paths
 	if !s.Local {
 		for _, n := range s.Nodes {
 			if n.Deploy == "" {
@@ -65,7 +65,7 @@ func (r *runner) revokePreflight(o RevokeOptions) error {
 	for _, n := range s.Nodes {
 		all.Nodes = append(all.Nodes, &NodePlan{Node: n})
 	}
-	if err := revokeCommands(p, all); err != nil {
+	if err := DeployCommands(p, all); err != nil {
 		return &input.Error{Err: err}
 	}
 	if len(o.Targets) == 0 {
@@ -79,7 +79,7 @@ func (r *runner) revokePreflight(o RevokeOptions) error {
 	if err := issue.CheckBackupRoot(p.Backups()); err != nil {
 		return err
 	}
-	if _, err := revokePlan(r.inv, o.Targets); err != nil {
+	if _, err := revokePlan(r.Inv, o.Targets); err != nil {
 		return &input.Error{Err: err}
 	}
 	return nil
@@ -87,22 +87,22 @@ func (r *runner) revokePreflight(o RevokeOptions) error {
 
 // checkTargets fills j with the targets to revoke: each one's serial on
 // disk, unless it already replaced a revoked one (without --force).
-func (r *runner) checkTargets(o RevokeOptions, j *RevokeJournal) error {
+func (r *Runner) checkTargets(o RevokeOptions, j *RevokeJournal) error {
 	for _, t := range o.Targets {
-		c, err := readCert(t.CertPath())
+		c, err := ReadCert(t.CertPath())
 		if err != nil {
 			return &input.Error{Err: fmt.Errorf("certs revoke %s: certificate %s: %w", t.ID, t.ID, err)}
 		}
 		serial := certx.Serial(c)
-		if prev := r.st.Replaced[t.ID]; prev == serial && !o.Force {
-			r.log.printf("%s: already revoked; serial %s in effect replaced it: nothing changed (--force revokes this one too)", t.ID, pki.ShortSerial(serial))
+		if prev := r.Journal.Replaced[t.ID]; prev == serial && !o.Force {
+			r.Log.Printf("%s: already revoked; serial %s in effect replaced it: nothing changed (--force revokes this one too)", t.ID, pki.ShortSerial(serial))
 			continue
 		}
 		j.Targets = append(j.Targets, t.ID)
 		j.Old[t.ID] = serial
 		j.Entries = append(j.Entries, pki.Revoked{Name: t.ID, Serial: serial, Reason: j.Reason, When: j.Started, NotAfter: c.NotAfter.UTC()})
 	}
-	j.Step = stepRenew
+	j.Step = StepRenew
 	return nil
 }
 
@@ -110,8 +110,8 @@ func (r *runner) checkTargets(o RevokeOptions, j *RevokeJournal) error {
 // walked once for all of them (serialIndex). A CA's own serial is
 // refused even with --force: a CRL naming it makes every member refuse
 // every client that sends its chain, and nothing un-revokes.
-func (r *runner) checkSerials(o RevokeOptions, j *RevokeJournal, crl *pki.CRL) error {
-	s, inv := r.o.Spec, r.inv
+func (r *Runner) checkSerials(o RevokeOptions, j *RevokeJournal, crl *pki.CRL) error {
+	s, inv := r.Cfg.Spec, r.Inv
 	authority, err := pki.LoadCA(inv.Paths)
 	if err != nil {
 		return err
@@ -122,7 +122,7 @@ func (r *runner) checkSerials(o RevokeOptions, j *RevokeJournal, crl *pki.CRL) e
 	}
 	inUse := map[string]string{}
 	for _, t := range inv.Targets {
-		if serial, err := diskSerial(t); err == nil {
+		if serial, err := DiskSerial(t); err == nil {
 			inUse[serial] = t.ID
 		}
 	}
@@ -138,7 +138,7 @@ func (r *runner) checkSerials(o RevokeOptions, j *RevokeJournal, crl *pki.CRL) e
 			return input.Errorf("--serial %s: it is %s, in use: revoke it by name (etcdpki certs revoke %s), which replaces it first", serial, id, id)
 		}
 		if e, ok := crl.Ever(serial); ok {
-			r.log.printf("serial %s: already revoked on %s (%s): nothing changed", serial, e.When.UTC().Format(time.RFC3339), e.Reason)
+			r.Log.Printf("serial %s: already revoked on %s (%s): nothing changed", serial, e.When.UTC().Format(time.RFC3339), e.Reason)
 			continue
 		}
 		if slices.Contains(j.Serials, serial) {
@@ -166,7 +166,7 @@ func (r *runner) checkSerials(o RevokeOptions, j *RevokeJournal, crl *pki.CRL) e
 			}
 		}
 	}
-	j.Step = stepPublish
+	j.Step = StepPublish
 	return nil
 }
 

@@ -33,13 +33,13 @@ func TestRevokeCrashAtEveryStepConverges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, step := range []string{stepRenew, stepProve, stepPublish, stepDeploy, stepRefused} {
+	for _, step := range []string{StepRenew, StepProve, StepPublish, StepDeploy, StepRefused} {
 		for _, when := range []string{step + " unjournaled", step} {
 			old, err := tls.LoadX509KeyPair(tg.CertPath(), tg.KeyPath())
 			if err != nil {
 				t.Fatal(err)
 			}
-			oldSerial, _ := diskSerial(tg)
+			oldSerial, _ := DiskSerial(tg)
 			var out bytes.Buffer
 			o := RevokeOptions{Spec: c.Spec, Targets: targets, Reason: "keyCompromise", Force: true, Out: &out}
 			o.crashAt = when
@@ -50,10 +50,10 @@ func TestRevokeCrashAtEveryStepConverges(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if when != stepRefused && st.Revoke == nil {
+			if when != StepRefused && st.Revoke == nil {
 				t.Fatalf("crash after %s: the journal holds no revocation", when)
 			}
-			if when == stepPublish {
+			if when == StepPublish {
 				// Another revoke must wait for this one: exit 2, nothing written.
 				other, _ := pki.Select(pki.New(c.Spec).Targets, []string{"apiserver-etcd-client"})
 				before, _ := os.ReadFile(c.Paths.CRL())
@@ -85,7 +85,7 @@ func TestRevokeCrashAtEveryStepConverges(t *testing.T) {
 				t.Errorf("crash after %s: a node's CRL differs from the CA's", when)
 			}
 			newPair, _ := tls.LoadX509KeyPair(tg.CertPath(), tg.KeyPath())
-			if newSerial, _ := diskSerial(tg); newSerial == oldSerial || crl.Has(newSerial) {
+			if newSerial, _ := DiskSerial(tg); newSerial == oldSerial || crl.Has(newSerial) {
 				t.Fatalf("crash after %s: the certificate in use (%s) was not replaced or is revoked", when, newSerial)
 			}
 			if st.Replaced[tg.ID] == oldSerial {
@@ -94,10 +94,10 @@ func TestRevokeCrashAtEveryStepConverges(t *testing.T) {
 			for _, n := range c.Spec.Nodes {
 				for _, u := range []string{n.ClientURLs[0], n.PeerURLs[0]} {
 					_, addr, _ := probe.ParseEndpoint(u)
-					if v, err := probe.Present(ctx, addr, pool, old, probeTimeout); err != nil || v.Accepted {
+					if v, err := probe.Present(ctx, addr, pool, old, ProbeTimeout); err != nil || v.Accepted {
 						t.Errorf("crash after %s: %s: revoked pair %+v %v", when, addr, v, err)
 					}
-					if v, err := probe.Present(ctx, addr, pool, newPair, probeTimeout); err != nil || !v.Accepted {
+					if v, err := probe.Present(ctx, addr, pool, newPair, ProbeTimeout); err != nil || !v.Accepted {
 						t.Errorf("crash after %s: %s: replacement %+v %v", when, addr, v, err)
 					}
 				}

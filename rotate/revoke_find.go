@@ -48,7 +48,7 @@ func indexSerials(pkiDir string) (serialIndex, error) {
 			if d.IsDir() || !d.Type().IsRegular() || !strings.HasSuffix(path, ".crt") || strings.HasSuffix(path, pki.CAFile) {
 				return nil
 			}
-			c, err := readCert(path)
+			c, err := ReadCert(path)
 			if err != nil {
 				return nil
 			}

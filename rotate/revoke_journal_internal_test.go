@@ -89,7 +89,7 @@ func testRevokeStepFails(t *testing.T, c *etcdtest.Cluster) {
 	if !strings.Contains(err.Error(), want) {
 		t.Errorf("error %q does not say %q", err, want)
 	}
-	if j := PendingRevoke(c.Spec.PKIDir); j == nil || j.Step != stepDeploy {
+	if j := PendingRevoke(c.Spec.PKIDir); j == nil || j.Step != StepDeploy {
 		t.Fatalf("journal holds %+v, want the revoke at step deploy", j)
 	}
 	out.Reset()
@@ -107,7 +107,7 @@ func testRevokeNodeLeft(t *testing.T, c *etcdtest.Cluster) {
 	id := etcdtest.NodeName(3) + "/etcd-healthcheck-client"
 	tg, old, serial := pairOf(t, c.Spec, id)
 	var out bytes.Buffer
-	o := RevokeOptions{Spec: c.Spec, Targets: []pki.Target{tg}, Reason: "keyCompromise", Out: &out, crashAt: stepRenew}
+	o := RevokeOptions{Spec: c.Spec, Targets: []pki.Target{tg}, Reason: "keyCompromise", Out: &out, crashAt: StepRenew}
 	if _, err := Revoke(ctx, o); !errors.Is(err, errCrash) {
 		t.Fatalf("crash after renew: %v\n%s", err, out.String())
 	}

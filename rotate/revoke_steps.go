@@ -16,11 +16,11 @@ import (
 
 // revokeRenew renews the targets whose files still hold the old serial (a
 // run killed after the renewal finds the new ones and goes on).
-func (r *runner) revokeRenew(ctx context.Context, j *RevokeJournal, o RevokeOptions, _ *RevokeResult) error {
+func (r *Runner) revokeRenew(ctx context.Context, j *RevokeJournal, o RevokeOptions, _ *RevokeResult) error {
 	ts := r.revokeTargets(j)
 	var due []pki.Target
 	for _, t := range ts {
-		serial, err := diskSerial(t)
+		serial, err := DiskSerial(t)
 		if err != nil {
 			return err
 		}
@@ -29,13 +29,13 @@ func (r *runner) revokeRenew(ctx context.Context, j *RevokeJournal, o RevokeOpti
 		}
 	}
 	if len(due) > 0 {
-		opts := issue.RenewOptions{Options: issue.Options{Out: io.Discard, Now: r.o.Now, LockHeld: true}}
-		renewed, err := issue.Renew(ctx, r.inv, due, opts)
+		opts := issue.RenewOptions{Options: issue.Options{Out: io.Discard, Now: r.Cfg.Now, LockHeld: true}}
+		renewed, err := issue.Renew(ctx, r.Inv, due, opts)
 		if err != nil {
 			return fmt.Errorf("renew: %w", err)
 		}
 		for _, rn := range renewed {
-			r.log.printf("[renew] %s: serial %s -> %s (new key); the old pair is kept in %s", rn.Target.ID, pki.ShortSerial(rn.OldSerial), pki.ShortSerial(rn.NewSerial), rn.Backup)
+			r.Log.Printf("[renew] %s: serial %s -> %s (new key); the old pair is kept in %s", rn.Target.ID, pki.ShortSerial(rn.OldSerial), pki.ShortSerial(rn.NewSerial), rn.Backup)
 		}
 	}
 	return nil
@@ -44,31 +44,31 @@ func (r *runner) revokeRenew(ctx context.Context, j *RevokeJournal, o RevokeOpti
 // revokeProveNew deploys the replacements and proves them in effect:
 // nodes as rotate proves renewed leaves, clients with a linearizable read
 // on every client port.
-func (r *runner) revokeProveNew(ctx context.Context, j *RevokeJournal, _ RevokeOptions, _ *RevokeResult) error {
+func (r *Runner) revokeProveNew(ctx context.Context, j *RevokeJournal, _ RevokeOptions, _ *RevokeResult) error {
 	ts := r.revokeTargets(j)
 	if len(ts) == 0 {
 		return nil
 	}
-	h, err := r.etcd.health(ctx)
+	h, err := r.Etcd.Health(ctx)
 	if err != nil {
 		return err
 	}
-	if err := healthyOrError(r.o.Spec, h, "refusing to revoke before the replacement is proven"); err != nil {
+	if err := HealthyOrError(r.Cfg.Spec, h, "refusing to revoke before the replacement is proven"); err != nil {
 		return err
 	}
-	p, err := revokePlan(r.inv, ts)
+	p, err := revokePlan(r.Inv, ts)
 	if err != nil {
 		return err
 	}
-	if err := r.deployNodes(ctx, p.Nodes); err != nil {
+	if err := r.DeployNodes(ctx, p.Nodes); err != nil {
 		return err
 	}
 	res := &Result{}
-	if err := r.prove(ctx, p, res, h.Leader); err != nil {
+	if err := r.ProveNodes(ctx, p, res, h.Leader); err != nil {
 		return err
 	}
 	for _, cp := range p.Clients {
-		if err := r.updateClient(ctx, cp, false, true); err != nil {
+		if err := r.UpdateClient(ctx, cp, false, true); err != nil {
 			return err
 		}
 	}
@@ -82,7 +82,7 @@ func revokePlan(inv *pki.Inventory, ts []pki.Target) (*Plan, error) {
 	p := &Plan{}
 	for _, t := range ts {
 		if n, ok := s.Node(t.Owner); ok {
-			np := p.node(n.Name)
+			np := p.Node(n.Name)
 			if np == nil {
 				np = &NodePlan{Node: n, Prove: true}
 				p.Nodes = append(p.Nodes, np)
@@ -99,20 +99,20 @@ func revokePlan(inv *pki.Inventory, ts []pki.Target) (*Plan, error) {
 			p.Clients = append(p.Clients, &ClientPlan{Client: c, Target: t})
 		}
 	}
-	return p, revokeCommands(inv.Paths, p)
+	return p, DeployCommands(inv.Paths, p)
 }
 
-// revokeCommands fills in the deploy commands of a revocation's plan; it
+// DeployCommands fills in the deploy commands of a revocation's plan; it
 // restarts nothing.
-func revokeCommands(paths pki.Paths, p *Plan) error {
+func DeployCommands(paths pki.Paths, p *Plan) error {
 	var err error
 	for _, np := range p.Nodes {
-		if np.DeployCmd, _, err = nodeCommands(paths, np.Node); err != nil {
+		if np.DeployCmd, _, err = NodeCommands(paths, np.Node); err != nil {
 			return err
 		}
 	}
 	for _, cp := range p.Clients {
-		if cp.DeployCmd, _, err = clientCommands(cp.Client, cp.Target.Dir); err != nil {
+		if cp.DeployCmd, _, err = ClientCommands(cp.Client, cp.Target.Dir); err != nil {
 			return err
 		}
 	}
@@ -121,7 +121,7 @@ func revokeCommands(paths pki.Paths, p *Plan) error {
 
 // revokePublish writes the CRL with the old serials into the PKI
 // directory and every node bundle.
-func (r *runner) revokePublish(ctx context.Context, j *RevokeJournal, _ RevokeOptions, res *RevokeResult) error {
+func (r *Runner) revokePublish(ctx context.Context, j *RevokeJournal, _ RevokeOptions, res *RevokeResult) error {
 	res.published = time.Now()
 	add := j.Entries
 	if len(add) == 0 {
@@ -133,13 +133,13 @@ func (r *runner) revokePublish(ctx context.Context, j *RevokeJournal, _ RevokeOp
 			add = append(add, pki.Revoked{Serial: s, Reason: j.Reason, When: j.Started})
 		}
 	}
-	out, err := issue.RevokeSerials(ctx, r.inv, add, issue.Options{Now: r.o.Now, LockHeld: true})
+	out, err := issue.RevokeSerials(ctx, r.Inv, add, issue.Options{Now: r.Cfg.Now, LockHeld: true})
 	if err != nil {
 		return fmt.Errorf("publish the CRL: %w", err)
 	}
 	res.Revoked = out.Added
-	r.log.printf("[crl] published CRL number %v with %d revoked serials (new: %s) in %s and every node bundle; next update %s",
-		out.CRL.Number, len(out.CRL.Revoked), strings.Join(serialsOf(out.Added), ", "), r.inv.Paths.CRL(), out.CRL.NextUpdate.UTC().Format(time.RFC3339))
+	r.Log.Printf("[crl] published CRL number %v with %d revoked serials (new: %s) in %s and every node bundle; next update %s",
+		out.CRL.Number, len(out.CRL.Revoked), strings.Join(serialsOf(out.Added), ", "), r.Inv.Paths.CRL(), out.CRL.NextUpdate.UTC().Format(time.RFC3339))
 	return nil
 }
 
@@ -153,15 +153,15 @@ func serialsOf(rs []pki.Revoked) []string {
 
 // revokeDeploy runs every node's deploy command: the CRL changed in every
 // bundle.
-func (r *runner) revokeDeploy(ctx context.Context, _ *RevokeJournal, _ RevokeOptions, _ *RevokeResult) error {
+func (r *Runner) revokeDeploy(ctx context.Context, _ *RevokeJournal, _ RevokeOptions, _ *RevokeResult) error {
 	p := &Plan{}
-	for _, n := range r.o.Spec.Nodes {
+	for _, n := range r.Cfg.Spec.Nodes {
 		p.Nodes = append(p.Nodes, &NodePlan{Node: n})
 	}
-	if err := revokeCommands(r.inv.Paths, p); err != nil {
+	if err := DeployCommands(r.Inv.Paths, p); err != nil {
 		return err
 	}
-	return r.deployNodes(ctx, p.Nodes)
+	return r.DeployNodes(ctx, p.Nodes)
 }
 
 // revokeRefused presents each revoked certificate (the old pair from the
@@ -169,12 +169,12 @@ func (r *runner) revokeDeploy(ctx context.Context, _ *RevokeJournal, _ RevokeOpt
 // hand) on every member's client and peer port, with a control
 // certificate, its twin, that must be accepted, and records the
 // replacements.
-func (r *runner) revokeRefused(ctx context.Context, j *RevokeJournal, o RevokeOptions, res *RevokeResult) error {
-	authority, roots, err := probeAuthority(r.inv)
+func (r *Runner) revokeRefused(ctx context.Context, j *RevokeJournal, o RevokeOptions, res *RevokeResult) error {
+	authority, roots, err := probeAuthority(r.Inv)
 	if err != nil {
 		return err
 	}
-	ports, err := r.etcd.ports()
+	ports, err := r.Etcd.ports()
 	if err != nil {
 		return err
 	}
@@ -198,15 +198,15 @@ func (r *runner) revokeRefused(ctx context.Context, j *RevokeJournal, o RevokeOp
 	if !res.published.IsZero() {
 		res.Effect = time.Since(res.published)
 	}
-	if r.st.Replaced == nil {
-		r.st.Replaced = map[string]string{}
+	if r.Journal.Replaced == nil {
+		r.Journal.Replaced = map[string]string{}
 	}
 	for _, t := range r.revokeTargets(j) {
-		serial, err := diskSerial(t)
+		serial, err := DiskSerial(t)
 		if err != nil {
 			return err
 		}
-		r.st.Replaced[t.ID] = serial
+		r.Journal.Replaced[t.ID] = serial
 	}
 	return nil
 }
@@ -223,7 +223,7 @@ type proofItem struct {
 
 // proofItems are the journal's revoked certificates, each with the pair
 // that is presented for it (found in one walk of the PKI directory).
-func (r *runner) proofItems(j *RevokeJournal, authority *ca.CA) ([]*proofItem, error) {
+func (r *Runner) proofItems(j *RevokeJournal, authority *ca.CA) ([]*proofItem, error) {
 	var items []*proofItem
 	for _, id := range j.Targets {
 		items = append(items, &proofItem{name: id, serial: j.Old[id]})
@@ -231,12 +231,12 @@ func (r *runner) proofItems(j *RevokeJournal, authority *ca.CA) ([]*proofItem, e
 	for _, serial := range j.Serials {
 		items = append(items, &proofItem{name: "serial " + pki.ShortSerial(serial), serial: serial})
 	}
-	idx, err := indexSerials(r.o.Spec.PKIDir)
+	idx, err := indexSerials(r.Cfg.Spec.PKIDir)
 	if err != nil {
 		return nil, err
 	}
 	for _, it := range items {
-		if it.presented, err = idx.revokedPair(r.o.Spec.PKIDir, it.serial, authority); err != nil {
+		if it.presented, err = idx.revokedPair(r.Cfg.Spec.PKIDir, it.serial, authority); err != nil {
 			return nil, err
 		}
 	}
@@ -265,7 +265,7 @@ func provePresented(ctx context.Context, items []*proofItem, ports []memberPort,
 }
 
 // logRefused says, member by member, that it refused it.
-func (r *runner) logRefused(it *proofItem, ports int) {
+func (r *Runner) logRefused(it *proofItem, ports int) {
 	byMember := map[string][]string{}
 	var order []string
 	for _, v := range it.vs {
@@ -275,13 +275,13 @@ func (r *runner) logRefused(it *proofItem, ports int) {
 		byMember[v.Member] = append(byMember[v.Member], fmt.Sprintf("%s refused it (%s)", v.Port, v.Revoked.How))
 	}
 	for _, m := range order {
-		r.log.printf("%s: %s: %s; its twin (another serial) accepted", m, it.name, strings.Join(byMember[m], ", "))
+		r.Log.Printf("%s: %s: %s; its twin (another serial) accepted", m, it.name, strings.Join(byMember[m], ", "))
 	}
 	label := it.name
 	if !strings.HasPrefix(label, "serial ") {
 		label += ": serial " + pki.ShortSerial(it.serial)
 	}
-	r.log.printf("%s refused on every client and peer port (%s, presenting %s), %d ms after the checks began; no member restarted",
+	r.Log.Printf("%s refused on every client and peer port (%s, presenting %s), %d ms after the checks began; no member restarted",
 		label, plural(ports, "port"), it.how, it.took.Milliseconds())
 }
 

@@ -43,8 +43,8 @@ func refusedEverywhere(ctx context.Context, ports []memberPort, roots *x509.Cert
 		wg.Go(func() {
 			var cerr error
 			var inner sync.WaitGroup
-			inner.Go(func() { out[i].Control, cerr = probe.Present(ctx, p.addr, roots, control, probeTimeout) })
-			v, err := probe.Present(ctx, p.addr, roots, revoked, probeTimeout)
+			inner.Go(func() { out[i].Control, cerr = probe.Present(ctx, p.addr, roots, control, ProbeTimeout) })
+			v, err := probe.Present(ctx, p.addr, roots, revoked, ProbeTimeout)
 			inner.Wait()
 			out[i].Revoked = v
 			out[i].Err = errors.Join(err, cerr)
@@ -60,9 +60,9 @@ type memberPort struct {
 }
 
 // ports lists every member's client and peer port, in spec order.
-func (c *etcdCluster) ports() ([]memberPort, error) {
+func (c *Cluster) ports() ([]memberPort, error) {
 	var out []memberPort
-	for _, n := range c.spec.Nodes {
+	for _, n := range c.Spec.Nodes {
 		_, caddr, err := probe.ParseEndpoint(n.ClientURLs[0])
 		if err != nil {
 			return nil, err
@@ -129,7 +129,7 @@ func waitRefused(ctx context.Context, ports []memberPort, roots *x509.CertPool, 
 			it.err = errors.New(strings.Join(bad, "; "))
 			return
 		}
-		time.Sleep(pollInterval / 4)
+		time.Sleep(PollInterval / 4)
 	}
 }
 

@@ -13,23 +13,23 @@ import (
 	"github.com/etcdpki/etcdpki/pki"
 )
 
-// roll restarts the planned members one at a time.
-func (r *runner) roll(ctx context.Context, p *Plan, res *Result, after afterRestart) error {
-	s := r.o.Spec
+// Roll restarts the planned members one at a time.
+func (r *Runner) Roll(ctx context.Context, p *Plan, res *Result, after AfterRestart) error {
+	s := r.Cfg.Spec
 	var rotated []string
 	for i, name := range p.Order {
-		np := p.node(name)
+		np := p.Node(name)
 		if err := ctx.Err(); err != nil {
 			return &InterruptedError{Step: "restarting " + name}
 		}
 		bg := context.WithoutCancel(ctx)
 		// Every restart starts from a healthy cluster: a member that fell
 		// over since the last step must not be joined by a second one.
-		h, err := r.etcd.health(bg)
+		h, err := r.Etcd.Health(bg)
 		if err != nil {
 			return err
 		}
-		if err := healthyOrError(s, h, "refusing to restart "+name); err != nil {
+		if err := HealthyOrError(s, h, "refusing to restart "+name); err != nil {
 			return err
 		}
 		mr := MemberResult{Name: name}
@@ -51,11 +51,11 @@ func (r *runner) roll(ctx context.Context, p *Plan, res *Result, after afterRest
 		// The serials are read once, before the restart: the member is
 		// verified to serve these, and these are what the journal
 		// records, even if the files change again meanwhile.
-		serials, err := diskSerials(np.All)
+		serials, err := DiskSerials(np.All)
 		if err != nil {
 			return err
 		}
-		started, _, err := startedNow(r.etcd.paths, np.Node)
+		started, _, err := StartedNow(r.Etcd.paths, np.Node)
 		if err != nil {
 			return err
 		}
@@ -63,10 +63,10 @@ func (r *runner) roll(ctx context.Context, p *Plan, res *Result, after afterRest
 		peerT, _ := targetOf(np.All, ca.KindPeer.Name)
 		wantServer, wantPeer := serials[serverT.ID], serials[peerT.ID]
 		t0 := time.Now()
-		if err := runCommand(bg, "restart node "+name, np.RestartCmd, r.o.CommandTimeout); err != nil {
+		if err := RunCommand(bg, "restart node "+name, np.RestartCmd, r.Cfg.CommandTimeout); err != nil {
 			return &MemberError{Member: name, Err: err}
 		}
-		if err := r.etcd.waitServing(bg, np.Node, wantServer, wantPeer, r.o.MemberTimeout); err != nil {
+		if err := r.Etcd.WaitServing(bg, np.Node, wantServer, wantPeer, r.Cfg.MemberTimeout); err != nil {
 			return &MemberError{Member: name, Err: err}
 		}
 		mr.Restart = time.Since(t0)
@@ -79,47 +79,47 @@ func (r *runner) roll(ctx context.Context, p *Plan, res *Result, after afterRest
 		// Journal first, then the line: a run killed after printing it
 		// never restarts this member again.
 		for _, t := range np.Targets {
-			r.st.InEffect[t.ID] = serials[t.ID]
+			r.Journal.InEffect[t.ID] = serials[t.ID]
 		}
-		r.st.Started[name] = started
-		if err := r.st.save(s.PKIDir, r.o.Now()); err != nil {
+		r.Journal.Started[name] = started
+		if err := r.Journal.Save(s.PKIDir, r.Cfg.Now()); err != nil {
 			return err
 		}
 		res.Members = append(res.Members, mr)
 		rotated = append(rotated, name)
-		r.log.printf("[%d/%d] %s: restarted (%s), serving serial %s, caught up in %s", i+1, len(p.Order), name, strings.Join(np.Reasons, ", "), pki.ShortSerial(wantServer), round(mr.Restart))
+		r.Log.Printf("[%d/%d] %s: restarted (%s), serving serial %s, caught up in %s", i+1, len(p.Order), name, strings.Join(np.Reasons, ", "), pki.ShortSerial(wantServer), Round(mr.Restart))
 	}
 	return nil
 }
 
 // handOff moves leadership away from leader to a healthy member,
 // preferably one already rotated.
-func (r *runner) handOff(ctx context.Context, h *probe.Cluster, leader string, rotated []string, res *Result) error {
-	s := r.o.Spec
+func (r *Runner) handOff(ctx context.Context, h *probe.Cluster, leader string, rotated []string, res *Result) error {
+	s := r.Cfg.Spec
 	to, toName := transferee(s, h, leader, rotated)
 	if to == 0 {
 		return &MemberError{Member: leader, Err: errors.New("leads and no other healthy, caught-up member can take over")}
 	}
 	n, _ := s.Node(leader)
 	t0 := time.Now()
-	if err := r.etcd.moveLeader(ctx, n.ClientURLs[0], to); err != nil {
+	if err := r.Etcd.MoveLeader(ctx, n.ClientURLs[0], to); err != nil {
 		return &MemberError{Member: leader, Err: err}
 	}
 	// Measured on loopback under load: stopping the old leader as soon as
 	// MoveLeader returned stalled clients for 0.5-0.75 s in most runs;
 	// waiting until every member follows the new leader and it has
 	// committed in its own term made the stalls rarer and shorter.
-	if err := r.etcd.waitLeader(ctx, to, r.o.MemberTimeout); err != nil {
+	if err := r.Etcd.WaitLeader(ctx, to, r.Cfg.MemberTimeout); err != nil {
 		return &MemberError{Member: leader, Err: err}
 	}
 	// Took ends here: leadership has moved. The settle pause below is not
 	// part of the hand-off.
 	ho := HandOff{From: leader, To: toName, Start: t0, Took: time.Since(t0)}
-	if r.o.HandOffSettle > 0 {
-		time.Sleep(r.o.HandOffSettle)
+	if r.Cfg.HandOffSettle > 0 {
+		time.Sleep(r.Cfg.HandOffSettle)
 	}
 	res.HandOffs = append(res.HandOffs, ho)
-	r.log.printf("%s: leader; handed leadership to %s in %s (settled %s)", leader, toName, round(ho.Took), r.o.HandOffSettle)
+	r.Log.Printf("%s: leader; handed leadership to %s in %s (settled %s)", leader, toName, Round(ho.Took), r.Cfg.HandOffSettle)
 	return nil
 }
 
@@ -146,7 +146,7 @@ func transferee(s *cluster.Spec, h *probe.Cluster, leader string, rotated []stri
 	return best, bestName
 }
 
-// afterRestart, when not nil, runs once a restarted member passed every
+// AfterRestart, when not nil, runs once a restarted member passed every
 // health gate and before the journal records it: the CA rotation's proof
 // that the member loaded the trust it was restarted for.
-type afterRestart func(ctx context.Context, np *NodePlan) error
+type AfterRestart func(ctx context.Context, np *NodePlan) error

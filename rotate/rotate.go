@@ -24,48 +24,48 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err := o.defaults(); err != nil {
 		return nil, err
 	}
-	return newRunner(o, newLogger(o.Out)).run(ctx)
+	return NewRunner(o, NewLogger(o.Out)).run(ctx)
 }
 
-// newRunner expands the spec once for the whole run: every step reads
+// NewRunner expands the spec once for the whole run: every step reads
 // names and paths from r.inv.
-func newRunner(o Options, log *logger) *runner { return runnerFor(o, pki.New(o.Spec), log) }
+func NewRunner(o Options, log *Logger) *Runner { return NewRunnerFor(o, pki.New(o.Spec), log) }
 
-// runnerFor is newRunner for a caller that has expanded o.Spec already
+// NewRunnerFor is newRunner for a caller that has expanded o.Spec already
 // (Watch, once per spec it loads): inv.Spec must be o.Spec.
-func runnerFor(o Options, inv *pki.Inventory, log *logger) *runner {
-	return &runner{o: o, log: log, inv: inv, etcd: &etcdCluster{spec: inv.Spec, paths: inv.Paths, inv: inv}}
+func NewRunnerFor(o Options, inv *pki.Inventory, log *Logger) *Runner {
+	return &Runner{Cfg: o, Log: log, Inv: inv, Etcd: &Cluster{Spec: inv.Spec, paths: inv.Paths, inv: inv}}
 }
 
-type runner struct {
-	o    Options
-	log  *logger
-	inv  *pki.Inventory
-	etcd *etcdCluster
-	st   *State
+type Runner struct {
+	Cfg     Options
+	Log     *Logger
+	Inv     *pki.Inventory
+	Etcd    *Cluster
+	Journal *State
 	// expired reports the expired server certificates probes accepted.
 	expired *expiredServed
 	// quiet drops the "nothing due" line: --watch checks often.
 	quiet bool
 }
 
-// begin takes the PKI directory's lock (a dry run changes nothing and
+// Begin takes the PKI directory's lock (a dry run changes nothing and
 // takes none), loads the journal into r.st and moves stores of the
 // layout before named stores into theirs (issue.MigrateLayout). The leaf rotation and the
 // CA rotation start alike; release drops the lock.
-func (r *runner) begin() (release func(), err error) {
+func (r *Runner) Begin() (release func(), err error) {
 	release = func() {}
-	if err := checkPKIExists(r.o.Spec.PKIDir); err != nil {
+	if err := checkPKIExists(r.Cfg.Spec.PKIDir); err != nil {
 		return nil, err
 	}
-	if !r.o.DryRun {
-		l, err := Lock(r.o.Spec.PKIDir)
+	if !r.Cfg.DryRun {
+		l, err := Lock(r.Cfg.Spec.PKIDir)
 		if err != nil {
 			return nil, err
 		}
 		release = l.Release
 	}
-	if r.st, err = LoadState(r.o.Spec.PKIDir); err != nil {
+	if r.Journal, err = LoadState(r.Cfg.Spec.PKIDir); err != nil {
 		release()
 		return nil, err
 	}
@@ -76,26 +76,26 @@ func (r *runner) begin() (release func(), err error) {
 	return release, nil
 }
 
-func (r *runner) run(ctx context.Context) (*Result, error) {
+func (r *Runner) run(ctx context.Context) (*Result, error) {
 	start := time.Now()
-	s := r.o.Spec
+	s := r.Cfg.Spec
 	res := &Result{}
-	release, err := r.begin()
+	release, err := r.Begin()
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	st := r.st
+	st := r.Journal
 	if st.Revoke != nil {
 		// Its serials may not be refused everywhere yet.
-		r.log.printf("%s", st.Revoke.Note())
+		r.Log.Printf("%s", st.Revoke.Note())
 	}
 	// Probes accept an expired server certificate from the etcd CA, each
 	// reported as a warning: a cluster running on expired certificates
 	// is still to be checked and rotated (see expired.go).
-	r.expired = &expiredServed{seen: map[string]bool{}, log: r.log}
-	r.etcd.opts = []probe.Option{probe.TolerateExpired(r.expired.note)}
-	if r.o.Recover {
+	r.expired = &expiredServed{seen: map[string]bool{}, log: r.Log}
+	r.Etcd.ProbeOpts = []probe.Option{probe.TolerateExpired(r.expired.note)}
+	if r.Cfg.Recover {
 		err = r.recover(ctx, res)
 	} else {
 		err = r.rotate(ctx, res)
@@ -104,62 +104,62 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	// Bad input changes nothing on disk, the journal and the metrics
 	// included: a refusal is not a run.
 	var ic input.Coder
-	if r.o.DryRun || errors.As(err, &ic) && ic.ExitCode() == input.ExitCode {
+	if r.Cfg.DryRun || errors.As(err, &ic) && ic.ExitCode() == input.ExitCode {
 		return res, err
 	}
-	if terr := r.tighten(); terr != nil && err == nil {
+	if terr := r.Tighten(); terr != nil && err == nil {
 		err = terr
 	}
-	st.LastRun = r.o.Now().UTC()
+	st.LastRun = r.Cfg.Now().UTC()
 	if err != nil {
 		st.LastError = err.Error()
 	} else {
 		st.LastError = ""
 		st.LastSuccess = st.LastRun
 	}
-	if serr := st.save(s.PKIDir, r.o.Now()); serr != nil && err == nil {
+	if serr := st.Save(s.PKIDir, r.Cfg.Now()); serr != nil && err == nil {
 		err = serr
 	}
-	if r.o.MetricsFile != "" {
-		if merr := writeMetrics(r.o.MetricsFile, r.inv, st, err == nil, r.o.Now()); merr != nil {
-			r.log.printf("warning: metrics file: %v", merr)
+	if r.Cfg.MetricsFile != "" {
+		if merr := WriteMetrics(r.Cfg.MetricsFile, r.Inv, st, err == nil, r.Cfg.Now()); merr != nil {
+			r.Log.Printf("warning: metrics file: %v", merr)
 		}
 	}
 	return res, err
 }
 
-func (r *runner) rotate(ctx context.Context, res *Result) error {
-	now := r.o.Now()
+func (r *Runner) rotate(ctx context.Context, res *Result) error {
+	now := r.Cfg.Now()
 	// A renewal backs up the pairs it replaces: a PKI/backup it cannot
 	// use is refused before the CRL upkeep writes anything.
-	if err := issue.CheckBackupRoot(r.inv.Paths.Backups()); err != nil {
+	if err := issue.CheckBackupRoot(r.Inv.Paths.Backups()); err != nil {
 		return err
 	}
-	if err := r.keepCRL(ctx); err != nil {
+	if err := r.KeepCRL(ctx); err != nil {
 		return err
 	}
-	p, err := makePlan(r.inv, r.st, r.o.RenewBefore, now)
+	p, err := makePlan(r.Inv, r.Journal, r.Cfg.RenewBefore, now)
 	if err != nil {
 		return err
 	}
 	res.Plan = p
 	for _, w := range p.Warnings {
-		r.log.printf("warning: %s", w)
+		r.Log.Printf("warning: %s", w)
 	}
 	if err := r.caExpired(p); err != nil {
 		return err
 	}
 	expired := expiredCerts(p.Certs)
 	if len(expired) > 0 {
-		r.log.printf("warning: certificates already expired: %s; a member or client restarted now could not connect. Renewing them in this run, without restarts where the cluster still serves",
+		r.Log.Printf("warning: certificates already expired: %s; a member or client restarted now could not connect. Renewing them in this run, without restarts where the cluster still serves",
 			describeExpired(expired))
 	}
 	if err := r.recordBaseline(p, now); err != nil {
 		return err
 	}
 	if p.Empty() {
-		if !r.quiet || r.o.DryRun {
-			r.log.printf("nothing due: %s; %s", nextExpiry(p.Certs, now), r.provenInEffect(ctx, p))
+		if !r.quiet || r.Cfg.DryRun {
+			r.Log.Printf("nothing due: %s; %s", nextExpiry(p.Certs, now), r.provenInEffect(ctx, p))
 		}
 		return nil
 	}
@@ -167,39 +167,39 @@ func (r *runner) rotate(ctx context.Context, res *Result) error {
 	if err != nil {
 		return err
 	}
-	if r.o.DryRun {
-		p.Print(r.o.Out, r.o.Restart)
+	if r.Cfg.DryRun {
+		p.Print(r.Cfg.Out, r.Cfg.Restart)
 		return nil
 	}
 	if err := r.apply(ctx, p, res, h); err != nil {
 		return err
 	}
 	if len(expired) > 0 || r.expired.any() {
-		lines, err := r.etcd.proveUnexpired(context.WithoutCancel(ctx))
+		lines, err := r.Etcd.ProveUnexpired(context.WithoutCancel(ctx))
 		if err != nil {
 			return err
 		}
-		r.log.printf("the cluster was running on expired certificates and is no longer: every client and peer port serves an unexpired certificate (fresh handshakes, expired ones refused): %s",
+		r.Log.Printf("the cluster was running on expired certificates and is no longer: every client and peer port serves an unexpired certificate (fresh handshakes, expired ones refused): %s",
 			strings.Join(lines, "; "))
 	}
-	r.log.printf("%s, in %s", doneLine(res), round(time.Since(r.log.start)))
+	r.Log.Printf("%s, in %s", doneLine(res), Round(time.Since(r.Log.Start)))
 	return nil
 }
 
 // recordBaseline journals what the plan saw for the first time (the
 // serials and start-time files members run with) before anything
 // changes; a dry run records nothing.
-func (r *runner) recordBaseline(p *Plan, now time.Time) error {
-	if r.o.DryRun || len(p.Baseline)+len(p.StartedBaseline) == 0 {
+func (r *Runner) recordBaseline(p *Plan, now time.Time) error {
+	if r.Cfg.DryRun || len(p.Baseline)+len(p.StartedBaseline) == 0 {
 		return nil
 	}
 	for id, serial := range p.Baseline {
-		r.st.InEffect[id] = serial
+		r.Journal.InEffect[id] = serial
 	}
 	for node, started := range p.StartedBaseline {
-		r.st.Started[node] = started
+		r.Journal.Started[node] = started
 	}
-	return r.st.save(r.o.Spec.PKIDir, now)
+	return r.Journal.Save(r.Cfg.Spec.PKIDir, now)
 }
 
 // gate decides each member's restart or proof and orders them. What is
@@ -209,39 +209,39 @@ func (r *runner) recordBaseline(p *Plan, now time.Time) error {
 // nothing renewed, deployed, proven or restarted (a dry run shows the
 // refusal in its plan instead). In auto mode the probe also tells each
 // member's etcd version. h is nil when the plan needs no probe.
-func (r *runner) gate(ctx context.Context, p *Plan) (*probe.Cluster, error) {
-	s := r.o.Spec
-	p.decide(s, r.o.Restart, r.o.NoVerify, nil)
-	if err := p.check(s, r.o.Restart); err != nil {
+func (r *Runner) gate(ctx context.Context, p *Plan) (*probe.Cluster, error) {
+	s := r.Cfg.Spec
+	p.decide(s, r.Cfg.Restart, r.Cfg.NoVerify, nil)
+	if err := p.check(s, r.Cfg.Restart); err != nil {
 		return nil, err
 	}
 	var h *probe.Cluster
-	if p.restarts() > 0 || p.proofs() > 0 || r.proving() && len(p.Clients) > 0 || r.o.Restart == RestartAuto && p.leaves() {
+	if p.Restarts() > 0 || p.Proofs() > 0 || r.proving() && len(p.Clients) > 0 || r.Cfg.Restart == RestartAuto && p.leaves() {
 		var err error
-		if h, err = r.etcd.health(context.WithoutCancel(ctx)); err != nil {
+		if h, err = r.Etcd.Health(context.WithoutCancel(ctx)); err != nil {
 			return nil, err
 		}
-		if herr := healthyOrError(s, h, "refusing to change anything"); herr != nil {
+		if herr := HealthyOrError(s, h, "refusing to change anything"); herr != nil {
 			if rerr := r.recoverNeeded(p, h); rerr != nil {
-				if !r.o.DryRun {
+				if !r.Cfg.DryRun {
 					return nil, rerr
 				}
 				herr = rerr // the dry run's plan says it
 			}
-			if !r.o.DryRun {
+			if !r.Cfg.DryRun {
 				return nil, herr
 			}
 			p.OrderNote, p.Refusal = herr.Error(), herr.Error()
 		}
-		p.decide(s, r.o.Restart, r.o.NoVerify, h)
-		if err := p.check(s, r.o.Restart); err != nil {
+		p.decide(s, r.Cfg.Restart, r.Cfg.NoVerify, h)
+		if err := p.check(s, r.Cfg.Restart); err != nil {
 			return nil, err
 		}
 	}
-	p.order(s, h)
+	p.SetOrder(s, h)
 	for _, np := range p.Nodes {
-		if r.o.Restart == RestartNever && len(np.Reasons) > 0 {
-			r.log.printf("warning: %s: %s", np.Node.Name, np.verdict(r.o.Restart))
+		if r.Cfg.Restart == RestartNever && len(np.Reasons) > 0 {
+			r.Log.Printf("warning: %s: %s", np.Node.Name, np.verdict(r.Cfg.Restart))
 		}
 	}
 	return h, nil
@@ -251,7 +251,7 @@ func (r *runner) gate(ctx context.Context, p *Plan) (*probe.Cluster, error) {
 // (proofs change nothing, so the members still to restart are restarted
 // from a cluster just shown healthy under its leader), roll the rest,
 // then the clients.
-func (r *runner) apply(ctx context.Context, p *Plan, res *Result, h *probe.Cluster) error {
+func (r *Runner) apply(ctx context.Context, p *Plan, res *Result, h *probe.Cluster) error {
 	if err := r.renew(ctx, p, res); err != nil {
 		return err
 	}
@@ -262,10 +262,10 @@ func (r *runner) apply(ctx context.Context, p *Plan, res *Result, h *probe.Clust
 	if h != nil {
 		leader = h.Leader
 	}
-	if err := r.prove(ctx, p, res, leader); err != nil {
+	if err := r.ProveNodes(ctx, p, res, leader); err != nil {
 		return err
 	}
-	if err := r.roll(ctx, p, res, nil); err != nil {
+	if err := r.Roll(ctx, p, res, nil); err != nil {
 		return err
 	}
 	return r.clients(ctx, p)
@@ -275,19 +275,19 @@ func (r *runner) apply(ctx context.Context, p *Plan, res *Result, h *probe.Clust
 func doneLine(res *Result) string {
 	done := fmt.Sprintf("done: %d certificates renewed", len(res.Renewed))
 	if len(res.Proofs) > 0 {
-		done += fmt.Sprintf(", %d members in effect without restart (proofs %s)", len(res.Proofs), round(res.ProofTime()))
+		done += fmt.Sprintf(", %d members in effect without restart (proofs %s)", len(res.Proofs), Round(res.ProofTime()))
 	}
 	done += fmt.Sprintf(", %d members restarted", len(res.Members))
 	if len(res.Members) > 0 {
-		done += fmt.Sprintf(" (restart-to-healthy %s)", round(res.Floor()))
+		done += fmt.Sprintf(" (restart-to-healthy %s)", Round(res.Floor()))
 	}
 	return done
 }
 
 // proving reports whether renewed certificates are proven in effect
 // rather than restarted into it (auto, and never without --no-verify).
-func (r *runner) proving() bool {
-	return r.o.Restart != RestartAlways && !r.o.NoVerify
+func (r *Runner) proving() bool {
+	return r.Cfg.Restart != RestartAlways && !r.Cfg.NoVerify
 }
 
 func joinWords(w []string) string {
@@ -300,7 +300,7 @@ func joinWords(w []string) string {
 	return strings.Join(w[:len(w)-1], ", ") + " and " + w[len(w)-1]
 }
 
-func round(d time.Duration) time.Duration {
+func Round(d time.Duration) time.Duration {
 	if d > time.Second {
 		return d.Round(100 * time.Millisecond)
 	}

@@ -25,10 +25,10 @@ const (
 	reasonAlways = "--restart=always"
 )
 
-// startedNow digests the files of node n's bundle that etcd reads only at
+// StartedNow digests the files of node n's bundle that etcd reads only at
 // start. ok is false when the bundle has no ca.crt yet (a node whose
 // certificates are still to be issued): there is nothing to compare.
-func startedNow(paths pki.Paths, n cluster.Node) (st Started, ok bool, err error) {
+func StartedNow(paths pki.Paths, n cluster.Node) (st Started, ok bool, err error) {
 	ca, err := regular.ReadFile(filepath.Join(paths.NodeCertDir(n.Name), pki.CAFile), regular.MaxPEM)
 	if errors.Is(err, fs.ErrNotExist) {
 		return Started{}, false, nil

@@ -66,13 +66,13 @@ type State struct {
 	Updated time.Time `json:"updated"`
 }
 
-func statePath(dir string) string { return filepath.Join(dir, StateFile) }
+func StatePath(dir string) string { return filepath.Join(dir, StateFile) }
 
 // LoadState reads the journal of the PKI directory dir. A missing journal
 // is an empty state: the first run records what is on disk as in effect.
 func LoadState(dir string) (*State, error) {
 	st := &State{InEffect: map[string]string{}, Started: map[string]Started{}, Proofs: map[string]Proof{}}
-	data, err := regular.ReadFile(statePath(dir), regular.MaxState)
+	data, err := regular.ReadFile(StatePath(dir), regular.MaxState)
 	if errors.Is(err, fs.ErrNotExist) {
 		return st, nil
 	}
@@ -80,7 +80,7 @@ func LoadState(dir string) (*State, error) {
 		return nil, fmt.Errorf("read rotation journal: %w", err)
 	}
 	if err := json.Unmarshal(data, st); err != nil {
-		return nil, fmt.Errorf("rotation journal %s is corrupt (move it away to start afresh): %w", statePath(dir), err)
+		return nil, fmt.Errorf("rotation journal %s is corrupt (move it away to start afresh): %w", StatePath(dir), err)
 	}
 	if st.InEffect == nil {
 		st.InEffect = map[string]string{}
@@ -123,9 +123,9 @@ type Proof struct {
 	Took         string    `json:"took"`
 }
 
-// save writes the journal atomically, through package issue, the only
+// Save writes the journal atomically, through package issue, the only
 // writer of the PKI directory.
-func (st *State) save(dir string, now time.Time) error {
+func (st *State) Save(dir string, now time.Time) error {
 	st.Updated = now.UTC()
 	data, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {

@@ -17,7 +17,7 @@ import (
 	"github.com/etcdpki/etcdpki/pki"
 )
 
-func (r *runner) renew(ctx context.Context, p *Plan, res *Result) error {
+func (r *Runner) renew(ctx context.Context, p *Plan, res *Result) error {
 	if len(p.Due)+len(p.Missing) == 0 {
 		return nil
 	}
@@ -32,34 +32,34 @@ func (r *runner) renew(ctx context.Context, p *Plan, res *Result) error {
 		missing = append(missing, *m.Target)
 	}
 	// run holds the PKI directory's lock already.
-	opts := issue.Options{Out: r.log, Now: r.o.Now, LockHeld: true}
+	opts := issue.Options{Out: r.Log, Now: r.Cfg.Now, LockHeld: true}
 	if len(due) > 0 {
-		renewed, err := issue.Renew(context.WithoutCancel(ctx), r.inv, due, issue.RenewOptions{Options: opts})
+		renewed, err := issue.Renew(context.WithoutCancel(ctx), r.Inv, due, issue.RenewOptions{Options: opts})
 		if err != nil {
 			return fmt.Errorf("renew: %w", err)
 		}
 		res.Renewed = renewed
-		r.log.printf("renewed %d certificates; previous pairs in %s", len(renewed), backupDir(r.o.Spec.PKIDir, renewed))
+		r.Log.Printf("renewed %d certificates; previous pairs in %s", len(renewed), BackupDir(r.Cfg.Spec.PKIDir, renewed))
 	}
 	if len(missing) > 0 {
 		// Init, not Renew: a node new to the spec needs its etcd.conf.yml
 		// too. Init reuses everything that exists, but it would create a
 		// CA, and rotate never does.
-		if _, err := pki.LoadCA(r.inv.Paths); err != nil {
+		if _, err := pki.LoadCA(r.Inv.Paths); err != nil {
 			return fmt.Errorf("issue missing certificates: %w", err)
 		}
-		if _, err := issue.Init(context.WithoutCancel(ctx), r.inv, opts); err != nil {
+		if _, err := issue.Init(context.WithoutCancel(ctx), r.Inv, opts); err != nil {
 			return fmt.Errorf("issue missing certificates: %w", err)
 		}
-		r.log.printf("issued %d missing certificates: %s", len(missing), strings.Join(pki.IDs(missing), ", "))
+		r.Log.Printf("issued %d missing certificates: %s", len(missing), strings.Join(pki.IDs(missing), ", "))
 		return r.inEffect(missing)
 	}
 	return nil
 }
 
-// backupDir is the run's backup directory: each Renewed.Backup is it
+// BackupDir is the run's backup directory: each Renewed.Backup is it
 // joined with the store's path below the PKI directory.
-func backupDir(pki string, rs []issue.Renewed) string {
+func BackupDir(pki string, rs []issue.Renewed) string {
 	for _, r := range rs {
 		if r.Backup == "" {
 			continue
@@ -74,8 +74,8 @@ func backupDir(pki string, rs []issue.Renewed) string {
 // deploy runs each changed node's deploy command. Nodes neither restarted
 // nor proven (--restart=never --no-verify, or a healthcheck client
 // renewed under --restart=always) are in effect once deployed.
-func (r *runner) deploy(ctx context.Context, p *Plan) error {
-	if err := r.deployNodes(ctx, p.Nodes); err != nil {
+func (r *Runner) deploy(ctx context.Context, p *Plan) error {
+	if err := r.DeployNodes(ctx, p.Nodes); err != nil {
 		return err
 	}
 	for _, np := range p.Nodes {
@@ -88,10 +88,10 @@ func (r *runner) deploy(ctx context.Context, p *Plan) error {
 	return nil
 }
 
-// deployNodes runs each node's deploy command in order, stopping at the
+// DeployNodes runs each node's deploy command in order, stopping at the
 // first failure. A deploy, once started, runs to its end (bounded by
 // --command-timeout): a cancelled context stops the run between nodes.
-func (r *runner) deployNodes(ctx context.Context, nodes []*NodePlan) error {
+func (r *Runner) DeployNodes(ctx context.Context, nodes []*NodePlan) error {
 	for _, np := range nodes {
 		if np.DeployCmd == "" {
 			continue
@@ -101,32 +101,32 @@ func (r *runner) deployNodes(ctx context.Context, nodes []*NodePlan) error {
 		}
 		// The CRL its etcd.env names is parsed back before it leaves:
 		// a member that cannot read it refuses every connection.
-		if prob := r.inv.Paths.BundleCRLProblem(np.Node.Name); prob != "" {
+		if prob := r.Inv.Paths.BundleCRLProblem(np.Node.Name); prob != "" {
 			return &MemberError{Member: np.Node.Name, Err: fmt.Errorf("not deployed: %s", prob)}
 		}
 		t0 := time.Now()
-		if err := runCommand(context.WithoutCancel(ctx), "deploy to node "+np.Node.Name, np.DeployCmd, r.o.CommandTimeout); err != nil {
+		if err := RunCommand(context.WithoutCancel(ctx), "deploy to node "+np.Node.Name, np.DeployCmd, r.Cfg.CommandTimeout); err != nil {
 			return &MemberError{Member: np.Node.Name, Err: err}
 		}
-		r.log.printf("%s: deployed in %s", np.Node.Name, round(time.Since(t0)))
+		r.Log.Printf("%s: deployed in %s", np.Node.Name, Round(time.Since(t0)))
 	}
 	return nil
 }
 
 // inEffect records the targets' current serials in the journal.
-func (r *runner) inEffect(ts []pki.Target) error {
+func (r *Runner) inEffect(ts []pki.Target) error {
 	for _, t := range ts {
-		serial, err := diskSerial(t)
+		serial, err := DiskSerial(t)
 		if err != nil {
 			return err
 		}
-		r.st.InEffect[t.ID] = serial
+		r.Journal.InEffect[t.ID] = serial
 	}
-	return r.st.save(r.o.Spec.PKIDir, r.o.Now())
+	return r.Journal.Save(r.Cfg.Spec.PKIDir, r.Cfg.Now())
 }
 
-// nodeTargets are the certificates node owns, in inventory order.
-func nodeTargets(ts []pki.Target, node string) []pki.Target {
+// NodeTargets are the certificates node owns, in inventory order.
+func NodeTargets(ts []pki.Target, node string) []pki.Target {
 	var out []pki.Target
 	for _, t := range ts {
 		if t.Owner == node {
@@ -136,11 +136,11 @@ func nodeTargets(ts []pki.Target, node string) []pki.Target {
 	return out
 }
 
-// servingSerials reads a node's certificates' serials on disk, by ID,
+// ServingSerials reads a node's certificates' serials on disk, by ID,
 // and the two its member serves: the server certificate's on the client
 // port and the peer certificate's on the peer port.
-func servingSerials(ts []pki.Target) (all map[string]string, server, peer string, err error) {
-	if all, err = diskSerials(ts); err != nil {
+func ServingSerials(ts []pki.Target) (all map[string]string, server, peer string, err error) {
+	if all, err = DiskSerials(ts); err != nil {
 		return nil, "", "", err
 	}
 	serverT, _ := targetOf(ts, ca.KindServer.Name)
@@ -148,11 +148,11 @@ func servingSerials(ts []pki.Target) (all map[string]string, server, peer string
 	return all, all[serverT.ID], all[peerT.ID], nil
 }
 
-// diskSerials reads the targets' current serials, by ID.
-func diskSerials(ts []pki.Target) (map[string]string, error) {
+// DiskSerials reads the targets' current serials, by ID.
+func DiskSerials(ts []pki.Target) (map[string]string, error) {
 	m := make(map[string]string, len(ts))
 	for _, t := range ts {
-		serial, err := diskSerial(t)
+		serial, err := DiskSerial(t)
 		if err != nil {
 			return nil, err
 		}
@@ -161,8 +161,8 @@ func diskSerials(ts []pki.Target) (map[string]string, error) {
 	return m, nil
 }
 
-func diskSerial(t pki.Target) (string, error) {
-	c, err := readCert(t.CertPath())
+func DiskSerial(t pki.Target) (string, error) {
+	c, err := ReadCert(t.CertPath())
 	if err != nil {
 		return "", fmt.Errorf("certificate %s: %w", t.ID, err)
 	}
@@ -179,7 +179,7 @@ func targetOf(ts []pki.Target, kind string) (pki.Target, bool) {
 }
 
 // clients deploys and restarts clients whose certificate changed.
-func (r *runner) clients(ctx context.Context, p *Plan) error {
+func (r *Runner) clients(ctx context.Context, p *Plan) error {
 	for _, cp := range p.Clients {
 		if err := ctx.Err(); err != nil {
 			return &InterruptedError{Step: "updating client " + cp.Client.Name}
@@ -187,51 +187,51 @@ func (r *runner) clients(ctx context.Context, p *Plan) error {
 		// A client loads a renewed pair at its next handshake too (the
 		// apiserver's etcd client is built from the same TLSInfo as etcd);
 		// what can be proven from here is that etcd accepts it.
-		if err := r.updateClient(context.WithoutCancel(ctx), cp, r.o.Restart == RestartAlways, r.proving()); err != nil {
+		if err := r.UpdateClient(context.WithoutCancel(ctx), cp, r.Cfg.Restart == RestartAlways, r.proving()); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// updateClient deploys a client's renewed files, runs its restart
+// UpdateClient deploys a client's renewed files, runs its restart
 // command when restart is set, shows the members accept its certificate
 // when prove is set, then records the certificate in effect.
-func (r *runner) updateClient(ctx context.Context, cp *ClientPlan, restart, prove bool) error {
+func (r *Runner) UpdateClient(ctx context.Context, cp *ClientPlan, restart, prove bool) error {
 	did := []string{}
 	if cp.DeployCmd != "" {
-		if err := runCommand(ctx, "deploy to client "+cp.Client.Name, cp.DeployCmd, r.o.CommandTimeout); err != nil {
+		if err := RunCommand(ctx, "deploy to client "+cp.Client.Name, cp.DeployCmd, r.Cfg.CommandTimeout); err != nil {
 			return err
 		}
 		did = append(did, "deployed")
 	}
 	if restart && cp.RestartCmd != "" {
-		if err := runCommand(ctx, "restart client "+cp.Client.Name, cp.RestartCmd, r.o.CommandTimeout); err != nil {
+		if err := RunCommand(ctx, "restart client "+cp.Client.Name, cp.RestartCmd, r.Cfg.CommandTimeout); err != nil {
 			return err
 		}
 		did = append(did, "restarted")
 	}
 	if len(did) == 0 {
 		did = append(did, "new pair in place")
-		if !r.o.Spec.Local {
+		if !r.Cfg.Spec.Local {
 			did[0] += fmt.Sprintf(" (no deploy command: copy %s to its hosts)", cp.Target.Dir)
 		}
 	}
-	serial, err := diskSerial(cp.Target)
+	serial, err := DiskSerial(cp.Target)
 	if err != nil {
 		return err
 	}
 	if prove {
-		took, err := r.etcd.proveClient(ctx, cp, serial)
+		took, err := r.Etcd.ProveClient(ctx, cp, serial)
 		if err != nil {
 			return err
 		}
 		did = append(did, fmt.Sprintf("accepted with a linearizable read on every client port (%d ms)", took.Milliseconds()))
 	}
-	r.st.InEffect[cp.Target.ID] = serial
-	if err := r.st.save(r.o.Spec.PKIDir, r.o.Now()); err != nil {
+	r.Journal.InEffect[cp.Target.ID] = serial
+	if err := r.Journal.Save(r.Cfg.Spec.PKIDir, r.Cfg.Now()); err != nil {
 		return err
 	}
-	r.log.printf("client %s: %s, serial %s", cp.Client.Name, joinWords(did), pki.ShortSerial(serial))
+	r.Log.Printf("client %s: %s, serial %s", cp.Client.Name, joinWords(did), pki.ShortSerial(serial))
 	return nil
 }

@@ -44,7 +44,7 @@ func TestTemplateValuesReachTheCommandLiterally(t *testing.T) {
 	if len(p.Nodes) != 1 || p.Nodes[0].DeployCmd == "" {
 		t.Fatalf("plan has no deploy command: %+v", p.Nodes)
 	}
-	if err := runCommand(context.Background(), "deploy", p.Nodes[0].DeployCmd, 10*time.Second); err != nil {
+	if err := RunCommand(context.Background(), "deploy", p.Nodes[0].DeployCmd, 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	got, err := os.ReadFile(argv)

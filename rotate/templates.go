@@ -6,17 +6,17 @@ import (
 	"github.com/etcdpki/etcdpki/pki"
 )
 
-// nodeCommands renders a node's deploy and restart templates, with the
+// NodeCommands renders a node's deploy and restart templates, with the
 // values every plan (rotation, recovery, CA rotation) gives them.
-func nodeCommands(paths pki.Paths, n cluster.Node) (deploy, restart string, err error) {
+func NodeCommands(paths pki.Paths, n cluster.Node) (deploy, restart string, err error) {
 	data := cluster.TemplateData{Name: n.Name, IP: n.IP().String(), Bundle: paths.NodeDir(n.Name),
 		Dir: n.Dir, ConfigFile: paths.NodeConfig(n.Name), DataDir: n.DataDir}
 	return renderCommands("node "+n.Name, n.Deploy, n.Restart, data)
 }
 
-// clientCommands renders a client's deploy and restart templates; bundle
+// ClientCommands renders a client's deploy and restart templates; bundle
 // is the client's bundle directory in the PKI.
-func clientCommands(c cluster.Client, bundle string) (deploy, restart string, err error) {
+func ClientCommands(c cluster.Client, bundle string) (deploy, restart string, err error) {
 	return renderCommands("client "+c.Name, c.Deploy, c.Restart, cluster.TemplateData{Name: c.Name, Bundle: bundle, Dir: c.Dir})
 }
 

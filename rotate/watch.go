@@ -72,13 +72,13 @@ func Watch(ctx context.Context, o WatchOptions) error {
 	defer w.Close()
 	// The spec is expanded once here and again only when it is reloaded:
 	// every pass and every watch list uses wt.inv.
-	wt := &watcher{o: o, inv: pki.New(o.Spec), w: w, log: newLogger(o.Out)}
+	wt := &watcher{o: o, inv: pki.New(o.Spec), w: w, log: NewLogger(o.Out)}
 	wt.addWatches()
 	var retry <-chan time.Time
 	if !wt.pass(ctx) {
 		retry = time.After(min(retryDelay, o.Interval))
 	}
-	wt.log.printf("watching %s and %s; checking every %s", o.Spec.PKIDir, orNone(o.Spec.File), o.Interval)
+	wt.log.Printf("watching %s and %s; checking every %s", o.Spec.PKIDir, orNone(o.Spec.File), o.Interval)
 
 	tick := time.NewTicker(o.Interval)
 	defer tick.Stop()
@@ -87,7 +87,7 @@ func Watch(ctx context.Context, o WatchOptions) error {
 	for {
 		select {
 		case <-ctx.Done():
-			wt.log.printf("stopping: %v", context.Cause(ctx))
+			wt.log.Printf("stopping: %v", context.Cause(ctx))
 			return nil
 		case <-tick.C:
 			retry = nil
@@ -116,7 +116,7 @@ func Watch(ctx context.Context, o WatchOptions) error {
 				return errors.New("watch: file watcher closed")
 			}
 			// An overflow means lost events: check everything now.
-			wt.log.printf("warning: file watcher: %v", err)
+			wt.log.Printf("warning: file watcher: %v", err)
 			debounce = time.After(o.Debounce)
 		case <-debounce:
 			debounce = nil
@@ -145,7 +145,7 @@ type watcher struct {
 	// inv is o.Spec expanded; reloadSpec replaces both together.
 	inv *pki.Inventory
 	w   *fsnotify.Watcher
-	log *logger
+	log *Logger
 }
 
 // pass runs one rotation and reports whether it succeeded. Its own writes cause events that bring the
@@ -155,16 +155,16 @@ func (wt *watcher) pass(ctx context.Context) bool {
 	if ctx.Err() != nil {
 		return true
 	}
-	r := runnerFor(wt.o.Options, wt.inv, wt.log)
+	r := NewRunnerFor(wt.o.Options, wt.inv, wt.log)
 	r.quiet = true
-	r.log.start = time.Now()
+	r.Log.Start = time.Now()
 	if _, err := r.run(ctx); err != nil {
 		var ie *InterruptedError
 		if errors.As(err, &ie) {
-			wt.log.printf("%v", err)
+			wt.log.Printf("%v", err)
 			return true
 		}
-		wt.log.printf("rotation failed, retrying in %s or at the next change: %v", min(retryDelay, wt.o.Interval), err)
+		wt.log.Printf("rotation failed, retrying in %s or at the next change: %v", min(retryDelay, wt.o.Interval), err)
 		return false
 	}
 	return true
@@ -177,11 +177,11 @@ func (wt *watcher) reloadSpec() {
 	old := wt.o.Spec
 	s, err := cluster.Load(old.File, cluster.Options{PKIDir: old.PKIDir})
 	if err != nil {
-		wt.log.printf("spec changed but does not load, keeping the previous one: %v", err)
+		wt.log.Printf("spec changed but does not load, keeping the previous one: %v", err)
 		return
 	}
 	wt.o.Spec, wt.inv = s, pki.New(s)
-	wt.log.printf("spec reloaded")
+	wt.log.Printf("spec reloaded")
 }
 
 // addWatches watches every directory a certificate can change in: the
@@ -209,7 +209,7 @@ func (wt *watcher) addWatches() {
 			continue
 		}
 		if err := wt.w.Add(d); err != nil {
-			wt.log.printf("warning: cannot watch %s: %v", d, err)
+			wt.log.Printf("warning: cannot watch %s: %v", d, err)
 		}
 	}
 }
