@@ -128,9 +128,9 @@ func RunCA(ctx context.Context, o CAOptions) (*CAResult, error) {
 	if err := checkStage(o.Until); err != nil {
 		return nil, err
 	}
-	ro := Options{Spec: o.Spec, Restart: RestartAlways, Out: o.Out, HandOffSettle: o.HandOffSettle,
+	ro := Config{Spec: o.Spec, Out: o.Out, HandOffSettle: o.HandOffSettle,
 		MemberTimeout: o.MemberTimeout, CommandTimeout: o.CommandTimeout, Now: o.Now, DryRun: o.DryRun}
-	if err := ro.defaults(); err != nil {
+	if err := ro.Defaults(); err != nil {
 		return nil, err
 	}
 	s := o.Spec

@@ -129,8 +129,8 @@ func crashSpec(t *testing.T) *cluster.Spec {
 
 func newCARun(t *testing.T, s *cluster.Spec) *caRun {
 	t.Helper()
-	ro := Options{Spec: s, Restart: RestartAlways}
-	if err := ro.defaults(); err != nil {
+	ro := Config{Spec: s}
+	if err := ro.Defaults(); err != nil {
 		t.Fatal(err)
 	}
 	st, err := LoadState(s.PKIDir)

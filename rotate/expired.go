@@ -140,7 +140,7 @@ func (e *RecoverNeededError) ExitCode() int { return 1 }
 
 // recoverNeeded returns a RecoverNeededError when the cluster h shows no
 // quorum and some certificate in the plan expired; nil otherwise.
-func (r *Runner) recoverNeeded(p *Plan, h *probe.Cluster) error {
+func (r *leafRun) recoverNeeded(p *Plan, h *probe.Cluster) error {
 	exp := expiredCerts(p.Certs)
 	if len(exp) == 0 || h.Quorum {
 		return nil
@@ -148,21 +148,21 @@ func (r *Runner) recoverNeeded(p *Plan, h *probe.Cluster) error {
 	var why []string
 	for i, e := range h.Endpoints {
 		name := e.Endpoint
-		if i < len(r.Cfg.Spec.Nodes) {
-			name = r.Cfg.Spec.Nodes[i].Name
+		if i < len(r.o.Spec.Nodes) {
+			name = r.o.Spec.Nodes[i].Name
 		}
 		if err := e.Err(); err != nil {
 			why = append(why, fmt.Sprintf("%s: %v", name, err))
 		}
 	}
-	return &RecoverNeededError{Expired: describeExpired(exp), Why: "no quorum answers: " + strings.Join(why, "; "), Command: r.Cfg.RecoverCommand}
+	return &RecoverNeededError{Expired: describeExpired(exp), Why: "no quorum answers: " + strings.Join(why, "; "), Command: r.o.RecoverCommand}
 }
 
 // caExpired returns a RecoverNeededError when the plan's CA expired.
-func (r *Runner) caExpired(p *Plan) error {
+func (r *leafRun) caExpired(p *Plan) error {
 	for _, in := range p.Certs {
 		if in.Target == nil && in.Status == pki.StatusExpired {
-			return &RecoverNeededError{CAExpired: true, Expired: describeExpired(expiredCerts(p.Certs)), Command: r.Cfg.RecoverCommand}
+			return &RecoverNeededError{CAExpired: true, Expired: describeExpired(expiredCerts(p.Certs)), Command: r.o.RecoverCommand}
 		}
 	}
 	return nil

@@ -19,11 +19,11 @@ import (
 // handshake just showed serving the serial on disk; anything else is
 // named as not proven, with the reason. Client certificates cannot be
 // seen from here: they are said to be valid on disk only.
-func (r *Runner) provenInEffect(ctx context.Context, p *Plan) string {
+func (r *leafRun) provenInEffect(ctx context.Context, p *Plan) string {
 	switch {
-	case r.Cfg.NoVerify:
+	case r.o.NoVerify:
 		return "not checked in effect (--no-verify)"
-	case r.Cfg.DryRun:
+	case r.o.DryRun:
 		return "not checked in effect (--dry-run)"
 	}
 	onDisk := map[string]string{} // target ID -> serial
@@ -40,7 +40,7 @@ func (r *Runner) provenInEffect(ctx context.Context, p *Plan) string {
 		addr, want, problem string
 	}
 	var ports []*port
-	for _, n := range r.Cfg.Spec.Nodes {
+	for _, n := range r.o.Spec.Nodes {
 		for _, pp := range []struct {
 			url  string
 			kind string

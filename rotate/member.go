@@ -104,8 +104,8 @@ func newMemberRun(o *MemberOptions) (*memberRun, error) {
 	if o.MemberTimeout <= 0 {
 		o.MemberTimeout = DefaultMemberTimeout
 	}
-	ro := Options{Spec: o.Spec, Out: o.Out, Now: o.Now, CommandTimeout: o.CommandTimeout, DryRun: o.DryRun}
-	if err := ro.defaults(); err != nil {
+	ro := Config{Spec: o.Spec, Out: o.Out, Now: o.Now, CommandTimeout: o.CommandTimeout, DryRun: o.DryRun}
+	if err := ro.Defaults(); err != nil {
 		return nil, err
 	}
 	r := NewRunner(ro, NewLogger(ro.Out))

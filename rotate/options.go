@@ -1,7 +1,6 @@
 package rotate
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -90,9 +89,12 @@ type Options struct {
 }
 
 func (o *Options) defaults() error {
-	if o.Spec == nil {
-		return &input.Error{Err: errors.New("rotate: no cluster spec")}
+	c := o.Config()
+	if err := c.Defaults(); err != nil {
+		return err
 	}
+	o.Spec, o.Out, o.Now = c.Spec, c.Out, c.Now
+	o.MemberTimeout, o.HandOffSettle, o.CommandTimeout = c.MemberTimeout, c.HandOffSettle, c.CommandTimeout
 	switch o.Restart {
 	case "":
 		o.Restart = RestartAuto
@@ -109,22 +111,13 @@ func (o *Options) defaults() error {
 	if o.NoVerify && o.Restart != RestartNever {
 		return input.Errorf("--no-verify only goes with --restart=never: --restart=%s must see the new certificates in effect", o.Restart)
 	}
-	if o.MemberTimeout <= 0 {
-		o.MemberTimeout = DefaultMemberTimeout
-	}
-	if o.HandOffSettle == 0 {
-		o.HandOffSettle = DefaultHandOffSettle
-	}
-	if o.CommandTimeout <= 0 {
-		o.CommandTimeout = DefaultCommandTimeout
-	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	if o.Out == nil {
-		o.Out = io.Discard
-	}
 	return nil
+}
+
+// Config is the runner's share of o: what every operation sets alike.
+func (o *Options) Config() Config {
+	return Config{Spec: o.Spec, DryRun: o.DryRun, Out: o.Out, Now: o.Now,
+		MemberTimeout: o.MemberTimeout, HandOffSettle: o.HandOffSettle, CommandTimeout: o.CommandTimeout}
 }
 
 // Result says what a run did and how long each part took.

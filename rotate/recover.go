@@ -63,9 +63,9 @@ type recoverPlan struct {
 // quorum and full health with every member serving its new serials, then
 // deploys to and restarts the clients. It never touches a data directory
 // and never adds or removes a member.
-func (r *Runner) recover(ctx context.Context, res *Result) error {
-	s := r.Cfg.Spec
-	now := r.Cfg.Now()
+func (r *leafRun) recover(ctx context.Context, res *Result) error {
+	s := r.o.Spec
+	now := r.o.Now()
 	rp, err := r.planRecover(now)
 	if err != nil {
 		return err
@@ -73,8 +73,8 @@ func (r *Runner) recover(ctx context.Context, res *Result) error {
 	if err := r.refuseRecover(ctx, rp); err != nil {
 		return err
 	}
-	if r.Cfg.DryRun {
-		rp.print(r.Cfg.Out, s)
+	if r.o.DryRun {
+		rp.print(r.o.Out, s)
 		return nil
 	}
 	r.Log.Printf("recovering: no quorum answers, and %s", rp.summary())
@@ -94,7 +94,7 @@ func (r *Runner) recover(ctx context.Context, res *Result) error {
 		return err
 	}
 	if !rp.caExpired.IsZero() || len(rp.renew) > 0 {
-		out, err := issue.Reissue(context.WithoutCancel(ctx), r.Inv, issue.Options{Out: r.Log, Now: r.Cfg.Now, LockHeld: true})
+		out, err := issue.Reissue(context.WithoutCancel(ctx), r.Inv, issue.Options{Out: r.Log, Now: r.o.Now, LockHeld: true})
 		if err != nil {
 			return fmt.Errorf("recover: %w", err)
 		}
@@ -121,8 +121,8 @@ func (r *Runner) recover(ctx context.Context, res *Result) error {
 // on the running cluster without restarting anything; with an expired CA
 // no member accepts any new handshake, so there is nothing to probe), and
 // only when something is to be renewed or restarted.
-func (r *Runner) refuseRecover(ctx context.Context, rp *recoverPlan) error {
-	s := r.Cfg.Spec
+func (r *leafRun) refuseRecover(ctx context.Context, rp *recoverPlan) error {
+	s := r.o.Spec
 	if rp.caExpired.IsZero() {
 		h, err := r.Etcd.Health(context.WithoutCancel(ctx))
 		if err != nil {
@@ -147,11 +147,11 @@ func (r *Runner) refuseRecover(ctx context.Context, rp *recoverPlan) error {
 // recoverMembersAndClients deploys every node's bundle, restarts every
 // member at once, then the clients: a new CA changes their CA file too,
 // which they read only at start.
-func (r *Runner) recoverMembersAndClients(ctx context.Context, rp *recoverPlan, res *Result) error {
-	for _, n := range r.Cfg.Spec.Nodes {
+func (r *leafRun) recoverMembersAndClients(ctx context.Context, rp *recoverPlan, res *Result) error {
+	for _, n := range r.o.Spec.Nodes {
 		if cmd := rp.deploy[n.Name]; cmd != "" {
 			t0 := time.Now()
-			if err := RunCommand(ctx, "deploy to node "+n.Name, cmd, r.Cfg.CommandTimeout); err != nil {
+			if err := RunCommand(ctx, "deploy to node "+n.Name, cmd, r.o.CommandTimeout); err != nil {
 				return &MemberError{Member: n.Name, Err: err}
 			}
 			r.Log.Printf("%s: deployed in %s", n.Name, Round(time.Since(t0)))
@@ -169,8 +169,8 @@ func (r *Runner) recoverMembersAndClients(ctx context.Context, rp *recoverPlan, 
 }
 
 // planRecover works out the recovery without writing.
-func (r *Runner) planRecover(now time.Time) (*recoverPlan, error) {
-	s := r.Cfg.Spec
+func (r *leafRun) planRecover(now time.Time) (*recoverPlan, error) {
+	s := r.o.Spec
 	caExpired, renew, reasons, err := issue.ReissueNeeds(r.Inv, now)
 	if err != nil {
 		return nil, err
@@ -268,8 +268,8 @@ func (rp *recoverPlan) print(w io.Writer, s *cluster.Spec) {
 // restartAll runs every member's restart command at once, then waits
 // until every member serves its new serials on both ports, is healthy
 // and has caught up, and records what each now runs with.
-func (r *Runner) restartAll(ctx context.Context, rp *recoverPlan, res *Result) error {
-	s := r.Cfg.Spec
+func (r *leafRun) restartAll(ctx context.Context, rp *recoverPlan, res *Result) error {
+	s := r.o.Spec
 	type want struct{ server, peer string }
 	wants := map[string]want{}
 	all := map[string]map[string]string{}
@@ -286,7 +286,7 @@ func (r *Runner) restartAll(ctx context.Context, rp *recoverPlan, res *Result) e
 	var wg sync.WaitGroup
 	for i, n := range s.Nodes {
 		wg.Go(func() {
-			if err := RunCommand(ctx, "restart node "+n.Name, rp.restart[n.Name], r.Cfg.CommandTimeout); err != nil {
+			if err := RunCommand(ctx, "restart node "+n.Name, rp.restart[n.Name], r.o.CommandTimeout); err != nil {
 				errs[i] = &MemberError{Member: n.Name, Err: err}
 			}
 		})
@@ -300,7 +300,7 @@ func (r *Runner) restartAll(ctx context.Context, rp *recoverPlan, res *Result) e
 	for i, n := range s.Nodes {
 		wg.Go(func() {
 			w := wants[n.Name]
-			if err := r.Etcd.WaitServing(ctx, n, w.server, w.peer, r.Cfg.MemberTimeout); err != nil {
+			if err := r.Etcd.WaitServing(ctx, n, w.server, w.peer, r.o.MemberTimeout); err != nil {
 				errs[i] = &MemberError{Member: n.Name, Err: err}
 			}
 			took[i] = time.Since(t0)
@@ -325,7 +325,7 @@ func (r *Runner) restartAll(ctx context.Context, rp *recoverPlan, res *Result) e
 	}
 	// Journal first, then the lines: a run killed after printing them
 	// never restarts these members again.
-	if err := r.Journal.Save(s.PKIDir, r.Cfg.Now()); err != nil {
+	if err := r.Journal.Save(s.PKIDir, r.o.Now()); err != nil {
 		return err
 	}
 	for i, n := range s.Nodes {

@@ -107,8 +107,8 @@ func Revoke(ctx context.Context, o RevokeOptions) (*RevokeResult, error) {
 	if err := checkRevoke(&o); err != nil {
 		return nil, err
 	}
-	ro := Options{Spec: o.Spec, Out: o.Out, Now: o.Now, CommandTimeout: o.CommandTimeout}
-	if err := ro.defaults(); err != nil {
+	ro := Config{Spec: o.Spec, Out: o.Out, Now: o.Now, CommandTimeout: o.CommandTimeout}
+	if err := ro.Defaults(); err != nil {
 		return nil, err
 	}
 	r := NewRunner(ro, NewLogger(ro.Out))

@@ -24,29 +24,44 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err := o.defaults(); err != nil {
 		return nil, err
 	}
-	return NewRunner(o, NewLogger(o.Out)).run(ctx)
+	return newLeafRun(o, pki.New(o.Spec), NewLogger(o.Out)).run(ctx)
 }
 
-// NewRunner expands the spec once for the whole run: every step reads
-// names and paths from r.inv.
-func NewRunner(o Options, log *Logger) *Runner { return NewRunnerFor(o, pki.New(o.Spec), log) }
-
-// NewRunnerFor is newRunner for a caller that has expanded o.Spec already
-// (Watch, once per spec it loads): inv.Spec must be o.Spec.
-func NewRunnerFor(o Options, inv *pki.Inventory, log *Logger) *Runner {
-	return &Runner{Cfg: o, Log: log, Inv: inv, Etcd: &Cluster{Spec: inv.Spec, paths: inv.Paths, inv: inv}}
-}
-
-type Runner struct {
-	Cfg     Options
-	Log     *Logger
-	Inv     *pki.Inventory
-	Etcd    *Cluster
-	Journal *State
+// leafRun is one leaf rotation (or --recover) on the shared runner: the
+// leaf-only options and what only the leaf rotation tracks.
+type leafRun struct {
+	*Runner
+	o Options
 	// expired reports the expired server certificates probes accepted.
 	expired *expiredServed
 	// quiet drops the "nothing due" line: --watch checks often.
 	quiet bool
+}
+
+// newLeafRun builds a leaf rotation over inv, which must be o.Spec
+// expanded (Watch expands it once per spec it loads).
+func newLeafRun(o Options, inv *pki.Inventory, log *Logger) *leafRun {
+	return &leafRun{Runner: NewRunnerFor(o.Config(), inv, log), o: o}
+}
+
+// NewRunner expands the spec once for the whole run: every step reads
+// names and paths from r.Inv.
+func NewRunner(cfg Config, log *Logger) *Runner { return NewRunnerFor(cfg, pki.New(cfg.Spec), log) }
+
+// NewRunnerFor is NewRunner for a caller that has expanded cfg.Spec
+// already: inv.Spec must be cfg.Spec.
+func NewRunnerFor(cfg Config, inv *pki.Inventory, log *Logger) *Runner {
+	return &Runner{Cfg: cfg, Log: log, Inv: inv, Etcd: &Cluster{Spec: inv.Spec, paths: inv.Paths, inv: inv}}
+}
+
+// Runner is what every operation runs on: its configuration, the
+// stamped log, the expanded spec, the etcd client and the journal.
+type Runner struct {
+	Cfg     Config
+	Log     *Logger
+	Inv     *pki.Inventory
+	Etcd    *Cluster
+	Journal *State
 }
 
 // Begin takes the PKI directory's lock (a dry run changes nothing and
@@ -76,9 +91,9 @@ func (r *Runner) Begin() (release func(), err error) {
 	return release, nil
 }
 
-func (r *Runner) run(ctx context.Context) (*Result, error) {
+func (r *leafRun) run(ctx context.Context) (*Result, error) {
 	start := time.Now()
-	s := r.Cfg.Spec
+	s := r.o.Spec
 	res := &Result{}
 	release, err := r.Begin()
 	if err != nil {
@@ -95,7 +110,7 @@ func (r *Runner) run(ctx context.Context) (*Result, error) {
 	// is still to be checked and rotated (see expired.go).
 	r.expired = &expiredServed{seen: map[string]bool{}, log: r.Log}
 	r.Etcd.ProbeOpts = []probe.Option{probe.TolerateExpired(r.expired.note)}
-	if r.Cfg.Recover {
+	if r.o.Recover {
 		err = r.recover(ctx, res)
 	} else {
 		err = r.rotate(ctx, res)
@@ -104,32 +119,32 @@ func (r *Runner) run(ctx context.Context) (*Result, error) {
 	// Bad input changes nothing on disk, the journal and the metrics
 	// included: a refusal is not a run.
 	var ic input.Coder
-	if r.Cfg.DryRun || errors.As(err, &ic) && ic.ExitCode() == input.ExitCode {
+	if r.o.DryRun || errors.As(err, &ic) && ic.ExitCode() == input.ExitCode {
 		return res, err
 	}
 	if terr := r.Tighten(); terr != nil && err == nil {
 		err = terr
 	}
-	st.LastRun = r.Cfg.Now().UTC()
+	st.LastRun = r.o.Now().UTC()
 	if err != nil {
 		st.LastError = err.Error()
 	} else {
 		st.LastError = ""
 		st.LastSuccess = st.LastRun
 	}
-	if serr := st.Save(s.PKIDir, r.Cfg.Now()); serr != nil && err == nil {
+	if serr := st.Save(s.PKIDir, r.o.Now()); serr != nil && err == nil {
 		err = serr
 	}
-	if r.Cfg.MetricsFile != "" {
-		if merr := WriteMetrics(r.Cfg.MetricsFile, r.Inv, st, err == nil, r.Cfg.Now()); merr != nil {
+	if r.o.MetricsFile != "" {
+		if merr := WriteMetrics(r.o.MetricsFile, r.Inv, st, err == nil, r.o.Now()); merr != nil {
 			r.Log.Printf("warning: metrics file: %v", merr)
 		}
 	}
 	return res, err
 }
 
-func (r *Runner) rotate(ctx context.Context, res *Result) error {
-	now := r.Cfg.Now()
+func (r *leafRun) rotate(ctx context.Context, res *Result) error {
+	now := r.o.Now()
 	// A renewal backs up the pairs it replaces: a PKI/backup it cannot
 	// use is refused before the CRL upkeep writes anything.
 	if err := issue.CheckBackupRoot(r.Inv.Paths.Backups()); err != nil {
@@ -138,7 +153,7 @@ func (r *Runner) rotate(ctx context.Context, res *Result) error {
 	if err := r.KeepCRL(ctx); err != nil {
 		return err
 	}
-	p, err := makePlan(r.Inv, r.Journal, r.Cfg.RenewBefore, now)
+	p, err := makePlan(r.Inv, r.Journal, r.o.RenewBefore, now)
 	if err != nil {
 		return err
 	}
@@ -158,7 +173,7 @@ func (r *Runner) rotate(ctx context.Context, res *Result) error {
 		return err
 	}
 	if p.Empty() {
-		if !r.quiet || r.Cfg.DryRun {
+		if !r.quiet || r.o.DryRun {
 			r.Log.Printf("nothing due: %s; %s", nextExpiry(p.Certs, now), r.provenInEffect(ctx, p))
 		}
 		return nil
@@ -167,8 +182,8 @@ func (r *Runner) rotate(ctx context.Context, res *Result) error {
 	if err != nil {
 		return err
 	}
-	if r.Cfg.DryRun {
-		p.Print(r.Cfg.Out, r.Cfg.Restart)
+	if r.o.DryRun {
+		p.Print(r.o.Out, r.o.Restart)
 		return nil
 	}
 	if err := r.apply(ctx, p, res, h); err != nil {
@@ -189,8 +204,8 @@ func (r *Runner) rotate(ctx context.Context, res *Result) error {
 // recordBaseline journals what the plan saw for the first time (the
 // serials and start-time files members run with) before anything
 // changes; a dry run records nothing.
-func (r *Runner) recordBaseline(p *Plan, now time.Time) error {
-	if r.Cfg.DryRun || len(p.Baseline)+len(p.StartedBaseline) == 0 {
+func (r *leafRun) recordBaseline(p *Plan, now time.Time) error {
+	if r.o.DryRun || len(p.Baseline)+len(p.StartedBaseline) == 0 {
 		return nil
 	}
 	for id, serial := range p.Baseline {
@@ -199,7 +214,7 @@ func (r *Runner) recordBaseline(p *Plan, now time.Time) error {
 	for node, started := range p.StartedBaseline {
 		r.Journal.Started[node] = started
 	}
-	return r.Journal.Save(r.Cfg.Spec.PKIDir, now)
+	return r.Journal.Save(r.o.Spec.PKIDir, now)
 }
 
 // gate decides each member's restart or proof and orders them. What is
@@ -209,39 +224,39 @@ func (r *Runner) recordBaseline(p *Plan, now time.Time) error {
 // nothing renewed, deployed, proven or restarted (a dry run shows the
 // refusal in its plan instead). In auto mode the probe also tells each
 // member's etcd version. h is nil when the plan needs no probe.
-func (r *Runner) gate(ctx context.Context, p *Plan) (*probe.Cluster, error) {
-	s := r.Cfg.Spec
-	p.decide(s, r.Cfg.Restart, r.Cfg.NoVerify, nil)
-	if err := p.check(s, r.Cfg.Restart); err != nil {
+func (r *leafRun) gate(ctx context.Context, p *Plan) (*probe.Cluster, error) {
+	s := r.o.Spec
+	p.decide(s, r.o.Restart, r.o.NoVerify, nil)
+	if err := p.check(s, r.o.Restart); err != nil {
 		return nil, err
 	}
 	var h *probe.Cluster
-	if p.Restarts() > 0 || p.Proofs() > 0 || r.proving() && len(p.Clients) > 0 || r.Cfg.Restart == RestartAuto && p.leaves() {
+	if p.Restarts() > 0 || p.Proofs() > 0 || r.proving() && len(p.Clients) > 0 || r.o.Restart == RestartAuto && p.leaves() {
 		var err error
 		if h, err = r.Etcd.Health(context.WithoutCancel(ctx)); err != nil {
 			return nil, err
 		}
 		if herr := HealthyOrError(s, h, "refusing to change anything"); herr != nil {
 			if rerr := r.recoverNeeded(p, h); rerr != nil {
-				if !r.Cfg.DryRun {
+				if !r.o.DryRun {
 					return nil, rerr
 				}
 				herr = rerr // the dry run's plan says it
 			}
-			if !r.Cfg.DryRun {
+			if !r.o.DryRun {
 				return nil, herr
 			}
 			p.OrderNote, p.Refusal = herr.Error(), herr.Error()
 		}
-		p.decide(s, r.Cfg.Restart, r.Cfg.NoVerify, h)
-		if err := p.check(s, r.Cfg.Restart); err != nil {
+		p.decide(s, r.o.Restart, r.o.NoVerify, h)
+		if err := p.check(s, r.o.Restart); err != nil {
 			return nil, err
 		}
 	}
 	p.SetOrder(s, h)
 	for _, np := range p.Nodes {
-		if r.Cfg.Restart == RestartNever && len(np.Reasons) > 0 {
-			r.Log.Printf("warning: %s: %s", np.Node.Name, np.verdict(r.Cfg.Restart))
+		if r.o.Restart == RestartNever && len(np.Reasons) > 0 {
+			r.Log.Printf("warning: %s: %s", np.Node.Name, np.verdict(r.o.Restart))
 		}
 	}
 	return h, nil
@@ -251,7 +266,7 @@ func (r *Runner) gate(ctx context.Context, p *Plan) (*probe.Cluster, error) {
 // (proofs change nothing, so the members still to restart are restarted
 // from a cluster just shown healthy under its leader), roll the rest,
 // then the clients.
-func (r *Runner) apply(ctx context.Context, p *Plan, res *Result, h *probe.Cluster) error {
+func (r *leafRun) apply(ctx context.Context, p *Plan, res *Result, h *probe.Cluster) error {
 	if err := r.renew(ctx, p, res); err != nil {
 		return err
 	}
@@ -286,8 +301,8 @@ func doneLine(res *Result) string {
 
 // proving reports whether renewed certificates are proven in effect
 // rather than restarted into it (auto, and never without --no-verify).
-func (r *Runner) proving() bool {
-	return r.Cfg.Restart != RestartAlways && !r.Cfg.NoVerify
+func (r *leafRun) proving() bool {
+	return r.o.Restart != RestartAlways && !r.o.NoVerify
 }
 
 func joinWords(w []string) string {

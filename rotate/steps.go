@@ -17,7 +17,7 @@ import (
 	"github.com/etcdpki/etcdpki/pki"
 )
 
-func (r *Runner) renew(ctx context.Context, p *Plan, res *Result) error {
+func (r *leafRun) renew(ctx context.Context, p *Plan, res *Result) error {
 	if len(p.Due)+len(p.Missing) == 0 {
 		return nil
 	}
@@ -32,14 +32,14 @@ func (r *Runner) renew(ctx context.Context, p *Plan, res *Result) error {
 		missing = append(missing, *m.Target)
 	}
 	// run holds the PKI directory's lock already.
-	opts := issue.Options{Out: r.Log, Now: r.Cfg.Now, LockHeld: true}
+	opts := issue.Options{Out: r.Log, Now: r.o.Now, LockHeld: true}
 	if len(due) > 0 {
 		renewed, err := issue.Renew(context.WithoutCancel(ctx), r.Inv, due, issue.RenewOptions{Options: opts})
 		if err != nil {
 			return fmt.Errorf("renew: %w", err)
 		}
 		res.Renewed = renewed
-		r.Log.Printf("renewed %d certificates; previous pairs in %s", len(renewed), BackupDir(r.Cfg.Spec.PKIDir, renewed))
+		r.Log.Printf("renewed %d certificates; previous pairs in %s", len(renewed), BackupDir(r.o.Spec.PKIDir, renewed))
 	}
 	if len(missing) > 0 {
 		// Init, not Renew: a node new to the spec needs its etcd.conf.yml
@@ -74,7 +74,7 @@ func BackupDir(pki string, rs []issue.Renewed) string {
 // deploy runs each changed node's deploy command. Nodes neither restarted
 // nor proven (--restart=never --no-verify, or a healthcheck client
 // renewed under --restart=always) are in effect once deployed.
-func (r *Runner) deploy(ctx context.Context, p *Plan) error {
+func (r *leafRun) deploy(ctx context.Context, p *Plan) error {
 	if err := r.DeployNodes(ctx, p.Nodes); err != nil {
 		return err
 	}
@@ -114,7 +114,7 @@ func (r *Runner) DeployNodes(ctx context.Context, nodes []*NodePlan) error {
 }
 
 // inEffect records the targets' current serials in the journal.
-func (r *Runner) inEffect(ts []pki.Target) error {
+func (r *leafRun) inEffect(ts []pki.Target) error {
 	for _, t := range ts {
 		serial, err := DiskSerial(t)
 		if err != nil {
@@ -122,7 +122,7 @@ func (r *Runner) inEffect(ts []pki.Target) error {
 		}
 		r.Journal.InEffect[t.ID] = serial
 	}
-	return r.Journal.Save(r.Cfg.Spec.PKIDir, r.Cfg.Now())
+	return r.Journal.Save(r.o.Spec.PKIDir, r.o.Now())
 }
 
 // NodeTargets are the certificates node owns, in inventory order.
@@ -179,7 +179,7 @@ func targetOf(ts []pki.Target, kind string) (pki.Target, bool) {
 }
 
 // clients deploys and restarts clients whose certificate changed.
-func (r *Runner) clients(ctx context.Context, p *Plan) error {
+func (r *leafRun) clients(ctx context.Context, p *Plan) error {
 	for _, cp := range p.Clients {
 		if err := ctx.Err(); err != nil {
 			return &InterruptedError{Step: "updating client " + cp.Client.Name}
@@ -187,7 +187,7 @@ func (r *Runner) clients(ctx context.Context, p *Plan) error {
 		// A client loads a renewed pair at its next handshake too (the
 		// apiserver's etcd client is built from the same TLSInfo as etcd);
 		// what can be proven from here is that etcd accepts it.
-		if err := r.UpdateClient(context.WithoutCancel(ctx), cp, r.Cfg.Restart == RestartAlways, r.proving()); err != nil {
+		if err := r.UpdateClient(context.WithoutCancel(ctx), cp, r.o.Restart == RestartAlways, r.proving()); err != nil {
 			return err
 		}
 	}

@@ -155,7 +155,7 @@ func (wt *watcher) pass(ctx context.Context) bool {
 	if ctx.Err() != nil {
 		return true
 	}
-	r := NewRunnerFor(wt.o.Options, wt.inv, wt.log)
+	r := newLeafRun(wt.o.Options, wt.inv, wt.log)
 	r.quiet = true
 	r.Log.Start = time.Now()
 	if _, err := r.run(ctx); err != nil {

@@ -1,0 +1,56 @@
+package rotate
+
+import (
+	"errors"
+	"io"
+	"time"
+
+	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/input"
+)
+
+// Config is what the runner needs from every operation alike: the
+// cluster, whether to change anything, where progress goes, the clock
+// and the timeouts. Each operation keeps its own flat Options and hands
+// this share of them to the runner.
+type Config struct {
+	Spec *cluster.Spec
+	// DryRun prints the plan and changes nothing.
+	DryRun bool
+	// Out receives the timestamped progress lines.
+	Out io.Writer
+	// Now is the clock; nil means time.Now. Tests move it.
+	Now func() time.Time
+	// MemberTimeout bounds the wait for a restarted member; 0 means
+	// DefaultMemberTimeout.
+	MemberTimeout time.Duration
+	// HandOffSettle is how long to leave a new leader alone before the
+	// next member goes down; 0 means DefaultHandOffSettle, < 0 none.
+	HandOffSettle time.Duration
+	// CommandTimeout bounds one deploy or restart command; 0 means
+	// DefaultCommandTimeout.
+	CommandTimeout time.Duration
+}
+
+// Defaults refuses a missing spec and fills in every zero field.
+func (c *Config) Defaults() error {
+	if c.Spec == nil {
+		return &input.Error{Err: errors.New("rotate: no cluster spec")}
+	}
+	if c.MemberTimeout <= 0 {
+		c.MemberTimeout = DefaultMemberTimeout
+	}
+	if c.HandOffSettle == 0 {
+		c.HandOffSettle = DefaultHandOffSettle
+	}
+	if c.CommandTimeout <= 0 {
+		c.CommandTimeout = DefaultCommandTimeout
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Out == nil {
+		c.Out = io.Discard
+	}
+	return nil
+}
