@@ -65,7 +65,7 @@ func BenchmarkCARotate(b *testing.B) {
 			st  loadStats
 			hos []rotate.HandOff
 		}{{st1, trust.HandOffs}, {st2, fin.HandOffs}} {
-			dropped, _ := classify(&rotate.Result{HandOffs: x.hos}, x.st.failures)
+			dropped, _ := classify(&rotate.Result{Tally: rotate.Tally{HandOffs: x.hos}}, x.st.failures)
 			handOffDrops += int64(len(dropped))
 			fails += x.st.fails
 		}

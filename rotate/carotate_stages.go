@@ -45,7 +45,7 @@ func (cr *caRun) restartStage(ctx context.Context, stage string, sr *CAStageResu
 		return false, false, err
 	}
 	p.SetOrder(cr.o.Spec, h)
-	res := &Result{}
+	res := &Tally{}
 	err = cr.r.Roll(ctx, p, res, func(ctx context.Context, np *NodePlan) error {
 		shown, err := cr.proveTrust(ctx, np.Node, stage)
 		if err != nil {
@@ -123,7 +123,7 @@ func (cr *caRun) writeStageBundles(stage string) error {
 // shows what the stage wants (a plain rotate restarted it for its changed
 // CA bundle, or a killed run did just before it died): it is proven, not
 // restarted again. For the others the probe is refused at once.
-func (cr *caRun) provenWithoutRestart(ctx context.Context, p *Plan, stage string, sr *CAStageResult) error {
+func (cr *caRun) provenWithoutRestart(ctx context.Context, p *Rollout, stage string, sr *CAStageResult) error {
 	for _, np := range p.Nodes {
 		shown, perr := cr.proveTrust(ctx, np.Node, stage)
 		if perr != nil {
@@ -150,12 +150,11 @@ func (cr *caRun) provenWithoutRestart(ctx context.Context, p *Plan, stage string
 
 // memberPlan lists the members still to go through stage, each to be
 // restarted, with its rendered commands.
-func (cr *caRun) memberPlan(stage string) (*Plan, error) {
+func (cr *caRun) memberPlan(stage string) (*Rollout, error) {
 	s := cr.o.Spec
-	p := &Plan{}
+	p := &Rollout{}
 	targets := cr.inv.Targets
 	for _, n := range s.Nodes {
-		p.Members = append(p.Members, n.Name)
 		if cr.proven(stage, n.Name) {
 			continue
 		}
@@ -173,7 +172,7 @@ func (cr *caRun) memberPlan(stage string) (*Plan, error) {
 
 // deploy runs the deploy command of every member still to go through the
 // stage.
-func (cr *caRun) deploy(ctx context.Context, p *Plan) error {
+func (cr *caRun) deploy(ctx context.Context, p *Rollout) error {
 	return cr.r.DeployNodes(ctx, p.Nodes)
 }
 

@@ -394,7 +394,7 @@ func testCAStagesUnderLoad(t *testing.T, c *etcdtest.Cluster, restarts string) {
 		st  loadStats
 		hos []rotate.HandOff
 	}{{st1, trust.HandOffs}, {st2, fin.HandOffs}} {
-		dropped, other := classify(&rotate.Result{HandOffs: ls.hos}, ls.st.failures)
+		dropped, other := classify(&rotate.Result{Tally: rotate.Tally{HandOffs: ls.hos}}, ls.st.failures)
 		t.Logf("load %d: %d requests, %d failed, %d inside the hand-off, worst %s", i+1, ls.st.ops, ls.st.fails, len(dropped), ls.st.worst)
 		if len(dropped)+len(other) > 0 {
 			t.Logf("load %d FAILED: %d inside the hand-off, %d elsewhere:\n  %s", i+1, len(dropped), len(other), strings.Join(append(dropped, other...), "\n  "))

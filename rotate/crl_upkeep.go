@@ -45,7 +45,7 @@ func (r *Runner) KeepCRL(ctx context.Context) error {
 	if r.Cfg.DryRun || len(up.Bundles) == 0 {
 		return nil
 	}
-	p := &Plan{}
+	p := &Rollout{}
 	for _, name := range up.Bundles {
 		if n, ok := s.Node(name); ok {
 			p.Nodes = append(p.Nodes, &NodePlan{Node: n})

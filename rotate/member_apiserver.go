@@ -45,7 +45,7 @@ func (m *memberRun) updateAPIServer(ctx context.Context) error {
 
 // deployOthers runs the deploy template of every node but skip.
 func (m *memberRun) deployOthers(ctx context.Context, skip string) error {
-	p := &Plan{}
+	p := &Rollout{}
 	for _, n := range m.Cfg.Spec.Nodes {
 		if n.Name != skip {
 			p.Nodes = append(p.Nodes, &NodePlan{Node: n})

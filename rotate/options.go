@@ -124,13 +124,8 @@ func (o *Options) Config() Config {
 type Result struct {
 	Plan    *Plan
 	Renewed []issue.Renewed
-	// Members are the restarted members, in order.
-	Members []MemberResult
-	// Proofs are the members whose renewed certificates were proven in
-	// effect without a restart, in order.
-	Proofs []ProofResult
-	// HandOffs are the leadership transfers the run made.
-	HandOffs []HandOff
+	// Tally is the restarts, proofs and hand-offs the run made.
+	Tally
 	// Took is the whole run.
 	Took time.Duration
 }
@@ -153,15 +148,6 @@ type HandOff struct {
 	// Took runs from MoveLeader until every member follows the new
 	// leader; it excludes the settle pause that follows.
 	Took time.Duration
-}
-
-// Floor is the sum of the members' restart-to-healthy times.
-func (r *Result) Floor() time.Duration {
-	var d time.Duration
-	for _, m := range r.Members {
-		d += m.Restart
-	}
-	return d
 }
 
 // InterruptedError is a run stopped by its context (SIGTERM) between two

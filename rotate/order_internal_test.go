@@ -160,10 +160,10 @@ func TestDecideRestartsOnlyWhatNeedsIt(t *testing.T) {
 			t.Errorf("%s (no-verify %v): restart %v prove %v, want %v and %v", tc.mode, tc.noVerify, restart, prove, tc.restart, tc.prove)
 		}
 		if tc.mode == RestartAuto {
-			if got := p.Nodes[1].verdict(tc.mode); got != "restart: etcd 3.1.20 reads its certificates only at start (before 3.2)" {
+			if got := verdict(p.Nodes[1], tc.mode); got != "restart: etcd 3.1.20 reads its certificates only at start (before 3.2)" {
 				t.Errorf("verdict on the 3.1 member: %q", got)
 			}
-			if got := p.Nodes[0].verdict(tc.mode); got != "no restart: etcd loads renewed leaves at its next handshake" {
+			if got := verdict(p.Nodes[0], tc.mode); got != "no restart: etcd loads renewed leaves at its next handshake" {
 				t.Errorf("verdict on a 3.6 member: %q", got)
 			}
 		}

@@ -24,16 +24,9 @@ type Plan struct {
 	// (a node just added to the spec). They are issued and recorded as in
 	// effect without a restart: no member runs with them yet.
 	Missing []pki.CertInfo
-	// Nodes are the nodes whose files are (or will be) new, in spec order.
-	Nodes []*NodePlan
-	// Clients are the clients whose certificate is (or will be) new.
-	Clients []*ClientPlan
-	// Order lists the nodes to restart: followers first, the leader last.
-	Order []string
-	// Leader is the member that led when the plan was made, "" if unknown.
-	Leader string
-	// OrderNote explains an order made without a view of the cluster.
-	OrderNote string
+	// Rollout is the nodes and clients whose files are (or will be) new
+	// and the restart order: what the runner deploys, proves and rolls.
+	Rollout
 	// Baseline are certificates recorded as in effect for the first time.
 	Baseline map[string]string
 	// StartedBaseline are nodes seen for the first time, with the files
@@ -55,80 +48,14 @@ type Plan struct {
 	Certs []pki.CertInfo
 }
 
-// NodePlan is one node whose files changed.
-type NodePlan struct {
-	Node cluster.Node
-	// Targets are the node's certificates whose files differ from what
-	// is in effect.
-	Targets []pki.Target
-	// All are all of the node's certificates: a restart or a proof
-	// checks the serving pairs whatever triggered it.
-	All []pki.Target
-	// Leaves is true when the serving or peer certificate changed. etcd
-	// (3.2 and later) loads them at its next TLS handshake, so they
-	// alone need no restart, only a proof that they are served.
-	Leaves bool
-	// StartChanges lists what changed among the files etcd reads only
-	// at start (reasonCA, reasonConfig) since the member was last
-	// started, as recorded in the journal.
-	StartChanges []string
-	// Restart is true when the member is restarted in this run, and
-	// Reasons say why (set by decide).
-	Restart bool
-	Reasons []string
-	// Prove is true when, instead of a restart, fresh TLS handshakes
-	// must show its renewed certificates in effect (set by decide).
-	Prove bool
-	// DeployCmd and RestartCmd are the rendered templates; "" for none.
-	DeployCmd, RestartCmd string
-}
-
-// ClientPlan is one client whose certificate changed.
-type ClientPlan struct {
-	Client                cluster.Client
-	Target                pki.Target
-	DeployCmd, RestartCmd string
-}
-
 // Empty reports whether there is nothing to do.
 func (p *Plan) Empty() bool {
 	return len(p.Due) == 0 && len(p.Missing) == 0 && len(p.Nodes) == 0 && len(p.Clients) == 0
 }
 
-// Restarts counts the nodes to restart.
-func (p *Plan) Restarts() int {
-	n := 0
-	for _, np := range p.Nodes {
-		if np.Restart {
-			n++
-		}
-	}
-	return n
-}
-
-// Proofs counts the nodes to prove.
-func (p *Plan) Proofs() int {
-	n := 0
-	for _, np := range p.Nodes {
-		if np.Prove {
-			n++
-		}
-	}
-	return n
-}
-
 // leaves reports whether any node's serving or peer certificate changes.
 func (p *Plan) leaves() bool {
 	return slices.ContainsFunc(p.Nodes, func(np *NodePlan) bool { return np.Leaves })
-}
-
-func (p *Plan) Node(name string) *NodePlan {
-	for _, np := range p.Nodes {
-		if np.Node.Name == name {
-			return np
-		}
-	}
-	return nil
 }
 
 // makePlan compares the PKI directory with the spec (what is due) and
@@ -361,7 +288,7 @@ func memberVersion(s *cluster.Spec, h *probe.Cluster, node string) string {
 }
 
 // verdict is the dry run's one line on a member of the plan.
-func (np *NodePlan) verdict(mode RestartMode) string {
+func verdict(np *NodePlan, mode RestartMode) string {
 	switch {
 	case np.Restart:
 		return "restart: " + strings.Join(np.Reasons, ", ")
@@ -390,26 +317,4 @@ func (p *Plan) check(s *cluster.Spec, mode RestartMode) error {
 		}
 	}
 	return nil
-}
-
-// SetOrder sets the restart order from a health probe: followers in spec
-// order, then the leader, whose restart is preceded by a hand-off.
-func (p *Plan) SetOrder(s *cluster.Spec, h *probe.Cluster) {
-	p.Order = nil
-	leader := ""
-	if h != nil {
-		leader = memberName(s, h, h.Leader)
-	}
-	p.Leader = leader
-	if leader == "" && p.OrderNote == "" {
-		p.OrderNote = "leader unknown: spec order; the leader is still handed off when its turn comes"
-	}
-	for _, np := range p.Nodes {
-		if np.Restart && np.Node.Name != leader {
-			p.Order = append(p.Order, np.Node.Name)
-		}
-	}
-	if np := p.Node(leader); np != nil && np.Restart {
-		p.Order = append(p.Order, leader)
-	}
 }

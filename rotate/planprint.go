@@ -88,7 +88,7 @@ func (p *Plan) printMembers(w io.Writer, mode RestartMode) {
 			fmt.Fprintf(w, "  %s: nothing changes\n", name)
 			continue
 		}
-		fmt.Fprintf(w, "  %s: %s\n", name, np.verdict(mode))
+		fmt.Fprintf(w, "  %s: %s\n", name, verdict(np, mode))
 	}
 }
 

@@ -31,15 +31,6 @@ type ProofResult struct {
 	Took time.Duration
 }
 
-// ProofTime is the sum of the members' proof times.
-func (r *Result) ProofTime() time.Duration {
-	var d time.Duration
-	for _, p := range r.Proofs {
-		d += p.Took
-	}
-	return d
-}
-
 // ProofError is a renewed certificate that fresh handshakes do not show in
 // effect. The files in the PKI directory are renewed; the member (or
 // client) is not known to use them.
@@ -89,7 +80,7 @@ func (e *ProofError) ExitCode() int { return 1 }
 // not restarted, that the new ones are in effect, one member at a time
 // in spec order. The journal records each proof with the serials, so a
 // run killed after a proof never proves that member again.
-func (r *Runner) ProveNodes(ctx context.Context, p *Plan, res *Result, leader probe.ID) error {
+func (r *Runner) ProveNodes(ctx context.Context, p *Rollout, res *Tally, leader probe.ID) error {
 	total, i := p.Proofs(), 0
 	for _, np := range p.Nodes {
 		if !np.Prove {

@@ -61,7 +61,7 @@ func (r *Runner) revokePreflight(o RevokeOptions) error {
 			}
 		}
 	}
-	all := &Plan{}
+	all := &Rollout{}
 	for _, n := range s.Nodes {
 		all.Nodes = append(all.Nodes, &NodePlan{Node: n})
 	}

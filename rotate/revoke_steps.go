@@ -63,7 +63,7 @@ func (r *Runner) revokeProveNew(ctx context.Context, j *RevokeJournal, _ RevokeO
 	if err := r.DeployNodes(ctx, p.Nodes); err != nil {
 		return err
 	}
-	res := &Result{}
+	res := &Tally{}
 	if err := r.ProveNodes(ctx, p, res, h.Leader); err != nil {
 		return err
 	}
@@ -77,9 +77,9 @@ func (r *Runner) revokeProveNew(ctx context.Context, j *RevokeJournal, _ RevokeO
 
 // revokePlan is the rotation plan that puts the targets' replacements in
 // effect without a restart.
-func revokePlan(inv *pki.Inventory, ts []pki.Target) (*Plan, error) {
+func revokePlan(inv *pki.Inventory, ts []pki.Target) (*Rollout, error) {
 	s := inv.Spec
-	p := &Plan{}
+	p := &Rollout{}
 	for _, t := range ts {
 		if n, ok := s.Node(t.Owner); ok {
 			np := p.Node(n.Name)
@@ -104,7 +104,7 @@ func revokePlan(inv *pki.Inventory, ts []pki.Target) (*Plan, error) {
 
 // DeployCommands fills in the deploy commands of a revocation's plan; it
 // restarts nothing.
-func DeployCommands(paths pki.Paths, p *Plan) error {
+func DeployCommands(paths pki.Paths, p *Rollout) error {
 	var err error
 	for _, np := range p.Nodes {
 		if np.DeployCmd, _, err = NodeCommands(paths, np.Node); err != nil {
@@ -154,7 +154,7 @@ func serialsOf(rs []pki.Revoked) []string {
 // revokeDeploy runs every node's deploy command: the CRL changed in every
 // bundle.
 func (r *Runner) revokeDeploy(ctx context.Context, _ *RevokeJournal, _ RevokeOptions, _ *RevokeResult) error {
-	p := &Plan{}
+	p := &Rollout{}
 	for _, n := range r.Cfg.Spec.Nodes {
 		p.Nodes = append(p.Nodes, &NodePlan{Node: n})
 	}

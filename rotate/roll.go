@@ -14,7 +14,7 @@ import (
 )
 
 // Roll restarts the planned members one at a time.
-func (r *Runner) Roll(ctx context.Context, p *Plan, res *Result, after AfterRestart) error {
+func (r *Runner) Roll(ctx context.Context, p *Rollout, res *Tally, after AfterRestart) error {
 	s := r.Cfg.Spec
 	var rotated []string
 	for i, name := range p.Order {
@@ -94,7 +94,7 @@ func (r *Runner) Roll(ctx context.Context, p *Plan, res *Result, after AfterRest
 
 // handOff moves leadership away from leader to a healthy member,
 // preferably one already rotated.
-func (r *Runner) handOff(ctx context.Context, h *probe.Cluster, leader string, rotated []string, res *Result) error {
+func (r *Runner) handOff(ctx context.Context, h *probe.Cluster, leader string, rotated []string, res *Tally) error {
 	s := r.Cfg.Spec
 	to, toName := transferee(s, h, leader, rotated)
 	if to == 0 {

@@ -256,7 +256,7 @@ func (r *leafRun) gate(ctx context.Context, p *Plan) (*probe.Cluster, error) {
 	p.SetOrder(s, h)
 	for _, np := range p.Nodes {
 		if r.o.Restart == RestartNever && len(np.Reasons) > 0 {
-			r.Log.Printf("warning: %s: %s", np.Node.Name, np.verdict(r.o.Restart))
+			r.Log.Printf("warning: %s: %s", np.Node.Name, verdict(np, r.o.Restart))
 		}
 	}
 	return h, nil
@@ -277,10 +277,10 @@ func (r *leafRun) apply(ctx context.Context, p *Plan, res *Result, h *probe.Clus
 	if h != nil {
 		leader = h.Leader
 	}
-	if err := r.ProveNodes(ctx, p, res, leader); err != nil {
+	if err := r.ProveNodes(ctx, &p.Rollout, &res.Tally, leader); err != nil {
 		return err
 	}
-	if err := r.Roll(ctx, p, res, nil); err != nil {
+	if err := r.Roll(ctx, &p.Rollout, &res.Tally, nil); err != nil {
 		return err
 	}
 	return r.clients(ctx, p)
