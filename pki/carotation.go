@@ -35,6 +35,9 @@ const (
 // CAStages lists the stages in order.
 var CAStages = []string{CAStagePrepare, CAStageTrustBoth, CAStageReissue, CAStageFinish}
 
+// CAStageIndex is stage's place in CAStages, -1 for no stage.
+func CAStageIndex(stage string) int { return slices.Index(CAStages, stage) }
+
 // NextCADir is where the CA being rolled out by etcdpki ca rotate waits,
 // stored like the CA (an atomic store holding ca.crt and ca.key, the key
 // 0400). It exists only while a CA rotation is in progress.

@@ -93,27 +93,6 @@ type CAStageResult struct {
 	Took      time.Duration
 }
 
-// CAJournal is the CA rotation's part of the journal.
-type CAJournal struct {
-	// Next is the serial of the CA being rolled out: a journal about
-	// another CA is stale.
-	Next string `json:"nextCASerial"`
-	// Proofs maps a stage to the members (node names, or client/NAME)
-	// whose part of it is proven.
-	Proofs map[string]map[string]CAProof `json:"proofs"`
-	// Done maps a stage to when it was proven in full.
-	Done map[string]time.Time `json:"stagesDone,omitempty"`
-}
-
-// CAProof is what showed one member (or client) through one stage.
-type CAProof struct {
-	// Restarted is true when this rotation restarted it for the stage.
-	Restarted bool `json:"restarted,omitempty"`
-	// Shown lists what the handshakes showed, one phrase each.
-	Shown []string  `json:"shown"`
-	At    time.Time `json:"at"`
-}
-
 // checkStage refuses an unknown stage name (an input error: exit 2).
 func checkStage(name string) error {
 	if name == "" || slices.Contains(pki.CAStages, name) {
@@ -240,8 +219,6 @@ func (cr *caRun) record(stage, who string, p CAProof) {
 
 func (cr *caRun) save() error { return cr.r.Journal.Save(cr.o.Spec.PKIDir, cr.r.Cfg.Now()) }
 
-func stageIndex(stage string) int { return slices.Index(pki.CAStages, stage) }
-
 func (cr *caRun) run(ctx context.Context) error {
 	until := cr.o.Until
 	if until == "" {
@@ -282,7 +259,7 @@ func (cr *caRun) run(ctx context.Context) error {
 		}
 		if stage == until {
 			if stage != pki.CAStageFinish {
-				cr.log("stopped after stage %s (--until); the next run goes on with stage %s", stage, pki.CAStages[stageIndex(stage)+1])
+				cr.log("stopped after stage %s (--until); the next run goes on with stage %s", stage, pki.CAStages[pki.CAStageIndex(stage)+1])
 			}
 			return nil
 		}
@@ -338,5 +315,5 @@ func (cr *caRun) stageDone(stage string) bool {
 	if !cr.journal().Done[stage].IsZero() {
 		return true
 	}
-	return stageIndex(cr.rot.Stage) > stageIndex(stage)
+	return pki.CAStageIndex(cr.rot.Stage) > pki.CAStageIndex(stage)
 }

@@ -36,7 +36,7 @@ func (cr *caRun) printPlan(w io.Writer) {
 			return "done"
 		case j != nil && !j.Done[name].IsZero():
 			return "done " + j.Done[name].Format(time.RFC3339)
-		case rot.InProgress() && stageIndex(rot.Stage) > stageIndex(name):
+		case rot.InProgress() && pki.CAStageIndex(rot.Stage) > pki.CAStageIndex(name):
 			return "done"
 		case rot.Stage == name:
 			return "in progress"

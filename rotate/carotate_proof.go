@@ -94,7 +94,7 @@ func probeAuthority(inv *pki.Inventory) (*ca.CA, []*x509.Certificate, error) {
 		return nil, nil, err
 	}
 	roots := []*x509.Certificate{rot.Old.Cert, rot.Next.Cert}
-	if stageIndex(rot.Stage) >= stageIndex(pki.CAStageReissue) {
+	if pki.CAStageIndex(rot.Stage) >= pki.CAStageIndex(pki.CAStageReissue) {
 		return rot.Next, roots, nil
 	}
 	return rot.Old, roots, nil

@@ -53,6 +53,12 @@ func (c *Cluster) TLS() (*tls.Config, error) {
 
 func (c *Cluster) Endpoints() []string { return c.Spec.ClientEndpoints() }
 
+// For is the etcd cluster of s, a part of the command's spec (the members
+// that carry a membership change), probed with c's inventory and policy.
+func (c *Cluster) For(s *cluster.Spec) *Cluster {
+	return &Cluster{Spec: s, paths: c.paths, inv: c.inv, ProbeOpts: c.ProbeOpts}
+}
+
 func (c *Cluster) Health(ctx context.Context) (*probe.Cluster, error) {
 	cfg, err := c.TLS()
 	if err != nil {

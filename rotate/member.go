@@ -39,28 +39,6 @@ type MemberOptions struct {
 	crashAt string
 }
 
-// MemberJournal is a membership change in progress.
-type MemberJournal struct {
-	// Op is "add" or "remove".
-	Op   string `json:"op"`
-	Name string `json:"name"`
-	// ID is etcd's member ID (hex) once known.
-	ID string `json:"id,omitempty"`
-	// PeerURL is the member's peer URL (add: from the spec).
-	PeerURL string `json:"peerURL,omitempty"`
-	// ClientURL is where the member serves (remove: from the member list,
-	// for the leadership hand-off).
-	ClientURL string `json:"clientURL,omitempty"`
-	// Term is the raft term when the change began (add proves it
-	// unchanged).
-	Term uint64 `json:"raftTerm"`
-	// Serials are the removed member's certificates to revoke.
-	Serials []string `json:"serials,omitempty"`
-	// Step is the next step.
-	Step    string    `json:"step"`
-	Started time.Time `json:"started"`
-}
-
 // MembershipResult says what a membership change did.
 type MembershipResult struct {
 	// Unchanged is true when the cluster was already there.
@@ -113,12 +91,6 @@ func newMemberRun(o *MemberOptions) (*memberRun, error) {
 		return nil, err
 	}
 	return &memberRun{Runner: r, mo: *o}, nil
-}
-
-// cluster is the etcd cluster of s, a part of the command's spec (the
-// members that carry the change), probed with the command's inventory.
-func (m *memberRun) cluster(s *cluster.Spec) *Cluster {
-	return &Cluster{Spec: s, paths: m.Inv.Paths, inv: m.Inv, ProbeOpts: m.Etcd.ProbeOpts}
 }
 
 // steps runs the journal's steps from j.Step on, saving the journal after

@@ -61,12 +61,12 @@ func (m *memberRun) add(ctx context.Context, n cluster.Node, res *MembershipResu
 	}
 	// The members, without the node being added (others), and with it
 	// (all): spec nodes not yet members are no part of this change.
-	base := m.cluster(withoutNode(m.Cfg.Spec, n.Name))
+	base := m.Etcd.For(withoutNode(m.Cfg.Spec, n.Name))
 	othersSpec, err := base.MemberedSpec(ctx, "", n.Name)
 	if err != nil {
 		return err
 	}
-	others := m.cluster(othersSpec)
+	others := m.Etcd.For(othersSpec)
 	allSpec := *othersSpec
 	allSpec.Nodes = nil
 	for _, x := range m.Cfg.Spec.Nodes {
@@ -74,7 +74,7 @@ func (m *memberRun) add(ctx context.Context, n cluster.Node, res *MembershipResu
 			allSpec.Nodes = append(allSpec.Nodes, x)
 		}
 	}
-	all := m.cluster(&allSpec)
+	all := m.Etcd.For(&allSpec)
 	if !resumed {
 		done, err := m.preflightAdd(ctx, others, n, j)
 		if err != nil || done {

@@ -57,7 +57,7 @@ func (m *memberRun) remove(ctx context.Context, res *MembershipResult) error {
 	if err != nil {
 		return err
 	}
-	m.Etcd = m.cluster(members)
+	m.Etcd = m.Etcd.For(members)
 	if !resumed {
 		done, err := m.preflightRemove(ctx, j)
 		if err != nil || done {
@@ -96,8 +96,8 @@ func (m *memberRun) remove(ctx context.Context, res *MembershipResult) error {
 			if len(j.Serials) == 0 {
 				return nil
 			}
-			ro := RevokeOptions{Spec: members, Serials: j.Serials, Reason: "cessationOfOperation"}
-			if err := checkRevoke(&ro); err != nil {
+			ro := RevokeRequest{Serials: j.Serials, Reason: "cessationOfOperation"}
+			if err := ro.Check(); err != nil {
 				return err
 			}
 			// The CRL goes to the members' bundles and is proven on

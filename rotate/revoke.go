@@ -52,27 +52,6 @@ type RevokeOptions struct {
 	crashAt string
 }
 
-// RevokeJournal is a revocation in progress.
-type RevokeJournal struct {
-	// Request is what the command named (targets, or serials), to tell a
-	// re-run of the same revoke from another one.
-	Request []string `json:"request"`
-	// Targets and Serials are what is being revoked: the request less
-	// what was revoked before.
-	Targets []string `json:"targets,omitempty"`
-	Serials []string `json:"serials,omitempty"`
-	Reason  string   `json:"reason"`
-	// Old maps each target to the serial being revoked.
-	Old map[string]string `json:"old,omitempty"`
-	// Entries are the CRL's new entries, complete (name, serial, reason,
-	// time, the certificate's notAfter): what publishing needs, so that
-	// a revoke finishes although its targets left the spec since.
-	Entries []pki.Revoked `json:"entries,omitempty"`
-	// Step is the next step: renew, prove, publish, deploy, refused.
-	Step    string    `json:"step"`
-	Started time.Time `json:"started"`
-}
-
 // Revoke steps, in order.
 const (
 	StepRenew   = "renew"
@@ -104,7 +83,12 @@ var errCrash = errors.New("simulated crash")
 // takes the PKI directory's lock and keeps a journal, so a run killed at
 // any step is finished by running the same command again.
 func Revoke(ctx context.Context, o RevokeOptions) (*RevokeResult, error) {
-	if err := checkRevoke(&o); err != nil {
+	if o.Spec == nil {
+		return nil, &input.Error{Err: errors.New("revoke: no cluster spec")}
+	}
+	q := RevokeRequest{Targets: o.Targets, Serials: o.Serials, Gone: o.Gone, Reason: o.Reason, Force: o.Force,
+		RefuseTimeout: o.RefuseTimeout, AfterStep: crashAfter(o.crashAt)}
+	if err := q.Check(); err != nil {
 		return nil, err
 	}
 	ro := Config{Spec: o.Spec, Out: o.Out, Now: o.Now, CommandTimeout: o.CommandTimeout}
@@ -119,15 +103,54 @@ func Revoke(ctx context.Context, o RevokeOptions) (*RevokeResult, error) {
 	defer release()
 	start := time.Now()
 	res := &RevokeResult{}
-	err = r.Revoke(ctx, o, res)
+	err = r.Revoke(ctx, q, res)
 	res.Took = time.Since(start)
 	return res, err
 }
 
-func checkRevoke(o *RevokeOptions) error {
-	if o.Spec == nil {
-		return &input.Error{Err: errors.New("revoke: no cluster spec")}
+// crashAfter is the test hook for crashAt: errCrash right after the named
+// step ran ("STEP unjournaled") or was journaled ("STEP"); nil for "".
+func crashAfter(at string) func(step string, journaled bool) error {
+	if at == "" {
+		return nil
 	}
+	return func(step string, journaled bool) error {
+		if journaled && at == step || !journaled && at == step+" unjournaled" {
+			return errCrash
+		}
+		return nil
+	}
+}
+
+// RevokeRequest is what the runner's revocation engine revokes: the
+// request half of RevokeOptions, which member remove builds too.
+// Exactly one of Targets (with Gone) and Serials is set.
+type RevokeRequest struct {
+	// Targets are certificates in use: each is renewed, deployed and
+	// proven before its old serial is revoked.
+	Targets []pki.Target
+	// Serials (lower-case hex) are certificates no longer in use.
+	Serials []string
+	// Gone are target IDs the spec no longer has, accepted only to
+	// finish the journaled revoke that names them.
+	Gone []string
+	// Reason is an RFC 5280 reason name (pki.Reasons); "" means
+	// unspecified.
+	Reason string
+	// Force revokes a serial not tied to this CA, and a target again
+	// although the certificate in use replaced one revoked before.
+	Force bool
+	// RefuseTimeout bounds the wait for every port to refuse the revoked
+	// certificate once the CRL is deployed; 0 means 30 seconds.
+	RefuseTimeout time.Duration
+	// AfterStep, in tests, is called after each step ran (journaled
+	// false) and after the journal moved past it (true); an error ends
+	// the run there, as a kill would. nil in production.
+	AfterStep func(step string, journaled bool) error
+}
+
+// Check fills in the defaults and refuses a malformed request (exit 2).
+func (o *RevokeRequest) Check() error {
 	if o.Reason == "" {
 		o.Reason = "unspecified"
 	}
@@ -150,7 +173,8 @@ func checkRevoke(o *RevokeOptions) error {
 	return nil
 }
 
-func (r *Runner) Revoke(ctx context.Context, o RevokeOptions, res *RevokeResult) error {
+// Revoke runs the journaled revocation of o, or finishes the journal's.
+func (r *Runner) Revoke(ctx context.Context, o RevokeRequest, res *RevokeResult) error {
 	st := r.Journal
 	want := &RevokeJournal{Targets: append(pki.IDs(o.Targets), o.Gone...), Serials: o.Serials, Reason: o.Reason}
 	want.Request = slices.Sorted(slices.Values(append(slices.Clone(want.Targets), want.Serials...)))
@@ -171,7 +195,7 @@ func (r *Runner) Revoke(ctx context.Context, o RevokeOptions, res *RevokeResult)
 	}
 	steps := []struct {
 		name string
-		do   func(context.Context, *RevokeJournal, RevokeOptions, *RevokeResult) error
+		do   func(context.Context, *RevokeJournal, RevokeRequest, *RevokeResult) error
 	}{
 		{StepRenew, r.revokeRenew},
 		{StepProve, r.revokeProveNew},
@@ -187,13 +211,10 @@ func (r *Runner) Revoke(ctx context.Context, o RevokeOptions, res *RevokeResult)
 			return &InterruptedError{Step: "revoke step " + s.name}
 		}
 		if err := s.do(context.WithoutCancel(ctx), j, o, res); err != nil {
-			if errors.Is(err, errCrash) {
-				return err
-			}
 			return &unfinishedError{err: err, j: j}
 		}
-		if o.crashAt == s.name+" unjournaled" {
-			return errCrash
+		if err := o.after(s.name, false); err != nil {
+			return err
 		}
 		if i+1 < len(steps) {
 			j.Step = steps[i+1].name
@@ -203,11 +224,18 @@ func (r *Runner) Revoke(ctx context.Context, o RevokeOptions, res *RevokeResult)
 		if err := st.Save(r.Cfg.Spec.PKIDir, r.Cfg.Now()); err != nil {
 			return err
 		}
-		if o.crashAt == s.name {
-			return errCrash
+		if err := o.after(s.name, true); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+func (o *RevokeRequest) after(step string, journaled bool) error {
+	if o.AfterStep == nil {
+		return nil
+	}
+	return o.AfterStep(step, journaled)
 }
 
 // revokeTargets are the journal's targets that the spec still has. One

@@ -18,7 +18,7 @@ import (
 // request runs before the journal is written: a refusal (exit 2) leaves
 // nothing behind, and what fails after the journal is a step to finish
 // (exit 1, see unfinishedError).
-func (r *Runner) newRevoke(o RevokeOptions, j *RevokeJournal, res *RevokeResult) (*RevokeJournal, error) {
+func (r *Runner) newRevoke(o RevokeRequest, j *RevokeJournal, res *RevokeResult) (*RevokeJournal, error) {
 	s := r.Cfg.Spec
 	crl, err := pki.LoadCRL(r.Inv.Paths)
 	if err != nil {
@@ -52,7 +52,7 @@ func (r *Runner) newRevoke(o RevokeOptions, j *RevokeJournal, res *RevokeResult)
 // node's deploy command (the CRL changes in every bundle), the templates
 // of the deploys, and for targets a renewal that may happen (no CA
 // rotation in progress, a backup directory that can take the old pairs).
-func (r *Runner) revokePreflight(o RevokeOptions) error {
+func (r *Runner) revokePreflight(o RevokeRequest) error {
 	s, p := r.Cfg.Spec, r.Inv.Paths
 	if !s.Local {
 		for _, n := range s.Nodes {
@@ -87,7 +87,7 @@ func (r *Runner) revokePreflight(o RevokeOptions) error {
 
 // checkTargets fills j with the targets to revoke: each one's serial on
 // disk, unless it already replaced a revoked one (without --force).
-func (r *Runner) checkTargets(o RevokeOptions, j *RevokeJournal) error {
+func (r *Runner) checkTargets(o RevokeRequest, j *RevokeJournal) error {
 	for _, t := range o.Targets {
 		c, err := ReadCert(t.CertPath())
 		if err != nil {
@@ -110,7 +110,7 @@ func (r *Runner) checkTargets(o RevokeOptions, j *RevokeJournal) error {
 // walked once for all of them (serialIndex). A CA's own serial is
 // refused even with --force: a CRL naming it makes every member refuse
 // every client that sends its chain, and nothing un-revokes.
-func (r *Runner) checkSerials(o RevokeOptions, j *RevokeJournal, crl *pki.CRL) error {
+func (r *Runner) checkSerials(o RevokeRequest, j *RevokeJournal, crl *pki.CRL) error {
 	s, inv := r.Cfg.Spec, r.Inv
 	authority, err := pki.LoadCA(inv.Paths)
 	if err != nil {

@@ -16,7 +16,7 @@ import (
 
 // revokeRenew renews the targets whose files still hold the old serial (a
 // run killed after the renewal finds the new ones and goes on).
-func (r *Runner) revokeRenew(ctx context.Context, j *RevokeJournal, o RevokeOptions, _ *RevokeResult) error {
+func (r *Runner) revokeRenew(ctx context.Context, j *RevokeJournal, o RevokeRequest, _ *RevokeResult) error {
 	ts := r.revokeTargets(j)
 	var due []pki.Target
 	for _, t := range ts {
@@ -44,7 +44,7 @@ func (r *Runner) revokeRenew(ctx context.Context, j *RevokeJournal, o RevokeOpti
 // revokeProveNew deploys the replacements and proves them in effect:
 // nodes as rotate proves renewed leaves, clients with a linearizable read
 // on every client port.
-func (r *Runner) revokeProveNew(ctx context.Context, j *RevokeJournal, _ RevokeOptions, _ *RevokeResult) error {
+func (r *Runner) revokeProveNew(ctx context.Context, j *RevokeJournal, _ RevokeRequest, _ *RevokeResult) error {
 	ts := r.revokeTargets(j)
 	if len(ts) == 0 {
 		return nil
@@ -121,7 +121,7 @@ func DeployCommands(paths pki.Paths, p *Rollout) error {
 
 // revokePublish writes the CRL with the old serials into the PKI
 // directory and every node bundle.
-func (r *Runner) revokePublish(ctx context.Context, j *RevokeJournal, _ RevokeOptions, res *RevokeResult) error {
+func (r *Runner) revokePublish(ctx context.Context, j *RevokeJournal, _ RevokeRequest, res *RevokeResult) error {
 	res.published = time.Now()
 	add := j.Entries
 	if len(add) == 0 {
@@ -153,7 +153,7 @@ func serialsOf(rs []pki.Revoked) []string {
 
 // revokeDeploy runs every node's deploy command: the CRL changed in every
 // bundle.
-func (r *Runner) revokeDeploy(ctx context.Context, _ *RevokeJournal, _ RevokeOptions, _ *RevokeResult) error {
+func (r *Runner) revokeDeploy(ctx context.Context, _ *RevokeJournal, _ RevokeRequest, _ *RevokeResult) error {
 	p := &Rollout{}
 	for _, n := range r.Cfg.Spec.Nodes {
 		p.Nodes = append(p.Nodes, &NodePlan{Node: n})
@@ -169,7 +169,7 @@ func (r *Runner) revokeDeploy(ctx context.Context, _ *RevokeJournal, _ RevokeOpt
 // hand) on every member's client and peer port, with a control
 // certificate, its twin, that must be accepted, and records the
 // replacements.
-func (r *Runner) revokeRefused(ctx context.Context, j *RevokeJournal, o RevokeOptions, res *RevokeResult) error {
+func (r *Runner) revokeRefused(ctx context.Context, j *RevokeJournal, o RevokeRequest, res *RevokeResult) error {
 	authority, roots, err := probeAuthority(r.Inv)
 	if err != nil {
 		return err

@@ -136,3 +136,67 @@ func (st *State) Save(dir string, now time.Time) error {
 	}
 	return nil
 }
+
+// CAJournal is the CA rotation's part of the journal.
+type CAJournal struct {
+	// Next is the serial of the CA being rolled out: a journal about
+	// another CA is stale.
+	Next string `json:"nextCASerial"`
+	// Proofs maps a stage to the members (node names, or client/NAME)
+	// whose part of it is proven.
+	Proofs map[string]map[string]CAProof `json:"proofs"`
+	// Done maps a stage to when it was proven in full.
+	Done map[string]time.Time `json:"stagesDone,omitempty"`
+}
+
+// CAProof is what showed one member (or client) through one stage.
+type CAProof struct {
+	// Restarted is true when this rotation restarted it for the stage.
+	Restarted bool `json:"restarted,omitempty"`
+	// Shown lists what the handshakes showed, one phrase each.
+	Shown []string  `json:"shown"`
+	At    time.Time `json:"at"`
+}
+
+// MemberJournal is a membership change in progress.
+type MemberJournal struct {
+	// Op is "add" or "remove".
+	Op   string `json:"op"`
+	Name string `json:"name"`
+	// ID is etcd's member ID (hex) once known.
+	ID string `json:"id,omitempty"`
+	// PeerURL is the member's peer URL (add: from the spec).
+	PeerURL string `json:"peerURL,omitempty"`
+	// ClientURL is where the member serves (remove: from the member list,
+	// for the leadership hand-off).
+	ClientURL string `json:"clientURL,omitempty"`
+	// Term is the raft term when the change began (add proves it
+	// unchanged).
+	Term uint64 `json:"raftTerm"`
+	// Serials are the removed member's certificates to revoke.
+	Serials []string `json:"serials,omitempty"`
+	// Step is the next step.
+	Step    string    `json:"step"`
+	Started time.Time `json:"started"`
+}
+
+// RevokeJournal is a revocation in progress.
+type RevokeJournal struct {
+	// Request is what the command named (targets, or serials), to tell a
+	// re-run of the same revoke from another one.
+	Request []string `json:"request"`
+	// Targets and Serials are what is being revoked: the request less
+	// what was revoked before.
+	Targets []string `json:"targets,omitempty"`
+	Serials []string `json:"serials,omitempty"`
+	Reason  string   `json:"reason"`
+	// Old maps each target to the serial being revoked.
+	Old map[string]string `json:"old,omitempty"`
+	// Entries are the CRL's new entries, complete (name, serial, reason,
+	// time, the certificate's notAfter): what publishing needs, so that
+	// a revoke finishes although its targets left the spec since.
+	Entries []pki.Revoked `json:"entries,omitempty"`
+	// Step is the next step: renew, prove, publish, deploy, refused.
+	Step    string    `json:"step"`
+	Started time.Time `json:"started"`
+}
