@@ -17,6 +17,7 @@ import (
 	"github.com/etcdpki/etcdpki/internal/testharness/etcdtest"
 	"github.com/etcdpki/etcdpki/pki"
 	"github.com/etcdpki/etcdpki/rotate"
+	"github.com/etcdpki/etcdpki/runner"
 )
 
 // shortValidity makes the harness's leaves expire about 35 s after init:
@@ -99,7 +100,7 @@ func testProvesUnderLoad(t *testing.T, c *etcdtest.Cluster, spec *cluster.Spec) 
 	if len(res.Proofs) != len(spec.Nodes) {
 		t.Errorf("%d members proven, want %d", len(res.Proofs), len(spec.Nodes))
 	}
-	journal, err := rotate.LoadState(spec.PKIDir)
+	journal, err := runner.LoadState(spec.PKIDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +238,7 @@ func TestProofFailsWhenTheDeployMissesAMember(t *testing.T) {
 	var out bytes.Buffer
 	res, err := rotate.Run(context.Background(), rotate.Options{Spec: &broken, RenewBefore: everythingDue, Out: &out})
 	t.Logf("rotate output:\n%s", out.String())
-	var pe *rotate.ProofError
+	var pe *runner.ProofError
 	if !errors.As(err, &pe) {
 		t.Fatalf("got %v, want a ProofError", err)
 	}

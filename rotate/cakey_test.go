@@ -24,6 +24,7 @@ import (
 	"github.com/etcdpki/etcdpki/internal/testharness/softhsm"
 	"github.com/etcdpki/etcdpki/pki"
 	"github.com/etcdpki/etcdpki/rotate"
+	"github.com/etcdpki/etcdpki/runner"
 	"github.com/etcdpki/etcdpki/verify"
 )
 
@@ -113,7 +114,7 @@ func TestRotateWithTheCAKeyInAToken(t *testing.T) {
 			if got := caKeyRow(t, c); got.Status != verify.Fail || !strings.Contains(got.Reason, want) {
 				t.Errorf("verify's ca-key row with the token unavailable: %s %q, want fail %q", got.Status, got.Reason, want)
 			}
-			journal, err := rotate.LoadState(spec.PKIDir)
+			journal, err := runner.LoadState(spec.PKIDir)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -39,6 +39,7 @@ import (
 	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
+	"github.com/etcdpki/etcdpki/runner"
 )
 
 // CAOptions control a CA rotation.
@@ -86,9 +87,9 @@ type CAStageResult struct {
 	Done bool
 	// Restarted are the members restarted in this run, Proven those shown
 	// in effect without a restart.
-	Restarted []MemberResult
+	Restarted []runner.MemberResult
 	Proven    []string
-	HandOffs  []HandOff
+	HandOffs  []runner.HandOff
 	Start     time.Time
 	Took      time.Duration
 }
@@ -107,13 +108,13 @@ func RunCA(ctx context.Context, o CAOptions) (*CAResult, error) {
 	if err := checkStage(o.Until); err != nil {
 		return nil, err
 	}
-	ro := Config{Spec: o.Spec, Out: o.Out, HandOffSettle: o.HandOffSettle,
+	ro := runner.Config{Spec: o.Spec, Out: o.Out, HandOffSettle: o.HandOffSettle,
 		MemberTimeout: o.MemberTimeout, CommandTimeout: o.CommandTimeout, Now: o.Now, DryRun: o.DryRun}
 	if err := ro.Defaults(); err != nil {
 		return nil, err
 	}
 	s := o.Spec
-	r := NewRunner(ro, NewLogger(ro.Out))
+	r := runner.New(ro, runner.NewLogger(ro.Out))
 	cr := &caRun{o: o, r: r, res: &CAResult{}, paths: r.Inv.Paths, inv: r.Inv}
 	if err := cr.checkSpec(); err != nil {
 		return nil, err
@@ -158,7 +159,7 @@ func RunCA(ctx context.Context, o CAOptions) (*CAResult, error) {
 
 type caRun struct {
 	o   CAOptions
-	r   *Runner
+	r   *runner.Runner
 	rot *pki.CARotation
 	// inv is the spec expanded once: every certificate and bundle.
 	inv   *pki.Inventory
@@ -188,14 +189,14 @@ func (cr *caRun) checkSpec() error {
 
 // journal returns the CA rotation's journal for the next CA, starting a
 // fresh one when it is about another CA.
-func (cr *caRun) journal() *CAJournal {
+func (cr *caRun) journal() *runner.CAJournal {
 	st := cr.r.Journal
 	serial := certx.Serial(cr.rot.Next.Cert)
 	if st.CA == nil || st.CA.Next != serial {
-		st.CA = &CAJournal{Next: serial}
+		st.CA = &runner.CAJournal{Next: serial}
 	}
 	if st.CA.Proofs == nil {
-		st.CA.Proofs = map[string]map[string]CAProof{}
+		st.CA.Proofs = map[string]map[string]runner.CAProof{}
 	}
 	if st.CA.Done == nil {
 		st.CA.Done = map[string]time.Time{}
@@ -208,10 +209,10 @@ func (cr *caRun) proven(stage, who string) bool {
 	return ok
 }
 
-func (cr *caRun) record(stage, who string, p CAProof) {
+func (cr *caRun) record(stage, who string, p runner.CAProof) {
 	j := cr.journal()
 	if j.Proofs[stage] == nil {
-		j.Proofs[stage] = map[string]CAProof{}
+		j.Proofs[stage] = map[string]runner.CAProof{}
 	}
 	p.At = cr.r.Cfg.Now().UTC()
 	j.Proofs[stage][who] = p
@@ -234,7 +235,7 @@ func (cr *caRun) run(ctx context.Context) error {
 	}
 	for _, stage := range pki.CAStages {
 		if err := ctx.Err(); err != nil {
-			return &InterruptedError{Step: "CA rotation stage " + stage}
+			return &runner.InterruptedError{Step: "CA rotation stage " + stage}
 		}
 		sr := CAStageResult{Stage: stage, Start: time.Now()}
 		var (

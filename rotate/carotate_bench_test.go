@@ -10,6 +10,7 @@ import (
 	"github.com/etcdpki/etcdpki/internal/testharness/etcdtest"
 	"github.com/etcdpki/etcdpki/pki"
 	"github.com/etcdpki/etcdpki/rotate"
+	"github.com/etcdpki/etcdpki/runner"
 )
 
 // BenchmarkCARotate runs whole CA rotations (`ca rotate --new`, all four
@@ -63,9 +64,9 @@ func BenchmarkCARotate(b *testing.B) {
 		fin := res.Stages[len(res.Stages)-1]
 		for _, x := range []struct {
 			st  loadStats
-			hos []rotate.HandOff
+			hos []runner.HandOff
 		}{{st1, trust.HandOffs}, {st2, fin.HandOffs}} {
-			dropped, _ := classify(&rotate.Result{Tally: rotate.Tally{HandOffs: x.hos}}, x.st.failures)
+			dropped, _ := classify(&rotate.Result{Tally: runner.Tally{HandOffs: x.hos}}, x.st.failures)
 			handOffDrops += int64(len(dropped))
 			fails += x.st.fails
 		}

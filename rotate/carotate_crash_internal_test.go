@@ -16,6 +16,7 @@ import (
 	"github.com/etcdpki/etcdpki/internal/testharness/ramdir"
 	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
+	"github.com/etcdpki/etcdpki/runner"
 )
 
 // TestRetireCrashAtEveryStepConverges kills the last step of a CA
@@ -129,11 +130,11 @@ func crashSpec(t *testing.T) *cluster.Spec {
 
 func newCARun(t *testing.T, s *cluster.Spec) *caRun {
 	t.Helper()
-	ro := Config{Spec: s}
+	ro := runner.Config{Spec: s}
 	if err := ro.Defaults(); err != nil {
 		t.Fatal(err)
 	}
-	st, err := LoadState(s.PKIDir)
+	st, err := runner.LoadState(s.PKIDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +142,7 @@ func newCARun(t *testing.T, s *cluster.Spec) *caRun {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &caRun{o: CAOptions{Spec: s, Now: time.Now}, r: &Runner{Cfg: ro, Log: NewLogger(io.Discard), Journal: st}, rot: rot, res: &CAResult{}, paths: pki.Paths{PKI: s.PKIDir}, inv: pki.New(s)}
+	return &caRun{o: CAOptions{Spec: s, Now: time.Now}, r: &runner.Runner{Cfg: ro, Log: runner.NewLogger(io.Discard), Journal: st}, rot: rot, res: &CAResult{}, paths: pki.Paths{PKI: s.PKIDir}, inv: pki.New(s)}
 }
 
 // TestTrustBothBundlesCrashAtEveryStepConverge kills the trust-both

@@ -8,6 +8,7 @@ import (
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/certx"
 	"github.com/etcdpki/etcdpki/pki"
+	"github.com/etcdpki/etcdpki/runner"
 )
 
 // printPlan is --dry-run: the four stages, where the files stand, what
@@ -22,7 +23,7 @@ func (cr *caRun) printPlan(w io.Writer) {
 	fmt.Fprintf(w, "CA rotation of %s: files at stage %s\n", s.PKIDir, stage)
 	fmt.Fprintf(w, "  CA in effect: %q %s, serial %s, valid until %s\n", rot.Old.Cert.Subject.CommonName, certx.KeyDescription(rot.Old.Cert.PublicKey),
 		pki.ShortSerial(certx.Serial(rot.Old.Cert)), rot.Old.Cert.NotAfter.Format(time.DateOnly))
-	var j *CAJournal
+	var j *runner.CAJournal
 	if rot.InProgress() {
 		fmt.Fprintf(w, "  next CA:      %q %s, serial %s, valid until %s\n", rot.Next.Cert.Subject.CommonName, certx.KeyDescription(rot.Next.Cert.PublicKey),
 			pki.ShortSerial(certx.Serial(rot.Next.Cert)), rot.Next.Cert.NotAfter.Format(time.DateOnly))

@@ -14,6 +14,7 @@ import (
 	"github.com/etcdpki/etcdpki/internal/regular"
 	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
+	"github.com/etcdpki/etcdpki/runner"
 )
 
 // reissue issues every leaf again from the new CA and proves each member
@@ -48,12 +49,12 @@ func (cr *caRun) reissue(ctx context.Context, sr *CAStageResult) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if err := HealthyOrError(cr.o.Spec, h, "refusing to go on with stage "+stage); err != nil {
+	if err := runner.HealthyOrError(cr.o.Spec, h, "refusing to go on with stage "+stage); err != nil {
 		return false, err
 	}
 	for i, np := range p.Nodes {
 		if err := ctx.Err(); err != nil {
-			return false, &InterruptedError{Step: "proving " + np.Node.Name}
+			return false, &runner.InterruptedError{Step: "proving " + np.Node.Name}
 		}
 		pr, err := cr.proveReissued(bg, np, h.Leader)
 		if err != nil {
@@ -97,7 +98,7 @@ func (cr *caRun) reissueLeaves(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", stage, err)
 	}
-	cr.log("%s: re-issued %d certificates from the new CA; previous pairs in %s", stage, len(renewed), BackupDir(cr.o.Spec.PKIDir, renewed))
+	cr.log("%s: re-issued %d certificates from the new CA; previous pairs in %s", stage, len(renewed), runner.BackupDir(cr.o.Spec.PKIDir, renewed))
 	return nil
 }
 
@@ -105,34 +106,34 @@ func (cr *caRun) reissueLeaves(ctx context.Context) error {
 // (fresh handshakes show the new serials, its peer certificate accepted)
 // and, on the wire, that both its ports serve a leaf that verifies
 // against the new CA alone; then records the proof.
-func (cr *caRun) proveReissued(ctx context.Context, np *NodePlan, leader probe.ID) (ProofResult, error) {
+func (cr *caRun) proveReissued(ctx context.Context, np *runner.NodePlan, leader probe.ID) (runner.ProofResult, error) {
 	const stage = pki.CAStageReissue
-	serials, err := DiskSerials(np.All)
+	serials, err := runner.DiskSerials(np.All)
 	if err != nil {
-		return ProofResult{}, err
+		return runner.ProofResult{}, err
 	}
 	pr, err := cr.r.Etcd.ProveMember(ctx, np, serials, leader)
 	if err != nil {
-		return ProofResult{}, err
+		return runner.ProofResult{}, err
 	}
 	nextOnly := probe.CertPool([]*x509.Certificate{cr.rot.Next.Cert})
 	issuer := []string{}
 	for _, u := range []struct{ name, url string }{{"client port", np.Node.ClientURLs[0]}, {"peer port", np.Node.PeerURLs[0]}} {
 		_, addr, _ := probe.ParseEndpoint(u.url)
-		pctx, cancel := context.WithTimeout(ctx, ProbeTimeout)
+		pctx, cancel := context.WithTimeout(ctx, runner.ProbeTimeout)
 		_, err := probe.ServingCert(pctx, addr, probe.ClientConfig(nextOnly, nil))
 		cancel()
 		if err != nil {
-			return ProofResult{}, &ProofError{Member: np.Node.Name, Port: u.name + " " + addr, Err: fmt.Errorf("does not serve a leaf from the new CA: %w", err)}
+			return runner.ProofResult{}, &runner.ProofError{Member: np.Node.Name, Port: u.name + " " + addr, Err: fmt.Errorf("does not serve a leaf from the new CA: %w", err)}
 		}
 		issuer = append(issuer, u.name+" "+addr+" serves a leaf from the new CA")
 	}
 	for _, t := range np.Targets {
 		cr.r.Journal.InEffect[t.ID] = serials[t.ID]
 	}
-	cr.r.Journal.Proofs[np.Node.Name] = Proof{ServerSerial: pr.ServerSerial, PeerSerial: pr.PeerSerial, AcceptedBy: pr.AcceptedBy,
-		At: cr.r.Cfg.Now().UTC(), Took: Round(pr.Took).String()}
-	cr.record(stage, np.Node.Name, CAProof{Shown: append([]string{fmt.Sprintf("client port serves %s, peer port serves %s, peer cert accepted by %s",
+	cr.r.Journal.Proofs[np.Node.Name] = runner.Proof{ServerSerial: pr.ServerSerial, PeerSerial: pr.PeerSerial, AcceptedBy: pr.AcceptedBy,
+		At: cr.r.Cfg.Now().UTC(), Took: runner.Round(pr.Took).String()}
+	cr.record(stage, np.Node.Name, runner.CAProof{Shown: append([]string{fmt.Sprintf("client port serves %s, peer port serves %s, peer cert accepted by %s",
 		pki.ShortSerial(pr.ServerSerial), pki.ShortSerial(pr.PeerSerial), pr.AcceptedBy)}, issuer...)})
 	return pr, cr.save()
 }
@@ -152,11 +153,11 @@ func (cr *caRun) proveClientsReissued(ctx context.Context) error {
 			continue
 		}
 		if cp.DeployCmd != "" {
-			if err := RunCommand(ctx, "deploy to client "+cp.Client.Name, cp.DeployCmd, cr.r.Cfg.CommandTimeout); err != nil {
+			if err := runner.RunCommand(ctx, "deploy to client "+cp.Client.Name, cp.DeployCmd, cr.r.Cfg.CommandTimeout); err != nil {
 				return err
 			}
 		}
-		serial, err := DiskSerial(cp.Target)
+		serial, err := runner.DiskSerial(cp.Target)
 		if err != nil {
 			return err
 		}
@@ -165,7 +166,7 @@ func (cr *caRun) proveClientsReissued(ctx context.Context) error {
 			return err
 		}
 		cr.r.Journal.InEffect[cp.Target.ID] = serial
-		cr.record(stage, who, CAProof{Shown: []string{"new certificate " + pki.ShortSerial(serial) + " accepted with a linearizable read on every client port"}})
+		cr.record(stage, who, runner.CAProof{Shown: []string{"new certificate " + pki.ShortSerial(serial) + " accepted with a linearizable read on every client port"}})
 		if err := cr.save(); err != nil {
 			return err
 		}

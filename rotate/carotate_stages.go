@@ -14,6 +14,7 @@ import (
 	"github.com/etcdpki/etcdpki/internal/certx"
 	"github.com/etcdpki/etcdpki/internal/regular"
 	"github.com/etcdpki/etcdpki/pki"
+	"github.com/etcdpki/etcdpki/runner"
 )
 
 // restartStage runs trust-both or finish: bundles, deploy, a rolling
@@ -28,7 +29,7 @@ func (cr *caRun) restartStage(ctx context.Context, stage string, sr *CAStageResu
 	if err != nil {
 		return false, false, err
 	}
-	if err := HealthyOrError(cr.o.Spec, h, "refusing to change anything for stage "+stage); err != nil {
+	if err := runner.HealthyOrError(cr.o.Spec, h, "refusing to change anything for stage "+stage); err != nil {
 		return false, false, err
 	}
 	if err := cr.writeStageBundles(stage); err != nil {
@@ -45,13 +46,13 @@ func (cr *caRun) restartStage(ctx context.Context, stage string, sr *CAStageResu
 		return false, false, err
 	}
 	p.SetOrder(cr.o.Spec, h)
-	res := &Tally{}
-	err = cr.r.Roll(ctx, p, res, func(ctx context.Context, np *NodePlan) error {
+	res := &runner.Tally{}
+	err = cr.r.Roll(ctx, p, res, func(ctx context.Context, np *runner.NodePlan) error {
 		shown, err := cr.proveTrust(ctx, np.Node, stage)
 		if err != nil {
 			return err
 		}
-		cr.record(stage, np.Node.Name, CAProof{Restarted: true, Shown: shown})
+		cr.record(stage, np.Node.Name, runner.CAProof{Restarted: true, Shown: shown})
 		cr.log("%s: %s: %s", stage, np.Node.Name, strings.Join(shown, "; "))
 		return nil
 	})
@@ -123,20 +124,20 @@ func (cr *caRun) writeStageBundles(stage string) error {
 // shows what the stage wants (a plain rotate restarted it for its changed
 // CA bundle, or a killed run did just before it died): it is proven, not
 // restarted again. For the others the probe is refused at once.
-func (cr *caRun) provenWithoutRestart(ctx context.Context, p *Rollout, stage string, sr *CAStageResult) error {
+func (cr *caRun) provenWithoutRestart(ctx context.Context, p *runner.Rollout, stage string, sr *CAStageResult) error {
 	for _, np := range p.Nodes {
 		shown, perr := cr.proveTrust(ctx, np.Node, stage)
 		if perr != nil {
 			continue
 		}
-		started, ok, err := StartedNow(cr.paths, np.Node)
+		started, ok, err := runner.StartedNow(cr.paths, np.Node)
 		if err != nil {
 			return err
 		}
 		if ok {
 			cr.r.Journal.Started[np.Node.Name] = started
 		}
-		cr.record(stage, np.Node.Name, CAProof{Shown: shown})
+		cr.record(stage, np.Node.Name, runner.CAProof{Shown: shown})
 		if err := cr.save(); err != nil {
 			return err
 		}
@@ -144,25 +145,25 @@ func (cr *caRun) provenWithoutRestart(ctx context.Context, p *Rollout, stage str
 		cr.log("%s: %s: already runs with its new bundle, no restart: %s", stage, np.Node.Name, strings.Join(shown, "; "))
 		np.Restart = false
 	}
-	p.Nodes = slices.DeleteFunc(p.Nodes, func(np *NodePlan) bool { return !np.Restart })
+	p.Nodes = slices.DeleteFunc(p.Nodes, func(np *runner.NodePlan) bool { return !np.Restart })
 	return nil
 }
 
 // memberPlan lists the members still to go through stage, each to be
 // restarted, with its rendered commands.
-func (cr *caRun) memberPlan(stage string) (*Rollout, error) {
+func (cr *caRun) memberPlan(stage string) (*runner.Rollout, error) {
 	s := cr.o.Spec
-	p := &Rollout{}
+	p := &runner.Rollout{}
 	targets := cr.inv.Targets
 	for _, n := range s.Nodes {
 		if cr.proven(stage, n.Name) {
 			continue
 		}
-		np := &NodePlan{Node: n, Restart: true, Reasons: []string{"CA rotation, stage " + stage + ": its CA bundle changed"}}
-		np.All = NodeTargets(targets, n.Name)
+		np := &runner.NodePlan{Node: n, Restart: true, Reasons: []string{"CA rotation, stage " + stage + ": its CA bundle changed"}}
+		np.All = runner.NodeTargets(targets, n.Name)
 		np.Targets = np.All
 		var err error
-		if np.DeployCmd, np.RestartCmd, err = NodeCommands(cr.paths, n); err != nil {
+		if np.DeployCmd, np.RestartCmd, err = runner.NodeCommands(cr.paths, n); err != nil {
 			return nil, err
 		}
 		p.Nodes = append(p.Nodes, np)
@@ -172,23 +173,23 @@ func (cr *caRun) memberPlan(stage string) (*Rollout, error) {
 
 // deploy runs the deploy command of every member still to go through the
 // stage.
-func (cr *caRun) deploy(ctx context.Context, p *Rollout) error {
+func (cr *caRun) deploy(ctx context.Context, p *runner.Rollout) error {
 	return cr.r.DeployNodes(ctx, p.Nodes)
 }
 
 // clientPlans are the clients with a bundle of their own (the apiserver
 // and extra clients; the healthcheck client lives in the node bundles).
-func (cr *caRun) clientPlans() ([]*ClientPlan, error) {
+func (cr *caRun) clientPlans() ([]*runner.ClientPlan, error) {
 	s := cr.o.Spec
-	var out []*ClientPlan
+	var out []*runner.ClientPlan
 	for _, t := range cr.inv.Targets {
 		c, ok := s.Client(t.Owner)
 		if !ok {
 			continue
 		}
-		cp := &ClientPlan{Client: c, Target: t}
+		cp := &runner.ClientPlan{Client: c, Target: t}
 		var err error
-		if cp.DeployCmd, cp.RestartCmd, err = ClientCommands(c, t.Dir); err != nil {
+		if cp.DeployCmd, cp.RestartCmd, err = runner.ClientCommands(c, t.Dir); err != nil {
 			return nil, err
 		}
 		out = append(out, cp)
@@ -215,7 +216,7 @@ func (cr *caRun) restartClients(ctx context.Context, stage string) ([]string, er
 		}
 		bg := context.WithoutCancel(ctx)
 		if cp.DeployCmd != "" {
-			if err := RunCommand(bg, "deploy to client "+cp.Client.Name, cp.DeployCmd, cr.r.Cfg.CommandTimeout); err != nil {
+			if err := runner.RunCommand(bg, "deploy to client "+cp.Client.Name, cp.DeployCmd, cr.r.Cfg.CommandTimeout); err != nil {
 				return nil, err
 			}
 		}
@@ -224,14 +225,14 @@ func (cr *caRun) restartClients(ctx context.Context, stage string) ([]string, er
 			continue
 		}
 		t0 := time.Now()
-		if err := RunCommand(bg, "restart client "+cp.Client.Name, cp.RestartCmd, cr.r.Cfg.CommandTimeout); err != nil {
+		if err := runner.RunCommand(bg, "restart client "+cp.Client.Name, cp.RestartCmd, cr.r.Cfg.CommandTimeout); err != nil {
 			return nil, err
 		}
-		cr.record(stage, who, CAProof{Restarted: true, Shown: []string{"restart command ran"}})
+		cr.record(stage, who, runner.CAProof{Restarted: true, Shown: []string{"restart command ran"}})
 		if err := cr.save(); err != nil {
 			return nil, err
 		}
-		cr.log("%s: client %s restarted (%s) in %s", stage, cp.Client.Name, cp.RestartCmd, Round(time.Since(t0)))
+		cr.log("%s: client %s restarted (%s) in %s", stage, cp.Client.Name, cp.RestartCmd, runner.Round(time.Since(t0)))
 	}
 	if len(waiting) == 0 {
 		return nil, nil
@@ -239,7 +240,7 @@ func (cr *caRun) restartClients(ctx context.Context, stage string) ([]string, er
 	if cr.o.ClientsRestarted && !cr.clientsUsed {
 		cr.clientsUsed = true
 		for _, name := range waiting {
-			cr.record(stage, "client/"+name, CAProof{Shown: []string{"restarted by the operator (--clients-restarted)"}})
+			cr.record(stage, "client/"+name, runner.CAProof{Shown: []string{"restarted by the operator (--clients-restarted)"}})
 		}
 		cr.log("%s: clients %s restarted by the operator (--clients-restarted)", stage, strings.Join(waiting, ", "))
 		return nil, cr.save()

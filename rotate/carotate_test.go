@@ -28,6 +28,7 @@ import (
 	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
 	"github.com/etcdpki/etcdpki/rotate"
+	"github.com/etcdpki/etcdpki/runner"
 	"github.com/etcdpki/etcdpki/verify"
 )
 
@@ -392,9 +393,9 @@ func testCAStagesUnderLoad(t *testing.T, c *etcdtest.Cluster, restarts string) {
 	// apiserver's TLS as it is after the rotation.
 	for i, ls := range []struct {
 		st  loadStats
-		hos []rotate.HandOff
+		hos []runner.HandOff
 	}{{st1, trust.HandOffs}, {st2, fin.HandOffs}} {
-		dropped, other := classify(&rotate.Result{Tally: rotate.Tally{HandOffs: ls.hos}}, ls.st.failures)
+		dropped, other := classify(&rotate.Result{Tally: runner.Tally{HandOffs: ls.hos}}, ls.st.failures)
 		t.Logf("load %d: %d requests, %d failed, %d inside the hand-off, worst %s", i+1, ls.st.ops, ls.st.fails, len(dropped), ls.st.worst)
 		if len(dropped)+len(other) > 0 {
 			t.Logf("load %d FAILED: %d inside the hand-off, %d elsewhere:\n  %s", i+1, len(dropped), len(other), strings.Join(append(dropped, other...), "\n  "))

@@ -13,6 +13,7 @@ import (
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/pki"
 	"github.com/etcdpki/etcdpki/rotate"
+	"github.com/etcdpki/etcdpki/runner"
 )
 
 type killed struct{ step string }
@@ -67,7 +68,7 @@ func TestRotateCrashAtEveryStepConverges(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		st, err := rotate.LoadState(s.PKIDir)
+		st, err := runner.LoadState(s.PKIDir)
 		if err != nil {
 			t.Fatalf("killed at step %s: journal: %v", stopped, err)
 		}

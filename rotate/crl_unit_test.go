@@ -14,6 +14,7 @@ import (
 	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
 	"github.com/etcdpki/etcdpki/rotate"
+	"github.com/etcdpki/etcdpki/runner"
 )
 
 // crlSpec is one local node with month-long leaves and nothing running:
@@ -101,7 +102,7 @@ func TestRotateWritesEtcdEnvForAnOldPKI(t *testing.T) {
 	if err := os.Remove(p.NodeEnv("etcd-1")); err != nil {
 		t.Fatal(err)
 	}
-	journal := filepath.Join(s.PKIDir, rotate.StateFile)
+	journal := filepath.Join(s.PKIDir, runner.StateFile)
 	var st map[string]any
 	data, _ := os.ReadFile(journal)
 	if err := json.Unmarshal(data, &st); err != nil {

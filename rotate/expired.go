@@ -1,63 +1,24 @@
 package rotate
 
 import (
-	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/internal/certx"
 	"github.com/etcdpki/etcdpki/internal/probe"
 	"github.com/etcdpki/etcdpki/pki"
+	"github.com/etcdpki/etcdpki/runner"
 )
-
-// probeCert is the run's own client certificate, minted in memory from
-// the CA by ca.ProbeClient and never written anywhere. rotate probes with
-// it rather than with the apiserver's or the healthcheck's certificate
-// from disk: on the morning after expiry those are expired too, and etcd
-// refuses an expired client certificate at the handshake, so a probe with
-// them could not tell a running cluster from a dead one.
-type probeCert struct {
-	mu   sync.Mutex
-	ca   *x509.Certificate // the CA it was minted from
-	pair tls.Certificate
-}
-
-// probeTLS is the client TLS configuration for the run's probes: the CA
-// in the PKI directory as the only root, and a probe certificate minted
-// from it (again when the CA changed, as a recovery from an expired CA
-// does).
-func (c *Cluster) probeTLS() (*tls.Config, error) {
-	authority, roots, err := probeAuthority(c.inv)
-	if err != nil {
-		return nil, err
-	}
-	c.probe.mu.Lock()
-	defer c.probe.mu.Unlock()
-	if c.probe.ca == nil || !c.probe.ca.Equal(authority.Cert) {
-		// The real clock, not Options.Now: the members check it against
-		// theirs at the handshake.
-		pair, err := authority.ProbeClient(ca.ProbeValidity, time.Now())
-		if err != nil {
-			return nil, err
-		}
-		c.probe.ca, c.probe.pair = authority.Cert, pair
-	}
-	pair := c.probe.pair
-	return probe.ClientConfig(probe.CertPool(roots), &pair), nil
-}
 
 // expiredServed collects the expired server certificates the run's probes
 // accepted, so that each is reported once, as a warning.
 type expiredServed struct {
 	mu   sync.Mutex
 	seen map[string]bool // addr + serial
-	log  *Logger
+	log  *runner.Logger
 }
 
 func (e *expiredServed) note(addr string, leaf *x509.Certificate) {
@@ -166,47 +127,4 @@ func (r *leafRun) caExpired(p *Plan) error {
 		}
 	}
 	return nil
-}
-
-// ProveUnexpired shows with fresh, strict handshakes (an expired
-// certificate refused, as any client refuses it) that every member's
-// client and peer ports serve an unexpired certificate from the CA: the
-// end of a run that found the cluster running on expired ones. It
-// returns one summary per member.
-func (c *Cluster) ProveUnexpired(ctx context.Context) ([]string, error) {
-	cfg, err := c.TLS()
-	if err != nil {
-		return nil, err
-	}
-	lines := make([]string, len(c.Spec.Nodes))
-	errs := make([]error, len(c.Spec.Nodes))
-	var wg sync.WaitGroup
-	for i, n := range c.Spec.Nodes {
-		wg.Go(func() {
-			var got []string
-			for _, port := range []struct{ what, url string }{{"client port", n.ClientURLs[0]}, {"peer port", n.PeerURLs[0]}} {
-				_, addr, err := probe.ParseEndpoint(port.url)
-				if err != nil {
-					errs[i] = err
-					return
-				}
-				dctx, cancel := context.WithTimeout(ctx, ProbeTimeout)
-				leaf, err := probe.ServingCert(dctx, addr, cfg)
-				cancel()
-				if err != nil {
-					errs[i] = &ProofError{Member: n.Name, Port: port.what + " " + addr, Err: fmt.Errorf("no fresh handshake with an unexpired certificate: %w", err)}
-					return
-				}
-				got = append(got, fmt.Sprintf("%s %s until %s", port.what, pki.ShortSerial(certx.Serial(leaf)), leaf.NotAfter.UTC().Format(time.RFC3339)))
-			}
-			lines[i] = n.Name + ": " + strings.Join(got, ", ")
-		})
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return nil, err
-		}
-	}
-	return slices.Clip(lines), nil
 }

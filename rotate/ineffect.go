@@ -10,6 +10,7 @@ import (
 	"github.com/etcdpki/etcdpki/internal/certx"
 	"github.com/etcdpki/etcdpki/internal/probe"
 	"github.com/etcdpki/etcdpki/pki"
+	"github.com/etcdpki/etcdpki/runner"
 )
 
 // provenInEffect says, for a run with nothing due, what shows that the
@@ -61,7 +62,7 @@ func (r *leafRun) provenInEffect(ctx context.Context, p *Plan) string {
 	var wg sync.WaitGroup
 	for _, pt := range ports {
 		wg.Go(func() {
-			got, err := ServingSerial(ctx, pt.addr, cfg)
+			got, err := runner.ServingSerial(ctx, pt.addr, cfg)
 			switch {
 			case err != nil:
 				pt.problem = err.Error() // it names the address

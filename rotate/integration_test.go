@@ -33,6 +33,7 @@ import (
 	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
 	"github.com/etcdpki/etcdpki/rotate"
+	"github.com/etcdpki/etcdpki/runner"
 )
 
 // everythingDue is a renew-before longer than any leaf's life.
@@ -354,7 +355,7 @@ func testStopsOnDeadMember(t *testing.T, c *etcdtest.Cluster) {
 	var out bytes.Buffer
 	_, err = rotate.Run(ctx, rotate.Options{Spec: &broken, RenewBefore: everythingDue, Restart: rotate.RestartAlways, Out: &out, MemberTimeout: 3 * time.Second})
 	t.Logf("rotate output:\n%s", out.String())
-	var me *rotate.MemberError
+	var me *runner.MemberError
 	if !errors.As(err, &me) || me.Member != victim || me.ExitCode() != 1 {
 		t.Fatalf("got %v, want a MemberError for %s with exit code 1", err, victim)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/input"
+	"github.com/etcdpki/etcdpki/runner"
 )
 
 // MemberOptions control AddMember and RemoveMember.
@@ -49,7 +50,7 @@ type MembershipResult struct {
 	// whole run.
 	CatchUp, Took time.Duration
 	// HandOff is the leadership transfer away from a removed leader.
-	HandOff *HandOff
+	HandOff *runner.HandOff
 	// Steps are the steps a dry run would take.
 	Steps []string
 }
@@ -57,12 +58,12 @@ type MembershipResult struct {
 type memberStep struct {
 	name string
 	what string
-	do   func(context.Context, *MemberJournal, *MembershipResult) error
+	do   func(context.Context, *runner.MemberJournal, *MembershipResult) error
 }
 
 // memberRun is one membership change under the lock.
 type memberRun struct {
-	*Runner
+	*runner.Runner
 	mo MemberOptions
 }
 
@@ -80,13 +81,13 @@ func newMemberRun(o *MemberOptions) (*memberRun, error) {
 		return nil, input.Errorf("member NAME %v", err)
 	}
 	if o.MemberTimeout <= 0 {
-		o.MemberTimeout = DefaultMemberTimeout
+		o.MemberTimeout = runner.DefaultMemberTimeout
 	}
-	ro := Config{Spec: o.Spec, Out: o.Out, Now: o.Now, CommandTimeout: o.CommandTimeout, DryRun: o.DryRun}
+	ro := runner.Config{Spec: o.Spec, Out: o.Out, Now: o.Now, CommandTimeout: o.CommandTimeout, DryRun: o.DryRun}
 	if err := ro.Defaults(); err != nil {
 		return nil, err
 	}
-	r := NewRunner(ro, NewLogger(ro.Out))
+	r := runner.New(ro, runner.NewLogger(ro.Out))
 	if err := r.Inv.Paths.CheckOwnerDir(o.Name, r.Inv.Paths.NodeDir(o.Name)); err != nil {
 		return nil, err
 	}
@@ -95,7 +96,7 @@ func newMemberRun(o *MemberOptions) (*memberRun, error) {
 
 // steps runs the journal's steps from j.Step on, saving the journal after
 // each; the last clears it.
-func (m *memberRun) steps(ctx context.Context, j *MemberJournal, steps []memberStep, res *MembershipResult) error {
+func (m *memberRun) steps(ctx context.Context, j *runner.MemberJournal, steps []memberStep, res *MembershipResult) error {
 	if m.mo.DryRun {
 		on := false
 		for i, s := range steps {
@@ -114,7 +115,7 @@ func (m *memberRun) steps(ctx context.Context, j *MemberJournal, steps []memberS
 			continue
 		}
 		if err := ctx.Err(); err != nil {
-			return &InterruptedError{Step: "member " + j.Op + " step " + s.name}
+			return &runner.InterruptedError{Step: "member " + j.Op + " step " + s.name}
 		}
 		if err := s.do(context.WithoutCancel(ctx), j, res); err != nil {
 			return err
@@ -139,7 +140,7 @@ func (m *memberRun) steps(ctx context.Context, j *MemberJournal, steps []memberS
 
 // journal starts j, or resumes the journaled change when it is the same
 // one; another change in progress is an input error naming it.
-func (m *memberRun) journal(want *MemberJournal) (*MemberJournal, bool, error) {
+func (m *memberRun) journal(want *runner.MemberJournal) (*runner.MemberJournal, bool, error) {
 	if j := m.Journal.Member; j != nil {
 		if j.Op != want.Op || j.Name != want.Name {
 			return nil, false, input.Errorf("an earlier member %s %s is unfinished (step %s): run `etcdpki member %s %s` again to finish it first", j.Op, j.Name, j.Step, j.Op, j.Name)
@@ -153,7 +154,7 @@ func (m *memberRun) journal(want *MemberJournal) (*MemberJournal, bool, error) {
 	return want, false, nil
 }
 
-func (m *memberRun) save(j *MemberJournal) error {
+func (m *memberRun) save(j *runner.MemberJournal) error {
 	if m.mo.DryRun {
 		return nil
 	}
@@ -174,7 +175,7 @@ func parseID(s string) uint64 {
 // it (and, for an add that got as far as a learner, how to remove it
 // instead). name is "" when there is none.
 func PendingMember(pkiDir string) (name, note string) {
-	st, err := LoadState(pkiDir)
+	st, err := runner.LoadState(pkiDir)
 	if err != nil || st.Member == nil {
 		return "", ""
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/etcdpki/etcdpki/internal/regular"
 	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
+	"github.com/etcdpki/etcdpki/runner"
 )
 
 // Add steps, in order.
@@ -55,7 +56,7 @@ func AddMember(ctx context.Context, o MemberOptions) (*MembershipResult, error) 
 }
 
 func (m *memberRun) add(ctx context.Context, n cluster.Node, res *MembershipResult) error {
-	j, resumed, err := m.journal(&MemberJournal{Op: "add", Name: n.Name, PeerURL: n.PeerURLs[0], Step: stepCerts, Started: m.Cfg.Now().UTC()})
+	j, resumed, err := m.journal(&runner.MemberJournal{Op: "add", Name: n.Name, PeerURL: n.PeerURLs[0], Step: stepCerts, Started: m.Cfg.Now().UTC()})
 	if err != nil {
 		return err
 	}
@@ -85,17 +86,17 @@ func (m *memberRun) add(ctx context.Context, n cluster.Node, res *MembershipResu
 			return err
 		}
 		if !m.mo.DryRun {
-			m.Log.Printf("adding member %s (%s); journal %s", n.Name, j.PeerURL, StatePath(m.Cfg.Spec.PKIDir))
+			m.Log.Printf("adding member %s (%s); journal %s", n.Name, j.PeerURL, runner.StatePath(m.Cfg.Spec.PKIDir))
 		}
 	}
 	steps := []memberStep{
-		{stepCerts, "issue " + n.Name + "'s certificates if missing (as init does)", func(ctx context.Context, j *MemberJournal, _ *MembershipResult) error {
+		{stepCerts, "issue " + n.Name + "'s certificates if missing (as init does)", func(ctx context.Context, j *runner.MemberJournal, _ *MembershipResult) error {
 			return m.writeFiles(ctx, others, n, "")
 		}},
-		{stepLearner, "etcd member add --learner " + j.PeerURL, func(ctx context.Context, j *MemberJournal, res *MembershipResult) error {
+		{stepLearner, "etcd member add --learner " + j.PeerURL, func(ctx context.Context, j *runner.MemberJournal, res *MembershipResult) error {
 			return m.addLearner(ctx, others, j)
 		}},
-		{stepConfig, "write " + n.Name + "'s etcd.conf.yml and etcd.env: initial-cluster from etcd's member list plus " + n.Name + ", initial-cluster-state existing", func(ctx context.Context, j *MemberJournal, _ *MembershipResult) error {
+		{stepConfig, "write " + n.Name + "'s etcd.conf.yml and etcd.env: initial-cluster from etcd's member list plus " + n.Name + ", initial-cluster-state existing", func(ctx context.Context, j *runner.MemberJournal, _ *MembershipResult) error {
 			ic, err := joinCluster(ctx, others, j)
 			if err != nil {
 				return err
@@ -103,16 +104,16 @@ func (m *memberRun) add(ctx context.Context, n cluster.Node, res *MembershipResu
 			m.Log.Printf("[config] %s: initial-cluster %s, initial-cluster-state existing", n.Name, ic)
 			return m.writeFiles(ctx, others, n, ic)
 		}},
-		{stepStart, "deploy " + n.Name + "'s bundle and start it (restart template)", func(ctx context.Context, j *MemberJournal, _ *MembershipResult) error {
+		{stepStart, "deploy " + n.Name + "'s bundle and start it (restart template)", func(ctx context.Context, j *runner.MemberJournal, _ *MembershipResult) error {
 			return m.startNode(ctx, n)
 		}},
-		{stepPromote, "wait until the learner caught up, then etcd member promote (bounded by --member-timeout)", func(ctx context.Context, j *MemberJournal, res *MembershipResult) error {
+		{stepPromote, "wait until the learner caught up, then etcd member promote (bounded by --member-timeout)", func(ctx context.Context, j *runner.MemberJournal, res *MembershipResult) error {
 			return m.promoteLearner(ctx, others, n, j, res)
 		}},
-		{stepProveNew, "prove " + n.Name + " serves its serials on its client and peer ports, votes, the cluster is healthy and the raft term unchanged", func(ctx context.Context, j *MemberJournal, res *MembershipResult) error {
+		{stepProveNew, "prove " + n.Name + " serves its serials on its client and peer ports, votes, the cluster is healthy and the raft term unchanged", func(ctx context.Context, j *runner.MemberJournal, res *MembershipResult) error {
 			return m.proveAdded(ctx, all, n, j)
 		}},
-		{stepAPIServer, "regenerate apiserver/etcd-flags and the kubeadm etcd.external block with " + n.Name + "; run the kube-apiserver client's deploy and restart templates", func(ctx context.Context, j *MemberJournal, _ *MembershipResult) error {
+		{stepAPIServer, "regenerate apiserver/etcd-flags and the kubeadm etcd.external block with " + n.Name + "; run the kube-apiserver client's deploy and restart templates", func(ctx context.Context, j *runner.MemberJournal, _ *MembershipResult) error {
 			ic, err := joinCluster(ctx, all, j)
 			if err != nil {
 				return err
@@ -122,7 +123,7 @@ func (m *memberRun) add(ctx context.Context, n cluster.Node, res *MembershipResu
 			}
 			return m.updateAPIServer(ctx)
 		}},
-		{stepConfigs, "deploy the other members' regenerated configs (initial-cluster is read only at bootstrap: nothing restarts)", func(ctx context.Context, _ *MemberJournal, _ *MembershipResult) error {
+		{stepConfigs, "deploy the other members' regenerated configs (initial-cluster is read only at bootstrap: nothing restarts)", func(ctx context.Context, _ *runner.MemberJournal, _ *MembershipResult) error {
 			return m.deployOthers(ctx, n.Name)
 		}},
 	}
@@ -138,12 +139,12 @@ func (m *memberRun) add(ctx context.Context, n cluster.Node, res *MembershipResu
 
 // preflightAdd refuses an add that etcd would refuse or that could hurt
 // the cluster. done is true when n is a voting member already.
-func (m *memberRun) preflightAdd(ctx context.Context, others *Cluster, n cluster.Node, j *MemberJournal) (done bool, err error) {
+func (m *memberRun) preflightAdd(ctx context.Context, others *runner.Cluster, n cluster.Node, j *runner.MemberJournal) (done bool, err error) {
 	h, err := others.Health(ctx)
 	if err != nil {
 		return false, err
 	}
-	if err := HealthyOrError(others.Spec, h, "refusing to add a member"); err != nil {
+	if err := runner.HealthyOrError(others.Spec, h, "refusing to add a member"); err != nil {
 		return false, err
 	}
 	l, _ := h.LeaderResult()
@@ -154,7 +155,7 @@ func (m *memberRun) preflightAdd(ctx context.Context, others *Cluster, n cluster
 	}
 	for _, mb := range ms {
 		switch {
-		case mb.Name == n.Name && !mb.IsLearner && MemberByPeerURL(ms, j.PeerURL) == mb:
+		case mb.Name == n.Name && !mb.IsLearner && runner.MemberByPeerURL(ms, j.PeerURL) == mb:
 			m.Log.Printf("%s is a voting member already (%x): nothing to do", n.Name, mb.ID)
 			return true, nil
 		case mb.Name == n.Name:
@@ -167,7 +168,7 @@ func (m *memberRun) preflightAdd(ctx context.Context, others *Cluster, n cluster
 		case slices.Contains(mb.PeerURLs, j.PeerURL):
 			return false, input.Errorf("member add %s: peer URL %s belongs to member %q (%x) already", n.Name, j.PeerURL, mb.Name, mb.ID)
 		case mb.IsLearner:
-			return false, &UnhealthyError{When: "refusing to add a member", Reason: fmt.Sprintf("learner %x (%s) is pending: etcd allows one learner at a time; finish it (etcdpki member add NAME) or remove it (etcdctl member remove %x)", mb.ID, strings.Join(mb.PeerURLs, ","), mb.ID)}
+			return false, &runner.UnhealthyError{When: "refusing to add a member", Reason: fmt.Sprintf("learner %x (%s) is pending: etcd allows one learner at a time; finish it (etcdpki member add NAME) or remove it (etcdctl member remove %x)", mb.ID, strings.Join(mb.PeerURLs, ","), mb.ID)}
 		}
 	}
 	if m.Cfg.Spec.Local && n.DataDir != "" {
@@ -181,7 +182,7 @@ func (m *memberRun) preflightAdd(ctx context.Context, others *Cluster, n cluster
 // writeFiles runs init's writer for the spec: n's certificates when
 // missing, its configs joining initialCluster (when set), and the
 // apiserver's files naming the members of running.
-func (m *memberRun) writeFiles(ctx context.Context, running *Cluster, n cluster.Node, initialCluster string) error {
+func (m *memberRun) writeFiles(ctx context.Context, running *runner.Cluster, n cluster.Node, initialCluster string) error {
 	o := issue.Options{Out: io.Discard, Now: m.Cfg.Now, LockHeld: true, SpecYAML: m.mo.SpecYAML}
 	if initialCluster != "" {
 		o.Join = &issue.Join{Name: n.Name, InitialCluster: initialCluster}
@@ -199,14 +200,14 @@ func (m *memberRun) writeFiles(ctx context.Context, running *Cluster, n cluster.
 	return nil
 }
 
-func (m *memberRun) addLearner(ctx context.Context, others *Cluster, j *MemberJournal) error {
+func (m *memberRun) addLearner(ctx context.Context, others *runner.Cluster, j *runner.MemberJournal) error {
 	ms, err := others.MemberList(ctx)
 	if err != nil {
 		return err
 	}
 	// A run killed after the add and before the journal: the learner is
 	// found by its peer URL.
-	if mb := MemberByPeerURL(ms, j.PeerURL); mb != nil {
+	if mb := runner.MemberByPeerURL(ms, j.PeerURL); mb != nil {
 		j.ID = hexID(mb.ID)
 		m.Log.Printf("[learner] %s is member %x already (learner %v): continuing", j.PeerURL, mb.ID, mb.IsLearner)
 		return nil
@@ -222,7 +223,7 @@ func (m *memberRun) addLearner(ctx context.Context, others *Cluster, j *MemberJo
 
 // joinCluster is etcd's member list as initial-cluster, naming the
 // joining member (which has no name until it starts) j.Name.
-func joinCluster(ctx context.Context, c *Cluster, j *MemberJournal) (string, error) {
+func joinCluster(ctx context.Context, c *runner.Cluster, j *runner.MemberJournal) (string, error) {
 	ms, err := c.MemberList(ctx)
 	if err != nil {
 		return "", err
@@ -248,11 +249,11 @@ func joinCluster(ctx context.Context, c *Cluster, j *MemberJournal) (string, err
 
 // startNode deploys n's bundle and starts it with its restart template.
 func (m *memberRun) startNode(ctx context.Context, n cluster.Node) error {
-	deploy, cmd, err := NodeCommands(m.Inv.Paths, n)
+	deploy, cmd, err := runner.NodeCommands(m.Inv.Paths, n)
 	if err != nil {
 		return err
 	}
-	if err := m.DeployNodes(ctx, []*NodePlan{{Node: n, DeployCmd: deploy}}); err != nil {
+	if err := m.DeployNodes(ctx, []*runner.NodePlan{{Node: n, DeployCmd: deploy}}); err != nil {
 		return err
 	}
 	if cmd == "" {
@@ -260,22 +261,22 @@ func (m *memberRun) startNode(ctx context.Context, n cluster.Node) error {
 		return nil
 	}
 	t0 := time.Now()
-	if err := RunCommand(ctx, "start node "+n.Name, cmd, m.Cfg.CommandTimeout); err != nil {
-		return &MemberError{Member: n.Name, Err: err}
+	if err := runner.RunCommand(ctx, "start node "+n.Name, cmd, m.Cfg.CommandTimeout); err != nil {
+		return &runner.MemberError{Member: n.Name, Err: err}
 	}
-	m.Log.Printf("[start] %s: started in %s", n.Name, Round(time.Since(t0)))
+	m.Log.Printf("[start] %s: started in %s", n.Name, runner.Round(time.Since(t0)))
 	return nil
 }
 
 // promoteLearner waits for the learner to catch up with the leader, then
 // promotes it, all within --member-timeout.
-func (m *memberRun) promoteLearner(ctx context.Context, others *Cluster, n cluster.Node, j *MemberJournal, res *MembershipResult) error {
+func (m *memberRun) promoteLearner(ctx context.Context, others *runner.Cluster, n cluster.Node, j *runner.MemberJournal, res *MembershipResult) error {
 	id := parseID(j.ID)
 	ms, err := others.MemberList(ctx)
 	if err != nil {
 		return err
 	}
-	mb := MemberByPeerURL(ms, j.PeerURL)
+	mb := runner.MemberByPeerURL(ms, j.PeerURL)
 	if mb == nil {
 		return fmt.Errorf("%s (%s) is no longer in etcd's member list: run etcdpki member add %s again", n.Name, j.ID, n.Name)
 	}
@@ -297,18 +298,18 @@ func (m *memberRun) promoteLearner(ctx context.Context, others *Cluster, n clust
 	}
 	for {
 		applied, leader, err := others.LearnerStatus(ctx, n.ClientURLs[0])
-		if err == nil && applied+CaughtUpSlack >= leader {
+		if err == nil && applied+runner.CaughtUpSlack >= leader {
 			break
 		}
 		if time.Now().After(deadline) {
-			return &MemberError{Member: n.Name, Err: fmt.Errorf("learner not caught up after --member-timeout %s: %s", m.mo.MemberTimeout, behind())}
+			return &runner.MemberError{Member: n.Name, Err: fmt.Errorf("learner not caught up after --member-timeout %s: %s", m.mo.MemberTimeout, behind())}
 		}
-		time.Sleep(PollInterval)
+		time.Sleep(runner.PollInterval)
 	}
 	res.CatchUp = time.Since(t0)
-	m.Log.Printf("[promote] learner %s caught up in %s", n.Name, Round(res.CatchUp))
+	m.Log.Printf("[promote] learner %s caught up in %s", n.Name, runner.Round(res.CatchUp))
 	if err := others.Promote(ctx, id, time.Until(deadline), behind); err != nil {
-		return &MemberError{Member: n.Name, Err: err}
+		return &runner.MemberError{Member: n.Name, Err: err}
 	}
 	m.Log.Printf("[promote] %s (%x) is a voting member", n.Name, id)
 	return nil
@@ -317,27 +318,27 @@ func (m *memberRun) promoteLearner(ctx context.Context, others *Cluster, n clust
 // proveAdded shows the new member serving its own serials on both ports,
 // voting, caught up, with the cluster healthy and the term unchanged, and
 // records its certificates and start files in the journal.
-func (m *memberRun) proveAdded(ctx context.Context, all *Cluster, n cluster.Node, j *MemberJournal) error {
-	mine := NodeTargets(m.Inv.Targets, n.Name)
-	serials, server, peer, err := ServingSerials(mine)
+func (m *memberRun) proveAdded(ctx context.Context, all *runner.Cluster, n cluster.Node, j *runner.MemberJournal) error {
+	mine := runner.NodeTargets(m.Inv.Targets, n.Name)
+	serials, server, peer, err := runner.ServingSerials(mine)
 	if err != nil {
 		return err
 	}
 	if err := all.WaitServing(ctx, n, server, peer, m.mo.MemberTimeout); err != nil {
-		return &MemberError{Member: n.Name, Err: err}
+		return &runner.MemberError{Member: n.Name, Err: err}
 	}
 	ms, err := all.MemberList(ctx)
 	if err != nil {
 		return err
 	}
-	if mb := MemberByPeerURL(ms, j.PeerURL); mb == nil || mb.IsLearner {
-		return &MemberError{Member: n.Name, Err: errors.New("not a voting member")}
+	if mb := runner.MemberByPeerURL(ms, j.PeerURL); mb == nil || mb.IsLearner {
+		return &runner.MemberError{Member: n.Name, Err: errors.New("not a voting member")}
 	}
 	h, err := all.Health(ctx)
 	if err != nil {
 		return err
 	}
-	if err := HealthyOrError(all.Spec, h, "after the add"); err != nil {
+	if err := runner.HealthyOrError(all.Spec, h, "after the add"); err != nil {
 		return err
 	}
 	l, _ := h.LeaderResult()
@@ -347,10 +348,19 @@ func (m *memberRun) proveAdded(ctx context.Context, all *Cluster, n cluster.Node
 	for _, t := range mine {
 		m.Journal.InEffect[t.ID] = serials[t.ID]
 	}
-	if st, ok, err := StartedNow(m.Inv.Paths, n); err == nil && ok {
+	if st, ok, err := runner.StartedNow(m.Inv.Paths, n); err == nil && ok {
 		m.Journal.Started[n.Name] = st
 	}
 	m.Log.Printf("[prove] %s: client port serves %s, peer port serves %s, voting, cluster healthy, raft term %d",
 		n.Name, pki.ShortSerial(server), pki.ShortSerial(peer), l.Status.RaftTerm)
 	return nil
+}
+
+// withoutNode is the spec less one node: the running members while a
+// node is being added (it does not serve yet), so that health probes and
+// proofs look at the members that carry the cluster.
+func withoutNode(s *cluster.Spec, name string) *cluster.Spec {
+	c := *s
+	c.Nodes = slices.DeleteFunc(slices.Clone(s.Nodes), func(n cluster.Node) bool { return n.Name == name })
+	return &c
 }

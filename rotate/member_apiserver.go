@@ -6,6 +6,7 @@ import (
 
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/regular"
+	"github.com/etcdpki/etcdpki/runner"
 )
 
 // updateAPIServer runs the kube-apiserver client's deploy and restart
@@ -16,7 +17,7 @@ func (m *memberRun) updateAPIServer(ctx context.Context) error {
 		return nil
 	}
 	b, _ := m.Inv.Bundle(c.Name)
-	deploy, restart, err := ClientCommands(c, b.Root)
+	deploy, restart, err := runner.ClientCommands(c, b.Root)
 	if err != nil {
 		return err
 	}
@@ -25,7 +26,7 @@ func (m *memberRun) updateAPIServer(ctx context.Context) error {
 		if t.cmd == "" {
 			continue
 		}
-		if err := RunCommand(ctx, t.what+" client "+c.Name, t.cmd, m.Cfg.CommandTimeout); err != nil {
+		if err := runner.RunCommand(ctx, t.what+" client "+c.Name, t.cmd, m.Cfg.CommandTimeout); err != nil {
 			return err
 		}
 		did = append(did, t.what)
@@ -45,13 +46,13 @@ func (m *memberRun) updateAPIServer(ctx context.Context) error {
 
 // deployOthers runs the deploy template of every node but skip.
 func (m *memberRun) deployOthers(ctx context.Context, skip string) error {
-	p := &Rollout{}
+	p := &runner.Rollout{}
 	for _, n := range m.Cfg.Spec.Nodes {
 		if n.Name != skip {
-			p.Nodes = append(p.Nodes, &NodePlan{Node: n})
+			p.Nodes = append(p.Nodes, &runner.NodePlan{Node: n})
 		}
 	}
-	if err := DeployCommands(m.Inv.Paths, p); err != nil {
+	if err := runner.DeployCommands(m.Inv.Paths, p); err != nil {
 		return err
 	}
 	return m.DeployNodes(ctx, p.Nodes)

@@ -14,6 +14,7 @@ import (
 	"github.com/etcdpki/etcdpki/internal/certx"
 	"github.com/etcdpki/etcdpki/internal/testharness/etcdtest"
 	"github.com/etcdpki/etcdpki/pki"
+	"github.com/etcdpki/etcdpki/runner"
 )
 
 // TestMemberCrashAtEveryStepConverges stops member add and member remove
@@ -94,7 +95,7 @@ func bundleSerials(t *testing.T, p pki.Paths, name string) []string {
 	t.Helper()
 	var out []string
 	for _, kind := range []ca.Kind{ca.KindServer, ca.KindPeer} {
-		c, err := ReadCert(filepath.Join(p.NodeCertDir(name), kind.BaseName+pki.CertExt))
+		c, err := runner.ReadCert(filepath.Join(p.NodeCertDir(name), kind.BaseName+pki.CertExt))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -128,7 +129,7 @@ func checkConverged(t *testing.T, c *etcdtest.Cluster, name string, member bool,
 	if (seen[name] == 1) != member {
 		t.Errorf("%s: %s member=%v, want %v (%v)", when, name, seen[name] == 1, member, seen)
 	}
-	st, err := LoadState(c.Spec.PKIDir)
+	st, err := runner.LoadState(c.Spec.PKIDir)
 	if err != nil || st.Member != nil || st.Revoke != nil {
 		t.Errorf("%s: journal %+v %+v %v", when, st.Member, st.Revoke, err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
 	"github.com/etcdpki/etcdpki/rotate"
+	"github.com/etcdpki/etcdpki/runner"
 )
 
 // TestMemberNameNeverLeavesThePKI: member add and remove refuse, as bad
@@ -58,7 +59,7 @@ func TestMemberNameNeverLeavesThePKI(t *testing.T) {
 	if fi, err := os.Lstat(paths.NodeDir("etcd-3")); err != nil || fi.Mode()&os.ModeSymlink == 0 {
 		t.Errorf("the link was touched: %v", err)
 	}
-	for _, p := range []string{filepath.Join(s.PKIDir, rotate.StateFile), paths.Backups()} {
+	for _, p := range []string{filepath.Join(s.PKIDir, runner.StateFile), paths.Backups()} {
 		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s was written: %v", p, err)
 		}

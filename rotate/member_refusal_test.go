@@ -13,12 +13,13 @@ import (
 	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/internal/testharness/etcdtest"
 	"github.com/etcdpki/etcdpki/rotate"
+	"github.com/etcdpki/etcdpki/runner"
 	"github.com/etcdpki/etcdpki/verify"
 )
 
 // journalBytes is the journal as on disk ("" when there is none).
 func journalBytes(c *etcdtest.Cluster) string {
-	b, _ := os.ReadFile(filepath.Join(c.Paths.PKI, rotate.StateFile))
+	b, _ := os.ReadFile(filepath.Join(c.Paths.PKI, runner.StateFile))
 	return string(b)
 }
 
@@ -92,7 +93,7 @@ func TestMemberRefusalsAndDryRun(t *testing.T) {
 	// Another add while it is pending: exit 1, one line, nothing changed.
 	journal = journalBytes(c)
 	_, err = rotate.AddMember(ctx, rotate.MemberOptions{Spec: c.Spec, Name: m5.Name, Out: &out})
-	var ue *rotate.UnhealthyError
+	var ue *runner.UnhealthyError
 	if !errors.As(err, &ue) || ue.ExitCode() != 1 || !strings.Contains(err.Error(), "is pending") || strings.Contains(err.Error(), "\n") {
 		t.Errorf("add while a learner is pending: %v", err)
 	}

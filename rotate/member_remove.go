@@ -10,6 +10,7 @@ import (
 	"github.com/etcdpki/etcdpki/internal/probe"
 	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
+	"github.com/etcdpki/etcdpki/runner"
 )
 
 // Remove steps, in order.
@@ -47,7 +48,7 @@ func RemoveMember(ctx context.Context, o MemberOptions) (*MembershipResult, erro
 
 func (m *memberRun) remove(ctx context.Context, res *MembershipResult) error {
 	name := m.mo.Name
-	j, resumed, err := m.journal(&MemberJournal{Op: "remove", Name: name, Step: stepRMAPIServer, Started: m.Cfg.Now().UTC()})
+	j, resumed, err := m.journal(&runner.MemberJournal{Op: "remove", Name: name, Step: stepRMAPIServer, Started: m.Cfg.Now().UTC()})
 	if err != nil {
 		return err
 	}
@@ -68,21 +69,21 @@ func (m *memberRun) remove(ctx context.Context, res *MembershipResult) error {
 			return err
 		}
 		if !m.mo.DryRun {
-			m.Log.Printf("removing member %s (%s); journal %s", name, j.ID, StatePath(m.Cfg.Spec.PKIDir))
+			m.Log.Printf("removing member %s (%s); journal %s", name, j.ID, runner.StatePath(m.Cfg.Spec.PKIDir))
 		}
 	}
 	steps := []memberStep{
-		{stepRMAPIServer, "regenerate apiserver/etcd-flags and the remaining configs without " + name + "; run the kube-apiserver client's deploy and restart templates", func(ctx context.Context, _ *MemberJournal, _ *MembershipResult) error {
+		{stepRMAPIServer, "regenerate apiserver/etcd-flags and the remaining configs without " + name + "; run the kube-apiserver client's deploy and restart templates", func(ctx context.Context, _ *runner.MemberJournal, _ *MembershipResult) error {
 			o := issue.Options{Now: m.Cfg.Now, LockHeld: true, APIServerEndpoints: m.Etcd.Endpoints(), SpecYAML: m.mo.SpecYAML}
 			if _, err := issue.Init(ctx, m.Inv, o); err != nil {
 				return err
 			}
 			return m.updateAPIServer(ctx)
 		}},
-		{stepLeader, "if " + name + " leads, move leadership to a caught-up member", func(ctx context.Context, j *MemberJournal, res *MembershipResult) error {
+		{stepLeader, "if " + name + " leads, move leadership to a caught-up member", func(ctx context.Context, j *runner.MemberJournal, res *MembershipResult) error {
 			return m.moveAway(ctx, j, res)
 		}},
-		{stepRemove, "etcd member remove " + j.ID + " (the removed etcd stops by itself)", func(ctx context.Context, j *MemberJournal, _ *MembershipResult) error {
+		{stepRemove, "etcd member remove " + j.ID + " (the removed etcd stops by itself)", func(ctx context.Context, j *runner.MemberJournal, _ *MembershipResult) error {
 			if j.ID == "" {
 				return nil
 			}
@@ -92,11 +93,11 @@ func (m *memberRun) remove(ctx context.Context, res *MembershipResult) error {
 			m.Log.Printf("[remove] member %s (%s) removed", name, j.ID)
 			return nil
 		}},
-		{stepRevoke, "revoke " + name + "'s certificates (serials " + strings.Join(j.Serials, ", ") + ") and prove every remaining member refuses them on their client and peer ports", func(ctx context.Context, j *MemberJournal, _ *MembershipResult) error {
+		{stepRevoke, "revoke " + name + "'s certificates (serials " + strings.Join(j.Serials, ", ") + ") and prove every remaining member refuses them on their client and peer ports", func(ctx context.Context, j *runner.MemberJournal, _ *MembershipResult) error {
 			if len(j.Serials) == 0 {
 				return nil
 			}
-			ro := RevokeRequest{Serials: j.Serials, Reason: "cessationOfOperation"}
+			ro := runner.RevokeRequest{Serials: j.Serials, Reason: "cessationOfOperation"}
 			if err := ro.Check(); err != nil {
 				return err
 			}
@@ -105,9 +106,9 @@ func (m *memberRun) remove(ctx context.Context, res *MembershipResult) error {
 			full, fullInv := m.Cfg.Spec, m.Inv
 			m.Cfg.Spec, m.Inv = members, pki.New(members)
 			defer func() { m.Cfg.Spec, m.Inv = full, fullInv }()
-			return m.Revoke(ctx, ro, &RevokeResult{})
+			return m.Revoke(ctx, ro, &runner.RevokeResult{})
 		}},
-		{stepCleanup, "move " + name + "'s bundle to " + m.Inv.Paths.Backups() + " (verified), forget it, regenerate the remaining configs", func(ctx context.Context, j *MemberJournal, _ *MembershipResult) error {
+		{stepCleanup, "move " + name + "'s bundle to " + m.Inv.Paths.Backups() + " (verified), forget it, regenerate the remaining configs", func(ctx context.Context, j *runner.MemberJournal, _ *MembershipResult) error {
 			return m.cleanup(ctx, name)
 		}},
 	}
@@ -123,13 +124,13 @@ func (m *memberRun) remove(ctx context.Context, res *MembershipResult) error {
 
 // preflightRemove refuses a removal that would leave no quorum of healthy
 // voting members. A dead NAME is fine: that is the failed-host case.
-func (m *memberRun) preflightRemove(ctx context.Context, j *MemberJournal) (done bool, err error) {
+func (m *memberRun) preflightRemove(ctx context.Context, j *runner.MemberJournal) (done bool, err error) {
 	name := m.mo.Name
 	ms, err := m.Etcd.LocalMemberList(ctx)
 	if err != nil {
 		return false, err
 	}
-	mb := MemberByName(ms, name)
+	mb := runner.MemberByName(ms, name)
 	paths := m.Inv.Paths
 	// NAME is no longer in the spec, so its pairs are found where its
 	// bundle held them: every one of them, the healthcheck client's too
@@ -163,7 +164,7 @@ func (m *memberRun) preflightRemove(ctx context.Context, j *MemberJournal) (done
 		voters++
 		urls = append(urls, o.ClientURLs...)
 	}
-	h := probe.Health(ctx, urls, cfg, ProbeTimeout)
+	h := probe.Health(ctx, urls, cfg, runner.ProbeTimeout)
 	healthy := 0
 	var bad []string
 	for _, r := range h.Endpoints {
@@ -174,7 +175,7 @@ func (m *memberRun) preflightRemove(ctx context.Context, j *MemberJournal) (done
 		}
 	}
 	if need := voters/2 + 1; healthy < need {
-		return false, &UnhealthyError{When: "refusing to remove " + name, Members: bad,
+		return false, &runner.UnhealthyError{When: "refusing to remove " + name, Members: bad,
 			Reason: fmt.Sprintf("after the removal %d voting members would remain with %d healthy; quorum needs %d, so the cluster would stop serving", voters, healthy, need)}
 	}
 	if l, ok := h.LeaderResult(); ok {
@@ -186,7 +187,7 @@ func (m *memberRun) preflightRemove(ctx context.Context, j *MemberJournal) (done
 // moveAway hands leadership from the member being removed to the most
 // caught-up remaining member: one leader change, at a moment of our
 // choosing, instead of an election after MemberRemove.
-func (m *memberRun) moveAway(ctx context.Context, j *MemberJournal, res *MembershipResult) error {
+func (m *memberRun) moveAway(ctx context.Context, j *runner.MemberJournal, res *MembershipResult) error {
 	if j.ID == "" || j.ClientURL == "" {
 		return nil
 	}
@@ -195,7 +196,7 @@ func (m *memberRun) moveAway(ctx context.Context, j *MemberJournal, res *Members
 		return err
 	}
 	all := append(m.Etcd.Endpoints(), j.ClientURL)
-	h := probe.Health(ctx, all, cfg, ProbeTimeout)
+	h := probe.Health(ctx, all, cfg, runner.ProbeTimeout)
 	if h.Leader != probe.ID(parseID(j.ID)) {
 		return nil
 	}
@@ -216,13 +217,13 @@ func (m *memberRun) moveAway(ctx context.Context, j *MemberJournal, res *Members
 	if err := m.Etcd.WaitLeader(ctx, to, m.mo.MemberTimeout); err != nil {
 		return err
 	}
-	res.HandOff = &HandOff{From: m.mo.Name, To: to.String(), Start: t0, Took: time.Since(t0)}
+	res.HandOff = &runner.HandOff{From: m.mo.Name, To: to.String(), Start: t0, Took: time.Since(t0)}
 	// As in a rolling restart: the new leader is left alone for a moment
 	// before the old one goes.
 	if m.Cfg.HandOffSettle > 0 {
 		time.Sleep(m.Cfg.HandOffSettle)
 	}
-	m.Log.Printf("[leader] %s led: leadership moved to member %s in %s (settled %s)", m.mo.Name, to, Round(res.HandOff.Took), m.Cfg.HandOffSettle)
+	m.Log.Printf("[leader] %s led: leadership moved to member %s in %s (settled %s)", m.mo.Name, to, runner.Round(res.HandOff.Took), m.Cfg.HandOffSettle)
 	return nil
 }
 

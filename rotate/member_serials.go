@@ -15,6 +15,7 @@ import (
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/certx"
 	"github.com/etcdpki/etcdpki/pki"
+	"github.com/etcdpki/etcdpki/runner"
 )
 
 // removedSerials are the serials of every certificate this CA issued to
@@ -43,7 +44,7 @@ func removedSerials(paths pki.Paths, others *cluster.Spec, name string, now time
 		if !k.PerNode {
 			continue
 		}
-		if c, err := ReadCert(filepath.Join(paths.NodeCertDir(name), k.BaseName+pki.CertExt)); err == nil {
+		if c, err := runner.ReadCert(filepath.Join(paths.NodeCertDir(name), k.BaseName+pki.CertExt)); err == nil {
 			add(c)
 			own = append(own, c)
 		}
@@ -70,7 +71,7 @@ func removedSerials(paths pki.Paths, others *cluster.Spec, name string, now time
 			if d.IsDir() || !strings.HasSuffix(path, pki.CertExt) || filepath.Base(path) == pki.CAFile {
 				return nil
 			}
-			c, err := ReadCert(path)
+			c, err := runner.ReadCert(path)
 			if err != nil {
 				return nil // not a certificate: nothing to revoke
 			}

@@ -14,6 +14,7 @@ import (
 	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/internal/testharness/etcdtest"
 	"github.com/etcdpki/etcdpki/rotate"
+	"github.com/etcdpki/etcdpki/runner"
 )
 
 // memberList is etcd's member list as the apiserver sees it: names by
@@ -132,14 +133,14 @@ func TestMember(t *testing.T) {
 		// The replacement on the same name, IP and ports, whose host still
 		// has the old data directory: refused, naming it, nothing changed.
 		m := c.ReAddNode(t, node)
-		before, _ := os.ReadFile(filepath.Join(c.Paths.PKI, rotate.StateFile))
+		before, _ := os.ReadFile(filepath.Join(c.Paths.PKI, runner.StateFile))
 		var out bytes.Buffer
 		_, err := rotate.AddMember(ctx, rotate.MemberOptions{Spec: c.Spec, Name: name, Out: &out})
 		var ie *input.Error
 		if !errors.As(err, &ie) || !strings.Contains(err.Error(), m.DataDir) {
 			t.Fatalf("add over a used data dir: %v, want an input error naming %s", err, m.DataDir)
 		}
-		if after, _ := os.ReadFile(filepath.Join(c.Paths.PKI, rotate.StateFile)); !bytes.Equal(before, after) {
+		if after, _ := os.ReadFile(filepath.Join(c.Paths.PKI, runner.StateFile)); !bytes.Equal(before, after) {
 			t.Error("the refused add changed the journal")
 		}
 		if voters, learners := memberList(t, c); len(voters) != 2 || len(learners) != 0 {

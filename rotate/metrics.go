@@ -1,90 +1,11 @@
 package rotate
 
 import (
-	"bytes"
-	"crypto/x509"
 	"fmt"
-	"io/fs"
 	"time"
 
-	"github.com/etcdpki/etcdpki/ca"
-	"github.com/etcdpki/etcdpki/internal/atomicdir"
-	"github.com/etcdpki/etcdpki/internal/regular"
 	"github.com/etcdpki/etcdpki/pki"
 )
-
-// metricsMode: node_exporter's textfile collector runs as another user
-// and must be able to read the file.
-const metricsMode fs.FileMode = 0o644
-
-// WriteMetrics writes a Prometheus textfile (for node_exporter's textfile
-// collector) with every certificate's expiry, whether it has already
-// expired, and the rotation times. It
-// replaces the file in one rename, as the collector requires.
-func WriteMetrics(path string, inv *pki.Inventory, st *State, ok bool, now time.Time) error {
-	var b bytes.Buffer
-	b.WriteString("# HELP etcdpki_cert_expiry_timestamp_seconds When the certificate expires (Unix time).\n")
-	b.WriteString("# TYPE etcdpki_cert_expiry_timestamp_seconds gauge\n")
-	s := inv.Spec
-	if c, err := ReadCert(inv.Paths.CACert()); err == nil {
-		fmt.Fprintf(&b, "etcdpki_cert_expiry_timestamp_seconds{cluster=%q,cert=%q} %d\n", s.Name, "etcd-ca", c.NotAfter.Unix())
-	}
-	for _, t := range inv.Targets {
-		c, err := ReadCert(t.CertPath())
-		if err != nil && pki.Held(t) {
-			// In use on its host with no pair here (adopt): its expiry
-			// matters all the same.
-			c, err = ReadCert(t.Held)
-		}
-		if err != nil {
-			continue
-		}
-		fmt.Fprintf(&b, "etcdpki_cert_expiry_timestamp_seconds{cluster=%q,cert=%q} %d\n", s.Name, t.ID, c.NotAfter.Unix())
-	}
-	// A CA is due like a leaf (inside renew-before, or within a year of
-	// its end), but rotate never replaces it: this is the alert that
-	// someone must run etcdpki ca rotate.
-	b.WriteString("# HELP etcdpki_ca_due Whether the etcd CA is due for replacement with etcdpki ca rotate (1) or not (0).\n")
-	b.WriteString("# TYPE etcdpki_ca_due gauge\n")
-	if c, err := ReadCert(inv.Paths.CACert()); err == nil {
-		due := 0
-		if _, ok := pki.CADue(c, s.Leaf.RenewBefore, now); ok {
-			due = 1
-		}
-		fmt.Fprintf(&b, "etcdpki_ca_due{cluster=%q,cert=%q} %d\n", s.Name, "etcd-ca", due)
-	}
-	writeExpired(&b, inv, now)
-	writeCRLMetrics(&b, inv, now)
-	b.WriteString("# HELP etcdpki_rotate_last_success_timestamp_seconds When a rotation last ended with everything in effect (Unix time).\n")
-	b.WriteString("# TYPE etcdpki_rotate_last_success_timestamp_seconds gauge\n")
-	last := int64(0)
-	if !st.LastSuccess.IsZero() {
-		last = st.LastSuccess.Unix()
-	}
-	fmt.Fprintf(&b, "etcdpki_rotate_last_success_timestamp_seconds{cluster=%q} %d\n", s.Name, last)
-	b.WriteString("# HELP etcdpki_rotate_last_run_success Whether the last rotation run succeeded (1) or failed (0).\n")
-	b.WriteString("# TYPE etcdpki_rotate_last_run_success gauge\n")
-	v := 0
-	if ok {
-		v = 1
-	}
-	fmt.Fprintf(&b, "etcdpki_rotate_last_run_success{cluster=%q} %d\n", s.Name, v)
-	b.WriteString("# HELP etcdpki_rotate_last_run_timestamp_seconds When the last rotation run ended (Unix time).\n")
-	b.WriteString("# TYPE etcdpki_rotate_last_run_timestamp_seconds gauge\n")
-	fmt.Fprintf(&b, "etcdpki_rotate_last_run_timestamp_seconds{cluster=%q} %d\n", s.Name, now.Unix())
-	if _, err := atomicdir.WriteFile(path, b.Bytes(), metricsMode); err != nil {
-		return fmt.Errorf("write metrics file: %w", err)
-	}
-	return nil
-}
-
-func ReadCert(path string) (*x509.Certificate, error) {
-	data, err := regular.ReadFile(path, regular.MaxPEM)
-	if err != nil {
-		return nil, err
-	}
-	return ca.ParseCert(data)
-}
 
 // nextExpiry says which certificate expires first and how long it has
 // left, for the one line a run with nothing to do prints. It takes the
@@ -106,34 +27,4 @@ func nextExpiry(infos []pki.CertInfo, now time.Time) string {
 	}
 	return fmt.Sprintf("%d certificates valid on disk, next to expire %s on %s (%s left)",
 		n, first.Target.ID, first.Expires.UTC().Format(time.RFC3339), pki.Residual(first.Expires.Sub(now)))
-}
-
-// writeExpired writes, per certificate, whether it has already expired
-// (1) or not (0), and how many have, so that an alert on expired
-// certificates is a plain comparison and does not rely on a "time left"
-// going negative (or on a scrape landing after the expiry timestamp).
-func writeExpired(b *bytes.Buffer, inv *pki.Inventory, now time.Time) {
-	s := inv.Spec
-	b.WriteString("# HELP etcdpki_cert_expired Whether the certificate has already expired (1) or not (0).\n")
-	b.WriteString("# TYPE etcdpki_cert_expired gauge\n")
-	n := 0
-	one := func(name, path string) {
-		c, err := ReadCert(path)
-		if err != nil {
-			return
-		}
-		v := 0
-		if now.After(c.NotAfter) {
-			v = 1
-			n++
-		}
-		fmt.Fprintf(b, "etcdpki_cert_expired{cluster=%q,cert=%q} %d\n", s.Name, name, v)
-	}
-	one("etcd-ca", inv.Paths.CACert())
-	for _, t := range inv.Targets {
-		one(t.ID, t.CertPath())
-	}
-	b.WriteString("# HELP etcdpki_certs_expired How many of the cluster's certificates (the CA included) have already expired.\n")
-	b.WriteString("# TYPE etcdpki_certs_expired gauge\n")
-	fmt.Fprintf(b, "etcdpki_certs_expired{cluster=%q} %d\n", s.Name, n)
 }

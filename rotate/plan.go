@@ -11,6 +11,7 @@ import (
 	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/internal/probe"
 	"github.com/etcdpki/etcdpki/pki"
+	"github.com/etcdpki/etcdpki/runner"
 )
 
 // Plan is what one run will do: the certificates to renew, the hosts
@@ -26,13 +27,13 @@ type Plan struct {
 	Missing []pki.CertInfo
 	// Rollout is the nodes and clients whose files are (or will be) new
 	// and the restart order: what the runner deploys, proves and rolls.
-	Rollout
+	runner.Rollout
 	// Baseline are certificates recorded as in effect for the first time.
 	Baseline map[string]string
 	// StartedBaseline are nodes seen for the first time, with the files
 	// their members are taken to have been started with: those in their
 	// bundles now.
-	StartedBaseline map[string]Started
+	StartedBaseline map[string]runner.Started
 	// Members are every node of the spec, in spec order, for the dry
 	// run's verdict on each.
 	Members []string
@@ -55,7 +56,7 @@ func (p *Plan) Empty() bool {
 
 // leaves reports whether any node's serving or peer certificate changes.
 func (p *Plan) leaves() bool {
-	return slices.ContainsFunc(p.Nodes, func(np *NodePlan) bool { return np.Leaves })
+	return slices.ContainsFunc(p.Nodes, func(np *runner.NodePlan) bool { return np.Leaves })
 }
 
 // makePlan compares the PKI directory with the spec (what is due) and
@@ -63,12 +64,12 @@ func (p *Plan) leaves() bool {
 // phases: classify every certificate, group what changes by node and
 // client, add members whose start-time files changed, render their
 // commands.
-func makePlan(inv *pki.Inventory, st *State, renewBefore time.Duration, now time.Time) (*Plan, error) {
+func makePlan(inv *pki.Inventory, st *runner.State, renewBefore time.Duration, now time.Time) (*Plan, error) {
 	infos, err := pki.List(inv, renewBefore, now)
 	if err != nil {
 		return nil, err
 	}
-	p := &Plan{Baseline: map[string]string{}, StartedBaseline: map[string]Started{}, Certs: infos}
+	p := &Plan{Baseline: map[string]string{}, StartedBaseline: map[string]runner.Started{}, Certs: infos}
 	// During a CA rotation a renewal from the old CA would undo its
 	// stages: leaves wait for etcdpki ca rotate, which re-issues them all.
 	next, err := pki.LoadNextCA(inv.Paths)
@@ -83,7 +84,7 @@ func makePlan(inv *pki.Inventory, st *State, renewBefore time.Duration, now time
 	if err := p.startChanges(inv, st); err != nil {
 		return nil, err
 	}
-	slices.SortStableFunc(p.Nodes, func(a, b *NodePlan) int {
+	slices.SortStableFunc(p.Nodes, func(a, b *runner.NodePlan) int {
 		return slices.Index(p.Members, a.Node.Name) - slices.Index(p.Members, b.Node.Name)
 	})
 	for _, t := range inv.Targets {
@@ -104,7 +105,7 @@ type classified struct{ due, changed map[string]bool }
 // classify sorts every certificate of the listing into the plan: due,
 // missing, changed from outside, or invalid (which refuses the run).
 // During a CA rotation nothing is due: the rotation re-issues every leaf.
-func (p *Plan) classify(inv *pki.Inventory, st *State, caRotation bool) (classified, error) {
+func (p *Plan) classify(inv *pki.Inventory, st *runner.State, caRotation bool) (classified, error) {
 	cl := classified{due: map[string]bool{}, changed: map[string]bool{}}
 	held := 0
 	var invalid, fix []string
@@ -187,16 +188,16 @@ func (p *Plan) group(inv *pki.Inventory, cl classified) {
 			continue
 		}
 		if c, ok := s.Client(t.Owner); ok {
-			p.Clients = append(p.Clients, &ClientPlan{Client: c, Target: t})
+			p.Clients = append(p.Clients, &runner.ClientPlan{Client: c, Target: t})
 		}
 	}
 }
 
 // nodeFor is the node's plan, added when it has none yet.
-func (p *Plan) nodeFor(n cluster.Node) *NodePlan {
+func (p *Plan) nodeFor(n cluster.Node) *runner.NodePlan {
 	np := p.Node(n.Name)
 	if np == nil {
-		np = &NodePlan{Node: n}
+		np = &runner.NodePlan{Node: n}
 		p.Nodes = append(p.Nodes, np)
 	}
 	return np
@@ -204,10 +205,10 @@ func (p *Plan) nodeFor(n cluster.Node) *NodePlan {
 
 // startChanges adds every member whose CA bundle or etcd.conf.yml, the
 // files etcd reads only at start, changed since it was last started.
-func (p *Plan) startChanges(inv *pki.Inventory, st *State) error {
+func (p *Plan) startChanges(inv *pki.Inventory, st *runner.State) error {
 	for _, n := range inv.Spec.Nodes {
 		p.Members = append(p.Members, n.Name)
-		cur, ok, err := StartedNow(inv.Paths, n)
+		cur, ok, err := runner.StartedNow(inv.Paths, n)
 		if err != nil {
 			return err
 		}
@@ -243,12 +244,12 @@ func (p *Plan) startChanges(inv *pki.Inventory, st *State) error {
 func (p *Plan) render(paths pki.Paths) error {
 	var err error
 	for _, np := range p.Nodes {
-		if np.DeployCmd, np.RestartCmd, err = NodeCommands(paths, np.Node); err != nil {
+		if np.DeployCmd, np.RestartCmd, err = runner.NodeCommands(paths, np.Node); err != nil {
 			return err
 		}
 	}
 	for _, cp := range p.Clients {
-		if cp.DeployCmd, cp.RestartCmd, err = ClientCommands(cp.Client, cp.Target.Dir); err != nil {
+		if cp.DeployCmd, cp.RestartCmd, err = runner.ClientCommands(cp.Client, cp.Target.Dir); err != nil {
 			return err
 		}
 	}
@@ -288,7 +289,7 @@ func memberVersion(s *cluster.Spec, h *probe.Cluster, node string) string {
 }
 
 // verdict is the dry run's one line on a member of the plan.
-func verdict(np *NodePlan, mode RestartMode) string {
+func verdict(np *runner.NodePlan, mode RestartMode) string {
 	switch {
 	case np.Restart:
 		return "restart: " + strings.Join(np.Reasons, ", ")

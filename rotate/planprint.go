@@ -6,8 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/etcdpki/etcdpki/cluster"
-	"github.com/etcdpki/etcdpki/internal/probe"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -140,18 +138,4 @@ func (p *Plan) printRestartOrder(w io.Writer, mode RestartMode) {
 		}
 		fmt.Fprintf(w, "  [%d/%d] %s (%s; %s)\n        restart: %s\n", i+1, len(p.Order), name, role, strings.Join(np.Reasons, ", "), np.RestartCmd)
 	}
-}
-
-// memberName maps a member ID to the spec node whose endpoint answered
-// with it. Endpoints are probed in spec order.
-func memberName(s *cluster.Spec, h *probe.Cluster, id probe.ID) string {
-	if id == 0 {
-		return ""
-	}
-	for i, r := range h.Endpoints {
-		if r.Status != nil && r.Status.MemberID == id && i < len(s.Nodes) {
-			return s.Nodes[i].Name
-		}
-	}
-	return ""
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
+	"github.com/etcdpki/etcdpki/runner"
 )
 
 // RecoverRefusedError is --recover on a cluster that has a quorum: the
@@ -52,7 +53,7 @@ type recoverPlan struct {
 	pending []string
 	deploy  map[string]string // node name -> rendered deploy command
 	restart map[string]string // node name -> rendered restart command
-	clients []*ClientPlan
+	clients []*runner.ClientPlan
 }
 
 // recover brings back a cluster that is down because its certificates (or
@@ -86,7 +87,7 @@ func (r *leafRun) recover(ctx context.Context, res *Result) error {
 		if _, known := r.Journal.InEffect[t.ID]; known {
 			continue
 		}
-		if serial, err := DiskSerial(t); err == nil {
+		if serial, err := runner.DiskSerial(t); err == nil {
 			r.Journal.InEffect[t.ID] = serial
 		}
 	}
@@ -99,10 +100,10 @@ func (r *leafRun) recover(ctx context.Context, res *Result) error {
 			return fmt.Errorf("recover: %w", err)
 		}
 		res.Renewed = out.Renewed
-		r.Log.Printf("renewed %d certificates; previous files in %s", len(out.Renewed), BackupDir(s.PKIDir, out.Renewed))
+		r.Log.Printf("renewed %d certificates; previous files in %s", len(out.Renewed), runner.BackupDir(s.PKIDir, out.Renewed))
 	}
 	if err := ctx.Err(); err != nil {
-		return &InterruptedError{Step: "deploying"}
+		return &runner.InterruptedError{Step: "deploying"}
 	}
 	if err := r.recoverMembersAndClients(context.WithoutCancel(ctx), rp, res); err != nil {
 		return err
@@ -112,7 +113,7 @@ func (r *leafRun) recover(ctx context.Context, res *Result) error {
 		what = "its CA expired"
 	}
 	r.Log.Printf("recovered: the cluster was down because %s and is healthy again: %d certificates renewed, %d members restarted at once, every member serving its new certificates, in %s",
-		what, len(res.Renewed), len(res.Members), Round(time.Since(r.Log.Start)))
+		what, len(res.Renewed), len(res.Members), runner.Round(time.Since(r.Log.Start)))
 	return nil
 }
 
@@ -151,10 +152,10 @@ func (r *leafRun) recoverMembersAndClients(ctx context.Context, rp *recoverPlan,
 	for _, n := range r.o.Spec.Nodes {
 		if cmd := rp.deploy[n.Name]; cmd != "" {
 			t0 := time.Now()
-			if err := RunCommand(ctx, "deploy to node "+n.Name, cmd, r.o.CommandTimeout); err != nil {
-				return &MemberError{Member: n.Name, Err: err}
+			if err := runner.RunCommand(ctx, "deploy to node "+n.Name, cmd, r.o.CommandTimeout); err != nil {
+				return &runner.MemberError{Member: n.Name, Err: err}
 			}
-			r.Log.Printf("%s: deployed in %s", n.Name, Round(time.Since(t0)))
+			r.Log.Printf("%s: deployed in %s", n.Name, runner.Round(time.Since(t0)))
 		}
 	}
 	if err := r.restartAll(ctx, rp, res); err != nil {
@@ -177,14 +178,14 @@ func (r *leafRun) planRecover(now time.Time) (*recoverPlan, error) {
 	}
 	rp := &recoverPlan{inv: r.Inv, caExpired: caExpired, renew: renew, reasons: reasons, deploy: map[string]string{}, restart: map[string]string{}}
 	for _, t := range rp.inv.Targets {
-		serial, err := DiskSerial(t)
+		serial, err := runner.DiskSerial(t)
 		if prev, known := r.Journal.InEffect[t.ID]; err == nil && known && prev != serial && reasons[t.ID] == "" {
 			rp.pending = append(rp.pending, t.ID)
 		}
 	}
 	paths := rp.inv.Paths
 	for _, n := range s.Nodes {
-		if rp.deploy[n.Name], rp.restart[n.Name], err = NodeCommands(paths, n); err != nil {
+		if rp.deploy[n.Name], rp.restart[n.Name], err = runner.NodeCommands(paths, n); err != nil {
 			return nil, err
 		}
 		if rp.restart[n.Name] == "" {
@@ -201,8 +202,8 @@ func (r *leafRun) planRecover(now time.Time) (*recoverPlan, error) {
 		if !ok || reasons[t.ID] == "" && !slices.Contains(rp.pending, t.ID) {
 			continue
 		}
-		cp := &ClientPlan{Client: c, Target: t}
-		if cp.DeployCmd, cp.RestartCmd, err = ClientCommands(c, t.Dir); err != nil {
+		cp := &runner.ClientPlan{Client: c, Target: t}
+		if cp.DeployCmd, cp.RestartCmd, err = runner.ClientCommands(c, t.Dir); err != nil {
 			return nil, err
 		}
 		rp.clients = append(rp.clients, cp)
@@ -274,7 +275,7 @@ func (r *leafRun) restartAll(ctx context.Context, rp *recoverPlan, res *Result) 
 	wants := map[string]want{}
 	all := map[string]map[string]string{}
 	for _, n := range s.Nodes {
-		serials, server, peer, err := ServingSerials(NodeTargets(rp.inv.Targets, n.Name))
+		serials, server, peer, err := runner.ServingSerials(runner.NodeTargets(rp.inv.Targets, n.Name))
 		if err != nil {
 			return err
 		}
@@ -286,8 +287,8 @@ func (r *leafRun) restartAll(ctx context.Context, rp *recoverPlan, res *Result) 
 	var wg sync.WaitGroup
 	for i, n := range s.Nodes {
 		wg.Go(func() {
-			if err := RunCommand(ctx, "restart node "+n.Name, rp.restart[n.Name], r.o.CommandTimeout); err != nil {
-				errs[i] = &MemberError{Member: n.Name, Err: err}
+			if err := runner.RunCommand(ctx, "restart node "+n.Name, rp.restart[n.Name], r.o.CommandTimeout); err != nil {
+				errs[i] = &runner.MemberError{Member: n.Name, Err: err}
 			}
 		})
 	}
@@ -295,13 +296,13 @@ func (r *leafRun) restartAll(ctx context.Context, rp *recoverPlan, res *Result) 
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	r.Log.Printf("restarted every member at once (%d) in %s; waiting for a quorum", len(s.Nodes), Round(time.Since(t0)))
+	r.Log.Printf("restarted every member at once (%d) in %s; waiting for a quorum", len(s.Nodes), runner.Round(time.Since(t0)))
 	took := make([]time.Duration, len(s.Nodes))
 	for i, n := range s.Nodes {
 		wg.Go(func() {
 			w := wants[n.Name]
 			if err := r.Etcd.WaitServing(ctx, n, w.server, w.peer, r.o.MemberTimeout); err != nil {
-				errs[i] = &MemberError{Member: n.Name, Err: err}
+				errs[i] = &runner.MemberError{Member: n.Name, Err: err}
 			}
 			took[i] = time.Since(t0)
 		})
@@ -315,13 +316,13 @@ func (r *leafRun) restartAll(ctx context.Context, rp *recoverPlan, res *Result) 
 		for id, serial := range all[n.Name] {
 			r.Journal.InEffect[id] = serial
 		}
-		if started, ok, err := StartedNow(paths, n); err != nil {
+		if started, ok, err := runner.StartedNow(paths, n); err != nil {
 			return err
 		} else if ok {
 			r.Journal.Started[n.Name] = started
 		}
 		w := wants[n.Name]
-		res.Members = append(res.Members, MemberResult{Name: n.Name, Restart: took[i], ServerSerial: w.server, PeerSerial: w.peer})
+		res.Members = append(res.Members, runner.MemberResult{Name: n.Name, Restart: took[i], ServerSerial: w.server, PeerSerial: w.peer})
 	}
 	// Journal first, then the lines: a run killed after printing them
 	// never restarts these members again.
@@ -331,7 +332,7 @@ func (r *leafRun) restartAll(ctx context.Context, rp *recoverPlan, res *Result) 
 	for i, n := range s.Nodes {
 		w := wants[n.Name]
 		r.Log.Printf("[%d/%d] %s: restarted, healthy and caught up in %s: client port serves %s, peer port serves %s",
-			i+1, len(s.Nodes), n.Name, Round(took[i]), pki.ShortSerial(w.server), pki.ShortSerial(w.peer))
+			i+1, len(s.Nodes), n.Name, runner.Round(took[i]), pki.ShortSerial(w.server), pki.ShortSerial(w.peer))
 	}
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/etcdpki/etcdpki/internal/probe"
 	"github.com/etcdpki/etcdpki/internal/testharness/etcdtest"
 	"github.com/etcdpki/etcdpki/pki"
+	"github.com/etcdpki/etcdpki/runner"
 )
 
 // TestRevokeCrashAtEveryStepConverges stops a revocation after each of
@@ -33,27 +34,27 @@ func TestRevokeCrashAtEveryStepConverges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, step := range []string{StepRenew, StepProve, StepPublish, StepDeploy, StepRefused} {
+	for _, step := range []string{runner.StepRenew, runner.StepProve, runner.StepPublish, runner.StepDeploy, runner.StepRefused} {
 		for _, when := range []string{step + " unjournaled", step} {
 			old, err := tls.LoadX509KeyPair(tg.CertPath(), tg.KeyPath())
 			if err != nil {
 				t.Fatal(err)
 			}
-			oldSerial, _ := DiskSerial(tg)
+			oldSerial, _ := runner.DiskSerial(tg)
 			var out bytes.Buffer
 			o := RevokeOptions{Spec: c.Spec, Targets: targets, Reason: "keyCompromise", Force: true, Out: &out}
 			o.crashAt = when
 			if _, err := Revoke(ctx, o); !errors.Is(err, errCrash) {
 				t.Fatalf("crash after %s: %v\n%s", when, err, out.String())
 			}
-			st, err := LoadState(c.Spec.PKIDir)
+			st, err := runner.LoadState(c.Spec.PKIDir)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if when != StepRefused && st.Revoke == nil {
+			if when != runner.StepRefused && st.Revoke == nil {
 				t.Fatalf("crash after %s: the journal holds no revocation", when)
 			}
-			if when == StepPublish {
+			if when == runner.StepPublish {
 				// Another revoke must wait for this one: exit 2, nothing written.
 				other, _ := pki.Select(pki.New(c.Spec).Targets, []string{"apiserver-etcd-client"})
 				before, _ := os.ReadFile(c.Paths.CRL())
@@ -71,7 +72,7 @@ func TestRevokeCrashAtEveryStepConverges(t *testing.T) {
 			if _, err := Revoke(ctx, o); err != nil {
 				t.Fatalf("crash after %s, run again: %v\n%s", when, err, out.String())
 			}
-			st, _ = LoadState(c.Spec.PKIDir)
+			st, _ = runner.LoadState(c.Spec.PKIDir)
 			if st.Revoke != nil {
 				t.Errorf("crash after %s: journal still holds %+v", when, st.Revoke)
 			}
@@ -85,7 +86,7 @@ func TestRevokeCrashAtEveryStepConverges(t *testing.T) {
 				t.Errorf("crash after %s: a node's CRL differs from the CA's", when)
 			}
 			newPair, _ := tls.LoadX509KeyPair(tg.CertPath(), tg.KeyPath())
-			if newSerial, _ := DiskSerial(tg); newSerial == oldSerial || crl.Has(newSerial) {
+			if newSerial, _ := runner.DiskSerial(tg); newSerial == oldSerial || crl.Has(newSerial) {
 				t.Fatalf("crash after %s: the certificate in use (%s) was not replaced or is revoked", when, newSerial)
 			}
 			if st.Replaced[tg.ID] == oldSerial {
@@ -94,10 +95,10 @@ func TestRevokeCrashAtEveryStepConverges(t *testing.T) {
 			for _, n := range c.Spec.Nodes {
 				for _, u := range []string{n.ClientURLs[0], n.PeerURLs[0]} {
 					_, addr, _ := probe.ParseEndpoint(u)
-					if v, err := probe.Present(ctx, addr, pool, old, ProbeTimeout); err != nil || v.Accepted {
+					if v, err := probe.Present(ctx, addr, pool, old, runner.ProbeTimeout); err != nil || v.Accepted {
 						t.Errorf("crash after %s: %s: revoked pair %+v %v", when, addr, v, err)
 					}
-					if v, err := probe.Present(ctx, addr, pool, newPair, ProbeTimeout); err != nil || !v.Accepted {
+					if v, err := probe.Present(ctx, addr, pool, newPair, runner.ProbeTimeout); err != nil || !v.Accepted {
 						t.Errorf("crash after %s: %s: replacement %+v %v", when, addr, v, err)
 					}
 				}

@@ -20,6 +20,7 @@ import (
 	"github.com/etcdpki/etcdpki/internal/testharness/etcdtest"
 	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
+	"github.com/etcdpki/etcdpki/runner"
 )
 
 // TestRevokeJournal runs the revocations a journal must carry through on
@@ -89,14 +90,14 @@ func testRevokeStepFails(t *testing.T, c *etcdtest.Cluster) {
 	if !strings.Contains(err.Error(), want) {
 		t.Errorf("error %q does not say %q", err, want)
 	}
-	if j := PendingRevoke(c.Spec.PKIDir); j == nil || j.Step != StepDeploy {
+	if j := runner.PendingRevoke(c.Spec.PKIDir); j == nil || j.Step != runner.StepDeploy {
 		t.Fatalf("journal holds %+v, want the revoke at step deploy", j)
 	}
 	out.Reset()
 	if _, err := Revoke(ctx, RevokeOptions{Spec: c.Spec, Serials: []string{serial}, Reason: "superseded", Out: &out}); err != nil {
 		t.Fatalf("finishing it: %v\n%s", err, out.String())
 	}
-	if j := PendingRevoke(c.Spec.PKIDir); j != nil {
+	if j := runner.PendingRevoke(c.Spec.PKIDir); j != nil {
 		t.Errorf("journal still holds %+v", j)
 	}
 	wantRefused(t, c, c.Spec, "the replaced apiserver pair", old)
@@ -107,7 +108,7 @@ func testRevokeNodeLeft(t *testing.T, c *etcdtest.Cluster) {
 	id := etcdtest.NodeName(3) + "/etcd-healthcheck-client"
 	tg, old, serial := pairOf(t, c.Spec, id)
 	var out bytes.Buffer
-	o := RevokeOptions{Spec: c.Spec, Targets: []pki.Target{tg}, Reason: "keyCompromise", Out: &out, crashAt: StepRenew}
+	o := RevokeOptions{Spec: c.Spec, Targets: []pki.Target{tg}, Reason: "keyCompromise", Out: &out, crashAt: runner.StepRenew}
 	if _, err := Revoke(ctx, o); !errors.Is(err, errCrash) {
 		t.Fatalf("crash after renew: %v\n%s", err, out.String())
 	}
@@ -121,7 +122,7 @@ func testRevokeNodeLeft(t *testing.T, c *etcdtest.Cluster) {
 	if !strings.Contains(out.String(), id+" is no longer in the spec: it is not replaced, and its serial") {
 		t.Errorf("no line says the target left the spec:\n%s", out.String())
 	}
-	if j := PendingRevoke(c.Spec.PKIDir); j != nil {
+	if j := runner.PendingRevoke(c.Spec.PKIDir); j != nil {
 		t.Errorf("journal still holds %+v", j)
 	}
 	crl, err := pki.LoadCRL(c.Paths)

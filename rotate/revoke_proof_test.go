@@ -15,6 +15,7 @@ import (
 	"github.com/etcdpki/etcdpki/internal/testharness/etcdtest"
 	"github.com/etcdpki/etcdpki/pki"
 	"github.com/etcdpki/etcdpki/rotate"
+	"github.com/etcdpki/etcdpki/runner"
 )
 
 // TestRevokeProofSANs: the proof of a revocation counts a refusal only
@@ -49,7 +50,7 @@ func presentEach(t *testing.T, c *etcdtest.Cluster, pair tls.Certificate) map[st
 
 // revokeSerialOf revokes pair's serial with etcdpki certs revoke --serial
 // and returns the ports' verdicts and the output.
-func revokeSerialOf(t *testing.T, c *etcdtest.Cluster, pair tls.Certificate) ([]rotate.PortVerdict, string) {
+func revokeSerialOf(t *testing.T, c *etcdtest.Cluster, pair tls.Certificate) ([]runner.PortVerdict, string) {
 	t.Helper()
 	leaf, err := x509.ParseCertificate(pair.Certificate[0])
 	if err != nil {

@@ -12,10 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/certx"
 	"github.com/etcdpki/etcdpki/internal/testharness/etcdtest"
-	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -45,22 +43,6 @@ func addIssued(b *testing.B, inv *pki.Inventory, n int) []string {
 		serials = append(serials, certx.Serial(c))
 	}
 	return serials
-}
-
-// manyBundles is a PKI with n one-off certificates in PKI/issued and the
-// serials of the last k (a walk finds them last).
-func manyBundles(b *testing.B, n, k int) (*pki.Inventory, []string) {
-	b.Helper()
-	s, err := cluster.Parse([]byte("name: bench\nlocal: true\nnodes:\n  - {name: etcd-1, ips: [127.0.0.1]}\n"), "", cluster.Options{PKIDir: filepath.Join(b.TempDir(), "pki")})
-	if err != nil {
-		b.Fatal(err)
-	}
-	inv := pki.New(s)
-	if _, err := issue.Init(context.Background(), inv, issue.Options{}); err != nil {
-		b.Fatal(err)
-	}
-	serials := addIssued(b, inv, n)
-	return inv, serials[n-k:]
 }
 
 // BenchmarkRevokeManySerials revokes 20 serials in one run on a real

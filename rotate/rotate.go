@@ -14,6 +14,7 @@ import (
 	"github.com/etcdpki/etcdpki/internal/probe"
 	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
+	"github.com/etcdpki/etcdpki/runner"
 )
 
 // Run does one rotation: plan, renew, deploy, proofs and restarts, clients.
@@ -24,13 +25,13 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err := o.defaults(); err != nil {
 		return nil, err
 	}
-	return newLeafRun(o, pki.New(o.Spec), NewLogger(o.Out)).run(ctx)
+	return newLeafRun(o, pki.New(o.Spec), runner.NewLogger(o.Out)).run(ctx)
 }
 
 // leafRun is one leaf rotation (or --recover) on the shared runner: the
 // leaf-only options and what only the leaf rotation tracks.
 type leafRun struct {
-	*Runner
+	*runner.Runner
 	o Options
 	// expired reports the expired server certificates probes accepted.
 	expired *expiredServed
@@ -40,55 +41,8 @@ type leafRun struct {
 
 // newLeafRun builds a leaf rotation over inv, which must be o.Spec
 // expanded (Watch expands it once per spec it loads).
-func newLeafRun(o Options, inv *pki.Inventory, log *Logger) *leafRun {
-	return &leafRun{Runner: NewRunnerFor(o.Config(), inv, log), o: o}
-}
-
-// NewRunner expands the spec once for the whole run: every step reads
-// names and paths from r.Inv.
-func NewRunner(cfg Config, log *Logger) *Runner { return NewRunnerFor(cfg, pki.New(cfg.Spec), log) }
-
-// NewRunnerFor is NewRunner for a caller that has expanded cfg.Spec
-// already: inv.Spec must be cfg.Spec.
-func NewRunnerFor(cfg Config, inv *pki.Inventory, log *Logger) *Runner {
-	return &Runner{Cfg: cfg, Log: log, Inv: inv, Etcd: &Cluster{Spec: inv.Spec, paths: inv.Paths, inv: inv}}
-}
-
-// Runner is what every operation runs on: its configuration, the
-// stamped log, the expanded spec, the etcd client and the journal.
-type Runner struct {
-	Cfg     Config
-	Log     *Logger
-	Inv     *pki.Inventory
-	Etcd    *Cluster
-	Journal *State
-}
-
-// Begin takes the PKI directory's lock (a dry run changes nothing and
-// takes none), loads the journal into r.st and moves stores of the
-// layout before named stores into theirs (issue.MigrateLayout). The leaf rotation and the
-// CA rotation start alike; release drops the lock.
-func (r *Runner) Begin() (release func(), err error) {
-	release = func() {}
-	if err := checkPKIExists(r.Cfg.Spec.PKIDir); err != nil {
-		return nil, err
-	}
-	if !r.Cfg.DryRun {
-		l, err := Lock(r.Cfg.Spec.PKIDir)
-		if err != nil {
-			return nil, err
-		}
-		release = l.Release
-	}
-	if r.Journal, err = LoadState(r.Cfg.Spec.PKIDir); err != nil {
-		release()
-		return nil, err
-	}
-	if err := r.migrateLayout(); err != nil {
-		release()
-		return nil, err
-	}
-	return release, nil
+func newLeafRun(o Options, inv *pki.Inventory, log *runner.Logger) *leafRun {
+	return &leafRun{Runner: runner.NewFor(o.Config(), inv, log), o: o}
 }
 
 func (r *leafRun) run(ctx context.Context) (*Result, error) {
@@ -136,7 +90,7 @@ func (r *leafRun) run(ctx context.Context) (*Result, error) {
 		err = serr
 	}
 	if r.o.MetricsFile != "" {
-		if merr := WriteMetrics(r.o.MetricsFile, r.Inv, st, err == nil, r.o.Now()); merr != nil {
+		if merr := runner.WriteMetrics(r.o.MetricsFile, r.Inv, st, err == nil, r.o.Now()); merr != nil {
 			r.Log.Printf("warning: metrics file: %v", merr)
 		}
 	}
@@ -197,7 +151,7 @@ func (r *leafRun) rotate(ctx context.Context, res *Result) error {
 		r.Log.Printf("the cluster was running on expired certificates and is no longer: every client and peer port serves an unexpired certificate (fresh handshakes, expired ones refused): %s",
 			strings.Join(lines, "; "))
 	}
-	r.Log.Printf("%s, in %s", doneLine(res), Round(time.Since(r.Log.Start)))
+	r.Log.Printf("%s, in %s", doneLine(res), runner.Round(time.Since(r.Log.Start)))
 	return nil
 }
 
@@ -236,7 +190,7 @@ func (r *leafRun) gate(ctx context.Context, p *Plan) (*probe.Cluster, error) {
 		if h, err = r.Etcd.Health(context.WithoutCancel(ctx)); err != nil {
 			return nil, err
 		}
-		if herr := HealthyOrError(s, h, "refusing to change anything"); herr != nil {
+		if herr := runner.HealthyOrError(s, h, "refusing to change anything"); herr != nil {
 			if rerr := r.recoverNeeded(p, h); rerr != nil {
 				if !r.o.DryRun {
 					return nil, rerr
@@ -290,11 +244,11 @@ func (r *leafRun) apply(ctx context.Context, p *Plan, res *Result, h *probe.Clus
 func doneLine(res *Result) string {
 	done := fmt.Sprintf("done: %d certificates renewed", len(res.Renewed))
 	if len(res.Proofs) > 0 {
-		done += fmt.Sprintf(", %d members in effect without restart (proofs %s)", len(res.Proofs), Round(res.ProofTime()))
+		done += fmt.Sprintf(", %d members in effect without restart (proofs %s)", len(res.Proofs), runner.Round(res.ProofTime()))
 	}
 	done += fmt.Sprintf(", %d members restarted", len(res.Members))
 	if len(res.Members) > 0 {
-		done += fmt.Sprintf(" (restart-to-healthy %s)", Round(res.Floor()))
+		done += fmt.Sprintf(" (restart-to-healthy %s)", runner.Round(res.Floor()))
 	}
 	return done
 }
@@ -303,21 +257,4 @@ func doneLine(res *Result) string {
 // rather than restarted into it (auto, and never without --no-verify).
 func (r *leafRun) proving() bool {
 	return r.o.Restart != RestartAlways && !r.o.NoVerify
-}
-
-func joinWords(w []string) string {
-	switch len(w) {
-	case 0:
-		return ""
-	case 1:
-		return w[0]
-	}
-	return strings.Join(w[:len(w)-1], ", ") + " and " + w[len(w)-1]
-}
-
-func Round(d time.Duration) time.Duration {
-	if d > time.Second {
-		return d.Round(100 * time.Millisecond)
-	}
-	return d.Round(time.Millisecond)
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
 	"github.com/etcdpki/etcdpki/rotate"
+	"github.com/etcdpki/etcdpki/runner"
 )
 
 // localSpec writes a two-node local spec and issues its PKI. Nothing
@@ -122,12 +123,12 @@ func TestLockKeepsRunsApart(t *testing.T) {
 	s := localSpec(t)
 	// Another process holding the flock is simulated by a second open
 	// file description in this one: flock locks are per description.
-	holder, err := rotate.Lock(s.PKIDir)
+	holder, err := runner.Lock(s.PKIDir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, err = rotate.Run(context.Background(), rotate.Options{Spec: s, Restart: rotate.RestartNever})
-	if !errors.Is(err, rotate.ErrLocked) {
+	if !errors.Is(err, runner.ErrLocked) {
 		t.Fatalf("got %v, want ErrLocked", err)
 	}
 	holder.Release()
@@ -138,7 +139,7 @@ func TestLockKeepsRunsApart(t *testing.T) {
 
 func TestCorruptJournalIsNamed(t *testing.T) {
 	s := localSpec(t)
-	path := filepath.Join(s.PKIDir, rotate.StateFile)
+	path := filepath.Join(s.PKIDir, runner.StateFile)
 	if err := os.WriteFile(path, []byte("{not json"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +229,7 @@ func TestStartOnlyFilesDecideRestarts(t *testing.T) {
 	if _, err := rotate.Run(context.Background(), rotate.Options{Spec: s, Restart: rotate.RestartNever}); err != nil {
 		t.Fatal(err)
 	}
-	st, err := rotate.LoadState(s.PKIDir)
+	st, err := runner.LoadState(s.PKIDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,7 +303,7 @@ func TestRestartFlagsAreChecked(t *testing.T) {
 			t.Errorf("restart %q no-verify %v: got %v, want an input error", o.Restart, o.NoVerify, err)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(s.PKIDir, rotate.StateFile)); err == nil {
+	if _, err := os.Stat(filepath.Join(s.PKIDir, runner.StateFile)); err == nil {
 		t.Error("a refused run wrote the journal")
 	}
 }

@@ -7,14 +7,11 @@ package rotate
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"strings"
-	"time"
 
-	"github.com/etcdpki/etcdpki/ca"
-	"github.com/etcdpki/etcdpki/internal/certx"
 	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
+	"github.com/etcdpki/etcdpki/runner"
 )
 
 func (r *leafRun) renew(ctx context.Context, p *Plan, res *Result) error {
@@ -22,7 +19,7 @@ func (r *leafRun) renew(ctx context.Context, p *Plan, res *Result) error {
 		return nil
 	}
 	if err := ctx.Err(); err != nil {
-		return &InterruptedError{Step: "renewing"}
+		return &runner.InterruptedError{Step: "renewing"}
 	}
 	var due, missing []pki.Target
 	for _, d := range p.Due {
@@ -39,7 +36,7 @@ func (r *leafRun) renew(ctx context.Context, p *Plan, res *Result) error {
 			return fmt.Errorf("renew: %w", err)
 		}
 		res.Renewed = renewed
-		r.Log.Printf("renewed %d certificates; previous pairs in %s", len(renewed), BackupDir(r.o.Spec.PKIDir, renewed))
+		r.Log.Printf("renewed %d certificates; previous pairs in %s", len(renewed), runner.BackupDir(r.o.Spec.PKIDir, renewed))
 	}
 	if len(missing) > 0 {
 		// Init, not Renew: a node new to the spec needs its etcd.conf.yml
@@ -55,20 +52,6 @@ func (r *leafRun) renew(ctx context.Context, p *Plan, res *Result) error {
 		return r.inEffect(missing)
 	}
 	return nil
-}
-
-// BackupDir is the run's backup directory: each Renewed.Backup is it
-// joined with the store's path below the PKI directory.
-func BackupDir(pki string, rs []issue.Renewed) string {
-	for _, r := range rs {
-		if r.Backup == "" {
-			continue
-		}
-		if rel, err := filepath.Rel(pki, r.Target.Dir); err == nil {
-			return strings.TrimSuffix(r.Backup, string(filepath.Separator)+rel)
-		}
-	}
-	return "(none: nothing was replaced)"
 }
 
 // deploy runs each changed node's deploy command. Nodes neither restarted
@@ -88,35 +71,10 @@ func (r *leafRun) deploy(ctx context.Context, p *Plan) error {
 	return nil
 }
 
-// DeployNodes runs each node's deploy command in order, stopping at the
-// first failure. A deploy, once started, runs to its end (bounded by
-// --command-timeout): a cancelled context stops the run between nodes.
-func (r *Runner) DeployNodes(ctx context.Context, nodes []*NodePlan) error {
-	for _, np := range nodes {
-		if np.DeployCmd == "" {
-			continue
-		}
-		if err := ctx.Err(); err != nil {
-			return &InterruptedError{Step: "deploying to " + np.Node.Name}
-		}
-		// The CRL its etcd.env names is parsed back before it leaves:
-		// a member that cannot read it refuses every connection.
-		if prob := r.Inv.Paths.BundleCRLProblem(np.Node.Name); prob != "" {
-			return &MemberError{Member: np.Node.Name, Err: fmt.Errorf("not deployed: %s", prob)}
-		}
-		t0 := time.Now()
-		if err := RunCommand(context.WithoutCancel(ctx), "deploy to node "+np.Node.Name, np.DeployCmd, r.Cfg.CommandTimeout); err != nil {
-			return &MemberError{Member: np.Node.Name, Err: err}
-		}
-		r.Log.Printf("%s: deployed in %s", np.Node.Name, Round(time.Since(t0)))
-	}
-	return nil
-}
-
 // inEffect records the targets' current serials in the journal.
 func (r *leafRun) inEffect(ts []pki.Target) error {
 	for _, t := range ts {
-		serial, err := DiskSerial(t)
+		serial, err := runner.DiskSerial(t)
 		if err != nil {
 			return err
 		}
@@ -125,64 +83,11 @@ func (r *leafRun) inEffect(ts []pki.Target) error {
 	return r.Journal.Save(r.o.Spec.PKIDir, r.o.Now())
 }
 
-// NodeTargets are the certificates node owns, in inventory order.
-func NodeTargets(ts []pki.Target, node string) []pki.Target {
-	var out []pki.Target
-	for _, t := range ts {
-		if t.Owner == node {
-			out = append(out, t)
-		}
-	}
-	return out
-}
-
-// ServingSerials reads a node's certificates' serials on disk, by ID,
-// and the two its member serves: the server certificate's on the client
-// port and the peer certificate's on the peer port.
-func ServingSerials(ts []pki.Target) (all map[string]string, server, peer string, err error) {
-	if all, err = DiskSerials(ts); err != nil {
-		return nil, "", "", err
-	}
-	serverT, _ := targetOf(ts, ca.KindServer.Name)
-	peerT, _ := targetOf(ts, ca.KindPeer.Name)
-	return all, all[serverT.ID], all[peerT.ID], nil
-}
-
-// DiskSerials reads the targets' current serials, by ID.
-func DiskSerials(ts []pki.Target) (map[string]string, error) {
-	m := make(map[string]string, len(ts))
-	for _, t := range ts {
-		serial, err := DiskSerial(t)
-		if err != nil {
-			return nil, err
-		}
-		m[t.ID] = serial
-	}
-	return m, nil
-}
-
-func DiskSerial(t pki.Target) (string, error) {
-	c, err := ReadCert(t.CertPath())
-	if err != nil {
-		return "", fmt.Errorf("certificate %s: %w", t.ID, err)
-	}
-	return certx.Serial(c), nil
-}
-
-func targetOf(ts []pki.Target, kind string) (pki.Target, bool) {
-	for _, t := range ts {
-		if t.Kind.Name == kind {
-			return t, true
-		}
-	}
-	return pki.Target{}, false
-}
-
 // clients deploys and restarts clients whose certificate changed.
 func (r *leafRun) clients(ctx context.Context, p *Plan) error {
 	for _, cp := range p.Clients {
 		if err := ctx.Err(); err != nil {
-			return &InterruptedError{Step: "updating client " + cp.Client.Name}
+			return &runner.InterruptedError{Step: "updating client " + cp.Client.Name}
 		}
 		// A client loads a renewed pair at its next handshake too (the
 		// apiserver's etcd client is built from the same TLSInfo as etcd);
@@ -191,47 +96,5 @@ func (r *leafRun) clients(ctx context.Context, p *Plan) error {
 			return err
 		}
 	}
-	return nil
-}
-
-// UpdateClient deploys a client's renewed files, runs its restart
-// command when restart is set, shows the members accept its certificate
-// when prove is set, then records the certificate in effect.
-func (r *Runner) UpdateClient(ctx context.Context, cp *ClientPlan, restart, prove bool) error {
-	did := []string{}
-	if cp.DeployCmd != "" {
-		if err := RunCommand(ctx, "deploy to client "+cp.Client.Name, cp.DeployCmd, r.Cfg.CommandTimeout); err != nil {
-			return err
-		}
-		did = append(did, "deployed")
-	}
-	if restart && cp.RestartCmd != "" {
-		if err := RunCommand(ctx, "restart client "+cp.Client.Name, cp.RestartCmd, r.Cfg.CommandTimeout); err != nil {
-			return err
-		}
-		did = append(did, "restarted")
-	}
-	if len(did) == 0 {
-		did = append(did, "new pair in place")
-		if !r.Cfg.Spec.Local {
-			did[0] += fmt.Sprintf(" (no deploy command: copy %s to its hosts)", cp.Target.Dir)
-		}
-	}
-	serial, err := DiskSerial(cp.Target)
-	if err != nil {
-		return err
-	}
-	if prove {
-		took, err := r.Etcd.ProveClient(ctx, cp, serial)
-		if err != nil {
-			return err
-		}
-		did = append(did, fmt.Sprintf("accepted with a linearizable read on every client port (%d ms)", took.Milliseconds()))
-	}
-	r.Journal.InEffect[cp.Target.ID] = serial
-	if err := r.Journal.Save(r.Cfg.Spec.PKIDir, r.Cfg.Now()); err != nil {
-		return err
-	}
-	r.Log.Printf("client %s: %s, serial %s", cp.Client.Name, joinWords(did), pki.ShortSerial(serial))
 	return nil
 }

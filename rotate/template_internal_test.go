@@ -11,6 +11,7 @@ import (
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
+	"github.com/etcdpki/etcdpki/runner"
 )
 
 // A deploy command rendered from the spec reaches sh -c with each value as
@@ -37,14 +38,14 @@ func TestTemplateValuesReachTheCommandLiterally(t *testing.T) {
 	if _, err := issue.Init(context.Background(), pki.New(s), issue.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	p, err := makePlan(pki.New(s), &State{}, 87600*time.Hour, time.Now())
+	p, err := makePlan(pki.New(s), &runner.State{}, 87600*time.Hour, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(p.Nodes) != 1 || p.Nodes[0].DeployCmd == "" {
 		t.Fatalf("plan has no deploy command: %+v", p.Nodes)
 	}
-	if err := RunCommand(context.Background(), "deploy", p.Nodes[0].DeployCmd, 10*time.Second); err != nil {
+	if err := runner.RunCommand(context.Background(), "deploy", p.Nodes[0].DeployCmd, 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	got, err := os.ReadFile(argv)

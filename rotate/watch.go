@@ -10,12 +10,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
-
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/pki"
+	"github.com/etcdpki/etcdpki/runner"
+	"github.com/fsnotify/fsnotify"
 )
 
 // Defaults for Watch.
@@ -72,7 +72,7 @@ func Watch(ctx context.Context, o WatchOptions) error {
 	defer w.Close()
 	// The spec is expanded once here and again only when it is reloaded:
 	// every pass and every watch list uses wt.inv.
-	wt := &watcher{o: o, inv: pki.New(o.Spec), w: w, log: NewLogger(o.Out)}
+	wt := &watcher{o: o, inv: pki.New(o.Spec), w: w, log: runner.NewLogger(o.Out)}
 	wt.addWatches()
 	var retry <-chan time.Time
 	if !wt.pass(ctx) {
@@ -145,7 +145,7 @@ type watcher struct {
 	// inv is o.Spec expanded; reloadSpec replaces both together.
 	inv *pki.Inventory
 	w   *fsnotify.Watcher
-	log *Logger
+	log *runner.Logger
 }
 
 // pass runs one rotation and reports whether it succeeded. Its own writes cause events that bring the
@@ -159,7 +159,7 @@ func (wt *watcher) pass(ctx context.Context) bool {
 	r.quiet = true
 	r.Log.Start = time.Now()
 	if _, err := r.run(ctx); err != nil {
-		var ie *InterruptedError
+		var ie *runner.InterruptedError
 		if errors.As(err, &ie) {
 			wt.log.Printf("%v", err)
 			return true

@@ -8,6 +8,7 @@ import (
 	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/pki"
 	"github.com/etcdpki/etcdpki/rotate"
+	"github.com/etcdpki/etcdpki/runner"
 )
 
 func caCommand() *cli.Command {
@@ -60,9 +61,9 @@ a proof or a check failed (or another run holds the lock); 2 usage or input erro
 			&cli.BoolFlag{Name: "dry-run", Usage: "print the four stages, where the files stand and what each would do; change nothing"},
 			&cli.BoolFlag{Name: "clients-restarted", Usage: "the clients without a restart template have been restarted by hand: go on"},
 			&cli.BoolFlag{Name: "new", Usage: "start another rotation although the CA in effect is the one the last rotation put there"},
-			&cli.DurationFlag{Name: "member-timeout", Value: rotate.DefaultMemberTimeout, Usage: "how long a restarted member may take to serve and catch up"},
-			&cli.DurationFlag{Name: "hand-off-settle", Value: rotate.DefaultHandOffSettle, Usage: "pause after moving leadership before the next member goes down (0s: none)"},
-			&cli.DurationFlag{Name: "command-timeout", Value: rotate.DefaultCommandTimeout, Usage: "bound on one deploy or restart command"},
+			&cli.DurationFlag{Name: "member-timeout", Value: runner.DefaultMemberTimeout, Usage: "how long a restarted member may take to serve and catch up"},
+			&cli.DurationFlag{Name: "hand-off-settle", Value: runner.DefaultHandOffSettle, Usage: "pause after moving leadership before the next member goes down (0s: none)"},
+			&cli.DurationFlag{Name: "command-timeout", Value: runner.DefaultCommandTimeout, Usage: "bound on one deploy or restart command"},
 		),
 		Action: runCARotate,
 	}

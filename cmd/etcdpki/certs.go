@@ -14,6 +14,7 @@ import (
 	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
 	"github.com/etcdpki/etcdpki/rotate"
+	"github.com/etcdpki/etcdpki/runner"
 	"github.com/etcdpki/etcdpki/verify"
 )
 
@@ -146,7 +147,7 @@ func certsList(c *cli.Context) error {
 // serials may not be refused everywhere).
 func pendingNotes(pkiDir string, infos []pki.CertInfo) {
 	name, note := rotate.PendingMember(pkiDir)
-	j := rotate.PendingRevoke(pkiDir)
+	j := runner.PendingRevoke(pkiDir)
 	for i := range infos {
 		if name != "" && infos[i].Target != nil && infos[i].Target.Owner == name {
 			infos[i].Reason = strings.TrimPrefix(infos[i].Reason+"; "+note, "; ")

@@ -8,14 +8,15 @@ import (
 
 	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/rotate"
+	"github.com/etcdpki/etcdpki/runner"
 )
 
 func memberCommand() *cli.Command {
 	flags := func() []cli.Flag {
 		return append(specFlags(),
 			&cli.BoolFlag{Name: "dry-run", Usage: "print every step against the live cluster and change nothing"},
-			&cli.DurationFlag{Name: "member-timeout", Value: rotate.DefaultMemberTimeout, Usage: "bound on the learner's catch-up and promotion (add), on the leadership hand-off (remove)"},
-			&cli.DurationFlag{Name: "command-timeout", Value: rotate.DefaultCommandTimeout, Usage: "bound on one deploy, start or restart command"},
+			&cli.DurationFlag{Name: "member-timeout", Value: runner.DefaultMemberTimeout, Usage: "bound on the learner's catch-up and promotion (add), on the leadership hand-off (remove)"},
+			&cli.DurationFlag{Name: "command-timeout", Value: runner.DefaultCommandTimeout, Usage: "bound on one deploy, start or restart command"},
 		)
 	}
 	return &cli.Command{

@@ -9,6 +9,7 @@ import (
 	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/pki"
 	"github.com/etcdpki/etcdpki/rotate"
+	"github.com/etcdpki/etcdpki/runner"
 )
 
 func certsRevokeCommand() *cli.Command {
@@ -35,7 +36,7 @@ func certsRevokeCommand() *cli.Command {
 			&cli.StringFlag{Name: "reason", Value: "unspecified", Usage: "RFC 5280 reason: " + pki.ReasonNames()},
 			&cli.StringSliceFlag{Name: "serial", Usage: "a serial (hex) to revoke that is no longer in use; repeatable"},
 			&cli.BoolFlag{Name: "force", Usage: "revoke a --serial not tied to this CA, or a TARGET whose certificate replaced one revoked before"},
-			&cli.DurationFlag{Name: "command-timeout", Value: rotate.DefaultCommandTimeout, Usage: "bound on one deploy command"},
+			&cli.DurationFlag{Name: "command-timeout", Value: runner.DefaultCommandTimeout, Usage: "bound on one deploy command"},
 		),
 		Action: certsRevoke,
 	}
@@ -75,7 +76,7 @@ func certsRevoke(c *cli.Context) error {
 		picked, missing = pki.Select(pki.New(s).Targets, c.Args().Slice())
 		// A name the spec no longer has may only finish the journaled
 		// revoke that names it (its node left the spec since).
-		j := rotate.PendingRevoke(s.PKIDir)
+		j := runner.PendingRevoke(s.PKIDir)
 		for _, m := range missing {
 			if j == nil || !slices.Contains(j.Targets, m) {
 				return input.Errorf("certs revoke: unknown certificate %q (see etcdpki certs list)", m)

@@ -11,6 +11,7 @@ import (
 	"github.com/etcdpki/etcdpki/internal/pathx"
 	"github.com/etcdpki/etcdpki/internal/regular"
 	"github.com/etcdpki/etcdpki/rotate"
+	"github.com/etcdpki/etcdpki/runner"
 )
 
 func rotateCommand() *cli.Command {
@@ -68,9 +69,9 @@ the lock, or the cluster is down with expired certificates: the error names the 
 			&cli.BoolFlag{Name: "recover", Usage: "for a cluster down because its certificates or CA expired: renew, deploy everywhere, restart every member at once"},
 			&cli.BoolFlag{Name: "no-verify", Usage: "with --restart=never, skip the proof that the new certificates are served"},
 			&cli.StringFlag{Name: "metrics-file", Usage: "write a Prometheus textfile to `FILE` after each run"},
-			&cli.DurationFlag{Name: "member-timeout", Value: rotate.DefaultMemberTimeout, Usage: "how long a restarted member may take to serve its new certificate and catch up"},
-			&cli.DurationFlag{Name: "hand-off-settle", Value: rotate.DefaultHandOffSettle, Usage: "pause after moving leadership before the next member goes down (0s: none)"},
-			&cli.DurationFlag{Name: "command-timeout", Value: rotate.DefaultCommandTimeout, Usage: "bound on one deploy or restart command"},
+			&cli.DurationFlag{Name: "member-timeout", Value: runner.DefaultMemberTimeout, Usage: "how long a restarted member may take to serve its new certificate and catch up"},
+			&cli.DurationFlag{Name: "hand-off-settle", Value: runner.DefaultHandOffSettle, Usage: "pause after moving leadership before the next member goes down (0s: none)"},
+			&cli.DurationFlag{Name: "command-timeout", Value: runner.DefaultCommandTimeout, Usage: "bound on one deploy or restart command"},
 			&cli.BoolFlag{Name: "watch", Usage: "keep running: rotate when due and whenever certificate files or the spec change"},
 			&cli.DurationFlag{Name: "interval", Value: rotate.DefaultInterval, Usage: "with --watch, how often to check expiry"},
 		),

@@ -40,7 +40,7 @@ var allowed = map[string]string{
 	// The node_exporter textfile goes to the path the operator names with
 	// --metrics-file (a textfile collector's directory), not into the PKI
 	// directory; atomically, so the collector never reads half of it.
-	"rotate/metrics.go WriteMetrics": "writes the operator's --metrics-file, outside the PKI directory",
+	"runner/metrics.go WriteMetrics": "writes the operator's --metrics-file, outside the PKI directory",
 }
 
 // osWriters are the functions of os (and io/ioutil, syscall,

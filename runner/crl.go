@@ -1,4 +1,4 @@
-package rotate
+package runner
 
 import (
 	"context"
@@ -7,10 +7,6 @@ import (
 	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
 )
-
-// reasonEnv is the restart reason when a member's etcd.env changed: etcd
-// reads its variables, the CRL files among them, only at start.
-const reasonEnv = "etcd.env changed (it names the CRL; etcd reads it only at start)"
 
 // KeepCRL is the run's upkeep of the CRL before its plan (issue.KeepCRL):
 // signed again before its nextUpdate, in every bundle, and named by every

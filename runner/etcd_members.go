@@ -1,4 +1,4 @@
-package rotate
+package runner
 
 import (
 	"context"
@@ -8,23 +8,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/input"
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
-
-	"github.com/etcdpki/etcdpki/cluster"
-	"github.com/etcdpki/etcdpki/internal/input"
 )
-
-// withoutNode is the spec less one node: the running members while a
-// node is being added (it does not serve yet), so that health probes and
-// proofs look at the members that carry the cluster.
-func withoutNode(s *cluster.Spec, name string) *cluster.Spec {
-	c := *s
-	c.Nodes = slices.DeleteFunc(slices.Clone(s.Nodes), func(n cluster.Node) bool { return n.Name == name })
-	return &c
-}
 
 // membershipClient is an etcd client of endpoints with the run's probe
 // certificate, for the membership API.

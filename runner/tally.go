@@ -1,6 +1,8 @@
-package rotate
+package runner
 
-import "time"
+import (
+	"time"
+)
 
 // Tally is what the runner's roll and proofs did, in order: every
 // operation that restarts or proves members reports it.

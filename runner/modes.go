@@ -1,6 +1,8 @@
-package rotate
+package runner
 
-import "github.com/etcdpki/etcdpki/issue"
+import (
+	"github.com/etcdpki/etcdpki/issue"
+)
 
 // Tighten re-tightens the modes of what the PKI directory's writers own
 // (see issue.Tighten) at the end of every run that was not refused: a

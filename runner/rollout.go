@@ -1,10 +1,24 @@
-package rotate
+package runner
 
 import (
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/probe"
 	"github.com/etcdpki/etcdpki/pki"
 )
+
+// memberName maps a member ID to the spec node whose endpoint answered
+// with it. Endpoints are probed in spec order.
+func memberName(s *cluster.Spec, h *probe.Cluster, id probe.ID) string {
+	if id == 0 {
+		return ""
+	}
+	for i, r := range h.Endpoints {
+		if r.Status != nil && r.Status.MemberID == id && i < len(s.Nodes) {
+			return s.Nodes[i].Name
+		}
+	}
+	return ""
+}
 
 // Rollout is what the runner deploys, proves and rolls: the nodes and
 // clients whose files are (or will be) new, and the restart order. Each

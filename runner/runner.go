@@ -1,0 +1,72 @@
+package runner
+
+import (
+	"strings"
+	"time"
+
+	"github.com/etcdpki/etcdpki/pki"
+)
+
+// New expands the spec once for the whole run: every step reads
+// names and paths from r.Inv.
+func New(cfg Config, log *Logger) *Runner { return NewFor(cfg, pki.New(cfg.Spec), log) }
+
+// NewFor is New for a caller that has expanded cfg.Spec
+// already: inv.Spec must be cfg.Spec.
+func NewFor(cfg Config, inv *pki.Inventory, log *Logger) *Runner {
+	return &Runner{Cfg: cfg, Log: log, Inv: inv, Etcd: &Cluster{Spec: inv.Spec, paths: inv.Paths, inv: inv}}
+}
+
+// Runner is what every operation runs on: its configuration, the
+// stamped log, the expanded spec, the etcd client and the journal.
+type Runner struct {
+	Cfg     Config
+	Log     *Logger
+	Inv     *pki.Inventory
+	Etcd    *Cluster
+	Journal *State
+}
+
+// Begin takes the PKI directory's lock (a dry run changes nothing and
+// takes none), loads the journal into r.st and moves stores of the
+// layout before named stores into theirs (issue.MigrateLayout). The leaf rotation and the
+// CA rotation start alike; release drops the lock.
+func (r *Runner) Begin() (release func(), err error) {
+	release = func() {}
+	if err := checkPKIExists(r.Cfg.Spec.PKIDir); err != nil {
+		return nil, err
+	}
+	if !r.Cfg.DryRun {
+		l, err := Lock(r.Cfg.Spec.PKIDir)
+		if err != nil {
+			return nil, err
+		}
+		release = l.Release
+	}
+	if r.Journal, err = LoadState(r.Cfg.Spec.PKIDir); err != nil {
+		release()
+		return nil, err
+	}
+	if err := r.migrateLayout(); err != nil {
+		release()
+		return nil, err
+	}
+	return release, nil
+}
+
+func joinWords(w []string) string {
+	switch len(w) {
+	case 0:
+		return ""
+	case 1:
+		return w[0]
+	}
+	return strings.Join(w[:len(w)-1], ", ") + " and " + w[len(w)-1]
+}
+
+func Round(d time.Duration) time.Duration {
+	if d > time.Second {
+		return d.Round(100 * time.Millisecond)
+	}
+	return d.Round(time.Millisecond)
+}
