@@ -16,6 +16,7 @@ import (
 
 	"github.com/etcdpki/etcdpki/adopt"
 	"github.com/etcdpki/etcdpki/ca"
+	"github.com/etcdpki/etcdpki/carotate"
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/certx"
 	"github.com/etcdpki/etcdpki/internal/probe"
@@ -166,7 +167,7 @@ func TestRotateAfterAdoptRenewsAKubeadmCluster(t *testing.T) {
 	// start), so the apiserver's view follows the PKI's bundle from here.
 	caFile, crt, key := etcdtest.APIServerFiles(inv.Paths)
 	out.Reset()
-	cres, err := rotate.RunCA(context.Background(), rotate.CAOptions{Spec: s, Out: &out})
+	cres, err := carotate.RunCA(context.Background(), carotate.CAOptions{Spec: s, Out: &out})
 	t.Logf("ca rotate:\n%s", out.String())
 	if err != nil {
 		t.Fatalf("ca rotate: %v", err)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/etcdpki/etcdpki/ca"
+	"github.com/etcdpki/etcdpki/carotate"
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/certx"
 	"github.com/etcdpki/etcdpki/internal/input"
@@ -196,7 +197,7 @@ func TestCARotateWithTheCAKeyInAToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runCA(t, rotate.CAOptions{Spec: spec})
+	runCA(t, carotate.CAOptions{Spec: spec})
 	now, err := pki.LoadCA(pki.Paths{PKI: spec.PKIDir})
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/etcdpki/etcdpki/carotate"
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/testharness/etcdtest"
 	"github.com/etcdpki/etcdpki/pki"
@@ -42,7 +43,7 @@ func BenchmarkCARotate(b *testing.B) {
 		term := caTerm(b, c)
 		var out bytes.Buffer
 		ld := startLoad(b, c)
-		res, err := rotate.RunCA(ctx, rotate.CAOptions{Spec: c.Spec, New: true, Until: pki.CAStageTrustBoth, Out: &out})
+		res, err := carotate.RunCA(ctx, carotate.CAOptions{Spec: c.Spec, New: true, Until: pki.CAStageTrustBoth, Out: &out})
 		st1 := ld.stop()
 		if err != nil {
 			b.Fatalf("ca rotate --until trust-both: %v\n%s", err, out.String())
@@ -52,7 +53,7 @@ func BenchmarkCARotate(b *testing.B) {
 			b.Fatal(err)
 		}
 		ld = startLoad(b, c)
-		res, err = rotate.RunCA(ctx, rotate.CAOptions{Spec: c.Spec, Out: &out})
+		res, err = carotate.RunCA(ctx, carotate.CAOptions{Spec: c.Spec, Out: &out})
 		st2 := ld.stop()
 		if err != nil || res.Stage != "" {
 			b.Fatalf("ca rotate: %v, stage %q\n%s", err, res.Stage, out.String())

@@ -5,9 +5,9 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/etcdpki/etcdpki/carotate"
 	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/pki"
-	"github.com/etcdpki/etcdpki/rotate"
 	"github.com/etcdpki/etcdpki/runner"
 )
 
@@ -79,7 +79,7 @@ func runCARotate(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	_, err = rotate.RunCA(c.Context, rotate.CAOptions{
+	_, err = carotate.RunCA(c.Context, carotate.CAOptions{
 		Spec:             s,
 		Until:            c.String("until"),
 		DryRun:           c.Bool("dry-run"),

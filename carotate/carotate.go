@@ -1,4 +1,4 @@
-package rotate
+package carotate
 
 // The CA rotation (etcdpki ca rotate). etcd reads its trusted CA file only
 // at start, and so does kube-apiserver's etcd client, so a new CA reaches a

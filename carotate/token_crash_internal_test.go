@@ -1,6 +1,6 @@
 //go:build cgo && !nopkcs11
 
-package rotate
+package carotate
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package rotate
+package carotate
 
 // The stages that restart the cluster, trust-both and finish, and the
 // clients around them; reissue is in carotate_reissue.go.

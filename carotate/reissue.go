@@ -1,4 +1,4 @@
-package rotate
+package carotate
 
 // The reissue stage of a CA rotation: every leaf issued again from the
 // new CA, proven in effect on the wire without a restart.
