@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/etcdpki/etcdpki/internal/testharness/etcdtest"
-	"github.com/etcdpki/etcdpki/rotate"
+	"github.com/etcdpki/etcdpki/member"
 )
 
 // BenchmarkMember measures membership changes on a cluster run from
@@ -52,7 +52,7 @@ func BenchmarkMember(b *testing.B) {
 			}
 		}
 		var out bytes.Buffer
-		res, err := rotate.AddMember(ctx, rotate.MemberOptions{Spec: c.Spec, Name: m.Name, Out: &out})
+		res, err := member.AddMember(ctx, member.MemberOptions{Spec: c.Spec, Name: m.Name, Out: &out})
 		st := ld.stop()
 		if err != nil {
 			b.Fatalf("member add %s: %v\n%s", m.Name, err, out.String())
@@ -65,7 +65,7 @@ func BenchmarkMember(b *testing.B) {
 		spare = append(spare, n)
 		ld := startLoad(b, c)
 		var out bytes.Buffer
-		res, err := rotate.RemoveMember(ctx, rotate.MemberOptions{Spec: c.Spec, Name: name, Out: &out})
+		res, err := member.RemoveMember(ctx, member.MemberOptions{Spec: c.Spec, Name: name, Out: &out})
 		st := ld.stop()
 		if err != nil {
 			b.Fatalf("member remove %s: %v\n%s", name, err, out.String())

@@ -9,7 +9,7 @@ import (
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/internal/testharness/etcdtest"
-	"github.com/etcdpki/etcdpki/rotate"
+	"github.com/etcdpki/etcdpki/member"
 )
 
 // TestMemberAddWithNoMemberInTheSpec: a spec that names no current
@@ -37,7 +37,7 @@ func TestMemberAddWithNoMemberInTheSpec(t *testing.T) {
 			s := *c.Spec
 			s.Nodes = tc.nodes
 			journal := journalBytes(c)
-			_, err := rotate.AddMember(context.Background(), rotate.MemberOptions{Spec: &s, Name: m4.Name})
+			_, err := member.AddMember(context.Background(), member.MemberOptions{Spec: &s, Name: m4.Name})
 			var ie *input.Error
 			if !errors.As(err, &ie) || strings.Contains(err.Error(), "\n") {
 				t.Fatalf("got %v, want one line of bad input", err)

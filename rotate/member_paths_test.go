@@ -11,8 +11,8 @@ import (
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/issue"
+	"github.com/etcdpki/etcdpki/member"
 	"github.com/etcdpki/etcdpki/pki"
-	"github.com/etcdpki/etcdpki/rotate"
 	"github.com/etcdpki/etcdpki/runner"
 )
 
@@ -45,8 +45,8 @@ func TestMemberNameNeverLeavesThePKI(t *testing.T) {
 		{"../victim", "not a valid name"},
 		{"etcd-3", "outside the PKI directory"},
 	} {
-		for op, f := range map[string]func(context.Context, rotate.MemberOptions) (*rotate.MembershipResult, error){"add": rotate.AddMember, "remove": rotate.RemoveMember} {
-			_, err := f(context.Background(), rotate.MemberOptions{Spec: s, Name: tc.name})
+		for op, f := range map[string]func(context.Context, member.MemberOptions) (*member.MembershipResult, error){"add": member.AddMember, "remove": member.RemoveMember} {
+			_, err := f(context.Background(), member.MemberOptions{Spec: s, Name: tc.name})
 			var ie *input.Error
 			if !errors.As(err, &ie) || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("member %s %s: %v, want bad input saying %q", op, tc.name, err, tc.want)

@@ -11,8 +11,8 @@ import (
 
 	"github.com/etcdpki/etcdpki/internal/testharness/etcdtest"
 	"github.com/etcdpki/etcdpki/issue"
+	"github.com/etcdpki/etcdpki/member"
 	"github.com/etcdpki/etcdpki/pki"
-	"github.com/etcdpki/etcdpki/rotate"
 )
 
 // issuedPair issues one certificate with `etcdpki issue` into
@@ -83,7 +83,7 @@ func TestMemberRemoveRevokesEveryCertificateOfTheNode(t *testing.T) {
 
 	c.RemoveNode(t, name)
 	var out bytes.Buffer
-	if _, err := rotate.RemoveMember(ctx, rotate.MemberOptions{Spec: c.Spec, Name: name, Out: &out}); err != nil {
+	if _, err := member.RemoveMember(ctx, member.MemberOptions{Spec: c.Spec, Name: name, Out: &out}); err != nil {
 		t.Fatalf("member remove: %v\n%s", err, out.String())
 	}
 	t.Logf("member remove:\n%s", out.String())

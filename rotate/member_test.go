@@ -13,6 +13,7 @@ import (
 
 	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/internal/testharness/etcdtest"
+	"github.com/etcdpki/etcdpki/member"
 	"github.com/etcdpki/etcdpki/rotate"
 	"github.com/etcdpki/etcdpki/runner"
 )
@@ -71,7 +72,7 @@ func TestMember(t *testing.T) {
 	term := raftTerm(t, c)
 	m4 := c.AddNode(t, nil)
 	var out bytes.Buffer
-	res, err := rotate.AddMember(ctx, rotate.MemberOptions{Spec: c.Spec, Name: m4.Name, Out: &out})
+	res, err := member.AddMember(ctx, member.MemberOptions{Spec: c.Spec, Name: m4.Name, Out: &out})
 	st := ld.stop()
 	t.Logf("member add:\n%s", out.String())
 	if err != nil {
@@ -108,7 +109,7 @@ func TestMember(t *testing.T) {
 		t.Errorf("rotate after the add restarted %v (pids %v -> %v):\n%s", rres.Members, pidsBefore, pids(c), rot.String())
 	}
 	// Again: nothing to do.
-	if res, err := rotate.AddMember(ctx, rotate.MemberOptions{Spec: c.Spec, Name: m4.Name, Out: &out}); err != nil || !res.Unchanged {
+	if res, err := member.AddMember(ctx, member.MemberOptions{Spec: c.Spec, Name: m4.Name, Out: &out}); err != nil || !res.Unchanged {
 		t.Errorf("second add: %+v %v", res, err)
 	}
 
@@ -135,7 +136,7 @@ func TestMember(t *testing.T) {
 		m := c.ReAddNode(t, node)
 		before, _ := os.ReadFile(filepath.Join(c.Paths.PKI, runner.StateFile))
 		var out bytes.Buffer
-		_, err := rotate.AddMember(ctx, rotate.MemberOptions{Spec: c.Spec, Name: name, Out: &out})
+		_, err := member.AddMember(ctx, member.MemberOptions{Spec: c.Spec, Name: name, Out: &out})
 		var ie *input.Error
 		if !errors.As(err, &ie) || !strings.Contains(err.Error(), m.DataDir) {
 			t.Fatalf("add over a used data dir: %v, want an input error naming %s", err, m.DataDir)
@@ -150,7 +151,7 @@ func TestMember(t *testing.T) {
 			t.Fatal(err)
 		}
 		ld := startLoad(t, c)
-		res, err := rotate.AddMember(ctx, rotate.MemberOptions{Spec: c.Spec, Name: name, Out: &out})
+		res, err := member.AddMember(ctx, member.MemberOptions{Spec: c.Spec, Name: name, Out: &out})
 		st := ld.stop()
 		t.Logf("member add (replacement):\n%s", out.String())
 		if err != nil {
@@ -183,7 +184,7 @@ func testRemove(t *testing.T, c *etcdtest.Cluster, name string, dead bool) etcdt
 	wasLeader := !dead && leaderName(t, c) == name
 	held := holdPairs(t, c.Spec, name+"/etcd-peer", name+"/etcd-server", name+"/etcd-healthcheck-client")
 	// Still in the spec: refused, exit 2.
-	if _, err := rotate.RemoveMember(ctx, rotate.MemberOptions{Spec: c.Spec, Name: name}); err == nil || !strings.Contains(err.Error(), "delete it there first") {
+	if _, err := member.RemoveMember(ctx, member.MemberOptions{Spec: c.Spec, Name: name}); err == nil || !strings.Contains(err.Error(), "delete it there first") {
 		t.Fatalf("remove of a node still in the spec: %v", err)
 	}
 	var term uint64
@@ -196,7 +197,7 @@ func testRemove(t *testing.T, c *etcdtest.Cluster, name string, dead bool) etcdt
 	}
 	ld := startLoad(t, c)
 	var out bytes.Buffer
-	res, err := rotate.RemoveMember(ctx, rotate.MemberOptions{Spec: c.Spec, Name: name, Out: &out})
+	res, err := member.RemoveMember(ctx, member.MemberOptions{Spec: c.Spec, Name: name, Out: &out})
 	st := ld.stop()
 	t.Logf("member remove %s:\n%s", name, out.String())
 	if err != nil {

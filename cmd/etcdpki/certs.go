@@ -12,8 +12,8 @@ import (
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/issue"
+	"github.com/etcdpki/etcdpki/member"
 	"github.com/etcdpki/etcdpki/pki"
-	"github.com/etcdpki/etcdpki/rotate"
 	"github.com/etcdpki/etcdpki/runner"
 	"github.com/etcdpki/etcdpki/verify"
 )
@@ -146,7 +146,7 @@ func certsList(c *cli.Context) error {
 // rows of its node, a revoke on the CRL's row (until it is finished its
 // serials may not be refused everywhere).
 func pendingNotes(pkiDir string, infos []pki.CertInfo) {
-	name, note := rotate.PendingMember(pkiDir)
+	name, note := member.PendingMember(pkiDir)
 	j := runner.PendingRevoke(pkiDir)
 	for i := range infos {
 		if name != "" && infos[i].Target != nil && infos[i].Target.Owner == name {

@@ -7,7 +7,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/etcdpki/etcdpki/internal/input"
-	"github.com/etcdpki/etcdpki/rotate"
+	"github.com/etcdpki/etcdpki/member"
 	"github.com/etcdpki/etcdpki/runner"
 )
 
@@ -37,7 +37,7 @@ func memberCommand() *cli.Command {
 					"Exit codes: 0 added (or a voting member already), 1 a check or step failed (run it again to resume), 2 bad input.",
 				Flags: append(flags(),
 					&cli.StringFlag{Name: "node", Usage: "a PKI made from flags: the node as `NAME=IP[,IP|DNS...]`, added to PKI/etcdpki.yaml"}),
-				Action: func(c *cli.Context) error { return memberAction(c, "member add", rotate.AddMember) },
+				Action: func(c *cli.Context) error { return memberAction(c, "member add", member.AddMember) },
 			},
 			{
 				Name:      "remove",
@@ -51,13 +51,13 @@ func memberCommand() *cli.Command {
 					"for NAME or one of its own addresses), its bundle moved to PKI/backup (verified).\n\n" +
 					"Exit codes: 0 removed, 1 a check or step failed (run it again to resume), 2 bad input.",
 				Flags:  flags(),
-				Action: func(c *cli.Context) error { return memberAction(c, "member remove", rotate.RemoveMember) },
+				Action: func(c *cli.Context) error { return memberAction(c, "member remove", member.RemoveMember) },
 			},
 		},
 	}
 }
 
-func memberAction(c *cli.Context, what string, run func(context.Context, rotate.MemberOptions) (*rotate.MembershipResult, error)) error {
+func memberAction(c *cli.Context, what string, run func(context.Context, member.MemberOptions) (*member.MembershipResult, error)) error {
 	if err := checkArgs(c); err != nil {
 		return err
 	}
@@ -88,7 +88,7 @@ func memberAction(c *cli.Context, what string, run func(context.Context, rotate.
 	if err != nil {
 		return err
 	}
-	res, err := run(c.Context, rotate.MemberOptions{
+	res, err := run(c.Context, member.MemberOptions{
 		Spec: s, SpecYAML: specYAML, Name: c.Args().First(), Out: c.App.Writer, DryRun: c.Bool("dry-run"),
 		MemberTimeout: c.Duration("member-timeout"), CommandTimeout: c.Duration("command-timeout"),
 	})

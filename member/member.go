@@ -2,10 +2,11 @@
 // cluster one member toward the spec, with a journal of steps so that a
 // run killed at any step is finished by running the same command again.
 
-package rotate
+package member
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -39,6 +40,9 @@ type MemberOptions struct {
 	// step was journaled, as a kill would.
 	crashAt string
 }
+
+// errCrash is what crashAt ends a run with.
+var errCrash = errors.New("simulated crash")
 
 // MembershipResult says what a membership change did.
 type MembershipResult struct {

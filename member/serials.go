@@ -1,4 +1,4 @@
-package rotate
+package member
 
 import (
 	"crypto/x509"
