@@ -9,7 +9,7 @@ import (
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/internal/testharness/etcdtest"
 	"github.com/etcdpki/etcdpki/pki"
-	"github.com/etcdpki/etcdpki/rotate"
+	"github.com/etcdpki/etcdpki/revoke"
 )
 
 // TestRenewFailureSaysRenewOnce: a renewal that fails while switching
@@ -26,7 +26,7 @@ func TestRenewFailureSaysRenewOnce(t *testing.T) {
 		}
 		return nil
 	})
-	_, err := rotate.Revoke(context.Background(), rotate.RevokeOptions{Spec: c.Spec, Targets: targets})
+	_, err := revoke.Revoke(context.Background(), revoke.RevokeOptions{Spec: c.Spec, Targets: targets})
 	restore()
 	if err == nil || !strings.Contains(err.Error(), "injected rename failure") {
 		t.Fatalf("revoke with a failing rename: %v", err)

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/etcdpki/etcdpki/pki"
-	"github.com/etcdpki/etcdpki/rotate"
+	"github.com/etcdpki/etcdpki/revoke"
 )
 
 // BenchmarkRevoke revokes client/etcd-admin on a 3-member cluster under
@@ -28,7 +28,7 @@ func BenchmarkRevoke(b *testing.B) {
 	for b.Loop() {
 		ld := startLoad(b, c)
 		var out bytes.Buffer
-		res, err := rotate.Revoke(context.Background(), rotate.RevokeOptions{Spec: c.Spec, Targets: targets, Force: true, Out: &out})
+		res, err := revoke.Revoke(context.Background(), revoke.RevokeOptions{Spec: c.Spec, Targets: targets, Force: true, Out: &out})
 		st := ld.stop()
 		if err != nil {
 			b.Fatalf("revoke: %v\n%s", err, out.String())

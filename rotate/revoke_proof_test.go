@@ -14,7 +14,7 @@ import (
 	"github.com/etcdpki/etcdpki/internal/probe"
 	"github.com/etcdpki/etcdpki/internal/testharness/etcdtest"
 	"github.com/etcdpki/etcdpki/pki"
-	"github.com/etcdpki/etcdpki/rotate"
+	"github.com/etcdpki/etcdpki/revoke"
 	"github.com/etcdpki/etcdpki/runner"
 )
 
@@ -57,7 +57,7 @@ func revokeSerialOf(t *testing.T, c *etcdtest.Cluster, pair tls.Certificate) ([]
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	res, err := rotate.Revoke(context.Background(), rotate.RevokeOptions{Spec: c.Spec, Serials: []string{certx.Serial(leaf)}, Out: &out})
+	res, err := revoke.Revoke(context.Background(), revoke.RevokeOptions{Spec: c.Spec, Serials: []string{certx.Serial(leaf)}, Out: &out})
 	t.Logf("revoke output:\n%s", out.String())
 	if err != nil {
 		t.Fatalf("revoke --serial: %v", err)

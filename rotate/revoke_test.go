@@ -19,7 +19,7 @@ import (
 	"github.com/etcdpki/etcdpki/internal/testharness/etcdtest"
 	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
-	"github.com/etcdpki/etcdpki/rotate"
+	"github.com/etcdpki/etcdpki/revoke"
 )
 
 // revokeCluster is a 3-member cluster run from etcd.env (the only way
@@ -126,7 +126,7 @@ func testRevokeUnderLoad(t *testing.T, c *etcdtest.Cluster) {
 	targets, _ := pki.Select(pki.New(c.Spec).Targets, []string{"client/etcd-admin", hc})
 	ld := startLoad(t, c)
 	var out bytes.Buffer
-	res, err := rotate.Revoke(ctx, rotate.RevokeOptions{Spec: c.Spec, Targets: targets, Reason: "keyCompromise", Out: &out})
+	res, err := revoke.Revoke(ctx, revoke.RevokeOptions{Spec: c.Spec, Targets: targets, Reason: "keyCompromise", Out: &out})
 	st := ld.stop()
 	t.Logf("revoke output:\n%s", out.String())
 	if err != nil {
@@ -175,7 +175,7 @@ func testRevokeUnderLoad(t *testing.T, c *etcdtest.Cluster) {
 	// Twice: nothing changes.
 	before, _ := os.ReadFile(c.Paths.CRL())
 	var again bytes.Buffer
-	res, err = rotate.Revoke(ctx, rotate.RevokeOptions{Spec: c.Spec, Targets: targets, Reason: "keyCompromise", Out: &again})
+	res, err = revoke.Revoke(ctx, revoke.RevokeOptions{Spec: c.Spec, Targets: targets, Reason: "keyCompromise", Out: &again})
 	if err != nil || !res.Unchanged {
 		t.Fatalf("second revoke: %+v, %v\n%s", res, err, again.String())
 	}
@@ -197,7 +197,7 @@ func testRevokePeer(t *testing.T, c *etcdtest.Cluster) {
 	termBefore := raftTerm(t, c)
 	targets, _ := pki.Select(pki.New(c.Spec).Targets, []string{id})
 	var out bytes.Buffer
-	if _, err := rotate.Revoke(ctx, rotate.RevokeOptions{Spec: c.Spec, Targets: targets, Reason: "keyCompromise", Out: &out}); err != nil {
+	if _, err := revoke.Revoke(ctx, revoke.RevokeOptions{Spec: c.Spec, Targets: targets, Reason: "keyCompromise", Out: &out}); err != nil {
 		t.Fatalf("revoke: %v\n%s", err, out.String())
 	}
 	t.Logf("revoke output:\n%s", out.String())
@@ -220,8 +220,8 @@ func testRevokeSerial(t *testing.T, c *etcdtest.Cluster) {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	opts := rotate.RevokeOptions{Spec: c.Spec, Serials: []string{strings.ToUpper(old.serial)}, Reason: "superseded", Out: &out}
-	res, err := rotate.Revoke(ctx, opts)
+	opts := revoke.RevokeOptions{Spec: c.Spec, Serials: []string{strings.ToUpper(old.serial)}, Reason: "superseded", Out: &out}
+	res, err := revoke.Revoke(ctx, opts)
 	if err != nil {
 		t.Fatalf("revoke --serial: %v\n%s", err, out.String())
 	}
@@ -230,20 +230,20 @@ func testRevokeSerial(t *testing.T, c *etcdtest.Cluster) {
 	}
 	checkVerdicts(t, c, "the apiserver's replaced pair", old.pair, false)
 	opts.Serials = []string{old.serial}
-	if res, err := rotate.Revoke(ctx, opts); err != nil || !res.Unchanged {
+	if res, err := revoke.Revoke(ctx, opts); err != nil || !res.Unchanged {
 		t.Errorf("revoking the serial again: %+v, %v", res, err)
 	}
 	// Serials in use, unknown or not hex are input errors, and change nothing.
 	inUse := holdPairs(t, c.Spec, "apiserver-etcd-client")[0].serial
 	before, _ := os.ReadFile(c.Paths.CRL())
 	for _, bad := range []string{inUse, "123456789abcdef", "xyz", "-5"} {
-		_, err := rotate.Revoke(ctx, rotate.RevokeOptions{Spec: c.Spec, Serials: []string{bad}, Out: &out})
+		_, err := revoke.Revoke(ctx, revoke.RevokeOptions{Spec: c.Spec, Serials: []string{bad}, Out: &out})
 		var ie *input.Error
 		if !errors.As(err, &ie) {
 			t.Errorf("--serial %s: %v, want an input error", bad, err)
 		}
 	}
-	if _, err := rotate.Revoke(ctx, rotate.RevokeOptions{Spec: c.Spec, Targets: targets, Reason: "bogus"}); err == nil {
+	if _, err := revoke.Revoke(ctx, revoke.RevokeOptions{Spec: c.Spec, Targets: targets, Reason: "bogus"}); err == nil {
 		t.Error("a bad reason was accepted")
 	}
 	if after, _ := os.ReadFile(c.Paths.CRL()); !bytes.Equal(before, after) {

@@ -1,7 +1,9 @@
-// revoke.go is etcdpki certs revoke: a certificate in use is replaced and
-// the replacement proven before its old serial is published in the CRL,
-// and then every member is shown refusing it on its client and peer port,
-// with no restart (etcd reads its CRL on every accepted connection).
+// revoke.go is the revocation engine that etcdpki certs revoke (package
+// revoke) and member remove both run: a certificate in use is replaced
+// and the replacement proven before its old serial is published in the
+// CRL, and then every member is shown refusing it on its client and peer
+// port, with no restart (etcd reads its CRL on every accepted
+// connection). Each step is journaled (State.Revoke).
 
 package runner
 

@@ -8,7 +8,7 @@ import (
 
 	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/pki"
-	"github.com/etcdpki/etcdpki/rotate"
+	"github.com/etcdpki/etcdpki/revoke"
 	"github.com/etcdpki/etcdpki/runner"
 )
 
@@ -84,7 +84,7 @@ func certsRevoke(c *cli.Context) error {
 			gone = append(gone, m)
 		}
 	}
-	res, err := rotate.Revoke(c.Context, rotate.RevokeOptions{
+	res, err := revoke.Revoke(c.Context, revoke.RevokeOptions{
 		Spec: s, Targets: picked, Gone: gone, Serials: serials, Reason: c.String("reason"), Force: c.Bool("force"),
 		Out: c.App.Writer, CommandTimeout: c.Duration("command-timeout"),
 	})

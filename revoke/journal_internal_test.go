@@ -1,4 +1,4 @@
-package rotate
+package revoke
 
 import (
 	"bytes"
@@ -20,6 +20,7 @@ import (
 	"github.com/etcdpki/etcdpki/internal/testharness/etcdtest"
 	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
+	"github.com/etcdpki/etcdpki/rotate"
 	"github.com/etcdpki/etcdpki/runner"
 )
 
@@ -162,7 +163,7 @@ func testLostCRL(t *testing.T, c *etcdtest.Cluster) {
 			}
 		}
 		out.Reset()
-		if _, err := Run(ctx, Options{Spec: c.Spec, Out: &out}); err != nil {
+		if _, err := rotate.Run(ctx, rotate.Options{Spec: c.Spec, Out: &out}); err != nil {
 			t.Fatalf("rotate after removing %v: %v\n%s", gone, err, out.String())
 		}
 		after, err := pki.LoadCRL(c.Paths)

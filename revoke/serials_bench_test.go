@@ -1,4 +1,4 @@
-package rotate
+package revoke
 
 import (
 	"context"
@@ -51,7 +51,7 @@ func addIssued(b *testing.B, inv *pki.Inventory, n int) []string {
 // Each iteration takes 20 serials not revoked yet, from the end of the
 // walk.
 //
-//	go test -run '^$' -bench RevokeManySerials -benchtime 3x ./rotate/
+//	go test -run '^$' -bench RevokeManySerials -benchtime 3x ./revoke/
 func BenchmarkRevokeManySerials(b *testing.B) {
 	const perRun = 20
 	c := etcdtest.Start(b, etcdtest.Options{FromEnv: true})
