@@ -7,7 +7,7 @@
 // etcd (3.2 and later) reads its certificate and key files at every new
 // TLS handshake and an established connection is never verified again, so
 // a renewed leaf needs no restart: in the default mode (RestartAuto) fresh
-// handshakes prove it in effect instead (see prove.go), and no leader
+// handshakes prove it in effect instead (see runner/prove.go), and no leader
 // changes. Only what etcd reads once at start (its CA bundle, its
 // etcd.conf.yml) or an explicit --restart=always makes a member restart.
 // Restarts are rolled, gated on health — followers first, the leader
@@ -34,29 +34,26 @@
 // without redoing finished members. Watch keeps running, rotating on a
 // timer and whenever certificate files or the spec change.
 //
-// Files: options.go (the API: Options, Result, errors), rotate.go (Run
-// and its phases), steps.go (renew, deploy, clients), templates.go (the
-// deploy and restart templates, rendered once for every plan), plan.go
-// and planprint.go (the plan), prove.go (proofs on the wire), roll.go
-// (the rolling restart, the hand-off and its transferee), etcd.go (the
-// etcd client: health, leader moves, serving serials), command.go (the
-// deploy/restart command runner), log.go, state.go (the journal),
-// started.go, lock.go, metrics.go and watch.go (which expands its spec
-// once per load and hands that inventory to every pass); expired.go (probes on
-// expired certificates, the refusal that names --recover) and recover.go
-// (--recover). The CA rotation (etcdpki ca rotate): carotate.go (RunCA,
-// its stages in order, prepare), carotate_stages.go (trust-both and
-// finish: write, deploy, prove, restart), carotate_reissue.go (reissue:
-// every leaf from the new CA, proven without a restart), carotate_proof.go (the
-// trust each member shows on the wire), carotate_retire.go (the order in
-// which the old CA goes to backup/ and the new one into PKI/etcd) and
-// carotate_print.go (the dry run's plan).
+// Files: options.go (the API: Options, Result, restart modes), rotate.go
+// (Run and its phases on a leafRun, the runner plus the leaf-only
+// options), steps.go (renew, deploy, clients), plan.go and planprint.go
+// (the plan and the dry run's print of it), reasons.go (why a member
+// restarts), ineffect.go (the proof that what is on disk is in effect),
+// metrics.go (the next expiry for the textfile), watch.go (which expands
+// its spec once per load and hands that inventory to every pass),
+// expired.go (probes on expired certificates, the refusal that names
+// --recover) and recover.go (--recover).
+//
+// What the leaf rotation shares with the other operations (the lock, the
+// journal, deploy and restart commands, proofs on the wire, the rolling
+// restart and its hand-off, the etcd client, the CRL upkeep, the metrics
+// textfile) is package runner's; the CA rotation, member add/remove and
+// certs revoke are packages carotate, member and revoke. rotate imports
+// none of them.
 //
 // It reads names, paths, certificate status and CA-rotation state from
 // package pki (the read model) and writes the PKI directory only through
-// package issue: the renewed pairs, the CRL, the CA rotation's stores
-// (issue.WriteNextCA, WriteCABundles, BackupCA, SwitchCA, DropRetiredCAs,
-// RemoveNextCA) and the journal (issue.WriteJournal) alike. The only file
-// it writes itself is the operator's --metrics-file, outside the PKI
-// directory (internal/layering's test holds it to that).
+// package issue (the renewed pairs, the re-issue of --recover) and the
+// runner (the CRL, the journal); the operator's --metrics-file is the
+// runner's to write, outside the PKI directory.
 package rotate
