@@ -22,6 +22,7 @@ import (
 	"github.com/etcdpki/etcdpki/internal/probe"
 	"github.com/etcdpki/etcdpki/internal/testharness/etcdtest"
 	"github.com/etcdpki/etcdpki/internal/testharness/kubeadmcerts"
+	"github.com/etcdpki/etcdpki/internal/testharness/livetest"
 	"github.com/etcdpki/etcdpki/pki"
 	"github.com/etcdpki/etcdpki/rotate"
 )
@@ -75,7 +76,7 @@ func TestRotateAfterAdoptRenewsAKubeadmCluster(t *testing.T) {
 	if err != nil {
 		t.Fatalf("adopt: %v\n%s", err, out.String())
 	}
-	before, pids0, term0 := servedSerials(t, s, c.APIServerTLS()), pids(c.Cluster), raftTerm(t, c.Cluster)
+	before, pids0, term0 := servedSerials(t, s, c.APIServerTLS()), livetest.Pids(c.Cluster), livetest.RaftTerm(t, c.Cluster)
 
 	// Nothing is due yet: a routine run leaves the held certificates
 	// alone and exports their expiry with the others'.
@@ -98,25 +99,25 @@ func TestRotateAfterAdoptRenewsAKubeadmCluster(t *testing.T) {
 	}
 
 	out.Reset()
-	ld := startLoad(t, c.Cluster)
-	res, err := rotate.Run(context.Background(), rotate.Options{Spec: s, RenewBefore: everythingDue, Out: &out})
-	st := ld.stop()
+	ld := livetest.StartLoad(t, c.Cluster)
+	res, err := rotate.Run(context.Background(), rotate.Options{Spec: s, RenewBefore: livetest.EverythingDue, Out: &out})
+	st := ld.Stop()
 	t.Logf("rotate:\n%s", out.String())
 	if err != nil {
 		t.Fatalf("rotate: %v", err)
 	}
-	t.Logf("load: %d requests, %d failed, worst %s", st.ops, st.fails, st.worst)
-	if st.fails != 0 {
-		t.Errorf("%d requests failed under load: %v", st.fails, st.failures)
+	t.Logf("load: %d requests, %d failed, worst %s", st.Ops, st.Fails, st.Worst)
+	if st.Fails != 0 {
+		t.Errorf("%d requests failed under load: %v", st.Fails, st.Failures)
 	}
-	checkAcked(t, c.Cluster, c.APIServerTLS(), st)
-	if len(res.Members) != 0 || !maps.Equal(pids0, pids(c.Cluster)) {
-		t.Errorf("restarted %v; pids before %v, after %v", res.Members, pids0, pids(c.Cluster))
+	livetest.CheckAcked(t, c.Cluster, c.APIServerTLS(), st)
+	if len(res.Members) != 0 || !maps.Equal(pids0, livetest.Pids(c.Cluster)) {
+		t.Errorf("restarted %v; pids before %v, after %v", res.Members, pids0, livetest.Pids(c.Cluster))
 	}
 	if len(res.Proofs) != len(s.Nodes) {
 		t.Errorf("proved %d members, want %d", len(res.Proofs), len(s.Nodes))
 	}
-	if d := raftTerm(t, c.Cluster) - term0; d != 0 {
+	if d := livetest.RaftTerm(t, c.Cluster) - term0; d != 0 {
 		t.Errorf("%d leader changes, want none", d)
 	}
 	after := servedSerials(t, s, c.APIServerTLS())
@@ -206,5 +207,5 @@ func serialOf(t *testing.T, path string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return serialOfPEM(t, b)
+	return livetest.SerialOfPEM(t, b)
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/testharness/etcdtest"
+	"github.com/etcdpki/etcdpki/internal/testharness/livetest"
 	"github.com/etcdpki/etcdpki/pki"
 	"github.com/etcdpki/etcdpki/rotate"
 	"github.com/etcdpki/etcdpki/runner"
@@ -42,7 +43,7 @@ func TestRotateWithoutRestart(t *testing.T) {
 
 func testProvesUnderLoad(t *testing.T, c *etcdtest.Cluster, spec *cluster.Spec) {
 	ctx := context.Background()
-	before := serials(t, spec)
+	before := livetest.Serials(t, spec)
 	oldExpiry := earliestExpiry(t, spec)
 	var plan bytes.Buffer
 	if _, err := rotate.Run(ctx, rotate.Options{Spec: spec, DryRun: true, Out: &plan}); err != nil {
@@ -54,17 +55,17 @@ func testProvesUnderLoad(t *testing.T, c *etcdtest.Cluster, spec *cluster.Spec) 
 			t.Errorf("dry run does not say %q", line)
 		}
 	}
-	termBefore := raftTerm(t, c)
-	pidsBefore := pids(c)
+	termBefore := livetest.RaftTerm(t, c)
+	pidsBefore := livetest.Pids(c)
 	if left := time.Until(oldExpiry); left < 5*time.Second {
 		t.Fatalf("the original certificates expire in %s, before the rotation could be shown to outlive them", left)
 	}
-	ld := startLoad(t, c)
+	ld := livetest.StartLoad(t, c)
 	var out bytes.Buffer
 	res, err := rotate.Run(ctx, rotate.Options{Spec: spec, Out: &out})
 	t.Logf("rotate output:\n%s", out.String())
 	if err != nil {
-		ld.stop()
+		ld.Stop()
 		t.Fatalf("rotate: %v", err)
 	}
 	t.Logf("rotation took %s, proofs %s; the original certificates expire at %s, in %s",
@@ -74,29 +75,29 @@ func testProvesUnderLoad(t *testing.T, c *etcdtest.Cluster, spec *cluster.Spec) 
 	for time.Now().Before(oldExpiry.Add(3 * time.Second)) {
 		time.Sleep(200 * time.Millisecond)
 	}
-	st := ld.stop()
-	t.Logf("load: %d requests in %s (%.0f/s), %d failed, worst latency %s", st.ops, st.took.Round(time.Millisecond), float64(st.ops)/st.took.Seconds(), st.fails, st.worst)
-	for _, f := range st.failures {
+	st := ld.Stop()
+	t.Logf("load: %d requests in %s (%.0f/s), %d failed, worst latency %s", st.Ops, st.Took.Round(time.Millisecond), float64(st.Ops)/st.Took.Seconds(), st.Fails, st.Worst)
+	for _, f := range st.Failures {
 		t.Errorf("failed request: %s", f)
 	}
-	checkAcked(t, c, c.APIServerTLS(), st)
+	livetest.CheckAcked(t, c, c.APIServerTLS(), st)
 	if len(res.Members) != 0 || len(res.HandOffs) != 0 {
 		t.Errorf("restarted %d members with %d hand-offs; want none", len(res.Members), len(res.HandOffs))
 	}
-	if !maps.Equal(pids(c), pidsBefore) {
-		t.Errorf("member pids changed from %v to %v: a member was restarted", pidsBefore, pids(c))
+	if !maps.Equal(livetest.Pids(c), pidsBefore) {
+		t.Errorf("member pids changed from %v to %v: a member was restarted", pidsBefore, livetest.Pids(c))
 	}
-	if term := raftTerm(t, c); term != termBefore {
+	if term := livetest.RaftTerm(t, c); term != termBefore {
 		t.Errorf("raft term went from %d to %d: the leader changed", termBefore, term)
 	}
-	after := serials(t, spec)
+	after := livetest.Serials(t, spec)
 	for id, s := range after {
 		if before[id] == s {
 			t.Errorf("certificate %s was not renewed", id)
 		}
 	}
-	checkServing(t, c)
-	checkHealthy(t, c)
+	livetest.CheckServing(t, c)
+	livetest.CheckHealthy(t, c)
 	if len(res.Proofs) != len(spec.Nodes) {
 		t.Errorf("%d members proven, want %d", len(res.Proofs), len(spec.Nodes))
 	}
@@ -144,8 +145,8 @@ func testRejoins(t *testing.T, c *etcdtest.Cluster, spec *cluster.Spec) {
 	if err := c.WaitReady(ctx); err != nil {
 		t.Fatal(err)
 	}
-	checkServing(t, c)
-	checkHealthy(t, c)
+	livetest.CheckServing(t, c)
+	livetest.CheckHealthy(t, c)
 	if now, exp := time.Now(), earliestExpiry(t, spec); !now.Before(exp) {
 		t.Errorf("a certificate on disk expired at %s", exp)
 	}
@@ -157,7 +158,7 @@ func testRejoins(t *testing.T, c *etcdtest.Cluster, spec *cluster.Spec) {
 func testCABundleChange(t *testing.T, c *etcdtest.Cluster, spec *cluster.Spec) {
 	ctx := context.Background()
 	m := c.Members[2]
-	appendCA(t, spec, m.Name)
+	livetest.AppendCA(t, spec, m.Name)
 	var plan bytes.Buffer
 	if _, err := rotate.Run(ctx, rotate.Options{Spec: spec, DryRun: true, Out: &plan}); err != nil {
 		t.Fatalf("dry run: %v", err)
@@ -166,7 +167,7 @@ func testCABundleChange(t *testing.T, c *etcdtest.Cluster, spec *cluster.Spec) {
 	if !strings.Contains(plan.String(), m.Name+": restart: CA bundle changed") {
 		t.Errorf("dry run does not say %s restarts for its CA bundle", m.Name)
 	}
-	pidsBefore := pids(c)
+	pidsBefore := livetest.Pids(c)
 	var out bytes.Buffer
 	res, err := rotate.Run(ctx, rotate.Options{Spec: spec, Out: &out})
 	t.Logf("rotate output:\n%s", out.String())
@@ -184,7 +185,7 @@ func testCABundleChange(t *testing.T, c *etcdtest.Cluster, spec *cluster.Spec) {
 			t.Errorf("member %s: restarted %v", name, restarted)
 		}
 	}
-	checkHealthy(t, c)
+	livetest.CheckHealthy(t, c)
 	// The journal knows what it runs with now: the next run has nothing to do.
 	out.Reset()
 	res, err = rotate.Run(ctx, rotate.Options{Spec: spec, Out: &out})
@@ -232,11 +233,11 @@ func TestProofFailsWhenTheDeployMissesAMember(t *testing.T) {
 	broken.Nodes = slices.Clone(c.Spec.Nodes)
 	victim := &broken.Nodes[1]
 	victim.Deploy = "true"
-	old := serials(t, c.Spec)
-	pidsBefore := pids(c)
+	old := livetest.Serials(t, c.Spec)
+	pidsBefore := livetest.Pids(c)
 
 	var out bytes.Buffer
-	res, err := rotate.Run(context.Background(), rotate.Options{Spec: &broken, RenewBefore: everythingDue, Out: &out})
+	res, err := rotate.Run(context.Background(), rotate.Options{Spec: &broken, RenewBefore: livetest.EverythingDue, Out: &out})
 	t.Logf("rotate output:\n%s", out.String())
 	var pe *runner.ProofError
 	if !errors.As(err, &pe) {
@@ -244,7 +245,7 @@ func TestProofFailsWhenTheDeployMissesAMember(t *testing.T) {
 	}
 	t.Logf("error: %v", err)
 	_, clientAddr, _ := strings.Cut(victim.ClientURLs[0], "://")
-	renewed := serials(t, c.Spec)
+	renewed := livetest.Serials(t, c.Spec)
 	if pe.Member != victim.Name || pe.Port != "client port "+clientAddr || pe.ExitCode() != 1 ||
 		pe.Want != renewed[victim.Name+"/etcd-server"] || pe.Got != old[victim.Name+"/etcd-server"] {
 		t.Errorf("ProofError %+v: want member %s, client port %s, serial wanted %s, served %s", pe, victim.Name, clientAddr,
@@ -258,7 +259,7 @@ func TestProofFailsWhenTheDeployMissesAMember(t *testing.T) {
 	if len(res.Proofs) != 1 || res.Proofs[0].Name != c.Spec.Nodes[0].Name {
 		t.Errorf("proven before the failure: %v; want %s alone (spec order)", res.Proofs, c.Spec.Nodes[0].Name)
 	}
-	if !maps.Equal(pids(c), pidsBefore) {
+	if !maps.Equal(livetest.Pids(c), pidsBefore) {
 		t.Error("a member was restarted")
 	}
 
@@ -275,8 +276,8 @@ func TestProofFailsWhenTheDeployMissesAMember(t *testing.T) {
 	if want := []string{c.Spec.Nodes[1].Name, c.Spec.Nodes[2].Name}; !slices.Equal(proven, want) || len(res.Renewed) != 0 || len(res.Members) != 0 {
 		t.Errorf("next run proved %v, renewed %d, restarted %d; want %v, 0, 0", proven, len(res.Renewed), len(res.Members), want)
 	}
-	checkServing(t, c)
-	checkHealthy(t, c)
+	livetest.CheckServing(t, c)
+	livetest.CheckHealthy(t, c)
 }
 
 // earliestExpiry is when the first of the spec's certificates expires.

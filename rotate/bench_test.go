@@ -3,11 +3,11 @@ package rotate_test
 import (
 	"bytes"
 	"context"
-	"slices"
 	"testing"
 	"time"
 
 	"github.com/etcdpki/etcdpki/internal/testharness/etcdtest"
+	"github.com/etcdpki/etcdpki/internal/testharness/livetest"
 	"github.com/etcdpki/etcdpki/rotate"
 )
 
@@ -40,11 +40,11 @@ func BenchmarkRoll(b *testing.B) {
 		var fails, changes, restarts int64
 		var total, proof time.Duration
 		for b.Loop() {
-			term := raftTerm(b, c)
-			ld := startLoad(b, c)
+			term := livetest.RaftTerm(b, c)
+			ld := livetest.StartLoad(b, c)
 			var out bytes.Buffer
-			res, err := rotate.Run(context.Background(), rotate.Options{Spec: c.Spec, RenewBefore: everythingDue, Out: &out})
-			st := ld.stop()
+			res, err := rotate.Run(context.Background(), rotate.Options{Spec: c.Spec, RenewBefore: livetest.EverythingDue, Out: &out})
+			st := ld.Stop()
 			if err != nil {
 				b.Fatalf("rotate: %v\n%s", err, out.String())
 			}
@@ -54,14 +54,14 @@ func BenchmarkRoll(b *testing.B) {
 			total += res.Took
 			proof += res.ProofTime()
 			restarts += int64(len(res.Members))
-			worsts = append(worsts, st.worst)
-			fails += st.fails
-			changes += int64(raftTerm(b, c) - term)
+			worsts = append(worsts, st.Worst)
+			fails += st.Fails
+			changes += int64(livetest.RaftTerm(b, c) - term)
 		}
 		n := float64(b.N)
 		b.ReportMetric(total.Seconds()/n, "s-total/op")
 		b.ReportMetric(float64(proof.Milliseconds())/n, "ms-proof/op")
-		reportWorst(b, worsts)
+		livetest.ReportWorst(b, worsts)
 		b.ReportMetric(float64(fails)/n, "failed-requests/op")
 		b.ReportMetric(float64(changes)/n, "leader-changes/op")
 		b.ReportMetric(float64(restarts)/n, "restarts/op")
@@ -71,27 +71,27 @@ func BenchmarkRoll(b *testing.B) {
 		var fails, changes, handOffDrops int64
 		var total, floor time.Duration
 		for b.Loop() {
-			term := raftTerm(b, c)
-			ld := startLoad(b, c)
+			term := livetest.RaftTerm(b, c)
+			ld := livetest.StartLoad(b, c)
 			var out bytes.Buffer
-			res, err := rotate.Run(context.Background(), rotate.Options{Spec: c.Spec, RenewBefore: everythingDue, Restart: rotate.RestartAlways, Out: &out})
-			st := ld.stop()
+			res, err := rotate.Run(context.Background(), rotate.Options{Spec: c.Spec, RenewBefore: livetest.EverythingDue, Restart: rotate.RestartAlways, Out: &out})
+			st := ld.Stop()
 			if err != nil {
 				b.Fatalf("rotate: %v\n%s", err, out.String())
 			}
 			total += res.Took
 			floor += res.Floor()
-			dropped, _ := classify(res, st.failures)
+			dropped, _ := livetest.Classify(windows(res.HandOffs), st.Failures)
 			handOffDrops += int64(len(dropped))
-			worsts = append(worsts, st.worst)
-			fails += st.fails
-			changes += int64(raftTerm(b, c) - term)
+			worsts = append(worsts, st.Worst)
+			fails += st.Fails
+			changes += int64(livetest.RaftTerm(b, c) - term)
 		}
 		n := float64(b.N)
 		b.ReportMetric(total.Seconds()/n, "s-total/op")
 		b.ReportMetric(floor.Seconds()/n, "s-floor/op")
 		b.ReportMetric(float64(total)/float64(floor), "total/floor")
-		reportWorst(b, worsts)
+		livetest.ReportWorst(b, worsts)
 		b.ReportMetric(float64(fails)/n, "failed-requests/op")
 		b.ReportMetric(float64(handOffDrops)/n, "failed-in-hand-off/op")
 		b.ReportMetric(float64(changes)/n, "leader-changes/op")
@@ -101,8 +101,8 @@ func BenchmarkRoll(b *testing.B) {
 		var fails, changes int64
 		var total time.Duration
 		for b.Loop() {
-			term := raftTerm(b, c)
-			ld := startLoad(b, c)
+			term := livetest.RaftTerm(b, c)
+			ld := livetest.StartLoad(b, c)
 			t0 := time.Now()
 			for _, m := range c.Members {
 				if err := m.Restart(); err != nil {
@@ -116,23 +116,15 @@ func BenchmarkRoll(b *testing.B) {
 				}
 			}
 			total += time.Since(t0)
-			st := ld.stop()
-			worsts = append(worsts, st.worst)
-			fails += st.fails
-			changes += int64(raftTerm(b, c) - term)
+			st := ld.Stop()
+			worsts = append(worsts, st.Worst)
+			fails += st.Fails
+			changes += int64(livetest.RaftTerm(b, c) - term)
 		}
 		n := float64(b.N)
 		b.ReportMetric(total.Seconds()/n, "s-total/op")
-		reportWorst(b, worsts)
+		livetest.ReportWorst(b, worsts)
 		b.ReportMetric(float64(fails)/n, "failed-requests/op")
 		b.ReportMetric(float64(changes)/n, "leader-changes/op")
 	})
-}
-
-// reportWorst reports the worst client request of the worst run and of
-// the median run: one unlucky run should not hide the typical one.
-func reportWorst(b *testing.B, worsts []time.Duration) {
-	slices.Sort(worsts)
-	b.ReportMetric(float64(worsts[len(worsts)-1].Milliseconds()), "ms-worst-request-max")
-	b.ReportMetric(float64(worsts[len(worsts)/2].Milliseconds()), "ms-worst-request-median")
 }

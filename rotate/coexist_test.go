@@ -17,6 +17,7 @@ import (
 
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/testharness/etcdtest"
+	"github.com/etcdpki/etcdpki/internal/testharness/livetest"
 	"github.com/etcdpki/etcdpki/internal/testharness/oldlayout"
 	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
@@ -233,29 +234,29 @@ func TestBundlesShareAHostDirectory(t *testing.T) {
 	}
 
 	t.Run("RotationDeploysBothUnderLoad", func(t *testing.T) {
-		before := pids(c)
-		ld := startLoad(t, c)
+		before := livetest.Pids(c)
+		ld := livetest.StartLoad(t, c)
 		var out bytes.Buffer
-		res, err := rotate.Run(context.Background(), rotate.Options{Spec: c.Spec, RenewBefore: everythingDue, Out: &out})
-		st := ld.stop()
+		res, err := rotate.Run(context.Background(), rotate.Options{Spec: c.Spec, RenewBefore: livetest.EverythingDue, Out: &out})
+		st := ld.Stop()
 		if err != nil {
 			t.Fatalf("rotate: %v\n%s", err, out.String())
 		}
 		if len(res.Proofs) != len(c.Members) || len(res.Members) != 0 {
 			t.Errorf("proofs %d, restarts %d; want %d proofs and no restart:\n%s", len(res.Proofs), len(res.Members), len(c.Members), out.String())
 		}
-		if st.fails != 0 {
-			t.Errorf("%d of %d requests failed: %v", st.fails, st.ops, st.failures)
+		if st.Fails != 0 {
+			t.Errorf("%d of %d requests failed: %v", st.Fails, st.Ops, st.Failures)
 		}
-		checkAcked(t, c, c.APIServerTLS(), st)
-		if now := pids(c); !equalPIDs(now, before) {
+		livetest.CheckAcked(t, c, c.APIServerTLS(), st)
+		if now := livetest.Pids(c); !equalPIDs(now, before) {
 			t.Errorf("members restarted: pids %v, were %v", now, before)
 		}
 		for i, h := range hosts {
 			checkHostFiles(t, c, c.Members[i].Name, h)
 			checkServesFromHost(t, c, i, h)
 		}
-		t.Logf("%d requests, 0 failed, worst %s, rotation %s", st.ops, st.worst, res.Took)
+		t.Logf("%d requests, 0 failed, worst %s, rotation %s", st.Ops, st.Worst, res.Took)
 		// verify --spec, run on member 1's host, checks its shared directory.
 		rep, err := verify.Evaluate(context.Background(), verify.Options{SpecFile: c.SpecPath, PKIDir: c.Paths.PKI})
 		if err != nil {
@@ -331,11 +332,11 @@ func TestOldLayoutHostUpdatedInPlace(t *testing.T) {
 	if err := c.StartAll(ctx); err != nil {
 		t.Fatal(err)
 	}
-	before := pids(c)
-	ld := startLoad(t, c)
+	before := livetest.Pids(c)
+	ld := livetest.StartLoad(t, c)
 	var out bytes.Buffer
-	res, err := rotate.Run(context.Background(), rotate.Options{Spec: c.Spec, RenewBefore: everythingDue, Out: &out})
-	st := ld.stop()
+	res, err := rotate.Run(context.Background(), rotate.Options{Spec: c.Spec, RenewBefore: livetest.EverythingDue, Out: &out})
+	st := ld.Stop()
 	if err != nil {
 		t.Fatalf("rotate: %v\n%s", err, out.String())
 	}
@@ -345,11 +346,11 @@ func TestOldLayoutHostUpdatedInPlace(t *testing.T) {
 	if !strings.Contains(out.String(), "to the named-store layout (same bytes)") {
 		t.Errorf("rotate did not say it moved the stores:\n%s", out.String())
 	}
-	if st.fails != 0 {
-		t.Errorf("%d of %d requests failed: %v", st.fails, st.ops, st.failures)
+	if st.Fails != 0 {
+		t.Errorf("%d of %d requests failed: %v", st.Fails, st.Ops, st.Failures)
 	}
-	checkAcked(t, c, c.APIServerTLS(), st)
-	if now := pids(c); !equalPIDs(now, before) {
+	livetest.CheckAcked(t, c, c.APIServerTLS(), st)
+	if now := livetest.Pids(c); !equalPIDs(now, before) {
 		t.Errorf("members restarted: pids %v, were %v", now, before)
 	}
 	if _, err := os.Lstat(filepath.Join(c.Paths.NodeCertDir(c.Members[0].Name), "..data")); err == nil {

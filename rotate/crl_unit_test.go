@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/testharness/livetest"
 	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
 	"github.com/etcdpki/etcdpki/rotate"
@@ -47,7 +48,7 @@ func TestRotateKeepsTheCRLCurrent(t *testing.T) {
 	if _, err := rotate.Run(ctx, rotate.Options{Spec: s, MetricsFile: metrics}); err != nil {
 		t.Fatal(err)
 	}
-	text := readFile(t, metrics)
+	text := livetest.ReadFile(t, metrics)
 	for _, want := range []string{`etcdpki_crl_revoked{cluster="unit"} 1`, `etcdpki_crl_next_update_seconds{cluster="unit"} 6047`} {
 		if !strings.Contains(text, want) {
 			t.Errorf("metrics lack %q:\n%s", want, text)

@@ -20,6 +20,7 @@ import (
 	"github.com/etcdpki/etcdpki/internal/certx"
 	"github.com/etcdpki/etcdpki/internal/probe"
 	"github.com/etcdpki/etcdpki/internal/testharness/etcdtest"
+	"github.com/etcdpki/etcdpki/internal/testharness/livetest"
 	"github.com/etcdpki/etcdpki/pki"
 	"github.com/etcdpki/etcdpki/rotate"
 	"github.com/etcdpki/etcdpki/verify"
@@ -113,31 +114,31 @@ func waitPastExpiry(t *testing.T, s *cluster.Spec, withCA bool) {
 func TestRotateRunningOnExpiredCertificates(t *testing.T) {
 	t.Parallel()
 	c, spec, _ := expiring(t, "")
-	ld := startLoad(t, c)
-	pidsBefore := pids(c)
-	before := serials(t, spec)
+	ld := livetest.StartLoad(t, c)
+	pidsBefore := livetest.Pids(c)
+	before := livetest.Serials(t, spec)
 	waitPastExpiry(t, spec, false)
 	checkNamedState(t, c, verify.StateServing)
 
 	var out bytes.Buffer
 	res, err := rotate.Run(context.Background(), rotate.Options{Spec: spec, Out: &out})
 	t.Logf("rotate output:\n%s", out.String())
-	st := ld.stop()
-	t.Logf("load: %d requests in %s, %d failed, worst latency %s", st.ops, st.took.Round(time.Millisecond), st.fails, st.worst)
+	st := ld.Stop()
+	t.Logf("load: %d requests in %s, %d failed, worst latency %s", st.Ops, st.Took.Round(time.Millisecond), st.Fails, st.Worst)
 	if err != nil {
 		t.Fatalf("rotate on a cluster running on expired certificates: %v", err)
 	}
-	checkAcked(t, c, c.APIServerTLS(), st)
-	for _, f := range st.failures {
+	livetest.CheckAcked(t, c, c.APIServerTLS(), st)
+	for _, f := range st.Failures {
 		t.Errorf("failed request: %s", f)
 	}
-	if st.ops == 0 {
+	if st.Ops == 0 {
 		t.Error("no load ran")
 	}
-	if !maps.Equal(pids(c), pidsBefore) || len(res.Members) != 0 {
-		t.Errorf("members restarted (%d; pids %v, were %v); want none", len(res.Members), pids(c), pidsBefore)
+	if !maps.Equal(livetest.Pids(c), pidsBefore) || len(res.Members) != 0 {
+		t.Errorf("members restarted (%d; pids %v, were %v); want none", len(res.Members), livetest.Pids(c), pidsBefore)
 	}
-	after := serials(t, spec)
+	after := livetest.Serials(t, spec)
 	for id, s := range after {
 		if before[id] == s {
 			t.Errorf("certificate %s was not renewed", id)
@@ -154,8 +155,8 @@ func TestRotateRunningOnExpiredCertificates(t *testing.T) {
 		}
 	}
 	checkUnexpiredOnTheWire(t, spec, c.APIServerTLS())
-	checkServing(t, c)
-	checkHealthy(t, c)
+	livetest.CheckServing(t, c)
+	livetest.CheckHealthy(t, c)
 
 	// --recover is for a cluster without a quorum: here it is refused
 	// (exit 2), changing nothing, and names the plain command.
@@ -165,7 +166,7 @@ func TestRotateRunningOnExpiredCertificates(t *testing.T) {
 	if !errors.As(err, &ec) || ec.ExitCode() != 2 || !strings.Contains(err.Error(), "without --recover") {
 		t.Errorf("--recover on a healthy cluster: %v; want exit code 2 naming a plain rotate", err)
 	}
-	if !maps.Equal(serials(t, spec), after) || !maps.Equal(pids(c), pidsBefore) {
+	if !maps.Equal(livetest.Serials(t, spec), after) || !maps.Equal(livetest.Pids(c), pidsBefore) {
 		t.Error("--recover on a healthy cluster changed certificates or restarted members")
 	}
 }
@@ -236,7 +237,7 @@ func TestRecoverExpiredCA(t *testing.T) {
 func testRecover(t *testing.T, c *etcdtest.Cluster, spec *cluster.Spec, keys map[string]string, newCA bool) {
 	t.Helper()
 	ctx := context.Background()
-	before := serials(t, spec)
+	before := livetest.Serials(t, spec)
 	var out bytes.Buffer
 	_, err := rotate.Run(ctx, rotate.Options{Spec: spec, Out: &out, RecoverCommand: "etcdpki rotate --spec S --recover"})
 	t.Logf("plain rotate output:\n%s", out.String())
@@ -244,7 +245,7 @@ func testRecover(t *testing.T, c *etcdtest.Cluster, spec *cluster.Spec, keys map
 	if !errors.As(err, &rn) || rn.ExitCode() != 1 || rn.CAExpired != newCA || !strings.Contains(err.Error(), "etcdpki rotate --spec S --recover") {
 		t.Fatalf("plain rotate of a down cluster with expired certificates: %v; want exit 1 naming the --recover command", err)
 	}
-	if !maps.Equal(serials(t, spec), before) {
+	if !maps.Equal(livetest.Serials(t, spec), before) {
 		t.Error("the refused plain rotate changed certificates")
 	}
 
@@ -261,7 +262,7 @@ func testRecover(t *testing.T, c *etcdtest.Cluster, spec *cluster.Spec, keys map
 	if newCA && !strings.Contains(out.String(), "a new CA") {
 		t.Error("dry run does not say a new CA replaces the expired one")
 	}
-	if !maps.Equal(serials(t, spec), before) {
+	if !maps.Equal(livetest.Serials(t, spec), before) {
 		t.Error("--recover --dry-run changed certificates")
 	}
 
@@ -274,7 +275,7 @@ func testRecover(t *testing.T, c *etcdtest.Cluster, spec *cluster.Spec, keys map
 	if len(res.Members) != len(spec.Nodes) {
 		t.Errorf("%d members restarted, want all %d", len(res.Members), len(spec.Nodes))
 	}
-	after := serials(t, spec)
+	after := livetest.Serials(t, spec)
 	for id, s := range after {
 		if before[id] == s {
 			t.Errorf("certificate %s was not renewed", id)
@@ -318,7 +319,7 @@ func testRecover(t *testing.T, c *etcdtest.Cluster, spec *cluster.Spec, keys map
 // has not expired.
 func checkUnexpiredOnTheWire(t *testing.T, s *cluster.Spec, cfg *tls.Config) {
 	t.Helper()
-	want := serials(t, s)
+	want := livetest.Serials(t, s)
 	for _, n := range s.Nodes {
 		for _, p := range []struct{ url, id string }{{n.ClientURLs[0], n.Name + "/etcd-server"}, {n.PeerURLs[0], n.Name + "/etcd-peer"}} {
 			_, addr, _ := probe.ParseEndpoint(p.url)

@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/etcdpki/etcdpki/internal/testharness/livetest"
 	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
 	"github.com/etcdpki/etcdpki/rotate"
@@ -27,7 +27,7 @@ func TestMetricsCountExpiredCertificates(t *testing.T) {
 	if _, err := rotate.Run(context.Background(), rotate.Options{Spec: s, MetricsFile: metrics}); err != nil {
 		t.Fatal(err)
 	}
-	text := readFile(t, metrics)
+	text := livetest.ReadFile(t, metrics)
 	for _, want := range []string{
 		"# TYPE etcdpki_cert_expired gauge\n",
 		`etcdpki_cert_expired{cluster="unit",cert="etcd-ca"} 0`,
@@ -53,7 +53,7 @@ func TestMetricsCountExpiredCertificates(t *testing.T) {
 	if !strings.Contains(out.String(), "a run would stop here, changing nothing: the cluster is down with expired certificates; run: etcdpki rotate --recover") || !strings.Contains(out.String(), "etcdpki rotate --recover") {
 		t.Errorf("dry run does not say a real run would send the operator to --recover:\n%s", out.String())
 	}
-	text = readFile(t, metrics)
+	text = livetest.ReadFile(t, metrics)
 	for _, want := range []string{
 		`etcdpki_cert_expired{cluster="unit",cert="etcd-ca"} 0`,
 		`etcdpki_cert_expired{cluster="unit",cert="etcd-2/etcd-peer"} 1`,
@@ -72,7 +72,7 @@ func TestMetricsCountExpiredCertificates(t *testing.T) {
 // (--restart, exit 2).
 func TestRecoverRefusals(t *testing.T) {
 	s := localSpec(t)
-	before := serials(t, s)
+	before := livetest.Serials(t, s)
 	_, err := rotate.Run(context.Background(), rotate.Options{Spec: s, Recover: true})
 	var ec interface{ ExitCode() int }
 	if !errors.As(err, &ec) || ec.ExitCode() != 1 || !strings.Contains(err.Error(), "no certificate has expired") {
@@ -82,21 +82,12 @@ func TestRecoverRefusals(t *testing.T) {
 	if !errors.As(err, &ec) || ec.ExitCode() != 2 || !strings.Contains(err.Error(), "--restart") {
 		t.Errorf("--recover --restart=always: %v; want exit 2 naming --restart", err)
 	}
-	after := serials(t, s)
+	after := livetest.Serials(t, s)
 	for id := range before {
 		if before[id] != after[id] {
 			t.Errorf("%s changed", id)
 		}
 	}
-}
-
-func readFile(t *testing.T, path string) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }
 
 // TestRecoverResumesAfterRenewal: a recovery killed after renewing (and

@@ -12,11 +12,10 @@ import (
 	"time"
 
 	"github.com/etcdpki/etcdpki/cluster"
-	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/internal/testharness/etcdtest"
+	"github.com/etcdpki/etcdpki/internal/testharness/livetest"
 	"github.com/etcdpki/etcdpki/internal/testharness/ramdir"
-	"github.com/etcdpki/etcdpki/internal/testharness/testpki"
 	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
 	"github.com/etcdpki/etcdpki/rotate"
@@ -203,23 +202,6 @@ func TestDryRunWarnsOnce(t *testing.T) {
 	}
 }
 
-// appendCA writes node's bundle ca.crt as its CA plus another one, as the
-// first stage of a CA rotation would: the bytes etcd reads at start
-// change.
-func appendCA(t *testing.T, s *cluster.Spec, node string) {
-	t.Helper()
-	dir := pki.Paths{PKI: s.PKIDir}.NodeCertDir(node)
-	cur, err := os.ReadFile(filepath.Join(dir, "ca.crt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	other := testpki.NewCA(t, "next-etcd-ca")
-	data := append(append([]byte(nil), cur...), other.CertPEM()...)
-	if _, err := atomicdir.Update(atomicdir.Store{Dir: dir, Name: node}, []atomicdir.File{{Name: "ca.crt", Data: data, Mode: atomicdir.CertMode}}, nil); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // The first run records what each member was started with; a later
 // change to a node's CA bundle or to what etcd reads in its config makes
 // the default mode restart that member and no other, and the dry run
@@ -255,7 +237,7 @@ func TestStartOnlyFilesDecideRestarts(t *testing.T) {
 		t.Errorf("a change to initial-* keys and comments only makes a plan: %+v", p.Nodes)
 	}
 
-	appendCA(t, s, "etcd-1")
+	livetest.AppendCA(t, s, "etcd-1")
 	if err := os.WriteFile(cfgPath, []byte(bootstrapOnly+"snapshot-count: 5000\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package rotate_test
+package member_test
 
 import (
 	"bytes"
@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/etcdpki/etcdpki/internal/testharness/etcdtest"
+	"github.com/etcdpki/etcdpki/internal/testharness/livetest"
 	"github.com/etcdpki/etcdpki/member"
 )
 
@@ -30,7 +31,7 @@ import (
 // asserted): add and remove-follower 0 failed and 0 leader changes;
 // remove-leader exactly 1 leader change.
 //
-//	go test -run '^$' -bench Member -benchtime 3x ./rotate/
+//	go test -run '^$' -bench Member -benchtime 3x ./member/
 func BenchmarkMember(b *testing.B) {
 	c := etcdtest.Start(b, etcdtest.Options{FromEnv: true})
 	ctx := context.Background()
@@ -38,8 +39,8 @@ func BenchmarkMember(b *testing.B) {
 	add := func() (took, catchUp time.Duration, fails, changes int64) {
 		// The apiserver stand-in uses the members there are: the new one
 		// serves only once added.
-		term := raftTerm(b, c)
-		ld := startLoad(b, c)
+		term := livetest.RaftTerm(b, c)
+		ld := livetest.StartLoad(b, c)
 		var m *etcdtest.Member
 		if len(spare) == 0 {
 			m = c.AddNode(b, nil)
@@ -53,20 +54,20 @@ func BenchmarkMember(b *testing.B) {
 		}
 		var out bytes.Buffer
 		res, err := member.AddMember(ctx, member.MemberOptions{Spec: c.Spec, Name: m.Name, Out: &out})
-		st := ld.stop()
+		st := ld.Stop()
 		if err != nil {
 			b.Fatalf("member add %s: %v\n%s", m.Name, err, out.String())
 		}
-		return res.Took, res.CatchUp, st.fails, int64(raftTerm(b, c) - term)
+		return res.Took, res.CatchUp, st.Fails, int64(livetest.RaftTerm(b, c) - term)
 	}
 	remove := func(name string) (took time.Duration, fails, changes int64) {
-		term := raftTerm(b, c)
+		term := livetest.RaftTerm(b, c)
 		n, m := c.RemoveNode(b, name)
 		spare = append(spare, n)
-		ld := startLoad(b, c)
+		ld := livetest.StartLoad(b, c)
 		var out bytes.Buffer
 		res, err := member.RemoveMember(ctx, member.MemberOptions{Spec: c.Spec, Name: name, Out: &out})
-		st := ld.stop()
+		st := ld.Stop()
 		if err != nil {
 			b.Fatalf("member remove %s: %v\n%s", name, err, out.String())
 		}
@@ -76,7 +77,7 @@ func BenchmarkMember(b *testing.B) {
 		case <-time.After(30 * time.Second):
 			b.Fatalf("removed member %s still runs", name)
 		}
-		return res.Took, st.fails, int64(raftTerm(b, c) - term)
+		return res.Took, st.Fails, int64(livetest.RaftTerm(b, c) - term)
 	}
 	var adds, addFails, addChanges, rfFails, rfChanges, rlFails, rlChanges int64
 	var addTook, catchUp, rfTook, rlTook time.Duration

@@ -1,4 +1,4 @@
-package rotate_test
+package carotate_test
 
 import (
 	"bytes"
@@ -17,20 +17,20 @@ import (
 	"testing"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
-
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/carotate"
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/certx"
 	"github.com/etcdpki/etcdpki/internal/probe"
 	"github.com/etcdpki/etcdpki/internal/testharness/etcdtest"
+	"github.com/etcdpki/etcdpki/internal/testharness/livetest"
 	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
 	"github.com/etcdpki/etcdpki/rotate"
 	"github.com/etcdpki/etcdpki/runner"
 	"github.com/etcdpki/etcdpki/verify"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 )
 
 // caChildEnv makes the test binary run one `ca rotate` of the spec it
@@ -39,6 +39,17 @@ const caChildEnv = "ROTATE_TEST_CA_CHILD_SPEC"
 
 // caChildNewEnv passes --new to the child.
 const caChildNewEnv = "ROTATE_TEST_CA_CHILD_NEW"
+
+// TestMain runs the child processes the kill tests start (see
+// livetest.StartChild), or the tests. Tests that run on a cluster of their
+// own call t.Parallel; those that set process-wide state (atomicdir.SetHook,
+// SOFTHSM2_CONF) stay sequential, and Go runs those first.
+func TestMain(m *testing.M) {
+	if spec := os.Getenv(caChildEnv); spec != "" {
+		os.Exit(caChild(spec))
+	}
+	os.Exit(m.Run())
+}
 
 func caChild(specPath string) int {
 	s, err := cluster.Load(specPath, cluster.Options{})
@@ -198,8 +209,8 @@ func testCAStagesUnderLoad(t *testing.T, c *etcdtest.Cluster, restarts string) {
 	}
 
 	start := time.Now()
-	ld := startLoad(t, c)
-	pids0, term0 := pids(c), caTerm(t, c)
+	ld := livetest.StartLoad(t, c)
+	pids0, term0 := livetest.Pids(c), caTerm(t, c)
 
 	// prepare: the next CA exists, nothing else changed.
 	runCA(t, carotate.CAOptions{Spec: s, Until: pki.CAStagePrepare})
@@ -216,7 +227,7 @@ func testCAStagesUnderLoad(t *testing.T, c *etcdtest.Cluster, restarts string) {
 	if !maps.EqualFunc(before, bundleCAs(t, s), func(a, b []*x509.Certificate) bool { return len(a) == 1 && len(b) == 1 && a[0].Equal(b[0]) }) {
 		t.Error("prepare changed a bundle")
 	}
-	if !maps.Equal(pids0, pids(c)) {
+	if !maps.Equal(pids0, livetest.Pids(c)) {
 		t.Error("prepare restarted a member")
 	}
 
@@ -237,7 +248,7 @@ func testCAStagesUnderLoad(t *testing.T, c *etcdtest.Cluster, restarts string) {
 			t.Errorf("trust-both did not restart %s", name)
 		}
 	}
-	checkOneHandOff(t, "trust-both", len(trust.HandOffs), caTerm(t, c)-term0)
+	livetest.CheckOneHandOff(t, "trust-both", len(trust.HandOffs), caTerm(t, c)-term0)
 	if b, _ := os.ReadFile(restarts); strings.Count(string(b), "restarted") != 1 {
 		t.Errorf("kube-apiserver restarted %d times in trust-both, want 1", strings.Count(string(b), "restarted"))
 	}
@@ -268,17 +279,17 @@ func testCAStagesUnderLoad(t *testing.T, c *etcdtest.Cluster, restarts string) {
 	}
 	// The load client read its CA file at start: restart it, as the
 	// rotation restarted the apiserver.
-	st1 := ld.stop()
+	st1 := ld.Stop()
 	if err := c.ReloadAPIServerTLS(); err != nil {
 		t.Fatal(err)
 	}
-	ld = startLoad(t, c)
+	ld = livetest.StartLoad(t, c)
 
 	// reissue: every leaf from the new CA, no restart, no leader change.
-	pids1, term1 := pids(c), caTerm(t, c)
+	pids1, term1 := livetest.Pids(c), caTerm(t, c)
 	res = runCA(t, carotate.CAOptions{Spec: s, Until: pki.CAStageReissue})
 	reissueTook := res.Stages[len(res.Stages)-1].Took
-	if !maps.Equal(pids1, pids(c)) {
+	if !maps.Equal(pids1, livetest.Pids(c)) {
 		t.Error("reissue restarted a member")
 	}
 	if d := caTerm(t, c) - term1; d != 0 {
@@ -303,11 +314,11 @@ func testCAStagesUnderLoad(t *testing.T, c *etcdtest.Cluster, restarts string) {
 	term2 := caTerm(t, c)
 	res = runCA(t, carotate.CAOptions{Spec: s})
 	fin := res.Stages[len(res.Stages)-1]
-	st2 := ld.stop()
+	st2 := ld.Stop()
 	if fin.Stage != pki.CAStageFinish || len(fin.Restarted) != 3 {
 		t.Errorf("finish: stage %s restarted %d; want 3", fin.Stage, len(fin.Restarted))
 	}
-	checkOneHandOff(t, "finish", len(fin.HandOffs), caTerm(t, c)-term2)
+	livetest.CheckOneHandOff(t, "finish", len(fin.HandOffs), caTerm(t, c)-term2)
 	for name, pid := range pids1 {
 		if c.Member(name).PID() == pid {
 			t.Errorf("finish did not restart %s", name)
@@ -393,16 +404,16 @@ func testCAStagesUnderLoad(t *testing.T, c *etcdtest.Cluster, restarts string) {
 	// write of both loads reads back from every member, with the
 	// apiserver's TLS as it is after the rotation.
 	for i, ls := range []struct {
-		st  loadStats
+		st  livetest.LoadStats
 		hos []runner.HandOff
 	}{{st1, trust.HandOffs}, {st2, fin.HandOffs}} {
-		dropped, other := classify(&rotate.Result{Tally: runner.Tally{HandOffs: ls.hos}}, ls.st.failures)
-		t.Logf("load %d: %d requests, %d failed, %d inside the hand-off, worst %s", i+1, ls.st.ops, ls.st.fails, len(dropped), ls.st.worst)
+		dropped, other := livetest.Classify(windows(ls.hos), ls.st.Failures)
+		t.Logf("load %d: %d requests, %d failed, %d inside the hand-off, worst %s", i+1, ls.st.Ops, ls.st.Fails, len(dropped), ls.st.Worst)
 		if len(dropped)+len(other) > 0 {
 			t.Logf("load %d FAILED: %d inside the hand-off, %d elsewhere:\n  %s", i+1, len(dropped), len(other), strings.Join(append(dropped, other...), "\n  "))
 		}
 	}
-	checkAcked(t, c, apiTLS(t, c), st1, st2)
+	livetest.CheckAcked(t, c, apiTLS(t, c), st1, st2)
 	t.Logf("FIGURES ca rotate: total %s; trust-both %s, reissue %s, finish %s",
 		time.Since(start).Round(time.Millisecond), trust.Took.Round(time.Millisecond), reissueTook.Round(time.Millisecond), fin.Took.Round(time.Millisecond))
 	checkHealthyWith(t, c)
@@ -420,17 +431,17 @@ func testCAStagesUnderLoad(t *testing.T, c *etcdtest.Cluster, restarts string) {
 		t.Error("the CRL is not signed by the new CA after finish")
 	}
 	for _, n := range s.Nodes {
-		if got, want := readFile(t, c.Paths.NodeCRL(n.Name)), readFile(t, c.Paths.CRL()); got != want {
+		if got, want := livetest.ReadFile(t, c.Paths.NodeCRL(n.Name)), livetest.ReadFile(t, c.Paths.CRL()); got != want {
 			t.Errorf("%s's CRL differs from the CA's after finish", n.Name)
 		}
 	}
 	// Run again: the rotation is over, and nothing starts without --new.
-	again := pids(c)
+	again := livetest.Pids(c)
 	var out bytes.Buffer
 	if _, err := carotate.RunCA(ctx, carotate.CAOptions{Spec: s, Out: &out}); err != nil || !strings.Contains(out.String(), "nothing to do: the CA rotation to") {
 		t.Errorf("a finished rotation run again: %v\n%s", err, out.String())
 	}
-	if _, err := os.Stat(c.Paths.NextCADir()); !errors.Is(err, fs.ErrNotExist) || !maps.Equal(again, pids(c)) {
+	if _, err := os.Stat(c.Paths.NextCADir()); !errors.Is(err, fs.ErrNotExist) || !maps.Equal(again, livetest.Pids(c)) {
 		t.Error("a finished rotation run again started another one")
 	}
 }
@@ -450,7 +461,7 @@ func checkHealthyWith(t *testing.T, c *etcdtest.Cluster) {
 // restarting under the harness).
 func waitHealthy(t *testing.T, c *etcdtest.Cluster) {
 	t.Helper()
-	waitFor(t, time.Minute, func() bool {
+	livetest.WaitFor(t, time.Minute, func() bool {
 		return probe.Health(context.Background(), c.Endpoints(), apiTLS(t, c), 2*time.Second).Healthy()
 	})
 }
@@ -476,7 +487,7 @@ func testCAResumes(t *testing.T, c *etcdtest.Cluster) {
 		if i == 0 {
 			env = append(env, caChildNewEnv+"=1")
 		}
-		cmd, sc, stderr := startChild(t, env...)
+		cmd, sc, stderr := livetest.StartChild(t, env...)
 		current, killed := "", false
 		for sc.Scan() {
 			line := sc.Text()
@@ -527,8 +538,8 @@ func testPlainRotateCASet(t *testing.T, c *etcdtest.Cluster) {
 		t.Fatal(err)
 	}
 	m := c.Members[1]
-	appendCA(t, c.Spec, m.Name)
-	pidsBefore := pids(c)
+	livetest.AppendCA(t, c.Spec, m.Name)
+	pidsBefore := livetest.Pids(c)
 	var out bytes.Buffer
 	if _, err := rotate.Run(context.Background(), rotate.Options{Spec: c.Spec, Restart: rotate.RestartNever, Out: &out}); err != nil {
 		t.Fatalf("rotate --restart=never: %v\n%s", err, out.String())
@@ -537,7 +548,7 @@ func testPlainRotateCASet(t *testing.T, c *etcdtest.Cluster) {
 	if n := strings.Count(out.String(), "warning:"); n != 1 || !strings.Contains(out.String(), "warning: "+m.Name+": no restart (--restart=never) although CA bundle changed: the new trust is not in effect until the member restarts") {
 		t.Errorf("want one warning line saying the new trust of %s is not in effect, got %d", m.Name, n)
 	}
-	if !maps.Equal(pidsBefore, pids(c)) {
+	if !maps.Equal(pidsBefore, livetest.Pids(c)) {
 		t.Error("--restart=never restarted a member")
 	}
 	out.Reset()
@@ -564,24 +575,24 @@ func testPlainRoll(t *testing.T, c *etcdtest.Cluster) {
 	if err := c.ReloadAPIServerTLS(); err != nil {
 		t.Fatal(err)
 	}
-	ld := startLoad(t, c)
+	ld := livetest.StartLoad(t, c)
 	term := caTerm(t, c)
 	var out bytes.Buffer
-	res, err := rotate.Run(context.Background(), rotate.Options{Spec: c.Spec, RenewBefore: everythingDue, Restart: rotate.RestartAlways, Out: &out})
-	st := ld.stop()
+	res, err := rotate.Run(context.Background(), rotate.Options{Spec: c.Spec, RenewBefore: livetest.EverythingDue, Restart: rotate.RestartAlways, Out: &out})
+	st := ld.Stop()
 	if err != nil {
 		t.Fatalf("rotate --restart=always: %v\n%s", err, out.String())
 	}
 	if len(res.Members) != 3 {
 		t.Errorf("restarted %d members, want 3", len(res.Members))
 	}
-	dropped, other := classify(res, st.failures)
+	dropped, other := livetest.Classify(windows(res.HandOffs), st.Failures)
 	t.Logf("FIGURES plain roll (--restart=always): %s, %d requests, %d failed (%d inside the hand-off), leader changes %d",
-		res.Took.Round(time.Millisecond), st.ops, st.fails, len(dropped), caTerm(t, c)-term)
+		res.Took.Round(time.Millisecond), st.Ops, st.Fails, len(dropped), caTerm(t, c)-term)
 	if len(other) > 0 {
 		t.Logf("FAILED outside the hand-off (a restart window on a busy machine):\n  %s", strings.Join(other, "\n  "))
 	}
-	checkAcked(t, c, apiTLS(t, c), st)
+	livetest.CheckAcked(t, c, apiTLS(t, c), st)
 	checkHealthyWith(t, c)
 }
 
@@ -607,7 +618,7 @@ func testCAWaitsForClients(t *testing.T, c *etcdtest.Cluster, restarts string) {
 	if n := len(res.Stages[len(res.Stages)-1].Restarted); n != 3 {
 		t.Errorf("trust-both restarted %d members before waiting, want 3", n)
 	}
-	p := pids(c)
+	p := livetest.Pids(c)
 	var out bytes.Buffer
 	res, err := carotate.RunCA(context.Background(), carotate.CAOptions{Spec: &manual, Out: &out})
 	t.Logf("run without --clients-restarted:\n%s", out.String())
@@ -617,7 +628,7 @@ func testCAWaitsForClients(t *testing.T, c *etcdtest.Cluster, restarts string) {
 	if !strings.Contains(out.String(), "restart client kube-apiserver on its hosts now") {
 		t.Error("the run does not say which client to restart")
 	}
-	if !maps.Equal(p, pids(c)) {
+	if !maps.Equal(p, livetest.Pids(c)) {
 		t.Error("a member was restarted again while the run waited for clients")
 	}
 	// --clients-restarted ends trust-both only: finish waits again.
@@ -636,4 +647,13 @@ func testCAWaitsForClients(t *testing.T, c *etcdtest.Cluster, restarts string) {
 		t.Fatal(err)
 	}
 	checkHealthyWith(t, c)
+}
+
+// windows are the run's leadership hand-offs, for livetest.Classify.
+func windows(hs []runner.HandOff) []livetest.Window {
+	var ws []livetest.Window
+	for _, h := range hs {
+		ws = append(ws, livetest.Window{Start: h.Start, Took: h.Took})
+	}
+	return ws
 }

@@ -1,4 +1,4 @@
-package rotate_test
+package member_test
 
 import (
 	"bytes"

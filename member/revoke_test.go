@@ -1,34 +1,19 @@
-package rotate_test
+package member_test
 
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/etcdpki/etcdpki/internal/testharness/etcdtest"
+	"github.com/etcdpki/etcdpki/internal/testharness/livetest"
 	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/member"
 	"github.com/etcdpki/etcdpki/pki"
 )
-
-// issuedPair issues one certificate with `etcdpki issue` into
-// PKI/issued/NAME and returns the pair, as its holder would use it.
-func issuedPair(t *testing.T, c *etcdtest.Cluster, kind, name string, hosts ...string) tls.Certificate {
-	t.Helper()
-	tg, err := issue.One(context.Background(), pki.New(c.Spec), issue.OneRequest{Kind: kind, Name: name, Hosts: hosts}, issue.Options{})
-	if err != nil {
-		t.Fatalf("issue %s %s: %v", kind, name, err)
-	}
-	pair, err := tls.LoadX509KeyPair(tg.CertPath(), tg.KeyPath())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pair
-}
 
 // TestMemberRemoveRevokesEveryCertificateOfTheNode: after member remove,
 // every certificate the removed host holds a key for is refused on every
@@ -37,7 +22,7 @@ func issuedPair(t *testing.T, c *etcdtest.Cluster, kind, name string, hosts ...s
 // renewal replaced, and what `etcdpki issue` issued for its address. A
 // certificate issued to another host stays accepted.
 func TestMemberRemoveRevokesEveryCertificateOfTheNode(t *testing.T) {
-	c := revokeCluster(t)
+	c := livetest.RevokeCluster(t)
 	ctx := context.Background()
 	name := etcdtest.NodeName(3)
 	n, _ := c.Spec.Node(name)
@@ -47,21 +32,21 @@ func TestMemberRemoveRevokesEveryCertificateOfTheNode(t *testing.T) {
 	}
 	// A renewal keeps the replaced healthcheck pair in PKI/backup; the
 	// host had that key too.
-	replaced := holdPairs(t, c.Spec, name+"/etcd-healthcheck-client")
+	replaced := livetest.HoldPairs(t, c.Spec, name+"/etcd-healthcheck-client")
 	targets, _ := pki.Select(pki.New(c.Spec).Targets, []string{name + "/etcd-healthcheck-client"})
 	if _, err := issue.Renew(ctx, pki.New(c.Spec), targets, issue.RenewOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	held := holdPairs(t, c.Spec, name+"/etcd-healthcheck-client", name+"/etcd-server", name+"/etcd-peer")
+	held := livetest.HoldPairs(t, c.Spec, name+"/etcd-healthcheck-client", name+"/etcd-server", name+"/etcd-peer")
 	// etcd's peer port checks a client certificate's IP SANs against the
 	// address it dials from (127.0.0.1 here): naming it too keeps the
 	// refusal below the CRL's.
-	gw := issuedPair(t, c, "server", "etcd-gw-3", ip, "127.0.0.1")
-	other := issuedPair(t, c, "client", "ops-admin")
+	gw := livetest.IssuedPair(t, c, "server", "etcd-gw-3", ip, "127.0.0.1")
+	other := livetest.IssuedPair(t, c, "client", "ops-admin")
 	for _, h := range held {
-		checkVerdicts(t, c, h.id+" before the removal", h.pair, true)
+		livetest.CheckVerdicts(t, c, h.Id+" before the removal", h.Pair, true)
 	}
-	checkVerdicts(t, c, "etcd-gw-3 before the removal", gw, true)
+	livetest.CheckVerdicts(t, c, "etcd-gw-3 before the removal", gw, true)
 	// The files the removed host keeps, for etcdctl afterwards.
 	hcTarget, _ := pki.New(c.Spec).Target(name + "/etcd-healthcheck-client")
 	hc := t.TempDir()
@@ -88,10 +73,10 @@ func TestMemberRemoveRevokesEveryCertificateOfTheNode(t *testing.T) {
 	}
 	t.Logf("member remove:\n%s", out.String())
 	for _, h := range append(held, replaced...) {
-		checkVerdicts(t, c, h.id+" of the removed member", h.pair, false)
+		livetest.CheckVerdicts(t, c, h.Id+" of the removed member", h.Pair, false)
 	}
-	checkVerdicts(t, c, "etcd-gw-3, issued for the removed host's address", gw, false)
-	checkVerdicts(t, c, "ops-admin, issued to another holder", other, true)
+	livetest.CheckVerdicts(t, c, "etcd-gw-3, issued for the removed host's address", gw, false)
+	livetest.CheckVerdicts(t, c, "ops-admin, issued to another holder", other, true)
 
 	// etcdctl with the removed host's healthcheck client: refused.
 	if got, err := c.Etcdctl(ctx, certFile, keyFile, "put", "/removed", "x"); err == nil || strings.Contains(got, "OK") {

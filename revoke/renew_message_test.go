@@ -1,4 +1,4 @@
-package rotate_test
+package revoke_test
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/internal/testharness/etcdtest"
+	"github.com/etcdpki/etcdpki/internal/testharness/livetest"
 	"github.com/etcdpki/etcdpki/pki"
 	"github.com/etcdpki/etcdpki/revoke"
 )
@@ -16,7 +17,7 @@ import (
 // the new pairs in (here a rename the filesystem refuses) reports it in
 // one message that says "renew:" once and names what failed.
 func TestRenewFailureSaysRenewOnce(t *testing.T) {
-	c := revokeCluster(t)
+	c := livetest.RevokeCluster(t)
 	id := etcdtest.NodeName(2) + "/etcd-healthcheck-client"
 	targets, _ := pki.Select(pki.New(c.Spec).Targets, []string{id})
 	dir := c.Paths.NodeCertDir(etcdtest.NodeName(2))

@@ -1,4 +1,4 @@
-package rotate_test
+package member_test
 
 import (
 	"bytes"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/internal/testharness/etcdtest"
+	"github.com/etcdpki/etcdpki/internal/testharness/livetest"
 	"github.com/etcdpki/etcdpki/member"
 	"github.com/etcdpki/etcdpki/rotate"
 	"github.com/etcdpki/etcdpki/runner"
@@ -64,32 +65,32 @@ func waitExit(t *testing.T, m *etcdtest.Member) {
 // cluster run from etcd.env, under the load client.
 func TestMember(t *testing.T) {
 	t.Parallel() // its own cluster, no process-wide state: see TestMain
-	c := revokeCluster(t)
+	c := livetest.RevokeCluster(t)
 	ctx := context.Background()
 
 	// Add etcd-4 on 127.0.0.4 while the apiserver stand-in uses 1-3.
-	ld := startLoad(t, c)
-	term := raftTerm(t, c)
+	ld := livetest.StartLoad(t, c)
+	term := livetest.RaftTerm(t, c)
 	m4 := c.AddNode(t, nil)
 	var out bytes.Buffer
 	res, err := member.AddMember(ctx, member.MemberOptions{Spec: c.Spec, Name: m4.Name, Out: &out})
-	st := ld.stop()
+	st := ld.Stop()
 	t.Logf("member add:\n%s", out.String())
 	if err != nil {
 		t.Fatalf("member add: %v", err)
 	}
-	for _, f := range st.failures {
+	for _, f := range st.Failures {
 		t.Errorf("failed request during the add: %s", f)
 	}
-	checkAcked(t, c, c.APIServerTLS(), st)
-	if got := raftTerm(t, c); got != term {
+	livetest.CheckAcked(t, c, c.APIServerTLS(), st)
+	if got := livetest.RaftTerm(t, c); got != term {
 		t.Errorf("raft term went from %d to %d during the add", term, got)
 	}
 	if voters, learners := memberList(t, c); len(voters) != 4 || len(learners) != 0 {
 		t.Errorf("after the add: voters %v learners %v", voters, learners)
 	}
-	checkHealthy(t, c)
-	checkServing(t, c)
+	livetest.CheckHealthy(t, c)
+	livetest.CheckServing(t, c)
 	if res.CatchUp <= 0 {
 		t.Errorf("catch-up time %s", res.CatchUp)
 	}
@@ -99,14 +100,14 @@ func TestMember(t *testing.T) {
 	}
 	// The other members' configs changed only in initial-cluster, read
 	// only at bootstrap: a rotation restarts no member for them.
-	pidsBefore := pids(c)
+	pidsBefore := livetest.Pids(c)
 	var rot bytes.Buffer
 	rres, err := rotate.Run(ctx, rotate.Options{Spec: c.Spec, Out: &rot})
 	if err != nil {
 		t.Fatalf("rotate after the add: %v\n%s", err, rot.String())
 	}
-	if len(rres.Members) != 0 || !maps.Equal(pids(c), pidsBefore) {
-		t.Errorf("rotate after the add restarted %v (pids %v -> %v):\n%s", rres.Members, pidsBefore, pids(c), rot.String())
+	if len(rres.Members) != 0 || !maps.Equal(livetest.Pids(c), pidsBefore) {
+		t.Errorf("rotate after the add restarted %v (pids %v -> %v):\n%s", rres.Members, pidsBefore, livetest.Pids(c), rot.String())
 	}
 	// Again: nothing to do.
 	if res, err := member.AddMember(ctx, member.MemberOptions{Spec: c.Spec, Name: m4.Name, Out: &out}); err != nil || !res.Unchanged {
@@ -150,23 +151,23 @@ func TestMember(t *testing.T) {
 		if err := os.RemoveAll(m.DataDir); err != nil {
 			t.Fatal(err)
 		}
-		ld := startLoad(t, c)
+		ld := livetest.StartLoad(t, c)
 		res, err := member.AddMember(ctx, member.MemberOptions{Spec: c.Spec, Name: name, Out: &out})
-		st := ld.stop()
+		st := ld.Stop()
 		t.Logf("member add (replacement):\n%s", out.String())
 		if err != nil {
 			t.Fatalf("add the replacement: %v", err)
 		}
-		for _, f := range st.failures {
+		for _, f := range st.Failures {
 			t.Errorf("failed request during the replacement's add: %s", f)
 		}
-		checkAcked(t, c, c.APIServerTLS(), st)
+		livetest.CheckAcked(t, c, c.APIServerTLS(), st)
 		if voters, _ := memberList(t, c); len(voters) != 3 {
 			t.Errorf("voters after the replacement: %v", voters)
 		}
 		_ = res
-		checkHealthy(t, c)
-		checkServing(t, c)
+		livetest.CheckHealthy(t, c)
+		livetest.CheckServing(t, c)
 	})
 	t.Run("RemoveLeader", func(t *testing.T) {
 		testRemove(t, c, leaderName(t, c), false)
@@ -182,23 +183,23 @@ func testRemove(t *testing.T, c *etcdtest.Cluster, name string, dead bool) etcdt
 	t.Helper()
 	ctx := context.Background()
 	wasLeader := !dead && leaderName(t, c) == name
-	held := holdPairs(t, c.Spec, name+"/etcd-peer", name+"/etcd-server", name+"/etcd-healthcheck-client")
+	held := livetest.HoldPairs(t, c.Spec, name+"/etcd-peer", name+"/etcd-server", name+"/etcd-healthcheck-client")
 	// Still in the spec: refused, exit 2.
 	if _, err := member.RemoveMember(ctx, member.MemberOptions{Spec: c.Spec, Name: name}); err == nil || !strings.Contains(err.Error(), "delete it there first") {
 		t.Fatalf("remove of a node still in the spec: %v", err)
 	}
 	var term uint64
 	if !dead {
-		term = raftTerm(t, c)
+		term = livetest.RaftTerm(t, c)
 	}
 	node, m := c.RemoveNode(t, name)
 	if dead {
-		term = raftTerm(t, c)
+		term = livetest.RaftTerm(t, c)
 	}
-	ld := startLoad(t, c)
+	ld := livetest.StartLoad(t, c)
 	var out bytes.Buffer
 	res, err := member.RemoveMember(ctx, member.MemberOptions{Spec: c.Spec, Name: name, Out: &out})
-	st := ld.stop()
+	st := ld.Stop()
 	t.Logf("member remove %s:\n%s", name, out.String())
 	if err != nil {
 		t.Fatalf("member remove: %v", err)
@@ -209,9 +210,9 @@ func testRemove(t *testing.T, c *etcdtest.Cluster, name string, dead bool) etcdt
 	// dropped: how many depends on the machine's load, so those are
 	// logged, and BenchmarkMember counts them
 	// (remove-leader-failed-requests/op).
-	changes := raftTerm(t, c) - term
+	changes := livetest.RaftTerm(t, c) - term
 	if wasLeader {
-		for _, f := range st.failures {
+		for _, f := range st.Failures {
 			t.Logf("FAILED while the leader was removed: %s", f)
 		}
 		if res.HandOff == nil {
@@ -219,14 +220,14 @@ func testRemove(t *testing.T, c *etcdtest.Cluster, name string, dead bool) etcdt
 		}
 		t.Logf("removing the leader: raft term up by %d (one hand-off; more are elections a busy machine provoked)", changes)
 	} else {
-		for _, f := range st.failures {
+		for _, f := range st.Failures {
 			t.Errorf("failed request while a follower was removed: %s", f)
 		}
 		if changes != 0 {
 			t.Errorf("removing a follower: %d leader changes", changes)
 		}
 	}
-	checkAcked(t, c, c.APIServerTLS(), st)
+	livetest.CheckAcked(t, c, c.APIServerTLS(), st)
 	waitExit(t, m)
 	voters, _ := memberList(t, c)
 	for _, v := range voters {
@@ -235,11 +236,11 @@ func testRemove(t *testing.T, c *etcdtest.Cluster, name string, dead bool) etcdt
 		}
 	}
 	for _, h := range held {
-		checkVerdicts(t, c, h.id+" (removed member)", h.pair, false)
+		livetest.CheckVerdicts(t, c, h.Id+" (removed member)", h.Pair, false)
 	}
 	if _, err := os.Stat(c.Paths.NodeDir(name)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the bundle of %s is still in place: %v", name, err)
 	}
-	checkHealthy(t, c)
+	livetest.CheckHealthy(t, c)
 	return node
 }

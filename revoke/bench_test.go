@@ -1,4 +1,4 @@
-package rotate_test
+package revoke_test
 
 import (
 	"bytes"
@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/etcdpki/etcdpki/internal/testharness/livetest"
 	"github.com/etcdpki/etcdpki/pki"
 	"github.com/etcdpki/etcdpki/revoke"
 )
@@ -18,18 +19,18 @@ import (
 // until all 6 ports refused (goal: under 300 ms on loopback), the proof
 // alone, the whole revoke, and failed client requests (goal: 0).
 //
-//	go test -run '^$' -bench Revoke -benchtime 20x ./rotate/
+//	go test -run '^$' -bench Revoke -benchtime 20x ./revoke/
 func BenchmarkRevoke(b *testing.B) {
-	c := revokeCluster(b)
+	c := livetest.RevokeCluster(b)
 	targets, _ := pki.Select(pki.New(c.Spec).Targets, []string{"client/etcd-admin"})
 	var effect, proof, total time.Duration
 	var fails, ops int64
 	var worst time.Duration
 	for b.Loop() {
-		ld := startLoad(b, c)
+		ld := livetest.StartLoad(b, c)
 		var out bytes.Buffer
 		res, err := revoke.Revoke(context.Background(), revoke.RevokeOptions{Spec: c.Spec, Targets: targets, Force: true, Out: &out})
-		st := ld.stop()
+		st := ld.Stop()
 		if err != nil {
 			b.Fatalf("revoke: %v\n%s", err, out.String())
 		}
@@ -37,8 +38,8 @@ func BenchmarkRevoke(b *testing.B) {
 		proof += res.Refused
 		total += res.Took
 		worst = max(worst, res.Effect)
-		fails += st.fails
-		ops += st.ops
+		fails += st.Fails
+		ops += st.Ops
 	}
 	n := float64(b.N)
 	b.ReportMetric(float64(effect.Microseconds())/1000/n, "ms-publish-to-refused/op")

@@ -1,4 +1,4 @@
-package rotate_test
+package carotate_test
 
 import (
 	"bytes"
@@ -9,8 +9,8 @@ import (
 	"github.com/etcdpki/etcdpki/carotate"
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/testharness/etcdtest"
+	"github.com/etcdpki/etcdpki/internal/testharness/livetest"
 	"github.com/etcdpki/etcdpki/pki"
-	"github.com/etcdpki/etcdpki/rotate"
 	"github.com/etcdpki/etcdpki/runner"
 )
 
@@ -28,7 +28,7 @@ import (
 // any machine (stages proven, data intact, every acknowledged write read
 // back); these counts depend on the machine and are reported here.
 //
-//	go test -run '^$' -bench CARotate -benchtime 5x ./rotate/
+//	go test -run '^$' -bench CARotate -benchtime 5x ./carotate/
 func BenchmarkCARotate(b *testing.B) {
 	c := etcdtest.Start(b, etcdtest.Options{FromEnv: true, Edit: func(f *etcdtest.SpecFile) {
 		f.Certs.Validity = "2h"
@@ -42,9 +42,9 @@ func BenchmarkCARotate(b *testing.B) {
 		t0 := time.Now()
 		term := caTerm(b, c)
 		var out bytes.Buffer
-		ld := startLoad(b, c)
+		ld := livetest.StartLoad(b, c)
 		res, err := carotate.RunCA(ctx, carotate.CAOptions{Spec: c.Spec, New: true, Until: pki.CAStageTrustBoth, Out: &out})
-		st1 := ld.stop()
+		st1 := ld.Stop()
 		if err != nil {
 			b.Fatalf("ca rotate --until trust-both: %v\n%s", err, out.String())
 		}
@@ -52,9 +52,9 @@ func BenchmarkCARotate(b *testing.B) {
 		if err := c.ReloadAPIServerTLS(); err != nil {
 			b.Fatal(err)
 		}
-		ld = startLoad(b, c)
+		ld = livetest.StartLoad(b, c)
 		res, err = carotate.RunCA(ctx, carotate.CAOptions{Spec: c.Spec, Out: &out})
-		st2 := ld.stop()
+		st2 := ld.Stop()
 		if err != nil || res.Stage != "" {
 			b.Fatalf("ca rotate: %v, stage %q\n%s", err, res.Stage, out.String())
 		}
@@ -64,19 +64,19 @@ func BenchmarkCARotate(b *testing.B) {
 		total += time.Since(t0)
 		fin := res.Stages[len(res.Stages)-1]
 		for _, x := range []struct {
-			st  loadStats
+			st  livetest.LoadStats
 			hos []runner.HandOff
 		}{{st1, trust.HandOffs}, {st2, fin.HandOffs}} {
-			dropped, _ := classify(&rotate.Result{Tally: runner.Tally{HandOffs: x.hos}}, x.st.failures)
+			dropped, _ := livetest.Classify(windows(x.hos), x.st.Failures)
 			handOffDrops += int64(len(dropped))
-			fails += x.st.fails
+			fails += x.st.Fails
 		}
-		worsts = append(worsts, max(st1.worst, st2.worst))
+		worsts = append(worsts, max(st1.Worst, st2.Worst))
 		changes += int64(caTerm(b, c) - term)
 	}
 	n := float64(b.N)
 	b.ReportMetric(total.Seconds()/n, "s-total/op")
-	reportWorst(b, worsts)
+	livetest.ReportWorst(b, worsts)
 	b.ReportMetric(float64(fails)/n, "failed-requests/op")
 	b.ReportMetric(float64(handOffDrops)/n, "failed-in-hand-off/op")
 	b.ReportMetric(float64(changes)/n, "leader-changes/op")

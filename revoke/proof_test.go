@@ -1,4 +1,4 @@
-package rotate_test
+package revoke_test
 
 import (
 	"bytes"
@@ -13,6 +13,7 @@ import (
 	"github.com/etcdpki/etcdpki/internal/certx"
 	"github.com/etcdpki/etcdpki/internal/probe"
 	"github.com/etcdpki/etcdpki/internal/testharness/etcdtest"
+	"github.com/etcdpki/etcdpki/internal/testharness/livetest"
 	"github.com/etcdpki/etcdpki/pki"
 	"github.com/etcdpki/etcdpki/revoke"
 	"github.com/etcdpki/etcdpki/runner"
@@ -27,7 +28,7 @@ import (
 // proof presents a probe minted with its serial instead. A certificate
 // whose SANs name 127.0.0.1 is presented itself.
 func TestRevokeProofSANs(t *testing.T) {
-	c := revokeCluster(t)
+	c := livetest.RevokeCluster(t)
 	t.Run("SANsNotNamingTheProberFallBackToTheSerialProbe", func(t *testing.T) { testProofWrongSANs(t, c) })
 	t.Run("SANsNamingTheProberPresentTheCertificateItself", func(t *testing.T) { testProofRightSANs(t, c) })
 }
@@ -37,8 +38,8 @@ func TestRevokeProofSANs(t *testing.T) {
 func presentEach(t *testing.T, c *etcdtest.Cluster, pair tls.Certificate) map[string]probe.Verdict {
 	t.Helper()
 	out := map[string]probe.Verdict{}
-	pool := caPool(t, c)
-	for _, addr := range allPorts(t, c.Spec) {
+	pool := livetest.CaPool(t, c)
+	for _, addr := range livetest.AllPorts(t, c.Spec) {
 		v, err := probe.Present(context.Background(), addr, pool, pair, 5*time.Second)
 		if err != nil {
 			t.Fatalf("%s: %v", addr, err)
@@ -74,7 +75,7 @@ func revokeSerialOf(t *testing.T, c *etcdtest.Cluster, pair tls.Certificate) ([]
 }
 
 func testProofWrongSANs(t *testing.T, c *etcdtest.Cluster) {
-	pair := issuedPair(t, c, "server", "etcd-gw-9", "127.0.0.9")
+	pair := livetest.IssuedPair(t, c, "server", "etcd-gw-9", "127.0.0.9")
 	authority, err := pki.LoadCA(c.Paths)
 	if err != nil {
 		t.Fatal(err)
@@ -116,7 +117,7 @@ func testProofWrongSANs(t *testing.T, c *etcdtest.Cluster) {
 }
 
 func testProofRightSANs(t *testing.T, c *etcdtest.Cluster) {
-	pair := issuedPair(t, c, "server", "etcd-gw-1", "127.0.0.9", "127.0.0.1")
+	pair := livetest.IssuedPair(t, c, "server", "etcd-gw-1", "127.0.0.9", "127.0.0.1")
 	for addr, v := range presentEach(t, c, pair) {
 		if !v.Accepted {
 			t.Fatalf("%s refuses a certificate naming 127.0.0.1 before its revocation: %+v", addr, v)
