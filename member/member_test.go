@@ -236,7 +236,7 @@ func testRemove(t *testing.T, c *etcdtest.Cluster, name string, dead bool) etcdt
 		}
 	}
 	for _, h := range held {
-		livetest.CheckVerdicts(t, c, h.Id+" (removed member)", h.Pair, false)
+		livetest.CheckVerdicts(t, c, h.ID+" (removed member)", h.Pair, false)
 	}
 	if _, err := os.Stat(c.Paths.NodeDir(name)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the bundle of %s is still in place: %v", name, err)

@@ -44,7 +44,7 @@ func TestMemberRemoveRevokesEveryCertificateOfTheNode(t *testing.T) {
 	gw := livetest.IssuedPair(t, c, "server", "etcd-gw-3", ip, "127.0.0.1")
 	other := livetest.IssuedPair(t, c, "client", "ops-admin")
 	for _, h := range held {
-		livetest.CheckVerdicts(t, c, h.Id+" before the removal", h.Pair, true)
+		livetest.CheckVerdicts(t, c, h.ID+" before the removal", h.Pair, true)
 	}
 	livetest.CheckVerdicts(t, c, "etcd-gw-3 before the removal", gw, true)
 	// The files the removed host keeps, for etcdctl afterwards.
@@ -73,7 +73,7 @@ func TestMemberRemoveRevokesEveryCertificateOfTheNode(t *testing.T) {
 	}
 	t.Logf("member remove:\n%s", out.String())
 	for _, h := range append(held, replaced...) {
-		livetest.CheckVerdicts(t, c, h.Id+" of the removed member", h.Pair, false)
+		livetest.CheckVerdicts(t, c, h.ID+" of the removed member", h.Pair, false)
 	}
 	livetest.CheckVerdicts(t, c, "etcd-gw-3, issued for the removed host's address", gw, false)
 	livetest.CheckVerdicts(t, c, "ops-admin, issued to another holder", other, true)

@@ -31,6 +31,9 @@ type RevokeOptions struct {
 	Force bool
 	// Out receives one timestamped line per step and per member.
 	Out io.Writer
+	// Reporter, when set, receives those lines as events (runner.Event)
+	// instead of Out; cmd passes runner.TextReporter, a controller its own.
+	Reporter runner.Reporter
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// CommandTimeout bounds one deploy command; 0 means the default.
@@ -62,7 +65,11 @@ func Revoke(ctx context.Context, o RevokeOptions) (*runner.RevokeResult, error) 
 	if err := ro.Defaults(); err != nil {
 		return nil, err
 	}
-	r := runner.New(ro, runner.NewLogger(ro.Out))
+	rep := o.Reporter
+	if rep == nil {
+		rep = runner.TextReporter(ro.Out)
+	}
+	r := runner.New(ro, runner.NewReportLogger(rep, "revoke"))
 	release, err := r.Begin()
 	if err != nil {
 		return nil, err

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
 	"github.com/etcdpki/etcdpki/revoke"
+	"github.com/etcdpki/etcdpki/runner"
 )
 
 func TestRevoke(t *testing.T) {
@@ -25,6 +27,7 @@ func TestRevoke(t *testing.T) {
 	t.Run("ClientAndHealthcheckUnderLoad", func(t *testing.T) { testRevokeUnderLoad(t, c) })
 	t.Run("PeerCertRefusedOnAnotherMembersPeerPort", func(t *testing.T) { testRevokePeer(t, c) })
 	t.Run("SerialNoLongerInUse", func(t *testing.T) { testRevokeSerial(t, c) })
+	t.Run("ReportsEvents", func(t *testing.T) { testRevokeReportsEvents(t, c) })
 }
 
 func testRevokeUnderLoad(t *testing.T, c *etcdtest.Cluster) {
@@ -33,7 +36,7 @@ func testRevokeUnderLoad(t *testing.T, c *etcdtest.Cluster) {
 	old := livetest.HoldPairs(t, c.Spec, "client/etcd-admin", hc)
 	// Before: the pairs about to be revoked work on every port.
 	for _, h := range old {
-		livetest.CheckVerdicts(t, c, h.Id+" before the revocation", h.Pair, true)
+		livetest.CheckVerdicts(t, c, h.ID+" before the revocation", h.Pair, true)
 	}
 	termBefore, pidsBefore := livetest.RaftTerm(t, c), livetest.Pids(c)
 	targets, _ := pki.Select(pki.New(c.Spec).Targets, []string{"client/etcd-admin", hc})
@@ -60,15 +63,15 @@ func testRevokeUnderLoad(t *testing.T, c *etcdtest.Cluster) {
 	// After, on the wire, independently of Revoke's own proof: the old
 	// pairs are refused on every client and peer port, the new ones work.
 	for _, h := range old {
-		livetest.CheckVerdicts(t, c, h.Id+" (revoked)", h.Pair, false)
+		livetest.CheckVerdicts(t, c, h.ID+" (revoked)", h.Pair, false)
 	}
 	for _, h := range livetest.HoldPairs(t, c.Spec, "client/etcd-admin", hc) {
 		for _, o := range old {
-			if o.Id == h.Id && o.Serial == h.Serial {
-				t.Errorf("%s was not replaced", h.Id)
+			if o.ID == h.ID && o.Serial == h.Serial {
+				t.Errorf("%s was not replaced", h.ID)
 			}
 		}
-		livetest.CheckVerdicts(t, c, h.Id+" (replacement)", h.Pair, true)
+		livetest.CheckVerdicts(t, c, h.ID+" (replacement)", h.Pair, true)
 	}
 	crl, err := pki.ReadCRL(c.Paths.CRL())
 	if err != nil {
@@ -76,8 +79,8 @@ func testRevokeUnderLoad(t *testing.T, c *etcdtest.Cluster) {
 	}
 	for _, h := range old {
 		e, ok := crl.Entry(h.Serial)
-		if !ok || e.Name != h.Id || e.Reason != "keyCompromise" {
-			t.Errorf("CRL entry for %s: %+v (found %v)", h.Id, e, ok)
+		if !ok || e.Name != h.ID || e.Reason != "keyCompromise" {
+			t.Errorf("CRL entry for %s: %+v (found %v)", h.ID, e, ok)
 		}
 	}
 	for _, line := range []string{"[renew] client/etcd-admin", "[crl] published", "accepted with a linearizable read on every client port", "refused on every client and peer port"} {
@@ -161,5 +164,46 @@ func testRevokeSerial(t *testing.T, c *etcdtest.Cluster) {
 	}
 	if after, _ := os.ReadFile(c.Paths.CRL()); !bytes.Equal(before, after) {
 		t.Error("bad input changed the CRL")
+	}
+}
+
+type recorder struct {
+	mu     sync.Mutex
+	events []runner.Event
+}
+
+func (r *recorder) Report(e runner.Event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, e)
+}
+
+// testRevokeReportsEvents: given a Reporter, a revoke reports every line
+// as an event of operation "revoke" (Message is the line Out would get),
+// and the publication and the refusal say in their fields what they did.
+func testRevokeReportsEvents(t *testing.T, c *etcdtest.Cluster) {
+	ctx := context.Background()
+	targets, _ := pki.Select(pki.New(c.Spec).Targets, []string{"apiserver-etcd-client"})
+	old := livetest.HoldPairs(t, c.Spec, "apiserver-etcd-client")[0]
+	if _, err := issue.Renew(ctx, pki.New(c.Spec), targets, issue.RenewOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	if _, err := revoke.Revoke(ctx, revoke.RevokeOptions{Spec: c.Spec, Serials: []string{old.Serial}, Reason: "superseded", Reporter: rec}); err != nil {
+		t.Fatal(err)
+	}
+	byStep := map[string]runner.Event{}
+	for _, e := range rec.events {
+		if e.Op != "revoke" || e.Message == "" || e.Time.IsZero() {
+			t.Errorf("event %+v: want operation revoke, a message and a time", e)
+		}
+		byStep[e.Step] = e
+	}
+	short := pki.ShortSerial(old.Serial)
+	if e := byStep[runner.StepPublish]; e.Outcome != runner.OutcomeDone || e.Target != short || !strings.HasPrefix(e.Message, "[crl] published CRL number ") {
+		t.Errorf("publish event %+v, want done, target %s, the [crl] line", e, short)
+	}
+	if e := byStep[runner.StepRefused]; e.Outcome != runner.OutcomeDone || e.Serial != old.Serial || !strings.Contains(e.Message, "refused on every client and peer port") {
+		t.Errorf("refused event %+v, want done, serial %s, the refusal line", e, old.Serial)
 	}
 }

@@ -8,23 +8,44 @@ import (
 	"time"
 )
 
-// logger writes timestamped lines; it is also an io.Writer so that
-// issue.Renew's lines get the same stamp.
+// Logger is an operation's emitter of progress events: Printf reports a
+// line with no structured fields, Report a full Event. It is also an
+// io.Writer, so that issue.Renew's lines become events (stamped lines)
+// too.
 type Logger struct {
 	mu    sync.Mutex
-	out   io.Writer
+	rep   Reporter
+	op    string
 	Start time.Time
 	buf   []byte
 }
 
-func NewLogger(out io.Writer) *Logger {
-	return &Logger{out: out, Start: time.Now()}
+// NewLogger writes stamped lines to out (TextReporter).
+func NewLogger(out io.Writer) *Logger { return NewReportLogger(TextReporter(out), "") }
+
+// NewReportLogger reports the events of operation op to rep.
+func NewReportLogger(rep Reporter, op string) *Logger {
+	return &Logger{rep: rep, op: op, Start: time.Now()}
 }
 
+// Printf reports one line.
 func (l *Logger) Printf(format string, args ...any) {
+	l.Report(Event{Message: fmt.Sprintf(format, args...)})
+}
+
+// Report reports e, stamped now and with the Logger's operation unless
+// e says otherwise. The stamp is taken under the lock, so lines are
+// reported in stamp order.
+func (l *Logger) Report(e Event) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	fmt.Fprintf(l.out, "%s %s\n", time.Now().Format("2006-01-02T15:04:05.000Z07:00"), fmt.Sprintf(format, args...))
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	if e.Op == "" {
+		e.Op = l.op
+	}
+	l.rep.Report(e)
 }
 
 // Write stamps each complete line.

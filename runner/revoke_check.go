@@ -44,7 +44,8 @@ func (r *Runner) newRevoke(o RevokeRequest, j *RevokeJournal, res *RevokeResult)
 	if err := r.Journal.Save(s.PKIDir, r.Cfg.Now()); err != nil {
 		return nil, err
 	}
-	r.Log.Printf("revoking %s (reason %s); journal %s", strings.Join(append(slices.Clone(j.Targets), j.Serials...), ", "), j.Reason, StatePath(s.PKIDir))
+	r.Log.Report(Event{Target: strings.Join(append(slices.Clone(j.Targets), j.Serials...), ", "),
+		Message: fmt.Sprintf("revoking %s (reason %s); journal %s", strings.Join(append(slices.Clone(j.Targets), j.Serials...), ", "), j.Reason, StatePath(s.PKIDir))})
 	return j, nil
 }
 

@@ -35,7 +35,8 @@ func (r *Runner) revokeRenew(ctx context.Context, j *RevokeJournal, o RevokeRequ
 			return fmt.Errorf("renew: %w", err)
 		}
 		for _, rn := range renewed {
-			r.Log.Printf("[renew] %s: serial %s -> %s (new key); the old pair is kept in %s", rn.Target.ID, pki.ShortSerial(rn.OldSerial), pki.ShortSerial(rn.NewSerial), rn.Backup)
+			r.Log.Report(Event{Step: StepRenew, Target: rn.Target.ID, Serial: rn.NewSerial, Outcome: OutcomeDone,
+				Message: fmt.Sprintf("[renew] %s: serial %s -> %s (new key); the old pair is kept in %s", rn.Target.ID, pki.ShortSerial(rn.OldSerial), pki.ShortSerial(rn.NewSerial), rn.Backup)})
 		}
 	}
 	return nil
@@ -138,8 +139,9 @@ func (r *Runner) revokePublish(ctx context.Context, j *RevokeJournal, _ RevokeRe
 		return fmt.Errorf("publish the CRL: %w", err)
 	}
 	res.Revoked = out.Added
-	r.Log.Printf("[crl] published CRL number %v with %d revoked serials (new: %s) in %s and every node bundle; next update %s",
-		out.CRL.Number, len(out.CRL.Revoked), strings.Join(serialsOf(out.Added), ", "), r.Inv.Paths.CRL(), out.CRL.NextUpdate.UTC().Format(time.RFC3339))
+	r.Log.Report(Event{Step: StepPublish, Target: strings.Join(serialsOf(out.Added), ", "), Outcome: OutcomeDone,
+		Message: fmt.Sprintf("[crl] published CRL number %v with %d revoked serials (new: %s) in %s and every node bundle; next update %s",
+			out.CRL.Number, len(out.CRL.Revoked), strings.Join(serialsOf(out.Added), ", "), r.Inv.Paths.CRL(), out.CRL.NextUpdate.UTC().Format(time.RFC3339))})
 	return nil
 }
 
@@ -281,8 +283,9 @@ func (r *Runner) logRefused(it *proofItem, ports int) {
 	if !strings.HasPrefix(label, "serial ") {
 		label += ": serial " + pki.ShortSerial(it.serial)
 	}
-	r.Log.Printf("%s refused on every client and peer port (%s, presenting %s), %d ms after the checks began; no member restarted",
-		label, plural(ports, "port"), it.how, it.took.Milliseconds())
+	r.Log.Report(Event{Step: StepRefused, Target: label, Serial: it.serial, Outcome: OutcomeDone, Duration: it.took,
+		Message: fmt.Sprintf("%s refused on every client and peer port (%s, presenting %s), %d ms after the checks began; no member restarted",
+			label, plural(ports, "port"), it.how, it.took.Milliseconds())})
 }
 
 func plural(n int, what string) string {

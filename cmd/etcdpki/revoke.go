@@ -86,7 +86,7 @@ func certsRevoke(c *cli.Context) error {
 	}
 	res, err := revoke.Revoke(c.Context, revoke.RevokeOptions{
 		Spec: s, Targets: picked, Gone: gone, Serials: serials, Reason: c.String("reason"), Force: c.Bool("force"),
-		Out: c.App.Writer, CommandTimeout: c.Duration("command-timeout"),
+		Reporter: runner.TextReporter(c.App.Writer), CommandTimeout: c.Duration("command-timeout"),
 	})
 	if err != nil {
 		return err

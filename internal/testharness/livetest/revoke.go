@@ -26,7 +26,7 @@ func RevokeCluster(t testing.TB) *etcdtest.Cluster {
 // HeldPair is a certificate and key as read before a revocation: what a
 // thief of the key would present.
 type HeldPair struct {
-	Id     string
+	ID     string
 	Serial string
 	Pair   tls.Certificate
 }
@@ -52,7 +52,7 @@ func HoldPairs(t testing.TB, s *cluster.Spec, ids ...string) []HeldPair {
 			t.Fatal(err)
 		}
 		leaf, _ := x509.ParseCertificate(pair.Certificate[0])
-		out = append(out, HeldPair{Id: tg.ID, Serial: certx.Serial(leaf), Pair: pair})
+		out = append(out, HeldPair{ID: tg.ID, Serial: certx.Serial(leaf), Pair: pair})
 	}
 	return out
 }
