@@ -1,7 +1,7 @@
 package carotate
 
 // The stages that restart the cluster, trust-both and finish, and the
-// clients around them; reissue is in carotate_reissue.go.
+// clients around them; reissue is in reissue.go.
 
 import (
 	"context"

@@ -1,5 +1,5 @@
 // rotate.go holds Run and the run's steps in order: plan, renew,
-// deploy, proofs or the roll (roll.go), then the clients.
+// deploy, proofs or the roll (runner/roll.go), then the clients.
 
 package rotate
 

@@ -38,7 +38,7 @@ type Cluster struct {
 	paths pki.Paths
 	inv   *pki.Inventory
 	// ProbeOpts are the probes' policy: a rotation tolerates expired server
-	// certificates (see expired.go); a CA rotation and the final proof
+	// certificates (see rotate/expired.go); a CA rotation and the final proof
 	// of a run that found some do not.
 	ProbeOpts []probe.Option
 	probe     probeCert
@@ -50,6 +50,7 @@ func (c *Cluster) TLS() (*tls.Config, error) {
 	return c.probeTLS()
 }
 
+// Endpoints are the cluster's client URLs, in spec order.
 func (c *Cluster) Endpoints() []string { return c.Spec.ClientEndpoints() }
 
 // For is the etcd cluster of s, a part of the command's spec (the members
@@ -58,6 +59,7 @@ func (c *Cluster) For(s *cluster.Spec) *Cluster {
 	return &Cluster{Spec: s, paths: c.paths, inv: c.inv, ProbeOpts: c.ProbeOpts}
 }
 
+// Health probes every member with the run's probe policy (ProbeOpts).
 func (c *Cluster) Health(ctx context.Context) (*probe.Cluster, error) {
 	cfg, err := c.TLS()
 	if err != nil {

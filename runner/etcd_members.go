@@ -86,6 +86,7 @@ func MemberByName(ms []*etcdserverpb.Member, name string) *etcdserverpb.Member {
 	return nil
 }
 
+// AddLearner adds a learner with peerURLs and returns its member ID.
 func (c *Cluster) AddLearner(ctx context.Context, peerURLs []string) (uint64, error) {
 	cli, err := c.membershipClient(nil)
 	if err != nil {
@@ -109,6 +110,7 @@ func (c *Cluster) AddLearner(ctx context.Context, peerURLs []string) (uint64, er
 	return resp.Member.ID, nil
 }
 
+// RemoveMember removes the member with id from the cluster.
 func (c *Cluster) RemoveMember(ctx context.Context, id uint64) error {
 	cli, err := c.membershipClient(nil)
 	if err != nil {

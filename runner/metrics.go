@@ -78,6 +78,7 @@ func WriteMetrics(path string, inv *pki.Inventory, st *State, ok bool, now time.
 	return nil
 }
 
+// ReadCert reads the PEM certificate at path (a regular file).
 func ReadCert(path string) (*x509.Certificate, error) {
 	data, err := regular.ReadFile(path, regular.MaxPEM)
 	if err != nil {

@@ -28,7 +28,7 @@ type Runner struct {
 }
 
 // Begin takes the PKI directory's lock (a dry run changes nothing and
-// takes none), loads the journal into r.st and moves stores of the
+// takes none), loads the journal into r.Journal and moves stores of the
 // layout before named stores into theirs (issue.MigrateLayout). The leaf rotation and the
 // CA rotation start alike; release drops the lock.
 func (r *Runner) Begin() (release func(), err error) {
@@ -64,6 +64,8 @@ func joinWords(w []string) string {
 	return strings.Join(w[:len(w)-1], ", ") + " and " + w[len(w)-1]
 }
 
+// Round rounds d for a progress line: to 100 ms above a second, to the
+// millisecond below.
 func Round(d time.Duration) time.Duration {
 	if d > time.Second {
 		return d.Round(100 * time.Millisecond)

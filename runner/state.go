@@ -66,6 +66,7 @@ type State struct {
 	Updated time.Time `json:"updated"`
 }
 
+// StatePath is the journal's path in the PKI directory dir.
 func StatePath(dir string) string { return filepath.Join(dir, StateFile) }
 
 // LoadState reads the journal of the PKI directory dir. A missing journal

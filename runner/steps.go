@@ -88,6 +88,7 @@ func DiskSerials(ts []pki.Target) (map[string]string, error) {
 	return m, nil
 }
 
+// DiskSerial is the serial of t's certificate on disk.
 func DiskSerial(t pki.Target) (string, error) {
 	c, err := ReadCert(t.CertPath())
 	if err != nil {
