@@ -35,7 +35,7 @@ func TestCARotateWithTheCAKeyInAToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runCA(t, carotate.CAOptions{Spec: spec})
+	runCA(t, carotate.Options{Spec: spec})
 	now, err := pki.LoadCA(pki.Paths{PKI: spec.PKIDir})
 	if err != nil {
 		t.Fatal(err)

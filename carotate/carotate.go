@@ -42,8 +42,8 @@ import (
 	"github.com/etcdpki/etcdpki/runner"
 )
 
-// CAOptions control a CA rotation.
-type CAOptions struct {
+// Options control a CA rotation.
+type Options struct {
 	Spec *cluster.Spec
 	// Until stops the run after this stage ("" runs to the end).
 	Until string
@@ -59,7 +59,7 @@ type CAOptions struct {
 	New bool
 	// Out receives the timestamped progress lines.
 	Out io.Writer
-	// HandOffSettle, MemberTimeout and CommandTimeout as in Options.
+	// HandOffSettle, MemberTimeout and CommandTimeout as in rotate.Options.
 	HandOffSettle  time.Duration
 	MemberTimeout  time.Duration
 	CommandTimeout time.Duration
@@ -67,10 +67,10 @@ type CAOptions struct {
 	Now func() time.Time
 }
 
-// CAResult says what a CA rotation run did.
-type CAResult struct {
+// Result says what a CA rotation run did.
+type Result struct {
 	// Stages are the stages this run worked on, in order.
-	Stages []CAStageResult
+	Stages []StageResult
 	// WaitingForClients names the clients to restart by hand before the
 	// next run (with --clients-restarted) goes on; the run stopped there.
 	WaitingForClients []string
@@ -80,8 +80,8 @@ type CAResult struct {
 	Took  time.Duration
 }
 
-// CAStageResult is one stage of a run.
-type CAStageResult struct {
+// StageResult is one stage of a run.
+type StageResult struct {
 	Stage string
 	// Done is true when the stage was found finished already.
 	Done bool
@@ -102,9 +102,9 @@ func checkStage(name string) error {
 	return input.Errorf("--until %q: unknown stage; the stages are %s", name, strings.Join(pki.CAStages, ", "))
 }
 
-// RunCA rotates the etcd CA, stage by stage, resuming where the files and
+// Run rotates the etcd CA, stage by stage, resuming where the files and
 // the journal say the last run stopped.
-func RunCA(ctx context.Context, o CAOptions) (*CAResult, error) {
+func Run(ctx context.Context, o Options) (*Result, error) {
 	if err := checkStage(o.Until); err != nil {
 		return nil, err
 	}
@@ -115,7 +115,7 @@ func RunCA(ctx context.Context, o CAOptions) (*CAResult, error) {
 	}
 	s := o.Spec
 	r := runner.New(ro, runner.NewLogger(ro.Out))
-	cr := &caRun{o: o, r: r, res: &CAResult{}, paths: r.Inv.Paths, inv: r.Inv}
+	cr := &caRun{o: o, r: r, res: &Result{}, paths: r.Inv.Paths, inv: r.Inv}
 	if err := cr.checkSpec(); err != nil {
 		return nil, err
 	}
@@ -158,12 +158,12 @@ func RunCA(ctx context.Context, o CAOptions) (*CAResult, error) {
 }
 
 type caRun struct {
-	o   CAOptions
+	o   Options
 	r   *runner.Runner
 	rot *pki.CARotation
 	// inv is the spec expanded once: every certificate and bundle.
 	inv   *pki.Inventory
-	res   *CAResult
+	res   *Result
 	paths pki.Paths
 	// clientsUsed is set once --clients-restarted let a stage go on.
 	clientsUsed bool
@@ -237,7 +237,7 @@ func (cr *caRun) run(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return &runner.InterruptedError{Step: "CA rotation stage " + stage}
 		}
-		sr := CAStageResult{Stage: stage, Start: time.Now()}
+		sr := StageResult{Stage: stage, Start: time.Now()}
 		var (
 			stop bool
 			err  error

@@ -63,13 +63,13 @@ func TestRetireCrashAtEveryStepConverges(t *testing.T) {
 			checkRetired(t, s, old.KeyPEM, next.CertPEM, stopped)
 			continue
 		}
-		// The next run, as RunCA resumes it: the finish stage, proven in
+		// The next run, as Run resumes it: the finish stage, proven in
 		// the journal, goes straight to the retirement.
 		again := newCARun(t, s)
 		if rot.Stage != pki.CAStageFinish && rot.Stage != pki.CAStagePrepare {
 			t.Fatalf("killed at %s: stage %q", stopped, rot.Stage)
 		}
-		if _, _, err := again.restartStage(context.Background(), pki.CAStageFinish, &CAStageResult{}); err != nil {
+		if _, _, err := again.restartStage(context.Background(), pki.CAStageFinish, &StageResult{}); err != nil {
 			t.Fatalf("killed at %s: next run: %v", stopped, err)
 		}
 		checkRetired(t, s, old.KeyPEM, next.CertPEM, stopped)
@@ -142,7 +142,7 @@ func newCARun(t *testing.T, s *cluster.Spec) *caRun {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &caRun{o: CAOptions{Spec: s, Now: time.Now}, r: &runner.Runner{Cfg: ro, Log: runner.NewLogger(io.Discard), Journal: st}, rot: rot, res: &CAResult{}, paths: pki.Paths{PKI: s.PKIDir}, inv: pki.New(s)}
+	return &caRun{o: Options{Spec: s, Now: time.Now}, r: &runner.Runner{Cfg: ro, Log: runner.NewLogger(io.Discard), Journal: st}, rot: rot, res: &Result{}, paths: pki.Paths{PKI: s.PKIDir}, inv: pki.New(s)}
 }
 
 // TestTrustBothBundlesCrashAtEveryStepConverge kills the trust-both

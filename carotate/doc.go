@@ -11,7 +11,7 @@
 // stops after a stage. It runs on package runner (lock, journal, deploy,
 // rolling restart, proofs) and imports no other operation.
 //
-// Files: carotate.go (RunCA, the stages in order, prepare), stages.go
+// Files: carotate.go (Run, the stages in order, prepare), stages.go
 // (trust-both and finish: write, deploy, prove, restart), reissue.go
 // (every leaf from the new CA, proven without a restart), proof.go (the
 // trust each member shows on the wire), retire.go (the order in which the

@@ -21,7 +21,7 @@ import (
 // serving its new leaves, without a restart: every member trusts both
 // CAs since trust-both, and etcd loads renewed leaves at its next
 // handshake.
-func (cr *caRun) reissue(ctx context.Context, sr *CAStageResult) (bool, error) {
+func (cr *caRun) reissue(ctx context.Context, sr *StageResult) (bool, error) {
 	const stage = pki.CAStageReissue
 	if cr.stageDone(stage) {
 		cr.log("%s: done", stage)

@@ -20,7 +20,7 @@ import (
 // restartStage runs trust-both or finish: bundles, deploy, a rolling
 // restart with one hand-off and a proof per member, then the clients.
 // stop is true when the run must wait for clients to be restarted by hand.
-func (cr *caRun) restartStage(ctx context.Context, stage string, sr *CAStageResult) (done, stop bool, err error) {
+func (cr *caRun) restartStage(ctx context.Context, stage string, sr *StageResult) (done, stop bool, err error) {
 	if finished, done, err := cr.stageLeft(stage); finished || done || err != nil {
 		return done, false, err
 	}
@@ -124,7 +124,7 @@ func (cr *caRun) writeStageBundles(stage string) error {
 // shows what the stage wants (a plain rotate restarted it for its changed
 // CA bundle, or a killed run did just before it died): it is proven, not
 // restarted again. For the others the probe is refused at once.
-func (cr *caRun) provenWithoutRestart(ctx context.Context, p *runner.Rollout, stage string, sr *CAStageResult) error {
+func (cr *caRun) provenWithoutRestart(ctx context.Context, p *runner.Rollout, stage string, sr *StageResult) error {
 	for _, np := range p.Nodes {
 		shown, perr := cr.proveTrust(ctx, np.Node, stage)
 		if perr != nil {

@@ -65,7 +65,7 @@ func TestRetireTokenCrashAtEveryStepConverges(t *testing.T) {
 		}
 		if rot.InProgress() {
 			again := newCARun(t, s)
-			if _, _, err := again.restartStage(context.Background(), pki.CAStageFinish, &CAStageResult{}); err != nil {
+			if _, _, err := again.restartStage(context.Background(), pki.CAStageFinish, &StageResult{}); err != nil {
 				t.Fatalf("killed at %s: next run: %v", stopped, err)
 			}
 		}

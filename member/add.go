@@ -29,12 +29,12 @@ const (
 	stepConfigs   = "configs"
 )
 
-// AddMember adds spec node o.Name to the running cluster: its
+// Add adds spec node o.Name to the running cluster: its
 // certificates, a learner, its config (joining the member list as etcd
 // returns it), deploy and start, catch-up and promotion, the proof, and
 // only then the apiserver's --etcd-servers and the other members'
 // configs.
-func AddMember(ctx context.Context, o MemberOptions) (*MembershipResult, error) {
+func Add(ctx context.Context, o Options) (*Result, error) {
 	m, err := newMemberRun(&o)
 	if err != nil {
 		return nil, err
@@ -49,13 +49,13 @@ func AddMember(ctx context.Context, o MemberOptions) (*MembershipResult, error) 
 	}
 	defer release()
 	start := time.Now()
-	res := &MembershipResult{}
+	res := &Result{}
 	err = m.add(ctx, n, res)
 	res.Took = time.Since(start)
 	return res, err
 }
 
-func (m *memberRun) add(ctx context.Context, n cluster.Node, res *MembershipResult) error {
+func (m *memberRun) add(ctx context.Context, n cluster.Node, res *Result) error {
 	j, resumed, err := m.journal(&runner.MemberJournal{Op: "add", Name: n.Name, PeerURL: n.PeerURLs[0], Step: stepCerts, Started: m.Cfg.Now().UTC()})
 	if err != nil {
 		return err
@@ -90,13 +90,13 @@ func (m *memberRun) add(ctx context.Context, n cluster.Node, res *MembershipResu
 		}
 	}
 	steps := []memberStep{
-		{stepCerts, "issue " + n.Name + "'s certificates if missing (as init does)", func(ctx context.Context, j *runner.MemberJournal, _ *MembershipResult) error {
+		{stepCerts, "issue " + n.Name + "'s certificates if missing (as init does)", func(ctx context.Context, j *runner.MemberJournal, _ *Result) error {
 			return m.writeFiles(ctx, others, n, "")
 		}},
-		{stepLearner, "etcd member add --learner " + j.PeerURL, func(ctx context.Context, j *runner.MemberJournal, res *MembershipResult) error {
+		{stepLearner, "etcd member add --learner " + j.PeerURL, func(ctx context.Context, j *runner.MemberJournal, res *Result) error {
 			return m.addLearner(ctx, others, j)
 		}},
-		{stepConfig, "write " + n.Name + "'s etcd.conf.yml and etcd.env: initial-cluster from etcd's member list plus " + n.Name + ", initial-cluster-state existing", func(ctx context.Context, j *runner.MemberJournal, _ *MembershipResult) error {
+		{stepConfig, "write " + n.Name + "'s etcd.conf.yml and etcd.env: initial-cluster from etcd's member list plus " + n.Name + ", initial-cluster-state existing", func(ctx context.Context, j *runner.MemberJournal, _ *Result) error {
 			ic, err := joinCluster(ctx, others, j)
 			if err != nil {
 				return err
@@ -104,16 +104,16 @@ func (m *memberRun) add(ctx context.Context, n cluster.Node, res *MembershipResu
 			m.Log.Printf("[config] %s: initial-cluster %s, initial-cluster-state existing", n.Name, ic)
 			return m.writeFiles(ctx, others, n, ic)
 		}},
-		{stepStart, "deploy " + n.Name + "'s bundle and start it (restart template)", func(ctx context.Context, j *runner.MemberJournal, _ *MembershipResult) error {
+		{stepStart, "deploy " + n.Name + "'s bundle and start it (restart template)", func(ctx context.Context, j *runner.MemberJournal, _ *Result) error {
 			return m.startNode(ctx, n)
 		}},
-		{stepPromote, "wait until the learner caught up, then etcd member promote (bounded by --member-timeout)", func(ctx context.Context, j *runner.MemberJournal, res *MembershipResult) error {
+		{stepPromote, "wait until the learner caught up, then etcd member promote (bounded by --member-timeout)", func(ctx context.Context, j *runner.MemberJournal, res *Result) error {
 			return m.promoteLearner(ctx, others, n, j, res)
 		}},
-		{stepProveNew, "prove " + n.Name + " serves its serials on its client and peer ports, votes, the cluster is healthy and the raft term unchanged", func(ctx context.Context, j *runner.MemberJournal, res *MembershipResult) error {
+		{stepProveNew, "prove " + n.Name + " serves its serials on its client and peer ports, votes, the cluster is healthy and the raft term unchanged", func(ctx context.Context, j *runner.MemberJournal, res *Result) error {
 			return m.proveAdded(ctx, all, n, j)
 		}},
-		{stepAPIServer, "regenerate apiserver/etcd-flags and the kubeadm etcd.external block with " + n.Name + "; run the kube-apiserver client's deploy and restart templates", func(ctx context.Context, j *runner.MemberJournal, _ *MembershipResult) error {
+		{stepAPIServer, "regenerate apiserver/etcd-flags and the kubeadm etcd.external block with " + n.Name + "; run the kube-apiserver client's deploy and restart templates", func(ctx context.Context, j *runner.MemberJournal, _ *Result) error {
 			ic, err := joinCluster(ctx, all, j)
 			if err != nil {
 				return err
@@ -123,7 +123,7 @@ func (m *memberRun) add(ctx context.Context, n cluster.Node, res *MembershipResu
 			}
 			return m.updateAPIServer(ctx)
 		}},
-		{stepConfigs, "deploy the other members' regenerated configs (initial-cluster is read only at bootstrap: nothing restarts)", func(ctx context.Context, _ *runner.MemberJournal, _ *MembershipResult) error {
+		{stepConfigs, "deploy the other members' regenerated configs (initial-cluster is read only at bootstrap: nothing restarts)", func(ctx context.Context, _ *runner.MemberJournal, _ *Result) error {
 			return m.deployOthers(ctx, n.Name)
 		}},
 	}
@@ -270,7 +270,7 @@ func (m *memberRun) startNode(ctx context.Context, n cluster.Node) error {
 
 // promoteLearner waits for the learner to catch up with the leader, then
 // promotes it, all within --member-timeout.
-func (m *memberRun) promoteLearner(ctx context.Context, others *runner.Cluster, n cluster.Node, j *runner.MemberJournal, res *MembershipResult) error {
+func (m *memberRun) promoteLearner(ctx context.Context, others *runner.Cluster, n cluster.Node, j *runner.MemberJournal, res *Result) error {
 	id := parseID(j.ID)
 	ms, err := others.MemberList(ctx)
 	if err != nil {

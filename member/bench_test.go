@@ -53,7 +53,7 @@ func BenchmarkMember(b *testing.B) {
 			}
 		}
 		var out bytes.Buffer
-		res, err := member.AddMember(ctx, member.MemberOptions{Spec: c.Spec, Name: m.Name, Out: &out})
+		res, err := member.Add(ctx, member.Options{Spec: c.Spec, Name: m.Name, Out: &out})
 		st := ld.Stop()
 		if err != nil {
 			b.Fatalf("member add %s: %v\n%s", m.Name, err, out.String())
@@ -66,7 +66,7 @@ func BenchmarkMember(b *testing.B) {
 		spare = append(spare, n)
 		ld := livetest.StartLoad(b, c)
 		var out bytes.Buffer
-		res, err := member.RemoveMember(ctx, member.MemberOptions{Spec: c.Spec, Name: name, Out: &out})
+		res, err := member.Remove(ctx, member.Options{Spec: c.Spec, Name: name, Out: &out})
 		st := ld.Stop()
 		if err != nil {
 			b.Fatalf("member remove %s: %v\n%s", name, err, out.String())

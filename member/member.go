@@ -16,8 +16,8 @@ import (
 	"github.com/etcdpki/etcdpki/runner"
 )
 
-// MemberOptions control AddMember and RemoveMember.
-type MemberOptions struct {
+// Options control Add and Remove.
+type Options struct {
 	Spec *cluster.Spec
 	// Name is the node to add (in the spec) or remove (gone from it).
 	Name string
@@ -44,8 +44,8 @@ type MemberOptions struct {
 // errCrash is what crashAt ends a run with.
 var errCrash = errors.New("simulated crash")
 
-// MembershipResult says what a membership change did.
-type MembershipResult struct {
+// Result says what a membership change did.
+type Result struct {
 	// Unchanged is true when the cluster was already there.
 	Unchanged bool
 	// ID is the member's etcd ID.
@@ -62,16 +62,16 @@ type MembershipResult struct {
 type memberStep struct {
 	name string
 	what string
-	do   func(context.Context, *runner.MemberJournal, *MembershipResult) error
+	do   func(context.Context, *runner.MemberJournal, *Result) error
 }
 
 // memberRun is one membership change under the lock.
 type memberRun struct {
 	*runner.Runner
-	mo MemberOptions
+	mo Options
 }
 
-func newMemberRun(o *MemberOptions) (*memberRun, error) {
+func newMemberRun(o *Options) (*memberRun, error) {
 	if o.Spec == nil {
 		return nil, input.Errorf("member: no cluster spec")
 	}
@@ -100,7 +100,7 @@ func newMemberRun(o *MemberOptions) (*memberRun, error) {
 
 // steps runs the journal's steps from j.Step on, saving the journal after
 // each; the last clears it.
-func (m *memberRun) steps(ctx context.Context, j *runner.MemberJournal, steps []memberStep, res *MembershipResult) error {
+func (m *memberRun) steps(ctx context.Context, j *runner.MemberJournal, steps []memberStep, res *Result) error {
 	if m.mo.DryRun {
 		on := false
 		for i, s := range steps {
@@ -174,11 +174,11 @@ func parseID(s string) uint64 {
 	return id
 }
 
-// PendingMember says what the journal's unfinished membership change is,
+// Pending says what the journal's unfinished membership change is,
 // for certs list: the node, and a note naming the command that continues
 // it (and, for an add that got as far as a learner, how to remove it
 // instead). name is "" when there is none.
-func PendingMember(pkiDir string) (name, note string) {
+func Pending(pkiDir string) (name, note string) {
 	st, err := runner.LoadState(pkiDir)
 	if err != nil || st.Member == nil {
 		return "", ""

@@ -37,7 +37,7 @@ func TestMemberAddWithNoMemberInTheSpec(t *testing.T) {
 			s := *c.Spec
 			s.Nodes = tc.nodes
 			journal := journalBytes(c)
-			_, err := member.AddMember(context.Background(), member.MemberOptions{Spec: &s, Name: m4.Name})
+			_, err := member.Add(context.Background(), member.Options{Spec: &s, Name: m4.Name})
 			var ie *input.Error
 			if !errors.As(err, &ie) || strings.Contains(err.Error(), "\n") {
 				t.Fatalf("got %v, want one line of bad input", err)

@@ -58,7 +58,7 @@ func TestMemberRefusalsAndDryRun(t *testing.T) {
 	// Dry run: every step printed, nothing changed.
 	journal := journalBytes(c)
 	var out bytes.Buffer
-	res, err := member.AddMember(ctx, member.MemberOptions{Spec: c.Spec, Name: m4.Name, Out: &out, DryRun: true})
+	res, err := member.Add(ctx, member.Options{Spec: c.Spec, Name: m4.Name, Out: &out, DryRun: true})
 	if err != nil {
 		t.Fatalf("dry run: %v\n%s", err, out.String())
 	}
@@ -92,7 +92,7 @@ func TestMemberRefusalsAndDryRun(t *testing.T) {
 	}
 	// Another add while it is pending: exit 1, one line, nothing changed.
 	journal = journalBytes(c)
-	_, err = member.AddMember(ctx, member.MemberOptions{Spec: c.Spec, Name: m5.Name, Out: &out})
+	_, err = member.Add(ctx, member.Options{Spec: c.Spec, Name: m5.Name, Out: &out})
 	var ue *runner.UnhealthyError
 	if !errors.As(err, &ue) || ue.ExitCode() != 1 || !strings.Contains(err.Error(), "is pending") || strings.Contains(err.Error(), "\n") {
 		t.Errorf("add while a learner is pending: %v", err)
@@ -102,7 +102,7 @@ func TestMemberRefusalsAndDryRun(t *testing.T) {
 	}
 	// member add etcd-4 continues the stray learner.
 	out.Reset()
-	if _, err := member.AddMember(ctx, member.MemberOptions{Spec: c.Spec, Name: m4.Name, Out: &out}); err != nil {
+	if _, err := member.Add(ctx, member.Options{Spec: c.Spec, Name: m4.Name, Out: &out}); err != nil {
 		t.Fatalf("continue the stray learner: %v\n%s", err, out.String())
 	}
 	if !strings.Contains(out.String(), "never started: continuing it") {
@@ -121,7 +121,7 @@ func TestMemberRefusalsAndDryRun(t *testing.T) {
 	}
 	c.RemoveNode(t, m4.Name)
 	journal = journalBytes(c)
-	_, err = member.RemoveMember(ctx, member.MemberOptions{Spec: c.Spec, Name: m4.Name, Out: &out})
+	_, err = member.Remove(ctx, member.Options{Spec: c.Spec, Name: m4.Name, Out: &out})
 	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "quorum needs 2") || strings.Contains(err.Error(), "\n") {
 		t.Errorf("remove that would lose quorum: %v", err)
 	}
@@ -132,7 +132,7 @@ func TestMemberRefusalsAndDryRun(t *testing.T) {
 		t.Errorf("the refused remove moved the bundle: %v", err)
 	}
 	// Still in the spec: exit 2.
-	_, err = member.RemoveMember(ctx, member.MemberOptions{Spec: c.Spec, Name: etcdtest.NodeName(1)})
+	_, err = member.Remove(ctx, member.Options{Spec: c.Spec, Name: etcdtest.NodeName(1)})
 	var ie *input.Error
 	if !errors.As(err, &ie) || !strings.Contains(err.Error(), "delete it there first") {
 		t.Errorf("remove of a spec node: %v", err)

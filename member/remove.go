@@ -22,10 +22,10 @@ const (
 	stepCleanup     = "cleanup"
 )
 
-// RemoveMember removes o.Name, no longer in the spec, from the running
+// Remove removes o.Name, no longer in the spec, from the running
 // cluster: the apiserver first, leadership away from it, MemberRemove,
 // its certificates revoked and proven refused, its bundle archived.
-func RemoveMember(ctx context.Context, o MemberOptions) (*MembershipResult, error) {
+func Remove(ctx context.Context, o Options) (*Result, error) {
 	m, err := newMemberRun(&o)
 	if err != nil {
 		return nil, err
@@ -40,13 +40,13 @@ func RemoveMember(ctx context.Context, o MemberOptions) (*MembershipResult, erro
 	}
 	defer release()
 	start := time.Now()
-	res := &MembershipResult{}
+	res := &Result{}
 	err = m.remove(ctx, res)
 	res.Took = time.Since(start)
 	return res, err
 }
 
-func (m *memberRun) remove(ctx context.Context, res *MembershipResult) error {
+func (m *memberRun) remove(ctx context.Context, res *Result) error {
 	name := m.mo.Name
 	j, resumed, err := m.journal(&runner.MemberJournal{Op: "remove", Name: name, Step: stepRMAPIServer, Started: m.Cfg.Now().UTC()})
 	if err != nil {
@@ -73,17 +73,17 @@ func (m *memberRun) remove(ctx context.Context, res *MembershipResult) error {
 		}
 	}
 	steps := []memberStep{
-		{stepRMAPIServer, "regenerate apiserver/etcd-flags and the remaining configs without " + name + "; run the kube-apiserver client's deploy and restart templates", func(ctx context.Context, _ *runner.MemberJournal, _ *MembershipResult) error {
+		{stepRMAPIServer, "regenerate apiserver/etcd-flags and the remaining configs without " + name + "; run the kube-apiserver client's deploy and restart templates", func(ctx context.Context, _ *runner.MemberJournal, _ *Result) error {
 			o := issue.Options{Now: m.Cfg.Now, LockHeld: true, APIServerEndpoints: m.Etcd.Endpoints(), SpecYAML: m.mo.SpecYAML}
 			if _, err := issue.Init(ctx, m.Inv, o); err != nil {
 				return err
 			}
 			return m.updateAPIServer(ctx)
 		}},
-		{stepLeader, "if " + name + " leads, move leadership to a caught-up member", func(ctx context.Context, j *runner.MemberJournal, res *MembershipResult) error {
+		{stepLeader, "if " + name + " leads, move leadership to a caught-up member", func(ctx context.Context, j *runner.MemberJournal, res *Result) error {
 			return m.moveAway(ctx, j, res)
 		}},
-		{stepRemove, "etcd member remove " + j.ID + " (the removed etcd stops by itself)", func(ctx context.Context, j *runner.MemberJournal, _ *MembershipResult) error {
+		{stepRemove, "etcd member remove " + j.ID + " (the removed etcd stops by itself)", func(ctx context.Context, j *runner.MemberJournal, _ *Result) error {
 			if j.ID == "" {
 				return nil
 			}
@@ -93,7 +93,7 @@ func (m *memberRun) remove(ctx context.Context, res *MembershipResult) error {
 			m.Log.Printf("[remove] member %s (%s) removed", name, j.ID)
 			return nil
 		}},
-		{stepRevoke, "revoke " + name + "'s certificates (serials " + strings.Join(j.Serials, ", ") + ") and prove every remaining member refuses them on their client and peer ports", func(ctx context.Context, j *runner.MemberJournal, _ *MembershipResult) error {
+		{stepRevoke, "revoke " + name + "'s certificates (serials " + strings.Join(j.Serials, ", ") + ") and prove every remaining member refuses them on their client and peer ports", func(ctx context.Context, j *runner.MemberJournal, _ *Result) error {
 			if len(j.Serials) == 0 {
 				return nil
 			}
@@ -108,7 +108,7 @@ func (m *memberRun) remove(ctx context.Context, res *MembershipResult) error {
 			defer func() { m.Cfg.Spec, m.Inv = full, fullInv }()
 			return m.Revoke(ctx, ro, &runner.RevokeResult{})
 		}},
-		{stepCleanup, "move " + name + "'s bundle to " + m.Inv.Paths.Backups() + " (verified), forget it, regenerate the remaining configs", func(ctx context.Context, j *runner.MemberJournal, _ *MembershipResult) error {
+		{stepCleanup, "move " + name + "'s bundle to " + m.Inv.Paths.Backups() + " (verified), forget it, regenerate the remaining configs", func(ctx context.Context, j *runner.MemberJournal, _ *Result) error {
 			return m.cleanup(ctx, name)
 		}},
 	}
@@ -187,7 +187,7 @@ func (m *memberRun) preflightRemove(ctx context.Context, j *runner.MemberJournal
 // moveAway hands leadership from the member being removed to the most
 // caught-up remaining member: one leader change, at a moment of our
 // choosing, instead of an election after MemberRemove.
-func (m *memberRun) moveAway(ctx context.Context, j *runner.MemberJournal, res *MembershipResult) error {
+func (m *memberRun) moveAway(ctx context.Context, j *runner.MemberJournal, res *Result) error {
 	if j.ID == "" || j.ClientURL == "" {
 		return nil
 	}

@@ -12,8 +12,8 @@ import (
 	"github.com/etcdpki/etcdpki/runner"
 )
 
-// RevokeOptions control Revoke. Exactly one of Targets and Serials is set.
-type RevokeOptions struct {
+// Options control Revoke. Exactly one of Targets and Serials is set.
+type Options struct {
 	Spec *cluster.Spec
 	// Targets are certificates in use: each is renewed, deployed and
 	// proven before its old serial is revoked.
@@ -52,7 +52,7 @@ var errCrash = errors.New("simulated crash")
 // Revoke revokes certificates and proves every member refuses them. It
 // takes the PKI directory's lock and keeps a journal, so a run killed at
 // any step is finished by running the same command again.
-func Revoke(ctx context.Context, o RevokeOptions) (*runner.RevokeResult, error) {
+func Revoke(ctx context.Context, o Options) (*runner.RevokeResult, error) {
 	if o.Spec == nil {
 		return nil, &input.Error{Err: errors.New("revoke: no cluster spec")}
 	}

@@ -168,7 +168,7 @@ func TestRotateAfterAdoptRenewsAKubeadmCluster(t *testing.T) {
 	// start), so the apiserver's view follows the PKI's bundle from here.
 	caFile, crt, key := etcdtest.APIServerFiles(inv.Paths)
 	out.Reset()
-	cres, err := carotate.RunCA(context.Background(), carotate.CAOptions{Spec: s, Out: &out})
+	cres, err := carotate.Run(context.Background(), carotate.Options{Spec: s, Out: &out})
 	t.Logf("ca rotate:\n%s", out.String())
 	if err != nil {
 		t.Fatalf("ca rotate: %v", err)

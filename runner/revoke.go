@@ -46,7 +46,7 @@ type RevokeResult struct {
 }
 
 // RevokeRequest is what the runner's revocation engine revokes: the
-// request half of RevokeOptions, which member remove builds too.
+// request half of revoke.Options, which member remove builds too.
 // Exactly one of Targets (with Gone) and Serials is set.
 type RevokeRequest struct {
 	// Targets are certificates in use: each is renewed, deployed and

@@ -79,7 +79,7 @@ func runCARotate(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	_, err = carotate.RunCA(c.Context, carotate.CAOptions{
+	_, err = carotate.Run(c.Context, carotate.Options{
 		Spec:             s,
 		Until:            c.String("until"),
 		DryRun:           c.Bool("dry-run"),

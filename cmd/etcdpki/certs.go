@@ -146,7 +146,7 @@ func certsList(c *cli.Context) error {
 // rows of its node, a revoke on the CRL's row (until it is finished its
 // serials may not be refused everywhere).
 func pendingNotes(pkiDir string, infos []pki.CertInfo) {
-	name, note := member.PendingMember(pkiDir)
+	name, note := member.Pending(pkiDir)
 	j := runner.PendingRevoke(pkiDir)
 	for i := range infos {
 		if name != "" && infos[i].Target != nil && infos[i].Target.Owner == name {

@@ -37,7 +37,7 @@ func memberCommand() *cli.Command {
 					"Exit codes: 0 added (or a voting member already), 1 a check or step failed (run it again to resume), 2 bad input.",
 				Flags: append(flags(),
 					&cli.StringFlag{Name: "node", Usage: "a PKI made from flags: the node as `NAME=IP[,IP|DNS...]`, added to PKI/etcdpki.yaml"}),
-				Action: func(c *cli.Context) error { return memberAction(c, "member add", member.AddMember) },
+				Action: func(c *cli.Context) error { return memberAction(c, "member add", member.Add) },
 			},
 			{
 				Name:      "remove",
@@ -51,13 +51,13 @@ func memberCommand() *cli.Command {
 					"for NAME or one of its own addresses), its bundle moved to PKI/backup (verified).\n\n" +
 					"Exit codes: 0 removed, 1 a check or step failed (run it again to resume), 2 bad input.",
 				Flags:  flags(),
-				Action: func(c *cli.Context) error { return memberAction(c, "member remove", member.RemoveMember) },
+				Action: func(c *cli.Context) error { return memberAction(c, "member remove", member.Remove) },
 			},
 		},
 	}
 }
 
-func memberAction(c *cli.Context, what string, run func(context.Context, member.MemberOptions) (*member.MembershipResult, error)) error {
+func memberAction(c *cli.Context, what string, run func(context.Context, member.Options) (*member.Result, error)) error {
 	if err := checkArgs(c); err != nil {
 		return err
 	}
@@ -88,7 +88,7 @@ func memberAction(c *cli.Context, what string, run func(context.Context, member.
 	if err != nil {
 		return err
 	}
-	res, err := run(c.Context, member.MemberOptions{
+	res, err := run(c.Context, member.Options{
 		Spec: s, SpecYAML: specYAML, Name: c.Args().First(), Out: c.App.Writer, DryRun: c.Bool("dry-run"),
 		MemberTimeout: c.Duration("member-timeout"), CommandTimeout: c.Duration("command-timeout"),
 	})

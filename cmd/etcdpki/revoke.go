@@ -84,7 +84,7 @@ func certsRevoke(c *cli.Context) error {
 			gone = append(gone, m)
 		}
 	}
-	res, err := revoke.Revoke(c.Context, revoke.RevokeOptions{
+	res, err := revoke.Revoke(c.Context, revoke.Options{
 		Spec: s, Targets: picked, Gone: gone, Serials: serials, Reason: c.String("reason"), Force: c.Bool("force"),
 		Reporter: runner.TextReporter(c.App.Writer), CommandTimeout: c.Duration("command-timeout"),
 	})
