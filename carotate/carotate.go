@@ -59,6 +59,9 @@ type Options struct {
 	New bool
 	// Out receives the timestamped progress lines.
 	Out io.Writer
+	// Reporter, when set, receives the progress as events instead of Out
+	// (runner.Event; cmd passes runner.TextReporter).
+	Reporter runner.Reporter
 	// HandOffSettle, MemberTimeout and CommandTimeout as in rotate.Options.
 	HandOffSettle  time.Duration
 	MemberTimeout  time.Duration
@@ -108,13 +111,13 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err := checkStage(o.Until); err != nil {
 		return nil, err
 	}
-	ro := runner.Config{Spec: o.Spec, Out: o.Out, HandOffSettle: o.HandOffSettle,
+	ro := runner.Config{Spec: o.Spec, Out: o.Out, Reporter: o.Reporter, HandOffSettle: o.HandOffSettle,
 		MemberTimeout: o.MemberTimeout, CommandTimeout: o.CommandTimeout, Now: o.Now, DryRun: o.DryRun}
 	if err := ro.Defaults(); err != nil {
 		return nil, err
 	}
 	s := o.Spec
-	r := runner.New(ro, runner.NewLogger(ro.Out))
+	r := runner.New(ro, ro.Logger("ca rotate"))
 	cr := &caRun{o: o, r: r, res: &Result{}, paths: r.Inv.Paths, inv: r.Inv}
 	if err := cr.checkSpec(); err != nil {
 		return nil, err
@@ -135,7 +138,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	if o.DryRun {
-		cr.printPlan(ro.Out)
+		var b strings.Builder
+		cr.printPlan(&b)
+		r.Log.Report(runner.Event{Step: runner.StepPlan, Outcome: runner.OutcomeDryRun, Message: b.String()})
 		return cr.res, nil
 	}
 	err = cr.run(ctx)

@@ -35,7 +35,7 @@ const (
 // only then the apiserver's --etcd-servers and the other members'
 // configs.
 func Add(ctx context.Context, o Options) (*Result, error) {
-	m, err := newMemberRun(&o)
+	m, err := newMemberRun(&o, "member add")
 	if err != nil {
 		return nil, err
 	}

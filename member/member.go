@@ -26,6 +26,9 @@ type Options struct {
 	SpecYAML []byte
 	// Out receives one timestamped line per step.
 	Out io.Writer
+	// Reporter, when set, receives the progress as events instead of Out
+	// (runner.Event; cmd passes runner.TextReporter).
+	Reporter runner.Reporter
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// DryRun prints every step against the live cluster and changes
@@ -71,7 +74,7 @@ type memberRun struct {
 	mo Options
 }
 
-func newMemberRun(o *Options) (*memberRun, error) {
+func newMemberRun(o *Options, op string) (*memberRun, error) {
 	if o.Spec == nil {
 		return nil, input.Errorf("member: no cluster spec")
 	}
@@ -87,11 +90,11 @@ func newMemberRun(o *Options) (*memberRun, error) {
 	if o.MemberTimeout <= 0 {
 		o.MemberTimeout = runner.DefaultMemberTimeout
 	}
-	ro := runner.Config{Spec: o.Spec, Out: o.Out, Now: o.Now, CommandTimeout: o.CommandTimeout, DryRun: o.DryRun}
+	ro := runner.Config{Spec: o.Spec, Out: o.Out, Reporter: o.Reporter, Now: o.Now, CommandTimeout: o.CommandTimeout, DryRun: o.DryRun}
 	if err := ro.Defaults(); err != nil {
 		return nil, err
 	}
-	r := runner.New(ro, runner.NewLogger(ro.Out))
+	r := runner.New(ro, ro.Logger(op))
 	if err := r.Inv.Paths.CheckOwnerDir(o.Name, r.Inv.Paths.NodeDir(o.Name)); err != nil {
 		return nil, err
 	}

@@ -26,7 +26,7 @@ const (
 // cluster: the apiserver first, leadership away from it, MemberRemove,
 // its certificates revoked and proven refused, its bundle archived.
 func Remove(ctx context.Context, o Options) (*Result, error) {
-	m, err := newMemberRun(&o)
+	m, err := newMemberRun(&o, "member remove")
 	if err != nil {
 		return nil, err
 	}

@@ -61,15 +61,11 @@ func Revoke(ctx context.Context, o Options) (*runner.RevokeResult, error) {
 	if err := q.Check(); err != nil {
 		return nil, err
 	}
-	ro := runner.Config{Spec: o.Spec, Out: o.Out, Now: o.Now, CommandTimeout: o.CommandTimeout}
+	ro := runner.Config{Spec: o.Spec, Out: o.Out, Reporter: o.Reporter, Now: o.Now, CommandTimeout: o.CommandTimeout}
 	if err := ro.Defaults(); err != nil {
 		return nil, err
 	}
-	rep := o.Reporter
-	if rep == nil {
-		rep = runner.TextReporter(ro.Out)
-	}
-	r := runner.New(ro, runner.NewReportLogger(rep, "revoke"))
+	r := runner.New(ro, ro.Logger("revoke"))
 	release, err := r.Begin()
 	if err != nil {
 		return nil, err

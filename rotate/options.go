@@ -46,6 +46,9 @@ type Options struct {
 	NoVerify bool
 	// Out receives the timestamped progress lines.
 	Out io.Writer
+	// Reporter, when set, receives the progress as events instead of Out
+	// (runner.Event; cmd passes runner.TextReporter).
+	Reporter runner.Reporter
 	// MetricsFile, when set, is a Prometheus textfile written after
 	// every run.
 	MetricsFile string
@@ -74,7 +77,7 @@ func (o *Options) defaults() error {
 	if err := c.Defaults(); err != nil {
 		return err
 	}
-	o.Spec, o.Out, o.Now = c.Spec, c.Out, c.Now
+	o.Spec, o.Out, o.Now, o.Reporter = c.Spec, c.Out, c.Now, c.Reporter
 	o.MemberTimeout, o.HandOffSettle, o.CommandTimeout = c.MemberTimeout, c.HandOffSettle, c.CommandTimeout
 	switch o.Restart {
 	case "":
@@ -97,7 +100,7 @@ func (o *Options) defaults() error {
 
 // Config is the runner's share of o: what every operation sets alike.
 func (o *Options) Config() runner.Config {
-	return runner.Config{Spec: o.Spec, DryRun: o.DryRun, Out: o.Out, Now: o.Now,
+	return runner.Config{Spec: o.Spec, DryRun: o.DryRun, Out: o.Out, Reporter: o.Reporter, Now: o.Now,
 		MemberTimeout: o.MemberTimeout, HandOffSettle: o.HandOffSettle, CommandTimeout: o.CommandTimeout}
 }
 

@@ -75,7 +75,9 @@ func (r *leafRun) recover(ctx context.Context, res *Result) error {
 		return err
 	}
 	if r.o.DryRun {
-		rp.print(r.o.Out, s)
+		var b strings.Builder
+		rp.print(&b, s)
+		r.Log.Report(runner.Event{Step: runner.StepPlan, Outcome: runner.OutcomeDryRun, Message: b.String()})
 		return nil
 	}
 	r.Log.Printf("recovering: no quorum answers, and %s", rp.summary())

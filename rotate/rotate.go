@@ -25,7 +25,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err := o.defaults(); err != nil {
 		return nil, err
 	}
-	return newLeafRun(o, pki.New(o.Spec), runner.NewLogger(o.Out)).run(ctx)
+	op := "rotate"
+	if o.Recover {
+		op = "recover"
+	}
+	return newLeafRun(o, pki.New(o.Spec), runner.NewReportLogger(o.Reporter, op)).run(ctx)
 }
 
 // leafRun is one leaf rotation (or --recover) on the shared runner: the
@@ -137,7 +141,9 @@ func (r *leafRun) rotate(ctx context.Context, res *Result) error {
 		return err
 	}
 	if r.o.DryRun {
-		p.Print(r.o.Out, r.o.Restart)
+		var b strings.Builder
+		p.Print(&b, r.o.Restart)
+		r.Log.Report(runner.Event{Step: runner.StepPlan, Outcome: runner.OutcomeDryRun, Message: b.String()})
 		return nil
 	}
 	if err := r.apply(ctx, p, res, h); err != nil {

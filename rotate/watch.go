@@ -72,7 +72,7 @@ func Watch(ctx context.Context, o WatchOptions) error {
 	defer w.Close()
 	// The spec is expanded once here and again only when it is reloaded:
 	// every pass and every watch list uses wt.inv.
-	wt := &watcher{o: o, inv: pki.New(o.Spec), w: w, log: runner.NewLogger(o.Out)}
+	wt := &watcher{o: o, inv: pki.New(o.Spec), w: w, log: runner.NewReportLogger(o.Reporter, "watch")}
 	wt.addWatches()
 	var retry <-chan time.Time
 	if !wt.pass(ctx) {

@@ -19,6 +19,9 @@ type Config struct {
 	DryRun bool
 	// Out receives the timestamped progress lines.
 	Out io.Writer
+	// Reporter receives the progress as events; nil means
+	// TextReporter(Out), which prints the lines Out has always had.
+	Reporter Reporter
 	// Now is the clock; nil means time.Now. Tests move it.
 	Now func() time.Time
 	// MemberTimeout bounds the wait for a restarted member; 0 means
@@ -31,6 +34,9 @@ type Config struct {
 	// DefaultCommandTimeout.
 	CommandTimeout time.Duration
 }
+
+// Logger is the run's emitter of op's events, to c.Reporter.
+func (c *Config) Logger(op string) *Logger { return NewReportLogger(c.Reporter, op) }
 
 // Defaults refuses a missing spec and fills in every zero field.
 func (c *Config) Defaults() error {
@@ -51,6 +57,9 @@ func (c *Config) Defaults() error {
 	}
 	if c.Out == nil {
 		c.Out = io.Discard
+	}
+	if c.Reporter == nil {
+		c.Reporter = TextReporter(c.Out)
 	}
 	return nil
 }

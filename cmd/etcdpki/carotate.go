@@ -86,6 +86,7 @@ func runCARotate(c *cli.Context) error {
 		ClientsRestarted: c.Bool("clients-restarted"),
 		New:              c.Bool("new"),
 		Out:              c.App.Writer,
+		Reporter:         runner.TextReporter(c.App.Writer),
 		MemberTimeout:    c.Duration("member-timeout"),
 		HandOffSettle:    settle(c.Duration("hand-off-settle")),
 		CommandTimeout:   c.Duration("command-timeout"),

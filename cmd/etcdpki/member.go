@@ -89,7 +89,7 @@ func memberAction(c *cli.Context, what string, run func(context.Context, member.
 		return err
 	}
 	res, err := run(c.Context, member.Options{
-		Spec: s, SpecYAML: specYAML, Name: c.Args().First(), Out: c.App.Writer, DryRun: c.Bool("dry-run"),
+		Spec: s, SpecYAML: specYAML, Name: c.Args().First(), Out: c.App.Writer, Reporter: runner.TextReporter(c.App.Writer), DryRun: c.Bool("dry-run"),
 		MemberTimeout: c.Duration("member-timeout"), CommandTimeout: c.Duration("command-timeout"),
 	})
 	if err != nil {

@@ -132,6 +132,7 @@ func runRotate(c *cli.Context) error {
 		Restart:        rotate.RestartMode(c.String("restart")),
 		NoVerify:       c.Bool("no-verify"),
 		Out:            c.App.Writer,
+		Reporter:       runner.TextReporter(c.App.Writer),
 		MetricsFile:    c.String("metrics-file"),
 		MemberTimeout:  c.Duration("member-timeout"),
 		HandOffSettle:  settle(c.Duration("hand-off-settle")),
