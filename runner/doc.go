@@ -20,6 +20,12 @@
 // (metrics.go, metrics_crl.go), and the journaled revocation engine
 // (revoke*.go), which certs revoke and member remove both run.
 //
+// Progress is reported as typed events (report.go): an Event carries the
+// operation, step, target, serial, outcome and duration besides the
+// exact line the CLI prints (Message). A Logger emits them to the run's
+// Reporter; TextReporter prints each as the stamped line it has always
+// been, and a dry run's plan unstamped.
+//
 // It writes the PKI directory only through package issue; the only file
 // it writes itself is the operator's --metrics-file, outside the PKI
 // directory (internal/layering's test holds it to that). It imports no
