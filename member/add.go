@@ -43,15 +43,10 @@ func Add(ctx context.Context, inv *pki.Inventory, o Options) (*Result, error) {
 	if !ok {
 		return nil, input.Errorf("member add %s: no such node in the spec (add it under nodes: first)", o.Name)
 	}
-	release, err := m.Begin()
-	if err != nil {
-		return nil, err
+	res, took, err := runner.Locked(m.Runner, func(res *Result) error { return m.add(ctx, n, res) })
+	if res != nil {
+		res.Took = took
 	}
-	defer release()
-	start := time.Now()
-	res := &Result{}
-	err = m.add(ctx, n, res)
-	res.Took = time.Since(start)
 	return res, err
 }
 

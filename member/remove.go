@@ -35,15 +35,10 @@ func Remove(ctx context.Context, inv *pki.Inventory, o Options) (*Result, error)
 		where := "the spec " + inv.Spec.File
 		return nil, input.Errorf("member remove %s: %s still names it: delete it there first", o.Name, where)
 	}
-	release, err := m.Begin()
-	if err != nil {
-		return nil, err
+	res, took, err := runner.Locked(m.Runner, func(res *Result) error { return m.remove(ctx, res) })
+	if res != nil {
+		res.Took = took
 	}
-	defer release()
-	start := time.Now()
-	res := &Result{}
-	err = m.remove(ctx, res)
-	res.Took = time.Since(start)
 	return res, err
 }
 

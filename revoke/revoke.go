@@ -61,15 +61,10 @@ func Revoke(ctx context.Context, inv *pki.Inventory, o Options) (*runner.RevokeR
 	ro := runner.Config{Out: o.Out, Reporter: o.Reporter, Now: o.Now, CommandTimeout: o.CommandTimeout}
 	ro.Defaults()
 	r := runner.New(inv, ro, ro.Logger("revoke"))
-	release, err := r.Begin()
-	if err != nil {
-		return nil, err
+	res, took, err := runner.Locked(r, func(res *runner.RevokeResult) error { return r.Revoke(ctx, q, res) })
+	if res != nil {
+		res.Took = took
 	}
-	defer release()
-	start := time.Now()
-	res := &runner.RevokeResult{}
-	err = r.Revoke(ctx, q, res)
-	res.Took = time.Since(start)
 	return res, err
 }
 

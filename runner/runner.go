@@ -50,6 +50,23 @@ func (r *Runner) Begin() (release func(), err error) {
 	return release, nil
 }
 
+// Locked is the run every journaled operation shares (member add and
+// remove, certs revoke): Begin (the lock, the journal, the layout), fn on
+// a fresh result, the lock released; it returns the result and how long
+// fn took, and no result when the lock or the journal could not be taken
+// (fn did not run).
+func Locked[R any](r *Runner, fn func(res *R) error) (*R, time.Duration, error) {
+	release, err := r.Begin()
+	if err != nil {
+		return nil, 0, err
+	}
+	defer release()
+	res := new(R)
+	start := time.Now()
+	err = fn(res)
+	return res, time.Since(start), err
+}
+
 func joinWords(w []string) string {
 	switch len(w) {
 	case 0:
