@@ -95,10 +95,12 @@ func Adopt(ctx context.Context, inv *pki.Inventory, a Adoption, o Options) (*Res
 		return fail(err)
 	}
 	var b atomicdir.Batch
-	if err := pl.write(&b, res); err != nil {
+	written, err := pl.write(&b)
+	if err != nil {
 		b.Abort()
 		return fail(err)
 	}
+	res.Written = append(res.Written, written...)
 	fr.keep()
 	slices.Sort(res.Reused)
 	return res, nil

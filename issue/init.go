@@ -116,10 +116,12 @@ func Init(ctx context.Context, inv *pki.Inventory, o Options) (*Result, error) {
 		return fail(err)
 	}
 	var b atomicdir.Batch
-	if err := ip.pl.write(&b, ip.res); err != nil {
+	written, err := ip.pl.write(&b)
+	if err != nil {
 		b.Abort()
 		return fail(err)
 	}
+	ip.res.Written = append(ip.res.Written, written...)
 	fr.keep()
 	for _, l := range ip.lines {
 		o.printf("%s", l)
