@@ -421,7 +421,7 @@ func testCAStagesUnderLoad(t *testing.T, c *etcdtest.Cluster, restarts string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	crl, err := pki.ReadCRL(c.Paths.CRL())
+	crl, err := pki.LoadCRL(c.Paths)
 	switch {
 	case err != nil:
 		t.Errorf("CRL after finish: %v", err)

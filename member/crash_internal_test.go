@@ -67,7 +67,7 @@ func TestMemberCrashAtEveryStepConverges(t *testing.T) {
 			t.Fatalf("remove, crash after %s, run again: %v\n%s", rmAt, err, out.String())
 		}
 		checkConverged(t, c, name, false, "remove crashed after "+rmAt)
-		crl, err := pki.ReadCRL(c.Paths.CRL())
+		crl, err := pki.LoadCRL(c.Paths)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -76,7 +76,7 @@ func TestRevokeCrashAtEveryStepConverges(t *testing.T) {
 			if st.Revoke != nil {
 				t.Errorf("crash after %s: journal still holds %+v", when, st.Revoke)
 			}
-			crl, err := pki.ReadCRL(c.Paths.CRL())
+			crl, err := pki.LoadCRL(c.Paths)
 			if err != nil || !crl.Has(oldSerial) {
 				t.Fatalf("crash after %s: CRL lacks %s (%v)", when, oldSerial, err)
 			}

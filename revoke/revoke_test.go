@@ -73,7 +73,7 @@ func testRevokeUnderLoad(t *testing.T, c *etcdtest.Cluster) {
 		}
 		livetest.CheckVerdicts(t, c, h.ID+" (replacement)", h.Pair, true)
 	}
-	crl, err := pki.ReadCRL(c.Paths.CRL())
+	crl, err := pki.LoadCRL(c.Paths)
 	if err != nil {
 		t.Fatal(err)
 	}

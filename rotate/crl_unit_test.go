@@ -55,7 +55,7 @@ func TestRotateKeepsTheCRLCurrent(t *testing.T) {
 		}
 	}
 	p := pki.Paths{PKI: s.PKIDir}
-	before, _ := pki.ReadCRL(p.CRL())
+	before, _ := pki.LoadCRL(p)
 	later := func() time.Time { return time.Now().Add(4 * 24 * time.Hour) }
 	var out bytes.Buffer
 	if _, err := rotate.Run(ctx, pki.New(s), rotate.Options{DryRun: true, Now: later, Out: &out}); err != nil {
@@ -64,14 +64,14 @@ func TestRotateKeepsTheCRLCurrent(t *testing.T) {
 	if !strings.Contains(out.String(), "[crl] CRL would be signed again (past half its life") {
 		t.Errorf("dry run does not say the CRL would be signed again:\n%s", out.String())
 	}
-	if same, _ := pki.ReadCRL(p.CRL()); same.Number.Cmp(before.Number) != 0 {
+	if same, _ := pki.LoadCRL(p); same.Number.Cmp(before.Number) != 0 {
 		t.Error("the dry run signed the CRL")
 	}
 	out.Reset()
 	if _, err := rotate.Run(ctx, pki.New(s), rotate.Options{Now: later, Out: &out, MetricsFile: metrics}); err != nil {
 		t.Fatalf("rotate: %v\n%s", err, out.String())
 	}
-	after, err := pki.ReadCRL(p.CRL())
+	after, err := pki.LoadCRL(p)
 	if err != nil {
 		t.Fatal(err)
 	}
