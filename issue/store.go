@@ -260,7 +260,7 @@ func checkWritable(pkiDir string, pl *plan) error {
 		// A FIFO or a device would block or misbehave when the old
 		// contents are read for comparison; a link is one etcdpki made.
 		if !info.Mode().IsRegular() && info.Mode()&fs.ModeSymlink == 0 {
-			return input.Errorf("%s: is %s, where etcdpki writes a file; remove it; nothing was written", f, describeFileType(info.Mode()))
+			return input.Errorf("%s: is %s, where etcdpki writes a file; remove it; nothing was written", f, regular.Describe(info.Mode()))
 		}
 		if info.Mode().IsRegular() && immutable(f) {
 			return input.Errorf("%s: immutable or append-only (chattr); nothing was written", f)
