@@ -23,7 +23,6 @@ import (
 
 // Options is what `etcdpki adopt` was given.
 type Options struct {
-	Spec *cluster.Spec
 	// CACert and CAKey are the cluster's CA pair; never modified.
 	CACert, CAKey string
 	// NodeDirs and ClientDirs map a node or client name to a directory
@@ -77,7 +76,10 @@ func (e *MismatchError) Error() string {
 
 // Run checks the CA, observes the cluster, compares it with the spec,
 // and, unless there is a mismatch or DryRun, writes the adoption.
-func Run(ctx context.Context, o Options) (*Report, error) {
+func Run(ctx context.Context, inv *pki.Inventory, o Options) (*Report, error) {
+	if inv == nil || inv.Spec == nil {
+		return nil, input.Errorf("adopt: no cluster spec")
+	}
 	now := time.Now()
 	if o.Now != nil {
 		now = o.Now()
@@ -89,7 +91,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if out == nil {
 		out = io.Discard
 	}
-	s := o.Spec
+	s := inv.Spec
 	authority, err := readCA(o.CACert, o.CAKey, now)
 	if err != nil {
 		return nil, err
@@ -97,7 +99,6 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err := checkDirs(s, o.NodeDirs, o.ClientDirs); err != nil {
 		return nil, err
 	}
-	inv := pki.New(s)
 	if err := issue.CheckAdoptable(inv, authority); err != nil {
 		return nil, err
 	}

@@ -98,12 +98,12 @@ func TestAdoptTakesAKubeadmClusterAsItIs(t *testing.T) {
 	before, pidsBefore, files := wire(t, c.Spec, c.APIServerTLS()), pids(c), snapshot(t, c.Hosts)
 	var out bytes.Buffer
 	o := adopt.Options{
-		Spec: c.Spec, CACert: filepath.Join(c.NodePKI(1), "etcd", "ca.crt"), CAKey: filepath.Join(c.NodePKI(1), "etcd", "ca.key"),
+		CACert: filepath.Join(c.NodePKI(1), "etcd", "ca.crt"), CAKey: filepath.Join(c.NodePKI(1), "etcd", "ca.key"),
 		NodeDirs:   map[string]string{"etcd-1": c.NodePKI(1), "etcd-2": filepath.Join(c.NodePKI(2), "etcd")},
 		ClientDirs: map[string]string{cluster.ClientAPIServer: c.APIServerPKI},
 		Out:        &out,
 	}
-	rep, err := adopt.Run(context.Background(), o)
+	rep, err := adopt.Run(context.Background(), pki.New(c.Spec), o)
 	t.Logf("adopt:\n%s", out.String())
 	if err != nil {
 		t.Fatal(err)
@@ -178,7 +178,7 @@ func TestAdoptTakesAKubeadmClusterAsItIs(t *testing.T) {
 	// Run again: the same PKI directory is brought up to date, and
 	// nothing changes on the cluster either.
 	out.Reset()
-	if _, err := adopt.Run(context.Background(), o); err != nil {
+	if _, err := adopt.Run(context.Background(), pki.New(c.Spec), o); err != nil {
 		t.Fatalf("second run: %v\n%s", err, out.String())
 	}
 }

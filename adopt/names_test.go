@@ -61,8 +61,8 @@ func TestAdoptImportsCfsslAndKubesprayNames(t *testing.T) {
 	}
 	served := wire(t, c.Spec, c.APIServerTLS())
 	var out bytes.Buffer
-	rep, err := adopt.Run(context.Background(), adopt.Options{
-		Spec: c.Spec, CACert: filepath.Join(cfssl, "ca.pem"), CAKey: filepath.Join(cfssl, "ca-key.pem"),
+	rep, err := adopt.Run(context.Background(), pki.New(c.Spec), adopt.Options{
+		CACert: filepath.Join(cfssl, "ca.pem"), CAKey: filepath.Join(cfssl, "ca-key.pem"),
 		NodeDirs:   map[string]string{"etcd-1": cfssl, "etcd-2": spray},
 		ClientDirs: map[string]string{cluster.ClientAPIServer: cp},
 		Out:        &out,
@@ -106,11 +106,11 @@ func TestAdoptRefusesAMemberWithoutItsIPSAN(t *testing.T) {
 		}
 		a.WriteNodeWith(t, pkiDir, server, kubeadmcerts.Server(node, ip))
 	}})
-	o := adopt.Options{Spec: c.Spec, CACert: filepath.Join(c.NodePKI(1), "etcd", "ca.crt"), CAKey: filepath.Join(c.NodePKI(1), "etcd", "ca.key")}
+	o := adopt.Options{CACert: filepath.Join(c.NodePKI(1), "etcd", "ca.crt"), CAKey: filepath.Join(c.NodePKI(1), "etcd", "ca.key")}
 	for _, dry := range []bool{false, true} {
 		var out bytes.Buffer
 		o.Out, o.DryRun = &out, dry
-		_, err := adopt.Run(context.Background(), o)
+		_, err := adopt.Run(context.Background(), pki.New(c.Spec), o)
 		t.Logf("adopt (dry run %v): %v\n%s", dry, err, out.String())
 		var me *adopt.MismatchError
 		if !errors.As(err, &me) || len(me.Mismatches) != 1 {
@@ -125,7 +125,7 @@ func TestAdoptRefusesAMemberWithoutItsIPSAN(t *testing.T) {
 	}
 	var out bytes.Buffer
 	o.Out, o.DryRun, o.AcceptMismatch = &out, false, true
-	if _, err := adopt.Run(context.Background(), o); err != nil {
+	if _, err := adopt.Run(context.Background(), pki.New(c.Spec), o); err != nil {
 		t.Fatalf("--accept-mismatch: %v\n%s", err, out.String())
 	}
 	tg, _ := pki.New(c.Spec).Target("etcd-2/etcd-server")

@@ -29,8 +29,8 @@ import (
 func TestAdoptedMemberRestartsFromItsEnv(t *testing.T) {
 	c := kubeadmcerts.Start(t, kubeadmcerts.Options{})
 	var out bytes.Buffer
-	_, err := adopt.Run(context.Background(), adopt.Options{
-		Spec: c.Spec, CACert: filepath.Join(c.NodePKI(1), "etcd", "ca.crt"), CAKey: filepath.Join(c.NodePKI(1), "etcd", "ca.key"),
+	_, err := adopt.Run(context.Background(), pki.New(c.Spec), adopt.Options{
+		CACert: filepath.Join(c.NodePKI(1), "etcd", "ca.crt"), CAKey: filepath.Join(c.NodePKI(1), "etcd", "ca.key"),
 		NodeDirs:   map[string]string{"etcd-1": c.NodePKI(1)},
 		ClientDirs: map[string]string{cluster.ClientAPIServer: c.APIServerPKI},
 		Out:        &out,

@@ -19,6 +19,7 @@ import (
 	"github.com/etcdpki/etcdpki/adopt"
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/input"
+	"github.com/etcdpki/etcdpki/pki"
 )
 
 // TestAdoptRefusesAWeakRSACA adopts a CA whose key is RSA-1024: bad input
@@ -48,7 +49,7 @@ func TestAdoptRefusesAWeakRSACA(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = adopt.Run(context.Background(), adopt.Options{Spec: s, CACert: certPath, CAKey: keyPath, Timeout: time.Second})
+	_, err = adopt.Run(context.Background(), pki.New(s), adopt.Options{CACert: certPath, CAKey: keyPath, Timeout: time.Second})
 	var ic input.Coder
 	if !errors.As(err, &ic) || ic.ExitCode() != input.ExitCode {
 		t.Fatalf("adopt: %v, want bad input (exit 2)", err)

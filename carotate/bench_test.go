@@ -43,7 +43,7 @@ func BenchmarkCARotate(b *testing.B) {
 		term := caTerm(b, c)
 		var out bytes.Buffer
 		ld := livetest.StartLoad(b, c)
-		res, err := carotate.Run(ctx, carotate.Options{Spec: c.Spec, New: true, Until: pki.CAStageTrustBoth, Out: &out})
+		res, err := carotate.Run(ctx, pki.New(c.Spec), carotate.Options{New: true, Until: pki.CAStageTrustBoth, Out: &out})
 		st1 := ld.Stop()
 		if err != nil {
 			b.Fatalf("ca rotate --until trust-both: %v\n%s", err, out.String())
@@ -53,7 +53,7 @@ func BenchmarkCARotate(b *testing.B) {
 			b.Fatal(err)
 		}
 		ld = livetest.StartLoad(b, c)
-		res, err = carotate.Run(ctx, carotate.Options{Spec: c.Spec, Out: &out})
+		res, err = carotate.Run(ctx, pki.New(c.Spec), carotate.Options{Out: &out})
 		st2 := ld.Stop()
 		if err != nil || res.Stage != "" {
 			b.Fatalf("ca rotate: %v, stage %q\n%s", err, res.Stage, out.String())

@@ -35,7 +35,7 @@ func TestCARotateWithTheCAKeyInAToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runCA(t, carotate.Options{Spec: spec})
+	runCA(t, spec, carotate.Options{})
 	now, err := pki.LoadCA(pki.Paths{PKI: spec.PKIDir})
 	if err != nil {
 		t.Fatal(err)

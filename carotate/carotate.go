@@ -33,7 +33,6 @@ import (
 	"time"
 
 	"github.com/etcdpki/etcdpki/ca"
-	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/internal/certx"
 	"github.com/etcdpki/etcdpki/internal/input"
@@ -44,7 +43,6 @@ import (
 
 // Options control a CA rotation.
 type Options struct {
-	Spec *cluster.Spec
 	// Until stops the run after this stage ("" runs to the end).
 	Until string
 	// DryRun prints the four stages, where the files stand, and changes
@@ -107,17 +105,18 @@ func checkStage(name string) error {
 
 // Run rotates the etcd CA, stage by stage, resuming where the files and
 // the journal say the last run stopped.
-func Run(ctx context.Context, o Options) (*Result, error) {
+func Run(ctx context.Context, inv *pki.Inventory, o Options) (*Result, error) {
+	if err := runner.CheckInventory("ca rotate", inv); err != nil {
+		return nil, err
+	}
 	if err := checkStage(o.Until); err != nil {
 		return nil, err
 	}
-	ro := runner.Config{Spec: o.Spec, Out: o.Out, Reporter: o.Reporter, HandOffSettle: o.HandOffSettle,
+	ro := runner.Config{Out: o.Out, Reporter: o.Reporter, HandOffSettle: o.HandOffSettle,
 		MemberTimeout: o.MemberTimeout, CommandTimeout: o.CommandTimeout, Now: o.Now, DryRun: o.DryRun}
-	if err := ro.Defaults(); err != nil {
-		return nil, err
-	}
-	s := o.Spec
-	r := runner.New(ro, ro.Logger("ca rotate"))
+	ro.Defaults()
+	s := inv.Spec
+	r := runner.New(inv, ro, ro.Logger("ca rotate"))
 	cr := &caRun{o: o, r: r, res: &Result{}, paths: r.Inv.Paths, inv: r.Inv}
 	if err := cr.checkSpec(); err != nil {
 		return nil, err
@@ -180,7 +179,7 @@ func (cr *caRun) log(format string, args ...any) { cr.r.Log.Printf(format, args.
 // work with: every member must be restarted twice, and every changed
 // bundle deployed.
 func (cr *caRun) checkSpec() error {
-	s := cr.o.Spec
+	s := cr.inv.Spec
 	for _, n := range s.Nodes {
 		if n.Restart == "" {
 			return input.Errorf("node %s: a CA rotation restarts every member, but the spec has no restart command (set nodes[].restart)", n.Name)
@@ -223,7 +222,7 @@ func (cr *caRun) record(stage, who string, p runner.CAProof) {
 	j.Proofs[stage][who] = p
 }
 
-func (cr *caRun) save() error { return cr.r.Journal.Save(cr.o.Spec.PKIDir, cr.r.Cfg.Now()) }
+func (cr *caRun) save() error { return cr.r.Journal.Save(cr.inv.Spec.PKIDir, cr.r.Cfg.Now()) }
 
 func (cr *caRun) run(ctx context.Context) error {
 	until := cr.o.Until
@@ -282,7 +281,7 @@ func (cr *caRun) prepare() (bool, error) {
 			certx.KeyDescription(cr.rot.Next.Cert.PublicKey), pki.ShortSerial(certx.Serial(cr.rot.Next.Cert)), cr.paths.NextCADir())
 		return true, nil
 	}
-	next, err := ca.CreateNext(cr.o.Spec.CA, cr.rot.Old, cr.r.Cfg.Now())
+	next, err := ca.CreateNext(cr.inv.Spec.CA, cr.rot.Old, cr.r.Cfg.Now())
 	if err != nil {
 		return false, err
 	}

@@ -57,7 +57,7 @@ func caChild(specPath string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	_, err = carotate.Run(context.Background(), carotate.Options{Spec: s, Out: os.Stdout, New: os.Getenv(caChildNewEnv) != ""})
+	_, err = carotate.Run(context.Background(), pki.New(s), carotate.Options{Out: os.Stdout, New: os.Getenv(caChildNewEnv) != ""})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -148,11 +148,11 @@ func stage(t *testing.T, s *cluster.Spec) string {
 	return r.Stage
 }
 
-func runCA(t *testing.T, o carotate.Options) *carotate.Result {
+func runCA(t *testing.T, s *cluster.Spec, o carotate.Options) *carotate.Result {
 	t.Helper()
 	var out bytes.Buffer
 	o.Out = &out
-	res, err := carotate.Run(context.Background(), o)
+	res, err := carotate.Run(context.Background(), pki.New(s), o)
 	t.Logf("ca rotate --until %q:\n%s", o.Until, out.String())
 	if err != nil {
 		t.Fatalf("ca rotate --until %q: %v", o.Until, err)
@@ -195,7 +195,7 @@ func testCAStagesUnderLoad(t *testing.T, c *etcdtest.Cluster, restarts string) {
 	}
 
 	var dry bytes.Buffer
-	if _, err := carotate.Run(ctx, carotate.Options{Spec: s, DryRun: true, Out: &dry}); err != nil {
+	if _, err := carotate.Run(ctx, pki.New(s), carotate.Options{DryRun: true, Out: &dry}); err != nil {
 		t.Fatalf("dry run: %v", err)
 	}
 	t.Logf("dry run:\n%s", dry.String())
@@ -213,7 +213,7 @@ func testCAStagesUnderLoad(t *testing.T, c *etcdtest.Cluster, restarts string) {
 	pids0, term0 := livetest.Pids(c), caTerm(t, c)
 
 	// prepare: the next CA exists, nothing else changed.
-	runCA(t, carotate.Options{Spec: s, Until: pki.CAStagePrepare})
+	runCA(t, s, carotate.Options{Until: pki.CAStagePrepare})
 	next, err := pki.LoadNextCA(pki.Paths{PKI: s.PKIDir})
 	if err != nil || next == nil {
 		t.Fatalf("no next CA after prepare: %v", err)
@@ -233,7 +233,7 @@ func testCAStagesUnderLoad(t *testing.T, c *etcdtest.Cluster, restarts string) {
 
 	// trust-both: every bundle trusts both, every member restarted once,
 	// one leader change, the apiserver restarted, leaves untouched.
-	res := runCA(t, carotate.Options{Spec: s, Until: pki.CAStageTrustBoth})
+	res := runCA(t, s, carotate.Options{Until: pki.CAStageTrustBoth})
 	trust := res.Stages[len(res.Stages)-1]
 	if trust.Stage != pki.CAStageTrustBoth || len(trust.Restarted) != 3 {
 		t.Errorf("trust-both: stage %s restarted %d; want 3", trust.Stage, len(trust.Restarted))
@@ -265,7 +265,7 @@ func testCAStagesUnderLoad(t *testing.T, c *etcdtest.Cluster, restarts string) {
 		}
 	}
 	// verify, as before an apiserver cutover, says where the rotation is.
-	rep, err := verify.Evaluate(ctx, verify.Options{SpecFile: c.SpecPath})
+	rep, err := verify.Evaluate(ctx, pki.New(c.Spec), verify.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -287,7 +287,7 @@ func testCAStagesUnderLoad(t *testing.T, c *etcdtest.Cluster, restarts string) {
 
 	// reissue: every leaf from the new CA, no restart, no leader change.
 	pids1, term1 := livetest.Pids(c), caTerm(t, c)
-	res = runCA(t, carotate.Options{Spec: s, Until: pki.CAStageReissue})
+	res = runCA(t, s, carotate.Options{Until: pki.CAStageReissue})
 	reissueTook := res.Stages[len(res.Stages)-1].Took
 	if !maps.Equal(pids1, livetest.Pids(c)) {
 		t.Error("reissue restarted a member")
@@ -312,7 +312,7 @@ func testCAStagesUnderLoad(t *testing.T, c *etcdtest.Cluster, restarts string) {
 	// finish: the new CA only, every member restarted once more, one
 	// leader change, the old CA refused everywhere and retired.
 	term2 := caTerm(t, c)
-	res = runCA(t, carotate.Options{Spec: s})
+	res = runCA(t, s, carotate.Options{})
 	fin := res.Stages[len(res.Stages)-1]
 	st2 := ld.Stop()
 	if fin.Stage != pki.CAStageFinish || len(fin.Restarted) != 3 {
@@ -421,7 +421,7 @@ func testCAStagesUnderLoad(t *testing.T, c *etcdtest.Cluster, restarts string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	crl, err := pki.ReadCRL(c.Paths.CRL())
+	crl, err := pki.LoadCRL(c.Paths)
 	switch {
 	case err != nil:
 		t.Errorf("CRL after finish: %v", err)
@@ -438,7 +438,7 @@ func testCAStagesUnderLoad(t *testing.T, c *etcdtest.Cluster, restarts string) {
 	// Run again: the rotation is over, and nothing starts without --new.
 	again := livetest.Pids(c)
 	var out bytes.Buffer
-	if _, err := carotate.Run(ctx, carotate.Options{Spec: s, Out: &out}); err != nil || !strings.Contains(out.String(), "nothing to do: the CA rotation to") {
+	if _, err := carotate.Run(ctx, pki.New(s), carotate.Options{Out: &out}); err != nil || !strings.Contains(out.String(), "nothing to do: the CA rotation to") {
 		t.Errorf("a finished rotation run again: %v\n%s", err, out.String())
 	}
 	if _, err := os.Stat(c.Paths.NextCADir()); !errors.Is(err, fs.ErrNotExist) || !maps.Equal(again, livetest.Pids(c)) {
@@ -541,7 +541,7 @@ func testPlainRotateCASet(t *testing.T, c *etcdtest.Cluster) {
 	livetest.AppendCA(t, c.Spec, m.Name)
 	pidsBefore := livetest.Pids(c)
 	var out bytes.Buffer
-	if _, err := rotate.Run(context.Background(), rotate.Options{Spec: c.Spec, Restart: rotate.RestartNever, Out: &out}); err != nil {
+	if _, err := rotate.Run(context.Background(), pki.New(c.Spec), rotate.Options{Restart: rotate.RestartNever, Out: &out}); err != nil {
 		t.Fatalf("rotate --restart=never: %v\n%s", err, out.String())
 	}
 	t.Logf("rotate --restart=never:\n%s", out.String())
@@ -552,7 +552,7 @@ func testPlainRotateCASet(t *testing.T, c *etcdtest.Cluster) {
 		t.Error("--restart=never restarted a member")
 	}
 	out.Reset()
-	res, err := rotate.Run(context.Background(), rotate.Options{Spec: c.Spec, Out: &out})
+	res, err := rotate.Run(context.Background(), pki.New(c.Spec), rotate.Options{Out: &out})
 	t.Logf("rotate:\n%s", out.String())
 	if err != nil {
 		t.Fatal(err)
@@ -578,7 +578,7 @@ func testPlainRoll(t *testing.T, c *etcdtest.Cluster) {
 	ld := livetest.StartLoad(t, c)
 	term := caTerm(t, c)
 	var out bytes.Buffer
-	res, err := rotate.Run(context.Background(), rotate.Options{Spec: c.Spec, RenewBefore: livetest.EverythingDue, Restart: rotate.RestartAlways, Out: &out})
+	res, err := rotate.Run(context.Background(), pki.New(c.Spec), rotate.Options{RenewBefore: livetest.EverythingDue, Restart: rotate.RestartAlways, Out: &out})
 	st := ld.Stop()
 	if err != nil {
 		t.Fatalf("rotate --restart=always: %v\n%s", err, out.String())
@@ -611,7 +611,7 @@ func testCAWaitsForClients(t *testing.T, c *etcdtest.Cluster, restarts string) {
 		manual.Clients[i].Restart = ""
 	}
 	before, _ := os.ReadFile(restarts)
-	res := runCA(t, carotate.Options{Spec: &manual, New: true})
+	res := runCA(t, &manual, carotate.Options{New: true})
 	if len(res.WaitingForClients) != 1 || res.WaitingForClients[0] != cluster.ClientAPIServer || res.Stage != pki.CAStageTrustBoth {
 		t.Fatalf("waiting for %v at stage %s; want kube-apiserver at trust-both", res.WaitingForClients, res.Stage)
 	}
@@ -620,7 +620,7 @@ func testCAWaitsForClients(t *testing.T, c *etcdtest.Cluster, restarts string) {
 	}
 	p := livetest.Pids(c)
 	var out bytes.Buffer
-	res, err := carotate.Run(context.Background(), carotate.Options{Spec: &manual, Out: &out})
+	res, err := carotate.Run(context.Background(), pki.New(&manual), carotate.Options{Out: &out})
 	t.Logf("run without --clients-restarted:\n%s", out.String())
 	if err != nil || len(res.WaitingForClients) != 1 {
 		t.Fatalf("run without --clients-restarted: %v, waiting for %v", err, res.WaitingForClients)
@@ -632,11 +632,11 @@ func testCAWaitsForClients(t *testing.T, c *etcdtest.Cluster, restarts string) {
 		t.Error("a member was restarted again while the run waited for clients")
 	}
 	// --clients-restarted ends trust-both only: finish waits again.
-	res = runCA(t, carotate.Options{Spec: &manual, ClientsRestarted: true})
+	res = runCA(t, &manual, carotate.Options{ClientsRestarted: true})
 	if len(res.WaitingForClients) != 1 || res.Stage != pki.CAStageFinish {
 		t.Fatalf("with --clients-restarted: waiting for %v at stage %s; want kube-apiserver at finish", res.WaitingForClients, res.Stage)
 	}
-	res = runCA(t, carotate.Options{Spec: &manual, ClientsRestarted: true})
+	res = runCA(t, &manual, carotate.Options{ClientsRestarted: true})
 	if len(res.WaitingForClients) != 0 || res.Stage != "" {
 		t.Fatalf("last run: waiting for %v at stage %q; want done", res.WaitingForClients, res.Stage)
 	}

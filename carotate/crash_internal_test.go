@@ -130,10 +130,8 @@ func crashSpec(t *testing.T) *cluster.Spec {
 
 func newCARun(t *testing.T, s *cluster.Spec) *caRun {
 	t.Helper()
-	ro := runner.Config{Spec: s}
-	if err := ro.Defaults(); err != nil {
-		t.Fatal(err)
-	}
+	ro := runner.Config{}
+	ro.Defaults()
 	st, err := runner.LoadState(s.PKIDir)
 	if err != nil {
 		t.Fatal(err)
@@ -142,7 +140,7 @@ func newCARun(t *testing.T, s *cluster.Spec) *caRun {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &caRun{o: Options{Spec: s, Now: time.Now}, r: &runner.Runner{Cfg: ro, Log: runner.NewLogger(io.Discard), Journal: st}, rot: rot, res: &Result{}, paths: pki.Paths{PKI: s.PKIDir}, inv: pki.New(s)}
+	return &caRun{o: Options{Now: time.Now}, r: &runner.Runner{Cfg: ro, Log: runner.NewLogger(io.Discard), Journal: st, Inv: pki.New(s)}, rot: rot, res: &Result{}, paths: pki.Paths{PKI: s.PKIDir}, inv: pki.New(s)}
 }
 
 // TestTrustBothBundlesCrashAtEveryStepConverge kills the trust-both

@@ -14,7 +14,7 @@ import (
 // printPlan is --dry-run: the four stages, where the files stand, what
 // each would do, member by member.
 func (cr *caRun) printPlan(w io.Writer) {
-	s := cr.o.Spec
+	s := cr.inv.Spec
 	rot := cr.rot
 	stage := rot.Stage
 	if stage == "" {

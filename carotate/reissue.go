@@ -49,7 +49,7 @@ func (cr *caRun) reissue(ctx context.Context, sr *StageResult) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if err := runner.HealthyOrError(cr.o.Spec, h, "refusing to go on with stage "+stage); err != nil {
+	if err := runner.HealthyOrError(cr.inv.Spec, h, "refusing to go on with stage "+stage); err != nil {
 		return false, err
 	}
 	for i, np := range p.Nodes {
@@ -98,7 +98,7 @@ func (cr *caRun) reissueLeaves(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", stage, err)
 	}
-	cr.log("%s: re-issued %d certificates from the new CA; previous pairs in %s", stage, len(renewed), runner.BackupDir(cr.o.Spec.PKIDir, renewed))
+	cr.log("%s: re-issued %d certificates from the new CA; previous pairs in %s", stage, len(renewed), runner.BackupDir(cr.inv.Spec.PKIDir, renewed))
 	return nil
 }
 

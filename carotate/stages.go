@@ -29,7 +29,7 @@ func (cr *caRun) restartStage(ctx context.Context, stage string, sr *StageResult
 	if err != nil {
 		return false, false, err
 	}
-	if err := runner.HealthyOrError(cr.o.Spec, h, "refusing to change anything for stage "+stage); err != nil {
+	if err := runner.HealthyOrError(cr.inv.Spec, h, "refusing to change anything for stage "+stage); err != nil {
 		return false, false, err
 	}
 	if err := cr.writeStageBundles(stage); err != nil {
@@ -45,7 +45,7 @@ func (cr *caRun) restartStage(ctx context.Context, stage string, sr *StageResult
 	if err := cr.provenWithoutRestart(bg, p, stage, sr); err != nil {
 		return false, false, err
 	}
-	p.SetOrder(cr.o.Spec, h)
+	p.SetOrder(cr.inv.Spec, h)
 	res := &runner.Tally{}
 	err = cr.r.Roll(ctx, p, res, func(ctx context.Context, np *runner.NodePlan) error {
 		shown, err := cr.proveTrust(ctx, np.Node, stage)
@@ -152,7 +152,7 @@ func (cr *caRun) provenWithoutRestart(ctx context.Context, p *runner.Rollout, st
 // memberPlan lists the members still to go through stage, each to be
 // restarted, with its rendered commands.
 func (cr *caRun) memberPlan(stage string) (*runner.Rollout, error) {
-	s := cr.o.Spec
+	s := cr.inv.Spec
 	p := &runner.Rollout{}
 	targets := cr.inv.Targets
 	for _, n := range s.Nodes {
@@ -180,7 +180,7 @@ func (cr *caRun) deploy(ctx context.Context, p *runner.Rollout) error {
 // clientPlans are the clients with a bundle of their own (the apiserver
 // and extra clients; the healthcheck client lives in the node bundles).
 func (cr *caRun) clientPlans() ([]*runner.ClientPlan, error) {
-	s := cr.o.Spec
+	s := cr.inv.Spec
 	var out []*runner.ClientPlan
 	for _, t := range cr.inv.Targets {
 		c, ok := s.Client(t.Owner)
@@ -248,7 +248,7 @@ func (cr *caRun) restartClients(ctx context.Context, stage string) ([]string, er
 	for _, name := range waiting {
 		// Where the client keeps its files on its hosts (clients[].dir),
 		// else its bundle here, which is what has to reach them.
-		c, _ := cr.o.Spec.Client(name)
+		c, _ := cr.inv.Spec.Client(name)
 		b, _ := cr.inv.Bundle(name)
 		caFile := b.CAPath()
 		if c.Dir != "" {

@@ -94,12 +94,9 @@ func Adopt(ctx context.Context, inv *pki.Inventory, a Adoption, o Options) (*Res
 	if err := ctx.Err(); err != nil {
 		return fail(err)
 	}
-	var b atomicdir.Batch
-	if err := pl.write(&b, res); err != nil {
-		b.Abort()
-		return fail(err)
+	if err := fr.commit(pl, res); err != nil {
+		return nil, err
 	}
-	fr.keep()
 	slices.Sort(res.Reused)
 	return res, nil
 }

@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
@@ -36,7 +35,7 @@ func CheckBackupRoot(root string) error {
 	case info.Mode()&fs.ModeSymlink != 0:
 		return input.Errorf("%s is a symbolic link; etcdpki keeps its backups (old keys included) in a plain directory there: move it away", root)
 	case !info.IsDir():
-		return input.Errorf("%s is %s, not a directory; etcdpki keeps its backups there: move it away", root, describeFileType(info.Mode()))
+		return input.Errorf("%s is %s, not a directory; etcdpki keeps its backups there: move it away", root, regular.Describe(info.Mode()))
 	}
 	return nil
 }
@@ -128,24 +127,6 @@ func VerifyBackup(dir string, files []atomicdir.File) error {
 		return fmt.Errorf("verify backup %s: %w", dir, err)
 	}
 	return nil
-}
-
-// describeFileType names a non-directory for a message: "a regular file",
-// "a FIFO".
-func describeFileType(m fs.FileMode) string {
-	switch {
-	case m.IsRegular():
-		return "a regular file"
-	case m.IsDir():
-		return "a directory"
-	case m&fs.ModeNamedPipe != 0:
-		return "a FIFO"
-	case m&fs.ModeSocket != 0:
-		return "a socket"
-	case m&fs.ModeDevice != 0:
-		return "a device"
-	}
-	return "a " + strings.TrimSpace(m.Type().String())
 }
 
 // BackupRetiredCAs backs up the CA pair held by every version of caDir

@@ -303,20 +303,10 @@ func writeCRL(ctx context.Context, inv *pki.Inventory, add []pki.Revoked, author
 	pl.addCRL(p, s, next)
 	// Only bundles that exist: a node not issued yet gets the CRL with
 	// its certificates from init.
-	var stores []*pending
-	for _, stp := range pl.stores {
-		if stp.dir == p.CADir() || exists(stp.dir) {
-			stores = append(stores, stp)
-		}
-	}
+	pl.stores = slices.DeleteFunc(pl.stores, func(stp *pending) bool { return stp.dir != p.CADir() && !exists(stp.dir) })
 	var b atomicdir.Batch
-	for _, stp := range stores {
-		if _, err := b.Update(stp.st, stp.files, checkStore); err != nil {
-			b.Abort()
-			return nil, fmt.Errorf("write CRL in %s: %w", stp.dir, err)
-		}
-	}
-	if err := b.Commit(); err != nil {
+	if _, err := pl.write(&b); err != nil {
+		b.Abort()
 		return nil, fmt.Errorf("write CRL: %w", err)
 	}
 	res.CRL, res.Changed = next.list, true

@@ -102,7 +102,7 @@ func TestCRLWriteInterruptedNeverNamesABadCRL(t *testing.T) {
 				t.Fatalf("%s stopped at %s: revoke again: %v", phase, stopped, err)
 			}
 			p := pki.Paths{PKI: s.PKIDir}
-			crl, err := pki.ReadCRL(p.CRL())
+			crl, err := pki.LoadCRL(p)
 			if err != nil || !crl.Has("1234abcd") {
 				t.Fatalf("%s stopped at %s, then revoke: CRL %v lacks the serial (result %+v)", phase, stopped, err, res)
 			}

@@ -34,7 +34,7 @@ func TestNoWriteLeavesAConfigNamingAMissingCRL(t *testing.T) {
 	pl := &plan{byDir: map[string]*pending{}}
 	pl.configs = append(pl.configs, atomicdir.File{Name: envPath, Data: env, Mode: configMode})
 	var b atomicdir.Batch
-	err = pl.write(&b, &Result{})
+	_, err = pl.write(&b)
 	b.Abort()
 	if err == nil || !strings.Contains(err.Error(), envPath+" names "+filepath.Join(other, "etcd", pki.CRLFile)) {
 		t.Fatalf("write: %v, want a refusal naming %s and its missing CRL", err, envPath)
@@ -51,14 +51,14 @@ func TestNoWriteLeavesAConfigNamingAMissingCRL(t *testing.T) {
 	// With the CRL in the plan, both are written.
 	pl.add(store, atomicdir.File{Name: pki.CRLFile, Data: crl, Mode: atomicdir.CertMode})
 	b = atomicdir.Batch{}
-	if err := pl.write(&b, &Result{}); err != nil {
+	if _, err := pl.write(&b); err != nil {
 		t.Fatalf("write with the CRL: %v", err)
 	}
 	// In effect already: a config written alone passes.
 	pl = &plan{byDir: map[string]*pending{}}
 	pl.configs = append(pl.configs, atomicdir.File{Name: envPath, Data: append(env, '\n'), Mode: configMode})
 	b = atomicdir.Batch{}
-	if err := pl.write(&b, &Result{}); err != nil {
+	if _, err := pl.write(&b); err != nil {
 		t.Fatalf("write with the CRL in effect: %v", err)
 	}
 }

@@ -104,23 +104,9 @@ func KeepCRL(ctx context.Context, inv *pki.Inventory, now time.Time, dryRun bool
 	if err := checkWritable(s.PKIDir, pl); err != nil {
 		return nil, err
 	}
-	if err := pl.checkCRLs(); err != nil {
-		return nil, err
-	}
 	var b atomicdir.Batch
-	for _, stp := range pl.stores {
-		if _, err := b.Update(stp.st, stp.files, checkStore); err != nil {
-			b.Abort()
-			return nil, fmt.Errorf("write CRL in %s: %w", stp.dir, err)
-		}
-	}
-	for _, f := range pl.configs {
-		if _, err := b.WriteFile(f.Name, f.Data, f.Mode); err != nil {
-			b.Abort()
-			return nil, err
-		}
-	}
-	if err := b.Commit(); err != nil {
+	if _, err := pl.write(&b); err != nil {
+		b.Abort()
 		return nil, fmt.Errorf("write CRL: %w", err)
 	}
 	return up, nil

@@ -45,5 +45,21 @@ func (fr *firstRun) fail(err error) (*Result, error) {
 	return nil, err
 }
 
+// commit writes pl as one batch (plan.write) into res and keeps the PKI
+// directory; a failure takes back the batch, and the directory if this
+// run made it (fail).
+func (fr *firstRun) commit(pl *plan, res *Result) error {
+	var b atomicdir.Batch
+	written, err := pl.write(&b)
+	if err != nil {
+		b.Abort()
+		_, err = fr.fail(err)
+		return err
+	}
+	res.Written = append(res.Written, written...)
+	fr.keep()
+	return nil
+}
+
 // keep keeps the PKI directory: the run succeeded.
 func (fr *firstRun) keep() { _ = fr.batch.Commit() }

@@ -115,12 +115,9 @@ func Init(ctx context.Context, inv *pki.Inventory, o Options) (*Result, error) {
 	if err != nil {
 		return fail(err)
 	}
-	var b atomicdir.Batch
-	if err := ip.pl.write(&b, ip.res); err != nil {
-		b.Abort()
-		return fail(err)
+	if err := fr.commit(ip.pl, ip.res); err != nil {
+		return nil, err
 	}
-	fr.keep()
 	for _, l := range ip.lines {
 		o.printf("%s", l)
 	}

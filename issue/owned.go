@@ -12,6 +12,7 @@ import (
 
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/internal/input"
+	"github.com/etcdpki/etcdpki/internal/regular"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -32,7 +33,7 @@ func checkOwnBundle(t pki.Target) (bool, error) {
 		return false, pki.ReadError(dir, err)
 	}
 	if !info.IsDir() {
-		return false, input.Errorf("%s: %s, where etcdpki would create the bundle directory; give a path that does not exist", dir, describeFileType(info.Mode()))
+		return false, input.Errorf("%s: %s, where etcdpki would create the bundle directory; give a path that does not exist", dir, regular.Describe(info.Mode()))
 	}
 	notOurs := func(why string) (bool, error) {
 		return false, input.Errorf("%s: exists and is not an etcdpki bundle for %q (%s); etcdpki issue writes only into a new directory or its own bundle for that name", dir, t.Owner, why)
@@ -52,7 +53,7 @@ func checkOwnBundle(t pki.Target) (bool, error) {
 		case err != nil:
 		case info.Mode()&fs.ModeSymlink == 0:
 			rel, _ := filepath.Rel(dir, dl)
-			return notOurs(rel + " is " + describeFileType(info.Mode()) + ", not a link: a copy that followed the links (cp -rL, scp -r)? copy bundles with rsync -a or cp -a, which keep links")
+			return notOurs(rel + " is " + regular.Describe(info.Mode()) + ", not a link: a copy that followed the links (cp -rL, scp -r)? copy bundles with rsync -a or cp -a, which keep links")
 		default:
 			hasData = true
 		}

@@ -110,22 +110,11 @@ func Renew(ctx context.Context, inv *pki.Inventory, targets []pki.Target, o Rene
 			}
 		}
 	}
+	// Callers say "renew:" (rotate, revoke): the message says what
+	// failed under it ("write DIR: ..."), not "renew" again.
 	var b atomicdir.Batch
-	for _, st := range rp.pl.stores {
-		if _, err = b.Update(st.st, st.files, checkStore); err != nil {
-			// Callers say "renew:" (rotate, revoke): the message says
-			// what failed under it, not "renew" again.
-			err = fmt.Errorf("write %s: %w", st.dir, err)
-			b.Abort()
-			break
-		}
-	}
-	if err == nil {
-		if err = b.Commit(); err != nil {
-			err = fmt.Errorf("switch the renewed pairs: %w", err)
-		}
-	}
-	if err != nil {
+	if _, err = rp.pl.write(&b); err != nil {
+		b.Abort()
 		// Nothing was switched: the backup of this run backs up nothing.
 		undoBackup()
 		return nil, err

@@ -55,38 +55,40 @@ func (pl *plan) add(store atomicdir.Store, f atomicdir.File) {
 // write puts the plan on disk as one batch: every new version is written
 // and synced, then each store switches (the CA's first, so no leaf is ever
 // in effect without its issuer), then the files are renamed into place
-// in plan order, and the switches are synced. The caller aborts b when
-// write fails, which takes back whatever it did.
-func (pl *plan) write(b *atomicdir.Batch, res *Result) error {
+// in plan order, and the switches are synced. It returns the configs
+// that changed. Every writer of stores commits through it (init, adopt,
+// renew, the CRL's writes). The caller aborts b when write fails, which
+// takes back whatever it did.
+func (pl *plan) write(b *atomicdir.Batch) (written []string, err error) {
 	if err := pl.checkCRLs(); err != nil {
-		return err
+		return nil, err
 	}
 	for _, d := range pl.dirs {
 		if err := b.Dir(d); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	for _, st := range pl.stores {
 		if _, err := b.Update(st.st, st.files, checkStore); err != nil {
-			return fmt.Errorf("write %s: %w", st.dir, err)
+			return nil, fmt.Errorf("write %s: %w", st.dir, err)
 		}
 	}
 	changed := make([]bool, len(pl.configs))
 	for i, f := range pl.configs {
 		var err error
 		if changed[i], err = b.WriteFile(f.Name, f.Data, f.Mode); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if err := b.Commit(); err != nil {
-		return err
+		return nil, err
 	}
 	for i, f := range pl.configs {
 		if changed[i] {
-			res.Written = append(res.Written, f.Name)
+			written = append(written, f.Name)
 		}
 	}
-	return nil
+	return written, nil
 }
 
 // checkCRLs refuses a plan that would leave a node's etcd.env naming a
@@ -258,7 +260,7 @@ func checkWritable(pkiDir string, pl *plan) error {
 		// A FIFO or a device would block or misbehave when the old
 		// contents are read for comparison; a link is one etcdpki made.
 		if !info.Mode().IsRegular() && info.Mode()&fs.ModeSymlink == 0 {
-			return input.Errorf("%s: is %s, where etcdpki writes a file; remove it; nothing was written", f, describeFileType(info.Mode()))
+			return input.Errorf("%s: is %s, where etcdpki writes a file; remove it; nothing was written", f, regular.Describe(info.Mode()))
 		}
 		if info.Mode().IsRegular() && immutable(f) {
 			return input.Errorf("%s: immutable or append-only (chattr); nothing was written", f)

@@ -34,24 +34,19 @@ const (
 // returns it), deploy and start, catch-up and promotion, the proof, and
 // only then the apiserver's --etcd-servers and the other members'
 // configs.
-func Add(ctx context.Context, o Options) (*Result, error) {
-	m, err := newMemberRun(&o, "member add")
+func Add(ctx context.Context, inv *pki.Inventory, o Options) (*Result, error) {
+	m, err := newMemberRun(inv, &o, "member add")
 	if err != nil {
 		return nil, err
 	}
-	n, ok := o.Spec.Node(o.Name)
+	n, ok := inv.Spec.Node(o.Name)
 	if !ok {
 		return nil, input.Errorf("member add %s: no such node in the spec (add it under nodes: first)", o.Name)
 	}
-	release, err := m.Begin()
-	if err != nil {
-		return nil, err
+	res, took, err := runner.Locked(m.Runner, func(res *Result) error { return m.add(ctx, n, res) })
+	if res != nil {
+		res.Took = took
 	}
-	defer release()
-	start := time.Now()
-	res := &Result{}
-	err = m.add(ctx, n, res)
-	res.Took = time.Since(start)
 	return res, err
 }
 
@@ -62,7 +57,7 @@ func (m *memberRun) add(ctx context.Context, n cluster.Node, res *Result) error 
 	}
 	// The members, without the node being added (others), and with it
 	// (all): spec nodes not yet members are no part of this change.
-	base := m.Etcd.For(withoutNode(m.Cfg.Spec, n.Name))
+	base := m.Etcd.For(withoutNode(m.Inv.Spec, n.Name))
 	othersSpec, err := base.MemberedSpec(ctx, "", n.Name)
 	if err != nil {
 		return err
@@ -70,7 +65,7 @@ func (m *memberRun) add(ctx context.Context, n cluster.Node, res *Result) error 
 	others := m.Etcd.For(othersSpec)
 	allSpec := *othersSpec
 	allSpec.Nodes = nil
-	for _, x := range m.Cfg.Spec.Nodes {
+	for _, x := range m.Inv.Spec.Nodes {
 		if x.Name == n.Name || slices.ContainsFunc(othersSpec.Nodes, func(y cluster.Node) bool { return y.Name == x.Name }) {
 			allSpec.Nodes = append(allSpec.Nodes, x)
 		}
@@ -86,7 +81,7 @@ func (m *memberRun) add(ctx context.Context, n cluster.Node, res *Result) error 
 			return err
 		}
 		if !m.mo.DryRun {
-			m.Log.Printf("adding member %s (%s); journal %s", n.Name, j.PeerURL, runner.StatePath(m.Cfg.Spec.PKIDir))
+			m.Log.Printf("adding member %s (%s); journal %s", n.Name, j.PeerURL, runner.StatePath(m.Inv.Spec.PKIDir))
 		}
 	}
 	steps := []memberStep{
@@ -171,7 +166,7 @@ func (m *memberRun) preflightAdd(ctx context.Context, others *runner.Cluster, n 
 			return false, &runner.UnhealthyError{When: "refusing to add a member", Reason: fmt.Sprintf("learner %x (%s) is pending: etcd allows one learner at a time; finish it (etcdpki member add NAME) or remove it (etcdctl member remove %x)", mb.ID, strings.Join(mb.PeerURLs, ","), mb.ID)}
 		}
 	}
-	if m.Cfg.Spec.Local && n.DataDir != "" {
+	if m.Inv.Spec.Local && n.DataDir != "" {
 		if entries, err := regular.ReadDir(n.DataDir); err == nil && len(entries) > 0 {
 			return false, input.Errorf("member add %s: data directory %s is not empty: a new member must start from an empty one (move it away)", n.Name, n.DataDir)
 		}

@@ -12,7 +12,7 @@ import (
 // updateAPIServer runs the kube-apiserver client's deploy and restart
 // templates: its --etcd-servers changed.
 func (m *memberRun) updateAPIServer(ctx context.Context) error {
-	c, ok := m.Cfg.Spec.Client(cluster.ClientAPIServer)
+	c, ok := m.Inv.Spec.Client(cluster.ClientAPIServer)
 	if !ok {
 		return nil
 	}
@@ -35,7 +35,7 @@ func (m *memberRun) updateAPIServer(ctx context.Context) error {
 	first, _, _ := strings.Cut(string(flags), "\n")
 	switch {
 	case len(did) > 0:
-	case m.Cfg.Spec.Local:
+	case m.Inv.Spec.Local:
 		did = []string{"files rewritten in place"}
 	default:
 		did = []string{"no deploy or restart template: copy " + m.Inv.Paths.APIServerDir() + " to the apiserver hosts"}
@@ -47,7 +47,7 @@ func (m *memberRun) updateAPIServer(ctx context.Context) error {
 // deployOthers runs the deploy template of every node but skip.
 func (m *memberRun) deployOthers(ctx context.Context, skip string) error {
 	p := &runner.Rollout{}
-	for _, n := range m.Cfg.Spec.Nodes {
+	for _, n := range m.Inv.Spec.Nodes {
 		if n.Name != skip {
 			p.Nodes = append(p.Nodes, &runner.NodePlan{Node: n})
 		}

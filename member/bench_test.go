@@ -11,6 +11,7 @@ import (
 	"github.com/etcdpki/etcdpki/internal/testharness/etcdtest"
 	"github.com/etcdpki/etcdpki/internal/testharness/livetest"
 	"github.com/etcdpki/etcdpki/member"
+	"github.com/etcdpki/etcdpki/pki"
 )
 
 // BenchmarkMember measures membership changes on a cluster run from
@@ -53,7 +54,7 @@ func BenchmarkMember(b *testing.B) {
 			}
 		}
 		var out bytes.Buffer
-		res, err := member.Add(ctx, member.Options{Spec: c.Spec, Name: m.Name, Out: &out})
+		res, err := member.Add(ctx, pki.New(c.Spec), member.Options{Name: m.Name, Out: &out})
 		st := ld.Stop()
 		if err != nil {
 			b.Fatalf("member add %s: %v\n%s", m.Name, err, out.String())
@@ -66,7 +67,7 @@ func BenchmarkMember(b *testing.B) {
 		spare = append(spare, n)
 		ld := livetest.StartLoad(b, c)
 		var out bytes.Buffer
-		res, err := member.Remove(ctx, member.Options{Spec: c.Spec, Name: name, Out: &out})
+		res, err := member.Remove(ctx, pki.New(c.Spec), member.Options{Name: name, Out: &out})
 		st := ld.Stop()
 		if err != nil {
 			b.Fatalf("member remove %s: %v\n%s", name, err, out.String())

@@ -34,8 +34,8 @@ func TestMemberCrashAtEveryStepConverges(t *testing.T) {
 	for i := range max(len(addCrashes), len(rmCrashes)) {
 		addAt, rmAt := addCrashes[i%len(addCrashes)], rmCrashes[i%len(rmCrashes)]
 		var out bytes.Buffer
-		o := Options{Spec: c.Spec, Name: name, Out: &out, crashAt: addAt}
-		if _, err := Add(ctx, o); !errors.Is(err, errCrash) {
+		o := Options{Name: name, Out: &out, crashAt: addAt}
+		if _, err := Add(ctx, pki.New(c.Spec), o); !errors.Is(err, errCrash) {
 			t.Fatalf("add, crash after %s: %v\n%s", addAt, err, out.String())
 		}
 		// certs list names the unfinished change on the node's rows.
@@ -50,7 +50,7 @@ func TestMemberCrashAtEveryStepConverges(t *testing.T) {
 			t.Errorf("add crashed after %s: pending %q %q", addAt, pn, note)
 		}
 		o.crashAt = ""
-		if _, err := Add(ctx, o); err != nil {
+		if _, err := Add(ctx, pki.New(c.Spec), o); err != nil {
 			t.Fatalf("add, crash after %s, run again: %v\n%s", addAt, err, out.String())
 		}
 		checkConverged(t, c, name, true, "add crashed after "+addAt)
@@ -58,16 +58,16 @@ func TestMemberCrashAtEveryStepConverges(t *testing.T) {
 		serials := bundleSerials(t, c.Paths, name)
 		node, m := c.RemoveNode(t, name)
 		out.Reset()
-		o = Options{Spec: c.Spec, Name: name, Out: &out, crashAt: rmAt}
-		if _, err := Remove(ctx, o); !errors.Is(err, errCrash) {
+		o = Options{Name: name, Out: &out, crashAt: rmAt}
+		if _, err := Remove(ctx, pki.New(c.Spec), o); !errors.Is(err, errCrash) {
 			t.Fatalf("remove, crash after %s: %v\n%s", rmAt, err, out.String())
 		}
 		o.crashAt = ""
-		if _, err := Remove(ctx, o); err != nil {
+		if _, err := Remove(ctx, pki.New(c.Spec), o); err != nil {
 			t.Fatalf("remove, crash after %s, run again: %v\n%s", rmAt, err, out.String())
 		}
 		checkConverged(t, c, name, false, "remove crashed after "+rmAt)
-		crl, err := pki.ReadCRL(c.Paths.CRL())
+		crl, err := pki.LoadCRL(c.Paths)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -13,12 +13,12 @@ import (
 
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/input"
+	"github.com/etcdpki/etcdpki/pki"
 	"github.com/etcdpki/etcdpki/runner"
 )
 
 // Options control Add and Remove.
 type Options struct {
-	Spec *cluster.Spec
 	// Name is the node to add (in the spec) or remove (gone from it).
 	Name string
 	// SpecYAML, when set, is written to PKI/etcdpki.yaml by the first
@@ -74,9 +74,9 @@ type memberRun struct {
 	mo Options
 }
 
-func newMemberRun(o *Options, op string) (*memberRun, error) {
-	if o.Spec == nil {
-		return nil, input.Errorf("member: no cluster spec")
+func newMemberRun(inv *pki.Inventory, o *Options, op string) (*memberRun, error) {
+	if err := runner.CheckInventory("member", inv); err != nil {
+		return nil, err
 	}
 	if o.Name == "" {
 		return nil, input.Errorf("member: name the node")
@@ -90,11 +90,9 @@ func newMemberRun(o *Options, op string) (*memberRun, error) {
 	if o.MemberTimeout <= 0 {
 		o.MemberTimeout = runner.DefaultMemberTimeout
 	}
-	ro := runner.Config{Spec: o.Spec, Out: o.Out, Reporter: o.Reporter, Now: o.Now, CommandTimeout: o.CommandTimeout, DryRun: o.DryRun}
-	if err := ro.Defaults(); err != nil {
-		return nil, err
-	}
-	r := runner.New(ro, ro.Logger(op))
+	ro := runner.Config{Out: o.Out, Reporter: o.Reporter, Now: o.Now, CommandTimeout: o.CommandTimeout, DryRun: o.DryRun}
+	ro.Defaults()
+	r := runner.New(inv, ro, ro.Logger(op))
 	if err := r.Inv.Paths.CheckOwnerDir(o.Name, r.Inv.Paths.NodeDir(o.Name)); err != nil {
 		return nil, err
 	}
@@ -135,7 +133,7 @@ func (m *memberRun) steps(ctx context.Context, j *runner.MemberJournal, steps []
 		} else {
 			m.Journal.Member = nil
 		}
-		if err := m.Journal.Save(m.Cfg.Spec.PKIDir, m.Cfg.Now()); err != nil {
+		if err := m.Journal.Save(m.Inv.Spec.PKIDir, m.Cfg.Now()); err != nil {
 			return err
 		}
 		if m.mo.crashAt == s.name {
@@ -166,7 +164,7 @@ func (m *memberRun) save(j *runner.MemberJournal) error {
 		return nil
 	}
 	m.Journal.Member = j
-	return m.Journal.Save(m.Cfg.Spec.PKIDir, m.Cfg.Now())
+	return m.Journal.Save(m.Inv.Spec.PKIDir, m.Cfg.Now())
 }
 
 func hexID(id uint64) string { return fmt.Sprintf("%x", id) }

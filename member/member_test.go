@@ -15,6 +15,7 @@ import (
 	"github.com/etcdpki/etcdpki/internal/testharness/etcdtest"
 	"github.com/etcdpki/etcdpki/internal/testharness/livetest"
 	"github.com/etcdpki/etcdpki/member"
+	"github.com/etcdpki/etcdpki/pki"
 	"github.com/etcdpki/etcdpki/rotate"
 	"github.com/etcdpki/etcdpki/runner"
 )
@@ -73,7 +74,7 @@ func TestMember(t *testing.T) {
 	term := livetest.RaftTerm(t, c)
 	m4 := c.AddNode(t, nil)
 	var out bytes.Buffer
-	res, err := member.Add(ctx, member.Options{Spec: c.Spec, Name: m4.Name, Out: &out})
+	res, err := member.Add(ctx, pki.New(c.Spec), member.Options{Name: m4.Name, Out: &out})
 	st := ld.Stop()
 	t.Logf("member add:\n%s", out.String())
 	if err != nil {
@@ -102,7 +103,7 @@ func TestMember(t *testing.T) {
 	// only at bootstrap: a rotation restarts no member for them.
 	pidsBefore := livetest.Pids(c)
 	var rot bytes.Buffer
-	rres, err := rotate.Run(ctx, rotate.Options{Spec: c.Spec, Out: &rot})
+	rres, err := rotate.Run(ctx, pki.New(c.Spec), rotate.Options{Out: &rot})
 	if err != nil {
 		t.Fatalf("rotate after the add: %v\n%s", err, rot.String())
 	}
@@ -110,7 +111,7 @@ func TestMember(t *testing.T) {
 		t.Errorf("rotate after the add restarted %v (pids %v -> %v):\n%s", rres.Members, pidsBefore, livetest.Pids(c), rot.String())
 	}
 	// Again: nothing to do.
-	if res, err := member.Add(ctx, member.Options{Spec: c.Spec, Name: m4.Name, Out: &out}); err != nil || !res.Unchanged {
+	if res, err := member.Add(ctx, pki.New(c.Spec), member.Options{Name: m4.Name, Out: &out}); err != nil || !res.Unchanged {
 		t.Errorf("second add: %+v %v", res, err)
 	}
 
@@ -137,7 +138,7 @@ func TestMember(t *testing.T) {
 		m := c.ReAddNode(t, node)
 		before, _ := os.ReadFile(filepath.Join(c.Paths.PKI, runner.StateFile))
 		var out bytes.Buffer
-		_, err := member.Add(ctx, member.Options{Spec: c.Spec, Name: name, Out: &out})
+		_, err := member.Add(ctx, pki.New(c.Spec), member.Options{Name: name, Out: &out})
 		var ie *input.Error
 		if !errors.As(err, &ie) || !strings.Contains(err.Error(), m.DataDir) {
 			t.Fatalf("add over a used data dir: %v, want an input error naming %s", err, m.DataDir)
@@ -152,7 +153,7 @@ func TestMember(t *testing.T) {
 			t.Fatal(err)
 		}
 		ld := livetest.StartLoad(t, c)
-		res, err := member.Add(ctx, member.Options{Spec: c.Spec, Name: name, Out: &out})
+		res, err := member.Add(ctx, pki.New(c.Spec), member.Options{Name: name, Out: &out})
 		st := ld.Stop()
 		t.Logf("member add (replacement):\n%s", out.String())
 		if err != nil {
@@ -185,7 +186,7 @@ func testRemove(t *testing.T, c *etcdtest.Cluster, name string, dead bool) etcdt
 	wasLeader := !dead && leaderName(t, c) == name
 	held := livetest.HoldPairs(t, c.Spec, name+"/etcd-peer", name+"/etcd-server", name+"/etcd-healthcheck-client")
 	// Still in the spec: refused, exit 2.
-	if _, err := member.Remove(ctx, member.Options{Spec: c.Spec, Name: name}); err == nil || !strings.Contains(err.Error(), "delete it there first") {
+	if _, err := member.Remove(ctx, pki.New(c.Spec), member.Options{Name: name}); err == nil || !strings.Contains(err.Error(), "delete it there first") {
 		t.Fatalf("remove of a node still in the spec: %v", err)
 	}
 	var term uint64
@@ -198,7 +199,7 @@ func testRemove(t *testing.T, c *etcdtest.Cluster, name string, dead bool) etcdt
 	}
 	ld := livetest.StartLoad(t, c)
 	var out bytes.Buffer
-	res, err := member.Remove(ctx, member.Options{Spec: c.Spec, Name: name, Out: &out})
+	res, err := member.Remove(ctx, pki.New(c.Spec), member.Options{Name: name, Out: &out})
 	st := ld.Stop()
 	t.Logf("member remove %s:\n%s", name, out.String())
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/internal/testharness/etcdtest"
 	"github.com/etcdpki/etcdpki/member"
+	"github.com/etcdpki/etcdpki/pki"
 )
 
 // TestMemberAddWithNoMemberInTheSpec: a spec that names no current
@@ -37,7 +38,7 @@ func TestMemberAddWithNoMemberInTheSpec(t *testing.T) {
 			s := *c.Spec
 			s.Nodes = tc.nodes
 			journal := journalBytes(c)
-			_, err := member.Add(context.Background(), member.Options{Spec: &s, Name: m4.Name})
+			_, err := member.Add(context.Background(), pki.New(&s), member.Options{Name: m4.Name})
 			var ie *input.Error
 			if !errors.As(err, &ie) || strings.Contains(err.Error(), "\n") {
 				t.Fatalf("got %v, want one line of bad input", err)

@@ -45,8 +45,8 @@ func TestMemberNameNeverLeavesThePKI(t *testing.T) {
 		{"../victim", "not a valid name"},
 		{"etcd-3", "outside the PKI directory"},
 	} {
-		for op, f := range map[string]func(context.Context, member.Options) (*member.Result, error){"add": member.Add, "remove": member.Remove} {
-			_, err := f(context.Background(), member.Options{Spec: s, Name: tc.name})
+		for op, f := range map[string]func(context.Context, *pki.Inventory, member.Options) (*member.Result, error){"add": member.Add, "remove": member.Remove} {
+			_, err := f(context.Background(), pki.New(s), member.Options{Name: tc.name})
 			var ie *input.Error
 			if !errors.As(err, &ie) || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("member %s %s: %v, want bad input saying %q", op, tc.name, err, tc.want)

@@ -13,6 +13,7 @@ import (
 	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/internal/testharness/etcdtest"
 	"github.com/etcdpki/etcdpki/member"
+	"github.com/etcdpki/etcdpki/pki"
 	"github.com/etcdpki/etcdpki/runner"
 	"github.com/etcdpki/etcdpki/verify"
 )
@@ -25,7 +26,7 @@ func journalBytes(c *etcdtest.Cluster) string {
 
 func membershipWarnings(t *testing.T, c *etcdtest.Cluster) []string {
 	t.Helper()
-	rep, err := verify.Evaluate(context.Background(), verify.Options{SpecFile: c.SpecPath, Timeout: 2 * time.Second})
+	rep, err := verify.Evaluate(context.Background(), pki.New(c.Spec), verify.Options{Timeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +59,7 @@ func TestMemberRefusalsAndDryRun(t *testing.T) {
 	// Dry run: every step printed, nothing changed.
 	journal := journalBytes(c)
 	var out bytes.Buffer
-	res, err := member.Add(ctx, member.Options{Spec: c.Spec, Name: m4.Name, Out: &out, DryRun: true})
+	res, err := member.Add(ctx, pki.New(c.Spec), member.Options{Name: m4.Name, Out: &out, DryRun: true})
 	if err != nil {
 		t.Fatalf("dry run: %v\n%s", err, out.String())
 	}
@@ -92,7 +93,7 @@ func TestMemberRefusalsAndDryRun(t *testing.T) {
 	}
 	// Another add while it is pending: exit 1, one line, nothing changed.
 	journal = journalBytes(c)
-	_, err = member.Add(ctx, member.Options{Spec: c.Spec, Name: m5.Name, Out: &out})
+	_, err = member.Add(ctx, pki.New(c.Spec), member.Options{Name: m5.Name, Out: &out})
 	var ue *runner.UnhealthyError
 	if !errors.As(err, &ue) || ue.ExitCode() != 1 || !strings.Contains(err.Error(), "is pending") || strings.Contains(err.Error(), "\n") {
 		t.Errorf("add while a learner is pending: %v", err)
@@ -102,7 +103,7 @@ func TestMemberRefusalsAndDryRun(t *testing.T) {
 	}
 	// member add etcd-4 continues the stray learner.
 	out.Reset()
-	if _, err := member.Add(ctx, member.Options{Spec: c.Spec, Name: m4.Name, Out: &out}); err != nil {
+	if _, err := member.Add(ctx, pki.New(c.Spec), member.Options{Name: m4.Name, Out: &out}); err != nil {
 		t.Fatalf("continue the stray learner: %v\n%s", err, out.String())
 	}
 	if !strings.Contains(out.String(), "never started: continuing it") {
@@ -121,7 +122,7 @@ func TestMemberRefusalsAndDryRun(t *testing.T) {
 	}
 	c.RemoveNode(t, m4.Name)
 	journal = journalBytes(c)
-	_, err = member.Remove(ctx, member.Options{Spec: c.Spec, Name: m4.Name, Out: &out})
+	_, err = member.Remove(ctx, pki.New(c.Spec), member.Options{Name: m4.Name, Out: &out})
 	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "quorum needs 2") || strings.Contains(err.Error(), "\n") {
 		t.Errorf("remove that would lose quorum: %v", err)
 	}
@@ -132,7 +133,7 @@ func TestMemberRefusalsAndDryRun(t *testing.T) {
 		t.Errorf("the refused remove moved the bundle: %v", err)
 	}
 	// Still in the spec: exit 2.
-	_, err = member.Remove(ctx, member.Options{Spec: c.Spec, Name: etcdtest.NodeName(1)})
+	_, err = member.Remove(ctx, pki.New(c.Spec), member.Options{Name: etcdtest.NodeName(1)})
 	var ie *input.Error
 	if !errors.As(err, &ie) || !strings.Contains(err.Error(), "delete it there first") {
 		t.Errorf("remove of a spec node: %v", err)

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/internal/probe"
 	"github.com/etcdpki/etcdpki/issue"
@@ -25,24 +26,19 @@ const (
 // Remove removes o.Name, no longer in the spec, from the running
 // cluster: the apiserver first, leadership away from it, MemberRemove,
 // its certificates revoked and proven refused, its bundle archived.
-func Remove(ctx context.Context, o Options) (*Result, error) {
-	m, err := newMemberRun(&o, "member remove")
+func Remove(ctx context.Context, inv *pki.Inventory, o Options) (*Result, error) {
+	m, err := newMemberRun(inv, &o, "member remove")
 	if err != nil {
 		return nil, err
 	}
-	if _, ok := o.Spec.Node(o.Name); ok {
-		where := "the spec " + o.Spec.File
+	if _, ok := inv.Spec.Node(o.Name); ok {
+		where := "the spec " + inv.Spec.File
 		return nil, input.Errorf("member remove %s: %s still names it: delete it there first", o.Name, where)
 	}
-	release, err := m.Begin()
-	if err != nil {
-		return nil, err
+	res, took, err := runner.Locked(m.Runner, func(res *Result) error { return m.remove(ctx, res) })
+	if res != nil {
+		res.Took = took
 	}
-	defer release()
-	start := time.Now()
-	res := &Result{}
-	err = m.remove(ctx, res)
-	res.Took = time.Since(start)
 	return res, err
 }
 
@@ -58,7 +54,11 @@ func (m *memberRun) remove(ctx context.Context, res *Result) error {
 	if err != nil {
 		return err
 	}
-	m.Etcd = m.Etcd.For(members)
+	// The members' inventory, derived once from the one cmd built: the
+	// revoke's CRL goes to the members' bundles and is proven on their
+	// ports.
+	membersInv := m.Inv.Without(notIn(m.Inv.Spec, members)...)
+	m.Etcd = m.Etcd.For(membersInv.Spec)
 	if !resumed {
 		done, err := m.preflightRemove(ctx, j)
 		if err != nil || done {
@@ -69,7 +69,7 @@ func (m *memberRun) remove(ctx context.Context, res *Result) error {
 			return err
 		}
 		if !m.mo.DryRun {
-			m.Log.Printf("removing member %s (%s); journal %s", name, j.ID, runner.StatePath(m.Cfg.Spec.PKIDir))
+			m.Log.Printf("removing member %s (%s); journal %s", name, j.ID, runner.StatePath(m.Inv.Spec.PKIDir))
 		}
 	}
 	steps := []memberStep{
@@ -101,12 +101,11 @@ func (m *memberRun) remove(ctx context.Context, res *Result) error {
 			if err := ro.Check(); err != nil {
 				return err
 			}
-			// The CRL goes to the members' bundles and is proven on
-			// their ports: the revoke runs on the members' inventory.
-			full, fullInv := m.Cfg.Spec, m.Inv
-			m.Cfg.Spec, m.Inv = members, pki.New(members)
-			defer func() { m.Cfg.Spec, m.Inv = full, fullInv }()
-			return m.Revoke(ctx, ro, &runner.RevokeResult{})
+			// The revoke runs on the members' inventory, through the
+			// same lock, journal and members' client.
+			onMembers := *m.Runner
+			onMembers.Inv = membersInv
+			return onMembers.Revoke(ctx, ro, &runner.RevokeResult{})
 		}},
 		{stepCleanup, "move " + name + "'s bundle to " + m.Inv.Paths.Backups() + " (verified), forget it, regenerate the remaining configs", func(ctx context.Context, j *runner.MemberJournal, _ *Result) error {
 			return m.cleanup(ctx, name)
@@ -135,7 +134,7 @@ func (m *memberRun) preflightRemove(ctx context.Context, j *runner.MemberJournal
 	// NAME is no longer in the spec, so its pairs are found where its
 	// bundle held them: every one of them, the healthcheck client's too
 	// (its key stays on the removed host), and what else was issued to it.
-	if j.Serials, err = removedSerials(paths, m.Cfg.Spec, name, m.Cfg.Now()); err != nil {
+	if j.Serials, err = removedSerials(paths, m.Inv.Spec, name, m.Cfg.Now()); err != nil {
 		return false, err
 	}
 	if mb == nil {
@@ -256,4 +255,15 @@ func (m *memberRun) cleanup(ctx context.Context, name string) error {
 		m.Log.Printf("[cleanup] %s's bundle moved to %s (verified)", name, dir)
 	}
 	return nil
+}
+
+// notIn names the nodes of s that members lacks.
+func notIn(s, members *cluster.Spec) []string {
+	var out []string
+	for _, n := range s.Nodes {
+		if _, ok := members.Node(n.Name); !ok {
+			out = append(out, n.Name)
+		}
+	}
+	return out
 }

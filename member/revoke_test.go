@@ -68,7 +68,7 @@ func TestMemberRemoveRevokesEveryCertificateOfTheNode(t *testing.T) {
 
 	c.RemoveNode(t, name)
 	var out bytes.Buffer
-	if _, err := member.Remove(ctx, member.Options{Spec: c.Spec, Name: name, Out: &out}); err != nil {
+	if _, err := member.Remove(ctx, pki.New(c.Spec), member.Options{Name: name, Out: &out}); err != nil {
 		t.Fatalf("member remove: %v\n%s", err, out.String())
 	}
 	t.Logf("member remove:\n%s", out.String())

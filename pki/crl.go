@@ -166,51 +166,6 @@ func ParseCRL(data []byte) (*x509.RevocationList, error) {
 	return l, nil
 }
 
-// ReadCRL reads and parses the CRL at path, with the names from the
-// revoked.json beside it when there is one. A missing file is
-// fs.ErrNotExist (wrapped).
-func ReadCRL(path string) (*CRL, error) {
-	data, err := regular.ReadFile(path, regular.MaxCRL)
-	if err != nil {
-		return nil, err
-	}
-	l, err := ParseCRL(data)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	c := &CRL{Path: path, Number: l.Number, ThisUpdate: l.ThisUpdate, NextUpdate: l.NextUpdate, List: l}
-	names, err := readNames(filepath.Join(filepath.Dir(path), RevokedFile))
-	if err != nil {
-		return nil, err
-	}
-	for _, e := range l.RevokedCertificateEntries {
-		s := fmt.Sprintf("%x", e.SerialNumber)
-		c.Revoked = append(c.Revoked, Revoked{Name: names[s], Serial: s, Reason: ReasonName(e.ReasonCode), When: e.RevocationTime})
-	}
-	return c, nil
-}
-
-// ReadNames reads revoked.json: serial to certificate name. A missing
-// file is an empty map.
-func readNames(path string) (map[string]string, error) {
-	data, err := regular.ReadFile(path, regular.MaxCRL)
-	if errors.Is(err, fs.ErrNotExist) {
-		return map[string]string{}, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	list, err := ParseRevokedList(data)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	m := make(map[string]string, len(list))
-	for _, r := range list {
-		m[r.Serial] = r.Name
-	}
-	return m, nil
-}
-
 // CRLStale reports whether a CRL is due to be signed again: past half of
 // its life, so that a cron run that fails for a while still leaves a
 // current CRL on every member.

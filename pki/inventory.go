@@ -3,6 +3,7 @@ package pki
 import (
 	"crypto/x509"
 	"path/filepath"
+	"slices"
 	"sort"
 
 	"github.com/etcdpki/etcdpki/ca"
@@ -230,4 +231,26 @@ func ShortSerial(serial string) string {
 		return serial[:12]
 	}
 	return serial
+}
+
+// Without is the inventory less the named nodes: the spec without them,
+// and without their certificates and bundles. It is what New would
+// expand from that spec (a node's entries are its own), derived instead
+// of expanded again, so the inventory cmd built stays the one source.
+func (inv *Inventory) Without(nodes ...string) *Inventory {
+	gone := func(owner string, node bool) bool { return node && slices.Contains(nodes, owner) }
+	s := *inv.Spec
+	s.Nodes = slices.DeleteFunc(slices.Clone(s.Nodes), func(n cluster.Node) bool { return gone(n.Name, true) })
+	out := &Inventory{Spec: &s, Paths: inv.Paths}
+	for _, t := range inv.Targets {
+		if !gone(t.Owner, t.OwnerNode) {
+			out.Targets = append(out.Targets, t)
+		}
+	}
+	for _, b := range inv.Bundles {
+		if !gone(b.Owner, b.Node) {
+			out.Bundles = append(out.Bundles, b)
+		}
+	}
+	return out
 }

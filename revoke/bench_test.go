@@ -29,7 +29,7 @@ func BenchmarkRevoke(b *testing.B) {
 	for b.Loop() {
 		ld := livetest.StartLoad(b, c)
 		var out bytes.Buffer
-		res, err := revoke.Revoke(context.Background(), revoke.Options{Spec: c.Spec, Targets: targets, Force: true, Out: &out})
+		res, err := revoke.Revoke(context.Background(), pki.New(c.Spec), revoke.Options{Targets: targets, Force: true, Out: &out})
 		st := ld.Stop()
 		if err != nil {
 			b.Fatalf("revoke: %v\n%s", err, out.String())

@@ -42,9 +42,9 @@ func TestRevokeCrashAtEveryStepConverges(t *testing.T) {
 			}
 			oldSerial, _ := runner.DiskSerial(tg)
 			var out bytes.Buffer
-			o := Options{Spec: c.Spec, Targets: targets, Reason: "keyCompromise", Force: true, Out: &out}
+			o := Options{Targets: targets, Reason: "keyCompromise", Force: true, Out: &out}
 			o.crashAt = when
-			if _, err := Revoke(ctx, o); !errors.Is(err, errCrash) {
+			if _, err := Revoke(ctx, pki.New(c.Spec), o); !errors.Is(err, errCrash) {
 				t.Fatalf("crash after %s: %v\n%s", when, err, out.String())
 			}
 			st, err := runner.LoadState(c.Spec.PKIDir)
@@ -58,7 +58,7 @@ func TestRevokeCrashAtEveryStepConverges(t *testing.T) {
 				// Another revoke must wait for this one: exit 2, nothing written.
 				other, _ := pki.Select(pki.New(c.Spec).Targets, []string{"apiserver-etcd-client"})
 				before, _ := os.ReadFile(c.Paths.CRL())
-				_, err := Revoke(ctx, Options{Spec: c.Spec, Targets: other, Out: &out})
+				_, err := Revoke(ctx, pki.New(c.Spec), Options{Targets: other, Out: &out})
 				var ie *input.Error
 				if !errors.As(err, &ie) || !strings.Contains(err.Error(), "an earlier revoke of client/etcd-admin is unfinished (step deploy)") {
 					t.Errorf("another revoke during an unfinished one: %v", err)
@@ -69,14 +69,14 @@ func TestRevokeCrashAtEveryStepConverges(t *testing.T) {
 			}
 			o.crashAt = ""
 			out.Reset()
-			if _, err := Revoke(ctx, o); err != nil {
+			if _, err := Revoke(ctx, pki.New(c.Spec), o); err != nil {
 				t.Fatalf("crash after %s, run again: %v\n%s", when, err, out.String())
 			}
 			st, _ = runner.LoadState(c.Spec.PKIDir)
 			if st.Revoke != nil {
 				t.Errorf("crash after %s: journal still holds %+v", when, st.Revoke)
 			}
-			crl, err := pki.ReadCRL(c.Paths.CRL())
+			crl, err := pki.LoadCRL(c.Paths)
 			if err != nil || !crl.Has(oldSerial) {
 				t.Fatalf("crash after %s: CRL lacks %s (%v)", when, oldSerial, err)
 			}

@@ -82,7 +82,7 @@ func testRevokeStepFails(t *testing.T, c *etcdtest.Cluster) {
 	broken.Nodes = append([]cluster.Node(nil), c.Spec.Nodes...)
 	broken.Nodes[1].Deploy = "exit 3"
 	var out bytes.Buffer
-	_, err := Revoke(ctx, Options{Spec: &broken, Serials: []string{serial}, Reason: "superseded", Out: &out})
+	_, err := Revoke(ctx, pki.New(&broken), Options{Serials: []string{serial}, Reason: "superseded", Out: &out})
 	var coder input.Coder
 	if !errors.As(err, &coder) || coder.ExitCode() != 1 {
 		t.Fatalf("a deploy that fails after the journal: %v, want exit 1\n%s", err, out.String())
@@ -95,7 +95,7 @@ func testRevokeStepFails(t *testing.T, c *etcdtest.Cluster) {
 		t.Fatalf("journal holds %+v, want the revoke at step deploy", j)
 	}
 	out.Reset()
-	if _, err := Revoke(ctx, Options{Spec: c.Spec, Serials: []string{serial}, Reason: "superseded", Out: &out}); err != nil {
+	if _, err := Revoke(ctx, pki.New(c.Spec), Options{Serials: []string{serial}, Reason: "superseded", Out: &out}); err != nil {
 		t.Fatalf("finishing it: %v\n%s", err, out.String())
 	}
 	if j := runner.PendingRevoke(c.Spec.PKIDir); j != nil {
@@ -109,15 +109,15 @@ func testRevokeNodeLeft(t *testing.T, c *etcdtest.Cluster) {
 	id := etcdtest.NodeName(3) + "/etcd-healthcheck-client"
 	tg, old, serial := pairOf(t, c.Spec, id)
 	var out bytes.Buffer
-	o := Options{Spec: c.Spec, Targets: []pki.Target{tg}, Reason: "keyCompromise", Out: &out, crashAt: runner.StepRenew}
-	if _, err := Revoke(ctx, o); !errors.Is(err, errCrash) {
+	o := Options{Targets: []pki.Target{tg}, Reason: "keyCompromise", Out: &out, crashAt: runner.StepRenew}
+	if _, err := Revoke(ctx, pki.New(c.Spec), o); !errors.Is(err, errCrash) {
 		t.Fatalf("crash after renew: %v\n%s", err, out.String())
 	}
 	// The node leaves the spec before the revoke is finished.
 	left := *c.Spec
 	left.Nodes = append([]cluster.Node(nil), c.Spec.Nodes[:2]...)
 	out.Reset()
-	if _, err := Revoke(ctx, Options{Spec: &left, Gone: []string{id}, Reason: "keyCompromise", Out: &out}); err != nil {
+	if _, err := Revoke(ctx, pki.New(&left), Options{Gone: []string{id}, Reason: "keyCompromise", Out: &out}); err != nil {
 		t.Fatalf("finishing the revoke without its node: %v\n%s", err, out.String())
 	}
 	if !strings.Contains(out.String(), id+" is no longer in the spec: it is not replaced, and its serial") {
@@ -148,7 +148,7 @@ func testLostCRL(t *testing.T, c *etcdtest.Cluster) {
 	ctx := context.Background()
 	tg, old, serial := pairOf(t, c.Spec, "client/etcd-admin")
 	var out bytes.Buffer
-	if _, err := Revoke(ctx, Options{Spec: c.Spec, Targets: []pki.Target{tg}, Reason: "keyCompromise", Out: &out}); err != nil {
+	if _, err := Revoke(ctx, pki.New(c.Spec), Options{Targets: []pki.Target{tg}, Reason: "keyCompromise", Out: &out}); err != nil {
 		t.Fatalf("revoke: %v\n%s", err, out.String())
 	}
 	before, err := pki.LoadCRL(c.Paths)
@@ -163,7 +163,7 @@ func testLostCRL(t *testing.T, c *etcdtest.Cluster) {
 			}
 		}
 		out.Reset()
-		if _, err := rotate.Run(ctx, rotate.Options{Spec: c.Spec, Out: &out}); err != nil {
+		if _, err := rotate.Run(ctx, pki.New(c.Spec), rotate.Options{Out: &out}); err != nil {
 			t.Fatalf("rotate after removing %v: %v\n%s", gone, err, out.String())
 		}
 		after, err := pki.LoadCRL(c.Paths)
@@ -215,7 +215,7 @@ func testSeveralSerials(t *testing.T, c *etcdtest.Cluster) {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	res, err := Revoke(ctx, Options{Spec: c.Spec, Serials: serials, Reason: "superseded", Out: &out})
+	res, err := Revoke(ctx, pki.New(c.Spec), Options{Serials: serials, Reason: "superseded", Out: &out})
 	if err != nil {
 		t.Fatalf("revoke: %v\n%s", err, out.String())
 	}

@@ -58,7 +58,7 @@ func revokeSerialOf(t *testing.T, c *etcdtest.Cluster, pair tls.Certificate) ([]
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	res, err := revoke.Revoke(context.Background(), revoke.Options{Spec: c.Spec, Serials: []string{certx.Serial(leaf)}, Out: &out})
+	res, err := revoke.Revoke(context.Background(), pki.New(c.Spec), revoke.Options{Serials: []string{certx.Serial(leaf)}, Out: &out})
 	t.Logf("revoke output:\n%s", out.String())
 	if err != nil {
 		t.Fatalf("revoke --serial: %v", err)

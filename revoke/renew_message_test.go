@@ -27,7 +27,7 @@ func TestRenewFailureSaysRenewOnce(t *testing.T) {
 		}
 		return nil
 	})
-	_, err := revoke.Revoke(context.Background(), revoke.Options{Spec: c.Spec, Targets: targets})
+	_, err := revoke.Revoke(context.Background(), pki.New(c.Spec), revoke.Options{Targets: targets})
 	restore()
 	if err == nil || !strings.Contains(err.Error(), "injected rename failure") {
 		t.Fatalf("revoke with a failing rename: %v", err)

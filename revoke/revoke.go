@@ -6,15 +6,12 @@ import (
 	"io"
 	"time"
 
-	"github.com/etcdpki/etcdpki/cluster"
-	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/pki"
 	"github.com/etcdpki/etcdpki/runner"
 )
 
 // Options control Revoke. Exactly one of Targets and Serials is set.
 type Options struct {
-	Spec *cluster.Spec
 	// Targets are certificates in use: each is renewed, deployed and
 	// proven before its old serial is revoked.
 	Targets []pki.Target
@@ -52,29 +49,22 @@ var errCrash = errors.New("simulated crash")
 // Revoke revokes certificates and proves every member refuses them. It
 // takes the PKI directory's lock and keeps a journal, so a run killed at
 // any step is finished by running the same command again.
-func Revoke(ctx context.Context, o Options) (*runner.RevokeResult, error) {
-	if o.Spec == nil {
-		return nil, &input.Error{Err: errors.New("revoke: no cluster spec")}
+func Revoke(ctx context.Context, inv *pki.Inventory, o Options) (*runner.RevokeResult, error) {
+	if err := runner.CheckInventory("revoke", inv); err != nil {
+		return nil, err
 	}
 	q := runner.RevokeRequest{Targets: o.Targets, Serials: o.Serials, Gone: o.Gone, Reason: o.Reason, Force: o.Force,
 		RefuseTimeout: o.RefuseTimeout, AfterStep: crashAfter(o.crashAt)}
 	if err := q.Check(); err != nil {
 		return nil, err
 	}
-	ro := runner.Config{Spec: o.Spec, Out: o.Out, Reporter: o.Reporter, Now: o.Now, CommandTimeout: o.CommandTimeout}
-	if err := ro.Defaults(); err != nil {
-		return nil, err
+	ro := runner.Config{Out: o.Out, Reporter: o.Reporter, Now: o.Now, CommandTimeout: o.CommandTimeout}
+	ro.Defaults()
+	r := runner.New(inv, ro, ro.Logger("revoke"))
+	res, took, err := runner.Locked(r, func(res *runner.RevokeResult) error { return r.Revoke(ctx, q, res) })
+	if res != nil {
+		res.Took = took
 	}
-	r := runner.New(ro, ro.Logger("revoke"))
-	release, err := r.Begin()
-	if err != nil {
-		return nil, err
-	}
-	defer release()
-	start := time.Now()
-	res := &runner.RevokeResult{}
-	err = r.Revoke(ctx, q, res)
-	res.Took = time.Since(start)
 	return res, err
 }
 

@@ -42,7 +42,7 @@ func testRevokeUnderLoad(t *testing.T, c *etcdtest.Cluster) {
 	targets, _ := pki.Select(pki.New(c.Spec).Targets, []string{"client/etcd-admin", hc})
 	ld := livetest.StartLoad(t, c)
 	var out bytes.Buffer
-	res, err := revoke.Revoke(ctx, revoke.Options{Spec: c.Spec, Targets: targets, Reason: "keyCompromise", Out: &out})
+	res, err := revoke.Revoke(ctx, pki.New(c.Spec), revoke.Options{Targets: targets, Reason: "keyCompromise", Out: &out})
 	st := ld.Stop()
 	t.Logf("revoke output:\n%s", out.String())
 	if err != nil {
@@ -73,7 +73,7 @@ func testRevokeUnderLoad(t *testing.T, c *etcdtest.Cluster) {
 		}
 		livetest.CheckVerdicts(t, c, h.ID+" (replacement)", h.Pair, true)
 	}
-	crl, err := pki.ReadCRL(c.Paths.CRL())
+	crl, err := pki.LoadCRL(c.Paths)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func testRevokeUnderLoad(t *testing.T, c *etcdtest.Cluster) {
 	// Twice: nothing changes.
 	before, _ := os.ReadFile(c.Paths.CRL())
 	var again bytes.Buffer
-	res, err = revoke.Revoke(ctx, revoke.Options{Spec: c.Spec, Targets: targets, Reason: "keyCompromise", Out: &again})
+	res, err = revoke.Revoke(ctx, pki.New(c.Spec), revoke.Options{Targets: targets, Reason: "keyCompromise", Out: &again})
 	if err != nil || !res.Unchanged {
 		t.Fatalf("second revoke: %+v, %v\n%s", res, err, again.String())
 	}
@@ -113,7 +113,7 @@ func testRevokePeer(t *testing.T, c *etcdtest.Cluster) {
 	termBefore := livetest.RaftTerm(t, c)
 	targets, _ := pki.Select(pki.New(c.Spec).Targets, []string{id})
 	var out bytes.Buffer
-	if _, err := revoke.Revoke(ctx, revoke.Options{Spec: c.Spec, Targets: targets, Reason: "keyCompromise", Out: &out}); err != nil {
+	if _, err := revoke.Revoke(ctx, pki.New(c.Spec), revoke.Options{Targets: targets, Reason: "keyCompromise", Out: &out}); err != nil {
 		t.Fatalf("revoke: %v\n%s", err, out.String())
 	}
 	t.Logf("revoke output:\n%s", out.String())
@@ -136,8 +136,8 @@ func testRevokeSerial(t *testing.T, c *etcdtest.Cluster) {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	opts := revoke.Options{Spec: c.Spec, Serials: []string{strings.ToUpper(old.Serial)}, Reason: "superseded", Out: &out}
-	res, err := revoke.Revoke(ctx, opts)
+	opts := revoke.Options{Serials: []string{strings.ToUpper(old.Serial)}, Reason: "superseded", Out: &out}
+	res, err := revoke.Revoke(ctx, pki.New(c.Spec), opts)
 	if err != nil {
 		t.Fatalf("revoke --serial: %v\n%s", err, out.String())
 	}
@@ -146,20 +146,20 @@ func testRevokeSerial(t *testing.T, c *etcdtest.Cluster) {
 	}
 	livetest.CheckVerdicts(t, c, "the apiserver's replaced pair", old.Pair, false)
 	opts.Serials = []string{old.Serial}
-	if res, err := revoke.Revoke(ctx, opts); err != nil || !res.Unchanged {
+	if res, err := revoke.Revoke(ctx, pki.New(c.Spec), opts); err != nil || !res.Unchanged {
 		t.Errorf("revoking the serial again: %+v, %v", res, err)
 	}
 	// Serials in use, unknown or not hex are input errors, and change nothing.
 	inUse := livetest.HoldPairs(t, c.Spec, "apiserver-etcd-client")[0].Serial
 	before, _ := os.ReadFile(c.Paths.CRL())
 	for _, bad := range []string{inUse, "123456789abcdef", "xyz", "-5"} {
-		_, err := revoke.Revoke(ctx, revoke.Options{Spec: c.Spec, Serials: []string{bad}, Out: &out})
+		_, err := revoke.Revoke(ctx, pki.New(c.Spec), revoke.Options{Serials: []string{bad}, Out: &out})
 		var ie *input.Error
 		if !errors.As(err, &ie) {
 			t.Errorf("--serial %s: %v, want an input error", bad, err)
 		}
 	}
-	if _, err := revoke.Revoke(ctx, revoke.Options{Spec: c.Spec, Targets: targets, Reason: "bogus"}); err == nil {
+	if _, err := revoke.Revoke(ctx, pki.New(c.Spec), revoke.Options{Targets: targets, Reason: "bogus"}); err == nil {
 		t.Error("a bad reason was accepted")
 	}
 	if after, _ := os.ReadFile(c.Paths.CRL()); !bytes.Equal(before, after) {
@@ -189,7 +189,7 @@ func testRevokeReportsEvents(t *testing.T, c *etcdtest.Cluster) {
 		t.Fatal(err)
 	}
 	rec := &recorder{}
-	if _, err := revoke.Revoke(ctx, revoke.Options{Spec: c.Spec, Serials: []string{old.Serial}, Reason: "superseded", Reporter: rec}); err != nil {
+	if _, err := revoke.Revoke(ctx, pki.New(c.Spec), revoke.Options{Serials: []string{old.Serial}, Reason: "superseded", Reporter: rec}); err != nil {
 		t.Fatal(err)
 	}
 	byStep := map[string]runner.Event{}

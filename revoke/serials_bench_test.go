@@ -63,7 +63,7 @@ func BenchmarkRevokeManySerials(b *testing.B) {
 		}
 		batch := serials[next-perRun : next]
 		next -= perRun
-		if _, err := Revoke(context.Background(), Options{Spec: c.Spec, Serials: batch, Reason: "superseded", Out: io.Discard}); err != nil {
+		if _, err := Revoke(context.Background(), pki.New(c.Spec), Options{Serials: batch, Reason: "superseded", Out: io.Discard}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -67,8 +67,8 @@ func TestRotateAfterAdoptRenewsAKubeadmCluster(t *testing.T) {
 		}
 	}
 	var out bytes.Buffer
-	_, err := adopt.Run(context.Background(), adopt.Options{
-		Spec: s, CACert: filepath.Join(c.NodePKI(1), "etcd", "ca.crt"), CAKey: filepath.Join(c.NodePKI(1), "etcd", "ca.key"),
+	_, err := adopt.Run(context.Background(), pki.New(s), adopt.Options{
+		CACert: filepath.Join(c.NodePKI(1), "etcd", "ca.crt"), CAKey: filepath.Join(c.NodePKI(1), "etcd", "ca.key"),
 		NodeDirs:   map[string]string{"etcd-1": c.NodePKI(1), "etcd-2": c.NodePKI(2)},
 		ClientDirs: map[string]string{cluster.ClientAPIServer: c.APIServerPKI},
 		Out:        &out,
@@ -82,7 +82,7 @@ func TestRotateAfterAdoptRenewsAKubeadmCluster(t *testing.T) {
 	// alone and exports their expiry with the others'.
 	metrics := filepath.Join(t.TempDir(), "etcdpki.prom")
 	out.Reset()
-	if _, err := rotate.Run(context.Background(), rotate.Options{Spec: s, Out: &out, MetricsFile: metrics}); err != nil {
+	if _, err := rotate.Run(context.Background(), pki.New(s), rotate.Options{Out: &out, MetricsFile: metrics}); err != nil {
 		t.Fatalf("routine rotate: %v\n%s", err, out.String())
 	}
 	prom, err := os.ReadFile(metrics)
@@ -100,7 +100,7 @@ func TestRotateAfterAdoptRenewsAKubeadmCluster(t *testing.T) {
 
 	out.Reset()
 	ld := livetest.StartLoad(t, c.Cluster)
-	res, err := rotate.Run(context.Background(), rotate.Options{Spec: s, RenewBefore: livetest.EverythingDue, Out: &out})
+	res, err := rotate.Run(context.Background(), pki.New(s), rotate.Options{RenewBefore: livetest.EverythingDue, Out: &out})
 	st := ld.Stop()
 	t.Logf("rotate:\n%s", out.String())
 	if err != nil {
@@ -147,8 +147,8 @@ func TestRotateAfterAdoptRenewsAKubeadmCluster(t *testing.T) {
 		diskBefore[tg.ID] = serialOf(t, tg.CertPath())
 	}
 	out.Reset()
-	if _, err := adopt.Run(context.Background(), adopt.Options{
-		Spec: s, CACert: filepath.Join(c.NodePKI(1), "etcd", "ca.crt"), CAKey: filepath.Join(c.NodePKI(1), "etcd", "ca.key"),
+	if _, err := adopt.Run(context.Background(), pki.New(s), adopt.Options{
+		CACert: filepath.Join(c.NodePKI(1), "etcd", "ca.crt"), CAKey: filepath.Join(c.NodePKI(1), "etcd", "ca.key"),
 		NodeDirs:   map[string]string{"etcd-1": c.NodePKI(1), "etcd-2": c.NodePKI(2)},
 		ClientDirs: map[string]string{cluster.ClientAPIServer: c.APIServerPKI},
 		Out:        &out,
@@ -168,7 +168,7 @@ func TestRotateAfterAdoptRenewsAKubeadmCluster(t *testing.T) {
 	// start), so the apiserver's view follows the PKI's bundle from here.
 	caFile, crt, key := etcdtest.APIServerFiles(inv.Paths)
 	out.Reset()
-	cres, err := carotate.Run(context.Background(), carotate.Options{Spec: s, Out: &out})
+	cres, err := carotate.Run(context.Background(), pki.New(s), carotate.Options{Out: &out})
 	t.Logf("ca rotate:\n%s", out.String())
 	if err != nil {
 		t.Fatalf("ca rotate: %v", err)

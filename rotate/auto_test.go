@@ -46,7 +46,7 @@ func testProvesUnderLoad(t *testing.T, c *etcdtest.Cluster, spec *cluster.Spec) 
 	before := livetest.Serials(t, spec)
 	oldExpiry := earliestExpiry(t, spec)
 	var plan bytes.Buffer
-	if _, err := rotate.Run(ctx, rotate.Options{Spec: spec, DryRun: true, Out: &plan}); err != nil {
+	if _, err := rotate.Run(ctx, pki.New(spec), rotate.Options{DryRun: true, Out: &plan}); err != nil {
 		t.Fatalf("dry run: %v", err)
 	}
 	t.Logf("dry run:\n%s", plan.String())
@@ -62,7 +62,7 @@ func testProvesUnderLoad(t *testing.T, c *etcdtest.Cluster, spec *cluster.Spec) 
 	}
 	ld := livetest.StartLoad(t, c)
 	var out bytes.Buffer
-	res, err := rotate.Run(ctx, rotate.Options{Spec: spec, Out: &out})
+	res, err := rotate.Run(ctx, pki.New(spec), rotate.Options{Out: &out})
 	t.Logf("rotate output:\n%s", out.String())
 	if err != nil {
 		ld.Stop()
@@ -127,7 +127,7 @@ func testProvesUnderLoad(t *testing.T, c *etcdtest.Cluster, spec *cluster.Spec) 
 	}
 	// A second run finds everything in effect: no proof, no restart.
 	out.Reset()
-	res, err = rotate.Run(ctx, rotate.Options{Spec: spec, Out: &out})
+	res, err = rotate.Run(ctx, pki.New(spec), rotate.Options{Out: &out})
 	if err != nil || len(res.Proofs)+len(res.Members) != 0 || !strings.Contains(out.String(), "nothing due") {
 		t.Errorf("second run: %v, %d proofs, %d restarts:\n%s", err, len(res.Proofs), len(res.Members), out.String())
 	}
@@ -160,7 +160,7 @@ func testCABundleChange(t *testing.T, c *etcdtest.Cluster, spec *cluster.Spec) {
 	m := c.Members[2]
 	livetest.AppendCA(t, spec, m.Name)
 	var plan bytes.Buffer
-	if _, err := rotate.Run(ctx, rotate.Options{Spec: spec, DryRun: true, Out: &plan}); err != nil {
+	if _, err := rotate.Run(ctx, pki.New(spec), rotate.Options{DryRun: true, Out: &plan}); err != nil {
 		t.Fatalf("dry run: %v", err)
 	}
 	t.Logf("dry run:\n%s", plan.String())
@@ -169,7 +169,7 @@ func testCABundleChange(t *testing.T, c *etcdtest.Cluster, spec *cluster.Spec) {
 	}
 	pidsBefore := livetest.Pids(c)
 	var out bytes.Buffer
-	res, err := rotate.Run(ctx, rotate.Options{Spec: spec, Out: &out})
+	res, err := rotate.Run(ctx, pki.New(spec), rotate.Options{Out: &out})
 	t.Logf("rotate output:\n%s", out.String())
 	if err != nil {
 		t.Fatalf("rotate: %v", err)
@@ -188,7 +188,7 @@ func testCABundleChange(t *testing.T, c *etcdtest.Cluster, spec *cluster.Spec) {
 	livetest.CheckHealthy(t, c)
 	// The journal knows what it runs with now: the next run has nothing to do.
 	out.Reset()
-	res, err = rotate.Run(ctx, rotate.Options{Spec: spec, Out: &out})
+	res, err = rotate.Run(ctx, pki.New(spec), rotate.Options{Out: &out})
 	if err != nil || len(res.Members) != 0 || !strings.Contains(out.String(), "nothing due") {
 		t.Errorf("next run: %v, %d restarts:\n%s", err, len(res.Members), out.String())
 	}
@@ -237,7 +237,7 @@ func TestProofFailsWhenTheDeployMissesAMember(t *testing.T) {
 	pidsBefore := livetest.Pids(c)
 
 	var out bytes.Buffer
-	res, err := rotate.Run(context.Background(), rotate.Options{Spec: &broken, RenewBefore: livetest.EverythingDue, Out: &out})
+	res, err := rotate.Run(context.Background(), pki.New(&broken), rotate.Options{RenewBefore: livetest.EverythingDue, Out: &out})
 	t.Logf("rotate output:\n%s", out.String())
 	var pe *runner.ProofError
 	if !errors.As(err, &pe) {
@@ -264,7 +264,7 @@ func TestProofFailsWhenTheDeployMissesAMember(t *testing.T) {
 	}
 
 	out.Reset()
-	res, err = rotate.Run(context.Background(), rotate.Options{Spec: c.Spec, Out: &out})
+	res, err = rotate.Run(context.Background(), pki.New(c.Spec), rotate.Options{Out: &out})
 	t.Logf("next run, deploy fixed:\n%s", out.String())
 	if err != nil {
 		t.Fatal(err)

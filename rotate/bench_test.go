@@ -8,6 +8,7 @@ import (
 
 	"github.com/etcdpki/etcdpki/internal/testharness/etcdtest"
 	"github.com/etcdpki/etcdpki/internal/testharness/livetest"
+	"github.com/etcdpki/etcdpki/pki"
 	"github.com/etcdpki/etcdpki/rotate"
 )
 
@@ -43,7 +44,7 @@ func BenchmarkRoll(b *testing.B) {
 			term := livetest.RaftTerm(b, c)
 			ld := livetest.StartLoad(b, c)
 			var out bytes.Buffer
-			res, err := rotate.Run(context.Background(), rotate.Options{Spec: c.Spec, RenewBefore: livetest.EverythingDue, Out: &out})
+			res, err := rotate.Run(context.Background(), pki.New(c.Spec), rotate.Options{RenewBefore: livetest.EverythingDue, Out: &out})
 			st := ld.Stop()
 			if err != nil {
 				b.Fatalf("rotate: %v\n%s", err, out.String())
@@ -74,7 +75,7 @@ func BenchmarkRoll(b *testing.B) {
 			term := livetest.RaftTerm(b, c)
 			ld := livetest.StartLoad(b, c)
 			var out bytes.Buffer
-			res, err := rotate.Run(context.Background(), rotate.Options{Spec: c.Spec, RenewBefore: livetest.EverythingDue, Restart: rotate.RestartAlways, Out: &out})
+			res, err := rotate.Run(context.Background(), pki.New(c.Spec), rotate.Options{RenewBefore: livetest.EverythingDue, Restart: rotate.RestartAlways, Out: &out})
 			st := ld.Stop()
 			if err != nil {
 				b.Fatalf("rotate: %v\n%s", err, out.String())

@@ -17,6 +17,7 @@ import (
 	"github.com/etcdpki/etcdpki/internal/testharness/etcdtest"
 	"github.com/etcdpki/etcdpki/internal/testharness/livetest"
 	"github.com/etcdpki/etcdpki/internal/testharness/softhsm"
+	"github.com/etcdpki/etcdpki/pki"
 	"github.com/etcdpki/etcdpki/rotate"
 	"github.com/etcdpki/etcdpki/runner"
 	"github.com/etcdpki/etcdpki/verify"
@@ -48,7 +49,7 @@ func TestRotateWithTheCAKeyInAToken(t *testing.T) {
 			before := livetest.Serials(t, spec)
 			ld := livetest.StartLoad(t, c)
 			var out bytes.Buffer
-			res, err := rotate.Run(ctx, rotate.Options{Spec: spec, Out: &out, RenewBefore: 87600 * time.Hour})
+			res, err := rotate.Run(ctx, pki.New(spec), rotate.Options{Out: &out, RenewBefore: 87600 * time.Hour})
 			st := ld.Stop()
 			t.Logf("rotate output:\n%s", out.String())
 			if err != nil {
@@ -89,7 +90,7 @@ func TestRotateWithTheCAKeyInAToken(t *testing.T) {
 			}
 			metrics := filepath.Join(t.TempDir(), "etcdpki.prom")
 			out.Reset()
-			_, err = rotate.Run(ctx, rotate.Options{Spec: spec, Out: &out, RenewBefore: 87600 * time.Hour, MetricsFile: metrics})
+			_, err = rotate.Run(ctx, pki.New(spec), rotate.Options{Out: &out, RenewBefore: 87600 * time.Hour, MetricsFile: metrics})
 			want := "CA key pkcs11: token etcd, object etcd-ca: wrong PIN (pin-source " + tk.PINFile + ")"
 			var ic input.Coder
 			if err == nil || !strings.Contains(err.Error(), want) || errors.As(err, &ic) {

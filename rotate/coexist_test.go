@@ -237,7 +237,7 @@ func TestBundlesShareAHostDirectory(t *testing.T) {
 		before := livetest.Pids(c)
 		ld := livetest.StartLoad(t, c)
 		var out bytes.Buffer
-		res, err := rotate.Run(context.Background(), rotate.Options{Spec: c.Spec, RenewBefore: livetest.EverythingDue, Out: &out})
+		res, err := rotate.Run(context.Background(), pki.New(c.Spec), rotate.Options{RenewBefore: livetest.EverythingDue, Out: &out})
 		st := ld.Stop()
 		if err != nil {
 			t.Fatalf("rotate: %v\n%s", err, out.String())
@@ -258,7 +258,7 @@ func TestBundlesShareAHostDirectory(t *testing.T) {
 		}
 		t.Logf("%d requests, 0 failed, worst %s, rotation %s", st.Ops, st.Worst, res.Took)
 		// verify --spec, run on member 1's host, checks its shared directory.
-		rep, err := verify.Evaluate(context.Background(), verify.Options{SpecFile: c.SpecPath, PKIDir: c.Paths.PKI})
+		rep, err := verify.Evaluate(context.Background(), pki.New(c.Spec), verify.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -284,7 +284,7 @@ func TestBundlesShareAHostDirectory(t *testing.T) {
 			t.Fatal(err)
 		}
 		var out bytes.Buffer
-		if _, err := rotate.Run(context.Background(), rotate.Options{Spec: c.Spec, Out: &out}); err != nil {
+		if _, err := rotate.Run(context.Background(), pki.New(c.Spec), rotate.Options{Out: &out}); err != nil {
 			t.Fatalf("rotate: %v\n%s", err, out.String())
 		}
 		if strings.Contains(out.String(), "deployed in") {
@@ -335,7 +335,7 @@ func TestOldLayoutHostUpdatedInPlace(t *testing.T) {
 	before := livetest.Pids(c)
 	ld := livetest.StartLoad(t, c)
 	var out bytes.Buffer
-	res, err := rotate.Run(context.Background(), rotate.Options{Spec: c.Spec, RenewBefore: livetest.EverythingDue, Out: &out})
+	res, err := rotate.Run(context.Background(), pki.New(c.Spec), rotate.Options{RenewBefore: livetest.EverythingDue, Out: &out})
 	st := ld.Stop()
 	if err != nil {
 		t.Fatalf("rotate: %v\n%s", err, out.String())

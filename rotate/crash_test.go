@@ -31,9 +31,8 @@ func TestRotateCrashAtEveryStepConverges(t *testing.T) {
 	steps := 0
 	for n := 1; ; n++ {
 		s := localSpec(t)
-		o := all
-		o.Spec = s
-		if _, err := rotate.Run(ctx, rotate.Options{Spec: s, Restart: rotate.RestartNever, NoVerify: true}); err != nil {
+		o, inv := all, pki.New(s)
+		if _, err := rotate.Run(ctx, inv, rotate.Options{Restart: rotate.RestartNever, NoVerify: true}); err != nil {
 			t.Fatal(err)
 		}
 		stopped := func() (stopped string) {
@@ -49,7 +48,7 @@ func TestRotateCrashAtEveryStepConverges(t *testing.T) {
 					stopped = r.(killed).step
 				}
 			}()
-			if _, err := rotate.Run(ctx, o); err != nil {
+			if _, err := rotate.Run(ctx, inv, o); err != nil {
 				t.Fatalf("run with no crash before step %d: %v", n, err)
 			}
 			return ""
@@ -58,7 +57,7 @@ func TestRotateCrashAtEveryStepConverges(t *testing.T) {
 			break
 		}
 		steps++
-		if _, err := rotate.Run(ctx, o); err != nil {
+		if _, err := rotate.Run(ctx, inv, o); err != nil {
 			t.Fatalf("killed at step %s; next run: %v", stopped, err)
 		}
 		if p := dryRun(t, s); !p.Empty() {

@@ -45,7 +45,7 @@ func TestRotateKeepsTheCRLCurrent(t *testing.T) {
 	if _, err := issue.RevokeSerials(ctx, pki.New(s), []pki.Revoked{{Serial: "abc", Reason: "superseded", When: time.Now()}}, issue.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := rotate.Run(ctx, rotate.Options{Spec: s, MetricsFile: metrics}); err != nil {
+	if _, err := rotate.Run(ctx, pki.New(s), rotate.Options{MetricsFile: metrics}); err != nil {
 		t.Fatal(err)
 	}
 	text := livetest.ReadFile(t, metrics)
@@ -55,23 +55,23 @@ func TestRotateKeepsTheCRLCurrent(t *testing.T) {
 		}
 	}
 	p := pki.Paths{PKI: s.PKIDir}
-	before, _ := pki.ReadCRL(p.CRL())
+	before, _ := pki.LoadCRL(p)
 	later := func() time.Time { return time.Now().Add(4 * 24 * time.Hour) }
 	var out bytes.Buffer
-	if _, err := rotate.Run(ctx, rotate.Options{Spec: s, DryRun: true, Now: later, Out: &out}); err != nil {
+	if _, err := rotate.Run(ctx, pki.New(s), rotate.Options{DryRun: true, Now: later, Out: &out}); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), "[crl] CRL would be signed again (past half its life") {
 		t.Errorf("dry run does not say the CRL would be signed again:\n%s", out.String())
 	}
-	if same, _ := pki.ReadCRL(p.CRL()); same.Number.Cmp(before.Number) != 0 {
+	if same, _ := pki.LoadCRL(p); same.Number.Cmp(before.Number) != 0 {
 		t.Error("the dry run signed the CRL")
 	}
 	out.Reset()
-	if _, err := rotate.Run(ctx, rotate.Options{Spec: s, Now: later, Out: &out, MetricsFile: metrics}); err != nil {
+	if _, err := rotate.Run(ctx, pki.New(s), rotate.Options{Now: later, Out: &out, MetricsFile: metrics}); err != nil {
 		t.Fatalf("rotate: %v\n%s", err, out.String())
 	}
-	after, err := pki.ReadCRL(p.CRL())
+	after, err := pki.LoadCRL(p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func TestRotateKeepsTheCRLCurrent(t *testing.T) {
 func TestRotateWritesEtcdEnvForAnOldPKI(t *testing.T) {
 	s := crlSpec(t)
 	ctx := context.Background()
-	if _, err := rotate.Run(ctx, rotate.Options{Spec: s}); err != nil {
+	if _, err := rotate.Run(ctx, pki.New(s), rotate.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	p := pki.Paths{PKI: s.PKIDir}
@@ -117,7 +117,7 @@ func TestRotateWritesEtcdEnvForAnOldPKI(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	_, err := rotate.Run(ctx, rotate.Options{Spec: s, Out: &out})
+	_, err := rotate.Run(ctx, pki.New(s), rotate.Options{Out: &out})
 	// Nothing listens: the restart is refused, after etcd.env was written.
 	if err == nil {
 		t.Fatalf("rotate restarted a member nobody runs:\n%s", out.String())
@@ -129,7 +129,7 @@ func TestRotateWritesEtcdEnvForAnOldPKI(t *testing.T) {
 		t.Fatal(err)
 	}
 	out.Reset()
-	if _, err := rotate.Run(ctx, rotate.Options{Spec: s, DryRun: true, Out: &out}); err != nil {
+	if _, err := rotate.Run(ctx, pki.New(s), rotate.Options{DryRun: true, Out: &out}); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), "etcd-1: restart: etcd.env changed (it names the CRL; etcd reads it only at start)") {

@@ -109,8 +109,8 @@ func (r *leafRun) recoverNeeded(p *Plan, h *probe.Cluster) error {
 	var why []string
 	for i, e := range h.Endpoints {
 		name := e.Endpoint
-		if i < len(r.o.Spec.Nodes) {
-			name = r.o.Spec.Nodes[i].Name
+		if i < len(r.Inv.Spec.Nodes) {
+			name = r.Inv.Spec.Nodes[i].Name
 		}
 		if err := e.Err(); err != nil {
 			why = append(why, fmt.Sprintf("%s: %v", name, err))

@@ -121,7 +121,7 @@ func TestRotateRunningOnExpiredCertificates(t *testing.T) {
 	checkNamedState(t, c, verify.StateServing)
 
 	var out bytes.Buffer
-	res, err := rotate.Run(context.Background(), rotate.Options{Spec: spec, Out: &out})
+	res, err := rotate.Run(context.Background(), pki.New(spec), rotate.Options{Out: &out})
 	t.Logf("rotate output:\n%s", out.String())
 	st := ld.Stop()
 	t.Logf("load: %d requests in %s, %d failed, worst latency %s", st.Ops, st.Took.Round(time.Millisecond), st.Fails, st.Worst)
@@ -161,7 +161,7 @@ func TestRotateRunningOnExpiredCertificates(t *testing.T) {
 	// --recover is for a cluster without a quorum: here it is refused
 	// (exit 2), changing nothing, and names the plain command.
 	out.Reset()
-	_, err = rotate.Run(context.Background(), rotate.Options{Spec: spec, Recover: true, Out: &out})
+	_, err = rotate.Run(context.Background(), pki.New(spec), rotate.Options{Recover: true, Out: &out})
 	var ec interface{ ExitCode() int }
 	if !errors.As(err, &ec) || ec.ExitCode() != 2 || !strings.Contains(err.Error(), "without --recover") {
 		t.Errorf("--recover on a healthy cluster: %v; want exit code 2 naming a plain rotate", err)
@@ -239,7 +239,7 @@ func testRecover(t *testing.T, c *etcdtest.Cluster, spec *cluster.Spec, keys map
 	ctx := context.Background()
 	before := livetest.Serials(t, spec)
 	var out bytes.Buffer
-	_, err := rotate.Run(ctx, rotate.Options{Spec: spec, Out: &out, RecoverCommand: "etcdpki rotate --spec S --recover"})
+	_, err := rotate.Run(ctx, pki.New(spec), rotate.Options{Out: &out, RecoverCommand: "etcdpki rotate --spec S --recover"})
 	t.Logf("plain rotate output:\n%s", out.String())
 	var rn *rotate.RecoverNeededError
 	if !errors.As(err, &rn) || rn.ExitCode() != 1 || rn.CAExpired != newCA || !strings.Contains(err.Error(), "etcdpki rotate --spec S --recover") {
@@ -250,7 +250,7 @@ func testRecover(t *testing.T, c *etcdtest.Cluster, spec *cluster.Spec, keys map
 	}
 
 	out.Reset()
-	if _, err := rotate.Run(ctx, rotate.Options{Spec: spec, Recover: true, DryRun: true, Out: &out}); err != nil {
+	if _, err := rotate.Run(ctx, pki.New(spec), rotate.Options{Recover: true, DryRun: true, Out: &out}); err != nil {
 		t.Fatalf("--recover --dry-run: %v", err)
 	}
 	t.Logf("--recover --dry-run:\n%s", out.String())
@@ -267,7 +267,7 @@ func testRecover(t *testing.T, c *etcdtest.Cluster, spec *cluster.Spec, keys map
 	}
 
 	out.Reset()
-	res, err := rotate.Run(ctx, rotate.Options{Spec: spec, Recover: true, Out: &out})
+	res, err := rotate.Run(ctx, pki.New(spec), rotate.Options{Recover: true, Out: &out})
 	t.Logf("--recover output:\n%s", out.String())
 	if err != nil {
 		t.Fatalf("--recover: %v", err)
@@ -309,7 +309,7 @@ func testRecover(t *testing.T, c *etcdtest.Cluster, spec *cluster.Spec, keys map
 	}
 	// Once recovered, a plain run has nothing to do.
 	out.Reset()
-	if _, err := rotate.Run(ctx, rotate.Options{Spec: spec, Out: &out}); err != nil || !strings.Contains(out.String(), "nothing due") {
+	if _, err := rotate.Run(ctx, pki.New(spec), rotate.Options{Out: &out}); err != nil || !strings.Contains(out.String(), "nothing due") {
 		t.Errorf("plain rotate after recovery: %v\n%s", err, out.String())
 	}
 }
@@ -341,7 +341,7 @@ func checkUnexpiredOnTheWire(t *testing.T, s *cluster.Spec, cfg *tls.Config) {
 // verify.ExpiredState) says about the cluster's expired certificates.
 func checkNamedState(t *testing.T, c *etcdtest.Cluster, want string) {
 	t.Helper()
-	rep, err := verify.Evaluate(context.Background(), verify.Options{SpecFile: c.SpecPath, Timeout: 2 * time.Second})
+	rep, err := verify.Evaluate(context.Background(), pki.New(c.Spec), verify.Options{Timeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

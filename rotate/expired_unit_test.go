@@ -24,7 +24,7 @@ import (
 func TestMetricsCountExpiredCertificates(t *testing.T) {
 	s := localSpec(t)
 	metrics := filepath.Join(t.TempDir(), "etcdpki.prom")
-	if _, err := rotate.Run(context.Background(), rotate.Options{Spec: s, MetricsFile: metrics}); err != nil {
+	if _, err := rotate.Run(context.Background(), pki.New(s), rotate.Options{MetricsFile: metrics}); err != nil {
 		t.Fatal(err)
 	}
 	text := livetest.ReadFile(t, metrics)
@@ -40,14 +40,14 @@ func TestMetricsCountExpiredCertificates(t *testing.T) {
 	}
 
 	later := func() time.Time { return time.Now().Add(3 * time.Hour) }
-	_, err := rotate.Run(context.Background(), rotate.Options{Spec: s, MetricsFile: metrics, Now: later, RecoverCommand: "etcdpki rotate --spec X --recover"})
+	_, err := rotate.Run(context.Background(), pki.New(s), rotate.Options{MetricsFile: metrics, Now: later, RecoverCommand: "etcdpki rotate --spec X --recover"})
 	var rn *rotate.RecoverNeededError
 	if !errors.As(err, &rn) || rn.ExitCode() != 1 || !strings.Contains(err.Error(), "etcdpki rotate --spec X --recover") {
 		t.Errorf("rotate with expired certificates and no member answering: %v; want exit 1 naming the --recover command", err)
 	}
 	// The dry run prints its plan and says what a real run would refuse.
 	var out bytes.Buffer
-	if _, err := rotate.Run(context.Background(), rotate.Options{Spec: s, DryRun: true, Now: later, Out: &out}); err != nil {
+	if _, err := rotate.Run(context.Background(), pki.New(s), rotate.Options{DryRun: true, Now: later, Out: &out}); err != nil {
 		t.Errorf("dry run: %v", err)
 	}
 	if !strings.Contains(out.String(), "a run would stop here, changing nothing: the cluster is down with expired certificates; run: etcdpki rotate --recover") || !strings.Contains(out.String(), "etcdpki rotate --recover") {
@@ -73,12 +73,12 @@ func TestMetricsCountExpiredCertificates(t *testing.T) {
 func TestRecoverRefusals(t *testing.T) {
 	s := localSpec(t)
 	before := livetest.Serials(t, s)
-	_, err := rotate.Run(context.Background(), rotate.Options{Spec: s, Recover: true})
+	_, err := rotate.Run(context.Background(), pki.New(s), rotate.Options{Recover: true})
 	var ec interface{ ExitCode() int }
 	if !errors.As(err, &ec) || ec.ExitCode() != 1 || !strings.Contains(err.Error(), "no certificate has expired") {
 		t.Errorf("--recover with nothing expired: %v; want exit 1 saying nothing expired", err)
 	}
-	_, err = rotate.Run(context.Background(), rotate.Options{Spec: s, Recover: true, Restart: rotate.RestartAlways})
+	_, err = rotate.Run(context.Background(), pki.New(s), rotate.Options{Recover: true, Restart: rotate.RestartAlways})
 	if !errors.As(err, &ec) || ec.ExitCode() != 2 || !strings.Contains(err.Error(), "--restart") {
 		t.Errorf("--recover --restart=always: %v; want exit 2 naming --restart", err)
 	}
@@ -97,14 +97,14 @@ func TestRecoverRefusals(t *testing.T) {
 func TestRecoverResumesAfterRenewal(t *testing.T) {
 	s := localSpec(t)
 	// The journal learns what the members run with.
-	if _, err := rotate.Run(context.Background(), rotate.Options{Spec: s}); err != nil {
+	if _, err := rotate.Run(context.Background(), pki.New(s), rotate.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := issue.Renew(context.Background(), pki.New(s), pki.New(s).Targets, issue.RenewOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	if _, err := rotate.Run(context.Background(), rotate.Options{Spec: s, Recover: true, DryRun: true, Out: &out}); err != nil {
+	if _, err := rotate.Run(context.Background(), pki.New(s), rotate.Options{Recover: true, DryRun: true, Out: &out}); err != nil {
 		t.Fatalf("--recover --dry-run after a renewal: %v", err)
 	}
 	if !strings.Contains(out.String(), "renewed by an earlier run, to put into effect: etcd-1/etcd-server") ||

@@ -41,7 +41,7 @@ func (r *leafRun) provenInEffect(ctx context.Context, p *Plan) string {
 		addr, want, problem string
 	}
 	var ports []*port
-	for _, n := range r.o.Spec.Nodes {
+	for _, n := range r.Inv.Spec.Nodes {
 		for _, pp := range []struct {
 			url  string
 			kind string

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/etcdpki/etcdpki/internal/testharness/etcdtest"
+	"github.com/etcdpki/etcdpki/pki"
 	"github.com/etcdpki/etcdpki/rotate"
 )
 
@@ -20,7 +21,7 @@ func TestNothingDueClaimsInEffectOnlyWhenShown(t *testing.T) {
 	c := etcdtest.Start(t, etcdtest.Options{Members: 1})
 	ctx := context.Background()
 	var out bytes.Buffer
-	if _, err := rotate.Run(ctx, rotate.Options{Spec: c.Spec, Out: &out}); err != nil {
+	if _, err := rotate.Run(ctx, pki.New(c.Spec), rotate.Options{Out: &out}); err != nil {
 		t.Fatalf("rotate: %v\n%s", err, out.String())
 	}
 	if want := "server and peer certificates in effect on every member (fresh handshakes on 2 ports serve the serials on disk)"; !strings.Contains(out.String(), want) {
@@ -30,7 +31,7 @@ func TestNothingDueClaimsInEffectOnlyWhenShown(t *testing.T) {
 		t.Fatal(err)
 	}
 	out.Reset()
-	if _, err := rotate.Run(ctx, rotate.Options{Spec: c.Spec, Out: &out}); err != nil {
+	if _, err := rotate.Run(ctx, pki.New(c.Spec), rotate.Options{Out: &out}); err != nil {
 		t.Fatalf("rotate: %v\n%s", err, out.String())
 	}
 	got := out.String()

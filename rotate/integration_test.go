@@ -52,7 +52,7 @@ func child(specPath string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	_, err = rotate.Run(context.Background(), rotate.Options{Spec: s, RenewBefore: livetest.EverythingDue, Restart: rotate.RestartAlways, Out: os.Stdout})
+	_, err = rotate.Run(context.Background(), pki.New(s), rotate.Options{RenewBefore: livetest.EverythingDue, Restart: rotate.RestartAlways, Out: os.Stdout})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -91,7 +91,7 @@ func testRefuses(t *testing.T, c *etcdtest.Cluster) {
 	pids := livetest.Pids(c)
 	before := livetest.Serials(t, c.Spec)
 	var out bytes.Buffer
-	_, err := rotate.Run(context.Background(), rotate.Options{Spec: c.Spec, RenewBefore: livetest.EverythingDue, Out: &out})
+	_, err := rotate.Run(context.Background(), pki.New(c.Spec), rotate.Options{RenewBefore: livetest.EverythingDue, Out: &out})
 	t.Logf("rotate output:\n%s", out.String())
 	if err == nil {
 		t.Fatal("rotate succeeded with a member down")
@@ -117,7 +117,7 @@ func testRollsUnderLoad(t *testing.T, c *etcdtest.Cluster) {
 	ctx := context.Background()
 	before := livetest.Serials(t, c.Spec)
 	var plan bytes.Buffer
-	if _, err := rotate.Run(ctx, rotate.Options{Spec: c.Spec, RenewBefore: livetest.EverythingDue, Restart: rotate.RestartAlways, DryRun: true, Out: &plan}); err != nil {
+	if _, err := rotate.Run(ctx, pki.New(c.Spec), rotate.Options{RenewBefore: livetest.EverythingDue, Restart: rotate.RestartAlways, DryRun: true, Out: &plan}); err != nil {
 		t.Fatalf("dry run: %v", err)
 	}
 	t.Logf("dry run:\n%s", plan.String())
@@ -131,7 +131,7 @@ func testRollsUnderLoad(t *testing.T, c *etcdtest.Cluster) {
 	pidsBefore := livetest.Pids(c)
 	ld := livetest.StartLoad(t, c)
 	var out bytes.Buffer
-	res, err := rotate.Run(ctx, rotate.Options{Spec: c.Spec, RenewBefore: livetest.EverythingDue, Restart: rotate.RestartAlways, Out: &out})
+	res, err := rotate.Run(ctx, pki.New(c.Spec), rotate.Options{RenewBefore: livetest.EverythingDue, Restart: rotate.RestartAlways, Out: &out})
 	st := ld.Stop()
 	t.Logf("rotate output:\n%s", out.String())
 	if err != nil {
@@ -251,7 +251,7 @@ func testResumes(t *testing.T, c *etcdtest.Cluster) {
 	}
 	pids := livetest.Pids(c)
 	var out bytes.Buffer
-	res, err := rotate.Run(ctx, rotate.Options{Spec: c.Spec, Restart: rotate.RestartAlways, Out: &out})
+	res, err := rotate.Run(ctx, pki.New(c.Spec), rotate.Options{Restart: rotate.RestartAlways, Out: &out})
 	t.Logf("resumed run's output:\n%s", out.String())
 	if err != nil {
 		t.Fatalf("resumed rotate: %v", err)
@@ -293,7 +293,7 @@ func testStopsOnDeadMember(t *testing.T, c *etcdtest.Cluster) {
 	}
 	pids := livetest.Pids(c)
 	var out bytes.Buffer
-	_, err = rotate.Run(ctx, rotate.Options{Spec: &broken, RenewBefore: livetest.EverythingDue, Restart: rotate.RestartAlways, Out: &out, MemberTimeout: 3 * time.Second})
+	_, err = rotate.Run(ctx, pki.New(&broken), rotate.Options{RenewBefore: livetest.EverythingDue, Restart: rotate.RestartAlways, Out: &out, MemberTimeout: 3 * time.Second})
 	t.Logf("rotate output:\n%s", out.String())
 	var me *runner.MemberError
 	if !errors.As(err, &me) || me.Member != victim || me.ExitCode() != 1 {
@@ -311,7 +311,7 @@ func testStopsOnDeadMember(t *testing.T, c *etcdtest.Cluster) {
 		t.Fatal(err)
 	}
 	out.Reset()
-	res, err := rotate.Run(ctx, rotate.Options{Spec: c.Spec, Restart: rotate.RestartAlways, Out: &out})
+	res, err := rotate.Run(ctx, pki.New(c.Spec), rotate.Options{Restart: rotate.RestartAlways, Out: &out})
 	t.Logf("next run:\n%s", out.String())
 	if err != nil {
 		t.Fatal(err)
@@ -377,7 +377,13 @@ func startWatch(t *testing.T, c *etcdtest.Cluster, mode rotate.RestartMode) *wat
 	w := &watching{ctx: ctx, cancel: cancel, out: &etcdtest.Buffer{}, done: make(chan error, 1)}
 	t.Cleanup(cancel)
 	go func() {
-		w.done <- rotate.Watch(ctx, rotate.WatchOptions{Options: rotate.Options{Spec: c.Spec, Restart: mode, Out: w.out}, Interval: time.Hour})
+		w.done <- rotate.Watch(ctx, pki.New(c.Spec), rotate.WatchOptions{Options: rotate.Options{Restart: mode, Out: w.out}, Interval: time.Hour, Load: func() (*pki.Inventory, error) {
+			s, err := cluster.Load(c.SpecPath, cluster.Options{PKIDir: c.Spec.PKIDir})
+			if err != nil {
+				return nil, err
+			}
+			return pki.New(s), nil
+		}})
 	}()
 	livetest.WaitFor(t, 30*time.Second, func() bool { return strings.Contains(w.out.String(), "watching") })
 	return w
@@ -430,7 +436,7 @@ func testWatchStops(t *testing.T, c *etcdtest.Cluster) {
 	}
 	pids := livetest.Pids(c)
 	var rest bytes.Buffer
-	res, err := rotate.Run(context.Background(), rotate.Options{Spec: c.Spec, Restart: rotate.RestartAlways, Out: &rest})
+	res, err := rotate.Run(context.Background(), pki.New(c.Spec), rotate.Options{Restart: rotate.RestartAlways, Out: &rest})
 	t.Logf("next run:\n%s", rest.String())
 	if err != nil {
 		t.Fatal(err)

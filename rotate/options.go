@@ -4,7 +4,6 @@ import (
 	"io"
 	"time"
 
-	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/runner"
@@ -29,10 +28,9 @@ const (
 	RestartNever RestartMode = "never"
 )
 
-// Options control a rotation. The zero value of every field but Spec is
-// a sensible default.
+// Options control a rotation; the cluster is the inventory Run is
+// handed. The zero value of every field is a sensible default.
 type Options struct {
-	Spec *cluster.Spec
 	// RenewBefore overrides the spec's renew-before threshold when > 0.
 	RenewBefore time.Duration
 	// DryRun prints the plan and changes nothing.
@@ -74,10 +72,8 @@ type Options struct {
 
 func (o *Options) defaults() error {
 	c := o.Config()
-	if err := c.Defaults(); err != nil {
-		return err
-	}
-	o.Spec, o.Out, o.Now, o.Reporter = c.Spec, c.Out, c.Now, c.Reporter
+	c.Defaults()
+	o.Out, o.Now, o.Reporter = c.Out, c.Now, c.Reporter
 	o.MemberTimeout, o.HandOffSettle, o.CommandTimeout = c.MemberTimeout, c.HandOffSettle, c.CommandTimeout
 	switch o.Restart {
 	case "":
@@ -100,7 +96,7 @@ func (o *Options) defaults() error {
 
 // Config is the runner's share of o: what every operation sets alike.
 func (o *Options) Config() runner.Config {
-	return runner.Config{Spec: o.Spec, DryRun: o.DryRun, Out: o.Out, Reporter: o.Reporter, Now: o.Now,
+	return runner.Config{DryRun: o.DryRun, Out: o.Out, Reporter: o.Reporter, Now: o.Now,
 		MemberTimeout: o.MemberTimeout, HandOffSettle: o.HandOffSettle, CommandTimeout: o.CommandTimeout}
 }
 

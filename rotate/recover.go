@@ -65,7 +65,7 @@ type recoverPlan struct {
 // deploys to and restarts the clients. It never touches a data directory
 // and never adds or removes a member.
 func (r *leafRun) recover(ctx context.Context, res *Result) error {
-	s := r.o.Spec
+	s := r.Inv.Spec
 	now := r.o.Now()
 	rp, err := r.planRecover(now)
 	if err != nil {
@@ -125,7 +125,7 @@ func (r *leafRun) recover(ctx context.Context, res *Result) error {
 // no member accepts any new handshake, so there is nothing to probe), and
 // only when something is to be renewed or restarted.
 func (r *leafRun) refuseRecover(ctx context.Context, rp *recoverPlan) error {
-	s := r.o.Spec
+	s := r.Inv.Spec
 	if rp.caExpired.IsZero() {
 		h, err := r.Etcd.Health(context.WithoutCancel(ctx))
 		if err != nil {
@@ -151,7 +151,7 @@ func (r *leafRun) refuseRecover(ctx context.Context, rp *recoverPlan) error {
 // member at once, then the clients: a new CA changes their CA file too,
 // which they read only at start.
 func (r *leafRun) recoverMembersAndClients(ctx context.Context, rp *recoverPlan, res *Result) error {
-	for _, n := range r.o.Spec.Nodes {
+	for _, n := range r.Inv.Spec.Nodes {
 		if cmd := rp.deploy[n.Name]; cmd != "" {
 			t0 := time.Now()
 			if err := runner.RunCommand(ctx, "deploy to node "+n.Name, cmd, r.o.CommandTimeout); err != nil {
@@ -173,7 +173,7 @@ func (r *leafRun) recoverMembersAndClients(ctx context.Context, rp *recoverPlan,
 
 // planRecover works out the recovery without writing.
 func (r *leafRun) planRecover(now time.Time) (*recoverPlan, error) {
-	s := r.o.Spec
+	s := r.Inv.Spec
 	caExpired, renew, reasons, err := issue.ReissueNeeds(r.Inv, now)
 	if err != nil {
 		return nil, err
@@ -272,7 +272,7 @@ func (rp *recoverPlan) print(w io.Writer, s *cluster.Spec) {
 // until every member serves its new serials on both ports, is healthy
 // and has caught up, and records what each now runs with.
 func (r *leafRun) restartAll(ctx context.Context, rp *recoverPlan, res *Result) error {
-	s := r.o.Spec
+	s := r.Inv.Spec
 	type want struct{ server, peer string }
 	wants := map[string]want{}
 	all := map[string]map[string]string{}

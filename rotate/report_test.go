@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/etcdpki/etcdpki/internal/testharness/livetest"
+	"github.com/etcdpki/etcdpki/pki"
 	"github.com/etcdpki/etcdpki/rotate"
 	"github.com/etcdpki/etcdpki/runner"
 )
@@ -30,14 +31,14 @@ func (r *recorder) Report(e runner.Event) {
 func TestDryRunReportsThePlanAsOneEvent(t *testing.T) {
 	s := localSpec(t)
 	var out bytes.Buffer
-	o := rotate.Options{Spec: s, DryRun: true, Restart: rotate.RestartNever, RenewBefore: livetest.EverythingDue}
+	o := rotate.Options{DryRun: true, Restart: rotate.RestartNever, RenewBefore: livetest.EverythingDue}
 	o.Out = &out
-	if _, err := rotate.Run(context.Background(), o); err != nil {
+	if _, err := rotate.Run(context.Background(), pki.New(s), o); err != nil {
 		t.Fatalf("dry run to Out: %v\n%s", err, out.String())
 	}
 	rec := &recorder{}
 	o.Out, o.Reporter = nil, rec
-	if _, err := rotate.Run(context.Background(), o); err != nil {
+	if _, err := rotate.Run(context.Background(), pki.New(s), o); err != nil {
 		t.Fatalf("dry run to a Reporter: %v", err)
 	}
 	plans := 0

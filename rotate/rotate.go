@@ -21,7 +21,10 @@ import (
 // Cancelling ctx stops it at the next step boundary (a member being
 // restarted is still waited for), so SIGTERM never leaves a member half
 // rolled.
-func Run(ctx context.Context, o Options) (*Result, error) {
+func Run(ctx context.Context, inv *pki.Inventory, o Options) (*Result, error) {
+	if err := runner.CheckInventory("rotate", inv); err != nil {
+		return nil, err
+	}
 	if err := o.defaults(); err != nil {
 		return nil, err
 	}
@@ -29,7 +32,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.Recover {
 		op = "recover"
 	}
-	return newLeafRun(o, pki.New(o.Spec), runner.NewReportLogger(o.Reporter, op)).run(ctx)
+	return newLeafRun(o, inv, runner.NewReportLogger(o.Reporter, op)).run(ctx)
 }
 
 // leafRun is one leaf rotation (or --recover) on the shared runner: the
@@ -43,15 +46,15 @@ type leafRun struct {
 	quiet bool
 }
 
-// newLeafRun builds a leaf rotation over inv, which must be o.Spec
-// expanded (Watch expands it once per spec it loads).
+// newLeafRun builds a leaf rotation over inv (Watch hands it the
+// inventory of the spec it loaded last).
 func newLeafRun(o Options, inv *pki.Inventory, log *runner.Logger) *leafRun {
-	return &leafRun{Runner: runner.NewFor(o.Config(), inv, log), o: o}
+	return &leafRun{Runner: runner.New(inv, o.Config(), log), o: o}
 }
 
 func (r *leafRun) run(ctx context.Context) (*Result, error) {
 	start := time.Now()
-	s := r.o.Spec
+	s := r.Inv.Spec
 	res := &Result{}
 	release, err := r.Begin()
 	if err != nil {
@@ -174,7 +177,7 @@ func (r *leafRun) recordBaseline(p *Plan, now time.Time) error {
 	for node, started := range p.StartedBaseline {
 		r.Journal.Started[node] = started
 	}
-	return r.Journal.Save(r.o.Spec.PKIDir, now)
+	return r.Journal.Save(r.Inv.Spec.PKIDir, now)
 }
 
 // gate decides each member's restart or proof and orders them. What is
@@ -185,7 +188,7 @@ func (r *leafRun) recordBaseline(p *Plan, now time.Time) error {
 // refusal in its plan instead). In auto mode the probe also tells each
 // member's etcd version. h is nil when the plan needs no probe.
 func (r *leafRun) gate(ctx context.Context, p *Plan) (*probe.Cluster, error) {
-	s := r.o.Spec
+	s := r.Inv.Spec
 	p.decide(s, r.o.Restart, r.o.NoVerify, nil)
 	if err := p.check(s, r.o.Restart); err != nil {
 		return nil, err

@@ -53,7 +53,7 @@ nodes:
 func dryRun(t *testing.T, s *cluster.Spec) *rotate.Plan {
 	t.Helper()
 	var out bytes.Buffer
-	res, err := rotate.Run(context.Background(), rotate.Options{Spec: s, DryRun: true, Restart: rotate.RestartNever, Out: &out})
+	res, err := rotate.Run(context.Background(), pki.New(s), rotate.Options{DryRun: true, Restart: rotate.RestartNever, Out: &out})
 	if err != nil {
 		t.Fatalf("dry run: %v\n%s", err, out.String())
 	}
@@ -63,7 +63,7 @@ func dryRun(t *testing.T, s *cluster.Spec) *rotate.Plan {
 func TestExternalReplacementIsPlanned(t *testing.T) {
 	s := localSpec(t)
 	// The first run records what is on disk as in effect.
-	if _, err := rotate.Run(context.Background(), rotate.Options{Spec: s, Restart: rotate.RestartNever}); err != nil {
+	if _, err := rotate.Run(context.Background(), pki.New(s), rotate.Options{Restart: rotate.RestartNever}); err != nil {
 		t.Fatal(err)
 	}
 	if p := dryRun(t, s); !p.Empty() {
@@ -108,7 +108,7 @@ func TestInvalidFilesAreRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	before, _ := os.ReadFile(crt)
-	_, err = rotate.Run(context.Background(), rotate.Options{Spec: s, RenewBefore: 87600 * time.Hour, Restart: rotate.RestartNever})
+	_, err = rotate.Run(context.Background(), pki.New(s), rotate.Options{RenewBefore: 87600 * time.Hour, Restart: rotate.RestartNever})
 	var ie *input.Error
 	if !errors.As(err, &ie) || !strings.Contains(err.Error(), "etcd-1/etcd-server") || !strings.HasSuffix(err.Error(), "with: etcdpki certs renew etcd-1/etcd-server") {
 		t.Fatalf("got %v, want an input error naming etcd-1/etcd-server", err)
@@ -126,12 +126,12 @@ func TestLockKeepsRunsApart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = rotate.Run(context.Background(), rotate.Options{Spec: s, Restart: rotate.RestartNever})
+	_, err = rotate.Run(context.Background(), pki.New(s), rotate.Options{Restart: rotate.RestartNever})
 	if !errors.Is(err, runner.ErrLocked) {
 		t.Fatalf("got %v, want ErrLocked", err)
 	}
 	holder.Release()
-	if _, err := rotate.Run(context.Background(), rotate.Options{Spec: s, Restart: rotate.RestartNever}); err != nil {
+	if _, err := rotate.Run(context.Background(), pki.New(s), rotate.Options{Restart: rotate.RestartNever}); err != nil {
 		t.Fatalf("after release: %v", err)
 	}
 }
@@ -142,7 +142,7 @@ func TestCorruptJournalIsNamed(t *testing.T) {
 	if err := os.WriteFile(path, []byte("{not json"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err := rotate.Run(context.Background(), rotate.Options{Spec: s, Restart: rotate.RestartNever})
+	_, err := rotate.Run(context.Background(), pki.New(s), rotate.Options{Restart: rotate.RestartNever})
 	if err == nil || !strings.Contains(err.Error(), path) {
 		t.Fatalf("got %v, want an error naming %s", err, path)
 	}
@@ -165,7 +165,7 @@ func TestNodeAddedToSpecGetsCertificates(t *testing.T) {
 	var out bytes.Buffer
 	// The default restart mode: nothing is restarted (nothing listens on
 	// these ports), because the new node's certificates are not in use.
-	if _, err := rotate.Run(context.Background(), rotate.Options{Spec: grown, Out: &out}); err != nil {
+	if _, err := rotate.Run(context.Background(), pki.New(grown), rotate.Options{Out: &out}); err != nil {
 		t.Fatalf("rotate: %v\n%s", err, out.String())
 	}
 	if !strings.Contains(out.String(), "issued 3 missing certificates") {
@@ -188,7 +188,7 @@ func TestDryRunWarnsOnce(t *testing.T) {
 	var out bytes.Buffer
 	// Half a year before the CA ends: rotate renews leaves only and warns.
 	later := func() time.Time { return time.Now().AddDate(9, 6, 0) }
-	res, err := rotate.Run(context.Background(), rotate.Options{Spec: s, DryRun: true, Now: later, Restart: rotate.RestartNever, Out: &out})
+	res, err := rotate.Run(context.Background(), pki.New(s), rotate.Options{DryRun: true, Now: later, Restart: rotate.RestartNever, Out: &out})
 	if err != nil {
 		t.Fatalf("dry run: %v\n%s", err, out.String())
 	}
@@ -208,7 +208,7 @@ func TestDryRunWarnsOnce(t *testing.T) {
 // says why for every member.
 func TestStartOnlyFilesDecideRestarts(t *testing.T) {
 	s := localSpec(t)
-	if _, err := rotate.Run(context.Background(), rotate.Options{Spec: s, Restart: rotate.RestartNever}); err != nil {
+	if _, err := rotate.Run(context.Background(), pki.New(s), rotate.Options{Restart: rotate.RestartNever}); err != nil {
 		t.Fatal(err)
 	}
 	st, err := runner.LoadState(s.PKIDir)
@@ -242,7 +242,7 @@ func TestStartOnlyFilesDecideRestarts(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	res, err := rotate.Run(context.Background(), rotate.Options{Spec: s, DryRun: true, Out: &out})
+	res, err := rotate.Run(context.Background(), pki.New(s), rotate.Options{DryRun: true, Out: &out})
 	if err != nil {
 		t.Fatalf("dry run: %v\n%s", err, out.String())
 	}
@@ -261,7 +261,7 @@ func TestStartOnlyFilesDecideRestarts(t *testing.T) {
 	}
 	// Under never nothing restarts, and the run says what is left.
 	out.Reset()
-	res, err = rotate.Run(context.Background(), rotate.Options{Spec: s, DryRun: true, Restart: rotate.RestartNever, NoVerify: true, Out: &out})
+	res, err = rotate.Run(context.Background(), pki.New(s), rotate.Options{DryRun: true, Restart: rotate.RestartNever, NoVerify: true, Out: &out})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -275,11 +275,11 @@ func TestStartOnlyFilesDecideRestarts(t *testing.T) {
 func TestRestartFlagsAreChecked(t *testing.T) {
 	s := localSpec(t)
 	for _, o := range []rotate.Options{
-		{Spec: s, NoVerify: true},
-		{Spec: s, NoVerify: true, Restart: rotate.RestartAlways},
-		{Spec: s, Restart: "sometimes"},
+		{NoVerify: true},
+		{NoVerify: true, Restart: rotate.RestartAlways},
+		{Restart: "sometimes"},
 	} {
-		_, err := rotate.Run(context.Background(), o)
+		_, err := rotate.Run(context.Background(), pki.New(s), o)
 		var ie *input.Error
 		if !errors.As(err, &ie) {
 			t.Errorf("restart %q no-verify %v: got %v, want an input error", o.Restart, o.NoVerify, err)

@@ -36,7 +36,7 @@ func (r *leafRun) renew(ctx context.Context, p *Plan, res *Result) error {
 			return fmt.Errorf("renew: %w", err)
 		}
 		res.Renewed = renewed
-		r.Log.Printf("renewed %d certificates; previous pairs in %s", len(renewed), runner.BackupDir(r.o.Spec.PKIDir, renewed))
+		r.Log.Printf("renewed %d certificates; previous pairs in %s", len(renewed), runner.BackupDir(r.Inv.Spec.PKIDir, renewed))
 	}
 	if len(missing) > 0 {
 		// Init, not Renew: a node new to the spec needs its etcd.conf.yml
@@ -80,7 +80,7 @@ func (r *leafRun) inEffect(ts []pki.Target) error {
 		}
 		r.Journal.InEffect[t.ID] = serial
 	}
-	return r.Journal.Save(r.o.Spec.PKIDir, r.o.Now())
+	return r.Journal.Save(r.Inv.Spec.PKIDir, r.o.Now())
 }
 
 // clients deploys and restarts clients whose certificate changed.

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
 	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/pki"
@@ -43,6 +42,11 @@ type WatchOptions struct {
 	// Debounce is the quiet time after a file event before checking; 0
 	// means DefaultDebounce.
 	Debounce time.Duration
+	// Load expands the spec file again when it changes (cmd hands its
+	// one spec loader down, so no spec is expanded below cmd); a load
+	// that fails keeps the previous inventory. Nil means the inventory
+	// Watch was handed stays for the whole watch.
+	Load func() (*pki.Inventory, error)
 }
 
 // Watch runs until ctx is cancelled: a rotation pass at start, every
@@ -52,7 +56,10 @@ type WatchOptions struct {
 // its certificates issued. A failed pass is logged and retried at the
 // next event or tick. Cancelling ctx lets the current step finish, then
 // Watch returns nil.
-func Watch(ctx context.Context, o WatchOptions) error {
+func Watch(ctx context.Context, inv *pki.Inventory, o WatchOptions) error {
+	if err := runner.CheckInventory("watch", inv); err != nil {
+		return err
+	}
 	if err := o.defaults(); err != nil {
 		return err
 	}
@@ -70,15 +77,15 @@ func Watch(ctx context.Context, o WatchOptions) error {
 		return fmt.Errorf("watch: %w", err)
 	}
 	defer w.Close()
-	// The spec is expanded once here and again only when it is reloaded:
+	// The spec is expanded again only when it is reloaded (o.Load):
 	// every pass and every watch list uses wt.inv.
-	wt := &watcher{o: o, inv: pki.New(o.Spec), w: w, log: runner.NewReportLogger(o.Reporter, "watch")}
+	wt := &watcher{o: o, inv: inv, w: w, log: runner.NewReportLogger(o.Reporter, "watch")}
 	wt.addWatches()
 	var retry <-chan time.Time
 	if !wt.pass(ctx) {
 		retry = time.After(min(retryDelay, o.Interval))
 	}
-	wt.log.Printf("watching %s and %s; checking every %s", o.Spec.PKIDir, orNone(o.Spec.File), o.Interval)
+	wt.log.Printf("watching %s and %s; checking every %s", inv.Spec.PKIDir, orNone(inv.Spec.File), o.Interval)
 
 	tick := time.NewTicker(o.Interval)
 	defer tick.Stop()
@@ -142,7 +149,7 @@ func orNone(s string) string {
 
 type watcher struct {
 	o WatchOptions
-	// inv is o.Spec expanded; reloadSpec replaces both together.
+	// inv is the spec in effect; reloadSpec replaces it.
 	inv *pki.Inventory
 	w   *fsnotify.Watcher
 	log *runner.Logger
@@ -174,13 +181,16 @@ func (wt *watcher) pass(ctx context.Context) bool {
 // certificates and configs of nodes new to it. A spec that does not load
 // keeps the old one.
 func (wt *watcher) reloadSpec() {
-	old := wt.o.Spec
-	s, err := cluster.Load(old.File, cluster.Options{PKIDir: old.PKIDir})
+	if wt.o.Load == nil {
+		wt.log.Printf("spec changed; this watch was given no loader, keeping the previous one")
+		return
+	}
+	inv, err := wt.o.Load()
 	if err != nil {
 		wt.log.Printf("spec changed but does not load, keeping the previous one: %v", err)
 		return
 	}
-	wt.o.Spec, wt.inv = s, pki.New(s)
+	wt.inv = inv
 	wt.log.Printf("spec reloaded")
 }
 
@@ -191,7 +201,7 @@ func (wt *watcher) reloadSpec() {
 // above them (new nodes) and the spec's directory (editors replace the
 // file). Adding an already watched directory is harmless.
 func (wt *watcher) addWatches() {
-	s, inv := wt.o.Spec, wt.inv
+	s, inv := wt.inv.Spec, wt.inv
 	dirs := []string{s.PKIDir, filepath.Join(s.PKIDir, "nodes"), filepath.Join(s.PKIDir, "clients"), inv.Paths.CADir()}
 	for _, t := range inv.Targets {
 		dirs = append(dirs, filepath.Dir(t.Dir), t.Dir)
@@ -226,7 +236,7 @@ func (wt *watcher) classify(ev fsnotify.Event) eventKind {
 	if ev.Op == fsnotify.Chmod {
 		return evIgnore
 	}
-	s := wt.o.Spec
+	s := wt.inv.Spec
 	if s.File != "" && filepath.Clean(ev.Name) == filepath.Clean(s.File) {
 		return evSpec
 	}

@@ -5,8 +5,8 @@ import (
 	"io"
 	"time"
 
-	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/input"
+	"github.com/etcdpki/etcdpki/pki"
 )
 
 // Config is what the runner needs from every operation alike: the
@@ -14,7 +14,6 @@ import (
 // and the timeouts. Each operation keeps its own flat Options and hands
 // this share of them to the runner.
 type Config struct {
-	Spec *cluster.Spec
 	// DryRun prints the plan and changes nothing.
 	DryRun bool
 	// Out receives the timestamped progress lines.
@@ -38,11 +37,8 @@ type Config struct {
 // Logger is the run's emitter of op's events, to c.Reporter.
 func (c *Config) Logger(op string) *Logger { return NewReportLogger(c.Reporter, op) }
 
-// Defaults refuses a missing spec and fills in every zero field.
-func (c *Config) Defaults() error {
-	if c.Spec == nil {
-		return &input.Error{Err: errors.New("rotate: no cluster spec")}
-	}
+// Defaults fills in every zero field.
+func (c *Config) Defaults() {
 	if c.MemberTimeout <= 0 {
 		c.MemberTimeout = DefaultMemberTimeout
 	}
@@ -60,6 +56,14 @@ func (c *Config) Defaults() error {
 	}
 	if c.Reporter == nil {
 		c.Reporter = TextReporter(c.Out)
+	}
+}
+
+// CheckInventory refuses an operation handed no inventory: the
+// operations' one check that cmd expanded a spec.
+func CheckInventory(op string, inv *pki.Inventory) error {
+	if inv == nil || inv.Spec == nil {
+		return &input.Error{Err: errors.New(op + ": no cluster spec")}
 	}
 	return nil
 }

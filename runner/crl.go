@@ -15,7 +15,7 @@ import (
 // A new etcd.env shows in the plan as a change that needs a restart. The
 // CA rotation re-signs the CRL itself, so nothing is done during one.
 func (r *Runner) KeepCRL(ctx context.Context) error {
-	s := r.Cfg.Spec
+	s := r.Inv.Spec
 	if next, err := pki.LoadNextCA(r.Inv.Paths); err != nil || next != nil {
 		return nil // the plan reports what is wrong, or ca rotate owns the CRL
 	}

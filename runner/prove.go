@@ -108,7 +108,7 @@ func (r *Runner) ProveNodes(ctx context.Context, p *Rollout, res *Tally, leader 
 			At: r.Cfg.Now().UTC(), Took: Round(pr.Took).String()}
 		// Journal first, then the line: a run killed after printing it
 		// never proves this member again.
-		if err := r.Journal.Save(r.Cfg.Spec.PKIDir, r.Cfg.Now()); err != nil {
+		if err := r.Journal.Save(r.Inv.Spec.PKIDir, r.Cfg.Now()); err != nil {
 			return err
 		}
 		res.Proofs = append(res.Proofs, pr)

@@ -144,7 +144,7 @@ func (r *Runner) Revoke(ctx context.Context, o RevokeRequest, res *RevokeResult)
 		} else {
 			st.Revoke = nil
 		}
-		if err := st.Save(r.Cfg.Spec.PKIDir, r.Cfg.Now()); err != nil {
+		if err := st.Save(r.Inv.Spec.PKIDir, r.Cfg.Now()); err != nil {
 			return err
 		}
 		if err := o.after(s.name, true); err != nil {

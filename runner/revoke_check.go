@@ -19,7 +19,7 @@ import (
 // nothing behind, and what fails after the journal is a step to finish
 // (exit 1, see unfinishedError).
 func (r *Runner) newRevoke(o RevokeRequest, j *RevokeJournal, res *RevokeResult) (*RevokeJournal, error) {
-	s := r.Cfg.Spec
+	s := r.Inv.Spec
 	crl, err := pki.LoadCRL(r.Inv.Paths)
 	if err != nil {
 		return nil, err
@@ -54,7 +54,7 @@ func (r *Runner) newRevoke(o RevokeRequest, j *RevokeJournal, res *RevokeResult)
 // of the deploys, and for targets a renewal that may happen (no CA
 // rotation in progress, a backup directory that can take the old pairs).
 func (r *Runner) revokePreflight(o RevokeRequest) error {
-	s, p := r.Cfg.Spec, r.Inv.Paths
+	s, p := r.Inv.Spec, r.Inv.Paths
 	if !s.Local {
 		for _, n := range s.Nodes {
 			if n.Deploy == "" {
@@ -112,7 +112,7 @@ func (r *Runner) checkTargets(o RevokeRequest, j *RevokeJournal) error {
 // refused even with --force: a CRL naming it makes every member refuse
 // every client that sends its chain, and nothing un-revokes.
 func (r *Runner) checkSerials(o RevokeRequest, j *RevokeJournal, crl *pki.CRL) error {
-	s, inv := r.Cfg.Spec, r.Inv
+	s, inv := r.Inv.Spec, r.Inv
 	authority, err := pki.LoadCA(inv.Paths)
 	if err != nil {
 		return err

@@ -54,7 +54,7 @@ func (r *Runner) revokeProveNew(ctx context.Context, j *RevokeJournal, _ RevokeR
 	if err != nil {
 		return err
 	}
-	if err := HealthyOrError(r.Cfg.Spec, h, "refusing to revoke before the replacement is proven"); err != nil {
+	if err := HealthyOrError(r.Inv.Spec, h, "refusing to revoke before the replacement is proven"); err != nil {
 		return err
 	}
 	p, err := revokePlan(r.Inv, ts)
@@ -157,7 +157,7 @@ func serialsOf(rs []pki.Revoked) []string {
 // bundle.
 func (r *Runner) revokeDeploy(ctx context.Context, _ *RevokeJournal, _ RevokeRequest, _ *RevokeResult) error {
 	p := &Rollout{}
-	for _, n := range r.Cfg.Spec.Nodes {
+	for _, n := range r.Inv.Spec.Nodes {
 		p.Nodes = append(p.Nodes, &NodePlan{Node: n})
 	}
 	if err := DeployCommands(r.Inv.Paths, p); err != nil {
@@ -233,12 +233,12 @@ func (r *Runner) proofItems(j *RevokeJournal, authority *ca.CA) ([]*proofItem, e
 	for _, serial := range j.Serials {
 		items = append(items, &proofItem{name: "serial " + pki.ShortSerial(serial), serial: serial})
 	}
-	idx, err := indexSerials(r.Cfg.Spec.PKIDir)
+	idx, err := indexSerials(r.Inv.Spec.PKIDir)
 	if err != nil {
 		return nil, err
 	}
 	for _, it := range items {
-		if it.presented, err = idx.revokedPair(r.Cfg.Spec.PKIDir, it.serial, authority); err != nil {
+		if it.presented, err = idx.revokedPair(r.Inv.Spec.PKIDir, it.serial, authority); err != nil {
 			return nil, err
 		}
 	}

@@ -63,11 +63,11 @@ type memberPort struct {
 func (c *Cluster) ports() ([]memberPort, error) {
 	var out []memberPort
 	for _, n := range c.Spec.Nodes {
-		_, caddr, err := probe.ParseEndpoint(n.ClientURLs[0])
+		caddr, err := ClientAddr(n)
 		if err != nil {
 			return nil, err
 		}
-		_, paddr, err := probe.ParseEndpoint(n.PeerURLs[0])
+		paddr, err := PeerAddr(n)
 		if err != nil {
 			return nil, err
 		}

@@ -15,7 +15,7 @@ import (
 
 // Roll restarts the planned members one at a time.
 func (r *Runner) Roll(ctx context.Context, p *Rollout, res *Tally, after AfterRestart) error {
-	s := r.Cfg.Spec
+	s := r.Inv.Spec
 	var rotated []string
 	for i, name := range p.Order {
 		np := p.Node(name)
@@ -95,7 +95,7 @@ func (r *Runner) Roll(ctx context.Context, p *Rollout, res *Tally, after AfterRe
 // handOff moves leadership away from leader to a healthy member,
 // preferably one already rotated.
 func (r *Runner) handOff(ctx context.Context, h *probe.Cluster, leader string, rotated []string, res *Tally) error {
-	s := r.Cfg.Spec
+	s := r.Inv.Spec
 	to, toName := transferee(s, h, leader, rotated)
 	if to == 0 {
 		return &MemberError{Member: leader, Err: errors.New("leads and no other healthy, caught-up member can take over")}

@@ -7,13 +7,9 @@ import (
 	"github.com/etcdpki/etcdpki/pki"
 )
 
-// New expands the spec once for the whole run: every step reads
-// names and paths from r.Inv.
-func New(cfg Config, log *Logger) *Runner { return NewFor(cfg, pki.New(cfg.Spec), log) }
-
-// NewFor is New for a caller that has expanded cfg.Spec
-// already: inv.Spec must be cfg.Spec.
-func NewFor(cfg Config, inv *pki.Inventory, log *Logger) *Runner {
+// New builds the run over inv, the spec cmd expanded once: every step
+// reads the spec, names and paths from r.Inv.
+func New(inv *pki.Inventory, cfg Config, log *Logger) *Runner {
 	return &Runner{Cfg: cfg, Log: log, Inv: inv, Etcd: &Cluster{Spec: inv.Spec, paths: inv.Paths, inv: inv}}
 }
 
@@ -33,17 +29,17 @@ type Runner struct {
 // CA rotation start alike; release drops the lock.
 func (r *Runner) Begin() (release func(), err error) {
 	release = func() {}
-	if err := checkPKIExists(r.Cfg.Spec.PKIDir); err != nil {
+	if err := checkPKIExists(r.Inv.Spec.PKIDir); err != nil {
 		return nil, err
 	}
 	if !r.Cfg.DryRun {
-		l, err := Lock(r.Cfg.Spec.PKIDir)
+		l, err := Lock(r.Inv.Spec.PKIDir)
 		if err != nil {
 			return nil, err
 		}
 		release = l.Release
 	}
-	if r.Journal, err = LoadState(r.Cfg.Spec.PKIDir); err != nil {
+	if r.Journal, err = LoadState(r.Inv.Spec.PKIDir); err != nil {
 		release()
 		return nil, err
 	}
@@ -52,6 +48,23 @@ func (r *Runner) Begin() (release func(), err error) {
 		return nil, err
 	}
 	return release, nil
+}
+
+// Locked is the run every journaled operation shares (member add and
+// remove, certs revoke): Begin (the lock, the journal, the layout), fn on
+// a fresh result, the lock released; it returns the result and how long
+// fn took, and no result when the lock or the journal could not be taken
+// (fn did not run).
+func Locked[R any](r *Runner, fn func(res *R) error) (*R, time.Duration, error) {
+	release, err := r.Begin()
+	if err != nil {
+		return nil, 0, err
+	}
+	defer release()
+	res := new(R)
+	start := time.Now()
+	err = fn(res)
+	return res, time.Since(start), err
 }
 
 func joinWords(w []string) string {

@@ -125,7 +125,7 @@ func (r *Runner) UpdateClient(ctx context.Context, cp *ClientPlan, restart, prov
 	}
 	if len(did) == 0 {
 		did = append(did, "new pair in place")
-		if !r.Cfg.Spec.Local {
+		if !r.Inv.Spec.Local {
 			did[0] += fmt.Sprintf(" (no deploy command: copy %s to its hosts)", cp.Target.Dir)
 		}
 	}
@@ -141,7 +141,7 @@ func (r *Runner) UpdateClient(ctx context.Context, cp *ClientPlan, restart, prov
 		did = append(did, fmt.Sprintf("accepted with a linearizable read on every client port (%d ms)", took.Milliseconds()))
 	}
 	r.Journal.InEffect[cp.Target.ID] = serial
-	if err := r.Journal.Save(r.Cfg.Spec.PKIDir, r.Cfg.Now()); err != nil {
+	if err := r.Journal.Save(r.Inv.Spec.PKIDir, r.Cfg.Now()); err != nil {
 		return err
 	}
 	r.Log.Printf("client %s: %s, serial %s", cp.Client.Name, joinWords(did), pki.ShortSerial(serial))

@@ -20,7 +20,7 @@ func BenchmarkVerify(b *testing.B) {
 	ctx := context.Background()
 	b.Run("three-healthy", func(b *testing.B) {
 		for b.Loop() {
-			rep, err := Evaluate(ctx, base)
+			rep, err := Evaluate(ctx, nil, base)
 			if err != nil || !rep.Passed {
 				b.Fatalf("not passed: %v", err)
 			}
@@ -32,7 +32,7 @@ func BenchmarkVerify(b *testing.B) {
 		o.Timeout = time.Second
 		for b.Loop() {
 			start := time.Now()
-			rep, err := Evaluate(ctx, o)
+			rep, err := Evaluate(ctx, nil, o)
 			if err != nil || rep.Passed {
 				b.Fatalf("passed with a black hole: %v", err)
 			}

@@ -23,7 +23,7 @@ func TestVerifyShowsWhetherMembersEnforceTheCRL(t *testing.T) {
 		if _, err := issue.RevokeSerials(context.Background(), pki.New(c.Spec), add, issue.Options{}); err != nil {
 			t.Fatal(err)
 		}
-		rep, err := Evaluate(context.Background(), Options{SpecFile: c.SpecPath})
+		rep, err := Evaluate(context.Background(), pki.New(c.Spec), Options{})
 		if err != nil {
 			t.Fatal(err)
 		}

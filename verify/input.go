@@ -14,12 +14,10 @@ import (
 // Options are verify's inputs, as plain values. Sources fill in what is
 // left empty, in order: explicit values (Endpoints, CAFile...), then the
 // kube-apiserver manifest, then the spec. So "--spec x --endpoints a" checks
-// the spec's apiserver bundle against endpoint a only.
+// the spec's apiserver bundle against endpoint a only. The spec is the
+// inventory Evaluate is handed (cmd expands it from --spec); without
+// one, verify checks what the flags and manifests name.
 type Options struct {
-	// SpecFile and PKIDir locate the cluster spec: its endpoints, its
-	// apiserver bundle and its renew-before threshold.
-	SpecFile string
-	PKIDir   string
 	// Manifest is a kube-apiserver static Pod manifest whose --etcd-*
 	// flags are checked, so the operator tests exactly what it will use.
 	Manifest string
@@ -60,7 +58,7 @@ type Inputs struct {
 	RenewBefore string            `json:"renewBefore"`
 	Timeout     string            `json:"timeout"`
 
-	// inv is the spec expanded, once for the whole run; nil without
+	// inv is the spec expanded, handed to Evaluate; nil without
 	// --spec.
 	inv *pki.Inventory
 	// specOnly: the spec supplied the endpoints and all three files.
@@ -72,8 +70,8 @@ type Inputs struct {
 }
 
 // resolve turns options into the values to check, or a *input.Error.
-func resolve(o Options) (*Inputs, error) {
-	in := &Inputs{Sources: map[string]string{}}
+func resolve(inv *pki.Inventory, o Options) (*Inputs, error) {
+	in := &Inputs{Sources: map[string]string{}, inv: inv}
 	in.set(&in.CAFile, "caFile", o.CAFile, "flag")
 	in.set(&in.CertFile, "certFile", o.CertFile, "flag")
 	in.set(&in.KeyFile, "keyFile", o.KeyFile, "flag")
@@ -83,9 +81,7 @@ func resolve(o Options) (*Inputs, error) {
 	if err := in.fromManifests(o); err != nil {
 		return nil, err
 	}
-	if err := in.fromSpec(o); err != nil {
-		return nil, err
-	}
+	in.fromSpec()
 	if err := in.checkComplete(); err != nil {
 		return nil, err
 	}
@@ -137,22 +133,15 @@ func (in *Inputs) fromManifests(o Options) error {
 }
 
 // fromSpec fills what is still empty from the spec: its endpoints and
-// its apiserver bundle.
-func (in *Inputs) fromSpec(o Options) error {
-	if o.SpecFile == "" {
-		if o.PKIDir != "" {
-			return input.Errorf("--dir needs --spec: the spec says which endpoints to check")
-		}
-		return nil
+// its apiserver bundle (nothing without a spec).
+func (in *Inputs) fromSpec() {
+	if in.inv == nil {
+		return
 	}
-	s, err := cluster.Load(o.SpecFile, cluster.Options{PKIDir: o.PKIDir})
-	if err != nil {
-		return err
-	}
-	in.inv = pki.New(s)
+	s := in.inv.Spec
 	// The files the apiserver is given, from the inventory.
 	api, _ := in.inv.Target(ca.KindAPIServer.Name)
-	src := "spec " + o.SpecFile
+	src := "spec " + s.File
 	caSet := in.set(&in.CAFile, "caFile", api.CAPath(), src)
 	crtSet := in.set(&in.CertFile, "certFile", api.CertPath(), src)
 	keySet := in.set(&in.KeyFile, "keyFile", api.KeyPath(), src)
@@ -161,7 +150,6 @@ func (in *Inputs) fromSpec(o Options) error {
 		in.Endpoints, in.Sources["endpoints"] = s.ClientEndpoints(), src
 	}
 	in.specOnly = caSet && crtSet && keySet && epsSet
-	return nil
 }
 
 // checkComplete refuses to probe without endpoints, a CA file, or a

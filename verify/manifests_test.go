@@ -117,7 +117,7 @@ func TestManifestsDirChecksTheControlPlane(t *testing.T) {
 	dir := t.TempDir()
 	kubeadmManifests(t, dir, c.Endpoints(), caFile, crt, key)
 
-	rep, out, err := runVerify(t, Options{ManifestsDir: dir})
+	rep, out, err := runVerify(t, nil, Options{ManifestsDir: dir})
 	assertReport(t, rep, out, err, want{pass: true, check: CheckManifestEtcdFlags, st: OK, target: filepath.Join(dir, "kube-scheduler.yaml")})
 	if rep.Inputs.Sources["endpoints"] != "manifest "+filepath.Join(dir, "kube-apiserver.yaml") {
 		t.Errorf("endpoints from %q, want the apiserver manifest", rep.Inputs.Sources["endpoints"])
@@ -129,7 +129,7 @@ func TestManifestsDirChecksTheControlPlane(t *testing.T) {
 	if err := os.WriteFile(cm, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	rep, out, err = runVerify(t, Options{ManifestsDir: dir})
+	rep, out, err = runVerify(t, nil, Options{ManifestsDir: dir})
 	assertReport(t, rep, out, err, want{check: CheckManifestEtcdFlags, st: Fail, target: cm,
 		reason: []string{"kube-controller-manager is given --etcd-servers", `"unknown flag"`, "only kube-apiserver talks to etcd"}})
 	if err := os.WriteFile(cm, []byte(strings.Replace(string(data), "    - --etcd-servers="+strings.Join(c.Endpoints(), ",")+"\n", "", 1)), 0o600); err != nil {
@@ -152,6 +152,6 @@ spec:
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	rep, out, err = runVerify(t, Options{ManifestsDir: dir})
+	rep, out, err = runVerify(t, nil, Options{ManifestsDir: dir})
 	assertReport(t, rep, out, err, want{pass: true, check: CheckManifestLocalEtcd, st: Warn, target: etcd, reason: []string{"stacked etcd left running"}})
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/etcdpki/etcdpki/internal/probe"
 	"github.com/etcdpki/etcdpki/internal/testharness/etcdtest"
 	"github.com/etcdpki/etcdpki/internal/testharness/testpki"
+	"github.com/etcdpki/etcdpki/pki"
 )
 
 // TestSpecChecksEveryPeerPort: with --spec every member's peer port is
@@ -18,7 +19,7 @@ import (
 // port fails, named, as a SAN mismatch, while the cluster still serves.
 func TestSpecChecksEveryPeerPort(t *testing.T) {
 	c := etcdtest.Start(t, etcdtest.Options{})
-	rep, out, err := runVerify(t, Options{SpecFile: c.SpecPath})
+	rep, out, err := runVerify(t, pki.New(c.Spec), Options{})
 	assertReport(t, rep, out, err, want{pass: true})
 	for _, m := range c.Members {
 		ch, ok := findCheck(rep, CheckPeerPort, m.Name+" "+m.PeerURL)
@@ -38,7 +39,7 @@ func TestSpecChecksEveryPeerPort(t *testing.T) {
 		}
 	}
 	m := c.Member(etcdtest.NodeName(2))
-	rep, out, err = runVerify(t, Options{SpecFile: c.SpecPath})
+	rep, out, err = runVerify(t, pki.New(c.Spec), Options{})
 	assertReport(t, rep, out, err, want{check: CheckPeerPort, target: m.Name + " " + m.PeerURL, st: Fail, kind: probe.KindSANMismatch, reason: []string{"127.0.0.2"}})
 }
 

@@ -72,12 +72,13 @@ type Report struct {
 	Expired *ExpiryState `json:"expired,omitempty"`
 }
 
-// Evaluate runs every check and returns the report. The error is a
-// *input.Error (or a *cluster.Error from the spec) when the options are
-// unusable; failed checks are not errors here, see Report.Passed.
-func Evaluate(ctx context.Context, o Options) (*Report, error) {
+// Evaluate runs every check and returns the report. inv is the cluster
+// spec expanded (nil: only what o names is checked). The error is a
+// *input.Error when the options are unusable; failed checks are not
+// errors here, see Report.Passed.
+func Evaluate(ctx context.Context, inv *pki.Inventory, o Options) (*Report, error) {
 	start := time.Now()
-	in, err := resolve(o)
+	in, err := resolve(inv, o)
 	if err != nil {
 		return nil, err
 	}
@@ -144,8 +145,8 @@ func strict(checks []Check) {
 // with o.PrintFlags and a passing verdict, the kube-apiserver flags and the
 // kubeadm etcd.external block. It returns ErrChecksFailed when the verdict
 // is a failure and a *input.Error for bad options.
-func Run(ctx context.Context, o Options, w io.Writer) (*Report, error) {
-	rep, err := Evaluate(ctx, o)
+func Run(ctx context.Context, inv *pki.Inventory, o Options, w io.Writer) (*Report, error) {
+	rep, err := Evaluate(ctx, inv, o)
 	if err != nil {
 		return nil, err
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/etcdpki/etcdpki/internal/probe"
 	"github.com/etcdpki/etcdpki/internal/testharness/etcdtest"
 	"github.com/etcdpki/etcdpki/internal/testharness/testpki"
+	"github.com/etcdpki/etcdpki/pki"
 )
 
 var (
@@ -44,13 +45,13 @@ type want struct {
 	reason []string
 }
 
-func runVerify(t *testing.T, o Options) (*Report, string, error) {
+func runVerify(t *testing.T, inv *pki.Inventory, o Options) (*Report, string, error) {
 	t.Helper()
 	var out bytes.Buffer
 	if o.Timeout == 0 {
 		o.Timeout = testTimeout
 	}
-	rep, err := Run(context.Background(), o, &out)
+	rep, err := Run(context.Background(), inv, o, &out)
 	t.Logf("verify output:\n%s", out.String())
 	return rep, out.String(), err
 }
@@ -143,12 +144,12 @@ func TestVerifyCluster(t *testing.T) {
 	_, apiCrt, apiKey := etcdtest.APIServerFiles(c.Paths)
 	etcdCA := testpki.LoadCA(t, c.Paths.CACert(), c.Paths.CAKey())
 	eps := c.Endpoints()
-	spec := Options{SpecFile: c.SpecPath}
+	spec, specInv := Options{}, pki.New(c.Spec)
 
 	t.Run("healthy cluster passes and prints flags", func(t *testing.T) {
 		o := spec
 		o.PrintFlags = true
-		rep, out, err := runVerify(t, o)
+		rep, out, err := runVerify(t, specInv, o)
 		assertReport(t, rep, out, err, want{pass: true, check: CheckQuorum, st: OK, reason: []string{"3 of 3 voting members healthy"}})
 		if rep.Counts[Fail] != 0 || rep.Counts[Warn] != 0 || rep.Counts[Skip] != 0 {
 			t.Errorf("counts %v, want only ok", rep.Counts)
@@ -182,7 +183,7 @@ func TestVerifyCluster(t *testing.T) {
 			{"a leaf for the CA key", caKeyLeaf, c.Paths.CAKey(), c.Paths.CAKey(), `the key is the key of CA "etcd-ca", never a client's`},
 		} {
 			o := Options{Endpoints: eps, CAFile: caFile, CertFile: tc.cert, KeyFile: tc.key, PrintFlags: true}
-			rep, out, err := runVerify(t, o)
+			rep, out, err := runVerify(t, nil, o)
 			assertReport(t, rep, out, err, want{check: CheckClientNotCA, st: Fail, target: tc.target, reason: []string{tc.reason}})
 			if strings.Contains(out, "ca.key") && strings.Contains(out, "keyFile") || strings.Contains(out, "--etcd-keyfile=") {
 				t.Errorf("%s: verify printed flags naming the CA key:\n%s", tc.name, out)
@@ -194,7 +195,7 @@ func TestVerifyCluster(t *testing.T) {
 		o := spec
 		o.JSON = true
 		o.PrintFlags = true
-		_, out, err := runVerify(t, o)
+		_, out, err := runVerify(t, specInv, o)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -223,7 +224,7 @@ spec:
     - --etcd-certfile=`+apiCrt+`
     - --etcd-keyfile=`+apiKey+`
 `), 0o644)
-		rep, out, err := runVerify(t, Options{Manifest: m})
+		rep, out, err := runVerify(t, nil, Options{Manifest: m})
 		assertReport(t, rep, out, err, want{pass: true})
 		if len(rep.Inputs.Endpoints) != 3 || rep.Inputs.CAFile != caFile {
 			t.Errorf("inputs from manifest: %+v", rep.Inputs)
@@ -323,7 +324,7 @@ spec:
 	for _, sc := range scenarios {
 		t.Run(sc.name, func(t *testing.T) {
 			o := sc.setup(t)
-			rep, out, err := runVerify(t, o)
+			rep, out, err := runVerify(t, nil, o)
 			assertReport(t, rep, out, err, sc.want)
 			if sc.etcdctl {
 				if got := etcdctlHealthy(t, rep.Inputs.Endpoints, rep.Inputs.CAFile, rep.Inputs.CertFile, rep.Inputs.KeyFile); got != rep.Passed {
@@ -332,7 +333,7 @@ spec:
 			}
 			if sc.strictToo != nil {
 				o.Strict = true
-				rep, out, err := runVerify(t, o)
+				rep, out, err := runVerify(t, nil, o)
 				assertReport(t, rep, out, err, *sc.strictToo)
 				if rep.Counts[Warn] != 0 || rep.Counts[Fail] == 0 {
 					t.Errorf("--strict counts %v: a warning left as a warning, or no failure", rep.Counts)
@@ -363,7 +364,7 @@ spec:
 				t.Errorf("disarm: %v", err)
 			}
 		})
-		rep, out, err := runVerify(t, spec)
+		rep, out, err := runVerify(t, specInv, spec)
 		assertReport(t, rep, out, err, want{check: CheckAlarms, target: eps[1], st: Fail, kind: probe.KindAlarm, reason: []string{"NOSPACE on member " + probe.ID(id).String()}})
 		// etcdctl 3.4's endpoint health does not look at alarms.
 		if etcdtest.EtcdctlAtLeast(t, 3, 5) && etcdctlHealthy(t, eps, caFile, apiCrt, apiKey) {
@@ -378,7 +379,7 @@ spec:
 		}
 		o := spec
 		o.PrintFlags = true
-		rep, out, err := runVerify(t, o)
+		rep, out, err := runVerify(t, specInv, o)
 		assertReport(t, rep, out, err, want{check: CheckTCP, target: eps[2], st: Fail, kind: probe.KindRefused, reason: []string{"connection refused", "127.0.0.3"}})
 		if !strings.Contains(out, "flags not printed") || strings.Contains(out, "--etcd-servers=") {
 			t.Error("--print-flags printed flags for a failing cluster")

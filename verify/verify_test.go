@@ -26,7 +26,6 @@ func TestUsageErrors(t *testing.T) {
 	noServers := manifest("no-servers.yaml", "apiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - name: kube-apiserver\n    command: [kube-apiserver, --etcd-cafile=/ca.crt]\n")
 	notPod := manifest("deploy.yaml", "apiVersion: apps/v1\nkind: Deployment\n")
 	dangling := manifest("dangling.yaml", "kind: Pod\nspec:\n  containers:\n  - name: kube-apiserver\n    command: [kube-apiserver, --etcd-servers]\n")
-	badSpec := manifest("spec.yaml", "nodes:\n- name: a\n  ips: [10.0.0.300]\n")
 
 	tests := []struct {
 		name string
@@ -36,7 +35,6 @@ func TestUsageErrors(t *testing.T) {
 		{"nothing", Options{}, "no etcd endpoints"},
 		{"no CA", Options{Endpoints: []string{"https://127.0.0.1:2379"}, CertFile: "c", KeyFile: "k"}, "never falls back to the system roots"},
 		{"cert without key", Options{Endpoints: []string{"https://127.0.0.1:2379"}, CAFile: "ca", CertFile: "c"}, "no client certificate and key"},
-		{"dir without spec", Options{PKIDir: dir, Endpoints: []string{"x:1"}}, "--dir needs --spec"},
 		{"endpoint looks like a flag", Options{Endpoints: []string{"--strict"}, CAFile: "ca", CertFile: "c", KeyFile: "k"}, "looks like a flag"},
 		{"manifest missing", Options{Manifest: filepath.Join(dir, "nope.yaml")}, "no such file"},
 		{"manifest not a Pod", Options{Manifest: notPod}, "want a Pod"},
@@ -45,7 +43,7 @@ func TestUsageErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Evaluate(context.Background(), tc.o)
+			_, err := Evaluate(context.Background(), nil, tc.o)
 			var ue *input.Error
 			if !errors.As(err, &ue) {
 				t.Fatalf("error %v (%T), want *input.Error", err, err)
@@ -58,13 +56,6 @@ func TestUsageErrors(t *testing.T) {
 			}
 		})
 	}
-	t.Run("bad spec", func(t *testing.T) {
-		_, err := Evaluate(context.Background(), Options{SpecFile: badSpec})
-		var se *cluster.Error
-		if !errors.As(err, &se) || se.Line != 3 {
-			t.Fatalf("error %v, want a *cluster.Error at line 3", err)
-		}
-	})
 }
 
 func TestReadManifest(t *testing.T) {
@@ -217,7 +208,7 @@ func TestBadEndpoints(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.ep, func(t *testing.T) {
-			rep, err := Evaluate(context.Background(), Options{Endpoints: []string{tc.ep}, CAFile: ca, CertFile: crt, KeyFile: key, Timeout: time.Second})
+			rep, err := Evaluate(context.Background(), nil, Options{Endpoints: []string{tc.ep}, CAFile: ca, CertFile: crt, KeyFile: key, Timeout: time.Second})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -53,12 +53,12 @@ Exit codes: 0 adopted (or --dry-run), 1 the cluster differs from the spec (nothi
 			if c.Duration("timeout") <= 0 {
 				return input.Errorf("--timeout %s: must be positive", c.Duration("timeout"))
 			}
-			s, err := loadSpec(c, true)
+			inv, err := loadInventory(c, true)
 			if err != nil {
 				return err
 			}
-			_, err = adopt.Run(c.Context, adopt.Options{
-				Spec: s, CACert: c.String("ca-cert"), CAKey: c.String("ca-key"),
+			_, err = adopt.Run(c.Context, inv, adopt.Options{
+				CACert: c.String("ca-cert"), CAKey: c.String("ca-key"),
 				NodeDirs: nodes, ClientDirs: clients,
 				DryRun: c.Bool("dry-run"), AcceptMismatch: c.Bool("accept-mismatch"),
 				Timeout: c.Duration("timeout"), Out: c.App.Writer,

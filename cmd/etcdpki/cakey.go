@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/pki"
 )
@@ -15,8 +14,8 @@ import (
 // command that makes a new CA with its key where the spec says; init
 // does not either: it records the spec's URI for the same key, and
 // refuses another key itself.
-func caKeyAgrees(s *cluster.Spec) error {
-	d, err := pki.CAKeyDisagreement(pki.New(s))
+func caKeyAgrees(inv *pki.Inventory) error {
+	d, err := pki.CAKeyDisagreement(inv)
 	if err != nil || d == "" {
 		return err
 	}
@@ -25,8 +24,8 @@ func caKeyAgrees(s *cluster.Spec) error {
 
 // warnCAKey prints the disagreement as a warning, for the commands that
 // only read (certs list).
-func warnCAKey(s *cluster.Spec, w io.Writer) error {
-	d, err := pki.CAKeyDisagreement(pki.New(s))
+func warnCAKey(inv *pki.Inventory, w io.Writer) error {
+	d, err := pki.CAKeyDisagreement(inv)
 	if err != nil || d == "" {
 		return err
 	}

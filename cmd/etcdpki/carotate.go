@@ -75,12 +75,11 @@ func runCARotate(c *cli.Context) error {
 	}
 	// A signal lets the current restart or deploy finish (see stepsFinish).
 	stepsFinish.Store(true)
-	s, err := loadSpec(c, true)
+	inv, err := loadInventory(c, true)
 	if err != nil {
 		return err
 	}
-	_, err = carotate.Run(c.Context, carotate.Options{
-		Spec:             s,
+	_, err = carotate.Run(c.Context, inv, carotate.Options{
 		Until:            c.String("until"),
 		DryRun:           c.Bool("dry-run"),
 		ClientsRestarted: c.Bool("clients-restarted"),

@@ -69,14 +69,13 @@ func certsList(c *cli.Context) error {
 	if err := noArgs(c); err != nil {
 		return err
 	}
-	s, err := loadSpec(c, true)
+	inv, err := loadInventory(c, true)
 	if err != nil {
 		return err
 	}
-	if err := warnCAKey(s, c.App.ErrWriter); err != nil {
+	if err := warnCAKey(inv, c.App.ErrWriter); err != nil {
 		return err
 	}
-	inv := pki.New(s)
 	infos, err := pki.List(inv, 0, time.Now())
 	if err != nil {
 		return err
@@ -94,7 +93,7 @@ func certsList(c *cli.Context) error {
 			}
 		}
 	}
-	pendingNotes(s.PKIDir, infos)
+	pendingNotes(inv.Spec.PKIDir, infos)
 	switch c.String("output") {
 	case "json":
 		enc := json.NewEncoder(c.App.Writer)
@@ -177,14 +176,13 @@ func certsRenew(c *cli.Context) error {
 	if err := checkTargets("certs renew:", c.Args().Slice()); err != nil {
 		return err
 	}
-	s, err := loadSpec(c, true)
+	inv, err := loadInventory(c, true)
 	if err != nil {
 		return err
 	}
-	if err := caKeyAgrees(s); err != nil {
+	if err := caKeyAgrees(inv); err != nil {
 		return err
 	}
-	inv := pki.New(s)
 	all := inv.Targets
 	var picked []pki.Target
 	switch {

@@ -34,17 +34,16 @@ Everything is checked before anything is written: bad input exits 2 and changes 
 					return err
 				}
 			}
-			s, err := loadSpec(c, true)
+			inv, err := loadInventory(c, true)
 			if err != nil {
 				return err
 			}
 			o := issue.Options{Out: c.App.Writer}
 			if len(c.StringSlice("node")) > 0 {
-				if o.SpecYAML, err = flagsSpec(c, s); err != nil {
+				if o.SpecYAML, err = flagsSpec(c, inv.Spec); err != nil {
 					return err
 				}
 			}
-			inv := pki.New(s)
 			res, err := issue.Init(c.Context, inv, o)
 			if err != nil {
 				return err

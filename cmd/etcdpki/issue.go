@@ -8,7 +8,6 @@ import (
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/issue"
-	"github.com/etcdpki/etcdpki/pki"
 )
 
 func issueCommand() *cli.Command {
@@ -53,14 +52,14 @@ func issueCommand() *cli.Command {
 				}
 				hosts = append(hosts, v)
 			}
-			s, err := loadSpec(c, false)
+			inv, err := loadInventory(c, false)
 			if err != nil {
 				return err
 			}
-			if err := caKeyAgrees(s); err != nil {
+			if err := caKeyAgrees(inv); err != nil {
 				return err
 			}
-			_, err = issue.One(c.Context, pki.New(s), issue.OneRequest{
+			_, err = issue.One(c.Context, inv, issue.OneRequest{
 				Kind: c.Args().Get(0), Name: c.Args().Get(1), Hosts: hosts,
 				Organization: c.StringSlice("org"), Out: c.String("out"),
 			}, issue.Options{Out: c.App.Writer})

@@ -8,6 +8,7 @@ import (
 
 	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/member"
+	"github.com/etcdpki/etcdpki/pki"
 	"github.com/etcdpki/etcdpki/runner"
 )
 
@@ -57,7 +58,7 @@ func memberCommand() *cli.Command {
 	}
 }
 
-func memberAction(c *cli.Context, what string, run func(context.Context, member.Options) (*member.Result, error)) error {
+func memberAction(c *cli.Context, what string, run func(context.Context, *pki.Inventory, member.Options) (*member.Result, error)) error {
 	if err := checkArgs(c); err != nil {
 		return err
 	}
@@ -81,15 +82,15 @@ func memberAction(c *cli.Context, what string, run func(context.Context, member.
 	if err != nil {
 		return err
 	}
-	if err := caKeyAgrees(s); err != nil {
+	if err := caKeyAgrees(inventory(s)); err != nil {
 		return err
 	}
 	s, specYAML, err := flagsMadeSpec(c, s, what, c.Args().First())
 	if err != nil {
 		return err
 	}
-	res, err := run(c.Context, member.Options{
-		Spec: s, SpecYAML: specYAML, Name: c.Args().First(), Out: c.App.Writer, Reporter: runner.TextReporter(c.App.Writer), DryRun: c.Bool("dry-run"),
+	res, err := run(c.Context, inventory(s), member.Options{
+		SpecYAML: specYAML, Name: c.Args().First(), Out: c.App.Writer, Reporter: runner.TextReporter(c.App.Writer), DryRun: c.Bool("dry-run"),
 		MemberTimeout: c.Duration("member-timeout"), CommandTimeout: c.Duration("command-timeout"),
 	})
 	if err != nil {

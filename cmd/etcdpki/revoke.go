@@ -62,21 +62,21 @@ func certsRevoke(c *cli.Context) error {
 	if c.Duration("command-timeout") <= 0 {
 		return input.Errorf("certs revoke: --command-timeout must be positive")
 	}
-	s, err := loadSpec(c, true)
+	inv, err := loadInventory(c, true)
 	if err != nil {
 		return err
 	}
-	if err := caKeyAgrees(s); err != nil {
+	if err := caKeyAgrees(inv); err != nil {
 		return err
 	}
 	var picked []pki.Target
 	var gone []string
 	if c.Args().Len() > 0 {
 		var missing []string
-		picked, missing = pki.Select(pki.New(s).Targets, c.Args().Slice())
+		picked, missing = pki.Select(inv.Targets, c.Args().Slice())
 		// A name the spec no longer has may only finish the journaled
 		// revoke that names it (its node left the spec since).
-		j := runner.PendingRevoke(s.PKIDir)
+		j := runner.PendingRevoke(inv.Spec.PKIDir)
 		for _, m := range missing {
 			if j == nil || !slices.Contains(j.Targets, m) {
 				return input.Errorf("certs revoke: unknown certificate %q (see etcdpki certs list)", m)
@@ -84,8 +84,8 @@ func certsRevoke(c *cli.Context) error {
 			gone = append(gone, m)
 		}
 	}
-	res, err := revoke.Revoke(c.Context, revoke.Options{
-		Spec: s, Targets: picked, Gone: gone, Serials: serials, Reason: c.String("reason"), Force: c.Bool("force"),
+	res, err := revoke.Revoke(c.Context, inv, revoke.Options{
+		Targets: picked, Gone: gone, Serials: serials, Reason: c.String("reason"), Force: c.Bool("force"),
 		Reporter: runner.TextReporter(c.App.Writer), CommandTimeout: c.Duration("command-timeout"),
 	})
 	if err != nil {

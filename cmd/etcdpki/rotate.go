@@ -10,6 +10,7 @@ import (
 	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/internal/pathx"
 	"github.com/etcdpki/etcdpki/internal/regular"
+	"github.com/etcdpki/etcdpki/pki"
 	"github.com/etcdpki/etcdpki/rotate"
 	"github.com/etcdpki/etcdpki/runner"
 )
@@ -118,15 +119,14 @@ func runRotate(c *cli.Context) error {
 			return input.Errorf("--metrics-file %s: %v", f, pathx.UnwrapPath(err))
 		}
 	}
-	s, err := loadSpec(c, true)
+	inv, err := loadInventory(c, true)
 	if err != nil {
 		return err
 	}
-	if err := caKeyAgrees(s); err != nil {
+	if err := caKeyAgrees(inv); err != nil {
 		return err
 	}
 	o := rotate.Options{
-		Spec:           s,
 		RenewBefore:    renewBefore,
 		DryRun:         c.Bool("dry-run"),
 		Restart:        rotate.RestartMode(c.String("restart")),
@@ -141,9 +141,12 @@ func runRotate(c *cli.Context) error {
 		RecoverCommand: recoverCommand(c),
 	}
 	if c.Bool("watch") {
-		return rotate.Watch(c.Context, rotate.WatchOptions{Options: o, Interval: c.Duration("interval")})
+		// An edited spec is read again as it was read now: the same
+		// flags, through the same helper.
+		load := func() (*pki.Inventory, error) { return loadInventory(c, true) }
+		return rotate.Watch(c.Context, inv, rotate.WatchOptions{Options: o, Interval: c.Duration("interval"), Load: load})
 	}
-	_, err = rotate.Run(c.Context, o)
+	_, err = rotate.Run(c.Context, inv, o)
 	return err
 }
 

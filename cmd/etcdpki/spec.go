@@ -81,6 +81,21 @@ func loadSpec(c *cli.Context, needNodes bool) (*cluster.Spec, error) {
 	return s, nil
 }
 
+// loadInventory is loadSpec expanded: what every command that acts on
+// the cluster hands its operation.
+func loadInventory(c *cli.Context, needNodes bool) (*pki.Inventory, error) {
+	s, err := loadSpec(c, needNodes)
+	if err != nil {
+		return nil, err
+	}
+	return inventory(s), nil
+}
+
+// inventory is the one place the spec is expanded (pki.New): commands
+// build the inventory here and hand it down, so that no package below
+// cmd expands a spec of its own (internal/layering checks that).
+func inventory(s *cluster.Spec) *pki.Inventory { return pki.New(s) }
+
 // readSpec is loadSpec's spec: the --spec file, the flags, the PKI's own
 // spec or the default file.
 func readSpec(c *cli.Context, needNodes bool) (*cluster.Spec, error) {

@@ -8,6 +8,7 @@ import (
 	"github.com/etcdpki/etcdpki/internal/pathx"
 	"github.com/etcdpki/etcdpki/internal/probe"
 	"github.com/etcdpki/etcdpki/internal/regular"
+	"github.com/etcdpki/etcdpki/pki"
 	"github.com/etcdpki/etcdpki/verify"
 )
 
@@ -49,21 +50,25 @@ Exit codes: 0 all checks ok (warnings allowed unless --strict), 1 a check failed
 			if err := noArgs(c); err != nil {
 				return err
 			}
-			o, err := verifyOptions(c)
+			o, specFile, err := verifyOptions(c)
 			if err != nil {
 				return err
 			}
-			_, err = verify.Run(c.Context, o, c.App.Writer)
+			inv, err := verifyInventory(c, specFile)
+			if err != nil {
+				return err
+			}
+			_, err = verify.Run(c.Context, inv, o, c.App.Writer)
 			return err
 		},
 	}
 }
 
-// verifyOptions turns the flags into verify.Options.
-func verifyOptions(c *cli.Context) (verify.Options, error) {
-	o := verify.Options{
-		SpecFile:     c.String("spec"),
-		PKIDir:       c.String("dir"),
+// verifyOptions turns the flags into verify.Options and the spec file
+// to check against ("" for none: verify's flag-only mode).
+func verifyOptions(c *cli.Context) (o verify.Options, specFile string, err error) {
+	specFile, pkiDir := c.String("spec"), c.String("dir")
+	o = verify.Options{
 		Manifest:     c.String("apiserver-manifest"),
 		ManifestsDir: c.String("manifests-dir"),
 		Endpoints:    c.StringSlice("endpoints"),
@@ -79,36 +84,51 @@ func verifyOptions(c *cli.Context) (verify.Options, error) {
 	case "json":
 		o.JSON = true
 	default:
-		return o, input.Errorf("--output %q: use table or json", c.String("output"))
+		return o, "", input.Errorf("--output %q: use table or json", c.String("output"))
 	}
 	if v := c.String("renew-before"); v != "" {
 		d, err := cluster.ParseDuration(v)
 		if err != nil {
-			return o, input.Errorf("--renew-before: %v", err)
+			return o, "", input.Errorf("--renew-before: %v", err)
 		}
 		o.RenewBefore = d
 	}
 	// The TLS files are checked here, before any check runs: a FIFO, a
 	// device or a huge file is bad input (exit 2), not a failed check.
-	if err := regular.CheckDir(o.PKIDir); err != nil {
-		return o, input.Errorf("--dir %s: %v", o.PKIDir, pathx.UnwrapPath(err))
+	if err := regular.CheckDir(pkiDir); err != nil {
+		return o, "", input.Errorf("--dir %s: %v", pkiDir, pathx.UnwrapPath(err))
 	}
 	for _, f := range [][2]string{{"--cacert", o.CAFile}, {"--cert", o.CertFile}, {"--key", o.KeyFile}} {
 		if err := regular.Check(f[1], regular.MaxPEM); err != nil {
-			return o, input.Errorf("%s %s: %v", f[0], f[1], pathx.UnwrapPath(err))
+			return o, "", input.Errorf("%s %s: %v", f[0], f[1], pathx.UnwrapPath(err))
 		}
 	}
-	nothing := o.SpecFile == "" && o.Manifest == "" && o.ManifestsDir == "" && len(o.Endpoints) == 0 && o.CAFile == "" && o.CertFile == "" && o.KeyFile == ""
+	nothing := specFile == "" && o.Manifest == "" && o.ManifestsDir == "" && len(o.Endpoints) == 0 && o.CAFile == "" && o.CertFile == "" && o.KeyFile == ""
 	if nothing {
-		var err error
-		if o.SpecFile, err = pkiSpecIfPresent(o.PKIDir); err != nil {
-			return o, err
+		if specFile, err = pkiSpecIfPresent(pkiDir); err != nil {
+			return o, "", err
 		}
-		if o.SpecFile == "" {
-			if o.SpecFile, err = defaultSpecIfPresent(); err != nil {
-				return o, err
+		if specFile == "" {
+			if specFile, err = defaultSpecIfPresent(); err != nil {
+				return o, "", err
 			}
 		}
 	}
-	return o, nil
+	return o, specFile, nil
+}
+
+// verifyInventory is the spec verify checks against, expanded by the
+// one helper every command uses; nil without a spec file.
+func verifyInventory(c *cli.Context, specFile string) (*pki.Inventory, error) {
+	if specFile == "" {
+		if c.String("dir") != "" {
+			return nil, input.Errorf("--dir needs --spec: the spec says which endpoints to check")
+		}
+		return nil, nil
+	}
+	s, err := cluster.Load(specFile, cluster.Options{PKIDir: c.String("dir")})
+	if err != nil {
+		return nil, err
+	}
+	return inventory(s), nil
 }

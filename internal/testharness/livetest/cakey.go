@@ -19,7 +19,7 @@ import (
 // caKeyRow is verify's ca-key check for the cluster's spec.
 func CAKeyRow(t *testing.T, c *etcdtest.Cluster) verify.Check {
 	t.Helper()
-	rep, err := verify.Evaluate(context.Background(), verify.Options{SpecFile: c.SpecPath, Timeout: 5 * time.Second})
+	rep, err := verify.Evaluate(context.Background(), c.Inventory(), verify.Options{Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
