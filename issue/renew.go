@@ -120,7 +120,14 @@ func Renew(ctx context.Context, inv *pki.Inventory, targets []pki.Target, o Rene
 		return nil, err
 	}
 	for _, r := range out {
-		o.printf("[renew] %s: serial %s -> %s, valid until %s", r.Target.ID, pki.ShortSerial(r.OldSerial), pki.ShortSerial(r.NewSerial), r.NotAfter.Format(time.DateOnly))
+		line := fmt.Sprintf("[renew] %s: serial %s -> %s, valid until %s", r.Target.ID, pki.ShortSerial(r.OldSerial), pki.ShortSerial(r.NewSerial), r.NotAfter.Format(time.DateOnly))
+		// A progress reporter (runner.Logger) takes the line as an
+		// event that names the certificate and its serial.
+		if rr, ok := o.Out.(renewReporter); ok {
+			rr.ReportRenewed(r.Target.ID, r.NewSerial, line)
+		} else {
+			o.printf("%s", line)
+		}
 	}
 	if o.NewCA != nil {
 		// The new CA's token key takes the label the spec names; a run
@@ -130,6 +137,12 @@ func Renew(ctx context.Context, inv *pki.Inventory, targets []pki.Target, o Rene
 		}
 	}
 	return out, o.tighten(inv)
+}
+
+// renewReporter is an Options.Out that takes each renewed
+// certificate's line as a structured report.
+type renewReporter interface {
+	ReportRenewed(id, serial, line string)
 }
 
 // backupName is where this run's backup goes: BackupDir, or

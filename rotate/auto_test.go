@@ -62,7 +62,10 @@ func testProvesUnderLoad(t *testing.T, c *etcdtest.Cluster, spec *cluster.Spec) 
 	}
 	ld := livetest.StartLoad(t, c)
 	var out bytes.Buffer
-	res, err := rotate.Run(ctx, pki.New(spec), rotate.Options{Out: &out})
+	// The recorder passes every event on to the text the CLI prints, so
+	// the lines below are checked as the operator sees them.
+	rec := &recorder{next: runner.TextReporter(&out)}
+	res, err := rotate.Run(ctx, pki.New(spec), rotate.Options{Reporter: rec})
 	t.Logf("rotate output:\n%s", out.String())
 	if err != nil {
 		ld.Stop()
@@ -115,6 +118,7 @@ func testProvesUnderLoad(t *testing.T, c *etcdtest.Cluster, spec *cluster.Spec) 
 			t.Errorf("journal's proof of %s is %+v; want the new serials, accepted by another member", n.Name, pr)
 		}
 	}
+	checkRotateEvents(t, rec.events, spec, before, after)
 	if !time.Now().After(oldExpiry) {
 		t.Fatal("the original certificates have not expired yet")
 	}
@@ -169,7 +173,10 @@ func testCABundleChange(t *testing.T, c *etcdtest.Cluster, spec *cluster.Spec) {
 	}
 	pidsBefore := livetest.Pids(c)
 	var out bytes.Buffer
-	res, err := rotate.Run(ctx, pki.New(spec), rotate.Options{Out: &out})
+	// The recorder passes every event on to the text the CLI prints, so
+	// the lines below are checked as the operator sees them.
+	rec := &recorder{next: runner.TextReporter(&out)}
+	res, err := rotate.Run(ctx, pki.New(spec), rotate.Options{Reporter: rec})
 	t.Logf("rotate output:\n%s", out.String())
 	if err != nil {
 		t.Fatalf("rotate: %v", err)

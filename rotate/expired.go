@@ -28,7 +28,7 @@ func (e *expiredServed) note(addr string, leaf *x509.Certificate) {
 	e.seen[key] = true
 	e.mu.Unlock()
 	if first {
-		e.log.Printf("warning: %s serves certificate %q (serial %s) that expired at %s: accepted for this run's probes because it chains to the etcd CA; the cluster serves on connections opened before then, and every new handshake to it fails until it is renewed",
+		e.log.Step(stepExpired, addr).Serial(certx.Serial(leaf)).Warn("warning: %s serves certificate %q (serial %s) that expired at %s: accepted for this run's probes because it chains to the etcd CA; the cluster serves on connections opened before then, and every new handshake to it fails until it is renewed",
 			addr, leaf.Subject.CommonName, pki.ShortSerial(certx.Serial(leaf)), leaf.NotAfter.UTC().Format(time.RFC3339))
 	}
 }

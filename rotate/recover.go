@@ -80,7 +80,7 @@ func (r *leafRun) recover(ctx context.Context, res *Result) error {
 		r.Log.Report(runner.Event{Step: runner.StepPlan, Outcome: runner.OutcomeDryRun, Message: b.String()})
 		return nil
 	}
-	r.Log.Printf("recovering: no quorum answers, and %s", rp.summary())
+	r.Log.Step(stepRecover, "").Info("recovering: no quorum answers, and %s", rp.summary())
 	// Journal first: the serials on disk now are what the members ran
 	// with, so a recovery killed after renewing leaves a difference for
 	// the next one to restart, rather than new serials that look in
@@ -102,7 +102,7 @@ func (r *leafRun) recover(ctx context.Context, res *Result) error {
 			return fmt.Errorf("recover: %w", err)
 		}
 		res.Renewed = out.Renewed
-		r.Log.Printf("renewed %d certificates; previous files in %s", len(out.Renewed), runner.BackupDir(s.PKIDir, out.Renewed))
+		r.Log.Step(runner.StepRenew, "").Done("renewed %d certificates; previous files in %s", len(out.Renewed), runner.BackupDir(s.PKIDir, out.Renewed))
 	}
 	if err := ctx.Err(); err != nil {
 		return &runner.InterruptedError{Step: "deploying"}
@@ -114,8 +114,9 @@ func (r *leafRun) recover(ctx context.Context, res *Result) error {
 	if !rp.caExpired.IsZero() {
 		what = "its CA expired"
 	}
-	r.Log.Printf("recovered: the cluster was down because %s and is healthy again: %d certificates renewed, %d members restarted at once, every member serving its new certificates, in %s",
-		what, len(res.Renewed), len(res.Members), runner.Round(time.Since(r.Log.Start)))
+	took := time.Since(r.Log.Start)
+	r.Log.Step(stepDone, "").Took(took).Done("recovered: the cluster was down because %s and is healthy again: %d certificates renewed, %d members restarted at once, every member serving its new certificates, in %s",
+		what, len(res.Renewed), len(res.Members), runner.Round(took))
 	return nil
 }
 
@@ -157,7 +158,8 @@ func (r *leafRun) recoverMembersAndClients(ctx context.Context, rp *recoverPlan,
 			if err := runner.RunCommand(ctx, "deploy to node "+n.Name, cmd, r.o.CommandTimeout); err != nil {
 				return &runner.MemberError{Member: n.Name, Err: err}
 			}
-			r.Log.Printf("%s: deployed in %s", n.Name, runner.Round(time.Since(t0)))
+			took := time.Since(t0)
+			r.Log.Step(runner.StepDeploy, n.Name).Took(took).Done("%s: deployed in %s", n.Name, runner.Round(took))
 		}
 	}
 	if err := r.restartAll(ctx, rp, res); err != nil {
@@ -298,7 +300,7 @@ func (r *leafRun) restartAll(ctx context.Context, rp *recoverPlan, res *Result) 
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	r.Log.Printf("restarted every member at once (%d) in %s; waiting for a quorum", len(s.Nodes), runner.Round(time.Since(t0)))
+	r.Log.Step(runner.StepRestart, "").Took(time.Since(t0)).Info("restarted every member at once (%d) in %s; waiting for a quorum", len(s.Nodes), runner.Round(time.Since(t0)))
 	took := make([]time.Duration, len(s.Nodes))
 	for i, n := range s.Nodes {
 		wg.Go(func() {
@@ -333,7 +335,7 @@ func (r *leafRun) restartAll(ctx context.Context, rp *recoverPlan, res *Result) 
 	}
 	for i, n := range s.Nodes {
 		w := wants[n.Name]
-		r.Log.Printf("[%d/%d] %s: restarted, healthy and caught up in %s: client port serves %s, peer port serves %s",
+		r.Log.Step(runner.StepRestart, n.Name).Count(i+1, len(s.Nodes)).Serial(w.server).Took(took[i]).Done("[%d/%d] %s: restarted, healthy and caught up in %s: client port serves %s, peer port serves %s",
 			i+1, len(s.Nodes), n.Name, runner.Round(took[i]), pki.ShortSerial(w.server), pki.ShortSerial(w.peer))
 	}
 	return nil

@@ -3,25 +3,74 @@ package rotate_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/testharness/livetest"
 	"github.com/etcdpki/etcdpki/pki"
 	"github.com/etcdpki/etcdpki/rotate"
 	"github.com/etcdpki/etcdpki/runner"
 )
 
+// recorder records every event, and passes it on to next if set.
 type recorder struct {
 	mu     sync.Mutex
 	events []runner.Event
+	next   runner.Reporter
 }
 
 func (r *recorder) Report(e runner.Event) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.events = append(r.events, e)
+	if r.next != nil {
+		r.next.Report(e)
+	}
+}
+
+// checkRotateEvents: a rotation without restarts reports a renew event
+// per renewed certificate, naming it and its new serial, and a prove
+// event per member, counted [i/n], done, with the serial its client port
+// serves; each event's Message is the line the CLI printed.
+func checkRotateEvents(t *testing.T, events []runner.Event, spec *cluster.Spec, before, after map[string]string) {
+	t.Helper()
+	renewed := map[string]string{}
+	proved := map[string]runner.Event{}
+	for _, e := range events {
+		if e.Op != "rotate" {
+			t.Errorf("event %+v: operation %q, want rotate", e, e.Op)
+		}
+		switch e.Step {
+		case runner.StepRenew:
+			if e.Target != "" {
+				renewed[e.Target] = e.Serial
+				if e.Outcome != runner.OutcomeDone || !strings.HasPrefix(e.Message, "[renew] "+e.Target+": serial ") {
+					t.Errorf("renew event %+v: want outcome done and its [renew] line", e)
+				}
+			}
+		case runner.StepProve:
+			proved[e.Target] = e
+		}
+	}
+	for id, s := range after {
+		if before[id] != s && renewed[id] != s {
+			t.Errorf("certificate %s renewed to serial %s; its renew event says %q", id, s, renewed[id])
+		}
+	}
+	for i, n := range spec.Nodes {
+		e, ok := proved[n.Name]
+		switch {
+		case !ok:
+			t.Errorf("no prove event for member %s: %+v", n.Name, events)
+		case e.Outcome != runner.OutcomeDone || e.Index != i+1 || e.Total != len(spec.Nodes) || e.Serial != after[n.Name+"/etcd-server"] || e.Duration <= 0:
+			t.Errorf("prove event of %s is %+v; want done, [%d/%d], serial %s and a duration", n.Name, e, i+1, len(spec.Nodes), after[n.Name+"/etcd-server"])
+		case !strings.HasPrefix(e.Message, fmt.Sprintf("[%d/%d] %s: in effect without restart", i+1, len(spec.Nodes), n.Name)):
+			t.Errorf("prove event of %s says %q", n.Name, e.Message)
+		}
+	}
 }
 
 // TestDryRunReportsThePlanAsOneEvent: given a Reporter, a dry run's plan

@@ -64,7 +64,7 @@ func (r *leafRun) run(ctx context.Context) (*Result, error) {
 	st := r.Journal
 	if st.Revoke != nil {
 		// Its serials may not be refused everywhere yet.
-		r.Log.Printf("%s", st.Revoke.Note())
+		r.Log.Step(stepRevoke, "").Warn("%s", st.Revoke.Note())
 	}
 	// Probes accept an expired server certificate from the etcd CA, each
 	// reported as a warning: a cluster running on expired certificates
@@ -98,7 +98,7 @@ func (r *leafRun) run(ctx context.Context) (*Result, error) {
 	}
 	if r.o.MetricsFile != "" {
 		if merr := runner.WriteMetrics(r.o.MetricsFile, r.Inv, st, err == nil, r.o.Now()); merr != nil {
-			r.Log.Printf("warning: metrics file: %v", merr)
+			r.Log.Step(stepMetrics, r.o.MetricsFile).Err(merr).Warn("warning: metrics file: %v", merr)
 		}
 	}
 	return res, err
@@ -120,14 +120,14 @@ func (r *leafRun) rotate(ctx context.Context, res *Result) error {
 	}
 	res.Plan = p
 	for _, w := range p.Warnings {
-		r.Log.Printf("warning: %s", w)
+		r.Log.Step(stepCheck, "").Warn("warning: %s", w)
 	}
 	if err := r.caExpired(p); err != nil {
 		return err
 	}
 	expired := expiredCerts(p.Certs)
 	if len(expired) > 0 {
-		r.Log.Printf("warning: certificates already expired: %s; a member or client restarted now could not connect. Renewing them in this run, without restarts where the cluster still serves",
+		r.Log.Step(stepCheck, "").Warn("warning: certificates already expired: %s; a member or client restarted now could not connect. Renewing them in this run, without restarts where the cluster still serves",
 			describeExpired(expired))
 	}
 	if err := r.recordBaseline(p, now); err != nil {
@@ -135,7 +135,7 @@ func (r *leafRun) rotate(ctx context.Context, res *Result) error {
 	}
 	if p.Empty() {
 		if !r.quiet || r.o.DryRun {
-			r.Log.Printf("nothing due: %s; %s", nextExpiry(p.Certs, now), r.provenInEffect(ctx, p))
+			r.Log.Step(stepCheck, "").Skipped("nothing due: %s; %s", nextExpiry(p.Certs, now), r.provenInEffect(ctx, p))
 		}
 		return nil
 	}
@@ -157,10 +157,11 @@ func (r *leafRun) rotate(ctx context.Context, res *Result) error {
 		if err != nil {
 			return err
 		}
-		r.Log.Printf("the cluster was running on expired certificates and is no longer: every client and peer port serves an unexpired certificate (fresh handshakes, expired ones refused): %s",
+		r.Log.Step(runner.StepProve, "").Done("the cluster was running on expired certificates and is no longer: every client and peer port serves an unexpired certificate (fresh handshakes, expired ones refused): %s",
 			strings.Join(lines, "; "))
 	}
-	r.Log.Printf("%s, in %s", doneLine(res), runner.Round(time.Since(r.Log.Start)))
+	took := time.Since(r.Log.Start)
+	r.Log.Step(stepDone, "").Took(took).Done("%s, in %s", doneLine(res), runner.Round(took))
 	return nil
 }
 
@@ -219,7 +220,7 @@ func (r *leafRun) gate(ctx context.Context, p *Plan) (*probe.Cluster, error) {
 	p.SetOrder(s, h)
 	for _, np := range p.Nodes {
 		if r.o.Restart == RestartNever && len(np.Reasons) > 0 {
-			r.Log.Printf("warning: %s: %s", np.Node.Name, verdict(np, r.o.Restart))
+			r.Log.Step(stepCheck, np.Node.Name).Warn("warning: %s: %s", np.Node.Name, verdict(np, r.o.Restart))
 		}
 	}
 	return h, nil

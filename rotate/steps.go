@@ -36,7 +36,7 @@ func (r *leafRun) renew(ctx context.Context, p *Plan, res *Result) error {
 			return fmt.Errorf("renew: %w", err)
 		}
 		res.Renewed = renewed
-		r.Log.Printf("renewed %d certificates; previous pairs in %s", len(renewed), runner.BackupDir(r.Inv.Spec.PKIDir, renewed))
+		r.Log.Step(runner.StepRenew, "").Done("renewed %d certificates; previous pairs in %s", len(renewed), runner.BackupDir(r.Inv.Spec.PKIDir, renewed))
 	}
 	if len(missing) > 0 {
 		// Init, not Renew: a node new to the spec needs its etcd.conf.yml
@@ -48,7 +48,7 @@ func (r *leafRun) renew(ctx context.Context, p *Plan, res *Result) error {
 		if _, err := issue.Init(context.WithoutCancel(ctx), r.Inv, opts); err != nil {
 			return fmt.Errorf("issue missing certificates: %w", err)
 		}
-		r.Log.Printf("issued %d missing certificates: %s", len(missing), strings.Join(pki.IDs(missing), ", "))
+		r.Log.Step(stepIssue, strings.Join(pki.IDs(missing), ", ")).Done("issued %d missing certificates: %s", len(missing), strings.Join(pki.IDs(missing), ", "))
 		return r.inEffect(missing)
 	}
 	return nil

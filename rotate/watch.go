@@ -85,7 +85,7 @@ func Watch(ctx context.Context, inv *pki.Inventory, o WatchOptions) error {
 	if !wt.pass(ctx) {
 		retry = time.After(min(retryDelay, o.Interval))
 	}
-	wt.log.Printf("watching %s and %s; checking every %s", inv.Spec.PKIDir, orNone(inv.Spec.File), o.Interval)
+	wt.log.Step(stepWatch, "").Info("watching %s and %s; checking every %s", inv.Spec.PKIDir, orNone(inv.Spec.File), o.Interval)
 
 	tick := time.NewTicker(o.Interval)
 	defer tick.Stop()
@@ -94,7 +94,7 @@ func Watch(ctx context.Context, inv *pki.Inventory, o WatchOptions) error {
 	for {
 		select {
 		case <-ctx.Done():
-			wt.log.Printf("stopping: %v", context.Cause(ctx))
+			wt.log.Step(stepWatch, "").Err(context.Cause(ctx)).Done("stopping: %v", context.Cause(ctx))
 			return nil
 		case <-tick.C:
 			retry = nil
@@ -123,7 +123,7 @@ func Watch(ctx context.Context, inv *pki.Inventory, o WatchOptions) error {
 				return errors.New("watch: file watcher closed")
 			}
 			// An overflow means lost events: check everything now.
-			wt.log.Printf("warning: file watcher: %v", err)
+			wt.log.Step(stepWatch, "").Err(err).Warn("warning: file watcher: %v", err)
 			debounce = time.After(o.Debounce)
 		case <-debounce:
 			debounce = nil
@@ -168,10 +168,10 @@ func (wt *watcher) pass(ctx context.Context) bool {
 	if _, err := r.run(ctx); err != nil {
 		var ie *runner.InterruptedError
 		if errors.As(err, &ie) {
-			wt.log.Printf("%v", err)
+			wt.log.Step(stepWatch, "").Err(err).Failed("%v", err)
 			return true
 		}
-		wt.log.Printf("rotation failed, retrying in %s or at the next change: %v", min(retryDelay, wt.o.Interval), err)
+		wt.log.Step(stepWatch, "").Err(err).Failed("rotation failed, retrying in %s or at the next change: %v", min(retryDelay, wt.o.Interval), err)
 		return false
 	}
 	return true
@@ -182,16 +182,16 @@ func (wt *watcher) pass(ctx context.Context) bool {
 // keeps the old one.
 func (wt *watcher) reloadSpec() {
 	if wt.o.Load == nil {
-		wt.log.Printf("spec changed; this watch was given no loader, keeping the previous one")
+		wt.log.Step(stepSpec, wt.inv.Spec.File).Skipped("spec changed; this watch was given no loader, keeping the previous one")
 		return
 	}
 	inv, err := wt.o.Load()
 	if err != nil {
-		wt.log.Printf("spec changed but does not load, keeping the previous one: %v", err)
+		wt.log.Step(stepSpec, wt.inv.Spec.File).Err(err).Failed("spec changed but does not load, keeping the previous one: %v", err)
 		return
 	}
 	wt.inv = inv
-	wt.log.Printf("spec reloaded")
+	wt.log.Step(stepSpec, inv.Spec.File).Done("spec reloaded")
 }
 
 // addWatches watches every directory a certificate can change in: the
@@ -219,7 +219,7 @@ func (wt *watcher) addWatches() {
 			continue
 		}
 		if err := wt.w.Add(d); err != nil {
-			wt.log.Printf("warning: cannot watch %s: %v", d, err)
+			wt.log.Step(stepWatch, d).Err(err).Warn("warning: cannot watch %s: %v", d, err)
 		}
 	}
 }

@@ -23,19 +23,20 @@ func (r *Runner) KeepCRL(ctx context.Context) error {
 	if err != nil || !up.Changed() {
 		return err
 	}
-	would := ""
+	would, outcome := "", OutcomeDone
 	if r.Cfg.DryRun {
-		would = "would be "
+		would, outcome = "would be ", OutcomeDryRun
 	}
+	line := r.Log.Step(StepCRL, "")
 	if up.Resigned != "" {
-		r.Log.Printf("[crl] CRL %ssigned again (%s): number %v, %d revoked, next update %s", would, up.Resigned,
+		line.As(outcome, "[crl] CRL %ssigned again (%s): number %v, %d revoked, next update %s", would, up.Resigned,
 			up.CRL.Number, len(up.CRL.Revoked), up.CRL.NextUpdate.UTC().Format("2006-01-02T15:04:05Z"))
 	}
 	if len(up.Bundles) > 0 {
-		r.Log.Printf("[crl] CRL %scopied into the bundles of %s", would, strings.Join(up.Bundles, ", "))
+		line.As(outcome, "[crl] CRL %scopied into the bundles of %s", would, strings.Join(up.Bundles, ", "))
 	}
 	if len(up.Envs) > 0 {
-		r.Log.Printf("[crl] etcd.env %swritten for %s: it names the CRL (etcd ignores CRLs in --config-file); start the members from it, and each is restarted once to read it",
+		line.As(outcome, "[crl] etcd.env %swritten for %s: it names the CRL (etcd ignores CRLs in --config-file); start the members from it, and each is restarted once to read it",
 			would, strings.Join(up.Envs, ", "))
 	}
 	if r.Cfg.DryRun || len(up.Bundles) == 0 {

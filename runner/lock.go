@@ -38,7 +38,7 @@ func (r *Runner) migrateLayout() error {
 		return err
 	}
 	if len(moved) > 0 {
-		r.Log.Printf("moved %d stores to the named-store layout (same bytes): %s", len(moved), strings.Join(moved, ", "))
+		r.Log.Step(StepLayout, "").Done("moved %d stores to the named-store layout (same bytes): %s", len(moved), strings.Join(moved, ", "))
 	}
 	return nil
 }

@@ -10,7 +10,7 @@ import (
 func (r *Runner) Tighten() error {
 	fixed, err := issue.Tighten(r.Inv)
 	for _, f := range fixed {
-		r.Log.Printf("tightened %s", f)
+		r.Log.Step(StepModes, f).Done("tightened %s", f)
 	}
 	return err
 }

@@ -116,7 +116,7 @@ func (r *Runner) ProveNodes(ctx context.Context, p *Rollout, res *Tally, leader 
 		if pr.AcceptedBy != "" {
 			accepted = "its peer cert accepted by " + pr.AcceptedBy
 		}
-		r.Log.Printf("[%d/%d] %s: in effect without restart: client port serves %s, peer port serves %s, %s (%d ms)",
+		r.Log.Step(StepProve, name).Count(i, total).Serial(pr.ServerSerial).Took(pr.Took).Done("[%d/%d] %s: in effect without restart: client port serves %s, peer port serves %s, %s (%d ms)",
 			i, total, name, pki.ShortSerial(pr.ServerSerial), pki.ShortSerial(pr.PeerSerial), accepted, pr.Took.Milliseconds())
 	}
 	return nil

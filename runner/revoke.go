@@ -29,6 +29,18 @@ const (
 	StepRefused = "refused"
 )
 
+// Steps of the other progress lines the runner reports.
+const (
+	StepCheck   = "check"
+	StepResume  = "resume"
+	StepLayout  = "layout"
+	StepModes   = "modes"
+	StepCRL     = "crl"
+	StepRestart = "restart"
+	StepHandOff = "hand-off"
+	StepClient  = "client"
+)
+
 // RevokeResult says what Revoke did.
 type RevokeResult struct {
 	// Revoked are the CRL's new entries (none when all were revoked).
@@ -106,7 +118,7 @@ func (r *Runner) Revoke(ctx context.Context, o RevokeRequest, res *RevokeResult)
 	case j != nil && !slices.Equal(j.Request, want.Request):
 		return &input.Error{Err: errors.New(j.Note() + " first")}
 	case j != nil:
-		r.Log.Printf("resuming the revoke of %s at step %s", strings.Join(append(slices.Clone(j.Targets), j.Serials...), ", "), j.Step)
+		r.Log.Step(StepResume, strings.Join(append(slices.Clone(j.Targets), j.Serials...), ", ")).Info("resuming the revoke of %s at step %s", strings.Join(append(slices.Clone(j.Targets), j.Serials...), ", "), j.Step)
 	case len(o.Gone) > 0:
 		return input.Errorf("certs revoke: unknown certificate %q (see etcdpki certs list)", o.Gone[0])
 	default:
@@ -170,7 +182,7 @@ func (r *Runner) revokeTargets(j *RevokeJournal) []pki.Target {
 	for _, id := range j.Targets {
 		picked, missing := pki.Select(r.Inv.Targets, []string{id})
 		if len(missing) > 0 || len(picked) != 1 {
-			r.Log.Printf("%s is no longer in the spec: it is not replaced, and its serial %s is revoked", id, pki.ShortSerial(j.Old[id]))
+			r.Log.Step(StepRenew, id).Serial(j.Old[id]).Skipped("%s is no longer in the spec: it is not replaced, and its serial %s is revoked", id, pki.ShortSerial(j.Old[id]))
 			continue
 		}
 		out = append(out, picked[0])

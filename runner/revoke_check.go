@@ -96,7 +96,7 @@ func (r *Runner) checkTargets(o RevokeRequest, j *RevokeJournal) error {
 		}
 		serial := certx.Serial(c)
 		if prev := r.Journal.Replaced[t.ID]; prev == serial && !o.Force {
-			r.Log.Printf("%s: already revoked; serial %s in effect replaced it: nothing changed (--force revokes this one too)", t.ID, pki.ShortSerial(serial))
+			r.Log.Step(StepCheck, t.ID).Serial(serial).Skipped("%s: already revoked; serial %s in effect replaced it: nothing changed (--force revokes this one too)", t.ID, pki.ShortSerial(serial))
 			continue
 		}
 		j.Targets = append(j.Targets, t.ID)
@@ -139,7 +139,7 @@ func (r *Runner) checkSerials(o RevokeRequest, j *RevokeJournal, crl *pki.CRL) e
 			return input.Errorf("--serial %s: it is %s, in use: revoke it by name (etcdpki certs revoke %s), which replaces it first", serial, id, id)
 		}
 		if e, ok := crl.Ever(serial); ok {
-			r.Log.Printf("serial %s: already revoked on %s (%s): nothing changed", serial, e.When.UTC().Format(time.RFC3339), e.Reason)
+			r.Log.Step(StepCheck, serial).Serial(serial).Skipped("serial %s: already revoked on %s (%s): nothing changed", serial, e.When.UTC().Format(time.RFC3339), e.Reason)
 			continue
 		}
 		if slices.Contains(j.Serials, serial) {

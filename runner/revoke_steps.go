@@ -277,7 +277,7 @@ func (r *Runner) logRefused(it *proofItem, ports int) {
 		byMember[v.Member] = append(byMember[v.Member], fmt.Sprintf("%s refused it (%s)", v.Port, v.Revoked.How))
 	}
 	for _, m := range order {
-		r.Log.Printf("%s: %s: %s; its twin (another serial) accepted", m, it.name, strings.Join(byMember[m], ", "))
+		r.Log.Step(StepRefused, m).Serial(it.serial).Info("%s: %s: %s; its twin (another serial) accepted", m, it.name, strings.Join(byMember[m], ", "))
 	}
 	label := it.name
 	if !strings.HasPrefix(label, "serial ") {

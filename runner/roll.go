@@ -87,7 +87,7 @@ func (r *Runner) Roll(ctx context.Context, p *Rollout, res *Tally, after AfterRe
 		}
 		res.Members = append(res.Members, mr)
 		rotated = append(rotated, name)
-		r.Log.Printf("[%d/%d] %s: restarted (%s), serving serial %s, caught up in %s", i+1, len(p.Order), name, strings.Join(np.Reasons, ", "), pki.ShortSerial(wantServer), Round(mr.Restart))
+		r.Log.Step(StepRestart, name).Count(i+1, len(p.Order)).Serial(wantServer).Took(mr.Restart).Done("[%d/%d] %s: restarted (%s), serving serial %s, caught up in %s", i+1, len(p.Order), name, strings.Join(np.Reasons, ", "), pki.ShortSerial(wantServer), Round(mr.Restart))
 	}
 	return nil
 }
@@ -119,7 +119,7 @@ func (r *Runner) handOff(ctx context.Context, h *probe.Cluster, leader string, r
 		time.Sleep(r.Cfg.HandOffSettle)
 	}
 	res.HandOffs = append(res.HandOffs, ho)
-	r.Log.Printf("%s: leader; handed leadership to %s in %s (settled %s)", leader, toName, Round(ho.Took), r.Cfg.HandOffSettle)
+	r.Log.Step(StepHandOff, leader).Took(ho.Took).Done("%s: leader; handed leadership to %s in %s (settled %s)", leader, toName, Round(ho.Took), r.Cfg.HandOffSettle)
 	return nil
 }
 

@@ -47,7 +47,8 @@ func (r *Runner) DeployNodes(ctx context.Context, nodes []*NodePlan) error {
 		if err := RunCommand(context.WithoutCancel(ctx), "deploy to node "+np.Node.Name, np.DeployCmd, r.Cfg.CommandTimeout); err != nil {
 			return &MemberError{Member: np.Node.Name, Err: err}
 		}
-		r.Log.Printf("%s: deployed in %s", np.Node.Name, Round(time.Since(t0)))
+		took := time.Since(t0)
+		r.Log.Step(StepDeploy, np.Node.Name).Took(took).Done("%s: deployed in %s", np.Node.Name, Round(took))
 	}
 	return nil
 }
@@ -144,6 +145,6 @@ func (r *Runner) UpdateClient(ctx context.Context, cp *ClientPlan, restart, prov
 	if err := r.Journal.Save(r.Inv.Spec.PKIDir, r.Cfg.Now()); err != nil {
 		return err
 	}
-	r.Log.Printf("client %s: %s, serial %s", cp.Client.Name, joinWords(did), pki.ShortSerial(serial))
+	r.Log.Step(StepClient, cp.Target.ID).Serial(serial).Done("client %s: %s, serial %s", cp.Client.Name, joinWords(did), pki.ShortSerial(serial))
 	return nil
 }
