@@ -27,6 +27,10 @@ const (
 	stepProveNew  = "prove"
 	stepAPIServer = "apiserver"
 	stepConfigs   = "configs"
+	// stepBegin and stepDone are the events before the first step and
+	// after the last (not journal steps).
+	stepBegin = "begin"
+	stepDone  = "done"
 )
 
 // Add adds spec node o.Name to the running cluster: its
@@ -81,7 +85,7 @@ func (m *memberRun) add(ctx context.Context, n cluster.Node, res *Result) error 
 			return err
 		}
 		if !m.mo.DryRun {
-			m.Log.Printf("adding member %s (%s); journal %s", n.Name, j.PeerURL, runner.StatePath(m.Inv.Spec.PKIDir))
+			m.Log.Step(stepBegin, n.Name).Info("adding member %s (%s); journal %s", n.Name, j.PeerURL, runner.StatePath(m.Inv.Spec.PKIDir))
 		}
 	}
 	steps := []memberStep{
@@ -96,7 +100,7 @@ func (m *memberRun) add(ctx context.Context, n cluster.Node, res *Result) error 
 			if err != nil {
 				return err
 			}
-			m.Log.Printf("[config] %s: initial-cluster %s, initial-cluster-state existing", n.Name, ic)
+			m.Log.Step(stepConfig, n.Name).Done("[config] %s: initial-cluster %s, initial-cluster-state existing", n.Name, ic)
 			return m.writeFiles(ctx, others, n, ic)
 		}},
 		{stepStart, "deploy " + n.Name + "'s bundle and start it (restart template)", func(ctx context.Context, j *runner.MemberJournal, _ *Result) error {
@@ -127,7 +131,7 @@ func (m *memberRun) add(ctx context.Context, n cluster.Node, res *Result) error 
 	}
 	res.ID = parseID(j.ID)
 	if !m.mo.DryRun {
-		m.Log.Printf("member %s (%s) added: voting and serving", n.Name, j.ID)
+		m.Log.Step(stepDone, n.Name).Done("member %s (%s) added: voting and serving", n.Name, j.ID)
 	}
 	return nil
 }
@@ -151,14 +155,14 @@ func (m *memberRun) preflightAdd(ctx context.Context, others *runner.Cluster, n 
 	for _, mb := range ms {
 		switch {
 		case mb.Name == n.Name && !mb.IsLearner && runner.MemberByPeerURL(ms, j.PeerURL) == mb:
-			m.Log.Printf("%s is a voting member already (%x): nothing to do", n.Name, mb.ID)
+			m.Log.Step(stepBegin, n.Name).Skipped("%s is a voting member already (%x): nothing to do", n.Name, mb.ID)
 			return true, nil
 		case mb.Name == n.Name:
 			return false, input.Errorf("member add %s: etcd has a member of that name already (%x, peer URLs %s): remove it first (etcdpki member remove %s after deleting it from the spec, or etcdctl member remove %x)", n.Name, mb.ID, strings.Join(mb.PeerURLs, ","), n.Name, mb.ID)
 		case slices.Contains(mb.PeerURLs, j.PeerURL) && mb.IsLearner && mb.Name == "":
 			// A learner added for this node and never started (an add
 			// killed before its journal, or made by hand): continued.
-			m.Log.Printf("learner %x has %s's peer URL and never started: continuing it", mb.ID, n.Name)
+			m.Log.Step(stepBegin, n.Name).Info("learner %x has %s's peer URL and never started: continuing it", mb.ID, n.Name)
 			return false, nil
 		case slices.Contains(mb.PeerURLs, j.PeerURL):
 			return false, input.Errorf("member add %s: peer URL %s belongs to member %q (%x) already", n.Name, j.PeerURL, mb.Name, mb.ID)
@@ -190,7 +194,7 @@ func (m *memberRun) writeFiles(ctx context.Context, running *runner.Cluster, n c
 		return err
 	}
 	for _, id := range out.Created {
-		m.Log.Printf("[certs] created %s", id)
+		m.Log.Step(stepCerts, id).Done("[certs] created %s", id)
 	}
 	return nil
 }
@@ -204,7 +208,7 @@ func (m *memberRun) addLearner(ctx context.Context, others *runner.Cluster, j *r
 	// found by its peer URL.
 	if mb := runner.MemberByPeerURL(ms, j.PeerURL); mb != nil {
 		j.ID = hexID(mb.ID)
-		m.Log.Printf("[learner] %s is member %x already (learner %v): continuing", j.PeerURL, mb.ID, mb.IsLearner)
+		m.Log.Step(stepLearner, j.Name).Skipped("[learner] %s is member %x already (learner %v): continuing", j.PeerURL, mb.ID, mb.IsLearner)
 		return nil
 	}
 	id, err := others.AddLearner(ctx, []string{j.PeerURL})
@@ -212,7 +216,7 @@ func (m *memberRun) addLearner(ctx context.Context, others *runner.Cluster, j *r
 		return err
 	}
 	j.ID = hexID(id)
-	m.Log.Printf("[learner] added %s as learner %x", j.PeerURL, id)
+	m.Log.Step(stepLearner, j.Name).Done("[learner] added %s as learner %x", j.PeerURL, id)
 	return nil
 }
 
@@ -252,14 +256,15 @@ func (m *memberRun) startNode(ctx context.Context, n cluster.Node) error {
 		return err
 	}
 	if cmd == "" {
-		m.Log.Printf("[start] %s: the spec has no restart command: start etcd on its host from %s now", n.Name, n.Dir)
+		m.Log.Step(stepStart, n.Name).Skipped("[start] %s: the spec has no restart command: start etcd on its host from %s now", n.Name, n.Dir)
 		return nil
 	}
 	t0 := time.Now()
 	if err := runner.RunCommand(ctx, "start node "+n.Name, cmd, m.Cfg.CommandTimeout); err != nil {
 		return &runner.MemberError{Member: n.Name, Err: err}
 	}
-	m.Log.Printf("[start] %s: started in %s", n.Name, runner.Round(time.Since(t0)))
+	took := time.Since(t0)
+	m.Log.Step(stepStart, n.Name).Took(took).Done("[start] %s: started in %s", n.Name, runner.Round(took))
 	return nil
 }
 
@@ -276,7 +281,7 @@ func (m *memberRun) promoteLearner(ctx context.Context, others *runner.Cluster, 
 		return fmt.Errorf("%s (%s) is no longer in etcd's member list: run etcdpki member add %s again", n.Name, j.ID, n.Name)
 	}
 	if !mb.IsLearner {
-		m.Log.Printf("[promote] %s is voting already", n.Name)
+		m.Log.Step(stepPromote, n.Name).Skipped("[promote] %s is voting already", n.Name)
 		return nil
 	}
 	t0 := time.Now()
@@ -302,11 +307,11 @@ func (m *memberRun) promoteLearner(ctx context.Context, others *runner.Cluster, 
 		time.Sleep(runner.PollInterval)
 	}
 	res.CatchUp = time.Since(t0)
-	m.Log.Printf("[promote] learner %s caught up in %s", n.Name, runner.Round(res.CatchUp))
+	m.Log.Step(stepPromote, n.Name).Took(res.CatchUp).Info("[promote] learner %s caught up in %s", n.Name, runner.Round(res.CatchUp))
 	if err := others.Promote(ctx, id, time.Until(deadline), behind); err != nil {
 		return &runner.MemberError{Member: n.Name, Err: err}
 	}
-	m.Log.Printf("[promote] %s (%x) is a voting member", n.Name, id)
+	m.Log.Step(stepPromote, n.Name).Done("[promote] %s (%x) is a voting member", n.Name, id)
 	return nil
 }
 
@@ -338,7 +343,7 @@ func (m *memberRun) proveAdded(ctx context.Context, all *runner.Cluster, n clust
 	}
 	l, _ := h.LeaderResult()
 	if l.Status.RaftTerm != j.Term {
-		m.Log.Printf("[prove] warning: the raft term went from %d to %d during the add (a leader election)", j.Term, l.Status.RaftTerm)
+		m.Log.Step(stepProveNew, n.Name).Warn("[prove] warning: the raft term went from %d to %d during the add (a leader election)", j.Term, l.Status.RaftTerm)
 	}
 	for _, t := range mine {
 		m.Journal.InEffect[t.ID] = serials[t.ID]
@@ -346,7 +351,7 @@ func (m *memberRun) proveAdded(ctx context.Context, all *runner.Cluster, n clust
 	if st, ok, err := runner.StartedNow(m.Inv.Paths, n); err == nil && ok {
 		m.Journal.Started[n.Name] = st
 	}
-	m.Log.Printf("[prove] %s: client port serves %s, peer port serves %s, voting, cluster healthy, raft term %d",
+	m.Log.Step(stepProveNew, n.Name).Serial(server).Done("[prove] %s: client port serves %s, peer port serves %s, voting, cluster healthy, raft term %d",
 		n.Name, pki.ShortSerial(server), pki.ShortSerial(peer), l.Status.RaftTerm)
 	return nil
 }

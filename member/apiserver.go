@@ -40,7 +40,7 @@ func (m *memberRun) updateAPIServer(ctx context.Context) error {
 	default:
 		did = []string{"no deploy or restart template: copy " + m.Inv.Paths.APIServerDir() + " to the apiserver hosts"}
 	}
-	m.Log.Printf("[apiserver] %s (%s)", strings.Join(did, ", "), first)
+	m.Log.Step(stepAPIServer, m.mo.Name).Done("[apiserver] %s (%s)", strings.Join(did, ", "), first)
 	return nil
 }
 

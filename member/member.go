@@ -109,10 +109,10 @@ func (m *memberRun) steps(ctx context.Context, j *runner.MemberJournal, steps []
 			if on {
 				line := fmt.Sprintf("[dry-run] %d/%d %s: %s", i+1, len(steps), s.name, s.what)
 				res.Steps = append(res.Steps, line)
-				m.Log.Printf("%s", line)
+				m.Log.Step(s.name, m.mo.Name).Count(i+1, len(steps)).DryRun("%s", line)
 			}
 		}
-		m.Log.Printf("[dry-run] nothing changed")
+		m.Log.Step("", m.mo.Name).DryRun("[dry-run] nothing changed")
 		return nil
 	}
 	for i, s := range steps {
@@ -150,7 +150,7 @@ func (m *memberRun) journal(want *runner.MemberJournal) (*runner.MemberJournal, 
 		if j.Op != want.Op || j.Name != want.Name {
 			return nil, false, input.Errorf("an earlier member %s %s is unfinished (step %s): run `etcdpki member %s %s` again to finish it first", j.Op, j.Name, j.Step, j.Op, j.Name)
 		}
-		m.Log.Printf("resuming member %s %s at step %s", j.Op, j.Name, j.Step)
+		m.Log.Step(j.Step, j.Name).Info("resuming member %s %s at step %s", j.Op, j.Name, j.Step)
 		return j, true, nil
 	}
 	if j := m.Journal.Revoke; j != nil {

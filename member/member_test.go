@@ -74,7 +74,9 @@ func TestMember(t *testing.T) {
 	term := livetest.RaftTerm(t, c)
 	m4 := c.AddNode(t, nil)
 	var out bytes.Buffer
-	res, err := member.Add(ctx, pki.New(c.Spec), member.Options{Name: m4.Name, Out: &out})
+	// The recorder passes every event on to the lines the CLI prints.
+	rec := &recorder{next: runner.TextReporter(&out)}
+	res, err := member.Add(ctx, pki.New(c.Spec), member.Options{Name: m4.Name, Reporter: rec})
 	st := ld.Stop()
 	t.Logf("member add:\n%s", out.String())
 	if err != nil {
@@ -95,6 +97,7 @@ func TestMember(t *testing.T) {
 	if res.CatchUp <= 0 {
 		t.Errorf("catch-up time %s", res.CatchUp)
 	}
+	checkAddEvents(t, rec.events, m4.Name, livetest.Serials(t, c.Spec)[m4.Name+"/etcd-server"])
 	flags, _ := os.ReadFile(c.Paths.APIServerFlags())
 	if !strings.Contains(string(flags), strings.TrimPrefix(m4.ClientURL, "https://")) {
 		t.Errorf("etcd-flags lack %s:\n%s", m4.ClientURL, flags)

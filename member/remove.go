@@ -69,7 +69,7 @@ func (m *memberRun) remove(ctx context.Context, res *Result) error {
 			return err
 		}
 		if !m.mo.DryRun {
-			m.Log.Printf("removing member %s (%s); journal %s", name, j.ID, runner.StatePath(m.Inv.Spec.PKIDir))
+			m.Log.Step(stepBegin, name).Info("removing member %s (%s); journal %s", name, j.ID, runner.StatePath(m.Inv.Spec.PKIDir))
 		}
 	}
 	steps := []memberStep{
@@ -90,7 +90,7 @@ func (m *memberRun) remove(ctx context.Context, res *Result) error {
 			if err := m.Etcd.RemoveMember(ctx, parseID(j.ID)); err != nil {
 				return err
 			}
-			m.Log.Printf("[remove] member %s (%s) removed", name, j.ID)
+			m.Log.Step(stepRemove, name).Done("[remove] member %s (%s) removed", name, j.ID)
 			return nil
 		}},
 		{stepRevoke, "revoke " + name + "'s certificates (serials " + strings.Join(j.Serials, ", ") + ") and prove every remaining member refuses them on their client and peer ports", func(ctx context.Context, j *runner.MemberJournal, _ *Result) error {
@@ -116,7 +116,7 @@ func (m *memberRun) remove(ctx context.Context, res *Result) error {
 	}
 	res.ID = parseID(j.ID)
 	if !m.mo.DryRun {
-		m.Log.Printf("member %s removed, its certificates revoked", name)
+		m.Log.Step(stepDone, name).Done("member %s removed, its certificates revoked", name)
 	}
 	return nil
 }
@@ -139,10 +139,10 @@ func (m *memberRun) preflightRemove(ctx context.Context, j *runner.MemberJournal
 	}
 	if mb == nil {
 		if len(j.Serials) == 0 {
-			m.Log.Printf("%s is neither a member of the cluster nor has a bundle in %s: nothing to do", name, paths.NodeDir(name))
+			m.Log.Step(stepBegin, name).Skipped("%s is neither a member of the cluster nor has a bundle in %s: nothing to do", name, paths.NodeDir(name))
 			return true, nil
 		}
-		m.Log.Printf("%s is not a member of the cluster; its certificates are still to be revoked and its bundle archived", name)
+		m.Log.Step(stepBegin, name).Info("%s is not a member of the cluster; its certificates are still to be revoked and its bundle archived", name)
 		j.Step = stepRevoke
 		return false, nil
 	}
@@ -222,7 +222,7 @@ func (m *memberRun) moveAway(ctx context.Context, j *runner.MemberJournal, res *
 	if m.Cfg.HandOffSettle > 0 {
 		time.Sleep(m.Cfg.HandOffSettle)
 	}
-	m.Log.Printf("[leader] %s led: leadership moved to member %s in %s (settled %s)", m.mo.Name, to, runner.Round(res.HandOff.Took), m.Cfg.HandOffSettle)
+	m.Log.Step(stepLeader, m.mo.Name).Took(res.HandOff.Took).Done("[leader] %s led: leadership moved to member %s in %s (settled %s)", m.mo.Name, to, runner.Round(res.HandOff.Took), m.Cfg.HandOffSettle)
 	return nil
 }
 
@@ -252,7 +252,7 @@ func (m *memberRun) cleanup(ctx context.Context, name string) error {
 		}
 	}
 	if dir != "" {
-		m.Log.Printf("[cleanup] %s's bundle moved to %s (verified)", name, dir)
+		m.Log.Step(stepCleanup, name).Done("[cleanup] %s's bundle moved to %s (verified)", name, dir)
 	}
 	return nil
 }
