@@ -173,7 +173,9 @@ type caRun struct {
 	clientsUsed bool
 }
 
-func (cr *caRun) log(format string, args ...any) { cr.r.Log.Printf(format, args...) }
+// step starts the event of a line about stage (pki.CAStage*) and target
+// (a member, a client, or "" for the whole stage).
+func (cr *caRun) step(stage, target string) runner.Line { return cr.r.Log.Step(stage, target) }
 
 // checkSpec refuses, before anything changes, a spec a CA rotation cannot
 // work with: every member must be restarted twice, and every changed
@@ -232,7 +234,7 @@ func (cr *caRun) run(ctx context.Context) error {
 	if !cr.rot.InProgress() {
 		st := cr.r.Journal.CA
 		if st != nil && st.Next == certx.Serial(cr.rot.Old.Cert) && !st.Done[pki.CAStageFinish].IsZero() && !cr.o.New {
-			cr.log("nothing to do: the CA rotation to %s (serial %s) finished at %s; to replace this CA too, run again with --new",
+			cr.step(pki.CAStageFinish, "").Serial(st.Next).Skipped("nothing to do: the CA rotation to %s (serial %s) finished at %s; to replace this CA too, run again with --new",
 				cr.rot.Old.Cert.Subject.CommonName, pki.ShortSerial(st.Next), st.Done[pki.CAStageFinish].Format(time.RFC3339))
 			return nil
 		}
@@ -264,7 +266,7 @@ func (cr *caRun) run(ctx context.Context) error {
 		}
 		if stage == until {
 			if stage != pki.CAStageFinish {
-				cr.log("stopped after stage %s (--until); the next run goes on with stage %s", stage, pki.CAStages[pki.CAStageIndex(stage)+1])
+				cr.step(stage, "").Done("stopped after stage %s (--until); the next run goes on with stage %s", stage, pki.CAStages[pki.CAStageIndex(stage)+1])
 			}
 			return nil
 		}
@@ -277,7 +279,7 @@ func (cr *caRun) run(ctx context.Context) error {
 // atomic store of its own: a crash leaves it whole or absent.
 func (cr *caRun) prepare() (bool, error) {
 	if cr.rot.InProgress() {
-		cr.log("prepare: done: next CA %q (%s, serial %s) in %s", cr.rot.Next.Cert.Subject.CommonName,
+		cr.step(pki.CAStagePrepare, "").Serial(certx.Serial(cr.rot.Next.Cert)).Done("prepare: done: next CA %q (%s, serial %s) in %s", cr.rot.Next.Cert.Subject.CommonName,
 			certx.KeyDescription(cr.rot.Next.Cert.PublicKey), pki.ShortSerial(certx.Serial(cr.rot.Next.Cert)), cr.paths.NextCADir())
 		return true, nil
 	}
@@ -293,7 +295,7 @@ func (cr *caRun) prepare() (bool, error) {
 	if err := cr.save(); err != nil {
 		return false, err
 	}
-	cr.log("prepare: created the next CA %q (%s, serial %s, valid until %s) in %s; nothing deployed", next.Cert.Subject.CommonName,
+	cr.step(pki.CAStagePrepare, "").Serial(certx.Serial(next.Cert)).Done("prepare: created the next CA %q (%s, serial %s, valid until %s) in %s; nothing deployed", next.Cert.Subject.CommonName,
 		certx.KeyDescription(next.Cert.PublicKey), pki.ShortSerial(certx.Serial(next.Cert)), next.Cert.NotAfter.Format(time.DateOnly), cr.paths.NextCADir())
 	return false, nil
 }

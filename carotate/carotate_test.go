@@ -150,14 +150,23 @@ func stage(t *testing.T, s *cluster.Spec) string {
 
 func runCA(t *testing.T, s *cluster.Spec, o carotate.Options) *carotate.Result {
 	t.Helper()
+	res, _ := runCAEvents(t, s, o)
+	return res
+}
+
+// runCAEvents runs ca rotate and returns its events too (the lines
+// logged are the ones the CLI prints from them).
+func runCAEvents(t *testing.T, s *cluster.Spec, o carotate.Options) (*carotate.Result, []runner.Event) {
+	t.Helper()
 	var out bytes.Buffer
-	o.Out = &out
+	rec := &recorder{next: runner.TextReporter(&out)}
+	o.Reporter = rec
 	res, err := carotate.Run(context.Background(), pki.New(s), o)
 	t.Logf("ca rotate --until %q:\n%s", o.Until, out.String())
 	if err != nil {
 		t.Fatalf("ca rotate --until %q: %v", o.Until, err)
 	}
-	return res
+	return res, rec.events
 }
 
 // probeRefused reports whether a handshake presenting a probe certificate
@@ -213,7 +222,8 @@ func testCAStagesUnderLoad(t *testing.T, c *etcdtest.Cluster, restarts string) {
 	pids0, term0 := livetest.Pids(c), caTerm(t, c)
 
 	// prepare: the next CA exists, nothing else changed.
-	runCA(t, s, carotate.Options{Until: pki.CAStagePrepare})
+	_, ev := runCAEvents(t, s, carotate.Options{Until: pki.CAStagePrepare})
+	checkStageEvents(t, ev, pki.CAStagePrepare, nil)
 	next, err := pki.LoadNextCA(pki.Paths{PKI: s.PKIDir})
 	if err != nil || next == nil {
 		t.Fatalf("no next CA after prepare: %v", err)
@@ -233,7 +243,8 @@ func testCAStagesUnderLoad(t *testing.T, c *etcdtest.Cluster, restarts string) {
 
 	// trust-both: every bundle trusts both, every member restarted once,
 	// one leader change, the apiserver restarted, leaves untouched.
-	res := runCA(t, s, carotate.Options{Until: pki.CAStageTrustBoth})
+	res, ev := runCAEvents(t, s, carotate.Options{Until: pki.CAStageTrustBoth})
+	checkStageEvents(t, ev, pki.CAStageTrustBoth, memberNames(s))
 	trust := res.Stages[len(res.Stages)-1]
 	if trust.Stage != pki.CAStageTrustBoth || len(trust.Restarted) != 3 {
 		t.Errorf("trust-both: stage %s restarted %d; want 3", trust.Stage, len(trust.Restarted))
@@ -287,7 +298,8 @@ func testCAStagesUnderLoad(t *testing.T, c *etcdtest.Cluster, restarts string) {
 
 	// reissue: every leaf from the new CA, no restart, no leader change.
 	pids1, term1 := livetest.Pids(c), caTerm(t, c)
-	res = runCA(t, s, carotate.Options{Until: pki.CAStageReissue})
+	res, ev = runCAEvents(t, s, carotate.Options{Until: pki.CAStageReissue})
+	checkStageEvents(t, ev, pki.CAStageReissue, memberNames(s))
 	reissueTook := res.Stages[len(res.Stages)-1].Took
 	if !maps.Equal(pids1, livetest.Pids(c)) {
 		t.Error("reissue restarted a member")
@@ -312,7 +324,8 @@ func testCAStagesUnderLoad(t *testing.T, c *etcdtest.Cluster, restarts string) {
 	// finish: the new CA only, every member restarted once more, one
 	// leader change, the old CA refused everywhere and retired.
 	term2 := caTerm(t, c)
-	res = runCA(t, s, carotate.Options{})
+	res, ev = runCAEvents(t, s, carotate.Options{})
+	checkStageEvents(t, ev, pki.CAStageFinish, memberNames(s))
 	fin := res.Stages[len(res.Stages)-1]
 	st2 := ld.Stop()
 	if fin.Stage != pki.CAStageFinish || len(fin.Restarted) != 3 {

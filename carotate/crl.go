@@ -18,7 +18,7 @@ func (cr *caRun) resignCRL(ctx context.Context, stage string) error {
 		return fmt.Errorf("%s: sign the CRL with the new CA: %w", stage, err)
 	}
 	if res.Changed {
-		cr.log("%s: CRL signed again by the new CA (number %v, %d revoked serials kept)", stage, res.CRL.Number, len(res.CRL.Revoked))
+		cr.step(stage, "crl").Done("%s: CRL signed again by the new CA (number %v, %d revoked serials kept)", stage, res.CRL.Number, len(res.CRL.Revoked))
 	}
 	return nil
 }

@@ -24,7 +24,7 @@ import (
 func (cr *caRun) reissue(ctx context.Context, sr *StageResult) (bool, error) {
 	const stage = pki.CAStageReissue
 	if cr.stageDone(stage) {
-		cr.log("%s: done", stage)
+		cr.step(stage, "").Done("%s: done", stage)
 		return true, nil
 	}
 	if cr.journal().Done[pki.CAStageTrustBoth].IsZero() && cr.rot.Stage != stage {
@@ -61,7 +61,7 @@ func (cr *caRun) reissue(ctx context.Context, sr *StageResult) (bool, error) {
 			return false, err
 		}
 		sr.Proven = append(sr.Proven, np.Node.Name)
-		cr.log("%s [%d/%d] %s: in effect without restart: client port serves %s, peer port serves %s (both from the new CA), its peer cert accepted by %s (%d ms)",
+		cr.step(stage, np.Node.Name).Count(i+1, len(p.Nodes)).Serial(pr.ServerSerial).Took(pr.Took).Done("%s [%d/%d] %s: in effect without restart: client port serves %s, peer port serves %s (both from the new CA), its peer cert accepted by %s (%d ms)",
 			stage, i+1, len(p.Nodes), np.Node.Name, pki.ShortSerial(pr.ServerSerial), pki.ShortSerial(pr.PeerSerial), noMember(pr.AcceptedBy), pr.Took.Milliseconds())
 	}
 	if err := cr.proveClientsReissued(bg); err != nil {
@@ -71,7 +71,7 @@ func (cr *caRun) reissue(ctx context.Context, sr *StageResult) (bool, error) {
 	if err := cr.save(); err != nil {
 		return false, err
 	}
-	cr.log("%s: proven on every member, no restart", stage)
+	cr.step(stage, "").Done("%s: proven on every member, no restart", stage)
 	return false, nil
 }
 
@@ -98,7 +98,7 @@ func (cr *caRun) reissueLeaves(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", stage, err)
 	}
-	cr.log("%s: re-issued %d certificates from the new CA; previous pairs in %s", stage, len(renewed), runner.BackupDir(cr.inv.Spec.PKIDir, renewed))
+	cr.step(stage, "").Done("%s: re-issued %d certificates from the new CA; previous pairs in %s", stage, len(renewed), runner.BackupDir(cr.inv.Spec.PKIDir, renewed))
 	return nil
 }
 
@@ -170,7 +170,7 @@ func (cr *caRun) proveClientsReissued(ctx context.Context) error {
 		if err := cr.save(); err != nil {
 			return err
 		}
-		cr.log("%s: client %s: new certificate %s from the new CA accepted with a linearizable read on every client port (%d ms)", stage, cp.Client.Name, pki.ShortSerial(serial), took.Milliseconds())
+		cr.step(stage, "client/"+cp.Client.Name).Serial(serial).Took(took).Done("%s: client %s: new certificate %s from the new CA accepted with a linearizable read on every client port (%d ms)", stage, cp.Client.Name, pki.ShortSerial(serial), took.Milliseconds())
 	}
 	return nil
 }

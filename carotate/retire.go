@@ -46,7 +46,7 @@ func (cr *caRun) retire() error {
 		if retired.InToken() {
 			keyNote = "its key stays in the token as " + retired.Token.Object
 		}
-		cr.log("finish: the old CA (serial %s) is in %s (%s); %s is the new CA (serial %s)", pki.ShortSerial(certx.Serial(old.Cert)), backup, keyNote, caDir, pki.ShortSerial(certx.Serial(next.Cert)))
+		cr.step(pki.CAStageFinish, "").Serial(certx.Serial(next.Cert)).Done("finish: the old CA (serial %s) is in %s (%s); %s is the new CA (serial %s)", pki.ShortSerial(certx.Serial(old.Cert)), backup, keyNote, caDir, pki.ShortSerial(certx.Serial(next.Cert)))
 	}
 	// The new CA's token key takes the label the spec names (a re-run
 	// after the switch finds it here, next loaded from PKI/etcd).
@@ -75,6 +75,6 @@ func (cr *caRun) retire() error {
 	if err := cr.save(); err != nil {
 		return err
 	}
-	cr.log("finish: CA rotation done: every bundle trusts the new CA only and every leaf is from it")
+	cr.step(pki.CAStageFinish, "").Done("finish: CA rotation done: every bundle trusts the new CA only and every leaf is from it")
 	return nil
 }

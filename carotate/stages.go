@@ -53,7 +53,7 @@ func (cr *caRun) restartStage(ctx context.Context, stage string, sr *StageResult
 			return err
 		}
 		cr.record(stage, np.Node.Name, runner.CAProof{Restarted: true, Shown: shown})
-		cr.log("%s: %s: %s", stage, np.Node.Name, strings.Join(shown, "; "))
+		cr.step(stage, np.Node.Name).Done("%s: %s: %s", stage, np.Node.Name, strings.Join(shown, "; "))
 		return nil
 	})
 	sr.Restarted, sr.HandOffs = res.Members, res.HandOffs
@@ -72,7 +72,7 @@ func (cr *caRun) restartStage(ctx context.Context, stage string, sr *StageResult
 	if err := cr.save(); err != nil {
 		return false, false, err
 	}
-	cr.log("%s: proven on every member (%d restarted, %d hand-offs)", stage, len(res.Members), len(res.HandOffs))
+	cr.step(stage, "").Done("%s: proven on every member (%d restarted, %d hand-offs)", stage, len(res.Members), len(res.HandOffs))
 	if stage == pki.CAStageFinish {
 		return false, false, cr.retire()
 	}
@@ -93,7 +93,7 @@ func (cr *caRun) stageLeft(stage string) (finished, done bool, err error) {
 			// Proven, but killed before (or while) the old CA retired.
 			return true, false, cr.retire()
 		}
-		cr.log("%s: done", stage)
+		cr.step(stage, "").Done("%s: done", stage)
 		return false, true, nil
 	}
 	if stage == pki.CAStageFinish {
@@ -109,10 +109,10 @@ func (cr *caRun) writeStageBundles(stage string) error {
 		return err
 	}
 	if stage == pki.CAStageTrustBoth {
-		cr.log("%s: every bundle's ca.crt holds the old CA (serial %s) and the new one (serial %s); %d bundles changed", stage,
+		cr.step(stage, "").Done("%s: every bundle's ca.crt holds the old CA (serial %s) and the new one (serial %s); %d bundles changed", stage,
 			pki.ShortSerial(certx.Serial(cr.rot.Old.Cert)), pki.ShortSerial(certx.Serial(cr.rot.Next.Cert)), changed)
 	} else {
-		cr.log("%s: every bundle's ca.crt holds the new CA (serial %s) only; %d bundles changed", stage, pki.ShortSerial(certx.Serial(cr.rot.Next.Cert)), changed)
+		cr.step(stage, "").Serial(certx.Serial(cr.rot.Next.Cert)).Done("%s: every bundle's ca.crt holds the new CA (serial %s) only; %d bundles changed", stage, pki.ShortSerial(certx.Serial(cr.rot.Next.Cert)), changed)
 	}
 	if cr.rot.Stage == pki.CAStagePrepare || stage == pki.CAStageFinish {
 		cr.rot.Stage = stage
@@ -142,7 +142,7 @@ func (cr *caRun) provenWithoutRestart(ctx context.Context, p *runner.Rollout, st
 			return err
 		}
 		sr.Proven = append(sr.Proven, np.Node.Name)
-		cr.log("%s: %s: already runs with its new bundle, no restart: %s", stage, np.Node.Name, strings.Join(shown, "; "))
+		cr.step(stage, np.Node.Name).Done("%s: %s: already runs with its new bundle, no restart: %s", stage, np.Node.Name, strings.Join(shown, "; "))
 		np.Restart = false
 	}
 	p.Nodes = slices.DeleteFunc(p.Nodes, func(np *runner.NodePlan) bool { return !np.Restart })
@@ -232,7 +232,8 @@ func (cr *caRun) restartClients(ctx context.Context, stage string) ([]string, er
 		if err := cr.save(); err != nil {
 			return nil, err
 		}
-		cr.log("%s: client %s restarted (%s) in %s", stage, cp.Client.Name, cp.RestartCmd, runner.Round(time.Since(t0)))
+		took := time.Since(t0)
+		cr.step(stage, "client/"+cp.Client.Name).Took(took).Done("%s: client %s restarted (%s) in %s", stage, cp.Client.Name, cp.RestartCmd, runner.Round(took))
 	}
 	if len(waiting) == 0 {
 		return nil, nil
@@ -242,7 +243,7 @@ func (cr *caRun) restartClients(ctx context.Context, stage string) ([]string, er
 		for _, name := range waiting {
 			cr.record(stage, "client/"+name, runner.CAProof{Shown: []string{"restarted by the operator (--clients-restarted)"}})
 		}
-		cr.log("%s: clients %s restarted by the operator (--clients-restarted)", stage, strings.Join(waiting, ", "))
+		cr.step(stage, strings.Join(waiting, ", ")).Done("%s: clients %s restarted by the operator (--clients-restarted)", stage, strings.Join(waiting, ", "))
 		return nil, cr.save()
 	}
 	for _, name := range waiting {
@@ -254,10 +255,10 @@ func (cr *caRun) restartClients(ctx context.Context, stage string) ([]string, er
 		if c.Dir != "" {
 			caFile = b.OnHost(c.Dir, caFile)
 		}
-		cr.log("%s: restart client %s on its hosts now (it reads its CA file, %s there, only at start; the spec has no clients[].restart for it)",
+		cr.step(stage, "client/"+name).Info("%s: restart client %s on its hosts now (it reads its CA file, %s there, only at start; the spec has no clients[].restart for it)",
 			stage, name, caFile)
 	}
-	cr.log("%s: waiting for those restarts: run etcdpki ca rotate again with --clients-restarted once they are done", stage)
+	cr.step(stage, "").Info("%s: waiting for those restarts: run etcdpki ca rotate again with --clients-restarted once they are done", stage)
 	return waiting, nil
 }
 
