@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/etcdpki/etcdpki/internal/testharness/recorder"
 	"io/fs"
 	"maps"
 	"os"
@@ -159,14 +160,14 @@ func runCA(t *testing.T, s *cluster.Spec, o carotate.Options) *carotate.Result {
 func runCAEvents(t *testing.T, s *cluster.Spec, o carotate.Options) (*carotate.Result, []runner.Event) {
 	t.Helper()
 	var out bytes.Buffer
-	rec := &recorder{next: runner.TextReporter(&out)}
+	rec := &recorder.Recorder{Next: runner.TextReporter(&out)}
 	o.Reporter = rec
 	res, err := carotate.Run(context.Background(), pki.New(s), o)
 	t.Logf("ca rotate --until %q:\n%s", o.Until, out.String())
 	if err != nil {
 		t.Fatalf("ca rotate --until %q: %v", o.Until, err)
 	}
-	return res, rec.events
+	return res, rec.Events()
 }
 
 // probeRefused reports whether a handshake presenting a probe certificate

@@ -2,26 +2,11 @@ package carotate_test
 
 import (
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/runner"
 )
-
-// recorder records every event, and passes it on to next.
-type recorder struct {
-	mu     sync.Mutex
-	events []runner.Event
-	next   runner.Reporter
-}
-
-func (r *recorder) Report(e runner.Event) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.events = append(r.events, e)
-	r.next.Report(e)
-}
 
 func memberNames(s *cluster.Spec) []string {
 	var out []string

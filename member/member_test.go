@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/etcdpki/etcdpki/internal/testharness/recorder"
 	"maps"
 	"os"
 	"path/filepath"
@@ -75,7 +76,7 @@ func TestMember(t *testing.T) {
 	m4 := c.AddNode(t, nil)
 	var out bytes.Buffer
 	// The recorder passes every event on to the lines the CLI prints.
-	rec := &recorder{next: runner.TextReporter(&out)}
+	rec := &recorder.Recorder{Next: runner.TextReporter(&out)}
 	res, err := member.Add(ctx, pki.New(c.Spec), member.Options{Name: m4.Name, Reporter: rec})
 	st := ld.Stop()
 	t.Logf("member add:\n%s", out.String())
@@ -97,7 +98,7 @@ func TestMember(t *testing.T) {
 	if res.CatchUp <= 0 {
 		t.Errorf("catch-up time %s", res.CatchUp)
 	}
-	checkAddEvents(t, rec.events, m4.Name, livetest.Serials(t, c.Spec)[m4.Name+"/etcd-server"])
+	checkAddEvents(t, rec.Events(), m4.Name, livetest.Serials(t, c.Spec)[m4.Name+"/etcd-server"])
 	flags, _ := os.ReadFile(c.Paths.APIServerFlags())
 	if !strings.Contains(string(flags), strings.TrimPrefix(m4.ClientURL, "https://")) {
 		t.Errorf("etcd-flags lack %s:\n%s", m4.ClientURL, flags)

@@ -2,25 +2,10 @@ package member_test
 
 import (
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/etcdpki/etcdpki/runner"
 )
-
-// recorder records every event, and passes it on to next.
-type recorder struct {
-	mu     sync.Mutex
-	events []runner.Event
-	next   runner.Reporter
-}
-
-func (r *recorder) Report(e runner.Event) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.events = append(r.events, e)
-	r.next.Report(e)
-}
 
 // checkAddEvents: a member add reports its learner, start, promote and
 // prove steps as events of operation "member add" about the new node,

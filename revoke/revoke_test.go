@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/etcdpki/etcdpki/internal/testharness/recorder"
 	"maps"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -167,17 +167,6 @@ func testRevokeSerial(t *testing.T, c *etcdtest.Cluster) {
 	}
 }
 
-type recorder struct {
-	mu     sync.Mutex
-	events []runner.Event
-}
-
-func (r *recorder) Report(e runner.Event) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.events = append(r.events, e)
-}
-
 // testRevokeReportsEvents: given a Reporter, a revoke reports every line
 // as an event of operation "revoke" (Message is the line Out would get),
 // and the publication and the refusal say in their fields what they did.
@@ -188,12 +177,12 @@ func testRevokeReportsEvents(t *testing.T, c *etcdtest.Cluster) {
 	if _, err := issue.Renew(ctx, pki.New(c.Spec), targets, issue.RenewOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	rec := &recorder{}
+	rec := &recorder.Recorder{}
 	if _, err := revoke.Revoke(ctx, pki.New(c.Spec), revoke.Options{Serials: []string{old.Serial}, Reason: "superseded", Reporter: rec}); err != nil {
 		t.Fatal(err)
 	}
 	byStep := map[string]runner.Event{}
-	for _, e := range rec.events {
+	for _, e := range rec.Events() {
 		if e.Op != "revoke" || e.Message == "" || e.Time.IsZero() {
 			t.Errorf("event %+v: want operation revoke, a message and a time", e)
 		}

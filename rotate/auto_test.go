@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/etcdpki/etcdpki/internal/testharness/recorder"
 	"maps"
 	"os/exec"
 	"path/filepath"
@@ -64,7 +65,7 @@ func testProvesUnderLoad(t *testing.T, c *etcdtest.Cluster, spec *cluster.Spec) 
 	var out bytes.Buffer
 	// The recorder passes every event on to the text the CLI prints, so
 	// the lines below are checked as the operator sees them.
-	rec := &recorder{next: runner.TextReporter(&out)}
+	rec := &recorder.Recorder{Next: runner.TextReporter(&out)}
 	res, err := rotate.Run(ctx, pki.New(spec), rotate.Options{Reporter: rec})
 	t.Logf("rotate output:\n%s", out.String())
 	if err != nil {
@@ -118,7 +119,7 @@ func testProvesUnderLoad(t *testing.T, c *etcdtest.Cluster, spec *cluster.Spec) 
 			t.Errorf("journal's proof of %s is %+v; want the new serials, accepted by another member", n.Name, pr)
 		}
 	}
-	checkRotateEvents(t, rec.events, spec, before, after)
+	checkRotateEvents(t, rec.Events(), spec, before, after)
 	if !time.Now().After(oldExpiry) {
 		t.Fatal("the original certificates have not expired yet")
 	}
@@ -175,7 +176,7 @@ func testCABundleChange(t *testing.T, c *etcdtest.Cluster, spec *cluster.Spec) {
 	var out bytes.Buffer
 	// The recorder passes every event on to the text the CLI prints, so
 	// the lines below are checked as the operator sees them.
-	rec := &recorder{next: runner.TextReporter(&out)}
+	rec := &recorder.Recorder{Next: runner.TextReporter(&out)}
 	res, err := rotate.Run(ctx, pki.New(spec), rotate.Options{Reporter: rec})
 	t.Logf("rotate output:\n%s", out.String())
 	if err != nil {

@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/etcdpki/etcdpki/internal/testharness/recorder"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/etcdpki/etcdpki/cluster"
@@ -14,22 +14,6 @@ import (
 	"github.com/etcdpki/etcdpki/rotate"
 	"github.com/etcdpki/etcdpki/runner"
 )
-
-// recorder records every event, and passes it on to next if set.
-type recorder struct {
-	mu     sync.Mutex
-	events []runner.Event
-	next   runner.Reporter
-}
-
-func (r *recorder) Report(e runner.Event) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.events = append(r.events, e)
-	if r.next != nil {
-		r.next.Report(e)
-	}
-}
 
 // checkRotateEvents: a rotation without restarts reports a renew event
 // per renewed certificate, naming it and its new serial, and a prove
@@ -85,13 +69,13 @@ func TestDryRunReportsThePlanAsOneEvent(t *testing.T) {
 	if _, err := rotate.Run(context.Background(), pki.New(s), o); err != nil {
 		t.Fatalf("dry run to Out: %v\n%s", err, out.String())
 	}
-	rec := &recorder{}
+	rec := &recorder.Recorder{}
 	o.Out, o.Reporter = nil, rec
 	if _, err := rotate.Run(context.Background(), pki.New(s), o); err != nil {
 		t.Fatalf("dry run to a Reporter: %v", err)
 	}
 	plans := 0
-	for _, e := range rec.events {
+	for _, e := range rec.Events() {
 		if e.Op != "rotate" {
 			t.Errorf("event %+v: operation %q, want rotate", e, e.Op)
 		}
@@ -107,6 +91,6 @@ func TestDryRunReportsThePlanAsOneEvent(t *testing.T) {
 		}
 	}
 	if plans != 1 {
-		t.Errorf("%d plan events, want 1: %+v", plans, rec.events)
+		t.Errorf("%d plan events, want 1: %+v", plans, rec.Events())
 	}
 }

@@ -2,6 +2,7 @@ package runner_test
 
 import (
 	"errors"
+	"github.com/etcdpki/etcdpki/internal/testharness/recorder"
 	"reflect"
 	"testing"
 	"time"
@@ -13,7 +14,7 @@ import (
 // and each reporting method its outcome, the Message being the formatted
 // line alone; ReportRenewed (issue.Renew's line) is a renew event.
 func TestStepFillsTheEvent(t *testing.T) {
-	rec := &recorder{}
+	rec := &recorder.Recorder{}
 	log := runner.NewReportLogger(rec, "rotate")
 	boom := errors.New("boom")
 	log.Step(runner.StepProve, "etcd-1").Count(1, 3).Serial("0a0b").Took(42*time.Millisecond).Err(boom).Done("[%d/%d] %s", 1, 3, "etcd-1")
@@ -34,10 +35,10 @@ func TestStepFillsTheEvent(t *testing.T) {
 		{Op: "rotate", Step: runner.StepCRL, Outcome: runner.OutcomeDryRun, Message: "as"},
 		{Op: "rotate", Step: runner.StepRenew, Target: "etcd-1/etcd-server", Serial: "0c", Outcome: runner.OutcomeDone, Message: "[renew] etcd-1/etcd-server: serial 0a -> 0c"},
 	}
-	if len(rec.events) != len(want) {
-		t.Fatalf("%d events, want %d: %+v", len(rec.events), len(want), rec.events)
+	if len(rec.Events()) != len(want) {
+		t.Fatalf("%d events, want %d: %+v", len(rec.Events()), len(want), rec.Events())
 	}
-	for i, e := range rec.events {
+	for i, e := range rec.Events() {
 		if e.Time.IsZero() {
 			t.Errorf("event %d is not stamped", i)
 		}

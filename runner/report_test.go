@@ -2,8 +2,8 @@ package runner_test
 
 import (
 	"bytes"
+	"github.com/etcdpki/etcdpki/internal/testharness/recorder"
 	"regexp"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,22 +25,11 @@ func TestTextReporterWritesTheStampedLine(t *testing.T) {
 	}
 }
 
-type recorder struct {
-	mu     sync.Mutex
-	events []runner.Event
-}
-
-func (r *recorder) Report(e runner.Event) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.events = append(r.events, e)
-}
-
 // TestLoggerReportsEvents: Printf and the lines written to the logger as
 // an io.Writer (issue's) become events of the logger's operation, stamped
 // now; a text logger prints them as before.
 func TestLoggerReportsEvents(t *testing.T) {
-	rec := &recorder{}
+	rec := &recorder.Recorder{}
 	log := runner.NewReportLogger(rec, "revoke")
 	before := time.Now()
 	log.Printf("revoking %s", "etcd-1/server")
@@ -48,11 +37,11 @@ func TestLoggerReportsEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	log.Report(runner.Event{Step: runner.StepRefused, Op: "member remove", Message: "refused"})
-	if len(rec.events) != 3 {
-		t.Fatalf("%d events, want 3 (an incomplete line waits for its newline): %+v", len(rec.events), rec.events)
+	if len(rec.Events()) != 3 {
+		t.Fatalf("%d events, want 3 (an incomplete line waits for its newline): %+v", len(rec.Events()), rec.Events())
 	}
 	for i, want := range []struct{ op, msg string }{{"revoke", "revoking etcd-1/server"}, {"revoke", "renewed a"}, {"member remove", "refused"}} {
-		e := rec.events[i]
+		e := rec.Events()[i]
 		if e.Op != want.op || e.Message != want.msg || e.Time.Before(before) {
 			t.Errorf("event %d: %+v, want op %q message %q stamped after %s", i, e, want.op, want.msg, before)
 		}
