@@ -16,6 +16,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/cloudflare/cfssl/config"
 	"github.com/cloudflare/cfssl/csr"
 	cferr "github.com/cloudflare/cfssl/errors"
 	"github.com/cloudflare/cfssl/initca"
@@ -244,30 +245,60 @@ type Request struct {
 // Sign issues a leaf certificate and returns the cert and key PEM. Its
 // notAfter never passes the CA's own, so a leaf can't outlive its issuer.
 func (c *CA) Sign(r Request) (certPEM, keyPEM []byte, err error) {
-	kind, ok := kinds[r.Kind.Profile]
+	p, err := c.prepare(r)
+	if err != nil {
+		return nil, nil, err
+	}
+	csrPEM, keyPEM, err := r.csr()
+	if err != nil {
+		return nil, nil, err
+	}
+	certPEM, err = p.sign(csrPEM)
+	if err != nil {
+		return nil, nil, err
+	}
+	return certPEM, keyPEM, nil
+}
+
+// prepared is a request checked against the catalogue and the CA, ready
+// to sign a certificate request: Sign's own or one a requester sent
+// (SignCSR). Both sign through it, with one profile and one window.
+type prepared struct {
+	c      *CA
+	r      Request
+	policy *config.Signing
+	now    time.Time
+}
+
+// prepare checks r before cfssl sees any of it.
+func (c *CA) prepare(r Request) (prepared, error) {
+	policy, ok := kinds[r.Kind.Profile]
 	if !ok {
-		return nil, nil, fmt.Errorf("unknown certificate profile %q", r.Kind.Profile)
+		return prepared{}, fmt.Errorf("unknown certificate profile %q", r.Kind.Profile)
 	}
 	if err := r.check(); err != nil {
-		return nil, nil, err
+		return prepared{}, err
 	}
 	now := r.Now
 	if now.IsZero() {
 		now = time.Now()
 	}
 	if !now.Before(c.Cert.NotAfter) {
-		return nil, nil, input.Errorf("CA %q expired on %s: it can sign nothing usable; a new CA must be rolled out in stages", c.Cert.Subject.CommonName, c.Cert.NotAfter.Format(time.RFC3339))
+		return prepared{}, input.Errorf("CA %q expired on %s: it can sign nothing usable; a new CA must be rolled out in stages", c.Cert.Subject.CommonName, c.Cert.NotAfter.Format(time.RFC3339))
 	}
-	csrPEM, keyPEM, err := r.csr()
+	return prepared{c: c, r: r, policy: policy, now: now}, nil
+}
+
+// sign signs csrPEM with the request's profile and window, the SANs the
+// request names, and checks the result chains to the CA.
+func (p prepared) sign(csrPEM []byte) ([]byte, error) {
+	c, r := p.c, p.r
+	s, err := local.NewSigner(c.key, c.Cert, signer.DefaultSigAlgo(c.key), p.policy)
 	if err != nil {
-		return nil, nil, err
+		return nil, fmt.Errorf("signer: %w", plain(err))
 	}
-	s, err := local.NewSigner(c.key, c.Cert, signer.DefaultSigAlgo(c.key), kind)
-	if err != nil {
-		return nil, nil, fmt.Errorf("signer: %w", plain(err))
-	}
-	notBefore, notAfter := c.window(now, r.Validity)
-	certPEM, err = s.Sign(signer.SignRequest{
+	notBefore, notAfter := c.window(p.now, r.Validity)
+	certPEM, err := s.Sign(signer.SignRequest{
 		Hosts:     r.Hosts,
 		Request:   string(csrPEM),
 		Profile:   r.Kind.Profile,
@@ -275,18 +306,18 @@ func (c *CA) Sign(r Request) (certPEM, keyPEM []byte, err error) {
 		NotAfter:  notAfter,
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("sign %q: %w", r.CommonName, plain(err))
+		return nil, fmt.Errorf("sign %q: %w", r.CommonName, plain(err))
 	}
 	// Refuse anything that fails our own chain and usage check rather
 	// than hand etcd a certificate it would reject at the handshake.
 	cert, err := ParseCert(certPEM)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	if err := c.Verify(cert, r.Kind.Usages[0], now); err != nil {
-		return nil, nil, fmt.Errorf("issued %q does not verify: %w", r.CommonName, err)
+	if err := c.Verify(cert, r.Kind.Usages[0], p.now); err != nil {
+		return nil, fmt.Errorf("issued %q does not verify: %w", r.CommonName, err)
 	}
-	return certPEM, keyPEM, nil
+	return certPEM, nil
 }
 
 // check refuses a request cfssl should never see: a validity under a
