@@ -309,10 +309,9 @@ func describeHosts(hosts []string) string {
 }
 
 func signTarget(a *ca.CA, s *cluster.Spec, t pki.Target, reuseKey []byte, now time.Time) ([]byte, []byte, error) {
-	certPEM, keyPEM, err := a.Sign(ca.Request{
-		Kind: t.Kind, CommonName: t.CommonName, Organization: t.Organization, Hosts: t.Hosts,
-		Key: s.Leaf.Key, Validity: s.Leaf.Validity, ReuseKey: reuseKey, Now: now,
-	})
+	r := t.Request(s.Leaf)
+	r.ReuseKey, r.Now = reuseKey, now
+	certPEM, keyPEM, err := a.Sign(r)
 	if err != nil {
 		return nil, nil, fmt.Errorf("create %q certificate: %w", t.ID, err)
 	}
