@@ -1,13 +1,13 @@
 package controller
 
 import (
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"slices"
 	"strings"
 
+	"github.com/etcdpki/etcdpki/api/v1alpha1"
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/pki"
@@ -66,7 +66,7 @@ func Match(inv *pki.Inventory, c CSR) Decision {
 	}
 	var fits []pki.Target
 	for _, m := range mine {
-		if SignerFor(m.Kind) == c.SignerName {
+		if v1alpha1.SignerFor(m.Kind.Name) == c.SignerName {
 			fits = append(fits, m)
 		}
 	}
@@ -107,7 +107,7 @@ func hasOwner(inv *pki.Inventory, owner string, node bool) bool {
 // checkUsages wants the CSR's usages to be exactly the target's, as a
 // set, and names the first that differs.
 func checkUsages(t pki.Target, got []string) string {
-	want := Usages(t.Kind)
+	want := Usages(t)
 	for _, u := range got {
 		if !slices.Contains(want, u) {
 			return fmt.Sprintf("usage %q is not in the spec for %s (it gives %s)", u, t.ID, strings.Join(want, ", "))
@@ -161,18 +161,25 @@ func sanOwner(inv *pki.Inventory, t pki.Target, san string) string {
 	return ""
 }
 
-// Usages are a kind's key usages as a CSR names them
-// (certificates.k8s.io/v1 KeyUsage): the two every etcdpki profile
-// carries, then its extended usages.
-func Usages(k ca.Kind) []string {
-	out := []string{"digital signature", "key encipherment"}
-	for _, u := range k.Usages {
-		switch u {
-		case x509.ExtKeyUsageServerAuth:
-			out = append(out, "server auth")
-		case x509.ExtKeyUsageClientAuth:
-			out = append(out, "client auth")
-		}
+// Usages are the key usages a CSR for t must ask for, by their
+// certificates.k8s.io/v1 names: its signer's (v1alpha1.Usages).
+func Usages(t pki.Target) []string {
+	var out []string
+	for _, u := range v1alpha1.Usages(v1alpha1.SignerFor(t.Kind.Name)) {
+		out = append(out, string(u))
 	}
 	return out
+}
+
+// ParseIdentity reads an agent identity (a CSR's spec.username):
+// etcdpki:node:NODE (node true) or etcdpki:client:NAME. ok is false for
+// anything else.
+func ParseIdentity(user string) (owner string, node, ok bool) {
+	if n, found := strings.CutPrefix(user, v1alpha1.NodeUserPrefix); found && n != "" {
+		return n, true, true
+	}
+	if n, found := strings.CutPrefix(user, v1alpha1.ClientUserPrefix); found && n != "" {
+		return n, false, true
+	}
+	return "", false, false
 }

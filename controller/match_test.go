@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/etcdpki/etcdpki/api/v1alpha1"
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/pki"
@@ -56,7 +57,7 @@ func agentCSR(t *testing.T, inv *pki.Inventory, id string) CSR {
 	if !tg.OwnerNode {
 		user = "etcdpki:client:" + tg.Owner
 	}
-	return CSR{Username: user, SignerName: SignerFor(tg.Kind), Usages: Usages(tg.Kind), Request: csrPEM, Target: id}
+	return CSR{Username: user, SignerName: v1alpha1.SignerFor(tg.Kind.Name), Usages: Usages(tg), Request: csrPEM, Target: id}
 }
 
 // forgedCSR is a request for CN with these SANs and key, made by hand.
@@ -132,7 +133,7 @@ func TestMatchDeniesWithTheReason(t *testing.T) {
 			"node etcd-node-9 is not in the spec of cluster etcd-test"},
 		{"unknown client", edit("apiserver-etcd-client", func(c *CSR) { c.Username = "etcdpki:client:nobody" }),
 			"client nobody is not in the spec of cluster etcd-test"},
-		{"a client's identity asks for a server certificate", edit("apiserver-etcd-client", func(c *CSR) { c.SignerName = SignerServer }),
+		{"a client's identity asks for a server certificate", edit("apiserver-etcd-client", func(c *CSR) { c.SignerName = v1alpha1.SignerServer }),
 			"client kube-apiserver has no certificate from signer etcdpki.io/etcd-server"},
 		{"a client with no certificate of its own", edit("apiserver-etcd-client", func(c *CSR) { c.Username = "etcdpki:client:healthcheck" }),
 			"client healthcheck has no certificate from signer etcdpki.io/etcd-client"},

@@ -1,0 +1,146 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	certificatesv1 "k8s.io/api/certificates/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	"github.com/etcdpki/etcdpki/api/v1alpha1"
+	"github.com/etcdpki/etcdpki/kube"
+)
+
+// Defaults of the controller's flags.
+const (
+	// DefaultProbeInterval is how often every member is proven on the
+	// wire: a handshake per port per member, cheap for etcd, and often
+	// enough that status is never a renewal behind.
+	DefaultProbeInterval = 30 * time.Second
+	// DefaultLeaseDuration, DefaultRenewDeadline and DefaultRetryPeriod
+	// are controller-runtime's (and kube-controller-manager's): a killed
+	// leader is replaced within LeaseDuration plus a RetryPeriod.
+	DefaultLeaseDuration = 15 * time.Second
+	DefaultRenewDeadline = 10 * time.Second
+	DefaultRetryPeriod   = 2 * time.Second
+)
+
+// Options are `etcdpki controller`'s flags.
+type Options struct {
+	// Namespace holds the EtcdClusters, their CA Secrets and trust
+	// ConfigMaps, and the Lease.
+	Namespace string
+	// LeaderElect turns on leader election (for more than one replica).
+	LeaderElect bool
+	// MetricsAddr and ProbeAddr are the metrics and health endpoints'
+	// bind addresses; "0" turns one off.
+	MetricsAddr, ProbeAddr string
+	// ProbeInterval is how often members are proven.
+	ProbeInterval time.Duration
+	// LeaseDuration, RenewDeadline and RetryPeriod tune the election.
+	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
+	// Log receives the controller's own lines (leadership).
+	Log io.Writer
+}
+
+// Run runs the controller until ctx ends: the CSR signer, and for every
+// EtcdCluster in the namespace the trust upkeep and the status prober.
+// With LeaderElect only the Lease holder runs them; the others wait,
+// ready to take over.
+func Run(ctx context.Context, cfg *rest.Config, o Options) error {
+	mgr, err := ctrl.NewManager(cfg, manager.Options{
+		Scheme:                        kube.Scheme(),
+		Metrics:                       metricsserver.Options{BindAddress: o.MetricsAddr},
+		HealthProbeBindAddress:        o.ProbeAddr,
+		LeaderElection:                o.LeaderElect,
+		LeaderElectionID:              v1alpha1.LeaseName,
+		LeaderElectionNamespace:       o.Namespace,
+		LeaderElectionResourceLock:    "leases",
+		LeaderElectionReleaseOnCancel: true,
+		LeaseDuration:                 &o.LeaseDuration,
+		RenewDeadline:                 &o.RenewDeadline,
+		RetryPeriod:                   &o.RetryPeriod,
+		// Namespaced objects only from our namespace; CSRs are
+		// cluster-scoped. Secrets are never cached (see authorities).
+		Cache:  cache.Options{DefaultNamespaces: map[string]cache.Config{o.Namespace: {}}},
+		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
+	})
+	if err != nil {
+		return fmt.Errorf("controller manager: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return err
+	}
+	if err := setup(mgr, o); err != nil {
+		return err
+	}
+	go announce(ctx, mgr, o)
+	return mgr.Start(ctx)
+}
+
+// setup registers the two reconcilers.
+func setup(mgr manager.Manager, o Options) error {
+	auth := &authorities{reader: mgr.GetAPIReader()}
+	ev := eventRecorder{r: mgr.GetEventRecorder("etcdpki-controller")}
+	signed := make(chan event.GenericEvent, 64)
+	s := &signer{c: mgr.GetClient(), ns: o.Namespace, authorities: auth, events: ev, signed: signed}
+	err := ctrl.NewControllerManagedBy(mgr).Named("csr-signer").
+		For(&certificatesv1.CertificateSigningRequest{}, builder.WithPredicates(predicate.NewPredicateFuncs(func(obj client.Object) bool {
+			csr, ok := obj.(*certificatesv1.CertificateSigningRequest)
+			return ok && pending(csr)
+		}))).
+		Complete(s)
+	if err != nil {
+		return fmt.Errorf("CSR signer: %w", err)
+	}
+	r := &clusterReconciler{c: mgr.GetClient(), reader: mgr.GetAPIReader(), authorities: auth, events: ev, interval: o.ProbeInterval}
+	trustOf := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, obj client.Object) []ctrl.Request {
+		name, ok := strings.CutSuffix(obj.GetName(), v1alpha1.TrustConfigMapName(""))
+		if !ok || name == "" {
+			return nil
+		}
+		return []ctrl.Request{{NamespacedName: types.NamespacedName{Namespace: obj.GetNamespace(), Name: name}}}
+	})
+	err = ctrl.NewControllerManagedBy(mgr).Named("etcdcluster").
+		For(&v1alpha1.EtcdCluster{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		Watches(&corev1.ConfigMap{}, trustOf).
+		WatchesRawSource(source.Channel(signed, &handler.EnqueueRequestForObject{})).
+		Complete(r)
+	if err != nil {
+		return fmt.Errorf("EtcdCluster reconciler: %w", err)
+	}
+	return nil
+}
+
+// announce says when this replica starts leading: the line an operator
+// (and the HA test) reads to know which replica signs.
+func announce(ctx context.Context, mgr manager.Manager, o Options) {
+	if o.Log == nil {
+		return
+	}
+	select {
+	case <-mgr.Elected():
+		fmt.Fprintf(o.Log, "etcdpki controller: leading (pid %d): signing CSRs and proving the EtcdClusters of namespace %s\n", os.Getpid(), o.Namespace)
+	case <-ctx.Done():
+	}
+}
