@@ -12,10 +12,13 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	crcontroller "sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -41,6 +44,11 @@ const (
 	DefaultRenewDeadline = 10 * time.Second
 	DefaultRetryPeriod   = 2 * time.Second
 )
+
+// signWorkers is how many CSRs are signed at once: each waits on two
+// apiserver writes (approval, then certificate), so a few in flight keep
+// a burst of renewals (every member of a cluster at once) moving.
+const signWorkers = 4
 
 // Options are `etcdpki controller`'s flags.
 type Options struct {
@@ -81,6 +89,9 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		// cluster-scoped. Secrets are never cached (see authorities).
 		Cache:  cache.Options{DefaultNamespaces: map[string]cache.Config{o.Namespace: {}}},
 		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
+		// One manager a process in production; tests and benchmarks run
+		// several in one, each for its own namespace.
+		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
 	})
 	if err != nil {
 		return fmt.Errorf("controller manager: %w", err)
@@ -105,6 +116,8 @@ func setup(mgr manager.Manager, o Options) error {
 	signed := make(chan event.GenericEvent, 64)
 	s := &signer{c: mgr.GetClient(), ns: o.Namespace, authorities: auth, events: ev, signed: signed}
 	err := ctrl.NewControllerManagedBy(mgr).Named("csr-signer").
+		// CSRs are independent, and each waits on two apiserver writes.
+		WithOptions(crcontroller.Options{MaxConcurrentReconciles: signWorkers}).
 		For(&certificatesv1.CertificateSigningRequest{}, builder.WithPredicates(predicate.NewPredicateFuncs(func(obj client.Object) bool {
 			csr, ok := obj.(*certificatesv1.CertificateSigningRequest)
 			return ok && pending(csr)
