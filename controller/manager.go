@@ -114,7 +114,7 @@ func setup(mgr manager.Manager, o Options) error {
 	auth := &authorities{reader: mgr.GetAPIReader()}
 	ev := eventRecorder{r: mgr.GetEventRecorder("etcdpki-controller")}
 	signed := make(chan event.GenericEvent, 64)
-	s := &signer{c: mgr.GetClient(), ns: o.Namespace, authorities: auth, events: ev, signed: signed}
+	s := &signer{c: mgr.GetClient(), ns: o.Namespace, authorities: auth, events: ev, signed: signed, replica: replicaName()}
 	err := ctrl.NewControllerManagedBy(mgr).Named("csr-signer").
 		// CSRs are independent, and each waits on two apiserver writes.
 		WithOptions(crcontroller.Options{MaxConcurrentReconciles: signWorkers}).
@@ -145,6 +145,16 @@ func setup(mgr manager.Manager, o Options) error {
 	return nil
 }
 
+// replicaName names this process: the pod (the hostname in a pod) and its
+// pid, which tells replicas apart when they share a host.
+func replicaName() string {
+	host, err := os.Hostname()
+	if err != nil {
+		host = "unknown-host"
+	}
+	return fmt.Sprintf("etcdpki controller %s/%d", host, os.Getpid())
+}
+
 // announce says when this replica starts leading: the line an operator
 // (and the HA test) reads to know which replica signs.
 func announce(ctx context.Context, mgr manager.Manager, o Options) {
@@ -153,7 +163,7 @@ func announce(ctx context.Context, mgr manager.Manager, o Options) {
 	}
 	select {
 	case <-mgr.Elected():
-		fmt.Fprintf(o.Log, "etcdpki controller: leading (pid %d): signing CSRs and proving the EtcdClusters of namespace %s\n", os.Getpid(), o.Namespace)
+		fmt.Fprintf(o.Log, "%s: leading: signing CSRs and proving the EtcdClusters of namespace %s\n", replicaName(), o.Namespace)
 	case <-ctx.Done():
 	}
 }

@@ -37,6 +37,9 @@ type signer struct {
 	events      eventRecorder
 	// signed tells the status prober a cluster has a new certificate.
 	signed chan<- event.GenericEvent
+	// replica names this replica in the approvals it writes, so that
+	// an operator can tell which one signed.
+	replica string
 }
 
 // ours reports whether a CSR names one of our signers.
@@ -85,7 +88,7 @@ func (s *signer) Reconcile(ctx context.Context, req reconcile.Request) (reconcil
 	if !hasCondition(&csr, certificatesv1.CertificateApproved) {
 		csr.Status.Conditions = append(csr.Status.Conditions, certificatesv1.CertificateSigningRequestCondition{
 			Type: certificatesv1.CertificateApproved, Status: corev1.ConditionTrue, Reason: ReasonApproved,
-			Message:        fmt.Sprintf("etcdpki: exactly what the spec of %s/%s gives %s", cl.Namespace, cl.Name, d.Target.ID),
+			Message:        fmt.Sprintf("%s: exactly what the spec of %s/%s gives %s", s.replica, cl.Namespace, cl.Name, d.Target.ID),
 			LastUpdateTime: metav1.Now(),
 		})
 		if err := s.c.SubResource("approval").Update(ctx, &csr); err != nil {
