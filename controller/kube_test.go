@@ -198,6 +198,13 @@ func (f *fixture) honest(t testing.TB, id string) (request, []byte) {
 
 func submit(t testing.TB, c client.Client, r request) *certificatesv1.CertificateSigningRequest {
 	t.Helper()
+	csr := r.csr()
+	must(t, c.Create(context.Background(), csr))
+	return csr
+}
+
+// csr is the CertificateSigningRequest object of r.
+func (r request) csr() *certificatesv1.CertificateSigningRequest {
 	csr := &certificatesv1.CertificateSigningRequest{
 		ObjectMeta: metav1.ObjectMeta{Name: r.name, Annotations: map[string]string{v1alpha1.AnnotationCluster: r.cluster}},
 		Spec:       certificatesv1.CertificateSigningRequestSpec{Request: r.pem, SignerName: r.signer},
@@ -208,7 +215,6 @@ func submit(t testing.TB, c client.Client, r request) *certificatesv1.Certificat
 	for _, u := range r.usages {
 		csr.Spec.Usages = append(csr.Spec.Usages, certificatesv1.KeyUsage(u))
 	}
-	must(t, c.Create(context.Background(), csr))
 	return csr
 }
 
