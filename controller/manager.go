@@ -12,7 +12,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
-	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -44,6 +43,10 @@ const (
 	DefaultRenewDeadline = 10 * time.Second
 	DefaultRetryPeriod   = 2 * time.Second
 )
+
+// skipNameValidation lets one process run several managers (a manager
+// names its controllers, and controller-runtime refuses a name twice).
+var skipNameValidation = true
 
 // signWorkers is how many CSRs are signed at once: each waits on two
 // apiserver writes (approval, then certificate), so a few in flight keep
@@ -91,7 +94,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
 		// One manager a process in production; tests and benchmarks run
 		// several in one, each for its own namespace.
-		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
+		Controller: config.Controller{SkipNameValidation: &skipNameValidation},
 	})
 	if err != nil {
 		return fmt.Errorf("controller manager: %w", err)
