@@ -81,6 +81,7 @@ func (r *clusterReconciler) observe(ctx context.Context, cl *v1alpha1.EtcdCluste
 		return o, after
 	}
 	o.proofs = ProveMembers(ctx, inv, cfg)
+	countProofs(cl.Namespace, cl.Name, o.proofs)
 	return o, after
 }
 

@@ -21,13 +21,18 @@ const (
 	EventFailed     = "CSRFailed"
 	EventTrust      = "TrustUpdated"
 	EventProven     = "Proven"
-	EventCondition  = "ConditionChanged"
 	EventTrustError = "TrustNotKept"
 )
 
 // eventRecorder records the controller's steps as Events on the
 // EtcdCluster they concern (the CSR as the related object), so that
 // `kubectl describe etcdcluster` tells the story.
+//
+// events.k8s.io/v1 folds an Event into an earlier one with the same
+// type, reason, action and objects (a series, which keeps the first
+// note), so every kind of change has a reason of its own: a CSR is its
+// own related object, and a condition's reason is its type and status
+// (conditionEventReason).
 type eventRecorder struct{ r events.EventRecorder }
 
 func (e eventRecorder) record(cl *v1alpha1.EtcdCluster, related *certificatesv1.CertificateSigningRequest, typ, reason, action, note string) {
@@ -42,10 +47,12 @@ func (e eventRecorder) record(cl *v1alpha1.EtcdCluster, related *certificatesv1.
 }
 
 func (e eventRecorder) approved(cl *v1alpha1.EtcdCluster, csr *certificatesv1.CertificateSigningRequest, id string) {
+	csrDecisions.WithLabelValues("approved").Inc()
 	e.record(cl, csr, corev1.EventTypeNormal, EventApproved, "Approve", fmt.Sprintf("CSR %s from %s for %s: approved", csr.Name, csr.Spec.Username, id))
 }
 
 func (e eventRecorder) signed(cl *v1alpha1.EtcdCluster, csr *certificatesv1.CertificateSigningRequest, id string, certPEM []byte) {
+	csrDecisions.WithLabelValues("signed").Inc()
 	serial := ""
 	if c, err := ca.ParseCert(certPEM); err == nil {
 		serial = certx.Serial(c)
@@ -54,9 +61,21 @@ func (e eventRecorder) signed(cl *v1alpha1.EtcdCluster, csr *certificatesv1.Cert
 }
 
 func (e eventRecorder) denied(cl *v1alpha1.EtcdCluster, csr *certificatesv1.CertificateSigningRequest, reason string) {
+	csrDecisions.WithLabelValues("denied").Inc()
 	e.record(cl, csr, corev1.EventTypeWarning, EventDenied, "Deny", fmt.Sprintf("CSR %s from %s: denied: %s", csr.Name, csr.Spec.Username, reason))
 }
 
 func (e eventRecorder) failed(cl *v1alpha1.EtcdCluster, csr *certificatesv1.CertificateSigningRequest, reason string) {
+	csrDecisions.WithLabelValues("failed").Inc()
 	e.record(cl, csr, corev1.EventTypeWarning, EventFailed, "Sign", fmt.Sprintf("CSR %s from %s: not signed: %s", csr.Name, csr.Spec.Username, reason))
+}
+
+// conditionEventReason is the Event reason of a condition change: the
+// type when it turns True ("Degraded"), "Not" and the type when False
+// ("NotReady").
+func conditionEventReason(typ string, status bool) string {
+	if status {
+		return typ
+	}
+	return "Not" + typ
 }

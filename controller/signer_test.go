@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -71,6 +72,9 @@ func TestSigner(t *testing.T) {
 			}
 		}
 		e.eventFor(t, f, EventDenied, "SAN 127.0.0.2 belongs to etcd-node-2, not etcd-node-1")
+		if n := testutil.ToFloat64(csrDecisions.WithLabelValues("denied")); n < 4 {
+			t.Errorf("etcdpki_controller_csr_decisions_total{decision=denied} is %v after 4 denials", n)
+		}
 	})
 
 	t.Run("an exact request is signed and chains to the CA", func(t *testing.T) {

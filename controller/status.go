@@ -72,6 +72,7 @@ func applyObservation(cl *v1alpha1.EtcdCluster, inv *pki.Inventory, o observatio
 	st := &cl.Status
 	var notes []note
 	at := metav1.NewTime(now)
+	var changed []string
 	for _, p := range o.proofs {
 		for _, s := range p.Served {
 			old, had := st.Certificate(s.ID)
@@ -79,9 +80,12 @@ func applyObservation(cl *v1alpha1.EtcdCluster, inv *pki.Inventory, o observatio
 			st.Observe(v1alpha1.CertificateStatus{ID: s.ID, Owner: s.Owner, Serial: s.Serial, NotAfter: &notAfter,
 				InEffect: true, ProvenAt: &at, ProvenBy: v1alpha1.ProvenByController})
 			if !had || old.Serial != s.Serial {
-				notes = append(notes, note{reason: EventProven, text: fmt.Sprintf("%s serves serial %s on the wire (was %s)", s.ID, pki.ShortSerial(s.Serial), pki.ShortSerial(old.Serial))})
+				changed = append(changed, fmt.Sprintf("%s %s (was %s)", s.ID, pki.ShortSerial(s.Serial), pki.ShortSerial(old.Serial)))
 			}
 		}
+	}
+	if len(changed) > 0 {
+		notes = append(notes, note{reason: EventProven, text: "serving on the wire: " + strings.Join(changed, ", ")})
 	}
 	reason, msg := o.problem()
 	ready := metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: ReasonProven,
@@ -95,7 +99,7 @@ func applyObservation(cl *v1alpha1.EtcdCluster, inv *pki.Inventory, o observatio
 		c.ObservedGeneration = cl.Generation
 		if meta.SetStatusCondition(&st.Conditions, c) {
 			notes = append(notes, note{warning: c.Type == v1alpha1.ConditionDegraded && c.Status == metav1.ConditionTrue,
-				reason: EventCondition, text: fmt.Sprintf("%s is %s (%s): %s", c.Type, c.Status, c.Reason, c.Message)})
+				reason: conditionEventReason(c.Type, c.Status == metav1.ConditionTrue), text: fmt.Sprintf("%s is %s (%s): %s", c.Type, c.Status, c.Reason, c.Message)})
 		}
 	}
 	st.ObservedGeneration = cl.Generation

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -77,7 +78,7 @@ func TestStatusProvesTheMembers(t *testing.T) {
 			}
 		}
 	}
-	e.eventFor(t, f, EventCondition, "Ready is True")
+	e.eventFor(t, f, v1alpha1.ConditionReady, "Ready is True")
 
 	down := c.Spec.Nodes[2].Name
 	must(t, c.Members[2].Stop())
@@ -89,5 +90,11 @@ func TestStatusProvesTheMembers(t *testing.T) {
 	if meta.IsStatusConditionTrue(cl.Status.Conditions, v1alpha1.ConditionReady) {
 		t.Error("Ready with a member down")
 	}
-	e.eventFor(t, f, EventCondition, "Degraded is True (MemberUnreachable): "+down)
+	e.eventFor(t, f, v1alpha1.ConditionDegraded, "Degraded is True (MemberUnreachable): "+down)
+	if v := testutil.ToFloat64(memberProven.WithLabelValues(ns, clusterName, down)); v != 0 {
+		t.Errorf("etcdpki_controller_member_proven of the stopped member is %v", v)
+	}
+	if v := testutil.ToFloat64(memberProven.WithLabelValues(ns, clusterName, c.Spec.Nodes[0].Name)); v != 1 {
+		t.Errorf("etcdpki_controller_member_proven of a running member is %v", v)
+	}
 }

@@ -35,8 +35,11 @@ func TestApplyObservationWritesSerialsAndConditions(t *testing.T) {
 	if e, ok := cl.Status.Certificate("etcd-node-2/etcd-peer"); !ok || e.Serial != "b2" || !e.InEffect || e.ProvenBy != v1alpha1.ProvenByController {
 		t.Errorf("etcd-node-2/etcd-peer: %+v", e)
 	}
-	if len(notes) != 6+3 {
-		t.Errorf("%d notes, want one per new serial and per condition: %+v", len(notes), notes)
+	if len(notes) != 1+3 || notes[0].reason != EventProven || strings.Count(notes[0].text, "(was (none))") != 6 {
+		t.Errorf("%d notes, want the six new serials in one and one per condition: %+v", len(notes), notes)
+	}
+	if notes[1].reason != "Ready" || notes[2].reason != "NotDegraded" || notes[3].reason != "NotRenewing" {
+		t.Errorf("condition Event reasons %q %q %q", notes[1].reason, notes[2].reason, notes[3].reason)
 	}
 	if again := applyObservation(cl, inv, all, now.Add(time.Second)); len(again) != 0 {
 		t.Errorf("nothing changed, yet %+v", again)
@@ -53,7 +56,7 @@ func TestApplyObservationWritesSerialsAndConditions(t *testing.T) {
 	if meta.IsStatusConditionTrue(cl.Status.Conditions, v1alpha1.ConditionReady) {
 		t.Error("Ready with a member down")
 	}
-	if len(notes) != 2 || !notes[1].warning {
+	if len(notes) != 2 || notes[0].reason != "NotReady" || notes[1].reason != "Degraded" || !notes[1].warning {
 		t.Errorf("notes %+v, want Ready and Degraded changed, Degraded a warning", notes)
 	}
 	if e, _ := cl.Status.Certificate("etcd-node-2/etcd-peer"); e.Serial != "b2" {

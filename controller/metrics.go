@@ -1,0 +1,34 @@
+package controller
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+)
+
+// The controller's own metrics, served beside controller-runtime's on
+// --metrics-bind-address.
+var (
+	csrDecisions = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "etcdpki_controller_csr_decisions_total",
+		Help: "CSRs answered by this replica, by decision: approved, signed, denied, failed.",
+	}, []string{"decision"})
+	memberProven = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "etcdpki_controller_member_proven",
+		Help: "1 when the member's client and peer ports answered the last probe with a certificate from the CA, else 0.",
+	}, []string{"namespace", "cluster", "member"})
+)
+
+func init() {
+	metrics.Registry.MustRegister(csrDecisions, memberProven)
+}
+
+// countProofs sets each member's gauge from one probe.
+func countProofs(ns, cluster string, proofs []MemberProof) {
+	for _, p := range proofs {
+		v := 1.0
+		if p.Err != nil {
+			v = 0
+		}
+		memberProven.WithLabelValues(ns, cluster, p.Node).Set(v)
+	}
+}
