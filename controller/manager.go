@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	certificatesv1 "k8s.io/api/certificates/v1"
@@ -21,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	crzap "sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -43,6 +45,9 @@ const (
 	DefaultRenewDeadline = 10 * time.Second
 	DefaultRetryPeriod   = 2 * time.Second
 )
+
+// setLogger sets controller-runtime's logger once a process.
+var setLogger sync.Once
 
 // skipNameValidation lets one process run several managers (a manager
 // names its controllers, and controller-runtime refuses a name twice).
@@ -76,6 +81,12 @@ type Options struct {
 // With LeaderElect only the Lease holder runs them; the others wait,
 // ready to take over.
 func Run(ctx context.Context, cfg *rest.Config, o Options) error {
+	if o.Log != nil {
+		// controller-runtime logs through one global logger; without one
+		// it prints a warning and a stack trace after 30 s and nothing
+		// else, hiding every reconcile error from the operator.
+		setLogger.Do(func() { ctrl.SetLogger(crzap.New(crzap.WriteTo(o.Log))) })
+	}
 	mgr, err := ctrl.NewManager(cfg, manager.Options{
 		Scheme:                        kube.Scheme(),
 		Metrics:                       metricsserver.Options{BindAddress: o.MetricsAddr},
