@@ -37,6 +37,8 @@ type signer struct {
 	events      eventRecorder
 	// signed tells the status prober a cluster has a new certificate.
 	signed chan<- event.GenericEvent
+	// reader reads past the cache (the API reader).
+	reader client.Reader
 	// replica names this replica in the approvals it writes, so that
 	// an operator can tell which one signed.
 	replica string
@@ -134,7 +136,14 @@ func (s *signer) decide(ctx context.Context, csr *certificatesv1.CertificateSign
 		return nil, Decision{}, nil
 	}
 	cl := &v1alpha1.EtcdCluster{}
-	if err := s.c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, cl); apierrors.IsNotFound(err) {
+	key := types.NamespacedName{Namespace: ns, Name: name}
+	err := s.c.Get(ctx, key, cl)
+	if apierrors.IsNotFound(err) && s.reader != nil {
+		// A denial is for good: ask the apiserver, not only a cache that
+		// may not have seen a cluster exported a moment ago.
+		err = s.reader.Get(ctx, key, cl)
+	}
+	if apierrors.IsNotFound(err) {
 		return nil, deny("unknown cluster %s", ref), nil
 	} else if err != nil {
 		return nil, Decision{}, err
