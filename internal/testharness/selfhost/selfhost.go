@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/probe"
@@ -60,6 +62,16 @@ type Env struct {
 	// at every handshake), and --etcd-cafile the bundle's ca.crt, which
 	// the apiserver reads only at start.
 	EtcdFlags []string
+	// APIServerLog is the apiserver's output, across restarts.
+	APIServerLog *etcdtest.Buffer
+}
+
+// logTail is how many lines of the apiserver's log a failed test shows.
+const logTail = 200
+
+func tail(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 // Start creates the PKI with issue.Init for a 3-member cluster on
@@ -90,8 +102,25 @@ func Start(t testing.TB, o Options) *Env {
 	e.APIServerDir = b.Root
 	servers := c.Spec.ClientEndpoints()
 	e.EtcdFlags = pki.APIServerFlagsFor(servers, b.CAPath(), tg.CertPath(), tg.KeyPath())
-	opts := append([]kubetest.Option{kubetest.WithEtcd(strings.Join(servers, ","), b.CAPath(), tg.CertPath(), tg.KeyPath())}, o.APIServer...)
+	// The apiserver's own log says why it could not reach its storage;
+	// it goes into the test's output when the test fails.
+	apiLog := &etcdtest.Buffer{}
+	output := func(env *envtest.Environment) {
+		api := env.ControlPlane.GetAPIServer()
+		api.Out, api.Err = apiLog, apiLog
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("selfhost: kube-apiserver log (last %d lines):\n%s", logTail, tail(apiLog.String(), logTail))
+		}
+	})
+	// Without it the apiserver, asked to stop, waits for every open watch
+	// (the load's, a controller's) up to its 60 s shutdown timeout, past
+	// envtest's 20 s stop timeout: with it, it ends them and exits.
+	drain := kubetest.WithArg("shutdown-watch-termination-grace-period", "2s")
+	opts := append([]kubetest.Option{output, drain, kubetest.WithEtcd(strings.Join(servers, ","), b.CAPath(), tg.CertPath(), tg.KeyPath())}, o.APIServer...)
 	e.Kube = kubetest.Start(t, opts...)
+	e.APIServerLog = apiLog
 	t.Logf("selfhost: kube-apiserver on the managed cluster with %s", strings.Join(e.EtcdFlags, " "))
 	return e
 }

@@ -35,6 +35,8 @@ type Stats struct {
 	// counts the requests by operation (put, get, create, update, watch).
 	Requests, Failed int64
 	ByOp             map[string]int64
+	// FailedByOp counts the failures by operation.
+	FailedByOp map[string]int64
 	// Events is how many watch events arrived (the apiserver load).
 	Events int64
 	// Errors are the first MaxErrors failures.
@@ -82,13 +84,13 @@ type counter struct {
 	mu               sync.Mutex
 	requests, failed int64
 	events           int64
-	byOp             map[string]int64
+	byOp, failedByOp map[string]int64
 	errs             []Failure
 	lastOK           time.Time
 }
 
 func newCounter(name string) *counter {
-	return &counter{name: name, start: time.Now(), byOp: map[string]int64{}}
+	return &counter{name: name, start: time.Now(), byOp: map[string]int64{}, failedByOp: map[string]int64{}}
 }
 
 // record counts one request of op that started at t0 and ended with err.
@@ -115,6 +117,7 @@ func (c *counter) failure(f Failure) {
 
 func (c *counter) fail(f Failure) {
 	c.failed++
+	c.failedByOp[f.Op]++
 	if len(c.errs) < MaxErrors {
 		c.errs = append(c.errs, f)
 	}
@@ -129,6 +132,6 @@ func (c *counter) event() {
 func (c *counter) stats() Stats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return Stats{Load: c.name, Requests: c.requests, Failed: c.failed, ByOp: maps.Clone(c.byOp), Events: c.events,
+	return Stats{Load: c.name, Requests: c.requests, Failed: c.failed, ByOp: maps.Clone(c.byOp), FailedByOp: maps.Clone(c.failedByOp), Events: c.events,
 		Errors: slices.Clone(c.errs), LastSuccess: c.lastOK, Took: time.Since(c.start)}
 }
