@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"strings"
 	"syscall"
@@ -14,6 +15,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/etcdpki/etcdpki/api/v1alpha1"
 	"github.com/etcdpki/etcdpki/internal/testharness/selfhost"
@@ -33,6 +36,7 @@ func TestHarness(t *testing.T) {
 	t.Run("LoadsRunCleanOnAnUndisturbedCluster", func(t *testing.T) { loadsRunClean(t, e) })
 	t.Run("MembersServeTheirBundles", func(t *testing.T) { membersServeTheirBundles(t, e) })
 	t.Run("LeaseHolder", func(t *testing.T) { leaseHolder(t, e) })
+	t.Run("AgentIdentities", func(t *testing.T) { agentIdentities(t, e) })
 	t.Run("EtcdpkiProcessKilled", func(t *testing.T) { etcdpkiKilled(t, e) })
 	if got := e.Pids(); !maps.Equal(got, pids) {
 		t.Errorf("member pids %v, started as %v: nothing above restarts a member", got, pids)
@@ -115,6 +119,33 @@ func leaseHolder(t *testing.T, e *selfhost.Env) {
 	}
 	if got, err := e.LeaseHolder(ctx, ns); err != nil || got != holder {
 		t.Errorf("LeaseHolder = %q, %v; want %q", got, err, holder)
+	}
+}
+
+// agentIdentities: each agent's kubeconfig authenticates as the identity
+// the signer checks (no RBAC is applied here, so a Forbidden naming the
+// user proves it), and its arguments point it at its own bundle.
+func agentIdentities(t *testing.T, e *selfhost.Env) {
+	for owner, user := range map[string]string{"etcd-2": "etcdpki:node:etcd-2", "kube-apiserver": "etcdpki:client:kube-apiserver"} {
+		cfg, err := clientcmd.BuildConfigFromFlags("", e.AgentKubeconfig(t, owner))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := client.New(cfg, client.Options{Scheme: e.Kube.Scheme})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = c.List(context.Background(), &v1alpha1.EtcdClusterList{}, client.InNamespace("default"))
+		if want := fmt.Sprintf("User %q cannot list", user); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s's agent: err = %v, want %s", owner, err, want)
+		}
+	}
+	args := strings.Join(e.AgentArgs(t, "etcd-2", "K", "N"), " ")
+	if want := "--node etcd-2 --dir " + e.NodeDirs["etcd-2"]; !strings.Contains(args, want) || !strings.HasSuffix(e.NodeDirs["etcd-2"], "/nodes/etcd-2") {
+		t.Errorf("agent args %q, want %q", args, want)
+	}
+	if args := strings.Join(e.AgentArgs(t, "kube-apiserver", "K", "N"), " "); !strings.HasSuffix(args, "--client kube-apiserver --dir "+e.APIServerDir) {
+		t.Errorf("agent args %q, want the apiserver bundle %s", args, e.APIServerDir)
 	}
 }
 
