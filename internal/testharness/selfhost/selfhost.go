@@ -114,11 +114,7 @@ func Start(t testing.TB, o Options) *Env {
 			t.Logf("selfhost: kube-apiserver log (last %d lines):\n%s", logTail, tail(apiLog.String(), logTail))
 		}
 	})
-	// Without it the apiserver, asked to stop, waits for every open watch
-	// (the load's, a controller's) up to its 60 s shutdown timeout, past
-	// envtest's 20 s stop timeout: with it, it ends them and exits.
-	drain := kubetest.WithArg("shutdown-watch-termination-grace-period", "2s")
-	opts := append([]kubetest.Option{output, drain, kubetest.WithEtcd(strings.Join(servers, ","), b.CAPath(), tg.CertPath(), tg.KeyPath())}, o.APIServer...)
+	opts := append([]kubetest.Option{output, kubetest.WithEtcd(strings.Join(servers, ","), b.CAPath(), tg.CertPath(), tg.KeyPath())}, o.APIServer...)
 	e.Kube = kubetest.Start(t, opts...)
 	e.APIServerLog = apiLog
 	t.Logf("selfhost: kube-apiserver on the managed cluster with %s", strings.Join(e.EtcdFlags, " "))
