@@ -20,7 +20,6 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/etcdpki/etcdpki/api/v1alpha1"
@@ -107,7 +106,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			return nil, input.Errorf("unknown certificate %q: EtcdCluster %s/%s has no such certificate, owner or kind (its certificates: %s)", missing[0], o.Namespace, o.Cluster, strings.Join(pki.IDs(all), ", "))
 		}
 	}
-	res := &Result{At: o.Now().UTC(), Requested: pki.IDs(picked)}
+	// Whole seconds: the status's RenewedAt is a metav1.Time, which the
+	// API carries in whole seconds, and an agent's renewal a moment after
+	// a request stamped with its fraction would read as before it.
+	res := &Result{At: o.Now().UTC().Truncate(time.Second), Requested: pki.IDs(picked)}
 	warnReplaced(&ec, all, o)
 	before := ec.DeepCopy()
 	ec.Request(res.At, o.Targets)
@@ -187,6 +189,3 @@ func why(ec *v1alpha1.EtcdCluster, id string, at time.Time) string {
 
 // errGone ends the wait when the EtcdCluster is deleted under it.
 var errGone = errors.New("the EtcdCluster was deleted while waiting")
-
-// meta is a shorthand for metav1.ListOptions in watch calls.
-type meta = metav1.ListOptions

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/watch"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -65,7 +66,7 @@ func wait(ctx context.Context, o Options, key client.ObjectKey, res *Result) err
 func (w *waiter) follow(ctx context.Context, key client.ObjectKey, rv string) error {
 	var list v1alpha1.EtcdClusterList
 	wi, err := w.o.Client.Watch(ctx, &list, client.InNamespace(key.Namespace),
-		&client.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", key.Name), Raw: &meta{ResourceVersion: rv}})
+		&client.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", key.Name), Raw: &metav1.ListOptions{ResourceVersion: rv}})
 	if err != nil {
 		return err
 	}
