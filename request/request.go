@@ -65,6 +65,9 @@ type Result struct {
 	Requested []string
 	// InEffect lists those proven in effect, in the order they were.
 	InEffect []string
+	// sent is when the request was made, by this clock, to the
+	// fraction: the printed durations count from it.
+	sent time.Time
 }
 
 // TimeoutError is the wait ending before every certificate was in effect.
@@ -109,7 +112,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	// Whole seconds: the status's RenewedAt is a metav1.Time, which the
 	// API carries in whole seconds, and an agent's renewal a moment after
 	// a request stamped with its fraction would read as before it.
-	res := &Result{At: o.Now().UTC().Truncate(time.Second), Requested: pki.IDs(picked)}
+	sent := o.Now()
+	res := &Result{At: sent.UTC().Truncate(time.Second), Requested: pki.IDs(picked), sent: sent}
 	warnReplaced(&ec, all, o)
 	before := ec.DeepCopy()
 	ec.Request(res.At, o.Targets)

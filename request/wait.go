@@ -110,12 +110,14 @@ func (w *waiter) see(ec *v1alpha1.EtcdCluster) bool {
 		w.proven[id] = true
 		w.res.InEffect = append(w.res.InEffect, id)
 		i := len(w.res.InEffect)
-		took := c.RenewedAt.Sub(w.res.At)
+		// Seen, not renewed: RenewedAt is the agent's clock, in whole
+		// seconds; this is ours.
+		took := w.o.Now().Sub(w.res.sent)
 		by := c.ProvenBy
 		if by == "" {
 			by = "status"
 		}
-		w.o.Log.Step(runner.StepProve, id).Count(i, n).Serial(c.Serial).Took(took).Done("[%d/%d] %s: renewed and in effect: serial %s, proven by %s (%d ms after the request)",
+		w.o.Log.Step(runner.StepProve, id).Count(i, n).Serial(c.Serial).Took(took).Done("[%d/%d] %s: renewed and in effect: serial %s, proven by %s (seen %d ms after the request)",
 			i, n, id, pki.ShortSerial(c.Serial), by, took.Milliseconds())
 	}
 	if len(w.res.InEffect) == n {
