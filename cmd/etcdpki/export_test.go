@@ -50,7 +50,10 @@ func exportSpec(t *testing.T, dir, file, name, pkiDir, caKey string) string {
 	if caKey != "" {
 		body += "ca:\n  key: \"" + caKey + "\"\n"
 	}
-	body += "nodes:\n  - name: etcd-node-1\n    ips: [10.0.0.11]\n  - name: etcd-node-2\n    ips: [10.0.0.12]\n" +
+	// Loopback addresses on ports nothing listens on: adopt, in the
+	// break-glass test, dials them and must be refused at once.
+	body += "nodes:\n  - name: etcd-node-1\n    ips: [127.0.0.41]\n    clientPort: 1\n    peerPort: 2\n" +
+		"  - name: etcd-node-2\n    ips: [127.0.0.42]\n    clientPort: 1\n    peerPort: 2\n" +
 		"clients:\n  - name: ops\n"
 	p := filepath.Join(dir, file)
 	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
@@ -182,13 +185,40 @@ func TestExportHandsThePKIToTheCluster(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the exported EtcdCluster does not validate: %v", err)
 	}
-	if got.Name != "prod" || got.PKIDir != pkiDir || len(got.Nodes) != 2 || got.Nodes[1].IPs[0].String() != "10.0.0.12" || len(got.Clients) != 3 {
+	if got.Name != "prod" || got.PKIDir != pkiDir || len(got.Nodes) != 2 || got.Nodes[1].IPs[0].String() != "127.0.0.42" || len(got.Clients) != 3 {
 		t.Errorf("EtcdCluster spec = %+v", ec.Spec)
 	}
 	block, _ := pem.Decode(caKey)
 	if found := keysIn(t, c, ns, block.Bytes); len(found) != 1 || found[0] != "Secret/prod-etcd-ca/tls.key" {
 		t.Errorf("private keys in API objects: %v, want only Secret/prod-etcd-ca/tls.key", found)
 	}
+
+	t.Run("the PKI comes back from the Secret", func(t *testing.T) {
+		// The break-glass procedure of the docs: the CA from the Secret,
+		// the spec from the EtcdCluster (JSON is YAML), a node's bundle
+		// copied from its host; adopt takes them with the cluster down.
+		back := t.TempDir()
+		var s corev1.Secret
+		c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "prod-etcd-ca"}, &s)
+		var ec v1alpha1.EtcdCluster
+		c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "prod"}, &ec)
+		specJSON, _ := json.Marshal(ec.Spec)
+		for name, data := range map[string][]byte{"ca.crt": s.Data["tls.crt"], "ca.key": s.Data["tls.key"], "cluster.yaml": specJSON} {
+			if err := os.WriteFile(filepath.Join(back, name), data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		newPKI := filepath.Join(back, "pki")
+		mustRun(t, "adopt", "--spec", filepath.Join(back, "cluster.yaml"), "--dir", newPKI,
+			"--ca-cert", filepath.Join(back, "ca.crt"), "--ca-key", filepath.Join(back, "ca.key"),
+			"--node-dir", "etcd-node-1="+filepath.Join(pkiDir, "nodes", "etcd-node-1"), "--accept-mismatch", "--timeout", "2s")
+		if got := readFile(t, filepath.Join(newPKI, "etcd", "ca.crt")); !bytes.Equal(got, caCert) {
+			t.Error("the PKI taken back has another CA")
+		}
+		if got := readFile(t, filepath.Join(newPKI, "nodes", "etcd-node-1", "etcd", "server.crt")); !bytes.Equal(got, readFile(t, filepath.Join(pkiDir, "nodes", "etcd-node-1", "etcd", "server.crt"))) {
+			t.Error("the PKI taken back lacks etcd-node-1's server certificate")
+		}
+	})
 
 	t.Run("again changes nothing", func(t *testing.T) {
 		before := versions(t, c, ns, "prod")
