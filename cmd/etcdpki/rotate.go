@@ -17,8 +17,9 @@ import (
 
 func rotateCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "rotate",
-		Usage: "renew the certificates that are due, deploy them and prove them in effect (restarting members only when needed)",
+		Name:      "rotate",
+		ArgsUsage: "[TARGET... (with --kubeconfig)]",
+		Usage:     "renew the certificates that are due, deploy them and prove them in effect (restarting members only when needed)",
 		Description: `One run: plan what is due (inside renew-before, past 2/3 of its life, SANs changed, or
 replaced from outside since the last run), renew it (previous pairs kept in PKI/backup/<time>/),
 run each changed node's deploy command, then put it into effect. The whole cluster must be
