@@ -18,6 +18,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -120,6 +121,11 @@ func read(inv *pki.Inventory, ns string) (*source, error) {
 	}
 	if rot.InProgress() {
 		return nil, input.Errorf("%s: a CA rotation is in progress (stage %s, the next CA in %s): finish it with etcdpki ca rotate before export; the controller does not drive CA rotations yet", inv.Spec.PKIDir, rot.Stage, inv.Paths.NextCADir())
+	}
+	if now := time.Now(); now.After(rot.Old.Cert.NotAfter) {
+		// The controller could sign nothing with it that a member would
+		// accept: the cluster needs the break-glass tool first.
+		return nil, input.Errorf("%s: the CA expired on %s: recover the cluster with etcdpki rotate --recover (it makes a new CA) before export", inv.Paths.CACert(), rot.Old.Cert.NotAfter.UTC().Format(time.RFC3339))
 	}
 	der, crl, _, err := pki.ReadCACRL(inv.Paths)
 	if err != nil {
