@@ -43,6 +43,9 @@ type Options struct {
 	Namespace string
 	// Out gets one line per object: created, updated or unchanged.
 	Out io.Writer
+	// DryRun sends every write as a server-side dry run: the apiserver
+	// validates and admits it and stores nothing; the lines say "would".
+	DryRun bool
 }
 
 // ManagedBy is the app.kubernetes.io/managed-by label on what export
@@ -85,13 +88,21 @@ func Run(ctx context.Context, inv *pki.Inventory, o Options) (*Result, error) {
 		return nil, err
 	}
 	res := &Result{}
+	c := o.Client
+	if o.DryRun {
+		c = client.NewDryRunClient(c)
+	}
 	for _, w := range objs.writes(src) {
-		op, err := controllerutil.CreateOrUpdate(ctx, o.Client, w.obj, w.mutate)
+		op, err := controllerutil.CreateOrUpdate(ctx, c, w.obj, w.mutate)
 		if err != nil {
 			return res, fmt.Errorf("export %s %s/%s: %w", w.kind, o.Namespace, w.obj.GetName(), err)
 		}
 		a := Action{Kind: w.kind, Name: w.obj.GetName(), Op: op}
-		a.Line = fmt.Sprintf("%s %s %s/%s: %s", op, w.kind, o.Namespace, a.Name, w.what)
+		verb := string(op)
+		if o.DryRun && op != controllerutil.OperationResultNone {
+			verb = "would be " + verb
+		}
+		a.Line = fmt.Sprintf("%s %s %s/%s: %s", verb, w.kind, o.Namespace, a.Name, w.what)
 		res.Actions = append(res.Actions, a)
 		if _, err := fmt.Fprintln(o.Out, a.Line); err != nil {
 			return res, err

@@ -26,10 +26,13 @@ Refused with exit 2, changing nothing: a CA rotation in progress in the PKI (fin
 controller does not drive CA rotations yet), a Secret that holds a different CA (another public key),
 an EtcdCluster NAME whose spec.name is another cluster's, a spec name that is not a Kubernetes name.
 
+   etcdpki export --spec /etc/etcdpki/cluster.yaml --kubeconfig admin.conf --namespace etcd-system --dry-run
    etcdpki export --spec /etc/etcdpki/cluster.yaml --kubeconfig admin.conf --namespace etcd-system
 
 Exit codes: 0 exported, 1 the apiserver failed a request, 2 usage or input error (nothing written).`,
-		Flags: append(specFlags(), apiFlags()...),
+		Flags: append(append(specFlags(), apiFlags()...),
+			&cli.BoolFlag{Name: "dry-run", Usage: "send every write as a server-side dry run (validated and admitted, nothing stored) and print what would change"},
+		),
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c); err != nil {
 				return err
@@ -42,7 +45,7 @@ Exit codes: 0 exported, 1 the apiserver failed a request, 2 usage or input error
 			if err != nil {
 				return err
 			}
-			_, err = export.Run(c.Context, inv, export.Options{Client: cl, Namespace: ns, Out: c.App.Writer})
+			_, err = export.Run(c.Context, inv, export.Options{Client: cl, Namespace: ns, Out: c.App.Writer, DryRun: c.Bool("dry-run")})
 			return err
 		},
 	}

@@ -151,7 +151,16 @@ func TestExportHandsThePKIToTheCluster(t *testing.T) {
 	c := env.Client
 	ctx := context.Background()
 
-	out := mustRun(t, "export", "--spec", spec, "--kubeconfig", kc, "--namespace", ns)
+	// A dry run is admitted by the apiserver and stores nothing.
+	out := mustRun(t, "export", "--spec", spec, "--kubeconfig", kc, "--namespace", ns, "--dry-run")
+	if strings.Count(out, "would be created ") != 3 {
+		t.Errorf("dry run printed %q, want 3 would be created lines", out)
+	}
+	if v := versions(t, c, ns, "prod"); v != [3]string{} {
+		t.Errorf("a dry run stored objects: %v", v)
+	}
+
+	out = mustRun(t, "export", "--spec", spec, "--kubeconfig", kc, "--namespace", ns)
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	want := []string{"created Secret export/prod-etcd-ca: CA \"etcd-ca\" serial ", "created ConfigMap export/prod-etcd-trust: ca.crt, crl.der number ", "created EtcdCluster export/prod: spec from " + spec + ": 2 nodes"}
 	if len(lines) != 3 {
@@ -240,7 +249,17 @@ func TestExportHandsThePKIToTheCluster(t *testing.T) {
 		if err := c.Update(ctx, &ec); err != nil {
 			t.Fatal(err)
 		}
-		out := mustRun(t, "export", "--spec", spec, "--kubeconfig", kc, "--namespace", ns)
+		before := versions(t, c, ns, "prod")
+		out := mustRun(t, "export", "--spec", spec, "--kubeconfig", kc, "--namespace", ns, "--dry-run")
+		for _, w := range []string{"unchanged Secret", "would be updated ConfigMap", "would be updated EtcdCluster"} {
+			if !strings.Contains(out, w) {
+				t.Errorf("dry run printed %q, want %q", out, w)
+			}
+		}
+		if after := versions(t, c, ns, "prod"); after != before {
+			t.Errorf("a dry run wrote: %v -> %v", before, after)
+		}
+		out = mustRun(t, "export", "--spec", spec, "--kubeconfig", kc, "--namespace", ns)
 		for _, w := range []string{"unchanged Secret", "updated ConfigMap", "updated EtcdCluster"} {
 			if !strings.Contains(out, w) {
 				t.Errorf("export printed %q, want %q", out, w)
