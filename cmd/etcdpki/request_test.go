@@ -81,11 +81,7 @@ func standInAgents(t *testing.T, c client.Client, key client.ObjectKey, answer f
 // renewed since and in effect, one line each; with an agent missing it
 // exits 1 after --timeout naming what is missing.
 func TestRotateRequestsTheAgents(t *testing.T) {
-	// Without a grace for watches, the apiserver stopped with rotate's
-	// watch open did not exit within the harness's stop timeout (seen
-	// here: "timeout waiting for process kube-apiserver to stop"); with
-	// it, the watch is cut after a second, as a restart cuts it anyway.
-	env := kubetest.Start(t, kubetest.WithArg("shutdown-watch-termination-grace-period", "1s"))
+	env := kubetest.Start(t)
 	kc := env.AdminKubeconfig(t)
 	root := t.TempDir()
 	spec := exportSpec(t, root, "prod.yaml", "prod", "pki", "")
