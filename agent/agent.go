@@ -219,3 +219,48 @@ func (a *Agent) step(step, target string) runner.Line {
 type discard struct{}
 
 func (discard) Report(runner.Event) {}
+
+// Pending is a certificate to renew, and why.
+type Pending struct {
+	Target pki.Target
+	Why    string
+}
+
+// Pending lists the host's certificates to renew, in bundle order: those
+// due by date (Due), and those requested says a renewal request names
+// (nil: no request), with its reason.
+func (a *Agent) Pending(requested func(pki.Target) (bool, string)) []Pending {
+	var out []Pending
+	for _, t := range a.Targets {
+		if due, why := a.Due(t); due {
+			out = append(out, Pending{t, why})
+		} else if requested != nil {
+			if ok, why := requested(t); ok {
+				out = append(out, Pending{t, why})
+			}
+		}
+	}
+	return out
+}
+
+// RenewPending renews ps one after another, handing each proven renewal
+// to done (the agent reports it there) before the next starts. It stops
+// at the first failure: the pairs before it are in effect and reported,
+// the rest keep their old pairs for the next run.
+func (a *Agent) RenewPending(ctx context.Context, ps []Pending, done func(*Renewal) error) ([]*Renewal, error) {
+	var out []*Renewal
+	for _, p := range ps {
+		a.step(StepKey, p.Target.ID).Info("%s: renewing: %s", p.Target.ID, p.Why)
+		r, err := a.Renew(ctx, p.Target)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, r)
+		if done != nil {
+			if err := done(r); err != nil {
+				return out, err
+			}
+		}
+	}
+	return out, nil
+}
