@@ -147,17 +147,10 @@ func (a *Agent) Renew(ctx context.Context, t pki.Target) (*Renewal, error) {
 		return fail(StepSign, err)
 	}
 	a.step(StepSign, t.ID).Took(time.Since(start)).Done("%s: certificate received (%d ms)", t.ID, time.Since(start).Milliseconds())
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	cert, err := a.check(t, certPEM, keyPEM)
+	step, err := a.install(t, certPEM, keyPEM, r)
 	if err != nil {
-		return fail(StepCheck, err)
+		return fail(step, err)
 	}
-	r.NewSerial, r.NotAfter = certx.Serial(cert), cert.NotAfter
-	if err := issue.InstallPair(t, certPEM, keyPEM); err != nil {
-		return fail(StepInstall, err)
-	}
-	r.RenewedAt = a.now()
 	a.step(StepInstall, t.ID).Serial(r.NewSerial).Done("%s: serial %s -> %s, valid until %s", t.ID,
 		pki.ShortSerial(r.OldSerial), pki.ShortSerial(r.NewSerial), r.NotAfter.UTC().Format(time.DateOnly))
 	start = time.Now()
@@ -168,6 +161,24 @@ func (a *Agent) Renew(ctx context.Context, t pki.Target) (*Renewal, error) {
 	r.ProvenAt, r.Proof = a.now(), proof
 	a.step(StepProve, t.ID).Serial(r.NewSerial).Took(time.Since(start)).Done("%s: in effect: %s (%d ms)", t.ID, proof, time.Since(start).Milliseconds())
 	return r, nil
+}
+
+// install is steps (3) and (4), under the lock that keeps the host
+// directory's writers apart: the CRL the check reads is the one in
+// effect when the pair switches.
+func (a *Agent) install(t pki.Target, certPEM, keyPEM []byte, r *Renewal) (string, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	cert, err := a.check(t, certPEM, keyPEM)
+	if err != nil {
+		return StepCheck, err
+	}
+	r.NewSerial, r.NotAfter = certx.Serial(cert), cert.NotAfter
+	if err := issue.InstallPair(t, certPEM, keyPEM); err != nil {
+		return StepInstall, err
+	}
+	r.RenewedAt = a.now()
+	return "", nil
 }
 
 // check is step (3): what InstallPair checks again, and revocation.
