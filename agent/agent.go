@@ -60,9 +60,24 @@ type Agent struct {
 	// Now is the clock for due checks and the certificate checks; nil
 	// means time.Now.
 	Now func() time.Time
+	// HostLock keeps the writers of the host directory apart: every
+	// Agent on one directory shares it (a renewal's switch, the trust
+	// watcher's CRL). nil: the Agent's own.
+	HostLock *sync.Mutex
 
-	mu      sync.Mutex
-	logOnce sync.Once
+	once sync.Once
+}
+
+// init fills the defaults once: several goroutines use an Agent.
+func (a *Agent) init() {
+	a.once.Do(func() {
+		if a.Log == nil {
+			a.Log = runner.NewReportLogger(discard{}, "agent")
+		}
+		if a.HostLock == nil {
+			a.HostLock = new(sync.Mutex)
+		}
+	})
 }
 
 func (a *Agent) now() time.Time {
@@ -167,8 +182,9 @@ func (a *Agent) Renew(ctx context.Context, t pki.Target) (*Renewal, error) {
 // directory's writers apart: the CRL the check reads is the one in
 // effect when the pair switches.
 func (a *Agent) install(t pki.Target, certPEM, keyPEM []byte, r *Renewal) (string, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	a.init()
+	a.HostLock.Lock()
+	defer a.HostLock.Unlock()
 	cert, err := a.check(t, certPEM, keyPEM)
 	if err != nil {
 		return StepCheck, err
@@ -204,8 +220,9 @@ func (a *Agent) check(t pki.Target, certPEM, keyPEM []byte) (*x509.Certificate, 
 // InstallCRL puts crlDER into effect in the bundle (issue.InstallCRL),
 // between renewals.
 func (a *Agent) InstallCRL(crlDER []byte) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	a.init()
+	a.HostLock.Lock()
+	defer a.HostLock.Unlock()
 	if old, err := pki.ReadStored(a.Bundle.CADir, pki.CRLFile); err == nil && bytes.Equal(old, crlDER) {
 		return nil
 	}
@@ -219,11 +236,7 @@ func (a *Agent) InstallCRL(crlDER []byte) error {
 }
 
 func (a *Agent) step(step, target string) runner.Line {
-	a.logOnce.Do(func() {
-		if a.Log == nil {
-			a.Log = runner.NewReportLogger(discard{}, "agent")
-		}
-	})
+	a.init()
 	return a.Log.Step(step, target)
 }
 

@@ -33,42 +33,18 @@ type RunState struct {
 // run and apiserver gauges. Every series carries the owner, so a node's
 // and a client's agents on one host never write the same series.
 func (a *Agent) WriteMetrics(path string, st RunState, now time.Time) error {
+	return WriteMetrics(path, a.Spec.Name, a.Bundle.Owner, a.Host, st, now)
+}
+
+// WriteMetrics is Agent.WriteMetrics for an agent that may not know its
+// host yet (h nil: it never reached the apiserver to read the spec),
+// which then writes its own gauges only.
+func WriteMetrics(path, clusterName, owner string, h *Host, st RunState, now time.Time) error {
 	var b bytes.Buffer
-	lbl := fmt.Sprintf("cluster=%q,owner=%q", a.Spec.Name, a.Bundle.Owner)
-	type named struct {
-		name     string
-		notAfter time.Time
+	lbl := fmt.Sprintf("cluster=%q,owner=%q", clusterName, owner)
+	if h != nil {
+		h.writeCertMetrics(&b, lbl, now)
 	}
-	var certs []named
-	if cas, err := pki.BundleCAs(a.Bundle.CADir); err == nil && len(cas) > 0 {
-		// During a CA rotation the bundle trusts two: the one ending
-		// first is the one to watch.
-		c := slices.MinFunc(cas, func(x, y *x509.Certificate) int { return x.NotAfter.Compare(y.NotAfter) })
-		certs = append(certs, named{"etcd-ca", c.NotAfter})
-	}
-	for _, t := range a.Targets {
-		if c, err := runner.ReadCert(t.CertPath()); err == nil {
-			certs = append(certs, named{t.ID, c.NotAfter})
-		}
-	}
-	b.WriteString("# HELP etcdpki_cert_expiry_timestamp_seconds When the certificate expires (Unix time).\n")
-	b.WriteString("# TYPE etcdpki_cert_expiry_timestamp_seconds gauge\n")
-	for _, c := range certs {
-		fmt.Fprintf(&b, "etcdpki_cert_expiry_timestamp_seconds{%s,cert=%q} %d\n", lbl, c.name, c.notAfter.Unix())
-	}
-	b.WriteString("# HELP etcdpki_cert_expired Whether the certificate has already expired (1) or not (0).\n")
-	b.WriteString("# TYPE etcdpki_cert_expired gauge\n")
-	expired := 0
-	for _, c := range certs {
-		fmt.Fprintf(&b, "etcdpki_cert_expired{%s,cert=%q} %d\n", lbl, c.name, bit(now.After(c.notAfter)))
-		if now.After(c.notAfter) {
-			expired++
-		}
-	}
-	b.WriteString("# HELP etcdpki_certs_expired How many of the cluster's certificates (the CA included) have already expired.\n")
-	b.WriteString("# TYPE etcdpki_certs_expired gauge\n")
-	fmt.Fprintf(&b, "etcdpki_certs_expired{%s} %d\n", lbl, expired)
-	a.writeCRLMetrics(&b, lbl, now)
 	gauge := func(name, help string, v int64) {
 		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s gauge\n%s{%s} %d\n", name, help, name, name, lbl, v)
 	}
@@ -79,9 +55,48 @@ func (a *Agent) WriteMetrics(path string, st RunState, now time.Time) error {
 	return runner.WriteTextfile(path, b.Bytes())
 }
 
+// writeCertMetrics writes rotate's certificate metrics for the pairs
+// and CRL of the host's bundle.
+func (h *Host) writeCertMetrics(b *bytes.Buffer, lbl string, now time.Time) {
+	type named struct {
+		name     string
+		notAfter time.Time
+	}
+	var certs []named
+	if cas, err := pki.BundleCAs(h.Bundle.CADir); err == nil && len(cas) > 0 {
+		// During a CA rotation the bundle trusts two: the one ending
+		// first is the one to watch.
+		c := slices.MinFunc(cas, func(x, y *x509.Certificate) int { return x.NotAfter.Compare(y.NotAfter) })
+		certs = append(certs, named{"etcd-ca", c.NotAfter})
+	}
+	for _, t := range h.Targets {
+		if c, err := runner.ReadCert(t.CertPath()); err == nil {
+			certs = append(certs, named{t.ID, c.NotAfter})
+		}
+	}
+	b.WriteString("# HELP etcdpki_cert_expiry_timestamp_seconds When the certificate expires (Unix time).\n")
+	b.WriteString("# TYPE etcdpki_cert_expiry_timestamp_seconds gauge\n")
+	for _, c := range certs {
+		fmt.Fprintf(b, "etcdpki_cert_expiry_timestamp_seconds{%s,cert=%q} %d\n", lbl, c.name, c.notAfter.Unix())
+	}
+	b.WriteString("# HELP etcdpki_cert_expired Whether the certificate has already expired (1) or not (0).\n")
+	b.WriteString("# TYPE etcdpki_cert_expired gauge\n")
+	expired := 0
+	for _, c := range certs {
+		fmt.Fprintf(b, "etcdpki_cert_expired{%s,cert=%q} %d\n", lbl, c.name, bit(now.After(c.notAfter)))
+		if now.After(c.notAfter) {
+			expired++
+		}
+	}
+	b.WriteString("# HELP etcdpki_certs_expired How many of the cluster's certificates (the CA included) have already expired.\n")
+	b.WriteString("# TYPE etcdpki_certs_expired gauge\n")
+	fmt.Fprintf(b, "etcdpki_certs_expired{%s} %d\n", lbl, expired)
+	h.writeCRLMetrics(b, lbl, now)
+}
+
 // writeCRLMetrics reports the bundle's CRL, as rotate reports the CA's.
-func (a *Agent) writeCRLMetrics(b *bytes.Buffer, lbl string, now time.Time) {
-	data, err := pki.ReadStored(a.Bundle.CADir, pki.CRLFile)
+func (h *Host) writeCRLMetrics(b *bytes.Buffer, lbl string, now time.Time) {
+	data, err := pki.ReadStored(h.Bundle.CADir, pki.CRLFile)
 	if err != nil {
 		return
 	}
