@@ -13,5 +13,6 @@ func commands() []*cli.Command {
 		caCommand(),
 		verifyCommand(),
 		memberCommand(),
+		agentCommand(),
 	}
 }
