@@ -34,35 +34,41 @@ import (
 // gets it wrong).
 func testSigner(t *testing.T, authority *ca.CA, edit func(*x509.Certificate)) agent.Sign {
 	t.Helper()
+	return func(ctx context.Context, tg pki.Target, csrPEM []byte) ([]byte, error) {
+		return signCSR(authority, tg.Kind.Usages, csrPEM, edit)
+	}
+}
+
+// signCSR is the test CA signing what a CSR asks for, with usages: the
+// signer's part, test-only.
+func signCSR(authority *ca.CA, usages []x509.ExtKeyUsage, csrPEM []byte, edit func(*x509.Certificate)) ([]byte, error) {
 	key, err := certx.ParseKey(authority.KeyPEM)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	return func(ctx context.Context, tg pki.Target, csrPEM []byte) ([]byte, error) {
-		b, _ := pem.Decode(csrPEM)
-		if b == nil {
-			return nil, errors.New("no PEM CSR")
-		}
-		req, err := x509.ParseCertificateRequest(b.Bytes)
-		if err != nil {
-			return nil, err
-		}
-		if err := req.CheckSignature(); err != nil {
-			return nil, err
-		}
-		serial, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-		tmpl := &x509.Certificate{SerialNumber: serial, Subject: req.Subject, DNSNames: req.DNSNames, IPAddresses: req.IPAddresses,
-			NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(24 * time.Hour),
-			KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment, ExtKeyUsage: tg.Kind.Usages}
-		if edit != nil {
-			edit(tmpl)
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, authority.Cert, req.PublicKey, key)
-		if err != nil {
-			return nil, err
-		}
-		return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), nil
+	b, _ := pem.Decode(csrPEM)
+	if b == nil {
+		return nil, errors.New("no PEM CSR")
 	}
+	req, err := x509.ParseCertificateRequest(b.Bytes)
+	if err != nil {
+		return nil, err
+	}
+	if err := req.CheckSignature(); err != nil {
+		return nil, err
+	}
+	serial, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	tmpl := &x509.Certificate{SerialNumber: serial, Subject: req.Subject, DNSNames: req.DNSNames, IPAddresses: req.IPAddresses,
+		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment, ExtKeyUsage: usages}
+	if edit != nil {
+		edit(tmpl)
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, authority.Cert, req.PublicKey, key)
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), nil
 }
 
 type fixture struct {

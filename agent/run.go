@@ -89,12 +89,14 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go r.watchReach(ctx)
 	if o.Once {
 		_, err := r.pass(ctx)
 		r.finish(err)
 		return err
 	}
-	go r.watchReach(ctx)
 	go r.watchCluster(ctx)
 	go r.watchTrust(ctx)
 	backoff := r.o.Backoff
