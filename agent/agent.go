@@ -114,7 +114,7 @@ func (e *StepError) Error() string { return fmt.Sprintf("%s: %s: %v", e.Target, 
 func (e *StepError) Unwrap() error { return e.Err }
 
 // Due reports whether t is due, and why: its pair is missing or
-// unusable, or its notAfter minus the spec's renew-before has come.
+// unusable, or its due time (DueAt) has come.
 func (a *Agent) Due(t pki.Target) (bool, string) {
 	certPEM, _, err := pki.ReadTargetPair(t)
 	switch {
@@ -127,10 +127,26 @@ func (a *Agent) Due(t pki.Target) (bool, string) {
 	if err != nil {
 		return true, fmt.Sprintf("%s: %v", t.CertPath(), err)
 	}
-	if at := c.NotAfter.Add(-a.Spec.Leaf.RenewBefore); !a.now().Before(at) {
+	if at := DueAt(c, a.Spec.Leaf.RenewBefore); !a.now().Before(at) {
 		return true, fmt.Sprintf("expires %s, within renew-before (%s)", c.NotAfter.UTC().Format(time.RFC3339), cluster.FormatDuration(a.Spec.Leaf.RenewBefore))
 	}
 	return false, ""
+}
+
+// DueAt is when c is due: notAfter minus renew-before, but never before
+// pki.RenewAtFraction of its life. A signer that issued a certificate
+// shorter than renew-before would otherwise have it due at once, and the
+// agent would ask for another, and another, in a loop.
+func DueAt(c *x509.Certificate, renewBefore time.Duration) time.Time {
+	life := c.NotAfter.Sub(c.NotBefore)
+	return later(c.NotAfter.Add(-renewBefore), c.NotBefore.Add(time.Duration(float64(life)*pki.RenewAtFraction)))
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // Renew renews t in the order that keeps the key on the host and the

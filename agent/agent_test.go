@@ -32,16 +32,17 @@ import (
 // the usages of the target's kind: the signer's part, test-only. edit,
 // when set, changes the certificate before it is signed (a signer that
 // gets it wrong).
-func testSigner(t *testing.T, authority *ca.CA, edit func(*x509.Certificate)) agent.Sign {
+func testSigner(t *testing.T, authority *ca.CA, validity time.Duration, edit func(*x509.Certificate)) agent.Sign {
 	t.Helper()
 	return func(ctx context.Context, tg pki.Target, csrPEM []byte) ([]byte, error) {
-		return signCSR(authority, tg.Kind.Usages, csrPEM, edit)
+		return signCSR(authority, tg.Kind.Usages, validity, csrPEM, edit)
 	}
 }
 
-// signCSR is the test CA signing what a CSR asks for, with usages: the
-// signer's part, test-only.
-func signCSR(authority *ca.CA, usages []x509.ExtKeyUsage, csrPEM []byte, edit func(*x509.Certificate)) ([]byte, error) {
+// signCSR is the test CA signing what a CSR asks for, with usages, for
+// validity (the spec's, as the controller signs): the signer's part,
+// test-only.
+func signCSR(authority *ca.CA, usages []x509.ExtKeyUsage, validity time.Duration, csrPEM []byte, edit func(*x509.Certificate)) ([]byte, error) {
 	key, err := certx.ParseKey(authority.KeyPEM)
 	if err != nil {
 		return nil, err
@@ -59,7 +60,7 @@ func signCSR(authority *ca.CA, usages []x509.ExtKeyUsage, csrPEM []byte, edit fu
 	}
 	serial, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
 	tmpl := &x509.Certificate{SerialNumber: serial, Subject: req.Subject, DNSNames: req.DNSNames, IPAddresses: req.IPAddresses,
-		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(24 * time.Hour),
+		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(validity),
 		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment, ExtKeyUsage: usages}
 	if edit != nil {
 		edit(tmpl)
@@ -84,7 +85,7 @@ func (f *fixture) agent(t *testing.T, owner, dir string, sign agent.Sign) *agent
 		t.Fatal(err)
 	}
 	if sign == nil {
-		sign = testSigner(t, f.authority, nil)
+		sign = testSigner(t, f.authority, f.c.Spec.Leaf.Validity, nil)
 	}
 	return &agent.Agent{Host: h, Sign: sign, Log: runner.NewLogger(&f.log)}
 }
@@ -276,8 +277,8 @@ func refuses(t *testing.T, f *fixture, node, dir string) {
 		step string
 		want string
 	}{
-		{"another member's SANs", testSigner(t, f.authority, func(c *x509.Certificate) { c.DNSNames = append(c.DNSNames, "etcd-2.example") }), agent.StepCheck, "SANs"},
-		{"a revoked serial", testSigner(t, f.authority, func(c *x509.Certificate) { c.SerialNumber = revokedSerial }), agent.StepCheck, "is revoked"},
+		{"another member's SANs", testSigner(t, f.authority, f.c.Spec.Leaf.Validity, func(c *x509.Certificate) { c.DNSNames = append(c.DNSNames, "etcd-2.example") }), agent.StepCheck, "SANs"},
+		{"a revoked serial", testSigner(t, f.authority, f.c.Spec.Leaf.Validity, func(c *x509.Certificate) { c.SerialNumber = revokedSerial }), agent.StepCheck, "is revoked"},
 		{"a refused request", func(context.Context, pki.Target, []byte) ([]byte, error) {
 			return nil, errors.New("denied: SAN 127.0.0.2 belongs to etcd-2")
 		}, agent.StepSign, "denied"},
@@ -418,4 +419,23 @@ func tree(t *testing.T, dir string) string {
 		t.Fatal(err)
 	}
 	return b.String()
+}
+
+// TestDueAtNeverBeforeTwoThirdsOfItsLife: renew-before decides for a
+// certificate longer than it, but one a signer made shorter is not due
+// the moment it arrives (which would renew it in a loop).
+func TestDueAtNeverBeforeTwoThirdsOfItsLife(t *testing.T) {
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		life, renewBefore, want time.Duration
+	}{
+		{365 * 24 * time.Hour, 30 * 24 * time.Hour, 335 * 24 * time.Hour},
+		{24 * time.Hour, 30 * 24 * time.Hour, 16 * time.Hour},
+		{90 * time.Minute, time.Hour, time.Hour},
+	} {
+		cert := &x509.Certificate{NotBefore: start, NotAfter: start.Add(c.life)}
+		if got := agent.DueAt(cert, c.renewBefore).Sub(start); got != c.want {
+			t.Errorf("life %s, renew-before %s: due after %s, want %s", c.life, c.renewBefore, got, c.want)
+		}
+	}
 }

@@ -220,7 +220,7 @@ func (f *kubeFixture) decide(ctx context.Context, csr *certificatesv1.Certificat
 	var cert []byte
 	if !ok || csr.Spec.Username != want || csr.Spec.SignerName != v1alpha1.SignerFor(tg.Kind.Name) {
 		cond.Type, cond.Message = certificatesv1.CertificateDenied, fmt.Sprintf("user %s may not ask for %s", csr.Spec.Username, tg.ID)
-	} else if c, err := signCSR(f.authority, tg.Kind.Usages, csr.Spec.Request, nil); err != nil {
+	} else if c, err := signCSR(f.authority, tg.Kind.Usages, f.c.Spec.Leaf.Validity, csr.Spec.Request, nil); err != nil {
 		cond.Type, cond.Message = certificatesv1.CertificateDenied, err.Error()
 	} else {
 		cert = c

@@ -179,7 +179,7 @@ func (r *agentRun) nextDue(a *Agent) time.Duration {
 			continue
 		}
 		if c, err := ca.ParseCert(certPEM); err == nil {
-			next = min(next, max(time.Until(c.NotAfter.Add(-a.Spec.Leaf.RenewBefore)), time.Second))
+			next = min(next, max(time.Until(DueAt(c, a.Spec.Leaf.RenewBefore)), time.Second))
 		}
 	}
 	return next
