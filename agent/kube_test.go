@@ -177,7 +177,11 @@ func (p *agentProc) wait(t *testing.T, timeout time.Duration) error {
 // the fixture's cluster whose requester is the agent of the target its
 // annotation names, and denies the others: the controller's part,
 // test-only. It runs until the returned stop is called.
-func (f *kubeFixture) approver(t *testing.T) (stop func()) {
+func (f *kubeFixture) approver(t *testing.T) (stop func()) { return f.approverDenying(t, "") }
+
+// approverDenying is approver, but denies every request with reason
+// when reason is not empty.
+func (f *kubeFixture) approverDenying(t *testing.T, reason string) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -186,7 +190,7 @@ func (f *kubeFixture) approver(t *testing.T) (stop func()) {
 		for ctx.Err() == nil {
 			if l, err := f.cs.CertificatesV1().CertificateSigningRequests().List(ctx, metav1.ListOptions{}); err == nil {
 				for i := range l.Items {
-					f.decide(ctx, &l.Items[i])
+					f.decide(ctx, &l.Items[i], reason)
 				}
 			}
 			select {
@@ -207,7 +211,7 @@ func pending(csr *certificatesv1.CertificateSigningRequest) bool {
 	return true
 }
 
-func (f *kubeFixture) decide(ctx context.Context, csr *certificatesv1.CertificateSigningRequest) {
+func (f *kubeFixture) decide(ctx context.Context, csr *certificatesv1.CertificateSigningRequest, deny string) {
 	if csr.Annotations[v1alpha1.AnnotationCluster] != f.ns+"/"+f.name || !pending(csr) {
 		return
 	}
@@ -218,7 +222,9 @@ func (f *kubeFixture) decide(ctx context.Context, csr *certificatesv1.Certificat
 	}
 	cond := certificatesv1.CertificateSigningRequestCondition{Type: certificatesv1.CertificateApproved, Status: corev1.ConditionTrue, Reason: "TestApprover"}
 	var cert []byte
-	if !ok || csr.Spec.Username != want || csr.Spec.SignerName != v1alpha1.SignerFor(tg.Kind.Name) {
+	if deny != "" {
+		cond.Type, cond.Message = certificatesv1.CertificateDenied, deny
+	} else if !ok || csr.Spec.Username != want || csr.Spec.SignerName != v1alpha1.SignerFor(tg.Kind.Name) {
 		cond.Type, cond.Message = certificatesv1.CertificateDenied, fmt.Sprintf("user %s may not ask for %s", csr.Spec.Username, tg.ID)
 	} else if c, err := signCSR(f.authority, tg.Kind.Usages, f.c.Spec.Leaf.Validity, csr.Spec.Request, nil); err != nil {
 		cond.Type, cond.Message = certificatesv1.CertificateDenied, err.Error()
@@ -306,6 +312,7 @@ func TestAgentThroughKubernetes(t *testing.T) {
 	if t.Failed() {
 		return
 	}
+	t.Run("DeniedIsLoggedAndRetriedWithBackoff", func(t *testing.T) { deniedAndRetried(t, f, f.c.Spec.Nodes[1].Name) })
 	t.Run("FinishesWhenTheAPIServerReturns", func(t *testing.T) { outlivesTheAPIServer(t, f) })
 	t.Run("KilledBetweenTheKeyAndTheSwitchConverges", func(t *testing.T) { killedWhileWaiting(t, f, node) })
 	t.Run("NoPrivateKeyInAnyAPIObject", func(t *testing.T) { noPrivateKeyInTheAPI(t, f) })
@@ -584,4 +591,58 @@ func noPrivateKeyInTheAPI(t *testing.T, f *kubeFixture) {
 	if len(blobs) < len(csrs.Items) {
 		t.Fatal("nothing looked at")
 	}
+}
+
+// deniedAndRetried: a Denied CSR is logged with the signer's reason and
+// recorded as a warning Event; the old pair keeps serving, and the agent
+// asks again after a backoff, until it is signed.
+func deniedAndRetried(t *testing.T, f *kubeFixture, node string) {
+	tg := f.hostTargets(t, node, true)[0]
+	old := serialOn(t, tg)
+	stop := f.approverDenying(t, "SAN 10.9.9.9 belongs to nobody")
+	p := f.startAgent(t, node, true)
+	at := f.request(t, tg.ID)
+	for deadline := time.Now().Add(60 * time.Second); countCSRs(t, f, tg.ID, at) < 2; time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no second CSR for %s within 60s after a denial:\n%s", tg.ID, p.out.String())
+		}
+	}
+	stop()
+	if !strings.Contains(p.out.String(), "SAN 10.9.9.9 belongs to nobody") {
+		t.Errorf("the denial's reason is not in the agent's log:\n%s", p.out.String())
+	}
+	if serialOn(t, tg) != old {
+		t.Error("the pair changed although every request was denied")
+	}
+	evs, err := f.cs.CoreV1().Events(f.ns).List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	warned := false
+	for _, e := range evs.Items {
+		warned = warned || e.Type == corev1.EventTypeWarning && e.Reason == "RenewFailed" && strings.Contains(e.Message, "belongs to nobody")
+	}
+	if !warned {
+		t.Error("no RenewFailed warning Event with the reason")
+	}
+	defer f.approver(t)()
+	f.waitInEffect(t, at, 90*time.Second, tg)
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	p.wait(t, 30*time.Second)
+}
+
+// countCSRs counts the CSRs made for target since at.
+func countCSRs(t *testing.T, f *kubeFixture, target string, at time.Time) int {
+	t.Helper()
+	l, err := f.cs.CertificatesV1().CertificateSigningRequests().List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, c := range l.Items {
+		if c.Annotations[v1alpha1.AnnotationTarget] == target && !c.CreationTimestamp.Time.Before(at.Truncate(time.Second)) {
+			n++
+		}
+	}
+	return n
 }
