@@ -35,9 +35,10 @@ import (
 )
 
 var (
-	buildOnce sync.Once
-	binDir    string
-	buildErr  error
+	buildOnce  sync.Once
+	binDir     string
+	buildErr   error
+	buildFlags []string
 )
 
 func TestMain(m *testing.M) {
@@ -56,7 +57,8 @@ func etcdpkiBin(t *testing.T) string {
 		if binDir, buildErr = os.MkdirTemp("", "etcdpki-agent-test"); buildErr != nil {
 			return
 		}
-		cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, "etcdpki"), "./cmd/etcdpki")
+		args := append(append([]string{"build"}, buildFlags...), "-o", filepath.Join(binDir, "etcdpki"), "./cmd/etcdpki")
+		cmd := exec.Command("go", args...)
 		cmd.Dir = ".."
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
@@ -628,7 +630,9 @@ func deniedAndRetried(t *testing.T, f *kubeFixture, node string) {
 	defer f.approver(t)()
 	f.waitInEffect(t, at, 90*time.Second, tg)
 	p.cmd.Process.Signal(syscall.SIGTERM)
-	p.wait(t, 30*time.Second)
+	if err := p.wait(t, 30*time.Second); err != nil {
+		t.Errorf("agent stopped with %v, want exit 0 on SIGTERM", err)
+	}
 }
 
 // countCSRs counts the CSRs made for target since at.
