@@ -85,9 +85,7 @@ type kubeFixture struct {
 func startKube(t *testing.T) *kubeFixture {
 	t.Helper()
 	c := livetest.RevokeCluster(t)
-	// A watch open on the apiserver (an agent waiting for its certificate)
-	// would hold its stop for a minute: drain watches in 2s instead.
-	env := kubetest.Start(t, kubetest.WithArg("shutdown-watch-termination-grace-period", "2s"))
+	env := kubetest.Start(t)
 	f := &kubeFixture{c: c, env: env, ns: env.Namespace(t, "etcd"), name: c.Spec.Name, inv: c.Inventory()}
 	var err error
 	if f.cs, err = kubernetes.NewForConfig(env.Config); err != nil {

@@ -85,6 +85,11 @@ func Start(t testing.TB, opts ...Option) *Env {
 	if err := os.MkdirAll(api.CertDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
+	// A watch left open (an agent waiting for its certificate) holds a
+	// stop for a minute, past envtest's stop timeout, which then kills
+	// the apiserver but leaves it marked running, so StartAPIServer
+	// starts nothing: drain watches within 2s instead.
+	api.Configure().Set("shutdown-watch-termination-grace-period", "2s")
 	e.ControlPlane.Etcd = &envtest.Etcd{Path: etcdtest.EtcdBin(t)}
 	for _, o := range opts {
 		o(e)
