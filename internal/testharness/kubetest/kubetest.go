@@ -85,11 +85,6 @@ func Start(t testing.TB, opts ...Option) *Env {
 	if err := os.MkdirAll(api.CertDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	// A watch left open (an agent waiting for its certificate) holds a
-	// stop for a minute, past envtest's stop timeout, which then kills
-	// the apiserver but leaves it marked running, so StartAPIServer
-	// starts nothing: drain watches within 2s instead.
-	api.Configure().Set("shutdown-watch-termination-grace-period", "2s")
 	e.ControlPlane.Etcd = &envtest.Etcd{Path: etcdtest.EtcdBin(t)}
 	// With a watch open, a graceful stop waits out the request timeout
 	// (60 s), longer than envtest waits: end watches after 2 s, so a test
