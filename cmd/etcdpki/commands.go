@@ -14,5 +14,6 @@ func commands() []*cli.Command {
 		verifyCommand(),
 		memberCommand(),
 		exportCommand(),
+		agentCommand(),
 	}
 }

@@ -10,14 +10,15 @@ import (
 )
 
 // expanders may expand a spec into an inventory (pki.New): pki itself,
-// and cmd, which builds the inventory once per command and hands it to
-// the operation. Everything below cmd takes the inventory it is given,
+// cmd, which builds the inventory once per command and hands it to
+// the operation, and the controller and the agent, whose spec is an
+// EtcdCluster they read (and read again when it changes). Everything below cmd takes the inventory it is given,
 // so that one command's run sees one expansion of one spec (the watcher
 // reloads through a function cmd hands it). internal/testharness is
 // skipped by eachFile: only tests import it.
 func expander(pkg string) bool {
 	top, _, _ := strings.Cut(pkg, "/")
-	return top == "cmd" || top == "pki"
+	return top == "cmd" || top == "pki" || top == "agent" || top == "controller"
 }
 
 // TestOnlyCmdExpandsTheSpec fails on a use of pki.New (a call or a
