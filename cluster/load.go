@@ -127,7 +127,7 @@ func (p *parser) errf(field string, path []any, format string, args ...any) erro
 }
 
 func (p *parser) build(r *File, o Options) (*Spec, error) {
-	s := &Spec{Name: r.Name, Local: r.Local, File: p.file}
+	s := &Spec{Name: r.Name, Local: r.Local, File: p.file, Source: r}
 	if s.Name == "" {
 		s.Name = "etcd"
 	}

@@ -80,6 +80,10 @@ type Spec struct {
 	Clients []Client
 	// File is the spec file this came from, "" when built from flags.
 	File string
+	// Source is that file's fields as written, before defaults (export
+	// hands them to the cluster as the EtcdCluster's spec); nil when
+	// built from flags.
+	Source *File
 }
 
 // CA describes the etcd certificate authority.

@@ -72,7 +72,15 @@ func WriteMetrics(path string, inv *pki.Inventory, st *State, ok bool, now time.
 	b.WriteString("# HELP etcdpki_rotate_last_run_timestamp_seconds When the last rotation run ended (Unix time).\n")
 	b.WriteString("# TYPE etcdpki_rotate_last_run_timestamp_seconds gauge\n")
 	fmt.Fprintf(&b, "etcdpki_rotate_last_run_timestamp_seconds{cluster=%q} %d\n", s.Name, now.Unix())
-	if _, err := atomicdir.WriteFile(path, b.Bytes(), metricsMode); err != nil {
+	return WriteTextfile(path, b.Bytes())
+}
+
+// WriteTextfile replaces the node_exporter textfile at path with data in
+// one rename, as the collector requires (it must never read half a
+// file), readable by the collector's user. rotate's metrics and the
+// agent's go through it.
+func WriteTextfile(path string, data []byte) error {
+	if _, err := atomicdir.WriteFile(path, data, metricsMode); err != nil {
 		return fmt.Errorf("write metrics file: %w", err)
 	}
 	return nil

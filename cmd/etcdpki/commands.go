@@ -13,6 +13,8 @@ func commands() []*cli.Command {
 		caCommand(),
 		verifyCommand(),
 		memberCommand(),
+		exportCommand(),
+		agentCommand(),
 		controllerCommand(),
 	}
 }

@@ -81,6 +81,9 @@ func TestEveryInputFileRefusesOddFiles(t *testing.T) {
 		return append([]string{"adopt", "--spec", spec, "--dir", adopted}, more...)
 	}
 	ep := "--endpoints=https://127.0.0.1:1"
+	kc := filepath.Join(w, "kubeconfig")
+	os.WriteFile(kc, []byte("apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\ncurrent-context: c\nusers: [{name: u, user: {token: t}}]\n"), 0o600)
+	api := []string{"--kubeconfig", kc, "--namespace", "etcd-system"}
 	cases := []inputCase{
 		{name: "init --spec", args: []string{"init", "--spec", "BAD", "--dir", pkiDir}},
 		{name: "adopt --spec", args: []string{"adopt", "--spec", "BAD", "--dir", adopted, "--ca-cert", caCrt, "--ca-key", caKey}},
@@ -93,6 +96,9 @@ func TestEveryInputFileRefusesOddFiles(t *testing.T) {
 		{name: "verify --spec", args: []string{"verify", "--spec", "BAD", "--dir", pkiDir}},
 		{name: "member add --spec", args: []string{"member", "add", "--spec", "BAD", "--dir", pkiDir, "etcd-node-2"}},
 		{name: "member remove --spec", args: []string{"member", "remove", "--spec", "BAD", "--dir", pkiDir, "etcd-node-2"}},
+		{name: "export --spec", args: append([]string{"export", "--spec", "BAD", "--dir", pkiDir}, api...)},
+		{name: "export --kubeconfig", args: []string{"export", "--spec", spec, "--dir", pkiDir, "--kubeconfig", "BAD", "--namespace", "etcd-system"}},
+		{name: "rotate --kubeconfig", args: []string{"rotate", "--kubeconfig", "BAD", "--namespace", "etcd-system", "--cluster", "etcd", "--all"}},
 		{name: "rotate --metrics-file", args: []string{"rotate", "--spec", spec, "--dir", pkiDir, "--metrics-file", "BAD"}},
 		{name: "adopt --ca-cert", args: adoptArgs("--ca-cert", "BAD", "--ca-key", caKey)},
 		{name: "adopt --ca-key", args: adoptArgs("--ca-cert", caCrt, "--ca-key", "BAD")},
@@ -112,6 +118,7 @@ func TestEveryInputFileRefusesOddFiles(t *testing.T) {
 		{name: "certs list --dir", args: []string{"certs", "list", "--spec", spec, "--dir", "BAD"}, dirFlag: true},
 		{name: "rotate --dir", args: []string{"rotate", "--spec", spec, "--dir", "BAD", "--dry-run"}, dirFlag: true},
 		{name: "verify --dir", args: []string{"verify", "--spec", spec, "--dir", "BAD"}, dirFlag: true},
+		{name: "export --dir", args: append([]string{"export", "--spec", spec, "--dir", "BAD"}, api...), dirFlag: true},
 	}
 	// The good half of a pair in a directory flag: the bad file's partner.
 	partner := map[string][2]string{

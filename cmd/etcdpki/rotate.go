@@ -17,8 +17,9 @@ import (
 
 func rotateCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "rotate",
-		Usage: "renew the certificates that are due, deploy them and prove them in effect (restarting members only when needed)",
+		Name:      "rotate",
+		ArgsUsage: "[TARGET... (with --kubeconfig)]",
+		Usage:     "renew the certificates that are due, deploy them and prove them in effect (restarting members only when needed)",
 		Description: `One run: plan what is due (inside renew-before, past 2/3 of its life, SANs changed, or
 replaced from outside since the last run), renew it (previous pairs kept in PKI/backup/<time>/),
 run each changed node's deploy command, then put it into effect. The whole cluster must be
@@ -60,10 +61,22 @@ makes a run killed at any point resume without proving or restarting finished me
    etcdpki rotate --spec /etc/etcdpki/cluster.yaml --metrics-file /var/lib/node_exporter/etcdpki.prom
    etcdpki rotate --spec /etc/etcdpki/cluster.yaml --watch --interval 1h
 
+Through the agents on Kubernetes (etcdpki agent on each host): --kubeconfig asks for a renewal
+instead of doing one. It stamps the request (etcdpki.io/renew-requested-at and renew-targets) on the
+EtcdCluster, as kubectl rollout restart does, and waits until its status shows every requested
+certificate renewed since then and proven in effect, one line per certificate. Name TARGETs as
+certs renew takes them (a certificate ID, a node or client, a kind) or --all. None of the flags
+above applies then; the PKI directory is not read.
+
+   etcdpki rotate --kubeconfig admin.conf --namespace etcd-system --cluster prod --all --timeout 15m
+
 Exit codes: 0 done or nothing due, 1 a member, a proof or a check failed (or another run holds
 the lock, or the cluster is down with expired certificates: the error names the --recover command),
-2 usage or input error, or --recover on a cluster that has a quorum (nothing changed).`,
-		Flags: append(specFlags(),
+2 usage or input error, or --recover on a cluster that has a quorum (nothing changed).
+With --kubeconfig: 0 every requested certificate in effect, 1 --timeout passed (the error names
+each one missing and what its status shows), 2 usage or input error, an unknown TARGET or no such
+EtcdCluster (nothing stamped).`,
+		Flags: append(append(specFlags(),
 			&cli.StringFlag{Name: "renew-before", Usage: "renew certificates expiring within `DURATION` (overrides the spec; 87600h makes everything due)"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "print the plan (certificates, each member's restart or proof, commands) and change nothing"},
 			&cli.StringFlag{Name: "restart", Value: string(rotate.RestartAuto), Usage: "`MODE`: auto (restart only for a changed CA bundle or config, prove the rest), always (roll every changed member), or never"},
@@ -75,12 +88,18 @@ the lock, or the cluster is down with expired certificates: the error names the 
 			&cli.DurationFlag{Name: "command-timeout", Value: runner.DefaultCommandTimeout, Usage: "bound on one deploy or restart command"},
 			&cli.BoolFlag{Name: "watch", Usage: "keep running: rotate when due and whenever certificate files or the spec change"},
 			&cli.DurationFlag{Name: "interval", Value: rotate.DefaultInterval, Usage: "with --watch, how often to check expiry"},
-		),
+		), requestFlags()...),
 		Action: runRotate,
 	}
 }
 
 func runRotate(c *cli.Context) error {
+	if c.IsSet("kubeconfig") {
+		return runRequest(c)
+	}
+	if err := pkiOnly(c); err != nil {
+		return err
+	}
 	if err := noArgs(c); err != nil {
 		return err
 	}

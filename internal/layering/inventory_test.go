@@ -10,15 +10,15 @@ import (
 )
 
 // expanders may expand a spec into an inventory (pki.New): pki itself,
-// cmd, which builds the inventory once per command and hands it to the
-// operation, and the controller and the agent, which are front doors of
-// their own: they expand an EtcdCluster's spec as cmd expands a file. Everything below cmd takes the inventory it is given,
+// cmd, which builds the inventory once per command and hands it to
+// the operation, and the controller and the agent, whose spec is an
+// EtcdCluster they read (and read again when it changes). Everything below cmd takes the inventory it is given,
 // so that one command's run sees one expansion of one spec (the watcher
 // reloads through a function cmd hands it). internal/testharness is
 // skipped by eachFile: only tests import it.
 func expander(pkg string) bool {
 	top, _, _ := strings.Cut(pkg, "/")
-	return top == "cmd" || top == "pki" || top == "controller" || top == "agent"
+	return top == "cmd" || top == "pki" || top == "agent" || top == "controller"
 }
 
 // TestOnlyCmdExpandsTheSpec fails on a use of pki.New (a call or a

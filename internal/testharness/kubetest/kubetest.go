@@ -86,6 +86,10 @@ func Start(t testing.TB, opts ...Option) *Env {
 		t.Fatal(err)
 	}
 	e.ControlPlane.Etcd = &envtest.Etcd{Path: etcdtest.EtcdBin(t)}
+	// With a watch open, a graceful stop waits out the request timeout
+	// (60 s), longer than envtest waits: end watches after 2 s, so a test
+	// can stop the apiserver under the controller's and agents' watches.
+	api.Configure().Set("shutdown-watch-termination-grace-period", "2s")
 	for _, o := range opts {
 		o(e)
 	}
