@@ -167,8 +167,7 @@ func (a *Agent) Renew(ctx context.Context, t pki.Target) (*Renewal, error) {
 		a.step(step, t.ID).Err(err).Failed("%s: %s failed: %v", t.ID, step, err)
 		return r, &StepError{Step: step, Target: t.ID, Err: err}
 	}
-	csrPEM, keyPEM, err := ca.NewCSR(ca.Request{Kind: t.Kind, CommonName: t.CommonName, Organization: t.Organization,
-		Hosts: t.Hosts, Key: a.Spec.Leaf.Key, Validity: a.Spec.Leaf.Validity})
+	csrPEM, keyPEM, err := ca.NewCSR(t.Request(a.Spec.Leaf))
 	if err != nil {
 		return fail(StepKey, err)
 	}

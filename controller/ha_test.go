@@ -58,8 +58,10 @@ func etcdpkiBin(t testing.TB) string {
 // replica is one `etcdpki controller --leader-elect` process.
 type replica struct {
 	cmd *exec.Cmd
-	// leading is closed when the process says it leads.
+	// leading is closed when the process says it leads; holder is then
+	// the Lease holder identity it says it leads as.
 	leading chan struct{}
+	holder  string
 	mu      sync.Mutex
 	out     strings.Builder
 }
@@ -88,8 +90,11 @@ func (e *env) startReplica(t testing.TB, ns string, l lease) *replica {
 			r.mu.Lock()
 			r.out.WriteString(sc.Text() + "\n")
 			r.mu.Unlock()
-			if strings.Contains(sc.Text(), ": leading: ") {
-				once.Do(func() { close(r.leading) })
+			if _, as, ok := strings.Cut(sc.Text(), ": leading as Lease holder "); ok {
+				once.Do(func() {
+					r.holder, _, _ = strings.Cut(as, ":")
+					close(r.leading)
+				})
 			}
 		}
 	}()
@@ -172,10 +177,10 @@ func TestLeaderKilledWhileCSRsPending(t *testing.T) {
 	select {
 	case <-other.leading:
 	default:
-		t.Error("the surviving replica never said it leads")
+		t.Fatal("the surviving replica never said it leads")
 	}
-	if after := e.leaseHolder(t, ns); after == before || after == "" {
-		t.Errorf("the Lease holder is still %q", after)
+	if after := e.leaseHolder(t, ns); after == before || after != other.holder || before != lead.holder {
+		t.Errorf("Lease holder %q before, %q after; the replicas said they lead as %q (killed) and %q", before, after, lead.holder, other.holder)
 	}
 }
 

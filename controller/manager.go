@@ -10,6 +10,7 @@ import (
 	"time"
 
 	certificatesv1 "k8s.io/api/certificates/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
@@ -173,15 +174,25 @@ func replicaName() string {
 	return fmt.Sprintf("etcdpki controller %s/%d", host, os.Getpid())
 }
 
-// announce says when this replica starts leading: the line an operator
-// (and the HA test) reads to know which replica signs.
+// announce says when this replica starts leading, and with
+// --leader-elect under which Lease holder identity: the line an operator
+// (and the HA tests) reads to know which replica signs.
 func announce(ctx context.Context, mgr manager.Manager, o Options) {
 	if o.Log == nil {
 		return
 	}
 	select {
 	case <-mgr.Elected():
-		fmt.Fprintf(o.Log, "%s: leading: signing CSRs and proving the EtcdClusters of namespace %s\n", replicaName(), o.Namespace)
 	case <-ctx.Done():
+		return
 	}
+	as := ""
+	if o.LeaderElect {
+		var l coordinationv1.Lease
+		key := types.NamespacedName{Namespace: o.Namespace, Name: v1alpha1.LeaseName}
+		if err := mgr.GetAPIReader().Get(ctx, key, &l); err == nil && l.Spec.HolderIdentity != nil {
+			as = " as Lease holder " + *l.Spec.HolderIdentity
+		}
+	}
+	fmt.Fprintf(o.Log, "%s: leading%s: signing CSRs and proving the EtcdClusters of namespace %s\n", replicaName(), as, o.Namespace)
 }
