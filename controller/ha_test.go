@@ -1,15 +1,9 @@
 package controller
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,52 +13,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/etcdpki/etcdpki/api/v1alpha1"
+	"github.com/etcdpki/etcdpki/internal/testharness/selfhost"
 )
 
-// binDir holds the etcdpki binary the tests run as real processes,
-// built once (buildOnce) and removed by TestMain.
-var (
-	binDir    string
-	buildOnce sync.Once
-	buildErr  error
-)
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
-	os.Exit(code)
-}
-
-// etcdpkiBin builds cmd/etcdpki once for the process tests.
-func etcdpkiBin(t testing.TB) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		if binDir, buildErr = os.MkdirTemp("", "etcdpki-controller-test-"); buildErr != nil {
-			return
-		}
-		out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, "etcdpki"), "github.com/etcdpki/etcdpki/cmd/etcdpki").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return filepath.Join(binDir, "etcdpki")
-}
-
-// replica is one `etcdpki controller --leader-elect` process.
-type replica struct {
-	cmd *exec.Cmd
-	// leading is closed when the process says it leads; holder is then
-	// the Lease holder identity it says it leads as.
-	leading chan struct{}
-	holder  string
-	mu      sync.Mutex
-	out     strings.Builder
-}
+func TestMain(m *testing.M) { selfhost.Main(m) }
 
 // lease is the election's timing for a run.
 type lease struct{ duration, renew, retry time.Duration }
@@ -73,57 +25,35 @@ type lease struct{ duration, renew, retry time.Duration }
 // rules (duration > renew deadline > 1.2 × retry period).
 var shortLease = lease{3 * time.Second, 2 * time.Second, 500 * time.Millisecond}
 
-func (e *env) startReplica(t testing.TB, ns string, l lease) *replica {
+// startReplica runs `etcdpki controller --leader-elect` as a process,
+// with the identity deploy/controller-rbac.yaml binds.
+func (e *env) startReplica(t testing.TB, name, ns string, l lease) *selfhost.Process {
 	t.Helper()
-	r := &replica{leading: make(chan struct{})}
-	r.cmd = exec.Command(etcdpkiBin(t), "controller", "--kubeconfig", e.controllerKubeconfig, "--namespace", ns, "--leader-elect",
-		"--metrics-bind-address", "0", "--health-probe-bind-address", "0", "--probe-interval", "1h",
+	args := append(selfhost.ControllerArgs(e.controllerKubeconfig, ns), "--probe-interval", "1h",
 		"--leader-elect-lease-duration", l.duration.String(), "--leader-elect-renew-deadline", l.renew.String(), "--leader-elect-retry-period", l.retry.String())
-	pr, pw := io.Pipe()
-	r.cmd.Stdout, r.cmd.Stderr = pw, pw
-	must(t, r.cmd.Start())
-	go func() {
-		sc := bufio.NewScanner(pr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		once := sync.Once{}
-		for sc.Scan() {
-			r.mu.Lock()
-			r.out.WriteString(sc.Text() + "\n")
-			r.mu.Unlock()
-			if _, as, ok := strings.Cut(sc.Text(), ": leading as Lease holder "); ok {
-				once.Do(func() {
-					r.holder, _, _ = strings.Cut(as, ":")
-					close(r.leading)
-				})
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		r.cmd.Process.Kill()
-		r.cmd.Wait()
-		pw.Close()
-		if t.Failed() {
-			r.mu.Lock()
-			t.Logf("controller pid %d:\n%s", r.cmd.Process.Pid, r.out.String())
-			r.mu.Unlock()
-		}
-	})
-	return r
+	return selfhost.StartEtcdpki(t, name, args...)
+}
+
+// leadsAs is the Lease holder identity a replica says it leads as, ""
+// while it does not lead.
+func leadsAs(p *selfhost.Process) string {
+	_, as, ok := strings.Cut(p.Output(), ": leading as Lease holder ")
+	if !ok {
+		return ""
+	}
+	holder, _, _ := strings.Cut(as, ":")
+	return holder
 }
 
 // leader waits until one of the replicas leads and returns it and the
 // other.
-func leader(t testing.TB, a, b *replica) (lead, other *replica) {
+func leader(t testing.TB, a, b *selfhost.Process) (lead, other *selfhost.Process) {
 	t.Helper()
-	select {
-	case <-a.leading:
+	waitFor(t, "a replica to lead", func(context.Context) (bool, error) { return leadsAs(a) != "" || leadsAs(b) != "", nil })
+	if leadsAs(a) != "" {
 		return a, b
-	case <-b.leading:
-		return b, a
-	case <-time.After(2 * time.Minute):
-		t.Fatal("no replica leads")
 	}
-	return nil, nil
+	return b, a
 }
 
 func (e *env) leaseHolder(t testing.TB, ns string) string {
@@ -157,30 +87,25 @@ func TestLeaderKilledWhileCSRsPending(t *testing.T) {
 	e := startEnv(t)
 	ns := e.namespace(t)
 	f := e.newFixture(t, ns, parseSpec(t, kubeSpec))
-	a, b := e.startReplica(t, ns, shortLease), e.startReplica(t, ns, shortLease)
+	a, b := e.startReplica(t, "controller-a", ns, shortLease), e.startReplica(t, "controller-b", ns, shortLease)
 	lead, other := leader(t, a, b)
 	before := e.leaseHolder(t, ns)
 
 	// Frozen, the leader holds the Lease and signs nothing: the CSRs
 	// are pending when it dies.
-	must(t, lead.cmd.Process.Signal(syscall.SIGSTOP))
+	must(t, lead.Cmd.Process.Signal(syscall.SIGSTOP))
 	names := f.submitNodeCSRs(t, e.agent(t, v1alpha1.NodeUser("etcd-node-1")), "etcd-node-1", "failover")
-	must(t, lead.cmd.Process.Signal(syscall.SIGKILL))
+	lead.Kill(t)
 
 	for _, name := range names {
 		csr := answered(t, e.Client, name)
 		ok, _ := condition(csr, certificatesv1.CertificateApproved)
-		if len(csr.Status.Certificate) == 0 || !strings.Contains(ok.Message, fmt.Sprintf("/%d: ", other.cmd.Process.Pid)) {
-			t.Errorf("CSR %s: approval %q, certificate %d bytes; want signed by the surviving replica (pid %d)", name, ok.Message, len(csr.Status.Certificate), other.cmd.Process.Pid)
+		if len(csr.Status.Certificate) == 0 || !strings.Contains(ok.Message, fmt.Sprintf("/%d: ", other.PID())) {
+			t.Errorf("CSR %s: approval %q, certificate %d bytes; want signed by the surviving replica (pid %d)", name, ok.Message, len(csr.Status.Certificate), other.PID())
 		}
 	}
-	select {
-	case <-other.leading:
-	default:
-		t.Fatal("the surviving replica never said it leads")
-	}
-	if after := e.leaseHolder(t, ns); after == before || after != other.holder || before != lead.holder {
-		t.Errorf("Lease holder %q before, %q after; the replicas said they lead as %q (killed) and %q", before, after, lead.holder, other.holder)
+	if after := e.leaseHolder(t, ns); after == before || after != leadsAs(other) || before != leadsAs(lead) {
+		t.Errorf("Lease holder %q before, %q after; the replicas said they lead as %q (killed) and %q", before, after, leadsAs(lead), leadsAs(other))
 	}
 }
 
@@ -196,18 +121,18 @@ func BenchmarkFailover(b *testing.B) {
 		b.StopTimer()
 		ns := e.namespace(b)
 		f := e.newFixture(b, ns, parseSpec(b, kubeSpec))
-		r1, r2 := e.startReplica(b, ns, l), e.startReplica(b, ns, l)
+		r1, r2 := e.startReplica(b, "controller-a", ns, l), e.startReplica(b, "controller-b", ns, l)
 		lead, _ := leader(b, r1, r2)
 		// Signing works before the kill; then the leader stops mid-work.
 		warm := f.submitNodeCSRs(b, e.agent(b, v1alpha1.NodeUser("etcd-node-2")), "etcd-node-2", fmt.Sprintf("warm-%d", i))
 		for _, n := range warm {
 			answered(b, e.Client, n)
 		}
-		must(b, lead.cmd.Process.Signal(syscall.SIGSTOP))
+		must(b, lead.Cmd.Process.Signal(syscall.SIGSTOP))
 		names := f.submitNodeCSRs(b, e.agent(b, v1alpha1.NodeUser("etcd-node-1")), "etcd-node-1", fmt.Sprintf("kill-%d", i))
 		b.StartTimer()
 		start := time.Now()
-		must(b, lead.cmd.Process.Signal(syscall.SIGKILL))
+		lead.Kill(b)
 		for _, n := range names {
 			answered(b, e.Client, n)
 		}
