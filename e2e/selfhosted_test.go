@@ -31,14 +31,19 @@ type running struct {
 
 func startEtcdpki(t *testing.T, e *selfhost.Env) *running {
 	t.Helper()
-	r := &running{Env: e, ns: e.Namespace(t, "etcdpki"), admin: e.Kube.AdminKubeconfig(t), agents: map[string]*selfhost.Process{}}
+	// The namespace and cluster name deploy/controller-rbac.yaml is
+	// written for, so that it applies as shipped; the controller runs as
+	// the service account it binds, each agent as its own identity.
+	r := &running{Env: e, ns: e.Kube.Namespace(t, "etcd-system"), admin: e.Kube.AdminKubeconfig(t), agents: map[string]*selfhost.Process{}}
+	e.Kube.Apply(t, "deploy/controller-rbac.yaml", r.ns)
 	e.Kube.Apply(t, "deploy/agent-rbac.yaml", r.ns)
+	controller, _ := e.Kube.AddUser(t, "system:serviceaccount:"+r.ns+":etcdpki-controller", "system:serviceaccounts", "system:serviceaccounts:"+r.ns)
 	out := selfhost.Etcdpki(t, "export", "--spec", e.SpecPath, "--kubeconfig", r.admin, "--namespace", r.ns)
 	if b, err := out.CombinedOutput(); err != nil {
 		t.Fatalf("etcdpki export: %v\n%s", err, b)
 	}
 	for i := range 2 {
-		args := append(selfhost.ControllerArgs(r.admin, r.ns), leaseFlags...)
+		args := append(selfhost.ControllerArgs(controller, r.ns), leaseFlags...)
 		r.controllers = append(r.controllers, selfhost.StartEtcdpki(t, "controller-"+string(rune('1'+i)), args...))
 	}
 	for node := range e.NodeDirs {
@@ -82,7 +87,7 @@ func (r *running) cluster(t *testing.T, ctx context.Context) *v1alpha1.EtcdClust
 // -9. Every member serves new serials from the same pid, no request
 // failed, and the Lease moved.
 func TestSelfHostedRotateThroughAgents(t *testing.T) {
-	e := selfhost.Start(t, selfhost.Options{})
+	e := selfhost.Start(t, selfhost.Options{Name: "etcd-prod"})
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	r := startEtcdpki(t, e)
@@ -103,7 +108,9 @@ func TestSelfHostedRotateThroughAgents(t *testing.T) {
 		"--cluster", e.Spec.Name, "--all", "--timeout", "5m")
 	// Kill the leader in the middle: once the first certificate is
 	// renewed and before the last is.
-	r.waitRenewed(t, ctx, 1)
+	if pending := len(e.Inventory.Targets) - r.waitRenewed(t, ctx, 1); pending == 0 {
+		t.Fatal("every certificate was renewed before the leader could be killed: nothing tests the failover")
+	}
 	leader.Kill(t)
 	if code := rot.Wait(t, 6*time.Minute); code != 0 {
 		t.Fatalf("rotate --kubeconfig --all exited %d:\n%s", code, rot.Output())
@@ -133,8 +140,8 @@ func TestSelfHostedRotateThroughAgents(t *testing.T) {
 }
 
 // waitRenewed waits until at least n certificates show a renewal after
-// the request.
-func (r *running) waitRenewed(t *testing.T, ctx context.Context, n int) {
+// the request, and returns how many do.
+func (r *running) waitRenewed(t *testing.T, ctx context.Context, n int) int {
 	t.Helper()
 	for ctx.Err() == nil {
 		ec := r.cluster(t, ctx)
@@ -147,12 +154,13 @@ func (r *running) waitRenewed(t *testing.T, ctx context.Context, n int) {
 				}
 			}
 			if renewed >= n {
-				return
+				return renewed
 			}
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatalf("fewer than %d certificates renewed", n)
+	return 0
 }
 
 // noPrivateKeys: no CSR, ConfigMap, EtcdCluster or Secret other than the
