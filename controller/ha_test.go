@@ -115,7 +115,7 @@ func TestLeaderKilledWhileCSRsPending(t *testing.T) {
 func BenchmarkFailover(b *testing.B) {
 	e := startEnv(b)
 	l := lease{DefaultLeaseDuration, DefaultRenewDeadline, DefaultRetryPeriod}
-	var total time.Duration
+	var total, worst time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
@@ -136,8 +136,10 @@ func BenchmarkFailover(b *testing.B) {
 		for _, n := range names {
 			answered(b, e.Client, n)
 		}
-		total += time.Since(start)
+		took := time.Since(start)
+		total, worst = total+took, max(worst, took)
 	}
 	b.ReportMetric(total.Seconds()/float64(b.N), "s-failover")
+	b.ReportMetric(worst.Seconds(), "s-failover-max")
 	b.ReportMetric(l.duration.Seconds(), "s-lease")
 }
