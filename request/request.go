@@ -109,6 +109,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			return nil, input.Errorf("unknown certificate %q: EtcdCluster %s/%s has no such certificate, owner or kind (its certificates: %s)", missing[0], o.Namespace, o.Cluster, strings.Join(pki.IDs(all), ", "))
 		}
 	}
+	if err := settle(ctx, &ec, picked, o.Now); err != nil {
+		return nil, err
+	}
 	// Whole seconds: the status's RenewedAt is a metav1.Time, which the
 	// API carries in whole seconds, and an agent's renewal a moment after
 	// a request stamped with its fraction would read as before it.
@@ -193,3 +196,49 @@ func why(ec *v1alpha1.EtcdCluster, id string, at time.Time) string {
 
 // errGone ends the wait when the EtcdCluster is deleted under it.
 var errGone = errors.New("the EtcdCluster was deleted while waiting")
+
+// maxSettle bounds settle's wait: a RenewedAt further ahead than this is
+// an agent's clock ahead of this host's, not a renewal a moment ago.
+const maxSettle = 3 * time.Second
+
+// settle waits until this host's clock is past every picked
+// certificate's RenewedAt. Agents round RenewedAt up to the whole second,
+// and the request is stamped in whole seconds: a renewal finished in the
+// same second as the request, or in the second before, would otherwise
+// read as the answer to it, and rotate would report a renewal that never
+// happened. A RenewedAt more than maxSettle ahead is a clock skew, which
+// is an error: no stamp this host can make is safe.
+func settle(ctx context.Context, ec *v1alpha1.EtcdCluster, picked []pki.Target, now func() time.Time) error {
+	d, who, latest := settleWait(ec, picked, now())
+	if d <= 0 {
+		return nil
+	}
+	if d > maxSettle {
+		return fmt.Errorf("EtcdCluster %s/%s: %s was renewed at %s by an agent's clock, %s ahead of this host's: the clocks disagree (check NTP on the agents' hosts and here), and a request stamped now would read as already answered",
+			ec.Namespace, ec.Name, who, latest.UTC().Format(time.RFC3339), d.Round(time.Second))
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// settleWait is how long until now is a second past the latest RenewedAt
+// among the picked certificates, which certificate that is, and when.
+func settleWait(ec *v1alpha1.EtcdCluster, picked []pki.Target, now time.Time) (time.Duration, string, time.Time) {
+	var latest time.Time
+	var who string
+	for _, t := range picked {
+		if c, ok := ec.Status.Certificate(t.ID); ok && c.RenewedAt != nil && c.RenewedAt.Time.After(latest) {
+			latest, who = c.RenewedAt.Time, t.ID
+		}
+	}
+	if latest.IsZero() {
+		return 0, "", latest
+	}
+	return latest.Add(time.Second).Sub(now), who, latest
+}

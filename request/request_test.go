@@ -1,6 +1,7 @@
 package request
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -8,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/etcdpki/etcdpki/api/v1alpha1"
+	"github.com/etcdpki/etcdpki/pki"
 )
 
 // A certificate counts as done only when its status shows it renewed at
@@ -45,5 +47,37 @@ func TestRenewedNeedsBothTheRenewalAndTheProof(t *testing.T) {
 	e := &TimeoutError{Timeout: time.Minute, Missing: []string{"a: x", "b: y"}}
 	if !strings.Contains(e.Error(), "after 1m0s: a: x; b: y") {
 		t.Errorf("TimeoutError = %q", e.Error())
+	}
+}
+
+// A renewal finished a moment before a new request has a RenewedAt
+// (rounded up to the second by its agent) at or after the request's
+// whole second: the request waits until its clock is past it, or it
+// would read as answered at once; far ahead is a clock skew, an error.
+func TestSettleWaitsPastTheLastRenewal(t *testing.T) {
+	renewedAt := time.Date(2026, 12, 7, 3, 0, 5, 0, time.UTC) // agent: 03:00:04.2 rounded up
+	m := metav1.NewTime(renewedAt)
+	ec := &v1alpha1.EtcdCluster{}
+	ec.Status.Certificates = []v1alpha1.CertificateStatus{{ID: "n1/etcd-server", InEffect: true, RenewedAt: &m}, {ID: "n2/etcd-server"}}
+	picked := []pki.Target{{ID: "n1/etcd-server"}, {ID: "n2/etcd-server"}}
+	now := renewedAt.Add(-800 * time.Millisecond) // 03:00:04.2 on this host
+	d, who, _ := settleWait(ec, picked, now)
+	if who != "n1/etcd-server" || d != 1800*time.Millisecond {
+		t.Errorf("settleWait = %s, %q; want 1.8s for n1/etcd-server", d, who)
+	}
+	// After the wait the stamp (whole seconds) is past the renewal.
+	if stamp := now.Add(d).Truncate(time.Second); !stamp.After(renewedAt) {
+		t.Errorf("stamp %s after the wait is not past RenewedAt %s", stamp, renewedAt)
+	}
+	if d, _, _ := settleWait(ec, picked, renewedAt.Add(time.Second)); d > 0 {
+		t.Errorf("a second past the renewal: wait %s, want none", d)
+	}
+	if d, _, _ := settleWait(ec, picked[1:], now); d != 0 {
+		t.Errorf("no RenewedAt among the picked: wait %s, want none", d)
+	}
+	skewed := renewedAt.Add(-time.Minute)
+	err := settle(context.Background(), ec, picked, func() time.Time { return skewed })
+	if err == nil || !strings.Contains(err.Error(), "clocks disagree") || !strings.Contains(err.Error(), "n1/etcd-server") {
+		t.Errorf("an agent clock a minute ahead: err = %v, want the skew named", err)
 	}
 }
