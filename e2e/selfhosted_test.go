@@ -29,7 +29,7 @@ type running struct {
 	agents      map[string]*selfhost.Process
 }
 
-func startEtcdpki(t *testing.T, e *selfhost.Env) *running {
+func startEtcdpki(t testing.TB, e *selfhost.Env) *running {
 	t.Helper()
 	// The namespace and cluster name deploy/controller-rbac.yaml is
 	// written for, so that it applies as shipped; the controller runs as
