@@ -124,7 +124,7 @@ func findBinary(env, name string) (string, error) {
 	path := os.Getenv(env)
 	from, alt := "$"+env, "or point "+env+" at an existing "+name+" binary"
 	if path == "" {
-		root, err := moduleRoot()
+		root, err := ModuleRoot()
 		if err != nil {
 			return "", fmt.Errorf("find the %s binary: %v; set %s or run `make etcd`", name, err, env)
 		}
@@ -147,9 +147,10 @@ func findBinary(env, name string) (string, error) {
 	return abs, nil
 }
 
-// moduleRoot walks up from the working directory (a test runs in its
-// package directory) to the directory holding go.mod.
-func moduleRoot() (string, error) {
+// ModuleRoot walks up from the working directory (a test runs in its
+// package directory) to the directory holding go.mod: where bin/, deploy/
+// and cmd/ are, for every harness that needs them.
+func ModuleRoot() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
 		return "", err

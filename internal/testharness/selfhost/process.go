@@ -2,7 +2,6 @@ package selfhost
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -53,7 +52,7 @@ func Binary(t testing.TB) string {
 	}
 	if built == "" && buildErr == nil {
 		bin := filepath.Join(buildDir, "etcdpki")
-		root, err := moduleRoot()
+		root, err := etcdtest.ModuleRoot()
 		if err == nil {
 			cmd := exec.Command("go", "build", "-o", bin, "./cmd/etcdpki")
 			cmd.Dir = root
@@ -73,22 +72,6 @@ func Binary(t testing.TB) string {
 	return built
 }
 
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the working directory")
-		}
-		dir = parent
-	}
-}
 
 // Process is an etcdpki process a test runs (a controller replica, an
 // agent): its output is kept, and written to the test's log if the test
