@@ -72,7 +72,6 @@ func Binary(t testing.TB) string {
 	return built
 }
 
-
 // Process is an etcdpki process a test runs (a controller replica, an
 // agent): its output is kept, and written to the test's log if the test
 // fails; it is killed when the test ends.
