@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -112,15 +113,7 @@ func BenchmarkFleet(b *testing.B) {
 		b.Fatalf("the controller exited; its output:\n%s", ctrl.Output())
 	default:
 	}
-	// client-go logs a wait of over a second at its client-side rate
-	// limiter (5 QPS, burst 10, unless the config sets them) at most
-	// every 10 s: the reason the signer's rate is what it is.
-	for _, l := range strings.Split(ctrl.Output(), "\n") {
-		if strings.Contains(l, "client-side throttling") {
-			b.Logf("the controller was throttled by its own client: %s", l)
-			break
-		}
-	}
+	logThrottling(b, ctrl.Output())
 	status := procStatus(b, ctrl.PID())
 	heap := scrape(b, metrics)
 	b.ReportMetric(total.Seconds()/float64(b.N), "s/fleet")
@@ -404,6 +397,53 @@ func checkAllSigned(b *testing.B, ctx context.Context, c client.Client, want int
 	if signed != want || len(l.Items) != want {
 		b.Fatalf("%d CSRs, %d of them approved and signed; want %d of %d", len(l.Items), signed, want, want)
 	}
+}
+
+// logThrottling says how often the controller waited over a second at
+// its own client's rate limiter (client-go's default 5 QPS, burst 10,
+// for a config that sets none), and on what: client-go logs such a wait
+// at most every 10 s, so the counts are a lower bound, and the reason
+// the signer's rate is what it is.
+func logThrottling(b *testing.B, out string) {
+	b.Helper()
+	n, on := 0, map[string]int{}
+	var longest float64
+	for _, l := range strings.Split(out, "\n") {
+		if !strings.Contains(l, "client-side throttling") {
+			continue
+		}
+		n++
+		var w struct {
+			Delay float64 `json:"delay"`
+			Verb  string  `json:"verb"`
+			URL   string  `json:"URL"`
+		}
+		if i := strings.Index(l, "{"); i >= 0 && json.Unmarshal([]byte(l[i:]), &w) == nil {
+			longest = max(longest, w.Delay)
+			on[w.Verb+" "+resourceOf(w.URL)]++
+		}
+	}
+	if n > 0 {
+		b.Logf("the controller logged %d waits of over 1 s at its client-side rate limiter (at most one per 10 s is logged), the longest %.1f s; on: %v", n, longest, on)
+	}
+}
+
+// resourceOf names the resource of a request URL, with its
+// subresource: ".../certificatesigningrequests/NAME/approval" is
+// "certificatesigningrequests/approval".
+func resourceOf(url string) string {
+	path, _, _ := strings.Cut(url, "?")
+	parts := strings.Split(path, "/")
+	for i, p := range parts {
+		switch p {
+		case "certificatesigningrequests", "etcdclusters", "events", "configmaps", "secrets", "leases":
+			if i+2 < len(parts) {
+				return p + "/" + parts[i+2]
+			}
+			return p
+		}
+	}
+	return path
 }
 
 // freeAddr is a loopback address with a port free a moment ago.
