@@ -19,14 +19,7 @@ import (
 // process, the CA in its Secret): a node's three certificates and the
 // kube-apiserver's client certificate, each renewed, proven and shown in
 // effect in the status.
-//
-// Until the controller (branch h-signer) is merged, the binary has no
-// controller command and the test says so and skips; once merged it
-// runs (the coordinator drops this guard).
 func TestAgentWithTheController(t *testing.T) {
-	if out, err := exec.Command(etcdpkiBin(t), "controller", "--help").CombinedOutput(); err != nil {
-		t.Skipf("etcdpki has no controller command yet (%v: %.80s)", err, out)
-	}
 	f := startKube(t)
 	certPEM, _ := os.ReadFile(f.c.Paths.CACert())
 	keyPEM, _ := os.ReadFile(f.c.Paths.CAKey())
