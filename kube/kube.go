@@ -19,6 +19,8 @@ import (
 
 	"github.com/etcdpki/etcdpki/api/v1alpha1"
 	"github.com/etcdpki/etcdpki/internal/input"
+	"github.com/etcdpki/etcdpki/internal/pathx"
+	"github.com/etcdpki/etcdpki/internal/regular"
 )
 
 // Scheme is client-go's scheme with etcdpki.io/v1alpha1 added.
@@ -39,6 +41,11 @@ func Scheme() *runtime.Scheme {
 func Config(kubeconfig string) (*rest.Config, error) {
 	if kubeconfig == "" {
 		return nil, input.Errorf("--kubeconfig: missing (the kubeconfig of the identity this runs as)")
+	}
+	// A FIFO or a device named by mistake would block client-go's read,
+	// /dev/zero would fill memory: the one safe reader's check first.
+	if err := regular.Check(kubeconfig, regular.MaxManifest); err != nil {
+		return nil, input.Errorf("--kubeconfig %s: %v", kubeconfig, pathx.UnwrapPath(err))
 	}
 	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {

@@ -6,8 +6,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/etcdpki/etcdpki/internal/input"
-	"github.com/etcdpki/etcdpki/internal/pathx"
-	"github.com/etcdpki/etcdpki/internal/regular"
 	"github.com/etcdpki/etcdpki/kube"
 )
 
@@ -30,12 +28,6 @@ func apiClient(c *cli.Context) (client.WithWatch, string, error) {
 	}
 	if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
 		return nil, "", input.Errorf("--namespace %q: %s", ns, errs[0])
-	}
-	// A FIFO or a device named by mistake would block client-go's read.
-	if kc := c.String("kubeconfig"); kc != "" {
-		if err := regular.Check(kc, regular.MaxManifest); err != nil {
-			return nil, "", input.Errorf("--kubeconfig %s: %v", kc, pathx.UnwrapPath(err))
-		}
 	}
 	cfg, err := kube.Config(c.String("kubeconfig"))
 	if err != nil {

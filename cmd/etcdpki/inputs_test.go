@@ -99,6 +99,8 @@ func TestEveryInputFileRefusesOddFiles(t *testing.T) {
 		{name: "export --spec", args: append([]string{"export", "--spec", "BAD", "--dir", pkiDir}, api...)},
 		{name: "export --kubeconfig", args: []string{"export", "--spec", spec, "--dir", pkiDir, "--kubeconfig", "BAD", "--namespace", "etcd-system"}},
 		{name: "rotate --kubeconfig", args: []string{"rotate", "--kubeconfig", "BAD", "--namespace", "etcd-system", "--cluster", "etcd", "--all"}},
+		{name: "agent --kubeconfig", args: []string{"agent", "--kubeconfig", "BAD", "--namespace", "etcd-system", "--cluster", "etcd", "--node", "etcd-node-1", "--dir", filepath.Join(w, "agent")}},
+		{name: "controller --kubeconfig", args: []string{"controller", "--kubeconfig", "BAD", "--namespace", "etcd-system", "--metrics-bind-address", "0", "--health-probe-bind-address", "0"}},
 		{name: "rotate --metrics-file", args: []string{"rotate", "--spec", spec, "--dir", pkiDir, "--metrics-file", "BAD"}},
 		{name: "adopt --ca-cert", args: adoptArgs("--ca-cert", "BAD", "--ca-key", caKey)},
 		{name: "adopt --ca-key", args: adoptArgs("--ca-cert", caCrt, "--ca-key", "BAD")},
