@@ -14,6 +14,7 @@ type File struct {
 	CRL     FileCRL      `yaml:"crl,omitempty" json:"crl,omitempty"`
 	Nodes   []FileNode   `yaml:"nodes" json:"nodes"`
 	Clients []FileClient `yaml:"clients,omitempty" json:"clients,omitempty"`
+	Auth    FileAuth     `yaml:"auth,omitempty" json:"auth,omitempty"`
 }
 
 // FileCA is the spec's ca section.
@@ -65,6 +66,10 @@ type FileClient struct {
 	Dir          string   `yaml:"dir,omitempty" json:"dir,omitempty"`
 	Deploy       string   `yaml:"deploy,omitempty" json:"deploy,omitempty"`
 	Restart      string   `yaml:"restart,omitempty" json:"restart,omitempty"`
+	// Permissions are the client's etcd grants when auth is on; Shared
+	// lets them reach kube-apiserver's prefix.
+	Permissions []FilePermission `yaml:"permissions,omitempty" json:"permissions,omitempty"`
+	Shared      bool             `yaml:"shared,omitempty" json:"shared,omitempty"`
 }
 
 // MaxSpecSize caps how much of a spec file is read: a real spec is a few

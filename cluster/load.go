@@ -149,6 +149,9 @@ func (p *parser) build(r *File, o Options) (*Spec, error) {
 	if err := p.clients(s, r.Clients); err != nil {
 		return nil, err
 	}
+	if err := p.auth(s, r); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 

@@ -78,6 +78,8 @@ type Spec struct {
 	Nodes []Node
 	// Clients always holds the apiserver and healthcheck clients first.
 	Clients []Client
+	// Auth is etcd's access control: off unless the spec turns it on.
+	Auth Auth
 	// File is the spec file this came from, "" when built from flags.
 	File string
 	// Source is that file's fields as written, before defaults (export
@@ -161,6 +163,10 @@ type Client struct {
 	Dir     string
 	Deploy  string
 	Restart string
+	// Permissions are an extra client's etcd grants; Shared says they
+	// may reach kube-apiserver's prefix.
+	Permissions []Permission
+	Shared      bool
 }
 
 // IP returns the node's first IP, the one its URLs advertise.

@@ -97,6 +97,10 @@ func section(typ string) string {
 		return "a node"
 	case "FileClient":
 		return "a client"
+	case "FileAuth":
+		return "auth"
+	case "FilePermission":
+		return "a client's permission"
 	}
 	return "the top level"
 }

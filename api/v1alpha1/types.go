@@ -48,6 +48,22 @@ type EtcdClusterSpec struct {
 	// Clients are the extra clients, beside kube-apiserver and the
 	// healthcheck client which every cluster has.
 	Clients []ClientSpec `json:"clients,omitempty"`
+	// Auth is etcd's access control, each certificate's CN its user.
+	Auth AuthSpec `json:"auth,omitempty"`
+}
+
+// AuthSpec is the spec's auth section.
+type AuthSpec struct {
+	// Enabled turns etcd's auth on; off by default.
+	Enabled bool `json:"enabled,omitempty"`
+}
+
+// PermissionSpec is one grant of an extra client: a prefix or a key.
+type PermissionSpec struct {
+	Prefix string `json:"prefix,omitempty"`
+	Key    string `json:"key,omitempty"`
+	// +kubebuilder:validation:Enum=read;write;readwrite
+	Access string `json:"access,omitempty"`
 }
 
 // CASpec is the spec's ca section.
@@ -102,6 +118,10 @@ type ClientSpec struct {
 	Dir          string   `json:"dir,omitempty"`
 	Deploy       string   `json:"deploy,omitempty"`
 	Restart      string   `json:"restart,omitempty"`
+	// Permissions are the client's etcd grants when auth is on; Shared
+	// lets them reach kube-apiserver's prefix.
+	Permissions []PermissionSpec `json:"permissions,omitempty"`
+	Shared      bool             `json:"shared,omitempty"`
 }
 
 // EtcdClusterStatus is what the controller and the agents have proven.

@@ -1,0 +1,141 @@
+package cluster
+
+import (
+	"fmt"
+	"strings"
+	"unicode"
+)
+
+// FileAuth is the spec's auth section: etcd's role-based access control,
+// with each certificate's common name as its etcd user.
+type FileAuth struct {
+	// Enabled turns etcd's auth on; off by default, so an existing PKI
+	// keeps working until its operator opts in.
+	Enabled bool `yaml:"enabled,omitempty" json:"enabled,omitempty"`
+}
+
+// FilePermission is one grant of an extra client: a prefix or a single
+// key, and read, write or readwrite.
+type FilePermission struct {
+	Prefix string `yaml:"prefix,omitempty" json:"prefix,omitempty"`
+	Key    string `yaml:"key,omitempty" json:"key,omitempty"`
+	Access string `yaml:"access,omitempty" json:"access,omitempty"`
+}
+
+// Auth is the validated auth section.
+type Auth struct {
+	Enabled bool
+}
+
+// Access is what a grant allows: etcd's READ, WRITE or READWRITE.
+type Access string
+
+// The accesses a permission may give, as the spec spells them.
+const (
+	AccessRead      Access = "read"
+	AccessWrite     Access = "write"
+	AccessReadWrite Access = "readwrite"
+)
+
+// Permission is one validated grant: Key alone, or every key starting
+// with Key when Prefix is set.
+type Permission struct {
+	Key    string
+	Prefix bool
+	Access Access
+}
+
+// String is the grant as the spec writes it, for listings and errors.
+func (p Permission) String() string {
+	if p.Prefix {
+		return fmt.Sprintf("prefix %q %s", p.Key, p.Access)
+	}
+	return fmt.Sprintf("key %q %s", p.Key, p.Access)
+}
+
+// APIServerPrefix is kube-apiserver's --etcd-prefix, which etcdpki does
+// not change: another client may share it only when its spec says so.
+const APIServerPrefix = "/registry/"
+
+// RootUser is etcd's superuser; its certificate is the break-glass one,
+// kept in the PKI directory and never in a bundle.
+const RootUser = "root"
+
+// Overlaps says whether the grant reaches any key under prefix.
+func (p Permission) Overlaps(prefix string) bool {
+	if !p.Prefix {
+		return strings.HasPrefix(p.Key, prefix)
+	}
+	return strings.HasPrefix(p.Key, prefix) || strings.HasPrefix(prefix, p.Key)
+}
+
+// auth validates the auth section and each extra client's permissions,
+// after clients has built s.Clients from the same entries.
+func (p *parser) auth(s *Spec, r *File) error {
+	s.Auth = Auth{Enabled: r.Auth.Enabled}
+	for i, rc := range r.Clients {
+		at := func(f string) (string, []any) { return fmt.Sprintf("clients[%d].%s", i, f), []any{"clients", i, f} }
+		c := s.client(rc.Name)
+		if c == nil || rc.Name == ClientAPIServer || rc.Name == ClientHealthcheck {
+			if len(rc.Permissions) > 0 || rc.Shared {
+				f, pa := at("permissions")
+				return p.errf(f, pa, "the %s client's grants are fixed by etcdpki; permissions and shared are for extra clients", rc.Name)
+			}
+			continue
+		}
+		if c.CommonName == RootUser {
+			f, pa := at("commonName")
+			return p.errf(f, pa, "client %q would be etcd's superuser %q: the break-glass root certificate is issued to the PKI directory on request, never into a bundle", rc.Name, RootUser)
+		}
+		c.Shared = rc.Shared
+		for j, fp := range rc.Permissions {
+			perm, field, err := permission(fp)
+			if err != nil {
+				f, pa := at(fmt.Sprintf("permissions[%d].%s", j, field))
+				return p.errf(f, pa[:len(pa)-1], "%v", err)
+			}
+			if perm.Overlaps(APIServerPrefix) && !rc.Shared {
+				f, pa := at(fmt.Sprintf("permissions[%d].%s", j, field))
+				return p.errf(f, pa[:len(pa)-1], "%s overlaps kube-apiserver's prefix %q: set shared: true on client %q to give it kube-apiserver's keys", perm, APIServerPrefix, rc.Name)
+			}
+			c.Permissions = append(c.Permissions, perm)
+		}
+	}
+	return nil
+}
+
+// permission validates one grant; on error it names the field at fault.
+func permission(fp FilePermission) (Permission, string, error) {
+	switch {
+	case fp.Prefix != "" && fp.Key != "":
+		return Permission{}, "key", fmt.Errorf("a permission names a prefix or a key, not both")
+	case fp.Prefix == "" && fp.Key == "":
+		return Permission{}, "prefix", fmt.Errorf("a permission needs a prefix or a key")
+	}
+	perm := Permission{Key: fp.Key, Access: Access(fp.Access)}
+	field := "key"
+	if fp.Prefix != "" {
+		perm, field = Permission{Key: fp.Prefix, Prefix: true, Access: Access(fp.Access)}, "prefix"
+	}
+	for _, r := range perm.Key {
+		if !unicode.IsPrint(r) {
+			return Permission{}, field, fmt.Errorf("%s %q holds a non-printable character", field, perm.Key)
+		}
+	}
+	switch perm.Access {
+	case AccessRead, AccessWrite, AccessReadWrite:
+	default:
+		return Permission{}, "access", fmt.Errorf("unknown access %q (read, write or readwrite)", fp.Access)
+	}
+	return perm, field, nil
+}
+
+// client is the spec's client named name, nil if none.
+func (s *Spec) client(name string) *Client {
+	for i := range s.Clients {
+		if s.Clients[i].Name == name {
+			return &s.Clients[i]
+		}
+	}
+	return nil
+}

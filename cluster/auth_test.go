@@ -1,0 +1,124 @@
+package cluster
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/etcdpki/etcdpki/internal/input"
+)
+
+const authNode = "nodes:\n  - name: n1\n    ips: [10.0.0.1]\n"
+
+// TestAuthOffByDefault: a spec without an auth section, as every PKI
+// made before it has, keeps etcd's auth off and gives no grants.
+func TestAuthOffByDefault(t *testing.T) {
+	s, err := Parse([]byte(authNode+"clients:\n  - name: backup\n"), "s.yaml", Options{PKIDir: "/tmp/pki"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Auth.Enabled {
+		t.Error("auth is on for a spec that does not ask for it")
+	}
+	for _, c := range s.Clients {
+		if len(c.Permissions) > 0 || c.Shared {
+			t.Errorf("client %s has grants %v (shared %v) the spec does not give", c.Name, c.Permissions, c.Shared)
+		}
+	}
+}
+
+// TestAuthParses reads the section and each extra client's grants.
+func TestAuthParses(t *testing.T) {
+	spec := authNode + `auth:
+  enabled: true
+clients:
+  - name: backup
+    permissions:
+      - {prefix: /backup/, access: readwrite}
+      - {key: /config/leader, access: read}
+  - name: mirror
+    shared: true
+    permissions:
+      - {prefix: /registry/configmaps/, access: read}
+`
+	s, err := Parse([]byte(spec), "s.yaml", Options{PKIDir: "/tmp/pki"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.Auth.Enabled {
+		t.Error("auth.enabled: true parsed as off")
+	}
+	want := map[string][]Permission{
+		"backup": {{Key: "/backup/", Prefix: true, Access: AccessReadWrite}, {Key: "/config/leader", Access: AccessRead}},
+		"mirror": {{Key: "/registry/configmaps/", Prefix: true, Access: AccessRead}},
+	}
+	for name, perms := range want {
+		c := s.client(name)
+		if c == nil || !reflect.DeepEqual(c.Permissions, perms) {
+			t.Errorf("client %s: permissions %+v, want %+v", name, c, perms)
+		}
+	}
+	if !s.client("mirror").Shared || s.client("backup").Shared {
+		t.Error("shared is not what the spec says")
+	}
+}
+
+// TestAuthErrors: each bad grant is one line naming the field, a spec
+// error (exit code 2).
+func TestAuthErrors(t *testing.T) {
+	client := authNode + "clients:\n  - name: app\n    permissions:\n"
+	for _, tc := range []struct{ name, spec, want string }{
+		{"unknown access", client + "      - {prefix: /app/, access: rw}\n", `spec s.yaml:5: clients[0].permissions[0].access: unknown access "rw" (read, write or readwrite)`},
+		{"no access", client + "      - {prefix: /app/}\n", `clients[0].permissions[0].access: unknown access ""`},
+		{"prefix and key", client + "      - {prefix: /app/, key: /x, access: read}\n", `clients[0].permissions[0].key: a permission names a prefix or a key, not both`},
+		{"neither", client + "      - {access: read}\n", `clients[0].permissions[0].prefix: a permission needs a prefix or a key`},
+		{"unknown field", client + "      - {path: /app/, access: read}\n", `unknown key "path" (in a client's permission)`},
+		{"under the apiserver's prefix", client + "      - {prefix: /registry/secrets/, access: read}\n", `clients[0].permissions[0].prefix: prefix "/registry/secrets/" read overlaps kube-apiserver's prefix "/registry/": set shared: true on client "app"`},
+		{"over the apiserver's prefix", client + "      - {key: /app/x, access: read}\n      - {prefix: /, access: read}\n", `clients[0].permissions[1].prefix: prefix "/" read overlaps kube-apiserver's prefix`},
+		{"a key under the apiserver's prefix", client + "      - {key: /registry/x, access: write}\n", `clients[0].permissions[0].key: key "/registry/x" write overlaps`},
+		{"root by common name", authNode + "clients:\n  - name: breakglass\n    commonName: root\n", `clients[0].commonName: client "breakglass" would be etcd's superuser "root"`},
+		{"root by name", authNode + "clients:\n  - name: root\n", `clients[0].commonName: client "root" would be etcd's superuser "root"`},
+		{"apiserver grants", authNode + "clients:\n  - name: kube-apiserver\n    permissions:\n      - {prefix: /x/, access: read}\n", `clients[0].permissions: the kube-apiserver client's grants are fixed by etcdpki`},
+		{"healthcheck shared", authNode + "clients:\n  - name: healthcheck\n    shared: true\n", `clients[0].permissions: the healthcheck client's grants are fixed`},
+		{"control character", client + "      - {prefix: \"/a\\tb\", access: read}\n", `holds a control character`},
+		{"bad enabled", "auth:\n  enabled: maybe\n" + authNode, `spec s.yaml:2`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.spec), "s.yaml", Options{PKIDir: "/tmp/pki"})
+			if err == nil {
+				t.Fatalf("no error, want %q", tc.want)
+			}
+			if !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
+				t.Errorf("error %q, want one line containing %q", err, tc.want)
+			}
+			var ec interface{ ExitCode() int }
+			if !errors.As(err, &ec) || ec.ExitCode() != input.ExitCode {
+				t.Errorf("error %T is not bad input (exit code %d)", err, input.ExitCode)
+			}
+		})
+	}
+}
+
+// TestPermissionOverlaps: a grant reaches kube-apiserver's prefix when
+// it lies under it or covers it.
+func TestPermissionOverlaps(t *testing.T) {
+	for _, tc := range []struct {
+		p    Permission
+		want bool
+	}{
+		{Permission{Key: "/registry/", Prefix: true}, true},
+		{Permission{Key: "/registry/a", Prefix: true}, true},
+		{Permission{Key: "/reg", Prefix: true}, true},
+		{Permission{Key: "", Prefix: true}, true},
+		{Permission{Key: "/registry0", Prefix: true}, false},
+		{Permission{Key: "/registry"}, false},
+		{Permission{Key: "/registry/x"}, true},
+		{Permission{Key: "compact_rev_key"}, false},
+		{Permission{Key: "/app/", Prefix: true}, false},
+	} {
+		if got := tc.p.Overlaps(APIServerPrefix); got != tc.want {
+			t.Errorf("%s overlaps %q: %v, want %v", tc.p, APIServerPrefix, got, tc.want)
+		}
+	}
+}
