@@ -21,12 +21,7 @@ import (
 // the extra client backup readwrite on /backup/ and read on the key
 // /config/leader.
 func authCluster(t *testing.T) *etcdtest.Cluster {
-	return etcdtest.Start(t, etcdtest.Options{Name: "auth", Edit: func(f *etcdtest.SpecFile) {
-		f.Auth.Enabled = true
-		f.Clients = append(f.Clients, cluster.FileClient{Name: "backup", Permissions: []cluster.FilePermission{
-			{Prefix: "/backup/", Access: "readwrite"}, {Key: "/config/leader", Access: "read"},
-		}})
-	}})
+	return etcdtest.Start(t, etcdtest.Options{Name: "auth", Edit: withBackup})
 }
 
 // pair is the certificate and key of inventory target id.
