@@ -87,6 +87,12 @@ func (p *parser) auth(s *Spec, r *File) error {
 			f, pa := at("commonName")
 			return p.errf(f, pa, "client %q would be etcd's superuser %q: the break-glass root certificate is issued to the PKI directory on request, never into a bundle", rc.Name, RootUser)
 		}
+		if _, clash := s.Node(c.CommonName); clash && (s.Auth.Enabled || len(rc.Permissions) > 0) {
+			// etcd's user is the CN: the node's server and peer
+			// certificates would hold this client's grants.
+			f, pa := at("commonName")
+			return p.errf(f, pa, "client %q has node %q's common name: with auth its grants would go to that node's server and peer certificates too", rc.Name, c.CommonName)
+		}
 		c.Shared = rc.Shared
 		for j, fp := range rc.Permissions {
 			perm, field, err := permission(fp)

@@ -82,6 +82,8 @@ func TestAuthErrors(t *testing.T) {
 		{"apiserver grants", authNode + "clients:\n  - name: kube-apiserver\n    permissions:\n      - {prefix: /x/, access: read}\n", `clients[0].permissions: the kube-apiserver client's grants are fixed by etcdpki`},
 		{"healthcheck shared", authNode + "clients:\n  - name: healthcheck\n    shared: true\n", `clients[0].permissions: the healthcheck client's grants are fixed`},
 		{"control character", client + "      - {prefix: \"/a\\tb\", access: read}\n", `holds a control character`},
+		{"a node's common name", "auth:\n  enabled: true\n" + authNode + "clients:\n  - name: app\n    commonName: n1\n", `clients[0].commonName: client "app" has node "n1"'s common name`},
+		{"a node's common name with grants", client + "      - {prefix: /app/, access: read}\n" + "    commonName: n1\n", `clients[0].commonName: client "app" has node "n1"'s common name`},
 		{"bad enabled", "auth:\n  enabled: maybe\n" + authNode, `spec s.yaml:2`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
