@@ -49,5 +49,5 @@ func TestAgentWithTheController(t *testing.T) {
 			t.Fatalf("agent --once: %v\n%s", err, a.out.String())
 		}
 	}
-	f.waitInEffect(t, at, 10*time.Second, append(f.hostTargets(t, node, true), f.hostTargets(t, cluster.ClientAPIServer, false)...)...)
+	f.waitInEffect(t, at, 90*time.Second, append(f.hostTargets(t, node, true), f.hostTargets(t, cluster.ClientAPIServer, false)...)...)
 }
