@@ -117,22 +117,10 @@ func startKube(t *testing.T) *kubeFixture {
 // agentProc is one `etcdpki agent` process.
 type agentProc struct {
 	cmd     *exec.Cmd
-	out     *syncBuffer
+	out     *etcdtest.Buffer
 	metrics string
 	done    chan error
 }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // startAgent runs the agent of owner (a node, or a client) with its own
 // identity's kubeconfig, on the directory its bundle is deployed to.
@@ -143,7 +131,7 @@ func (f *kubeFixture) startAgent(t *testing.T, owner string, node bool, extra ..
 		user, flag, dir = v1alpha1.NodeUser(owner), "--node", f.c.Paths.NodeDir(owner)
 	}
 	kc, _ := f.env.AddUser(t, user, v1alpha1.AgentGroup)
-	p := &agentProc{out: &syncBuffer{}, metrics: filepath.Join(t.TempDir(), "agent.prom"), done: make(chan error, 1)}
+	p := &agentProc{out: &etcdtest.Buffer{}, metrics: filepath.Join(t.TempDir(), "agent.prom"), done: make(chan error, 1)}
 	args := append([]string{"agent", "--kubeconfig", kc, "--namespace", f.ns, "--cluster", f.name, flag, owner, "--dir", dir,
 		"--metrics-file", p.metrics}, extra...)
 	p.cmd = exec.Command(etcdpkiBin(t), args...)

@@ -84,15 +84,7 @@ func TestInstallPairSwitchesThePairAndKeepsTheStore(t *testing.T) {
 // effect is refused with its reason, and the host directory is byte for
 // byte as it was.
 func TestInstallPairRefusesChangesNothing(t *testing.T) {
-	s, _ := initTree(t, threeNodes)
-	authority, err := pki.LoadCA(pki.Paths{PKI: s.PKIDir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	other, err := ca.Create(s.CA, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, authority, other := treeAndTwoCAs(t)
 	b, ts := hostBundle(t, s, "etcd-node-1")
 	server := ts[0]
 	good, _ := signFor(t, authority, s, server, nil)
@@ -128,15 +120,7 @@ func TestInstallPairRefusesChangesNothing(t *testing.T) {
 // a CA of the bundle signed it, and its number is not below the
 // installed one's; each refusal leaves the bundle as it was.
 func TestInstallCRLNeverGoesBack(t *testing.T) {
-	s, _ := initTree(t, threeNodes)
-	authority, err := pki.LoadCA(pki.Paths{PKI: s.PKIDir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	other, err := ca.Create(s.CA, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, authority, other := treeAndTwoCAs(t)
 	b, _ := hostBundle(t, s, "etcd-node-1")
 	installed, err := pki.ReadStored(b.CADir, pki.CRLFile)
 	if err != nil {
@@ -192,4 +176,20 @@ func TestInstallCRLNeverGoesBack(t *testing.T) {
 	if after := contents(t, b.Root); after != before {
 		t.Fatalf("older CRL refused, but the bundle changed:\n%s", diffLines(before, after))
 	}
+}
+
+// treeAndTwoCAs is a three-node PKI, its CA, and another CA of the same
+// spec that signs nothing the bundles trust.
+func treeAndTwoCAs(t *testing.T) (*cluster.Spec, *ca.CA, *ca.CA) {
+	t.Helper()
+	s, _ := initTree(t, threeNodes)
+	authority, err := pki.LoadCA(pki.Paths{PKI: s.PKIDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := ca.Create(s.CA, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, authority, other
 }
