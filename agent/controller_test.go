@@ -12,6 +12,7 @@ import (
 
 	"github.com/etcdpki/etcdpki/api/v1alpha1"
 	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/testharness/etcdtest"
 )
 
 // TestAgentWithTheController: the CSRs the agents make are what the real
@@ -30,7 +31,7 @@ func TestAgentWithTheController(t *testing.T) {
 	}
 	ctl := exec.Command(etcdpkiBin(t), "controller", "--kubeconfig", f.env.AdminKubeconfig(t), "--namespace", f.ns,
 		"--metrics-bind-address", "0", "--health-probe-bind-address", "0")
-	out := &syncBuffer{}
+	out := &etcdtest.Buffer{}
 	ctl.Stdout, ctl.Stderr = out, out
 	if err := ctl.Start(); err != nil {
 		t.Fatal(err)
@@ -49,5 +50,5 @@ func TestAgentWithTheController(t *testing.T) {
 			t.Fatalf("agent --once: %v\n%s", err, a.out.String())
 		}
 	}
-	f.waitInEffect(t, at, 10*time.Second, append(f.hostTargets(t, node, true), f.hostTargets(t, cluster.ClientAPIServer, false)...)...)
+	f.waitInEffect(t, at, 90*time.Second, append(f.hostTargets(t, node, true), f.hostTargets(t, cluster.ClientAPIServer, false)...)...)
 }

@@ -54,7 +54,7 @@ func (r *agentRun) agentFor(ec *v1alpha1.EtcdCluster) (*Agent, *pki.Inventory, e
 	if err != nil {
 		return nil, nil, err
 	}
-	inv := pki.New(spec)
+	inv := r.o.Expand(spec)
 	h, err := NewHost(inv, r.o.Owner, r.o.Dir)
 	if err != nil {
 		return nil, nil, err

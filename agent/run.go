@@ -13,8 +13,10 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/kube"
+	"github.com/etcdpki/etcdpki/pki"
 	"github.com/etcdpki/etcdpki/runner"
 )
 
@@ -46,6 +48,9 @@ type Options struct {
 	// ReachEvery is how often the agent checks that it reaches the
 	// apiserver; 0 means DefaultReachEvery.
 	ReachEvery time.Duration
+	// Expand is pki.New, handed down by cmd: the EtcdCluster's spec is
+	// expanded there, as every command's is.
+	Expand func(*cluster.Spec) *pki.Inventory
 }
 
 // DefaultResync: a pass every ten minutes reads the EtcdCluster again
@@ -130,6 +135,8 @@ func (o *Options) check() error {
 		return input.Errorf("--node or --client: one is required")
 	case o.Dir == "":
 		return input.Errorf("--dir: required")
+	case o.Expand == nil:
+		return errors.New("agent: Options.Expand is nil (cmd hands down pki.New)")
 	}
 	if o.Resync <= 0 {
 		o.Resync = DefaultResync

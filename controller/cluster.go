@@ -28,6 +28,8 @@ type clusterReconciler struct {
 	events      eventRecorder
 	interval    time.Duration
 	probes      probeCerts
+	// expand is Options.Expand (pki.New, from cmd).
+	expand func(*cluster.Spec) *pki.Inventory
 }
 
 // Reconcile reads the cluster, keeps its trust, proves its members and
@@ -47,7 +49,7 @@ func (r *clusterReconciler) Reconcile(ctx context.Context, req reconcile.Request
 	if err != nil {
 		o.specErr = err
 	} else {
-		inv = pki.New(spec)
+		inv = r.expand(spec)
 		o, after = r.observe(ctx, &cl, inv, now)
 	}
 	if err := r.writeStatus(ctx, req, inv, o, now); err != nil {

@@ -157,7 +157,7 @@ func (e *env) runController(t testing.TB, ns string, probe time.Duration) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(ctx, e.controllerCfg, Options{Namespace: ns, MetricsAddr: "0", ProbeAddr: "0", ProbeInterval: probe,
+		done <- Run(ctx, e.controllerCfg, Options{Namespace: ns, MetricsAddr: "0", ProbeAddr: "0", ProbeInterval: probe, Expand: pki.New,
 			LeaseDuration: DefaultLeaseDuration, RenewDeadline: DefaultRenewDeadline, RetryPeriod: DefaultRetryPeriod})
 	}()
 	t.Cleanup(func() {

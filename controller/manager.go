@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -30,7 +31,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/etcdpki/etcdpki/api/v1alpha1"
+	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/kube"
+	"github.com/etcdpki/etcdpki/pki"
 )
 
 // Defaults of the controller's flags.
@@ -83,6 +86,9 @@ type Options struct {
 	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
 	// Log receives the controller's own lines (leadership).
 	Log io.Writer
+	// Expand is pki.New, handed down by cmd: every EtcdCluster's spec is
+	// expanded there, as every command's is.
+	Expand func(*cluster.Spec) *pki.Inventory
 }
 
 // Run runs the controller until ctx ends: the CSR signer, and for every
@@ -90,6 +96,9 @@ type Options struct {
 // With LeaderElect only the Lease holder runs them; the others wait,
 // ready to take over.
 func Run(ctx context.Context, cfg *rest.Config, o Options) error {
+	if o.Expand == nil {
+		return errors.New("controller: Options.Expand is nil (cmd hands down pki.New)")
+	}
 	if o.Log != nil {
 		// controller-runtime logs through one global logger; without one
 		// it prints a warning and a stack trace after 30 s and nothing
@@ -137,7 +146,7 @@ func setup(mgr manager.Manager, o Options) error {
 	auth := &authorities{reader: mgr.GetAPIReader()}
 	ev := eventRecorder{r: mgr.GetEventRecorder("etcdpki-controller")}
 	signed := make(chan event.GenericEvent, 64)
-	s := &signer{c: mgr.GetClient(), reader: mgr.GetAPIReader(), ns: o.Namespace, authorities: auth, events: ev, signed: signed, replica: replicaName()}
+	s := &signer{c: mgr.GetClient(), reader: mgr.GetAPIReader(), ns: o.Namespace, authorities: auth, events: ev, signed: signed, replica: replicaName(), expand: o.Expand}
 	err := ctrl.NewControllerManagedBy(mgr).Named("csr-signer").
 		// CSRs are independent, and each waits on two apiserver writes.
 		WithOptions(crcontroller.Options{MaxConcurrentReconciles: signWorkers}).
@@ -149,7 +158,7 @@ func setup(mgr manager.Manager, o Options) error {
 	if err != nil {
 		return fmt.Errorf("CSR signer: %w", err)
 	}
-	r := &clusterReconciler{c: mgr.GetClient(), reader: mgr.GetAPIReader(), authorities: auth, events: ev, interval: o.ProbeInterval}
+	r := &clusterReconciler{c: mgr.GetClient(), reader: mgr.GetAPIReader(), authorities: auth, events: ev, interval: o.ProbeInterval, expand: o.Expand}
 	trustOf := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, obj client.Object) []ctrl.Request {
 		name, ok := strings.CutSuffix(obj.GetName(), v1alpha1.TrustConfigMapName(""))
 		if !ok || name == "" {

@@ -42,6 +42,8 @@ type signer struct {
 	// replica names this replica in the approvals it writes, so that
 	// an operator can tell which one signed.
 	replica string
+	// expand is Options.Expand (pki.New, from cmd).
+	expand func(*cluster.Spec) *pki.Inventory
 }
 
 // ours reports whether a CSR names one of our signers.
@@ -152,7 +154,7 @@ func (s *signer) decide(ctx context.Context, csr *certificatesv1.CertificateSign
 	if err != nil {
 		return cl, deny("cluster %s: its spec is not valid: %v", ref, err), nil
 	}
-	return cl, Match(pki.New(spec), CSR{
+	return cl, Match(s.expand(spec), CSR{
 		Username: csr.Spec.Username, SignerName: csr.Spec.SignerName, Usages: usageNames(csr.Spec.Usages),
 		Request: csr.Spec.Request, Target: csr.Annotations[v1alpha1.AnnotationTarget],
 	}), nil

@@ -139,7 +139,7 @@ func TestSignerSignsOnce(t *testing.T) {
 	e := startEnv(t)
 	ns := e.namespace(t)
 	f := e.newFixture(t, ns, parseSpec(t, kubeSpec))
-	s := &signer{c: e.Client, ns: ns, authorities: &authorities{reader: e.Client}}
+	s := &signer{c: e.Client, ns: ns, authorities: &authorities{reader: e.Client}, expand: pki.New}
 	node2 := e.agent(t, v1alpha1.NodeUser("etcd-node-2"))
 	ctx := context.Background()
 	reconcileCSR := func(name string) *certificatesv1.CertificateSigningRequest {

@@ -2,6 +2,7 @@ package issue
 
 import (
 	"bytes"
+	"crypto/x509"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/testharness/crashpoint"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -84,15 +86,7 @@ func TestInstallPairSwitchesThePairAndKeepsTheStore(t *testing.T) {
 // effect is refused with its reason, and the host directory is byte for
 // byte as it was.
 func TestInstallPairRefusesChangesNothing(t *testing.T) {
-	s, _ := initTree(t, threeNodes)
-	authority, err := pki.LoadCA(pki.Paths{PKI: s.PKIDir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	other, err := ca.Create(s.CA, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, authority, other := treeAndTwoCAs(t)
 	b, ts := hostBundle(t, s, "etcd-node-1")
 	server := ts[0]
 	good, _ := signFor(t, authority, s, server, nil)
@@ -128,15 +122,7 @@ func TestInstallPairRefusesChangesNothing(t *testing.T) {
 // a CA of the bundle signed it, and its number is not below the
 // installed one's; each refusal leaves the bundle as it was.
 func TestInstallCRLNeverGoesBack(t *testing.T) {
-	s, _ := initTree(t, threeNodes)
-	authority, err := pki.LoadCA(pki.Paths{PKI: s.PKIDir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	other, err := ca.Create(s.CA, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, authority, other := treeAndTwoCAs(t)
 	b, _ := hostBundle(t, s, "etcd-node-1")
 	installed, err := pki.ReadStored(b.CADir, pki.CRLFile)
 	if err != nil {
@@ -191,5 +177,64 @@ func TestInstallCRLNeverGoesBack(t *testing.T) {
 	}
 	if after := contents(t, b.Root); after != before {
 		t.Fatalf("older CRL refused, but the bundle changed:\n%s", diffLines(before, after))
+	}
+}
+
+// treeAndTwoCAs is a three-node PKI, its CA, and another CA of the same
+// spec that signs nothing the bundles trust.
+func treeAndTwoCAs(t *testing.T) (*cluster.Spec, *ca.CA, *ca.CA) {
+	t.Helper()
+	s, _ := initTree(t, threeNodes)
+	authority, err := pki.LoadCA(pki.Paths{PKI: s.PKIDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := ca.Create(s.CA, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, authority, other
+}
+
+// TestInstallCRLCrashAtEveryStepConverges stops InstallCRL at each of its
+// file-system steps: the bundle's crl.der is then the old CRL or the new
+// one, whole (etcd refuses every connection on a torn one), and the next
+// run installs the new one.
+func TestInstallCRLCrashAtEveryStepConverges(t *testing.T) {
+	s, authority, _ := treeAndTwoCAs(t)
+	b, _ := hostBundle(t, s, "etcd-node-1")
+	first, err := pki.ReadStored(b.CADir, pki.CRLFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := x509.ParseRevocationList(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n := 1; ; n++ {
+		old, _ := pki.ReadStored(b.CADir, pki.CRLFile)
+		number := new(big.Int).Add(l.Number, big.NewInt(int64(n)))
+		crl, err := authority.SignCRL([]ca.Revocation{{Serial: big.NewInt(int64(100 + n)), Reason: 1, When: time.Now()}}, number, time.Hour, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		stopped := crashpoint.RunUntilStepIn(t, b.Root, n, func() error { return InstallCRL(b, crl) })
+		got, err := pki.ReadStored(b.CADir, pki.CRLFile)
+		if err != nil || !bytes.Equal(got, old) && !bytes.Equal(got, crl) {
+			t.Fatalf("stopped at step %q: crl.der is neither the old CRL nor the new one (%v)", stopped, err)
+		}
+		if stopped == "" {
+			if n < 2 {
+				t.Fatalf("InstallCRL took %d steps: the hook sees none of its writes", n-1)
+			}
+			t.Logf("InstallCRL took %d file-system steps; stopped at each", n-1)
+			return
+		}
+		if err := InstallCRL(b, crl); err != nil {
+			t.Fatalf("stopped at step %s, the next run: %v", stopped, err)
+		}
+		if got, _ := pki.ReadStored(b.CADir, pki.CRLFile); !bytes.Equal(got, crl) {
+			t.Fatalf("stopped at step %s, the next run did not install the new CRL", stopped)
+		}
 	}
 }

@@ -65,7 +65,10 @@ func TestSpecMirrorsTheFile(t *testing.T) {
 
 	var s2 EtcdClusterSpec
 	fill(reflect.ValueOf(&s2).Elem())
-	fromSpec, _ := json.Marshal(&s2)
+	if s2.Revocations == nil || s2.CA.Rotation == nil {
+		t.Fatal("fill left the fields outside the file empty")
+	}
+	fromSpec, _ := json.Marshal(s2.File())
 	var f2 cluster.File
 	strict(t, fromSpec, &f2)
 	back2, _ := json.Marshal(&f2)
@@ -80,7 +83,9 @@ func TestSpecMirrorsTheFile(t *testing.T) {
 func TestClusterValidatesWithTheSpecParser(t *testing.T) {
 	ok := &EtcdCluster{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "c"}, Spec: EtcdClusterSpec{
 		Name: "prod", PKIDir: "/tmp/pki",
-		Nodes: []NodeSpec{{Name: "etcd-1", IPs: []string{"127.0.0.1"}}, {Name: "etcd-2", IPs: []string{"127.0.0.2"}}},
+		Nodes:       []NodeSpec{{Name: "etcd-1", IPs: []string{"127.0.0.1"}}, {Name: "etcd-2", IPs: []string{"127.0.0.2"}}},
+		Revocations: []RevocationSpec{{Serial: "0a", Reason: "keyCompromise"}},
+		CA:          CASpec{Rotation: &CARotationSpec{ID: "r1"}},
 	}}
 	s, err := ok.Cluster(cluster.Options{})
 	if err != nil {

@@ -13,11 +13,21 @@ import (
 // YAML, and the field names are the file's) and returns it. Errors name
 // the object and the field, as a spec file's name the file and line.
 func (c *EtcdCluster) Cluster(o cluster.Options) (*cluster.Spec, error) {
-	data, err := json.Marshal(&c.Spec)
+	data, err := json.Marshal(c.Spec.File())
 	if err != nil {
 		return nil, fmt.Errorf("EtcdCluster %s/%s: %w", c.Namespace, c.Name, err)
 	}
 	return cluster.Parse(data, "EtcdCluster "+c.Namespace+"/"+c.Name, o)
+}
+
+// File is the spec without what the spec file does not have: the
+// revocations and the CA rotation request, which the controller acts on
+// and the CLI keeps elsewhere.
+func (s *EtcdClusterSpec) File() *EtcdClusterSpec {
+	f := s.DeepCopy()
+	f.Revocations = nil
+	f.CA.Rotation = nil
+	return f
 }
 
 // SpecFromFile is the EtcdCluster spec of a spec file's schema: the same

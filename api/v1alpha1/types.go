@@ -50,6 +50,11 @@ type EtcdClusterSpec struct {
 	Clients []ClientSpec `json:"clients,omitempty"`
 	// Auth is etcd's access control, each certificate's CN its user.
 	Auth AuthSpec `json:"auth,omitempty"`
+
+	// Revocations are serials every member must refuse. They are not
+	// part of the spec file (the CLI keeps them in PKI/revoked.json);
+	// Cluster drops them before it parses the rest.
+	Revocations []RevocationSpec `json:"revocations,omitempty"`
 }
 
 // AuthSpec is the spec's auth section.
@@ -77,6 +82,9 @@ type CASpec struct {
 	// Key is "" for a CA key in the CA Secret, or the pkcs11: URI of a
 	// key in a token.
 	Key string `json:"key,omitempty"`
+	// Rotation asks the controller for a staged CA rotation. It is not
+	// part of the spec file; Cluster drops it before it parses the rest.
+	Rotation *CARotationSpec `json:"rotation,omitempty"`
 }
 
 // CertsSpec is the spec's certs section: settings of every leaf.
@@ -136,6 +144,20 @@ type EtcdClusterStatus struct {
 	// +listType=map
 	// +listMapKey=id
 	Certificates []CertificateStatus `json:"certificates,omitempty"`
+	// Revocations: one entry per spec revocation, enforced once every
+	// member was seen refusing the serial.
+	// +listType=map
+	// +listMapKey=serial
+	Revocations []RevocationStatus `json:"revocations,omitempty"`
+	// CARotation is the staged CA rotation in progress or last finished.
+	CARotation *CARotationStatus `json:"caRotation,omitempty"`
+	// Restart is the one restart the controller has granted, if any: the
+	// named host's agent runs its restart command and reports it done.
+	Restart *RestartGrant `json:"restart,omitempty"`
+	// Members are the etcd members as the controller last saw them.
+	// +listType=map
+	// +listMapKey=name
+	Members []MemberStatus `json:"members,omitempty"`
 }
 
 // CertificateStatus is one certificate as last proven.

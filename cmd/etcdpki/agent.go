@@ -61,7 +61,7 @@ Exit codes (--once): 0 everything due renewed and proven, 1 a renewal or the api
 
 func agentOptions(c *cli.Context) (agent.Options, error) {
 	o := agent.Options{Namespace: c.String("namespace"), Cluster: c.String("cluster"), Dir: c.String("dir"),
-		MetricsFile: c.String("metrics-file"), Once: c.Bool("once"),
+		MetricsFile: c.String("metrics-file"), Once: c.Bool("once"), Expand: inventory,
 		Log: runner.NewReportLogger(runner.TextReporter(c.App.Writer), "agent")}
 	node, client := c.String("node"), c.String("client")
 	switch {

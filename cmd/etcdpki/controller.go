@@ -91,6 +91,7 @@ func controllerOptions(c *cli.Context) (controller.Options, error) {
 		RenewDeadline: c.Duration("leader-elect-renew-deadline"),
 		RetryPeriod:   c.Duration("leader-elect-retry-period"),
 		Log:           c.App.ErrWriter,
+		Expand:        inventory,
 	}
 	if o.Namespace == "" {
 		return o, input.Errorf("controller: --namespace is required (the namespace of the EtcdClusters and the Lease)")

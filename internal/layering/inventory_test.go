@@ -18,7 +18,7 @@ import (
 // skipped by eachFile: only tests import it.
 func expander(pkg string) bool {
 	top, _, _ := strings.Cut(pkg, "/")
-	return top == "cmd" || top == "pki" || top == "agent" || top == "controller"
+	return top == "cmd" || top == "pki"
 }
 
 // TestOnlyCmdExpandsTheSpec fails on a use of pki.New (a call or a
