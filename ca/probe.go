@@ -40,3 +40,22 @@ func (c *CA) ProbeClient(validity time.Duration, now time.Time) (tls.Certificate
 	}
 	return pair, nil
 }
+
+// RootClient issues a short-lived client certificate whose CN is etcd's
+// root user (cluster.RootUser: with auth on etcd takes the CN as the
+// user), for a command's admin calls with auth on (membership
+// changes, MoveLeader, the Auth API). Like a probe certificate it is
+// held in memory only and signed through the CA's one crypto.Signer
+// (file key or token), so no root key ever lands on disk; only
+// `etcdpki issue root` writes one, on request, into the PKI directory.
+func (c *CA) RootClient(validity time.Duration, now time.Time) (tls.Certificate, error) {
+	certPEM, keyPEM, err := c.Sign(Request{Kind: KindClient, CommonName: cluster.RootUser, Key: probeKey, Validity: validity, Now: now})
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("root client certificate from CA %q: %w", c.Cert.Subject.CommonName, err)
+	}
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("root client certificate from CA %q: %w", c.Cert.Subject.CommonName, err)
+	}
+	return pair, nil
+}

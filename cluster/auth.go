@@ -9,9 +9,11 @@ import (
 // FileAuth is the spec's auth section: etcd's role-based access control,
 // with each certificate's common name as its etcd user.
 type FileAuth struct {
-	// Enabled turns etcd's auth on; off by default, so an existing PKI
-	// keeps working until its operator opts in.
-	Enabled bool `yaml:"enabled,omitempty" json:"enabled,omitempty"`
+	// Enabled turns etcd's auth on (true) or keeps it off (false). Unset,
+	// init of a new PKI turns it on and records that in the PKI
+	// directory; an existing PKI keeps what it has (off unless recorded),
+	// so it keeps working until its operator opts in.
+	Enabled *bool `yaml:"enabled,omitempty" json:"enabled,omitempty"`
 }
 
 // FilePermission is one grant of an extra client: a prefix or a single
@@ -24,7 +26,12 @@ type FilePermission struct {
 
 // Auth is the validated auth section.
 type Auth struct {
+	// Enabled is whether etcd's auth is to be on.
 	Enabled bool
+	// Set says the spec chose Enabled itself; unset, Enabled is the
+	// PKI's default (see FileAuth.Enabled), and nothing ever turns a
+	// cluster's auth off on that default alone.
+	Set bool
 }
 
 // Access is what a grant allows: etcd's READ, WRITE or READWRITE.
@@ -72,7 +79,9 @@ func (p Permission) Overlaps(prefix string) bool {
 // auth validates the auth section and each extra client's permissions,
 // after clients has built s.Clients from the same entries.
 func (p *parser) auth(s *Spec, r *File) error {
-	s.Auth = Auth{Enabled: r.Auth.Enabled}
+	if r.Auth.Enabled != nil {
+		s.Auth = Auth{Enabled: *r.Auth.Enabled, Set: true}
+	}
 	for i, rc := range r.Clients {
 		at := func(f string) (string, []any) { return fmt.Sprintf("clients[%d].%s", i, f), []any{"clients", i, f} }
 		c := s.client(rc.Name)

@@ -18,8 +18,8 @@ func TestAuthOffByDefault(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Auth.Enabled {
-		t.Error("auth is on for a spec that does not ask for it")
+	if s.Auth.Enabled || s.Auth.Set {
+		t.Errorf("auth %+v for a spec that says nothing, want off and unset (the PKI's default decides)", s.Auth)
 	}
 	for _, c := range s.Clients {
 		if len(c.Permissions) > 0 || c.Shared {
@@ -46,8 +46,8 @@ clients:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !s.Auth.Enabled {
-		t.Error("auth.enabled: true parsed as off")
+	if !s.Auth.Enabled || !s.Auth.Set {
+		t.Errorf("auth.enabled: true parsed as %+v", s.Auth)
 	}
 	want := map[string][]Permission{
 		"backup": {{Key: "/backup/", Prefix: true, Access: AccessReadWrite}, {Key: "/config/leader", Access: AccessRead}},
@@ -122,5 +122,17 @@ func TestPermissionOverlaps(t *testing.T) {
 		if got := tc.p.Overlaps(APIServerPrefix); got != tc.want {
 			t.Errorf("%s overlaps %q: %v, want %v", tc.p, APIServerPrefix, got, tc.want)
 		}
+	}
+}
+
+// TestAuthExplicitOff: enabled: false is the spec's own choice (the
+// opt-out of init's default), not the unset default.
+func TestAuthExplicitOff(t *testing.T) {
+	s, err := Parse([]byte(authNode+"auth:\n  enabled: false\n"), "s.yaml", Options{PKIDir: "/tmp/pki"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Auth != (Auth{Enabled: false, Set: true}) {
+		t.Errorf("auth.enabled: false parsed as %+v, want off and set", s.Auth)
 	}
 }

@@ -115,6 +115,9 @@ func Init(ctx context.Context, inv *pki.Inventory, o Options) (*Result, error) {
 	if err != nil {
 		return fail(err)
 	}
+	if err := writeAuthDefault(inv); err != nil {
+		return fail(err)
+	}
 	if err := fr.commit(ip.pl, ip.res); err != nil {
 		return nil, err
 	}

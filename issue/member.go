@@ -34,7 +34,7 @@ func apiServerFlags(inv *pki.Inventory, o Options) []string {
 		return pki.APIServerFlags(inv)
 	}
 	ca, crt, key := pki.APIServerFiles(inv)
-	return pki.APIServerFlagsFor(o.APIServerEndpoints, ca, crt, key)
+	return pki.WithCompaction(inv.Spec, pki.APIServerFlagsFor(o.APIServerEndpoints, ca, crt, key))
 }
 
 func kubeadmExternal(inv *pki.Inventory, o Options) ([]byte, error) {

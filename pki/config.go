@@ -16,19 +16,36 @@ import (
 // EtcdConfig is the subset of etcd's --config-file that etcdpki owns. The
 // field names are etcd's own YAML keys.
 type EtcdConfig struct {
-	Name                     string            `yaml:"name"`
-	DataDir                  string            `yaml:"data-dir"`
-	ListenClientURLs         string            `yaml:"listen-client-urls"`
-	AdvertiseClientURLs      string            `yaml:"advertise-client-urls"`
-	ListenPeerURLs           string            `yaml:"listen-peer-urls"`
-	InitialAdvertisePeerURLs string            `yaml:"initial-advertise-peer-urls"`
-	InitialCluster           string            `yaml:"initial-cluster"`
-	InitialClusterState      string            `yaml:"initial-cluster-state"`
-	InitialClusterToken      string            `yaml:"initial-cluster-token"`
-	StrictReconfigCheck      bool              `yaml:"strict-reconfig-check"`
-	ClientTransportSecurity  TransportSecurity `yaml:"client-transport-security"`
-	PeerTransportSecurity    TransportSecurity `yaml:"peer-transport-security"`
+	Name                     string `yaml:"name"`
+	DataDir                  string `yaml:"data-dir"`
+	ListenClientURLs         string `yaml:"listen-client-urls"`
+	AdvertiseClientURLs      string `yaml:"advertise-client-urls"`
+	ListenPeerURLs           string `yaml:"listen-peer-urls"`
+	InitialAdvertisePeerURLs string `yaml:"initial-advertise-peer-urls"`
+	InitialCluster           string `yaml:"initial-cluster"`
+	InitialClusterState      string `yaml:"initial-cluster-state"`
+	InitialClusterToken      string `yaml:"initial-cluster-token"`
+	StrictReconfigCheck      bool   `yaml:"strict-reconfig-check"`
+	// AutoCompactionMode and AutoCompactionRetention are set with auth
+	// on: etcd then compacts its own history, because kube-apiserver's
+	// compactor needs KV.Compact, which etcd allows only the root role
+	// (see AutoCompactionRetention).
+	AutoCompactionMode      string            `yaml:"auto-compaction-mode,omitempty"`
+	AutoCompactionRetention string            `yaml:"auto-compaction-retention,omitempty"`
+	ClientTransportSecurity TransportSecurity `yaml:"client-transport-security"`
+	PeerTransportSecurity   TransportSecurity `yaml:"peer-transport-security"`
 }
+
+// AutoCompactionRetention is how much history etcd keeps when it
+// compacts itself (auth on): periodic mode with kube-apiserver's own
+// default --etcd-compaction-interval of 5m, so a cluster keeps the
+// history a watch resumes from as it did with the apiserver compacting.
+const AutoCompactionRetention = "5m"
+
+// APIServerCompactionOff is the flag kube-apiserver runs with when etcd
+// compacts itself: with auth on etcd refuses its KV.Compact (root only),
+// and its user needs nothing outside its prefix without the compactor.
+const APIServerCompactionOff = "--etcd-compaction-interval=0"
 
 // TransportSecurity is etcd's client- and peer-transport-security block.
 type TransportSecurity struct {
@@ -44,6 +61,14 @@ type TransportSecurity struct {
 
 // NodeConfig renders a node's etcd.conf.yml. state is "new" or "existing".
 func NodeConfig(s *cluster.Spec, n cluster.Node, state string) EtcdConfig {
+	c := nodeConfig(s, n, state)
+	if s.Auth.Enabled {
+		c.AutoCompactionMode, c.AutoCompactionRetention = "periodic", AutoCompactionRetention
+	}
+	return c
+}
+
+func nodeConfig(s *cluster.Spec, n cluster.Node, state string) EtcdConfig {
 	dir := n.CertDir()
 	caFile := filepath.Join(dir, CAFile)
 	server, peer := ca.KindServer.BaseName, ca.KindPeer.BaseName
@@ -101,7 +126,16 @@ func ReadNodeConfig(path string) (EtcdConfig, error) {
 // with paths where the apiserver host keeps its files.
 func APIServerFlags(inv *Inventory) []string {
 	caFile, crt, key := APIServerFiles(inv)
-	return APIServerFlagsFor(inv.Spec.ClientEndpoints(), caFile, crt, key)
+	return WithCompaction(inv.Spec, APIServerFlagsFor(inv.Spec.ClientEndpoints(), caFile, crt, key))
+}
+
+// WithCompaction adds APIServerCompactionOff to flags when s turns auth
+// on.
+func WithCompaction(s *cluster.Spec, flags []string) []string {
+	if s.Auth.Enabled {
+		return append(flags, APIServerCompactionOff)
+	}
+	return flags
 }
 
 // APIServerFlagsFor renders kube-apiserver's --etcd-* flags for explicit

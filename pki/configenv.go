@@ -53,6 +53,9 @@ func NodeEnvOf(c EtcdConfig, n cluster.Node) []byte {
 		{"PEER_CLIENT_CERT_AUTH", fmt.Sprint(c.PeerTransportSecurity.ClientCertAuth)},
 		{"PEER_CRL_FILE", crl},
 	}
+	if c.AutoCompactionMode != "" {
+		vars = append(vars, [2]string{"AUTO_COMPACTION_MODE", c.AutoCompactionMode}, [2]string{"AUTO_COMPACTION_RETENTION", c.AutoCompactionRetention})
+	}
 	var b bytes.Buffer
 	b.WriteString("# etcd configuration for member " + c.Name + " as environment variables, written by etcdpki.\n")
 	b.WriteString("# Unlike etcd.conf.yml it names the CRL (etcd reads CRL files from flags and ETCD_* only).\n")

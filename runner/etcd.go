@@ -125,9 +125,10 @@ func HealthyOrError(s *cluster.Spec, h *probe.Cluster, when string) error {
 
 // MoveLeader hands leadership from the member at fromURL to member to.
 // The request must reach the current leader, so the client is pinned to
-// its endpoint; etcd answers once the transferee leads.
+// its endpoint; etcd answers once the transferee leads. It is an admin
+// call (root's once auth is on).
 func (c *Cluster) MoveLeader(ctx context.Context, fromURL string, to probe.ID) error {
-	cfg, err := c.TLS()
+	cfg, err := c.AdminTLS()
 	if err != nil {
 		return err
 	}

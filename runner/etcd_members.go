@@ -17,9 +17,13 @@ import (
 )
 
 // membershipClient is an etcd client of endpoints with the run's probe
-// certificate, for the membership API.
-func (c *Cluster) membershipClient(endpoints []string) (*clientv3.Client, error) {
+// certificate, or its root client for admin (member add, remove and
+// promote, which etcd allows only root once auth is on).
+func (c *Cluster) membershipClient(endpoints []string, admin bool) (*clientv3.Client, error) {
 	cfg, err := c.TLS()
+	if admin {
+		cfg, err = c.AdminTLS()
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -38,6 +42,13 @@ func (c *Cluster) membershipClient(endpoints []string) (*clientv3.Client, error)
 	return cli, nil
 }
 
+// AdminClient is an etcd client of every member presenting the run's
+// root client certificate (see AdminTLS), for the Auth API. The caller
+// closes it.
+func (c *Cluster) AdminClient() (*clientv3.Client, error) {
+	return c.membershipClient(nil, true)
+}
+
 // MemberList is etcd's member list, linearizable.
 func (c *Cluster) MemberList(ctx context.Context) ([]*etcdserverpb.Member, error) {
 	return c.listMembers(ctx)
@@ -51,7 +62,7 @@ func (c *Cluster) LocalMemberList(ctx context.Context) ([]*etcdserverpb.Member, 
 }
 
 func (c *Cluster) listMembers(ctx context.Context, opts ...clientv3.OpOption) ([]*etcdserverpb.Member, error) {
-	cli, err := c.membershipClient(nil)
+	cli, err := c.membershipClient(nil, false)
 	if err != nil {
 		return nil, err
 	}
@@ -88,7 +99,7 @@ func MemberByName(ms []*etcdserverpb.Member, name string) *etcdserverpb.Member {
 
 // AddLearner adds a learner with peerURLs and returns its member ID.
 func (c *Cluster) AddLearner(ctx context.Context, peerURLs []string) (uint64, error) {
-	cli, err := c.membershipClient(nil)
+	cli, err := c.membershipClient(nil, true)
 	if err != nil {
 		return 0, err
 	}
@@ -112,7 +123,7 @@ func (c *Cluster) AddLearner(ctx context.Context, peerURLs []string) (uint64, er
 
 // RemoveMember removes the member with id from the cluster.
 func (c *Cluster) RemoveMember(ctx context.Context, id uint64) error {
-	cli, err := c.membershipClient(nil)
+	cli, err := c.membershipClient(nil, true)
 	if err != nil {
 		return err
 	}
@@ -131,7 +142,7 @@ func (c *Cluster) RemoveMember(ctx context.Context, id uint64) error {
 // in sync with the leader, until timeout; behind says how far behind it
 // is for the message when the time is up.
 func (c *Cluster) Promote(ctx context.Context, id uint64, timeout time.Duration, behind func() string) error {
-	cli, err := c.membershipClient(nil)
+	cli, err := c.membershipClient(nil, true)
 	if err != nil {
 		return err
 	}
@@ -166,7 +177,7 @@ func (c *Cluster) LearnerStatus(ctx context.Context, learnerURL string) (applied
 	if !ok {
 		return 0, 0, errors.New("no agreed leader among the voting members")
 	}
-	cli, err := c.membershipClient([]string{learnerURL})
+	cli, err := c.membershipClient([]string{learnerURL}, false)
 	if err != nil {
 		return 0, 0, err
 	}

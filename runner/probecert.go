@@ -52,6 +52,9 @@ type probeCert struct {
 	mu   sync.Mutex
 	ca   *x509.Certificate // the CA it was minted from
 	pair tls.Certificate
+	// root is the run's root client (CN root), minted beside the probe
+	// from the same CA, for admin calls only (see AdminTLS).
+	root tls.Certificate
 }
 
 // probeTLS is the client TLS configuration for the run's probes: the CA
@@ -59,6 +62,20 @@ type probeCert struct {
 // from it (again when the CA changed, as a recovery from an expired CA
 // does).
 func (c *Cluster) probeTLS() (*tls.Config, error) {
+	return c.mintedTLS(false)
+}
+
+// AdminTLS is probeTLS presenting the run's root client instead: etcd
+// allows membership changes, MoveLeader and the Auth API only to the
+// root role once auth is on (with auth off the CN means nothing). It is
+// minted in memory like the probe, from the CA in the PKI directory or
+// its token, and used for those calls only; every read and health probe
+// keeps the probe certificate, which etcd knows as no user.
+func (c *Cluster) AdminTLS() (*tls.Config, error) {
+	return c.mintedTLS(true)
+}
+
+func (c *Cluster) mintedTLS(root bool) (*tls.Config, error) {
 	authority, roots, err := probeAuthority(c.inv)
 	if err != nil {
 		return nil, err
@@ -72,9 +89,16 @@ func (c *Cluster) probeTLS() (*tls.Config, error) {
 		if err != nil {
 			return nil, err
 		}
-		c.probe.ca, c.probe.pair = authority.Cert, pair
+		rootPair, err := authority.RootClient(ca.ProbeValidity, time.Now())
+		if err != nil {
+			return nil, err
+		}
+		c.probe.ca, c.probe.pair, c.probe.root = authority.Cert, pair, rootPair
 	}
 	pair := c.probe.pair
+	if root {
+		pair = c.probe.root
+	}
 	return probe.ClientConfig(probe.CertPool(roots), &pair), nil
 }
 

@@ -59,8 +59,9 @@ type EtcdClusterSpec struct {
 
 // AuthSpec is the spec's auth section.
 type AuthSpec struct {
-	// Enabled turns etcd's auth on; off by default.
-	Enabled bool `json:"enabled,omitempty"`
+	// Enabled turns etcd's auth on (true) or keeps it off (false);
+	// unset, a new PKI has it on and an existing one keeps what it has.
+	Enabled *bool `json:"enabled,omitempty"`
 }
 
 // PermissionSpec is one grant of an extra client: a prefix or a key.

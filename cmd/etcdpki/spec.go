@@ -78,7 +78,25 @@ func loadSpec(c *cli.Context, needNodes bool) (*cluster.Spec, error) {
 	if err := regular.CheckDir(s.PKIDir); err != nil {
 		return nil, input.Errorf("PKI directory %s: %v", s.PKIDir, pathx.UnwrapPath(err))
 	}
-	return s, nil
+	return s, authDefault(c, s)
+}
+
+// authDefault resolves a spec that leaves auth.enabled unset: init of a
+// new PKI (no CA certificate yet) turns etcd's auth on, and records that
+// in the PKI (pki.AuthDefaultFile) for every later command; an existing
+// PKI keeps what it recorded, off when nothing.
+func authDefault(c *cli.Context, s *cluster.Spec) error {
+	if s.Auth.Set {
+		return nil
+	}
+	if c.Command.HasName("init") {
+		_, err := os.Lstat(pki.Paths{PKI: s.PKIDir}.CACert())
+		if errors.Is(err, fs.ErrNotExist) {
+			s.Auth.Enabled = true
+			return nil
+		}
+	}
+	return pki.ApplyAuthDefault(s)
 }
 
 // loadInventory is loadSpec expanded: what every command that acts on

@@ -12,7 +12,7 @@ import (
 // is one operation on the cluster, run by the shared runner. They never
 // import each other, so one operation's change cannot reach another's
 // behaviour except through the runner, where it is visible as shared.
-var operations = set("rotate", "carotate", "member", "revoke", "adopt", "verify", "controller", "agent", "export", "request")
+var operations = set("rotate", "carotate", "member", "revoke", "adopt", "verify", "controller", "agent", "export", "request", "auth")
 
 // layer ranks the module's packages by their top directory: a package
 // may import only packages of a lower layer (internal/* may also import

@@ -52,7 +52,8 @@ func TestKilledAtAnyStepConverges(t *testing.T) {
 }
 
 func withBackup(f *etcdtest.SpecFile) {
-	f.Auth.Enabled = true
+	on := true
+	f.Auth.Enabled = &on
 	f.Clients = append(f.Clients, cluster.FileClient{Name: "backup", Permissions: []cluster.FilePermission{
 		{Prefix: "/backup/", Access: "readwrite"}, {Key: "/config/leader", Access: "read"},
 	}})

@@ -209,13 +209,43 @@ func alreadyDone(op Op, err error) bool {
 	return ok && (errors.Is(err, want) || err.Error() == want.Error())
 }
 
-// Sync reads the live state, diffs it with the spec's and applies the
-// diff; it returns what it changed.
+// Plan is the diff from live to the spec's access control. A spec that
+// leaves auth.enabled unset and whose PKI has no default of on keeps
+// live's auth as it is: only an explicit enabled: false turns a
+// cluster's auth off.
+func Plan(live State, s *cluster.Spec) []Change {
+	want := Desired(s)
+	if !s.Auth.Set && !want.Enabled {
+		want.Enabled = live.Enabled
+	}
+	return Diff(live, want)
+}
+
+// Sync reads the live state, diffs it with the spec's (Plan) and applies
+// the diff; it returns what it changed.
 func Sync(ctx context.Context, cli *clientv3.Client, s *cluster.Spec) ([]Change, error) {
 	live, err := Live(ctx, cli)
 	if err != nil {
 		return nil, err
 	}
-	changes := Diff(live, Desired(s))
+	changes := Plan(live, s)
+	return changes, Apply(ctx, cli, changes)
+}
+
+// RemoveUser deletes user and the role etcdpki gave it, when they exist:
+// member remove takes away a removed node's identity (its CN), whoever
+// made it.
+func RemoveUser(ctx context.Context, cli *clientv3.Client, user string) ([]Change, error) {
+	live, err := Live(ctx, cli)
+	if err != nil {
+		return nil, err
+	}
+	var changes []Change
+	if _, ok := live.Users[user]; ok {
+		changes = append(changes, Change{Op: DeleteUser, User: user})
+	}
+	if _, ok := live.Roles[RoleFor(user)]; ok {
+		changes = append(changes, Change{Op: DeleteRole, Role: RoleFor(user)})
+	}
 	return changes, Apply(ctx, cli, changes)
 }

@@ -40,8 +40,8 @@ func TestDiffChangesAccessInPlace(t *testing.T) {
 	}
 }
 
-// TestDesiredFromTheSpec: the apiserver's CN gets its prefix and
-// APIServerKeys, an extra client exactly its permissions, the
+// TestDesiredFromTheSpec: the apiserver's CN gets its prefix alone
+// (etcd compacts itself with auth on), an extra client exactly its permissions, the
 // healthcheck client and the nodes nothing.
 func TestDesiredFromTheSpec(t *testing.T) {
 	s := &cluster.Spec{Auth: cluster.Auth{Enabled: true}, Nodes: []cluster.Node{{Name: "etcd-1"}}, Clients: []cluster.Client{
@@ -58,7 +58,7 @@ func TestDesiredFromTheSpec(t *testing.T) {
 		t.Errorf("backup's grants %v: read and write on one prefix make readwrite", g)
 	}
 	api := st.Roles[RoleFor("kube-apiserver-etcd-client")]
-	if len(api) != 1+len(APIServerKeys) || api[0] != (Grant{Key: "/registry/", RangeEnd: "/registry0", Access: cluster.AccessReadWrite}) {
+	if len(api) != 1 || api[0] != (Grant{Key: "/registry/", RangeEnd: "/registry0", Access: cluster.AccessReadWrite}) {
 		t.Errorf("apiserver's grants %v", api)
 	}
 }

@@ -51,7 +51,7 @@ type State struct {
 func RoleFor(user string) string { return RolePrefix + user }
 
 // Desired is the access control the spec gives: root, with the root
-// role; kube-apiserver's CN readwrite on its prefix and APIServerKeys;
+// role; kube-apiserver's CN readwrite on its prefix;
 // each extra client with permissions exactly those. The healthcheck
 // client gets no user: `etcdctl endpoint health` counts "permission
 // denied" as healthy and /health asks for no identity
@@ -61,12 +61,11 @@ func Desired(s *cluster.Spec) State {
 	st := State{Enabled: s.Auth.Enabled, Users: map[string][]string{}, Roles: map[string][]Grant{}}
 	st.Users[cluster.RootUser] = []string{cluster.RootUser}
 	st.Roles[cluster.RootUser] = nil
-	api := ca.KindAPIServer.CommonName
-	grants := []Grant{prefixGrant(cluster.APIServerPrefix, cluster.AccessReadWrite)}
-	for _, k := range APIServerKeys {
-		grants = append(grants, Grant{Key: k, Access: cluster.AccessReadWrite})
-	}
-	st.add(api, grants)
+	// Its prefix alone: with auth on etcd compacts itself and the
+	// apiserver runs with --etcd-compaction-interval=0, so it touches no
+	// key outside (APIServerKeys are what its own compactor would need,
+	// and etcd refuses it KV.Compact anyway).
+	st.add(ca.KindAPIServer.CommonName, []Grant{prefixGrant(cluster.APIServerPrefix, cluster.AccessReadWrite)})
 	for _, c := range s.Clients {
 		if c.Name == cluster.ClientAPIServer || c.Name == cluster.ClientHealthcheck || len(c.Permissions) == 0 {
 			continue
