@@ -13,6 +13,7 @@ func commands() []*cli.Command {
 		caCommand(),
 		verifyCommand(),
 		memberCommand(),
+		authCommand(),
 		exportCommand(),
 		agentCommand(),
 		controllerCommand(),
