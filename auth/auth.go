@@ -122,7 +122,10 @@ func prove(ctx context.Context, inv *pki.Inventory, out io.Writer, res *Result) 
 	var failed []etcdauth.Proof
 	for _, p := range res.Proofs {
 		mark := "ok"
-		if p.Err != nil {
+		switch {
+		case p.Skipped:
+			mark = "skipped"
+		case p.Err != nil:
 			mark, failed = "FAILED", append(failed, p)
 		}
 		fmt.Fprintf(out, "proof %s: %s\n", mark, p)

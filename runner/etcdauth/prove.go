@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -39,9 +41,15 @@ type Proof struct {
 	Permitted, Refused string
 	// Err says how the certificate did not behave as the spec says.
 	Err error
+	// Skipped says its key is not in the PKI directory (a certificate
+	// adopt found in use on its host): there is nothing to present.
+	Skipped bool
 }
 
 func (p Proof) String() string {
+	if p.Skipped {
+		return fmt.Sprintf("%s (user %s): not tried, its key is not in the PKI directory", p.Target, p.User)
+	}
 	if p.Err != nil {
 		return fmt.Sprintf("%s (user %s): %v", p.Target, p.User, p.Err)
 	}
@@ -57,8 +65,10 @@ func (p Proof) String() string {
 func Prove(ctx context.Context, inv *pki.Inventory, want State) []Proof {
 	var out []Proof
 	for _, t := range inv.Targets {
-		if t.Held != "" {
-			continue // adopted without its key: nothing to present
+		if _, err := os.Lstat(t.KeyPath()); errors.Is(err, fs.ErrNotExist) {
+			// Adopted without its key: nothing to present.
+			out = append(out, Proof{Target: t.ID, User: t.CommonName, Skipped: true})
+			continue
 		}
 		out = append(out, proveOne(ctx, inv.Spec, t, want.Roles[RoleFor(t.CommonName)]))
 	}
