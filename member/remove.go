@@ -91,7 +91,7 @@ func (m *memberRun) remove(ctx context.Context, res *Result) error {
 				return err
 			}
 			m.Log.Step(stepRemove, name).Done("[remove] member %s (%s) removed", name, j.ID)
-			return nil
+			return m.removeUser(ctx, name)
 		}},
 		{stepRevoke, "revoke " + name + "'s certificates (serials " + strings.Join(j.Serials, ", ") + ") and prove every remaining member refuses them on their client and peer ports", func(ctx context.Context, j *runner.MemberJournal, _ *Result) error {
 			if len(j.Serials) == 0 {

@@ -142,16 +142,9 @@ func (c *Cluster) RemoveMember(ctx context.Context, id uint64) error {
 // in sync with the leader, until timeout; behind says how far behind it
 // is for the message when the time is up.
 func (c *Cluster) Promote(ctx context.Context, id uint64, timeout time.Duration, behind func() string) error {
-	cli, err := c.membershipClient(nil, true)
-	if err != nil {
-		return err
-	}
-	defer cli.Close()
 	deadline := time.Now().Add(timeout)
 	for {
-		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		_, err := cli.MemberPromote(rctx, id)
-		cancel()
+		err := c.promoteOnLeader(ctx, id)
 		switch {
 		case err == nil:
 			return nil
@@ -162,6 +155,29 @@ func (c *Cluster) Promote(ctx context.Context, id uint64, timeout time.Duration,
 		}
 		time.Sleep(PollInterval)
 	}
+}
+
+// promoteOnLeader asks the leader itself to promote id. A follower
+// forwards a promotion to the leader over the peer port, where etcd 3.6
+// finds no user on the forwarded request and, with auth on, refuses it
+// ("auth: user name is empty") until the client times out; the leader
+// decides it directly, with the root client's identity.
+func (c *Cluster) promoteOnLeader(ctx context.Context, id uint64) error {
+	var endpoints []string
+	if h, err := c.Health(ctx); err == nil {
+		if l, ok := h.LeaderResult(); ok {
+			endpoints = []string{l.Endpoint}
+		}
+	}
+	cli, err := c.membershipClient(endpoints, true)
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, err = cli.MemberPromote(rctx, id)
+	return err
 }
 
 // LearnerStatus is the learner's applied raft index and the leader's
