@@ -135,7 +135,7 @@ func Run(ctx context.Context, inv *pki.Inventory, o Options) (*Report, error) {
 	rep.Written = true
 	fmt.Fprintf(out, "adopted into %s: %d pairs imported, %d certificates held on their hosts, %d to issue at the next rotate; %d files written\n",
 		s.PKIDir, len(res.Reused), len(rep.Held), len(rep.Missing), len(res.Written))
-	return rep, nil
+	return rep, syncAuth(ctx, inv, out)
 }
 
 // readCA reads and checks the cluster's CA pair: a CA, its key, in date.

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 
+	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/pki"
 	"github.com/etcdpki/etcdpki/runner"
@@ -52,6 +53,11 @@ func Apply(ctx context.Context, inv *pki.Inventory, o Options) (*Result, error) 
 	}
 	if _, err := os.Stat(inv.Spec.PKIDir); errors.Is(err, fs.ErrNotExist) {
 		return nil, input.Errorf("there is no PKI at %s: run etcdpki init first", inv.Spec.PKIDir)
+	}
+	for _, t := range inv.Targets {
+		if t.CommonName == cluster.RootUser {
+			return nil, input.Errorf("%s has common name %q, etcd's superuser: with auth on it would hold every key; rename it in the spec", t.ID, cluster.RootUser)
+		}
 	}
 	if !o.DryRun {
 		l, err := runner.Lock(inv.Spec.PKIDir)

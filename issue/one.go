@@ -68,8 +68,13 @@ func checkOneRequest(inv *pki.Inventory, r *OneRequest) (ca.Kind, error) {
 		k = ca.KindPeer
 	case "client":
 		k = ca.KindClient
+	case KindRoot:
+		return ca.KindClient, checkRootRequest(r)
 	default:
-		return k, input.Errorf("kind %q: must be server, peer or client", r.Kind)
+		return k, input.Errorf("kind %q: must be server, peer, client or root", r.Kind)
+	}
+	if r.Name == cluster.RootUser {
+		return k, input.Errorf("name %q is etcd's superuser: etcdpki issue root writes its pair into the PKI directory only, never into a bundle", r.Name)
 	}
 	if err := checkIssueName(inv, r.Name); err != nil {
 		return k, err
@@ -229,6 +234,9 @@ func checkIssueName(inv *pki.Inventory, name string) error {
 // or PKI/issued/NAME, which must stay inside the PKI directory.
 func bundleOut(inv *pki.Inventory, r OneRequest) (string, error) {
 	out := r.Out
+	if r.Kind == KindRoot {
+		return filepath.Abs(inv.Paths.RootDir())
+	}
 	if out == "" {
 		out = filepath.Join(inv.Spec.PKIDir, "issued", r.Name)
 		if err := inv.Paths.CheckOwnerDir(r.Name, out); err != nil {

@@ -20,6 +20,11 @@ const AuthDefaultFile = "auth-default"
 // AuthDefaultOn is the file's only content.
 const AuthDefaultOn = "on\n"
 
+// RootDir is where etcdpki issue root writes the break-glass root
+// client pair (and the CA beside it, for etcdctl): inside the PKI
+// directory, never a bundle's.
+func (p Paths) RootDir() string { return filepath.Join(p.PKI, "root") }
+
 // AuthDefault is the file's path.
 func (p Paths) AuthDefault() string { return filepath.Join(p.PKI, AuthDefaultFile) }
 

@@ -52,6 +52,9 @@ Everything is checked before anything is written: bad input exits 2 and changes 
 			for _, f := range pki.APIServerFlags(inv) {
 				fmt.Fprintf(c.App.Writer, "  %s\n", f)
 			}
+			if inv.Spec.Auth.Enabled {
+				fmt.Fprintf(c.App.Writer, "etcd auth: on (etcd compacts itself; kube-apiserver runs with %s). Once the members run: etcdpki auth apply\n", pki.APIServerCompactionOff)
+			}
 			return nil
 		},
 	}
