@@ -4,12 +4,20 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/etcdpki/etcdpki/auth"
+	"github.com/etcdpki/etcdpki/internal/input"
 )
 
 func authCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "auth",
 		Usage: "etcd's users and roles: each certificate's CN an etcd user with only the keys the spec grants it",
+		// An unknown subcommand is a usage error, as for certs and ca.
+		Action: func(c *cli.Context) error {
+			if c.Args().Present() {
+				return input.Errorf("unknown command \"auth %s\" (see etcdpki auth --help)", c.Args().First())
+			}
+			return cli.ShowSubcommandHelp(c)
+		},
 		Subcommands: []*cli.Command{{
 			Name:  "apply",
 			Usage: "move the live cluster's etcd users, roles and grants to the spec, then prove every certificate on the wire",
@@ -32,8 +40,8 @@ func authCommand() *cli.Command {
 }
 
 func authApply(c *cli.Context) error {
-	if err := noArgs(c); err != nil {
-		return err
+	if c.Args().Len() > 0 {
+		return input.Errorf("auth apply: unexpected argument %q (flags go before arguments)", c.Args().First())
 	}
 	inv, err := loadInventory(c, true)
 	if err != nil {
