@@ -121,6 +121,10 @@ func TestEveryInputFileRefusesOddFiles(t *testing.T) {
 		{name: "rotate --dir", args: []string{"rotate", "--spec", spec, "--dir", "BAD", "--dry-run"}, dirFlag: true},
 		{name: "verify --dir", args: []string{"verify", "--spec", spec, "--dir", "BAD"}, dirFlag: true},
 		{name: "export --dir", args: append([]string{"export", "--spec", spec, "--dir", "BAD"}, api...), dirFlag: true},
+		{name: "auth apply --spec", args: []string{"auth", "apply", "--spec", "BAD", "--dir", pkiDir}},
+		{name: "auth apply --dir", args: []string{"auth", "apply", "--spec", spec, "--dir", "BAD"}, dirFlag: true},
+		{name: "auth apply --dir auth-default", args: []string{"auth", "apply", "--spec", spec, "--dir", "BAD"}, file: "auth-default"},
+		{name: "certs list --dir auth-default", args: []string{"certs", "list", "--spec", spec, "--dir", "BAD"}, file: "auth-default"},
 	}
 	// The good half of a pair in a directory flag: the bad file's partner.
 	partner := map[string][2]string{

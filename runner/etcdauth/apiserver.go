@@ -1,7 +1,10 @@
 package etcdauth
 
 // APIServerKeys are the keys kube-apiserver touches outside its
-// --etcd-prefix, each a single key (no range). They were found by test,
+// --etcd-prefix when it compacts etcd itself, each a single key (no
+// range). Desired does not grant them: with auth on etcd compacts
+// itself (auto-compaction in etcd.conf.yml) and the apiserver runs with
+// --etcd-compaction-interval=0, so its user needs its prefix alone. They were found by test,
 // not assumed: TestAPIServerTouchesOnlyItsPrefixAndTheseKeys runs
 // kube-apiserver v1.37.2 with --etcd-compaction-interval=10s on a cluster
 // with auth on, its user granted only its prefix and these keys, watches
