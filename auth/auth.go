@@ -66,6 +66,7 @@ func Apply(ctx context.Context, inv *pki.Inventory, o Options) (*Result, error) 
 		}
 		defer l.Release()
 	}
+	warnCompaction(inv, o.Out)
 	etcd := runner.New(inv, runner.Config{DryRun: o.DryRun}, nil).Etcd
 	h, err := etcd.Health(ctx)
 	if err != nil {
@@ -103,6 +104,22 @@ func Apply(ctx context.Context, inv *pki.Inventory, o Options) (*Result, error) 
 		fmt.Fprintln(o.Out, "no change: etcd's users and roles are the spec's")
 	}
 	return res, prove(ctx, inv, o.Out, res)
+}
+
+// warnCompaction names each member whose etcd.conf.yml in the PKI lacks
+// auto-compaction while the spec turns auth on: kube-apiserver cannot
+// compact etcd then (KV.Compact is root's), so etcd must, and a config
+// written before auth was on does not say so.
+func warnCompaction(inv *pki.Inventory, out io.Writer) {
+	if !inv.Spec.Auth.Enabled {
+		return
+	}
+	for _, n := range inv.Spec.Nodes {
+		c, err := pki.ReadNodeConfig(inv.Paths.NodeConfig(n.Name))
+		if err == nil && c.AutoCompactionMode == "" {
+			fmt.Fprintf(out, "warning: %s's etcd.conf.yml has no auto-compaction: with auth on kube-apiserver cannot compact etcd (KV.Compact is root's); run etcdpki init to rewrite the configs and apiserver flags (%s), then etcdpki rotate to restart the members with them\n", n.Name, pki.APIServerCompactionOff)
+		}
+	}
 }
 
 // dryRun prints the plan, one change a line.

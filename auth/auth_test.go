@@ -80,6 +80,9 @@ func TestApplyUnderLoad(t *testing.T) {
 	if err != nil {
 		t.Fatalf("auth apply: %v", err)
 	}
+	if strings.Contains(out.String(), "warning:") {
+		t.Errorf("a warning although the configs have auto-compaction")
+	}
 	for _, f := range st.Failures {
 		t.Errorf("failed request from the apiserver's certificate during auth apply: %s", f)
 	}

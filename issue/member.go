@@ -42,7 +42,7 @@ func kubeadmExternal(inv *pki.Inventory, o Options) ([]byte, error) {
 		return pki.KubeadmExternal(inv)
 	}
 	ca, crt, key := pki.APIServerFiles(inv)
-	return pki.KubeadmExternalFor(o.APIServerEndpoints, ca, crt, key)
+	return pki.KubeadmExternalFor(o.APIServerEndpoints, ca, crt, key, pki.CompactionArgs(inv.Spec)...)
 }
 
 // ForgetMember takes a removed member off PKI/initial-cluster.json, the

@@ -153,7 +153,23 @@ func APIServerFlagsFor(endpoints []string, caFile, certFile, keyFile string) []s
 // block for the same files.
 func KubeadmExternal(inv *Inventory) ([]byte, error) {
 	caFile, crt, key := APIServerFiles(inv)
-	return KubeadmExternalFor(inv.Spec.ClientEndpoints(), caFile, crt, key)
+	return KubeadmExternalFor(inv.Spec.ClientEndpoints(), caFile, crt, key, CompactionArgs(inv.Spec)...)
+}
+
+// CompactionArgs are the apiserver's extraArgs for kubeadm when s turns
+// auth on: APIServerCompactionOff as a name and a value.
+func CompactionArgs(s *cluster.Spec) []KubeadmArg {
+	if !s.Auth.Enabled {
+		return nil
+	}
+	name, value, _ := strings.Cut(strings.TrimPrefix(APIServerCompactionOff, "--"), "=")
+	return []KubeadmArg{{Name: name, Value: value}}
+}
+
+// KubeadmArg is one of kubeadm v1beta4's apiServer.extraArgs.
+type KubeadmArg struct {
+	Name  string `yaml:"name"`
+	Value string `yaml:"value"`
 }
 
 // APIServerFiles are the CA, certificate and key paths on the apiserver's
@@ -167,7 +183,7 @@ func APIServerFiles(inv *Inventory) (caFile, certFile, keyFile string) {
 
 // KubeadmExternalFor renders the etcd.external block for explicit
 // endpoints and files.
-func KubeadmExternalFor(endpoints []string, caFile, certFile, keyFile string) ([]byte, error) {
+func KubeadmExternalFor(endpoints []string, caFile, certFile, keyFile string, apiServerArgs ...KubeadmArg) ([]byte, error) {
 	type external struct {
 		Endpoints []string `yaml:"endpoints"`
 		CAFile    string   `yaml:"caFile"`
@@ -177,10 +193,14 @@ func KubeadmExternalFor(endpoints []string, caFile, certFile, keyFile string) ([
 	type etcd struct {
 		External external `yaml:"external"`
 	}
+	type apiServer struct {
+		ExtraArgs []KubeadmArg `yaml:"extraArgs"`
+	}
 	doc := struct {
-		APIVersion string `yaml:"apiVersion"`
-		Kind       string `yaml:"kind"`
-		Etcd       etcd   `yaml:"etcd"`
+		APIVersion string     `yaml:"apiVersion"`
+		Kind       string     `yaml:"kind"`
+		APIServer  *apiServer `yaml:"apiServer,omitempty"`
+		Etcd       etcd       `yaml:"etcd"`
 	}{
 		APIVersion: "kubeadm.k8s.io/v1beta4",
 		Kind:       "ClusterConfiguration",
@@ -190,6 +210,9 @@ func KubeadmExternalFor(endpoints []string, caFile, certFile, keyFile string) ([
 			CertFile:  certFile,
 			KeyFile:   keyFile,
 		}},
+	}
+	if len(apiServerArgs) > 0 {
+		doc.APIServer = &apiServer{ExtraArgs: apiServerArgs}
 	}
 	var b bytes.Buffer
 	b.WriteString("# kubeadm ClusterConfiguration for an external etcd, written by etcdpki.\n")
