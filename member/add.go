@@ -126,9 +126,11 @@ func (m *memberRun) add(ctx context.Context, n cluster.Node, res *Result) error 
 		{stepConfigs, "deploy the other members' regenerated configs (initial-cluster is read only at bootstrap: nothing restarts)", func(ctx context.Context, _ *runner.MemberJournal, _ *Result) error {
 			return m.deployOthers(ctx, n.Name)
 		}},
-		{stepAuth, "with auth on in the spec, move etcd's users and roles to the spec's (as etcdpki auth apply)", func(ctx context.Context, _ *runner.MemberJournal, _ *Result) error {
+	}
+	if m.Inv.Spec.Auth.Enabled {
+		steps = append(steps, memberStep{stepAuth, "move etcd's users and roles to the spec's (auth is on; as etcdpki auth apply)", func(ctx context.Context, _ *runner.MemberJournal, _ *Result) error {
 			return m.syncAuth(ctx, n.Name)
-		}},
+		}})
 	}
 	if err := m.steps(ctx, j, steps, res); err != nil {
 		return err

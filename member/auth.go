@@ -7,12 +7,9 @@ import (
 )
 
 // syncAuth moves etcd's users and roles to the spec's once the member is
-// in, when the spec turns auth on, through the run's root client (minted
-// in memory from the CA).
+// in (the spec turns auth on), through the run's root client (minted in
+// memory from the CA).
 func (m *memberRun) syncAuth(ctx context.Context, name string) error {
-	if !m.Inv.Spec.Auth.Enabled {
-		return nil
-	}
 	cli, err := m.Etcd.AdminClient()
 	if err != nil {
 		return err
