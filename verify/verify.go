@@ -117,6 +117,7 @@ func Evaluate(ctx context.Context, inv *pki.Inventory, o Options) (*Report, erro
 	if in.inv != nil {
 		rep.Checks = append(rep.Checks, crlChecks(ctx, in.inv, rep.Cluster, in.timeout, now)...)
 		rep.Checks = append(rep.Checks, membershipChecks(in.inv, rep.Cluster)...)
+		rep.Checks = append(rep.Checks, authChecks(ctx, in.inv, rep.Cluster, tlsCfg, in.timeout)...)
 	}
 	if o.Strict {
 		strict(rep.Checks)

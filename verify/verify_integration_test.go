@@ -151,8 +151,13 @@ func TestVerifyCluster(t *testing.T) {
 		o.PrintFlags = true
 		rep, out, err := runVerify(t, specInv, o)
 		assertReport(t, rep, out, err, want{pass: true, check: CheckQuorum, st: OK, reason: []string{"3 of 3 voting members healthy"}})
-		if rep.Counts[Fail] != 0 || rep.Counts[Warn] != 0 || rep.Counts[Skip] != 0 {
-			t.Errorf("counts %v, want only ok", rep.Counts)
+		// One warning, and only that one: etcd's auth is off in this
+		// cluster, and every certificate reads every key.
+		if rep.Counts[Fail] != 0 || rep.Counts[Warn] != 1 || rep.Counts[Skip] != 0 {
+			t.Errorf("counts %v, want only ok and the auth-off warning", rep.Counts)
+		}
+		if c, _ := rep.find(CheckAuth, "cluster"); c.Status != Warn || !strings.Contains(c.Reason, AuthOffRisk) {
+			t.Errorf("auth row %+v, want the auth-off warning", c)
 		}
 		for _, f := range []string{"--etcd-servers=" + strings.Join(eps, ","), "--etcd-cafile=", "etcd:\n  external:\n    endpoints:"} {
 			if !strings.Contains(out, f) {

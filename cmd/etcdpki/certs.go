@@ -37,10 +37,13 @@ func certsCommand() *cli.Command {
 		Subcommands: []*cli.Command{
 			{
 				Name:  "list",
-				Usage: "show every certificate of the spec: subject, SANs, expiry, residual time, CA, status",
+				Usage: "show every certificate of the spec: subject, SANs, expiry, residual time, CA, status, and its etcd grants",
 				Description: "When a certificate has expired, the cluster is probed (each member within 2s, with a client\n" +
 					"certificate minted in memory from the CA) and the status says what to do: \"" + verify.StateServing + "\"\n" +
-					"when a quorum still answers, \"" + verify.StateDown + "\" when none does.",
+					"when a quorum still answers, \"" + verify.StateDown + "\" when none does.\n\n" +
+					"Below the table, what the spec grants each certificate's common name, its etcd user, one line\n" +
+					"per grant (in effect once auth is on: auth.enabled in the spec, then etcdpki auth apply);\n" +
+					"-o json gives them as each row's \"grants\" (empty: no etcd user).",
 				Flags: append(specFlags(),
 					&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "table", Usage: "table or json"},
 				),
@@ -98,7 +101,7 @@ func certsList(c *cli.Context) error {
 	case "json":
 		enc := json.NewEncoder(c.App.Writer)
 		enc.SetIndent("", "  ")
-		if err := enc.Encode(infos); err != nil {
+		if err := enc.Encode(jsonRows(inv.Spec, infos)); err != nil {
 			return err
 		}
 		return crlErr
@@ -136,6 +139,9 @@ func certsList(c *cli.Context) error {
 		if i.Key != "" {
 			fmt.Fprintf(c.App.Writer, "\n%s key: %s\n", i.Name, i.Key)
 		}
+	}
+	if err := writeGrants(c.App.Writer, inv.Spec, infos); err != nil {
+		return err
 	}
 	return crlErr
 }

@@ -20,8 +20,11 @@ func verifyCommand() *cli.Command {
 		Usage: "prove the apiserver's etcd TLS material reaches a healthy, consistent cluster",
 		Description: `Checks the CA, client certificate and key on disk; then every endpoint at once over real TLS
 (TCP, handshake, server certificate, etcd status, a linearizable read, alarms), each within --timeout;
-then that the endpoints agree on one cluster, one leader and one member list. Every check prints
-ok, warn or fail with a one-line reason.
+then that the endpoints agree on one cluster, one leader and one member list. With a spec, also etcd's
+access control: auth off is a warning (every certificate the CA signs reads every Secret); with auth
+on, each certificate's common name (its etcd user) against the spec's grants, read as root with a
+certificate minted in memory from the CA (without the CA, a warning that they cannot be read). Every
+check prints ok, warn or fail with a one-line reason.
 
 Inputs, first one wins per value: explicit flags (kube-apiserver's own names work too), then
 --apiserver-manifest (or --manifests-dir), then --spec (./etcdpki.yaml if present and nothing else is given).

@@ -3,6 +3,7 @@ package etcdauth_test
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -19,9 +20,13 @@ import (
 
 // authCluster is a 3-member cluster whose spec turns auth on and gives
 // the extra client backup readwrite on /backup/ and read on the key
-// /config/leader.
+// /config/leader, and the extra client audit write on the key
+// /audit/last only.
 func authCluster(t *testing.T) *etcdtest.Cluster {
-	return etcdtest.Start(t, etcdtest.Options{Name: "auth", Edit: withBackup})
+	return etcdtest.Start(t, etcdtest.Options{Name: "auth", Edit: func(f *etcdtest.SpecFile) {
+		withBackup(f)
+		f.Clients = append(f.Clients, cluster.FileClient{Name: "audit", Permissions: []cluster.FilePermission{{Key: "/audit/last", Access: "write"}}})
+	}})
 }
 
 // pair is the certificate and key of inventory target id.
@@ -85,7 +90,7 @@ func TestEachCertificateOnTheWire(t *testing.T) {
 	as := func(id string) *clientv3.Client { crt, key := pair(t, c, id); return clientAs(t, c, crt, key) }
 	rootCrt, rootKey := signClient(t, c, cluster.RootUser)
 	root := clientAs(t, c, rootCrt, rootKey)
-	for _, k := range []string{"/registry/secrets/default/s", "/backup/x", "/config/leader", "/other"} {
+	for _, k := range []string{"/registry/secrets/default/s", "/registryx", "/backup/x", "/config/leader", "/config/leader/x", "/config/other", "/audit/last", "/other"} {
 		if _, err := root.Put(ctx, k, "v"); err != nil {
 			t.Fatalf("root put %s: %v", k, err)
 		}
@@ -98,6 +103,8 @@ func TestEachCertificateOnTheWire(t *testing.T) {
 	refused(ctx, t, "apiserver get outside its prefix", api, get("/backup/x"))
 	refused(ctx, t, "apiserver put outside its prefix", api, put("/other"))
 	refused(ctx, t, "apiserver get everything", api, getPrefix(""))
+	refused(ctx, t, "apiserver get beside its prefix (/registryx)", api, get("/registryx"))
+	refused(ctx, t, "apiserver watch outside its prefix", api, watch("/backup/"))
 
 	hcCrt, hcKey := pair(t, c, "etcd-1/etcd-healthcheck-client")
 	if out, err := c.Etcdctl(ctx, hcCrt, hcKey, "endpoint", "health"); err != nil || strings.Count(out, "is healthy") != len(c.Members) {
@@ -107,11 +114,19 @@ func TestEachCertificateOnTheWire(t *testing.T) {
 	hc := clientAs(t, c, hcCrt, hcKey)
 	refused(ctx, t, "healthcheck get a Secret", hc, get("/registry/secrets/default/s"))
 	refused(ctx, t, "healthcheck put", hc, put("/other"))
+	refused(ctx, t, "healthcheck get everything", hc, getPrefix(""))
 
-	for _, id := range []string{"etcd-1/etcd-server", "etcd-2/etcd-peer"} {
-		cli := as(id)
-		refused(ctx, t, id+" get a Secret", cli, get("/registry/secrets/default/s"))
-		refused(ctx, t, id+" get /other", cli, get("/other"))
+	// Every member's server and peer certificate: no read, range, watch
+	// or write of anything.
+	for _, m := range c.Members {
+		for _, id := range []string{m.Name + "/etcd-server", m.Name + "/etcd-peer"} {
+			cli := as(id)
+			refused(ctx, t, id+" get a Secret", cli, get("/registry/secrets/default/s"))
+			refused(ctx, t, id+" get /other", cli, get("/other"))
+			refused(ctx, t, id+" get everything", cli, getPrefix(""))
+			refused(ctx, t, id+" watch /registry/", cli, watch("/registry/"))
+			refused(ctx, t, id+" put", cli, put("/other"))
+		}
 	}
 
 	b := as("client/backup")
@@ -121,6 +136,15 @@ func TestEachCertificateOnTheWire(t *testing.T) {
 	refused(ctx, t, "backup put /config/leader (read only)", b, put("/config/leader"))
 	refused(ctx, t, "backup get a Secret", b, get("/registry/secrets/default/s"))
 	refused(ctx, t, "backup get /other", b, get("/other"))
+	// A key is that key alone, not a prefix.
+	refused(ctx, t, "backup get under its key /config/leader/", b, get("/config/leader/x"))
+	refused(ctx, t, "backup get /config/ (it holds one key there)", b, getPrefix("/config/"))
+
+	au := as("client/audit")
+	allowed(ctx, t, "audit put /audit/last (write only)", au, put("/audit/last"))
+	refused(ctx, t, "audit get /audit/last (write only)", au, get("/audit/last"))
+	refused(ctx, t, "audit put beside its key", au, put("/audit/lastx"))
+	refused(ctx, t, "audit get a Secret", au, get("/registry/secrets/default/s"))
 
 	// The spec takes back backup's key: the grant goes, and the wire says so.
 	s := *c.Spec
@@ -166,6 +190,21 @@ func getPrefix(k string) op {
 		}
 		_, err := c.Get(ctx, k, clientv3.WithPrefix())
 		return err
+	}
+}
+
+// watch opens a watch on prefix and waits for its first answer: etcd
+// checks a watch's permission when it is created, and cancels it then.
+func watch(prefix string) op {
+	return func(ctx context.Context, c *clientv3.Client) error {
+		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+		defer cancel()
+		wch := c.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithCreatedNotify())
+		resp, ok := <-wch
+		if !ok {
+			return fmt.Errorf("watch %s: closed without an answer", prefix)
+		}
+		return resp.Err()
 	}
 }
 
