@@ -30,15 +30,7 @@ var probeKey = cluster.KeySpec{Algorithm: cluster.AlgECDSA, Size: 256}
 // refused at the handshake), and a probe signed by a given CA shows
 // whether a member trusts that CA (the CA rotation's proof).
 func (c *CA) ProbeClient(validity time.Duration, now time.Time) (tls.Certificate, error) {
-	certPEM, keyPEM, err := c.Sign(Request{Kind: KindClient, CommonName: ProbeCommonName, Key: probeKey, Validity: validity, Now: now})
-	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("probe client certificate from CA %q: %w", c.Cert.Subject.CommonName, err)
-	}
-	pair, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("probe client certificate from CA %q: %w", c.Cert.Subject.CommonName, err)
-	}
-	return pair, nil
+	return c.inMemoryClient(ProbeCommonName, "probe", validity, now)
 }
 
 // RootClient issues a short-lived client certificate whose CN is etcd's
@@ -49,13 +41,19 @@ func (c *CA) ProbeClient(validity time.Duration, now time.Time) (tls.Certificate
 // (file key or token), so no root key ever lands on disk; only
 // `etcdpki issue root` writes one, on request, into the PKI directory.
 func (c *CA) RootClient(validity time.Duration, now time.Time) (tls.Certificate, error) {
-	certPEM, keyPEM, err := c.Sign(Request{Kind: KindClient, CommonName: cluster.RootUser, Key: probeKey, Validity: validity, Now: now})
+	return c.inMemoryClient(cluster.RootUser, "root", validity, now)
+}
+
+// inMemoryClient signs a client certificate with a fresh P-256 key that
+// only the returned pair holds.
+func (c *CA) inMemoryClient(cn, what string, validity time.Duration, now time.Time) (tls.Certificate, error) {
+	certPEM, keyPEM, err := c.Sign(Request{Kind: KindClient, CommonName: cn, Key: probeKey, Validity: validity, Now: now})
 	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("root client certificate from CA %q: %w", c.Cert.Subject.CommonName, err)
+		return tls.Certificate{}, fmt.Errorf("%s client certificate from CA %q: %w", what, c.Cert.Subject.CommonName, err)
 	}
 	pair, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("root client certificate from CA %q: %w", c.Cert.Subject.CommonName, err)
+		return tls.Certificate{}, fmt.Errorf("%s client certificate from CA %q: %w", what, c.Cert.Subject.CommonName, err)
 	}
 	return pair, nil
 }

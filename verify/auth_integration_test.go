@@ -19,7 +19,8 @@ import (
 // withBackupClient turns auth on in the spec and gives the extra client
 // backup readwrite on /backup/ and read on the key /config/leader.
 func withBackupClient(f *etcdtest.SpecFile) {
-	f.Auth.Enabled = true
+	on := true
+	f.Auth.Enabled = &on
 	f.Clients = append(f.Clients, cluster.FileClient{Name: "backup", Permissions: []cluster.FilePermission{
 		{Prefix: "/backup/", Access: "readwrite"}, {Key: "/config/leader", Access: "read"},
 	}})

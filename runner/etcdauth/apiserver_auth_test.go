@@ -44,7 +44,7 @@ type apiserverRun struct {
 // with its own certificate and --etcd-compaction-interval=interval.
 func startAuthedAPIServer(ctx context.Context, t *testing.T, retention, interval string) *apiserverRun {
 	t.Helper()
-	c := etcdtest.New(t, etcdtest.Options{Name: "apiauth", Edit: func(f *etcdtest.SpecFile) { f.Auth.Enabled = true }})
+	c := etcdtest.New(t, etcdtest.Options{Name: "apiauth", Edit: func(f *etcdtest.SpecFile) { on := true; f.Auth.Enabled = &on }})
 	if retention != "" {
 		for _, m := range c.Members {
 			setConfig(t, m.ConfigFile, "auto-compaction-mode", "periodic")

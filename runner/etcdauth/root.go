@@ -3,17 +3,11 @@ package etcdauth
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"fmt"
 	"time"
 
 	"github.com/etcdpki/etcdpki/ca"
-	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/probe"
 )
-
-// rootKey is the in-memory root certificate's key: ECDSA P-256, as a
-// probe certificate's, the fastest to sign whatever the CA's algorithm.
-var rootKey = cluster.KeySpec{Algorithm: cluster.AlgECDSA, Size: 256}
 
 // RootClientTLS is a client TLS configuration that acts as etcd's root
 // user: with auth on only root reads the cluster's users and roles
@@ -24,13 +18,9 @@ var rootKey = cluster.KeySpec{Algorithm: cluster.AlgECDSA, Size: 256}
 // disk. roots verify the members' serving certificates; nil means
 // authority's certificate alone.
 func RootClientTLS(authority *ca.CA, roots *x509.CertPool, now time.Time) (*tls.Config, error) {
-	certPEM, keyPEM, err := authority.Sign(ca.Request{Kind: ca.KindClient, CommonName: cluster.RootUser, Key: rootKey, Validity: ca.ProbeValidity, Now: now})
+	pair, err := authority.RootClient(ca.ProbeValidity, now)
 	if err != nil {
-		return nil, fmt.Errorf("root client certificate from CA %q: %w", authority.Cert.Subject.CommonName, err)
-	}
-	pair, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		return nil, fmt.Errorf("root client certificate from CA %q: %w", authority.Cert.Subject.CommonName, err)
+		return nil, err
 	}
 	if roots == nil {
 		roots = probe.CertPool([]*x509.Certificate{authority.Cert})
