@@ -15,8 +15,9 @@ import (
 // every other cluster of the fleet would queue behind it.
 const clusterWorkers = 8
 
-// serviceAccountNamespace is where a pod finds its own namespace.
-const serviceAccountNamespace = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+// ServiceAccountNamespace is where a pod finds its own namespace: the
+// Lease's when every namespace is served and none is named for it.
+const ServiceAccountNamespace = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 // servedNS is the set of namespaces one controller serves; empty means
 // every namespace.
@@ -68,7 +69,7 @@ func (o Options) leaseNamespace() (string, error) {
 	if s := o.namespaces(); len(s) > 0 {
 		return s[0], nil
 	}
-	b, err := os.ReadFile(serviceAccountNamespace)
+	b, err := os.ReadFile(ServiceAccountNamespace)
 	if ns := strings.TrimSpace(string(b)); err == nil && ns != "" {
 		return ns, nil
 	}

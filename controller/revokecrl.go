@@ -18,16 +18,8 @@ import (
 	"github.com/etcdpki/etcdpki/runner"
 )
 
-// ParseSerial reads a serial as the spec and the CLI write it (hex, with
-// or without colons or 0x) and returns it as pki prints serials
-// (lower-case hex); false when it is not a positive hexadecimal number.
-func ParseSerial(s string) (*big.Int, string, bool) {
-	n, ok := new(big.Int).SetString(strings.TrimPrefix(strings.ToLower(strings.ReplaceAll(s, ":", "")), "0x"), 16)
-	if !ok || n.Sign() <= 0 {
-		return nil, "", false
-	}
-	return n, fmt.Sprintf("%x", n), true
-}
+// ParseSerial is pki.ParseSerial.
+func ParseSerial(s string) (*big.Int, string, bool) { return pki.ParseSerial(s) }
 
 // RevocationExpired reports whether e's certificate expired a CRL
 // validity ago (pki.CRLKeeps): its serial leaves the CRL at the next
