@@ -95,7 +95,8 @@ func (v Refusal) problem() string {
 	case !v.Control.Accepted:
 		return "refused a fresh probe too (" + v.Control.How + ")"
 	case v.Revoked.Accepted:
-		return "accepted the serial (" + v.Revoked.How + "): its agent has not installed the CRL yet"
+		return "accepted the serial (" + v.Revoked.How + "): the CRL its agent installs does not list it yet, or the member reads no CRL " +
+			"(etcd reads one only from --client-crl-file/--peer-crl-file or their ETCD_ variables, as etcd.env sets them, never from --config-file)"
 	}
 	return ""
 }

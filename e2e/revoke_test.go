@@ -128,7 +128,10 @@ func (r *running) waitReported(t testing.TB, ctx context.Context, ids ...string)
 		}
 		done := 0
 		for _, id := range ids {
-			s, _ := r.TargetSerial(id)
+			s, err := r.TargetSerial(id)
+			if err != nil {
+				t.Fatal(err)
+			}
 			if c, ok := ec.Status.Certificate(id); ok && c.InEffect && c.Serial == s {
 				done++
 			}
@@ -139,6 +142,11 @@ func (r *running) waitReported(t testing.TB, ctx context.Context, ids ...string)
 		time.Sleep(200 * time.Millisecond)
 	}
 	t.Fatalf("the status never reported %v in effect", ids)
+}
+
+// nodeTarget is the ID of the kind's certificate of the i-th node.
+func nodeTarget(e *selfhost.Env, i int, kind string) string {
+	return e.Spec.Nodes[i].Name + "/" + kind
 }
 
 func (r *running) revoke(t testing.TB, name string, args ...string) *selfhost.Process {
@@ -194,13 +202,13 @@ func brokenCluster(t testing.TB, r *running, ns string) *v1alpha1.EtcdCluster {
 // members keep their pids and no request failed. Beside it, a cluster
 // whose CA Secret is missing stays Degraded and holds nothing back.
 func TestSelfHostedRevokeThroughController(t *testing.T) {
-	e := selfhost.Start(t, selfhost.Options{Name: "etcd-prod"})
+	e := selfhost.Start(t, selfhost.Options{Name: "etcd-prod", FromEnv: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	other := e.Namespace(t, "etcd-broken")
 	r := startEtcdpki(t, e, "--namespace", other)
 	broken := brokenCluster(t, r, other)
-	targets := []string{"apiserver-etcd-client", "etcd-node-2/etcd-peer"}
+	targets := []string{"apiserver-etcd-client", nodeTarget(e, 1, "etcd-peer")}
 	r.waitReported(t, ctx, targets...)
 	held := []heldPair{holdPair(t, e, targets[0]), holdPair(t, e, targets[1])}
 	for _, h := range held {
@@ -212,7 +220,7 @@ func TestSelfHostedRevokeThroughController(t *testing.T) {
 	leader, holder := r.leader(t, ctx)
 
 	etcdLoad, apiLoad := e.StartEtcdLoad(t), e.StartAPILoad(t)
-	rev := r.revoke(t, "revoke", append(targets, "--reason", "keyCompromise")...)
+	rev := r.revoke(t, "revoke", append([]string{"--reason", "keyCompromise"}, targets...)...)
 	rev.WaitOutput(t, ctx, "renewed by its agent")
 	leader.Kill(t)
 	if code := rev.Wait(t, 5*time.Minute); code != 0 {
@@ -275,11 +283,12 @@ var killSteps = []string{"requested", "renewed", "published", "proving"}
 // starting a new replica in its place: the other replica finishes, and
 // every member refuses the revoked pair. 5 trials, 1 with -short.
 func TestRevokeLeaderKilledAtARandomStep(t *testing.T) {
-	e := selfhost.Start(t, selfhost.Options{Name: "etcd-prod"})
+	e := selfhost.Start(t, selfhost.Options{Name: "etcd-prod", FromEnv: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()
 	r := startEtcdpki(t, e)
-	targets := []string{"etcd-node-1/etcd-healthcheck-client", "etcd-node-3/etcd-peer", "etcd-node-1/etcd-server", "apiserver-etcd-client", "etcd-node-2/etcd-healthcheck-client"}
+	targets := []string{nodeTarget(e, 0, "etcd-healthcheck-client"), nodeTarget(e, 2, "etcd-peer"), nodeTarget(e, 0, "etcd-server"),
+		"apiserver-etcd-client", nodeTarget(e, 1, "etcd-healthcheck-client")}
 	if testing.Short() {
 		targets = targets[:1]
 	}
@@ -370,10 +379,10 @@ func (r *running) enforced(t *testing.T, ctx context.Context, serial string) boo
 // it first, through a CSR the leader signs) and for a serial no longer
 // in use (the CRL and the proof only).
 func BenchmarkRevokeThroughController(b *testing.B) {
-	e := selfhost.Start(b, selfhost.Options{Name: "etcd-prod"})
+	e := selfhost.Start(b, selfhost.Options{Name: "etcd-prod", FromEnv: true})
 	r := startEtcdpki(b, e)
 	ctx := context.Background()
-	inUse := []string{"etcd-node-1/etcd-healthcheck-client", "etcd-node-2/etcd-peer", "apiserver-etcd-client", "etcd-node-3/etcd-server"}
+	inUse := []string{nodeTarget(e, 0, "etcd-healthcheck-client"), nodeTarget(e, 1, "etcd-peer"), "apiserver-etcd-client", nodeTarget(e, 2, "etcd-server")}
 	r.waitReported(b, ctx, inUse...)
 	etcdLoad, apiLoad := e.StartEtcdLoad(b), e.StartAPILoad(b)
 	var target, serial time.Duration
