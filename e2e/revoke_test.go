@@ -411,4 +411,3 @@ func BenchmarkRevokeThroughController(b *testing.B) {
 	es.CheckClean(b)
 	as.CheckClean(b)
 }
-
