@@ -156,6 +156,11 @@ func assess(cl *v1alpha1.EtcdCluster, inv *pki.Inventory, a *ca.CA, validity tim
 		}
 		it.state = "ready"
 		for _, c := range cl.Status.Certificates {
+			// A certificate of a node or client the spec no longer has
+			// (a removed member's) is in use nowhere: its entry lingers.
+			if _, inSpec := inv.Target(c.ID); !inSpec {
+				continue
+			}
 			if _, cs, ok := ParseSerial(c.Serial); ok && cs == s {
 				it.state, it.msg = "waiting", fmt.Sprintf("in use as %s: waiting for its agent to renew it and prove the new serial in effect", c.ID)
 			}

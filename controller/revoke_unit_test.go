@@ -61,7 +61,8 @@ func TestCRLEntriesAddNewDropExpiredAndKeepTheRest(t *testing.T) {
 
 // A pair still in use waits for its agent; the CA's own serial, a bad
 // serial and an unknown reason are refused, never signed into the CRL;
-// an enforced entry stays enforced.
+// an enforced entry stays enforced; the certificate of a node the spec
+// no longer has (a removed member's) is in use nowhere.
 func TestAssessWaitsForTheRenewalAndRefusesBadEntries(t *testing.T) {
 	a := newTestCA(t, "etcd-ca")
 	cl := &v1alpha1.EtcdCluster{}
@@ -69,7 +70,7 @@ func TestAssessWaitsForTheRenewalAndRefusesBadEntries(t *testing.T) {
 	s, err := cl.Cluster(cluster.Options{})
 	must(t, err)
 	inv := pki.New(s)
-	cl.Status.Certificates = []v1alpha1.CertificateStatus{{ID: "n1/etcd-peer", Serial: "aa", InEffect: true}}
+	cl.Status.Certificates = []v1alpha1.CertificateStatus{{ID: "n1/etcd-peer", Serial: "aa", InEffect: true}, {ID: "gone/etcd-peer", Serial: "ee", InEffect: true}}
 	cl.Status.Revocations = []v1alpha1.RevocationStatus{{Serial: "cc", Enforced: true}}
 	cl.Spec.Revocations = []v1alpha1.RevocationSpec{
 		{Serial: "AA", Target: "n1/etcd-peer"},
@@ -78,16 +79,17 @@ func TestAssessWaitsForTheRenewalAndRefusesBadEntries(t *testing.T) {
 		{Serial: "bb", Reason: "boredom"},
 		{Serial: "cc"},
 		{Serial: "dd", Target: "n1/etcd-peer"},
+		{Serial: "ee", Target: "gone/etcd-peer", Reason: "cessationOfOperation"},
 	}
 	var states []string
 	for _, it := range assess(cl, inv, a, time.Hour, time.Now()) {
 		states = append(states, it.state)
 	}
-	if want := []string{"waiting", "invalid", "invalid", "invalid", "enforced", "ready"}; !slices.Equal(states, want) {
+	if want := []string{"waiting", "invalid", "invalid", "invalid", "enforced", "ready", "ready"}; !slices.Equal(states, want) {
 		t.Errorf("states %v, want %v", states, want)
 	}
 	_, cond, pending := revocationStatus(assess(cl, inv, a, time.Hour, time.Now()), "")
-	if pending != 2 || cond.Status != metav1.ConditionTrue || cond.Reason != ReasonRevocationPending {
-		t.Errorf("pending %d, condition %+v; want 2 pending (the invalid ones wait for the spec), Revoking True", pending, cond)
+	if pending != 3 || cond.Status != metav1.ConditionTrue || cond.Reason != ReasonRevocationPending {
+		t.Errorf("pending %d, condition %+v; want 3 pending (the invalid ones wait for the spec), Revoking True", pending, cond)
 	}
 }
