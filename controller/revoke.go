@@ -56,11 +56,12 @@ const (
 	recentRevocation = 2 * time.Minute
 )
 
-// recent says some item in progress was requested within
-// recentRevocation, or at an unknown time (another operation's entry).
+// recent says some item in progress, whose members all answered, was
+// requested within recentRevocation, or at an unknown time (another
+// operation's entry).
 func recent(items []*revItem, now time.Time) bool {
 	for _, it := range items {
-		if it.state == "waiting" || it.state == "ready" {
+		if (it.state == "waiting" || it.state == "ready") && !it.unreachable {
 			if it.spec.RequestedAt == nil || now.Sub(it.spec.RequestedAt.Time) < recentRevocation {
 				return true
 			}
@@ -97,6 +98,10 @@ type revItem struct {
 	state string
 	msg   string
 	at    *metav1.Time
+	// unreachable says the last proof could not reach some port: a
+	// member down is not a CRL a moment from being installed, so it is
+	// looked at again at the slow pace.
+	unreachable bool
 }
 
 // Reconcile takes every revocation of the cluster as far as it can go.
@@ -249,6 +254,7 @@ func (r *revoker) prove(ctx context.Context, cl *v1alpha1.EtcdCluster, inv *pki.
 			continue
 		}
 		vs, bad := ProveRefused(ctx, nodes, addrs, a, it.n, now)
+		it.unreachable = slices.ContainsFunc(vs, func(v Refusal) bool { return v.Err != nil })
 		if bad != "" {
 			it.msg = fmt.Sprintf("in CRL number %s; not yet refused everywhere: %s", number, bad)
 			continue
