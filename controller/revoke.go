@@ -37,7 +37,7 @@ const (
 	ReasonNoRevocations     = "NoRevocations"
 	EventCRLPublished       = "CRLPublished"
 	EventRevoked            = "RevocationEnforced"
-	EventRevocationInvalid  = "RevocationInvalid"
+	EventRevocationBlocked  = "RevocationBlocked"
 )
 
 // DefaultRevokePoll is how often a revocation in progress is looked at
@@ -295,7 +295,7 @@ func (r *revoker) write(ctx context.Context, cl *v1alpha1.EtcdCluster, items []*
 		now.Status.Revocations = entries
 		cond.ObservedGeneration = now.Generation
 		if meta.SetStatusCondition(&now.Status.Conditions, cond) && cond.Status == metav1.ConditionTrue && problem != "" {
-			r.events.record(&now, nil, corev1.EventTypeWarning, EventRevocationInvalid, "Revoke", cond.Message)
+			r.events.record(&now, nil, corev1.EventTypeWarning, EventRevocationBlocked, "Revoke", cond.Message)
 		}
 		if equality.Semantic.DeepEqual(before, &now.Status) {
 			return nil
