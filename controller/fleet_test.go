@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	certificatesv1 "k8s.io/api/certificates/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -62,6 +63,10 @@ func TestOneControllerServesEveryNamespace(t *testing.T) {
 		got := answered(t, e.Client, r.name)
 		if _, ok := condition(got, certificatesv1.CertificateApproved); !ok || len(got.Status.Certificate) == 0 {
 			t.Errorf("cluster %d (namespace %s): CSR not signed: %+v", i, f.ns, got.Status.Conditions)
+		}
+		// The metrics say which cluster: namespace and name.
+		if n := testutil.ToFloat64(csrDecisions.WithLabelValues(f.ns, clusterName, "signed")); n != 1 {
+			t.Errorf("etcdpki_controller_csr_decisions_total{namespace=%q,cluster=%q,decision=signed} = %v, want 1", f.ns, clusterName, n)
 		}
 	}
 	var l coordinationv1.Lease
