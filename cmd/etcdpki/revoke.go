@@ -37,7 +37,7 @@ func certsRevokeCommand() *cli.Command {
 			"spec.revocations (a TARGET resolves to the serial its status shows in use) and waits until the\n" +
 			"status shows it enforced: the agent renewed the certificate in use, the controller published the\n" +
 			"CRL, every member refused the serial on its client and peer port.\n\n" +
-			"   etcdpki certs revoke --kubeconfig admin.conf --namespace etcd-system --cluster prod etcd-node-1/etcd-peer --reason keyCompromise\n\n" +
+			"   etcdpki certs revoke --kubeconfig admin.conf --namespace etcd-system --cluster prod --reason keyCompromise etcd-node-1/etcd-peer\n\n" +
 			"With --kubeconfig: 0 every serial enforced, 1 --timeout passed (the error says what status shows),\n" +
 			"2 bad input (unknown cluster or target, a bad or the CA's serial, unknown reason; nothing changed).",
 		Flags: append(append(specFlags(),
