@@ -13,6 +13,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -248,8 +249,33 @@ func TestSelfHostedRevokeThroughController(t *testing.T) {
 	if c := meta.FindStatusCondition(ec.Status.Conditions, v1alpha1.ConditionRevoking); c == nil || c.Status != metav1.ConditionFalse {
 		t.Errorf("Revoking condition %+v, want False once every revocation is enforced", c)
 	}
+	for _, h := range held {
+		if st, ok := ec.Status.Revocation(h.serial); !ok || !st.Enforced || st.ProvenAt == nil {
+			t.Errorf("status.revocations of %s: %+v, want enforced with provenAt", h.id, st)
+		}
+	}
+	checkEvents(t, ctx, r, len(held))
 	checkBroken(t, ctx, r, broken)
 	noPrivateKeys(t, r)
+}
+
+// checkEvents wants an Event per enforced revocation, and one for the
+// CRL published, on the EtcdCluster.
+func checkEvents(t *testing.T, ctx context.Context, r *running, enforced int) {
+	t.Helper()
+	var l eventsv1.EventList
+	if err := r.Kube.Client.List(ctx, &l, client.InNamespace(r.ns)); err != nil {
+		t.Fatal(err)
+	}
+	n := map[string]int{}
+	for _, ev := range l.Items {
+		if ev.Regarding.Name == r.Spec.Name {
+			n[ev.Reason]++
+		}
+	}
+	if n["RevocationEnforced"] < enforced || n["CRLPublished"] < 1 {
+		t.Errorf("Events on the EtcdCluster by reason: %v; want %d RevocationEnforced and a CRLPublished", n, enforced)
+	}
 }
 
 // checkBroken: the cluster without its CA Secret is Degraded for it, and
