@@ -35,7 +35,7 @@ func (r *agentRun) pass(ctx context.Context) (time.Duration, error) {
 	if a.Bundle.Node {
 		r.trustFromAPI(ctx, a)
 	}
-	ps := a.Pending(r.requested(&ec, inv))
+	ps := a.Pending(either(revokedInUse(&ec), r.requested(&ec, inv)))
 	_, err = a.RenewPending(ctx, ps, func(rn *Renewal) error { return r.report(ctx, &ec, rn) })
 	if err != nil {
 		r.event(ctx, &ec, corev1.EventTypeWarning, "RenewFailed", err.Error())

@@ -47,12 +47,12 @@ func (e eventRecorder) record(cl *v1alpha1.EtcdCluster, related *certificatesv1.
 }
 
 func (e eventRecorder) approved(cl *v1alpha1.EtcdCluster, csr *certificatesv1.CertificateSigningRequest, id string) {
-	csrDecisions.WithLabelValues("approved").Inc()
+	decided(clusterOrNil(cl), "approved")
 	e.record(cl, csr, corev1.EventTypeNormal, EventApproved, "Approve", fmt.Sprintf("CSR %s from %s for %s: approved", csr.Name, csr.Spec.Username, id))
 }
 
 func (e eventRecorder) signed(cl *v1alpha1.EtcdCluster, csr *certificatesv1.CertificateSigningRequest, id string, certPEM []byte) {
-	csrDecisions.WithLabelValues("signed").Inc()
+	decided(clusterOrNil(cl), "signed")
 	serial := ""
 	if c, err := ca.ParseCert(certPEM); err == nil {
 		serial = certx.Serial(c)
@@ -61,12 +61,12 @@ func (e eventRecorder) signed(cl *v1alpha1.EtcdCluster, csr *certificatesv1.Cert
 }
 
 func (e eventRecorder) denied(cl *v1alpha1.EtcdCluster, csr *certificatesv1.CertificateSigningRequest, reason string) {
-	csrDecisions.WithLabelValues("denied").Inc()
+	decided(clusterOrNil(cl), "denied")
 	e.record(cl, csr, corev1.EventTypeWarning, EventDenied, "Deny", fmt.Sprintf("CSR %s from %s: denied: %s", csr.Name, csr.Spec.Username, reason))
 }
 
 func (e eventRecorder) failed(cl *v1alpha1.EtcdCluster, csr *certificatesv1.CertificateSigningRequest, reason string) {
-	csrDecisions.WithLabelValues("failed").Inc()
+	decided(clusterOrNil(cl), "failed")
 	e.record(cl, csr, corev1.EventTypeWarning, EventFailed, "Sign", fmt.Sprintf("CSR %s from %s: not signed: %s", csr.Name, csr.Spec.Username, reason))
 }
 
@@ -78,4 +78,15 @@ func conditionEventReason(typ string, status bool) string {
 		return typ
 	}
 	return "Not" + typ
+}
+
+// clusterOrNil keeps a nil *EtcdCluster nil as an interface.
+func clusterOrNil(cl *v1alpha1.EtcdCluster) interface {
+	GetNamespace() string
+	GetName() string
+} {
+	if cl == nil {
+		return nil
+	}
+	return cl
 }

@@ -75,6 +75,12 @@ type Options struct {
 	// Namespace holds the EtcdClusters, their CA Secrets and trust
 	// ConfigMaps, and the Lease.
 	Namespace string
+	// Namespaces are more namespaces served (--namespace repeated); with
+	// Namespace empty and none here, every namespace is.
+	Namespaces []string
+	// LeaseNamespace holds the Lease; "" means the first served
+	// namespace, or the pod's own when every namespace is served.
+	LeaseNamespace string
 	// LeaderElect turns on leader election (for more than one replica).
 	LeaderElect bool
 	// MetricsAddr and ProbeAddr are the metrics and health endpoints'
@@ -105,21 +111,27 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		// else, hiding every reconcile error from the operator.
 		setLogger.Do(func() { ctrl.SetLogger(crzap.New(crzap.WriteTo(o.Log))) })
 	}
+	leaseNS, err := o.leaseNamespace()
+	if err != nil {
+		return err
+	}
+	o.LeaseNamespace = leaseNS
 	mgr, err := ctrl.NewManager(cfg, manager.Options{
 		Scheme:                        kube.Scheme(),
 		Metrics:                       metricsserver.Options{BindAddress: o.MetricsAddr},
 		HealthProbeBindAddress:        o.ProbeAddr,
 		LeaderElection:                o.LeaderElect,
 		LeaderElectionID:              v1alpha1.LeaseName,
-		LeaderElectionNamespace:       o.Namespace,
+		LeaderElectionNamespace:       o.LeaseNamespace,
 		LeaderElectionResourceLock:    "leases",
 		LeaderElectionReleaseOnCancel: true,
 		LeaseDuration:                 &o.LeaseDuration,
 		RenewDeadline:                 &o.RenewDeadline,
 		RetryPeriod:                   &o.RetryPeriod,
-		// Namespaced objects only from our namespace; CSRs are
-		// cluster-scoped. Secrets are never cached (see authorities).
-		Cache:  cache.Options{DefaultNamespaces: map[string]cache.Config{o.Namespace: {}}},
+		// Namespaced objects only from the served namespaces (all when
+		// none is named); CSRs are cluster-scoped. Secrets are never
+		// cached (see authorities).
+		Cache:  cache.Options{DefaultNamespaces: o.namespaces().cacheNamespaces()},
 		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
 		// One manager a process in production; tests and benchmarks run
 		// several in one, each for its own namespace.
@@ -141,12 +153,12 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	return mgr.Start(ctx)
 }
 
-// setup registers the two reconcilers.
+// setup registers the reconcilers.
 func setup(mgr manager.Manager, o Options) error {
 	auth := &authorities{reader: mgr.GetAPIReader()}
 	ev := eventRecorder{r: mgr.GetEventRecorder("etcdpki-controller")}
 	signed := make(chan event.GenericEvent, 64)
-	s := &signer{c: mgr.GetClient(), reader: mgr.GetAPIReader(), ns: o.Namespace, authorities: auth, events: ev, signed: signed, replica: replicaName(), expand: o.Expand}
+	s := &signer{c: mgr.GetClient(), reader: mgr.GetAPIReader(), ns: o.namespaces(), authorities: auth, events: ev, signed: signed, replica: replicaName(), expand: o.Expand}
 	err := ctrl.NewControllerManagedBy(mgr).Named("csr-signer").
 		// CSRs are independent, and each waits on two apiserver writes.
 		WithOptions(crcontroller.Options{MaxConcurrentReconciles: signWorkers}).
@@ -167,6 +179,7 @@ func setup(mgr manager.Manager, o Options) error {
 		return []ctrl.Request{{NamespacedName: types.NamespacedName{Namespace: obj.GetNamespace(), Name: name}}}
 	})
 	err = ctrl.NewControllerManagedBy(mgr).Named("etcdcluster").
+		WithOptions(crcontroller.Options{MaxConcurrentReconciles: clusterWorkers}).
 		For(&v1alpha1.EtcdCluster{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Watches(&corev1.ConfigMap{}, trustOf).
 		WatchesRawSource(source.Channel(signed, &handler.EnqueueRequestForObject{})).
@@ -174,7 +187,7 @@ func setup(mgr manager.Manager, o Options) error {
 	if err != nil {
 		return fmt.Errorf("EtcdCluster reconciler: %w", err)
 	}
-	return nil
+	return setupRevoker(mgr, auth, ev, o.Expand)
 }
 
 // replicaName names this process: the pod (the hostname in a pod) and its
@@ -202,10 +215,10 @@ func announce(ctx context.Context, mgr manager.Manager, o Options) {
 	as := ""
 	if o.LeaderElect {
 		var l coordinationv1.Lease
-		key := types.NamespacedName{Namespace: o.Namespace, Name: v1alpha1.LeaseName}
+		key := types.NamespacedName{Namespace: o.LeaseNamespace, Name: v1alpha1.LeaseName}
 		if err := mgr.GetAPIReader().Get(ctx, key, &l); err == nil && l.Spec.HolderIdentity != nil {
 			as = " as Lease holder " + *l.Spec.HolderIdentity
 		}
 	}
-	fmt.Fprintf(o.Log, "%s: leading%s: signing CSRs and proving the EtcdClusters of namespace %s\n", replicaName(), as, o.Namespace)
+	fmt.Fprintf(o.Log, "%s: leading%s: signing CSRs and proving the EtcdClusters of %s\n", replicaName(), as, o.namespaces())
 }

@@ -32,7 +32,7 @@ const (
 // again once it holds a certificate.
 type signer struct {
 	c           client.Client
-	ns          string
+	ns          servedNS
 	authorities *authorities
 	events      eventRecorder
 	// signed tells the status prober a cluster has a new certificate.
@@ -133,7 +133,7 @@ func (s *signer) decide(ctx context.Context, csr *certificatesv1.CertificateSign
 	if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
 		return nil, deny("annotation %s is %q, want NAMESPACE/NAME of an EtcdCluster", v1alpha1.AnnotationCluster, ref), nil
 	}
-	if ns != s.ns {
+	if !s.ns.has(ns) {
 		log.FromContext(ctx).V(1).Info("CSR for a cluster in another namespace: left to its controller", "cluster", ref)
 		return nil, Decision{}, nil
 	}

@@ -72,8 +72,8 @@ func TestSigner(t *testing.T) {
 			}
 		}
 		e.eventFor(t, f, EventDenied, "SAN 127.0.0.2 belongs to etcd-node-2, not etcd-node-1")
-		if n := testutil.ToFloat64(csrDecisions.WithLabelValues("denied")); n < 4 {
-			t.Errorf("etcdpki_controller_csr_decisions_total{decision=denied} is %v after 4 denials", n)
+		if n := testutil.ToFloat64(csrDecisions.WithLabelValues(ns, clusterName, "denied")); n < 3 {
+			t.Errorf("etcdpki_controller_csr_decisions_total{namespace=%q,cluster=%q,decision=denied} is %v after 3 denials of its CSRs", ns, clusterName, n)
 		}
 	})
 
@@ -139,7 +139,7 @@ func TestSignerSignsOnce(t *testing.T) {
 	e := startEnv(t)
 	ns := e.namespace(t)
 	f := e.newFixture(t, ns, parseSpec(t, kubeSpec))
-	s := &signer{c: e.Client, ns: ns, authorities: &authorities{reader: e.Client}, expand: pki.New}
+	s := &signer{c: e.Client, ns: servedNS{ns}, authorities: &authorities{reader: e.Client}, expand: pki.New}
 	node2 := e.agent(t, v1alpha1.NodeUser("etcd-node-2"))
 	ctx := context.Background()
 	reconcileCSR := func(name string) *certificatesv1.CertificateSigningRequest {

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,8 +19,10 @@ import (
 	"time"
 
 	certificatesv1 "k8s.io/api/certificates/v1"
+	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -106,6 +110,18 @@ func BenchmarkFleet(b *testing.B) {
 	b.StopTimer()
 	checkAllSigned(b, ctx, e.Client, csrs*b.N)
 
+	// One revocation per cluster, all at once: the controller signs and
+	// publishes each cluster's CRL. No member runs, so the proof (every
+	// member refusing the serial) cannot be made here and each entry
+	// stays pending: BenchmarkRevokeThroughController measures the
+	// whole revocation on running members.
+	fast := fastClient(b, e.Config)
+	t0 = time.Now()
+	serials := revokeFleet(b, ctx, fast, ns, fleet)
+	waitCRLs(b, ctx, fast, ns, serials, ctrl)
+	published := time.Since(t0)
+	b.Logf("one revocation in each of %d clusters: every CRL signed and published in %s", n, published.Round(time.Millisecond))
+
 	// Settled: a whole probe round after the last certificate.
 	time.Sleep(35 * time.Second)
 	select {
@@ -119,11 +135,98 @@ func BenchmarkFleet(b *testing.B) {
 	b.ReportMetric(total.Seconds()/float64(b.N), "s/fleet")
 	b.ReportMetric(float64(csrs*b.N)/total.Seconds(), "CSRs/s")
 	b.ReportMetric(float64(csrs), "CSRs/fleet")
+	b.ReportMetric(published.Seconds(), "s/fleet-CRLs-published")
 	b.ReportMetric(status["VmHWM"]/1024, "peak-RSS-MiB")
 	b.ReportMetric(status["VmRSS"]/1024, "settled-RSS-MiB")
 	b.ReportMetric(heap["go_memstats_heap_alloc_bytes"]/(1<<20), "heap-alloc-MiB")
 	b.ReportMetric(heap["go_memstats_heap_inuse_bytes"]/(1<<20), "heap-inuse-MiB")
 	b.ReportMetric(heap["go_memstats_sys_bytes"]/(1<<20), "go-sys-MiB")
+}
+
+// revokeFleet adds one serial (no longer in use) to each cluster's
+// spec.revocations, as certs revoke --serial does, and returns them by
+// cluster.
+func revokeFleet(b *testing.B, ctx context.Context, c client.Client, ns string, fleet []fleetMember) map[string]string {
+	b.Helper()
+	out := map[string]string{}
+	now := metav1.Now()
+	errs := make([]error, len(fleet))
+	var wg sync.WaitGroup
+	for i, m := range fleet {
+		out[m.name] = fmt.Sprintf("7e5%04x", i+1)
+		wg.Go(func() {
+			var ec v1alpha1.EtcdCluster
+			if errs[i] = c.Get(ctx, client.ObjectKey{Namespace: ns, Name: m.name}, &ec); errs[i] != nil {
+				return
+			}
+			before := ec.DeepCopy()
+			ec.Spec.Revocations = append(ec.Spec.Revocations, v1alpha1.RevocationSpec{Serial: out[m.name], Reason: "keyCompromise", RequestedAt: &now})
+			errs[i] = c.Patch(ctx, &ec, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	return out
+}
+
+// fastClient is an admin client without client-go's default rate limit
+// (5/s): the benchmark's own requests must not be what it measures.
+func fastClient(b *testing.B, cfg *rest.Config) client.Client {
+	b.Helper()
+	cfg = rest.CopyConfig(cfg)
+	cfg.QPS, cfg.Burst = 1000, 2000
+	c, err := client.New(cfg, client.Options{Scheme: kube.Scheme()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return c
+}
+
+// waitCRLs waits until each cluster's trust ConfigMap holds a CRL, signed
+// by its CA, that lists its serial, and its status shows the revocation
+// in progress (not enforced: no member runs to prove it).
+func waitCRLs(b *testing.B, ctx context.Context, c client.Client, ns string, serials map[string]string, ctrl *selfhost.Process) {
+	b.Helper()
+	deadline := time.Now().Add(10 * time.Minute)
+	for {
+		done := 0
+		var cms corev1.ConfigMapList
+		if err := c.List(ctx, &cms, client.InNamespace(ns)); err != nil {
+			b.Fatal(err)
+		}
+		for _, cm := range cms.Items {
+			name, _ := strings.CutSuffix(cm.Name, v1alpha1.TrustConfigMapName(""))
+			serial, ok := serials[name]
+			if !ok {
+				continue
+			}
+			if l, err := pki.ParseCRL(cm.BinaryData[v1alpha1.TrustCRL]); err == nil && slices.ContainsFunc(l.RevokedCertificateEntries, func(e x509.RevocationListEntry) bool {
+				return fmt.Sprintf("%x", e.SerialNumber) == serial
+			}) {
+				done++
+			}
+		}
+		if done == len(serials) {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("%d of %d CRLs published after 10 minutes; the controller's output:\n%s", done, len(serials), ctrl.Output())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for name, serial := range serials {
+		var ec v1alpha1.EtcdCluster
+		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &ec); err != nil {
+			b.Fatal(err)
+		}
+		if st, ok := ec.Status.Revocation(serial); ok && st.Enforced {
+			b.Errorf("%s: revocation of %s enforced with no member running: %s", name, serial, st.Message)
+		}
+	}
 }
 
 // fleetSize is ETCDPKI_FLEET_CLUSTERS, or fleetClusters.

@@ -27,9 +27,15 @@ type running struct {
 	admin       string
 	controllers []*selfhost.Process
 	agents      map[string]*selfhost.Process
+	// controllerKC is the controller replicas' kubeconfig, extra the
+	// flags they were started with beyond ControllerArgs and leaseFlags.
+	controllerKC string
+	extra        []string
 }
 
-func startEtcdpki(t testing.TB, e *selfhost.Env) *running {
+// startEtcdpki starts etcdpki on the self-hosted setup; extra are more
+// controller flags (another --namespace).
+func startEtcdpki(t testing.TB, e *selfhost.Env, extra ...string) *running {
 	t.Helper()
 	// The namespace and cluster name deploy/controller-rbac.yaml is
 	// written for, so that it applies as shipped; the controller runs as
@@ -42,8 +48,9 @@ func startEtcdpki(t testing.TB, e *selfhost.Env) *running {
 	if b, err := out.CombinedOutput(); err != nil {
 		t.Fatalf("etcdpki export: %v\n%s", err, b)
 	}
+	r.controllerKC, r.extra = controller, extra
 	for i := range 2 {
-		args := append(selfhost.ControllerArgs(controller, r.ns), leaseFlags...)
+		args := append(append(selfhost.ControllerArgs(controller, r.ns), leaseFlags...), extra...)
 		r.controllers = append(r.controllers, selfhost.StartEtcdpki(t, "controller-"+string(rune('1'+i)), args...))
 	}
 	for node := range e.NodeDirs {

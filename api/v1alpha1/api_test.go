@@ -23,7 +23,9 @@ func fill(v reflect.Value) {
 		fill(v.Elem())
 	case reflect.Struct:
 		for i := 0; i < v.NumField(); i++ {
-			fill(v.Field(i))
+			if v.Field(i).CanSet() { // time.Time's fields are not ours to fill
+				fill(v.Field(i))
+			}
 		}
 	case reflect.Slice:
 		s := reflect.MakeSlice(v.Type(), 1, 1)

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,7 +28,13 @@ etcdpki:client:NAME) and the request is exactly what the EtcdCluster's spec says
 Denied with the reason. Keeps each cluster's trust ConfigMap (NAME-etcd-trust) current and writes its
 status from what the members serve on the wire, every --probe-interval.
 
-With --leader-elect, replicas elect one leader through the Lease etcdpki-controller in --namespace;
+One controller serves every EtcdCluster of its namespaces: --namespace may be repeated, or omitted
+for every namespace (RBAC then needs a ClusterRole for EtcdClusters, ConfigMaps and the CA Secrets).
+Each cluster is reconciled on its own: one that fails is Degraded and holds no other back.
+It also enforces each EtcdCluster's spec.revocations (etcdpki certs revoke --kubeconfig).
+
+With --leader-elect, replicas elect one leader through the Lease etcdpki-controller in
+--lease-namespace (default: the first --namespace; serving every namespace, the pod's own);
 only the leader signs.
 
    etcdpki controller --namespace etcd-system --leader-elect
@@ -34,7 +42,8 @@ only the leader signs.
 Exit codes: 0 stopped by a signal, 1 the controller failed, 2 usage or input error.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "kubeconfig", Usage: "kubeconfig `FILE` (default: the in-cluster service account)"},
-			&cli.StringFlag{Name: "namespace", Usage: "`NAMESPACE` of the EtcdClusters, their CA Secrets and trust ConfigMaps, and the Lease"},
+			&cli.StringSliceFlag{Name: "namespace", Usage: "a `NAMESPACE` of EtcdClusters, their CA Secrets and trust ConfigMaps; repeat for more, omit for every namespace"},
+			&cli.StringFlag{Name: "lease-namespace", Usage: "`NAMESPACE` of the leader-election Lease (default: the first --namespace, or the pod's own)"},
 			&cli.BoolFlag{Name: "leader-elect", Usage: "elect a leader among replicas; only the leader signs"},
 			&cli.StringFlag{Name: "metrics-bind-address", Value: ":8080", Usage: "`ADDRESS` of the metrics endpoint (0 turns it off)"},
 			&cli.StringFlag{Name: "health-probe-bind-address", Value: ":8081", Usage: "`ADDRESS` of /healthz and /readyz (0 turns it off)"},
@@ -82,22 +91,28 @@ const (
 // (client-go's leader election refuses anything else, with a panic).
 func controllerOptions(c *cli.Context) (controller.Options, error) {
 	o := controller.Options{
-		Namespace:     c.String("namespace"),
-		LeaderElect:   c.Bool("leader-elect"),
-		MetricsAddr:   c.String("metrics-bind-address"),
-		ProbeAddr:     c.String("health-probe-bind-address"),
-		ProbeInterval: c.Duration("probe-interval"),
-		LeaseDuration: c.Duration("leader-elect-lease-duration"),
-		RenewDeadline: c.Duration("leader-elect-renew-deadline"),
-		RetryPeriod:   c.Duration("leader-elect-retry-period"),
-		Log:           c.App.ErrWriter,
-		Expand:        inventory,
+		Namespaces:     c.StringSlice("namespace"),
+		LeaseNamespace: c.String("lease-namespace"),
+		LeaderElect:    c.Bool("leader-elect"),
+		MetricsAddr:    c.String("metrics-bind-address"),
+		ProbeAddr:      c.String("health-probe-bind-address"),
+		ProbeInterval:  c.Duration("probe-interval"),
+		LeaseDuration:  c.Duration("leader-elect-lease-duration"),
+		RenewDeadline:  c.Duration("leader-elect-renew-deadline"),
+		RetryPeriod:    c.Duration("leader-elect-retry-period"),
+		Log:            c.App.ErrWriter,
+		Expand:         inventory,
 	}
-	if o.Namespace == "" {
-		return o, input.Errorf("controller: --namespace is required (the namespace of the EtcdClusters and the Lease)")
+	for _, ns := range append(slices.Clone(o.Namespaces), o.LeaseNamespace) {
+		if errs := validation.IsDNS1123Label(ns); ns != "" && len(errs) > 0 {
+			flag := map[bool]string{true: "lease-namespace", false: "namespace"}[ns == o.LeaseNamespace]
+			return o, input.Errorf("controller: --%s %q: %s", flag, ns, strings.Join(errs, "; "))
+		}
 	}
-	if errs := validation.IsDNS1123Label(o.Namespace); len(errs) > 0 {
-		return o, input.Errorf("controller: --namespace %q: %s", o.Namespace, strings.Join(errs, "; "))
+	if len(o.Namespaces) == 0 && o.LeaseNamespace == "" {
+		if _, err := os.Stat(controller.ServiceAccountNamespace); err != nil {
+			return o, input.Errorf("controller: --lease-namespace is required when no --namespace is given outside a pod (the namespace of the Lease)")
+		}
 	}
 	for _, d := range []struct {
 		flag string

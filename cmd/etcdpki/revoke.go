@@ -8,6 +8,7 @@ import (
 
 	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/pki"
+	"github.com/etcdpki/etcdpki/request"
 	"github.com/etcdpki/etcdpki/revoke"
 	"github.com/etcdpki/etcdpki/runner"
 )
@@ -31,18 +32,35 @@ func certsRevokeCommand() *cli.Command {
 			"the command it names (certs list and rotate name it too), even once its node left the spec.\n\n" +
 			"Reasons: " + pki.ReasonNames() + ".\n" +
 			"Exit codes: 0 revoked and proven (or nothing to do), 1 a step failed after the journal (the message\n" +
-			"names the command that finishes it), 2 bad input (nothing written).",
-		Flags: append(specFlags(),
+			"names the command that finishes it), 2 bad input (nothing written).\n\n" +
+			"Through the controller on Kubernetes: --kubeconfig adds the entry to the EtcdCluster's\n" +
+			"spec.revocations (a TARGET resolves to the serial its status shows in use) and waits until the\n" +
+			"status shows it enforced: the agent renewed the certificate in use, the controller published the\n" +
+			"CRL, every member refused the serial on its client and peer port.\n\n" +
+			"   etcdpki certs revoke --kubeconfig admin.conf --namespace etcd-system --cluster prod --reason keyCompromise etcd-node-1/etcd-peer\n\n" +
+			"With --kubeconfig: 0 every serial enforced, 1 --timeout passed (the error says what status shows),\n" +
+			"2 bad input (unknown cluster or target, a bad or the CA's serial, unknown reason; nothing changed).",
+		Flags: append(append(specFlags(),
 			&cli.StringFlag{Name: "reason", Value: "unspecified", Usage: "RFC 5280 reason: " + pki.ReasonNames()},
 			&cli.StringSliceFlag{Name: "serial", Usage: "a serial (hex) to revoke that is no longer in use; repeatable"},
 			&cli.BoolFlag{Name: "force", Usage: "revoke a --serial not tied to this CA, or a TARGET whose certificate replaced one revoked before"},
 			&cli.DurationFlag{Name: "command-timeout", Value: runner.DefaultCommandTimeout, Usage: "bound on one deploy command"},
-		),
+			&cli.StringFlag{Name: "cluster", Usage: "with --kubeconfig: the EtcdCluster `NAME`"},
+			&cli.DurationFlag{Name: "timeout", Value: request.DefaultTimeout, Usage: "with --kubeconfig: how long to wait for every serial to be enforced"},
+		), apiFlags()...),
 		Action: certsRevoke,
 	}
 }
 
 func certsRevoke(c *cli.Context) error {
+	if c.IsSet("kubeconfig") {
+		return revokeRequest(c)
+	}
+	for _, f := range []string{"namespace", "cluster", "timeout"} {
+		if c.IsSet(f) {
+			return input.Errorf("certs revoke: --%s applies only with --kubeconfig (a revocation through the controller)", f)
+		}
+	}
 	if err := checkArgs(c); err != nil {
 		return err
 	}
@@ -95,4 +113,49 @@ func certsRevoke(c *cli.Context) error {
 		fmt.Fprintln(c.App.Writer, "nothing changed")
 	}
 	return nil
+}
+
+// revokeRequest is certs revoke --kubeconfig: add the revocation to the
+// EtcdCluster and wait for the controller to enforce it.
+func revokeRequest(c *cli.Context) error {
+	for _, f := range []string{"spec", "dir", "force", "command-timeout"} {
+		if c.IsSet(f) {
+			return input.Errorf("certs revoke: --%s works on a PKI directory: it does not go with --kubeconfig, which asks the controller (use one or the other)", f)
+		}
+	}
+	if err := checkArgs(c); err != nil {
+		return err
+	}
+	targets, serials := c.Args().Slice(), c.StringSlice("serial")
+	if err := checkTargets("certs revoke:", targets); err != nil {
+		return err
+	}
+	switch {
+	case len(serials) > 0 && len(targets) > 0:
+		return input.Errorf("certs revoke: give TARGETs or --serial, not both")
+	case len(serials) == 0 && len(targets) == 0:
+		return input.Errorf("certs revoke: name the certificates to revoke, or give --serial")
+	}
+	if _, ok := pki.Reasons[c.String("reason")]; !ok {
+		return input.Errorf("certs revoke: --reason %q: use one of %s", c.String("reason"), pki.ReasonNames())
+	}
+	name := c.String("cluster")
+	if name == "" {
+		return input.Errorf("--cluster: missing (the EtcdCluster's name, the spec's name)")
+	}
+	if err := checkName("--cluster", name); err != nil {
+		return err
+	}
+	if c.Duration("timeout") <= 0 {
+		return input.Errorf("--timeout %s: must be positive", c.Duration("timeout"))
+	}
+	cl, ns, err := apiClient(c)
+	if err != nil {
+		return err
+	}
+	_, err = request.Revoke(c.Context, request.RevokeOptions{
+		Client: cl, Namespace: ns, Cluster: name, Targets: targets, Serials: serials, Reason: c.String("reason"),
+		Timeout: c.Duration("timeout"), Expand: inventory, Log: runner.NewReportLogger(runner.TextReporter(c.App.Writer), "revoke"),
+	})
+	return err
 }

@@ -27,6 +27,9 @@ type Options struct {
 	Edit func(*etcdtest.SpecFile)
 	// APIServer are more apiserver options, applied after the etcd flags.
 	APIServer []kubetest.Option
+	// FromEnv starts the members from their etcd.env (etcdtest's
+	// FromEnv): the only way etcd reads a CRL, for revocation tests.
+	FromEnv bool
 }
 
 // Env is a running self-hosted control plane: three etcd members run
@@ -84,7 +87,7 @@ func Start(t testing.TB, o Options) *Env {
 	if o.Name == "" {
 		o.Name = "selfhost"
 	}
-	c := etcdtest.Start(t, etcdtest.Options{Name: o.Name, Edit: o.Edit})
+	c := etcdtest.Start(t, etcdtest.Options{Name: o.Name, Edit: o.Edit, FromEnv: o.FromEnv})
 	inv := c.Inventory()
 	e := &Env{Etcd: c, Spec: c.Spec, SpecPath: c.SpecPath, Inventory: inv, PKIDir: c.Paths.PKI, NodeDirs: map[string]string{}}
 	for _, n := range c.Spec.Nodes {
