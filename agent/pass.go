@@ -33,6 +33,9 @@ func (r *agentRun) pass(ctx context.Context) (time.Duration, error) {
 		return 0, err
 	}
 	if a.Bundle.Node {
+		if joining, err := r.join(ctx, &ec, a); joining || err != nil {
+			return JoinPoll, err
+		}
 		r.trustFromAPI(ctx, a)
 	}
 	ps := a.Pending(r.requested(&ec, inv))
