@@ -82,7 +82,12 @@ func (r *clusterReconciler) observe(ctx context.Context, cl *v1alpha1.EtcdCluste
 		o.caErr = err
 		return o, after
 	}
-	o.proofs = ProveMembers(ctx, inv, cfg)
+	m := r.members(ctx, cl, inv, cfg)
+	o.memberReason, o.memberMsg = m.reason, m.message
+	if m.busy {
+		after = min(after, MemberPoll)
+	}
+	o.proofs = ProveMembers(ctx, inv.Without(m.notVoting...), cfg)
 	countProofs(cl.Namespace, cl.Name, o.proofs)
 	return o, after
 }
