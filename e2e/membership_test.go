@@ -1,0 +1,265 @@
+package e2e
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/client-go/util/retry"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/etcdpki/etcdpki/api/v1alpha1"
+	"github.com/etcdpki/etcdpki/controller"
+	"github.com/etcdpki/etcdpki/internal/testharness/etcdtest"
+	"github.com/etcdpki/etcdpki/internal/testharness/selfhost"
+)
+
+// memberTrials is how many times the join and the removal run with the
+// leading controller killed -9 at a random step: 5, or fewer with
+// -member-trials (the harness skips every integration test under
+// -short, so the quick variant is -member-trials 1).
+var memberTrials = flag.Int("member-trials", 5, "trials of TestMembershipThroughAgents")
+
+// TestMembershipThroughAgents is the membership test, on the
+// self-hosted setup under load on etcd and through the apiserver: a 4th
+// member joins by starting its agent (learner, then voter, the other
+// members' pids unchanged), the joining agent killed -9 once during its
+// join; then the first member is removed by deleting it from the spec,
+// and its certificates are appended to spec.revocations. In each the
+// leading controller is killed -9 at a random step, and the other replica
+// finishes.
+func TestMembershipThroughAgents(t *testing.T) {
+	for i := range *memberTrials {
+		t.Run(fmt.Sprintf("trial-%d", i+1), func(t *testing.T) { membershipTrial(t) })
+	}
+}
+
+func membershipTrial(t *testing.T) {
+	e := selfhost.Start(t, selfhost.Options{Name: "etcd-prod"})
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	r := startEtcdpki(t, e)
+	r.waitMembers(t, ctx, "the three members recorded as voters", func(ec *v1alpha1.EtcdCluster) bool { return votersAre(ec, "etcd-1", "etcd-2", "etcd-3") })
+	pids := e.Pids()
+
+	etcdLoad, apiLoad := e.StartEtcdLoad(t), e.StartAPILoad(t)
+	m4 := r.join(t, ctx)
+	es, as := etcdLoad.Stop(), apiLoad.Stop()
+	es.CheckClean(t)
+	as.CheckClean(t)
+	after := e.Pids()
+	for name, pid := range pids {
+		if after[name] != pid {
+			t.Errorf("member %s pid %d -> %d: the join restarted it", name, pid, after[name])
+		}
+	}
+	if voters, learners := etcdMembers(t, e); len(voters) != 4 || len(learners) != 0 {
+		t.Fatalf("after the join: voters %v, learners %v", voters, learners)
+	}
+	r.waitMembers(t, ctx, m4.Name+"'s certificates proven by its agent", func(ec *v1alpha1.EtcdCluster) bool {
+		n := 0
+		for _, c := range ec.Status.Certificates {
+			if c.Owner == m4.Name && c.InEffect {
+				n++
+			}
+		}
+		return n == 3
+	})
+	noPrivateKeys(t, r)
+
+	// The removal: the load on the members that stay.
+	removedCerts := ownerSerials(r.cluster(t, ctx), "etcd-1")
+	etcdLoad = selfhost.StartEtcdLoad(t, []string{e.Etcd.Member("etcd-2").ClientURL, e.Etcd.Member("etcd-3").ClientURL, m4.ClientURL}, e.Etcd.APIServerTLS())
+	apiLoad = e.StartAPILoad(t)
+	r.remove(t, ctx, "etcd-1", removedCerts)
+	es, as = etcdLoad.Stop(), apiLoad.Stop()
+	es.CheckClean(t)
+	t.Logf("apiserver load during the removal: %s", as)
+	if voters, _ := etcdMembers(t, e); slices.Contains(voters, "etcd-1") || len(voters) != 3 {
+		t.Errorf("after the removal: voters %v", voters)
+	}
+}
+
+// join adds etcd-4 to the harness and to the EtcdCluster's spec, starts
+// its agent, kills it -9 once its certificates are in and starts it
+// again, and kills the leading controller at a random step of the join.
+func (r *running) join(t *testing.T, ctx context.Context) *etcdtest.Member {
+	t.Helper()
+	m4, node := r.Etcd.JoinNode(t, nil)
+	r.NodeDirs[m4.Name] = r.Etcd.Paths.NodeDir(m4.Name)
+	r.editSpec(t, ctx, func(s *v1alpha1.EtcdClusterSpec) {
+		s.Nodes = append(s.Nodes, v1alpha1.NodeSpec{Name: node.Name, IPs: node.IPs, ClientPort: node.ClientPort, PeerPort: node.PeerPort,
+			Restart: node.Restart, DataDir: m4.DataDir})
+	})
+	r.waitCondition(t, ctx, controller.ReasonAgentAbsent)
+	if voters, _ := etcdMembers(t, r.Env); len(voters) != 3 {
+		t.Fatalf("with %s's agent absent: voters %v", m4.Name, voters)
+	}
+	kc := r.AgentKubeconfig(t, m4.Name)
+	args := r.AgentArgs(t, m4.Name, kc, r.ns)
+	agent := selfhost.StartEtcdpki(t, "agent-"+m4.Name, args...)
+	// The agent killed -9 once it asked to be added: the next one finds
+	// its pairs and the status and goes on.
+	r.waitMembers(t, ctx, m4.Name+"'s agent ready", func(ec *v1alpha1.EtcdCluster) bool {
+		m, _ := ec.Status.Member(m4.Name)
+		return m.AgentReadyAt != nil
+	})
+	agent.Kill(t)
+	r.agents[m4.Name] = selfhost.StartEtcdpki(t, "agent-"+m4.Name+"-again", args...)
+	steps := []string{"ready", v1alpha1.MemberLearner, "started"}
+	r.killLeaderAt(t, ctx, steps[rand.IntN(len(steps))], func(step string, ec *v1alpha1.EtcdCluster) bool {
+		m, _ := ec.Status.Member(m4.Name)
+		switch step {
+		case "ready":
+			return m.AgentReadyAt != nil
+		case "started":
+			return m.StartedID != "" && m.StartedID == m.ID
+		}
+		return m.State == step || m.State == v1alpha1.MemberVoter
+	})
+	r.waitMembers(t, ctx, m4.Name+" a voter", func(ec *v1alpha1.EtcdCluster) bool { return votersAre(ec, "etcd-1", "etcd-2", "etcd-3", m4.Name) })
+	return m4
+}
+
+// remove deletes node from the spec and waits until etcd lost it, its
+// certificates are in spec.revocations and out of status.certificates,
+// killing the leading controller at a random step.
+func (r *running) remove(t *testing.T, ctx context.Context, node string, certs map[string]string) {
+	t.Helper()
+	if len(certs) != 3 {
+		t.Fatalf("%s's certificates in the status before its removal: %v, want 3", node, certs)
+	}
+	r.Etcd.RemoveNode(t, node)
+	r.editSpec(t, ctx, func(s *v1alpha1.EtcdClusterSpec) {
+		s.Nodes = slices.DeleteFunc(s.Nodes, func(n v1alpha1.NodeSpec) bool { return n.Name == node })
+	})
+	steps := []string{"deleted", v1alpha1.MemberRemoving, v1alpha1.MemberRemoved}
+	r.killLeaderAt(t, ctx, steps[rand.IntN(len(steps))], func(step string, ec *v1alpha1.EtcdCluster) bool {
+		m, ok := ec.Status.Member(node)
+		return step == "deleted" || !ok || m.State == step || m.State == v1alpha1.MemberRemoved
+	})
+	ec := r.waitMembers(t, ctx, node+"'s certificates in spec.revocations", func(ec *v1alpha1.EtcdCluster) bool {
+		n := 0
+		for _, rv := range ec.Spec.Revocations {
+			if id, ok := certs[rv.Serial]; ok && rv.Target == id && rv.Reason == controller.RevocationReason {
+				n++
+			}
+		}
+		return n == len(certs)
+	})
+	for _, c := range ec.Status.Certificates {
+		if c.Owner == node {
+			t.Errorf("status.certificates still has %s of the removed %s", c.ID, node)
+		}
+	}
+	if m, ok := ec.Status.Member(node); ok && m.State != v1alpha1.MemberRemoved {
+		t.Errorf("status.members[%s] = %+v, want removed or gone", node, m)
+	}
+}
+
+// killLeaderAt kills the leading controller -9 once at(step, cluster)
+// holds, and checks the Lease moves to the other replica.
+func (r *running) killLeaderAt(t *testing.T, ctx context.Context, step string, at func(string, *v1alpha1.EtcdCluster) bool) {
+	t.Helper()
+	leader, holder := r.leader(t, ctx)
+	r.waitMembers(t, ctx, "step "+step, func(ec *v1alpha1.EtcdCluster) bool { return at(step, ec) })
+	t.Logf("killing the leading controller %s at step %s", leader.Name, step)
+	leader.Kill(t)
+	// A replica in its place, as its Deployment would start: the next
+	// kill again leaves one to take over.
+	r.controllers = slices.DeleteFunc(r.controllers, func(p *selfhost.Process) bool { return p == leader })
+	r.controllers = append(r.controllers, selfhost.StartEtcdpki(t, leader.Name+"-again", leader.Cmd.Args[1:]...))
+	for ctx.Err() == nil {
+		if now, _ := r.LeaseHolder(ctx, r.ns); now != "" && now != holder {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("the Lease stayed with %s after its kill", holder)
+}
+
+// editSpec changes the EtcdCluster's spec, again on a conflict.
+func (r *running) editSpec(t *testing.T, ctx context.Context, change func(*v1alpha1.EtcdClusterSpec)) {
+	t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		ec := r.cluster(t, ctx)
+		change(&ec.Spec)
+		return r.Kube.Client.Update(ctx, ec)
+	})
+	if err != nil {
+		t.Fatalf("update the EtcdCluster's spec: %v", err)
+	}
+}
+
+// waitMembers waits until cond holds for the EtcdCluster.
+func (r *running) waitMembers(t *testing.T, ctx context.Context, what string, cond func(*v1alpha1.EtcdCluster) bool) *v1alpha1.EtcdCluster {
+	t.Helper()
+	var last v1alpha1.EtcdCluster
+	for ctx.Err() == nil {
+		if err := r.Kube.Client.Get(ctx, client.ObjectKey{Namespace: r.ns, Name: r.Spec.Name}, &last); err == nil && cond(&last) {
+			return &last
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("waiting for %s: %v; members %+v, conditions %+v", what, ctx.Err(), last.Status.Members, last.Status.Conditions)
+	return nil
+}
+
+// waitCondition waits until Degraded is True with reason.
+func (r *running) waitCondition(t *testing.T, ctx context.Context, reason string) *v1alpha1.EtcdCluster {
+	t.Helper()
+	return r.waitMembers(t, ctx, "Degraded "+reason, func(ec *v1alpha1.EtcdCluster) bool {
+		c := meta.FindStatusCondition(ec.Status.Conditions, v1alpha1.ConditionDegraded)
+		return c != nil && c.Status == "True" && c.Reason == reason
+	})
+}
+
+func votersAre(ec *v1alpha1.EtcdCluster, names ...string) bool {
+	for _, n := range names {
+		if m, ok := ec.Status.Member(n); !ok || m.State != v1alpha1.MemberVoter {
+			return false
+		}
+	}
+	return true
+}
+
+// ownerSerials are owner's certificates in the status: serial -> ID.
+func ownerSerials(ec *v1alpha1.EtcdCluster, owner string) map[string]string {
+	out := map[string]string{}
+	for _, c := range ec.Status.Certificates {
+		if c.Owner == owner {
+			out[c.Serial] = c.ID
+		}
+	}
+	return out
+}
+
+// etcdMembers is etcd's member list, voters and learners by name.
+func etcdMembers(t *testing.T, e *selfhost.Env) (voters, learners []string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var eps []string
+	for _, m := range e.Etcd.Members {
+		if m.Running() {
+			eps = append(eps, m.ClientURL)
+		}
+	}
+	resp, err := e.Etcd.Client(t, eps...).MemberList(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range resp.Members {
+		if m.IsLearner {
+			learners = append(learners, m.Name)
+		} else {
+			voters = append(voters, m.Name)
+		}
+	}
+	return voters, learners
+}
