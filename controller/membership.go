@@ -186,7 +186,27 @@ func (r *clusterReconciler) recordMembers(ctx context.Context, cl *v1alpha1.Etcd
 			e.Certificates = ownerCertificates(st, name, e.Certificates)
 			st.SetMember(e)
 		}
+		forgetStale(st, s, v)
 	})
+}
+
+// forgetStale drops the entries of nodes neither in the spec nor in etcd
+// that never became members (a joining node deleted from the spec), and
+// marks a voter etcd lost outside the controller as removed, so that its
+// certificates are revoked all the same.
+func forgetStale(st *v1alpha1.EtcdClusterStatus, s *cluster.Spec, v memberView) {
+	for _, e := range slices.Clone(st.Members) {
+		_, inSpec := s.Node(e.Name)
+		inEtcd := slices.ContainsFunc(v.ms, func(mb *etcdserverpb.Member) bool { return hexID(mb.ID) == e.ID })
+		switch {
+		case inSpec || inEtcd || e.State == v1alpha1.MemberRemoving || e.State == v1alpha1.MemberRemoved:
+		case e.State == v1alpha1.MemberVoter:
+			e.State = v1alpha1.MemberRemoved
+			st.SetMember(e)
+		default:
+			st.DropMember(e.Name)
+		}
+	}
 }
 
 func memberOfNode(ms []*etcdserverpb.Member, s *cluster.Spec, name string) *etcdserverpb.Member {

@@ -16,6 +16,7 @@ import (
 	"github.com/etcdpki/etcdpki/api/v1alpha1"
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/probe"
+	"github.com/etcdpki/etcdpki/runner"
 )
 
 // RevocationReason is the RFC 5280 reason a removed member's
@@ -78,21 +79,31 @@ func (r *clusterReconciler) remove(ctx context.Context, cl *v1alpha1.EtcdCluster
 
 // moveLeader hands leadership from x to the most caught-up healthy
 // remaining voter when x leads: one leader change at a moment of our
-// choosing instead of an election after MemberRemove. moved says it did.
+// choosing instead of an election after MemberRemove. moved says it did
+// (or that it leads and has nobody to hand over to yet): the removal
+// goes on at the next pass.
 func (r *clusterReconciler) moveLeader(ctx context.Context, cl *v1alpha1.EtcdCluster, x *etcdserverpb.Member, rest []*etcdserverpb.Member, cfg *tls.Config) (bool, error) {
 	h := health(ctx, append(slices.Clone(rest), x), cfg, false)
 	if h.Leader != probe.ID(x.ID) || len(x.ClientURLs) == 0 {
 		return false, nil
 	}
+	// The first caught-up member in the order of rest (etcd's, which
+	// lists the longest-standing members first): a transfer to a member
+	// that is behind waits for it, and meanwhile the leader drops every
+	// proposal, so requests in flight time out.
 	var to probe.ID
-	var best uint64
 	for _, e := range h.Endpoints {
-		if e.Healthy && e.Status != nil && e.Status.MemberID != probe.ID(x.ID) && e.Status.RaftAppliedIndex >= best {
-			to, best = e.Status.MemberID, e.Status.RaftAppliedIndex
+		if e.Healthy && e.Status != nil && e.Status.MemberID != probe.ID(x.ID) && h.CaughtUp(e.Status.MemberID, runner.CaughtUpSlack) {
+			to = e.Status.MemberID
+			break
 		}
 	}
 	if to == 0 {
-		return false, fmt.Errorf("no healthy remaining member to hand leadership to")
+		// Looked at again at the next pass.
+		_ = r.setMember(ctx, cl, memberName(cl, x), func(e *v1alpha1.MemberStatus) {
+			e.Message = "leads; no healthy, caught-up remaining member to hand leadership to yet"
+		})
+		return true, nil
 	}
 	err := memberOp(ctx, x.ClientURLs[:1], cfg, func(ctx context.Context, cli *clientv3.Client) error {
 		_, err := cli.MoveLeader(ctx, uint64(to))

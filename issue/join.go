@@ -2,6 +2,7 @@ package issue
 
 import (
 	"path/filepath"
+	"strings"
 
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/atomicdir"
@@ -67,5 +68,24 @@ func WriteJoinConfigs(s *cluster.Spec, n cluster.Node, dir, initialCluster strin
 	pl.configs = append(pl.configs,
 		atomicdir.File{Name: filepath.Join(dir, filepath.Base(pki.Paths{}.NodeConfig(n.Name))), Data: data, Mode: configMode},
 		atomicdir.File{Name: filepath.Join(dir, pki.EnvFile), Data: pki.NodeEnvOf(c, n), Mode: configMode})
+	return commitHost(dir, pl)
+}
+
+// WriteAPIServerConfigs writes kube-apiserver's etcd-flags and kubeadm
+// etcd.external block into dir, its bundle's root on its host, naming
+// endpoints and the bundle's files there: what member add's apiserver
+// step writes into the PKI directory (pki.APIServerFlagsFor,
+// pki.KubeadmExternalFor), for the apiserver's restart to read.
+func WriteAPIServerConfigs(dir string, endpoints []string, caFile, certFile, keyFile string) error {
+	flags := strings.Join(pki.APIServerFlagsFor(endpoints, caFile, certFile, keyFile), "\n") + "\n"
+	kubeadm, err := pki.KubeadmExternalFor(endpoints, caFile, certFile, keyFile)
+	if err != nil {
+		return err
+	}
+	var p pki.Paths
+	pl := &plan{byDir: map[string]*pending{}}
+	pl.configs = append(pl.configs,
+		atomicdir.File{Name: filepath.Join(dir, filepath.Base(p.APIServerFlags())), Data: []byte(flags), Mode: configMode},
+		atomicdir.File{Name: filepath.Join(dir, filepath.Base(p.KubeadmExternal())), Data: kubeadm, Mode: configMode})
 	return commitHost(dir, pl)
 }

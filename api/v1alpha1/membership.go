@@ -89,3 +89,9 @@ func (s *EtcdClusterStatus) DropMember(name string) {
 	}
 	s.Members = out
 }
+
+// EtcdServersReason starts the reason of a restart grant to the
+// kube-apiserver client after a membership change; the comma-separated
+// client URLs that follow are its new --etcd-servers, which its agent
+// writes into its etcd-flags before it runs the restart.
+const EtcdServersReason = "etcd-servers="
