@@ -98,6 +98,19 @@ func classify(s *cluster.Spec, ms []*etcdserverpb.Member) memberView {
 	return v
 }
 
+// servers are the client URLs of the spec's voting members, in spec
+// order: what kube-apiserver's --etcd-servers must name. A learner cannot
+// serve, and a member leaving the spec must be dropped before it goes.
+func (v memberView) servers(s *cluster.Spec) []string {
+	var out []string
+	for _, n := range s.Nodes {
+		if mb := memberOfNode(v.ms, s, n.Name); mb != nil && !mb.IsLearner {
+			out = append(out, n.ClientURLs[0])
+		}
+	}
+	return out
+}
+
 // members moves etcd's membership one step toward the spec, one member
 // at a time, as member add and member remove do: a learner first (added,
 // started by its agent, caught up, promoted), else one removal (quorum
