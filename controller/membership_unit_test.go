@@ -3,8 +3,8 @@ package controller
 import (
 	"errors"
 	"slices"
-	"time"
 	"testing"
+	"time"
 
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"k8s.io/apimachinery/pkg/api/meta"
