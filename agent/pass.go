@@ -32,8 +32,9 @@ func (r *agentRun) pass(ctx context.Context) (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
-	if a.Bundle.Node {
-		r.trustFromAPI(ctx, a)
+	r.trustFromAPI(ctx, a)
+	if err := r.restartGranted(ctx, &ec, a, inv); err != nil {
+		return 0, err
 	}
 	ps := a.Pending(r.requested(&ec, inv))
 	_, err = a.RenewPending(ctx, ps, func(rn *Renewal) error { return r.report(ctx, &ec, rn) })

@@ -93,8 +93,9 @@ func (r *agentRun) watchReach(ctx context.Context) {
 	}
 }
 
-// watchCluster starts a pass whenever the EtcdCluster's spec or
-// annotations (a renewal request) change; its status changes do not.
+// watchCluster starts a pass whenever the EtcdCluster's spec,
+// annotations (a renewal request) or restart grant change; its other
+// status changes do not.
 func (r *agentRun) watchCluster(ctx context.Context) {
 	sel := fields.OneTermEqualSelector("metadata.name", r.o.Cluster)
 	lw := &cache.ListWatch{
@@ -123,7 +124,7 @@ func clusterEvents(trigger func()) cache.ResourceEventHandlerFuncs {
 		AddFunc: func(any) { trigger() },
 		UpdateFunc: func(oldObj, newObj any) {
 			o, n := oldObj.(*v1alpha1.EtcdCluster), newObj.(*v1alpha1.EtcdCluster)
-			if o.Generation != n.Generation || !equalMaps(o.Annotations, n.Annotations) {
+			if o.Generation != n.Generation || !equalMaps(o.Annotations, n.Annotations) || restartChanged(o, n) {
 				trigger()
 			}
 		},
