@@ -36,7 +36,10 @@ func (r *agentRun) pass(ctx context.Context) (time.Duration, error) {
 		if joining, err := r.join(ctx, &ec, a); joining || err != nil {
 			return JoinPoll, err
 		}
-		r.trustFromAPI(ctx, a)
+	}
+	r.trustFromAPI(ctx, a)
+	if err := r.restartGranted(ctx, &ec, a, inv); err != nil {
+		return 0, err
 	}
 	ps := a.Pending(r.requested(&ec, inv))
 	_, err = a.RenewPending(ctx, ps, func(rn *Renewal) error { return r.report(ctx, &ec, rn) })
