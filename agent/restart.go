@@ -43,6 +43,9 @@ func (r *agentRun) restartGranted(ctx context.Context, ec *v1alpha1.EtcdCluster,
 	if err != nil {
 		return err
 	}
+	if err := r.etcdServersFor(a, g); err != nil {
+		return err
+	}
 	line := r.log.Step(StepRestart, r.o.Owner)
 	line.Info("%s: restart granted (%s): running %s", r.o.Owner, g.Reason, cmd)
 	t0 := time.Now()

@@ -38,6 +38,7 @@ const (
 	EventMemberRemoved = "MemberRemoved"
 	EventRevoking      = "MemberCertificatesRevoking"
 	EventMemberGone    = "MemberForgotten"
+	EventAPIServer     = "MemberAPIServer"
 )
 
 // MemberPoll is how soon the controller looks again while a membership
@@ -115,7 +116,9 @@ func (v memberView) servers(s *cluster.Spec) []string {
 // at a time, as member add and member remove do: a learner first (added,
 // started by its agent, caught up, promoted), else one removal (quorum
 // checked, leadership moved away, MemberRemove, its certificates
-// revoked), else the first joining node whose agent is ready. Every step
+// revoked), else the first joining node whose agent is ready; with every
+// spec node voting, kube-apiserver's --etcd-servers is made to name them
+// (apiServerFollows). Every step
 // is decided from etcd's member list and the status, so a new leader
 // resumes where a killed one stopped.
 func (r *clusterReconciler) members(ctx context.Context, cl *v1alpha1.EtcdCluster, inv *pki.Inventory, cfg *tls.Config) membership {
@@ -142,9 +145,12 @@ func (r *clusterReconciler) members(ctx context.Context, cl *v1alpha1.EtcdCluste
 	case v.learner != nil:
 		r.promote(ctx, cl, v, cfg, &out)
 	case len(v.extra) == 1:
-		r.remove(ctx, cl, v, cfg, &out)
+		r.remove(ctx, cl, inv, v, cfg, &out)
 	case len(v.joining) > 0:
-		r.addLearner(ctx, cl, v, cfg, &out)
+		r.addLearner(ctx, cl, inv, v, cfg, &out)
+	default:
+		// Every spec node votes: the apiserver names them all, last.
+		r.apiServerFollows(ctx, cl, inv, v, true, cfg, &out)
 	}
 	return out
 }

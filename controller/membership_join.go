@@ -8,18 +8,24 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/etcdpki/etcdpki/api/v1alpha1"
+	"github.com/etcdpki/etcdpki/pki"
 	"github.com/etcdpki/etcdpki/runner"
 )
 
 // addLearner adds the first joining node as a learner, once its agent
 // has its certificates on its host and every voting member is healthy,
 // and records the initial-cluster etcd returned for the agent to write.
-func (r *clusterReconciler) addLearner(ctx context.Context, cl *v1alpha1.EtcdCluster, v memberView, cfg *tls.Config, out *membership) {
+func (r *clusterReconciler) addLearner(ctx context.Context, cl *v1alpha1.EtcdCluster, inv *pki.Inventory, v memberView, cfg *tls.Config, out *membership) {
 	n := v.joining[0]
 	e, _ := cl.Status.Member(n.Name)
 	if e.AgentReadyAt == nil {
 		out.reason = ReasonAgentAbsent
 		out.message = fmt.Sprintf("node %s is in the spec but not a member of etcd, and its agent has not reported ready: start `etcdpki agent --node %s` on its host", n.Name, n.Name)
+		return
+	}
+	// The apiserver's servers as they are before the join, recorded (or
+	// brought in line) first: the join's last step compares with them.
+	if !r.apiServerFollows(ctx, cl, inv, v, true, cfg, out) {
 		return
 	}
 	if h := health(ctx, v.ms, cfg, false); !h.Healthy() {

@@ -16,6 +16,7 @@ import (
 	"github.com/etcdpki/etcdpki/api/v1alpha1"
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/probe"
+	"github.com/etcdpki/etcdpki/pki"
 	"github.com/etcdpki/etcdpki/runner"
 )
 
@@ -25,9 +26,10 @@ const RevocationReason = "cessationOfOperation"
 
 // remove takes the one member of no spec node out of etcd: refused when
 // the voting members left would have no healthy quorum; the apiserver
-// first (restartAPIServer), leadership handed away if it leads, then
+// first (apiServerFollows: its --etcd-servers without the member),
+// leadership handed away if it leads, then
 // MemberRemove. Each call is one step; the next pass does the next.
-func (r *clusterReconciler) remove(ctx context.Context, cl *v1alpha1.EtcdCluster, v memberView, cfg *tls.Config, out *membership) {
+func (r *clusterReconciler) remove(ctx context.Context, cl *v1alpha1.EtcdCluster, inv *pki.Inventory, v memberView, cfg *tls.Config, out *membership) {
 	x := v.extra[0]
 	name := memberName(cl, x)
 	rest := slices.DeleteFunc(slices.Clone(v.ms), func(mb *etcdserverpb.Member) bool { return mb.ID == x.ID })
@@ -51,7 +53,7 @@ func (r *clusterReconciler) remove(ctx context.Context, cl *v1alpha1.EtcdCluster
 		}
 	}
 	out.busy = true
-	if !r.apiServerFirst(ctx, cl, name, out) {
+	if !r.apiServerFollows(ctx, cl, inv, v, false, cfg, out) {
 		return
 	}
 	if moved, err := r.moveLeader(ctx, cl, x, rest, cfg); err != nil || moved {
@@ -219,10 +221,4 @@ func clientURLs(ms []*etcdserverpb.Member) []string {
 		}
 	}
 	return out
-}
-
-// apiServerFirst is the removal's first step: kube-apiserver stops
-// naming the member in --etcd-servers before it goes.
-func (r *clusterReconciler) apiServerFirst(ctx context.Context, cl *v1alpha1.EtcdCluster, name string, out *membership) bool {
-	return true
 }

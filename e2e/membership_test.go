@@ -5,7 +5,10 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/etcdpki/etcdpki/api/v1alpha1"
+	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/controller"
 	"github.com/etcdpki/etcdpki/internal/testharness/etcdtest"
 	"github.com/etcdpki/etcdpki/internal/testharness/selfhost"
@@ -44,14 +48,16 @@ func membershipTrial(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	r := startEtcdpki(t, e)
+	windows := r.apiServerRestarts(t, ctx)
 	r.waitMembers(t, ctx, "the three members recorded as voters", func(ec *v1alpha1.EtcdCluster) bool { return votersAre(ec, "etcd-1", "etcd-2", "etcd-3") })
 	pids := e.Pids()
 
 	etcdLoad, apiLoad := e.StartEtcdLoad(t), e.StartAPILoad(t)
 	m4 := r.join(t, ctx)
+	r.waitServers(t, ctx, "etcd-1", "etcd-2", "etcd-3", m4.Name)
 	es, as := etcdLoad.Stop(), apiLoad.Stop()
 	es.CheckClean(t)
-	as.CheckClean(t)
+	outsideWindows(t, as, windows)
 	after := e.Pids()
 	for name, pid := range pids {
 		if after[name] != pid {
@@ -77,9 +83,13 @@ func membershipTrial(t *testing.T) {
 	etcdLoad = selfhost.StartEtcdLoad(t, []string{e.Etcd.Member("etcd-2").ClientURL, e.Etcd.Member("etcd-3").ClientURL, m4.ClientURL}, e.Etcd.APIServerTLS())
 	apiLoad = e.StartAPILoad(t)
 	r.remove(t, ctx, "etcd-1", removedCerts)
+	r.waitServers(t, ctx, "etcd-2", "etcd-3", m4.Name)
 	es, as = etcdLoad.Stop(), apiLoad.Stop()
 	es.CheckClean(t)
-	t.Logf("apiserver load during the removal: %s", as)
+	outsideWindows(t, as, windows)
+	for _, w := range windows.List() {
+		t.Logf("restart window %s: %s - %s (%s)", w.Host, w.Start.Format("15:04:05.000"), w.End.Format("15:04:05.000"), w.End.Sub(w.Start).Round(time.Millisecond))
+	}
 	if voters, _ := etcdMembers(t, e); slices.Contains(voters, "etcd-1") || len(voters) != 3 {
 		t.Errorf("after the removal: voters %v", voters)
 	}
@@ -112,7 +122,7 @@ func (r *running) join(t *testing.T, ctx context.Context) *etcdtest.Member {
 	agent.Kill(t)
 	r.agents[m4.Name] = selfhost.StartEtcdpki(t, "agent-"+m4.Name+"-again", args...)
 	steps := []string{"ready", v1alpha1.MemberLearner, "started"}
-	r.killLeaderAt(t, ctx, steps[rand.IntN(len(steps))], func(step string, ec *v1alpha1.EtcdCluster) bool {
+	r.killLeaderAtStep(t, ctx, steps[rand.IntN(len(steps))], func(step string, ec *v1alpha1.EtcdCluster) bool {
 		m, _ := ec.Status.Member(m4.Name)
 		switch step {
 		case "ready":
@@ -139,7 +149,7 @@ func (r *running) remove(t *testing.T, ctx context.Context, node string, certs m
 		s.Nodes = slices.DeleteFunc(s.Nodes, func(n v1alpha1.NodeSpec) bool { return n.Name == node })
 	})
 	steps := []string{"deleted", v1alpha1.MemberRemoving, v1alpha1.MemberRemoved}
-	r.killLeaderAt(t, ctx, steps[rand.IntN(len(steps))], func(step string, ec *v1alpha1.EtcdCluster) bool {
+	r.killLeaderAtStep(t, ctx, steps[rand.IntN(len(steps))], func(step string, ec *v1alpha1.EtcdCluster) bool {
 		m, ok := ec.Status.Member(node)
 		return step == "deleted" || !ok || m.State == step || m.State == v1alpha1.MemberRemoved
 	})
@@ -164,7 +174,7 @@ func (r *running) remove(t *testing.T, ctx context.Context, node string, certs m
 
 // killLeaderAt kills the leading controller -9 once at(step, cluster)
 // holds, and checks the Lease moves to the other replica.
-func (r *running) killLeaderAt(t *testing.T, ctx context.Context, step string, at func(string, *v1alpha1.EtcdCluster) bool) {
+func (r *running) killLeaderAtStep(t *testing.T, ctx context.Context, step string, at func(string, *v1alpha1.EtcdCluster) bool) {
 	t.Helper()
 	leader, holder := r.leader(t, ctx)
 	r.waitMembers(t, ctx, "step "+step, func(ec *v1alpha1.EtcdCluster) bool { return at(step, ec) })
@@ -262,4 +272,79 @@ func etcdMembers(t *testing.T, e *selfhost.Env) (voters, learners []string) {
 		}
 	}
 	return voters, learners
+}
+
+// Restart windows are widened by these when the apiserver load's
+// failures are matched to them: a request sent just before the stop, and
+// the clients' reconnection after the start.
+const (
+	memberWindowBefore = time.Second
+	memberWindowAfter  = 5 * time.Second
+)
+
+// apiServerRestarts gives the kube-apiserver client the harness's
+// restart template in the spec: the control script restarts the test's
+// apiserver with the --etcd-servers of the etcd-flags its agent wrote in
+// its bundle (as a restart on its host reads its flags). It waits until
+// the controller recorded the servers the apiserver runs with.
+func (r *running) apiServerRestarts(t *testing.T, ctx context.Context) *selfhost.Windows {
+	t.Helper()
+	tmpl, windows := r.RestartTemplates()
+	flags := filepath.Join(r.APIServerDir, "etcd-flags")
+	r.Etcd.HandleControl(cluster.ClientAPIServer, func(verb string) error {
+		if verb != "restart" {
+			return fmt.Errorf("kube-apiserver: only restart is handled, not %q", verb)
+		}
+		data, err := os.ReadFile(flags)
+		if err != nil {
+			return err
+		}
+		for _, l := range strings.Split(string(data), "\n") {
+			if v, ok := strings.CutPrefix(l, "--etcd-servers="); ok {
+				r.Kube.SetAPIServerArg("etcd-servers", v)
+			}
+		}
+		return r.Kube.RestartAPIServer()
+	})
+	r.editSpec(t, ctx, func(s *v1alpha1.EtcdClusterSpec) {
+		s.Clients = append(s.Clients, v1alpha1.ClientSpec{Name: cluster.ClientAPIServer, Restart: tmpl})
+	})
+	r.waitMembers(t, ctx, "the apiserver's servers recorded", func(ec *v1alpha1.EtcdCluster) bool { return ec.Status.APIServerEtcdServers != "" })
+	return windows
+}
+
+// waitServers waits until the running apiserver's --etcd-servers are the
+// client URLs of nodes, and the status records them.
+func (r *running) waitServers(t *testing.T, ctx context.Context, nodes ...string) {
+	t.Helper()
+	var want []string
+	for _, n := range nodes {
+		want = append(want, r.Etcd.Member(n).ClientURL)
+	}
+	r.waitMembers(t, ctx, "--etcd-servers "+strings.Join(want, ","), func(ec *v1alpha1.EtcdCluster) bool {
+		return ec.Status.APIServerEtcdServers == strings.Join(want, ",")
+	})
+	if got := strings.Join(r.Kube.APIServerArg("etcd-servers"), ","); got != strings.Join(want, ",") {
+		t.Errorf("the running apiserver has --etcd-servers=%s, want %s", got, strings.Join(want, ","))
+	}
+}
+
+// outsideWindows fails t for every failure of the load outside a
+// restart window: the apiserver's restarts for its --etcd-servers are
+// the only moments a request may fail.
+func outsideWindows(t *testing.T, s selfhost.Stats, w *selfhost.Windows) {
+	t.Helper()
+	t.Log(s)
+	if s.Requests == 0 {
+		t.Errorf("%s load made no request", s.Load)
+	}
+	inside := 0
+	for _, f := range s.When {
+		if w.Contains(f.At, f.Took, memberWindowBefore, memberWindowAfter) {
+			inside++
+			continue
+		}
+		t.Errorf("%s load: %s failed at %s (took %s), outside every restart window", s.Load, f.Op, f.At.Format("15:04:05.000"), f.Took)
+	}
+	t.Logf("%s load: %d failures inside restart windows", s.Load, inside)
 }
