@@ -180,10 +180,7 @@ func (r *running) killLeaderAtStep(t *testing.T, ctx context.Context, step strin
 	r.waitMembers(t, ctx, "step "+step, func(ec *v1alpha1.EtcdCluster) bool { return at(step, ec) })
 	t.Logf("killing the leading controller %s at step %s", leader.Name, step)
 	leader.Kill(t)
-	// A replica in its place, as its Deployment would start: the next
-	// kill again leaves one to take over.
-	r.controllers = slices.DeleteFunc(r.controllers, func(p *selfhost.Process) bool { return p == leader })
-	r.controllers = append(r.controllers, selfhost.StartEtcdpki(t, leader.Name+"-again", leader.Cmd.Args[1:]...))
+	r.respawn(t)
 	for ctx.Err() == nil {
 		if now, _ := r.LeaseHolder(ctx, r.ns); now != "" && now != holder {
 			return
@@ -211,6 +208,7 @@ func (r *running) waitMembers(t *testing.T, ctx context.Context, what string, co
 	t.Helper()
 	var last v1alpha1.EtcdCluster
 	for ctx.Err() == nil {
+		r.respawn(t)
 		if err := r.Kube.Client.Get(ctx, client.ObjectKey{Namespace: r.ns, Name: r.Spec.Name}, &last); err == nil && cond(&last) {
 			return &last
 		}
@@ -348,3 +346,23 @@ func outsideWindows(t *testing.T, s selfhost.Stats, w *selfhost.Windows) {
 	}
 	t.Logf("%s load: %d failures inside restart windows", s.Load, inside)
 }
+
+// respawn starts a controller replica again in place of every one that
+// exited, as its Deployment would: one killed -9, or one that lost its
+// Lease while the apiserver restarted (controller-runtime ends the
+// process then, and the pod is restarted). The polling loops of the test
+// call it, so that r.controllers changes in the test's goroutine only.
+func (r *running) respawn(t *testing.T) {
+	t.Helper()
+	for i, p := range r.controllers {
+		select {
+		case <-p.Exited():
+			respawned++
+			r.controllers[i] = selfhost.StartEtcdpki(t, fmt.Sprintf("controller-r%d", respawned), p.Cmd.Args[1:]...)
+		default:
+		}
+	}
+}
+
+// respawned counts the replicas respawn started, to name them.
+var respawned int
