@@ -113,16 +113,12 @@ func (r *running) join(t *testing.T, ctx context.Context) *etcdtest.Member {
 	kc := r.AgentKubeconfig(t, m4.Name)
 	args := r.AgentArgs(t, m4.Name, kc, r.ns)
 	agent := selfhost.StartEtcdpki(t, "agent-"+m4.Name, args...)
-	// The agent killed -9 once it asked to be added: the next one finds
-	// its pairs and the status and goes on.
-	r.waitMembers(t, ctx, m4.Name+"'s agent ready", func(ec *v1alpha1.EtcdCluster) bool {
-		m, _ := ec.Status.Member(m4.Name)
-		return m.AgentReadyAt != nil
-	})
-	agent.Kill(t)
-	r.agents[m4.Name] = selfhost.StartEtcdpki(t, "agent-"+m4.Name+"-again", args...)
+	// The joining agent is killed -9 at a random step (its certificates
+	// made, the learner added, the member started) and started again:
+	// the next one finds its pairs and the status and goes on. The
+	// leading controller is killed -9 at a random step too.
 	steps := []string{"ready", v1alpha1.MemberLearner, "started"}
-	r.killLeaderAtStep(t, ctx, steps[rand.IntN(len(steps))], func(step string, ec *v1alpha1.EtcdCluster) bool {
+	at := func(step string, ec *v1alpha1.EtcdCluster) bool {
 		m, _ := ec.Status.Member(m4.Name)
 		switch step {
 		case "ready":
@@ -131,7 +127,13 @@ func (r *running) join(t *testing.T, ctx context.Context) *etcdtest.Member {
 			return m.StartedID != "" && m.StartedID == m.ID
 		}
 		return m.State == step || m.State == v1alpha1.MemberVoter
-	})
+	}
+	agentStep := steps[rand.IntN(len(steps))]
+	r.waitMembers(t, ctx, m4.Name+"'s join at step "+agentStep, func(ec *v1alpha1.EtcdCluster) bool { return at(agentStep, ec) })
+	t.Logf("killing %s's agent at step %s", m4.Name, agentStep)
+	agent.Kill(t)
+	r.agents[m4.Name] = selfhost.StartEtcdpki(t, "agent-"+m4.Name+"-again", args...)
+	r.killLeaderAtStep(t, ctx, steps[rand.IntN(len(steps))], at)
 	r.waitMembers(t, ctx, m4.Name+" a voter", func(ec *v1alpha1.EtcdCluster) bool { return votersAre(ec, "etcd-1", "etcd-2", "etcd-3", m4.Name) })
 	return m4
 }
