@@ -67,7 +67,9 @@ func memberOp(ctx context.Context, endpoints []string, cfg *tls.Config, op func(
 }
 
 // nodeOf is the spec node a member is: by peer URL, as member add finds
-// a learner that has not started (and has no name yet).
+// a learner that has not started (and has no name yet), else by name, as
+// MemberedSpec does: a spec node whose peer URL was edited is still that
+// member, never a removal and a join.
 func nodeOf(s *cluster.Spec, mb *etcdserverpb.Member) (cluster.Node, bool) {
 	for _, n := range s.Nodes {
 		for _, u := range mb.PeerURLs {
@@ -75,6 +77,9 @@ func nodeOf(s *cluster.Spec, mb *etcdserverpb.Member) (cluster.Node, bool) {
 				return n, true
 			}
 		}
+	}
+	if mb.Name != "" {
+		return s.Node(mb.Name)
 	}
 	return cluster.Node{}, false
 }

@@ -35,6 +35,12 @@ func TestClassify(t *testing.T) {
 	if len(v.joining) != 1 || v.joining[0].Name != n3.Name {
 		t.Errorf("joining %v, want %s", v.joining, n3.Name)
 	}
+	// A member whose peer URL the spec no longer names is still its
+	// node's, by name: never a removal and a join.
+	moved := classify(s, append(ms, member(3, n3.Name, "https://10.3.3.3:2380", n3.ClientURLs[0], false)))
+	if len(moved.joining) != 0 || len(moved.extra) != 1 || len(moved.voters) != 2 {
+		t.Errorf("a member matched by name: joining %v, extra %v, voters %v", moved.joining, moved.extra, moved.voters)
+	}
 	if len(v.extra) != 1 || v.extra[0].ID != 9 {
 		t.Errorf("extra %v, want member 9", v.extra)
 	}
