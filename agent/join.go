@@ -7,6 +7,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/etcdpki/etcdpki/api/v1alpha1"
@@ -58,7 +59,16 @@ func (r *agentRun) join(ctx context.Context, ec *v1alpha1.EtcdCluster, a *Agent)
 		return true, err
 	}
 	for _, p := range a.Pending(nil) {
-		if _, err := a.Obtain(ctx, p.Target); err != nil {
+		rn, err := a.Obtain(ctx, p.Target)
+		if err != nil {
+			return true, err
+		}
+		// Reported at once, not yet in effect: a join abandoned from here
+		// on still has its serials in the status, for the removal to
+		// revoke. The ordinary passes prove them once the member votes.
+		entry := v1alpha1.CertificateStatus{ID: rn.Target.ID, Owner: rn.Target.Owner, Serial: rn.NewSerial, NotAfter: &metav1.Time{Time: rn.NotAfter},
+			ProvenAt: statusTime(rn.RenewedAt), ProvenBy: v1alpha1.ProvenByAgent, Message: "installed on the joining host; proven once its member votes"}
+		if err := r.observe(ctx, entry); err != nil {
 			return true, err
 		}
 	}

@@ -141,8 +141,9 @@ func (r *agentRun) observe(ctx context.Context, entries ...v1alpha1.CertificateS
 }
 
 // reportStale proves and reports the host's pairs whose status entry is
-// missing or names another serial (an agent killed before its report, a
-// pair installed by hand or by the CLI). It sets no RenewedAt: when the
+// missing, names another serial (an agent killed before its report, a
+// pair installed by hand or by the CLI) or is not shown in effect (a
+// joining host's, reported before its member ran). It sets no RenewedAt: when the
 // switch happened is not known, so a request still pending renews again.
 func (r *agentRun) reportStale(ctx context.Context, a *Agent) error {
 	var ec v1alpha1.EtcdCluster
@@ -156,7 +157,7 @@ func (r *agentRun) reportStale(ctx context.Context, a *Agent) error {
 		if err != nil || certPEM == nil || perr != nil {
 			continue
 		}
-		if e, ok := ec.Status.Certificate(t.ID); ok && e.Serial == certx.Serial(c) {
+		if e, ok := ec.Status.Certificate(t.ID); ok && e.Serial == certx.Serial(c) && e.InEffect {
 			continue
 		}
 		stale = append(stale, v1alpha1.CertificateStatus{ID: t.ID, Owner: t.Owner, Serial: certx.Serial(c), NotAfter: &metav1.Time{Time: c.NotAfter}, ProvenBy: v1alpha1.ProvenByAgent})
