@@ -85,4 +85,38 @@ func TestMembershipRefusals(t *testing.T) {
 		}
 		restore(t)
 	})
+	t.Run("join abandoned", func(t *testing.T) {
+		// etcd-4 without a restart template: its agent makes its pairs,
+		// the learner is added, but nothing starts it. Deleted from the
+		// spec, the learner is removed and the pairs it was issued are
+		// revoked, though it never served.
+		m4, node := r.Etcd.JoinNode(t, nil)
+		r.NodeDirs[m4.Name] = r.Etcd.Paths.NodeDir(m4.Name)
+		r.editSpec(t, ctx, func(s *v1alpha1.EtcdClusterSpec) {
+			s.Nodes = append(slices.Clone(orig), v1alpha1.NodeSpec{Name: node.Name, IPs: node.IPs, ClientPort: node.ClientPort, PeerPort: node.PeerPort, DataDir: m4.DataDir})
+		})
+		selfhost.StartEtcdpki(t, "agent-"+m4.Name, r.AgentArgs(t, m4.Name, r.AgentKubeconfig(t, m4.Name), r.ns)...)
+		ec := r.waitMembers(t, ctx, m4.Name+" a learner started by nobody", func(ec *v1alpha1.EtcdCluster) bool {
+			m, _ := ec.Status.Member(m4.Name)
+			return m.State == v1alpha1.MemberLearner && m.StartedID == m.ID && len(ownerSerials(ec, m4.Name)) == 3
+		})
+		certs := ownerSerials(ec, m4.Name)
+		if _, learners := etcdMembers(t, e); len(learners) != 1 {
+			t.Fatalf("learners %v, want %s's", learners, m4.Name)
+		}
+		r.Etcd.RemoveNode(t, m4.Name)
+		r.editSpec(t, ctx, func(s *v1alpha1.EtcdClusterSpec) { s.Nodes = orig })
+		r.waitMembers(t, ctx, m4.Name+"'s certificates in spec.revocations", func(ec *v1alpha1.EtcdCluster) bool {
+			n := 0
+			for _, rv := range ec.Spec.Revocations {
+				if id, ok := certs[rv.Serial]; ok && rv.Target == id {
+					n++
+				}
+			}
+			return n == 3 && len(ownerSerials(ec, m4.Name)) == 0
+		})
+		if voters, learners := etcdMembers(t, e); len(voters) != 3 || len(learners) != 0 {
+			t.Errorf("after the abandoned join: voters %v, learners %v", voters, learners)
+		}
+	})
 }
