@@ -10,6 +10,7 @@ import (
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -106,6 +107,10 @@ func (r *clusterReconciler) moveLeader(ctx context.Context, cl *v1alpha1.EtcdClu
 			e.Message = "leads; no healthy, caught-up remaining member to hand leadership to yet"
 		})
 		return true, nil
+	}
+	at := metav1.NowMicro()
+	if err := r.setMember(ctx, cl, memberName(cl, x), func(e *v1alpha1.MemberStatus) { e.HandOffAt = &at }); err != nil {
+		return false, err
 	}
 	err := memberOp(ctx, x.ClientURLs[:1], cfg, func(ctx context.Context, cli *clientv3.Client) error {
 		_, err := cli.MoveLeader(ctx, uint64(to))

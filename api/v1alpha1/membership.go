@@ -44,6 +44,10 @@ type MemberStatus struct {
 	AgentReadyAt *metav1.Time `json:"agentReadyAt,omitempty"`
 	// StartedID is the learner ID the agent started the member as.
 	StartedID string `json:"startedID,omitempty"`
+	// HandOffAt is when the controller asked a leading member being
+	// removed to hand leadership away (written just before the
+	// MoveLeader): etcd drops the proposals in flight during a transfer.
+	HandOffAt *metav1.MicroTime `json:"handOffAt,omitempty"`
 	// Certificates are a removed member's certificates, kept until
 	// their revocations are enforced.
 	Certificates []MemberCertificate `json:"certificates,omitempty"`

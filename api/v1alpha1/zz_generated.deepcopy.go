@@ -366,6 +366,10 @@ func (in *MemberStatus) DeepCopyInto(out *MemberStatus) {
 		in, out := &in.AgentReadyAt, &out.AgentReadyAt
 		*out = (*in).DeepCopy()
 	}
+	if in.HandOffAt != nil {
+		in, out := &in.HandOffAt, &out.HandOffAt
+		*out = (*in).DeepCopy()
+	}
 	if in.Certificates != nil {
 		in, out := &in.Certificates, &out.Certificates
 		*out = make([]MemberCertificate, len(*in))
