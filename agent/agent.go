@@ -250,6 +250,25 @@ func (a *Agent) InstallCRL(crlDER []byte) error {
 	return nil
 }
 
+// InstallCABundle puts caPEM into the bundle's ca.crt
+// (issue.InstallCABundle), between renewals. The members and clients
+// read it at their next start: a CA rotation grants those restarts.
+func (a *Agent) InstallCABundle(caPEM []byte) (bool, error) {
+	a.init()
+	a.HostLock.Lock()
+	defer a.HostLock.Unlock()
+	changed, err := issue.InstallCABundle(a.Bundle, a.Targets, caPEM)
+	if err != nil {
+		a.step(StepTrust, a.Bundle.Owner).Err(err).Failed("%s: %s not installed: %v", a.Bundle.Owner, pki.CAFile, err)
+		return false, err
+	}
+	if changed {
+		cas, _ := pki.BundleCAs(a.Bundle.CADir)
+		a.step(StepTrust, a.Bundle.Owner).Done("%s: %s installed (%d CA certificates); read at the next restart", a.Bundle.Owner, pki.CAFile, len(cas))
+	}
+	return changed, nil
+}
+
 func (a *Agent) step(step, target string) runner.Line {
 	a.init()
 	return a.Log.Step(step, target)

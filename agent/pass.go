@@ -33,7 +33,13 @@ func (r *agentRun) pass(ctx context.Context) (time.Duration, error) {
 		return 0, err
 	}
 	if a.Bundle.Node {
-		r.trustFromAPI(ctx, a)
+		if joining, err := r.join(ctx, &ec, a); joining || err != nil {
+			return JoinPoll, err
+		}
+	}
+	r.trustFromAPI(ctx, a)
+	if err := r.restartGranted(ctx, &ec, a, inv); err != nil {
+		return 0, err
 	}
 	ps := a.Pending(either(revokedInUse(&ec), r.requested(&ec, inv)))
 	_, err = a.RenewPending(ctx, ps, func(rn *Renewal) error { return r.report(ctx, &ec, rn) })
@@ -135,8 +141,9 @@ func (r *agentRun) observe(ctx context.Context, entries ...v1alpha1.CertificateS
 }
 
 // reportStale proves and reports the host's pairs whose status entry is
-// missing or names another serial (an agent killed before its report, a
-// pair installed by hand or by the CLI). It sets no RenewedAt: when the
+// missing, names another serial (an agent killed before its report, a
+// pair installed by hand or by the CLI) or is not shown in effect (a
+// joining host's, reported before its member ran). It sets no RenewedAt: when the
 // switch happened is not known, so a request still pending renews again.
 func (r *agentRun) reportStale(ctx context.Context, a *Agent) error {
 	var ec v1alpha1.EtcdCluster
@@ -150,7 +157,7 @@ func (r *agentRun) reportStale(ctx context.Context, a *Agent) error {
 		if err != nil || certPEM == nil || perr != nil {
 			continue
 		}
-		if e, ok := ec.Status.Certificate(t.ID); ok && e.Serial == certx.Serial(c) {
+		if e, ok := ec.Status.Certificate(t.ID); ok && e.Serial == certx.Serial(c) && e.InEffect {
 			continue
 		}
 		stale = append(stale, v1alpha1.CertificateStatus{ID: t.ID, Owner: t.Owner, Serial: certx.Serial(c), NotAfter: &metav1.Time{Time: c.NotAfter}, ProvenBy: v1alpha1.ProvenByAgent})

@@ -93,8 +93,9 @@ func (r *agentRun) watchReach(ctx context.Context) {
 	}
 }
 
-// watchCluster starts a pass whenever the EtcdCluster's spec or
-// annotations (a renewal request) change; its status changes do not.
+// watchCluster starts a pass whenever the EtcdCluster's spec,
+// annotations (a renewal request) or restart grant change; its other
+// status changes do not.
 func (r *agentRun) watchCluster(ctx context.Context) {
 	sel := fields.OneTermEqualSelector("metadata.name", r.o.Cluster)
 	lw := &cache.ListWatch{
@@ -123,7 +124,7 @@ func clusterEvents(trigger func()) cache.ResourceEventHandlerFuncs {
 		AddFunc: func(any) { trigger() },
 		UpdateFunc: func(oldObj, newObj any) {
 			o, n := oldObj.(*v1alpha1.EtcdCluster), newObj.(*v1alpha1.EtcdCluster)
-			if o.Generation != n.Generation || !equalMaps(o.Annotations, n.Annotations) {
+			if o.Generation != n.Generation || !equalMaps(o.Annotations, n.Annotations) || restartChanged(o, n) {
 				trigger()
 			}
 		},
@@ -146,9 +147,6 @@ func equalMaps(a, b map[string]string) bool {
 // once and between renewals: etcd reads the CRL at every accepted
 // connection, so no restart is needed. Only a node's bundle holds one.
 func (r *agentRun) watchTrust(ctx context.Context) {
-	if !r.o.Node {
-		return
-	}
 	name := v1alpha1.TrustConfigMapName(r.o.Cluster)
 	f := informers.NewSharedInformerFactoryWithOptions(r.cs, r.o.Resync, informers.WithNamespace(r.o.Namespace),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
@@ -177,19 +175,28 @@ func (r *agentRun) trustFromAPI(ctx context.Context, a *Agent) {
 	}
 }
 
-// installTrust puts the ConfigMap's crl.der into the bundle, if the
-// agent knows its bundle yet (the next pass does it otherwise).
+// installTrust puts the ConfigMap's ca.crt (every bundle) and crl.der
+// (a node's) into the bundle, if the agent knows its bundle yet (the
+// next pass does it otherwise). The CA bundle goes first: during a CA
+// rotation the CRL is signed by the new CA, which only the new ca.crt
+// holds.
 func (r *agentRun) installTrust(cm *corev1.ConfigMap) {
-	crl := cm.BinaryData[pki.CRLFile]
 	r.mu.Lock()
 	h := r.host
 	r.mu.Unlock()
-	if len(crl) == 0 || h == nil || !h.Bundle.Node {
+	if h == nil {
 		return
 	}
 	a := &Agent{Host: h, Log: r.log, HostLock: &r.lock}
-	if err := a.InstallCRL(crl); err == nil {
-		r.writeMetrics()
+	if bundle := cm.Data[v1alpha1.TrustCA]; bundle != "" {
+		if changed, err := a.InstallCABundle([]byte(bundle)); err != nil || changed {
+			r.writeMetrics()
+		}
+	}
+	if crl := cm.BinaryData[pki.CRLFile]; len(crl) > 0 && h.Bundle.Node {
+		if err := a.InstallCRL(crl); err == nil {
+			r.writeMetrics()
+		}
 	}
 }
 

@@ -55,6 +55,9 @@ func (r *clusterReconciler) Reconcile(ctx context.Context, req reconcile.Request
 	if err := r.writeStatus(ctx, req, inv, o, now); err != nil {
 		return reconcile.Result{}, err
 	}
+	if d := r.rotateCA(ctx, req.NamespacedName, inv); d > 0 {
+		after = min(after, d)
+	}
 	return reconcile.Result{RequeueAfter: after}, nil
 }
 
@@ -82,7 +85,13 @@ func (r *clusterReconciler) observe(ctx context.Context, cl *v1alpha1.EtcdCluste
 		o.caErr = err
 		return o, after
 	}
-	o.proofs = ProveMembers(ctx, inv, cfg)
+	r.rotationRoots(ctx, cl, cfg)
+	m := r.members(ctx, cl, inv, cfg)
+	o.memberReason, o.memberMsg = m.reason, m.message
+	if m.busy {
+		after = min(after, MemberPoll)
+	}
+	o.proofs = ProveMembers(ctx, inv.Without(m.notVoting...), cfg)
 	countProofs(cl.Namespace, cl.Name, o.proofs)
 	return o, after
 }

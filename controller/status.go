@@ -32,6 +32,9 @@ const (
 type observation struct {
 	specErr, caErr, trustErr error
 	proofs                   []MemberProof
+	// memberReason and memberMsg are a membership change refused or
+	// failed (membership.go).
+	memberReason, memberMsg string
 }
 
 // problem is the first thing that keeps the cluster from Ready, as a
@@ -42,6 +45,8 @@ func (o observation) problem() (reason, message string) {
 		return ReasonInvalidSpec, o.specErr.Error()
 	case o.caErr != nil:
 		return ReasonNoCA, o.caErr.Error()
+	case o.memberReason != "":
+		return o.memberReason, o.memberMsg
 	}
 	var down []string
 	for _, p := range o.proofs {

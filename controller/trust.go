@@ -46,7 +46,7 @@ func (r *clusterReconciler) keepTrust(ctx context.Context, cl *v1alpha1.EtcdClus
 	}
 	var up trustUpkeep
 	var what []string
-	if cm.Data[v1alpha1.TrustCA] != string(a.CertPEM) {
+	if !rotationOwnsTrust(cl) && cm.Data[v1alpha1.TrustCA] != string(a.CertPEM) {
 		if cm.Data == nil {
 			cm.Data = map[string]string{}
 		}

@@ -159,6 +159,9 @@ type EtcdClusterStatus struct {
 	// +listType=map
 	// +listMapKey=name
 	Members []MemberStatus `json:"members,omitempty"`
+	// APIServerEtcdServers is the --etcd-servers kube-apiserver was last
+	// restarted with after a membership change (or found with).
+	APIServerEtcdServers string `json:"apiServerEtcdServers,omitempty"`
 }
 
 // CertificateStatus is one certificate as last proven.

@@ -54,9 +54,15 @@ says what to restart on which host; run again with --clients-restarted once that
    etcdpki ca rotate --spec cluster.yaml --until trust-both
    etcdpki ca rotate --spec cluster.yaml --clients-restarted
 
+Through the controller on Kubernetes (etcdpki controller and an etcdpki agent on each host):
+--kubeconfig sets spec.ca.rotation on the EtcdCluster and follows status.caRotation, printing
+each stage and each host's proof; the controller grants the restarts, the agents run them.
+
+   etcdpki ca rotate --kubeconfig admin.conf --namespace etcd-system --cluster prod --timeout 30m
+
 Exit codes: 0 done, stopped by --until, or waiting for clients to be restarted by hand; 1 a member,
 a proof or a check failed (or another run holds the lock); 2 usage or input error (nothing changed).`,
-		Flags: append(specFlags(),
+		Flags: append(append(specFlags(),
 			&cli.StringFlag{Name: "until", Usage: "stop after `STAGE`: " + strings.Join(pki.CAStages, ", ")},
 			&cli.BoolFlag{Name: "dry-run", Usage: "print the four stages, where the files stand and what each would do; change nothing"},
 			&cli.BoolFlag{Name: "clients-restarted", Usage: "the clients without a restart template have been restarted by hand: go on"},
@@ -64,12 +70,18 @@ a proof or a check failed (or another run holds the lock); 2 usage or input erro
 			&cli.DurationFlag{Name: "member-timeout", Value: runner.DefaultMemberTimeout, Usage: "how long a restarted member may take to serve and catch up"},
 			&cli.DurationFlag{Name: "hand-off-settle", Value: runner.DefaultHandOffSettle, Usage: "pause after moving leadership before the next member goes down (0s: none)"},
 			&cli.DurationFlag{Name: "command-timeout", Value: runner.DefaultCommandTimeout, Usage: "bound on one deploy or restart command"},
-		),
+		), caRequestFlags()...),
 		Action: runCARotate,
 	}
 }
 
 func runCARotate(c *cli.Context) error {
+	if c.IsSet("kubeconfig") {
+		return runCARotateRequest(c)
+	}
+	if err := caPKIOnly(c); err != nil {
+		return err
+	}
 	if err := noArgs(c); err != nil {
 		return err
 	}

@@ -77,8 +77,10 @@ type Cluster struct {
 	token      string
 	apiTLS     *tls.Config
 
-	mu     sync.Mutex
-	closed bool
+	mu       sync.Mutex
+	closed   bool
+	handlers map[string]func(verb string) error
+	observer func(name, verb string, start, end time.Time)
 }
 
 // Start creates a cluster (see New), starts every member and waits until

@@ -112,8 +112,23 @@ func (c *Cluster) control(f []string) error {
 		return fmt.Errorf("bad control request")
 	}
 	verb, name := f[1], f[2]
+	start := time.Now()
+	defer func() {
+		c.mu.Lock()
+		obs := c.observer
+		c.mu.Unlock()
+		if obs != nil {
+			obs(name, verb, start, time.Now())
+		}
+	}()
 	m := c.Member(name)
 	if m == nil {
+		c.mu.Lock()
+		h := c.handlers[name]
+		c.mu.Unlock()
+		if h != nil {
+			return h(verb)
+		}
 		return fmt.Errorf("no member %q in this cluster", name)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -135,4 +150,27 @@ func (c *Cluster) control(f []string) error {
 		return m.waitListening(ctx)
 	}
 	return fmt.Errorf("unknown verb %q (start, stop, kill or restart)", verb)
+}
+
+// HandleControl makes the control script act on name, a process that is
+// not a member (kube-apiserver, which the selfhost harness runs): `DIR/
+// etcdtest-ctl restart NAME` calls h("restart") in the test and exits 0
+// when it returns nil. A client's restart template then restarts it the
+// way a member's restarts a member.
+func (c *Cluster) HandleControl(name string, h func(verb string) error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.handlers == nil {
+		c.handlers = map[string]func(string) error{}
+	}
+	c.handlers[name] = h
+}
+
+// ObserveControl calls f after every action of the control script, with
+// when it was asked for and when it was done: a test's record of the
+// restart windows.
+func (c *Cluster) ObserveControl(f func(name, verb string, start, end time.Time)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.observer = f
 }

@@ -59,3 +59,33 @@ func (c *Cluster) writeSpec() (*cluster.Spec, error) {
 	}
 	return cluster.Parse(data, c.SpecPath, cluster.Options{PKIDir: c.Paths.PKI})
 }
+
+// JoinNode adds a member to the spec file on the next loopback IP with
+// free ports, as AddNode does, but runs no init: nothing is issued for
+// it, as for a node an agent joins (its keys are made on its host). Its
+// Member starts from PKI/nodes/NAME/etcd.conf.yml, which the joining
+// agent writes (pointed at --dir PKI/nodes/NAME); the control command
+// starts it as for any member. It returns the Member and the node as
+// written to the spec.
+func (c *Cluster) JoinNode(t testing.TB, edit func(*SpecNode)) (*Member, SpecNode) {
+	t.Helper()
+	n, err := c.newNode(len(c.File.Nodes) + 1)
+	if err != nil {
+		t.Fatalf("etcdtest: join node: %v", err)
+	}
+	if edit != nil {
+		edit(&n)
+	}
+	c.File.Nodes = append(c.File.Nodes, n)
+	spec, err := c.writeSpec()
+	if err != nil {
+		t.Fatalf("etcdtest: join node %s: %v", n.Name, err)
+	}
+	sn, _ := spec.Node(n.Name)
+	m := &Member{Name: n.Name, ConfigFile: c.Paths.NodeConfig(n.Name), ClientURL: sn.ClientURLs[0], PeerURL: sn.PeerURLs[0], DataDir: sn.DataDir, c: c}
+	c.mu.Lock()
+	c.Spec = spec
+	c.Members = append(c.Members, m)
+	c.mu.Unlock()
+	return m, n
+}

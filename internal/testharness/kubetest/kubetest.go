@@ -237,3 +237,18 @@ func (e *Env) Apply(t testing.TB, file, ns string) {
 		}
 	}
 }
+
+// RestartAPIServer stops the apiserver and starts it again, as a restart
+// command on its host would: for the control script of a harness, which
+// runs outside the test's goroutine and reports an error instead of
+// failing the test.
+func (e *Env) RestartAPIServer() error {
+	api := e.env.ControlPlane.GetAPIServer()
+	if err := api.Stop(); err != nil {
+		return fmt.Errorf("stop kube-apiserver: %w", err)
+	}
+	if err := api.Start(); err != nil {
+		return fmt.Errorf("start kube-apiserver again: %w", err)
+	}
+	return nil
+}

@@ -41,6 +41,9 @@ type Stats struct {
 	Events int64
 	// Errors are the first MaxErrors failures.
 	Errors []Failure
+	// When is every failure's start and duration (no error kept past
+	// MaxErrors): what a test checks against the restart windows.
+	When []Failure
 	// LastSuccess is when a request last succeeded.
 	LastSuccess time.Time
 	Took        time.Duration
@@ -86,6 +89,7 @@ type counter struct {
 	events           int64
 	byOp, failedByOp map[string]int64
 	errs             []Failure
+	when             []Failure
 	lastOK           time.Time
 }
 
@@ -121,6 +125,7 @@ func (c *counter) fail(f Failure) {
 	if len(c.errs) < MaxErrors {
 		c.errs = append(c.errs, f)
 	}
+	c.when = append(c.when, Failure{At: f.At, Op: f.Op, Took: f.Took})
 }
 
 func (c *counter) event() {
@@ -133,5 +138,5 @@ func (c *counter) stats() Stats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return Stats{Load: c.name, Requests: c.requests, Failed: c.failed, ByOp: maps.Clone(c.byOp), FailedByOp: maps.Clone(c.failedByOp), Events: c.events,
-		Errors: slices.Clone(c.errs), LastSuccess: c.lastOK, Took: time.Since(c.start)}
+		Errors: slices.Clone(c.errs), When: slices.Clone(c.when), LastSuccess: c.lastOK, Took: time.Since(c.start)}
 }
