@@ -244,8 +244,8 @@ func ownerCertificates(st *v1alpha1.EtcdClusterStatus, owner string, have []v1al
 		if c.Owner != owner || c.Serial == "" {
 			continue
 		}
-		mc := v1alpha1.MemberCertificate{ID: c.ID, Serial: c.Serial}
-		if !slices.Contains(out, mc) {
+		mc := v1alpha1.MemberCertificate{ID: c.ID, Serial: c.Serial, NotAfter: c.NotAfter}
+		if !slices.ContainsFunc(out, func(o v1alpha1.MemberCertificate) bool { return o.ID == mc.ID && o.Serial == mc.Serial }) {
 			out = append(out, mc)
 		}
 	}

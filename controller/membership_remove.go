@@ -184,6 +184,7 @@ func (r *clusterReconciler) revokeRemoved(ctx context.Context, cl *v1alpha1.Etcd
 // addRevocations appends to spec.revocations the certificates it lacks.
 func (r *clusterReconciler) addRevocations(ctx context.Context, cl *v1alpha1.EtcdCluster, certs []v1alpha1.MemberCertificate) ([]string, error) {
 	var added []string
+	at := metav1.Now()
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		added = nil
 		var ec v1alpha1.EtcdCluster
@@ -192,7 +193,7 @@ func (r *clusterReconciler) addRevocations(ctx context.Context, cl *v1alpha1.Etc
 		}
 		for _, c := range certs {
 			if !slices.ContainsFunc(ec.Spec.Revocations, func(rv v1alpha1.RevocationSpec) bool { return strings.EqualFold(rv.Serial, c.Serial) }) {
-				ec.Spec.Revocations = append(ec.Spec.Revocations, v1alpha1.RevocationSpec{Serial: c.Serial, Reason: RevocationReason, Target: c.ID})
+				ec.Spec.Revocations = append(ec.Spec.Revocations, v1alpha1.RevocationSpec{Serial: c.Serial, Reason: RevocationReason, Target: c.ID, NotAfter: c.NotAfter, RequestedAt: &at})
 				added = append(added, c.ID+" "+c.Serial)
 			}
 		}

@@ -75,9 +75,12 @@ func ProveMembers(ctx context.Context, inv *pki.Inventory, cfg *tls.Config) []Me
 	return out
 }
 
-// probeCerts mints the prober's client certificate from the CA, in
-// memory, and mints it again when the CA changes or half its life is
-// gone: never written, never in an API object.
+// probeCerts mints the controller's etcd client certificate from the CA,
+// in memory, and mints it again when the CA changes or half its life is
+// gone: never written, never in an API object. Its CN is etcd's root
+// user: with auth on, membership changes and leadership hand-offs are
+// root's alone, and a root certificate in the memory of the process that
+// holds the CA key gives it nothing it could not mint.
 type probeCerts struct {
 	mu   sync.Mutex
 	ca   *x509.Certificate
@@ -90,7 +93,7 @@ func (p *probeCerts) config(a *ca.CA, now time.Time) (*tls.Config, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.ca == nil || !p.ca.Equal(a.Cert) || now.After(p.pair.Leaf.NotAfter.Add(-ca.ProbeValidity/2)) {
-		pair, err := a.ProbeClient(ca.ProbeValidity, now)
+		pair, err := a.RootClient(ca.ProbeValidity, now)
 		if err != nil {
 			return nil, err
 		}

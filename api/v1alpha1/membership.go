@@ -58,6 +58,9 @@ type MemberStatus struct {
 type MemberCertificate struct {
 	ID     string `json:"id"`
 	Serial string `json:"serial"`
+	// NotAfter is the certificate's expiry, so that its revocation
+	// leaves the CRL once it has expired.
+	NotAfter *metav1.Time `json:"notAfter,omitempty"`
 }
 
 // Member returns the status entry of the member named name.
