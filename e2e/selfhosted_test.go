@@ -54,7 +54,7 @@ func startEtcdpki(t testing.TB, e *selfhost.Env) *running {
 }
 
 // leader is the controller replica holding the Lease.
-func (r *running) leader(t *testing.T, ctx context.Context) (*selfhost.Process, string) {
+func (r *running) leader(t testing.TB, ctx context.Context) (*selfhost.Process, string) {
 	t.Helper()
 	for ctx.Err() == nil {
 		holder, err := r.LeaseHolder(ctx, r.ns)
@@ -71,7 +71,7 @@ func (r *running) leader(t *testing.T, ctx context.Context) (*selfhost.Process, 
 	return nil, ""
 }
 
-func (r *running) cluster(t *testing.T, ctx context.Context) *v1alpha1.EtcdCluster {
+func (r *running) cluster(t testing.TB, ctx context.Context) *v1alpha1.EtcdCluster {
 	t.Helper()
 	var ec v1alpha1.EtcdCluster
 	if err := r.Kube.Client.Get(ctx, client.ObjectKey{Namespace: r.ns, Name: r.Spec.Name}, &ec); err != nil {
@@ -165,7 +165,7 @@ func (r *running) waitRenewed(t *testing.T, ctx context.Context, n int) int {
 
 // noPrivateKeys: no CSR, ConfigMap, EtcdCluster or Secret other than the
 // CA's holds a private key.
-func noPrivateKeys(t *testing.T, r *running) {
+func noPrivateKeys(t testing.TB, r *running) {
 	t.Helper()
 	ctx := context.Background()
 	c := r.Kube.Client
