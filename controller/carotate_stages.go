@@ -350,4 +350,3 @@ func updateCluster(ctx context.Context, c client.Client, rd client.Reader, key c
 		return c.Update(ctx, &cl)
 	})
 }
-
