@@ -128,12 +128,12 @@ func (cr *caRun) restartClients(ctx context.Context, stage string) (string, erro
 			continue
 		}
 		if c.Restart == "" {
-			if cr.cl.Annotations[AnnotationCAClientsRestarted] == cr.st.ID+"/"+stage {
-				cr.record(stage, c.Name, true, "restarted by the operator (annotation "+AnnotationCAClientsRestarted+")")
+			if cr.cl.Annotations[v1alpha1.AnnotationCAClientsRestarted] == cr.st.ID+"/"+stage {
+				cr.record(stage, c.Name, true, "restarted by the operator (annotation "+v1alpha1.AnnotationCAClientsRestarted+")")
 				continue
 			}
 			return fmt.Sprintf("%s: restart client %s on its hosts now (it reads its CA file only at start; the spec has no clients[].restart for it), then annotate the EtcdCluster %s=%s/%s",
-				stage, c.Name, AnnotationCAClientsRestarted, cr.st.ID, stage), nil
+				stage, c.Name, v1alpha1.AnnotationCAClientsRestarted, cr.st.ID, stage), nil
 		}
 		res, err := grantRestart(ctx, cr.r.c, cr.r.reader, cr.key, spec, tlsCfg, c.Name, cr.reason(stage))
 		switch {
