@@ -62,13 +62,16 @@ func (cr *caRun) restartStage(ctx context.Context, stage, next string) (string, 
 		}
 		shown, perr := cr.proveTrust(ctx, n, stage)
 		g := cr.cl.Status.Restart
-		restarted := g != nil && g.Host == n.Name && g.Reason == cr.reason(stage) && g.DoneAt != nil
+		granted := g != nil && g.Host == n.Name && g.Reason == cr.reason(stage)
 		if perr == nil {
-			cr.record(stage, n.Name, restarted, shown)
+			// Granted: its restart loaded the trust (the proof may pass
+			// before the agent, waiting for the whole cluster's health,
+			// reports it done; the next grant waits for that).
+			cr.record(stage, n.Name, granted, shown)
 			proven = append(proven, n.Name)
 			continue
 		}
-		if restarted {
+		if granted && g.DoneAt != nil {
 			if time.Since(g.DoneAt.Time) > regrantAfter {
 				return "", "", clearRestart(ctx, cr.r.c, cr.key, n.Name, cr.reason(stage))
 			}

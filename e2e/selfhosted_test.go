@@ -4,6 +4,7 @@ import (
 	"context"
 	"maps"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,9 +28,19 @@ type running struct {
 	admin       string
 	controllers []*selfhost.Process
 	agents      map[string]*selfhost.Process
+	// ctrlArgs are the replicas' arguments, for a test that starts a
+	// replica again (carotate_test.go's supervise).
+	ctrlArgs []string
+	// replicas, when set, lists the running replicas instead of
+	// controllers (supervise starts exited ones again).
+	replicas func() []*selfhost.Process
+	// killed are the replicas the test killed: supervise leaves them.
+	killed sync.Map
 }
 
-func startEtcdpki(t testing.TB, e *selfhost.Env) *running {
+// startEtcdpki exports the PKI and starts two controller replicas (with
+// controllerFlags, else leaseFlags) and the agents.
+func startEtcdpki(t testing.TB, e *selfhost.Env, controllerFlags ...string) *running {
 	t.Helper()
 	// The namespace and cluster name deploy/controller-rbac.yaml is
 	// written for, so that it applies as shipped; the controller runs as
@@ -42,8 +53,12 @@ func startEtcdpki(t testing.TB, e *selfhost.Env) *running {
 	if b, err := out.CombinedOutput(); err != nil {
 		t.Fatalf("etcdpki export: %v\n%s", err, b)
 	}
+	if controllerFlags == nil {
+		controllerFlags = leaseFlags
+	}
+	r.ctrlArgs = append(selfhost.ControllerArgs(controller, r.ns), controllerFlags...)
 	for i := range 2 {
-		args := append(selfhost.ControllerArgs(controller, r.ns), leaseFlags...)
+		args := r.ctrlArgs
 		r.controllers = append(r.controllers, selfhost.StartEtcdpki(t, "controller-"+string(rune('1'+i)), args...))
 	}
 	for node := range e.NodeDirs {
@@ -59,7 +74,11 @@ func (r *running) leader(t testing.TB, ctx context.Context) (*selfhost.Process, 
 	for ctx.Err() == nil {
 		holder, err := r.LeaseHolder(ctx, r.ns)
 		if err == nil && holder != "" {
-			for _, c := range r.controllers {
+			cs := r.controllers
+			if r.replicas != nil {
+				cs = r.replicas()
+			}
+			for _, c := range cs {
 				if strings.Contains(c.Output(), holder) {
 					return c, holder
 				}
