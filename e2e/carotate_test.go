@@ -199,8 +199,11 @@ func (r *running) waitReady(t testing.TB, ctx context.Context) {
 func (r *running) killLeaderAt(t testing.TB, ctx context.Context, n int) (at, stage, holder string) {
 	t.Helper()
 	for ctx.Err() == nil {
-		ec := r.cluster(t, ctx)
-		if st := ec.Status.CARotation; st != nil {
+		// The apiserver restarts during the rotation: a failed read is
+		// read again.
+		var ec v1alpha1.EtcdCluster
+		err := r.Kube.Client.Get(ctx, client.ObjectKey{Namespace: r.ns, Name: r.Spec.Name}, &ec)
+		if st := ec.Status.CARotation; err == nil && st != nil {
 			steps := len(st.Proofs) + stageIndex(st.Stage)
 			if steps >= n || st.Stage == v1alpha1.CAStageDone {
 				lead, holder := r.leader(t, ctx)
