@@ -73,7 +73,8 @@ func (cr *caRun) restartStage(ctx context.Context, stage, next string) (string, 
 		}
 		if granted && g.DoneAt != nil {
 			if time.Since(g.DoneAt.Time) > regrantAfter {
-				return "", "", clearRestart(ctx, cr.r.c, cr.key, n.Name, cr.reason(stage))
+				return "", fmt.Sprintf("%s: %s restarted but still not proven (%v): restarting it again", stage, n.Name, perr),
+					clearRestart(ctx, cr.r.c, cr.key, n.Name, cr.reason(stage))
 			}
 			return "", fmt.Sprintf("%s: %s restarted, not yet proven: %v", stage, n.Name, perr), nil
 		}
