@@ -29,6 +29,7 @@ import (
 	"fmt"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -44,10 +45,9 @@ import (
 // which does not start a reconcile.
 const rotationPoll = time.Second
 
-// AnnotationCAClientsRestarted, set to "ID/STAGE", says the operator
-// restarted by hand the clients without a restart template, for that
-// rotation's stage (the CLI's --clients-restarted).
-const AnnotationCAClientsRestarted = "etcdpki.io/ca-rotation-clients-restarted"
+// EventCARotation is the reason of a CA rotation's Events: it started, a
+// stage is done.
+const EventCARotation = "CARotation"
 
 // caRun is one step of a rotation: the cluster as read, its spec
 // expanded, the CAs of the Secret.
@@ -80,7 +80,7 @@ func (r *clusterReconciler) rotateCA(ctx context.Context, key client.ObjectKey, 
 	default:
 		now := metav1.Now()
 		r.setRotation(ctx, key, &v1alpha1.CARotationStatus{ID: want.ID, Stage: v1alpha1.CAStagePrepare, StartedAt: &now, Message: "starting"})
-		r.events.record(&cl, nil, "Normal", "CARotation", "Rotate", fmt.Sprintf("CA rotation %s: started", want.ID))
+		r.events.record(&cl, nil, corev1.EventTypeNormal, EventCARotation, "Rotate", fmt.Sprintf("CA rotation %s: started", want.ID))
 		return rotationPoll
 	}
 	keys, err := r.loadKeys(ctx, &cl)
@@ -101,7 +101,7 @@ func (r *clusterReconciler) rotateCA(ctx context.Context, key client.ObjectKey, 
 			cr.st.FinishedAt, cr.st.Message = &at, fmt.Sprintf("done: CA serial %s replaced by %s; every member refuses the old CA on both ports", pki.ShortSerial(cr.st.OldCA), pki.ShortSerial(cr.st.NewCA))
 		}
 		r.setRotation(ctx, key, cr.st)
-		r.events.record(&cl, nil, "Normal", "CARotation", "Rotate", fmt.Sprintf("CA rotation %s: %s", st.ID, cr.st.Message))
+		r.events.record(&cl, nil, corev1.EventTypeNormal, EventCARotation, "Rotate", fmt.Sprintf("CA rotation %s: %s", st.ID, cr.st.Message))
 		return rotationPoll
 	}
 	cr.st.Message = msg
@@ -131,7 +131,7 @@ func (cr *caRun) step(ctx context.Context) (next, msg string, err error) {
 func (cr *caRun) prepare(ctx context.Context) (string, string, error) {
 	k := cr.keys
 	if k.next == nil && k.old == nil {
-		if err := checkRotatable(cr.inv, cr.cl, cr.st.ID); err != nil {
+		if err := checkRotatable(cr.inv); err != nil {
 			return "", "", err
 		}
 		next, err := ca.CreateNext(cr.inv.Spec.CA, k.current, cr.now)
@@ -151,7 +151,7 @@ func (cr *caRun) prepare(ctx context.Context) (string, string, error) {
 
 // checkRotatable refuses a spec a rotation cannot go through: every
 // member is restarted twice by its agent's restart command.
-func checkRotatable(inv *pki.Inventory, cl *v1alpha1.EtcdCluster, id string) error {
+func checkRotatable(inv *pki.Inventory) error {
 	for _, n := range inv.Spec.Nodes {
 		if n.Restart == "" {
 			return fmt.Errorf("node %s: a CA rotation restarts every member, but the spec has no restart command (set nodes[].restart)", n.Name)

@@ -62,15 +62,19 @@ func (cr *caRun) restartStage(ctx context.Context, stage, next string) (string, 
 		}
 		shown, perr := cr.proveTrust(ctx, n, stage)
 		g := cr.cl.Status.Restart
-		restarted := g != nil && g.Host == n.Name && g.Reason == cr.reason(stage) && g.DoneAt != nil
+		granted := g != nil && g.Host == n.Name && g.Reason == cr.reason(stage)
 		if perr == nil {
-			cr.record(stage, n.Name, restarted, shown)
+			// Granted: its restart loaded the trust (the proof may pass
+			// before the agent, waiting for the whole cluster's health,
+			// reports it done; the next grant waits for that).
+			cr.record(stage, n.Name, granted, shown)
 			proven = append(proven, n.Name)
 			continue
 		}
-		if restarted {
+		if granted && g.DoneAt != nil {
 			if time.Since(g.DoneAt.Time) > regrantAfter {
-				return "", "", clearRestart(ctx, cr.r.c, cr.key, n.Name, cr.reason(stage))
+				return "", fmt.Sprintf("%s: %s restarted but still not proven (%v): restarting it again", stage, n.Name, perr),
+					clearRestart(ctx, cr.r.c, cr.key, n.Name, cr.reason(stage))
 			}
 			return "", fmt.Sprintf("%s: %s restarted, not yet proven: %v", stage, n.Name, perr), nil
 		}
@@ -128,12 +132,12 @@ func (cr *caRun) restartClients(ctx context.Context, stage string) (string, erro
 			continue
 		}
 		if c.Restart == "" {
-			if cr.cl.Annotations[AnnotationCAClientsRestarted] == cr.st.ID+"/"+stage {
-				cr.record(stage, c.Name, true, "restarted by the operator (annotation "+AnnotationCAClientsRestarted+")")
+			if cr.cl.Annotations[v1alpha1.AnnotationCAClientsRestarted] == cr.st.ID+"/"+stage {
+				cr.record(stage, c.Name, true, "restarted by the operator (annotation "+v1alpha1.AnnotationCAClientsRestarted+")")
 				continue
 			}
 			return fmt.Sprintf("%s: restart client %s on its hosts now (it reads its CA file only at start; the spec has no clients[].restart for it), then annotate the EtcdCluster %s=%s/%s",
-				stage, c.Name, AnnotationCAClientsRestarted, cr.st.ID, stage), nil
+				stage, c.Name, v1alpha1.AnnotationCAClientsRestarted, cr.st.ID, stage), nil
 		}
 		res, err := grantRestart(ctx, cr.r.c, cr.r.reader, cr.key, spec, tlsCfg, c.Name, cr.reason(stage))
 		switch {

@@ -18,7 +18,7 @@ const keyMarker = "PRIVATE KEY"
 // checkNone fails t on a private key in any CSR, ConfigMap or
 // EtcdCluster, looking at their decoded bytes (a CSR's request and
 // certificate, a ConfigMap's binaryData) as well as their JSON.
-func checkNone(t *testing.T, ctx context.Context, c client.Client) {
+func checkNone(t testing.TB, ctx context.Context, c client.Client) {
 	t.Helper()
 	var csrs certificatesv1.CertificateSigningRequestList
 	if err := c.List(ctx, &csrs); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"maps"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -31,10 +32,19 @@ type running struct {
 	// flags they were started with beyond ControllerArgs and leaseFlags.
 	controllerKC string
 	extra        []string
+	// ctrlArgs are the replicas' whole arguments, for a test that starts
+	// a replica again (carotate_test.go's supervise).
+	ctrlArgs []string
+	// replicas, when set, lists the running replicas instead of
+	// controllers (supervise starts exited ones again).
+	replicas func() []*selfhost.Process
+	// killed are the replicas the test killed: supervise leaves them.
+	killed sync.Map
 }
 
-// startEtcdpki starts etcdpki on the self-hosted setup; extra are more
-// controller flags (another --namespace).
+// startEtcdpki exports the PKI and starts two controller replicas and the
+// agents; extra are more controller flags after leaseFlags (another
+// --namespace; lease flags given again, the last value wins).
 func startEtcdpki(t testing.TB, e *selfhost.Env, extra ...string) *running {
 	t.Helper()
 	// The namespace and cluster name deploy/controller-rbac.yaml is
@@ -49,8 +59,9 @@ func startEtcdpki(t testing.TB, e *selfhost.Env, extra ...string) *running {
 		t.Fatalf("etcdpki export: %v\n%s", err, b)
 	}
 	r.controllerKC, r.extra = controller, extra
+	r.ctrlArgs = append(append(selfhost.ControllerArgs(controller, r.ns), leaseFlags...), extra...)
 	for i := range 2 {
-		args := append(append(selfhost.ControllerArgs(controller, r.ns), leaseFlags...), extra...)
+		args := r.ctrlArgs
 		r.controllers = append(r.controllers, selfhost.StartEtcdpki(t, "controller-"+string(rune('1'+i)), args...))
 	}
 	for node := range e.NodeDirs {
@@ -61,12 +72,16 @@ func startEtcdpki(t testing.TB, e *selfhost.Env, extra ...string) *running {
 }
 
 // leader is the controller replica holding the Lease.
-func (r *running) leader(t *testing.T, ctx context.Context) (*selfhost.Process, string) {
+func (r *running) leader(t testing.TB, ctx context.Context) (*selfhost.Process, string) {
 	t.Helper()
 	for ctx.Err() == nil {
 		holder, err := r.LeaseHolder(ctx, r.ns)
 		if err == nil && holder != "" {
-			for _, c := range r.controllers {
+			cs := r.controllers
+			if r.replicas != nil {
+				cs = r.replicas()
+			}
+			for _, c := range cs {
 				if strings.Contains(c.Output(), holder) {
 					return c, holder
 				}
@@ -78,7 +93,7 @@ func (r *running) leader(t *testing.T, ctx context.Context) (*selfhost.Process, 
 	return nil, ""
 }
 
-func (r *running) cluster(t *testing.T, ctx context.Context) *v1alpha1.EtcdCluster {
+func (r *running) cluster(t testing.TB, ctx context.Context) *v1alpha1.EtcdCluster {
 	t.Helper()
 	var ec v1alpha1.EtcdCluster
 	if err := r.Kube.Client.Get(ctx, client.ObjectKey{Namespace: r.ns, Name: r.Spec.Name}, &ec); err != nil {
@@ -172,7 +187,7 @@ func (r *running) waitRenewed(t *testing.T, ctx context.Context, n int) int {
 
 // noPrivateKeys: no CSR, ConfigMap, EtcdCluster or Secret other than the
 // CA's holds a private key.
-func noPrivateKeys(t *testing.T, r *running) {
+func noPrivateKeys(t testing.TB, r *running) {
 	t.Helper()
 	ctx := context.Background()
 	c := r.Kube.Client

@@ -32,6 +32,12 @@ const (
 	SecretOldKeyURI  = "old-key-uri"
 )
 
+// AnnotationCAClientsRestarted, set on the EtcdCluster to "ID/STAGE",
+// says the operator restarted by hand, for that rotation's stage, the
+// clients whose spec has no restart template (the CLI's
+// --clients-restarted): the stage waits for it.
+const AnnotationCAClientsRestarted = "etcdpki.io/ca-rotation-clients-restarted"
+
 // CARotationStatus is a staged CA rotation's progress.
 type CARotationStatus struct {
 	ID string `json:"id"`
