@@ -131,7 +131,7 @@ func read(inv *pki.Inventory, ns string) (*source, error) {
 		return nil, err
 	}
 	if rot.InProgress() {
-		return nil, input.Errorf("%s: a CA rotation is in progress (stage %s, the next CA in %s): finish it with etcdpki ca rotate before export; the controller does not drive CA rotations yet", inv.Spec.PKIDir, rot.Stage, inv.Paths.NextCADir())
+		return nil, input.Errorf("%s: a CA rotation is in progress (stage %s, the next CA in %s): finish it with etcdpki ca rotate before export, then run the next rotations through the controller (etcdpki ca rotate --kubeconfig)", inv.Spec.PKIDir, rot.Stage, inv.Paths.NextCADir())
 	}
 	if now := time.Now(); now.After(rot.Old.Cert.NotAfter) {
 		// The controller could sign nothing with it that a member would

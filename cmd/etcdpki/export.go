@@ -22,8 +22,8 @@ one line per object. Run it again after any change to the PKI on this host (cert
 client) while no controller runs; a trust ConfigMap whose CRL the controller has since signed again
 is kept when it revokes all the PKI's CRL does.
 
-Refused with exit 2, changing nothing: a CA rotation in progress in the PKI (finish it first; the
-controller does not drive CA rotations yet), a Secret that holds a different CA (another public key),
+Refused with exit 2, changing nothing: a CA rotation in progress in the PKI (finish it first with the
+CLI; later rotations run through the controller), a Secret that holds a different CA (another public key),
 an EtcdCluster NAME whose spec.name is another cluster's, a spec name that is not a Kubernetes name.
 
    etcdpki export --spec /etc/etcdpki/cluster.yaml --kubeconfig admin.conf --namespace etcd-system --dry-run
