@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
-	"flag"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -305,16 +304,11 @@ func TestSelfHostedCARotation(t *testing.T) {
 	rotateCAThroughController(t, 0)
 }
 
-// caTrials is how many rotations TestSelfHostedCARotationLeaderKilled
-// runs (-ca-trials 1 for a quick run; -short skips every test that starts
-// etcd).
-var caTrials = flag.Int("ca-trials", 5, "CA rotations with the leader killed at a random step")
-
 // TestSelfHostedCARotationLeaderKilled kills the leading controller -9
-// at a random step of the rotation (-ca-trials, 5 by default): the other
-// replica finishes it.
+// at a random step of the rotation (faultTrials times): the other replica
+// finishes it.
 func TestSelfHostedCARotationLeaderKilled(t *testing.T) {
-	for i := range *caTrials {
+	for i := range faultTrials(t) {
 		step := 1 + rand.IntN(14)
 		t.Run(fmt.Sprintf("trial-%d-step-%d", i+1, step), func(t *testing.T) { rotateCAThroughController(t, step) })
 	}

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -23,12 +22,6 @@ import (
 	"github.com/etcdpki/etcdpki/internal/testharness/selfhost"
 )
 
-// memberTrials is how many times the join and the removal run with the
-// leading controller killed -9 at a random step: 5, or fewer with
-// -member-trials (the harness skips every integration test under
-// -short, so the quick variant is -member-trials 1).
-var memberTrials = flag.Int("member-trials", 5, "trials of TestMembershipThroughAgents")
-
 // TestMembershipThroughAgents is the issue's membership test, on the
 // self-hosted setup under load on etcd and through the apiserver: a 4th
 // member joins by starting its agent (learner, then voter, the other
@@ -38,7 +31,7 @@ var memberTrials = flag.Int("member-trials", 5, "trials of TestMembershipThrough
 // leading controller is killed -9 at a random step, and the other replica
 // finishes.
 func TestMembershipThroughAgents(t *testing.T) {
-	for i := range *memberTrials {
+	for i := range faultTrials(t) {
 		t.Run(fmt.Sprintf("trial-%d", i+1), func(t *testing.T) { membershipTrial(t) })
 	}
 }
