@@ -37,8 +37,10 @@ func TestMembershipThroughAgents(t *testing.T) {
 }
 
 func membershipTrial(t *testing.T) {
-	e := selfhost.Start(t, selfhost.Options{Name: "etcd-prod"})
-	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	// From etcd.env: etcd reads a CRL from no config file, and the
+	// removed member's certificates must be refused.
+	e := selfhost.Start(t, selfhost.Options{Name: "etcd-prod", FromEnv: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	r := startEtcdpki(t, e)
 	windows := r.apiServerRestarts(t, ctx)
@@ -73,6 +75,16 @@ func membershipTrial(t *testing.T) {
 
 	// The removal: the load on the members that stay.
 	removedCerts := ownerSerials(r.cluster(t, ctx), "etcd-1")
+	// etcd-1's pairs as its host holds them: after the removal each must
+	// be refused on every port of the members that stay.
+	var held []heldPair
+	for serial, id := range removedCerts {
+		h := holdPair(t, e, id)
+		if h.serial != serial {
+			t.Fatalf("%s on disk is serial %s, the status says %s", id, h.serial, serial)
+		}
+		held = append(held, h)
+	}
 	etcdLoad = selfhost.StartEtcdLoad(t, []string{e.Etcd.Member("etcd-2").ClientURL, e.Etcd.Member("etcd-3").ClientURL, m4.ClientURL}, e.Etcd.APIServerTLS())
 	apiLoad = e.StartAPILoad(t)
 	handOff := r.remove(t, ctx, "etcd-1", removedCerts)
@@ -85,6 +97,13 @@ func membershipTrial(t *testing.T) {
 	}
 	if voters, _ := etcdMembers(t, e); slices.Contains(voters, "etcd-1") || len(voters) != 3 {
 		t.Errorf("after the removal: voters %v", voters)
+	}
+	for _, h := range held {
+		r.waitMembers(t, ctx, h.id+"'s revocation enforced", func(ec *v1alpha1.EtcdCluster) bool {
+			st, ok := ec.Status.Revocation(h.serial)
+			return ok && st.Enforced
+		})
+		checkRefusedOn(t, e, r.Etcd.Spec, h)
 	}
 }
 

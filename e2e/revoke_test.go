@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/etcdpki/etcdpki/api/v1alpha1"
+	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/certx"
 	"github.com/etcdpki/etcdpki/internal/probe"
 	"github.com/etcdpki/etcdpki/internal/testharness/selfhost"
@@ -60,6 +61,13 @@ func holdPair(t testing.TB, e *selfhost.Env, id string) heldPair {
 // and the control accepted, and what was seen.
 func presentEverywhere(t testing.TB, e *selfhost.Env, h heldPair) (refused map[string]bool, seen []string) {
 	t.Helper()
+	return presentOn(t, e, e.Spec, h)
+}
+
+// presentOn is presentEverywhere on the members of spec: the cluster as it
+// is after a membership change.
+func presentOn(t testing.TB, e *selfhost.Env, spec *cluster.Spec, h heldPair) (refused map[string]bool, seen []string) {
+	t.Helper()
 	authority, err := pki.LoadCA(e.Inventory.Paths)
 	if err != nil {
 		t.Fatal(err)
@@ -79,8 +87,12 @@ func presentEverywhere(t testing.TB, e *selfhost.Env, h heldPair) (refused map[s
 	}
 	ctx := context.Background()
 	refused = map[string]bool{}
-	for _, n := range e.Spec.Nodes {
-		c, p, err := e.Addrs(n.Name)
+	for _, n := range spec.Nodes {
+		_, c, err := probe.ParseEndpoint(n.ClientURLs[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, p, err := probe.ParseEndpoint(n.PeerURLs[0])
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -107,14 +119,20 @@ func presentEverywhere(t testing.TB, e *selfhost.Env, h heldPair) (refused map[s
 // control.
 func checkRefused(t testing.TB, e *selfhost.Env, h heldPair) {
 	t.Helper()
-	refused, seen := presentEverywhere(t, e, h)
+	checkRefusedOn(t, e, e.Spec, h)
+}
+
+// checkRefusedOn is checkRefused on the members of spec.
+func checkRefusedOn(t testing.TB, e *selfhost.Env, spec *cluster.Spec, h heldPair) {
+	t.Helper()
+	refused, seen := presentOn(t, e, spec, h)
 	for port, ok := range refused {
 		if !ok {
 			t.Errorf("%s (serial %s) not refused on %s:\n%s", h.id, h.serial, port, strings.Join(seen, "\n"))
 		}
 	}
-	if len(refused) != 2*len(e.Spec.Nodes) {
-		t.Errorf("%d ports checked, want %d", len(refused), 2*len(e.Spec.Nodes))
+	if len(refused) != 2*len(spec.Nodes) {
+		t.Errorf("%d ports checked, want %d", len(refused), 2*len(spec.Nodes))
 	}
 }
 
