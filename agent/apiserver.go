@@ -28,7 +28,7 @@ func (r *agentRun) etcdServersFor(a *Agent, g *v1alpha1.RestartGrant) error {
 	a.init()
 	a.HostLock.Lock()
 	defer a.HostLock.Unlock()
-	if err := issue.WriteAPIServerConfigs(r.o.Dir, eps, a.Bundle.CAPath(), t.CertPath(), t.KeyPath()); err != nil {
+	if err := issue.WriteAPIServerConfigs(a.Spec, r.o.Dir, eps, a.Bundle.CAPath(), t.CertPath(), t.KeyPath()); err != nil {
 		return err
 	}
 	r.log.Step(StepJoinConfig, r.o.Owner).Done("%s: etcd-flags in %s: --etcd-servers=%s", r.o.Owner, r.o.Dir, servers)

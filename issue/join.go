@@ -81,10 +81,11 @@ func WriteJoinConfigs(s *cluster.Spec, n cluster.Node, dir, initialCluster strin
 // etcd.external block into dir, its bundle's root on its host, naming
 // endpoints and the bundle's files there: what member add's apiserver
 // step writes into the PKI directory (pki.APIServerFlagsFor,
-// pki.KubeadmExternalFor), for the apiserver's restart to read.
-func WriteAPIServerConfigs(dir string, endpoints []string, caFile, certFile, keyFile string) error {
-	flags := strings.Join(pki.APIServerFlagsFor(endpoints, caFile, certFile, keyFile), "\n") + "\n"
-	kubeadm, err := pki.KubeadmExternalFor(endpoints, caFile, certFile, keyFile)
+// pki.KubeadmExternalFor, with s's compaction flag), for the apiserver's
+// restart to read.
+func WriteAPIServerConfigs(s *cluster.Spec, dir string, endpoints []string, caFile, certFile, keyFile string) error {
+	flags := strings.Join(pki.WithCompaction(s, pki.APIServerFlagsFor(endpoints, caFile, certFile, keyFile)), "\n") + "\n"
+	kubeadm, err := pki.KubeadmExternalFor(endpoints, caFile, certFile, keyFile, pki.CompactionArgs(s)...)
 	if err != nil {
 		return err
 	}

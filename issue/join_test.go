@@ -165,3 +165,32 @@ func TestWriteJoinConfigsRefusesForeignInitialCluster(t *testing.T) {
 		t.Errorf("another member under a URL the spec no longer says (an edited peer URL): %v", err)
 	}
 }
+
+// TestWriteAPIServerConfigsWithAuthOn: the apiserver's etcd-flags and
+// kubeadm block an agent writes for a restart grant say what member add
+// writes: with auth on, kube-apiserver does not compact etcd (KV.Compact
+// is root's), so --etcd-compaction-interval=0 is there too.
+func TestWriteAPIServerConfigsWithAuthOn(t *testing.T) {
+	s, _ := initTree(t, threeNodes)
+	for _, on := range []bool{false, true} {
+		s.Auth.Enabled = on
+		dir := t.TempDir()
+		if err := WriteAPIServerConfigs(s, dir, []string{"https://10.0.0.11:2379"}, "/h/ca.crt", "/h/c.crt", "/h/c.key"); err != nil {
+			t.Fatal(err)
+		}
+		flags, err := os.ReadFile(filepath.Join(dir, filepath.Base(pki.Paths{}.APIServerFlags())))
+		if err != nil {
+			t.Fatal(err)
+		}
+		kubeadm, err := os.ReadFile(filepath.Join(dir, filepath.Base(pki.Paths{}.KubeadmExternal())))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(string(flags), pki.APIServerCompactionOff+"\n"); got != on {
+			t.Errorf("auth %v: etcd-flags has %s: %v\n%s", on, pki.APIServerCompactionOff, got, flags)
+		}
+		if got := strings.Contains(string(kubeadm), "etcd-compaction-interval"); got != on {
+			t.Errorf("auth %v: kubeadm block has etcd-compaction-interval: %v\n%s", on, got, kubeadm)
+		}
+	}
+}
