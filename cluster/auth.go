@@ -68,6 +68,32 @@ const APIServerPrefix = "/registry/"
 // kept in the PKI directory and never in a bundle.
 const RootUser = "root"
 
+// rootNodeMsg refuses a node named root with auth on: its server and
+// peer certificates carry its name as their common name, which etcd takes
+// as the user, so every member's host would hold a superuser's pair.
+const rootNodeMsg = `node "root" would be etcd's superuser "root" with auth on (its server and peer certificates' common name): rename it`
+
+// rootNode is the index of the node named root when s turns auth on, or
+// -1.
+func rootNode(s *Spec) int {
+	for i, n := range s.Nodes {
+		if s.Auth.Enabled && n.Name == RootUser {
+			return i
+		}
+	}
+	return -1
+}
+
+// CheckRootNode refuses a node named root when auth is on, for a spec
+// whose auth the PKI's recorded default turned on after parsing (Parse
+// refuses it when the spec itself says enabled: true).
+func CheckRootNode(s *Spec) error {
+	if i := rootNode(s); i >= 0 {
+		return &Error{File: s.File, Field: fmt.Sprintf("nodes[%d].name", i), Msg: rootNodeMsg}
+	}
+	return nil
+}
+
 // Overlaps says whether the grant reaches any key under prefix.
 func (p Permission) Overlaps(prefix string) bool {
 	if !p.Prefix {
@@ -81,6 +107,9 @@ func (p Permission) Overlaps(prefix string) bool {
 func (p *parser) auth(s *Spec, r *File) error {
 	if r.Auth.Enabled != nil {
 		s.Auth = Auth{Enabled: *r.Auth.Enabled, Set: true}
+	}
+	if i := rootNode(s); i >= 0 {
+		return p.errf(fmt.Sprintf("nodes[%d].name", i), []any{"nodes", i, "name"}, "%s", rootNodeMsg)
 	}
 	for i, rc := range r.Clients {
 		at := func(f string) (string, []any) { return fmt.Sprintf("clients[%d].%s", i, f), []any{"clients", i, f} }

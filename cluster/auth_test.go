@@ -85,6 +85,7 @@ func TestAuthErrors(t *testing.T) {
 		{"a node's common name", "auth:\n  enabled: true\n" + authNode + "clients:\n  - name: app\n    commonName: n1\n", `clients[0].commonName: client "app" has node "n1"'s common name`},
 		{"a node's common name with grants", client + "      - {prefix: /app/, access: read}\n" + "    commonName: n1\n", `clients[0].commonName: client "app" has node "n1"'s common name`},
 		{"bad enabled", "auth:\n  enabled: maybe\n" + authNode, `spec s.yaml:2`},
+		{"a node named root", "auth:\n  enabled: true\nnodes:\n  - name: n1\n    ips: [10.0.0.1]\n  - name: root\n    ips: [10.0.0.2]\n", `spec s.yaml:6: nodes[1].name: node "root" would be etcd's superuser "root" with auth on (its server and peer certificates' common name): rename it`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse([]byte(tc.spec), "s.yaml", Options{PKIDir: "/tmp/pki"})
@@ -134,5 +135,27 @@ func TestAuthExplicitOff(t *testing.T) {
 	}
 	if s.Auth != (Auth{Enabled: false, Set: true}) {
 		t.Errorf("auth.enabled: false parsed as %+v, want off and set", s.Auth)
+	}
+}
+
+// TestNodeNamedRoot: a node's server and peer certificates carry its
+// name as their common name, etcd's user with auth on: a node named root
+// is refused when auth is on (above), and is kept when it is off, as
+// before auth existed. CheckRootNode refuses it for a spec whose auth
+// the PKI's default turned on.
+func TestNodeNamedRoot(t *testing.T) {
+	spec := []byte("nodes:\n  - name: root\n    ips: [10.0.0.1]\n")
+	s, err := Parse(spec, "s.yaml", Options{PKIDir: "/tmp/pki"})
+	if err != nil {
+		t.Fatalf("auth unset: %v", err)
+	}
+	if err := CheckRootNode(s); err != nil {
+		t.Errorf("auth off: %v", err)
+	}
+	s.Auth.Enabled = true
+	err = CheckRootNode(s)
+	var ec interface{ ExitCode() int }
+	if err == nil || !strings.Contains(err.Error(), `nodes[0].name: node "root" would be etcd's superuser`) || !errors.As(err, &ec) || ec.ExitCode() != input.ExitCode {
+		t.Errorf("auth on by default: %v", err)
 	}
 }
