@@ -84,14 +84,46 @@ func rootNode(s *Spec) int {
 	return -1
 }
 
-// CheckRootNode refuses a node named root when auth is on, for a spec
-// whose auth the PKI's recorded default turned on after parsing (Parse
-// refuses it when the spec itself says enabled: true).
-func CheckRootNode(s *Spec) error {
+// APIServerCommonName is kube-apiserver's client certificate's common
+// name (kubeadm's), its etcd user with auth on.
+const APIServerCommonName = "kube-apiserver-etcd-client"
+
+// CheckAuthNames refuses, when auth is on, the names Parse refuses with
+// auth on, for a spec whose auth the PKI's recorded default turned on
+// after parsing: a node named root, a client with a node's common name,
+// a client with kube-apiserver's common name that does not say shared.
+func CheckAuthNames(s *Spec) error {
 	if i := rootNode(s); i >= 0 {
 		return &Error{File: s.File, Field: fmt.Sprintf("nodes[%d].name", i), Msg: rootNodeMsg}
 	}
+	if !s.Auth.Enabled || s.Source == nil {
+		return nil
+	}
+	for i, rc := range s.Source.Clients {
+		c := s.client(rc.Name)
+		if c == nil || rc.Name == ClientAPIServer || rc.Name == ClientHealthcheck {
+			continue
+		}
+		if msg := cnClash(s, c); msg != "" {
+			return &Error{File: s.File, Field: fmt.Sprintf("clients[%d].commonName", i), Msg: msg}
+		}
+	}
 	return nil
+}
+
+// cnClash says why client c's common name would, with auth on, give its
+// certificate or another's grants not meant for it: a node's name, or
+// kube-apiserver's without shared.
+func cnClash(s *Spec, c *Client) string {
+	if _, clash := s.Node(c.CommonName); clash {
+		// etcd's user is the CN: the node's server and peer
+		// certificates would hold this client's grants.
+		return fmt.Sprintf("client %q has node %q's common name: with auth its grants would go to that node's server and peer certificates too", c.Name, c.CommonName)
+	}
+	if c.CommonName == APIServerCommonName && !c.Shared {
+		return fmt.Sprintf("client %q has kube-apiserver's common name %q: with auth its certificate would hold kube-apiserver's grants on %q; set shared: true on client %q if that is meant", c.Name, c.CommonName, APIServerPrefix, c.Name)
+	}
+	return ""
 }
 
 // Overlaps says whether the grant reaches any key under prefix.
@@ -125,13 +157,11 @@ func (p *parser) auth(s *Spec, r *File) error {
 			f, pa := at("commonName")
 			return p.errf(f, pa, "client %q would be etcd's superuser %q: the break-glass root certificate is issued to the PKI directory on request, never into a bundle", rc.Name, RootUser)
 		}
-		if _, clash := s.Node(c.CommonName); clash && (s.Auth.Enabled || len(rc.Permissions) > 0) {
-			// etcd's user is the CN: the node's server and peer
-			// certificates would hold this client's grants.
-			f, pa := at("commonName")
-			return p.errf(f, pa, "client %q has node %q's common name: with auth its grants would go to that node's server and peer certificates too", rc.Name, c.CommonName)
-		}
 		c.Shared = rc.Shared
+		if msg := cnClash(s, c); msg != "" && (s.Auth.Enabled || len(rc.Permissions) > 0) {
+			f, pa := at("commonName")
+			return p.errf(f, pa, "%s", msg)
+		}
 		for j, fp := range rc.Permissions {
 			perm, field, err := permission(fp)
 			if err != nil {

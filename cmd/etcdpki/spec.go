@@ -81,7 +81,7 @@ func loadSpec(c *cli.Context, needNodes bool) (*cluster.Spec, error) {
 	if err := authDefault(c, s); err != nil {
 		return nil, err
 	}
-	return s, cluster.CheckRootNode(s)
+	return s, cluster.CheckAuthNames(s)
 }
 
 // authDefault resolves a spec that leaves auth.enabled unset: init of a
