@@ -88,6 +88,10 @@ func rootNode(s *Spec) int {
 // name (kubeadm's), its etcd user with auth on.
 const APIServerCommonName = "kube-apiserver-etcd-client"
 
+// HealthcheckCommonName is the healthcheck client certificate's common
+// name (kubeadm's), in every node's bundle.
+const HealthcheckCommonName = "kube-etcd-healthcheck-client"
+
 // CheckAuthNames refuses, when auth is on, the names Parse refuses with
 // auth on, for a spec whose auth the PKI's recorded default turned on
 // after parsing: a node named root, a client with a node's common name,
@@ -112,13 +116,16 @@ func CheckAuthNames(s *Spec) error {
 }
 
 // cnClash says why client c's common name would, with auth on, give its
-// certificate or another's grants not meant for it: a node's name, or
-// kube-apiserver's without shared.
+// certificate or another's grants not meant for it: a node's name, the
+// healthcheck client's, or kube-apiserver's without shared.
 func cnClash(s *Spec, c *Client) string {
 	if _, clash := s.Node(c.CommonName); clash {
 		// etcd's user is the CN: the node's server and peer
 		// certificates would hold this client's grants.
 		return fmt.Sprintf("client %q has node %q's common name: with auth its grants would go to that node's server and peer certificates too", c.Name, c.CommonName)
+	}
+	if c.CommonName == HealthcheckCommonName {
+		return fmt.Sprintf("client %q has the healthcheck client's common name %q: with auth its grants would go to every node's healthcheck certificate too", c.Name, c.CommonName)
 	}
 	if c.CommonName == APIServerCommonName && !c.Shared {
 		return fmt.Sprintf("client %q has kube-apiserver's common name %q: with auth its certificate would hold kube-apiserver's grants on %q; set shared: true on client %q if that is meant", c.Name, c.CommonName, APIServerPrefix, c.Name)

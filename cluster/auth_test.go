@@ -87,6 +87,7 @@ func TestAuthErrors(t *testing.T) {
 		{"bad enabled", "auth:\n  enabled: maybe\n" + authNode, `spec s.yaml:2`},
 		{"kube-apiserver's common name", "auth:\n  enabled: true\n" + authNode + "clients:\n  - name: app\n    commonName: kube-apiserver-etcd-client\n", `spec s.yaml:8: clients[0].commonName: client "app" has kube-apiserver's common name "kube-apiserver-etcd-client": with auth its certificate would hold kube-apiserver's grants on "/registry/"; set shared: true on client "app" if that is meant`},
 		{"kube-apiserver's common name with grants", client + "      - {prefix: /app/, access: read}\n" + "    commonName: kube-apiserver-etcd-client\n", `clients[0].commonName: client "app" has kube-apiserver's common name`},
+		{"the healthcheck's common name", client + "      - {prefix: /app/, access: read}\n" + "    commonName: kube-etcd-healthcheck-client\n", `clients[0].commonName: client "app" has the healthcheck client's common name "kube-etcd-healthcheck-client": with auth its grants would go to every node's healthcheck certificate too`},
 		{"a node named root", "auth:\n  enabled: true\nnodes:\n  - name: n1\n    ips: [10.0.0.1]\n  - name: root\n    ips: [10.0.0.2]\n", `spec s.yaml:6: nodes[1].name: node "root" would be etcd's superuser "root" with auth on (its server and peer certificates' common name): rename it`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
