@@ -7,6 +7,7 @@ import (
 
 	"github.com/etcdpki/etcdpki/api/v1alpha1"
 	"github.com/etcdpki/etcdpki/internal/certx"
+	"github.com/etcdpki/etcdpki/issue"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -37,4 +38,39 @@ func checkNewCAs(b pki.Bundle, caPEM []byte, rot *v1alpha1.CARotationStatus) err
 
 func rotatingTo(rot *v1alpha1.CARotationStatus, c *x509.Certificate) bool {
 	return rot != nil && rot.Stage != v1alpha1.CAStageDone && rot.NewCA != "" && rot.NewCA == certx.Serial(c)
+}
+
+// SeedTrust gives a fresh bundle caPEM and crlDER, the trust ConfigMap's
+// (issue.SeedTrust leaves a bundle with a ca.crt alone).
+func (a *Agent) SeedTrust(caPEM, crlDER []byte, rot *v1alpha1.CARotationStatus) (bool, error) {
+	a.init()
+	a.HostLock.Lock()
+	defer a.HostLock.Unlock()
+	if have, err := pki.BundleCAs(a.Bundle.CADir); err != nil || len(have) > 0 {
+		return false, err
+	}
+	if err := checkSeedCAs(a.Bundle, caPEM, crlDER, rot); err != nil {
+		return false, err
+	}
+	return issue.SeedTrust(a.Bundle, caPEM, crlDER)
+}
+
+// checkSeedCAs refuses a fresh bundle's trust in which a CA did not sign
+// the CRL beside it and is not the old or new CA of the CA rotation under
+// way: outside a rotation the cluster's one CA signs its CRL, and a CA
+// added by a ConfigMap writer would be trusted for every client and peer.
+func checkSeedCAs(b pki.Bundle, caPEM, crlDER []byte, rot *v1alpha1.CARotationStatus) error {
+	cas, err := certx.ParseCertificates(caPEM)
+	l, lerr := pki.ParseCRL(crlDER)
+	if err != nil || lerr != nil {
+		return nil // issue.SeedTrust refuses them, saying why
+	}
+	for _, c := range cas {
+		inRotation := rotatingTo(rot, c) || rot != nil && rot.Stage != v1alpha1.CAStageDone && rot.OldCA == certx.Serial(c)
+		if l.CheckSignatureFrom(c) != nil && !inRotation {
+			return fmt.Errorf("%s for %s: CA %q (serial %s) did not sign the CRL beside it and is not a CA of the rotation under way; refusing both",
+				pki.CAFile, b.Owner, c.Subject.CommonName, certx.Serial(c))
+		}
+	}
+	return nil
 }

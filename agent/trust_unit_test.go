@@ -81,3 +81,63 @@ func TestTrustConfigMapCannotAddAForeignCA(t *testing.T) {
 		t.Errorf("a fresh bundle: changed %v, %v", changed, err)
 	}
 }
+
+// A joining host has no trust yet and takes the ConfigMap's, but not
+// blindly: each CA in ca.crt must have signed the CRL beside it (the
+// cluster's CA does; a CA a ConfigMap writer added did not), or be the
+// old or new CA of the CA rotation under way. Refused, nothing is
+// written.
+func TestSeedTrustTakesOnlyTheCRLSignerOrTheRotationsCAs(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "spec.yaml")
+	spec := "name: t\npkiDir: " + filepath.Join(dir, "pki") + "\nnodes:\n  - {name: n1, ips: [127.0.0.1]}\n"
+	if err := os.WriteFile(path, []byte(spec), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := cluster.Load(path, cluster.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv := pki.New(s)
+	if _, err := issue.Init(context.Background(), inv, issue.Options{Out: io.Discard}); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := inv.Bundle("n1")
+	current, err := pki.ReadStored(b.CADir, pki.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crl, err := pki.ReadStored(b.CADir, pki.CRLFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign, err := ca.Create(s.CA, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	both := append(append([]byte{}, current...), foreign.CertPEM...)
+	fresh := func() *Agent {
+		h, err := NewHost(inv, "n1", t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &Agent{Host: h}
+	}
+	for _, rot := range []*v1alpha1.CARotationStatus{nil, {ID: "r1", Stage: v1alpha1.CAStageDone, NewCA: certx.Serial(foreign.Cert)}} {
+		a := fresh()
+		_, err := a.SeedTrust(both, crl, rot)
+		if err == nil || !strings.Contains(err.Error(), "did not sign the CRL beside it and is not a CA of the rotation under way; refusing both") {
+			t.Errorf("rotation %+v: err = %v", rot, err)
+		}
+		if cas, _ := pki.BundleCAs(a.Bundle.CADir); len(cas) != 0 {
+			t.Errorf("rotation %+v: refused, yet ca.crt written", rot)
+		}
+	}
+	if seeded, err := fresh().SeedTrust(current, crl, nil); err != nil || !seeded {
+		t.Errorf("the cluster's CA and CRL: %v %v", seeded, err)
+	}
+	rot := &v1alpha1.CARotationStatus{ID: "r1", Stage: v1alpha1.CAStageTrustBoth, NewCA: certx.Serial(foreign.Cert)}
+	if seeded, err := fresh().SeedTrust(both, crl, rot); err != nil || !seeded {
+		t.Errorf("trust-both during a rotation: %v %v", seeded, err)
+	}
+}
