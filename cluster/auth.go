@@ -73,15 +73,19 @@ const RootUser = "root"
 // as the user, so every member's host would hold a superuser's pair.
 const rootNodeMsg = `node "root" would be etcd's superuser "root" with auth on (its server and peer certificates' common name): rename it`
 
-// rootNode is the index of the node named root when s turns auth on, or
-// -1.
-func rootNode(s *Spec) int {
+// userNode is the index of a node whose name, with s's auth on, is an
+// etcd user with grants (root, kube-apiserver's), and why; -1 if none.
+func userNode(s *Spec) (int, string) {
 	for i, n := range s.Nodes {
-		if s.Auth.Enabled && n.Name == RootUser {
-			return i
+		switch {
+		case !s.Auth.Enabled:
+		case n.Name == RootUser:
+			return i, rootNodeMsg
+		case n.Name == APIServerCommonName:
+			return i, fmt.Sprintf("node %q would be kube-apiserver's etcd user with auth on (its server and peer certificates' common name), readwrite on %q: rename it", n.Name, APIServerPrefix)
 		}
 	}
-	return -1
+	return -1, ""
 }
 
 // APIServerCommonName is kube-apiserver's client certificate's common
@@ -94,11 +98,12 @@ const HealthcheckCommonName = "kube-etcd-healthcheck-client"
 
 // CheckAuthNames refuses, when auth is on, the names Parse refuses with
 // auth on, for a spec whose auth the PKI's recorded default turned on
-// after parsing: a node named root, a client with a node's common name,
-// a client with kube-apiserver's common name that does not say shared.
+// after parsing: a node named root or kube-apiserver's user, a client
+// with a node's common name, a client with kube-apiserver's common name
+// that does not say shared.
 func CheckAuthNames(s *Spec) error {
-	if i := rootNode(s); i >= 0 {
-		return &Error{File: s.File, Field: fmt.Sprintf("nodes[%d].name", i), Msg: rootNodeMsg}
+	if i, msg := userNode(s); i >= 0 {
+		return &Error{File: s.File, Field: fmt.Sprintf("nodes[%d].name", i), Msg: msg}
 	}
 	if !s.Auth.Enabled || s.Source == nil {
 		return nil
@@ -147,8 +152,8 @@ func (p *parser) auth(s *Spec, r *File) error {
 	if r.Auth.Enabled != nil {
 		s.Auth = Auth{Enabled: *r.Auth.Enabled, Set: true}
 	}
-	if i := rootNode(s); i >= 0 {
-		return p.errf(fmt.Sprintf("nodes[%d].name", i), []any{"nodes", i, "name"}, "%s", rootNodeMsg)
+	if i, msg := userNode(s); i >= 0 {
+		return p.errf(fmt.Sprintf("nodes[%d].name", i), []any{"nodes", i, "name"}, "%s", msg)
 	}
 	for i, rc := range r.Clients {
 		at := func(f string) (string, []any) { return fmt.Sprintf("clients[%d].%s", i, f), []any{"clients", i, f} }
