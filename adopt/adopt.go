@@ -201,6 +201,9 @@ func readSources(inv *pki.Inventory, nodes, clients map[string]string, authority
 		if err != nil {
 			return nil, err
 		}
+		if err := checkUser(inv.Spec, src); err != nil {
+			return nil, err
+		}
 		if src != nil {
 			out[t.ID] = src
 		}

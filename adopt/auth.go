@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/pki"
 	"github.com/etcdpki/etcdpki/runner"
 	"github.com/etcdpki/etcdpki/runner/etcdauth"
@@ -37,4 +39,25 @@ func syncAuth(ctx context.Context, inv *pki.Inventory, out io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// checkUser refuses, with auth on, an operator's pair whose common name,
+// etcd's user, is not its target's while either is a user the spec
+// grants something (root, kube-apiserver's, an extra client's): it would
+// hold another user's grants, or its host would lose its own once adopt
+// applies auth. A node's pair under its host's name is taken: nodes get
+// no user.
+func checkUser(s *cluster.Spec, src *source) error {
+	if src == nil || !s.Auth.Enabled {
+		return nil
+	}
+	cn, t := src.cert.Subject.CommonName, src.target
+	users := etcdauth.Desired(s).Users
+	_, isUser := users[cn]
+	_, needsUser := users[t.CommonName]
+	if cn == t.CommonName || !isUser && !needsUser {
+		return nil
+	}
+	return input.Errorf("%s: has common name %q, but with auth on %s is etcd's user %q: a certificate's common name is its etcd user, so it would hold another user's grants or lack its own; reissue it, or adopt with auth off first",
+		src.certPath, cn, t.ID, t.CommonName)
 }

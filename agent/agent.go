@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/etcdpki/etcdpki/api/v1alpha1"
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/certx"
@@ -252,12 +253,18 @@ func (a *Agent) InstallCRL(crlDER []byte) error {
 
 // InstallCABundle puts caPEM into the bundle's ca.crt
 // (issue.InstallCABundle), between renewals. The members and clients
-// read it at their next start: a CA rotation grants those restarts.
-func (a *Agent) InstallCABundle(caPEM []byte) (bool, error) {
+// read it at their next start: a CA rotation grants those restarts. A
+// CA the host does not trust yet is taken only as rot's new CA
+// (checkNewCAs).
+func (a *Agent) InstallCABundle(caPEM []byte, rot *v1alpha1.CARotationStatus) (bool, error) {
 	a.init()
 	a.HostLock.Lock()
 	defer a.HostLock.Unlock()
-	changed, err := issue.InstallCABundle(a.Bundle, a.Targets, caPEM)
+	err := checkNewCAs(a.Bundle, caPEM, rot)
+	changed := false
+	if err == nil {
+		changed, err = issue.InstallCABundle(a.Bundle, a.Targets, caPEM)
+	}
 	if err != nil {
 		a.step(StepTrust, a.Bundle.Owner).Err(err).Failed("%s: %s not installed: %v", a.Bundle.Owner, pki.CAFile, err)
 		return false, err

@@ -55,7 +55,7 @@ func (r *agentRun) join(ctx context.Context, ec *v1alpha1.EtcdCluster, a *Agent)
 		// kept status.members: the ordinary pass.
 		return false, nil
 	}
-	if err := r.seedTrust(ctx, a); err != nil {
+	if err := r.seedTrust(ctx, a, ec.Status.CARotation); err != nil {
 		return true, err
 	}
 	for _, p := range a.Pending(nil) {
@@ -100,17 +100,14 @@ func hasPairs(a *Agent) bool {
 }
 
 // seedTrust gives a fresh bundle the trust ConfigMap's ca.crt and
-// crl.der (issue.SeedTrust leaves a bundle with a ca.crt alone).
-func (r *agentRun) seedTrust(ctx context.Context, a *Agent) error {
+// crl.der (Agent.SeedTrust).
+func (r *agentRun) seedTrust(ctx context.Context, a *Agent, rot *v1alpha1.CARotationStatus) error {
 	var cm corev1.ConfigMap
 	key := client.ObjectKey{Namespace: r.o.Namespace, Name: v1alpha1.TrustConfigMapName(r.o.Cluster)}
 	if err := r.call(ctx, func(ctx context.Context) error { return r.cl.Get(ctx, key, &cm) }); err != nil {
 		return fmt.Errorf("trust ConfigMap %s: %w", key, err)
 	}
-	a.init()
-	a.HostLock.Lock()
-	seeded, err := issue.SeedTrust(a.Bundle, []byte(cm.Data[v1alpha1.TrustCA]), cm.BinaryData[v1alpha1.TrustCRL])
-	a.HostLock.Unlock()
+	seeded, err := a.SeedTrust([]byte(cm.Data[v1alpha1.TrustCA]), cm.BinaryData[v1alpha1.TrustCRL], rot)
 	if err != nil {
 		return fmt.Errorf("trust ConfigMap %s: %w", key, err)
 	}

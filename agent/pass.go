@@ -71,7 +71,7 @@ func (r *agentRun) agentFor(ec *v1alpha1.EtcdCluster) (*Agent, *pki.Inventory, e
 			map[bool]string{true: "node", false: "client"}[h.Bundle.Node])
 	}
 	r.mu.Lock()
-	r.host = h
+	r.host, r.rot = h, ec.Status.CARotation.DeepCopy()
 	r.mu.Unlock()
 	return &Agent{Host: h, Sign: r.sign(ec), Log: r.log, HostLock: &r.lock}, inv, nil
 }

@@ -13,6 +13,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/etcdpki/etcdpki/api/v1alpha1"
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/input"
 	"github.com/etcdpki/etcdpki/kube"
@@ -71,8 +72,11 @@ type agentRun struct {
 	lock sync.Mutex
 	log  *runner.Logger
 
-	mu    sync.Mutex
-	host  *Host // the last one read, for the trust watcher and metrics
+	mu   sync.Mutex
+	host *Host // the last one read, for the trust watcher and metrics
+	// rot is the last status.caRotation read: the new CA the trust
+	// watcher may add to ca.crt (checkNewCAs).
+	rot   *v1alpha1.CARotationStatus
 	state RunState
 	// known says state.APIServerReachable was measured; reachedOnce that
 	// the apiserver answered at least once.

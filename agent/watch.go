@@ -154,8 +154,11 @@ func (r *agentRun) watchTrust(ctx context.Context) {
 		}))
 	inf := f.Core().V1().ConfigMaps().Informer()
 	install := func(obj any) {
-		if cm, ok := obj.(*corev1.ConfigMap); ok {
-			r.installTrust(cm)
+		// A ca.crt refused for a CA the last status read does not
+		// name (a rotation's new CA, published after the status said
+		// so) asks for a pass, which reads the status again and retries.
+		if cm, ok := obj.(*corev1.ConfigMap); ok && !r.installTrust(cm) {
+			r.trigger()
 		}
 	}
 	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: install, UpdateFunc: func(_, n any) { install(n) }})
@@ -179,25 +182,29 @@ func (r *agentRun) trustFromAPI(ctx context.Context, a *Agent) {
 // (a node's) into the bundle, if the agent knows its bundle yet (the
 // next pass does it otherwise). The CA bundle goes first: during a CA
 // rotation the CRL is signed by the new CA, which only the new ca.crt
-// holds.
-func (r *agentRun) installTrust(cm *corev1.ConfigMap) {
+// holds. It says whether ca.crt was taken (or there was none to take).
+func (r *agentRun) installTrust(cm *corev1.ConfigMap) (caOK bool) {
 	r.mu.Lock()
-	h := r.host
+	h, rot := r.host, r.rot
 	r.mu.Unlock()
 	if h == nil {
-		return
+		return true
 	}
 	a := &Agent{Host: h, Log: r.log, HostLock: &r.lock}
+	caOK = true
 	if bundle := cm.Data[v1alpha1.TrustCA]; bundle != "" {
-		if changed, err := a.InstallCABundle([]byte(bundle)); err != nil || changed {
+		changed, err := a.InstallCABundle([]byte(bundle), rot)
+		if err != nil || changed {
 			r.writeMetrics()
 		}
+		caOK = err == nil
 	}
 	if crl := cm.BinaryData[pki.CRLFile]; len(crl) > 0 && h.Bundle.Node {
 		if err := a.InstallCRL(crl); err == nil {
 			r.writeMetrics()
 		}
 	}
+	return caOK
 }
 
 // sign is the Sign of a pass: a CSR for the target, created and waited

@@ -61,9 +61,9 @@ var (
 	KindPeer = Kind{Name: "etcd-peer", LongName: "certificate for etcd members to talk to each other", BaseName: "peer",
 		PerNode: true, ServerSANs: true, Profile: ProfileServer, Usages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
 	KindHealthcheck = Kind{Name: "etcd-healthcheck-client", LongName: "client certificate for liveness probes to healthcheck etcd", BaseName: "healthcheck-client",
-		CommonName: "kube-etcd-healthcheck-client", PerNode: true, Client: cluster.ClientHealthcheck, Profile: ProfileClient, Usages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+		CommonName: cluster.HealthcheckCommonName, PerNode: true, Client: cluster.ClientHealthcheck, Profile: ProfileClient, Usages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
 	KindAPIServer = Kind{Name: "apiserver-etcd-client", LongName: "client certificate the apiserver uses to access etcd", BaseName: "apiserver-etcd-client",
-		CommonName: "kube-apiserver-etcd-client", Client: cluster.ClientAPIServer, Profile: ProfileClient, Usages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+		CommonName: cluster.APIServerCommonName, Client: cluster.ClientAPIServer, Profile: ProfileClient, Usages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
 	KindClient = Kind{Name: "client", LongName: "client certificate for an extra etcd client", PerClient: true, Profile: ProfileClient,
 		Usages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
 )

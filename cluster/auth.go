@@ -68,6 +68,76 @@ const APIServerPrefix = "/registry/"
 // kept in the PKI directory and never in a bundle.
 const RootUser = "root"
 
+// rootNodeMsg refuses a node named root with auth on: its server and
+// peer certificates carry its name as their common name, which etcd takes
+// as the user, so every member's host would hold a superuser's pair.
+const rootNodeMsg = `node "root" would be etcd's superuser "root" with auth on (its server and peer certificates' common name): rename it`
+
+// userNode is the index of a node whose name, with s's auth on, is an
+// etcd user with grants (root, kube-apiserver's), and why; -1 if none.
+func userNode(s *Spec) (int, string) {
+	for i, n := range s.Nodes {
+		switch {
+		case !s.Auth.Enabled:
+		case n.Name == RootUser:
+			return i, rootNodeMsg
+		case n.Name == APIServerCommonName:
+			return i, fmt.Sprintf("node %q would be kube-apiserver's etcd user with auth on (its server and peer certificates' common name), readwrite on %q: rename it", n.Name, APIServerPrefix)
+		}
+	}
+	return -1, ""
+}
+
+// APIServerCommonName is kube-apiserver's client certificate's common
+// name (kubeadm's), its etcd user with auth on.
+const APIServerCommonName = "kube-apiserver-etcd-client"
+
+// HealthcheckCommonName is the healthcheck client certificate's common
+// name (kubeadm's), in every node's bundle.
+const HealthcheckCommonName = "kube-etcd-healthcheck-client"
+
+// CheckAuthNames refuses, when auth is on, the names Parse refuses with
+// auth on, for a spec whose auth the PKI's recorded default turned on
+// after parsing: a node named root or kube-apiserver's user, a client
+// with a node's common name, a client with kube-apiserver's common name
+// that does not say shared.
+func CheckAuthNames(s *Spec) error {
+	if i, msg := userNode(s); i >= 0 {
+		return &Error{File: s.File, Field: fmt.Sprintf("nodes[%d].name", i), Msg: msg}
+	}
+	if !s.Auth.Enabled || s.Source == nil {
+		return nil
+	}
+	for i, rc := range s.Source.Clients {
+		c := s.client(rc.Name)
+		if c == nil || rc.Name == ClientAPIServer || rc.Name == ClientHealthcheck {
+			continue
+		}
+		if msg := cnClash(s, c); msg != "" {
+			return &Error{File: s.File, Field: fmt.Sprintf("clients[%d].commonName", i), Msg: msg}
+		}
+	}
+	return nil
+}
+
+// cnClash says why client c's common name would, with auth on, give its
+// certificate or another's grants not meant for it: a node's name, the
+// healthcheck client's, or kube-apiserver's without shared.
+func cnClash(s *Spec, c *Client) string {
+	if _, clash := s.Node(c.CommonName); clash {
+		// etcd's user is the CN: the node's server and peer
+		// certificates would hold this client's grants.
+		return fmt.Sprintf("client %q has node %q's common name: with auth its grants would go to that node's server and peer certificates too", c.Name, c.CommonName)
+	}
+	if c.CommonName == HealthcheckCommonName {
+		return fmt.Sprintf("client %q has the healthcheck client's common name %q: with auth its grants would go to every node's healthcheck certificate too", c.Name, c.CommonName)
+	}
+	if c.CommonName == APIServerCommonName && !c.Shared {
+		return fmt.Sprintf("client %q has kube-apiserver's common name %q: with auth its certificate would hold kube-apiserver's grants on %q; set shared: true on client %q if that is meant", c.Name, c.CommonName, APIServerPrefix, c.Name)
+	}
+	return ""
+}
+
 // Overlaps says whether the grant reaches any key under prefix.
 func (p Permission) Overlaps(prefix string) bool {
 	if !p.Prefix {
@@ -81,6 +151,9 @@ func (p Permission) Overlaps(prefix string) bool {
 func (p *parser) auth(s *Spec, r *File) error {
 	if r.Auth.Enabled != nil {
 		s.Auth = Auth{Enabled: *r.Auth.Enabled, Set: true}
+	}
+	if i, msg := userNode(s); i >= 0 {
+		return p.errf(fmt.Sprintf("nodes[%d].name", i), []any{"nodes", i, "name"}, "%s", msg)
 	}
 	for i, rc := range r.Clients {
 		at := func(f string) (string, []any) { return fmt.Sprintf("clients[%d].%s", i, f), []any{"clients", i, f} }
@@ -96,13 +169,11 @@ func (p *parser) auth(s *Spec, r *File) error {
 			f, pa := at("commonName")
 			return p.errf(f, pa, "client %q would be etcd's superuser %q: the break-glass root certificate is issued to the PKI directory on request, never into a bundle", rc.Name, RootUser)
 		}
-		if _, clash := s.Node(c.CommonName); clash && (s.Auth.Enabled || len(rc.Permissions) > 0) {
-			// etcd's user is the CN: the node's server and peer
-			// certificates would hold this client's grants.
-			f, pa := at("commonName")
-			return p.errf(f, pa, "client %q has node %q's common name: with auth its grants would go to that node's server and peer certificates too", rc.Name, c.CommonName)
-		}
 		c.Shared = rc.Shared
+		if msg := cnClash(s, c); msg != "" && (s.Auth.Enabled || len(rc.Permissions) > 0) {
+			f, pa := at("commonName")
+			return p.errf(f, pa, "%s", msg)
+		}
 		for j, fp := range rc.Permissions {
 			perm, field, err := permission(fp)
 			if err != nil {

@@ -85,6 +85,11 @@ func TestAuthErrors(t *testing.T) {
 		{"a node's common name", "auth:\n  enabled: true\n" + authNode + "clients:\n  - name: app\n    commonName: n1\n", `clients[0].commonName: client "app" has node "n1"'s common name`},
 		{"a node's common name with grants", client + "      - {prefix: /app/, access: read}\n" + "    commonName: n1\n", `clients[0].commonName: client "app" has node "n1"'s common name`},
 		{"bad enabled", "auth:\n  enabled: maybe\n" + authNode, `spec s.yaml:2`},
+		{"kube-apiserver's common name", "auth:\n  enabled: true\n" + authNode + "clients:\n  - name: app\n    commonName: kube-apiserver-etcd-client\n", `spec s.yaml:8: clients[0].commonName: client "app" has kube-apiserver's common name "kube-apiserver-etcd-client": with auth its certificate would hold kube-apiserver's grants on "/registry/"; set shared: true on client "app" if that is meant`},
+		{"kube-apiserver's common name with grants", client + "      - {prefix: /app/, access: read}\n" + "    commonName: kube-apiserver-etcd-client\n", `clients[0].commonName: client "app" has kube-apiserver's common name`},
+		{"the healthcheck's common name", client + "      - {prefix: /app/, access: read}\n" + "    commonName: kube-etcd-healthcheck-client\n", `clients[0].commonName: client "app" has the healthcheck client's common name "kube-etcd-healthcheck-client": with auth its grants would go to every node's healthcheck certificate too`},
+		{"a node with kube-apiserver's common name", "auth:\n  enabled: true\nnodes:\n  - name: kube-apiserver-etcd-client\n    ips: [10.0.0.1]\n", `spec s.yaml:4: nodes[0].name: node "kube-apiserver-etcd-client" would be kube-apiserver's etcd user with auth on (its server and peer certificates' common name), readwrite on "/registry/": rename it`},
+		{"a node named root", "auth:\n  enabled: true\nnodes:\n  - name: n1\n    ips: [10.0.0.1]\n  - name: root\n    ips: [10.0.0.2]\n", `spec s.yaml:6: nodes[1].name: node "root" would be etcd's superuser "root" with auth on (its server and peer certificates' common name): rename it`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse([]byte(tc.spec), "s.yaml", Options{PKIDir: "/tmp/pki"})
@@ -134,5 +139,49 @@ func TestAuthExplicitOff(t *testing.T) {
 	}
 	if s.Auth != (Auth{Enabled: false, Set: true}) {
 		t.Errorf("auth.enabled: false parsed as %+v, want off and set", s.Auth)
+	}
+}
+
+// TestNodeNamedRoot: a node's server and peer certificates carry its
+// name as their common name, etcd's user with auth on: a node named root
+// is refused when auth is on (above), and is kept when it is off, as
+// before auth existed. CheckAuthNames refuses it for a spec whose auth
+// the PKI's default turned on.
+func TestNodeNamedRoot(t *testing.T) {
+	spec := []byte("nodes:\n  - name: root\n    ips: [10.0.0.1]\n")
+	s, err := Parse(spec, "s.yaml", Options{PKIDir: "/tmp/pki"})
+	if err != nil {
+		t.Fatalf("auth unset: %v", err)
+	}
+	if err := CheckAuthNames(s); err != nil {
+		t.Errorf("auth off: %v", err)
+	}
+	s.Auth.Enabled = true
+	err = CheckAuthNames(s)
+	var ec interface{ ExitCode() int }
+	if err == nil || !strings.Contains(err.Error(), `nodes[0].name: node "root" would be etcd's superuser`) || !errors.As(err, &ec) || ec.ExitCode() != input.ExitCode {
+		t.Errorf("auth on by default: %v", err)
+	}
+}
+
+// TestAPIServerCommonNameShared: a client with kube-apiserver's common
+// name is kube-apiserver's etcd user; it is allowed when it says shared
+// (a second control-plane host's bundle), or with auth off and no
+// grants, and refused when the PKI's default turns auth on.
+func TestAPIServerCommonNameShared(t *testing.T) {
+	for _, spec := range []string{
+		"auth:\n  enabled: true\n" + authNode + "clients:\n  - name: apiserver-2\n    shared: true\n    commonName: kube-apiserver-etcd-client\n",
+		authNode + "clients:\n  - name: apiserver-2\n    commonName: kube-apiserver-etcd-client\n",
+	} {
+		s, err := Parse([]byte(spec), "s.yaml", Options{PKIDir: "/tmp/pki"})
+		if err != nil {
+			t.Errorf("%q: %v", spec, err)
+			continue
+		}
+		s.Auth.Enabled = true
+		err = CheckAuthNames(s)
+		if refused := err != nil; refused != !s.client("apiserver-2").Shared {
+			t.Errorf("%q with auth on by default: %v", spec, err)
+		}
 	}
 }

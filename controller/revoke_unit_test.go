@@ -93,3 +93,22 @@ func TestAssessWaitsForTheRenewalAndRefusesBadEntries(t *testing.T) {
 		t.Errorf("pending %d, condition %+v; want 3 pending (the invalid ones wait for the spec), Revoking True", pending, cond)
 	}
 }
+
+// A revocation's notAfter comes from the status (the agents' reports),
+// which more identities may write than the spec: a notAfter at or before
+// the revocation was requested is not believed (the certificate would
+// have been expired already), so it does not take the serial out of the
+// CRL: a forged past notAfter cannot make a revocation a no-op.
+func TestRevocationWithANotAfterBeforeItsRequestStays(t *testing.T) {
+	now := time.Now()
+	validity := time.Hour
+	ts := func(d time.Duration) *metav1.Time { m := metav1.NewTime(now.Add(d)); return &m }
+	forged := v1alpha1.RevocationSpec{Serial: "1f", NotAfter: ts(-2 * validity), RequestedAt: ts(-time.Minute)}
+	if RevocationExpired(forged, validity, now) {
+		t.Error("a notAfter before the request took the serial out of the CRL")
+	}
+	honest := v1alpha1.RevocationSpec{Serial: "2f", NotAfter: ts(-2 * validity), RequestedAt: ts(-3 * validity)}
+	if !RevocationExpired(honest, validity, now) {
+		t.Error("a certificate that expired after its revocation was requested: want it out of the CRL a validity later")
+	}
+}

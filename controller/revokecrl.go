@@ -23,9 +23,12 @@ func ParseSerial(s string) (*big.Int, string, bool) { return pki.ParseSerial(s) 
 
 // RevocationExpired reports whether e's certificate expired a CRL
 // validity ago (pki.CRLKeeps): its serial leaves the CRL at the next
-// signing. One whose notAfter is not known never expires.
+// signing. One whose notAfter is not known never expires, nor one whose
+// notAfter is not after its request: the notAfter comes from the status,
+// which the agents write, and a forged past one would make the
+// revocation a no-op.
 func RevocationExpired(e v1alpha1.RevocationSpec, validity time.Duration, now time.Time) bool {
-	if e.NotAfter == nil {
+	if e.NotAfter == nil || e.RequestedAt != nil && !e.NotAfter.After(e.RequestedAt.Time) {
 		return false
 	}
 	return !pki.CRLKeeps(pki.Revoked{NotAfter: e.NotAfter.Time}, validity, now)

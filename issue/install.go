@@ -1,6 +1,7 @@
 package issue
 
 import (
+	"bytes"
 	"fmt"
 	"time"
 
@@ -40,8 +41,9 @@ func InstallPair(t pki.Target, certPEM, keyPEM []byte) error {
 // InstallCRL replaces the bundle's crl.der with crlDER in one rename of
 // its store, after checking that it parses as etcd parses it, that a CA
 // of the bundle's ca.crt signed it, and that its CRL number is not lower
-// than the installed one's: a CRL never goes back (RFC 5280 5.2.3), so an
-// old copy replayed from anywhere cannot take back a revocation. The same
+// than the installed one's, nor equal with other contents: a CRL never
+// goes back (RFC 5280 5.2.3), so an old copy replayed from anywhere, or a
+// CRL signed again from one, cannot take back a revocation. The same
 // bytes change nothing. An installed CRL that does not parse is replaced.
 func InstallCRL(b pki.Bundle, crlDER []byte) error {
 	l, err := pki.ParseCRL(crlDER)
@@ -60,8 +62,13 @@ func InstallCRL(b pki.Bundle, crlDER []byte) error {
 		return input.Errorf("new %s for %s: not signed by a CA in %s; refusing it", pki.CRLFile, b.Owner, b.CAPath())
 	}
 	if old, err := pki.ReadStored(b.CADir, pki.CRLFile); err == nil {
-		if ol, err := pki.ParseCRL(old); err == nil && ol.Number != nil && (l.Number == nil || l.Number.Cmp(ol.Number) < 0) {
+		ol, err := pki.ParseCRL(old)
+		switch {
+		case err != nil || ol.Number == nil:
+		case l.Number == nil || l.Number.Cmp(ol.Number) < 0:
 			return input.Errorf("new %s for %s: CRL number %v is lower than the installed %v; a CRL never goes back, refusing it", pki.CRLFile, b.Owner, l.Number, ol.Number)
+		case l.Number.Cmp(ol.Number) == 0 && !bytes.Equal(old, crlDER):
+			return input.Errorf("new %s for %s: CRL number %v is the installed CRL's number, with other contents (every signer counts up: it was signed from an older CRL); refusing it", pki.CRLFile, b.Owner, l.Number)
 		}
 	}
 	pl := &plan{byDir: map[string]*pending{}}

@@ -178,6 +178,18 @@ func TestInstallCRLNeverGoesBack(t *testing.T) {
 	if after := contents(t, b.Root); after != before {
 		t.Fatalf("older CRL refused, but the bundle changed:\n%s", diffLines(before, after))
 	}
+	// The installed number with other entries: CRL numbers are unique
+	// (every signer counts up), so this is a CRL signed from an older
+	// base, serial 7 missing; taking it would un-revoke serial 7.
+	if err := InstallCRL(b, sign(authority, next)); err == nil || !strings.Contains(err.Error(), "is the installed CRL's number, with other contents") {
+		t.Fatalf("another CRL with the installed number: got %v, want a refusal", err)
+	}
+	if after := contents(t, b.Root); after != before {
+		t.Fatalf("another CRL with the installed number refused, but the bundle changed:\n%s", diffLines(before, after))
+	}
+	if err := InstallCRL(b, newer); err != nil {
+		t.Fatalf("the installed CRL again: %v", err)
+	}
 }
 
 // treeAndTwoCAs is a three-node PKI, its CA, and another CA of the same

@@ -1,7 +1,10 @@
 package issue
 
 import (
+	"fmt"
+	"net/url"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/etcdpki/etcdpki/cluster"
@@ -57,6 +60,9 @@ func SeedTrust(b pki.Bundle, caPEM, crlDER []byte) (bool, error) {
 // they lie in dir, initial-cluster as etcd returned it, state existing.
 // The CRL the etcd.env names must be in the bundle already (checkCRLs).
 func WriteJoinConfigs(s *cluster.Spec, n cluster.Node, dir, initialCluster string) error {
+	if err := checkInitialCluster(s, n, initialCluster); err != nil {
+		return fmt.Errorf("initial-cluster for %s: %w; refusing to write its configs", n.Name, err)
+	}
 	n.Dir = dir
 	c := pki.NodeConfig(s, n, "existing")
 	c.InitialCluster = initialCluster
@@ -75,10 +81,11 @@ func WriteJoinConfigs(s *cluster.Spec, n cluster.Node, dir, initialCluster strin
 // etcd.external block into dir, its bundle's root on its host, naming
 // endpoints and the bundle's files there: what member add's apiserver
 // step writes into the PKI directory (pki.APIServerFlagsFor,
-// pki.KubeadmExternalFor), for the apiserver's restart to read.
-func WriteAPIServerConfigs(dir string, endpoints []string, caFile, certFile, keyFile string) error {
-	flags := strings.Join(pki.APIServerFlagsFor(endpoints, caFile, certFile, keyFile), "\n") + "\n"
-	kubeadm, err := pki.KubeadmExternalFor(endpoints, caFile, certFile, keyFile)
+// pki.KubeadmExternalFor, with s's compaction flag), for the apiserver's
+// restart to read.
+func WriteAPIServerConfigs(s *cluster.Spec, dir string, endpoints []string, caFile, certFile, keyFile string) error {
+	flags := strings.Join(pki.WithCompaction(s, pki.APIServerFlagsFor(endpoints, caFile, certFile, keyFile)), "\n") + "\n"
+	kubeadm, err := pki.KubeadmExternalFor(endpoints, caFile, certFile, keyFile, pki.CompactionArgs(s)...)
 	if err != nil {
 		return err
 	}
@@ -88,4 +95,36 @@ func WriteAPIServerConfigs(dir string, endpoints []string, caFile, certFile, key
 		atomicdir.File{Name: filepath.Join(dir, filepath.Base(p.APIServerFlags())), Data: []byte(flags), Mode: configMode},
 		atomicdir.File{Name: filepath.Join(dir, filepath.Base(p.KubeadmExternal())), Data: kubeadm, Mode: configMode})
 	return commitHost(dir, pl)
+}
+
+// checkInitialCluster checks an initial-cluster read from the status,
+// which more identities may write than the spec: each entry a spec node
+// under a plain https URL (another member's URL may differ from its
+// spec's: an edited peer URL keeps the member), and n under exactly its
+// spec peer URLs. It becomes a line of etcd.env.
+func checkInitialCluster(s *cluster.Spec, n cluster.Node, ic string) error {
+	var own []string
+	for _, e := range strings.Split(ic, ",") {
+		name, raw, ok := strings.Cut(e, "=")
+		if !ok {
+			return fmt.Errorf("%q is not name=URL", e)
+		}
+		if _, ok := s.Node(name); !ok {
+			return fmt.Errorf("%q is not a node in the spec", name)
+		}
+		u, err := url.Parse(raw)
+		if err != nil || u.Scheme != "https" || u.Host == "" || u.Port() == "" || u.User != nil || u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
+			return fmt.Errorf("%q is not an https URL with a host and a port only", raw)
+		}
+		if name == n.Name {
+			if !slices.Contains(n.PeerURLs, raw) {
+				return fmt.Errorf("it names %s under %s, not its spec peer URLs", name, raw)
+			}
+			own = append(own, raw)
+		}
+	}
+	if len(own) == 0 {
+		return fmt.Errorf("it does not name %s", n.Name)
+	}
+	return nil
 }

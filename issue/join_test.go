@@ -101,7 +101,7 @@ func TestSeedTrustRefusesBadInput(t *testing.T) {
 func TestWriteJoinConfigs(t *testing.T) {
 	b, _, _, caPEM, crl, s := joinHost(t)
 	n, _ := s.Node("etcd-node-1")
-	const ic = "etcd-node-2=https://10.0.0.2:2380,etcd-node-1=https://10.0.0.1:2380"
+	const ic = "etcd-node-2=https://10.0.0.12:2380,etcd-node-1=https://10.0.0.11:2380"
 	if err := WriteJoinConfigs(s, n, b.Root, ic); err == nil {
 		t.Fatal("configs written without a CRL in the bundle")
 	}
@@ -128,5 +128,69 @@ func TestWriteJoinConfigs(t *testing.T) {
 	}
 	if vars["ETCD_INITIAL_CLUSTER"] != ic || vars["ETCD_INITIAL_CLUSTER_STATE"] != "existing" || vars[pki.EnvClientCRL] != filepath.Join(b.CADir, pki.CRLFile) {
 		t.Errorf("etcd.env: %v", vars)
+	}
+}
+
+// TestWriteJoinConfigsRefusesForeignInitialCluster: initial-cluster comes
+// from the status (etcd's member list as the controller recorded it),
+// which more identities may write than the spec. A value that names a
+// node not in the spec, a URL that is not a plain https peer URL, or this
+// node under other URLs than its spec's (or not at all) writes nothing.
+func TestWriteJoinConfigsRefusesForeignInitialCluster(t *testing.T) {
+	b, _, _, caPEM, crl, s := joinHost(t)
+	if _, err := SeedTrust(b, caPEM, crl); err != nil {
+		t.Fatal(err)
+	}
+	n, _ := s.Node("etcd-node-1")
+	self := "etcd-node-1=" + n.PeerURLs[0]
+	for _, c := range []struct{ ic, want string }{
+		{"etcd-node-2=https://10.0.0.12:2380", "does not name etcd-node-1"},
+		{self + ",evil=https://10.9.9.9:2380", `"evil" is not a node in the spec`},
+		{self + ",etcd-node-2=http://10.0.0.12:2380", `"http://10.0.0.12:2380" is not an https URL`},
+		{self + ",etcd-node-2=https://10.0.0.12:2380/x?y", `"https://10.0.0.12:2380/x?y" is not an https URL`},
+		{self + "\nETCD_CLIENT_CERT_AUTH=false", "is not an https URL"},
+		{self + ",etcd-node-2", `"etcd-node-2" is not name=URL`},
+		{"etcd-node-1=https://10.9.9.9:2380", "names etcd-node-1 under https://10.9.9.9:2380, not its spec peer URLs"},
+		{"", `"" is not name=URL`},
+	} {
+		err := WriteJoinConfigs(s, n, b.Root, c.ic)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("initial-cluster %q: err = %v, want %q", c.ic, err, c.want)
+		}
+		if _, err := os.Stat(filepath.Join(b.Root, pki.EnvFile)); err == nil {
+			t.Fatalf("initial-cluster %q: etcd.env written", c.ic)
+		}
+	}
+	if err := WriteJoinConfigs(s, n, b.Root, "etcd-node-2=https://10.0.0.99:2380,"+self); err != nil {
+		t.Errorf("another member under a URL the spec no longer says (an edited peer URL): %v", err)
+	}
+}
+
+// TestWriteAPIServerConfigsWithAuthOn: the apiserver's etcd-flags and
+// kubeadm block an agent writes for a restart grant say what member add
+// writes: with auth on, kube-apiserver does not compact etcd (KV.Compact
+// is root's), so --etcd-compaction-interval=0 is there too.
+func TestWriteAPIServerConfigsWithAuthOn(t *testing.T) {
+	s, _ := initTree(t, threeNodes)
+	for _, on := range []bool{false, true} {
+		s.Auth.Enabled = on
+		dir := t.TempDir()
+		if err := WriteAPIServerConfigs(s, dir, []string{"https://10.0.0.11:2379"}, "/h/ca.crt", "/h/c.crt", "/h/c.key"); err != nil {
+			t.Fatal(err)
+		}
+		flags, err := os.ReadFile(filepath.Join(dir, filepath.Base(pki.Paths{}.APIServerFlags())))
+		if err != nil {
+			t.Fatal(err)
+		}
+		kubeadm, err := os.ReadFile(filepath.Join(dir, filepath.Base(pki.Paths{}.KubeadmExternal())))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(string(flags), pki.APIServerCompactionOff+"\n"); got != on {
+			t.Errorf("auth %v: etcd-flags has %s: %v\n%s", on, pki.APIServerCompactionOff, got, flags)
+		}
+		if got := strings.Contains(string(kubeadm), "etcd-compaction-interval"); got != on {
+			t.Errorf("auth %v: kubeadm block has etcd-compaction-interval: %v\n%s", on, got, kubeadm)
+		}
 	}
 }

@@ -125,6 +125,10 @@ func TestEveryInputFileRefusesOddFiles(t *testing.T) {
 		{name: "auth apply --dir", args: []string{"auth", "apply", "--spec", spec, "--dir", "BAD"}, dirFlag: true},
 		{name: "auth apply --dir auth-default", args: []string{"auth", "apply", "--spec", spec, "--dir", "BAD"}, file: "auth-default"},
 		{name: "certs list --dir auth-default", args: []string{"certs", "list", "--spec", spec, "--dir", "BAD"}, file: "auth-default"},
+		{name: "issue root --spec", args: []string{"issue", "--spec", "BAD", "--dir", pkiDir, "root"}},
+		{name: "issue root --dir auth-default", args: []string{"issue", "--spec", spec, "--dir", "BAD", "root"}, file: "auth-default"},
+		{name: "certs revoke --kubeconfig", args: []string{"certs", "revoke", "--kubeconfig", "BAD", "--namespace", "etcd-system", "--cluster", "etcd", "etcd-node-1"}},
+		{name: "ca rotate --kubeconfig", args: []string{"ca", "rotate", "--kubeconfig", "BAD", "--namespace", "etcd-system", "--cluster", "etcd"}},
 	}
 	// The good half of a pair in a directory flag: the bad file's partner.
 	partner := map[string][2]string{

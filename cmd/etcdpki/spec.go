@@ -78,7 +78,10 @@ func loadSpec(c *cli.Context, needNodes bool) (*cluster.Spec, error) {
 	if err := regular.CheckDir(s.PKIDir); err != nil {
 		return nil, input.Errorf("PKI directory %s: %v", s.PKIDir, pathx.UnwrapPath(err))
 	}
-	return s, authDefault(c, s)
+	if err := authDefault(c, s); err != nil {
+		return nil, err
+	}
+	return s, cluster.CheckAuthNames(s)
 }
 
 // authDefault resolves a spec that leaves auth.enabled unset: init of a
