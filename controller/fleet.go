@@ -2,11 +2,12 @@ package controller
 
 import (
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+
+	"github.com/etcdpki/etcdpki/internal/regular"
 )
 
 // clusterWorkers is how many EtcdClusters are reconciled at once by each
@@ -69,7 +70,9 @@ func (o Options) leaseNamespace() (string, error) {
 	if s := o.namespaces(); len(s) > 0 {
 		return s[0], nil
 	}
-	b, err := os.ReadFile(ServiceAccountNamespace)
+	// A namespace name is at most 63 bytes; the reader refuses a FIFO or
+	// a device where the file should be.
+	b, err := regular.ReadFile(ServiceAccountNamespace, 4096)
 	if ns := strings.TrimSpace(string(b)); err == nil && ns != "" {
 		return ns, nil
 	}
