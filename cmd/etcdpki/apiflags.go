@@ -39,3 +39,26 @@ func apiClient(c *cli.Context) (client.WithWatch, string, error) {
 	}
 	return cl, ns, nil
 }
+
+// clusterFlag is --cluster of every request to the controller.
+func clusterFlag() cli.Flag {
+	return &cli.StringFlag{Name: "cluster", Usage: "with --kubeconfig: the EtcdCluster `NAME` (the spec's name)"}
+}
+
+// clusterClient checks the --cluster and --timeout that every request to
+// the controller takes, then makes its client: the client, the
+// namespace and the EtcdCluster's name.
+func clusterClient(c *cli.Context) (client.WithWatch, string, string, error) {
+	name := c.String("cluster")
+	if name == "" {
+		return nil, "", "", input.Errorf("--cluster: missing (the EtcdCluster's name, the spec's name)")
+	}
+	if err := checkName("--cluster", name); err != nil {
+		return nil, "", "", err
+	}
+	if c.Duration("timeout") <= 0 {
+		return nil, "", "", input.Errorf("--timeout %s: must be positive", c.Duration("timeout"))
+	}
+	cl, ns, err := apiClient(c)
+	return cl, ns, name, err
+}

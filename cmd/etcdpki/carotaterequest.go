@@ -14,7 +14,7 @@ import (
 // controller (--kubeconfig).
 func caRequestFlags() []cli.Flag {
 	return append(apiFlags(),
-		&cli.StringFlag{Name: "cluster", Usage: "with --kubeconfig: the EtcdCluster `NAME` (the spec's name)"},
+		clusterFlag(),
 		&cli.StringFlag{Name: "id", Usage: "with --kubeconfig: the rotation's `ID` (spec.ca.rotation.id; default: the time)"},
 		&cli.DurationFlag{Name: "timeout", Value: request.DefaultCATimeout, Usage: "with --kubeconfig: how long to wait for the rotation to be done"},
 	)
@@ -34,22 +34,12 @@ func runCARotateRequest(c *cli.Context) error {
 	if err := noArgs(c); err != nil {
 		return err
 	}
-	name := c.String("cluster")
-	if name == "" {
-		return input.Errorf("--cluster: missing (the EtcdCluster's name, the spec's name)")
-	}
-	if err := checkName("--cluster", name); err != nil {
-		return err
-	}
 	if id := c.String("id"); id != "" {
 		if err := checkName("--id", id); err != nil {
 			return err
 		}
 	}
-	if c.Duration("timeout") <= 0 {
-		return input.Errorf("--timeout %s: must be positive", c.Duration("timeout"))
-	}
-	cl, ns, err := apiClient(c)
+	cl, ns, name, err := clusterClient(c)
 	if err != nil {
 		return err
 	}

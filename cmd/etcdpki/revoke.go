@@ -139,17 +139,7 @@ func revokeRequest(c *cli.Context) error {
 	if _, ok := pki.Reasons[c.String("reason")]; !ok {
 		return input.Errorf("certs revoke: --reason %q: use one of %s", c.String("reason"), pki.ReasonNames())
 	}
-	name := c.String("cluster")
-	if name == "" {
-		return input.Errorf("--cluster: missing (the EtcdCluster's name, the spec's name)")
-	}
-	if err := checkName("--cluster", name); err != nil {
-		return err
-	}
-	if c.Duration("timeout") <= 0 {
-		return input.Errorf("--timeout %s: must be positive", c.Duration("timeout"))
-	}
-	cl, ns, err := apiClient(c)
+	cl, ns, name, err := clusterClient(c)
 	if err != nil {
 		return err
 	}

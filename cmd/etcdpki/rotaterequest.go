@@ -15,7 +15,7 @@ import (
 // wait.
 func requestFlags() []cli.Flag {
 	return append(apiFlags(),
-		&cli.StringFlag{Name: "cluster", Usage: "with --kubeconfig: the EtcdCluster `NAME` (the spec's name)"},
+		clusterFlag(),
 		&cli.BoolFlag{Name: "all", Usage: "with --kubeconfig: request the renewal of every certificate"},
 		&cli.DurationFlag{Name: "timeout", Value: request.DefaultTimeout, Usage: "with --kubeconfig: how long to wait for every requested certificate to be in effect"},
 	)
@@ -58,17 +58,7 @@ func runRequest(c *cli.Context) error {
 	if err := checkTargets("rotate --kubeconfig: TARGET", targets); err != nil {
 		return err
 	}
-	name := c.String("cluster")
-	if name == "" {
-		return input.Errorf("--cluster: missing (the EtcdCluster's name, the spec's name)")
-	}
-	if err := checkName("--cluster", name); err != nil {
-		return err
-	}
-	if c.Duration("timeout") <= 0 {
-		return input.Errorf("--timeout %s: must be positive", c.Duration("timeout"))
-	}
-	cl, ns, err := apiClient(c)
+	cl, ns, name, err := clusterClient(c)
 	if err != nil {
 		return err
 	}
