@@ -270,23 +270,12 @@ func checkEvents(t *testing.T, ctx context.Context, r *running, enforced int) {
 	n := map[string]int{}
 	for _, ev := range l.Items {
 		if ev.Regarding.Name == r.Spec.Name {
-			// Events of one reason and action on one object within
-			// minutes are one Event with a series (client-go's
-			// events.k8s.io recorder keys them without their note): two
-			// revocations enforced in one pass are one Event, count 2.
-			n[ev.Reason] += max(1, int(ptrSeriesCount(ev.Series)))
+			n[ev.Reason]++
 		}
 	}
 	if n["RevocationEnforced"] < enforced || n["CRLPublished"] < 1 {
 		t.Errorf("Events on the EtcdCluster by reason: %v; want %d RevocationEnforced and a CRLPublished", n, enforced)
 	}
-}
-
-func ptrSeriesCount(s *eventsv1.EventSeries) int32 {
-	if s == nil {
-		return 0
-	}
-	return s.Count
 }
 
 // checkBroken: the cluster without its CA Secret is Degraded for it, and
