@@ -75,7 +75,7 @@ func rotateCAThroughController(t testing.TB, killAt int) caRunResult {
 	res := caRunResult{}
 	phase2 := r.watchStage(ctx, v1alpha1.CAStageReissue)
 	if killAt > 0 {
-		res.killedAt, res.stageAt, res.killedHolder = r.killLeaderAt(t, ctx, killAt)
+		res.killedAt, res.stageAt, res.killedHolder = r.killLeaderAt(t, ctx, killAt, rot)
 	}
 	if code := rot.Wait(t, 13*time.Minute); code != 0 {
 		t.Fatalf("ca rotate --kubeconfig exited %d:\n%s", code, rot.Output())
@@ -194,9 +194,12 @@ func (r *running) waitReady(t testing.TB, ctx context.Context) {
 }
 
 // killLeaderAt kills the leading replica once the rotation's status shows
-// n steps done (a stage passed or a host's proof), and says which.
-func (r *running) killLeaderAt(t testing.TB, ctx context.Context, n int) (at, stage, holder string) {
+// n steps done (a stage passed or a host's proof), and says which. If
+// rot (ca rotate) exits first, the rotation will not go on: it fails at
+// once with rot's output, rather than waiting out ctx.
+func (r *running) killLeaderAt(t testing.TB, ctx context.Context, n int, rot *selfhost.Process) (at, stage, holder string) {
 	t.Helper()
+	exited := false
 	for ctx.Err() == nil {
 		// The apiserver restarts during the rotation: a failed read is
 		// read again.
@@ -211,6 +214,15 @@ func (r *running) killLeaderAt(t testing.TB, ctx context.Context, n int) (at, st
 				t.Logf("killed the leading controller %s -9 at step %d (stage %s, %d proofs)", holder, n, st.Stage, len(st.Proofs))
 				return fmt.Sprintf("step %d", n), st.Stage, holder
 			}
+		}
+		select {
+		case <-rot.Exited():
+			// Once more: the status read above may predate its end.
+			if exited {
+				t.Fatalf("ca rotate --kubeconfig exited before step %d:\n%s", n, rot.Output())
+			}
+			exited = true
+		default:
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

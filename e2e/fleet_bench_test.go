@@ -84,7 +84,7 @@ func BenchmarkFleet(b *testing.B) {
 	kc, _ := e.AddUser(b, fleetController, "system:serviceaccounts", "system:serviceaccounts:"+fleetNamespace)
 
 	t0 = time.Now()
-	agents := fleetAgents(b, ctx, e, fleet)
+	agents := fleetAgents(b, ctx, e, ns, fleet)
 	b.Logf("%d agent identities: %s", len(agents), time.Since(t0).Round(time.Millisecond))
 
 	metrics := freeAddr(b)
@@ -325,7 +325,7 @@ type fleetAgent struct {
 // and of the kube-apiserver agents (etcdpki:client:kube-apiserver, one
 // credential for the 100 hosts: the signer checks the name), and reads
 // each agent's EtcdCluster once, as an agent does when it starts.
-func fleetAgents(b *testing.B, ctx context.Context, e *kubetest.Env, fleet []fleetMember) []*fleetAgent {
+func fleetAgents(b testing.TB, ctx context.Context, e *kubetest.Env, ns string, fleet []fleetMember) []*fleetAgent {
 	b.Helper()
 	_, apiCfg := e.AddUser(b, v1alpha1.ClientUser(cluster.ClientAPIServer), v1alpha1.AgentGroup)
 	var agents []*fleetAgent
@@ -343,7 +343,7 @@ func fleetAgents(b *testing.B, ctx context.Context, e *kubetest.Env, fleet []fle
 			if !ok {
 				b.Fatalf("%s: no bundle for %s", m.name, owner)
 			}
-			a := &fleetAgent{key: client.ObjectKey{Namespace: fleetNamespace, Name: m.name}, owner: owner, root: bundle.Root}
+			a := &fleetAgent{key: client.ObjectKey{Namespace: ns, Name: m.name}, owner: owner, root: bundle.Root}
 			a.c, a.cs = agentClients(b, cfg)
 			ts, err := a.read(ctx)
 			if err != nil {
@@ -356,7 +356,7 @@ func fleetAgents(b *testing.B, ctx context.Context, e *kubetest.Env, fleet []fle
 	return agents
 }
 
-func agentClients(b *testing.B, cfg *rest.Config) (client.Client, kubernetes.Interface) {
+func agentClients(b testing.TB, cfg *rest.Config) (client.Client, kubernetes.Interface) {
 	b.Helper()
 	cfg = rest.CopyConfig(cfg)
 	cfg.UserAgent = "etcdpki"
@@ -425,7 +425,7 @@ func (a *fleetAgent) renew(ctx context.Context) error {
 
 // renewFleet runs every agent's pass at once, as a fleet whose
 // renewal falls due together (or is requested for all) does.
-func renewFleet(b *testing.B, ctx context.Context, agents []*fleetAgent) {
+func renewFleet(b testing.TB, ctx context.Context, agents []*fleetAgent) {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Minute) // a guard against a hang, not a measure
 	defer cancel()
@@ -445,7 +445,7 @@ func renewFleet(b *testing.B, ctx context.Context, agents []*fleetAgent) {
 // waitProbed waits until the controller has written a Degraded
 // condition on each of the n EtcdClusters: it holds them all and its
 // prober has been round once.
-func waitProbed(b *testing.B, ctx context.Context, c client.Client, ns string, n int, ctrl *selfhost.Process) {
+func waitProbed(b testing.TB, ctx context.Context, c client.Client, ns string, n int, ctrl *selfhost.Process) {
 	b.Helper()
 	deadline := time.Now().Add(10 * time.Minute)
 	for {
@@ -476,7 +476,7 @@ func waitProbed(b *testing.B, ctx context.Context, c client.Client, ns string, n
 
 // checkAllSigned wants want CSRs, every one approved and issued, none
 // denied or failed.
-func checkAllSigned(b *testing.B, ctx context.Context, c client.Client, want int) {
+func checkAllSigned(b testing.TB, ctx context.Context, c client.Client, want int) {
 	b.Helper()
 	var l certificatesv1.CertificateSigningRequestList
 	if err := c.List(ctx, &l); err != nil {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/etcdpki/etcdpki/api/v1alpha1"
@@ -51,28 +52,42 @@ func RunCARotation(ctx context.Context, o CAOptions) (*CAResult, error) {
 	}
 	start := time.Now()
 	key := client.ObjectKey{Namespace: o.Namespace, Name: o.Cluster}
-	var ec v1alpha1.EtcdCluster
-	if err := o.Client.Get(ctx, key, &ec); apierrors.IsNotFound(err) {
-		return nil, input.Errorf("--cluster %s: EtcdCluster %s/%s does not exist (etcdpki export creates it)", o.Cluster, o.Namespace, o.Cluster)
-	} else if err != nil {
-		return nil, fmt.Errorf("read EtcdCluster %s: %w", key, err)
-	}
 	id := o.ID
-	if st := ec.Status.CARotation; st != nil && st.Stage != v1alpha1.CAStageDone && st.ID != "" {
-		id = st.ID
-		o.Log.Step("ca rotate", o.Cluster).Info("CA rotation %s is in progress (stage %s): following it", id, st.Stage)
-	} else {
-		if id == "" {
-			id = time.Now().UTC().Format("20060102-150405")
+	if id == "" {
+		id = time.Now().UTC().Format("20060102-150405")
+	}
+	var following *v1alpha1.CARotationStatus
+	// The controller and the agents write the status all the time, and
+	// each write moves the object's resourceVersion: read and decide
+	// again on a conflict.
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		var ec v1alpha1.EtcdCluster
+		if err := o.Client.Get(ctx, key, &ec); apierrors.IsNotFound(err) {
+			return input.Errorf("--cluster %s: EtcdCluster %s/%s does not exist (etcdpki export creates it)", o.Cluster, o.Namespace, o.Cluster)
+		} else if err != nil {
+			return fmt.Errorf("read EtcdCluster %s: %w", key, err)
+		}
+		if st := ec.Status.CARotation; st != nil && st.Stage != v1alpha1.CAStageDone && st.ID != "" {
+			following = st
+			return nil
 		}
 		ec.Spec.CA.Rotation = &v1alpha1.CARotationSpec{ID: id}
 		if err := o.Client.Update(ctx, &ec); err != nil {
-			return nil, fmt.Errorf("request CA rotation %s on EtcdCluster %s: %w", id, key, err)
+			return fmt.Errorf("request CA rotation %s on EtcdCluster %s: %w", id, key, err)
 		}
+		return nil
+	})
+	switch {
+	case err != nil:
+		return nil, err
+	case following != nil:
+		id = following.ID
+		o.Log.Step("ca rotate", o.Cluster).Info("CA rotation %s is in progress (stage %s): following it", id, following.Stage)
+	default:
 		o.Log.Step("ca rotate", o.Cluster).Info("CA rotation %s requested on EtcdCluster %s", id, key)
 	}
 	res := &CAResult{ID: id}
-	err := followCARotation(ctx, o, key, id, res)
+	err = followCARotation(ctx, o, key, id, res)
 	res.Took = time.Since(start)
 	return res, err
 }

@@ -59,7 +59,9 @@ func StartEtcdLoad(t testing.TB, endpoints []string, cfg *tls.Config) *EtcdLoad 
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &EtcdLoad{cli: cli, cancel: cancel, n: newCounter("etcd")}
-	prefix := fmt.Sprintf("selfhost-load/%d/", loadRuns.Add(1))
+	// Under kube-apiserver's prefix: the load uses its certificate, whose
+	// etcd user holds /registry/ alone when auth is on.
+	prefix := fmt.Sprintf("/registry/etcdpki-selfhost-load/%d/", loadRuns.Add(1))
 	for w := range LoadWorkers {
 		l.wg.Go(func() { l.work(ctx, fmt.Sprintf("%s%d/", prefix, w)) })
 	}
