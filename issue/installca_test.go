@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/etcdpki/etcdpki/internal/testharness/crashpoint"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -50,5 +51,38 @@ func TestInstallCABundleOnlyWhatKeepsTheHostWorking(t *testing.T) {
 	}
 	if changed, err := InstallCABundle(b, ts, both); err != nil || changed {
 		t.Errorf("the same bytes again: changed %v, %v; want nothing changed", changed, err)
+	}
+}
+
+// TestInstallCABundleCrashAtEveryStepConverges stops the agent's ca.crt
+// install at each of its file-system steps: ca.crt is the old CA or both
+// CAs whole, never torn or missing, and the next run installs both.
+func TestInstallCABundleCrashAtEveryStepConverges(t *testing.T) {
+	s, authority, other := treeAndTwoCAs(t)
+	both := append(append(append([]byte{}, authority.CertPEM...), '\n'), other.CertPEM...)
+	for n := 1; ; n++ {
+		b, ts := hostBundle(t, s, "etcd-node-1")
+		old, err := os.ReadFile(b.CAPath())
+		if err != nil {
+			t.Fatal(err)
+		}
+		stopped := crashpoint.RunUntilStepIn(t, b.Root, n, func() error { _, err := InstallCABundle(b, ts, both); return err })
+		got, err := os.ReadFile(b.CAPath())
+		if err != nil || !bytes.Equal(got, old) && !bytes.Equal(got, both) {
+			t.Fatalf("stopped at step %q: ca.crt is neither the old CA nor both (%v)", stopped, err)
+		}
+		if stopped == "" {
+			if n < 2 {
+				t.Fatalf("InstallCABundle took %d steps: the hook sees none of its writes", n-1)
+			}
+			t.Logf("InstallCABundle took %d file-system steps; stopped at each", n-1)
+			return
+		}
+		if _, err := InstallCABundle(b, ts, both); err != nil {
+			t.Fatalf("stopped at step %s, the next run: %v", stopped, err)
+		}
+		if got, _ := os.ReadFile(b.CAPath()); !bytes.Equal(got, both) {
+			t.Fatalf("stopped at step %s, the next run did not install both CAs", stopped)
+		}
 	}
 }
