@@ -123,6 +123,9 @@ func watchUntil(ctx context.Context, c client.WithWatch, key client.ObjectKey, t
 	}
 }
 
+// followUntil watches the EtcdCluster from resourceVersion rv until done
+// says so (nil), or says why the watch ended: a watch error (most often
+// "too old resource version") or its end makes the caller read again.
 func followUntil(ctx context.Context, c client.WithWatch, key client.ObjectKey, rv string, done func(*v1alpha1.EtcdCluster) bool) error {
 	wi, err := c.Watch(ctx, &v1alpha1.EtcdClusterList{}, client.InNamespace(key.Namespace),
 		&client.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", key.Name), Raw: &metav1.ListOptions{ResourceVersion: rv}})

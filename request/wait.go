@@ -6,9 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/watch"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/etcdpki/etcdpki/api/v1alpha1"
@@ -39,7 +36,7 @@ func wait(ctx context.Context, o Options, key client.ObjectKey, res *Result) err
 			if w.see(&ec) {
 				return nil
 			}
-			err = w.follow(wctx, key, ec.ResourceVersion)
+			err = followUntil(wctx, w.o.Client, key, ec.ResourceVersion, w.see)
 			if err == nil {
 				return nil
 			}
@@ -57,39 +54,6 @@ func wait(ctx context.Context, o Options, key client.ObjectKey, res *Result) err
 		select {
 		case <-wctx.Done():
 		case <-time.After(time.Second):
-		}
-	}
-}
-
-// follow watches from resourceVersion rv; nil when every certificate is
-// in effect, else why the watch ended.
-func (w *waiter) follow(ctx context.Context, key client.ObjectKey, rv string) error {
-	var list v1alpha1.EtcdClusterList
-	wi, err := w.o.Client.Watch(ctx, &list, client.InNamespace(key.Namespace),
-		&client.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", key.Name), Raw: &metav1.ListOptions{ResourceVersion: rv}})
-	if err != nil {
-		return err
-	}
-	defer wi.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case ev, ok := <-wi.ResultChan():
-			if !ok {
-				return errors.New("watch ended")
-			}
-			switch ev.Type {
-			case watch.Deleted:
-				return errGone
-			case watch.Added, watch.Modified:
-				if ec, ok := ev.Object.(*v1alpha1.EtcdCluster); ok && w.see(ec) {
-					return nil
-				}
-			case watch.Error:
-				// Most often "too old resource version": read again.
-				return errors.New("watch error")
-			}
 		}
 	}
 }
