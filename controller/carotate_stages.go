@@ -11,13 +11,13 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/etcdpki/etcdpki/api/v1alpha1"
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/probe"
+	"github.com/etcdpki/etcdpki/kube"
 	"github.com/etcdpki/etcdpki/pki"
 	"github.com/etcdpki/etcdpki/runner"
 )
@@ -175,7 +175,7 @@ func clientsWithBundles(inv *pki.Inventory) []cluster.Client {
 // install it.
 func (cr *caRun) ensureTrust(ctx context.Context, bundle []byte) error {
 	key := types.NamespacedName{Namespace: cr.cl.Namespace, Name: v1alpha1.TrustConfigMapName(cr.cl.Name)}
-	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+	return kube.RetryOnConflict(func() error {
 		var cm corev1.ConfigMap
 		if err := cr.r.reader.Get(ctx, key, &cm); err != nil {
 			return fmt.Errorf("ConfigMap %s: %w", key, err)
@@ -317,7 +317,7 @@ func (cr *caRun) dropOld(ctx context.Context) error {
 
 // setRotation writes status.caRotation, the field the rotation owns.
 func (r *clusterReconciler) setRotation(ctx context.Context, key client.ObjectKey, st *v1alpha1.CARotationStatus) {
-	_ = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+	_ = kube.RetryOnConflict(func() error {
 		var cl v1alpha1.EtcdCluster
 		if err := r.reader.Get(ctx, key, &cl); err != nil {
 			return err
@@ -329,7 +329,7 @@ func (r *clusterReconciler) setRotation(ctx context.Context, key client.ObjectKe
 
 // noteRotation sets the rotation's message only.
 func (r *clusterReconciler) noteRotation(ctx context.Context, key client.ObjectKey, id, msg string) {
-	_ = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+	_ = kube.RetryOnConflict(func() error {
 		var cl v1alpha1.EtcdCluster
 		if err := r.reader.Get(ctx, key, &cl); err != nil {
 			return err
@@ -345,7 +345,7 @@ func (r *clusterReconciler) noteRotation(ctx context.Context, key client.ObjectK
 // updateCluster changes the EtcdCluster's object (annotations), again on
 // a conflict.
 func updateCluster(ctx context.Context, c client.Client, rd client.Reader, key client.ObjectKey, change func(*v1alpha1.EtcdCluster)) error {
-	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+	return kube.RetryOnConflict(func() error {
 		var cl v1alpha1.EtcdCluster
 		if err := rd.Get(ctx, key, &cl); err != nil {
 			return err

@@ -6,13 +6,13 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/etcdpki/etcdpki/api/v1alpha1"
 	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/kube"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -102,7 +102,7 @@ func (r *clusterReconciler) observe(ctx context.Context, cl *v1alpha1.EtcdCluste
 func (r *clusterReconciler) writeStatus(ctx context.Context, req reconcile.Request, inv *pki.Inventory, o observation, now time.Time) error {
 	var notes []note
 	var cl v1alpha1.EtcdCluster
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+	err := kube.RetryOnConflict(func() error {
 		if err := r.reader.Get(ctx, req.NamespacedName, &cl); err != nil {
 			return err
 		}

@@ -11,11 +11,11 @@ import (
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
-	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/etcdpki/etcdpki/api/v1alpha1"
 	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/kube"
 	"github.com/etcdpki/etcdpki/pki"
 )
 
@@ -268,7 +268,7 @@ func (r *clusterReconciler) setMember(ctx context.Context, cl *v1alpha1.EtcdClus
 // and writes it when it changed, again on a conflict; cl's status becomes
 // the one written.
 func (r *clusterReconciler) updateStatus(ctx context.Context, cl *v1alpha1.EtcdCluster, change func(*v1alpha1.EtcdClusterStatus)) error {
-	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+	return kube.RetryOnConflict(func() error {
 		var ec v1alpha1.EtcdCluster
 		if err := r.reader.Get(ctx, client.ObjectKeyFromObject(cl), &ec); err != nil {
 			return err

@@ -11,12 +11,12 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/etcdpki/etcdpki/api/v1alpha1"
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/probe"
+	"github.com/etcdpki/etcdpki/kube"
 	"github.com/etcdpki/etcdpki/pki"
 	"github.com/etcdpki/etcdpki/runner"
 )
@@ -185,22 +185,16 @@ func (r *clusterReconciler) revokeRemoved(ctx context.Context, cl *v1alpha1.Etcd
 func (r *clusterReconciler) addRevocations(ctx context.Context, cl *v1alpha1.EtcdCluster, certs []v1alpha1.MemberCertificate) ([]string, error) {
 	var added []string
 	at := metav1.Now()
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+	err := kube.UpdateField(ctx, r.reader, r.c, client.ObjectKeyFromObject(cl), []string{"spec", "revocations"}, func(ec *v1alpha1.EtcdCluster) (any, bool, error) {
 		added = nil
-		var ec v1alpha1.EtcdCluster
-		if err := r.reader.Get(ctx, client.ObjectKeyFromObject(cl), &ec); err != nil {
-			return err
-		}
+		list := ec.Spec.Revocations
 		for _, c := range certs {
-			if !slices.ContainsFunc(ec.Spec.Revocations, func(rv v1alpha1.RevocationSpec) bool { return strings.EqualFold(rv.Serial, c.Serial) }) {
-				ec.Spec.Revocations = append(ec.Spec.Revocations, v1alpha1.RevocationSpec{Serial: c.Serial, Reason: RevocationReason, Target: c.ID, NotAfter: c.NotAfter, RequestedAt: &at})
+			if !slices.ContainsFunc(list, func(rv v1alpha1.RevocationSpec) bool { return strings.EqualFold(rv.Serial, c.Serial) }) {
+				list = append(list, v1alpha1.RevocationSpec{Serial: c.Serial, Reason: RevocationReason, Target: c.ID, NotAfter: c.NotAfter, RequestedAt: &at})
 				added = append(added, c.ID+" "+c.Serial)
 			}
 		}
-		if len(added) == 0 {
-			return nil
-		}
-		return r.c.Update(ctx, &ec)
+		return list, len(added) > 0, nil
 	})
 	return added, err
 }

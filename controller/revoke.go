@@ -13,7 +13,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/util/retry"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -26,6 +25,7 @@ import (
 	"github.com/etcdpki/etcdpki/api/v1alpha1"
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
+	"github.com/etcdpki/etcdpki/kube"
 	"github.com/etcdpki/etcdpki/pki"
 	"github.com/etcdpki/etcdpki/runner"
 )
@@ -286,7 +286,7 @@ func (r *revoker) write(ctx context.Context, cl *v1alpha1.EtcdCluster, items []*
 	entries, cond, pending := revocationStatus(items, problem)
 	revocationsPending.WithLabelValues(cl.Namespace, cl.Name).Set(float64(pending))
 	key := client.ObjectKeyFromObject(cl)
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+	err := kube.RetryOnConflict(func() error {
 		var now v1alpha1.EtcdCluster
 		if err := r.reader.Get(ctx, key, &now); err != nil {
 			return err

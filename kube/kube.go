@@ -7,14 +7,11 @@ package kube
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/util/wait"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
-	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/etcdpki/etcdpki/api/v1alpha1"
@@ -68,17 +65,12 @@ func Client(kubeconfig string) (client.Client, *rest.Config, error) {
 	return c, cfg, nil
 }
 
-// statusRetry is longer than client-go's DefaultRetry (5 tries in about
-// 100 ms): every agent of a cluster and the controller write one status,
-// and a few writers at once exhaust that (TestUpdateStatusMergesConcurrentWriters).
-var statusRetry = wait.Backoff{Steps: 30, Duration: 10 * time.Millisecond, Factor: 1.5, Jitter: 0.5, Cap: time.Second}
-
 // UpdateStatus reads the EtcdCluster, applies change to its status and
 // writes it through the status subresource, again from a fresh read on a
 // conflict: the controller and every agent write the same status, each
 // its own entries (v1alpha1.EtcdClusterStatus.Observe merges them).
 func UpdateStatus(ctx context.Context, c client.Client, key client.ObjectKey, change func(*v1alpha1.EtcdCluster) error) error {
-	return retry.RetryOnConflict(statusRetry, func() error {
+	return RetryOnConflict(func() error {
 		var ec v1alpha1.EtcdCluster
 		if err := c.Get(ctx, key, &ec); err != nil {
 			return err

@@ -6,11 +6,11 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/etcdpki/etcdpki/api/v1alpha1"
 	"github.com/etcdpki/etcdpki/internal/input"
+	"github.com/etcdpki/etcdpki/kube"
 	"github.com/etcdpki/etcdpki/runner"
 )
 
@@ -57,26 +57,24 @@ func RunCARotation(ctx context.Context, o CAOptions) (*CAResult, error) {
 		id = time.Now().UTC().Format("20060102-150405")
 	}
 	var following *v1alpha1.CARotationStatus
-	// The controller and the agents write the status all the time, and
-	// each write moves the object's resourceVersion: read and decide
-	// again on a conflict.
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		var ec v1alpha1.EtcdCluster
-		if err := o.Client.Get(ctx, key, &ec); apierrors.IsNotFound(err) {
-			return input.Errorf("--cluster %s: EtcdCluster %s/%s does not exist (etcdpki export creates it)", o.Cluster, o.Namespace, o.Cluster)
-		} else if err != nil {
-			return fmt.Errorf("read EtcdCluster %s: %w", key, err)
-		}
+	// The controller and the agents write the status all the time:
+	// UpdateField locks spec.ca only, and decides again when another
+	// request changed it.
+	err := kube.UpdateField(ctx, o.Client, o.Client, key, []string{"spec", "ca"}, func(ec *v1alpha1.EtcdCluster) (any, bool, error) {
+		following = nil
 		if st := ec.Status.CARotation; st != nil && st.Stage != v1alpha1.CAStageDone && st.ID != "" {
 			following = st
-			return nil
+			return nil, false, nil
 		}
-		ec.Spec.CA.Rotation = &v1alpha1.CARotationSpec{ID: id}
-		if err := o.Client.Update(ctx, &ec); err != nil {
-			return fmt.Errorf("request CA rotation %s on EtcdCluster %s: %w", id, key, err)
-		}
-		return nil
+		ca := ec.Spec.CA
+		ca.Rotation = &v1alpha1.CARotationSpec{ID: id}
+		return ca, true, nil
 	})
+	if apierrors.IsNotFound(err) {
+		err = input.Errorf("--cluster %s: EtcdCluster %s/%s does not exist (etcdpki export creates it)", o.Cluster, o.Namespace, o.Cluster)
+	} else if err != nil {
+		err = fmt.Errorf("request CA rotation %s on EtcdCluster %s: %w", id, key, err)
+	}
 	switch {
 	case err != nil:
 		return nil, err

@@ -11,13 +11,13 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/etcdpki/etcdpki/api/v1alpha1"
 	"github.com/etcdpki/etcdpki/ca"
 	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/input"
+	"github.com/etcdpki/etcdpki/kube"
 	"github.com/etcdpki/etcdpki/pki"
 	"github.com/etcdpki/etcdpki/runner"
 )
@@ -162,28 +162,22 @@ func caSerial(ctx context.Context, o RevokeOptions) (*x509.Certificate, error) {
 	return c, nil
 }
 
-// addRevocations appends the entries spec.revocations lacks, with an
-// optimistic lock: a list is replaced whole by a merge patch, and another
-// writer's entry (a member removal's) must never be lost.
+// addRevocations appends the entries spec.revocations lacks, with a lock
+// on that list: it is replaced whole, and another writer's entry (a member
+// removal's) must never be lost, while the status writes beside it must
+// not fail the request.
 func addRevocations(ctx context.Context, o RevokeOptions, key client.ObjectKey, want []v1alpha1.RevocationSpec, res *RevokeResult) error {
 	var added []v1alpha1.RevocationSpec
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		var ec v1alpha1.EtcdCluster
-		if err := o.Client.Get(ctx, key, &ec); err != nil {
-			return err
-		}
-		before := ec.DeepCopy()
+	err := kube.UpdateField(ctx, o.Client, o.Client, key, []string{"spec", "revocations"}, func(ec *v1alpha1.EtcdCluster) (any, bool, error) {
 		added = nil
+		list := ec.Spec.Revocations
 		for _, w := range want {
-			if !slices.ContainsFunc(ec.Spec.Revocations, func(e v1alpha1.RevocationSpec) bool { _, s, _ := pki.ParseSerial(e.Serial); return s == w.Serial }) {
-				ec.Spec.Revocations = append(ec.Spec.Revocations, w)
+			if !slices.ContainsFunc(list, func(e v1alpha1.RevocationSpec) bool { _, s, _ := pki.ParseSerial(e.Serial); return s == w.Serial }) {
+				list = append(list, w)
 				added = append(added, w)
 			}
 		}
-		if len(added) == 0 {
-			return nil
-		}
-		return o.Client.Patch(ctx, &ec, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
+		return list, len(added) > 0, nil
 	})
 	if err != nil {
 		return fmt.Errorf("add to spec.revocations of EtcdCluster %s: %w", key, err)
