@@ -60,7 +60,9 @@ func TestAgentStatusPolicy(t *testing.T) {
 		change(&cur.Status)
 		return c.Status().Update(ctx, &cur)
 	}
-	forgeRestart := func(st *v1alpha1.EtcdClusterStatus) { st.Restart = &v1alpha1.RestartGrant{Host: "etcd-1", Reason: "forged", GrantedAt: &at} }
+	forgeRestart := func(st *v1alpha1.EtcdClusterStatus) {
+		st.Restart = &v1alpha1.RestartGrant{Host: "etcd-1", Reason: "forged", GrantedAt: &at}
+	}
 	// The policy is enforced once the apiserver has loaded it: wait for
 	// the first refusal of a forged grant before the cases below.
 	deadline := time.Now().Add(time.Minute)
