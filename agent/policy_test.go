@@ -10,6 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/etcdpki/etcdpki/api/v1alpha1"
+	"github.com/etcdpki/etcdpki/cluster"
 	"github.com/etcdpki/etcdpki/internal/testharness/kubetest"
 	"github.com/etcdpki/etcdpki/kube"
 )
@@ -52,6 +53,7 @@ func TestAgentStatusPolicy(t *testing.T) {
 		return c
 	}
 	agent1, agent2, stranger := as(v1alpha1.NodeUser("etcd-1")), as(v1alpha1.NodeUser("etcd-2")), as("mallory")
+	apiAgent := as(v1alpha1.ClientUser(cluster.ClientAPIServer))
 	write := func(c client.Client, change func(*v1alpha1.EtcdClusterStatus)) error {
 		var cur v1alpha1.EtcdCluster
 		if err := e.Client.Get(ctx, key, &cur); err != nil {
@@ -101,6 +103,12 @@ func TestAgentStatusPolicy(t *testing.T) {
 		{"another host's certificate taken over", agent1, func(st *v1alpha1.EtcdClusterStatus) {
 			st.Observe(v1alpha1.CertificateStatus{ID: "etcd-2/server", Owner: "etcd-1", Serial: "0bad", InEffect: true, ProvenAt: &later})
 		}, "status.certificates: only entries owned by etcd-1 may change"},
+		{"a second entry under another host's id", agent1, func(st *v1alpha1.EtcdClusterStatus) {
+			st.Certificates = append([]v1alpha1.CertificateStatus{{ID: "etcd-2/server", Owner: "etcd-1", Serial: "0bad", InEffect: true, ProvenAt: &later}}, st.Certificates...)
+		}, "Duplicate value"},
+		{"an id of another host not yet reported", agent1, func(st *v1alpha1.EtcdClusterStatus) {
+			st.Observe(v1alpha1.CertificateStatus{ID: "etcd-2/etcd-peer", Owner: "etcd-1", Serial: "0bad", InEffect: true, ProvenAt: &later})
+		}, "status.certificates: an entry of etcd-1 must name one of its own certificates"},
 		{"own member", agent1, func(st *v1alpha1.EtcdClusterStatus) {
 			st.SetMember(v1alpha1.MemberStatus{Name: "etcd-1", State: v1alpha1.MemberJoining, Message: "started"})
 		}, ""},
@@ -117,6 +125,12 @@ func TestAgentStatusPolicy(t *testing.T) {
 		{"a revocation enforced", agent1, func(st *v1alpha1.EtcdClusterStatus) {
 			st.Revocations = append(st.Revocations, v1alpha1.RevocationStatus{Serial: "0a", Enforced: true})
 		}, "are the controller's"},
+		{"kube-apiserver's own certificate", apiAgent, func(st *v1alpha1.EtcdClusterStatus) {
+			st.Observe(v1alpha1.CertificateStatus{ID: "apiserver-etcd-client", Owner: cluster.ClientAPIServer, Serial: "03", InEffect: true, ProvenAt: &later})
+		}, ""},
+		{"a client's entry under another client's id", apiAgent, func(st *v1alpha1.EtcdClusterStatus) {
+			st.Observe(v1alpha1.CertificateStatus{ID: "client/backup", Owner: cluster.ClientAPIServer, Serial: "0bad", InEffect: true, ProvenAt: &later})
+		}, "status.certificates: an entry of kube-apiserver must name one of its own certificates"},
 		{"a user that is no agent identity", stranger, func(st *v1alpha1.EtcdClusterStatus) {
 			st.Observe(v1alpha1.CertificateStatus{ID: "x", Owner: "", InEffect: true})
 		}, "an agent is etcdpki:node:NODE or etcdpki:client:NAME"},
