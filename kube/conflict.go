@@ -45,9 +45,9 @@ func RetryOnConflict(fn func() error) error {
 // on a busy cluster failed with "the object has been modified"
 // (TestCARotationRequestSurvivesStatusWrites); this lock covers only the
 // field decided on. The value tested is the stored JSON, read
-// unstructured, not the typed value marshalled again: a timestamp or an
-// empty list written by hand would never compare equal after a round
-// trip. path's parent must exist (spec always does).
+// unstructured, not the typed value marshalled again: a timestamp written
+// by hand with a fraction of a second would never compare equal after a
+// round trip (TestUpdateFieldTestsTheStoredJSON). path's parent must exist (spec always does).
 func UpdateField(ctx context.Context, r client.Reader, w client.Writer, key client.ObjectKey, path []string, decide func(*v1alpha1.EtcdCluster) (value any, write bool, err error)) error {
 	pointer := "/" + strings.Join(path, "/")
 	return RetryOnConflict(func() error {

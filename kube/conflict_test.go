@@ -2,6 +2,7 @@ package kube
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -141,5 +142,41 @@ func TestUpdateFieldReturnsAnInvalidValue(t *testing.T) {
 	}
 	if got.Spec.CA.KeyAlgorithm != "" {
 		t.Errorf("spec.ca.keyAlgorithm %q written, want nothing", got.Spec.CA.KeyAlgorithm)
+	}
+}
+
+// The value tested is the stored JSON, not the typed value marshalled
+// again: a hand-written manifest's timestamp with a fraction of a second
+// (which metav1.Time would marshal without it) must not read as another
+// writer's change, nor must an empty list. Each write must land at the
+// first decision. (Testing the typed value fails the timestamp case.)
+func TestUpdateFieldTestsTheStoredJSON(t *testing.T) {
+	e := kubetest.Start(t)
+	ctx := context.Background()
+	ns := e.Namespace(t, "field")
+	for _, stored := range [][]any{
+		{},
+		{map[string]any{"serial": "0a", "reason": "keyCompromise", "requestedAt": "2026-12-07T08:00:00.5Z"}},
+	} {
+		name := fmt.Sprintf("prod-%d", len(stored))
+		u := &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": v1alpha1.GroupVersion.String(), "kind": "EtcdCluster",
+			"metadata": map[string]any{"namespace": ns, "name": name},
+			"spec":     map[string]any{"name": name, "nodes": []any{map[string]any{"name": "n1", "ips": []any{"127.0.0.1"}}}, "revocations": stored},
+		}}
+		if err := e.Client.Create(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+		if got, _, _ := unstructured.NestedSlice(u.Object, "spec", "revocations"); len(got) != len(stored) {
+			t.Fatalf("%s: the apiserver stored spec.revocations %v, want %v: this test would not test it", name, got, stored)
+		}
+		calls := 0
+		err := UpdateField(ctx, e.Client, e.Client, client.ObjectKeyFromObject(u), []string{"spec", "revocations"}, func(ec *v1alpha1.EtcdCluster) (any, bool, error) {
+			calls++
+			return append(ec.Spec.Revocations, v1alpha1.RevocationSpec{Serial: "0b", Reason: "superseded"}), true, nil
+		})
+		if err != nil || calls != 1 {
+			t.Errorf("%s (stored %v): UpdateField = %v after %d decisions, want nil after 1", name, stored, err, calls)
+		}
 	}
 }

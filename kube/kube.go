@@ -1,6 +1,7 @@
 // Package kube is the Kubernetes glue the controller, the agent and the
 // CLI share: the scheme with the EtcdCluster types, a client from a
-// kubeconfig file, and status updates that retry on conflict. It holds no
+// kubeconfig file, status updates that retry on conflict, and spec
+// writes locked to their one field (UpdateField). It holds no
 // logic of its own; the operations do.
 package kube
 
